@@ -173,10 +173,14 @@ class Model(Component):
         """Refused, naming the wrappers: scikit-learn asks for an estimator's tags as its tools take it
         (``cross_val_score``, ``GridSearchCV``, ``check_is_fitted``), and a pipekit model fits on the splits of a
         Tabular, not on ``X, y``. ``sklearn.base.clone`` does not ask (it calls ``__sklearn_clone__``), so it still
-        copies a model, and ``TabularClassifier(model)`` in those tools is scikit-learn's estimator around it."""
+        copies a model, and ``TabularClassifier(model)`` in those tools is scikit-learn's estimator around it.
+        The message says whether the model is fitted (``check_is_fitted`` asks for the tags first), and where pipekit
+        says it: ``model.is_fitted``."""
         name = type(self).__name__
         wrapper = "TabularRegressor" if self.task == "regression" else "TabularClassifier"
-        raise ParameterError(f"{name} is a pipekit model, not a scikit-learn estimator: its fit takes the splits of a "
+        fitted = "is fitted" if self.is_fitted else "is not fitted yet: model.fit(tab.train) fits it"
+        raise ParameterError(f"{name} is a pipekit model, not a scikit-learn estimator (this {name} {fitted}; "
+                             "pipekit's model.is_fitted says whether it is). Its fit takes the splits of a "
                              "Tabular (tab.train, tab.valid), not X and y. For scikit-learn's tools "
                              f"(cross_val_score, GridSearchCV, Pipeline), wrap it in {wrapper} (pipekit.sklearn), "
                              f"whose fit takes X and y: cross_val_score({wrapper}({name}(...)), X, y)")

@@ -47,6 +47,9 @@ _OWN_ARGUMENTS = {"num_iterations": "n_estimators", "learning_rate": "learning_r
                   "early_stopping_round": "early_stopping_rounds", "num_threads": "n_jobs", "seed": "seed"}
 #: LightGBM's 0 (or less) for these: every core, no early stopping; GBM's spelling of the same
 _LIGHTGBM_OFF = {"n_jobs": -1, "early_stopping_rounds": None}
+#: GBM's default ``early_stopping_rounds``: it stops on a valid split when one is given, and has nothing to stop on
+#: without one; any other value given is a request for early stopping, which a fit without a valid split refuses
+_PATIENCE = 50
 #: arguments of LightGBM's scikit-learn estimators that are no LightGBM parameter, with pipekit's way to the same
 _SKLEARN_API_ONLY = {
     "class_weight": "weigh the rows instead, fit(..., sample_weight=sklearn.utils.class_weight."
@@ -120,7 +123,10 @@ class GBM(Booster):
 
     Category-code columns (the split's ``cat_names`` and their ``_na`` flags) are passed as LightGBM
     categorical features when ``native_categorical`` is True. With a ``valid`` split, training stops after
-    ``early_stopping_rounds`` rounds without improvement and ``best_iteration_`` is used for prediction.
+    ``early_stopping_rounds`` rounds without improvement and ``best_iteration_`` is used for prediction. Without
+    one, the default 50 has nothing to stop on (all ``n_estimators`` rounds are boosted), and any other
+    ``early_stopping_rounds`` is refused, as LightGBM refuses it: pass the valid split, or
+    ``early_stopping_rounds=None``.
     ``time_limit``: seconds of fitting, after which boosting stops (the rounds done are kept, the best of them
     when it stops early). ``params`` adds or overrides raw LightGBM parameters.
 
@@ -160,7 +166,7 @@ class GBM(Booster):
 
     def __init__(self, task: str, n_estimators: int = 1000, learning_rate: float = 0.05, num_leaves: int = 31,
                  min_child_samples: int = 20, subsample: float = 1.0, colsample: float = 1.0,
-                 reg_lambda: float = 0.0, early_stopping_rounds: int | None = 50, native_categorical: bool = True,
+                 reg_lambda: float = 0.0, early_stopping_rounds: int | None = _PATIENCE, native_categorical: bool = True,
                  time_limit: float | None = None, n_jobs: int | None = -1, seed: int = 0, params: dict | None = None,
                  name: str | None = None, **lightgbm: Any):
         self.task, self.n_estimators, self.learning_rate, self.num_leaves = task, n_estimators, learning_rate, num_leaves
@@ -187,6 +193,17 @@ class GBM(Booster):
             params = {**given, **_from_lightgbm(lightgbm, given, given.get("params", self.params),
                                                 params_given="params" in given)}
         return super().set_params(**params)
+
+    def fit(self, train: Any, valid: Any = None, sample_weight: Any = None) -> Any:
+        """As every backend's (:meth:`Backend.fit`); an ``early_stopping_rounds`` given (other than the default 50)
+        needs ``valid`` to stop on, and a fit without it is refused, as LightGBM refuses it."""
+        if valid is None and self.early_stopping_rounds not in (None, _PATIENCE):
+            raise ParameterError(
+                f"GBM(early_stopping_rounds={self.early_stopping_rounds}) stops on a validation split, and this fit "
+                "has none: pass one, gbm.fit(tab.train, tab.valid) (TabularClassifier / TabularRegressor: fit(X, y, "
+                "eval_set=[(X_valid, y_valid)])), or give early_stopping_rounds=None to boost all "
+                f"n_estimators={self.n_estimators} rounds")
+        return super().fit(train, valid, sample_weight)
 
     @property
     def learns_trees(self) -> bool:

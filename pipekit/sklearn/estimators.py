@@ -47,7 +47,9 @@ from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Is, check_state
 from pipekit.data.dates import NUMERIC_FORMATS, in_order_of, text_date_format
-from pipekit.sklearn.fitting import BACKENDS, default_backend, default_procs, fit_model, model_task
+from pipekit.ensemble import BaggedModel
+from pipekit.sklearn.fitting import (BACKENDS, default_backend, default_procs, fit_model, model_task,
+                                      seed_all)
 from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
 from pipekit.tabular.core import TabularSplit
 from pipekit.tabular.processor import _COLUMNS, TabularProcessor
@@ -253,18 +255,25 @@ class _TabularEstimator(Component, BaseEstimator):
         return y
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> Any:
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, eval_set: Any = None, **fit_params: Any) -> Any:
         """Fit the procs and the backend on every row of ``X`` (see the module docstring for what X may be).
         ``sample_weight``: each row's weight in the backend's loss, for a backend that weighs rows (GBM, the
         forests, XGBoost, CatBoost, a scikit-learn model whose fit takes it); the procs' statistics are not
-        weighted."""
+        weighted. ``eval_set=[(X_valid, y_valid)]``, as LightGBM's estimators take it: one validation pair, processed
+        by the procs fitted on ``X`` and given to the backend as its valid split (``backend.fit(train, valid)``), so a
+        GBM stops early on it (``best_iteration_``) and ``model_.valid_score_`` scores it."""
+        who = type(self).__name__
+        if fit_params:
+            raise ParameterError(f"{who}.fit takes X, y, sample_weight= and eval_set=[(X_valid, y_valid)], not "
+                                 f"{', '.join(f'{k}=' for k in sorted(fit_params))}; set the backend's own options on "
+                                 f"the backend ({who}(GBM(..., early_stopping_rounds=20)))")
         self.check_params()
         self._backend().clone()  # the backend's parameters too (set_params leaves them to fit), before any data is read
         self.reset_state()
         self.__dict__.setdefault("_warned", set()).clear()
+        pair = self._eval_pair(eval_set)
         frame = self._frame(X, reset=True)
         y = self._targets(y, frame.height)
-        who = type(self).__name__
         cat, cont, dates = column_roles(frame, self.cat_names, self.cont_names, self.date_names, who)
         check_filled(frame, cat + cont + dates, who)
         # the day and month order of each text date column written with numbers, read from every training row and
@@ -286,12 +295,43 @@ class _TabularEstimator(Component, BaseEstimator):
         processor = TabularProcessor([p.clone() if isinstance(p, TabularProc) else p for p in procs],
                                      cat + date_cat, cont + date_cont, target, y_block)
         processed = processor.fit_transform(frame.with_columns(column), np.ones(frame.height, dtype=bool))
-        self.model_ = fit_model(backend, TabularSplit(processed, processor), self._seed(), sample_weight,
-                                vars(self).get("classes_"))
         self.processor_ = processor
         self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates
         self.date_formats_ = formats
+        train, seed = TabularSplit(processed, processor), self._seed()
+        if pair is None:
+            self.model_ = fit_model(backend, train, seed, sample_weight, vars(self).get("classes_"))
+            return self
+        X_valid, y_valid = pair
+        n = self._frame(X_valid, reset=False).height
+        valid = self._transform(X_valid, self._valid_targets(target, self._targets(y_valid, n)))
+        model = backend.clone()
+        if seed is not None:
+            seed_all(model, seed)
+        self.model_ = model.fit(train, TabularSplit(valid, processor, None, "valid"),  # type: ignore[attr-defined]
+                                sample_weight=sample_weight)
         return self
+
+    def _eval_pair(self, eval_set: Any) -> tuple[Any, Any] | None:
+        """The one ``(X_valid, y_valid)`` pair of ``eval_set`` (None without one), refused unless the backend is
+        one model whose fit takes a valid split."""
+        if eval_set is None:
+            return None
+        who = type(self).__name__
+        if not (isinstance(eval_set, (list, tuple)) and len(eval_set) == 1 and isinstance(eval_set[0], (list, tuple))
+                and len(eval_set[0]) == 2):
+            raise ParameterError(f"{who}.fit: eval_set must be a list of one (X_valid, y_valid) pair, "
+                                 "eval_set=[(X_valid, y_valid)]; the backend stops early on one validation split")
+        backend = self._backend()
+        if not isinstance(backend, Backend) or isinstance(backend, BaggedModel):
+            raise ParameterError(f"{who}.fit: eval_set= is the valid split of one backend (GBM, XGBoost, CatBoost, "
+                                 f"a forest, TorchTabular); {type(backend).__name__} chooses its own held-out rows, "
+                                 "so fit it without eval_set")
+        return eval_set[0][0], eval_set[0][1]
+
+    def _valid_targets(self, name: str, y: np.ndarray) -> pl.Series:
+        """The target column of validation rows as the procs read it (named ``name``)."""
+        return pl.Series(name, y, dtype=pl.Float64)
 
     def _encode_targets(self, name: str, y: np.ndarray) -> tuple[pl.Series, str]:
         """The target column the procs read (named ``name``) and its kind; a classifier sets ``classes_``."""
@@ -301,6 +341,11 @@ class _TabularEstimator(Component, BaseEstimator):
     def process(self, X: Any) -> TabularSplit:
         """``X`` processed by the fitted procs: the split the backend in ``model_`` reads
         (``clf.model_.predict(clf.process(X))``)."""
+        return TabularSplit(self._transform(X), self.processor_, None, "new")
+
+    def _transform(self, X: Any, target: pl.Series | None = None) -> pl.DataFrame:
+        """``X`` processed by the fitted procs, with its ``target`` column (labels checked and encoded) when
+        given."""
         frame = self._frame(X, reset=False)
         # a date column arriving as text (read back from a CSV) is parsed, with the times of day it had at fit
         # (a '<date>_Hour' part made at fit, not a column of X of that name)
@@ -316,7 +361,8 @@ class _TabularEstimator(Component, BaseEstimator):
         try:
             with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
                 warnings.simplefilter("always")
-                out = self.processor_.transform(frame)
+                out = self.processor_.transform(frame if target is None else frame.with_columns(target),
+                                                with_labels=None if target is None else True)
         finally:
             warned = self.__dict__.setdefault("_warned", set())
             for w in caught:
@@ -324,7 +370,18 @@ class _TabularEstimator(Component, BaseEstimator):
                 if key not in warned:
                     warned.add(key)
                     warn(str(w.message), w.category)
-        return TabularSplit(out, self.processor_, None, "new")
+        return out
+
+    @property
+    def best_iteration_(self) -> int:
+        """The boosting rounds the fitted backend predicts with (a GBM, XGBoost or CatBoost: the best round on
+        ``eval_set`` when it stopped early, else every round); a backend that does not boost has none."""
+        self.check_is_fitted()
+        best = vars(self.model_).get("best_iteration_")
+        if best is None:
+            raise AttributeError(f"{type(self).__name__}: its backend {type(self.model_).__name__} does not boost "
+                                 "rounds, so it has no best_iteration_")
+        return int(best)
 
     @property
     def feature_importances_(self) -> np.ndarray:
@@ -489,6 +546,18 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
                             "text; give labels of one type")
         self.classes_ = classes
         return pl.Series(name, np.asarray(text, dtype=object)[codes.reshape(-1)], dtype=pl.String), "category"
+
+    def _valid_targets(self, name: str, y: np.ndarray) -> pl.Series:
+        """Validation labels as the procs read them (text, as at fit); a class ``y`` never had is refused."""
+        y = np.asarray(y)
+        known = {str(c) for c in self.classes_}
+        text = [str(v) for v in y.reshape(-1)]
+        unseen = sorted({t for t in text if t not in known})
+        if unseen:
+            raise DataError(f"{type(self).__name__}.fit: eval_set's y holds labels {unseen[:5]} that y does not; the "
+                            f"model learns the classes of y ({self.classes_.tolist()[:10]}): drop those rows from "
+                            "the eval_set pair")
+        return pl.Series(name, text, dtype=pl.String)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities ``(n, len(classes_))``, columns in ``classes_`` order."""

@@ -249,7 +249,8 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
     """Downcast each column to the smallest type that holds its values: integers by range, floats to
     Float32, text to Categorical (``obj2cat``); ``int2uint`` uses unsigned types for non-negative integers.
     The result is the caller's kind of frame: pandas in, pandas out (with its index); anything else gives a
-    Polars frame.
+    Polars frame. Categories are sorted, as pandas' ``astype("category")`` (and fastai's ``df_shrink``) makes
+    them, so a pandas result's ``.cat.codes`` are theirs; a Polars Categorical orders its values lexically.
 
     Example:
         >>> import polars as pl
@@ -258,9 +259,16 @@ def df_shrink(df: Any, skip: Sequence[str] = (), obj2cat: bool = True, int2uint:
         >>> import pandas as pd
         >>> df_shrink(pd.DataFrame({"i": [1, 200], "s": ["a", "b"]}, index=[7, 9])).dtypes.astype(str).to_dict()
         {'i': 'int16', 's': 'category'}
+        >>> df_shrink(pd.DataFrame({"s": ["z", "a", "m", "a"]}))["s"].cat.codes.tolist()
+        [2, 0, 1, 0]
     """
     if is_pandas(df, "DataFrame"):
-        return to_pandas(df_shrink(read_frame(df), skip, obj2cat, int2uint), df.index)
+        frame = read_frame(df)
+        out = to_pandas(df_shrink(frame, skip, obj2cat, int2uint), df.index)
+        for c, dt in frame.schema.items():  # text made categories: in sorted order, not the rows' order
+            if dt == pl.String and obj2cat and c not in skip:
+                out[c] = out[c].cat.reorder_categories(sorted(out[c].cat.categories))
+        return out
     frame = read_frame(df)
     ints = [c for c, dt in frame.schema.items() if dt.is_integer() and c not in skip]
     bounds = frame.select([pl.col(c).min().alias(f"{c}\x00lo") for c in ints]
