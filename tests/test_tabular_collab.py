@@ -40,7 +40,7 @@ def test_from_df_columns_and_split(ratings):
     # one input of (user, item) codes, as the book's models written forward(self, x) take it
     assert dls.n_inp == 1 and dls.train.n_inp == 1
     x, y = dls.one_batch()
-    assert x.shape == (64, 2) and x.dtype == torch.long and y.shape == (64,) and y.dtype == torch.float32
+    assert x.shape == (64, 2) and x.dtype == torch.long and y.shape == (64, 1) and y.dtype == torch.float32  # a column, as fastai
     same = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
     assert (same.valid_ds.idxs == dls.valid_ds.idxs).all()
 
@@ -103,7 +103,7 @@ def test_embedding_nn_and_dot_bias_shapes(ratings):
     dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=1, bs=64)
     learn = collab_learner(dls, use_nn=True, layers=[16], y_range=(0, 5.5))
     out = learn.model(dls.one_batch()[0])
-    assert out.shape == (64,) and bool(((out > 0) & (out < 5.5)).all())
+    assert out.shape == (64, 1) and bool(((out > 0) & (out < 5.5)).all())
     assert learn.model.weight([ratings["movieId"][0]]).shape[1] == learn.model.embeds[1].embedding_dim
     with pytest.raises(ParameterError, match="n_factors"):
         EmbeddingDotBias(0, 3, 3)

@@ -119,8 +119,8 @@ class CollabDataLoaders:
         >>> len(dls.train_ds), len(dls.valid_ds), list(dls.classes), dls.classes["userId"][0]
         (4825, 1206, ['userId', 'movieId'], '#na#')
         >>> x, y = dls.one_batch()
-        >>> tuple(x.shape), tuple(y.shape)
-        ((64, 2), (64,))
+        >>> tuple(x.shape), tuple(y.shape)      # ratings (bs, 1), as the models predict them
+        ((64, 2), (64, 1))
         """
         check_arguments("CollabDataLoaders.from_df", kwargs, argument_names(CollabDataLoaders.from_df))
         bs = bs_or_batch_size("CollabDataLoaders.from_df", bs, batch_size)
@@ -346,12 +346,13 @@ class _CollabInspect:
 
 @register_arch("EmbeddingDotBias")
 class EmbeddingDotBias(_CollabInspect, nn.Module):
-    """rating = user . item + user_bias + item_bias, squashed into ``y_range`` when given.
+    """rating = user . item + user_bias + item_bias, squashed into ``y_range`` when given: one column, ``(bs, 1)``,
+    as the ratings' batches are, so any loss (``MSELossFlat``, ``F.mse_loss``, ``nn.MSELoss``) compares like shapes.
 
     Example:
         >>> m = EmbeddingDotBias(4, n_users=3, n_items=5, y_range=(0, 5.5))
         >>> m(torch.tensor([[1, 2], [2, 4]])).shape
-        torch.Size([2])
+        torch.Size([2, 1])
     """
 
     def __init__(self, n_factors: int, n_users: int, n_items: int, y_range: Sequence[float] | None = None,
@@ -380,14 +381,15 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
         users, items = x_cat[:, 0], x_cat[:, 1]
-        dot = (self.u_weight(users) * self.i_weight(items)).sum(1)
-        res = dot + self.u_bias(users)[:, 0] + self.i_bias(items)[:, 0]
+        dot = (self.u_weight(users) * self.i_weight(items)).sum(1, keepdim=True)
+        res = dot + self.u_bias(users) + self.i_bias(items)
         return res if self.y_range is None else sigmoid_range(res, *self.y_range)
 
 
 @register_arch("EmbeddingNN")
 class EmbeddingNN(_CollabInspect, TabularModel):
-    """A neural collaborative filter: user and item embeddings concatenated, then an MLP (one output)."""
+    """A neural collaborative filter: user and item embeddings concatenated, then an MLP with one output column,
+    ``(bs, 1)``, as the ratings' batches are."""
 
     def __init__(self, emb_szs: Sequence[Sequence[int]], layers: Sequence[int] = (100,),
                  ps: float | Sequence[float] | None = None, embed_p: float = 0.0,
@@ -406,7 +408,7 @@ class EmbeddingNN(_CollabInspect, TabularModel):
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:
         return TabularModel.forward(self, x_cat, x_cat.new_zeros(len(x_cat), 0, dtype=torch.float32)
-                                    if x_cont is None else x_cont)[:, 0]
+                                    if x_cont is None else x_cont)
 
 
 def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs: dict[str, int] | None = None,

@@ -74,8 +74,10 @@ class TabularContBlock(TransformBlock):
 
 def _stores(frame: pl.DataFrame, processor: TabularProcessor, with_y: bool, with_cont: bool = True) -> list[TensorStore]:
     cats, conts, y = TabularSplit(frame, processor, None, "all").arrays()
-    if with_cont and y is not None and y.ndim == 1 and processor.y_kind_ == "regression":
-        y = y[:, None]  # (n, 1) like the tabular net's predictions: the book's r_mse(preds, targs) must not broadcast
+    if y is not None and y.ndim == 1 and processor.y_kind_ == "regression":
+        # (n, 1) like the tabular and collab nets' predictions (and fastai's targets): the book's r_mse(preds, targs),
+        # F.mse_loss and nn.MSELoss against a (bs, 1) output must not broadcast
+        y = y[:, None]
     return ([TensorStore(cats)] + ([TensorStore(conts)] if with_cont else [])
             + ([TensorStore(y)] if with_y and y is not None else []))
 

@@ -89,7 +89,7 @@ def test_the_books_models_from_scratch_train_on_the_loaders(one_torch_thread):
     """The chapter's own models take one input ``x`` of (user, item) codes: ``x[:, 0]`` users, ``x[:, 1]`` movies."""
     dls = CollabDataLoaders.from_csv(path / "ratings.csv", bs=64, seed=42)
     x, y = dls.one_batch()
-    assert x.shape == (64, 2) and y.shape == (64,)
+    assert x.shape == (64, 2) and y.shape == (64, 1)
     users, movies = dls.classes["userId"], dls.classes["movieId"]
     assert int(x[:, 0].max()) < len(users) and int(x[:, 1].max()) < len(movies)
     tab = dls.tabular
