@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> float:
     loss, err = learn.validate()[:2]
     top = ratings.group_by("movieId").len().sort("len", descending=True)["movieId"][0]
     similar = learn.model.most_similar(top, n=3)
-    print(f"movie {top} (most rated) is closest to {[m for m, _ in similar]}; "
-          f"its bias {float(learn.model.bias([top])[0]):+.3f}")
+    bias = "" if args.nn else f"; its bias {float(learn.model.bias([top])[0]):+.3f}"  # EmbeddingNN learns no bias
+    print(f"movie {top} (most rated) is closest to {[m for m, _ in similar]}{bias}")
     print(f"result: movie_lens_sample valid RMSE {err:.4f} ({'EmbeddingNN' if args.nn else 'EmbeddingDotBias'}, "
           f"{args.factors} factors, {epochs} epochs, seeded 20% split, {time.perf_counter() - t0:.1f} s)")
     return float(err)

@@ -44,10 +44,12 @@ def test_adult_recipe_quick(capsys):
     assert cells["salary"] == predicted.group(1)
 
 
-def test_movielens_recipe_quick(capsys):
-    err = load_recipe("movielens").main(["--quick", "--factors", "20"])
+@pytest.mark.parametrize("nn", [False, True])
+def test_movielens_recipe_quick(capsys, nn):
+    err = load_recipe("movielens").main(["--quick", "--factors", "20"] + ["--nn"] * nn)
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("result: movie_lens_sample valid RMSE")
+    assert ("EmbeddingNN" in out) == nn and ("its bias" in out) != nn  # EmbeddingNN learns no bias to show
     assert err < 0.95
 
 
