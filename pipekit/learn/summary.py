@@ -10,7 +10,7 @@ from torch import nn
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
-__all__ = ["summary"]
+__all__ = ["SummaryText", "summary"]
 
 
 def _shape(out: Any) -> str:
@@ -21,20 +21,32 @@ def _shape(out: Any) -> str:
     return "-"
 
 
-@overload
-def summary(learn: Learner, show: Literal[True] = ..., max_rows: int = ...) -> None: ...
-@overload
-def summary(learn: Learner, show: Literal[False], max_rows: int = ...) -> str: ...
-@overload
-def summary(learn: Learner, show: bool = ..., max_rows: int = ...) -> str | None: ...
+class SummaryText(str):
+    """The text of ``learn.summary()``: a ``str`` whose repr is the text itself, so a notebook cell or a REPL
+    shows the table (not an escaped string), and ``print``, slicing or writing it to a file work as on any
+    ``str``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str.__str__(self)
 
 
-def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str | None:
+@overload
+def summary(learn: Learner, show: Literal[False] = ..., max_rows: int = ...) -> SummaryText: ...
+@overload
+def summary(learn: Learner, show: Literal[True], max_rows: int = ...) -> None: ...
+@overload
+def summary(learn: Learner, show: bool = ..., max_rows: int = ...) -> SummaryText | None: ...
+
+
+def summary(learn: Learner, show: bool = False, max_rows: int = 200) -> SummaryText | None:
     """``learn.summary()``: each layer's output shape and parameter count on one training batch, and what
     is frozen.
 
-    Printed when ``show`` (and then nothing is returned, so a notebook or a REPL shows the table once, not a
-    second time as an escaped string); ``show=False`` returns the text instead.
+    Returned as a :class:`SummaryText` (a ``str``) and printed nowhere, as fastai's is: a notebook cell or a
+    REPL shows it as the table, and a script prints it with ``print(learn.summary())`` or writes it to a
+    file. ``show=True`` prints the table and returns ``None`` (so it is still shown only once).
 
     >>> import pipekit.datasets as D
     >>> from torch import nn
@@ -84,7 +96,7 @@ def summary(learn: Learner, show: bool = True, max_rows: int = 200) -> str | Non
 
 
 def _table(learn: Learner, model: nn.Module, rows: list[tuple[str, str, str, int, bool]], what: str, show: bool,
-           max_rows: int) -> str | None:
+           max_rows: int) -> SummaryText | None:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     lines = [f"{type(model).__name__} ({what})",
@@ -99,7 +111,7 @@ def _table(learn: Learner, model: nn.Module, rows: list[tuple[str, str, str, int
         lines.append(f"Optimiser: {type(opt.opt).__name__}, {opt.n_groups} parameter group(s), first "
                      f"{opt.frozen_to} frozen")
     lines.append(f"Loss: {getattr(learn.loss_func, '__name__', type(learn.loss_func).__name__)}")
-    text = "\n".join(lines)
+    text = SummaryText("\n".join(lines))
     if show:
         print(text)
         return None
