@@ -77,9 +77,10 @@ def train_classifier(train: pl.DataFrame, test: pl.DataFrame, args: argparse.Nam
     clf.unfreeze()
     clf.fit_one_cycle(args.clf_epochs, slice(args.final_lr / args.lr_div, args.final_lr))
     probs, targs = clf.get_preds()
-    labels = np.array(dls.vocab)[targs.numpy()]
+    classes = list(dls.vocab[1])  # a text classifier's dls.vocab: the tokens, then the classes
+    labels = np.array(classes)[targs.numpy()]
     assert (labels == test["label"].to_numpy()).all(), "predictions are not in table order"
-    return probs[:, dls.vocab.index("positive")].numpy()
+    return probs[:, classes.index("positive")].numpy()
 
 
 def logit(p: np.ndarray) -> np.ndarray:

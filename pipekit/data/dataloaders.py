@@ -117,14 +117,6 @@ def vocab_block(blocks: Sequence[Any], n_inp: int) -> Any:
     return next((b for b in targets if b.vocab is not None), targets[0] if targets else (blocks[0] if blocks else None))
 
 
-def vocab_targets(blocks: Sequence[Any], n_inp: int) -> list[Any]:
-    """The targets that have a vocab, in order, when there are two or more (``blocks=(ImageBlock, CategoryBlock,
-    CategoryBlock), n_inp=1``), else ``[]``: such data's ``vocab`` is one vocab per target, as fastai gives it (its
-    ``c`` is one size per target too, see :func:`several_target_blocks`)."""
-    found = [b for b in blocks[n_inp:] if b.vocab is not None]
-    return found if len(found) > 1 else []
-
-
 def several_target_blocks(blocks: Sequence[Any], n_inp: int) -> list[Any]:
     """The targets, in order, when there are two or more (``blocks=(ImageBlock, CategoryBlock, RegressionBlock),
     n_inp=1``), else ``[]``: such data's ``c`` is one size per target, as fastai's (``[2, 1]``), and a model for it
@@ -136,14 +128,51 @@ def several_target_blocks(blocks: Sequence[Any], n_inp: int) -> list[Any]:
     return targets if len(own) > 1 else []
 
 
+def _one_or_list(vocabs: list[Any]) -> Any:
+    """None for no vocab, the vocab itself for one, else the list of them (fastai's gathering of ``vocab``)."""
+    return None if not vocabs else vocabs[0] if len(vocabs) == 1 else vocabs
+
+
 def data_vocab(blocks: Sequence[Any], n_inp: int) -> Any:
-    """The data's vocab (``dls.vocab``): the vocab of :func:`vocab_block`, or, for several targets with a vocab,
-    the list of their vocabs in target order (``[['3', '7'], ['big', 'small']]``)."""
-    several = vocab_targets(blocks, n_inp)
-    if several:
-        return [b.vocab for b in several]
-    block = vocab_block(blocks, n_inp)
-    return block.vocab if block is not None else None
+    """The data's vocab (``dls.vocab``), as fastai's: the vocab of every block that has one, inputs and targets, in
+    block order. One such block gives its vocab alone (an image classifier's classes ``['3', '7']``, a language
+    model's tokens, a table's target classes); several give the list of them: a text classifier's
+    ``[tokens, classes]`` (``dls.vocab[0]`` the text's tokens, ``dls.vocab[1]`` the classes), two categories'
+    ``[['3', '7'], ['big', 'small']]``. None when no block has one. The classes alone are :func:`target_vocab`'s."""
+    return _one_or_list([b.vocab for b in blocks if b.vocab is not None])
+
+
+def target_vocab(blocks: Sequence[Any], n_inp: int) -> Any:
+    """The classes a model's outputs are named by: the vocab of the one target that has one (boxes have none,
+    their labels do), or for several such targets the list of their vocabs in target order; never an input's (a
+    text classifier's tokens, which :func:`data_vocab` lists first). None when no target has one (a regression, a
+    language model)."""
+    return _one_or_list([b.vocab for b in blocks[n_inp:] if b.vocab is not None])
+
+
+def classes_vocab(data: Any) -> Any:
+    """:func:`target_vocab` of loaders or of a dataset (what predictions, interpretation and exports name the
+    classes by, where ``dls.vocab`` may list a text's tokens first). Loaders of a ``Datasets``' items (no blocks)
+    give the vocab of the target parts; those of a ``TfmdLists``' items its vocab. None for data with neither.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    >>> from pipekit.vision import ImageBlock
+    >>> dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+    ...                 splitter=GrandparentSplitter()).dataloaders(D.path("mnist_tiny"), bs=64)
+    >>> classes_vocab(dls), classes_vocab(dls.train_ds)
+    (['3', '7'], ['3', '7'])
+    """
+    blocks = getattr(data, "blocks", None)
+    if blocks:
+        return target_vocab(blocks, data.n_inp)
+    loaders = getattr(data, "loaders", None)
+    first = loaders[0] if loaders else data
+    source = getattr(getattr(first, "dataset", first), "source", None)
+    tls, n_inp = getattr(source, "tls", None), getattr(source, "n_inp", None)
+    if isinstance(tls, list) and isinstance(n_inp, int):
+        return _one_or_list([tl.vocab for tl in tls[n_inp:] if tl.vocab is not None])
+    return getattr(first, "vocab", None)
 
 
 def _vocab_size(vocab: Any) -> int | None:
@@ -160,6 +189,17 @@ def _vocab_size(vocab: Any) -> int | None:
     if any(isinstance(v, Sequence) and not isinstance(v, (str, bytes)) for v in vocab):
         return None
     return len(vocab)
+
+
+def _vocab_shown(vocab: Any) -> str:
+    """A vocab's first 10 entries; a vocab per block (``[tokens, classes]``) as the first 10 of each.
+
+    >>> _vocab_shown([str(i) for i in range(12)]), _vocab_shown([["a", "b"], ["x"]])
+    ("['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] ...", "[['a', 'b'], ['x']]")
+    """
+    if _vocab_size(vocab) is None and isinstance(vocab, Sequence) and not isinstance(vocab, (str, bytes)):
+        return f"[{', '.join(_vocab_shown(v) for v in vocab)}]"
+    return f"{vocab[:10]!r}{' ...' if len(vocab) > 10 else ''}"
 
 
 class ItemList(Sequence):
@@ -232,7 +272,7 @@ class DatasetSplit(ArrayDataset):
         return ItemList(self.frame, self.idxs)
 
     @property
-    def vocab(self) -> list | None:
+    def vocab(self) -> Any:
         """As :attr:`DataLoaders.vocab`."""
         return data_vocab(self.blocks, self.n_inp)
 
@@ -294,7 +334,7 @@ class Datasets(ArrayDataset):
         return self.subset(self.splits[1], split_idx=1)
 
     @property
-    def vocab(self) -> list | None:
+    def vocab(self) -> Any:
         """As :attr:`DataLoaders.vocab`."""
         return data_vocab(self.blocks, self.n_inp)
 
@@ -771,14 +811,11 @@ class TfmdDatasets:
         return show_parts(self.decode(o), self.n_inp, ctx=ctx, **kwargs)
 
     @property
-    def vocab(self) -> list | None:
-        """The target's vocabulary (the first part after the inputs that learned one), else the inputs'; with
-        several targets that learned one, the list of their vocabularies in target order, as fastai's."""
-        several = [tl.vocab for tl in self.tls[self.n_inp:] if tl.vocab is not None]
-        if len(several) > 1:
-            return several
-        order = self.tls[self.n_inp:] + self.tls[:self.n_inp]
-        return next((tl.vocab for tl in order if tl.vocab is not None), None)
+    def vocab(self) -> Any:
+        """The vocabulary of every part that learned one, inputs and targets, in part order, as fastai's: one such
+        part gives its vocabulary alone (``[PILImage.create], [parent_label, Categorize()]``: the classes), several
+        the list of them (a text's ``Numericalize`` then a ``Categorize``: ``[tokens, classes]``)."""
+        return _one_or_list([tl.vocab for tl in self.tls if tl.vocab is not None])
 
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: Any = None, num_workers: int | None = None, drop_last: bool | None = None,
@@ -1272,11 +1309,15 @@ class DataLoaders:
         return list(self._table("procs").procs)
 
     @property
-    def vocab(self) -> list | None:
-        """The target's vocab (boxes with labels: the labels'); for data with no target (a language model) the
-        input's vocab. With several targets that have a vocab (``blocks=(ImageBlock, CategoryBlock, CategoryBlock),
-        n_inp=1``), a list of their vocabs in target order, as fastai's: ``[['3', '7'], ['big', 'small']]``. Loaders
-        of a ``Datasets``' or ``TfmdLists``' items (no blocks) give their training items' (``Datasets.vocab``)."""
+    def vocab(self) -> Any:
+        """The vocab of every block that has one, inputs and targets, in block order, as fastai's (see
+        :func:`data_vocab`): one such block gives its vocab alone (an image classifier's classes, boxes' labels, a
+        language model's tokens), several the list of them: a text classifier's ``[tokens, classes]``
+        (``dls.vocab[0]`` the text vocab a ``TextBlock.from_df(..., vocab=dls.vocab[0])`` or a model is sized by,
+        ``dls.vocab[1]`` the classes), ``blocks=(ImageBlock, CategoryBlock, CategoryBlock), n_inp=1``'s
+        ``[['3', '7'], ['big', 'small']]``. The classes alone are ``dls.y_block.vocab`` (:func:`classes_vocab`).
+        Loaders of a ``Datasets``' or ``TfmdLists``' items (no blocks) give their training items'
+        (``Datasets.vocab``)."""
         if not self.blocks and self.loaders:
             return getattr(self.loaders[0], "vocab", None)
         return data_vocab(self.blocks, self.n_inp)
@@ -1291,7 +1332,10 @@ class DataLoaders:
         blocks) give the length of their :attr:`vocab`, as fastai's (chapter 11's ``Datasets`` of ``[parent_label,
         Categorize()]``: 2, for chapter 14's ``nn.Linear(256, dls.c)``)."""
         if self.y_block is None:
-            return None if self.blocks else _vocab_size(self.vocab)
+            if self.blocks:
+                return None
+            classes = classes_vocab(self)  # a text Datasets' vocab is [tokens, classes]: its size is the classes'
+            return _vocab_size(classes if classes is not None else self.vocab)
         several = several_target_blocks(self.blocks, self.n_inp)
         if several:
             return [b.c for b in several]
@@ -1517,6 +1561,6 @@ class DataLoaders:
                  f"items/{len(dl)} batches" for n, dl in zip(("train", "valid", "extra"), self.loaders)]
         if not parts:  # rebuilt from an export: it encodes new items (test_dl, predict) and holds none
             vocab = self.vocab if self.recipe is not None else None
-            shown = "" if vocab is None else f", vocab={vocab[:10]!r}{' ...' if len(vocab) > 10 else ''}"
+            shown = "" if vocab is None else f", vocab={_vocab_shown(vocab)}"
             parts = [f"no data: encodes new items as at training{shown}"]
         return f"DataLoaders({', '.join(parts)}, device={self.device}, recipe={type(self.recipe).__name__})"

@@ -40,7 +40,7 @@ from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import Y_RANGE, Is, check, finite_number
-from pipekit.data.dataloaders import DataLoaders
+from pipekit.data.dataloaders import DataLoaders, classes_vocab
 from pipekit.data.loader import default_device
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
@@ -970,7 +970,8 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         raise ExportError(f"{where}: record.json field 'dls.recipe.params.processor.state' is empty: an export's table "
                           "processing is the fitted one; the file is damaged or was not written by learn.export()")
     try:
-        blocks, n_inp, c, vocab = list(dls.blocks), dls.n_inp, dls.c, dls.vocab
+        # the classes the outputs are named by: a text classifier's dls.vocab lists the text's tokens first
+        blocks, n_inp, c, vocab = list(dls.blocks), dls.n_inp, dls.c, classes_vocab(dls)
         kind = dls.loss_kind
     except Exception as e:  # noqa: BLE001  (a recipe's own code reads the state, and may raise anything on a bad one)
         raise ExportError(f"{where}: record.json field 'dls' holds a data recipe that cannot be read ({type(e).__name__}"
@@ -988,7 +989,7 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         except FieldError as e:
             raise ExportError(f"{where}: record.json {e.within(f'dls.recipe.state.batch_tfms_[{i}]')}; the file is "
                               "damaged or was not written by learn.export(): export the trained learner again") from None
-    several = isinstance(c, list)  # several targets with a vocab: dls.vocab and dls.c are one per target
+    several = isinstance(c, list)  # several targets with a vocab: their vocab and dls.c are one per target
     _check_loss_weights(where, loss, None if several else len(vocab) if isinstance(vocab, (list, tuple)) else c)
     if kind == "pixel_cross_entropy" and isinstance(loss, BaseLoss) and loss.axis != 1:
         # a mask's classes are the channels of (bs, n_classes, h, w) outputs: another axis would softmax over the

@@ -18,6 +18,7 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, check
 from pipekit.data.blocks import TransformBlock
+from pipekit.data.dataloaders import classes_vocab
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
 from pipekit.data.show import are_table_rows, rows_table, title_chars, title_text
@@ -75,7 +76,7 @@ class Interpretation:
         self.targs, self.decoded, self.losses = targs, decoded, losses
 
     def __repr__(self) -> str:
-        vocab, c = getattr(self.learn.dls, "vocab", None), getattr(self.learn.dls, "c", None)
+        vocab, c = classes_vocab(self.learn.dls), getattr(self.learn.dls, "c", None)
         classes = (f", {len(c)} targets" if isinstance(c, list)  # several targets: a vocab and a size per target
                    else f", {len(vocab)} classes" if isinstance(vocab, (list, tuple)) else "")
         loss = f", mean loss {float(self.losses.float().mean()):.4f}" if len(self.losses) else ""
@@ -214,7 +215,8 @@ class Interpretation:
 
 
 class ClassificationInterpretation(Interpretation):
-    """Interpretation for classifiers; class names come from ``dls.vocab`` (for the loaders of a ``Datasets``' or
+    """Interpretation for classifiers; class names come from the target's vocab (``dls.y_block.vocab``: a text
+    classifier's ``dls.vocab`` is ``[tokens, classes]``; for the loaders of a ``Datasets``' or
     ``TfmdLists``' items, which have no blocks, from the loader's decoding of each class, see :attr:`vocab`).
 
     A multi-label model (``MultiCategoryBlock``: targets of 0/1 per label) has no confusion matrix between

@@ -8,8 +8,8 @@
 ...                 get_x=ColReader("text"), get_y=ColReader("label"),
 ...                 splitter=ColSplitter("is_valid")).dataloaders(df, bs=4, seed=0)
 >>> x, y = dls.one_batch()
->>> x.shape[0], dls.vocab, dls.blocks[0].vocab[:3]
-(4, ['neg', 'pos'], ['xxunk', 'xxpad', 'xxbos'])
+>>> x.shape[0], dls.vocab[1], dls.vocab[0][:3], dls.vocab[0] == dls.blocks[0].vocab
+(4, ['neg', 'pos'], ['xxunk', 'xxpad', 'xxbos'], True)
 """
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ class TextBlock(TransformBlock):
     >>> dls_clas = DataBlock(blocks=(TextBlock.from_df("text", vocab=dls_lm.vocab, cache_dir=False), CategoryBlock),
     ...                      get_x=ColReader("text"), get_y=ColReader("label"),
     ...                      splitter=RandomSplitter(0.2, seed=42)).dataloaders(df, bs=8, seed=42)
-    >>> dls_clas.train.blocks[0].vocab == dls_lm.vocab, dls_clas.vocab
+    >>> dls_clas.train.blocks[0].vocab == dls_lm.vocab == dls_clas.vocab[0], dls_clas.vocab[1]
     (True, ['negative', 'positive'])
     """
 

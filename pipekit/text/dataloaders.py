@@ -9,8 +9,12 @@ and ``cache_dir`` go to the ``TextBlock``.
 >>> import pipekit.datasets as D
 >>> dls = TextDataLoaders.from_csv(D.path("imdb_sample"), "texts.csv", text_col="text", label_col="label",
 ...                                valid_col="is_valid", bs=32, seed=0)                    # doctest: +SKIP
->>> dls.vocab                                                                          # doctest: +SKIP
-['negative', 'positive']
+>>> dls.vocab[0][:4], dls.vocab[1]                                                     # doctest: +SKIP
+(['xxunk', 'xxpad', 'xxbos', 'xxeos'], ['negative', 'positive'])
+
+A classifier's ``dls.vocab`` is fastai's ``[text_vocab, classes]``: the tokens (``dls.vocab[0]``, what a classifier
+reusing the language model's vocab is given) then the classes (``dls.vocab[1]``, also ``dls.y_block.vocab``); a
+language model's is its tokens alone.
 """
 from __future__ import annotations
 
@@ -115,8 +119,8 @@ class TextDataLoaders:
         ...     folder.mkdir(parents=True, exist_ok=True)
         ...     _ = (folder / f"{i}.txt").write_text(text, encoding="utf-8")
         >>> dls = TextDataLoaders.from_folder("imdb", bs=8, seed=0, cache_dir=False)
-        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
-        (['negative', 'positive'], 40, 10)
+        >>> dls.vocab[1], dls.vocab[0][:3], len(dls.train_ds), len(dls.valid_ds)
+        (['negative', 'positive'], ['xxunk', 'xxpad', 'xxbos'], 40, 10)
         """
         who = "TextDataLoaders.from_folder"
         check_loader_kwargs(who, kwargs, TextDataLoaders.from_folder)
@@ -169,8 +173,8 @@ class TextDataLoaders:
         >>> from pipekit.text import TextDataLoaders
         >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
         >>> dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid", bs=32)
-        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
-        (['negative', 'positive'], 800, 200)
+        >>> dls.vocab[1], dls.vocab[0][:3], len(dls.train_ds), len(dls.valid_ds)
+        (['negative', 'positive'], ['xxunk', 'xxpad', 'xxbos'], 800, 200)
         """
         who = "TextDataLoaders.from_df"
         check_loader_kwargs(who, kwargs, TextDataLoaders.from_df)
@@ -209,8 +213,8 @@ class TextDataLoaders:
         >>> from pipekit.text import TextDataLoaders
         >>> dls = TextDataLoaders.from_csv(D.path("imdb_sample"), "texts.csv", text_col="text", label_col="label",
         ...                                valid_col="is_valid", bs=32, seed=0)
-        >>> dls.vocab, len(dls.train_ds), len(dls.valid_ds)
-        (['negative', 'positive'], 800, 200)
+        >>> dls.vocab[1], len(dls.vocab[0]) == len(dls.blocks[0].vocab), len(dls.train_ds), len(dls.valid_ds)
+        (['negative', 'positive'], True, 800, 200)
         """
         check_loader_kwargs("TextDataLoaders.from_csv", kwargs, TextDataLoaders.from_csv, TextDataLoaders.from_df,
                             but=("df",))

@@ -30,6 +30,7 @@ import torch
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
+from pipekit.data.dataloaders import classes_vocab
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -84,7 +85,7 @@ class ImagesCleaner:
         check("ImagesCleaner", height=(height, Interval(1, 4096, integer=True)),
               width=(width, Interval(1, 4096, integer=True)), max_n=(max_n, Interval(1, 10_000, integer=True)),
               opts=(opts, Is(lambda o: not isinstance(o, str) and all(isinstance(v, str) for v in o),
-                             "a sequence of labels (strings), e.g. dls.vocab")))
+                             "a sequence of labels (strings), e.g. list(dls.y_block.vocab)")))
         self.opts = (KEEP, DELETE, *[o for o in opts if o not in (KEEP, DELETE)])
         self.height, self.width, self.max_n = height, width, max_n
         self.fns: list[Path] = []
@@ -170,7 +171,7 @@ def _items_labels_losses(learn: Learner, ds_idx: int) -> tuple[list[Path], list[
     dls: Any = learn.dls
     dl = dls[ds_idx].new(shuffle=False, drop_last=False)
     _, targs, losses = learn.get_preds(dl=dl, with_loss=True)
-    vocab = list(dls.vocab)
+    vocab = list(classes_vocab(dls))
     labels = [vocab[int(t)] for t in torch.as_tensor(targs).reshape(-1).tolist()]
     return [Path(f) for f in dl.items], labels, torch.as_tensor(losses).float().numpy()
 
@@ -181,7 +182,7 @@ def _check_image_classifier(learn: Learner) -> None:
 
     dls = learn.dls
     blocks, n_inp = list(getattr(dls, "blocks", None) or ()), getattr(dls, "n_inp", 1)
-    vocab = getattr(dls, "vocab", None)
+    vocab = classes_vocab(dls)
     y_block = getattr(dls, "y_block", None)
     single = (len(blocks) == n_inp + 1 and isinstance(vocab, (list, tuple)) and vocab
               and getattr(y_block, "loss_kind", None) == "cross_entropy")
@@ -213,7 +214,7 @@ class ImageClassifierCleaner:
     def __init__(self, learn: Learner, **kwargs: Any):
         _check_image_classifier(learn)
         dls: Any = learn.dls
-        self.vocab = [str(v) for v in dls.vocab]
+        self.vocab = [str(v) for v in classes_vocab(dls)]
         self.iw = ImagesCleaner(self.vocab, **kwargs)
         self.info = (_items_labels_losses(learn, 0), _items_labels_losses(learn, 1))
         self.category, self.split = self.vocab[0], SPLITS[0]

@@ -194,7 +194,7 @@ def test_datasets_of_one_transform_list_per_part_as_fastai(imdb_folder, capsys):
     assert (len(dsets), len(dsets.train), len(dsets.valid)) == (120, 96, 24)
     # fastai 2.8.12 on the same files and split
     assert [dsets.valid[i][1] for i in range(24)] == [0] * 9 + [1] * 15
-    assert sum(dsets.train[i][1] for i in range(96)) == 47 and dsets.vocab == ["negative", "positive"]
+    assert sum(dsets.train[i][1] for i in range(96)) == 47 and dsets.vocab[1] == ["negative", "positive"]
     x, y = dsets.valid[0]
     assert x.dtype == torch.long and x.ndim == 1 and x[:2].tolist() == [2, 8]  # xxbos xxmaj
     text, label = dsets.decode(dsets.valid[0])
