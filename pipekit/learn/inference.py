@@ -1,6 +1,7 @@
 """Predictions: over a whole loader (``get_preds``), for one item (``predict``) and with TTA (``tta``)."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -117,8 +118,9 @@ class _PerItem:
         return self.fn(*args, reduction="none")
 
 
-def _per_item(fn: Any) -> _PerItem:
-    """``fn`` giving per-item losses, or a clear error where it cannot (it takes no ``reduction``)."""
+def _per_item(fn: Any, who: str) -> _PerItem:
+    """``fn`` giving per-item losses, or a clear error naming ``who`` asked where it cannot (it takes no
+    ``reduction``)."""
     params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(fn).parameters
@@ -126,10 +128,31 @@ def _per_item(fn: Any) -> _PerItem:
         params = {}
     if "reduction" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         name = getattr(fn, "__name__", type(fn).__name__)
-        raise ParameterError(f"with_loss=True needs a loss per item, and loss_func {name!r} gives one number per "
+        raise ParameterError(f"{who} needs a loss per item, and loss_func {name!r} gives one number per "
                              "batch and takes no reduction=: use a pipekit loss (CrossEntropyLossFlat(), "
                              "MSELossFlat()...), a torch loss, or a function taking reduction='none'")
     return _PerItem(fn)
+
+
+@contextlib.contextmanager
+def loss_not_reduced(learn: Learner, who: str = "learn.loss_not_reduced()") -> Iterator[None]:
+    """``learn.loss_func`` giving the loss of each item inside the block (``learn.loss_not_reduced()``, and
+    ``get_preds(with_loss=True)`` while it gathers): a loss with a ``reduction`` is switched to ``'none'``, a plain
+    function is called with ``reduction='none'``; put back on leaving, after an error too."""
+    with learn._lock:
+        loss_func = learn.loss_func
+        reducible = loss_func if isinstance(loss_func, Reducible) else None
+        old = reducible.reduction if reducible is not None else "mean"
+        if reducible is not None:
+            reducible.reduction = "none"
+        elif loss_func is not None:  # a plain function, such as F.cross_entropy
+            learn.loss_func = _per_item(loss_func, who)
+        try:
+            yield
+        finally:
+            if reducible is not None:
+                reducible.reduction = old
+            learn.loss_func = loss_func
 
 
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
@@ -175,13 +198,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
         gather = GatherPreds(with_input, with_loss)
         extra = [gather, FiniteInputsCheck(dl, epoch), *as_list(cbs)]
         loss_func = learn.loss_func
-        # a loss whose reduction can be switched gives per-item losses
-        reducible = loss_func if with_loss and isinstance(loss_func, Reducible) else None
-        old_red = reducible.reduction if reducible is not None else "mean"
-        if reducible is not None:
-            reducible.reduction = "none"
-        elif with_loss and loss_func is not None:  # a plain function, such as F.cross_entropy: called with reduction="none" while gathering
-            learn.loss_func = _per_item(loss_func)
+        per_item = loss_not_reduced(learn, "with_loss=True") if with_loss else contextlib.nullcontext()
         was_training = learn.training
         learn.training = False
 
@@ -195,12 +212,9 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
 
         try:
             # a validation-only pass: the callbacks see before_fit/before_epoch ... after_epoch/after_fit around it
-            with learn.removed_cbs((Recorder, ProgressCallback)):
+            with per_item, learn.removed_cbs((Recorder, ProgressCallback)):
                 learn.validation_pass(run, extra)
         finally:
-            if reducible is not None:
-                reducible.reduction = old_red
-            learn.loss_func = loss_func
             learn.training = was_training
         if act is None and isinstance(loss_func, BaseLoss):
             act = loss_func.activation

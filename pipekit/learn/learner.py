@@ -34,6 +34,7 @@ from pipekit.learn.callbacks import (
     TerminateOnNaNCallback, TrainEvalCallback,
 )
 from pipekit.learn import distributed, export, inference, schedule, summary
+from pipekit.data.dataloaders import classes_vocab
 from pipekit.data.loader import DataLoader, ForeignLoader
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs, sort_callbacks, state_keys, unknown_events
@@ -225,11 +226,11 @@ class Learner:
     def classes(self) -> Any:
         """The model's ``classes``, as fastai's learner answers names its model has: a collaborative-filtering
         model's users and items (the course's ``learn.classes['title']``). Other models have none: their classes
-        are ``learn.dls.vocab``."""
+        are ``learn.dls.vocab`` (a text classifier's ``learn.dls.vocab[1]``)."""
         if hasattr(self.model, "classes"):
             return self.model.classes
         raise AttributeError(f"'Learner' object has no attribute 'classes': its model ({type(self.model).__name__}) "
-                             "has none; a classifier's classes are learn.dls.vocab")
+                             "has none; a classifier's classes are learn.dls.vocab (a text classifier's learn.dls.vocab[1])")
 
     @property
     def metrics(self) -> list[Metric]:
@@ -400,6 +401,40 @@ class Learner:
                 depth -= 1
                 lines.append("   " * depth + f"End {_LOOP_STAGES[stage]}")
         print("\n".join(lines))
+
+    @contextlib.contextmanager
+    def loss_not_reduced(self) -> Iterator[Learner]:
+        """Inside the ``with`` block ``learn.loss_func(pred, *yb)`` gives the loss of each item rather than their
+        mean (fastai's ``learn.loss_not_reduced()``), as ``get_preds(with_loss=True)`` gets them: a loss with a
+        ``reduction`` (pipekit's ``CrossEntropyLossFlat``, ``MSELossFlat``..., torch's ``nn.CrossEntropyLoss()``)
+        is switched to ``reduction='none'``, a plain function (``F.cross_entropy``) is called with
+        ``reduction='none'``. A loss per position (a mask's pixels, a text's tokens) gives one per position, which
+        ``get_preds`` averages per item. The loss is put back on leaving the block, after an error too; the
+        learner's other calls (``fit``, ``get_preds`` in another thread) wait until then.
+
+        >>> import pipekit.datasets as D
+        >>> from torch import nn
+        >>> from pipekit.vision import ImageDataLoaders
+        >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+        >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+        >>> xb, yb = dls.one_batch()
+        >>> with learn.loss_not_reduced():
+        ...     tuple(learn.loss_func(learn.model(xb), yb).shape)
+        (64,)
+        >>> tuple(learn.loss_func(learn.model(xb), yb).shape)
+        ()
+        """
+        with inference.loss_not_reduced(self):
+            yield self
+
+    @property
+    def smooth_loss(self) -> float | None:
+        """The smoothed training loss the Recorder keeps (``learn.recorder.smooth_loss``; fastai's
+        ``learn.smooth_loss``, a callback's ``self.smooth_loss``): at a callback's ``after_batch`` that runs after
+        the Recorder (``order`` > 50) it counts the batch just run. None before any training batch, or without a
+        Recorder."""
+        recorder = self.__dict__.get("recorder")
+        return recorder.smooth_loss if isinstance(recorder, Recorder) else None
 
     @contextlib.contextmanager
     def no_logging(self) -> Iterator[Learner]:
@@ -690,7 +725,7 @@ class Learner:
         if not (isinstance(self.loss_func, CrossEntropyLossFlat) and isinstance(c, int) and c > 1
                 and isinstance(pred, torch.Tensor) and pred.ndim == 2) or pred.shape[1] == c:
             return
-        vocab = getattr(self.dls, "vocab", None)
+        vocab = classes_vocab(self.dls)
         shown = f" {list(vocab)[:10]}" if vocab is not None else ""
         raise ParameterError(f"the model gives {pred.shape[1]} scores per item but the data has {c} classes{shown}: "
                              f"build its last layer with {c} outputs (n_out={c}), or give loss_func= for another use "

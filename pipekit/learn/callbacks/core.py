@@ -57,9 +57,11 @@ LEARNER_STATE = frozenset({
     "model", "opt", "optimizer", "dls", "dl", "xb", "yb", "x", "y", "pred", "loss", "loss_grad", "loss_func",
     "training", "epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train", "recorder",
     "metrics", "cbs", "lr", "wd", "moms", "path", "model_dir", "device", "final_record", "validation_only",
+    "smooth_loss",
 })
 #: the Learner's state a callback reads but cannot set on the Learner under that name, and how to change it
-_READ_ONLY_VIA = {"x": "self.learn.xb = (...,) (x is xb[0])", "y": "self.learn.yb = (...,) (y is yb[0])"}
+_READ_ONLY_VIA = {"x": "self.learn.xb = (...,) (x is xb[0])", "y": "self.learn.yb = (...,) (y is yb[0])",
+                  "smooth_loss": "self.learn.loss (smooth_loss is the Recorder's average of it)"}
 #: the Learner's methods and settings a callback reads as its own too, as fastai's forward them
 #: (``self.save('best')``, ``self.freeze()``, ``self.opt_func``); other callbacks read by their names
 #: (``self.recorder``, ``self.activation_stats``)

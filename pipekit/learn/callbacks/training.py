@@ -125,23 +125,27 @@ class Recorder(Callback):
         self.lr_find_suggestions: dict[str, float] = {}
         self._valid_total: Any = 0.0
         self._valid_count = 0
+        self._raw: list[torch.Tensor] = []  # the training batches' losses not yet folded in (see _fold)
+        self._bs: list[int] = []
+        self._n_folded, self._n_bad, self._first_bad = 0, 0, 0  # this epoch's training batches folded, non-finite
 
     # per batch only the detached loss is kept (no tensor op, no host sync); smoothing and sums are
-    # computed once per training phase. A validation-only pass (validate, get_preds) leaves what the last fit
-    # recorded as it was: only before_validate and after_batch act there, for validate's row
+    # computed once per training phase, or when ``smooth_loss`` is read. A validation-only pass (validate,
+    # get_preds) leaves what the last fit recorded as it was: only before_validate and after_batch act there, for
+    # validate's row
     def before_fit(self) -> None:
         self.ema_, self.n_smoothed_ = 0.0, 0
         self.metrics = list(self.learn.metrics)
         self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
         for k in (*self.PER_EPOCH, *self.PER_BATCH):
             setattr(self, k, {} if k == "scheduled_hps" else [])
-        self._raw: list[torch.Tensor] = []
-        self._bs: list[int] = []
+        self._raw, self._bs = [], []
 
     def before_epoch(self) -> None:
         self._epoch_start = time.perf_counter()
         self._train_total, self._train_count = 0.0, 0
         self._raw, self._bs = [], []
+        self._n_folded, self._n_bad, self._first_bad = 0, 0, 0
 
     def after_cancel_epoch(self) -> None:
         # an epoch cancelled while training skips after_train: its batches are this epoch's, not the next one's
@@ -171,15 +175,26 @@ class Recorder(Callback):
                 m.accumulate(learn.pred, learn.yb[0] if len(learn.yb) == 1 else learn.yb, loss, bs)
 
     def after_train(self) -> None:
+        self._fold()
+        if self._n_bad:
+            warn(f"the training loss was not finite in {self._n_bad} batch(es) of epoch {self.learn.epoch} "
+                 f"(first: batch {self._first_bad}); lower the learning rate, add GradientClip, or check the "
+                 "inputs for NaN/inf", RuntimeWarning)
+            self._n_bad = 0
+
+    def _fold(self) -> None:
+        """Fold the training losses kept since the last fold into the epoch's sums and the smoothed losses
+        (``losses``, ``ema_``): one host sync for all of them."""
         if not self._raw:
             return
         raw = torch.stack([r.float().reshape(()) for r in self._raw]).cpu().numpy().astype(np.float64)
         bs = np.asarray(self._bs, dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(raw))
         if len(bad):
-            warn(f"the training loss was not finite in {len(bad)} batch(es) of epoch {self.learn.epoch} "
-                 f"(first: batch {int(bad[0])}); lower the learning rate, add GradientClip, or check the "
-                 "inputs for NaN/inf", RuntimeWarning)
+            if not self._n_bad:
+                self._first_bad = self._n_folded + int(bad[0])
+            self._n_bad += len(bad)
+        self._n_folded += len(raw)
         self._train_total += float((raw * bs).sum())
         self._train_count += int(bs.sum())
         ema, count, beta = self.ema_, self.n_smoothed_, self.beta
@@ -210,7 +225,11 @@ class Recorder(Callback):
 
     @property
     def smooth_loss(self) -> float | None:
-        """The smoothed training loss at the end of the last training phase."""
+        """The smoothed training loss (fastai's ``learn.smooth_loss``, which reads this): while training, up to the
+        batch just run for a callback's ``after_batch`` that runs after the Recorder's (``order`` > 50), up to the
+        batch before for one that runs before it; after a training phase, its last value; None before any training
+        batch. Read during training, it waits for the batches queued on the device (one host sync per read)."""
+        self._fold()
         return self.losses[-1] if self.losses else None
 
     def after_epoch(self) -> None:
