@@ -657,7 +657,7 @@ class DataBlock(Component):
                     seed: int | None = None, device: str | torch.device | None = None,
                     num_workers: int | None = None, drop_last: bool | None = None,
                     path: str | os.PathLike | None = None, seq_len: int | None = None, batch_size: int | None = None,
-                    **kwargs: Any) -> DataLoaders:
+                    before_batch: Any = None, **kwargs: Any) -> DataLoaders:
         """Build the Datasets and wrap train/valid in DataLoaders (train shuffled and augmented). ``seed`` fixes
         the shuffling, the augmentation and a random split whose splitter has no seed of its own. ``batch_size``
         is PyTorch's and fastai's name of ``bs``; any other keyword is refused, naming the close ones.
@@ -667,7 +667,8 @@ class DataBlock(Component):
         nothing (it is accepted for the book's calls; the classifier reads texts in windows of
         ``text_classifier_learner(dls, seq_len=...)``); other blocks refuse it. ``path``: the folder a learner
         on these loaders saves to (``dls.path``, then ``learn.path``; the book's ``.dataloaders(path, path=path,
-        ...)``); the items come from ``source``.
+        ...)``); the items come from ``source``. ``before_batch=bb_pad`` (fastai's, for boxes) is taken and changes
+        nothing (see :meth:`Datasets.dataloaders <pipekit.data.Datasets.dataloaders>`); another is refused.
 
         >>> import pipekit.datasets as D
         >>> from functools import partial
@@ -690,8 +691,9 @@ class DataBlock(Component):
         rows = next((s for s in dsets.stores if isinstance(s, RowStore)), None)
         if rows is not None:  # refused here, before loaders are made of them (as fastai's fails at its first batch)
             raise DataError(rows_not_batched(rows.values.struct.fields))
+        steps = {} if before_batch is None else {"before_batch": before_batch}  # bb_pad, or refused there
         dls = dsets.dataloaders(bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
-                                num_workers=num_workers, drop_last=drop_last, seq_len=seq_len)
+                                num_workers=num_workers, drop_last=drop_last, seq_len=seq_len, **steps)
         if path is not None:
             dls.path = Path(path)
         return dls

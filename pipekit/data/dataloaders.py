@@ -259,9 +259,10 @@ class DatasetSplit(ArrayDataset):
     """
 
     def __init__(self, stores: Sequence[Any], blocks: Sequence[Any], n_inp: int | None, idxs: np.ndarray,
-                 split_idx: int | None, frame: pl.DataFrame, table: Any = None):
+                 split_idx: int | None, frame: pl.DataFrame, table: Any = None, recipe: Any = None):
         super().__init__(stores, blocks, n_inp, idxs, split_idx)
-        self.frame, self.table = frame, table
+        #: the fitted recipe the items were encoded with (its ``item_tfms``: a loader's ``after_item``)
+        self.frame, self.table, self.recipe = frame, table, recipe
 
     def __getattr__(self, name: str) -> Any:
         return table_attribute(self, name)
@@ -278,7 +279,7 @@ class DatasetSplit(ArrayDataset):
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> DatasetSplit:
         return DatasetSplit(self.stores, self.blocks, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
-                            split_idx, self.frame)  # a part of a split: the table's rows are no longer its rows
+                            split_idx, self.frame, recipe=self.recipe)  # a part of a split: the table's rows are not
 
 
 class Datasets(ArrayDataset):
@@ -321,7 +322,7 @@ class Datasets(ArrayDataset):
         table = (self.table.train if split_idx == 0 else self.table.valid) if (
             self.table is not None and whole_split) else None
         return DatasetSplit(self.stores, self.blocks, self.n_inp, self.idxs[np.asarray(positions, dtype=np.int64)],
-                            split_idx, self.items, table)
+                            split_idx, self.items, table, recipe=self.recipe)
 
     @property
     def train(self) -> DatasetSplit:
@@ -343,7 +344,10 @@ class Datasets(ArrayDataset):
                     drop_last: bool | None = None, seq_len: int | None = None, **fastai_tfms: Any) -> DataLoaders:
         """The training loader (shuffled, augmented) and the validation loader of these datasets, as
         :meth:`DataBlock.dataloaders <pipekit.data.DataBlock.dataloaders>` makes them from the same items
-        (``dsets.dataloaders(bs=64)``, as the book writes it).
+        (``dsets.dataloaders(bs=64)``, as the book writes it). ``before_batch=bb_pad`` (fastai's, for boxes) is
+        taken where there are boxes and changes nothing: a ``BBoxBlock`` stores them padded to the most boxes of
+        any image already (NaN rows, label 0), so the batches are those made without it. Any other transform is
+        the DataBlock's (``item_tfms``, ``batch_tfms``).
 
         >>> import pipekit.datasets as D
         >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
@@ -354,6 +358,12 @@ class Datasets(ArrayDataset):
         >>> tuple(dls.one_batch()[0].shape), dls.vocab
         ((16, 1, 28, 28), ['3', '7'])
         """
+        steps = as_list(fastai_tfms.get("before_batch"))
+        if "before_batch" in fastai_tfms and steps and all(
+                getattr(f, "padded_when_encoded", None) is not None
+                and f.padded_when_encoded in self.geometry for f in steps):
+            # bb_pad: boxes are stored padded to the most of any image as they are encoded (NaN rows, label 0)
+            del fastai_tfms["before_batch"]
         if fastai_tfms:
             raise ParameterError(
                 f"Datasets.dataloaders: {', '.join(f'{k}=' for k in fastai_tfms)} is not taken here: the transforms "
@@ -883,6 +893,7 @@ def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = N
         for f in steps:
             items = f(items)
         return items
+    run_before.steps = steps  # type: ignore[attr-defined]  # what a loader's before_batch lists
 
     item_tfms = Pipeline(after_item) if after_item is not None else None
     made = [ItemsDataset(sub, item_tfms, run_before if steps else None, n_inp, split_idx=k)
@@ -1243,6 +1254,46 @@ class DataLoaders:
             return getattr(train.dataset if name == "items" else train, name)
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
+    def _train_stage(self, name: str) -> Any:
+        if not self.__dict__.get("loaders"):
+            raise AttributeError(f"'DataLoaders' object has no attribute '{name}': these loaders hold no data")
+        train = self.loaders[0]
+        if isinstance(train, ForeignLoader):
+            raise train.needs_recipe(f"dls.{name}")
+        return getattr(train, name)
+
+    @property
+    def after_item(self) -> Pipeline:
+        """The training loader's item transforms (fastai's ``dls.after_item``; see :attr:`DataLoader.after_item`);
+        ``dls.valid.after_item`` are the validation loader's."""
+        return self._train_stage("after_item")
+
+    @after_item.setter
+    def after_item(self, value: Any) -> None:
+        self._train_stage("after_item")
+        self.loaders[0].after_item = value  # refused, naming where item transforms are given
+
+    @property
+    def before_batch(self) -> Pipeline:
+        """The training loader's steps on each batch's list of items (see :attr:`DataLoader.before_batch`)."""
+        return self._train_stage("before_batch")
+
+    @before_batch.setter
+    def before_batch(self, value: Any) -> None:
+        self._train_stage("before_batch")
+        self.loaders[0].before_batch = value
+
+    @property
+    def after_batch(self) -> BatchPipeline:
+        """The training loader's batch transforms, augmentation included (fastai's ``dls.after_batch``; see
+        :attr:`DataLoader.after_batch`); ``dls.valid.after_batch`` are those the validation batches go through."""
+        return self._train_stage("after_batch")
+
+    @after_batch.setter
+    def after_batch(self, value: Any) -> None:
+        self._train_stage("after_batch")
+        self.loaders[0].after_batch = value
+
     @property
     def blocks(self) -> tuple:
         """The fitted blocks, inputs then targets (``dls.blocks[-1].vocab`` is a classifier's classes)."""
@@ -1436,6 +1487,7 @@ class DataLoaders:
         ds = self.recipe.new_datasets(items, with_labels=with_labels)
         if hasattr(items, "__len__") and hasattr(items, "__getitem__") and len(items) == len(ds):
             ds.items = items  # what the loader's rows are, in order (fastai's tst_dl.items)
+        ds.recipe = self.recipe  # its item_tfms made the items (the loader's after_item)
         template = self.valid if len(self.loaders) > 1 else (self.loaders[0] if self.loaders else None)
         if template is not None:
             return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs, **kwargs)

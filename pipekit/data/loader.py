@@ -20,7 +20,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_positive_int, unknown_names
 from pipekit.data.probe import stage
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
-from pipekit.data.transform import BatchContext, BatchPipeline, Pipeline
+from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, as_list, runs_on_split
 
 
 def default_device() -> torch.device:
@@ -210,6 +210,63 @@ class DataLoader:
     def blocks(self) -> tuple:
         """The fitted blocks of this loader's items, inputs then targets (empty for a dataset built from arrays)."""
         return tuple(getattr(self.dataset, "blocks", ()))
+
+    # ------------------------------------------------------------------ the transforms of each stage
+    @property
+    def after_item(self) -> Pipeline:
+        """The item transforms this loader's items went through, in the order they run, as items of its split
+        (fastai's ``dls.train.after_item``; :meth:`decode_split`): a transform of the other split (a
+        ``RandTransform``'s ``split_idx=0`` on a validation loader) is left out. A DataBlock's are its ``item_tfms``
+        (``Resize``, ``RandomResizedCrop``), run once as the items are encoded and cached (presizing), not at each
+        fetch; decoding an image to its uint8 pixels (fastai's ``ToTensor``) is its block's own. Loaders of a
+        ``TfmdLists`` or ``Datasets`` run their ``after_item`` on each item as it is fetched. Empty for tables,
+        texts and loaders built from arrays, whose items go through none. Set by ``DataBlock(item_tfms=...)``
+        (``dblock.new(item_tfms=...)``) or ``tls.dataloaders(after_item=...)``, never on a loader."""
+        return Pipeline([t for t in _item_tfms_of(self.dataset) if runs_on_split(t, self.decode_split())])
+
+    @after_item.setter
+    def after_item(self, value: Any) -> None:
+        raise _stage_not_settable("after_item", "item_tfms")
+
+    @property
+    def before_batch(self) -> Pipeline:
+        """The functions of each batch's list of items this loader runs before collating it (fastai's
+        ``dls.train.before_batch``), in order: ``tls.dataloaders(before_batch=pad_input)``'s. Empty for a
+        DataBlock's loaders, which gather whole batches from their stores: texts are padded, and boxes were
+        padded when they were encoded (``bb_pad``'s work), with no step per batch. Set by
+        ``dataloaders(before_batch=...)`` of a ``TfmdLists`` or ``Datasets``, never on a loader."""
+        return Pipeline(as_list(getattr(getattr(self.dataset, "before_batch", None), "steps", None)))
+
+    @before_batch.setter
+    def before_batch(self, value: Any) -> None:
+        raise _stage_not_settable("before_batch", None)
+
+    @property
+    def after_batch(self) -> BatchPipeline:
+        """The batch transforms this loader runs on each batch, in the order they run (fastai's
+        ``dls.train.after_batch``): a DataBlock's blocks' own (``IntToFloat``, fastai's ``IntToFloatTensor``) then
+        its ``batch_tfms`` (``aug_transforms``, ``Normalize``). A loader that does not augment (the validation
+        loader, ``test_dl``) lists only those that change its batches: not an augmentation of training batches
+        alone (``RandomErasing``, an ``Albumentations`` without ``on_valid``, a ``split_idx=0`` one), nor an
+        augmentation whose validation resample leaves its images as they are (``aug_transforms(size=224)`` on
+        images already 224 pixels); one resizing them there (to ``size``, or its centred crop) is listed. Set by
+        ``DataBlock(batch_tfms=...)`` (``dblock.new(batch_tfms=...)``), never on a loader."""
+        if self.augment:
+            return BatchPipeline(list(self.batch_tfms))
+        return BatchPipeline([t for t in self.batch_tfms if _changes_unaugmented(t, self._image_size())])
+
+    @after_batch.setter
+    def after_batch(self, value: Any) -> None:
+        raise _stage_not_settable("after_batch", "batch_tfms")
+
+    def _image_size(self) -> tuple[int, int] | None:
+        """The (height, width) of the first image element's store, when every image there has one; else None."""
+        geometry = self.geometry if getattr(self.dataset, "stores", ()) else ()
+        for j, s in enumerate(getattr(self.dataset, "stores", ())):
+            if j < len(geometry) and geometry[j] == "image":
+                size = getattr(s, "size", None)
+                return (int(size[0]), int(size[1])) if isinstance(size, tuple) and len(size) == 2 else None
+        return None
 
     def __len__(self) -> int:
         n_batches = self.n // self.bs if self.drop_last else -(-self.n // self.bs)
@@ -482,6 +539,48 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n={self.n}, bs={self.bs}, batches={len(self)}, shuffle={self.shuffle}, "
                 f"device={self.device}, batch_tfms={self.batch_tfms!r})")
+
+
+def _item_tfms_of(dataset: Any) -> list:
+    """The item transforms the items of ``dataset`` go through: an :class:`ItemsDataset`'s ``after_item``, a
+    DataBlock's subset's ``item_tfms`` (read from the recipe it carries, batch transforms among them left out: they
+    run on batches); none for any other dataset."""
+    after = getattr(dataset, "after_item", None)
+    if isinstance(after, Pipeline):
+        return list(after.tfms)
+    if after is not None:
+        return [after]
+    recipe = getattr(dataset, "__dict__", {}).get("recipe")
+    given = as_list(getattr(recipe, "item_tfms", None))
+    return [t for t in Pipeline(given).tfms if not isinstance(t, BatchTransform)] if given else []
+
+
+def _changes_unaugmented(t: Any, image_size: tuple[int, int] | None) -> bool:
+    """Whether the batch transform ``t`` changes the batches of a loader that does not augment: not when it runs
+    on training batches alone (``split_idx=0``; ``on_valid=False``; a random one drawn with a probability ``p`` and
+    nothing to do without augmentation), nor when its validation resample (``valid_geometry``) keeps images of
+    ``image_size`` as they are."""
+    if getattr(t, "split_idx", None) == 0:
+        return False
+    if hasattr(t, "on_valid"):
+        return bool(t.on_valid)
+    resamples = type(t).valid_geometry is not BatchTransform.valid_geometry
+    if not resamples:
+        return not isinstance(getattr(t, "p", None), (int, float))
+    if image_size is None:
+        return True
+    geometry = t.valid_geometry(image_size)
+    return geometry is not None and not (tuple(geometry[1]) == tuple(image_size)
+                                         and np.allclose(np.asarray(geometry[0]), np.eye(3)))
+
+
+def _stage_not_settable(name: str, recipe_name: str | None) -> AttributeError:
+    """The error of assigning a loader's ``name`` stage, naming where its transforms are given."""
+    where = (f"give them to the DataBlock, DataBlock(..., {recipe_name}=[...]) (or dblock.new({recipe_name}=[...])), "
+             "and build the loaders again" if recipe_name is not None else "")
+    mid = f"tls.dataloaders({name}=...) or dsets.dataloaders({name}=...) for a TfmdLists' or Datasets' items"
+    return AttributeError(f"{name} is read-only on a loader: it lists the transforms the loader was built with; "
+                          + (f"{where}, or {mid}" if where else mid))
 
 
 def _image_pixels(x: Any) -> Any:

@@ -5,7 +5,7 @@
 """
 from pipekit.vision.albu import Albumentations
 from pipekit.vision.augment import AugmentPlan, AugmentSettings, map_boxes, map_points, sample_plan, warp_cv2, warp_torch
-from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, TensorBBox, get_annotations
+from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, TensorBBox, bb_pad, get_annotations
 from pipekit.vision.blocks import (ImageBlock, MaskBlock, PILImage, PILImageBW, PILMask, PointBlock, TensorImage,
                                     TensorPoint, dataloaders_from_arrays, image2tensor, image_paths_with)
 from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cache, default_cache_dir
@@ -33,7 +33,7 @@ from pipekit.vision.transforms import (BatchAugment, IntToFloat, IntToFloatTenso
                                        ResizedCropAugment, ToTensor, aug_transforms, imagenet_stats, mnist_stats)
 
 __all__ = [
-    "AffineSampler", "Albumentations", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "get_annotations", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat", "IntToFloatTensor", "ToTensor",
+    "AffineSampler", "Albumentations", "AugmentPlan", "AugmentSettings", "BBoxBlock", "BBoxLblBlock", "bb_pad", "get_annotations", "BatchAugment", "CropPad", "ImageBlock", "ImageDecodeError", "ImageStore", "IntToFloat", "IntToFloatTensor", "ToTensor",
     "MaskBlock", "Normalize", "PointBlock", "RandomErasing", "RandomResizedCrop", "ResizedCrop", "ResizedCropAugment", "Resize", "aug_transforms", "build_image_store",
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_boxes", "map_points", "mnist_stats", "resize_image", "resize_images", "resize_to", "sample_plan", "verify_images", "warp_cv2", "warp_torch",

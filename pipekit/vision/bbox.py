@@ -188,6 +188,48 @@ class DropEmptyBoxes(BatchTransform):
         return tuple(out)
 
 
+def bb_pad(samples: Sequence[Any], pad_idx: int = 0) -> list[tuple]:
+    """fastai's ``bb_pad``, a ``before_batch`` step for ``(image, boxes, labels)`` samples with boxes in -1..1: each
+    sample's boxes clipped to -1..1 and those left with no area dropped with their labels (fastai's
+    ``clip_remove_empty``), then its boxes padded with zero rows and its labels with ``pad_idx``, up to the most
+    boxes among ``samples``. The image is kept as it is.
+
+    A DataBlock of ``BBoxBlock`` and ``BBoxLblBlock`` needs no such step: its boxes are stored padded (NaN rows,
+    label 0, ``'#na#'``) to the most boxes of any image when they are encoded, and :class:`DropEmptyBoxes` makes an
+    empty box padding in each batch. ``dsets.dataloaders(before_batch=bb_pad)`` on such data is taken as that
+    padding and batches as without it (the boxes stay NaN-padded to the most of any image, not zero-padded to the
+    most of the batch: select real boxes by label, ``lbl > 0``).
+
+    >>> s = bb_pad([("a", [[-0.5, -0.5, 0.5, 0.5]], [3]), ("b", [[0, 0, 0.5, 0.5], [0.1, 0.1, 0.1, 0.9]], [1, 2])])
+    >>> [(img, box.tolist(), lbl.tolist()) for img, box, lbl in s]
+    [('a', [[-0.5, -0.5, 0.5, 0.5]], [3]), ('b', [[0.0, 0.0, 0.5, 0.5]], [1])]
+    """
+    if isinstance(pad_idx, bool) or not isinstance(pad_idx, (int, np.integer)):
+        raise DataError(f"bb_pad: pad_idx is the label of the padding boxes, an int (0, '#na#'), got {pad_idx!r:.60}")
+    kept = []
+    for i, sample in enumerate(samples):
+        if not isinstance(sample, (tuple, list)) or len(sample) != 3:
+            raise DataError(f"bb_pad: sample {i} is {type(sample).__name__} {sample!r:.80}; bb_pad takes "
+                            "(image, boxes, labels) samples, as DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock)) "
+                            "makes them")
+        boxes = torch.as_tensor(np.asarray(sample[1], dtype=np.float32) if not isinstance(sample[1], torch.Tensor)
+                                else sample[1]).reshape(-1, 4)
+        labels = torch.as_tensor(sample[2]).reshape(-1)
+        if len(labels) != len(boxes):
+            raise DataError(f"bb_pad: sample {i} has {len(boxes)} box(es) and {len(labels)} label(s); give one "
+                            "label per box")
+        boxes = boxes.clamp(-1, 1)
+        empty = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) <= 0
+        kept.append((sample[0], boxes[~empty], labels[~empty]))
+    most = max((len(b) for _, b, _ in kept), default=0)
+    return [(img, torch.cat([b, b.new_zeros(most - len(b), 4)]),
+             torch.cat([lbl, lbl.new_full((most - len(lbl),), int(pad_idx))])) for img, b, lbl in kept]
+
+
+#: the geometry of the blocks whose stores already hold what ``bb_pad`` makes (see ``Datasets.dataloaders``)
+bb_pad.padded_when_encoded = "bbox"  # type: ignore[attr-defined]
+
+
 def _codes_of(labels: Any, boxes: torch.Tensor) -> bool:
     """Whether ``labels`` can be the label codes of ``boxes`` (B, M, 4): integers, (B, M)."""
     return (isinstance(labels, torch.Tensor) and not labels.is_floating_point() and labels.dtype != torch.bool
