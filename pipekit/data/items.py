@@ -751,6 +751,8 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         else:
             try:
                 df = pl.DataFrame({"item": values}, strict=True) if values else pl.DataFrame({"item": []})
+            except UnicodeEncodeError:  # a text holding a lone surrogate: named, with the fix
+                raise surrogate_error({"item": values}, "item") from None
             except (TypeError, pl.exceptions.PolarsError) as e:
                 types = sorted({type(v).__name__ for v in values})
                 first = type(values[0])
@@ -795,6 +797,8 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         return pl.DataFrame([codes[c] if c in codes else next(rest) for c in frame.columns])  # named as Polars names
     try:
         df = pl.from_pandas(frame)
+    except UnicodeEncodeError:  # a text holding a lone surrogate (badly decoded text): named, with the fix
+        raise surrogate_error({c: frame[c] for c in frame.columns}, "row") from None
     except OverflowError:  # a Python int beyond 64 bits (a 30-digit id): named, with the fix
         err = pandas_overflow_error(frame, list(frame.columns))
         if err is None:
@@ -809,12 +813,56 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         frame = frame.copy()
         for c in mixed:
             frame[c] = frame[c].map(lambda v: v if v is None or v != v else str(v))
-        df = pl.from_pandas(frame)
+        try:
+            df = pl.from_pandas(frame)
+        except UnicodeEncodeError:
+            raise surrogate_error({c: frame[c] for c in frame.columns}, "row") from None
     enums = {c: [str(v) for v in frame[c].cat.categories] for c in frame.columns
              if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].cat.ordered}
     if enums:
         df = df.with_columns(pl.col(c).cast(pl.String).cast(pl.Enum(v)) for c, v in enums.items())
     return df
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_error(columns: dict[Any, Any], what: str) -> DataError:
+    """The DataError for text UTF-8 cannot encode, found once Arrow has refused it: the first column of ``columns``
+    (name: pandas Series or list of values) holding a lone surrogate (``'\\ud800'``, as text decoded with
+    ``errors='surrogateescape'`` or a scrape's broken escapes holds), its first ``what`` labels (a Series' row
+    labels, a list's positions), how many there are, the character, and the fix."""
+    def bad(v: Any) -> bool:
+        return isinstance(v, str) and not v.isascii() and _SURROGATE.search(v) is not None
+
+    for name, values in columns.items():
+        if _SURROGATE.search(str(name)):
+            return DataError(f"the column name {name!r} holds a lone surrogate, which UTF-8 cannot encode; rename "
+                             "it (name.encode('utf-8', 'replace').decode('utf-8'))")
+        if hasattr(values, "iloc"):  # a pandas Series: its row labels
+            if getattr(values.dtype, "kind", "O") in "biufcmM":  # numbers and dates hold no text
+                continue
+            series = values.astype(object)
+            hit = series.map(bad)
+            labels = list(series.index[hit.to_numpy(dtype=bool)])
+            first = series[hit].iloc[0] if labels else None
+        else:
+            labels = [i for i, v in enumerate(values) if bad(v)]
+            first = values[labels[0]] if labels else None
+        if not labels:
+            continue
+        char = "".join(_SURROGATE.findall(str(first))[:1])
+        col = f"df[{name!r}]"
+        fix = (f"{col} = {col}.str.encode('utf-8', 'replace').str.decode('utf-8')" if what == "row" else
+               "[t.encode('utf-8', 'replace').decode('utf-8') for t in texts]")
+        where = (f"{what} {labels[0]!r}" if len(labels) == 1 else
+                 f"{len(labels)} {what}s, first {', '.join(repr(v) for v in labels[:5])}")
+        held = f"column {name!r} holds" if what == "row" else "the items hold"
+        return DataError(f"{held} text with a lone surrogate ({char!r}, which UTF-8 cannot encode: "
+                         f"text decoded badly) at {where}, e.g. {first!r:.80}; replace it ({fix}: each becomes "
+                         "'?'), or decode the source with errors='replace' rather than 'surrogateescape'")
+    return DataError("the text cannot be encoded as UTF-8 (it holds a lone surrogate); replace it with "
+                     "text.encode('utf-8', 'replace').decode('utf-8')")
 
 
 def one_type_column(name: str, values: Sequence[Any], what: str,
