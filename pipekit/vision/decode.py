@@ -92,7 +92,10 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
 
     `mode="RGB"` gives 3 channels in RGB order, `"L"` one grey channel, `"mask"` the stored
     values unchanged (palette/grey PNG label maps), always as (H, W, C). The EXIF Orientation tag is
-    ignored: the pixels come in the stored frame (see the module docstring).
+    ignored: the pixels come in the stored frame (see the module docstring). A file OpenCV cannot decode
+    and PIL can (a 32-bit float or integer TIFF, PIL's modes F and I, from microscopy or remote sensing) is
+    decoded by PIL, within the same pixel bound, and brought to uint8 as :func:`image_from_value` brings that
+    PIL image (see :func:`_pil_decode`).
     """
     _check_mode(mode)
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
@@ -114,13 +117,11 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
         if "CV_IO_MAX_IMAGE" in str(e):  # OpenCV refuses to allocate an image over its size limits
             raise ImageTooLargeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
                                    "plenty to train on) or remove it") from None
-        raise ImageDecodeError(f"{name}: not a readable image ({str(e).strip().splitlines()[-1]}); find such files "
-                               "with pipekit.vision.verify_images(files) and remove them") from None
-    if img is None:
-        raise ImageDecodeError(
-            f"{name}: not a readable image (corrupt, truncated or unsupported format); "
-            "find such files with pipekit.vision.verify_images(files) and remove them"
-        )
+        img, said = None, str(e).strip().splitlines()[-1]
+    else:
+        said = ""
+    if img is None:  # OpenCV cannot decode it (32-bit samples, a format it lacks): PIL may
+        return _pil_decode(buf, mode, name, said)
     # the same bound on what was decoded, whatever the header said: a header that under-reports (or none read here)
     # never lets a larger image through
     _check_pixels(img.shape[1], img.shape[0], name)
@@ -147,6 +148,50 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
             )
         img = img[:, :, :1]
     return np.ascontiguousarray(img)
+
+
+def unreadable(name: str, said: str = "") -> str:
+    """The message for an image file neither OpenCV nor PIL decodes (``said``: what the decoder reported): a file
+    may be valid in a format neither reads, so it says to check and re-save it before removing it."""
+    why = f": {said}" if said else ""
+    return (f"{name}: not a readable image (corrupt, truncated, or in a format OpenCV and PIL cannot read{why}); "
+            "check it with pipekit.vision.verify_images(files) and re-save it in a common format (PNG, JPEG, "
+            "8- or 16-bit TIFF), or remove it if it is broken")
+
+
+#: the raster formats PIL decodes where OpenCV cannot (PIL's format names): decoders of pixels alone. Formats PIL
+#: hands to another program (EPS to Ghostscript) or to the system are never decoded from a file pipekit reads
+_PIL_DECODES = frozenset({"TIFF", "BMP", "DIB", "TGA", "PCX", "ICO", "PPM", "SGI", "DDS", "GIF", "PNG", "JPEG",
+                          "WEBP", "MPO"})
+
+
+def _pil_decode(buf: np.ndarray, mode: str, name: str, said: str = "") -> np.ndarray:
+    """Encoded bytes OpenCV could not decode, decoded by PIL (its first format recognised by signature, one of
+    :data:`_PIL_DECODES`) and made uint8 as :func:`image_from_value` makes a PIL image: mode I;16 keeps its top 8
+    bits, mode I is 8-bit grey when
+    its values fit 0..255 and 16-bit past it; mode F is clipped to 0..255 and truncated (PIL's ``convert('RGB')``,
+    NaN as 0), the pixels fastai's ``PILImage.create`` gives. :data:`MAX_PIXELS` applies to PIL's size before the
+    pixels are decoded. An :class:`ImageDecodeError` from :func:`unreadable` when PIL cannot decode it either."""
+    im = _pil_open(buf.tobytes())
+    if im is None or im.format not in _PIL_DECODES:
+        if im is not None:
+            im.close()
+        raise ImageDecodeError(unreadable(name, said))
+    with im:
+        width, height = im.size
+        _check_pixels(width, height, name)  # before decoding, as for OpenCV
+        try:
+            im.load()
+        except Exception as e:  # whatever PIL raises on pixels it cannot decode (truncated, corrupt)
+            raise ImageDecodeError(unreadable(name, said or str(e))) from None
+        if mode == "mask" and im.mode == "F":  # class indices stored as floats: whole numbers 0..255 only
+            arr = np.asarray(im)
+            if arr.size and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()
+                                 and 0 <= arr.min() and arr.max() < 256):
+                raise ImageDecodeError(f"{name}: a float mask must hold class indices (whole numbers 0..255); "
+                                       "save the mask as an 8-bit grey or palette PNG")
+            return image_from_value(arr.astype(np.uint8), mode, name)
+        return image_from_value(im, mode, name)
 
 
 def _is_palette_png(buf: np.ndarray) -> bool:
@@ -183,8 +228,7 @@ def _palette_indices(buf: np.ndarray, name: str) -> np.ndarray:
         with Image.open(BytesIO(data)) as im:
             return np.asarray(im, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageDecodeError(f"{name}: not a readable image ({e}); find such files with "
-                               "pipekit.vision.verify_images(files) and remove them") from None
+        raise ImageDecodeError(unreadable(name, str(e))) from None
 
 
 #: OpenCV's limits on the image it decodes: pixels, and width or height (its defaults; the environment may set them)
@@ -383,6 +427,17 @@ def _pil_header_size(data: bytes | memoryview, kind: str | None = None) -> tuple
     ``Image.open`` finds it (formats PIL only guesses at, with no signature, are left out). Only the header is read,
     and PIL's pixel bound is not applied (pipekit's is, by the caller). None when PIL cannot read it either: the
     image is then decoded and refused after, if too large."""
+    im = _pil_open(data, kind)
+    if im is None:
+        return None
+    with im:
+        width, height = im.size
+        return int(width), int(height)
+
+
+def _pil_open(data: bytes | memoryview, kind: str | None = None) -> Any:
+    """A PIL image of ``data``, its header read and its pixels not yet (see :func:`_pil_header_size` for ``kind``),
+    opened without PIL's pixel bound (pipekit's applies); None when no format of PIL reads its header."""
     from io import BytesIO
 
     from PIL import Image
@@ -397,9 +452,7 @@ def _pil_header_size(data: bytes | memoryview, kind: str | None = None) -> tuple
                                          and bool(match))
             if factory is None or not known:
                 continue
-            with factory(BytesIO(raw), "") as im:  # Image.open's own opener, less its bomb check
-                width, height = im.size
-                return int(width), int(height)
+            return factory(BytesIO(raw), "")  # Image.open's own opener, less its bomb check
         except Exception:  # whatever PIL raises on a header it cannot parse: OpenCV decides, the bound applies after
             continue
     return None
