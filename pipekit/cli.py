@@ -27,6 +27,7 @@ import importlib.util
 import os
 import runpy
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -548,7 +549,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rc = 0
     for path in scripts:
         print(f"== benchmark {path.stem}", flush=True)
+        started = time.time()
         rc |= _run_main(path, args.args)
+        record = path.resolve().parents[1] / "bench_results" / f"{path.stem}.json"
+        if record.is_file() and record.stat().st_mtime >= started:  # each writes its figures beside its folder
+            print(f"== {path.stem}: figures written to {record}", flush=True)
     return rc
 
 
@@ -669,7 +674,9 @@ def _main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)",
                        description="Run the benchmarks in the benchmarks/ folder of a pipekit source checkout: each "
                                    "compares pipekit with another library and prints their ratio. With no name, every "
-                                   "one runs, which takes many minutes; --list shows what there is.")
+                                   "one runs, which takes many minutes; --list shows what there is. Each writes its "
+                                   "figures to bench_results/<name>.json beside the benchmarks/ folder it is in "
+                                   "(replacing that file's last figures), named when it ends.")
     b.add_argument("names", nargs="*", help="benchmark names (see --list) or paths of benchmark files; none: all")
     b.add_argument("--list", action="store_true", help="list the benchmarks (name and what each measures) and exit")
     b.add_argument("--args", nargs=argparse.REMAINDER, default=[], help="arguments passed on to each benchmark")

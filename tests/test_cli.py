@@ -162,6 +162,15 @@ def test_bench_runs_a_named_benchmark_and_reports_its_failure(tmp_path, monkeypa
     assert capsys.readouterr().out.count("== benchmark") == 2
     with pytest.raises(SystemExit, match="no benchmark named 'nope'; available: broken, ok"):
         main(["bench", "nope"])
+    # a benchmark's figures go beside its benchmarks/ folder, not into the current one, and the run names the file
+    (tmp_path / "benchmarks" / "rec.py").write_text(
+        "from pathlib import Path\nout = Path(__file__).resolve().parents[1] / 'bench_results'\n"
+        "out.mkdir(exist_ok=True)\n(out / 'rec.json').write_text('{}')\n")
+    assert main(["bench", "rec"]) == 0
+    record = tmp_path / "bench_results" / "rec.json"
+    assert f"== rec: figures written to {record.resolve()}" in capsys.readouterr().out
+    assert not (tmp_path / "elsewhere" / "bench_results").exists()
+    (tmp_path / "benchmarks" / "rec.py").unlink()
     # --list names them with their docstring's first line, running none of them
     (tmp_path / "benchmarks" / "ok.py").write_text('"""Throughput of ok.\n\nMore."""\nraise SystemExit(3)\n')
     assert main(["bench", "--list"]) == 0
