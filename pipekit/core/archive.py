@@ -25,6 +25,7 @@ import io
 import json
 import math
 import os
+import shutil
 import stat
 import struct
 import zipfile
@@ -540,16 +541,74 @@ def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[
         files["weights.safetensors"] = save({k: v.detach().cpu().contiguous() for k, v in weights.items()})
     path = Path(path)
     if path.is_dir() or not path.suffix:
-        path.mkdir(parents=True, exist_ok=True)
-        for k, v in files.items():
-            (path / k).write_bytes(v)
-        return path
+        return _write_folder(path, files)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with zipfile.ZipFile(tmp, "w") as z:
+    try:
+        with zipfile.ZipFile(tmp, "w") as z:
+            for k, v in files.items():
+                z.writestr(k, v, compress_type=zipfile.ZIP_STORED if k.endswith(".safetensors") else zipfile.ZIP_DEFLATED)
+        os.replace(tmp, path)  # a reader never sees half a file
+    except BaseException:  # an error or Ctrl-C: the file there before stays, and no temporary file is left
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` as the export folder ``path``, replaced as a whole or not at all: they are written to a hidden
+    sibling folder, which then takes the place of the old one (moved aside first, and put back if the swap fails), so
+    a reader finds the old export, the new one or, for an instant, none; never a mix of the two.
+
+    A folder that also holds files pipekit does not write (another program's, the user's) is never moved or
+    deleted: the export is written into it, with manifest.json removed first and written last, so that an
+    interrupted export leaves a folder ``load`` refuses (no manifest.json) rather than new files beside old ones."""
+    if path.exists() and not path.is_dir():
+        raise ExportError(f"cannot export to {path}: a file of that name exists, and a path without an extension is "
+                          f"written as a folder; give the file name an extension (e.g. {path.name}.pipekit) or "
+                          "remove the file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or (path.is_dir() and any(p.name not in _LIMITS for p in path.iterdir())):
+        return _write_into_folder(path, files)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier process of the same id, killed mid-export
+        tmp.mkdir()
         for k, v in files.items():
-            z.writestr(k, v, compress_type=zipfile.ZIP_STORED if k.endswith(".safetensors") else zipfile.ZIP_DEFLATED)
-    os.replace(tmp, path)  # a reader never sees half a file
+            (tmp / k).write_bytes(v)
+        if not path.exists():
+            os.rename(tmp, path)
+            return path
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+    except BaseException:  # an error or Ctrl-C: the old export stays as it was, and no temporary folder is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _write_into_folder(path: Path, files: dict[str, bytes]) -> Path:
+    """Write the export's files into a folder that holds other files too (see ``_write_folder``): each file is
+    replaced whole, manifest.json last; a file of an earlier export that this one does not hold is removed."""
+    (path / "manifest.json").unlink(missing_ok=True)  # until it is back, the folder is no export load accepts
+    for name in _LIMITS:
+        if name not in files:
+            (path / name).unlink(missing_ok=True)
+    for k in sorted(files, key=lambda k: k == "manifest.json"):
+        tmp = path / f".{k}.{os.getpid()}.tmp"
+        try:
+            tmp.write_bytes(files[k])
+            os.replace(tmp, path / k)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 

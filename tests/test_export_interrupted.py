@@ -1,0 +1,173 @@
+"""An export interrupted part-way (Ctrl-C, an error) leaves the previous export whole, or nothing, and no temporary
+file; the augmentation pool follows torch's thread count; fit refuses to run with gradients off."""
+from __future__ import annotations
+
+import os
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import pipekit
+from pipekit.core.errors import ExportError, ParameterError
+from pipekit.learn import Learner, accuracy, load_learner, simple_cnn
+from pipekit.vision import augment
+
+
+@pytest.fixture(scope="module")
+def learn(mnist_dls, one_torch_thread):
+    pipekit.set_seed(0)
+    learn = Learner(mnist_dls, simple_cnn(n_in=1, n_out=2), metrics=accuracy)
+    learn.fit(1, 1e-2)
+    return learn
+
+
+def preds(path: Path, learn: Learner) -> torch.Tensor:
+    return load_learner(path).get_preds(dl=learn.dls.valid)[0]
+
+
+def changed(learn: Learner) -> None:
+    """Move every weight and the default learning rate, so that an export of the learner now differs from one written
+    before in its weights and in its record."""
+    learn.lr = learn.lr * 2
+    with torch.no_grad():
+        for p in learn.model.parameters():
+            p.add_(0.05)
+
+
+def contents(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in path.iterdir()} if path.is_dir() else {path.name: path.read_bytes()}
+
+
+def hidden(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def interrupt_weights(monkeypatch) -> None:
+    """Ctrl-C as the weights file is written, in a folder or in a zip."""
+    write_bytes, writestr = Path.write_bytes, zipfile.ZipFile.writestr
+
+    def wb(self, data):
+        if "weights.safetensors" in self.name:
+            raise KeyboardInterrupt("Ctrl-C while writing weights")
+        return write_bytes(self, data)
+
+    def ws(self, name, *a, **k):
+        if str(getattr(name, "filename", name)) == "weights.safetensors":
+            raise KeyboardInterrupt("Ctrl-C while writing weights")
+        return writestr(self, name, *a, **k)
+
+    monkeypatch.setattr(Path, "write_bytes", wb)
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", ws)
+
+
+@pytest.mark.parametrize("name", ["model", "model.pipekit"])
+def test_an_interrupted_export_leaves_the_old_one_whole_and_no_temporary_file(learn, tmp_path, monkeypatch, name):
+    target = tmp_path / name
+    learn.export(target)
+    old, old_lr, files = preds(target, learn), learn.lr, contents(target)
+    changed(learn)
+    new = learn.get_preds(dl=learn.dls.valid)[0]
+    assert not torch.allclose(old, new)
+    with monkeypatch.context() as m:
+        interrupt_weights(m)
+        with pytest.raises(KeyboardInterrupt):
+            learn.export(target)
+        with pytest.raises(KeyboardInterrupt):
+            pipekit.save(learn, target)
+    assert contents(target) == files  # the old export, whole: not its weights under the new record
+    assert torch.equal(preds(target, learn), old) and load_learner(target).lr == old_lr
+    assert hidden(tmp_path) == []
+    learn.export(target)  # uninterrupted, it replaces the old export
+    assert torch.allclose(preds(target, learn), new, atol=1e-6) and load_learner(target).lr == learn.lr != old_lr
+    assert hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["model", "model.pipekit"])
+def test_an_interrupted_first_export_leaves_nothing(learn, tmp_path, monkeypatch, name):
+    with monkeypatch.context() as m:
+        interrupt_weights(m)
+        with pytest.raises(KeyboardInterrupt):
+            learn.export(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_swap_puts_the_old_folder_back(learn, tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    learn.export(target)
+    old = preds(target, learn)
+    changed(learn)
+    rename = os.rename
+
+    def fail_into_place(src, dst):
+        if Path(src).name.endswith(".tmp"):
+            raise OSError("disk gone")
+        return rename(src, dst)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "rename", fail_into_place)
+        with pytest.raises(OSError, match="disk gone"):
+            learn.export(target)
+    assert torch.equal(preds(target, learn), old) and hidden(tmp_path) == []
+
+
+def test_a_folder_holding_other_files_is_written_into_and_never_loads_a_mix(learn, tmp_path, monkeypatch):
+    target = tmp_path / "results"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    learn.export(target)
+    changed(learn)
+    new = learn.get_preds(dl=learn.dls.valid)[0]
+    with monkeypatch.context() as m:
+        interrupt_weights(m)
+        with pytest.raises(KeyboardInterrupt):
+            learn.export(target)
+    assert (target / "notes.txt").read_text() == "mine"  # the user's file is kept
+    assert hidden(target) == [] and hidden(tmp_path) == []
+    with pytest.raises(ExportError, match="no manifest.json"):  # refused, never the new record on the old weights
+        load_learner(target)
+    learn.export(target)
+    assert torch.allclose(preds(target, learn), new, atol=1e-6) and (target / "notes.txt").read_text() == "mine"
+
+
+def test_a_file_where_the_folder_would_go_is_refused_and_kept(learn, tmp_path):
+    (tmp_path / "model").write_text("not an export")
+    with pytest.raises(ExportError, match=r"model: a file of that name exists.*model.pipekit"):
+        learn.export(tmp_path / "model")
+    assert (tmp_path / "model").read_text() == "not an export"
+
+
+def test_the_augmentation_pool_follows_torch_set_num_threads(monkeypatch):
+    monkeypatch.delenv("PIPEKIT_AUG_THREADS", raising=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert augment.thread_pool()._max_workers == 1
+        seen: list[tuple[int, int, str]] = []
+        augment.run_chunks(lambda lo, hi: seen.append((lo, hi, threading.current_thread().name)), 8)
+        assert seen == [(0, 8, threading.current_thread().name)]  # one chunk, in the calling thread
+        torch.set_num_threads(2)
+        assert augment.thread_pool()._max_workers == min(2, os.cpu_count() or 1)
+        assert augment.thread_pool() is augment.thread_pool()  # not remade while the count stays
+        monkeypatch.setenv("PIPEKIT_AUG_THREADS", "3")
+        assert augment.thread_pool()._max_workers == 3  # the variable, when set, decides
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fit_with_gradients_off_is_refused_and_predicting_still_works(learn):
+    weights = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    outside = learn.get_preds(dl=learn.dls.valid)[0]
+    for off in (torch.no_grad, torch.inference_mode, lambda: torch.set_grad_enabled(False)):
+        with off():
+            with pytest.raises(ParameterError, match=r"fit: gradients are off.*torch\.no_grad\(\).*call fit outside"):
+                learn.fit(1, 1e-2)
+            with pytest.raises(ParameterError, match="gradients are off"):
+                learn.fit_one_cycle(1, 1e-2)
+    assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in weights.items())
+    with torch.no_grad():
+        inside = learn.get_preds(dl=learn.dls.valid)[0]
+        assert len(learn.validate()) == 2
+    assert torch.equal(inside, outside)
