@@ -594,6 +594,10 @@ class Learner:
         (['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time'], 2)
         """
         n_epoch = check_positive_int("fit", "n_epoch", n_epoch)
+        if not torch.is_grad_enabled():  # every schedule (fit_one_cycle, fine_tune, lr_find, ...) comes through here
+            raise ParameterError("fit: gradients are off here (inside torch.no_grad(), torch.inference_mode() or "
+                                 "torch.set_grad_enabled(False)), so the model cannot learn; call fit outside that "
+                                 "block (get_preds, validate and predict work inside it)")
         check("fit", start_epoch=(start_epoch, Interval(0, n_epoch, closed="left", integer=True)), lr=(lr, _LR_OR_NONE))
         if len(self.dls.train) == 0:
             raise DataError(f"fit: the training loader gives no batch ({len(self.dls.train.dataset)} items"

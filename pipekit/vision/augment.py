@@ -232,26 +232,31 @@ def sample_plan(n: int, in_size: tuple[int, int], streams: Streams, settings: Au
 
 # ------------------------------------------------------------------------------------------- executors
 _POOL: ThreadPoolExecutor | None = None
+_POOL_SIZE = 0
 _POOL_LOCK = threading.Lock()
 
 
 def thread_pool() -> ThreadPoolExecutor:
-    """The shared pool the OpenCV executor uses (size: $PIPEKIT_AUG_THREADS or the number of cores)."""
-    global _POOL
+    """The shared pool the OpenCV executor uses (size: $PIPEKIT_AUG_THREADS or the number of cores).
+
+    Without $PIPEKIT_AUG_THREADS: at most 8 and at most ``torch.get_num_threads()``, so torch.set_num_threads limits it."""
+    global _POOL, _POOL_SIZE
+    n = int(os.environ.get("PIPEKIT_AUG_THREADS", 0)) or max(1, min(8, os.cpu_count() or 1, torch.get_num_threads()))
     with _POOL_LOCK:
-        if _POOL is None:
-            n = int(os.environ.get("PIPEKIT_AUG_THREADS", 0)) or max(1, min(8, os.cpu_count() or 1))
-            _POOL = ThreadPoolExecutor(n, thread_name_prefix="pipekit-aug")
+        if _POOL is None or _POOL_SIZE != n:
+            # the pool replaced is not shut down: a batch still using it finishes; its threads end when it is let go
+            _POOL, _POOL_SIZE = ThreadPoolExecutor(n, thread_name_prefix="pipekit-aug"), n
         return _POOL
 
 
 def run_chunks(fn: Callable[[int, int], None], n: int, threads: int | None = None) -> None:
     """``fn(lo, hi)`` over 0..n in one chunk per pool thread (``threads`` at most), waiting for all."""
-    k = min(threads or thread_pool()._max_workers, n)
+    pool = thread_pool()
+    k = min(threads or pool._max_workers, n)
     if k <= 1:
         return fn(0, n)
     bounds = np.linspace(0, n, k + 1).astype(int)
-    for f in [thread_pool().submit(fn, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+    for f in [pool.submit(fn, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]:
         f.result()
 
 
