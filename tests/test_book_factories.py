@@ -145,10 +145,10 @@ def test_text_from_folder_and_from_csv(tmp_path):
                         get_items=lambda p: get_text_files(p, folders=["train", "valid"]), get_y=parent_label,
                         splitter=GrandparentSplitter()).dataloaders(tmp_path, bs=16, seed=0)
     _same(dls, spelled)
-    assert dls.vocab == ["negative", "positive"] and len(dls.valid_ds) == int(df["is_valid"].sum())
+    assert dls.vocab[1] == ["negative", "positive"] and len(dls.valid_ds) == int(df["is_valid"].sum())
     csv = TextDataLoaders.from_csv(D.path("imdb_sample"), "texts.csv", text_col="text", label_col="label",
                                    valid_col="is_valid", min_freq=2, cache_dir=False, bs=16, seed=0)
-    assert len(csv.valid_ds) == 200 and csv.vocab == ["negative", "positive"]
+    assert len(csv.valid_ds) == 200 and csv.vocab[1] == ["negative", "positive"]
     by_pos = TextDataLoaders.from_df(pl.read_csv(D.path("imdb_sample") / "texts.csv"), text_col=1, label_col=0,
                                      valid_col=2, min_freq=2, cache_dir=False, bs=16, seed=0)
     _same(by_pos, csv)
