@@ -243,30 +243,17 @@ class DataLoader:
 
     @property
     def after_batch(self) -> BatchPipeline:
-        """The batch transforms this loader runs on each batch, in the order they run (fastai's
-        ``dls.train.after_batch``): a DataBlock's blocks' own (``IntToFloat``, fastai's ``IntToFloatTensor``) then
-        its ``batch_tfms`` (``aug_transforms``, ``Normalize``). A loader that does not augment (the validation
-        loader, ``test_dl``) lists only those that change its batches: not an augmentation of training batches
-        alone (``RandomErasing``, an ``Albumentations`` without ``on_valid``, a ``split_idx=0`` one), nor an
-        augmentation whose validation resample leaves its images as they are (``aug_transforms(size=224)`` on
-        images already 224 pixels); one resizing them there (to ``size``, or its centred crop) is listed. Set by
+        """The batch transforms of this loader, in the order they run (fastai's ``dls.train.after_batch``): a
+        DataBlock's blocks' own (``IntToFloat``, fastai's ``IntToFloatTensor``) then its ``batch_tfms``
+        (``aug_transforms``, ``Normalize``). Every loader of the data lists the same ones, as fastai's do: each
+        transform decides for itself what it does on a batch that is not augmented (the validation loader,
+        ``test_dl``), where an augmentation draws nothing and at most resamples to its ``size``. Set by
         ``DataBlock(batch_tfms=...)`` (``dblock.new(batch_tfms=...)``), never on a loader."""
-        if self.augment:
-            return BatchPipeline(list(self.batch_tfms))
-        return BatchPipeline([t for t in self.batch_tfms if _changes_unaugmented(t, self._image_size())])
+        return BatchPipeline(list(self.batch_tfms))
 
     @after_batch.setter
     def after_batch(self, value: Any) -> None:
         raise _stage_not_settable("after_batch", "batch_tfms")
-
-    def _image_size(self) -> tuple[int, int] | None:
-        """The (height, width) of the first image element's store, when every image there has one; else None."""
-        geometry = self.geometry if getattr(self.dataset, "stores", ()) else ()
-        for j, s in enumerate(getattr(self.dataset, "stores", ())):
-            if j < len(geometry) and geometry[j] == "image":
-                size = getattr(s, "size", None)
-                return (int(size[0]), int(size[1])) if isinstance(size, tuple) and len(size) == 2 else None
-        return None
 
     def __len__(self) -> int:
         n_batches = self.n // self.bs if self.drop_last else -(-self.n // self.bs)
@@ -553,25 +540,6 @@ def _item_tfms_of(dataset: Any) -> list:
     recipe = getattr(dataset, "__dict__", {}).get("recipe")
     given = as_list(getattr(recipe, "item_tfms", None))
     return [t for t in Pipeline(given).tfms if not isinstance(t, BatchTransform)] if given else []
-
-
-def _changes_unaugmented(t: Any, image_size: tuple[int, int] | None) -> bool:
-    """Whether the batch transform ``t`` changes the batches of a loader that does not augment: not when it runs
-    on training batches alone (``split_idx=0``; ``on_valid=False``; a random one drawn with a probability ``p`` and
-    nothing to do without augmentation), nor when its validation resample (``valid_geometry``) keeps images of
-    ``image_size`` as they are."""
-    if getattr(t, "split_idx", None) == 0:
-        return False
-    if hasattr(t, "on_valid"):
-        return bool(t.on_valid)
-    resamples = type(t).valid_geometry is not BatchTransform.valid_geometry
-    if not resamples:
-        return not isinstance(getattr(t, "p", None), (int, float))
-    if image_size is None:
-        return True
-    geometry = t.valid_geometry(image_size)
-    return geometry is not None and not (tuple(geometry[1]) == tuple(image_size)
-                                         and np.allclose(np.asarray(geometry[0]), np.eye(3)))
 
 
 def _stage_not_settable(name: str, recipe_name: str | None) -> AttributeError:
