@@ -881,8 +881,8 @@ class DataBlock(Component):
         that learn from the training batches (``Normalize()`` without statistics) learn as in ``dataloaders()``.
 
         Each line is printed as it is found when ``show`` (and nothing is returned, so a notebook or a REPL shows
-        the walk once, as ``dls.summary()`` and ``learn.summary()`` do); ``show=False`` prints nothing and
-        returns the text. ``show_batch=True`` (fastai's) then draws the items of the training batch walked
+        the walk once, as ``dls.summary()`` does, and as fastai's ``dblock.summary`` prints); ``show=False`` prints
+        nothing and returns the text (``learn.summary()`` returns its table, as fastai's). ``show_batch=True`` (fastai's) then draws the items of the training batch walked
         (``dls.show_batch()``). ``batch_size`` is ``bs`` under PyTorch's and fastai's name.
 
         >>> import polars as pl
