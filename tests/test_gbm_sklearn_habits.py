@@ -18,7 +18,7 @@ from pipekit.backends import GBM, RandomForest
 from pipekit.core import DataError, ParameterError
 from pipekit.data import RandomSplitter
 from pipekit.datasets import path
-from pipekit.ensemble import BaggedModel
+from pipekit.ensemble import BaggedModel, MeanEnsemble
 from pipekit.sklearn import TabularClassifier, TabularRegressor
 from pipekit.tabular import Tabular
 from pipekit.tabular.dates import df_shrink
@@ -38,14 +38,18 @@ def xy(adult_1500) -> tuple[pd.DataFrame, np.ndarray]:
     return df.drop(columns="salary"), df["salary"].to_numpy()
 
 
-def test_early_stopping_rounds_without_a_valid_split_is_refused(tab, xy):
+def test_early_stopping_rounds_without_a_valid_split_is_said(tab, xy):
     gbm = GBM("classification", n_estimators=300, early_stopping_rounds=10, n_jobs=1)
-    with pytest.raises(ParameterError, match=r"early_stopping_rounds=10.*tab\.valid.*early_stopping_rounds=None"):
-        gbm.fit(tab.train)
-    assert not gbm.is_fitted
+    with pytest.warns(UserWarning, match=r"early_stopping_rounds=10.*all n_estimators=300 rounds.*tab\.valid.*"
+                                         r"early_stopping_rounds=None"):
+        assert gbm.clone().fit(tab.train).best_iteration_ == 300
     X, y = xy
-    with pytest.raises(ParameterError, match=r"early_stopping_rounds=10.*eval_set=\[\(X_valid, y_valid\)\]"):
+    with pytest.warns(UserWarning, match=r"early_stopping_rounds=10.*eval_set=\[\(X_valid, y_valid\)\]"):
         TabularClassifier(gbm).fit(X, y)
+    # an ensemble fits its members without a valid split: said, and fitted
+    with pytest.warns(UserWarning, match="early_stopping_rounds=10"):
+        ens = TabularClassifier(MeanEnsemble([gbm.clone(), RandomForest("classification", n_estimators=5)])).fit(X, y)
+    assert ens.predict(X[:5]).shape == (5,)
     # with the valid split it stops on it; without early stopping every round is boosted
     stopped = gbm.clone().fit(tab.train, tab.valid)
     assert stopped.best_iteration_ < 300 and stopped.valid_score_ > 0.7
@@ -89,7 +93,7 @@ def test_wrapper_refuses_what_it_cannot_use(xy):
         clf.fit(X, y, eval_set=[(X, y), (X, y)])
     with pytest.raises(DataError, match=r"labels \['maybe'\]"):
         clf.fit(X[:1000], y[:1000], eval_set=[(X[1000:], np.where(np.arange(500) == 3, "maybe", y[1000:]))])
-    with pytest.raises(ParameterError, match="BaggedModel chooses its own held-out rows"):
+    with pytest.raises(ParameterError, match="BaggedModel fits its members without one"):
         TabularClassifier(BaggedModel(GBM("classification", n_estimators=20, n_jobs=1), n_folds=2)).fit(
             X, y, eval_set=[(X, y)])
 

@@ -34,7 +34,7 @@ from pipekit.backends.booster_files import (LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVE
                                             check_params_to_save, lightgbm_names, monotone_values)
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
-from pipekit.core.errors import ExportError, ParameterError
+from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check, check_state
 from pipekit.data.progress import ProgressMeter
 
@@ -48,7 +48,7 @@ _OWN_ARGUMENTS = {"num_iterations": "n_estimators", "learning_rate": "learning_r
 #: LightGBM's 0 (or less) for these: every core, no early stopping; GBM's spelling of the same
 _LIGHTGBM_OFF = {"n_jobs": -1, "early_stopping_rounds": None}
 #: GBM's default ``early_stopping_rounds``: it stops on a valid split when one is given, and has nothing to stop on
-#: without one; any other value given is a request for early stopping, which a fit without a valid split refuses
+#: without one; any other value given is a request for early stopping, which a fit without a valid split warns of
 _PATIENCE = 50
 #: arguments of LightGBM's scikit-learn estimators that are no LightGBM parameter, with pipekit's way to the same
 _SKLEARN_API_ONLY = {
@@ -124,9 +124,8 @@ class GBM(Booster):
     Category-code columns (the split's ``cat_names`` and their ``_na`` flags) are passed as LightGBM
     categorical features when ``native_categorical`` is True. With a ``valid`` split, training stops after
     ``early_stopping_rounds`` rounds without improvement and ``best_iteration_`` is used for prediction. Without
-    one, the default 50 has nothing to stop on (all ``n_estimators`` rounds are boosted), and any other
-    ``early_stopping_rounds`` is refused, as LightGBM refuses it: pass the valid split, or
-    ``early_stopping_rounds=None``.
+    one, all ``n_estimators`` rounds are boosted: quietly for the default 50, with a warning for any other
+    ``early_stopping_rounds`` (LightGBM refuses it): pass the valid split, or ``early_stopping_rounds=None``.
     ``time_limit``: seconds of fitting, after which boosting stops (the rounds done are kept, the best of them
     when it stops early). ``params`` adds or overrides raw LightGBM parameters.
 
@@ -196,13 +195,13 @@ class GBM(Booster):
 
     def fit(self, train: Any, valid: Any = None, sample_weight: Any = None) -> Any:
         """As every backend's (:meth:`Backend.fit`); an ``early_stopping_rounds`` given (other than the default 50)
-        needs ``valid`` to stop on, and a fit without it is refused, as LightGBM refuses it."""
+        has nothing to stop on without ``valid``: the fit says so and boosts every round (LightGBM refuses it;
+        pipekit's ensembles fit their members without a valid split of the user's, so it is a warning here)."""
         if valid is None and self.early_stopping_rounds not in (None, _PATIENCE):
-            raise ParameterError(
-                f"GBM(early_stopping_rounds={self.early_stopping_rounds}) stops on a validation split, and this fit "
-                "has none: pass one, gbm.fit(tab.train, tab.valid) (TabularClassifier / TabularRegressor: fit(X, y, "
-                "eval_set=[(X_valid, y_valid)])), or give early_stopping_rounds=None to boost all "
-                f"n_estimators={self.n_estimators} rounds")
+            warn(f"GBM(early_stopping_rounds={self.early_stopping_rounds}) has no validation split to stop on in this "
+                 f"fit, so all n_estimators={self.n_estimators} rounds are boosted: pass one, gbm.fit(tab.train, "
+                 "tab.valid) (TabularClassifier / TabularRegressor: fit(X, y, eval_set=[(X_valid, y_valid)])), or "
+                 "give early_stopping_rounds=None")
         return super().fit(train, valid, sample_weight)
 
     @property

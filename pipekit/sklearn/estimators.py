@@ -325,8 +325,8 @@ class _TabularEstimator(Component, BaseEstimator):
         backend = self._backend()
         if not isinstance(backend, Backend) or isinstance(backend, BaggedModel):
             raise ParameterError(f"{who}.fit: eval_set= is the valid split of one backend (GBM, XGBoost, CatBoost, "
-                                 f"a forest, TorchTabular); {type(backend).__name__} chooses its own held-out rows, "
-                                 "so fit it without eval_set")
+                                 f"a forest, TorchTabular); {type(backend).__name__} fits its members without one "
+                                 "(a bag holds out rows of its own), so fit it without eval_set")
         return eval_set[0][0], eval_set[0][1]
 
     def _valid_targets(self, name: str, y: np.ndarray) -> pl.Series:
