@@ -1,5 +1,7 @@
-"""An export interrupted part-way (Ctrl-C, an error) leaves the previous export whole, or nothing, and no temporary
-file; the augmentation pool follows torch's thread count; fit refuses to run with gradients off."""
+"""An export interrupted part-way (Ctrl-C, an error) leaves no temporary file, and never a mix of two exports: a zip
+keeps the previous export whole, a folder is left without manifest.json, which load refuses; a folder export never
+touches files pipekit does not write; the augmentation pool follows torch's thread count; fit refuses to run with
+gradients off."""
 from __future__ import annotations
 
 import os
@@ -10,7 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import numpy as np
+import polars as pl
+
 import pipekit
+from pipekit.backends import RandomForest, as_data
 from pipekit.core.errors import ExportError, ParameterError
 from pipekit.learn import Learner, accuracy, load_learner, simple_cnn
 from pipekit.vision import augment
@@ -63,9 +69,8 @@ def interrupt_weights(monkeypatch) -> None:
     monkeypatch.setattr(zipfile.ZipFile, "writestr", ws)
 
 
-@pytest.mark.parametrize("name", ["model", "model.pipekit"])
-def test_an_interrupted_export_leaves_the_old_one_whole_and_no_temporary_file(learn, tmp_path, monkeypatch, name):
-    target = tmp_path / name
+def test_an_interrupted_zip_export_leaves_the_old_one_whole_and_no_temporary_file(learn, tmp_path, monkeypatch):
+    target = tmp_path / "model.pipekit"
     learn.export(target)
     old, old_lr, files = preds(target, learn), learn.lr, contents(target)
     changed(learn)
@@ -85,6 +90,27 @@ def test_an_interrupted_export_leaves_the_old_one_whole_and_no_temporary_file(le
     assert hidden(tmp_path) == []
 
 
+def test_an_interrupted_folder_export_is_refused_by_load_never_a_mix(learn, tmp_path, monkeypatch):
+    target = tmp_path / "model"
+    learn.export(target)
+    old_lr = learn.lr
+    changed(learn)
+    new = learn.get_preds(dl=learn.dls.valid)[0]
+    for export in (learn.export, lambda t: pipekit.save(learn, t)):
+        with monkeypatch.context() as m:
+            interrupt_weights(m)
+            with pytest.raises(KeyboardInterrupt):
+                export(target)
+        assert not (target / "manifest.json").exists()  # removed first, so the new record on the old weights ...
+        with pytest.raises(ExportError, match=rf"{target.name} has no manifest.json; it is not a pipekit file"):
+            load_learner(target)  # ... is never loaded
+        assert hidden(target) == [] and hidden(tmp_path) == []  # no temporary file, no sibling folder
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    learn.export(target)  # uninterrupted, the folder is an export again, of the new learner
+    assert torch.allclose(preds(target, learn), new, atol=1e-6) and load_learner(target).lr == learn.lr != old_lr
+    assert hidden(target) == []
+
+
 @pytest.mark.parametrize("name", ["model", "model.pipekit"])
 def test_an_interrupted_first_export_leaves_nothing(learn, tmp_path, monkeypatch, name):
     with monkeypatch.context() as m:
@@ -94,23 +120,79 @@ def test_an_interrupted_first_export_leaves_nothing(learn, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_swap_puts_the_old_folder_back(learn, tmp_path, monkeypatch):
+def test_a_folder_export_writes_into_the_folder_itself_and_keeps_its_mode(learn, tmp_path, monkeypatch):
+    """The folder is never renamed (a mount point cannot be): its files are replaced in place."""
     target = tmp_path / "model"
+    target.mkdir()
+    target.chmod(0o750)
+    inode = target.stat().st_ino
     learn.export(target)
-    old = preds(target, learn)
     changed(learn)
+    new = learn.get_preds(dl=learn.dls.valid)[0]
     rename = os.rename
 
-    def fail_into_place(src, dst):
-        if Path(src).name.endswith(".tmp"):
-            raise OSError("disk gone")
+    def no_folder_rename(src, dst):
+        if Path(src) == target or Path(dst) == target:
+            raise OSError(16, "Device or resource busy", str(src))
         return rename(src, dst)
 
     with monkeypatch.context() as m:
-        m.setattr(os, "rename", fail_into_place)
-        with pytest.raises(OSError, match="disk gone"):
+        m.setattr(os, "rename", no_folder_rename)
+        learn.export(target)
+    assert target.stat().st_ino == inode and (target.stat().st_mode & 0o777) == 0o750
+    assert torch.allclose(preds(target, learn), new, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"] and hidden(target) == []
+
+
+@pytest.fixture(scope="module")
+def forest():
+    """A forest on real rows of adult_sample: its export holds arrays.npz (the learner's holds none)."""
+    data = Path(os.environ["PIPEKIT_DATA"]) if os.environ.get("PIPEKIT_DATA") else None
+    if data is None or not (data / "adult_sample" / "adult.csv").is_file():
+        pytest.skip("needs $PIPEKIT_DATA")
+    df = pl.read_csv(data / "adult_sample" / "adult.csv", n_rows=300)
+    xs = df.select("age", "education-num", "hours-per-week").cast(pl.Float64)
+    return RandomForest("regression", n_estimators=3, seed=0).fit(as_data(xs, y=df["fnlwgt"].cast(pl.Float64).to_numpy()))
+
+
+def test_a_users_own_files_are_kept_by_a_folder_export(learn, tmp_path):
+    target = tmp_path / "results"
+    target.mkdir()
+    mine = np.arange(5.0)
+    np.savez(target / "arrays.npz", mine=mine)
+    (target / "notes.txt").write_text("mine")
+    assert "arrays.npz" not in zipfile.ZipFile(learn.export(tmp_path / "zipped.pipekit")).namelist()
+    learn.export(target)  # an export without arrays.npz
+    assert np.array_equal(np.load(target / "arrays.npz")["mine"], mine)  # not the export's: kept
+    assert (target / "notes.txt").read_text() == "mine"
+    assert load_learner(target).lr == learn.lr
+
+
+def test_a_folder_holding_another_programs_manifest_is_refused_and_untouched(learn, tmp_path):
+    target = tmp_path / "results"
+    target.mkdir()
+    for text in ('{"name": "my-app", "version": 1}', "not json {"):
+        (target / "manifest.json").write_text(text)
+        (target / "record.json").write_text('{"mine": true}')
+        before = contents(target)
+        with pytest.raises(ExportError, match=rf"{target / 'manifest.json'} is not a pipekit export's manifest.*"
+                                              r"overwrite it; export into another folder"):
             learn.export(target)
-    assert torch.equal(preds(target, learn), old) and hidden(tmp_path) == []
+        assert contents(target) == before
+
+
+def test_re_exporting_a_model_without_arrays_removes_the_previous_exports_arrays(learn, forest, tmp_path):
+    target = tmp_path / "model"
+    pipekit.save(forest, target)
+    assert (target / "arrays.npz").exists()
+    (target / "notes.txt").write_text("mine")
+    learn.export(target)
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "notes.txt", "record.json",
+                                                        "weights.safetensors"]
+    assert load_learner(target).lr == learn.lr
+    pipekit.save(forest, target)  # and back: the learner's weights go, the forest loads as itself
+    assert sorted(p.name for p in target.iterdir()) == ["arrays.npz", "manifest.json", "notes.txt", "record.json"]
+    assert isinstance(pipekit.load(target), RandomForest)
 
 
 def test_a_folder_holding_other_files_is_written_into_and_never_loads_a_mix(learn, tmp_path, monkeypatch):

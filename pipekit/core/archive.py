@@ -10,6 +10,12 @@ their ``.npy`` header without pickle, numbers/booleans/strings only, and the hea
 the bytes that follow before anything is allocated. Every refusal is an :class:`ExportError` naming the
 file and member.
 
+Writing (``write_archive``): a zip is written as a temporary file beside it, then renamed over the target, so the
+file there before stays whole until the new one is complete. A path without an extension is a folder, written into
+(never moved or replaced): a manifest.json it holds must be a pipekit export's, the previous export's files are
+replaced one by one, manifest.json removed first and written last, so an interrupted export leaves a folder that
+``load`` refuses rather than a mix of two exports; files pipekit does not write are never touched.
+
 Example:
     >>> import io, zipfile
     >>> buf = io.BytesIO()
@@ -25,7 +31,6 @@ import io
 import json
 import math
 import os
-import shutil
 import stat
 import struct
 import zipfile
@@ -525,7 +530,8 @@ class Archive:
 
 def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[str, np.ndarray] | None = None,
                   weights: dict[str, Any] | None = None) -> Path:
-    """Write a pipekit file: one zip, or a folder of the same files when ``path`` has no extension."""
+    """Write a pipekit file: one zip (a temporary file renamed over ``path``), or, when ``path`` has no extension or is
+    a folder, the same files written into that folder (see ``_write_folder``)."""
     from pipekit import __version__
 
     files = {"manifest.json": json.dumps({"format": FORMAT, "version": VERSION, "kind": kind,
@@ -555,60 +561,68 @@ def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[
     return path
 
 
-def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
-    """Write ``files`` as the export folder ``path``, replaced as a whole or not at all: they are written to a hidden
-    sibling folder, which then takes the place of the old one (moved aside first, and put back if the swap fails), so
-    a reader finds the old export, the new one or, for an instant, none; never a mix of the two.
+def _describes_pipekit(manifest: Any) -> bool:
+    """Whether a parsed manifest.json is a pipekit file's: the check ``read_pipekit`` makes before reading a file,
+    and the one ``_write_folder`` makes before replacing a folder's files."""
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
-    A folder that also holds files pipekit does not write (another program's, the user's) is never moved or
-    deleted: the export is written into it, with manifest.json removed first and written last, so that an
-    interrupted export leaves a folder ``load`` refuses (no manifest.json) rather than new files beside old ones."""
+
+def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` into the folder ``path`` (created if missing). The folder itself is never moved, replaced or
+    given a sibling, so a mount point, a folder in a read-only parent, and the folder's own mode, owner and ACLs all
+    stay as they are; only the export's own files in it are written.
+
+    When the folder holds a manifest.json, it must be a pipekit export's (read as ``read_pipekit`` reads it): one
+    that is not, or that cannot be parsed, belongs to another program and is refused with an :class:`ExportError`
+    before anything is touched. Then manifest.json is removed first (until it is written again, ``load`` refuses the
+    folder), the files of that previous export that this one does not write are removed (only when the folder held a
+    pipekit export: a folder that never did keeps every file in it, e.g. a user's own ``arrays.npz``), and each file is
+    written as a hidden temporary file in the folder and renamed over its name, manifest.json last. An error or
+    Ctrl-C part-way removes the temporary file, so an interrupted export leaves a folder ``load`` refuses (no
+    manifest.json), never the new record beside the old weights; a folder this call created is removed again with the
+    files it wrote. Files pipekit does not write are never touched."""
     if path.exists() and not path.is_dir():
         raise ExportError(f"cannot export to {path}: a file of that name exists, and a path without an extension is "
                           f"written as a folder; give the file name an extension (e.g. {path.name}.pipekit) or "
                           "remove the file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_symlink() or (path.is_dir() and any(p.name not in _LIMITS for p in path.iterdir())):
-        return _write_into_folder(path, files)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    manifest = path / "manifest.json"
+    ours = False
+    if path.is_dir() and (manifest.exists() or manifest.is_symlink()):
+        try:
+            ours = _describes_pipekit(parse_json(read_file(manifest, f"{manifest}"), f"{manifest}"))
+        except ExportError:  # too large, not a regular file, not JSON: not a pipekit export's manifest either
+            ours = False
+        if not ours:
+            raise ExportError(f"cannot export to {path}: {manifest} is not a pipekit export's manifest, so it belongs "
+                              "to another program, and an export would overwrite it; export into another folder "
+                              f"(e.g. {path / 'model'}) or to a file (e.g. {path}.pipekit)")
+    created = not path.is_dir()
+    path.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
     try:
-        shutil.rmtree(tmp, ignore_errors=True)  # left by an earlier process of the same id, killed mid-export
-        tmp.mkdir()
-        for k, v in files.items():
-            (tmp / k).write_bytes(v)
-        if not path.exists():
-            os.rename(tmp, path)
-            return path
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(path, old)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            os.rename(old, path)
-            raise
-    except BaseException:  # an error or Ctrl-C: the old export stays as it was, and no temporary folder is left
-        shutil.rmtree(tmp, ignore_errors=True)
+        if ours:
+            manifest.unlink()  # until it is written again, the folder is no export load accepts
+            for name in _LIMITS:  # the previous export's files this one does not replace
+                if name not in files:
+                    (path / name).unlink(missing_ok=True)
+        for k in sorted(files, key=lambda k: k == "manifest.json"):
+            tmp = path / f".{k}.{os.getpid()}.tmp"
+            try:
+                tmp.write_bytes(files[k])
+                os.replace(tmp, path / k)  # a reader never sees half a file
+            except BaseException:  # an error or Ctrl-C: no temporary file is left
+                tmp.unlink(missing_ok=True)
+                raise
+            written.append(path / k)
+    except BaseException:
+        if created:  # nothing was there before: leave nothing
+            for f in written:
+                f.unlink(missing_ok=True)
+            try:
+                path.rmdir()
+            except OSError:  # something else was put in it meanwhile: keep it
+                pass
         raise
-    shutil.rmtree(old, ignore_errors=True)
-    return path
-
-
-def _write_into_folder(path: Path, files: dict[str, bytes]) -> Path:
-    """Write the export's files into a folder that holds other files too (see ``_write_folder``): each file is
-    replaced whole, manifest.json last; a file of an earlier export that this one does not hold is removed."""
-    (path / "manifest.json").unlink(missing_ok=True)  # until it is back, the folder is no export load accepts
-    for name in _LIMITS:
-        if name not in files:
-            (path / name).unlink(missing_ok=True)
-    for k in sorted(files, key=lambda k: k == "manifest.json"):
-        tmp = path / f".{k}.{os.getpid()}.tmp"
-        try:
-            tmp.write_bytes(files[k])
-            os.replace(tmp, path / k)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     return path
 
 
@@ -662,7 +676,7 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
                           "model.export(path)), or load it with pipekit 0.1." if old else
                           f"{where} has no manifest.json; it is not a pipekit file")
     manifest = parse_json(files["manifest.json"], f"{where}: manifest.json")
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not _describes_pipekit(manifest):
         raise ExportError(f"{where}: manifest.json does not describe a pipekit file")
     version, kind = manifest.get("version"), manifest.get("kind")
     if not isinstance(version, int) or isinstance(version, bool) or not isinstance(kind, str):
