@@ -128,3 +128,55 @@ def test_a_format_pil_hands_to_another_program_is_never_decoded(tmp_path, monkey
     with pytest.raises(ImageDecodeError, match=r"drawing\.png: not a readable image .*OpenCV and PIL cannot read"):
         decode_image(f)
     assert loads == []
+
+
+def _icon_holding_png(side: int) -> bytes:
+    """An ICO file of one icon, a side x side RGBA PNG of zeros (a few kB: the rows compress to nothing)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    pack = zlib.compressobj(9)
+    row = bytes(1 + 4 * side)  # filter byte and RGBA zeros
+    idat = b"".join(pack.compress(row) for _ in range(side)) + pack.flush()
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 8, 6, 0, 0, 0))
+           + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    # ICONDIR (reserved, type 1 = icon, 1 image) and one ICONDIRENTRY (0 = 256 a side) pointing at the PNG
+    return struct.pack("<HHH", 0, 1, 1) + struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 22) + png
+
+
+def test_an_icon_is_refused_without_decoding_its_pixels(tmp_path, monkeypatch):
+    """PIL's ICO opener decodes the largest icon while opening (a PNG inside declaring any size): pipekit never
+    opens an ICO with PIL, so an icon holding a 2000x2000 PNG is refused, naming the file, with no pixel decoded."""
+    from PIL import IcoImagePlugin, PngImagePlugin
+
+    loads = []
+
+    def must_not_run(self, *a, **k):
+        loads.append(type(self).__name__)
+        raise AssertionError("pixels decoded")
+
+    monkeypatch.setattr(IcoImagePlugin.IcoImageFile, "load", must_not_run)
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "load", must_not_run)
+    monkeypatch.setattr(decode, "MAX_PIXELS", 1000)  # whatever the bound, the icon is not opened
+    ico = _icon_holding_png(2000)
+    f = tmp_path / "bomb.ico"
+    f.write_bytes(ico)
+    assert decode._pil_header_size(ico) is None and decode._pil_mode(np.frombuffer(ico, np.uint8)) is None
+    for mode in ("RGB", "mask"):
+        with pytest.raises(ImageDecodeError, match=rf"^{f}: not a readable image \({UNREADABLE}"):
+            decode_image(f, mode=mode)
+        with pytest.raises(ImageDecodeError, match=rf"^bomb\.ico: not a readable image \({UNREADABLE}"):
+            decode_bytes(ico, name="bomb.ico")
+    assert verify_images([f]) == [f]
+    assert loads == []
+    assert "ICO" not in decode._PIL_HEADERS and decode._PIL_DECODES <= decode._PIL_HEADERS
+
+
+def test_a_png_digit_still_opens_through_pil_after_an_icon_is_refused():
+    """The formats PIL opens are the ones whose opener reads the header alone; a real PNG is one of them."""
+    png = digits("train", "3")[0].read_bytes()
+    assert decode._pil_header_size(png) == (28, 28)
+    assert decode._pil_mode(np.frombuffer(png, np.uint8)) == Image.open(digits("train", "3")[0]).mode

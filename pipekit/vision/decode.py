@@ -159,10 +159,16 @@ def unreadable(name: str, said: str = "") -> str:
             "8- or 16-bit TIFF), or remove it if it is broken")
 
 
-#: the raster formats PIL decodes where OpenCV cannot (PIL's format names): decoders of pixels alone. Formats PIL
-#: hands to another program (EPS to Ghostscript) or to the system are never decoded from a file pipekit reads
-_PIL_DECODES = frozenset({"TIFF", "BMP", "DIB", "TGA", "PCX", "ICO", "PPM", "SGI", "DDS", "GIF", "PNG", "JPEG",
-                          "WEBP", "MPO"})
+#: the formats PIL may open from a file pipekit reads (PIL's format names): those whose opener reads the header
+#: alone (PIL 13's sources), so pipekit's pixel bound applies before any pixel is decoded. ICO is left out: its
+#: opener decodes the largest icon (a PNG inside may declare any size) while opening; so are formats PIL hands to
+#: another program (EPS to Ghostscript) or to the system. WebP's and AVIF's openers parse the file in libwebp and
+#: libavif, which decode nothing until pixels are asked for
+_PIL_HEADERS = frozenset({"JPEG", "MPO", "TIFF", "JPEG2000", "AVIF", "PNG", "BMP", "DIB", "GIF", "WEBP", "PPM",
+                          "TGA", "PCX", "SGI", "DDS", "SUN"})
+#: of those, the raster formats PIL decodes where OpenCV cannot (a 32-bit float TIFF, a TGA): JPEG 2000, AVIF and
+#: Sun raster files are decoded by OpenCV alone
+_PIL_DECODES = _PIL_HEADERS - {"JPEG2000", "AVIF", "SUN"}
 
 
 def _pil_decode(buf: np.ndarray, mode: str, name: str, said: str = "") -> np.ndarray:
@@ -201,16 +207,13 @@ def _is_palette_png(buf: np.ndarray) -> bool:
 
 
 def _pil_mode(buf: np.ndarray) -> str | None:
-    """The mode PIL opens encoded bytes with (only the header is read), or None when PIL cannot open them."""
-    from io import BytesIO
-
-    from PIL import Image
-
-    try:
-        with Image.open(BytesIO(buf.tobytes())) as im:
-            return str(im.mode)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):  # unreadable to PIL: not a palette image
+    """The mode PIL opens encoded bytes with (only the header is read: one of :data:`_PIL_HEADERS`), or None when
+    PIL cannot open them (not a palette image, then)."""
+    im = _pil_open(buf.tobytes())
+    if im is None:
         return None
+    with im:
+        return str(im.mode)
 
 
 def _palette_indices(buf: np.ndarray, name: str) -> np.ndarray:
@@ -424,8 +427,9 @@ def _pil_header_size(data: bytes | memoryview, kind: str | None = None) -> tuple
     """(width, height) of an image as PIL's own parser reads its header: of PIL's format ``kind`` (``"JPEG"``,
     ``"TIFF"``, ``"JPEG2000"``, ``"AVIF"``: a header the walk in :func:`_header_size` could not follow, thousands of
     segments, an odd layout), or, with no ``kind``, of the first format PIL recognises by the file's first bytes, as
-    ``Image.open`` finds it (formats PIL only guesses at, with no signature, are left out). Only the header is read,
-    and PIL's pixel bound is not applied (pipekit's is, by the caller). None when PIL cannot read it either: the
+    ``Image.open`` finds it (formats PIL only guesses at, with no signature, are left out, and so are the ones out of
+    :data:`_PIL_HEADERS`). Only the header is read, and PIL's pixel bound is not applied (pipekit's is, by the
+    caller). None when PIL cannot read it either: the
     image is then decoded and refused after, if too large."""
     im = _pil_open(data, kind)
     if im is None:
@@ -437,7 +441,8 @@ def _pil_header_size(data: bytes | memoryview, kind: str | None = None) -> tuple
 
 def _pil_open(data: bytes | memoryview, kind: str | None = None) -> Any:
     """A PIL image of ``data``, its header read and its pixels not yet (see :func:`_pil_header_size` for ``kind``),
-    opened without PIL's pixel bound (pipekit's applies); None when no format of PIL reads its header."""
+    opened without PIL's pixel bound (pipekit's applies); None when no format of :data:`_PIL_HEADERS` reads its
+    header. Only those formats are tried: another format's opener may decode pixels before any bound applies."""
     from io import BytesIO
 
     from PIL import Image
@@ -445,7 +450,7 @@ def _pil_open(data: bytes | memoryview, kind: str | None = None) -> Any:
     Image.init()  # every format PIL has, registered once for the process
     raw = bytes(data)
     for fmt in [kind] if kind else list(Image.ID):
-        factory, accept = Image.OPEN.get(fmt, (None, None))
+        factory, accept = Image.OPEN.get(fmt, (None, None)) if fmt in _PIL_HEADERS else (None, None)
         try:
             # as Image.open: a prefix check answering a string (a warning) or a false value is no match
             known = kind is not None or (accept is not None and not isinstance(match := accept(raw[:16]), str)
