@@ -90,6 +90,18 @@ def test_bb_pad_fastai_semantics():
     assert out[1][1].tolist() == [[0.0, 0.0, 0.5, 0.5], [-1.0, -0.5, 0.5, 1.0]] and out[1][2].tolist() == [1, 4]
     assert out[0][1].tolist() == [[-0.5, -0.5, 0.5, 0.5], [0.0, 0.0, 0.0, 0.0]] and out[0][2].tolist() == [3, 7]
     assert bb_pad(samples)[0][2].tolist() == [3, 0]
+    # a box with both sides inverted (x1 < x0 and y1 < y0: a positive area) is empty, as the augmentation drops it,
+    # and a padding row (NaN) is no box: both dropped with their labels, as a NaN-padded store's rows would be
+    nan = float("nan")
+    odd = [("a", [[-0.5, -0.5, 0.5, 0.5], [nan] * 4], [2, 0]),
+           ("b", [[0.5, 0.5, -0.5, -0.5], [0.25, 0.5, 0.75, 1.0], [0.25, 0.5, nan, 1.0]], [5, 6, 8])]
+    out = bb_pad(odd)
+    assert [o[1].tolist() for o in out] == [[[-0.5, -0.5, 0.5, 0.5]], [[0.25, 0.5, 0.75, 1.0]]]
+    assert [o[2].tolist() for o in out] == [[2], [6]]
+    assert not any(o[1].isnan().any() for o in out)
+    # an integer box tensor is taken as the float boxes it holds
+    ints = bb_pad([("c", torch.tensor([[-1, -1, 1, 1], [1, 1, -1, -1]]), torch.tensor([1, 2]))])
+    assert ints[0][1].tolist() == [[-1.0, -1.0, 1.0, 1.0]] and ints[0][2].tolist() == [1]
 
 
 def test_bb_pad_before_batch_on_coco():

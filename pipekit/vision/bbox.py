@@ -190,8 +190,9 @@ class DropEmptyBoxes(BatchTransform):
 
 def bb_pad(samples: Sequence[Any], pad_idx: int = 0) -> list[tuple]:
     """fastai's ``bb_pad``, a ``before_batch`` step for ``(image, boxes, labels)`` samples with boxes in -1..1: each
-    sample's boxes clipped to -1..1 and those left with no area dropped with their labels (fastai's
-    ``clip_remove_empty``), then its boxes padded with zero rows and its labels with ``pad_idx``, up to the most
+    sample's boxes clipped to -1..1 and those left with no width or no height dropped with their labels (fastai's
+    ``clip_remove_empty``, by the rule of :func:`~pipekit.vision.augment.empty_boxes_to_padding`), and so are
+    padding rows (NaN) it already holds, then its boxes padded with zero rows and its labels with ``pad_idx``, up to the most
     boxes among ``samples``. The image is kept as it is.
 
     A DataBlock of ``BBoxBlock`` and ``BBoxLblBlock`` needs no such step: its boxes are stored padded (NaN rows,
@@ -218,9 +219,11 @@ def bb_pad(samples: Sequence[Any], pad_idx: int = 0) -> list[tuple]:
         if len(labels) != len(boxes):
             raise DataError(f"bb_pad: sample {i} has {len(boxes)} box(es) and {len(labels)} label(s); give one "
                             "label per box")
-        boxes = boxes.clamp(-1, 1)
-        empty = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) <= 0
-        kept.append((sample[0], boxes[~empty], labels[~empty]))
+        # one rule for an empty box, the augmentation's: clipped to -1..1, no width or no height (a box with both
+        # sides inverted too) makes a padding row; padding rows (NaN) given in the sample go with them
+        boxes = empty_boxes_to_padding(boxes if boxes.is_floating_point() else boxes.float())
+        real = ~boxes.isnan().any(-1)
+        kept.append((sample[0], boxes[real], labels[real]))
     most = max((len(b) for _, b, _ in kept), default=0)
     return [(img, torch.cat([b, b.new_zeros(most - len(b), 4)]),
              torch.cat([lbl, lbl.new_full((most - len(lbl),), int(pad_idx))])) for img, b, lbl in kept]
