@@ -76,6 +76,36 @@ def test_a_list_of_texts_names_the_items():
         db.dataloaders(texts, bs=4)
 
 
+def test_a_column_mixing_numbers_and_text_names_the_column_and_rows():
+    """A column of numbers and texts is read as text after a warning; its surrogates are named, not a bare
+    UnicodeEncodeError from the text column pandas builds of it."""
+    df = reviews()[["text", "label"]]
+    df["text"] = pd.Series([*range(5), *df["text"].iloc[5:]], dtype=object)  # rows 0..4 numbers
+    with pytest.warns(UserWarning, match=r"column\(s\) \['text'\] mix text and numbers"):
+        with pytest.raises(DataError, match=r"column 'text' .*'\\ud800'.* at 2 rows, first 5, 7.*"
+                                            r"df\['text'\] = df\['text'\]\.str\.encode"):
+            to_items(df)
+    df["text"] = df["text"].map(lambda v: v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v)
+    with pytest.warns(UserWarning, match="mix text and numbers"):
+        assert to_items(df)["text"][5] == "bad ? surrogate here"
+
+
+def test_dict_rows_and_a_dict_of_columns_name_the_column_and_rows():
+    texts = reviews()["text"].iloc[:10].tolist()  # rows 5 and 7 hold surrogates
+    labels = reviews()["label"].iloc[:10].tolist()
+    said = (r"column 'text' holds text with a lone surrogate \('\\ud800'.* at 2 rows, first 5, 7, "
+            r".*\[t\.encode\('utf-8', 'replace'\)\.decode\('utf-8'\) for t in texts\]")
+    with pytest.raises(DataError, match=said):
+        to_items([{"label": lbl, "text": t} for lbl, t in zip(labels, texts)])
+    with pytest.raises(DataError, match=said):
+        to_items({"label": labels, "text": texts})
+    with pytest.raises(DataError, match=r"column 'text' .*'\\udcff'.* at row 0,"):
+        to_items({"label": "neg", "text": texts[7]})  # scalars: one row
+    fixed = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
+    assert to_items({"label": labels, "text": fixed})["text"][5] == "bad ? surrogate here"
+    assert to_items([{"label": lbl, "text": t} for lbl, t in zip(labels, fixed)]).shape == (10, 2)
+
+
 class _nothing:
     def __enter__(self) -> None:
         return None

@@ -732,7 +732,10 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     elif type(source).__module__.startswith("datasets"):  # before dict: a DatasetDict is a dict of splits
         df = _from_hf(source)
     elif isinstance(source, dict):
-        df = pl.DataFrame(source)  # scalars make one row, lists make columns
+        try:
+            df = pl.DataFrame(source)  # scalars make one row, lists make columns
+        except UnicodeEncodeError:  # a text holding a lone surrogate: named, with the fix
+            raise surrogate_error(source, "row") from None
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
@@ -744,7 +747,11 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         if values and all(isinstance(v, os.PathLike) for v in values):
             df = pl.DataFrame({"path": [os.fspath(v) for v in values]})
         elif values and all(isinstance(v, dict) for v in values):
-            df = pl.DataFrame(values)
+            try:
+                df = pl.DataFrame(values)
+            except UnicodeEncodeError:  # a text holding a lone surrogate: its key and rows named, with the fix
+                keys = dict.fromkeys(k for row in values for k in row)
+                raise surrogate_error({k: [row.get(k) for row in values] for k in keys}, "row") from None
         elif any(_held_object(v) for v in values):
             # arrays, tensors, PIL images...: kept as the objects they are, for the block that reads them
             df = pl.DataFrame({"item": pl.Series("item", values, dtype=pl.Object)})
@@ -811,9 +818,9 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
             raise
         warn(f"column(s) {mixed} mix text and numbers; read as text (0 and '0' become the same value)")
         frame = frame.copy()
-        for c in mixed:
-            frame[c] = frame[c].map(lambda v: v if v is None or v != v else str(v))
-        try:
+        try:  # pandas may build an Arrow text column of the mapped values, which encodes them: named there too
+            for c in mixed:
+                frame[c] = frame[c].map(lambda v: v if v is None or v != v else str(v))
             df = pl.from_pandas(frame)
         except UnicodeEncodeError:
             raise surrogate_error({c: frame[c] for c in frame.columns}, "row") from None
@@ -829,9 +836,10 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def surrogate_error(columns: dict[Any, Any], what: str) -> DataError:
     """The DataError for text UTF-8 cannot encode, found once Arrow has refused it: the first column of ``columns``
-    (name: pandas Series or list of values) holding a lone surrogate (``'\\ud800'``, as text decoded with
-    ``errors='surrogateescape'`` or a scrape's broken escapes holds), its first ``what`` labels (a Series' row
-    labels, a list's positions), how many there are, the character, and the fix."""
+    (name: pandas Series, list of values or one value, as a dict source gives them) holding a lone surrogate
+    (``'\\ud800'``, as text decoded with ``errors='surrogateescape'`` or a scrape's broken escapes holds), its first
+    ``what`` labels (a Series' row labels, a list's positions), how many there are, the character, and the fix (a
+    pandas column's, or a list's of texts)."""
     def bad(v: Any) -> bool:
         return isinstance(v, str) and not v.isascii() and _SURROGATE.search(v) is not None
 
@@ -847,13 +855,15 @@ def surrogate_error(columns: dict[Any, Any], what: str) -> DataError:
             labels = list(series.index[hit.to_numpy(dtype=bool)])
             first = series[hit].iloc[0] if labels else None
         else:
+            if isinstance(values, str) or not hasattr(values, "__iter__"):  # one value (a dict source's scalar)
+                values = [values]
             labels = [i for i, v in enumerate(values) if bad(v)]
             first = values[labels[0]] if labels else None
         if not labels:
             continue
         char = "".join(_SURROGATE.findall(str(first))[:1])
         col = f"df[{name!r}]"
-        fix = (f"{col} = {col}.str.encode('utf-8', 'replace').str.decode('utf-8')" if what == "row" else
+        fix = (f"{col} = {col}.str.encode('utf-8', 'replace').str.decode('utf-8')" if hasattr(values, "iloc") else
                "[t.encode('utf-8', 'replace').decode('utf-8') for t in texts]")
         where = (f"{what} {labels[0]!r}" if len(labels) == 1 else
                  f"{len(labels)} {what}s, first {', '.join(repr(v) for v in labels[:5])}")
