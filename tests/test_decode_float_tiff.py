@@ -47,11 +47,19 @@ def fastai_pixels(path: Path, mode: str = "RGB") -> np.ndarray:
 
 @pytest.mark.parametrize("scale", list(SCALES))
 def test_a_float_tiff_decodes_to_fastais_pixels(tmp_path, scale):
+    import warnings
+
     f = float_tiff(digits("train", "3")[0], tmp_path / "three.tiff", scale)
     for mode in ("RGB", "L"):
-        got = decode_image(f, mode=mode)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            got = decode_image(f, mode=mode)
         assert got.dtype == np.uint8 and got.shape == (28, 28, 3 if mode == "RGB" else 1)
         np.testing.assert_array_equal(got, fastai_pixels(f, mode))
+        # values of 0..1 come out black, as fastai reads them: said, naming the file and the fix
+        black = [str(w.message) for w in said if "lie in 0..1" in str(w.message)]
+        assert (black != []) == (scale == "0..1")
+        assert all("three.tiff" in m and "* 255" in m for m in black)
     if scale == "0..255":  # the digit is there: clipped at 255, fractions dropped, as PIL converts
         assert decode_image(f).max() == 255 and np.array_equal(decode_image(f)[..., 0],
                                                                np.clip(grey(digits("train", "3")[0]) + 0.7, 0,

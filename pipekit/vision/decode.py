@@ -40,7 +40,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, warn
 from pipekit.data.lists import L
 
 MODES = ("RGB", "L", "mask")
@@ -197,6 +197,13 @@ def _pil_decode(buf: np.ndarray, mode: str, name: str, said: str = "") -> np.nda
                 raise ImageDecodeError(f"{name}: a float mask must hold class indices (whole numbers 0..255); "
                                        "save the mask as an 8-bit grey or palette PNG")
             return image_from_value(arr.astype(np.uint8), mode, name)
+        if im.mode == "F":  # 0..1 floats read as 0..255 levels truncate to black (as fastai reads them): said
+            arr = np.asarray(im)
+            top = float(np.nanmax(arr)) if arr.size and np.isfinite(arr).any() else 0.0
+            if 0.0 < top <= 1.0:
+                warn(f"{name}: a float image whose values lie in 0..1 (max {top:g}) is read as 0..255 levels, so it "
+                     "comes out black, as fastai reads it; scale it to 0..255 (np.asarray(img) * 255) and save it as "
+                     "an 8- or 16-bit image")
         return image_from_value(im, mode, name)
 
 
