@@ -82,6 +82,7 @@ def test_trainable_params_leaves_out_a_frozen_layer(star):
 def test_subplots_and_show_titled_image_headless_write_the_grid_to_the_plots_folder(star, digits, tmp_path,
                                                                                       monkeypatch):
     plt = star["plt"]
+    plt.close("all")  # figures another test in this process left open are not this test's
     work, plots = tmp_path / "work", tmp_path / "plots"
     work.mkdir()
     monkeypatch.chdir(work)
