@@ -1051,6 +1051,24 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
 MAX_RECORDED_BS = 2**20
 
 
+
+def _train_stage(name: str, doc: str) -> property:
+    """``dls.<name>``: the training loader's stage of that name (read-only there as on the loader, whose refusal of
+    an assignment names where its transforms are given)."""
+
+    def train(dls: Any) -> Any:
+        if not dls.__dict__.get("loaders"):
+            raise AttributeError(f"'DataLoaders' object has no attribute '{name}': these loaders hold no data")
+        loader = dls.loaders[0]
+        if isinstance(loader, ForeignLoader):
+            raise loader.needs_recipe(f"dls.{name}")
+        return loader
+
+    def assign(dls: Any, value: Any) -> None:
+        setattr(train(dls), name, value)
+
+    return property(lambda dls: getattr(train(dls), name), assign, doc=doc)
+
 class DataLoaders:
     """The training and validation loaders (and how to make more for new data).
 
@@ -1254,45 +1272,12 @@ class DataLoaders:
             return getattr(train.dataset if name == "items" else train, name)
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
-    def _train_stage(self, name: str) -> Any:
-        if not self.__dict__.get("loaders"):
-            raise AttributeError(f"'DataLoaders' object has no attribute '{name}': these loaders hold no data")
-        train = self.loaders[0]
-        if isinstance(train, ForeignLoader):
-            raise train.needs_recipe(f"dls.{name}")
-        return getattr(train, name)
-
-    @property
-    def after_item(self) -> Pipeline:
-        """The training loader's item transforms (fastai's ``dls.after_item``; see :attr:`DataLoader.after_item`);
-        ``dls.valid.after_item`` are the validation loader's."""
-        return self._train_stage("after_item")
-
-    @after_item.setter
-    def after_item(self, value: Any) -> None:
-        self._train_stage("after_item")
-        self.loaders[0].after_item = value  # refused, naming where item transforms are given
-
-    @property
-    def before_batch(self) -> Pipeline:
-        """The training loader's steps on each batch's list of items (see :attr:`DataLoader.before_batch`)."""
-        return self._train_stage("before_batch")
-
-    @before_batch.setter
-    def before_batch(self, value: Any) -> None:
-        self._train_stage("before_batch")
-        self.loaders[0].before_batch = value
-
-    @property
-    def after_batch(self) -> BatchPipeline:
-        """The training loader's batch transforms, augmentation included (fastai's ``dls.after_batch``; see
-        :attr:`DataLoader.after_batch`); ``dls.valid.after_batch`` are those the validation batches go through."""
-        return self._train_stage("after_batch")
-
-    @after_batch.setter
-    def after_batch(self, value: Any) -> None:
-        self._train_stage("after_batch")
-        self.loaders[0].after_batch = value
+    after_item = _train_stage("after_item", "The training loader's item transforms (fastai's ``dls.after_item``; see "
+                              ":attr:`DataLoader.after_item`); ``dls.valid.after_item`` are the validation loader's.")
+    before_batch = _train_stage("before_batch", "The training loader's steps on each batch's list of items (see "
+                                ":attr:`DataLoader.before_batch`).")
+    after_batch = _train_stage("after_batch", "The training loader's batch transforms (fastai's ``dls.after_batch``; "
+                               "see :attr:`DataLoader.after_batch`).")
 
     @property
     def blocks(self) -> tuple:
