@@ -146,6 +146,16 @@ def adult_1500():
 
 
 @pytest.fixture(scope="module")
+def adult_1500_tab(adult_1500):
+    """``adult_1500`` as a Tabular of four categories and three numbers, split 80/20 with seed 1."""
+    from pipekit.data import RandomSplitter
+    from pipekit.tabular import Tabular
+
+    return Tabular(adult_1500, cat_names=["workclass", "education", "marital-status", "occupation"],
+                   cont_names=["age", "fnlwgt", "education-num"], y_names="salary", splits=RandomSplitter(0.2, seed=1))
+
+
+@pytest.fixture(scope="module")
 def adult_xy():
     """512 adult rows as chapter 4 builds data: four standardised numbers and the 0/1 salary class."""
     import polars as pl

@@ -14,18 +14,16 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 import pipekit
 from pipekit.backends import GBM, RandomForest, as_data
 from pipekit.core import DataError, ParameterError
-from pipekit.data import RandomSplitter
 from pipekit.ensemble import MeanEnsemble, WeightedEnsemble
 from pipekit.sklearn import TabularClassifier
 from pipekit.tabular import Tabular
 
 pytestmark = pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="needs $PIPEKIT_DATA")
-CATS, CONTS = ["workclass", "education", "marital-status", "occupation"], ["age", "fnlwgt", "education-num"]
 
 
 @pytest.fixture(scope="module")
-def tab(adult_1500) -> Tabular:
-    return Tabular(adult_1500, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=1))
+def tab(adult_1500_tab) -> Tabular:
+    return adult_1500_tab
 
 
 @pytest.fixture(scope="module")

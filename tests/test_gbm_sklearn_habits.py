@@ -16,7 +16,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from pipekit.backends import GBM, RandomForest
 from pipekit.core import DataError, ParameterError
-from pipekit.data import RandomSplitter
 from pipekit.datasets import path
 from pipekit.ensemble import BaggedModel, MeanEnsemble
 from pipekit.sklearn import TabularClassifier, TabularRegressor
@@ -24,12 +23,11 @@ from pipekit.tabular import Tabular
 from pipekit.tabular.dates import df_shrink
 
 pytestmark = pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="needs $PIPEKIT_DATA")
-CATS, CONTS = ["workclass", "education", "marital-status", "occupation"], ["age", "fnlwgt", "education-num"]
 
 
 @pytest.fixture(scope="module")
-def tab(adult_1500) -> Tabular:
-    return Tabular(adult_1500, cat_names=CATS, cont_names=CONTS, y_names="salary", splits=RandomSplitter(0.2, seed=1))
+def tab(adult_1500_tab) -> Tabular:
+    return adult_1500_tab
 
 
 @pytest.fixture(scope="module")
