@@ -4,7 +4,8 @@
    ``class DotProductBias(Module)`` with no ``super().__init__()``, ``Embedding`` tables starting from N(0, 0.01)
    and ``sigmoid_range``, trained by a plain ``Learner`` with ``MSELossFlat``; scored as validation MSE against
    predicting the mean rating. Then the book's lookups: ``idx = dls.classes['movieId'].o2i[m]`` into the movie
-   factors, the cosine similarity to every movie, and ``dls.classes['movieId'][idxs]`` of the closest.
+   factors, the cosine similarity to every movie, and ``dls.classes['movieId'][idxs]`` of the closest. The same
+   model trained with torch's ``F.mse_loss`` learns alike (the ratings are ``(n, 1)``, as the model's outputs).
 2. Chapter 9, adult with pandas habits: ``pd.read_csv``, ``TabularPandas(df, procs, cat, cont, y_names=dep_var,
    splits=splits)``, saved and loaded again as the book writes it (``save_pickle(path/'to.pkl', to)``,
    ``load_pickle``; data files, never a pickle), a frame of chosen columns the same way, ``to.procs.normalize.means``,
@@ -12,7 +13,9 @@
    given to scikit-learn's random forest, then a ``tabular_learner`` net, and the book's ensemble of the two
    (``MeanEnsemble({"rf": ..., "net": TorchTabular.from_learner(learn)})``); accuracy of each.
 3. Chapter 10, the tokenizer by hand on imdb_sample: ``tkn = Tokenizer(WordTokenizer())``, ``toks = tkn(txt)``,
-   ``num.setup(toks200)``, ``nums = num(toks)[:20]``, and ``' '.join(num.vocab[o] for o in nums)``; ``first(toks)``.
+   ``num.setup(toks200)``, ``nums = num(toks)[:20]``, and ``' '.join(num.vocab[o] for o in nums)``; ``first(toks)``;
+   a classifier's ``dls.vocab`` from ``TextDataLoaders.from_df``: ``dls.vocab[0]`` the tokens, ``dls.vocab[1]`` the
+   classes.
 4. Chapter 11, ``TfmdLists(files, [parent_label, Categorize()], splits=GrandparentSplitter()(files))`` on
    mnist_tiny: the vocabulary, an item and its decoded label; chapter 6's ``vocab[torch.where(y == 1.)[0]]``.
    Chapter 9 (2. above) also reads the pipekit forest's trees as the book reads scikit-learn's: ``rf.estimators_``.
@@ -30,7 +33,8 @@
    ``Learner(dls, nn.Linear(28*28, 1), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy).fit(10, lr=1)``;
    the chapter's ``list(DataLoader(range(15), batch_size=5, shuffle=True))`` and
    ``DataLoader(list(enumerate(string.ascii_lowercase)), batch_size=6, shuffle=True)``; chapter 13's
-   ``image2tensor(Image.open(path))`` under its ``top_edge`` kernel.
+   ``image2tensor(Image.open(path))`` under its ``top_edge`` kernel; ``array(im3)[4:10,4:10]`` and
+   ``trainable_params(learn.model)``.
 6. Chapter 2's augmentation on dogscats photos: ``item_tfms=RandomResizedCrop(64, min_scale=0.3)`` and
    ``batch_tfms=aug_transforms(mult=2)``, with a ``RandTransform`` of the reader's among the item transforms: each
    epoch draws other crops and flips, validation repeats, the same seed draws the same batches. Then chapter 2's
@@ -56,6 +60,8 @@ import torch
 import pipekit
 import torch.nn.functional as F
 
+from pipekit.basics import array, trainable_params
+
 from pipekit.data import (URLs, Categorize, CategoryBlock, DataBlock, DataLoader, DataLoaders, GrandparentSplitter, L,
                           RandomSplitter, RandTransform, TfmdLists, Transform, fastuple, first, get_image_files,
                           parent_label, untar_data)
@@ -64,7 +70,7 @@ from pipekit.ensemble import MeanEnsemble, TorchTabular
 from pipekit.learn import SGD, Embedding, Learner, Module, MSELossFlat, accuracy, one_hot, sigmoid_range, tensor
 from pipekit.tabular import (Categorify, CollabDataLoaders, FillMissing, Normalize, TabularPandas, load_pickle,
                              save_pickle, tabular_learner)
-from pipekit.text import Numericalize, Tokenizer, WordTokenizer
+from pipekit.text import Numericalize, TextDataLoaders, Tokenizer, WordTokenizer
 from pipekit.vision import (ImageBlock, IntToFloatTensor, Normalize as ImageNormalize, PILImage, RandomResizedCrop,
                             Resize, ToTensor, aug_transforms, imagenet_stats)
 
@@ -106,8 +112,14 @@ def collab_from_scratch(epochs: int) -> dict:
     # the chapter's start: a user's factors looked up by a matrix product with a one-hot vector
     user_factors = learn.model.user_factors.weight
     one_hot_3 = one_hot(3, len(dls.classes["userId"])).float()
+    # the same model trained with torch's own loss: targets are (n, 1) like its outputs, so it learns alike
+    again = dataloaders()
+    pipekit.set_seed(42)
+    torch_loss = Learner(again, DotProductBias(len(again.classes["userId"]), len(again.classes["movieId"]), 50),
+                         loss_func=F.mse_loss)
+    torch_loss.fit_one_cycle(epochs, 5e-3, wd=0.1)
     return {"mse": float(learn.validate()[0]), "mean_rating_mse": baseline, "movie": m, "idx": idx,
-            "closest": closest, "code": movie,
+            "closest": closest, "code": movie, "mse_torch_loss": float(torch_loss.validate()[0]),
             "one_hot_lookup": bool(torch.allclose(user_factors.t() @ one_hot_3, user_factors[3]))}
 
 
@@ -170,8 +182,12 @@ def tokenizer_by_hand() -> dict:
     num = Numericalize()
     num.setup([tkn(t) for t in txts[:200]])
     nums = num(toks)[:20]
+    # a classifier's dls.vocab: the text's tokens, then the classes (what text_classifier_learner reads)
+    df = pd.read_csv(path("imdb_sample") / "texts.csv")
+    dls = TextDataLoaders.from_df(pd.concat([df[~df.is_valid].head(150), df[df.is_valid].head(50)]), text_col="text",
+                                  label_col="label", valid_col="is_valid", bs=16, seed=0)
     return {"tokens": len(toks), "vocab": len(num.vocab), "text": " ".join(num.vocab[o] for o in nums),
-            "first": first(toks)}
+            "first": first(toks), "dls_vocab": (list(dls.vocab[0][:2]), list(dls.vocab[1]))}
 
 
 def tfmdlists_of_files() -> dict:
@@ -312,6 +328,9 @@ def linear_from_scratch(epochs: int) -> dict:
     from pipekit.vision import image2tensor, verify_images  # chapter 13's photo pixels; chapter 2's check
 
     accuracies = L(learn.recorder.values).itemgot(2)  # chapter 4's plot of the accuracy per epoch
+    im3 = Image.open(sorted((path("mnist_tiny") / "train" / "3").glob("*.png"))[0])
+    corner = array(im3)[4:10, 4:10]  # chapter 4's first look at the pixels
+    trainable = len(trainable_params(learn.model))
     threes = (path("mnist_tiny") / "train" / "3").ls().sorted()  # chapter 4's list of the 3s
     failed = verify_images(threes)  # chapter 2's check before training: none of these is corrupt
     failed.map(Path.unlink)
@@ -324,7 +343,7 @@ def linear_from_scratch(epochs: int) -> dict:
     return {"accuracy": float(learn.recorder.values[-1][2]), "bs": dls.bs, "items": len(dset),
             "range_batches": [b.tolist() for b in coll], "letters": (letters[0].tolist(), letters[1]),
             "image": tuple(im.shape), "edges": tuple(edges.shape), "accuracies": accuracies, "threes": threes,
-            "failed": len(failed)}
+            "failed": len(failed), "corner": corner.shape, "trainable": trainable}
 
 
 class _Mirror(RandTransform):
@@ -413,6 +432,8 @@ def main(quick: bool = False) -> dict:
           f"ch11_all_files={'+'.join(map(str, out['ch11_15_17']['items'][1:]))}/{out['ch11_15_17']['items'][0]} "
           f"ch15_cut={out['ch11_15_17']['cut']} ch15_delegates={'metrics' if out['ch11_15_17']['delegated'] else 'NONE'} "
           f"ch17_nan_stop={'quiet' if out['ch11_15_17']['nan_stop'] else 'NONE'} "
+          f"ch8_mse_loss={c['mse_torch_loss']:.4f} ch10_dls_vocab={'+'.join(k['dls_vocab'][0])}/{'+'.join(k['dls_vocab'][1])} "
+          f"ch4_array={'x'.join(map(str, out['scratch']['corner']))} ch4_trainable={out['scratch']['trainable']} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

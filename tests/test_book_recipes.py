@@ -125,6 +125,13 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     assert m["cut"] == -2 and m["delegated"] and "ch15_cut=-2 ch15_delegates=metrics" in line
     assert len(m["nan_stop"]) == 1 and "ch17_nan_stop=quiet" in line
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
+    # chapter 8's model through torch's F.mse_loss learns as through MSELossFlat: targets are (n, 1) like its outputs
+    assert c["mse_torch_loss"] == pytest.approx(c["mse"], abs=1e-4) and f"ch8_mse_loss={c['mse_torch_loss']:.4f}" in line
+    # chapter 10: a classifier's dls.vocab is the text's tokens, then the classes; chapter 4's array and params
+    assert k["dls_vocab"] == (["xxunk", "xxpad"], ["negative", "positive"])
+    assert "ch10_dls_vocab=xxunk+xxpad/negative+positive" in line
+    assert out["scratch"]["corner"] == (6, 6) and out["scratch"]["trainable"] == 2
+    assert "ch4_array=6x6 ch4_trainable=2" in line
     # chapter 8: the model written from scratch learns (it would saturate from torch's N(0, 1) embeddings)
     assert c["mse"] < 0.9 * c["mean_rating_mse"], line
     # ... and its lookups: o2i of the most rated movie is its row, which is closest to itself
