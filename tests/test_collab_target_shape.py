@@ -51,8 +51,19 @@ class DotProduct(Module):
         return sigmoid_range((self.user_factors(x[:, 0]) * self.movie_factors(x[:, 1])).sum(dim=1), *self.y_range)
 
 
-def _broadcasts(caught: list[warnings.WarningMessage]) -> list[str]:
+def _broadcasts(fit) -> list[str]:
+    """The broadcasting warnings torch gives while ``fit()`` trains (quietly: no bar, no table)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit()
     return [str(w.message) for w in caught if "broadcast" in str(w.message) or "target size" in str(w.message)]
+
+
+def _quiet(learn, method: str, *args, **kwargs):
+    def fit():
+        with learn.no_bar(), learn.no_logging():
+            getattr(learn, method)(*args, **kwargs)
+    return fit
 
 
 def test_ratings_batches_are_one_column_of_floats(ratings):
@@ -75,11 +86,7 @@ def test_the_books_keepdim_model_trains_alike_through_every_mse_loss(ratings):
         dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
         model = DotProductBias(len(dls.classes["userId"]), len(dls.classes["movieId"]), 20)
         learn = Learner(dls, model, loss_func=loss, metrics=rmse)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with learn.no_bar(), learn.no_logging():
-                learn.fit_one_cycle(1, 5e-3, wd=0.1)
-        assert _broadcasts(caught) == [], name
+        assert _broadcasts(_quiet(learn, "fit_one_cycle", 1, 5e-3, wd=0.1)) == [], name
         results[name] = learn.recorder.values[-1]
         # the loss is the mean squared error of each rating against its own prediction, not over 64 x 64 pairs
         preds, targs = learn.get_preds()
@@ -98,11 +105,7 @@ def test_collab_learner_predicts_the_targets_shape(ratings, use_nn, tmp_path):
     assert learn.model(dls.one_batch()[0]).shape == (64, 1)
     for loss in (F.mse_loss, nn.MSELoss()):  # a user's own loss sees like shapes
         learn.loss_func = loss
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            with learn.no_bar(), learn.no_logging():
-                learn.fit(1, 1e-3)
-        assert _broadcasts(caught) == []
+        assert _broadcasts(_quiet(learn, "fit", 1, 1e-3)) == []
     preds, targs = learn.get_preds()
     assert targs.shape == (len(dls.valid_ds), 1) and preds.shape == targs.shape
     loss, err, abs_err = learn.validate()
@@ -124,11 +127,7 @@ def test_the_books_flat_model_still_trains_with_mse_loss_flat(ratings):
     dls = CollabDataLoaders.from_df(ratings, valid_pct=0.2, seed=42, bs=64)
     learn = Learner(dls, DotProduct(len(dls.classes["userId"]), len(dls.classes["movieId"]), 20),
                     loss_func=MSELossFlat(), metrics=rmse)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with learn.no_bar(), learn.no_logging():
-            learn.fit_one_cycle(2, 5e-3)
-    assert _broadcasts(caught) == []
+    assert _broadcasts(_quiet(learn, "fit_one_cycle", 2, 5e-3)) == []
     preds, targs = learn.get_preds()
     assert preds.shape == (len(dls.valid_ds),) and targs.shape == (len(dls.valid_ds), 1)
     valid_loss, err = learn.recorder.values[-1][1:]
