@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 import pipekit
+import pipekit.core.archive as archive
 from pipekit.backends import RandomForest, as_data
 from pipekit.core.errors import ExportError, ParameterError
 from pipekit.learn import Learner, accuracy, load_learner, simple_cnn
@@ -52,20 +53,27 @@ def hidden(folder: Path) -> list[str]:
 
 
 def interrupt_weights(monkeypatch) -> None:
-    """Ctrl-C as the weights file is written, in a folder or in a zip."""
-    write_bytes, writestr = Path.write_bytes, zipfile.ZipFile.writestr
+    """Ctrl-C as the weights file is written, in a folder (half-way through writing its temporary file) or in a zip."""
+    write_file, write_all, writestr = archive.atomic_write_bytes, archive._write_all, zipfile.ZipFile.writestr
+    writing = {"weights": False}
 
-    def wb(self, data):
-        if "weights.safetensors" in self.name:
+    def wf(dest, data, *a, **k):
+        writing["weights"] = Path(dest).name == "weights.safetensors"
+        return write_file(dest, data, *a, **k)
+
+    def wa(f, data):
+        if writing["weights"]:
+            write_all(f, bytes(data)[:8])
             raise KeyboardInterrupt("Ctrl-C while writing weights")
-        return write_bytes(self, data)
+        return write_all(f, data)
 
     def ws(self, name, *a, **k):
         if str(getattr(name, "filename", name)) == "weights.safetensors":
             raise KeyboardInterrupt("Ctrl-C while writing weights")
         return writestr(self, name, *a, **k)
 
-    monkeypatch.setattr(Path, "write_bytes", wb)
+    monkeypatch.setattr(archive, "atomic_write_bytes", wf)
+    monkeypatch.setattr(archive, "_write_all", wa)
     monkeypatch.setattr(zipfile.ZipFile, "writestr", ws)
 
 

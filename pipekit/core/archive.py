@@ -11,7 +11,10 @@ the bytes that follow before anything is allocated. Every refusal is an :class:`
 file and member.
 
 Writing (``write_archive``): a zip is written as a temporary file beside it, then renamed over the target, so the
-file there before stays whole until the new one is complete. A path without an extension is a folder, written into
+file there before stays whole until the new one is complete. Every file pipekit writes goes through
+:func:`atomic_output`: the temporary file has a random name and is created new (``O_CREAT|O_EXCL|O_NOFOLLOW``), so
+nothing already in the folder (a link planted at a name pipekit might use) is ever written through, and the rename
+replaces a link at the target rather than writing where it points. A path without an extension is a folder, written into
 (never moved or replaced): a manifest.json it holds must be a pipekit export's, the previous export's files are
 replaced one by one, manifest.json removed first and written last, so an interrupted export leaves a folder that
 ``load`` refuses rather than a mix of two exports; files pipekit does not write are never touched.
@@ -27,6 +30,7 @@ Example:
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -39,13 +43,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import IO, Any, Callable, Mapping, Union
 
 import numpy as np
 
 from pipekit.core.errors import ExportError, FieldError, PipekitError
 
 __all__ = ["Archive", "ExportError", "FORMAT", "VERSION", "load", "read_pipekit", "save", "write_archive",
+           "atomic_output", "atomic_write_bytes", "new_temp_file",
            "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
            "MAX_WEIGHTS_BYTES", "building_from", "check_array_references", "parse_json", "read_archive", "read_file",
            "read_folder", "read_npz"]
@@ -528,6 +533,70 @@ class Archive:
                               "the file is damaged or was not written by pipekit") from None
 
 
+# ------------------------------------------------------------------------------------------ writing files
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+_TEMP_TRIES = 16
+
+
+def hidden_temp_name(dest: Path) -> str:
+    """``.<name>.<16 random hex digits>.tmp``: the temporary name :func:`atomic_output` gives a file beside ``dest``."""
+    return f".{dest.name}.{os.urandom(8).hex()}.tmp"
+
+
+def new_temp_file(folder: Path, name: Callable[[], str]) -> tuple[int, Path]:
+    """A new empty regular file in ``folder``, open for writing: ``(fd, path)``. ``name()`` gives its name and must put
+    random characters in it. The file is created with ``O_CREAT|O_EXCL|O_NOFOLLOW`` (mode 0666 less the umask, as
+    ``open`` gives): whatever is already at a name (a file, a link someone planted to make pipekit write where it
+    points) is never opened, and another random name is tried."""
+    for _ in range(_TEMP_TRIES):
+        path = folder / name()
+        try:
+            return os.open(path, _NEW_FILE, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no new temporary file could be created in {folder}: {_TEMP_TRIES} random "
+                          "names were all taken; remove the hidden files ending in .tmp there and write again",
+                          str(folder))
+
+
+@contextmanager
+def atomic_output(dest: str | os.PathLike, name: Callable[[], str] | None = None) -> Iterator[IO[bytes]]:
+    """A new temporary file beside ``dest`` (:func:`new_temp_file`; named by ``name()``, by default
+    :func:`hidden_temp_name`), open for writing; when the block ends without an error it is renamed over ``dest``, so
+    a reader sees the old file or the new one, never half of one. The rename replaces a link at ``dest`` (the link,
+    not the file it points to). An error or Ctrl-C in the block removes the temporary file and leaves ``dest`` as it
+    was. The folder must exist.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_output(folder / "a.bin") as f:
+    ...     _ = f.write(b"data")
+    >>> [p.name for p in folder.iterdir()], (folder / "a.bin").read_bytes()
+    (['a.bin'], b'data')
+    """
+    dest = Path(dest)
+    fd, tmp = new_temp_file(dest.parent, name or (lambda: hidden_temp_name(dest)))
+    try:
+        with open(fd, "wb") as f:
+            yield f
+        os.replace(tmp, dest)
+    except BaseException:  # an error or Ctrl-C: the file there before stays, and no temporary file is left
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_all(f: IO[bytes], data: bytes | bytearray | memoryview) -> None:
+    """Where :func:`atomic_write_bytes` writes every byte (each file of a folder export goes through here)."""
+    f.write(data)
+
+
+def atomic_write_bytes(dest: str | os.PathLike, data: bytes | bytearray | memoryview,
+                       name: Callable[[], str] | None = None) -> None:
+    """Write ``data`` to ``dest`` through :func:`atomic_output`."""
+    with atomic_output(dest, name) as f:
+        _write_all(f, data)
+
+
 def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[str, np.ndarray] | None = None,
                   weights: dict[str, Any] | None = None) -> Path:
     """Write a pipekit file: one zip (a temporary file renamed over ``path``), or, when ``path`` has no extension or is
@@ -549,15 +618,9 @@ def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[
     if path.is_dir() or not path.suffix:
         return _write_folder(path, files)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w") as z:
-            for k, v in files.items():
-                z.writestr(k, v, compress_type=zipfile.ZIP_STORED if k.endswith(".safetensors") else zipfile.ZIP_DEFLATED)
-        os.replace(tmp, path)  # a reader never sees half a file
-    except BaseException:  # an error or Ctrl-C: the file there before stays, and no temporary file is left
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as f, zipfile.ZipFile(f, "w") as z:
+        for k, v in files.items():
+            z.writestr(k, v, compress_type=zipfile.ZIP_STORED if k.endswith(".safetensors") else zipfile.ZIP_DEFLATED)
     return path
 
 
@@ -577,7 +640,8 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
     before anything is touched. Then manifest.json is removed first (until it is written again, ``load`` refuses the
     folder), the files of that previous export that this one does not write are removed (only when the folder held a
     pipekit export: a folder that never did keeps every file in it, e.g. a user's own ``arrays.npz``), and each file is
-    written as a hidden temporary file in the folder and renamed over its name, manifest.json last. An error or
+    written as a hidden temporary file in the folder and renamed over its name (:func:`atomic_write_bytes`),
+    manifest.json last. An error or
     Ctrl-C part-way removes the temporary file, so an interrupted export leaves a folder ``load`` refuses (no
     manifest.json), never the new record beside the old weights; a folder this call created is removed again with the
     files it wrote. Files pipekit does not write are never touched."""
@@ -606,13 +670,7 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
                 if name not in files:
                     (path / name).unlink(missing_ok=True)
         for k in sorted(files, key=lambda k: k == "manifest.json"):
-            tmp = path / f".{k}.{os.getpid()}.tmp"
-            try:
-                tmp.write_bytes(files[k])
-                os.replace(tmp, path / k)  # a reader never sees half a file
-            except BaseException:  # an error or Ctrl-C: no temporary file is left
-                tmp.unlink(missing_ok=True)
-                raise
+            atomic_write_bytes(path / k, files[k])  # a reader never sees half a file; an error leaves no temporary
             written.append(path / k)
     except BaseException:
         if created:  # nothing was there before: leave nothing

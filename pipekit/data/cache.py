@@ -75,6 +75,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from pipekit.core.archive import atomic_write_bytes
 from pipekit.core.errors import ParameterError, warn
 from pipekit.data.external import pipekit_cache_dir
 
@@ -470,10 +471,11 @@ class TempFile:
 
 
 def atomic_write(dest: Path, data: bytes) -> None:
-    """Write ``data`` to ``dest`` through a temporary file: readers see the old file or the new one."""
-    with TempFile(dest.parent, dest.name) as tmp:
-        tmp.path.write_bytes(data)
-        tmp.commit(dest)
+    """Write ``data`` to ``dest`` through a temporary file (:func:`pipekit.core.archive.atomic_write_bytes`, named by
+    :func:`temp_name` so :func:`clean_stale_temps` can tell whose it is): readers see the old file or the new one,
+    and no link in the folder is written through."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(dest, data, name=lambda: temp_name(dest.name))
 
 
 # ---------------------------------------------------------------------------------------- self-checking JSON

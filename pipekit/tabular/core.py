@@ -1265,7 +1265,7 @@ class Tabular(_FittedNames):
         classes and statistics. The processing's file is :func:`processing_path`'s."""
         import json
 
-        from pipekit.core.archive import save
+        from pipekit.core.archive import atomic_output, save
         from pipekit.data.external import file_digests
         from pipekit.tabular.saving import SAVED_KEY, TABLE_KIND
 
@@ -1297,7 +1297,8 @@ class Tabular(_FittedNames):
         p.parent.mkdir(parents=True, exist_ok=True)
         digest = file_digests(save(self.processor, processing_path(p)))[2]
         record = {"kind": TABLE_KIND, "processing_sha256": digest}
-        self.frame.with_columns(extra).write_parquet(p, metadata={SAVED_KEY.decode(): json.dumps(record)})
+        with atomic_output(p) as f:  # a link at ``p`` is replaced, never written through
+            self.frame.with_columns(extra).write_parquet(f, metadata={SAVED_KEY.decode(): json.dumps(record)})
         return p
 
     @classmethod

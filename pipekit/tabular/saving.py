@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from pipekit.core.archive import atomic_output
 from pipekit.core.errors import ExportError, ParameterError
 
 #: the key in a Parquet file's metadata naming what ``save_pickle`` wrote (a pandas or Polars frame or series)
@@ -76,7 +77,8 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
         record = {"kind": kind, "name": name}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), SAVED_KEY: json.dumps(record)})
         p.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, p)
+        with atomic_output(p) as f:  # a link at ``p`` is replaced, never written through
+            pq.write_table(table, f)
         return p
     if isinstance(obj, np.ndarray):
         from pipekit.core.archive import _NPY_KINDS
@@ -95,7 +97,7 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
             raise ParameterError(f"save_pickle: a NumPy array of {obj.dtype} values could not be read back (an array "
                                  f"file holds numbers, booleans or text); {fix}")
         p.parent.mkdir(parents=True, exist_ok=True)
-        with open(p, "wb") as f:  # a file object: NumPy adds no '.npy' to the name
+        with atomic_output(p) as f:  # a file object: NumPy adds no '.npy' to the name; a link at ``p`` is replaced
             np.save(f, obj, allow_pickle=False)
         return p
     if isinstance(obj, Component) or hasattr(obj, "export"):

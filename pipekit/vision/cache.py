@@ -170,7 +170,9 @@ def _open_pack(pack: Path, config: str, channels: int,
 
 def _read_index(path: Path, report: bool = True) -> dict[str, list]:
     """content key -> [pack id, slot]; a missing index is empty, a damaged one is dropped (and reported with a
-    CacheRebuildWarning when ``report``)."""
+    CacheRebuildWarning when ``report``). The index is not signed: a pack id not of the form pipekit names packs
+    (:data:`~pipekit.data.cache.PACK_ID`, e.g. a path leading out of the cache folder) makes it damaged, before any
+    file it names is opened."""
     if not path.exists():
         return {}
     try:
@@ -179,6 +181,10 @@ def _read_index(path: Path, report: bool = True) -> dict[str, list]:
                 isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)
                 and not isinstance(v[1], bool) and v[1] >= 0 for v in index.values()):
             raise CacheEntryError(f"{path.name} is not a map of content keys to [pack, slot]")
+        bad = next((v[0] for v in index.values() if not PACK_ID.fullmatch(v[0])), None)
+        if bad is not None:
+            raise CacheEntryError(f"{path.name} lists the pack {bad!r}, which is not a pack name pipekit writes "
+                                  f"({PACK_ID.pattern})")
     except CacheEntryError as e:
         if report:
             warn_rebuild(path, e.reason)
