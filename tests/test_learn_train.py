@@ -3,6 +3,7 @@ determinism, whole-set metrics and checkpoint resume."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -173,10 +174,21 @@ def test_summary_lists_layers_and_frozen_parameters(fmnist):
 
 
 def test_fine_tune_of_one_group_trains_the_whole_model(fmnist):
-    learn = Learner(make_dls(fmnist, n_train=256), simple_cnn(1, 10, (4,)))
-    with pytest.warns(UserWarning, match="nothing can be frozen.*give the Learner splitter="):
+    class Epochs(Callback):
+        def __init__(self):
+            self.n = 0
+
+        def before_epoch(self):
+            self.n += 1
+
+    epochs = Epochs()
+    learn = Learner(make_dls(fmnist, n_train=256), simple_cnn(1, 10, (4,)), cbs=epochs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # as fastai: nothing to freeze, both phases run, no warning
         learn.fine_tune(1)
-    assert len(learn.recorder.values) == 1 and all(p.requires_grad for p in learn.model.parameters())
+    assert epochs.n == 2  # the frozen phase's epoch and the unfrozen one, as fastai's fine_tune(1)
+    assert len(learn.recorder.values) == 1  # the recorder keeps the rows of the last fit
+    assert all(p.requires_grad for p in learn.model.parameters())
 
 
 def test_checkpoint_resume_continues_schedule(fmnist, tmp_path):

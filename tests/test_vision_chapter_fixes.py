@@ -25,7 +25,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError, PipelineStepError
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, FuncSplitter, GrandparentSplitter,
                           RandomSplitter, RegexLabeller, get_image_files, parent_label)
-from pipekit.learn import ClassificationInterpretation, CrossEntropyLossFlat, Learner, accuracy, load_learner, simple_cnn
+from pipekit.learn import Callback, ClassificationInterpretation, CrossEntropyLossFlat, Learner, accuracy, load_learner, simple_cnn
 from pipekit.vision import ImageBlock, Normalize, PointBlock, Resize, aug_transforms, xresnet18
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -39,23 +39,34 @@ def dogscats_dls(size: int, bs: int = 8, get_y=parent_label, step: int = 100):
 
 
 # ------------------------------------------------------------------ 1. fine_tune on a model of one group
-def test_fine_tune_after_training_from_scratch_skips_the_frozen_phase():
+def test_fine_tune_after_training_from_scratch_runs_both_phases_as_fastai():
     pipekit.set_seed(0)
     learn = Learner(dogscats_dls(32), xresnet18(n_out=2), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
     learn.fit_one_cycle(1, 3e-3)
     learn.dls = dogscats_dls(48)  # progressive resizing: the same model on larger images
     stem = learn.model[0][0][0].weight.detach().clone()
-    with pytest.warns(UserWarning, match=r"one parameter group, so nothing can be frozen: the 1 frozen epoch\(s\) "
-                                         r"are skipped and the whole model trains for 1 epoch"):
-        learn.fine_tune(1, 1e-3)
-    assert len(learn.recorder.values) == 1  # only the unfrozen epoch
-    assert max(g[0] for g in learn.recorder.group_lrs) == pytest.approx(1e-3 / 2, rel=0.02)  # the unfrozen peak: base_lr / 2
+    peaks, epochs = [], [0]
+
+    class Peaks(Callback):  # the peak learning rate of each fit fine_tune runs (fit sets it before before_fit)
+        order = -100
+
+        def before_fit(self):
+            peaks.append(self.learn.opt.lrs[0])
+
+        def before_epoch(self):
+            epochs[0] += 1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing can be frozen in one group: fastai runs the frozen phase anyway
+        learn.fine_tune(1, 1e-3, cbs=Peaks())
+    assert epochs[0] == 2  # freeze_epochs + epochs, as fastai's fine_tune(1, 1e-3)
+    # the frozen phase at base_lr (slice(base_lr) on one group), then base_lr / 2
+    assert peaks == [pytest.approx(1e-3), pytest.approx(1e-3 / 2)]
     assert all(p.requires_grad for p in learn.model.parameters())
     assert not torch.equal(stem, learn.model[0][0][0].weight)  # the body trained too
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # freeze_epochs=0 asks for no frozen phase: nothing to warn about
-        learn.fine_tune(1, 1e-3, freeze_epochs=0)
-    assert len(learn.recorder.values) == 1
+    peaks.clear(); epochs[0] = 0
+    learn.fine_tune(1, 1e-3, freeze_epochs=0, cbs=Peaks())  # freeze_epochs=0: no frozen phase
+    assert epochs[0] == 1 and peaks == [pytest.approx(1e-3 / 2)]
 
 
 # ------------------------------------------------------------------ 2. shown once

@@ -693,16 +693,18 @@ class Learner:
                                  "returning (logits, raw_outputs, outputs), train it with TextLearner (or add "
                                  "RNNRegularizer(), which passes the logits to the loss and adds AR/TAR)")
         self.loss_grad = self.loss_func(self.pred, *self.yb) if self.yb else None
-        self.loss = self.loss_grad.detach() if self.loss_grad is not None else None
+        # a tensor of its own (as fastai's), not a view of loss_grad: the book's ``self.learn.loss += penalty`` in
+        # after_loss would otherwise change, in place, a value backward still needs (sqrt's output, say)
+        self.loss = self.loss_grad.detach().clone() if self.loss_grad is not None else None
         if self.loss_grad is not None and self.loss_grad.numel() != 1 and getattr(self.loss_func, "reduction", None) \
                 != "none":  # per-item losses only where asked for (get_preds(with_loss=True) switches the reduction)
             name = getattr(self.loss_func, "__name__", type(self.loss_func).__name__)
             raise ParameterError(f"loss_func {name!r} returned {tuple(self.loss_grad.shape)} values for a batch: "
                                  "training needs one number per batch (reduce it, e.g. end with .mean())")
         loss, loss_grad = self.loss, self.loss_grad
-        # loss is a detached view of loss_grad: they share a version counter, which an in-place change of either
-        # bumps (``self.learn.loss += penalty``, the book's spelling); only a change of loss_grad changes its
-        # grad_fn. Reading both costs no device sync.
+        # an in-place change of loss (``self.learn.loss += penalty``, the book's spelling) bumps its version counter;
+        # one of loss_grad changes loss_grad's grad_fn, so a callback that changed both in place is not warned of.
+        # Reading both costs no device sync.
         version = loss._version if loss is not None else None
         grad_fn = loss_grad.grad_fn if loss_grad is not None else None
         self("after_loss")

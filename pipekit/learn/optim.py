@@ -146,7 +146,61 @@ def RMSProp(params: Any, lr: float, sqr_mom: float = 0.99, mom: float = 0.0,  # 
     return opt
 
 
-class Optimizer(torch.optim.Optimizer):
+def _as_float(value: Any) -> Any:
+    """A number as a float (a numpy scalar too), as torch's param groups keep hyper-parameters; anything else as is."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    return value
+
+
+class HyperParams:
+    """``hypers``, ``set_hyper`` and ``set_hypers`` over an optimiser's layer groups, written once for
+    :class:`OptimWrapper` (``learn.opt``) and the step-function :class:`Optimizer` used on its own. A subclass gives
+    ``n_groups``, the torch param group a layer group's values are read from (``_hyper_group``) and how one
+    value is set in a layer group (``_set_layer_group``)."""
+
+    @property
+    def n_groups(self) -> int:
+        raise NotImplementedError
+
+    def _hyper_group(self, gi: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _set_layer_group(self, gi: int, name: str, value: Any) -> None:
+        raise NotImplementedError
+
+    @property
+    def hypers(self) -> list[GroupHypers]:
+        """Each layer group's hyper-parameters under the book's names (``lr``, ``mom``, ``sqr_mom``, ``eps``,
+        ``wd``; those the optimiser has, then its other numeric options), as ``opt.hypers`` in fastai: one
+        live dict per layer group (a :class:`GroupHypers`), so ``for h in learn.opt.hypers: h["lr"] = x`` sets the
+        learning rate the next step uses. :meth:`set_hyper` and :meth:`set_hypers` set one value for every group,
+        or one per group.
+
+        >>> from torch import nn
+        >>> opt = OptimWrapper(nn.Linear(2, 1), Adam, lr=0.01)
+        >>> opt.hypers[0]["lr"]
+        0.01
+        >>> opt.hypers[0]["lr"] = 0.001; opt.lrs
+        [0.001]
+        """
+        return [GroupHypers(self, gi) for gi in range(self.n_groups)]
+
+    def set_hyper(self, name: str, value: Any) -> None:
+        """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups: one value for
+        all, a list with one per group, or a ``slice`` spread over the groups as for learning rates."""
+        vals = lr_range(value, self.n_groups) if name == "lr" or isinstance(value, (slice, list, tuple, np.ndarray)) \
+            else np.full(self.n_groups, value)
+        for gi in range(self.n_groups):
+            self._set_layer_group(gi, name, float(vals[gi]))
+
+    def set_hypers(self, **kwargs: Any) -> None:
+        """:meth:`set_hyper` for each ``name=value`` (fastai's ``opt.set_hypers(lr=1e-3, mom=0.9)``)."""
+        for name, value in kwargs.items():
+            self.set_hyper(name, value)
+
+
+class Optimizer(HyperParams, torch.optim.Optimizer):
     """An optimiser written as step functions, as the book builds them in chapter 16: for every parameter with a
     gradient, each function of ``cbs`` is called in turn as ``cb(p, lr=..., mom=..., wd=..., **state)`` with the
     group's hyper-parameters and what earlier calls returned (a dict: ``{"grad_avg": ...}``), which is kept in
@@ -154,11 +208,18 @@ class Optimizer(torch.optim.Optimizer):
     ``eps``, ``wd``...); the Learner's schedules set ``lr`` and ``mom`` per layer group, ``wd`` is 0 for layers'
     biases and normalisation layers. Use it as ``opt_func=partial(Optimizer, cbs=[...], mom=0.9)``.
 
+    On its own (chapter 16's training loop), ``hypers`` is one live dict per parameter group and
+    ``set_hypers(lr=1e-3)`` sets a value for every group (or one per group: a list or a ``slice``), as fastai's.
+
     >>> from functools import partial
     >>> w = torch.nn.Parameter(torch.ones(3)); w.grad = torch.ones(3)
     >>> opt = partial(Optimizer, cbs=[average_grad, momentum_step], mom=0.9)([{"params": [w]}], lr=0.1)
     >>> opt.step(); opt.step(); w.data                      # steps of 0.1 * 1, then 0.1 * 1.9
     tensor([0.7100, 0.7100, 0.7100])
+    >>> opt.hypers
+    [{'lr': 0.1, 'mom': 0.9, 'wd': 0.0}]
+    >>> opt.set_hypers(lr=0.01); opt.hypers[0]["lr"]
+    0.01
     """
 
     #: True when built without momentum (``SGD`` and ``RMSProp`` with ``mom=0``): the Learner's schedules then
@@ -175,6 +236,16 @@ class Optimizer(torch.optim.Optimizer):
         defaults.setdefault("weight_decay", 0.0)
         self.cbs = cbs
         super().__init__(params, {"lr": lr, **defaults})
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.param_groups)
+
+    def _hyper_group(self, gi: int) -> dict[str, Any]:
+        return self.param_groups[gi]
+
+    def _set_layer_group(self, gi: int, name: str, value: Any) -> None:
+        _set_group(self.param_groups[gi], name, _as_float(value))
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -616,7 +687,7 @@ def _hyper_names(group: dict[str, Any]) -> list[str]:
 
 class GroupHypers(MutableMapping):  # type: ignore[type-arg]
     """One layer group's hyper-parameters as a dict whose reads and writes go to the optimiser: what
-    ``learn.opt.hypers[i]`` is. ``h["lr"] = 1e-3`` sets the learning rate the next step uses, as fastai's
+    ``learn.opt.hypers[i]`` (and a step-function :class:`Optimizer`'s ``opt.hypers[i]``) is. ``h["lr"] = 1e-3`` sets the learning rate the next step uses, as fastai's
     ``for h in learn.opt.hypers: h["lr"] = ...`` does (weight decay stays off biases and normalisation layers,
     and momentum off an optimiser built without it, as with :meth:`OptimWrapper.set_hyper`).
 
@@ -628,11 +699,11 @@ class GroupHypers(MutableMapping):  # type: ignore[type-arg]
     [0.05]
     """
 
-    def __init__(self, wrapper: OptimWrapper, index: int):
-        self._wrapper, self._index = wrapper, index
+    def __init__(self, owner: HyperParams, index: int):
+        self._owner, self._index = owner, index
 
     def _first(self) -> dict[str, Any]:
-        return self._wrapper.opt.param_groups[self._wrapper._first[self._index]]
+        return self._owner._hyper_group(self._index)
 
     def __getitem__(self, name: str) -> Any:
         v = _get_group(self._first(), name)  # torch's own keys ("betas") read too, though not listed
@@ -644,7 +715,7 @@ class GroupHypers(MutableMapping):  # type: ignore[type-arg]
         if name == "params":
             raise ParameterError(f"hypers[{self._index}]['params']: the parameters of a group are not a "
                                  "hyper-parameter; build the optimiser with another splitter instead")
-        self._wrapper._set_layer_group(self._index, name, value)
+        self._owner._set_layer_group(self._index, name, value)
 
     def __delitem__(self, name: str) -> None:
         raise ParameterError(f"hypers[{self._index}]: hyper-parameters cannot be removed; set {name!r} instead")
@@ -720,7 +791,7 @@ def _check_built_optimiser(opt_func: Callable[..., Any], opt: Any) -> None:
         "(opt.step(); opt.zero_grad() after each batch's loss.backward()).")
 
 
-class OptimWrapper:
+class OptimWrapper(HyperParams):
     """A torch optimiser over a model's layer groups, with hyper-parameters settable per group.
 
     ``splitter(model) -> list[list[Parameter]]`` gives the layer groups (default: one group).
@@ -775,7 +846,6 @@ class OptimWrapper:
         self._no_mom = [bool(getattr(inner, "momentum_free", False)) or (pg.get("momentum") == 0 and "betas" not in pg)
                         for pg in self.opt.param_groups]
         self._parts = [[i for i, o in enumerate(self._owner) if o == gi] for gi in range(len(groups))]
-        self._hypers = [GroupHypers(self, gi) for gi in range(len(groups))]
         self.frozen_to = 0
         #: the ``frozen_to`` of the last state loaded (``learn.load``), until freezing is set again or a fit starts: a
         #: fit resumed from a checkpoint (``start_epoch > 0``) trains the layer groups its fit trained
@@ -801,45 +871,17 @@ class OptimWrapper:
         """Momentum of each layer group (Adam's beta1, SGD's momentum)."""
         return [_get_group(self.opt.param_groups[i], "mom") for i in self._first]
 
-    @property
-    def hypers(self) -> list[GroupHypers]:
-        """Each layer group's hyper-parameters under the book's names (``lr``, ``mom``, ``sqr_mom``, ``eps``,
-        ``wd``; those the optimiser has, then its other numeric options), as ``learn.opt.hypers`` in fastai: one
-        live dict per layer group (a :class:`GroupHypers`), so ``for h in learn.opt.hypers: h["lr"] = x`` sets the
-        learning rate the next step uses. :meth:`set_hyper` and :meth:`set_hypers` set one value for every group,
-        or one per group.
-
-        >>> from torch import nn
-        >>> opt = OptimWrapper(nn.Linear(2, 1), Adam, lr=0.01)
-        >>> opt.hypers[0]["lr"]
-        0.01
-        >>> opt.hypers[0]["lr"] = 0.001; opt.lrs
-        [0.001]
-        """
-        return list(self._hypers)
+    def _hyper_group(self, gi: int) -> dict[str, Any]:
+        return self.opt.param_groups[self._first[gi]]
 
     def _set_layer_group(self, gi: int, name: str, value: Any) -> None:
         """Set ``name`` in the torch param groups of layer group ``gi`` (weight decay stays 0 on the no-decay
         parameters, momentum on an optimiser built without it)."""
-        if isinstance(value, (int, float, np.number)) and not isinstance(value, (bool, np.bool_)):
-            value = float(value)
+        value = _as_float(value)
         for i in self._parts[gi]:
             if (name == "wd" and self._no_wd[i]) or (name == "mom" and self._no_mom[i]):
                 continue
             _set_group(self.opt.param_groups[i], name, value)
-
-    def set_hyper(self, name: str, value: Any) -> None:
-        """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups: one value for
-        all, a list with one per group, or a ``slice`` spread over the groups as for learning rates."""
-        vals = lr_range(value, self.n_groups) if name == "lr" or isinstance(value, (slice, list, tuple, np.ndarray)) \
-            else np.full(self.n_groups, value)
-        for gi in range(self.n_groups):
-            self._set_layer_group(gi, name, float(vals[gi]))
-
-    def set_hypers(self, **kwargs: Any) -> None:
-        """:meth:`set_hyper` for each ``name=value`` (fastai's ``opt.set_hypers(lr=1e-3, mom=0.9)``)."""
-        for name, value in kwargs.items():
-            self.set_hyper(name, value)
 
     def freeze_to(self, n: int) -> None:
         """Freeze layer groups ``[:n]`` (negative counts from the end); normalisation stays trainable."""

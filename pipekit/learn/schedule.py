@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pipekit.core.errors import ParameterError, warn
+from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, Recorder,
@@ -239,9 +239,10 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     nothing is back-propagated through them, the costliest layers per image. Other bodies are one group
     (body, head), where 1 trains only the head again.
 
-    A model of one parameter group (a plain ``Learner`` without ``splitter=``, as after training from scratch
-    and swapping ``learn.dls`` for larger images) has nothing to freeze: the frozen phase is skipped, with a
-    warning unless ``freeze_epochs=0``, and the whole model trains for ``epochs``.
+    A model of one parameter group (a plain ``Learner`` without ``splitter=``, as the book's progressive resizing
+    after training from scratch: ``learn.dls = get_dls(128, 224); learn.fine_tune(5, 1e-3)``) has nothing to
+    freeze: as in fastai, both phases still run, the first training the whole model ``freeze_epochs`` at
+    ``base_lr``, so it trains ``freeze_epochs + epochs`` epochs. ``freeze_epochs=0`` skips the first phase.
 
     Example (a body and a head: ``body_head_splitter`` makes them two groups, so the body can be frozen):
         >>> import pipekit.datasets as D
@@ -260,14 +261,6 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)),
           unfreeze_to=(unfreeze_to, count))
     n_groups = learn.optimizer.n_groups
-    if n_groups < 2 and freeze_epochs:
-        # one group is the whole model: freezing all but the last group freezes nothing, so the frozen phase would
-        # only be another epoch of full training at the head's rate
-        warn(f"fine_tune: the model is one parameter group, so nothing can be frozen: the {freeze_epochs} "
-             f"frozen epoch(s) are skipped and the whole model trains for {epochs} epoch(s). To train a head "
-             "first, give the Learner splitter= (e.g. body_head_splitter for nn.Sequential(body, head)); "
-             "freeze_epochs=0 says you mean it")
-        freeze_epochs = 0
     if unfreeze_to >= n_groups:
         raise ParameterError(f"fine_tune: unfreeze_to={unfreeze_to} would leave nothing to train in the second phase; "
                              f"the model has {n_groups} layer groups, so give 0 to {n_groups - 1}")
