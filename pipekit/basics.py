@@ -61,6 +61,7 @@ from pipekit.data.getters import DataPath
 from pipekit.data.loader import to_device
 from pipekit.data.plotting import show_titled_image, subplots
 from pipekit.data.progress import progress_bar
+from pipekit.data.runtime import defaults
 from pipekit.learn import *  # noqa: F403
 from pipekit.learn import __all__ as _learn_names
 
@@ -146,4 +147,4 @@ if not hasattr(Image.Image, "to_thumb"):  # as fastai's star imports give it to 
 
 __all__ = ["math", "os", "random", "partial", "attrgetter", "itemgetter", "Path", "plt", "np", "pd", "torch", "F", "Image", "nn", "Tensor",
            "array", "string", "operator", "re", "subplots", "show_titled_image",
-           "ProcessPoolExecutor", "GetAttr", "progress_bar", "to_device", *_data_names, *_learn_names]
+           "ProcessPoolExecutor", "GetAttr", "defaults", "progress_bar", "to_device", *_data_names, *_learn_names]

@@ -41,6 +41,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Is, Options, check_state, is_pandas
+from pipekit.data.runtime import usable_cpus
 from pipekit.metrics import Metric, get_metric
 
 #: constraints most backends share
@@ -61,7 +62,7 @@ def cores(n_jobs: int | None) -> int:
     """
     if n_jobs not in (None, -1):
         return int(n_jobs)  # type: ignore[arg-type]
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def threads(n_jobs: int | None) -> int:

@@ -26,19 +26,14 @@ from pipekit.core.registry import register
 from pipekit.core.validate import BOOL, Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
-from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, register_arch
+from pipekit.learn import Callback, CrossEntropyLossFlat, Learner
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
 from pipekit.text.blocks import TextBlock, check_forwards
-from pipekit.text.models import (AWD_LSTM, DROPOUTS, Y_RANGE, awd_lstm_clas_split, awd_lstm_lm_split,
-                                 check_stored_awd_lstm, encoder_of, get_language_model, get_text_classifier)
+from pipekit.text.models import (AWD_LSTM, AWD_LSTM_CLAS_CONFIG, AWD_LSTM_LM_CONFIG, Y_RANGE, awd_lstm_clas_split,
+                                 awd_lstm_classifier, awd_lstm_config, awd_lstm_lm, awd_lstm_lm_split, encoder_of)
 from pipekit.text.tokenize import UNK
 
-#: defaults of the language model (lighter dropout: it sees much more data than the classifier)
-AWD_LSTM_LM_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hidden_p=0.15, input_p=0.25,
-                          embed_p=0.02, weight_p=0.2, output_p=0.1)
-AWD_LSTM_CLAS_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hidden_p=0.3, input_p=0.4,
-                            embed_p=0.05, weight_p=0.5, output_p=0.4)
 #: what an encoder file's config may hold: AWD_LSTM's own arguments, nothing else
 _ENCODER_KEYS = ("vocab_sz", "emb_sz", "n_hid", "n_layers", "pad_token", "hidden_p", "input_p", "embed_p", "weight_p")
 
@@ -46,32 +41,6 @@ _ENCODER_KEYS = ("vocab_sz", "emb_sz", "n_hid", "n_layers", "pad_token", "hidden
 # restores them, so a loaded learner freezes gradually, freeze_to(-2), as the exported one did)
 register(awd_lstm_lm_split, name="pipekit.text.awd_lstm_lm_split", kind="layer_splitter")
 register(awd_lstm_clas_split, name="pipekit.text.awd_lstm_clas_split", kind="layer_splitter")
-
-
-@register_arch("awd_lstm_lm")
-def awd_lstm_lm(vocab_sz: int, emb_sz: int = 400, n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1,
-                hidden_p: float = 0.15, input_p: float = 0.25, embed_p: float = 0.02, weight_p: float = 0.2,
-                output_p: float = 0.1, tie_weights: bool = True) -> nn.Module:
-    """An AWD-LSTM language model (encoder + tied decoder), rebuildable from its arguments."""
-    enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_token, hidden_p, input_p, embed_p, weight_p)
-    return get_language_model(enc, output_p, tie_weights)
-
-
-@register_arch("awd_lstm_classifier")
-def awd_lstm_classifier(vocab_sz: int, n_class: int, seq_len: int = 72, max_len: int = 72 * 20, emb_sz: int = 400,
-                        n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1, hidden_p: float = 0.3,
-                        input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5, output_p: float = 0.4,
-                        lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
-                        drop_mult: float = 1.0, y_range: list[float] | None = None) -> nn.Module:
-    """An AWD-LSTM classifier (encoder read in windows + concat-pooling head; ``y_range``: outputs squashed into
-    ``(low, high)``, for a regression)."""
-    enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_token, hidden_p, input_p, embed_p, weight_p)
-    return get_text_classifier(enc, n_class, seq_len, max_len, lin_ftrs, ps, output_p, drop_mult, y_range)
-
-
-# a file's n_layers and lin_ftrs are compared with its stored weights before load_learner builds anything
-awd_lstm_lm.check_stored = check_stored_awd_lstm  # type: ignore[attr-defined]
-awd_lstm_classifier.check_stored = check_stored_awd_lstm  # type: ignore[attr-defined]
 
 
 class ModelResetter(Callback):
@@ -149,35 +118,6 @@ def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
                              "learn.save_encoder('ft') and text_classifier_learner(..., pretrained=False, "
                              "encoder='ft')), as the recipe `pipekit run imdb_sample` does")
     check_forwards(fn, backwards)
-
-
-#: config keys of fastai's that pipekit's AWD-LSTM accepts at one value only: (that value, why no other)
-_FIXED_CONFIG = {
-    "bidir": (False, "pipekit's AWD_LSTM reads texts in one direction (no bidirectional LSTMs)"),
-    "tie_weights": (True, "language_model_learner ties the decoder's weights to the embedding (for an untied "
-                          "decoder build the model by hand: get_language_model(AWD_LSTM(...), tie_weights=False))"),
-    "out_bias": (True, "the language model's decoder always has an output bias"),
-}
-
-
-def _config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
-            pad_token: int) -> dict[str, Any]:
-    check("text learner", drop_mult=(drop_mult, Interval(0, None)))
-    config = dict(config or {})
-    # fastai's config dicts (awd_lstm_lm_config, awd_lstm_clas_config) also name what pipekit's AWD-LSTM always is:
-    # one-way, its language model's decoder tied to the embedding and with a bias
-    for key, (value, why) in _FIXED_CONFIG.items():
-        given = config.pop(key, value)
-        if not (isinstance(given, (bool, int)) and given == value):
-            raise ParameterError(f"config: {key}={given!r:.40} is not supported: {why}; leave {key} out of the config "
-                                 f"or set it to {value}")
-    unknown = set(config) - set(base)
-    if unknown:
-        raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted([*base, *_FIXED_CONFIG])}")
-    cfg = {**base, **config, "pad_token": pad_token}
-    for k in DROPOUTS:
-        cfg[k] = min(cfg[k] * drop_mult, 0.99)
-    return cfg
 
 
 @register(kind="learner")
@@ -466,7 +406,7 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
     problem = LMLearner.data_problem(dls)
     if problem is not None:
         raise ParameterError(f"language_model_learner {problem}")
-    cfg = _config(AWD_LSTM_LM_CONFIG, config, drop_mult, block.pad_idx)
+    cfg = awd_lstm_config(AWD_LSTM_LM_CONFIG, config, drop_mult, block.pad_idx)
     model = awd_lstm_lm(len(block.vocab), **cfg)
     return LMLearner(dls, model, alpha=alpha, beta=beta, loss_func=kwargs.pop("loss_func", CrossEntropyLossFlat()),
                      splitter=awd_lstm_lm_split, metrics=metrics, **kwargs)
@@ -513,7 +453,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     n_out = n_out if n_out is not None else dls.c
     if not n_out:
         raise ParameterError("cannot tell the number of classes: pass n_out= or use a CategoryBlock target")
-    cfg = _config(AWD_LSTM_CLAS_CONFIG, config, drop_mult, block.pad_idx)
+    cfg = awd_lstm_config(AWD_LSTM_CLAS_CONFIG, config, drop_mult, block.pad_idx)
     output_p = cfg.pop("output_p")
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     # drop_mult scales the config's dropouts (output_p, the head's first, among them), not the head's ps: fastai's

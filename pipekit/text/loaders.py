@@ -123,10 +123,28 @@ class SortedDL(ItemsDataLoader, SortedDataLoader):
         return self._lengths[1]
 
 
+def _refuse_one_stream(data: Any) -> None:
+    """Refuse the book's flat stream of ids (``nums``: a list, ``L``, 1-D tensor or array of ints) saying how to
+    give it: the loader takes one id sequence per text, so one stream is a list holding it."""
+    if isinstance(data, (torch.Tensor, np.ndarray)):
+        dtype_ok = (not data.dtype.is_floating_point and not data.dtype.is_complex and data.dtype != torch.bool
+                    if isinstance(data, torch.Tensor) else data.dtype.kind in "iu")
+        flat = data.ndim == 1 and dtype_ok
+    elif isinstance(data, (str, bytes, dict)) or not hasattr(data, "__len__") or not hasattr(data, "__iter__"):
+        flat = False
+    else:
+        flat = len(data) > 0 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in data)
+    if flat:
+        raise ParameterError(
+            f"LMDataLoader: got one stream of {len(data)} token ids (a {type(data).__name__} of ints); it takes a "
+            "list of id sequences, one per text, so wrap the stream in a list: LMDataLoader([tensor(nums)], ...)")
+
+
 def _lm_dataset(data: Any) -> Any:
     """A language model's dataset: a pipekit dataset as it is; token ids (an Arrow list array from
     ``Numericalize.encode``, or a list of id sequences) in a dataset of one TextStore; anything else refused with
     the ways to build language-model loaders."""
+    _refuse_one_stream(data)
     if callable(getattr(data, "gather", None)):
         return data
     if isinstance(data, pa.ChunkedArray):

@@ -12,6 +12,7 @@ weights, and dropout everywhere, plus the language-model decoder and the concat-
 """
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from torch.func import functional_call
 from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, check
 from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
+from pipekit.learn.registry import register_arch
 
 #: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all (not a classifier head's own ``ps``)
 DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
@@ -35,6 +37,12 @@ awd_lstm_lm_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir
                           hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2, tie_weights=True, out_bias=True)
 awd_lstm_clas_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.4,
                             hidden_p=0.3, input_p=0.4, embed_p=0.05, weight_p=0.5)
+#: the same settings without the keys that say what pipekit's AWD-LSTM always is: what the learners build from
+#: (the language model's dropouts lighter: it sees much more data than the classifier)
+AWD_LSTM_LM_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hidden_p=0.15, input_p=0.25,
+                          embed_p=0.02, weight_p=0.2, output_p=0.1)
+AWD_LSTM_CLAS_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hidden_p=0.3, input_p=0.4,
+                            embed_p=0.05, weight_p=0.5, output_p=0.4)
 
 
 class RNNDropout(nn.Module):
@@ -69,7 +77,8 @@ class WeightDropLSTM(nn.Module):
 class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
     """Embedding (with word-level embedding dropout) -> ``n_layers`` weight-dropped LSTMs.
 
-    Keeps its hidden state between calls (language models read a stream batch after batch);
+    ``bidir`` is fastai's argument, so fastai's configs (``AWD_LSTM(vocab_sz, **config)``) build one: it must be
+    False. Keeps its hidden state between calls (language models read a stream batch after batch);
     ``reset()`` clears it. Returns the last layer's output ``(bs, seq_len, emb_sz)``.
     """
 
@@ -77,8 +86,13 @@ class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
     vocab: list[str]
 
     def __init__(self, vocab_sz: int, emb_sz: int = 400, n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1,
-                 hidden_p: float = 0.3, input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5):
+                 hidden_p: float = 0.3, input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5, *,
+                 bidir: bool = False):
         super().__init__()
+        check("AWD_LSTM", bidir=(bidir, BOOL))
+        if bidir:
+            raise ParameterError("AWD_LSTM: bidir=True is not supported: pipekit's AWD_LSTM reads texts in one "
+                                 "direction (no bidirectional LSTMs); pass bidir=False or leave it out")
         size, p = Interval(1, None, integer=True), Interval(0, 1, closed="left")
         check("AWD_LSTM", vocab_sz=(vocab_sz, size), emb_sz=(emb_sz, size), n_hid=(n_hid, size),
               n_layers=(n_layers, size), hidden_p=(hidden_p, p), input_p=(input_p, p), embed_p=(embed_p, p),
@@ -165,8 +179,7 @@ class SequentialRNN(nn.Sequential):
                 reset()
 
 
-def get_language_model(encoder: AWD_LSTM, output_p: float = 0.1, tie_weights: bool = True) -> SequentialRNN:
-    """Encoder + tied linear decoder."""
+def _built_language_model(encoder: AWD_LSTM, output_p: float = 0.1, tie_weights: bool = True) -> SequentialRNN:
     check("get_language_model", output_p=(output_p, Interval(0, 1, closed="left")),
           tie_weights=(tie_weights, BOOL))
     dec = LinearDecoder(encoder.vocab_sz, encoder.emb_sz, output_p, encoder.encoder if tie_weights else None)
@@ -246,15 +259,10 @@ class PoolingLinearClassifier(nn.Module):
         return self.layers(masked_concat_pool(out, mask))
 
 
-def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_len: int = 72 * 20,
-                        lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
-                        output_p: float = 0.4, drop_mult: float = 1.0,
-                        y_range: Sequence[float] | None = None) -> SequentialRNN:
-    """Encoder read in windows + concat-pooling head with ``lin_ftrs`` hidden sizes (-> a sigmoid squashing the
-    outputs into ``y_range = (low, high)``, for a regression).
-
-    The head's dropouts are ``[output_p * drop_mult] + ps``: ``drop_mult`` scales the encoder config's dropouts,
-    ``output_p`` among them, and leaves the head's own ``ps`` (0.1 each by default) as given, as fastai's does."""
+def _built_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_len: int = 72 * 20,
+                           lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
+                           output_p: float = 0.4, drop_mult: float = 1.0,
+                           y_range: Sequence[float] | None = None) -> SequentialRNN:
     size = Interval(1, None, integer=True)
     check("get_text_classifier", n_class=(n_class, size), y_range=(y_range, Y_RANGE), seq_len=(seq_len, size),
           max_len=(max_len, Interval(1, None, integer=True, none_ok=True)), drop_mult=(drop_mult, Interval(0, None)))
@@ -273,6 +281,145 @@ def get_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_
     if y_range is not None:
         model.append(SigmoidRange(*y_range))
     return model
+
+
+#: config keys of fastai's that pipekit's AWD-LSTM accepts at one value only: (that value, why no other)
+_FIXED_CONFIG = {
+    "bidir": (False, "pipekit's AWD_LSTM reads texts in one direction (no bidirectional LSTMs)"),
+    "tie_weights": (True, "language_model_learner ties the decoder's weights to the embedding (for an untied "
+                          "decoder build the model by hand: get_language_model(AWD_LSTM(...), tie_weights=False))"),
+    "out_bias": (True, "the language model's decoder always has an output bias"),
+}
+
+
+def awd_lstm_config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
+            pad_token: int) -> dict[str, Any]:
+    check("text learner", drop_mult=(drop_mult, Interval(0, None)))
+    config = dict(config or {})
+    # fastai's config dicts (awd_lstm_lm_config, awd_lstm_clas_config) also name what pipekit's AWD-LSTM always is:
+    # one-way, its language model's decoder tied to the embedding and with a bias
+    for key, (value, why) in _FIXED_CONFIG.items():
+        given = config.pop(key, value)
+        if not (isinstance(given, (bool, int)) and given == value):
+            raise ParameterError(f"config: {key}={given!r:.40} is not supported: {why}; leave {key} out of the config "
+                                 f"or set it to {value}")
+    unknown = set(config) - set(base)
+    if unknown:
+        raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted([*base, *_FIXED_CONFIG])}")
+    cfg = {**base, **config, "pad_token": pad_token}
+    for k in DROPOUTS:
+        cfg[k] = min(cfg[k] * drop_mult, 0.99)
+    return cfg
+
+
+# the two forms of get_language_model and get_text_classifier, as the error for a wrong first argument names them
+_LM_FORMS = ("get_language_model(AWD_LSTM, vocab_sz, config=None, drop_mult=1.0) (fastai's form: the encoder built "
+             "from vocab_sz and config, awd_lstm_lm_config by default) or get_language_model(AWD_LSTM(vocab_sz, ...), "
+             "output_p=0.1, tie_weights=True) (an encoder already built)")
+_CLAS_FORMS = ("get_text_classifier(AWD_LSTM, vocab_sz, n_class, seq_len=72, config=None, drop_mult=1.0, "
+               "lin_ftrs=None, ps=None, pad_idx=1, max_len=1440, y_range=None) (fastai's form: the encoder built from "
+               "vocab_sz and config, awd_lstm_clas_config by default) or get_text_classifier(AWD_LSTM(vocab_sz, ...), "
+               "n_class, seq_len=72, max_len=1440, lin_ftrs=None, ps=None, output_p=0.4, drop_mult=1.0, "
+               "y_range=None) (an encoder already built)")
+
+
+def _call_form(fn: str, form: Any, forms: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SequentialRNN:
+    """``form(*args, **kwargs)``, arguments it does not take refused naming both forms of ``fn``."""
+    try:
+        inspect.signature(form).bind(*args, **kwargs)
+    except TypeError as e:
+        raise ParameterError(f"{fn}: {e}; the arguments are those of {forms}") from None
+    return form(*args, **kwargs)
+
+
+def _check_arch(fn: str, arch: Any, forms: str, factory: Any) -> None:
+    """Refuse a first argument of fastai's form that is neither the AWD_LSTM class nor ``factory`` (the learners'
+    builder: ``awd_lstm_lm`` or ``awd_lstm_classifier``), naming both forms."""
+    if arch is not AWD_LSTM and arch is not factory:
+        raise ParameterError(f"{fn}: the first argument is {arch!r:.80}, neither an AWD_LSTM encoder already built nor "
+                             f"the AWD_LSTM class (or pipekit.text.models.{factory.__name__}, the learners' builder); "
+                             f"use {forms}")
+
+def _config_pad(fn: str, config: Mapping[str, Any] | None, pad: int, pad_name: str) -> dict[str, Any] | None:
+    """``config`` as a dict (None stays None), refused when not a mapping or when its ``pad_token`` is not ``pad``."""
+    if config is None:
+        return None
+    if not isinstance(config, Mapping):
+        raise ParameterError(f"{fn}: config must be a dict of AWD_LSTM settings (a copy of awd_lstm_lm_config or "
+                             f"awd_lstm_clas_config, changed), got {type(config).__name__}")
+    given = config.get("pad_token", pad)
+    if given != pad:
+        raise ParameterError(f"{fn}: config's pad_token={given!r:.40} differs from {pad_name}={pad!r:.40}; the "
+                             "embedding and the padding of batches must use the same id: make them equal")
+    return dict(config)
+
+
+def _language_model_from_arch(arch: Any, vocab_sz: int, config: Mapping[str, Any] | None = None,
+                              drop_mult: float = 1.0) -> SequentialRNN:
+    _check_arch("get_language_model", arch, _LM_FORMS, awd_lstm_lm)
+    check("get_language_model", drop_mult=(drop_mult, Interval(0, None)))
+    pad = config.get("pad_token", 1) if isinstance(config, Mapping) else 1  # the config's, as fastai's
+    cfg = awd_lstm_config(AWD_LSTM_LM_CONFIG, _config_pad("get_language_model", config, pad, "pad_token"),
+                          drop_mult, pad)
+    return awd_lstm_lm(vocab_sz, **cfg)
+
+
+def _text_classifier_from_arch(arch: Any, vocab_sz: int, n_class: int, seq_len: int = 72,
+                               config: Mapping[str, Any] | None = None, drop_mult: float = 1.0,
+                               lin_ftrs: list[int] | None = None, ps: list[float] | None = None, pad_idx: int = 1,
+                               max_len: int | None = 72 * 20, y_range: Sequence[float] | None = None) -> SequentialRNN:
+    _check_arch("get_text_classifier", arch, _CLAS_FORMS, awd_lstm_classifier)
+    # what the head is checked for, before an encoder of millions of weights is built
+    size = Interval(1, None, integer=True)
+    check("get_text_classifier", n_class=(n_class, size), y_range=(y_range, Y_RANGE), seq_len=(seq_len, size),
+          max_len=(max_len, Interval(1, None, integer=True, none_ok=True)), drop_mult=(drop_mult, Interval(0, None)))
+    cfg = awd_lstm_config(AWD_LSTM_CLAS_CONFIG, _config_pad("get_text_classifier", config, pad_idx, "pad_idx"),
+                          drop_mult, pad_idx)
+    output_p = cfg.pop("output_p")
+    # drop_mult has scaled output_p (the head's first dropout) with the config's; the head's own ps stay as given
+    return awd_lstm_classifier(vocab_sz, n_class, seq_len, max_len, output_p=output_p, lin_ftrs=lin_ftrs,
+                                       ps=ps, drop_mult=1.0, y_range=y_range, **cfg)
+
+
+def get_language_model(arch: AWD_LSTM | type[AWD_LSTM] | Any, *args: Any, **kwargs: Any) -> SequentialRNN:
+    """An AWD-LSTM encoder + a linear decoder tied to its embedding, in one of two forms:
+
+    - fastai's ``get_language_model(AWD_LSTM, vocab_sz, config=None, drop_mult=1.0)``: the encoder built from
+      ``vocab_sz`` and ``config`` (``awd_lstm_lm_config`` by default, keys as fastai's), every dropout of the config
+      (``output_p`` among them) times ``drop_mult``, as ``language_model_learner`` builds it;
+    - ``get_language_model(encoder, output_p=0.1, tie_weights=True)`` with an ``AWD_LSTM`` already built.
+
+    >>> lm = get_language_model(AWD_LSTM, 100, config=dict(awd_lstm_lm_config, emb_sz=16, n_hid=32, n_layers=2))
+    >>> tuple(lm(torch.randint(0, 100, (4, 10)))[0].shape)
+    (4, 10, 100)
+    """
+    if isinstance(arch, AWD_LSTM):
+        return _call_form("get_language_model", _built_language_model, _LM_FORMS, (arch, *args), kwargs)
+    _check_arch("get_language_model", arch, _LM_FORMS, awd_lstm_lm)
+    return _call_form("get_language_model", _language_model_from_arch, _LM_FORMS, (arch, *args), kwargs)
+
+
+def get_text_classifier(arch: AWD_LSTM | type[AWD_LSTM] | Any, *args: Any, **kwargs: Any) -> SequentialRNN:
+    """An AWD-LSTM encoder read in windows of ``seq_len`` + a concat-pooling head with ``lin_ftrs`` hidden sizes (->
+    a sigmoid squashing the outputs into ``y_range = (low, high)``, for a regression), in one of two forms:
+
+    - fastai's ``get_text_classifier(AWD_LSTM, vocab_sz, n_class, seq_len=72, config=None, drop_mult=1.0,
+      lin_ftrs=None, ps=None, pad_idx=1, max_len=1440, y_range=None)``: the encoder built from ``vocab_sz`` and
+      ``config`` (``awd_lstm_clas_config`` by default), as ``text_classifier_learner`` builds it;
+    - ``get_text_classifier(encoder, n_class, seq_len=72, max_len=1440, lin_ftrs=None, ps=None, output_p=0.4,
+      drop_mult=1.0, y_range=None)`` with an ``AWD_LSTM`` already built.
+
+    The head's dropouts are ``[output_p * drop_mult] + ps``: ``drop_mult`` scales the encoder config's dropouts,
+    ``output_p`` among them, and leaves the head's own ``ps`` (0.1 each by default) as given, as fastai's does.
+
+    >>> clf = get_text_classifier(AWD_LSTM, 100, 3, config=dict(awd_lstm_clas_config, emb_sz=16, n_hid=32, n_layers=2))
+    >>> tuple(clf(torch.randint(2, 100, (5, 20))).shape)
+    (5, 3)
+    """
+    if isinstance(arch, AWD_LSTM):
+        return _call_form("get_text_classifier", _built_text_classifier, _CLAS_FORMS, (arch, *args), kwargs)
+    _check_arch("get_text_classifier", arch, _CLAS_FORMS, awd_lstm_classifier)
+    return _call_form("get_text_classifier", _text_classifier_from_arch, _CLAS_FORMS, (arch, *args), kwargs)
 
 
 def encoder_of(model: nn.Module) -> AWD_LSTM:
@@ -333,3 +480,29 @@ def check_stored_awd_lstm(config: Mapping[str, Any], shapes: Mapping[str, Sequen
     if config["n_class"] != stored[-1]:
         raise bad("n_class", f"is {str(config['n_class'])[:60]}, but the stored output layer has {stored[-1]} "
                              "output(s)")
+
+
+@register_arch("awd_lstm_lm")
+def awd_lstm_lm(vocab_sz: int, emb_sz: int = 400, n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1,
+                hidden_p: float = 0.15, input_p: float = 0.25, embed_p: float = 0.02, weight_p: float = 0.2,
+                output_p: float = 0.1, tie_weights: bool = True) -> nn.Module:
+    """An AWD-LSTM language model (encoder + tied decoder), rebuildable from its arguments."""
+    enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_token, hidden_p, input_p, embed_p, weight_p)
+    return _built_language_model(enc, output_p, tie_weights)
+
+
+@register_arch("awd_lstm_classifier")
+def awd_lstm_classifier(vocab_sz: int, n_class: int, seq_len: int = 72, max_len: int = 72 * 20, emb_sz: int = 400,
+                        n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1, hidden_p: float = 0.3,
+                        input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5, output_p: float = 0.4,
+                        lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
+                        drop_mult: float = 1.0, y_range: list[float] | None = None) -> nn.Module:
+    """An AWD-LSTM classifier (encoder read in windows + concat-pooling head; ``y_range``: outputs squashed into
+    ``(low, high)``, for a regression)."""
+    enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_token, hidden_p, input_p, embed_p, weight_p)
+    return _built_text_classifier(enc, n_class, seq_len, max_len, lin_ftrs, ps, output_p, drop_mult, y_range)
+
+
+# a file's n_layers and lin_ftrs are compared with its stored weights before load_learner builds anything
+awd_lstm_lm.check_stored = check_stored_awd_lstm  # type: ignore[attr-defined]
+awd_lstm_classifier.check_stored = check_stored_awd_lstm  # type: ignore[attr-defined]

@@ -20,13 +20,13 @@ True
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
 from tokenizers import Regex, pre_tokenizers
 
 from pipekit.data.lists import coll_repr  # its home is pipekit.data.lists (fastai's L prints with it)
+from pipekit.data.runtime import defaults
 from pipekit.text.tokenize import (_PIECE_PATTERN, BOS, EOS, HTML_FIXES, SPECIAL_TOKENS, TK_MAJ, TK_REP,
                                    TK_UP, TK_WREP, _unescape_entities)
 
@@ -122,7 +122,8 @@ def replace_rep(t: str) -> str:
 
 
 #: the book's ``defaults.text_proc_rules`` (the rules ``Tokenizer`` applies, in its order) and
-#: ``defaults.text_spec_tok`` (the special tokens, the first ids of every vocabulary)
-defaults = SimpleNamespace(
-    text_proc_rules=[fix_html, replace_wrep, split_pieces, replace_all_caps, replace_maj, lowercase, replace_rep],
-    text_spec_tok=list(SPECIAL_TOKENS))
+#: ``defaults.text_spec_tok`` (the special tokens, the first ids of every vocabulary), set on the one ``defaults`` of
+#: :mod:`pipekit.data.runtime` (which has ``cpus``), as fastai's star imports give one namespace
+defaults.text_proc_rules = [fix_html, replace_wrep, split_pieces, replace_all_caps, replace_maj, lowercase,
+                            replace_rep]
+defaults.text_spec_tok = list(SPECIAL_TOKENS)
