@@ -49,7 +49,7 @@ from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
 from pipekit.ensemble.weighted import WeightedEnsemble
-from pipekit.metrics import check_metric, get_metric
+from pipekit.metrics.lookup import _quiet_score, checked_metric
 
 #: a GBM's stopping patience and round cap: it stops on its own rows long before the cap
 _ROUNDS, _PATIENCE = 10_000, 50
@@ -193,9 +193,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         raise DataError("fit_ensemble needs a Tabular with one target (a category or a number)")
     # a scikit-learn scorer's or function's pos_label / labels are the target's labels, as scikit-learn reads them
     classes = np.unique(np.asarray(train.y)) if task == "classification" else None
-    m = get_metric(metric, task, classes)
-    # a plain function's direction was read from its name by get_metric: its scores decide it here
-    check_metric(m, task, None if classes is None else len(classes))
+    # checked before anything is fitted; a plain function's direction is set by its scores
+    m = checked_metric(metric, task, classes)
     cands = _candidates(candidates, task, n_jobs, seed, train)
     kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
     # shuffled folds are stratified: each holds some rows of every class
@@ -653,7 +652,44 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
             r["status"] = "returned" if r is best else "fitted, not returned (worse out of fold)"
     ens = best["model_obj"]
     ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, made, plan, label)
+    constant = constant_oof_score(bags[0], m)
+    if constant is not None and m.loss(best["oof"]) >= m.loss(constant):
+        what = "the class prior" if task == "classification" else "the mean"
+        cut, total = sum(b.stopped_on_time_ for b in bags), sum(len(b.models_) for b in bags)
+        # a limit that cut fold models short is the likely cause; otherwise the inputs tell little of the target
+        why = (f"it was given time_limit={plan.time_limit:g} s, in which {cut} of {total} fold models were cut short: "
+               "raise time_limit (and check that the inputs tell the target)" if plan.time_limit is not None and cut
+               else "its members learned nothing of the target that the constant does not know"
+               + ("" if plan.time_limit is None else f" (time_limit={plan.time_limit:g} s cut none short)")
+               + ": check the inputs and the target")
+        warn(f"fit_ensemble: the returned {best['model']} scores {m.name} {best['oof']:.4g} out of fold, no better "
+             f"than predicting {what} ({constant:.4g}, out of fold on the same training rows); {why}", UserWarning)
     return ens
+
+
+def constant_oof_score(bag: BaggedModel, m: Any) -> float | None:
+    """``m``'s out-of-fold score of a constant predictor on ``bag``'s folds: each fold's rows predicted with the class
+    frequencies (classification) or the mean (regression) of the targets of the other folds' rows, the rows its
+    fold models were fitted on. None where the metric cannot score a constant (a correlation) or gives no number.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import GBM, as_data
+    >>> from pipekit.metrics import get_metric
+    >>> rng = np.random.default_rng(0)
+    >>> xs, y = pl.DataFrame({"a": rng.normal(size=200)}), np.where(rng.random(200) < 0.7, "no", "yes")
+    >>> bag = BaggedModel(GBM("classification", n_estimators=5, n_jobs=1), n_folds=4).fit(as_data(xs, y))
+    >>> round(constant_oof_score(bag, get_metric("accuracy", "classification")), 3), float((y == "no").mean())
+    (0.645, 0.645)
+    """
+    y, folds = np.asarray(bag.oof_targets_), np.asarray(bag.folds_)
+    k = None if bag.task != "classification" else np.asarray(bag.oof_predictions_).shape[1]
+    pred = np.zeros((len(folds), len(y)) + ((k,) if k else ()))
+    for r, of in enumerate(folds):
+        for f in np.unique(of):
+            rest = y[of != f]
+            pred[r, of == f] = np.bincount(rest.astype(np.int64), minlength=k) / len(rest) if k else rest.mean()
+    score = _quiet_score(m, y, pred.mean(0))
+    return score if score is not None and np.isfinite(score) else None
 
 
 def _select(bags: list, m: Any, train: Any, plan: Plan, kept: Any) -> WeightedEnsemble:

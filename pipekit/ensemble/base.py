@@ -17,7 +17,9 @@ from pipekit.backends.base import Backend, KeepsProcessor, Model
 from pipekit.backends.data import RowForm, TabularData, as_data, check_rows, normalised_stats
 from pipekit.core.component import Component, param_names, to_data
 from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError, warn
-from pipekit.metrics import DEFAULT_METRIC, FuncMetric, Metric, check_metric, get_metric
+from pipekit.metrics import DEFAULT_METRIC, FuncMetric, Metric, get_metric
+from pipekit.metrics.functions import scores_decide
+from pipekit.metrics.lookup import checked_metric
 from pipekit.metrics.lookup import is_scorer, metric_name
 
 
@@ -145,7 +147,8 @@ def unsaved_metric(metric: Any, task: str, who: str) -> str:
     what the loaded model scores with instead (the task's default) and what to pass to keep it (the name of the
     pipekit metric of the same function where there is one)."""
     try:
-        name = get_metric(metric, task).name
+        with scores_decide():  # only its name is read: fitting said its direction
+            name = get_metric(metric, task).name
     except ParameterError:
         name = getattr(metric, "__name__", type(metric).__name__)
     if is_scorer(metric) or getattr(getattr(metric, "fn", None), "scorer", False):  # fit_ensemble reads a scorer
@@ -343,7 +346,8 @@ class Ensemble(KeepsProcessor, Model):
     def check_params(self) -> None:
         super().check_params()
         check_members(self.members, self.check_columns, fitted=self.members_fitted)
-        get_metric(self.metric, self.task)  # a bad metric fails here, not after fitting
+        with scores_decide():  # a bad metric fails here, not after fitting; fitting says a lambda's direction
+            get_metric(self.metric, self.task)
 
     def _fit_metric(self, classes: Any = None) -> Metric:
         """``metric`` for this task as fitting scores with it, checked once before anything is fitted or chosen on it
@@ -352,9 +356,7 @@ class Ensemble(KeepsProcessor, Model):
         deciding only where they do not tell (a ``cost`` whose scores are better smaller is minimised).
         ``classes``: a classifier's class labels, by which a scikit-learn scorer's ``pos_label`` names one."""
         classify = self.task == "classification" and classes is not None
-        m = get_metric(self.metric, self.task, classes if classify else None)
-        check_metric(m, self.task, len(classes) if classify else None)
-        return m
+        return checked_metric(self.metric, self.task, classes if classify else None)
 
     def params_to_data(self) -> dict[str, Any]:
         """The parameters a file keeps. A metric given by name (``"mape"``, ``"roc_auc"``) or as a registered pipekit

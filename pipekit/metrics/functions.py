@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -158,6 +160,27 @@ def sklearn_input(name: str, p: Any, take: str, bound: dict[str, Any],
     return p, kw
 
 
+#: what a lambda chosen on (``y_first``) with no direction given is taken as, said where its scores cannot tell
+LAMBDA_GUESS = ("a lambda metric has no name to read its direction from; it is taken as better larger. For a loss "
+                "or an error pass FuncMetric(fn, greater_is_better=False, y_first=True), or name the function")
+#: set while a metric is built whose scores will decide its direction next (see scores_decide)
+_SCORES_DECIDE: ContextVar[bool] = ContextVar("pipekit_scores_decide", default=False)
+
+
+@contextmanager
+def scores_decide() -> Iterator[None]:
+    """Build metrics whose direction their scores decide next
+    (:func:`~pipekit.metrics.lookup.check_metric`, as :func:`~pipekit.metrics.lookup.checked_metric` does): a
+    :class:`FuncMetric` of a lambda built inside does not warn that it is taken as better larger, since its scores
+    set the direction, and one warning then says the direction taken (or this guess, where the scores do not
+    tell)."""
+    token = _SCORES_DECIDE.set(True)
+    try:
+        yield
+    finally:
+        _SCORES_DECIDE.reset(token)
+
+
 class FuncMetric(MeanMetric):
     """A plain function as a metric. In a Learner ``fn(pred, targ)`` returns a batch mean (fastai's
     convention); with ``y_first`` it is ``fn(y_true, y_pred)`` on whole arrays (scikit-learn's).
@@ -169,7 +192,8 @@ class FuncMetric(MeanMetric):
     ``sklearn.metrics`` gets what it takes from a classifier's probabilities: the labels (``accuracy_score``,
     ``f1_score``, ...), the positive class's column for two classes (``roc_auc_score``,
     ``average_precision_score``, ``brier_score_loss``) or the probabilities (``log_loss``); any other function
-    gets the probabilities, ``(n, n_classes)``.
+    gets the probabilities, ``(n, n_classes)``. Where its scores decide the direction next (``fit_ensemble``, see
+    :func:`scores_decide`) the lambda's guess is not warned of: the one warning says the direction its scores set.
 
     >>> from sklearn.metrics import accuracy_score, mean_squared_error
     >>> FuncMetric(mean_squared_error, y_first=True).greater_is_better
@@ -193,13 +217,17 @@ class FuncMetric(MeanMetric):
         #: check_metric. Not a parameter (greater_is_better holds the direction read) and not learned state, so a
         #: copy or a file, whose greater_is_better is given, has it False
         self._direction_from_name = greater_is_better is None
+        #: a lambda's guess (better larger) not yet said, as its scores decide next (see scores_decide): check_metric
+        #: says the direction it takes, once
+        self._guess_unsaid = False
         if greater_is_better is None:
             name = self.name
             self.greater_is_better = better_larger(name)  # type: ignore[misc]
             if y_first and name == "<lambda>":  # chosen on: a loss maximised would pick the worst model
-                warn("a lambda metric has no name to read its direction from; it is taken as better larger. "
-                     "For a loss or an error pass FuncMetric(fn, greater_is_better=False, y_first=True), or "
-                     "name the function")
+                if _SCORES_DECIDE.get():
+                    self._guess_unsaid = True
+                else:
+                    warn(LAMBDA_GUESS)
 
     @property
     def name(self) -> str:
@@ -212,6 +240,7 @@ class FuncMetric(MeanMetric):
         super().set_params(**params)
         if "greater_is_better" in params:
             self._direction_from_name = params["greater_is_better"] is None
+            self._guess_unsaid = False
         return self
 
     @property

@@ -17,7 +17,8 @@ from pipekit.core.registry import registered
 from pipekit.core.validate import Options, check
 from pipekit.metrics.base import SUGGESTED_METRICS, TARGET_KINDS, TASKS, Metric, describe_target, target_fix, target_kind, two_classes_as_labels
 from pipekit.metrics.classification import RocAuc, _LabelScore
-from pipekit.metrics.functions import CLASS_ARGS, FuncMetric, class_positions, scored_direction, sklearn_input, sklearn_take
+from pipekit.metrics.functions import (CLASS_ARGS, LAMBDA_GUESS, FuncMetric, class_positions, scored_direction, scores_decide,
+                                       sklearn_input, sklearn_take)
 
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
 
@@ -108,6 +109,23 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
         _check_direction(metric, perfect, [_quiet_score(metric, y_true, p) for p in worse])
 
 
+def checked_metric(metric: Any, task: str, classes: Any = None) -> Metric:
+    """:func:`get_metric` then :func:`check_metric`, as a model chooses with it: a function that cannot score the
+    task's predictions fails before any model is fitted, and a plain function's direction is set by its scores. A
+    lambda's direction is warned of once: the direction its scores set, or where they do not tell, that it is taken
+    as better larger (the warning :class:`FuncMetric` gives where nothing checks its scores).
+
+    >>> def rmspe(y_true, y_pred):
+    ...     return float(np.sqrt(np.mean(((y_true - y_pred) / y_true) ** 2)))
+    >>> checked_metric(rmspe, "regression").greater_is_better
+    False
+    """
+    with scores_decide():
+        m = get_metric(metric, task, classes)
+    check_metric(m, task, None if classes is None else len(classes))
+    return m
+
+
 def _labels_fix(metric: Metric) -> str:
     """What to pass where ``metric``'s keyword arguments name classes by label (``pos_label="malignant"``) and it is
     checked without the classes: the position of the class in the classifier's ``classes_``."""
@@ -141,10 +159,20 @@ def _check_direction(metric: FuncMetric, perfect: float, worse: list[float | Non
     near-perfect prediction (``perfect``) and of poor ones (``worse``; None where it failed on one)."""
     scored = [w for w in worse if w is not None]
     told = scored_direction(perfect, scored)
-    if told is None or told == metric.greater_is_better:
+    # a lambda's guess not yet said (see checked_metric): one warning, of the direction taken
+    unsaid, metric._guess_unsaid = metric._guess_unsaid, False
+    if told is None and unsaid:
+        warn(LAMBDA_GUESS)
+    if told is None or told == metric.greater_is_better and not unsaid:
         return
     said = ", ".join(f"{w:.4g}" for w in scored)
     way = "larger" if told else "smaller"
+    if unsaid:  # the direction read from no name: the scores set it
+        metric.greater_is_better = told  # type: ignore[misc]
+        warn(f"metric {metric.name!r} is taken as better {way}, as its scores say (a near-perfect prediction "
+             f"{perfect:.4g}, poor ones {said}); a lambda has no name to read it from: to set it yourself pass "
+             "FuncMetric(fn, greater_is_better=..., y_first=True), or name the function")
+        return
     if not metric._direction_from_name:
         use = (f"make_scorer({metric.name}, greater_is_better={told}, ...)" if isinstance(metric.fn, _ScoreFunction)
                and metric.fn.scorer else f"FuncMetric({metric.name}, greater_is_better={told}, y_first=True)")
@@ -307,7 +335,7 @@ def with_classes(metric: Metric, classes: Any) -> Metric:
         return metric
     class_positions(bound.__name__, bound.kwargs, classes)  # a label that is no class is refused now, not per score
     out = FuncMetric(bound, greater_is_better=metric.greater_is_better, y_first=True)
-    out._direction_from_name = metric._direction_from_name
+    out._direction_from_name, out._guess_unsaid = metric._direction_from_name, metric._guess_unsaid
     return out
 
 
