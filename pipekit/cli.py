@@ -212,9 +212,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label(decoded: Any, dec: Any, probs: Any) -> str:
-    """One prediction as a line: a class and the model's probability for it, labels, a number or coordinates
-    (labels through :func:`printable`: they come from the data a model was fitted on)."""
+def _label(decoded: Any, dec: Any, probs: Any, classes: Any = None) -> str:
+    """One prediction as a line: a class and the model's probability for it, labels each with its probability
+    (multi-label), a mask's classes by their share of its pixels (``classes``: the mask codes), a number or
+    coordinates (labels through :func:`printable`: they come from the data a model was fitted on).
+
+    >>> import torch
+    >>> _label(["3", "7"], torch.tensor([True, False, True]), torch.tensor([0.91, 0.2, 0.5]))
+    '3 0.9100, 7 0.5000'
+    >>> _label(torch.tensor([[0, 0, 1], [2, 2, 2]]), None, None, classes=["road", "sky", "tree"])
+    'mask 2x3: tree 50.0%, road 33.3%, sky 16.7%'
+    """
     import numpy as np
     import torch
 
@@ -222,22 +230,45 @@ def _label(decoded: Any, dec: Any, probs: Any) -> str:
             isinstance(probs, torch.Tensor) and probs.ndim == 1 and probs.numel() > int(dec) >= 0:
         return f"{printable(str(decoded))}\t{float(probs[int(dec)]):.4f}"
     if isinstance(decoded, (list, tuple)):
+        if isinstance(dec, torch.Tensor) and dec.dtype == torch.bool and isinstance(probs, torch.Tensor) and \
+                probs.shape == dec.shape and probs.ndim == 1 and int(dec.sum()) == len(decoded):
+            chosen = torch.nonzero(dec).flatten().tolist()
+            return ", ".join(f"{printable(str(v))} {float(probs[i]):.4f}" for v, i in zip(decoded, chosen)) \
+                if decoded else "(no label)"
         return ", ".join(printable(str(v)) for v in decoded) if decoded else "(no label)"
     if isinstance(decoded, (np.ndarray, torch.Tensor)):
         arr = np.asarray(decoded.detach().cpu() if isinstance(decoded, torch.Tensor) else decoded)
+        if arr.ndim == 2 and arr.dtype.kind in "iu" and classes is not None:
+            return _mask_line(arr, list(classes))
         return f"{arr.item():.6g}" if arr.size == 1 else np.array2string(arr, precision=4, separator=", ",
                                                                           max_line_width=10**6)
     return f"{decoded:.6g}" if isinstance(decoded, float) else printable(str(decoded))
 
 
+def _mask_line(mask: Any, classes: list[Any], most: int = 8) -> str:
+    """A predicted mask as one line: its size, then its classes by their share of its pixels, largest first (at most
+    ``most``, the rest counted)."""
+    import numpy as np
+
+    counts = np.bincount(mask.ravel(), minlength=len(classes))
+    order = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k]]
+    name = lambda k: printable(str(classes[k])) if k < len(classes) else str(k)  # noqa: E731
+    shares = ", ".join(f"{name(k)} {100 * counts[k] / mask.size:.1f}%" for k in order[:most])
+    more = f", and {len(order) - most} more classes" if len(order) > most else ""
+    return f"mask {mask.shape[0]}x{mask.shape[1]}: {shares}{more}"
+
+
 def _many(learn: Any, items: Any, what: str, first: int) -> list[tuple[str, str]]:
     """Predictions for several items at once (a table's rows from 0, a file's lines from 1), in their order."""
     preds, _, dec = learn.get_preds(dl=learn.dls.test_dl(items), with_decoded=True)
+    from pipekit.data.dataloaders import classes_vocab
+
     y_block = learn.dls.y_block
+    classes = classes_vocab(learn.dls)
     out = []
     for i in range(len(preds)):
         decoded = y_block.decode(dec[i]) if y_block is not None else dec[i]
-        out.append((f"{what} {first + i}", _label(decoded, dec[i], preds[i])))
+        out.append((f"{what} {first + i}", _label(decoded, dec[i], preds[i], classes)))
     return out
 
 
@@ -378,8 +409,10 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
             raise ValueError(f"{path} holds no text")
         found = _many(learn, [line for _, line in numbered], f"{path} line", 0)
         return [(f"{path} line {n}", text) for (n, _), (_, text) in zip(numbered, found)]
+    from pipekit.data.dataloaders import classes_vocab
+
     decoded, dec, probs = learn.predict(path)
-    return [(str(path), _label(decoded, dec, probs))]
+    return [(str(path), _label(decoded, dec, probs, classes_vocab(learn.dls)))]
 
 
 def _kind_of(learn: Any) -> str | None:

@@ -731,3 +731,50 @@ def test_an_unknown_recipe_name_suggests_the_close_ones(tmp_path, monkeypatch, c
     assert e.value.code == 2
     assert "unrecognized arguments: --quick; a recipe's own options go after its name: pipekit run adult --quick" \
         in capsys.readouterr().err
+
+
+def test_predict_says_a_multi_label_models_probabilities_and_a_masks_classes(tmp_path, capsys):
+    """A multi-label model's line gives each label with its probability, a segmentation model's the mask's classes
+    by their share of its pixels (named by the codes), never a cut numpy print."""
+    import numpy as np
+    import pandas as pd
+
+    import pipekit
+    import pipekit.datasets as D
+    from pipekit.data import DataBlock, MultiCategoryBlock, RandomSplitter, get_image_files
+    from pipekit.learn import load_learner, simple_cnn
+    from pipekit.vision import ImageBlock, MaskBlock, Resize, image_paths_with, unet_learner, vision_learner
+
+    digits = D.path("mnist_tiny")
+    files = sorted((digits / "train").rglob("*.png"))[:80]
+    df = pd.DataFrame({"fname": [str(f) for f in files],
+                       "labels": [f"{f.parent.name} odd" if i % 2 else f.parent.name for i, f in enumerate(files)]})
+    pipekit.set_seed(0)
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), MultiCategoryBlock), get_x=lambda r: r["fname"],
+                    get_y=lambda r: r["labels"].split(" "), splitter=RandomSplitter(0.2, seed=0)
+                    ).dataloaders(df, bs=16, seed=0)
+    learn = vision_learner(dls, simple_cnn, pretrained=False)
+    learn.fit(1, 1e-2)
+    image = sorted((digits / "test").glob("*.png"))[0]
+    decoded, dec, probs = load_learner(learn.export(tmp_path / "ml.pipekit")).predict(image)
+    assert main(["predict", str(tmp_path / "ml.pipekit"), str(image)]) == 0
+    line = capsys.readouterr().out.strip().split("\t")[1]
+    want = [f"{label} {float(probs[i]):.4f}" for label, i in zip(decoded, dec.nonzero().flatten().tolist())]
+    assert line == (", ".join(want) if want else "(no label)")
+
+    camvid = D.path("camvid_tiny")
+    codes = (camvid / "codes.txt").read_text().split()
+    dls = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: get_image_files(p / "images")[:16],
+                    get_y=image_paths_with(camvid / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
+                    splitter=RandomSplitter(0.25, seed=0), item_tfms=[Resize((24, 32))]).dataloaders(camvid, bs=4,
+                                                                                                     seed=0)
+    seg = unet_learner(dls, "xresnet18", pretrained=False)
+    image = sorted((camvid / "images").glob("*.png"))[0]
+    mask = seg.predict(image)[0]
+    assert main(["predict", str(seg.export(tmp_path / "seg.pipekit")), str(image)]) == 0
+    line = capsys.readouterr().out.strip().split("\t")[1]
+    mask = np.asarray(mask)
+    counts = {codes[k]: int((mask == k).sum()) for k in np.unique(mask).tolist()}
+    top = max(counts, key=counts.get)
+    assert line.startswith(f"mask 24x32: {top} {100 * counts[top] / mask.size:.1f}%"), line
+    assert "..." not in line and "[" not in line
