@@ -25,7 +25,8 @@ from pipekit.core.registry import name_of
 from pipekit.core.validate import (Is, argument_names, bs_or_batch_size, check, check_arguments, check_positive_int,
                                    check_state, is_pandas)
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.dataloaders import DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch
+from pipekit.data.dataloaders import (DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch,
+                                      weighted_loaders)
 from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, called_on_items, check_item_getters,
                                   is_item_getter, item_at, rows_column)
 from pipekit.data.items import names_files, to_items
@@ -292,6 +293,13 @@ def _as_column(values: Any, i: int, who: str) -> pl.Series:
     images kept as objects); a single value (a text, a number) is refused, naming the column."""
     if isinstance(values, pl.Series):
         return values
+    if is_pandas(values) and not is_pandas(values, "DataFrame") and not is_pandas(values, "Series") and hasattr(
+            values, "__array__") and getattr(values, "ndim", 1) == 1:
+        # a pandas array (``df['text'].values``, an ArrowStringArray; nullable integers; a Categorical) is a column
+        # as its Series is; pandas is already imported, the user handed over one of its arrays
+        import pandas as pd
+
+        values = pd.Series(values)
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     if isinstance(values, np.ndarray) and values.dtype != object and values.ndim >= 1:
@@ -697,6 +705,34 @@ class DataBlock(Component):
         if path is not None:
             dls.path = Path(path)
         return dls
+
+    def weighted_dataloaders(self, source: Any, wgts: Any, bs: int = 64, n: int | None = None,
+                             **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader draws each epoch's items with replacement by ``wgts``, one
+        weight per item of ``source`` (those of the training items are kept), ``n`` of them (default: as many as
+        the training set has), as fastai's ``dblock.weighted_dataloaders(source, wgts)``; the same seed draws the
+        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`).
+
+        >>> import pipekit.datasets as D
+        >>> from pipekit.data import CategoryBlock, ColReader, DataBlock, IndexSplitter, RegressionBlock
+        >>> import polars as pl
+        >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(200)
+        >>> dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"),
+        ...                    get_y=ColReader("salary"), splitter=IndexSplitter(range(150, 200)))
+        >>> wgts = (df["salary"] == ">=50k").cast(float).to_numpy()   # only the >=50k rows are ever drawn
+        >>> dls = dblock.weighted_dataloaders(df, wgts, bs=50, seed=0)
+        >>> {dls.vocab[int(c)] for _, y in dls.train for c in y}
+        {'>=50k'}
+        """
+        dls = self.dataloaders(source, bs=bs, **kwargs)
+        dsets = dls.datasets
+        w = wgts.detach().cpu().numpy() if isinstance(wgts, torch.Tensor) else np.asarray(wgts, dtype=np.float64)
+        if dsets is None or w.ndim != 1 or len(w) != len(dsets.items):
+            raise ParameterError(f"DataBlock.weighted_dataloaders: wgts has {w.size} weight(s) and the source "
+                                 f"{len(dsets.items) if dsets is not None else '?'} items; give one weight per item "
+                                 "of the source (the training items' are kept), or one per training item to "
+                                 "dblock.datasets(source).weighted_dataloaders(wgts)")
+        return weighted_loaders(dls, w[dsets.splits[0]], n=n)
 
     # ------------------------------------------------------------------ the fitted recipe
     def batch_pipeline(self) -> BatchPipeline:

@@ -1,6 +1,7 @@
 """Datasets (items, split, one encoded store per block) and DataLoaders (train/valid loaders + recipe)."""
 from __future__ import annotations
 
+import copy
 import inspect
 import io
 import operator
@@ -126,6 +127,41 @@ def several_target_blocks(blocks: Sequence[Any], n_inp: int) -> list[Any]:
     targets = list(blocks[n_inp:])
     own = [b for b in targets if getattr(b, "labels_geometry", None) is None]
     return targets if len(own) > 1 else []
+
+
+def _block_classes(kind: type) -> list[Any]:
+    """Every subclass of ``kind`` imported so far, depth first."""
+    out: list[Any] = []
+    sub: Any
+    for sub in kind.__subclasses__():
+        out += [sub, *_block_classes(sub)]
+    return out
+
+
+def target_block_of_steps(steps: Sequence[Any]) -> Any:
+    """The fitted block a target made by ``steps`` (a ``Datasets``' target transforms) is, as a DataBlock's target
+    would be: the last step that is the column transform of a block with a ``loss_kind`` (``Categorize``:
+    ``CategoryBlock``, ``MultiCategorize``: ``MultiCategoryBlock``, ``ToFloat``: ``RegressionBlock``), in a block of
+    that class holding it fitted; None when no step is. Each block says what its column transform is
+    (``type_transforms``), so a block added later is found the same way."""
+    from pipekit.data.blocks import TransformBlock  # the blocks build on this module's loaders
+
+    makers: list[tuple[type, Any]] = []
+    for cls in dict.fromkeys(_block_classes(TransformBlock)):
+        if cls.loss_kind is None:
+            continue
+        try:
+            made = cls().type_transforms()
+        except Exception:  # a block that needs its parameters (codes, a size) makes its transforms only with them
+            continue
+        makers += [(type(t), cls) for t in made]
+    for step in reversed(list(steps)):
+        maker = next((c for kind, c in makers if type(step) is kind), None)
+        if maker is not None:
+            block = maker()
+            block.tfms_, block.batch_tfms_ = [step], []
+            return block
+    return None
 
 
 def _one_or_list(vocabs: list[Any]) -> Any:
@@ -386,6 +422,19 @@ class Datasets(ArrayDataset):
                 b.seq_len = int(seq_len)
         return dls
 
+    def weighted_dataloaders(self, wgts: Any, bs: int = 64, n: int | None = None, **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader draws each epoch's items with replacement, item ``i`` of the
+        training set with probability proportional to ``wgts[i]`` (one weight per training item), ``n`` of them
+        (default: as many as the training set has), as fastai's ``weighted_dataloaders``; the same seed draws the
+        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`)."""
+        return weighted_loaders(self.dataloaders(bs=bs, **kwargs), wgts, n=n)
+
+    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader reads ``partial_n`` of the training items each epoch, drawn
+        at random without replacement, another draw each epoch, as fastai's ``partial_dataloaders``; the same seed
+        draws the same items (see :meth:`DataLoader.partial <pipekit.data.loader.DataLoader.partial>`)."""
+        return partial_loaders(self.dataloaders(bs=bs, **kwargs), partial_n)
+
     def __repr__(self) -> str:
         return (f"Datasets(items={len(self.items)}, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"blocks={list(self.blocks)})")
@@ -417,6 +466,12 @@ def _item(v: Any) -> Any:
             return torch.from_numpy(v.values.to_numpy(zero_copy_only=False).astype(np.int64))
         return v.as_py()
     return v
+
+
+def _at(column: Any, i: int) -> Any:
+    """Item ``i`` of an encoded column by position: a pandas Series' or DataFrame's ``i``-th row, never the row
+    labelled ``i`` (a shuffled or filtered frame keeps its labels)."""
+    return column.iloc[i] if hasattr(column, "iloc") else column[i]
 
 
 def _one(items: Any, i: int) -> Any:
@@ -596,7 +651,7 @@ class TfmdLists:
         out: list = [None] * len(starts)
         for k in sorted(set(starts)):  # the items starting at one step go through the rest as one column
             pos = [i for i, s in enumerate(starts) if s == k]
-            column: Any = [items[i] for i in pos]
+            column: Any = [_at(items, i) for i in pos]
             for t in self.pipeline.tfms[k:]:  # new items are of the validation split, as fastai's test_set
                 column = encode_items(t, column, 1)
             for j, i in enumerate(pos):
@@ -639,9 +694,9 @@ class TfmdLists:
         if not -len(self) <= i < len(self):
             raise IndexError(f"TfmdLists: item {i} is outside the {len(self)} items")
         if self._row is None:
-            return _item(self.encoded[i])
+            return _item(_at(self.encoded, i))
         i %= len(self)
-        return _item(self.encoded[int(self._row[i])]) if self._row[i] >= 0 else self._encode_left_out(i)
+        return _item(_at(self.encoded, int(self._row[i]))) if self._row[i] >= 0 else self._encode_left_out(i)
 
     def _encode_left_out(self, i: int) -> Any:
         """Item ``i``, in neither split, through the steps as an item of no split, read when it is asked for: a step
@@ -727,6 +782,19 @@ class TfmdLists:
             if getattr(t, "vocab_", None) is not None:
                 return t.vocab_  # type: ignore[attr-defined]
         return None
+
+    def weighted_dataloaders(self, wgts: Any, bs: int = 64, n: int | None = None, **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader draws each epoch's items with replacement, item ``i`` of the
+        training set with probability proportional to ``wgts[i]`` (one weight per training item), ``n`` of them
+        (default: as many as the training set has), as fastai's ``weighted_dataloaders``; the same seed draws the
+        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`)."""
+        return weighted_loaders(self.dataloaders(bs=bs, **kwargs), wgts, n=n)
+
+    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader reads ``partial_n`` of the training items each epoch, drawn
+        at random without replacement, another draw each epoch, as fastai's ``partial_dataloaders``; the same seed
+        draws the same items (see :meth:`DataLoader.partial <pipekit.data.loader.DataLoader.partial>`)."""
+        return partial_loaders(self.dataloaders(bs=bs, **kwargs), partial_n)
 
     def __repr__(self) -> str:
         return (f"TfmdLists({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
@@ -839,9 +907,42 @@ class TfmdDatasets:
                                 before_batch=before_batch, after_batch=after_batch, n_inp=self.n_inp,
                                 batch_size=batch_size, dl_type=dl_type, seq_len=seq_len)
 
+    @property
+    def tfms(self) -> list[Pipeline]:
+        """The fitted pipeline of each part of an item, in part order (fastai's ``dsets.tfms``;
+        ``dsets.tfms[1]`` a target's, ``dsets.tfms[1][-1].vocab`` its classes)."""
+        return [tl.pipeline for tl in self.tls]
+
+    def weighted_dataloaders(self, wgts: Any, bs: int = 64, n: int | None = None, **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader draws each epoch's items with replacement, item ``i`` of the
+        training set with probability proportional to ``wgts[i]`` (one weight per training item), ``n`` of them
+        (default: as many as the training set has), as fastai's ``weighted_dataloaders``; the same seed draws the
+        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`)."""
+        return weighted_loaders(self.dataloaders(bs=bs, **kwargs), wgts, n=n)
+
+    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader reads ``partial_n`` of the training items each epoch, drawn
+        at random without replacement, another draw each epoch, as fastai's ``partial_dataloaders``; the same seed
+        draws the same items (see :meth:`DataLoader.partial <pipekit.data.loader.DataLoader.partial>`)."""
+        return partial_loaders(self.dataloaders(bs=bs, **kwargs), partial_n)
+
     def __repr__(self) -> str:
         return (f"Datasets({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"tfms=[{', '.join(repr(tl.pipeline) for tl in self.tls)}])")
+
+
+def weighted_loaders(dls: DataLoaders, wgts: Any, n: int | None = None) -> DataLoaders:
+    """``dls`` with a training loader drawing each epoch's items by ``wgts``, one weight per training item (see
+    :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`); the validation loader is as it was."""
+    dls.loaders[0] = dls.loaders[0].weighted(wgts, n=n)
+    return dls
+
+
+def partial_loaders(dls: DataLoaders, partial_n: int) -> DataLoaders:
+    """``dls`` with a training loader reading ``partial_n`` of its items, drawn afresh each epoch (see
+    :meth:`DataLoader.partial <pipekit.data.loader.DataLoader.partial>`); the validation loader is as it was."""
+    dls.loaders[0] = dls.loaders[0].partial(partial_n)
+    return dls
 
 
 def item_dataloaders(source: Any, who: str, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
@@ -1279,6 +1380,80 @@ class DataLoaders:
     after_batch = _train_stage("after_batch", "The training loader's batch transforms (fastai's ``dls.after_batch``; "
                                "see :attr:`DataLoader.after_batch`).")
 
+    def add_tfms(self, tfms: Any, event: str, loaders: int | Sequence[int] | None = None) -> None:
+        """Add ``tfms`` at the end of stage ``event`` (``'after_item'``, ``'before_batch'`` or ``'after_batch'``) of
+        every loader, or of those at the positions ``loaders`` (``0`` the training loader, ``1`` the validation
+        loader), as fastai's ``dls.add_tfms``: the one way to add a transform to loaders once they are made (their
+        ``after_batch`` and the other stages are read-only). After-batch transforms are read as
+        ``dataloaders(after_batch=...)`` reads them (a class is made; ``Normalize()`` learns its statistics from
+        the training batches).
+
+        Loaders of a ``TfmdLists``' or ``Datasets``' items take them. A DataBlock's loaders are refused, naming
+        ``DataBlock(batch_tfms=...)``: their recipe is what ``test_dl``, ``predict`` and an export encode new items
+        with, and a transform added to the loaders alone would be missing there.
+
+        >>> from pipekit.data import Categorize
+        >>> tls = TfmdLists(["cat", "dog", "cat", "dog"], [Categorize()], splits=[[0, 1, 2], [3]])
+        >>> dls = tls.dataloaders(bs=2, device="cpu", seed=0)
+        >>> dls.add_tfms([lambda items: [x * 10 for x in items]], "before_batch", loaders=[1])
+        >>> dls.valid.one_batch(), len(dls.train.before_batch), len(dls.valid.before_batch)
+        ((tensor([10]),), 0, 1)
+        """
+        events = ("after_item", "before_batch", "after_batch")
+        if event not in events:
+            raise ParameterError(f"add_tfms: event={event!r} is not a stage of these loaders; give one of {events}")
+        self._holding("add transforms")
+        positions = range(len(self.loaders)) if loaders is None else [loaders] if isinstance(loaders, int) \
+            else list(loaders)
+        for k in positions:
+            if not isinstance(k, int) or isinstance(k, bool) or not -len(self.loaders) <= k < len(self.loaders):
+                raise ParameterError(f"add_tfms: loaders={loaders!r} names loader {k!r}; these DataLoaders have "
+                                     f"{len(self.loaders)} (0 training, 1 validation)")
+        if self.recipe is not None:
+            name = "batch_tfms" if event == "after_batch" else "item_tfms"
+            raise ParameterError(f"add_tfms: these loaders were built by a {type(self.recipe).__name__}, whose recipe "
+                                 f"test_dl, predict and an export encode new items with; a transform added to the "
+                                 f"loaders alone would be missing there. Give it to the recipe and build the loaders "
+                                 f"again: DataBlock(..., {name}=[...]) (or dblock.new({name}=[...]))"
+                                 f".dataloaders(source)")
+        for k in positions:
+            dl = self.loaders[k]
+            if not isinstance(dl, DataLoader) or not isinstance(dl.dataset, ItemsDataset):
+                raise ParameterError(f"add_tfms: loader {k} ({type(dl).__name__}) was not built from a TfmdLists' "
+                                     "or Datasets' items and has no stage to add to; build the loaders with "
+                                     f"tls.dataloaders({event}=[...]) or dsets.dataloaders({event}=[...])")
+        added = as_list(tfms.tfms if isinstance(tfms, Pipeline) else tfms)
+        if event == "after_batch":
+            made = [t() if isinstance(t, type) else t for t in as_list(grouped_batch_tfms(added))]
+            for t in made:
+                if not isinstance(t, BatchTransform):
+                    raise ParameterError(f"add_tfms: after_batch takes batch transforms (IntToFloatTensor, "
+                                         f"Normalize.from_stats(...)), got {t!r:.80}; a transform of one item goes in "
+                                         "'after_item'")
+            for t in made:  # a transform that learns from the training batches (Normalize()) learns now
+                setup = getattr(t, "setup_batches", None)
+                if callable(setup) and len(self.loaders):
+                    setup(self.loaders[0])
+            for k in positions:
+                dl = self.loaders[k]
+                dl.batch_tfms = BatchPipeline([*dl.batch_tfms, *made])
+        elif event == "before_batch":
+            for f in added:
+                if not callable(f):
+                    raise ParameterError(f"add_tfms: before_batch takes functions of the list of a batch's items "
+                                         f"(pad_input), got {f!r:.80}")
+            for k in positions:
+                dl = self.loaders[k]
+                dl.batch_steps = [*dl.batch_steps, *added]
+        else:
+            for k in positions:
+                dl = self.loaders[k]
+                ds = copy.copy(dl.dataset)
+                before = ds.after_item.tfms if isinstance(ds.after_item, Pipeline) else as_list(ds.after_item)
+                ds.after_item = Pipeline([*before, *added])
+                ds._parts, ds._first_type = None, None  # the first item is read again through the new steps
+                dl.dataset = ds
+
     @property
     def blocks(self) -> tuple:
         """The fitted blocks, inputs then targets (``dls.blocks[-1].vocab`` is a classifier's classes)."""
@@ -1293,9 +1468,24 @@ class DataLoaders:
 
     @property
     def y_block(self) -> Any:
-        """The block of the (first) target, None when the items have no target."""
+        """The block of the (first) target, None when the items have no target. Loaders of a ``Datasets``' items
+        (no blocks) have the block whose column transform is the last step of their one target's transforms that
+        a block with a ``loss_kind`` makes (``[parent_label, Categorize()]``: a ``CategoryBlock``, so a learner's
+        loss is ``CrossEntropyLossFlat``, as fastai's; see :func:`target_block_of_steps`)."""
         b = self.blocks
-        return b[self.n_inp] if len(b) > self.n_inp else None
+        if len(b) > self.n_inp:
+            return b[self.n_inp]
+        if b or not self.__dict__.get("loaders"):
+            return None
+        source = getattr(getattr(self.loaders[0], "dataset", None), "source", None)
+        tls = getattr(source, "tls", None)
+        if not isinstance(tls, list) or len(tls) - getattr(source, "n_inp", len(tls)) != 1:
+            return None
+        cached = self.__dict__.get("_items_y_block")
+        if cached is None or cached[0] is not tls[-1]:
+            cached = (tls[-1], target_block_of_steps(tls[-1].pipeline.tfms))
+            self._items_y_block = cached
+        return cached[1]
 
     @property
     def classes(self) -> dict[str, list[str]]:

@@ -122,7 +122,12 @@ class DataLoader:
                  seed: int | None = None, device: str | torch.device | None = None,
                  batch_tfms: BatchPipeline | Sequence | None = None, num_workers: int | None = None,
                  augment: bool | None = None, pin_memory: bool | None = None, allow_empty: bool = False,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, before_batch: Any = None, create_batch: Any = None):
+        steps = as_list(before_batch)
+        for name, f in [*(("before_batch", f) for f in steps), ("create_batch", create_batch)]:
+            if f is not None and not callable(f):
+                raise ParameterError(f"DataLoader: {name} takes a function of the list of a batch's items (fastai's "
+                                     f"before_batch=pad_input, create_batch=lambda items: ...), got {f!r:.80}")
         if batch_size is not None:  # fastai's and torch's name for bs
             if bs != 64 and bs != batch_size:
                 raise ParameterError(f"DataLoader: bs={bs} and batch_size={batch_size} are one setting; give one")
@@ -137,6 +142,13 @@ class DataLoader:
             if not len(dataset):
                 raise ParameterError("DataLoader: the list of items is empty; give the items to batch (e.g. "
                                      "list(zip(x, y)))")
+        if (steps or create_batch is not None) and (isinstance(dataset, (list, tuple, range)) or (
+                isinstance(dataset, (np.ndarray, torch.Tensor)) and dataset.ndim >= 1)):
+            # items a step of the batch's list reads as they are (texts of different lengths to pad): not stacked
+            self.bare = not isinstance(dataset[0], (tuple, list))
+            dataset = ItemsDataset(list(dataset))
+        elif isinstance(dataset, (list, tuple, range)) or (isinstance(dataset, (np.ndarray, torch.Tensor))
+                                                            and dataset.ndim >= 1):
             # the book's DataLoader(list(zip(x, y)), batch_size=256) and DataLoader(range(15), batch_size=5); a
             # tensor or array of numbers is one store as it is
             numbers = isinstance(dataset, torch.Tensor) or (isinstance(dataset, np.ndarray)
@@ -170,6 +182,19 @@ class DataLoader:
         self.augment = bool(shuffle) if augment is None else augment
         self.pin_memory = (self.device.type == "cuda") if pin_memory is None else pin_memory
         self.epoch, self.rank, self.world_size = 0, 0, 1
+        #: functions of each batch's list of items, run in order before it is collated (fastai's ``before_batch``)
+        self.batch_steps: list = steps
+        #: what makes a batch of the list of items instead of collating it (fastai's ``create_batch``)
+        self.collate_with: Any = create_batch
+
+    #: the weight of each item (summing to 1) an epoch draws its items by, with replacement (see :meth:`weighted`)
+    wgts: np.ndarray | None = None
+    #: how many items a weighted epoch draws (None: as many as the loader has)
+    n_draws: int | None = None
+    #: how many items, drawn without replacement, an epoch reads (see :meth:`partial`); None: all of them
+    partial_n: int | None = None
+    batch_steps: list = []
+    collate_with: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return table_attribute(self, name)
@@ -234,8 +259,10 @@ class DataLoader:
         ``dls.train.before_batch``), in order: ``tls.dataloaders(before_batch=pad_input)``'s. Empty for a
         DataBlock's loaders, which gather whole batches from their stores: texts are padded, and boxes were
         padded when they were encoded (``bb_pad``'s work), with no step per batch. Set by
-        ``dataloaders(before_batch=...)`` of a ``TfmdLists`` or ``Datasets``, never on a loader."""
-        return Pipeline(as_list(getattr(getattr(self.dataset, "before_batch", None), "steps", None)))
+        ``dataloaders(before_batch=...)`` of a ``TfmdLists`` or ``Datasets``, or ``DataLoader(items,
+        before_batch=...)``, never on a loader."""
+        return Pipeline([*as_list(getattr(getattr(self.dataset, "before_batch", None), "steps", None)),
+                         *self.batch_steps])
 
     @before_batch.setter
     def before_batch(self, value: Any) -> None:
@@ -255,16 +282,81 @@ class DataLoader:
     def after_batch(self, value: Any) -> None:
         raise _stage_not_settable("after_batch", "batch_tfms")
 
+    def _n_drawn(self) -> int:
+        """How many items an epoch reads: the dataset's, or what a weighted or partial loader draws of them."""
+        if not self.shuffle:
+            return self.n
+        if self.wgts is not None:
+            return self.n if self.n_draws is None else self.n_draws
+        return self.n if self.partial_n is None else min(self.partial_n, self.n)
+
     def __len__(self) -> int:
-        n_batches = self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+        n = self._n_drawn()
+        n_batches = n // self.bs if self.drop_last else -(-n // self.bs)
         return -(-n_batches // self.world_size)
 
+    def get_idxs(self, epoch: int | None = None) -> np.ndarray:
+        """The positions in the dataset the items of an epoch (default: the next one, ``dl.epoch``) are read from,
+        in order, as fastai's ``dl.get_idxs()``: every item in order, or, shuffling, a permutation drawn from
+        ``(seed, epoch)``; a weighted loader's draws with replacement by ``wgts``, a partial one's ``partial_n``
+        items without replacement, from the same generator (the same seed, the same draws). A loader that is not
+        shuffled reads every item in order, as fastai's weighted and partial loaders do.
+
+        >>> dl = DataLoader(list(range(6)), bs=2, shuffle=True, seed=0)
+        >>> sorted(dl.get_idxs().tolist()), dl.get_idxs().tolist() == dl.get_idxs(0).tolist()
+        ([0, 1, 2, 3, 4, 5], True)
+        """
+        epoch = self.epoch if epoch is None else int(epoch)
+        if not self.shuffle:
+            return np.arange(self.n)
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.wgts is not None:
+            return rng.choice(self.n, size=self._n_drawn(), replace=True, p=self.wgts)
+        if self.partial_n is not None:
+            return rng.choice(self.n, size=self._n_drawn(), replace=False)
+        return rng.permutation(self.n)
+
     def batch_plan(self, epoch: int) -> list[Any]:
-        """What each batch of an epoch is made of (here: arrays of row positions in the dataset)."""
-        order = (np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle
-                 else np.arange(self.n))
-        stop = (self.n // self.bs) * self.bs if self.drop_last else self.n
+        """What each batch of an epoch is made of (here: arrays of row positions in the dataset, see
+        :meth:`get_idxs`)."""
+        order = self.get_idxs(epoch)
+        stop = (len(order) // self.bs) * self.bs if self.drop_last else len(order)
         return self.shard_plan([order[i:i + self.bs] for i in range(0, stop, self.bs)])
+
+    def weighted(self, wgts: Any, n: int | None = None) -> DataLoader:
+        """A copy drawing each epoch's ``n`` items (default: as many as it has) with replacement, item ``i`` with
+        probability proportional to ``wgts[i]``, as fastai's ``WeightedDL``: the draws come from the loader's
+        ``(seed, epoch)`` generator, so the same seed draws the same items. It is shuffled (an unshuffled loader
+        reads its items in order, as fastai's does)."""
+        w = np.asarray(wgts, dtype=np.float64).reshape(-1) if not isinstance(wgts, torch.Tensor) else \
+            wgts.detach().cpu().double().numpy().reshape(-1)
+        if len(w) != self.n:
+            raise ParameterError(f"weighted: wgts has {len(w)} weights and the loader {self.n} items; give one weight "
+                                 "per training item (for a DataBlock's items, dblock.weighted_dataloaders(source, "
+                                 "wgts) takes one per item of the source and keeps the training ones)")
+        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        if len(bad):
+            raise ParameterError(f"weighted: wgts[{int(bad[0])}] is {w[bad[0]]}; weights are finite numbers >= 0")
+        if w.sum() <= 0:
+            raise ParameterError("weighted: every weight in wgts is 0; give at least one item a positive weight")
+        if n is not None:
+            check_positive_int("weighted", "n", n)
+        self._check_own_plan("weighted")
+        return self.new(wgts=w / w.sum(), n_draws=None if n is None else int(n), partial_n=None, shuffle=True)
+
+    def partial(self, partial_n: int) -> DataLoader:
+        """A copy reading ``partial_n`` items each epoch (all of them when it has fewer), drawn at random without
+        replacement, another draw each epoch, as fastai's ``PartialDL``; the draws come from the loader's
+        ``(seed, epoch)`` generator, so the same seed draws the same items."""
+        check_positive_int("partial", "partial_n", partial_n)
+        self._check_own_plan("partial")
+        return self.new(partial_n=int(partial_n), wgts=None, n_draws=None, shuffle=True)
+
+    def _check_own_plan(self, what: str) -> None:
+        if type(self).batch_plan is not DataLoader.batch_plan:
+            raise ParameterError(f"{what}: a {type(self).__name__} plans its own batches (sorted by length, a "
+                                 "language model's windows), so it draws no weighted or partial epochs; use them "
+                                 "with a DataLoader of items")
 
     def shard_plan(self, plan: list[Any]) -> list[Any]:
         """This process's share of an epoch's batches: every ``world_size``-th batch from ``rank``.
@@ -293,15 +385,32 @@ class DataLoader:
         return dl
 
     def create_batch(self, entry: Any) -> tuple:
-        """Gather one batch (CPU tensors) for a plan entry."""
-        return self.dataset.gather(entry)
+        """Gather one batch (CPU tensors) for a plan entry; with ``before_batch`` steps or a ``create_batch``
+        function, the list of its items through the steps, then that function (else collated)."""
+        if not self.batch_steps and self.collate_with is None:
+            return self.dataset.gather(entry)
+        positions = np.asarray(entry, dtype=np.int64)
+        if isinstance(self.dataset, ItemsDataset):
+            items = [self.dataset.item(int(r)) for r in self.dataset.idxs[positions]]
+            if self.dataset.before_batch is not None:
+                items = self.dataset.before_batch(items)
+        else:
+            items = [self.dataset[int(p)] for p in positions]
+        for f in self.batch_steps:
+            items = f(items)
+        if self.collate_with is None:
+            return collate_items(items)
+        b = self.collate_with(items)
+        if "bare" in self.__dict__:  # what create_batch makes is the batch as given (a bare tensor, a tuple)
+            self.bare = not isinstance(b, (tuple, list))
+        return (b,) if not isinstance(b, (tuple, list)) else tuple(b)
 
     def _deferred(self) -> tuple[int, ...]:
         """Batch elements the first batch transform reads from their store itself (an augmentation reading
         the memory-mapped image cache), so they are not gathered into a batch first: on the CPU, where batch
         transforms run right after the gather, and only for the base loader's gather."""
         if (self.device.type != "cpu" or type(self).create_batch is not DataLoader.create_batch
-                or not isinstance(self.dataset, ArrayDataset)):
+                or self.batch_steps or self.collate_with is not None or not isinstance(self.dataset, ArrayDataset)):
             return ()
         first = self.batch_tfms.first_step()
         if first is None:
@@ -428,8 +537,17 @@ class DataLoader:
         batch = tuple(tuple(v) if isinstance(v, list) else v for v in batch)
         return batch[0] if self.bare else batch
 
-    def one_batch(self) -> tuple:
-        """The first batch of the current epoch, without advancing the epoch."""
+    def one_batch(self) -> Any:
+        """The first batch of the current epoch, exactly as iterating gives it (see :meth:`as_given`), without
+        advancing the epoch.
+
+        >>> DataLoader(list(range(23)), bs=5).one_batch()
+        tensor([0, 1, 2, 3, 4])
+        """
+        return self.as_given(self._first_batch())
+
+    def _first_batch(self) -> tuple:
+        """The first batch of the current epoch as a tuple of its parts."""
         plan = self.batch_plan(self.epoch)
         return self._finish(self.epoch, 0, self._produce(self.epoch, 0, plan[0]), plan[0])
 
@@ -483,7 +601,7 @@ class DataLoader:
             entry = np.full(max_n, first[0])
             batch = self._finish(self.epoch, 0, self._produce(self.epoch, 0, entry), entry)
         else:
-            batch = self.one_batch()
+            batch = self._first_batch()
         return show_items(self.decode_batch(batch, max_n=max_n), self.blocks, self.n_inp, path=path, nrows=nrows,
                           ncols=ncols, figsize=figsize)
 
@@ -883,7 +1001,7 @@ def first(x: Any, f: Any = None) -> Any:
     ([0, 1, 2, 3], 0)
     """
     if f is None and isinstance(x, DataLoader):
-        return x.as_given(x.one_batch()) if len(x) else None
+        return x.one_batch() if len(x) else None
     it = iter(x)
     try:
         return next((o for o in it if f is None or f(o)), None)
@@ -998,7 +1116,27 @@ class ItemsDataset:
 
     blocks: tuple = ()
     stores: tuple = ()  # nothing to gather from: the loader's threads make the items
-    items: Any = None
+
+    @property
+    def items(self) -> Any:
+        """The source items of this dataset's positions, in order (fastai's ``dls.valid.items``): those set on it
+        (``test_dl``'s new items), else its ``TfmdLists``' or ``Datasets``' items at its positions, by position
+        (a pandas frame's rows too); None for a source without items."""
+        given = self.__dict__.get("_items")
+        if given is not None:
+            return given
+        source_items = getattr(self.source, "items", None)
+        if source_items is None or isinstance(self.source, (list, tuple)):
+            return None
+        if len(self.idxs) == len(source_items) and np.array_equal(self.idxs, np.arange(len(self.idxs))):
+            return source_items
+        if hasattr(source_items, "iloc"):
+            return source_items.iloc[self.idxs]
+        return [source_items[int(i)] for i in self.idxs]
+
+    @items.setter
+    def items(self, value: Any) -> None:
+        self._items = value
 
     def __init__(self, source: Any, after_item: Any = None, before_batch: Any = None, n_inp: int | None = None,
                  idxs: np.ndarray | None = None, split_idx: int | None = None):

@@ -1,0 +1,234 @@
+"""fastai's data semantics kept on real data: pandas items read by position, one_batch as iteration gives it, the
+loss of a Datasets' target, the loaders' mid-level API (get_idxs, add_tfms, create_batch/before_batch, items,
+tfms), weighted and partial epochs, and DataBlock.from_columns taking pandas arrays."""
+from operator import attrgetter
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+import torch
+import torch.nn as nn
+
+import pipekit.datasets as D
+from pipekit.core.errors import ParameterError
+from pipekit.data import (Categorize, CategoryBlock, ColReader, DataBlock, DataLoader, Datasets, GrandparentSplitter,
+                          IndexSplitter, MultiCategorize, RegressionBlock, ToFloat, get_image_files, parent_label)
+from pipekit.learn import Learner
+from pipekit.learn.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
+from pipekit.vision import ImageBlock, IntToFloatTensor, Normalize, PILImageBW, ToTensor
+
+pytestmark = pytest.mark.data
+
+
+@pytest.fixture(scope="module")
+def imdb() -> pd.DataFrame:
+    return pd.read_csv(D.path("imdb_sample") / "texts.csv")
+
+
+@pytest.fixture(scope="module")
+def adult() -> pd.DataFrame:
+    return pd.read_csv(D.path("adult_sample") / "adult.csv").iloc[:600]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """mnist_tiny's files (every 18th training, every 35th validation one) as chapter 11's Datasets reads them."""
+    path = D.path("mnist_tiny")
+    items = sorted(get_image_files(path / "train"))[::18] + sorted(get_image_files(path / "valid"))[::35]
+    dsets = Datasets(items, tfms=[[PILImageBW.create], [parent_label, Categorize()]],
+                     splits=GrandparentSplitter()(items))
+    return items, dsets
+
+
+def _digit_loaders(dsets, **kwargs):
+    return dsets.dataloaders(bs=16, after_item=[ToTensor], after_batch=[IntToFloatTensor], device="cpu", seed=0,
+                             **kwargs)
+
+
+# ---------------------------------------------------------------- pandas items are read by position
+def test_datasets_over_a_shuffled_frame_pair_each_text_with_its_own_label(imdb):
+    shuffled = imdb.sample(frac=1, random_state=0)  # row labels no longer 0..n-1
+    splits = [list(range(0, 800)), list(range(800, 1000))]
+    ds = Datasets(shuffled, tfms=[[attrgetter("text")], [attrgetter("label"), Categorize()]], splits=splits)
+    for sub, pos in ((ds.train, 0), (ds.valid, 0), (ds.train, 17), (ds.valid, 199)):
+        text, y = sub[pos]
+        matches = shuffled[shuffled.text == text]
+        assert len(matches) == 1
+        assert ds.vocab[y] == matches.label.iloc[0]  # the label of the row the text came from
+    text, y = ds.train[0]
+    assert text == shuffled.iloc[0].text and ds.vocab[y] == shuffled.iloc[0].label
+    text, y = ds.valid[0]
+    assert text == shuffled.iloc[800].text and ds.vocab[y] == shuffled.iloc[800].label
+    assert ds[5][0] == shuffled.iloc[5].text
+
+
+def test_datasets_over_a_frame_reads_the_first_validation_item(imdb):
+    ds = Datasets(imdb, tfms=[[attrgetter("text")], [attrgetter("label"), Categorize()]],
+                  splits=[range(800), range(800, 1000)])
+    text, y = ds.valid[0]
+    assert text == imdb.text.iloc[800] and ds.vocab[y] == imdb.label.iloc[800]
+
+
+# ---------------------------------------------------------------- one_batch is the first batch of iteration
+def test_one_batch_is_what_iteration_gives(adult):
+    ages = adult.age.tolist()[:23]
+    dl = DataLoader(ages, bs=5)
+    b = dl.one_batch()
+    assert isinstance(b, torch.Tensor) and b.tolist() == ages[:5]
+    assert torch.equal(b, next(iter(dl)))
+    pairs = DataLoader(list(zip(ages, adult.fnlwgt.tolist()[:23])), bs=5)
+    ob, it = pairs.one_batch(), next(iter(pairs))
+    assert isinstance(ob, tuple) and len(ob) == 2 and all(torch.equal(a, b) for a, b in zip(ob, it))
+
+
+# ---------------------------------------------------------------- the loss of a Datasets' target
+def test_datasets_loaders_take_the_loss_of_their_target_transform(digits):
+    _, dsets = digits
+    dls = _digit_loaders(dsets)
+    assert isinstance(dls.loss_func, CrossEntropyLossFlat)
+    learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(784, 2)))
+    assert isinstance(learn.loss_func, CrossEntropyLossFlat)
+    learn.fit(1, 1e-2)
+    assert dls.c == 2
+
+
+def test_datasets_loss_for_multi_label_and_float_targets(adult):
+    labels = [attrgetter("workclass"), lambda s: pl.Series([[v.strip()] for v in s]), MultiCategorize()]
+    multi = Datasets(adult, tfms=[[attrgetter("age")], labels], splits=[range(500), range(500, 600)])
+    assert isinstance(multi.dataloaders(bs=32, device="cpu").loss_func, BCEWithLogitsLossFlat)
+    reg = Datasets(adult, tfms=[[attrgetter("education-num")], [attrgetter("age"), lambda s: pl.Series(s.to_numpy()), ToFloat()]],
+                   splits=[range(500), range(500, 600)])
+    assert isinstance(reg.dataloaders(bs=32, device="cpu").loss_func, MSELossFlat)
+    plain = Datasets(adult, tfms=[[attrgetter("education-num")], [attrgetter("age")]], splits=[range(500), range(500, 600)])
+    assert plain.dataloaders(bs=32, device="cpu").loss_func is None
+
+
+# ---------------------------------------------------------------- the loaders' mid-level API
+def test_get_idxs_is_the_order_an_epoch_reads(digits):
+    _, dsets = digits
+    dls = _digit_loaders(dsets)
+    idxs = dls.train.get_idxs()
+    assert sorted(idxs.tolist()) == list(range(len(dsets.train))) and idxs.tolist() != sorted(idxs.tolist())
+    plan = np.concatenate(dls.train.batch_plan(dls.train.epoch))
+    assert plan.tolist() == idxs[:len(plan)].tolist()
+    assert dls.valid.get_idxs().tolist() == list(range(len(dsets.valid)))
+
+
+def test_add_tfms_adds_to_every_loader_or_to_those_named(digits):
+    _, dsets = digits
+    dls = _digit_loaders(dsets)
+    before = dls.valid.one_batch()[0]
+    dls.add_tfms([Normalize.from_stats(0.5, 0.5)], "after_batch")
+    after = dls.valid.one_batch()[0]
+    assert torch.allclose(after, (before - 0.5) / 0.5, atol=1e-6) and after.min() < 0
+    assert len(dls.train.after_batch) == len(dls.valid.after_batch) == 2
+    dls.add_tfms([Normalize.from_stats(0.5, 0.5)], "after_batch", loaders=[0])
+    assert len(dls.train.after_batch) == 3 and len(dls.valid.after_batch) == 2
+    dls.add_tfms([lambda items: items[:3]], "before_batch", loaders=1)
+    assert len(dls.valid.one_batch()[0]) == 3 and len(dls.train.one_batch()[0]) == 16
+    with pytest.raises(ParameterError, match="event="):
+        dls.add_tfms([Normalize.from_stats(0.5, 0.5)], "after_epoch")
+
+
+def test_add_tfms_on_datablock_loaders_names_batch_tfms():
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=GrandparentSplitter()).dataloaders(D.path("mnist_tiny"), bs=16, device="cpu")
+    with pytest.raises(ParameterError, match=r"batch_tfms=\[\.\.\.\]"):
+        dls.add_tfms([Normalize.from_stats(0.5, 0.5)], "after_batch")
+
+
+def test_datasets_items_and_tfms(digits):
+    items, dsets = digits
+    dls = _digit_loaders(dsets)
+    valid_items = [items[i] for i in dsets.splits[1]]
+    assert list(dls.valid.items) == valid_items
+    assert [type(p).__name__ for p in dsets.tfms] == ["Pipeline", "Pipeline"]
+    assert dsets.tfms[1][-1].vocab == ["3", "7"]
+
+
+def test_dataloader_create_batch_and_before_batch(imdb):
+    lengths = imdb.text.str.len().tolist()[:23]
+    dl = DataLoader(lengths, bs=5, create_batch=lambda b: torch.tensor(b) * 2)
+    assert [t.tolist() for t in dl][0] == [2 * n for n in lengths[:5]]
+    assert torch.equal(dl.one_batch(), torch.tensor(lengths[:5]) * 2)
+    rev = DataLoader(lengths, bs=5, before_batch=lambda b: b[::-1])
+    assert rev.one_batch().tolist() == lengths[:5][::-1] and len(list(rev)) == 5
+    texts = imdb.text.tolist()[:10]  # texts of different lengths: padded by a before_batch step, never stacked
+    pad = DataLoader([torch.tensor([ord(c) for c in t[:40 + i]]) for i, t in enumerate(texts)], bs=4,
+                     before_batch=lambda b: [torch.nn.functional.pad(x, (0, 60 - len(x))) for x in b])
+    assert pad.one_batch().shape == (4, 60)
+    with pytest.raises(ParameterError, match="create_batch"):
+        DataLoader(lengths, bs=5, create_batch="stack")
+
+
+# ---------------------------------------------------------------- weighted and partial epochs
+def _adult_dsets(adult):
+    return DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"), get_y=ColReader("salary"),
+                     splitter=IndexSplitter(list(range(500, 600)))).datasets(adult)
+
+
+def _epoch_targets(dl):
+    return torch.cat([y for _, y in dl]).tolist()
+
+
+def test_weighted_dataloaders_draw_by_the_weights(adult):
+    dss = _adult_dsets(adult)
+    rich = dss.vocab.index(">=50k")
+    codes = np.array([int(dss.train[i][1]) for i in range(len(dss.train))])
+    assert (codes == rich).mean() < 0.35  # a minority class ...
+    wgts = np.where(codes == rich, 1.0, 0.001)
+    dls = dss.weighted_dataloaders(wgts, bs=50, seed=3, drop_last=False)
+    ys = _epoch_targets(dls.train)
+    assert len(ys) == len(dss.train) and np.mean(np.array(ys) == rich) > 0.95  # ... drawn nearly alone
+    again = dss.weighted_dataloaders(wgts, bs=50, seed=3, drop_last=False)
+    assert dls.train.get_idxs(0).tolist() == again.train.get_idxs(0).tolist()
+    assert dls.train.get_idxs(0).tolist() != dls.train.get_idxs(1).tolist()
+    assert dls.train.get_idxs(0).tolist() != dss.weighted_dataloaders(wgts, bs=50, seed=4).train.get_idxs(0).tolist()
+    assert len(dss.weighted_dataloaders(wgts, bs=50, n=120, seed=3, drop_last=False).train.get_idxs()) == 120
+    assert _epoch_targets(dls.valid) == [int(dss.valid[i][1]) for i in range(len(dss.valid))]  # as it was
+    with pytest.raises(ParameterError, match="one weight per training item"):
+        dss.weighted_dataloaders(wgts[:10], bs=50)
+
+
+def test_partial_dataloaders_read_another_subset_each_epoch(adult):
+    dss = _adult_dsets(adult)
+    dls = dss.partial_dataloaders(partial_n=64, bs=16, seed=1)
+    e0, e1 = dls.train.get_idxs(0), dls.train.get_idxs(1)
+    assert len(e0) == len(e1) == 64 and len(set(e0.tolist())) == 64 and set(e0.tolist()) != set(e1.tolist())
+    assert len(dls.train) == 4 and sum(len(x) for x, _ in dls.train) == 64
+    assert dss.partial_dataloaders(partial_n=64, bs=16, seed=1).train.get_idxs(0).tolist() == e0.tolist()
+    assert len(dls.valid.dataset) == 100 and sum(len(x) for x, _ in dls.valid) == 100
+
+
+def test_weighted_and_partial_on_datasets_and_datablock(digits, adult):
+    _, dsets = digits
+    codes = np.array([dsets.train[i][1] for i in range(len(dsets.train))])
+    dls = dsets.weighted_dataloaders(np.where(codes == 1, 1.0, 0.0), bs=8, after_item=[ToTensor],
+                                     after_batch=[IntToFloatTensor], device="cpu", seed=0, drop_last=False)
+    assert set(_epoch_targets(dls.train)) == {1}
+    part = dsets.partial_dataloaders(partial_n=10, bs=5, after_item=[ToTensor], device="cpu", seed=0)
+    assert sum(len(x) for x, _ in part.train) == 10
+    dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"), get_y=ColReader("salary"),
+                       splitter=IndexSplitter(list(range(500, 600))))
+    wgts = (adult.salary == "<50k").to_numpy().astype(float)  # one weight per item of the source
+    dls = dblock.weighted_dataloaders(adult, wgts, bs=50, seed=0)
+    assert {dls.vocab[c] for c in _epoch_targets(dls.train)} == {"<50k"}
+    with pytest.raises(ParameterError, match="one weight per item"):
+        dblock.weighted_dataloaders(adult, wgts[:500], bs=50)
+
+
+# ---------------------------------------------------------------- DataBlock.from_columns takes pandas arrays
+def test_from_columns_takes_pandas_arrays(adult):
+    db = DataBlock.from_columns(blocks=(RegressionBlock, CategoryBlock),
+                                get_items=lambda df: (df["age"].values, df["salary"].values),
+                                splitter=IndexSplitter(list(range(400, 500))))
+    dls = db.dataloaders(adult.iloc[:500], bs=32, device="cpu")
+    x, y = dls.valid_ds[0]
+    assert float(x[0]) == adult.age.iloc[400] and dls.vocab[int(y)] == adult.salary.iloc[400]
+    assert dls.vocab == sorted(adult.salary.iloc[:400].unique().tolist())
+    cat = DataBlock.from_columns(blocks=(RegressionBlock, CategoryBlock),
+                                 get_items=lambda df: (df["age"].values, pd.Categorical(df["sex"])),
+                                 splitter=IndexSplitter(list(range(400, 500)))).dataloaders(adult.iloc[:500], bs=32,
+                                                                                           device="cpu")
+    assert cat.vocab == sorted(adult.sex.iloc[:400].unique().tolist())
