@@ -13,7 +13,7 @@ import pipekit.datasets as D
 from pipekit.core import Component
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.data import BatchContext
-from pipekit.vision import (AffineSampler, AugmentPlan, AugmentSettings, BatchAugment, CropPad, Flip, FlipVert,
+from pipekit.vision import (AffineSampler, AugmentPlan, AugmentSettings, BatchAugment, CropPad, Dihedral, FlipVert,
                             LightingSampler, Resize, Rotate, Warp, aug_transforms, build_image_store, map_points,
                             sample_plan, warp_cv2, warp_torch)
 from pipekit.vision.geometry import crop_matrices, eye_stack, keystone_matrices, pixel_matrices
@@ -182,11 +182,13 @@ def test_cv2_executor_matches_a_plain_per_image_reference(dog_batch):
     assert np.abs(grey[..., 0].astype(int) - got[..., 0]).max() == 0
 
 
-def test_batched_plan_equals_composing_each_image_alone():
+@pytest.mark.parametrize("flip_vert,out_hw", [(True, (60, 90)), (True, (64, 64)), (False, (60, 90))],
+                         ids=["dihedral-wide", "dihedral-square", "flip-wide"])
+def test_batched_plan_equals_composing_each_image_alone(flip_vert, out_hw):
     """sample_plan builds the matrices as stacks; they must equal the per-image composition exactly."""
-    n, (ho, wo), in_hw = 32, (60, 90), (80, 120)
+    n, (ho, wo), in_hw = 32, out_hw, (80, 120)
     settings = AugmentSettings(size=(ho, wo), min_scale=0.3, ratio=(0.75, 1.33), max_rotate=30, max_zoom=1.5,
-                               max_warp=0.3, flip_vert=True, p_affine=0.6)
+                               max_warp=0.3, flip_vert=flip_vert, p_affine=0.6)
     plan = sample_plan(n, in_hw, _streams(5), settings)
     rng = _streams(5)  # the same draws, each from its sampler's stream in that sampler's order
     crop = rng("crop")
@@ -200,8 +202,16 @@ def test_batched_plan_equals_composing_each_image_alone():
     w = rng("warp")
     on = w.uniform(size=n) < 0.6
     warp = w.uniform(-0.3, 0.3, (n, 2)) * on[:, None]
-    flip = rng("flip").uniform(size=n) < 0.5
-    flip_v = rng("flip_vert").uniform(size=(n, 2)) < 0.5
+    # fastai's aug_transforms: Dihedral(p=0.5) with flip_vert (the 8 symmetries of a square output, the identity
+    # and the 3 mirrors of any other), else Flip(p=0.5)
+    if flip_vert:
+        d = rng("dihedral")
+        on = d.uniform(size=n) < 0.5
+        k = np.where(on, d.integers(0, 8 if ho == wo else 4, n), 0)
+    else:
+        k = np.where(rng("flip").uniform(size=n) < 0.5, 2, 0)  # the left-right mirror
+    signs = [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)]
+    flips = [np.diag([a, b, 1.0]) for a, b in signs] + [np.array([[0, a, 0], [b, 0, 0], [0, 0, 1.0]]) for a, b in signs]
     to_px, from_px = np.diag([wo / 2, ho / 2, 1.0]), np.diag([2 / wo, 2 / ho, 1.0])
     for i in range(n):
         m = crop_matrices(in_hw, (ho, wo), scale[i:i + 1], np.exp(log_r[i:i + 1]), uv[i:i + 1])[0]
@@ -213,9 +223,10 @@ def test_batched_plan_equals_composing_each_image_alone():
             m = m @ (from_px @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ to_px)
         if warp[i].any():
             m = m @ keystone_matrices(warp[i:i + 1])[0]
-        m = m @ np.diag([-1.0 if flip[i] else 1.0, 1.0, 1.0]) @ np.diag([1.0, -1.0 if flip_v[i, 0] else 1.0, 1.0])
+        m = m @ flips[k[i]]
         assert np.array_equal(plan.matrices[i], m), f"image {i}"
-    assert (zoom != 1).any() and (angle != 0).any() and warp.any() and flip.any()
+    assert (zoom != 1).any() and (angle != 0).any() and warp.any() and (k != 0).any() and (k == 0).any()
+    assert (k >= 4).any() == (flip_vert and ho == wo)  # quarter turns and transposes only for a square output
 
 
 class Shear(AffineSampler):
@@ -249,18 +260,20 @@ def test_adding_or_removing_a_sampler_leaves_every_other_draw_unchanged():
     assert not np.allclose(shear, np.eye(3))
     assert np.array_equal(sheared.matrices, base.matrices @ shear)
     assert np.array_equal(sheared.brightness, base.brightness) and np.array_equal(sheared.contrast, base.contrast)
-    # an extra lighting sampler: geometry untouched, the old lighting mapped through the new one
+    # an extra lighting sampler: geometry untouched, the old lighting mapped through the new one: in logit space
+    # (L + brightness) * contrast, then L * scale + shift
     lit = sample_plan(n, hw, _streams(3), settings, extra=[Gamma()])
     scale, shift = Gamma().lighting(n, _streams(3)("gamma"))
     assert np.array_equal(lit.matrices, base.matrices)
     assert np.array_equal(lit.contrast, base.contrast * scale)
-    assert np.array_equal(lit.brightness, base.brightness * scale + shift)
+    logits = np.linspace(-6, 6, 13)[:, None]
+    assert np.allclose((logits + lit.brightness) * lit.contrast,
+                       (logits + base.brightness) * base.contrast * scale + shift, rtol=0, atol=1e-12)
     # removing the warp: the crop, zoom, rotation and flips drawn are the same as with it
     no_warp = sample_plan(n, hw, _streams(3), dataclasses.replace(settings, max_warp=0.0))
     warp = Warp(0.2, p=0.8).matrices(n, _streams(3)("warp"), hw, (80, 80))
-    flips = Flip().matrices(n, _streams(3)("flip"), hw, (80, 80)) @ FlipVert().matrices(n, _streams(3)("flip_vert"),
-                                                                                        hw, (80, 80))
-    assert not np.allclose(warp, np.eye(3))
+    flips = Dihedral().matrices(n, _streams(3)("dihedral"), hw, (80, 80))  # flip_vert: fastai's Dihedral(p=0.5)
+    assert not np.allclose(warp, np.eye(3)) and (np.abs(flips[:, 0, 1]) == 1).any()  # a quarter turn among them
     assert np.allclose(no_warp.matrices @ np.linalg.inv(flips) @ warp @ flips, base.matrices, rtol=0, atol=1e-12)
     assert np.array_equal(no_warp.brightness, base.brightness)
     # within a BatchAugment, a user's sampler is one more stream; a second sampler on a taken stream is refused

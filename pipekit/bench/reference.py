@@ -127,7 +127,7 @@ def _augment_step(aug: Any, train: bool, in_hw: tuple[int, int] | None = None) -
     images' size after the item transform, when they all have one."""
     import albumentations as A
 
-    from pipekit.vision.samplers import Brightness, Contrast, Flip, FlipVert, RandomCrop, Rotate, Warp, Zoom
+    from pipekit.vision.samplers import Brightness, Contrast, Dihedral, Flip, FlipVert, RandomCrop, Rotate, Warp, Zoom
 
     s = aug.settings
     if aug.extra_samplers:
@@ -161,6 +161,13 @@ def _augment_step(aug: Any, train: bool, in_hw: tuple[int, int] | None = None) -
             out.append(A.HorizontalFlip(p=sm.p))
         elif isinstance(sm, FlipVert):
             out.append(A.VerticalFlip(p=sm.p))
+        elif isinstance(sm, Dihedral):
+            out_hw = size or in_hw
+            if out_hw is not None and out_hw[0] == out_hw[1]:  # the 8 symmetries of the square, each as likely
+                out.append(A.D4(p=sm.p))
+            else:  # a picture that is not square (or of varying sizes) keeps its shape: the identity and 3 mirrors
+                both = A.Sequential([A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0)], p=1.0)
+                out.append(A.OneOf([A.NoOp(), A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0), both], p=sm.p))
         elif isinstance(sm, Contrast):
             if not any(isinstance(b, Brightness) for b in samplers):
                 out.append(A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=sm.max_lighting, p=sm.p))

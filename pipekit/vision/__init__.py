@@ -25,11 +25,11 @@ from pipekit.vision.models import (AdaptiveConcatPool2d, LayerGrouped, ResBlock,
                                    create_head, model_meta, resnet18, resnet34, resnet50, resnet101, resnet152, simple_cnn, unet,
                                    vision_model, xresnet18, xresnet34, xresnet50)
 from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, ResizeMethod
-from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Dihedral, Flip, FlipVert, LightingSampler,
-                                     RandomCrop, ResizedCrop, Rotate, Sampler, Warp, Zoom)
+from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Dihedral, Flip, FlipVert, Hue, LightingSampler,
+                                     RandomCrop, ResizedCrop, Rotate, Sampler, Saturation, Warp, Zoom)
 from pipekit.data.plotting import show_image, show_images
 from pipekit.vision.show import show_batch, show_results
-from pipekit.vision.transforms import (BatchAugment, IntToFloat, IntToFloatTensor, Normalize, RandomErasing,
+from pipekit.vision.transforms import (BatchAugment, DihedralItem, FlipItem, IntToFloat, IntToFloatTensor, Normalize, RandomErasing,
                                        ResizedCropAugment, ToTensor, aug_transforms, imagenet_stats, mnist_stats)
 
 __all__ = [
@@ -38,7 +38,7 @@ __all__ = [
     "clear_image_cache", "dataloaders_from_arrays", "decode_bytes", "decode_image", "default_cache_dir", "image_paths_with", "imagenet_stats",
     "map_boxes", "map_points", "mnist_stats", "resize_image", "resize_images", "resize_to", "sample_plan", "verify_images", "warp_cv2", "warp_torch",
     "PixelAccuracy", "Dice", "DiceMulti", "ForegroundAcc", "JaccardCoeff", "foreground_acc", "ResBlock", "UNet", "XResNet", "cnn_learner", "create_head", "load_body_weights", "pixel_accuracy", "simple_cnn", "unet",
-    "Brightness", "Contrast", "Dihedral", "Flip", "FlipVert", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
+    "Brightness", "Contrast", "Dihedral", "DihedralItem", "Flip", "FlipItem", "FlipVert", "Hue", "Saturation", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_image", "show_images", "show_results", "SegmentationInterpretation", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",

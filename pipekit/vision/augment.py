@@ -8,7 +8,8 @@ frame of ``grid_sample`` (-1..1, pixel edges, ``align_corners=False``). Two exec
 
 * :func:`warp_torch`: a batched ``grid_sample`` on any device (the path on a GPU);
 * :func:`warp_cv2`: uint8 OpenCV ``warpAffine``/``warpPerspective`` per image in a thread pool, with
-  lighting as a 256-entry lookup table (the fast path on a CPU).
+  lighting as a 256-entry lookup table (the fast path on a CPU); an image whose saturation or hue changes is lit
+  in float instead, as those mix its colour channels.
 
 They agree within interpolation tolerance. Masks are resampled with nearest neighbours; keypoints are
 moved with the inverse matrix (:func:`map_points`).
@@ -27,7 +28,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import cv2
@@ -41,8 +42,8 @@ from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, MAX_LIGHTING, PAD_MODES, PROBABILITY, RATIO,
                                      crop_matrices, eye_stack, pixel_matrices, size2, size_param)
-from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Flip, FlipVert, LightingSampler, RandomCrop,
-                                     Rotate, Sampler, Warp, Zoom)
+from pipekit.vision.samplers import (GREY_WEIGHTS, AffineSampler, Brightness, Contrast, Dihedral, Flip, Hue,
+                                     LightingSampler, RandomCrop, Rotate, Sampler, Saturation, Warp, Zoom)
 
 EXECUTORS = ("auto", "cv2", "torch")
 _EPS = 1e-3
@@ -59,7 +60,7 @@ class AugmentSettings(Component):
     describes each knob. ``samplers()`` turns the knobs into the samplers a plan is drawn from.
 
     >>> [type(s).__name__ for s in AugmentSettings(size=224, min_scale=0.75).samplers()]
-    ['RandomCrop', 'Zoom', 'Rotate', 'Warp', 'Flip', 'Contrast', 'Brightness']
+    ['RandomCrop', 'Zoom', 'Rotate', 'Warp', 'Flip', 'Brightness', 'Contrast']
     """
 
     registry_kind: ClassVar[str] = "settings"
@@ -107,10 +108,10 @@ class AugmentSettings(Component):
                 out.append(Rotate(self.max_rotate, self.p_affine))
             if self.max_warp:
                 out.append(Warp(self.max_warp, self.p_affine))
-        out += [Flip()] if self.do_flip else []
-        out += [FlipVert()] if self.flip_vert else []
-        if self.max_lighting and self.p_lighting > 0:  # contrast first: logit(x) * contrast + brightness
-            out += [Contrast(self.max_lighting, self.p_lighting), Brightness(self.max_lighting, self.p_lighting)]
+        if self.do_flip:  # fastai's: the 8 symmetries of the square with flip_vert, else a left-right mirror
+            out.append(Dihedral(p=0.5) if self.flip_vert else Flip(p=0.5))
+        if self.max_lighting and self.p_lighting > 0:  # fastai's order: (logit(x) + brightness) * contrast
+            out += [Brightness(self.max_lighting, self.p_lighting), Contrast(self.max_lighting, self.p_lighting)]
         return out
 
 
@@ -122,8 +123,12 @@ class AugmentPlan:
     """Per-image geometry and lighting for one batch.
 
     ``matrices`` (B, 3, 3): output -> input normalised coordinates. ``out_size`` (h, w).
-    ``brightness`` (B,) shift in logit space (0 = unchanged), ``contrast`` (B,) factor in logit space
-    (1 = unchanged). ``identity`` is True when nothing needs resampling.
+    ``brightness`` (B,) shift in logit space (0 = unchanged), then ``contrast`` (B,) factor in logit space
+    (1 = unchanged): each pixel becomes ``sigmoid((logit(x) + brightness) * contrast)``, fastai's order (its
+    ``aug_transforms`` lists ``Brightness`` before ``Contrast`` and composes them in that order in logit space).
+    ``saturation`` (B,) factor towards the grey image in logit space after those (1 = unchanged; see
+    :class:`~pipekit.vision.Saturation`), ``hue`` (B,) turn of the hue of the lit image (0 = unchanged; see
+    :class:`~pipekit.vision.Hue`); None gives unchanged. ``identity`` is True when nothing needs resampling.
     """
 
     matrices: np.ndarray
@@ -131,6 +136,13 @@ class AugmentPlan:
     out_size: tuple[int, int]
     brightness: np.ndarray
     contrast: np.ndarray
+    saturation: Any = field(default=None)
+    hue: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        n = len(self.matrices)
+        self.saturation = np.ones(n) if self.saturation is None else np.asarray(self.saturation, np.float64)
+        self.hue = np.zeros(n) if self.hue is None else np.asarray(self.hue, np.float64)
 
     @property
     def identity(self) -> bool:
@@ -142,14 +154,73 @@ class AugmentPlan:
 
     @property
     def has_lighting(self) -> bool:
-        return bool(np.any(self.brightness != 0) or np.any(self.contrast != 1))
+        """Whether any image's pixel values change (brightness, contrast, saturation or hue)."""
+        return bool(np.any(self.lit) or self.has_colour)
+
+    @property
+    def lit(self) -> np.ndarray:
+        """(B,) whether each image's brightness, contrast, saturation or hue changes."""
+        return (self.brightness != 0) | (self.contrast != 1) | self.coloured
+
+    @property
+    def coloured(self) -> np.ndarray:
+        """(B,) whether each image's saturation or hue changes: changes that mix its colour channels."""
+        return (self.saturation != 1) | (self.hue != 0)
+
+    @property
+    def has_colour(self) -> bool:
+        return bool(np.any(self.coloured))
 
     def luts(self) -> np.ndarray:
         """(B, 256) uint8 lookup tables applying each image's lighting to uint8 pixels."""
         x = np.clip(np.arange(256, dtype=np.float64) / 255.0, _EPS, 1 - _EPS)
         logit = np.log(x / (1 - x))
-        y = 1 / (1 + np.exp(-(logit[None] * self.contrast[:, None] + self.brightness[:, None])))
+        y = 1 / (1 + np.exp(-((logit[None] + self.brightness[:, None]) * self.contrast[:, None])))
         return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8)
+
+    def colour_maps(self) -> np.ndarray:
+        """(B, 3, 4) float32 maps of each image's logits ``L`` (RGB) to ``mix @ ((L + brightness) * contrast)``, as
+        ``cv2.transform`` takes them: ``mix`` moves each pixel towards its grey value by 1 - saturation."""
+        s = self.saturation[:, None, None]
+        mix = s * np.eye(3)[None] + (1 - s) * np.tile(np.asarray(GREY_WEIGHTS)[None, None], (1, 3, 1))
+        m = np.empty((len(s), 3, 4))
+        m[:, :, :3] = mix * self.contrast[:, None, None]
+        m[:, :, 3] = mix.sum(2) * (self.brightness * self.contrast)[:, None]
+        return m.astype(np.float32)
+
+
+#: the logit of each uint8 value, clipped as the lighting tables clip it
+_LOGITS = (lambda x: np.log(x / (1 - x)))(np.clip(np.arange(256) / 255.0, _EPS, 1 - _EPS)).astype(np.float32)
+
+
+def _colour_cv2(img: np.ndarray, m: np.ndarray, hue: float) -> None:
+    """Light uint8 RGB ``img`` (h, w, 3) in place, in float: ``m`` (3, 4) in logit space (see
+    :meth:`AugmentPlan.colour_maps`), then the hue turned by ``hue`` (turns) in HSV."""
+    y = cv2.transform(_LOGITS[img], m)
+    cv2.exp(-y, y)
+    x = 1 / (1 + y)
+    if hue:
+        hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # float: hue in degrees
+        hsv[..., 0] = np.mod(hsv[..., 0] + np.float32(360 * hue), 360)
+        x = np.asarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), np.float64)
+    np.copyto(img, np.clip(np.rint(x * 255), 0, 255).astype(np.uint8))
+
+
+def _turn_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:
+    """RGB images ``x`` (B, 3, H, W) in 0..1 with the hue turned by ``turns`` (B,) of a circle in HSV; saturation
+    and value (so every grey pixel) kept."""
+    r, g, b = x.unbind(1)
+    v, lo = x.amax(1), x.amin(1)
+    d = v - lo
+    safe = torch.where(d > 0, d, torch.ones_like(d))
+    h = torch.where(v == r, (g - b) / safe, torch.where(v == g, 2 + (b - r) / safe, 4 + (r - g) / safe))
+    h = torch.remainder(h / 6 + turns.view(-1, 1, 1), 1.0) * 6
+
+    def channel(k0: float) -> torch.Tensor:
+        k = torch.remainder(h + k0, 6.0)
+        return v - d * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
+
+    return torch.stack([channel(5.0), channel(3.0), channel(1.0)], 1)
 
 
 def crop_frame(in_hw: tuple[int, int], out_hw: tuple[int, int], min_scale: float) -> tuple[int, int]:
@@ -217,17 +288,29 @@ def sample_plan(n: int, in_size: tuple[int, int], streams: Streams, settings: Au
     if not train:
         return AugmentPlan(valid_crop(n, in_hw, out_hw, settings.min_scale, settings.ratio), in_hw, out_hw,
                            np.zeros(n), np.ones(n))
-    mats, contrast, brightness = eye_stack(n), np.ones(n), np.zeros(n)
+    mats, contrast, brightness, saturation, hue = eye_stack(n), np.ones(n), np.zeros(n), np.ones(n), np.zeros(n)
     for s in (*settings.samplers(), *extra):
         if isinstance(s, AffineSampler):
             frame = crop_frame(in_hw, out_hw, s.min_scale) if isinstance(s, RandomCrop) else out_hw
             mats = mats @ s.matrices(n, streams(s.stream), in_hw, frame)
         elif isinstance(s, LightingSampler):
+            # the map so far, (L + brightness) * contrast, then this one's L * scale + shift, kept in that form
             scale, shift = s.lighting(n, streams(s.stream))
-            contrast, brightness = contrast * scale, brightness * scale + shift
+            factor = contrast * scale
+            if np.any(factor == 0):
+                raise ParameterError(f"sample_plan: {s!r} drew a scale of 0, which maps every pixel to one value; "
+                                     "give a LightingSampler whose scales are never 0")
+            contrast, brightness = factor, brightness + shift / factor
+        elif isinstance(s, Saturation):
+            # as fastai's aug_transforms composes them: saturation (a LightingTfm of xtra_tfms) in logit space after
+            # brightness and contrast, hue (an HSV transform) on the lit 0..1 image after the sigmoid; saturation is
+            # linear in logit space, so it commutes with contrast and its factors multiply
+            saturation = saturation * s.saturation(n, streams(s.stream))
+        elif isinstance(s, Hue):
+            hue = np.asarray(np.mod(hue + s.hue(n, streams(s.stream)) + 0.5, 1.0) - 0.5, np.float64)  # turns add; kept in -0.5..0.5
         else:
-            raise ParameterError(f"sample_plan: {s!r} is neither an AffineSampler nor a LightingSampler")
-    return AugmentPlan(mats, in_hw, out_hw, brightness, contrast)
+            raise ParameterError(f"sample_plan: {s!r} is neither an AffineSampler, a LightingSampler, Saturation nor Hue")
+    return AugmentPlan(mats, in_hw, out_hw, brightness, contrast, saturation, hue)
 
 
 # ------------------------------------------------------------------------------------------- executors
@@ -331,7 +414,10 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     warper = _Warper(plan, (hi, wi), mode, pad_mode)
     luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None
     # The unchanged-lighting table is the identity (checked in the tests): those images skip the lookup.
-    lit: Any = None if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
+    lit: Any = None if luts is None else plan.lit
+    # saturation and hue mix the channels, which a lookup table cannot: such RGB images are lit in float
+    colour: Any = plan.coloured if luts is not None and c == 3 else np.zeros(b, bool)
+    maps: Any = plan.colour_maps() if colour.any() else None
     # Every result is written straight into its slot of the batch buffer (dst=): no per-image copies.
     flat = out.reshape(b, ho, wo * c) if c > 1 else out[..., 0]
 
@@ -339,7 +425,9 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
         for i in range(lo, hi_):
             k = i if rows is None else int(rows[i])
             warper.warp(i, arr[k] if c > 1 else arr[k, :, :, 0], out[i] if c > 1 else flat[i])
-            if luts is not None and lit[i]:
+            if colour[i]:
+                _colour_cv2(out[i], maps[i], float(plan.hue[i]))
+            elif luts is not None and lit[i]:
                 cv2.LUT(flat[i], luts[i], dst=flat[i])  # in place, while the image is still in cache
 
     run_chunks(chunk, b, num_threads)
@@ -371,7 +459,9 @@ def warp_cv2_float(images: np.ndarray | torch.Tensor, plan: AugmentPlan, scale: 
     out = pooled_empty((b, c, ho, wo), np.float32)
     warper = _Warper(plan, (hi, wi), mode, pad_mode)
     luts: Any = plan.luts() if (lighting and plan.has_lighting) else None
-    lit = np.zeros(b, bool) if luts is None else (plan.brightness != 0) | (plan.contrast != 1)
+    lit = np.zeros(b, bool) if luts is None else plan.lit
+    colour = plan.coloured & lit if c == 3 else np.zeros(b, bool)  # lit in float, as warp_cv2 does
+    maps: Any = plan.colour_maps() if colour.any() else None
     # one float lookup table per channel: x * scale[c] + shift[c] for every uint8 value x
     to_float = [(np.arange(256, dtype=np.float64) * a + b).astype(np.float32).reshape(1, 256)
                 for a, b in zip(scale, shift)]
@@ -387,7 +477,9 @@ def warp_cv2_float(images: np.ndarray | torch.Tensor, plan: AugmentPlan, scale: 
                 img = src  # nothing to resample or light: straight to the float planes
             else:
                 warper.warp(i, src if c > 1 else src[:, :, 0], warped if c > 1 else warped[:, :, 0])
-                if lit[i]:
+                if colour[i]:
+                    _colour_cv2(warped, maps[i], float(plan.hue[i]))
+                elif lit[i]:
                     cv2.LUT(flat, luts[i], dst=flat)
                 img = warped
             chans = cv2.split(img, planes) if c > 1 else [img[:, :, 0]]
@@ -433,7 +525,15 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
     if lighting and plan.has_lighting:
         b = torch.as_tensor(plan.brightness, device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
         c = torch.as_tensor(plan.contrast, device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
-        x = torch.sigmoid(torch.logit(x.clamp(_EPS, 1 - _EPS)) * c + b)
+        y = (torch.logit(x.clamp(_EPS, 1 - _EPS)) + b) * c  # fastai's order: brightness, then contrast
+        rgb = x.shape[1] == 3  # saturation and hue leave an image with no 3 colour channels as it is
+        if rgb and np.any(plan.saturation != 1):
+            s = torch.as_tensor(plan.saturation, device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+            grey = (y * torch.tensor(GREY_WEIGHTS, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, True)
+            y = y * s + grey * (1 - s)
+        x = torch.sigmoid(y)
+        if rgb and np.any(plan.hue != 0):
+            x = _turn_hue(x, torch.as_tensor(plan.hue, device=x.device, dtype=x.dtype))
     return x
 
 

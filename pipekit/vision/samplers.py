@@ -1,7 +1,8 @@
 """Samplers: the random pieces an augmentation plan is made of, each drawing from its own stream.
 
 An :class:`AffineSampler` draws one 3x3 matrix per image (output -> input, normalised coordinates);
-a :class:`LightingSampler` draws one map ``logit(x) * scale + shift`` per image. Every sampler draws
+a :class:`LightingSampler` draws one map ``logit(x) * scale + shift`` per image; :class:`Saturation` and :class:`Hue`
+draw one factor or hue shift per image, which mix the colour channels. Every sampler draws
 from the generator of its own ``stream`` (``ctx.rng(stream)``: derived from seed, epoch, batch and the
 stream's name), so adding, removing or reordering samplers changes no other sampler's draws. Each
 draws all its numbers for every image whether it applies them or not, so its draws depend only on
@@ -133,11 +134,12 @@ class ResizedCrop(AffineSampler):
 
 
 class Zoom(AffineSampler):
-    """With probability ``p``, zoom in by ``min_zoom``..``max_zoom`` around a uniform centre."""
+    """With probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), zoom in by
+    ``min_zoom``..``max_zoom`` around a uniform centre."""
 
     stream = "zoom"
 
-    def __init__(self, min_zoom: float = 1.0, max_zoom: float = 1.1, p: float = 0.75):
+    def __init__(self, min_zoom: float = 1.0, max_zoom: float = 1.1, p: float = 0.5):
         check("Zoom", min_zoom=(min_zoom, Interval(0, max_zoom, closed="right")), p=(p, PROBABILITY))
         self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, p
 
@@ -151,11 +153,12 @@ class Zoom(AffineSampler):
 
 
 class Rotate(AffineSampler):
-    """With probability ``p``, rotate by up to ``max_deg`` degrees either way (in square output pixels)."""
+    """With probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), rotate by up to
+    ``max_deg`` degrees either way (in square output pixels)."""
 
     stream = "rotate"
 
-    def __init__(self, max_deg: float = 10.0, p: float = 0.75):
+    def __init__(self, max_deg: float = 10.0, p: float = 0.5):
         check("Rotate", max_deg=(max_deg, Interval(0, 180)), p=(p, PROBABILITY))
         self.max_deg, self.p = max_deg, p
 
@@ -170,11 +173,12 @@ class Rotate(AffineSampler):
 
 
 class Warp(AffineSampler):
-    """With probability ``p``, a perspective (keystone) warp moving the corners by up to ``magnitude``."""
+    """With probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), a perspective
+    (keystone) warp moving the corners by up to ``magnitude``."""
 
     stream = "warp"
 
-    def __init__(self, magnitude: float = 0.2, p: float = 0.75):
+    def __init__(self, magnitude: float = 0.2, p: float = 0.5):
         check("Warp", magnitude=(magnitude, Interval(0, 1, closed="left")), p=(p, PROBABILITY))
         self.magnitude, self.p = magnitude, p
 
@@ -216,7 +220,7 @@ class FlipVert(AffineSampler):
 
 
 #: the 8 symmetries of the square as output -> input matrices: the identity, the mirrors and the quarter turns
-_DIHEDRAL = np.array([[[a, 0, 0], [0, b, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)]
+DIHEDRAL = np.array([[[a, 0, 0], [0, b, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)]
                      + [[[0, a, 0], [b, 0, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)])
 
 
@@ -239,7 +243,7 @@ class Dihedral(AffineSampler):
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
         on = rng.uniform(size=n) < self.p
         k = rng.integers(0, 8 if out_hw[0] == out_hw[1] else 4, n)
-        return np.where(on[:, None, None], _DIHEDRAL[k], eye_stack(n))
+        return np.where(on[:, None, None], DIHEDRAL[k], eye_stack(n))
 
 
 class Contrast(LightingSampler):
@@ -272,3 +276,56 @@ class Brightness(LightingSampler):
         on = rng.uniform(size=n) < self.p
         b = rng.uniform(0.5 * (1 - self.max_lighting), 0.5 * (1 + self.max_lighting), n)
         return np.ones(n), np.where(on, np.log(b / (1 - b)), 0.0)
+
+
+#: the ITU-R 601-2 luma weights of red, green and blue that fastai's ``Saturation`` takes the grey image with
+GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+class Saturation(Sampler):
+    """With probability ``p``, a saturation factor log-uniform in [1 - max_lighting, 1 / (1 - max_lighting)], as fastai's
+    ``Saturation`` draws it: in logit space each pixel moves towards (factor below 1) or away from (above 1) its grey
+    value (:data:`GREY_WEIGHTS`), after brightness and contrast: ``(logit(x) + brightness) * contrast``, then
+    ``factor * y + (1 - factor) * grey(y)``. A grey pixel keeps its value; an image with no 3 colour channels is left
+    as it is. ``max_lighting`` below 1.
+
+    >>> f = Saturation(p=1.0).saturation(1000, np.random.default_rng(0))
+    >>> bool(f.min() >= 0.8 and f.max() <= 1.25)
+    True
+    """
+
+    stream = "saturation"
+
+    def __init__(self, max_lighting: float = 0.2, p: float = 0.75):
+        check("Saturation", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
+        self.max_lighting, self.p = max_lighting, p
+
+    def saturation(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n,) factors, 1 for an image left as it is."""
+        on = rng.uniform(size=n) < self.p
+        span = -math.log(1 - self.max_lighting)
+        return np.where(on, np.exp(rng.uniform(-1.0, 1.0, n) * span), 1.0)
+
+
+class Hue(Sampler):
+    """With probability ``p``, turn the hue (in HSV, on the 0..1 image, after the lighting) by ``exp(u) - 1`` of a full
+    turn, ``u`` uniform in [log(1 - max_hue), -log(1 - max_hue)], as fastai's ``Hue`` draws it: -0.1..+0.111 of a turn
+    with the default 0.1. Saturation and value are kept, so a grey image is left as it is, and so is an image with no
+    3 colour channels. ``max_hue`` below 1.
+
+    >>> h = Hue(p=1.0).hue(1000, np.random.default_rng(0))
+    >>> bool(h.min() >= -0.1 and h.max() <= 1 / 0.9 - 1)
+    True
+    """
+
+    stream = "hue"
+
+    def __init__(self, max_hue: float = 0.1, p: float = 0.75):
+        check("Hue", max_hue=(max_hue, MAX_LIGHTING), p=(p, PROBABILITY))
+        self.max_hue, self.p = max_hue, p
+
+    def hue(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n,) hue shifts in turns, 0 for an image left as it is."""
+        on = rng.uniform(size=n) < self.p
+        span = -math.log(1 - self.max_hue)
+        return np.where(on, np.exp(rng.uniform(-1.0, 1.0, n) * span) - 1.0, 0.0)

@@ -26,7 +26,7 @@ from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, A
                                     map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
 from pipekit.vision.geometry import eye_stack, size2
-from pipekit.vision.samplers import ResizedCrop, Sampler
+from pipekit.vision.samplers import DIHEDRAL, ResizedCrop, Sampler
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 mnist_stats = ([0.131], [0.308])
@@ -234,7 +234,61 @@ class _CropThenAugment(BatchAugment):
              source_sizes: np.ndarray | None = None) -> AugmentPlan:
         first = self.crop.plan(n, in_size, streams, train, source_sizes)
         then = self.augment.plan(n, first.out_size, streams, train)
-        return AugmentPlan(first.matrices @ then.matrices, first.in_size, then.out_size, then.brightness, then.contrast)
+        return AugmentPlan(first.matrices @ then.matrices, first.in_size, then.out_size, then.brightness, then.contrast,
+                           then.saturation, then.hue)
+
+
+class FlipItem(BatchAugment):
+    """fastai's ``FlipItem``: each training image mirrored left-right with probability ``p`` (its masks, points and
+    boxes with it); validation batches pass unchanged. Given in ``item_tfms`` (``item_tfms=[Resize(64), FlipItem()]``)
+    it runs on each batch after the cache, as an item transform drawn anew every epoch must: a flip moves whole pixels,
+    so the picture is the one fastai's flip of the item gives. Draws from the batch's ``"flip_item"`` stream, so the
+    same seed gives the same flips.
+
+    >>> FlipItem().plan(4, (8, 8), lambda s: np.random.default_rng(1), train=True).matrices[:, 0, 0].tolist()
+    [1.0, 1.0, -1.0, 1.0]
+    """
+
+    order: ClassVar[int] = 18  # before the batch augmentations, as fastai's item transforms come before its batch ones
+    stream: ClassVar[str] = "flip_item"
+    param_constraints = {"p": Interval(0, 1)}
+
+    def __init__(self, p: float = 0.5):
+        self.p = p
+        self.check_params()
+        super().__init__(AugmentSettings(do_flip=False, max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0))
+
+    def matrices(self, n: int, rng: np.random.Generator, out_hw: tuple[int, int]) -> np.ndarray:
+        return eye_stack(n, np.where(rng.uniform(size=n) < self.p, -1.0, 1.0))
+
+    def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool,
+             source_sizes: np.ndarray | None = None) -> AugmentPlan:
+        hw = (int(in_size[0]), int(in_size[1]))
+        mats = self.matrices(n, streams(self.stream), hw) if train else eye_stack(n)
+        return AugmentPlan(mats, hw, hw, np.zeros(n), np.ones(n))
+
+
+class DihedralItem(FlipItem):
+    """fastai's ``DihedralItem``: with probability ``p`` (fastai's default 1.0) each training image takes one of the 8
+    symmetries of the square (the identity among them, each as likely: mirrors, quarter turns, transposes), with its
+    masks, points and boxes; validation batches pass unchanged. Images that are not square take one of the 4 that keep
+    their shape (the identity and the three mirrors), as a batch holds images of one size. Given in ``item_tfms`` it
+    runs on each batch after the cache (see :class:`FlipItem`), from the batch's ``"dihedral_item"`` stream.
+
+    >>> m = DihedralItem().plan(1000, (8, 8), lambda s: np.random.default_rng(0), train=True).matrices
+    >>> len({tuple(x.ravel()) for x in m})
+    8
+    """
+
+    stream: ClassVar[str] = "dihedral_item"
+
+    def __init__(self, p: float = 1.0):
+        super().__init__(p)
+
+    def matrices(self, n: int, rng: np.random.Generator, out_hw: tuple[int, int]) -> np.ndarray:
+        on = rng.uniform(size=n) < self.p
+        k = rng.integers(0, 8 if out_hw[0] == out_hw[1] else 4, n)
+        return np.where(on[:, None, None], DIHEDRAL[k], eye_stack(n))
 
 
 class AugmentThenFloat:
@@ -276,7 +330,9 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     area a random crop keeps, the crop square as fastai's ``RandomResizedCropGPU`` draws it, or in the
     output's shape when the image has that shape (:func:`~pipekit.vision.augment.crop_frame`), then resized
     to ``size``; validation batches then show the centred crop of that shape (all of a square image);
-    ``do_flip``/``flip_vert``: mirror left-right / top-bottom (and transpose square images);
+    ``do_flip``: with probability 0.5, mirror left-right, or with ``flip_vert`` too, one of the 8 symmetries of the
+    square (:class:`~pipekit.vision.Dihedral`, each as likely); ``flip_vert`` without ``do_flip`` flips nothing, as in
+    fastai;
     ``max_rotate`` (degrees), ``min_zoom``..``max_zoom`` and ``max_warp`` (perspective) each
     apply with probability ``p_affine``; ``max_lighting`` changes brightness and contrast, each with
     probability ``p_lighting``; ``mode``: ``'bilinear'`` or ``'nearest'``; ``pad_mode``: ``'reflection'``,
