@@ -30,8 +30,9 @@ from pipekit.learn import Callback, CrossEntropyLossFlat, Learner
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
 from pipekit.text.blocks import TextBlock, check_forwards
-from pipekit.text.models import (AWD_LSTM, AWD_LSTM_CLAS_CONFIG, AWD_LSTM_LM_CONFIG, Y_RANGE, awd_lstm_clas_split,
-                                 awd_lstm_classifier, awd_lstm_config, awd_lstm_lm, awd_lstm_lm_split, encoder_of)
+from pipekit.text.models import (AWD_LSTM, Y_RANGE, awd_lstm_clas_config, awd_lstm_clas_split,
+                                 awd_lstm_classifier, awd_lstm_config, awd_lstm_lm, awd_lstm_lm_config, awd_lstm_lm_split,
+                                 encoder_of)
 from pipekit.text.tokenize import UNK
 
 #: what an encoder file's config may hold: AWD_LSTM's own arguments, nothing else
@@ -406,7 +407,7 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
     problem = LMLearner.data_problem(dls)
     if problem is not None:
         raise ParameterError(f"language_model_learner {problem}")
-    cfg = awd_lstm_config(AWD_LSTM_LM_CONFIG, config, drop_mult, block.pad_idx)
+    cfg = awd_lstm_config(awd_lstm_lm_config, config, drop_mult, block.pad_idx)
     model = awd_lstm_lm(len(block.vocab), **cfg)
     return LMLearner(dls, model, alpha=alpha, beta=beta, loss_func=kwargs.pop("loss_func", CrossEntropyLossFlat()),
                      splitter=awd_lstm_lm_split, metrics=metrics, **kwargs)
@@ -453,7 +454,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     n_out = n_out if n_out is not None else dls.c
     if not n_out:
         raise ParameterError("cannot tell the number of classes: pass n_out= or use a CategoryBlock target")
-    cfg = awd_lstm_config(AWD_LSTM_CLAS_CONFIG, config, drop_mult, block.pad_idx)
+    cfg = awd_lstm_config(awd_lstm_clas_config, config, drop_mult, block.pad_idx)
     output_p = cfg.pop("output_p")
     lin_ftrs = [50] if lin_ftrs is None else list(lin_ftrs)
     # drop_mult scales the config's dropouts (output_p, the head's first, among them), not the head's ps: fastai's

@@ -27,22 +27,24 @@ from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, check
 from pipekit.learn.nets import SigmoidRange, check_stored_layers, linear_layers
 from pipekit.learn.registry import register_arch
 
-#: the dropout probabilities of an AWD-LSTM; ``drop_mult`` scales them all (not a classifier head's own ``ps``)
-DROPOUTS = {"input_p": 0.4, "hidden_p": 0.3, "embed_p": 0.05, "weight_p": 0.5, "output_p": 0.1}
+#: the dropout probabilities of an AWD-LSTM's config; ``drop_mult`` scales them all (not a classifier head's own ``ps``)
+DROPOUTS = ("input_p", "hidden_p", "embed_p", "weight_p", "output_p")
 #: fastai's AWD-LSTM configurations, its keys and values, for the ``config`` of ``language_model_learner`` and
-#: ``text_classifier_learner``: copy one and change it (``config = awd_lstm_clas_config.copy();
-#: config.update({'n_hid': 100})``). ``bidir``, ``tie_weights`` and ``out_bias`` say what pipekit's AWD-LSTM always
+#: ``text_classifier_learner`` (and what they build from): copy one and change it (``config =
+#: awd_lstm_clas_config.copy(); config.update({'n_hid': 100})``). The language model's dropouts are lighter: it sees
+#: much more data than the classifier. ``bidir``, ``tie_weights`` and ``out_bias`` say what pipekit's AWD-LSTM always
 #: is (one-way, its language model's decoder tied to the embedding and with a bias); another value is refused.
 awd_lstm_lm_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.1,
                           hidden_p=0.15, input_p=0.25, embed_p=0.02, weight_p=0.2, tie_weights=True, out_bias=True)
 awd_lstm_clas_config = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, bidir=False, output_p=0.4,
                             hidden_p=0.3, input_p=0.4, embed_p=0.05, weight_p=0.5)
-#: the same settings without the keys that say what pipekit's AWD-LSTM always is: what the learners build from
-#: (the language model's dropouts lighter: it sees much more data than the classifier)
-AWD_LSTM_LM_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hidden_p=0.15, input_p=0.25,
-                          embed_p=0.02, weight_p=0.2, output_p=0.1)
-AWD_LSTM_CLAS_CONFIG = dict(emb_sz=400, n_hid=1152, n_layers=3, pad_token=1, hidden_p=0.3, input_p=0.4,
-                            embed_p=0.05, weight_p=0.5, output_p=0.4)
+#: config keys of fastai's that pipekit's AWD-LSTM accepts at one value only: (that value, why no other)
+_FIXED_CONFIG = {
+    "bidir": (False, "pipekit's AWD_LSTM reads texts in one direction (no bidirectional LSTMs)"),
+    "tie_weights": (True, "language_model_learner ties the decoder's weights to the embedding (for an untied "
+                          "decoder build the model by hand: get_language_model(AWD_LSTM(...), tie_weights=False))"),
+    "out_bias": (True, "the language model's decoder always has an output bias"),
+}
 
 
 class RNNDropout(nn.Module):
@@ -283,29 +285,30 @@ def _built_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, m
     return model
 
 
-#: config keys of fastai's that pipekit's AWD-LSTM accepts at one value only: (that value, why no other)
-_FIXED_CONFIG = {
-    "bidir": (False, "pipekit's AWD_LSTM reads texts in one direction (no bidirectional LSTMs)"),
-    "tie_weights": (True, "language_model_learner ties the decoder's weights to the embedding (for an untied "
-                          "decoder build the model by hand: get_language_model(AWD_LSTM(...), tie_weights=False))"),
-    "out_bias": (True, "the language model's decoder always has an output bias"),
-}
+def awd_lstm_config(fastai_config: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
+                    pad_token: int) -> dict[str, Any]:
+    """The builder's arguments from ``fastai_config`` (``awd_lstm_lm_config`` or ``awd_lstm_clas_config``) updated
+    with a user's ``config`` (its keys, and the fixed values only of the keys it has, as fastai's), every dropout
+    times ``drop_mult``.
 
-
-def awd_lstm_config(base: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
-            pad_token: int) -> dict[str, Any]:
+    >>> awd_lstm_config(awd_lstm_clas_config, {"n_hid": 100}, 0.5, 1)["hidden_p"], "bidir" in awd_lstm_config(
+    ...     awd_lstm_lm_config, None, 1.0, 1)
+    (0.15, False)
+    """
     check("text learner", drop_mult=(drop_mult, Interval(0, None)))
     config = dict(config or {})
-    # fastai's config dicts (awd_lstm_lm_config, awd_lstm_clas_config) also name what pipekit's AWD-LSTM always is:
-    # one-way, its language model's decoder tied to the embedding and with a bias
-    for key, (value, why) in _FIXED_CONFIG.items():
+    fixed = {k: _FIXED_CONFIG[k] for k in fastai_config if k in _FIXED_CONFIG}
+    base = {k: v for k, v in fastai_config.items() if k not in _FIXED_CONFIG}
+    # fastai's config dicts also name what pipekit's AWD-LSTM always is: one-way, its language model's decoder tied
+    # to the embedding and with a bias
+    for key, (value, why) in fixed.items():
         given = config.pop(key, value)
         if not (isinstance(given, (bool, int)) and given == value):
             raise ParameterError(f"config: {key}={given!r:.40} is not supported: {why}; leave {key} out of the config "
                                  f"or set it to {value}")
     unknown = set(config) - set(base)
     if unknown:
-        raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted([*base, *_FIXED_CONFIG])}")
+        raise ParameterError(f"config has unknown keys {sorted(unknown)}; accepted: {sorted([*base, *fixed])}")
     cfg = {**base, **config, "pad_token": pad_token}
     for k in DROPOUTS:
         cfg[k] = min(cfg[k] * drop_mult, 0.99)
@@ -359,7 +362,7 @@ def _language_model_from_arch(arch: Any, vocab_sz: int, config: Mapping[str, Any
     _check_arch("get_language_model", arch, _LM_FORMS, awd_lstm_lm)
     check("get_language_model", drop_mult=(drop_mult, Interval(0, None)))
     pad = config.get("pad_token", 1) if isinstance(config, Mapping) else 1  # the config's, as fastai's
-    cfg = awd_lstm_config(AWD_LSTM_LM_CONFIG, _config_pad("get_language_model", config, pad, "pad_token"),
+    cfg = awd_lstm_config(awd_lstm_lm_config, _config_pad("get_language_model", config, pad, "pad_token"),
                           drop_mult, pad)
     return awd_lstm_lm(vocab_sz, **cfg)
 
@@ -373,7 +376,7 @@ def _text_classifier_from_arch(arch: Any, vocab_sz: int, n_class: int, seq_len: 
     size = Interval(1, None, integer=True)
     check("get_text_classifier", n_class=(n_class, size), y_range=(y_range, Y_RANGE), seq_len=(seq_len, size),
           max_len=(max_len, Interval(1, None, integer=True, none_ok=True)), drop_mult=(drop_mult, Interval(0, None)))
-    cfg = awd_lstm_config(AWD_LSTM_CLAS_CONFIG, _config_pad("get_text_classifier", config, pad_idx, "pad_idx"),
+    cfg = awd_lstm_config(awd_lstm_clas_config, _config_pad("get_text_classifier", config, pad_idx, "pad_idx"),
                           drop_mult, pad_idx)
     output_p = cfg.pop("output_p")
     # drop_mult has scaled output_p (the head's first dropout) with the config's; the head's own ps stay as given
