@@ -33,7 +33,7 @@ def datablock(size: tuple[int, int] = (192, 256)):
     path = D.path("camvid_tiny")
     codes = (path / "codes.txt").read_text().split()
     dblock = DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: get_image_files(p / "images"),
-                       get_y=image_paths_with(path / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
+                       get_y=image_paths_with(path / "labels", "{stem}_P{suffix}"),  # text: the export keeps it
                        splitter=RandomSplitter(0.2, seed=42), item_tfms=[Resize(size)],
                        batch_tfms=aug_transforms(max_rotate=10, max_warp=0.1))
     return dblock, path

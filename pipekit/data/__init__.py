@@ -6,7 +6,7 @@ from pipekit.data.blocks import (Categorize, CategoryBlock, MultiCategorize, Mul
 from pipekit.data.datablock import DataBlock
 from pipekit.data.external import URLs, untar_data
 from pipekit.data.dataloaders import DataLoaders, Datasets, TfmdDatasets, TfmdLists
-from pipekit.data.getters import (ColReader, DataPath, FileName, Getter, Pipe, RegexLabeller, UsingAttr, get_files,
+from pipekit.data.getters import (ColReader, DataPath, FileName, Getter, PathFormat, Pipe, RegexLabeller, UsingAttr, get_files,
                                   get_image_files, get_text_files, parent_label, using_attr)
 from pipekit.data.items import read_table, to_items
 from pipekit.data.lists import L, delegates, fastuple, store_attr
@@ -24,7 +24,7 @@ __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",
     "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader", "DataLoaders", "Datasets",
     "FileName", "FuncSplitter", "ItemsDataset", "TfmdDatasets", "pad_input", "show_at", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MaskSplitter", "MultiCategorize", "MultiCategoryBlock",
-    "Pipe", "Pipeline", "PipelineStepError", "RandTransform", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
+    "PathFormat", "Pipe", "Pipeline", "PipelineStepError", "RandTransform", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",
     "default_device", "delegates", "fastuple", "first", "store_attr", "get_files", "get_image_files", "get_text_files", "parent_label", "range_of", "read_table",
     "set_seed", "show_items", "to_items", "untar_data", "URLs", "UsingAttr", "using_attr",

@@ -600,6 +600,43 @@ class CategoryBlock(TransformBlock):
         return [Categorize(self.vocab_arg, sort=self.sort, add_na=self.add_na)]
 
 
+def label_lists(values: Any, who: str) -> pl.Series:
+    """The labels of all the items of a multi-label block as a Polars Series: each item's labels a list (a list, a
+    tuple or an array of labels; None for a missing list) or a text to split, the items given as a Polars or pandas
+    Series, a list, a tuple (an ``L``) or a 1-d array. Labels of mixed types are refused, naming the item.
+
+    >>> label_lists([["3"], ("7", "odd"), []], "MultiCategoryBlock").to_list()
+    [['3'], ['7', 'odd'], []]
+    """
+    if isinstance(values, pl.Series):
+        return values
+    if is_pandas(values, "Series") or (isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype == object):
+        values = values.tolist()
+    elif isinstance(values, (np.ndarray, torch.Tensor)):  # rows of numbers (already one-hot)
+        return pl.Series("", to_numpy(values))
+    if not isinstance(values, (list, tuple)):
+        raise DataError(f"{who} takes the labels of all the items at once (a list of each item's labels, or a "
+                        f"Series), got {type(values).__name__} {values!r:.60}")
+    items = [list(to_numpy(v).tolist() if isinstance(v, (np.ndarray, torch.Tensor)) else v)
+             if isinstance(v, (list, tuple, np.ndarray, torch.Tensor)) else None if _is_missing(v) else v
+             for v in values]
+    kinds: dict[str, int] = {}  # each kind of label (text, number or another type), and the first item holding one
+    for i, v in enumerate(items):
+        for label in v if isinstance(v, list) else [v]:
+            if label is not None:
+                kinds.setdefault("text" if isinstance(label, str) else "number" if isinstance(
+                    label, (int, float, np.number, np.bool_)) else type(label).__name__, i)
+    lists = [i for i, v in enumerate(items) if isinstance(v, list)]
+    if lists and len(lists) < sum(v is not None for v in items):
+        text = next(i for i, v in enumerate(items) if v is not None and not isinstance(v, list))
+        raise DataError(f"{who}: item {lists[0]} holds a list of labels and item {text} a single value "
+                        f"({items[text]!r:.60}); give every item a list of its labels (['cat'], not 'cat')")
+    if len(kinds) > 1:
+        raise DataError(f"{who} got labels of mixed types {sorted(kinds)} (first at items {kinds}); give the labels "
+                        "one type (e.g. all text: [str(label) for label in labels])")
+    return pl.Series("", items, strict=False)
+
+
 class MultiCategorize(Transform):
     """Lists of labels -> one-hot float rows, vocab learned on the training labels (or the one given).
 
@@ -631,10 +668,11 @@ class MultiCategorize(Transform):
         _check_multi_add_na("MultiCategorize", vocab, encoded, add_na)
         self.vocab, self.label_delim, self.encoded, self.add_na = vocab, label_delim, encoded, add_na
 
-    def _onehot(self, values: pl.Series) -> np.ndarray:
+    def _onehot(self, values: Any) -> np.ndarray:
         """Items already one-hot encoded (``encoded=True``): a row of ``len(vocab)`` numbers each, 1 where the item
         has that label."""
         n = len(self.vocab or [])
+        values = label_lists(values, "MultiCategoryBlock(encoded=True)")
         if isinstance(values.dtype, pl.Struct):  # ColReader(label_columns): a field per column, in order
             fields = values.struct.unnest()
             if fields.width != n:
@@ -659,7 +697,8 @@ class MultiCategorize(Transform):
                             f"({out[i].tolist()[:10]}); fill it with 0 or 1")
         return out
 
-    def _lists(self, values: pl.Series) -> pl.Series:
+    def _lists(self, values: Any) -> pl.Series:
+        values = label_lists(values, "MultiCategoryBlock")
         if values.dtype == pl.Utf8:
             if self.label_delim is None:
                 raise DataError("MultiCategoryBlock got text labels: give label_delim (e.g. ' ') to split them, "
@@ -676,7 +715,7 @@ class MultiCategorize(Transform):
         if isinstance(vars(self).get("vocab_"), list):
             self.vocab_ = CategoryMap(self.vocab_)
 
-    def setup(self, values: pl.Series) -> None:
+    def setup(self, values: Any) -> None:
         if self.encoded:  # nothing to learn; encode checks every item's row, naming it by its position
             self.vocab_ = CategoryMap(self.vocab or [])
             return
@@ -702,7 +741,7 @@ class MultiCategorize(Transform):
                             f"them to it, or build with MultiCategoryBlock(add_na=True), which gives them {NA_TOKEN!r}")
         self.vocab_ = CategoryMap(self.vocab)
 
-    def encode(self, values: pl.Series) -> np.ndarray:
+    def encode(self, values: Any) -> np.ndarray:
         self.check_is_fitted("setup")
         if self.encoded:
             return self._onehot(values)
@@ -779,7 +818,8 @@ class ToFloat(Transform):
     def __init__(self, n_out: int | None = None):
         self.n_out = n_out
 
-    def _matrix(self, values: pl.Series, finite: bool = True) -> np.ndarray:
+    def _matrix(self, values: Any, finite: bool = True) -> np.ndarray:
+        values = number_column(values)
         if isinstance(values.dtype, (pl.List, pl.Array)) or values.dtype == pl.Object:
             # a row of numbers per item: lists, arrays, or tensors (which Polars holds as objects)
             items = values.to_list()
@@ -791,19 +831,24 @@ class ToFloat(Transform):
             arr = arr.reshape(-1, 1) if arr.ndim == 1 and values.dtype == pl.Object else arr  # a number per item
             if arr.ndim != 2:
                 raise _rows_error(items)
+        elif values.null_count():
+            raise _missing_error(values)
         elif values.dtype.is_numeric() or values.dtype == pl.Boolean:
             arr = values.cast(pl.Float32).to_numpy().reshape(-1, 1)
         else:
             bad = values.cast(pl.Float32, strict=False).is_null() & values.is_not_null()
             i = int(bad.arg_true()[0]) if bad.any() else 0
-            raise DataError(f"RegressionBlock needs numbers, got {values.dtype} (row {i}: {values[i]!r}); "
-                            "convert the column to numbers first")
+            error = DataError(f"RegressionBlock needs numbers, got {values.dtype}{_column_named(values)} (row {i}: "
+                              f"{values[i]!r}); convert the column to numbers first (e.g. pd.to_numeric(df[c]) in "
+                              "pandas, or pl.col(c).cast(pl.Float32) in Polars)")
+            error.rows = [i]  # type: ignore[attr-defined]
+            raise error
         if finite and not np.isfinite(arr).all():
             i = int(np.flatnonzero(~np.isfinite(arr).all(1))[0])
             raise DataError(f"RegressionBlock: non-finite target ({arr[i].tolist()}) at row {i}; fill or drop it")
         return arr
 
-    def setup(self, values: pl.Series) -> None:
+    def setup(self, values: Any) -> None:
         # fitted on the training rows: a non-finite value, or an item that is no row of numbers, is reported by
         # encode, which sees every item at its position
         width: int | None = self.n_out
@@ -814,7 +859,7 @@ class ToFloat(Transform):
                 width = None
         self.n_out_ = width
 
-    def encode(self, values: pl.Series) -> np.ndarray:
+    def encode(self, values: Any) -> np.ndarray:
         arr = self._matrix(values)
         n_out = getattr(self, "n_out_", self.n_out)
         if n_out is not None and arr.shape[1] != n_out:
@@ -824,6 +869,48 @@ class ToFloat(Transform):
     def decode(self, value: Any) -> Any:
         v = to_numpy(value)
         return float(v.reshape(-1)[0]) if v.size == 1 else v.tolist()
+
+
+def number_column(values: Any) -> pl.Series:
+    """A regression target's values (a Polars or pandas Series, a list, a tuple, an array or a tensor) as a Polars
+    Series. pandas' nullable dtypes (``Int64``, ``Float64``, ``boolean``) and Arrow-backed ones (``int64[pyarrow]``)
+    keep their type, their missing values (``pd.NA``) becoming nulls; a NaN stays a NaN.
+
+    >>> import pandas as pd
+    >>> s = number_column(pd.Series([39, None], dtype="Int64", name="age")); s.name, s.dtype, s.to_list()
+    ('age', Int64, [39, None])
+    >>> number_column([1, 2.5]).to_list(), number_column(np.array([[1, 2]])).dtype
+    ([1.0, 2.5], Array(Int64, shape=(2,)))
+    """
+    if isinstance(values, pl.Series):
+        return values
+    if is_pandas(values, "Series"):
+        if values.dtype != object:
+            with contextlib.suppress(TypeError, ValueError, pl.exceptions.PolarsError):
+                return pl.Series(pl.from_pandas(values, nan_to_null=False)).alias(str(values.name or ""))
+        values = values.to_list()  # Python objects (texts, lists, tensors): each read as it is
+    if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim >= 1:
+        arr = to_numpy(values)
+        return pl.Series("", arr.tolist() if arr.dtype == object else arr, strict=False)
+    if isinstance(values, (list, tuple)):
+        return pl.Series("", list(values), strict=False)
+    raise DataError(f"RegressionBlock takes the targets of all the items at once (a list, array or Series), got "
+                    f"{type(values).__name__} {values!r:.60}")
+
+
+def _column_named(values: pl.Series) -> str:
+    return f" in column {values.name!r}" if values.name else ""
+
+
+def _missing_error(values: pl.Series) -> DataError:
+    """A regression target that is missing (None, null, ``pd.NA``) at some rows, named with the first of them."""
+    rows = values.is_null().arg_true().to_list()
+    more = " ..." if len(rows) > 10 else ""
+    error = DataError(f"RegressionBlock got {len(rows)} missing value(s) (None, null or pd.NA){_column_named(values)} "
+                      f"at row(s) {rows[:10]}{more}: every item needs a number; fill them (df[c].fillna(...) in pandas, "
+                      "pl.col(c).fill_null(...) in Polars) or drop those rows")
+    error.rows = rows  # type: ignore[attr-defined]
+    return error
 
 
 def _rows_error(items: Sequence[Any]) -> DataError:

@@ -647,6 +647,81 @@ class UsingAttr(Getter):
         return apply_getter(self.f, pl.DataFrame({self.attr: part}))
 
 
+def _name_format_problem(fmt: Any) -> str | None:
+    """Why ``fmt`` is no :class:`PathFormat` name (None when it is one): text whose only fields are ``{name}``,
+    ``{stem}``, ``{suffix}`` and ``{parent}``, naming a file under the getter's folder."""
+    import string
+
+    if not isinstance(fmt, str) or not fmt:
+        return (f"takes the text of a file name with fields in braces, e.g. '{{stem}}_P{{suffix}}', got "
+                f"{fmt!r:.60}")
+    try:
+        parts = list(string.Formatter().parse(fmt))
+    except ValueError as e:
+        return (f"{fmt!r} is not a format string ({e}): put each of the fields {{name}}, {{stem}}, {{suffix}} and "
+                "{parent} in braces, and write a literal brace twice ('{{', '}}')")
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in PATH_ATTRS or spec or conversion:
+            shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            return (f"{fmt!r} has the field {shown}; the fields are {{name}}, {{stem}}, {{suffix}} and {{parent}} of "
+                    "the item's path, each plain (no position, attribute, index, conversion or format); write a "
+                    "literal brace twice ('{{', '}}')")
+    sample = fmt.format(**{a: "x" for a in PATH_ATTRS}).replace("\\", "/")
+    if sample.startswith("/") or re.match(r"^[A-Za-z]:", sample) or ".." in sample.split("/"):
+        return (f"{fmt!r} names a file outside the getter's folder (a '..' or an absolute path); give as path the "
+                "folder that holds the files (e.g. path.parent) and a name under it")
+    return None
+
+
+class PathFormat(Getter):
+    """The file under ``path`` whose name is ``fmt`` filled with the parts of each item's path: ``{name}``
+    (``7.png``), ``{stem}`` (``7``), ``{suffix}`` (``.png``) and ``{parent}`` (the name of the folder holding the
+    file, ``3`` for ``train/3/7.png``, as :data:`parent_label` reads it). It is how a segmentation recipe finds each
+    image's mask (``vision.image_paths_with(path/'labels', '{stem}_P{suffix}')``); being text, it is stored with an
+    exported model, where a function of one's own is not. The file named must be under ``path``.
+
+    >>> PathFormat("camvid/labels", "{stem}_P{suffix}")("camvid/images/0001TP_006690.png")
+    'camvid/labels/0001TP_006690_P.png'
+    """
+
+    param_constraints = {
+        "path": Is(lambda v: isinstance(v, str), "the folder (text or a path) that holds the files"),
+        "fmt": Is(lambda v: _name_format_problem(v) is None, "a file name with the fields {name}, {stem}, {suffix} "
+                                                              "and {parent} in braces, under path"),
+    }
+
+    def __init__(self, path: str | os.PathLike = ".", fmt: str = "{name}"):
+        self.path = str(path) if isinstance(path, os.PathLike) else path
+        self.fmt = fmt
+        problem = _name_format_problem(fmt)
+        if problem is not None:
+            raise ParameterError(f"PathFormat: fmt={fmt!r:.80}: {problem}")
+        self.check_params()
+
+    def column(self, items: pl.DataFrame) -> pl.Series:
+        import string
+
+        paths = path_column(items, "PathFormat").str.replace_all(r"\\", "/")
+        parts = {"parent": paths.str.split("/").list.get(-2, null_on_oob=True).fill_null("")}
+        pieces: list[pl.Expr] = [pl.lit(self.path.rstrip("/\\") + "/" if self.path.rstrip("/\\") else "/")]
+        for text, field, _, _ in string.Formatter().parse(self.fmt):
+            if text:
+                pieces.append(pl.lit(text))
+            if field is not None:
+                part = parts.get(field)
+                pieces.append(pl.lit(part if part is not None else _path_part(paths, field)))
+        out = pl.select(pl.concat_str(pieces)).to_series()
+        # a part of a path spelled '..' (an item 'a/../b.png') would lead out of the folder
+        bad = out.str.slice(len(self.path)).str.contains(r"(^|/)\.\.(/|$)")
+        if bad.any():
+            i = int(bad.arg_true()[0])
+            raise DataError(f"PathFormat: item {i} ({paths[i]!r}) gives {out[i]!r}, outside {self.path!r}; give the "
+                            "items' paths without '..' (Path.resolve())")
+        return out.alias("path")
+
+
 def using_attr(f: Getter | Callable[[Any], Any], attr: str) -> UsingAttr:
     """A getter applying ``f`` to the ``attr`` part of each item's path, as fastai's ``using_attr``: the book's
     ``get_y=using_attr(RegexLabeller(r'(.+)_\\d+.jpg$'), 'name')`` labels a pet by its file name.

@@ -1039,8 +1039,24 @@ class TensorPoint(_Coords):
 def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
     """A getter mapping an image path to another file under ``path`` (e.g. its mask).
 
+    ``name_fn`` is the file's name as a format string of the image path's parts ``{name}``, ``{stem}``, ``{suffix}``
+    and ``{parent}`` (the name of the image's folder): a :class:`~pipekit.data.getters.PathFormat`, checked now and
+    stored with an exported model, so ``learn.dls.test_dl(files, with_labels=True)`` reads the masks after
+    ``load_learner``. It may instead be a function of the image's ``Path`` returning the name, which works the
+    same but, not being data, is left out of an export.
+
+    >>> get_mask = image_paths_with("/data/camvid/labels", "{stem}_P{suffix}")
+    >>> get_mask("/data/camvid/images/0001TP_006690.png")
+    '/data/camvid/labels/0001TP_006690_P.png'
     >>> get_mask = image_paths_with("/data/camvid/labels", lambda p: f"{p.stem}_P{p.suffix}")
     """
+    from pipekit.data.getters import PathFormat
+
+    if isinstance(name_fn, str):
+        return PathFormat(path, name_fn)
+    if not callable(name_fn):
+        raise ParameterError(f"image_paths_with: name_fn={name_fn!r:.60} is neither a format string of the image "
+                             "path's parts (e.g. '{stem}_P{suffix}') nor a function of the image's Path")
     root = Path(path)
 
     def getter(item: Any) -> str:
