@@ -1,7 +1,8 @@
-"""Files pipekit writes (learn.save, learn.export, save_pickle, Tabular.save, the image cache's meta files) go to a
-new temporary file with a random name, created without following links, then renamed into place: a link planted in
-the folder (at a temporary name pipekit once used, or at the destination itself) is never written through, the
-destination becomes a regular file, and no temporary file is left, whether the write ends normally or in an error.
+"""Files pipekit writes (learn.save, learn.export, save_pickle, Tabular.save, the image cache's packs and meta files,
+the token cache's ids) go to a new temporary file with a random name, created without following links, then renamed
+into place: a link planted in the folder (at a temporary name pipekit once used or is about to use, or at the
+destination itself) is never written through, the destination becomes a regular file keeping the permission bits of
+the file it replaces, and no temporary file is left, whether the write ends normally, in an error or on Ctrl-C.
 The image cache's unsigned index naming a pack outside the cache folder is damaged, and nothing outside is read."""
 from __future__ import annotations
 
@@ -216,3 +217,161 @@ def test_a_foreign_pack_id_in_the_image_index_is_damage_and_nothing_outside_is_r
     assert store.n_decoded_ == 6 and len(store.gather(np.arange(6))) == 6
     assert all(ref[0] != foreign for ref in real_read_json(index_file).values())
     assert leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------ the caches' temporary files (TempFile)
+def planting(monkeypatch, stem: str) -> str:
+    """Make the cache's next temporary file of ``stem`` take a name known in advance (then random ones again), as
+    someone who can write the cache folder may guess it; returns that name."""
+    import pipekit.data.cache as cache
+
+    real = cache.temp_name
+    known = real(stem)
+    given: list[str] = []
+
+    def name(s: str, pid: int | None = None) -> str:
+        if s == stem and not given:
+            given.append(known)
+            return known
+        return real(s, pid)
+
+    monkeypatch.setattr(cache, "temp_name", name)
+    return known
+
+
+def test_a_link_at_an_image_packs_temporary_name_is_not_written_through(tmp_path, victim, monkeypatch):
+    files = sorted((D.path("mnist_tiny") / "train" / "3").glob("*.png"))[:6]
+    root = tmp_path / "cache"
+    assert build_image_store(files[:3], Resize(16), mode="L", cache_dir=root).n_decoded_ == 3
+    (cdir,) = [f.parent for f in root.rglob("index.json")]
+    link = cdir / planting(monkeypatch, "pack")
+    link.symlink_to(victim)
+    store = build_image_store(files, Resize(16), mode="L", cache_dir=root)  # a new pack: 3 reused, 3 decoded
+    assert victim.read_bytes() == PRECIOUS and link.is_symlink()
+    assert (store.n_decoded_, store.n_reused_) == (3, 3)
+    expected = build_image_store(files, Resize(16), mode="L", cache_dir=False).gather(np.arange(6))
+    assert torch.equal(store.gather(np.arange(6)), expected)
+    again = build_image_store(files, Resize(16), mode="L", cache_dir=root)  # the pack written serves the next build
+    assert again.n_decoded_ == 0 and torch.equal(again.gather(np.arange(6)), expected)
+    assert [p for p in cdir.glob("*.npy") if p.is_symlink()] == []
+    assert [n for n in leftovers(tmp_path) if n != link.name] == []
+
+
+def test_an_image_pack_that_cannot_be_created_is_built_in_memory(tmp_path, monkeypatch):
+    """A cache folder that takes no new file (read-only, full) fails when the pack's temporary file is made: that is
+    the unwritable folder the image cache already handles, a warning and the images in memory."""
+    import pipekit.data.cache as cache
+    from pipekit.data.cache import CacheWriteWarning
+
+    files = sorted((D.path("mnist_tiny") / "train" / "3").glob("*.png"))[:4]
+    root = tmp_path / "cache"
+    build_image_store(files[:2], Resize(16), mode="L", cache_dir=root)  # the entry folder exists: only files fail
+    real = cache.new_temp_file
+
+    def read_only(folder, name):
+        if name().startswith("pack."):
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real(folder, name)
+
+    monkeypatch.setattr(cache, "new_temp_file", read_only)
+    with pytest.warns(CacheWriteWarning, match="cannot be written"):
+        store = build_image_store(files, Resize(16), mode="L", cache_dir=root)
+    expected = build_image_store(files, Resize(16), mode="L", cache_dir=False).gather(np.arange(4))
+    assert store.n_decoded_ == 4 and torch.equal(store.gather(np.arange(4)), expected)
+
+
+def test_a_link_at_the_token_stores_temporary_name_is_not_written_through(tmp_path, victim, monkeypatch):
+    import polars as pl
+
+    from pipekit.text import TextDataLoaders
+
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    rows = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(30)
+    texts = tmp_path / "texts"
+    for i, (label, text) in enumerate(zip(rows["label"], rows["text"])):
+        f = texts / ("valid" if i % 5 == 0 else "train") / label / f"{i:03d}.txt"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text, encoding="utf-8")
+
+    def build(cache_dir=None):
+        return TextDataLoaders.from_folder(texts, bs=8, min_freq=1, cache_dir=cache_dir)
+
+    build()
+    (entry,) = [p for p in (tmp_path / "cache" / "text").iterdir() if p.is_dir()]
+    shutil.rmtree(entry)  # the entry is built again, into the same folder, where a link waits at its temporary name
+    entry.mkdir()
+    link = entry / planting(monkeypatch, "ids")
+    link.symlink_to(victim)
+    dls = build()
+    assert dls.blocks[0].from_cache_ is False
+    assert victim.read_bytes() == PRECIOUS and link.is_symlink()
+    assert (entry / "ids.arrow").is_file() and not (entry / "ids.arrow").is_symlink()
+    fresh = build(cache_dir=False)
+    for ours, theirs in ((dls.train, fresh.train), (dls.valid, fresh.valid)):
+        assert ours.dataset.stores[0].ids.equals(theirs.dataset.stores[0].ids)
+    assert build().blocks[0].from_cache_ is True  # the entry written is read back by the next build
+
+
+# ------------------------------------------------------------------ what replacing a file keeps
+def mode_of(path: Path) -> int:
+    return os.stat(path).st_mode & 0o777
+
+
+def test_a_file_replaced_keeps_its_permission_bits(small_learner, adult, tmp_path):
+    learn = learner_in(small_learner, tmp_path / "proj")
+    saved = learn.save("model")
+    table, arr = tmp_path / "xs.pkl", tmp_path / "ages.npy"
+    save_pickle(table, adult)
+    save_pickle(arr, adult["age"].to_numpy())
+    for f in (saved, table, arr):
+        f.chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        assert learn.save("model") == saved
+        save_pickle(table, adult.head(10))
+        save_pickle(arr, adult["age"].to_numpy()[:10])
+    finally:
+        os.umask(old)
+    assert [mode_of(f) for f in (saved, table, arr)] == [0o600] * 3
+    assert load_pickle(table).equals(adult.head(10)) and len(load_pickle(arr)) == 10
+    learn.load("model")
+    # a file written new gets the usual mode (0666 less the umask), as open() gives
+    os.umask(0o022)
+    try:
+        save_pickle(tmp_path / "new.npy", np.arange(3))
+    finally:
+        os.umask(old)
+    assert mode_of(tmp_path / "new.npy") == 0o644
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("length", [240, 255])
+def test_a_long_file_name_saves(tmp_path, length):
+    dest = tmp_path / ("a" * (length - 4) + ".npy")  # 255 bytes: the longest name a folder entry takes
+    save_pickle(dest, np.arange(5))
+    assert np.array_equal(load_pickle(dest), np.arange(5))
+    save_pickle(dest, np.arange(7))  # replaced through a temporary file beside it
+    assert np.array_equal(load_pickle(dest), np.arange(7))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dest.name]
+
+
+def test_a_ctrl_c_as_the_temporary_file_is_made_leaves_none(tmp_path, monkeypatch):
+    """Ctrl-C right after the temporary file is created, before its descriptor is handed back: the file is removed
+    and the destination stays as it was."""
+    dest = tmp_path / "k.bin"
+    dest.write_bytes(b"old")
+    real_open = os.open
+
+    def interrupted(path, flags, *a, **k):
+        fd = real_open(path, flags, *a, **k)
+        if Path(path).name.startswith(".k.bin."):
+            os.close(fd)
+            raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(archive.os, "open", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(dest) as f:
+            f.write(b"new")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k.bin"] and dest.read_bytes() == b"old"

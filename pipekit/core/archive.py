@@ -11,10 +11,12 @@ the bytes that follow before anything is allocated. Every refusal is an :class:`
 file and member.
 
 Writing (``write_archive``): a zip is written as a temporary file beside it, then renamed over the target, so the
-file there before stays whole until the new one is complete. Every file pipekit writes goes through
-:func:`atomic_output`: the temporary file has a random name and is created new (``O_CREAT|O_EXCL|O_NOFOLLOW``), so
-nothing already in the folder (a link planted at a name pipekit might use) is ever written through, and the rename
-replaces a link at the target rather than writing where it points. A path without an extension is a folder, written into
+file there before stays whole until the new one is complete. The files pipekit saves, exports and caches (learner and
+model exports, ``learn.save``, ``save_pickle``, ``Tabular.save``, the image and token caches' packs and meta files) are
+written this way, to a temporary file made by :func:`new_temp_file`: it has a random name and is created new
+(``O_CREAT|O_EXCL|O_NOFOLLOW``) and written through the descriptor that created it, so nothing already in the folder
+(a link planted at a name pipekit might use) is ever written through, and the rename replaces a link at the target
+rather than writing where it points. A file replaced keeps its permission bits (a 0600 file stays 0600). A path without an extension is a folder, written into
 (never moved or replaced): a manifest.json it holds must be a pipekit export's, the previous export's files are
 replaced one by one, manifest.json removed first and written last, so an interrupted export leaves a folder that
 ``load`` refuses rather than a mix of two exports; files pipekit does not write are never touched.
@@ -536,27 +538,60 @@ class Archive:
 # ------------------------------------------------------------------------------------------ writing files
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
 _TEMP_TRIES = 16
+#: the longest file name most file systems take (bytes), and what :func:`hidden_temp_name` adds to a name
+_NAME_MAX = 255
+_TEMP_EXTRA = len(".." + "0" * 8 + ".tmp")
 
 
 def hidden_temp_name(dest: Path) -> str:
-    """``.<name>.<16 random hex digits>.tmp``: the temporary name :func:`atomic_output` gives a file beside ``dest``."""
-    return f".{dest.name}.{os.urandom(8).hex()}.tmp"
+    """``.<name>.<8 random hex digits>.tmp``: the temporary name :func:`atomic_output` gives a file beside ``dest``. A
+    name over 241 bytes is cut short in the temporary name (only), which stays within the 255 bytes of a file name."""
+    name = dest.name
+    while len(os.fsencode(name)) > _NAME_MAX - _TEMP_EXTRA and len(name) > 1:
+        name = name[:-1]
+    return f".{name}.{os.urandom(4).hex()}.tmp"
+
+
+def _remove_if_file(path: Path) -> None:
+    """Remove ``path`` when it is a regular file (never a link or folder at that name)."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            path.unlink()
+    except OSError:
+        pass
 
 
 def new_temp_file(folder: Path, name: Callable[[], str]) -> tuple[int, Path]:
     """A new empty regular file in ``folder``, open for writing: ``(fd, path)``. ``name()`` gives its name and must put
     random characters in it. The file is created with ``O_CREAT|O_EXCL|O_NOFOLLOW`` (mode 0666 less the umask, as
     ``open`` gives): whatever is already at a name (a file, a link someone planted to make pipekit write where it
-    points) is never opened, and another random name is tried."""
+    points) is never opened, and another random name is tried. Write through ``fd``, not by opening ``path`` again.
+    A Ctrl-C (or any error that is not the file system's) while the file is being created removes it again."""
     for _ in range(_TEMP_TRIES):
         path = folder / name()
         try:
             return os.open(path, _NEW_FILE, 0o666), path
         except FileExistsError:
             continue
+        except OSError:  # nothing was created
+            raise
+        except BaseException:  # Ctrl-C as it was created: the file may be there, with no descriptor handed out
+            _remove_if_file(path)
+            raise
     raise FileExistsError(errno.EEXIST, f"no new temporary file could be created in {folder}: {_TEMP_TRIES} random "
                           "names were all taken; remove the hidden files ending in .tmp there and write again",
                           str(folder))
+
+
+def _keep_mode(fd: int, dest: Path) -> None:
+    """Give the new file ``fd`` the permission bits of the regular file at ``dest`` it is to replace (a 0600 file stays
+    0600); a link at ``dest``, or no file there, leaves the new file's mode as created."""
+    try:
+        st = os.lstat(dest)
+    except OSError:
+        return
+    if stat.S_ISREG(st.st_mode) and os.chmod in os.supports_fd:
+        os.chmod(fd, stat.S_IMODE(st.st_mode) & 0o777)
 
 
 @contextmanager
@@ -564,8 +599,9 @@ def atomic_output(dest: str | os.PathLike, name: Callable[[], str] | None = None
     """A new temporary file beside ``dest`` (:func:`new_temp_file`; named by ``name()``, by default
     :func:`hidden_temp_name`), open for writing; when the block ends without an error it is renamed over ``dest``, so
     a reader sees the old file or the new one, never half of one. The rename replaces a link at ``dest`` (the link,
-    not the file it points to). An error or Ctrl-C in the block removes the temporary file and leaves ``dest`` as it
-    was. The folder must exist.
+    not the file it points to). A regular file replaced passes its permission bits on to the new one, given before any
+    byte is written. An error or Ctrl-C in the block (or while the temporary file is made) removes the temporary file
+    and leaves ``dest`` as it was. The folder must exist.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -575,13 +611,21 @@ def atomic_output(dest: str | os.PathLike, name: Callable[[], str] | None = None
     (['a.bin'], b'data')
     """
     dest = Path(dest)
-    fd, tmp = new_temp_file(dest.parent, name or (lambda: hidden_temp_name(dest)))
-    try:
-        with open(fd, "wb") as f:
+    tmp: Path | None = None
+    try:  # from before the file is made: no Ctrl-C can fall between making it and removing it on an error
+        fd, tmp = new_temp_file(dest.parent, name or (lambda: hidden_temp_name(dest)))
+        try:
+            _keep_mode(fd, dest)
+            f = open(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
             yield f
         os.replace(tmp, dest)
     except BaseException:  # an error or Ctrl-C: the file there before stays, and no temporary file is left
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 

@@ -26,10 +26,14 @@ each keep their own layout; both use this module so that a cache trusts only byt
   wrong type, a cut-off or edited file is reported with the file and the field. That checksum is not keyed:
   it catches accidents (a cut-off copy, a hand edit), and what a meta says is trusted only through the
   signature of the checksum record stored in it.
-- Every file is written to a temporary name and renamed into place (:class:`TempFile`), so a reader never
-  sees half a file; :func:`clean_stale_temps` removes what a killed build left (the rule is documented there).
-- No link inside a cache folder is followed (:func:`link_target`, :func:`remove_link`): a shared or copied folder
-  cannot make a build or a clearing write or delete outside it.
+- Every file is written to a temporary file and renamed into place (:class:`TempFile`, :func:`atomic_write`), so a
+  reader never sees half a file; :func:`clean_stale_temps` removes what a killed build left (the rule is documented
+  there). The temporary file is created new, never opened where something already is
+  (:func:`pipekit.core.archive.new_temp_file`: ``O_CREAT|O_EXCL|O_NOFOLLOW``), and written through the descriptor that
+  created it.
+- No link inside a cache folder is followed when writing or deleting (temporary files as above, :func:`link_target`,
+  :func:`remove_link`; a rename replaces a link at the destination): a shared or copied folder cannot make a build or
+  a clearing write or delete outside it.
 - A cache folder that cannot be written is not an error: :func:`warn_unwritable` says so once and how to fix
   it, and the caller keeps the data in memory.
 - :data:`CACHE_KINDS` names the caches; :func:`cache_usage` measures one and :func:`remove_cache_folder`
@@ -46,7 +50,7 @@ Example:
     >>> read_json(folder / "meta.json", {"n": int})
     {'n': 3}
     >>> with TempFile(folder, "pack") as tmp:
-    ...     with open(tmp.path, "wb") as raw:
+    ...     with tmp.open() as raw:
     ...         sink = ChecksumWriter(raw)
     ...         _ = sink.write(b"some bytes")
     ...     tmp.commit(folder / "pack.bin")
@@ -75,7 +79,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from pipekit.core.archive import atomic_write_bytes
+from pipekit.core.archive import atomic_write_bytes, new_temp_file
 from pipekit.core.errors import ParameterError, warn
 from pipekit.data.external import pipekit_cache_dir
 
@@ -433,14 +437,20 @@ def clean_stale_temps(root: Path) -> list[Path]:
 
 
 class TempFile:
-    """A temporary file beside its destination; ``commit(dest)`` renames it into place atomically, leaving
-    the context without committing removes it.
+    """A new temporary file beside its destination, named by :func:`temp_name` (so :func:`clean_stale_temps` can tell
+    whose it is); ``commit(dest)`` renames it into place atomically, leaving the context without committing removes it.
+
+    The file is created when the TempFile is made, by :func:`pipekit.core.archive.new_temp_file`
+    (``O_CREAT|O_EXCL|O_NOFOLLOW``): a link or file already at its name is never opened, another name is tried. Write
+    it through ``fd`` (``os.pwrite``) or :meth:`open`, never by opening ``path`` again, which would follow whatever
+    another process put at that name meanwhile. Making it raises the OSError of a folder that cannot be written.
 
     >>> import tempfile
     >>> scratch = tempfile.TemporaryDirectory()
     >>> folder = Path(scratch.name)
     >>> with TempFile(folder, "x") as tmp:
-    ...     _ = tmp.path.write_bytes(b"1")
+    ...     with tmp.open() as f:
+    ...         _ = f.write(b"1")
     ...     tmp.commit(folder / "x.bin")
     >>> sorted(p.name for p in folder.iterdir())
     ['x.bin']
@@ -448,10 +458,21 @@ class TempFile:
 
     def __init__(self, folder: Path, stem: str):
         folder.mkdir(parents=True, exist_ok=True)
-        self.path, self.committed = folder / temp_name(stem), False
+        self.committed = False
+        self.fd, self.path = new_temp_file(folder, lambda: temp_name(stem))
+
+    def open(self) -> IO[bytes]:
+        """The file, open for writing (binary) through :attr:`fd`; closing it leaves :attr:`fd` open."""
+        return open(self.fd, "wb", closefd=False)
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
     def commit(self, dest: Path) -> None:
         # No fsync: pages reach the disk in the background, and readers see them through the page cache.
+        self._close()
         try:
             os.replace(self.path, dest)
         except FileNotFoundError:
@@ -460,6 +481,7 @@ class TempFile:
         self.committed = True
 
     def discard(self) -> None:
+        self._close()
         self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> TempFile:

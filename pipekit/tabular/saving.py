@@ -51,7 +51,11 @@ def _frame_kind(obj: Any) -> str | None:
 
 def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` to ``fn`` as the book's ``save_pickle`` does, without pickle (see :mod:`pipekit.tabular.saving`
-    for what each kind of object becomes); :func:`load_pickle` reads it back. Returns the path written."""
+    for what each kind of object becomes); :func:`load_pickle` reads it back. Returns the path written.
+
+    The file is written to a new temporary file beside ``fn`` and renamed over it
+    (:func:`pipekit.core.archive.atomic_output`): a link at ``fn`` is replaced by the new file, never written through,
+    a file there before keeps its permission bits, and an error part-way leaves it as it was."""
     from pipekit.core.component import Component
     from pipekit.tabular.core import Tabular
 

@@ -149,7 +149,7 @@ def save_cached(folder: Path, tokens: TokenizedTexts, meta: dict[str, Any]) -> b
         clean_stale_temps(folder.parent)
         remove_link(folder)
         with TempFile(folder, "ids") as tmp:
-            with open(tmp.path, "wb") as raw:
+            with tmp.open() as raw:  # through the file TempFile created, never by its name (no link followed)
                 sink = ChecksumWriter(raw)
                 with pa.PythonFile(sink, mode="w") as f, pa.ipc.new_file(f, table.schema) as w:
                     w.write_table(table)

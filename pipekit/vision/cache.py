@@ -441,18 +441,26 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         for k in set(keys):
             old_entry(k)
     # The pack's name depends on every key, which a cold build only knows at the end.
-    with TempFile(cdir, "pack") as tmp:
+    with _writing(root):  # making the temporary file is a write into the folder too (read-only, full, a file there)
+        tmp = TempFile(cdir, "pack")
+    with tmp:
         with _writing(root):
-            header = np.lib.format.open_memmap(tmp.path, mode="w+", dtype=np.uint8,
-                                               shape=(len(paths), h, w, channels))
-            data_offset, item_bytes = header.offset, h * w * channels
-            del header
-            with open(tmp.path, "rb") as fh:
-                checksum = PackChecksum(fh.read(data_offset), item_bytes, len(paths))
+            # the .npy header np.save and open_memmap write, then the pack sized for every image; all through the
+            # descriptor TempFile created, never by opening its name again
+            head = io.BytesIO()
+            np.lib.format.write_array_header_1_0(head, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
+                                                        "fortran_order": False,
+                                                        "shape": (len(paths), h, w, channels)})
+            header = head.getvalue()
+            data_offset, item_bytes = len(header), h * w * channels
+            fd = tmp.fd
+            if os.pwrite(fd, header, 0) != data_offset:
+                raise OSError(f"{tmp.path}: short write of the header; is the disk full?")
+            os.ftruncate(fd, data_offset + len(paths) * item_bytes)
+            checksum = PackChecksum(header, item_bytes, len(paths))
             # Workers write with pwrite: the kernel copies into the page cache, with none of the page faults
             # that filling a writable mapping costs (2-3x faster here). Each image is hashed from the buffer it
             # was written from, so the checksum costs no second pass over the pack.
-            fd = os.open(tmp.path, os.O_WRONLY)
         sizes = np.zeros((len(paths), 2), dtype=np.int64)
         tops = np.zeros(len(paths), dtype=np.int64)
 
@@ -472,12 +480,9 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             sizes[i], tops[i] = hw, top
             return decoded
 
-        try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
-                flags = list(progress_bar(_map_in_chunks(ex, fill, len(paths)), total=len(paths),
-                                          description=description))
-        finally:
-            os.close(fd)
+        with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:  # tmp closes fd
+            flags = list(progress_bar(_map_in_chunks(ex, fill, len(paths)), total=len(paths),
+                                      description=description))
         if cold:
             pack_id = _pack_id(keys, config)
         pack = cdir / f"{pack_id}.npy"
