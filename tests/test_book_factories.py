@@ -174,8 +174,10 @@ def test_tabular_and_collab_from_csv():
     assert len(by_idx.valid_ds) == 100 and set(by_idx.tabular.cont_names) == {
         "age", "fnlwgt", "education-num", "capital-gain", "capital-loss", "hours-per-week"}
     assert np.array_equal(by_idx.tabular.valid_idx, IndexSplitter(range(400, 500))(raw.head(500))[1])
+    every = TabularDataLoaders.from_df(raw.head(300), cat_names=cats, y_names="salary", valid_pct=0, bs=32)
+    assert (len(every.train_ds), len(every.valid_ds)) == (300, 0)
     with pytest.raises(ParameterError, match="valid_pct"):
-        TabularDataLoaders.from_df(raw, cat_names=cats, y_names="salary", valid_pct=0)
+        TabularDataLoaders.from_df(raw, cat_names=cats, y_names="salary", valid_pct=1)
     ratings = D.path("movie_lens_sample") / "ratings.csv"
     c = CollabDataLoaders.from_csv(ratings, bs=64, seed=0)
     d = CollabDataLoaders.from_df(pl.read_csv(ratings), bs=64, seed=0)

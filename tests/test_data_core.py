@@ -278,11 +278,12 @@ def test_labels_with_nulls_named():
         adult_block().datasets(df)
 
 
-def test_split_leaving_valid_empty():
+def test_split_leaving_valid_empty_trains_on_every_row():
+    """An empty validation split is a user's choice (fastai's "final fit on everything"): every row trains."""
     dblock = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("age"), get_y=ColReader("salary"),
                        splitter=IndexSplitter([]))
-    with pytest.raises(ValueError, match="validation set empty"):
-        dblock.datasets(pl.read_csv(ADULT).head(20))
+    dsets = dblock.datasets(pl.read_csv(ADULT).head(20))
+    assert (len(dsets.train), len(dsets.valid)) == (20, 0)
 
 
 @pytest.mark.parametrize("bs", [0, -3, 2.5])

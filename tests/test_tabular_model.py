@@ -81,10 +81,10 @@ def test_dataloaders_batches(tab):
         tab.dataloaders(bs=0)
 
 
-def test_dataloaders_need_valid_rows_and_target(adult):
+def test_dataloaders_without_valid_rows_have_an_empty_validation_loader(adult):
     no_valid = Tabular(adult.head(200), cat_names=CAT, cont_names=CONT, y_names="salary")
-    with pytest.raises(DataError, match="no validation rows"):
-        no_valid.dataloaders(bs=32)
+    dls = no_valid.dataloaders(bs=32)
+    assert (len(dls.train_ds), len(dls.valid_ds), len(dls.valid)) == (200, 0, 0)
 
 
 def _fit(tab, seed):

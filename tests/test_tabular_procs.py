@@ -212,8 +212,8 @@ def test_numbers_as_categories_match_by_value_whatever_their_type():
 
 def test_empty_splits_and_bad_params(adult_df):
     df = adult_df.head(100)
-    with pytest.raises(DataError, match="validation set empty"):
-        Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(np.arange(100), []))
+    every = Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=(np.arange(100), []))
+    assert (len(every.train), len(every.valid)) == (100, 0)  # no validation rows: a final fit on every row
     with pytest.raises(DataError, match="training set empty"):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=([], np.arange(100)))
     with pytest.raises(DataError, match=r"2 row\(s\) in both.*first: row 98"):

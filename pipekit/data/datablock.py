@@ -1014,11 +1014,12 @@ def _naming_items(encode: Callable[[], Any], items: pl.DataFrame, n_values: int,
 
 def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
                  splitter: Any) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """Refuse an empty subset or an item in both; leave out (and say so) items in neither."""
-    if len(train) == 0 or len(valid) == 0:
-        raise DataError(f"the split {splitter!r} leaves the {'training' if len(train) == 0 else 'validation'} "
-                        f"set empty ({len(train)} train / {len(valid)} valid of {len(items)} items); "
-                        "change the splitter's settings")
+    """Refuse an empty training set or an item in both; leave out (and say so) items in neither. An empty
+    validation set is a choice (``RandomSplitter(valid_pct=0)``, ``IndexSplitter([])``: train on every item):
+    its loader has no batch and the learner records no validation scores."""
+    if len(train) == 0:
+        raise DataError(f"the split {splitter!r} leaves the training set empty ({len(train)} train / {len(valid)} "
+                        f"valid of {len(items)} items); change the splitter's settings")
     check_disjoint(train, valid, f"the split {splitter!r}", lambda i: repr(item_at(items, i)))
     if len(train) + len(valid) < len(items):
         keep = np.sort(np.concatenate([train, valid]))

@@ -417,7 +417,8 @@ class Datasets(ArrayDataset):
         dls = DataLoaders.from_datasets(self, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                         num_workers=num_workers, drop_last=drop_last)
         if seq_len is not None and lm_loader:
-            dls.loaders = [dl.new(seq_len=int(seq_len)) for dl in dls.loaders]
+            # an empty validation loader (no validation set) has no windows to cut: it is kept as it is
+            dls.loaders = [dl.new(seq_len=int(seq_len)) if hasattr(dl, "seq_len") else dl for dl in dls.loaders]
             for b in lm_blocks:  # the fitted block records it: exports and test_dl alike
                 b.seq_len = int(seq_len)
         return dls
@@ -1110,38 +1111,46 @@ def takes_seq_len(dl_type: Any) -> bool:
 def _split_loaders(make: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
                    shuffle: bool, drop_last: bool | None, seed: int | None, device: Any, batch_tfms: BatchPipeline,
                    num_workers: int | None) -> DataLoaders:
-    """The loaders ``make`` builds over the ``train`` and ``valid`` items of a mid-level source (see
-    :func:`item_dataloaders`): both (see :func:`_loaders`), or with no validation items the training loader alone.
-    ``drop_last`` (default: when shuffling more than ``bs`` items) drops the last partial training batch; a training
-    loader alone keeps it when dropping it would leave no batch."""
+    """The training and validation loaders ``make`` builds over the ``train`` and ``valid`` items of a mid-level
+    source (see :func:`item_dataloaders` and :func:`_loaders`); with no validation items the validation loader is
+    empty, as a DataBlock's is. ``drop_last`` (default: when shuffling more than ``bs`` items) drops the last
+    partial training batch; with no validation set the training loader keeps it when dropping it would leave no
+    batch."""
     if drop_last is None:
         drop_last = shuffle and len(train) > bs
-    loaders: tuple[DataLoader, ...]
-    if len(valid):
-        loaders = _loaders(make, train, valid, bs, val_bs, shuffle, drop_last, seed, device, batch_tfms, num_workers)
-    else:  # no validation split: a training loader only
-        dl = make(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, device=device, batch_tfms=batch_tfms,
-                  num_workers=num_workers, augment=True)
-        loaders = (dl.new(drop_last=False) if drop_last and not len(dl) else dl,)
-    return DataLoaders(*loaders, device=loaders[0].device)
+    train_dl, valid_dl = _loaders(make, train, valid, bs, val_bs, shuffle, drop_last, seed, device, batch_tfms,
+                                  num_workers, keep_a_batch=not len(valid))
+    return DataLoaders(train_dl, valid_dl, device=train_dl.device)
 
 
 def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int, val_bs: int | None,
              shuffle: bool, drop_last: bool, seed: int | None, device: Any, batch_tfms: BatchPipeline,
-             num_workers: int | None, valid_drop_last: bool = False) -> tuple[DataLoader, DataLoader]:
+             num_workers: int | None, valid_drop_last: bool = False,
+             keep_a_batch: bool = False) -> tuple[DataLoader, DataLoader]:
     """The training loader (shuffled, augmented) and the validation loader (in order, seeded one after). Fewer
-    training items than ``bs`` with ``drop_last`` are refused where the loader then has no batch: a loader of items
-    batches ``bs`` of them, a language model's (``LMDataLoader``) windows of ``bs`` streams cut from all of them."""
+    training items than ``bs`` with ``drop_last`` are refused where the loader then has no batch (``keep_a_batch``:
+    their last partial batch is kept instead): a loader of items batches ``bs`` of them, a language model's
+    (``LMDataLoader``) windows of ``bs`` streams cut from all of them."""
     seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     train_dl = dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common)
-    if drop_last and 0 < len(train) < bs and not len(train_dl):
+    if keep_a_batch and drop_last and not len(train_dl):
+        train_dl = train_dl.new(drop_last=False)
+    elif drop_last and 0 < len(train) < bs and not len(train_dl):
         raise DataError(f"the training set has {len(train)} items, fewer than bs={bs}: with drop_last=True it gives "
                         f"no batch to train on; lower bs (e.g. bs={len(train)}) or pass drop_last=False")
+    # no validation items (RandomSplitter(valid_pct=0): training on every item) make an empty validation loader,
+    # as fastai's: it has no batch, and a learner records no validation scores
+    empty = {"allow_empty": True} if not len(valid) else {}
     try:
         valid_dl = dl_type(valid, bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False,
-                           **({"drop_last": True} if valid_drop_last else {}), **common)
+                           **({"drop_last": True} if valid_drop_last else {}), **empty, **common)
     except DataError as e:  # a loader's size check (a language model's streams) failing on the validation set
+        if not len(valid):  # such a loader cannot be empty: a plain loader of no items, with no batch, stands in
+            valid_dl = DataLoader(valid if callable(getattr(valid, "gather", None)) else ItemsDataset([]),
+                                  bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False, allow_empty=True,
+                                  **common)
+            return train_dl, valid_dl
         raise DataError(f"the validation set ({len(valid)} items, bs={val_bs or bs}): {e}; for the validation set "
                         f"alone, pass val_bs=... to dataloaders()") from None
     return train_dl, valid_dl

@@ -549,6 +549,10 @@ class DataLoader:
     def _first_batch(self) -> tuple:
         """The first batch of the current epoch as a tuple of its parts."""
         plan = self.batch_plan(self.epoch)
+        if not plan:  # fastai's loaders raise a ValueError here too ("does not contain any batches")
+            raise DataError(f"this loader holds no batch ({self.n} items, bs={self.bs}"
+                            f"{', drop_last=True' if self.drop_last else ''}): an empty validation set, as "
+                            "RandomSplitter(valid_pct=0) gives, has none; show or take a batch of dls.train instead")
         return self._finish(self.epoch, 0, self._produce(self.epoch, 0, plan[0]), plan[0])
 
     # ------------------------------------------------------------------ helpers
@@ -986,6 +990,20 @@ def range_of(x: Any) -> list[int]:
     ([0, 1, 2], [0, 1], [])
     """
     return list(range(len(x)))
+
+
+def batch_parts(dl: Any) -> tuple:
+    """The first batch of ``dl`` (a :class:`DataLoader` or a loader pipekit wraps) as a tuple of its parts, inputs
+    then targets, whatever form iterating gives it in (a bare tensor for a plain list's items): what pipekit reads
+    one batch for (a model's summary, the shapes a head is built for) indexes its parts.
+
+    >>> batch_parts(DataLoader(list(range(10)), bs=4))[0].tolist()
+    [0, 1, 2, 3]
+    """
+    if isinstance(dl, DataLoader):
+        return dl._first_batch()
+    b = dl.one_batch()
+    return b if isinstance(b, tuple) else (b,)
 
 
 def first(x: Any, f: Any = None) -> Any:

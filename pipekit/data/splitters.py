@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, unknown_names
 from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
 from pipekit.data.getters import iter_items, path_column
@@ -54,14 +54,19 @@ def _mask_split(valid_mask: np.ndarray) -> Split:
 class RandomSplitter(Splitter):
     """A random ``valid_pct`` of the items is the validation set; the same ``seed`` gives the same split.
     Without one, each split draws its seed from NumPy's global generator, so ``pipekit.set_seed(42)`` before
-    building repeats it. The validation set holds ``int(valid_pct * n)`` of the ``n`` items, as fastai's does.
+    building repeats it. The validation set holds ``int(valid_pct * n)`` of the ``n`` items, as fastai's does;
+    ``valid_pct=0`` trains on every item (the final fit on all the data), with no validation set and so no
+    validation scores.
 
     >>> import polars as pl
     >>> RandomSplitter(0.5, seed=0)(pl.DataFrame({"x": range(4)}))[1].tolist()
     [0, 2]
+    >>> [len(s) for s in RandomSplitter(0)(pl.DataFrame({"x": range(4)}))]
+    [4, 0]
     """
 
-    param_constraints = {"valid_pct": Interval(0, 1, closed="neither"),
+    param_constraints = {"valid_pct": Interval(0, 1, closed="left", why="0 trains on every item, with no "
+                                                                          "validation set"),
                          "seed": Interval(None, None, integer=True, none_ok=True)}
 
     def __init__(self, valid_pct: float = 0.2, seed: int | None = None):
@@ -101,8 +106,14 @@ class GrandparentSplitter(Splitter):
         train, valid = np.flatnonzero(gp == self.train_name), np.flatnonzero(gp == self.valid_name)
         if len(train) == 0 or len(valid) == 0:
             seen = sorted({str(g) for g in gp[:1000]})
-            raise DataError(f"GrandparentSplitter: no items under '{self.train_name if len(train) == 0 else self.valid_name}'"
-                             f" folders; grandparent folders found: {seen}. Set train_name/valid_name.")
+            missing = f"no items under '{self.train_name if len(train) == 0 else self.valid_name}' folders; " \
+                      f"grandparent folders found: {seen}"
+            if len(train) == 0:
+                raise DataError(f"GrandparentSplitter: {missing}. Set train_name/valid_name.")
+            # training on every item is allowed (fastai's final fit on all the data), but a misspelt valid_name
+            # would give it silently: say what was found
+            warn(f"GrandparentSplitter: {missing}; training on the {len(train)} item(s) under '{self.train_name}' "
+                 "with no validation set (set valid_name= if one was meant)")
         return train, valid
 
     def columns(self) -> list[str] | None:

@@ -96,7 +96,14 @@ class Interpretation:
         targets = several_targets(learn.dls)
         if targets and issubclass(cls, ClassificationInterpretation):
             raise _one_target_only(cls.__name__, learn, targets)
+        given = dl is not None
         dl = learn._get_dl(ds_idx, dl)
+        n_items = getattr(dl, "n", None)  # a pipekit loader's number of items; a foreign loader's is not known
+        if not given and ds_idx == 1 and n_items == 0:
+            raise DataError(f"{cls.__name__}.from_learner: the validation set is empty (the model trained on every "
+                            "item, as RandomSplitter(valid_pct=0) or Tabular(splits=None) give), so there is nothing "
+                            "to interpret; pass ds_idx=0 for the training items or dl=learn.dls.test_dl(items, "
+                            "with_labels=True) for labelled new ones")
         inputs, preds, targs, decoded, losses = learn.get_preds(dl=dl, with_input=True, with_decoded=True,
                                                                 with_loss=True, act=act)
         if targs is None:

@@ -387,7 +387,9 @@ def _null_if_missing(v: Any) -> Any:
 def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """``(train_idx, valid_idx)``: every row trains when ``splits`` is None; a splitter (the ones DataBlock
     takes, or a function ``items -> (train_idx, valid_idx)``) is called; a pair of index arrays, or of boolean
-    masks with one value per row (``(~is_valid, is_valid)``), is used."""
+    masks with one value per row (``(~is_valid, is_valid)``), is used. A split with no validation row (as None,
+    or ``RandomSplitter(valid_pct=0)``) trains on every row with no validation scores; one with no training row
+    is refused."""
     n = len(items)
     if splits is None:
         return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -395,9 +397,6 @@ def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndar
     train, valid = row_index(train, n, "Tabular: the train"), row_index(valid, n, "Tabular: the valid")
     if len(train) == 0:
         raise DataError(f"Tabular: the split left the training set empty (0 of {n} rows); check the splitter.")
-    if len(valid) == 0:
-        raise DataError(f"Tabular: the split left the validation set empty (0 of {n} rows); use a splitter that "
-                        "keeps some rows for validation, or splits=None to train on every row without one.")
     in_train = np.zeros(n, dtype=bool)
     in_train[train] = True
     both = valid[in_train[valid]]  # a mask, not np.intersect1d: that sorts, 2.5 s on 2M rows here

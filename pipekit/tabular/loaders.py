@@ -213,10 +213,8 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
                         seed: int | None = None, device: Any = None, num_workers: int | None = None,
                         with_cont: bool = True) -> DataLoaders:
     """DataLoaders over a ``Tabular``: the tensors are built once and both subsets index into them;
-    ``with_cont=False`` leaves the continuous part out of the batches."""
-    if len(tab.valid) == 0:
-        raise DataError("dataloaders: this Tabular has no validation rows; build it with splits=, e.g. "
-                        "RandomSplitter(valid_pct=0.2, seed=42).")
+    ``with_cont=False`` leaves the continuous part out of the batches. A Tabular with no validation rows
+    (``splits=None``) gets an empty validation loader: a learner trains on every row, with no validation scores."""
     if not tab.y_names:
         raise DataError("dataloaders: this Tabular has no target; give y_names= to train a model.")
     recipe = TabularRecipe(tab.processor, with_cont=with_cont)
@@ -292,7 +290,7 @@ class TabularDataLoaders:
         check_arguments("TabularDataLoaders.from_df", kwargs, argument_names(TabularDataLoaders.from_df))
         bs = bs_or_batch_size("TabularDataLoaders.from_df", bs, batch_size)
         shuffle = shuffle_or_shuffle_train("TabularDataLoaders.from_df", shuffle, shuffle_train)
-        check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")),
+        check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="left")),
               skipinitialspace=(skipinitialspace, BOOL))
         cats, ys = column_names(cat_names), column_names(y_names)
         file = Path(df) if isinstance(df, (str, os.PathLike)) else None

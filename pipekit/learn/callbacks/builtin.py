@@ -66,11 +66,34 @@ class TrackerCallback(Callback):
         if self._monitored not in recorded:
             raise ParameterError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; recorded values are "
                                  f"{recorded}")
+        if self._monitored != "train_loss" and self.judges_epochs():
+            self._refuse_without_validation()
         metric = recorder.metric(self._monitored)
         self._greater = metric is not None and metric.greater_is_better
         if self.reset_on_fit:
             self.reset_state()
         self.new_best = False
+
+    def judges_epochs(self) -> bool:
+        """Whether this tracker acts on the monitored value (a checkpoint written every epoch does not)."""
+        return True
+
+    def _refuse_without_validation(self) -> None:
+        """Refuse a fit whose loaders have no validation batch: a validation score to monitor is never recorded
+        (None each epoch) when a model trains on every item (``RandomSplitter(valid_pct=0)``, ``splits=None``)."""
+        try:
+            valid = self.learn.dls.valid
+            n_batches, n_items = len(valid), len(valid.dataset)
+        except (AttributeError, TypeError, ValueError):  # loaders with no validation loader, or none of known size
+            return
+        if n_batches:
+            return
+        raise ParameterError(
+            f"{type(self).__name__}: monitor={self.monitor!r} is measured on the validation set, and these loaders "
+            f"have no validation batch (dls.valid holds {n_items} items): with no validation set, as "
+            "RandomSplitter(valid_pct=0) or Tabular(splits=None) give, the model trains on every item and records "
+            f"{self.monitor!r} as None each epoch. Pass monitor='train_loss', leave the callback out, or keep a "
+            "validation set (e.g. RandomSplitter(valid_pct=0.2, seed=42))")
 
     @property
     def best(self) -> float | None:
@@ -147,6 +170,10 @@ class SaveModelCallback(TrackerCallback):
                  with_opt: bool = False, reset_on_fit: bool = True):
         self.fname, self.every_epoch, self.at_end, self.with_opt = fname, every_epoch, at_end, with_opt
         super().__init__(monitor, comp, min_delta, reset_on_fit)
+
+    def judges_epochs(self) -> bool:
+        """Whether the model is saved when ``monitor`` improves (not every epoch, nor once at the end)."""
+        return not (self.every_epoch or self.at_end)
 
     def after_epoch(self) -> None:
         if self.every_epoch:

@@ -379,8 +379,8 @@ class Recorder(Callback):
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
+    if v is None:  # no validation batch (no validation set, or validation skipped): None, as fastai prints it
+        return "None"
     if isinstance(v, float):
         return f"{v:.6f}" if abs(v) < 1e4 else f"{v:.4g}"
     return str(v)
