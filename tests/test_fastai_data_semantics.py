@@ -232,3 +232,23 @@ def test_from_columns_takes_pandas_arrays(adult):
                                  splitter=IndexSplitter(list(range(400, 500)))).dataloaders(adult.iloc[:500], bs=32,
                                                                                            device="cpu")
     assert cat.vocab == sorted(adult.sex.iloc[:400].unique().tolist())
+
+
+def test_a_learner_over_bare_batches_reads_whole_batches_for_its_summary_and_checks():
+    """Loaders over a plain list give bare tensors (as fastai's); the summary and the learner's checks still read
+    the whole batch, not its first row."""
+    import torch
+    from torch import nn
+
+    from pipekit.data import DataLoader, DataLoaders
+    from pipekit.data.loader import batch_parts
+    from pipekit.learn import Learner
+
+    x = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
+    dls = DataLoaders(DataLoader(list(x), bs=8), DataLoader(list(x), bs=8))
+    assert dls.train.one_batch().shape == (8, 4) and batch_parts(dls.train)[0].shape == (8, 4)
+    learn = Learner(dls, nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)), loss_func=lambda p: p.pow(2).mean())
+    assert "input 8x4" in str(learn.summary()).splitlines()[0], str(learn.summary()).splitlines()[0]
+    before = learn.model[0].weight.detach().clone()
+    learn.fit(1, 1e-2)  # batches of inputs only train on loss_func(pred), as fastai's
+    assert learn.recorder.values[-1][0] > 0 and not torch.equal(before, learn.model[0].weight)

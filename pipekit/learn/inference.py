@@ -17,7 +17,7 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_positive_int, is_pandas
 from pipekit.data.lists import fastuple
-from pipekit.data.loader import DataLoader
+from pipekit.data.loader import DataLoader, batch_parts
 from pipekit.data.show import are_table_rows, show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
 from pipekit.learn.callbacks.training import item_order
@@ -606,7 +606,7 @@ def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_
     if streams and nrows is not None:
         check_positive_int("show_results", "nrows", nrows)
         max_n = min(max_n, nrows)
-    batch = dl.one_batch()
+    batch = batch_parts(dl)
     n_inp = dl.n_inp
     n = min(max_n, len(batch[0]))
     batch = tuple(b[:n] for b in batch)

@@ -692,7 +692,9 @@ class Learner:
                                  "takes one tensor of scores: return only the scores, or, for a recurrent model "
                                  "returning (logits, raw_outputs, outputs), train it with TextLearner (or add "
                                  "RNNRegularizer(), which passes the logits to the loss and adds AR/TAR)")
-        self.loss_grad = self.loss_func(self.pred, *self.yb) if self.yb else None
+        # a batch without targets has no loss where nothing trains (predictions of new items); a training batch
+        # always does, as fastai's: loss_func(pred) for batches of inputs only (an autoencoder's loss, a penalty)
+        self.loss_grad = self.loss_func(self.pred, *self.yb) if self.yb or self.training else None
         # a tensor of its own (as fastai's), not a view of loss_grad: the book's ``self.learn.loss += penalty`` in
         # after_loss would otherwise change, in place, a value backward still needs (sqrt's output, say)
         self.loss = self.loss_grad.detach().clone() if self.loss_grad is not None else None

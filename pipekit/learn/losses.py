@@ -24,6 +24,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
 from pipekit.core.validate import CLASS_AXIS, Interval, Is, Options, finite_number, plain_number
+from pipekit.data.loader import batch_parts
 from pipekit.metrics.base import TARGET_KINDS, describe_target, target_fix, target_kind, two_classes_as_labels
 
 __all__ = [
@@ -362,7 +363,7 @@ def _outputs_per_item(model: nn.Module | None, dls: Any, device: Any) -> int | N
         return None
     try:
         dl = dls.valid if len(getattr(dls, "loaders", ())) > 1 and len(dls.valid.dataset) else dls.train
-        batch = dl.new(bs=min(2, len(dl.dataset)), shuffle=False).one_batch()
+        batch = batch_parts(dl.new(bs=min(2, len(dl.dataset)), shuffle=False))
         xb = tuple(x.to(device) if isinstance(x, torch.Tensor) and device is not None else x
                    for x in batch[:dl.n_inp])
         was = model.training

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import torch
 from torch import nn
 
+from pipekit.data.loader import batch_parts
+
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
@@ -71,7 +73,7 @@ def summary(learn: Learner, show: bool = False, max_rows: int = 200) -> SummaryT
                 ps = list(m.parameters(recurse=False))
                 rows.append((name, type(m).__name__, "-", sum(p.numel() for p in ps), any(p.requires_grad for p in ps)))
         return _table(learn, model, rows, "no data in this learner: output shapes need a batch", show, max_rows)
-    xb = learn.dls.train.one_batch()[: learn.dls.n_inp]
+    xb = batch_parts(learn.dls.train)[: learn.dls.n_inp]
     xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
 
     def hook(name: str) -> Callable[[nn.Module, Any, Any], None]:

@@ -22,6 +22,7 @@ from torch import nn
 from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import Y_RANGE, Interval, argument_names, check, check_arguments
+from pipekit.data.loader import batch_parts
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
@@ -45,7 +46,7 @@ def _image_channels(dls: Any) -> int:
     blocks = getattr(dls, "blocks", ())
     if blocks and blocks[0].geometry == "image":
         return 1 if getattr(blocks[0], "cls", "RGB") == "L" else 3
-    x = dls.one_batch()[0]
+    x = batch_parts(dls.train)[0]
     return int(x.shape[1]) if x.is_floating_point() else int(x.shape[-1])
 
 
@@ -259,7 +260,7 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
     dl = dls.valid if len(getattr(dls, "loaders", ())) > 1 and len(dls.valid.dataset) else dls.train
     if len(dl.dataset) == 0:
         return
-    batch = dl.new(bs=min(2, len(dl.dataset)), shuffle=False).one_batch()
+    batch = batch_parts(dl.new(bs=min(2, len(dl.dataset)), shuffle=False))
     xb = tuple(x.to(learn.device) if isinstance(x, torch.Tensor) else x for x in batch[:dl.n_inp])
     yb = tuple(batch[dl.n_inp:])
     model, was = learn.model, learn.model.training
@@ -479,7 +480,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
 
 def _follow_small_images(learn: Learner, body: nn.Module) -> None:
     """A pretrained body's batch norms follow images far smaller than ImageNet's (see ``follow_small_images``)."""
-    x = learn.dls.train.one_batch()[0]
+    x = batch_parts(learn.dls.train)[0]
     if isinstance(x, torch.Tensor) and x.ndim == 4:
         follow_small_images(body, int(min(x.shape[-2:]) if x.is_floating_point() else min(x.shape[1:3])))
 
