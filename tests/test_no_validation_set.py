@@ -162,3 +162,33 @@ def test_an_empty_training_set_is_still_refused(adult):
         mnist_dls(IndexSplitter(range(n)))
     with pytest.raises(DataError, match="training set empty"):
         Tabular(adult, cat_names=CAT, cont_names=CONT, y_names="salary", splits=([], np.arange(len(adult))))
+
+
+def test_every_factorys_valid_pct_0_trains_on_every_item():
+    """valid_pct=0 means the same in every factory (one rule, the splitters'): images, texts and ratings."""
+    import pandas as pd
+    from torch import nn
+
+    import pipekit.datasets as D
+    from pipekit.learn import Learner
+    from pipekit.tabular import CollabDataLoaders, collab_learner
+    from pipekit.text import TextDataLoaders
+    from pipekit.vision import ImageDataLoaders
+
+    digits = ImageDataLoaders.from_folder(D.path("mnist_tiny") / "train", valid_pct=0, seed=0, bs=64, img_cls="L")
+    n_files = len(list((D.path("mnist_tiny") / "train").rglob("*.png")))
+    assert (len(digits.train_ds), len(digits.valid_ds)) == (n_files, 0)
+    learn = Learner(digits, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    learn.fit(1, 1e-2)
+    assert learn.recorder.values[-1][1] is None and learn.recorder.values[-1][0] > 0
+
+    texts = pd.read_csv(D.path("imdb_sample") / "texts.csv").head(60)
+    tdls = TextDataLoaders.from_df(texts, text_col="text", label_col="label", valid_pct=0, seed=0, bs=16)
+    assert (len(tdls.train_ds), len(tdls.valid_ds)) == (60, 0)
+
+    ratings = pd.read_csv(D.path("movie_lens_sample") / "ratings.csv")
+    cdls = CollabDataLoaders.from_df(ratings, valid_pct=0, seed=0, bs=256)
+    assert (len(cdls.train_ds), len(cdls.valid_ds)) == (len(ratings), 0)
+    collab = collab_learner(cdls, n_factors=8, y_range=(0, 5.5))
+    collab.fit(1, 5e-3)
+    assert collab.recorder.values[-1][1] is None

@@ -49,7 +49,7 @@ def test_from_df_bad_input(ratings):
     with pytest.raises(ParameterError, match="item_name='movie'"):
         CollabDataLoaders.from_df(ratings, item_name="movie")
     with pytest.raises(ParameterError, match="valid_pct"):
-        CollabDataLoaders.from_df(ratings, valid_pct=0.0)
+        CollabDataLoaders.from_df(ratings, valid_pct=1.0)
     with pytest.raises(DataError, match="'rating'.*null"):
         CollabDataLoaders.from_df(ratings.with_columns(pl.when(pl.col("userId") == 73).then(None)
                                                        .otherwise(pl.col("rating")).alias("rating")))

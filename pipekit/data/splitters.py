@@ -51,6 +51,12 @@ def _mask_split(valid_mask: np.ndarray) -> Split:
     return np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)
 
 
+#: a split's validation share, as every ``valid_pct=`` takes it: 0 trains on every item, with no validation set
+VALID_PCT = Interval(0, 1, closed="left", why="0 trains on every item, with no validation set")
+#: the same, or None (where None means another way of splitting)
+VALID_PCT_OR_NONE = Interval(0, 1, closed="left", none_ok=True, why="0 trains on every item, with no validation set")
+
+
 class RandomSplitter(Splitter):
     """A random ``valid_pct`` of the items is the validation set; the same ``seed`` gives the same split.
     Without one, each split draws its seed from NumPy's global generator, so ``pipekit.set_seed(42)`` before
@@ -65,8 +71,7 @@ class RandomSplitter(Splitter):
     [4, 0]
     """
 
-    param_constraints = {"valid_pct": Interval(0, 1, closed="left", why="0 trains on every item, with no "
-                                                                          "validation set"),
+    param_constraints = {"valid_pct": VALID_PCT,
                          "seed": Interval(None, None, integer=True, none_ok=True)}
 
     def __init__(self, valid_pct: float = 0.2, seed: int | None = None):

@@ -29,7 +29,7 @@ from pipekit.core.validate import (Y_RANGE, Interval, argument_names, bs_or_batc
                                    is_pandas, names_shown, unknown_names)
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.vocab import CategoryMap
-from pipekit.data.splitters import RandomSplitter
+from pipekit.data.splitters import VALID_PCT, RandomSplitter
 from pipekit.learn.registry import register_arch
 from pipekit.tabular.core import Tabular, naming_file, read_frame, read_new
 from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
@@ -124,7 +124,7 @@ class CollabDataLoaders:
         """
         check_arguments("CollabDataLoaders.from_df", kwargs, argument_names(CollabDataLoaders.from_df))
         bs = bs_or_batch_size("CollabDataLoaders.from_df", bs, batch_size)
-        check("CollabDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="neither")))
+        check("CollabDataLoaders.from_df", valid_pct=(valid_pct, VALID_PCT))
         df = read_frame(ratings)
         cols = df.columns
         if len(cols) < 3 and (user_name is None or item_name is None or rating_name is None):
@@ -163,14 +163,15 @@ class CollabDataLoaders:
                                     f"(first rows {rows[:5]}); a rating needs its user and its item: drop those rows "
                                     f"(pandas: df.dropna(subset=[{c!r}]); Polars: df.drop_nulls({c!r}))")
             n_valid = int(valid_pct * len(df))  # as RandomSplitter counts them (fastai's count)
-            if len(df) == 1:
+            # valid_pct=0 trains on every rating (no validation set); another share must leave ratings on both sides
+            if valid_pct and len(df) == 1:
                 raise DataError("CollabDataLoaders.from_df: 1 rating cannot be split into training and validation "
-                                "ratings; give at least 2")
-            if n_valid == 0 or n_valid == len(df):
+                                "ratings; give at least 2, or valid_pct=0 to train on it with no validation set")
+            if (valid_pct and n_valid == 0) or n_valid == len(df):
                 raise DataError(f"CollabDataLoaders.from_df: valid_pct={valid_pct} of {len(df)} ratings leaves "
                                 f"{'no' if n_valid == 0 else 'every'} rating for validation; pass a valid_pct "
-                                f"between {1 / len(df):.3g} and {1 - 1 / len(df):.3g}" if len(df) else
-                                "CollabDataLoaders.from_df: the ratings are empty")
+                                f"between {1 / len(df):.3g} and {1 - 1 / len(df):.3g}, or 0 for no validation set"
+                                if len(df) else "CollabDataLoaders.from_df: the ratings are empty")
             repeated = df.select(pl.struct(user_name, item_name).is_duplicated().sum()).item()
             if repeated:  # two ratings of one pair: conflicting targets, and one may be validated on the other
                 pairs = df.group_by(user_name, item_name).len().filter(pl.col("len") > 1).height

@@ -24,13 +24,13 @@ import torch
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError
-from pipekit.core.validate import (BOOL, Interval, Is, argument_names, bs_or_batch_size, check, check_arguments,
+from pipekit.core.validate import (BOOL, Is, argument_names, bs_or_batch_size, check, check_arguments,
                                    is_pandas, shuffle_or_shuffle_train)
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import DataLoaders, Datasets
 from pipekit.data.items import check_unique_columns, table_kind
 from pipekit.data.loader import ArrayDataset, DataLoader
-from pipekit.data.splitters import IndexSplitter, RandomSplitter
+from pipekit.data.splitters import VALID_PCT, IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
 from pipekit.tabular.core import (Tabular, TabularSplit, csv_header, is_csv_file, naming_file, pandas_index_of,
@@ -290,7 +290,7 @@ class TabularDataLoaders:
         check_arguments("TabularDataLoaders.from_df", kwargs, argument_names(TabularDataLoaders.from_df))
         bs = bs_or_batch_size("TabularDataLoaders.from_df", bs, batch_size)
         shuffle = shuffle_or_shuffle_train("TabularDataLoaders.from_df", shuffle, shuffle_train)
-        check("TabularDataLoaders.from_df", valid_pct=(valid_pct, Interval(0, 1, closed="left")),
+        check("TabularDataLoaders.from_df", valid_pct=(valid_pct, VALID_PCT),
               skipinitialspace=(skipinitialspace, BOOL))
         cats, ys = column_names(cat_names), column_names(y_names)
         file = Path(df) if isinstance(df, (str, os.PathLike)) else None

@@ -28,8 +28,9 @@ import polars as pl
 
 from pipekit.core.archive import save
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import Is, check
 from pipekit.data.items import table_error, without_polars_context
+from pipekit.data.splitters import VALID_PCT_OR_NONE
 from pipekit.tabular.core import VALID_COLUMN, csv_float32_error, float32_rounded, naming_file, scan_table
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs
@@ -56,7 +57,7 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                                                    "a path ending in .parquet")),
           valid=(valid, Is(lambda v: v is None or isinstance(v, pl.Expr), "a Polars expression, e.g. "
                            "pl.col('Date') >= '2015-06-14'")),
-          valid_pct=(valid_pct, Interval(0, 1, closed="neither", none_ok=True)))
+          valid_pct=(valid_pct, VALID_PCT_OR_NONE))
     if valid is not None and valid_pct is not None:
         raise ParameterError("process_to_parquet: give either valid= (an expression) or valid_pct=, not both.")
     processor = TabularProcessor(procs, cat_names, cont_names, y_names, y_block)

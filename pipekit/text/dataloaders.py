@@ -27,19 +27,18 @@ from typing import Any, cast
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, check, is_pandas
+from pipekit.core.validate import check, is_pandas
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, GrandparentSplitter,
                           MultiCategoryBlock, RandomSplitter, get_text_files, parent_label)
 from pipekit.data.datablock import check_loader_kwargs
 from pipekit.data.getters import check_split_folders
+from pipekit.data.splitters import VALID_PCT, VALID_PCT_OR_NONE
 from pipekit.data.items import read_csv_table, table_column, to_items
 from pipekit.text.blocks import TextBlock, check_forwards
 from pipekit.text.tokenize import Tokenizer, check_table_args
 
 __all__ = ["TextDataLoaders"]
 
-_PCT = Interval(0, 1, closed="neither")
-_PCT_OR_NONE = Interval(0, 1, closed="neither", none_ok=True)
 
 
 def _text_block(text_vocab: Sequence[str] | None, is_lm: bool, seq_len: int, tok: Tokenizer | None, min_freq: int,
@@ -124,7 +123,7 @@ class TextDataLoaders:
         """
         who = "TextDataLoaders.from_folder"
         check_loader_kwargs(who, kwargs, TextDataLoaders.from_folder)
-        check(who, valid_pct=(valid_pct, _PCT_OR_NONE))
+        check(who, valid_pct=(valid_pct, VALID_PCT_OR_NONE))
         check_forwards(who, backwards)
         tok = _tok_or_tok_tfm(who, tok, tok_tfm)
         if source is None:  # from_folder(path=...): the folder of the texts, dls.path left at its default
@@ -178,7 +177,7 @@ class TextDataLoaders:
         """
         who = "TextDataLoaders.from_df"
         check_loader_kwargs(who, kwargs, TextDataLoaders.from_df)
-        check(who, valid_pct=(valid_pct, _PCT))
+        check(who, valid_pct=(valid_pct, VALID_PCT))
         check_forwards(who, backwards)
         check_table_args(who, None, tok_text_col=tok_text_col)
         tok = _tok_or_tok_tfm(who, tok, tok_tfm)

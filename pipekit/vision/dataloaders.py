@@ -24,19 +24,18 @@ from typing import Any
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import Is, Options, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, FileName,
                           GrandparentSplitter, MultiCategoryBlock, Pipe, RandomSplitter, RegexLabeller, get_image_files,
                           parent_label)
 from pipekit.data.datablock import check_loader_kwargs
 from pipekit.data.getters import check_split_folders
+from pipekit.data.splitters import VALID_PCT, VALID_PCT_OR_NONE
 from pipekit.data.items import one_type_column, read_csv_table, table_column, to_items
 from pipekit.vision.blocks import IMAGE_CLASSES, ImageBlock, MaskBlock
 
 __all__ = ["ImageDataLoaders", "SegmentationDataLoaders"]
 
-_PCT = Interval(0, 1, closed="neither")
-_PCT_OR_NONE = Interval(0, 1, closed="neither", none_ok=True)
 _FUNC = Is(callable, "a function")
 
 
@@ -98,7 +97,7 @@ class ImageDataLoaders:
         (['3', '7'], 709, 699)
         """
         check_loader_kwargs("ImageDataLoaders.from_folder", kwargs, ImageDataLoaders.from_folder)
-        check("ImageDataLoaders.from_folder", valid_pct=(valid_pct, _PCT_OR_NONE),
+        check("ImageDataLoaders.from_folder", valid_pct=(valid_pct, VALID_PCT_OR_NONE),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         if source is None:  # from_folder(path=...): the folder of the images, dls.path left at its default
             if path is None:
@@ -125,7 +124,7 @@ class ImageDataLoaders:
         ``splitter=RandomSplitter(valid_pct, seed)``, over the files.
         """
         check_loader_kwargs("ImageDataLoaders.from_path_func", kwargs, ImageDataLoaders.from_path_func)
-        check("ImageDataLoaders.from_path_func", valid_pct=(valid_pct, _PCT), label_func=(label_func, _FUNC),
+        check("ImageDataLoaders.from_path_func", valid_pct=(valid_pct, VALID_PCT), label_func=(label_func, _FUNC),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), CategoryBlock), get_y=label_func,
                            splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=item_tfms, batch_tfms=batch_tfms)
@@ -203,7 +202,7 @@ class ImageDataLoaders:
         ([3, 7], 1127, 281, (16, 3, 28, 28))
         """
         check_loader_kwargs("ImageDataLoaders.from_df", kwargs, ImageDataLoaders.from_df)
-        check("ImageDataLoaders.from_df", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
+        check("ImageDataLoaders.from_df", valid_pct=(valid_pct, VALID_PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         frame = to_items(df)
         fn, label = table_column(frame, fn_col, "fn_col"), table_column(frame, label_col, "label_col")
         pref: Path | str = Path(path) / folder if folder is not None else Path(path)
@@ -243,7 +242,7 @@ class ImageDataLoaders:
         (``get_x``) and ``labels`` (``get_y=ColReader('label')``), ``splitter=RandomSplitter(valid_pct, seed)``.
         """
         check_loader_kwargs("ImageDataLoaders.from_lists", kwargs, ImageDataLoaders.from_lists)
-        check("ImageDataLoaders.from_lists", valid_pct=(valid_pct, _PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
+        check("ImageDataLoaders.from_lists", valid_pct=(valid_pct, VALID_PCT), img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         files, labels = _files(path, fnames), list(labels)
         if len(files) != len(labels):
             raise ParameterError(f"from_lists: {len(files)} files but {len(labels)} labels; give one label per file")
@@ -273,7 +272,7 @@ class SegmentationDataLoaders:
         ``splitter=RandomSplitter(valid_pct, seed)``; item transforms resize images and masks alike.
         """
         check_loader_kwargs("SegmentationDataLoaders.from_label_func", kwargs, SegmentationDataLoaders.from_label_func)
-        check("SegmentationDataLoaders.from_label_func", valid_pct=(valid_pct, _PCT), label_func=(label_func, _FUNC),
+        check("SegmentationDataLoaders.from_label_func", valid_pct=(valid_pct, VALID_PCT), label_func=(label_func, _FUNC),
               img_cls=(img_cls, Options(*IMAGE_CLASSES)))
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), MaskBlock(codes=codes)), get_y=label_func,
                            splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=item_tfms, batch_tfms=batch_tfms)
