@@ -19,13 +19,7 @@ from pipekit.text.models import (AWD_LSTM, awd_lstm_clas_config, awd_lstm_lm_con
 SMALL = dict(emb_sz=40, n_hid=60, n_layers=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the test machine is shared: one thread avoids oversubscription stalls
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # a shared machine: no oversubscription stalls
 
 
 def n_params(m: torch.nn.Module) -> int:

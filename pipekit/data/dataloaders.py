@@ -318,7 +318,27 @@ class DatasetSplit(ArrayDataset):
                             split_idx, self.frame, recipe=self.recipe)  # a part of a split: the table's rows are not
 
 
-class Datasets(ArrayDataset):
+class SampledLoaders:
+    """fastai's ``weighted_dataloaders`` and ``partial_dataloaders`` for a source whose ``dataloaders`` builds its
+    loaders (:class:`Datasets`, :class:`TfmdLists`, :class:`TfmdDatasets`)."""
+
+    dataloaders: Callable[..., DataLoaders]
+
+    def weighted_dataloaders(self, wgts: Any, bs: int = 64, n: int | None = None, **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader draws each epoch's items with replacement, item ``i`` of the
+        training set with probability proportional to ``wgts[i]`` (one weight per training item), ``n`` of them
+        (default: as many as the training set has), as fastai's ``weighted_dataloaders``; the same seed draws the
+        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`)."""
+        return weighted_loaders(self.dataloaders(bs=bs, **kwargs), wgts, n=n)
+
+    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> DataLoaders:
+        """:meth:`dataloaders` whose training loader reads ``partial_n`` of the training items each epoch, drawn
+        at random without replacement, another draw each epoch, as fastai's ``partial_dataloaders``; the same seed
+        draws the same items (see :meth:`DataLoader.partial <pipekit.data.loader.DataLoader.partial>`)."""
+        return partial_loaders(self.dataloaders(bs=bs, **kwargs), partial_n)
+
+
+class Datasets(ArrayDataset, SampledLoaders):
     """The items, their split and one encoded store per block. ``ds.train``/``ds.valid`` are subsets;
     ``recipe`` is the fitted recipe that built them.
 
@@ -423,19 +443,6 @@ class Datasets(ArrayDataset):
                 b.seq_len = int(seq_len)
         return dls
 
-    def weighted_dataloaders(self, wgts: Any, bs: int = 64, n: int | None = None, **kwargs: Any) -> DataLoaders:
-        """:meth:`dataloaders` whose training loader draws each epoch's items with replacement, item ``i`` of the
-        training set with probability proportional to ``wgts[i]`` (one weight per training item), ``n`` of them
-        (default: as many as the training set has), as fastai's ``weighted_dataloaders``; the same seed draws the
-        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`)."""
-        return weighted_loaders(self.dataloaders(bs=bs, **kwargs), wgts, n=n)
-
-    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> DataLoaders:
-        """:meth:`dataloaders` whose training loader reads ``partial_n`` of the training items each epoch, drawn
-        at random without replacement, another draw each epoch, as fastai's ``partial_dataloaders``; the same seed
-        draws the same items (see :meth:`DataLoader.partial <pipekit.data.loader.DataLoader.partial>`)."""
-        return partial_loaders(self.dataloaders(bs=bs, **kwargs), partial_n)
-
     def __repr__(self) -> str:
         return (f"Datasets(items={len(self.items)}, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"blocks={list(self.blocks)})")
@@ -528,7 +535,7 @@ def _left_out_of_splits(items: Any, splits: Sequence[np.ndarray], who: str) -> t
     return kept, row
 
 
-class TfmdLists:
+class TfmdLists(SampledLoaders):
     """Items through a :class:`Pipeline` fitted on the training split: the book's mid-level ``TfmdLists``.
 
     ``tfms`` (transforms, Transform classes or functions) are set up on the training items only and encode
@@ -784,25 +791,12 @@ class TfmdLists:
                 return t.vocab_  # type: ignore[attr-defined]
         return None
 
-    def weighted_dataloaders(self, wgts: Any, bs: int = 64, n: int | None = None, **kwargs: Any) -> DataLoaders:
-        """:meth:`dataloaders` whose training loader draws each epoch's items with replacement, item ``i`` of the
-        training set with probability proportional to ``wgts[i]`` (one weight per training item), ``n`` of them
-        (default: as many as the training set has), as fastai's ``weighted_dataloaders``; the same seed draws the
-        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`)."""
-        return weighted_loaders(self.dataloaders(bs=bs, **kwargs), wgts, n=n)
-
-    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> DataLoaders:
-        """:meth:`dataloaders` whose training loader reads ``partial_n`` of the training items each epoch, drawn
-        at random without replacement, another draw each epoch, as fastai's ``partial_dataloaders``; the same seed
-        draws the same items (see :meth:`DataLoader.partial <pipekit.data.loader.DataLoader.partial>`)."""
-        return partial_loaders(self.dataloaders(bs=bs, **kwargs), partial_n)
-
     def __repr__(self) -> str:
         return (f"TfmdLists({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"{self.pipeline!r})")
 
 
-class TfmdDatasets:
+class TfmdDatasets(SampledLoaders):
     """fastai's ``Datasets(items, tfms=[x_tfms, y_tfms], splits=[train_idx, valid_idx])``, chapter 11's mid-level
     datasets (``Datasets(...)`` called so gives one): one :class:`~pipekit.data.TfmdLists` per part of an item,
     each set up on the same training split. ``ds[i]`` is item ``i``, a tuple of its parts; ``ds.train``/``ds.valid``
@@ -913,19 +907,6 @@ class TfmdDatasets:
         """The fitted pipeline of each part of an item, in part order (fastai's ``dsets.tfms``;
         ``dsets.tfms[1]`` a target's, ``dsets.tfms[1][-1].vocab`` its classes)."""
         return [tl.pipeline for tl in self.tls]
-
-    def weighted_dataloaders(self, wgts: Any, bs: int = 64, n: int | None = None, **kwargs: Any) -> DataLoaders:
-        """:meth:`dataloaders` whose training loader draws each epoch's items with replacement, item ``i`` of the
-        training set with probability proportional to ``wgts[i]`` (one weight per training item), ``n`` of them
-        (default: as many as the training set has), as fastai's ``weighted_dataloaders``; the same seed draws the
-        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`)."""
-        return weighted_loaders(self.dataloaders(bs=bs, **kwargs), wgts, n=n)
-
-    def partial_dataloaders(self, partial_n: int, bs: int = 64, **kwargs: Any) -> DataLoaders:
-        """:meth:`dataloaders` whose training loader reads ``partial_n`` of the training items each epoch, drawn
-        at random without replacement, another draw each epoch, as fastai's ``partial_dataloaders``; the same seed
-        draws the same items (see :meth:`DataLoader.partial <pipekit.data.loader.DataLoader.partial>`)."""
-        return partial_loaders(self.dataloaders(bs=bs, **kwargs), partial_n)
 
     def __repr__(self) -> str:
         return (f"Datasets({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
