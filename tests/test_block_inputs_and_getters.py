@@ -152,3 +152,13 @@ def test_the_function_form_still_reads_masks_and_is_left_out_of_an_export():
     get_y = image_paths_with(path / "labels", lambda p: f"{p.stem}_P{p.suffix}")
     assert get_y(f) == str(path / "labels" / f"{f.stem}_P{f.suffix}")
     assert not isinstance(get_y, PathFormat) and get_y.__name__ == "image_paths_with(labels)"
+
+
+def test_a_path_format_under_the_empty_folder_names_relative_files():
+    """``image_paths_with("", ...)`` names files relative to the working folder, as the function form and
+    ``Path("") / name`` do, never at the root."""
+    from pipekit.data import PathFormat
+
+    assert PathFormat("", "{name}")("imgs/7.png") == "7.png"
+    assert PathFormat("/", "{name}")("imgs/7.png") == "/7.png"
+    assert PathFormat("labels/", "{stem}_P{suffix}")("imgs/7.png") == "labels/7_P.png"

@@ -252,3 +252,25 @@ def test_a_learner_over_bare_batches_reads_whole_batches_for_its_summary_and_che
     before = learn.model[0].weight.detach().clone()
     learn.fit(1, 1e-2)  # batches of inputs only train on loss_func(pred), as fastai's
     assert learn.recorder.values[-1][0] > 0 and not torch.equal(before, learn.model[0].weight)
+
+
+def test_training_on_inputs_only_needs_a_loss_of_the_predictions_alone():
+    """Batches of inputs only train on loss_func(pred); a loss needing a target is refused before any step,
+    naming the fix, where fastai skips every step silently."""
+    import pytest
+    import torch
+    from torch import nn
+
+    from pipekit.core.errors import ParameterError
+    from pipekit.data import DataLoader, DataLoaders
+    from pipekit.learn import Learner
+
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    dls = DataLoaders(DataLoader(list(x), bs=8), DataLoader(list(x), bs=8))
+    learn = Learner(dls, nn.Linear(4, 4), loss_func=nn.MSELoss())
+    before = learn.model.weight.detach().clone()
+    with pytest.raises(ParameterError, match=r"inputs only .* loss_func 'MSELoss' needs a target"):
+        learn.fit(1, 1e-2)
+    assert torch.equal(before, learn.model.weight)
+    preds, targs = learn.get_preds(dl=dls.valid)  # predictions need no loss
+    assert preds.shape == (32, 4)

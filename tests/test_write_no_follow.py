@@ -375,3 +375,22 @@ def test_a_ctrl_c_as_the_temporary_file_is_made_leaves_none(tmp_path, monkeypatc
             f.write(b"new")
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k.bin"] and dest.read_bytes() == b"old"
+
+
+def test_a_file_system_refusing_modes_still_saves(adult, tmp_path, monkeypatch):
+    """Keeping the old file's mode is best effort: where the file system refuses to set one (vfat, some mounts),
+    the save goes on."""
+    import errno
+
+    table = tmp_path / "xs.pkl"
+    save_pickle(table, adult)
+    real_chmod = os.chmod
+
+    def refused(path, mode, *a, **k):
+        if isinstance(path, int):
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return real_chmod(path, mode, *a, **k)
+
+    monkeypatch.setattr(os, "chmod", refused)
+    save_pickle(table, adult.head(7))
+    assert len(load_pickle(table)) == 7 and leftovers(tmp_path) == []

@@ -42,7 +42,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Union
@@ -585,13 +585,15 @@ def new_temp_file(folder: Path, name: Callable[[], str]) -> tuple[int, Path]:
 
 def _keep_mode(fd: int, dest: Path) -> None:
     """Give the new file ``fd`` the permission bits of the regular file at ``dest`` it is to replace (a 0600 file stays
-    0600); a link at ``dest``, or no file there, leaves the new file's mode as created."""
+    0600); a link at ``dest``, or no file there, leaves the new file's mode as created, and so does a file system that
+    refuses to set one (the save goes on)."""
     try:
         st = os.lstat(dest)
     except OSError:
         return
     if stat.S_ISREG(st.st_mode) and os.chmod in os.supports_fd:
-        os.chmod(fd, stat.S_IMODE(st.st_mode) & 0o777)
+        with suppress(OSError):  # best effort: a file system that keeps no modes (vfat, some mounts)
+            os.chmod(fd, stat.S_IMODE(st.st_mode) & 0o777)
 
 
 @contextmanager

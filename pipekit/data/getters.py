@@ -675,6 +675,19 @@ def _name_format_problem(fmt: Any) -> str | None:
     return None
 
 
+def _folder_prefix(path: str) -> str:
+    """What a name under the folder ``path`` starts with: ``path/``; the root stays ``/``, and ``""`` (or ``.``
+    written as ``""``) names files relative to the working folder, as ``Path("") / name`` does.
+
+    >>> _folder_prefix("/data/labels/"), _folder_prefix("/"), _folder_prefix("")
+    ('/data/labels/', '/', '')
+    """
+    if not path:
+        return ""
+    stripped = path.rstrip("/\\")
+    return stripped + "/" if stripped else path[0]
+
+
 class PathFormat(Getter):
     """The file under ``path`` whose name is ``fmt`` filled with the parts of each item's path: ``{name}``
     (``7.png``), ``{stem}`` (``7``), ``{suffix}`` (``.png``) and ``{parent}`` (the name of the folder holding the
@@ -705,7 +718,7 @@ class PathFormat(Getter):
 
         paths = path_column(items, "PathFormat").str.replace_all(r"\\", "/")
         parts = {"parent": paths.str.split("/").list.get(-2, null_on_oob=True).fill_null("")}
-        pieces: list[pl.Expr] = [pl.lit(self.path.rstrip("/\\") + "/" if self.path.rstrip("/\\") else "/")]
+        pieces: list[pl.Expr] = [pl.lit(_folder_prefix(self.path))]
         for text, field, _, _ in string.Formatter().parse(self.fmt):
             if text:
                 pieces.append(pl.lit(text))

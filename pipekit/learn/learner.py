@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -692,8 +693,11 @@ class Learner:
                                  "takes one tensor of scores: return only the scores, or, for a recurrent model "
                                  "returning (logits, raw_outputs, outputs), train it with TextLearner (or add "
                                  "RNNRegularizer(), which passes the logits to the loss and adds AR/TAR)")
-        # a batch without targets has no loss where nothing trains (predictions of new items); a training batch
-        # always does, as fastai's: loss_func(pred) for batches of inputs only (an autoencoder's loss, a penalty)
+        # a batch without targets has no loss where nothing trains (predictions of new items); a training batch of
+        # inputs only trains on loss_func(pred) where the loss takes the predictions alone (an autoencoder's
+        # reconstruction, a penalty), and is refused otherwise (fastai skips its step, training nothing, silently)
+        if not self.yb and self.training:
+            self._check_loss_without_targets()
         self.loss_grad = self.loss_func(self.pred, *self.yb) if self.yb or self.training else None
         # a tensor of its own (as fastai's), not a view of loss_grad: the book's ``self.learn.loss += penalty`` in
         # after_loss would otherwise change, in place, a value backward still needs (sqrt's output, say)
@@ -725,6 +729,23 @@ class Learner:
         self._with_events(self._backward, "backward")
         self._with_events(self._step, "step")
         self.optimizer.zero_grad()
+
+    def _check_loss_without_targets(self) -> None:
+        """Training batches of inputs only: ``loss_func`` must take the predictions alone, else no step could be
+        taken (said once, before the first one)."""
+        fn = self.loss_func.forward if isinstance(self.loss_func, nn.Module) else self.loss_func
+        try:
+            inspect.signature(fn).bind(self.pred)
+            return
+        except TypeError:
+            pass
+        except ValueError:  # a callable without a signature (some builtins): let its call say what it needs
+            return
+        name = getattr(self.loss_func, "__name__", type(self.loss_func).__name__)
+        raise ParameterError(f"the training batches hold inputs only ({self._n_inp} part(s), no target), and "
+                             f"loss_func {name!r} needs a target: give the data targets (a second block, or "
+                             "(x, y) items; n_inp= says how many parts are inputs), or a loss_func taking the "
+                             "predictions alone (e.g. lambda pred: pred.pow(2).mean())")
 
     def _check_scores(self, pred: Any) -> None:
         """Before the first step of a fit, and in ``predict``: a classifier's scores per item must be the data's
