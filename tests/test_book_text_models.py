@@ -145,16 +145,3 @@ def test_lm_loader_given_one_stream_says_wrap_it_in_a_list():
             LMDataLoader(stream, bs=4, seq_len=8)
     x, y = LMDataLoader([torch.tensor(list(nums))], bs=4, seq_len=8, device="cpu").one_batch()
     assert tuple(x.shape) == (4, 8) and (y[:, :-1] == x[:, 1:]).all()
-
-
-def test_a_classifier_config_takes_only_a_classifiers_keys_as_fastai():
-    """fastai's classifier config has no tie_weights/out_bias (a language model's decoder's): given them, it is
-    refused naming them, as fastai's AWD_LSTM refuses the keyword; the language model's config still takes them."""
-    from pipekit.core.errors import ParameterError
-    from pipekit.text.models import AWD_LSTM, awd_lstm_lm_config, get_language_model, get_text_classifier
-
-    small = dict(emb_sz=8, n_hid=16, n_layers=1)
-    with pytest.raises(ParameterError, match=r"unknown keys \['out_bias', 'tie_weights'\]"):
-        get_text_classifier(AWD_LSTM, 50, 2, config=dict(awd_lstm_lm_config, **small))
-    lm = get_language_model(AWD_LSTM, 50, config=dict(awd_lstm_lm_config, **small))
-    assert lm[1].decoder.weight is lm[0].encoder.weight

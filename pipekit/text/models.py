@@ -288,8 +288,8 @@ def _built_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, m
 def awd_lstm_config(fastai_config: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
                     pad_token: int) -> dict[str, Any]:
     """The builder's arguments from ``fastai_config`` (``awd_lstm_lm_config`` or ``awd_lstm_clas_config``) updated
-    with a user's ``config`` (its keys, and the fixed values only of the keys it has, as fastai's), every dropout
-    times ``drop_mult``.
+    with a user's ``config`` (its keys; ``bidir``, ``tie_weights`` and ``out_bias`` only at the values pipekit's
+    AWD-LSTM always has), every dropout times ``drop_mult``.
 
     >>> awd_lstm_config(awd_lstm_clas_config, {"n_hid": 100}, 0.5, 1)["hidden_p"], "bidir" in awd_lstm_config(
     ...     awd_lstm_lm_config, None, 1.0, 1)
@@ -297,7 +297,7 @@ def awd_lstm_config(fastai_config: dict[str, Any], config: dict[str, Any] | None
     """
     check("text learner", drop_mult=(drop_mult, Interval(0, None)))
     config = dict(config or {})
-    fixed = {k: _FIXED_CONFIG[k] for k in fastai_config if k in _FIXED_CONFIG}
+    fixed = _FIXED_CONFIG  # taken at their values in either config (a language model's keys in a classifier's too)
     base = {k: v for k, v in fastai_config.items() if k not in _FIXED_CONFIG}
     # fastai's config dicts also name what pipekit's AWD-LSTM always is: one-way, its language model's decoder tied
     # to the embedding and with a bias
