@@ -259,3 +259,26 @@ def test_predict_on_none_says_to_give_the_item(loaded_cnn, adult_learner):
         with pytest.raises(DataError, match="predict: the item is None.*a str for a text model") as e:
             learn.predict(None)
         assert "fill or drop" not in str(e.value)
+
+
+def test_a_loaded_learners_tta_draws_as_the_exported_ones(tmp_path):
+    """A loaded learner's test_dl draws with the seed the exported one's does, so tta on new files gives the same
+    numbers in both and again on a second call (a submission made from the file can be made again)."""
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.learn import simple_cnn
+    from pipekit.vision import ImageBlock, Resize, aug_transforms, vision_learner
+
+    path = D.path("mnist_tiny")
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=GrandparentSplitter(), item_tfms=[Resize(32)],
+                    batch_tfms=aug_transforms(size=28, max_rotate=20, do_flip=False)).dataloaders(path, bs=64, seed=7)
+    learn = vision_learner(dls, simple_cnn, pretrained=False)
+    learn.fit(1, 1e-2)
+    files = sorted((path / "test").glob("*.png"))[:40]
+    loaded = load_learner(learn.export(tmp_path / "digits.pipekit"))
+    here, _ = learn.tta(dl=learn.dls.test_dl(files))
+    there, _ = loaded.tta(dl=loaded.dls.test_dl(files))
+    again, _ = loaded.tta(dl=loaded.dls.test_dl(files))
+    assert torch.equal(here, there) and torch.equal(there, again)
+    other, _ = loaded.tta(dl=loaded.dls.test_dl(files, seed=99))  # another seed draws other augmentations
+    assert not torch.equal(there, other)

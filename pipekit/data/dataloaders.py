@@ -1202,8 +1202,9 @@ class DataLoaders:
             if callable(setup):
                 setup(self.loaders[0])
         self.datasets: Datasets | None = None
-        #: the batch size an export recorded, for loaders rebuilt from one (they have no loader to read it from)
-        self._state_bs = 64
+        #: the batch size and seed an export recorded, for loaders rebuilt from one (they have no loader to read them
+        #: from): a loaded learner's test_dl batches and draws (tta) as the exported one's did
+        self._state_bs, self._state_seed = 64, None
         self.recipe = recipe
         self._device = torch.device(device) if device is not None else (
             loaders[0].device if loaders else default_device())
@@ -1658,6 +1659,7 @@ class DataLoaders:
             return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs, **kwargs)
         return self.recipe.dl_type()(ds, bs=bs or self._state_bs, shuffle=False, device=self.device,
                                      batch_tfms=self.recipe.batch_pipeline(), augment=False, allow_empty=True,
+                                     seed=kwargs.pop("seed", self._state_seed),
                                      **{k: v for k, v in kwargs.items() if k in ("num_workers",)})
 
     def _items_test_dl(self, template: DataLoader, items: Any, with_labels: bool | None, bs: int | None,
@@ -1750,7 +1752,11 @@ class DataLoaders:
             bs = min((self.valid if len(self.loaders) > 1 else self.train).bs, MAX_RECORDED_BS)
         else:  # rebuilt from an export (no data): what that export recorded, so a loaded learner exports again
             bs = self._state_bs
-        return {"recipe": self.recipe.to_record(arrays), "bs": bs, "n_inp": self.n_inp}
+        if self.loaders:  # the seed a loaded learner's test_dl draws with (tta's augmentation), as this one's does
+            seed = (self.valid if len(self.loaders) > 1 else self.train).seed
+        else:
+            seed = self._state_seed
+        return {"recipe": self.recipe.to_record(arrays), "bs": bs, "n_inp": self.n_inp, "seed": seed}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
@@ -1769,8 +1775,13 @@ class DataLoaders:
             recipe = Component.from_record(state["recipe"], arrays)
         except FieldError as e:
             raise (FieldError("recipe", e.problem) if not e.field else e.within("recipe")) from None
+        seed = state.get("seed")
+        if seed is not None and not Interval(0, 2**63 - 1, integer=True).accepts(seed):
+            raise FieldError("seed", f"must be the seed new items are drawn with (a whole number from 0), or null, got "
+                                     f"{type(seed).__name__} {seed!r:.60}; the file is damaged or was not written by "
+                                     "learn.export()")
         dls = cls(recipe=recipe, device=device)
-        dls._state_bs = int(bs)
+        dls._state_bs, dls._state_seed = int(bs), None if seed is None else int(seed)
         return dls
 
     def __repr__(self) -> str:
