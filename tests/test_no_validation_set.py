@@ -192,3 +192,24 @@ def test_every_factorys_valid_pct_0_trains_on_every_item():
     collab = collab_learner(cdls, n_factors=8, y_range=(0, 5.5))
     collab.fit(1, 5e-3)
     assert collab.recorder.values[-1][1] is None
+
+
+def test_backends_fit_a_table_without_validation_rows_as_without_a_valid_split():
+    """The README's ``model.fit(tab.train, tab.valid)`` kept for a final fit (splits=None): tab.valid has no rows,
+    and each backend fits as with no validation split; scoring on it says the split is empty."""
+    import pandas as pd
+
+    from pipekit.backends import GBM, RandomForest
+    from pipekit.core.errors import DataError
+    from pipekit.ensemble import TorchTabular
+    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
+
+    df = pd.read_csv(ADULT).iloc[:1500]
+    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "education"],
+                  cont_names=["age", "fnlwgt"], y_names="salary", splits=None)
+    for m in (RandomForest("classification", n_estimators=10, n_jobs=1), GBM("classification", n_estimators=20, n_jobs=1),
+              TorchTabular("classification", epochs=1)):
+        m.fit(tab.train, tab.valid)
+        assert m.valid_score_ is None and m.score(tab.train) > 0.7, type(m).__name__
+        with pytest.raises(DataError, match="no rows .*an empty split"):
+            m.score(tab.valid)

@@ -250,8 +250,10 @@ class KeepsProcessor:
         return new_rows(self.processor(), raw)
 
 
-def check_valid_split(model: Any, valid: Any) -> None:
-    """Refuse a ``valid`` given to ``model.fit(train, valid)`` that is not a split (None, a processed split of a
+def check_valid_split(model: Any, valid: Any) -> Any:
+    """``valid`` as ``model.fit(train, valid)`` uses it: None for a split of no rows (``tab.valid`` of a Tabular with
+    no validation rows, the final fit on every row), so the fit is the one without a validation split, as fastai's
+    learner trains with an empty validation set. Refused when it is not a split (None, a processed split of a
     Tabular, a ``TabularData`` or a frame of inputs): an array, Series or list there is the target of a scikit-learn
     habit, ``fit(xs, y)``, which fit would take as validation rows.
 
@@ -261,9 +263,10 @@ def check_valid_split(model: Any, valid: Any) -> None:
     ...
     pipekit.core.errors.ParameterError: RandomForest.fit(train, valid=None) takes splits ...
     """
-    if valid is None or isinstance(valid, (TabularData, ProcessedSplit, pl.DataFrame)) or (
-            is_pandas(valid, "DataFrame")):
-        return
+    if valid is None:
+        return None
+    if isinstance(valid, (TabularData, ProcessedSplit, pl.DataFrame)) or is_pandas(valid, "DataFrame"):
+        return valid if len(valid) else None
     raise not_a_split(model, valid)
 
 
@@ -330,7 +333,7 @@ class Backend(KeepsProcessor, Model):
         ``sample_weight``: each training row's weight in the loss (one non-negative number per row), for the
         backends whose library weighs rows (GBM, the forests, XGBoost, CatBoost, a scikit-learn model whose fit
         takes ``sample_weight``); the others refuse it."""
-        check_valid_split(self, valid)
+        valid = check_valid_split(self, valid)
         d = as_data(train)
         if sample_weight is not None:
             d = replace(d, weight=self._checked_weights(sample_weight, len(d)))

@@ -383,7 +383,10 @@ def check_rows(d: TabularData, form: RowForm) -> None:
     pipekit.core.errors.DataError: these rows look unprocessed: category column 'c' holds 7 (row 0), outside the 3 ...
     """
     if len(d) == 0:
-        raise DataError("the data passed to the model has no rows")
+        raise DataError("the data passed to the model has no rows (an empty split, as tab.valid of a Tabular with no "
+                        "validation rows: there is nothing to score, predict or choose weights on; score or select "
+                        "on rows the model was not fitted on, or on out-of-fold predictions: fit_ensemble, "
+                        "BaggedModel)")
     missing = [c for c in form.features if c not in d.xs.columns]
     if missing:  # raw rows lack the columns procs add (FillMissing's "_na" flags)
         raise DataError(f"the model's input column(s) {missing} missing from the data (its columns: "

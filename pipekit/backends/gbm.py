@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions, kept_rounds,
-                                   threads, feature_frame)
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions,
+                                   check_valid_split, feature_frame, kept_rounds, threads)
 from pipekit.backends.booster_files import (LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES, check_lightgbm_file_params,
                                             check_params_to_save, lightgbm_names, monotone_values)
 from pipekit.backends.data import TabularData
@@ -197,6 +197,7 @@ class GBM(Booster):
         """As every backend's (:meth:`Backend.fit`); an ``early_stopping_rounds`` given (other than the default 50)
         has nothing to stop on without ``valid``: the fit says so and boosts every round (LightGBM refuses it;
         pipekit's ensembles fit their members without a valid split of the user's, so it is a warning here)."""
+        valid = check_valid_split(self, valid)  # a split of no rows (no validation set) is none
         if valid is None and self.early_stopping_rounds not in (None, _PATIENCE):
             warn(f"GBM(early_stopping_rounds={self.early_stopping_rounds}) has no validation split to stop on in this "
                  f"fit, so all n_estimators={self.n_estimators} rounds are boosted: pass one, gbm.fit(tab.train, "

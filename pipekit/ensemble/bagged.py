@@ -402,7 +402,7 @@ class BaggedModel(Backend):
         training row's time, for time folds (see ``folds``). An error a fold model raises comes out as it is
         (a scikit-learn ``ValueError`` stays one), with a note naming the bag and the fold and with
         ``pipekit_fold``, its ``(fold, repeat, n_folds)``."""
-        check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows
+        valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         for _ in progress_bar(self.fit_folds(train, self.time_limit, order=order), total=self.n_folds * self.n_repeats,
                               description=f"bagging {self.name or type(self.model).__name__}"):
             pass

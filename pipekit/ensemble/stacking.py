@@ -173,7 +173,7 @@ class StackingEnsemble(Ensemble):
         stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
         training row's time, for a bagged ``meta`` with time folds (``BaggedModel(folds="time")``) and for the
         folds unfitted members are fitted on, then contiguous periods in time order."""
-        check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows
+        valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         if order is not None and not isinstance(self.meta, BaggedModel):  # refused before any member is fitted
             meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__
             raise ParameterError("StackingEnsemble: order= is for a bagged meta-model's time folds "

@@ -162,7 +162,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             del net._trained
 
     def fit(self, train: Any, valid: Any = None, sample_weight: Any = None) -> TorchTabular:
-        check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows
+        valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         d = as_data(train)
         if sample_weight is not None:
             self._checked_weights(sample_weight, len(d))  # refused: the net weighs every row alike
