@@ -64,7 +64,8 @@ def test_fine_tune_after_training_from_scratch_runs_both_phases_as_fastai():
     assert peaks == [pytest.approx(1e-3), pytest.approx(1e-3 / 2)]
     assert all(p.requires_grad for p in learn.model.parameters())
     assert not torch.equal(stem, learn.model[0][0][0].weight)  # the body trained too
-    peaks.clear(); epochs[0] = 0
+    peaks.clear()
+    epochs[0] = 0
     learn.fine_tune(1, 1e-3, freeze_epochs=0, cbs=Peaks())  # freeze_epochs=0: no frozen phase
     assert epochs[0] == 1 and peaks == [pytest.approx(1e-3 / 2)]
 

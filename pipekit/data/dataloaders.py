@@ -1204,7 +1204,8 @@ class DataLoaders:
         self.datasets: Datasets | None = None
         #: the batch size and seed an export recorded, for loaders rebuilt from one (they have no loader to read them
         #: from): a loaded learner's test_dl batches and draws (tta) as the exported one's did
-        self._state_bs, self._state_seed = 64, None
+        self._state_bs: int = 64
+        self._state_seed: int | None = None
         self.recipe = recipe
         self._device = torch.device(device) if device is not None else (
             loaders[0].device if loaders else default_device())
@@ -1752,10 +1753,9 @@ class DataLoaders:
             bs = min((self.valid if len(self.loaders) > 1 else self.train).bs, MAX_RECORDED_BS)
         else:  # rebuilt from an export (no data): what that export recorded, so a loaded learner exports again
             bs = self._state_bs
-        if self.loaders:  # the seed a loaded learner's test_dl draws with (tta's augmentation), as this one's does
-            seed = (self.valid if len(self.loaders) > 1 else self.train).seed
-        else:
-            seed = self._state_seed
+        # the seed a loaded learner's test_dl draws with (tta's augmentation), as this one's does
+        seed: int | None = (self.valid if len(self.loaders) > 1 else self.train).seed if self.loaders \
+            else self._state_seed
         return {"recipe": self.recipe.to_record(arrays), "bs": bs, "n_inp": self.n_inp, "seed": seed}
 
     @classmethod
