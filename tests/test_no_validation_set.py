@@ -213,3 +213,12 @@ def test_backends_fit_a_table_without_validation_rows_as_without_a_valid_split()
         assert m.valid_score_ is None and m.score(tab.train) > 0.7, type(m).__name__
         with pytest.raises(DataError, match="no rows .*an empty split"):
             m.score(tab.valid)
+
+
+def test_image_folders_with_valid_pct_0_train_on_the_train_and_valid_folders_only():
+    """``ImageDataLoaders.from_folder(path, valid_pct=0)``: the images of train/ and valid/, as fastai's, never the
+    unlabelled test/ folder as a class of its own."""
+    from pipekit.vision import ImageDataLoaders
+
+    dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), valid_pct=0, seed=0, bs=64, img_cls="L")
+    assert (len(dls.train_ds), len(dls.valid_ds), dls.vocab) == (709 + 699, 0, ["3", "7"])

@@ -108,8 +108,10 @@ class ImageDataLoaders:
             check_split_folders(source, train, valid, "ImageDataLoaders.from_folder")
             splitter: Any = GrandparentSplitter(train_name=train, valid_name=valid)
             get_items: Callable[..., Any] = partial(get_image_files, folders=[train, valid])
-        else:
-            splitter, get_items = RandomSplitter(valid_pct, seed=seed), get_image_files
+        else:  # valid_pct=0, every image training: those of the train and valid folders where there are, as fastai's
+            splitter = RandomSplitter(valid_pct, seed=seed)
+            split_folders = not valid_pct and any((Path(source) / n).is_dir() for n in (train, valid))
+            get_items = partial(get_image_files, folders=[train, valid]) if split_folders else get_image_files
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), CategoryBlock(vocab=vocab)), get_items=get_items,
                            get_y=parent_label, splitter=splitter, item_tfms=item_tfms, batch_tfms=batch_tfms)
         return dblock.dataloaders(source, seed=seed, path=path, **kwargs)
