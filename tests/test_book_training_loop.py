@@ -147,3 +147,27 @@ def test_sgd_hypers_per_group_from_a_list_or_a_slice():
     assert [h["lr"] for h in opt.hypers] == [pytest.approx(1e-4), pytest.approx(1e-2)]
     with pytest.raises(ParameterError, match="3 learning rates for 2 parameter groups"):
         opt.set_hypers(lr=[1e-3, 1e-2, 1e-1])
+
+
+def test_the_books_step_functions_bring_their_own_hyper_parameters_and_bad_values_are_named():
+    """Chapter 16's ``partial(Optimizer, cbs=[average_grad, momentum_step])`` starts from the step functions'
+    defaults (mom=0.9, as fastai's), ``set_hypers(mom=...)`` sets what they read, and a value that is not a number
+    is refused naming the hyper-parameter (lr=None made every weight NaN)."""
+    from functools import partial
+
+    from pipekit.core.errors import ParameterError
+    from pipekit.learn.optim import Optimizer, average_grad, momentum_step
+
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = partial(Optimizer, cbs=[average_grad, momentum_step])([w], lr=0.1)
+    assert opt.hypers == [{"lr": 0.1, "mom": 0.9, "wd": 0.0}]
+    w.grad = torch.ones(3)
+    opt.step()
+    opt.set_hypers(mom=0.5)
+    opt.step()  # grad_avg = 0.5 * 1 + 1 = 1.5
+    assert torch.allclose(w.data, torch.full((3,), 1 - 0.1 - 0.15))
+    with pytest.raises(ParameterError, match=r"set_hyper: lr=None is not a number"):
+        opt.set_hypers(lr=None)
+    with pytest.raises(ParameterError, match=r"got 2 values of wd for 1 parameter groups"):
+        opt.set_hypers(wd=[1e-2, 1e-3])
+    assert opt.hypers[0]["lr"] == 0.1 and torch.isfinite(w.data).all()

@@ -27,7 +27,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.registry import register
-from pipekit.core.validate import BOOL, Interval, Is, check
+from pipekit.core.validate import BOOL, Interval, Is, check, plain_number
 
 __all__ = ["Adam", "SGD", "RMSProp", "Optimizer", "OptimWrapper", "lr_range", "even_mults", "norm_params", "sgd_step",
            "weight_decay", "l2_reg", "average_grad", "average_sqr_grad", "momentum_step", "step_stat", "debias",
@@ -189,8 +189,14 @@ class HyperParams:
     def set_hyper(self, name: str, value: Any) -> None:
         """Set ``name`` ('lr', 'mom', 'sqr_mom', 'wd' or any torch group key) for all layer groups: one value for
         all, a list with one per group, or a ``slice`` spread over the groups as for learning rates."""
-        vals = lr_range(value, self.n_groups) if name == "lr" or isinstance(value, (slice, list, tuple, np.ndarray)) \
-            else np.full(self.n_groups, value)
+        values = value if isinstance(value, (list, tuple, np.ndarray)) else [value.start, value.stop] \
+            if isinstance(value, slice) else [value]
+        bad = next((v for v in values if v is not None and not _finite_number(v)), None)
+        if bad is not None or (not isinstance(value, slice) and any(v is None for v in values)):
+            raise ParameterError(f"set_hyper: {name}={value!r:.60} is not a number; give a number (or, per layer group, "
+                                 f"a list of numbers or a slice), e.g. set_hypers({name}=1e-3)")
+        vals = lr_range(value, self.n_groups, name) if name == "lr" or isinstance(
+            value, (slice, list, tuple, np.ndarray)) else np.full(self.n_groups, value)
         for gi in range(self.n_groups):
             self._set_layer_group(gi, name, float(vals[gi]))
 
@@ -231,6 +237,7 @@ class Optimizer(HyperParams, torch.optim.Optimizer):
         cbs = list(cbs) if isinstance(cbs, (list, tuple)) else [cbs]  # type: ignore[list-item]
         if not cbs or not all(callable(cb) for cb in cbs):
             raise ParameterError("Optimizer: cbs must be one or more step functions cb(p, lr, **hyper_and_state)")
+        defaults = {k: v for cb in cbs for k, v in getattr(cb, "defaults", {}).items()} | defaults
         if "wd" in defaults:  # kept as torch's key, so a layer group's weight decay can be switched off
             defaults["weight_decay"] = defaults.pop("wd")
         defaults.setdefault("weight_decay", 0.0)
@@ -245,7 +252,9 @@ class Optimizer(HyperParams, torch.optim.Optimizer):
         return self.param_groups[gi]
 
     def _set_layer_group(self, gi: int, name: str, value: Any) -> None:
-        _set_group(self.param_groups[gi], name, _as_float(value))
+        # its groups hold the hyper-parameters by their own names: one a step function reads (mom, sqr_mom, eps...)
+        # is set even where the group has none yet, as fastai's
+        self.param_groups[gi]["weight_decay" if name == "wd" else name] = _as_float(value)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
@@ -310,6 +319,13 @@ def average_sqr_grad(p: torch.Tensor, sqr_mom: float, dampening: bool = True, sq
     return {"sqr_avg": sqr_avg.mul_(sqr_mom).addcmul_(_grad(p), _grad(p), value=damp)}
 
 
+#: each step function's own hyper-parameters, which an ``Optimizer`` built with it starts from (fastai's
+#: ``average_grad.defaults``); what the Optimizer is given overrides them
+weight_decay.defaults = {"wd": 0.0}  # type: ignore[attr-defined]
+average_grad.defaults = {"mom": 0.9}  # type: ignore[attr-defined]
+average_sqr_grad.defaults = {"sqr_mom": 0.99}  # type: ignore[attr-defined]
+
+
 def momentum_step(p: torch.Tensor, lr: float, grad_avg: torch.Tensor, **kwargs: Any) -> None:
     """``p -= lr * grad_avg``."""
     p.data.add_(grad_avg, alpha=-lr)
@@ -330,6 +346,9 @@ def rms_prop_step(p: torch.Tensor, lr: float, sqr_avg: torch.Tensor, eps: float,
     """RMSProp: ``p -= lr * g / (sqrt(sqr_avg) + eps)`` (``g``: ``grad_avg`` with momentum, else the gradient)."""
     denom = sqr_avg.sqrt().add_(eps)
     p.data.addcdiv_(grad_avg if grad_avg is not None else _grad(p), denom, value=-lr)
+
+
+rms_prop_step.defaults = {"eps": 1e-8}  # type: ignore[attr-defined]
 
 
 def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,
@@ -612,8 +631,14 @@ LR_VALUE = Is(valid_lr, "a positive finite number, a slice of them, or a list")
 LR_OR_NONE = Is(lambda lr: lr is None or valid_lr(lr), "a positive finite number, a slice of them, a list or None")
 
 
-def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int) -> np.ndarray:
-    """Expand ``lr`` to one value per layer group.
+def _finite_number(v: Any) -> bool:
+    """Whether ``v`` is one finite number (a Python, NumPy or 0-d torch number; not a bool)."""
+    v = plain_number(v)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int, name: str = "lr") -> np.ndarray:
+    """Expand ``lr`` (or another hyper-parameter, ``name``) to one value per layer group.
 
     ``slice(hi)`` gives ``hi/10`` to every group but the last; ``slice(lo, hi)`` spaces values
     geometrically from ``lo`` (first group) to ``hi`` (last group).
@@ -628,7 +653,8 @@ def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int) ->
     if arr.size == 1:
         return np.full(n_groups, float(arr[0]))
     if arr.size != n_groups:
-        raise ParameterError(f"got {arr.size} learning rates for {n_groups} parameter groups; pass one value, "
+        what = "learning rates" if name == "lr" else f"values of {name}"
+        raise ParameterError(f"got {arr.size} {what} for {n_groups} parameter groups; pass one value, "
                              f"a slice, or exactly {n_groups} values")
     return arr
 
