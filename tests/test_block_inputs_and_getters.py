@@ -162,3 +162,13 @@ def test_a_path_format_under_the_empty_folder_names_relative_files():
     assert PathFormat("", "{name}")("imgs/7.png") == "7.png"
     assert PathFormat("/", "{name}")("imgs/7.png") == "/7.png"
     assert PathFormat("labels/", "{stem}_P{suffix}")("imgs/7.png") == "labels/7_P.png"
+
+
+def test_a_path_format_with_no_field_names_the_same_file_for_every_item():
+    """A format with no field (one mask file for every image) gives one name per item, not one in all."""
+    import polars as pl
+
+    from pipekit.data import PathFormat
+
+    items = pl.DataFrame({"path": ["a/1.png", "a/2.png", "b/3.png"]})
+    assert PathFormat("labels", "shared_mask.png").column(items).to_list() == ["labels/shared_mask.png"] * 3

@@ -274,3 +274,33 @@ def test_training_on_inputs_only_needs_a_loss_of_the_predictions_alone():
     assert torch.equal(before, learn.model.weight)
     preds, targs = learn.get_preds(dl=dls.valid)  # predictions need no loss
     assert preds.shape == (32, 4)
+
+
+def test_careless_seeds_epochs_and_weights_are_named_or_taken():
+    """test_dl(seed=None) draws a random seed (it crashed at the first batch), a seed or epoch that is not a whole
+    number from 0 is refused naming it, weights come as a column or a flat list alike, huge weights do not overflow,
+    and weights that are not numbers are named."""
+    import numpy as np
+    import pytest
+
+    import pipekit.datasets as D
+    from pipekit.core.errors import ParameterError
+    from pipekit.data import DataLoader
+    from pipekit.vision import ImageDataLoaders
+
+    path = D.path("mnist_tiny")
+    dls = ImageDataLoaders.from_folder(path, bs=16, seed=0, img_cls="L")
+    files = sorted((path / "test").glob("*.png"))[:8]
+    assert dls.test_dl(files, seed=None).one_batch()[0].shape[0] == 8
+    for bad in ("a", -1, 1.5, True):
+        with pytest.raises(ParameterError, match=r"seed=.* is not a seed; give a whole number from 0"):
+            dls.test_dl(files, seed=bad)
+    dl = DataLoader(list(range(10)), bs=4, shuffle=True, seed=0)
+    with pytest.raises(ParameterError, match=r"get_idxs: epoch=-1 is not an epoch"):
+        dl.get_idxs(-1)
+    n = len(dls.train_ds)
+    column = dl.new(dataset=list(range(n))).weighted(np.ones((n, 1)))
+    huge = dl.new(dataset=list(range(n))).weighted(np.full(n, 1e308))
+    assert len(column.get_idxs()) == n and len(huge.get_idxs()) == n
+    with pytest.raises(ParameterError, match=r"wgts must be numbers, one per training item .*got dict"):
+        dl.weighted({"a": 1})

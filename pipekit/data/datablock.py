@@ -726,8 +726,13 @@ class DataBlock(Component):
         """
         dls = self.dataloaders(source, bs=bs, **kwargs)
         dsets = dls.datasets
-        w = wgts.detach().cpu().numpy() if isinstance(wgts, torch.Tensor) else np.asarray(wgts, dtype=np.float64)
-        if dsets is None or w.ndim != 1 or len(w) != len(dsets.items):
+        try:  # one weight per item, as a flat list, array, Series or tensor, or a column of them ((n, 1))
+            w = (wgts.detach().cpu().double().numpy() if isinstance(wgts, torch.Tensor)
+                 else np.asarray(wgts, dtype=np.float64)).reshape(-1)
+        except (TypeError, ValueError):
+            raise ParameterError(f"DataBlock.weighted_dataloaders: wgts must be numbers, one per item of the source "
+                                 f"(a list, array, Series or tensor), got {type(wgts).__name__}") from None
+        if dsets is None or len(w) != len(dsets.items):
             raise ParameterError(f"DataBlock.weighted_dataloaders: wgts has {w.size} weight(s) and the source "
                                  f"{len(dsets.items) if dsets is not None else '?'} items; give one weight per item "
                                  "of the source (the training items' are kept), or one per training item to "

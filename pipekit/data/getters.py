@@ -725,7 +725,9 @@ class PathFormat(Getter):
             if field is not None:
                 part = parts.get(field)
                 pieces.append(pl.lit(part if part is not None else _path_part(paths, field)))
-        out = pl.select(pl.concat_str(pieces)).to_series()
+        # on the items' frame, with an empty piece of each path: one name per item even from a format with no field
+        pieces.append(pl.col("p").str.slice(0, 0))
+        out = paths.to_frame("p").select(pl.concat_str(pieces)).to_series()
         # a part of a path spelled '..' (an item 'a/../b.png') would lead out of the folder
         bad = out.str.slice(len(self.path)).str.contains(r"(^|/)\.\.(/|$)")
         if bad.any():

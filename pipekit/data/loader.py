@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from pipekit.core.errors import DataError, ParameterError, PipelineStepError
-from pipekit.core.validate import ARGUMENT_SYNONYMS, bs_or_batch_size, check_positive_int, unknown_names
+from pipekit.core.validate import (ARGUMENT_SYNONYMS, Interval, bs_or_batch_size, check_positive_int, plain_number,
+                                   unknown_names)
 from pipekit.data.probe import stage
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, as_list, runs_on_split
@@ -91,6 +92,25 @@ def table_attribute(holder: Any, name: str) -> Any:
                              "training or validation loader of tabular loaders (dls.train.xs, dls.valid_ds.y) or "
                              "of the table itself (dls.tabular.train.xs, to.valid.y)")
     return getattr(table, name)
+
+
+def loader_seed(seed: Any, who: str) -> int:
+    """The seed a loader draws its order and augmentation with: a whole number from 0 (NumPy's, Python's and 0-d
+    torch integers), or None for a random one.
+
+    >>> loader_seed(3, "DataLoader"), 0 <= loader_seed(None, "DataLoader") < 2**31
+    (3, True)
+    >>> loader_seed(-1, "DataLoader")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: DataLoader: seed=-1 is not a seed; give a whole number from 0 (or None for a random one)
+    """
+    if seed is None:
+        return int(np.random.randint(0, 2**31 - 1))
+    if not Interval(0, 2**64 - 1, integer=True).accepts(seed):
+        raise ParameterError(f"{who}: seed={seed!r:.40} is not a seed; give a whole number from 0 (or None for a "
+                             "random one)")
+    return int(plain_number(seed))
 
 
 class DataLoader:
@@ -167,7 +187,7 @@ class DataLoader:
         if len(dataset) == 0 and not allow_empty:  # a loader of new items (test_dl) may hold none: no batch
             raise ParameterError("DataLoader: the dataset is empty; check the items and the split")
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last
-        self.seed = int(seed) if seed is not None else int(np.random.randint(0, 2**31 - 1))
+        self.seed = loader_seed(seed, "DataLoader")
         self.device = torch.device(device) if device is not None else default_device()
         self.batch_tfms = (batch_tfms if isinstance(batch_tfms, BatchPipeline)
                            else BatchPipeline(batch_tfms or []))
@@ -306,7 +326,10 @@ class DataLoader:
         >>> sorted(dl.get_idxs().tolist()), dl.get_idxs().tolist() == dl.get_idxs(0).tolist()
         ([0, 1, 2, 3, 4, 5], True)
         """
-        epoch = self.epoch if epoch is None else int(epoch)
+        if epoch is not None and not Interval(0, None, integer=True).accepts(epoch):
+            raise ParameterError(f"get_idxs: epoch={epoch!r:.40} is not an epoch; give a whole number from 0 (or "
+                                 "leave it out for the next one, dl.epoch)")
+        epoch = self.epoch if epoch is None else int(plain_number(epoch))
         if not self.shuffle:
             return np.arange(self.n)
         rng = np.random.default_rng([self.seed, epoch])
@@ -328,8 +351,12 @@ class DataLoader:
         probability proportional to ``wgts[i]``, as fastai's ``WeightedDL``: the draws come from the loader's
         ``(seed, epoch)`` generator, so the same seed draws the same items. It is shuffled (an unshuffled loader
         reads its items in order, as fastai's does)."""
-        w = np.asarray(wgts, dtype=np.float64).reshape(-1) if not isinstance(wgts, torch.Tensor) else \
-            wgts.detach().cpu().double().numpy().reshape(-1)
+        try:
+            w = np.asarray(wgts, dtype=np.float64).reshape(-1) if not isinstance(wgts, torch.Tensor) else \
+                wgts.detach().cpu().double().numpy().reshape(-1)
+        except (TypeError, ValueError):
+            raise ParameterError(f"weighted: wgts must be numbers, one per training item (a list, array, Series or "
+                                 f"tensor), got {type(wgts).__name__}") from None
         if len(w) != self.n:
             raise ParameterError(f"weighted: wgts has {len(w)} weights and the loader {self.n} items; give one weight "
                                  "per training item (for a DataBlock's items, dblock.weighted_dataloaders(source, "
@@ -337,8 +364,9 @@ class DataLoader:
         bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
         if len(bad):
             raise ParameterError(f"weighted: wgts[{int(bad[0])}] is {w[bad[0]]}; weights are finite numbers >= 0")
-        if w.sum() <= 0:
+        if w.max(initial=0.0) <= 0:
             raise ParameterError("weighted: every weight in wgts is 0; give at least one item a positive weight")
+        w = w / w.max()  # to 0..1 first: a sum of huge weights would overflow to inf
         if n is not None:
             check_positive_int("weighted", "n", n)
         self._check_own_plan("weighted")
@@ -575,6 +603,8 @@ class DataLoader:
                 v = torch.device(v)
             if k == "bs":
                 check_positive_int("DataLoader", "bs", v)
+            if k == "seed":
+                v = loader_seed(v, "DataLoader.new (also behind dls.test_dl)")
             setattr(dl, k, v)
         if "shuffle" in kwargs and "augment" not in kwargs:
             dl.augment = bool(kwargs["shuffle"]) and self.augment
