@@ -304,3 +304,22 @@ def test_careless_seeds_epochs_and_weights_are_named_or_taken():
     assert len(column.get_idxs()) == n and len(huge.get_idxs()) == n
     with pytest.raises(ParameterError, match=r"wgts must be numbers, one per training item .*got dict"):
         dl.weighted({"a": 1})
+
+
+def test_a_text_classifiers_vocab_indexed_by_predictions_names_the_block_to_index():
+    """``dls.vocab[preds.argmax(1)]`` (an image classifier's spelling) on a text classifier, whose ``dls.vocab`` is
+    ``[tokens, classes]``: a TypeError saying to index the classes, not Python's bare one; ints index as a list."""
+    import pandas as pd
+    import pytest
+    import torch
+
+    import pipekit.datasets as D
+    from pipekit.text import TextDataLoaders
+
+    df = pd.read_csv(D.path("imdb_sample") / "texts.csv").head(60)
+    dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_pct=0.2, seed=0, bs=16)
+    assert list(dls.vocab[1]) == ["negative", "positive"] and dls.vocab[0][:2] == ["xxunk", "xxpad"]
+    assert dls.vocab == [dls.vocab[0], dls.vocab[1]]
+    with pytest.raises(TypeError, match=r"indexed by block first: dls.vocab\[-1\]\[preds.argmax\(1\)\]"):
+        dls.vocab[torch.tensor([1, 0])]
+    assert [dls.vocab[-1][i] for i in torch.tensor([1, 0]).tolist()] == ["positive", "negative"]

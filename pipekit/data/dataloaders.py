@@ -164,9 +164,33 @@ def target_block_of_steps(steps: Sequence[Any]) -> Any:
     return None
 
 
+class Vocabs(list):
+    """The vocabs of several blocks, in block order (a text classifier's ``dls.vocab``: ``[tokens, classes]``): a
+    list, indexed by block. Indexed by predictions (a tensor or array of class indices, as one vocab is), it says
+    which block's vocab names them, where a list would give Python's bare TypeError.
+
+    >>> import torch
+    >>> v = Vocabs([["xxunk", "the"], ["negative", "positive"]])
+    >>> v[1], v == [["xxunk", "the"], ["negative", "positive"]]
+    (['negative', 'positive'], True)
+    >>> v[torch.tensor([1, 0])]
+    Traceback (most recent call last):
+    ...
+    TypeError: dls.vocab holds the vocab of each of 2 blocks (a text classifier's: [tokens, classes]), so it is indexed by block first: dls.vocab[-1][preds.argmax(1)] names the predicted classes (or learn.dls.vocab[1])
+    """
+
+    def __getitem__(self, i: Any) -> Any:
+        if not isinstance(i, (int, slice)) and hasattr(i, "__len__") or (
+                hasattr(i, "ndim") and getattr(i, "ndim", 0) > 0):
+            raise TypeError(f"dls.vocab holds the vocab of each of {len(self)} blocks (a text classifier's: [tokens, "
+                            "classes]), so it is indexed by block first: dls.vocab[-1][preds.argmax(1)] names the "
+                            "predicted classes (or learn.dls.vocab[1])")
+        return super().__getitem__(i)
+
+
 def _one_or_list(vocabs: list[Any]) -> Any:
     """None for no vocab, the vocab itself for one, else the list of them (fastai's gathering of ``vocab``)."""
-    return None if not vocabs else vocabs[0] if len(vocabs) == 1 else vocabs
+    return None if not vocabs else vocabs[0] if len(vocabs) == 1 else Vocabs(vocabs)
 
 
 def data_vocab(blocks: Sequence[Any], n_inp: int) -> Any:
