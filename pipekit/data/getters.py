@@ -717,14 +717,16 @@ class PathFormat(Getter):
         import string
 
         paths = path_column(items, "PathFormat").str.replace_all(r"\\", "/")
-        parts = {"parent": paths.str.split("/").list.get(-2, null_on_oob=True).fill_null("")}
+        parts: dict[str, pl.Series] = {}  # each field the format uses, read once from the column
         pieces: list[pl.Expr] = [pl.lit(_folder_prefix(self.path))]
         for text, field, _, _ in string.Formatter().parse(self.fmt):
             if text:
                 pieces.append(pl.lit(text))
             if field is not None:
-                part = parts.get(field)
-                pieces.append(pl.lit(part if part is not None else _path_part(paths, field)))
+                if field not in parts:  # parent: the folder's name only (parent_label's), never a path above it
+                    parts[field] = paths.str.split("/").list.get(-2, null_on_oob=True).fill_null("") \
+                        if field == "parent" else _path_part(paths, field)
+                pieces.append(pl.lit(parts[field]))
         # on the items' frame, with an empty piece of each path: one name per item even from a format with no field
         pieces.append(pl.col("p").str.slice(0, 0))
         out = paths.to_frame("p").select(pl.concat_str(pieces)).to_series()

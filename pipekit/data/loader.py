@@ -419,9 +419,7 @@ class DataLoader:
             return self.dataset.gather(entry)
         positions = np.asarray(entry, dtype=np.int64)
         if isinstance(self.dataset, ItemsDataset):
-            items = [self.dataset.item(int(r)) for r in self.dataset.idxs[positions]]
-            if self.dataset.before_batch is not None:
-                items = self.dataset.before_batch(items)
+            items = self.dataset.items_at(positions)
         else:
             items = [self.dataset[int(p)] for p in positions]
         for f in self.batch_steps:
@@ -1259,11 +1257,13 @@ class ItemsDataset:
         """As given, else fastai's: the parts but the last (one part: it is the input)."""
         return self._n_inp if self._n_inp is not None else max(1, len(self._first()) - 1)
 
-    def gather(self, positions: np.ndarray, deferred: Sequence[int] = ()) -> tuple:
+    def items_at(self, positions: np.ndarray) -> list:
+        """The items at ``positions``, made one by one and through ``before_batch``: a batch before collation."""
         items = [self.item(int(r)) for r in self.idxs[np.asarray(positions, dtype=np.int64)]]
-        if self.before_batch is not None:
-            items = self.before_batch(items)
-        return collate_items(items)
+        return self.before_batch(items) if self.before_batch is not None else items
+
+    def gather(self, positions: np.ndarray, deferred: Sequence[int] = ()) -> tuple:
+        return collate_items(self.items_at(positions))
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ItemsDataset:
         """The items at ``positions``, of split ``split_idx`` (None: this dataset's)."""

@@ -27,7 +27,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.registry import register
-from pipekit.core.validate import BOOL, Interval, Is, check, plain_number
+from pipekit.core.validate import BOOL, Interval, Is, check, finite_number
 
 __all__ = ["Adam", "SGD", "RMSProp", "Optimizer", "OptimWrapper", "lr_range", "even_mults", "norm_params", "sgd_step",
            "weight_decay", "l2_reg", "average_grad", "average_sqr_grad", "momentum_step", "step_stat", "debias",
@@ -191,7 +191,7 @@ class HyperParams:
         all, a list with one per group, or a ``slice`` spread over the groups as for learning rates."""
         values = value if isinstance(value, (list, tuple, np.ndarray)) else [value.start, value.stop] \
             if isinstance(value, slice) else [value]
-        bad = next((v for v in values if v is not None and not _finite_number(v)), None)
+        bad = next((v for v in values if v is not None and finite_number(v) is None), None)
         if bad is not None or (not isinstance(value, slice) and any(v is None for v in values)):
             raise ParameterError(f"set_hyper: {name}={value!r:.60} is not a number; give a number (or, per layer group, "
                                  f"a list of numbers or a slice), e.g. set_hypers({name}=1e-3)")
@@ -629,12 +629,6 @@ def valid_lr(lr: Any) -> bool:
 #: the constraint on a learning rate argument (``fit``'s ``lr``, ``fit_one_cycle``'s ``lr_max``, ...)
 LR_VALUE = Is(valid_lr, "a positive finite number, a slice of them, or a list")
 LR_OR_NONE = Is(lambda lr: lr is None or valid_lr(lr), "a positive finite number, a slice of them, a list or None")
-
-
-def _finite_number(v: Any) -> bool:
-    """Whether ``v`` is one finite number (a Python, NumPy or 0-d torch number; not a bool)."""
-    v = plain_number(v)
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int, name: str = "lr") -> np.ndarray:

@@ -196,14 +196,18 @@ _LOGITS = (lambda x: np.log(x / (1 - x)))(np.clip(np.arange(256) / 255.0, _EPS, 
 def _colour_cv2(img: np.ndarray, m: np.ndarray, hue: float) -> None:
     """Light uint8 RGB ``img`` (h, w, 3) in place, in float: ``m`` (3, 4) in logit space (see
     :meth:`AugmentPlan.colour_maps`), then the hue turned by ``hue`` (turns) in HSV."""
-    y = cv2.transform(_LOGITS[img], m)
-    cv2.exp(-y, y)
-    x = 1 / (1 + y)
+    x = cv2.transform(_LOGITS[img], m)  # float32 throughout, in place: the sigmoid, then 0..255
+    cv2.exp(-x, x)
+    x += 1
+    np.reciprocal(x, out=x)
     if hue:
-        hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # float: hue in degrees
-        hsv[..., 0] = np.mod(hsv[..., 0] + np.float32(360 * hue), 360)
-        x = np.asarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), np.float64)
-    np.copyto(img, np.clip(np.rint(x * 255), 0, 255).astype(np.uint8))
+        x = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # float: hue in degrees
+        x[..., 0] = np.mod(x[..., 0] + np.float32(360 * hue), 360)
+        x = cv2.cvtColor(x, cv2.COLOR_HSV2RGB)
+    x *= 255
+    np.rint(x, out=x)
+    np.clip(x, 0, 255, out=x)
+    np.copyto(img, x, casting="unsafe")
 
 
 def _turn_hue(x: torch.Tensor, turns: torch.Tensor) -> torch.Tensor:

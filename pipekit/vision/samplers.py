@@ -220,7 +220,7 @@ class FlipVert(AffineSampler):
 
 
 #: the 8 symmetries of the square as output -> input matrices: the identity, the mirrors and the quarter turns
-DIHEDRAL = np.array([[[a, 0, 0], [0, b, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)]
+_DIHEDRAL = np.array([[[a, 0, 0], [0, b, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)]
                      + [[[0, a, 0], [b, 0, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)])
 
 
@@ -243,7 +243,7 @@ class Dihedral(AffineSampler):
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
         on = rng.uniform(size=n) < self.p
         k = rng.integers(0, 8 if out_hw[0] == out_hw[1] else 4, n)
-        return np.where(on[:, None, None], DIHEDRAL[k], eye_stack(n))
+        return np.where(on[:, None, None], _DIHEDRAL[k], eye_stack(n))
 
 
 class Contrast(LightingSampler):

@@ -26,7 +26,7 @@ from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, A
                                     map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
 from pipekit.vision.geometry import eye_stack, size2
-from pipekit.vision.samplers import DIHEDRAL, ResizedCrop, Sampler
+from pipekit.vision.samplers import Dihedral, Flip, ResizedCrop, Sampler
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 mnist_stats = ([0.131], [0.308])
@@ -259,7 +259,7 @@ class FlipItem(BatchAugment):
         super().__init__(AugmentSettings(do_flip=False, max_rotate=0.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0))
 
     def matrices(self, n: int, rng: np.random.Generator, out_hw: tuple[int, int]) -> np.ndarray:
-        return eye_stack(n, np.where(rng.uniform(size=n) < self.p, -1.0, 1.0))
+        return Flip(p=self.p).matrices(n, rng, out_hw, out_hw)  # the batch sampler's draw, on the item stream
 
     def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool,
              source_sizes: np.ndarray | None = None) -> AugmentPlan:
@@ -286,9 +286,7 @@ class DihedralItem(FlipItem):
         super().__init__(p)
 
     def matrices(self, n: int, rng: np.random.Generator, out_hw: tuple[int, int]) -> np.ndarray:
-        on = rng.uniform(size=n) < self.p
-        k = rng.integers(0, 8 if out_hw[0] == out_hw[1] else 4, n)
-        return np.where(on[:, None, None], DIHEDRAL[k], eye_stack(n))
+        return Dihedral(p=self.p).matrices(n, rng, out_hw, out_hw)  # the batch sampler's draw, on the item stream
 
 
 class AugmentThenFloat:
