@@ -407,13 +407,61 @@ def cleaner_ch2() -> dict:
             "valid_cats": labels.count("cats"), "valid_dogs": labels.count("dogs")}
 
 
+def chapters_7_15_16_19() -> dict:
+    """Chapter 16's callback adding a penalty in place to ``self.learn.loss`` under an RMSE loss, its ``Optimizer``
+    of step functions with their own ``mom`` and ``set_hypers``; chapter 15's ``get_text_classifier(AWD_LSTM, ...)``;
+    chapter 19's ``defaults.cpus``; chapter 7's ``fine_tune`` of a model trained from scratch (one parameter group:
+    1 + n epochs, as fastai) and a final fit on every item (``valid_pct=0``: no validation scores)."""
+    from functools import partial
+
+    import torch.nn.functional as F
+    from torch import nn
+
+    from pipekit.basics import defaults
+    from pipekit.data import CategoryBlock, DataBlock, RandomSplitter, get_image_files, parent_label
+    from pipekit.learn import Callback, Learner, accuracy
+    from pipekit.learn.optim import Optimizer, average_grad, momentum_step
+    from pipekit.text.models import AWD_LSTM, awd_lstm_clas_config, get_text_classifier
+    from pipekit.vision import ImageBlock
+
+    pipekit.set_seed(0)
+    dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                    splitter=RandomSplitter(valid_pct=0, seed=0)).dataloaders(path("mnist_tiny") / "train", bs=64,
+                                                                                seed=0)
+
+    def rmse(pred, targ):  # noqa: ANN001, ANN202  (the book's)
+        return torch.sqrt(F.mse_loss(pred.softmax(1)[:, 1], targ.float()))
+
+    class Penalty(Callback):
+        def after_loss(self):  # noqa: ANN202  (the book's spelling)
+            self.learn.loss += 0.01 * sum(p.pow(2).sum() for p in self.learn.model.parameters())
+
+    class Epochs(Callback):
+        n = 0
+
+        def before_epoch(self):  # noqa: ANN202
+            Epochs.n += 1
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2))
+    learn = Learner(dls, model, loss_func=rmse, metrics=accuracy, cbs=[Penalty(), Epochs()])
+    learn.fine_tune(1, 1e-2)  # one group: the frozen epoch runs too, as fastai's
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = partial(Optimizer, cbs=[average_grad, momentum_step])([w], lr=0.1)
+    mom = opt.hypers[0]["mom"]
+    opt.set_hypers(mom=0.5)
+    clf = get_text_classifier(AWD_LSTM, 100, 2, config=dict(awd_lstm_clas_config, emb_sz=16, n_hid=32, n_layers=1))
+    return {"epochs": Epochs.n, "valid": learn.recorder.values[-1][1:], "train_loss": learn.recorder.values[-1][0],
+            "mom": (mom, opt.hypers[0]["mom"]), "clf_out": tuple(clf(torch.randint(2, 100, (3, 20))).shape),
+            "cpus": min(16, defaults.cpus)}
+
+
 def main(quick: bool = False) -> dict:
     t0 = time.perf_counter()
     out = {"collab": collab_from_scratch(2 if quick else 5),
            "tabular": tabular_ensemble(6000 if quick else 32561, 1 if quick else 4),
            "tokens": tokenizer_by_hand(), "tfmdlists": tfmdlists_of_files(), "siamese": siamese_pairs(),
            "scratch": linear_from_scratch(5 if quick else 10), "augment": augmentation_ch2(),
-           "cleaner": cleaner_ch2(), "ch11_15_17": chapters_11_15_17()}
+           "cleaner": cleaner_ch2(), "ch11_15_17": chapters_11_15_17(), "ch7_16_19": chapters_7_15_16_19()}
     c, t, k, s = out["collab"], out["tabular"], out["tokens"], out["tfmdlists"]
     print(f"result: book_spellings{' quick' if quick else ''} ch8_mse={c['mse']:.4f} "
           f"(mean rating {c['mean_rating_mse']:.4f}) ch8_closest_to_{c['movie']}={'/'.join(c['closest'])} ch9_rf={t['rf_sklearn']:.4f} ch9_net={t['net']:.4f} "
@@ -434,6 +482,10 @@ def main(quick: bool = False) -> dict:
           f"ch17_nan_stop={'quiet' if out['ch11_15_17']['nan_stop'] else 'NONE'} "
           f"ch8_mse_loss={c['mse_torch_loss']:.4f} ch10_dls_vocab={'+'.join(k['dls_vocab'][0])}/{'+'.join(k['dls_vocab'][1])} "
           f"ch4_array={'x'.join(map(str, out['scratch']['corner']))} ch4_trainable={out['scratch']['trainable']} "
+          f"ch7_fine_tune_epochs={out['ch7_16_19']['epochs']} ch7_final_fit_valid={out['ch7_16_19']['valid'][0]} "
+          f"ch16_penalty_loss={out['ch7_16_19']['train_loss']:.4f} "
+          f"ch16_mom={out['ch7_16_19']['mom'][0]}->{out['ch7_16_19']['mom'][1]} "
+          f"ch15_text_classifier={'x'.join(map(str, out['ch7_16_19']['clf_out']))} ch19_cpus={out['ch7_16_19']['cpus']} "
           f"time={time.perf_counter() - t0:.1f}s")
     return out
 

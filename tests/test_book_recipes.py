@@ -132,6 +132,13 @@ def test_book_spellings_run_as_the_book_writes_them(capsys):
     assert "ch10_dls_vocab=xxunk+xxpad/negative+positive" in line
     assert out["scratch"]["corner"] == (6, 6) and out["scratch"]["trainable"] == 2
     assert "ch4_array=6x6 ch4_trainable=2" in line
+    # chapters 7, 15, 16 and 19: fine_tune of one group runs 1 + 1 epochs, a final fit records no validation loss,
+    # the in-place penalty trains under an RMSE loss, the step functions' own mom, fastai's get_text_classifier form
+    b = out["ch7_16_19"]
+    assert b["epochs"] == 2 and b["valid"][0] is None and 0 < b["train_loss"] < 1 and b["mom"] == (0.9, 0.5)
+    assert b["clf_out"] == (3, 2) and b["cpus"] >= 1
+    assert "ch7_fine_tune_epochs=2 ch7_final_fit_valid=None" in line and "ch16_mom=0.9->0.5" in line
+    assert "ch15_text_classifier=3x2" in line
     # chapter 8: the model written from scratch learns (it would saturate from torch's N(0, 1) embeddings)
     assert c["mse"] < 0.9 * c["mean_rating_mse"], line
     # ... and its lookups: o2i of the most rated movie is its row, which is closest to itself
