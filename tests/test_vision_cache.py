@@ -122,3 +122,41 @@ def test_item_transform_parameters_are_validated():
         CropPad(10, pad_mode="mirror")
     with pytest.raises(ValueError, match="min_scale"):
         RandomResizedCrop(10, min_scale=1.5)
+
+
+class _Inverting(Resize):
+    """A user's subclass of Resize whose code changes between two builds (``flip`` stands for an edit)."""
+
+    flip = True
+
+    def apply(self, img, nearest=False):
+        out = super().apply(img, nearest)
+        return 255 - out if type(self).flip else out
+
+
+class _InvertingCrop(RandomResizedCrop):
+    def apply(self, img, nearest=False):
+        return 255 - super().apply(img, nearest)
+
+
+def _mnist_dls(tfm, cache):
+    from pipekit.data import CategoryBlock, DataBlock, RandomSplitter, get_image_files, parent_label
+    from pipekit.vision import ImageBlock
+
+    dblock = DataBlock(blocks=(ImageBlock(cls="L", cache_dir=cache), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=RandomSplitter(0.2, seed=42), item_tfms=[tfm])
+    return dblock.dataloaders(D.path("mnist_tiny") / "train", bs=16, seed=0)
+
+
+def test_a_users_subclass_of_an_item_transform_is_not_served_from_the_cache(tmp_path, monkeypatch):
+    # its code can change between two runs under the same class name and settings: each build runs it, as fastai
+    cache = tmp_path / "cache"
+    first = float(np.asarray(_mnist_dls(_Inverting(28), cache).train_ds[0][0], np.float32).mean())
+    monkeypatch.setattr(_Inverting, "flip", False)
+    second = float(np.asarray(_mnist_dls(_Inverting(28), cache).train_ds[0][0], np.float32).mean())
+    assert first > 200 and second < 60  # MNIST digits are dark on black: inverted, then as they are
+    assert not list(cache.rglob("*.npy"))  # nothing of theirs was written
+    # a subclass of RandomResizedCrop does not take the built-in's entry of the same settings
+    plain = _mnist_dls(RandomResizedCrop(28), cache).valid.one_batch()[0].float().mean()
+    sub = _mnist_dls(_InvertingCrop(28), cache).valid.one_batch()[0].float().mean()
+    assert sub > 0.5 > plain

@@ -213,6 +213,21 @@ def cache_folder(cache_dir: str | os.PathLike | bool | None, sub: str) -> Path |
     return Path(cache_dir) / sub
 
 
+
+def keyed_by_settings(obj: Any) -> bool:
+    """Whether the on-disk cache may keep what ``obj`` (a tokenizer, an image item transform) makes under its class
+    name and settings: only when its class is pipekit's own, whose settings say all its output depends on. A class of
+    the user's (a subclass of ``Resize`` or ``Tokenizer`` overriding how it works) can change between two runs under
+    the same name and settings, so its output is made afresh at each build, as fastai runs it each time.
+
+    >>> from pipekit.vision import Resize
+    >>> class MyResize(Resize): ...
+    >>> MyResize.__module__ = "__main__"  # as a script's class is
+    >>> keyed_by_settings(Resize(28)), keyed_by_settings(MyResize(28))
+    (True, False)
+    """
+    return type(obj).__module__.startswith("pipekit.")
+
 #: The kinds of on-disk cache (the names ``clear_cache`` and ``pipekit cache`` take) and their sub-folders of
 #: ``$PIPEKIT_CACHE``: presized images (:mod:`pipekit.vision.cache`) and token ids (:mod:`pipekit.text.store`).
 CACHE_KINDS = {"images": "images", "tokens": "text"}

@@ -26,7 +26,7 @@ from pipekit.core.component import param_names
 from pipekit.core.errors import DataError, ParameterError, PipekitError
 from pipekit.core.validate import BOOL, Interval, Is, Options, check, unknown_names
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.cache import cache_folder, warn_rebuild
+from pipekit.data.cache import cache_folder, keyed_by_settings, warn_rebuild
 from pipekit.text.hf_tokenizer import HFTokenizer
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
@@ -265,7 +265,7 @@ class TextBlock(TransformBlock):
         """Whether this tokenizer's tokens are cached: pipekit's own tokenizers, whose settings say all their tokens
         depend on. A tokenizer class of the user's (a subclass changing ``encode_texts``) can change between two
         runs under the same name and settings, so its tokens are made afresh at each build."""
-        return type(tok).__module__.startswith("pipekit.")
+        return keyed_by_settings(tok)
 
     @staticmethod
     def _tokens_depend_on_split(tok: Tokenizer) -> bool:
