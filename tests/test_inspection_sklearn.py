@@ -50,6 +50,12 @@ def test_pd_of_sklearn_forest_matches_hand_and_grid_raw_is_in_raw_units(ross, tm
     assert np.allclose(pdep.grid_raw[0][[0, -1]], np.quantile(raw, [0.05, 0.95]), rtol=1e-3)
     assert np.allclose(pdep.grid_raw[0], pdep.grid_labels[0])
     assert plot_partial_dependence(pdep, tmp_path / "customers.png").exists()
+    # scikit-learn's and plot_partial_dependence's name for the number of points reads the same grid
+    same = partial_dependence(rf, tab.valid, "Customers", grid_resolution=6, n_rows=None)
+    np.testing.assert_array_equal(same.grid[0], pdep.grid[0])
+    np.testing.assert_allclose(same.average, pdep.average)
+    with pytest.raises(ParameterError, match="not both"):
+        partial_dependence(rf, tab.valid, "Customers", grid=6, grid_resolution=6)
 
 
 def test_pd_of_sklearn_forest_categorical_and_2d(ross):

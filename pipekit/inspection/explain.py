@@ -422,8 +422,9 @@ def _repeat_with(X: Any, names: list[str], feats: Sequence[str], combos: list[np
 
 
 def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kind: str = "average",
-                       grid: int | Sequence | dict = 20, target_class: Any = None, n_rows: int | None = 1000,
-                       seed: int = 0) -> PartialDependence:
+                       grid: int | Sequence | dict | None = None, target_class: Any = None,
+                       n_rows: int | None = 1000, seed: int = 0, grid_resolution: int | None = None
+                       ) -> PartialDependence:
     """Average (and/or per-row, ``kind="individual"``/``"both"``) prediction when ``features`` (one name, or
     two for a 2-D surface) are set to each grid value for every row (the book's YearMade analysis).
 
@@ -434,12 +435,18 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     Polars frame or 2-d array as given to its ``fit`` (raw rows: text and category columns are categorical).
 
     ``grid``: number of quantile points for continuous columns (categories use every value present), explicit
-    values (in the units of ``data``), or a dict per feature. Classification uses the probability of
+    values (in the units of ``data``), or a dict per feature; 20 points when neither it nor ``grid_resolution``
+    (scikit-learn's and :func:`plot_partial_dependence`'s name for a number of points) is given. Classification uses the probability of
     ``target_class`` (default: the last class, the positive one for binary). ``n_rows`` rows are sampled
     (seeded) to keep it fast.
     """
     check("partial_dependence", kind=(kind, Options("average", "individual", "both")),
-          n_rows=(n_rows, Interval(1, None, integer=True, none_ok=True)))
+          n_rows=(n_rows, Interval(1, None, integer=True, none_ok=True)),
+          grid_resolution=(grid_resolution, Interval(2, None, integer=True, none_ok=True)))
+    if grid is not None and grid_resolution is not None:
+        raise ParameterError(f"partial_dependence: give grid ({grid!r:.40}) or grid_resolution ({grid_resolution}), "
+                             "not both: grid_resolution is a number of grid points, grid that number or the values")
+    grid = grid_resolution if grid_resolution is not None else 20 if grid is None else grid
     feats = (features,) if isinstance(features, str) else tuple(features)
     if len(feats) not in (1, 2):
         raise ParameterError(f"features must be one column name or a pair, got {features!r}")
