@@ -59,3 +59,27 @@ def test_summary_show_true_still_prints_once_and_returns_nothing(learn, capsys):
     assert learn.summary(show=True) is None
     out = capsys.readouterr().out
     assert out == learn.summary() + "\n" and out.count("Total params") == 1
+
+
+def test_a_text_classifiers_summary_lists_each_layer_once_and_its_rows_add_up():
+    # its encoder calls the LSTM once per chunk of text and reads the embedding's weights itself (no call)
+    import polars as pl
+
+    import pipekit.datasets as D
+    from pipekit.text import AWD_LSTM, TextDataLoaders, text_classifier_learner
+
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(120)
+    dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_pct=0.2, min_freq=3, cache_dir=False,
+                                  bs=16, seed=0, seq_len=24)
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=16, n_hid=32, n_layers=1), pretrained=False,
+                                    seq_len=24)
+    rows = [line.split() for line in learn.summary().splitlines()[2:] if line[:1].isdigit()]
+    names = [r[0] for r in rows]
+    assert len(names) == len(set(names))  # once each
+    lstm = next(r for r in rows if r[0].endswith("lstm"))
+    assert lstm[1] == "LSTM" and lstm[2].startswith("x") and int(lstm[2][1:]) > 1  # called once per chunk
+    emb = next(r for r in rows if r[0].endswith("encoder"))  # the embedding, not called: no output
+    assert emb[1] == "Embedding" and "not called" in " ".join(emb) and names.index(emb[0]) < names.index(lstm[0])
+    total = sum(p.numel() for p in learn.model.parameters())
+    counts = [int(next(v for v in r[2:] if v.replace(",", "").isdigit()).replace(",", "")) for r in rows]
+    assert sum(counts) == total

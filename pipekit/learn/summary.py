@@ -76,15 +76,19 @@ def summary(learn: Learner, show: bool = False, max_rows: int = 200) -> SummaryT
     xb = batch_parts(learn.dls.train)[: learn.dls.n_inp]
     xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
 
+    leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+    calls: dict[str, int] = {}  # each layer's number of calls, in the order of their first call
+
     def hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
         def fn(module: nn.Module, inp: Any, out: Any) -> None:
-            ps = list(module.parameters(recurse=False))
-            n = sum(p.numel() for p in ps)
-            rows.append((name, type(module).__name__, _shape(out), n, any(p.requires_grad for p in ps)))
+            if name not in calls:  # its first output
+                ps = list(module.parameters(recurse=False))
+                rows.append((name, type(module).__name__, _shape(out), sum(p.numel() for p in ps),
+                             any(p.requires_grad for p in ps)))
+            calls[name] = calls.get(name, 0) + 1
         return fn
 
-    hooks = [m.register_forward_hook(hook(name)) for name, m in model.named_modules()
-             if not list(m.children())]
+    hooks = [m.register_forward_hook(hook(name)) for name, m in leaves]
     was_training = model.training
     model.eval()
     try:
@@ -94,7 +98,31 @@ def summary(learn: Learner, show: bool = False, max_rows: int = 200) -> SummaryT
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return _table(learn, model, rows, f"input {', '.join(_shape(x) for x in xb)}", show, max_rows)
+    return _table(learn, model, _once_each(rows, calls, leaves), f"input {', '.join(_shape(x) for x in xb)}", show,
+                  max_rows)
+
+
+def _once_each(rows: list[tuple[str, str, str, int, bool]], calls: dict[str, int],
+               leaves: list[tuple[str, nn.Module]]) -> list[tuple[str, str, str, int, bool]]:
+    """The rows of the layers a forward pass called, once each in the order of their first call, the type marked
+    with the number of calls of a layer called several times (a text encoder's LSTM, once per chunk of text: ``LSTM
+    x16``); and the layers of parameters it did not call (an embedding whose weights the model reads itself), with
+    no output, each before the first called layer that follows it in the model, so the rows add up to the total."""
+    out = [(name, f"{kind} x{calls[name]}" if calls[name] > 1 else kind, shape, n, tr)
+           for name, kind, shape, n, tr in rows]
+    position = {name: i for i, (name, *_) in enumerate(out)}
+    waiting: list[tuple[str, str, str, int, bool]] = []
+    placed: dict[int, list[tuple[str, str, str, int, bool]]] = {}
+    for name, m in leaves:
+        if name in position:
+            if waiting:
+                placed.setdefault(position[name], []).extend(waiting)
+                waiting = []
+        elif (ps := list(m.parameters(recurse=False))):
+            waiting.append((name, type(m).__name__, "- (not called)", sum(p.numel() for p in ps),
+                            any(p.requires_grad for p in ps)))
+    ordered = [r for i, row in enumerate(out) for r in (*placed.get(i, ()), row)]
+    return ordered + waiting
 
 
 def _table(learn: Learner, model: nn.Module, rows: list[tuple[str, str, str, int, bool]], what: str, show: bool,
