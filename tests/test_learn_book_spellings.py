@@ -15,7 +15,7 @@ import pipekit.datasets as D
 from pipekit.core.errors import ParameterError
 from pipekit.data import DataLoaders, TensorStore
 from pipekit.data.external import read_idx
-from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, OptimWrapper, simple_cnn
+from pipekit.learn import Callback, CrossEntropyLossFlat, Learner, OptimWrapper, ProgressCallback, simple_cnn
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +178,15 @@ def test_no_bar_and_no_logging_switch_off_the_bar_and_the_table_for_the_block(dl
     assert len(learn.recorder.values) == 1  # still recorded
     learn.fit(1, 1e-3)  # both back after the blocks
     assert seen.bar_ and "train_loss" in capsys.readouterr().out
+
+
+def test_lr_find_shows_the_progress_bar_without_the_table_and_no_bar_hides_it(dls, monkeypatch, capsys):
+    monkeypatch.delenv("PIPEKIT_QUIET", raising=False)
+    seen = SeesBar()
+    learn = learner(dls, cbs=seen)
+    learn.lr_find(num_it=5, show_plot=False)
+    assert seen.bar_ and "train_loss" not in capsys.readouterr().out  # a bar over the sweep, as fastai's; no table
+    with learn.no_bar():
+        learn.lr_find(num_it=5, show_plot=False)
+    assert not seen.bar_
+    assert sum(isinstance(c, ProgressCallback) for c in learn.cbs) == 1  # the learner's own, as it was

@@ -473,7 +473,8 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     ``lr_find_losses``, ``lr_find_suggestions``) for ``learn.recorder.plot_lr_find()``, and is its per-batch record
     (``recorder.lrs``, ``recorder.losses``, as fastai's: ``plt.plot(learn.recorder.lrs, learn.recorder.losses)``)
     until the next fit records its own. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
-    any ``TrackerCallback``), ``TimeLimit``, loggers and progress display; ``show_plot`` draws loss vs lr with
+    any ``TrackerCallback``), ``TimeLimit``, loggers and the table of epochs (the progress bar shows it, unless
+    ``learn.no_bar()``); ``show_plot`` draws loss vs lr with
     the suggestions (PNG when headless).
 
     Example:
@@ -504,8 +505,11 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     history = dict(recorder.__dict__) if recorder is not None else {}  # a fit makes new lists: a shallow copy keeps it
     sweep: dict[str, Any] = {}
     try:
+        # the learner's progress bar shows the sweep (as fastai's does), without the table of epochs
+        bar = [ProgressCallback(show_table=False)] if any(
+            isinstance(c, ProgressCallback) and c.show_bar for c in learn.cbs) else []
         with learn.removed_cbs(_NOT_IN_SWEEP):
-            learn.fit(n_epoch, cbs=[finder])
+            learn.fit(n_epoch, cbs=[finder, *bar])
     finally:
         for k, v in fit_state.items():
             setattr(learn, k, v)
