@@ -409,3 +409,26 @@ def test_y_block_given_as_the_block_class_as_fastai_takes_it_on_adult():
                                      **{k: v for k, v in kw.items() if k != "splits"})
     assert dls.c == df["education-num"].nunique() == len(by_class.processor.y_vocab_)
     assert sorted(float(v) for v in dls.vocab) == sorted(df["education-num"].unique())
+
+
+def test_a_batch_size_or_layers_as_text_are_named_and_no_hidden_layers_is_taken_on_adult():
+    # a recipe reading its options from a command line passes text: named, not a bare TypeError from inside
+    from torch import nn
+
+    from pipekit.tabular import tabular_learner
+
+    df = pl.read_csv(path("adult_sample") / "adult.csv").head(600)
+    to = Tabular(df, procs=[Categorify, FillMissing], cat_names=["workclass"], cont_names=["age"], y_names="salary",
+                 splits=RandomSplitter(0.2, seed=42))
+    with pytest.raises(ParameterError, match="bs must be a positive integer, got '64'"):
+        to.dataloaders(bs="64")
+    dls = to.dataloaders(bs=64)
+    for layers in ("50,20", [50, "20"], 50):
+        with pytest.raises(ParameterError, match="layers=.*a list of positive sizes"):
+            tabular_learner(dls, layers=layers)
+    # fastai's layers=[] is no hidden layer (None the default [200, 100])
+    bare = tabular_learner(dls, layers=[]).model
+    assert not any(isinstance(m, nn.Linear) and m.out_features in (200, 100) for m in bare.modules())
+    assert sum(isinstance(m, nn.Linear) for m in bare.modules()) == 1
+    assert [m.out_features for m in tabular_learner(dls, layers=(8,)).model.modules() if isinstance(m, nn.Linear)] \
+        == [8, 2]

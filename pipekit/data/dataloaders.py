@@ -1242,6 +1242,7 @@ class DataLoaders:
         (the DataBlock that built it, unless ``recipe`` is given): ``bs`` items a batch (``val_bs`` for validation,
         default ``bs``), the training items shuffled by ``seed``, on ``device``. ``drop_last`` (default: when
         shuffling, unless it leaves no batch) drops the last incomplete training batch."""
+        bs = check_positive_int("dataloaders", "bs", bs)  # before it is compared with the number of items
         recipe = recipe if recipe is not None else dsets.recipe
         if drop_last is None:  # a last partial batch is dropped when shuffling, unless it would be the only one
             drop_last = shuffle and len(dsets.train) > bs

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -441,7 +441,10 @@ class TabularModel(nn.Module):
                  y_range: Sequence[float] | None = None, use_bn: bool = True, bn_final: bool = False,
                  bn_cont: bool = True, body: nn.Module | None = None) -> None:
         super().__init__()
+        # a text ("50,20", a command line's) or a single number is no list of sizes: named, not torch's TypeError
+        layers = list(layers) if isinstance(layers, Iterable) and not isinstance(layers, (str, bytes)) else layers
         check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)), y_range=(y_range, Y_RANGE),
+              layers=(layers, POSITIVE_SIZES),
               **{k: (v, TABULAR_OPTIONS[k]) for k, v in (("ps", ps), ("embed_p", embed_p), ("use_bn", use_bn),
                                                           ("bn_final", bn_final), ("bn_cont", bn_cont))})
         layers = list(layers)
@@ -671,6 +674,6 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         cfg["body"] = body
     warn_y_range("tabular_learner", dls, y_range)
     model = TabularModel(get_emb_sz(processor.cat_names_, processor.classes_, emb_szs),
-                         len(processor.cont_names_), int(n_out), layers=list(layers or [200, 100]),
+                         len(processor.cont_names_), int(n_out), layers=[200, 100] if layers is None else layers,
                          y_range=None if y_range is None else list(y_range), **cfg)
     return Learner(dls, model, **kwargs)
