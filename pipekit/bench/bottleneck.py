@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import random
 import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipekit.bench.profile import machine
@@ -182,6 +184,23 @@ def _stream(runner: Any, n: int) -> Iterator[Any]:
     return itertools.islice(gen(), n)
 
 
+def _rng_states() -> dict[str, Any]:
+    """The global random states a training step can draw from: torch's (CPU, and CUDA's once it is in use), Python's
+    and NumPy's."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized()
+            else None,
+            "random": random.getstate(), "numpy": np.random.get_state()}
+
+
+def _set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None:
+        torch.cuda.set_rng_state_all(states["cuda"])
+    random.setstate(states["random"])
+    np.random.set_state(states["numpy"])
+
+
 def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any = None,
                rounds: int = 1) -> Bottleneck:
     """Which of loader and model limits training: items/s of the loader alone, the model alone on the same
@@ -189,7 +208,9 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
     module docstring).
 
     ``learn``: a ``Learner``, or ``(dls, model)`` (a Learner is made with ``loss_func`` or the default loss of
-    the target). The learner's weights, optimiser and recorded history are put back afterwards.
+    the target). The learner's weights, optimiser and recorded history are put back afterwards, and so are the
+    global random states (torch's, CUDA's, Python's and NumPy's), so a seeded ``fit`` after it trains as it would
+    have without it.
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoaders, TensorStore
@@ -216,6 +237,7 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
     modes = {m: m.training for m in learn.model.modules()}  # train/eval mode, put back with the weights
     saved = {k: learn.__dict__.get(k) for k in ("opt", "epoch", "n_epoch", "final_record")}
     recorder = dict(vars(learn.recorder))
+    rng = _rng_states()  # the timed steps draw dropout masks and shuffles: a seeded fit afterwards must not see them
     runner = as_runner(learn.dls.train)
     sync = learn.device.type == "cuda"
     total = n_batches + warmup
@@ -247,6 +269,7 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
             setattr(learn, k, v)
         learn.recorder.__dict__.update(recorder)
         learn.batch_wrapper = None
+        _set_rng_states(rng)
     med = {k: statistics.median(v) for k, v in rates.items()}
     return Bottleneck(med["loader"], med["model"], med["full"], n_batches, runner.bs, str(learn.device), before,
                       rounds, rates)

@@ -122,7 +122,9 @@ def _epoch_profile(label: str, runs: Sequence[EpochRun], build_s: float = 0.0) -
         capacity = span * (1 if where == "main" else max(1, threads.get(where, 1)))
         stages.append(StageTime(name, stage_kind(name), where, secs, int(calls),
                                 secs / capacity if capacity > 0 else 0.0))
-    return EpochProfile(label, wall, sum(r.batches for r in runs), sum(r.items for r in runs), len(runs), stages,
+    # the loaders' build, timed as a run of its own, gives no batch and is no epoch (an epoch gives one at least)
+    epochs = sum(1 for r in runs if r.batches)
+    return EpochProfile(label, wall, sum(r.batches for r in runs), sum(r.items for r in runs), epochs, stages,
                         threads, build_s)
 
 
@@ -284,6 +286,26 @@ def _caching_in(datablock: Any, folder: str | os.PathLike) -> Any:
     return datablock.new(blocks=moved)
 
 
+def _device(device: Any) -> torch.device | None:
+    """``device`` as a ``torch.device`` (None stays None), or a ParameterError naming it."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ParameterError(f"profile: device={device!r} is not a device; give 'cpu', 'cuda', 'cuda:1', 'mps' or a "
+                             "torch.device, or leave it out for the loader's own") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"profile: device={str(dev)!r} but no CUDA device is available here; give 'cpu', or "
+                             "leave it out for the loader's own")
+    return dev
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether ``a`` and ``b`` are one device (``'cuda'`` is the current one: the same as any ``'cuda:N'``)."""
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
 def profile(loader: Any, n_batches: int | None = None, subset: str | None = None, *, source: Any = None,
             warm_epochs: int = 2, cold: bool = True, device: Any = None, name: str | None = None,
             **dl_kwargs: Any) -> LoaderProfile:
@@ -297,8 +319,11 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
     Each epoch is cut at ``n_batches``.
 
     The first epoch is timed once; then ``warm_epochs`` epochs with stage timers alternate with as many
-    without, so the overhead of measuring is measured too. ``device`` is where a torch loader's batches
-    are moved (pipekit loaders move their own).
+    without, so the overhead of measuring is measured too. ``device`` (``'cpu'``, ``'cuda'``, a ``torch.device``; an
+    unknown one is refused) is where the batches go: a DataBlock's loaders are built with it
+    (``dataloaders(device=...)``), a torch loader's batches are moved there; pipekit loaders already built move
+    their own, and are measured as they are: one whose device differs from ``device`` is refused, saying to build
+    it there or leave ``device`` out (it is not moved behind the user's back).
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoader, TensorStore
@@ -310,6 +335,7 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
     """
     check("profile", n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)),
           warm_epochs=(warm_epochs, Interval(1, None, integer=True)))
+    dev = _device(device)
     before = machine()
     datablock, obj = resolve(loader, source)
     cold_run: EpochProfile | None = None
@@ -323,8 +349,9 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
                 os.environ["PIPEKIT_CACHE"] = tmp_cache
                 datablock = _caching_in(datablock, tmp_cache)
             subset = subset or "train"
-            dls, build_s = build_loaders(datablock, obj, subset, dl_kwargs, times)
-            runner = as_runner(dls, subset, device, name or type(datablock).__name__)
+            dls, build_s = build_loaders(datablock, obj, subset,
+                                         dl_kwargs if dev is None else {**dl_kwargs, "device": dev}, times)
+            runner = as_runner(dls, subset, dev, name or type(datablock).__name__)
             first = runner.epoch(0, n_batches, record=True)
             build = EpochRun(build_s, 0, 0, times.snapshot(), times.thread_counts())
             label = "first epoch (from dataloaders(), cache build included)" if cold else \
@@ -340,7 +367,12 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
             elif subset is not None:
                 raise ParameterError(f"profile: subset={subset!r} picks a loader of DataLoaders or a DataBlock; "
                                      f"a {type(obj).__name__} is one loader, measured as it is: leave subset out")
-            runner = as_runner(obj, subset or "train", device, name)
+            runner = as_runner(obj, subset or "train", dev, name)
+            if dev is not None and runner.kind == "pipekit" and not _same_device(runner.device, dev):
+                raise ParameterError(f"profile: device={str(dev)!r}, but these pipekit loaders put their batches on "
+                                     f"{str(runner.device)!r} and are measured as they are; build them there "
+                                     f"(dataloaders(..., device={str(dev)!r}), or dls.to({str(dev)!r})), or leave "
+                                     "device out")
             if cold:
                 cold_run = _epoch_profile("first epoch", [runner.epoch(0, n_batches, record=True)])
         start = 1 if cold_run is not None else 0

@@ -122,6 +122,44 @@ def _centre_step(in_hw: tuple[int, int] | None, out_hw: tuple[int, int]) -> list
     return steps + ([] if (ch, cw) == (ho, wo) else [A.Resize(ho, wo)])
 
 
+def _dihedral(p: float, hw: tuple[int, int] | None) -> Any:
+    """Albumentations drawing what pipekit's dihedral draws do, with probability ``p``, on images of size ``hw``."""
+    import albumentations as A
+
+    if hw is not None and hw[0] == hw[1]:  # the 8 symmetries of the square, each as likely
+        return A.D4(p=p)
+    # a picture that is not square (or of varying sizes) keeps its shape: the identity and 3 mirrors
+    both = A.Sequential([A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0)], p=1.0)
+    return A.OneOf([A.NoOp(), A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0), both], p=p)
+
+
+def _flip_item_step(tfm: Any, train: bool, in_hw: tuple[int, int] | None) -> list[Any]:
+    """Albumentations doing what :class:`~pipekit.vision.FlipItem` / :class:`~pipekit.vision.DihedralItem` do:
+    a training image mirrored (or given one of the dihedral symmetries) with probability ``p``; validation
+    images unchanged."""
+    import albumentations as A
+
+    from pipekit.vision.transforms import DihedralItem
+
+    if not train:
+        return []
+    return [_dihedral(tfm.p, in_hw)] if isinstance(tfm, DihedralItem) else [A.HorizontalFlip(p=tfm.p)]
+
+
+def _albumentations_step(tfm: Any, train: bool) -> list[Any]:
+    """The pipeline of :class:`~pipekit.vision.Albumentations` itself, per item: on training images, and on
+    validation images when it runs there too (``on_valid``)."""
+    import copy
+
+    import albumentations as A
+
+    if tfm.transform is None or not (train or tfm.on_valid):
+        return []
+    t = copy.deepcopy(tfm.transform)
+    transforms, p = (list(t.transforms), t.p) if isinstance(t, A.Compose) else ([t], 1.0)
+    return [A.Sequential(transforms, p=p)]
+
+
 def _augment_step(aug: Any, train: bool, in_hw: tuple[int, int] | None = None) -> list[Any]:
     """Albumentations doing what a BatchAugment plan does (the same kinds of warp, per item); ``in_hw``: the
     images' size after the item transform, when they all have one."""
@@ -162,12 +200,7 @@ def _augment_step(aug: Any, train: bool, in_hw: tuple[int, int] | None = None) -
         elif isinstance(sm, FlipVert):
             out.append(A.VerticalFlip(p=sm.p))
         elif isinstance(sm, Dihedral):
-            out_hw = size or in_hw
-            if out_hw is not None and out_hw[0] == out_hw[1]:  # the 8 symmetries of the square, each as likely
-                out.append(A.D4(p=sm.p))
-            else:  # a picture that is not square (or of varying sizes) keeps its shape: the identity and 3 mirrors
-                both = A.Sequential([A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0)], p=1.0)
-                out.append(A.OneOf([A.NoOp(), A.HorizontalFlip(p=1.0), A.VerticalFlip(p=1.0), both], p=sm.p))
+            out.append(_dihedral(sm.p, size or in_hw))
         elif isinstance(sm, Contrast):
             if not any(isinstance(b, Brightness) for b in samplers):
                 out.append(A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=sm.max_lighting, p=sm.p))
@@ -238,15 +271,40 @@ def _worker_init(worker_id: int) -> None:
 
 def reference_blocks(datablock: Any, who: str = "reference_loader") -> list:
     """The blocks of the DataBlock ``datablock``, checked to be what the reference mirrors: one image input, then
-    labels or numbers. Raises ParameterError (starting with ``who``) naming the blocks otherwise; nothing is read, so
-    ``pipekit bench-loader --compare reference`` refuses a text or tabular DataBlock before measuring anything."""
+    labels or numbers, and item transforms the reference has equivalents for. Raises ParameterError (starting with
+    ``who``) naming the blocks or the transforms otherwise; nothing is read, so ``pipekit bench-loader --compare
+    reference`` refuses a text or tabular DataBlock, or one with an item transform of the user's own, before
+    measuring anything."""
     blocks = datablock._new_blocks()
     n_inp = datablock._n_inp(len(blocks))
     if n_inp != 1 or blocks[0].geometry != "image" or any(b.geometry is not None for b in blocks[1:]):
         raise ParameterError(f"{who}: the reference is written for one image input and label or number targets; this "
                              f"DataBlock has {[type(b).__name__ for b in blocks]}: compare it with another loader "
                              "instead (compare() in Python, or bench-loader --compare other_recipe.py)")
+    _split_item_tfms(datablock, blocks[0], who)
     return blocks
+
+
+def _split_item_tfms(datablock: Any, image_block: Any, who: str = "reference_loader") -> tuple[Any, list, list]:
+    """The DataBlock's item transforms as the reference runs them: (the presize, the transforms each block encodes
+    its values with, those run on batches). FlipItem, DihedralItem and Albumentations given as item transforms are
+    batch transforms (run after the presize, as the DataBlock runs them); any other transform on the images has no
+    reference equivalent and is refused (starting with ``who``), naming it: left out, the reference would do less
+    work than the DataBlock it is compared with."""
+    from pipekit.data.datablock import item_transforms
+    from pipekit.vision.presize import find_item_transform
+
+    tfms = item_transforms(datablock.item_tfms)
+    on_batches = [t for t in tfms if isinstance(t, BatchTransform)]
+    per_item = [t for t in tfms if not isinstance(t, BatchTransform)]
+    presize = find_item_transform(per_item)
+    own = [t for t in per_item if t is not presize and t.applies_to(image_block)]
+    if own:
+        raise ParameterError(f"{who}: no equivalent for the item transform(s) {own!r:.300} on the images: the "
+                             "reference mirrors Resize, CropPad, RandomResizedCrop, FlipItem, DihedralItem and "
+                             "Albumentations only, and a transform of your own has no reference equivalent; remove it "
+                             "from item_tfms to compare (dblock.new(item_tfms=[...]))")
+    return presize, per_item, on_batches
 
 
 def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_workers: int = 2, subset: str = "train",
@@ -255,10 +313,13 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
     do every item's work (read, decode, resize, augment with albumentations, normalise) every epoch.
 
     ``datablock``: a DataBlock with ``source``, or the ``(DataBlock, source)`` pair a recipe's ``datablock()``
-    returns. Images (an ``ImageBlock`` input) with ``Resize``/``CropPad``/``RandomResizedCrop`` and
-    ``aug_transforms``/``Normalize`` have albumentations equivalents; the other blocks (labels, numbers)
-    are encoded once as the DataBlock encodes them. ``subset='train'`` shuffles and augments (the
-    training loader), ``'valid'`` does neither. Raises ParameterError naming what has no equivalent.
+    returns. Images (an ``ImageBlock`` input) with ``Resize``/``CropPad``/``RandomResizedCrop``,
+    ``FlipItem``/``DihedralItem``, ``Albumentations`` and ``aug_transforms``/``Normalize`` have albumentations
+    equivalents; the other blocks (labels, numbers) are encoded once as the DataBlock encodes them. Any other
+    transform on the images (a ``Transform`` or function of your own in ``item_tfms`` included) has none, and
+    is refused rather than left out, so that the two loaders compared do the same work. ``subset='train'``
+    shuffles and augments (the training loader), ``'valid'`` does neither. Raises ParameterError naming what has
+    no equivalent.
 
     >>> dl = reference_loader(dblock, path, bs=64, num_workers=2)     # doctest: +SKIP
     >>> x, y = next(iter(dl))                                          # doctest: +SKIP
@@ -266,11 +327,11 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
     import albumentations as A
     from albumentations.pytorch import ToTensorV2
 
-    from pipekit.data.datablock import DataBlock, _check_split, item_transforms
+    from pipekit.data.datablock import DataBlock, _check_split
     from pipekit.data.getters import apply_getter
     from pipekit.data.splitters import RandomSplitter
-    from pipekit.vision.presize import find_item_transform
-    from pipekit.vision.transforms import BatchAugment, IntToFloat, Normalize
+    from pipekit.vision.albu import Albumentations
+    from pipekit.vision.transforms import BatchAugment, FlipItem, IntToFloat, Normalize
 
     if isinstance(datablock, tuple) and len(datablock) == 2:
         datablock, source = datablock
@@ -282,6 +343,7 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
           num_workers=(num_workers, Interval(0, None, integer=True)))
     train = subset == "train"
     blocks = reference_blocks(datablock)
+    presize, item_tfms, on_batches = _split_item_tfms(datablock, blocks[0])
     items = datablock.items_from(source)
     splitter = datablock.splitter if datablock.splitter is not None else RandomSplitter(0.2)
     tr, va = splitter(items)
@@ -289,26 +351,30 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
     getters = datablock._resolve_getters(len(blocks))
     rows = tr if train else va
     paths = [str(p) for p in apply_getter(getters[0], items).to_list()]
-    item_tfms = item_transforms(datablock.item_tfms)
     targets = []
     for block, getter in zip(blocks[1:], getters[1:]):
         store = block.setup(apply_getter(getter, items), tr, [t.clone() for t in item_tfms])
         sub = store.gather(rows)
         targets.append(sub if isinstance(sub, torch.Tensor) else list(sub))
-    presize = find_item_transform(item_tfms)
     item = _item_step(presize, train)
     in_hw = None if presize is None else (int(presize.output_size()[0]), int(presize.output_size()[1]))
     steps: list[Any] = []
     to_float = None
-    for t in sorted(as_list(datablock.batch_tfms), key=lambda t: t.order):
-        if isinstance(t, BatchAugment):
+    # in the order the DataBlock's batch pipeline runs them
+    for t in sorted(on_batches + as_list(datablock.batch_tfms), key=lambda t: t.order):
+        if isinstance(t, FlipItem):  # a BatchAugment of no samplers of its own: before that case
+            steps += _flip_item_step(t, train, in_hw)
+        elif isinstance(t, Albumentations):
+            steps += _albumentations_step(t, train)
+        elif isinstance(t, BatchAugment):
             steps += _augment_step(t, train, in_hw)
         elif isinstance(t, Normalize):
             to_float = A.Normalize(mean=t.mean, std=t.std, max_pixel_value=255.0)
         elif isinstance(t, IntToFloat):
             to_float = to_float or A.ToFloat(max_value=255.0)
         elif isinstance(t, BatchTransform):
-            raise ParameterError(f"reference_loader: no per-item equivalent for the batch transform {t!r}")
+            raise ParameterError(f"reference_loader: no per-item equivalent for the batch transform {t!r:.300}; "
+                                 "remove it from batch_tfms (or item_tfms) to compare")
     steps += [to_float or A.ToFloat(max_value=255.0), ToTensorV2()]
     rec = WorkerStageRecorder()
     ds = ReferenceImageDataset([paths[i] for i in rows], getattr(blocks[0], "cls", "RGB"), A.Compose(item, seed=seed) if item else None,
