@@ -33,8 +33,16 @@ def builtin_recipes() -> list[str]:
 
 def user_file(name: str, what: str) -> Path | None:
     """``name`` as a path to a Python file, or None when it is a bare name; a missing file is an error, and so
-    is a saved model, which is no recipe."""
+    is a saved model, which is no recipe. A bare name of a built-in recipe (one listed by :func:`builtin_recipes`)
+    is that recipe even where a folder or a file of that name is in the current folder: one's own recipe file is
+    given as a path ending in ``.py``.
+
+    >>> user_file("mnist_tiny", "recipe") is None
+    True
+    """
     p = Path(name)
+    if len(p.parts) == 1 and p.suffix != ".py" and name in builtin_recipes():
+        return None
     if p.suffix == MODEL_SUFFIX:
         raise SystemExit(f"pipekit: {name!r} is a saved model (an export or checkpoint), not a recipe to run or "
                          f"summarise: predict with it by `pipekit predict {name} FILE...`, or in Python with "

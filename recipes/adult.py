@@ -17,6 +17,7 @@ import torch
 
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
+from pipekit.core.validate import Options, check
 from pipekit.datasets import path
 from pipekit.learn import accuracy
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, tabular_learner
@@ -53,24 +54,19 @@ def train(cat_names: list[str], cont_names: list[str], epochs: int, bs: int, lr:
     return float(acc), float(loss), len(tab.train), len(tab.valid), learn
 
 
-def main(argv: list[str] | None = None) -> float:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="a short run for tests")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--bs", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--features", choices=["book", "all", "both"], default="both",
-                    help="book: the chapter-1 columns; all: every column; both (default)")
-    args = ap.parse_args(argv)
+def main(quick: bool = False, epochs: int = 5, bs: int = 256, lr: float = 1e-2, seed: int = 42,
+         features: str = "both") -> float:
+    """Train and report; the options are the command line's (``pipekit run adult --quick --features book`` is
+    ``main(quick=True, features="book")``). The valid accuracy of the last feature set trained is returned."""
+    features = check("adult", features=(features, Options("book", "all", "both")))["features"]
     t0 = time.perf_counter()
-    epochs = 1 if args.quick else args.epochs
+    epochs = 1 if quick else epochs
     sets = {"book": (CAT_NAMES, CONT_NAMES), "all": (ALL_CAT_NAMES, ALL_CONT_NAMES)}
-    chosen = ["book", "all"] if args.features == "both" else [args.features]
+    chosen = ["book", "all"] if features == "both" else [features]
     parts, acc, learners = [], 0.0, {}
     for name in chosen:
         cats, conts = sets[name]
-        acc, loss, n_train, n_valid, learners[name] = train(cats, conts, epochs, args.bs, args.lr, args.seed)
+        acc, loss, n_train, n_valid, learners[name] = train(cats, conts, epochs, bs, lr, seed)
         parts.append(f"{acc:.4f} with the {name} columns ({len(cats)} cat + {len(conts)} cont, valid loss {loss:.4f})")
     # the tutorial's prediction of one row, and the row as the model read it
     df = pd.read_csv(path("adult_sample") / "adult.csv")
@@ -83,5 +79,14 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="a short run for tests")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--bs", type=int, default=256)
+    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--features", choices=["book", "all", "both"], default="both",
+                    help="book: the chapter-1 columns; all: every column; both (default)")
+    a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    main()
+    main(**vars(a))

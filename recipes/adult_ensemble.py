@@ -67,22 +67,17 @@ def dataloaders():
     return tabular().dataloaders(bs=256, seed=42)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="first 5000 rows, small models (for tests)")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
-    ap.add_argument("--time-limit", type=float, default=120.0, dest="time_limit",
-                    help="seconds for fit_ensemble (the honest ensemble)")
-    ap.add_argument("--out", default=None, help="folder to keep the exported ensembles and result.json in "
-                                                "(default: a temporary folder, removed at the end)")
-    args = ap.parse_args(argv)
-    if args.out is None:
+def main(quick: bool = False, epochs: int = 5, seed: int = 42, n_jobs: int = 1, time_limit: float = 120.0,
+         out: str | Path | None = None) -> dict:
+    """Fit, export and report; the options are the command line's (``pipekit run adult_ensemble --quick --n-jobs 2``
+    is ``main(quick=True, n_jobs=2)``). ``out``: the folder to keep the exported ensembles and result.json in (None:
+    a temporary folder, removed at the end). The result record is returned."""
+    args = argparse.Namespace(quick=quick, epochs=epochs, seed=seed, n_jobs=n_jobs, time_limit=time_limit)
+    if out is None:
         with tempfile.TemporaryDirectory(prefix="pipekit_adult_ensemble_") as tmp:
             return fit_and_report(args, Path(tmp))
-    res = fit_and_report(args, Path(args.out))
-    print(f"exported ensembles and result.json written to {args.out}")
+    res = fit_and_report(args, Path(out))
+    print(f"exported ensembles and result.json written to {out}")
     return res
 
 
@@ -162,5 +157,15 @@ def fit_and_report(args: argparse.Namespace, out: Path) -> dict:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="first 5000 rows, small models (for tests)")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
+    ap.add_argument("--time-limit", type=float, default=120.0, dest="time_limit",
+                    help="seconds for fit_ensemble (the honest ensemble)")
+    ap.add_argument("--out", default=None, help="folder to keep the exported ensembles and result.json in "
+                                                "(default: a temporary folder, removed at the end)")
+    a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    main()
+    main(**vars(a))

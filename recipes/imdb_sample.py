@@ -39,6 +39,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 import pipekit.datasets as D
+from pipekit.core.validate import Interval, check
 from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter, set_seed
 from pipekit.learn import accuracy, perplexity
 from pipekit.text import AWD_LSTM, TextBlock, language_model_learner, text_classifier_learner
@@ -93,33 +94,6 @@ def stack(oof: list[np.ndarray], labels: pl.Series) -> LogisticRegression:
     return LogisticRegression(C=1.0).fit(np.stack([logit(p) for p in oof], 1), labels.to_numpy() == "positive")
 
 
-def parse(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a subset, tiny model, one epoch per stage (for tests)")
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
-    ap.add_argument("--lm-epochs", type=int, default=6)
-    ap.add_argument("--clf-epochs", type=int, default=10, help="epochs of the last, fully unfrozen stage")
-    ap.add_argument("--final-lr", type=float, default=1e-2, help="peak lr of the last, fully unfrozen stage")
-    ap.add_argument("--lr-div", type=float, default=1.0,
-                    help="head lr / embedding lr in the last stage (ULMFiT: 2.6**4 after a large-corpus LM)")
-    ap.add_argument("--drop-mult", type=float, default=0.5, help="scales the classifier's dropouts")
-    ap.add_argument("--emb", type=int, default=64)
-    ap.add_argument("--hid", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--max-vocab", type=int, default=3000, help="a small vocab keeps the LM softmax cheap on a CPU")
-    ap.add_argument("--clf-max-vocab", type=int, default=60000, help="the classifier's own vocab (training reviews)")
-    ap.add_argument("--folds", type=int, default=5, help="classifiers, each fitted on k-1 folds of the training "
-                                                        "reviews; also gives the out-of-fold predictions")
-    ap.add_argument("--out", type=str, default=None, help="write the figures as JSON here")
-    args = ap.parse_args(argv)
-    if args.folds < 2:
-        ap.error("--folds must be at least 2 (the stacked ensemble needs out-of-fold predictions)")
-    if args.quick:
-        args.lm_epochs, args.clf_epochs, args.emb, args.hid, args.folds = 1, 1, 24, 48, 2
-    return args
-
-
 def datablock(quick: bool = False, max_vocab: int = 3000, seed: int = 42):
     """The language model's DataBlock and the reviews it reads (``pipekit summary imdb_sample`` walks them)."""
     df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
@@ -130,8 +104,21 @@ def datablock(quick: bool = False, max_vocab: int = 3000, seed: int = 42):
     return dblock, df
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = parse(argv)
+def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int = 6, clf_epochs: int = 10,
+         final_lr: float = 1e-2, lr_div: float = 1.0, drop_mult: float = 0.5, emb: int = 64, hid: int = 128,
+         layers: int = 2, max_vocab: int = 3000, clf_max_vocab: int = 60000, folds: int = 5,
+         out: str | Path | None = None) -> dict:
+    """Run every stage and report; the options are the command line's (``pipekit run imdb_sample --quick --out
+    r.json`` is ``main(quick=True, out="r.json")``; ``quick`` sets lm_epochs, clf_epochs, emb, hid and folds to
+    1, 1, 24, 48 and 2). ``threads``: torch's CPU threads; ``out``: a JSON file to write the figures in. The
+    figures are returned."""
+    check("imdb_sample", folds=(folds, Interval(2, None, integer=True,
+                                                why="the stacked ensemble needs out-of-fold predictions")))
+    args = argparse.Namespace(quick=quick, seed=seed, threads=threads, lm_epochs=lm_epochs, clf_epochs=clf_epochs,
+                              final_lr=final_lr, lr_div=lr_div, drop_mult=drop_mult, emb=emb, hid=hid, layers=layers,
+                              max_vocab=max_vocab, clf_max_vocab=clf_max_vocab, folds=folds, out=out)
+    if quick:
+        args.lm_epochs, args.clf_epochs, args.emb, args.hid, args.folds = 1, 1, 24, 48, 2
     torch.set_num_threads(args.threads)
     set_seed(args.seed)
     t0 = time.time()
@@ -205,4 +192,25 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a subset, tiny model, one epoch per stage (for tests)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
+    ap.add_argument("--lm-epochs", type=int, default=6)
+    ap.add_argument("--clf-epochs", type=int, default=10, help="epochs of the last, fully unfrozen stage")
+    ap.add_argument("--final-lr", type=float, default=1e-2, help="peak lr of the last, fully unfrozen stage")
+    ap.add_argument("--lr-div", type=float, default=1.0,
+                    help="head lr / embedding lr in the last stage (ULMFiT: 2.6**4 after a large-corpus LM)")
+    ap.add_argument("--drop-mult", type=float, default=0.5, help="scales the classifier's dropouts")
+    ap.add_argument("--emb", type=int, default=64)
+    ap.add_argument("--hid", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--max-vocab", type=int, default=3000, help="a small vocab keeps the LM softmax cheap on a CPU")
+    ap.add_argument("--clf-max-vocab", type=int, default=60000, help="the classifier's own vocab (training reviews)")
+    ap.add_argument("--folds", type=int, default=5, help="classifiers, each fitted on k-1 folds of the training "
+                                                        "reviews; also gives the out-of-fold predictions")
+    ap.add_argument("--out", type=str, default=None, help="write the figures as JSON here")
+    a = ap.parse_args()
+    if a.folds < 2:
+        ap.error("--folds must be at least 2 (the stacked ensemble needs out-of-fold predictions)")
+    main(**vars(a))

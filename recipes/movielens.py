@@ -24,7 +24,28 @@ def dataloaders(ratings: pl.DataFrame | None = None):
                                      valid_pct=0.2, seed=42, bs=64)
 
 
-def main(argv: list[str] | None = None) -> float:
+def main(quick: bool = False, epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, factors: int = 50, nn: bool = False,
+         seed: int = 0) -> float:
+    """Train and report; the options are the command line's (``pipekit run movielens --quick --nn`` is
+    ``main(quick=True, nn=True)``). The valid RMSE is returned."""
+    t0 = time.perf_counter()
+    set_seed(seed)
+    ratings = pl.read_csv(path("movie_lens_sample") / "ratings.csv")
+    dls = dataloaders(ratings)
+    learn = collab_learner(dls, n_factors=factors, use_nn=nn, y_range=(0, 5.5), metrics=rmse())
+    epochs = 3 if quick else epochs  # 3 short epochs: a few seconds on 6k ratings
+    learn.fit_one_cycle(epochs, lr, wd=wd)
+    loss, err = learn.validate()[:2]
+    top = ratings.group_by("movieId").len().sort("len", descending=True)["movieId"][0]
+    similar = learn.model.most_similar(top, n=3)
+    bias = "" if nn else f"; its bias {float(learn.model.bias([top])[0]):+.3f}"  # EmbeddingNN learns no bias
+    print(f"movie {top} (most rated) is closest to {[m for m, _ in similar]}{bias}")
+    print(f"result: movie_lens_sample valid RMSE {err:.4f} ({'EmbeddingNN' if nn else 'EmbeddingDotBias'}, "
+          f"{factors} factors, {epochs} epochs, seeded 20% split, {time.perf_counter() - t0:.1f} s)")
+    return float(err)
+
+
+if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="a short run for tests")
     ap.add_argument("--epochs", type=int, default=5)
@@ -33,24 +54,6 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--factors", type=int, default=50)
     ap.add_argument("--nn", action="store_true", help="EmbeddingNN instead of EmbeddingDotBias")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    set_seed(args.seed)
-    ratings = pl.read_csv(path("movie_lens_sample") / "ratings.csv")
-    dls = dataloaders(ratings)
-    learn = collab_learner(dls, n_factors=args.factors, use_nn=args.nn, y_range=(0, 5.5), metrics=rmse())
-    epochs = 3 if args.quick else args.epochs  # 3 short epochs: a few seconds on 6k ratings
-    learn.fit_one_cycle(epochs, args.lr, wd=args.wd)
-    loss, err = learn.validate()[:2]
-    top = ratings.group_by("movieId").len().sort("len", descending=True)["movieId"][0]
-    similar = learn.model.most_similar(top, n=3)
-    bias = "" if args.nn else f"; its bias {float(learn.model.bias([top])[0]):+.3f}"  # EmbeddingNN learns no bias
-    print(f"movie {top} (most rated) is closest to {[m for m, _ in similar]}{bias}")
-    print(f"result: movie_lens_sample valid RMSE {err:.4f} ({'EmbeddingNN' if args.nn else 'EmbeddingDotBias'}, "
-          f"{args.factors} factors, {epochs} epochs, seeded 20% split, {time.perf_counter() - t0:.1f} s)")
-    return float(err)
-
-
-if __name__ == "__main__":
+    a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    main()
+    main(**vars(a))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
@@ -59,25 +60,20 @@ def dataloaders(bs: int = 512, seed: int = 0):
     return tabular().dataloaders(bs=bs, seed=seed)
 
 
-def main(argv: list[str] | None = None) -> float:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="a short run for tests")
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--bs", type=int, default=512)
-    ap.add_argument("--layers", type=int, nargs="+", default=[500, 250])
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+def main(quick: bool = False, epochs: int = 8, lr: float = 3e-3, bs: int = 512, layers: Sequence[int] = (500, 250),
+         seed: int = 0) -> float:
+    """Train and report; the options are the command line's (``pipekit run rossmann --quick --layers 200 100`` is
+    ``main(quick=True, layers=[200, 100])``). The valid RMSPE is returned."""
     t0 = time.perf_counter()
-    set_seed(args.seed)
+    set_seed(seed)
     df = load()
     tab = tabular(df)
-    dls = tab.dataloaders(bs=args.bs, seed=args.seed)
+    dls = tab.dataloaders(bs=bs, seed=seed)
     max_log = float(df["LogSales"].max())
-    learn = tabular_learner(dls, layers=args.layers, y_range=(0.0, max_log * 1.2),
+    learn = tabular_learner(dls, layers=list(layers), y_range=(0.0, max_log * 1.2),
                             config=dict(ps=[0.001, 0.01], embed_p=0.04), wd=0.1)
-    epochs = 1 if args.quick else args.epochs
-    learn.fit_one_cycle(epochs, args.lr)
+    epochs = 1 if quick else epochs
+    learn.fit_one_cycle(epochs, lr)
     preds, targs = learn.get_preds()[:2]
     err = rmspe(np.exp(preds.numpy().reshape(-1)), np.exp(targs.numpy().reshape(-1)))
     print(f"result: rossmann_sample valid RMSPE {err:.4f} ({len(tab.train)} train rows before {CUTOFF}, "
@@ -86,5 +82,13 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="a short run for tests")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--bs", type=int, default=512)
+    ap.add_argument("--layers", type=int, nargs="+", default=[500, 250])
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    main()
+    main(**vars(a))

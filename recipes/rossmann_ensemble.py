@@ -77,19 +77,15 @@ def dataloaders():
     return tabular(load()).dataloaders(bs=512, seed=0)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="10 stores, small models (for tests)")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
-    ap.add_argument("--out", default=None, help="folder to keep the plots and the result record in (default: a "
-                                                "temporary folder, removed at the end)")
-    args = ap.parse_args(argv)
-    if args.out is None:
+def main(quick: bool = False, epochs: int = 5, seed: int = 0, n_jobs: int = 1, out: str | Path | None = None) -> dict:
+    """Fit, explain and report; the options are the command line's (``pipekit run rossmann_ensemble --quick --out
+    DIR`` is ``main(quick=True, out="DIR")``). ``out``: the folder to keep the plots and the result record in (None:
+    a temporary folder, removed at the end). The result record is returned."""
+    args = argparse.Namespace(quick=quick, epochs=epochs, seed=seed, n_jobs=n_jobs)
+    if out is None:
         with tempfile.TemporaryDirectory(prefix="pipekit_rossmann_ensemble_") as tmp:
             return fit_and_explain(args, Path(tmp))
-    return fit_and_explain(args, Path(args.out), kept=True)
+    return fit_and_explain(args, Path(out), kept=True)
 
 
 def fit_and_explain(args: argparse.Namespace, out: Path, kept: bool = False) -> dict:
@@ -175,5 +171,13 @@ def fit_and_explain(args: argparse.Namespace, out: Path, kept: bool = False) -> 
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="10 stores, small models (for tests)")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
+    ap.add_argument("--out", default=None, help="folder to keep the plots and the result record in (default: a "
+                                                "temporary folder, removed at the end)")
+    a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
-    main()
+    main(**vars(a))

@@ -778,3 +778,63 @@ def test_predict_says_a_multi_label_models_probabilities_and_a_masks_classes(tmp
     top = max(counts, key=counts.get)
     assert line.startswith(f"mask 24x32: {top} {100 * counts[top] / mask.size:.1f}%"), line
     assert "..." not in line and "[" not in line
+
+
+def test_a_folder_named_like_a_builtin_recipe_does_not_hide_it(tmp_path, monkeypatch, capsys):
+    """A bare name of a built-in recipe runs (and summarises) that recipe even with a folder or a file of that name in
+    the current folder, which is never imported; a bare name that is only a folder, or a path to it, is refused."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("adult", "movielens"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("raise RuntimeError('the folder was imported')\n")
+    (tmp_path / "rossmann").write_text("raise RuntimeError('the file was imported')\n")
+    assert main(["summary", "adult"]) == 0
+    assert "26049 train / 6512 valid items" in capsys.readouterr().out
+    assert main(["run", "movielens", "--quick", "--factors", "8"]) == 0
+    assert "result: movie_lens_sample valid RMSE" in capsys.readouterr().out
+    assert cli.user_file("rossmann", "recipe") is None
+    (tmp_path / "mydata").mkdir()
+    for name in ("mydata", "adult/", "./adult"):
+        with pytest.raises(SystemExit, match=rf"'{name}' is a folder; give the recipe file \(a \.py file\) to use"):
+            main(["run", name])
+
+
+TAKES_OPTIONS = ["adult", "adult_ensemble", "imdb_sample", "movielens", "rossmann", "rossmann_ensemble"]
+
+
+@pytest.mark.parametrize("name", TAKES_OPTIONS)
+def test_a_recipes_command_line_options_are_its_mains_keywords(name, monkeypatch):
+    """What `pipekit run NAME` parses is given to ``main`` by keyword, with the same names and defaults: ``main()``
+    in Python (a notebook) runs as `pipekit run NAME` does, and never reads ``sys.argv``."""
+    import argparse
+    import importlib
+    import inspect
+
+    seen = []
+    parse = argparse.ArgumentParser.parse_args
+
+    def parsed_then_stop(self, args=None, namespace=None):
+        seen.append(parse(self, args, namespace))
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parsed_then_stop)
+    assert main(["run", name]) == 0 and len(seen) == 1
+    params = inspect.signature(importlib.import_module(f"pipekit.recipes.{name}").main).parameters
+    defaults = {k: list(p.default) if isinstance(p.default, tuple) else p.default for k, p in params.items()}
+    assert defaults == vars(seen[0])
+
+
+def test_a_recipes_main_in_a_notebook_takes_keywords_not_the_kernels_argv(monkeypatch, capsys):
+    import sys
+
+    from pipekit.core.errors import ParameterError
+    from pipekit.recipes import adult, imdb_sample, movielens
+
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/dist-packages/ipykernel_launcher.py", "-f", "/tmp/k.json"])
+    err = movielens.main(quick=True, factors=8, nn=True)
+    out = capsys.readouterr().out
+    assert 0 < err < 0.95 and "(EmbeddingNN, 8 factors, 3 epochs" in out
+    with pytest.raises(ParameterError, match=r"adult: features='bok' is not accepted; expected one of 'book'"):
+        adult.main(features="bok")
+    with pytest.raises(ParameterError, match=r"imdb_sample: folds=1 is not accepted; expected an integer in \[2, inf\]"):
+        imdb_sample.main(folds=1)

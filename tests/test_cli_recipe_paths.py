@@ -139,8 +139,8 @@ def test_rossmann_ensemble_writes_its_plots_in_a_temporary_folder_by_default(tmp
 
     monkeypatch.setattr(mod, "fit_and_explain", fake)
     monkeypatch.chdir(tmp_path)
-    mod.main(["--quick"])
-    mod.main(["--quick", "--out", "mine"])
+    mod.main(quick=True)
+    mod.main(quick=True, out="mine")
     (temp, existed, kept), (chosen, _, kept_chosen) = seen
     assert existed and not kept and not temp.exists() and tmp_path not in temp.parents
     assert chosen == Path("mine") and kept_chosen

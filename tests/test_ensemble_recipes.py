@@ -27,7 +27,7 @@ def one_thread():
 
 
 def test_adult_ensemble_quick(tmp_path, capsys):
-    res = load_recipe("adult_ensemble").main(["--quick", "--out", str(tmp_path)])
+    res = load_recipe("adult_ensemble").main(quick=True, out=tmp_path)
     assert res["weighted"] >= max(res["members"].values())  # never below its best member on the selection set
     assert abs(sum(res["weights"].values()) - 1) < 1e-9
     assert 0.7 < res["heldout_weighted"]["accuracy"] <= 1
@@ -39,7 +39,7 @@ def test_adult_ensemble_quick(tmp_path, capsys):
 
 
 def test_rossmann_ensemble_quick(tmp_path, capsys):
-    res = load_recipe("rossmann_ensemble").main(["--quick", "--out", str(tmp_path)])
+    res = load_recipe("rossmann_ensemble").main(quick=True, out=tmp_path)
     assert res["weighted"] <= min(res["members"].values())  # RMSPE: lower is better
     assert res["members"]["gbm"] < 0.3
     # a time split: the adversarial forest tells the sets apart through the date columns

@@ -29,7 +29,7 @@ def _threads(monkeypatch):
 
 
 def test_adult_recipe_quick(capsys):
-    acc = load_recipe("adult").main(["--quick", "--features", "book"])
+    acc = load_recipe("adult").main(quick=True, features="book")
     out = capsys.readouterr().out
     result = out.strip().splitlines()[-1]
     assert result.startswith("result: adult valid accuracy")
@@ -46,7 +46,7 @@ def test_adult_recipe_quick(capsys):
 
 @pytest.mark.parametrize("nn", [False, True])
 def test_movielens_recipe_quick(capsys, nn):
-    err = load_recipe("movielens").main(["--quick", "--factors", "20"] + ["--nn"] * nn)
+    err = load_recipe("movielens").main(quick=True, factors=20, nn=nn)
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("result: movie_lens_sample valid RMSE")
     assert ("EmbeddingNN" in out) == nn and ("its bias" in out) != nn  # EmbeddingNN learns no bias to show
@@ -55,7 +55,7 @@ def test_movielens_recipe_quick(capsys, nn):
 
 def test_rossmann_recipe_quick(capsys):
     mod = load_recipe("rossmann")
-    err = mod.main(["--quick", "--bs", "1024", "--layers", "200", "100"])
+    err = mod.main(quick=True, bs=1024, layers=[200, 100])
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("result: rossmann_sample valid RMSPE")
     assert 0 < err < 1.0

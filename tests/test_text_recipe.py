@@ -25,7 +25,7 @@ def test_imdb_sample_quick(recipe, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PIPEKIT_QUIET", "1")
     n_threads = torch.get_num_threads()
     try:
-        res = recipe.main(["--quick", "--out", str(tmp_path / "r.json")])
+        res = recipe.main(quick=True, out=tmp_path / "r.json")
     finally:
         torch.set_num_threads(n_threads)
     out = capsys.readouterr().out
