@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pipekit
-from pipekit.core.errors import ParameterError, WeightsNotInstalledError
+from pipekit.core.errors import DatasetUnavailableError, ParameterError, WeightsNotInstalledError
 from pipekit.recipe_files import (MODEL_SUFFIX, builtin_recipes, check_syntax, recipe_module, running_syntax_message,
                                   user_file)
 
@@ -66,8 +66,8 @@ def _run_main(path: Path, argv: list[str], own_folder: bool = True) -> int:
             raise
         print(said, file=sys.stderr)
         return 1
-    except WeightsNotInstalledError as e:  # said in full by pipekit: no traceback to read through
-        print(f"pipekit run: {e}", file=sys.stderr)
+    except (WeightsNotInstalledError, DatasetUnavailableError) as e:  # said in full by pipekit: no traceback
+        print(printable(f"pipekit run: {e}"), file=sys.stderr)
         return 1
     finally:
         sys.argv = old

@@ -838,3 +838,18 @@ def test_a_recipes_main_in_a_notebook_takes_keywords_not_the_kernels_argv(monkey
         adult.main(features="bok")
     with pytest.raises(ParameterError, match=r"imdb_sample: folds=1 is not accepted; expected an integer in \[2, inf\]"):
         imdb_sample.main(folds=1)
+
+
+def test_a_data_set_not_found_is_said_in_one_line_by_run_and_summary(tmp_path, monkeypatch, capsys):
+    # a new machine without PIPEKIT_DATA: where pipekit looked and what to set, not three chained tracebacks
+    monkeypatch.setenv("PIPEKIT_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "rossmann", "--quick"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pipekit run: data set 'rossmann_sample' is not available locally") and "PIPEKIT_DATA" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as e:
+        main(["summary", "rossmann"])
+    assert str(e.value.code).startswith("pipekit summary: data set 'rossmann_sample'") and "PIPEKIT_DATA" in str(
+        e.value.code)

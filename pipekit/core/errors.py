@@ -78,6 +78,12 @@ class WeightsNotInstalledError(PipekitError, ImportError):
     """The package that ships a pretrained weights file is not installed (or lacks the file)."""
 
 
+class DatasetUnavailableError(PipekitError, FileNotFoundError, ConnectionError):
+    """A data set is neither on this machine nor downloadable now (no published download, or the download failed);
+    the message says where pipekit looked and how to point it at the data (``PIPEKIT_DATA``). A
+    ``FileNotFoundError`` and a ``ConnectionError`` as well, for code catching either."""
+
+
 class MissingKeyError(PipekitError, KeyError):
     """A key that is not there, as a KeyError (``except KeyError``, ``.get`` and ``in`` treat it as any missing key)
     whose message reads as a sentence, where a plain KeyError prints it quoted, newlines escaped."""

@@ -23,7 +23,7 @@ import numpy as np
 from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.getters import DataPath
 from pipekit.data.progress import progress_bar
-from pipekit.core.errors import ParameterError, warn
+from pipekit.core.errors import DatasetUnavailableError, ParameterError, warn
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -237,7 +237,7 @@ def path(name: str, download: bool = True) -> DataPath:
     info = _info(name)
     found = locate(name)
     if found is None and not download:
-        raise FileNotFoundError(f"data set {name!r} is not available locally. {where_looked(info)}; or call "
+        raise DatasetUnavailableError(f"data set {name!r} is not available locally. {where_looked(info)}; or call "
                                 f"path({name!r}) with download=True")
     lacking = incomplete_copies(info)
     folder = found if found is not None else fetch(info)
@@ -422,7 +422,7 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
     """
     root = root or cache_root()
     if not info.urls:
-        raise FileNotFoundError(f"data set {info.name!r} is not available locally and has no download with a "
+        raise DatasetUnavailableError(f"data set {info.name!r} is not available locally and has no download with a "
                                 f"published checksum. {where_looked(info)}; or register it with a URL and a Checksum "
                                 "you trust")
     for url in info.urls:
@@ -440,7 +440,8 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
             try:
                 archive = download_url(url, tmp / fname, f"{info.name}: {fname}", checksum=checksum)
             except OSError as e:
-                raise ConnectionError(f"could not download {info.name} from {url}: {e}. {where_looked(info)}") from e
+                raise DatasetUnavailableError(f"could not download {info.name} from {url}: {e}. "
+                                              f"{where_looked(info)}") from e
             if checksum is None:
                 size, _, sha = file_digests(archive)
                 warn(f"{info.name}: {url} has no pinned checksum, so the download was not verified; it is "
