@@ -41,7 +41,8 @@ _PATIENCE = Interval(0, None, integer=True)
 
 
 class TrackerCallback(Callback):
-    """Tracks the best value of ``monitor`` ('valid_loss', 'train_loss' or a metric's name) over epochs.
+    """Tracks the best value of ``monitor`` ('valid_loss', 'train_loss' or a metric's name; any column of
+    ``learn.recorder.metric_names``, e.g. 'train_accuracy' with ``learn.recorder.train_metrics = True``) over epochs.
 
     Which way is better comes from the metric (``greater_is_better``); the losses are lower-is-better.
     ``comp(a, b)``, e.g. ``np.less``, overrides it: True when ``a`` is better than ``b``. A value
@@ -64,9 +65,11 @@ class TrackerCallback(Callback):
         # a former pipekit name of a recorded metric ('roc_auc_binary' for 'roc_auc_score') is taken too
         self._monitored = recorder.recorded_name(self.monitor)
         if self._monitored not in recorded:
+            hint = ("" if recorder.valid_metrics else "; the Recorder records no validation values "
+                    "(valid_metrics=False): set learn.recorder.valid_metrics = True to monitor them")
             raise ParameterError(f"{type(self).__name__}: cannot monitor {self.monitor!r}; recorded values are "
-                                 f"{recorded}")
-        if self._monitored != "train_loss" and self.judges_epochs():
+                                 f"{recorded}{hint}")
+        if not recorder.measured_on_train(self._monitored) and self.judges_epochs():
             self._refuse_without_validation()
         metric = recorder.metric(self._monitored)
         self._greater = metric is not None and metric.greater_is_better

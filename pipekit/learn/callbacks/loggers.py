@@ -30,7 +30,8 @@ def _cell(v: Any) -> str:
 
 class CSVLogger(Callback):
     """Writes one line per epoch to ``learn.path / fname``: ``epoch,train_loss,valid_loss,<metrics>,time``
-    (the Recorder's row; time as mm:ss, as the progress table shows it).
+    (the Recorder's row, its columns ``learn.recorder.metric_names``, so ``train_metrics=True`` adds
+    ``train_<metric>`` columns; time as mm:ss, as the progress table shows it).
 
     With ``append=False`` each fit starts the file anew; with ``append=True`` the lines go after those
     already there (the header is written once; a file whose header names other columns is refused rather
@@ -155,7 +156,8 @@ class TensorBoardCallback(Callback):
         rec = self.learn.recorder
         if self.writer is None or not rec.history:
             return
-        for name, v in zip(rec.metric_names[2:-1], rec.history[-1][2:-1]):  # valid_loss and the metrics
+        # the epoch's values after train_loss (logged per batch): valid_loss and the metrics, train_<metric> too
+        for name, v in zip(rec.metric_names[2:-1], rec.history[-1][2:-1]):
             if v is not None:
                 self.writer.add_scalar(name, float(v), self.step_)
 

@@ -14,7 +14,7 @@ import torch
 
 from pipekit.core.errors import NotFittedError, ParameterError, warn
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import Interval, check_state
+from pipekit.core.validate import Interval, Is, check_state
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.data.progress import Shown, Slot, html_table, in_notebook, progress_bar, progress_enabled
@@ -76,6 +76,18 @@ def _distinct(names: list[str]) -> list[str]:
     return out
 
 
+def _detached(pred: Any) -> Any:
+    """A training batch's predictions without their graph (a tensor, or a tuple or list of them), for a metric."""
+    if isinstance(pred, torch.Tensor):
+        return pred.detach()
+    if isinstance(pred, (tuple, list)):
+        return type(pred)(_detached(p) for p in pred)
+    return pred
+
+
+_BOOL = Is(lambda v: isinstance(v, (bool, np.bool_)), "True or False")
+
+
 class Recorder(Callback):
     """Records smoothed training loss, learning rates and momentums per batch; losses and metrics per epoch.
 
@@ -89,6 +101,27 @@ class Recorder(Callback):
     is the sweep's, as fastai's (``lrs`` and ``losses`` its curve, so ``plt.plot(recorder.lrs, recorder.losses)``
     draws it) until the next fit records its own; the curve is also kept apart (``lr_find_lrs``, ``lr_find_losses``,
     ``lr_find_suggestions``), which a later fit keeps, and ``plot_lr_find()`` draws it.
+
+    As fastai's, ``train_metrics=True`` (``Recorder(train_metrics=True)``, or ``learn.recorder.train_metrics = True``
+    before a fit) also measures the metrics on the training batches of each epoch, as the model in training mode
+    predicted them before each step, and ``valid_metrics=False`` records no validation loss nor metrics. The
+    columns are then ``['epoch', 'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy', 'time']`` (both),
+    or ``['epoch', 'train_loss', 'accuracy', 'time']`` (training metrics only, the metrics those of the training
+    batches), or ``['epoch', 'train_loss', 'time']`` (neither); each column is a tracker's ``monitor``.
+
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.learn import Learner, Recorder, accuracy
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)), metrics=accuracy)
+    >>> learn.recorder.train_metrics = True
+    >>> learn.fit(1, 1e-2)
+    >>> learn.recorder.metric_names
+    ['epoch', 'train_loss', 'train_accuracy', 'valid_loss', 'valid_accuracy', 'time']
+    >>> learn.recorder.value("train_accuracy") > 0.5
+    True
+
     The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit. ``learn.validate()``,
     ``get_preds`` and ``predict`` leave all of this as the last fit left it.
     """
@@ -105,10 +138,20 @@ class Recorder(Callback):
     #: what a fit records per epoch; a fit starts them afresh, and ``lr_find`` leaves the last fit's as they were
     PER_EPOCH: ClassVar[tuple[str, ...]] = ("values", "history", "iters")
 
-    def __init__(self, beta: float = 0.98):
+    param_constraints = {"train_metrics": _BOOL, "valid_metrics": _BOOL}
+    # a Recorder pickled before these were parameters records as it did
+    train_metrics: bool = False
+    valid_metrics: bool = True
+
+    def __init__(self, beta: float = 0.98, train_metrics: bool = False, valid_metrics: bool = True):
         self.beta = beta
+        self.train_metrics, self.valid_metrics = train_metrics, valid_metrics
+        self.check_params()
         self.metrics: list[Metric] = []
         self.metric_names: list[str] = []
+        #: the metric columns of ``metric_names``: (column, metric, 'train_' / 'valid_' / '' as fastai prefixes
+        #: them, whether measured on the training batches)
+        self.metric_columns: list[tuple[str, Metric, str, bool]] = []
         self.values: list[list[Any]] = []
         self.history: list[list[Any]] = []
         self.losses: list[float] = []
@@ -128,15 +171,33 @@ class Recorder(Callback):
         self._raw: list[torch.Tensor] = []  # the training batches' losses not yet folded in (see _fold)
         self._bs: list[int] = []
         self._n_folded, self._n_bad, self._first_bad = 0, 0, 0  # this epoch's training batches folded, non-finite
+        self._train_began = False  # this epoch's training phase reset the metrics to measure it (train_metrics)
+        self._train_vals: list[float | None] | None = None  # the metrics of this epoch's training batches
+        self._fit_train = False  # the fit measures its training batches' metrics (train_metrics at its start)
+        self._record_valid = True  # a fit's validation batches are measured (valid_metrics), a validation pass's always
 
     # per batch only the detached loss is kept (no tensor op, no host sync); smoothing and sums are
     # computed once per training phase, or when ``smooth_loss`` is read. A validation-only pass (validate,
     # get_preds) leaves what the last fit recorded as it was: only before_validate and after_batch act there, for
     # validate's row
     def before_fit(self) -> None:
+        self.check_params()  # train_metrics / valid_metrics may have been set since
         self.ema_, self.n_smoothed_ = 0.0, 0
         self.metrics = list(self.learn.metrics)
-        self.metric_names = ["epoch", "train_loss", "valid_loss"] + _distinct([m.name for m in self.metrics]) + ["time"]
+        # what this fit records, fixed for its epochs (the columns are named now)
+        self._fit_train, self._record_valid = bool(self.train_metrics), bool(self.valid_metrics)
+        # fastai's columns: metrics prefixed 'train_' and 'valid_' when both are measured, else as they are
+        both = self._fit_train and self._record_valid
+        sides = [("train_" if both else "", True)] if self._fit_train else []
+        sides += [("valid_" if both else "", False)] if self._record_valid else []
+        self.metric_columns = []
+        for prefix, on_train in sides:
+            names = _distinct([prefix + m.name for m in self.metrics])
+            self.metric_columns += [(n, m, prefix, on_train) for n, m in zip(names, self.metrics)]
+        train_cols = [c[0] for c in self.metric_columns if c[3]]
+        valid_cols = [c[0] for c in self.metric_columns if not c[3]]
+        self.metric_names = (["epoch", "train_loss", *train_cols] + (["valid_loss"] if self._record_valid else [])
+                             + [*valid_cols, "time"])
         for k in (*self.PER_EPOCH, *self.PER_BATCH):
             setattr(self, k, {} if k == "scheduled_hps" else [])
         self._raw, self._bs = [], []
@@ -146,6 +207,12 @@ class Recorder(Callback):
         self._train_total, self._train_count = 0.0, 0
         self._raw, self._bs = [], []
         self._n_folded, self._n_bad, self._first_bad = 0, 0, 0
+        self._train_began, self._train_vals = False, None
+
+    def before_train(self) -> None:
+        if self._fit_train:
+            self._reset_metrics()
+            self._train_began = True
 
     def after_cancel_epoch(self) -> None:
         # an epoch cancelled while training skips after_train: its batches are this epoch's, not the next one's
@@ -167,7 +234,11 @@ class Recorder(Callback):
             self.group_moms.append(moms)
             self.lrs.append(lrs[-1])
             self.moms.append(moms[-1] if moms[-1] is not None else math.nan)
-        else:
+            if self._train_began and learn.yb:  # the predictions the model made in training mode, before the step
+                pred, targ = _detached(learn.pred), learn.yb[0] if len(learn.yb) == 1 else learn.yb
+                for m in self.metrics:
+                    m.accumulate(pred, targ, loss.float(), bs)
+        elif self._record_valid or learn.validation_only:
             loss = loss.float()
             self._valid_total = self._valid_total + loss * bs
             self._valid_count += bs
@@ -181,6 +252,8 @@ class Recorder(Callback):
                  f"(first: batch {self._first_bad}); lower the learning rate, add GradientClip, or check the "
                  "inputs for NaN/inf", RuntimeWarning)
             self._n_bad = 0
+        if self._train_began and self._train_vals is None:  # read before validation resets the metrics
+            self._train_vals = [m.value for m in self.metrics]
 
     def _fold(self) -> None:
         """Fold the training losses kept since the last fold into the epoch's sums and the smoothed losses
@@ -207,9 +280,13 @@ class Recorder(Callback):
 
     def before_validate(self) -> None:
         self._valid_total, self._valid_count = 0.0, 0
+        if self._record_valid or self.learn.validation_only:
+            self._reset_metrics()
+
+    def _reset_metrics(self) -> None:
         # the data's classes and kind of target, for a metric that cannot tell them from a batch (one column: one
-        # class, a binary model's single output, or a regression's number); a fit and a validation-only pass both
-        # come here
+        # class, a binary model's single output, or a regression's number); a fit's training (train_metrics) and
+        # validation, and a validation-only pass, come here
         dls = self.learn.dls
         kind = getattr(dls, "loss_kind", None)
         c = getattr(dls, "c", None) if kind == "cross_entropy" else None
@@ -236,11 +313,16 @@ class Recorder(Callback):
         learn = self.learn
         train_loss = self._train_total / self._train_count if self._train_count else None
         valid = self.valid_row()
-        row = [learn.epoch, train_loss, *valid, time.perf_counter() - self._epoch_start]
+        row = [learn.epoch, train_loss]
+        if self._fit_train:
+            row += self._train_vals if self._train_vals is not None else [None] * len(self.metrics)
+        if self._record_valid:
+            row += valid
+        row.append(time.perf_counter() - self._epoch_start)
         self.history.append(row)
         self.values.append(row[1:-1])
         self.iters.append(len(self.losses))
-        if valid[0] is not None:
+        if self._record_valid and valid[0] is not None:
             self.valid_losses_at.append((len(self.losses), valid[0]))
         learn.final_record = row[1:-1]
 
@@ -267,7 +349,7 @@ class Recorder(Callback):
         is."""
         if name in self.metric_names:
             return name
-        fits = [n for n, m in zip(self.metric_names[3:-1], self.metrics) if name in m.own_aliases()]
+        fits = [n for n, m, prefix, _ in self.metric_columns if name in (prefix + a for a in m.own_aliases())]
         if len(fits) > 1:
             raise ParameterError(f"{name!r} is another name of {len(fits)} recorded metrics, {fits}: give the one "
                                  "meant by its recorded name")
@@ -276,14 +358,20 @@ class Recorder(Callback):
     def metric(self, name: str) -> Metric | None:
         """The metric recorded as ``name`` (or another name of it, see :meth:`recorded_name`; None for the
         losses)."""
-        names = self.metric_names[3:-1]
         name = self.recorded_name(name)
-        return self.metrics[names.index(name)] if name in names else None
+        return next((m for n, m, _, _ in self.metric_columns if n == name), None)
+
+    def measured_on_train(self, name: str) -> bool:
+        """Whether the recorded ``name`` (see :meth:`recorded_name`) is measured on the training batches:
+        'train_loss', and with ``train_metrics=True`` the training batches' metrics (``train_accuracy``, or
+        ``accuracy`` when ``valid_metrics=False``)."""
+        name = self.recorded_name(name)
+        return name == "train_loss" or any(n == name and on_train for n, _, _, on_train in self.metric_columns)
 
     def value(self, name: str, epoch: int = -1) -> float | None:
-        """The recorded ``name`` ('train_loss', 'valid_loss' or a metric name, see :meth:`recorded_name`) at
-        ``epoch`` (an epoch number of the last fit, as in the progress table; negative counts back from the last
-        epoch recorded)."""
+        """The recorded ``name`` (a column of ``metric_names``: 'train_loss', 'valid_loss' or a metric name, see
+        :meth:`recorded_name`) at ``epoch`` (an epoch number of the last fit, as in the progress table; negative
+        counts back from the last epoch recorded)."""
         if not self.history:
             raise NotFittedError("the Recorder has recorded nothing yet: call fit first")
         name = self.recorded_name(name)
@@ -303,8 +391,8 @@ class Recorder(Callback):
 
     @property
     def log(self) -> list[Any]:
-        """The last row of the table: ``[epoch, train_loss, valid_loss, *metrics, time]`` (fastai's
-        ``recorder.log``); empty before any epoch."""
+        """The last row of the table, laid out as ``metric_names`` (``[epoch, train_loss, valid_loss, *metrics,
+        time]`` by default; fastai's ``recorder.log``); empty before any epoch."""
         return list(self.history[-1]) if self.history else []
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, path: str | os.PathLike | None = None,
