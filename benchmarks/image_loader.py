@@ -8,11 +8,13 @@ min_scale=0.75) + ImageNet normalisation, bs 64, 2 CPU threads/workers. Figures 
   (b) pipekit warm epoch (profile(): untimed epochs; the stage table says where the time goes)
   (c) the limit of this machine for the plan: the same plan's warps, lighting and normalisation written
       into a preallocated batch by 2 threads, straight from the memory-mapped cache, no loader around them
-  (d) fastai DataBlock, same files and settings (via $FASTAI_PYTHON; skipped when unset): its training epochs,
-      each cut at a third of the epoch, in one fastai process kept between rounds. fastai caches nothing, so
-      every epoch decodes, resizes and augments every image, its first as its later ones. The rounds
-      alternate with pipekit's (a) and (b), the order swapped each round; every "x fastai" is the median of
-      the rounds' ratios (about one fastai epoch in all, as one whole epoch would take)
+  (d) fastai DataBlock, same files and settings (via $FASTAI_PYTHON; skipped when unset): one whole training
+      epoch per round, as a user iterates it (its worker processes started and stopped by the epoch, as in
+      every fastai epoch), in one fastai process kept between rounds. fastai caches nothing, so every epoch
+      decodes, resizes and augments every image, its first as its later ones. The rounds alternate with
+      pipekit's (a) and (b), the order swapped each round; every "x fastai" is the median of the rounds'
+      ratios, each a whole pipekit epoch against a whole fastai epoch of the same files. ``--limit`` bounds
+      the run time by giving both sides fewer files, never by cutting one side's epochs
   (e) compare(pipekit, reference_loader(...)): alternating rounds, ratio per round
   (f) the decode + resize limit: OpenCV decode and resize to 256 only, one pass in 2 threads
   (g) the augmentation executors alone (OpenCV threads, torch on the CPU, torch on a GPU when there is one)
@@ -118,8 +120,8 @@ class AugmentLimit:
 
 class FastaiEpochs:
     """fastai's DataBlock over ``files`` in a process of the interpreter ``python`` (fastai installed), kept between
-    rounds: :meth:`epoch` runs one training epoch cut at ``k`` batches and gives its images/s. Its loaders are built
-    before the first (``build_s``, left out of every rate). Raises RuntimeError, with the end of fastai's messages,
+    rounds: :meth:`epoch` runs one whole training epoch and gives its images/s (``batches``: the epoch's batches).
+    Its loaders are built before the first (``build_s``, left out of every rate). Raises RuntimeError, with the end of fastai's messages,
     when that process fails."""
 
     def __init__(self, python: str, files: list):
@@ -128,7 +130,7 @@ class FastaiEpochs:
         self.errors = open(self.folder / "stderr.txt", "w+")
         self.proc = subprocess.Popen([python, "-c", FASTAI_SERVER, str(self.folder / "files.json")], text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors)
-        self.build_s, self.peak_rss_mb = None, None
+        self.build_s, self.peak_rss_mb, self.batches = None, None, None
 
     def _ask(self, line: str) -> dict:
         assert self.proc.stdin is not None and self.proc.stdout is not None
@@ -143,10 +145,11 @@ class FastaiEpochs:
         self.errors.seek(0)
         raise RuntimeError(f"the fastai process ended (exit {self.proc.wait()}):\n{self.errors.read()[-2000:]}")
 
-    def epoch(self, k: int) -> float:
-        r = self._ask(f"epoch {k}")
+    def epoch(self) -> float:
+        r = self._ask("epoch")
         if self.build_s is None:
             self.build_s = r["build_s"]
+        self.batches = r["batches"]
         return r["items"] / r["seconds"]
 
     def close(self) -> None:
@@ -179,9 +182,6 @@ def part_pipekit(limit: int | None, batches: int | None, with_fastai: bool = Fal
             fa = FastaiEpochs(os.environ["FASTAI_PYTHON"], files)
         except OSError as e:  # not an interpreter
             fa_note = f"(d) fastai: FASTAI_PYTHON cannot be run, skipped: {e}"
-    # fastai's epochs are cut so that its rounds read about one epoch in all
-    n_train_batches = sum(1 for f in files if f.parent.parent.name == "train") // BS
-    k = max(1, -(-n_train_batches // ROUNDS))
     profiles, fa_rates = [], []
     for r in range(ROUNDS if fa else 1):
         for side in (("fastai", "pipekit") if r % 2 == 0 else ("pipekit", "fastai")):
@@ -190,7 +190,7 @@ def part_pipekit(limit: int | None, batches: int | None, with_fastai: bool = Fal
                                         warm_epochs=1 if fa else 2))
             elif fa is not None:
                 try:
-                    fa_rates.append(fa.epoch(k))
+                    fa_rates.append(fa.epoch())
                 except RuntimeError as e:
                     fa_note = f"(d) fastai: failed, skipped: {e}"
                     fa.close()
@@ -208,9 +208,10 @@ def part_pipekit(limit: int | None, batches: int | None, with_fastai: bool = Fal
     fastai = None
     if fa is not None:
         fa.close()
-        first = Comparison(("pipekit first epoch", "fastai"), k, [q.cold.items_per_s for q in profiles], fa_rates)
-        warm_cmp = Comparison(("pipekit warm epoch", "fastai"), k, [q.items_per_s for q in profiles], fa_rates)
-        fastai = {"epoch_img_s": statistics.median(fa_rates), "rates": fa_rates, "batches_per_round": k,
+        # every round: a whole epoch on each side
+        first = Comparison(("pipekit first epoch", "fastai"), None, [q.cold.items_per_s for q in profiles], fa_rates)
+        warm_cmp = Comparison(("pipekit warm epoch", "fastai"), None, [q.items_per_s for q in profiles], fa_rates)
+        fastai = {"epoch_img_s": statistics.median(fa_rates), "rates": fa_rates, "batches_per_epoch": fa.batches,
                   "build_s": fa.build_s, "peak_rss_mb": fa.peak_rss_mb,
                   "first_epoch_vs_fastai": first.to_dict(), "cached_epoch_vs_fastai": warm_cmp.to_dict()}
     return {"first_epoch_img_s": statistics.median(q.cold.items_per_s for q in profiles),
@@ -349,8 +350,8 @@ def part_decode_limit(limit: int | None) -> dict:
     return {"img_s": n / (time.perf_counter() - t), "n_images": n}
 
 
-# fastai's side of the rounds: the same files (a JSON list), its loaders built once; each "epoch K" line runs a new
-# training epoch cut at K batches and answers with a RESULT line; "quit" answers with the peak RSS
+# fastai's side of the rounds: the same files (a JSON list), its loaders built once; each "epoch" line runs a new
+# whole training epoch and answers with a RESULT line; "quit" answers with the peak RSS
 FASTAI_SERVER = r"""
 import json, resource, sys, time
 from pathlib import Path
@@ -363,7 +364,7 @@ dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=lambda _: files
                    batch_tfms=[*aug_transforms(size=%(size)d, min_scale=%(min_scale)s), Normalize.from_stats(*imagenet_stats)])
 dls = None
 for line in sys.stdin:
-    cmd, *arg = line.split()
+    cmd, *_ = line.split()
     if cmd == "quit":
         r = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
         print("RESULT " + json.dumps({"peak_rss_mb": r / 1024}), flush=True)
@@ -373,14 +374,12 @@ for line in sys.stdin:
         t = time.perf_counter()
         dls = dblock.dataloaders(files[0].parent.parent.parent, bs=%(bs)d, device="cpu", num_workers=2)
         build = time.perf_counter() - t
-    k, n, nb = int(arg[0]), 0, 0
+    n, nb = 0, 0
     t = time.perf_counter()
     for x, y in dls.train:
         n += len(x)
         nb += 1
-        if nb >= k:
-            break
-    print("RESULT " + json.dumps({"seconds": time.perf_counter() - t, "items": n, "build_s": build}), flush=True)
+    print("RESULT " + json.dumps({"seconds": time.perf_counter() - t, "items": n, "batches": nb, "build_s": build}), flush=True)
 """ % {"presize": PRESIZE, "size": SIZE, "min_scale": MIN_SCALE, "bs": BS}
 
 
@@ -442,7 +441,7 @@ def main() -> None:
     if fa:
         rss = f"  peak RSS {fa['peak_rss_mb']:.0f} MB" if fa["peak_rss_mb"] else ""
         print(f"(d) fastai DataBlock epoch (no cache: every epoch decodes): {fa['epoch_img_s']:8.0f} img/s  (1.0x; "
-              f"median of {len(fa['rates'])} epochs cut at {fa['batches_per_round']} batch(es), alternating with "
+              f"median of {len(fa['rates'])} whole epochs of {fa['batches_per_epoch']} batch(es), alternating with "
               f"(a) and (b); its loaders built in {fa['build_s']:.1f}s apart){rss}")
     print(f"(e) vs the reference torch DataLoader + albumentations (2 workers, {a.batches} batches/round): "
           f"{vs['verdict']} (goal >= 3x); rounds {', '.join(f'{r:.2f}' for r in vs['ratios'])}")
