@@ -40,6 +40,18 @@ def first_batch(dblock: DataBlock, source: Path, subset: str = "train") -> tuple
     return next(iter(ref))
 
 
+class Inverting(Resize):
+    def apply(self, img, nearest=False):
+        return 255 - super().apply(img, nearest)
+
+
+class NoFlip(FlipItem):
+    """A user's flip that never flips."""
+
+    def plan(self, n, hw, rng, train=True):
+        return super().plan(n, hw, rng, train=False)
+
+
 class Twice(Transform):
     """A user's own item transform: the reference has no equivalent of it."""
 
@@ -48,15 +60,19 @@ class Twice(Transform):
 
 
 def test_the_reference_refuses_an_item_transform_it_cannot_do_naming_it(source):
-    with pytest.raises(ParameterError, match=r"reference_loader: no equivalent for the item transform\(s\) "
-                                             r"\[Twice\(\)\].*remove it from item_tfms to compare"):
+    with pytest.raises(ParameterError, match=r"reference_loader: no equivalent for the transform\(s\) "
+                                             r"\[Twice\(\)\].*remove it from item_tfms or batch_tfms to compare"):
         reference_loader(digits(Twice()), source, bs=16, num_workers=0)
     # bench-loader --compare reference checks the same before measuring anything
     with pytest.raises(ParameterError, match=r"bench-loader: --compare reference: no equivalent .*Twice"):
         reference_blocks(digits(Twice()), "bench-loader: --compare reference")
     # a plain function given as an item transform is a Transform of the user's too
-    with pytest.raises(ParameterError, match="no equivalent for the item transform"):
+    with pytest.raises(ParameterError, match="no equivalent for the transform"):
         reference_loader(digits(lambda x: x), source, bs=16, num_workers=0)
+    # and so is a subclass of one the reference mirrors: its own code would be replaced by the built-in's
+    for dblock, own in ((digits().new(item_tfms=[Inverting(32)]), "Inverting"), (digits(NoFlip(p=1.0)), "NoFlip")):
+        with pytest.raises(ParameterError, match=rf"no equivalent for the transform\(s\) \[{own}"):
+            reference_loader(dblock, source, bs=16, num_workers=0)
 
 
 def test_the_reference_flips_as_flipitem_dihedralitem_and_albumentations_do(source):
@@ -111,20 +127,38 @@ def test_bottleneck_leaves_a_seeded_fit_as_it_would_have_been(source):
     assert torch.equal(_seeded_fit(source, bench=True), _seeded_fit(source, bench=False))
 
 
-def test_profile_builds_on_the_device_given_and_refuses_one_it_cannot_use(source):
+def test_profile_builds_on_the_device_given_and_refuses_one_it_cannot_use(source, monkeypatch):
     dblock = digits()
-    # 'meta' is a device every torch has: the loaders are built there (the batches have shapes, no data)
-    p = profile(dblock, source=source, n_batches=2, warm_epochs=1, bs=64, num_workers=0, device="meta")
-    assert p.device == "meta"
-    with pytest.raises(ParameterError, match=r"profile: device='no-such-device' is not a device"):
-        profile(dblock, source=source, device="no-such-device", bs=64)
-    dls = dblock.dataloaders(source, bs=64, num_workers=0, device="cpu", seed=0)
+    built = []
+    real = DataBlock.dataloaders
+
+    def spy(self, *args, **kwargs):
+        built.append(kwargs.get("device"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(DataBlock, "dataloaders", spy)
+    p = profile(dblock, source=source, n_batches=2, warm_epochs=1, bs=64, num_workers=0, device="cpu")
+    assert p.device == "cpu" and built and all(str(d) == "cpu" for d in built)  # the loaders are built there
+    for bad, said in (("no-such-device", "is not a device"), ("meta", "is not one pipekit puts"),
+                      ("xla", "is not one pipekit puts")):
+        with pytest.raises(ParameterError, match=rf"profile: device='{bad}' {said}"):
+            profile(dblock, source=source, device=bad, bs=64)
+    dls = real(dblock, source, bs=64, num_workers=0, device="cpu", seed=0)
     with pytest.raises(ParameterError, match=r"profile: device='no-such-device' is not a device"):
         profile(dls, n_batches=2, device="no-such-device")
-    # loaders already built are measured as they are: one on another device is refused, saying how to put it there
-    with pytest.raises(ParameterError, match=r"device='meta', but these pipekit loaders put their batches on 'cpu'"
-                                             r".*dls\.to\('meta'\)"):
-        profile(dls, n_batches=2, device="meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParameterError, match=r"profile: device='cuda' but no CUDA device is available here"):
+            profile(dls, n_batches=2, device="cuda")
+        # a machine with one GPU: loaders already built on the CPU are measured as they are, so refused, saying how
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "one GPU")
+        with pytest.raises(ParameterError, match=r"device='cuda:0', but these pipekit loaders put their batches on "
+                                                 r"'cpu'.*dls\.to\('cuda:0'\)"):
+            profile(dls, n_batches=2, device="cuda:0")
+        with pytest.raises(ParameterError, match=r"device='cuda:1' but this machine has 1 CUDA device"):
+            profile(dls, n_batches=2, device="cuda:1")
+        monkeypatch.undo()
     assert profile(dls, n_batches=2, warm_epochs=1, device="cpu", cold=False).device == "cpu"
 
 

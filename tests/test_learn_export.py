@@ -169,7 +169,7 @@ def test_load_learner_onto_a_device_this_machine_lacks_says_so(trained, monkeypa
     path = learn.export(out / "no_cuda.pipekit")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, GPU or not
     for call in (lambda: load_learner(path, "cuda"), lambda: load_learner(path, device="cuda:0")):
-        with pytest.raises(ParameterError, match=r"no CUDA device is available here; load onto the CPU with "
+        with pytest.raises(ParameterError, match=r"no CUDA device is available here; use the CPU with "
                                                  r"cpu=True \(or device='cpu'\)"):
             call()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
@@ -180,7 +180,7 @@ def test_load_learner_onto_a_device_this_machine_lacks_says_so(trained, monkeypa
         load_learner(path, device="gpu")
     # devices torch knows but pipekit does not load onto (meta holds no weights; hpu made torch import a module)
     for name in ("meta", "xla", "hpu", "privateuseone"):
-        with pytest.raises(ParameterError, match=rf"device='{name}' is not one pipekit loads onto"):
+        with pytest.raises(ParameterError, match=rf"device='{name}' is not one pipekit puts models and batches on"):
             load_learner(path, device=name)
 
 

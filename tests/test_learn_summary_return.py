@@ -83,3 +83,22 @@ def test_a_text_classifiers_summary_lists_each_layer_once_and_its_rows_add_up():
     total = sum(p.numel() for p in learn.model.parameters())
     counts = [int(next(v for v in r[2:] if v.replace(",", "").isdigit()).replace(",", "")) for r in rows]
     assert sum(counts) == total
+
+
+def test_a_language_models_tied_weights_count_once_in_its_summary():
+    # the decoder's weight is the embedding's: listed with the embedding, not again with the decoder
+    import polars as pl
+
+    import pipekit.datasets as D
+    from pipekit.text import AWD_LSTM, TextDataLoaders, language_model_learner
+
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(80)
+    dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, valid_pct=0.2, min_freq=3, cache_dir=False, bs=8,
+                                  seed=0, seq_len=24)
+    learn = language_model_learner(dls, AWD_LSTM, config=dict(emb_sz=16, n_hid=32, n_layers=1), pretrained=False)
+    assert learn.model[1].decoder.weight is learn.model[0].encoder.weight
+    rows = [line.split() for line in learn.summary().splitlines()[2:] if line[:1].isdigit()]
+    counts = {r[0]: int(next(v for v in r[2:] if v.replace(",", "").isdigit()).replace(",", "")) for r in rows}
+    assert sum(counts.values()) == sum(p.numel() for p in learn.model.parameters())
+    emb = learn.model[0].encoder.weight.numel()
+    assert counts["0.encoder"] == emb and counts["1.decoder"] == learn.model[1].decoder.bias.numel()

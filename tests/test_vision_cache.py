@@ -160,3 +160,15 @@ def test_a_users_subclass_of_an_item_transform_is_not_served_from_the_cache(tmp_
     plain = _mnist_dls(RandomResizedCrop(28), cache).valid.one_batch()[0].float().mean()
     sub = _mnist_dls(_InvertingCrop(28), cache).valid.one_batch()[0].float().mean()
     assert sub > 0.5 > plain
+
+
+def test_build_image_store_presizes_a_users_subclass_in_memory(dog_files, tmp_path, monkeypatch):
+    # even one named like the built-in: its pixels are its own code's, never the built-in's entry
+    class Resize(_Inverting):
+        pass
+
+    cache = tmp_path / "cache"
+    plain = build_image_store(dog_files, globals()["Resize"](32), cache_dir=cache)
+    theirs = build_image_store(dog_files, Resize(32), cache_dir=cache)
+    assert theirs.path_ is None and plain.path_ is not None
+    np.testing.assert_array_equal(theirs.gather(np.arange(10)).numpy(), 255 - plain.gather(np.arange(10)).numpy())

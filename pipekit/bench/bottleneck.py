@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import copy
 import itertools
-import random
 import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
 from pipekit.bench.profile import machine
 from pipekit.bench.runner import as_runner, count_items, no_batches
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
+from pipekit.data.seed import kept_random_states
 from pipekit.learn.callbacks import Callback, CancelBatchException, CancelValidException, ProgressCallback
 
 #: ratios within this margin of 1 call the loader and the model balanced
@@ -184,23 +183,6 @@ def _stream(runner: Any, n: int) -> Iterator[Any]:
     return itertools.islice(gen(), n)
 
 
-def _rng_states() -> dict[str, Any]:
-    """The global random states a training step can draw from: torch's (CPU, and CUDA's once it is in use), Python's
-    and NumPy's."""
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized()
-            else None,
-            "random": random.getstate(), "numpy": np.random.get_state()}
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] is not None:
-        torch.cuda.set_rng_state_all(states["cuda"])
-    random.setstate(states["random"])
-    np.random.set_state(states["numpy"])
-
-
 def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any = None,
                rounds: int = 1) -> Bottleneck:
     """Which of loader and model limits training: items/s of the loader alone, the model alone on the same
@@ -237,39 +219,39 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
     modes = {m: m.training for m in learn.model.modules()}  # train/eval mode, put back with the weights
     saved = {k: learn.__dict__.get(k) for k in ("opt", "epoch", "n_epoch", "final_record")}
     recorder = dict(vars(learn.recorder))
-    rng = _rng_states()  # the timed steps draw dropout masks and shuffles: a seeded fit afterwards must not see them
     runner = as_runner(learn.dls.train)
     sync = learn.device.type == "cuda"
     total = n_batches + warmup
     rates: dict[str, list[float]] = {"loader": [], "model": [], "full": []}
-    try:
-        # the model phase's batches: the first of the same epoch the other phases stream (a text loader puts its
-        # longest batch first: the warm-up gets it, as in the other phases)
-        cached = list(_stream(runner, min(total, warmup + MODEL_BATCHES)))
-        timed = cached[warmup:] or cached
-        with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):
-            for r in range(rounds):
-                for phase in (("loader", "model", "full") if r % 2 == 0 else ("full", "model", "loader")):
-                    if phase == "model":
-                        batches: Any = itertools.chain(cached[:warmup],
-                                                       itertools.islice(itertools.cycle(timed), n_batches))
-                    else:
-                        batches = _stream(runner, total)
-                    timer = StepTimer(batches, warmup=warmup, skip_model=phase == "loader", sync=sync)
-                    learn.opt = None  # a fresh optimiser per phase: the learner's own is left as it was
-                    learn.fit(1, cbs=[timer])
-                    rates[phase].append(timer.items_per_s)
-                    learn.model.load_state_dict(model_state)
-        del cached, timed
-    finally:
-        learn.model.load_state_dict(model_state)
-        for m, training in modes.items():
-            m.training = training
-        for k, v in saved.items():
-            setattr(learn, k, v)
-        learn.recorder.__dict__.update(recorder)
-        learn.batch_wrapper = None
-        _set_rng_states(rng)
+    # the timed steps draw dropout masks and shuffles: a seeded fit afterwards must not see them
+    with kept_random_states():
+        try:
+            # the model phase's batches: the first of the same epoch the other phases stream (a text loader puts its
+            # longest batch first: the warm-up gets it, as in the other phases)
+            cached = list(_stream(runner, min(total, warmup + MODEL_BATCHES)))
+            timed = cached[warmup:] or cached
+            with learn.removed_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)]):
+                for r in range(rounds):
+                    for phase in (("loader", "model", "full") if r % 2 == 0 else ("full", "model", "loader")):
+                        if phase == "model":
+                            batches: Any = itertools.chain(cached[:warmup],
+                                                           itertools.islice(itertools.cycle(timed), n_batches))
+                        else:
+                            batches = _stream(runner, total)
+                        timer = StepTimer(batches, warmup=warmup, skip_model=phase == "loader", sync=sync)
+                        learn.opt = None  # a fresh optimiser per phase: the learner's own is left as it was
+                        learn.fit(1, cbs=[timer])
+                        rates[phase].append(timer.items_per_s)
+                        learn.model.load_state_dict(model_state)
+            del cached, timed
+        finally:
+            learn.model.load_state_dict(model_state)
+            for m, training in modes.items():
+                m.training = training
+            for k, v in saved.items():
+                setattr(learn, k, v)
+            learn.recorder.__dict__.update(recorder)
+            learn.batch_wrapper = None
     med = {k: statistics.median(v) for k, v in rates.items()}
     return Bottleneck(med["loader"], med["model"], med["full"], n_batches, runner.bs, str(learn.device), before,
                       rounds, rates)

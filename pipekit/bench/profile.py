@@ -24,6 +24,7 @@ import torch
 from pipekit.bench.runner import EpochRun, as_runner, stage_kind
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
+from pipekit.data.loader import checked_device
 from pipekit.data.probe import StageTimes, recording, stage
 
 #: the tolerance within which the main thread's stages add up to the measured epoch when the main thread has
@@ -286,24 +287,11 @@ def _caching_in(datablock: Any, folder: str | os.PathLike) -> Any:
     return datablock.new(blocks=moved)
 
 
-def _device(device: Any) -> torch.device | None:
-    """``device`` as a ``torch.device`` (None stays None), or a ParameterError naming it."""
-    if device is None:
-        return None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ParameterError(f"profile: device={device!r} is not a device; give 'cpu', 'cuda', 'cuda:1', 'mps' or a "
-                             "torch.device, or leave it out for the loader's own") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError(f"profile: device={str(dev)!r} but no CUDA device is available here; give 'cpu', or "
-                             "leave it out for the loader's own")
-    return dev
-
-
 def _same_device(a: torch.device, b: torch.device) -> bool:
-    """Whether ``a`` and ``b`` are one device (``'cuda'`` is the current one: the same as any ``'cuda:N'``)."""
-    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+    """Whether ``a`` and ``b`` are one device (``'cuda'`` is the current CUDA device, ``'cuda:N'`` the N-th)."""
+    def indexed(d: torch.device) -> torch.device:
+        return torch.device("cuda", torch.cuda.current_device()) if d.type == "cuda" and d.index is None else d
+    return indexed(a) == indexed(b)
 
 
 def profile(loader: Any, n_batches: int | None = None, subset: str | None = None, *, source: Any = None,
@@ -335,7 +323,8 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
     """
     check("profile", n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)),
           warm_epochs=(warm_epochs, Interval(1, None, integer=True)))
-    dev = _device(device)
+    dev = None if device is None else checked_device(device, "profile", on_cpu="device='cpu', or leave device out "
+                                                                             "for the loader's own")
     before = machine()
     datablock, obj = resolve(loader, source)
     cold_run: EpochProfile | None = None

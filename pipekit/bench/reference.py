@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate, get_worker_in
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
+from pipekit.data.cache import keyed_by_settings
 from pipekit.data.transform import BatchTransform, as_list
 
 STAGES = ("read file", "decode", "item transforms", "augment + normalize (per item)", "collate")
@@ -298,12 +299,16 @@ def _split_item_tfms(datablock: Any, image_block: Any, who: str = "reference_loa
     on_batches = [t for t in tfms if isinstance(t, BatchTransform)]
     per_item = [t for t in tfms if not isinstance(t, BatchTransform)]
     presize = find_item_transform(per_item)
-    own = [t for t in per_item if t is not presize and t.applies_to(image_block)]
+    # a subclass of the user's (of Resize, FlipItem, Albumentations...) runs its own code, which the reference would
+    # replace by the built-in's
+    own = [t for t in per_item if (t is not presize or not keyed_by_settings(t)) and t.applies_to(image_block)]
+    own += [t for t in [*on_batches, *as_list(datablock.batch_tfms)] if not keyed_by_settings(t)]
     if own:
-        raise ParameterError(f"{who}: no equivalent for the item transform(s) {own!r:.300} on the images: the "
-                             "reference mirrors Resize, CropPad, RandomResizedCrop, FlipItem, DihedralItem and "
-                             "Albumentations only, and a transform of your own has no reference equivalent; remove it "
-                             "from item_tfms to compare (dblock.new(item_tfms=[...]))")
+        raise ParameterError(f"{who}: no equivalent for the transform(s) {own!r:.300} on the images: the "
+                             "reference mirrors pipekit's Resize, CropPad, RandomResizedCrop, FlipItem, DihedralItem, "
+                             "Albumentations, aug_transforms and Normalize only, and a transform of your own (a "
+                             "subclass of one of those included) has no reference equivalent; remove it from "
+                             "item_tfms or batch_tfms to compare (dblock.new(item_tfms=[...], batch_tfms=[...]))")
     return presize, per_item, on_batches
 
 

@@ -34,6 +34,38 @@ def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def checked_device(device: str | torch.device, who: str, on_cpu: str = "device='cpu'") -> torch.device:
+    """``device`` as a ``torch.device`` this machine has, or a ParameterError starting with ``who`` that says what to
+    give (torch would fail deep inside with 'Torch not compiled with CUDA enabled' or an invalid device ordinal);
+    ``on_cpu``: how the caller's user asks for the CPU.
+
+    >>> checked_device("cpu", "profile")
+    device(type='cpu')
+    >>> checked_device("xla", "profile")
+    Traceback (most recent call last):
+    pipekit.core.errors.ParameterError: profile: device='xla' is not one pipekit puts models and batches on; give 'cpu', 'cuda', 'cuda:1' or 'mps', or device='cpu'
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ParameterError(f"{who}: device={device!r} is not a device; give 'cpu', 'cuda' or 'cuda:1', or "
+                             f"{on_cpu}") from e
+    if dev.type not in ("cpu", "cuda", "mps"):  # meta, xla, hpu...: no weights to predict with, or a backend
+        raise ParameterError(f"{who}: device={str(device)!r} is not one pipekit puts models and batches on; give "
+                             f"'cpu', 'cuda', 'cuda:1' or 'mps', or {on_cpu}")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ParameterError(f"{who}: device={str(device)!r} but no CUDA device is available here; use the CPU "
+                                 f"with {on_cpu}")
+        if dev.index is not None and dev.index >= n:
+            raise ParameterError(f"{who}: device={str(device)!r} but this machine has {n} CUDA device(s) (cuda:0 to "
+                                 f"cuda:{n - 1}); give one of those, or {on_cpu}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError(f"{who}: device={str(device)!r} but MPS is not available here; give {on_cpu}")
+    return dev
+
+
 def _to(batch: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=non_blocking)

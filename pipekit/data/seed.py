@@ -54,6 +54,32 @@ _SEEDED = threading.RLock()  # one seeded run at a time: they all draw from the 
 
 
 @contextlib.contextmanager
+def kept_random_states() -> Iterator[None]:
+    """The global random generators (Python's, NumPy's, torch's and CUDA's) put back as they were when the block
+    ends, whatever it drew: code measured or tried inside it (a benchmark's training steps drawing dropout masks)
+    leaves a seeded run after it as it would have been.
+
+    >>> _ = torch.manual_seed(0)
+    >>> with kept_random_states():
+    ...     _ = torch.rand(3)
+    >>> after = torch.rand(1)
+    >>> _ = torch.manual_seed(0)
+    >>> bool(torch.rand(1) == after)
+    True
+    """
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.random.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run the block as after ``set_seed(seed)``, then give the process back its random state and torch's
     settings as they were: a model that seeds its own training (``TorchTabular``) neither changes the draws of
@@ -66,9 +92,7 @@ def seeded(seed: int) -> Iterator[None]:
     >>> np.random.rand() == before, torch.are_deterministic_algorithms_enabled() is not None
     (True, True)
     """
-    with _SEEDED:
-        py, npy, cpu = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
-        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    with _SEEDED, kept_random_states():
         hash_seed = os.environ.get("PYTHONHASHSEED")
         algorithms = (torch.are_deterministic_algorithms_enabled(),
                       torch.is_deterministic_algorithms_warn_only_enabled())
@@ -77,11 +101,6 @@ def seeded(seed: int) -> Iterator[None]:
             set_seed(seed)
             yield
         finally:
-            random.setstate(py)
-            np.random.set_state(npy)
-            torch.random.set_rng_state(cpu)
-            if cuda is not None:
-                torch.cuda.set_rng_state_all(cuda)
             if hash_seed is None:
                 os.environ.pop("PYTHONHASHSEED", None)
             else:

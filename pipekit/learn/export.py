@@ -41,7 +41,7 @@ from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, Parameter
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import Y_RANGE, Is, check, finite_number
 from pipekit.data.dataloaders import DataLoaders, classes_vocab
-from pipekit.data.loader import default_device
+from pipekit.data.loader import checked_device, default_device
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import TORCH_LOSS_TARGETS, BaseLoss, loss_from_kind
@@ -1065,31 +1065,6 @@ def _is_device(name: Any) -> bool:
     return True
 
 
-def _checked_device(device: str | torch.device) -> None:
-    """A device this machine has, or a ParameterError saying what to give (torch would fail deep in the load with
-    'Torch not compiled with CUDA enabled' or an invalid device ordinal)."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise ParameterError(f"load_learner: device={device!r} is not a device; give 'cpu', 'cuda' or "
-                             "'cuda:1', or cpu=True") from e
-    if dev.type not in ("cpu", "cuda", "mps"):  # meta, xla, hpu...: no weights to predict with, or a backend
-        raise ParameterError(f"load_learner: device={str(device)!r} is not one pipekit loads onto; give 'cpu', "
-                             "'cuda', 'cuda:1' or 'mps', or cpu=True")
-    if dev.type == "cuda":
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0:
-            raise ParameterError(f"load_learner: device={str(device)!r} but no CUDA device is available here; load "
-                                 "onto the CPU with cpu=True (or device='cpu'), or give cpu=False to take the GPU "
-                                 "only when there is one")
-        if dev.index is not None and dev.index >= n:
-            raise ParameterError(f"load_learner: device={str(device)!r} but this machine has {n} CUDA device(s) "
-                                 f"(cuda:0 to cuda:{n - 1}); give one of those, or cpu=True")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ParameterError(f"load_learner: device={str(device)!r} but MPS is not available here; give "
-                             "cpu=True (or device='cpu')")
-
-
 def load_learner(path: str | os.PathLike, cpu: bool | None = None,
                  device: str | torch.device | None = None) -> Learner:
     """``pipekit.load`` for a learner export: refuses a file that holds something else.
@@ -1121,7 +1096,7 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
         device = "cpu" if cpu is None or cpu else default_device()
         if cpu is False and torch.device(device).type == "cpu":
             warn("load_learner(cpu=False): no CUDA device is available, so the model stays on the CPU")
-    _checked_device(device)
+    checked_device(device, "load_learner", on_cpu="cpu=True (or device='cpu')")
     archive = read_pipekit(path)
     if archive.kind != "learner":
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner export; open it with pipekit.load")

@@ -107,7 +107,8 @@ def _once_each(rows: list[tuple[str, str, str, int, bool]], calls: dict[str, int
     """The rows of the layers a forward pass called, once each in the order of their first call, the type marked
     with the number of calls of a layer called several times (a text encoder's LSTM, once per chunk of text: ``LSTM
     x16``); and the layers of parameters it did not call (an embedding whose weights the model reads itself), with
-    no output, each before the first called layer that follows it in the model, so the rows add up to the total."""
+    no output, each before the first called layer that follows it in the model; a parameter two layers share is
+    counted in the first of them, so the rows add up to the total."""
     out = [(name, f"{kind} x{calls[name]}" if calls[name] > 1 else kind, shape, n, tr)
            for name, kind, shape, n, tr in rows]
     position = {name: i for i, (name, *_) in enumerate(out)}
@@ -121,8 +122,16 @@ def _once_each(rows: list[tuple[str, str, str, int, bool]], calls: dict[str, int
         elif (ps := list(m.parameters(recurse=False))):
             waiting.append((name, type(m).__name__, "- (not called)", sum(p.numel() for p in ps),
                             any(p.requires_grad for p in ps)))
-    ordered = [r for i, row in enumerate(out) for r in (*placed.get(i, ()), row)]
-    return ordered + waiting
+    ordered = [r for i, row in enumerate(out) for r in (*placed.get(i, ()), row)] + waiting
+    # a parameter shared by two layers (a language model's decoder tied to its embedding) counts once, in the
+    # first row holding it, as the total does
+    modules, rows_once = dict(leaves), []
+    seen: set[int] = set()
+    for name, kind, shape, _, tr in ordered:
+        ps = [p for p in modules[name].parameters(recurse=False) if id(p) not in seen]
+        seen.update(id(p) for p in ps)
+        rows_once.append((name, kind, shape, sum(p.numel() for p in ps), tr))
+    return rows_once
 
 
 def _table(learn: Learner, model: nn.Module, rows: list[tuple[str, str, str, int, bool]], what: str, show: bool,

@@ -28,7 +28,6 @@ from pipekit.core.errors import DataError, ParameterError, PipekitError, Pipelin
 from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
-from pipekit.data.cache import keyed_by_settings
 from pipekit.data.plotting import draw_image, image_array, set_title
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import (FuncTransform, Transform, as_list, call_item_tfm, value_types,
@@ -618,10 +617,9 @@ class _PixelBlock(TransformBlock):
         if user:
             return LiveImageStore(sources, _UserThenPresize(user, tfm, self.mode), mode=self.mode,
                                   check=self.pixel_check(), description=what.replace("presizing", "reading"))
-        # a handful of new files (predict, a small test set) is decoded in memory rather than cached, and so are
-        # images through an item transform of the user's class (a subclass of Resize): the cache cannot key its code
-        in_memory = (self.cache_dir is False or (small_in_memory and len(raw) <= 256)
-                     or (tfm is not None and not keyed_by_settings(tfm)))
+        # a handful of new files (predict, a small test set) is decoded in memory rather than cached (and so are
+        # images through an item transform of the user's class: see build_image_store)
+        in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
         return build_image_store(sources, tfm, mode=self.mode, cache_dir=False if in_memory else self.cache_dir,
                                  description=what)
 

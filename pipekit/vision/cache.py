@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from pipekit.core.errors import DataError
-from pipekit.data.cache import (PACK_ID, superseded, CacheEntryError, PackChecksum, TempFile, atomic_write_json,
+from pipekit.data.cache import (PACK_ID, superseded, keyed_by_settings, CacheEntryError, PackChecksum, TempFile, atomic_write_json,
                                 cache_folder, clean_stale_temps, fingerprint, open_verified, read_json,
                                 remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
@@ -352,7 +352,8 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
 
     ``tfm`` is the item transform (``Resize``, ``CropPad``, ``RandomResizedCrop``) or None when all
     images already share one size. ``cache_dir``: None for the default cache, a folder, or False for
-    memory only. A pack whose bytes or meta fail their checks is rebuilt with a CacheRebuildWarning.
+    memory only; a ``tfm`` of a class of the user's (a subclass of ``Resize``) is always presized in memory, as the
+    cache cannot key its code. A pack whose bytes or meta fail their checks is rebuilt with a CacheRebuildWarning.
     """
     paths: list[str | MemoryImage] = [p if isinstance(p, MemoryImage) else os.fspath(p) for p in items]  # type: ignore[misc]
     if not paths:
@@ -365,7 +366,9 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
     config = f"{CACHE_VERSION}|{mode}{'|nearest-exact' if mode == 'mask' else ''}|" \
              f"{tfm.cache_key() if tfm is not None else 'none'}"
 
-    root = cache_folder(cache_dir, "images")
+    # a transform of the user's class (a subclass of Resize) is presized in memory: the cache keys settings, and
+    # its code can change between two runs under the same name and settings
+    root = cache_folder(cache_dir, "images") if tfm is None or keyed_by_settings(tfm) else None
     if root is None:
         return _build_in_memory(paths, tfm, mode, channels, squeeze, workers, description)
     try:

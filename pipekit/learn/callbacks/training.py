@@ -14,7 +14,7 @@ import torch
 
 from pipekit.core.errors import NotFittedError, ParameterError, warn
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import Interval, Is, check_state
+from pipekit.core.validate import BOOL, Interval, check_state
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.data.progress import Shown, Slot, html_table, in_notebook, progress_bar, progress_enabled
@@ -85,8 +85,6 @@ def _detached(pred: Any) -> Any:
     return pred
 
 
-_BOOL = Is(lambda v: isinstance(v, (bool, np.bool_)), "True or False")
-
 
 class Recorder(Callback):
     """Records smoothed training loss, learning rates and momentums per batch; losses and metrics per epoch.
@@ -138,10 +136,7 @@ class Recorder(Callback):
     #: what a fit records per epoch; a fit starts them afresh, and ``lr_find`` leaves the last fit's as they were
     PER_EPOCH: ClassVar[tuple[str, ...]] = ("values", "history", "iters")
 
-    param_constraints = {"train_metrics": _BOOL, "valid_metrics": _BOOL}
-    # a Recorder pickled before these were parameters records as it did
-    train_metrics: bool = False
-    valid_metrics: bool = True
+    param_constraints = {"train_metrics": BOOL, "valid_metrics": BOOL}
 
     def __init__(self, beta: float = 0.98, train_metrics: bool = False, valid_metrics: bool = True):
         self.beta = beta
