@@ -410,3 +410,12 @@ def test_an_unregistered_function_is_named_with_how_to_register_it():
         name_of(is_valid)
     with pytest.raises(pipekit.core.errors.UnknownNameError, match=r"pipekit.register\(.*Net\) once"):
         name_of(type("Net", (pipekit.core.component.Component,), {}))
+
+
+def test_load_learner_of_a_checkpoint_says_to_load_it_into_a_learner(trained):
+    # someone else's learn.save file: the advice is learn.load, not pipekit.load (which refuses it too)
+    learn, _, _, out = trained
+    ckpt = learn.save(out / "ckpt")
+    with pytest.raises(ExportError, match=r"is a training checkpoint \(learn\.save\): load it into a Learner built "
+                                          r"like the one that saved it, with learn\.load\(path\)"):
+        load_learner(ckpt)

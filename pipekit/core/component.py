@@ -361,7 +361,8 @@ def _lookup_kind(name: Any, kinds: tuple[str, ...], base: type | None = None) ->
             first = first or e
     said = str(first) if "is a registered" in str(first) else f"{name!r:.80} is not registered as one"
     raise FieldError("", f"names {name!r:.80}, but this field takes a registered {' or '.join(kinds)} ({said}); the "
-                         "file is damaged or was not written by pipekit")
+                         "file is damaged, was not written by pipekit, or was written by a newer pipekit whose "
+                         "classes this one lacks (upgrade pipekit: pip install -U pipekit)")
 
 
 def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: int = 0,

@@ -1098,6 +1098,8 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
             warn("load_learner(cpu=False): no CUDA device is available, so the model stays on the CPU")
     checked_device(device, "load_learner", on_cpu="cpu=True (or device='cpu')")
     archive = read_pipekit(path)
+    if archive.kind == "checkpoint":  # pipekit.load says what to do with one
+        checkpoint_from_archive(archive)
     if archive.kind != "learner":
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner export; open it with pipekit.load")
     with building_from(archive.where):
