@@ -223,3 +223,40 @@ def test_checkpoints_of_a_learner_on_torch_loaders_save_and_load(adult_tensors, 
     learn.load("manual")
     assert all(torch.equal(v, learn.model.state_dict()[k]) for k, v in saved.items())
     assert learn.validate() == pytest.approx(best)
+
+
+def test_get_preds_reads_every_validation_item_and_any_loader_by_index():
+    # fastai reads dls[ds_idx].new(shuffle=False, drop_last=False): a validation loader built with drop_last=True
+    # still gives a prediction per item, and a third loader is read by its index
+    from pipekit.learn import CrossEntropyLossFlat
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(400, 6, generator=g), torch.randint(0, 2, (400,), generator=g)
+    dls = DataLoaders.from_dsets(list(zip(x[:300], y[:300])), list(zip(x[300:], y[300:])), bs=64, drop_last=True)
+    learn = Learner(dls, nn.Linear(6, 2), loss_func=CrossEntropyLossFlat())
+    preds, targs = learn.get_preds()
+    assert len(preds) == 100 and torch.equal(targs, y[300:])
+    assert len(learn.get_preds(ds_idx=0)[0]) == 300
+    torch_dl = lambda a, b, **kw: TorchDataLoader(TensorDataset(x[a:b], y[a:b]), batch_size=64, **kw)  # noqa: E731
+    three = DataLoaders(torch_dl(0, 200), torch_dl(200, 300, drop_last=True), torch_dl(300, 350))
+    learn = Learner(three, nn.Linear(6, 2), loss_func=CrossEntropyLossFlat())
+    assert torch.equal(learn.get_preds()[1], y[200:300])  # the torch loader remade in order, whole
+    p2, t2 = learn.get_preds(ds_idx=2)
+    assert torch.equal(t2, y[300:350]) and torch.equal(p2, learn.get_preds(dl=three[2])[0])
+    with pytest.raises(ValueError, match=r"ds_idx.*0 \(train\), 1 \(valid\) to 2"):
+        learn.get_preds(ds_idx=3)
+
+
+def test_test_dl_keeps_the_targets_of_items_given_as_the_training_pairs():
+    # the (x, y) pairs DataLoaders.from_dsets took, given to test_dl: scored as fastai scores them
+    from pipekit.learn import CrossEntropyLossFlat
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 6, generator=g), torch.randint(0, 2, (300,), generator=g)
+    dls = DataLoaders.from_dsets(list(zip(x[:200], y[:200])), list(zip(x[200:], y[200:])), bs=64)
+    learn = Learner(dls, nn.Linear(6, 2), loss_func=CrossEntropyLossFlat())
+    pairs = dls.test_dl(list(zip(x[200:], y[200:])))
+    assert learn.validate(dl=pairs) == learn.validate()
+    assert torch.equal(learn.get_preds(dl=pairs)[1], y[200:])
+    inputs = dls.test_dl(list(x[200:]))  # inputs only: no targets
+    assert learn.get_preds(dl=inputs)[1] is None

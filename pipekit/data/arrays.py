@@ -100,11 +100,27 @@ class ArrayRecipe(Component):
     def new_datasets(self, source: Any, with_labels: bool | None = False) -> ArrayDataset:
         """Encode new items: a list of items (each an array, or a tuple of arrays when there are several
         inputs), or one array/tensor holding a batch of items. With ``with_labels`` each item also holds
-        its targets, encoded as the training targets were."""
+        its targets, encoded as the training targets were; ``None`` (``test_dl``'s default) keeps them when every item
+        is a tuple of inputs and targets, as the training items were given (``list(zip(xs, ys))``), as fastai's."""
         self.check_is_fitted("setup(stores)")
+        if with_labels is None:
+            with_labels = self._items_hold_targets(source)
         n = len(self.item_shapes_) if with_labels else self.n_inp_
         stores = [self._encode(j, values) for j, values in enumerate(self._columns(source, n))]
         return ArrayDataset(stores, blocks=self.blocks_[:n], n_inp=self.n_inp_, split_idx=1)
+
+    def _items_hold_targets(self, source: Any) -> bool:
+        """Whether every item of ``source`` (a list or tuple of items) is a tuple of as many parts as a training item
+        had, inputs and targets, each input of its training shape."""
+        total = len(self.item_shapes_)
+        if total <= self.n_inp_ or not isinstance(source, (list, tuple)) or not source:
+            return False
+
+        def fits(part: Any, shape: list[int] | None) -> bool:
+            return shape is None or (hasattr(part, "shape") and list(part.shape) == shape)
+
+        return all(isinstance(it, tuple) and len(it) == total
+                   and all(fits(it[j], self.item_shapes_[j]) for j in range(self.n_inp_)) for it in source)
 
     def _columns(self, source: Any, n: int) -> list[list[Any]]:
         if not isinstance(source, (np.ndarray, torch.Tensor, list, tuple)):

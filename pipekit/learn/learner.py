@@ -812,14 +812,25 @@ class Learner:
             return inference.GivenBatches(dl, self.dls.n_inp)
         if dl is not None and not isinstance(dl, Loader):  # a torch DataLoader: its batches, on the learner's device
             return ForeignLoader(dl, n_inp=self.dls.n_inp, device=self.device, where="dl")
-        if dl is not None:
-            # a training loader (dls.train) drops its last partial batch and shuffles: predictions are for every
-            # item, in the dataset's order, as with ds_idx=0 (fastai's get_preds(dl=dls.train) gives them so)
-            if isinstance(dl, DataLoader) and (dl.drop_last or dl.shuffle):
+        if dl is None:
+            n = len(self.dls.loaders)
+            check("Learner", ds_idx=(ds_idx, Is(lambda i: isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n,
+                                                f"0 (train), 1 (valid){f' to {n - 1}' if n > 2 else ''}: an index of "
+                                                "the learner's loaders")))
+            dl = self.dls.loaders[ds_idx]
+        # a loader that drops its last partial batch or shuffles (a training loader, a validation loader built with
+        # drop_last=True) is read in the dataset's order and whole: predictions are for every item, in order, as
+        # fastai's get_preds reads dls[ds_idx].new(shuffle=False, drop_last=False)
+        if isinstance(dl, (DataLoader, ForeignLoader)) and (dl.drop_last or dl.shuffle):
+            try:
                 return dl.new(shuffle=False, drop_last=False)
-            return dl
-        check("Learner", ds_idx=(ds_idx, Is(lambda i: i in (0, 1), "0 (train) or 1 (valid)")))
-        return self.dls.train.new(shuffle=False, drop_last=False) if ds_idx == 0 else self.dls.valid
+            except ParameterError:
+                if ds_idx == 0 and dl is self.dls.loaders[0]:  # the training items cannot be read in order: said
+                    raise
+                if dl.drop_last:
+                    warn(f"{getattr(dl, 'where', 'this loader')} drops its last partial batch and cannot be remade "
+                         "without: its last items get no prediction; give DataLoaders a loader with drop_last=False")
+        return dl
 
     # ------------------------------------------------------------------ precision
     def to_fp16(self) -> Learner:
