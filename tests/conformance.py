@@ -298,6 +298,12 @@ FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
         "state": {"cat_names_", "cont_names_", "y_kind_", "y_vocab_", "c_"}},
     "pipekit.text.Tokenizer": {"params": {"mode", "vocab_sz", "rules", "add_bos", "add_eos"}, "state": {"subword_"}},
     "pipekit.text.SubwordTokenizer": {"params": {"vocab_sz", "model_type"}, "state": {"subword_"}},
+    **{f"pipekit.metrics.{name}": {"params": {"average", "pos_label"}, "state": set()}
+       for name in ("F1Score", "Precision", "Recall", "Jaccard")},
+    "pipekit.metrics.FBeta": {"params": {"beta", "average", "pos_label"}, "state": set()},
+    "pipekit.metrics.CohenKappa": {"params": {"weights"}, "state": set()},
+    "pipekit.metrics.BalancedAccuracy": {"params": set(), "state": set()},
+    **{f"pipekit.vision.{name}": {"params": set(), "state": set()} for name in ("Dice", "JaccardCoeff")},
     **{f"pipekit.sklearn.{name}": {
         "params": {"backend", "cat_names", "cont_names", "date_names", "procs", "random_state"},
         "state": {"model_", "processor_", "cat_names_", "cont_names_", "date_names_", "n_features_in_",

@@ -86,7 +86,7 @@ def test_a_pickle_that_names_the_module_loads():
     assert b"pipekit.metrics.classification\nF1Score" in data
     old = data.replace(b"pipekit.metrics.classification\nF1Score", b"pipekit.metrics\nF1Score")
     loaded = pickle.loads(old)
-    assert type(loaded) is F1Score and loaded.get_params() == {"average": "macro", "pos_label": 1}
+    assert type(loaded) is F1Score and loaded.get_params() == {"average": "macro", "pos_label": 1, "labels": None}
     preds, targs = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])
     assert float(loaded(preds, targs)) == pytest.approx(skm.f1_score([0, 1, 0], [0, 1, 1], average="macro"))
 

@@ -39,7 +39,7 @@ from pipekit.learn.schedule import (
 from pipekit.metrics import (
     MAE, MSE, RMSE, Accuracy, ErrorRate, F1Score, F1ScoreMulti, FuncMetric, Metric, Perplexity, Precision,
     PrecisionMulti, R2Score, Recall, RecallMulti, RocAuc, RocAucBinary, RocAucMulti, accuracy, accuracy_multi, as_metric, error_rate, exp_rmspe, mae, mse, perplexity, rmse,
-    rmspe, BalancedAccuracy, CohenKappa, MatthewsCorrCoef, top_k_accuracy, AccumMetric, skm_to_fastai, FBeta, Jaccard,
+    rmspe, BalancedAccuracy, CohenKappa, MatthewsCorrCoef, top_k_accuracy, AccumMetric, ActivationType, skm_to_fastai, FBeta, Jaccard,
     HammingLoss, APScoreBinary, BrierScore, FBetaMulti, JaccardMulti, HammingLossMulti, APScoreMulti, BrierScoreMulti,
     MSLE, msle, ExplainedVariance, PearsonCorrCoef, SpearmanCorrCoef,
 )
@@ -58,7 +58,7 @@ __all__ = [
     "MAE", "MSE", "RMSE", "Accuracy", "ErrorRate", "F1Score", "FuncMetric", "Metric", "Perplexity", "R2Score",
     "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "accuracy", "accuracy_multi", "as_metric", "error_rate", "mae", "mse", "perplexity",
     "rmse", "rmspe", "exp_rmspe", "BalancedAccuracy", "CohenKappa", "MatthewsCorrCoef", "top_k_accuracy",
-    "AccumMetric", "skm_to_fastai", "FBeta", "Jaccard", "HammingLoss", "APScoreBinary", "BrierScore", "FBetaMulti",
+    "AccumMetric", "ActivationType", "skm_to_fastai", "FBeta", "Jaccard", "HammingLoss", "APScoreBinary", "BrierScore", "FBetaMulti",
     "JaccardMulti", "HammingLossMulti", "APScoreMulti", "BrierScoreMulti", "MSLE", "msle", "ExplainedVariance",
     "PearsonCorrCoef", "SpearmanCorrCoef", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "noop", "sequential", "body_head_splitter", "params", "trainable_params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp", "Optimizer", "adam_step", "average_grad", "average_sqr_grad", "l2_reg",

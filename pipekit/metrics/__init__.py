@@ -38,6 +38,7 @@ from pipekit.metrics.classification import (
     top_k_accuracy,
 )
 from pipekit.metrics.functions import AccumMetric, FuncMetric, skm_to_fastai
+from pipekit.metrics.functions import ActivationType as ActivationType
 from pipekit.metrics.lookup import DEFAULT_METRIC as DEFAULT_METRIC
 from pipekit.metrics.lookup import as_metric, check_metric, get_metric
 from pipekit.metrics.lookup import check_metric_targets as check_metric_targets

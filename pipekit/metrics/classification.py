@@ -8,8 +8,22 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import CLASS_AXIS, Interval, Options
+from pipekit.core.validate import BOOL, CLASS_AXIS, Interval, Is, Options
 from pipekit.metrics.base import ArrayMetric, MeanMetric, apply_activation
+
+
+def _class_list(v: Any) -> bool:
+    """Whether ``v`` names classes as scikit-learn's ``labels`` does here: a non-empty list (or tuple) of distinct class
+    indices (whole numbers from 0)."""
+    if not isinstance(v, (list, tuple)) or not v:
+        return False
+    index = Interval(0, None, integer=True)
+    return all(index.accepts(x) for x in v) and len({int(x) for x in v}) == len(v)
+
+
+#: scikit-learn's ``labels`` of a metric of classes: None (every class) or the class indices it scores
+CLASS_LABELS = Is(lambda v: v is None or _class_list(v),
+                  "None or a non-empty list of distinct class indices (whole numbers from 0), e.g. [0, 2]")
 
 
 def _one_score_per_item(name: str, multi: str, loss_kind: str | None) -> str:
@@ -74,11 +88,27 @@ class _ArgmaxScore(ArrayMetric):
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
             multi = type(self).multi_label_instead.split(" ")[0]
             raise ParameterError(_one_score_per_item(self.name, multi, self._loss_kind))
+        if pred.ndim == 2:  # the model's classes, its columns, which the arg-max below no longer shows
+            self._labels_kwargs(pred.shape[1])
         super().accumulate(pred, targ, loss, bs)
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """The scikit-learn function's other arguments (checked against the data where they depend on it)."""
         return {}
+
+    def _labels_kwargs(self, n_classes: int | None) -> dict[str, Any]:
+        """``labels=`` for scikit-learn when the metric was given some (none: scikit-learn's default, every class),
+        as plain class indices; an index that is no class of the model's ``n_classes`` (None: not known) is refused,
+        naming it."""
+        chosen = getattr(self, "labels", None)
+        if chosen is None:
+            return {}
+        chosen = [int(x) for x in chosen]
+        beyond = [x for x in chosen if n_classes is not None and x >= n_classes]
+        if beyond and n_classes is not None:
+            raise ParameterError(f"{self.name}: labels={chosen} names {beyond}, no class of this {n_classes}-class "
+                                 f"model; give class indices from 0 to {n_classes - 1}")
+        return {"labels": chosen}
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         import sklearn.metrics
@@ -89,23 +119,30 @@ class _ArgmaxScore(ArrayMetric):
 
 class _LabelScore(_ArgmaxScore):
     """A per-class score of arg-max predictions; ``average`` as in scikit-learn, ``pos_label`` the class scored
-    with ``average='binary'``."""
+    with ``average='binary'``, ``labels`` the classes averaged otherwise (scikit-learn's: None, every class)."""
 
     abstract = True
     param_constraints = {"average": Options("binary", "macro", "micro", "weighted"),
-                         "pos_label": Interval(0, None, integer=True)}
+                         "pos_label": Interval(0, None, integer=True), "labels": CLASS_LABELS}
+    # labels came after the file format's first records of these scores: a record of every class (None) leaves it
+    # out, so files pipekit versions before it read still write as they did
+    record_defaults: ClassVar[dict[str, Any]] = {"params.labels": None}
     #: whether ``get_metric`` knows it by name with an average ("f1_macro"): not a score that needs a parameter
     named: ClassVar[bool] = True
 
-    def __init__(self, average: str = "binary", pos_label: int = 1):
-        self.average, self.pos_label = average, pos_label
+    def __init__(self, average: str = "binary", pos_label: int = 1, labels: list[int] | None = None):
+        self.average, self.pos_label, self.labels = average, pos_label, labels
         self.check_params()
+        if labels is not None and average == "binary":
+            raise ParameterError(f"{self.name}: labels={list(labels)} chooses the classes an average is taken over, and "
+                                 "average='binary' scores pos_label's class alone: pass average='macro', 'micro' or "
+                                 "'weighted' with labels, or pos_label= without them")
 
     @property
     def scoring_name(self) -> str:
         """With an average other than 'binary', scikit-learn's scoring name (``f1_macro``, ``precision_weighted``)
-        where ``get_metric`` knows it by one (:attr:`named`)."""
-        if self.named and self.average != "binary":
+        where ``get_metric`` knows it by one (:attr:`named`) and every class is scored (no ``labels``)."""
+        if self.named and self.average != "binary" and self.labels is None:
             return f"{self.name.removesuffix('_score')}_{self.average}"
         return self.name
 
@@ -119,14 +156,19 @@ class _LabelScore(_ArgmaxScore):
         if self.average == "binary" and self.pos_label >= n_classes:
             raise ParameterError(f"{self.name}: pos_label={self.pos_label} is not a class of this {n_classes}-class "
                                  f"model; give the index of the class to score (0 to {n_classes - 1})")
-        return {"average": self.average, "pos_label": self.pos_label}
+        model_classes = y_pred.shape[1] if y_pred.ndim == 2 else self._n_classes
+        return {"average": self.average, "pos_label": self.pos_label, **self._labels_kwargs(model_classes)}
 
 
 class F1Score(_LabelScore):
-    """F1 on arg-max predictions; ``average`` as in scikit-learn ('binary': of class 1 of a two-class model).
+    """F1 on arg-max predictions; ``average`` as in scikit-learn ('binary': of class 1 of a two-class model), and
+    ``labels`` the class indices averaged (scikit-learn's; None: every class).
 
     >>> import torch
     >>> float(F1Score()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])))
+    0.6666666666666666
+    >>> float(F1Score(average="macro", labels=[1])(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]),
+    ...                                            torch.tensor([0, 1, 0])))  # class 1 alone
     0.6666666666666666
     """
 
@@ -163,7 +205,8 @@ class Recall(_LabelScore):
 class BalancedAccuracy(_ArgmaxScore):
     """Balanced accuracy on arg-max predictions: the mean of each class's recall, so a rare class counts as much
     as a common one (scikit-learn's ``balanced_accuracy_score``; 0.5 for a two-class model that always predicts
-    the common class).
+    the common class). ``adjusted=True`` rescales it so that chance scores 0 and a perfect model 1, as
+    scikit-learn's.
 
     >>> import torch
     >>> float(BalancedAccuracy()(torch.tensor([[2.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.0, 1.0]]),
@@ -173,6 +216,15 @@ class BalancedAccuracy(_ArgmaxScore):
 
     metric_name = sk_name = "balanced_accuracy_score"
     aliases = ("balanced_accuracy",)
+    param_constraints = {"adjusted": BOOL}
+    record_defaults: ClassVar[dict[str, Any]] = {"params.adjusted": False}  # as _LabelScore's labels
+
+    def __init__(self, adjusted: bool = False):
+        self.adjusted = adjusted
+        self.check_params()
+
+    def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        return {"adjusted": self.adjusted}
 
 
 class MatthewsCorrCoef(_ArgmaxScore):
@@ -190,7 +242,8 @@ class MatthewsCorrCoef(_ArgmaxScore):
 
 class CohenKappa(_ArgmaxScore):
     """Cohen's kappa on arg-max predictions (scikit-learn's ``cohen_kappa_score``): agreement beyond chance;
-    ``weights='linear'`` or ``'quadratic'`` count near misses of ordered classes as partly right.
+    ``weights='linear'`` or ``'quadratic'`` count near misses of ordered classes as partly right; ``labels`` (class
+    indices) the classes of the agreement table, as scikit-learn's (None: every class seen).
 
     >>> import torch
     >>> float(CohenKappa()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 1, 0])))
@@ -199,14 +252,15 @@ class CohenKappa(_ArgmaxScore):
 
     metric_name = sk_name = "cohen_kappa_score"
     aliases = ("cohen_kappa",)
-    param_constraints = {"weights": Options(None, "linear", "quadratic")}
+    param_constraints = {"weights": Options(None, "linear", "quadratic"), "labels": CLASS_LABELS}
+    record_defaults: ClassVar[dict[str, Any]] = {"params.labels": None}  # as _LabelScore's
 
-    def __init__(self, weights: str | None = None):
-        self.weights = weights
+    def __init__(self, weights: str | None = None, labels: list[int] | None = None):
+        self.weights, self.labels = weights, labels
         self.check_params()
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-        return {"weights": self.weights}
+        return {"weights": self.weights, **self._labels_kwargs(y_pred.shape[1] if y_pred.ndim == 2 else self._n_classes)}
 
 
 #: F-beta's ``beta`` (recall counts ``beta`` times as much as precision): above 0 and at most a million, where the
@@ -229,9 +283,9 @@ class FBeta(_LabelScore):
     param_constraints = {**_LabelScore.param_constraints, "beta": FBETA_BETA}
     named = False
 
-    def __init__(self, beta: float, average: str = "binary", pos_label: int = 1):
+    def __init__(self, beta: float, average: str = "binary", pos_label: int = 1, labels: list[int] | None = None):
         self.beta = beta
-        super().__init__(average, pos_label)
+        super().__init__(average, pos_label, labels)
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         return {**super().sk_kwargs(y_true, y_pred, labels), "beta": self.beta}

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -291,8 +292,25 @@ class FuncMetric(MeanMetric):
         return float(fn(y_true, p, **kw))
 
 
-#: what ``AccumMetric`` applies to a model's outputs before its function sees them (fastai's ``ActivationType``)
-_ACCUM_ACTIVATIONS = ("no", "sigmoid", "softmax", "binarysoftmax")
+class ActivationType(str, Enum):
+    """What :class:`AccumMetric` (and :func:`skm_to_fastai`) apply to a model's outputs before the function sees
+    them, fastai's ``ActivationType``: each member is its string ('no', 'sigmoid', 'softmax', 'binarysoftmax'), and
+    either may be passed.
+
+    >>> ActivationType.BinarySoftmax == "binarysoftmax"
+    True
+    >>> AccumMetric(lambda p, t: 0.0, activation=ActivationType.Sigmoid).activation
+    'sigmoid'
+    """
+
+    No = "no"
+    Sigmoid = "sigmoid"
+    Softmax = "softmax"
+    BinarySoftmax = "binarysoftmax"
+
+
+#: what ``AccumMetric`` applies to a model's outputs before its function sees them (the values of ActivationType)
+_ACCUM_ACTIVATIONS = tuple(a.value for a in ActivationType)
 
 
 def _one_number(metric: Metric, v: Any) -> float:
@@ -312,7 +330,8 @@ class AccumMetric(ArrayMetric):
     kappa, an AUC).
 
     Each batch's outputs go through ``activation`` ('no', 'sigmoid', 'softmax' over ``dim_argmax``, or
-    'binarysoftmax': the softmax's last column, the positive class of two), else an arg-max over ``dim_argmax``
+    'binarysoftmax': the softmax's last column, the positive class of two; or the :class:`ActivationType` member of
+    that name), else an arg-max over ``dim_argmax``
     when it is given; then, with ``thresh``, ``pred >= thresh``. With ``flatten`` predictions and targets are
     flattened (and must then be as many). ``to_np`` hands the function NumPy arrays (else tensors),
     ``invert_arg`` calls it as ``func(targs, preds)`` (scikit-learn's order) instead of ``func(preds, targs)``,
@@ -344,11 +363,14 @@ class AccumMetric(ArrayMetric):
     #: a file's function is called on every pass: a registered function, never a class, getter or callback
     ref_kinds = {"params.func": ("function",)}
 
-    def __init__(self, func: Callable[..., Any], dim_argmax: int | None = None, activation: str | None = "no",
+    def __init__(self, func: Callable[..., Any], dim_argmax: int | None = None,
+                 activation: str | ActivationType | None = "no",
                  thresh: float | None = None, to_np: bool = False, invert_arg: bool = False, flatten: bool = True,
                  name: str | None = None, **kwargs: Any):
         # the function's keyword arguments are bound to it, so copies and reprs carry them
         self.func = functools.partial(func, **kwargs) if kwargs else func
+        # an ActivationType member is kept as its string, the one form the activation is applied, shown and saved in
+        activation = activation.value if isinstance(activation, ActivationType) else activation
         self.dim_argmax, self.activation, self.thresh = dim_argmax, activation, thresh  # type: ignore[misc]
         self.to_np, self.invert_arg, self.flatten, self._name = to_np, invert_arg, flatten, name
         self.check_params()
@@ -406,11 +428,12 @@ class AccumMetric(ArrayMetric):
 
 
 def skm_to_fastai(func: Callable[..., Any], is_class: bool = True, thresh: float | None = None, axis: int = -1,
-                  activation: str | None = None, **kwargs: Any) -> AccumMetric:
+                  activation: str | ActivationType | None = None, **kwargs: Any) -> AccumMetric:
     """A scikit-learn metric ``func(y_true, y_pred, **kwargs)`` as a Learner's metric (fastai's ``skm_to_fastai``):
     an :class:`AccumMetric` given NumPy arrays in scikit-learn's order. ``is_class``: the outputs are class scores,
     arg-maxed over ``axis`` (with ``thresh``: a sigmoid, then ``>= thresh``, for several labels per item);
-    ``activation`` overrides that choice ('no', 'sigmoid', 'softmax', 'binarysoftmax'). Other keyword arguments
+    ``activation`` overrides that choice ('no', 'sigmoid', 'softmax', 'binarysoftmax', or their
+    :class:`ActivationType` members). Other keyword arguments
     (``flatten=False``, ``name=``, or the function's own, such as ``average='macro'``) go to AccumMetric.
 
     >>> import torch

@@ -13,7 +13,7 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
 from pipekit.core.registry import lookup, name_of, register
-from pipekit.core.validate import Y_RANGE, Interval, argument_names, check, check_arguments
+from pipekit.core.validate import CLASS_AXIS, Y_RANGE, Interval, argument_names, check, check_arguments
 from pipekit.data.loader import batch_parts
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
@@ -684,36 +684,62 @@ foreground_acc = ForegroundAcc()
 
 class Dice(MeanMetric):
     """The Dice coefficient of a two-class mask (foreground 1): 2 |P ∩ T| / (|P| + |T|), the predicted class
-    taken on axis 1, pooled over every pixel of the set.
+    taken on ``axis`` (the class axis, 1 for a mask's (bs, n_classes, h, w)), pooled over every pixel of the set.
 
     >>> round(Dice()(torch.tensor([[[[0.0, 1.0, 1.0]], [[1.0, 0.0, 0.0]]]]), torch.tensor([[[1, 1, 0]]])).item(), 4)
     0.6667
     """
 
+    param_constraints = {"axis": CLASS_AXIS}
+    # axis came after the file format's first records of Dice: a record of axis 1 leaves it out, so files pipekit
+    # versions before it read still write as they did
+    record_defaults: ClassVar[dict[str, Any]] = {"params.axis": 1}
+
+    def __init__(self, axis: int = 1):
+        self.axis = axis
+        self.check_params()
+
+    def _labels(self, pred: torch.Tensor, targ: Any) -> torch.Tensor:
+        """The predicted class of each pixel, the arg-max over ``axis``, shaped as ``targ``; an axis the predictions
+        lack, or labels not one per target pixel, are refused naming the shapes."""
+        if not -pred.ndim <= self.axis < pred.ndim:
+            raise ParameterError(f"{self.name}: axis={self.axis} is no axis of the predictions of shape "
+                                 f"{tuple(pred.shape)}; pass the class axis, axis=1 for a mask's (bs, n_classes, h, w)")
+        labels = pred.argmax(self.axis)
+        if labels.numel() != targ.numel():
+            raise ParameterError(f"{self.name}: the arg-max over axis={self.axis} of predictions {tuple(pred.shape)} "
+                                 f"gives {labels.numel()} labels for {targ.numel()} target pixels {tuple(targ.shape)}; "
+                                 "pass the class axis of the predictions (axis=1 for a mask's (bs, n_classes, h, w))")
+        return labels.reshape(targ.shape)
+
     def batch_stats(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any) -> tuple[Any, Any]:
-        p, t = (pred.argmax(1) == 1), (targ == 1)
+        p, t = (self._labels(pred, targ) == 1), (targ == 1)
         return 2.0 * (p & t).sum(dtype=torch.float64), (p.sum() + t.sum()).to(torch.float64)
 
 
-class JaccardCoeff(MeanMetric):
-    """The Jaccard index (intersection over union) of a two-class mask (foreground 1), pooled over the set.
+class JaccardCoeff(Dice):
+    """The Jaccard index (intersection over union) of a two-class mask (foreground 1), pooled over the set; ``axis``
+    as in :class:`Dice`.
 
     >>> JaccardCoeff()(torch.tensor([[[[0.0, 1.0, 1.0]], [[1.0, 0.0, 0.0]]]]), torch.tensor([[[1, 1, 0]]])).item()
     0.5
     """
 
     def batch_stats(self, pred: torch.Tensor, targ: torch.Tensor, loss: Any) -> tuple[Any, Any]:
-        p, t = (pred.argmax(1) == 1), (targ == 1)
+        p, t = (self._labels(pred, targ) == 1), (targ == 1)
         return (p & t).sum(dtype=torch.float64), (p | t).sum(dtype=torch.float64)
 
 
 class DiceMulti(Metric):
     """The Dice coefficient of each class of a mask, pooled over the set, then averaged over the classes
     present in the predictions or the targets (a class in neither has no Dice and is left out).
-    ``ignore_index``: a label (void) whose pixels count for no class.
+    ``ignore_index``: a label (void) whose pixels count for no class, and which is no class scored: the mean is
+    over the other classes, and a pixel of one of them predicted as void is a miss of its class.
 
     >>> pred, targ = torch.tensor([[[[0.0, 1.0, 1.0]], [[1.0, 0.0, 0.0]]]]), torch.tensor([[[1, 1, 0]]])
     >>> round(DiceMulti()(pred, targ).item(), 4)  # classes 0 and 1: 2/3 each
+    0.6667
+    >>> round(DiceMulti(ignore_index=0)(pred, targ).item(), 4)  # class 1 alone: 2 * 1 / (1 + 2)
     0.6667
     """
 
@@ -749,6 +775,8 @@ class DiceMulti(Metric):
         if inter is None or union is None:
             return None
         present = union > 0
+        if self.ignore_index is not None and 0 <= self.ignore_index < len(present):
+            present[self.ignore_index] = False  # void is no class: its column (predictions of it) is not scored
         if not bool(present.any()):
             return None
         return float((2 * inter[present] / union[present]).mean())
