@@ -303,6 +303,7 @@ FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
     "pipekit.metrics.FBeta": {"params": {"beta", "average", "pos_label"}, "state": set()},
     "pipekit.metrics.CohenKappa": {"params": {"weights"}, "state": set()},
     "pipekit.metrics.BalancedAccuracy": {"params": set(), "state": set()},
+    "pipekit.learn.Recorder": {"params": {"beta"}, "state": set()},
     **{f"pipekit.vision.{name}": {"params": set(), "state": set()} for name in ("Dice", "JaccardCoeff")},
     **{f"pipekit.sklearn.{name}": {
         "params": {"backend", "cat_names", "cont_names", "date_names", "procs", "random_state"},

@@ -432,3 +432,21 @@ def test_a_batch_size_or_layers_as_text_are_named_and_no_hidden_layers_is_taken_
     assert sum(isinstance(m, nn.Linear) for m in bare.modules()) == 1
     assert [m.out_features for m in tabular_learner(dls, layers=(8,)).model.modules() if isinstance(m, nn.Linear)] \
         == [8, 2]
+
+
+def test_two_tables_given_one_list_of_proc_instances_fit_their_own_on_adult():
+    # fitting the user's instances in place made the first table process new rows with the second's statistics
+    from pipekit.tabular import Normalize
+
+    df = pl.read_csv(path("adult_sample") / "adult.csv").head(1000)
+    scaled = df.with_columns(pl.col("age") * 10)
+    procs = [Categorify(), FillMissing(), Normalize()]
+    kw = dict(cat_names=["workclass"], cont_names=["age"], y_names="salary", splits=RandomSplitter(0.2, seed=42))
+    first = Tabular(df, procs=procs, **kw)
+    before = first.normalize.means["age"]
+    Tabular(scaled, procs=procs, **kw)
+    fresh = Tabular(df, procs=[Categorify, FillMissing, Normalize], **kw)
+    assert first.normalize.means["age"] == before == fresh.normalize.means["age"]
+    got = first.dataloaders(bs=64).test_dl(df.head(3)).dataset.stores[1].data
+    want = fresh.dataloaders(bs=64).test_dl(df.head(3)).dataset.stores[1].data
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

@@ -53,7 +53,7 @@ from pipekit.sklearn.fitting import (BACKENDS, default_backend, default_procs, f
 from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
 from pipekit.tabular.core import TabularSplit
 from pipekit.tabular.processor import _COLUMNS, TabularProcessor
-from pipekit.tabular.procs import TabularProc
+from pipekit.tabular.procs import TabularProc, unshared_procs
 
 __all__ = ["EstimatorNotFittedError", "TabularClassifier", "TabularRegressor"]
 
@@ -292,8 +292,7 @@ class _TabularEstimator(Component, BaseEstimator):
         column, y_block = self._encode_targets(target, y)
         backend = self._backend()
         procs = default_procs(backend) if self.procs is None else self.procs
-        processor = TabularProcessor([p.clone() if isinstance(p, TabularProc) else p for p in procs],
-                                     cat + date_cat, cont + date_cont, target, y_block)
+        processor = TabularProcessor(unshared_procs(procs), cat + date_cat, cont + date_cont, target, y_block)
         processed = processor.fit_transform(frame.with_columns(column), np.ones(frame.height, dtype=bool))
         self.processor_ = processor
         self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates

@@ -34,7 +34,7 @@ from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import (DEFAULT_PROCS, Categorify, FillMissing, Normalize, Procs, TabularProc,
-                                   float32_overflow_error, schema_of)
+                                   float32_overflow_error, schema_of, unshared_procs)
 
 Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Sequence[Any] | None
 
@@ -1111,7 +1111,8 @@ class Tabular(_FittedNames):
             raise ParameterError("Tabular: do_setup=False (a table whose procs are not fitted) is not made by pipekit, "
                                  "which fits the procs on the training rows as it makes the table; leave do_setup "
                                  "out, and process new rows with the fitted procs by to.new(df)")
-        p = self.processor = TabularProcessor(procs, cat_names, cont_names, y_names, y_block, skipinitialspace)
+        p = self.processor = TabularProcessor(unshared_procs(procs), cat_names, cont_names, y_names, y_block,
+                                              skipinitialspace)
         reads = [] if splits is None or isinstance(splits, (tuple, list)) else \
             splits.columns() if isinstance(splits, Splitter) else None  # a function may read any column
         wanted = None if reads is None else list(dict.fromkeys(p.cat_names + p.cont_names + p.y_names + reads))

@@ -873,6 +873,21 @@ def make_procs(procs: Sequence[Any] | Any | None) -> list[TabularProc]:
     return sorted(out, key=lambda p: p.order if isinstance(p, TabularProc) else 0)
 
 
+def unshared_procs(procs: Any) -> Any:
+    """``procs`` as a new table's own: each proc instance given (``Normalize()``) as an unfitted copy, so that two
+    tables given one list fit their own statistics; a table fitting the user's instances in place would change what
+    the first table's ``test_dl`` and ``new`` do once the second is made. Classes and anything else are left as
+    they are, for the processor to make and check.
+
+    >>> norm = Normalize()
+    >>> unshared_procs([norm, Categorify])[0] is norm
+    False
+    """
+    if procs is None:
+        return None
+    return [p.clone() if isinstance(p, TabularProc) else p for p in as_list(procs)]
+
+
 def check_fitted_procs(procs: Sequence[Any], cont_names: Sequence[str], cont_names_: Sequence[str]) -> None:
     """Refuse the procs of a fitted processing read from a file (``load_learner`` checks an export's) that cannot
     process new rows as ``setup`` left them. Each proc checks its own fields as it is read (``state_from_data``), but

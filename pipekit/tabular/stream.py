@@ -33,7 +33,7 @@ from pipekit.data.items import table_error, without_polars_context
 from pipekit.data.splitters import VALID_PCT_OR_NONE
 from pipekit.tabular.core import VALID_COLUMN, csv_float32_error, float32_rounded, naming_file, scan_table
 from pipekit.tabular.processor import TabularProcessor
-from pipekit.tabular.procs import DEFAULT_PROCS, Procs
+from pipekit.tabular.procs import DEFAULT_PROCS, Procs, unshared_procs
 
 _ROW = "__pipekit_row__"
 
@@ -60,7 +60,7 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
           valid_pct=(valid_pct, VALID_PCT_OR_NONE))
     if valid is not None and valid_pct is not None:
         raise ParameterError("process_to_parquet: give either valid= (an expression) or valid_pct=, not both.")
-    processor = TabularProcessor(procs, cat_names, cont_names, y_names, y_block)
+    processor = TabularProcessor(unshared_procs(procs), cat_names, cont_names, y_names, y_block)
     cats, conts, ys = processor.cat_names, processor.cont_names, processor.y_names
     lf = scan_table(source, cats, ys, conts)
     processor.check_columns(lf.collect_schema().names(), where="process_to_parquet")

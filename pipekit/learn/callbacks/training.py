@@ -137,6 +137,8 @@ class Recorder(Callback):
     PER_EPOCH: ClassVar[tuple[str, ...]] = ("values", "history", "iters")
 
     param_constraints = {"train_metrics": BOOL, "valid_metrics": BOOL}
+    # recorded only when not fastai's defaults, so a record of the default Recorder is the one older pipekit reads
+    record_defaults: ClassVar[dict[str, Any]] = {"params.train_metrics": False, "params.valid_metrics": True}
 
     def __init__(self, beta: float = 0.98, train_metrics: bool = False, valid_metrics: bool = True):
         self.beta = beta
