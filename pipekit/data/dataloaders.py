@@ -1714,7 +1714,9 @@ class DataLoaders:
         >>> import pipekit.datasets as D
         >>> from pipekit.vision import ImageDataLoaders
         >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0)
-        >>> dls.show_batch(max_n=4, path="batch.png").name    # 4 digits titled with their labels, written to batch.png
+        >>> import tempfile
+        >>> out = tempfile.mkdtemp()
+        >>> dls.show_batch(max_n=4, path=f"{out}/batch.png").name    # 4 digits titled with their labels, as a PNG
         'batch.png'
         """
         if dl is None:
