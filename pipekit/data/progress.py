@@ -1,5 +1,6 @@
-"""Progress bars for long work: rich on a terminal, an HTML bar updated in place in a Jupyter notebook, silent
-when output is neither or PIPEKIT_QUIET=1."""
+"""Progress bars for long work: rich on a terminal (standard error, leaving standard output to results), an HTML
+bar updated in place in a Jupyter notebook, silent when output is neither or PIPEKIT_QUIET=1. Bars forced on with
+PIPEKIT_PROGRESS=1 where standard error is no terminal (a log file) are plain lines instead, no animation."""
 from __future__ import annotations
 
 import html
@@ -71,6 +72,24 @@ def _clock(seconds: float) -> str:
     return time.strftime("%M:%S", time.gmtime(seconds)) if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
+def _done(count: int, total: int | None, unit: str) -> str:
+    """The count done, of the total where known, as a bar shows it ('3/11', or '1.5/9.8 MB' for bytes)."""
+    if unit == "bytes":
+        return f"{count / 1e6:.1f}" + (f"/{total / 1e6:.1f}" if total else "") + " MB"
+    return f"{count:,}" + (f"/{total:,}" if total else "")
+
+
+def _bar_console() -> Any:
+    """The rich console a bar draws on: rich's own where the program pointed it at a stream of its choosing
+    (``rich.reconfigure(file=...)``, ``stderr=True``), else one on standard error, so that a bar never mixes into
+    the results a program prints (``python job.py > results.txt`` keeps its bars on the terminal)."""
+    import rich
+    from rich.console import Console
+
+    console = rich.get_console()
+    return console if console.file is not sys.stdout else Console(stderr=True)
+
+
 class Shown:
     """An output for a notebook: HTML for Jupyter, plain text (no terminal colour codes) for anything else."""
 
@@ -120,9 +139,7 @@ class NotebookBar:
 
     def shown(self) -> Shown:
         elapsed = time.perf_counter() - self.start
-        done = f"{self.count:,}" + (f"/{self.total:,}" if self.total else "")
-        if self.unit == "bytes":
-            done = f"{self.count / 1e6:.1f}" + (f"/{self.total / 1e6:.1f}" if self.total else "") + " MB"
+        done = _done(self.count, self.total, self.unit)
         left = (f" < {_clock(elapsed / self.count * (self.total - self.count))}"
                 if self.total and self.count else "")
         info = f"{self.description} {done} [{_clock(elapsed)}{left}]".strip()
@@ -176,8 +193,11 @@ class ProgressMeter:
     """pipekit's one progress bar, which its owner moves (``progress_bar`` moves one over a loop; a library's
     callback moves one where there is no loop to wrap): ``update(count, note)`` sets the count done and a note
     shown after it (a booster's round and latest validation score), ``close()`` takes the bar away. It draws
-    rich on a terminal and HTML in a notebook (in ``slot``, or an output of its own), and is silent, every call
-    doing nothing, with PIPEKIT_QUIET=1, where output is neither, or under another bar's work (``bar_drawing``).
+    rich on a terminal (see :func:`_bar_console`) and HTML in a notebook (in ``slot``, or an output of its own), and
+    is silent, every call doing nothing, with PIPEKIT_QUIET=1, where output is neither, or under another bar's work
+    (``bar_drawing``). Forced on (PIPEKIT_PROGRESS=1) where its console is no terminal (output sent to a file), it
+    writes plain lines there instead of drawing: ``<description>: <done>/<total> ...`` every
+    ``PLAIN_EVERY`` seconds while it runs, and ``<description>: <done>/<total> in <seconds> s`` when it closes.
     ``unit="bytes"``: the count is bytes, shown in MB with the transfer speed. ``notes=False``: no column for
     notes (a bar that is given none).
 
@@ -187,6 +207,9 @@ class ProgressMeter:
     (3, True)
     """
 
+    #: seconds between two lines of a plain record (a bar forced on where output is no terminal)
+    PLAIN_EVERY = 10.0
+
     def __init__(self, total: int | None, description: str = "", leave: bool = False, unit: str = "items",
                  slot: Slot | None = None, notes: bool = True):
         self.total, self.description, self.leave, self.unit = total, description, leave, unit
@@ -194,10 +217,16 @@ class ProgressMeter:
         self.shows = progress_enabled() and not bar_drawing()
         self._notebook: NotebookBar | None = None
         self._rich: Any = None
+        self._plain: Any = None  # the stream of a plain record
         if not self.shows:
             return
         if in_notebook():
             self._notebook = NotebookBar(total, description, leave, unit, slot)
+            return
+        console = _bar_console()
+        if not console.is_terminal:  # a file: lines it can keep, never a redrawn bar's control codes
+            self._plain = console.file
+            self._start = self._said = time.perf_counter()
             return
         from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn, TransferSpeedColumn)
@@ -207,7 +236,7 @@ class ProgressMeter:
             else [MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()])
         if notes:  # an empty column would still pad the line
             columns.append(TextColumn("{task.fields[note]}"))
-        self._rich = Progress(*columns, transient=not leave)
+        self._rich = Progress(*columns, transient=not leave, console=console)
         self._rich.start()
         self._task = self._rich.add_task(description, total=total, note="")
 
@@ -220,6 +249,13 @@ class ProgressMeter:
             self._notebook.count = count
             self._notebook.description = f"{self.description} {note}" if note else self.description
             self._notebook.draw(force=self.total is not None and count >= self.total)
+        elif self._plain is not None and time.perf_counter() - self._said >= self.PLAIN_EVERY:
+            self._said = time.perf_counter()
+            self._say(f"{_done(count, self.total, self.unit)} [{_clock(self._said - self._start)}]")
+
+    def _say(self, text: str) -> None:
+        line = f"{self.description}: {text}" if self.description else text
+        print(f"{line} {self.note}".rstrip(), file=self._plain, flush=True)
 
     def close(self) -> None:
         """Take the bar away (kept, at its last count, with ``leave``); closing twice does nothing."""
@@ -231,3 +267,5 @@ class ProgressMeter:
             self._rich.stop()
         elif self._notebook is not None:
             self._notebook.close()  # its last count with leave, else nothing
+        elif self._plain is not None:
+            self._say(f"{_done(self.count, self.total, self.unit)} in {time.perf_counter() - self._start:.1f} s")

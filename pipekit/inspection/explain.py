@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import polars as pl
@@ -33,6 +33,7 @@ from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Options, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.data.progress import progress_bar, under_bar
 from pipekit.metrics import get_metric
 
 
@@ -77,14 +78,22 @@ def _names(features: str | Sequence[str]) -> list[str]:
 def _drops(cols: list[str], all_cols: list[str], n: int, n_repeats: int, seed: int | None,
            loss: Callable[[str | None, np.ndarray | None], float]) -> pl.DataFrame:
     """The permutation importance frame: ``loss(c, perm)`` is the loss with column ``c`` shuffled by ``perm``
-    (``loss(None, None)`` with nothing shuffled)."""
+    (``loss(None, None)`` with nothing shuffled). A bar counts the shuffles, columns x repeats; the model's own
+    bars (a learner's over its batches) keep quiet under it."""
     base = loss(None, None)
     drops = np.zeros((len(cols), n_repeats))
-    for j, c in enumerate(cols):
-        # one stream per column: a column's result does not depend on which other columns are asked for
-        rng = np.random.default_rng(None if seed is None else [seed, all_cols.index(c)])
-        for r in range(n_repeats):
-            drops[j, r] = loss(c, rng.permutation(n)) - base
+
+    def shuffles() -> Iterator[tuple[int, str, np.ndarray]]:
+        for j, c in enumerate(cols):
+            # one stream per column: a column's result does not depend on which other columns are asked for
+            rng = np.random.default_rng(None if seed is None else [seed, all_cols.index(c)])
+            for _ in range(n_repeats):
+                yield j, c, rng.permutation(n)
+
+    for k, (j, c, perm) in enumerate(progress_bar(shuffles(), total=len(cols) * n_repeats,
+                                                  description="permutation importance")):
+        with under_bar():
+            drops[j, k % n_repeats] = loss(c, perm) - base
     mean, std, half = drops.mean(1), np.zeros(len(cols)), np.zeros(len(cols))
     if n_repeats > 1:
         from scipy.stats import t

@@ -19,7 +19,7 @@ from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_posi
 from pipekit.data.lists import fastuple
 from pipekit.data.loader import DataLoader, batch_parts
 from pipekit.data.show import are_table_rows, show_items
-from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, ProgressCallback, Recorder, check_finite_weights
+from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, Recorder, check_finite_weights
 from pipekit.learn.callbacks.training import item_order
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs
@@ -212,8 +212,8 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
 
         try:
             # a validation-only pass: the callbacks see before_fit/before_epoch ... after_epoch/after_fit around it
-            with per_item, learn.removed_cbs((Recorder, ProgressCallback)):
-                learn.validation_pass(run, extra)
+            with per_item, learn.removed_cbs(Recorder):
+                learn.validation_pass(run, extra, bar="get_preds")
         finally:
             learn.training = was_training
         if act is None and isinstance(loss_func, BaseLoss):
@@ -497,6 +497,9 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     ``aug_transforms(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0)`` on images already at their size).
     A loader without targets cannot show whether they would move, so such learners are refused there.
 
+    Where bars show, each pass draws one over its batches, as fastai's: 'tta plain pass', then 'tta pass 1/n' to
+    'tta pass n/n' (``learn.no_bar()`` hides them).
+
     >>> import pipekit.datasets as D
     >>> from torch import nn
     >>> from pipekit.learn import Learner
@@ -526,6 +529,7 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
         def passes() -> None:
             # the plain pass: blended in or returned beside the augmented passes, and its targets are the ones returned
             # (an augmentation may change what a batch carries as its targets) and those moving targets are compared with
+            learn.pass_bar = "tta plain pass"
             plain, targs = get_preds(learn, dl=dl)[:2]
             plain_pass[:] = [plain, targs]
             if moving and targs is None:
@@ -535,7 +539,8 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
             # the training-time batch augmentation, on the same items in the same order
             aug_dl = dl.new(shuffle=False, augment=True)
             aug_dl.epoch = 0
-            for _ in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
+            for i in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
+                learn.pass_bar = f"tta pass {i + 1}/{n}"
                 preds, aug_targs = get_preds(learn, dl=aug_dl)[:2]
                 if moving and not _same_targets(aug_targs, targs):
                     raise ParameterError(f"tta: the targets are {moving}, which the augmentation moves with the image, "
@@ -545,8 +550,8 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
                 runs.append(preds)
 
         # all the passes are one validation-only pass, as in fastai: the callbacks see one before_fit ... after_fit
-        with learn.removed_cbs((Recorder, ProgressCallback)):
-            learn.validation_pass(passes)
+        with learn.removed_cbs(Recorder):
+            learn.validation_pass(passes, bar="tta")
         plain, targs = plain_pass
         stacked = torch.stack(runs)
         aug = stacked.max(0).values if use_max else stacked.mean(0)

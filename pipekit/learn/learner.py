@@ -122,6 +122,9 @@ class Learner:
     #: pass (see :meth:`validation_pass`): the fit and epoch events run around it, and a callback reads this flag
     #: (``self.validation_only``) to tell such a pass from a fit
     validation_only: bool = False
+    #: the description of the progress bar over a validation-only pass's batches ('get_preds', 'validate', 'tta
+    #: pass 1/4'; see :meth:`validation_pass`), which ``ProgressCallback`` draws; None outside a pass
+    pass_bar: str | None = None
 
     def __init__(self, dls: Loaders, model: nn.Module, loss_func: Callable[..., torch.Tensor] | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: LR = 1e-3,
@@ -646,7 +649,7 @@ class Learner:
         with torch.no_grad():
             self._with_events(self._all_batches, "validate")
 
-    def validation_pass(self, f: Callable[[], None], cbs: Cbs = None) -> None:
+    def validation_pass(self, f: Callable[[], None], cbs: Cbs = None, bar: str = "valid") -> None:
         """Run ``f``, which runs one or more validation phases (``before_validate``, the batches,
         ``after_validate``), as a validation-only pass, as ``validate`` and ``get_preds`` do (fastai's
         ``validation_context``): ``cbs`` are present for the pass only, and the events are those of a fit of one
@@ -655,16 +658,23 @@ class Learner:
         fit; ``validation_only`` is True meanwhile, so the learner's own callbacks (the Recorder, schedulers,
         trackers, loggers) leave what the last fit recorded as it was. A cancel exception ends the pass as it ends
         a fit's stage; an error skips the ``after_`` events. Inside another validation-only pass (``tta``'s passes)
-        ``f`` runs within that pass's events, which are not repeated (``cbs`` given there see only ``f``'s)."""
+        ``f`` runs within that pass's events, which are not repeated (``cbs`` given there see only ``f``'s).
+
+        ``bar`` describes the progress bar ``ProgressCallback`` draws over each phase's batches (``learn.pass_bar``,
+        which ``f`` may change between its phases: ``tta`` numbers its passes); inside another pass the outer one's
+        stays. The pass leaves ``batch_wrapper`` as it found it, after an error too."""
         with self.added_cbs(cbs):
             if self.validation_only:
                 f()
                 return
             self.validation_only = True
+            wrapper, self.pass_bar = self.batch_wrapper, bar
             try:
                 self._with_events(lambda: self._with_events(f, "epoch"), "fit")
             finally:
                 self.validation_only = False
+                self.batch_wrapper = wrapper
+                del self.pass_bar  # the class's None again
 
     def _all_batches(self) -> None:
         dl = self.dl
@@ -797,9 +807,8 @@ class Learner:
         with self._lock:  # the pass and the row it records, whole, before another thread's call
             dl = self._get_dl(ds_idx, dl)
             self.training = False
-            with self.removed_cbs(ProgressCallback):
-                self.recorder.metrics = list(self.metrics)
-                self.validation_pass(lambda: self._do_validate(dl), cbs)
+            self.recorder.metrics = list(self.metrics)
+            self.validation_pass(lambda: self._do_validate(dl), cbs, bar="validate")
             row = self.recorder.valid_row()
         if row and row[0] is None and len(dl):  # batches, and no loss: they carried no targets
             raise DataError("validate: this loader carries no targets to score the predictions against; read "
@@ -813,11 +822,11 @@ class Learner:
         if dl is not None and not isinstance(dl, Loader):  # a torch DataLoader: its batches, on the learner's device
             return ForeignLoader(dl, n_inp=self.dls.n_inp, device=self.device, where="dl")
         if dl is None:
-            n = len(self.dls.loaders)
+            n = max(2, len(self.dls.loaders))  # a loaded learner's loaders hold none: reading one says what to do
             check("Learner", ds_idx=(ds_idx, Is(lambda i: isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n,
                                                 f"0 (train), 1 (valid){f' to {n - 1}' if n > 2 else ''}: an index of "
                                                 "the learner's loaders")))
-            dl = self.dls.loaders[ds_idx]
+            dl = self.dls.loaders[ds_idx] if self.dls.loaders else self.dls.train if ds_idx == 0 else self.dls.valid
         # a loader that drops its last partial batch or shuffles (a training loader, a validation loader built with
         # drop_last=True) is read in the dataset's order and whole: predictions are for every item, in order, as
         # fastai's get_preds reads dls[ds_idx].new(shuffle=False, drop_last=False)

@@ -476,6 +476,12 @@ class ProgressCallback(Callback):
 
     The table prints unless ``PIPEKIT_QUIET=1`` or ``show_table=False``; the bar shows only on a terminal, unless
     ``show_bar=False`` (``learn.no_logging()`` and ``learn.no_bar()`` turn them off for a ``with`` block).
+
+    A validation-only pass (``get_preds``, ``validate``, ``tta``, predictions on a ``dls.test_dl``) shows a bar over
+    each of its phases' batches too, as fastai's, described by ``learn.pass_bar`` ('get_preds', 'validate', 'tta
+    pass 1/4'), and no table: the Recorder and the table stay as the last fit left them. A phase of one batch
+    (``predict``'s one item) shows none, and neither does a pass a callback runs during a fit (the fit's bar counts
+    the fit's batches). The pass leaves ``learn.batch_wrapper`` as it found it.
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
@@ -486,7 +492,15 @@ class ProgressCallback(Callback):
     def __init__(self, show_table: bool = True, show_bar: bool = True):
         self.show_table, self.show_bar = show_table, show_bar
 
+    _in_fit = False  # between this learner's before_fit and after_fit (or release); a class default, which a
+    # callback read from an older export lacks
+
+    def _outer(self) -> list[Any]:
+        """The batch wrappers the validation-only phases now running found, innermost last."""
+        return self.__dict__.setdefault("_outer_wrappers", [])
+
     def before_fit(self) -> None:
+        self._in_fit = True
         self._header_done = False
         # one table for the job, not one per process
         self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
@@ -522,12 +536,34 @@ class ProgressCallback(Callback):
             self._header_done = True
         console.print("  ".join(c.ljust(w) for c, w in zip(rows[-1], widths)))
 
+    def before_validate(self) -> None:
+        learn = self.learn
+        if not learn.validation_only:  # a fit's own validation phase: the fit's bar, set in before_fit
+            return
+        self._outer().append(learn.batch_wrapper)
+        try:
+            n = len(learn.dl)
+        except TypeError:
+            n = 0
+        if self._in_fit or not self.show_bar or n <= 1 or not progress_enabled():
+            learn.batch_wrapper = None
+            return
+        description = learn.pass_bar or "valid"
+        learn.batch_wrapper = lambda dl: progress_bar(dl, total=n, description=description)
+
+    def after_validate(self) -> None:
+        if self.learn.validation_only and self._outer():
+            self.learn.batch_wrapper = self._outer().pop()
+
     def after_fit(self) -> None:
+        self._in_fit = False
         self.learn.batch_wrapper = None
 
     def release(self) -> None:
         """A fit that ended in an error or Ctrl-C takes its bar away too: a later ``validate`` or ``get_preds``
         would draw the dead fit's 'epoch 1/2 valid' bar."""
+        self._in_fit = False
+        self._outer().clear()
         self.learn.batch_wrapper = None
 
 
