@@ -166,3 +166,18 @@ def adult_xy():
     x = df.select(["age", "education-num", "hours-per-week", "fnlwgt"]).fill_null(0).to_numpy().astype("float32")
     x = (x - x.mean(0)) / x.std(0)
     return x, (df["salary"] == ">=50k").to_numpy().astype("int64")
+
+
+@pytest.fixture
+def terminal_bars(monkeypatch):
+    """Progress bars on, drawn by rich as on a terminal 150 columns wide into the string buffer this gives."""
+    import io
+
+    import rich
+    import rich.console
+
+    monkeypatch.delenv("PIPEKIT_QUIET", raising=False)
+    monkeypatch.setenv("PIPEKIT_PROGRESS", "1")
+    out = io.StringIO()
+    monkeypatch.setattr(rich, "_console", rich.console.Console(file=out, force_terminal=True, width=150))
+    return out

@@ -4,13 +4,10 @@ the stopping round, silence under PIPEKIT_QUIET and inside a bagged model's bar,
 
 from __future__ import annotations
 
-import io
 import os
 
 import numpy as np
 import pytest
-import rich
-import rich.console
 from test_models_helpers import adult
 
 import pipekit.backends.gbm as gbm_module
@@ -36,15 +33,11 @@ class Recorded(ProgressMeter):
 
 
 @pytest.fixture
-def meters(monkeypatch):
+def meters(monkeypatch, terminal_bars):
     """Bars on (as on a terminal), drawn into a string by rich; the GBM meters made, in order."""
-    monkeypatch.delenv("PIPEKIT_QUIET", raising=False)
-    monkeypatch.setenv("PIPEKIT_PROGRESS", "1")
-    out = io.StringIO()
-    monkeypatch.setattr(rich, "_console", rich.console.Console(file=out, force_terminal=True, width=150))
     monkeypatch.setattr(gbm_module, "ProgressMeter", Recorded)
     Recorded.made = []
-    Recorded.out = out
+    Recorded.out = terminal_bars
     yield Recorded.made
     assert not bar_drawing()  # every bar closed
 

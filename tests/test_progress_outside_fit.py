@@ -44,15 +44,11 @@ def bars() -> list[tuple[str, int | None]]:
 
 
 @pytest.fixture
-def drawn(monkeypatch):
+def drawn(monkeypatch, terminal_bars):
     """Bars on, drawn by rich into a string as on a terminal; the bars made are recorded."""
-    monkeypatch.delenv("PIPEKIT_QUIET", raising=False)
-    monkeypatch.setenv("PIPEKIT_PROGRESS", "1")
-    out = io.StringIO()
-    monkeypatch.setattr(rich, "_console", rich.console.Console(file=out, force_terminal=True, width=150))
     monkeypatch.setattr(progress_module, "ProgressMeter", Recorded)
     Recorded.made = []
-    yield out
+    yield terminal_bars
     assert not bar_drawing()
 
 
