@@ -181,3 +181,23 @@ def terminal_bars(monkeypatch):
     out = io.StringIO()
     monkeypatch.setattr(rich, "_console", rich.console.Console(file=out, force_terminal=True, width=150))
     return out
+
+
+@pytest.fixture
+def imdb_text_files(tmp_path):
+    """A function writing the first ``n`` imdb_sample reviews as text files in ``tmp_path/texts`` (train/ and
+    valid/, one review in five valid, a folder per label) and giving that folder."""
+    import polars as pl
+
+    import pipekit.datasets as D
+
+    def write(n: int) -> Path:
+        rows = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(n)
+        root = tmp_path / "texts"
+        for i, (label, text) in enumerate(zip(rows["label"], rows["text"])):
+            f = root / ("valid" if i % 5 == 0 else "train") / label / f"{i:03d}.txt"
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(text, encoding="utf-8")
+        return root
+
+    return write

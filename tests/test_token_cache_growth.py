@@ -9,22 +9,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-import pipekit.datasets as D
 from pipekit.data.cache import cache_usage
 from pipekit.text import TextBlock, TextDataLoaders, Tokenizer
 
 
 @pytest.fixture
-def folder(tmp_path, monkeypatch) -> Path:
+def folder(tmp_path, monkeypatch, imdb_text_files) -> Path:
     """40 imdb_sample reviews as text files (train/ and valid/, a folder per label), the cache in tmp_path."""
     monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
-    rows = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(40)
-    root = tmp_path / "texts"
-    for i, (label, text) in enumerate(zip(rows["label"], rows["text"])):
-        f = root / ("valid" if i % 5 == 0 else "train") / label / f"{i:03d}.txt"
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text, encoding="utf-8")
-    return root
+    return imdb_text_files(40)
 
 
 def build(root: Path, cache_dir=None):

@@ -280,18 +280,12 @@ def test_an_image_pack_that_cannot_be_created_is_built_in_memory(tmp_path, monke
     assert store.n_decoded_ == 4 and torch.equal(store.gather(np.arange(4)), expected)
 
 
-def test_a_link_at_the_token_stores_temporary_name_is_not_written_through(tmp_path, victim, monkeypatch):
-    import polars as pl
-
+def test_a_link_at_the_token_stores_temporary_name_is_not_written_through(tmp_path, victim, monkeypatch,
+                                                                          imdb_text_files):
     from pipekit.text import TextDataLoaders
 
     monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
-    rows = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(30)
-    texts = tmp_path / "texts"
-    for i, (label, text) in enumerate(zip(rows["label"], rows["text"])):
-        f = texts / ("valid" if i % 5 == 0 else "train") / label / f"{i:03d}.txt"
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(text, encoding="utf-8")
+    texts = imdb_text_files(30)
 
     def build(cache_dir=None):
         return TextDataLoaders.from_folder(texts, bs=8, min_freq=1, cache_dir=cache_dir)
