@@ -254,16 +254,40 @@ def test_radam_takes_torch_radams_steps():
 
 
 def test_radam_trains_as_torch_radam_in_a_learner(adult_xy):
+    # torch adds eps to the root of the raw second moment, pipekit (as fastai) to the debiased one's: with an eps too
+    # small to matter the two take the same steps (test_radam_adds_eps_as_fastai_does checks where it matters)
     def torch_radam(params, lr):
-        return torch.optim.RAdam(params, lr=lr, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01,
+        return torch.optim.RAdam(params, lr=lr, betas=(0.9, 0.99), eps=1e-10, weight_decay=0.01,
                                  decoupled_weight_decay=True)
 
-    mine, ref = adult_learner(adult_xy, partial(RAdam, wd=0.01)), adult_learner(adult_xy, torch_radam)
+    mine, ref = adult_learner(adult_xy, partial(RAdam, wd=0.01, eps=1e-10)), adult_learner(adult_xy, torch_radam)
     mine.fit(2, 1e-2)
     ref.fit(2, 1e-2)
     for p, q in zip(mine.model.parameters(), ref.model.parameters()):
         torch.testing.assert_close(p.detach(), q.detach(), rtol=1e-5, atol=1e-5)
     assert mine.recorder.values[-1][0] < mine.recorder.values[0][0]  # the training loss came down
+
+
+def test_radam_adds_eps_as_fastai_does():
+    """fastai's rectified step is ``lr * r * (grad_avg / debias1) / (sqrt(sqr_avg / debias2) + eps)``: with a constant
+    gradient ``g`` the debiased averages are ``g`` and ``g**2``, so each rectified step is ``lr * r * g / (g + eps)``
+    and each of the first (``rho_t <= 5``) steps ``lr * g``. fastai 2.8.12's RAdam ends at -3.0154563e-4."""
+    lr, sqr_mom, eps, g = 1e-3, 0.99, 1e-5, 1e-5
+    rho_inf, expected = 2 / (1 - sqr_mom) - 1, 0.0
+    for t in range(1, 11):
+        rho = rho_inf - 2 * t * sqr_mom ** t / (1 - sqr_mom ** t)
+        if rho > 5:
+            expected -= lr * math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)) * g / (
+                g + eps)
+        else:
+            expected -= lr * g
+    w = nn.Parameter(torch.zeros(3))
+    opt = RAdam([{"params": [w]}], lr=lr)  # fastai's defaults: mom 0.9, sqr_mom 0.99, eps 1e-5
+    for _ in range(10):
+        w.grad = torch.full((3,), g)
+        opt.step()
+    assert expected == pytest.approx(-3.0154563e-4, rel=1e-6)
+    np.testing.assert_allclose(w.detach().numpy(), expected, rtol=1e-5)
 
 
 def test_lamb_scales_adams_update_by_the_trust_ratio():
@@ -423,3 +447,79 @@ def test_ranger_has_fastais_defaults():
     g = opt.param_groups[0]
     assert (g["mom"], g["sqr_mom"], g["eps"], g["weight_decay"]) == (0.95, 0.99, 1e-6, 0.01)
     assert (opt.k, opt.alpha) == (6, 0.5) and math.isclose(g["lr"], 1e-3)
+
+
+# ------------------------------------------------------------------------------------------------ tabular embeddings
+def test_tabular_embeddings_start_small_as_fastais():
+    """fastai's tabular and EmbeddingNN models start every table as its Embedding does: a normal of std 0.01 truncated
+    at two of them (torch's N(0, 1) start gives each table a std near 1); drawn from the seed, table by table."""
+    from pipekit.tabular import Categorify, CollabDataLoaders, FillMissing, Normalize, TabularDataLoaders
+    from pipekit.tabular import collab_learner, tabular_learner
+
+    cat = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+    dls = TabularDataLoaders.from_csv(D.path("adult_sample") / "adult.csv", y_names="salary", cat_names=cat,
+                                      cont_names=["age", "fnlwgt", "education-num"],
+                                      procs=[Categorify, FillMissing, Normalize], bs=64, seed=0)
+    tables = []
+    for _ in range(2):
+        pipekit.set_seed(0)
+        tables.append([e.weight.detach().clone() for e in tabular_learner(dls, layers=[200, 100]).model.embeds])
+    assert len(tables[0]) == len(cat) + 1  # the columns and FillMissing's one _na column
+    for w, again in zip(*tables):
+        assert float(w.std()) < 0.02 and float(w.abs().max()) <= 0.02
+        assert torch.equal(w, again)
+    cdls = CollabDataLoaders.from_csv(D.path("movie_lens_sample") / "ratings.csv", bs=64, seed=0)
+    for e in collab_learner(cdls, use_nn=True, y_range=(0.5, 5.5)).model.embeds:
+        assert float(e.weight.detach().std()) < 0.02 and float(e.weight.detach().abs().max()) <= 0.02
+
+
+# ------------------------------------------------------------------------------------------------ label smoothing
+def _fastai_label_smoothing(out, targ, eps, weight, reduction):
+    """fastai 2.8.12's LabelSmoothingCrossEntropy.forward, written out (class axis 1)."""
+    c = out.shape[1]
+    log_preds = torch.log_softmax(out, dim=1)
+    if reduction == "sum":
+        smooth = -log_preds.sum()
+    else:
+        smooth = -log_preds.sum(dim=1)
+        if reduction == "mean":
+            smooth = smooth.mean()
+    return smooth * eps / c + (1 - eps) * torch.nn.functional.nll_loss(log_preds, targ, weight=weight,
+                                                                       reduction=reduction)
+
+
+def test_label_smoothing_takes_fastais_weight(tmp_path):
+    from pipekit.learn import LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat, load_learner
+    from pipekit.tabular import TabularDataLoaders, tabular_learner
+    import polars as pl
+
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(400)
+    dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education"],
+                                     cont_names=["age", "hours-per-week"], bs=64, seed=0)
+    pipekit.set_seed(0)
+    learn = tabular_learner(dls, layers=[8], loss_func=LabelSmoothingCrossEntropy(eps=0.2, weight=[1.0, 3.0]))
+    torch.manual_seed(0)
+    out, targ = torch.randn(12, 3), torch.randint(0, 3, (12,))
+    w = [0.5, 2.0, 1.0]
+    for reduction in ("mean", "sum", "none"):
+        want = _fastai_label_smoothing(out, targ, 0.1, torch.tensor(w), reduction)
+        torch.testing.assert_close(LabelSmoothingCrossEntropy(0.1, w, reduction)(out, targ), want)
+        # the flat version over (bs, seq, n_classes)
+        got = LabelSmoothingCrossEntropyFlat(eps=0.1, weight=w, reduction=reduction)(out.reshape(3, 4, 3),
+                                                                                      targ.reshape(3, 4))
+        torch.testing.assert_close(got, want)
+    # items of ignore_index (-100) are left out of both terms
+    ignored = torch.cat([targ, torch.tensor([-100, -100])])
+    noisy = torch.cat([out, torch.randn(2, 3)])
+    torch.testing.assert_close(LabelSmoothingCrossEntropyFlat(weight=w)(noisy, ignored),
+                               _fastai_label_smoothing(out, targ, 0.1, torch.tensor(w), "mean"))
+    # a learner trained with the weighted loss exports it and loads it back in a fresh process
+    learn.fit(1, 1e-2)
+    path = learn.export(tmp_path / "ls.pipekit")
+    code = ("import sys, torch; from pipekit.learn import load_learner; l = load_learner(sys.argv[1]); "
+            "f = l.loss_func; print(type(f).__name__, f.eps, f.weight_list, f.weight.tolist())")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["LabelSmoothingCrossEntropy", "0.2", "[1.0,", "3.0]", "[1.0,", "3.0]"]
+    loaded = load_learner(path)
+    torch.testing.assert_close(loaded.get_preds(dl=dls.valid, with_loss=True)[2],
+                               learn.get_preds(dl=dls.valid, with_loss=True)[2])

@@ -214,7 +214,7 @@ def adult_learner():
                                      skm_to_fastai(skm.cohen_kappa_score)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        learn.fit(1, 1e-2)
+        learn.fit(1, 3e-2)
     return learn
 
 

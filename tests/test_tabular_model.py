@@ -185,7 +185,9 @@ def test_shared_embedding_table_matches_one_embedding_per_column():
     torch.manual_seed(0)
     m = TabularModel(SZS, n_cont=2, out_sz=2, layers=[8])
     torch.manual_seed(0)
-    ref = [torch.nn.Embedding(ni, nf) for ni, nf in SZS]  # the same initial draws, column by column
+    # the same initial draws, column by column: pipekit.learn.nets.Embedding's (fastai's) truncated normal
+    draws = [torch.nn.init.trunc_normal_(torch.empty(ni, nf), std=0.01, a=-0.02, b=0.02) for ni, nf in SZS]
+    ref = [torch.nn.Embedding(ni, nf, _weight=w) for (ni, nf), w in zip(SZS, draws)]
     assert len(m.embeds) == 4 and m.embeds.weight.shape == (sum(ni * nf for ni, nf in SZS),)
     for e, r in zip(m.embeds, ref):
         assert (e.num_embeddings, e.embedding_dim) == (r.num_embeddings, r.embedding_dim)

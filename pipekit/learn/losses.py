@@ -190,6 +190,10 @@ class FocalLossFlat(CrossEntropyLossFlat):
     item's loss; ``'mean'`` divides by the summed weights of the items kept, as cross-entropy does, and items of
     ``ignore_index`` are left out. ``activation`` is softmax.
 
+    With ``weight`` or ignored items this is not fastai's ``FocalLossFlat``: fastai takes ``p_t = exp(-w * CE)``
+    (the weighted cross-entropy, where pipekit's ``p_t`` is the unweighted probability) and a plain mean over all
+    items, ignored ones counted as 0, where pipekit divides by the summed weights of the items kept.
+
     >>> import torch
     >>> inp, targ = torch.tensor([[3.0, 0.0], [0.0, 0.5]]), torch.tensor([0, 1])
     >>> bool(FocalLossFlat(gamma=0.0)(inp, targ).isclose(CrossEntropyLossFlat()(inp, targ)))
@@ -271,22 +275,48 @@ class L1LossFlat(MSELossFlat):
 
 
 class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
-    """Label-smoothing cross-entropy over the class axis ``axis`` (works for ``[bs, seq, n]``)."""
+    """Label-smoothing cross-entropy over the class axis ``axis`` (works for ``[bs, seq, n]``), fastai's
+    ``eps / c * (-sum of log p over the c classes) + (1 - eps) * nll``, each term reduced by ``reduction``;
+    ``weight`` (one per class) weights the ``nll`` term only, whose ``'mean'`` divides by the summed weights.
+    Unlike fastai's, items whose target is ``ignore_index`` (-100) are left out of both terms and of their means.
 
-    param_constraints = {"axis": CLASS_AXIS, "reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}
+    >>> import torch
+    >>> inp, targ = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])
+    >>> round(float(LabelSmoothingCrossEntropyFlat(weight=[1.0, 3.0])(inp, targ)), 4)
+    0.337
+    """
 
-    def __init__(self, eps: float = 0.1, axis: int = -1, reduction: str = "mean"):
+    param_constraints = {"axis": CLASS_AXIS, "weight": CLASS_WEIGHTS, "reduction": _REDUCTION,
+                         "eps": Interval(0, 1, closed="left")}
+
+    def __init__(self, eps: float = 0.1, axis: int = -1, weight: list[float] | None = None, reduction: str = "mean"):
         self.eps = eps
-        super().__init__(axis=axis, label_smoothing=eps, reduction=reduction)
+        super().__init__(axis=axis, weight=weight, label_smoothing=eps, reduction=reduction)
+
+    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        inp, targ = self._prep(inp, targ)
+        targ = targ.long()
+        log_preds = F.log_softmax(inp, dim=-1)
+        nll = F.nll_loss(log_preds, targ, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
+        keep = targ != self.ignore_index
+        smooth = torch.where(keep, -log_preds.sum(dim=-1), torch.zeros((), dtype=log_preds.dtype,
+                                                                       device=log_preds.device))
+        if self.reduction == "mean":
+            smooth = smooth.sum() / keep.sum()
+        elif self.reduction == "sum":
+            smooth = smooth.sum()
+        return smooth * (self.eps / inp.shape[-1]) + (1 - self.eps) * nll
 
 
 class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
-    """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``."""
+    """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``, ``weight``
+    weighting the ``nll`` term, as :class:`LabelSmoothingCrossEntropyFlat`."""
 
-    param_constraints = {"reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}  # its axis is always 1
+    # its axis is always 1
+    param_constraints = {"weight": CLASS_WEIGHTS, "reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}
 
-    def __init__(self, eps: float = 0.1, reduction: str = "mean"):
-        super().__init__(eps, axis=1, reduction=reduction)
+    def __init__(self, eps: float = 0.1, weight: list[float] | None = None, reduction: str = "mean"):
+        super().__init__(eps, axis=1, weight=weight, reduction=reduction)
 
 
 def loss_from_kind(kind: str | None) -> BaseLoss:

@@ -364,20 +364,20 @@ def radam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float
                sqr_avg: torch.Tensor, eps: float, beta: float = 0.0, **kwargs: Any) -> None:
     """RAdam's step (Liu et al., 2019): while the moving average of the squared gradients has seen too few steps for
     its variance to be tractable (``rho_t <= 5``, the first five steps with ``sqr_mom=0.99``), a momentum step on the
-    debiased average; then Adam's step scaled by the rectification term. ``eps`` is added to the square root of the
-    raw average, as torch's ``RAdam`` adds it, so the two agree step for step. ``beta > 0`` passes the denominator
-    (the root of the debiased average, plus ``eps``) through ``softplus(x, beta)``, fastai's SAdam variant, which
-    keeps it away from 0."""
+    debiased average; then Adam's step scaled by the rectification term,
+    ``lr * r * (grad_avg / debias1) / (sqrt(sqr_avg / debias2) + eps)``: ``eps`` is added to the square root of the
+    debiased average, as fastai's ``RAdam`` adds it (torch's adds it to the root of the raw average, a larger ``eps``
+    while ``debias2`` is small, so with gradients near ``eps`` the two differ). ``beta > 0`` passes the denominator
+    through ``softplus(x, beta)``, fastai's SAdam variant, which keeps it away from 0."""
     debias1, debias2 = 1 - mom ** step, 1 - sqr_mom ** step
     rho_inf = 2 / (1 - sqr_mom) - 1
     rho = rho_inf - 2 * step * sqr_mom ** step / debias2
     if rho > 5:
         rect = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+        denom = (sqr_avg / debias2).sqrt_().add_(eps)
         if beta:
-            denom = torch.nn.functional.softplus((sqr_avg / debias2).sqrt_().add_(eps), beta)
-            p.data.addcdiv_(grad_avg, denom, value=-lr * rect / debias1)
-        else:
-            p.data.addcdiv_(grad_avg, sqr_avg.sqrt().add_(eps), value=-lr * rect * math.sqrt(debias2) / debias1)
+            denom = torch.nn.functional.softplus(denom, beta)
+        p.data.addcdiv_(grad_avg, denom, value=-lr * rect / debias1)
     else:
         p.data.add_(grad_avg, alpha=-lr / debias1)
 
@@ -422,9 +422,10 @@ def RAdam(params: Any, lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: 
           wd: float = 0.0, beta: float = 0.0, decouple_wd: bool = True) -> Optimizer:
     """Rectified Adam as a step-function :class:`Optimizer` (``opt_func=RAdam``): Adam without the large, noisy
     first steps, so it needs no warm-up. ``decouple_wd=False`` adds ``wd * w`` to the gradient (L2) instead of
-    decaying the weights; with ``mom``, ``sqr_mom``, ``eps`` and ``wd`` as ``torch.optim.RAdam``'s betas, eps and
-    weight decay (``decoupled_weight_decay=decouple_wd``) both take the same steps. ``beta > 0`` smooths the
-    denominator with a softplus, as fastai's ``RAdam(beta=)`` (see :func:`radam_step`).
+    decaying the weights. Its steps are fastai's ``RAdam``'s: ``eps`` is added to the root of the debiased average
+    of the squared gradients, where ``torch.optim.RAdam`` adds it to the root of the raw one (the two agree but for
+    ``eps``, see :func:`radam_step`). ``beta > 0`` smooths the denominator with a softplus, as fastai's
+    ``RAdam(beta=)``.
 
     >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
     >>> opt = RAdam([{"params": [w]}], lr=0.1)

@@ -107,7 +107,8 @@ class TabularEmbeddings(nn.Module):
     """The embedding tables of all categorical columns in one parameter, looked up with one gather.
 
     The output is the concatenation of each column's embedding of its code, exactly what one
-    ``nn.Embedding`` per column gives (same widths, same N(0, 1) initialisation drawn column by column),
+    :class:`~pipekit.learn.nets.Embedding` per column gives (same widths, each table started as it starts one: a
+    normal of standard deviation 0.01 truncated at two of them, drawn column by column, as fastai's tabular models),
     but a batch costs one index computation and one ``take`` instead of a lookup, a slice and a
     concatenation per column (and their backward passes), and the optimiser updates one tensor.
     ``embeds[i]`` is column ``i``'s table (``.weight``, ``.num_embeddings``, ``.embedding_dim``).
@@ -139,12 +140,13 @@ class TabularEmbeddings(nn.Module):
         starts = np.cumsum([0] + [ni * nf for ni, nf in self.emb_szs]).tolist()
         self._starts = starts
         if self.emb_szs:
-            # drawn table by table in column order, each into its own slice: the same random numbers as one
-            # nn.Embedding per column, with no concatenation (on the meta device, where load_learner checks a
-            # file's shapes, torch.cat imports torch's compiler stack: seconds in a new process)
+            # drawn table by table in column order, each into its own slice, with pipekit.learn.nets.Embedding's
+            # truncated normal and no concatenation (on the meta device, where load_learner checks a file's
+            # shapes, torch.cat imports torch's compiler stack: seconds in a new process)
             weight = torch.empty(starts[-1])
-            for i, (ni, nf) in enumerate(self.emb_szs):
-                weight[starts[i]:starts[i + 1]].view(ni, nf).normal_()
+            with torch.no_grad():
+                for i, (ni, nf) in enumerate(self.emb_szs):
+                    nn.init.trunc_normal_(weight[starts[i]:starts[i + 1]].view(ni, nf), std=0.01, a=-0.02, b=0.02)
             self.weight = nn.Parameter(weight)
         else:
             self.register_parameter("weight", None)

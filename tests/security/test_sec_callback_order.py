@@ -43,9 +43,9 @@ def _run(tab, tmp_path, lr, bs, early, reverse):
 
 @pytest.mark.parametrize("lr, bs, make_early", [
     # valid_loss stops improving while accuracy still improves in the epoch training stops
-    (3e-2, 128, lambda: EarlyStoppingCallback(monitor="valid_loss", patience=2)),
+    (2e-2, 256, lambda: EarlyStoppingCallback(monitor="valid_loss", patience=2)),
     # accuracy improves by less than min_delta in the epoch training stops
-    (3e-3, 256, lambda: EarlyStoppingCallback(monitor="accuracy", min_delta=0.01, patience=3)),
+    (2e-2, 64, lambda: EarlyStoppingCallback(monitor="accuracy", min_delta=0.01, patience=3)),
 ], ids=["loss-stops-accuracy-improves", "small-improvement"])
 def test_both_list_orders_restore_the_best_model(tab, tmp_path, lr, bs, make_early):
     fwd, rec_fwd, stop_fwd = _run(tab, tmp_path, lr, bs, make_early(), reverse=False)
