@@ -50,6 +50,20 @@ def test_same_seed_same_net(splits):
     assert np.allclose(a, b)
 
 
+def test_a_nets_fit_gives_back_torchs_settings_and_the_environment(splits, monkeypatch):
+    # set_seed inside the fit writes CUBLAS_WORKSPACE_CONFIG and turns torch's NaN filling of new tensors off:
+    # both stayed changed after a TabularClassifier('net') fit, so a later torch.use_deterministic_algorithms(True)
+    # filled torch.empty with zeros instead of NaN
+    import os
+
+    tr, _ = splits
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.utils.deterministic, "fill_uninitialized_memory", True)
+    TorchTabular("classification", epochs=1, layers=[8], seed=3).fit(as_data(tr).take(np.arange(512)))
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    assert torch.utils.deterministic.fill_uninitialized_memory is True
+
+
 def test_a_time_limit_fits_the_nets_schedule_into_it(net, splits):
     import time
 

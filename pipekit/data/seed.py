@@ -50,6 +50,8 @@ def set_seed(seed: int, deterministic: bool = True, reproducible: bool | None = 
         torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
 
 
+# the environment variables set_seed writes, which seeded() gives back
+_SEED_ENV = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG")
 _SEEDED = threading.RLock()  # one seeded run at a time: they all draw from the process's generators
 
 
@@ -93,7 +95,8 @@ def seeded(seed: int) -> Iterator[None]:
     (True, True)
     """
     with _SEEDED, kept_random_states():
-        hash_seed = os.environ.get("PYTHONHASHSEED")
+        env = {name: os.environ.get(name) for name in _SEED_ENV}
+        fill = torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
         algorithms = (torch.are_deterministic_algorithms_enabled(),
                       torch.is_deterministic_algorithms_warn_only_enabled())
         cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
@@ -101,9 +104,11 @@ def seeded(seed: int) -> Iterator[None]:
             set_seed(seed)
             yield
         finally:
-            if hash_seed is None:
-                os.environ.pop("PYTHONHASHSEED", None)
-            else:
-                os.environ["PYTHONHASHSEED"] = hash_seed
+            for name, value in env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
             torch.use_deterministic_algorithms(algorithms[0], warn_only=algorithms[1])
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn
