@@ -47,7 +47,8 @@ from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import TORCH_LOSS_TARGETS, BaseLoss, loss_from_kind
 from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW, lookahead_problem
 from pipekit.learn.optim import Lookahead, Optimizer, check_opt_args, opt_arg_ranges
-from pipekit.learn.registry import UnknownArchError, arch_spec, build_arch, config_from_data, config_to_data
+from pipekit.learn.registry import COMPILED_PREFIX, UnknownArchError, arch_spec, build_arch, config_from_data
+from pipekit.learn.registry import config_to_data, unwrapped
 from pipekit.metrics import Metric, check_metric_targets
 
 if TYPE_CHECKING:
@@ -55,10 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = ["export_learner", "learner_from_archive", "load_learner", "model_weights", "checkpoint_path",
            "save_checkpoint", "load_checkpoint", "ExportError"]
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -99,7 +96,7 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
     (['<50k', '>=50k'], True)
     """
     fname = learn.path / fname  # an absolute fname stays as it is
-    model = _unwrap(learn.model)
+    model = unwrapped(learn.model)  # a compiled or DDP model's weights under their own names, as it is rebuilt
     refuse_foreign = getattr(learn.dls, "refuse_foreign", None)
     if refuse_foreign is not None:  # loaders made elsewhere: their own fix comes before the model's
         refuse_foreign("export")
@@ -763,7 +760,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     dls = _rebuild(where, "field 'dls'", lambda: DataLoaders.from_state(rec["dls"], arrays, device=device),
                    path="dls")
     try:
-        tensors = archive.tensors()
+        tensors = _plain_names(archive.tensors())
     except ExportError as e:
         raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} ({e}); "
                           "the file is damaged or was not written by learn.export()") from None
@@ -1111,12 +1108,21 @@ def model_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     archive = read_pipekit(path)
     if archive.kind not in ("checkpoint", "learner"):
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner's checkpoint or export")
-    return _model_tensors(archive.tensors()) if archive.kind == "checkpoint" else archive.tensors()
+    return _model_tensors(archive.tensors()) if archive.kind == "checkpoint" else _plain_names(archive.tensors())
 
 
 def _model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's part of a checkpoint's tensors, by parameter name."""
-    return {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    """The model's part of a checkpoint's tensors, by parameter name (:func:`_plain_names`)."""
+    return _plain_names({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+
+
+def _plain_names(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` under the model's own names: a file written from a ``torch.compile``'d model by pipekit before
+    it stored the compiled model's inner module names every tensor ``_orig_mod.<name>``. The prefix goes only where
+    every name has it (a module of the model's own named ``_orig_mod`` is never the whole model)."""
+    while weights and all(k.startswith(COMPILED_PREFIX) for k in weights):
+        weights = {k[len(COMPILED_PREFIX):]: v for k, v in weights.items()}
+    return weights
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -1215,7 +1221,7 @@ def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     if not is_main_process():
         return path
     arrays: dict[str, np.ndarray] = {}
-    tensors = {f"model.{k}": v for k, v in _unwrap(learn.model).state_dict().items()}
+    tensors = {f"model.{k}": v for k, v in unwrapped(learn.model).state_dict().items()}
     record: dict[str, Any] = {
         # epochs finished when saved; fit(..., start_epoch=this) resumes after them
         "next_epoch": learn.epoch + 1 if learn.epoch_done else learn.epoch, "n_epoch": learn.n_epoch,
@@ -1272,9 +1278,9 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
         tensors = archive.tensors()
     except ExportError as e:
         raise ExportError(f"Learner.load: {e}") from None
-    model = _unwrap(learn.model)
+    model = unwrapped(learn.model)  # a compiled learner's model shares the parameters of the one it runs
     weights = _model_tensors(tensors)
-    _check_weights(where, model, weights, strict)
+    partial = _check_weights(where, model, weights, strict)
     had_opt = learn.opt
     try:
         opt_state = _opt_state(where, learn.optimizer, model, rec["opt"], tensors, arrays) \
@@ -1294,6 +1300,8 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
                                       "damaged") from None
     # everything is checked: from here on nothing in the file can fail half-way
     model.load_state_dict(weights, strict=strict)
+    if partial:
+        warn(f"{where}: strict=False {partial}", RuntimeWarning)
     if opt_state is not None:
         learn.optimizer.load_state_dict(opt_state)
     if resume is None:
@@ -1342,10 +1350,22 @@ def unusable_weights(own: Mapping[str, torch.Tensor], weights: Mapping[str, Any]
     return said
 
 
-def _check_weights(where: str, model: nn.Module, weights: dict[str, torch.Tensor], strict: bool) -> None:
+def _check_weights(where: str, model: nn.Module, weights: dict[str, torch.Tensor], strict: bool) -> str:
     """Refuse model weights that ``load_state_dict`` would not load whole: other names (with ``strict``), other
-    shapes, or numbers of another kind (floating point for integer counters or the reverse)."""
+    shapes, or numbers of another kind (floating point for integer counters or the reverse). Without ``strict``,
+    refuse weights of which no name is the model's (nothing would load, and the model would stay as it was built);
+    where only some are, return what loads and what does not, for a warning ('' where every name matches)."""
     own = model.state_dict()
+    matched = set(own) & set(weights)
+    if not strict and not matched and (own or weights):
+        hint = (f" (names with {COMPILED_PREFIX!r} in them are those of a torch.compile'd submodule: load into a "
+                "model compiled the same way, or save from one that is not)"
+                if any(COMPILED_PREFIX in k for k in [*weights, *own]) else "")
+        raise ExportError(f"{where}: strict=False, but none of the file's {len(weights)} model weights "
+                          f"({sorted(weights)[:3]}{' ...' if len(weights) > 3 else ''}) is named as one of this "
+                          f"learner's {type(model).__name__}'s {len(own)} ({sorted(own)[:3]}"
+                          f"{' ...' if len(own) > 3 else ''}), so nothing would load{hint}; load a checkpoint saved "
+                          "by a learner with the same architecture")
     said = _mismatch({k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in weights.items()},
                      strict)
     kinds = [k for k in sorted(set(own) & set(weights)) if own[k].is_floating_point() != weights[k].is_floating_point()
@@ -1356,6 +1376,11 @@ def _check_weights(where: str, model: nn.Module, weights: dict[str, torch.Tensor
         raise ExportError(f"{where}: the model weights (weights.safetensors, 'model.*') do not fit this learner's "
                           f"{type(model).__name__} ({said}); load a checkpoint saved by a learner with the same "
                           "architecture, or pass strict=False to load the weights whose names match")
+    if strict or (len(matched) == len(own) and len(matched) == len(weights)):
+        return ""
+    return (f"loaded {len(matched)} of the {len(weights)} model weights in the file into this learner's "
+            f"{type(model).__name__}, which has {len(own)}: {len(own) - len(matched)} of the model's keep the values "
+            f"they were built with, and {len(weights) - len(matched)} of the file's match no name of the model")
 
 
 #: torch optimisers whose per-parameter state follows the parameters (moments and buffers of their shape, a

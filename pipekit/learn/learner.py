@@ -43,6 +43,7 @@ from pipekit.learn.losses import BaseLoss, CrossEntropyLossFlat, check_loss_targ
 from pipekit.learn.optim import LR_OR_NONE as _LR_OR_NONE
 from pipekit.learn.optim import LR_VALUE as _LR
 from pipekit.learn.optim import Adam, OptimWrapper, torch_opt_func
+from pipekit.learn.registry import unwrapped
 from pipekit.metrics import Metric, as_metric, check_metric_targets
 
 __all__ = ["Learner", "check_learner_kwargs", "check_targets_fit", "several_targets"]
@@ -528,7 +529,9 @@ class Learner:
     def create_opt(self) -> OptimWrapper:
         """Build the optimiser over the splitter's layer groups (called by ``fit`` when needed)."""
         top = self.lr.stop if isinstance(self.lr, slice) else self.lr
-        self.opt = OptimWrapper(self.model, self.opt_func, lr=float(np.max(np.atleast_1d(top))),
+        # the splitter cuts the model a compiled or DDP wrapper runs (model[0], model.encoder), whose parameters
+        # are the wrapper's
+        self.opt = OptimWrapper(unwrapped(self.model), self.opt_func, lr=float(np.max(np.atleast_1d(top))),
                                 splitter=self.splitter, wd_bn_bias=self.wd_bn_bias, train_bn=self.train_bn)
         if self.wd is not None:
             self.opt.set_hyper("wd", self.wd)
@@ -720,12 +723,13 @@ class Learner:
         loss, loss_grad = self.loss, self.loss_grad
         # an in-place change of loss (``self.learn.loss += penalty``, the book's spelling) bumps its version counter;
         # one of loss_grad changes loss_grad's grad_fn, so a callback that changed both in place is not warned of.
-        # Reading both costs no device sync.
-        version = loss._version if loss is not None else None
+        # Reading both costs no device sync. Only a training batch is warned of, and only it reads the counter: an
+        # inference tensor (a validation pass under torch.inference_mode) keeps none.
+        version = loss._version if self.training and loss is not None and not loss.is_inference() else None
         grad_fn = loss_grad.grad_fn if loss_grad is not None else None
         self("after_loss")
         if self.training and not self._warned_loss and self.loss_grad is loss_grad and (
-                self.loss is not loss or (loss is not None and loss._version != version
+                self.loss is not loss or (loss is not None and version is not None and loss._version != version
                                           and (loss_grad is None or loss_grad.grad_fn is grad_fn))):
             # the book's callbacks (written for an older fastai) add penalties to learn.loss, which only the
             # record reads: say so once, as a changed loss that does not change training is hard to see

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ from pipekit.core.registry import lookup, register, registered
 
 __all__ = [
     "register_arch", "build_arch", "arch_spec", "set_arch_spec", "registered_archs", "UnknownArchError",
-    "ArchSpec", "config_to_data", "config_from_data",
+    "ArchSpec", "config_to_data", "config_from_data", "unwrapped", "COMPILED_PREFIX",
 ]
 
 _SPEC_ATTR = "_pipekit_arch_spec"
@@ -143,12 +144,38 @@ def register_arch(name: str | Callable[..., Any] | None = None, fn: Callable[...
     return deco(fn) if fn is not None else deco
 
 
+#: what ``torch.compile``'s wrapper puts before each of the model's state names (``_orig_mod.0.weight``)
+COMPILED_PREFIX = "_orig_mod."
+
+
+def unwrapped(model: nn.Module) -> nn.Module:
+    """The model a wrapper runs: ``DistributedDataParallel``'s ``.module`` and ``torch.compile``'s ``._orig_mod``
+    (either around the other), or ``model`` itself. Its parameters are the wrapper's, under their own names
+    (``0.weight``, where the compiled wrapper's state says ``_orig_mod.0.weight``): what a file stores, what a
+    splitter cuts into layer groups and what ``load_state_dict`` fills.
+
+    >>> m = nn.Linear(2, 1)
+    >>> unwrapped(m) is m
+    True
+    """
+    # torch's compiler module is imported only by torch.compile: where it is not loaded no model is compiled (and
+    # importing it here would cost about a second)
+    compiled = getattr(sys.modules.get("torch._dynamo.eval_frame"), "OptimizedModule", None)
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif compiled is not None and isinstance(model, compiled) and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def arch_spec(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
-    """The ``(name, config)`` recorded when ``model`` was built by a registered arch, else None."""
+    """The ``(name, config)`` recorded when ``model`` (or the model a DDP or compiled wrapper runs,
+    :func:`unwrapped`) was built by a registered arch, else None."""
     spec = model.__dict__.get(_SPEC_ATTR)
-    # DDP / compiled wrappers keep the real model in .module / ._orig_mod
-    inner = model._modules.get("module") or model._modules.get("_orig_mod")
-    return arch_spec(inner) if spec is None and isinstance(inner, nn.Module) else spec
+    inner = unwrapped(model)
+    return arch_spec(inner) if spec is None and inner is not model else spec
 
 
 def set_arch_spec(model: nn.Module, name: str, config: dict[str, Any]) -> nn.Module:
