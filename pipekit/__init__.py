@@ -5,6 +5,7 @@
 """
 import os
 import re
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -47,6 +48,12 @@ def check_dependencies(version=None) -> None:
 check_dependencies()
 
 from pipekit.data.seed import set_seed  # noqa: E402  (after the check: it imports polars)
+
+if TYPE_CHECKING:  # the names below that __getattr__ imports on first use, as type checkers see them
+    from pipekit.backends import load_model
+    from pipekit.core.archive import load, save
+    from pipekit.core.registry import register, registered
+    from pipekit.learn import Learner, load_learner
 
 
 #: the module each name of the top level comes from

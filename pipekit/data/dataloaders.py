@@ -8,7 +8,7 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
 import polars as pl
@@ -370,6 +370,25 @@ class Datasets(ArrayDataset, SampledLoaders):
     11's) gives a :class:`TfmdDatasets`: one :class:`~pipekit.data.TfmdLists` per part of an item.
     """
 
+    #: what ``inspect.signature(Datasets)`` shows: fastai's call (set below, from :class:`TfmdDatasets`)
+    __signature__: ClassVar[inspect.Signature]
+    #: set by the constructor DataBlock.datasets calls (hidden from type checkers, which see the two calls below)
+    items: pl.DataFrame
+    recipe: Any
+    table: Any
+    splits: list[np.ndarray]
+
+    # type checkers read the constructor from these two calls, as __new__ dispatches them: what DataBlock.datasets
+    # builds, and fastai's Datasets(items, [x_tfms, y_tfms], splits=...) (chapter 11's), which gives a TfmdDatasets
+    @overload
+    def __new__(cls, items: pl.DataFrame, splits: Sequence[np.ndarray], stores: Sequence[Any],
+                blocks: Sequence[Any], n_inp: int, recipe: Any = None, table: Any = None) -> Datasets: ...
+
+    @overload
+    def __new__(  # type: ignore[misc]  # not a Datasets: fastai's call gives what runs it, a TfmdDatasets
+            cls, items: Any = None, tfms: Any = None, tls: Sequence[TfmdLists] | None = None, n_inp: int | None = None,
+            splits: Sequence[Sequence[int]] | Sequence[np.ndarray] | None = None) -> TfmdDatasets: ...
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         try:  # the parameters are bound here so that a fastai-style call is named, not a bare TypeError
             if args or kwargs:  # (a copy makes the object without arguments)
@@ -391,11 +410,12 @@ class Datasets(ArrayDataset, SampledLoaders):
                 "TfmdLists(items, tfms, splits=[train_idx, valid_idx])") from None
         return super().__new__(cls)
 
-    def __init__(self, items: pl.DataFrame, splits: Sequence[np.ndarray], stores: Sequence[Any],
-                 blocks: Sequence[Any], n_inp: int, recipe: Any = None, table: Any = None):
-        super().__init__(stores, blocks=blocks, n_inp=n_inp)
-        self.items, self.recipe, self.table = items, recipe, table
-        self.splits = [np.asarray(s, dtype=np.int64) for s in splits]
+    if not TYPE_CHECKING:  # type checkers take the constructor from __new__'s calls above
+        def __init__(self, items: pl.DataFrame, splits: Sequence[np.ndarray], stores: Sequence[Any],
+                     blocks: Sequence[Any], n_inp: int, recipe: Any = None, table: Any = None):
+            super().__init__(stores, blocks=blocks, n_inp=n_inp)
+            self.items, self.recipe, self.table = items, recipe, table
+            self.splits = [np.asarray(s, dtype=np.int64) for s in splits]
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> DatasetSplit:
         whole_split = split_idx in (0, 1) and positions is self.splits[split_idx]
@@ -838,7 +858,7 @@ class TfmdDatasets(SampledLoaders):
     """
 
     def __init__(self, items: Any = None, tfms: Any = None, tls: Sequence[TfmdLists] | None = None,
-                 n_inp: int | None = None, splits: Sequence[Sequence[int]] | None = None):
+                 n_inp: int | None = None, splits: Sequence[Sequence[int]] | Sequence[np.ndarray] | None = None):
         if tls is None:
             if items is None:
                 raise ParameterError("Datasets: give the items (a list of files, texts, rows...) and tfms, one list "
@@ -935,6 +955,10 @@ class TfmdDatasets(SampledLoaders):
     def __repr__(self) -> str:
         return (f"Datasets({len(self)} items, train={len(self.splits[0])}, valid={len(self.splits[1])}, "
                 f"tfms=[{', '.join(repr(tl.pipeline) for tl in self.tls)}])")
+
+
+# help(Datasets) and inspect.signature(Datasets) show the call users write, fastai's (its __new__ takes any arguments)
+Datasets.__signature__ = inspect.signature(TfmdDatasets)
 
 
 def weighted_loaders(dls: DataLoaders, wgts: Any, n: int | None = None) -> DataLoaders:
@@ -1566,14 +1590,15 @@ class DataLoaders:
         return data_vocab(self.blocks, self.n_inp)
 
     @property
-    def c(self) -> int | list[int | None] | None:
+    def c(self) -> Any:
         """The target's size: its number of classes (boxes with labels: of labels, ``#na#`` included). With several
         targets (see :func:`several_target_blocks`), a list of each target's size in target order, as fastai's:
         ``[2, 2]`` for two categories of 2, ``[2, 1]`` for a category then a number, ``[2, 4]`` for a category then
         4 labels of a ``MultiCategoryBlock``. A model for them has as many outputs as their sum
         (``n_out=sum(dls.c)``) and a loss that splits them. Loaders of a ``Datasets``' or ``TfmdLists``' items (no
         blocks) give the length of their :attr:`vocab`, as fastai's (chapter 11's ``Datasets`` of ``[parent_label,
-        Categorize()]``: 2, for chapter 14's ``nn.Linear(256, dls.c)``)."""
+        Categorize()]``: 2, for chapter 14's ``nn.Linear(256, dls.c)``). Typed ``Any`` for type checkers, as that
+        use needs: an ``int`` for one target, a list of them for several, None for no target."""
         if self.y_block is None:
             if self.blocks:
                 return None

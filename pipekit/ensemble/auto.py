@@ -135,7 +135,7 @@ def stacker(task: str, n_jobs: int | None = -1, seed: int = 0) -> GBM:
 def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
                  candidates: list[Candidate | str] | dict[str, Any] | None = None, n_folds: int | None = None,
                  stack: bool = True, seed: int = 0, n_jobs: int | None = -1, verbose: bool = True,
-                 folds: str = "auto", time_col: str | None = None) -> Any:
+                 folds: str = "auto", time_col: str | None = None) -> WeightedEnsemble | StackingEnsemble:
     """Bag the ``candidates`` on ``tab.train`` in order of expected value per second, select weights on their
     out-of-fold predictions, try a second stacking layer, and return the best ensemble by out-of-fold
     ``metric`` (a ``WeightedEnsemble``, or a ``StackingEnsemble`` when the second layer wins). ``report()``
@@ -610,7 +610,7 @@ def _predict_valid(model: Any, valid: Any, made: dict[int, Any]) -> None:
 
 def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: Any, valid: Any,
             made: dict[int, Any], plan: Plan, n_folds: int, seed: int, n_jobs: int | None, verbose: bool,
-            ranks: np.ndarray | None = None, kept: Any = None) -> Any:
+            ranks: np.ndarray | None = None, kept: Any = None) -> WeightedEnsemble | StackingEnsemble:
     """The best of the weighted ensemble and the second layer, with the report of every candidate. ``m`` scores;
     ``kept``: the metric as the ensembles keep it (the name it was given by, which a file stores and the report's
     columns are named by; default ``m``)."""
@@ -650,7 +650,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
     for r in rows:
         if "model_obj" in r:
             r["status"] = "returned" if r is best else "fitted, not returned (worse out of fold)"
-    ens = best["model_obj"]
+    ens: WeightedEnsemble | StackingEnsemble = best["model_obj"]
     ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, made, plan, label)
     constant = constant_oof_score(bags[0], m)
     if constant is not None and m.loss(best["oof"]) >= m.loss(constant):

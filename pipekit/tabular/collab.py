@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -37,6 +37,9 @@ from pipekit.learn.nets import sigmoid_range
 from pipekit.tabular.model import TabularModel, get_emb_sz, warn_y_range
 from pipekit.tabular.processor import text_not_numbers
 from pipekit.tabular.procs import Categorify, column_code
+
+if TYPE_CHECKING:  # imported where the learner is built: pipekit.learn.learner imports this package's modules
+    from pipekit.learn.learner import Learner
 
 
 #: a column named like the ratings (case aside): ``rating``, ``ratings``, ``score``, ``scores``, ``star``, ``stars``
@@ -99,7 +102,7 @@ class CollabDataLoaders:
     def from_df(ratings: Any, user_name: str | None = None, item_name: str | None = None,
                 rating_name: str | None = None, valid_pct: float = 0.2, seed: int | None = None, bs: int = 64,
                 val_bs: int | None = None, device: Any = None, num_workers: int | None = None,
-                path: str | os.PathLike = ".", batch_size: int | None = None, **kwargs: Any) -> Any:
+                path: str | os.PathLike = ".", batch_size: int | None = None, **kwargs: Any) -> DataLoaders:
         """Ratings (DataFrame or path) -> DataLoaders; columns default to the first three (user, item, rating), and
         a third column not named like ratings is refused as them when another column is (``rating``, ``score``,
         ``stars``): pass ``rating_name=``.
@@ -192,7 +195,7 @@ class CollabDataLoaders:
         return dls
 
     @staticmethod
-    def from_csv(csv: str | os.PathLike, **kwargs: Any) -> Any:
+    def from_csv(csv: str | os.PathLike, **kwargs: Any) -> DataLoaders:
         """:meth:`from_df` on a CSV file of ratings (``user_name``, ``item_name``, ``rating_name``, ``valid_pct``,
         ``seed``, ``bs``... as there)."""
         check_arguments("CollabDataLoaders.from_csv", kwargs, argument_names(
@@ -414,7 +417,7 @@ class EmbeddingNN(_CollabInspect, TabularModel):
 
 def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs: dict[str, int] | None = None,
                    layers: Sequence[int] | None = None, config: dict[str, Any] | None = None,
-                   y_range: Sequence[float] | None = None, **kwargs: Any) -> Any:
+                   y_range: Sequence[float] | None = None, **kwargs: Any) -> Learner:
     """A Learner with ``EmbeddingDotBias`` (or ``EmbeddingNN`` when ``use_nn``) sized from the data.
 
     ``use_nn``: the embeddings go through one hidden layer of ``n_factors`` units unless ``layers`` gives them

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import polars as pl
@@ -35,6 +35,9 @@ from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import (DEFAULT_PROCS, Categorify, FillMissing, Normalize, Procs, TabularProc,
                                    float32_overflow_error, schema_of, unshared_procs)
+
+if TYPE_CHECKING:  # imported where the loaders are built: pipekit.data.dataloaders imports torch
+    from pipekit.data.dataloaders import DataLoaders
 
 Splits = Splitter | Callable[[pl.DataFrame], tuple[np.ndarray, np.ndarray]] | Sequence[Any] | None
 
@@ -1393,7 +1396,7 @@ class Tabular(_FittedNames):
 
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True, seed: int | None = None,
                     device: Any = None, num_workers: int | None = None, path: str | os.PathLike = ".",
-                    batch_size: int | None = None, shuffle_train: bool | None = None) -> Any:
+                    batch_size: int | None = None, shuffle_train: bool | None = None) -> DataLoaders:
         """DataLoaders whose batches are ``(cats, conts, y)`` gathered from materialised tensors. ``path``: where a
         learner built on them saves and exports (``dls.path``; the course's ``to.dataloaders(path='.')``).
         ``batch_size`` is ``bs`` under PyTorch's and fastai's name, ``shuffle_train`` ``shuffle`` under fastai's

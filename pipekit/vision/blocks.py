@@ -18,7 +18,7 @@ import io
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -40,6 +40,9 @@ from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform
 from pipekit.vision.sources import image_sources
 from pipekit.vision.transforms import BatchAugment, IntToFloat, ResizedCropAugment
+
+if TYPE_CHECKING:  # at run time imported where the loaders are built
+    from pipekit.data.dataloaders import DataLoaders
 
 IMAGE_CLASSES = ("RGB", "L")
 
@@ -1092,7 +1095,7 @@ def _label_indices(y: np.ndarray, vocab: Sequence[Any], name: str) -> np.ndarray
 
 def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray, y_valid: np.ndarray,
                             vocab: Sequence[Any], bs: int = 64, batch_tfms: Sequence[Any] | Any = (),
-                            seed: int | None = None, device: Any = None, num_workers: int | None = None) -> Any:
+                            seed: int | None = None, device: Any = None, num_workers: int | None = None) -> DataLoaders:
     """DataLoaders over images already in memory as uint8 arrays (N, H, W) or (N, H, W, C) and labels (indices
     into ``vocab``, or its values).
 

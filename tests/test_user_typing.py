@@ -1,0 +1,115 @@
+"""Users' code as mypy reads it: the book's star imports give their names, the top level's lazy names and the
+factories have their real types (so a misspelt method is reported), and the book's calls type-check."""
+
+import ast
+import importlib
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: each star-import module and the modules whose ``__all__`` it gives, in order, with its own names after them
+STAR_MODULES = {
+    "pipekit.basics": (["pipekit.data", "pipekit.learn"], None),
+    "pipekit.vision.all": (["pipekit.basics", "pipekit.vision"], []),
+    "pipekit.text.all": (["pipekit.basics", "pipekit.text"], []),
+    "pipekit.tabular.all": (["pipekit.basics", "pipekit.tabular"], []),
+    "pipekit.collab": (
+        ["pipekit.basics"],
+        ["CollabDataLoaders", "EmbeddingDotBias", "EmbeddingNN", "collab_learner", "unseen_report"],
+    ),
+}
+
+
+def _literal_all(module: str) -> list[str]:
+    """The module's ``__all__`` as written in its source: a list of string literals, or a failure saying why not."""
+    path = Path(importlib.import_module(module).__file__)
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            assert isinstance(node.value, ast.List), f"{path}: __all__ is not a list literal"
+            bad = [ast.unparse(e) for e in node.value.elts if not isinstance(e, ast.Constant)]
+            assert not bad, (
+                f"{path}: __all__ holds {bad[:3]}, which type checkers cannot read: write the names out"
+            )
+            return [e.value for e in node.value.elts]
+    raise AssertionError(f"{path} has no __all__")
+
+
+@pytest.mark.parametrize("module", list(STAR_MODULES))
+def test_star_import_all_is_literal_and_matches_its_imports(module):
+    sources, own = STAR_MODULES[module]
+    names = _literal_all(module)
+    if own is None:  # pipekit.basics: its own names, then pipekit.data's and pipekit.learn's
+        own = names[: names.index(importlib.import_module(sources[0]).__all__[0])]
+        expected = list(dict.fromkeys(own + [n for s in sources for n in importlib.import_module(s).__all__]))
+    else:
+        expected = list(dict.fromkeys([n for s in sources for n in importlib.import_module(s).__all__] + own))
+    assert names == expected
+    assert importlib.import_module(module).__all__ == names
+    missing = [n for n in names if not hasattr(importlib.import_module(module), n)]
+    assert not missing, f"{module}.__all__ names {missing[:5]}, which it does not define"
+
+
+def test_datasets_signature_is_fastais_call():
+    from pipekit.data import Datasets, TfmdDatasets
+
+    assert list(inspect.signature(Datasets).parameters) == ["items", "tfms", "tls", "n_inp", "splits"]
+    assert inspect.signature(Datasets) == inspect.signature(TfmdDatasets)
+
+
+USER_SCRIPT = """\
+from pipekit.vision.all import *
+import pipekit
+from pipekit.tabular import CollabDataLoaders, collab_learner
+
+path = untar_data(URLs.MNIST_TINY)
+dls = ImageDataLoaders.from_folder(path, valid="valid", item_tfms=Resize(28), bs=16)
+learn = vision_learner(dls, resnet18, metrics=accuracy)
+head = nn.Linear(256, dls.c)
+loaded = pipekit.load_learner("model.pipekit")
+loaded.predcit("x.png")
+cdls = CollabDataLoaders.from_csv(path / "ratings.csv")
+clearn = collab_learner(cdls, n_factors=20)
+clearn.fit_one_cyle(1, 1e-2)
+files = get_image_files(path / "train")
+dsets = Datasets(files, [[PILImage.create], [parent_label, Categorize()]], splits=RandomSplitter(0.2, seed=1)(files))
+dsets.decode(dsets.valid[0])
+blocks = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label)
+model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 256), nn.ReLU(), nn.Linear(256, blocks.dataloaders(path).c))
+"""
+
+
+@pytest.mark.slow  # about 45 s: mypy reads pipekit and torch's annotations once, with a fresh cache
+def test_book_code_type_checks(tmp_path):
+    (tmp_path / "user.py").write_text(USER_SCRIPT)
+    env = {**os.environ, "MYPYPATH": str(ROOT)}
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--cache-dir",
+            str(tmp_path / "mypy_cache"),
+            "--follow-imports=silent",
+            "--no-error-summary",
+            "--show-error-codes",
+            "user.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("user.py:")]
+    assert run.returncode in (0, 1), run.stdout + run.stderr  # 2: mypy itself failed
+    assert lines == [
+        'user.py:10: error: "Learner" has no attribute "predcit"; maybe "predict"?  [attr-defined]',
+        'user.py:13: error: "Learner" has no attribute "fit_one_cyle"; maybe "fit_one_cycle"?  [attr-defined]',
+    ], textwrap.indent(run.stdout, "    ")
