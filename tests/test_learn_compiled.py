@@ -138,3 +138,33 @@ def test_compiled_vision_learner_freezes_its_body(mnist_dls):
     )
     learn.unfreeze()
     assert all(p.requires_grad for p in learn.model.parameters())
+
+
+def test_text_files_of_compiled_models_with_orig_mod_names_load_into_a_plain_learner(tmp_path):
+    # a text classifier's export and its encoder file as pipekit wrote them from a torch.compile'd model before it
+    # stored the inner module's names: every tensor as _orig_mod.<name>
+    import polars as pl
+
+    from pipekit.text import TextDataLoaders, text_classifier_learner
+
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(40).to_pandas()
+    dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid", bs=8, seq_len=16,
+                                  path=tmp_path, seed=0)
+    cfg = {"emb_sz": 16, "n_hid": 24, "n_layers": 1}
+    learn = text_classifier_learner(dls, config=cfg, pretrained=False, path=tmp_path, drop_mult=0.0)
+    rows = df.head(6)
+    preds = learn.get_preds(dl=learn.dls.test_dl(rows))[0]
+
+    _renamed(learn.export(tmp_path / "plain.pipekit"), tmp_path / "old.pipekit", "learner", lambda k: f"_orig_mod.{k}")
+    loaded = load_learner(tmp_path / "old.pipekit")
+    assert torch.allclose(loaded.get_preds(dl=loaded.dls.test_dl(rows))[0], preds, atol=1e-6)
+
+    _renamed(learn.save_encoder("enc"), tmp_path / "old_enc.pipekit", "encoder", lambda k: f"_orig_mod.{k}")
+    enc = learn.encoder
+    assert all(torch.equal(a, b) for a, b in zip(pipekit.load(tmp_path / "old_enc.pipekit").state_dict().values(),
+                                                  enc.state_dict().values()))
+    fresh, plain = (text_classifier_learner(dls, config=cfg, pretrained=False, path=tmp_path, drop_mult=0.0)
+                    for _ in range(2))
+    fresh.load_encoder(tmp_path / "old_enc.pipekit")
+    plain.load_encoder("enc")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.encoder.state_dict().values(), plain.encoder.state_dict().values()))

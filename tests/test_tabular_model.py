@@ -464,3 +464,24 @@ def test_exp_rmspe_scores_a_log_sales_net_in_sales_on_rossmann():
     assert got == pytest.approx(expected, rel=1e-5) and 0.05 < got < 0.6
     assert on_logs == pytest.approx(float(np.sqrt(np.mean(((targs - preds).double().numpy().ravel()
                                                             / targs.double().numpy().ravel()) ** 2))), rel=1e-5)
+
+
+def test_torch_export_keeps_the_code_range_check_and_eager_still_names_the_column(adult):
+    """torch.export (and torch.compile's full graph) take the tabular net: its code-range check is an assertion
+    in the exported graph, which refuses an out-of-range code when the program runs; eager mode names the column."""
+    tab = Tabular(adult.head(400), cat_names=CAT, cont_names=CONT, y_names="salary",
+                  splits=RandomSplitter(0.2, seed=42))
+    learn = tabular_learner(tab.dataloaders(bs=64, seed=42), layers=[20, 10])
+    model = learn.model.eval()
+    x_cat, x_cont, _ = learn.dls.valid.one_batch()
+    program = torch.export.export(model, (x_cat, x_cont))
+    with torch.no_grad():
+        assert torch.equal(program.module()(x_cat, x_cont), model(x_cat, x_cont))
+    assert any("_assert_async" in str(n.target) for n in program.graph.nodes)
+    bad = x_cat.clone()
+    bad[0, 1] = len(tab.processor.classes_[CAT[1]]) + 5
+    with pytest.raises(RuntimeError, match="outside its column's embedding table"):
+        program.module()(bad, x_cont)
+    with pytest.raises(IndexError, match=r"categorical input 1 has codes in .* but its embedding has \d+ rows "
+                                         r"\(codes 0\.\.\d+\); encode new data with the fitted procs\."):
+        model(bad, x_cont)

@@ -82,6 +82,18 @@ dsets = Datasets(files, [[PILImage.create], [parent_label, Categorize()]], split
 dsets.decode(dsets.valid[0])
 blocks = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label)
 model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 256), nn.ReLU(), nn.Linear(256, blocks.dataloaders(path).c))
+from functools import partial
+import torch
+from pipekit.tabular import TabularDataLoaders, tabular_learner
+tdls = TabularDataLoaders.from_csv(path / "adult.csv", y_names="salary", cat_names=["workclass"], cont_names=["age"])
+tlearn = tabular_learner(tdls, layers=[20])
+tlearn.fit_one_cyle(1)
+cnn = simple_cnn(n_out="two")
+@register_arch("tiny")
+def tiny(n_in: int, n_out: int) -> nn.Module:
+    return nn.Linear(n_in, n_out)
+tiny_model: nn.Module = tiny(2, 1)
+sgd = Learner(dls, tiny(2, 1), opt_func=partial(OptimWrapper, opt=torch.optim.SGD, momentum=0.9))
 """
 
 
@@ -99,6 +111,7 @@ def test_book_code_type_checks(tmp_path):
             "--follow-imports=silent",
             "--no-error-summary",
             "--show-error-codes",
+            "--disallow-untyped-decorators",  # a user's @register_arch("name") keeps the function's type
             "user.py",
         ],
         cwd=tmp_path,
@@ -112,4 +125,6 @@ def test_book_code_type_checks(tmp_path):
     assert lines == [
         'user.py:10: error: "Learner" has no attribute "predcit"; maybe "predict"?  [attr-defined]',
         'user.py:13: error: "Learner" has no attribute "fit_one_cyle"; maybe "fit_one_cycle"?  [attr-defined]',
+        'user.py:24: error: "Learner" has no attribute "fit_one_cyle"; maybe "fit_one_cycle"?  [attr-defined]',
+        'user.py:25: error: Argument "n_out" to "simple_cnn" has incompatible type "str"; expected "int"  [arg-type]',
     ], textwrap.indent(run.stdout, "    ")

@@ -760,7 +760,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     dls = _rebuild(where, "field 'dls'", lambda: DataLoaders.from_state(rec["dls"], arrays, device=device),
                    path="dls")
     try:
-        tensors = _plain_names(archive.tensors())
+        tensors = plain_weight_names(archive.tensors())
     except ExportError as e:
         raise ExportError(f"{where}: the weights (weights.safetensors) do not load into architecture {name!r} ({e}); "
                           "the file is damaged or was not written by learn.export()") from None
@@ -1108,15 +1108,15 @@ def model_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     archive = read_pipekit(path)
     if archive.kind not in ("checkpoint", "learner"):
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner's checkpoint or export")
-    return _model_tensors(archive.tensors()) if archive.kind == "checkpoint" else _plain_names(archive.tensors())
+    return _model_tensors(archive.tensors()) if archive.kind == "checkpoint" else plain_weight_names(archive.tensors())
 
 
 def _model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The model's part of a checkpoint's tensors, by parameter name (:func:`_plain_names`)."""
-    return _plain_names({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    """The model's part of a checkpoint's tensors, by parameter name (:func:`plain_weight_names`)."""
+    return plain_weight_names({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
 
 
-def _plain_names(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def plain_weight_names(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``weights`` under the model's own names: a file written from a ``torch.compile``'d model by pipekit before
     it stored the compiled model's inner module names every tensor ``_orig_mod.<name>``. The prefix goes only where
     every name has it (a module of the model's own named ``_orig_mod`` is never the whole model)."""

@@ -128,7 +128,7 @@ class Learner:
     pass_bar: str | None = None
 
     def __init__(self, dls: Loaders, model: nn.Module, loss_func: Callable[..., torch.Tensor] | None = None,
-                 opt_func: Callable[..., torch.optim.Optimizer] = Adam, lr: LR = 1e-3,
+                 opt_func: Callable[..., torch.optim.Optimizer | OptimWrapper] = Adam, lr: LR = 1e-3,
                  splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None, cbs: Cbs = None,
                  metrics: MetricLike | Sequence[MetricLike] | None = None, path: str | os.PathLike | None = None,
                  model_dir: str = "models", wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,

@@ -19,7 +19,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -820,11 +820,35 @@ class OptimWrapper(HyperParams):
     ``bias`` (``nn.Linear.bias``, ``nn.Conv2d.bias``...), as fastai: any other parameter is decayed, whatever its
     name. ``train_bn=True`` keeps normalisation layers trainable when their group is frozen.
     ``hypers`` (one live dict per layer group), :meth:`set_hyper` and :meth:`set_hypers` set hyper-parameters.
+    fastai's ``opt=torch.optim.SGD, momentum=0.9`` (the optimiser class and its keyword arguments) is taken in
+    place of ``opt_func``, as in a Learner's ``opt_func=partial(OptimWrapper, opt=torch.optim.SGD, momentum=0.9)``
+    (see :func:`torch_opt_func`).
     """
 
+    @overload
     def __init__(self, model: nn.Module, opt_func: Callable[..., torch.optim.Optimizer], lr: float = 1e-3,
                  splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
-                 wd_bn_bias: bool = False, train_bn: bool = True):
+                 wd_bn_bias: bool = False, train_bn: bool = True) -> None: ...
+
+    @overload
+    def __init__(self, model: nn.Module, *, opt: Callable[..., torch.optim.Optimizer], lr: float = 1e-3,
+                 splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
+                 wd_bn_bias: bool = False, train_bn: bool = True, **opt_kwargs: Any) -> None: ...
+
+    def __init__(self, model: nn.Module, opt_func: Callable[..., torch.optim.Optimizer] | None = None,
+                 lr: float = 1e-3, splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
+                 wd_bn_bias: bool = False, train_bn: bool = True, *,
+                 opt: Callable[..., torch.optim.Optimizer] | None = None, **opt_kwargs: Any) -> None:
+        if opt is None and opt_kwargs:
+            raise ParameterError(f"OptimWrapper: unexpected keyword argument(s) {sorted(opt_kwargs)}; keyword "
+                                 f"arguments of the torch optimiser go with fastai's opt=, {_WRAPPER_SPELLING}")
+        if opt is not None:
+            if opt_func is not None:
+                raise ParameterError(f"OptimWrapper: give the optimiser once, as opt_func or as fastai's opt= with "
+                                     f"its keyword arguments, not both: {_WRAPPER_SPELLING}")
+            opt_func = torch_opt_func(partial(OptimWrapper, opt=opt, **opt_kwargs))
+        if opt_func is None:
+            raise ParameterError(f"OptimWrapper: say which torch optimiser it wraps, {_WRAPPER_SPELLING}")
         groups = [list(g) for g in (splitter(model) if splitter is not None else [model.parameters()])]
         if not groups or not any(groups):
             raise ParameterError("the splitter returned no parameters; it must return a list of parameter lists")

@@ -25,7 +25,7 @@ import functools
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import numpy as np
 from torch import nn
@@ -84,6 +84,23 @@ def _record(module: Any, name: str, config: dict[str, Any]) -> None:
     if isinstance(module, nn.Module):
         # object.__setattr__ keeps nn.Module from treating the spec as a submodule/buffer
         object.__setattr__(module, _SPEC_ATTR, (name, config))
+
+
+#: a registered architecture: an ``nn.Module`` class or a factory, which ``register_arch`` gives back as it is typed
+_Arch = TypeVar("_Arch", bound=Callable[..., Any])
+
+
+@overload
+def register_arch(name: _Arch, fn: None = None, *, overwrite: bool = False) -> _Arch: ...
+
+
+@overload
+def register_arch(name: str | None = None, fn: None = None, *,
+                  overwrite: bool = False) -> Callable[[_Arch], _Arch]: ...
+
+
+@overload
+def register_arch(name: str | None, fn: _Arch, *, overwrite: bool = False) -> _Arch: ...
 
 
 def register_arch(name: str | Callable[..., Any] | None = None, fn: Callable[..., Any] | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, c
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.learn.nets import check_stored_layers, sigmoid_range
 from pipekit.learn.registry import register_arch
+
+if TYPE_CHECKING:
+    from pipekit.learn.learner import Learner
 
 
 def emb_sz_rule(n_cat: int) -> int:
@@ -185,8 +188,10 @@ class TabularEmbeddings(nn.Module):
         if x_cat.dtype != torch.long:
             x_cat = x_cat.long()
         clamped = torch.clamp(x_cat, self._lo, self._hi)
-        if x_cat.device.type != "cpu" and hasattr(torch, "_assert_async"):
-            # on an accelerator, checked on the device: no host sync per batch
+        if x_cat.device.type != "cpu" or torch.compiler.is_compiling():
+            # on an accelerator, checked on the device: no host sync per batch; under torch.compile and
+            # torch.export, an assertion kept in the graph, which checks every batch the compiled or exported
+            # program runs (a Python branch on the values can be neither compiled nor exported)
             torch._assert_async(torch.eq(clamped, x_cat).all(),
                                 "TabularModel: a categorical code is outside its column's embedding table")
         elif not torch.equal(clamped, x_cat):  # the cheapest full range check on CPU
@@ -619,7 +624,7 @@ def _round_out(v: float, down: bool) -> float:
 
 def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapping[str, int] | None = None,
                     config: Mapping[str, Any] | None = None, n_out: int | None = None,
-                    y_range: Sequence[float] | None = None, body: Any = None, **kwargs: Any) -> Any:
+                    y_range: Sequence[float] | None = None, body: Any = None, **kwargs: Any) -> Learner:
     """A ``Learner`` with a ``TabularModel`` sized from the data: embeddings from the vocabularies.
 
     ``emb_szs`` overrides widths per column; ``config`` passes ``ps``, ``embed_p``, ``use_bn``, ... (a dict, or

@@ -28,7 +28,7 @@ from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
-from pipekit.learn.export import unusable_weights
+from pipekit.learn.export import plain_weight_names, unusable_weights
 from pipekit.text.blocks import TextBlock, check_forwards
 from pipekit.text.models import (AWD_LSTM, Y_RANGE, awd_lstm_clas_config, awd_lstm_clas_split,
                                  awd_lstm_classifier, awd_lstm_config, awd_lstm_lm, awd_lstm_lm_config, awd_lstm_lm_split,
@@ -237,7 +237,7 @@ def _encoder_parts(archive: Archive) -> tuple[dict[str, Any], list[str], dict[st
         raise ExportError(f"{where}: the encoder config must hold vocab_sz and only {list(_ENCODER_KEYS)}, got {cfg!r:.200}")
     if not (isinstance(vocab, list) and all(isinstance(t, str) for t in vocab) and len(vocab) == cfg["vocab_sz"]):
         raise ExportError(f"{where}: the encoder vocab must be a list of {cfg['vocab_sz']} tokens (text)")
-    return cfg, vocab, archive.tensors()
+    return cfg, vocab, plain_weight_names(archive.tensors())  # a compiled encoder's file: its own names
 
 
 def _checked_encoder(archive: Archive) -> tuple[dict[str, Any], list[str], dict[str, torch.Tensor]]:

@@ -261,7 +261,7 @@ class PoolingLinearClassifier(nn.Module):
         return self.layers(masked_concat_pool(out, mask))
 
 
-def _built_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_len: int = 72 * 20,
+def _built_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_len: int | None = 72 * 20,
                            lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
                            output_p: float = 0.4, drop_mult: float = 1.0,
                            y_range: Sequence[float] | None = None) -> SequentialRNN:
@@ -488,18 +488,19 @@ def check_stored_awd_lstm(config: Mapping[str, Any], shapes: Mapping[str, Sequen
 @register_arch("awd_lstm_lm")
 def awd_lstm_lm(vocab_sz: int, emb_sz: int = 400, n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1,
                 hidden_p: float = 0.15, input_p: float = 0.25, embed_p: float = 0.02, weight_p: float = 0.2,
-                output_p: float = 0.1, tie_weights: bool = True) -> nn.Module:
+                output_p: float = 0.1, tie_weights: bool = True) -> SequentialRNN:
     """An AWD-LSTM language model (encoder + tied decoder), rebuildable from its arguments."""
     enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_token, hidden_p, input_p, embed_p, weight_p)
     return _built_language_model(enc, output_p, tie_weights)
 
 
 @register_arch("awd_lstm_classifier")
-def awd_lstm_classifier(vocab_sz: int, n_class: int, seq_len: int = 72, max_len: int = 72 * 20, emb_sz: int = 400,
+def awd_lstm_classifier(vocab_sz: int, n_class: int, seq_len: int = 72, max_len: int | None = 72 * 20,
+                        emb_sz: int = 400,
                         n_hid: int = 1152, n_layers: int = 3, pad_token: int = 1, hidden_p: float = 0.3,
                         input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5, output_p: float = 0.4,
                         lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
-                        drop_mult: float = 1.0, y_range: list[float] | None = None) -> nn.Module:
+                        drop_mult: float = 1.0, y_range: Sequence[float] | None = None) -> SequentialRNN:
     """An AWD-LSTM classifier (encoder read in windows + concat-pooling head; ``y_range``: outputs squashed into
     ``(low, high)``, for a regression)."""
     enc = AWD_LSTM(vocab_sz, emb_sz, n_hid, n_layers, pad_token, hidden_p, input_p, embed_p, weight_p)

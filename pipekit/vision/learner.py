@@ -13,7 +13,7 @@ import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -381,9 +381,10 @@ def _body_and_head(who: str, arch: Any, n_out: int, n_in: int, pretrained: bool 
                 **head_options, "lin_ftrs": [512] if lin_ftrs is None else list(lin_ftrs)})
     except ParameterError as e:
         raise ParameterError(f"{who}: {e}") from None
-    _apply_init(who, init, model.head)
-    pretrained = False if isinstance(arch, nn.Module) else _pretrained_default(model.body, pretrained)
-    stats = _start_from(model.body, pretrained, label, who)
+    body, head = cast(nn.Module, model.body), cast(nn.Module, model.head)
+    _apply_init(who, init, head)
+    pretrained = False if isinstance(arch, nn.Module) else _pretrained_default(body, pretrained)
+    stats = _start_from(body, pretrained, label, who)
     return model, pretrained, stats, label
 
 

@@ -765,7 +765,7 @@ def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Seq
     check("vision_model", n_out=(n_out, Interval(1, None, integer=True)), n_in=(n_in, Interval(1, None, integer=True)),
           custom_head=(custom_head, Is(lambda h: h is None or isinstance(h, nn.Module),
                                        "None or an nn.Module (the head, taking the body's feature map)")))
-    options = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
+    options: dict[str, Any] = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
                "bn_final": bn_final, "lin_first": lin_first, "y_range": y_range}
     body = create_body(arch, n_in, cut)
     if custom_head is not None:
@@ -945,7 +945,8 @@ def check_stored_vision_model(config: Mapping[str, Any], shapes: Mapping[str, Se
                                  f"{field}.custom_head.params.config")
     if config.get("cut") is not None:  # a body cut elsewhere holds only part of the stored architecture's weights
         return
-    for name, check_body in (("xresnet", XResNet.check_stored), ("simple_cnn", simple_cnn.check_stored)):
+    for name, check_body in (("xresnet", XResNet.check_stored),
+                             ("simple_cnn", simple_cnn.check_stored)):  # type: ignore[attr-defined]
         body = _stored_spec(config.get("arch"), name)
         if body is not None:
             check_body(body, {"0." + k[5:]: v for k, v in shapes.items() if k.startswith("body.")},
