@@ -8,6 +8,7 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
@@ -23,12 +24,12 @@ from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, c
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
 from pipekit.data.lists import fastuple
-from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
+from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, _item_tfms_of, default_device,
                                  stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
 from pipekit.data.store import gathering
 from pipekit.data.transform import (BatchPipeline, BatchTransform, Pipeline, as_list, depends_on_split, encode_items,
-                                    grouped_batch_tfms)
+                                    grouped_batch_tfms, runs_on_split)
 
 
 def short_repr(value: Any) -> str:
@@ -1191,9 +1192,21 @@ MAX_RECORDED_BS = 2**20
 
 
 
+def _new_items_stage(recipe: Any, name: str) -> Any:
+    """Stage ``name`` (``'after_item'`` or ``'after_batch'``) as a ``test_dl`` of new items built from ``recipe`` runs
+    it, without building one: the recipe's fitted batch transforms (the same objects), or its item transforms that run
+    on new items (split 1); None for another stage or a recipe that cannot say."""
+    if name == "after_batch" and callable(getattr(recipe, "batch_pipeline", None)):
+        return recipe.batch_pipeline()
+    if name == "after_item":  # read as a test_dl's dataset, which carries the recipe, gives them
+        return Pipeline([t for t in _item_tfms_of(SimpleNamespace(recipe=recipe)) if runs_on_split(t, 1)])
+    return None
+
+
 def _train_stage(name: str, doc: str) -> property:
     """``dls.<name>``: the training loader's stage of that name (read-only there as on the loader, whose refusal of
-    an assignment names where its transforms are given)."""
+    an assignment names where its transforms are given). Loaders rebuilt from an export (no data) answer
+    ``after_item`` and ``after_batch`` with what their ``test_dl`` of new items runs."""
 
     def train(dls: Any) -> Any:
         if not dls.__dict__.get("loaders"):
@@ -1203,10 +1216,17 @@ def _train_stage(name: str, doc: str) -> property:
             raise loader.needs_recipe(f"dls.{name}")
         return loader
 
+    def read(dls: Any) -> Any:
+        if not dls.__dict__.get("loaders") and dls.__dict__.get("recipe") is not None:
+            stage = _new_items_stage(dls.recipe, name)
+            if stage is not None:
+                return stage
+        return getattr(train(dls), name)
+
     def assign(dls: Any, value: Any) -> None:
         setattr(train(dls), name, value)
 
-    return property(lambda dls: getattr(train(dls), name), assign, doc=doc)
+    return property(read, assign, doc=doc)
 
 class DataLoaders:
     """The training and validation loaders (and how to make more for new data).
@@ -1415,11 +1435,15 @@ class DataLoaders:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     after_item = _train_stage("after_item", "The training loader's item transforms (fastai's ``dls.after_item``; see "
-                              ":attr:`DataLoader.after_item`); ``dls.valid.after_item`` are the validation loader's.")
+                              ":attr:`DataLoader.after_item`); ``dls.valid.after_item`` are the validation loader's. "
+                              "Loaders rebuilt from an export (``load_learner(...).dls``) give those their "
+                              "``test_dl`` runs on new items (a ``Resize`` with its size and method).")
     before_batch = _train_stage("before_batch", "The training loader's steps on each batch's list of items (see "
                                 ":attr:`DataLoader.before_batch`).")
     after_batch = _train_stage("after_batch", "The training loader's batch transforms (fastai's ``dls.after_batch``; "
-                               "see :attr:`DataLoader.after_batch`).")
+                               "see :attr:`DataLoader.after_batch`). Loaders rebuilt from an export "
+                               "(``load_learner(...).dls``) give those their ``test_dl`` runs on new items, the same "
+                               "fitted objects (a ``Normalize`` with its ``mean`` and ``std``).")
 
     def add_tfms(self, tfms: Any, event: str, loaders: int | Sequence[int] | None = None) -> None:
         """Add ``tfms`` at the end of stage ``event`` (``'after_item'``, ``'before_batch'`` or ``'after_batch'``) of
@@ -1572,8 +1596,15 @@ class DataLoaders:
 
     @property
     def procs(self) -> list[Any]:
-        """A table's fitted procs, in the order they ran (fastai's ``dls.procs``); see :attr:`cat_names`."""
-        return list(self._table("procs").procs)
+        """A table's fitted procs, in the order they ran (fastai's ``dls.procs``; see :attr:`cat_names`): a list,
+        named as a table's ``to.procs`` (``dls.procs.normalize.means``, ``dls.procs.categorify['workclass']``,
+        ``dls.procs.fill_missing.na_dict``), on loaders rebuilt from an export (``load_learner(...).dls``) too."""
+        processor = self._table("procs")
+        from pipekit.tabular.core import FittedProcs, _FittedNames  # the table layer builds on this one
+
+        names = _FittedNames()
+        names.processor = processor
+        return FittedProcs(names)
 
     @property
     def vocab(self) -> Any:

@@ -996,9 +996,27 @@ class BatchPipeline(Pipeline):
 
     ``steps()`` is what ``encode`` runs: the transforms, with adjacent ones that can be done in one pass
     (``BatchTransform.fuse``) fused. Each step's time is reported under its ``stage_name`` when profiled.
+
+    The repr lists the transforms in the order a batch goes through them (by ``order``; a fused step runs its
+    transforms in that order too). A transform that turns uint8 images into floats (one with a ``float_lut``:
+    ``Normalize``, ``IntToFloat``) does so where it comes first, dividing by 255 before its own work; the ones after
+    it get float images and leave them as they are, which the repr says, so ``Normalize(...) -> IntToFloat()`` is not
+    read as normalising 0..255 pixels and dividing by 255 after.
     """
 
     wraps_functions = False
+
+    def __repr__(self) -> str:
+        shown: list[str] = []
+        to_float: Transform | None = None
+        for t in self.tfms:
+            note = ""
+            if callable(getattr(t, "float_lut", None)):
+                note = (f" [images already float after {type(to_float).__name__}: unchanged]" if to_float is not None
+                        else " [takes uint8 images: /255 first]")
+                to_float = to_float or t
+            shown.append(repr(t) + note)
+        return f"{type(self).__name__}(" + " -> ".join(shown) + ")"
 
     @property  # type: ignore[override]
     def tfms(self) -> list[Transform]:
