@@ -22,6 +22,7 @@ import inspect
 import math
 import numbers
 import re
+import threading
 import time
 from typing import Any
 
@@ -50,6 +51,9 @@ _LIGHTGBM_OFF = {"n_jobs": -1, "early_stopping_rounds": None}
 #: GBM's default ``early_stopping_rounds``: it stops on a valid split when one is given, and has nothing to stop on
 #: without one; any other value given is a request for early stopping, which a fit without a valid split warns of
 _PATIENCE = 50
+#: one LightGBM data set built at a time in the process: two built at once from threads (a bag's fold models fitted
+#: side by side) crashed the process inside LightGBM's LGBM_DatasetCreateFromMat, once, under load
+_BUILDING = threading.Lock()
 #: arguments of LightGBM's scikit-learn estimators that are no LightGBM parameter, with pipekit's way to the same
 _SKLEARN_API_ONLY = {
     "class_weight": "weigh the rows instead, fit(..., sample_weight=sklearn.utils.class_weight."
@@ -236,21 +240,25 @@ class GBM(Booster):
         cats = [i for i, c in enumerate(self.feature_names_) if c in self.cat_features_] \
             if self.native_categorical else []
         names = [f"f{i}" for i in range(len(self.feature_names_))]  # LightGBM refuses some characters in names
-        # Fortran order: LightGBM reads column-major float32 without converting it again
-        ds = lgb.Dataset(self.matrix(d, order="F"), label=self.encode_y(d.y), weight=d.weight,
+        params = self.lgb_params()
+        self._check_monotone(params, cats)
+        # Fortran order: LightGBM reads column-major float32 without converting it again. The data sets are built
+        # here, with the training's parameters (binning reads them), one at a time in the process (_BUILDING)
+        ds = lgb.Dataset(self.matrix(d, order="F"), label=self.encode_y(d.y), weight=d.weight, params=params,
                          categorical_feature=cats, feature_name=names, free_raw_data=True)
         valid_sets, callbacks = [], []
         self.evals_result_: dict[str, Any] = {}
         if valid is not None:
             valid_sets = [lgb.Dataset(self.matrix(valid, order="F"), label=self.encode_y(valid.y), reference=ds,
-                                      categorical_feature=cats, feature_name=names)]
+                                      params=params, categorical_feature=cats, feature_name=names)]
             callbacks.append(lgb.record_evaluation(self.evals_result_))
             if self.early_stopping_rounds:
                 callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
+        with _BUILDING:
+            for built in (ds, *valid_sets):
+                built.construct()
         if deadline is not None:
             callbacks.append(_StopAt(deadline, self, best=valid is not None and bool(self.early_stopping_rounds)))
-        params = self.lgb_params()
-        self._check_monotone(params, cats)
         progress = _Progress(ProgressMeter(self.n_estimators, f"boosting {self.name or type(self).__name__}"))
         if progress.meter.shows:
             callbacks.append(progress)
