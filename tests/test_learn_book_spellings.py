@@ -121,7 +121,8 @@ def test_partial_optimwrapper_with_a_torch_optimiser_trains_as_that_optimiser(ar
 
 
 @pytest.mark.parametrize("spelling", [OptimWrapper, partial(OptimWrapper), partial(OptimWrapper, torch.optim.SGD),
-                                      partial(OptimWrapper, opt=torch.optim.SGD, hp_map={"lr": "lr"})])
+                                      partial(OptimWrapper, opt=torch.optim.SGD, hp_map={"lr": "lr"}),
+                                      partial(OptimWrapper, opt=partial(OptimWrapper, opt=torch.optim.SGD))])
 def test_optimwrapper_spellings_that_cannot_work_are_refused_showing_the_one_that_does(dls, spelling):
     with pytest.raises(ParameterError, match=r"opt_func=partial\(OptimWrapper, opt=torch.optim.SGD\)"):
         learner(dls, opt_func=spelling)

@@ -1192,15 +1192,13 @@ MAX_RECORDED_BS = 2**20
 
 
 
-def _new_items_stage(recipe: Any, name: str) -> Any:
-    """Stage ``name`` (``'after_item'`` or ``'after_batch'``) as a ``test_dl`` of new items built from ``recipe`` runs
-    it, without building one: the recipe's fitted batch transforms (the same objects), or its item transforms that run
-    on new items (split 1); None for another stage or a recipe that cannot say."""
-    if name == "after_batch" and callable(getattr(recipe, "batch_pipeline", None)):
-        return recipe.batch_pipeline()
-    if name == "after_item":  # read as a test_dl's dataset, which carries the recipe, gives them
-        return Pipeline([t for t in _item_tfms_of(SimpleNamespace(recipe=recipe)) if runs_on_split(t, 1)])
-    return None
+def new_items_pipelines(recipe: Any) -> tuple[Pipeline, BatchPipeline]:
+    """The item and batch pipelines of a loader of new items encoded by fitted ``recipe`` (``test_dl``, and
+    ``learn.predict`` through it): the recipe's item transforms that run on new items (split 1, as validation items),
+    which made the items as they were encoded, and its fitted batch transforms (the very objects the loader runs).
+    ``dls.after_item`` and ``dls.after_batch`` of loaders rebuilt from an export (no data) are these."""
+    after_item = Pipeline([t for t in _item_tfms_of(SimpleNamespace(recipe=recipe)) if runs_on_split(t, 1)])
+    return after_item, recipe.batch_pipeline()
 
 
 def _train_stage(name: str, doc: str) -> property:
@@ -1217,10 +1215,11 @@ def _train_stage(name: str, doc: str) -> property:
         return loader
 
     def read(dls: Any) -> Any:
-        if not dls.__dict__.get("loaders") and dls.__dict__.get("recipe") is not None:
-            stage = _new_items_stage(dls.recipe, name)
-            if stage is not None:
-                return stage
+        recipe = dls.__dict__.get("recipe")
+        if not dls.__dict__.get("loaders") and name in ("after_item", "after_batch") \
+                and callable(getattr(recipe, "batch_pipeline", None)):
+            after_item, after_batch = new_items_pipelines(recipe)
+            return after_item if name == "after_item" else after_batch
         return getattr(train(dls), name)
 
     def assign(dls: Any, value: Any) -> None:
@@ -1600,11 +1599,8 @@ class DataLoaders:
         named as a table's ``to.procs`` (``dls.procs.normalize.means``, ``dls.procs.categorify['workclass']``,
         ``dls.procs.fill_missing.na_dict``), on loaders rebuilt from an export (``load_learner(...).dls``) too."""
         processor = self._table("procs")
-        from pipekit.tabular.core import FittedProcs, _FittedNames  # the table layer builds on this one
-
-        names = _FittedNames()
-        names.processor = processor
-        return FittedProcs(names)
+        named = getattr(processor, "fitted_procs", None)  # a table's processor names its procs
+        return named("dls.procs") if callable(named) else list(processor.procs)
 
     @property
     def vocab(self) -> Any:
@@ -1735,12 +1731,13 @@ class DataLoaders:
         ds = self.recipe.new_datasets(items, with_labels=with_labels)
         if hasattr(items, "__len__") and hasattr(items, "__getitem__") and len(items) == len(ds):
             ds.items = items  # what the loader's rows are, in order (fastai's tst_dl.items)
-        ds.recipe = self.recipe  # its item_tfms made the items (the loader's after_item)
+        after_item, after_batch = new_items_pipelines(self.recipe)
+        ds.after_item = after_item  # the item transforms that made the items (the loader's after_item)
         template = self.valid if len(self.loaders) > 1 else (self.loaders[0] if self.loaders else None)
         if template is not None:
             return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs, **kwargs)
         return self.recipe.dl_type()(ds, bs=bs or self._state_bs, shuffle=False, device=self.device,
-                                     batch_tfms=self.recipe.batch_pipeline(), augment=False, allow_empty=True,
+                                     batch_tfms=after_batch, augment=False, allow_empty=True,
                                      seed=kwargs.pop("seed", self._state_seed),
                                      **{k: v for k, v in kwargs.items() if k in ("num_workers",)})
 

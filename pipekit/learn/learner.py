@@ -724,7 +724,7 @@ class Learner:
         # an in-place change of loss (``self.learn.loss += penalty``, the book's spelling) bumps its version counter;
         # one of loss_grad changes loss_grad's grad_fn, so a callback that changed both in place is not warned of.
         # Reading both costs no device sync. Only a training batch is warned of, and only it reads the counter: an
-        # inference tensor (a validation pass under torch.inference_mode) keeps none.
+        # inference tensor (a validation pass the caller runs inside torch.inference_mode()) keeps none.
         version = loss._version if self.training and loss is not None and not loss.is_inference() else None
         grad_fn = loss_grad.grad_fn if loss_grad is not None else None
         self("after_loss")

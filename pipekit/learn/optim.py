@@ -776,7 +776,7 @@ def torch_opt_func(opt_func: Callable[..., Any]) -> Callable[..., torch.optim.Op
         raise ParameterError("partial(OptimWrapper, hp_map=...): pipekit maps lr/mom/wd to the torch optimiser's own "
                              f"names itself; leave hp_map out: {_WRAPPER_SPELLING}")
     kw.pop("convert_groups", None)  # layer groups always reach the torch optimiser as its param groups
-    if not callable(opt) or opt is OptimWrapper:
+    if not callable(opt) or opt is OptimWrapper or (isinstance(opt, partial) and opt.func is OptimWrapper):
         raise ParameterError(f"partial(OptimWrapper, opt={opt!r}): opt must be a torch optimiser class, "
                              f"{_WRAPPER_SPELLING}")
     return partial(opt, **kw) if kw else opt

@@ -166,8 +166,8 @@ COMPILED_PREFIX = "_orig_mod."
 
 
 def unwrapped(model: nn.Module) -> nn.Module:
-    """The model a wrapper runs: ``DistributedDataParallel``'s ``.module`` and ``torch.compile``'s ``._orig_mod``
-    (either around the other), or ``model`` itself. Its parameters are the wrapper's, under their own names
+    """The model a wrapper runs: ``DistributedDataParallel``'s and ``DataParallel``'s ``.module`` and
+    ``torch.compile``'s ``._orig_mod`` (one around the other), or ``model`` itself. Its parameters are the wrapper's, under their own names
     (``0.weight``, where the compiled wrapper's state says ``_orig_mod.0.weight``): what a file stores, what a
     splitter cuts into layer groups and what ``load_state_dict`` fills.
 
@@ -179,7 +179,7 @@ def unwrapped(model: nn.Module) -> nn.Module:
     # importing it here would cost about a second)
     compiled = getattr(sys.modules.get("torch._dynamo.eval_frame"), "OptimizedModule", None)
     while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
             model = model.module
         elif compiled is not None and isinstance(model, compiled) and isinstance(model._orig_mod, nn.Module):
             model = model._orig_mod
@@ -188,7 +188,7 @@ def unwrapped(model: nn.Module) -> nn.Module:
 
 
 def arch_spec(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
-    """The ``(name, config)`` recorded when ``model`` (or the model a DDP or compiled wrapper runs,
+    """The ``(name, config)`` recorded when ``model`` (or the model a DDP, DataParallel or compiled wrapper runs,
     :func:`unwrapped`) was built by a registered arch, else None."""
     spec = model.__dict__.get(_SPEC_ATTR)
     inner = unwrapped(model)

@@ -513,9 +513,18 @@ class FittedProcs(list):
 
     _NAMED = ("fill_missing", "categorify", "normalize")
 
-    def __init__(self, owner: _FittedNames) -> None:
+    def __init__(self, owner: _FittedNames, where: str = "to.procs") -> None:
         super().__init__(owner.processor.procs)
-        self._owner = owner
+        self._owner, self._where = owner, where
+
+    @classmethod
+    def of(cls, processor: TabularProcessor, where: str) -> FittedProcs:
+        """The fitted procs of ``processor`` (:meth:`TabularProcessor.fitted_procs
+        <pipekit.tabular.processor.TabularProcessor.fitted_procs>`), named ``where`` in the error of a name none of
+        them has."""
+        owner = _FittedNames()
+        owner.processor = processor
+        return cls(owner, where)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -524,7 +533,7 @@ class FittedProcs(list):
             return getattr(self._owner, name)
         found = [getattr(view, name) for view in self._views() if hasattr(view, name)]
         if not found:
-            raise AttributeError(f"to.procs has no {name!r}: the fitted procs are "
+            raise AttributeError(f"{self._where} has no {name!r}: the fitted procs are "
                                  f"{[type(p).__name__ for p in self]}, named {', '.join(self._NAMED)}")
         return found[0] if len(found) == 1 else found
 

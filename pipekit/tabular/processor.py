@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -37,6 +37,9 @@ from pipekit.data.transform import as_list
 from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
                                    TabularProc, check_fitted_procs, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
                                    make_procs, nested_column_error, present, schema_of)
+
+if TYPE_CHECKING:
+    from pipekit.tabular.core import FittedProcs
 
 _SPLIT_COL = "__pipekit_train__"
 #: the procs a processing holds at most one of (a second FillMissing finds nothing left to fill, and is harmless)
@@ -294,6 +297,15 @@ class TabularProcessor(Component):
         if twice:
             raise ParameterError(f"procs lists {twice} more than once; give each once (a second would code the codes "
                                  "or scale the scaled values)")
+
+    def fitted_procs(self, where: str = "procs") -> FittedProcs:
+        """The fitted procs in the order they ran (a list), named as a table's ``to.procs`` names them:
+        ``.categorify``, ``.fill_missing``, ``.normalize``, and a name one of them has (``.means``, ``.na_dict``).
+        ``where`` is what they are read as (``dls.procs`` of a table's loaders), named in the error of a name none
+        of them has."""
+        from pipekit.tabular.core import FittedProcs  # the table's views of the procs build on this processor
+
+        return FittedProcs.of(self, where)
 
     # ------------------------------------------------------------------ validation
     def check_columns(self, columns: Sequence[str], where: str = "Tabular", need_y: bool = True) -> None:

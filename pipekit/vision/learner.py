@@ -27,7 +27,6 @@ from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
 from pipekit.learn.losses import loss_from_kind
-from pipekit.learn.registry import unwrapped
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.metrics.base import describe_target, target_kind
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
@@ -623,15 +622,11 @@ def _groups(body: nn.Module) -> list[list[nn.Parameter]]:
     return body.layer_groups() if isinstance(body, LayerGrouped) else [list(body.parameters())]
 
 
-# each cuts the model a torch.compile'd (or DDP) wrapper runs, whose parameters are the wrapper's: freezing them
-# freezes the compiled model
 def _body_head(model: nn.Module) -> list[list[nn.Parameter]]:
-    model = unwrapped(model)
     return [*_groups(model[0]), list(model[1].parameters())]  # type: ignore[index]
 
 
 def _encoder_decoder(model: UNet) -> list[list[nn.Parameter]]:
-    model = unwrapped(model)  # type: ignore[assignment]
     enc = {id(p) for p in model.encoder.parameters()}
     return [*_groups(model.encoder), [p for p in model.parameters() if id(p) not in enc]]
 
