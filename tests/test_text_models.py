@@ -90,6 +90,33 @@ def test_classifier_ignores_batch_order_and_padding():
     assert torch.isfinite(clf(torch.ones(2, 5, dtype=torch.long))).all()  # all-padding rows do not give NaN
 
 
+def test_windows_before_the_kept_outputs_train_without_a_graph(imdb):
+    # a review longer than max_len: the windows before its last max_len tokens give no kept output and pass on a
+    # detached state, so they ran with a graph for nothing (memory and backward time growing with the text's
+    # length where fastai's stay at max_len's); their outputs and the gradients are as before
+    from pipekit.text.models import SentenceEncoder
+
+    dls = clas_dls(imdb)
+    x = dls.one_batch()[0][:4]  # four of the longest training reviews (hundreds of tokens)
+    assert int((x != 1).sum(1).min()) > 40
+
+    def run(max_len):
+        torch.manual_seed(0)
+        enc = SentenceEncoder(AWD_LSTM(len(dls.vocab[0]), 8, 16, 2), seq_len=8, max_len=max_len).train()
+        graphs = []
+        enc.module.register_forward_hook(lambda *_: graphs.append(torch.is_grad_enabled()))
+        out, mask = enc(x)
+        kept = out[:, -16:]  # the loss reads the last 16 positions only
+        kept.sum().backward()
+        return kept, {k: p.grad for k, p in enc.named_parameters()}, graphs
+
+    full, grads_full, graphs_full = run(None)  # every output kept: every window has its graph
+    short, grads_short, graphs_short = run(16)
+    assert all(graphs_full) and not all(graphs_short) and graphs_short[-2:] == [True, True]
+    assert torch.allclose(short, full, atol=1e-6)
+    assert all(torch.allclose(grads_short[k], g, atol=1e-6) for k, g in grads_full.items() if g is not None)
+
+
 def test_match_embeddings_alignment():
     w = torch.arange(6.0).reshape(3, 2)
     new = match_embeddings(w, ["a", "b", "c"], ["c", "z", "a"])

@@ -12,6 +12,8 @@ weights, and dropout everywhere, plus the language-model decoder and the concat-
 """
 from __future__ import annotations
 
+import contextlib
+
 import inspect
 import re
 from collections.abc import Mapping, Sequence
@@ -211,6 +213,7 @@ class SentenceEncoder(nn.Module):
         src = (pos[None, :] + (sl - lens)[:, None]).clamp(max=sl - 1)
         left = torch.where(pos[None, :] < lens[:, None], x.gather(1, src), torch.full_like(x, self.pad_idx))
         longest = int(lens[0]) if bs else 0
+        width = sl if self.max_len is None else min(sl, self.max_len)
         self.module.reset()
         outs = []
         for i in range(0, max(longest, 1), self.seq_len):
@@ -219,13 +222,17 @@ class SentenceEncoder(nn.Module):
             if real_bs == 0:
                 o = x.new_zeros(bs, stop - i, self.module.emb_sz, dtype=torch.float32)
             else:
-                o = self.module(left[:real_bs, i:stop])
+                # a window that ends before every reading row's last ``width`` tokens gives no output that is
+                # kept, and the hidden state it passes on is detached: it runs without a graph, so a text longer
+                # than max_len costs the memory of max_len tokens in training (the same outputs, the same draws)
+                before_kept = stop <= int(lens[real_bs - 1]) - width
+                with torch.no_grad() if before_kept else contextlib.nullcontext():
+                    o = self.module(left[:real_bs, i:stop])
                 if real_bs < bs:
                     o = torch.cat([o, o.new_zeros(bs - real_bs, o.size(1), o.size(2))], 0)
             outs.append(o)
         out_left = torch.cat(outs, 1)
         # back to the pad-first layout, keeping the last ``max_len`` positions
-        width = sl if self.max_len is None else min(sl, self.max_len)
         pos = torch.arange(width, device=inp.device)
         back = pos[None, :] - (width - lens)[:, None]  # where each kept position's token sits in the left layout
         mask = back < 0
