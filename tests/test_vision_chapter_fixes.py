@@ -748,3 +748,26 @@ def test_unet_learner_normalises_loaders_assigned_later_as_it_was_built():
     learn.dls = other
     assert _norms(other) == first
     assert learn.dls.valid.one_batch()[0].min() < -0.5  # normalised inputs, not 0..1 pixels
+
+
+def test_normalize_measures_a_random_sample_of_the_training_images():
+    # mnist_tiny's training folder lists its 3s before its 7s: the first 256 images were all 3s, whose statistics
+    # (mean 0.138) are not the training images' (0.126); fastai measures a shuffled batch
+    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    from pipekit.vision import ImageBlock, Normalize
+    from pipekit.vision.transforms import image_stats
+
+    def dls(seed):
+        return DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                         splitter=GrandparentSplitter(), batch_tfms=Normalize()).dataloaders(
+            D.path("mnist_tiny"), bs=64, seed=seed)
+
+    a = dls(1)
+    train = a.train.dataset
+    assert [a.vocab[int(i)] for i in train.gather(np.arange(256))[1]] == ["3"] * 256
+    pixels = train.gather(np.arange(len(train)))[0].float() / 255
+    first = float(pixels[:256].mean())
+    assert abs(first - float(pixels.mean())) > 0.01  # the first 256 measured alone are off by 0.012
+    norm = next(t for t in a.after_batch if isinstance(t, Normalize))
+    assert abs(norm.mean[0] - float(pixels.mean())) < 0.008 and abs(norm.std[0] - float(pixels.std())) < 0.008
+    assert image_stats(a.train) == image_stats(dls(1).train)  # the loader's seed draws the same sample

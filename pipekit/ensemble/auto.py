@@ -17,9 +17,10 @@ ensemble out of fold. The validation
 rows are scored for the report and choose nothing.
 
 Folds: a Tabular split by time (by a ``TimeSplitter``, whose column and training rows' times it records) is
-bagged on contiguous periods in time order, so out of fold no model predicts
-a period from rows of later days in it, as the validation rows are predicted from earlier ones; other
-splits on shuffled folds, stratified by class. ``folds=`` / ``time_col=`` choose them explicitly.
+bagged on contiguous periods in time order (blocked k-fold): each period is predicted out of fold by models
+trained on the other periods, earlier and later ones, so no day of it is predicted from rows of the same period
+(rows of nearby days, which resemble each other, stay on one side); the validation rows, after every training
+day, are predicted from earlier ones only. Other splits fold on shuffled rows, stratified by class. ``folds=`` / ``time_col=`` choose them explicitly.
 
 Example:
     >>> from pipekit.ensemble import fit_ensemble

@@ -6,8 +6,9 @@ rows that stopped it early either (a model that stops early, such as a GBM, stop
 ``stop_fraction`` of its own training folds, never on the fold it predicts). New rows get the mean of
 the fold models. Folds are seeded and stratified by class for classification; ``n_repeats`` repeats
 the k folds with other shuffles and averages each row's out-of-fold predictions. Rows split by time
-(``folds="time"``) get contiguous periods instead, in time order, so no fold model is scored on a period
-it saw any time of (``fit_ensemble`` does so by itself for a Tabular split by a ``TimeSplitter``).
+(``folds="time"``) get contiguous periods instead, in time order (blocked k-fold, not forward chaining: a
+period is predicted by models trained on the periods before and after it), so no fold model is scored on a
+period it saw any time of (``fit_ensemble`` does so by itself for a Tabular split by a ``TimeSplitter``).
 
 The out-of-fold predictions (``oof_predictions_``), the fold of every row (``folds_``) and the targets
 (``oof_targets_``) are kept, so ensembles select weights and stack on training rows only
@@ -266,8 +267,9 @@ class BaggedModel(Backend):
     fold model is then fitted again on all its rows (stopping rows included) for the rounds early stopping
     kept, scaled by the rows added (``model.stopped_params``), so no training row is lost to stopping.
     ``folds``: ``"shuffled"`` (seeded, stratified by class for classification), ``"time"`` (contiguous periods
-    in time order, fold 0 the earliest, never shuffled: for rows that will predict later days, so that out of
-    fold a model never predicts a period from rows of later days in it; the times are column ``time_col`` of
+    in time order, fold 0 the earliest, never shuffled (blocked k-fold: a period is predicted out of fold by
+    models trained on the other periods, earlier and later ones, so never from rows of its own days, which
+    resemble each other; not forward chaining); the times are column ``time_col`` of
     the training rows, or ``order=`` given to ``fit``), or ``"auto"`` (the default: ``"time"`` when
     ``time_col`` or ``order`` is given, else ``"shuffled"``; ``fit_ensemble`` gives the times of a Tabular split
     by a ``TimeSplitter`` as ``order``); ``fold_kind_`` records the folds used. With time

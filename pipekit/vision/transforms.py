@@ -426,15 +426,19 @@ class IntToFloat(BatchTransform):
 
 
 def image_stats(dl: Any, n: int = 256) -> tuple[list[float], list[float]] | None:
-    """Per-channel mean and std (0..1 scale) of the first ``n`` training images of ``dl``, as stored (presized,
-    not augmented), or None when its first image input is not stored as pixels."""
+    """Per-channel mean and std (0..1 scale) of ``n`` training images of ``dl`` drawn at random (the loader's seed
+    draws them, so the same seed measures the same images), as stored (presized, not augmented), or None when its
+    first image input is not stored as pixels. A sample, as fastai's statistics come from a shuffled batch: the
+    first items of a folder-sorted data set are often all of one class."""
     dataset, geometry = getattr(dl, "dataset", None), getattr(dl, "geometry", ())
     if dataset is None or not callable(getattr(dataset, "gather", None)) or not len(dataset):
         return None
     j = next((i for i, g in enumerate(geometry[:dl.n_inp]) if g == "image"), None)
     if j is None:
         return None
-    x = dataset.gather(np.arange(min(len(dataset), n)))[j]
+    seed = getattr(dl, "seed", None)
+    rows = np.sort(np.random.default_rng(0 if seed is None else seed).permutation(len(dataset))[:n])
+    x = dataset.gather(rows)[j]
     if not isinstance(x, torch.Tensor) or x.ndim not in (3, 4):
         return None
     if x.dtype == torch.uint8:  # stored as (N, H, W[, C])
@@ -452,8 +456,8 @@ class Normalize(BatchTransform):
 
     Takes uint8 (B,H,W,C) or float (B,C,H,W) batches and returns float (B,C,H,W); the uint8 case
     converts and normalises in one pass. ``decode`` undoes it for display. ``Normalize()`` without statistics
-    takes them from the first training batch (not augmented) when the loaders are built, as the book's
-    ``batch_tfms=Normalize()`` does; they are then kept, and exported, like given ones.
+    takes them from a batch of training images drawn at random (not augmented) when the loaders are built, as
+    the book's ``batch_tfms=Normalize()`` does; they are then kept, and exported, like given ones.
 
     >>> Normalize.from_stats(*imagenet_stats).mean
     [0.485, 0.456, 0.406]
