@@ -64,24 +64,29 @@ def test_each_oof_prediction_comes_from_the_fold_model_that_never_saw_the_row(ba
     assert bag.valid_score_ == pytest.approx(bag.score(v)) and bag.valid_score_ > 0.8
 
 
-def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(bag, tab):
+def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(tab):
     # a model given two cores is bagged two fold models at once, each with one thread: the same fold models
-    par = BaggedModel(GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=2), n_folds=3, seed=7)
-    assert par.workers() == (2, 1) and bag.workers() == (1, None)
-    assert BaggedModel(small_gbm(), n_jobs=3).workers() == (3, 1)
-    assert BaggedModel(GBM("classification", n_jobs=4), n_folds=2, n_jobs=1).workers() == (1, None)
+    from pipekit.backends import RandomForest
+
+    def forest(n_jobs):
+        return RandomForest("classification", n_estimators=20, seed=3, n_jobs=n_jobs)
+
+    one = BaggedModel(forest(1), n_folds=3, seed=7).fit(tab.train)
+    par = BaggedModel(forest(2), n_folds=3, seed=7)
+    assert par.workers() == (2, 1) and one.workers() == (1, None)
+    assert BaggedModel(forest(1), n_jobs=3).workers() == (3, 1)
+    assert BaggedModel(forest(4), n_folds=2, n_jobs=1).workers() == (1, None)
     par.fit(tab.train)
     assert [m.n_jobs for m in par.models_] == [1, 1, 1]
-    np.testing.assert_array_equal(par.oof_predictions_, bag.oof_predictions_)
+    np.testing.assert_array_equal(par.oof_predictions_, one.oof_predictions_)
     for f in range(3):  # kept in fold order, whichever finished first
-        assert par.models_[f].n_estimators == bag.models_[f].n_estimators
-        np.testing.assert_array_equal(par.models_[f].predict(tab.valid), bag.models_[f].predict(tab.valid))
+        np.testing.assert_array_equal(par.models_[f].predict(tab.valid), one.models_[f].predict(tab.valid))
     # stopped after the first fold model: nothing half-fitted is left, and the threads are done
     import threading
 
     before = threading.active_count()
     started = []
-    wide = BaggedModel(GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=2), n_folds=6, seed=7)
+    wide = BaggedModel(forest(2), n_folds=6, seed=7)
     fit_one = wide._fit_one
     wide._fit_one = lambda *a: started.append(a[2]) or fit_one(*a)  # type: ignore[method-assign]
     folds = wide.fit_folds(tab.train)
@@ -91,6 +96,35 @@ def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(b
     # a fold model starts only when the caller asks for the next one: stopping after the first waited only
     # for the one beside it, the other four never started
     assert sorted(started) == [0, 1]
+
+
+def test_gbm_fold_models_are_fitted_one_at_a_time_with_all_their_threads(bag, tab):
+    # LightGBM's thread count is one setting of the process that each call sets: two GBM fold models fitted in
+    # threads at once, with a prediction in a third, crashed the process inside LightGBM
+    wide = BaggedModel(GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=2), n_folds=3, seed=7)
+    assert wide.workers() == (1, None) and BaggedModel(small_gbm(), n_jobs=3).workers() == (1, None)
+    wide.fit(tab.train)
+    assert [m.n_jobs for m in wide.models_] == [2, 2, 2]
+    assert wide.oof_score_ == pytest.approx(bag.oof_score_, abs=0.01)
+
+
+def test_forests_fitted_in_threads_leave_the_warning_filters_as_they_were(tab):
+    # warnings.catch_warnings in two fold threads put back each other's saved filter lists: a filter of pipekit's
+    # stayed in the user's list after the fit
+    import warnings
+
+    from pipekit.backends import RandomForest
+
+    def messages():
+        return [f[1].pattern for f in warnings.filters if f[1] is not None]
+
+    with warnings.catch_warnings():  # (this test's own change to the filters, undone after it)
+        warnings.filterwarnings("ignore", message="a filter of the user's")
+        for _ in range(3):
+            BaggedModel(RandomForest("classification", n_estimators=8, seed=0, n_jobs=2), n_folds=4, seed=1).fit(
+                tab.train)
+            assert "a filter of the user's" in messages()
+            assert not [m for m in messages() if m.startswith(("Some inputs do not have OOB", "Warm-start fitting"))]
 
 
 def test_a_time_limit_is_shared_by_the_fold_models_and_never_spoils_a_refit(bag, tab):

@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -27,7 +26,7 @@ import polars as pl
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, Contributions, cores,
                                    feature_frame, threads)
 from pipekit.backends.data import TabularData
-from pipekit.core.errors import ExportError
+from pipekit.core.errors import ExportError, quieted
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.metrics import get_metric
 
@@ -115,9 +114,8 @@ class RandomForest(Backend):
         end = self._deadline()
         X = self.matrix(d, order="C")  # float32 C-contiguous: exactly what sklearn trees consume, no 2nd copy
         y = self.encode_y(d.y)
-        with warnings.catch_warnings():
-            # rows that no tree left out get NaN OOB predictions; they are excluded from oob_score_ below
-            warnings.filterwarnings("ignore", message="Some inputs do not have OOB scores")
+        # rows that no tree left out get NaN OOB predictions; they are excluded from oob_score_ below
+        with quieted("Some inputs do not have OOB scores"):
             self.model_ = self._grow(self._make_sklearn(len(d)), X, y, end, d.weight)
         self.oob_score_ = self.oob_predictions_ = None
         if self.oob_score:
@@ -155,8 +153,7 @@ class RandomForest(Backend):
             grown = min(self.n_estimators, grown + fit)
             forest.set_params(n_estimators=grown).fit(X, y, sample_weight=w)
         if oob:  # scored once, on the trees grown (a warm start with no new tree only scores them)
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Warm-start fitting without increasing")
+            with quieted("Warm-start fitting without increasing"):
                 forest.set_params(oob_score=True).fit(X, y, sample_weight=w)
         return forest.set_params(warm_start=False)
 

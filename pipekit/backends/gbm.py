@@ -51,8 +51,8 @@ _LIGHTGBM_OFF = {"n_jobs": -1, "early_stopping_rounds": None}
 #: GBM's default ``early_stopping_rounds``: it stops on a valid split when one is given, and has nothing to stop on
 #: without one; any other value given is a request for early stopping, which a fit without a valid split warns of
 _PATIENCE = 50
-#: one LightGBM data set built at a time in the process: two built at once from threads (a bag's fold models fitted
-#: side by side) crashed the process inside LightGBM's LGBM_DatasetCreateFromMat, once, under load
+#: one LightGBM data set built at a time in the process (a user may fit GBMs in threads of their own): two built
+#: at once from threads crashed the process inside LightGBM's LGBM_DatasetCreateFromMat
 _BUILDING = threading.Lock()
 #: arguments of LightGBM's scikit-learn estimators that are no LightGBM parameter, with pipekit's way to the same
 _SKLEARN_API_ONLY = {
@@ -156,6 +156,11 @@ class GBM(Booster):
     >>> gbm.predict(tab.valid).shape      # each class's probability for each validation row
     (6512, 2)
     """
+
+    #: LightGBM's thread count is one setting of the whole process, which each of its calls sets again: two fits
+    #: in threads at once (a bag's fold models side by side), with a prediction in a third thread, crashed the
+    #: process inside LightGBM. A bag fits its GBM fold models one at a time, each with all its threads.
+    fits_beside_itself = False
 
     model_attr = "booster_"
     imports = ("lightgbm",)

@@ -8,10 +8,13 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import sysconfig
+import threading
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -116,6 +119,43 @@ _LIBRARIES = tuple(sorted({os.path.join(os.path.abspath(p), "") for key in ("std
 
 def _ours(filename: str) -> bool:
     return filename.startswith(_PACKAGE) and not filename.startswith(_RECIPES)
+
+
+_QUIETED_LOCK = threading.Lock()
+_QUIETED: dict[tuple[str, type[Warning]], tuple[int, tuple]] = {}  # (message, category) -> (blocks in it, filter)
+
+
+@contextlib.contextmanager
+def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
+    """Ignore warnings whose text starts with ``message`` inside the block, from any thread, leaving the process's
+    other warning filters alone. ``warnings.catch_warnings`` saves the whole filter list and puts it back, so two
+    blocks in threads (a bag's fold models fitted side by side) put back each other's lists: the user's filters
+    were left changed. This adds one filter while any block is in it and takes out only that one.
+
+    >>> before = list(warnings.filters)
+    >>> with quieted("Some inputs do not have OOB scores"):
+    ...     warnings.warn("Some inputs do not have OOB scores: ...")
+    >>> warnings.filters == before
+    True
+    """
+    key = (message, category)
+    with _QUIETED_LOCK:
+        n, entry = _QUIETED.get(key, (0, ()))
+        if n == 0:
+            warnings.filterwarnings("ignore", message=message, category=category)
+            entry = warnings.filters[0]
+        _QUIETED[key] = (n + 1, entry)
+    try:
+        yield
+    finally:
+        with _QUIETED_LOCK:
+            n, entry = _QUIETED.pop(key)
+            if n > 1:
+                _QUIETED[key] = (n - 1, entry)
+            else:
+                with contextlib.suppress(ValueError):  # the user reset the filters meanwhile
+                    warnings.filters.remove(entry)  # type: ignore[attr-defined, arg-type]
+                    warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:

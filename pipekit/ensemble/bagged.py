@@ -392,6 +392,8 @@ class BaggedModel(Backend):
         (threads None: the model's own setting)."""
         own = self.model.get_params(deep=False)
         total = self.n_folds * self.n_repeats
+        if not getattr(self.model, "fits_beside_itself", True):  # one at a time, with the threads it is given
+            return 1, None
         if "n_jobs" not in own:
             return (1 if self.n_jobs is None else min(cores(self.n_jobs), total)), None
         have = cores(own["n_jobs"])
