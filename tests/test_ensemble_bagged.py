@@ -64,29 +64,24 @@ def test_each_oof_prediction_comes_from_the_fold_model_that_never_saw_the_row(ba
     assert bag.valid_score_ == pytest.approx(bag.score(v)) and bag.valid_score_ > 0.8
 
 
-def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(tab):
+def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(bag, tab):
     # a model given two cores is bagged two fold models at once, each with one thread: the same fold models
-    from pipekit.backends import RandomForest
-
-    def forest(n_jobs):
-        return RandomForest("classification", n_estimators=20, seed=3, n_jobs=n_jobs)
-
-    one = BaggedModel(forest(1), n_folds=3, seed=7).fit(tab.train)
-    par = BaggedModel(forest(2), n_folds=3, seed=7)
-    assert par.workers() == (2, 1) and one.workers() == (1, None)
-    assert BaggedModel(forest(1), n_jobs=3).workers() == (3, 1)
-    assert BaggedModel(forest(4), n_folds=2, n_jobs=1).workers() == (1, None)
+    par = BaggedModel(GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=2), n_folds=3, seed=7)
+    assert par.workers() == (2, 1) and bag.workers() == (1, None)
+    assert BaggedModel(small_gbm(), n_jobs=3).workers() == (3, 1)
+    assert BaggedModel(GBM("classification", n_jobs=4), n_folds=2, n_jobs=1).workers() == (1, None)
     par.fit(tab.train)
     assert [m.n_jobs for m in par.models_] == [1, 1, 1]
-    np.testing.assert_array_equal(par.oof_predictions_, one.oof_predictions_)
+    np.testing.assert_array_equal(par.oof_predictions_, bag.oof_predictions_)
     for f in range(3):  # kept in fold order, whichever finished first
-        np.testing.assert_array_equal(par.models_[f].predict(tab.valid), one.models_[f].predict(tab.valid))
+        assert par.models_[f].n_estimators == bag.models_[f].n_estimators
+        np.testing.assert_array_equal(par.models_[f].predict(tab.valid), bag.models_[f].predict(tab.valid))
     # stopped after the first fold model: nothing half-fitted is left, and the threads are done
     import threading
 
     before = threading.active_count()
     started = []
-    wide = BaggedModel(forest(2), n_folds=6, seed=7)
+    wide = BaggedModel(GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=2), n_folds=6, seed=7)
     fit_one = wide._fit_one
     wide._fit_one = lambda *a: started.append(a[2]) or fit_one(*a)  # type: ignore[method-assign]
     folds = wide.fit_folds(tab.train)
@@ -98,14 +93,28 @@ def test_fold_models_side_by_side_in_threads_are_the_ones_fitted_one_at_a_time(t
     assert sorted(started) == [0, 1]
 
 
-def test_gbm_fold_models_are_fitted_one_at_a_time_with_all_their_threads(bag, tab):
-    # LightGBM's thread count is one setting of the process that each call sets: two GBM fold models fitted in
-    # threads at once, with a prediction in a third, crashed the process inside LightGBM
-    wide = BaggedModel(GBM("classification", learning_rate=0.2, n_estimators=200, n_jobs=2), n_folds=3, seed=7)
-    assert wide.workers() == (1, None) and BaggedModel(small_gbm(), n_jobs=3).workers() == (1, None)
-    wide.fit(tab.train)
-    assert [m.n_jobs for m in wide.models_] == [2, 2, 2]
-    assert wide.oof_score_ == pytest.approx(bag.oof_score_, abs=0.01)
+def test_gbm_fold_models_side_by_side_cap_lightgbms_threads_for_the_process(tab, monkeypatch):
+    # LightGBM keeps one thread count for the process, which each call sets: a served GBM predicting on all the
+    # cores in another thread while fold models trained on one thread each crashed the process; while a bag fits
+    # side by side the count is capped at the fold models' threads, and given back after
+    import ctypes
+
+    import lightgbm.basic
+
+    def max_threads():
+        n = ctypes.c_int(0)
+        lightgbm.basic._LIB.LGBM_GetMaxThreads(ctypes.byref(n))
+        return n.value
+
+    seen = []
+    fit = GBM._fit
+    monkeypatch.setattr(GBM, "_fit", lambda self, *a: seen.append((self.n_jobs, max_threads())) or fit(self, *a))
+    before = max_threads()
+    BaggedModel(GBM("classification", n_estimators=20, n_jobs=2), n_folds=2, seed=7).fit(tab.train)
+    assert len(seen) >= 2 and set(seen) == {(1, 1)} and max_threads() == before  # (the refits too)
+    seen.clear()
+    BaggedModel(GBM("classification", n_estimators=20, n_jobs=1), n_folds=2, seed=7).fit(tab.train)
+    assert len(seen) >= 2 and set(seen) == {(1, before)}  # one at a time: nothing capped
 
 
 def test_forests_fitted_in_threads_leave_the_warning_filters_as_they_were(tab):

@@ -18,12 +18,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import inspect
 import math
 import numbers
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -51,9 +54,13 @@ _LIGHTGBM_OFF = {"n_jobs": -1, "early_stopping_rounds": None}
 #: GBM's default ``early_stopping_rounds``: it stops on a valid split when one is given, and has nothing to stop on
 #: without one; any other value given is a request for early stopping, which a fit without a valid split warns of
 _PATIENCE = 50
-#: one LightGBM data set built at a time in the process (a user may fit GBMs in threads of their own): two built
-#: at once from threads crashed the process inside LightGBM's LGBM_DatasetCreateFromMat
+#: one LightGBM data set built at a time in the process: two built at once from threads (a bag's fold models fitted
+#: side by side) crashed the process inside LightGBM's LGBM_DatasetCreateFromMat; each call is also given the
+#: model's own thread count (the data sets the training's parameters, predictions num_threads), since LightGBM keeps
+#: one count for the whole process, which every call sets
 _BUILDING = threading.Lock()
+_CAPPED = {"blocks": 0, "before": -1}  # bags fitting GBMs side by side now, LightGBM's own maximum before them
+_CAPPING = threading.Lock()
 #: arguments of LightGBM's scikit-learn estimators that are no LightGBM parameter, with pipekit's way to the same
 _SKLEARN_API_ONLY = {
     "class_weight": "weigh the rows instead, fit(..., sample_weight=sklearn.utils.class_weight."
@@ -157,11 +164,6 @@ class GBM(Booster):
     (6512, 2)
     """
 
-    #: LightGBM's thread count is one setting of the whole process, which each of its calls sets again: two fits
-    #: in threads at once (a bag's fold models side by side), with a prediction in a third thread, crashed the
-    #: process inside LightGBM. A bag fits its GBM fold models one at a time, each with all its threads.
-    fits_beside_itself = False
-
     model_attr = "booster_"
     imports = ("lightgbm",)
     param_constraints = {
@@ -231,7 +233,7 @@ class GBM(Booster):
         p = {**obj, "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
              "min_child_samples": self.min_child_samples, "lambda_l2": self.reg_lambda,
              "feature_fraction": self.colsample, "seed": self.seed, "deterministic": True,
-             "num_threads": 0 if self.n_jobs in (None, -1) else threads(self.n_jobs), "verbosity": -1,
+             "num_threads": self._num_threads(), "verbosity": -1,
              "force_col_wise": True}
         if self.subsample < 1:
             p.update(bagging_fraction=self.subsample, bagging_freq=1)
@@ -296,8 +298,45 @@ class GBM(Booster):
                                      f"{bad}, which LightGBM cannot do; give 0 for them, or native_categorical=False "
                                      "to split on their codes as numbers")
 
+    @staticmethod
+    @contextlib.contextmanager
+    def fitting_side_by_side(threads: int | None) -> Iterator[None]:
+        """While a bag fits GBM fold models side by side, ``threads`` each, LightGBM's thread count for the whole
+        process is capped at ``threads``: a prediction in another thread (a served model with ``n_jobs=-1``) then
+        runs on as many threads as the fold models, and cannot change the count under them (LightGBM sizes its
+        buffers by that count, and a prediction on all the cores beside them crashed the process). The cap
+        goes when the last such bag is done. Where LightGBM cannot cap (before 4.2), nothing changes."""
+        import lightgbm.basic
+
+        lib = lightgbm.basic._LIB
+        if threads is None or not hasattr(lib, "LGBM_SetMaxThreads"):
+            yield
+            return
+        with _CAPPING:
+            if _CAPPED["blocks"] == 0:
+                before = ctypes.c_int(-1)
+                lib.LGBM_GetMaxThreads(ctypes.byref(before))
+                _CAPPED["before"] = before.value
+                lib.LGBM_SetMaxThreads(ctypes.c_int(threads))
+            _CAPPED["blocks"] += 1
+        try:
+            yield
+        finally:
+            with _CAPPING:
+                _CAPPED["blocks"] -= 1
+                if _CAPPED["blocks"] == 0:
+                    lib.LGBM_SetMaxThreads(ctypes.c_int(_CAPPED["before"]))
+
+    def _num_threads(self) -> int:
+        """LightGBM's ``num_threads`` for ``n_jobs`` (0: LightGBM's default, all of them)."""
+        return 0 if self.n_jobs in (None, -1) else threads(self.n_jobs)
+
     def _raw(self, X: np.ndarray, **kw: Any) -> np.ndarray:
-        return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_, **kw))
+        # LightGBM's thread count is one setting of the whole process that each of its calls sets: a prediction
+        # that left it out set it to all the cores while a bag's other fold models trained on one thread each in
+        # threads beside it, and LightGBM overran the buffers it had sized for one thread (a crash)
+        return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_, num_threads=self._num_threads(),
+                                                **kw))
 
     def predict(self, data: Any, *, raw_score: bool = False, pred_contrib: bool = False) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import sysconfig
 import threading
@@ -122,7 +123,7 @@ def _ours(filename: str) -> bool:
 
 
 _QUIETED_LOCK = threading.Lock()
-_QUIETED: dict[tuple[str, type[Warning]], tuple[int, tuple]] = {}  # (message, category) -> (blocks in it, filter)
+_QUIETED: dict[tuple, int] = {}  # pipekit's filter -> the blocks in it
 
 
 @contextlib.contextmanager
@@ -130,7 +131,8 @@ def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
     """Ignore warnings whose text starts with ``message`` inside the block, from any thread, leaving the process's
     other warning filters alone. ``warnings.catch_warnings`` saves the whole filter list and puts it back, so two
     blocks in threads (a bag's fold models fitted side by side) put back each other's lists: the user's filters
-    were left changed. This adds one filter while any block is in it and takes out only that one.
+    were left changed. This adds one filter while any block is in it and takes out only that one; a filter the
+    user has that is equal to it is neither moved nor taken out.
 
     >>> before = list(warnings.filters)
     >>> with quieted("Some inputs do not have OOB scores"):
@@ -138,23 +140,27 @@ def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
     >>> warnings.filters == before
     True
     """
-    key = (message, category)
+    entry = ("ignore", re.compile(message, re.I), category, None, 0)  # what warnings.filterwarnings would add
     with _QUIETED_LOCK:
-        n, entry = _QUIETED.get(key, (0, ()))
-        if n == 0:
-            warnings.filterwarnings("ignore", message=message, category=category)
-            entry = warnings.filters[0]
-        _QUIETED[key] = (n + 1, entry)
+        n = _QUIETED.get(entry, 0)
+        if n == 0 and entry not in warnings.filters:
+            warnings.filters.insert(0, entry)  # type: ignore[attr-defined]
+            warnings._filters_mutated()  # type: ignore[attr-defined]
+            n = 1
+        elif n:
+            n += 1
+        if n:
+            _QUIETED[entry] = n
     try:
         yield
     finally:
         with _QUIETED_LOCK:
-            n, entry = _QUIETED.pop(key)
+            n = _QUIETED.pop(entry, 0)
             if n > 1:
-                _QUIETED[key] = (n - 1, entry)
-            else:
+                _QUIETED[entry] = n - 1
+            elif n == 1:
                 with contextlib.suppress(ValueError):  # the user reset the filters meanwhile
-                    warnings.filters.remove(entry)  # type: ignore[attr-defined, arg-type]
+                    warnings.filters.remove(entry)  # type: ignore[attr-defined]
                     warnings._filters_mutated()  # type: ignore[attr-defined]
 
 

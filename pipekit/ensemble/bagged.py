@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -392,8 +393,6 @@ class BaggedModel(Backend):
         (threads None: the model's own setting)."""
         own = self.model.get_params(deep=False)
         total = self.n_folds * self.n_repeats
-        if not getattr(self.model, "fits_beside_itself", True):  # one at a time, with the threads it is given
-            return 1, None
         if "n_jobs" not in own:
             return (1 if self.n_jobs is None else min(cores(self.n_jobs), total)), None
         have = cores(own["n_jobs"])
@@ -570,7 +569,9 @@ class BaggedModel(Backend):
                 clock.done(*out[-1])
                 yield j, out
             return
-        with ThreadPoolExecutor(at_once) as pool:
+        # a model may need to know that copies of it fit side by side in threads (a GBM caps LightGBM's threads)
+        beside = getattr(self.model, "fitting_side_by_side", None)
+        with ThreadPoolExecutor(at_once) as pool, (beside(threads) if callable(beside) else contextlib.nullcontext()):
             waiting = iter(enumerate(args))
             running: dict[Future, int] = {}
 

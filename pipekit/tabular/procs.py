@@ -807,7 +807,7 @@ class Normalize(TabularProc):
     @classmethod
     def batch_transform(cls, pieces: Sequence[Normalize]) -> Any:
         """What stands for this table proc in a DataBlock's ``batch_tfms`` (``batch_tfms=Normalize()``):
-        :class:`pipekit.vision.Normalize` taking its statistics from the first training batch. One fitted on a
+        :class:`pipekit.vision.Normalize` taking its statistics from a sample of the training images. One fitted on a
         table's columns is refused. The other way round, pipekit.vision's ``Normalize`` says what stands for it in a
         table's ``procs`` through its ``table_proc`` class method."""
         fitted = [p for p in pieces if p.is_fitted]
@@ -815,7 +815,7 @@ class Normalize(TabularProc):
             raise ParameterError(f"DataBlock: batch_tfms got pipekit.tabular's Normalize (a table proc) fitted on the "
                                  f"columns {list(fitted[0].means_)[:5]}; for images give pipekit.vision's: "
                                  "Normalize.from_stats(*imagenet_stats), or Normalize() to take the statistics from "
-                                 "the first training batch")
+                                 "a sample of the training images")
         from pipekit.vision.transforms import Normalize as ImageNormalize
 
         return ImageNormalize()

@@ -212,20 +212,21 @@ class SentenceEncoder(nn.Module):
         pos = torch.arange(sl, device=inp.device)
         src = (pos[None, :] + (sl - lens)[:, None]).clamp(max=sl - 1)
         left = torch.where(pos[None, :] < lens[:, None], x.gather(1, src), torch.full_like(x, self.pad_idx))
-        longest = int(lens[0]) if bs else 0
+        lens_cpu = lens.tolist()  # read once: each window's counts on the host, no device sync per window
+        longest = lens_cpu[0] if bs else 0
         width = sl if self.max_len is None else min(sl, self.max_len)
         self.module.reset()
         outs = []
         for i in range(0, max(longest, 1), self.seq_len):
             stop = min(i + self.seq_len, sl)
-            real_bs = int((lens > i).sum())  # rows still reading: a prefix, the rows are sorted by length
+            real_bs = sum(n > i for n in lens_cpu)  # rows still reading: a prefix, the rows are sorted by length
             if real_bs == 0:
                 o = x.new_zeros(bs, stop - i, self.module.emb_sz, dtype=torch.float32)
             else:
                 # a window that ends before every reading row's last ``width`` tokens gives no output that is
                 # kept, and the hidden state it passes on is detached: it runs without a graph, so a text longer
                 # than max_len costs the memory of max_len tokens in training (the same outputs, the same draws)
-                before_kept = stop <= int(lens[real_bs - 1]) - width
+                before_kept = stop <= lens_cpu[real_bs - 1] - width
                 with torch.no_grad() if before_kept else contextlib.nullcontext():
                     o = self.module(left[:real_bs, i:stop])
                 if real_bs < bs:

@@ -466,13 +466,13 @@ class Normalize(BatchTransform):
     order: ClassVar[int] = 85
 
     def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None):
-        if mean is None and std is None:  # learned from the first training batch
+        if mean is None and std is None:  # learned from a sample of the training images
             self.mean: list[float] | None = None
             self.std: list[float] | None = None
             return
         if mean is None or std is None:
             raise ParameterError("Normalize: give both mean and std (one value per channel), or neither to take "
-                                 "them from the first training batch")
+                                 "them from a sample of the training images")
         mean, std = [float(m) for m in np.ravel(mean)], [float(s) for s in np.ravel(std)]
         # a NaN or infinite statistic makes every normalised pixel NaN (or 0): refused here, where a file's are read too
         check("Normalize", mean=(mean, Is(lambda v: len(v) > 0 and bool(np.isfinite(v).all()),
@@ -521,7 +521,7 @@ class Normalize(BatchTransform):
         """
         if self.mean is None or self.std is None:
             raise FieldError("params.mean", "is missing (null): a fitted recipe's Normalize holds the per-channel "
-                                            "statistics it was given or took from the first training batch, and this "
+                                            "statistics it was given or took from the training images, and this "
                                             "one holds none to normalise images with")
         if channels is not None and len(self.mean) not in (1, channels):
             raise FieldError("params.mean", f"holds statistics for {len(self.mean)} channels, but the recipe's images "
@@ -530,7 +530,7 @@ class Normalize(BatchTransform):
     def _stats(self, c: int, like: torch.Tensor | None = None) -> tuple[Any, Any]:
         """Per-channel mean and std for ``c`` channels; as (1, C, 1, 1) tensors ``like`` a float batch."""
         if self.mean is None or self.std is None:
-            raise DataError("Normalize() has no statistics yet: it takes them from the first training batch when "
+            raise DataError("Normalize() has no statistics yet: it takes them from a sample of the training images when "
                             "DataLoaders are built; elsewhere give them: Normalize.from_stats(mean, std)")
         if len(self.mean) in (1, c):
             mean, std = self.mean * (c // len(self.mean)), self.std * (c // len(self.mean))
