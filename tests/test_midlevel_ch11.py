@@ -147,7 +147,7 @@ def test_dls_c_of_datasets_and_tfmdlists_loaders_is_the_number_of_classes(dsets,
 def test_sorted_dl_is_in_the_text_star_import():
     import pipekit.text.all as text_all
 
-    assert "SortedDL" in text_all.__all__ and text_all.SortedDL.__module__ == "pipekit.text.loaders"
+    assert "SortedDL" in dir(text_all) and text_all.SortedDL.__module__ == "pipekit.text.loaders"
 
 
 def test_sorted_dl_batches_texts_of_similar_lengths(dsets):
