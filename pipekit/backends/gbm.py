@@ -54,8 +54,9 @@ _LIGHTGBM_OFF = {"n_jobs": -1, "early_stopping_rounds": None}
 #: GBM's default ``early_stopping_rounds``: it stops on a valid split when one is given, and has nothing to stop on
 #: without one; any other value given is a request for early stopping, which a fit without a valid split warns of
 _PATIENCE = 50
-#: one LightGBM data set built at a time in the process: two built at once from threads (a bag's fold models fitted
-#: side by side) crashed the process inside LightGBM's LGBM_DatasetCreateFromMat; each call is also given the
+#: one LightGBM data set built, or one prediction made, at a time in the process: two built at once from threads (a
+#: bag's fold models fitted side by side) crashed the process inside LightGBM's LGBM_DatasetCreateFromMat, and so did
+#: a bag's predictions on one thread beside a served model's on all the cores; each call is also given the
 #: model's own thread count (the data sets the training's parameters, predictions num_threads), since LightGBM keeps
 #: one count for the whole process, which every call sets
 _BUILDING = threading.Lock()
@@ -335,8 +336,9 @@ class GBM(Booster):
         # LightGBM's thread count is one setting of the whole process that each of its calls sets: a prediction
         # that left it out set it to all the cores while a bag's other fold models trained on one thread each in
         # threads beside it, and LightGBM overran the buffers it had sized for one thread (a crash)
-        return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_, num_threads=self._num_threads(),
-                                                **kw))
+        with _BUILDING:  # and one prediction at a time, so two of other thread counts never overlap
+            return np.asarray(self.booster_.predict(X, num_iteration=self.best_iteration_,
+                                                    num_threads=self._num_threads(), **kw))
 
     def predict(self, data: Any, *, raw_score: bool = False, pred_contrib: bool = False) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
