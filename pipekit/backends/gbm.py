@@ -304,9 +304,10 @@ class GBM(Booster):
     def fitting_side_by_side(threads: int | None) -> Iterator[None]:
         """While a bag fits GBM fold models side by side, ``threads`` each, LightGBM's thread count for the whole
         process is capped at ``threads``: a prediction in another thread (a served model with ``n_jobs=-1``) then
-        runs on as many threads as the fold models, and cannot change the count under them (LightGBM sizes its
-        buffers by that count, and a prediction on all the cores beside them crashed the process). The cap
-        goes when the last such bag is done. Where LightGBM cannot cap (before 4.2), nothing changes."""
+        runs on as many threads as the fold models instead of changing the count under them (LightGBM sizes its
+        buffers by that count). It narrows, and does not close, LightGBM's trouble with training in one thread
+        while another predicts. The cap goes when the last such bag is done; a LightGBM without
+        ``LGBM_SetMaxThreads`` is left as it is."""
         import lightgbm.basic
 
         lib = lightgbm.basic._LIB
