@@ -605,8 +605,8 @@ def _tampered_export(exported, name, edit, tmp_path):
 
 @pytest.fixture(scope="module")
 def normalized(tmp_path_factory):
-    """mnist_tiny's grey 3s and 7s through batch_tfms=Normalize(), which takes its statistics from the first training
-    batch, a small CNN trained an epoch and exported: (learner, path, an image to predict)."""
+    """mnist_tiny's grey 3s and 7s through batch_tfms=Normalize(), which takes its statistics from a sample of the
+    training images, a small CNN trained an epoch and exported: (learner, path, an image to predict)."""
     set_seed(0)
     mnist = D.path("mnist_tiny")
     dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
@@ -633,8 +633,8 @@ def _image_normalize(recipe):
 _NORMALIZE = r"field 'dls.recipe.state.batch_tfms_\[\d+\].params.mean'"
 NORMALIZE_STATS = [
     (lambda t: t.update(params={}), _NORMALIZE + r" is missing \(null\): a fitted recipe's Normalize holds the "
-                                                 r"per-channel statistics it was given or took from the first training "
-                                                 r"batch"),
+                                                 r"per-channel statistics it was given or took from the training "
+                                                 r"images"),
     (lambda t: t["params"].update(mean=None, std=None), _NORMALIZE + r" is missing \(null\)"),
     (lambda t: t["params"].update(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
      _NORMALIZE + r" holds statistics for 3 channels, but the recipe's images have 1 .*export the trained learner "
