@@ -8,7 +8,6 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
@@ -24,8 +23,8 @@ from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, c
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
 from pipekit.data.lists import fastuple
-from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, _item_tfms_of, default_device,
-                                 stack_items, table_attribute)
+from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
+                                 recipe_item_tfms, stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
 from pipekit.data.store import gathering
 from pipekit.data.transform import (BatchPipeline, BatchTransform, Pipeline, as_list, depends_on_split, encode_items,
@@ -1197,7 +1196,7 @@ def new_items_pipelines(recipe: Any) -> tuple[Pipeline, BatchPipeline]:
     ``learn.predict`` through it): the recipe's item transforms that run on new items (split 1, as validation items),
     which made the items as they were encoded, and its fitted batch transforms (the very objects the loader runs).
     ``dls.after_item`` and ``dls.after_batch`` of loaders rebuilt from an export (no data) are these."""
-    after_item = Pipeline([t for t in _item_tfms_of(SimpleNamespace(recipe=recipe)) if runs_on_split(t, 1)])
+    after_item = Pipeline([t for t in recipe_item_tfms(recipe) if runs_on_split(t, 1)])
     return after_item, recipe.batch_pipeline()
 
 

@@ -719,7 +719,11 @@ def _item_tfms_of(dataset: Any) -> list:
         return list(after.tfms)
     if after is not None:
         return [after]
-    recipe = getattr(dataset, "__dict__", {}).get("recipe")
+    return recipe_item_tfms(getattr(dataset, "__dict__", {}).get("recipe"))
+
+
+def recipe_item_tfms(recipe: Any) -> list:
+    """A DataBlock recipe's ``item_tfms``, the batch transforms among them left out (they run on batches)."""
     given = as_list(getattr(recipe, "item_tfms", None))
     return [t for t in Pipeline(given).tfms if not isinstance(t, BatchTransform)] if given else []
 

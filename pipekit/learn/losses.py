@@ -299,8 +299,7 @@ class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
         log_preds = F.log_softmax(inp, dim=-1)
         nll = F.nll_loss(log_preds, targ, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
         keep = targ != self.ignore_index
-        smooth = torch.where(keep, -log_preds.sum(dim=-1), torch.zeros((), dtype=log_preds.dtype,
-                                                                       device=log_preds.device))
+        smooth = (-log_preds.sum(dim=-1)).masked_fill(~keep, 0)
         if self.reduction == "mean":
             smooth = smooth.sum() / keep.sum()
         elif self.reduction == "sum":
