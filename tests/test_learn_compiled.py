@@ -125,6 +125,19 @@ def test_get_preds_and_validate_under_inference_mode_equal_no_grad(mnist_learner
     assert torch.equal(inf_test, learn.get_preds(dl=dl)[0])
 
 
+def test_summary_of_a_compiled_learner_is_the_model_it_runs(mnist_learner):
+    plain = mnist_learner.summary()
+    learn = Learner(mnist_learner.dls, mnist_learner.model, loss_func=mnist_learner.loss_func)
+    learn.model = compiled(learn.model)
+    text = learn.summary()
+    # headed by the model's own class, its layers under their own names with their output shapes, as uncompiled
+    assert text.splitlines()[0] == plain.splitlines()[0] and not text.startswith("OptimizedModule")
+    def rows(t: str) -> list[str]:  # the layers and totals (the fitted learner also names its optimiser)
+        return [line for line in t.splitlines()[2:] if not line.startswith("Optimiser")]
+
+    assert "_orig_mod" not in text and rows(text) == rows(plain)
+
+
 def test_compiled_vision_learner_freezes_its_body(mnist_dls):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from pipekit.data.loader import batch_parts
+from pipekit.learn.registry import unwrapped
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -64,7 +65,9 @@ def summary(learn: Learner, show: bool = False, max_rows: int = 200) -> SummaryT
     Total params: 1,570  trainable: 1,570  frozen: 0
     Loss: CrossEntropyLossFlat
     """
-    model: nn.Module = learn.model
+    # the model a torch.compile, DataParallel or DDP wrapper runs, under its own layer names, run eagerly (a
+    # forward pass through the compiled wrapper would build its graph only to read shapes)
+    model: nn.Module = unwrapped(learn.model)
     rows: list[tuple[str, str, str, int, bool]] = []
     if not getattr(learn.dls, "loaders", None):
         # a loaded learner keeps no data: its layers and parameters, without output shapes
