@@ -52,6 +52,7 @@ from pipekit.data.seed import set_seed  # noqa: E402  (after the check: it impor
 if TYPE_CHECKING:  # the names below that __getattr__ imports on first use, as type checkers see them
     from pipekit.backends import load_model
     from pipekit.core.archive import load, save
+    from pipekit.core.errors import PipekitWarning
     from pipekit.core.registry import register, registered
     from pipekit.learn import Learner, load_learner
 
@@ -59,7 +60,8 @@ if TYPE_CHECKING:  # the names below that __getattr__ imports on first use, as t
 #: the module each name of the top level comes from
 _FROM = {"load_learner": "pipekit.learn", "Learner": "pipekit.learn", "load_model": "pipekit.backends",
          "load": "pipekit.core.archive", "save": "pipekit.core.archive",
-         "register": "pipekit.core.registry", "registered": "pipekit.core.registry"}
+         "register": "pipekit.core.registry", "registered": "pipekit.core.registry",
+         "PipekitWarning": "pipekit.core.errors"}
 
 
 def clear_cache(kind: str | None = None, cache_dir: "str | os.PathLike[str] | None" = None) -> dict[str, int]:
@@ -96,4 +98,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["set_seed", "check_dependencies", "clear_cache", "load", "save", "register", "registered", "load_learner", "load_model", "Learner",
-           "__version__"]
+           "PipekitWarning", "__version__"]

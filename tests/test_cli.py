@@ -528,7 +528,7 @@ def test_a_warning_in_an_installed_builtin_recipe_points_at_the_recipes_line(tmp
                           text=True, timeout=300, env={**clean, "PIPEKIT_QUIET": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[:2] == [
-        f"{recipe}:7: UserWarning: 'userId' is missing in 1 of 2 rows; they are scored as an unseen userId (#na#): "
+        f"{recipe}:7: PipekitWarning: 'userId' is missing in 1 of 2 rows; they are scored as an unseen userId (#na#): "
         "the prediction of an id never seen in training. Give the id, or drop those rows (Polars: "
         "df.drop_nulls(['userId']))",
         '  warn_missing_ids(pl.DataFrame({"userId": [1, None]}), ["userId"])']

@@ -34,8 +34,9 @@ import polars as pl
 
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions,
                                    check_valid_split, feature_frame, kept_rounds, threads)
-from pipekit.backends.booster_files import (LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES, check_lightgbm_file_params,
-                                            check_params_to_save, lightgbm_names, monotone_values)
+from pipekit.backends.booster_files import (_METRICS, LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES,
+                                            check_lightgbm_file_params, check_params_to_save, lightgbm_names,
+                                            monotone_values)
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
 from pipekit.core.errors import ExportError, ParameterError, warn
@@ -67,6 +68,86 @@ _SKLEARN_API_ONLY = {
     "class_weight": "weigh the rows instead, fit(..., sample_weight=sklearn.utils.class_weight."
                     "compute_sample_weight('balanced', y)), or for two classes give params={'is_unbalance': True}",
     "importance_type": "GBM.feature_importance(kind='gain') or kind='split' gives either importance"}
+
+
+#: the names of classification metrics that pipekit (``pipekit.metrics``), scikit-learn (its scoring names) and XGBoost
+#: give and LightGBM does not know, each as LightGBM's metric of the same: (the one for two classes, the one for more).
+#: LightGBM drops a metric name it does not know without an error, and early stopping would have no metric to watch.
+#: Accuracy is watched as the error rate (1 - accuracy: the same rounds are best), the ROC-AUC of more than two classes
+#: as LightGBM's AUC-mu. The regression names (rmse, mse, mae, mape, scikit-learn's mean_squared_error, ...) are
+#: LightGBM's already; its own names and aliases are all taken as they are
+METRIC_NAMES: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(("log_loss", "logloss", "mlogloss"), ("binary_logloss", "multi_logloss")),
+    **dict.fromkeys(("accuracy", "error", "error_rate", "merror"), ("binary_error", "multi_error")),
+    **dict.fromkeys(("roc_auc", "roc_auc_score", "roc_auc_binary", "roc_auc_ovr", "roc_auc_ovo", "roc_auc_ovr_weighted",
+                     "roc_auc_ovo_weighted"), ("auc", "auc_mu"))}
+#: LightGBM's metrics for each task by their own names (each has aliases too: ``mse`` is ``l2``), as errors list them
+_LIGHTGBM_METRICS = {
+    "classification": ("binary_logloss", "binary_error", "auc", "average_precision", "multi_logloss", "multi_error",
+                       "auc_mu", "cross_entropy", "cross_entropy_lambda", "kullback_leibler"),
+    "regression": ("l2", "rmse", "l1", "mape", "huber", "fair", "poisson", "quantile", "gamma", "gamma_deviance",
+                   "tweedie")}
+_ALIAS = {"classification": "binary for binary_logloss", "regression": "mse for l2"}
+#: LightGBM's metric names that ask for no metric: with them early stopping has nothing to watch
+_NO_METRIC = frozenset({"None", "na", "null", "custom"})
+
+
+def _metric_keys(params: dict[str, Any] | None) -> list[str]:
+    """The keys of LightGBM ``params`` that name its ``metric`` (``metric``, ``metrics``, ``metric_types``)."""
+    names = lightgbm_names()
+    return [k for k in (params or {}) if names.get(k, k) == "metric"]
+
+
+def _metric_words(value: Any) -> list[str] | None:
+    """The metric names in a value of LightGBM's ``metric``: its comma-separated text or a list of names; None for a
+    value of another kind (left to LightGBM)."""
+    if isinstance(value, str):
+        return [w.strip() for w in value.split(",")]
+    if isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value):
+        return [w.strip() for w in value]
+    return None
+
+
+def check_metric(params: dict[str, Any] | None, task: str, names_only: bool = False) -> None:
+    """Refuse, naming the names taken, a ``metric`` in LightGBM ``params`` that is neither one of LightGBM's metrics
+    (aliases included) nor, for classification, one of :data:`METRIC_NAMES`. ``names_only``: refuse only words that
+    are names (letters, digits, ``_``), leaving any other text to the check of a file's parameters, which names the
+    field (a GBM checks them all when it fits).
+
+    >>> check_metric({"metric": "log_loss"}, "classification")
+    >>> check_metric({"metric": "r2"}, "regression")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: GBM: metric='r2': 'r2' is not a metric GBM knows; give one of ...
+    """
+    for key in _metric_keys(params):
+        value = (params or {})[key]
+        words = _metric_words(value)
+        bad = [w for w in words or () if w not in _METRICS and not (task == "classification" and w in METRIC_NAMES)
+               and not (names_only and not re.fullmatch(r"\w+", w))]
+        if not bad:
+            continue
+        given = f"metric={value!r}" if key == "metric" else f"params={{{key!r}: {value!r}}}"
+        why = (f"{bad[0]!r} is a classification metric and the task is 'regression'"
+               if bad[0] in METRIC_NAMES else f"{bad[0]!r} is not a metric GBM knows")
+        ours = f"pipekit's and scikit-learn's {', '.join(METRIC_NAMES)} (watched as LightGBM's of the same), or " \
+            if task == "classification" else ""
+        raise ParameterError(f"GBM: {given}: {why}; give one of {ours}LightGBM's {', '.join(_LIGHTGBM_METRICS[task])} "
+                             f"(or a LightGBM alias of one, as {_ALIAS[task]}); several as a list")
+
+
+def lightgbm_metric(value: Any, n_classes: int) -> Any:
+    """A value of LightGBM's ``metric`` with the names of :data:`METRIC_NAMES` as LightGBM's for ``n_classes``
+    classes (0: regression, where there are none to change), in the form given (text or list).
+
+    >>> lightgbm_metric("log_loss", 2), lightgbm_metric(["accuracy", "auc_mu"], 3), lightgbm_metric("l2", 0)
+    ('binary_logloss', ['multi_error', 'auc_mu'], 'l2')
+    """
+    words = _metric_words(value)
+    if words is None or not n_classes:
+        return value
+    named = [METRIC_NAMES[w][n_classes > 2] if w in METRIC_NAMES else w for w in words]
+    return ",".join(named) if isinstance(value, str) else named
 
 
 def linear_tree(params: dict[str, Any]) -> bool:
@@ -147,7 +228,11 @@ class GBM(Booster):
     LightGBM parameter joins ``params`` under LightGBM's own name for it (``GBM("regression", max_depth=5,
     reg_alpha=0.1)`` is ``GBM("regression", params={"max_depth": 5, "lambda_l1": 0.1})``, its repr and its file). A
     name LightGBM does not know, or ``class_weight`` (its scikit-learn estimators' own), is a ParameterError saying
-    what to write.
+    what to write. ``metric`` (LightGBM's, what early stopping watches and ``evals_result_`` records; without it the
+    objective's own, log loss or l2) takes LightGBM's names and, for classification, pipekit's and scikit-learn's
+    (:data:`METRIC_NAMES`: ``metric="log_loss"`` is ``binary_logloss`` or ``multi_logloss``, ``"accuracy"`` is
+    watched as ``binary_error`` / ``multi_error``, ``"roc_auc"`` as ``auc`` / ``auc_mu``); any other name is a
+    ParameterError listing those taken. ``valid_score_`` is pipekit's score (``score``), accuracy or rmse.
     Fitted: ``booster_``, ``best_iteration_``, ``evals_result_``, ``stopped_on_time_``, ``valid_score_``,
     ``feature_importances_`` (split counts in ``feature_names_`` order, as LightGBM's scikit-learn API).
 
@@ -194,6 +279,11 @@ class GBM(Booster):
                 setattr(self, k, v)
         self.check_params()
 
+    def check_params(self) -> None:
+        """As every component's, and the names in LightGBM's ``metric`` in ``params`` (:func:`check_metric`)."""
+        super().check_params()
+        check_metric(self.params, self.task, names_only=True)
+
     def set_params(self, **params: Any) -> Any:
         """As every component's; LightGBM's names are taken as ``GBM(...)`` takes them (``max_depth=5`` joins
         ``params``, ``random_state=1`` sets ``seed``)."""
@@ -210,6 +300,13 @@ class GBM(Booster):
         has nothing to stop on without ``valid``: the fit says so and boosts every round (LightGBM refuses it;
         pipekit's ensembles fit their members without a valid split of the user's, so it is a warning here)."""
         valid = check_valid_split(self, valid)  # a split of no rows (no validation set) is none
+        check_metric(self.params, self.task)
+        said = [_metric_words(self.params[k]) for k in _metric_keys(self.params)] if self.params else []
+        off = [words[0] for words in said if words and set(words) <= _NO_METRIC]  # LightGBM's names of no metric
+        if valid is not None and self.early_stopping_rounds and said and len(off) == len(said):
+            raise ParameterError(f"GBM: metric {off[0]!r} asks LightGBM for no metric, so early stopping has "
+                                 "nothing to watch on the validation split; give a metric (metric='log_loss', "
+                                 "'rmse') or early_stopping_rounds=None")
         if valid is None and self.early_stopping_rounds not in (None, _PATIENCE):
             warn(f"GBM(early_stopping_rounds={self.early_stopping_rounds}) has no validation split to stop on in this "
                  f"fit, so all n_estimators={self.n_estimators} rounds are boosted: pass one, gbm.fit(tab.train, "
@@ -239,7 +336,17 @@ class GBM(Booster):
         if self.subsample < 1:
             p.update(bagging_fraction=self.subsample, bagging_freq=1)
         p.update(self.params or {})
+        for key in _metric_keys(p):  # pipekit's and scikit-learn's names as LightGBM's for these classes
+            p[key] = lightgbm_metric(p[key], len(self.classes_) if self.task == "classification" else 0)
         return p
+
+    def _params_as_lightgbm(self) -> dict[str, Any] | None:
+        """``params`` with the metric as LightGBM names it (:func:`lightgbm_metric`; two classes before a fit), as a
+        file's parameters are checked: a file keeps the name given, which a GBM reads as it did."""
+        if not self.params or self.task != "classification":
+            return self.params
+        n, keys = len(self.classes_) if "classes_" in vars(self) else 2, _metric_keys(self.params)
+        return {k: lightgbm_metric(v, n) if k in keys else v for k, v in self.params.items()}
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         deadline = self._deadline()  # the time counts from here, LightGBM's first import included
@@ -404,7 +511,7 @@ class GBM(Booster):
         (:func:`pipekit.backends.booster_files.check_params_to_save`, the check loading runs), so a GBM whose file
         could not be loaded is refused when it is saved, naming the setting."""
 
-        check_params_to_save(type(self).__name__, self.params, LIGHTGBM_RULES)
+        check_params_to_save(type(self).__name__, self._params_as_lightgbm(), LIGHTGBM_RULES)
         return super().params_to_data()
 
     def model_to_data(self) -> np.ndarray:
@@ -422,7 +529,7 @@ class GBM(Booster):
         parameters that are data, never a path, a network or a device setting (see
         :func:`pipekit.backends.booster_files.check_lightgbm_file_params`). A GBM built in code takes any."""
 
-        check_lightgbm_file_params(self.params)
+        check_lightgbm_file_params(self._params_as_lightgbm())
         super().state_from_data(state)
         if "booster_" in vars(self):
             held = self.booster_.current_iteration()

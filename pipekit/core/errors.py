@@ -100,6 +100,24 @@ class UnknownNameError(MissingKeyError):
     """A name (class, architecture, metric, data set) is not registered."""
 
 
+class PipekitWarning(UserWarning):
+    """The category of every warning pipekit gives (:func:`warn`'s), subclassed by the more particular ones
+    (``CacheRebuildWarning``, ``CacheWriteWarning``): a :class:`UserWarning` still, so filters on that keep working,
+    and one category to filter pipekit's warnings on as a group. A filter by ``module="pipekit"`` does not reach
+    them, since each points at the user's line that led to it, not at pipekit's. Silenced with
+    ``warnings.simplefilter("ignore", pipekit.PipekitWarning)``, made errors with pytest's
+    ``-W error::pipekit.PipekitWarning`` (or ``filterwarnings = error::pipekit.PipekitWarning``).
+
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     warnings.simplefilter("ignore", PipekitWarning)
+    ...     warn("column 'age' is blank in 3 rows")
+    ...     warnings.warn("a user's own warning")
+    >>> [str(x.message) for x in w]
+    ["a user's own warning"]
+    """
+
+
 class NotInVocab(MissingKeyError):
     """A value a vocabulary does not hold, looked up with ``vocab.o2i[value]``.
 
@@ -164,19 +182,22 @@ def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
                     warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
-def warn(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn`` pointing at the line of the user's code that led here, however deep in pipekit (or in a
-    library that called pipekit, such as scikit-learn's ``cross_val_score``) it is raised: a script, a notebook
-    cell or a test sees its own line, and so does a built-in recipe run by ``pipekit run``, installed or not, rather
-    than the ``pipekit`` command's ``sys.exit(main())``. Without such a line (a loader's worker thread), the first
-    caller outside pipekit.
+def warn(message: str, category: type[Warning] = PipekitWarning) -> None:
+    """``warnings.warn`` of a :class:`PipekitWarning` (or of ``category``: a plain ``UserWarning`` given is issued as
+    a PipekitWarning, which is one) pointing at the line of the user's code that led here, however deep in pipekit
+    (or in a library that called pipekit, such as scikit-learn's ``cross_val_score``) it is raised: a script, a
+    notebook cell or a test sees its own line, and so does a built-in recipe run by ``pipekit run``, installed or
+    not, rather than the ``pipekit`` command's ``sys.exit(main())``. Without such a line (a loader's worker thread),
+    the first caller outside pipekit.
 
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
     ...     warn("column 'age' is blank in 3 rows")
-    >>> w[0].filename.startswith(_PACKAGE), str(w[0].message)
-    (False, "column 'age' is blank in 3 rows")
+    >>> w[0].filename.startswith(_PACKAGE), str(w[0].message), w[0].category.__name__
+    (False, "column 'age' is blank in 3 rows", 'PipekitWarning')
     """
+    if category is UserWarning:  # pipekit's own all the same: in the category that silences pipekit's warnings
+        category = PipekitWarning
     frame: Any = sys._getframe(1)
     level, first_outside = 2, None
     while frame is not None:

@@ -80,7 +80,7 @@ from typing import IO, Any
 import numpy as np
 
 from pipekit.core.archive import atomic_write_bytes, new_temp_file
-from pipekit.core.errors import ParameterError, warn
+from pipekit.core.errors import ParameterError, PipekitWarning, warn
 from pipekit.data.external import pipekit_cache_dir
 
 #: The checksum scheme of packs: SHA-256 of each record, then SHA-256 of the layout and those digests.
@@ -117,8 +117,8 @@ class CacheEntryError(Exception):
         self.reason = reason
 
 
-class CacheRebuildWarning(UserWarning):
-    """A cache file could not be trusted and is being rebuilt from the source data."""
+class CacheRebuildWarning(PipekitWarning):
+    """A cache file could not be trusted and is being rebuilt from the source data (a :class:`PipekitWarning`)."""
 
 
 #: The reason given for an entry an older pipekit wrote (its checksum record is of an older CHECKSUM_ALGO).
@@ -151,8 +151,9 @@ def warn_rebuild(path: str | os.PathLike, reason: str) -> None:
     warn(f"cache file {path}: {reason}; rebuilding it from the source data", CacheRebuildWarning)
 
 
-class CacheWriteWarning(UserWarning):
-    """A cache folder could not be written; the data is kept in memory for this run and built again next run."""
+class CacheWriteWarning(PipekitWarning):
+    """A cache folder could not be written; the data is kept in memory for this run and built again next run (a
+    :class:`PipekitWarning`)."""
 
 
 _UNWRITABLE_SAID: set[str] = set()

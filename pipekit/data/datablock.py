@@ -31,7 +31,7 @@ from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, called_o
                                   is_item_getter, item_at, rows_column)
 from pipekit.data.items import names_files, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
-from pipekit.data.splitters import RandomSplitter, Splitter, check_disjoint, row_index
+from pipekit.data.splitters import GrandparentSplitter, RandomSplitter, Splitter, check_disjoint, row_index
 from pipekit.data.store import OUTSIDE_LOADER, ListStore, gathering
 from pipekit.data.transform import (BatchPipeline, BatchTransform, Transform, as_list, as_transform,
                                     grouped_batch_tfms)
@@ -1029,8 +1029,15 @@ def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
     if len(train) + len(valid) < len(items):
         keep = np.sort(np.concatenate([train, valid]))
         left = np.setdiff1d(np.arange(len(items)), keep)
+        if isinstance(splitter, GrandparentSplitter):  # a split by folder: list only the split's folders
+            folders = [splitter.train_name, splitter.valid_name]
+            fix = (f"list only the split's folders, get_items=partial(get_image_files, folders={folders!r}) "
+                   "(get_files and get_text_files take folders= too)")
+        else:
+            fix = "give get_items only the items to split"
         warn(f"{len(left)} of {len(items)} items are in neither the training nor the validation set "
-             f"and are left out (first: {item_at(items, int(left[0]))!r})")
+             f"and are left out (first: {item_at(items, int(left[0]))!r}); to leave them out without this warning, "
+             f"{fix}, or use a splitter that places every item")
         remap = np.full(len(items), -1, dtype=np.int64)
         remap[keep] = np.arange(len(keep))
         items, train, valid = items[keep], remap[train], remap[valid]

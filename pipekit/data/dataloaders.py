@@ -573,7 +573,8 @@ def _left_out_of_splits(items: Any, splits: Sequence[np.ndarray], who: str) -> t
     left = np.setdiff1d(np.arange(n), kept)
     warn(f"{who}: {len(left)} of {n} items are in neither the training nor the validation set and are left out "
          f"of its train and valid subsets and their loaders (first: item {int(left[0])}, "
-         f"{_item(_one(items, int(left[0])))!r:.80})")
+         f"{_item(_one(items, int(left[0])))!r:.80}); to leave them out without this warning, give only the items "
+         "to split, or splits=[train_idx, valid_idx] that place every item")
     row = np.full(n, -1, dtype=np.int64)
     row[kept] = np.arange(len(kept))
     return kept, row
