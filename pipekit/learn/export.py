@@ -1235,12 +1235,16 @@ def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     return write_archive(path, "checkpoint", record, arrays, weights=_unshared(tensors))
 
 
-def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = True, strict: bool = True,
-                    restore_state: bool = True) -> Learner:
+def load_checkpoint(learn: Learner, name: str | os.PathLike, device: str | torch.device | None = None,
+                    with_opt: bool = True, strict: bool = True, restore_state: bool = True) -> Learner:
     """``learn.load``: a checkpoint written by ``learn.save`` (never unpickles code); sets ``resume_epoch``
     and returns the learner. ``restore_state=False`` loads weights (and optimiser) only, leaving the
     epoch counters, loader seeds, random states and callback states alone (used to reload the best model
     at the end of a fit).
+
+    ``device`` (a ``torch.device`` or a name such as ``'cpu'`` or ``'cuda:1'``; None: the learner's,
+    ``learn.device``) is where the file's weights and optimiser state are read to, as fastai's ``learn.load(name,
+    device=...)`` maps them; they are then copied into the model and its optimiser, which stay on ``learn.device``.
 
     Every field is checked against this learner before anything is set: the weights against the model's names
     and shapes, the optimiser state against its parameter groups and parameters, the epoch, loader counters and
@@ -1262,6 +1266,11 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     >>> all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(), learn.model.parameters()))
     True
     """
+    if isinstance(device, bool):  # learn.load(name, False): the second argument is the device, as in fastai
+        raise ParameterError(f"Learner.load: device={device} is not a device; the second argument is the device "
+                             "(learn.load(name, device='cpu')), and with_opt is given by name: "
+                             f"learn.load(name, with_opt={device})")
+    dev = checked_device(learn.device if device is None else device, "Learner.load")
     path = checkpoint_path(learn, name)
     if not path.exists():
         raise FileNotFoundError(f"Learner.load: no checkpoint at {path} (saved with learn.save({Path(name).stem!r}) "
@@ -1278,6 +1287,8 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
         tensors = archive.tensors()
     except ExportError as e:
         raise ExportError(f"Learner.load: {e}") from None
+    # the model's and the optimiser's tensors to the device asked for; the callbacks' states stay as read
+    tensors = {k: v.to(dev) if k.startswith(("model.", "opt.")) else v for k, v in tensors.items()}
     model = unwrapped(learn.model)  # a compiled learner's model shares the parameters of the one it runs
     weights = _model_tensors(tensors)
     partial = _check_weights(where, model, weights, strict)

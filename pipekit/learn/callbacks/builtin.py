@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipekit.core.archive import hidden_temp_name, new_temp_file
 from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_state, finite_number
 from pipekit.data.lists import L
@@ -32,12 +33,46 @@ from pipekit.learn.hooks import HookCallback
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation",
            "GradientClip", "BnFreeze", "MixedPrecision", "ActivationStats", "ParamScheduler", "LRFinder",
-           "TimeLimit"]
+           "TimeLimit", "writable_folder"]
 
 _POSITIVE = Interval(0, None, closed="neither")
 _COUNT = Interval(1, None, integer=True)
 #: a plateau callback's patience: 0 acts as 1 (the first epoch without improvement), as fastai takes it
 _PATIENCE = Interval(0, None, integer=True)
+#: how a callback writing under ``learn.path`` is given another folder (the end of :func:`writable_folder`'s message)
+LEARNER_FOLDER = "Learner(..., path='<a writable folder>') or learn.path = Path('<a writable folder>')"
+
+
+def _write_probe(folder: Path) -> None:
+    """Create, then remove, an empty hidden file in ``folder`` as a save does (:func:`new_temp_file`); raises the
+    file system's OSError when that cannot be done (a read-only mount, a folder of another user's)."""
+    fd, probe = new_temp_file(folder, lambda: hidden_temp_name(folder / "write-test"))
+    os.close(fd)
+    probe.unlink()
+
+
+def writable_folder(folder: str | os.PathLike, who: str, fix: str) -> Path:
+    """``folder``, made if missing, once a file has been written in it and removed again; where that cannot be done,
+    the file system's OSError (of the same kind) with a message that starts with ``who``, names the folder and why,
+    and ends with ``fix``, the ways to give ``who`` another folder (e.g. :data:`LEARNER_FOLDER`). Callbacks that
+    write during a fit call it in ``before_fit``, so a folder they cannot write stops the fit before its first epoch
+    rather than after it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_probe(folder)
+    except OSError as e:
+        # a file in the way (at the folder's name, or at one of the folders above it) is said by its name
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        if in_the_way == folder:
+            why = "a file of that name is there"
+        elif in_the_way is not None:
+            why = f"{in_the_way} is a file, not a folder"
+        else:
+            why = e.strerror or str(e)
+        msg = f"{who} writes in the folder {folder}, which cannot be written ({why}); give it a writable folder: {fix}"
+        raise (type(e)(e.errno, msg) if e.errno is not None else type(e)(msg)) from None
+    return folder
 
 
 class TrackerCallback(Callback):
@@ -151,7 +186,9 @@ class SaveModelCallback(TrackerCallback):
     """Saves the model when ``monitor`` improves (``fname``), or every epoch with ``every_epoch=True``
     (``fname_{epoch}``; ``every_epoch=n`` saves the epochs whose number is a multiple of ``n``: 0, n, 2n, ...,
     as fastai does); at the end of training the best model is loaded back unless ``at_end`` (then the last model
-    is saved).
+    is saved). The checkpoints go to ``learn.path / learn.model_dir``, made and tried as the fit starts: a folder
+    that cannot be written (a read-only dataset folder) stops the fit before its first epoch, with an error naming
+    it and how to give another (``Learner(..., path=...)``, ``learn.path``, ``learn.model_dir``).
 
     Early stopping only takes effect once the epoch is over, so the model of the epoch in which training
     stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (66)
@@ -177,6 +214,13 @@ class SaveModelCallback(TrackerCallback):
     def judges_epochs(self) -> bool:
         """Whether the model is saved when ``monitor`` improves (not every epoch, nor once at the end)."""
         return not (self.every_epoch or self.at_end)
+
+    def before_fit(self) -> None:
+        super().before_fit()
+        if is_main_process():  # the one process that writes: a folder it cannot write stops the fit before epoch 0
+            writable_folder(checkpoint_path(self.learn, self.fname).parent, "SaveModelCallback",
+                            f"{LEARNER_FOLDER} (checkpoints go to learn.path / learn.model_dir), or learn.model_dir = "
+                            "'<an absolute writable folder>'")
 
     def after_epoch(self) -> None:
         if self.every_epoch:

@@ -7,19 +7,27 @@ of the losses drawn as training goes (``ShowGraphCallback``).
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import os
+import socket
 import time
+import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from pipekit.core.errors import DataError
-from pipekit.core.validate import Interval, Is
+from pipekit.core.errors import DataError, warn
+from pipekit.core.validate import BOOL, Interval, Is
 from pipekit.data.plotting import _next_png, get_pyplot, plot_mode, savefig_or_show
+from pipekit.learn.callbacks.builtin import LEARNER_FOLDER, writable_folder
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
+from pipekit.learn.registry import unwrapped
 
 __all__ = ["CSVLogger", "ShowGraphCallback", "TensorBoardCallback"]
 
@@ -35,7 +43,8 @@ class CSVLogger(Callback):
 
     With ``append=False`` each fit starts the file anew; with ``append=True`` the lines go after those
     already there (the header is written once; a file whose header names other columns is refused rather
-    than mixed). ``read_log()`` reads the file back as a pandas DataFrame.
+    than mixed). ``read_log()`` reads the file back as a pandas DataFrame. A folder the file cannot be written in
+    stops the fit before its first epoch, with an error naming it.
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
@@ -59,7 +68,10 @@ class CSVLogger(Callback):
             return
         header = self.learn.recorder.metric_names
         path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        writable_folder(path.parent, "CSVLogger",
+                        f"CSVLogger(fname='<a writable folder>/{Path(self.fname).name}')"
+                        if Path(self.fname).is_absolute() else
+                        f"{LEARNER_FOLDER}, or CSVLogger(fname='<a writable folder>/{Path(self.fname).name}')")
         existing = path.exists() and path.stat().st_size > 0
         if self.append and existing:
             with open(path, newline="") as f:
@@ -101,24 +113,78 @@ def _require_tensorboard() -> None:
                                   "'tensorboard' package: pip install tensorboard", name="tensorboard") from None
 
 
+#: what TensorBoardCallback(log_preds=True) is refused with: pipekit draws predictions where figures are seen
+_NO_LOG_PREDS = ("False: pipekit's TensorBoardCallback logs no figure of predictions (learn.show_results draws them "
+                 "where figures are seen, a notebook, a window or a PNG, and hands none to TensorBoard); after the "
+                 "fit, draw them with learn.show_results(max_n=9, path='results.png')")
+
+
+def _run_name() -> str:
+    """A TensorBoard run's folder name as ``SummaryWriter()`` makes it: the date and time, then the host."""
+    return f"{datetime.now():%b%d_%H-%M-%S}_{socket.gethostname()}"
+
+
+def _new_run_folder(runs: Path) -> Path:
+    """A new, empty folder for one TensorBoard run in ``runs``, named as ``SummaryWriter()`` names its folders
+    (``Jan05_14-03-22_host``), with ``_2``, ``_3``... after the name when that folder is already there (a second
+    run started in the same second, by this process or another)."""
+    base = _run_name()
+    for k in range(1, 10_000):
+        folder = runs / (base if k == 1 else f"{base}_{k}")
+        try:
+            folder.mkdir()  # made here, or taken already: two runs never share a folder
+        except FileExistsError:
+            continue
+        return folder
+    raise FileExistsError(f"no new run folder could be made in {runs}: {base} and 9,999 numbered after it are taken")
+
+
 class TensorBoardCallback(Callback):
-    """Logs to TensorBoard event files in ``log_dir`` (default ``learn.path / 'runs'``): the training loss
-    and each parameter group's learning rate per batch (``train_loss``, ``lr/0``, ``lr/1``...), the
-    validation loss and the metrics per epoch, and ``n_images`` images of the first training batch as the
-    model sees them before normalisation (``batch``). Steps count training batches over every fit this
-    callback has seen. Needs the ``tensorboard`` package (``pip install tensorboard``).
+    """Logs to TensorBoard event files: the training loss and each parameter group's learning rate per batch
+    (``train_loss``, ``lr/0``, ``lr/1``...), the validation loss and the metrics per epoch, and ``n_images``
+    images of the first training batch as the model sees them before normalisation (``batch``). Steps count
+    training batches over every fit this callback has seen. Needs the ``tensorboard`` package (``pip install
+    tensorboard``).
+
+    Each callback is one run: without ``log_dir`` it writes to a new folder under ``learn.path / 'runs'``, named as
+    ``SummaryWriter()`` names its runs (date, time and host, e.g. ``runs/Jan05_14-03-22_host``; ``_2``... after it
+    for a second run started in the same second), chosen at the callback's first fit and kept for its later fits
+    (``run_dir``). So two experiments (two learners, or two callbacks) are two runs in ``tensorboard --logdir
+    <learn.path>/runs``, never one run whose steps start again at 0. ``log_dir`` writes to that folder as given, for
+    every fit. A folder that cannot be written stops the fit before its first epoch, with an error naming it.
+
+    ``trace_model=True`` writes the model's graph once, at the callback's first fit (``writer.add_graph`` on the
+    inputs of one training batch, the model in eval mode without gradients); a model that cannot be traced gets a
+    warning saying why no graph was written, and training goes on. It is off by default (fastai's default is on):
+    tracing unrolls the model for one batch, about a second for a ResNet-34, and more than a minute for an AWD-LSTM
+    text classifier, which reads its text in windows. ``log_preds`` and ``n_preds`` are fastai's arguments:
+    ``log_preds=False`` is accepted, and ``True`` is refused; after the fit, ``learn.show_results(max_n=n_preds,
+    path='results.png')`` draws the predictions of a validation batch.
+
+    >>> from pipekit.learn import TensorBoardCallback
+    >>> cb = TensorBoardCallback(trace_model=True)       # learn.fit(..., cbs=cb); tensorboard --logdir <path>/runs
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 58  # after the Recorder (50): the epoch's row is written
     run_valid = False
     param_constraints = {"n_images": Interval(0, None, integer=True),
-                         "log_dir": Is(lambda d: d is None or isinstance(d, (str, os.PathLike)), "None or a folder")}
+                         "log_dir": Is(lambda d: d is None or isinstance(d, (str, os.PathLike)), "None or a folder"),
+                         "trace_model": BOOL,
+                         "log_preds": Is(lambda v: v is False, _NO_LOG_PREDS),
+                         "n_preds": Interval(1, None, integer=True)}
 
-    def __init__(self, log_dir: str | os.PathLike | None = None, n_images: int = 8):
-        self.log_dir, self.n_images = log_dir, n_images
+    def __init__(self, log_dir: str | os.PathLike | None = None, trace_model: bool = False, log_preds: bool = False,
+                 n_preds: int = 9, n_images: int = 8):
+        self.log_dir, self.trace_model, self.log_preds, self.n_preds = log_dir, trace_model, log_preds, n_preds
+        self.n_images = n_images
         self.check_params()
         _require_tensorboard()
+
+    @property
+    def run_dir(self) -> Path | None:
+        """The folder this callback writes its run to: ``log_dir``, or the one made at its first fit (None before)."""
+        return Path(self.log_dir) if self.log_dir is not None else getattr(self, "_run_dir", None)
 
     def before_fit(self) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -126,11 +192,47 @@ class TensorBoardCallback(Callback):
         self.writer = None
         if not is_main_process():
             return
-        folder = Path(self.log_dir) if self.log_dir is not None else Path(self.learn.path) / "runs"
+        if self.run_dir is None:  # the callback's first fit: a run of its own under learn.path/runs
+            runs = writable_folder(Path(self.learn.path) / "runs", "TensorBoardCallback",
+                                   f"{LEARNER_FOLDER}, or TensorBoardCallback(log_dir='<a writable folder>')")
+            folder = self._run_dir = _new_run_folder(runs)
+        else:
+            folder = writable_folder(self.run_dir, "TensorBoardCallback",
+                                     "TensorBoardCallback(log_dir='<a writable folder>')")
         self.writer = SummaryWriter(log_dir=str(folder))
         self.step_ = getattr(self, "step_", 0)
+        if self.trace_model and not getattr(self, "_graph_tried", False):  # once: the model's graph does not change
+            self._graph_tried = True
+            self._write_graph()
         if self.n_images:
             self._log_images()
+
+    def _write_graph(self) -> None:
+        """The model's graph, traced on the inputs of one training batch in eval mode without gradients; a model
+        that cannot be traced is said in a warning, and the fit goes on."""
+        learn = self.learn
+        model = unwrapped(learn.model)  # a compiled or distributed model's own module: the one that traces
+        was_training = model.training
+        try:
+            dl = learn.dls.train
+            b = dl.one_batch()
+            b = (b,) if isinstance(b, torch.Tensor) else tuple(b)
+            xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in b[:dl.n_inp])
+            model.eval()
+            assert self.writer is not None
+            # the tracer's warnings say a trace may not fit other inputs (it only draws the graph here), and
+            # tensorboard prints its own line on a failure, which the warning below replaces
+            with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                # add_graph traces with torch.jit.trace, which torch marks deprecated: nothing the user can change
+                warnings.filterwarnings("ignore", "`torch.jit.trace", DeprecationWarning)
+                self.writer.add_graph(model, xb)
+        except Exception as e:
+            warn(f"TensorBoardCallback(trace_model=True): the model graph was not written: {type(model).__name__} "
+                 f"could not be traced on a training batch ({type(e).__name__}: {str(e)[:300]}); training goes on. "
+                 "Give trace_model=False not to try")
+        finally:
+            model.train(was_training)
 
     def _log_images(self) -> None:
         dl = self.learn.dls.train
