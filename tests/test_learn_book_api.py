@@ -248,6 +248,24 @@ def test_roc_auc_binary_on_a_two_class_cnn_and_metrics_of_one_name_recorded_apar
     assert stop.best_ == pytest.approx(learn.recorder.value("accuracy_multi_2"))
 
 
+def test_lr_find_sweeps_fastais_rates_and_cuts_a_nan_curve_as_fastai(tiny):
+    learn = _mlp(tiny)
+    res = learn.lr_find(start_lr=1e-5, end_lr=1.0, num_it=20, stop_div=False, suggest_funcs=minimum, show_plot=False)
+    # batch i at start * (end / start) ** (i / num_it), fastai's rates: the last one a step short of end_lr
+    assert np.allclose(res.lrs, [1e-5 * (1e5) ** (i / 20) for i in range(20)], rtol=1e-9)
+    assert res.lrs[-1] == pytest.approx(10 ** -0.25)
+    # a curve whose loss turns NaN at point 60 of 100 (stop_div=False): fastai cuts its first tenth and last five
+    # points, then stops at the NaN, so the suggestions read points 10 to 59
+    lrs = np.geomspace(1e-7, 10, 100)
+    losses = 2.0 - np.sin(np.linspace(0, 3, 100))
+    losses[60:] = np.nan
+    from pipekit.learn.schedule import _suggestion_curve
+
+    cut_lrs, cut_losses = _suggestion_curve(lrs, losses, 100)
+    assert np.array_equal(cut_lrs, lrs[10:60]) and np.isfinite(cut_losses).all()
+    assert minimum(cut_lrs, cut_losses) == pytest.approx(lrs[int(np.argmin(losses[10:60])) + 10] / 10)
+
+
 def test_lr_find_sweeps_without_the_learners_trackers_and_leaves_its_history(tiny, tmp_path):
     from pipekit.learn import EarlyStoppingCallback, SaveModelCallback
 

@@ -297,10 +297,13 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
 # from the same sweep: lr_find gives them the curve without its first tenth (noise from the start) and its last
 # five points (usually past divergence), cut before any non-finite loss.
 def _suggestion_curve(lrs: np.ndarray, losses: np.ndarray, num_it: int) -> tuple[np.ndarray, np.ndarray]:
-    bad = np.flatnonzero(~np.isfinite(losses))
-    n = int(bad[0]) if len(bad) else len(losses)
-    hi = max(n - 5, 2)
+    """The points the suggestions read, fastai's: the recorded curve less its first ``num_it // 10`` and last 5
+    points, then cut at its first non-finite loss (at least two points, however short the sweep)."""
+    hi = max(len(losses) - 5, 2)
     lo = min(num_it // 10, hi - 2)
+    bad = np.flatnonzero(~np.isfinite(losses[lo:hi]))
+    if len(bad):
+        hi = max(lo + int(bad[0]), min(lo + 2, hi))
     return lrs[lo:hi], losses[lo:hi]
 
 

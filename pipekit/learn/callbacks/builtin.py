@@ -897,7 +897,9 @@ class ParamScheduler(Callback):
 
 
 class LRFinder(Callback):
-    """Grows the lr exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches, recording the loss.
+    """Grows the lr exponentially from ``start_lr`` towards ``end_lr`` over ``num_it`` batches, recording the loss:
+    batch ``i`` (from 0) trains at ``start_lr * (end_lr / start_lr) ** (i / num_it)``, fastai's rates (the last a step
+    short of ``end_lr``).
     ``stop_div`` stops the sweep once the smoothed loss is not finite, or, after the first ``num_it // 10``
     batches, above 4 times its lowest since then."""
 
@@ -919,7 +921,7 @@ class LRFinder(Callback):
         self._i, self._best, self._avg = 0, math.inf, 0.0
 
     def before_batch(self) -> None:
-        self._lr = self.start_lr * (self.end_lr / self.start_lr) ** (self._i / max(1, self.num_it - 1))
+        self._lr = self.start_lr * (self.end_lr / self.start_lr) ** (self._i / self.num_it)
         self.learn.optimizer.set_hyper("lr", self._lr)
 
     def after_batch(self) -> None:
