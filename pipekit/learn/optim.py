@@ -39,19 +39,29 @@ _NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.
 
 
 _FUSED_DEVICES = ("cpu", "cuda")
+#: on the CPU with several torch threads, the fused kernel pays off when the parameter tensors average this many
+#: elements (a collab model's embedding tables): it splits every tensor across the threads, which for a large one
+#: replaces the five or so thread-parallel passes of the per-tensor step by one
+_FUSED_CPU_MEAN_NUMEL = 1 << 16
+#: ... and are few: a CNN's dozens of tensors (large convolutions beside small norm layers) keep the per-tensor step
+_FUSED_CPU_MAX_TENSORS = 16
 
 
 def _fusable(params: list[dict[str, Any]]) -> bool:
     """Whether torch's fused (one kernel per step) AdamW can take these parameters, and pays off.
 
-    On CPU only with one torch thread: with several, the fused kernel splits even small tensors across
-    threads, and on a busy machine waiting for them costs far more than the kernel saves.
+    On CPU with one torch thread, or with several when the tensors are few and large (on average
+    ``_FUSED_CPU_MEAN_NUMEL`` elements or more, as a collab model's embedding tables). With several threads the fused kernel splits even small
+    tensors across them, and on a busy machine waiting for the threads costs far more than the kernel saves
+    for a model of many small tensors (a CNN, a tabular MLP); for a few large embedding tables it is the
+    per-tensor step's many passes over memory, each a wait for the threads, that cost.
     """
     ts = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
     if not ts or not all(isinstance(p, torch.Tensor) and p.is_floating_point() and not p.is_sparse
                          and p.device.type in _FUSED_DEVICES for p in ts):
         return False
-    return all(p.device.type != "cpu" for p in ts) or torch.get_num_threads() == 1
+    return (all(p.device.type != "cpu" for p in ts) or torch.get_num_threads() == 1
+            or (len(ts) <= _FUSED_CPU_MAX_TENSORS and sum(p.numel() for p in ts) >= _FUSED_CPU_MEAN_NUMEL * len(ts)))
 
 
 # what each optimiser's keyword arguments take, declared beside it: it checks them as it is built, and a file's
