@@ -646,7 +646,9 @@ def atomic_write_bytes(dest: str | os.PathLike, data: bytes | bytearray | memory
 def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[str, np.ndarray] | None = None,
                   weights: dict[str, Any] | None = None) -> Path:
     """Write a pipekit file: one zip (a temporary file renamed over ``path``), or, when ``path`` has no extension or is
-    a folder, the same files written into that folder (see ``_write_folder``)."""
+    a folder, the same files written into that folder (see ``_write_folder``). A file that cannot be written raises the
+    file system's OSError (of the same kind, the original as its ``__cause__``) naming ``path`` and its folder, never
+    the temporary file beside it."""
     from pipekit import __version__
 
     files = {"manifest.json": json.dumps({"format": FORMAT, "version": VERSION, "kind": kind,
@@ -661,12 +663,20 @@ def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[
 
         files["weights.safetensors"] = save({k: v.detach().cpu().contiguous() for k, v in weights.items()})
     path = Path(path)
-    if path.is_dir() or not path.suffix:
-        return _write_folder(path, files)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as f, zipfile.ZipFile(f, "w") as z:
-        for k, v in files.items():
-            z.writestr(k, v, compress_type=zipfile.ZIP_STORED if k.endswith(".safetensors") else zipfile.ZIP_DEFLATED)
+    folder = path if path.is_dir() or not path.suffix else path.parent
+    try:
+        if folder is path:
+            return _write_folder(path, files)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as f, zipfile.ZipFile(f, "w") as z:
+            for k, v in files.items():
+                z.writestr(k, v, compress_type=zipfile.ZIP_STORED if k.endswith(".safetensors") else zipfile.ZIP_DEFLATED)
+    except OSError as e:  # said of the file asked for, not of the temporary file beside it
+        msg = f"cannot write {path} (in the folder {folder.resolve()}): {e.strerror or e}"
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            msg += ("; the folder cannot be written: give a path in a folder you can write to (an absolute one such as "
+                    "/tmp/model.pipekit, or a relative one under a writable learn.path)")
+        raise (type(e)(e.errno, msg) if e.errno is not None else type(e)(msg)) from e
     return path
 
 

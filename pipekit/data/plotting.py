@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ParameterError, PipekitWarning, warn
 
 #: matplotlib's non-interactive backends: they can only write files
 _FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -40,10 +40,66 @@ def plot_mode() -> str:
 
 
 def plot_dir() -> Path:
-    """Folder where figures are written when they cannot be shown: $PIPEKIT_PLOTS or ./pipekit_plots."""
+    """Folder where figures are written when they cannot be shown: $PIPEKIT_PLOTS or ./pipekit_plots (made if
+    missing; the file system's OSError when it cannot be)."""
     d = Path(os.environ.get("PIPEKIT_PLOTS", "pipekit_plots"))
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+class PlotWriteWarning(PipekitWarning):
+    """The plot folder (``$PIPEKIT_PLOTS``, default ``./pipekit_plots``) could not be written: a figure that could not be
+    shown was not saved, and the call went on (a :class:`PipekitWarning`)."""
+
+
+_UNWRITABLE_SAID: set[str] = set()  # plot folders already warned about in this process
+
+
+def _why(error: OSError, folder: Path) -> str:
+    """Why ``folder`` cannot be written, in words: a file in the way is named, else the file system's reason."""
+    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way == folder:
+        return "a file of that name is there"
+    if in_the_way is not None:
+        return f"{in_the_way} is a file, not a folder"
+    return error.strerror or str(error)
+
+
+def _warn_unwritable(folder: Path, error: OSError) -> None:
+    """Say once per folder and process that figures cannot be written to the plot ``folder``, and how to fix it."""
+    key = os.fspath(folder)
+    if key in _UNWRITABLE_SAID:
+        return
+    _UNWRITABLE_SAID.add(key)
+    now = os.environ.get("PIPEKIT_PLOTS")
+    warn(f"the plot folder {key} cannot be written ({_why(error, folder)}): figures that cannot be shown are not "
+         f"saved in this run. Set PIPEKIT_PLOTS=<a writable folder>{f' (it is {now})' if now else ''}, or give the "
+         "call path=<a .png file in a writable folder> to save one figure", PlotWriteWarning)
+
+
+def _write_png(fig: Any, path: str | os.PathLike | None, name: str) -> Path | None:
+    """Write ``fig`` to ``path`` or, with none, to the next ``plot_dir()/name.png``. A ``path`` the user gave that
+    cannot be written raises the file system's OSError (of the same kind, the original as its cause) naming the file,
+    its folder and the reason; a plot folder that cannot be written is warned about once (:class:`PlotWriteWarning`)
+    and nothing is written (None)."""
+    if path is not None:
+        out = Path(path)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out, dpi=100, bbox_inches="tight")
+        except OSError as e:
+            msg = (f"cannot write the figure to {out}: the folder {out.parent} cannot be written "
+                   f"({_why(e, out.parent)}); give path= a file in a writable folder")
+            raise (type(e)(e.errno, msg) if e.errno is not None else type(e)(msg)) from e
+        return out
+    folder = Path(os.environ.get("PIPEKIT_PLOTS", "pipekit_plots"))
+    try:
+        out = _next_png(name)
+        fig.savefig(out, dpi=100, bbox_inches="tight")
+    except OSError as e:
+        _warn_unwritable(folder, e)
+        return None
+    return out
 
 
 _DRAWN: dict[str, int] = {}  # figures of each name this process wrote to plot_dir()
@@ -79,9 +135,7 @@ def savefig_or_show(fig: Any, path: str | os.PathLike | None = None, name: str =
     mode = plot_mode()
     out = None
     if path is not None or mode == "file":
-        out = Path(path) if path is not None else _next_png(name)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=100, bbox_inches="tight")
+        out = _write_png(fig, path, name)
     manager = fig.canvas.manager
     managed = manager is not None and plt.fignum_exists(manager.num)
     if mode == "window":
@@ -155,8 +209,13 @@ def _drawn_on(ax: Any) -> Path | None:
     if grid is None or plot_mode() != "file":
         return None
     if grid[1] is None:
-        grid[1] = _next_png(grid[0])
-    fig.savefig(grid[1], dpi=100, bbox_inches="tight")
+        grid[1] = _write_png(fig, None, grid[0])
+        return grid[1]
+    try:
+        fig.savefig(grid[1], dpi=100, bbox_inches="tight")
+    except OSError as e:
+        _warn_unwritable(grid[1].parent, e)
+        return None
     return grid[1]
 
 
@@ -400,12 +459,11 @@ def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "t
         display(Shown(html_table(list(frame.columns), rows), _table_text(frame)))
         if path is None:
             return None
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
         fig = _table_figure(frame)
-        fig.savefig(out, dpi=100, bbox_inches="tight")
-        get_pyplot().close(fig)
-        return out
+        try:
+            return _write_png(fig, path, name)
+        finally:
+            get_pyplot().close(fig)
     print(_table_text(frame))
     return savefig_or_show(_table_figure(frame), path, name=name)
 

@@ -29,6 +29,7 @@ from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, Recorder,
                                      TensorBoardCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback)
 from pipekit.data.transform import as_list
+from pipekit.learn.callbacks.builtin import writable_folder
 from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.optim import LR_OR_NONE, lr_range
 
@@ -478,7 +479,8 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     until the next fit records its own. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
     any ``TrackerCallback``), ``TimeLimit``, loggers and the table of epochs (the progress bar shows it, unless
     ``learn.no_bar()``); ``show_plot`` draws loss vs lr with
-    the suggestions (PNG when headless).
+    the suggestions (PNG when headless: to ``path``, whose folder is checked before the sweep, or to
+    ``$PIPEKIT_PLOTS``; a plot folder that cannot be written is warned about and the suggestions are still returned).
 
     Example:
         >>> import pipekit.datasets as D
@@ -498,6 +500,10 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     if len(set(names)) != len(names):
         raise ParameterError(f"lr_find: suggest_funcs has two functions named alike ({names}); each suggestion is "
                              "read by its function's name")
+    if show_plot and path is not None:  # a path= that cannot be written is said before the sweep, not after it
+        writable_folder(Path(path).parent, "lr_find's path=",
+                        "path=<a .png file in a writable folder>, or leave path out (figures that cannot be shown "
+                        "then go to $PIPEKIT_PLOTS, default ./pipekit_plots)")
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
     n_epoch = max(1, math.ceil(num_it / max(1, len(learn.dls.train))))  # no batch: fit says why
     model_state = copy.deepcopy(learn.model.state_dict())
