@@ -118,3 +118,17 @@ def test_an_export_into_an_unwritable_folder_names_the_file_asked_for(
     assert isinstance(info.value.__cause__, PermissionError) and ".tmp" in str(info.value.__cause__)
     monkeypatch.setattr(archive, "new_temp_file", real)
     assert mnist_learner.export(tmp_path / "again.pipekit").is_file()  # a writable folder still takes it
+
+
+def test_show_graph_in_an_unwritable_plot_folder_warns_and_the_fit_goes_on(mnist_learner, blocked, monkeypatch):
+    from pipekit.learn import Learner, ShowGraphCallback
+
+    monkeypatch.setenv("PIPEKIT_PLOTS", str(blocked / "plots"))
+    learn = Learner(mnist_learner.dls, mnist_learner.model, loss_func=mnist_learner.loss_func)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        learn.fit(1, 1e-3, cbs=ShowGraphCallback())
+    assert len(learn.recorder.values) == 1 and len(plot_warnings(caught)) == 1
+    # a file the user named that cannot be written says which and why
+    with pytest.raises(OSError, match="cannot write the figure to .*loss.png"):
+        learn.fit(1, 1e-3, cbs=ShowGraphCallback(path=blocked / "loss.png"))

@@ -32,7 +32,7 @@ from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Options, check
-from pipekit.data.plotting import get_pyplot, savefig_or_show
+from pipekit.data.plotting import _write_png, get_pyplot, savefig_or_show
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.metrics import get_metric
 
@@ -568,8 +568,7 @@ def plot_partial_dependence(pd: PartialDependence | Any, data: Any = None, featu
         return savefig_or_show(fig, path, name="partial_dependence")
     if path is None:
         return None
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return Path(path)
+    return _write_png(fig, path, "partial_dependence")
 
 
 def _panels(features: Any) -> list[Any]:

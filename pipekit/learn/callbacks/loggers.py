@@ -23,7 +23,7 @@ import torch
 
 from pipekit.core.errors import DataError, warn
 from pipekit.core.validate import BOOL, Interval, Is
-from pipekit.data.plotting import _next_png, get_pyplot, plot_mode, savefig_or_show
+from pipekit.data.plotting import _next_png, _warn_unwritable, _write_png, get_pyplot, plot_mode, savefig_or_show
 from pipekit.learn.callbacks.builtin import LEARNER_FOLDER, writable_folder
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
@@ -304,7 +304,10 @@ class ShowGraphCallback(Callback):
         if self.path is not None:
             self.file_ = Path(self.path)
         elif self.mode_ == "file":
-            self.file_ = _next_png("loss_graph")
+            try:
+                self.file_ = _next_png("loss_graph")
+            except OSError as e:  # the plot folder cannot be made: said once, the fit goes on
+                _warn_unwritable(Path(os.environ.get("PIPEKIT_PLOTS", "pipekit_plots")), e)
 
     def _figure(self) -> Any:
         rec = self.learn.recorder
@@ -329,9 +332,14 @@ class ShowGraphCallback(Callback):
         if not self.active_:
             return
         fig = self._figure()
-        if self.file_ is not None:
-            self.file_.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(self.file_, dpi=100, bbox_inches="tight")
+        if self.file_ is not None and self.path is not None:
+            _write_png(fig, self.file_, "loss_graph")  # the user's file: one that cannot be written says so
+        elif self.file_ is not None:
+            try:
+                fig.savefig(self.file_, dpi=100, bbox_inches="tight")
+            except OSError as e:  # the plot folder: said once, the fit goes on without the file
+                _warn_unwritable(self.file_.parent, e)
+                self.file_ = None
         if self.mode_ == "inline":
             from IPython.display import display
 
