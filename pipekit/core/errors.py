@@ -183,12 +183,11 @@ def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
 
 
 def warn(message: str, category: type[Warning] = PipekitWarning) -> None:
-    """``warnings.warn`` of a :class:`PipekitWarning` (or of ``category``: a plain ``UserWarning`` given is issued as
-    a PipekitWarning, which is one) pointing at the line of the user's code that led here, however deep in pipekit
-    (or in a library that called pipekit, such as scikit-learn's ``cross_val_score``) it is raised: a script, a
-    notebook cell or a test sees its own line, and so does a built-in recipe run by ``pipekit run``, installed or
-    not, rather than the ``pipekit`` command's ``sys.exit(main())``. Without such a line (a loader's worker thread),
-    the first caller outside pipekit.
+    """``warnings.warn`` of a :class:`PipekitWarning` (or of ``category``, one of its kinds) pointing at the line of
+    the user's code that led here, however deep in pipekit (or in a library that called pipekit, such as
+    scikit-learn's ``cross_val_score``) it is raised: a script, a notebook cell or a test sees its own line, and so
+    does a built-in recipe run by ``pipekit run``, installed or not, rather than the ``pipekit`` command's
+    ``sys.exit(main())``. Without such a line (a loader's worker thread), the first caller outside pipekit.
 
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
@@ -196,8 +195,6 @@ def warn(message: str, category: type[Warning] = PipekitWarning) -> None:
     >>> w[0].filename.startswith(_PACKAGE), str(w[0].message), w[0].category.__name__
     (False, "column 'age' is blank in 3 rows", 'PipekitWarning')
     """
-    if category is UserWarning:  # pipekit's own all the same: in the category that silences pipekit's warnings
-        category = PipekitWarning
     frame: Any = sys._getframe(1)
     level, first_outside = 2, None
     while frame is not None:

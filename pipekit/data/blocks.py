@@ -408,7 +408,7 @@ def warn_near_labels(vocab: Sequence[Any], what: str) -> None:
         shown = "; ".join(" and ".join(repr(v) for v in g) for g in near[:5])
         warn(f"the {what} hold classes that differ only by {'spaces around them' if spaces else 'case'}{how} "
              f"({shown}{'; ...' if len(near) > 5 else ''}): each is a class of its own; if they are one, clean the "
-             f"labels first (e.g. {' and '.join(fix)}: {polars}, or {pandas} in pandas)", UserWarning)
+             f"labels first (e.g. {' and '.join(fix)}: {polars}, or {pandas} in pandas)")
 
 
 #: a CategoryBlock's classes that are numbers, more of them distinct than this, are more likely a regression's targets
@@ -435,7 +435,7 @@ def warn_number_classes(classes: Sequence[Any], what: str, fix: str) -> None:
     a regression was meant trains without a word otherwise."""
     if _numbers(classes, (float, np.floating)) > MANY_FLOAT_CLASSES:
         warn(f"the {what} are numbers, {len(classes)} distinct ones, each a class of its own (a CategoryBlock): for a "
-             f"regression use {fix}; if each number is a class, nothing needs changing", UserWarning)
+             f"regression use {fix}; if each number is a class, nothing needs changing")
 
 
 #: how a DataBlock asks for a regression of its labels
@@ -507,7 +507,7 @@ class Categorize(Transform):
         if len(self.vocab_) == 1:  # a classifier of one class learns nothing and scores perfectly
             warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
                  "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
-                 "CategoryBlock(vocab=[...]) with every class", UserWarning)
+                 "CategoryBlock(vocab=[...]) with every class")
         warn_near_labels(self.vocab_, "training labels")
         warn_number_classes(self.vocab_, "training labels", _REGRESSION_BLOCK)
 

@@ -241,7 +241,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
             row["fit_s"] = time.perf_counter() - t
             row["status"] = f"failed: {_failed_said(e)}"
             failed[c.name] = e
-            warn(f"fit_ensemble: candidate {c.name!r} failed and is left out: {_failed_said(e)}", UserWarning)
+            warn(f"fit_ensemble: candidate {c.name!r} failed and is left out: {_failed_said(e)}")
             if verbose:
                 print(f"{c.name}: failed ({_failed_said(e)}), left out", flush=True)
             continue
@@ -282,7 +282,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         limit = "the time limit" if time_limit is None else f"time_limit={time_limit:g} s"
         kept = " or ".join(dict.fromkeys(_kept_on_time(c.model) for c, bag in fitted if bag.stopped_on_time_))
         warn(f"fit_ensemble: {limit} cut short the fold models of {', '.join(cut)}: they keep {kept} by "
-             "then and may score far below what they reach with more time; raise time_limit", UserWarning)
+             "then and may score far below what they reach with more time; raise time_limit")
     # a name stays the ensembles' metric, so a file stores it and the loaded ensemble scores with it (the metric
     # object of "mape" or "rmsle" is a function of scikit-learn's, which a file cannot hold)
     return _finish(fitted, rows, m, task, train, valid, made, plan, n_folds, seed, n_jobs, verbose, ranks,
@@ -331,7 +331,7 @@ def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,
         if folds == "time" or not found:  # a column asked for: its times are the user's to fix
             raise
         warn(f"fit_ensemble: the training rows' times in {time_col!r} cannot order time folds ({e}); bagging on "
-             "shuffled folds", UserWarning)
+             "shuffled folds")
         return "shuffled", None, None
     if _times(ranks) < n_folds:
         said = (f"the training rows hold {_times(ranks):g} distinct times in {time_col!r}, too few for {n_folds} "
@@ -339,7 +339,7 @@ def _fold_order(tab: Any, n: int, folds: str, time_col: str | None,
         if folds == "time":
             raise DataError(f"fit_ensemble: {said}; lower n_folds")
         warn(f"fit_ensemble: {said}; bagging on {n_folds} shuffled folds instead (for periods, lower n_folds "
-             "and pass folds='time')", UserWarning)
+             "and pass folds='time')")
         return "shuffled", None, None
     return "time", time_col, ranks
 
@@ -474,7 +474,7 @@ def _refit(fitted: list, rows: list[dict[str, Any]], train: Any, valid: Any, mad
                 raise
             # refit_folds changes nothing until every fold model is refitted
             warn(f"fit_ensemble: refitting candidate {c.name!r} on its stopping rows failed ({_failed_said(e)}); "
-                 "it keeps its fold models stopped on their own rows", UserWarning)
+                 "it keeps its fold models stopped on their own rows")
         if bag.refit_stopped:
             _keep_valid(bag, made)
         row["fit_s"] += time.perf_counter() - t
@@ -664,7 +664,7 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
                + ("" if plan.time_limit is None else f" (time_limit={plan.time_limit:g} s cut none short)")
                + ": check the inputs and the target")
         warn(f"fit_ensemble: the returned {best['model']} scores {m.name} {best['oof']:.4g} out of fold, no better "
-             f"than predicting {what} ({constant:.4g}, out of fold on the same training rows); {why}", UserWarning)
+             f"than predicting {what} ({constant:.4g}, out of fold on the same training rows); {why}")
     return ens
 
 

@@ -289,7 +289,7 @@ class Learner:
         if odd and type(cb) not in _SAID_EVENTS:
             _SAID_EVENTS.add(type(cb))
             warn(f"{type(cb).__name__}: {', '.join(odd)} {'is not an event' if len(odd) == 1 else 'are not events'} "
-                 f"of the training loop and will not be called; the events are {', '.join(EVENTS)}", UserWarning)
+                 f"of the training loop and will not be called; the events are {', '.join(EVENTS)}")
         cb.learn = self
         setattr(self, cb.name, cb)
         self.cbs.append(cb)
@@ -737,7 +737,7 @@ class Learner:
             warn("a callback changed learn.loss in after_loss but not learn.loss_grad: the recorded loss "
                  "changes, training does not (backward uses learn.loss_grad, as in fastai). To change "
                  "training assign self.learn.loss_grad (e.g. self.learn.loss_grad = self.learn.loss_grad + "
-                 "penalty); to change only the record, set both or ignore this warning", UserWarning)
+                 "penalty); to change only the record, set both or ignore this warning")
         if not self.training or self.loss_grad is None:
             return
         self._with_events(self._backward, "backward")

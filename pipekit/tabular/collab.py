@@ -184,7 +184,7 @@ class CollabDataLoaders:
                 warn(f"CollabDataLoaders.from_df: {pairs} ({user_name}, {item_name}) pair(s) are rated more than once "
                      f"({repeated} of {len(df)} rows); the random split can put one rating of a pair in training and "
                      f"another in validation, which then scores a pair the model has seen. Keep one rating per pair, "
-                     f"e.g. their mean: {mean}", UserWarning)
+                     f"e.g. their mean: {mean}")
             # a pandas frame stays the table's source: dls.train.xs and .y come back as pandas, as for tables
             tab = Tabular(ratings if is_pandas(ratings) else df, procs=[Categorify], cat_names=[user_name, item_name],
                           cont_names=[],

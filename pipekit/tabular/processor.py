@@ -134,8 +134,7 @@ def warn_missing_numbers(frame: pl.DataFrame, columns: Sequence[str]) -> None:
         several = len(found) > 1
         warn(f"continuous column{'s' if several else ''} {', '.join(found)} hold{'' if several else 's'} null, NaN or "
              "inf values, and procs has no FillMissing to fill them (a net would read NaN, and its loss be NaN): add "
-             "FillMissing to procs (procs=[Categorify, FillMissing, Normalize]), or fill or drop those rows first",
-             UserWarning)
+             "FillMissing to procs (procs=[Categorify, FillMissing, Normalize]), or fill or drop those rows first")
 
 
 #: the types a class target's values decode to, by the name ``y_type_`` saves: the column type a decoded target
@@ -447,7 +446,7 @@ class TabularProcessor(Component):
         if 2 <= len(values) <= _FEW_INTEGERS:
             warn(f"target column {c!r} holds only the integers {values} in the training rows and is read as a "
                  "regression (MSELossFlat, one output); for classes pass y_block=CategoryBlock(), or "
-                 "y_block=RegressionBlock() to say it is a regression", UserWarning)
+                 "y_block=RegressionBlock() to say it is a regression")
 
     def _warn_number_classes(self) -> None:
         """Warn when the classes learned are fractional numbers, many of them (a regression's target under

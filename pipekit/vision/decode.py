@@ -648,7 +648,7 @@ def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int |
     failed: L[Path] = L([path / f for f, ok in zip(files, done) if not ok])
     if failed:
         warn(f"resize_images: {len(failed)} file(s) could not be decoded and were not written (first: {failed[0]}); "
-             "remove them (verify_images lists them) or fix them", UserWarning)
+             "remove them (verify_images lists them) or fix them")
     return failed
 
 

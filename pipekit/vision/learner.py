@@ -165,12 +165,11 @@ def _add_normalize(dls: Any, n_in: int, stats: Stats | None = None, normalize: b
                  + ("their features are off until the body adapts. Leave Normalize out of batch_tfms (the learner "
                     "then adds the weights' statistics) or give those" if trained_with == "weights" else
                     "the model sees its inputs on another scale. Leave Normalize out of batch_tfms (the learner then "
-                    "adds its statistics) or give those"), UserWarning)
+                    "adds its statistics) or give those"))
             return dls
         warn(f"these DataLoaders were normalised by a previous learner ({previous}) with mean={_rounded(gmean)} "
              f"std={_rounded(gstd)}, but {what} with mean={_rounded(want[0])} std={_rounded(want[1])}: this learner "
-             "gets a copy of the loaders normalised that way (learn.dls), and the previous learner keeps its own",
-             UserWarning)
+             "gets a copy of the loaders normalised that way (learn.dls), and the previous learner keeps its own")
         dls = _without(dls, given[0])
         loaders = [dl for dl in dls.loaders if hasattr(dl, "batch_tfms")]
     if not normalize:

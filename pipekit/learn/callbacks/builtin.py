@@ -458,7 +458,7 @@ class TimeLimit(Callback):
                 warn(f"TimeLimit({self.seconds:.3g}): the time ran out after {self.kept_} of {self.planned_} "
                      "training batches, before the schedule could be fitted to it (the first batches, or a "
                      "stall, took it all): the model is barely trained at a high learning rate; raise the "
-                     "limit", UserWarning)
+                     "limit")
             raise CancelFitException()
         if self._over:  # the shortened schedule is done: validate this epoch and stop
             raise CancelTrainException()

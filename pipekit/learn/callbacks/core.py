@@ -176,7 +176,7 @@ class Callback(Component):
                 and not hasattr(type(self), name):
             via = _READ_ONLY_VIA.get(name, f"self.learn.{name}")
             warn(f"{type(self).__name__} sets self.{name}, which only hides the Learner's {name}: the "
-                 f"training loop never sees it. To change it, set {via}", UserWarning)
+                 f"training loop never sees it. To change it, set {via}")
         super().__setattr__(name, value)
 
     @property
