@@ -70,3 +70,24 @@ def test_neural_model_classes_are_category_maps_too(dls, ratings):
     assert isinstance(movies, CategoryMap) and movies == dls.classes["movieId"]
     assert movies.o2i[movie] == dls.classes["movieId"].o2i[movie]
     assert torch.equal(learn.model.embeds[1].weight[movies.o2i[movie]].detach().cpu(), learn.model.weight(movie))
+
+
+def test_hashed_unsigned_64_bit_ids_predict_from_a_raw_row(ratings):
+    # user ids hashed to UInt64 (half of them past Int64's range): a dict row reads its id as an Int64, which was
+    # looked up by casting the training ids to Int64 (a Polars error); the same user's prediction on every path
+    hashed = ratings.with_columns(pl.col("userId").hash(seed=0))
+    assert hashed["userId"].max() >= 2**63 and hashed["userId"].min() < 2**63
+    dls = CollabDataLoaders.from_df(hashed, valid_pct=0.2, seed=42, bs=64)
+    set_seed(0)
+    learn = collab_learner(dls, n_factors=8, y_range=(0, 5.5))
+    learn.fit(1, 5e-3)
+    frame = hashed.filter(pl.col("userId") < 2**63).head(1)
+    big = hashed.filter(pl.col("userId") >= 2**63).head(1)
+    both = pl.concat([frame, big])
+    want = learn.get_preds(dl=dls.test_dl(both))[0].ravel()
+    assert learn.predict(frame.row(0, named=True))[0] == pytest.approx(float(want[0]))
+    assert learn.predict(big.row(0, named=True))[0] == pytest.approx(float(want[1]))
+    # an id not in training, even negative (it fits no unsigned id), is unseen: the #na# row's prediction
+    with pytest.warns(UserWarning, match="never seen in training"):
+        unseen = learn.predict({**frame.row(0, named=True), "userId": -5})[0]
+    assert unseen != pytest.approx(float(want[0]))

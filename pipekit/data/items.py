@@ -782,9 +782,9 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
 
 def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """A pandas frame as Polars: a text column that also holds numbers (``[0, "a", "0"]``, a CSV read by pandas)
-    becomes text, with a warning, where Arrow would refuse it; an ordered categorical keeps its order (as an
-    ``Enum``, which ``Categorify`` follows); the text columns named in ``categorical`` become ``pl.Categorical``,
-    converted one at a time.
+    becomes text, with a warning, where Arrow would refuse it; an ordered categorical, and one of text categories,
+    keeps its declared categories in their order (as an ``Enum``, which ``Categorify`` follows); the text columns
+    named in ``categorical`` become ``pl.Categorical``, converted one at a time.
 
     >>> import pandas as pd
     >>> _from_pandas(pd.DataFrame({"a": ["x", "y"], "b": ["u", "v"], 0: [1, 2]}), ["a", 0]).schema
@@ -824,8 +824,12 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
             df = pl.from_pandas(frame)
         except UnicodeEncodeError:
             raise surrogate_error({c: frame[c] for c in frame.columns}, "row") from None
+    # a categorical's declared categories, in their order, unused ones included, are its vocabulary (as fastai's
+    # Categorify takes them): ordered ones and those of text (which Polars would read as a Categorical that keeps
+    # neither the order nor the unused categories) become an Enum; number categories Polars reads as numbers
     enums = {c: [str(v) for v in frame[c].cat.categories] for c in frame.columns
-             if isinstance(frame[c].dtype, pd.CategoricalDtype) and frame[c].cat.ordered}
+             if isinstance(frame[c].dtype, pd.CategoricalDtype)
+             and (frame[c].cat.ordered or pd.api.types.is_string_dtype(frame[c].cat.categories))}
     if enums:
         df = df.with_columns(pl.col(c).cast(pl.String).cast(pl.Enum(v)) for c, v in enums.items())
     return df

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -110,7 +111,8 @@ TABLE_ATTRIBUTES = ("xs", "ys", "y")
 
 def table_attribute(holder: Any, name: str) -> Any:
     """A tabular split's ``xs``, ``ys`` or ``y`` asked of the loader or subset built over it (fastai's
-    ``dls.train.xs``, ``dls.valid_ds.y``); any other missing name is the usual AttributeError."""
+    ``dls.train.xs``, ``dls.valid_ds.y``, ``dls.test_dl(df).xs``); any other missing name is the usual
+    AttributeError."""
     kind = type(holder).__name__
     described = getattr(type(holder), name, None)
     if isinstance(described, property):  # a property that refused: its own message, not this one
@@ -119,11 +121,30 @@ def table_attribute(holder: Any, name: str) -> Any:
         raise AttributeError(f"'{kind}' object has no attribute '{name}'")
     dataset = holder.__dict__.get("dataset", holder)
     table = getattr(dataset, "__dict__", {}).get("table")
+    if table is None and getattr(dataset, "made_like", None) is not None:
+        table = _new_rows_table(dataset, kind, name)
     if table is None:
-        raise AttributeError(f"'{kind}' object has no attribute '{name}': {name} is a table's, asked of the "
-                             "training or validation loader of tabular loaders (dls.train.xs, dls.valid_ds.y) or "
-                             "of the table itself (dls.tabular.train.xs, to.valid.y)")
+        raise AttributeError(f"'{kind}' object has no attribute '{name}': {name} is a table's, and this loader reads "
+                             "no table; the loaders of a table have it (dls.train.xs, dls.valid_ds.y, "
+                             "dls.test_dl(df).xs), as the table itself does (dls.tabular.train.xs, to.valid.y)")
     return getattr(table, name)
+
+
+def _new_rows_table(dataset: Any, kind: str, name: str) -> Any:
+    """The processed rows of a tabular test loader's dataset (``dls.test_dl(df)``), made on first asking from its
+    ``items`` by the processing of the table it was made like, and kept as its ``table``."""
+    items = getattr(dataset, "items", None)
+    if items is None:
+        raise AttributeError(f"'{kind}' object has no attribute '{name}': this test loader did not keep the rows it "
+                             "was made from (a file, or rows given one at a time); process them as it did with "
+                             f"dls.tabular.new(rows).{name} (fastai's to.new(rows))")
+    from pipekit.tabular.core import new_rows  # the tabular layer builds on this one
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # test_dl has warned already about what the rows hold
+        table = new_rows(dataset.made_like.processor, items)
+    dataset.table = table
+    return table
 
 
 def loader_seed(seed: Any, who: str) -> int:
@@ -627,6 +648,9 @@ class DataLoader:
                                  f"{unknown_names(unknown, settings, 'settings', limit=60, synonyms=ARGUMENT_SYNONYMS)}")
         dl = copy.copy(self)
         if dataset is not None:
+            table = getattr(self.dataset, "__dict__", {}).get("table")
+            if table is not None and isinstance(dataset, ArrayDataset) and "table" not in vars(dataset):
+                dataset.made_like = table  # new rows of a table (test_dl): their xs are processed as its rows
             dl.dataset = dataset
         for k, v in kwargs.items():
             if k == "device":
@@ -984,6 +1008,9 @@ class ArrayDataset:
 
     #: the items the rows came from, when known (``test_dl(items)`` sets them): ``DataLoader.items``
     items: Any = None
+    #: the table split whose processing made these rows (a tabular ``test_dl``'s, set by ``DataLoader.new``):
+    #: ``xs``, ``ys`` and ``y`` are ``items`` processed by it, as ``to.new(items)`` gives them
+    made_like: Any = None
 
     def __init__(self, stores: Sequence[Any], blocks: Sequence[Any] = (), n_inp: int | None = None,
                  idxs: np.ndarray | None = None, split_idx: int | None = None):
@@ -1017,6 +1044,9 @@ class ArrayDataset:
             with stage(f"gather {type(s).__name__}"):
                 out.append(s.gather(rows))
         return tuple(out)
+
+    def __getattr__(self, name: str) -> Any:
+        return table_attribute(self, name)
 
     def __getitem__(self, i: int) -> tuple:
         if not -len(self) <= i < len(self):

@@ -101,7 +101,12 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
                  format: str | None = None, errors: str = "raise") -> Any:
     """Replace a date column by its parts: Year, Month, Week, Day, Dayofweek (Monday=0), Dayofyear,
     Is_month_end/start, Is_quarter_end/start, Is_year_end/start, Elapsed (seconds since 1970), and with
-    ``time=True`` Hour, Minute, Second. Nulls stay null (FillMissing fills them).
+    ``time=True`` Hour, Minute, Second. The number parts are integers (``Elapsed`` too, as the book's chapter 9
+    has it: ``cont_cat_split`` with a ``max_card`` above the number of dates makes it categorical and the book moves
+    it back by hand), or, as fastai's, when the column holds a missing date (or one ``errors="null"`` could not
+    read), all Float64, null for that row (NaN in a pandas result), so ``cont_cat_split`` makes them continuous;
+    the ``Is_*`` flags are booleans, null for a missing date. FillMissing fills the nulls and marks the rows.
+    (fastai 2.8's ``Elapsed`` is a float even without a missing date.)
 
     ``drop=True`` removes the source column, as fastai's ``add_datepart`` does by default; pass
     ``drop=False`` to keep it (a TimeSplitter or a later join may need it).
@@ -162,6 +167,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     else:
         raise DataError(f"add_datepart: column {field_name!r} has type {dtype}; expected a date, datetime or text.")
     pre = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
+    # a missing date (or one that did not parse) makes every number part a float, null where the date is
+    missing = bool(collect(frame.select(col.is_null().any().alias("m")))["m"][0])
     month, day = col.dt.month(), col.dt.day()
     month_end = col.dt.month_end().dt.day() == day
     parts = [
@@ -182,6 +189,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         parts += [col.dt.hour().alias(f"{pre}Hour"), col.dt.minute().alias(f"{pre}Minute"),
                   col.dt.second().alias(f"{pre}Second")]
     parts.append(elapsed.alias(f"{pre}Elapsed"))
+    if missing:  # exact as floats: every date's seconds are far below 2**53
+        parts = [p if p.meta.output_name().startswith(f"{pre}Is_") else p.cast(pl.Float64) for p in parts]
     out = frame.with_columns(parts).drop(tmp)
     return out.drop(field_name) if drop else out
 
@@ -205,7 +214,8 @@ def _add_datepart_pandas(df: Any, field_name: str, prefix: str | None, drop: boo
 def to_pandas(frame: pl.DataFrame, index: Any) -> Any:
     """``frame`` as a pandas DataFrame with ``index``. Integer and boolean columns holding nulls become pandas'
     nullable ``Int32``/``boolean`` types (a plain conversion gives float64 and object), so that a missing date's
-    parts, or a shrunk column with gaps, are read by ``cont_cat_split`` and ``Tabular`` as the Polars frame is."""
+    ``Is_*`` flags, or a shrunk column with gaps, are read by ``cont_cat_split`` and ``Tabular`` as the Polars frame
+    is; float columns (a missing date's number parts) hold NaN for null."""
     import pandas as pd
 
     out = frame.to_pandas()

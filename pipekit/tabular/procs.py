@@ -82,27 +82,6 @@ def categories_of(dtype: pl.Categorical | pl.Enum) -> pl.Series:
     return dtype.categories if isinstance(dtype, pl.Enum) else dtype.categories.to_series()
 
 
-def sort_values(values: pl.Series) -> pl.Series:
-    """Distinct values sorted by their natural order; text values that all read as numbers sort by number, as the
-    numbers themselves do (integers exactly, as Int64).
-
-    Example:
-        >>> sort_values(pl.Series(["10", "2", "-1"])).to_list()
-        ['-1', '2', '10']
-        >>> sort_values(pl.Series(["10.0", "2.5", "-1.0"])).to_list()
-        ['-1.0', '2.5', '10.0']
-        >>> sort_values(pl.Series(["b", "10", "a"])).to_list()
-        ['10', 'a', 'b']
-    """
-    if values.dtype == pl.String and len(values):
-        text = values.str.strip_chars()
-        for dtype in (pl.Int64, pl.Float64):
-            as_number = text.cast(dtype, strict=False)
-            if as_number.null_count() == 0:
-                return values.gather(as_number.arg_sort())
-    return values.sort()
-
-
 def nested_column_error(c: str, dtype: pl.DataType, role: str) -> DataError | None:
     """The DataError for a column ``c`` of ``role`` ("cat_names", "cont_names") that holds several values per row
     (a list, an array, a struct) or Python objects, which can be neither a category nor a number; else None."""
@@ -532,7 +511,9 @@ class Categorify(TabularProc):
     Index 0 is ``#na#``: missing values and values never seen in training both map to it. Codes are
     looked up by value, so incoming pandas/Polars category codes are never trusted. ``ordered`` fixes
     the vocabulary order of some columns (e.g. ``{"ProductSize": ["Mini", "Small", "Medium", "Large"]}``);
-    Polars ``Enum`` columns keep their declared order.
+    Polars ``Enum`` columns, and pandas categoricals of text or ordered ones (read as Enums), take their declared
+    categories as the vocabulary, in their order and unused ones included, as fastai's Categorify does. Other
+    values sort by their natural order: numbers as numbers, text as text (``'10'`` before ``'2'``).
 
     Example:
         >>> import polars as pl
@@ -573,10 +554,9 @@ class Categorify(TabularProc):
                 values = values.cast(pl.String)
             elif dtype.is_float():  # a NaN id is missing (#na#), as a null is, not a category called 'NaN'
                 values = values.filter(values.is_not_nan())
-            # Sort by the native value (numbers numerically), then store as strings cast the same way
-            # the encoder casts incoming values, so lookups match. Text that is all numbers (ids kept as
-            # text) sorts numerically too: 2 before 10.
-            seen: list[str] = sort_values(values).cast(pl.String).to_list()
+            # Sort by the native value (numbers numerically, text as text: '10' before '2'), then store as
+            # strings cast the same way the encoder casts incoming values, so lookups match.
+            seen: list[str] = values.sort().cast(pl.String).to_list()
             if c in ordered:
                 extra = sorted(set(seen) - set(ordered[c]))
                 if extra:
@@ -634,14 +614,20 @@ class Categorify(TabularProc):
                 keys = [int(v) for v in vocab[1:]]
             except ValueError:
                 keys = None
-            if keys is not None:
+            # the keys' own integer type (ids of 64 bits, unsigned ones from a hash too), the values cast to it: one
+            # it cannot hold is no training id (unseen); keys of both signs beyond Int64 are matched as text below
+            key_type = None if keys is None else (
+                pl.Int64 if all(-(2**63) <= k < 2**63 for k in keys) else pl.UInt64 if all(k >= 0 for k in keys)
+                else None)
+            if keys is not None and key_type is not None:
                 if dtype.is_float():
                     # whole numbers stored as floats (a pandas row of numbers is all float64) are the same
                     # values as the training integers: 73.0 is user 73; 73.5 is no training value
-                    col = pl.when(col.round() == col).then(col.cast(pl.Int64, strict=False)).otherwise(None)
-                return col.replace_strict(keys, list(range(1, len(vocab))), default=None, return_dtype=dt)
+                    col = pl.when(col.round() == col).then(col).otherwise(None)
+                return col.cast(key_type, strict=False).replace_strict(
+                    pl.Series(keys, dtype=key_type), list(range(1, len(vocab))), default=None, return_dtype=dt)
             try:  # a vocabulary of numbers written as floats ('5.0': a pandas id column with a NaN): 5 is 5.0
-                fkeys = [float(v) for v in vocab[1:]]
+                fkeys = None if keys is not None else [float(v) for v in vocab[1:]]
             except ValueError:
                 fkeys = None
             if fkeys is not None:
