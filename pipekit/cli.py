@@ -24,17 +24,19 @@ import ast
 import contextlib
 import importlib
 import importlib.util
+import math
 import os
 import runpy
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pipekit
-from pipekit.core.errors import DatasetUnavailableError, ParameterError, WeightsNotInstalledError
+from pipekit.core.errors import DatasetUnavailableError, ParameterError, PipekitError, WeightsNotInstalledError
+from pipekit.core.validate import Interval
 from pipekit.recipe_files import (MODEL_SUFFIX, builtin_recipes, check_syntax, recipe_module, running_syntax_message,
                                   user_file)
 
@@ -42,11 +44,66 @@ from pipekit.recipe_files import (MODEL_SUFFIX, builtin_recipes, check_syntax, r
 CHECKOUT = Path(pipekit.__file__).resolve().parents[1]
 
 
-def _run_main(path: Path, argv: list[str], own_folder: bool = True) -> int:
+def recipe_parser(file: str, doc: str | None, **kwargs: Any) -> argparse.ArgumentParser:
+    """The argument parser of the built-in recipe in ``file`` (its ``__file__``): its usage and error lines name the
+    command that runs it, ``pipekit run NAME``, not the file."""
+    return argparse.ArgumentParser(prog=f"pipekit run {Path(file).stem}", description=doc, **kwargs)
+
+
+def number_option(interval: Interval) -> Callable[[str], Any]:
+    """An argparse ``type=`` for a number option taking the values of ``interval`` (an integer one when
+    ``interval.integer``): a value outside it is argparse's one-line error, before the recipe does any work.
+
+    >>> epochs = number_option(POSITIVE_INT)
+    >>> epochs("3")
+    3
+    >>> epochs("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected an integer in [1, inf], got '0'
+    """
+    def parse(text: str) -> Any:
+        try:
+            value: Any = int(text) if interval.integer else float(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not interval.accepts(value):
+            raise argparse.ArgumentTypeError(f"expected {interval}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer" if interval.integer else "number"  # argparse's "invalid <name> value" when unused
+    return parse
+
+
+#: the intervals of a recipe's usual number options: counts (epochs, factors, sizes), rates and time limits, and
+#: amounts that may be zero (weight decay)
+POSITIVE_INT = Interval(1, None, integer=True)
+POSITIVE = Interval(0, None, closed="neither")
+NON_NEGATIVE = Interval(0, None)
+positive_int = number_option(POSITIVE_INT)
+positive_number = number_option(POSITIVE)
+non_negative_number = number_option(NON_NEGATIVE)
+
+
+def out_folder(text: str) -> Path:
+    """An argparse ``type=`` for a recipe's ``--out`` folder: a folder there is fine (it is written into), a file of
+    that name is refused before the recipe does any work."""
+    folder = Path(text).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder: give a folder to write the outputs in "
+                                         "(a new one is made)")
+    return folder
+
+
+def _run_main(path: Path, argv: list[str], own_folder: bool = True, name: str | None = None) -> int:
     """Run the script at ``path`` as ``__main__`` with ``sys.argv`` and ``sys.path`` as if it had been started by
     itself (``python path``): with ``own_folder``, its folder first on the path, so it imports the modules beside
     it. A built-in recipe is a module of ``pipekit.recipes`` and imports as one: its folder stays off the path,
-    where its file names (``demo``, ``transfer``) would hide modules of those names."""
+    where its file names (``demo``, ``transfer``) would hide modules of those names.
+
+    ``name``: the built-in recipe's name; a pipekit error it raises (an option or data set to fix) is said in one
+    line, ``pipekit run NAME: message``. A user's own recipe file keeps Python's traceback for its errors, pipekit's
+    included, as ``python path`` shows them: the line of the file that made the call is the one to fix."""
     old = sys.argv
     sys.argv = [str(path), *argv]
     folder = str(path.resolve().parent)
@@ -68,6 +125,11 @@ def _run_main(path: Path, argv: list[str], own_folder: bool = True) -> int:
         return 1
     except (WeightsNotInstalledError, DatasetUnavailableError) as e:  # said in full by pipekit: no traceback
         print(printable(f"pipekit run: {e}"), file=sys.stderr)
+        return 1
+    except PipekitError as e:
+        if name is None:
+            raise
+        print(printable(f"pipekit run {name}: {str(e).removeprefix(f'{name}: ')}"), file=sys.stderr)
         return 1
     finally:
         sys.argv = old
@@ -188,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = importlib.util.find_spec(recipe_module(args.recipe, "run"))
         assert spec is not None and spec.origin  # listed by builtin_recipes(), so its file is there
         path = Path(spec.origin)
-    rc = _run_main(path, args.args, own_folder=not builtin)
+    rc = _run_main(path, args.args, own_folder=not builtin, name=args.recipe if builtin else None)
     said = _nothing_ran(path) if rc == 0 else None
     if said:
         print(said, file=sys.stderr)
@@ -196,7 +258,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from pipekit.core.errors import PipekitError
     from pipekit.recipe_files import load_recipe, recipe_loaders
 
     try:  # what the recipe returns is checked as bench-loader checks it; a step that fails is said in one line
@@ -495,7 +556,6 @@ def said_warnings(prefix: str) -> Iterator[None]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pipekit.core.errors import PipekitError
 
     model = Path(args.model)
     if model.is_dir():
@@ -647,7 +707,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_bench_loader(args: argparse.Namespace) -> int:
     from pipekit.bench.cli import main as bench_loader
-    from pipekit.core.errors import PipekitError
 
     try:
         with said_warnings("pipekit bench-loader"):
@@ -659,6 +718,10 @@ def cmd_bench_loader(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C: one line and 128 + SIGINT, as git and pip end, not the traceback of
+        # wherever the work was
+        print("pipekit: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the output piped into a reader that stopped (`| head`): a quiet end, as the Python
         # documentation's recipe does: stdout to devnull, so the interpreter's last flush cannot fail, and exit 1
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -688,10 +751,15 @@ def _main(argv: list[str] | None = None) -> int:
     c.add_argument("--images", action="store_true", help="only the presized images")
     c.add_argument("--tokens", action="store_true", help="only the token ids")
     c.set_defaults(fn=cmd_cache)
-    r = sub.add_parser("run", help="run a recipe end to end (a built-in name or a path to a .py file)")
-    r.add_argument("--list", action="store_true", help="list the built-in recipes")
-    r.add_argument("recipe", nargs="?")
-    r.add_argument("args", nargs=argparse.REMAINDER, help="passed to the recipe (e.g. --quick)")
+    r = sub.add_parser("run", help="run a recipe end to end (a built-in name or a path to a .py file)",
+                       description="Run a built-in recipe by name, or a recipe file of your own, end to end.",
+                       epilog="A recipe's own options go after its name: `pipekit run NAME --help` lists them "
+                              "(e.g. pipekit run movielens --help; pipekit run adult --quick --epochs 2).")
+    r.add_argument("--list", action="store_true", help="list the built-in recipes (takes no recipe name)")
+    r.add_argument("recipe", nargs="?", help="a built-in recipe's name (pipekit run --list names them) or the path "
+                                             "of your own recipe file (a .py file)")
+    r.add_argument("args", nargs=argparse.REMAINDER, help="the recipe's own options (e.g. --quick; pipekit run NAME "
+                                                         "--help lists them)")
     r.set_defaults(fn=cmd_run)
     s = sub.add_parser("summary", help="walk one batch of a recipe's data through the pipeline")
     s.add_argument("recipe")
@@ -724,7 +792,12 @@ def _main(argv: list[str] | None = None) -> int:
                  f"{' '.join(extra)}") if args.cmd == "run" else \
             (f"; a benchmark's own options go after --args, last: pipekit bench {' '.join(args.names) or 'NAME'} "
              f"--args {' '.join([*extra, *args.args])}") if args.cmd == "bench" else ""
-        parser.error(f"unrecognized arguments: {' '.join(extra)}{after}")
+        (r if args.cmd == "run" else b if args.cmd == "bench" else parser).error(
+            f"unrecognized arguments: {' '.join(extra)}{after}")
+    if args.cmd == "run" and args.list and (args.recipe or args.args):
+        named = " ".join([*([args.recipe] if args.recipe else []), *args.args])
+        r.error(f"--list takes no recipe name, got {named}: `pipekit run --list` lists the built-in recipes, "
+                f"`pipekit run {args.recipe or 'NAME'} --help` lists a recipe's options")
     if args.cmd is None:  # no command: what there is to run, as `git` and `pip` answer with nothing to do
         parser.print_help(sys.stderr)
         return 2

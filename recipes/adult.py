@@ -8,13 +8,13 @@ Run:  pipekit run adult [--quick] [--epochs N] [--seed S]
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
 import pandas as pd
 import torch
 
+from pipekit.cli import positive_int, positive_number, recipe_parser
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.core.validate import Options, check
@@ -54,13 +54,15 @@ def train(cat_names: list[str], cont_names: list[str], epochs: int, bs: int, lr:
     return float(acc), float(loss), len(tab.train), len(tab.valid), learn
 
 
-def main(quick: bool = False, epochs: int = 5, bs: int = 256, lr: float = 1e-2, seed: int = 42,
+def main(quick: bool = False, epochs: int | None = None, bs: int = 256, lr: float = 1e-2, seed: int = 42,
          features: str = "both") -> float:
     """Train and report; the options are the command line's (``pipekit run adult --quick --features book`` is
-    ``main(quick=True, features="book")``). The valid accuracy of the last feature set trained is returned."""
+    ``main(quick=True, features="book")``); ``epochs`` None: 5, or 1 with ``quick``. The valid accuracy of the last
+    feature set trained is returned."""
     features = check("adult", features=(features, Options("book", "all", "both")))["features"]
     t0 = time.perf_counter()
-    epochs = 1 if quick else epochs
+    if epochs is None:
+        epochs = 1 if quick else 5
     sets = {"book": (CAT_NAMES, CONT_NAMES), "all": (ALL_CAT_NAMES, ALL_CONT_NAMES)}
     chosen = ["book", "all"] if features == "both" else [features]
     parts, acc, learners = [], 0.0, {}
@@ -79,11 +81,11 @@ def main(quick: bool = False, epochs: int = 5, bs: int = 256, lr: float = 1e-2, 
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="a short run for tests")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--bs", type=int, default=256)
-    ap.add_argument("--lr", type=float, default=1e-2)
+    ap = recipe_parser(__file__, __doc__)
+    ap.add_argument("--quick", action="store_true", help="a short run for tests: 1 epoch unless --epochs is given")
+    ap.add_argument("--epochs", type=positive_int, default=None, help="epochs (default 5; 1 with --quick)")
+    ap.add_argument("--bs", type=positive_int, default=256)
+    ap.add_argument("--lr", type=positive_number, default=1e-2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--features", choices=["book", "all", "both"], default="both",
                     help="book: the chapter-1 columns; all: every column; both (default)")

@@ -25,6 +25,9 @@ import polars as pl
 import torch
 
 from pipekit.backends import GBM, ExtraTrees, RandomForest, as_data, load_model
+from pipekit.cli import out_folder, positive_int, positive_number, recipe_parser
+from pipekit.core.archive import atomic_write_bytes
+from pipekit.core.errors import ParameterError
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
@@ -48,7 +51,7 @@ def make_members(args: argparse.Namespace) -> dict[str, object]:
                           n_estimators=n_gbm, seed=args.seed + 1, **kw),
         "gbm_ordinal": GBM("classification", native_categorical=False, subsample=0.8, colsample=0.8,
                            n_estimators=n_gbm, seed=args.seed + 2, **kw),
-        "net": TorchTabular("classification", layers=[200, 100], epochs=1 if args.quick else args.epochs, lr=1e-2,
+        "net": TorchTabular("classification", layers=[200, 100], epochs=args.epochs, lr=1e-2,
                             bs=256, seed=args.seed),
     }
 
@@ -67,16 +70,25 @@ def dataloaders():
     return tabular().dataloaders(bs=256, seed=42)
 
 
-def main(quick: bool = False, epochs: int = 5, seed: int = 42, n_jobs: int = 1, time_limit: float = 120.0,
+def main(quick: bool = False, epochs: int | None = None, seed: int = 42, n_jobs: int = 1, time_limit: float = 120.0,
          out: str | Path | None = None) -> dict:
     """Fit, export and report; the options are the command line's (``pipekit run adult_ensemble --quick --n-jobs 2``
-    is ``main(quick=True, n_jobs=2)``). ``out``: the folder to keep the exported ensembles and result.json in (None:
-    a temporary folder, removed at the end). The result record is returned."""
-    args = argparse.Namespace(quick=quick, epochs=epochs, seed=seed, n_jobs=n_jobs, time_limit=time_limit)
+    is ``main(quick=True, n_jobs=2)``). ``epochs``: the net's (None: 5, or 1 with ``quick``). ``out``: the folder to
+    keep the exported ensembles and result.json in (None: a temporary folder, removed at the end); result.json is
+    written last, so a folder without it holds a run that did not finish. The result record is returned."""
+    args = argparse.Namespace(quick=quick, epochs=epochs if epochs is not None else 1 if quick else 5, seed=seed,
+                              n_jobs=n_jobs, time_limit=time_limit)
     if out is None:
         with tempfile.TemporaryDirectory(prefix="pipekit_adult_ensemble_") as tmp:
             return fit_and_report(args, Path(tmp))
-    res = fit_and_report(args, Path(out))
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"adult_ensemble: out={str(out)!r} is a file, not a folder: give a folder to write the "
+                             "exported ensembles and result.json in")
+    folder.mkdir(parents=True, exist_ok=True)
+    # a previous run's record goes first: until this run writes its own, the folder does not look complete
+    (folder / "result.json").unlink(missing_ok=True)
+    res = fit_and_report(args, folder)
     print(f"exported ensembles and result.json written to {out}")
     return res
 
@@ -138,14 +150,17 @@ def fit_and_report(args: argparse.Namespace, out: Path) -> dict:
               "returned": returned["model"][0], "seconds": time.perf_counter() - t1,
               "members_oof": dict(zip(fitted["model"], fitted["oof_accuracy"])),
               "members_valid": dict(zip(fitted["model"], fitted["valid_accuracy"]))}
-    back_auto = load_model(auto.export(out / "adult_fit_ensemble.pipekit"))
+    back_auto_file = auto.export(out / "adult_fit_ensemble.pipekit")
+    back_auto = load_model(back_auto_file)
     raw = pl.read_csv(path("adult_sample") / "adult.csv").drop("salary")[tab.valid_idx[:100].tolist()]
     assert np.allclose(back_auto.predict(back_auto.process(raw)), auto.predict(tab.valid)[:100], atol=1e-9)
 
     res = {"members": scores, "mean_rf_gbm_net": float(mean.score(tab.valid)), "weighted": float(weighted),
            "weights": dict(zip(names, ens.weights_.tolist())), "heldout_members": held,
-           "heldout_weighted": held_ens, "honest": honest, "seconds": time.perf_counter() - t0, "quick": args.quick}
-    (out / "result.json").write_text(json.dumps(res, indent=1))
+           "heldout_weighted": held_ens, "honest": honest, "seconds": time.perf_counter() - t0, "quick": args.quick,
+           "args": vars(args), "files": [file.name, back_auto_file.name]}
+    # the record is written last and whole (a temporary file renamed into place): it is there when the run finished
+    atomic_write_bytes(out / "result.json", json.dumps(res, indent=1).encode())
     print(f"result: adult valid accuracy RF {scores['rf']:.4f}, LightGBM {scores['gbm']:.4f}, net {scores['net']:.4f}, "
           f"mean of the three {res['mean_rf_gbm_net']:.4f}, WeightedEnsemble {weighted:.4f} >= best member {best:.4f}; "
           f"held-out half: ensemble {held_ens['accuracy']:.4f} (accuracy-selected) / {held_ens['log_loss']:.4f} "
@@ -157,15 +172,17 @@ def fit_and_report(args: argparse.Namespace, out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="first 5000 rows, small models (for tests)")
-    ap.add_argument("--epochs", type=int, default=5)
+    ap = recipe_parser(__file__, __doc__)
+    ap.add_argument("--quick", action="store_true", help="first 5000 rows, small models, and 1 epoch for the net "
+                                                         "unless --epochs is given (for tests)")
+    ap.add_argument("--epochs", type=positive_int, default=None, help="the net's epochs (default 5; 1 with --quick)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
-    ap.add_argument("--time-limit", type=float, default=120.0, dest="time_limit",
+    ap.add_argument("--time-limit", type=positive_number, default=120.0, dest="time_limit",
                     help="seconds for fit_ensemble (the honest ensemble)")
-    ap.add_argument("--out", default=None, help="folder to keep the exported ensembles and result.json in "
-                                                "(default: a temporary folder, removed at the end)")
+    ap.add_argument("--out", type=out_folder, default=None,
+                    help="folder to keep the exported ensembles and result.json in, made when missing (default: a "
+                         "temporary folder, removed at the end); result.json is written last, when the run finished")
     a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     main(**vars(a))

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipekit.cli import recipe_parser
 import pipekit
 import torch.nn.functional as F
 
@@ -491,6 +492,6 @@ def main(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer rows and epochs (for tests)")
     main(quick=p.parse_args().quick)

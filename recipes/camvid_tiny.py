@@ -14,13 +14,13 @@ runs in bfloat16.
 """
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
 
 import pipekit.datasets as D
+from pipekit.cli import positive_int, positive_number, recipe_parser
 from pipekit.data import DataBlock, RandomSplitter, get_image_files, set_seed
 from pipekit.learn import BnFreeze, cpu_bf16_is_fast
 from pipekit.vision import ImageBlock, MaskBlock, Resize, aug_transforms, image_paths_with, pixel_accuracy, unet_learner
@@ -39,7 +39,7 @@ def datablock(size: tuple[int, int] = (192, 256)):
     return dblock, path
 
 
-def main(quick: bool = False, epochs: int = 30, arch: str = "efficientnet_lite0", pretrained: bool = True,
+def main(quick: bool = False, epochs: int | None = None, arch: str = "efficientnet_lite0", pretrained: bool = True,
          size: tuple[int, int] | None = None, lr: float | None = None) -> dict:
     set_seed(42)
     size = size or ((64, 96) if quick else (192, 256))  # twice the photos' 96x128: finer maps for the encoder
@@ -60,9 +60,9 @@ def main(quick: bool = False, epochs: int = 30, arch: str = "efficientnet_lite0"
     if cpu_bf16_is_fast():
         learn.to_bf16()
     if pretrained:
-        learn.fine_tune(1 if quick else epochs, base_lr=lr or 1e-2, freeze_epochs=1 if quick else 2)
+        learn.fine_tune(epochs or (1 if quick else 30), base_lr=lr or 1e-2, freeze_epochs=1 if quick else 2)
     else:
-        learn.fit_one_cycle(1 if quick else epochs + 2, lr or 3e-3)
+        learn.fit_one_cycle(epochs + 2 if epochs else 1 if quick else 32, lr or 3e-3)
     loss, acc = learn.validate()
     elapsed = time.perf_counter() - t0
     how = "pretrained" if pretrained else "scratch"
@@ -72,15 +72,19 @@ def main(quick: bool = False, epochs: int = 30, arch: str = "efficientnet_lite0"
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
-    ap.add_argument("--epochs", type=int, default=30, help="epochs (unfrozen, after 2 frozen ones when pretrained)")
+    ap = recipe_parser(__file__, __doc__)
+    ap.add_argument("--quick", action="store_true", help="8 training photos at 64x96 px and 1 epoch, for tests "
+                                                         "(--size and --epochs, when given, still apply)")
+    ap.add_argument("--epochs", type=positive_int, default=None,
+                    help="epochs (unfrozen, after 2 frozen ones when pretrained; 2 more from scratch) (default 30; 1 "
+                         "with --quick)")
     ap.add_argument("--arch", default="efficientnet_lite0",
                     help="encoder: efficientnet_lite0/1/2, xresnet18/34/50 or simple_cnn (the last four with --scratch)")
     ap.add_argument("--scratch", action="store_true", help="random weights instead of ImageNet's")
-    ap.add_argument("--size", type=int, nargs=2, default=(192, 256), metavar=("H", "W"), help="training size")
-    ap.add_argument("--lr", type=float, default=None, help="peak rate (default 1e-2 fine-tuning, 3e-3 from scratch)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--size", type=positive_int, nargs=2, default=None, metavar=("H", "W"),
+                    help="training size (default 192 256; 64 96 with --quick)")
+    ap.add_argument("--lr", type=positive_number, default=None, help="peak rate (default 1e-2 fine-tuning, 3e-3 from scratch)")
+    ap.add_argument("--threads", type=positive_int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    main(a.quick, a.epochs, a.arch, not a.scratch, tuple(a.size), a.lr)
+    main(a.quick, a.epochs, a.arch, not a.scratch, tuple(a.size) if a.size else None, a.lr)

@@ -47,7 +47,6 @@ food labelled ``chair``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 
@@ -56,6 +55,7 @@ import polars as pl
 import torch
 
 import pipekit.datasets as D
+from pipekit.cli import positive_int, positive_number, recipe_parser
 from pipekit.data import (CategoryBlock, ColReader, DataBlock, IndexSplitter, MultiCategoryBlock, RandomSplitter,
                           set_seed)
 from pipekit.learn import BnFreeze, accuracy, accuracy_multi
@@ -104,9 +104,9 @@ def train(quick: bool, multilabel: bool, epochs: int, arch: str, pretrained: boo
     learn = vision_learner(dls, arch, pretrained=pretrained, metrics=metric, lin_ftrs=[], wd=0.1,
                            train_bn=not pretrained, cbs=BnFreeze(body=True) if pretrained else None)
     if pretrained:
-        learn.fine_tune(1 if quick else epochs, base_lr=lr, freeze_epochs=1 if quick else epochs, unfreeze_to=1)
+        learn.fine_tune(epochs, base_lr=lr, freeze_epochs=epochs, unfreeze_to=1)
     else:
-        learn.fit_one_cycle(1 if quick else 2 * epochs, lr)
+        learn.fit_one_cycle(2 * epochs, lr)
     loss, acc = learn.validate()
     # what a model that learned nothing would score: always the most frequent class, or for each
     # label its more frequent answer (present/absent)
@@ -234,11 +234,12 @@ def probe(feats: np.ndarray, labels: np.ndarray, valid: np.ndarray, c: float = 0
     return float(log_loss(labels[is_valid], proba, labels=model.classes_)), acc, baseline
 
 
-def main(quick: bool = False, multilabel: bool = False, epochs: int = 4, arch: str = "efficientnet_lite2",
+def main(quick: bool = False, multilabel: bool = False, epochs: int | None = None, arch: str = "efficientnet_lite2",
          pretrained: bool = True, size: int | None = None, lr: float = 3e-3, folds: int = 0,
          linear_probe: bool = False, box_probe: bool = False) -> dict:
     t0 = time.perf_counter()
     size = size or (64 if quick else 320)  # the photos are 128x128; Lite2's weights saw 260-px images
+    epochs = epochs if epochs is not None else 1 if quick else 4
     task = "multi-label" if multilabel else "largest-object"
     how = "pretrained" if pretrained else "scratch"
     if folds == 1 or folds < 0:
@@ -293,20 +294,23 @@ def main(quick: bool = False, multilabel: bool = False, epochs: int = 4, arch: s
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
+    ap = recipe_parser(__file__, __doc__)
+    ap.add_argument("--quick", action="store_true", help="48 photos, 64 px and 1 epoch, for tests (--size and --epochs, "
+                                                         "when given, still apply)")
     ap.add_argument("--multilabel", action="store_true")
-    ap.add_argument("--epochs", type=int, default=4, help="epochs frozen, then as many unfrozen (pretrained)")
+    ap.add_argument("--epochs", type=positive_int, default=None,
+                    help="epochs frozen, then as many unfrozen (pretrained; from scratch, twice as many) (default 4; "
+                         "1 with --quick)")
     ap.add_argument("--arch", default="efficientnet_lite2",
                     help="efficientnet_lite0/1/2, xresnet18/34/50 or simple_cnn (the last four with --scratch)")
     ap.add_argument("--scratch", action="store_true", help="random weights instead of ImageNet's")
-    ap.add_argument("--size", type=int, default=320, help="training image size")
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--size", type=positive_int, default=None, help="training image size (default 320; 64 with --quick)")
+    ap.add_argument("--lr", type=positive_number, default=3e-3)
     ap.add_argument("--folds", type=int, default=0, help="cross-validate over k folds of all the photos (k >= 2)")
     ap.add_argument("--probe", action="store_true", help="a linear probe on the frozen pretrained features")
     ap.add_argument("--box-probe", action="store_true",
                     help="a probe of the feature map's cells, each labelled by the annotated box over it")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=positive_int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     main(a.quick, a.multilabel, a.epochs, a.arch, not a.scratch, a.size, a.lr, a.folds, a.probe, a.box_probe)

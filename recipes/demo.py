@@ -16,6 +16,7 @@ from functools import partial
 import time
 from pathlib import Path
 
+from pipekit.cli import recipe_parser
 import pipekit
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files
@@ -98,6 +99,6 @@ def main(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a few photos at a smaller size (for a quick check)")
     main(quick=p.parse_args().quick)

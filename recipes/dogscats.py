@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 import pipekit.datasets as D
+from pipekit.cli import positive_int, recipe_parser
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, set_seed
 from pipekit.learn import BnFreeze, cpu_bf16_is_fast, error_rate
 from pipekit.vision import ImageBlock, Resize, aug_transforms, vision_learner
@@ -73,9 +74,9 @@ def main(quick: bool = False, size: int | None = None, epochs: int = 1, arch: st
         learn.to_bf16()
     t_fit = time.perf_counter()
     if pretrained:
-        learn.fine_tune(1 if quick else epochs, base_lr=1e-3, unfreeze_to=1)
+        learn.fine_tune(epochs, base_lr=1e-3, unfreeze_to=1)
     else:
-        learn.fit_one_cycle(2 if quick else epochs + 1, 2e-3)
+        learn.fit_one_cycle(epochs + 1, 2e-3)
     fit_s = time.perf_counter() - t_fit
     loss, err = learn.validate()
     elapsed = time.perf_counter() - t0
@@ -87,13 +88,14 @@ def main(quick: bool = False, size: int | None = None, epochs: int = 1, arch: st
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="a small subset and one epoch (for tests)")
-    p.add_argument("--size", type=int, default=None, help="training image size (default 224; 160 with --quick)")
-    p.add_argument("--epochs", type=int, default=1, help="unfrozen epochs after the frozen one (the book: 1)")
+    p = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="200 train / 100 valid photos at 160 px, for tests (--size "
+                                                        "and --epochs, when given, still apply)")
+    p.add_argument("--size", type=positive_int, default=None, help="training image size (default 224; 160 with --quick)")
+    p.add_argument("--epochs", type=positive_int, default=1, help="unfrozen epochs after the frozen one (the book: 1)")
     p.add_argument("--arch", default="efficientnet_lite0")
     p.add_argument("--scratch", action="store_true", help="random weights instead of ImageNet's")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=positive_int, default=2)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     main(a.quick, a.size, a.epochs, a.arch, not a.scratch)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import pipekit.datasets as D
+from pipekit.cli import positive_int, recipe_parser
 from pipekit.data import set_seed
 from pipekit.learn import BnFreeze, accuracy
 from pipekit.vision import Normalize, aug_transforms, dataloaders_from_arrays, require_weights, vision_learner
@@ -33,7 +34,7 @@ def load(quick: bool = False, n_train: int | None = None):
     p = D.path("fashion_mnist")
     xt, yt = D.read_idx(p / "train-images-idx3-ubyte.gz"), D.read_idx(p / "train-labels-idx1-ubyte.gz")
     xv, yv = D.read_idx(p / "t10k-images-idx3-ubyte.gz"), D.read_idx(p / "t10k-labels-idx1-ubyte.gz")
-    n_train = 256 if quick else n_train
+    n_train = n_train if n_train is not None else 256 if quick else None
     if n_train:
         keep = np.random.default_rng(0).permutation(len(xt))[:n_train]
         xt, yt = xt[keep], yt[keep]
@@ -65,11 +66,13 @@ def run(data, arch: str, pretrained: bool, size: int | None, epochs: int, lr: fl
     return float(learn.validate()[1])
 
 
-def main(quick: bool = False, epochs: int = 3, n_train: int = 10_000) -> dict:
+def main(quick: bool = False, epochs: int | None = None, n_train: int | None = None) -> dict:
+    """The three runs; ``epochs`` None: 3, or 2 with ``quick``; ``n_train`` None: 10,000 training images, or 256
+    with ``quick`` (which also scores 256 test images, not all 10,000)."""
     require_weights("efficientnet_lite0")  # the last run needs them: say so before the first trains
     t0 = time.perf_counter()
-    data = load(quick, n_train)
-    n = 2 if quick else epochs
+    data = load(quick, n_train if n_train is not None else 256 if quick else 10_000)
+    n = epochs if epochs is not None else 2 if quick else 3
     runs = {"simple_cnn scratch 28px": ("simple_cnn", False, None, 5e-3),
             "efficientnet_lite0 scratch 64px": ("efficientnet_lite0", False, 64, 3e-3),
             "efficientnet_lite0 pretrained 64px": ("efficientnet_lite0", True, 64, 3e-3)}
@@ -82,11 +85,14 @@ def main(quick: bool = False, epochs: int = 3, n_train: int = 10_000) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
-    ap.add_argument("--epochs", type=int, default=3, help="epochs of each run (pretrained: 1 frozen + the rest)")
-    ap.add_argument("--n-train", type=int, default=10_000, help="training images (of 60,000)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="256 training and 256 test images and 2 epochs, for tests "
+                                                         "(--epochs and --n-train, when given, still apply)")
+    ap.add_argument("--epochs", type=positive_int, default=None,
+                    help="epochs of each run (pretrained: 1 frozen + the rest) (default 3; 2 with --quick)")
+    ap.add_argument("--n-train", type=positive_int, default=None,
+                    help="training images (of 60,000) (default 10,000; 256 with --quick)")
+    ap.add_argument("--threads", type=positive_int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     main(a.quick, a.epochs, a.n_train)

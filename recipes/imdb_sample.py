@@ -38,6 +38,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from pipekit.cli import recipe_parser
 import pipekit.datasets as D
 from pipekit.core.validate import Interval, check
 from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter, set_seed
@@ -192,7 +193,7 @@ def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int =
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = recipe_parser(__file__, __doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a subset, tiny model, one epoch per stage (for tests)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")

@@ -34,6 +34,7 @@ from collections import Counter
 import torch
 from torch import nn
 
+from pipekit.cli import recipe_parser
 from pipekit.data import DataLoaders, set_seed
 from pipekit.learn import CrossEntropyLossFlat, Learner, accuracy
 from pipekit.text import ModelResetter, TextLearner
@@ -212,7 +213,7 @@ def main(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a fifth of the epochs (for tests)")
     # one thread: these matrices (64 hidden units, batches of 64) are too small to share between cores, and
     # on a busy 2-core machine two threads made each batch several times slower

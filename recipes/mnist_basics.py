@@ -28,6 +28,7 @@ import time
 import torch
 from torch import nn
 
+from pipekit.cli import recipe_parser
 import pipekit.datasets as D
 from pipekit.data import DataLoaders, get_image_files, set_seed
 from pipekit.learn import SGD, Learner
@@ -131,7 +132,7 @@ def main(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer epochs (for tests)")
     # one thread: a 784 x 30 model is too small to share between cores
     p.add_argument("--threads", type=int, default=1)

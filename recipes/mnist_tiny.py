@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import torch
 
+from pipekit.cli import recipe_parser
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label, set_seed
 from pipekit.learn import BnFreeze, accuracy
@@ -82,7 +83,7 @@ def main(quick: bool = False, epochs: int = 5) -> dict:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a few batches only (for tests)")
     p.add_argument("--epochs", type=int, default=5, help="epochs of each run (pretrained: 1 frozen + the rest)")
     p.add_argument("--threads", type=int, default=2)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipekit.cli import recipe_parser
 import pipekit.datasets as D
 from pipekit.data import DataLoaders, set_seed
 from pipekit.learn import ActivationStats, ConvLayer, Learner, accuracy
@@ -126,7 +127,7 @@ def main(quick: bool = False, n_train: int = 20_000, cnn_epochs: int = 3, resnet
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="1,024 training and 512 test images, fewer epochs (for tests)")
     ap.add_argument("--n-train", type=int, default=20_000, help="training images (of 60,000)")
     ap.add_argument("--cnn-epochs", type=int, default=3)

@@ -8,7 +8,6 @@ Run:  pipekit run rossmann [--quick] [--epochs N]
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
 
@@ -16,6 +15,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipekit.cli import recipe_parser
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import TimeSplitter
 from pipekit.datasets import path
@@ -82,7 +82,7 @@ def main(quick: bool = False, epochs: int = 8, lr: float = 3e-3, bs: int = 512, 
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = recipe_parser(__file__, __doc__)
     ap.add_argument("--quick", action="store_true", help="a short run for tests")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-3)

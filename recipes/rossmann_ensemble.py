@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from pipekit.cli import recipe_parser
 from pipekit.backends import GBM, RandomForest, as_data
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import TimeSplitter
@@ -171,7 +172,7 @@ def fit_and_explain(args: argparse.Namespace, out: Path, kept: bool = False) -> 
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = recipe_parser(__file__, __doc__)
     ap.add_argument("--quick", action="store_true", help="10 stores, small models (for tests)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)

@@ -18,7 +18,6 @@ All three accuracies are printed, whatever they are.
 """
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 import warnings
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipekit.cli import recipe_parser
 import pipekit.datasets as D
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label, set_seed
 from pipekit.learn import BnFreeze, accuracy
@@ -106,7 +106,7 @@ def main(quick: bool = False, n_pretrain: int = 4000, epochs: int = 4, arch: str
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = recipe_parser(__file__, __doc__)
     ap.add_argument("--quick", action="store_true", help="train a few batches only (for tests)")
     ap.add_argument("--n-pretrain", type=int, default=4000)
     ap.add_argument("--epochs", type=int, default=4)
