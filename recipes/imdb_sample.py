@@ -38,7 +38,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pipekit.cli import recipe_parser
+from pipekit.cli import positive_int, recipe_parser
 import pipekit.datasets as D
 from pipekit.core.validate import Interval, check
 from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter, set_seed
@@ -105,21 +105,25 @@ def datablock(quick: bool = False, max_vocab: int = 3000, seed: int = 42):
     return dblock, df
 
 
-def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int = 6, clf_epochs: int = 10,
-         final_lr: float = 1e-2, lr_div: float = 1.0, drop_mult: float = 0.5, emb: int = 64, hid: int = 128,
-         layers: int = 2, max_vocab: int = 3000, clf_max_vocab: int = 60000, folds: int = 5,
-         out: str | Path | None = None) -> dict:
+#: what --quick sets of the options not given: (value without --quick, value with it)
+QUICK = {"lm_epochs": (6, 1), "clf_epochs": (10, 1), "emb": (64, 24), "hid": (128, 48), "folds": (5, 2)}
+
+
+def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int | None = None,
+         clf_epochs: int | None = None, final_lr: float = 1e-2, lr_div: float = 1.0, drop_mult: float = 0.5,
+         emb: int | None = None, hid: int | None = None, layers: int = 2, max_vocab: int = 3000,
+         clf_max_vocab: int = 60000, folds: int | None = None, out: str | Path | None = None) -> dict:
     """Run every stage and report; the options are the command line's (``pipekit run imdb_sample --quick --out
-    r.json`` is ``main(quick=True, out="r.json")``; ``quick`` sets lm_epochs, clf_epochs, emb, hid and folds to
-    1, 1, 24, 48 and 2). ``threads``: torch's CPU threads; ``out``: a JSON file to write the figures in. The
-    figures are returned."""
-    check("imdb_sample", folds=(folds, Interval(2, None, integer=True,
-                                                why="the stacked ensemble needs out-of-fold predictions")))
-    args = argparse.Namespace(quick=quick, seed=seed, threads=threads, lm_epochs=lm_epochs, clf_epochs=clf_epochs,
-                              final_lr=final_lr, lr_div=lr_div, drop_mult=drop_mult, emb=emb, hid=hid, layers=layers,
-                              max_vocab=max_vocab, clf_max_vocab=clf_max_vocab, folds=folds, out=out)
-    if quick:
-        args.lm_epochs, args.clf_epochs, args.emb, args.hid, args.folds = 1, 1, 24, 48, 2
+    r.json`` is ``main(quick=True, out="r.json")``); lm_epochs, clf_epochs, emb, hid and folds left None are 6,
+    10, 64, 128 and 5, or with ``quick`` 1, 1, 24, 48 and 2 (an option given wins). ``threads``: torch's CPU
+    threads; ``out``: a JSON file to write the figures in. The figures are returned."""
+    given = {"lm_epochs": lm_epochs, "clf_epochs": clf_epochs, "emb": emb, "hid": hid, "folds": folds}
+    chosen = {k: v if v is not None else QUICK[k][1 if quick else 0] for k, v in given.items()}
+    check("imdb_sample", folds=(chosen["folds"], Interval(2, None, integer=True,
+                                                          why="the stacked ensemble needs out-of-fold predictions")))
+    args = argparse.Namespace(quick=quick, seed=seed, threads=threads, final_lr=final_lr, lr_div=lr_div,
+                              drop_mult=drop_mult, layers=layers, max_vocab=max_vocab, clf_max_vocab=clf_max_vocab,
+                              out=out, **chosen)
     torch.set_num_threads(args.threads)
     set_seed(args.seed)
     t0 = time.time()
@@ -194,24 +198,26 @@ def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int =
 
 if __name__ == "__main__":
     ap = recipe_parser(__file__, __doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a subset, tiny model, one epoch per stage (for tests)")
+    ap.add_argument("--quick", action="store_true", help="a subset, tiny model, one epoch per stage (for tests): "
+                    "--lm-epochs 1 --clf-epochs 1 --emb 24 --hid 48 --folds 2 unless given")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
-    ap.add_argument("--lm-epochs", type=int, default=6)
-    ap.add_argument("--clf-epochs", type=int, default=10, help="epochs of the last, fully unfrozen stage")
+    ap.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
+    ap.add_argument("--lm-epochs", type=positive_int, default=None, help="default 6")
+    ap.add_argument("--clf-epochs", type=positive_int, default=None,
+                    help="epochs of the last, fully unfrozen stage (default 10)")
     ap.add_argument("--final-lr", type=float, default=1e-2, help="peak lr of the last, fully unfrozen stage")
     ap.add_argument("--lr-div", type=float, default=1.0,
                     help="head lr / embedding lr in the last stage (ULMFiT: 2.6**4 after a large-corpus LM)")
     ap.add_argument("--drop-mult", type=float, default=0.5, help="scales the classifier's dropouts")
-    ap.add_argument("--emb", type=int, default=64)
-    ap.add_argument("--hid", type=int, default=128)
+    ap.add_argument("--emb", type=positive_int, default=None, help="default 64")
+    ap.add_argument("--hid", type=positive_int, default=None, help="default 128")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--max-vocab", type=int, default=3000, help="a small vocab keeps the LM softmax cheap on a CPU")
     ap.add_argument("--clf-max-vocab", type=int, default=60000, help="the classifier's own vocab (training reviews)")
-    ap.add_argument("--folds", type=int, default=5, help="classifiers, each fitted on k-1 folds of the training "
-                                                        "reviews; also gives the out-of-fold predictions")
+    ap.add_argument("--folds", type=int, default=None, help="classifiers, each fitted on k-1 folds of the training "
+                    "reviews; also gives the out-of-fold predictions (default 5, at least 2)")
     ap.add_argument("--out", type=str, default=None, help="write the figures as JSON here")
     a = ap.parse_args()
-    if a.folds < 2:
+    if a.folds is not None and a.folds < 2:
         ap.error("--folds must be at least 2 (the stacked ensemble needs out-of-fold predictions)")
     main(**vars(a))

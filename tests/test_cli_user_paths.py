@@ -73,6 +73,7 @@ def started(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
             ["fashion_mnist", "--quick", "--n-train", "0"],
             "argument --n-train: expected an integer in [1, inf], got '0'",
         ),
+        (["imdb_sample", "--quick", "--emb", "0"], "argument --emb: expected an integer in [1, inf], got '0'"),
     ],
 )
 def test_a_bad_option_value_is_one_line_before_any_work(args, said, tmp_path):
