@@ -127,12 +127,26 @@ def test_a_failed_download_says_where_it_looked(tmp_path, monkeypatch):
 
 
 def test_an_incomplete_copy_passed_over_is_said(tmp_path, monkeypatch, adult_csv):
+    import hashlib
+    import tarfile
+
+    from pipekit.data import external as ext
+    from pipekit.data.external import Checksum
+
     data, cache = tmp_path / "data", tmp_path / "cache"
     (data / "adult_sample").mkdir(parents=True)  # an archive extracted to the wrong place: an empty folder
-    (cache / "data" / "adult_sample").mkdir(parents=True)
-    shutil.copy(adult_csv, cache / "data" / "adult_sample" / "adult.csv")
-    monkeypatch.setenv("PIPEKIT_DATA", str(data))
     monkeypatch.setenv("PIPEKIT_CACHE", str(cache))
+    monkeypatch.setenv("PIPEKIT_CACHE_KEY_FILE", str(tmp_path / "cache.key"))
+    # the cache's copy is one pipekit downloaded and verified (a file:// archive pinned by its sha256)
+    arc = tmp_path / "adult_sample.tgz"
+    with tarfile.open(arc, "w:gz") as t:
+        t.add(adult_csv, arcname="adult_sample/adult.csv")
+    url = arc.as_uri()
+    monkeypatch.setitem(ext.REGISTRY, "adult_sample", DatasetInfo(
+        "adult_sample", (url,), ("adult.csv",),
+        checksums={url: Checksum(arc.stat().st_size, sha256=hashlib.sha256(arc.read_bytes()).hexdigest())}))
+    ext.fetch(ext.REGISTRY["adult_sample"])
+    monkeypatch.setenv("PIPEKIT_DATA", str(data))
     with pytest.warns(UserWarning, match=r"data/adult_sample lacks \['adult.csv'\] of data set 'adult_sample', so it "
                                          r"was passed over for .*cache/data/adult_sample"):
         found = D.path("adult_sample")

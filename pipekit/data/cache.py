@@ -20,7 +20,10 @@ each keep their own layout; both use this module so that a cache trusts only byt
   an entry this user's pipekit did not write (or one written before entries were signed) is rebuilt with a
   :class:`CacheRebuildWarning` instead of being served. Anyone who can read the key file or run as this user
   can still forge entries; a key file that others can read, that another user owns or that is not a plain
-  32-byte file is not used. Where no key can be kept (no writable config folder), a key for this process only
+  32-byte file is not used. The same signature (:func:`sign_fields`, :func:`signed_here`) vouches for the
+  other records pipekit keeps under ``PIPEKIT_CACHE``: the copy of pretrained weights
+  (:mod:`pipekit.vision.pretrained`, a pack) and the list of a downloaded data set's files
+  (:mod:`pipekit.data.external`). Where no key can be kept (no writable config folder), a key for this process only
   is used and a :class:`CacheWriteWarning` says so: entries then serve this run and are rebuilt by the next.
 - Meta files are self-checking JSON (:func:`atomic_write_json`, :func:`read_json`): a missing field, a
   wrong type, a cut-off or edited file is reported with the file and the field. That checksum is not keyed:
@@ -708,14 +711,40 @@ def _combine(header_len: int, record_len: int, size: int, head: bytes, records: 
     return h.hexdigest()
 
 
-def _signature(path: Path, record: dict[str, Any], meta: Any, key: bytes | None = None) -> str:
-    """HMAC-SHA256, under this user's cache key, of where the pack is (its entry folder and file name), its checksum
-    ``record`` (whose digest covers every byte of the pack) and ``meta``, the rest of the meta file holding the record
-    as JSON reads it back. One HMAC over the digests: the per-record hashing of the pack stays unkeyed."""
-    body = json.dumps([f"{path.parent.name}/{path.name}", record["algo"], record["size"], record["header_len"],
-                       record["record_len"], record["digest"], meta], sort_keys=True, separators=(",", ":"),
+def sign_fields(path: Path, fields: list[Any], key: bytes | None = None) -> str:
+    """HMAC-SHA256, under this user's cache key (:func:`cache_signing_key`), of where an entry is (``path``'s folder
+    and file name) and ``fields`` as JSON reads them back: the one signature of pipekit's caches. A pack's checksum
+    record is signed so (:func:`verify_pack`), and so is any other record pipekit must later prove it wrote, such as
+    the list of a downloaded data set's files (:mod:`pipekit.data.external`). ``fields`` starts with the kind of
+    record (a pack's :data:`CHECKSUM_ALGO`, another record's own name and version), so that one kind's signature
+    never passes for another's.
+
+    >>> key, fields = bytes(KEY_BYTES), ["kind-1", {"n": 3}]
+    >>> sign_fields(Path("data/x.json"), fields, key) == sign_fields(Path("data/y.json"), fields, key)
+    False
+    """
+    body = json.dumps([f"{path.parent.name}/{path.name}", *fields], sort_keys=True, separators=(",", ":"),
                       allow_nan=False)
     return hmac.new(key if key is not None else cache_signing_key(), body.encode(), hashlib.sha256).hexdigest()
+
+
+def signed_here(path: Path, fields: list[Any], signature: Any) -> bool:
+    """Whether ``signature`` is :func:`sign_fields` of ``path`` and ``fields`` under this user's cache key: the
+    record was written by this user's pipekit for that place, and not changed since."""
+    key = cache_signing_key()  # outside the try: a bad key setting is the user's to fix, not a forged entry
+    try:
+        expected = sign_fields(path, fields, key)
+    except (ValueError, TypeError, RecursionError):  # NaN or nesting that JSON reads but pipekit never writes
+        return False
+    return isinstance(signature, str) and hmac.compare_digest(signature.encode(), expected.encode())
+
+
+def _signature(path: Path, record: dict[str, Any], meta: Any, key: bytes | None = None) -> str:
+    """:func:`sign_fields` of where the pack is, its checksum ``record`` (whose digest covers every byte of the pack)
+    and ``meta``, the rest of the meta file holding the record as JSON reads it back. One HMAC over the digests: the
+    per-record hashing of the pack stays unkeyed."""
+    return sign_fields(path, [record["algo"], record["size"], record["header_len"], record["record_len"],
+                              record["digest"], meta], key)
 
 
 def _record(header_len: int, record_len: int, size: int, digest: str, dest: Path, meta: Any) -> dict[str, Any]:

@@ -3,6 +3,16 @@
 Lookup order for ``path(name)``: ``$PIPEKIT_DATA/<name>``, then the user cache
 (``$PIPEKIT_CACHE`` or ``~/.cache/pipekit/data``), then a download from the publisher's https URL, checked
 against its pinned size and checksum before anything is extracted.
+
+A folder in ``$PIPEKIT_DATA`` is used as it is: the user chose it. A folder in the cache is used only when this
+user's pipekit put it there: once a download is verified and extracted, :func:`fetch` records every file and folder
+it extracted (relative path, size, modification time in ns, inode) in ``<name>.manifest.json`` beside the folder,
+signed with this user's cache key (:func:`pipekit.data.cache.sign_fields`). :func:`locate` uses a cache folder only
+when that record is signed by this user and the files still match it. Another user who can write a shared
+``PIPEKIT_CACHE`` can neither sign the record nor give a file they write or replace the recorded time and inode, so
+a folder they planted or changed is not used: it is downloaded and verified again, or refused with a DataError
+saying why and how to fix it (delete it, or point ``PIPEKIT_DATA`` at a folder you trust). Files the user adds
+there (``learn.save`` writes ``models/`` into a data set's folder) are theirs and are allowed.
 """
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import urllib.request
@@ -23,7 +34,7 @@ import numpy as np
 from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.getters import DataPath
 from pipekit.data.progress import progress_bar
-from pipekit.core.errors import DatasetUnavailableError, ParameterError, warn
+from pipekit.core.errors import DataError, DatasetUnavailableError, ParameterError, warn
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -175,12 +186,117 @@ def is_complete(folder: Path, info: DatasetInfo) -> bool:
     return folder.is_dir() and all((folder / f).exists() for f in info.files)
 
 
+#: The kind of record a data set's manifest is, signed with it (see :func:`pipekit.data.cache.sign_fields`).
+MANIFEST_KIND = "data-manifest-1"
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {"name": str, "entries": dict, "signature": str}
+
+
+def manifest_path(folder: Path) -> Path:
+    """Where pipekit records what it extracted into the cache folder ``folder``: ``<folder>.manifest.json``."""
+    return folder.with_name(folder.name + ".manifest.json")
+
+
+def _listing(folder: Path) -> dict[str, list[Any]]:
+    """Every file and folder under ``folder`` (``"."`` for itself), links not followed: relative path -> ``[kind,
+    size, mtime_ns, inode, owner uid, link count]`` (kind ``"f"`` file, ``"d"`` folder, ``"o"`` anything else)."""
+    out: dict[str, list[Any]] = {}
+
+    def add(rel: str, path: str) -> None:
+        st = os.lstat(path)
+        kind = "f" if stat.S_ISREG(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "o"
+        out[rel] = [kind, st.st_size, st.st_mtime_ns, st.st_ino, st.st_uid, st.st_nlink]
+
+    add(".", os.fspath(folder))
+    for top, dirs, files in os.walk(folder):  # a link to a folder is listed, never walked into
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            add(os.path.relpath(path, folder).replace(os.sep, "/"), path)
+    return out
+
+
+def _recorded(listing: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """What a manifest keeps of :func:`_listing`: a file's size, time and inode, a folder's inode (its size and time
+    change with what is added to it)."""
+    return {rel: [k, size, mtime, ino] if k == "f" else [k, 0, 0, ino]
+            for rel, (k, size, mtime, ino, _, _) in listing.items()}
+
+
+def write_manifest(folder: Path, listing: dict[str, list[Any]] | None = None) -> None:
+    """Record the files of ``folder`` (or ``listing``, taken by :func:`_listing` where no one else could write)
+    in its :func:`manifest_path`, signed with this user's cache key: the proof that this user's pipekit verified
+    and extracted it."""
+    from pipekit.data.cache import atomic_write_json, sign_fields
+
+    record = {"name": folder.name, "entries": _recorded(listing if listing is not None else _listing(folder))}
+    dest = manifest_path(folder)
+    atomic_write_json(dest, {**record, "signature": sign_fields(dest, [MANIFEST_KIND, record])})
+
+
+def untrusted_reason(folder: Path) -> str | None:
+    """Why the cache folder ``folder`` cannot be trusted (None when it can): it has no manifest signed by this
+    user's pipekit (written by someone else, or before pipekit kept manifests), or its files changed since."""
+    from pipekit.data.cache import CacheEntryError, read_json, signed_here
+
+    dest = manifest_path(folder)
+    never = "it was not downloaded and verified by this user's pipekit"
+    try:
+        manifest = read_json(dest, _MANIFEST_FIELDS)
+    except CacheEntryError as e:
+        return f"{never} ({dest.name}: {e.reason})" if dest.exists() or dest.is_symlink() else \
+            f"{never} (there is no {dest.name} beside it)"
+    signature = manifest.pop("signature")
+    if manifest["name"] != folder.name or not signed_here(dest, [MANIFEST_KIND, manifest], signature):
+        return f"{never} ({dest.name} is not signed with this user's cache key)"
+    try:
+        now = _listing(folder)
+    except OSError as e:
+        return f"it cannot be listed ({e.strerror or e})"
+    recorded = manifest["entries"]
+    current = _recorded(now)
+    for rel, entry in recorded.items():
+        if rel not in current:
+            return f"it changed since this user's pipekit verified it: {rel} is gone"
+        if current[rel] != entry:
+            return (f"it changed since this user's pipekit verified it: {rel} was replaced or edited (its size, time "
+                    "or inode differ from those recorded)")
+    inodes = {entry[3] for entry in recorded.values()}
+    me = os.geteuid() if hasattr(os, "geteuid") else None
+    for rel, (kind, _, _, ino, uid, links) in now.items():
+        if rel in recorded:
+            continue
+        if (me is not None and uid != me) or kind == "o" or ino in inodes or (kind == "f" and links > 1):
+            return (f"it changed since this user's pipekit verified it: {rel} was added"
+                    f"{' by another user' if me is not None and uid != me else ''}")
+    return None
+
+
+def untrusted_copy(info: DatasetInfo) -> tuple[Path, str] | None:
+    """The complete copy of ``info`` in the cache that :func:`locate` passes over, and why (see
+    :func:`untrusted_reason`); None when there is none."""
+    folder = cache_root() / info.name
+    if not is_complete(folder, info):
+        return None
+    reason = untrusted_reason(folder)
+    return None if reason is None else (folder, reason)
+
+
+def untrusted_message(folder: Path, reason: str) -> str:
+    """What is said of a cache folder :func:`locate` does not use: the folder, why, and the ways out."""
+    return (f"the cache folder {folder} is not used: {reason}. Another user who can write the cache folder could "
+            f"have put its files there. Delete it (rm -r {folder}) to download the data set again and verify it, or "
+            "set PIPEKIT_DATA to a folder of data sets you trust")
+
+
 def locate(name: str) -> Path | None:
-    """The local folder of ``name`` if a complete copy exists, else None."""
+    """The local folder of ``name`` if a complete copy exists (in the cache, one this user's pipekit verified and
+    that has not changed since: see the module docstring), else None."""
     info = _info(name)
-    for root in (data_root(), cache_root()):
-        if root is not None and is_complete(root / name, info):
-            return root / name
+    root = data_root()
+    if root is not None and is_complete(root / name, info):
+        return root / name
+    folder = cache_root() / name
+    if is_complete(folder, info) and untrusted_reason(folder) is None:
+        return folder
     return None
 
 
@@ -207,9 +323,13 @@ def where_looked(info: DatasetInfo) -> str:
     root, cache, name = data_root(), cache_root(), info.name
     lacks = {folder: missing for folder, missing in incomplete_copies(info)}
 
+    untrusted = untrusted_copy(info)
+
     def said(folder: Path) -> str:
         if folder in lacks:
             return f"{folder} is there but lacks {lacks[folder]}"
+        if untrusted is not None and folder == untrusted[0]:
+            return untrusted_message(*untrusted)
         return f"{folder} is {'not a folder' if folder.exists() else 'missing'}"
 
     parts = ["PIPEKIT_DATA is not set" if root is None else f"$PIPEKIT_DATA/{name}: {said(root / name)}",
@@ -236,11 +356,23 @@ def path(name: str, download: bool = True) -> DataPath:
     """
     info = _info(name)
     found = locate(name)
+    untrusted = untrusted_copy(info) if found is None else None
     if found is None and not download:
+        if untrusted is not None:
+            raise DataError(f"data set {name!r}: {untrusted_message(*untrusted)}; or call path({name!r}) with "
+                            "download=True")
         raise DatasetUnavailableError(f"data set {name!r} is not available locally. {where_looked(info)}; or call "
                                 f"path({name!r}) with download=True")
     lacking = incomplete_copies(info)
-    folder = found if found is not None else fetch(info)
+    if untrusted is not None:
+        warn(f"data set {name!r}: the cache folder {untrusted[0]} is not used: {untrusted[1]}. Downloading the data "
+             "set again and verifying it, in its place")
+    try:
+        folder = found if found is not None else fetch(info)
+    except DatasetUnavailableError as e:
+        if untrusted is None:
+            raise
+        raise DataError(f"data set {name!r} cannot be downloaded again: {e}") from e
     for other, missing in lacking:
         if other != folder:
             warn(f"{other} lacks {missing} of data set {name!r}, so it was passed over for {folder}; complete it "
@@ -415,7 +547,8 @@ def extract(archive: Path, dest: Path) -> Path:
 
 def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
     """Download every URL of ``info``, verify each against its pinned checksum, extract, check the files,
-    and install the folder into the cache.
+    and install the folder into the cache, with a manifest of its files signed by this user's cache key
+    (:func:`write_manifest`) that :func:`locate` checks before using it.
 
     A URL without a pinned checksum is downloaded only over https or from a local file, with a warning
     giving its size and sha256 to pin; a plain-http URL needs a checksum, as anyone on the way can alter it.
@@ -454,9 +587,19 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
         if not is_complete(folder, info):
             missing = [f for f in info.files if not (folder / f).exists()]
             raise ValueError(f"{info.name}: the download lacks {missing}; the publisher's layout may have changed")
-        if final.exists():
-            shutil.rmtree(final)
+        listing = _listing(folder)  # here, in a temporary folder only this user can write
+        if final.exists() or final.is_symlink():
+            try:
+                if final.is_symlink() or not final.is_dir():
+                    final.unlink()
+                else:
+                    shutil.rmtree(final)
+            except OSError as e:
+                raise DataError(f"{final} cannot be removed to put the verified download of {info.name} in its place "
+                                f"({e.strerror or e}): remove it yourself, or set PIPEKIT_DATA to a folder of data "
+                                "sets you trust") from e
         shutil.move(str(folder), str(final))
+        write_manifest(final, listing)  # renaming keeps each file's inode and time
     return final
 
 

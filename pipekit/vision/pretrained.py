@@ -11,11 +11,15 @@ its SHA-256. Loading it
    does not match is refused, naming the file and both hashes,
 3. unpickles those same bytes with ``torch.load(weights_only=True)`` (tensors and containers only) and
    keeps only a flat ``{name: tensor}`` dict,
-4. writes a safetensors copy to ``$PIPEKIT_CACHE/weights`` (atomically) with a self-checking meta file that
-   records the copy's own SHA-256.
+4. writes a safetensors copy to ``$PIPEKIT_CACHE/weights`` (atomically) with a meta file that records the
+   copy's own SHA-256 and its checksum record, signed with this user's cache key as the image and token caches'
+   entries are (:mod:`pipekit.data.cache`).
 
-Later loads read the copy and check it against the recorded hash, so they need neither the package nor the
-unpickler. A copy that fails its check is rebuilt from the package with a :class:`CacheRebuildWarning`.
+Later loads read the copy, check it against the recorded hash and check the record's signature, so they need
+neither the package nor the unpickler. A copy that fails a check (damaged, edited, written by another user into
+a shared ``PIPEKIT_CACHE`` or by an older pipekit) is rebuilt from the package with a
+:class:`CacheRebuildWarning`. A cache folder that cannot be written is said once
+(:func:`~pipekit.data.cache.warn_unwritable`) and the weights read from the package are used as they are.
 
 >>> spec = WeightsFile("doc_weights", "pipekit-doc-no-such-package", "pkg/w.pth", "0" * 64)
 >>> load_weights(spec)                                             # doctest: +ELLIPSIS
@@ -35,14 +39,18 @@ from pathlib import Path
 import torch
 
 from pipekit.core.errors import DataError, WeightsNotInstalledError
-from pipekit.data.cache import (CacheEntryError, atomic_write, atomic_write_json, cache_folder, read_json,
-                                warn_rebuild)
+from pipekit.data.cache import (OLDER_ENTRY, STREAM_RECORD, CacheEntryError, ChecksumWriter, TempFile,
+                                atomic_write_json, cache_folder, check_fields, read_json, verify_pack, warn_rebuild,
+                                warn_unwritable)
 
 __all__ = ["WeightsFile", "WeightsNotInstalledError", "WeightsHashError", "locate_weights", "read_verified_pth",
            "load_weights", "cached_weights_path"]
 
-#: Bumped when the layout of the cached copy changes, so an old copy is rebuilt rather than misread.
-CACHE_VERSION = 1
+#: Bumped when the layout of the cached copy changes, so an old copy is rebuilt rather than misread. Version 2
+#: adds the signed checksum record: a copy of version 1 is rebuilt once.
+CACHE_VERSION = 2
+#: What keeps pretrained weights off disk, named when the cache folder cannot be written.
+TURN_OFF = "cache_dir=False (to efficientnet_lite_weights or load_pretrained)"
 
 
 class WeightsHashError(DataError):
@@ -135,18 +143,30 @@ _META_FIELDS: dict[str, type | tuple[type, ...]] = {
 def _read_copy(st: Path, spec: WeightsFile) -> dict[str, torch.Tensor]:
     from safetensors.torch import load as st_load
 
-    meta = read_json(_meta_path(st), _META_FIELDS)
+    meta = read_json(_meta_path(st), {"version": int})
     if meta["version"] != CACHE_VERSION:
-        raise CacheEntryError(f"it was written in layout {meta['version']}, this pipekit uses {CACHE_VERSION}")
+        raise CacheEntryError(f"{OLDER_ENTRY} (it was written in layout {meta['version']}, this pipekit uses "
+                              f"{CACHE_VERSION})" if meta["version"] < CACHE_VERSION else
+                              f"it was written in layout {meta['version']}, this pipekit uses {CACHE_VERSION}")
+    check_fields(meta, {**_META_FIELDS, "checksum": dict}, _meta_path(st).name)
     if meta["source_sha256"] != spec.sha256 or meta["name"] != spec.name:
         raise CacheEntryError(f"it was made from {meta['name']} with SHA-256 {meta['source_sha256']}, "
                               f"not from {spec.name} with {spec.sha256}")
+    checksum = meta.pop("checksum")  # signed with the rest of the meta: the name, the pin, the copy's SHA-256
     try:
-        data = st.read_bytes()
+        f = open(os.open(st, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")  # no FIFO waited on
     except FileNotFoundError:
         raise CacheEntryError("the file is missing") from None
-    if len(data) != meta["size"] or _sha256(data) != meta["sha256"]:
-        raise CacheEntryError("its bytes do not match the SHA-256 recorded when it was written")
+    except OSError as e:
+        raise CacheEntryError(f"the file cannot be read ({e.strerror or e})") from None
+    with f:
+        data = f.read(meta["size"] + 1)
+        if len(data) != meta["size"] or _sha256(data) != meta["sha256"]:
+            raise CacheEntryError("its bytes do not match the SHA-256 recorded when it was written")
+        # the bytes read are those of the SHA-256 in the meta; the signature says this user's pipekit wrote that meta
+        reason = verify_pack(st, checksum, header_len=0, record_len=STREAM_RECORD, meta=meta, file=f)
+    if reason is not None:
+        raise CacheEntryError(reason)
     try:
         return _check_state(st_load(data), str(st))
     except Exception as e:  # a parse failure of bytes we wrote ourselves: treat like any damaged copy
@@ -154,21 +174,29 @@ def _read_copy(st: Path, spec: WeightsFile) -> dict[str, torch.Tensor]:
 
 
 def _write_copy(st: Path, spec: WeightsFile, state: dict[str, torch.Tensor]) -> None:
+    """Write the safetensors copy of ``state`` to ``st`` and its meta, signed with this user's cache key; raises
+    the OSError of a folder that cannot be written."""
     from safetensors.torch import save as st_save
 
     data = st_save({k: v.contiguous() for k, v in state.items()},
                    metadata={"name": spec.name, "source_sha256": spec.sha256})
-    atomic_write(st, data)
+    meta = {"version": CACHE_VERSION, "name": spec.name, "source_sha256": spec.sha256, "sha256": _sha256(data),
+            "size": len(data)}
+    with TempFile(st.parent, st.name) as tmp:
+        with tmp.open() as raw:  # through the file TempFile created, never by its name (no link followed)
+            sink = ChecksumWriter(raw)
+            sink.write(data)
+        tmp.commit(st)
     # the meta file is written last: a copy without a meta that vouches for it is never read
-    atomic_write_json(_meta_path(st), {"version": CACHE_VERSION, "name": spec.name, "source_sha256": spec.sha256,
-                                       "sha256": _sha256(data), "size": len(data)})
+    atomic_write_json(_meta_path(st), {**meta, "checksum": sink.checksum(st, meta)})
 
 
 def load_weights(spec: WeightsFile, cache_dir: str | os.PathLike | bool | None = None) -> dict[str, torch.Tensor]:
     """The state dict of ``spec``: from the verified safetensors copy in the cache, else from the package.
 
     ``cache_dir``: None or True for ``$PIPEKIT_CACHE/weights``, a folder for ``<folder>/weights``, False to
-    read the package's file every time and write nothing.
+    read the package's file every time and write nothing. A cache folder that cannot be written is said once by a
+    CacheWriteWarning naming it and the fixes; the weights read from the package are returned all the same.
     """
     st = cached_weights_path(spec, cache_dir)
     if st is not None and (st.exists() or _meta_path(st).exists()):
@@ -178,5 +206,8 @@ def load_weights(spec: WeightsFile, cache_dir: str | os.PathLike | bool | None =
             warn_rebuild(st, e.reason)
     state = read_verified_pth(locate_weights(spec), spec.sha256)
     if st is not None:
-        _write_copy(st, spec, state)
+        try:
+            _write_copy(st, spec, state)
+        except OSError as e:
+            warn_unwritable(st.parent, e, "pretrained weights", TURN_OFF)
     return state

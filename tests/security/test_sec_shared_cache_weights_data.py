@@ -1,0 +1,236 @@
+"""A PIPEKIT_CACHE shared with another user: the cached pretrained weights and the downloaded data sets in it are used
+only when this user's pipekit wrote them, and a cache folder that cannot be written does not stop a pretrained learner.
+
+"Another user" is pipekit running under another cache key (PIPEKIT_CACHE_KEY_FILE pointing at a second key file), as
+in tests/test_cache_signing.py; the weights are the real EfficientNet-Lite0 package's, the data set the real
+adult_sample, downloaded from a file:// archive pinned by its sha256.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import pipekit.data.cache as cache_mod
+import pipekit.data.external as ext
+import pipekit.datasets as D
+from pipekit.core.errors import DataError
+from pipekit.data import URLs, untar_data
+from pipekit.data.cache import CacheRebuildWarning, CacheWriteWarning, atomic_write_json
+from pipekit.data.external import Checksum, DatasetInfo
+from pipekit.vision import pretrained as P
+from pipekit.vision.efficientnet import lite_variant
+
+pytestmark = pytest.mark.data
+SHARED = Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data"))
+NOT_OURS = "not written by this user's pipekit"
+
+
+@pytest.fixture(autouse=True)
+def user_key(tmp_path, monkeypatch) -> Path:
+    """This test's user: a key file of its own, not read yet (as in a new process)."""
+    path = tmp_path / "config" / "user.key"
+    monkeypatch.setenv("PIPEKIT_CACHE_KEY_FILE", str(path))
+    monkeypatch.setattr(cache_mod, "_KEYS", {})
+    return path
+
+
+class other_user:
+    """Inside the block, pipekit signs with another user's key (someone else writing the shared cache folder)."""
+
+    def __init__(self, tmp_path: Path):
+        self.key = tmp_path / "other" / "other.key"
+
+    def __enter__(self) -> None:
+        self.saved = os.environ["PIPEKIT_CACHE_KEY_FILE"]
+        os.environ["PIPEKIT_CACHE_KEY_FILE"] = str(self.key)
+
+    def __exit__(self, *exc: object) -> None:
+        os.environ["PIPEKIT_CACHE_KEY_FILE"] = self.saved
+
+
+@pytest.fixture(scope="module")
+def pinned() -> dict[str, torch.Tensor]:
+    spec = lite_variant("lite0").weights
+    return P.read_verified_pth(P.locate_weights(spec), spec.sha256)
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return sorted(a) == sorted(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------------------------------- pretrained weights
+def test_weights_another_user_tampered_and_rewrote_are_rebuilt_not_loaded(tmp_path, pinned):
+    spec = lite_variant("lite0").weights
+    P.load_weights(spec, tmp_path)  # this user's copy
+    copy = P.cached_weights_path(spec, tmp_path)
+    first = next(iter(pinned))
+    tampered = {n: (t.clone().fill_(0.1234) if n == first else t) for n, t in pinned.items()}
+    with other_user(tmp_path):  # pipekit's own writer, under the other user's key
+        P._write_copy(copy, spec, tampered)
+    with pytest.warns(CacheRebuildWarning, match=NOT_OURS) as said:
+        state = P.load_weights(spec, tmp_path)
+    assert str(copy) in str(said[0].message)
+    assert same(state, pinned) and not torch.equal(state[first], tampered[first])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the rebuilt copy is this user's again
+        assert same(P.load_weights(spec, tmp_path), pinned)
+
+
+def test_a_learner_never_starts_from_weights_another_user_put_in_a_shared_cache(tmp_path, monkeypatch, pinned):
+    from pipekit.vision import ImageDataLoaders, Resize, vision_learner
+
+    shared = tmp_path / "shared"
+    monkeypatch.setenv("PIPEKIT_CACHE", str(shared))
+    spec = lite_variant("lite0").weights
+    stem = "_conv_stem.weight"
+    tampered = {n: (t.clone().fill_(0.1234) if n == stem else t) for n, t in pinned.items()}
+    with other_user(tmp_path):  # the other user's copy, made before this user ever ran
+        P._write_copy(P.cached_weights_path(spec), spec, tampered)
+    dls = ImageDataLoaders.from_folder(SHARED / "mnist_tiny", valid="valid", item_tfms=Resize(32), bs=16,
+                                       num_workers=0)
+    with pytest.warns(CacheRebuildWarning, match=NOT_OURS):
+        learn = vision_learner(dls, "efficientnet_lite0")
+    got = learn.model.state_dict()
+    name = next(n for n in got if n.endswith(stem))
+    assert torch.equal(got[name], pinned[stem])
+
+
+def test_weights_cached_before_copies_were_signed_are_rebuilt_once(tmp_path, pinned):
+    spec = lite_variant("lite0").weights
+    copy = P.cached_weights_path(spec, tmp_path)
+    from safetensors.torch import save as st_save
+
+    data = st_save({k: v.contiguous() for k, v in pinned.items()}, metadata={"name": spec.name, "source_sha256": spec.sha256})
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(data)  # the layout an older pipekit wrote: an unkeyed SHA-256 in the meta
+    atomic_write_json(copy.with_suffix(".json"), {"version": 1, "name": spec.name, "source_sha256": spec.sha256,
+                                                  "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+    with pytest.warns(CacheRebuildWarning, match="made by an older pipekit.*rebuilt once"):
+        assert same(P.load_weights(spec, tmp_path), pinned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert same(P.load_weights(spec, tmp_path), pinned)
+
+
+def test_an_unwritable_cache_folder_warns_once_and_the_weights_come_from_the_package(tmp_path, monkeypatch, pinned):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PIPEKIT_CACHE", str(blocker / "cache"))  # as a read-only home: nothing can be made there
+    spec = lite_variant("lite0").weights
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        first = P.load_weights(spec)
+        second = P.load_weights(spec)
+    writes = [str(w.message) for w in said if issubclass(w.category, CacheWriteWarning)]
+    assert len(writes) == 1 and str(blocker / "cache" / "weights") in writes[0] and "PIPEKIT_CACHE" in writes[0]
+    assert same(first, pinned) and same(second, pinned)
+
+
+# ------------------------------------------------------------------------------------------- data sets
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty PIPEKIT_CACHE and no PIPEKIT_DATA: data sets are looked up in the cache, then downloaded."""
+    monkeypatch.delenv("PIPEKIT_DATA", raising=False)
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def adult_download(tmp_path, monkeypatch) -> Path:
+    """adult_sample published as a file:// archive pinned by its size and sha256; returns the real adult.csv."""
+    arc = tmp_path / "pub" / "adult_sample.tgz"
+    arc.parent.mkdir()
+    with tarfile.open(arc, "w:gz") as t:
+        t.add(SHARED / "adult_sample" / "adult.csv", arcname="adult_sample/adult.csv")
+    data = arc.read_bytes()
+    url = arc.as_uri()
+    info = DatasetInfo("adult_sample", (url,), ("adult.csv",),
+                       checksums={url: Checksum(len(data), sha256=hashlib.sha256(data).hexdigest())})
+    monkeypatch.setitem(ext.REGISTRY, "adult_sample", info)
+    return SHARED / "adult_sample" / "adult.csv"
+
+
+def poisoned(csv: Path) -> bytes:
+    return csv.read_bytes().replace(b">=50k", b"<50k")
+
+
+def test_a_data_set_another_user_planted_in_the_cache_is_not_used(cache, tmp_path, monkeypatch, adult_download):
+    planted = cache / "data" / "adult_sample"
+    planted.mkdir(parents=True)
+    (planted / "adult.csv").write_bytes(poisoned(adult_download))  # as s4_poison_data.sh does
+    with pytest.raises(DataError) as err:
+        D.path("adult_sample", download=False)
+    said = str(err.value)
+    assert str(planted) in said and "not downloaded and verified by this user's pipekit" in said
+    assert f"rm -r {planted}" in said and "PIPEKIT_DATA" in said
+    assert D.locate("adult_sample") is None and D.available()["adult_sample"] is None
+    # the download cannot be made: the same refusal, not the planted rows
+    monkeypatch.setitem(ext.REGISTRY, "adult_sample",
+                        DatasetInfo("adult_sample", ((tmp_path / "gone.tgz").as_uri(),), ("adult.csv",)))
+    with pytest.warns(UserWarning, match="not used"), pytest.raises(DataError, match=f"{planted}.*PIPEKIT_DATA"):
+        untar_data(URLs.ADULT_SAMPLE)
+    # a folder the user chose with PIPEKIT_DATA is used as it is
+    monkeypatch.setenv("PIPEKIT_DATA", str(cache / "data"))
+    assert D.path("adult_sample", download=False) == planted
+
+
+def test_a_data_set_another_user_planted_is_downloaded_again_and_verified(cache, adult_download):
+    planted = cache / "data" / "adult_sample"
+    planted.mkdir(parents=True)
+    (planted / "adult.csv").write_bytes(poisoned(adult_download))
+    with pytest.warns(UserWarning, match=f"{planted} is not used: it was not downloaded and verified"):
+        got = untar_data(URLs.ADULT_SAMPLE)
+    assert got == planted and (got / "adult.csv").read_bytes() == adult_download.read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # verified by this user's pipekit now: used as it is
+        assert D.path("adult_sample", download=False) == planted
+
+
+@pytest.mark.parametrize("how", ["replaced", "edited in place"])
+def test_a_verified_data_set_changed_since_is_not_used(cache, adult_download, how):
+    folder = D.path("adult_sample")  # downloaded, verified, extracted and recorded by this user's pipekit
+    assert folder == cache / "data" / "adult_sample" and D.locate("adult_sample") == folder
+    (folder / "models").mkdir()  # what the user adds (learn.save) leaves the folder trusted
+    (folder / "models" / "stage1.pipekit").write_bytes(b"the user's checkpoint")
+    assert D.locate("adult_sample") == folder
+    csv = folder / "adult.csv"
+    if how == "replaced":
+        tmp = folder / "adult.csv.new"
+        tmp.write_bytes(poisoned(adult_download))
+        os.replace(tmp, csv)
+    else:
+        stamp = csv.stat()
+        with open(csv, "r+b") as f:
+            f.write(poisoned(adult_download)[: stamp.st_size])
+    assert D.locate("adult_sample") is None
+    with pytest.raises(DataError, match=r"changed since this user's pipekit verified it: adult.csv was replaced"):
+        D.path("adult_sample", download=False)
+    with pytest.warns(UserWarning, match="changed since"):
+        again = D.path("adult_sample")
+    assert (again / "adult.csv").read_bytes() == adult_download.read_bytes()
+
+
+def test_a_data_set_another_user_downloaded_into_the_shared_cache_is_not_trusted(cache, tmp_path, adult_download):
+    with other_user(tmp_path):
+        folder = D.path("adult_sample")  # their manifest, signed with their key
+        assert D.locate("adult_sample") == folder
+    assert D.locate("adult_sample") is None
+    with pytest.raises(DataError, match="is not signed with this user's cache key"):
+        D.path("adult_sample", download=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="gives a file to another user (root only)")
+def test_a_file_another_user_adds_to_a_verified_data_set_is_not_accepted(cache, adult_download):
+    folder = D.path("adult_sample")
+    extra = folder / "extra.csv"
+    extra.write_bytes(poisoned(adult_download))
+    os.chown(extra, os.geteuid() + 4321, -1)  # the file another user wrote there is theirs
+    assert D.locate("adult_sample") is None
+    with pytest.raises(DataError, match="extra.csv was added by another user"):
+        D.path("adult_sample", download=False)
