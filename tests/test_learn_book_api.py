@@ -638,3 +638,18 @@ def test_metrics_of_data_with_two_targets_take_each_target_as_an_argument():
     assert d_loss == pytest.approx(float(digit_loss(preds, *targs)), rel=1e-4)
     with pytest.raises(ParameterError, match=r"fn\(pred, targ\) \(or fn\(pred, \*targs\)"):
         Learner(dls, nn.Linear(1, 1), loss_func=combine_loss, metrics=lambda inp: inp.mean())
+
+
+def test_weight_decay_is_the_learners_at_each_fit_not_given_its_own(tiny):
+    # as fastai's: fit(wd=...) holds for that fit, a later fit goes back to the learner's wd, and learn.wd set after
+    # the optimiser was made (vision_learner makes it when it freezes) takes effect at the next fit
+    learn = _mlp(tiny, wd=0.1)
+    learn.fit(1, 1e-3)
+    assert learn.opt.hypers[-1]["wd"] == 0.1
+    learn.fit(1, 1e-3, wd=0.5)
+    assert learn.opt.hypers[-1]["wd"] == 0.5
+    learn.fit_one_cycle(1, 1e-3)
+    assert learn.opt.hypers[-1]["wd"] == 0.1
+    learn.wd = 0.3
+    learn.fit(1, 1e-3)
+    assert all(h["wd"] == 0.3 for h in learn.opt.hypers)

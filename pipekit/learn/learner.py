@@ -92,7 +92,8 @@ class Learner:
     lr: default learning rate for ``fit``.  splitter: ``model -> list of parameter lists`` (layer groups;
     the last is the head) used by ``freeze``/``freeze_to`` and ``slice`` learning rates.
     metrics: ``pipekit.metrics`` metrics or functions ``fn(pred, targ)``, computed over the whole validation set.
-    wd: weight decay (None: the optimiser's default).  cbs: extra callbacks.
+    wd: weight decay (None: the optimiser's default), applied at every ``fit`` that is not given its own ``wd``
+    (``learn.wd = 0.1`` takes effect at the next fit; ``fit(wd=...)`` holds for that fit).  cbs: extra callbacks.
     terminate_on_nan: stop ``fit`` with ``NonFiniteError`` at the first NaN/inf loss or weights, the last
     finite weights put back (``TerminateOnNaNCallback``); False trains on (the Recorder only warns).
 
@@ -615,6 +616,7 @@ class Learner:
             resume_frozen, opt.resume_frozen_to = opt.resume_frozen_to, None
             if start_epoch > 0 and resume_frozen is not None:  # resuming learn.load's checkpoint: train what it trained
                 opt.freeze_to(resume_frozen)
+            wd = self.wd if wd is None else wd  # fastai's: this fit's wd, else the learner's (learn.wd), if set
             if wd is not None:
                 opt.set_hyper("wd", wd)
             opt.set_hyper("lr", self.lr if lr is None else lr)

@@ -914,6 +914,10 @@ class OptimWrapper(HyperParams):
 
     @property
     def param_groups(self) -> list[dict[str, Any]]:
+        """The torch optimiser's parameter groups: a layer group's parameters can be two of them (those with weight
+        decay, then its biases and norm layers' without, unless ``wd_bn_bias``), so ``param_groups[i]`` is not
+        layer group ``i`` as in fastai. Read and set a layer group's hyper-parameters with ``hypers[i]`` /
+        ``lrs`` and ``set_hyper(name, value)`` (a value, a list of one per layer group, or a slice)."""
         return self.opt.param_groups
 
     @property

@@ -237,8 +237,9 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     ``unfreeze_to``: the first layer group the second phase trains (0, the default: all of them). A
     ``vision_learner`` on an EfficientNet-Lite has three groups: with 1, the stem and the high-resolution
     blocks stay frozen (their edge and texture filters transfer as they are) and, with ``train_bn=False``,
-    nothing is back-propagated through them, the costliest layers per image. Other bodies are one group
-    (body, head), where 1 trains only the head again.
+    nothing is back-propagated through them, the costliest layers per image. A ResNet or XResNet body has three too
+    (the stem and first two stages, the last two stages, the head), as fastai splits them: 1 trains the last two
+    stages and the head. Other bodies are one group (body, head), where 1 trains only the head again.
 
     A model of one parameter group (a plain ``Learner`` without ``splitter=``, as the book's progressive resizing
     after training from scratch: ``learn.dls = get_dls(128, 224); learn.fine_tune(5, 1e-3)``) has nothing to

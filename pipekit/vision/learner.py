@@ -429,8 +429,8 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     (a module ``arch``: from its registered class or factory; a function ``cut``: registered with
     ``pipekit.register(fn, kind="cut")``) and its saved weights, without the weights package.
 
-    Layer groups: for an XResNet body (stem and first two stages, last two stages, head), for an EfficientNet-Lite
-    body (early blocks, late blocks, head), for any other (body, head), so ``slice(lo, hi)`` gives the earliest
+    Layer groups: for a ResNet or XResNet body (stem and first two stages, last two stages, head, as fastai's
+    split), for an EfficientNet-Lite body (early blocks, late blocks, head), for any other (body, head), so ``slice(lo, hi)`` gives the earliest
     layers the smallest rate and ``freeze()`` trains the head alone; ``splitter=`` (a function model -> lists of
     parameters) gives your own, e.g. ``lambda m: [params(m.body[:4]), params(m.body[4:]), params(m.head)]``. One batch of two validation items runs through
     the model when it is built: an output of the wrong shape is reported here, not inside ``fit``.

@@ -72,7 +72,7 @@ class ResBlock(nn.Module):
 
 @runtime_checkable
 class LayerGrouped(Protocol):
-    """A body that splits its parameters into layer groups, earliest layers first (``XResNetBody``,
+    """A body that splits its parameters into layer groups, earliest layers first (``ResNetBody``, ``XResNetBody``,
     ``EfficientNetLiteBody``): ``vision_learner`` and ``unet_learner`` give each group its own learning rate
     (``lr=slice(lo, hi)``) and ``freeze`` them together."""
 
