@@ -126,9 +126,11 @@ def ensemble_file(adult, tmp_path_factory):
 def test_gbm_file_refuses_lightgbm_params_that_are_no_data(gbm_file, tmp_path, key, value):
     _, path = gbm_file
     crafted = edited_copy(path, _set_params({key: value}), tmp_path / f"{key}.pipekit")
-    message = refused_quickly(pipekit.load, crafted, named=(f"params.params.{key}",))
+    # a value GBM refuses when built in code too is refused as the file's GBM is built, naming it as written there
+    built = key in ("num_leaves", "num_leaf", "learning_rate", "objective")
+    message = refused_quickly(pipekit.load, crafted, named=(f"params={{{key!r}" if built else f"params.params.{key}",))
     if key in ("num_leaves", "num_leaf", "learning_rate", "objective", "metric"):
-        assert "must be" in message, message  # a parameter a file may hold, with a value it may not
+        assert "must be" in message or "is not a LightGBM objective" in message, message  # a value it may not hold
     else:
         assert "given in code" in message and "from a file" in message, message
     if key in ("num_threads", "nthread", "n_jobs"):
@@ -209,7 +211,6 @@ UNSAVABLE = [
     ("machines", "10.255.255.1:12400", "trains across machines"),
     ("gpu_device_id", 0, "chooses the device"),
     ("no_such_parameter", 1, "is no name of a LightGBM parameter"),
-    ("max_bin", 1, "must be"),
     ("num_threads", 4096, "n_jobs="),
     ("num_threads", 2, "n_jobs="),
     ("nthread", 8, "n_jobs="),
@@ -233,6 +234,18 @@ def test_gbm_save_refuses_params_its_file_could_not_load(adult, tmp_path, key, v
     else:
         assert f"without {key!r}" in message, message
     assert not target.exists()
+
+
+def test_gbm_refuses_when_built_a_value_its_file_could_not_hold(gbm_file, tmp_path):
+    # LightGBM's max_bin is 2 or more: refused as the GBM is built, naming it, so no model or file holds it
+    target = tmp_path / "user.pipekit"
+    with pytest.raises(ParameterError, match=r"GBM: params=\{'max_bin': 1\}: LightGBM's max_bin must be an integer"):
+        pipekit.save(GBM("classification", n_estimators=3, n_jobs=1, params={"max_depth": 3, "max_bin": 1}), target)
+    assert not target.exists()
+    _, path = gbm_file  # and a file edited to hold it is refused at load, naming it
+    crafted = edited_copy(path, _set_params({"max_bin": 1}), tmp_path / "max_bin.pipekit")
+    message = refused_quickly(pipekit.load, crafted, named=("params={'max_bin': 1}",))
+    assert "must be an integer" in message, message
 
 
 def test_fitted_gbm_save_refuses_a_setting_only_code_may_give(adult, tmp_path):
@@ -342,9 +355,16 @@ def test_gbm_with_monotone_constraints_in_any_form_it_trains_with_saves_loads_an
     np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
     refit = back.fit(adult.train, adult.valid)  # the loaded constraints train the same model again
     np.testing.assert_array_equal(refit.predict(adult.valid), model.predict(adult.valid))
-    for bad in ("0,a", np.zeros((2, 2), dtype=int), [2] * len(names)):  # what fit refuses, a file may not hold
-        with pytest.raises(ExportError, match=rf"field 'params\.{key}' must be -1, 0 or 1 per input"):
+    saved = tmp_path / f"{form}.pipekit"
+    for i, bad in enumerate(("0,a", np.zeros((2, 2), dtype=int), [2] * len(names))):  # what fit refuses is refused
+        with pytest.raises(ParameterError, match=rf"(?s)GBM: params=\{{'{key}': .*LightGBM's monotone_constraints must "
+                                                 "be -1, 0 or 1 per input"):  # as the GBM is built, naming it
             pipekit.save(GBM("classification", params={key: bad}), tmp_path / "bad.pipekit")
+        assert not (tmp_path / "bad.pipekit").exists()
+        held = bad.tolist() if isinstance(bad, np.ndarray) else bad  # and a file may not hold it
+        crafted = edited_copy(saved, _set_params({key: held}), tmp_path / f"bad{i}.pipekit")
+        message = refused_quickly(pipekit.load, crafted, named=(f"params={{'{key}': ",))
+        assert "must be -1, 0 or 1 per input" in message, message
 
 
 def test_gbm_threads_come_from_n_jobs_and_its_file_loads(adult, tmp_path):

@@ -26,13 +26,47 @@ import polars as pl
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, Contributions, cores,
                                    feature_frame, threads)
 from pipekit.backends.data import TabularData
-from pipekit.core.errors import ExportError, quieted
+from pipekit.core.component import param_names
+from pipekit.core.errors import ExportError, ParameterError, quieted
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.metrics import get_metric
 
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+#: scikit-learn's split criteria of its forests, by task (None: its default, gini / squared_error)
+CRITERIA = {"classification": ("gini", "entropy", "log_loss"),
+            "regression": ("squared_error", "absolute_error", "friedman_mse", "poisson")}
+#: scikit-learn's names of a forest's arguments that are pipekit's under another name
+_SKLEARN_NAMES = {"random_state": "seed"}
+
+
+def _class_weight(v: Any) -> bool:
+    return v is None or v in ("balanced", "balanced_subsample") or (
+        isinstance(v, dict) and all(isinstance(w, (int, float, np.number)) and not isinstance(w, bool)
+                                    and np.isfinite(w) and w >= 0 for w in v.values()))
+
+
+def _from_sklearn(cls: type, given: dict[str, Any], sklearn: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of forest ``cls`` for scikit-learn's names in ``sklearn`` (``random_state`` is ``seed``), which
+    must not contradict the arguments ``given`` with them; any other name is a ParameterError saying what to write."""
+    out: dict[str, Any] = {}
+    for k, v in sklearn.items():
+        arg = _SKLEARN_NAMES.get(k)
+        if arg is None:
+            what = "ExtraTrees" if issubclass(cls, ExtraTrees) else "RandomForest"
+            raise ParameterError(
+                f"{cls.__name__} has no parameter {k!r}; its parameters are {param_names(cls)} (and random_state, "
+                f"scikit-learn's name for seed); for any other scikit-learn setting wrap scikit-learn's forest: "
+                f"SklearnModel({what}Classifier({k}=...), 'classification') (or {what}Regressor, 'regression'), "
+                "from pipekit.backends")
+        if arg in given and given[arg] != v:
+            raise ParameterError(f"{cls.__name__}: {arg}={given[arg]!r} and {k}={v!r} (scikit-learn's name for {arg}) "
+                                 "set the same thing; give one")
+        out[arg] = v
+    return out
 
 
 class RandomForest(Backend):
@@ -44,6 +78,13 @@ class RandomForest(Backend):
     ``max_samples``: rows per tree (int, capped at the training size, or a fraction; None = all), the
     book's trick for big tables. ``max_features``: fraction / int / "sqrt" of features per split.
     ``max_depth``: the deepest a tree grows (None: until its leaves hold ``min_samples_leaf`` rows).
+    scikit-learn's forest arguments of the same meaning are taken and passed to its forest as they are:
+    ``criterion`` (None: scikit-learn's default, ``"gini"`` / ``"squared_error"``), ``min_samples_split``,
+    ``max_leaf_nodes``, ``min_impurity_decrease``, ``class_weight`` (classification: ``"balanced"``,
+    ``"balanced_subsample"`` or ``{label: weight}`` by the labels of ``classes_``) and ``bootstrap`` (each tree
+    on a bootstrap sample of the rows; False grows every tree on every row, which leaves no out-of-bag rows, so it
+    takes ``oob_score=False`` and no ``max_samples``). ``random_state`` is ``seed``. Any other name is refused,
+    naming :class:`~pipekit.backends.SklearnModel` around scikit-learn's forest for the rest of its settings.
     Fitted: ``model_`` (the sklearn forest), ``oob_score_`` (default metric, accuracy / rmse, on OOB
     predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given. ``time_limit``: seconds of
     fitting; the trees are grown a few at a time and growing stops when the next few would end past it (the
@@ -77,8 +118,19 @@ class RandomForest(Backend):
         "max_features": Is(lambda v: v is None or v in ("sqrt", "log2") or (_is_int(v) and v >= 1)
                            or (isinstance(v, float) and 0 < v <= 1), "None, 'sqrt', 'log2', a float in (0, 1] or an int >= 1"),
         "oob_score": Options(True, False), "n_jobs": N_JOBS, "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True),
-        "time_limit": TIME_LIMIT, "name": NAME, "max_depth": Interval(1, None, integer=True, none_ok=True)}
+        "time_limit": TIME_LIMIT, "name": NAME, "max_depth": Interval(1, None, integer=True, none_ok=True),
+        "criterion": Options(None, *CRITERIA["classification"], *CRITERIA["regression"]),
+        "min_samples_split": Is(lambda v: (_is_int(v) and v >= 2) or (isinstance(v, float) and 0 < v <= 1),
+                                "an int >= 2 or a float in (0, 1]"),
+        "max_leaf_nodes": Interval(2, None, integer=True, none_ok=True),
+        "min_impurity_decrease": Interval(0, None), "bootstrap": Options(True, False),
+        "class_weight": Is(_class_weight, "None, 'balanced', 'balanced_subsample' or a dict {label: weight >= 0}")}
     unsaved = ("oob_predictions_",)
+    #: scikit-learn's settings a forest's record gained, at their defaults (a forest holding them writes the record
+    #: it wrote without them, and a record without them reads as them)
+    record_defaults = {
+        "params.criterion": None, "params.min_samples_split": 2, "params.max_leaf_nodes": None,
+        "params.min_impurity_decrease": 0.0, "params.bootstrap": True, "params.class_weight": None}
     #: scikit-learn's trees split on float32 values whatever they are given: a float64 matrix would only be copied
     matrix_dtype = np.float32
 
@@ -90,12 +142,63 @@ class RandomForest(Backend):
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 5, oob_score: bool = True,
                  n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None,
-                 max_depth: int | None = None):
+                 max_depth: int | None = None, criterion: str | None = None, min_samples_split: int | float = 2,
+                 max_leaf_nodes: int | None = None, min_impurity_decrease: float = 0.0, bootstrap: bool | None = True,
+                 class_weight: str | dict | None = None, **sklearn: Any):
         self.task, self.n_estimators, self.max_samples, self.max_features = task, n_estimators, max_samples, max_features
         self.min_samples_leaf, self.oob_score, self.n_jobs, self.seed, self.name = (min_samples_leaf, oob_score, n_jobs,
                                                                                     seed, name)
         self.time_limit, self.max_depth = time_limit, max_depth
+        self.criterion, self.min_samples_split, self.max_leaf_nodes = criterion, min_samples_split, max_leaf_nodes
+        self.min_impurity_decrease, self.bootstrap, self.class_weight = min_impurity_decrease, bootstrap, class_weight
+        if sklearn:  # scikit-learn's names, as its forests take them
+            given = {"seed": seed} if seed != 0 else {}
+            for k, v in _from_sklearn(type(self), given, sklearn).items():
+                setattr(self, k, v)
         self.check_params()
+
+    def check_params(self) -> None:
+        """As every component's, and what scikit-learn's forest would refuse only when fitted: a ``criterion`` of
+        the other task, ``class_weight`` for regression, ``bootstrap=False`` with ``oob_score`` or ``max_samples``."""
+        super().check_params()
+        name = type(self).__name__
+        if self.criterion is not None and self.criterion not in CRITERIA[self.task]:
+            raise ParameterError(f"{name}: criterion={self.criterion!r} is not a {self.task} criterion; give one of "
+                                 f"{', '.join(map(repr, CRITERIA[self.task]))} (or None, scikit-learn's default)")
+        if self.class_weight is not None and self.task != "classification":
+            raise ParameterError(f"{name}: class_weight={self.class_weight!r} weighs classes, and the task is "
+                                 "'regression'; weigh rows with fit(..., sample_weight=w), or leave class_weight=None")
+        if self._bootstrap() is False and (self.oob_score or self.max_samples is not None):
+            given = "oob_score=True" if self.oob_score else f"max_samples={self.max_samples!r}"
+            raise ParameterError(f"{name}: bootstrap=False grows every tree on every row, so {given} has no "
+                                 "sample to draw or score out of bag; give oob_score=False and max_samples=None with "
+                                 "it, or leave bootstrap on")
+
+    def _bootstrap(self) -> bool | None:
+        """Whether the trees grow on bootstrap samples (what ``bootstrap`` gives)."""
+        return self.bootstrap
+
+    def set_params(self, **params: Any) -> Any:
+        """As every component's; scikit-learn's ``random_state`` is taken as ``seed``."""
+        own = param_names(type(self))
+        sklearn = {k: v for k, v in params.items() if k.partition("__")[0] not in own}
+        if sklearn:
+            given = {k: v for k, v in params.items() if k not in sklearn}
+            params = {**given, **_from_sklearn(type(self), given, sklearn)}
+        return super().set_params(**params)
+
+    def _sklearn_class_weight(self) -> Any:
+        """``class_weight`` as scikit-learn's forest takes it for the class codes the forest is fitted on: a dict of
+        labels as one of codes (a label not among ``classes_`` is refused, naming them)."""
+        cw = self.class_weight
+        if not isinstance(cw, dict):
+            return cw
+        labels = [c.item() if isinstance(c, np.generic) else c for c in self.classes_]
+        unknown = [k for k in cw if k not in labels]
+        if unknown:
+            raise ParameterError(f"{type(self).__name__}: class_weight names {unknown[:5]}, which are not classes of "
+                                 f"the training labels {labels[:20]}; key it by those labels")
+        return {i: float(cw[c]) for i, c in enumerate(labels) if c in cw}
 
     def _make_sklearn(self, n_rows: int):
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -105,10 +208,16 @@ class RandomForest(Backend):
             max_samples = min(int(max_samples), n_rows)
             max_samples = None if max_samples == n_rows else max_samples
         cls = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
+        criterion = {"criterion": self.criterion} if self.criterion is not None else {}
+        # the classes are known from fitting on (a forest read from a file predicts with its trees' values)
+        weights = {"class_weight": self._sklearn_class_weight()} if "classes_" in vars(self) else {}
         return cls(n_estimators=self.n_estimators, max_samples=max_samples, max_features=self.max_features,
                    min_samples_leaf=self.min_samples_leaf, oob_score=self.oob_score,
                    n_jobs=self.n_jobs if self.n_jobs in (None, -1) else threads(self.n_jobs),
-                   random_state=self.seed, max_depth=vars(self).get("max_depth"))
+                   random_state=self.seed, max_depth=vars(self).get("max_depth"),
+                   min_samples_split=self.min_samples_split, max_leaf_nodes=self.max_leaf_nodes,
+                   min_impurity_decrease=self.min_impurity_decrease, bootstrap=bool(self._bootstrap()),
+                   **criterion, **weights)
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         end = self._deadline()
@@ -271,7 +380,7 @@ class ExtraTrees(RandomForest):
     """Extremely randomised trees (scikit-learn's ExtraTrees) for ``task`` "classification" or "regression":
     split thresholds are drawn at random, so the trees are less alike than a random forest's, which is what
     an ensemble wants of a member. Trees see every row unless ``max_samples`` (or ``oob_score``) asks for
-    bootstrap samples. Same interface, files and explanations as :class:`RandomForest`.
+    bootstrap samples (``bootstrap=None``, the default), or ``bootstrap=True`` asks for them always. Same interface, files and explanations as :class:`RandomForest`.
 
     Example:
         >>> import polars as pl, numpy as np
@@ -285,17 +394,29 @@ class ExtraTrees(RandomForest):
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 2, oob_score: bool = False,
                  n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None,
-                 max_depth: int | None = None):
+                 max_depth: int | None = None, criterion: str | None = None, min_samples_split: int | float = 2,
+                 max_leaf_nodes: int | None = None, min_impurity_decrease: float = 0.0, bootstrap: bool | None = None,
+                 class_weight: str | dict | None = None, **sklearn: Any):
         super().__init__(task, n_estimators, max_samples, max_features, min_samples_leaf, oob_score, n_jobs, seed,
-                         time_limit, name, max_depth)
+                         time_limit, name, max_depth, criterion, min_samples_split, max_leaf_nodes,
+                         min_impurity_decrease, bootstrap, class_weight, **sklearn)
+
+    param_constraints = {**RandomForest.param_constraints, "bootstrap": Options(None, True, False)}
+    record_defaults = {**RandomForest.record_defaults, "params.bootstrap": None}
+
+    def _bootstrap(self) -> bool | None:
+        """``bootstrap``; None: bootstrap samples where ``max_samples`` or ``oob_score`` asks for them."""
+        if self.bootstrap is None:
+            return self.max_samples is not None or bool(self.oob_score)
+        return self.bootstrap
 
     def _make_sklearn(self, n_rows: int):
         from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
 
-        forest = super()._make_sklearn(n_rows)
+        params = super()._make_sklearn(n_rows).get_params()
+        if self.bootstrap is None:  # the rows per tree scikit-learn is given (all of them: no sample to draw)
+            params["bootstrap"] = params["max_samples"] is not None or bool(self.oob_score)
         cls = ExtraTreesClassifier if self.task == "classification" else ExtraTreesRegressor
-        params = forest.get_params()
-        params["bootstrap"] = params["max_samples"] is not None or self.oob_score
         return cls(**params)
 
 

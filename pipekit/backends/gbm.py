@@ -34,7 +34,7 @@ import polars as pl
 
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions,
                                    check_valid_split, feature_frame, kept_rounds, threads)
-from pipekit.backends.booster_files import (_METRICS, LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES,
+from pipekit.backends.booster_files import (_METRICS, LIGHTGBM_FILE_PARAMS, LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES,
                                             check_lightgbm_file_params, check_params_to_save, lightgbm_names,
                                             monotone_values)
 from pipekit.backends.data import TabularData
@@ -68,6 +68,16 @@ _SKLEARN_API_ONLY = {
     "class_weight": "weigh the rows instead, fit(..., sample_weight=sklearn.utils.class_weight."
                     "compute_sample_weight('balanced', y)), or for two classes give params={'is_unbalance': True}",
     "importance_type": "GBM.feature_importance(kind='gain') or kind='split' gives either importance"}
+#: LightGBM parameters a GBM sets itself from the data it is fitted on, by LightGBM's own name, with where they come from
+_SET_BY_PIPEKIT = {
+    "categorical_feature": "the categorical inputs are the split's cat_names (Tabular(..., cat_names=[...]), "
+                           "as_data(xs, y, cat_names=[...])), which GBM gives LightGBM as categorical features by "
+                           "their category codes while native_categorical=True (the default; native_categorical=False "
+                           "splits on the codes as numbers)"}
+#: LightGBM parameters whose values the build checks by other rules than the table of a file's parameters: the
+#: objective against the task, the metric by :func:`check_metric`, and those a file may hold with one value only
+#: (a device, the learner across machines), which code may set as it likes
+_CHECKED_APART = frozenset({"objective", "metric", *LIGHTGBM_RULES.refused_values})
 
 
 #: the names of classification metrics that pipekit (``pipekit.metrics``), scikit-learn (its scoring names) and XGBoost
@@ -162,12 +172,52 @@ def linear_tree(params: dict[str, Any]) -> bool:
                                                      else bool(v)) for k, v in params.items())
 
 
+def _objective_fits(value: Any, task: str, n_classes: int = 2) -> tuple[str, ...] | None:
+    """None where ``value`` names a LightGBM objective (any of its aliases) that a GBM of ``task`` with ``n_classes``
+    classes trains with (:func:`_objectives`, what loading a file checks); else the objectives that fit."""
+    accepted = _objectives(task, n_classes)
+    return None if isinstance(value, str) and OBJECTIVE_NAMES.get(value) in accepted else accepted
+
+
+def check_lightgbm_values(params: dict[str, Any] | None, task: str, keywords: bool = False) -> None:
+    """Refuse, naming the parameter as written (``max_depth='deep'``, or ``params={'max_depth': 'deep'}`` when
+    ``keywords`` is False), a LightGBM parameter in ``params`` that a GBM sets itself (:data:`_SET_BY_PIPEKIT`), an
+    objective that is not one a GBM of ``task`` trains with, or a value of another that the table of LightGBM's
+    parameters (:data:`pipekit.backends.booster_files.LIGHTGBM_FILE_PARAMS`, what a file is held to) does not
+    accept. Names outside that table (and their values) are LightGBM's to check when it fits.
+
+    >>> check_lightgbm_values({"lambda_l1": 0.5, "objective": "xentropy"}, "classification")
+    >>> check_lightgbm_values({"reg_alpha": -1}, "regression", keywords=True)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: GBM: reg_alpha=-1: LightGBM's lambda_l1 must be a finite number in [0, inf]
+    """
+    names = lightgbm_names()
+    for key, value in (params or {}).items():
+        name = names.get(key, key) if isinstance(key, str) else key
+        given = f"{key}={value!r}" if keywords else f"params={{{key!r}: {value!r}}}"
+        if name in _SET_BY_PIPEKIT:
+            raise ParameterError(f"GBM: {given}: GBM sets LightGBM's {name} itself: {_SET_BY_PIPEKIT[name]}")
+        if name == "objective":
+            fits = _objective_fits(value, task)
+            if fits is not None:
+                what = (f"is LightGBM's {OBJECTIVE_NAMES[value]} objective, which does not fit the task {task!r}"
+                        if isinstance(value, str) and value in OBJECTIVE_NAMES else "is not a LightGBM objective")
+                raise ParameterError(f"GBM: {given}: {value!r:.60} {what}; a {task} GBM trains with one of "
+                                     f"{', '.join(fits)} (or a LightGBM alias of one)")
+        elif name in LIGHTGBM_FILE_PARAMS and name not in _CHECKED_APART and \
+                not LIGHTGBM_FILE_PARAMS[name].accepts(value):
+            raise ParameterError(f"GBM: {given}: LightGBM's {name} must be {LIGHTGBM_FILE_PARAMS[name]}")
+
+
 def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict | None,
-                   params_given: bool = True) -> dict[str, Any]:
+                   params_given: bool = True, task: str = "regression") -> dict[str, Any]:
     """GBM's arguments for the keywords ``lightgbm`` in LightGBM's names: the name of what a GBM argument sets
     (``random_state``, ``colsample_bytree``, ``num_boost_round``) is that argument, any other LightGBM parameter joins
     ``params`` under LightGBM's own name for it (``reg_alpha`` as ``lambda_l1``), so two spellings give one model and
-    one file. ``given``: GBM's arguments given with them, which a name of the same thing must not contradict."""
+    one file. ``given``: GBM's arguments given with them, which a name of the same thing must not contradict. The
+    values are checked under the names given (:func:`check_lightgbm_values`, and GBM's own argument's rule), for a GBM
+    of ``task``."""
     names = lightgbm_names()
     if not names:  # a LightGBM without its table of names (it is read from LightGBM's own)
         raise ParameterError(f"GBM has no parameters {sorted(lightgbm)}; give LightGBM's parameters in params={{...}} "
@@ -186,6 +236,10 @@ def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict
         if arg is not None and isinstance(v, numbers.Real) and not isinstance(v, bool) and v <= 0 and \
                 arg in _LIGHTGBM_OFF:
             v = _LIGHTGBM_OFF[arg]
+        if arg is None:
+            check_lightgbm_values({k: v}, task, keywords=True)
+        elif not GBM.param_constraints[arg].accepts(v):
+            raise ParameterError(f"GBM: {k}={v!r} (GBM's {arg}) must be {GBM.param_constraints[arg]}")
         into = own if arg is not None else extra
         key = arg if arg is not None else name
         if key in into and into[key][1] != v:
@@ -275,14 +329,17 @@ class GBM(Booster):
             defaults = inspect.signature(GBM.__init__).parameters
             given = {k: getattr(self, k) for k in set(_OWN_ARGUMENTS.values())
                      if getattr(self, k) != defaults[k].default}
-            for k, v in _from_lightgbm(lightgbm, given, self.params).items():
+            for k, v in _from_lightgbm(lightgbm, given, self.params, task=task).items():
                 setattr(self, k, v)
         self.check_params()
 
     def check_params(self) -> None:
-        """As every component's, and the names in LightGBM's ``metric`` in ``params`` (:func:`check_metric`)."""
+        """As every component's, the names in LightGBM's ``metric`` in ``params`` (:func:`check_metric`), and the
+        other LightGBM parameters in ``params`` (:func:`check_lightgbm_values`: the objective for the task, the
+        values of LightGBM's common parameters)."""
         super().check_params()
         check_metric(self.params, self.task, names_only=True)
+        check_lightgbm_values(self.params, self.task)
 
     def set_params(self, **params: Any) -> Any:
         """As every component's; LightGBM's names are taken as ``GBM(...)`` takes them (``max_depth=5`` joins
@@ -292,7 +349,8 @@ class GBM(Booster):
         if lightgbm:
             given = {k: v for k, v in params.items() if k in own}
             params = {**given, **_from_lightgbm(lightgbm, given, given.get("params", self.params),
-                                                params_given="params" in given)}
+                                                params_given="params" in given,
+                                                task=given.get("task", self.task))}
         return super().set_params(**params)
 
     def fit(self, train: Any, valid: Any = None, sample_weight: Any = None) -> Any:
@@ -335,7 +393,26 @@ class GBM(Booster):
              "force_col_wise": True}
         if self.subsample < 1:
             p.update(bagging_fraction=self.subsample, bagging_freq=1)
-        p.update(self.params or {})
+        given = self.params or {}
+        names = lightgbm_names()
+        said = {names.get(k, k): k for k in given}  # LightGBM's own name -> the key it is given under
+        if "objective" in said:  # the objective given, under whichever of its names, replaces the task's
+            del p["objective"]
+            n_classes = len(self.classes_) if self.task == "classification" else 0
+            objective = given[said["objective"]]
+            fits = _objective_fits(objective, self.task, n_classes)
+            if fits is not None:
+                raise ParameterError(f"GBM: objective={objective!r} does not fit a {n_classes}-class classifier; with "
+                                     f"these training labels give one of {', '.join(fits)}")
+            if OBJECTIVE_NAMES[objective] in MULTICLASS:  # one output per class, whatever their number
+                p["num_class"] = n_classes
+        if "num_class" in said and "num_class" in p:
+            if given[said["num_class"]] != p["num_class"]:
+                raise ParameterError(f"GBM: num_class={given[said['num_class']]!r}, and the training labels have "
+                                     f"{p['num_class']} classes {list(self.classes_)[:20]}; leave num_class out "
+                                     "(GBM sets it from the classes)")
+            given = {k: v for k, v in given.items() if k != said["num_class"]}
+        p.update(given)
         for key in _metric_keys(p):  # pipekit's and scikit-learn's names as LightGBM's for these classes
             p[key] = lightgbm_metric(p[key], len(self.classes_) if self.task == "classification" else 0)
         return p
@@ -565,6 +642,16 @@ SINGLE_OUTPUT = {"binary": ("binary", "cross_entropy", "cross_entropy_lambda"),
                  "regression": ("regression", "regression_l1", "huber", "fair", "poisson", "quantile", "mape", "gamma",
                                 "tweedie", "cross_entropy", "cross_entropy_lambda")}
 MULTICLASS = ("multiclass", "multiclassova")
+#: every name LightGBM reads for an objective -> its own name for it (what its model text records)
+OBJECTIVE_NAMES = {
+    **{name: name for name in (*SINGLE_OUTPUT["binary"], *SINGLE_OUTPUT["regression"], *MULTICLASS, "lambdarank",
+                               "rank_xendcg")},
+    **dict.fromkeys(("regression_l2", "mean_squared_error", "mse", "l2", "l2_root", "root_mean_squared_error", "rmse"),
+                    "regression"),
+    **dict.fromkeys(("mean_absolute_error", "l1", "mae"), "regression_l1"), "softmax": "multiclass",
+    **dict.fromkeys(("multiclass_ova", "ova", "ovr"), "multiclassova"), "xentropy": "cross_entropy",
+    "xentlambda": "cross_entropy_lambda", "mean_absolute_percentage_error": "mape",
+    **dict.fromkeys(("xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart"), "rank_xendcg")}
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|nan)", re.IGNORECASE)
 _KEY = re.compile(r"[a-z_]+")

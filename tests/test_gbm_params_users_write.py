@@ -1,0 +1,103 @@
+"""GBM refuses, when it is built (and in ``set_params``), what it could only fail on when fitted or loaded: an
+objective that does not fit its task, ``categorical_feature`` (pipekit sets it from the split's ``cat_names``) and
+bad values of LightGBM's common parameters, each named as the user wrote it; a multiclass objective trains on two
+classes. On adult_sample and rossmann_sample, few rows and trees."""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+import pipekit
+from pipekit.backends import GBM
+from pipekit.core import ParameterError
+from pipekit.data import RandomSplitter
+from pipekit.datasets import path
+from pipekit.tabular import Categorify, FillMissing, Tabular
+
+pytest.importorskip("lightgbm")
+
+from test_models_helpers import adult_tab  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def adult():
+    return adult_tab(3000, procs=(Categorify, FillMissing))
+
+
+@pytest.fixture(scope="module")
+def rossmann():
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.Utf8})
+    return Tabular(df.filter(pl.col("Open") == 1).head(3000), procs=[Categorify, FillMissing],
+                   cat_names=["Store", "DayOfWeek", "StateHoliday", "Promo", "SchoolHoliday"],
+                   cont_names=["Customers"], y_names="Sales", splits=RandomSplitter(valid_pct=0.2, seed=42))
+
+
+@pytest.mark.parametrize(("task", "kw", "fits"), [
+    ("classification", {"objective": "regression"}, "binary"),
+    ("classification", {"objective": "poisson"}, "binary"),
+    ("classification", {"params": {"application": "mse"}}, "multiclass"),
+    ("regression", {"objective": "binary"}, "regression_l1"),
+    ("regression", {"objective": "multiclass", "num_class": 3}, "poisson"),
+])
+def test_objective_of_the_other_task_is_refused_when_built(task, kw, fits):
+    with pytest.raises(ParameterError, match="does not fit the task") as e:
+        GBM(task, n_estimators=5, **kw)
+    assert fits in str(e.value), str(e.value)
+    written = next(iter(kw)) if "params" not in kw else "application"
+    assert written in str(e.value), str(e.value)
+    # and in set_params, leaving the model as it was
+    model = GBM(task, n_estimators=5)
+    with pytest.raises(ParameterError, match="does not fit the task"):
+        model.set_params(**kw)
+    assert model.params is None
+
+
+def test_fitting_objectives_and_aliases_are_taken(adult, rossmann):
+    assert GBM("classification", objective="xentropy").params == {"objective": "xentropy"}
+    model = GBM("regression", n_estimators=5, n_jobs=1, objective="mae").fit(rossmann.train, rossmann.valid)
+    assert model.booster_.params["objective"] == "mae" and model.predict(rossmann.valid).shape == (len(rossmann.valid),)
+
+
+def test_multiclass_objective_on_two_classes_trains_and_loads(adult, tmp_path):
+    for kw in ({"objective": "multiclass"}, {"objective": "softmax", "num_class": 2}):
+        model = GBM("classification", n_estimators=10, n_jobs=1, **kw).fit(adult.train, adult.valid)
+        p = model.predict(adult.valid)
+        assert p.shape == (len(adult.valid), 2)
+        np.testing.assert_allclose(p.sum(1), 1.0, rtol=1e-6)
+        back = pipekit.load(pipekit.save(model, tmp_path / "multi.pipekit"))
+        np.testing.assert_array_equal(back.predict(adult.valid), p)
+    with pytest.raises(ParameterError, match="num_class=3.*2 classes"):
+        GBM("classification", n_estimators=5, n_jobs=1, objective="multiclass", num_class=3).fit(adult.train)
+
+
+@pytest.mark.parametrize("kw", [{"categorical_feature": ["workclass"]}, {"categorical_feature": "name:workclass"},
+                                {"cat_feature": [0]}, {"params": {"categorical_feature": [0]}}])
+def test_categorical_feature_is_refused_pointing_to_cat_names(kw):
+    with pytest.raises(ParameterError, match=r"cat_names.*native_categorical") as e:
+        GBM("classification", n_estimators=5, **kw)
+    assert ("params={'categorical_feature'" if "params" in kw else f"{next(iter(kw))}=") in str(e.value)
+
+
+@pytest.mark.parametrize(("kw", "named"), [
+    ({"max_depth": "deep"}, "max_depth='deep'"),
+    ({"reg_alpha": -1.0}, "reg_alpha=-1.0: LightGBM's lambda_l1"),
+    ({"objective": "binnary"}, "objective='binnary'"),
+    ({"min_split_gain": -5}, "min_split_gain=-5: LightGBM's min_gain_to_split"),
+    ({"max_bin": 1}, "max_bin=1"),
+    ({"params": {"bagging_fraction": 2.0}}, "params={'bagging_fraction': 2.0}"),
+    ({"colsample_bytree": 1.5}, "colsample_bytree=1.5 (GBM's colsample)"),
+])
+def test_bad_lightgbm_values_are_refused_when_built_by_the_name_written(kw, named):
+    with pytest.raises(ParameterError) as e:
+        GBM("classification", n_estimators=5, **kw)
+    assert named in str(e.value), str(e.value)
+    model = GBM("classification", n_estimators=5)
+    with pytest.raises(ParameterError) as e:
+        model.set_params(**kw)
+    assert named in str(e.value), str(e.value)
+
+
+def test_set_params_max_depth_text_is_refused():
+    with pytest.raises(ParameterError, match=r"max_depth='x': LightGBM's max_depth must be an integer"):
+        GBM("regression").set_params(max_depth="x")
