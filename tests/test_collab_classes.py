@@ -91,3 +91,16 @@ def test_hashed_unsigned_64_bit_ids_predict_from_a_raw_row(ratings):
     with pytest.warns(UserWarning, match="never seen in training"):
         unseen = learn.predict({**frame.row(0, named=True), "userId": -5})[0]
     assert unseen != pytest.approx(float(want[0]))
+
+
+def test_ids_of_a_float_column_are_looked_up_as_numbers_and_text_alike(ratings):
+    # a pandas merge makes movieId float: the vocabulary holds '1097.0'; 1097, 1097.0, '1097' and a list mixing
+    # them are all that movie, as they are on an int column
+    floats = ratings.with_columns(pl.col("movieId").cast(pl.Float64))
+    dls = CollabDataLoaders.from_df(floats, valid_pct=0.2, seed=42, bs=64)
+    set_seed(0)
+    learn = collab_learner(dls, n_factors=8, y_range=(0, 5.5))
+    want = learn.model.weight([1097])
+    for ids in (["1097"], [1097.0], [1097, "1097"], ["1097", 1097.0]):
+        got = learn.model.weight(ids)
+        assert torch.equal(got, want.expand(len(ids), -1)), ids

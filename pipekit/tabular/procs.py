@@ -646,12 +646,26 @@ class Categorify(TabularProc):
         values = list(values)
         if not values:
             return []
-        try:
-            col = pl.Series(c, values, strict=False)
-            found = pl.DataFrame([col]).select(Categorify.encode_values(c, vocab, col.dtype)).to_series().to_list()
-        except (TypeError, ValueError, pl.exceptions.PolarsError):  # values of mixed types: matched as text
-            index = {v: i for i, v in enumerate(vocab)}
-            found = [index.get(str(v)) for v in values]
+
+        def codes(vals: list[Any]) -> list[Any]:
+            col = pl.Series(c, vals, strict=False)
+            return pl.DataFrame([col]).select(Categorify.encode_values(c, vocab, col.dtype)).to_series().to_list()
+
+        try:  # values of one type at once; of mixed types (1097 and '1097') each alone, as its own type reads
+            if len({type(v) for v in values if v is not None}) > 1:
+                raise TypeError
+            found = codes(values)
+        except (TypeError, ValueError, pl.exceptions.PolarsError):
+            found = [codes([v])[0] if v is not None else None for v in values]
+        # text that reads as a number is the number where the text is not in the vocabulary (ids of a float column,
+        # '1097.0', looked up as '1097', as an int column's '1097' is)
+        for i, (v, f) in enumerate(zip(values, found)):
+            if not f and isinstance(v, str):
+                try:
+                    number = float(v)
+                except ValueError:
+                    continue
+                found[i] = codes([int(number) if number.is_integer() else number])[0]
         return [int(f) if f else None for f in found]
 
     def unseen(self, frame: pl.DataFrame) -> dict[str, int]:
