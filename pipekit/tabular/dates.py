@@ -106,7 +106,9 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     it back by hand), or, as fastai's, when the column holds a missing date (or one ``errors="null"`` could not
     read), all Float64, null for that row (NaN in a pandas result), so ``cont_cat_split`` makes them continuous;
     the ``Is_*`` flags are booleans, null for a missing date. FillMissing fills the nulls and marks the rows.
-    (fastai 2.8's ``Elapsed`` is a float even without a missing date.)
+    (fastai 2.8's ``Elapsed`` is a float even without a missing date.) So the types follow the rows: training and
+    test rows processed apart may get integer and float parts, which ``pl.concat(..., how="vertical_relaxed")``
+    joins (a plain concat refuses them); a LazyFrame is read once more to know whether a date is missing.
 
     ``drop=True`` removes the source column, as fastai's ``add_datepart`` does by default; pass
     ``drop=False`` to keep it (a TimeSplitter or a later join may need it).
