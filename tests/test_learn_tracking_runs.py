@@ -15,10 +15,11 @@ from torch import nn
 
 import pipekit
 import pipekit.datasets as D
+import pipekit.core.archive as archive
 from pipekit.core.errors import ParameterError
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
 from pipekit.learn import Callback, CSVLogger, Learner, SaveModelCallback, TensorBoardCallback, accuracy
-from pipekit.learn.callbacks import builtin, loggers
+from pipekit.learn.callbacks import loggers
 from pipekit.vision import ImageBlock
 
 pytestmark = pytest.mark.data
@@ -194,7 +195,7 @@ def test_a_read_only_folder_is_one_clear_error(dls, tmp_path, monkeypatch, make,
     def read_only(folder):  # as a read-only mount answers a write
         raise OSError(errno.EROFS, "Read-only file system", str(folder / ".probe"))
 
-    monkeypatch.setattr(builtin, "_write_probe", read_only, raising=False)
+    monkeypatch.setattr(archive, "_write_probe", read_only)
     learn = _learner(dls, tmp_path)
     counter = _CountBatches()
     with pytest.raises(OSError, match="Read-only file system") as info:

@@ -52,7 +52,8 @@ import numpy as np
 from pipekit.core.errors import ExportError, FieldError, PipekitError
 
 __all__ = ["Archive", "ExportError", "FORMAT", "VERSION", "load", "read_pipekit", "save", "write_archive",
-           "atomic_output", "atomic_write_bytes", "new_temp_file",
+           "atomic_output", "atomic_write_bytes", "new_temp_file", "unwritable_error", "why_unwritable",
+           "writable_folder",
            "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
            "MAX_WEIGHTS_BYTES", "building_from", "check_array_references", "parse_json", "read_archive", "read_file",
            "read_folder", "read_npz"]
@@ -583,6 +584,71 @@ def new_temp_file(folder: Path, name: Callable[[], str]) -> tuple[int, Path]:
                           str(folder))
 
 
+def why_unwritable(path: str | os.PathLike, error: OSError) -> str:
+    """Why the folder ``path`` cannot be written, in words: a file in the way (at its name, or at one of the folders
+    above it) is named, else the file system's reason for ``error``.
+
+    >>> import tempfile
+    >>> file = Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> _ = file.write_text("a file")
+    >>> why_unwritable(file, OSError()), why_unwritable(file / "plots", OSError()) == f"{file} is a file, not a folder"
+    ('a file of that name is there', True)
+    """
+    path = Path(path)
+    in_the_way = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if in_the_way == path:
+        return "a file of that name is there"
+    if in_the_way is not None:
+        return f"{in_the_way} is a file, not a folder"
+    return error.strerror or str(error)
+
+
+def unwritable_error(error: OSError, message: str) -> OSError:
+    """An OSError of ``error``'s kind and errno that says ``message``, with ``error`` as its ``__cause__``: raised in
+    place of the file system's error to name the file asked for (not a temporary file beside it) and the fix.
+
+    >>> e = unwritable_error(PermissionError(13, "Permission denied"), "cannot write model.pipekit")
+    >>> type(e).__name__, e.errno, str(e), type(e.__cause__).__name__
+    ('PermissionError', 13, '[Errno 13] cannot write model.pipekit', 'PermissionError')
+    """
+    new = type(error)(error.errno, message) if error.errno is not None else type(error)(message)
+    new.__cause__ = error
+    return new
+
+
+def _write_probe(folder: Path) -> None:
+    """Create, then remove, an empty hidden file in ``folder`` as a save does (:func:`new_temp_file`); raises the
+    file system's OSError when that cannot be done (a read-only mount, a folder of another user's)."""
+    fd, probe = new_temp_file(folder, lambda: hidden_temp_name(folder / "write-test"))
+    os.close(fd)
+    probe.unlink()
+
+
+def writable_folder(folder: str | os.PathLike, who: str, fix: str) -> Path:
+    """``folder``, made if missing, once a file has been written in it and removed again; where that cannot be done,
+    the file system's OSError (:func:`unwritable_error`) with a message that starts with ``who``, names the folder and
+    why (:func:`why_unwritable`), and ends with ``fix``, the ways to give ``who`` another folder. Whatever writes
+    during a long run calls it first, so a folder it cannot write stops the run before its work rather than after it.
+
+    >>> import tempfile
+    >>> file = Path(tempfile.mkdtemp()) / "runs"
+    >>> _ = file.write_text("a file")
+    >>> try:
+    ...     writable_folder(file, "MyLogger", "MyLogger(folder='<a writable folder>')")
+    ... except FileExistsError as e:
+    ...     print(str(e).replace(str(file), "<runs>"))
+    [Errno 17] MyLogger writes in the folder <runs>, which cannot be written (a file of that name is there); give it a writable folder: MyLogger(folder='<a writable folder>')
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_probe(folder)
+    except OSError as e:
+        raise unwritable_error(e, f"{who} writes in the folder {folder}, which cannot be written "
+                                  f"({why_unwritable(folder, e)}); give it a writable folder: {fix}") from e
+    return folder
+
+
 def _keep_mode(fd: int, dest: Path) -> None:
     """Give the new file ``fd`` the permission bits of the regular file at ``dest`` it is to replace (a 0600 file stays
     0600); a link at ``dest``, or no file there, leaves the new file's mode as created, and so does a file system that
@@ -676,7 +742,7 @@ def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             msg += ("; the folder cannot be written: give a path in a folder you can write to (an absolute one such as "
                     "/tmp/model.pipekit, or a relative one under a writable learn.path)")
-        raise (type(e)(e.errno, msg) if e.errno is not None else type(e)(msg)) from e
+        raise unwritable_error(e, msg) from e
     return path
 
 

@@ -78,7 +78,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import numpy as np
 
@@ -159,22 +159,31 @@ class CacheWriteWarning(PipekitWarning):
     :class:`PipekitWarning`)."""
 
 
-_UNWRITABLE_SAID: set[str] = set()
+_UNWRITABLE_SAID: set[tuple[type[Warning], str]] = set()  # (kind of warning, folder) already said in this process
+
+
+def warn_unwritable_once(folder: str | os.PathLike, kind: type[Warning], message: Callable[[str], str]) -> None:
+    """Warn ``message(folder)`` as a ``kind`` warning, once per ``kind``, ``folder`` and process: that ``folder``
+    cannot be written and the caller goes on without writing there (the cache folders, the plot folder)."""
+    key = os.fspath(folder)
+    if (kind, key) in _UNWRITABLE_SAID:
+        return
+    _UNWRITABLE_SAID.add((kind, key))
+    warn(message(key), kind)
 
 
 def warn_unwritable(folder: str | os.PathLike, error: OSError, what: str, turn_off: str) -> None:
-    """Warn, once per ``folder`` and process, that the cache ``folder`` cannot be written (``error``): the caller
-    goes on with ``what`` in memory. The message says both ways out: a writable ``PIPEKIT_CACHE`` (or cache
-    folder), or ``turn_off``, the argument that keeps the cache off disk."""
-    key = os.fspath(folder)
-    if key in _UNWRITABLE_SAID:
-        return
-    _UNWRITABLE_SAID.add(key)
-    now = os.environ.get("PIPEKIT_CACHE")
-    warn(f"the cache folder {key} cannot be written ({error.strerror or error}): going on with the {what} in "
-         f"memory, so this run works but the next one builds them again. Set PIPEKIT_CACHE=<a writable folder>"
-         f"{f' (it is {now})' if now else ''} or give cache_dir=<a writable folder> to keep them, or give "
-         f"{turn_off} not to write a cache", CacheWriteWarning)
+    """Warn, once per ``folder`` and process (:func:`warn_unwritable_once`), that the cache ``folder`` cannot be
+    written (``error``): the caller goes on with ``what`` in memory. The message says both ways out: a writable
+    ``PIPEKIT_CACHE`` (or cache folder), or ``turn_off``, the argument that keeps the cache off disk."""
+    def message(key: str) -> str:
+        now = os.environ.get("PIPEKIT_CACHE")
+        return (f"the cache folder {key} cannot be written ({error.strerror or error}): going on with the {what} in "
+                f"memory, so this run works but the next one builds them again. Set PIPEKIT_CACHE=<a writable "
+                f"folder>{f' (it is {now})' if now else ''} or give cache_dir=<a writable folder> to keep them, or "
+                f"give {turn_off} not to write a cache")
+
+    warn_unwritable_once(folder, CacheWriteWarning, message)
 
 
 # ---------------------------------------------------------------------------------------- keys, folders

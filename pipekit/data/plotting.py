@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipekit.core.errors import ParameterError, PipekitWarning, warn
+from pipekit.core.archive import unwritable_error, why_unwritable
+from pipekit.core.errors import ParameterError, PipekitWarning
+from pipekit.data.cache import warn_unwritable_once
 
 #: matplotlib's non-interactive backends: they can only write files
 _FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -39,10 +41,19 @@ def plot_mode() -> str:
     return "file" if backend in _FILE_BACKENDS else "window"
 
 
+#: the environment variable naming the folder figures are written to when they cannot be shown
+PLOTS_ENV = "PIPEKIT_PLOTS"
+
+
+def plot_folder() -> Path:
+    """Folder where figures are written when they cannot be shown: $PIPEKIT_PLOTS or ./pipekit_plots (not made
+    here; :func:`plot_dir` makes it)."""
+    return Path(os.environ.get(PLOTS_ENV, "pipekit_plots"))
+
+
 def plot_dir() -> Path:
-    """Folder where figures are written when they cannot be shown: $PIPEKIT_PLOTS or ./pipekit_plots (made if
-    missing; the file system's OSError when it cannot be)."""
-    d = Path(os.environ.get("PIPEKIT_PLOTS", "pipekit_plots"))
+    """:func:`plot_folder`, made if missing (the file system's OSError when it cannot be)."""
+    d = plot_folder()
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -52,29 +63,17 @@ class PlotWriteWarning(PipekitWarning):
     shown was not saved, and the call went on (a :class:`PipekitWarning`)."""
 
 
-_UNWRITABLE_SAID: set[str] = set()  # plot folders already warned about in this process
-
-
-def _why(error: OSError, folder: Path) -> str:
-    """Why ``folder`` cannot be written, in words: a file in the way is named, else the file system's reason."""
-    in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-    if in_the_way == folder:
-        return "a file of that name is there"
-    if in_the_way is not None:
-        return f"{in_the_way} is a file, not a folder"
-    return error.strerror or str(error)
-
-
 def _warn_unwritable(folder: Path, error: OSError) -> None:
-    """Say once per folder and process that figures cannot be written to the plot ``folder``, and how to fix it."""
-    key = os.fspath(folder)
-    if key in _UNWRITABLE_SAID:
-        return
-    _UNWRITABLE_SAID.add(key)
-    now = os.environ.get("PIPEKIT_PLOTS")
-    warn(f"the plot folder {key} cannot be written ({_why(error, folder)}): figures that cannot be shown are not "
-         f"saved in this run. Set PIPEKIT_PLOTS=<a writable folder>{f' (it is {now})' if now else ''}, or give the "
-         "call path=<a .png file in a writable folder> to save one figure", PlotWriteWarning)
+    """Say once per folder and process (:func:`~pipekit.data.cache.warn_unwritable_once`) that figures cannot be
+    written to the plot ``folder``, and how to fix it."""
+    def message(key: str) -> str:
+        now = os.environ.get(PLOTS_ENV)
+        return (f"the plot folder {key} cannot be written ({why_unwritable(folder, error)}): figures that cannot be "
+                f"shown are not saved in this run. Set PIPEKIT_PLOTS=<a writable folder>"
+                f"{f' (it is {now})' if now else ''}, or give the call path=<a .png file in a writable folder> to "
+                "save one figure")
+
+    warn_unwritable_once(folder, PlotWriteWarning, message)
 
 
 def _write_png(fig: Any, path: str | os.PathLike | None, name: str) -> Path | None:
@@ -89,10 +88,10 @@ def _write_png(fig: Any, path: str | os.PathLike | None, name: str) -> Path | No
             fig.savefig(out, dpi=100, bbox_inches="tight")
         except OSError as e:
             msg = (f"cannot write the figure to {out}: the folder {out.parent} cannot be written "
-                   f"({_why(e, out.parent)}); give path= a file in a writable folder")
-            raise (type(e)(e.errno, msg) if e.errno is not None else type(e)(msg)) from e
+                   f"({why_unwritable(out.parent, e)}); give path= a file in a writable folder")
+            raise unwritable_error(e, msg) from e
         return out
-    folder = Path(os.environ.get("PIPEKIT_PLOTS", "pipekit_plots"))
+    folder = plot_folder()
     try:
         out = _next_png(name)
         fig.savefig(out, dpi=100, bbox_inches="tight")

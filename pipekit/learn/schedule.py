@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipekit.core.archive import writable_folder
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, Recorder,
                                      TensorBoardCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback)
 from pipekit.data.transform import as_list
-from pipekit.learn.callbacks.builtin import writable_folder
 from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.optim import LR_OR_NONE, lr_range
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.core.archive import hidden_temp_name, new_temp_file
+from pipekit.core.archive import writable_folder
 from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_state, finite_number
 from pipekit.data.lists import L
@@ -33,46 +33,15 @@ from pipekit.learn.hooks import HookCallback
 
 __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "ReduceLROnPlateau", "GradientAccumulation",
            "GradientClip", "BnFreeze", "MixedPrecision", "ActivationStats", "ParamScheduler", "LRFinder",
-           "TimeLimit", "writable_folder"]
+           "TimeLimit"]
 
 _POSITIVE = Interval(0, None, closed="neither")
 _COUNT = Interval(1, None, integer=True)
 #: a plateau callback's patience: 0 acts as 1 (the first epoch without improvement), as fastai takes it
 _PATIENCE = Interval(0, None, integer=True)
-#: how a callback writing under ``learn.path`` is given another folder (the end of :func:`writable_folder`'s message)
+#: how a callback writing under ``learn.path`` is given another folder (the end of
+#: :func:`~pipekit.core.archive.writable_folder`'s message)
 LEARNER_FOLDER = "Learner(..., path='<a writable folder>') or learn.path = Path('<a writable folder>')"
-
-
-def _write_probe(folder: Path) -> None:
-    """Create, then remove, an empty hidden file in ``folder`` as a save does (:func:`new_temp_file`); raises the
-    file system's OSError when that cannot be done (a read-only mount, a folder of another user's)."""
-    fd, probe = new_temp_file(folder, lambda: hidden_temp_name(folder / "write-test"))
-    os.close(fd)
-    probe.unlink()
-
-
-def writable_folder(folder: str | os.PathLike, who: str, fix: str) -> Path:
-    """``folder``, made if missing, once a file has been written in it and removed again; where that cannot be done,
-    the file system's OSError (of the same kind) with a message that starts with ``who``, names the folder and why,
-    and ends with ``fix``, the ways to give ``who`` another folder (e.g. :data:`LEARNER_FOLDER`). Callbacks that
-    write during a fit call it in ``before_fit``, so a folder they cannot write stops the fit before its first epoch
-    rather than after it."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_probe(folder)
-    except OSError as e:
-        # a file in the way (at the folder's name, or at one of the folders above it) is said by its name
-        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-        if in_the_way == folder:
-            why = "a file of that name is there"
-        elif in_the_way is not None:
-            why = f"{in_the_way} is a file, not a folder"
-        else:
-            why = e.strerror or str(e)
-        msg = f"{who} writes in the folder {folder}, which cannot be written ({why}); give it a writable folder: {fix}"
-        raise (type(e)(e.errno, msg) if e.errno is not None else type(e)(msg)) from None
-    return folder
 
 
 class TrackerCallback(Callback):

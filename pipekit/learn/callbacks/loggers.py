@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipekit.core.archive import writable_folder
 from pipekit.core.errors import DataError, warn
 from pipekit.core.validate import BOOL, Interval, Is
-from pipekit.data.plotting import _next_png, _warn_unwritable, _write_png, get_pyplot, plot_mode, savefig_or_show
-from pipekit.learn.callbacks.builtin import LEARNER_FOLDER, writable_folder
+from pipekit.data.plotting import (_next_png, _warn_unwritable, _write_png, get_pyplot, plot_folder, plot_mode,
+                                   savefig_or_show)
+from pipekit.learn.callbacks.builtin import LEARNER_FOLDER
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.registry import unwrapped
@@ -307,7 +309,7 @@ class ShowGraphCallback(Callback):
             try:
                 self.file_ = _next_png("loss_graph")
             except OSError as e:  # the plot folder cannot be made: said once, the fit goes on
-                _warn_unwritable(Path(os.environ.get("PIPEKIT_PLOTS", "pipekit_plots")), e)
+                _warn_unwritable(plot_folder(), e)
 
     def _figure(self) -> Any:
         rec = self.learn.recorder
