@@ -88,6 +88,12 @@ class DatasetUnavailableError(PipekitError, FileNotFoundError, ConnectionError):
     ``FileNotFoundError`` and a ``ConnectionError`` as well, for code catching either."""
 
 
+class UntrustedDataError(DatasetUnavailableError):
+    """A data set's folder in pipekit's cache is not used, as another user could have written or changed its files
+    (one of them is owned by another user, or writable by others), and it cannot be downloaded again now, or moved
+    aside to make room for the download; the message names the folder, why, and the ways out."""
+
+
 class MissingKeyError(PipekitError, KeyError):
     """A key that is not there, as a KeyError (``except KeyError``, ``.get`` and ``in`` treat it as any missing key)
     whose message reads as a sentence, where a plain KeyError prints it quoted, newlines escaped."""

@@ -4,15 +4,13 @@ Lookup order for ``path(name)``: ``$PIPEKIT_DATA/<name>``, then the user cache
 (``$PIPEKIT_CACHE`` or ``~/.cache/pipekit/data``), then a download from the publisher's https URL, checked
 against its pinned size and checksum before anything is extracted.
 
-A folder in ``$PIPEKIT_DATA`` is used as it is: the user chose it. A folder in the cache is used only when this
-user's pipekit put it there: once a download is verified and extracted, :func:`fetch` records every file and folder
-it extracted (relative path, size, modification time in ns, inode) in ``<name>.manifest.json`` beside the folder,
-signed with this user's cache key (:func:`pipekit.data.cache.sign_fields`). :func:`locate` uses a cache folder only
-when that record is signed by this user and the files still match it. Another user who can write a shared
-``PIPEKIT_CACHE`` can neither sign the record nor give a file they write or replace the recorded time and inode, so
-a folder they planted or changed is not used: it is downloaded and verified again, or refused with a DataError
-saying why and how to fix it (delete it, or point ``PIPEKIT_DATA`` at a folder you trust). Files the user adds
-there (``learn.save`` writes ``models/`` into a data set's folder) are theirs and are allowed.
+A folder in ``$PIPEKIT_DATA`` is used as it is: the user chose it. A folder in the cache (which may be shared with
+other users) is used only when no other user can have written or changed it (:func:`untrusted_reason`): it and
+everything in it is owned by this user or by root, and no file or folder in it is writable by others than its owner,
+except in its ``models`` sub-folder, where ``learn.save`` writes. :func:`fetch` makes what it extracts so, whatever the
+umask; a copy extracted or copied there by the user passes too. A folder that does not is never deleted: it is moved
+aside to ``<name>.refused-<YYYYmmdd-HHMMSS>`` and the data set downloaded and verified again, or, when it cannot be
+downloaded, refused with an :class:`~pipekit.core.errors.UntrustedDataError` saying why and how to fix it.
 """
 from __future__ import annotations
 
@@ -23,6 +21,8 @@ import shutil
 import stat
 import struct
 import tempfile
+import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +34,7 @@ import numpy as np
 from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.getters import DataPath
 from pipekit.data.progress import progress_bar
-from pipekit.core.errors import DataError, DatasetUnavailableError, ParameterError, warn
+from pipekit.core.errors import DatasetUnavailableError, ParameterError, UntrustedDataError, warn
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -186,88 +186,116 @@ def is_complete(folder: Path, info: DatasetInfo) -> bool:
     return folder.is_dir() and all((folder / f).exists() for f in info.files)
 
 
-#: The kind of record a data set's manifest is, signed with it (see :func:`pipekit.data.cache.sign_fields`).
-MANIFEST_KIND = "data-manifest-1"
-_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {"name": str, "entries": dict, "signature": str}
+#: The sub-folder of a data set's folder that ``learn.save`` writes checkpoints into: pipekit's loaders never read it
+#: as data, so what is in it may be writable by the user's group (as a umask of 002 makes it).
+MODELS_FOLDER = "models"
+#: Cache folders this process found trusted, by (path, inode, modification time in ns, owner) of the folder itself:
+#: nothing in such a folder can be changed by another user, so a folder that is still the same is not walked again.
+_TRUSTED: set[tuple[str, int, int, int]] = set()
+_TRUSTED_LOCK = threading.Lock()
+_WRITE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 
 
-def manifest_path(folder: Path) -> Path:
-    """Where pipekit records what it extracted into the cache folder ``folder``: ``<folder>.manifest.json``."""
-    return folder.with_name(folder.name + ".manifest.json")
+def _user(uid: int) -> str:
+    """``uid N = name`` (or ``uid N`` when no user has that number here), for a message."""
+    try:
+        import pwd
+
+        return f"uid {uid} = {pwd.getpwuid(uid).pw_name}"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
-def _listing(folder: Path) -> dict[str, list[Any]]:
-    """Every file and folder under ``folder`` (``"."`` for itself), links not followed: relative path -> ``[kind,
-    size, mtime_ns, inode, owner uid, link count]`` (kind ``"f"`` file, ``"d"`` folder, ``"o"`` anything else)."""
-    out: dict[str, list[Any]] = {}
+def _entry_reason(shown: str, st: os.stat_result, me: int, in_models: bool) -> str | None:
+    """Why one entry (``st``, its lstat or a link's target's stat) makes its data set folder untrusted, or None."""
+    if st.st_uid not in (me, 0):
+        return f"{shown} is owned by {_user(st.st_uid)}, not by this user ({_user(me)}) or root"
+    kind = "file" if stat.S_ISREG(st.st_mode) else "folder" if stat.S_ISDIR(st.st_mode) else None
+    if kind is not None and not in_models and st.st_mode & _WRITE_BY_OTHERS:
+        return f"{shown} is a {kind} writable by others than its owner ({stat.filemode(st.st_mode)})"
+    return None
 
-    def add(rel: str, path: str) -> None:
-        st = os.lstat(path)
-        kind = "f" if stat.S_ISREG(st.st_mode) else "d" if stat.S_ISDIR(st.st_mode) else "o"
-        out[rel] = [kind, st.st_size, st.st_mtime_ns, st.st_ino, st.st_uid, st.st_nlink]
 
-    add(".", os.fspath(folder))
-    for top, dirs, files in os.walk(folder):  # a link to a folder is listed, never walked into
+def _folder_reason(folder: str, shown: str, me: int, in_models: bool, seen: set[tuple[str, bool]]) -> str | None:
+    """Why the folder ``folder`` (shown as ``shown``) or anything in it is untrusted (see :func:`untrusted_reason`),
+    links not followed but checked; None when all of it is trusted."""
+    real = os.path.realpath(folder)
+    if (real, in_models) in seen:  # a link back into what is being walked
+        return None
+    seen.add((real, in_models))
+
+    def failed(e: OSError) -> None:
+        raise e
+
+    for top, dirs, files in os.walk(folder, onerror=failed):
         for name in dirs + files:
-            path = os.path.join(top, name)
-            add(os.path.relpath(path, folder).replace(os.sep, "/"), path)
-    return out
+            entry = os.path.join(top, name)
+            rel = os.path.relpath(entry, folder)
+            inner = in_models or (shown == "." and rel.split(os.sep)[0] == MODELS_FOLDER)
+            reason = _check(entry, rel if shown == "." else os.path.join(shown, rel), me, inner, seen)
+            if reason is not None:
+                return reason
+    return None
 
 
-def _recorded(listing: dict[str, list[Any]]) -> dict[str, list[Any]]:
-    """What a manifest keeps of :func:`_listing`: a file's size, time and inode, a folder's inode (its size and time
-    change with what is added to it)."""
-    return {rel: [k, size, mtime, ino] if k == "f" else [k, 0, 0, ino]
-            for rel, (k, size, mtime, ino, _, _) in listing.items()}
-
-
-def write_manifest(folder: Path, listing: dict[str, list[Any]] | None = None) -> None:
-    """Record the files of ``folder`` (or ``listing``, taken by :func:`_listing` where no one else could write)
-    in its :func:`manifest_path`, signed with this user's cache key: the proof that this user's pipekit verified
-    and extracted it."""
-    from pipekit.data.cache import atomic_write_json, sign_fields
-
-    record = {"name": folder.name, "entries": _recorded(listing if listing is not None else _listing(folder))}
-    dest = manifest_path(folder)
-    atomic_write_json(dest, {**record, "signature": sign_fields(dest, [MANIFEST_KIND, record])})
+def _check(entry: str, shown: str, me: int, in_models: bool, seen: set[tuple[str, bool]]) -> str | None:
+    """Why ``entry`` (itself, and where it is a link, what it points to) is untrusted, or None."""
+    st = os.lstat(entry)
+    reason = _entry_reason(shown, st, me, in_models)
+    if reason is not None or not stat.S_ISLNK(st.st_mode):
+        return reason
+    target = os.path.realpath(entry)
+    try:
+        tst = os.stat(entry)
+    except OSError as e:
+        return f"{shown} is a link to {target}, which cannot be read ({e.strerror or e})"
+    # what a link points to is held to the rule of the link's place, inside the folder or outside it
+    reason = _entry_reason(f"{shown} (a link to {target})", tst, me, in_models)
+    if reason is None and stat.S_ISDIR(tst.st_mode):
+        reason = _folder_reason(target, f"{shown} (a link to {target})", me, in_models, seen)
+    return reason
 
 
 def untrusted_reason(folder: Path) -> str | None:
-    """Why the cache folder ``folder`` cannot be trusted (None when it can): it has no manifest signed by this
-    user's pipekit (written by someone else, or before pipekit kept manifests), or its files changed since."""
-    from pipekit.data.cache import CacheEntryError, read_json, signed_here
+    """Why the cache folder ``folder`` cannot be trusted, naming the first entry that makes it so; None when it can.
 
-    dest = manifest_path(folder)
-    never = "it was not downloaded and verified by this user's pipekit"
+    Trusted is what no other user can have written or changed: the folder and everything in it (links not followed,
+    but what a link points to held to the same rule) is owned by this user or by root, and no file or folder in it is
+    writable by others than its owner, except in its ``models`` sub-folder, where ``learn.save`` writes and which no
+    loader reads as data. :func:`fetch` makes what it extracts so. A folder found trusted is not walked again in this
+    process while it is the same folder, unchanged. Where the system has no user ids (Windows), a folder is trusted.
+    """
+    if not hasattr(os, "geteuid"):
+        return None
+    me = os.geteuid()
     try:
-        manifest = read_json(dest, _MANIFEST_FIELDS)
-    except CacheEntryError as e:
-        return f"{never} ({dest.name}: {e.reason})" if dest.exists() or dest.is_symlink() else \
-            f"{never} (there is no {dest.name} beside it)"
-    signature = manifest.pop("signature")
-    if manifest["name"] != folder.name or not signed_here(dest, [MANIFEST_KIND, manifest], signature):
-        return f"{never} ({dest.name} is not signed with this user's cache key)"
-    try:
-        now = _listing(folder)
+        st = os.lstat(folder)
+        key = (os.fspath(folder), st.st_ino, st.st_mtime_ns, st.st_uid)
+        with _TRUSTED_LOCK:
+            if key in _TRUSTED:
+                return None
+        reason = _entry_reason("the folder", st, me, False)
+        if reason is None and stat.S_ISLNK(st.st_mode):  # a link the user made: what it points to is the folder
+            reason = _entry_reason(f"the folder (a link to {os.path.realpath(folder)})", os.stat(folder), me, False)
+        if reason is None:
+            reason = _folder_reason(os.fspath(folder), ".", me, False, set())
     except OSError as e:
-        return f"it cannot be listed ({e.strerror or e})"
-    recorded = manifest["entries"]
-    current = _recorded(now)
-    for rel, entry in recorded.items():
-        if rel not in current:
-            return f"it changed since this user's pipekit verified it: {rel} is gone"
-        if current[rel] != entry:
-            return (f"it changed since this user's pipekit verified it: {rel} was replaced or edited (its size, time "
-                    "or inode differ from those recorded)")
-    inodes = {entry[3] for entry in recorded.values()}
-    me = os.geteuid() if hasattr(os, "geteuid") else None
-    for rel, (kind, _, _, ino, uid, links) in now.items():
-        if rel in recorded:
-            continue
-        if (me is not None and uid != me) or kind == "o" or ino in inodes or (kind == "f" and links > 1):
-            return (f"it changed since this user's pipekit verified it: {rel} was added"
-                    f"{' by another user' if me is not None and uid != me else ''}")
-    return None
+        return f"{e.filename or folder} cannot be read ({e.strerror or e})"
+    if reason is None:
+        with _TRUSTED_LOCK:
+            _TRUSTED.add(key)
+        _forget_manifest(folder)
+    return reason
+
+
+def _forget_manifest(folder: Path) -> None:
+    """Remove the ``<name>.manifest.json`` an earlier pipekit kept beside a cache folder: nothing reads it."""
+    old = folder.with_name(folder.name + ".manifest.json")
+    try:
+        if old.is_symlink() or old.is_file():
+            old.unlink()
+    except OSError:
+        pass
 
 
 def untrusted_copy(info: DatasetInfo) -> tuple[Path, str] | None:
@@ -282,14 +310,32 @@ def untrusted_copy(info: DatasetInfo) -> tuple[Path, str] | None:
 
 def untrusted_message(folder: Path, reason: str) -> str:
     """What is said of a cache folder :func:`locate` does not use: the folder, why, and the ways out."""
-    return (f"the cache folder {folder} is not used: {reason}. Another user who can write the cache folder could "
-            f"have put its files there. Delete it (rm -r {folder}) to download the data set again and verify it, or "
-            "set PIPEKIT_DATA to a folder of data sets you trust")
+    return (f"the cache folder {folder} is not used: {reason}, so another user could have written or changed its "
+            f"files. Move it away or delete it (rm -r {folder}) to download the data set again and verify it, or set "
+            "PIPEKIT_DATA to a folder of data sets you trust")
+
+
+def set_aside(folder: Path, why: str) -> Path:
+    """Rename ``folder`` to ``<name>.refused-<YYYYmmdd-HHMMSS>`` beside it, deleting nothing (a ``models/``
+    checkpoint in it stays there), and return where it went; an :class:`UntrustedDataError` naming it when it
+    cannot be renamed."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = folder.with_name(f"{folder.name}.refused-{stamp}")
+    n = 1
+    while os.path.lexists(aside):
+        aside, n = folder.with_name(f"{folder.name}.refused-{stamp}-{n}"), n + 1
+    try:
+        os.rename(folder, aside)
+    except OSError as e:
+        raise UntrustedDataError(f"{folder} is not used ({why}) and cannot be moved aside to {aside} to make room for "
+                                 f"the verified download ({e.strerror or e}): move it away or delete it yourself, or "
+                                 "set PIPEKIT_DATA to a folder of data sets you trust") from e
+    return aside
 
 
 def locate(name: str) -> Path | None:
-    """The local folder of ``name`` if a complete copy exists (in the cache, one this user's pipekit verified and
-    that has not changed since: see the module docstring), else None."""
+    """The local folder of ``name`` if a complete copy exists (in the cache, one no other user can have written or
+    changed: see :func:`untrusted_reason`), else None."""
     info = _info(name)
     root = data_root()
     if root is not None and is_complete(root / name, info):
@@ -349,7 +395,8 @@ def path(name: str, download: bool = True) -> DataPath:
     """The folder holding data set ``name``, downloading it into the user cache if needed; a
     :class:`~pipekit.data.getters.DataPath`, so ``path(name).ls()`` lists it. A folder of that name that lacks
     some of the data set's files is passed over with a warning saying which, or named in the error when no
-    complete copy is found.
+    complete copy is found. A copy in the cache that another user could have changed (see :func:`untrusted_reason`)
+    is moved aside and downloaded again, or refused with an :class:`~pipekit.core.errors.UntrustedDataError`.
 
     >>> (path("adult_sample") / "adult.csv").exists()
     True
@@ -359,20 +406,17 @@ def path(name: str, download: bool = True) -> DataPath:
     untrusted = untrusted_copy(info) if found is None else None
     if found is None and not download:
         if untrusted is not None:
-            raise DataError(f"data set {name!r}: {untrusted_message(*untrusted)}; or call path({name!r}) with "
-                            "download=True")
+            raise UntrustedDataError(f"data set {name!r}: {untrusted_message(*untrusted)}; or call path({name!r}) "
+                                     "with download=True to move it aside and download the data set again")
         raise DatasetUnavailableError(f"data set {name!r} is not available locally. {where_looked(info)}; or call "
                                 f"path({name!r}) with download=True")
     lacking = incomplete_copies(info)
-    if untrusted is not None:
-        warn(f"data set {name!r}: the cache folder {untrusted[0]} is not used: {untrusted[1]}. Downloading the data "
-             "set again and verifying it, in its place")
     try:
-        folder = found if found is not None else fetch(info)
+        folder = found if found is not None else fetch(info)  # moves an untrusted copy aside, deleting nothing
     except DatasetUnavailableError as e:
-        if untrusted is None:
+        if untrusted is None or isinstance(e, UntrustedDataError):
             raise
-        raise DataError(f"data set {name!r} cannot be downloaded again: {e}") from e
+        raise UntrustedDataError(f"data set {name!r} cannot be downloaded again: {e}") from e
     for other, missing in lacking:
         if other != folder:
             warn(f"{other} lacks {missing} of data set {name!r}, so it was passed over for {folder}; complete it "
@@ -547,8 +591,12 @@ def extract(archive: Path, dest: Path) -> Path:
 
 def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
     """Download every URL of ``info``, verify each against its pinned checksum, extract, check the files,
-    and install the folder into the cache, with a manifest of its files signed by this user's cache key
-    (:func:`write_manifest`) that :func:`locate` checks before using it.
+    take away the group's and others' write permission from everything extracted (so no other user can change it,
+    whatever the umask: see :func:`untrusted_reason`), and install the folder into the cache.
+
+    A folder already there is never deleted: one that is complete and trusted (another process's download) is kept
+    and this download dropped; any other (incomplete, or untrusted) is moved aside (:func:`set_aside`) with a warning
+    saying where and why, and the verified download put in its place.
 
     A URL without a pinned checksum is downloaded only over https or from a local file, with a warning
     giving its size and sha256 to pin; a plain-http URL needs a checksum, as anyone on the way can alter it.
@@ -587,20 +635,30 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
         if not is_complete(folder, info):
             missing = [f for f in info.files if not (folder / f).exists()]
             raise ValueError(f"{info.name}: the download lacks {missing}; the publisher's layout may have changed")
-        listing = _listing(folder)  # here, in a temporary folder only this user can write
-        if final.exists() or final.is_symlink():
-            try:
-                if final.is_symlink() or not final.is_dir():
-                    final.unlink()
-                else:
-                    shutil.rmtree(final)
-            except OSError as e:
-                raise DataError(f"{final} cannot be removed to put the verified download of {info.name} in its place "
-                                f"({e.strerror or e}): remove it yourself, or set PIPEKIT_DATA to a folder of data "
-                                "sets you trust") from e
+        _deny_writes_by_others(folder)
+        if os.path.lexists(final):
+            if final.is_dir() and not final.is_symlink() and is_complete(final, info) and untrusted_reason(final) is None:
+                return final  # put there meanwhile by another process of this user's
+            why = "it is not a folder" if not final.is_dir() else \
+                f"it lacks {[f for f in info.files if not (final / f).exists()]}" if not is_complete(final, info) \
+                else untrusted_reason(final) or "it changed while the data set was downloaded"
+            aside = set_aside(final, why)
+            warn(f"data set {info.name!r}: the cache folder {final} was not used ({why}), so it was moved to {aside}, "
+                 "nothing in it deleted (a checkpoint learn.save wrote in its models/ is there); the verified download "
+                 "is in its place. Delete the old folder once you have taken what you need from it")
         shutil.move(str(folder), str(final))
-        write_manifest(final, listing)  # renaming keeps each file's inode and time
+    # known trusted from now on in this process (and an old manifest beside it removed)
+    untrusted_reason(final)
     return final
+
+
+def _deny_writes_by_others(folder: Path) -> None:
+    """``chmod -R go-w folder``, links left alone: what pipekit extracted can be changed by this user only."""
+    for top, _, files in os.walk(folder):
+        for entry in [top] + [os.path.join(top, f) for f in files]:
+            st = os.lstat(entry)
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & _WRITE_BY_OTHERS:
+                os.chmod(entry, stat.S_IMODE(st.st_mode) & ~_WRITE_BY_OTHERS)
 
 
 def _content_root(staging: Path, info: DatasetInfo) -> Path:

@@ -8,7 +8,10 @@ adult_sample, downloaded from a file:// archive pinned by its sha256.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import stat
 import tarfile
 import warnings
 from pathlib import Path
@@ -19,7 +22,7 @@ import torch
 import pipekit.data.cache as cache_mod
 import pipekit.data.external as ext
 import pipekit.datasets as D
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DatasetUnavailableError, UntrustedDataError
 from pipekit.data import URLs, untar_data
 from pipekit.data.cache import CacheRebuildWarning, CacheWriteWarning, atomic_write_json
 from pipekit.data.external import Checksum, DatasetInfo
@@ -160,77 +163,149 @@ def poisoned(csv: Path) -> bytes:
     return csv.read_bytes().replace(b">=50k", b"<50k")
 
 
-def test_a_data_set_another_user_planted_in_the_cache_is_not_used(cache, tmp_path, monkeypatch, adult_download):
+def group_writable(file: Path) -> None:
+    file.chmod(file.stat().st_mode | stat.S_IWGRP)
+
+
+def plant(cache: Path, csv: Path, owner: int | None = None) -> Path:
+    """A folder adult_sample/ in the cache with poisoned rows, as s4_poison_data.sh leaves it: owned by ``owner``
+    (another user: root only), else this user's but with its data file writable by the group (any member could have
+    written the rows); with a checkpoint in models/, as learn.save writes."""
     planted = cache / "data" / "adult_sample"
-    planted.mkdir(parents=True)
-    (planted / "adult.csv").write_bytes(poisoned(adult_download))  # as s4_poison_data.sh does
-    with pytest.raises(DataError) as err:
+    (planted / "models").mkdir(parents=True)
+    (planted / "models" / "stage1.pipekit").write_bytes(b"the user's checkpoint")
+    (planted / "adult.csv").write_bytes(poisoned(csv))
+    if owner is None:
+        group_writable(planted / "adult.csv")
+    else:
+        os.chown(planted / "adult.csv", owner, -1)
+    return planted
+
+
+ROOT_ONLY = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                               reason="gives a file to another user (root only)")
+
+
+@pytest.mark.parametrize("who", [pytest.param("another user", marks=ROOT_ONLY), "a group member"])
+def test_a_data_set_planted_in_the_cache_is_refused_as_unavailable(cache, tmp_path, monkeypatch, adult_download, who):
+    planted = plant(cache, adult_download, os.geteuid() + 4321 if who == "another user" else None)
+    with pytest.raises(UntrustedDataError) as err:
         D.path("adult_sample", download=False)
+    assert isinstance(err.value, DatasetUnavailableError)  # the CLI says it in one line
     said = str(err.value)
-    assert str(planted) in said and "not downloaded and verified by this user's pipekit" in said
-    assert f"rm -r {planted}" in said and "PIPEKIT_DATA" in said
+    why = f"adult.csv is owned by uid {os.geteuid() + 4321}" if who == "another user" else \
+        "adult.csv is a file writable by others than its owner (-rw-rw-r--)"
+    assert str(planted) in said and why in said and f"rm -r {planted}" in said and "PIPEKIT_DATA" in said
     assert D.locate("adult_sample") is None and D.available()["adult_sample"] is None
-    # the download cannot be made: the same refusal, not the planted rows
+    # the download cannot be made: the same refusal, not the planted rows, and the folder is left where it is
     monkeypatch.setitem(ext.REGISTRY, "adult_sample",
                         DatasetInfo("adult_sample", ((tmp_path / "gone.tgz").as_uri(),), ("adult.csv",)))
-    with pytest.warns(UserWarning, match="not used"), pytest.raises(DataError, match=f"{planted}.*PIPEKIT_DATA"):
+    with pytest.raises(UntrustedDataError, match=f"cannot be downloaded again.*{planted}.*PIPEKIT_DATA"):
         untar_data(URLs.ADULT_SAMPLE)
+    assert (planted / "models" / "stage1.pipekit").exists()
     # a folder the user chose with PIPEKIT_DATA is used as it is
     monkeypatch.setenv("PIPEKIT_DATA", str(cache / "data"))
     assert D.path("adult_sample", download=False) == planted
 
 
-def test_a_data_set_another_user_planted_is_downloaded_again_and_verified(cache, adult_download):
-    planted = cache / "data" / "adult_sample"
-    planted.mkdir(parents=True)
-    (planted / "adult.csv").write_bytes(poisoned(adult_download))
-    with pytest.warns(UserWarning, match=f"{planted} is not used: it was not downloaded and verified"):
+def test_a_refused_folder_is_moved_aside_with_its_checkpoints_and_the_data_set_downloaded_again(cache, adult_download):
+    planted = plant(cache, adult_download)
+    with pytest.warns(UserWarning, match=f"{planted} was not used \\(adult.csv is a file writable by others") as said:
         got = untar_data(URLs.ADULT_SAMPLE)
     assert got == planted and (got / "adult.csv").read_bytes() == adult_download.read_bytes()
+    aside = [p for p in (cache / "data").iterdir() if p.name.startswith("adult_sample.refused-")]
+    assert len(aside) == 1 and str(aside[0]) in str(said[0].message)
+    assert (aside[0] / "models" / "stage1.pipekit").read_bytes() == b"the user's checkpoint"  # nothing deleted
+    assert (aside[0] / "adult.csv").read_bytes() == poisoned(adult_download)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # verified by this user's pipekit now: used as it is
+        warnings.simplefilter("error")  # downloaded and verified by this user's pipekit: used as it is
         assert D.path("adult_sample", download=False) == planted
 
 
-@pytest.mark.parametrize("how", ["replaced", "edited in place"])
-def test_a_verified_data_set_changed_since_is_not_used(cache, adult_download, how):
-    folder = D.path("adult_sample")  # downloaded, verified, extracted and recorded by this user's pipekit
-    assert folder == cache / "data" / "adult_sample" and D.locate("adult_sample") == folder
-    (folder / "models").mkdir()  # what the user adds (learn.save) leaves the folder trusted
-    (folder / "models" / "stage1.pipekit").write_bytes(b"the user's checkpoint")
+def test_a_download_cannot_be_changed_by_the_group_even_under_umask_002(cache, adult_download):
+    old = os.umask(0o002)
+    try:
+        folder = D.path("adult_sample")
+    finally:
+        os.umask(old)
+    for entry in [folder, *folder.rglob("*")]:
+        assert not entry.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH), entry
     assert D.locate("adult_sample") == folder
-    csv = folder / "adult.csv"
-    if how == "replaced":
-        tmp = folder / "adult.csv.new"
-        tmp.write_bytes(poisoned(adult_download))
-        os.replace(tmp, csv)
-    else:
-        stamp = csv.stat()
-        with open(csv, "r+b") as f:
-            f.write(poisoned(adult_download)[: stamp.st_size])
-    assert D.locate("adult_sample") is None
-    with pytest.raises(DataError, match=r"changed since this user's pipekit verified it: adult.csv was replaced"):
-        D.path("adult_sample", download=False)
-    with pytest.warns(UserWarning, match="changed since"):
-        again = D.path("adult_sample")
-    assert (again / "adult.csv").read_bytes() == adult_download.read_bytes()
 
 
-def test_a_data_set_another_user_downloaded_into_the_shared_cache_is_not_trusted(cache, tmp_path, adult_download):
-    with other_user(tmp_path):
-        folder = D.path("adult_sample")  # their manifest, signed with their key
-        assert D.locate("adult_sample") == folder
-    assert D.locate("adult_sample") is None
-    with pytest.raises(DataError, match="is not signed with this user's cache key"):
-        D.path("adult_sample", download=False)
+def test_a_group_writable_checkpoint_in_models_leaves_the_folder_trusted(cache, monkeypatch, adult_download):
+    folder = D.path("adult_sample")
+    (folder / "models").mkdir()
+    (folder / "models" / "stage1.pipekit").write_bytes(b"the user's checkpoint")
+    group_writable(folder / "models")
+    group_writable(folder / "models" / "stage1.pipekit")
+    monkeypatch.setattr(ext, "_TRUSTED", set(), raising=False)  # as a new process
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert D.path("adult_sample", download=False) == folder
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="gives a file to another user (root only)")
+def test_a_cache_copied_elsewhere_is_still_used(cache, tmp_path, monkeypatch, adult_download):
+    folder = D.path("adult_sample")
+    copy = tmp_path / "restored"
+    shutil.copytree(cache, copy, symlinks=True)  # as cp -a, rsync or a docker layer: every file a new inode
+    assert (copy / "data" / "adult_sample" / "adult.csv").stat().st_ino != (folder / "adult.csv").stat().st_ino
+    monkeypatch.setenv("PIPEKIT_CACHE", str(copy))
+    monkeypatch.setitem(ext.REGISTRY, "adult_sample",  # nothing could be downloaded again
+                        DatasetInfo("adult_sample", ((tmp_path / "gone.tgz").as_uri(),), ("adult.csv",)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert D.path("adult_sample") == copy / "data" / "adult_sample"
+
+
+def test_a_cache_folder_from_before_is_used_and_its_old_manifest_removed(cache, tmp_path, monkeypatch, adult_download):
+    folder = cache / "data" / "adult_sample"
+    folder.mkdir(parents=True)
+    shutil.copy(adult_download, folder / "adult.csv")  # what an older pipekit (or the user) put there
+    manifest = cache / "data" / "adult_sample.manifest.json"
+    manifest.write_text(json.dumps({"name": "adult_sample", "entries": {}, "signature": "0" * 64}))
+    monkeypatch.setitem(ext.REGISTRY, "adult_sample",
+                        DatasetInfo("adult_sample", ((tmp_path / "gone.tgz").as_uri(),), ("adult.csv",)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert D.path("adult_sample") == folder
+    assert not manifest.exists() and (folder / "adult.csv").read_bytes() == adult_download.read_bytes()
+
+
+def test_a_trusted_folder_is_walked_once_until_it_changes(cache, monkeypatch, adult_download):
+    folder = D.path("adult_sample")
+    monkeypatch.setattr(ext, "_TRUSTED", set(), raising=False)  # as a new process
+    walks = []
+    walk = os.walk
+    monkeypatch.setattr(os, "walk", lambda top, *a, **k: (walks.append(top), walk(top, *a, **k))[1])
+    assert D.path("adult_sample") == folder and len(walks) == 1
+    assert D.path("adult_sample") == folder and D.locate("adult_sample") == folder and len(walks) == 1
+    # another file in its place (a new entry: the folder's time changes) is looked at again
+    new = folder / "adult.csv.new"
+    new.write_bytes(poisoned(adult_download))
+    group_writable(new)
+    os.replace(new, folder / "adult.csv")
+    assert D.locate("adult_sample") is None and len(walks) > 1
+
+
+@ROOT_ONLY
 def test_a_file_another_user_adds_to_a_verified_data_set_is_not_accepted(cache, adult_download):
     folder = D.path("adult_sample")
     extra = folder / "extra.csv"
     extra.write_bytes(poisoned(adult_download))
     os.chown(extra, os.geteuid() + 4321, -1)  # the file another user wrote there is theirs
     assert D.locate("adult_sample") is None
-    with pytest.raises(DataError, match="extra.csv was added by another user"):
+    with pytest.raises(UntrustedDataError, match=f"extra.csv is owned by uid {os.geteuid() + 4321}, not by this user"):
+        D.path("adult_sample", download=False)
+
+
+@ROOT_ONLY
+def test_a_link_to_a_file_of_another_user_is_not_accepted(cache, tmp_path, adult_download):
+    folder = D.path("adult_sample")
+    theirs = tmp_path / "theirs.csv"
+    theirs.write_bytes(poisoned(adult_download))
+    os.chown(theirs, os.geteuid() + 4321, -1)
+    (folder / "adult.csv").unlink()
+    (folder / "adult.csv").symlink_to(theirs)
+    with pytest.raises(UntrustedDataError, match=f"adult.csv \\(a link to {theirs}\\) is owned by uid"):
         D.path("adult_sample", download=False)
