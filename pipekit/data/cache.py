@@ -20,10 +20,9 @@ each keep their own layout; both use this module so that a cache trusts only byt
   an entry this user's pipekit did not write (or one written before entries were signed) is rebuilt with a
   :class:`CacheRebuildWarning` instead of being served. Anyone who can read the key file or run as this user
   can still forge entries; a key file that others can read, that another user owns or that is not a plain
-  32-byte file is not used. The same signature (:func:`sign_fields`, :func:`signed_here`) vouches for the
-  other records pipekit keeps under ``PIPEKIT_CACHE``: the copy of pretrained weights
-  (:mod:`pipekit.vision.pretrained`, a pack) and the list of a downloaded data set's files
-  (:mod:`pipekit.data.external`). Where no key can be kept (no writable config folder), a key for this process only
+  32-byte file is not used. The same signature (:func:`sign_fields`) vouches for the copy of pretrained weights
+  pipekit keeps under ``PIPEKIT_CACHE`` (:mod:`pipekit.vision.pretrained`, a pack); a downloaded data set's folder
+  is trusted by who owns it instead (:mod:`pipekit.data.external`). Where no key can be kept (no writable config folder), a key for this process only
   is used and a :class:`CacheWriteWarning` says so: entries then serve this run and are rebuilt by the next.
 - Meta files are self-checking JSON (:func:`atomic_write_json`, :func:`read_json`): a missing field, a
   wrong type, a cut-off or edited file is reported with the file and the field. That checksum is not keyed:
@@ -735,17 +734,6 @@ def sign_fields(path: Path, fields: list[Any], key: bytes | None = None) -> str:
     body = json.dumps([f"{path.parent.name}/{path.name}", *fields], sort_keys=True, separators=(",", ":"),
                       allow_nan=False)
     return hmac.new(key if key is not None else cache_signing_key(), body.encode(), hashlib.sha256).hexdigest()
-
-
-def signed_here(path: Path, fields: list[Any], signature: Any) -> bool:
-    """Whether ``signature`` is :func:`sign_fields` of ``path`` and ``fields`` under this user's cache key: the
-    record was written by this user's pipekit for that place, and not changed since."""
-    key = cache_signing_key()  # outside the try: a bad key setting is the user's to fix, not a forged entry
-    try:
-        expected = sign_fields(path, fields, key)
-    except (ValueError, TypeError, RecursionError):  # NaN or nesting that JSON reads but pipekit never writes
-        return False
-    return isinstance(signature, str) and hmac.compare_digest(signature.encode(), expected.encode())
 
 
 def _signature(path: Path, record: dict[str, Any], meta: Any, key: bytes | None = None) -> str:
