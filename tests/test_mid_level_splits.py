@@ -97,7 +97,8 @@ def test_datasets_of_images_and_labels_builds_warns_once_and_batches(files, spli
     told = [str(w.message) for w in said if "neither" in str(w.message)]
     assert told == [f"Datasets: {len(left)} of {len(some)} items are in neither the training nor the validation set "
                     f"and are left out of its train and valid subsets and their loaders (first: item {left[0]}, "
-                    f"{some[left[0]]!r})"]
+                    f"{some[left[0]]!r}); to leave them out without this warning, give only the items to split, or "
+                    "splits=[train_idx, valid_idx] that place every item"]
     assert dsets.vocab == ["3", "7"] and len(dsets) == len(some)
     img, y = dsets.train[0]
     assert isinstance(img, PILImage) and img.size == (28, 28)

@@ -179,6 +179,10 @@ def _objective_fits(value: Any, task: str, n_classes: int = 2) -> tuple[str, ...
     return None if isinstance(value, str) and OBJECTIVE_NAMES.get(value) in accepted else accepted
 
 
+#: LightGBM reads a flag given as text ("true", "False") as the flag: taken as it reads it where a flag is accepted
+_TEXT_FLAGS: dict[str, Any] = {"true": True, "false": False}
+
+
 def check_lightgbm_values(params: dict[str, Any] | None, task: str, keywords: bool = False) -> None:
     """Refuse, naming the parameter as written (``max_depth='deep'``, or ``params={'max_depth': 'deep'}`` when
     ``keywords`` is False), a LightGBM parameter in ``params`` that a GBM sets itself (:data:`_SET_BY_PIPEKIT`), an
@@ -206,7 +210,8 @@ def check_lightgbm_values(params: dict[str, Any] | None, task: str, keywords: bo
                 raise ParameterError(f"GBM: {given}: {value!r:.60} {what}; a {task} GBM trains with one of "
                                      f"{', '.join(fits)} (or a LightGBM alias of one)")
         elif name in LIGHTGBM_FILE_PARAMS and name not in _CHECKED_APART and \
-                not LIGHTGBM_FILE_PARAMS[name].accepts(value):
+                not LIGHTGBM_FILE_PARAMS[name].accepts(value) and \
+                not (isinstance(value, str) and LIGHTGBM_FILE_PARAMS[name].accepts(_TEXT_FLAGS.get(value.lower()))):
             raise ParameterError(f"GBM: {given}: LightGBM's {name} must be {LIGHTGBM_FILE_PARAMS[name]}")
 
 

@@ -186,9 +186,6 @@ def is_complete(folder: Path, info: DatasetInfo) -> bool:
     return folder.is_dir() and all((folder / f).exists() for f in info.files)
 
 
-#: The sub-folder of a data set's folder that ``learn.save`` writes checkpoints into: pipekit's loaders never read it
-#: as data, so what is in it may be writable by the user's group (as a umask of 002 makes it).
-MODELS_FOLDER = "models"
 #: Cache folders this process found trusted, by (path, inode, modification time in ns, owner) of the folder itself:
 #: nothing in such a folder can be changed by another user, so a folder that is still the same is not walked again.
 _TRUSTED: set[tuple[str, int, int, int]] = set()
@@ -206,23 +203,22 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _entry_reason(shown: str, st: os.stat_result, me: int, in_models: bool) -> str | None:
-    """Why one entry (``st``, its lstat or a link's target's stat) makes its data set folder untrusted, or None."""
+def _entry_reason(shown: str, st: os.stat_result, me: int) -> str | None:
+    """Why one entry (``st``, its lstat or a link's target's stat) makes its data set folder untrusted, or None:
+    it is another user's. (Write permission is not asked: a umask of 002 makes the user's own exports, logs and older
+    downloads writable by their group; pipekit's downloads are made writable by their owner only.)"""
     if st.st_uid not in (me, 0):
         return f"{shown} is owned by {_user(st.st_uid)}, not by this user ({_user(me)}) or root"
-    kind = "file" if stat.S_ISREG(st.st_mode) else "folder" if stat.S_ISDIR(st.st_mode) else None
-    if kind is not None and not in_models and st.st_mode & _WRITE_BY_OTHERS:
-        return f"{shown} is a {kind} writable by others than its owner ({stat.filemode(st.st_mode)})"
     return None
 
 
-def _folder_reason(folder: str, shown: str, me: int, in_models: bool, seen: set[tuple[str, bool]]) -> str | None:
+def _folder_reason(folder: str, shown: str, me: int, seen: set[str]) -> str | None:
     """Why the folder ``folder`` (shown as ``shown``) or anything in it is untrusted (see :func:`untrusted_reason`),
     links not followed but checked; None when all of it is trusted."""
     real = os.path.realpath(folder)
-    if (real, in_models) in seen:  # a link back into what is being walked
+    if real in seen:  # a link back into what is being walked
         return None
-    seen.add((real, in_models))
+    seen.add(real)
 
     def failed(e: OSError) -> None:
         raise e
@@ -231,17 +227,16 @@ def _folder_reason(folder: str, shown: str, me: int, in_models: bool, seen: set[
         for name in dirs + files:
             entry = os.path.join(top, name)
             rel = os.path.relpath(entry, folder)
-            inner = in_models or (shown == "." and rel.split(os.sep)[0] == MODELS_FOLDER)
-            reason = _check(entry, rel if shown == "." else os.path.join(shown, rel), me, inner, seen)
+            reason = _check(entry, rel if shown == "." else os.path.join(shown, rel), me, seen)
             if reason is not None:
                 return reason
     return None
 
 
-def _check(entry: str, shown: str, me: int, in_models: bool, seen: set[tuple[str, bool]]) -> str | None:
+def _check(entry: str, shown: str, me: int, seen: set[str]) -> str | None:
     """Why ``entry`` (itself, and where it is a link, what it points to) is untrusted, or None."""
     st = os.lstat(entry)
-    reason = _entry_reason(shown, st, me, in_models)
+    reason = _entry_reason(shown, st, me)
     if reason is not None or not stat.S_ISLNK(st.st_mode):
         return reason
     target = os.path.realpath(entry)
@@ -250,20 +245,21 @@ def _check(entry: str, shown: str, me: int, in_models: bool, seen: set[tuple[str
     except OSError as e:
         return f"{shown} is a link to {target}, which cannot be read ({e.strerror or e})"
     # what a link points to is held to the rule of the link's place, inside the folder or outside it
-    reason = _entry_reason(f"{shown} (a link to {target})", tst, me, in_models)
+    reason = _entry_reason(f"{shown} (a link to {target})", tst, me)
     if reason is None and stat.S_ISDIR(tst.st_mode):
-        reason = _folder_reason(target, f"{shown} (a link to {target})", me, in_models, seen)
+        reason = _folder_reason(target, f"{shown} (a link to {target})", me, seen)
     return reason
 
 
 def untrusted_reason(folder: Path) -> str | None:
     """Why the cache folder ``folder`` cannot be trusted, naming the first entry that makes it so; None when it can.
 
-    Trusted is what no other user can have written or changed: the folder and everything in it (links not followed,
-    but what a link points to held to the same rule) is owned by this user or by root, and no file or folder in it is
-    writable by others than its owner, except in its ``models`` sub-folder, where ``learn.save`` writes and which no
-    loader reads as data. :func:`fetch` makes what it extracts so. A folder found trusted is not walked again in this
-    process while it is the same folder, unchanged. Where the system has no user ids (Windows), a folder is trusted.
+    Trusted is what no other user wrote: the folder and everything in it (links not followed, but what a link points
+    to held to the same rule) is owned by this user or by root. :func:`fetch` makes what it extracts writable by its
+    owner only, so others cannot change it either; a file the user made writable by their group (a umask of 002) can
+    be changed by that group, and a cache folder others can write into lets them swap a folder after it was checked:
+    give each user a ``PIPEKIT_CACHE`` of their own. A folder found trusted is not walked again in this process while
+    it is the same folder, unchanged. Where the system has no user ids (Windows), a folder is trusted.
     """
     if not hasattr(os, "geteuid"):
         return None
@@ -274,11 +270,11 @@ def untrusted_reason(folder: Path) -> str | None:
         with _TRUSTED_LOCK:
             if key in _TRUSTED:
                 return None
-        reason = _entry_reason("the folder", st, me, False)
+        reason = _entry_reason("the folder", st, me)
         if reason is None and stat.S_ISLNK(st.st_mode):  # a link the user made: what it points to is the folder
-            reason = _entry_reason(f"the folder (a link to {os.path.realpath(folder)})", os.stat(folder), me, False)
+            reason = _entry_reason(f"the folder (a link to {os.path.realpath(folder)})", os.stat(folder), me)
         if reason is None:
-            reason = _folder_reason(os.fspath(folder), ".", me, False, set())
+            reason = _folder_reason(os.fspath(folder), ".", me, set())
     except OSError as e:
         return f"{e.filename or folder} cannot be read ({e.strerror or e})"
     if reason is None:
@@ -310,9 +306,19 @@ def untrusted_copy(info: DatasetInfo) -> tuple[Path, str] | None:
 
 def untrusted_message(folder: Path, reason: str) -> str:
     """What is said of a cache folder :func:`locate` does not use: the folder, why, and the ways out."""
-    return (f"the cache folder {folder} is not used: {reason}, so another user could have written or changed its "
-            f"files. Move it away or delete it (rm -r {folder}) to download the data set again and verify it, or set "
-            "PIPEKIT_DATA to a folder of data sets you trust")
+    return (f"the cache folder {folder} is not used: {reason}, so another user could have written its files. Set "
+            "PIPEKIT_CACHE to a folder of your own (a cache shared between users lets them swap each other's data "
+            f"sets), move {folder} away to download the data set again and verify it, or set PIPEKIT_DATA to a "
+            "folder of data sets you trust")
+
+
+def _others(folder: Path) -> bool:
+    """Whether the cache folder ``folder`` itself is another user's (not this user's or root's): theirs to keep, never
+    moved aside (it may be in use by their runs)."""
+    try:
+        return hasattr(os, "geteuid") and os.lstat(folder).st_uid not in (os.geteuid(), 0)
+    except OSError:
+        return False
 
 
 def set_aside(folder: Path, why: str) -> Path:
@@ -404,6 +410,8 @@ def path(name: str, download: bool = True) -> DataPath:
     info = _info(name)
     found = locate(name)
     untrusted = untrusted_copy(info) if found is None else None
+    if untrusted is not None and _others(untrusted[0]):  # another user's folder in a shared cache: left as it is
+        raise UntrustedDataError(f"data set {name!r}: {untrusted_message(*untrusted)}")
     if found is None and not download:
         if untrusted is not None:
             raise UntrustedDataError(f"data set {name!r}: {untrusted_message(*untrusted)}; or call path({name!r}) "
@@ -647,8 +655,13 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
                  "nothing in it deleted (a checkpoint learn.save wrote in its models/ is there); the verified download "
                  "is in its place. Delete the old folder once you have taken what you need from it")
         shutil.move(str(folder), str(final))
-    # known trusted from now on in this process (and an old manifest beside it removed)
-    untrusted_reason(final)
+    # known trusted from now on in this process (and an old manifest beside it removed); a file system that keeps no
+    # owners would refuse it at the next look, and download it again each time: said now
+    still = untrusted_reason(final)
+    if still is not None:
+        raise UntrustedDataError(f"data set {info.name!r} was downloaded into {final}, but it does not read back as "
+                                 f"this user's ({still}): the file system of the cache keeps no owners. Set "
+                                 "PIPEKIT_CACHE to a folder on a local file system")
     return final
 
 

@@ -831,7 +831,8 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
              if isinstance(frame[c].dtype, pd.CategoricalDtype)
              and (frame[c].cat.ordered or pd.api.types.is_string_dtype(frame[c].cat.categories))}
     if enums:
-        df = df.with_columns(pl.col(c).cast(pl.String).cast(pl.Enum(v)) for c, v in enums.items())
+        named = dict(zip(frame.columns, df.columns))  # Polars names every column with text (a pandas 0 is "0")
+        df = df.with_columns(pl.col(named[c]).cast(pl.String).cast(pl.Enum(v)) for c, v in enums.items())
     return df
 
 
