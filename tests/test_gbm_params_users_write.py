@@ -101,3 +101,9 @@ def test_bad_lightgbm_values_are_refused_when_built_by_the_name_written(kw, name
 def test_set_params_max_depth_text_is_refused():
     with pytest.raises(ParameterError, match=r"max_depth='x': LightGBM's max_depth must be an integer"):
         GBM("regression").set_params(max_depth="x")
+
+
+def test_objective_none_is_the_tasks_own_as_lgbmclassifier_reads_it():
+    # LGBMClassifier(objective=None) is its default: a GBM given it is one not given it
+    assert GBM("classification", objective=None).get_params() == GBM("classification").get_params()
+    assert GBM("regression", objective=None).params is None

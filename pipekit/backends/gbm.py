@@ -237,6 +237,8 @@ def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict
             raise ParameterError(f"GBM has no parameter {k!r} and LightGBM none of that name; GBM's parameters are "
                                  f"{param_names(GBM)}, and LightGBM's go in params={{...}} (params={{'max_depth': 5}})")
         name = names[k]
+        if name == "objective" and v is None:  # LGBMClassifier's default: the task's own objective, as not given
+            continue
         arg = _OWN_ARGUMENTS.get(name)
         if arg is not None and isinstance(v, numbers.Real) and not isinstance(v, bool) and v <= 0 and \
                 arg in _LIGHTGBM_OFF:
