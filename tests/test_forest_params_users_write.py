@@ -134,3 +134,21 @@ def test_a_forest_at_the_defaults_writes_the_record_an_older_pipekit_reads(cls, 
         back = pipekit.load(saved)
         assert back.get_params() == model.get_params()
         np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
+
+
+def test_class_weight_keyed_by_number_labels_saves_and_loads(tmp_path):
+    # labels 0 and 1 (Rossmann's Promo): class_weight={0: 1.0, 1: 5.0}, as scikit-learn users key it, was refused
+    # by the model file (its keys are text); it is written keyed by the labels' text and read back as their weights
+    from pipekit.data import CategoryBlock
+
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.Utf8}).head(3000)
+    tab = Tabular(df, procs=[Categorify, FillMissing], cat_names=["Store", "DayOfWeek"], cont_names=["Customers"],
+                  y_names="Promo", y_block=CategoryBlock(), splits=RandomSplitter(valid_pct=0.2, seed=42))
+    model = RandomForest("classification", n_estimators=5, n_jobs=1, class_weight={0: 1.0, np.int64(1): 5.0})
+    model.fit(tab.train)
+    codes = {str(c): i for i, c in enumerate(model.classes_)}
+    assert model.model_.class_weight == {codes["0"]: 1.0, codes["1"]: 5.0}
+    loaded = pipekit.load(pipekit.save(model, tmp_path / "cw.pipekit"))
+    assert np.array_equal(loaded.predict(tab.valid), model.predict(tab.valid))
+    assert loaded.class_weight == {"0": 1.0, "1": 5.0}
+    assert clone(loaded).fit(tab.train).model_.class_weight == model.model_.class_weight  # text keys fit alike

@@ -194,11 +194,23 @@ class RandomForest(Backend):
         if not isinstance(cw, dict):
             return cw
         labels = [c.item() if isinstance(c, np.generic) else c for c in self.classes_]
-        unknown = [k for k in cw if k not in labels]
+        # a key is a label, or its text (a file keeps keys as text: {"0": 1.0} is label 0's weight)
+        by_text = {str(c): i for i, c in enumerate(labels)}
+        codes = {k: labels.index(k) if k in labels else by_text.get(str(k)) for k in cw}
+        unknown = [k for k, i in codes.items() if i is None]
         if unknown:
             raise ParameterError(f"{type(self).__name__}: class_weight names {unknown[:5]}, which are not classes of "
                                  f"the training labels {labels[:20]}; key it by those labels")
-        return {i: float(cw[c]) for i, c in enumerate(labels) if c in cw}
+        return {i: float(cw[k]) for k, i in codes.items()}
+
+    def params_to_data(self) -> dict[str, Any]:
+        """The record's parameters, a ``class_weight`` dict keyed by its labels' text (a file's keys are text; fitting
+        reads ``"0"`` as label 0)."""
+        out = super().params_to_data()
+        if isinstance(out.get("class_weight"), dict):
+            out["class_weight"] = {str(k.item() if isinstance(k, np.generic) else k): v
+                                   for k, v in out["class_weight"].items()}
+        return out
 
     def _make_sklearn(self, n_rows: int):
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
