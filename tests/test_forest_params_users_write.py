@@ -20,7 +20,7 @@ from pipekit.datasets import path
 from pipekit.tabular import Categorify, FillMissing, Tabular
 
 from file_edits import component_records, edited_copy, refused_quickly  # noqa: E402
-from test_models_helpers import adult_tab  # noqa: E402
+from test_models_helpers import adult_tab, rossmann_open_tab  # noqa: E402
 
 NEW = {"criterion": "entropy", "min_samples_split": 10, "max_leaf_nodes": 40, "min_impurity_decrease": 1e-4,
        "class_weight": "balanced", "max_depth": 8}
@@ -33,10 +33,7 @@ def adult():
 
 @pytest.fixture(scope="module")
 def rossmann():
-    df = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.Utf8})
-    return Tabular(df.filter(pl.col("Open") == 1).head(3000), procs=[Categorify, FillMissing],
-                   cat_names=["Store", "DayOfWeek", "StateHoliday", "Promo", "SchoolHoliday"],
-                   cont_names=["Customers"], y_names="Sales", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    return rossmann_open_tab(3000)
 
 
 @pytest.mark.parametrize("cls", [RandomForest, ExtraTrees])

@@ -5,19 +5,16 @@ classes. On adult_sample and rossmann_sample, few rows and trees."""
 from __future__ import annotations
 
 import numpy as np
-import polars as pl
 import pytest
 
 import pipekit
 from pipekit.backends import GBM
 from pipekit.core import ParameterError
-from pipekit.data import RandomSplitter
-from pipekit.datasets import path
-from pipekit.tabular import Categorify, FillMissing, Tabular
+from pipekit.tabular import Categorify, FillMissing
 
 pytest.importorskip("lightgbm")
 
-from test_models_helpers import adult_tab  # noqa: E402
+from test_models_helpers import adult_tab, rossmann_open_tab  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +24,7 @@ def adult():
 
 @pytest.fixture(scope="module")
 def rossmann():
-    df = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.Utf8})
-    return Tabular(df.filter(pl.col("Open") == 1).head(3000), procs=[Categorify, FillMissing],
-                   cat_names=["Store", "DayOfWeek", "StateHoliday", "Promo", "SchoolHoliday"],
-                   cont_names=["Customers"], y_names="Sales", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    return rossmann_open_tab(3000)
 
 
 @pytest.mark.parametrize(("task", "kw", "fits"), [

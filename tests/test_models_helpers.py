@@ -28,3 +28,11 @@ def adult(n_rows: int | None = 12000):
     """(train, valid) processed adult splits."""
     tab = adult_tab(n_rows)
     return tab.train, tab.valid
+
+
+def rossmann_open_tab(n_rows: int = 3000) -> Tabular:
+    """The first ``n_rows`` open days of rossmann_sample, Sales as a regression target, categorified and filled."""
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", schema_overrides={"StateHoliday": pl.Utf8})
+    return Tabular(df.filter(pl.col("Open") == 1).head(n_rows), procs=[Categorify, FillMissing],
+                   cat_names=["Store", "DayOfWeek", "StateHoliday", "Promo", "SchoolHoliday"],
+                   cont_names=["Customers"], y_names="Sales", splits=RandomSplitter(valid_pct=0.2, seed=42))

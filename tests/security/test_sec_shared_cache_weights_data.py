@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import pipekit.data.cache as cache_mod
 import pipekit.data.external as ext
 import pipekit.datasets as D
 from pipekit.core.errors import DatasetUnavailableError, UntrustedDataError
@@ -28,33 +27,11 @@ from pipekit.data.cache import CacheRebuildWarning, CacheWriteWarning, atomic_wr
 from pipekit.data.external import Checksum, DatasetInfo
 from pipekit.vision import pretrained as P
 from pipekit.vision.efficientnet import lite_variant
+# each test its own user's key (user_key, autouse), and another user's inside other_user's block
+from test_cache_signing import NOT_OURS, other_user, user_key  # noqa: E402, F401
 
 pytestmark = pytest.mark.data
 SHARED = Path(os.environ.get("PIPEKIT_DATA", "/work/shared/data"))
-NOT_OURS = "not written by this user's pipekit"
-
-
-@pytest.fixture(autouse=True)
-def user_key(tmp_path, monkeypatch) -> Path:
-    """This test's user: a key file of its own, not read yet (as in a new process)."""
-    path = tmp_path / "config" / "user.key"
-    monkeypatch.setenv("PIPEKIT_CACHE_KEY_FILE", str(path))
-    monkeypatch.setattr(cache_mod, "_KEYS", {})
-    return path
-
-
-class other_user:
-    """Inside the block, pipekit signs with another user's key (someone else writing the shared cache folder)."""
-
-    def __init__(self, tmp_path: Path):
-        self.key = tmp_path / "other" / "other.key"
-
-    def __enter__(self) -> None:
-        self.saved = os.environ["PIPEKIT_CACHE_KEY_FILE"]
-        os.environ["PIPEKIT_CACHE_KEY_FILE"] = str(self.key)
-
-    def __exit__(self, *exc: object) -> None:
-        os.environ["PIPEKIT_CACHE_KEY_FILE"] = self.saved
 
 
 @pytest.fixture(scope="module")
