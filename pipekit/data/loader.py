@@ -138,11 +138,9 @@ def _new_rows_table(dataset: Any, kind: str, name: str) -> Any:
         raise AttributeError(f"'{kind}' object has no attribute '{name}': this test loader did not keep the rows it "
                              "was made from (a file, or rows given one at a time); process them as it did with "
                              f"dls.tabular.new(rows).{name} (fastai's to.new(rows))")
-    from pipekit.tabular.core import new_rows  # the tabular layer builds on this one
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # test_dl has warned already about what the rows hold
-        table = new_rows(dataset.made_like.processor, items)
+        table = dataset.made_like.new_rows(items)
     dataset.table = table
     return table
 

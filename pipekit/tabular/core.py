@@ -686,6 +686,11 @@ class TabularSplit(_FittedNames):
             self._frame = self._full if self.idxs is None else take_rows(self._full, self.idxs)
         return self._frame
 
+    def new_rows(self, source: Any) -> TabularSplit:
+        """``source`` (new rows: a table, a dict row, a list of them) processed as these rows were: what a tabular
+        test loader's ``xs`` is (``dls.test_dl(df).xs``, fastai's ``to.new(df)``)."""
+        return new_rows(self.processor, source)
+
     def __len__(self) -> int:
         return len(self._full) if self.idxs is None else len(self.idxs)
 
