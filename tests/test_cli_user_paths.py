@@ -134,7 +134,9 @@ def test_an_interrupted_run_leaves_no_previous_result_beside_its_outputs(tmp_pat
     time.sleep(1.0)  # into the fitting
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
-    assert p.returncode == 130 and err == "pipekit: interrupted\n", (p.returncode, err[-3000:])
+    # the fit may have warned before the signal: the interruption is the last line, with no traceback
+    assert p.returncode == 130 and err.endswith("pipekit: interrupted\n") and "Traceback" not in err, \
+        (p.returncode, err[-3000:])
     assert not (out / "result.json").exists()  # the folder does not look like a finished run
 
 
