@@ -647,6 +647,8 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
         if os.path.lexists(final):
             if final.is_dir() and not final.is_symlink() and is_complete(final, info) and untrusted_reason(final) is None:
                 return final  # put there meanwhile by another process of this user's
+            if _others(final):  # another user's (complete or not): theirs, never moved from under their runs
+                raise UntrustedDataError(untrusted_message(final, untrusted_reason(final) or "it is another user's"))
             why = "it is not a folder" if not final.is_dir() else \
                 f"it lacks {[f for f in info.files if not (final / f).exists()]}" if not is_complete(final, info) \
                 else untrusted_reason(final) or "it changed while the data set was downloaded"

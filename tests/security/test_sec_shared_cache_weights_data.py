@@ -294,3 +294,13 @@ def test_a_link_to_a_file_of_another_user_is_not_accepted(cache, tmp_path, adult
     (folder / "adult.csv").symlink_to(theirs)
     with pytest.raises(UntrustedDataError, match=f"adult.csv \\(a link to {theirs}\\) is owned by uid"):
         D.path("adult_sample", download=False)
+
+
+@ROOT_ONLY
+def test_another_users_incomplete_folder_is_left_to_them_too(cache, adult_download):
+    theirs = cache / "data" / "adult_sample"
+    theirs.mkdir(parents=True)  # their download, not finished: no adult.csv yet
+    os.chown(theirs, OTHER, -1)
+    with pytest.raises(UntrustedDataError, match=f"{theirs} is not used: .*PIPEKIT_CACHE to a folder of your own"):
+        D.path("adult_sample")
+    assert theirs.is_dir() and not [p for p in (cache / "data").iterdir() if ".refused-" in p.name]
