@@ -556,7 +556,6 @@ def said_warnings(prefix: str) -> Iterator[None]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-
     model = Path(args.model)
     if model.is_dir():
         raise SystemExit(printable(f"pipekit predict: {args.model!r} is a folder, not a model file: give the file "
