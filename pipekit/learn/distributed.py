@@ -30,13 +30,23 @@ __all__ = ["distributed_context", "rank_distrib", "is_main_process"]
 
 
 def rank_distrib() -> int:
-    """This process's rank (0 outside torchrun)."""
+    """This process's rank (0 outside torchrun).
+
+    >>> from pipekit.learn.distributed import rank_distrib
+    >>> rank_distrib()            # a plain ``python`` process: the only one
+    0
+    """
     initialized = dist.is_available() and dist.is_initialized()
     return dist.get_rank() if initialized else int(os.environ.get("RANK", 0))
 
 
 def is_main_process() -> bool:
-    """True in the process that should print, save and export (rank 0)."""
+    """True in the process that should print, save and export (rank 0).
+
+    >>> from pipekit.learn.distributed import is_main_process
+    >>> is_main_process()         # outside torchrun every process is the main one
+    True
+    """
     return rank_distrib() == 0
 
 
@@ -45,7 +55,18 @@ def distributed_context(learn: Learner, backend: str | None = None, sync_bn: boo
                         find_unused_parameters: bool = False) -> Iterator[Learner]:
     """``with learn.distributed(): learn.fit_one_cycle(5, 1e-3)`` under ``torchrun``: a DDP model, each process
     reading its own shard of training batches; nothing happens outside torchrun. Backend: 'nccl' on CUDA,
-    'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA."""
+    'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.learn.distributed import distributed_context
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> with distributed_context(learn) as ctx:        # outside torchrun: the learner as it is, no DDP wrapper
+    ...     print(ctx is learn, type(ctx.model).__name__)
+    True Linear
+    """
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world <= 1:
         yield learn

@@ -728,7 +728,20 @@ _LEARNER_FIELDS = ("arch", "loss", "torch_loss", "metrics", "dls", "learner")
 def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -> Learner:
     """Rebuild an exported Learner for inference (the loader of kind "learner" behind ``pipekit.load``), with the
     settings it trained with (:func:`_learner_record`) and ``path`` the file's folder; every field of the record is
-    checked before any is used."""
+    checked before any is used.
+
+    >>> import tempfile, polars as pl, pipekit.datasets as D
+    >>> from pipekit.core.archive import read_pipekit
+    >>> from pipekit.learn.export import learner_from_archive
+    >>> from pipekit.tabular import TabularDataLoaders, tabular_learner
+    >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(200)
+    >>> dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["education"], cont_names=["age"], bs=64, seed=0)
+    >>> file = tabular_learner(dls, layers=[8], path=tempfile.mkdtemp()).export("adult.pipekit")
+    >>> archive = read_pipekit(file)
+    >>> loaded = learner_from_archive(archive)
+    >>> archive.kind, loaded.dls.vocab, loaded.path == file.parent
+    ('learner', ['<50k', '>=50k'], True)
+    """
     from pipekit.learn.learner import Learner
 
     where, arrays, rec = archive.where, archive.arrays, archive.record
@@ -1104,7 +1117,18 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
 
 
 def model_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The model's weights, by parameter name, from a checkpoint (``learn.save``) or an export."""
+    """The model's weights, by parameter name, from a checkpoint (``learn.save``) or an export.
+
+    >>> import tempfile, torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, model_weights
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, path=tempfile.mkdtemp())
+    >>> weights = model_weights(learn.save("stage1"))
+    >>> sorted((name, tuple(w.shape)) for name, w in weights.items()), torch.equal(weights["weight"], learn.model.weight)
+    ([('bias', (2,)), ('weight', (2, 4))], True)
+    """
     archive = read_pipekit(path)
     if archive.kind not in ("checkpoint", "learner"):
         raise ExportError(f"{archive.where} holds a {archive.kind}, not a learner's checkpoint or export")
@@ -1127,7 +1151,20 @@ def plain_weight_names(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
 # ------------------------------------------------------------------------------------------ checkpoints
 def checkpoint_path(learn: Learner, name: str | os.PathLike) -> Path:
-    """``path/model_dir/name.pipekit`` for a plain name; a path with folders or ``.pipekit`` as given."""
+    """``path/model_dir/name.pipekit`` for a plain name; a path with folders or ``.pipekit`` as given.
+
+    >>> import tempfile, torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.learn.export import checkpoint_path
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, path=tempfile.mkdtemp())
+    >>> checkpoint_path(learn, "best").relative_to(learn.path).as_posix()
+    'models/best.pipekit'
+    >>> checkpoint_path(learn, "runs/best").as_posix(), checkpoint_path(learn, "/data/best.pipekit").as_posix()
+    ('runs/best.pipekit', '/data/best.pipekit')
+    """
     p = Path(name)
     if p.suffix == ".pipekit" or p.is_absolute() or len(p.parts) > 1:
         return p if p.suffix else p.with_suffix(".pipekit")

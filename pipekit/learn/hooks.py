@@ -43,13 +43,28 @@ def _detach(x: Any, cpu: bool) -> Any:
 
 
 def has_params(m: nn.Module) -> bool:
-    """Whether ``m`` has parameters of its own (not counting its children's)."""
+    """Whether ``m`` has parameters of its own (not counting its children's).
+
+    >>> from torch import nn
+    >>> from pipekit.learn.hooks import has_params
+    >>> has_params(nn.Linear(2, 3)), has_params(nn.ReLU()), has_params(nn.Sequential(nn.Linear(2, 3)))
+    (True, False, False)
+    """
     return any(True for _ in m.parameters(recurse=False))
 
 
 def leaf_modules(model: nn.Module, include_paramless: bool = False) -> list[nn.Module]:
     """The modules of ``model`` without children (conv, linear, norm layers...), those with parameters unless
-    ``include_paramless``: what ``HookCallback`` hooks by default."""
+    ``include_paramless``: what ``HookCallback`` hooks by default.
+
+    >>> from torch import nn
+    >>> from pipekit.learn.hooks import leaf_modules
+    >>> model = nn.Sequential(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()), nn.Flatten(), nn.Linear(4 * 26 * 26, 2))
+    >>> [type(m).__name__ for m in leaf_modules(model)]
+    ['Conv2d', 'Linear']
+    >>> [type(m).__name__ for m in leaf_modules(model, include_paramless=True)]
+    ['Conv2d', 'ReLU', 'Flatten', 'Linear']
+    """
     return [m for m in model.modules() if not list(m.children()) and (include_paramless or has_params(m))]
 
 
@@ -58,7 +73,17 @@ class Hook:
     every backward pass, with the gradients of its inputs and outputs) and keeps what it returns in ``stored``.
     ``detach`` (default) detaches the tensors first, ``cpu`` moves them to the CPU. A context manager: the hook
     is removed at the end of the ``with`` block, or by ``remove()``. ``active`` (a function of no arguments),
-    when given, says on each pass whether the hook runs: a pass it skips leaves ``stored`` as it was."""
+    when given, says on each pass whether the hook runs: a pass it skips leaves ``stored`` as it was.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pipekit.learn.hooks import Hook
+    >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> with Hook(model[1], lambda m, inp, out: float((out > 0).float().mean())) as hook:   # share of active units
+    ...     _ = model(torch.tensor([[1.0, -2.0, 0.5]]))
+    >>> hook, hook.stored
+    (Hook(output, removed), 0.25)
+    """
 
     def __init__(self, module: nn.Module, hook_func: HookFunc, is_forward: bool = True, detach: bool = True,
                  cpu: bool = False, active: Callable[[], bool] | None = None):
@@ -116,13 +141,34 @@ def _hook_inner(module: nn.Module, inp: Any, out: Any) -> Any:
 
 def hook_output(module: nn.Module, detach: bool = True, cpu: bool = False, grad: bool = False) -> Hook:
     """A hook keeping the latest output of ``module`` in ``.stored`` (``grad=True``: the gradients with
-    respect to its output, a tuple, as the book's Grad-CAM reads ``hook.stored[0]``)."""
+    respect to its output, a tuple, as the book's Grad-CAM reads ``hook.stored[0]``).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pipekit.learn.hooks import hook_output
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> hook = hook_output(model[1])
+    >>> _ = model(torch.zeros(5, 3)); tuple(hook.stored.shape), hook.stored.requires_grad
+    ((5, 4), False)
+    >>> hook.remove(); hook
+    Hook(output, removed)
+    """
     return Hook(module, _hook_inner, is_forward=not grad, detach=detach, cpu=cpu)
 
 
 class Hooks:
     """One :class:`Hook` per module of ``modules``; ``stored`` is the list of what each keeps. A context
-    manager, like ``Hook``."""
+    manager, like ``Hook``.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pipekit.learn.hooks import Hooks
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> with Hooks([model[0], model[2]], lambda m, inp, out: tuple(out.shape)) as hooks:
+    ...     _ = model(torch.zeros(5, 3))
+    >>> hooks, hooks.stored
+    (Hooks(2), [(5, 4), (5, 2)])
+    """
 
     def __init__(self, modules: Sequence[nn.Module], hook_func: HookFunc, is_forward: bool = True,
                  detach: bool = True, cpu: bool = False, active: Callable[[], bool] | None = None):
@@ -156,7 +202,17 @@ class Hooks:
 
 
 def hook_outputs(modules: Sequence[nn.Module], detach: bool = True, cpu: bool = False, grad: bool = False) -> Hooks:
-    """:func:`hook_output` on every module of ``modules``."""
+    """:func:`hook_output` on every module of ``modules``.
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pipekit.learn.hooks import hook_outputs
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    >>> with hook_outputs(list(model)) as hooks:
+    ...     _ = model(torch.zeros(5, 3))
+    >>> [tuple(out.shape) for out in hooks.stored]
+    [(5, 4), (5, 4), (5, 2)]
+    """
     return Hooks(modules, _hook_inner, is_forward=not grad, detach=detach, cpu=cpu)
 
 

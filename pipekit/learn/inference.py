@@ -245,7 +245,18 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
 def one_item_source(item: Any, n_inp: int = 1, table: bool = False) -> Any:
     """``item`` (see :func:`predict` for what it may be) as the source of a one-item test loader (``n_inp``:
     the model's inputs; a model of one input refuses a list of files, texts or images; ``table``: the model reads
-    a table's rows, and refuses an image, a number or an array, which have no column names)."""
+    a table's rows, and refuses an image, a number or an array, which have no column names).
+
+    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.learn.inference import one_item_source
+    >>> one_item_source("a great film"), one_item_source({"age": 40, "education": "Masters"}, table=True)
+    (['a great film'], [{'age': 40, 'education': 'Masters'}])
+    >>> try:
+    ...     one_item_source(["a.png", "b.png"])
+    ... except ParameterError as e:
+    ...     print(e)
+    predict takes one item; this list holds 2 (files, texts or images): for several use learn.get_preds(...)
+    """
     if item is None:  # as a NaN is refused, rather than as a null row of a table to build data from
         raise DataError("predict: the item is None, which is nothing to predict on; give the item: a str for a text "
                         "model, an image (a file path, its bytes, a PIL image or an array of pixels) for an image "

@@ -68,7 +68,21 @@ def _repeat_first(x: Any, n: int) -> Any:
 
 
 class Interpretation:
-    """Inputs, predictions, targets, decoded predictions and per-item losses over one set."""
+    """Inputs, predictions, targets, decoded predictions and per-item losses over one set.
+
+    Example:
+    >>> import torch
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Interpretation, Learner, MSELossFlat
+    >>> x = torch.randn(32, 4); ds = list(zip(x, x.sum(1, keepdim=True)))     # a regression: y = sum of x
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 1), loss_func=MSELossFlat())
+    >>> interp = Interpretation.from_learner(learn)
+    >>> interp
+    Interpretation(32 items, mean loss ...)
+    >>> losses, idxs = interp.top_losses(3)                     # the 3 worst items and their positions
+    >>> torch.equal(losses, interp.losses[idxs]), tuple(interp.preds.shape), tuple(interp.targs.shape)
+    (True, (32, 1), (32, 1))
+    """
 
     def __init__(self, learn: Learner, dl: Loader, inputs: Any, preds: torch.Tensor, targs: torch.Tensor,
                  decoded: torch.Tensor, losses: torch.Tensor):
@@ -396,4 +410,21 @@ class ClassificationInterpretation(Interpretation):
 class SegmentationInterpretation(ClassificationInterpretation):
     """fastai's name for a segmentation model's interpretation: :class:`ClassificationInterpretation`, which counts
     a segmentation model's pixels (``per_pixel``) in its confusion matrix and report and titles its top losses
-    with the share of pixels predicted right."""
+    with the share of pixels predicted right.
+
+    Example:
+    >>> import numpy as np, torch, pipekit.datasets as D
+    >>> from pipekit.data import get_image_files
+    >>> from pipekit.learn import Learner, SegmentationInterpretation
+    >>> from pipekit.vision import Resize, SegmentationDataLoaders
+    >>> path = D.path("camvid_tiny")
+    >>> dls = SegmentationDataLoaders.from_label_func(
+    ...     path, fnames=get_image_files(path / "images")[:10], label_func=lambda o: path / "labels" / f"{o.stem}_P{o.suffix}",
+    ...     codes=np.loadtxt(path / "codes.txt", dtype=str), item_tfms=Resize((24, 32)), bs=5, seed=0)
+    >>> learn = Learner(dls, torch.nn.Conv2d(3, len(dls.vocab), 1))    # a class score per pixel
+    >>> interp = SegmentationInterpretation.from_learner(learn)
+    >>> interp
+    SegmentationInterpretation(2 items, 32 classes, mean loss ...)
+    >>> interp.per_pixel, interp.confusion_matrix().shape, int(interp.confusion_matrix().sum())   # 2 masks of 24x32
+    (True, (32, 32), 1536)
+    """

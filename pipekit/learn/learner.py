@@ -918,7 +918,17 @@ def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[...
                          given: Sequence[str] = ("dls", "model")) -> None:
     """Refuse a keyword that neither the learner factory ``factory`` nor :class:`Learner` takes, in the name of
     ``who`` (the function called), listing both's arguments and the close ones; ``given``: the Learner's arguments
-    the factory passes itself."""
+    the factory passes itself.
+
+    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.learn.learner import check_learner_kwargs
+    >>> from pipekit.tabular import tabular_learner
+    >>> try:
+    ...     check_learner_kwargs("tabular_learner", {"layer": [200, 100]}, tabular_learner)
+    ... except ParameterError as e:
+    ...     print(e)
+    tabular_learner: unknown argument(s) ['layer']; it takes ['dls', 'layers', ...]; did you mean 'layers'?
+    """
     check_arguments(who, kwargs, argument_names(factory), ("the Learner's", argument_names(Learner.__init__,
                                                                                            but=tuple(given))))
 
@@ -928,7 +938,19 @@ def several_targets(dls: Any) -> list[Any]:
     defaults (``dls.loss_kind``, the size of a model for it) would be the first target's alone: data whose
     ``dls.c`` is a list, one size per target (``blocks=(ImageBlock, CategoryBlock, CategoryBlock), n_inp=1``, a
     category and a number, a category and a ``MultiCategoryBlock``), or a first target that names a default loss.
-    Otherwise [] (one target; boxes then their labels, which have their own defaults)."""
+    Otherwise [] (one target; boxes then their labels, which have their own defaults).
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import CategoryBlock, DataBlock, get_image_files, parent_label
+    >>> from pipekit.vision import ImageBlock, Resize
+    >>> from pipekit.learn.learner import several_targets
+    >>> parity = lambda p: "even" if int(p.stem) % 2 == 0 else "odd"
+    >>> block = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock, CategoryBlock), n_inp=1, get_y=[parent_label, parity],
+    ...                   get_items=lambda p: get_image_files(p, folders=["train"])[::40], item_tfms=Resize(16))
+    >>> dls = block.dataloaders(D.path("mnist_tiny"), bs=4, seed=0, device="cpu")   # a digit and its parity
+    >>> [type(b).__name__ for b in several_targets(dls)], dls.c
+    (['CategoryBlock', 'CategoryBlock'], [2, 2])
+    """
     targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
     if len(targets) > 1 and (isinstance(getattr(dls, "c", None), list)
                              or getattr(targets[0], "loss_kind", None) is not None):
@@ -941,7 +963,25 @@ def check_targets_fit(who: str, dls: Any, loss_func: Any, n_out: Any = None, bui
     CategoryBlock), n_inp=1``; see :func:`several_targets`) that would take its loss (no ``loss_func``) or, for a
     factory that ``builds_model``, its number of outputs (no ``n_out``) from the data: those would be the first
     target's alone. Such a model gives the targets' outputs side by side (``n_out=sum(dls.c)``) and its loss, a
-    function of the user's, splits them."""
+    function of the user's, splits them.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import CategoryBlock, DataBlock, get_image_files, parent_label
+    >>> from pipekit.vision import ImageBlock, Resize
+    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.learn.learner import check_targets_fit
+    >>> parity = lambda p: "even" if int(p.stem) % 2 == 0 else "odd"
+    >>> block = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock, CategoryBlock), n_inp=1, get_y=[parent_label, parity],
+    ...                   get_items=lambda p: get_image_files(p, folders=["train"])[::40], item_tfms=Resize(16))
+    >>> dls = block.dataloaders(D.path("mnist_tiny"), bs=4, seed=0, device="cpu")   # a digit and its parity
+    >>> try:
+    ...     check_targets_fit("Learner", dls, loss_func=None)
+    ... except ParameterError as e:
+    ...     print(e)
+    Learner: loss_func was not given and the data has 2 targets (CategoryBlock ['3', '7'], CategoryBlock ['even', 'odd'])...
+    >>> check_targets_fit("Learner", dls, loss_func=lambda pred, digit, parity: pred.sum()) is None   # a loss given: fine
+    True
+    """
     targets = several_targets(dls)
     if not targets:
         return

@@ -38,7 +38,16 @@ _REDUCTION = Options("mean", "sum", "none")
 @runtime_checkable
 class Reducible(Protocol):
     """A loss whose reduction can be switched ('mean', 'sum' or 'none'): pipekit's and torch's losses.
-    Per-item losses (``get_preds(with_loss=True)``) and MixUp switch it."""
+    Per-item losses (``get_preds(with_loss=True)``) and MixUp switch it.
+
+    >>> import torch
+    >>> from pipekit.learn.losses import MSELossFlat, Reducible
+    >>> isinstance(MSELossFlat(), Reducible), isinstance(torch.nn.L1Loss(), Reducible), isinstance(len, Reducible)
+    (True, True, False)
+    >>> loss = MSELossFlat(); loss.reduction = "none"
+    >>> loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0])).tolist()    # one loss per item
+    [1.0, 4.0]
+    """
 
     reduction: str
 
@@ -91,7 +100,18 @@ FOCAL_GAMMA = Interval(0, 100, why="the focusing exponent, 2 in the focal loss p
 
 
 class BaseLoss(nn.Module, Component):
-    """Base for flattened losses: moves ``axis`` (the class axis) last and flattens the rest."""
+    """Base for flattened losses: moves ``axis`` (the class axis) last and flattens the rest.
+
+    A loss of your own subclasses it and calls ``self._prep(inp, targ)`` in ``forward`` before its own
+    computation, as pipekit's cross-entropy losses do:
+
+    >>> import torch
+    >>> from pipekit.learn.losses import BaseLoss
+    >>> base = BaseLoss(axis=1)                  # the class axis of (bs, n_classes, h, w) outputs
+    >>> inp, targ = base._prep(torch.zeros(2, 3, 4, 5), torch.zeros(2, 4, 5))
+    >>> tuple(inp.shape), tuple(targ.shape)      # one row of 3 class scores, and one target, per pixel
+    ((40, 3), (40,))
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
@@ -226,7 +246,17 @@ class FocalLossFlat(CrossEntropyLossFlat):
 
 
 class BCEWithLogitsLossFlat(BaseLoss):
-    """Binary cross-entropy on logits for multi-label targets; ``decodes`` thresholds at ``thresh``."""
+    """Binary cross-entropy on logits for multi-label targets; ``decodes`` thresholds at ``thresh``.
+
+    >>> import torch
+    >>> from pipekit.learn.losses import BCEWithLogitsLossFlat
+    >>> loss = BCEWithLogitsLossFlat(thresh=0.6)
+    >>> inp, targ = torch.tensor([[2.0, -1.0], [0.0, 3.0]]), torch.tensor([[1, 0], [0, 1]])
+    >>> round(float(loss(inp, targ)), 4)         # integer 0/1 labels are read as floats
+    0.2955
+    >>> loss.decodes(loss.activation(inp)).tolist()     # sigmoid, then > 0.6
+    [[True, False], [False, True]]
+    """
 
     default_for, target_kinds, reads_two_classes = "bce", ("bce", "mse"), True
     param_attrs = {"pos_weight": "pos_weight_list"}
@@ -256,7 +286,14 @@ class BCEWithLogitsLossFlat(BaseLoss):
 
 
 class MSELossFlat(BaseLoss):
-    """Mean squared error on flattened predictions and targets (targets cast to float)."""
+    """Mean squared error on flattened predictions and targets (targets cast to float).
+
+    >>> import torch
+    >>> from pipekit.learn.losses import MSELossFlat
+    >>> preds, targ = torch.tensor([[1.0], [3.0]]), torch.tensor([2, 5])   # a (bs, 1) output, (bs,) targets
+    >>> float(MSELossFlat()(preds, targ)), MSELossFlat(reduction="sum")(preds, targ).item()
+    (2.5, 5.0)
+    """
 
     default_for, target_kinds = "mse", ("mse", "bce")
 
@@ -268,7 +305,14 @@ class MSELossFlat(BaseLoss):
 
 
 class L1LossFlat(MSELossFlat):
-    """Mean absolute error on flattened predictions and targets."""
+    """Mean absolute error on flattened predictions and targets.
+
+    >>> import torch
+    >>> from pipekit.learn.losses import L1LossFlat
+    >>> preds, targ = torch.tensor([[1.0], [3.0]]), torch.tensor([2, 5])   # a (bs, 1) output, (bs,) targets
+    >>> float(L1LossFlat()(preds, targ)), L1LossFlat(reduction="none")(preds, targ).tolist()
+    (1.5, [1.0, 2.0])
+    """
 
     def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
         return F.l1_loss(inp.reshape(-1), targ.to(inp.dtype).reshape(-1), reduction=self.reduction)
@@ -309,7 +353,16 @@ class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
 
 class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
     """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``, ``weight``
-    weighting the ``nll`` term, as :class:`LabelSmoothingCrossEntropyFlat`."""
+    weighting the ``nll`` term, as :class:`LabelSmoothingCrossEntropyFlat`.
+
+    >>> import torch
+    >>> from pipekit.learn.losses import LabelSmoothingCrossEntropy
+    >>> inp, targ = torch.tensor([[4.0, 0.0, 0.0]]), torch.tensor([0])    # confident and right
+    >>> round(float(LabelSmoothingCrossEntropy(eps=0.0)(inp, targ)), 4)     # plain cross-entropy
+    0.036
+    >>> round(float(LabelSmoothingCrossEntropy()(inp, targ)), 4)            # eps=0.1: confidence costs a little
+    0.3026
+    """
 
     # its axis is always 1
     param_constraints = {"weight": CLASS_WEIGHTS, "reduction": _REDUCTION, "eps": Interval(0, 1, closed="left")}
@@ -321,7 +374,16 @@ class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
 def loss_from_kind(kind: str | None) -> BaseLoss:
     """The default loss for a target block's ``loss_kind`` ('cross_entropy', 'pixel_cross_entropy', 'bce' or
     'mse'): pipekit's loss class that declares itself ``default_for`` it (a subclass does not inherit the claim),
-    built with the parameters it gives for that kind."""
+    built with the parameters it gives for that kind.
+
+    >>> from pipekit.learn.losses import loss_from_kind
+    >>> loss_from_kind("cross_entropy"), loss_from_kind("mse")
+    (CrossEntropyLossFlat(), MSELossFlat())
+    >>> loss_from_kind("ordinal")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: no default loss for target loss_kind='ordinal'; pass loss_func= to the Learner ...
+    """
     defaults: dict[str, tuple[type[BaseLoss], dict[str, Any]]] = {}
     for name, cls in registered("loss").items():
         claim = vars(cls).get("default_for")

@@ -160,7 +160,17 @@ def to_cpu(x: Any) -> Any:
 
 
 def params(module: nn.Module) -> list[nn.Parameter]:
-    """All parameters of ``module`` (a convenience for splitters)."""
+    """All parameters of ``module`` (a convenience for splitters).
+
+    >>> from torch import nn
+    >>> from pipekit.learn.nets import params
+    >>> model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> [tuple(p.shape) for p in params(model)]
+    [(2, 3), (2,), (1, 2), (1,)]
+    >>> splitter = lambda m: [params(m[0]), params(m[2])]     # one layer group per linear layer
+    >>> [len(g) for g in splitter(model)]
+    [2, 2]
+    """
     return list(module.parameters())
 
 
@@ -179,6 +189,16 @@ def body_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     """Splitter for ``nn.Sequential(body, head)``: two parameter groups, body first.
 
     ``freeze()`` then trains only the head (plus batch-norm layers), as in transfer learning.
+
+    >>> from torch import nn
+    >>> from pipekit.learn.nets import body_head_splitter, simple_cnn
+    >>> body, head = body_head_splitter(simple_cnn(n_in=1, n_out=2, channels=(4, 8)))
+    >>> len(body), len(head)                     # two conv blocks (conv, norm weight and bias); one linear layer
+    (6, 2)
+    >>> body_head_splitter(nn.Linear(3, 2))
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: body_head_splitter expects nn.Sequential(body, head); got Linear with 0 children
     """
     if not (isinstance(model, nn.Sequential) and len(model) == 2):
         raise ParameterError("body_head_splitter expects nn.Sequential(body, head); "
@@ -223,6 +243,15 @@ class MLP(nn.Module):
     """Fully connected net: ``n_in -> layers... -> n_out`` with ReLU, optional batch-norm and dropout.
 
     Inputs with more than two dimensions are flattened, so images work too.
+
+    >>> import torch
+    >>> from pipekit.learn.nets import MLP
+    >>> from pipekit.learn.registry import arch_spec
+    >>> mlp = MLP(28 * 28, 10, layers=[32], ps=0.1)
+    >>> tuple(mlp(torch.zeros(4, 1, 28, 28)).shape)     # a batch of 28x28 grey images
+    (4, 10)
+    >>> arch_spec(mlp)                          # what an export records to rebuild it
+    ('mlp', {'n_in': 784, 'n_out': 10, 'layers': [32], 'ps': 0.1, 'use_bn': False})
     """
 
     def __init__(self, n_in: int, n_out: int, layers: Sequence[int] = (200, 100), ps: float = 0.0,
@@ -275,7 +304,15 @@ _NORMS = ("batch", "batch_zero", None)
 
 class NormType:
     """``ConvLayer``'s ``norm_type`` under the book's names: ``ConvLayer(nf, nf, act_cls=None,
-    norm_type=NormType.BatchZero)`` is ``norm_type="batch_zero"``."""
+    norm_type=NormType.BatchZero)`` is ``norm_type="batch_zero"``.
+
+    >>> from pipekit.learn.nets import ConvLayer, NormType
+    >>> NormType.Batch, NormType.BatchZero
+    ('batch', 'batch_zero')
+    >>> layer = ConvLayer(8, 8, act_cls=None, norm_type=NormType.BatchZero)
+    >>> [type(m).__name__ for m in layer], float(layer[1].weight.detach().abs().sum())    # its norm's scale starts at 0
+    (['Conv2d', 'BatchNorm2d'], 0.0)
+    """
 
     Batch, BatchZero = "batch", "batch_zero"
 
@@ -401,19 +438,40 @@ class ConvLayer(nn.Sequential):
 
 
 class ConvBlock(ConvLayer):
-    """conv(stride 2) -> batch-norm -> ReLU: halves the spatial size."""
+    """conv(stride 2) -> batch-norm -> ReLU: halves the spatial size.
+
+    >>> import torch
+    >>> from pipekit.learn.nets import ConvBlock
+    >>> block = ConvBlock(3, 8)
+    >>> [type(m).__name__ for m in block], tuple(block(torch.zeros(2, 3, 28, 28)).shape)
+    (['Conv2d', 'BatchNorm2d', 'ReLU'], (2, 8, 14, 14))
+    """
 
     def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 2):
         super().__init__(ni, nf, ks, stride=stride)
 
 
 def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Squash ``x`` into ``(low, high)``."""
+    """Squash ``x`` into ``(low, high)``.
+
+    >>> import torch
+    >>> from pipekit.learn.nets import sigmoid_range
+    >>> [round(v, 3) for v in sigmoid_range(torch.tensor([-20.0, 0.0, 20.0]), 0, 5.5).tolist()]   # ratings 0 to 5.5
+    [0.0, 2.75, 5.5]
+    """
     return torch.sigmoid(x) * (high - low) + low
 
 
 class SigmoidRange(nn.Module):
-    """A layer squashing its input into ``(low, high)`` (a regression head's ``y_range``)."""
+    """A layer squashing its input into ``(low, high)`` (a regression head's ``y_range``).
+
+    >>> import torch
+    >>> from torch import nn
+    >>> from pipekit.learn.nets import SigmoidRange
+    >>> head = nn.Sequential(nn.Linear(3, 1), SigmoidRange(0, 5.5))     # predicts ratings from 0 to 5.5
+    >>> head[1], head[1](torch.tensor([-1e4, 0.0, 1e4])).tolist()
+    (SigmoidRange(low=0.0, high=5.5), [0.0, 2.75, 5.5])
+    """
 
     def __init__(self, low: float, high: float):
         super().__init__()
@@ -465,6 +523,14 @@ def simple_cnn(n_in: int = 3, n_out: int = 10, channels: Sequence[int] = (16, 32
     """A small CNN as ``nn.Sequential(body, head)``: stride-2 conv blocks, then avg+max pooling and a linear head.
 
     Use ``body_head_splitter`` as the Learner's splitter to freeze the body.
+
+    >>> import torch
+    >>> from pipekit.learn.nets import simple_cnn
+    >>> model = simple_cnn(n_in=1, n_out=2, channels=(4, 8))
+    >>> tuple(model(torch.zeros(3, 1, 28, 28)).shape), len(model[0])    # 3 images, 2 classes; 2 conv blocks
+    ((3, 2), 2)
+    >>> [type(m).__name__ for m in model[1]]
+    ['ConcatPool2d', 'Linear']
     """
     if not channels:
         raise ParameterError("simple_cnn: `channels` must list at least one layer width, e.g. (16, 32)")

@@ -98,6 +98,15 @@ def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: flo
     ``fused=None`` uses torch's fused kernel when every parameter is a dense float tensor on CUDA, or on
     CPU with one torch thread: one call updates all parameters instead of a handful of tensor operations
     per parameter, which is most of the optimiser's time for small models (results agree to float rounding).
+
+    >>> import torch
+    >>> from pipekit.learn.optim import Adam
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -4.0])
+    >>> opt = Adam([{"params": [w]}], lr=0.1, wd=0.0)
+    >>> type(opt).__name__, type(Adam([{"params": [w]}], lr=0.1, decouple_wd=False)).__name__
+    ('AdamW', 'Adam')
+    >>> opt.step(); [round(v, 4) for v in w.tolist()]     # Adam's first step: lr * sign(grad), whatever its size
+    [0.9, 1.1]
     """
     _check_args("Adam", _ADAM_ARGS, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, decouple_wd=decouple_wd, fused=fused)
     params = list(params)
@@ -295,25 +304,62 @@ def _grad(p: torch.Tensor) -> torch.Tensor:
 
 
 def sgd_step(p: torch.Tensor, lr: float, **kwargs: Any) -> None:
-    """``p -= lr * grad``."""
+    """``p -= lr * grad``.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import Optimizer, sgd_step
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
+    >>> sgd_step(w, lr=0.1); w.data
+    tensor([0.9000, 1.2000])
+    >>> opt = Optimizer([w], cbs=[sgd_step], lr=0.1)     # chapter 16's plain SGD, built from it
+    >>> opt.step(); w.data
+    tensor([0.8000, 1.4000])
+    """
     p.data.add_(_grad(p), alpha=-lr)
 
 
 def weight_decay(p: torch.Tensor, lr: float, wd: float, do_wd: bool = True, **kwargs: Any) -> None:
-    """Decoupled weight decay: ``p *= 1 - lr * wd``."""
+    """Decoupled weight decay: ``p *= 1 - lr * wd``.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import weight_decay
+    >>> w = torch.nn.Parameter(torch.full((2,), 2.0))
+    >>> weight_decay(w, lr=0.1, wd=0.5); w.data                # 2 * (1 - 0.1 * 0.5)
+    tensor([1.9000, 1.9000])
+    >>> weight_decay(w, lr=0.1, wd=0.5, do_wd=False); w.data   # a bias or norm layer's parameter: left as it is
+    tensor([1.9000, 1.9000])
+    """
     if do_wd and wd != 0:
         p.data.mul_(1 - lr * wd)
 
 
 def l2_reg(p: torch.Tensor, wd: float, do_wd: bool = True, **kwargs: Any) -> None:
-    """L2 regularisation: ``grad += wd * p``."""
+    """L2 regularisation: ``grad += wd * p``.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import l2_reg
+    >>> w = torch.nn.Parameter(torch.tensor([2.0, -1.0])); w.grad = torch.zeros(2)
+    >>> l2_reg(w, wd=0.1); w.grad                  # the weights are left as they are; the gradient grows
+    tensor([ 0.2000, -0.1000])
+    """
     if do_wd and wd != 0:
         _grad(p).add_(p.data, alpha=wd)
 
 
 def average_grad(p: torch.Tensor, mom: float, dampening: bool = False, grad_avg: torch.Tensor | None = None,
                  **kwargs: Any) -> dict[str, torch.Tensor]:
-    """Moving average of the gradients (``grad_avg = mom * grad_avg + (1 - mom if dampening else 1) * grad``)."""
+    """Moving average of the gradients (``grad_avg = mom * grad_avg + (1 - mom if dampening else 1) * grad``).
+
+    >>> import torch
+    >>> from pipekit.learn.optim import average_grad
+    >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([1.0, -2.0])
+    >>> state = average_grad(w, mom=0.9); state["grad_avg"]
+    tensor([ 1., -2.])
+    >>> average_grad(w, mom=0.9, **state)["grad_avg"]          # 0.9 * grad_avg + grad
+    tensor([ 1.9000, -3.8000])
+    >>> average_grad(w, mom=0.9, dampening=True)["grad_avg"]   # Adam's: (1 - 0.9) * grad from zero
+    tensor([ 0.1000, -0.2000])
+    """
     if grad_avg is None:
         grad_avg = torch.zeros_like(_grad(p))
     damp = 1 - mom if dampening else 1.0
@@ -322,7 +368,16 @@ def average_grad(p: torch.Tensor, mom: float, dampening: bool = False, grad_avg:
 
 def average_sqr_grad(p: torch.Tensor, sqr_mom: float, dampening: bool = True, sqr_avg: torch.Tensor | None = None,
                      **kwargs: Any) -> dict[str, torch.Tensor]:
-    """Moving average of the squared gradients."""
+    """Moving average of the squared gradients.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import average_sqr_grad
+    >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([2.0, -1.0])
+    >>> state = average_sqr_grad(w, sqr_mom=0.9); state["sqr_avg"]      # (1 - 0.9) * grad ** 2
+    tensor([0.4000, 0.1000])
+    >>> average_sqr_grad(w, sqr_mom=0.9, **state)["sqr_avg"]           # 0.9 * sqr_avg + 0.1 * grad ** 2
+    tensor([0.7600, 0.1900])
+    """
     if sqr_avg is None:
         sqr_avg = torch.zeros_like(_grad(p))
     damp = 1 - sqr_mom if dampening else 1.0
@@ -337,23 +392,58 @@ average_sqr_grad.defaults = {"sqr_mom": 0.99}  # type: ignore[attr-defined]
 
 
 def momentum_step(p: torch.Tensor, lr: float, grad_avg: torch.Tensor, **kwargs: Any) -> None:
-    """``p -= lr * grad_avg``."""
+    """``p -= lr * grad_avg``.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import Optimizer, average_grad, momentum_step
+    >>> w = torch.nn.Parameter(torch.ones(2))
+    >>> momentum_step(w, lr=0.1, grad_avg=torch.tensor([1.0, -3.0])); w.data
+    tensor([0.9000, 1.3000])
+    >>> opt = Optimizer([w], cbs=[average_grad, momentum_step], lr=0.1, mom=0.5)   # SGD with momentum
+    >>> w.grad = torch.tensor([1.0, 1.0]); opt.step(); opt.step(); w.data          # steps of 0.1, then 0.15
+    tensor([0.6500, 1.0500])
+    """
     p.data.add_(grad_avg, alpha=-lr)
 
 
 def step_stat(p: torch.Tensor, step: int = 0, **kwargs: Any) -> dict[str, int]:
-    """Counts the steps taken (Adam's debiasing reads it)."""
+    """Counts the steps taken (Adam's debiasing reads it).
+
+    >>> import torch
+    >>> from pipekit.learn.optim import Optimizer, sgd_step, step_stat
+    >>> w = torch.nn.Parameter(torch.ones(1)); w.grad = torch.ones(1)
+    >>> step_stat(w), step_stat(w, step=4)
+    ({'step': 1}, {'step': 5})
+    >>> opt = Optimizer([w], cbs=[step_stat, sgd_step], lr=0.1)
+    >>> opt.step(); opt.step(); opt.state[w]["step"]     # kept in the parameter's state between steps
+    2
+    """
     return {"step": step + 1}
 
 
 def debias(mom: float, damp: float, step: int) -> float:
-    """What a moving average started at zero must be divided by after ``step`` steps."""
+    """What a moving average started at zero must be divided by after ``step`` steps.
+
+    >>> from pipekit.learn.optim import debias
+    >>> round(debias(0.9, 1 - 0.9, 1), 4), round(debias(0.9, 1 - 0.9, 2), 4)   # 0.1 * g, then 0.19 * g
+    (0.1, 0.19)
+    >>> round(debias(0.9, 1 - 0.9, 1000), 4)       # after many steps the average needs no correction
+    1.0
+    """
     return damp * (1 - mom ** step) / (1 - mom)
 
 
 def rms_prop_step(p: torch.Tensor, lr: float, sqr_avg: torch.Tensor, eps: float,
                   grad_avg: torch.Tensor | None = None, **kwargs: Any) -> None:
-    """RMSProp: ``p -= lr * g / (sqrt(sqr_avg) + eps)`` (``g``: ``grad_avg`` with momentum, else the gradient)."""
+    """RMSProp: ``p -= lr * g / (sqrt(sqr_avg) + eps)`` (``g``: ``grad_avg`` with momentum, else the gradient).
+
+    >>> import torch
+    >>> from pipekit.learn.optim import rms_prop_step
+    >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([1.0, -4.0])
+    >>> rms_prop_step(w, lr=0.01, sqr_avg=torch.tensor([0.25, 4.0]), eps=0.0)
+    >>> w.data                                   # steps of 0.01 * 1 / 0.5 and 0.01 * -4 / 2
+    tensor([-0.0200,  0.0200])
+    """
     denom = sqr_avg.sqrt().add_(eps)
     p.data.addcdiv_(grad_avg if grad_avg is not None else _grad(p), denom, value=-lr)
 
@@ -364,7 +454,17 @@ rms_prop_step.defaults = {"eps": 1e-8}  # type: ignore[attr-defined]
 def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float, grad_avg: torch.Tensor,
               sqr_avg: torch.Tensor, eps: float, **kwargs: Any) -> None:
     """Adam's step on debiased moving averages (after ``average_grad(dampening=True)``, ``average_sqr_grad``
-    and ``step_stat``)."""
+    and ``step_stat``).
+
+    >>> import torch
+    >>> from functools import partial
+    >>> from pipekit.learn.optim import Optimizer, adam_step, average_grad, average_sqr_grad, step_stat
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -4.0])
+    >>> cbs = [partial(average_grad, dampening=True), average_sqr_grad, step_stat, adam_step]
+    >>> opt = Optimizer([w], cbs=cbs, lr=0.1, mom=0.9, sqr_mom=0.99, eps=1e-8)   # Adam, from its steps
+    >>> opt.step(); w.data                       # the first step: lr * sign(grad)
+    tensor([0.9000, 1.1000])
+    """
     debias1 = debias(mom, 1 - mom, step)
     debias2 = debias(sqr_mom, 1 - sqr_mom, step)
     p.data.addcdiv_(grad_avg, (sqr_avg / debias2).sqrt() + eps, value=-lr / debias1)
@@ -378,7 +478,17 @@ def radam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float
     ``lr * r * (grad_avg / debias1) / (sqrt(sqr_avg / debias2) + eps)``: ``eps`` is added to the square root of the
     debiased average, as fastai's ``RAdam`` adds it (torch's adds it to the root of the raw average, a larger ``eps``
     while ``debias2`` is small, so with gradients near ``eps`` the two differ). ``beta > 0`` passes the denominator
-    through ``softplus(x, beta)``, fastai's SAdam variant, which keeps it away from 0."""
+    through ``softplus(x, beta)``, fastai's SAdam variant, which keeps it away from 0.
+
+    >>> import torch
+    >>> from functools import partial
+    >>> from pipekit.learn.optim import Optimizer, average_grad, average_sqr_grad, radam_step, step_stat
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -4.0])
+    >>> cbs = [partial(average_grad, dampening=True), average_sqr_grad, step_stat, radam_step]
+    >>> opt = Optimizer([w], cbs=cbs, lr=0.1, mom=0.9, sqr_mom=0.99, eps=1e-5)   # RAdam, from its steps
+    >>> opt.step(); w.data                       # a first step is lr * grad, not Adam's lr * sign(grad)
+    tensor([0.9000, 1.4000])
+    """
     debias1, debias2 = 1 - mom ** step, 1 - sqr_mom ** step
     rho_inf = 2 / (1 - sqr_mom) - 1
     rho = rho_inf - 2 * step * sqr_mom ** step / debias2
@@ -396,7 +506,16 @@ def qhadam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: floa
                 sqr_avg: torch.Tensor, eps: float, nu_1: float, nu_2: float, **kwargs: Any) -> None:
     """QHAdam's step (Ma & Yarats, 2019): the numerator mixes the gradient and its debiased average,
     ``(1 - nu_1) * g + nu_1 * m``, the denominator the squared gradient and its debiased average,
-    ``sqrt((1 - nu_2) * g**2 + nu_2 * v) + eps``; ``nu_1 = nu_2 = 1`` is Adam."""
+    ``sqrt((1 - nu_2) * g**2 + nu_2 * v) + eps``; ``nu_1 = nu_2 = 1`` is Adam.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import qhadam_step
+    >>> w = torch.nn.Parameter(torch.zeros(1)); w.grad = torch.tensor([1.0])
+    >>> avgs = {"grad_avg": torch.tensor([0.2]), "sqr_avg": torch.tensor([0.04])}   # debiased: m = 2, v = 4
+    >>> qhadam_step(w, lr=0.1, mom=0.9, step=1, sqr_mom=0.99, eps=0.0, nu_1=0.5, nu_2=1.0, **avgs)
+    >>> round(w.item(), 4)                       # -0.1 * (0.5 * 1 + 0.5 * 2) / sqrt(4)
+    -0.075
+    """
     g = _grad(p)
     m = grad_avg / (1 - mom ** step)
     v = sqr_avg / (1 - sqr_mom ** step)
@@ -411,7 +530,16 @@ def lamb_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float,
               sqr_avg: torch.Tensor, eps: float, **kwargs: Any) -> None:
     """LAMB's step (You et al., 2019): Adam's update ``u``, scaled per parameter tensor by the trust ratio
     ``||w|| / ||u||`` (clipped at ``LAMB_MAX_TRUST``; 1 when either norm is 0), so each layer moves by about ``lr``
-    times its own size whatever the scale of its gradients."""
+    times its own size whatever the scale of its gradients.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import LAMB_MAX_TRUST, lamb_step
+    >>> w = torch.nn.Parameter(torch.tensor([300.0, 400.0])); w.grad = torch.tensor([1.0, 0.0])
+    >>> avgs = {"grad_avg": torch.tensor([0.1, 0.0]), "sqr_avg": torch.tensor([0.01, 0.0])}  # Adam's update (1, 0)
+    >>> lamb_step(w, lr=0.1, mom=0.9, step=1, sqr_mom=0.99, eps=1e-8, **avgs)
+    >>> w.data, LAMB_MAX_TRUST                   # the trust ratio 500 / 1 is clipped to 10
+    (tensor([299., 400.]), 10.0)
+    """
     update = (grad_avg / (1 - mom ** step)) / (sqr_avg / (1 - sqr_mom ** step)).sqrt_().add_(eps)
     w_norm, u_norm = p.data.norm(), update.norm()
     # a tensor, not a Python number: no wait for the device on every parameter
@@ -453,7 +581,17 @@ _QHADAM_ARGS = {**_HYPERS, "nu_1": Interval(0, 1), "nu_2": Interval(0, 1)}
 def QHAdam(params: Any, lr: float, mom: float = 0.999, sqr_mom: float = 0.999, nu_1: float = 0.7,  # noqa: N802
            nu_2: float = 1.0, eps: float = 1e-8, wd: float = 0.0, decouple_wd: bool = True) -> Optimizer:
     """Quasi-hyperbolic Adam as a step-function :class:`Optimizer` (``opt_func=QHAdam``); see :func:`qhadam_step`
-    for ``nu_1`` and ``nu_2``, :func:`RAdam` for ``decouple_wd``."""
+    for ``nu_1`` and ``nu_2``, :func:`RAdam` for ``decouple_wd``.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import QHAdam
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -4.0])
+    >>> opt = QHAdam([{"params": [w]}], lr=0.1)
+    >>> opt.hypers[0]["nu_1"], opt.hypers[0]["nu_2"]
+    (0.7, 1.0)
+    >>> opt.step(); w.data                       # a first step: lr * sign(grad), as Adam's
+    tensor([0.9000, 1.1000])
+    """
     _check_args("QHAdam", _QHADAM_ARGS, mom=mom, sqr_mom=sqr_mom, nu_1=nu_1, nu_2=nu_2, eps=eps, wd=wd,
                 decouple_wd=decouple_wd)
     return Optimizer(params, _adam_cbs(decouple_wd, qhadam_step), lr=lr, mom=mom, sqr_mom=sqr_mom, nu_1=nu_1,
@@ -589,7 +727,17 @@ _RANGER_ARGS = {**_RADAM_ARGS, **_LOOKAHEAD_ARGS}  # checked by the RAdam and th
 def ranger(params: Any, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps: float = 1e-6, wd: float = 0.01,
            decouple_wd: bool = True, k: int = 6, alpha: float = 0.5, beta: float = 0.0) -> Lookahead:
     """Ranger: :func:`RAdam` inside :class:`Lookahead`, with the defaults fastai users know
-    (``opt_func=ranger``, often with ``fit_flat_cos``); ``beta`` as in :func:`RAdam`."""
+    (``opt_func=ranger``, often with ``fit_flat_cos``); ``beta`` as in :func:`RAdam`.
+
+    >>> import torch
+    >>> from pipekit.learn.optim import ranger
+    >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
+    >>> opt = ranger([{"params": [w]}], lr=0.1)
+    >>> type(opt).__name__, type(opt.opt).__name__, opt.k, opt.alpha
+    ('Lookahead', 'Optimizer', 6, 0.5)
+    >>> opt.step(); [round(v, 4) for v in w.tolist()]     # weight decay 1 - 0.1 * 0.01, then RAdam's first step
+    [0.899, 1.199]
+    """
     return Lookahead(RAdam(params, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, beta=beta,
                            decouple_wd=decouple_wd), k=k, alpha=alpha)
 
@@ -625,7 +773,12 @@ def check_opt_args(opt_func: Callable[..., Any], **values: Any) -> None:
 
 
 def even_mults(start: float, stop: float, n: int) -> np.ndarray:
-    """``n`` values spaced geometrically from ``start`` to ``stop``."""
+    """``n`` values spaced geometrically from ``start`` to ``stop``.
+
+    >>> from pipekit.learn.optim import even_mults
+    >>> [round(float(v), 6) for v in even_mults(1e-5, 1e-3, 3)]
+    [1e-05, 0.0001, 0.001]
+    """
     return np.array([stop], dtype=float) if n == 1 else start * (stop / start) ** (np.arange(n) / (n - 1))
 
 
@@ -647,6 +800,16 @@ def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int, na
 
     ``slice(hi)`` gives ``hi/10`` to every group but the last; ``slice(lo, hi)`` spaces values
     geometrically from ``lo`` (first group) to ``hi`` (last group).
+
+    >>> from pipekit.learn.optim import lr_range
+    >>> lr_range(slice(1e-3), 3).tolist(), [round(float(v), 6) for v in lr_range(slice(1e-5, 1e-3), 3)]
+    ([0.0001, 0.0001, 0.001], [1e-05, 0.0001, 0.001])
+    >>> lr_range(1e-3, 2).tolist()
+    [0.001, 0.001]
+    >>> lr_range([1e-3, 1e-2], 3)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: got 2 learning rates for 3 parameter groups; pass one value, a slice, or exactly 3 values
     """
     if isinstance(lr, slice):
         if lr.stop is None:
@@ -665,7 +828,15 @@ def lr_range(lr: float | slice | Sequence[float] | np.ndarray, n_groups: int, na
 
 
 def norm_params(model: nn.Module) -> set[int]:
-    """ids of the parameters of normalisation layers (BatchNorm, LayerNorm, ...)."""
+    """ids of the parameters of normalisation layers (BatchNorm, LayerNorm, ...).
+
+    >>> from torch import nn
+    >>> from pipekit.learn.optim import norm_params
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    >>> ids = norm_params(model)
+    >>> len(ids), id(model[1].weight) in ids, id(model[0].weight) in ids
+    (2, True, False)
+    """
     return {id(p) for m in model.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters(recurse=False)}
 
 
@@ -833,6 +1004,15 @@ class OptimWrapper(HyperParams):
     fastai's ``opt=torch.optim.SGD, momentum=0.9`` (the optimiser class and its keyword arguments) is taken in
     place of ``opt_func``, as in a Learner's ``opt_func=partial(OptimWrapper, opt=torch.optim.SGD, momentum=0.9)``
     (see :func:`torch_opt_func`).
+
+    >>> from torch import nn
+    >>> from pipekit.learn.optim import Adam, OptimWrapper
+    >>> model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    >>> opt = OptimWrapper(model, Adam, lr=1e-3, splitter=lambda m: [list(m[:2].parameters()), list(m[2].parameters())])
+    >>> opt.n_groups, [pg["weight_decay"] for pg in opt.param_groups]   # biases and the norm layer: no decay
+    (2, [0.01, 0.0, 0.01, 0.0])
+    >>> opt.freeze_to(1); [p.requires_grad for p in (model[0].weight, model[1].weight, model[2].weight)]
+    [False, True, True]
     """
 
     @overload

@@ -54,11 +54,25 @@ for _cls in (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU
 
 
 class UnknownArchError(UnknownNameError):
-    """Raised when a stored architecture name has no registered class or factory."""
+    """Raised when a stored architecture name has no registered class or factory.
+
+    >>> from pipekit.learn.registry import UnknownArchError, build_arch
+    >>> try:
+    ...     build_arch("my_unet", {"n_out": 2})
+    ... except UnknownArchError as e:
+    ...     print(type(e).__name__, isinstance(e, KeyError), str(e).split(". ")[0])
+    UnknownArchError True architecture 'my_unet' is not registered, so the model cannot be rebuilt
+    """
 
 
 def registered_archs() -> list[str]:
-    """Names of every registered architecture, sorted."""
+    """Names of every registered architecture, sorted.
+
+    >>> from pipekit.learn.registry import registered_archs
+    >>> names = registered_archs()
+    >>> {"mlp", "simple_cnn"} <= set(names), names == sorted(names)     # pipekit's own, and any you registered
+    (True, True)
+    """
     return sorted(registered("arch"))
 
 
@@ -189,14 +203,34 @@ def unwrapped(model: nn.Module) -> nn.Module:
 
 def arch_spec(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
     """The ``(name, config)`` recorded when ``model`` (or the model a DDP, DataParallel or compiled wrapper runs,
-    :func:`unwrapped`) was built by a registered arch, else None."""
+    :func:`unwrapped`) was built by a registered arch, else None.
+
+    >>> from torch import nn
+    >>> from pipekit.learn.nets import simple_cnn
+    >>> from pipekit.learn.registry import arch_spec
+    >>> arch_spec(simple_cnn(n_in=1, n_out=2, channels=[4, 8]))
+    ('simple_cnn', {'n_in': 1, 'n_out': 2, 'channels': [4, 8]})
+    >>> arch_spec(nn.Linear(3, 2)) is None          # built by hand: an export cannot rebuild it
+    True
+    """
     spec = model.__dict__.get(_SPEC_ATTR)
     inner = unwrapped(model)
     return arch_spec(inner) if spec is None and inner is not model else spec
 
 
 def set_arch_spec(model: nn.Module, name: str, config: dict[str, Any]) -> nn.Module:
-    """Attach a spec by hand: ``build_arch(name, config)`` must rebuild an equivalent module."""
+    """Attach a spec by hand: ``build_arch(name, config)`` must rebuild an equivalent module.
+
+    >>> from torch import nn
+    >>> from pipekit.learn.nets import ConcatPool2d, ConvBlock
+    >>> from pipekit.learn.registry import arch_spec, build_arch, set_arch_spec
+    >>> model = nn.Sequential(nn.Sequential(ConvBlock(1, 4)), nn.Sequential(ConcatPool2d(), nn.Linear(8, 2)))
+    >>> _ = set_arch_spec(model, "simple_cnn", {"n_in": 1, "n_out": 2, "channels": [4]})   # what simple_cnn builds
+    >>> arch_spec(model)
+    ('simple_cnn', {'n_in': 1, 'n_out': 2, 'channels': [4]})
+    >>> build_arch(*arch_spec(model)).load_state_dict(model.state_dict())    # the rebuilt model takes its weights
+    <All keys matched successfully>
+    """
     _arch(name)
     _record(model, name, dict(config))
     return model
@@ -238,7 +272,17 @@ def build_arch(name: str, config: dict[str, Any] | None = None) -> nn.Module:
 
 # ---------------------------------------------------------------- configs as data
 class ArchSpec(Component):
-    """A module built by a registered architecture, inside another one's arguments: stored as its spec."""
+    """A module built by a registered architecture, inside another one's arguments: stored as its spec.
+
+    >>> from pipekit.learn.nets import MLP
+    >>> from pipekit.learn.registry import ArchSpec, config_to_data
+    >>> data = config_to_data({"head": MLP(4, 2, layers=[8])})     # a module argument is stored as its spec
+    >>> data["head"]["class"], data["head"]["params"]["name"]
+    ('pipekit.learn.ArchSpec', 'mlp')
+    >>> head = ArchSpec("mlp", {"n_in": 4, "n_out": 2, "layers": [8]}).build()
+    >>> type(head).__name__, [tuple(p.shape) for p in head.parameters()][0]
+    ('MLP', (8, 4))
+    """
 
     registry_kind = "arch_spec"
 
@@ -285,5 +329,14 @@ def config_to_data(config: dict[str, Any], arrays: dict[str, np.ndarray] | None 
 
 
 def config_from_data(data: Any, arrays: dict[str, np.ndarray] | None = None) -> Any:
-    """Inverse of :func:`config_to_data`: registered torch.nn classes and nested architectures rebuilt."""
+    """Inverse of :func:`config_to_data`: registered torch.nn classes and nested architectures rebuilt.
+
+    >>> from torch import nn
+    >>> from pipekit.learn.nets import MLP
+    >>> from pipekit.learn.registry import config_from_data, config_to_data
+    >>> data = config_to_data({"act": nn.ReLU, "sizes": (4, 8), "head": MLP(4, 2, layers=[8])})
+    >>> config = config_from_data(data)
+    >>> config["act"] is nn.ReLU, config["sizes"], type(config["head"]).__name__    # tuples come back as lists
+    (True, [4, 8], 'MLP')
+    """
     return _modules(from_data(data, arrays))

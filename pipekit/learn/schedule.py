@@ -61,23 +61,50 @@ def sched_lin(start: Any, end: Any, pos: float | None = None) -> Any:
 
 
 def sched_cos(start: Any, end: Any, pos: float | None = None) -> Any:
-    """Half a cosine from ``start`` to ``end`` (flat at both ends); with ``pos``, its value there."""
+    """Half a cosine from ``start`` to ``end`` (flat at both ends); with ``pos``, its value there.
+
+    >>> from pipekit.learn.schedule import sched_cos
+    >>> f = sched_cos(1.0, 0.0)
+    >>> [round(float(f(p)), 4) for p in (0.0, 0.25, 0.5, 1.0)]
+    [1.0, 0.8536, 0.5, 0.0]
+    >>> round(float(sched_cos(1.0, 0.0, 0.25)), 4)
+    0.8536
+    """
     return _sched(lambda s, e, p: s + (1 + math.cos(math.pi * (1 - p))) * (e - s) / 2, start, end, pos)
 
 
 def sched_exp(start: Any, end: Any, pos: float | None = None) -> Any:
-    """Exponential (geometric) from ``start`` to ``end``; with ``pos``, its value there."""
+    """Exponential (geometric) from ``start`` to ``end``; with ``pos``, its value there.
+
+    >>> from pipekit.learn.schedule import sched_exp
+    >>> f = sched_exp(1e-7, 10.0)                # the learning-rate finder's sweep
+    >>> [round(float(f(p)), 9) for p in (0.0, 0.5, 1.0)]
+    [1e-07, 0.001, 10.0]
+    >>> round(float(sched_exp(1.0, 100.0, 0.5)), 6)
+    10.0
+    """
     return _sched(lambda s, e, p: s * (e / s) ** p, start, end, pos)
 
 
 def sched_no(start: Any, end: Any = None, pos: float | None = None) -> Any:
-    """Constant ``start``; with ``pos``, its value there."""
+    """Constant ``start``; with ``pos``, its value there.
+
+    >>> from pipekit.learn.schedule import sched_no
+    >>> float(sched_no(0.1)(0.0)), float(sched_no(0.1)(0.9)), float(sched_no(0.1, 0.5, pos=0.9))
+    (0.1, 0.1, 0.1)
+    """
     return _sched(lambda s, e, p: s, start, start if end is None else end, pos)
 
 
 # fastai's names for the schedules as objects: SchedCos(start, end) is the function of pos
 def SchedLin(start: Any, end: Any) -> Sched:  # noqa: N802 - fastai's spelling
-    """The linear schedule from ``start`` to ``end`` (``sched_lin(start, end)``)."""
+    """The linear schedule from ``start`` to ``end`` (``sched_lin(start, end)``).
+
+    >>> from pipekit.learn.schedule import SchedLin
+    >>> f = SchedLin(0.0, 1.0)
+    >>> [float(f(p)) for p in (0.0, 0.25, 1.0)]
+    [0.0, 0.25, 1.0]
+    """
     return sched_lin(start, end)
 
 
@@ -92,12 +119,24 @@ def SchedCos(start: Any, end: Any) -> Sched:  # noqa: N802
 
 
 def SchedExp(start: Any, end: Any) -> Sched:  # noqa: N802
-    """The exponential schedule from ``start`` to ``end`` (``sched_exp(start, end)``)."""
+    """The exponential schedule from ``start`` to ``end`` (``sched_exp(start, end)``).
+
+    >>> from pipekit.learn.schedule import SchedExp
+    >>> f = SchedExp(1.0, 100.0)
+    >>> [round(float(f(p)), 6) for p in (0.0, 0.5, 1.0)]
+    [1.0, 10.0, 100.0]
+    """
     return sched_exp(start, end)
 
 
 def SchedNo(start: Any, end: Any = None) -> Sched:  # noqa: N802
-    """The constant schedule at ``start`` (``sched_no(start)``)."""
+    """The constant schedule at ``start`` (``sched_no(start)``).
+
+    >>> from pipekit.learn.schedule import SchedCos, SchedNo, combine_scheds
+    >>> f = combine_scheds([0.5, 0.5], [SchedNo(0.01), SchedCos(0.01, 0.0)])   # flat, then annealed
+    >>> [round(float(f(p)), 4) for p in (0.0, 0.4, 0.75, 1.0)]
+    [0.01, 0.01, 0.005, 0.0]
+    """
     return sched_no(start, end)
 
 
@@ -123,7 +162,17 @@ def combined_cos(pct: float, start: Any, middle: Any, end: Any) -> Sched:
 
 
 def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
-    """Run ``scheds[i]`` over the fraction ``pcts[i]`` of training (pcts must sum to 1)."""
+    """Run ``scheds[i]`` over the fraction ``pcts[i]`` of training (pcts must sum to 1).
+
+    >>> from pipekit.learn.schedule import SchedCos, SchedLin, combine_scheds
+    >>> f = combine_scheds([0.3, 0.7], [SchedLin(0.0, 1.0), SchedCos(1.0, 0.0)])   # warm up, then anneal
+    >>> [round(float(f(p)), 4) for p in (0.15, 0.3, 0.65, 1.0)]
+    [0.5, 1.0, 0.5, 0.0]
+    >>> combine_scheds([0.5, 0.6], [SchedLin(0.0, 1.0), SchedCos(1.0, 0.0)])
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: combine_scheds: pcts must be one value >= 0 per schedule (2) and sum to 1, got [0.5, 0.6]
+    """
     pcts_arr = np.asarray(pcts, dtype=float)
     if len(pcts) != len(scheds) or (pcts_arr < 0).any() or abs(pcts_arr.sum() - 1) > 1e-6:
         raise ParameterError(f"combine_scheds: pcts must be one value >= 0 per schedule ({len(scheds)}) and "
@@ -178,7 +227,19 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: f
 
 def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: float = 1e5, pct_start: float = 0.75,
                  wd: float | None = None, cbs: Cbs = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
-    """``learn.fit_flat_cos``: flat lr for ``pct_start`` of training, then cosine annealing to lr/div_final."""
+    """``learn.fit_flat_cos``: flat lr for ``pct_start`` of training, then cosine annealing to lr/div_final.
+
+    >>> import numpy as np
+    >>> from pipekit.data import DataLoaders, TensorStore
+    >>> from pipekit.learn import Learner, MLP, MSELossFlat
+    >>> x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32"); y = x @ np.float32([1, -2, 0.5])
+    >>> dls = DataLoaders.from_stores([TensorStore(x[:48]), TensorStore(y[:48])],
+    ...                               [TensorStore(x[48:]), TensorStore(y[48:])], bs=16, seed=0, device="cpu")
+    >>> learn = Learner(dls, MLP(3, 1, layers=[8]), loss_func=MSELossFlat())
+    >>> learn.fit_flat_cos(2, lr=0.01)           # 3 batches an epoch: the 6th step is in the annealed last 25%
+    >>> [round(lr, 5) for lr in learn.recorder.lrs]
+    [0.01, 0.01, 0.01, 0.01, 0.01, 0.0075]
+    """
     check("fit_flat_cos", lr=(lr, LR_OR_NONE), pct_start=(pct_start, _PCT))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)

@@ -27,7 +27,16 @@ def _shape(out: Any) -> str:
 class SummaryText(str):
     """The text of ``learn.summary()``: a ``str`` whose repr is the text itself, so a notebook cell or a REPL
     shows the table (not an escaped string), and ``print``, slicing or writing it to a file work as on any
-    ``str``."""
+    ``str``.
+
+    >>> from pipekit.learn.summary import SummaryText
+    >>> text = SummaryText("layer  params\\n0      1,570")
+    >>> text                                          # shown as the table, not as '...\\n...'
+    layer  params
+    0      1,570
+    >>> isinstance(text, str), text.splitlines()[1]
+    (True, '0      1,570')
+    """
 
     __slots__ = ()
 

@@ -51,6 +51,18 @@ class TrackerCallback(Callback):
     Which way is better comes from the metric (``greater_is_better``); the losses are lower-is-better.
     ``comp(a, b)``, e.g. ``np.less``, overrides it: True when ``a`` is better than ``b``. A value
     improves on the best when it is better by more than ``min_delta``.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data import set_seed
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, TrackerCallback
+    >>> set_seed(0)
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> tracker = TrackerCallback(monitor="valid_loss")
+    >>> learn.fit(2, 1e-2, cbs=tracker)
+    >>> tracker.best == min(valid_loss for train_loss, valid_loss in learn.recorder.values)
+    True
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
@@ -163,6 +175,20 @@ class SaveModelCallback(TrackerCallback):
     stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (66)
     comes after ``EarlyStoppingCallback`` (64), so a checkpoint it writes holds the trackers' state for
     the epoch just finished and a fit resumed from it counts patience exactly as the uninterrupted one.
+
+    >>> import tempfile
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data import set_seed
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, SaveModelCallback
+    >>> set_seed(0)
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, path=tempfile.mkdtemp())
+    >>> cb = SaveModelCallback(monitor="valid_loss")
+    >>> learn.fit(2, 1e-2, cbs=cb)
+    >>> cb.best_epoch_, cb.saved_[-1].relative_to(learn.path).as_posix()   # the best model, loaded back at the end
+    (1, 'models/model.pipekit')
     """
 
     order = 66
@@ -226,6 +252,18 @@ class EarlyStoppingCallback(TrackerCallback):
     It never stops in an epoch that set a new best. The stop takes effect once the epoch is over
     (``learn.request_stop``), so every callback, a ``SaveModelCallback`` among them, has seen that epoch
     whatever the order of the list the callbacks were given in.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data import set_seed
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import EarlyStoppingCallback, Learner
+    >>> set_seed(0)
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> cb = EarlyStoppingCallback(monitor="valid_loss", min_delta=10, patience=1)   # no epoch improves by 10
+    >>> learn.fit(5, 1e-2, cbs=cb)
+    >>> cb.stopped_epoch_, len(learn.recorder.values)        # epoch 0 sets the best, epoch 1 stops the fit
+    (1, 2)
     """
 
     order = 64
@@ -496,7 +534,23 @@ class TimeLimit(Callback):
 
 
 class GradientClip(Callback):
-    """Clips the global gradient norm to ``max_norm`` before each optimiser step."""
+    """Clips the global gradient norm to ``max_norm`` before each optimiser step.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data import set_seed
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Callback, GradientClip, Learner
+    >>> class GradNorm(Callback):
+    ...     order = 21   # after GradientClip (20): the gradients the optimiser steps on
+    ...     def before_step(self): self.norm = float(torch.cat([p.grad.flatten() for p in self.model.parameters()]).norm())
+    >>> set_seed(0)
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> clip, seen = GradientClip(max_norm=0.01), GradNorm()
+    >>> learn.fit(1, 1e-2, cbs=[clip, seen])
+    >>> float(clip.last_norm) > 0.01, round(seen.norm, 4)        # the norm before clipping, and after
+    (True, 0.01)
+    """
 
     order = 20  # after MixedPrecision has unscaled the gradients
     param_constraints = {"max_norm": _POSITIVE, "norm_type": _POSITIVE}
@@ -567,6 +621,22 @@ class MixedPrecision(Callback):
 
     ``dtype``: 'bf16', 'fp16' or None (bf16 where CUDA supports it, else fp16). On the CPU it does
     nothing unless ``cpu=True`` (then bf16 autocast; fp16 is not offered on the CPU), and says so once.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data import set_seed
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, MixedPrecision
+    >>> set_seed(0)
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> mp = MixedPrecision(cpu=True)
+    >>> learn.fit(1, 1e-2, cbs=mp)
+    >>> mp.device_type, mp.scaler is None         # bf16 autocast on the CPU, which needs no GradScaler
+    ('cpu', True)
+    >>> learn.fit(1, 1e-2, cbs=MixedPrecision(dtype="fp16", cpu=True))
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: MixedPrecision: fp16 autocast is not available on the CPU; use dtype='bf16'...
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
@@ -840,7 +910,21 @@ class ParamScheduler(Callback):
     training batch, so a fit resumed at ``start_epoch`` continues the schedule where it stopped.
 
     ``hps``: each scheduled value per training batch (the last layer group's, as fastai records them), handed to
-    ``learn.recorder.hps`` when the fit ends, which ``recorder.plot_sched()`` draws."""
+    ``learn.recorder.hps`` when the fit ends, which ``recorder.plot_sched()`` draws.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data import set_seed
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, ParamScheduler
+    >>> from pipekit.learn.schedule import SchedLin
+    >>> set_seed(0)
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> sched = ParamScheduler({"lr": SchedLin(1e-2, 1e-3)})      # lr from 1e-2 down towards 1e-3
+    >>> learn.fit(2, cbs=sched)
+    >>> [round(lr, 5) for lr in sched.hps["lr"]]                   # 2 epochs of 2 batches
+    [0.01, 0.00775, 0.0055, 0.00325]
+    """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 62  # after the ProgressCallback (60), before the trackers (63-66)
@@ -870,7 +954,20 @@ class LRFinder(Callback):
     batch ``i`` (from 0) trains at ``start_lr * (end_lr / start_lr) ** (i / num_it)``, fastai's rates (the last a step
     short of ``end_lr``).
     ``stop_div`` stops the sweep once the smoothed loss is not finite, or, after the first ``num_it // 10``
-    batches, above 4 times its lowest since then."""
+    batches, above 4 times its lowest since then.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data import set_seed
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, LRFinder
+    >>> set_seed(0)
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> finder = LRFinder(start_lr=1e-5, end_lr=1, num_it=5, stop_div=False)
+    >>> learn.fit(3, cbs=finder)                                   # 2 batches an epoch: stops after the 5th
+    >>> [f"{lr:.0e}" for lr in finder.lrs_], len(finder.losses_)
+    (['1e-05', '1e-04', '1e-03', '1e-02', '1e-01'], 5)
+    """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 55

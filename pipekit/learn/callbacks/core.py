@@ -76,6 +76,19 @@ class CancelFitException(Exception):
 
     With ``error``, ``fit`` raises that error once those events have run: the callbacks clean up (the
     progress bar, MixUp's loss, the best checkpoint) and the caller still sees why training stopped.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, Callback, CancelFitException
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> class StopAfterOneBatch(Callback):
+    ...     def after_batch(self):
+    ...         if self.training: raise CancelFitException()
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=StopAfterOneBatch())
+    >>> learn.fit(3)
+    >>> learn.train_iter, learn.recorder.values     # one batch trained, no epoch finished
+    (1, [])
     """
 
     def __init__(self, *args: Any, error: BaseException | None = None):
@@ -84,27 +97,111 @@ class CancelFitException(Exception):
 
 
 class CancelEpochException(Exception):
-    """Skip the rest of this epoch."""
+    """Skip the rest of this epoch.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, Callback, CancelEpochException
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> class TrainOnly(Callback):
+    ...     def after_train(self): raise CancelEpochException()     # every epoch ends before its validation
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=TrainOnly())
+    >>> learn.fit(2)
+    >>> [valid_loss for train_loss, valid_loss in learn.recorder.values]
+    [None, None]
+    """
 
 
 class CancelTrainException(Exception):
-    """Skip the rest of this epoch's training phase."""
+    """Skip the rest of this epoch's training phase.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, Callback, CancelTrainException
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> class OneBatchPerEpoch(Callback):
+    ...     def before_batch(self):
+    ...         if self.training and self.iter == 1: raise CancelTrainException()
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=OneBatchPerEpoch())
+    >>> learn.fit(3)
+    >>> len(learn.recorder.losses), len(learn.recorder.values)   # 1 of 2 batches trained per epoch, all validated
+    (3, 3)
+    """
 
 
 class CancelValidException(Exception):
-    """Skip this epoch's validation phase."""
+    """Skip this epoch's validation phase.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, Callback, CancelValidException
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> class ValidateLastEpoch(Callback):
+    ...     def before_validate(self):
+    ...         if self.epoch < self.n_epoch - 1: raise CancelValidException()
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=ValidateLastEpoch())
+    >>> learn.fit(3)
+    >>> [valid_loss is None for train_loss, valid_loss in learn.recorder.values]
+    [True, True, False]
+    """
 
 
 class CancelBatchException(Exception):
-    """Skip the rest of this batch (e.g. no loss/backward/step)."""
+    """Skip the rest of this batch (e.g. no loss/backward/step).
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, Callback, CancelBatchException
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> class SkipTraining(Callback):
+    ...     def before_batch(self):
+    ...         if self.training: raise CancelBatchException()
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=SkipTraining())
+    >>> before = learn.model.weight.clone()
+    >>> learn.fit(1)
+    >>> torch.equal(before, learn.model.weight), learn.recorder.values[0][0]   # no step, no training loss
+    (True, None)
+    """
 
 
 class CancelBackwardException(Exception):
-    """Skip the backward pass for this batch."""
+    """Skip the backward pass for this batch.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, Callback, CancelBackwardException
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> class NoBackward(Callback):
+    ...     def before_backward(self): raise CancelBackwardException()
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=NoBackward())
+    >>> before = learn.model.weight.clone()
+    >>> learn.fit(1)
+    >>> torch.equal(before, learn.model.weight), len(learn.recorder.losses)   # losses recorded, no gradient
+    (True, 2)
+    """
 
 
 class CancelStepException(Exception):
-    """Skip the optimiser step for this batch."""
+    """Skip the optimiser step for this batch.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, Callback, CancelStepException
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> class NoStep(Callback):
+    ...     def before_step(self): raise CancelStepException()
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=NoStep())
+    >>> before = learn.model.weight.clone()
+    >>> learn.fit(1)
+    >>> torch.equal(before, learn.model.weight), len(learn.recorder.losses)   # gradients computed, not applied
+    (True, 2)
+    """
 
 
 class Callback(Component):
@@ -132,6 +229,20 @@ class Callback(Component):
     only, as the built-in ones do, so a ``learn.validate()`` after a fit leaves what that fit recorded as it was
     (a subclass inherits the setting). ``self.validation_only`` (the learner's flag) is True during such a pass,
     for a callback that would rather tell the two apart in its own code.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, Callback
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> class CountBatches(Callback):
+    ...     def before_fit(self): self.n = 0
+    ...     def after_batch(self):
+    ...         if self.training: self.n += 1                       # self.training reads learn.training
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=CountBatches())
+    >>> learn.fit(2)
+    >>> learn.count_batches.n, learn.count_batches.name             # 2 epochs of 2 batches
+    (4, 'count_batches')
     """
 
     registry_kind = "callback"
@@ -204,7 +315,13 @@ class Callback(Component):
 def state_keys(cbs: Sequence[Callback]) -> list[tuple[str, Callback]]:
     """The key each callback's state is checkpointed under: its ``name``, then ``name#2``, ``name#3``... for
     further callbacks of that name, in the order they were added (a resumed fit given the same callbacks
-    hands each its own state back)."""
+    hands each its own state back).
+
+    >>> from pipekit.learn import SaveModelCallback
+    >>> from pipekit.learn.callbacks.core import state_keys
+    >>> [key for key, cb in state_keys([SaveModelCallback(), SaveModelCallback(fname="last", every_epoch=True)])]
+    ['save_model', 'save_model#2']
+    """
     seen: dict[str, int] = {}
     keys = []
     for cb in cbs:

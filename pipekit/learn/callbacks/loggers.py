@@ -47,6 +47,17 @@ class CSVLogger(Callback):
     already there (the header is written once; a file whose header names other columns is refused rather
     than mixed). ``read_log()`` reads the file back as a pandas DataFrame. A folder the file cannot be written in
     stops the fit before its first epoch, with an error naming it.
+
+    >>> import tempfile, torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import CSVLogger, Learner
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, path=tempfile.mkdtemp())
+    >>> cb = CSVLogger()
+    >>> learn.fit(2, cbs=cb)
+    >>> cb.path.relative_to(learn.path).as_posix(), cb.read_log().columns.tolist(), len(cb.read_log())
+    ('history.csv', ['epoch', 'train_loss', 'valid_loss', 'time'], 2)
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it

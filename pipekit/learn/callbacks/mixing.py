@@ -22,7 +22,21 @@ _POSITIVE = Interval(0, None, closed="neither")
 
 
 class MixUp(Callback):
-    """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta)."""
+    """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta).
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import CrossEntropyLossFlat, Learner, MixUp
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> mix = MixUp(0.4)
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=CrossEntropyLossFlat(), cbs=mix)
+    >>> learn.fit(1)
+    >>> tuple(mix.lam.shape), bool((mix.lam >= 0.5).all())   # the last batch: each item's own weight in its mix
+    ((16,), True)
+    >>> learn.loss_func                                       # put back once training ends
+    CrossEntropyLossFlat()
+    """
 
     order = 30
     run_valid = False

@@ -42,11 +42,39 @@ __all__ = ["NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback", "F
 
 
 class NonFiniteError(PipekitError, FloatingPointError):
-    """Training or prediction met NaN/inf: a diverged loss, non-finite weights or non-finite inputs."""
+    """Training or prediction met NaN/inf: a diverged loss, non-finite weights or non-finite inputs.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, NonFiniteError
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> bad = [(x.clone(), y) for x, y in ds]; bad[0][0][0] = float("inf")   # an inf in one training row
+    >>> learn = Learner(DataLoaders.from_dsets(bad, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> try:
+    ...     learn.fit(1)
+    ... except NonFiniteError as e:
+    ...     print(e)
+    training stopped at epoch 0, batch ...: the training loss was NaN/inf. The model's weights were put back...
+    >>> bool(torch.isfinite(learn.model.weight).all())
+    True
+    """
 
 
 class NonFiniteInputError(NonFiniteError, DataError):
-    """The inputs of a prediction hold NaN/inf (bad input data, named by row and column)."""
+    """The inputs of a prediction hold NaN/inf (bad input data, named by row and column).
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, NonFiniteInputError
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> bad = [(x.clone(), y) for x, y in ds]; bad[2][0][1] = float("nan")    # a NaN in validation row 2
+    >>> learn = Learner(DataLoaders.from_dsets(ds, bad, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> try:
+    ...     learn.get_preds()
+    ... except NonFiniteInputError as e:
+    ...     print(e)
+    get_preds: column 1 of input 0 of row 2 is not a finite number (nan)...
+    """
 
 
 def _copy_(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
@@ -78,6 +106,18 @@ def check_finite_weights(model: nn.Module, what: str = "predict") -> None:
 
     One fused reduction and one host sync when the weights are finite (the case to make cheap: it runs
     before every ``get_preds``); the tensors are only searched one by one to name them in the error.
+
+    >>> import torch
+    >>> from pipekit.learn.callbacks.nonfinite import NonFiniteError, check_finite_weights
+    >>> model = torch.nn.Linear(3, 2)
+    >>> check_finite_weights(model) is None                    # finite: it returns quietly
+    True
+    >>> _ = model.weight.data[0, 0].fill_(float("inf"))
+    >>> try:
+    ...     check_finite_weights(model, what="export")
+    ... except NonFiniteError as e:
+    ...     print(e)
+    the model's weights hold NaN/inf in 'weight'; it cannot make meaningful predictions (export)...
     """
     named = [(n, t) for n, t in [*model.named_parameters(), *model.named_buffers()]
              if t.is_floating_point() and t.numel()]
@@ -283,6 +323,21 @@ class FiniteInputsCheck(Callback):
     Added by ``get_preds``: a NaN or inf input gives a NaN prediction, returned as if it were an answer.
     On the CPU each batch is checked before the forward pass; on an accelerator the result stays on the
     device until the end of the pass (one host sync in all).
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, NonFiniteInputError
+    >>> from pipekit.learn.callbacks.nonfinite import FiniteInputsCheck
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> bad = [(x.clone(), y) for x, y in ds]; bad[0][0][0] = float("inf")
+    >>> learn = Learner(DataLoaders.from_dsets(ds, bad, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> learn.validate()                                         # validate alone: a NaN loss, no word of why
+    [nan]
+    >>> try:
+    ...     learn.validate(cbs=FiniteInputsCheck(learn.dls.valid))
+    ... except NonFiniteInputError as e:
+    ...     print(e)
+    get_preds: column 0 of input 0 of row 0 is not a finite number (inf)...
     """
 
     order = 5

@@ -26,7 +26,19 @@ __all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback", "GatherPreds", "
 
 
 class TrainEvalCallback(Callback):
-    """Puts the model in train/eval mode and keeps ``pct_train`` / ``train_iter`` for the schedulers."""
+    """Puts the model in train/eval mode and keeps ``pct_train`` / ``train_iter`` for the schedulers.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> type(learn.train_eval).__name__                  # every Learner has one
+    'TrainEvalCallback'
+    >>> learn.fit(2)
+    >>> learn.train_iter, learn.pct_train, learn.model.training   # 2 epochs of 2 batches, ending on validation
+    (4, 1.0, False)
+    """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     unique = True  # one per learner: another replaces it
@@ -482,6 +494,15 @@ class ProgressCallback(Callback):
     pass 1/4'), and no table: the Recorder and the table stay as the last fit left them. A phase of one batch
     (``predict``'s one item) shows none, and neither does a pass a callback runs during a fit (the fit's bar counts
     the fit's batches). The pass leaves ``learn.batch_wrapper`` as it found it.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import Learner, ProgressCallback
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
+    ...                 loss_func=F.cross_entropy, cbs=ProgressCallback(show_bar=False))   # the table only
+    >>> learn.progress.show_bar, len([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])  # it replaced the default
+    (False, 1)
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
@@ -568,7 +589,18 @@ class ProgressCallback(Callback):
 
 
 def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
-    """Positions of the items in the order the loader yielded them, when it did not keep their order."""
+    """Positions of the items in the order the loader yielded them, when it did not keep their order.
+
+    >>> import torch
+    >>> from pipekit.data.loader import DataLoader
+    >>> from pipekit.learn.callbacks.training import item_order
+    >>> ds = list(zip(torch.arange(6.0), torch.arange(6)))
+    >>> dl = DataLoader(ds, bs=4, shuffle=True, seed=0)
+    >>> item_order(dl, epoch=0, n=6).tolist(), [int(x) for xb, yb in dl for x in xb]
+    ([3, 2, 5, 4, 0, 1], [3, 2, 5, 4, 0, 1])
+    >>> item_order(DataLoader(ds, bs=4), epoch=0, n=6) is None       # kept in order
+    True
+    """
     if not isinstance(dl, DataLoader):
         return None
     try:
@@ -585,7 +617,18 @@ def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
 
 
 class GatherPreds(Callback):
-    """Collects predictions, targets, inputs and per-item losses of a validation pass on the CPU."""
+    """Collects predictions, targets, inputs and per-item losses of a validation pass on the CPU.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.learn import GatherPreds, Learner
+    >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> gather = GatherPreds(with_input=True)
+    >>> _ = learn.validate(cbs=gather)                     # as get_preds does, which then joins the batches
+    >>> len(gather.preds), tuple(torch.cat(gather.preds).shape), tuple(torch.cat(gather.inputs).shape)
+    (2, (32, 2), (32, 4))
+    """
 
     order = 70
     run_train = False
