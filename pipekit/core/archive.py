@@ -312,6 +312,20 @@ def read_archive(source: str | os.PathLike | bytes | bytearray, limits: Limits, 
     or is a function giving the cap of every member (it raises :class:`ExportError` for a name it does not
     accept). Members, sizes, ratios and their total (at most ``max_total``) are checked before anything is
     inflated, and the directory must hold the members its end record counts.
+
+    >>> import io, zipfile
+    >>> from pipekit.core.archive import read_archive
+    >>> from pipekit.core.errors import ExportError
+    >>> buf = io.BytesIO()
+    >>> with zipfile.ZipFile(buf, "w") as z:
+    ...     z.writestr("record.json", "{}"); z.writestr("notes.txt", "x" * 100)
+    >>> {k: bytes(v) for k, v in read_archive(buf.getvalue(), {"record.json": 1000}, where="m.zip").items()}
+    {'record.json': b'{}'}
+    >>> try:
+    ...     read_archive(buf.getvalue(), {"notes.txt": 10}, where="m.zip")
+    ... except ExportError as e:
+    ...     print(e)
+    m.zip: member 'notes.txt' inflates to 100 bytes, over the 10 bytes limit for this member
     """
     f: Any = _BufferFile(source) if isinstance(source, (bytes, bytearray, memoryview)) else open(source, "rb")
     with f:
@@ -406,7 +420,22 @@ def _regular_size(path: Path, where: str, max_bytes: int) -> int:
 
 def read_file(path: str | os.PathLike, where: str, max_bytes: int = MAX_JSON_BYTES) -> bytearray:
     """A regular file of at most ``max_bytes`` (checked with stat before reading, and again while reading,
-    in case it grows). Devices, pipes and sockets are refused (they have no size to check)."""
+    in case it grows). Devices, pipes and sockets are refused (they have no size to check).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.core.archive import read_file
+    >>> from pipekit.core.errors import ExportError
+    >>> file = Path(tempfile.mkdtemp()) / "record.json"
+    >>> _ = file.write_text('{"n": 1}')
+    >>> bytes(read_file(file, "record.json"))
+    b'{"n": 1}'
+    >>> try:
+    ...     read_file(file, "record.json", max_bytes=4)
+    ... except ExportError as e:
+    ...     print(e)
+    record.json is 8 bytes, over the 4 bytes limit for this file
+    """
     path = Path(path)
     size = _regular_size(path, where, max_bytes)
     # O_NOFOLLOW: a link put in place between the check above and this open is refused too; O_NONBLOCK: so is a
@@ -427,7 +456,17 @@ def read_file(path: str | os.PathLike, where: str, max_bytes: int = MAX_JSON_BYT
 
 def read_folder(folder: str | os.PathLike, limits: Mapping[str, int], where: str) -> dict[str, bytearray]:
     """The files of ``limits`` that exist in ``folder`` (an export saved as a folder), with the same caps as
-    the members of an archive: sizes are checked for all of them before any is read."""
+    the members of an archive: sizes are checked for all of them before any is read.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.core.archive import read_folder
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "record.json").write_text("{}")
+    >>> files = read_folder(folder, {"record.json": 1000, "arrays.npz": 1000}, where="model")
+    >>> {k: bytes(v) for k, v in files.items()}  # arrays.npz is not there
+    {'record.json': b'{}'}
+    """
     folder = Path(folder)
     sizes = {name: _regular_size(folder / name, f"{where}: {name!r}", cap) for name, cap in limits.items()
              if (folder / name).exists()}
@@ -515,7 +554,17 @@ _LIMITS = {"manifest.json": MAX_JSON_BYTES, "record.json": MAX_JSON_BYTES, "arra
 
 @dataclass
 class Archive:
-    """What a pipekit file holds: its ``kind``, the ``record`` (plain data), arrays and torch weights."""
+    """What a pipekit file holds: its ``kind``, the ``record`` (plain data), arrays and torch weights.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from pipekit.core.archive import read_pipekit, write_archive
+    >>> file = write_archive(Path(tempfile.mkdtemp()) / "m.pipekit", "component", {"n": 1}, {"w": np.arange(3.0)})
+    >>> archive = read_pipekit(file)
+    >>> archive.kind, archive.record, archive.arrays["w"].tolist(), archive.weights
+    ('component', {'n': 1}, [0.0, 1.0, 2.0], None)
+    """
 
     kind: str
     record: Any
@@ -567,7 +616,18 @@ def new_temp_file(folder: Path, name: Callable[[], str]) -> tuple[int, Path]:
     random characters in it. The file is created with ``O_CREAT|O_EXCL|O_NOFOLLOW`` (mode 0666 less the umask, as
     ``open`` gives): whatever is already at a name (a file, a link someone planted to make pipekit write where it
     points) is never opened, and another random name is tried. Write through ``fd``, not by opening ``path`` again.
-    A Ctrl-C (or any error that is not the file system's) while the file is being created removes it again."""
+    A Ctrl-C (or any error that is not the file system's) while the file is being created removes it again.
+
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.core.archive import new_temp_file
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> fd, path = new_temp_file(folder, lambda: f".pack.{os.urandom(4).hex()}.tmp")
+    >>> with open(fd, "wb") as f:
+    ...     _ = f.write(b"data")
+    >>> path.parent == folder, path.name.startswith(".pack."), path.read_bytes()
+    (True, True, b'data')
+    """
     for _ in range(_TEMP_TRIES):
         path = folder / name()
         try:
@@ -704,7 +764,17 @@ def _write_all(f: IO[bytes], data: bytes | bytearray | memoryview) -> None:
 
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes | bytearray | memoryview,
                        name: Callable[[], str] | None = None) -> None:
-    """Write ``data`` to ``dest`` through :func:`atomic_output`."""
+    """Write ``data`` to ``dest`` through :func:`atomic_output`.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.core.archive import atomic_write_bytes
+    >>> dest = Path(tempfile.mkdtemp()) / "meta.json"
+    >>> atomic_write_bytes(dest, b'{"n": 1}')
+    >>> atomic_write_bytes(dest, b'{"n": 2}')  # replaces the file whole
+    >>> dest.read_bytes(), [p.name for p in dest.parent.iterdir()]
+    (b'{"n": 2}', ['meta.json'])
+    """
     with atomic_output(dest, name) as f:
         _write_all(f, data)
 
@@ -714,7 +784,16 @@ def write_archive(path: str | os.PathLike, kind: str, record: Any, arrays: dict[
     """Write a pipekit file: one zip (a temporary file renamed over ``path``), or, when ``path`` has no extension or is
     a folder, the same files written into that folder (see ``_write_folder``). A file that cannot be written raises the
     file system's OSError (of the same kind, the original as its ``__cause__``) naming ``path`` and its folder, never
-    the temporary file beside it."""
+    the temporary file beside it.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from pipekit.core.archive import read_pipekit, write_archive
+    >>> folder = write_archive(Path(tempfile.mkdtemp()) / "model", "component", {"n": 1}, {"w": np.zeros(2)})
+    >>> sorted(p.name for p in folder.iterdir()), read_pipekit(folder).arrays["w"].tolist()
+    (['arrays.npz', 'manifest.json', 'record.json'], [0.0, 0.0])
+    """
     from pipekit import __version__
 
     files = {"manifest.json": json.dumps({"format": FORMAT, "version": VERSION, "kind": kind,
@@ -815,7 +894,22 @@ def _pickled(where: str, sign: str) -> ExportError:
 
 
 def read_pipekit(path: str | os.PathLike) -> Archive:
-    """Read a pipekit file with every limit above; an older or foreign file gets a message saying what it is."""
+    """Read a pipekit file with every limit above; an older or foreign file gets a message saying what it is.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.core.archive import read_pipekit, write_archive
+    >>> from pipekit.core.errors import ExportError
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> read_pipekit(write_archive(folder / "m.pipekit", "component", {"n": 1})).record
+    {'n': 1}
+    >>> _ = (folder / "export.pkl").write_bytes(bytes([128, 4, 149]))  # what fastai's pickled export starts with
+    >>> try:
+    ...     read_pipekit(folder / "export.pkl")
+    ... except ExportError as e:
+    ...     print(str(e)[str(e).index("is not"):][:70])
+    is not a pipekit file: it begins as pickled data does, so this is a pi
+    """
     path = Path(path)
     where = str(path)
     if path.is_dir():
@@ -951,7 +1045,18 @@ def _saved_instead(obj: Any) -> str:
 
 def save(obj: Any, path: str | os.PathLike) -> Path:
     """Write any pipekit object to one file: a learner (``learn.export``) or any component (a backend,
-    an ensemble, a fitted processing, a recipe). ``load`` reads it back."""
+    an ensemble, a fitted processing, a recipe). ``load`` reads it back.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import polars as pl
+    >>> import pipekit
+    >>> from pipekit.data import Categorize
+    >>> c = Categorize(); c.setup(pl.Series(["dog", "cat", "dog"]))
+    >>> file = pipekit.save(c, Path(tempfile.mkdtemp()) / "labels.pipekit")
+    >>> file.name, pipekit.load(file).vocab_
+    ('labels.pipekit', ['cat', 'dog'])
+    """
     from pipekit.core.component import Component
 
     if not isinstance(obj, Component) and hasattr(obj, "export"):

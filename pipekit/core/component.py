@@ -50,7 +50,13 @@ MAX_DEPTH = 64
 
 
 def param_names(cls: type) -> list[str]:
-    """The ``__init__`` parameters of ``cls`` (no ``self`` or ``**kwargs``; a ``*args`` is one parameter)."""
+    """The ``__init__`` parameters of ``cls`` (no ``self`` or ``**kwargs``; a ``*args`` is one parameter).
+
+    >>> from pipekit.core.component import param_names
+    >>> from pipekit.data import Categorize, RandomSplitter
+    >>> param_names(RandomSplitter), param_names(Categorize)
+    (['valid_pct', 'seed'], ['vocab', 'sort', 'add_na'])
+    """
     init = cls.__init__  # type: ignore[misc]
     if init is object.__init__:
         return []
@@ -59,7 +65,13 @@ def param_names(cls: type) -> list[str]:
 
 
 def construct(cls: type[C], params: dict[str, Any]) -> C:
-    """``cls(**params)``, passing a ``*args`` parameter by position."""
+    """``cls(**params)``, passing a ``*args`` parameter by position.
+
+    >>> from pipekit.core.component import construct
+    >>> from pipekit.data import RandomSplitter
+    >>> construct(RandomSplitter, {"valid_pct": 0.25, "seed": 0})
+    RandomSplitter(valid_pct=0.25, seed=0)
+    """
     star = [p.name for p in inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
             if p.kind is p.VAR_POSITIONAL]
     if star and star[0] in params:
@@ -74,6 +86,25 @@ class Component:
     Subclasses set ``registry_kind`` on their family's base class; every class defined inside pipekit
     registers itself under ``pipekit.<package>.<Name>``. A user's subclass is registered by calling
     ``pipekit.register(MyClass)``.
+
+    >>> from pipekit.core.component import Component
+    >>> from pipekit.core.errors import NotFittedError
+    >>> class Shift(Component):
+    ...     def __init__(self, by=0.0):
+    ...         self.by = by
+    ...     def fit(self, xs):
+    ...         self.mean_ = sum(xs) / len(xs)
+    ...         return self
+    >>> s = Shift(by=1.0)
+    >>> s, s.get_params(), s.is_fitted
+    (Shift(by=1.0), {'by': 1.0}, False)
+    >>> s.fit([1.0, 3.0]).fitted_state(), s.clone().is_fitted, s.set_params(by=2.0).is_fitted
+    ({'mean_': 2.0}, False, False)
+    >>> try:
+    ...     s.check_is_fitted()
+    ... except NotFittedError as e:
+    ...     print(e)
+    Shift is not fitted yet; call fit first
     """
 
     registry_kind: ClassVar[str] = "component"
@@ -316,7 +347,22 @@ def _clone_param(v: Any) -> Any:
 def to_data(obj: Any, arrays: dict[str, np.ndarray] | None = None, where: str = "value") -> Any:
     """``obj`` as JSON-able data. Arrays/tensors go into ``arrays`` (inline lists when None), components
     become records, registered classes and functions become ``{"__ref__": name}``; anything else raises
-    an :class:`ExportError` naming where it was found."""
+    an :class:`ExportError` naming where it was found.
+
+    >>> import numpy as np
+    >>> from pipekit.core.component import to_data
+    >>> from pipekit.core.errors import ExportError
+    >>> arrays = {}
+    >>> to_data({"mean": np.float32(0.5), "w": np.arange(3)}, arrays), list(arrays)
+    ({'mean': 0.5, 'w': {'__array__': 'a0'}}, ['a0'])
+    >>> to_data({"w": np.arange(3)})  # no dict for the arrays: inline lists
+    {'w': [0, 1, 2]}
+    >>> try:
+    ...     to_data({"f": open}, where="params")
+    ... except ExportError as e:
+    ...     print(str(e)[:45])
+    params.f = <built-in function open> cannot be
+    """
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, (np.bool_, np.integer, np.floating)):
@@ -369,7 +415,19 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
               _kinds: tuple[str, ...] | None = None) -> Any:
     """Inverse of :func:`to_data`. Records rebuild registered components only; parameters are checked
     against the class's ``__init__`` before it is called. ``_kinds``: the registered kinds the field being read
-    takes (see ``Component.ref_kinds``); None: any kind a value may be."""
+    takes (see ``Component.ref_kinds``); None: any kind a value may be.
+
+    >>> import numpy as np
+    >>> from pipekit.core.component import from_data, to_data
+    >>> from pipekit.data import Categorize
+    >>> arrays = {}
+    >>> data = to_data({"labels": Categorize(vocab=["cat", "dog"]), "w": np.arange(3)}, arrays)
+    >>> data["labels"]["class"]
+    'pipekit.data.Categorize'
+    >>> back = from_data(data, arrays)
+    >>> back["labels"], back["w"].tolist()
+    (Categorize(vocab=['cat', 'dog']), [0, 1, 2])
+    """
     if _depth > MAX_DEPTH:
         raise ExportError(f"a record is nested more than {MAX_DEPTH} levels deep")
     if isinstance(data, list):
@@ -468,7 +526,15 @@ def upgrade(data: Any, version: int) -> Any:
     :meth:`Component.upgrade_record`. Classes are looked up in the registry only; a record naming a class that is
     not registered is left as it is (rebuilding it refuses it). Each name is looked up once, however many records
     name it, and one that is not registered costs a few dictionary lookups (no error message is made for it); only
-    the registered components' ``upgrade_record`` are called."""
+    the registered components' ``upgrade_record`` are called.
+
+    >>> from pipekit.core.component import upgrade
+    >>> old = {"class": "pipekit.vision.RandomResizedCrop", "params": {"size": 64}, "state": {}}
+    >>> upgrade(old, 3)["params"]  # format 3 cropped within the cached centre
+    {'size': 64, 'whole_image': False}
+    >>> upgrade({"class": "pipekit.vision.RandomResizedCrop", "params": {"size": 64}}, 4)["params"]
+    {'size': 64}
+    """
     upgraders: dict[str, Any] = {}  # class name -> its upgrade_record, or None for a name of no component
     stack = [data]
     while stack:

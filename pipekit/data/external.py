@@ -5,12 +5,13 @@ Lookup order for ``path(name)``: ``$PIPEKIT_DATA/<name>``, then the user cache
 against its pinned size and checksum before anything is extracted.
 
 A folder in ``$PIPEKIT_DATA`` is used as it is: the user chose it. A folder in the cache (which may be shared with
-other users) is used only when no other user can have written or changed it (:func:`untrusted_reason`): it and
-everything in it is owned by this user or by root, and no file or folder in it is writable by others than its owner,
-except in its ``models`` sub-folder, where ``learn.save`` writes. :func:`fetch` makes what it extracts so, whatever the
-umask; a copy extracted or copied there by the user passes too. A folder that does not is never deleted: it is moved
-aside to ``<name>.refused-<YYYYmmdd-HHMMSS>`` and the data set downloaded and verified again, or, when it cannot be
-downloaded, refused with an :class:`~pipekit.core.errors.UntrustedDataError` saying why and how to fix it.
+other users) is used only when it and everything in it (link targets too) is owned by this user or by root
+(:func:`untrusted_reason`). :func:`fetch` makes what it extracts writable by its owner only, whatever the umask; a copy
+extracted or copied there by the user passes too. A folder of the user's that holds another user's file is never
+deleted: it is moved aside to ``<name>.refused-<YYYYmmdd-HHMMSS>`` and the data set downloaded and verified again, or,
+when it cannot be downloaded, refused with an :class:`~pipekit.core.errors.UntrustedDataError` saying why and how to
+fix it. Ownership is what is checked: a file the user made writable by their group, or a cache folder others can write
+into, still lets others change a data set (one ``PIPEKIT_CACHE`` per user avoids both).
 """
 from __future__ import annotations
 
@@ -79,6 +80,11 @@ class DatasetInfo:
 
     ``checksums`` maps each URL to the :class:`Checksum` its download must match; a download that does
     not match is deleted before anything is extracted.
+
+    >>> import pipekit.datasets as D
+    >>> info = D.REGISTRY["mnist_tiny"]
+    >>> info.files, info.description, info.urls[0].rsplit("/", 1)[-1], info.checksums[info.urls[0]].size
+    (('labels.csv', 'train', 'valid', 'test'), 'MNIST 3s and 7s, 28x28 PNG', 'mnist_tiny.tgz', 342207)
     """
 
     name: str
@@ -151,12 +157,47 @@ REGISTRY: dict[str, DatasetInfo] = {d.name: d for d in [
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    """Add (or replace) a data set in the registry so :func:`path` can find or fetch it."""
+    """Add (or replace) a data set in the registry so :func:`path` can find or fetch it.
+
+    >>> import io, tarfile, tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.data.external import Checksum, DatasetInfo, file_digests
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> with tarfile.open(tmp / "notes.tgz", "w:gz") as tar:  # a data set's archive, made here (nothing is downloaded)
+    ...     member = tarfile.TarInfo("notes/readme.txt"); member.size = 5
+    ...     tar.addfile(member, io.BytesIO(b"hello"))
+    >>> url = (tmp / "notes.tgz").as_uri()
+    >>> size, _, sha256 = file_digests(tmp / "notes.tgz")
+    >>> import os
+    >>> from unittest import mock
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data.external import REGISTRY, register_dataset
+    >>> _ = register_dataset(DatasetInfo("my_notes", (url,), ("readme.txt",), "my notes",
+    ...                                  checksums={url: Checksum(size, sha256=sha256)}))
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_CACHE": str(tmp / "cache")}):
+    ...     folder = D.path("my_notes")  # fetched from its address into the cache, verified first
+    >>> folder.relative_to(tmp).as_posix(), (folder / "readme.txt").read_text()
+    ('cache/data/my_notes', 'hello')
+    >>> del REGISTRY["my_notes"]  # this example's data set is forgotten again
+    """
     REGISTRY[info.name] = info
     return info
 
 
 def data_root() -> Path | None:
+    """The folder ``$PIPEKIT_DATA`` names, where :func:`path` looks for a data set first (``<it>/<name>``), or None
+    when it is not set.
+
+    >>> import os
+    >>> from unittest import mock
+    >>> from pipekit.data.external import data_root
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_DATA": "/srv/datasets"}):
+    ...     data_root().as_posix()
+    '/srv/datasets'
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_DATA": ""}):
+    ...     data_root() is None
+    True
+    """
     v = os.environ.get("PIPEKIT_DATA")
     return Path(v) if v else None
 
@@ -178,7 +219,15 @@ def pipekit_cache_dir(sub: str = "") -> Path:
 
 
 def cache_root() -> Path:
-    """Where downloaded data sets go."""
+    """Where downloaded data sets go.
+
+    >>> import os
+    >>> from unittest import mock
+    >>> from pipekit.data.external import cache_root
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_CACHE": "/scratch/pipekit"}):
+    ...     cache_root().as_posix()
+    '/scratch/pipekit/data'
+    """
     return pipekit_cache_dir("data")
 
 
@@ -341,7 +390,18 @@ def set_aside(folder: Path, why: str) -> Path:
 
 def locate(name: str) -> Path | None:
     """The local folder of ``name`` if a complete copy exists (in the cache, one no other user can have written or
-    changed: see :func:`untrusted_reason`), else None."""
+    changed: see :func:`untrusted_reason`), else None.
+
+    >>> from pipekit.data.external import locate
+    >>> folder = locate("mnist_tiny")  # found under $PIPEKIT_DATA
+    >>> folder.name, sorted(p.name for p in folder.iterdir())
+    ('mnist_tiny', ['labels.csv', 'test', 'train', 'valid'])
+    >>> try:
+    ...     locate("no_such_set")
+    ... except KeyError as e:
+    ...     print(str(e)[:35])
+    "unknown data set 'no_such_set'; kn
+    """
     info = _info(name)
     root = data_root()
     if root is not None and is_complete(root / name, info):
@@ -516,7 +576,13 @@ def untar_data(url: str, download: bool = True) -> DataPath:
 
 
 def available() -> dict[str, Path | None]:
-    """Every registered data set and its local folder (None when it would have to be downloaded)."""
+    """Every registered data set and its local folder (None when it would have to be downloaded).
+
+    >>> from pipekit.data.external import available
+    >>> found = available()
+    >>> found["mnist_tiny"].name, "fashion_mnist" in found, "dogscats" in found
+    ('mnist_tiny', True, True)
+    """
     return {name: locate(name) for name in sorted(REGISTRY)}
 
 
@@ -589,7 +655,18 @@ def verify_file(file: Path, checksum: Checksum, url: str) -> None:
 
 def extract(archive: Path, dest: Path) -> Path:
     """Extract a .tgz/.tar/.zip into ``dest`` with the rules of :func:`~pipekit.data.extract.extract_archive`
-    (regular files and directories only, nothing outside ``dest``); a .gz file is copied as is."""
+    (regular files and directories only, nothing outside ``dest``); a .gz file is copied as is.
+
+    >>> import tempfile, zipfile
+    >>> from pathlib import Path
+    >>> from pipekit.data.external import extract
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> with zipfile.ZipFile(tmp / "notes.zip", "w") as z:
+    ...     z.writestr("notes/readme.txt", "hello"); z.writestr("notes/2024/log.txt", "ok")
+    >>> folder = extract(tmp / "notes.zip", tmp / "out")
+    >>> sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.txt"))
+    ['notes/2024/log.txt', 'notes/readme.txt']
+    """
     dest.mkdir(parents=True, exist_ok=True)
     if archive.name.lower().endswith(TAR_SUFFIXES + (".zip",)):
         return extract_archive(archive, dest)
@@ -608,6 +685,27 @@ def fetch(info: DatasetInfo, root: Path | None = None) -> Path:
 
     A URL without a pinned checksum is downloaded only over https or from a local file, with a warning
     giving its size and sha256 to pin; a plain-http URL needs a checksum, as anyone on the way can alter it.
+
+    >>> import io, tarfile, tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.data.external import Checksum, DatasetInfo, file_digests
+    >>> tmp = Path(tempfile.mkdtemp())
+    >>> with tarfile.open(tmp / "notes.tgz", "w:gz") as tar:  # a data set's archive, made here (nothing is downloaded)
+    ...     member = tarfile.TarInfo("notes/readme.txt"); member.size = 5
+    ...     tar.addfile(member, io.BytesIO(b"hello"))
+    >>> url = (tmp / "notes.tgz").as_uri()
+    >>> size, _, sha256 = file_digests(tmp / "notes.tgz")
+    >>> from pipekit.data.external import fetch
+    >>> info = DatasetInfo("notes", (url,), ("readme.txt",), checksums={url: Checksum(size, sha256=sha256)})
+    >>> folder = fetch(info, root=tmp / "cache")  # the archive's top folder becomes root/<name>
+    >>> folder.relative_to(tmp).as_posix(), [p.name for p in folder.iterdir()]
+    ('cache/notes', ['readme.txt'])
+    >>> bad = DatasetInfo("notes2", (url,), ("readme.txt",), checksums={url: Checksum(size, sha256="0" * 64)})
+    >>> try:
+    ...     fetch(bad, root=tmp / "cache")
+    ... except ValueError as e:
+    ...     print("checksum mismatch" in str(e), (tmp / "cache" / "notes2").exists())
+    True False
     """
     root = root or cache_root()
     if not info.urls:

@@ -246,7 +246,19 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
 
 
 def get_text_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None) -> L[Path]:
-    """``.txt`` files under ``path``, an :class:`L` (see :func:`get_files`)."""
+    """``.txt`` files under ``path``, an :class:`L` (see :func:`get_files`).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.data import get_text_files
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for f in ("pos/1.txt", "neg/2.txt", "neg/notes.md"):
+    ...     (root / f).parent.mkdir(exist_ok=True); _ = (root / f).write_text("a review")
+    >>> [p.relative_to(root).as_posix() for p in get_text_files(root)]
+    ['neg/2.txt', 'pos/1.txt']
+    >>> [p.name for p in get_text_files(root, folders=["pos"])]
+    ['1.txt']
+    """
     _folder_not_list(path, "get_text_files")
     return get_files(path, extensions=TEXT_EXTENSIONS, recurse=recurse, folders=folders)
 
@@ -336,7 +348,19 @@ def rows_column(items: pl.DataFrame) -> pl.Series:
 
 class Getter(Component):
     """Base class for vectorised getters: ``column(items)`` reads a whole column; calling one on a single
-    item works too, for users who compose getters in their own functions."""
+    item works too, for users who compose getters in their own functions.
+
+    >>> import polars as pl
+    >>> from pipekit.data import Getter
+    >>> class UpperName(Getter):
+    ...     def __init__(self, col="name"):
+    ...         self.col = col
+    ...     def column(self, items):
+    ...         return items[self.col].str.to_uppercase()
+    >>> df = pl.DataFrame({"name": ["cat", "dog"]})
+    >>> UpperName().column(df).to_list(), UpperName()({"name": "cow"}), UpperName()
+    (['CAT', 'DOG'], 'COW', UpperName())
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 

@@ -1002,7 +1002,16 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
 
 class ArrayDataset:
     """Stores side by side (the model inputs first), optionally restricted to rows ``idxs``; ``blocks``
-    say what each store holds (how to decode and show it, what geometry it carries)."""
+    say what each store holds (how to decode and show it, what geometry it carries).
+
+    >>> import numpy as np
+    >>> from pipekit.data import ArrayDataset, TensorStore
+    >>> ds = ArrayDataset([TensorStore(np.arange(12.0).reshape(4, 3)), TensorStore(np.arange(4))], idxs=[1, 3])
+    >>> len(ds), ds.n_inp, [t.tolist() for t in ds[0]]
+    (2, 1, [[3.0, 4.0, 5.0], 1])
+    >>> [tuple(t.shape) for t in ds.gather(np.array([0, 1]))]
+    [(2, 3), (2,)]
+    """
 
     #: the items the rows came from, when known (``test_dl(items)`` sets them): ``DataLoader.items``
     items: Any = None

@@ -208,7 +208,24 @@ def show_items(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
 
     ``rows`` are as a loader's ``decode_batch`` gives them (points and boxes in pixels of the item's image), ``preds``
     as the target blocks decode a model's outputs (points and boxes in -1..1 of the model input): those are drawn in
-    pixels of their row's image too."""
+    pixels of their row's image too.
+
+    >>> import tempfile
+    >>> from functools import partial
+    >>> from pathlib import Path
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label, show_items
+    >>> from pipekit.vision import ImageBlock
+    >>> dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), splitter=GrandparentSplitter(), get_y=parent_label,
+    ...                 get_items=partial(get_image_files, folders=["train", "valid"])).dataloaders(
+    ...     D.path("mnist_tiny"), bs=4, seed=0)
+    >>> rows = dls.valid.decode_batch(dls.valid.one_batch())
+    >>> rows[0][0].shape, rows[0][1]
+    ((28, 28, 1), '3')
+    >>> png = show_items(rows, dls.blocks, dls.n_inp, preds=["3", "7", "3", "3"], path=Path(tempfile.mkdtemp()) / "b.png")
+    >>> png.name, png.stat().st_size > 0
+    ('b.png', True)
+    """
     if not blocks:
         rows, blocks, preds = blockless_rows(rows, n_inp, preds, name)
     elif preds is not None:

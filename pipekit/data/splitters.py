@@ -19,7 +19,18 @@ Split = tuple[np.ndarray, np.ndarray]
 
 
 class Splitter(Component):
-    """Base class: ``splitter(items) -> (train_idx, valid_idx)`` as sorted or seeded int64 arrays."""
+    """Base class: ``splitter(items) -> (train_idx, valid_idx)`` as sorted or seeded int64 arrays.
+
+    >>> import numpy as np
+    >>> import polars as pl
+    >>> from pipekit.data import Splitter
+    >>> class EveryOther(Splitter):
+    ...     def split(self, items):
+    ...         idx = np.arange(len(items))
+    ...         return idx[idx % 2 == 0], idx[idx % 2 == 1]
+    >>> [s.tolist() for s in EveryOther()(pl.DataFrame({"x": range(5)}))]
+    [[0, 2, 4], [1, 3]]
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
@@ -99,6 +110,11 @@ class GrandparentSplitter(Splitter):
     """Split by the folder two levels above each file: ``train/3/x.png`` is in 'train'.
 
     ``col`` names the column with the paths (default: the items' ``path`` column).
+
+    >>> from pipekit.data import GrandparentSplitter
+    >>> files = ["mnist/train/3/a.png", "mnist/valid/7/b.png", "mnist/train/7/c.png"]
+    >>> [s.tolist() for s in GrandparentSplitter()(files)]
+    [[0, 2], [1]]
     """
 
     def __init__(self, train_name: str = "train", valid_name: str = "valid", col: str | None = None):
@@ -126,7 +142,14 @@ class GrandparentSplitter(Splitter):
 
 
 class ColSplitter(Splitter):
-    """Items whose ``col`` is true (or equals ``valid_value``) are the validation set."""
+    """Items whose ``col`` is true (or equals ``valid_value``) are the validation set.
+
+    >>> import polars as pl
+    >>> from pipekit.data import ColSplitter
+    >>> df = pl.DataFrame({"x": [1, 2, 3, 4], "is_valid": [False, True, False, True], "fold": [0, 0, 1, 1]})
+    >>> [s.tolist() for s in ColSplitter()(df)], [s.tolist() for s in ColSplitter("fold", valid_value=1)(df)]
+    ([[0, 2], [1, 3]], [[0, 1], [2, 3]])
+    """
 
     def __init__(self, col: str = "is_valid", valid_value: Any = True):
         self.col, self.valid_value = col, valid_value
@@ -152,7 +175,13 @@ class ColSplitter(Splitter):
 
 
 class FuncSplitter(Splitter):
-    """``fn(item) -> bool`` marks validation items (a user function; not exportable)."""
+    """``fn(item) -> bool`` marks validation items (a user function; not exportable).
+
+    >>> from pipekit.data import FuncSplitter
+    >>> files = ["cat_01.png", "dog_02.png", "cat_03.png", "dog_04.png"]
+    >>> [s.tolist() for s in FuncSplitter(lambda f: f.startswith("dog"))(files)]
+    [[0, 2], [1, 3]]
+    """
 
     param_constraints = {"fn": Is(callable, "a function item -> bool")}
 

@@ -82,6 +82,16 @@ class Store:
 
     ``gather`` is called from prefetch threads: it must be thread-safe and should release the GIL
     (torch indexing, NumPy take, OpenCV do).
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from pipekit.data import Store
+    >>> class Squares(Store):
+    ...     def __len__(self): return 10
+    ...     def gather(self, idx): return torch.as_tensor(idx) ** 2
+    >>> s = Squares()
+    >>> s, s.gather(np.array([3, 1])).tolist(), s.item(4).item(), s.subset([2, 3]).gather(np.array([1])).tolist()
+    (Squares(n=10), [9, 1], 16, [9])
     """
 
     def __len__(self) -> int:

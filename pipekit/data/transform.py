@@ -928,7 +928,15 @@ class BatchContext:
     ``source_sizes``: per batch element, each item's (height, width) as its image item transform got it, (B, 2),
     where the loader knows the batch's rows and the element's store knows them (``Store.crop_sizes``), else None;
     empty when the loader gave none. A random crop drawn in the source's proportions (``RandomResizedCrop``) reads
-    them from a batch gathered before it runs (a loader on the GPU, a ``create_batch`` of one's own)."""
+    them from a batch gathered before it runs (a loader on the GPU, a ``create_batch`` of one's own).
+
+    >>> import torch
+    >>> from pipekit.data import BatchContext
+    >>> ctx = BatchContext(geometry=("image", None), n_inp=1, train=True, device=torch.device("cpu"), key=(0, 1, 5))
+    >>> flips = ctx.rng("flip").random(3)
+    >>> bool((flips == ctx.rng("flip").random(3)).all()), bool((flips == ctx.rng("crop").random(3)).all())
+    (True, False)
+    """
 
     geometry: tuple[str | None, ...]
     n_inp: int
@@ -948,6 +956,21 @@ class BatchTransform(Transform):
 
     ``encode(batch, ctx)`` must draw randomness only from ``ctx.rng(stream)``, which depends on
     (seed, epoch, batch, stream) only: that is what makes augmentation repeatable and thread-safe.
+
+    >>> import torch
+    >>> from pipekit.data import BatchContext, BatchTransform
+    >>> class AddNoise(BatchTransform):
+    ...     def encode(self, batch, ctx):
+    ...         x, *rest = batch
+    ...         if not ctx.train:
+    ...             return batch
+    ...         noise = ctx.rng("noise").normal(0, 0.1, size=tuple(x.shape))
+    ...         return (x + torch.as_tensor(noise, dtype=x.dtype), *rest)
+    >>> ctx = BatchContext(geometry=(None, None), n_inp=1, train=True, device=torch.device("cpu"), key=(0, 0, 3))
+    >>> batch = (torch.zeros(2, 3), torch.tensor([0, 1]))
+    >>> out = AddNoise().encode(batch, ctx)
+    >>> tuple(out[0].shape), torch.equal(out[0], AddNoise().encode(batch, ctx)[0]), out[1].tolist()
+    ((2, 3), True, [0, 1])
     """
 
     order: ClassVar[int] = 50
@@ -1002,6 +1025,18 @@ class BatchPipeline(Pipeline):
     ``Normalize``, ``IntToFloat``) does so where it comes first, dividing by 255 before its own work; the ones after
     it get float images and leave them as they are, which the repr says, so ``Normalize(...) -> IntToFloat()`` is not
     read as normalising 0..255 pixels and dividing by 255 after.
+
+    >>> import torch
+    >>> from pipekit.data import BatchContext, BatchPipeline, BatchTransform
+    >>> class AddOneBatch(BatchTransform):
+    ...     def encode(self, batch, ctx): return (batch[0] + 1, *batch[1:])
+    >>> class HalveBatch(BatchTransform):
+    ...     order = 60
+    ...     def encode(self, batch, ctx): return (batch[0] / 2, *batch[1:])
+    >>> ctx = BatchContext(geometry=(None,), n_inp=1, train=False, device=torch.device("cpu"))
+    >>> p = BatchPipeline([HalveBatch(), AddOneBatch()])  # run by order: AddOneBatch (50), then HalveBatch (60)
+    >>> p, p((torch.tensor([1.0, 3.0]),), ctx)[0].tolist()
+    (BatchPipeline(AddOneBatch() -> HalveBatch()), [1.0, 2.0])
     """
 
     wraps_functions = False
