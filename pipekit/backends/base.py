@@ -85,6 +85,16 @@ class Model(Component):
 
     Subclasses implement ``_prepare(data) -> TabularData`` (check the model is fitted, convert and check
     the data) and ``_predict(d)`` (probabilities in ``classes_`` order, or values).
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import Model, RandomForest, as_data
+    >>> xs = pl.DataFrame({"a": np.arange(40.0)})
+    >>> data = as_data(xs, y=np.where(xs["a"].to_numpy() > 19, "yes", "no"))
+    >>> m = RandomForest("classification", n_estimators=5, n_jobs=1).fit(data)
+    >>> isinstance(m, Model), m.predict_proba(data).shape, m.predict_labels(data)[[0, -1]].tolist()
+    (True, (40, 2), ['no', 'yes'])
+    >>> m.score(data, "accuracy")
+    1.0
     """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
@@ -313,6 +323,16 @@ class Backend(KeepsProcessor, Model):
     (the raw mean and standard deviation of each normalised input, when fitted on a Tabular's split:
     :func:`~pipekit.backends.data.check_rows` holds bare frames to them), ``train_rows_signature_`` (of the training rows, see ``rows_signature``), ``valid_score_``
     (when fitted with a ``valid`` split).
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> xs = pl.DataFrame({"a": np.arange(40.0), "c": np.arange(40) % 3})
+    >>> data = as_data(xs, y=xs["a"].to_numpy() * 2, cat_names=["c"])
+    >>> rf = RandomForest("regression", n_estimators=5, n_jobs=1).fit(data)
+    >>> rf.feature_names_, rf.cat_features_, rf.predict(data).shape
+    (['a', 'c'], ['c'], (40,))
+    >>> rf.clone().get_params()["n_estimators"], hasattr(rf.clone(), "model_")
+    (5, False)
     """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
@@ -599,6 +619,16 @@ class Contributions:
     (log-odds for binary, per-class raw scores for multiclass, the value for regression).
 
     ``bias``: (n,) or (n, n_classes); ``values``: (n, n_features) or (n, n_features, n_classes).
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> xs = pl.DataFrame({"a": np.arange(40.0), "noise": np.zeros(40)})
+    >>> data = as_data(xs, y=xs["a"].to_numpy() * 2)
+    >>> c = RandomForest("regression", n_estimators=5, n_jobs=1).fit(data).contributions(data.take(np.arange(3)))
+    >>> c.space, c.values.shape, bool(np.allclose(c.bias + c.values.sum(1), c.prediction))
+    ('value', (3, 2), True)
+    >>> c.frame(0)["feature"].to_list()
+    ['a', 'noise']
     """
 
     bias: np.ndarray

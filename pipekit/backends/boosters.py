@@ -48,7 +48,12 @@ PARAMS = Is(lambda v: v is None or isinstance(v, dict), "None or a dict of the l
 
 
 def installed(package: str) -> bool:
-    """Whether ``package`` ("xgboost", "catboost") can be imported, without importing it."""
+    """Whether ``package`` ("xgboost", "catboost") can be imported, without importing it.
+
+    >>> from pipekit.backends import installed
+    >>> installed("numpy"), installed("no_such_package")
+    (True, False)
+    """
     return importlib.util.find_spec(package) is not None
 
 
@@ -69,6 +74,18 @@ class XGBoost(Booster):
     ``early_stopping_rounds`` rounds without improvement and the best iteration predicts. ``time_limit``:
     seconds of fitting, after which boosting stops (the rounds done by then are kept). ``params`` adds or overrides raw XGBoost
     parameters. Fitted: ``booster_``, ``best_iteration_``, ``stopped_on_time_``, ``valid_score_``.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import XGBoost, as_data, installed
+    >>> xs = pl.DataFrame({"a": np.arange(60.0), "c": np.arange(60) % 3})
+    >>> data = as_data(xs, y=np.where(xs["a"].to_numpy() > 29, "yes", "no"), cat_names=["c"])
+    >>> m = XGBoost("classification", n_estimators=20, early_stopping_rounds=None, n_jobs=1)
+    >>> try:
+    ...     ok = m.fit(data).predict(data).shape == (60, 2)
+    ... except ImportError as e:  # xgboost not installed: the message says how to get it
+    ...     ok = not installed("xgboost") and "pip install xgboost" in str(e)
+    >>> ok
+    True
     """
 
     model_attr = "booster_"
@@ -200,6 +217,21 @@ class CatBoost(Booster):
     early).
     ``params`` adds or overrides raw CatBoost parameters. Fitted: ``model_``, ``best_iteration_``,
     ``stopped_on_time_``, ``valid_score_``.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import CatBoost, as_data, installed
+    >>> xs = pl.DataFrame({"a": np.arange(60.0), "c": np.arange(60) % 3})
+    >>> data = as_data(xs, y=xs["a"].to_numpy() * 2, cat_names=["c"])
+    >>> m = CatBoost("regression", n_estimators=20, depth=4, early_stopping_rounds=None, n_jobs=1)
+    >>> p = m.cb_params()
+    >>> p["loss_function"], p["iterations"], p["depth"]
+    ('RMSE', 20, 4)
+    >>> try:
+    ...     ok = m.fit(data).predict(data).shape == (60,)
+    ... except ImportError as e:  # catboost not installed: the message says how to get it
+    ...     ok = not installed("catboost") and "pip install catboost" in str(e)
+    >>> ok
+    True
     """
 
     imports = ("catboost",)

@@ -33,7 +33,16 @@ class TabularData:
     """The model-facing view of one processed split: inputs ``xs`` (Polars, one column per model input),
     the target values ``y`` (labels, decoded), which inputs are categorical codes, the fitted processing
     that produced them (``processor``) and its signature (so models trained on differently processed data
-    are caught). Build it with :func:`as_data`."""
+    are caught). Build it with :func:`as_data`.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import as_data
+    >>> d = as_data(pl.DataFrame({"a": [0.5, 1.5, 2.5], "c": [1, 2, 1]}), y=["no", "yes", "no"])
+    >>> len(d), d.feature_names, d.cat_names
+    (3, ['a', 'c'], ('c',))
+    >>> d.take(np.array([2, 0])).y.tolist()
+    ['no', 'no']
+    """
 
     xs: pl.DataFrame
     y: np.ndarray | None = None
@@ -192,6 +201,14 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
     A split's target codes become their labels (class order is defined by label, never by code) and its
     ``cat_names`` say which inputs are categorical; for a bare frame pass ``cat_names``, or integer
     columns are taken as category codes.
+
+    >>> import pandas as pd, polars as pl
+    >>> from pipekit.backends import as_data
+    >>> d = as_data(pl.DataFrame({"age": [30.0, 41.0], "edu": [3, 5]}), y=[0, 1], cat_names=["edu"])
+    >>> d.cat_names, d.xs.shape, d.y.tolist()
+    (('edu',), (2, 2), [0, 1])
+    >>> as_data(pd.DataFrame({"age": [30.0], "hours": [40.0]})).cat_names  # float columns only: no categories
+    ()
     """
     if isinstance(obj, TabularData):
         return obj if y is None else replace(obj, y=_ys_to_array(y))
@@ -287,7 +304,20 @@ def unlabelled(what: str = "this") -> DataError:
 
 
 def encode_y(y: np.ndarray | None, task: str, classes: np.ndarray | None = None) -> np.ndarray:
-    """Targets as models fit on them: indices into the sorted ``classes`` (classification) or float64."""
+    """Targets as models fit on them: indices into the sorted ``classes`` (classification) or float64.
+
+    >>> import numpy as np
+    >>> from pipekit.backends import encode_y
+    >>> encode_y(np.array(["yes", "no", "yes"]), "classification", np.array(["no", "yes"])).tolist()
+    [1, 0, 1]
+    >>> encode_y(np.array([1, 2]), "regression").dtype
+    dtype('float64')
+    >>> try:
+    ...     encode_y(np.array(["maybe"]), "classification", np.array(["no", "yes"]))
+    ... except Exception as e:
+    ...     print(type(e).__name__)
+    DataError
+    """
     if y is None:
         raise unlabelled()
     if task == "regression":

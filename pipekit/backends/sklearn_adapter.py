@@ -204,6 +204,15 @@ class SklearnModel(Backend):
     ``classes_`` (labels sorted), so probabilities line up with the other backends by label.
 
     Fitted: ``model_`` (the fitted estimator), ``valid_score_`` when ``valid`` is given.
+
+    >>> import numpy as np, polars as pl
+    >>> from sklearn.linear_model import Ridge
+    >>> from pipekit.backends import SklearnModel, as_data
+    >>> xs = pl.DataFrame({"a": np.linspace(0, 1, 20)})
+    >>> data = as_data(xs, y=3 * xs["a"].to_numpy() + 1)
+    >>> m = SklearnModel(Ridge(alpha=1e-6), "regression").fit(data)
+    >>> type(m.model_).__name__, round(float(m.model_.coef_[0]), 3), round(m.score(data, "r2"), 4)
+    ('Ridge', 3.0, 1.0)
     """
 
     param_constraints = {"estimator": Is(lambda e: isinstance(e, Estimator), "an estimator with fit and predict"),

@@ -3,7 +3,7 @@
 * :func:`profile`: items/s, batches/s and the share of time per stage (read/decode, item transforms, cache
   gather, collate, host-to-device copy, each batch transform, waiting on prefetch), first epoch and
   steady state apart, with the cost of measuring stated;
-* :func:`bottleneck`: loader alone, model alone on one cached batch, and the real training step, with a
+* :func:`bottleneck`: loader alone, model alone on cached batches, and the real training step, with a
   verdict on which one limits training;
 * :func:`compare`: two loaders in alternating rounds, the ratio per round with its spread;
 * :func:`sweep`: one loader over ``num_workers`` settings, and the best;

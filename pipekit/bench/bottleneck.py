@@ -46,7 +46,17 @@ MODEL_BATCHES = 8
 
 @dataclass
 class Bottleneck:
-    """Items/s of the loader alone, the model alone (one cached batch) and the real training step."""
+    """Items/s of the loader alone, the model alone (up to ``MODEL_BATCHES`` cached batches in turn) and the real
+    training step.
+
+    >>> from pipekit.bench import Bottleneck
+    >>> b = Bottleneck(loader_items_s=2000.0, model_items_s=8000.0, full_items_s=1900.0, n_batches=20, bs=64,
+    ...                device="cpu")
+    >>> b.limiter, round(b.overlap, 2), b.contention, b.consistent
+    ('loader', 0.95, False, True)
+    >>> print(b.verdict)
+    the loader limits training: it delivers 2,000 items/s, the model alone trains on 8,000 items/s (4.0x); ...
+    """
 
     loader_items_s: float
     model_items_s: float

@@ -35,7 +35,16 @@ WINNER_MARGIN, WINNER_ROUNDS = 0.05, 3
 
 @dataclass
 class Comparison:
-    """Per-round items/s of ``a`` and ``b`` and their ratios (a / b); ``winner`` is 'a', 'b' or None."""
+    """Per-round items/s of ``a`` and ``b`` and their ratios (a / b); ``winner`` is 'a', 'b' or None.
+
+    >>> from pipekit.bench import Comparison
+    >>> c = Comparison(("pipekit", "torch"), n_batches=10, rates_a=[1200.0, 1150.0, 1300.0],
+    ...                rates_b=[800.0, 820.0, 790.0])
+    >>> c.winner, round(c.ratio, 2), [round(r, 2) for r in c.ratios]
+    ('a', 1.5, [1.5, 1.4, 1.65])
+    >>> c.verdict
+    'pipekit is 1.50x torch (every round faster, ratios 1.4-1.65)'
+    """
 
     names: tuple[str, str]
     n_batches: int | None
@@ -160,7 +169,15 @@ def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subse
 
 @dataclass
 class Sweep:
-    """Items/s per ``num_workers`` setting (median over rounds) and the best one."""
+    """Items/s per ``num_workers`` setting (median over rounds) and the best one.
+
+    >>> from pipekit.bench import Sweep
+    >>> s = Sweep("pipekit", n_batches=10, rounds={0: [900.0, 1000.0, 950.0], 2: [1500.0, 1400.0, 1600.0]})
+    >>> s.rates, s.best
+    ({0: 950.0, 2: 1500.0}, 2)
+    >>> s
+    Sweep(pipekit: best num_workers=2, 0: 950 items/s, 2: 1,500 items/s)
+    """
 
     name: str
     n_batches: int | None

@@ -36,7 +36,20 @@ STAGE_TOLERANCE = 0.05
 @dataclass
 class StageTime:
     """One stage: ``where`` it ran (``main``, ``prefetch``, ``build``, ``workers``), total seconds and calls, and
-    its share: of the epoch for the main thread, of the threads' capacity for the others."""
+    its share: of the epoch for the main thread, of the threads' capacity for the others.
+
+    >>> import numpy as np
+    >>> from pipekit.bench import profile
+    >>> from pipekit.data import DataLoader, TensorStore
+    >>> from pipekit.data.loader import ArrayDataset
+    >>> ds = ArrayDataset([TensorStore(np.arange(1000.0)), TensorStore(np.arange(1000) % 2)])
+    >>> p = profile(DataLoader(ds, bs=100, seed=0, device="cpu", num_workers=0), warm_epochs=1)
+    >>> sorted((s.name, s.where, s.calls) for s in p.warm.stages)
+    [('batch plan', 'main', 1), ('collate', 'main', 10), ('gather TensorStore', 'main', 20)]
+    >>> collate = next(s for s in p.warm.stages if s.name == "collate")
+    >>> 0 < collate.share < 1, collate.seconds <= p.warm.wall_s
+    (True, True)
+    """
 
     name: str
     kind: str
@@ -49,7 +62,21 @@ class StageTime:
 @dataclass
 class EpochProfile:
     """Timings of one phase (``first epoch``, cache build included when profiled from a DataBlock, or
-    ``steady state``: the warm epochs together)."""
+    ``steady state``: the warm epochs together).
+
+    >>> import numpy as np
+    >>> from pipekit.bench import profile
+    >>> from pipekit.data import DataLoader, TensorStore
+    >>> from pipekit.data.loader import ArrayDataset
+    >>> ds = ArrayDataset([TensorStore(np.arange(1000.0)), TensorStore(np.arange(1000) % 2)])
+    >>> p = profile(DataLoader(ds, bs=100, seed=0, device="cpu", num_workers=0), warm_epochs=2)
+    >>> p.cold.label, p.cold.epochs, p.cold.batches
+    ('first epoch', 1, 10)
+    >>> p.warm.label, p.warm.epochs, p.warm.batches, p.warm.items, p.warm.threads
+    ('steady state (warm epochs)', 2, 20, 2000, {'main': 1})
+    >>> sorted(p.warm.by_kind("main")), p.warm.items_per_s > 0
+    (['batch plan', 'collate', 'gather'], True)
+    """
 
     label: str
     wall_s: float
@@ -148,7 +175,15 @@ def _paired_overhead(timed: Sequence[EpochRun], plain: Sequence[EpochRun]) -> fl
 
 
 def machine() -> dict[str, Any]:
-    """Where a measurement was taken: CPU count, load average, torch threads, accelerator (or that none was)."""
+    """Where a measurement was taken: CPU count, load average, torch threads, accelerator (or that none was).
+
+    >>> from pipekit.bench import machine
+    >>> m = machine()
+    >>> sorted(m)
+    ['cpus', 'gpu', 'gpu_note', 'load_average', 'platform', 'python', 'torch', 'torch_threads']
+    >>> m["cpus"] >= 1, len(m["load_average"]), m["gpu_note"] is None or m["gpu_note"].startswith("no GPU")
+    (True, 3, True)
+    """
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
@@ -160,7 +195,21 @@ def machine() -> dict[str, Any]:
 class LoaderProfile:
     """What :func:`profile` measured. ``warm.items_per_s`` is with the stage timers on; ``items_per_s`` without
     them (the headline figure); ``overhead`` is how much slower the timed epochs were (measured, noisy) and
-    ``probe_overhead`` what the timers cost by count (calls x the cost of one, a share of the epoch)."""
+    ``probe_overhead`` what the timers cost by count (calls x the cost of one, a share of the epoch).
+
+    >>> import numpy as np
+    >>> from pipekit.bench import profile
+    >>> from pipekit.data import DataLoader, TensorStore
+    >>> from pipekit.data.loader import ArrayDataset
+    >>> ds = ArrayDataset([TensorStore(np.arange(1000.0)), TensorStore(np.arange(1000) % 2)])
+    >>> p = profile(DataLoader(ds, bs=100, seed=0, device="cpu", num_workers=0), warm_epochs=1)
+    >>> p.name, p.bs, p.num_workers, p.device, p.n_batches, p.items_per_s > 0
+    ('pipekit', 100, 0, 'cpu', 10, True)
+    >>> p.summary()
+    'pipekit: ... items/s (... batches/s) warm; ... items/s first epoch; main thread ...'
+    >>> d = p.to_dict(); d["warm"]["items"], d["cold"]["batches"]
+    (1000, 10)
+    """
 
     name: str
     subset: str | None

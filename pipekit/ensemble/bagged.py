@@ -292,6 +292,17 @@ class BaggedModel(Backend):
     ``processor_`` (the fitted procs of the Tabular whose split it was fitted on, None for a bare frame: an
     ensemble of bagged members processes raw rows with them), ``fit_seconds_``, ``stopped_on_time_`` (fold models a time limit stopped, see ``fit_folds``), plus what
     every backend keeps (``feature_names_``, ``classes_``, ...).
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> from pipekit.ensemble import BaggedModel
+    >>> xs = pl.DataFrame({"a": np.arange(60.0), "b": np.arange(60.0) % 7})
+    >>> data = as_data(xs, y=np.where(xs["a"].to_numpy() > 29, "yes", "no"))
+    >>> bag = BaggedModel(RandomForest("classification", n_estimators=5, n_jobs=1), n_folds=2).fit(data)
+    >>> len(bag.models_), bag.oof_predictions_.shape, bag.folds_.shape  # folds_: each repeat's fold of every row
+    (2, (60, 2), (1, 60))
+    >>> bag.predict(data.take(np.array([0, 59]))).argmax(1).tolist()
+    [0, 1]
     """
 
     model_attr = "models_"

@@ -30,7 +30,18 @@ from pipekit.ensemble.base import Ensemble, as_member_list, check_members
 class MeanEnsemble(Ensemble):
     """Plain (or fixed-weight) average of fitted members: it predicts as soon as its members are fitted.
     ``fit(data)`` (optional) scores the members and the average on ``data`` into ``report_`` and keeps the
-    processing of that data (``processor()``)."""
+    processing of that data (``processor()``).
+
+    >>> import numpy as np, polars as pl
+    >>> from sklearn.dummy import DummyRegressor
+    >>> from pipekit.backends import SklearnModel, as_data
+    >>> from pipekit.ensemble import MeanEnsemble
+    >>> data = as_data(pl.DataFrame({"a": [0.0, 1.0, 2.0, 3.0]}), y=[1.0, 1.0, 3.0, 3.0])
+    >>> mean = SklearnModel(DummyRegressor(), "regression").fit(data)  # predicts 2.0
+    >>> zero = SklearnModel(DummyRegressor(strategy="constant", constant=0.0), "regression").fit(data)
+    >>> MeanEnsemble([mean, zero]).predict(data).tolist(), MeanEnsemble([mean, zero], weights=[3, 1]).predict(data)[0].item()
+    ([1.0, 1.0, 1.0, 1.0], 1.5)
+    """
 
     param_constraints = {"check_columns": Options(True, False)}
 

@@ -59,6 +59,16 @@ class StackingEnsemble(Ensemble):
     ``report_`` (on valid), ``train_rows_signature_`` (of ``train``, also set on each refitted member: an
     ensemble refuses to choose weights on rows its members were fitted on); with a bagged ``meta`` also the
     stack's own ``oof_predictions_``, ``oof_targets_`` and ``rows_signature_``.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import GBM, RandomForest, as_data
+    >>> from pipekit.ensemble import StackingEnsemble
+    >>> xs = pl.DataFrame({"a": np.arange(80.0), "b": np.arange(80.0) % 7})
+    >>> data = as_data(xs, y=2 * xs["a"].to_numpy())
+    >>> ens = StackingEnsemble([RandomForest("regression", n_estimators=5, n_jobs=1),
+    ...                         GBM("regression", n_estimators=20, n_jobs=1)], n_folds=2).fit(data)
+    >>> ens.oob_predictions_.shape, type(ens.meta_model_).__name__, ens.predict(data).shape
+    ((2, 80), 'SklearnModel', (80,))
     """
 
     members_fitted = False  # it fits clones of its members itself

@@ -40,6 +40,17 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     ``y_range_`` (the range used; None for classification), ``valid_score_`` when ``valid`` is given.
 
     A net already trained with ``tabular_learner`` joins the same way: ``TorchTabular.from_learner(learn)``.
+
+    >>> import numpy as np, polars as pl
+    >>> import pipekit.datasets as D
+    >>> from pipekit.ensemble import TorchTabular
+    >>> from pipekit.tabular import Categorify, Normalize, Tabular
+    >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv", n_rows=200)
+    >>> tab = Tabular(df, procs=[Categorify, Normalize], cat_names=["workclass"], cont_names=["age"],
+    ...               y_names="salary", splits=(np.arange(150), np.arange(150, 200)))
+    >>> net = TorchTabular("classification", layers=[8], epochs=1, bs=64).fit(tab.train)
+    >>> net.predict(tab.valid).shape, net.classes_.tolist(), type(net.model_).__name__
+    ((50, 2), ['<50k', '>=50k'], 'TabularModel')
     """
 
     param_constraints = {

@@ -45,6 +45,19 @@ class WeightedEnsemble(Ensemble):
 
     Fitted: ``weights_`` (one per member, summing to 1), ``selection_`` (member index picked at each step),
     ``scores_`` (score after each step), ``best_member_``, ``stopped_on_time_``, ``report_``.
+
+    >>> import numpy as np, polars as pl
+    >>> from sklearn.dummy import DummyRegressor
+    >>> from pipekit.backends import RandomForest, SklearnModel, as_data
+    >>> from pipekit.ensemble import WeightedEnsemble
+    >>> xs = pl.DataFrame({"a": np.arange(80.0)})
+    >>> data = as_data(xs, y=2 * xs["a"].to_numpy())
+    >>> train, valid = data.take(np.arange(0, 80, 2)), data.take(np.arange(1, 80, 2))
+    >>> rf = RandomForest("regression", n_estimators=5, n_jobs=1).fit(train)
+    >>> mean = SklearnModel(DummyRegressor(), "regression", name="mean").fit(train)  # predicts the mean
+    >>> ens = WeightedEnsemble([rf, mean], n_iter=10).fit(valid)
+    >>> ens.weights_.tolist(), ens.report_["model"].to_list()
+    ([1.0, 0.0], ['0:RandomForest', 'mean', 'WeightedEnsemble'])
     """
 
     param_constraints = {"n_iter": POSITIVE_INT, "check_columns": Options(True, False), "time_limit": TIME_LIMIT}

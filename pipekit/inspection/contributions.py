@@ -71,6 +71,16 @@ def contributions(model: Any, data: Any) -> Contributions:
     one is refused. A model without an exact decomposition (``TorchTabular``, ``StackingEnsemble``,
     ``SklearnModel``, ``XGBoost``, ``CatBoost``, a scikit-learn estimator other than a forest or tree) is refused,
     naming what explains it instead.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> from pipekit.inspection import contributions
+    >>> xs = pl.DataFrame({"a": np.arange(40.0), "noise": np.zeros(40)})
+    >>> data = as_data(xs, y=np.where(xs["a"].to_numpy() > 19, "yes", "no"))
+    >>> rf = RandomForest("classification", n_estimators=5, n_jobs=1).fit(data)
+    >>> c = contributions(rf, data.take(np.array([0, 39])))
+    >>> c.values.shape, c.space, bool(np.allclose(c.bias + c.values.sum(1), c.prediction))
+    ((2, 2, 2), 'probability', True)
     """
     from pipekit.ensemble.bagged import BaggedModel
     from pipekit.ensemble.base import Ensemble, member_name

@@ -263,7 +263,16 @@ def plot_importance(importance: pl.DataFrame | Any, top: int = 20, path: str | P
                     title: str | None = None) -> Path | None:
     """Horizontal bars of a ``feature``/``importance`` frame (from ``permutation_importance`` or a model's
     ``feature_importance()``), with error bars when ``std`` is present. Anything :func:`importance_frame` reads
-    is accepted: a pandas frame, a pipekit model, a fitted scikit-learn forest or ``TabularClassifier``."""
+    is accepted: a pandas frame, a pipekit model, a fitted scikit-learn forest or ``TabularClassifier``.
+
+    >>> import polars as pl, tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.inspection import plot_importance
+    >>> imp = pl.DataFrame({"feature": ["age", "hours", "edu"], "importance": [0.3, 0.1, 0.2]})
+    >>> out = plot_importance(imp, top=2, path=Path(tempfile.mkdtemp()) / "importance.png")
+    >>> out.name, out.exists()
+    ('importance.png', True)
+    """
     importance = importance_frame(importance)
     f = importance.sort("importance", descending=True).head(top).reverse()
     plt = get_pyplot()
@@ -287,7 +296,17 @@ class PartialDependence:
       the plot's axis shows them; equal to ``grid`` where nothing was processed (raw rows);
     - ``grid_labels``: their readable form (category names as text, numbers as floats).
 
-    ``average`` has shape (g,) or (g1, g2); ``individual`` (n_rows, g) for 1-D when requested."""
+    ``average`` has shape (g,) or (g1, g2); ``individual`` (n_rows, g) for 1-D when requested.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> from pipekit.inspection import partial_dependence
+    >>> xs = pl.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 5})
+    >>> rf = RandomForest("regression", n_estimators=5, n_jobs=1).fit(as_data(xs, y=2 * xs["a"].to_numpy()))
+    >>> pd = partial_dependence(rf, xs, "a", grid=[0.0, 39.0], kind="both")
+    >>> pd.features, pd.average.shape, pd.individual.shape, bool(pd.average[1] > pd.average[0])
+    (('a',), (2,), (40, 2), True)
+    """
 
     features: tuple[str, ...]
     grid: list[np.ndarray]
@@ -448,6 +467,17 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     (scikit-learn's and :func:`plot_partial_dependence`'s name for a number of points) is given. Classification uses the probability of
     ``target_class`` (default: the last class, the positive one for binary). ``n_rows`` rows are sampled
     (seeded) to keep it fast.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> from pipekit.inspection import partial_dependence
+    >>> xs = pl.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 5})
+    >>> rf = RandomForest("regression", n_estimators=5, n_jobs=1).fit(as_data(xs, y=2 * xs["a"].to_numpy()))
+    >>> pd = partial_dependence(rf, xs, "a", grid=[0.0, 20.0, 39.0])
+    >>> [round(float(v)) for v in pd.grid[0]], bool(np.all(np.diff(pd.average) > 0))  # rises with a
+    ([0, 20, 39], True)
+    >>> partial_dependence(rf, xs, ["a", "b"], grid=3).average.shape  # a 2-D surface
+    (3, 3)
     """
     check("partial_dependence", kind=(kind, Options("average", "individual", "both")),
           n_rows=(n_rows, Interval(1, None, integer=True, none_ok=True)),

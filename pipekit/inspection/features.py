@@ -37,7 +37,17 @@ from pipekit.metrics import get_metric
 
 @dataclass
 class ColumnClusters:
-    """Spearman rank correlations between input columns and their average-linkage clustering."""
+    """Spearman rank correlations between input columns and their average-linkage clustering.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.inspection import cluster_columns
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(size=100)
+    >>> xs = pl.DataFrame({"a": a, "a2": 2 * a + 1, "noise": rng.normal(size=100)})
+    >>> cc = cluster_columns(xs)
+    >>> cc.columns, cc.correlation.shape, round(float(cc.correlation[0, 1]), 4)
+    (['a', 'a2', 'noise'], (3, 3), 1.0)
+    """
 
     columns: list[str]
     correlation: np.ndarray
@@ -334,6 +344,18 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
     accuracy (classifiers) or rmse.
 
     Returns a frame with columns ``dropped``, ``score``, ``change`` (positive = better without it).
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> from pipekit.inspection import drop_redundant
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(size=120)
+    >>> xs = pl.DataFrame({"a": a, "a_copy": a + 0.01 * rng.normal(size=120), "noise": rng.normal(size=120)})
+    >>> data = as_data(xs, y=3 * a)
+    >>> train, valid = data.take(np.arange(80)), data.take(np.arange(80, 120))
+    >>> report = drop_redundant(RandomForest("regression", n_estimators=5, n_jobs=1), train, valid)
+    >>> report.columns, report["dropped"].to_list()  # the close pair found by itself, each column dropped in turn
+    (['dropped', 'score', 'change'], ['(none)', 'a', 'a_copy'])
     """
     check("drop_redundant", threshold=(threshold, Interval(0, 1, closed="right")))
     sk = None if isinstance(model, Model) else _EstimatorRefits(model, train, valid, metric, "drop_redundant")
@@ -376,7 +398,16 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
 class OutOfDomain:
     """Adversarial validation result: ``auc`` of a forest telling valid rows from train rows (0.5 = the
     sets look alike; near 1 = something, often time, separates them), the columns it leaned on most
-    (``importance``), and the fitted forest."""
+    (``importance``), and the fitted forest.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.inspection import out_of_domain
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"x": rng.normal(size=150), "y": rng.normal(size=150)})
+    >>> ood = out_of_domain(xs.head(100), xs.tail(50), n_estimators=10, n_jobs=1)  # a random split: alike
+    >>> type(ood).__name__, ood.auc < 0.7, sorted(ood.importance["feature"].to_list())
+    ('OutOfDomain', True, ['x', 'y'])
+    """
 
     auc: float
     importance: pl.DataFrame
@@ -390,7 +421,17 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
                   max_rows: int | None = 50000, seed: int = 0, n_jobs: int | None = -1) -> OutOfDomain:
     """Adversarial validation: can a random forest tell whether a row comes from ``valid``? The AUC is
     computed on out-of-bag predictions (honest, no extra split); the importance names the columns that
-    differ between the sets (the book's saleElapsed / SalesID finding)."""
+    differ between the sets (the book's saleElapsed / SalesID finding).
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.inspection import out_of_domain
+    >>> rng = np.random.default_rng(0)
+    >>> train = pl.DataFrame({"day": np.arange(100.0), "x": rng.normal(size=100)})
+    >>> valid = pl.DataFrame({"day": np.arange(100.0, 150.0), "x": rng.normal(size=50)})  # later days
+    >>> ood = out_of_domain(train, valid, n_estimators=10, n_jobs=1)
+    >>> ood.auc > 0.9, ood.separating(1)
+    (True, ['day'])
+    """
     from sklearn.metrics import roc_auc_score
 
     tr, va = as_data(train), as_data(valid)
@@ -416,7 +457,13 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
 
 @dataclass
 class PrunedFeatures:
-    """Result of :func:`prune_features`: ``model`` refitted on ``kept``; scores before/after on valid."""
+    """Result of :func:`prune_features`: ``model`` refitted on ``kept``; scores before/after on valid.
+
+    >>> from pipekit.inspection import PrunedFeatures
+    >>> p = PrunedFeatures(kept=["age", "hours"], dropped=["id"], score_before=0.8512, score_after=0.8534, model=None)
+    >>> print(p)
+    kept 2 / dropped 1 columns ['id']: score 0.8512 -> 0.8534
+    """
 
     kept: list[str]
     dropped: list[str]
@@ -438,7 +485,20 @@ def prune_features(model: Model, train: Any, valid: Any, threshold: float = 0.00
     the tabular net). An ensemble is refitted as :func:`refit` does, its weights chosen again on ``valid``
     where they were chosen on a split. A fitted scikit-learn estimator is refitted as :func:`drop_redundant`
     refits one (``train``/``valid``: Tabular splits or ``(X, y)`` pairs), ranked by its ``feature_importances_``
-    unless ``importance`` is given; ``model`` is then the refitted estimator."""
+    unless ``importance`` is given; ``model`` is then the refitted estimator.
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.backends import RandomForest, as_data
+    >>> from pipekit.inspection import prune_features
+    >>> rng = np.random.default_rng(0)
+    >>> xs = pl.DataFrame({"a": rng.normal(size=120), "zero": np.zeros(120)})
+    >>> data = as_data(xs, y=3 * xs["a"].to_numpy())
+    >>> train, valid = data.take(np.arange(80)), data.take(np.arange(80, 120))
+    >>> rf = RandomForest("regression", n_estimators=5, n_jobs=1).fit(train)
+    >>> p = prune_features(rf, train, valid)
+    >>> p.kept, p.dropped, p.model.feature_names_
+    (['a'], ['zero'], ['a'])
+    """
     check("prune_features", threshold=(threshold, Interval(0, 1, closed="left")))
     sk = None if isinstance(model, Model) else _EstimatorRefits(model, train, valid, metric, "prune_features")
     if sk is None:

@@ -74,7 +74,16 @@ def _torch() -> Any:
 
 
 class Metric(Component):
-    """Base class; see the module docstring. ``name`` defaults to the snake-case class name."""
+    """Base class; see the module docstring. ``name`` defaults to the snake-case class name.
+
+    >>> import torch
+    >>> from pipekit.metrics import Accuracy
+    >>> m = Accuracy()
+    >>> m.name, m.greater_is_better, m.better(0.9, 0.8)
+    ('accuracy', True, True)
+    >>> float(m(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])))
+    0.5
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
@@ -203,7 +212,21 @@ def _is_multi_label(pred: Any, targ: Any) -> bool:
 
 class MeanMetric(Metric):
     """A mean of per-item quantities (``batch_stats`` gives their sum and count), turned into the value
-    by ``finalize`` (e.g. a square root for RMSE). Sums stay on the device."""
+    by ``finalize`` (e.g. a square root for RMSE). Sums stay on the device.
+
+    >>> import torch
+    >>> from pipekit.metrics import MeanMetric
+    >>> class MeanError(MeanMetric):
+    ...     greater_is_better = False
+    ...     def per_item(self, pred, targ):
+    ...         return pred - targ
+    >>> m = MeanError()
+    >>> m.reset()
+    >>> m.accumulate(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 0.0]))
+    >>> m.accumulate(torch.tensor([4.0]), torch.tensor([1.0]))
+    >>> m.name, m.value
+    ('mean_error', 2.0)
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
@@ -250,7 +273,17 @@ class MeanMetric(Metric):
 
 
 class ArrayMetric(Metric):
-    """Computed once on every (activated) prediction of the set: ``compute(y_true, y_pred)`` on NumPy arrays."""
+    """Computed once on every (activated) prediction of the set: ``compute(y_true, y_pred)`` on NumPy arrays.
+
+    >>> import numpy as np
+    >>> from pipekit.metrics import ArrayMetric
+    >>> class MaxError(ArrayMetric):
+    ...     greater_is_better = False
+    ...     def compute(self, y_true, y_pred):
+    ...         return np.abs(y_true - y_pred).max()
+    >>> MaxError().score(np.array([1.0, 2.0, 3.0]), np.array([1.5, 2.0, 1.0]))
+    2.0
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 

@@ -43,7 +43,15 @@ def _one_score_per_item(name: str, multi: str, loss_kind: str | None) -> str:
 
 
 class Accuracy(MeanMetric):
-    """Share of items whose arg-max prediction is the target."""
+    """Share of items whose arg-max prediction is the target.
+
+    >>> import torch
+    >>> from pipekit.metrics import Accuracy
+    >>> round(float(Accuracy()(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0]))), 4)
+    0.6667
+    >>> Accuracy().score([0, 1, 1, 0], [0, 1, 0, 0])  # scikit-learn's face: targets, then predicted labels
+    0.75
+    """
 
     task, multi_label_instead = "classification", "accuracy_multi (a sigmoid, then a threshold)"
     target_kinds = ("cross_entropy", "pixel_cross_entropy")  # a mask's pixels with axis=1
@@ -68,7 +76,14 @@ class Accuracy(MeanMetric):
 
 
 class ErrorRate(Accuracy):
-    """``1 - accuracy``."""
+    """``1 - accuracy``.
+
+    >>> import torch
+    >>> from pipekit.metrics import ErrorRate
+    >>> m = ErrorRate()
+    >>> round(float(m(torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0]))), 4), m.greater_is_better
+    (0.3333, False)
+    """
 
     greater_is_better = False
 
@@ -336,7 +351,16 @@ def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
 
 
 class RocAuc(ArrayMetric):
-    """Area under the ROC curve on class probabilities (one-vs-rest for several classes)."""
+    """Area under the ROC curve on class probabilities (one-vs-rest for several classes).
+
+    >>> import numpy as np
+    >>> from pipekit.metrics import RocAuc
+    >>> probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.4, 0.3]])
+    >>> RocAuc().score(np.array([0, 1, 2, 1]), probs)  # one-vs-rest, the mean over classes
+    1.0
+    >>> RocAuc(multi_class="ovo").scoring_name
+    'roc_auc_ovo'
+    """
 
     task, activation, multi_label_instead = "classification", "softmax", "RocAucMulti() (sigmoid probabilities)"
     target_kinds = ("cross_entropy",)
@@ -459,7 +483,15 @@ class BrierScore(ArrayMetric):
 class LogLoss(ArrayMetric):
     """Mean negative log-probability of the true class, as scikit-learn's ``log_loss`` computes it
     (probabilities clipped to ``[eps, 1 - eps]`` with the machine epsilon of their dtype). The classes are
-    the prediction's columns, so a split holding one class scores as any other."""
+    the prediction's columns, so a split holding one class scores as any other.
+
+    >>> import numpy as np
+    >>> from pipekit.metrics import LogLoss
+    >>> round(LogLoss().score(np.array([0, 1]), np.array([[0.8, 0.2], [0.4, 0.6]])), 4)  # -(log 0.8 + log 0.6) / 2
+    0.367
+    >>> LogLoss().score(np.array([0, 0]), np.array([[0.8, 0.2], [0.6, 0.4]])) > 0  # a split of one class scores too
+    True
+    """
 
     greater_is_better, task, activation = False, "classification", "softmax"
     target_kinds = ("cross_entropy",)

@@ -27,7 +27,21 @@ def as_metric(m: Any, y_first: bool = False) -> Metric:
     """A fresh metric from what a user passes: a metric (copied, so learners never share accumulators),
     a metric class, ``functools.partial`` of a metric, or a plain function (see :class:`FuncMetric`); with ``y_first``
     (whole arrays, targets first) a scikit-learn scorer too (``make_scorer(...)``, ``get_scorer(...)``, see
-    :func:`get_metric`)."""
+    :func:`get_metric`).
+
+    >>> from pipekit.metrics import Accuracy, as_metric
+    >>> as_metric(Accuracy).name, as_metric(Accuracy(axis=1)).axis
+    ('accuracy', 1)
+    >>> def mean_gap(pred, targ):
+    ...     return (pred - targ).abs().mean()
+    >>> type(as_metric(mean_gap)).__name__
+    'FuncMetric'
+    >>> try:
+    ...     as_metric("accuracy")
+    ... except Exception as e:
+    ...     print(type(e).__name__)
+    ParameterError
+    """
     if is_scorer(m):
         if not y_first:  # a Learner's metric is a function of a batch's outputs and targets, not of a fitted model
             raise ParameterError(f"metrics={m!r} is a scikit-learn scorer, which scores a fitted estimator on X and y; "

@@ -12,7 +12,16 @@ from pipekit.metrics.classification import FBETA_BETA
 
 
 class AccuracyMulti(MeanMetric):
-    """Multi-label accuracy: share of (item, label) pairs right after thresholding at ``thresh``."""
+    """Multi-label accuracy: share of (item, label) pairs right after thresholding at ``thresh``.
+
+    >>> import torch
+    >>> from pipekit.metrics import AccuracyMulti
+    >>> logits = torch.tensor([[2.0, -1.0], [-1.0, 1.0]])
+    >>> float(AccuracyMulti()(logits, torch.tensor([[1.0, 0.0], [1.0, 1.0]])))  # 3 of 4 labels right
+    0.75
+    >>> float(AccuracyMulti(thresh=0.9, sigmoid=False)(torch.tensor([[0.95, 0.5]]), torch.tensor([[1.0, 0.0]])))
+    1.0
+    """
 
     target_kinds = ("bce",)
     param_constraints = {"thresh": Interval(0, 1, closed="neither"), "sigmoid": BOOL}

@@ -17,7 +17,18 @@ from pipekit.metrics.lookup import as_metric, get_metric
 class PairedDifference:
     """``paired_difference``'s answer: ``difference`` is ``metric(a) - metric(b)`` on the rows given, ``low`` /
     ``high`` the bounds of its bootstrap interval at ``level``, ``better`` "a" or "b" when the interval lies
-    wholly on one side of 0 (in the metric's direction), else None: a tie at that level."""
+    wholly on one side of 0 (in the metric's direction), else None: a tie at that level.
+
+    >>> import numpy as np
+    >>> from pipekit.metrics import paired_difference
+    >>> y = np.array([0, 1] * 50)
+    >>> a, b = y.copy(), 1 - y
+    >>> d = paired_difference("accuracy", y, a, b, task="classification", n_resamples=200)
+    >>> d.difference, d.better, d.n_rows
+    (1.0, 'a', 100)
+    >>> print(d)
+    accuracy: 1.0000 - 0.0000 = +1.0000 (95% interval +1.0000 to +1.0000 over 100 rows: a is better)
+    """
 
     metric: str
     score_a: float

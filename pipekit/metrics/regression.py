@@ -16,7 +16,13 @@ def _diff(pred: Any, targ: Any) -> Any:
 
 
 class MAE(MeanMetric):
-    """Mean absolute error."""
+    """Mean absolute error.
+
+    >>> import torch
+    >>> from pipekit.metrics import MAE
+    >>> float(MAE()(torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 3.0, 2.0])))
+    1.0
+    """
 
     greater_is_better, task, metric_name = False, "regression", "mae"
     aliases = ("mean_absolute_error",)  # scikit-learn's function
@@ -27,7 +33,13 @@ class MAE(MeanMetric):
 
 
 class MSE(MeanMetric):
-    """Mean squared error."""
+    """Mean squared error.
+
+    >>> import numpy as np
+    >>> from pipekit.metrics import MSE
+    >>> MSE().score(np.array([1.0, 3.0, 2.0]), np.array([1.0, 2.0, 4.0]))  # (0 + 1 + 4) / 3
+    1.6666666666666667
+    """
 
     greater_is_better, task, metric_name = False, "regression", "mse"
     aliases = ("mean_squared_error",)  # scikit-learn's function
@@ -40,7 +52,15 @@ class MSE(MeanMetric):
 class RMSE(MSE):
     """Root mean squared error over the whole set. With several outputs per item (keypoints, multi-target
     regression) it is the mean of each output's RMSE, as scikit-learn's ``root_mean_squared_error`` gives;
-    one output is the square root of the pooled MSE."""
+    one output is the square root of the pooled MSE.
+
+    >>> import numpy as np
+    >>> from pipekit.metrics import RMSE
+    >>> RMSE().score(np.array([0.0, 0.0]), np.array([3.0, 4.0]))  # sqrt((9 + 16) / 2)
+    3.5355339059327378
+    >>> RMSE().score(np.array([[0.0, 0.0], [0.0, 0.0]]), np.array([[3.0, 1.0], [3.0, 1.0]]))  # two outputs: (3 + 1) / 2
+    2.0
+    """
 
     metric_name, aliases = "rmse", ("root_mean_squared_error",)
 
@@ -66,7 +86,13 @@ class RMSE(MSE):
 
 class RMSPE(RMSE):
     """Root mean squared percentage error; rows with a zero target are skipped (Kaggle's definition). Every
-    value is pooled (the competition scores one output)."""
+    value is pooled (the competition scores one output).
+
+    >>> import numpy as np
+    >>> from pipekit.metrics import RMSPE
+    >>> round(RMSPE().score(np.array([100.0, 200.0, 0.0]), np.array([110.0, 180.0, 5.0])), 4)  # the zero target is skipped
+    0.1
+    """
 
     metric_name = "rmspe"
 
@@ -94,7 +120,17 @@ class ExpRMSPE(RMSPE):
 
 
 class Perplexity(MeanMetric):
-    """exp(mean loss): the language model's metric, pooled over the whole set."""
+    """exp(mean loss): the language model's metric, pooled over the whole set.
+
+    >>> import torch
+    >>> from pipekit.metrics import Perplexity
+    >>> m = Perplexity()
+    >>> m.reset()
+    >>> m.accumulate(torch.zeros(4, 10), torch.zeros(4), loss=torch.tensor(2.0))  # a batch of 4 of mean loss 2
+    >>> m.accumulate(torch.zeros(4, 10), torch.zeros(4), loss=torch.tensor(0.0))
+    >>> round(m.value, 4)  # exp(1.0)
+    2.7183
+    """
 
     greater_is_better = False
 
@@ -109,7 +145,15 @@ class Perplexity(MeanMetric):
 
 
 class R2Score(ArrayMetric):
-    """Coefficient of determination; 0.0 on a constant target, as scikit-learn's ``r2_score`` gives."""
+    """Coefficient of determination; 0.0 on a constant target, as scikit-learn's ``r2_score`` gives.
+
+    >>> import numpy as np
+    >>> from pipekit.metrics import R2Score
+    >>> R2Score().score(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 2.0]))  # 1 - 1 / 2
+    0.5
+    >>> R2Score().name
+    'r2_score'
+    """
 
     task, metric_name, aliases = "regression", "r2_score", ("r2",)
     target_kinds = ("mse",)

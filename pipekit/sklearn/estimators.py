@@ -59,7 +59,17 @@ __all__ = ["EstimatorNotFittedError", "TabularClassifier", "TabularRegressor"]
 
 
 class EstimatorNotFittedError(NotFittedError, _SklearnNotFittedError):
-    """pipekit's :class:`~pipekit.core.NotFittedError` that scikit-learn's tools recognise as theirs."""
+    """pipekit's :class:`~pipekit.core.NotFittedError` that scikit-learn's tools recognise as theirs.
+
+    >>> from sklearn.exceptions import NotFittedError
+    >>> from pipekit.sklearn import TabularClassifier
+    >>> from pipekit.sklearn.estimators import EstimatorNotFittedError
+    >>> try:
+    ...     TabularClassifier().predict([[1.0]])
+    ... except NotFittedError as e:  # scikit-learn's own check catches it too
+    ...     print(type(e).__name__, isinstance(e, EstimatorNotFittedError))
+    EstimatorNotFittedError True
+    """
 
 
 def _names_or_none(v: Any) -> bool:
@@ -518,6 +528,14 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
     Fitted: ``classes_``, ``n_features_in_``, ``feature_names_in_`` (frames with text column names),
     ``model_`` (the pipekit backend), ``processor_`` (the fitted procs), ``cat_names_``, ``cont_names_``,
     ``date_names_``.
+
+    >>> import numpy as np, pandas as pd
+    >>> from pipekit.sklearn import TabularClassifier
+    >>> X = pd.DataFrame({"age": np.arange(60.0), "job": ["a", "b", "c"] * 20})
+    >>> y = np.where(X["age"] > 29, "yes", "no")
+    >>> clf = TabularClassifier(backend="rf").fit(X, y)
+    >>> clf.classes_.tolist(), clf.predict(X.iloc[[0, 59]]).tolist(), clf.predict_proba(X).shape
+    (['no', 'yes'], ['no', 'yes'], (60, 2))
     """
 
     task = "classification"
