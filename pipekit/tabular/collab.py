@@ -393,7 +393,16 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
 @register_arch("EmbeddingNN")
 class EmbeddingNN(_CollabInspect, TabularModel):
     """A neural collaborative filter: user and item embeddings concatenated, then an MLP with one output column,
-    ``(bs, 1)``, as the ratings' batches are."""
+    ``(bs, 1)``, as the ratings' batches are.
+
+    >>> import torch
+    >>> from pipekit.tabular import EmbeddingNN
+    >>> _ = torch.manual_seed(0)
+    >>> m = EmbeddingNN([(4, 3), (6, 5)], layers=[8], y_range=(0, 5.5))   # 3 users + #na#, 5 items + #na#
+    >>> out = m(torch.tensor([[1, 2], [3, 5]]))                            # (user, item) codes
+    >>> tuple(out.shape), bool(((out > 0) & (out < 5.5)).all()), m.n_emb
+    ((2, 1), True, 8)
+    """
 
     def __init__(self, emb_szs: Sequence[Sequence[int]], layers: Sequence[int] = (100,),
                  ps: float | Sequence[float] | None = None, embed_p: float = 0.0,
@@ -465,7 +474,17 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
 
 
 def unseen_report(dls: Any, ratings: Any) -> dict[str, int]:
-    """How many rows of ``ratings`` have a user or item never seen in training (they predict from biases)."""
+    """How many rows of ``ratings`` have a user or item never seen in training (they predict from biases).
+
+    >>> import polars as pl
+    >>> from pipekit.tabular import CollabDataLoaders, unseen_report
+    >>> ratings = pl.DataFrame({"user": [1, 1, 2, 2, 3, 3], "item": [10, 20, 10, 30, 20, 30],
+    ...                         "rating": [4.0, 3.0, 5.0, 2.0, 4.0, 1.0]})
+    >>> dls = CollabDataLoaders.from_df(ratings, valid_pct=0, bs=2, seed=0)
+    >>> new = pl.DataFrame({"user": [1, 4, 5], "item": [10, 10, 40], "rating": [3.0, 3.0, 3.0]})
+    >>> unseen_report(dls, new)
+    {'user': 2, 'item': 1}
+    """
     processor = dls.recipe.processor
     counts = next(p for p in processor.procs if isinstance(p, Categorify)).unseen(read_new(processor, ratings))
     return {c: counts[c] for c in processor.cat_names_[:2]}

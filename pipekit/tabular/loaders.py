@@ -45,7 +45,15 @@ def _values(value: Any) -> list:
 
 class TabularCatBlock(TransformBlock):
     """The categorical inputs of a tabular batch: one row of codes into ``classes`` per item, decoded to a
-    dict column -> value. An input block: no loss, no geometry, shown as columns of a table."""
+    dict column -> value. An input block: no loss, no geometry, shown as columns of a table.
+
+    >>> import torch
+    >>> from pipekit.tabular import TabularCatBlock
+    >>> block = TabularCatBlock(["workclass", "sex"], {"workclass": ["#na#", "Private", "State-gov"],
+    ...                                               "sex": ["#na#", "Female", "Male"]})
+    >>> block.decode(torch.tensor([2, 1]))
+    {'workclass': 'State-gov', 'sex': 'Female'}
+    """
 
     table_columns = True
 
@@ -59,7 +67,14 @@ class TabularCatBlock(TransformBlock):
 
 class TabularContBlock(TransformBlock):
     """The continuous inputs of a tabular batch (normalised floats), decoded to a dict column -> value in the
-    data's own units (``stats``: column -> (mean, std) the values were normalised with)."""
+    data's own units (``stats``: column -> (mean, std) the values were normalised with).
+
+    >>> import torch
+    >>> from pipekit.tabular import TabularContBlock
+    >>> block = TabularContBlock(["age", "hours"], {"age": (38.5, 13.5)})   # age was normalised, hours not
+    >>> {k: round(v, 2) for k, v in block.decode(torch.tensor([1.0, 40.0])).items()}
+    {'age': 52.0, 'hours': 40.0}
+    """
 
     table_columns = True
 
@@ -91,6 +106,18 @@ class TabularRecipe(Component):
     model written ``forward(self, x)`` takes it. New CSV files are read as the processor records the training
     file was read (its ``skipinitialspace``: ``TabularDataLoaders.from_csv`` drops the spaces after each comma in
     text values), so their values are the training values.
+
+    >>> import polars as pl
+    >>> import pipekit.datasets as D
+    >>> from pipekit.tabular import TabularDataLoaders, TabularRecipe
+    >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv", n_rows=200)
+    >>> dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["sex"], cont_names=["age"], bs=32, seed=0)
+    >>> recipe = dls.recipe
+    >>> isinstance(recipe, TabularRecipe), recipe.n_inp_, [type(b).__name__ for b in recipe.fitted_blocks]
+    (True, 2, ['TabularCatBlock', 'TabularContBlock', 'CategoryBlock'])
+    >>> ds = recipe.new_datasets(df.head(3))           # new rows encoded as the training rows were
+    >>> len(ds), [tuple(t.shape) for t in ds[0]]
+    (3, [(1,), (1,)])
     """
 
     registry_kind = "recipe"
@@ -214,7 +241,20 @@ def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuff
                         with_cont: bool = True) -> DataLoaders:
     """DataLoaders over a ``Tabular``: the tensors are built once and both subsets index into them;
     ``with_cont=False`` leaves the continuous part out of the batches. A Tabular with no validation rows
-    (``splits=None``) gets an empty validation loader: a learner trains on every row, with no validation scores."""
+    (``splits=None``) gets an empty validation loader: a learner trains on every row, with no validation scores.
+
+    >>> import polars as pl
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import RandomSplitter
+    >>> from pipekit.tabular import Tabular, tabular_dataloaders
+    >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv", n_rows=200)
+    >>> tab = Tabular(df, cat_names=["workclass", "sex"], cont_names=["age", "fnlwgt"], y_names="salary",
+    ...               splits=RandomSplitter(0.2, seed=0))
+    >>> dls = tabular_dataloaders(tab, bs=32, seed=0)
+    >>> cats, conts, y = dls.one_batch()
+    >>> tuple(cats.shape), tuple(conts.shape), tuple(y.shape), len(dls.train_ds), len(dls.valid_ds)
+    ((32, 2), (32, 2), (32,), 160, 40)
+    """
     if not tab.y_names:
         raise DataError("dataloaders: this Tabular has no target; give y_names= to train a model.")
     recipe = TabularRecipe(tab.processor, with_cont=with_cont)

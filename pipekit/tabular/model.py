@@ -65,7 +65,15 @@ def check_embedding_rows(emb_szs: Any, cat_names: Sequence[str], classes: Mappin
 def get_emb_sz(cat_names: Any, classes: Mapping[str, Sequence[Any]] | None = None,
                sz_dict: Mapping[str, int] | None = None) -> list[tuple[int, int]]:
     """(vocab size, width) per categorical column; ``sz_dict`` overrides the width of named columns. As in the
-    book, ``get_emb_sz(dls)`` (or a ``Tabular``) reads the columns and vocabularies of the data."""
+    book, ``get_emb_sz(dls)`` (or a ``Tabular``) reads the columns and vocabularies of the data.
+
+    >>> from pipekit.tabular import get_emb_sz
+    >>> classes = {"workclass": ["#na#"] + [f"w{i}" for i in range(9)], "sex": ["#na#", "F", "M"]}
+    >>> get_emb_sz(["workclass", "sex"], classes)
+    [(10, 6), (3, 3)]
+    >>> get_emb_sz(["workclass", "sex"], classes, sz_dict={"sex": 2})
+    [(10, 6), (3, 2)]
+    """
     if classes is None:  # the book's get_emb_sz(dls) / get_emb_sz(to)
         classes = getattr(cat_names, "classes", None)
         if not isinstance(classes, Mapping):
@@ -435,6 +443,15 @@ class TabularModel(nn.Module):
         body: any ``nn.Module`` taking the ``(batch, n_emb + n_cont)`` embedded inputs, in place of the hidden
             layers; a final linear layer maps its output width to ``out_sz``. It exports once its class or
             factory is registered (``pipekit.learn.register_arch``).
+
+    Example:
+        >>> import torch
+        >>> from pipekit.tabular import TabularModel
+        >>> _ = torch.manual_seed(0)
+        >>> model = TabularModel([(10, 6), (3, 3)], n_cont=2, out_sz=1, layers=[16, 8], ps=0.1, y_range=(0, 5))
+        >>> out = model(torch.tensor([[1, 2], [9, 0]]), torch.randn(2, 2))
+        >>> tuple(out.shape), model.n_emb, bool(((out > 0) & (out < 5)).all())
+        ((2, 1), 9, True)
     """
 
     @classmethod

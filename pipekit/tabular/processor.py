@@ -225,6 +225,19 @@ class TabularProcessor(Component):
     Float64, ``Normalize`` scales them in float64 to Float32 values, and without it they stay Float64; every other
     continuous input is Float32, and files written before it name none); ``classes_`` gathers the input
     vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
+
+    >>> import numpy as np, polars as pl
+    >>> from pipekit.tabular import Categorify, FillMissing, Normalize, TabularProcessor
+    >>> df = pl.DataFrame({"job": ["a", "b", "a", "b"], "age": [20.0, None, 40.0, 30.0],
+    ...                    "paid": [True, False, True, False]})
+    >>> proc = TabularProcessor([FillMissing(), Categorify(), Normalize()], cat_names="job", cont_names="age",
+    ...                         y_names="paid")
+    >>> out = proc.fit_transform(df, np.array([True, True, True, False]))   # fitted on the first three rows
+    >>> proc.cat_names_, proc.cont_names_, proc.y_kind_, proc.y_classes_, proc.classes_["job"]
+    (['job', 'age_na'], ['age'], 'category', [False, True], ['#na#', 'a', 'b'])
+    >>> new = proc.transform(pl.DataFrame({"job": ["b"], "age": [30.0]}))
+    >>> new["job"].to_list(), new["age_na"].to_list(), [round(v, 4) for v in new["age"].to_list()]
+    ([2], [1], [0.0])
     """
 
     registry_kind = "proc"
@@ -792,7 +805,19 @@ class TabularProcessor(Component):
                                                        f"once, got {str(vocab)[:60]!r}")
 
 def load_processor(path: str | os.PathLike) -> TabularProcessor:
-    """The fitted processing saved in a pipekit file (``process_to_parquet`` writes ``<out>.pipekit``)."""
+    """The fitted processing saved in a pipekit file (``process_to_parquet`` writes ``<out>.pipekit``).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import polars as pl
+    >>> from pipekit.tabular import load_processor, process_to_parquet
+    >>> df = pl.DataFrame({"job": ["a", "b", "a", "c"], "age": [20.0, 35.0, 40.0, 30.0], "paid": [1.0, 0.5, 1.5, 0.0]})
+    >>> out = Path(tempfile.mkdtemp()) / "jobs.parquet"
+    >>> _ = process_to_parquet(df.lazy(), out, cat_names=["job"], cont_names=["age"], y_names="paid")
+    >>> proc = load_processor(out.with_suffix(".pipekit"))          # written beside the Parquet file
+    >>> type(proc).__name__, proc.classes_["job"], proc.y_kind_
+    ('TabularProcessor', ['#na#', 'a', 'b', 'c'], 'regression')
+    """
     from pipekit.core.archive import load
 
     p = Path(path)

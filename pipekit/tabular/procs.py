@@ -39,7 +39,16 @@ Frame = pl.DataFrame | pl.LazyFrame
 
 @dataclass
 class ColumnNames:
-    """The roles of the columns; procs may add columns (``FillMissing`` adds ``<col>_na`` categories)."""
+    """The roles of the columns; procs may add columns (``FillMissing`` adds ``<col>_na`` categories).
+
+    Example:
+        >>> import polars as pl
+        >>> from pipekit.tabular import ColumnNames, FillMissing
+        >>> names = ColumnNames(cat_names=["job"], cont_names=["age"])
+        >>> FillMissing().setup(pl.DataFrame({"job": ["a", "b"], "age": [20.0, None]}), pl.lit(True), names)
+        >>> names                                     # FillMissing added the flag of the missing ages
+        ColumnNames(cat_names=['job', 'age_na'], cont_names=['age'])
+    """
 
     cat_names: list[str] = field(default_factory=list)
     cont_names: list[str] = field(default_factory=list)
@@ -139,7 +148,27 @@ def code_dtype(n_classes: int) -> pl.DataType:
 
 class TabularProc(Component):
     """Base class: ``setup`` learns state (attributes ending in ``_``) from the training rows,
-    ``expressions`` applies it as Polars expressions, on eager frames and lazy scans alike."""
+    ``expressions`` applies it as Polars expressions, on eager frames and lazy scans alike.
+
+    Example:
+        >>> import numpy as np, polars as pl
+        >>> from pipekit.tabular import Categorify, TabularProc, TabularProcessor
+        >>> class ClipOutliers(TabularProc):
+        ...     # clip each continuous column to the training rows' q and 1 - q quantiles
+        ...     order = 1                                              # after FillMissing, before Normalize
+        ...     def __init__(self, q: float = 0.01):
+        ...         self.q = q
+        ...     def setup(self, frame, train, names):
+        ...         rows = frame.filter(train)
+        ...         self.bounds_ = {c: (rows[c].quantile(self.q), rows[c].quantile(1 - self.q)) for c in names.cont_names}
+        ...     def expressions(self, schema=None, eager=False):
+        ...         return [pl.col(c).clip(lo, hi) for c, (lo, hi) in self.bounds_.items()]
+        >>> df = pl.DataFrame({"job": ["a", "b", "a", "b"], "hours": [38.0, 40.0, 42.0, 400.0], "y": [0, 1, 0, 1]})
+        >>> proc = TabularProcessor([Categorify(), ClipOutliers(q=0.25)], cat_names="job", cont_names="hours", y_names="y",
+        ...                         y_block="category")
+        >>> proc.fit_transform(df, np.array([True, True, True, False]))["hours"].to_list()
+        [40.0, 40.0, 42.0, 42.0]
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 

@@ -55,7 +55,21 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
 
     The file is written to a new temporary file beside ``fn`` and renamed over it
     (:func:`pipekit.core.archive.atomic_output`): a link at ``fn`` is replaced by the new file, never written through,
-    a file there before keeps its permission bits, and an error part-way leaves it as it was."""
+    a file there before keeps its permission bits, and an error part-way leaves it as it was.
+
+    >>> import polars as pl, tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.tabular import load_pickle, save_pickle
+    >>> df = pl.DataFrame({"age": [39, 50], "salary": ["<50k", ">=50k"]})
+    >>> fn = save_pickle(Path(tempfile.mkdtemp()) / "df.pkl", df)
+    >>> fn.name, load_pickle(fn).equals(df)
+    ('df.pkl', True)
+    >>> try:
+    ...     save_pickle(fn, {"n": 2})  # no pickle is written: plain values go to json
+    ... except Exception as e:
+    ...     print(type(e).__name__)
+    ParameterError
+    """
     from pipekit.core.component import Component
     from pipekit.tabular.core import Tabular
 
@@ -229,7 +243,21 @@ def _holds_lists(t: Any) -> bool:
 
 def load_pickle(fn: str | os.PathLike) -> Any:
     """Read back what :func:`save_pickle` wrote to ``fn``: the same kind of object, equal to the one saved. A real
-    pickle (fastai's ``save_pickle`` writes those) is refused, never loaded, because loading a pickle can run code."""
+    pickle (fastai's ``save_pickle`` writes those) is refused, never loaded, because loading a pickle can run code.
+
+    >>> import numpy as np, pickle, tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.tabular import load_pickle, save_pickle
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> load_pickle(save_pickle(folder / "xs.pkl", np.arange(3))).tolist()
+    [0, 1, 2]
+    >>> _ = (folder / "real.pkl").write_bytes(pickle.dumps([1, 2]))
+    >>> try:
+    ...     load_pickle(folder / "real.pkl")  # a real pickle is refused, never loaded
+    ... except Exception as e:
+    ...     print(type(e).__name__)
+    ExportError
+    """
     from pipekit.core.archive import MAX_TOTAL_BYTES, array_from_npy, read_file
 
     p = Path(fn)

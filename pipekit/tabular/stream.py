@@ -51,6 +51,21 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
     with no index held in memory); with neither, every row trains. The output has the processed inputs,
     the encoded targets and a boolean ``is_valid`` column. The fitted processing is written with
     ``pipekit.save`` to ``<out>.pipekit`` (or ``processor_path``) and returned.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import polars as pl
+    >>> from pipekit.tabular import process_to_parquet
+    >>> df = pl.DataFrame({"job": ["a", "b", "a", "b", "a"], "age": [20.0, None, 40.0, 30.0, 50.0],
+    ...                    "year": [2020, 2020, 2021, 2021, 2022], "paid": ["no", "yes", "no", "yes", "yes"]})
+    >>> out = Path(tempfile.mkdtemp()) / "jobs.parquet"
+    >>> proc = process_to_parquet(df.lazy(), out, cat_names=["job"], cont_names=["age"], y_names="paid",
+    ...                           valid=pl.col("year") >= 2022)              # the last year validates
+    >>> table = pl.read_parquet(out)
+    >>> table.columns, table["is_valid"].to_list(), table["job"].to_list()
+    (['job', 'age_na', 'age', 'paid', 'is_valid'], [False, False, False, False, True], [1, 2, 1, 2, 1])
+    >>> proc.cat_names_, out.with_suffix(".pipekit").exists()
+    (['job', 'age_na'], True)
     """
     out = Path(out_path)
     check("process_to_parquet", out_path=(out, Is(lambda p: p.suffix.lower() in (".parquet", ".pq"),

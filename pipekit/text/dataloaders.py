@@ -76,6 +76,21 @@ class TextDataLoaders:
     ``is_lm=True`` makes language-model loaders (no labels; batches of ``seq_len`` tokens); ``text_vocab``
     reuses a vocabulary (the language model's, ``dls_lm.vocab``) for the classifier; ``vocab`` fixes the
     classes.
+
+    >>> import polars as pl
+    >>> import pipekit.datasets as D
+    >>> from pipekit.text import TextDataLoaders
+    >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv")[::25]
+    >>> dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_col="is_valid", bs=8, seed=0,
+    ...                               cache_dir=False)
+    >>> dls.vocab[0][:4], dls.vocab[1]
+    (['xxunk', 'xxpad', 'xxbos', 'xxeos'], ['negative', 'positive'])
+    >>> x, y = dls.one_batch()
+    >>> x.shape[0], tuple(y.shape)
+    (8, (8,))
+    >>> dls_lm = TextDataLoaders.from_df(df, text_col="text", is_lm=True, bs=4, seq_len=16, seed=0, cache_dir=False)
+    >>> [tuple(t.shape) for t in dls_lm.one_batch()]
+    [(4, 16), (4, 16)]
     """
 
     @staticmethod

@@ -404,6 +404,18 @@ class HFTokenizer(Tokenizer):
     ``tokenizer``: a ``tokenizers.Tokenizer``, the path of its ``tokenizer.json``, or that file's text.
     ``add_bos`` / ``add_eos`` put ``xxbos`` / ``xxeos`` around each text (the tokenizer's own special
     tokens are not added: pipekit's models use their own).
+
+    >>> from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    >>> from pipekit.text import HFTokenizer
+    >>> tk = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    >>> tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    >>> tk.train_from_iterator(["a good film", "a bad film", "good fun"],
+    ...                        trainers.WordLevelTrainer(special_tokens=["[UNK]"], show_progress=False))
+    >>> tok = HFTokenizer(tk, add_eos=True)
+    >>> tok.tokenize("a good play")                  # 'play' was never seen: the tokenizer's own [UNK]
+    ['xxbos', 'a', 'good', '[UNK]', 'xxeos']
+    >>> tok.decode_text(["xxbos", "good", "fun", "xxeos"])
+    'good fun'
     """
 
     param_constraints = {"tokenizer": Is(_is_source, "a tokenizers.Tokenizer, the path of a tokenizer.json or its "

@@ -47,7 +47,29 @@ register(awd_lstm_clas_split, name="pipekit.text.awd_lstm_clas_split", kind="lay
 class ModelResetter(Callback):
     """Clear the recurrent state before training, before validation and after fitting: the model's own
     ``reset()`` when it has one (a stateful RNN written by hand, ``SequentialRNN``), else that of every
-    ``AWD_LSTM`` inside it."""
+    ``AWD_LSTM`` inside it.
+
+    >>> import numpy as np
+    >>> from torch import nn
+    >>> from pipekit.data import DataLoaders, TensorStore
+    >>> from pipekit.learn import CrossEntropyLossFlat, Learner
+    >>> from pipekit.text import ModelResetter
+    >>> class StatefulNet(nn.Module):                    # a hand-written RNN keeps its state between batches
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.lin, self.resets = nn.Linear(4, 2), 0
+    ...     def reset(self):
+    ...         self.resets += 1
+    ...     def forward(self, x):
+    ...         return self.lin(x)
+    >>> x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32"); y = (x[:, 0] > 0).astype("int64")
+    >>> dls = DataLoaders.from_stores([TensorStore(x), TensorStore(y)], [TensorStore(x), TensorStore(y)], bs=16,
+    ...                               device="cpu")
+    >>> learn = Learner(dls, StatefulNet(), loss_func=CrossEntropyLossFlat(), cbs=ModelResetter())
+    >>> _ = learn.validate()
+    >>> learn.model.resets                               # before validating, and after it (as after a fit)
+    2
+    """
 
     unique = True  # one per learner: another replaces it
 
@@ -69,7 +91,36 @@ class ModelResetter(Callback):
 
 class RNNRegularizer(Callback):
     """AR (``alpha``: size of the dropped-out last-layer activations) and TAR (``beta``: change between
-    consecutive time steps of the raw activations), added to the training loss."""
+    consecutive time steps of the raw activations), added to the training loss.
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from torch import nn
+    >>> from pipekit.data import DataLoaders, TensorStore
+    >>> from pipekit.learn import CrossEntropyLossFlat, Learner
+    >>> from pipekit.text import RNNRegularizer
+    >>> class TinyRNN(nn.Module):                      # returns (logits, raw activations, dropped-out activations)
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.rnn, self.head = nn.GRU(4, 8, batch_first=True), nn.Linear(8, 2)
+    ...     def forward(self, x):
+    ...         out, _ = self.rnn(x)
+    ...         return self.head(out[:, -1]), out, out
+    >>> x = np.random.default_rng(0).normal(size=(32, 5, 4)).astype("float32"); y = (x[:, -1, 0] > 0).astype("int64")
+    >>> dls = DataLoaders.from_stores([TensorStore(x), TensorStore(y)], [TensorStore(x), TensorStore(y)], bs=16,
+    ...                               device="cpu")
+    >>> _ = torch.manual_seed(0)
+    >>> reg = RNNRegularizer(alpha=2.0, beta=1.0)
+    >>> learn = Learner(dls, TinyRNN(), loss_func=CrossEntropyLossFlat(), cbs=reg)
+    >>> loss = learn.validate()[0]                    # the loss is given the logits alone
+    >>> tuple(reg.out.shape)                          # the activations the AR and TAR terms are computed from
+    (16, 5, 8)
+    >>> try:
+    ...     RNNRegularizer(alpha=-1.0)
+    ... except ValueError as e:
+    ...     print(type(e).__name__)
+    ParameterError
+    """
 
     unique = True  # one per learner: another replaces it
 
@@ -302,7 +353,22 @@ def match_embeddings(old_w: torch.Tensor, old_vocab: list[str], new_vocab: list[
 
 @register(kind="learner")
 class LMLearner(TextLearner):
-    """A language-model Learner; ``predict`` generates text."""
+    """A language-model Learner; ``predict`` generates text.
+
+    >>> import polars as pl
+    >>> import torch
+    >>> import pipekit.datasets as D
+    >>> from pipekit.text import AWD_LSTM, LMLearner, TextDataLoaders, language_model_learner
+    >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(20)
+    >>> dls = TextDataLoaders.from_df(df, text_col="text", is_lm=True, bs=4, seq_len=16, seed=0, cache_dir=False)
+    >>> _ = torch.manual_seed(0)
+    >>> learn = language_model_learner(dls, AWD_LSTM, pretrained=False, config=dict(emb_sz=16, n_hid=16, n_layers=1))
+    >>> isinstance(learn, LMLearner)
+    True
+    >>> text = learn.predict("this movie", n_words=4, seed=0)      # untrained: four sampled tokens
+    >>> text.lower().startswith("this movie"), len(text.split()) >= 4
+    (True, True)
+    """
 
     @classmethod
     def data_problem(cls, dls: Any) -> str | None:

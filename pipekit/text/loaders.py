@@ -33,6 +33,20 @@ class SortedDataLoader(DataLoader):
     Training: the shuffled items are cut into chunks of ``bs * chunk_mult``, sorted by length inside each
     chunk, batched, and the batches shuffled (the one holding the longest text first, so running out of
     memory shows at once). Validation: sorted by length, longest first. Same seed -> same batches.
+
+    >>> import polars as pl
+    >>> import pipekit.datasets as D
+    >>> from pipekit.text import SortedDataLoader, TextDataLoaders
+    >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv")[::25]
+    >>> dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", bs=8, seed=0, cache_dir=False)
+    >>> dl = dls.train
+    >>> isinstance(dl, SortedDataLoader)
+    True
+    >>> lens, plan = dl.lengths, dl.batch_plan(0)
+    >>> int(lens[plan[0]].max()) == int(lens.max())          # the batch holding the longest text comes first
+    True
+    >>> round(dl.padding_fraction(), 2)                       # the share of padding tokens the sorting leaves
+    0.25
     """
 
     def __init__(self, dataset: Any, bs: int = 64, chunk_mult: int = 50, **kwargs: Any):

@@ -84,6 +84,14 @@ class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
     ``bidir`` is fastai's argument, so fastai's configs (``AWD_LSTM(vocab_sz, **config)``) build one: it must be
     False. Keeps its hidden state between calls (language models read a stream batch after batch);
     ``reset()`` clears it. Returns the last layer's output ``(bs, seq_len, emb_sz)``.
+
+    >>> import torch
+    >>> from pipekit.text import AWD_LSTM
+    >>> _ = torch.manual_seed(0)
+    >>> enc = AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2)
+    >>> tuple(enc(torch.randint(0, 100, (4, 10))).shape)
+    (4, 10, 16)
+    >>> enc.reset()  # a new stream of text: clear the hidden state
     """
 
     #: the token of each embedding row, on an encoder loaded from its file (``pipekit.load``)
@@ -156,7 +164,16 @@ class AWD_LSTM(nn.Module):  # noqa: N801 - the architecture's published name
 class LinearDecoder(nn.Module):
     """Last LSTM output -> vocabulary logits, with output dropout and (optionally) the embedding's weights.
 
-    Returns ``(logits, raw_output, dropped_output)``: the regularizer callback needs the last two."""
+    Returns ``(logits, raw_output, dropped_output)``: the regularizer callback needs the last two.
+
+    >>> import torch
+    >>> from pipekit.text import AWD_LSTM, LinearDecoder
+    >>> enc = AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2)
+    >>> dec = LinearDecoder(100, 16, tie_encoder=enc.encoder)
+    >>> logits, raw, out = dec(torch.randn(4, 10, 16))
+    >>> tuple(logits.shape), dec.decoder.weight is enc.encoder.weight
+    ((4, 10, 100), True)
+    """
 
     def __init__(self, n_out: int, n_hid: int, output_p: float = 0.1, tie_encoder: nn.Embedding | None = None):
         super().__init__()
@@ -174,7 +191,16 @@ class LinearDecoder(nn.Module):
 
 class SequentialRNN(nn.Sequential):
     """A Sequential whose ``reset()`` clears the hidden state of its recurrent parts: every module inside it
-    with a ``reset()`` (an AWD-LSTM, a stateful module written by hand)."""
+    with a ``reset()`` (an AWD-LSTM, a stateful module written by hand).
+
+    >>> import torch
+    >>> from pipekit.text import AWD_LSTM, LinearDecoder, SequentialRNN
+    >>> enc = AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2)
+    >>> lm = SequentialRNN(enc, LinearDecoder(100, 16))
+    >>> tuple(lm(torch.randint(0, 100, (2, 5)))[0].shape)
+    (2, 5, 100)
+    >>> lm.reset()  # resets the AWD_LSTM inside it
+    """
 
     def reset(self) -> None:
         for m in self.modules():
@@ -194,7 +220,16 @@ class SentenceEncoder(nn.Module):
     """Runs the encoder over a padded (pad first) batch in windows of ``seq_len``, keeping the outputs of
     the last ``max_len`` tokens. Each row is fed from its first real token on, at the start of a window, and
     no padding reaches the encoder before a real token, so a text gets the same outputs alone or in any batch;
-    the outputs come back in the batch's pad-first layout, zeros where it pads."""
+    the outputs come back in the batch's pad-first layout, zeros where it pads.
+
+    >>> import torch
+    >>> from pipekit.text import AWD_LSTM, SentenceEncoder
+    >>> enc = SentenceEncoder(AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2), seq_len=4)
+    >>> batch = torch.tensor([[1, 1, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14]])  # pad (1) first
+    >>> out, mask = enc(batch)
+    >>> tuple(out.shape), mask.tolist()[0]  # the mask marks the padding
+    ((2, 6, 16), [True, True, False, False, False, False])
+    """
 
     def __init__(self, module: AWD_LSTM, seq_len: int = 72, pad_idx: int = 1, max_len: int | None = 72 * 20):
         super().__init__()
@@ -255,7 +290,15 @@ def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 
 
 class PoolingLinearClassifier(nn.Module):
-    """Concat pooling, then BatchNorm/Dropout/Linear blocks: ``layers`` sizes, ``ps`` dropouts."""
+    """Concat pooling, then BatchNorm/Dropout/Linear blocks: ``layers`` sizes, ``ps`` dropouts.
+
+    >>> import torch
+    >>> from pipekit.text import PoolingLinearClassifier
+    >>> head = PoolingLinearClassifier([3 * 16, 8, 2], ps=[0.1, 0.1]).eval()
+    >>> out, mask = torch.randn(5, 7, 16), torch.zeros(5, 7, dtype=torch.bool)  # encoder outputs, no padding
+    >>> tuple(head((out, mask)).shape)
+    (5, 2)
+    """
 
     def __init__(self, layers: list[int], ps: list[float]):
         super().__init__()

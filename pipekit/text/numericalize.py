@@ -24,7 +24,19 @@ _SETUP_CALL = "num.setup(toks) (or num.setup(toks, train_idx): the vocabulary of
 
 
 def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TOKENS) -> list[str]:
-    """Validate a user-given vocabulary: strings, no duplicates, every special token present."""
+    """Validate a user-given vocabulary: strings, no duplicates, every special token present.
+
+    >>> from pipekit.text.numericalize import check_vocab
+    >>> from pipekit.text import SPECIAL_TOKENS
+    >>> vocab = check_vocab(list(SPECIAL_TOKENS) + ["the", "movie"])
+    >>> vocab[-2:], len(vocab) == len(SPECIAL_TOKENS) + 2
+    (['the', 'movie'], True)
+    >>> try:
+    ...     check_vocab(["the", "movie"])
+    ... except Exception as e:
+    ...     print(type(e).__name__, str(e)[:40])
+    ParameterError vocab is missing the special tokens ['xx...
+    """
     vocab = list(vocab)
     bad = [i for i, t in enumerate(vocab) if not isinstance(t, str)]
     if bad:
