@@ -496,7 +496,19 @@ def check_albumentations_data(spec: Any) -> None:
 def albumentations_to_data(t: Any) -> dict[str, Any]:
     """An albumentations transform as plain data (albumentations' own ``to_dict`` description), refusing
     what a file could not rebuild or would be refused at load (:func:`check_albumentations_data`):
-    transforms outside :data:`FILE_TRANSFORMS`, functions as parameters, image sizes over the limit."""
+    transforms outside :data:`FILE_TRANSFORMS`, functions as parameters, image sizes over the limit.
+
+    >>> import albumentations as A
+    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.vision.albu import albumentations_to_data
+    >>> albumentations_to_data(A.HorizontalFlip(p=0.5))
+    {'__class_fullname__': 'HorizontalFlip', 'p': 0.5}
+    >>> try:
+    ...     albumentations_to_data(A.Resize(20000, 20000))
+    ... except ExportError as e:
+    ...     print(e)
+    albumentations.Resize: height=20000 is not accepted; expected an integer in [1, 8192] ...
+    """
     A = _albumentations()
     _register_listed()
     try:
@@ -524,7 +536,21 @@ def albumentations_to_data(t: Any) -> dict[str, Any]:
 def albumentations_from_data(spec: Any) -> Any:
     """Rebuild :func:`albumentations_to_data`'s description, checked first (:func:`check_albumentations_data`):
     only the classes of :data:`FILE_TRANSFORMS`, each with the parameters its table lists, of the types and
-    ranges it gives."""
+    ranges it gives.
+
+    >>> import albumentations as A
+    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.vision.albu import albumentations_from_data, albumentations_to_data
+    >>> spec = albumentations_to_data(A.Compose([A.HorizontalFlip(p=0.5), A.RandomBrightnessContrast(p=0.3)]))
+    >>> t = albumentations_from_data(spec)
+    >>> type(t).__name__, [type(x).__name__ for x in t.transforms], t.transforms[0].p
+    ('Compose', ['HorizontalFlip', 'RandomBrightnessContrast'], 0.5)
+    >>> try:  # a stored parameter out of its range is refused before anything is built
+    ...     albumentations_from_data({"__class_fullname__": "HorizontalFlip", "p": 7})
+    ... except ExportError as e:
+    ...     print(e)
+    albumentations.HorizontalFlip: p=7 is not accepted; expected a number in [0, 1]
+    """
     check_albumentations_data(spec)
     return _build_checked(spec)
 
@@ -550,6 +576,19 @@ class Albumentations(BatchTransform):
     transforms only). The pipeline's own ``bbox_params``/``keypoint_params`` are replaced: pipekit passes
     keypoints (kept when they leave the image) and boxes (clipped; a box left with no area becomes
     padding) in the formats it converts them to.
+
+    >>> import albumentations as A
+    >>> import torch
+    >>> from pipekit.data.transform import BatchContext
+    >>> from pipekit.vision.albu import Albumentations
+    >>> aug = Albumentations(A.HorizontalFlip(p=1.0))
+    >>> x = torch.arange(6, dtype=torch.uint8).view(1, 1, 6, 1).repeat(2, 1, 1, 3)  # 2 images, 1 x 6 px, RGB
+    >>> train = BatchContext(("image", None), 1, True, torch.device("cpu"), key=(0, 0, 0))
+    >>> valid = BatchContext(("image", None), 1, False, torch.device("cpu"), key=(0, 0, 0))
+    >>> aug.encode((x, torch.zeros(2)), train)[0][0, 0, :, 0].tolist()  # a training batch: flipped
+    [5, 4, 3, 2, 1, 0]
+    >>> aug.encode((x, torch.zeros(2)), valid)[0][0, 0, :, 0].tolist()  # a validation batch passes unchanged
+    [0, 1, 2, 3, 4, 5]
     """
 
     order: ClassVar[int] = 10

@@ -129,6 +129,16 @@ class AugmentPlan:
     ``saturation`` (B,) factor towards the grey image in logit space after those (1 = unchanged; see
     :class:`~pipekit.vision.Saturation`), ``hue`` (B,) turn of the hue of the lit image (0 = unchanged; see
     :class:`~pipekit.vision.Hue`); None gives unchanged. ``identity`` is True when nothing needs resampling.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.augment import AugmentPlan
+    >>> flip = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])  # x -> -x: a horizontal flip
+    >>> plan = AugmentPlan(flip, (2, 4), (2, 4), brightness=np.zeros(1), contrast=np.ones(1))
+    >>> plan.identity, plan.geometry_identity, plan.has_lighting
+    (False, False, False)
+    >>> brighter = AugmentPlan(np.eye(3)[None], (2, 4), (2, 4), np.array([1.0]), contrast=np.ones(1))
+    >>> brighter.geometry_identity, brighter.luts()[0, [64, 128, 255]].tolist()  # uint8 levels after lighting
+    (True, [122, 187, 255])
     """
 
     matrices: np.ndarray
@@ -406,6 +416,18 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     Lighting is never applied to masks (3-D input). With ``rows``, ``images`` is a whole store (N, ...)
     and image ``i`` of the batch is ``images[rows[i]]``: read in place (e.g. from the memory-mapped
     cache), with no gathered copy of the batch.
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from pipekit.vision.augment import AugmentPlan, warp_cv2
+    >>> mirror = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])
+    >>> flip = AugmentPlan(mirror, (2, 4), (2, 4), np.zeros(1), np.ones(1))
+    >>> images = torch.tensor([0, 10, 20, 30], dtype=torch.uint8).view(1, 1, 4, 1).repeat(1, 2, 1, 3)  # BHWC
+    >>> out = warp_cv2(images, flip)
+    >>> tuple(out.shape), out.dtype, out[0, 0, :, 0].tolist()
+    ((1, 2, 4, 3), torch.uint8, [30, 20, 10, 0])
+    >>> warp_cv2(images[..., 0], flip, mode="nearest")[0].tolist()  # a mask (B, H, W)
+    [[30, 20, 10, 0], [30, 20, 10, 0]]
     """
     arr, b = _source(images, rows, "warp_cv2")
     squeeze = arr.ndim == 3
@@ -512,6 +534,19 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
 
     Images: uint8 (B, H, W, C) or float (B, C, H, W) in 0..1 -> float (B, C, h, w) in 0..1.
     Masks: integer (B, H, W) -> same dtype (B, h, w), resampled with nearest neighbours.
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from pipekit.vision.augment import AugmentPlan, warp_torch
+    >>> mirror = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])
+    >>> flip = AugmentPlan(mirror, (2, 4), (2, 4), np.zeros(1), np.ones(1))
+    >>> images = torch.tensor([0, 51, 102, 255], dtype=torch.uint8).view(1, 1, 4, 1).repeat(1, 2, 1, 3)
+    >>> out = warp_torch(images, flip)  # uint8 (B, H, W, C) in, float (B, C, H, W) in 0..1 out
+    >>> tuple(out.shape), out.dtype, [round(v, 2) for v in out[0, 0, 0].tolist()]
+    ((1, 3, 2, 4), torch.float32, [1.0, 0.4, 0.2, 0.0])
+    >>> mask_plan = AugmentPlan(mirror, (1, 4), (1, 4), np.zeros(1), np.ones(1))
+    >>> warp_torch(torch.tensor([[[0, 1, 2, 3]]]), mask_plan)  # a mask (B, H, W): nearest neighbours
+    tensor([[[3, 2, 1, 0]]])
     """
     is_mask = images.ndim == 3
     if is_mask:
@@ -542,7 +577,16 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
 
 
 def map_points(points: torch.Tensor, plan: AugmentPlan) -> torch.Tensor:
-    """Move keypoints (B, N, 2) given as normalised (x, y) in -1..1 of the input to the output frame."""
+    """Move keypoints (B, N, 2) given as normalised (x, y) in -1..1 of the input to the output frame.
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from pipekit.vision.augment import AugmentPlan, map_points
+    >>> zoom = np.array([[[0.5, 0, 0], [0, 0.5, 0], [0, 0, 1]]])  # the output shows the centre half
+    >>> plan = AugmentPlan(zoom, (8, 8), (8, 8), np.zeros(1), np.ones(1))
+    >>> map_points(torch.tensor([[[0.5, -0.25], [0.0, 0.0]]]), plan).tolist()
+    [[[1.0, -0.5], [0.0, 0.0]]]
+    """
     inv = torch.as_tensor(np.linalg.inv(plan.matrices), dtype=torch.float64, device=points.device)
     p = points.to(torch.float64)
     homo = torch.cat([p, torch.ones_like(p[..., :1])], -1) @ inv.transpose(1, 2)

@@ -66,6 +66,21 @@ class TensorBBox(_Coords):
 class BBoxBlock(CoordBlock):
     """Boxes per item: a list of [x0, y0, x1, y1] in pixels of the source image (see :class:`CoordBlock`);
     a value with its own size is ``{"boxes": [[x0, y0, x1, y1], ...], "size": [h, w]}``.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import DataBlock, RandomSplitter
+    >>> from pipekit.vision import ImageBlock, Resize
+    >>> from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, get_annotations
+    >>> path = D.path("coco_tiny")
+    >>> images, lbl_bbox = get_annotations(path / "train.json")  # per image: (boxes in pixels, labels)
+    >>> ann = dict(zip(images, lbl_bbox))
+    >>> dblock = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), n_inp=1, item_tfms=Resize(64),
+    ...                    get_y=[lambda o: ann[o.name][0], lambda o: ann[o.name][1]],
+    ...                    splitter=RandomSplitter(seed=0))
+    >>> dls = dblock.dataloaders([path / "train" / f for f in images[:8]], bs=4, seed=0)
+    >>> x, boxes, labels = dls.one_batch()
+    >>> tuple(boxes.shape), [round(v, 2) for v in boxes[0, 0].tolist()], boxes[0, 1].isnan().all().item()
+    ((4, 20, 4), [0.66, -0.68, 0.76, -0.59], True)
     """
 
     geometry, draws_on_input = "bbox", True
@@ -242,7 +257,23 @@ def _codes_of(labels: Any, boxes: torch.Tensor) -> bool:
 class BBoxLblBlock(TransformBlock):
     """The label of each box of a ``BBoxBlock`` (same order), padded with ``#na#``; drawn with its boxes,
     never written in a title. It brings :class:`DropEmptyBoxes`: a box that is padding in a batch (cropped
-    away, or moved out of the picture by augmentation) has the padding label."""
+    away, or moved out of the picture by augmentation) has the padding label.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import DataBlock, RandomSplitter
+    >>> from pipekit.vision import ImageBlock, Resize
+    >>> from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, get_annotations
+    >>> path = D.path("coco_tiny")
+    >>> images, lbl_bbox = get_annotations(path / "train.json")  # per image: (boxes in pixels, labels)
+    >>> ann = dict(zip(images, lbl_bbox))
+    >>> dblock = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), n_inp=1, item_tfms=Resize(64),
+    ...                    get_y=[lambda o: ann[o.name][0], lambda o: ann[o.name][1]],
+    ...                    splitter=RandomSplitter(seed=0))
+    >>> dls = dblock.dataloaders([path / "train" / f for f in images[:8]], bs=4, seed=0)
+    >>> x, boxes, labels = dls.one_batch()
+    >>> dls.vocab, labels[1, :3].tolist(), [dls.vocab[i] for i in labels[1, :2]]  # 0: '#na#', padding
+    (['#na#', 'book', 'chair', 'couch', 'remote', 'tv', 'vase'], [5, 2, 0], ['tv', 'chair'])
+    """
 
     draws_on_input = True
     #: the geometry whose items it labels, one label per box: a DataBlock checks the counts agree item by item

@@ -56,14 +56,35 @@ TURN_OFF = "ImageBlock(cache_dir=False) (or cache_dir=False to build_image_store
 
 
 def default_cache_dir() -> Path:
-    """$PIPEKIT_CACHE or ~/.cache/pipekit."""
+    """$PIPEKIT_CACHE or ~/.cache/pipekit.
+
+    >>> import os
+    >>> from pathlib import Path
+    >>> from pipekit.vision.cache import default_cache_dir
+    >>> default_cache_dir() == Path(os.path.expanduser(os.environ.get("PIPEKIT_CACHE") or "~/.cache/pipekit"))
+    True
+    >>> default_cache_dir().is_absolute()
+    True
+    """
     return pipekit_cache_dir()
 
 
 def clear_image_cache(cache_dir: str | os.PathLike | None = None) -> int:
     """Delete every cached presized image under ``cache_dir`` (default: the standard cache, ``$PIPEKIT_CACHE``);
     returns the bytes freed. Only what pipekit wrote there is deleted (see
-    :func:`~pipekit.data.cache.remove_cache_folder`)."""
+    :func:`~pipekit.data.cache.remove_cache_folder`).
+
+    >>> import tempfile
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import get_image_files
+    >>> from pipekit.vision import Resize
+    >>> from pipekit.vision.cache import build_image_store, clear_image_cache
+    >>> cache = tempfile.mkdtemp()
+    >>> files = sorted(get_image_files(D.path("mnist_tiny") / "train"))[:4]
+    >>> store = build_image_store(files, Resize(16), mode="L", cache_dir=cache)
+    >>> clear_image_cache(cache) > 0, clear_image_cache(cache)  # the bytes freed; then nothing is left
+    (True, 0)
+    """
     return remove_cache_folder(cache_folder(cache_dir, "images"))
 
 
@@ -268,6 +289,14 @@ class ImageStore(Store):
     decoded source before the item transform (recorded for masks, whose values a resize or crop may drop; None when
     not recorded); ``n_decoded_`` and ``n_reused_`` from the build (how many files were decoded vs. found in the
     cache); ``path_`` the pack file or None.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.cache import ImageStore
+    >>> store = ImageStore(np.zeros((3, 4, 6, 3), np.uint8), orig_sizes=[[8, 12]] * 3)  # 3 RGB images
+    >>> store, len(store), store.source_size(1)
+    (ImageStore(n=3, size=(4, 6), channels=3), 3, (8, 12))
+    >>> tuple(store.gather(np.array([2, 0])).shape)  # a batch of images 2 and 0
+    (2, 4, 6, 3)
     """
 
     def __init__(self, pixels: np.ndarray, orig_sizes: np.ndarray, squeeze: bool = False,
@@ -354,6 +383,19 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
     images already share one size. ``cache_dir``: None for the default cache, a folder, or False for
     memory only; a ``tfm`` of a class of the user's (a subclass of ``Resize``) is always presized in memory, as the
     cache cannot key its code. A pack whose bytes or meta fail their checks is rebuilt with a CacheRebuildWarning.
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import get_image_files
+    >>> from pipekit.vision import Resize
+    >>> from pipekit.vision.cache import build_image_store
+    >>> files, cache = sorted(get_image_files(D.path("mnist_tiny") / "train"))[:4], tempfile.mkdtemp()
+    >>> store = build_image_store(files, Resize(16), mode="L", cache_dir=cache)
+    >>> tuple(store.gather(np.array([0, 3])).shape), store.orig_sizes[0].tolist(), store.n_decoded_
+    ((2, 16, 16, 1), [28, 28], 4)
+    >>> build_image_store(files, Resize(16), mode="L", cache_dir=cache).n_reused_  # a later run: all reused
+    4
     """
     paths: list[str | MemoryImage] = [p if isinstance(p, MemoryImage) else os.fspath(p) for p in items]  # type: ignore[misc]
     if not paths:

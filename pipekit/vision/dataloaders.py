@@ -71,6 +71,13 @@ class ImageDataLoaders:
     Common parameters: ``valid_pct`` and ``seed`` (a random split; the seed also fixes the batches),
     ``item_tfms`` / ``batch_tfms`` (one transform or a list), ``img_cls`` ("RGB" or "L" for grey), and
     ``bs``, ``val_bs``, ``shuffle``, ``device``, ``num_workers`` for ``DataBlock.dataloaders``.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=16, seed=0)
+    >>> x, y = dls.one_batch()
+    >>> dls.vocab, tuple(x.shape), y[:4].tolist()  # labels as indices into the vocab; seed=0 fixes the batch
+    (['3', '7'], (16, 1, 28, 28), [1, 0, 0, 0])
     """
 
     @staticmethod
@@ -259,7 +266,21 @@ class ImageDataLoaders:
 
 
 class SegmentationDataLoaders:
-    """The book's segmentation data in one call (returns pipekit ``DataLoaders``)."""
+    """The book's segmentation data in one call (returns pipekit ``DataLoaders``).
+
+    >>> import numpy as np
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import get_image_files
+    >>> from pipekit.vision import Resize, SegmentationDataLoaders
+    >>> path = D.path("camvid_tiny")
+    >>> codes = np.loadtxt(path / "codes.txt", dtype=str)  # the name of each mask value
+    >>> dls = SegmentationDataLoaders.from_label_func(
+    ...     path, get_image_files(path / "images")[:8], lambda o: path / "labels" / f"{o.stem}_P{o.suffix}",
+    ...     codes=codes, item_tfms=Resize(32), bs=4, seed=0)
+    >>> x, y = dls.one_batch()
+    >>> len(dls.vocab), dls.vocab[:2], tuple(x.shape), tuple(y.shape), y.dtype
+    (32, ['Animal', 'Archway'], (4, 3, 32, 32), (4, 32, 32), torch.int64)
+    """
 
     @staticmethod
     def from_label_func(path: str | os.PathLike, fnames: Sequence[str | os.PathLike], label_func: Callable[[Path], Any],

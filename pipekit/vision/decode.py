@@ -47,7 +47,15 @@ MODES = ("RGB", "L", "mask")
 
 
 class ImageDecodeError(ValueError):
-    """Raised when an image file cannot be read or decoded; the message names the file."""
+    """Raised when an image file cannot be read or decoded; the message names the file.
+
+    >>> from pipekit.vision.decode import ImageDecodeError, decode_bytes
+    >>> try:
+    ...     decode_bytes(b"", name="photo.jpg")
+    ... except ImageDecodeError as e:
+    ...     print(type(e).__name__, str(e))
+    ImageDecodeError photo.jpg: the file is empty (0 bytes); remove it or re-download it
+    """
 
 
 class ImageTooLargeError(ImageDecodeError, DataError):
@@ -96,6 +104,16 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     and PIL can (a 32-bit float or integer TIFF, PIL's modes F and I, from microscopy or remote sensing) is
     decoded by PIL, within the same pixel bound, and brought to uint8 as :func:`image_from_value` brings that
     PIL image (see :func:`_pil_decode`).
+
+    >>> import io
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from pipekit.vision.decode import decode_bytes
+    >>> buf = io.BytesIO()
+    >>> Image.fromarray(np.array([[[255, 0, 0], [10, 200, 30]]], np.uint8)).save(buf, "PNG")
+    >>> rgb = decode_bytes(buf.getvalue())
+    >>> rgb.shape, rgb.dtype, rgb[0, 0].tolist(), decode_bytes(buf.getvalue(), mode="L")[..., 0].tolist()
+    ((1, 2, 3), dtype('uint8'), [255, 0, 0], [[76, 124]])
     """
     _check_mode(mode)
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
@@ -575,7 +593,18 @@ def resize_image(file: str | os.PathLike, dest: str | os.PathLike, src: str | os
     channels, is copied as it is (or left alone when ``dest`` is where it is). ``ext`` changes the suffix,
     ``img_format`` and ``kwargs`` go to PIL's ``save`` (e.g. ``quality=90``), ``resample`` is PIL's filter
     (default bilinear). ``resume``: a file already at ``dest`` is kept. Returns False (writing nothing) for a file
-    that cannot be decoded, which :func:`resize_images` reports."""
+    that cannot be decoded, which :func:`resize_images` reports.
+
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> import pipekit.datasets as D
+    >>> from pipekit.vision.decode import resize_image
+    >>> src, out = D.path("dogscats") / "valid" / "cats", tempfile.mkdtemp()
+    >>> resize_image("cat.1500.jpg", dest=out, src=src, max_size=64)
+    True
+    >>> max(Image.open(f"{out}/cat.1500.jpg").size)
+    64
+    """
     import shutil
 
     from PIL import Image

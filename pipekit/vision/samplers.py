@@ -33,6 +33,13 @@ class Sampler(Component):
 
     Samplers given to a DataBlock's ``batch_tfms`` as fastai's single augmentations (``[Flip(), Rotate(max_deg=20),
     Brightness()]``) become one :class:`~pipekit.vision.BatchAugment` drawing from them, resampled once.
+
+    >>> from pipekit.vision.samplers import Brightness, Flip, Rotate, Sampler
+    >>> Flip.stream, Rotate.stream, Brightness.stream  # each draws from its own stream
+    ('flip', 'rotate', 'brightness')
+    >>> aug = Sampler.batch_transform([Flip(p=1.0), Rotate(max_deg=20)])
+    >>> type(aug).__name__, [type(x).__name__ for x in aug.extra_samplers]
+    ('BatchAugment', ['Flip', 'Rotate'])
     """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
@@ -51,7 +58,18 @@ class Sampler(Component):
 
 
 class AffineSampler(Sampler):
-    """Draws (n, 3, 3) output->input matrices; the plan multiplies them in the order of its samplers."""
+    """Draws (n, 3, 3) output->input matrices; the plan multiplies them in the order of its samplers.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import AffineSampler, Flip, Zoom
+    >>> rng = np.random.default_rng(0)
+    >>> samplers = [Flip(p=1.0), Zoom(2.0, 2.0, p=1.0)]
+    >>> all(isinstance(x, AffineSampler) for x in samplers)
+    True
+    >>> m = samplers[0].matrices(1, rng, (8, 8), (8, 8)) @ samplers[1].matrices(1, rng, (8, 8), (8, 8))
+    >>> m.round(3).tolist()  # mirrored, and half the picture (around a random centre) fills the output
+    [[[-0.5, 0.0, 0.483], [0.0, 0.5, 0.313], [0.0, 0.0, 1.0]]]
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
@@ -60,7 +78,18 @@ class AffineSampler(Sampler):
 
 
 class LightingSampler(Sampler):
-    """Draws (scale, shift) per image, applied in logit space as ``logit(x) * scale + shift``."""
+    """Draws (scale, shift) per image, applied in logit space as ``logit(x) * scale + shift``.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import Contrast, LightingSampler
+    >>> isinstance(Contrast(), LightingSampler)
+    True
+    >>> scale, shift = Contrast(p=1.0).lighting(3, np.random.default_rng(0))
+    >>> x = np.array([0.25, 0.5, 0.75])  # pixel values of the first image
+    >>> y = np.log(x / (1 - x)) * scale[0] + shift[0]  # in logit space
+    >>> scale.round(3).tolist(), (1 / (1 + np.exp(-y))).round(3).tolist()
+    ([0.806, 1.15, 1.202], [0.292, 0.5, 0.708])
+    """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
@@ -70,7 +99,16 @@ class LightingSampler(Sampler):
 
 class RandomCrop(AffineSampler):
     """A crop of ``min_scale``..1 of the image area with aspect ``ratio`` (log-uniform) x the output's,
-    at a uniform position, resized to the output size."""
+    at a uniform position, resized to the output size.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import RandomCrop
+    >>> m = RandomCrop(min_scale=0.5).matrices(3, np.random.default_rng(0), (64, 64), (32, 32))
+    >>> m[:, 0, 0].round(3).tolist()  # the side of each crop, as a share of the image's: sqrt(0.5..1)
+    [0.905, 0.797, 0.721]
+    >>> bool(np.all(np.abs(m[:, :2, 2]) <= 1 - m[:, [0], [0]]))  # every crop inside the image
+    True
+    """
 
     stream = "crop"
 
@@ -135,7 +173,17 @@ class ResizedCrop(AffineSampler):
 
 class Zoom(AffineSampler):
     """With probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), zoom in by
-    ``min_zoom``..``max_zoom`` around a uniform centre."""
+    ``min_zoom``..``max_zoom`` around a uniform centre.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import Zoom
+    >>> rng = np.random.default_rng(0)
+    >>> Zoom(1.5, 1.5, p=1.0).matrices(2, rng, (64, 64), (64, 64))[:, 0, 0].round(4).tolist()  # 1 / 1.5
+    [0.6667, 0.6667]
+    >>> rng = np.random.default_rng(0)
+    >>> Zoom(p=0.5).matrices(4, rng, (64, 64), (64, 64))[:, 0, 0].round(4).tolist()  # 1: not zoomed
+    [1.0, 0.9164, 0.9428, 0.932]
+    """
 
     stream = "zoom"
 
@@ -154,7 +202,14 @@ class Zoom(AffineSampler):
 
 class Rotate(AffineSampler):
     """With probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), rotate by up to
-    ``max_deg`` degrees either way (in square output pixels)."""
+    ``max_deg`` degrees either way (in square output pixels).
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import Rotate
+    >>> m = Rotate(30, p=0.5).matrices(4, np.random.default_rng(0), (64, 64), (64, 64))
+    >>> np.degrees(np.arctan2(m[:, 1, 0], m[:, 0, 0])).round(1).tolist()  # the angles: 0 when not rotated
+    [0.0, 24.8, 6.4, 13.8]
+    """
 
     stream = "rotate"
 
@@ -174,7 +229,17 @@ class Rotate(AffineSampler):
 
 class Warp(AffineSampler):
     """With probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), a perspective
-    (keystone) warp moving the corners by up to ``magnitude``."""
+    (keystone) warp moving the corners by up to ``magnitude``.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import Warp
+    >>> m = Warp(0.2, p=1.0).matrices(2, np.random.default_rng(0), (64, 64), (64, 64))
+    >>> m[:, 2, :2].round(3).tolist()  # the perspective row: not an affine map
+    [[0.193, -0.184], [-0.165, 0.125]]
+    >>> off = Warp(0.2, p=0.0).matrices(2, np.random.default_rng(0), (64, 64), (64, 64))
+    >>> np.array_equal(off, [np.eye(3)] * 2)
+    True
+    """
 
     stream = "warp"
 
@@ -189,7 +254,13 @@ class Warp(AffineSampler):
 
 
 class Flip(AffineSampler):
-    """Mirror left-right with probability ``p``."""
+    """Mirror left-right with probability ``p``.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import Flip
+    >>> Flip(p=0.5).matrices(6, np.random.default_rng(0), (8, 8), (8, 8))[:, 0, 0].tolist()  # -1: mirrored
+    [1.0, -1.0, -1.0, -1.0, 1.0, 1.0]
+    """
 
     stream = "flip"
 
@@ -203,7 +274,16 @@ class Flip(AffineSampler):
 
 class FlipVert(AffineSampler):
     """Mirror top-bottom with probability ``p``, and for a square output also transpose with probability
-    ``p``: with :class:`Flip`, the 8 symmetries of the square."""
+    ``p``: with :class:`Flip`, the 8 symmetries of the square.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import FlipVert
+    >>> rng = np.random.default_rng(0)
+    >>> FlipVert(p=1.0).matrices(1, rng, (8, 8), (8, 16))[0].tolist()  # not square: mirrored top-bottom
+    [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]]
+    >>> FlipVert(p=1.0).matrices(1, rng, (8, 8), (8, 8))[0].tolist()  # square: also transposed
+    [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    """
 
     stream = "flip_vert"
 
@@ -248,7 +328,14 @@ class Dihedral(AffineSampler):
 
 class Contrast(LightingSampler):
     """With probability ``p``, a contrast factor log-uniform in [1 - max_lighting, 1 / (1 - max_lighting)] (fastai's;
-    ``max_lighting`` below 1)."""
+    ``max_lighting`` below 1).
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import Contrast
+    >>> scale, shift = Contrast(max_lighting=0.2, p=1.0).lighting(1000, np.random.default_rng(0))
+    >>> round(float(scale.min()), 3), round(float(scale.max()), 3), bool((shift == 0).all())  # 0.8 .. 1 / 0.8
+    (0.801, 1.249, True)
+    """
 
     stream = "contrast"
 
@@ -264,7 +351,14 @@ class Contrast(LightingSampler):
 
 class Brightness(LightingSampler):
     """With probability ``p``, move the mid-grey to a level uniform in 0.5 * (1 -+ ``max_lighting``) (a shift in logit
-    space), as fastai's ``Brightness`` draws it: 0.4..0.6 with the default 0.2; ``max_lighting`` below 1."""
+    space), as fastai's ``Brightness`` draws it: 0.4..0.6 with the default 0.2; ``max_lighting`` below 1.
+
+    >>> import numpy as np
+    >>> from pipekit.vision.samplers import Brightness
+    >>> scale, shift = Brightness(p=1.0).lighting(3, np.random.default_rng(0))
+    >>> scale.tolist(), (1 / (1 + np.exp(-shift))).round(3).tolist()  # where mid-grey (0.5) goes
+    ([1.0, 1.0, 1.0], [0.403, 0.563, 0.583])
+    """
 
     stream = "brightness"
 

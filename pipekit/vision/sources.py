@@ -37,7 +37,17 @@ __all__ = ["MemoryImage", "image_sources"]
 @dataclass(frozen=True, eq=False)
 class MemoryImage:
     """One image held in memory: encoded ``data`` (bytes), or an ``image`` (a PIL image, an array or a tensor
-    of pixels); ``name`` says where it came from in error messages."""
+    of pixels); ``name`` says where it came from in error messages.
+
+    >>> import io
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from pipekit.vision.sources import MemoryImage
+    >>> buf = io.BytesIO(); Image.fromarray(np.full((4, 6, 3), 200, np.uint8)).save(buf, format="PNG")
+    >>> img = MemoryImage("upload.png", data=buf.getvalue())
+    >>> str(img), img.decode("RGB").shape, img.decode("L").shape
+    ('upload.png', (4, 6, 3), (4, 6, 1))
+    """
 
     name: str
     data: bytes | None = None
@@ -85,7 +95,17 @@ def _from_struct(raw: pl.Series, who: str) -> list[str | MemoryImage]:
 
 
 def image_sources(raw: pl.Series, who: str) -> list[str | MemoryImage]:
-    """Each item of an image column as a file path or a :class:`MemoryImage` (see the module docstring)."""
+    """Each item of an image column as a file path or a :class:`MemoryImage` (see the module docstring).
+
+    >>> import numpy as np
+    >>> import polars as pl
+    >>> from pipekit.vision.sources import image_sources
+    >>> image_sources(pl.Series("image", ["a.png", "b.jpg"]), "ImageBlock")
+    ['a.png', 'b.jpg']
+    >>> col = pl.Series("image", [np.zeros((2, 2), np.uint8), "c.png"], dtype=pl.Object)
+    >>> [str(v) for v in image_sources(col, "ImageBlock")]
+    ["item 0 of column 'image' (a ndarray)", 'c.png']
+    """
     if raw.dtype == pl.Utf8:
         return raw.to_list()
     if raw.dtype == pl.Binary:

@@ -404,6 +404,15 @@ class IntToFloat(BatchTransform):
     """uint8 images (B,H,W,C) -> float (B,C,H,W) in 0..1, and masks -> int64 class indices.
 
     Every image block brings one; float images pass through unchanged.
+
+    >>> import torch
+    >>> from pipekit.data.transform import BatchContext
+    >>> from pipekit.vision.transforms import IntToFloat
+    >>> ctx = BatchContext(("image", "mask"), 1, False, torch.device("cpu"), key=(0, 0, 0))
+    >>> img, mask = torch.full((2, 4, 6, 3), 255, dtype=torch.uint8), torch.ones(2, 4, 6, dtype=torch.uint8)
+    >>> x, y = IntToFloat().encode((img, mask), ctx)
+    >>> tuple(x.shape), x.dtype, x.max().item(), y.dtype
+    ((2, 3, 4, 6), torch.float32, 1.0, torch.int64)
     """
 
     order: ClassVar[int] = 90

@@ -44,7 +44,12 @@ _WIDGET_NAMES = ("HBox", "VBox", "widgets", "Button", "Checkbox", "Dropdown", "L
 
 
 def has_ipywidgets() -> bool:
-    """Whether ``ipywidgets`` is installed (the cleaners are then drop-downs in a notebook)."""
+    """Whether ``ipywidgets`` is installed (the cleaners are then drop-downs in a notebook).
+
+    >>> from pipekit.vision.widgets import __all__ as names, has_ipywidgets
+    >>> has_ipywidgets() == ("VBox" in names)  # the star import then gives the ipywidgets names too
+    True
+    """
     return importlib.util.find_spec("ipywidgets") is not None
 
 
