@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 import pipekit.datasets as D
 
@@ -111,19 +110,3 @@ def test_refuses_learners_that_are_not_image_classifiers():
                                       cat_names=["workclass"], cont_names=["age"], procs=[Categorify], bs=256)
     with pytest.raises(Exception, match="images with one label each.*TabularBlock|images with one label each"):
         ImageClassifierCleaner(tabular_learner(dls))
-
-
-def test_thumbnail_keeps_exif_orientation(tmp_path):
-    from PIL import Image
-
-    from pipekit.vision.widgets import _thumbnail_png
-
-    im = Image.new("RGB", (40, 20), "red")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotated: shown 20 wide, 40 high
-    im.save(tmp_path / "r.jpg", exif=exif)
-    import io
-
-    thumb = Image.open(io.BytesIO(_thumbnail_png(tmp_path / "r.jpg", 16, 100)))
-    assert thumb.size == (8, 16)
-    assert torch.tensor(np.array(thumb)).float().mean() > 0

@@ -22,10 +22,10 @@ process (``None`` leaves only OpenCV's own limit)::
     pipekit.vision.decode.MAX_PIXELS = 400_000_000
 
 Example:
+    >>> import pipekit.datasets as D
     >>> from pipekit.vision.decode import decode_image
-    >>> import pipekit.datasets as D                                   # doctest: +SKIP
-    >>> img = decode_image(D.path("mnist_tiny") / "train/3/7463.png", mode="L")  # doctest: +SKIP
-    >>> img.shape, img.dtype                                           # doctest: +SKIP
+    >>> img = decode_image(D.path("mnist_tiny") / "train/3/7463.png", mode="L")
+    >>> img.shape, img.dtype
     ((28, 28, 1), dtype('uint8'))
 """
 from __future__ import annotations
@@ -103,7 +103,10 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     ignored: the pixels come in the stored frame (see the module docstring). A file OpenCV cannot decode
     and PIL can (a 32-bit float or integer TIFF, PIL's modes F and I, from microscopy or remote sensing) is
     decoded by PIL, within the same pixel bound, and brought to uint8 as :func:`image_from_value` brings that
-    PIL image (see :func:`_pil_decode`).
+    PIL image (see :func:`_pil_decode`); so is a TGA file (by its ``.tga`` extension in ``name``, TGA having no
+    signature). An 8-bit RGBA TIFF of unassociated alpha (as PIL, GIMP and Photoshop save one) is decoded by PIL too:
+    OpenCV would multiply its colours by the alpha, and its pixels come out as a PNG's of the same pixels do, the alpha
+    dropped (PIL's ``convert('RGB')``).
 
     >>> import io
     >>> import numpy as np
@@ -119,12 +122,15 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if buf.size == 0:
         raise ImageDecodeError(f"{name}: the file is empty (0 bytes); remove it or re-download it")
-    size = _header_size(np.ascontiguousarray(buf).data.cast("B"))
+    view = np.ascontiguousarray(buf).data.cast("B")
+    size = _header_size(view)
     if size is not None:  # refused before decoding: a small file can declare gigabytes of pixels
         if size[0] * size[1] > MAX_IMAGE_PIXELS or max(size) > MAX_IMAGE_SIDE:  # past OpenCV's limits too
             raise ImageTooLargeError(f"{name}: {_too_large(buf)}; downscale it (a few thousand pixels a side is "
                                    "plenty to train on) or remove it")
         _check_pixels(*size, name)
+    if _tiff_premultiplies(view):  # an RGBA TIFF OpenCV would darken: PIL reads its colours as stored
+        return _pil_decode(buf, mode, name)
     # A palette PNG mask is read as its indices: OpenCV would expand the palette to colours and lose them.
     palette = mode == "mask" and _is_palette_png(buf)
     # EXIF orientation is ignored: the stored frame is the one masks, points and boxes are given in.
@@ -184,19 +190,24 @@ def unreadable(name: str, said: str = "") -> str:
 #: libavif, which decode nothing until pixels are asked for
 _PIL_HEADERS = frozenset({"JPEG", "MPO", "TIFF", "JPEG2000", "AVIF", "PNG", "BMP", "DIB", "GIF", "WEBP", "PPM",
                           "TGA", "PCX", "SGI", "DDS", "SUN"})
-#: of those, the raster formats PIL decodes where OpenCV cannot (a 32-bit float TIFF, a TGA): JPEG 2000, AVIF and
-#: Sun raster files are decoded by OpenCV alone
+#: of those, the raster formats PIL decodes where OpenCV cannot (a 32-bit float TIFF, a TGA, known by its ``.tga``
+#: extension as it has no signature) or would premultiply (an 8-bit RGBA TIFF of unassociated alpha): JPEG 2000, AVIF
+#: and Sun raster files are decoded by OpenCV alone
 _PIL_DECODES = _PIL_HEADERS - {"JPEG2000", "AVIF", "SUN"}
 
 
 def _pil_decode(buf: np.ndarray, mode: str, name: str, said: str = "") -> np.ndarray:
-    """Encoded bytes OpenCV could not decode, decoded by PIL (its first format recognised by signature, one of
-    :data:`_PIL_DECODES`) and made uint8 as :func:`image_from_value` makes a PIL image: mode I;16 keeps its top 8
+    """Encoded bytes OpenCV could not decode (or would darken, see :func:`_tiff_premultiplies`), decoded by PIL (its
+    first format recognised by signature, one of :data:`_PIL_DECODES`, else the one the extension of the file
+    ``name`` gives: a ``.tga``) and made uint8 as :func:`image_from_value` makes a PIL image: mode I;16 keeps its top 8
     bits, mode I is 8-bit grey when
     its values fit 0..255 and 16-bit past it; mode F is clipped to 0..255 and truncated (PIL's ``convert('RGB')``,
     NaN as 0), the pixels fastai's ``PILImage.create`` gives. :data:`MAX_PIXELS` applies to PIL's size before the
     pixels are decoded. An :class:`ImageDecodeError` from :func:`unreadable` when PIL cannot decode it either."""
-    im = _pil_open(buf.tobytes())
+    data = buf.tobytes()
+    im = _pil_open(data)
+    if im is None and (kind := _suffix_format(name)) is not None:  # a format without a signature: a TGA
+        im = _pil_open(data, kind)
     if im is None or im.format not in _PIL_DECODES:
         if im is not None:
             im.close()
@@ -223,6 +234,17 @@ def _pil_decode(buf: np.ndarray, mode: str, name: str, said: str = "") -> np.nda
                      "comes out black, as fastai reads it; scale it to 0..255 (np.asarray(img) * 255) and save it as "
                      "an 8- or 16-bit image")
         return image_from_value(im, mode, name)
+
+
+def _suffix_format(name: str) -> str | None:
+    """The format of :data:`_PIL_DECODES` that PIL gives the extension of the file ``name`` (``'TGA'`` for
+    ``x.tga``), or None: PIL's ``Image.open`` tries a TGA on any file, as TGA has no signature to recognise it by,
+    and pipekit tries it on a file named so."""
+    from PIL import Image
+
+    Image.init()
+    kind = Image.registered_extensions().get(os.path.splitext(name)[1].lower())
+    return kind if kind in _PIL_DECODES else None
 
 
 def _is_palette_png(buf: np.ndarray) -> bool:
@@ -333,6 +355,55 @@ def _j2k_size(data: bytes | memoryview, at: int, end: int) -> tuple[int, int] | 
     return (xsiz - xo, ysiz - yo) if xo < xsiz and yo < ysiz else None
 
 
+#: the first bytes of a TIFF and of a BigTIFF file, in either byte order
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+#: the bytes of one value of a TIFF field's type: BYTE, SHORT, LONG, SBYTE, SSHORT, SLONG, LONG8 (others read as 4)
+_TIFF_TYPE_SIZES = {1: 1, 3: 2, 4: 4, 6: 1, 8: 2, 9: 4, 16: 8}
+
+
+def _tiff_tags(data: bytes | memoryview, wanted: Iterable[int]) -> dict[int, list[int]]:
+    """The first value of each of the ``wanted`` tags in the first directory of TIFF or BigTIFF bytes ``data``, one
+    for each time the directory gives the tag (a crafted file may give one twice), read from the entry or from where
+    it points when the values do not fit in it. At most 4096 entries are read; nothing is decoded."""
+    order: Literal["little", "big"] = "little" if data[0] == 0x49 else "big"
+    big = bytes(data[2:4]) in (b"+\0", b"\0+")
+
+    def num(at: int, n: int) -> int:
+        return int.from_bytes(data[at:at + n], order)
+
+    keep = frozenset(wanted)
+    ifd = num(8, 8) if big else num(4, 4)
+    # a directory is its number of entries (2 bytes, 8 in a BigTIFF), then entries of a tag (2), a type (2), a number
+    # of values (4, 8 in a BigTIFF) and the values, or where they are when they do not fit (4, 8 in a BigTIFF)
+    count, entry, inline = (8, 20, 8) if big else (2, 12, 4)
+    found: dict[int, list[int]] = {}
+    for k in range(min(num(ifd, count), 4096)):
+        at = ifd + count + k * entry
+        tag = num(at, 2)
+        if tag not in keep:
+            continue
+        size = _TIFF_TYPE_SIZES.get(num(at + 2, 2), 4)
+        where = at + 4 + inline
+        if num(at + 4, inline) * size > inline:  # the values do not fit in the entry: it says where they are
+            where = num(where, inline)
+        found.setdefault(tag, []).append(num(where, size))  # left-aligned in the entry
+    return found
+
+
+def _tiff_premultiplies(data: bytes | memoryview) -> bool:
+    """Whether OpenCV would decode image bytes ``data`` with their colours multiplied by their alpha: an 8-bit RGBA
+    TIFF whose alpha is unassociated (ExtraSamples 2, as PIL, GIMP and Photoshop save one), which OpenCV reads through
+    libtiff's RGBA reader, and that reader premultiplies it ((200, 120, 40) at alpha 128 comes out (100, 60, 20), a
+    transparent pixel black). PIL's ``convert('RGB')`` drops the alpha and keeps the colours, as OpenCV does for a
+    PNG or a WebP. A TIFF of associated alpha, or of an alpha without ExtraSamples (as OpenCV writes one), or of
+    16-bit samples is read as stored. Only the first bytes of anything but a TIFF are looked at."""
+    if bytes(data[:4]) not in _TIFF_MAGIC:
+        return False
+    tags = _tiff_tags(data, (258, 262, 277, 338))  # BitsPerSample, Photometric, SamplesPerPixel, ExtraSamples
+    return (tags.get(262) == [2] and tags.get(277) == [4] and tags.get(338) == [2]
+            and tags.get(258, [0])[0] == 8)
+
+
 def _header_size(data: bytes | memoryview) -> tuple[int, int] | None:
     """(width, height) declared by the header of an image file's bytes ``data``: PNG, JPEG (its first frame marker),
     BMP, WebP, GIF, TIFF (its first image), PNM/PFM/PAM, Sun raster, Radiance HDR, JPEG 2000 (a JP2 file's ``ihdr``
@@ -377,21 +448,11 @@ def _header_size(data: bytes | memoryview) -> tuple[int, int] | None:
             return num(26, 2) & 0x3FFF, num(28, 2) & 0x3FFF
     if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:  # the logical screen
         return num(6, 2), num(8, 2)
-    if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):  # TIFF or BigTIFF: the first directory's entries
-        order: Literal["little", "big"] = "little" if head[0] == 0x49 else "big"
-        big = head[2:4] in (b"+\0", b"\0+")
-        ifd = num(8, 8, order, data) if big else num(4, 4, order, data)
-        count, entry = (8, 20) if big else (2, 12)
-        found: dict[int, int] = {}
-        for k in range(min(num(ifd, count, order, data), 4096)):
-            at = ifd + count + k * entry
-            tag, kind = num(at, 2, order, data), num(at + 2, 2, order, data)
-            if tag in (256, 257):  # ImageWidth, ImageLength: a SHORT, a LONG or a LONG8, left-aligned
-                value = num(at + (12 if big else 8), {3: 2, 4: 4, 16: 8}.get(kind, 4), order, data)
-                # a tag given twice keeps its largest value (libtiff reads the first): never an under-report
-                found[tag] = max(found.get(tag, 0), value)
-        if len(found) == 2:
-            return found[256], found[257]
+    if head[:4] in _TIFF_MAGIC:  # TIFF or BigTIFF: the first directory's ImageWidth and ImageLength
+        tags = _tiff_tags(data, (256, 257))
+        if 256 in tags and 257 in tags:
+            # a tag given twice keeps its largest value (libtiff reads the first): never an under-report
+            return max(tags[256]), max(tags[257])
         return _pil_header_size(data, "TIFF")
     # a comment runs to the end of its line (so the pattern has one way to match, whatever the file holds); a number
     # is at most 10 digits after its leading zeros (Python refuses to convert one of over 4300)
@@ -504,9 +565,11 @@ def decode_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
     """Read and decode one image file into a uint8 HWC array (see `decode_bytes` for modes).
 
     Example:
-        >>> img = decode_image("photo.jpg")           # doctest: +SKIP
-        >>> img.shape                                 # doctest: +SKIP
-        (200, 200, 3)
+        >>> import pipekit.datasets as D
+        >>> from pipekit.vision.decode import decode_image
+        >>> img = decode_image(D.path("dogscats") / "valid" / "cats" / "cat.1500.jpg")
+        >>> img.shape[2], img.dtype, decode_image(D.path("mnist_tiny") / "train/3/7463.png", mode="L").shape
+        (3, dtype('uint8'), (28, 28, 1))
     """
     _check_mode(mode)
     return decode_bytes(read_image_file(path), mode=mode, name=str(Path(path)))
@@ -552,8 +615,20 @@ def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_wor
 
     ``files`` is a list of files (``get_image_files(path)``), or a folder, whose image files are checked.
     Run it before training, then delete or fix what it lists, as in:
-        >>> bad = verify_images(get_image_files(path))   # doctest: +SKIP
-        >>> for f in bad: f.unlink()                      # doctest: +SKIP
+        >>> import shutil, tempfile
+        >>> from pathlib import Path
+        >>> import pipekit.datasets as D
+        >>> from pipekit.data import get_image_files
+        >>> from pipekit.vision.decode import verify_images
+        >>> path = Path(tempfile.mkdtemp()) / "3"
+        >>> _ = shutil.copytree(D.path("mnist_tiny") / "valid" / "3", path)
+        >>> _ = (path / "cut.png").write_bytes((path / "7006.png").read_bytes()[:60])   # a download cut short
+        >>> bad = verify_images(get_image_files(path))
+        >>> [f.name for f in bad]
+        ['cut.png']
+        >>> for f in bad: f.unlink()
+        >>> verify_images(path)
+        []
     """
     _check_mode(mode)
     if num_workers < 1:

@@ -61,14 +61,17 @@ if has_ipywidgets():  # the book's star import gives these names beside the clea
 
 
 def _thumbnail_png(fn: str | os.PathLike, height: int, width: int) -> bytes:
-    """The image file ``fn`` shrunk to fit ``height`` x ``width`` (its orientation as its EXIF tag says), as PNG."""
-    from PIL import Image, ImageOps
+    """The image file ``fn`` as pipekit decodes it to train and predict (:func:`~pipekit.vision.decode.decode_image`:
+    the stored frame, EXIF orientation ignored, 16-bit pixels at their top 8 bits, alpha dropped) shrunk to fit
+    ``height`` x ``width``, as PNG: the cleaner shows what the model sees."""
+    from PIL import Image
 
-    with Image.open(fn) as opened:
-        im = ImageOps.exif_transpose(opened)
-        im.thumbnail((width, height))
-        out = io.BytesIO()
-        im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB").save(out, format="PNG")
+    from pipekit.vision.decode import decode_image
+
+    im = Image.fromarray(decode_image(fn))
+    im.thumbnail((width, height))
+    out = io.BytesIO()
+    im.save(out, format="PNG")
     return out.getvalue()
 
 
@@ -212,8 +215,28 @@ class ImageClassifierCleaner:
     ``delete()``/``change()`` refer to their positions, as in fastai. Switching the view resets the choices, so act
     on them before. ``**kwargs`` go to :class:`ImagesCleaner` (``max_n``, ``height``, ``width``).
 
-    >>> # cleaner = ImageClassifierCleaner(learn); cleaner.select('7', 'Valid'); cleaner.mark(0, '<Delete>')
-    >>> # for idx in cleaner.delete(): cleaner.fns[idx].unlink()
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from torch import nn
+    >>> import pipekit.datasets as D
+    >>> from pipekit.learn import Learner
+    >>> from pipekit.vision import ImageDataLoaders
+    >>> from pipekit.vision.widgets import ImageClassifierCleaner
+    >>> path = Path(tempfile.mkdtemp())   # a copy: the loop below deletes and moves files
+    >>> for split in ("train", "valid"):
+    ...     _ = shutil.copytree(D.path("mnist_tiny") / split, path / split)
+    >>> dls = ImageDataLoaders.from_folder(path, img_cls="L", bs=64, seed=0)
+    >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    >>> cleaner = ImageClassifierCleaner(learn, max_n=4)
+    >>> cleaner.select("7", "Valid")      # in a notebook, the drop-downs
+    >>> cleaner.mark(0, "<Delete>"); cleaner.mark(2, "3")
+    >>> cleaner.delete(), cleaner.change()
+    ([0], [(2, '3')])
+    >>> gone, moved = cleaner.fns[0], cleaner.fns[2]
+    >>> for idx in cleaner.delete(): cleaner.fns[idx].unlink()
+    >>> for idx, cat in cleaner.change(): _ = shutil.move(str(cleaner.fns[idx]), path / "valid" / cat)
+    >>> gone.exists(), (path / "valid" / "3" / moved.name).exists()
+    (False, True)
     """
 
     def __init__(self, learn: Learner, **kwargs: Any):
