@@ -377,7 +377,19 @@ def pandas_overflow_error(frame: Any, columns: Sequence[Any]) -> DataError | Non
 
 def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
     """Read a CSV/TSV/Parquet/Arrow file into Polars, with an error naming the file when it fails; a ``.csv.gz``,
-    a ``.zip`` holding one CSV or a ``.txt`` CSV is read whole by :func:`read_packed_csv`."""
+    a ``.zip`` holding one CSV or a ``.txt`` CSV is read whole by :func:`read_packed_csv`.
+
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import read_table
+    >>> df = read_table(D.path("adult_sample") / "adult.csv", n_rows=3)
+    >>> df.shape, df.columns[:3]
+    ((3, 15), ['age', 'workclass', 'fnlwgt'])
+    >>> try:
+    ...     read_table("notes.docx")
+    ... except ValueError as e:
+    ...     print(str(e)[:49])
+    notes.docx: unsupported table format '.docx'; the
+    """
     path = Path(path)
     kind = table_kind(path)
     if kind is None:
@@ -404,11 +416,14 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
     value that does not parse as the type the first rows gave its column (a '?' after 10,000 numbers) makes the file
     be read again with each column's type from all its rows, so the column reads as text and the table's checks
     name the value and its row. Blank lines are no rows (:func:`skip_blank_lines`); ``n_rows`` counts rows. The
-    texts pandas reads as missing (:data:`PANDAS_NA`: 'NA', 'N/A', 'null', 'nan', ...) are missing values."""
+    texts pandas reads as missing (:data:`PANDAS_NA`: 'NA', 'N/A', 'null', 'nan', ...) are missing values. A UTF-16
+    or UTF-32 file is refused with the fix (:func:`wide_encoding_error`)."""
     path = Path(path)
     # glob=False: a file named data[1].csv or q*.csv is that file, never a pattern over others beside it
     kwargs = {"infer_schema_length": 10_000, "glob": False, **kwargs}
     sep, header = kwargs.get("separator", ","), kwargs.get("has_header", True)
+    if (wide := wide_encoding_error(path)) is not None:  # Polars may read it, as names and values between NUL bytes
+        raise wide
     try:
         source = csv_source(path, sep, header)
         try:
@@ -588,6 +603,8 @@ def table_error(path: Path, e: BaseException, separator: str | None = None, has_
     if isinstance(e, pl.exceptions.NoDataError):
         return DataError(f"{path} is empty (no header line and no rows); check the file, or download it again")
     if "invalid utf-8" in str(e).lower():
+        if (wide := wide_encoding_error(path)) is not None:
+            return wide
         where = _first_non_utf8(path)
         return DataError(f"{path} is not UTF-8 text{where}; re-save it as UTF-8 (e.g. iconv -f latin1 -t utf-8), or "
                          "read it with pandas.read_csv(path, encoding='latin-1') and pass the DataFrame")
@@ -604,6 +621,38 @@ def table_error(path: Path, e: BaseException, separator: str | None = None, has_
     # not take; truncating would drop values unsaid
     said = "\n\n".join(p for p in str(e).split("\n\n") if "truncate_ragged_lines" not in p)
     return DataError(f"could not read {path}: {said}")
+
+
+# the byte-order marks of the encodings a spreadsheet's "Unicode text" export writes, UTF-32 first (its little-endian
+# mark begins with UTF-16's)
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32", "utf-32"), (codecs.BOM_UTF32_BE, "UTF-32", "utf-32"),
+              (codecs.BOM_UTF16_LE, "UTF-16", "utf-16"), (codecs.BOM_UTF16_BE, "UTF-16", "utf-16"))
+
+
+def wide_encoding_error(path: Path) -> DataError | None:
+    """The :class:`DataError` for a table file at ``path`` written as UTF-16 or UTF-32 (Excel's "Unicode text"),
+    told by the byte-order mark it begins with, which the readers take for UTF-8 (a header of names between NUL
+    bytes, or bytes that are not UTF-8); None for any other file. Reads 4 bytes.
+
+    >>> import tempfile
+    >>> f = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = f.write_text("age,job\\n1,cook\\n", encoding="utf-16")
+    >>> print(str(wide_encoding_error(f)).split(": ", 1)[1][:48])
+    the file is UTF-16 text (it begins with UTF-16's
+    """
+    try:
+        with open(path, "rb") as f:
+            start = f.read(4)
+    except OSError:
+        return None
+    for bom, name, codec in _WIDE_BOMS:
+        if start.startswith(bom):
+            return DataError(f"{path}: the file is {name} text (it begins with {name}'s byte-order mark), and tables "
+                             f"are read as UTF-8; re-save it as UTF-8 (e.g. iconv -f {codec} -t utf-8 {path.name} > "
+                             f"{path.stem}-utf8{path.suffix}, or a "
+                             "spreadsheet's 'CSV UTF-8' format), or read it with pandas.read_csv(path, "
+                             f"encoding={codec!r}) and pass the DataFrame")
+    return None
 
 
 def scan_csv_whole_lines(source: Any, schema: dict[str, Any], path: Path, separator: str = ",",
@@ -977,12 +1026,62 @@ def strip_header_spaces(frame: pl.DataFrame, file: Path) -> pl.DataFrame:
 def strip_initial_spaces(frame: Any) -> Any:
     """``frame`` (eager or lazy) with the spaces that begin its text values dropped, as a CSV file read with
     ``skipinitialspace`` gives them: rows a user read without it (``pd.read_csv("adult.csv")``'s ``" Private"``)
-    meet the categories of a model trained on the file read with it.
+    meet the categories of a model trained on the file read with it. A value left empty (a field of spaces only,
+    ``', ,'``) is missing, as ``pandas.read_csv(skipinitialspace=True)`` reads it, never a category ``''``. Text,
+    ``Categorical`` and ``Enum`` columns (a pandas ``category``) are stripped alike; an Enum keeps its declared
+    categories in their order, stripped (:func:`stripped_categories`).
 
-    >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b"], "age": [1, 2]}))["job"].to_list()
-    ['cook', 'a b']
+    >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b", " "], "age": [1, 2, 3]}))["job"].to_list()
+    ['cook', 'a b', None]
     >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b"]}, schema={"job": pl.Categorical}))["job"].to_list()
     ['cook', 'a b']
+    >>> sizes = pl.DataFrame({"size": [" S", " L"]}, schema={"size": pl.Enum([" S", " M", " L"])})
+    >>> strip_initial_spaces(sizes)["size"].dtype
+    Enum(categories=['S', 'M', 'L'])
     """
-    return frame.with_columns(pl.col(pl.String).str.strip_chars_start(" "),
-                              pl.col(pl.Categorical).cast(pl.String).str.strip_chars_start(" ").cast(pl.Categorical))
+    schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+
+    def stripped(c: str) -> pl.Expr:
+        text = pl.col(c).cast(pl.String).str.strip_chars_start(" ")
+        return pl.when(text != "").then(text)  # otherwise null: nothing but spaces is no value
+
+    exprs = []
+    for c, dtype in schema.items():
+        if dtype == pl.String:
+            exprs.append(stripped(c).alias(c))
+        elif isinstance(dtype, pl.Categorical):
+            exprs.append(stripped(c).cast(pl.Categorical).alias(c))
+        elif isinstance(dtype, pl.Enum):
+            categories = stripped_categories(c, dtype)
+            if categories != dtype.categories.to_list():
+                exprs.append(stripped(c).cast(pl.Enum(categories)).alias(c))
+    return frame.with_columns(exprs) if exprs else frame
+
+
+def stripped_categories(column: str, dtype: pl.Enum) -> list[str]:
+    """The declared categories of the Enum column ``column`` (``dtype``) without the spaces that begin them, in
+    their order; one of spaces only is dropped (its rows are missing). Two categories that are one value once
+    stripped (``' Private'`` and ``'Private'``) are refused: merged, the column's declared order would say where
+    only one of them stood.
+
+    >>> stripped_categories("job", pl.Enum([" cook", " ", "baker"]))
+    ['cook', 'baker']
+    >>> try:
+    ...     stripped_categories("job", pl.Enum([" cook", "baker", "cook"]))
+    ... except DataError as e:
+    ...     print(str(e)[:93])
+    categorical column 'job': without the spaces that begin them (skipinitialspace), its declared
+    """
+    declared: list[str] = dtype.categories.to_list()
+    out: dict[str, list[str]] = {}
+    for v in declared:
+        if v.lstrip(" "):
+            out.setdefault(v.lstrip(" "), []).append(v)
+    twice = {v: names for v, names in out.items() if len(names) > 1}
+    if twice:
+        said = "; ".join(f"{names} are {v!r}" for v, names in list(twice.items())[:5])
+        raise DataError(f"categorical column {column!r}: without the spaces that begin them (skipinitialspace), its "
+                        f"declared categories would be one value where they are several ({said}), and their order "
+                        "would not say where it stands; cast the column to text (pandas: .astype(object); Polars: "
+                        ".cast(pl.String)) to merge them, or rename the categories so each stays one")
+    return list(out)

@@ -29,7 +29,8 @@ from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_colum
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, csv_source, missing_markers_to_null,
                                 parquet_files, read_csv_table, read_packed_csv, refuse_repeated_headers,
                                 scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
-                                table_error, table_formats, table_kind, to_items, without_polars_context)
+                                table_error, table_formats, table_kind, to_items, wide_encoding_error,
+                                without_polars_context)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -97,6 +98,8 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:  # a panic is no Exception
             raise table_error(p, e) from e
         return lf
+    if (wide := wide_encoding_error(p)) is not None:  # Polars would read its header as names between NUL bytes
+        raise wide
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     source = csv_source(p, sep)
     rows = None if all_rows else 10_000
