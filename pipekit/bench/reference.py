@@ -326,8 +326,18 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
     shuffles and augments (the training loader), ``'valid'`` does neither. Raises ParameterError naming what has
     no equivalent.
 
-    >>> dl = reference_loader(dblock, path, bs=64, num_workers=2)     # doctest: +SKIP
-    >>> x, y = next(iter(dl))                                          # doctest: +SKIP
+    >>> from functools import partial
+    >>> import pipekit.datasets as D
+    >>> from pipekit.bench import reference_loader
+    >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    >>> from pipekit.vision import ImageBlock, Resize
+    >>> dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), splitter=GrandparentSplitter(),
+    ...                    get_items=partial(get_image_files, folders=["train", "valid"]), get_y=parent_label,
+    ...                    item_tfms=Resize(24))
+    >>> dl = reference_loader(dblock, D.path("mnist_tiny"), bs=16, num_workers=0, subset="valid")
+    >>> x, y = next(iter(dl))    # each file read, decoded, resized and scaled to 0..1 by albumentations
+    >>> type(dl).__name__, len(dl.dataset), tuple(x.shape), x.dtype, tuple(y.shape)
+    ('DataLoader', 699, (16, 1, 24, 24), torch.float32, (16,))
     """
     import albumentations as A
     from albumentations.pytorch import ToTensorV2

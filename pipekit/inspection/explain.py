@@ -5,6 +5,7 @@ have exact ones (see ``pipekit.inspection.contributions``).
 Example:
     >>> import numpy as np, polars as pl
     >>> from pipekit.backends import GBM, RandomForest, as_data
+    >>> from pipekit.inspection import partial_dependence, permutation_importance
     >>> rng = np.random.default_rng(0)
     >>> xs = pl.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "noise": rng.normal(size=400)})
     >>> data = as_data(xs, y=np.where(xs["a"] + xs["b"] > 0, "yes", "no"))
@@ -50,8 +51,19 @@ def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats:
     is accuracy (on probabilities where the estimator gives them) or rmse.
 
     Example:
-        >>> # permutation_importance(rf, tab.valid, n_repeats=5, seed=0).head()
-        >>> # permutation_importance(TabularClassifier("rf").fit(X, y), df, y="salary")
+        >>> import polars as pl
+        >>> import pipekit.datasets as D
+        >>> from pipekit.backends import RandomForest
+        >>> from pipekit.inspection import permutation_importance
+        >>> from pipekit.tabular import Categorify, Tabular
+        >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv", n_rows=400)
+        >>> tab = Tabular(df, procs=[Categorify], cat_names=["relationship"],
+        ...               cont_names=["age", "capital-gain"], y_names="salary",
+        ...               splits=(list(range(300)), list(range(300, 400))))
+        >>> rf = RandomForest("classification", n_estimators=20, n_jobs=1, seed=0).fit(tab.train)
+        >>> imp = permutation_importance(rf, tab.valid, n_repeats=3, seed=0)
+        >>> imp.columns, imp["feature"][0]
+        (['feature', 'importance', 'std', 'ci_low', 'ci_high'], 'capital-gain')
     """
     check("permutation_importance", n_repeats=(n_repeats, Interval(1, None, integer=True)))
     if not isinstance(model, Model):
@@ -233,6 +245,7 @@ def importance_frame(obj: Any) -> pl.DataFrame:
     ``feature_names_in_`` (``x0, x1, ...`` without names).
 
     >>> import pandas as pd
+    >>> from pipekit.inspection.explain import importance_frame
     >>> importance_frame(pd.DataFrame({"cols": ["a", "b"], "imp": [0.2, 0.8]}))["feature"].to_list()
     ['b', 'a']
     """
@@ -562,12 +575,15 @@ def plot_partial_dependence(pd: PartialDependence | Any, data: Any = None, featu
     given. Returns the PNG written, if any.
 
     Example:
-        >>> import numpy as np, polars as pl
+        >>> import tempfile, numpy as np, polars as pl
+        >>> from pathlib import Path
         >>> from pipekit.backends import RandomForest, as_data
+        >>> from pipekit.inspection import plot_partial_dependence
         >>> xs = pl.DataFrame({"a": np.linspace(-1, 1, 200), "b": np.tile([0.0, 1.0], 100)})
         >>> rf = RandomForest("regression", n_estimators=10, n_jobs=1).fit(as_data(xs, y=xs["a"].to_numpy()))
-        >>> plot_partial_dependence(rf, xs, ["a", "b"], grid_resolution=5, path="/tmp/pipekit_pdp.png").name
-        'pipekit_pdp.png'
+        >>> out = Path(tempfile.mkdtemp()) / "pdp.png"
+        >>> plot_partial_dependence(rf, xs, ["a", "b"], grid_resolution=5, path=out).name
+        'pdp.png'
     """
     check("plot_partial_dependence", grid_resolution=(grid_resolution, Interval(2, None, integer=True, none_ok=True)),
           max_lines=(max_lines, Interval(0, None, integer=True)))
@@ -679,6 +695,7 @@ def _tick_positions(n: int, most: int = 10) -> np.ndarray:
     """Every ``n // most``-th of ``n`` axis positions: a label for each of 300 store ids would overlap into
     a smear, so about ``most`` to 2 * ``most`` are labelled.
 
+    >>> from pipekit.inspection.explain import _tick_positions
     >>> _tick_positions(5).tolist(), _tick_positions(346)[:3].tolist(), len(_tick_positions(346))
     ([0, 1, 2, 3, 4], [0, 34, 68], 11)
     """
@@ -689,6 +706,7 @@ def class_index(classes: Sequence, cls: Any, param: str) -> int:
     """Position of the class label ``cls`` in ``classes`` (None: the last class, the positive one for two
     classes); the error names ``param`` and the labels to choose from.
 
+    >>> from pipekit.inspection.explain import class_index
     >>> class_index(["<50k", ">=50k"], None, "cls"), class_index(["<50k", ">=50k"], "<50k", "cls")
     (1, 0)
     """
@@ -712,12 +730,15 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
     log-odds negated); a label the model does not know is refused with the labels it knows.
 
     Example:
-        >>> import numpy as np, polars as pl
+        >>> import tempfile, numpy as np, polars as pl
+        >>> from pathlib import Path
         >>> from pipekit.backends import GBM, as_data
+        >>> from pipekit.inspection import waterfall_plot
         >>> xs = pl.DataFrame({"a": np.random.default_rng(0).normal(size=200)})
         >>> gbm = GBM("classification", n_estimators=10, n_jobs=1).fit(as_data(xs, y=np.where(xs["a"] > 0, "yes", "no")))
-        >>> waterfall_plot(gbm.contributions(xs[:3]), row=0, cls="no", path="/tmp/pipekit_waterfall.png").name
-        'pipekit_waterfall.png'
+        >>> out = Path(tempfile.mkdtemp()) / "waterfall.png"
+        >>> waterfall_plot(gbm.contributions(xs[:3]), row=0, cls="no", path=out).name
+        'waterfall.png'
     """
     c = contributions
     if not isinstance(c, Contributions):

@@ -16,7 +16,16 @@ Loading reads JSON, NumPy arrays without pickle and safetensors, every size boun
 inflated: nothing in the file can run code, and every class it names is looked up in pipekit's registry.
 A malformed field raises :class:`ExportError` naming it.
 
->>> # learn.export("model.pipekit"); learn2 = pipekit.load("model.pipekit"); learn2.predict(item)
+>>> import tempfile, polars as pl, pipekit, pipekit.datasets as D
+>>> from pipekit.tabular import TabularDataLoaders, tabular_learner
+>>> df = pl.read_csv(D.path("adult_sample") / "adult.csv", n_rows=200)
+>>> dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["education"], cont_names=["age"],
+...                                  bs=64, seed=0)
+>>> learn = tabular_learner(dls, layers=[8], path=tempfile.mkdtemp())
+>>> learn2 = pipekit.load(learn.export("model.pipekit"))      # the file under learn.path
+>>> row = df.row(0, named=True)
+>>> learn2.predict(row)[0] == learn.predict(row)[0]
+True
 """
 from __future__ import annotations
 
@@ -83,15 +92,16 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
     ``learn.save`` writes under it; the path written is returned. ``pipekit.load(path)`` rebuilds the learner for
     inference without the training data.
 
-    >>> import polars as pl, pipekit, pipekit.datasets as D
+    >>> import tempfile, polars as pl, pipekit, pipekit.datasets as D
     >>> from pipekit.tabular import TabularDataLoaders, tabular_learner
     >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(1000)
     >>> dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education"],
     ...                                  cont_names=["age", "hours-per-week"], bs=64, seed=0)
-    >>> learn = tabular_learner(dls, layers=[16])
-    >>> learn.export("adult.pipekit").name
-    'adult.pipekit'
-    >>> loaded = pipekit.load("adult.pipekit")       # no training rows in it: the recipe, the model, the vocab
+    >>> learn = tabular_learner(dls, layers=[16], path=tempfile.mkdtemp())
+    >>> file = learn.export("adult.pipekit")         # under learn.path
+    >>> file.name, file.parent == learn.path
+    ('adult.pipekit', True)
+    >>> loaded = pipekit.load(file)          # no training rows in it: the recipe, the model, the vocab
     >>> loaded.dls.vocab, loaded.predict(df.row(0, named=True))[0] == learn.predict(df.row(0, named=True))[0]
     (['<50k', '>=50k'], True)
     """
@@ -1083,13 +1093,13 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
     the CPU; ``cpu=False`` onto the GPU when CUDA is available, and otherwise onto the CPU with a warning that
     says so. ``device`` names the device instead (``"cuda:1"``); give one of the two.
 
-    >>> import polars as pl, pipekit.datasets as D
+    >>> import tempfile, polars as pl, pipekit.datasets as D
     >>> from pipekit.tabular import TabularDataLoaders, tabular_learner
     >>> from pipekit.learn import load_learner
     >>> df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(1000)
     >>> dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education"],
     ...                                  cont_names=["age", "hours-per-week"], bs=64)
-    >>> learn = tabular_learner(dls, layers=[16])
+    >>> learn = tabular_learner(dls, layers=[16], path=tempfile.mkdtemp())
     >>> loaded = load_learner(learn.export("adult.pipekit"))
     >>> row = df.row(0, named=True)
     >>> loaded.predict(row)[0] == learn.predict(row)[0]
@@ -1374,6 +1384,8 @@ def unusable_weights(own: Mapping[str, torch.Tensor], weights: Mapping[str, Any]
     inf in a float32 model), a batch-norm running variance below zero (each makes predictions NaN or constant
     without any error).
 
+    >>> import torch
+    >>> from pipekit.learn.export import unusable_weights
     >>> unusable_weights({"w": torch.zeros(2), "bn.running_var": torch.ones(2)},
     ...                  {"w": torch.tensor([1.0, float("nan")]), "bn.running_var": torch.tensor([1.0, -1.0])})
     ["'bn.running_var' holds a variance below zero", "'w' holds numbers that are not finite"]

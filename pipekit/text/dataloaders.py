@@ -7,9 +7,10 @@ Each factory builds a :class:`~pipekit.data.DataBlock` with a :class:`~pipekit.t
 and ``cache_dir`` go to the ``TextBlock``.
 
 >>> import pipekit.datasets as D
+>>> from pipekit.text import TextDataLoaders
 >>> dls = TextDataLoaders.from_csv(D.path("imdb_sample"), "texts.csv", text_col="text", label_col="label",
-...                                valid_col="is_valid", bs=32, seed=0)                    # doctest: +SKIP
->>> dls.vocab[0][:4], dls.vocab[1]                                                     # doctest: +SKIP
+...                                valid_col="is_valid", bs=32, seed=0)
+>>> dls.vocab[0][:4], dls.vocab[1]
 (['xxunk', 'xxpad', 'xxbos', 'xxeos'], ['negative', 'positive'])
 
 A classifier's ``dls.vocab`` is fastai's ``[text_vocab, classes]``: the tokens (``dls.vocab[0]``, what a classifier
@@ -124,15 +125,16 @@ class TextDataLoaders:
         (``from_folder(path/'train', splitter=RandomSplitter(0.2))``); ``backwards=True`` is refused (pipekit reads
         texts forwards). Any other keyword is refused, naming the close ones.
 
-        >>> import polars as pl, pipekit.datasets as D
+        >>> import tempfile, polars as pl, pipekit.datasets as D
         >>> from pathlib import Path
         >>> from pipekit.text import TextDataLoaders
         >>> df = pl.read_csv(D.path("imdb_sample") / "texts.csv")
+        >>> imdb = Path(tempfile.mkdtemp()) / "imdb"
         >>> for i, (label, text, is_valid) in enumerate(df[::20].iter_rows()):  # 50 reviews, as imdb/train/<label>/...
-        ...     folder = Path("imdb") / ("valid" if is_valid else "train") / label
+        ...     folder = imdb / ("valid" if is_valid else "train") / label
         ...     folder.mkdir(parents=True, exist_ok=True)
         ...     _ = (folder / f"{i}.txt").write_text(text, encoding="utf-8")
-        >>> dls = TextDataLoaders.from_folder("imdb", bs=8, seed=0, cache_dir=False)
+        >>> dls = TextDataLoaders.from_folder(imdb, bs=8, seed=0, cache_dir=False)
         >>> dls.vocab[1], dls.vocab[0][:3], len(dls.train_ds), len(dls.valid_ds)
         (['negative', 'positive'], ['xxunk', 'xxpad', 'xxbos'], 40, 10)
         """

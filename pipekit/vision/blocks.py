@@ -6,10 +6,17 @@ moved through the same item transform and kept in -1..1 coordinates. Batch augme
 masks and points together with their image.
 
 Example:
+    >>> from functools import partial
+    >>> import pipekit.datasets as D
     >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
-    >>> dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+    >>> from pipekit.vision import ImageBlock
+    >>> dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock),
+    ...                    get_items=partial(get_image_files, folders=["train", "valid"]),
     ...                    get_y=parent_label, splitter=GrandparentSplitter())
-    >>> dls = dblock.dataloaders(D.path("mnist_tiny"), bs=64)           # doctest: +SKIP
+    >>> dls = dblock.dataloaders(D.path("mnist_tiny"), bs=64)
+    >>> x, y = dls.one_batch()
+    >>> dls.vocab, tuple(x.shape), len(dls.train_ds), len(dls.valid_ds)
+    (['3', '7'], (64, 1, 28, 28), 709, 699)
 """
 from __future__ import annotations
 
@@ -87,6 +94,8 @@ class ImageArray(np.ndarray):
     their NumPy meaning: ``shape`` is ``(H, W, C)`` (fastai's ``(H, W)`` is ``img.shape[:2]``), ``reshape`` and
     ``transpose(axes)`` move axes; ``np.array(img).size`` is the number of values.
 
+    >>> import numpy as np
+    >>> from pipekit.vision.blocks import PILImage
     >>> img = PILImage.create(np.zeros((40, 60), np.uint8))
     >>> img, img.size, img.shape, img.to_thumb(20).size, type(img / 255).__name__
     (PILImage mode=RGB size=60x40, (60, 40), (40, 60, 3), (20, 13), 'ndarray')
@@ -208,6 +217,8 @@ class ImageArray(np.ndarray):
         by PIL as ``PIL.Image.transpose`` (fastai's ``PILImage.transpose``) does: one whole number cannot be NumPy's
         axes of a picture, which has three. Otherwise NumPy's ``transpose``, moving axes.
 
+        >>> import numpy as np
+        >>> from pipekit.vision.blocks import PILImage
         >>> img = PILImage.create(np.arange(6, dtype=np.uint8).reshape(2, 3))
         >>> img.transpose(0)[:, :, 0].tolist(), img.transpose(2, 0, 1).shape
         ([[2, 1, 0], [5, 4, 3]], (3, 2, 3))
@@ -322,6 +333,8 @@ class PILImage(metaclass=_ImageKind):
     What ``create`` gives is a ``PILImage``: ``isinstance`` works on it, and a Transform whose ``encodes`` annotates
     its value ``x: PILImage`` applies to the images of an item and leaves its other values (a label) as they are.
 
+    >>> import numpy as np
+    >>> from pipekit.vision.blocks import PILImage, PILImageBW
     >>> img = PILImage.create(np.zeros((4, 6), np.uint8))
     >>> img.shape, isinstance(img, PILImage), isinstance(img, PILImageBW), PILImage.mode
     ((4, 6, 3), True, False, 'RGB')
@@ -348,6 +361,8 @@ class PILImageBW(PILImage):
     (H, W, 1) pixels (PIL's ITU-R 601-2 luma of a colour file), ``ImageBlock(cls=PILImageBW)`` is
     ``ImageBlock(cls="L")``. What ``create`` gives is a ``PILImageBW`` (and a :class:`PILImage`, as in fastai).
 
+    >>> import numpy as np
+    >>> from pipekit.vision.blocks import PILImage, PILImageBW
     >>> img = PILImageBW.create(np.zeros((4, 6), np.uint8))
     >>> img.shape, isinstance(img, PILImageBW), isinstance(img, PILImage), PILImageBW == "L"
     ((4, 6, 1), True, True, True)
@@ -401,6 +416,8 @@ class PILMask(metaclass=_ArrayKind):
     reads one (a file path, its bytes or a file object, a PIL image or an array; a grey or palette PNG gives its
     class indices) as a uint8 (H, W) :class:`MaskArray`, which ``isinstance(m, PILMask)`` recognises.
 
+    >>> import numpy as np
+    >>> from pipekit.vision.blocks import PILMask
     >>> m = PILMask.create(np.array([[0, 1], [2, 1]], np.uint8))
     >>> m, m.shape, isinstance(m, PILMask), np.unique(m).tolist()
     (PILMask size=2x2, (2, 2), True, [0, 1, 2])
@@ -431,6 +448,8 @@ class TensorImage(torch.Tensor):
     as :func:`~pipekit.vision.show_image` does (on ``ctx``, matplotlib axes, when given). Arithmetic on it gives
     tensors of the same class.
 
+    >>> import numpy as np
+    >>> from pipekit.vision.blocks import TensorImage
     >>> x = TensorImage(np.zeros((4, 6, 3), np.float32)); x.shape, type(x * 2).__name__
     (torch.Size([3, 4, 6]), 'TensorImage')
     """
@@ -458,6 +477,8 @@ def image2tensor(img: Any) -> Any:
     ``im = image2tensor(Image.open(path))``): a PIL image keeps its mode, a file is read as it is stored
     (grey stays one channel), an array ``(H, W)`` or ``(H, W, C)`` is taken as it is.
 
+    >>> import numpy as np
+    >>> from pipekit.vision.blocks import PILImage, image2tensor
     >>> image2tensor(np.zeros((4, 6), np.uint8)).shape, image2tensor(PILImage.create(np.zeros((4, 6), np.uint8))).shape
     (torch.Size([1, 4, 6]), torch.Size([3, 4, 6]))
     """
@@ -663,6 +684,7 @@ class ImageBlock(_PixelBlock):
     in size) sets the cached size. ``RandomResizedCrop`` caches the whole image and adds the per-epoch random
     crop (and the validation centre crop) as a batch plan.
 
+    >>> from pipekit.vision.blocks import ImageBlock
     >>> ImageBlock(cls="L").geometry
     'image'
     """
@@ -702,6 +724,7 @@ class MaskBlock(_PixelBlock):
     default loss is cross-entropy per pixel over the model's channel axis (``CrossEntropyLossFlat(axis=1)`` on
     ``(bs, n_classes, h, w)`` outputs), as ``unet_learner`` uses.
 
+    >>> from pipekit.vision.blocks import MaskBlock
     >>> MaskBlock(codes=["road", "sky"]).c, MaskBlock().loss_kind
     (2, 'pixel_cross_entropy')
     """
@@ -771,6 +794,8 @@ def coord_rows_problem(arr: np.ndarray, width: int, rows: str) -> str | None:
     """What is wrong with ``arr`` as rows of ``width`` coordinates (``rows``: how they are written, ``[[x, y], ...]``),
     or None when nothing is: the one rule of :class:`TensorPoint`, ``TensorBBox`` and the blocks' getter values.
 
+    >>> import numpy as np
+    >>> from pipekit.vision.blocks import coord_rows_problem
     >>> coord_rows_problem(np.array([41.9, 55.3, 1.0]), 2, "[[x, y], ...]")
     '3 value(s) of shape (3,) ([41.9, 55.3, 1.0]), which are not rows of 2 numbers (2 per point): give [[x, y], ...], or [x, y] for one'
     """
@@ -788,6 +813,8 @@ class CoordStore(TensorStore):
     (padded as ``data`` is), which an item of the data set is (``dls.valid_ds[0][1]``), as fastai's items hold what
     the getter gave.
 
+    >>> import numpy as np
+    >>> from pipekit.vision.blocks import CoordStore
     >>> CoordStore(np.zeros((1, 1, 2), np.float32), np.array([[[64.0, 32.0]]])).item(0).tolist()
     [[64.0, 32.0]]
     """
@@ -953,6 +980,7 @@ class PointBlock(CoordBlock):
     from the item's decoded image (a DataBlock with an ``ImageBlock`` gives it), or else from ``img_size`` (h, w)
     when all images share one; boxes (:class:`BBoxBlock`) take their sizes the same way.
 
+    >>> from pipekit.vision.blocks import PointBlock
     >>> PointBlock(img_size=(480, 640)).loss_kind
     'mse'
     """
@@ -1032,6 +1060,7 @@ class TensorPoint(_Coords):
     and ``learn.predict`` gives for points is one:
     ``isinstance(p, TensorPoint)``. fastai's are tensors; ``torch.as_tensor(p)`` makes one.
 
+    >>> from pipekit.vision.blocks import TensorPoint
     >>> p = TensorPoint.create([12.5, 6.5]); p.tolist(), isinstance(p, TensorPoint)
     ([[12.5, 6.5]], True)
     """
@@ -1049,6 +1078,7 @@ def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
     ``load_learner``. It may instead be a function of the image's ``Path`` returning the name, which works the
     same but, not being data, is left out of an export.
 
+    >>> from pipekit.vision.blocks import image_paths_with
     >>> get_mask = image_paths_with("/data/camvid/labels", "{stem}_P{suffix}")
     >>> get_mask("/data/camvid/images/0001TP_006690.png")
     '/data/camvid/labels/0001TP_006690_P.png'
@@ -1102,7 +1132,16 @@ def dataloaders_from_arrays(x_train: np.ndarray, y_train: np.ndarray, x_valid: n
     For data sets shipped as arrays (e.g. Fashion-MNIST's IDX files, read with ``pipekit.datasets.read_idx``):
     no decoding or caching is needed, and augmentation works as for files.
 
-    >>> dls = dataloaders_from_arrays(xt, yt, xv, yv, vocab=list("0123456789"))   # doctest: +SKIP
+    >>> import pipekit.datasets as D
+    >>> from pipekit.vision import dataloaders_from_arrays
+    >>> xs = D.read_idx(D.path("fashion_mnist") / "t10k-images-idx3-ubyte.gz")[:16]   # uint8 (16, 28, 28)
+    >>> ys = D.read_idx(D.path("fashion_mnist") / "t10k-labels-idx1-ubyte.gz")[:16]   # class indices
+    >>> vocab = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+    ...          "Ankle boot"]
+    >>> dls = dataloaders_from_arrays(xs[:8], ys[:8], xs[8:], ys[8:], vocab=vocab, bs=4, seed=0)
+    >>> x, y = next(iter(dls.valid))
+    >>> tuple(x.shape), x.dtype, [vocab[i] for i in y.tolist()]
+    ((4, 1, 28, 28), torch.float32, ['Sandal', 'Sneaker', 'Coat', 'Sandal'])
     """
     from pipekit.data import CategoryBlock, DataLoaders
 

@@ -3,6 +3,7 @@
 The class list ships with pipekit (``imagenet_classes.txt``: WordNet id and lemmas per class, in class-index
 order). Dogs are classes 151-268, domestic cats 281-285.
 
+>>> from pipekit.vision.imagenet import imagenet_labels
 >>> names = imagenet_labels()
 >>> len(names), names[0], names[151], names[281]
 (1000, 'tench', 'Chihuahua', 'tabby')
@@ -38,6 +39,7 @@ _CLASSES_FILE = "imagenet_classes.txt"
 def imagenet_classes() -> tuple[tuple[str, tuple[str, ...]], ...]:
     """``(wordnet_id, lemmas)`` of each of the 1000 classes, in class-index order.
 
+    >>> from pipekit.vision.imagenet import imagenet_classes
     >>> imagenet_classes()[285]
     ('n02124075', ('Egyptian cat',))
     """
@@ -106,8 +108,12 @@ def imagenet_predict(model: nn.Module | str,
     with ``stats`` (0..1 scale). For an EfficientNet-Lite both default to what its weights were trained with;
     any other model needs them given.
 
-    >>> imagenet_predict("efficientnet_lite0", ["cat.jpg"])              # doctest: +SKIP
-    (['tabby'], array([0.61], dtype=float32))
+    >>> import pipekit.datasets as D
+    >>> from pipekit.vision.imagenet import imagenet_predict
+    >>> cat = D.path("dogscats") / "valid" / "cats" / "cat.1503.jpg"
+    >>> dog = D.path("dogscats") / "valid" / "dogs" / "dog.1511.jpg"
+    >>> imagenet_predict("efficientnet_lite0", [cat, dog])   # each image's top class, and its probability
+    (['Egyptian cat', 'dalmatian'], array([0..., 0...], dtype=float32))
     """
     if isinstance(model, str):
         if model not in pretrained_archs():

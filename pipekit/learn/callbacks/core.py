@@ -33,6 +33,7 @@ def unknown_events(cb: Any) -> list[str]:
     :data:`EVENTS`, which the training loop never calls, each with the event it is nearest to: ``begin_batch``
     (an older spelling) is ``before_batch``, ``after_batchs`` is ``after_batch``.
 
+    >>> from pipekit.learn.callbacks.core import Callback, unknown_events
     >>> class Old(Callback):
     ...     def begin_fit(self): pass
     >>> unknown_events(Old())
@@ -350,7 +351,8 @@ def sort_callbacks(cbs: Sequence[Callback]) -> list[Callback]:
     """``cbs`` in increasing ``order`` (ties in the order given), moved where ``run_before``/``run_after`` ask: a
     callback with ``run_after=Recorder`` runs after the Recorder in every event, even at a lower order.
 
-    >>> from pipekit.learn import Recorder
+    >>> from pipekit.learn import Callback, Recorder
+    >>> from pipekit.learn.callbacks.core import sort_callbacks
     >>> class Reads(Callback):
     ...     run_after = Recorder
     >>> [type(c).__name__ for c in sort_callbacks([Recorder(), Reads()])]
