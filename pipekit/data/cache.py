@@ -61,6 +61,7 @@ Example:
     True
     >>> verify_pack(folder / "pack.bin", record, header_len=0, record_len=STREAM_RECORD, meta={"n": 4})
     "it was not written by this user's pipekit (its signature does not match this user's cache key)"
+    >>> scratch.cleanup()
 """
 from __future__ import annotations
 
@@ -481,6 +482,7 @@ class TempFile:
     ...     tmp.commit(folder / "x.bin")
     >>> sorted(p.name for p in folder.iterdir())
     ['x.bin']
+    >>> scratch.cleanup()
     """
 
     def __init__(self, folder: Path, stem: str):

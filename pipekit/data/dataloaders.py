@@ -215,10 +215,12 @@ def classes_vocab(data: Any) -> Any:
     classes by, where ``dls.vocab`` may list a text's tokens first). Loaders of a ``Datasets``' items (no blocks)
     give the vocab of the target parts; those of a ``TfmdLists``' items its vocab. None for data with neither.
 
+    >>> from functools import partial
     >>> import pipekit.datasets as D
     >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
     >>> from pipekit.vision import ImageBlock
-    >>> dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+    >>> items = partial(get_image_files, folders=["train", "valid"])     # mnist_tiny's test folder has no labels
+    >>> dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=items, get_y=parent_label,
     ...                 splitter=GrandparentSplitter()).dataloaders(D.path("mnist_tiny"), bs=64)
     >>> classes_vocab(dls), classes_vocab(dls.train_ds)
     (['3', '7'], ['3', '7'])
@@ -309,10 +311,12 @@ class DatasetSplit(ArrayDataset):
     """One subset of :class:`Datasets` (``dls.train_ds``, ``dls.valid_ds``): its stores' rows, plus the source
     items they were made from (``items``) and the target's ``vocab``.
 
+    >>> from functools import partial
     >>> import pipekit.datasets as D
     >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
     >>> from pipekit.vision import ImageBlock
-    >>> dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+    >>> items = partial(get_image_files, folders=["train", "valid"])     # mnist_tiny's test folder has no labels
+    >>> dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=items, get_y=parent_label,
     ...                 splitter=GrandparentSplitter()).dataloaders(D.path("mnist_tiny"), bs=64)
     >>> dls.valid_ds.items[0].relative_to(D.path("mnist_tiny")).as_posix(), dls.train_ds.vocab
     ('valid/3/7006.png', ['3', '7'])
@@ -459,10 +463,12 @@ class Datasets(ArrayDataset, SampledLoaders):
         any image already (NaN rows, label 0), so the batches are those made without it. Any other transform is
         the DataBlock's (``item_tfms``, ``batch_tfms``).
 
+        >>> from functools import partial
         >>> import pipekit.datasets as D
         >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
         >>> from pipekit.vision import ImageBlock
-        >>> dsets = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+        >>> items = partial(get_image_files, folders=["train", "valid"])   # mnist_tiny's test folder has no labels
+        >>> dsets = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=items,
         ...                   get_y=parent_label, splitter=GrandparentSplitter()).datasets(D.path("mnist_tiny"))
         >>> dls = dsets.dataloaders(bs=16, seed=0)
         >>> tuple(dls.one_batch()[0].shape), dls.vocab
@@ -1596,7 +1602,7 @@ class DataLoaders:
 
         >>> import polars as pl
         >>> from pipekit.tabular import TabularDataLoaders
-        >>> df = pl.DataFrame({"a": ["x", "y", None, "x"], "b": [1.0, None, 3.0, 4.0], "y": [0, 1, 0, 1]})
+        >>> df = pl.DataFrame({"a": ["x", "y", None, "x"], "b": [1.0, None, 3.0, 4.0], "y": ["no", "yes", "no", "yes"]})
         >>> dls = TabularDataLoaders.from_df(df, cat_names=["a"], cont_names=["b"], y_names="y", valid_idx=[3])
         >>> dls.cat_names, dls.cont_names, dls.y_names, [type(p).__name__ for p in dls.procs]
         (['a', 'b_na'], ['b'], ['y'], ['FillMissing', 'Categorify', 'Normalize'])

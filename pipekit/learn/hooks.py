@@ -12,7 +12,7 @@ by ``remove()`` or at the end of its ``with`` block.
 >>> hook.stored.shape
 torch.Size([5, 4])
 >>> with hook_output(model[0], grad=True) as hook_g:
-...     model(torch.randn(5, 3)).sum().backward()
+...     model(torch.randn(5, 3, requires_grad=True)).sum().backward()
 >>> hook_g.stored[0].shape
 torch.Size([5, 4])
 """

@@ -385,7 +385,7 @@ def init_for(layer: nn.Module, act_cls: type[nn.Module] | None, bias_std: float 
 
     >>> conv = nn.Conv2d(64, 64, 3)
     >>> init_for(conv, nn.ReLU)
-    >>> round(float(conv.weight.std()), 2), round(float((2 / (64 * 9)) ** 0.5), 2)
+    >>> round(float(conv.weight.detach().std()), 2), round(float((2 / (64 * 9)) ** 0.5), 2)
     (0.06, 0.06)
     """
     bias, weight = getattr(layer, "bias", None), getattr(layer, "weight", None)

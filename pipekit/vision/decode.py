@@ -677,7 +677,8 @@ def resize_image(file: str | os.PathLike, dest: str | os.PathLike, src: str | os
     >>> src, out = D.path("dogscats") / "valid" / "cats", tempfile.mkdtemp()
     >>> resize_image("cat.1500.jpg", dest=out, src=src, max_size=64)
     True
-    >>> max(Image.open(f"{out}/cat.1500.jpg").size)
+    >>> with Image.open(f"{out}/cat.1500.jpg") as im:
+    ...     max(im.size)
     64
     """
     import shutil
@@ -726,7 +727,9 @@ def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int |
     >>> out = Path(tempfile.mkdtemp())
     >>> resize_images(D.path("dogscats") / "valid" / "cats", max_size=100, dest=out)
     []
-    >>> from PIL import Image; max(Image.open(sorted(out.iterdir())[0]).size)
+    >>> from PIL import Image
+    >>> with Image.open(sorted(out.iterdir())[0]) as im:
+    ...     max(im.size)
     100
     """
     from pipekit.core.errors import DataError, warn
