@@ -508,7 +508,7 @@ class FittedProcs(list):
 
     >>> import polars as pl
     >>> from pipekit.tabular import Tabular, Normalize
-    >>> to = Tabular(pl.DataFrame({"a": ["x", "y", "x"], "t": [1.0, 3.0, 5.0], "y": [0, 1, 0]}), cat_names=["a"],
+    >>> to = Tabular(pl.DataFrame({"a": ["x", "y", "x"], "t": [1.0, 3.0, 5.0], "y": ["no", "yes", "no"]}), cat_names=["a"],
     ...              cont_names=["t"], y_names="y", procs=[Normalize], splits=None)
     >>> to.procs, to.procs.normalize.means, to.procs.stds["t"] > 1.6
     ([Normalize()], {'t': 3.0}, True)
@@ -669,7 +669,20 @@ class TabularSplit(_FittedNames):
     ``.inputs`` and ``.targets``, the Polars frames, whatever the source.
 
     Example:
-        >>> xs, y = tab.train.to_numpy()        # doctest: +SKIP
+        >>> import polars as pl
+        >>> from pipekit.datasets import path
+        >>> from pipekit.tabular import Tabular, Categorify, FillMissing, Normalize
+        >>> df = pl.read_csv(path("adult_sample") / "adult.csv", n_rows=300)
+        >>> tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "education"],
+        ...               cont_names=["age", "education-num"], y_names="salary",
+        ...               splits=[list(range(240)), list(range(240, 300))])
+        >>> xs, y = tab.train.to_numpy()
+        >>> xs.shape, xs.dtype, y.shape, len(tab.valid)
+        ((240, 5), dtype('float32'), (240,), 60)
+        >>> tab.valid.inputs.columns, tab.valid.inputs.shape
+        (['workclass', 'education', 'education-num_na', 'age', 'education-num'], (60, 5))
+        >>> tab.valid.targets.columns, tab.y_vocab
+        (['salary'], ['<50k', '>=50k'])
     """
 
     def __init__(self, frame: pl.DataFrame, processor: TabularProcessor, idxs: np.ndarray | None = None,

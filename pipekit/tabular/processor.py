@@ -118,7 +118,28 @@ def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -
     column, the first such value and its row."""
     for c, (value, row, n) in text_not_numbers(frame, columns).items():
         raise DataError(f"continuous column {c!r} holds text that is not a number, e.g. {value!r} at row {row} ({n} "
-                        "such rows); clean the column or list it in cat_names.")
+                        f"such rows); clean the column or list it in cat_names.{_decimal_comma_hint(c, value)}")
+
+
+#: a number written with a decimal comma, thousands grouped by dots or not ('12,5', '-0,25', '1.234,5'), as a
+#: European spreadsheet's CSV export writes numbers
+_DECIMAL_COMMA = re.compile(r"-?(\d+|\d{1,3}(\.\d{3})+),\d+")
+
+
+def _decimal_comma_hint(c: str, value: Any) -> str:
+    """Where ``value`` (text of continuous column ``c`` that is not a number) is a number written with a decimal
+    comma, how to read the column as numbers; otherwise nothing.
+
+    >>> _decimal_comma_hint("x", "1.234,5").startswith(" The text reads as a number written with a decimal comma")
+    True
+    >>> _decimal_comma_hint("x", "12,5,1"), _decimal_comma_hint("x", "abc")
+    ('', '')
+    """
+    if not (isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value.strip())):
+        return ""
+    return (" The text reads as a number written with a decimal comma: read the file with pandas.read_csv(path, "
+            "sep=';', decimal=',') and pass the DataFrame, or convert the column first (Polars: "
+            f"pl.col({c!r}).str.replace_all('.', '', literal=True).str.replace(',', '.').cast(pl.Float64)).")
 
 
 def warn_missing_numbers(frame: pl.DataFrame, columns: Sequence[str]) -> None:

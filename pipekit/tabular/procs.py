@@ -513,6 +513,37 @@ def _written_otherwise(given: pl.Series, learned: Sequence[str]) -> bool:
     return bool(fold & set(known.str.strip_chars().str.to_lowercase().to_list()))
 
 
+def whole_number_texts(vocab: Sequence[str]) -> dict[str, str]:
+    """Where ``vocab`` (``#na#`` then a column's values as text) holds numbers written as floats (a column of whole
+    numbers read as floats because it had a missing value: ``'2012.0'``), each whole one as an integer is written
+    (``'2012'``) mapped to its entry: text ids are looked up through it, so the text ``'2012'`` is the category
+    ``2012.0`` as the integer ``2012`` is. Empty for any other vocabulary (integers, words).
+
+    >>> whole_number_texts(["#na#", "-3.0", "2010.0", "2012.5"]), whole_number_texts(["#na#", "11", "20"])
+    ({'-3': '-3.0', '2010': '2010.0'}, {})
+    """
+    # its first entry checked first: this runs on every encode, and an integer or word vocabulary (millions of ids)
+    # is never one
+    if len(vocab) < 2 or vocab[1].lstrip("-").isdigit():
+        return {}
+    try:
+        float(vocab[1])
+    except ValueError:
+        return {}
+    known = pl.Series(list(vocab[1:]), dtype=pl.String)
+    numbers = known.cast(pl.Float64, strict=False)
+    if numbers.null_count():
+        return {}
+    whole = (numbers.round() == numbers) & (numbers.abs() < 2.0**63)
+    texts = numbers.filter(whole).cast(pl.Int64).cast(pl.String).to_list()
+    taken = set(known.to_list())
+    aliases: dict[str, str] = {}
+    for text, entry in zip(texts, known.filter(whole).to_list()):
+        if text not in taken:
+            aliases.setdefault(text, entry)
+    return aliases
+
+
 def column_code(vocab: CategoryMap, value: Any) -> int:
     """The code of ``value`` in the classes of one categorical column, looked up as ``Categorify`` encodes new rows
     (so ``50``, ``50.0`` and ``'50'`` are the same id of an integer column): what a column's
@@ -636,7 +667,10 @@ class Categorify(TabularProc):
         if eager and isinstance(dtype, (pl.Categorical, pl.Enum)):
             # Look the few distinct strings up once, then gather codes by the physical index: 3x faster
             # than casting every row. Only for materialised frames, whose strings are all in the mapping.
-            lut = categories_of(dtype).cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1
+            known = categories_of(dtype)
+            if aliases := whole_number_texts(vocab):
+                known = known.replace(list(aliases), list(aliases.values()))
+            lut = known.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1
             return pl.lit(lut.cast(dt)).gather(col.to_physical())
         if dtype is not None and (dtype.is_integer() or dtype.is_float()):
             try:
@@ -664,6 +698,8 @@ class Categorify(TabularProc):
                                                            return_dtype=dt)
         if not (dtype is not None and (isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String)):
             col = col.cast(pl.String)
+        if aliases := whole_number_texts(vocab):  # text '2012' of a category learned as 2012.0, as 2012 is
+            col = col.cast(pl.String).replace(list(aliases), list(aliases.values()))
         # A non-strict cast to an Enum of the training values looks codes up by value: unseen -> null.
         return col.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(dt) + pl.lit(1, dtype=dt)
 
