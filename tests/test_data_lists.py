@@ -1,6 +1,5 @@
 """fastai's ``L``: the finders, ``ls()`` and ``verify_images`` give a list with the book's methods, on mnist_tiny."""
 import copy
-import doctest
 import json
 import os
 import pickle
@@ -218,9 +217,3 @@ def test_coll_repr_moved_and_still_exported_by_text():
     from pipekit.text.rules import coll_repr
 
     assert coll_repr is lists_module.coll_repr
-
-
-def test_docstring_examples_of_lists(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = doctest.testmod(lists_module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted >= 15

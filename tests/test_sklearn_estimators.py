@@ -4,7 +4,6 @@ reached through pipekit's own API."""
 from __future__ import annotations
 
 import datetime as dt
-import doctest
 import pickle
 import zipfile
 
@@ -56,16 +55,6 @@ def held(adult):
 
 def small_gbm(**kw) -> GBM:
     return GBM("classification", n_estimators=kw.pop("n_estimators", 100), n_jobs=1, **kw)
-
-
-def test_the_module_examples_run(tmp_path, monkeypatch):
-    import pipekit.sklearn.estimators
-    import pipekit.sklearn.fitting
-    import pipekit.sklearn.frames
-
-    monkeypatch.chdir(tmp_path)
-    for mod in (pipekit.sklearn.estimators, pipekit.sklearn.fitting, pipekit.sklearn.frames):
-        assert doctest.testmod(mod, optionflags=doctest.ELLIPSIS).failed == 0, mod.__name__
 
 
 # ---------------------------------------------------------------------------------------- cross_val_score

@@ -129,15 +129,6 @@ def test_export_load_keeps_lookups(learn, ratings, tmp_path):
     assert torch.allclose(p1, p2, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["pipekit.tabular.collab", "pipekit.tabular.loaders", "pipekit.tabular.model"])
-def test_docstring_examples(name, tmp_path, monkeypatch):
-    import doctest
-    import importlib
-
-    monkeypatch.chdir(tmp_path)
-    assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0
-
-
 def test_one_id_or_a_list(learn, ratings):
     """bias / weight take one id (a 0-d value, a row) or a list (one per id); a str id is one id, not its characters."""
     m = learn.model

@@ -2,7 +2,6 @@
 them, ids, decoding, the token cache, and exports that carry the tokenizer as data."""
 from __future__ import annotations
 
-import doctest
 import zipfile
 
 import numpy as np
@@ -46,12 +45,6 @@ def dataloaders(imdb, tok, cache_dir=False):
     db = DataBlock(blocks=(block, CategoryBlock), get_x=ColReader("text"), get_y=ColReader("label"),
                    splitter=ColSplitter("is_valid"))
     return db.dataloaders(imdb, bs=32, seed=0, num_workers=0)
-
-
-def test_the_module_example_runs():
-    import pipekit.text.hf_tokenizer as mod
-
-    assert doctest.testmod(mod).failed == 0
 
 
 def test_a_trained_tokenizer_json_tokenizes_as_the_library_does(imdb, tokenizer_json):

@@ -272,17 +272,6 @@ def test_learners_take_the_books_pretrained_backwards_and_y_range(dls_lm, imdb, 
     assert len(plain.model) == 2 and len(learn.model) == 3
 
 
-@pytest.mark.parametrize("name", ["pipekit.text.learner", "pipekit.text.models", "pipekit.text.loaders",
-                                  "pipekit.text.blocks", "pipekit.text.tokenize", "pipekit.text.dataloaders",
-                                  "pipekit.text.rules"])
-def test_docstring_examples(name, tmp_path, monkeypatch):
-    import doctest
-    import importlib
-
-    monkeypatch.chdir(tmp_path)
-    assert doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS).failed == 0
-
-
 def test_textblock_doc_reuses_the_vocab_the_way_that_runs(dls_lm):
     """The docstring's ``vocab=dls_lm.vocab`` is what DataLoaders have (a learner's is ``learn.text_vocab``)."""
     from pipekit.text.learner import TextLearner

@@ -2,8 +2,6 @@
 examples in the vision modules' docstrings run."""
 from __future__ import annotations
 
-import doctest
-import importlib
 import inspect
 import json
 
@@ -104,12 +102,3 @@ def test_pixel_accuracy_is_a_metric_instance_and_a_factory():
     m.accumulate(pred[:1], targ[:1], None, 1)
     m.accumulate(pred[1:], targ[1:], None, 1)
     assert m.value == pytest.approx(3 / 4)
-
-
-@pytest.mark.parametrize("module", ["augment", "geometry", "samplers", "transforms", "presize", "blocks", "bbox",
-                                    "learner", "models", "dataloaders"])
-def test_docstring_examples(module, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("PIPEKIT_QUIET", "1")  # an example's fit prints no table
-    result = doctest.testmod(importlib.import_module(f"pipekit.vision.{module}"), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0, f"{result.failed} docstring example(s) failed in pipekit.vision.{module}"

@@ -4,7 +4,6 @@ The weights come from the packages of pipekit's ``pretrained`` extra (installed 
 real dogs-vs-cats photos from $PIPEKIT_DATA.
 """
 import dataclasses
-import doctest
 import hashlib
 import importlib
 import json
@@ -299,13 +298,6 @@ def test_body_features_of_real_images_separate_dogs_from_cats(tmp_path):
     # leave-one-out nearest neighbour on frozen features: the pretrained body already tells dogs from cats
     sim.fill_diagonal_(-1)
     assert (y[sim.argmax(1)] == y).float().mean() >= 0.85
-
-
-@pytest.mark.parametrize("name", ["pipekit.vision.efficientnet", "pipekit.vision.imagenet", "pipekit.vision.pretrained"])
-def test_docstring_examples(name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0
 
 
 def test_cached_copy_is_made_once_per_pinned_file(tmp_path):

@@ -3,7 +3,6 @@ built here from the real mnist_tiny and dogscats files (no download): the same p
 presized into the same cache keyed by the image bytes."""
 from __future__ import annotations
 
-import doctest
 from pathlib import Path
 
 import datasets
@@ -42,12 +41,6 @@ def in_memory_dataset(files: list[Path], images: list | None = None) -> datasets
 def block(**kw) -> DataBlock:
     return DataBlock(blocks=(ImageBlock(cls="L", **kw), CategoryBlock), get_x=ColReader("image"),
                      get_y=ColReader("label"), splitter=ColSplitter("is_valid"))
-
-
-def test_the_module_example_runs():
-    import pipekit.vision.sources as mod
-
-    assert doctest.testmod(mod).failed == 0
 
 
 def test_an_hf_image_column_gives_the_pixels_of_the_files(tmp_path):

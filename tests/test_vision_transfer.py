@@ -452,13 +452,3 @@ def test_shape_problems_are_reported_when_the_learner_is_built():
 
     with pytest.raises(ParameterError, match="not a feature map"):
         vision_learner(dls, nn.Sequential(Flat(), nn.AdaptiveAvgPool2d(1)))
-
-
-@pytest.mark.parametrize("name", ["pipekit.vision.models", "pipekit.vision.learner", "pipekit.vision.bbox"])
-def test_docstring_examples(name, tmp_path, monkeypatch):
-    import doctest
-    import importlib
-
-    monkeypatch.chdir(tmp_path)
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0
