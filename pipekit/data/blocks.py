@@ -323,7 +323,7 @@ def _check_vocab_state(state: dict[str, Any], who: str, given: Sequence[Any] | N
     if given is not None and vocab != list(given):
         raise FieldError("state.vocab_", f"must be the vocab given as the parameter ({str(list(given))[:80]}), as "
                                          f"fitting keeps it, got {str(vocab)[:80]}")
-    if given is None and sort and vocab != sorted(vocab):
+    if given is None and sort and not state.get("declared_") and vocab != sorted(vocab):
         raise FieldError("state.vocab_", f"must be sorted, as fitting sorts it, got {str(vocab)[:80]}")
 
 
@@ -499,6 +499,7 @@ class Categorize(Transform):
 
     def setup(self, values: Any) -> None:
         values = label_column(values, "Categorize", missing_as=NA_TOKEN if self.add_na else None)
+        vars(self).pop("declared_", None)  # set (True) only when this fit's classes are an Enum's declared ones
         if self.add_na and values.dtype != pl.Utf8:
             raise DataError(f"CategoryBlock(add_na=True) takes text labels (its {NA_TOKEN!r} class is text), and these "
                             f"are {values.dtype}: make get_y return text (e.g. str(label)), or leave add_na out")
@@ -507,10 +508,14 @@ class Categorize(Transform):
             self._codes(values, "the vocab you gave")
             return
         uniq = values.unique(maintain_order=True)
+        declared = isinstance(values.dtype, pl.Enum)
+        if declared:  # an Enum's declared categories (a Hugging Face ClassLabel's names), in their order, unused too
+            self.declared_ = True
+            uniq = values.dtype.categories
         if self.add_na:
             uniq = uniq.filter(uniq != NA_TOKEN)
         self.vocab_ = CategoryMap(([NA_TOKEN] if self.add_na else [])
-                                  + (sorted(uniq.to_list()) if self.sort else uniq.to_list()))
+                                  + (sorted(uniq.to_list()) if self.sort and not declared else uniq.to_list()))
         self._one_per_item = len(values) > 10 and len(uniq) == len(values)  # every item a class of its own
         if len(self.vocab_) == 1:  # a classifier of one class learns nothing and scores perfectly
             warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
@@ -724,6 +729,7 @@ class MultiCategorize(Transform):
             self.vocab_ = CategoryMap(self.vocab_)
 
     def setup(self, values: Any) -> None:
+        vars(self).pop("declared_", None)  # set (True) only when this fit's labels are an Enum's declared ones
         if self.encoded:  # nothing to learn; encode checks every item's row, naming it by its position
             self.vocab_ = CategoryMap(self.vocab or [])
             return
@@ -737,7 +743,10 @@ class MultiCategorize(Transform):
                 raise DataError(f"MultiCategoryBlock: every one of the {len(values)} training items has an empty "
                                 "label list, so there are no labels to learn; check get_y (it should return each "
                                 "item's labels) or label_delim (it splits a text of labels)")
-            self.vocab_ = CategoryMap(na + sorted(v for v in flat.unique().to_list() if v not in na))
+            declared = flat.dtype.categories.to_list() if isinstance(flat.dtype, pl.Enum) else None
+            if declared is not None:  # an Enum's declared labels, in their order, unused ones included
+                self.declared_ = True
+            self.vocab_ = CategoryMap(na + [v for v in declared or sorted(flat.unique().to_list()) if v not in na])
             warn_near_labels(self.vocab_, "training labels")
             return
         if self.add_na:  # a label the vocab lacks is the '#na#' label

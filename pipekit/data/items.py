@@ -958,26 +958,96 @@ def _held_object(v: Any) -> bool:
     return isinstance(v, np.ndarray) or type(v).__module__.split(".")[0] in ("torch", "PIL")
 
 
+#: the column a pandas frame's unnamed index becomes in Arrow (``Dataset.from_pandas(df[df.age > 25])`` keeps it)
+_PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
+#: the names Hugging Face gives the validation split, most usual first
+_HF_VALID_SPLITS = ("validation", "valid", "val", "dev", "test")
+
+
 def _from_hf(ds: Any) -> pl.DataFrame:
-    """A Hugging Face dataset as a frame. ``ClassLabel`` columns hold their label names (the integers Arrow
-    stores are positions in ``names``; -1, no label, becomes null); an ``Image`` column stays the
-    ``{bytes, path}`` structs image blocks read."""
+    """A Hugging Face dataset as a frame: its stored columns, as Arrow holds them.
+
+    - A ``ClassLabel`` column is an ``Enum`` of its ``names``, declared in their order: its categories are the
+      vocabulary (every class, those a filtered view lacks included), so a class's code is the id Hugging Face
+      stores (``preds.argmax(1)`` compares with ``ds["label"]``); -1, no label, is null. A ``Sequence``/``List``
+      of ``ClassLabel`` (several labels per item) holds lists of those names.
+    - An ``Image`` column stays the ``{bytes, path}`` structs image blocks read.
+    - The column ``__index_level_0__`` (the index of a pandas frame that was not a plain range, which
+      ``Dataset.from_pandas`` keeps so that ``to_pandas`` can make it the index again) is left out: it is the
+      rows' positions in another frame, not data to learn from.
+
+    A ``DatasetDict`` (several splits) and a dataset with a transform set (``set_transform``/``with_transform``,
+    which runs only as rows are read in Python, never on the stored columns) are refused, each with the fix.
+    """
     if isinstance(ds, dict):  # DatasetDict / IterableDatasetDict: what load_dataset() returns without split=
-        splits = list(ds)
-        raise DataError(f"this is a {type(ds).__name__} with splits {splits}; pass one split, e.g. "
-                        f"ds[{splits[0] if splits else 'train'!r}] (or load_dataset(..., split={splits[0] if splits else 'train'!r}))")
+        raise _splits_error(ds)
+    fmt = getattr(ds, "format", None)
+    if isinstance(fmt, dict) and fmt.get("type") == "custom":
+        fn = (fmt.get("format_kwargs") or {}).get("transform")
+        name = getattr(fn, "__name__", "fn")
+        name = name if name.isidentifier() else "fn"
+        raise DataError(f"this {type(ds).__name__} has a transform set ({name}, by set_transform or with_transform), "
+                        "which datasets runs only as rows are read in Python; pipekit reads the stored columns, so it "
+                        f"would train on the values before {name}. Store its result: ds = ds.with_format(None)"
+                        f".map({name}, batched=True) (with_format(None) first, or the transform runs again on the "
+                        "rows map reads), then pass ds")
     if hasattr(ds, "to_polars"):
         df = ds.to_polars()
     else:
         # a Dataset with an indices mapping (after select/shuffle) must be flattened before its table is read
         ds = ds.flatten_indices() if getattr(ds, "_indices", None) is not None else ds
         df = pl.from_arrow(ds.data.table)  # type: ignore[assignment]
-    labels = {c: list(f.names) for c, f in (getattr(ds, "features", None) or {}).items()
-              if type(f).__name__ == "ClassLabel" and c in df.columns and df.schema[c].is_integer()}
-    if labels:
-        df = df.with_columns(pl.col(c).replace_strict(list(range(len(names))), names, default=None,
-                                                      return_dtype=pl.String) for c, names in labels.items())
-    return df  # type: ignore[return-value]
+    df = df.drop([c for c in df.columns if _PANDAS_INDEX.fullmatch(c)])
+    features = getattr(ds, "features", None) or {}
+    exprs = []
+    for c, f in features.items():
+        if c not in df.columns:
+            continue
+        dtype = df.schema[c]
+        names = _class_names(f)
+        if names is not None and dtype.is_integer():  # one label per item
+            exprs.append(_label_names(pl.col(c), names))
+        elif isinstance(dtype, pl.List) and dtype.inner.is_integer():  # several: Sequence/List(ClassLabel)
+            names = _class_names(getattr(f, "feature", None)) if type(f).__name__ in _HF_LISTS else None
+            if names is not None:
+                exprs.append(pl.col(c).list.eval(_label_names(pl.element(), names)))
+    return df.with_columns(exprs) if exprs else df  # type: ignore[return-value]
+
+
+#: the ``datasets`` feature types that hold a list of values per row
+_HF_LISTS = ("Sequence", "List", "LargeList")
+
+
+def _class_names(feature: Any) -> list[str] | None:
+    """The label names of a ``ClassLabel`` feature, in their declared order; None for any other feature."""
+    return [str(n) for n in feature.names] if type(feature).__name__ == "ClassLabel" else None
+
+
+def _label_names(ids: pl.Expr, names: list[str]) -> pl.Expr:
+    """ClassLabel ids (positions in ``names``) as those names: an ``Enum`` of ``names`` in their declared order
+    (text where a name is given twice, which an Enum cannot declare); -1 (no label) and ids past the names are
+    null."""
+    kind = pl.Enum(names) if len(set(names)) == len(names) else pl.String
+    return ids.replace_strict(list(range(len(names))), names, default=None, return_dtype=kind)
+
+
+def _splits_error(dd: dict[str, Any]) -> DataError:
+    """The DataError for a ``DatasetDict``: pass one split, or keep the dataset's own validation split as the
+    validation set (the splits concatenated, the validation rows named by position with ``IndexSplitter``, or
+    marked in a column for a factory's ``valid_col``)."""
+    splits = list(dd)
+    train = "train" if "train" in splits else splits[0] if splits else "train"
+    valid = next((s for s in _HF_VALID_SPLITS if s in splits and s != train),
+                 next((s for s in splits if s != train), None))
+    one = f"this is a {type(dd).__name__} with splits {splits}; pass one split, e.g. ds[{train!r}]"
+    if valid is None:
+        return DataError(f"{one} (or load_dataset(..., split={train!r}))")
+    return DataError(f"{one}, or keep its {valid!r} split as the validation set: "
+                     f"d = datasets.concatenate_datasets([ds[{train!r}], ds[{valid!r}]]) and "
+                     f"splitter=IndexSplitter(range(len(ds[{train!r}]), len(d))) in the DataBlock (for a factory's "
+                     f"valid_col: d = d.add_column('is_valid', [False] * len(ds[{train!r}]) + [True] * "
+                     f"len(ds[{valid!r}])), then valid_col='is_valid')")
 
 
 def table_column(df: pl.DataFrame, col: int | str, param: str) -> str:

@@ -452,6 +452,8 @@ class TabularProcessor(Component):
             if vocab and self.y_type_ != "str":  # the classes given, written as the column's values are
                 self.y_vocab_ = as_stored(self.y_names[0], vocab, dt, f"CategoryBlock(vocab=...) of target "
                                           f"{self.y_names[0]!r}")
+            if self.y_vocab_ is None and isinstance(dt, pl.Enum):  # declared categories, in their order
+                self.y_vocab_ = dt.categories.to_list()
             if self.y_vocab_ is None:
                 vals = distinct_train_values(frame, self.y_names[:1], train)[self.y_names[0]]
                 self.y_vocab_ = (vals.cast(pl.String) if _is_text(vals.dtype) else vals).sort().cast(pl.String).to_list()

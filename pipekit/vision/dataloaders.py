@@ -195,7 +195,9 @@ class ImageDataLoaders:
         """A table (Polars or pandas) with a file-name column ``fn_col`` (files at
         ``path/folder/<name><suff>``, or the names themselves when they are all full paths) and a label column ``label_col``; several labels per image with
         ``label_delim`` (then ``y_block`` defaults to ``MultiCategoryBlock``); the rows where ``valid_col``
-        is true are the validation set, else a random ``valid_pct``.
+        is true are the validation set, else a random ``valid_pct``. A Hugging Face ``datasets.Dataset`` is a table
+        too: its ``Image`` column (or a column of encoded bytes) as ``fn_col`` holds the images themselves, read as
+        they are (no ``path``, ``folder`` or ``suff``).
 
         The DataBlock: ``blocks=(ImageBlock(img_cls), y_block)``, ``get_x=ColReader(fn_col, pref=path/folder,
         suffix=suff)``, ``get_y=ColReader(label_col, label_delim=label_delim)``, ``splitter=ColSplitter(valid_col)``
@@ -215,13 +217,21 @@ class ImageDataLoaders:
         frame = to_items(df)
         fn, label = table_column(frame, fn_col, "fn_col"), table_column(frame, label_col, "label_col")
         pref: Path | str = Path(path) / folder if folder is not None else Path(path)
-        absolute = frame[fn].cast(pl.String).map_elements(os.path.isabs, return_dtype=pl.Boolean).fill_null(False)
-        if absolute.all():  # names that are full paths already (a table made from get_image_files): used as they are
+        if isinstance(frame[fn].dtype, pl.Struct) or frame[fn].dtype == pl.Binary:
+            # the images themselves, as image blocks read them: a datasets Image column ({bytes, path}), bytes
+            if folder is not None or suff:
+                raise ParameterError(f"ImageDataLoaders.from_df: fn_col {fn!r} holds the images themselves "
+                                     f"({frame[fn].dtype}, e.g. a Hugging Face datasets Image column), not file "
+                                     f"names; leave out folder={folder!r} and suff={suff!r}, which name files")
             pref = ""
-        elif absolute.any():
-            i = int(absolute.arg_true()[0])
-            raise DataError(f"ImageDataLoaders.from_df: fn_col {fn!r} mixes full paths (row {i}: {frame[fn][i]!r}) "
-                            f"with names relative to path/folder; make them all one or the other")
+        else:
+            absolute = frame[fn].cast(pl.String).map_elements(os.path.isabs, return_dtype=pl.Boolean).fill_null(False)
+            if absolute.all():  # full paths already (a table made from get_image_files): used as they are
+                pref = ""
+            elif absolute.any():
+                i = int(absolute.arg_true()[0])
+                raise DataError(f"ImageDataLoaders.from_df: fn_col {fn!r} mixes full paths (row {i}: "
+                                f"{frame[fn][i]!r}) with names relative to path/folder; make them all one or the other")
         if y_block is None:
             y_block = MultiCategoryBlock if label_delim is not None else CategoryBlock
         splitter = (ColSplitter(table_column(frame, valid_col, "valid_col")) if valid_col is not None
