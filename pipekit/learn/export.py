@@ -48,12 +48,13 @@ from pipekit.core.archive import Archive, building_from, read_pipekit, write_arc
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.registry import lookup, name_of, register
-from pipekit.core.validate import Y_RANGE, Is, check, finite_number
+from pipekit.core.validate import Is, check, finite_number
 from pipekit.data.dataloaders import DataLoaders, classes_vocab
 from pipekit.data.loader import checked_device, default_device
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.distributed import is_main_process
 from pipekit.learn.losses import TORCH_LOSS_TARGETS, BaseLoss, loss_from_kind
+from pipekit.learn.nets import Y_RANGES
 from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW, lookahead_problem
 from pipekit.learn.optim import Lookahead, Optimizer, check_opt_args, opt_arg_ranges
 from pipekit.learn.registry import COMPILED_PREFIX, UnknownArchError, arch_spec, build_arch, config_from_data
@@ -125,11 +126,20 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
         learner = name_of(type(learn))
     except (ExportError, UnknownNameError) as e:
         raise ExportError(f"cannot export: {e}") from None
+    from pipekit.learn.inference import loss_methods
     from pipekit.learn.learner import several_targets
 
     # a plain function: the loaded learner predicts with the targets' default loss, if they have one; over several
     # targets no one target's default fits, and it predicts the model's outputs, as this learner does
     torch_loss = torch_loss_record(learn.loss_func) if loss is None else None
+    if loss is None and torch_loss is None and any(loss_methods(learn.loss_func)):
+        name = getattr(learn.loss_func, "__name__", type(learn.loss_func).__name__)
+        own = " and ".join(m for m, f in zip(("activation", "decodes"), loss_methods(learn.loss_func)) if f)
+        raise ExportError(f"cannot export: the loss {name!r} has its own {own}, which get_preds and predict apply "
+                          "to the outputs, and a file cannot hold it (an export holds no code), so the loaded learner "
+                          "would predict otherwise than this one. Subclass pipekit.learn.BaseLoss with that "
+                          "activation and decodes and register it (@pipekit.register), or train with a pipekit loss "
+                          "(CrossEntropyLossFlat(), BCEWithLogitsLossFlat(), MSELossFlat()...), and export again")
     if loss is None and torch_loss is None and not several_targets(learn.dls):
         name = getattr(learn.loss_func, "__name__", type(learn.loss_func).__name__)
         try:
@@ -692,7 +702,7 @@ def _refuse_unusable(where: str, model: nn.Module, tensors: dict[str, torch.Tens
 
 def _check_y_range(where: str, name: str, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Refuse an ``arch.config.y_range`` of one of pipekit's architectures (a collab or tabular model, a text
-    classifier, a unet) that its model cannot compute with (:data:`~pipekit.core.validate.Y_RANGE`: finite, low <
+    classifier, a unet) that its model cannot compute with (:data:`~pipekit.learn.nets.Y_RANGES`: finite, low <
     high, both and high - low within float32's range), naming the field, before anything is built: a range such as
     ``[-1e308, 1e308]`` would otherwise load and make every prediction NaN."""
     arch = _registered_arch(name)
@@ -702,8 +712,8 @@ def _check_y_range(where: str, name: str, config: dict[str, Any], arrays: dict[s
         y_range = config_from_data({"y_range": config["y_range"]}, arrays)["y_range"]
     except STATE_ERRORS + (ExportError,):
         return  # not a value at all: the build refuses it, naming the architecture
-    if not Y_RANGE.accepts(y_range):
-        raise ExportError(f"{where}: record.json field 'arch.config.y_range' must be {Y_RANGE}, got "
+    if not Y_RANGES.accepts(y_range):  # a range per target: a tabular model of several
+        raise ExportError(f"{where}: record.json field 'arch.config.y_range' must be {Y_RANGES}, got "
                           f"{str(config['y_range'])[:80]}; the file is damaged or was not written by learn.export()")
 
 

@@ -28,7 +28,7 @@ from pipekit.learn.losses import BaseLoss, Reducible, loss_from_kind
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
-__all__ = ["get_preds", "predict", "tta", "show_results", "one_item_source"]
+__all__ = ["get_preds", "predict", "tta", "show_results", "one_item_source", "loss_methods"]
 
 
 def _cat(parts: list[Any], dim: int = 0) -> Any:
@@ -155,6 +155,27 @@ def loss_not_reduced(learn: Learner, who: str = "learn.loss_not_reduced()") -> I
             learn.loss_func = loss_func
 
 
+def loss_methods(loss_func: Any) -> tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None]:
+    """The ``activation`` and ``decodes`` of ``loss_func``, each None where it has none: a pipekit loss's, and those of
+    any loss object that has them as methods (fastai's losses, a class of the user's), as ``get_preds`` applies them
+    to the outputs (probabilities, then class indices or labels). A plain function has neither: its outputs are given
+    as the model gives them.
+
+    >>> import torch
+    >>> class Tempered:
+    ...     def __call__(self, out, targ): return torch.nn.functional.cross_entropy(out, targ)
+    ...     def activation(self, x): return torch.softmax(x / 2, dim=-1)
+    ...     def decodes(self, x): return x.argmax(-1)
+    >>> act, dec = loss_methods(Tempered())
+    >>> dec(act(torch.tensor([[0.0, 2.0]]))).tolist(), loss_methods(torch.nn.functional.cross_entropy)
+    ([1], (None, None))
+    """
+    if isinstance(loss_func, BaseLoss):
+        return loss_func.activation, loss_func.decodes
+    act, dec = getattr(loss_func, "activation", None), getattr(loss_func, "decodes", None)
+    return (act if callable(act) else None), (dec if callable(dec) else None)
+
+
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
               with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None, reorder: bool = True,
               cbs: Cbs = None, with_targs: bool = True) -> tuple:
@@ -162,7 +183,9 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     ``with_targs=False`` (fastai's) gives None in the place of ``targs``, the tuple keeping its length.
 
     ``preds`` are activated (softmax/sigmoid from the loss, or ``act``, applied to each batch's outputs) and
-    ``decoded`` are the loss's decoding of them (class indices, token ids); ``targs`` is None without labels.
+    ``decoded`` are the loss's decoding of them (class indices, token ids); ``targs`` is None without labels. A loss
+    of the user's that has ``activation`` and ``decodes`` methods, as fastai's losses do, gives them (see
+    :func:`loss_methods`); a plain function gives none, and the outputs are returned as they are.
     Each is one tensor, or, when the batches' outputs differ in shape past the first dimension (text batches
     of different sequence lengths), a list of one tensor per item.
 
@@ -216,11 +239,10 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
                 learn.validation_pass(run, extra, bar="get_preds")
         finally:
             learn.training = was_training
-        if act is None and isinstance(loss_func, BaseLoss):
-            act = loss_func.activation
+        own_act, decodes = loss_methods(loss_func)
+        act = own_act if act is None else act
         # activated and decoded batch by batch: batches whose outputs cannot be concatenated get them too
         parts = [act(p) if act is not None and isinstance(p, torch.Tensor) else p for p in gather.preds]
-        decodes = loss_func.decodes if isinstance(loss_func, BaseLoss) else None
         dec_parts = [decodes(p) if decodes is not None and isinstance(p, torch.Tensor) else p for p in parts] \
             if with_decoded else []
         dim = 1 if _streams(dl) else 0  # a language model's windows: each row continues along the sequence
@@ -364,7 +386,10 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
             decode = getattr(block, "decode_prediction", None)
             return decode(value, size, geometry=geometry) if callable(decode) else block.decode(value)
 
-        per_target = _per_target(learn.dls, preds[0], for_people)
+        if any(loss_methods(learn.loss_func)):  # the loss reads its outputs itself: its decoding, as fastai's
+            per_target = _loss_decoded_targets(learn.dls, dec, preds[0], for_people)
+        else:
+            per_target = _per_target(learn.dls, preds[0], for_people)
         if per_target is not None:
             return *shown, *per_target
         decoded = for_people(y_block, label_scores(learn.loss_func, y_block, dec[0]))
@@ -423,15 +448,33 @@ def _per_target(dls: Any, pred: torch.Tensor, for_people: Callable[[Any, Any], A
     return shown, together, pred
 
 
+def _loss_decoded_targets(dls: Any, dec: Any, pred: torch.Tensor, for_people: Callable[[Any, Any], Any]
+                          ) -> tuple[Any, Any, torch.Tensor] | None:
+    """``predict``'s answer for data of several targets (``dls.c`` a list) when the loss has its own ``activation`` or
+    ``decodes`` (:func:`loss_methods`): the first item of ``dec``, the loss's decoding, rather than each target read
+    from its slice by its block's default loss (the outputs are the loss's activation, no longer the model's). A
+    decoding of one value per target (a tuple) is read by each target's block; another is given as it is. None for
+    data of one target."""
+    if not isinstance(getattr(dls, "c", None), list):
+        return None
+    item = tuple(d[0] for d in dec) if isinstance(dec, tuple) else dec[0]
+    targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
+    if isinstance(item, tuple) and len(item) == len(targets):
+        return tuple(for_people(b, d) for b, d in zip(targets, item)), item, pred
+    return item, item, pred
+
+
 def label_scores(loss_func: Any, block: Any, outputs: Any) -> Any:
     """The outputs a target block reads its labels from (``block.decode``): ``outputs`` as they are, but for a
     multi-label target (``loss_kind`` 'bce') whose loss gives them no activation (PyTorch's
-    ``nn.BCEWithLogitsLoss()``, a function of the user's such as the book's ``binary_cross_entropy``), their sigmoid:
+    ``nn.BCEWithLogitsLoss()``, a function of the user's such as the book's ``binary_cross_entropy``; see
+    :func:`loss_methods`), their sigmoid:
     the block's 0.5 threshold is on probabilities, as after ``BCEWithLogitsLossFlat``'s activation, so an output of
     0.05 (a probability of 0.51) is a label. A loss that reads probabilities itself (``nn.BCELoss``,
     ``F.binary_cross_entropy``: the model ends in a sigmoid) leaves them as they are. ``predict`` still returns the
     outputs themselves as its decoded tensor and probabilities, as fastai's does with such a loss."""
-    if (getattr(block, "loss_kind", None) != "bce" or isinstance(loss_func, (BaseLoss, nn.BCELoss))
+    if (getattr(block, "loss_kind", None) != "bce" or loss_methods(loss_func)[0] is not None
+            or isinstance(loss_func, nn.BCELoss)
             or loss_func is F.binary_cross_entropy or not isinstance(outputs, torch.Tensor)
             or not outputs.is_floating_point()):
         return outputs

@@ -162,6 +162,7 @@ class Learner:
             loss_func = loss_from_kind(kind)
         else:  # a loss that cannot read the targets is refused now, not inside torch at the first batch
             check_loss_targets("Learner", loss_func, dls, model, self.device)
+            _check_bce_targets("Learner", dls, loss_func)
         self.loss_func = loss_func
         if isinstance(loss_func, nn.Module):
             loss_func.to(self.device)
@@ -965,6 +966,10 @@ def check_targets_fit(who: str, dls: Any, loss_func: Any, n_out: Any = None, bui
     target's alone. Such a model gives the targets' outputs side by side (``n_out=sum(dls.c)``) and its loss, a
     function of the user's, splits them.
 
+    On a table's targets it also refuses a binary cross-entropy of numbers that are no 0/1 labels
+    (:func:`_check_bce_targets`) and, with no ``loss_func``, an ``n_out`` other than the number of regression targets
+    (:func:`_check_regression_outputs`).
+
     >>> import pipekit.datasets as D
     >>> from pipekit.data import CategoryBlock, DataBlock, get_image_files, parent_label
     >>> from pipekit.vision import ImageBlock, Resize
@@ -982,6 +987,8 @@ def check_targets_fit(who: str, dls: Any, loss_func: Any, n_out: Any = None, bui
     >>> check_targets_fit("Learner", dls, loss_func=lambda pred, digit, parity: pred.sum()) is None   # a loss given: fine
     True
     """
+    _check_bce_targets(who, dls, loss_func)
+    _check_regression_outputs(who, dls, loss_func, n_out)
     targets = several_targets(dls)
     if not targets:
         return
@@ -1009,3 +1016,56 @@ def check_targets_fit(who: str, dls: Any, loss_func: Any, n_out: Any = None, bui
     raise ParameterError(f"{who}: {' and '.join(missing)} {'were' if len(missing) > 1 else 'was'} not given and the "
                          f"data has {len(targets)} targets ({shown}); the data's own {' and '.join(missing)} would "
                          f"be for the first target alone. {fix}")
+
+
+#: PyTorch's binary cross-entropies, as classes and functions, that read 0/1 labels (or probabilities)
+_TORCH_BCE = (nn.BCEWithLogitsLoss, nn.BCELoss)
+_TORCH_BCE_FUNCTIONS = (torch.nn.functional.binary_cross_entropy_with_logits,
+                        torch.nn.functional.binary_cross_entropy)
+
+
+def _check_bce_targets(who: str, dls: Any, loss_func: Any) -> None:
+    """Refuse a binary cross-entropy (``BCEWithLogitsLossFlat``, PyTorch's ``BCEWithLogitsLoss``/``BCELoss`` and
+    their functions) on a table's regression targets that lie outside 0..1: it reads 0/1 labels (or probabilities),
+    and on such numbers (ages, hours) its loss goes negative and the model learns nothing of them. Names each column
+    and the values in it, and the fix: ``MSELossFlat()`` for numbers, a ``MultiCategoryBlock`` for labels."""
+    from pipekit.learn.losses import BCEWithLogitsLossFlat, MSELossFlat
+
+    bce = isinstance(loss_func, (BCEWithLogitsLossFlat, *_TORCH_BCE)) or any(loss_func is f for f in
+                                                                             _TORCH_BCE_FUNCTIONS)
+    tab = getattr(dls, "tabular", None)
+    if not bce or tab is None or getattr(tab, "y_kind", None) != "regression" or not len(tab.train):
+        return
+    names = list(tab.y_names)
+    frame = tab.train.targets.cast({c: float for c in names})
+    bad = []
+    for name in names:
+        y = frame[name].to_numpy()
+        y = y[np.isfinite(y)]
+        if len(y) and (float(y.min()) < 0 or float(y.max()) > 1):
+            bad.append(f"{name!r} (from {float(y.min()):g} to {float(y.max()):g})")
+    if not bad:
+        return
+    lname = getattr(loss_func, "__name__", type(loss_func).__name__)
+    raise ParameterError(f"{who}: loss_func={lname} reads 0/1 labels (or probabilities from 0 to 1), and the "
+                         f"target column(s) {', '.join(bad)} hold numbers outside 0..1, on which its loss goes "
+                         f"negative and nothing is learned. To predict these numbers use loss_func={MSELossFlat()!r} "
+                         "(or leave loss_func out); for labels, give 0/1 columns with "
+                         "y_block=MultiCategoryBlock(encoded=True, vocab=[...their names...])")
+
+
+def _check_regression_outputs(who: str, dls: Any, loss_func: Any, n_out: Any) -> None:
+    """Refuse, before a model is built, an ``n_out`` that is not a table's number of regression targets when the
+    learner takes the data's default loss (``MSELossFlat``, which compares each output with its target): it would
+    fail at the first batch of ``fit`` on the shapes, or broadcast one output over several targets. A ``loss_func``
+    of the user's may read outputs of another number (a mean and a spread per target), and is not refused."""
+    tab = getattr(dls, "tabular", None)
+    if (loss_func is not None or n_out is None or tab is None or getattr(tab, "y_kind", None) != "regression"
+            or isinstance(n_out, bool) or not isinstance(n_out, (int, np.integer))):
+        return
+    names = list(tab.y_names)
+    if int(n_out) == len(names):
+        return
+    raise ParameterError(f"{who}: the model gives {int(n_out)} scores per item but the data has {len(names)} "
+                         f"regression target(s) {names}; pass n_out={len(names)} (or leave n_out out), or give "
+                         "loss_func= for another use of the outputs")

@@ -20,7 +20,7 @@ from pipekit.core.registry import register
 from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
-__all__ = ["MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "trainable_params", "linear_layers",
+__all__ = ["target_y_range", "Y_RANGES", "MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "trainable_params", "linear_layers",
            "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu",
            "tensor", "one_hot"]
 
@@ -451,8 +451,91 @@ class ConvBlock(ConvLayer):
         super().__init__(ni, nf, ks, stride=stride)
 
 
-def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Squash ``x`` into ``(low, high)``.
+#: what a y_range of several targets may be, as messages name it
+Y_RANGES_SAID = ("a (low, high) pair shared by every target, or, for several targets, a pair of one bound per target "
+                 "(lists, arrays or tensors of one length, e.g. (tensor([17., 1.]), tensor([91., 100.])))")
+
+
+def _bounds(v: Any) -> list[Any] | None:
+    """A bound of a ``y_range`` given per target (a list, tuple, 1-d array or tensor) as a list; None for one number."""
+    if isinstance(v, (torch.Tensor, np.ndarray)):
+        return None if v.ndim == 0 else v.tolist() if v.ndim == 1 else [v.tolist()]  # 2-d: refused as not numbers
+    return list(v) if isinstance(v, (list, tuple)) else None
+
+
+def _sides(y_range: Any) -> list[list[Any] | None] | None:
+    """The two sides of a ``y_range`` given per target (each a list of bounds, or None for one number on that side);
+    None for one ``(low, high)`` pair, or anything else, which :data:`~pipekit.core.validate.Y_RANGE` judges."""
+    pair = _bounds(y_range) if not isinstance(y_range, (str, bytes, Mapping)) else None
+    sides = [_bounds(b) for b in pair] if pair is not None and len(pair) == 2 else None
+    return None if sides is None or all(b is None for b in sides) else sides
+
+
+def per_target(y_range: Any) -> bool:
+    """Whether ``y_range`` is given per target (a list, array or tensor of bounds on a side), not as one pair.
+
+    >>> per_target((0, 5.5)), per_target(([17, 1], [91, 100]))
+    (False, True)
+    """
+    return y_range is not None and _sides(y_range) is not None
+
+
+def target_y_range(owner: str, y_range: Any, n_out: int | None = None
+                   ) -> tuple[float, float] | tuple[list[float], list[float]] | None:
+    """``y_range`` checked and as plain numbers: None; ``(low, high)`` shared by every output; or, as fastai's
+    ``sigmoid_range`` broadcasts it over the columns, ``([low0, low1...], [high0, high1...])``, one range per target
+    (bounds given as lists, tuples, 1-d arrays or tensors of one length; a single number on one side is every
+    target's). Each target's range must be one :data:`~pipekit.core.validate.Y_RANGE` accepts. ``n_out``: the model's
+    outputs per item, which a range per target must match. A ParameterError names what is wrong.
+
+    >>> import torch
+    >>> target_y_range("tabular_learner", (0, 5.5)), target_y_range("x", (torch.tensor([17, 1]), [91.0, 100]), 2)
+    ((0.0, 5.5), ([17.0, 1.0], [91.0, 100.0]))
+    >>> target_y_range("tabular_learner", ([17, 1], [91, 100]), n_out=3)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: tabular_learner: y_range gives a range for each of 2 targets, and the model gives 3 outputs per item; give one low and one high per output (3 of each), or one (low, high) pair for all
+    """
+    if y_range is None:
+        return None
+    sides = _sides(y_range)
+    if sides is None:
+        check(owner, y_range=(y_range, Y_RANGE))
+        return float(y_range[0]), float(y_range[1])
+    lengths = {len(b) for b in sides if b is not None}
+    if len(lengths) > 1 or 0 in lengths:
+        raise ParameterError(f"{owner}: y_range has {' and '.join(str(len(b)) for b in sides if b is not None)} "
+                             f"bounds on its two sides; expected {Y_RANGES_SAID}")
+    n = lengths.pop()
+    lows, highs = (b if b is not None else [y_range[i]] * n for i, b in enumerate(sides))
+    for i, (lo, hi) in enumerate(zip(lows, highs)):
+        if not Y_RANGE.accepts((lo, hi)):
+            raise ParameterError(f"{owner}: y_range of target {i} is ({str(lo)[:30]}, {str(hi)[:30]}), which is not "
+                                 f"accepted; each target's range must be {Y_RANGE}")
+    if n_out is not None and n != n_out:
+        raise ParameterError(f"{owner}: y_range gives a range for each of {n} targets, and the model gives {n_out} "
+                             f"outputs per item; give one low and one high per output ({n_out} of each), or one "
+                             "(low, high) pair for all")
+    return [float(v) for v in lows], [float(v) for v in highs]
+
+
+def _is_target_y_range(v: Any) -> bool:
+    try:
+        target_y_range("y_range", v)
+    except (ParameterError, TypeError, ValueError):
+        return False
+    return True
+
+
+#: a regression's output range as a file or a config holds it: None, one (low, high) pair
+#: (:data:`~pipekit.core.validate.Y_RANGE`), or a pair of one bound per target (:func:`target_y_range`)
+Y_RANGES = Is(_is_target_y_range, f"None, or {Y_RANGES_SAID}; each range of finite numbers with low < high, within "
+              "float32's range")
+
+
+def sigmoid_range(x: torch.Tensor, low: Any, high: Any) -> torch.Tensor:
+    """Squash ``x`` into ``(low, high)``: numbers, or tensors of one bound per column of ``x``, broadcast over its
+    rows (each target of a regression its own range, see :func:`target_y_range`).
 
     >>> import torch
     >>> from pipekit.learn.nets import sigmoid_range

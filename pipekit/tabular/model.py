@@ -23,7 +23,7 @@ from torch.nn.modules import module as _mod
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
 from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, check, one_of_two_names, unknown_names
 from pipekit.data.dataloaders import DataLoaders
-from pipekit.learn.nets import check_stored_layers, sigmoid_range
+from pipekit.learn.nets import Y_RANGES, check_stored_layers, per_target, sigmoid_range, target_y_range
 from pipekit.learn.registry import register_arch
 
 if TYPE_CHECKING:
@@ -297,11 +297,13 @@ def check_config(owner: str, config: Any, body: bool = True) -> None:
         if key in config and not test(config[key]):
             raise ParameterError(f"{owner}: config.{key}={config[key]!r} {why}")
     check(owner, **{f"config.{k}": (v, TABULAR_OPTIONS[k] if k in TABULAR_OPTIONS else Y_RANGE)
-                    for k, v in config.items() if k in TABULAR_OPTIONS or k == "y_range"})
+                    for k, v in config.items() if k in TABULAR_OPTIONS or k == "y_range" and not per_target(v)})
+    if per_target(config.get("y_range")):  # one range per target
+        target_y_range(f"{owner}: config", config["y_range"])
 
 
 def _same_range(a: Any, b: Any) -> bool:
-    return [float(v) for v in a] == [float(v) for v in b]
+    return target_y_range("y_range", a) == target_y_range("y_range", b)
 
 
 def config_y_range(owner: str, y_range: Any, config: Mapping[str, Any] | None) -> Any:
@@ -314,7 +316,7 @@ def config_y_range(owner: str, y_range: Any, config: Mapping[str, Any] | None) -
     """
     in_config = None if config is None else config.get("y_range")
     if y_range is not None and in_config is not None:
-        check(owner, y_range=(y_range, Y_RANGE))
+        target_y_range(owner, y_range)
     return one_of_two_names(owner, "y_range", y_range, "config's y_range", in_config, None, same=_same_range,
                             why="fastai's tabular_config gives y_range in the config")
 
@@ -408,7 +410,7 @@ def check_stored_net(config: Mapping[str, Any], shapes: Mapping[str, Sequence[in
     unknown = sorted(str(k) for k in config if k not in known)
     if unknown:
         raise FieldError(field, f"has unknown key(s) {unknown}; TabularModel takes {sorted(known)}")
-    fields: dict[str, Any] = {"y_range": Y_RANGE, "layers": POSITIVE_SIZES, "n_cont": Interval(0, None, integer=True),
+    fields: dict[str, Any] = {"y_range": Y_RANGES, "layers": POSITIVE_SIZES, "n_cont": Interval(0, None, integer=True),
                               "out_sz": Interval(1, None, integer=True), "emb_szs": EMB_SZS, **TABULAR_OPTIONS}
     for name, value in config.items():
         constraint = fields.get(name)
@@ -438,7 +440,9 @@ class TabularModel(nn.Module):
         n_cont: number of continuous columns.
         out_sz: outputs (classes for classification, targets for regression).
         layers: hidden sizes.  ps: dropout per hidden layer (a float for all).  embed_p: dropout on embeddings.
-        y_range: ``(low, high)`` squashes outputs with a scaled sigmoid (regression).
+        y_range: ``(low, high)`` squashes outputs with a scaled sigmoid (regression); for several targets, one
+            bound per target on each side (``([17, 1], [91, 100])``, lists, arrays or tensors), each output in
+            its own range (see :func:`~pipekit.learn.nets.target_y_range`).
         use_bn: batch norm after each hidden layer.  bn_final: batch norm on the output.  bn_cont: on the inputs.
         body: any ``nn.Module`` taking the ``(batch, n_emb + n_cont)`` embedded inputs, in place of the hidden
             layers; a final linear layer maps its output width to ``out_sz``. It exports once its class or
@@ -467,8 +471,7 @@ class TabularModel(nn.Module):
         super().__init__()
         # a text ("50,20", a command line's) or a single number is no list of sizes: named, not torch's TypeError
         layers = list(layers) if isinstance(layers, Iterable) and not isinstance(layers, (str, bytes)) else layers
-        check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)), y_range=(y_range, Y_RANGE),
-              layers=(layers, POSITIVE_SIZES),
+        check("TabularModel", out_sz=(out_sz, Interval(1, None, integer=True)), layers=(layers, POSITIVE_SIZES),
               **{k: (v, TABULAR_OPTIONS[k]) for k, v in (("ps", ps), ("embed_p", embed_p), ("use_bn", use_bn),
                                                           ("bn_final", bn_final), ("bn_cont", bn_cont))})
         layers = list(layers)
@@ -478,7 +481,10 @@ class TabularModel(nn.Module):
             ps = [float(ps)] * len(layers)
         if len(ps) != len(layers):
             raise ParameterError(f"TabularModel: ps has {len(ps)} values for {len(layers)} layers; give one per layer.")
-        self.y_range = None if y_range is None else (float(y_range[0]), float(y_range[1]))
+        self.y_range = target_y_range("TabularModel", y_range, int(out_sz))
+        if self.y_range is not None and isinstance(self.y_range[0], list):  # a range per output, broadcast over rows
+            self.register_buffer("y_low", torch.tensor(self.y_range[0]), persistent=False)
+            self.register_buffer("y_high", torch.tensor(self.y_range[1]), persistent=False)
         self.embeds = TabularEmbeddings(emb_szs)
         self.emb_drop = nn.Dropout(embed_p)
         self.bn_cont = nn.BatchNorm1d(n_cont) if (bn_cont and n_cont) else None
@@ -518,7 +524,10 @@ class TabularModel(nn.Module):
         x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
         for m in self.layers._modules.values():
             x = call(m, x)
-        return x if self.y_range is None else sigmoid_range(x, *self.y_range)
+        if self.y_range is None:
+            return x
+        per_target = isinstance(self.y_range[0], list)
+        return sigmoid_range(x, self.y_low, self.y_high) if per_target else sigmoid_range(x, *self.y_range)
 
 
 def _body_width(body: nn.Module, n_in: int) -> int:
@@ -582,44 +591,95 @@ def _call(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return m(x)
 
 
-def warn_y_range(who: str, dls: Any, y_range: Sequence[float] | None) -> None:
+def warn_y_range(who: str, dls: Any, y_range: Any) -> None:
     """Warn when training targets lie outside ``y_range``: predictions never leave it, so those targets cannot be
     learned (a book's ``y_range=(0, 5.5)`` copied onto ratings of another scale), naming their range, the column
     read as the target (a wrong column shows here) and a fix. Many targets exactly at a bound are warned about too:
     ``sigmoid_range`` reaches its bounds only at infinite activations, so ``y_range=(0, 5)`` never predicts a 5 (the
-    book's reason for 5.5). A reversed range is left to the model's own check, which refuses it."""
+    book's reason for 5.5). A reversed range is left to the model's own check, which refuses it.
+
+    Each target column is held to its own range (one shared ``(low, high)``, or one per target, see
+    :func:`~pipekit.learn.nets.target_y_range`), and a range suggested for several is one per target."""
     tab = getattr(dls, "tabular", None)
     if y_range is None or tab is None or tab.y_kind != "regression":
         return
-    lo, hi = float(y_range[0]), float(y_range[1])
-    if not lo < hi:  # refused with a ParameterError when the model is built: nothing lies "inside" it
+    names = list(tab.y_names)
+    try:  # a range the model refuses (reversed, of another number of targets) is refused when it is built
+        yr = target_y_range(who, y_range, len(names) if len(names) > 1 else None)
+    except ParameterError:
         return
-    y = tab.train.targets.cast({c: float for c in tab.y_names}).to_numpy().ravel() if len(tab.train) else np.zeros(0)
-    y = y[np.isfinite(y)]
+    if yr is None:
+        return
+    lows: list[Any]
+    highs: list[Any]
+    lows, highs = ([yr[0]] * len(names), [yr[1]] * len(names)) if isinstance(yr[0], float) else yr
+    frame = tab.train.targets.cast({c: float for c in names}) if len(tab.train) else None
     # the model sees float32 targets and outputs: y_range=(y.min(), ...) taken from float64 data holds them
     # although float32 rounding can put a target a hair below the float64 bound
-    y32, lo32, hi32 = y.astype(np.float32), np.float32(lo), np.float32(hi)
-    outside = int(((y32 < lo32) | (y32 > hi32)).sum())
-    column = f"column {tab.y_names[0]!r}" if len(tab.y_names) == 1 else f"columns {list(tab.y_names)}"
+    cols = []
+    for name, lo, hi in zip(names, lows, highs):
+        y = frame[name].to_numpy() if frame is not None else np.zeros(0)
+        y = y[np.isfinite(y)]
+        y32, lo32, hi32 = y.astype(np.float32), np.float32(lo), np.float32(hi)
+        cols.append((name, lo, hi, y, int(((y32 < lo32) | (y32 > hi32)).sum()), int((y32 == lo32).sum()),
+                     int((y32 == hi32).sum())))
+    given = _shown_range(yr)
+    one = len(names) == 1
+    column = f"column {names[0]!r}" if one else f"columns {names}"
+    outside = [c for c in cols if c[4]]
     if outside:
-        ymin, ymax = float(y.min()), float(y.max())
-        low, high = _round_out(ymin, down=True), _round_out(ymax + 0.1 * (ymax - ymin), down=False)
-        warn(f"{who}: y_range=({lo:g}, {hi:g}), but {outside} of {len(y)} training targets lie outside it "
-             f"(they run from {ymin:g} to {ymax:g}); predictions stay inside y_range, so those cannot be "
-             f"learned: pass y_range=({low:g}, {high:g}) or about that. The targets are {column}: if that is "
-             "not what to predict, name the right one (rating_name= in CollabDataLoaders.from_df, y_names= for a "
-             "table)")
+        suggested = []
+        for _, lo, hi, y, out, _, _ in cols:
+            ymin, ymax = (float(y.min()), float(y.max())) if len(y) else (lo, hi)
+            suggested.append((_round_out(ymin, down=True), _round_out(ymax + 0.1 * (ymax - ymin), down=False))
+                             if out else (lo, hi))
+        fix = f"pass y_range={_shown_range(_together(suggested))} or about that"
+        if one:
+            name, lo, hi, y, out, _, _ = cols[0]
+            said = (f"{out} of {len(y)} training targets lie outside it (they run from {float(y.min()):g} to "
+                    f"{float(y.max()):g})")
+        else:
+            said = "training targets lie outside it: " + "; ".join(
+                f"{out} of {len(y)} of column {name!r} (they run from {float(y.min()):g} to {float(y.max()):g}, "
+                f"its range ({lo:g}, {hi:g}))" for name, lo, hi, y, out, _, _ in outside)
+            fix += " (one range per target, each column's own)"
+        warn(f"{who}: y_range={given}, but {said}; predictions stay inside y_range, so those cannot be learned: "
+             f"{fix}. The targets are {column}: if that is not what to predict, name the right one (rating_name= in "
+             "CollabDataLoaders.from_df, y_names= for a table)")
         return
-    at_lo, at_hi = int((y32 == lo32).sum()), int((y32 == hi32).sum())
-    if len(y) and at_lo + at_hi >= 0.01 * len(y):  # one target at each bound (y_range=(y.min(), y.max())) is quiet
+    crowded = [c for c in cols if len(c[3]) and c[5] + c[6] >= 0.01 * len(c[3])]
+    if not crowded:  # one target at each bound (y_range=(y.min(), y.max())) is quiet
+        return
+    suggested = []
+    for _, lo, hi, y, _, at_lo, at_hi in cols:
+        if not (len(y) and at_lo + at_hi >= 0.01 * len(y)):
+            suggested.append((lo, hi))
+            continue
         span = 0.1 * (hi - lo)
-        low = _round_out(lo - span, down=True) if at_lo else lo
-        high = _round_out(hi + span, down=False) if at_hi else hi
+        suggested.append((_round_out(lo - span, down=True) if at_lo else lo,
+                          _round_out(hi + span, down=False) if at_hi else hi))
+    parts = []
+    for name, lo, hi, y, _, at_lo, at_hi in crowded:
         at = " and ".join(f"{n} at {b:g}" for n, b in ((at_lo, lo), (at_hi, hi)) if n)
-        warn(f"{who}: y_range=({lo:g}, {hi:g}), and {at_lo + at_hi} of {len(y)} training targets ({column}) sit "
-             f"exactly at its bounds ({at}); predictions reach a bound of y_range only at an infinite activation, "
-             f"so those are never predicted: widen it a little, e.g. y_range=({low:g}, {high:g}) (the book's "
-             "y_range=(0, 5.5) for ratings up to 5)")
+        where = f"column {name!r}" if one else f"column {name!r}, its range ({lo:g}, {hi:g})"
+        parts.append(f"{at_lo + at_hi} of {len(y)} training targets ({where}) sit exactly at its bounds ({at})")
+    warn(f"{who}: y_range={given}, and {'; '.join(parts)}; predictions reach a bound of y_range only at an infinite "
+         f"activation, so those are never predicted: widen it a little, e.g. y_range="
+         f"{_shown_range(_together(suggested))} (the book's y_range=(0, 5.5) for ratings up to 5)")
+
+
+def _together(ranges: list[tuple[float, float]]) -> Any:
+    """Each target's ``(low, high)`` as one ``y_range``: the pair itself when all are the same."""
+    if len(set(ranges)) == 1:
+        return ranges[0]
+    return [lo for lo, _ in ranges], [hi for _, hi in ranges]
+
+
+def _shown_range(yr: Any) -> str:
+    """A checked ``y_range`` as a message writes it: ``(0, 5.5)``, or ``([17, 1], [91, 100])`` per target."""
+    if isinstance(yr[0], list):
+        return "(" + ", ".join("[" + ", ".join(f"{v:g}" for v in side) + "]" for side in yr) + ")"
+    return f"({yr[0]:g}, {yr[1]:g})"
 
 
 def _round_out(v: float, down: bool) -> float:
@@ -641,7 +701,7 @@ def _round_out(v: float, down: bool) -> float:
 
 def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapping[str, int] | None = None,
                     config: Mapping[str, Any] | None = None, n_out: int | None = None,
-                    y_range: Sequence[float] | None = None, body: Any = None, **kwargs: Any) -> Learner:
+                    y_range: Any = None, body: Any = None, **kwargs: Any) -> Learner:
     """A ``Learner`` with a ``TabularModel`` sized from the data: embeddings from the vocabularies.
 
     ``emb_szs`` overrides widths per column; ``config`` passes ``ps``, ``embed_p``, ``use_bn``, ... (a dict, or
@@ -696,8 +756,10 @@ def tabular_learner(dls: Any, layers: Sequence[int] | None = None, emb_szs: Mapp
         body = body(n_in=n_emb + len(processor.cont_names_))
     if body is not None:
         cfg["body"] = body
-    warn_y_range("tabular_learner", dls, y_range)
+    # one range per target, as plain lists (a shared pair is the model's to check)
+    checked = target_y_range("tabular_learner", y_range, int(n_out)) if per_target(y_range) else y_range
+    warn_y_range("tabular_learner", dls, checked)
     model = TabularModel(get_emb_sz(processor.cat_names_, processor.classes_, emb_szs),
                          len(processor.cont_names_), int(n_out), layers=[200, 100] if layers is None else layers,
-                         y_range=None if y_range is None else list(y_range), **cfg)
+                         y_range=None if checked is None else [*checked], **cfg)
     return Learner(dls, model, **kwargs)
