@@ -35,7 +35,8 @@ import numpy as np
 from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.getters import DataPath
 from pipekit.data.progress import progress_bar
-from pipekit.core.errors import DatasetUnavailableError, ParameterError, UntrustedDataError, warn
+from pipekit.core.errors import DatasetUnavailableError, ParameterError, UnknownNameError, UntrustedDataError, warn
+from pipekit.core.validate import unknown_names
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -400,7 +401,7 @@ def locate(name: str) -> Path | None:
     ...     locate("no_such_set")
     ... except KeyError as e:
     ...     print(str(e)[:35])
-    "unknown data set 'no_such_set'; kn
+    unknown data set 'no_such_set'; the
     """
     info = _info(name)
     root = data_root()
@@ -413,8 +414,10 @@ def locate(name: str) -> Path | None:
 
 
 def _info(name: str) -> DatasetInfo:
-    if name not in REGISTRY:
-        raise KeyError(f"unknown data set {name!r}; known: {sorted(REGISTRY)} (add one with register_dataset)")
+    if name not in REGISTRY:  # a KeyError still, printed as a sentence, with the closest name first
+        known = sorted(REGISTRY)
+        raise UnknownNameError(f"unknown data set {name!r}; {unknown_names([name], known, 'known data sets', len(known))}"
+                               " (add one with register_dataset)")
     return REGISTRY[name]
 
 

@@ -120,7 +120,11 @@ class Store:
         return None if orig is None else np.asarray(orig)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n={len(self)})"
+        try:
+            n = len(self)
+        except Exception:  # a repr never raises: a store without a length (the abstract Store itself) shows none
+            return f"{type(self).__name__}()"
+        return f"{type(self).__name__}(n={n})"
 
 
 class StoreRows:

@@ -1092,6 +1092,30 @@ class OptimWrapper(HyperParams):
     def n_groups(self) -> int:
         return len(self.layer_groups)
 
+    def __repr__(self) -> str:
+        """The optimiser (a step-function :class:`Optimizer` with its step functions, a :class:`Lookahead` with the one
+        it wraps), the layer groups (and ``frozen_to``, how many are frozen, when some are) and their
+        hyper-parameters (:attr:`hypers`): once when every group has the same, else one dict per group.
+
+        >>> from torch import nn
+        >>> OptimWrapper(nn.Linear(2, 1), Adam, lr=0.01)
+        OptimWrapper(AdamW, 1 layer group: {'lr': 0.01, 'mom': 0.9, 'sqr_mom': 0.99, 'eps': 1e-05, 'wd': 0.01})
+        """
+
+        def named(opt: Any) -> str:
+            if isinstance(opt, Lookahead):
+                return f"Lookahead({named(opt.opt)})"
+            if isinstance(opt, Optimizer):
+                steps = ", ".join(getattr(getattr(cb, "func", cb), "__name__", type(cb).__name__) for cb in opt.cbs)
+                return f"Optimizer({steps})"
+            return type(opt).__name__
+
+        n = self.n_groups
+        hypers = [repr(h) for h in self.hypers]
+        shown = hypers[0] if n == 1 else f"each {hypers[0]}" if len(set(hypers)) == 1 else f"[{', '.join(hypers)}]"
+        frozen = f", frozen_to={self.frozen_to}" if self.frozen_to else ""
+        return f"OptimWrapper({named(self.opt)}, {n} layer group{'' if n == 1 else 's'}{frozen}: {shown})"
+
     @property
     def param_groups(self) -> list[dict[str, Any]]:
         """The torch optimiser's parameter groups: a layer group's parameters can be two of them (those with weight

@@ -23,6 +23,29 @@ FAKE = "xxfake"
 _SETUP_CALL = "num.setup(toks) (or num.setup(toks, train_idx): the vocabulary of those texts only)"
 
 
+class TokenVocab(list[str]):
+    """A vocabulary of tokens, in id order: a plain list (indexed, iterated, equal to and stored as the list of its
+    tokens) whose repr shows its first and last tokens and its length, as a vocabulary of classes
+    (:class:`~pipekit.data.vocab.CategoryMap`) does, so ``dls.vocab`` prints in a line, not every token.
+    What :class:`Numericalize` learns (``num.vocab``, ``dls.vocab[0]`` of a text classifier).
+
+    >>> v = TokenVocab(list(SPECIAL_TOKENS) + [f"w{i}" for i in range(100)])
+    >>> v
+    ['xxunk', 'xxpad', 'xxbos', 'xxeos', 'xxfld', 'xxrep', 'xxwrep', 'xxup', 'xxmaj', 'w0', ..., 'w98', 'w99'] (109 tokens)
+    >>> v[9], v == list(v), TokenVocab(["xxunk", "the"])
+    ('w0', True, ['xxunk', 'the'])
+    """
+
+    #: a vocabulary longer than this shows its first and last tokens only
+    SHOWN = 20
+
+    def __repr__(self) -> str:
+        if len(self) <= self.SHOWN:
+            return list.__repr__(self)
+        head, tail = list.__repr__(self[:10])[:-1], list.__repr__(self[-2:])[1:]
+        return f"{head}, ..., {tail} ({len(self)} tokens)"
+
+
 def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TOKENS) -> list[str]:
     """Validate a user-given vocabulary: strings, no duplicates, every special token present.
 
@@ -120,11 +143,12 @@ class Numericalize(Transform):
 
     @property
     def vocab(self) -> list[str] | None:
-        """The vocabulary: the learned ``vocab_`` after ``setup``, before it the one given (or None)."""
+        """The vocabulary (a :class:`TokenVocab`): the learned ``vocab_`` after ``setup``, before it the one given (or
+        None)."""
         learned = vars(self).get("vocab_")
         if learned is not None:
             return learned
-        return list(self.vocab_arg) if self.vocab_arg is not None else None
+        return TokenVocab(self.vocab_arg) if self.vocab_arg is not None else None
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """A learned vocab read from a file must be what ``setup`` makes: tokens (text), each once, the special
@@ -140,6 +164,7 @@ class Numericalize(Transform):
                 raise FieldError("state.vocab_", f"is not a vocabulary Numericalize can use: {e}") from None
             if self.vocab_arg is not None and state["vocab_"] != list(self.vocab_arg):
                 raise FieldError("state.vocab_", "must be the vocab given as the parameter, as fitting keeps it")
+            state = {**state, "vocab_": TokenVocab(state["vocab_"])}  # stored as the plain list: read back as setup makes it
         super().state_from_data(state)
 
     @property
@@ -152,7 +177,7 @@ class Numericalize(Transform):
 
         A vocabulary given to ``__init__`` is kept as is (it belongs to a pretrained model)."""
         if self.vocab_arg is not None:
-            self.vocab_ = list(self.vocab_arg)
+            self.vocab_ = TokenVocab(self.vocab_arg)
             return
         if isinstance(tokens, (list, tuple)) and tokens and all(isinstance(t, str) for t in tokens):
             raise ParameterError("Numericalize.setup takes the tokens of many texts (one list per text); got one "
@@ -178,13 +203,13 @@ class Numericalize(Transform):
                             f"{UNK!r}; lower min_freq")
         vocab = specials + [t for _, _, t in cand[: self.max_vocab - len(specials)]]
         vocab += [FAKE] * (-len(vocab) % 8)
-        self.vocab_ = vocab
+        self.vocab_ = TokenVocab(vocab)
 
     def _ready(self) -> None:
         """Refuse to encode or decode before there is a vocabulary; one given to ``__init__`` is the vocabulary
         (``setup`` would keep it as is), so ``Numericalize(vocab=v)`` encodes at once, as in the book."""
         if "vocab_" not in vars(self) and self.vocab_arg is not None:
-            self.vocab_ = list(self.vocab_arg)
+            self.vocab_ = TokenVocab(self.vocab_arg)
         self.check_is_fitted(_SETUP_CALL)
 
     def _lookup(self) -> dict[str, int]:

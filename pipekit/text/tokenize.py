@@ -35,6 +35,7 @@ from tokenizers import Tokenizer as _HFTokenizer
 
 from pipekit.core.errors import DataError, FieldError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check, is_missing, is_pandas, unknown_names
+from pipekit.data.lists import coll_repr
 from pipekit.data.transform import Transform
 
 UNK, PAD, BOS, EOS, FLD = "xxunk", "xxpad", "xxbos", "xxeos", "xxfld"
@@ -90,6 +91,20 @@ class TokenizedTexts:
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
+
+    #: how many of the first text's tokens the repr shows
+    SHOWN = 10
+
+    def __repr__(self) -> str:
+        """How many texts and tokens, and the first text's first tokens (:func:`~pipekit.data.lists.coll_repr`).
+
+        >>> Tokenizer()(["Hello world. This is a TEST.", "Bye."])
+        TokenizedTexts(2 texts, 16 tokens; text 0: (#12) ['xxbos', 'xxmaj', 'hello', 'world', '.', 'xxmaj', 'this', 'is', 'a', 'xxup'...])
+        """
+        n, n_tokens = len(self), int(self.offsets[-1] - self.offsets[0])
+        first = f"; text 0: {coll_repr(self[0], self.SHOWN)}" if n else ""
+        return (f"TokenizedTexts({n} text{'' if n == 1 else 's'}, {n_tokens} token{'' if n_tokens == 1 else 's'}"
+                f"{first})")
 
     @classmethod
     def from_lists(cls, token_lists: Sequence[Sequence[str]], what: str = "tokens") -> TokenizedTexts:

@@ -385,6 +385,34 @@ class MaskArray(np.ndarray):
             return repr(self.view(np.ndarray))
         return f"PILMask size={self.shape[1]}x{self.shape[0]}"
 
+    def __str__(self) -> str:
+        """What ``print(mask)`` shows: the repr (its size), as for an image; ``np.asarray(mask)`` prints the codes."""
+        return repr(self)
+
+    def _repr_png_(self) -> bytes | None:
+        """The mask as a notebook shows it: a PNG of the same size with each class in the colour :meth:`show` draws it
+        (matplotlib's ``tab20`` palette spread over the codes ``0..max``, opaque); None (the repr is shown instead)
+        for a value that is not one (H, W) mask.
+
+        >>> import numpy as np
+        >>> png = PILMask.create(np.array([[0, 1], [2, 1]], np.uint8))._repr_png_()
+        >>> png[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
+        True
+        """
+        if self.ndim != 2 or self.size == 0 or self.dtype.kind not in "iub":
+            return None
+        from matplotlib import colormaps
+        from PIL import Image
+
+        codes = np.asarray(self).astype(np.int64)
+        top = int(codes.max())
+        if codes.min() < 0 or top > 255:
+            return None
+        palette = (colormaps["tab20"](np.arange(256) / max(1, top))[:, :3] * 255).round().astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(palette[codes]).save(buf, format="PNG")
+        return buf.getvalue()
+
     def show(self, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None,
              ctx: Any = None) -> Any:
         """Draw the mask, a colour per class (on ``ax``, fastai's ``ctx``, when given); returns the axes."""
