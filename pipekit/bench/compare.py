@@ -138,7 +138,7 @@ def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subse
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoader, TensorStore
-    >>> from pipekit.data.loader import ArrayDataset
+    >>> from pipekit.data import ArrayDataset
     >>> ds = ArrayDataset([TensorStore(np.arange(4096.0)), TensorStore(np.arange(4096) % 2)])
     >>> dl = DataLoader(ds, bs=256, shuffle=True, seed=0, device="cpu", num_workers=0)
     >>> c = compare(dl, dl, rounds=3)
@@ -224,7 +224,7 @@ def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoader, TensorStore
-    >>> from pipekit.data.loader import ArrayDataset
+    >>> from pipekit.data import ArrayDataset
     >>> ds = ArrayDataset([TensorStore(np.arange(2048.0)), TensorStore(np.arange(2048) % 2)])
     >>> s = sweep(DataLoader(ds, bs=256, seed=0, device="cpu"), workers=(0, 1), rounds=2)
     >>> sorted(s.rounds), s.best in (0, 1)

@@ -41,7 +41,7 @@ class StageTime:
     >>> import numpy as np
     >>> from pipekit.bench import profile
     >>> from pipekit.data import DataLoader, TensorStore
-    >>> from pipekit.data.loader import ArrayDataset
+    >>> from pipekit.data import ArrayDataset
     >>> ds = ArrayDataset([TensorStore(np.arange(1000.0)), TensorStore(np.arange(1000) % 2)])
     >>> p = profile(DataLoader(ds, bs=100, seed=0, device="cpu", num_workers=0), warm_epochs=1)
     >>> sorted((s.name, s.where, s.calls) for s in p.warm.stages)
@@ -67,7 +67,7 @@ class EpochProfile:
     >>> import numpy as np
     >>> from pipekit.bench import profile
     >>> from pipekit.data import DataLoader, TensorStore
-    >>> from pipekit.data.loader import ArrayDataset
+    >>> from pipekit.data import ArrayDataset
     >>> ds = ArrayDataset([TensorStore(np.arange(1000.0)), TensorStore(np.arange(1000) % 2)])
     >>> p = profile(DataLoader(ds, bs=100, seed=0, device="cpu", num_workers=0), warm_epochs=2)
     >>> p.cold.label, p.cold.epochs, p.cold.batches
@@ -200,7 +200,7 @@ class LoaderProfile:
     >>> import numpy as np
     >>> from pipekit.bench import profile
     >>> from pipekit.data import DataLoader, TensorStore
-    >>> from pipekit.data.loader import ArrayDataset
+    >>> from pipekit.data import ArrayDataset
     >>> ds = ArrayDataset([TensorStore(np.arange(1000.0)), TensorStore(np.arange(1000) % 2)])
     >>> p = profile(DataLoader(ds, bs=100, seed=0, device="cpu", num_workers=0), warm_epochs=1)
     >>> p.name, p.bs, p.num_workers, p.device, p.n_batches, p.items_per_s > 0
@@ -364,7 +364,7 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoader, TensorStore
-    >>> from pipekit.data.loader import ArrayDataset
+    >>> from pipekit.data import ArrayDataset
     >>> ds = ArrayDataset([TensorStore(np.arange(1000.0)), TensorStore(np.arange(1000) % 2)])
     >>> p = profile(DataLoader(ds, bs=100, shuffle=True, seed=0, device="cpu", num_workers=0))
     >>> p.warm.items, p.warm.batches, p.cold.items

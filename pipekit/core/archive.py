@@ -315,7 +315,7 @@ def read_archive(source: str | os.PathLike | bytes | bytearray, limits: Limits, 
 
     >>> import io, zipfile
     >>> from pipekit.core.archive import read_archive
-    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.core import ExportError
     >>> buf = io.BytesIO()
     >>> with zipfile.ZipFile(buf, "w") as z:
     ...     z.writestr("record.json", "{}"); z.writestr("notes.txt", "x" * 100)
@@ -425,7 +425,7 @@ def read_file(path: str | os.PathLike, where: str, max_bytes: int = MAX_JSON_BYT
     >>> import tempfile
     >>> from pathlib import Path
     >>> from pipekit.core.archive import read_file
-    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.core import ExportError
     >>> file = Path(tempfile.mkdtemp()) / "record.json"
     >>> _ = file.write_text('{"n": 1}')
     >>> bytes(read_file(file, "record.json"))
@@ -899,7 +899,7 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
     >>> import tempfile
     >>> from pathlib import Path
     >>> from pipekit.core.archive import read_pipekit, write_archive
-    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.core import ExportError
     >>> folder = Path(tempfile.mkdtemp())
     >>> read_pipekit(write_archive(folder / "m.pipekit", "component", {"n": 1})).record
     {'n': 1}

@@ -52,7 +52,7 @@ MAX_DEPTH = 64
 def param_names(cls: type) -> list[str]:
     """The ``__init__`` parameters of ``cls`` (no ``self`` or ``**kwargs``; a ``*args`` is one parameter).
 
-    >>> from pipekit.core.component import param_names
+    >>> from pipekit.core import param_names
     >>> from pipekit.data import Categorize, RandomSplitter
     >>> param_names(RandomSplitter), param_names(Categorize)
     (['valid_pct', 'seed'], ['vocab', 'sort', 'add_na'])
@@ -87,8 +87,8 @@ class Component:
     registers itself under ``pipekit.<package>.<Name>``. A user's subclass is registered by calling
     ``pipekit.register(MyClass)``.
 
-    >>> from pipekit.core.component import Component
-    >>> from pipekit.core.errors import NotFittedError
+    >>> from pipekit.core import Component
+    >>> from pipekit.core import NotFittedError
     >>> class Shift(Component):
     ...     def __init__(self, by=0.0):
     ...         self.by = by
@@ -350,8 +350,8 @@ def to_data(obj: Any, arrays: dict[str, np.ndarray] | None = None, where: str = 
     an :class:`ExportError` naming where it was found.
 
     >>> import numpy as np
-    >>> from pipekit.core.component import to_data
-    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.core import to_data
+    >>> from pipekit.core import ExportError
     >>> arrays = {}
     >>> to_data({"mean": np.float32(0.5), "w": np.arange(3)}, arrays), list(arrays)
     ({'mean': 0.5, 'w': {'__array__': 'a0'}}, ['a0'])
@@ -418,7 +418,7 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
     takes (see ``Component.ref_kinds``); None: any kind a value may be.
 
     >>> import numpy as np
-    >>> from pipekit.core.component import from_data, to_data
+    >>> from pipekit.core import from_data, to_data
     >>> from pipekit.data import Categorize
     >>> arrays = {}
     >>> data = to_data({"labels": Categorize(vocab=["cat", "dog"]), "w": np.arange(3)}, arrays)

@@ -27,7 +27,7 @@ STATE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, Run
 class PipekitError(Exception):
     """Base class of every error pipekit raises on purpose.
 
-    >>> from pipekit.core.errors import PipekitError
+    >>> from pipekit.core import PipekitError
     >>> from pipekit.data import RandomSplitter
     >>> try:
     ...     RandomSplitter(valid_pct=1.5)
@@ -40,7 +40,7 @@ class PipekitError(Exception):
 class ParameterError(PipekitError, ValueError, TypeError):
     """A constructor or function parameter has a value or type that is not accepted.
 
-    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.core import ParameterError
     >>> from pipekit.data import RandomSplitter
     >>> try:
     ...     RandomSplitter(valid_pct=1.5)
@@ -66,7 +66,7 @@ class DataError(PipekitError, ValueError):
     """The data is not usable as given; the message names the file, row or column and the fix.
 
     >>> import pandas as pd
-    >>> from pipekit.core.errors import DataError
+    >>> from pipekit.core import DataError
     >>> from pipekit.tabular import TabularPandas
     >>> df = pd.DataFrame({"a": [1e300, 2.0, 3.0], "y": [0.5, 1.5, 2.5]})
     >>> try:
@@ -80,7 +80,7 @@ class DataError(PipekitError, ValueError):
 class NotFittedError(PipekitError, ValueError, AttributeError):
     """A component was used before ``fit``/``setup`` learned its state.
 
-    >>> from pipekit.core.errors import NotFittedError
+    >>> from pipekit.core import NotFittedError
     >>> from pipekit.data import Categorize
     >>> try:
     ...     Categorize().check_is_fitted("setup")
@@ -96,7 +96,7 @@ class ExportError(PipekitError, ValueError):
     >>> import tempfile
     >>> from pathlib import Path
     >>> import pipekit
-    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.core import ExportError
     >>> try:
     ...     pipekit.save([1, 2], Path(tempfile.mkdtemp()) / "list.pipekit")
     ... except ExportError as e:
@@ -110,7 +110,7 @@ class FieldError(ExportError):
     the component that refused it (``state.getters_``), so a loader that knows where that record sits in the file
     names the whole path (:meth:`within`).
 
-    >>> from pipekit.core.errors import FieldError
+    >>> from pipekit.core import FieldError
     >>> str(FieldError("state.n_inp_", "must be a positive integer").within("dls.recipe"))
     "field 'dls.recipe.state.n_inp_' must be a positive integer"
     """
@@ -128,7 +128,7 @@ class FieldError(ExportError):
 class PipelineStepError(PipekitError, ValueError):
     """A step of the data pipeline failed; the message names the step and its input.
 
-    >>> from pipekit.core.errors import PipelineStepError
+    >>> from pipekit.core import PipelineStepError
     >>> from pipekit.data import TfmdLists, Transform
     >>> try:
     ...     TfmdLists([1, 0], [Transform(lambda x: 1 / x)])
@@ -159,7 +159,7 @@ class DatasetUnavailableError(PipekitError, FileNotFoundError, ConnectionError):
     >>> import os, tempfile
     >>> from unittest import mock
     >>> import pipekit.datasets as D
-    >>> from pipekit.core.errors import DatasetUnavailableError
+    >>> from pipekit.core import DatasetUnavailableError
     >>> empty = {"PIPEKIT_DATA": tempfile.mkdtemp(), "PIPEKIT_CACHE": tempfile.mkdtemp()}
     >>> with mock.patch.dict(os.environ, empty):  # no copy of mnist_tiny in either folder
     ...     try:
@@ -202,8 +202,8 @@ class MissingKeyError(PipekitError, KeyError):
 class UnknownNameError(MissingKeyError):
     """A name (class, architecture, metric, data set) is not registered.
 
-    >>> from pipekit.core.errors import UnknownNameError
-    >>> from pipekit.core.registry import lookup
+    >>> from pipekit.core import UnknownNameError
+    >>> from pipekit.core import lookup
     >>> try:
     ...     lookup("mylib.Missing", "transform")
     ... except KeyError as e:  # an UnknownNameError is a KeyError too

@@ -48,7 +48,7 @@ def default_name(obj: Any) -> str:
 
     >>> from collections import OrderedDict
     >>> from pipekit.core.registry import default_name
-    >>> from pipekit.data.splitters import RandomSplitter
+    >>> from pipekit.data import RandomSplitter
     >>> default_name(RandomSplitter), default_name(OrderedDict)
     ('pipekit.data.RandomSplitter', 'collections.OrderedDict')
     """
@@ -68,10 +68,10 @@ def register(obj: T | None = None, *, name: str | None = None, kind: str | None 
     lets a new definition take over its own name (a notebook cell that defines the class again).
 
     >>> import pipekit
-    >>> from pipekit.core.errors import ParameterError
-    >>> from pipekit.core.registry import lookup
+    >>> from pipekit.core import ParameterError
+    >>> from pipekit.core import lookup
     >>> def double(x): return 2 * x
-    >>> _ = pipekit.register(double, name="mylib.double", kind="function")
+    >>> _ = pipekit.register(double, name="mylib.double", kind="function", replace=True)  # a cell run again: its own
     >>> lookup("mylib.double", "function")(21)
     42
     >>> try:
@@ -140,8 +140,8 @@ def lookup(name: str, kind: str | None = None, base: type | None = None, not_kin
     (``"Categorize"``) finds pipekit's own class of that name, as records written by pipekit 0.1 name them. Each
     try is a dictionary lookup, whatever the name.
 
-    >>> from pipekit.core.errors import UnknownNameError
-    >>> from pipekit.core.registry import lookup
+    >>> from pipekit.core import UnknownNameError
+    >>> from pipekit.core import lookup
     >>> lookup("pipekit.data.RandomSplitter", "splitter").__name__, lookup("Categorize", "transform").__name__
     ('RandomSplitter', 'Categorize')
     >>> for name, kind in [("pipekit.data.RandomSplitter", "transform"), ("mylib.Missing", None)]:
@@ -197,8 +197,8 @@ def lookup(name: str, kind: str | None = None, base: type | None = None, not_kin
 def name_of(obj: Any) -> str:
     """The name ``obj`` (a class or function) is registered under; an error saying how to register it.
 
-    >>> from pipekit.core.errors import UnknownNameError
-    >>> from pipekit.core.registry import name_of
+    >>> from pipekit.core import UnknownNameError
+    >>> from pipekit.core import name_of
     >>> from pipekit.data import RandomSplitter
     >>> name_of(RandomSplitter)
     'pipekit.data.RandomSplitter'
@@ -222,7 +222,7 @@ def name_of(obj: Any) -> str:
 def registered(kind: str | None = None) -> dict[str, Any]:
     """Every registered object (of one ``kind``), by name.
 
-    >>> from pipekit.core.registry import registered
+    >>> from pipekit.core import registered
     >>> splitters = registered("splitter")
     >>> splitters["pipekit.data.RandomSplitter"].__name__, "pipekit.data.Categorize" in splitters
     ('RandomSplitter', False)

@@ -218,8 +218,8 @@ class Options:
 class Is:
     """A value passing ``test`` (e.g. ``Is(callable, "a function")``).
 
-    >>> from pipekit.core.errors import ParameterError
-    >>> from pipekit.core.validate import Is, check
+    >>> from pipekit.core import ParameterError
+    >>> from pipekit.core import Is, check
     >>> func = Is(callable, "a function")
     >>> func.accepts(len), func.accepts(3), str(func)
     (True, False, 'a function')
@@ -516,8 +516,8 @@ def check_positive_int(owner: str, name: str, value: Any) -> int:
     """A positive whole number (batch sizes, epochs, counts), returned as ``int``.
 
     >>> import numpy as np
-    >>> from pipekit.core.errors import ParameterError
-    >>> from pipekit.core.validate import check_positive_int
+    >>> from pipekit.core import ParameterError
+    >>> from pipekit.core import check_positive_int
     >>> check_positive_int("DataLoader", "bs", np.int64(64))
     64
     >>> try:

@@ -635,6 +635,8 @@ def wide_encoding_error(path: Path) -> DataError | None:
     bytes, or bytes that are not UTF-8); None for any other file. Reads 4 bytes.
 
     >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.data.items import wide_encoding_error
     >>> f = Path(tempfile.mkdtemp()) / "t.csv"
     >>> _ = f.write_text("age,job\\n1,cook\\n", encoding="utf-16")
     >>> print(str(wide_encoding_error(f)).split(": ", 1)[1][:48])
@@ -1101,6 +1103,8 @@ def strip_initial_spaces(frame: Any) -> Any:
     ``Categorical`` and ``Enum`` columns (a pandas ``category``) are stripped alike; an Enum keeps its declared
     categories in their order, stripped (:func:`stripped_categories`).
 
+    >>> import polars as pl
+    >>> from pipekit.data.items import strip_initial_spaces
     >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b", " "], "age": [1, 2, 3]}))["job"].to_list()
     ['cook', 'a b', None]
     >>> strip_initial_spaces(pl.DataFrame({"job": [" cook", "a b"]}, schema={"job": pl.Categorical}))["job"].to_list()
@@ -1134,6 +1138,9 @@ def stripped_categories(column: str, dtype: pl.Enum) -> list[str]:
     stripped (``' Private'`` and ``'Private'``) are refused: merged, the column's declared order would say where
     only one of them stood.
 
+    >>> import polars as pl
+    >>> from pipekit.core import DataError
+    >>> from pipekit.data.items import stripped_categories
     >>> stripped_categories("job", pl.Enum([" cook", " ", "baker"]))
     ['cook', 'baker']
     >>> try:

@@ -182,7 +182,7 @@ class DataLoader:
     whatever ``num_workers`` says: those draws reseed the process's ``random`` and ``np.random`` and give them
     their states back after each item, which only the thread drawing them can do unseen.
 
-    >>> from pipekit.data.store import TensorStore
+    >>> from pipekit.data import TensorStore
     >>> ds = ArrayDataset([TensorStore(np.arange(10)), TensorStore(np.arange(10) % 2)])
     >>> dl = DataLoader(ds, bs=4, shuffle=True, seed=0)
     >>> len(dl), [b[0].shape[0] for b in dl]
@@ -452,7 +452,7 @@ class DataLoader:
     def shard(self, rank: int, world_size: int) -> DataLoader:
         """A copy that yields only process ``rank``'s batches out of ``world_size`` (same seed, same order).
 
-        >>> from pipekit.data.store import TensorStore
+        >>> from pipekit.data import TensorStore
         >>> ds = ArrayDataset([TensorStore(np.arange(10))], n_inp=1)
         >>> [b[0].tolist() for b in DataLoader(ds, bs=3).shard(1, 2)]
         [[3, 4, 5], [9]]
@@ -1114,7 +1114,7 @@ def first(x: Any, f: Any = None) -> Any:
 
     >>> first([3, 4, 5]), first([3, 4, 5], lambda o: o % 2 == 0), first([]), first("ab")
     (3, 4, None, 'a')
-    >>> from pipekit.data.store import TensorStore
+    >>> from pipekit.data import TensorStore
     >>> dl = DataLoader(ArrayDataset([TensorStore(np.arange(10))]), bs=4, device="cpu")
     >>> first(dl)[0].tolist(), dl.epoch
     ([0, 1, 2, 3], 0)

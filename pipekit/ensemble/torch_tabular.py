@@ -362,7 +362,7 @@ def net_structure(model: Any) -> tuple[list[int], dict[str, Any] | None, int]:
     outputs that rebuild the ``TabularModel`` ``model``, read from its modules; a ParameterError for a net they cannot
     rebuild (a custom ``body``, layers changed after it was built).
 
-    >>> from pipekit.tabular.model import TabularModel
+    >>> from pipekit.tabular import TabularModel
     >>> net_structure(TabularModel([(5, 3)], 2, 4, layers=[20, 10], ps=[0.1, 0.0], use_bn=False))
     ([20, 10], {'ps': [0.1, 0.0], 'use_bn': False}, 4)
     """

@@ -14,8 +14,8 @@ Example:
     >>> imp = permutation_importance(rf, valid, n_repeats=3, seed=0)
     >>> imp["feature"][-1]
     'noise'
-    >>> pd = partial_dependence(rf, valid, "a", grid=5)
-    >>> bool(pd.average[-1] > pd.average[0])
+    >>> pdp = partial_dependence(rf, valid, "a", grid=5)
+    >>> bool(pdp.average[-1] > pdp.average[0])
     True
 """
 
@@ -316,8 +316,8 @@ class PartialDependence:
     >>> from pipekit.inspection import partial_dependence
     >>> xs = pl.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 5})
     >>> rf = RandomForest("regression", n_estimators=5, n_jobs=1).fit(as_data(xs, y=2 * xs["a"].to_numpy()))
-    >>> pd = partial_dependence(rf, xs, "a", grid=[0.0, 39.0], kind="both")
-    >>> pd.features, pd.average.shape, pd.individual.shape, bool(pd.average[1] > pd.average[0])
+    >>> pdp = partial_dependence(rf, xs, "a", grid=[0.0, 39.0], kind="both")
+    >>> pdp.features, pdp.average.shape, pdp.individual.shape, bool(pdp.average[1] > pdp.average[0])
     (('a',), (2,), (40, 2), True)
     """
 
@@ -486,8 +486,8 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     >>> from pipekit.inspection import partial_dependence
     >>> xs = pl.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 5})
     >>> rf = RandomForest("regression", n_estimators=5, n_jobs=1).fit(as_data(xs, y=2 * xs["a"].to_numpy()))
-    >>> pd = partial_dependence(rf, xs, "a", grid=[0.0, 20.0, 39.0])
-    >>> [round(float(v)) for v in pd.grid[0]], bool(np.all(np.diff(pd.average) > 0))  # rises with a
+    >>> pdp = partial_dependence(rf, xs, "a", grid=[0.0, 20.0, 39.0])
+    >>> [round(float(v)) for v in pdp.grid[0]], bool(np.all(np.diff(pdp.average) > 0))  # rises with a
     ([0, 20, 39], True)
     >>> partial_dependence(rf, xs, ["a", "b"], grid=3).average.shape  # a 2-D surface
     (3, 3)

@@ -44,7 +44,7 @@ class ColumnClusters:
     >>> rng = np.random.default_rng(0)
     >>> a = rng.normal(size=100)
     >>> xs = pl.DataFrame({"a": a, "a2": 2 * a + 1, "noise": rng.normal(size=100)})
-    >>> cc = cluster_columns(xs)
+    >>> cc = cluster_columns(xs, plot=False)       # plot=True (the default) draws the dendrogram
     >>> cc.columns, cc.correlation.shape, round(float(cc.correlation[0, 1]), 4)
     (['a', 'a2', 'noise'], (3, 3), 1.0)
     """

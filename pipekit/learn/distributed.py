@@ -58,12 +58,11 @@ def distributed_context(learn: Learner, backend: str | None = None, sync_bn: boo
     'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner
-    >>> from pipekit.learn.distributed import distributed_context
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
-    >>> with distributed_context(learn) as ctx:        # outside torchrun: the learner as it is, no DDP wrapper
+    >>> with learn.distributed() as ctx:               # outside torchrun: the learner as it is, no DDP wrapper
     ...     print(ctx is learn, type(ctx.model).__name__)
     True Linear
     """

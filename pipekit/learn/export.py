@@ -1140,7 +1140,7 @@ def model_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The model's weights, by parameter name, from a checkpoint (``learn.save``) or an export.
 
     >>> import tempfile, torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, model_weights
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
@@ -1174,7 +1174,7 @@ def checkpoint_path(learn: Learner, name: str | os.PathLike) -> Path:
     """``path/model_dir/name.pipekit`` for a plain name; a path with folders or ``.pipekit`` as given.
 
     >>> import tempfile, torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner
     >>> from pipekit.learn.export import checkpoint_path
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))

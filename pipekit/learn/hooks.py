@@ -77,7 +77,7 @@ class Hook:
 
     >>> import torch
     >>> from torch import nn
-    >>> from pipekit.learn.hooks import Hook
+    >>> from pipekit.learn import Hook
     >>> _ = torch.manual_seed(0); model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     >>> with Hook(model[1], lambda m, inp, out: float((out > 0).float().mean())) as hook:   # share of active units
     ...     _ = model(torch.tensor([[1.0, -2.0, 0.5]]))
@@ -145,7 +145,7 @@ def hook_output(module: nn.Module, detach: bool = True, cpu: bool = False, grad:
 
     >>> import torch
     >>> from torch import nn
-    >>> from pipekit.learn.hooks import hook_output
+    >>> from pipekit.learn import hook_output
     >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     >>> hook = hook_output(model[1])
     >>> _ = model(torch.zeros(5, 3)); tuple(hook.stored.shape), hook.stored.requires_grad
@@ -162,7 +162,7 @@ class Hooks:
 
     >>> import torch
     >>> from torch import nn
-    >>> from pipekit.learn.hooks import Hooks
+    >>> from pipekit.learn import Hooks
     >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     >>> with Hooks([model[0], model[2]], lambda m, inp, out: tuple(out.shape)) as hooks:
     ...     _ = model(torch.zeros(5, 3))
@@ -206,7 +206,7 @@ def hook_outputs(modules: Sequence[nn.Module], detach: bool = True, cpu: bool = 
 
     >>> import torch
     >>> from torch import nn
-    >>> from pipekit.learn.hooks import hook_outputs
+    >>> from pipekit.learn import hook_outputs
     >>> model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     >>> with hook_outputs(list(model)) as hooks:
     ...     _ = model(torch.zeros(5, 3))

@@ -269,7 +269,7 @@ def one_item_source(item: Any, n_inp: int = 1, table: bool = False) -> Any:
     the model's inputs; a model of one input refuses a list of files, texts or images; ``table``: the model reads
     a table's rows, and refuses an image, a number or an array, which have no column names).
 
-    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.core import ParameterError
     >>> from pipekit.learn.inference import one_item_source
     >>> one_item_source("a great film"), one_item_source({"age": 40, "education": "Masters"}, table=True)
     (['a great film'], [{'age': 40, 'education': 'Masters'}])

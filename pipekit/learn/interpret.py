@@ -72,7 +72,7 @@ class Interpretation:
 
     Example:
     >>> import torch
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Interpretation, Learner, MSELossFlat
     >>> x = torch.randn(32, 4); ds = list(zip(x, x.sum(1, keepdim=True)))     # a regression: y = sum of x
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 1), loss_func=MSELossFlat())

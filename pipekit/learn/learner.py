@@ -921,7 +921,7 @@ def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[...
     ``who`` (the function called), listing both's arguments and the close ones; ``given``: the Learner's arguments
     the factory passes itself.
 
-    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.core import ParameterError
     >>> from pipekit.learn.learner import check_learner_kwargs
     >>> from pipekit.tabular import tabular_learner
     >>> try:
@@ -973,7 +973,7 @@ def check_targets_fit(who: str, dls: Any, loss_func: Any, n_out: Any = None, bui
     >>> import pipekit.datasets as D
     >>> from pipekit.data import CategoryBlock, DataBlock, get_image_files, parent_label
     >>> from pipekit.vision import ImageBlock, Resize
-    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.core import ParameterError
     >>> from pipekit.learn.learner import check_targets_fit
     >>> parity = lambda p: "even" if int(p.stem) % 2 == 0 else "odd"
     >>> block = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock, CategoryBlock), n_inp=1, get_y=[parent_label, parity],

@@ -102,15 +102,23 @@ FOCAL_GAMMA = Interval(0, 100, why="the focusing exponent, 2 in the focal loss p
 class BaseLoss(nn.Module, Component):
     """Base for flattened losses: moves ``axis`` (the class axis) last and flattens the rest.
 
-    A loss of your own subclasses it and calls ``self._prep(inp, targ)`` in ``forward`` before its own
-    computation, as pipekit's cross-entropy losses do:
+    A loss of your own subclasses one of the flat losses below (``CrossEntropyLossFlat``, ``MSELossFlat``, ...),
+    whose ``forward`` moves the class axis last and flattens: its constructor's arguments are its parameters (set
+    before ``super().__init__``), and ``pipekit.register(MyLoss)`` lets ``learn.export`` save it:
 
     >>> import torch
-    >>> from pipekit.learn.losses import BaseLoss
-    >>> base = BaseLoss(axis=1)                  # the class axis of (bs, n_classes, h, w) outputs
-    >>> inp, targ = base._prep(torch.zeros(2, 3, 4, 5), torch.zeros(2, 4, 5))
-    >>> tuple(inp.shape), tuple(targ.shape)      # one row of 3 class scores, and one target, per pixel
-    ((40, 3), (40,))
+    >>> from pipekit.learn import CrossEntropyLossFlat
+    >>> class ScaledCE(CrossEntropyLossFlat):
+    ...     def __init__(self, scale: float = 2.0, axis: int = -1):
+    ...         self.scale = scale
+    ...         super().__init__(axis=axis)
+    ...     def forward(self, inp, targ):
+    ...         return self.scale * super().forward(inp, targ)
+    >>> loss = ScaledCE(axis=1)                  # the class axis of (bs, n_classes, h, w) outputs
+    >>> loss.get_params()
+    {'scale': 2.0, 'axis': 1}
+    >>> round(float(loss(torch.zeros(2, 3, 4, 5), torch.zeros(2, 4, 5))), 4)   # 2 * log(3): 3 equal scores a pixel
+    2.1972
     """
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
@@ -249,7 +257,7 @@ class BCEWithLogitsLossFlat(BaseLoss):
     """Binary cross-entropy on logits for multi-label targets; ``decodes`` thresholds at ``thresh``.
 
     >>> import torch
-    >>> from pipekit.learn.losses import BCEWithLogitsLossFlat
+    >>> from pipekit.learn import BCEWithLogitsLossFlat
     >>> loss = BCEWithLogitsLossFlat(thresh=0.6)
     >>> inp, targ = torch.tensor([[2.0, -1.0], [0.0, 3.0]]), torch.tensor([[1, 0], [0, 1]])
     >>> round(float(loss(inp, targ)), 4)         # integer 0/1 labels are read as floats
@@ -289,7 +297,7 @@ class MSELossFlat(BaseLoss):
     """Mean squared error on flattened predictions and targets (targets cast to float).
 
     >>> import torch
-    >>> from pipekit.learn.losses import MSELossFlat
+    >>> from pipekit.learn import MSELossFlat
     >>> preds, targ = torch.tensor([[1.0], [3.0]]), torch.tensor([2, 5])   # a (bs, 1) output, (bs,) targets
     >>> float(MSELossFlat()(preds, targ)), MSELossFlat(reduction="sum")(preds, targ).item()
     (2.5, 5.0)
@@ -308,7 +316,7 @@ class L1LossFlat(MSELossFlat):
     """Mean absolute error on flattened predictions and targets.
 
     >>> import torch
-    >>> from pipekit.learn.losses import L1LossFlat
+    >>> from pipekit.learn import L1LossFlat
     >>> preds, targ = torch.tensor([[1.0], [3.0]]), torch.tensor([2, 5])   # a (bs, 1) output, (bs,) targets
     >>> float(L1LossFlat()(preds, targ)), L1LossFlat(reduction="none")(preds, targ).tolist()
     (1.5, [1.0, 2.0])
@@ -356,7 +364,7 @@ class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
     weighting the ``nll`` term, as :class:`LabelSmoothingCrossEntropyFlat`.
 
     >>> import torch
-    >>> from pipekit.learn.losses import LabelSmoothingCrossEntropy
+    >>> from pipekit.learn import LabelSmoothingCrossEntropy
     >>> inp, targ = torch.tensor([[4.0, 0.0, 0.0]]), torch.tensor([0])    # confident and right
     >>> round(float(LabelSmoothingCrossEntropy(eps=0.0)(inp, targ)), 4)     # plain cross-entropy
     0.036
@@ -376,7 +384,7 @@ def loss_from_kind(kind: str | None) -> BaseLoss:
     'mse'): pipekit's loss class that declares itself ``default_for`` it (a subclass does not inherit the claim),
     built with the parameters it gives for that kind.
 
-    >>> from pipekit.learn.losses import loss_from_kind
+    >>> from pipekit.learn import loss_from_kind
     >>> loss_from_kind("cross_entropy"), loss_from_kind("mse")
     (CrossEntropyLossFlat(), MSELossFlat())
     >>> loss_from_kind("ordinal")

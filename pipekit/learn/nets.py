@@ -163,7 +163,7 @@ def params(module: nn.Module) -> list[nn.Parameter]:
     """All parameters of ``module`` (a convenience for splitters).
 
     >>> from torch import nn
-    >>> from pipekit.learn.nets import params
+    >>> from pipekit.learn import params
     >>> model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
     >>> [tuple(p.shape) for p in params(model)]
     [(2, 3), (2,), (1, 2), (1,)]
@@ -191,7 +191,7 @@ def body_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     ``freeze()`` then trains only the head (plus batch-norm layers), as in transfer learning.
 
     >>> from torch import nn
-    >>> from pipekit.learn.nets import body_head_splitter, simple_cnn
+    >>> from pipekit.learn import body_head_splitter, simple_cnn
     >>> body, head = body_head_splitter(simple_cnn(n_in=1, n_out=2, channels=(4, 8)))
     >>> len(body), len(head)                     # two conv blocks (conv, norm weight and bias); one linear layer
     (6, 2)
@@ -245,8 +245,8 @@ class MLP(nn.Module):
     Inputs with more than two dimensions are flattened, so images work too.
 
     >>> import torch
-    >>> from pipekit.learn.nets import MLP
-    >>> from pipekit.learn.registry import arch_spec
+    >>> from pipekit.learn import MLP
+    >>> from pipekit.learn import arch_spec
     >>> mlp = MLP(28 * 28, 10, layers=[32], ps=0.1)
     >>> tuple(mlp(torch.zeros(4, 1, 28, 28)).shape)     # a batch of 28x28 grey images
     (4, 10)
@@ -306,7 +306,7 @@ class NormType:
     """``ConvLayer``'s ``norm_type`` under the book's names: ``ConvLayer(nf, nf, act_cls=None,
     norm_type=NormType.BatchZero)`` is ``norm_type="batch_zero"``.
 
-    >>> from pipekit.learn.nets import ConvLayer, NormType
+    >>> from pipekit.learn import ConvLayer, NormType
     >>> NormType.Batch, NormType.BatchZero
     ('batch', 'batch_zero')
     >>> layer = ConvLayer(8, 8, act_cls=None, norm_type=NormType.BatchZero)
@@ -383,6 +383,10 @@ def init_for(layer: nn.Module, act_cls: type[nn.Module] | None, bias_std: float 
     before a ReLU (or LeakyReLU, ReLU6, Mish, SiLU), Xavier-uniform before a sigmoid or tanh, torch's own
     otherwise; a bias from N(0, ``bias_std``).
 
+    >>> import torch
+    >>> from torch import nn
+    >>> from pipekit.learn.nets import init_for
+    >>> _ = torch.manual_seed(0)
     >>> conv = nn.Conv2d(64, 64, 3)
     >>> init_for(conv, nn.ReLU)
     >>> round(float(conv.weight.detach().std()), 2), round(float((2 / (64 * 9)) ** 0.5), 2)
@@ -441,7 +445,7 @@ class ConvBlock(ConvLayer):
     """conv(stride 2) -> batch-norm -> ReLU: halves the spatial size.
 
     >>> import torch
-    >>> from pipekit.learn.nets import ConvBlock
+    >>> from pipekit.learn import ConvBlock
     >>> block = ConvBlock(3, 8)
     >>> [type(m).__name__ for m in block], tuple(block(torch.zeros(2, 3, 28, 28)).shape)
     (['Conv2d', 'BatchNorm2d', 'ReLU'], (2, 8, 14, 14))
@@ -538,7 +542,7 @@ def sigmoid_range(x: torch.Tensor, low: Any, high: Any) -> torch.Tensor:
     rows (each target of a regression its own range, see :func:`target_y_range`).
 
     >>> import torch
-    >>> from pipekit.learn.nets import sigmoid_range
+    >>> from pipekit.learn import sigmoid_range
     >>> [round(v, 3) for v in sigmoid_range(torch.tensor([-20.0, 0.0, 20.0]), 0, 5.5).tolist()]   # ratings 0 to 5.5
     [0.0, 2.75, 5.5]
     """
@@ -550,7 +554,7 @@ class SigmoidRange(nn.Module):
 
     >>> import torch
     >>> from torch import nn
-    >>> from pipekit.learn.nets import SigmoidRange
+    >>> from pipekit.learn import SigmoidRange
     >>> head = nn.Sequential(nn.Linear(3, 1), SigmoidRange(0, 5.5))     # predicts ratings from 0 to 5.5
     >>> head[1], head[1](torch.tensor([-1e4, 0.0, 1e4])).tolist()
     (SigmoidRange(low=0.0, high=5.5), [0.0, 2.75, 5.5])
@@ -608,7 +612,7 @@ def simple_cnn(n_in: int = 3, n_out: int = 10, channels: Sequence[int] = (16, 32
     Use ``body_head_splitter`` as the Learner's splitter to freeze the body.
 
     >>> import torch
-    >>> from pipekit.learn.nets import simple_cnn
+    >>> from pipekit.learn import simple_cnn
     >>> model = simple_cnn(n_in=1, n_out=2, channels=(4, 8))
     >>> tuple(model(torch.zeros(3, 1, 28, 28)).shape), len(model[0])    # 3 images, 2 classes; 2 conv blocks
     ((3, 2), 2)

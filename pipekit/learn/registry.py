@@ -56,7 +56,7 @@ for _cls in (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU
 class UnknownArchError(UnknownNameError):
     """Raised when a stored architecture name has no registered class or factory.
 
-    >>> from pipekit.learn.registry import UnknownArchError, build_arch
+    >>> from pipekit.learn import UnknownArchError, build_arch
     >>> try:
     ...     build_arch("my_unet", {"n_out": 2})
     ... except UnknownArchError as e:
@@ -68,7 +68,7 @@ class UnknownArchError(UnknownNameError):
 def registered_archs() -> list[str]:
     """Names of every registered architecture, sorted.
 
-    >>> from pipekit.learn.registry import registered_archs
+    >>> from pipekit.learn import registered_archs
     >>> names = registered_archs()
     >>> {"mlp", "simple_cnn"} <= set(names), names == sorted(names)     # pipekit's own, and any you registered
     (True, True)
@@ -206,8 +206,8 @@ def arch_spec(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
     :func:`unwrapped`) was built by a registered arch, else None.
 
     >>> from torch import nn
-    >>> from pipekit.learn.nets import simple_cnn
-    >>> from pipekit.learn.registry import arch_spec
+    >>> from pipekit.learn import simple_cnn
+    >>> from pipekit.learn import arch_spec
     >>> arch_spec(simple_cnn(n_in=1, n_out=2, channels=[4, 8]))
     ('simple_cnn', {'n_in': 1, 'n_out': 2, 'channels': [4, 8]})
     >>> arch_spec(nn.Linear(3, 2)) is None          # built by hand: an export cannot rebuild it
@@ -223,7 +223,7 @@ def set_arch_spec(model: nn.Module, name: str, config: dict[str, Any]) -> nn.Mod
 
     >>> from torch import nn
     >>> from pipekit.learn.nets import ConcatPool2d, ConvBlock
-    >>> from pipekit.learn.registry import arch_spec, build_arch, set_arch_spec
+    >>> from pipekit.learn import arch_spec, build_arch, set_arch_spec
     >>> model = nn.Sequential(nn.Sequential(ConvBlock(1, 4)), nn.Sequential(ConcatPool2d(), nn.Linear(8, 2)))
     >>> _ = set_arch_spec(model, "simple_cnn", {"n_in": 1, "n_out": 2, "channels": [4]})   # what simple_cnn builds
     >>> arch_spec(model)
@@ -249,7 +249,7 @@ def _arch(name: str) -> Callable[..., nn.Module]:
 def build_arch(name: str, config: dict[str, Any] | None = None) -> nn.Module:
     """Rebuild a model from its registered ``name`` and ``config`` (see :func:`config_from_data`).
 
-    >>> from pipekit.learn.nets import MLP
+    >>> from pipekit.learn import MLP
     >>> m = build_arch("mlp", {"n_in": 4, "n_out": 3, "layers": [8]})
     >>> type(m).__name__
     'MLP'
@@ -274,7 +274,7 @@ def build_arch(name: str, config: dict[str, Any] | None = None) -> nn.Module:
 class ArchSpec(Component):
     """A module built by a registered architecture, inside another one's arguments: stored as its spec.
 
-    >>> from pipekit.learn.nets import MLP
+    >>> from pipekit.learn import MLP
     >>> from pipekit.learn.registry import ArchSpec, config_to_data
     >>> data = config_to_data({"head": MLP(4, 2, layers=[8])})     # a module argument is stored as its spec
     >>> data["head"]["class"], data["head"]["params"]["name"]
@@ -332,7 +332,7 @@ def config_from_data(data: Any, arrays: dict[str, np.ndarray] | None = None) -> 
     """Inverse of :func:`config_to_data`: registered torch.nn classes and nested architectures rebuilt.
 
     >>> from torch import nn
-    >>> from pipekit.learn.nets import MLP
+    >>> from pipekit.learn import MLP
     >>> from pipekit.learn.registry import config_from_data, config_to_data
     >>> data = config_to_data({"act": nn.ReLU, "sizes": (4, 8), "head": MLP(4, 2, layers=[8])})
     >>> config = config_from_data(data)

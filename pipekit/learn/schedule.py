@@ -63,7 +63,7 @@ def sched_lin(start: Any, end: Any, pos: float | None = None) -> Any:
 def sched_cos(start: Any, end: Any, pos: float | None = None) -> Any:
     """Half a cosine from ``start`` to ``end`` (flat at both ends); with ``pos``, its value there.
 
-    >>> from pipekit.learn.schedule import sched_cos
+    >>> from pipekit.learn import sched_cos
     >>> f = sched_cos(1.0, 0.0)
     >>> [round(float(f(p)), 4) for p in (0.0, 0.25, 0.5, 1.0)]
     [1.0, 0.8536, 0.5, 0.0]
@@ -76,7 +76,7 @@ def sched_cos(start: Any, end: Any, pos: float | None = None) -> Any:
 def sched_exp(start: Any, end: Any, pos: float | None = None) -> Any:
     """Exponential (geometric) from ``start`` to ``end``; with ``pos``, its value there.
 
-    >>> from pipekit.learn.schedule import sched_exp
+    >>> from pipekit.learn import sched_exp
     >>> f = sched_exp(1e-7, 10.0)                # the learning-rate finder's sweep
     >>> [round(float(f(p)), 9) for p in (0.0, 0.5, 1.0)]
     [1e-07, 0.001, 10.0]
@@ -89,7 +89,7 @@ def sched_exp(start: Any, end: Any, pos: float | None = None) -> Any:
 def sched_no(start: Any, end: Any = None, pos: float | None = None) -> Any:
     """Constant ``start``; with ``pos``, its value there.
 
-    >>> from pipekit.learn.schedule import sched_no
+    >>> from pipekit.learn import sched_no
     >>> float(sched_no(0.1)(0.0)), float(sched_no(0.1)(0.9)), float(sched_no(0.1, 0.5, pos=0.9))
     (0.1, 0.1, 0.1)
     """
@@ -100,7 +100,7 @@ def sched_no(start: Any, end: Any = None, pos: float | None = None) -> Any:
 def SchedLin(start: Any, end: Any) -> Sched:  # noqa: N802 - fastai's spelling
     """The linear schedule from ``start`` to ``end`` (``sched_lin(start, end)``).
 
-    >>> from pipekit.learn.schedule import SchedLin
+    >>> from pipekit.learn import SchedLin
     >>> f = SchedLin(0.0, 1.0)
     >>> [float(f(p)) for p in (0.0, 0.25, 1.0)]
     [0.0, 0.25, 1.0]
@@ -121,7 +121,7 @@ def SchedCos(start: Any, end: Any) -> Sched:  # noqa: N802
 def SchedExp(start: Any, end: Any) -> Sched:  # noqa: N802
     """The exponential schedule from ``start`` to ``end`` (``sched_exp(start, end)``).
 
-    >>> from pipekit.learn.schedule import SchedExp
+    >>> from pipekit.learn import SchedExp
     >>> f = SchedExp(1.0, 100.0)
     >>> [round(float(f(p)), 6) for p in (0.0, 0.5, 1.0)]
     [1.0, 10.0, 100.0]
@@ -132,7 +132,7 @@ def SchedExp(start: Any, end: Any) -> Sched:  # noqa: N802
 def SchedNo(start: Any, end: Any = None) -> Sched:  # noqa: N802
     """The constant schedule at ``start`` (``sched_no(start)``).
 
-    >>> from pipekit.learn.schedule import SchedCos, SchedNo, combine_scheds
+    >>> from pipekit.learn import SchedCos, SchedNo, combine_scheds
     >>> f = combine_scheds([0.5, 0.5], [SchedNo(0.01), SchedCos(0.01, 0.0)])   # flat, then annealed
     >>> [round(float(f(p)), 4) for p in (0.0, 0.4, 0.75, 1.0)]
     [0.01, 0.01, 0.005, 0.0]
@@ -164,7 +164,7 @@ def combined_cos(pct: float, start: Any, middle: Any, end: Any) -> Sched:
 def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
     """Run ``scheds[i]`` over the fraction ``pcts[i]`` of training (pcts must sum to 1).
 
-    >>> from pipekit.learn.schedule import SchedCos, SchedLin, combine_scheds
+    >>> from pipekit.learn import SchedCos, SchedLin, combine_scheds
     >>> f = combine_scheds([0.3, 0.7], [SchedLin(0.0, 1.0), SchedCos(1.0, 0.0)])   # warm up, then anneal
     >>> [round(float(f(p)), 4) for p in (0.15, 0.3, 0.65, 1.0)]
     [0.5, 1.0, 0.5, 0.0]

@@ -2,7 +2,7 @@
 
 Example:
     >>> from pipekit.datasets import path
-    >>> from pipekit.data.splitters import RandomSplitter
+    >>> from pipekit.data import RandomSplitter
     >>> from pipekit.tabular import Tabular, Categorify, FillMissing, Normalize
     >>> tab = Tabular(path("adult_sample") / "adult.csv", procs=[Categorify, FillMissing, Normalize],
     ...               cat_names=["workclass", "education"], cont_names=["age", "fnlwgt"], y_names="salary",
@@ -559,7 +559,7 @@ class _FittedNames:
 
     Example:
         >>> from pipekit.datasets import path
-        >>> from pipekit.data.splitters import RandomSplitter
+        >>> from pipekit.data import RandomSplitter
         >>> from pipekit.tabular import Tabular, Categorify, FillMissing, Normalize
         >>> to = Tabular(path("adult_sample") / "adult.csv", procs=[Categorify, FillMissing, Normalize],
         ...              cat_names=["workclass"], cont_names=["age", "education-num"], y_names="salary",

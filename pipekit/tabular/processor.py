@@ -8,7 +8,7 @@ and the column roles; what fitting learns (``cat_names_``, ``cont_names_``, ``y_
 
 Example:
     >>> import numpy as np, polars as pl
-    >>> from pipekit.tabular.procs import Categorify, Normalize
+    >>> from pipekit.tabular import Categorify, Normalize
     >>> df = pl.DataFrame({"a": ["x", "y", "x"], "b": [1.0, 2.0, 3.0], "y": ["no", "yes", "no"]})
     >>> proc = TabularProcessor([Categorify(), Normalize()], ["a"], ["b"], ["y"])
     >>> out = proc.fit_transform(df, np.array([True, True, False]))

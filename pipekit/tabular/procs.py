@@ -7,7 +7,7 @@ larger than memory are processed.
 
 Example:
     >>> import polars as pl
-    >>> from pipekit.tabular.procs import Categorify, ColumnNames
+    >>> from pipekit.tabular import Categorify, ColumnNames
     >>> df = pl.DataFrame({"color": ["red", "blue", None, "red"]})
     >>> names = ColumnNames(cat_names=["color"], cont_names=[])
     >>> cat = Categorify()

@@ -64,11 +64,12 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
     >>> fn = save_pickle(Path(tempfile.mkdtemp()) / "df.pkl", df)
     >>> fn.name, load_pickle(fn).equals(df)
     ('df.pkl', True)
+    >>> from pipekit.core import ParameterError
     >>> try:
-    ...     save_pickle(fn, {"n": 2})  # no pickle is written: plain values go to json
-    ... except Exception as e:
-    ...     print(type(e).__name__)
-    ParameterError
+    ...     save_pickle(fn, {"n": 2})  # a dict is refused: pipekit writes no pickles
+    ... except ParameterError as e:
+    ...     print(e)
+    save_pickle: a dict cannot be saved: pipekit writes no pickles (loading one can run any code), ...(json.dump for plain values)
     """
     from pipekit.core.component import Component
     from pipekit.tabular.core import Tabular

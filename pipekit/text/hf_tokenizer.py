@@ -16,10 +16,11 @@ runs out of memory; and the regular expressions of its ``Split`` and ``Replace``
 matching time is bounded (:mod:`pipekit.text.regex_check`), so a file cannot make one text take minutes.
 
 Example:
-    >>> from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    >>> tk = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    >>> tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    >>> tk.train_from_iterator(["a good film", "a bad film", "good fun"], trainers.WordPieceTrainer(
+    >>> import tokenizers
+    >>> from pipekit.text import HFTokenizer
+    >>> tk = tokenizers.Tokenizer(tokenizers.models.WordPiece(unk_token="[UNK]"))
+    >>> tk.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    >>> tk.train_from_iterator(["a good film", "a bad film", "good fun"], tokenizers.trainers.WordPieceTrainer(
     ...     vocab_size=60, special_tokens=["[UNK]"], show_progress=False))
     >>> HFTokenizer(tk).tokenize("a good film")
     ['xxbos', 'a', 'good', 'film']
@@ -405,12 +406,12 @@ class HFTokenizer(Tokenizer):
     ``add_bos`` / ``add_eos`` put ``xxbos`` / ``xxeos`` around each text (the tokenizer's own special
     tokens are not added: pipekit's models use their own).
 
-    >>> from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    >>> import tokenizers
     >>> from pipekit.text import HFTokenizer
-    >>> tk = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    >>> tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    >>> tk = tokenizers.Tokenizer(tokenizers.models.WordLevel(unk_token="[UNK]"))
+    >>> tk.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
     >>> tk.train_from_iterator(["a good film", "a bad film", "good fun"],
-    ...                        trainers.WordLevelTrainer(special_tokens=["[UNK]"], show_progress=False))
+    ...                        tokenizers.trainers.WordLevelTrainer(special_tokens=["[UNK]"], show_progress=False))
     >>> tok = HFTokenizer(tk, add_eos=True)
     >>> tok.tokenize("a good play")                  # 'play' was never seen: the tokenizer's own [UNK]
     ['xxbos', 'a', 'good', '[UNK]', 'xxeos']

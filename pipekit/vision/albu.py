@@ -499,7 +499,7 @@ def albumentations_to_data(t: Any) -> dict[str, Any]:
     transforms outside :data:`FILE_TRANSFORMS`, functions as parameters, image sizes over the limit.
 
     >>> import albumentations as A
-    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.core import ExportError
     >>> from pipekit.vision.albu import albumentations_to_data
     >>> albumentations_to_data(A.HorizontalFlip(p=0.5))
     {'__class_fullname__': 'HorizontalFlip', 'p': 0.5}
@@ -539,7 +539,7 @@ def albumentations_from_data(spec: Any) -> Any:
     ranges it gives.
 
     >>> import albumentations as A
-    >>> from pipekit.core.errors import ExportError
+    >>> from pipekit.core import ExportError
     >>> from pipekit.vision.albu import albumentations_from_data, albumentations_to_data
     >>> spec = albumentations_to_data(A.Compose([A.HorizontalFlip(p=0.5), A.RandomBrightnessContrast(p=0.3)]))
     >>> t = albumentations_from_data(spec)
@@ -579,8 +579,8 @@ class Albumentations(BatchTransform):
 
     >>> import albumentations as A
     >>> import torch
-    >>> from pipekit.data.transform import BatchContext
-    >>> from pipekit.vision.albu import Albumentations
+    >>> from pipekit.data import BatchContext
+    >>> from pipekit.vision import Albumentations
     >>> aug = Albumentations(A.HorizontalFlip(p=1.0))
     >>> x = torch.arange(6, dtype=torch.uint8).view(1, 1, 6, 1).repeat(2, 1, 1, 3)  # 2 images, 1 x 6 px, RGB
     >>> train = BatchContext(("image", None), 1, True, torch.device("cpu"), key=(0, 0, 0))

@@ -131,7 +131,7 @@ class AugmentPlan:
     :class:`~pipekit.vision.Hue`); None gives unchanged. ``identity`` is True when nothing needs resampling.
 
     >>> import numpy as np
-    >>> from pipekit.vision.augment import AugmentPlan
+    >>> from pipekit.vision import AugmentPlan
     >>> flip = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])  # x -> -x: a horizontal flip
     >>> plan = AugmentPlan(flip, (2, 4), (2, 4), brightness=np.zeros(1), contrast=np.ones(1))
     >>> plan.identity, plan.geometry_identity, plan.has_lighting
@@ -419,7 +419,7 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
 
     >>> import numpy as np
     >>> import torch
-    >>> from pipekit.vision.augment import AugmentPlan, warp_cv2
+    >>> from pipekit.vision import AugmentPlan, warp_cv2
     >>> mirror = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])
     >>> flip = AugmentPlan(mirror, (2, 4), (2, 4), np.zeros(1), np.ones(1))
     >>> images = torch.tensor([0, 10, 20, 30], dtype=torch.uint8).view(1, 1, 4, 1).repeat(1, 2, 1, 3)  # BHWC
@@ -537,7 +537,7 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
 
     >>> import numpy as np
     >>> import torch
-    >>> from pipekit.vision.augment import AugmentPlan, warp_torch
+    >>> from pipekit.vision import AugmentPlan, warp_torch
     >>> mirror = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])
     >>> flip = AugmentPlan(mirror, (2, 4), (2, 4), np.zeros(1), np.ones(1))
     >>> images = torch.tensor([0, 51, 102, 255], dtype=torch.uint8).view(1, 1, 4, 1).repeat(1, 2, 1, 3)
@@ -581,7 +581,7 @@ def map_points(points: torch.Tensor, plan: AugmentPlan) -> torch.Tensor:
 
     >>> import numpy as np
     >>> import torch
-    >>> from pipekit.vision.augment import AugmentPlan, map_points
+    >>> from pipekit.vision import AugmentPlan, map_points
     >>> zoom = np.array([[[0.5, 0, 0], [0, 0.5, 0], [0, 0, 1]]])  # the output shows the centre half
     >>> plan = AugmentPlan(zoom, (8, 8), (8, 8), np.zeros(1), np.ones(1))
     >>> map_points(torch.tensor([[[0.5, -0.25], [0.0, 0.0]]]), plan).tolist()

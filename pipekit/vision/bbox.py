@@ -70,7 +70,7 @@ class BBoxBlock(CoordBlock):
     >>> import pipekit.datasets as D
     >>> from pipekit.data import DataBlock, RandomSplitter
     >>> from pipekit.vision import ImageBlock, Resize
-    >>> from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, get_annotations
+    >>> from pipekit.vision import BBoxBlock, BBoxLblBlock, get_annotations
     >>> path = D.path("coco_tiny")
     >>> images, lbl_bbox = get_annotations(path / "train.json")  # per image: (boxes in pixels, labels)
     >>> ann = dict(zip(images, lbl_bbox))
@@ -262,7 +262,7 @@ class BBoxLblBlock(TransformBlock):
     >>> import pipekit.datasets as D
     >>> from pipekit.data import DataBlock, RandomSplitter
     >>> from pipekit.vision import ImageBlock, Resize
-    >>> from pipekit.vision.bbox import BBoxBlock, BBoxLblBlock, get_annotations
+    >>> from pipekit.vision import BBoxBlock, BBoxLblBlock, get_annotations
     >>> path = D.path("coco_tiny")
     >>> images, lbl_bbox = get_annotations(path / "train.json")  # per image: (boxes in pixels, labels)
     >>> ann = dict(zip(images, lbl_bbox))

@@ -60,7 +60,7 @@ def default_cache_dir() -> Path:
 
     >>> import os
     >>> from pathlib import Path
-    >>> from pipekit.vision.cache import default_cache_dir
+    >>> from pipekit.vision import default_cache_dir
     >>> default_cache_dir() == Path(os.path.expanduser(os.environ.get("PIPEKIT_CACHE") or "~/.cache/pipekit"))
     True
     >>> default_cache_dir().is_absolute()
@@ -78,7 +78,7 @@ def clear_image_cache(cache_dir: str | os.PathLike | None = None) -> int:
     >>> import pipekit.datasets as D
     >>> from pipekit.data import get_image_files
     >>> from pipekit.vision import Resize
-    >>> from pipekit.vision.cache import build_image_store, clear_image_cache
+    >>> from pipekit.vision import build_image_store, clear_image_cache
     >>> cache = tempfile.mkdtemp()
     >>> files = sorted(get_image_files(D.path("mnist_tiny") / "train"))[:4]
     >>> store = build_image_store(files, Resize(16), mode="L", cache_dir=cache)
@@ -291,7 +291,7 @@ class ImageStore(Store):
     cache); ``path_`` the pack file or None.
 
     >>> import numpy as np
-    >>> from pipekit.vision.cache import ImageStore
+    >>> from pipekit.vision import ImageStore
     >>> store = ImageStore(np.zeros((3, 4, 6, 3), np.uint8), orig_sizes=[[8, 12]] * 3)  # 3 RGB images
     >>> store, len(store), store.source_size(1)
     (ImageStore(n=3, size=(4, 6), channels=3), 3, (8, 12))
@@ -389,7 +389,7 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
     >>> import pipekit.datasets as D
     >>> from pipekit.data import get_image_files
     >>> from pipekit.vision import Resize
-    >>> from pipekit.vision.cache import build_image_store
+    >>> from pipekit.vision import build_image_store
     >>> files, cache = sorted(get_image_files(D.path("mnist_tiny") / "train"))[:4], tempfile.mkdtemp()
     >>> store = build_image_store(files, Resize(16), mode="L", cache_dir=cache)
     >>> tuple(store.gather(np.array([0, 3])).shape), store.orig_sizes[0].tolist(), store.n_decoded_

@@ -23,7 +23,7 @@ process (``None`` leaves only OpenCV's own limit)::
 
 Example:
     >>> import pipekit.datasets as D
-    >>> from pipekit.vision.decode import decode_image
+    >>> from pipekit.vision import decode_image
     >>> img = decode_image(D.path("mnist_tiny") / "train/3/7463.png", mode="L")
     >>> img.shape, img.dtype
     ((28, 28, 1), dtype('uint8'))
@@ -49,7 +49,7 @@ MODES = ("RGB", "L", "mask")
 class ImageDecodeError(ValueError):
     """Raised when an image file cannot be read or decoded; the message names the file.
 
-    >>> from pipekit.vision.decode import ImageDecodeError, decode_bytes
+    >>> from pipekit.vision import ImageDecodeError, decode_bytes
     >>> try:
     ...     decode_bytes(b"", name="photo.jpg")
     ... except ImageDecodeError as e:
@@ -111,7 +111,7 @@ def decode_bytes(data: bytes | np.ndarray, mode: str = "RGB", name: str = "<byte
     >>> import io
     >>> import numpy as np
     >>> from PIL import Image
-    >>> from pipekit.vision.decode import decode_bytes
+    >>> from pipekit.vision import decode_bytes
     >>> buf = io.BytesIO()
     >>> Image.fromarray(np.array([[[255, 0, 0], [10, 200, 30]]], np.uint8)).save(buf, "PNG")
     >>> rgb = decode_bytes(buf.getvalue())
@@ -566,10 +566,10 @@ def decode_image(path: str | os.PathLike, mode: str = "RGB") -> np.ndarray:
 
     Example:
         >>> import pipekit.datasets as D
-        >>> from pipekit.vision.decode import decode_image
-        >>> img = decode_image(D.path("dogscats") / "valid" / "cats" / "cat.1500.jpg")
-        >>> img.shape[2], img.dtype, decode_image(D.path("mnist_tiny") / "train/3/7463.png", mode="L").shape
-        (3, dtype('uint8'), (28, 28, 1))
+        >>> from pipekit.vision import decode_image
+        >>> img = decode_image(D.path("coco_tiny") / "train" / "000000153607.jpg")
+        >>> img.shape, img.dtype, decode_image(D.path("mnist_tiny") / "train/3/7463.png", mode="L").shape
+        ((128, 128, 3), dtype('uint8'), (28, 28, 1))
     """
     _check_mode(mode)
     return decode_bytes(read_image_file(path), mode=mode, name=str(Path(path)))
@@ -619,7 +619,7 @@ def verify_images(files: Iterable[str | os.PathLike], mode: str = "RGB", num_wor
         >>> from pathlib import Path
         >>> import pipekit.datasets as D
         >>> from pipekit.data import get_image_files
-        >>> from pipekit.vision.decode import verify_images
+        >>> from pipekit.vision import verify_images
         >>> path = Path(tempfile.mkdtemp()) / "3"
         >>> _ = shutil.copytree(D.path("mnist_tiny") / "valid" / "3", path)
         >>> _ = (path / "cut.png").write_bytes((path / "7006.png").read_bytes()[:60])   # a download cut short
@@ -673,11 +673,11 @@ def resize_image(file: str | os.PathLike, dest: str | os.PathLike, src: str | os
     >>> import tempfile
     >>> from PIL import Image
     >>> import pipekit.datasets as D
-    >>> from pipekit.vision.decode import resize_image
-    >>> src, out = D.path("dogscats") / "valid" / "cats", tempfile.mkdtemp()
-    >>> resize_image("cat.1500.jpg", dest=out, src=src, max_size=64)
+    >>> from pipekit.vision import resize_image
+    >>> src, out = D.path("coco_tiny") / "train", tempfile.mkdtemp()
+    >>> resize_image("000000153607.jpg", dest=out, src=src, max_size=64)  # a 128x128 photo
     True
-    >>> with Image.open(f"{out}/cat.1500.jpg") as im:
+    >>> with Image.open(f"{out}/000000153607.jpg") as im:
     ...     max(im.size)
     64
     """
@@ -724,13 +724,15 @@ def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int |
     them: delete them, as ``verify_images`` finds them.
 
     >>> import pipekit.datasets as D, tempfile
-    >>> out = Path(tempfile.mkdtemp())
-    >>> resize_images(D.path("dogscats") / "valid" / "cats", max_size=100, dest=out)
-    []
+    >>> from pathlib import Path
     >>> from PIL import Image
+    >>> from pipekit.vision import resize_images
+    >>> out = Path(tempfile.mkdtemp())
+    >>> resize_images(D.path("coco_tiny") / "train", max_size=100, dest=out)  # 200 photos of 128x128
+    []
     >>> with Image.open(sorted(out.iterdir())[0]) as im:
-    ...     max(im.size)
-    100
+    ...     len(list(out.iterdir())), max(im.size)
+    (200, 100)
     """
     from pipekit.core.errors import DataError, warn
     from pipekit.data.getters import get_image_files

@@ -226,8 +226,11 @@ class EfficientNetLiteBody(nn.Module):
 
     Parameter names are those of the published weights (``_conv_stem``, ``_bn0``, ``_blocks.<i>...``,
     ``_conv_head``, ``_bn1``). ``n_in`` other than 3 builds a stem for that many channels (pretrained weights
-    are then averaged over the colour channels, see :func:`load_pretrained`).
+    are then summed over the colour channels and spread evenly over its ``n_in`` channels, see
+    :func:`load_pretrained`).
 
+    >>> import torch
+    >>> from pipekit.vision import EfficientNetLiteBody
     >>> body = EfficientNetLiteBody("lite0")
     >>> body.reduction_blocks()
     [1, 3, 5, 11]
@@ -339,7 +342,7 @@ class EfficientNetLite(nn.Sequential):
     Building this never loads weights (a rebuilt export gets its own); :func:`efficientnet_lite` does.
 
     >>> import torch
-    >>> from pipekit.vision.efficientnet import EfficientNetLite
+    >>> from pipekit.vision import EfficientNetLite
     >>> model = EfficientNetLite("lite0", n_out=2).eval()
     >>> model.variant, model.resolution, tuple(model(torch.zeros(1, 3, 64, 64)).shape)
     ('lite0', 224, (1, 2))
@@ -462,9 +465,10 @@ def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
     >>> w = efficientnet_lite_weights("lite0")["_conv_stem.weight"]
     >>> torch.equal(model.body.state_dict()["_conv_stem.weight"], w)
     True
-    >>> grey = load_pretrained(EfficientNetLite("lite0", n_out=3, n_in=1))  # stem averaged over the colours
-    >>> tuple(grey.body.state_dict()["_conv_stem.weight"].shape)
-    (32, 1, 3, 3)
+    >>> grey = load_pretrained(EfficientNetLite("lite0", n_out=3, n_in=1))  # stem summed over the colours
+    >>> stem = grey.body.state_dict()["_conv_stem.weight"]
+    >>> tuple(stem.shape), torch.allclose(stem, w.sum(1, keepdim=True))
+    ((32, 1, 3, 3), True)
     """
     body = model.body if isinstance(model, EfficientNetLite) else model
     if not isinstance(body, EfficientNetLiteBody):

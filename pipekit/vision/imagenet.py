@@ -3,7 +3,7 @@
 The class list ships with pipekit (``imagenet_classes.txt``: WordNet id and lemmas per class, in class-index
 order). Dogs are classes 151-268, domestic cats 281-285.
 
->>> from pipekit.vision.imagenet import imagenet_labels
+>>> from pipekit.vision import imagenet_labels
 >>> names = imagenet_labels()
 >>> len(names), names[0], names[151], names[281]
 (1000, 'tench', 'Chihuahua', 'tabby')
@@ -59,7 +59,7 @@ def imagenet_classes() -> tuple[tuple[str, tuple[str, ...]], ...]:
 def imagenet_labels() -> list[str]:
     """One short label per class (the first WordNet lemma), in class-index order.
 
-    >>> from pipekit.vision.imagenet import IMAGENET_CATS, imagenet_labels
+    >>> from pipekit.vision import IMAGENET_CATS, imagenet_labels
     >>> labels = imagenet_labels()
     >>> len(labels), [labels[i] for i in IMAGENET_CATS]
     (1000, ['tabby', 'tiger cat', 'Persian cat', 'Siamese cat', 'Egyptian cat'])
@@ -109,11 +109,13 @@ def imagenet_predict(model: nn.Module | str,
     any other model needs them given.
 
     >>> import pipekit.datasets as D
-    >>> from pipekit.vision.imagenet import imagenet_predict
+    >>> from pipekit.vision import imagenet_predict
+    >>> # dogscats is a large download (839 MB) the first time D.path("dogscats") is called
     >>> cat = D.path("dogscats") / "valid" / "cats" / "cat.1503.jpg"
     >>> dog = D.path("dogscats") / "valid" / "dogs" / "dog.1511.jpg"
-    >>> imagenet_predict("efficientnet_lite0", [cat, dog])   # each image's top class, and its probability
-    (['Egyptian cat', 'dalmatian'], array([0..., 0...], dtype=float32))
+    >>> labels, probs = imagenet_predict("efficientnet_lite0", [cat, dog])   # each image's top class, its probability
+    >>> labels, probs.round(2)
+    (['Egyptian cat', 'dalmatian'], array([0.69, 0.9 ], dtype=float32))
     """
     if isinstance(model, str):
         if model not in pretrained_archs():

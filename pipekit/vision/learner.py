@@ -83,13 +83,14 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike,
 
     Works with files of a ``vision_learner`` model (``body.``), an ``XResNet`` (child ``0``), a U-Net
     (``encoder.``) or a bare body. A first convolution saved for another number of input channels is
-    adapted (averaged or repeated), so a grey-image model can start a colour one and back.
+    adapted (its filters summed over the saved channels and spread evenly over the new ones: a grey model's one
+    channel gets the colours' sum), so a grey-image model can start a colour one and back.
 
     >>> import tempfile
     >>> import torch
     >>> from safetensors.torch import save_file
-    >>> from pipekit.vision.learner import load_body_weights
-    >>> from pipekit.vision.models import xresnet18
+    >>> from pipekit.vision import load_body_weights
+    >>> from pipekit.vision import xresnet18
     >>> colour = xresnet18(n_in=3, n_out=10)  # e.g. a model trained on colour images
     >>> path = f"{tempfile.mkdtemp()}/xresnet18.safetensors"
     >>> save_file(colour.state_dict(), path)
@@ -97,7 +98,7 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike,
     >>> load_body_weights(grey, path)  # tensors loaded
     132
     >>> stem = colour[0][0][0].weight  # (32, 3, 3, 3): the first convolution, for 3 colours
-    >>> torch.allclose(grey[0][0].weight, stem.mean(1, keepdim=True) * 3)  # averaged into 1 channel
+    >>> torch.allclose(grey[0][0].weight, stem.sum(1, keepdim=True))  # summed into 1 channel
     True
     """
     state = _read_state(Path(path))
@@ -272,10 +273,10 @@ def check_model_output(learn: Learner, expected: Callable[[tuple], tuple] | None
 
     >>> import pipekit.datasets as D
     >>> from torch import nn
-    >>> from pipekit.core.errors import ParameterError
+    >>> from pipekit.core import ParameterError
     >>> from pipekit.learn import Learner
     >>> from pipekit.vision import ImageDataLoaders
-    >>> from pipekit.vision.learner import check_model_output
+    >>> from pipekit.vision import check_model_output
     >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=16, seed=0)  # 2 classes
     >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 3)))
     >>> try:
@@ -522,7 +523,7 @@ def cnn_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", **kwar
 
     >>> import pipekit.datasets as D
     >>> from pipekit.vision import ImageDataLoaders
-    >>> from pipekit.vision.learner import cnn_learner
+    >>> from pipekit.vision import cnn_learner
     >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=16, seed=0)
     >>> learn = cnn_learner(dls, "simple_cnn")
     >>> list(learn.model._modules), learn.model.head[-1].out_features  # one score per class of dls.vocab
@@ -579,7 +580,7 @@ def create_cnn_model(arch: str | Callable | nn.Module, n_out: int, **kwargs: Any
     """fastai's older name for :func:`create_vision_model` (which it is, with the same arguments).
 
     >>> import torch
-    >>> from pipekit.vision.learner import create_cnn_model
+    >>> from pipekit.vision import create_cnn_model
     >>> model = create_cnn_model("xresnet18", 10, n_in=1)
     >>> list(model._modules), tuple(model(torch.zeros(2, 1, 32, 32)).shape)
     (['body', 'head'], (2, 10))
@@ -864,14 +865,16 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n
     >>> import pipekit.datasets as D
     >>> from pipekit.data import get_image_files
     >>> from pipekit.vision import Resize, SegmentationDataLoaders
-    >>> from pipekit.vision.learner import unet_learner
+    >>> from pipekit.vision import unet_learner
     >>> path = D.path("camvid_tiny")
     >>> dls = SegmentationDataLoaders.from_label_func(
     ...     path, get_image_files(path / "images")[:8], lambda o: path / "labels" / f"{o.stem}_P{o.suffix}",
     ...     codes=np.loadtxt(path / "codes.txt", dtype=str), item_tfms=Resize(32), bs=4, seed=0)
     >>> learn = unet_learner(dls, "xresnet18", pretrained=False)
     >>> x, y = dls.one_batch()
-    >>> type(learn.model).__name__, tuple(learn.model(x).shape), tuple(y.shape)  # 32 class scores per pixel
+    >>> with torch.no_grad():                     # a forward pass only: no gradients to keep
+    ...     out = learn.model(x)
+    >>> type(learn.model).__name__, tuple(out.shape), tuple(y.shape)  # 32 class scores per pixel
     ('UNet', (4, 32, 32, 32), (4, 32, 32))
     """
     _refuse_unet_options(kwargs)

@@ -55,7 +55,7 @@ class ResBlock(nn.Module):
     1x1 (odd, so the padding keeps the size).
 
     >>> import torch
-    >>> from pipekit.vision.models import ResBlock
+    >>> from pipekit.vision import ResBlock
     >>> tuple(ResBlock(1, 16, 32, stride=2)(torch.zeros(2, 16, 8, 8)).shape)  # basic block, halving the size
     (2, 32, 4, 4)
     >>> tuple(ResBlock(4, 16, 16)(torch.zeros(2, 64, 8, 8)).shape)  # bottleneck: 16 * 4 channels in and out
@@ -87,7 +87,7 @@ class LayerGrouped(Protocol):
     (``lr=slice(lo, hi)``) and ``freeze`` them together.
 
     >>> from torch import nn
-    >>> from pipekit.vision.models import LayerGrouped, resnet18
+    >>> from pipekit.vision import LayerGrouped, resnet18
     >>> class TwoPart(nn.Sequential):
     ...     def layer_groups(self):
     ...         return [list(self[0].parameters()), list(self[1].parameters())]
@@ -105,7 +105,7 @@ class XResNetBody(nn.Sequential):
     """An XResNet's body: the stem, its max-pool and the residual stages, in order.
 
     >>> import torch
-    >>> from pipekit.vision.models import xresnet18
+    >>> from pipekit.vision import xresnet18
     >>> body = xresnet18(n_in=1)[0]
     >>> type(body).__name__, len(body), tuple(body(torch.zeros(1, 1, 64, 64)).shape)
     ('XResNetBody', 8, (1, 512, 2, 2))
@@ -140,7 +140,7 @@ class XResNet(nn.Sequential):
     ``XResNet(ks=...)``.
 
     >>> import torch
-    >>> from pipekit.vision.models import XResNet
+    >>> from pipekit.vision import XResNet
     >>> model = XResNet(expansion=1, layers=(1, 1), n_in=1, n_out=4, widths=(16, 32))  # a small two-stage net
     >>> tuple(model(torch.zeros(2, 1, 32, 32)).shape), model[1][-1].in_features
     ((2, 4), 32)
@@ -241,7 +241,7 @@ def xresnet18(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **f
 def xresnet34(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **fastai: Any) -> XResNet:
     """XResNet with 34 layers (basic blocks 3-4-6-3); the arguments are :func:`xresnet18`'s.
 
-    >>> from pipekit.vision.models import xresnet34
+    >>> from pipekit.vision import xresnet34
     >>> model = xresnet34(n_in=1, n_out=2)
     >>> [len(stage) for stage in list(model[0])[4:]], model[0][0][0].in_channels, model[1][-1].out_features
     ([3, 4, 6, 3], 1, 2)
@@ -253,7 +253,7 @@ def xresnet34(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **f
 def xresnet50(n_in: int = 3, n_out: int = 1000, p: float = 0.0, ks: int = 3, **fastai: Any) -> XResNet:
     """XResNet with 50 layers (bottleneck blocks 3-4-6-3); the arguments are :func:`xresnet18`'s.
 
-    >>> from pipekit.vision.models import xresnet50
+    >>> from pipekit.vision import xresnet50
     >>> model = xresnet50()
     >>> sum(p.numel() for p in model.parameters()), model[1][-1].in_features  # bottlenecks: 512 * 4 features
     (25576264, 2048)
@@ -325,7 +325,7 @@ class ResNetBody(nn.Sequential):
     into it as it is (its ``fc`` left out).
 
     >>> import torch
-    >>> from pipekit.vision.models import resnet18
+    >>> from pipekit.vision import resnet18
     >>> body = resnet18(n_in=1).cut_body()
     >>> list(body._modules), tuple(body(torch.zeros(1, 1, 64, 64)).shape)
     (['conv1', 'bn1', 'relu', 'maxpool', 'layer1', 'layer2', 'layer3', 'layer4'], (1, 512, 2, 2))
@@ -423,7 +423,7 @@ def resnet34(n_in: int = 3, n_out: int = 1000) -> ResNet:
     """torchvision's ResNet-34 (basic blocks 3-4-6-3; 21,797,672 parameters with 1000 outputs), random weights.
 
     >>> import torch
-    >>> from pipekit.vision.models import resnet34
+    >>> from pipekit.vision import resnet34
     >>> model = resnet34(n_out=2).eval()
     >>> [len(model.layer1), len(model.layer2), len(model.layer3), len(model.layer4)]
     [3, 4, 6, 3]
@@ -437,7 +437,7 @@ def resnet34(n_in: int = 3, n_out: int = 1000) -> ResNet:
 def resnet50(n_in: int = 3, n_out: int = 1000) -> ResNet:
     """torchvision's ResNet-50 (bottlenecks 3-4-6-3; 25,557,032 parameters with 1000 outputs), random weights.
 
-    >>> from pipekit.vision.models import resnet50
+    >>> from pipekit.vision import resnet50
     >>> model = resnet50()
     >>> sum(p.numel() for p in model.parameters()), type(model.layer1[0]).__name__, model.fc.in_features
     (25557032, 'Bottleneck', 2048)
@@ -449,7 +449,7 @@ def resnet50(n_in: int = 3, n_out: int = 1000) -> ResNet:
 def resnet101(n_in: int = 3, n_out: int = 1000) -> ResNet:
     """torchvision's ResNet-101 (bottlenecks 3-4-23-3; 44,549,160 parameters with 1000 outputs), random weights.
 
-    >>> from pipekit.vision.models import resnet101
+    >>> from pipekit.vision import resnet101
     >>> model = resnet101()
     >>> sum(p.numel() for p in model.parameters()), [len(model.layer3), len(model.layer4)]
     (44549160, [23, 3])
@@ -461,7 +461,7 @@ def resnet101(n_in: int = 3, n_out: int = 1000) -> ResNet:
 def resnet152(n_in: int = 3, n_out: int = 1000) -> ResNet:
     """torchvision's ResNet-152 (bottlenecks 3-8-36-3; 60,192,808 parameters with 1000 outputs), random weights.
 
-    >>> from pipekit.vision.models import resnet152
+    >>> from pipekit.vision import resnet152
     >>> model = resnet152()
     >>> sum(p.numel() for p in model.parameters()), [len(model.layer2), len(model.layer3)]
     (60192808, [8, 36])
@@ -885,7 +885,7 @@ class MultiScaleEncoder(Protocol):
 
     >>> import torch.nn.functional as F
     >>> from torch import nn
-    >>> from pipekit.vision.efficientnet import EfficientNetLiteBody
+    >>> from pipekit.vision import EfficientNetLiteBody
     >>> from pipekit.vision.models import MultiScaleEncoder
     >>> class TwoScales(nn.Module):
     ...     def forward_features(self, x):
@@ -923,7 +923,7 @@ class UNet(nn.Module):
     body), whose ``forward_features`` gives them. The middle convolutions work at most 512 channels wide.
 
     >>> import torch
-    >>> from pipekit.vision.models import UNet, create_body
+    >>> from pipekit.vision import UNet, create_body
     >>> model = UNet(create_body("xresnet18", n_in=1), n_out=3, n_in=1, size=32).eval()
     >>> model.multi_scale, model.skip_idx, tuple(model(torch.zeros(1, 1, 32, 48)).shape)
     (False, [2, 4, 5, 6], (1, 3, 32, 48))

@@ -126,7 +126,7 @@ class ResizeMethod:
     ``Resize(128, method="squish")``.
 
     >>> import numpy as np
-    >>> from pipekit.vision.presize import Resize, ResizeMethod
+    >>> from pipekit.vision import Resize, ResizeMethod
     >>> ResizeMethod.Squish, Resize(8, ResizeMethod.Squish)(np.zeros((4, 16, 3), np.uint8)).shape
     ('squish', (8, 8, 3))
     """
@@ -138,7 +138,7 @@ class PadMode:
     """Pad modes under the book's names: ``Resize(128, ResizeMethod.Pad, pad_mode=PadMode.Zeros)``.
 
     >>> import numpy as np
-    >>> from pipekit.vision.presize import PadMode, Resize, ResizeMethod
+    >>> from pipekit.vision import PadMode, Resize, ResizeMethod
     >>> out = Resize(4, ResizeMethod.Pad, pad_mode=PadMode.Zeros)(np.full((2, 4, 1), 9, np.uint8))
     >>> PadMode.Zeros, out[..., 0].tolist()
     ('zeros', [[0, 0, 0, 0], [9, 9, 9, 9], [9, 9, 9, 9], [0, 0, 0, 0]])

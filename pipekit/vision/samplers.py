@@ -34,7 +34,7 @@ class Sampler(Component):
     Samplers given to a DataBlock's ``batch_tfms`` as fastai's single augmentations (``[Flip(), Rotate(max_deg=20),
     Brightness()]``) become one :class:`~pipekit.vision.BatchAugment` drawing from them, resampled once.
 
-    >>> from pipekit.vision.samplers import Brightness, Flip, Rotate, Sampler
+    >>> from pipekit.vision import Brightness, Flip, Rotate, Sampler
     >>> Flip.stream, Rotate.stream, Brightness.stream  # each draws from its own stream
     ('flip', 'rotate', 'brightness')
     >>> aug = Sampler.batch_transform([Flip(p=1.0), Rotate(max_deg=20)])
@@ -61,7 +61,7 @@ class AffineSampler(Sampler):
     """Draws (n, 3, 3) output->input matrices; the plan multiplies them in the order of its samplers.
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import AffineSampler, Flip, Zoom
+    >>> from pipekit.vision import AffineSampler, Flip, Zoom
     >>> rng = np.random.default_rng(0)
     >>> samplers = [Flip(p=1.0), Zoom(2.0, 2.0, p=1.0)]
     >>> all(isinstance(x, AffineSampler) for x in samplers)
@@ -81,7 +81,7 @@ class LightingSampler(Sampler):
     """Draws (scale, shift) per image, applied in logit space as ``logit(x) * scale + shift``.
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import Contrast, LightingSampler
+    >>> from pipekit.vision import Contrast, LightingSampler
     >>> isinstance(Contrast(), LightingSampler)
     True
     >>> scale, shift = Contrast(p=1.0).lighting(3, np.random.default_rng(0))
@@ -102,7 +102,7 @@ class RandomCrop(AffineSampler):
     at a uniform position, resized to the output size.
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import RandomCrop
+    >>> from pipekit.vision import RandomCrop
     >>> m = RandomCrop(min_scale=0.5).matrices(3, np.random.default_rng(0), (64, 64), (32, 32))
     >>> m[:, 0, 0].round(3).tolist()  # the side of each crop, as a share of the image's: sqrt(0.5..1)
     [0.905, 0.797, 0.721]
@@ -176,7 +176,7 @@ class Zoom(AffineSampler):
     ``min_zoom``..``max_zoom`` around a uniform centre.
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import Zoom
+    >>> from pipekit.vision import Zoom
     >>> rng = np.random.default_rng(0)
     >>> Zoom(1.5, 1.5, p=1.0).matrices(2, rng, (64, 64), (64, 64))[:, 0, 0].round(4).tolist()  # 1 / 1.5
     [0.6667, 0.6667]
@@ -205,7 +205,7 @@ class Rotate(AffineSampler):
     ``max_deg`` degrees either way (in square output pixels).
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import Rotate
+    >>> from pipekit.vision import Rotate
     >>> m = Rotate(30, p=0.5).matrices(4, np.random.default_rng(0), (64, 64), (64, 64))
     >>> np.degrees(np.arctan2(m[:, 1, 0], m[:, 0, 0])).round(1).tolist()  # the angles: 0 when not rotated
     [0.0, 24.8, 6.4, 13.8]
@@ -232,7 +232,7 @@ class Warp(AffineSampler):
     (keystone) warp moving the corners by up to ``magnitude``.
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import Warp
+    >>> from pipekit.vision import Warp
     >>> m = Warp(0.2, p=1.0).matrices(2, np.random.default_rng(0), (64, 64), (64, 64))
     >>> m[:, 2, :2].round(3).tolist()  # the perspective row: not an affine map
     [[0.193, -0.184], [-0.165, 0.125]]
@@ -257,7 +257,7 @@ class Flip(AffineSampler):
     """Mirror left-right with probability ``p``.
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import Flip
+    >>> from pipekit.vision import Flip
     >>> Flip(p=0.5).matrices(6, np.random.default_rng(0), (8, 8), (8, 8))[:, 0, 0].tolist()  # -1: mirrored
     [1.0, -1.0, -1.0, -1.0, 1.0, 1.0]
     """
@@ -277,7 +277,7 @@ class FlipVert(AffineSampler):
     ``p``: with :class:`Flip`, the 8 symmetries of the square.
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import FlipVert
+    >>> from pipekit.vision import FlipVert
     >>> rng = np.random.default_rng(0)
     >>> FlipVert(p=1.0).matrices(1, rng, (8, 8), (8, 16))[0].tolist()  # not square: mirrored top-bottom
     [[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]]
@@ -331,7 +331,7 @@ class Contrast(LightingSampler):
     ``max_lighting`` below 1).
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import Contrast
+    >>> from pipekit.vision import Contrast
     >>> scale, shift = Contrast(max_lighting=0.2, p=1.0).lighting(1000, np.random.default_rng(0))
     >>> round(float(scale.min()), 3), round(float(scale.max()), 3), bool((shift == 0).all())  # 0.8 .. 1 / 0.8
     (0.801, 1.249, True)
@@ -354,7 +354,7 @@ class Brightness(LightingSampler):
     space), as fastai's ``Brightness`` draws it: 0.4..0.6 with the default 0.2; ``max_lighting`` below 1.
 
     >>> import numpy as np
-    >>> from pipekit.vision.samplers import Brightness
+    >>> from pipekit.vision import Brightness
     >>> scale, shift = Brightness(p=1.0).lighting(3, np.random.default_rng(0))
     >>> scale.tolist(), (1 / (1 + np.exp(-shift))).round(3).tolist()  # where mid-grey (0.5) goes
     ([1.0, 1.0, 1.0], [0.403, 0.563, 0.583])

@@ -19,7 +19,7 @@ def show_batch(dls: Any, max_n: int = 9, path: str | os.PathLike | None = None, 
     >>> from pathlib import Path
     >>> import pipekit.datasets as D
     >>> from pipekit.vision import ImageDataLoaders
-    >>> from pipekit.vision.show import show_batch
+    >>> from pipekit.vision import show_batch
     >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=16, seed=0)
     >>> png = show_batch(dls, max_n=4, path=Path(tempfile.mkdtemp()) / "batch.png")  # headless: a PNG
     >>> png.name, png.exists()
@@ -39,7 +39,7 @@ def show_results(learn: Any, max_n: int = 6, ds_idx: int = 1, path: str | os.Pat
     >>> from torch import nn
     >>> from pipekit.learn import Learner
     >>> from pipekit.vision import ImageDataLoaders
-    >>> from pipekit.vision.show import show_results
+    >>> from pipekit.vision import show_results
     >>> dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=16, seed=0)
     >>> learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
     >>> png = show_results(learn, max_n=4, path=Path(tempfile.mkdtemp()) / "results.png")  # headless: a PNG

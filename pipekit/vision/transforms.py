@@ -406,8 +406,8 @@ class IntToFloat(BatchTransform):
     Every image block brings one; float images pass through unchanged.
 
     >>> import torch
-    >>> from pipekit.data.transform import BatchContext
-    >>> from pipekit.vision.transforms import IntToFloat
+    >>> from pipekit.data import BatchContext
+    >>> from pipekit.vision import IntToFloat
     >>> ctx = BatchContext(("image", "mask"), 1, False, torch.device("cpu"), key=(0, 0, 0))
     >>> img, mask = torch.full((2, 4, 6, 3), 255, dtype=torch.uint8), torch.ones(2, 4, 6, dtype=torch.uint8)
     >>> x, y = IntToFloat().encode((img, mask), ctx)

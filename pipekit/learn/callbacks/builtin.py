@@ -54,7 +54,7 @@ class TrackerCallback(Callback):
 
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import set_seed
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, TrackerCallback
     >>> set_seed(0)
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
@@ -179,7 +179,7 @@ class SaveModelCallback(TrackerCallback):
     >>> import tempfile
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import set_seed
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, SaveModelCallback
     >>> set_seed(0)
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
@@ -255,7 +255,7 @@ class EarlyStoppingCallback(TrackerCallback):
 
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import set_seed
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import EarlyStoppingCallback, Learner
     >>> set_seed(0)
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
@@ -538,7 +538,7 @@ class GradientClip(Callback):
 
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import set_seed
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Callback, GradientClip, Learner
     >>> class GradNorm(Callback):
     ...     order = 21   # after GradientClip (20): the gradients the optimiser steps on
@@ -624,7 +624,7 @@ class MixedPrecision(Callback):
 
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import set_seed
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, MixedPrecision
     >>> set_seed(0)
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
@@ -739,7 +739,7 @@ class ActivationStats(HookCallback):
         >>> import torch, torch.nn.functional as F
         >>> from torch import nn
         >>> from pipekit.learn import Learner
-        >>> from pipekit.data.dataloaders import DataLoaders
+        >>> from pipekit.data import DataLoaders
         >>> from pipekit.data import set_seed
         >>> set_seed(0)
         >>> xs, ys = torch.randn(64, 4), torch.randint(0, 2, (64,))
@@ -914,9 +914,9 @@ class ParamScheduler(Callback):
 
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import set_seed
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, ParamScheduler
-    >>> from pipekit.learn.schedule import SchedLin
+    >>> from pipekit.learn import SchedLin
     >>> set_seed(0)
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
@@ -956,17 +956,22 @@ class LRFinder(Callback):
     ``stop_div`` stops the sweep once the smoothed loss is not finite, or, after the first ``num_it // 10``
     batches, above 4 times its lowest since then.
 
+    A user runs it through ``learn.lr_find``, which restores the model, optimiser and history afterwards and keeps
+    the sweep's lrs and losses on the Recorder:
+
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data import set_seed
-    >>> from pipekit.data.dataloaders import DataLoaders
-    >>> from pipekit.learn import Learner, LRFinder
+    >>> from pipekit.data import set_seed, DataLoaders
+    >>> from pipekit.learn import Learner
     >>> set_seed(0)
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
-    >>> finder = LRFinder(start_lr=1e-5, end_lr=1, num_it=5, stop_div=False)
-    >>> learn.fit(3, cbs=finder)                                   # 2 batches an epoch: stops after the 5th
-    >>> [f"{lr:.0e}" for lr in finder.lrs_], len(finder.losses_)
+    >>> w = learn.model.weight.clone()
+    >>> learn.lr_find(start_lr=1e-5, end_lr=1, num_it=5, stop_div=False, show_plot=False)
+    SuggestedLRs(valley=1e-05, steep=1e-05, minimum=1e-05)
+    >>> [f"{lr:.0e}" for lr in learn.recorder.lr_find_lrs], len(learn.recorder.lr_find_losses)
     (['1e-05', '1e-04', '1e-03', '1e-02', '1e-01'], 5)
+    >>> torch.equal(learn.model.weight, w), len(learn.recorder.values)  # the model is restored, untrained
+    (True, 0)
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it

@@ -79,7 +79,7 @@ class CancelFitException(Exception):
     progress bar, MixUp's loss, the best checkpoint) and the caller still sees why training stopped.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, Callback, CancelFitException
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> class StopAfterOneBatch(Callback):
@@ -101,7 +101,7 @@ class CancelEpochException(Exception):
     """Skip the rest of this epoch.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, Callback, CancelEpochException
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> class TrainOnly(Callback):
@@ -118,7 +118,7 @@ class CancelTrainException(Exception):
     """Skip the rest of this epoch's training phase.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, Callback, CancelTrainException
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> class OneBatchPerEpoch(Callback):
@@ -136,7 +136,7 @@ class CancelValidException(Exception):
     """Skip this epoch's validation phase.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, Callback, CancelValidException
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> class ValidateLastEpoch(Callback):
@@ -154,7 +154,7 @@ class CancelBatchException(Exception):
     """Skip the rest of this batch (e.g. no loss/backward/step).
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, Callback, CancelBatchException
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> class SkipTraining(Callback):
@@ -173,7 +173,7 @@ class CancelBackwardException(Exception):
     """Skip the backward pass for this batch.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, Callback, CancelBackwardException
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> class NoBackward(Callback):
@@ -191,7 +191,7 @@ class CancelStepException(Exception):
     """Skip the optimiser step for this batch.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, Callback, CancelStepException
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> class NoStep(Callback):
@@ -232,7 +232,7 @@ class Callback(Component):
     for a callback that would rather tell the two apart in its own code.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, Callback
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> class CountBatches(Callback):

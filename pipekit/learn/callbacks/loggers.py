@@ -49,7 +49,7 @@ class CSVLogger(Callback):
     stops the fit before its first epoch, with an error naming it.
 
     >>> import tempfile, torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import CSVLogger, Learner
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),

@@ -25,7 +25,7 @@ class MixUp(Callback):
     """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta).
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import CrossEntropyLossFlat, Learner, MixUp
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> mix = MixUp(0.4)

@@ -45,7 +45,7 @@ class NonFiniteError(PipekitError, FloatingPointError):
     """Training or prediction met NaN/inf: a diverged loss, non-finite weights or non-finite inputs.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, NonFiniteError
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> bad = [(x.clone(), y) for x, y in ds]; bad[0][0][0] = float("inf")   # an inf in one training row
@@ -64,7 +64,7 @@ class NonFiniteInputError(NonFiniteError, DataError):
     """The inputs of a prediction hold NaN/inf (bad input data, named by row and column).
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, NonFiniteInputError
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> bad = [(x.clone(), y) for x, y in ds]; bad[2][0][1] = float("nan")    # a NaN in validation row 2
@@ -325,16 +325,15 @@ class FiniteInputsCheck(Callback):
     device until the end of the pass (one host sync in all).
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, NonFiniteInputError
-    >>> from pipekit.learn.callbacks.nonfinite import FiniteInputsCheck
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> bad = [(x.clone(), y) for x, y in ds]; bad[0][0][0] = float("inf")
     >>> learn = Learner(DataLoaders.from_dsets(ds, bad, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
-    >>> learn.validate()                                         # validate alone: a NaN loss, no word of why
+    >>> learn.validate()                                         # validate: a NaN loss, no word of why
     [nan]
     >>> try:
-    ...     learn.validate(cbs=FiniteInputsCheck(learn.dls.valid))
+    ...     learn.get_preds()                                    # get_preds checks its inputs with this callback
     ... except NonFiniteInputError as e:
     ...     print(e)
     get_preds: column 0 of input 0 of row 0 is not a finite number (inf)...

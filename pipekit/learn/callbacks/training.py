@@ -29,7 +29,7 @@ class TrainEvalCallback(Callback):
     """Puts the model in train/eval mode and keeps ``pct_train`` / ``train_iter`` for the schedulers.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
@@ -496,7 +496,7 @@ class ProgressCallback(Callback):
     the fit's batches). The pass leaves ``learn.batch_wrapper`` as it found it.
 
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
+    >>> from pipekit.data import DataLoaders
     >>> from pipekit.learn import Learner, ProgressCallback
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
@@ -592,7 +592,7 @@ def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
     """Positions of the items in the order the loader yielded them, when it did not keep their order.
 
     >>> import torch
-    >>> from pipekit.data.loader import DataLoader
+    >>> from pipekit.data import DataLoader
     >>> from pipekit.learn.callbacks.training import item_order
     >>> ds = list(zip(torch.arange(6.0), torch.arange(6)))
     >>> dl = DataLoader(ds, bs=4, shuffle=True, seed=0)
@@ -619,15 +619,18 @@ def item_order(dl: Loader, epoch: int, n: int) -> np.ndarray | None:
 class GatherPreds(Callback):
     """Collects predictions, targets, inputs and per-item losses of a validation pass on the CPU.
 
+    ``learn.get_preds`` runs it and joins its batches: ``with_input`` and ``with_loss`` are its two options.
+
     >>> import torch, torch.nn.functional as F
-    >>> from pipekit.data.dataloaders import DataLoaders
-    >>> from pipekit.learn import GatherPreds, Learner
+    >>> from pipekit.data import DataLoaders
+    >>> from pipekit.learn import Learner
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
-    >>> gather = GatherPreds(with_input=True)
-    >>> _ = learn.validate(cbs=gather)                     # as get_preds does, which then joins the batches
-    >>> len(gather.preds), tuple(torch.cat(gather.preds).shape), tuple(torch.cat(gather.inputs).shape)
-    (2, (32, 2), (32, 4))
+    >>> inputs, preds, targs, losses = learn.get_preds(with_input=True, with_loss=True)   # 2 batches, joined
+    >>> [tuple(t.shape) for t in (inputs, preds, targs, losses)]          # one loss per item
+    [(32, 4), (32, 2), (32,), (32,)]
+    >>> torch.equal(inputs, torch.stack([x for x, _ in ds]))              # the validation items, in order
+    True
     """
 
     order = 70
