@@ -55,8 +55,8 @@ def walk_batch(dl: DataLoader, say: Callable[[str], None]) -> tuple:
     out of every step; a failing transform raises :class:`PipelineStepError` naming it and its input.
 
     >>> from pipekit.data import DataLoader
-    >>> from pipekit.data.loader import ArrayDataset
-    >>> from pipekit.data.store import TensorStore
+    >>> from pipekit.data import ArrayDataset
+    >>> from pipekit.data import TensorStore
     >>> dl = DataLoader(ArrayDataset([TensorStore(torch.arange(6.0)), TensorStore(torch.arange(6))], n_inp=1), bs=4)
     >>> _ = walk_batch(dl, print)
     Collating a batch of 4 with DataLoader
@@ -218,6 +218,7 @@ def classes_vocab(data: Any) -> Any:
     >>> from functools import partial
     >>> import pipekit.datasets as D
     >>> from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
+    >>> from pipekit.data.dataloaders import classes_vocab
     >>> from pipekit.vision import ImageBlock
     >>> items = partial(get_image_files, folders=["train", "valid"])     # mnist_tiny's test folder has no labels
     >>> dls = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=items, get_y=parent_label,
@@ -1261,8 +1262,7 @@ class DataLoaders:
     >>> import torch
     >>> from torch.utils.data import DataLoader as TorchLoader, TensorDataset
     >>> from pipekit.data import DataLoaders
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
+    >>> _ = torch.manual_seed(0)
     >>> ds = TensorDataset(torch.randn(8, 3), torch.arange(8) % 2)
     >>> dls = DataLoaders(TorchLoader(ds, batch_size=4), TorchLoader(ds, batch_size=4), device="cpu")
     >>> len(dls.train), dls.n_inp, [tuple(t.shape) for t in dls.one_batch()]

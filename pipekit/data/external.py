@@ -393,10 +393,11 @@ def locate(name: str) -> Path | None:
     """The local folder of ``name`` if a complete copy exists (in the cache, one no other user can have written or
     changed: see :func:`untrusted_reason`), else None.
 
+    >>> import pipekit.datasets as D
     >>> from pipekit.data.external import locate
-    >>> folder = locate("mnist_tiny")  # found under $PIPEKIT_DATA
-    >>> folder.name, sorted(p.name for p in folder.iterdir())
-    ('mnist_tiny', ['labels.csv', 'test', 'train', 'valid'])
+    >>> folder = D.path("mnist_tiny")  # downloaded once if it is not here yet
+    >>> locate("mnist_tiny") == folder, sorted(p.name for p in folder.iterdir())
+    (True, ['labels.csv', 'test', 'train', 'valid'])
     >>> try:
     ...     locate("no_such_set")
     ... except KeyError as e:
@@ -581,10 +582,12 @@ def untar_data(url: str, download: bool = True) -> DataPath:
 def available() -> dict[str, Path | None]:
     """Every registered data set and its local folder (None when it would have to be downloaded).
 
+    >>> import pipekit.datasets as D
     >>> from pipekit.data.external import available
+    >>> folder = D.path("mnist_tiny")  # downloaded once if it is not here yet
     >>> found = available()
-    >>> found["mnist_tiny"].name, "fashion_mnist" in found, "dogscats" in found
-    ('mnist_tiny', True, True)
+    >>> found["mnist_tiny"] == folder, "fashion_mnist" in found, "dogscats" in found
+    (True, True, True)
     """
     return {name: locate(name) for name in sorted(REGISTRY)}
 

@@ -100,7 +100,7 @@ def Adam(params: list[dict[str, Any]], lr: float, mom: float = 0.9, sqr_mom: flo
     per parameter, which is most of the optimiser's time for small models (results agree to float rounding).
 
     >>> import torch
-    >>> from pipekit.learn.optim import Adam
+    >>> from pipekit.learn import Adam
     >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -4.0])
     >>> opt = Adam([{"params": [w]}], lr=0.1, wd=0.0)
     >>> type(opt).__name__, type(Adam([{"params": [w]}], lr=0.1, decouple_wd=False)).__name__
@@ -307,7 +307,7 @@ def sgd_step(p: torch.Tensor, lr: float, **kwargs: Any) -> None:
     """``p -= lr * grad``.
 
     >>> import torch
-    >>> from pipekit.learn.optim import Optimizer, sgd_step
+    >>> from pipekit.learn import Optimizer, sgd_step
     >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
     >>> sgd_step(w, lr=0.1); w.data
     tensor([0.9000, 1.2000])
@@ -322,7 +322,7 @@ def weight_decay(p: torch.Tensor, lr: float, wd: float, do_wd: bool = True, **kw
     """Decoupled weight decay: ``p *= 1 - lr * wd``.
 
     >>> import torch
-    >>> from pipekit.learn.optim import weight_decay
+    >>> from pipekit.learn import weight_decay
     >>> w = torch.nn.Parameter(torch.full((2,), 2.0))
     >>> weight_decay(w, lr=0.1, wd=0.5); w.data                # 2 * (1 - 0.1 * 0.5)
     tensor([1.9000, 1.9000])
@@ -337,7 +337,7 @@ def l2_reg(p: torch.Tensor, wd: float, do_wd: bool = True, **kwargs: Any) -> Non
     """L2 regularisation: ``grad += wd * p``.
 
     >>> import torch
-    >>> from pipekit.learn.optim import l2_reg
+    >>> from pipekit.learn import l2_reg
     >>> w = torch.nn.Parameter(torch.tensor([2.0, -1.0])); w.grad = torch.zeros(2)
     >>> l2_reg(w, wd=0.1); w.grad                  # the weights are left as they are; the gradient grows
     tensor([ 0.2000, -0.1000])
@@ -351,7 +351,7 @@ def average_grad(p: torch.Tensor, mom: float, dampening: bool = False, grad_avg:
     """Moving average of the gradients (``grad_avg = mom * grad_avg + (1 - mom if dampening else 1) * grad``).
 
     >>> import torch
-    >>> from pipekit.learn.optim import average_grad
+    >>> from pipekit.learn import average_grad
     >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([1.0, -2.0])
     >>> state = average_grad(w, mom=0.9); state["grad_avg"]
     tensor([ 1., -2.])
@@ -371,7 +371,7 @@ def average_sqr_grad(p: torch.Tensor, sqr_mom: float, dampening: bool = True, sq
     """Moving average of the squared gradients.
 
     >>> import torch
-    >>> from pipekit.learn.optim import average_sqr_grad
+    >>> from pipekit.learn import average_sqr_grad
     >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([2.0, -1.0])
     >>> state = average_sqr_grad(w, sqr_mom=0.9); state["sqr_avg"]      # (1 - 0.9) * grad ** 2
     tensor([0.4000, 0.1000])
@@ -395,7 +395,7 @@ def momentum_step(p: torch.Tensor, lr: float, grad_avg: torch.Tensor, **kwargs: 
     """``p -= lr * grad_avg``.
 
     >>> import torch
-    >>> from pipekit.learn.optim import Optimizer, average_grad, momentum_step
+    >>> from pipekit.learn import Optimizer, average_grad, momentum_step
     >>> w = torch.nn.Parameter(torch.ones(2))
     >>> momentum_step(w, lr=0.1, grad_avg=torch.tensor([1.0, -3.0])); w.data
     tensor([0.9000, 1.3000])
@@ -410,7 +410,7 @@ def step_stat(p: torch.Tensor, step: int = 0, **kwargs: Any) -> dict[str, int]:
     """Counts the steps taken (Adam's debiasing reads it).
 
     >>> import torch
-    >>> from pipekit.learn.optim import Optimizer, sgd_step, step_stat
+    >>> from pipekit.learn import Optimizer, sgd_step, step_stat
     >>> w = torch.nn.Parameter(torch.ones(1)); w.grad = torch.ones(1)
     >>> step_stat(w), step_stat(w, step=4)
     ({'step': 1}, {'step': 5})
@@ -424,7 +424,7 @@ def step_stat(p: torch.Tensor, step: int = 0, **kwargs: Any) -> dict[str, int]:
 def debias(mom: float, damp: float, step: int) -> float:
     """What a moving average started at zero must be divided by after ``step`` steps.
 
-    >>> from pipekit.learn.optim import debias
+    >>> from pipekit.learn import debias
     >>> round(debias(0.9, 1 - 0.9, 1), 4), round(debias(0.9, 1 - 0.9, 2), 4)   # 0.1 * g, then 0.19 * g
     (0.1, 0.19)
     >>> round(debias(0.9, 1 - 0.9, 1000), 4)       # after many steps the average needs no correction
@@ -438,7 +438,7 @@ def rms_prop_step(p: torch.Tensor, lr: float, sqr_avg: torch.Tensor, eps: float,
     """RMSProp: ``p -= lr * g / (sqrt(sqr_avg) + eps)`` (``g``: ``grad_avg`` with momentum, else the gradient).
 
     >>> import torch
-    >>> from pipekit.learn.optim import rms_prop_step
+    >>> from pipekit.learn import rms_prop_step
     >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([1.0, -4.0])
     >>> rms_prop_step(w, lr=0.01, sqr_avg=torch.tensor([0.25, 4.0]), eps=0.0)
     >>> w.data                                   # steps of 0.01 * 1 / 0.5 and 0.01 * -4 / 2
@@ -458,7 +458,7 @@ def adam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float,
 
     >>> import torch
     >>> from functools import partial
-    >>> from pipekit.learn.optim import Optimizer, adam_step, average_grad, average_sqr_grad, step_stat
+    >>> from pipekit.learn import Optimizer, adam_step, average_grad, average_sqr_grad, step_stat
     >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -4.0])
     >>> cbs = [partial(average_grad, dampening=True), average_sqr_grad, step_stat, adam_step]
     >>> opt = Optimizer([w], cbs=cbs, lr=0.1, mom=0.9, sqr_mom=0.99, eps=1e-8)   # Adam, from its steps
@@ -482,7 +482,7 @@ def radam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: float
 
     >>> import torch
     >>> from functools import partial
-    >>> from pipekit.learn.optim import Optimizer, average_grad, average_sqr_grad, radam_step, step_stat
+    >>> from pipekit.learn import Optimizer, average_grad, average_sqr_grad, radam_step, step_stat
     >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -4.0])
     >>> cbs = [partial(average_grad, dampening=True), average_sqr_grad, step_stat, radam_step]
     >>> opt = Optimizer([w], cbs=cbs, lr=0.1, mom=0.9, sqr_mom=0.99, eps=1e-5)   # RAdam, from its steps
@@ -509,7 +509,7 @@ def qhadam_step(p: torch.Tensor, lr: float, mom: float, step: int, sqr_mom: floa
     ``sqrt((1 - nu_2) * g**2 + nu_2 * v) + eps``; ``nu_1 = nu_2 = 1`` is Adam.
 
     >>> import torch
-    >>> from pipekit.learn.optim import qhadam_step
+    >>> from pipekit.learn import qhadam_step
     >>> w = torch.nn.Parameter(torch.zeros(1)); w.grad = torch.tensor([1.0])
     >>> avgs = {"grad_avg": torch.tensor([0.2]), "sqr_avg": torch.tensor([0.04])}   # debiased: m = 2, v = 4
     >>> qhadam_step(w, lr=0.1, mom=0.9, step=1, sqr_mom=0.99, eps=0.0, nu_1=0.5, nu_2=1.0, **avgs)
@@ -584,7 +584,7 @@ def QHAdam(params: Any, lr: float, mom: float = 0.999, sqr_mom: float = 0.999, n
     for ``nu_1`` and ``nu_2``, :func:`RAdam` for ``decouple_wd``.
 
     >>> import torch
-    >>> from pipekit.learn.optim import QHAdam
+    >>> from pipekit.learn import QHAdam
     >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -4.0])
     >>> opt = QHAdam([{"params": [w]}], lr=0.1)
     >>> opt.hypers[0]["nu_1"], opt.hypers[0]["nu_2"]
@@ -730,7 +730,7 @@ def ranger(params: Any, lr: float, mom: float = 0.95, sqr_mom: float = 0.99, eps
     (``opt_func=ranger``, often with ``fit_flat_cos``); ``beta`` as in :func:`RAdam`.
 
     >>> import torch
-    >>> from pipekit.learn.optim import ranger
+    >>> from pipekit.learn import ranger
     >>> w = torch.nn.Parameter(torch.ones(2)); w.grad = torch.tensor([1.0, -2.0])
     >>> opt = ranger([{"params": [w]}], lr=0.1)
     >>> type(opt).__name__, type(opt.opt).__name__, opt.k, opt.alpha
@@ -1006,7 +1006,7 @@ class OptimWrapper(HyperParams):
     (see :func:`torch_opt_func`).
 
     >>> from torch import nn
-    >>> from pipekit.learn.optim import Adam, OptimWrapper
+    >>> from pipekit.learn import Adam, OptimWrapper
     >>> model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     >>> opt = OptimWrapper(model, Adam, lr=1e-3, splitter=lambda m: [list(m[:2].parameters()), list(m[2].parameters())])
     >>> opt.n_groups, [pg["weight_decay"] for pg in opt.param_groups]   # biases and the norm layer: no decay

@@ -49,7 +49,7 @@ class TokenVocab(list[str]):
 def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TOKENS) -> list[str]:
     """Validate a user-given vocabulary: strings, no duplicates, every special token present.
 
-    >>> from pipekit.text.numericalize import check_vocab
+    >>> from pipekit.text import check_vocab
     >>> from pipekit.text import SPECIAL_TOKENS
     >>> vocab = check_vocab(list(SPECIAL_TOKENS) + ["the", "movie"])
     >>> vocab[-2:], len(vocab) == len(SPECIAL_TOKENS) + 2
@@ -86,7 +86,7 @@ class Numericalize(Transform):
     vocabulary given as a parameter, or None), and ``o2i`` maps each token to its id. The first argument is the
     vocabulary, as in fastai (``Numericalize(vocab)``): give ``min_freq`` and ``max_vocab`` by name.
 
-    >>> from pipekit.text.tokenize import Tokenizer
+    >>> from pipekit.text import Tokenizer
     >>> tt = Tokenizer().encode(["a film", "a good film", "a bad film"])
     >>> num = Numericalize(min_freq=2)
     >>> num.setup(tt)
@@ -236,7 +236,7 @@ class Numericalize(Transform):
         as ``num(toks)`` in the book; ids of many texts (a :class:`TokenizedTexts`, or a list of token lists)
         as an Arrow ``list<int32>`` array, one list per text.
 
-        >>> from pipekit.text.tokenize import Tokenizer
+        >>> from pipekit.text import Tokenizer
         >>> tkn, num = Tokenizer(), Numericalize(min_freq=1)
         >>> num.setup(tkn(["a film", "a good film"]))
         >>> nums = num(tkn("a good film"))
@@ -262,7 +262,7 @@ class Numericalize(Transform):
         lists) gives one list of tokens per text, and so does a 2-d batch of ids (``xb``), one list per row.
         Ids are integers (any integer dtype): floats, bools and strings are refused.
 
-        >>> from pipekit.text.tokenize import Tokenizer
+        >>> from pipekit.text import Tokenizer
         >>> num = Numericalize(min_freq=1)
         >>> num.setup(Tokenizer().encode(["a film", "a good film"]))
         >>> num.decode(torch.tensor([[2, 9], [11, 10]]))

@@ -364,7 +364,7 @@ def rules_flag(rules: Any, who: str) -> Any:
     one fixed set, applied in one pass over a whole corpus, so any other list is refused saying what to do; any
     other value is returned for the caller's check to judge.
 
-    >>> from pipekit.text.rules import defaults
+    >>> from pipekit.text import defaults
     >>> rules_flag(None, "Tokenizer"), rules_flag(list(defaults.text_proc_rules), "Tokenizer"), rules_flag(False, "x")
     (True, True, False)
     """
@@ -773,7 +773,7 @@ def tokenizer_for(tok: Tokenizer | None, rules: Any, who: str) -> Tokenizer:
     ``rules`` None (or the book's list) is the book's rules and ``False`` none (:func:`rules_flag`). A full
     :class:`Tokenizer` is used as it is, and refuses ``rules`` other than its own.
 
-    >>> from pipekit.text.base_tokenizers import WordTokenizer
+    >>> from pipekit.text import WordTokenizer
     >>> tokenizer_for(WordTokenizer(), None, "tokenize_texts")("Hello WORLD")
     ['xxbos', 'xxmaj', 'hello', 'xxup', 'world']
     """

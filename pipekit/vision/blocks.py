@@ -95,7 +95,7 @@ class ImageArray(np.ndarray):
     ``transpose(axes)`` move axes; ``np.array(img).size`` is the number of values.
 
     >>> import numpy as np
-    >>> from pipekit.vision.blocks import PILImage
+    >>> from pipekit.vision import PILImage
     >>> img = PILImage.create(np.zeros((40, 60), np.uint8))
     >>> img, img.size, img.shape, img.to_thumb(20).size, type(img / 255).__name__
     (PILImage mode=RGB size=60x40, (60, 40), (40, 60, 3), (20, 13), 'ndarray')
@@ -218,7 +218,7 @@ class ImageArray(np.ndarray):
         axes of a picture, which has three. Otherwise NumPy's ``transpose``, moving axes.
 
         >>> import numpy as np
-        >>> from pipekit.vision.blocks import PILImage
+        >>> from pipekit.vision import PILImage
         >>> img = PILImage.create(np.arange(6, dtype=np.uint8).reshape(2, 3))
         >>> img.transpose(0)[:, :, 0].tolist(), img.transpose(2, 0, 1).shape
         ([[2, 1, 0], [5, 4, 3]], (3, 2, 3))
@@ -334,7 +334,7 @@ class PILImage(metaclass=_ImageKind):
     its value ``x: PILImage`` applies to the images of an item and leaves its other values (a label) as they are.
 
     >>> import numpy as np
-    >>> from pipekit.vision.blocks import PILImage, PILImageBW
+    >>> from pipekit.vision import PILImage, PILImageBW
     >>> img = PILImage.create(np.zeros((4, 6), np.uint8))
     >>> img.shape, isinstance(img, PILImage), isinstance(img, PILImageBW), PILImage.mode
     ((4, 6, 3), True, False, 'RGB')
@@ -362,7 +362,7 @@ class PILImageBW(PILImage):
     ``ImageBlock(cls="L")``. What ``create`` gives is a ``PILImageBW`` (and a :class:`PILImage`, as in fastai).
 
     >>> import numpy as np
-    >>> from pipekit.vision.blocks import PILImage, PILImageBW
+    >>> from pipekit.vision import PILImage, PILImageBW
     >>> img = PILImageBW.create(np.zeros((4, 6), np.uint8))
     >>> img.shape, isinstance(img, PILImageBW), isinstance(img, PILImage), PILImageBW == "L"
     ((4, 6, 1), True, True, True)
@@ -445,7 +445,7 @@ class PILMask(metaclass=_ArrayKind):
     class indices) as a uint8 (H, W) :class:`MaskArray`, which ``isinstance(m, PILMask)`` recognises.
 
     >>> import numpy as np
-    >>> from pipekit.vision.blocks import PILMask
+    >>> from pipekit.vision import PILMask
     >>> m = PILMask.create(np.array([[0, 1], [2, 1]], np.uint8))
     >>> m, m.shape, isinstance(m, PILMask), np.unique(m).tolist()
     (PILMask size=2x2, (2, 2), True, [0, 1, 2])
@@ -477,7 +477,7 @@ class TensorImage(torch.Tensor):
     tensors of the same class.
 
     >>> import numpy as np
-    >>> from pipekit.vision.blocks import TensorImage
+    >>> from pipekit.vision import TensorImage
     >>> x = TensorImage(np.zeros((4, 6, 3), np.float32)); x.shape, type(x * 2).__name__
     (torch.Size([3, 4, 6]), 'TensorImage')
     """
@@ -506,7 +506,7 @@ def image2tensor(img: Any) -> Any:
     (grey stays one channel), an array ``(H, W)`` or ``(H, W, C)`` is taken as it is.
 
     >>> import numpy as np
-    >>> from pipekit.vision.blocks import PILImage, image2tensor
+    >>> from pipekit.vision import PILImage, image2tensor
     >>> image2tensor(np.zeros((4, 6), np.uint8)).shape, image2tensor(PILImage.create(np.zeros((4, 6), np.uint8))).shape
     (torch.Size([1, 4, 6]), torch.Size([3, 4, 6]))
     """
@@ -712,7 +712,7 @@ class ImageBlock(_PixelBlock):
     in size) sets the cached size. ``RandomResizedCrop`` caches the whole image and adds the per-epoch random
     crop (and the validation centre crop) as a batch plan.
 
-    >>> from pipekit.vision.blocks import ImageBlock
+    >>> from pipekit.vision import ImageBlock
     >>> ImageBlock(cls="L").geometry
     'image'
     """
@@ -752,7 +752,7 @@ class MaskBlock(_PixelBlock):
     default loss is cross-entropy per pixel over the model's channel axis (``CrossEntropyLossFlat(axis=1)`` on
     ``(bs, n_classes, h, w)`` outputs), as ``unet_learner`` uses.
 
-    >>> from pipekit.vision.blocks import MaskBlock
+    >>> from pipekit.vision import MaskBlock
     >>> MaskBlock(codes=["road", "sky"]).c, MaskBlock().loss_kind
     (2, 'pixel_cross_entropy')
     """
@@ -1008,7 +1008,7 @@ class PointBlock(CoordBlock):
     from the item's decoded image (a DataBlock with an ``ImageBlock`` gives it), or else from ``img_size`` (h, w)
     when all images share one; boxes (:class:`BBoxBlock`) take their sizes the same way.
 
-    >>> from pipekit.vision.blocks import PointBlock
+    >>> from pipekit.vision import PointBlock
     >>> PointBlock(img_size=(480, 640)).loss_kind
     'mse'
     """
@@ -1088,7 +1088,7 @@ class TensorPoint(_Coords):
     and ``learn.predict`` gives for points is one:
     ``isinstance(p, TensorPoint)``. fastai's are tensors; ``torch.as_tensor(p)`` makes one.
 
-    >>> from pipekit.vision.blocks import TensorPoint
+    >>> from pipekit.vision import TensorPoint
     >>> p = TensorPoint.create([12.5, 6.5]); p.tolist(), isinstance(p, TensorPoint)
     ([[12.5, 6.5]], True)
     """
@@ -1106,7 +1106,7 @@ def image_paths_with(path: str | os.PathLike, name_fn: Any) -> Any:
     ``load_learner``. It may instead be a function of the image's ``Path`` returning the name, which works the
     same but, not being data, is left out of an export.
 
-    >>> from pipekit.vision.blocks import image_paths_with
+    >>> from pipekit.vision import image_paths_with
     >>> get_mask = image_paths_with("/data/camvid/labels", "{stem}_P{suffix}")
     >>> get_mask("/data/camvid/images/0001TP_006690.png")
     '/data/camvid/labels/0001TP_006690_P.png'
