@@ -100,6 +100,8 @@ KEY_BYTES = 32
 STREAM_RECORD = 1 << 20
 #: A temporary file untouched for this long is stale whoever wrote it (see :func:`clean_stale_temps`).
 STALE_AFTER_S = 6 * 3600
+#: An empty entry folder unchanged for this long is removed (see :func:`clean_stale_temps`).
+EMPTY_AFTER_S = 60
 TEMP_SUFFIX = ".pk-tmp"
 _DIGEST = 32
 # Each verifying task reads this many bytes with one pread, then hashes the records in them.
@@ -439,7 +441,14 @@ def clean_stale_temps(root: Path) -> list[Path]:
     sharing the folder, or a pid reused by an unrelated process. A build writes its temporary file
     continuously until it renames it, so a file a live process is writing is never removed. (Machines are
     told apart by host name: containers sharing a cache folder need distinct host names or one pid
-    namespace.) A link among the sub-folders is not followed (:func:`link_target`). Returns the files removed.
+    namespace.) A link among the sub-folders is not followed (:func:`link_target`).
+
+    An entry folder (:data:`CACHE_LAYOUTS`) left empty, as an interrupted build leaves it, is removed too once
+    unchanged for ``EMPTY_AFTER_S`` seconds (1 minute, its age read before its stale files were removed): a build
+    makes its folder, then its temporary file in it, within that time. The removal is ``os.rmdir``, which fails on a
+    folder a build has written into meanwhile, and a build makes its temporary file through :class:`TempFile`, which
+    makes the folder again when it was removed between the two: a folder removed under a live build does not fail
+    it. Returns the files removed.
     """
     removed: list[Path] = []
     now = time.time()
@@ -450,6 +459,13 @@ def clean_stale_temps(root: Path) -> list[Path]:
             folders = [root, *(Path(e.path) for e in listing if link_target(e) is None and e.is_dir())]
     except OSError:  # no cache folder yet
         return removed
+    layout = CACHE_LAYOUTS.get(root.name)
+    idle = []  # pipekit's entry folders unchanged for EMPTY_AFTER_S: removed below if empty
+    for folder in folders[1:]:
+        if layout is not None and layout[0].fullmatch(folder.name):
+            with contextlib.suppress(OSError):  # removed meanwhile
+                if now - os.lstat(folder).st_mtime > EMPTY_AFTER_S:
+                    idle.append(folder)
     temps = []
     for folder in folders:
         with contextlib.suppress(OSError), os.scandir(folder) as listing:  # removed meanwhile by a clearing
@@ -461,6 +477,9 @@ def clean_stale_temps(root: Path) -> list[Path]:
             except OSError:  # a read-only cache: its complete entries are still read, the leftover stays
                 continue
             removed.append(f)
+    for folder in idle:
+        with contextlib.suppress(OSError):  # not empty (a complete entry, or a build writing in it), or read-only
+            os.rmdir(folder)  # never follows a link: one put in the folder's place meanwhile is refused (ENOTDIR)
     return removed
 
 
@@ -486,9 +505,15 @@ class TempFile:
     """
 
     def __init__(self, folder: Path, stem: str):
-        folder.mkdir(parents=True, exist_ok=True)
         self.committed = False
-        self.fd, self.path = new_temp_file(folder, lambda: temp_name(stem))
+        for attempt in range(3):
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self.fd, self.path = new_temp_file(folder, lambda: temp_name(stem))
+                break
+            except FileNotFoundError:  # the empty folder was removed meanwhile (clean_stale_temps): made again
+                if attempt == 2:
+                    raise
 
     def open(self) -> IO[bytes]:
         """The file, open for writing (binary) through :attr:`fd`; closing it leaves :attr:`fd` open."""

@@ -4,7 +4,9 @@ The source (CSV/Parquet/Arrow path or LazyFrame) is scanned lazily; each proc's 
 streaming query over the training rows, and the processed table (small integer codes, Float32
 values, an ``is_valid`` column) is written with ``sink_parquet`` without ever holding the raw table
 in memory. The fitted processing is saved beside it as a pipekit file (``<out>.pipekit``, read back
-by ``pipekit.load``); ``Tabular.from_processed`` then loads that compact table for training.
+by ``pipekit.load``); ``Tabular.from_processed`` then loads that compact table for training. Both files are
+written in a staging folder beside the output and renamed into place once complete: a run that fails (a full disk,
+a bad row, Ctrl-C) leaves the previous output as it was and no partial file.
 
 Example:
     >>> import polars as pl
@@ -18,7 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,16 +30,51 @@ from typing import Any
 
 import polars as pl
 
-from pipekit.core.archive import save
+from pipekit.core.archive import atomic_write_bytes, save, unwritable_error, why_unwritable, writable_folder
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, check
 from pipekit.data.items import table_error, without_polars_context
 from pipekit.data.splitters import VALID_PCT_OR_NONE
-from pipekit.tabular.core import VALID_COLUMN, csv_float32_error, float32_rounded, naming_file, scan_table
+from pipekit.tabular.core import (VALID_COLUMN, csv_float32_error, float32_rounded, naming_file, processing_path,
+                                  scan_table)
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, unshared_procs
 
 _ROW = "__pipekit_row__"
+# How Polars reports the file system's error under its own ("... No space left on device (os error 28)")
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _os_error(e: BaseException) -> OSError | None:
+    """The file system's error behind ``e``: ``e`` itself when an OSError, the one a Polars error names by its
+    number, else None (an error about the data)."""
+    if isinstance(e, OSError):
+        return e
+    m = _OS_ERROR.search(str(e)) if isinstance(e, pl.exceptions.PolarsError) else None
+    if m is None:
+        return None
+    code = int(m[1])
+    return OSError(code, os.strerror(code))
+
+
+def _unwritable(e: OSError, dest: Path) -> OSError:
+    """``e`` said of ``dest``, the file asked for (not the staging folder's file), with the fix."""
+    folder = dest.parent.resolve()
+    fix = ("free space there, or give a path on another disk" if e.errno in (errno.ENOSPC, errno.EDQUOT)
+           else "give a path in a folder you can write to")
+    return unwritable_error(e, f"process_to_parquet cannot write {dest} (in the folder {folder}): "
+                               f"{why_unwritable(folder, e)}; {fix}; the previous output there, if any, is unchanged")
+
+
+def _sink(query: pl.LazyFrame, path: Path, out: Path, **kwargs: Any) -> None:
+    """``query.sink_parquet(path)``; a write that fails for the file system (a full disk) raises its OSError naming
+    ``out``, the output asked for, rather than Polars' error about a staging file."""
+    try:
+        query.sink_parquet(path, engine="streaming", **kwargs)
+    except (OSError, pl.exceptions.PolarsError) as e:
+        if (os_err := _os_error(e)) is None:
+            raise
+        raise _unwritable(os_err, out) from e
 
 
 def process_to_parquet(source: Any, out_path: str | os.PathLike,
@@ -50,7 +89,9 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
     seeded ``valid_pct`` of the rows (a hash of the row number and ``seed``: the same rows on every pass,
     with no index held in memory); with neither, every row trains. The output has the processed inputs,
     the encoded targets and a boolean ``is_valid`` column. The fitted processing is written with
-    ``pipekit.save`` to ``<out>.pipekit`` (or ``processor_path``) and returned.
+    ``pipekit.save`` to ``<out>.pipekit`` (or ``processor_path``) and returned. Both are written in a staging folder
+    and renamed into place when complete: an error or Ctrl-C leaves the previous files as they were. A write the file
+    system refuses (a full disk) raises its OSError naming ``out_path``.
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -88,7 +129,8 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
         return lf.with_columns((split.fill_null(False) if split is not None else pl.lit(False)).alias(VALID_COLUMN))
 
     lf = with_split(lf)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    processor_dest = Path(processor_path) if processor_path is not None else processing_path(out)
+    writable_folder(out.parent, "process_to_parquet", "process_to_parquet(source, '<a writable folder>/out.parquet')")
     is_text_file = isinstance(source, (str, os.PathLike)) and Path(source).suffix.lower() in (".csv", ".tsv")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".pipekit_stage_") as tmp:
         if is_text_file:  # an error reading the file names it (table_error); one about its rows, naming_file
@@ -96,7 +138,7 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
             # statistics passes then read only the columns they need instead of parsing the text again.
             staged, columns = Path(tmp) / "staged.parquet", list(dict.fromkeys(cats + conts + ys)) + [VALID_COLUMN]
             try:
-                lf.select(columns).sink_parquet(staged, engine="streaming")
+                _sink(lf.select(columns), staged, out)
             except DataError as e:  # a line longer than the header (scan_csv_whole_lines)
                 raise without_polars_context(e) from None
             except pl.exceptions.PolarsError:
@@ -104,7 +146,7 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                 # is read again with each column's type from all its rows, so the checks name the value and its row
                 again = with_split(scan_table(source, cats, ys, conts, all_rows=True))
                 try:
-                    again.select(columns).sink_parquet(staged, engine="streaming")
+                    _sink(again.select(columns), staged, out)
                 except DataError as e:
                     raise without_polars_context(e) from None
                 except pl.exceptions.PolarsError as e:
@@ -117,10 +159,32 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                     again = with_split(scan_table(source, cats, ys, [c for c in conts if c not in large],
                                                   wide_names=large))
                     staged = Path(tmp) / "staged_wide.parquet"
-                    again.select(columns).sink_parquet(staged, engine="streaming")
+                    _sink(again.select(columns), staged, out)
                     lf = pl.scan_parquet(staged, glob=False)
         with naming_file(source):  # the rows processed are the file's rows
             query = processor.fit_lazy(lf, ~pl.col(VALID_COLUMN), keep=[VALID_COLUMN])
-            query.sink_parquet(out, engine="streaming")
-    save(processor, processor_path if processor_path is not None else out.with_suffix(".pipekit"))
+        try:
+            staged_processing = save(processor, Path(tmp) / "processing.pipekit")
+        except OSError as e:
+            raise _unwritable(e, processor_dest) from e
+        table = Path(tmp) / "table.parquet"
+        with naming_file(source):
+            _sink(query, table, out)
+        # Both complete: into place, the processing first. Its write (a whole file, beside its destination, which
+        # may be in another folder) is the step a full disk can still fail, and it fails with neither file changed;
+        # only the table's rename within its own folder, which needs no space, follows it. The other order could
+        # leave the new table beside the earlier processing, which would decode its codes with the wrong classes.
+        # Between the two renames (microseconds) a reader can still find the new processing beside the earlier table.
+        try:
+            if processor_dest.is_dir() or not processor_dest.suffix:  # pipekit.save's folder form, written by it
+                save(processor, processor_dest)
+            else:
+                processor_dest.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(processor_dest, staged_processing.read_bytes())
+        except OSError as e:
+            raise _unwritable(e, processor_dest) from e
+        try:
+            os.replace(table, out)
+        except OSError as e:  # a folder at that name
+            raise _unwritable(e, out) from e
     return processor
