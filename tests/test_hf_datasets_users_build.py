@@ -87,7 +87,8 @@ def test_a_classlabel_target_vocab_is_its_names_and_codes_are_hf_ids():
     _, y = next(iter(dls.test_dl(ds, with_labels=True)))
     assert y.tolist() == ds["label"][:len(y)]
     view = ds.filter(lambda r: r["label"] == 0)
-    assert list(length_block((RegressionBlock, CategoryBlock)).dataloaders(view, bs=8).vocab) == names
+    with pytest.warns(UserWarning, match="single class 'positive'"):
+        assert list(length_block((RegressionBlock, CategoryBlock)).dataloaders(view, bs=8).vocab) == names
 
 
 def test_an_image_classlabel_target_keeps_hf_ids(tmp_path):
@@ -120,7 +121,112 @@ def test_a_list_of_classlabels_holds_names(kind):
     items = to_items(ds)
     assert items["tags"].to_list()[:3] == [[names[i] for i in t] for t in tags[:3]]
     dls = length_block((RegressionBlock, MultiCategoryBlock), y="tags").dataloaders(ds, bs=16)
-    assert sorted(dls.vocab) == sorted(names)
+    assert list(dls.vocab) == names  # the ClassLabel's declared order
+
+
+def imdb_tags(names: list[str], length: int = -1) -> tuple[datasets.Dataset, list[list[int]]]:
+    """imdb_sample with two ClassLabel ids per review: its label, then ``names[2]`` for a long review or -1 (no
+    label) for a short one; ``length=2`` makes the Sequence a fixed-size list."""
+    df = pd.read_csv(D.path("imdb_sample") / "texts.csv")
+    tags = [[names.index(lab), 2 if len(t) > 1000 else -1] for lab, t in zip(df.label, df.text)]
+    ds = datasets.Dataset.from_dict(
+        {"n_chars": df.text.str.len().astype(float).tolist(), "tags": tags},
+        features=datasets.Features({"n_chars": datasets.Value("float32"),
+                                    "tags": datasets.Sequence(datasets.ClassLabel(names=names), length=length)}))
+    return ds, tags
+
+
+@pytest.mark.parametrize("length", [-1, 2])
+def test_a_minus_one_in_a_list_of_classlabels_is_no_label(length):
+    names = ["positive", "negative", "long"]
+    ds, tags = imdb_tags(names, length)
+    items = to_items(ds)
+    assert items["tags"].to_list() == [[names[i] for i in t if i >= 0] for t in tags]  # names, -1 left out
+    for block, vocab in ((MultiCategoryBlock, names), (MultiCategoryBlock(add_na=True), ["#na#", *names])):
+        dls = length_block((RegressionBlock, block), y="tags").dataloaders(ds, bs=1000)
+        assert list(dls.vocab) == vocab
+        _, y = next(iter(dls.test_dl(ds, with_labels=True)))
+        expected = torch.zeros(len(tags), len(vocab))
+        for row, t in enumerate(tags):
+            expected[row, [vocab.index(names[i]) for i in t if i >= 0]] = 1.0
+        torch.testing.assert_close(y, expected)  # no '#na#' for a -1
+
+
+# ------------------------------------------------------------------ add_na on a ClassLabel target
+def test_add_na_on_a_classlabel_target_keeps_its_declared_names_and_takes_minus_one():
+    names = ["positive", "negative"]  # not sorted
+    ds = imdb(names)
+    no_label = ds.map(lambda r, i: {"label": -1 if i % 10 == 0 else r["label"]}, with_indices=True)
+    block = length_block((RegressionBlock, CategoryBlock(add_na=True)))
+    for source in (no_label, no_label.to_pandas().assign(  # a pandas category of the names, missing for a -1
+            label=lambda d: pd.Categorical.from_codes(d.label, categories=names))):
+        dls = block.dataloaders(source, bs=16)
+        assert list(dls.vocab) == ["#na#", *names]
+        _, y = next(iter(dls.test_dl(source, with_labels=True)))
+        assert y.tolist() == [0 if i % 10 == 0 else no_label["label"][i] + 1 for i in range(len(y))]
+
+
+# ------------------------------------------------------------------ one class among the declared ones
+def test_a_view_of_one_declared_class_is_warned_about_naming_the_others():
+    names = ["negative", "positive"]
+    view = imdb(names).filter(lambda r: r["label"] == 0)
+    frame = view.to_pandas().assign(label=lambda d: pd.Categorical.from_codes(d.label, categories=names))
+    for source in (view, frame):  # a ClassLabel, a pandas category
+        with pytest.warns(UserWarning, match=r"single class 'negative'; the vocab's other classes \['positive'\] "
+                                             r"have no training rows"):
+            dls = length_block((RegressionBlock, CategoryBlock)).dataloaders(source, bs=16)
+        assert list(dls.vocab) == names
+
+
+# ------------------------------------------------------------------ declared_ in a saved state
+def test_a_saved_declared_flag_is_checked():
+    from pipekit.core.errors import FieldError
+    from pipekit.data import Categorize, MultiCategorize
+
+    names = ["positive", "negative"]
+    t = Categorize()
+    t.setup(to_items(imdb(names))["label"])
+    state = t.state_to_data()
+    assert state["declared_"] is True and state["vocab_"] == names
+    Categorize().state_from_data(dict(state))
+    with pytest.raises(FieldError, match=r"state\.declared_.*True or False.*'yes'"):
+        Categorize().state_from_data({**state, "declared_": "yes"})
+    with pytest.raises(FieldError, match=r"state\.declared_.*was given a vocab"):
+        Categorize(vocab=names).state_from_data(dict(state))
+    with pytest.raises(FieldError, match=r"state\.declared_.*learned no labels"):
+        MultiCategorize().state_from_data({"vocab_": [], "declared_": True})
+
+
+def test_a_learner_of_a_classlabel_target_exports_and_predicts_alike(tmp_path):
+    import json
+    import zipfile
+
+    import pipekit
+    from pipekit.vision import vision_learner
+
+    ds = mnist(["7", "3"])  # not sorted
+    db = DataBlock(blocks=(ImageBlock(cls="L", cache_dir=tmp_path), CategoryBlock), get_x=ColReader("image"),
+                   get_y=ColReader("label"), splitter=RandomSplitter(0.2, seed=0))
+    pipekit.set_seed(0)
+    learn = vision_learner(db.dataloaders(ds, bs=16, num_workers=0), "simple_cnn", pretrained=False)
+    learn.fit(1)
+    path = learn.export(tmp_path / "mnist.pipekit")
+
+    def declared(v):
+        if isinstance(v, dict):
+            return [x for k, w in v.items() for x in ([w] if k == "declared_" else declared(w))]
+        return [x for w in v for x in declared(w)] if isinstance(v, list) else []
+
+    assert declared(json.loads(zipfile.ZipFile(path).read("record.json"))) == [True]
+    loaded = load_learner(path)
+    assert list(loaded.dls.vocab) == ["7", "3"]
+    for item in list(learn.dls.valid_ds.items)[:4]:
+        label, code, probs = learn.predict(item)
+        label2, code2, probs2 = loaded.predict(item)
+        assert label2 == label and code2 == code
+        torch.testing.assert_close(probs2, probs)
+    torch.testing.assert_close(loaded.get_preds(dl=loaded.dls.test_dl(ds))[0],
+                               learn.get_preds(dl=learn.dls.test_dl(ds))[0])
 
 
 # ------------------------------------------------------------------ ImageDataLoaders.from_df on an Image column

@@ -134,16 +134,20 @@ def test_an_enum_category_of_spaces_only_is_missing(trained):
     assert (codes[::5] == 0).all() and (np.delete(codes, np.arange(0, 300, 5)) > 0).all()
 
 
-def test_enum_categories_that_are_one_value_once_stripped_are_refused_by_name(trained):
-    p = pl.read_csv(ADULT, n_rows=300)
-    cats = sorted(p["workclass"].unique().to_list())
-    clash = p.with_columns(pl.col("workclass").cast(pl.Enum([*cats, "Private"])))  # ' Private' and 'Private'
-    with pytest.raises(DataError, match=r"'workclass'.*\[' Private', 'Private'\] are 'Private'.*cast the column to "
-                                        r"text"):
-        trained.tabular.new(clash)
-    with pytest.raises(DataError, match=r"'workclass'.*' Private', 'Private'"):
-        TabularDataLoaders.from_df(clash, cat_names=["workclass"], cont_names=["age"], y_names="salary",
-                                   skipinitialspace=True)
+def test_categories_that_are_one_value_once_stripped_are_read_as_text(trained):
+    df = pd.read_csv(ADULT, nrows=300)  # ' Private', as pandas reads adult.csv
+    df.loc[0, "workclass"] = "Private"  # one row typed by hand
+    as_text = np.asarray(trained.tabular.new(df).xs["workclass"])
+    assert (as_text > 0).all() and as_text[0] == as_text[1] == trained.classes["workclass"].index("Private")
+    # a pandas category and a Polars Enum declaring ' Private' and 'Private' are read as that text column
+    np.testing.assert_array_equal(np.asarray(trained.tabular.new(df.astype({"workclass": "category"}))
+                                             .xs["workclass"]), as_text)
+    p = pl.from_pandas(df)
+    clash = p.with_columns(pl.col("workclass").cast(pl.Enum(sorted(p["workclass"].unique().to_list()))))
+    np.testing.assert_array_equal(np.asarray(trained.tabular.new(clash).xs["workclass"]), as_text)
+    dls = TabularDataLoaders.from_df(clash, cat_names=["workclass"], cont_names=["age"], y_names="salary",
+                                     skipinitialspace=True, bs=64)
+    assert list(dls.classes["workclass"]).count("Private") == 1 and " Private" not in dls.classes["workclass"]
 
 
 @pytest.mark.parametrize("name, bom, codec", [

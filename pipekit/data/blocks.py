@@ -323,6 +323,13 @@ def _check_vocab_state(state: dict[str, Any], who: str, given: Sequence[Any] | N
     if given is not None and vocab != list(given):
         raise FieldError("state.vocab_", f"must be the vocab given as the parameter ({str(list(given))[:80]}), as "
                                          f"fitting keeps it, got {str(vocab)[:80]}")
+    if "declared_" in state:  # set by a fit on an Enum's labels, which learns their declared order
+        check_state(state, f"{who}, to know the vocab_ is an Enum's declared labels,", declared_=BOOL)
+        if state["declared_"] and (given is not None or not vocab):
+            why = "was given a vocab, which fitting keeps" if given is not None else "learned no labels"
+            raise FieldError("state.declared_", f"is True (the vocab_ an Enum's declared labels), but {who} {why}, so "
+                                                "fitting never sets it; the file is damaged or was not written by "
+                                                "pipekit")
     if given is None and sort and not state.get("declared_") and vocab != sorted(vocab):
         raise FieldError("state.vocab_", f"must be sorted, as fitting sorts it, got {str(vocab)[:80]}")
 
@@ -345,10 +352,14 @@ def _refuse_missing(missing: np.ndarray, who: str) -> None:
                         "(e.g. with 'unknown')")
 
 
+#: the Polars types of categories (a pandas ``category``, a Hugging Face ``ClassLabel``), text underneath
+_CATEGORIES = (pl.Enum, pl.Categorical)
+
+
 def label_column(values: Any, who: str, missing_as: str | None = None) -> pl.Series:
     """Labels given as a Polars Series, a list, a tuple, a NumPy array or a pandas Series, as a Polars Series
     (labels of mixed types are refused, naming them). A missing label (None, null or NaN) is refused, naming where
-    it is, or becomes ``missing_as`` when given.
+    it is, or becomes ``missing_as`` when given (``Enum`` and ``Categorical`` labels then come back as text).
 
     >>> label_column(["3", "7"], "Categorize").to_list(), label_column(np.array([1, 0]), "Categorize").dtype
     (['3', '7'], Int64)
@@ -362,8 +373,8 @@ def label_column(values: Any, who: str, missing_as: str | None = None) -> pl.Ser
             values = to_numpy(values).tolist()
         if isinstance(values, (list, tuple)):
             values = [missing_as if _is_missing(v) else v for v in values]
-        elif isinstance(values, pl.Series) and values.dtype == pl.Utf8:
-            values = values.fill_null(missing_as)
+        elif isinstance(values, pl.Series) and (values.dtype == pl.Utf8 or isinstance(values.dtype, _CATEGORIES)):
+            values = values.cast(pl.String).fill_null(missing_as)  # categories as text: missing_as is one more
     if isinstance(values, pl.Series):
         missing = values.is_null() | (values.is_nan() if values.dtype.is_float() else False)
         _refuse_missing(missing.to_numpy(), who)
@@ -498,6 +509,10 @@ class Categorize(Transform):
             self.vocab_ = CategoryMap(self.vocab_)
 
     def setup(self, values: Any) -> None:
+        # an Enum's declared categories (a Hugging Face ClassLabel's names), in their order, unused ones too: taken
+        # before add_na makes the labels text
+        declared = values.dtype.categories if isinstance(values, pl.Series) and isinstance(
+            values.dtype, pl.Enum) else None
         values = label_column(values, "Categorize", missing_as=NA_TOKEN if self.add_na else None)
         vars(self).pop("declared_", None)  # set (True) only when this fit's classes are an Enum's declared ones
         if self.add_na and values.dtype != pl.Utf8:
@@ -507,20 +522,23 @@ class Categorize(Transform):
             self.vocab_ = self._given()
             self._codes(values, "the vocab you gave")
             return
-        uniq = values.unique(maintain_order=True)
-        declared = isinstance(values.dtype, pl.Enum)
-        if declared:  # an Enum's declared categories (a Hugging Face ClassLabel's names), in their order, unused too
+        seen = values.unique(maintain_order=True)  # the training labels ('#na#' for a missing one, with add_na)
+        uniq = seen
+        if declared is not None:
             self.declared_ = True
-            uniq = values.dtype.categories
+            uniq = declared
         if self.add_na:
             uniq = uniq.filter(uniq != NA_TOKEN)
         self.vocab_ = CategoryMap(([NA_TOKEN] if self.add_na else [])
-                                  + (sorted(uniq.to_list()) if self.sort and not declared else uniq.to_list()))
-        self._one_per_item = len(values) > 10 and len(uniq) == len(values)  # every item a class of its own
-        if len(self.vocab_) == 1:  # a classifier of one class learns nothing and scores perfectly
-            warn(f"the training labels hold a single class {self.vocab_[0]!r}: a classifier would learn "
-                 "nothing (its loss is 0, its accuracy 1); check the label column or getter, or give "
-                 "CategoryBlock(vocab=[...]) with every class")
+                                  + (sorted(uniq.to_list()) if self.sort and declared is None else uniq.to_list()))
+        self._one_per_item = len(values) > 10 and len(seen) == len(values)  # every item a class of its own
+        if len(seen) == 1:  # a classifier of one class learns nothing and scores perfectly
+            unused = [v for v in self.vocab_ if v not in (seen[0], NA_TOKEN)]  # declared classes no row has
+            also = (f"; the vocab's other classes {unused[:5]}{' ...' if len(unused) > 5 else ''} have no training "
+                    "rows" if unused else "")
+            warn(f"the training labels hold a single class {seen[0]!r}{also}: a classifier would learn nothing (its "
+                 "loss is 0, its accuracy 1); check the label column or getter (or the filter that chose the rows), "
+                 "or give CategoryBlock(vocab=[...]) with every class")
         warn_near_labels(self.vocab_, "training labels")
         warn_number_classes(self.vocab_, "training labels", _REGRESSION_BLOCK)
 
@@ -735,7 +753,7 @@ class MultiCategorize(Transform):
             return
         flat = self._lists(values).explode().drop_nulls()
         na = [NA_TOKEN] if self.add_na else []
-        if self.add_na and len(flat) and flat.dtype != pl.Utf8:
+        if self.add_na and len(flat) and flat.dtype != pl.Utf8 and not isinstance(flat.dtype, _CATEGORIES):
             raise DataError(f"MultiCategoryBlock(add_na=True) takes text labels (its {NA_TOKEN!r} label is text), "
                             f"and these are {flat.dtype}: make get_y return text (e.g. str(label)), or leave add_na out")
         if self.vocab is None:
@@ -767,7 +785,8 @@ class MultiCategorize(Transform):
         rows = np.repeat(np.arange(len(lists)), lens)
         flat = lists.explode()
         flat = flat.filter(flat.is_not_null()) if len(flat) != lens.sum() else flat
-        codes = label_codes(self.vocab_, flat)
+        # categories matched as text: a vocab may hold labels ('#na#', a given one) that are none of an Enum's
+        codes = label_codes(self.vocab_, flat.cast(pl.String) if isinstance(flat.dtype, _CATEGORIES) else flat)
         if self.add_na:  # a label the training set lacks is the '#na#' label (column 0), as is a missing list
             codes = codes.fill_null(0)
         if codes.null_count():

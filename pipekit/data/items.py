@@ -973,7 +973,9 @@ def _from_hf(ds: Any) -> pl.DataFrame:
     - A ``ClassLabel`` column is an ``Enum`` of its ``names``, declared in their order: its categories are the
       vocabulary (every class, those a filtered view lacks included), so a class's code is the id Hugging Face
       stores (``preds.argmax(1)`` compares with ``ds["label"]``); -1, no label, is null. A ``Sequence``/``List``
-      of ``ClassLabel`` (several labels per item) holds lists of those names.
+      of ``ClassLabel`` (several labels per item; of a fixed length too) holds lists of those names, a -1 among
+      an item's ids (no label) left out of its list. A ``ClassLabel`` deeper in a feature (``Sequence({"t":
+      ClassLabel(...)})``, a dict of lists) keeps its integer ids: read the names with ``ds.features``.
     - An ``Image`` column stays the ``{bytes, path}`` structs image blocks read.
     - The column ``__index_level_0__`` (the index of a pandas frame that was not a plain range, which
       ``Dataset.from_pandas`` keeps so that ``to_pandas`` can make it the index again) is left out: it is the
@@ -1010,10 +1012,11 @@ def _from_hf(ds: Any) -> pl.DataFrame:
         names = _class_names(f)
         if names is not None and dtype.is_integer():  # one label per item
             exprs.append(_label_names(pl.col(c), names))
-        elif isinstance(dtype, pl.List) and dtype.inner.is_integer():  # several: Sequence/List(ClassLabel)
+        elif isinstance(dtype, (pl.List, pl.Array)) and dtype.inner.is_integer():  # several: Sequence(ClassLabel)
             names = _class_names(getattr(f, "feature", None)) if type(f).__name__ in _HF_LISTS else None
-            if names is not None:
-                exprs.append(pl.col(c).list.eval(_label_names(pl.element(), names)))
+            if names is not None:  # a fixed length (Sequence(..., length=n)) is an Arrow fixed-size list: as a list
+                ids = pl.col(c).cast(pl.List(dtype.inner)) if isinstance(dtype, pl.Array) else pl.col(c)
+                exprs.append(ids.list.eval(_label_names(pl.element(), names)).list.drop_nulls())
     return df.with_columns(exprs) if exprs else df  # type: ignore[return-value]
 
 
@@ -1101,7 +1104,9 @@ def strip_initial_spaces(frame: Any) -> Any:
     meet the categories of a model trained on the file read with it. A value left empty (a field of spaces only,
     ``', ,'``) is missing, as ``pandas.read_csv(skipinitialspace=True)`` reads it, never a category ``''``. Text,
     ``Categorical`` and ``Enum`` columns (a pandas ``category``) are stripped alike; an Enum keeps its declared
-    categories in their order, stripped (:func:`stripped_categories`).
+    categories in their order, stripped (:func:`stripped_categories`). An Enum two of whose declared categories
+    are one value once stripped (``' Private'`` and ``'Private'``) becomes a text column instead, its values
+    merged as a text column's are: no order of the categories would say where the merged one stands.
 
     >>> import polars as pl
     >>> from pipekit.data.items import strip_initial_spaces
@@ -1112,53 +1117,44 @@ def strip_initial_spaces(frame: Any) -> Any:
     >>> sizes = pl.DataFrame({"size": [" S", " L"]}, schema={"size": pl.Enum([" S", " M", " L"])})
     >>> strip_initial_spaces(sizes)["size"].dtype
     Enum(categories=['S', 'M', 'L'])
+    >>> jobs = pl.DataFrame({"job": [" cook", "cook"]}, schema={"job": pl.Enum([" cook", "cook"])})
+    >>> out = strip_initial_spaces(jobs)["job"]
+    >>> out.dtype, out.to_list()
+    (String, ['cook', 'cook'])
     """
     schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
 
-    def stripped(c: str) -> pl.Expr:
-        text = pl.col(c).cast(pl.String).str.strip_chars_start(" ")
-        return pl.when(text != "").then(text)  # otherwise null: nothing but spaces is no value
+    def stripped(c: str, text: bool) -> pl.Expr:
+        values = pl.col(c) if text else pl.col(c).cast(pl.String)
+        return values.str.strip_chars_start(" ").replace("", None)  # nothing but spaces is no value
 
     exprs = []
     for c, dtype in schema.items():
         if dtype == pl.String:
-            exprs.append(stripped(c).alias(c))
+            exprs.append(stripped(c, True).alias(c))
         elif isinstance(dtype, pl.Categorical):
-            exprs.append(stripped(c).cast(pl.Categorical).alias(c))
+            exprs.append(stripped(c, False).cast(pl.Categorical).alias(c))
         elif isinstance(dtype, pl.Enum):
-            categories = stripped_categories(c, dtype)
-            if categories != dtype.categories.to_list():
-                exprs.append(stripped(c).cast(pl.Enum(categories)).alias(c))
+            categories = stripped_categories(dtype)
+            if categories is None:  # two categories are one value once stripped: a text column
+                exprs.append(stripped(c, False).alias(c))
+            elif categories != dtype.categories.to_list():
+                exprs.append(stripped(c, False).cast(pl.Enum(categories)).alias(c))
     return frame.with_columns(exprs) if exprs else frame
 
 
-def stripped_categories(column: str, dtype: pl.Enum) -> list[str]:
-    """The declared categories of the Enum column ``column`` (``dtype``) without the spaces that begin them, in
-    their order; one of spaces only is dropped (its rows are missing). Two categories that are one value once
-    stripped (``' Private'`` and ``'Private'``) are refused: merged, the column's declared order would say where
-    only one of them stood.
+def stripped_categories(dtype: pl.Enum) -> list[str] | None:
+    """The declared categories of an Enum (``dtype``) without the spaces that begin them, in their order; one of
+    spaces only is dropped (its rows are missing). None where two categories are one value once stripped
+    (``' Private'`` and ``'Private'``): merged, the declared order would say where only one of them stood, so
+    :func:`strip_initial_spaces` strips such a column as text.
 
     >>> import polars as pl
-    >>> from pipekit.core import DataError
     >>> from pipekit.data.items import stripped_categories
-    >>> stripped_categories("job", pl.Enum([" cook", " ", "baker"]))
+    >>> stripped_categories(pl.Enum([" cook", " ", "baker"]))
     ['cook', 'baker']
-    >>> try:
-    ...     stripped_categories("job", pl.Enum([" cook", "baker", "cook"]))
-    ... except DataError as e:
-    ...     print(str(e)[:93])
-    categorical column 'job': without the spaces that begin them (skipinitialspace), its declared
+    >>> stripped_categories(pl.Enum([" cook", "baker", "cook"])) is None
+    True
     """
-    declared: list[str] = dtype.categories.to_list()
-    out: dict[str, list[str]] = {}
-    for v in declared:
-        if v.lstrip(" "):
-            out.setdefault(v.lstrip(" "), []).append(v)
-    twice = {v: names for v, names in out.items() if len(names) > 1}
-    if twice:
-        said = "; ".join(f"{names} are {v!r}" for v, names in list(twice.items())[:5])
-        raise DataError(f"categorical column {column!r}: without the spaces that begin them (skipinitialspace), its "
-                        f"declared categories would be one value where they are several ({said}), and their order "
-                        "would not say where it stands; cast the column to text (pandas: .astype(object); Polars: "
-                        ".cast(pl.String)) to merge them, or rename the categories so each stays one")
-    return list(out)
+    out: list[str] = [v.lstrip(" ") for v in dtype.categories.to_list() if v.lstrip(" ")]
+    return out if len(set(out)) == len(out) else None
