@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 import pipekit.datasets as D
 from pipekit.core.errors import ExportError, ParameterError
-from pipekit.data import RegressionBlock
-from pipekit.learn import BCEWithLogitsLossFlat
+from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
+from pipekit.learn import BaseLoss, BCEWithLogitsLossFlat, Learner
+from pipekit.learn.nets import MLP
 from pipekit.tabular import TabularDataLoaders, tabular_learner
 
 pytestmark = pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="needs the real data sets (PIPEKIT_DATA)")
@@ -73,6 +74,30 @@ def test_plain_function_loss_keeps_raw_outputs(adult, tmp_path):
                             loss_func=lambda o, t: F.cross_entropy(o, t.long().view(-1)))
     preds, _, decoded = learn.get_preds(with_decoded=True)
     assert torch.equal(preds, learn.get_preds(act=lambda x: x)[0]) and torch.equal(decoded, preds)
+
+
+class SalaryAndSex(BaseLoss):
+    """A loss of the user's over two class targets, subclassing BaseLoss as the docs advise, with no activation or
+    decodes of its own."""
+
+    def forward(self, out: torch.Tensor, salary: torch.Tensor, sex: torch.Tensor) -> torch.Tensor:
+        return (F.cross_entropy(out[:, :2], salary.long().view(-1))
+                + F.cross_entropy(out[:, 2:], sex.long().view(-1)))
+
+
+def test_base_loss_subclass_over_two_targets_predicts_each_label(adult, tmp_path):
+    # BaseLoss's identity activation and decodes are not the loss's own: predict reads each target from its slice
+    db = DataBlock(blocks=(RegressionBlock, CategoryBlock, CategoryBlock), n_inp=1, get_x=ColReader("age"),
+                   get_y=[ColReader("salary"), ColReader("sex")], splitter=RandomSplitter(0.2, seed=0))
+    dls = db.dataloaders(adult.select("age", "salary", "sex").with_columns(pl.col("age").cast(pl.Float64)), bs=64)
+    torch.manual_seed(0)
+    learn = Learner(dls, MLP(1, 4, layers=[8]), loss_func=SalaryAndSex(), path=tmp_path)
+    labels, idx, outputs = learn.predict({"age": 40.0})
+    salary, sex = dls.vocab
+    assert torch.equal(idx, torch.stack([outputs[:2].argmax(), outputs[2:].argmax()]))
+    assert labels == (salary[int(idx[0])], sex[int(idx[1])])
+    preds = learn.get_preds(dl=dls.test_dl([{"age": 40.0}]), act=lambda x: x)[0]
+    assert torch.equal(learn.get_preds(dl=dls.test_dl([{"age": 40.0}]))[0], preds)  # outputs as the model gives
 
 
 def test_range_per_regression_target(adult, tmp_path):

@@ -78,7 +78,7 @@ def test_decimal_comma_with_thousands_dots_is_recognised(tmp_path: Path) -> None
         )
 
 
-@pytest.mark.parametrize("bad", [" ?", "12,5,1", "unknown", "1,2e3"])
+@pytest.mark.parametrize("bad", [" ?", "12,5,1", "unknown", "1,2e3", "52,300", "-1,200"])
 def test_other_text_gets_no_decimal_comma_hint(tmp_path: Path, bad: str) -> None:
     df = adult()
     df["education-num"] = df["education-num"].astype(str)
@@ -89,6 +89,18 @@ def test_other_text_gets_no_decimal_comma_hint(tmp_path: Path, bad: str) -> None
         Tabular(read_table(f), cat_names=CATS, cont_names=CONTS, y_names="salary", splits=None)
     msg = str(err.value)
     assert msg.endswith("clean the column or list it in cat_names.") and "decimal" not in msg, msg
+
+
+@pytest.mark.parametrize("comma", ["12,5", "1.234,5", "-0,25", "0,250", "1234,500", "1.234,500"])
+def test_decimal_comma_hint_where_no_thousands_comma_reads_it(tmp_path: Path, comma: str) -> None:
+    # '52,300' may be 52300 (no hint, see above); these read only as numbers with a decimal comma
+    df = adult()
+    df["education-num"] = df["education-num"].astype(str)
+    df.loc[5, "education-num"] = comma
+    f = tmp_path / "adult_text.csv"
+    df.to_csv(f, index=False)
+    with pytest.raises(DataError, match=r"decimal comma.*decimal=','"):
+        Tabular(read_table(f), cat_names=CATS, cont_names=CONTS, y_names="salary", splits=None)
 
 
 def _tab_with_age_category(tmp_path: Path, missing: bool) -> tuple[Tabular, pd.DataFrame]:
@@ -139,6 +151,30 @@ def test_text_of_a_whole_number_matches_a_category_learned_as_a_number(tmp_path:
     assert tab.new(as_text).inputs["age"].to_list() == ref
     assert tab.new(as_text.with_columns(pl.col("age").cast(pl.Categorical))).inputs["age"].to_list() == ref
     assert tab.categorify.lookup("age", tab.categorify["age"], [str(a) for a in ages]) == ref
+
+
+def test_whole_number_texts_worked_out_once_per_vocab(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipekit.tabular.procs as procs
+
+    tab, rows = _tab_with_age_category(tmp_path, True)
+    vocab = tab.categorify["age"]
+    real, calls = procs._whole_number_aliases, []
+    monkeypatch.setattr(procs, "_whole_number_aliases", lambda v: calls.append(len(v)) or real(v))
+    text = rows.assign(age=rows["age"].astype(int).astype(str))
+    ref, _ = _codes(tab, text)
+    assert 0 not in ref
+    for _ in range(3):  # each encode and lookup of the same vocab reuses its aliases
+        assert _codes(tab, text)[0] == ref
+        assert vocab.o2i[str(text["age"].iloc[0])] == ref[0]
+    assert calls == [len(vocab)]
+    # a vocab changed since is worked out again: its new entry's text is found
+    vocab.append("101.0")
+    given = pl.DataFrame({"age": ["101", "39"]})
+    codes = given.select(procs.Categorify.encode_values("age", vocab, pl.String)).to_series().to_list()
+    assert codes == [len(vocab) - 1, vocab.index("39.0")]
+    assert calls == [len(vocab) - 1, len(vocab)]
 
 
 @pytest.mark.parametrize("missing", [True, False], ids=["float-learned", "int-learned"])

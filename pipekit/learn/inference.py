@@ -159,7 +159,9 @@ def loss_methods(loss_func: Any) -> tuple[Callable[[Any], Any] | None, Callable[
     """The ``activation`` and ``decodes`` of ``loss_func``, each None where it has none: a pipekit loss's, and those of
     any loss object that has them as methods (fastai's losses, a class of the user's), as ``get_preds`` applies them
     to the outputs (probabilities, then class indices or labels). A plain function has neither: its outputs are given
-    as the model gives them.
+    as the model gives them. A subclass of ``BaseLoss`` has only those it defines itself (``CrossEntropyLossFlat``'s
+    softmax and argmax): BaseLoss's own are the identity, which leaves the outputs as they are (``MSELossFlat``, a
+    loss of the user's over several targets that defines neither).
 
     >>> import torch
     >>> class Tempered:
@@ -169,9 +171,14 @@ def loss_methods(loss_func: Any) -> tuple[Callable[[Any], Any] | None, Callable[
     >>> act, dec = loss_methods(Tempered())
     >>> dec(act(torch.tensor([[0.0, 2.0]]))).tolist(), loss_methods(torch.nn.functional.cross_entropy)
     ([1], (None, None))
+    >>> from pipekit.learn import CrossEntropyLossFlat, MSELossFlat
+    >>> loss_methods(MSELossFlat()), [m is not None for m in loss_methods(CrossEntropyLossFlat())]
+    ((None, None), [True, True])
     """
-    if isinstance(loss_func, BaseLoss):
-        return loss_func.activation, loss_func.decodes
+    if isinstance(loss_func, BaseLoss):  # BaseLoss's own pair is the identity: a loss that keeps it has neither
+        own_act, own_dec = loss_func.activation, loss_func.decodes
+        return (None if getattr(own_act, "__func__", None) is BaseLoss.activation else own_act,
+                None if getattr(own_dec, "__func__", None) is BaseLoss.decodes else own_dec)
     act, dec = getattr(loss_func, "activation", None), getattr(loss_func, "decodes", None)
     return (act if callable(act) else None), (dec if callable(dec) else None)
 
@@ -474,7 +481,7 @@ def label_scores(loss_func: Any, block: Any, outputs: Any) -> Any:
     ``F.binary_cross_entropy``: the model ends in a sigmoid) leaves them as they are. ``predict`` still returns the
     outputs themselves as its decoded tensor and probabilities, as fastai's does with such a loss."""
     if (getattr(block, "loss_kind", None) != "bce" or loss_methods(loss_func)[0] is not None
-            or isinstance(loss_func, nn.BCELoss)
+            or isinstance(loss_func, (BaseLoss, nn.BCELoss))
             or loss_func is F.binary_cross_entropy or not isinstance(outputs, torch.Tensor)
             or not outputs.is_floating_point()):
         return outputs

@@ -124,18 +124,23 @@ def _check_numbers(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str]) -
 #: a number written with a decimal comma, thousands grouped by dots or not ('12,5', '-0,25', '1.234,5'), as a
 #: European spreadsheet's CSV export writes numbers
 _DECIMAL_COMMA = re.compile(r"-?(\d+|\d{1,3}(\.\d{3})+),\d+")
+#: a number that reads as well with a thousands comma ('52,300', as a US spreadsheet writes 52300): one to three
+#: digits, the first not 0, then a comma and three digits; it gets no decimal-comma hint, which would read it as 52.3
+_THOUSANDS_COMMA = re.compile(r"-?[1-9]\d{0,2},\d{3}")
 
 
 def _decimal_comma_hint(c: str, value: Any) -> str:
     """Where ``value`` (text of continuous column ``c`` that is not a number) is a number written with a decimal
-    comma, how to read the column as numbers; otherwise nothing.
+    comma, how to read the column as numbers; otherwise nothing. Text that reads as well with a thousands comma
+    ('52,300': 52300 or 52.3) gets nothing, as following the hint could silently read 52300 as 52.3.
 
     >>> _decimal_comma_hint("x", "1.234,5").startswith(" The text reads as a number written with a decimal comma")
     True
-    >>> _decimal_comma_hint("x", "12,5,1"), _decimal_comma_hint("x", "abc")
-    ('', '')
+    >>> _decimal_comma_hint("x", "12,5,1"), _decimal_comma_hint("x", "abc"), _decimal_comma_hint("x", "52,300")
+    ('', '', '')
     """
-    if not (isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value.strip())):
+    if not (isinstance(value, str) and _DECIMAL_COMMA.fullmatch(value.strip())
+            and not _THOUSANDS_COMMA.fullmatch(value.strip())):
         return ""
     return (" The text reads as a number written with a decimal comma: read the file with pandas.read_csv(path, "
             "sep=';', decimal=',') and pass the DataFrame, or convert the column first (Polars: "

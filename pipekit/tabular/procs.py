@@ -20,7 +20,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
@@ -513,6 +516,16 @@ def _written_otherwise(given: pl.Series, learned: Sequence[str]) -> bool:
     return bool(fold & set(known.str.strip_chars().str.to_lowercase().to_list()))
 
 
+#: :func:`whole_number_texts` of the vocabularies looked up last, by their ``id``: a reference to the vocab (weak where
+#: it can be, so a dropped one is not kept), a copy of its entries (a vocab changed since is worked out again), its
+#: aliases, and them as the two Series an encoding replaces with; the ones used least lately are dropped past
+#: :data:`WHOLE_NUMBER_VOCABS`
+_WHOLE_NUMBERS: OrderedDict[int, tuple[Callable[[], Any], list[str], dict[str, str], tuple[pl.Series, pl.Series]]] \
+    = OrderedDict()
+_WHOLE_NUMBERS_LOCK = threading.Lock()
+WHOLE_NUMBER_VOCABS = 8
+
+
 def whole_number_texts(vocab: Sequence[str]) -> dict[str, str]:
     """Where ``vocab`` (``#na#`` then a column's values as text) holds numbers written as floats (a column of whole
     numbers read as floats because it had a missing value: ``'2012.0'``), each whole one as an integer is written
@@ -522,15 +535,51 @@ def whole_number_texts(vocab: Sequence[str]) -> dict[str, str]:
     >>> whole_number_texts(["#na#", "-3.0", "2010.0", "2012.5"]), whole_number_texts(["#na#", "11", "20"])
     ({'-3': '-3.0', '2010': '2010.0'}, {})
     """
-    # its first entry checked first: this runs on every encode, and an integer or word vocabulary (millions of ids)
-    # is never one
+    kept = _whole_numbers_kept(vocab)
+    return {} if kept is None else kept[0]
+
+
+def _whole_number_replacement(vocab: Sequence[str]) -> tuple[pl.Series, pl.Series] | None:
+    """:func:`whole_number_texts` of ``vocab`` as the texts and the entries they stand for, what an encoding replaces
+    a column's text with; None where it has none."""
+    kept = _whole_numbers_kept(vocab)
+    return None if kept is None else kept[1]
+
+
+def _whole_numbers_kept(vocab: Sequence[str]) -> tuple[dict[str, str], tuple[pl.Series, pl.Series]] | None:
+    """The aliases of :func:`whole_number_texts` and their Series, or None where there are none. They are needed on
+    every encode and lookup, so a vocabulary's are worked out once and kept while it is unchanged (the same object
+    holding the same entries): a later call costs one comparison of the entries, not a pass over them in Python."""
+    # its first entry checked first: an integer or word vocabulary (millions of ids) is never one
     if len(vocab) < 2 or vocab[1].lstrip("-").isdigit():
-        return {}
+        return None
     try:
         float(vocab[1])
     except ValueError:
-        return {}
-    known = pl.Series(list(vocab[1:]), dtype=pl.String)
+        return None
+    key, entries = id(vocab), list(vocab)
+    with _WHOLE_NUMBERS_LOCK:
+        kept = _WHOLE_NUMBERS.get(key)
+        if kept is not None and kept[0]() is vocab and kept[1] == entries:
+            _WHOLE_NUMBERS.move_to_end(key)
+            return (kept[2], kept[3]) if kept[2] else None
+    aliases = _whole_number_aliases(entries)
+    series = (pl.Series(list(aliases), dtype=pl.String), pl.Series(list(aliases.values()), dtype=pl.String))
+    try:
+        ref: Callable[[], Any] = weakref.ref(vocab)  # type: ignore[arg-type]
+    except TypeError:  # a plain list or tuple: kept until dropped as the least used
+        ref = lambda: vocab  # noqa: E731
+    with _WHOLE_NUMBERS_LOCK:
+        _WHOLE_NUMBERS[key] = (ref, entries, aliases, series)
+        _WHOLE_NUMBERS.move_to_end(key)
+        while len(_WHOLE_NUMBERS) > WHOLE_NUMBER_VOCABS:
+            _WHOLE_NUMBERS.popitem(last=False)
+    return (aliases, series) if aliases else None
+
+
+def _whole_number_aliases(vocab: list[str]) -> dict[str, str]:
+    """:func:`whole_number_texts` worked out over the whole of ``vocab``."""
+    known = pl.Series(vocab[1:], dtype=pl.String)
     numbers = known.cast(pl.Float64, strict=False)
     if numbers.null_count():
         return {}
@@ -668,8 +717,8 @@ class Categorify(TabularProc):
             # Look the few distinct strings up once, then gather codes by the physical index: 3x faster
             # than casting every row. Only for materialised frames, whose strings are all in the mapping.
             known = categories_of(dtype)
-            if aliases := whole_number_texts(vocab):
-                known = known.replace(list(aliases), list(aliases.values()))
+            if (texts := _whole_number_replacement(vocab)) is not None:
+                known = known.replace(*texts)
             lut = known.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(pl.Int32) + 1
             return pl.lit(lut.cast(dt)).gather(col.to_physical())
         if dtype is not None and (dtype.is_integer() or dtype.is_float()):
@@ -698,8 +747,8 @@ class Categorify(TabularProc):
                                                            return_dtype=dt)
         if not (dtype is not None and (isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String)):
             col = col.cast(pl.String)
-        if aliases := whole_number_texts(vocab):  # text '2012' of a category learned as 2012.0, as 2012 is
-            col = col.cast(pl.String).replace(list(aliases), list(aliases.values()))
+        if (texts := _whole_number_replacement(vocab)) is not None:  # text '2012' of a category learned as 2012.0
+            col = col.cast(pl.String).replace(*texts)
         # A non-strict cast to an Enum of the training values looks codes up by value: unseen -> null.
         return col.cast(pl.Enum(vocab[1:]), strict=False).to_physical().cast(dt) + pl.lit(1, dtype=dt)
 
