@@ -164,7 +164,11 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             raise ParameterError(f"TorchTabular.from_learner: the net's embeddings {model.embeds.emb_szs} and "
                                  f"{model.n_cont} continuous input(s) do not match the Learner's procs ({rows} codes, "
                                  f"{len(p.cont_names_)} continuous); it was built for other data")
-        net = cls(task, layers=layers, config=config, y_range=model.y_range if task == "regression" else None, **params)
+        y_range: Sequence[float] | None = None
+        if task == "regression" and model.y_range is not None:
+            low, high = model.y_range  # a bound per target ([low], [high]) for its one target, or one pair
+            y_range = (float(low[0] if isinstance(low, list) else low), float(high[0] if isinstance(high, list) else high))
+        net = cls(task, layers=layers, config=config, y_range=y_range, **params)
         train, valid = (TabularSplit(items, p, idx, name) for idx, name in zip(splits, ("train", "valid")))
         net._trained = model
         try:
