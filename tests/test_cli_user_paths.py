@@ -134,9 +134,10 @@ def test_an_interrupted_run_leaves_no_previous_result_beside_its_outputs(tmp_pat
     time.sleep(1.0)  # into the fitting
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
-    # the fit may have warned before the signal: the interruption is the last line, with no traceback
-    assert p.returncode == 130 and err.endswith("pipekit: interrupted\n") and "Traceback" not in err, \
-        (p.returncode, err[-3000:])
+    # the fit may have warned before the signal: the interruption is the last line, with no traceback. The status is
+    # 130, or, now and then on a loaded machine, an end by SIGINT after that line, which a shell shows as 130 too
+    assert p.returncode in (130, -signal.SIGINT) and err.endswith("pipekit: interrupted\n") \
+        and "Traceback" not in err, (p.returncode, err[-3000:])
     assert not (out / "result.json").exists()  # the folder does not look like a finished run
 
 
