@@ -27,6 +27,7 @@ import importlib.util
 import math
 import os
 import runpy
+import signal
 import sys
 import time
 import warnings
@@ -720,6 +721,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: one line and 128 + SIGINT, as git and pip end, not the traceback of
         # wherever the work was
         print("pipekit: interrupted", file=sys.stderr)
+        # From here a Ctrl-C ends the process at once (a second press while the interpreter waits on threads), and an
+        # interrupt a library raises again while shutting down is no second KeyboardInterrupt: the status stays 130
+        with contextlib.suppress(ValueError):  # not the main thread (main() called from a thread): left as it is
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
         return 130
     except BrokenPipeError:  # the output piped into a reader that stopped (`| head`): a quiet end, as the Python
         # documentation's recipe does: stdout to devnull, so the interpreter's last flush cannot fail, and exit 1

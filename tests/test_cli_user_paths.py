@@ -122,6 +122,30 @@ def test_ctrl_c_during_a_run_is_one_line_and_status_130(tmp_path):
     assert p.returncode == 130 and err == "pipekit: interrupted\n", (p.returncode, err[-3000:])
 
 
+def test_a_second_ctrl_c_ends_a_run_whose_threads_keep_it_from_exiting(tmp_path):
+    """A recipe whose work goes on in a thread (a fit in a thread pool): the first Ctrl-C prints the one line, and
+    the interpreter then waits for that thread; a second Ctrl-C ends the process at once, without a traceback of the
+    interpreter's shutdown."""
+    (tmp_path / "threaded.py").write_text(
+        textwrap.dedent("""
+        import threading, time
+        threading.Thread(target=time.sleep, args=(60,)).start()   # not a daemon: the interpreter waits for it
+        print("fitting", flush=True)
+        while True:
+            time.sleep(0.05)
+    """)
+    )
+    p = started(tmp_path, "run", "threaded.py")
+    assert p.stdout is not None and p.stdout.readline() == "fitting\n"
+    p.send_signal(signal.SIGINT)
+    assert p.stderr is not None and p.stderr.readline() == "pipekit: interrupted\n"
+    time.sleep(0.5)  # waiting for the thread now
+    assert p.poll() is None
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == -signal.SIGINT and err == "", (p.returncode, err[-3000:])
+
+
 def test_an_interrupted_run_leaves_no_previous_result_beside_its_outputs(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
