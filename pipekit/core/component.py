@@ -316,15 +316,21 @@ class Component:
             except Exception:  # arrays and tensors compare element-wise
                 same = False
             if not same:
-                shown.append(f"{k}={getattr(v, '__name__', None) or repr(v)}" if callable(v) and
-                             not isinstance(v, Component) else f"{k}={_short(v)}")
+                shown.append(f"{k}={_short(v)}")
         return f"{type(self).__name__}({', '.join(shown)})"
 
 
 def _short(v: Any, n: int = 8) -> str:
-    """``repr(v)``, a long list or tuple (a vocabulary) cut to its first ``n`` values and its length."""
-    if isinstance(v, (list, tuple)) and len(v) > n:
-        return f"{repr(list(v[:n]))[:-1]}, ... ({len(v)} values)]"
+    """A parameter's value as a component's repr shows it: a class or function by its name, as it is written
+    (``blocks=(ImageBlock, CategoryBlock)``, ``get_y=parent_label``), in a list or tuple too, and a long list or
+    tuple (a vocabulary) cut to its first ``n`` values and its length; anything else as ``repr``."""
+    if callable(v) and not isinstance(v, Component) and getattr(v, "__name__", None):
+        return str(v.__name__)
+    if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):  # a named tuple shows its own repr
+        shown = [_short(x, n) for x in v[:n]]
+        if len(v) > n:
+            return f"[{', '.join(shown)}, ... ({len(v)} values)]"
+        return f"[{', '.join(shown)}]" if isinstance(v, list) else f"({', '.join(shown)}{',' * (len(v) == 1)})"
     return repr(v)
 
 

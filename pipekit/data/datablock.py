@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.component import Component, _short, construct
+from pipekit.core.component import Component, construct
 from pipekit.core.errors import (DataError, ExportError, FieldError, ParameterError, PipelineStepError,
                                  UnknownNameError, warn)
 from pipekit.core.registry import name_of
@@ -431,23 +431,6 @@ class DataBlock(Component):
                         f"item_tfms (item_tfms=[{t!r:.100}])" if isinstance(t, Transform) else "")
                 raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got "
                                      f"{t!r:.200}" + (item or _wrap_hint(t)))
-
-    def __repr__(self) -> str:
-        """As every component's, with the blocks given as classes named as they are written, as ``Datasets`` shows its
-        blocks: ``DataBlock(blocks=(ImageBlock, CategoryBlock), get_y=parent_label)``.
-
-        >>> from pipekit.data import CategoryBlock, RegressionBlock
-        >>> DataBlock(blocks=(RegressionBlock(), CategoryBlock))
-        DataBlock(blocks=(RegressionBlock(), CategoryBlock))
-        """
-        shown = super().__repr__()
-        blocks = self.blocks
-        if isinstance(blocks, (list, tuple)) and blocks:
-            names = ", ".join(getattr(b, "__name__", None) or repr(b) if callable(b) and not isinstance(b, Component)
-                              else repr(b) for b in blocks)
-            named = f"[{names}]" if isinstance(blocks, list) else f"({names}{',' if len(blocks) == 1 else ''})"
-            shown = shown.replace(f"blocks={_short(blocks)}", f"blocks={named}", 1)
-        return shown
 
     def new(self, **params: Any) -> DataBlock:
         """A new DataBlock with some parameters changed and the others kept, checked as the constructor

@@ -86,6 +86,19 @@ def label_code(vocab: CategoryMap, value: Any) -> int:
     return int(code)
 
 
+def cut_repr(values: list[Any], shown: int, said: str) -> str:
+    """A vocabulary's repr in one line: the list as it is up to ``shown`` values, else its first ten and last two
+    values and its length, ``said`` naming what they are (``'tokens'``, ``'classes of ...'``).
+
+    >>> cut_repr([f"w{i}" for i in range(30)], 20, "tokens")
+    "['w0', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7', 'w8', 'w9', ..., 'w28', 'w29'] (30 tokens)"
+    """
+    if len(values) <= shown:
+        return list.__repr__(values)
+    head, tail = list.__repr__(values[:10])[:-1], list.__repr__(values[-2:])[1:]
+    return f"{head}, ..., {tail} ({len(values)} {said})"
+
+
 class CategoryMap(list[Any]):
     """The classes of a categorical target or column, in code order: a list (equal to the plain list, stored as
     one) indexed by codes as a model gives them, that also looks codes up by value, as fastai's ``CategoryMap``
@@ -218,11 +231,8 @@ class CategoryMap(list[Any]):
         return ValueCodes(self)
 
     def __repr__(self) -> str:
-        if len(self) <= self.SHOWN:
-            return list.__repr__(self)
-        head, tail = list.__repr__(self[:10])[:-1], list.__repr__(self[-2:])[1:]
         of = f" of {self.name!r}" if self.name else ""
-        return f"{head}, ..., {tail} ({len(self)} classes{of}; .o2i[value] gives a code)"
+        return cut_repr(self, self.SHOWN, f"classes{of}; .o2i[value] gives a code")
 
 
 class ValueCodes(Mapping[Any, int]):

@@ -16,6 +16,7 @@ import torch
 from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.validate import Interval, Is, check_state
 from pipekit.data.transform import Transform
+from pipekit.data.vocab import cut_repr
 from pipekit.text.tokenize import SPECIAL_TOKENS, UNK, TokenizedTexts
 
 FAKE = "xxfake"
@@ -40,10 +41,7 @@ class TokenVocab(list[str]):
     SHOWN = 20
 
     def __repr__(self) -> str:
-        if len(self) <= self.SHOWN:
-            return list.__repr__(self)
-        head, tail = list.__repr__(self[:10])[:-1], list.__repr__(self[-2:])[1:]
-        return f"{head}, ..., {tail} ({len(self)} tokens)"
+        return cut_repr(self, self.SHOWN, "tokens")
 
 
 def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TOKENS) -> list[str]:
