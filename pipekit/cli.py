@@ -29,7 +29,6 @@ import os
 import runpy
 import signal
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -642,10 +641,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rc = 0
     for path in scripts:
         print(f"== benchmark {path.stem}", flush=True)
-        started = time.time()
+        record = path.resolve().parents[1] / "bench_results" / f"{path.stem}.json"  # each writes its figures there
+        before = _stamp(record)
         rc |= _run_main(path, args.args)
-        record = path.resolve().parents[1] / "bench_results" / f"{path.stem}.json"
-        if record.is_file() and record.stat().st_mtime >= started:  # each writes its figures beside its folder
+        # written by this run: the file is new or changed (the file system's clock is coarser than time.time(), so
+        # a file written just after the start can carry an earlier time than the start)
+        if (after := _stamp(record)) is not None and after != before:
             print(f"== {path.stem}: figures written to {record}", flush=True)
     return rc
 
@@ -713,6 +714,16 @@ def cmd_bench_loader(args: argparse.Namespace) -> int:
             return bench_loader(args.args)
     except PipekitError as e:  # a recipe or an option to fix: the message, not a traceback
         raise SystemExit(f"pipekit bench-loader: {str(e).removeprefix('bench-loader: ')}") from None
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells one version of the file ``path`` from the next (its inode, size and modification time in ns),
+    None when there is no file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def main(argv: list[str] | None = None) -> int:
