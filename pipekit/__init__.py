@@ -48,6 +48,11 @@ def check_dependencies(version=None) -> None:
 check_dependencies()
 
 from pipekit.data.seed import set_seed  # noqa: E402  (after the check: it imports polars)
+from pipekit.core.forks import install as _install_fork_hooks  # noqa: E402
+
+# a process forked after Polars' threads started (multiprocessing's 'fork', gunicorn --preload) would hang in its
+# first Polars work: the hooks let pipekit's entry points say so instead (pipekit.core.forks)
+_install_fork_hooks()
 
 if TYPE_CHECKING:  # the names below that __getattr__ imports on first use, as type checkers see them
     from pipekit.backends import load_model

@@ -36,12 +36,15 @@ True
 # ruff: noqa: F405  (__all__ names what the star imports give, written out for type checkers)
 import concurrent.futures
 import math
+import multiprocessing
 import operator
 import os
 import random
 import re
 import string
+import sys
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -52,10 +55,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from numpy import array
+from PIL import Image
 from torch import Tensor, nn
 
+from pipekit.core import forks
 from pipekit.data import *  # noqa: F403
 from pipekit.data.getters import DataPath
 from pipekit.data.loader import to_device
@@ -63,6 +67,15 @@ from pipekit.data.plotting import show_titled_image, subplots
 from pipekit.data.progress import progress_bar
 from pipekit.data.runtime import defaults
 from pipekit.learn import *  # noqa: F403
+
+
+def _interactive() -> bool:
+    """Whether this is an interactive session (a notebook, IPython, the Python prompt), whose functions and classes
+    live in a ``__main__`` that a spawned process cannot import."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None or hasattr(sys, "ps1") or bool(sys.flags.interactive)
+
 
 class ProcessPoolExecutor(concurrent.futures.ProcessPoolExecutor):
     """Python's process pool as the book's chapter 19 uses it (fastcore's): ``map(f, items, *args, **kwargs)`` calls
@@ -72,12 +85,31 @@ class ProcessPoolExecutor(concurrent.futures.ProcessPoolExecutor):
     go to the workers pickled: a function defined at the top of a module, not a lambda. An error in ``f`` is raised
     where its result is read.
 
+    The workers are started with Python's default start method (``fork`` on Linux) unless this process has done
+    parallel Polars work (loaded or used a pipekit model, or read a table), or was forked from one that had: then
+    they are started with ``spawn`` (fresh interpreters that import ``f``'s module), as a forked worker would hang
+    in Polars (:mod:`pipekit.core.forks`) and a spawned one can load and use models. A spawned worker imports the
+    script that started the pool, so a script that starts it after such work does so under
+    ``if __name__ == "__main__":``; without that guard the workers stop while starting and the error says so. In a
+    notebook or at the Python prompt, whose functions a spawned worker cannot import, the default start method is
+    always kept (``f`` may do anything but pipekit or Polars work there once this process has done some; put such
+    an ``f`` in a module of one's own). ``mp_context=`` chooses (``multiprocessing.get_context("spawn")``).
+
     >>> with ProcessPoolExecutor(max_workers=0) as ex: list(ex.map(int, ["11", "101"], base=2))
     [3, 5]
     """
 
     def __init__(self, max_workers: int | None = None, **kwargs: Any):
         self.serial = max_workers == 0
+        if kwargs.get("mp_context") is None and not _interactive() \
+                and (forks.polars_pool_running() or forks.forked_with_polars_pool()):
+            kwargs["mp_context"] = multiprocessing.get_context("spawn")
+        context = kwargs.get("mp_context") or multiprocessing.get_context()
+        self.imports_main = not self.serial and context.get_start_method() != "fork"
+        if self.imports_main and getattr(multiprocessing.process.current_process(), "_inheriting", False):
+            raise RuntimeError(_NO_MAIN_GUARD.format(
+                what="a worker process, importing the main script as it starts, got to a ProcessPoolExecutor started "
+                     "at the script's top level"))
         super().__init__(1 if self.serial else max_workers, **kwargs)
 
     def map(self, f: Callable[..., Any], items: Iterable[Any], *args: Any,  # type: ignore[override]
@@ -85,7 +117,41 @@ class ProcessPoolExecutor(concurrent.futures.ProcessPoolExecutor):
         call = partial(f, *args, **kwargs) if args or kwargs else f
         if self.serial:
             return map(call, items)
-        return super().map(call, items, timeout=timeout, chunksize=chunksize)
+        try:
+            results = super().map(call, items, timeout=timeout, chunksize=chunksize)
+        except BrokenProcessPool as e:
+            raise self._why_broken(e) from e
+        return self._read(results)
+
+    def _read(self, results: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from results
+        except BrokenProcessPool as e:
+            raise self._why_broken(e) from e
+
+    def _why_broken(self, e: BrokenProcessPool) -> BrokenProcessPool:
+        """``e`` saying the likely cause where the workers import the main script: a top level without the guard."""
+        main = _main_file()
+        if not self.imports_main or main is None:
+            return e
+        return BrokenProcessPool(_NO_MAIN_GUARD.format(
+            what=f"a worker process ended abruptly ({e}); each worker imports {main} as it starts, and one whose top "
+                 "level starts this pool again stops there")
+            + ". (A worker killed, by running out of memory for instance, also breaks the pool.)")
+
+
+#: what a pool whose workers import the main script says when that script starts it at its top level
+_NO_MAIN_GUARD = ('{what}. pipekit.basics.ProcessPoolExecutor starts its workers with \'spawn\' once this process has '
+                  'done Polars work (pipekit.core.forks), and a spawned worker runs the script\'s top level: start the '
+                  'pool (and the work before it) under if __name__ == "__main__":, or define the function the '
+                  'workers run in a module of its own')
+
+
+def _main_file() -> str | None:
+    """The script run as ``__main__`` (a file, or ``-m`` module's file), or None in an interactive session."""
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    return None if file is None else repr(str(file))
 
 
 class GetAttr:

@@ -39,6 +39,7 @@ from pipekit.backends.data import (TASKS, RowForm, TabularData, as_data, check_n
 from pipekit.core.archive import load, save
 from pipekit.core.component import Component
 from pipekit.core.errors import STATE_ERRORS, DataError, ExportError, ParameterError
+from pipekit.core.forks import check_fork_safe, fork_checked
 from pipekit.core.protocols import ProcessedSplit
 from pipekit.core.validate import Interval, Is, Options, check_state, is_pandas
 from pipekit.data.runtime import usable_cpus
@@ -141,6 +142,7 @@ class Model(Component):
     def predict(self, data: Any) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
         regression."""
+        check_fork_safe(f"{type(self).__name__}.predict")
         return self._predict(self._prepare(data))
 
     def predict_proba(self, data: Any) -> np.ndarray:
@@ -214,6 +216,7 @@ class Model(Component):
     @classmethod
     def load(cls, path: str | os.PathLike) -> Any:
         """Load a file written by ``export`` that must hold a ``cls``."""
+        check_fork_safe(f"{cls.__name__}.load")
         obj = load(path)
         if not isinstance(obj, cls):
             raise ExportError(f"{path} holds a {type(obj).__name__}, not a {cls.__name__}")
@@ -257,6 +260,7 @@ class KeepsProcessor:
         ``pipekit.tabular.core.process_new``)."""
         from pipekit.tabular.core import new_rows
 
+        check_fork_safe(f"{type(self).__name__}.process")
         return new_rows(self.processor(), raw)
 
 
@@ -353,6 +357,7 @@ class Backend(KeepsProcessor, Model):
         ``sample_weight``: each training row's weight in the loss (one non-negative number per row), for the
         backends whose library weighs rows (GBM, the forests, XGBoost, CatBoost, a scikit-learn model whose fit
         takes ``sample_weight``); the others refuse it."""
+        check_fork_safe(f"{type(self).__name__}.fit")
         valid = check_valid_split(self, valid)
         d = as_data(train)
         if sample_weight is not None:
@@ -416,7 +421,8 @@ class Backend(KeepsProcessor, Model):
         form: tuple[dict[str, int], dict[str, list[float]] | None] = ({}, None) if train.processor is None else \
             _row_form_of(train.processor, self.cat_features_, self.feature_names_)
         self.cat_levels_, self.norm_stats_ = form
-        self.cat_dtypes_ = {c: str(train.xs.schema[c]) for c in self.cat_levels_}
+        schema = train.xs.schema  # once: each read rebuilds it, a cost that grows with the columns
+        self.cat_dtypes_ = {c: str(schema[c]) for c in self.cat_levels_}
         kind = getattr(train.processor, "y_kind_", None) if train.processor is not None else None
         if kind in ("category", "regression") and (self.task == "classification") != (kind == "category"):
             raise DataError(f"{type(self).__name__}(task={self.task!r}) cannot fit a Tabular whose target is a "
@@ -678,5 +684,6 @@ class Contributions:
 
 
 #: any model or ensemble written by ``export`` or ``pipekit.save``: ``pipekit.load`` under the name the
-#: backends use (nothing needs importing first, and loading never runs code from the file)
-load_model = load
+#: backends use (nothing needs importing first, and loading never runs code from the file); in a worker forked from
+#: a process whose Polars threads were running it says so rather than hang (pipekit.core.forks)
+load_model = fork_checked("load_model")(load)

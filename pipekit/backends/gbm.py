@@ -40,6 +40,7 @@ from pipekit.backends.booster_files import (_METRICS, LIGHTGBM_FILE_PARAMS, LIGH
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
 from pipekit.core.errors import ExportError, ParameterError, warn
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options, check, check_state
 from pipekit.data.progress import ProgressMeter
 
@@ -542,6 +543,7 @@ class GBM(Booster):
         >>> gbm.predict(tab.valid, raw_score=True)[:3]  # doctest: +SKIP
         array([-3.1, 0.4, -5.2])
         """
+        check_fork_safe("GBM.predict")
         check("GBM.predict", raw_score=(raw_score, Options(True, False)),
               pred_contrib=(pred_contrib, Options(True, False)))
         if raw_score and pred_contrib:

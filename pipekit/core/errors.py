@@ -212,6 +212,17 @@ class UnknownNameError(MissingKeyError):
     """
 
 
+class ForkedProcessError(PipekitError, RuntimeError):
+    """This process was forked (``multiprocessing``'s ``fork`` start method, gunicorn ``--preload``) from one whose
+    Polars thread pool was running: Polars' threads do not survive a fork, so Polars work here would wait for them
+    forever. The message says how to start workers that work (:func:`pipekit.core.forks.check_fork_safe`).
+
+    >>> from pipekit.core.errors import ForkedProcessError
+    >>> issubclass(ForkedProcessError, RuntimeError)
+    True
+    """
+
+
 class PipekitWarning(UserWarning):
     """The category of every warning pipekit gives (:func:`warn`'s), subclassed by the more particular ones
     (``CacheRebuildWarning``, ``CacheWriteWarning``): a :class:`UserWarning` still, so filters on that keep working,

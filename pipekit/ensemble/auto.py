@@ -42,6 +42,7 @@ import polars as pl
 from pipekit.backends import GBM, CatBoost, ExtraTrees, RandomForest, XGBoost, as_data, installed
 from pipekit.backends.base import Model
 from pipekit.core.errors import DataError, ParameterError, PipekitError, warn
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
 from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, failure, fold_where, out_of_fold,
@@ -177,6 +178,7 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         >>> ens.selected_on_, ens.score(tab.valid) > 0.9, ens.report_["model"].to_list()[:2]
         ('out_of_fold', True, ['gbm', 'trees'])
     """
+    check_fork_safe("fit_ensemble")
     check("fit_ensemble", time_limit=(time_limit, Interval(0, None, closed="neither", none_ok=True)),
           n_folds=(n_folds, Interval(2, None, integer=True, none_ok=True)), stack=(stack, Options(True, False)),
           tab=(tab, Is(lambda t: hasattr(t, "train") and hasattr(t, "processor"),

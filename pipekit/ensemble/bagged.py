@@ -44,6 +44,7 @@ from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backe
 from pipekit.backends.data import TabularData, as_data, row_hashes, rows_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.data.splitters import text_times
@@ -416,6 +417,7 @@ class BaggedModel(Backend):
         training row's time, for time folds (see ``folds``). An error a fold model raises comes out as it is
         (a scikit-learn ``ValueError`` stays one), with a note naming the bag and the fold and with
         ``pipekit_fold``, its ``(fold, repeat, n_folds)``."""
+        check_fork_safe("BaggedModel.fit")
         valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         for _ in progress_bar(self.fit_folds(train, self.time_limit, order=order), total=self.n_folds * self.n_repeats,
                               description=f"bagging {self.name or type(self.model).__name__}"):

@@ -23,6 +23,7 @@ import numpy as np
 from pipekit.backends.base import not_a_split
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Options
 from pipekit.ensemble.base import Ensemble, as_member_list, check_members
 
@@ -78,6 +79,7 @@ class MeanEnsemble(Ensemble):
     def fit(self, data: Any = None, y: Any = None) -> MeanEnsemble:
         """Optional: score the members and the average on the labelled split ``data`` into ``report_``. ``y`` is
         refused: the targets are in the split (``fit(as_data(xs, y=y))`` for a frame and its targets)."""
+        check_fork_safe("MeanEnsemble.fit")
         if y is not None:
             raise not_a_split(self, y, "data=None", "y")
         if data is not None:

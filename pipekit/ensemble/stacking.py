@@ -25,6 +25,7 @@ from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.sklearn_adapter import SklearnModel
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, FieldError, NotFittedError, ParameterError
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.backends.data import rows_signature
@@ -183,6 +184,7 @@ class StackingEnsemble(Ensemble):
         stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
         training row's time, for a bagged ``meta`` with time folds (``BaggedModel(folds="time")``) and for the
         folds unfitted members are fitted on, then contiguous periods in time order."""
+        check_fork_safe("StackingEnsemble.fit")
         valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         if order is not None and not isinstance(self.meta, BaggedModel):  # refused before any member is fitted
             meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__

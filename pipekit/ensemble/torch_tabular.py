@@ -21,6 +21,7 @@ import polars as pl
 from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, check_valid_split
 from pipekit.backends.data import TabularData, as_data, check_signature, encode_y, procs_signature
 from pipekit.core.errors import DataError, ExportError, ParameterError
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
 
 
@@ -177,6 +178,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             del net._trained
 
     def fit(self, train: Any, valid: Any = None, sample_weight: Any = None) -> TorchTabular:
+        check_fork_safe("TorchTabular.fit")
         valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         d = as_data(train)
         if sample_weight is not None:
@@ -495,9 +497,10 @@ def embeddings_as_features(net: Any, data: Any, columns: Sequence[str] | None = 
     unknown = [c for c in cols if c not in embs]
     if unknown:
         raise ParameterError(f"{unknown} have no embedding in this net; embedded columns: {list(embs)}")
+    schema = d.xs.schema  # once: each read rebuilds it, a cost that grows with the columns
     for c in cols:  # raw rows first: they also lack the columns processing adds (FillMissing's '_na')
-        if c in d.xs.columns and not d.xs.schema[c].is_integer():
-            raise ParameterError(f"column {c!r} is {d.xs.schema[c]}, not category codes: these rows look unprocessed; "
+        if c in schema and not schema[c].is_integer():
+            raise ParameterError(f"column {c!r} is {schema[c]}, not category codes: these rows look unprocessed; "
                                  f"process them with the Tabular the net was trained on first (tab.new(rows))")
     d.check_columns(cols, "the embedded column(s)")
     new_cols = []

@@ -29,6 +29,7 @@ import numpy as np
 from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT, not_a_split
 from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError, ExportError
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Options
 from pipekit.ensemble.bagged import training_predictions
 from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
@@ -74,6 +75,7 @@ class WeightedEnsemble(Ensemble):
         selected on their out-of-fold predictions when ``data`` is None or the rows they were fitted on, so
         no validation row chooses anything; ``selected_on_`` says which ("out_of_fold" or "data"). ``y`` is
         refused: the targets are in the split (``fit(as_data(xs, y=y))`` for a frame and its targets)."""
+        check_fork_safe("WeightedEnsemble.fit")
         if y is not None:
             raise not_a_split(self, y, "data=None", "y")
         d = None if data is None else self._data(data)

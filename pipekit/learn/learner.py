@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, warn
+from pipekit.core.forks import check_fork_safe, fork_checked
 from pipekit.core.protocols import Loader, Loaders, conforms
 from pipekit.core.registry import register
 from pipekit.core.validate import Interval, Is, argument_names, check, check_arguments, check_positive_int
@@ -373,7 +374,8 @@ class Learner:
     @contextlib.contextmanager
     def no_bar(self) -> Iterator[Learner]:
         """Fits inside the ``with`` block show no progress bar; the table of losses and metrics still prints, as
-        with fastai's ``learn.no_bar()``."""
+        with fastai's ``learn.no_bar()``. The block holds for this thread's calls: other threads sharing the
+        learner keep their bars."""
         with self._progress_set(show_bar=False):
             yield self
 
@@ -446,13 +448,41 @@ class Learner:
     @contextlib.contextmanager
     def no_logging(self) -> Iterator[Learner]:
         """Fits inside the ``with`` block print no table of losses and metrics (``learn.recorder`` still records
-        them), as with fastai's ``learn.no_logging()``."""
+        them), as with fastai's ``learn.no_logging()``. The block holds for this thread's calls: other threads
+        sharing the learner keep their tables."""
         with self._progress_set(show_table=False):
             yield self
 
+    def _progress_layers(self) -> list[dict[str, bool]]:
+        """This thread's ``no_bar()``/``no_logging()`` blocks now open on this learner, outermost first."""
+        local = self.__dict__.setdefault("_progress_local", threading.local())
+        if not hasattr(local, "layers"):
+            local.layers = []
+        return local.layers
+
     @contextlib.contextmanager
     def _progress_set(self, **settings: bool) -> Iterator[None]:
-        shown = [c for c in self.cbs if isinstance(c, ProgressCallback)]
+        # kept per thread, and put on the ProgressCallback only for the calls this thread makes inside the block
+        # (see _progress_applied): a block in one thread of a server leaves the bars and tables of the others alone
+        layers = self._progress_layers()
+        layer = dict(settings)
+        layers.append(layer)
+        try:
+            yield
+        finally:
+            for i in range(len(layers) - 1, -1, -1):
+                if layers[i] is layer:
+                    del layers[i]
+                    break
+
+    @contextlib.contextmanager
+    def _progress_applied(self) -> Iterator[None]:
+        """The calling thread's open ``no_bar()``/``no_logging()`` settings on the progress callbacks for one call
+        (a fit or a validation-only pass, made holding the learner's lock), put back after it."""
+        settings: dict[str, bool] = {}
+        for layer in self._progress_layers():
+            settings.update(layer)
+        shown = [c for c in self.cbs if isinstance(c, ProgressCallback)] if settings else []
         before = [{k: getattr(c, k) for k in settings} for c in shown]
         for c in shown:
             for k, v in settings.items():
@@ -602,6 +632,7 @@ class Learner:
         >>> learn.recorder.metric_names, len(learn.recorder.values)
         (['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time'], 2)
         """
+        check_fork_safe("Learner.fit")
         n_epoch = check_positive_int("fit", "n_epoch", n_epoch)
         if not torch.is_grad_enabled():  # every schedule (fit_one_cycle, fine_tune, lr_find, ...) comes through here
             raise ParameterError("fit: gradients are off here (inside torch.no_grad(), torch.inference_mode() or "
@@ -625,7 +656,8 @@ class Learner:
             self.epoch = self.start_epoch
             self.stop_requested = False
             try:
-                self._with_events(self._do_fit, "fit")
+                with self._progress_applied():
+                    self._with_events(self._do_fit, "fit")
             except BaseException:  # an error or Ctrl-C: no callback leaves its changes behind
                 for cb in self.cbs:
                     cb.release()
@@ -676,7 +708,8 @@ class Learner:
             self.validation_only = True
             wrapper, self.pass_bar = self.batch_wrapper, bar
             try:
-                self._with_events(lambda: self._with_events(f, "epoch"), "fit")
+                with self._progress_applied():
+                    self._with_events(lambda: self._with_events(f, "epoch"), "fit")
             finally:
                 self.validation_only = False
                 self.batch_wrapper = wrapper
@@ -803,6 +836,7 @@ class Learner:
         >>> len(learn.validate(ds_idx=0))                    # the training set
         2
         """
+        check_fork_safe("Learner.validate")
         # this thread is inside a fit or a pass (threading.Condition asks an RLock the same)
         if self._lock._is_owned():  # type: ignore[attr-defined]
             raise ParameterError(
@@ -881,9 +915,10 @@ class Learner:
     fit_sgdr = schedule.fit_sgdr
     fine_tune = schedule.fine_tune
     lr_find = schedule.lr_find
-    get_preds = inference.get_preds
-    predict = inference.predict
-    tta = inference.tta
+    # a worker process forked after the parent's Polars threads started would hang in them: said instead
+    get_preds = fork_checked("Learner.get_preds")(inference.get_preds)
+    predict = fork_checked("Learner.predict")(inference.predict)
+    tta = fork_checked("Learner.tta")(inference.tta)
     show_results = inference.show_results
     summary = summary.summary
     distributed = distributed.distributed_context
@@ -896,6 +931,7 @@ class Learner:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_lock", None)
+        state.pop("_progress_local", None)  # this process's threads' open blocks: not the copy's
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -45,6 +45,7 @@ from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import procs_signature
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Is, check_state
 from pipekit.data.dates import NUMERIC_FORMATS, in_order_of, text_date_format
 from pipekit.ensemble import BaggedModel
@@ -272,6 +273,7 @@ class _TabularEstimator(Component, BaseEstimator):
         weighted. ``eval_set=[(X_valid, y_valid)]``, as LightGBM's estimators take it: one validation pair, processed
         by the procs fitted on ``X`` and given to the backend as its valid split (``backend.fit(train, valid)``), so a
         GBM stops early on it (``best_iteration_``) and ``model_.valid_score_`` scores it."""
+        check_fork_safe(f"{type(self).__name__}.fit")
         who = type(self).__name__
         if fit_params:
             raise ParameterError(f"{who}.fit takes X, y, sample_weight= and eval_set=[(X_valid, y_valid)], not "
@@ -350,6 +352,7 @@ class _TabularEstimator(Component, BaseEstimator):
     def process(self, X: Any) -> TabularSplit:
         """``X`` processed by the fitted procs: the split the backend in ``model_`` reads
         (``clf.model_.predict(clf.process(X))``)."""
+        check_fork_safe(f"{type(self).__name__}.process")
         return TabularSplit(self._transform(X), self.processor_, None, "new")
 
     def _transform(self, X: Any, target: pl.Series | None = None) -> pl.DataFrame:
@@ -361,7 +364,8 @@ class _TabularEstimator(Component, BaseEstimator):
         timed = [d for d in self.date_names_
                  if f"{d}_Hour" in self.processor_.cont_names and f"{d}_Hour" not in self.cont_names_]
         kept = vars(self).get("date_formats_") or {}
-        formats = {c: in_order_of(f, frame[c]) for c, f in kept.items() if c in frame.columns and frame.schema[c] == pl.String}
+        schema = frame.schema  # read once: Polars builds it anew on each read
+        formats = {c: in_order_of(f, frame[c]) for c, f in kept.items() if schema.get(c) == pl.String}
         frame, _, _ = date_parts(frame, self.date_names_, timed, formats)
         # Python shows a warning once per place only until any code changes the warning filters, which pandas
         # and scikit-learn do inside predict: Categorify's "unseen values" would repeat on every call (every
