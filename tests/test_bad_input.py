@@ -215,20 +215,22 @@ def test_image_formats_found_and_the_ones_left_out_named(tmp_path):
         assert decode_image(f).shape == (28, 28, 3), f
 
 
-def test_a_header_naming_a_column_twice_is_refused_not_renamed(tmp_path):
+def test_a_header_naming_a_column_twice_is_read_as_pandas_names_it(tmp_path):
     raw = (DATA / "adult_sample" / "adult.csv").read_text().splitlines()
     header = raw[0].split(",")
     header[header.index("capital-loss")] = "age"  # two columns named age
     path = tmp_path / "twice.csv"
     path.write_text("\n".join([",".join(header), *raw[1:400]]) + "\n")
-    col = header.index("age", 1) + 1
-    said = rf"twice.csv: the header names a column more than once \('age' at columns 1, {col}, counting from 1\)"
-    with pytest.raises(DataError, match=said):
-        read_table(path)
-    with pytest.raises(DataError, match=said):  # the book's from_csv reads it
-        TabularDataLoaders.from_csv(path, cat_names=["workclass"], cont_names=["age", "fnlwgt"], y_names="salary")
-    with pytest.raises(DataError, match=said):  # and a Tabular scanning the file
-        Tabular(path, procs=[Categorify], cat_names=["workclass"], cont_names=["age"], y_names="salary")
+    ref = pd.read_csv(path)
+    assert "age.1" in ref.columns
+    df = read_table(path)
+    assert df.columns == list(ref.columns)  # the second 'age' is 'age.1', as pandas names it
+    assert df["age.1"].to_list() == ref["age.1"].to_list()  # the file's capital-loss values, not 'age' again
+    assert df["age"].to_list() == ref["age"].to_list()
+    dls = TabularDataLoaders.from_csv(path, cat_names=["workclass"], cont_names=["age", "age.1"], y_names="salary")
+    assert dls.cont_names == ["age", "age.1"]
+    tab = Tabular(path, procs=[Categorify], cat_names=["workclass"], cont_names=["age.1"], y_names="salary")
+    assert tab.xs["age.1"].to_list() == ref["age.1"].to_list()
 
 
 def test_labels_differing_only_by_spaces_are_warned_about(tmp_path):

@@ -230,8 +230,11 @@ def test_empty_splits_and_bad_params(adult_df):
         Tabular(df, cat_names=["workklass"], cont_names=CONT, y_names="salary")
     with pytest.raises(ParameterError, match="y_block"):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", y_block="ranking")
-    with pytest.raises(ParameterError, match="cat_names=\\[1\\]"):
+    # a name given as an integer is its text (pd.DataFrame(array)'s names): here no column is named '1'
+    with pytest.raises(DataError, match=r"\['1'\] listed in cat_names are not in the data.*given as an integer"):
         Tabular(df, cat_names=[1], cont_names=CONT, y_names="salary")
+    with pytest.raises(ParameterError, match="cat_names=\\[1.5\\]"):
+        Tabular(df, cat_names=[1.5], cont_names=CONT, y_names="salary")
     with pytest.raises(ParameterError, match="splits="):
         Tabular(df, cat_names=CAT, cont_names=CONT, y_names="salary", splits=0.2)
     with pytest.raises(ParameterError, match="procs="):

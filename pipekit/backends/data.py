@@ -74,7 +74,8 @@ class TabularData:
     def check_columns(self, columns: Sequence[str], what: str = "column(s)", named: bool = False) -> None:
         """Every one of ``columns`` is an input; the error names the missing ones. ``named``: the user named them
         (features to explain), so a name is more likely mistyped than the data processed another way."""
-        missing = [c for c in columns if c not in self.xs.columns]
+        have = set(self.xs.columns)
+        missing = [c for c in columns if c not in have]
         if missing:
             fix = ("name columns of the data" if named else
                    "process new data with the same Tabular (tab.new(df)) so every input column exists")
@@ -108,7 +109,8 @@ class TabularData:
         names = [columns] if isinstance(columns, str) else list(columns)
         if not all(isinstance(c, str) for c in names):
             raise ParameterError(f"{what}: columns must be column names (text), got {names[:5]}")
-        unknown = [c for c in names if c not in self.xs.columns]
+        have = set(self.xs.columns)
+        unknown = [c for c in names if c not in have]
         if unknown:
             raise DataError(f"{what}: column(s) {unknown} are not inputs of this split; its inputs are "
                             f"{self.feature_names}")
@@ -128,7 +130,8 @@ class TabularData:
             wide = set(getattr(self.processor, "cont_float64_", None) or ())
             dtype = np.float64 if any(c in wide for c in columns) else np.float32
         elif dtype is None:
-            floats = [c for c in columns if self.xs.schema[c] == pl.Float64]
+            schema = self.xs.schema
+            floats = [c for c in columns if schema[c] == pl.Float64]
             past = bool(floats) and any(self.xs.select(past_float32(pl.col(c)).any() for c in floats).row(0))
             dtype = np.float64 if past else np.float32
         out = np.empty((self.xs.height, len(columns)), dtype=dtype, order=order)
@@ -232,8 +235,9 @@ def as_data(obj: Any, y: Any = None, cat_names: Sequence[str] | None = None) -> 
         raise ParameterError(f".xs must be a polars DataFrame, got {type(xs).__name__}")
     if yarr is not None and len(yarr) != xs.height:
         raise DataError(f"xs has {xs.height} rows but ys has {len(yarr)}; they must describe the same rows")
-    cats = ([c for c, t in xs.schema.items() if t.is_integer()] if cat_names is None
-            else [c for c in cat_names if c in xs.columns])
+    have = xs.schema  # read once: a wide frame rebuilds it on every access
+    cats = ([c for c, t in have.items() if t.is_integer()] if cat_names is None
+            else [c for c in cat_names if c in have])
     return TabularData(xs=xs, y=yarr, cat_names=tuple(cats), procs_signature=procs_signature(processor),
                        processor=processor)
 
@@ -350,7 +354,8 @@ def check_no_infinite(d: TabularData, columns: Sequence[str], where: str) -> Non
     NaN stays allowed (the backends treat it as missing); an infinite value would be split on or
     averaged as a number and give a wrong answer without a word. One pass over the float columns.
     """
-    cols = [c for c in columns if c in d.xs.columns and d.xs.schema[c].is_float()]
+    schema = d.xs.schema  # read once: a wide frame rebuilds it on every access
+    cols = [c for c in columns if c in schema and schema[c].is_float()]
     if not cols:
         return
     counts = d.xs.select([pl.col(c).is_infinite().sum().alias(c) for c in cols]).row(0)
@@ -417,7 +422,8 @@ def check_rows(d: TabularData, form: RowForm) -> None:
                         "validation rows: there is nothing to score, predict or choose weights on; score or select "
                         "on rows the model was not fitted on, or on out-of-fold predictions: fit_ensemble, "
                         "BaggedModel)")
-    missing = [c for c in form.features if c not in d.xs.columns]
+    have = set(d.xs.columns)
+    missing = [c for c in form.features if c not in have]
     if missing:  # raw rows lack the columns procs add (FillMissing's "_na" flags)
         raise DataError(f"the model's input column(s) {missing} missing from the data (its columns: "
                         f"{d.feature_names}); {_PROCESS_THEM}")
@@ -440,10 +446,12 @@ def check_signature(d: TabularData, signature: str | None) -> None:
 def _check_processed(d: TabularData, form: RowForm) -> None:
     """The checks of :func:`check_rows` on a bare frame's values (see there)."""
     scales = form.scales or {}
-    cols = [c for c in scales if c in d.xs.columns]
+    have = set(d.xs.columns)
+    cols = [c for c in scales if c in have]
+    medians = d.xs.select([pl.col(c).cast(pl.Float64, strict=False).fill_nan(None).median() for c in cols]).row(0) \
+        if cols else ()
     raw = []
-    for c in cols:
-        v = d.xs[c].cast(pl.Float64, strict=False).fill_nan(None).median()
+    for c, v in zip(cols, medians):
         mean, std = scales[c]
         if isinstance(v, float) and abs(v) > RAW_UNITS and abs(v - mean) <= RAW_UNITS * std:
             raw.append((c, v))
@@ -453,7 +461,7 @@ def _check_processed(d: TabularData, form: RowForm) -> None:
                         f"the model was fitted on are normalised around 0 (raw mean {scales[c][0]:.4g}, standard "
                         f"deviation {scales[c][1]:.4g}); {_PROCESS_THEM}")
     for c, (n, code) in form.codes.items():
-        if c not in d.xs.columns:
+        if c not in have:
             continue
         col = d.xs[c]
         s = col.drop_nulls()

@@ -13,8 +13,10 @@ import difflib
 import inspect
 import math
 import numbers
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,7 @@ from pipekit.core.errors import FieldError, ParameterError
 
 __all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "BOOL", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state",
            "close_names", "names_shown", "unknown_names", "ARGUMENT_SYNONYMS", "argument_names", "check_arguments",
-           "one_of_two_names", "bs_or_batch_size", "shuffle_or_shuffle_train"]
+           "one_of_two_names", "bs_or_batch_size", "shuffle_or_shuffle_train", "env_flag", "env_positive_int"]
 
 
 def is_pandas(obj: Any, kind: str | None = None) -> bool:
@@ -530,6 +532,89 @@ def check_positive_int(owner: str, name: str, value: Any) -> int:
         raise ParameterError(f"{owner}: {name} must be a positive integer, got {value!r}")
     return int(value)
 
+
+#: the values a yes/no environment variable (PIPEKIT_QUIET, PIPEKIT_PROGRESS) takes, in any case: on, and off (empty too)
+ENV_ON = ("1", "true", "yes", "on")
+ENV_OFF = ("0", "false", "no", "off", "")
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """The yes/no setting the environment variable ``name`` holds (``default`` when it is unset): 1/true/yes/on
+    (any case) is on, 0/false/no/off or empty is off; any other value is a ParameterError naming the variable, its
+    value and the values accepted.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_QUIET": "True"}):
+    ...     env_flag("PIPEKIT_QUIET")
+    True
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_QUIET": "quiet"}):
+    ...     env_flag("PIPEKIT_QUIET")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: environment variable PIPEKIT_QUIET='quiet' is not accepted; expected 1, true, yes or on (on), or 0, false, no, off or empty (off), e.g. PIPEKIT_QUIET=1
+    """
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ENV_ON or value in ENV_OFF:
+        return value in ENV_ON
+    raise ParameterError(f"environment variable {name}={raw!r} is not accepted; expected 1, true, yes or on (on), or "
+                         f"0, false, no, off or empty (off), e.g. {name}=1")
+
+
+def env_positive_int(name: str, default: int | None = None, units: Mapping[str, int] | None = None) -> int | None:
+    """The positive whole number the environment variable ``name`` holds (``default`` when it is unset or empty);
+    any other value is a ParameterError naming the variable, its value and what is accepted. ``units`` maps the
+    suffixes a number may end with to what they multiply it by (``{"KB": 1024}``: ``4KB`` is 4096).
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_AUG_THREADS": " 4 "}):
+    ...     env_positive_int("PIPEKIT_AUG_THREADS")
+    4
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_AUG_THREADS": "-1"}):
+    ...     env_positive_int("PIPEKIT_AUG_THREADS")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: environment variable PIPEKIT_AUG_THREADS='-1' is not accepted; expected a positive whole number (e.g. PIPEKIT_AUG_THREADS=4), or unset or empty for the default
+    """
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    text, scale = raw.strip(), 1
+    for unit, times in (units or {}).items():
+        if text.endswith(unit) and text[:-len(unit)].isdigit():
+            text, scale = text[:-len(unit)], times
+            break
+    value = int(text) * scale if text.isdigit() else 0
+    if value < 1:
+        suffixes = f", optionally ending with {' or '.join(units)}" if units else ""
+        raise ParameterError(f"environment variable {name}={raw!r} is not accepted; expected a positive whole number"
+                             f"{suffixes} (e.g. {name}=4), or unset or empty for the default")
+    return value
+
+def env_folder(name: str, unset: str) -> Path | None:
+    """The folder the environment variable ``name`` holds, ``~`` expanded, or None when it is unset or empty (what
+    ``export VAR=$UNSET`` gives). A relative folder, or a ``~user`` that names no user, is a ParameterError naming the
+    variable: what it names would follow the working folder. ``unset`` says what unsetting it gives, for that message.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_CACHE": "/scratch/pipekit"}):
+    ...     env_folder("PIPEKIT_CACHE", "for ~/.cache/pipekit").as_posix()
+    '/scratch/pipekit'
+    >>> with mock.patch.dict(os.environ, {"PIPEKIT_CACHE": ""}):
+    ...     env_folder("PIPEKIT_CACHE", "for ~/.cache/pipekit") is None
+    True
+    """
+    value = os.environ.get(name, "")
+    if not value:
+        return None
+    folder = Path(os.path.expanduser(value))  # a ~ naming no home is left as it is (Path.expanduser raises)
+    if not folder.is_absolute():
+        tilde = f" ({value.split('/', 1)[0]!r} is the home folder of no user here)" if value.startswith("~") else ""
+        raise ParameterError(f"{name}={value!r} is a relative folder{tilde}, so it would move with the working folder "
+                             f"({Path.cwd() / folder} from here): set it to an absolute folder, or unset it {unset}")
+    return folder
 
 def check_state(state: dict[str, Any], purpose: str, **fields: Any) -> None:
     """Check learned state read from a file: each ``name=constraint`` must be in ``state`` and accepted; a

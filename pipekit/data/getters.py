@@ -374,7 +374,9 @@ class Getter(Component):
         result that is legal but almost surely not what the user meant. Nothing to check by default."""
 
     def __call__(self, item: Any) -> Any:
-        df = pl.DataFrame({"path": [str(item)]}) if isinstance(item, (str, os.PathLike)) else pl.DataFrame([item])
+        from pipekit.data.items import path_frame
+
+        df = path_frame([item]) if isinstance(item, (str, os.PathLike)) else pl.DataFrame([item])
         return self.column(df)[0]
 
     def on_items(self, items: Any) -> pl.Series:
@@ -593,7 +595,9 @@ class RegexLabeller(Getter):
         return out.alias("label")
 
     def __call__(self, item: Any) -> str:
-        return self.column(pl.DataFrame({"path": [str(item)]}))[0]
+        from pipekit.data.items import path_frame
+
+        return self.column(path_frame([item]))[0]
 
 
 def _polars_runs(pattern: str) -> bool:

@@ -10,6 +10,7 @@ import io
 import mmap
 import os
 import re
+import sys
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -417,7 +418,8 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
     be read again with each column's type from all its rows, so the column reads as text and the table's checks
     name the value and its row. Blank lines are no rows (:func:`skip_blank_lines`); ``n_rows`` counts rows. The
     texts pandas reads as missing (:data:`PANDAS_NA`: 'NA', 'N/A', 'null', 'nan', ...) are missing values. A UTF-16
-    or UTF-32 file is refused with the fix (:func:`wide_encoding_error`)."""
+    or UTF-32 file is refused with the fix (:func:`wide_encoding_error`). The header's columns are named as pandas
+    names them (:func:`pandas_header_names`): a second ``age`` is ``age.1``, an empty name ``Unnamed: 3``."""
     path = Path(path)
     # glob=False: a file named data[1].csv or q*.csv is that file, never a pattern over others beside it
     kwargs = {"infer_schema_length": 10_000, "glob": False, **kwargs}
@@ -444,8 +446,11 @@ def read_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
             frame = skip_blank_lines(raw, path, sep, header)
     except pl.exceptions.PolarsError as e:
         raise table_error(path, e, sep, header) from e
-    refuse_repeated_headers(path, frame.columns)
-    return frame
+    if not header or "new_columns" in kwargs:  # no header, or the caller named the columns
+        return frame
+    names = pandas_header_names(header_fields(path, sep, frame.columns))  # 'age.1', 'Unnamed: 3', as pandas has them
+    renamed = {w: c for w, c in zip(frame.columns, names) if w != c}
+    return frame.rename(renamed) if renamed else frame
 
 
 def skip_blank_lines(frame: Any, path: Path, separator: str = ",", has_header: bool = True) -> Any:
@@ -582,19 +587,70 @@ def _csv_records(path: Path, separator: str) -> Generator[tuple[int, list[str]],
         csv.field_size_limit(limit)
 
 
-def refuse_repeated_headers(path: Path, columns: list[str]) -> None:
-    """Polars reads a header naming a column twice as ``age`` and ``age_duplicated_0``: the second column would
-    only be reachable under a name the file does not have, and ``age`` would silently be the first one."""
-    seen = set(columns)
-    repeated: dict[str, list[int]] = {}
-    for i, c in enumerate(columns):
-        m = re.fullmatch(r"(.+)_duplicated_\d+", c)
-        if m and m.group(1) in seen:
-            repeated.setdefault(m.group(1), [columns.index(m.group(1))]).append(i)
-    if repeated:
-        said = "; ".join(f"{name!r} at columns {', '.join(str(i + 1) for i in at)}" for name, at in repeated.items())
-        raise DataError(f"{path}: the header names a column more than once ({said}, counting from 1); rename the "
-                        "columns so each name is one column's, then read the file again")
+def header_fields(path: Path, separator: str, read: Sequence[str]) -> list[str]:
+    """The fields of the header of the CSV at ``path`` as the file writes them (quotes removed, an empty name
+    empty); ``read``: the names Polars gave its columns, one per field. The first record that is not a blank line
+    is the header, as Polars takes it (a UTF-8 byte-order mark is no part of the first name). Where the ``csv``
+    module splits that record otherwise than Polars did, or ``path`` is compressed (a ``.csv.gz``, a ``.zip``), the
+    fields are told from Polars' names: an empty name is ``''`` there, and a repeated one ``'age_duplicated_0'``."""
+    record: list[str] | None = None
+    if PACKED_CSV_SUFFIXES.get(Path(path).suffix.lower()) not in ("gzip", "zip"):
+        try:
+            with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+                record = next((r for r in csv.reader(f, delimiter=separator) if r), None)
+        except (OSError, csv.Error):
+            record = None
+    if record is not None and len(record) == len(read):
+        return record
+    seen: set[str] = set()
+    fields = []
+    for c in read:
+        m = re.fullmatch(r"(.*)_duplicated_\d+", c, flags=re.S)
+        fields.append(m.group(1) if m and m.group(1) in seen else c)
+        seen.add(c)
+    return fields
+
+
+def pandas_header_names(fields: Sequence[str], skipinitialspace: bool = False) -> list[str]:
+    """The column names ``pandas.read_csv`` gives a header of ``fields``: an empty name is ``'Unnamed: {i}'`` (``i``
+    its position, from 0), and a name given before is the name with ``.1``, ``.2``, ... (skipping any name the header
+    holds already: ``x, x, x.1`` is ``x, x.2, x.1``), the named columns before the unnamed ones. With
+    ``skipinitialspace`` the spaces beginning each name are dropped first (``' '`` is then empty), as pandas drops
+    them; without, a name of spaces is that name. Every CSV/TSV reader of pipekit names a file's columns so.
+
+    >>> pandas_header_names(["age", "job", "age", ""])
+    ['age', 'job', 'age.1', 'Unnamed: 3']
+    >>> pandas_header_names(["x", "x", "x.1", " x"], skipinitialspace=True)
+    ['x', 'x.2', 'x.1', 'x.3']
+    """
+    names = [f.lstrip(" ") if skipinitialspace else f for f in fields]
+    unnamed = [i for i, n in enumerate(names) if n == ""]
+    for i in unnamed:
+        names[i] = f"Unnamed: {i}"
+    left = set(unnamed)
+    counts: dict[str, int] = {}
+    for i in [i for i in range(len(names)) if i not in left] + unnamed:
+        col = given = names[i]
+        count = counts.get(col, 0)
+        while count > 0:
+            counts[given] = count + 1
+            col = f"{given}.{count}"
+            count = count + 1 if col in names else counts.get(col, 0)
+        names[i] = col
+        counts[col] = count + 1
+    return names
+
+
+def csv_names(path: Path, skipinitialspace: bool = False) -> list[str]:
+    """The column names of the CSV/TSV file at ``path`` as ``pandas.read_csv(path, skipinitialspace=...)`` gives
+    them (:func:`pandas_header_names`); reads the header and the rows its types come from."""
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        read = pl.scan_csv(csv_source(path, sep)(), separator=sep, glob=False,
+                           infer_schema_length=0).collect_schema().names()
+    except pl.exceptions.PolarsError as e:
+        raise table_error(path, e) from e
+    return pandas_header_names(header_fields(path, sep, read), skipinitialspace)
 
 
 def table_error(path: Path, e: BaseException, separator: str | None = None, has_header: bool = True) -> DataError:
@@ -773,7 +829,7 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         check_unique_columns(source.column_names, "Arrow table")
         df = pl.from_arrow(source)  # type: ignore[assignment]
     elif _series_of_paths(source):  # a pandas Series of path objects: files, as a list of them is
-        df = pl.DataFrame({"path": [os.fspath(v) for v in source]})
+        df = path_frame(list(source))
     elif is_pandas(source):
         import pandas as pd
 
@@ -792,11 +848,11 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         if path.is_dir():
             raise ValueError(f"the source {path} is a folder: pass get_items= (e.g. get_image_files) to find "
                              "its items, or pass a list of files")
-        df = read_table(path) if path.suffix.lower() in TABLE_SUFFIXES else pl.DataFrame({"path": [str(path)]})
+        df = read_table(path) if path.suffix.lower() in TABLE_SUFFIXES else path_frame([path])
     elif isinstance(source, (Sequence, np.ndarray)) or hasattr(source, "__iter__"):
         values = list(source)
         if values and all(isinstance(v, os.PathLike) for v in values):
-            df = pl.DataFrame({"path": [os.fspath(v) for v in values]})
+            df = path_frame(values)
         elif values and all(isinstance(v, dict) for v in values):
             try:
                 df = pl.DataFrame(values)
@@ -809,8 +865,9 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         else:
             try:
                 df = pl.DataFrame({"item": values}, strict=True) if values else pl.DataFrame({"item": []})
-            except UnicodeEncodeError:  # a text holding a lone surrogate: named, with the fix
-                raise surrogate_error({"item": values}, "item") from None
+            except UnicodeEncodeError:  # a file name that is not UTF-8, or a text holding a lone surrogate: named
+                files = [v for v in values if isinstance(v, str) and _SURROGATE.search(v) and os.path.lexists(v)]
+                raise (file_name_error(files) if files else surrogate_error({"item": values}, "item")) from None
             except (TypeError, pl.exceptions.PolarsError) as e:
                 types = sorted({type(v).__name__ for v in values})
                 first = type(values[0])
@@ -835,7 +892,8 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """A pandas frame as Polars: a text column that also holds numbers (``[0, "a", "0"]``, a CSV read by pandas)
     becomes text, with a warning, where Arrow would refuse it; an ordered categorical, and one of text categories,
     keeps its declared categories in their order (as an ``Enum``, which ``Categorify`` follows); the text columns
-    named in ``categorical`` become ``pl.Categorical``, converted one at a time.
+    named in ``categorical`` become ``pl.Categorical``, converted one at a time. Each column keeps its pandas name,
+    as text (``""`` too); names a table cannot hold are refused, naming the columns and the fix (:func:`_pandas_names`).
 
     >>> import pandas as pd
     >>> _from_pandas(pd.DataFrame({"a": ["x", "y"], "b": ["u", "v"], 0: [1, 2]}), ["a", 0]).schema
@@ -843,7 +901,7 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """
     import pandas as pd
 
-    check_unique_columns(list(frame.columns), "pandas DataFrame")
+    names = _pandas_names(frame)
     text = [c for c in categorical if c in frame.columns and not isinstance(frame[c].dtype, pd.CategoricalDtype)
             and (frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype))]
     if text:  # each as Polars text, then its codes: one text column held at a time
@@ -852,7 +910,8 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
             col = _from_pandas(frame[[c]]).to_series()
             codes[c] = col.cast(pl.Categorical) if col.dtype == pl.String else col
         rest = iter(_from_pandas(frame.drop(columns=text)).get_columns() if len(text) < frame.shape[1] else ())
-        return pl.DataFrame([codes[c] if c in codes else next(rest) for c in frame.columns])  # named as Polars names
+        # by name, as a list of Series would rename one named "" (column_0, column_2, ...)
+        return pl.DataFrame({n: codes[c] if c in codes else next(rest) for n, c in zip(names, frame.columns)})
     try:
         df = pl.from_pandas(frame)
     except UnicodeEncodeError:  # a text holding a lone surrogate (badly decoded text): named, with the fix
@@ -875,6 +934,8 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
             df = pl.from_pandas(frame)
         except UnicodeEncodeError:
             raise surrogate_error({c: frame[c] for c in frame.columns}, "row") from None
+    if df.columns != names:  # each column named as the user named it, as text
+        df.columns = names
     # a categorical's declared categories, in their order, unused ones included, are its vocabulary (as fastai's
     # Categorify takes them): ordered ones and those of text (which Polars would read as a Categorical that keeps
     # neither the order nor the unused categories) become an Enum; number categories Polars reads as numbers
@@ -887,7 +948,92 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     return df
 
 
+def _pandas_names(frame: Any) -> list[str]:
+    """The names a pandas frame's columns have in a Polars one: their text (``""`` kept; a pandas 0 is ``"0"``). A
+    frame a Polars one cannot name so is refused, naming the columns and the fix: a name given twice, a MultiIndex
+    of columns (or a tuple as a name), a missing name (``None``, NaN), and names that are one text (0 and ``"0"``).
+
+    >>> import pandas as pd
+    >>> _pandas_names(pd.DataFrame({"": [1], 0: [2]}))
+    ['', '0']
+    """
+    import pandas as pd
+
+    columns = list(frame.columns)
+    check_unique_columns(columns, "pandas DataFrame")
+    kind = "pandas DataFrame"
+    if isinstance(frame.columns, pd.MultiIndex) or any(isinstance(c, tuple) for c in columns):
+        tuples = [c for c in columns if isinstance(c, tuple)]
+        shown = ", ".join(map(repr, tuples[:3])) + (", ..." if len(tuples) > 3 else "")
+        raise DataError(f"the {kind} names {len(tuples)} column(s) with tuples ({shown}; a MultiIndex of columns "
+                        "does), which a table, one text name per column, cannot hold; join the parts: df.columns = "
+                        "['_'.join(map(str, c)) for c in df.columns]")
+    missing = [i for i, c in enumerate(columns) if not isinstance(c, str) and bool(pd.isna(c))]
+    if missing:
+        raise DataError(f"the {kind}'s column(s) at position(s) {missing} have no name ({columns[missing[0]]!r}); "
+                        "name them, e.g. df.columns = df.columns.fillna('name') (or df.rename(columns=...))")
+    names = [str(c) for c in columns]
+    at: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        at.setdefault(n, []).append(i)
+    same = {n: [columns[i] for i in pos] for n, pos in at.items() if len(pos) > 1}
+    if same:
+        n, cols = next(iter(same.items()))
+        raise DataError(f"the {kind}'s columns {cols} (positions {at[n]}) have one name as text, {n!r}, which a "
+                        f"table's columns cannot share; rename one, e.g. df.rename(columns={{{cols[0]!r}: "
+                        f"'{n}_{at[n][0]}'}})")
+    return names
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def path_frame(paths: Sequence[Any]) -> pl.DataFrame:
+    """The ``path`` column of ``paths`` (path objects or str): a file name that is not valid UTF-8, which a Polars
+    column cannot hold, is a DataError naming it and the fix (:func:`file_name_error`)."""
+    names = [os.fspath(v) for v in paths]
+    try:
+        return pl.DataFrame({"path": pl.Series("path", names, dtype=pl.String)})
+    except UnicodeEncodeError:
+        raise file_name_error([v for v in names if isinstance(v, str) and _SURROGATE.search(v)]) from None
+
+
+def file_name_error(names: Sequence[str]) -> DataError:
+    """The DataError for file names Python could not decode as UTF-8 (it holds their bytes as lone surrogates, which a
+    Polars column cannot hold): the first few, as bytes, how many, and the fix: rename them to UTF-8 (names written
+    in Latin-1, as old Windows zips leave them) or, where Python does not read file names as UTF-8
+    (``sys.getfilesystemencoding()`` is not utf-8, as under ``LC_ALL=C``), run it in UTF-8 mode.
+
+    >>> print(str(file_name_error([os.fsdecode(b"pets/caf\\xe9.png")]))[:68])  # in UTF-8 mode
+    1 file name is not valid UTF-8, which a column of items (UTF-8 text)
+    """
+    shown = ", ".join(repr(os.fsencode(v)) for v in names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5
+                                                                  else "")
+    many = "1 file name" if len(names) == 1 else f"{len(names)} file names"
+    parents = {os.path.dirname(v) or "." for v in names}
+    folder = os.path.commonpath(sorted(parents)) if len(parents) > 1 else parents.pop() if parents else "FOLDER"
+    folder = folder if folder and not _SURROGATE.search(folder) else "FOLDER"
+    encoding = sys.getfilesystemencoding()
+    utf8_mode = encoding.lower().replace("-", "").replace("_", "") == "utf8"
+    fixes = [] if utf8_mode else [
+        f"Python reads file names as {encoding} here (sys.getfilesystemencoding(), from the locale, e.g. LC_ALL=C): "
+        "run it in UTF-8 mode (PYTHONUTF8=1, or python -X utf8) or under a UTF-8 locale (LC_ALL=C.UTF-8)"]
+
+    def utf8(v: str) -> bool:
+        try:
+            os.fsencode(v).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+
+    if not all(utf8(v) for v in names):
+        fixes.append(f"rename the files to UTF-8 names, e.g. convmv -f latin1 -t utf-8 -r --notest {folder}, or, for "
+                     "names written in Latin-1 (as old Windows zips leave them), in Python in UTF-8 mode: import os, "
+                     "pathlib; [p.rename(p.with_name(os.fsencode(p.name).decode('latin-1'))) for p in "
+                     f"sorted(pathlib.Path({folder!r}).rglob('*'), reverse=True) "
+                     "if any('\\udc80' <= c <= '\\udcff' for c in p.name)]")
+    what = f"{many} {'is' if len(names) == 1 else 'are'} not valid UTF-8" if utf8_mode else f"{many} Python could not decode as {encoding}"
+    return DataError(f"{what}, which a column of items (UTF-8 text) cannot hold: {shown}; " + "; and ".join(fixes))
 
 
 def surrogate_error(columns: dict[Any, Any], what: str) -> DataError:

@@ -4,13 +4,14 @@ PIPEKIT_PROGRESS=1 where standard error is no terminal (a log file) are plain li
 from __future__ import annotations
 
 import html
-import os
 import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+from pipekit.core.validate import env_flag
 
 T = TypeVar("T")
 
@@ -58,12 +59,20 @@ def in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def check_progress_settings() -> None:
+    """Refuse a PIPEKIT_QUIET or PIPEKIT_PROGRESS that is neither on nor off (:func:`~pipekit.core.validate.env_flag`'s
+    ParameterError, naming the variable): a fit calls it as it starts, so such a value stops it before any batch,
+    not at the first bar or line it prints."""
+    env_flag("PIPEKIT_QUIET")
+    env_flag("PIPEKIT_PROGRESS")
+
+
 def progress_enabled() -> bool:
     """Bars show on an interactive terminal and in a notebook unless PIPEKIT_QUIET=1; PIPEKIT_PROGRESS=1 forces
-    them on."""
-    if os.environ.get("PIPEKIT_QUIET") == "1":
+    them on (either also true, yes or on: :func:`~pipekit.core.validate.env_flag`)."""
+    if env_flag("PIPEKIT_QUIET"):
         return False
-    if os.environ.get("PIPEKIT_PROGRESS") == "1":
+    if env_flag("PIPEKIT_PROGRESS"):
         return True
     return sys.stderr.isatty() or in_notebook()
 

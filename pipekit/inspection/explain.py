@@ -197,12 +197,13 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
     y_enc = encode_y(y_arr, est.task, est.classes)  # an unknown label is refused before any shuffling
 
     cols = _names(features) if features is not None else names
-    missing = [c for c in cols if c not in names]
+    keys = _keys(X, names)  # read once: a lookup per column would cost columns x columns on a wide table
+    missing = [c for c in cols if c not in keys]
     if missing:
         raise ParameterError(f"permutation_importance: features {missing} are not columns of the data ({names[:10]})")
 
     def loss(c: str | None, perm: np.ndarray | None) -> float:
-        return est.loss(X if c is None or perm is None else _shuffled(X, names, c, perm), y_enc, m)
+        return est.loss(X if c is None or perm is None else _shuffled(X, keys, c, perm), y_enc, m)
 
     return _drops(cols, names, len(X), n_repeats, seed, loss)
 
@@ -223,17 +224,31 @@ def _column(X: Any, name: str) -> Any:
     return X.get_column(name) if isinstance(X, pl.DataFrame) else X[name]
 
 
-def _shuffled(X: Any, names: list[str], c: str, perm: np.ndarray) -> Any:
-    """``X`` with column ``c``'s values in the order ``perm`` (its type kept)."""
+def _keys(X: Any, names: list[str]) -> dict[str, Any]:
+    """Each column name of the rows ``X`` (``names``, as :func:`_raw_columns` gives them) mapped to what picks the
+    column out: its position in a 2-d array, a pandas frame's own label (the ``0`` of a column named ``'0'``; the
+    first of two that read alike), the name in a Polars frame. Built once per call, looked up per column."""
+    if isinstance(X, np.ndarray):
+        return {n: j for j, n in enumerate(names)}
+    if isinstance(X, pl.DataFrame):
+        return dict(zip(names, names))
+    keys: dict[str, Any] = {}
+    for k in X.columns:
+        keys.setdefault(str(k), k)
+    return keys
+
+
+def _shuffled(X: Any, keys: dict[str, Any], c: str, perm: np.ndarray) -> Any:
+    """``X`` with column ``c``'s values in the order ``perm`` (its type kept); ``keys``: :func:`_keys` of ``X``."""
     if isinstance(X, pl.DataFrame):
         return X.with_columns(X.get_column(c).gather(perm))
     if isinstance(X, np.ndarray):
         out = X.copy()
-        j = names.index(c)
+        j = keys[c]
         out[:, j] = X[perm, j]
         return out
     out = X.copy()
-    col = next(k for k in X.columns if str(k) == c)
+    col = keys[c]
     out[col] = X[col].iloc[perm].set_axis(X.index)  # its dtype kept (categories, nullable integers)
     return out
 
@@ -399,12 +414,13 @@ def _categorical(X: Any, names: list[str], feats: Sequence[str], who: str) -> li
     from pipekit.sklearn.frames import as_frame, column_roles
 
     sub: Any
+    keys = _keys(X, names)
     if isinstance(X, np.ndarray):
-        sub = X[:, [names.index(f) for f in feats]]
+        sub = X[:, [keys[f] for f in feats]]
     elif isinstance(X, pl.DataFrame):
         sub = X.select(feats)
     else:
-        sub = X[[next(k for k in X.columns if str(k) == f) for f in feats]].set_axis(list(feats), axis=1)
+        sub = X[[keys[f] for f in feats]].set_axis(list(feats), axis=1)
     frame = as_frame(sub, who)
     _, cont, _ = column_roles(frame, None, None, None)
     return [c not in cont for c in frame.columns]
@@ -445,19 +461,21 @@ def _repeat_with(X: Any, names: list[str], feats: Sequence[str], combos: list[np
     n, g = len(X), len(combos[0])
     if isinstance(X, pl.DataFrame):
         rep = pl.concat([X] * g)
+        schema = X.schema  # read once: Polars builds it anew on each read
         # a Python list only for object values (categories of mixed types): a 2-D grid repeats the rows many times
-        return rep.with_columns([pl.Series(f, r.tolist() if r.dtype == object else r).cast(X.schema[f])
+        return rep.with_columns([pl.Series(f, r.tolist() if r.dtype == object else r).cast(schema[f])
                                  for f, r in ((f, np.repeat(c, n)) for f, c in zip(feats, combos))])
+    keys = _keys(X, names)
     if isinstance(X, np.ndarray):
         out = np.tile(X, (g, 1))
         for f, c in zip(feats, combos):
-            out[:, names.index(f)] = np.repeat(c, n)
+            out[:, keys[f]] = np.repeat(c, n)
         return out
     import pandas as pd
 
     out = pd.concat([X] * g, ignore_index=True)
     for f, c in zip(feats, combos):
-        col = next(k for k in X.columns if str(k) == f)
+        col = keys[f]
         out[col] = pd.Series(np.repeat(c, n), index=out.index).astype(X[col].dtype)
     return out
 

@@ -196,8 +196,10 @@ def _without(X: Any, names: list[str], cols: Sequence[str]) -> Any:
     if isinstance(X, pl.DataFrame):
         return X.drop(list(cols))
     if isinstance(X, np.ndarray):
-        return np.delete(X, [names.index(c) for c in cols], axis=1)
-    return X.drop(columns=[k for k in X.columns if str(k) in set(cols)])
+        at = {n: j for j, n in enumerate(names)}  # one lookup per column dropped, not a search of the names
+        return np.delete(X, [at[c] for c in cols], axis=1)
+    dropped = set(cols)
+    return X.drop(columns=[k for k in X.columns if str(k) in dropped])
 
 
 class _EstimatorRefits:

@@ -194,7 +194,8 @@ def check_filled(frame: pl.DataFrame, columns: Sequence[str], who: str) -> None:
     """
     if not columns:
         return
-    filled = frame.select([(pl.col(c).is_finite().any() if frame.schema[c].is_float() else pl.col(c).is_not_null()
+    schema = frame.schema  # read once: Polars builds it anew on each read
+    filled = frame.select([(pl.col(c).is_finite().any() if schema[c].is_float() else pl.col(c).is_not_null()
                            .any()).alias(c) for c in columns]).row(0)
     for c, has in zip(columns, filled):
         if not has:
@@ -221,16 +222,20 @@ def date_parts(frame: pl.DataFrame, dates: Sequence[str], times: Sequence[str] |
     """
     cat: list[str] = []
     cont: list[str] = []
+    schema = frame.schema  # read once: the date columns' types
+    names = set(schema)  # the frame's names as the parts replace each date column
     for c in dates:
         time = c in times if times is not None else has_time_of_day(frame[c])
         parts = add_datepart(frame.select(c), c, prefix=f"{c}_", time=time,
-                             format=(formats or {}).get(c) if frame.schema[c] == pl.String else None)
-        taken = [p for p in parts.columns if p in frame.columns]
+                             format=(formats or {}).get(c) if schema[c] == pl.String else None)
+        taken = [p for p in parts.columns if p in names]
         if taken:
             raise DataError(f"{who + ': ' if who else ''}column {taken[0]!r} of X has the name of a part of the date "
                             f"column {c!r}, which would replace it; rename {taken[0]!r} (or {c!r}), or turn {c!r} into "
                             "the numbers you want yourself and pass them as columns")
         frame = frame.drop(c).hstack(parts)
+        names.discard(c)
+        names.update(parts.columns)
         for part in parts.columns:
             (cat if parts.schema[part] == pl.Boolean else cont).append(part)
     return frame, cat, cont

@@ -24,10 +24,12 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas,
                                    past_float32, unknown_names)
-from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, csv_source, missing_markers_to_null,
-                                parquet_files, read_csv_table, read_packed_csv, refuse_repeated_headers,
+from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, check_unique_columns, csv_names,
+                                csv_source, header_fields, missing_markers_to_null, pandas_header_names,
+                                parquet_files, read_csv, read_packed_csv,
                                 scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
                                 table_error, table_formats, table_kind, to_items, wide_encoding_error,
                                 without_polars_context)
@@ -86,6 +88,8 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
                         "Another file can be read with pandas or Polars and the frame passed.")
     if kind == "packed":  # a .csv.gz, a .zip of one CSV or a .txt: read whole, as from_csv reads a CSV
         frame = read_packed_csv(p, infer_schema_length=None if all_rows else 10_000)
+        named = pandas_header_names(header_fields(p, ",", frame.columns))  # 'Unnamed: 3', as pandas names it
+        frame = frame.rename({w: c for w, c in zip(frame.columns, named) if w != c})
         if frame.height == 0 and frame.width:
             raise DataError(f"{p} has a header but no rows ({frame.columns[:10]}); check the file, or download it "
                             "again")
@@ -114,16 +118,25 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
                                                     glob=False).collect_schema()
     except pl.exceptions.PolarsError as e:
         raise table_error(p, e) from e
-    refuse_repeated_headers(p, schema.names())
-    types: dict[str, pl.DataType] = {c: pl.Categorical() for c in [*cat_names, *text_names]
-                                     if schema.get(c) == pl.String}
-    types.update({c: pl.Float32() for c in cont_names if c in schema and schema[c].is_numeric()})
-    types.update({c: pl.Float64() for c in wide_names if c in schema and schema[c].is_numeric()})
+    # the columns are named as pandas.read_csv names them ('age', 'age.1', 'Unnamed: 3'), Polars' names kept
+    # for the scan (its schema is matched by name) and the query renamed at its end
+    names = pandas_header_names(header_fields(p, sep, schema.names()))
+    read = dict(zip(names, schema.names()))  # each name given -> Polars' name of that column
+
+    def typed(cols: Sequence[str], ok: Callable[[pl.DataType], bool]) -> list[str]:
+        return [read[c] for c in cols if c in read and ok(schema[read[c]])]
+
+    types: dict[str, pl.DataType] = dict.fromkeys(typed([*cat_names, *text_names], lambda t: t == pl.String),
+                                                  pl.Categorical())
+    types.update(dict.fromkeys(typed(cont_names, lambda t: t.is_numeric()), pl.Float32()))
+    types.update(dict.fromkeys(typed(wide_names, lambda t: t.is_numeric()), pl.Float64()))
     lf = scan_csv_whole_lines(source(), {**schema, **types}, p, sep, PANDAS_NA if markers else None)
     if not markers:
         lf = missing_markers_to_null(lf, [c for c, t in schema.items() if t == pl.String])
     # blank lines are no rows, as read_csv reads them (a file without any pays a search of its bytes)
-    return skip_blank_lines(lf, p, sep)
+    lf = skip_blank_lines(lf, p, sep)
+    renamed = {w: c for c, w in read.items() if c != w}
+    return lf.rename(renamed) if renamed else lf
 
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = (),
@@ -204,9 +217,7 @@ def csv_float32_error(path: Path, frame: pl.DataFrame | pl.LazyFrame, cont_names
     wide = [c for c, inf in zip(cols, has_inf) if inf]
     if not wide:
         return None
-    again = pl.scan_csv(path, separator="\t" if path.suffix.lower() == ".tsv" else ",", infer_schema_length=10_000,
-                        glob=False, null_values=list(PANDAS_NA),
-                        schema_overrides=dict.fromkeys(wide, pl.Float64)).select(wide)
+    again = scan_table(path, wide_names=wide).select(wide)  # the file's columns named as the frame names them
     return float32_overflow_error(again, wide)
 
 
@@ -235,8 +246,13 @@ def read_frame(source: Any, cat_names: Sequence[str] = (), skipinitialspace: boo
     file with ``skipinitialspace`` is read as ``TabularDataLoaders.from_csv`` reads one, the spaces after each
     comma dropped from its text values (adult.csv's ``", Private"`` is ``"Private"``), and a table in memory
     or another file has the spaces beginning its text values dropped alike."""
-    if skipinitialspace and is_csv_file(source):
-        return read_csv_table(source, None, skipinitialspace=True)
+    if skipinitialspace and is_csv_file(source):  # named as pandas.read_csv(skipinitialspace=True) names them
+        p = Path(source)
+        if not p.exists():
+            raise FileNotFoundError(f"{p} does not exist")
+        frame = read_csv(p, separator="\t" if p.suffix.lower() == ".tsv" else ",",
+                         new_columns=csv_names(p, skipinitialspace=True))
+        return strip_initial_spaces(frame)
     frame = source if isinstance(source, pl.DataFrame) else collect_table(scan_table(source, cat_names), source)
     if skipinitialspace and isinstance(source, (str, os.PathLike)):  # a file read whole: its header's names too
         return strip_header_spaces(strip_initial_spaces(frame), Path(source))
@@ -244,14 +260,14 @@ def read_frame(source: Any, cat_names: Sequence[str] = (), skipinitialspace: boo
 
 
 def csv_header(path: str | os.PathLike, skipinitialspace: bool = False) -> dict[str, str]:
-    """The column names of the CSV file at ``path`` as a table read from it names them (with ``skipinitialspace``,
-    without the spaces that begin them, as :func:`~pipekit.data.items.strip_header_spaces` drops them), each mapped
-    to the name the file writes; only the header and the rows the types come from are read."""
+    """The column names of the CSV file at ``path`` as ``pandas.read_csv`` names them (with ``skipinitialspace``,
+    as ``pandas.read_csv(skipinitialspace=True)`` does: :func:`csv_names`), each mapped to the name
+    :func:`scan_table` gives that column; only the header and the rows the types come from are read."""
     p = Path(path)
     written = scan_table(p).collect_schema().names()
     if not skipinitialspace:
         return dict(zip(written, written))
-    return dict(zip(strip_header_spaces(pl.DataFrame(schema=dict.fromkeys(written, pl.String)), p).columns, written))
+    return dict(zip(csv_names(p, skipinitialspace=True), written))
 
 
 def read_csv_columns(path: str | os.PathLike, names: Sequence[str], cat_names: Sequence[str] = (),
@@ -285,7 +301,8 @@ def read_csv_columns(path: str | os.PathLike, names: Sequence[str], cat_names: S
     frame = scan_table(p, in_file(cat_names), in_file(text_names), in_file(cont_names)).select(in_file(names))
     out = collect_table(strip_initial_spaces(frame) if skipinitialspace else frame, p, in_file(cont_names),
                         skipinitialspace)
-    return out.rename({w: c for c, w in written.items() if c != w and w in out.columns})
+    have = set(out.columns)
+    return out.rename({w: c for c, w in written.items() if c != w and w in have})
 
 
 def read_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
@@ -302,6 +319,7 @@ def process_new(processor: TabularProcessor, source: Any, with_labels: bool | No
     (``test_dl`` ignores the target unless asked for it). A DataError about the rows of a file names the file.
     ``ids``: categorical columns that identify something (the users and items of ratings), where a missing value
     is no category of its own: it is warned about, as it is scored as an id never seen in training."""
+    check_fork_safe("process_new")
     source = rows_to_frame(source)
     frame = read_new(processor, source)
     with naming_file(source):
@@ -321,10 +339,11 @@ def warn_missing_ids(frame: pl.DataFrame, ids: Sequence[str]) -> None:
     >>> print(w[0].message)  # doctest: +ELLIPSIS
     'userId' is missing in 2 of 3 rows; they are scored as an unseen userId (#na#)...
     """
-    cols = [c for c in ids if c in frame.columns]
+    schema = frame.schema  # read once: a wide frame rebuilds it on every access
+    cols = [c for c in ids if c in schema]
     if not cols or not len(frame):
         return
-    counts = frame.select([(pl.col(c).is_null() | pl.col(c).is_nan() if frame.schema[c].is_float()
+    counts = frame.select([(pl.col(c).is_null() | pl.col(c).is_nan() if schema[c].is_float()
                             else pl.col(c).is_null()).sum().alias(c) for c in cols]).row(0)
     missing = {c: int(n) for c, n in zip(cols, counts) if n}
     if missing:
@@ -336,7 +355,7 @@ def warn_missing_ids(frame: pl.DataFrame, ids: Sequence[str]) -> None:
 
 def rows_to_frame(items: Any) -> Any:
     """New rows as a table: a dict row, a dict of columns (a list of values each), a pandas Series (a row), a list
-    of dict rows, or ``[one of those]`` (what ``learn.predict(row)`` hands over); frames and paths are left to be
+    of dict rows, a list of pandas Series (rows naming the same columns), or ``[one of those]`` (what ``learn.predict(row)`` hands over); frames and paths are left to be
     read as tables are.
 
     >>> rows_to_frame({"age": 30, "job": "cook"}).shape, rows_to_frame({"age": [30, 41], "job": ["cook", None]}).shape
@@ -354,7 +373,8 @@ def rows_to_frame(items: Any) -> Any:
             if len(set(lengths.values())) > 1:
                 raise ParameterError(f"tabular new data: the columns of the dict have different lengths ({lengths}); "
                                      "give every column a value for each row")
-            return pl.DataFrame({k: [_null_if_missing(x) for x in _values(v)] for k, v in items.items()})
+            check_unique_columns([_name(k) for k in items], "dict of columns")  # 0 and '0' both name '0'
+            return pl.DataFrame({_name(k): [_null_if_missing(x) for x in _values(v)] for k, v in items.items()})
         columns = [k for k, v in items.items() if is_column(v)]
         if columns:
             raise ParameterError(f"tabular new data: a dict is one row (a value per column) or columns (a list of values "
@@ -363,15 +383,30 @@ def rows_to_frame(items: Any) -> Any:
         return pl.DataFrame([_missing_as_null(items)])
     if is_pandas(items, "Series"):
         return pl.DataFrame([_missing_as_null(items.to_dict())])
+    if isinstance(items, (list, tuple)) and items and all(is_pandas(r, "Series") for r in items):
+        return pl.DataFrame([_missing_as_null(r.to_dict()) for r in _same_index_rows(items)])
     if isinstance(items, (list, tuple)) and not all(isinstance(r, dict) for r in items):
         kinds = sorted({type(r).__name__ for r in items})
         raise ParameterError(f"tabular new data: give a DataFrame, a path, a dict row ({{column: value}}), a dict of "
-                             "columns, a pandas Series or a list of dict rows; got a "
+                             "columns, a pandas Series or a list of dict rows or of Series; got a "
                              f"{type(items).__name__} of {', '.join(kinds[:4]) if items else 'nothing'} (values without "
                              "their column names: a row needs them, as in dict(zip(columns, values))).")
     if isinstance(items, (list, tuple)):
         return pl.DataFrame([_missing_as_null(r) for r in items])
     return items
+
+
+def _same_index_rows(rows: Sequence[Any]) -> Sequence[Any]:
+    """``rows`` (pandas Series, each a row as ``df.iloc[i]`` gives it, its column names in its index), checked to
+    name the same columns: a row naming others would make columns missing in the rows before it."""
+    first = set(rows[0].index)
+    for i, r in enumerate(rows[1:], start=1):
+        if set(r.index) != first:
+            lacks, extra = sorted(map(str, first - set(r.index))), sorted(map(str, set(r.index) - first))
+            raise ParameterError(f"tabular new data: the Series at position {i} of the list names other columns than "
+                                 f"the first one: it lacks {lacks[:5]} and adds {extra[:5]}; give every row the same "
+                                 "columns (rows of one DataFrame: df.iloc[i]), or give a DataFrame")
+    return rows
 
 
 def _values(v: Any) -> list:
@@ -380,8 +415,16 @@ def _values(v: Any) -> list:
 
 def _missing_as_null(row: dict) -> dict:
     """A row's missing values (pandas' NaN, NA and NaT, which a text column holds as a float or a marker) as None,
-    so a missing category is missing, not the text 'NaN' or a column of floats."""
-    return {k: _null_if_missing(v) for k, v in row.items()}
+    so a missing category is missing, not the text 'NaN' or a column of floats; its names as :func:`_name` gives
+    them."""
+    check_unique_columns([_name(k) for k in row], "row")  # 0 and '0' both name column '0'
+    return {_name(k): _null_if_missing(v) for k, v in row.items()}
+
+
+def _name(k: Any) -> Any:
+    """A row's column name as a table's: one that is not text (the 0, 1, 2 of ``pd.DataFrame(array)``, a row of it
+    a Series with an integer index) is its text, ``'0'``, as a pandas frame's columns are named when it is read."""
+    return k if isinstance(k, str) else str(k)
 
 
 def _null_if_missing(v: Any) -> Any:
@@ -655,7 +698,8 @@ def show_rows(processor: TabularProcessor, frame: pl.DataFrame, max_n: int, who:
     from pipekit.data.plotting import show_table
 
     n = check_positive_int(who, "max_n", max_n)
-    cols = [c for c in processor.cat_names_ + processor.cont_names_ + processor.y_names if c in frame.columns]
+    have = set(frame.columns)
+    cols = [c for c in processor.cat_names_ + processor.cont_names_ + processor.y_names if c in have]
     show_table(processor.decode(frame.head(n).select(cols), units=True), name="tabular_rows")
 
 
@@ -995,26 +1039,28 @@ def _check_processed_frame(frame: pl.DataFrame, processor: TabularProcessor, whe
     continuous column no FillMissing fills keeps the data's missing values, which a gradient-boosted model reads). A code past its
     classes, or a null one, failed inside the model at fit, a text or null ``is_valid`` inside NumPy, and a NaN
     input stopped training as if the learning rate were too high."""
+    schema = frame.schema  # read once: a wide frame rebuilds it on every access
+
     def bad(column: str, problem: str) -> ExportError:
         return ExportError(f"{where!r}: column {column!r} {problem}; the file is damaged or was not written by "
                            "Tabular.save or process_to_parquet")
 
     def refuse_missing(column: str, finite: bool = False) -> None:
         missing = pl.col(column).is_null()
-        if finite and frame.schema[column].is_float():
+        if finite and schema[column].is_float():
             missing = missing | ~pl.col(column).is_finite()
         n, row = frame.select(missing.sum().alias("n"), missing.arg_true().first().alias("row")).row(0)
         if n:
             what = "missing or non-finite value(s) (null, NaN or inf)" if finite else "missing value(s) (null)"
             raise bad(column, f"holds {n} {what}, first at row {row}, where processing leaves none")
 
-    if frame.schema[VALID_COLUMN] != pl.Boolean:
-        raise bad(VALID_COLUMN, f"must be true or false (Boolean), is {frame.schema[VALID_COLUMN]}")
+    if schema[VALID_COLUMN] != pl.Boolean:
+        raise bad(VALID_COLUMN, f"must be true or false (Boolean), is {schema[VALID_COLUMN]}")
     refuse_missing(VALID_COLUMN)
-    if _SPLIT_POSITION in frame.columns:
-        if not frame.schema[_SPLIT_POSITION].is_integer():
+    if _SPLIT_POSITION in schema:
+        if not schema[_SPLIT_POSITION].is_integer():
             raise bad(_SPLIT_POSITION, f"must hold each row's position in its split (integers), is "
-                                       f"{frame.schema[_SPLIT_POSITION]}")
+                                       f"{schema[_SPLIT_POSITION]}")
         refuse_missing(_SPLIT_POSITION)
         position, valid = frame[_SPLIT_POSITION].to_numpy(), frame[VALID_COLUMN].to_numpy()
         for name, rows in (("training", position[~valid & (position >= 0)]), ("validation", position[valid])):
@@ -1028,9 +1074,9 @@ def _check_processed_frame(frame: pl.DataFrame, processor: TabularProcessor, whe
     for role, names in (("categorical", processor.cat_names_), ("continuous", processor.cont_names_),
                         ("target", y_names)):
         for c in names:
-            if c not in frame.columns:
+            if c not in schema:
                 raise bad(c, f"is missing: the processing makes this {role} column (columns: {frame.columns[:12]})")
-            dtype = frame.schema[c]
+            dtype = schema[c]
             n = len(classes[c]) if role == "categorical" and c in classes else \
                 len(y_vocab) if role == "target" and isinstance(y_vocab, list) else None
             if n is not None:
@@ -1063,6 +1109,7 @@ def pandas_index_of(source: Any, n_rows: int) -> Any:
 def new_rows(processor: TabularProcessor, source: Any) -> TabularSplit:
     """New rows (``source``: a table, a path, a dict row, a pandas Series or a list of dict rows) processed by the
     fitted ``processor`` as one split, ``new``; its ``.xs`` is pandas for a pandas DataFrame, labelled as its rows."""
+    check_fork_safe("new_rows")
     frame = process_new(processor, source)
     return TabularSplit(frame, processor, None, "new", pandas_index_of(source, len(frame)))
 

@@ -125,7 +125,9 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     with their row numbers: a DataError with ``errors="raise"``, a warning and nulls with ``errors="null"``.
     A column mixing values with and without a UTC offset is refused.
 
-    ``prefix`` defaults to the column name without a trailing "date"/"Date" (``Date`` -> ``Year``, ...).
+    ``prefix`` defaults to the column name without a trailing "date"/"Date" (``Date`` -> ``Year``, ...). A part
+    named as a column the table already has (a user's own ``saleYear``, or the parts of an earlier call) is refused
+    with a DataError naming the columns: rename them, drop them, or give another ``prefix``; nothing is overwritten.
 
     The result is the caller's kind of frame: a pandas DataFrame gives a new pandas DataFrame (its index and its
     other columns' types kept; ``df`` itself is not changed, so write ``df = add_datepart(df, ...)``), a Polars
@@ -153,6 +155,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     if field_name not in schema:
         raise DataError(f"add_datepart: column {field_name!r} is not in the data; "
                         f"{unknown_names([field_name], list(schema))}.")
+    pre = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
+    _refuse_taken_parts(field_name, pre, time, list(schema), "Polars")
     dtype = schema[field_name]
     tmp: list[str] = []
     if dtype == pl.String or isinstance(dtype, (pl.Categorical, pl.Enum)):
@@ -168,7 +172,6 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         elapsed = col.dt.epoch("s")
     else:
         raise DataError(f"add_datepart: column {field_name!r} has type {dtype}; expected a date, datetime or text.")
-    pre = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
     # a missing date (or one that did not parse) makes every number part a float, null where the date is
     missing = bool(collect(frame.select(col.is_null().any().alias("m")))["m"][0])
     month, day = col.dt.month(), col.dt.day()
@@ -206,11 +209,38 @@ def _add_datepart_pandas(df: Any, field_name: str, prefix: str | None, drop: boo
     if field_name not in df.columns:
         raise DataError(f"add_datepart: column {field_name!r} is not in the data; "
                         f"{unknown_names([field_name], list(df.columns))}.")
+    pre = re.sub("[Dd]ate$", "", field_name) if prefix is None else prefix
+    _refuse_taken_parts(field_name, pre, time, [str(c) for c in df.columns], "pandas")
     parts = add_datepart(read_frame(df[[field_name]]), field_name, prefix, True, time, format, errors)
     new = to_pandas(parts, df.index)
     base = df.drop(columns=[field_name] if drop else [])
-    base = base.drop(columns=[c for c in new.columns if c in base.columns])  # a part recomputed replaces the old
     return pd.concat([base, new], axis=1)
+
+
+#: the parts ``add_datepart`` makes, after their prefix; the time ones with ``time=True``
+_DATE_PARTS = ("Year", "Month", "Week", "Day", "Dayofweek", "Dayofyear", "Is_month_end", "Is_month_start",
+               "Is_quarter_end", "Is_quarter_start", "Is_year_end", "Is_year_start")
+_TIME_PARTS = ("Hour", "Minute", "Second")
+
+
+def _refuse_taken_parts(field_name: str, pre: str, time: bool, columns: Sequence[str], kind: str) -> None:
+    """Refuse to write a date part (``pre`` + ``Year``, ...) over a column the table already has: a user's
+    ``saleYear`` holding other values would be replaced without a word (as FillMissing refuses an ``_na`` flag
+    over a user's column). ``kind``: "pandas" or "Polars", the frame whose renaming the error shows."""
+    names = [pre + p for p in _DATE_PARTS + (_TIME_PARTS if time else ()) + ("Elapsed",)]
+    have = set(columns)
+    taken = [c for c in names if c in have]
+    if not taken:
+        return
+    c = taken[0]
+    rename = (f"df.rename(columns={{{c!r}: {c + '_given'!r}}})" if kind == "pandas"
+              else f"df.rename({{{c!r}: {c + '_given'!r}}})")
+    drop = f"df.drop(columns={taken})" if kind == "pandas" else f"df.drop({taken})"
+    raise DataError(f"add_datepart: column {field_name!r} gives the date part column(s) {taken}, but the table "
+                    f"already has column(s) of those names, which would be overwritten; rename them ({rename}) or "
+                    f"give the parts another prefix (add_datepart(df, {field_name!r}, prefix={(pre or field_name) + '_'!r})). "
+                    f"Where they are the parts of an earlier add_datepart of {field_name!r}, drop them first "
+                    f"({drop}).")
 
 
 def to_pandas(frame: pl.DataFrame, index: Any) -> Any:

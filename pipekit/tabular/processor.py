@@ -196,9 +196,23 @@ def typed_classes(vocab: Sequence[Any], kind: str) -> list[Any]:
 
 
 def column_names(names: Any) -> Any:
-    """Column names given as one name, a list or None, as a list (anything else is left for the check)."""
-    return [] if names is None else [names] if isinstance(names, str) else list(names) \
-        if isinstance(names, (list, tuple)) else names
+    """Column names given as one name, a list or None, as a list (anything else is left for the check). A name
+    given as an integer (the columns of ``pd.DataFrame(array)`` are 0, 1, 2, ...) is its text, ``'0'``: a pandas
+    frame's columns are named so as they become a table's, and a row's (a Series, a dict) as it is read.
+
+    >>> column_names([0, "age", np.int64(2)]), column_names(3), column_names(None)
+    (['0', 'age', '2'], ['3'], [])
+    """
+    if names is None:
+        return []
+    if isinstance(names, str) or _integer_name(names):
+        names = [names]
+    return [str(c) if _integer_name(c) else c for c in names] if isinstance(names, (list, tuple)) else names
+
+
+def _integer_name(c: Any) -> bool:
+    """Whether ``c`` is a column name given as an integer (a bool is not one)."""
+    return isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_))
 
 
 def _table_proc(p: Any) -> Any:
@@ -365,6 +379,10 @@ class TabularProcessor(Component):
                          "the file may separate its columns with "
                          "another character than a comma; read it with that separator (e.g. "
                          "pl.read_csv(path, separator=';')) and pass the frame")
+        numbers = [c for c in gone if c.isdigit()]
+        if numbers and not hints:
+            hints.append(f"a column name given as an integer ({numbers[0]}) is read as its text ({numbers[0]!r}), as a "
+                         "pandas frame's integer column names (pd.DataFrame(array)) are; name columns of the data")
         parts = [c for c in gone if _DATE_PART.fullmatch(c)]
         if parts and not hints:
             hints.append(f"{parts[:6]} may be the parts add_datepart makes of a date: call add_datepart on the new "
@@ -382,6 +400,11 @@ class TabularProcessor(Component):
             _check_numbers(frame, [c for c in self.cont_names if _is_text(schema[c])])
         exprs, wide = [], []
         float64 = set(vars(self).get("cont_float64_") or ())
+        nans: set[str] = set()  # float columns of an eager frame holding NaN, found in one pass
+        if isinstance(frame, pl.DataFrame):
+            floats = [c for c in self.cont_names if schema[c].is_float()]
+            if floats:
+                nans = {c for c, n in zip(floats, frame.select(pl.col(c).is_nan().any() for c in floats).row(0)) if n}
         for c in self.cont_names:
             dt = schema[c]
             to = pl.Float64 if c in float64 else pl.Float32
@@ -395,7 +418,7 @@ class TabularProcessor(Component):
             elif dt.is_float():
                 if dt != pl.Float32:
                     wide.append(c)
-                if dt != to or not isinstance(frame, pl.DataFrame) or frame[c].is_nan().any():
+                if dt != to or not isinstance(frame, pl.DataFrame) or c in nans:
                     exprs.append(pl.col(c).cast(to).fill_nan(None).alias(c))  # else already what the procs need
             elif dt.is_numeric() or dt == pl.Boolean:  # no NaN to look for
                 exprs.append(pl.col(c).cast(to).alias(c))
@@ -544,7 +567,8 @@ class TabularProcessor(Component):
     def fit_transform(self, items: pl.DataFrame, train_mask: np.ndarray) -> pl.DataFrame:
         """Fit on the rows where ``train_mask`` is true, return every row processed (inputs and targets)."""
         self._check_targets(items)
-        text = [c for c in dict.fromkeys(self.cat_names + self.y_names) if items.schema[c] == pl.String]
+        schema = items.schema
+        text = [c for c in dict.fromkeys(self.cat_names + self.y_names) if schema[c] == pl.String]
         out = self._fit(items.with_columns(aligned_series(_SPLIT_COL, np.asarray(train_mask, dtype=bool), items)),
                         pl.col(_SPLIT_COL), text=text)
         self._check_unseen_labels(items, out)
@@ -633,10 +657,11 @@ class TabularProcessor(Component):
         """Warn about a categorical column with missing values in new rows (``where``: the validation rows as a
         Tabular is split) that had none in the training rows: the model reads them as ``#na#``, a code it never
         learned from, and its predictions for those rows shift."""
-        cols = [c for c in self.cat_complete_ if c not in said and c in frame.columns]
+        schema = frame.schema  # read once: a wide frame rebuilds it on every access
+        cols = [c for c in self.cat_complete_ if c not in said and c in schema]
         if not cols or not len(frame):
             return
-        counts = frame.select([present(c, frame.schema[c]).not_().sum().alias(c) for c in cols]).row(0)
+        counts = frame.select([present(c, schema[c]).not_().sum().alias(c) for c in cols]).row(0)
         new = {c: int(n) for c, n in zip(cols, counts) if n}
         if new:
             warn(f"Categorify: categorical column(s) with no missing values in training have missing values {where} "
@@ -664,11 +689,12 @@ class TabularProcessor(Component):
             out = self.decode(pl.from_pandas(frame), units).to_pandas()
             out.index = frame.index
             return out
+        have = set(frame.columns)
         if units:
             frame = frame.with_columns(pl.Series(c, denormalize(frame[c].to_numpy(), m, s))
-                                       for c, (m, s) in self.cont_stats_.items() if c in frame.columns)
+                                       for c, (m, s) in self.cont_stats_.items() if c in have)
         vocabs: dict[str, tuple[list[Any], pl.DataType]] = {c: (v, pl.String()) for c, v in self.classes_.items()
-                                                            if c in frame.columns}
+                                                            if c in have}
         classes = self.y_classes_
         if self.y_kind_ == "category" and classes is not None and self.y_names[0] in frame.columns:
             vocabs[self.y_names[0]] = (classes, CLASS_TYPES[self.y_type][0])

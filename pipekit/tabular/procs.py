@@ -417,8 +417,9 @@ class FillMissing(TabularProc):
     def _unflagged_missing(self, frame: pl.DataFrame) -> dict[str, int]:
         """Per column with no missing values in training (so no ``_na`` flag): its nulls and NaN in ``frame``."""
         self.check_is_fitted()
-        cols = [c for c in self.columns_ if c not in self.na_columns_ and c in frame.columns]
-        counts = frame.select([(pl.col(c).is_null() | pl.col(c).is_nan()).sum() if frame.schema[c].is_float()
+        schema, flagged = frame.schema, set(self.na_columns_)  # read once: a wide frame rebuilds it per access
+        cols = [c for c in self.columns_ if c not in flagged and c in schema]
+        counts = frame.select([(pl.col(c).is_null() | pl.col(c).is_nan()).sum() if schema[c].is_float()
                                else pl.col(c).null_count() for c in cols]).row(0) if cols else ()
         return {c: int(n) for c, n in zip(cols, counts) if n}
 
@@ -426,7 +427,8 @@ class FillMissing(TabularProc):
         for c, n in self._unflagged_missing(frame).items():  # null or NaN (inf is reported below)
             warn(f"FillMissing: column {c!r} had no missing values in training but has {n} here; "
                  f"filled with {self.fill_values_[c]!r} (training {self.strategy}).")
-        nums = {c: e for c in self.columns_ if c in frame.columns and (e := _as_number(c, frame.schema[c])) is not None}
+        schema = frame.schema
+        nums = {c: e for c in self.columns_ if c in schema and (e := _as_number(c, schema[c])) is not None}
         if not nums:
             return
         infs = frame.select([e.is_infinite().sum().alias(c) for c, e in nums.items()]).row(0)
@@ -785,9 +787,10 @@ class Categorify(TabularProc):
     def unseen(self, frame: pl.DataFrame) -> dict[str, int]:
         """Per categorical column of ``frame``: how many values were never seen in training (they become #na#)."""
         self.check_is_fitted()
-        cols = [c for c in self.classes_ if c in frame.columns]
+        schema = frame.schema
+        cols = [c for c in self.classes_ if c in schema]
         # looked up as encoding looks them up (a float 13.0 is the training id 13)
-        counts = frame.select([(present(c, frame.schema[c]) & self.encode_values(c, self.classes_[c], frame.schema[c])
+        counts = frame.select([(present(c, schema[c]) & self.encode_values(c, self.classes_[c], schema[c])
                                 .is_null()).sum().alias(c) for c in cols]).row(0) if cols else ()
         return {c: int(n) for c, n in zip(cols, counts)}
 
@@ -800,10 +803,11 @@ class Categorify(TabularProc):
         an id or a count made categorical meets values past the training rows under a time split). Read from the
         codes already made: a present value coded 0 was never seen in training."""
         self.check_is_fitted()
-        cols = [c for c in self.classes_ if c in raw.columns and c in out.columns]
+        schema, made = raw.schema, set(out.columns)
+        cols = [c for c in self.classes_ if c in schema and c in made]
         if not cols or not len(raw):
             return
-        held = raw.select([present(c, raw.schema[c]).alias(c) for c in cols])
+        held = raw.select([present(c, schema[c]).alias(c) for c in cols])
         for c in cols:
             unseen = held[c] & (out[c] == 0)
             n = int(unseen.sum())

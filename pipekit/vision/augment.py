@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import Interval, Is, Options, check, env_positive_int
 from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, MAX_LIGHTING, PAD_MODES, PROBABILITY, RATIO,
                                      crop_matrices, eye_stack, pixel_matrices, size2, size_param)
@@ -338,7 +338,7 @@ def thread_pool() -> ThreadPoolExecutor:
 
     Without $PIPEKIT_AUG_THREADS: at most 8 and at most ``torch.get_num_threads()``, so torch.set_num_threads limits it."""
     global _POOL, _POOL_SIZE
-    n = int(os.environ.get("PIPEKIT_AUG_THREADS", 0)) or max(1, min(8, os.cpu_count() or 1, torch.get_num_threads()))
+    n = env_positive_int("PIPEKIT_AUG_THREADS") or max(1, min(8, os.cpu_count() or 1, torch.get_num_threads()))
     with _POOL_LOCK:
         if _POOL is None or _POOL_SIZE != n:
             # the pool replaced is not shut down: a batch still using it finishes; its threads end when it is let go

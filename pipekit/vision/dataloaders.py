@@ -31,7 +31,7 @@ from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, Data
 from pipekit.data.datablock import check_loader_kwargs
 from pipekit.data.getters import check_split_folders
 from pipekit.data.splitters import VALID_PCT, VALID_PCT_OR_NONE
-from pipekit.data.items import one_type_column, read_csv_table, table_column, to_items
+from pipekit.data.items import one_type_column, path_frame, read_csv_table, table_column, to_items
 from pipekit.vision.blocks import IMAGE_CLASSES, ImageBlock, MaskBlock
 
 __all__ = ["ImageDataLoaders", "SegmentationDataLoaders"]
@@ -267,7 +267,7 @@ class ImageDataLoaders:
             raise ParameterError(f"from_lists: {len(files)} files but {len(labels)} labels; give one label per file")
         if y_block is None:
             y_block = MultiCategoryBlock if labels and isinstance(labels[0], (list, tuple)) else CategoryBlock
-        items = pl.DataFrame([pl.Series("path", [str(f) for f in files], dtype=pl.String),
+        items = pl.DataFrame([path_frame(files).to_series(),  # a name UTF-8 cannot hold: named, with the fix
                               one_type_column("label", labels, "from_lists: the labels hold")])
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), y_block), get_x=ColReader("path"),
                            get_y=ColReader("label"), splitter=RandomSplitter(valid_pct, seed=seed),

@@ -14,10 +14,11 @@ import torch
 
 from pipekit.core.errors import NotFittedError, ParameterError, warn
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import BOOL, Interval, check_state
+from pipekit.core.validate import BOOL, Interval, check_state, env_flag
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.data.progress import Shown, Slot, html_table, in_notebook, progress_bar, progress_enabled
+from pipekit.data.progress import (Shown, Slot, check_progress_settings, html_table, in_notebook, progress_bar,
+                                   progress_enabled)
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
 from pipekit.metrics import Metric
@@ -46,6 +47,7 @@ class TrainEvalCallback(Callback):
     order = -20  # first: every other callback reads the mode and the position in training
 
     def before_fit(self) -> None:
+        check_progress_settings()  # a bad PIPEKIT_QUIET/PIPEKIT_PROGRESS stops the fit here, whatever prints later
         learn = self.learn
         n_iter = len(learn.dls.train)
         learn.train_iter = learn.start_epoch * n_iter
@@ -190,6 +192,7 @@ class Recorder(Callback):
     # get_preds) leaves what the last fit recorded as it was: only before_validate and after_batch act there, for
     # validate's row
     def before_fit(self) -> None:
+        check_progress_settings()  # as TrainEvalCallback does, for a fit run without it
         self.check_params()  # train_metrics / valid_metrics may have been set since
         self.ema_, self.n_smoothed_ = 0.0, 0
         self.metrics = list(self.learn.metrics)
@@ -524,7 +527,7 @@ class ProgressCallback(Callback):
         self._in_fit = True
         self._header_done = False
         # one table for the job, not one per process
-        self._quiet = os.environ.get("PIPEKIT_QUIET") == "1" or not self.show_table or not is_main_process()
+        self._quiet = env_flag("PIPEKIT_QUIET") or not self.show_table or not is_main_process()
         # in a notebook: the table as HTML in one output, redrawn after each epoch, and the bar in one below it
         self._notebook = in_notebook()
         self._table: Slot | None = Slot() if self._notebook and not self._quiet else None
