@@ -95,6 +95,21 @@ def out_folder(text: str) -> Path:
     return folder
 
 
+
+def out_file(text: str) -> Path:
+    """An argparse ``type=`` for an option naming a file to write: an existing folder of that name, or a path whose
+    folder cannot be made (a file stands where a folder above it would go), is refused before the command does any
+    work. The folder itself is made by the writer; suffixes are the caller's to check."""
+    file = Path(text).expanduser()
+    if file.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file: give a file to write to (a file in that "
+                                         f"folder: {file / 'NAME'})")
+    above = next((p for p in file.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {str(above)!r} is a file, so the folder "
+                                         f"{str(file.parent)!r} cannot be made; give a file in a folder")
+    return file
+
 def _run_main(path: Path, argv: list[str], own_folder: bool = True, name: str | None = None) -> int:
     """Run the script at ``path`` as ``__main__`` with ``sys.argv`` and ``sys.path`` as if it had been started by
     itself (``python path``): with ``own_folder``, its folder first on the path, so it imports the modules beside
@@ -490,7 +505,10 @@ def _takes(learn: Any) -> str:
 def folder_files(learn: Any, folder: Path) -> list[Path]:
     """The files in ``folder`` and its folders that ``learn`` takes (images for an image model, tables for a
     table model, .txt files for a text model; any file for a model of another kind), hidden ones left out, in
-    order of their path."""
+    order of their path. A link whose target lies outside ``folder`` is left out too, with one warning naming each
+    (a link to a file inside it is kept): giving a folder predicts what is in it, never a file it points elsewhere at."""
+    from pipekit.core.errors import warn
+    from pipekit.core.validate import names_shown
     from pipekit.data.getters import IMAGE_EXTENSIONS
     from pipekit.data.items import table_kind
 
@@ -502,8 +520,20 @@ def folder_files(learn: Any, folder: Path) -> list[Path]:
             return suffix != ".txt" and table_kind(p) is not None
         return {"text": suffix == ".txt", "image": suffix in IMAGE_EXTENSIONS}.get(kind or "", True)
 
-    return sorted(p for p in folder.rglob("*") if p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts) and takes(p))
+    root = folder.resolve()
+    found, outside = [], []
+    for p in sorted(folder.rglob("*")):  # rglob does not go into linked folders: only p itself may be a link
+        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(folder).parts) or not takes(p):
+            continue
+        if p.is_symlink() and not p.resolve().is_relative_to(root):
+            outside.append(f"{p.relative_to(folder)} -> {os.readlink(p)}")
+        else:
+            found.append(p)
+    if outside:
+        with said_warnings(f"pipekit predict: {folder}"):
+            warn(f"skipped {len(outside)} link(s) to files outside the folder: {names_shown(outside)}; copy a file "
+                 f"into {folder} (or give its path) to predict it")
+    return found
 
 
 def _load_predictor(model: Path) -> Any:

@@ -112,7 +112,8 @@ def fit_and_report(args: argparse.Namespace, out: Path) -> dict:
     scores = dict(zip(names, map(float, ens.report_["accuracy"].to_list()[:-1])))
     best = max(scores.values())
     weighted = ens.score(tab.valid)
-    assert weighted >= best, "greedy selection keeps the best prefix: never below the best member"
+    if not weighted >= best:
+        raise SystemExit("greedy selection keeps the best prefix: never below the best member")
 
     # 2. honest check: early-stop the GBMs and select on half A of valid, report on half B (never seen)
     v = as_data(tab.valid)
@@ -133,7 +134,8 @@ def fit_and_report(args: argparse.Namespace, out: Path) -> dict:
     # 3. export the whole ensemble with its procs, load it back and check it predicts the same
     file = ens.export(out / "adult_weighted.pipekit")
     back = load_model(file)
-    assert np.allclose(back.predict(tab.valid), ens.predict(tab.valid), atol=1e-6)
+    if not np.allclose(back.predict(tab.valid), ens.predict(tab.valid), atol=1e-6):
+        raise SystemExit("the exported weighted ensemble predicts differently from the fitted one")
 
     # 4. the honest ensemble: bagged members, weights and a second layer chosen on out-of-fold predictions of
     #    the training rows only; the validation rows are scored, never used
@@ -153,7 +155,8 @@ def fit_and_report(args: argparse.Namespace, out: Path) -> dict:
     back_auto_file = auto.export(out / "adult_fit_ensemble.pipekit")
     back_auto = load_model(back_auto_file)
     raw = pl.read_csv(path("adult_sample") / "adult.csv").drop("salary")[tab.valid_idx[:100].tolist()]
-    assert np.allclose(back_auto.predict(back_auto.process(raw)), auto.predict(tab.valid)[:100], atol=1e-9)
+    if not np.allclose(back_auto.predict(back_auto.process(raw)), auto.predict(tab.valid)[:100], atol=1e-9):
+        raise SystemExit("the exported fit_ensemble ensemble predicts differently from the fitted one")
 
     res = {"members": scores, "mean_rf_gbm_net": float(mean.score(tab.valid)), "weighted": float(weighted),
            "weights": dict(zip(names, ens.weights_.tolist())), "heldout_members": held,

@@ -23,6 +23,7 @@ ensembles with it:
 
     pipekit run imdb_sample            # full run (about 7 minutes on one CPU core)
     pipekit run imdb_sample --quick    # a smoke run for tests
+    pipekit run imdb_sample --out DIR  # also keep the figures and per-review probabilities in DIR/result.json
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pipekit.cli import positive_int, recipe_parser
+from pipekit.cli import out_folder, positive_int, recipe_parser
 import pipekit.datasets as D
+from pipekit.core.archive import atomic_write_bytes
+from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter, set_seed
 from pipekit.learn import accuracy, perplexity
@@ -81,7 +84,8 @@ def train_classifier(train: pl.DataFrame, test: pl.DataFrame, args: argparse.Nam
     probs, targs = clf.get_preds()
     classes = list(dls.vocab[1])  # a text classifier's dls.vocab: the tokens, then the classes
     labels = np.array(classes)[targs.numpy()]
-    assert (labels == test["label"].to_numpy()).all(), "predictions are not in table order"
+    if not (labels == test["label"].to_numpy()).all():
+        raise SystemExit("predictions are not in table order")
     return probs[:, classes.index("positive")].numpy()
 
 
@@ -114,9 +118,11 @@ def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int |
          emb: int | None = None, hid: int | None = None, layers: int = 2, max_vocab: int = 3000,
          clf_max_vocab: int = 60000, folds: int | None = None, out: str | Path | None = None) -> dict:
     """Run every stage and report; the options are the command line's (``pipekit run imdb_sample --quick --out
-    r.json`` is ``main(quick=True, out="r.json")``); lm_epochs, clf_epochs, emb, hid and folds left None are 6,
+    DIR`` is ``main(quick=True, out="DIR")``); lm_epochs, clf_epochs, emb, hid and folds left None are 6,
     10, 64, 128 and 5, or with ``quick`` 1, 1, 24, 48 and 2 (an option given wins). ``threads``: torch's CPU
-    threads; ``out``: a JSON file to write the figures in. The figures are returned."""
+    threads; ``out``: the folder (made when missing) to keep result.json in, the figures and the per-review
+    probabilities, written last, so a folder without it holds a run that did not finish. The figures are returned."""
+    folder = None if out is None else _out_folder(out)
     given = {"lm_epochs": lm_epochs, "clf_epochs": clf_epochs, "emb": emb, "hid": hid, "folds": folds}
     chosen = {k: v if v is not None else QUICK[k][1 if quick else 0] for k, v in given.items()}
     check("imdb_sample", folds=(chosen["folds"], Interval(2, None, integer=True,
@@ -181,23 +187,38 @@ def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int |
            "stacking_coefs": {"baseline": w_lin, "classifier": w_nn, "intercept": float(meta.intercept_[0])},
            "tfidf_logreg_accuracy": base_acc, "minutes": minutes, "quick": args.quick, "config": cfg,
            "lm_epochs": args.lm_epochs, "clf_epochs": args.clf_epochs, "folds": args.folds}
-    if args.out:  # the per-review probabilities go with the figures, for later analysis
-        Path(args.out).write_text(json.dumps({**res, "classifier_p_positive": p_nn.round(4).tolist(),
+    if folder is not None:  # the per-review probabilities go with the figures, for later analysis
+        atomic_write_bytes(folder / "result.json", json.dumps({**res, "classifier_p_positive": p_nn.round(4).tolist(),
                                               "baseline_p_positive": base_proba.round(4).tolist(),
                                               "stacked_p_positive": p_stack.tolist(), "fold": fold.tolist(),
                                               "oof_classifier_p_positive": oof_nn.tolist(),
                                               "oof_baseline_p_positive": oof_lin.tolist(),
                                               "baseline_p_positive_full": base_proba.tolist(),
-                                              "classifier_p_positive_full": p_nn.tolist()}, indent=1))
+                                              "classifier_p_positive_full": p_nn.tolist()}, indent=1).encode())
     print(f"result: classifier accuracy {nn_acc:.4f} (mean of {args.folds} fold classifiers; single ones "
           f"{min(single):.3f}-{max(single):.3f}); ensembles with TF-IDF+LR: mean {mean_acc:.4f}, stacked (fitted on "
           f"out-of-fold predictions of training reviews) {stack_acc:.4f}; TF-IDF+LR baseline {base_acc:.4f}, "
           f"stacked alone {solo_acc:.4f} (LM accuracy {lm_acc:.3f}, perplexity {lm_ppl:.1f}; {minutes:.1f} min)")
+    if folder is not None:
+        print(f"figures written to {folder / 'result.json'}")
     return res
 
 
+def _out_folder(out: str | Path) -> Path:
+    """``out`` as the folder to write result.json in, checked and made before anything runs (a file of that name is
+    refused), with a previous run's result.json removed: until this run writes its own, the folder does not look
+    complete."""
+    try:
+        folder = out_folder(str(out))
+    except argparse.ArgumentTypeError as e:
+        raise ParameterError(f"imdb_sample: out={e}") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").unlink(missing_ok=True)
+    return folder
+
+
 if __name__ == "__main__":
-    ap = recipe_parser(__file__, __doc__.splitlines()[0])
+    ap = recipe_parser(__file__, __doc__ and __doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a subset, tiny model, one epoch per stage (for tests): "
                     "--lm-epochs 1 --clf-epochs 1 --emb 24 --hid 48 --folds 2 unless given")
     ap.add_argument("--seed", type=int, default=42)
@@ -216,7 +237,9 @@ if __name__ == "__main__":
     ap.add_argument("--clf-max-vocab", type=int, default=60000, help="the classifier's own vocab (training reviews)")
     ap.add_argument("--folds", type=int, default=None, help="classifiers, each fitted on k-1 folds of the training "
                     "reviews; also gives the out-of-fold predictions (default 5, at least 2)")
-    ap.add_argument("--out", type=str, default=None, help="write the figures as JSON here")
+    ap.add_argument("--out", type=out_folder, default=None,
+                    help="folder to keep result.json in (the figures and per-review probabilities), made when missing; "
+                         "written last, when the run finished")
     a = ap.parse_args()
     if a.folds is not None and a.folds < 2:
         ap.error("--folds must be at least 2 (the stacked ensemble needs out-of-fold predictions)")

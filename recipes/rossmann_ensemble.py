@@ -21,8 +21,10 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.cli import recipe_parser
+from pipekit.cli import out_folder, recipe_parser
 from pipekit.backends import GBM, RandomForest, as_data
+from pipekit.core.archive import atomic_write_bytes
+from pipekit.core.errors import ParameterError
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import TimeSplitter
 from pipekit.datasets import path
@@ -80,13 +82,20 @@ def dataloaders():
 
 def main(quick: bool = False, epochs: int = 5, seed: int = 0, n_jobs: int = 1, out: str | Path | None = None) -> dict:
     """Fit, explain and report; the options are the command line's (``pipekit run rossmann_ensemble --quick --out
-    DIR`` is ``main(quick=True, out="DIR")``). ``out``: the folder to keep the plots and the result record in (None:
-    a temporary folder, removed at the end). The result record is returned."""
+    DIR`` is ``main(quick=True, out="DIR")``). ``out``: the folder to keep the plots and result.json in, made when
+    missing (None: a temporary folder, removed at the end); result.json is written last, so a folder without it holds
+    a run that did not finish. The result record is returned."""
     args = argparse.Namespace(quick=quick, epochs=epochs, seed=seed, n_jobs=n_jobs)
     if out is None:
         with tempfile.TemporaryDirectory(prefix="pipekit_rossmann_ensemble_") as tmp:
             return fit_and_explain(args, Path(tmp))
-    return fit_and_explain(args, Path(out), kept=True)
+    folder = Path(out).expanduser()
+    if folder.exists() and not folder.is_dir():  # refused before anything runs
+        raise ParameterError(f"rossmann_ensemble: out={str(out)!r} is a file, not a folder: give a folder to write the "
+                             "plots and result.json in")
+    # a previous run's record goes first: until this run writes its own, the folder does not look complete
+    (folder / "result.json").unlink(missing_ok=True)
+    return fit_and_explain(args, folder, kept=True)
 
 
 def fit_and_explain(args: argparse.Namespace, out: Path, kept: bool = False) -> dict:
@@ -163,7 +172,7 @@ def fit_and_explain(args: argparse.Namespace, out: Path, kept: bool = False) -> 
            "ood_auc": ood.auc, "ood_separating": ood.separating(5), "top_permutation": imp["feature"][:5].to_list(),
            "pruned_dropped": pruned.dropped, "pruned_rmspe": [pruned.score_before, pruned.score_after],
            "plots": plots, "seconds": time.perf_counter() - t0, "quick": args.quick}
-    (out / "result.json").write_text(json.dumps(res, indent=1))
+    atomic_write_bytes(out / "result.json", json.dumps(res, indent=1).encode())
     print(f"result: rossmann_sample valid RMSPE GBM {scores['gbm']:.4f}, RF {scores['rf']:.4f}, net {scores['net']:.4f}, "
           f"WeightedEnsemble {weighted:.4f} (weights {np.round(ens.weights_, 2).tolist()}); later-half check: "
           f"ensemble {late_ens:.4f} vs best member {min(late_members.values()):.4f}; out-of-domain AUC {ood.auc:.3f} "
@@ -177,8 +186,9 @@ if __name__ == "__main__":
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
-    ap.add_argument("--out", default=None, help="folder to keep the plots and the result record in (default: a "
-                                                "temporary folder, removed at the end)")
+    ap.add_argument("--out", type=out_folder, default=None,
+                    help="folder to keep the plots and result.json in, made when missing (default: a temporary folder, "
+                         "removed at the end); result.json is written last, when the run finished")
     a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     main(**vars(a))

@@ -25,11 +25,12 @@ def test_imdb_sample_quick(recipe, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PIPEKIT_QUIET", "1")
     n_threads = torch.get_num_threads()
     try:
-        res = recipe.main(quick=True, out=tmp_path / "r.json")
+        res = recipe.main(quick=True, out=tmp_path / "run")
     finally:
         torch.set_num_threads(n_threads)
     out = capsys.readouterr().out
-    assert "result: classifier accuracy" in out.splitlines()[-1]
+    assert "result: classifier accuracy" in out.splitlines()[-2]
+    assert out.splitlines()[-1] == f"figures written to {tmp_path / 'run' / 'result.json'}"
     assert 0.6 < res["tfidf_logreg_accuracy"] <= 1.0
     for k in ("classifier_accuracy", "ensemble_mean_accuracy", "ensemble_stacked_accuracy",
               "oof_classifier_accuracy", "oof_tfidf_logreg_accuracy"):
@@ -44,7 +45,7 @@ def test_imdb_sample_quick(recipe, tmp_path, capsys, monkeypatch):
     # every training review is held out by exactly one fold, and the stacking model refitted on the
     # out-of-fold predictions alone gives the reported validation probabilities: the validation reviews
     # chose nothing
-    rec = json.loads((tmp_path / "r.json").read_text())
+    rec = json.loads((tmp_path / "run" / "result.json").read_text())
     fold = np.array(rec["fold"])
     assert len(fold) == 120 and sorted(np.bincount(fold)) == [60, 60]
     texts = recipe.pl.read_csv(recipe.D.path("imdb_sample") / "texts.csv")

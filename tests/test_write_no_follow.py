@@ -21,6 +21,7 @@ import torch
 import pipekit.core.archive as archive
 import pipekit.datasets as D
 from pipekit.core.archive import atomic_output
+from pipekit.core.errors import ExportError
 from pipekit.data.cache import CacheRebuildWarning, atomic_write_json, read_json
 from pipekit.learn import Learner, load_learner, simple_cnn
 from pipekit.tabular import Tabular, load_pickle, save_pickle
@@ -95,6 +96,13 @@ def test_a_link_at_a_folder_exports_file_is_replaced(small_learner, tmp_path, vi
     target = tmp_path / "model"
     target.mkdir()
     (target / "weights.safetensors").symlink_to(victim)
+    with pytest.raises(ExportError, match=r"holds no pipekit export, yet it holds \['weights.safetensors'\]"):
+        small_learner.export(target)  # not an export's folder: its weights.safetensors is the user's, refused
+    assert victim.read_bytes() == PRECIOUS and (target / "weights.safetensors").is_symlink()
+    (target / "weights.safetensors").unlink()
+    small_learner.export(target)
+    (target / "weights.safetensors").unlink()
+    (target / "weights.safetensors").symlink_to(victim)  # in a previous export: replaced, never written through
     small_learner.export(target)
     assert victim.read_bytes() == PRECIOUS
     assert not (target / "weights.safetensors").is_symlink()

@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+from pipekit.core.archive import atomic_write_bytes
+from pipekit.cli import out_file
 from pipekit.core.errors import ParameterError
 from pipekit.recipe_files import load_recipe, recipe_loaders
 
@@ -56,6 +58,17 @@ def _workers(text: str) -> list[int]:
     return ws
 
 
+def _plot_file(text: str) -> Path:
+    """``--plot``: the file the bar chart is written to (:func:`~pipekit.cli.out_file`, with ``.png`` added to a name
+    without an image suffix), checked before anything is measured."""
+    from pipekit.data.plotting import figure_path
+
+    try:
+        return figure_path(out_file(text))
+    except ParameterError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pipekit bench-loader", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,8 +87,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--rounds", type=_positive, default=3, help="alternating rounds for --workers and --compare")
     ap.add_argument("--warm-epochs", type=_positive, default=2, help="timed warm epochs (as many untimed ones alternate)")
     ap.add_argument("--no-cold", action="store_true", help="use the existing image cache instead of an empty one")
-    ap.add_argument("--json", default=None, help="write every figure to this JSON file")
-    ap.add_argument("--plot", default=None, help="write the profile's bar chart to this PNG")
+    ap.add_argument("--json", type=out_file, default=None,
+                    help="write every figure to this JSON file (its folder is made when missing)")
+    ap.add_argument("--plot", type=_plot_file, default=None,
+                    help="write the profile's bar chart to this PNG (.png is added to a name without an image suffix)")
     return ap
 
 
@@ -98,15 +113,21 @@ def main(argv: list[str] | None = None) -> int:
 
         loaded = recipe_loaders(mod, args.bs, args.workers[0] if args.workers else None, args.seed)
         reference_blocks(loaded[0][0], "bench-loader: --compare reference")
-    if args.json:  # its folder made before anything is measured (as --plot's is), not found missing at the end
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    for option, file in (("--json", args.json), ("--plot", args.plot)):
+        if file is not None:  # its folder made before anything is measured, not found unwritable at the end
+            try:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ParameterError(f"bench-loader: {option} {str(file)!r}: its folder {str(file.parent)!r} cannot be "
+                                     f"made ({e.strerror or e}{f': {e.filename}' if e.filename else ''}); give a file in a folder "
+                                     "you can write to") from None
     record: dict[str, Any] = {"recipe": str(Path(args.recipe).resolve()), "settings": vars(args), "machine": machine()}
     try:
         with _each_warning_once():
             _measure(args, mod, omod, console, record, loaded)
     finally:  # what was measured is kept, even when a later step fails
-        if args.json:
-            Path(args.json).write_text(json.dumps(record, indent=1, default=str))
+        if args.json:  # written whole or not at all: an earlier file of that name is never left half-replaced
+            atomic_write_bytes(args.json, json.dumps(record, indent=1, default=str).encode())
             console.print(f"figures written to {args.json}")
     return 0
 

@@ -831,6 +831,19 @@ def _describes_pipekit(manifest: Any) -> bool:
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT
 
 
+#: what manifest.json of the export a folder holds is renamed to while another export replaces it: a folder holding it
+#: (and no manifest.json) is one a pipekit export was being written into, whose files the next export may replace
+REPLACING_MARKER = ".manifest.json.replacing"
+
+
+def _pipekit_manifest(file: Path) -> bool:
+    """Whether ``file`` (manifest.json, or the marker it is renamed to) parses as a pipekit export's manifest."""
+    try:
+        return _describes_pipekit(parse_json(read_file(file, f"{file}"), f"{file}"))
+    except ExportError:  # too large, not a regular file, not JSON: not a pipekit export's manifest either
+        return False
+
+
 def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
     """Write ``files`` into the folder ``path`` (created if missing). The folder itself is never moved, replaced or
     given a sibling, so a mount point, a folder in a read-only parent, and the folder's own mode, owner and ACLs all
@@ -838,35 +851,52 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
 
     When the folder holds a manifest.json, it must be a pipekit export's (read as ``read_pipekit`` reads it): one
     that is not, or that cannot be parsed, belongs to another program and is refused with an :class:`ExportError`
-    before anything is touched. Then manifest.json is removed first (until it is written again, ``load`` refuses the
-    folder), the files of that previous export that this one does not write are removed (only when the folder held a
-    pipekit export: a folder that never did keeps every file in it, e.g. a user's own ``arrays.npz``), and each file is
-    written as a hidden temporary file in the folder and renamed over its name (:func:`atomic_write_bytes`),
-    manifest.json last. An error or
-    Ctrl-C part-way removes the temporary file, so an interrupted export leaves a folder ``load`` refuses (no
-    manifest.json), never the new record beside the old weights; a folder this call created is removed again with the
-    files it wrote. Files pipekit does not write are never touched."""
+    before anything is touched. A folder that holds no pipekit export must not hold any file this export writes
+    (``record.json``, ``weights.safetensors``, ``arrays.npz``): such a file is the user's own, and the export is
+    refused with an :class:`ExportError` naming it before anything is touched. A folder without manifest.json but
+    with the hidden marker :data:`REPLACING_MARKER` (a pipekit manifest) is one an export was being written into when
+    its process was killed: its files are pipekit's, and are replaced.
+
+    Replacing an export, its manifest.json is first renamed to that marker (until a manifest.json is written again,
+    ``load`` refuses the folder, and the marker says whose files are left), the files of that previous export that
+    this one does not write are removed (only when the folder held a pipekit export: a folder that never did keeps
+    every file in it, e.g. a user's own ``arrays.npz`` beside an export that writes none), and each file is written as
+    a hidden temporary file in the folder and renamed over its name (:func:`atomic_write_bytes`), manifest.json last;
+    then the marker is removed. An error or Ctrl-C part-way removes the temporary file and the export's files (those
+    this call wrote and those of the previous export, with the marker), so an interrupted export leaves a folder
+    ``load`` refuses (no manifest.json), never the new record beside the old weights, and the export can simply be
+    run again; a folder this call created is removed. Files pipekit does not write are never touched."""
     if path.exists() and not path.is_dir():
         raise ExportError(f"cannot export to {path}: a file of that name exists, and a path without an extension is "
                           f"written as a folder; give the file name an extension (e.g. {path.name}.pipekit) or "
                           "remove the file")
-    manifest = path / "manifest.json"
+    manifest, marker = path / "manifest.json", path / REPLACING_MARKER
     ours = False
     if path.is_dir() and (manifest.exists() or manifest.is_symlink()):
-        try:
-            ours = _describes_pipekit(parse_json(read_file(manifest, f"{manifest}"), f"{manifest}"))
-        except ExportError:  # too large, not a regular file, not JSON: not a pipekit export's manifest either
-            ours = False
+        ours = _pipekit_manifest(manifest)
         if not ours:
             raise ExportError(f"cannot export to {path}: {manifest} is not a pipekit export's manifest, so it belongs "
                               "to another program, and an export would overwrite it; export into another folder "
                               f"(e.g. {path / 'model'}) or to a file (e.g. {path}.pipekit)")
+    elif path.is_dir() and marker.is_file() and not marker.is_symlink():
+        ours = _pipekit_manifest(marker)  # an export killed part-way: its files are pipekit's
+    if path.is_dir() and not ours:
+        taken = [k for k in sorted(files) if (path / k).exists() or (path / k).is_symlink()]
+        if taken:
+            raise ExportError(f"cannot export to {path}: it holds no pipekit export, yet it holds {taken}, which the "
+                              "export would overwrite; export into another folder (e.g. "
+                              f"{path / 'model'}) or to a file (e.g. {path}.pipekit), or move those files away (files "
+                              "left by an interrupted pipekit export can be deleted)")
     created = not path.is_dir()
     path.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     try:
         if ours:
-            manifest.unlink()  # until it is written again, the folder is no export load accepts
+            if manifest.exists() or manifest.is_symlink():
+                # until a manifest is written again, the folder is no export load accepts; the marker says whose
+                # files are left, should this process be killed before then
+                os.replace(manifest, marker)
+            written = [path / k for k in _LIMITS] + [marker]  # from here on, every export file in it is pipekit's
             for name in _LIMITS:  # the previous export's files this one does not replace
                 if name not in files:
                     (path / name).unlink(missing_ok=True)
@@ -874,14 +904,19 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
             atomic_write_bytes(path / k, files[k])  # a reader never sees half a file; an error leaves no temporary
             written.append(path / k)
     except BaseException:
-        if created:  # nothing was there before: leave nothing
-            for f in written:
+        # the export's files, none of them the user's (a folder holding one is refused above): no half-written export
+        # is left, and the export can be run again
+        for f in written:
+            with suppress(OSError):
                 f.unlink(missing_ok=True)
+        if created:  # nothing was there before: leave nothing
             try:
                 path.rmdir()
             except OSError:  # something else was put in it meanwhile: keep it
                 pass
         raise
+    with suppress(OSError):  # the new manifest is in place
+        marker.unlink(missing_ok=True)
     return path
 
 
@@ -1086,8 +1121,10 @@ def load(path: str | os.PathLike, **kwargs: Any) -> Any:
     (RandomForest(task='regression', n_estimators=5), True)
     """
     from pipekit.core.component import Component
+    from pipekit.core.forks import check_fork_safe
     from pipekit.core.registry import lookup
 
+    check_fork_safe("pipekit.load")  # building a loaded model's processing runs Polars work, which would hang
     archive = read_pipekit(path)
     if archive.kind == "component":
         with building_from(archive.where):

@@ -36,7 +36,7 @@ from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.getters import DataPath
 from pipekit.data.progress import progress_bar
 from pipekit.core.errors import DatasetUnavailableError, ParameterError, UnknownNameError, UntrustedDataError, warn
-from pipekit.core.validate import unknown_names
+from pipekit.core.validate import env_folder, unknown_names
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -95,6 +95,28 @@ class DatasetInfo:
     checksums: dict[str, Checksum] = field(default_factory=dict)
     #: a function run on the extracted folder (e.g. to cut a sample out of the full download)
     postprocess: Callable[[Path], None] | None = None
+
+    def __post_init__(self) -> None:
+        check_dataset_name(self.name, "DatasetInfo")
+
+
+def check_dataset_name(name: Any, who: str) -> str:
+    """``name`` when it can name a data set's folder: one plain path part, which ``<data folder>/<name>`` keeps inside
+    the data folder. A ``/``, an absolute path, ``""``, ``"."`` or ``".."`` is refused with a
+    :class:`~pipekit.core.errors.ParameterError` (a ValueError) naming it.
+
+    >>> check_dataset_name("my_notes", "register_dataset")
+    'my_notes'
+    >>> check_dataset_name("../escaped", "register_dataset")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: register_dataset: the data set name '../escaped' is not one plain folder name ...
+    """
+    if not isinstance(name, str) or not name or name in (".", "..") or name != Path(name).name:
+        raise ParameterError(f"{who}: the data set name {name!r} is not one plain folder name (it must not be '', '.' or "
+                             "'..', nor hold a '/' or be an absolute path, as it names the folder <data folder>/<name>); "
+                             "give a name such as 'my_notes'")
+    return name
 
 
 def _rossmann_sample(folder: Path) -> None:
@@ -180,14 +202,25 @@ def register_dataset(info: DatasetInfo) -> DatasetInfo:
     >>> folder.relative_to(tmp).as_posix(), (folder / "readme.txt").read_text()
     ('cache/data/my_notes', 'hello')
     >>> del REGISTRY["my_notes"]  # this example's data set is forgotten again
+
+    A name must be one plain folder name (:func:`check_dataset_name`): ``"../notes"`` or ``"/home/me/notes"`` is
+    refused here, before anything is downloaded or moved.
     """
-    REGISTRY[info.name] = info
+    REGISTRY[check_dataset_name(info.name, "register_dataset")] = info
     return info
+
+
+def _home() -> Path | None:
+    """This user's home folder (``$HOME``, else the user database's), or None when there is none (HOME unset and a
+    user id with no entry, as a container run under an arbitrary user id has)."""
+    home = Path(os.path.expanduser("~"))
+    return home if home.is_absolute() else None
 
 
 def data_root() -> Path | None:
     """The folder ``$PIPEKIT_DATA`` names, where :func:`path` looks for a data set first (``<it>/<name>``), or None
-    when it is not set.
+    when it is not set. ``~`` is expanded; a relative folder is refused with a ParameterError, as ``PIPEKIT_CACHE``'s
+    is (see :func:`pipekit_cache_dir`).
 
     >>> import os
     >>> from unittest import mock
@@ -199,8 +232,7 @@ def data_root() -> Path | None:
     ...     data_root() is None
     True
     """
-    v = os.environ.get("PIPEKIT_DATA")
-    return Path(v) if v else None
+    return env_folder("PIPEKIT_DATA", "to look in pipekit's cache only")
 
 
 def pipekit_cache_dir(sub: str = "") -> Path:
@@ -208,14 +240,18 @@ def pipekit_cache_dir(sub: str = "") -> Path:
 
     Downloads, presized images and token ids all live below it, so one variable moves them all. An empty
     ``PIPEKIT_CACHE`` (what ``export PIPEKIT_CACHE=$UNSET`` gives) means unset; ``~`` is expanded; a relative folder
-    is refused with a ParameterError, as it would follow the working folder (and ``pipekit cache clear`` with it).
+    is refused with a ParameterError, as it would follow the working folder (and ``pipekit cache clear`` with it), and
+    so is an unset one where this user has no home folder, naming PIPEKIT_CACHE as the way out.
     """
-    value = os.environ.get("PIPEKIT_CACHE", "")
-    root = Path(os.path.expanduser(value)) if value else Path.home() / ".cache" / "pipekit"
-    if not root.is_absolute():  # relative, or a ~user that names no user (expanduser leaves it as it is)
-        raise ParameterError(f"PIPEKIT_CACHE={value!r} is a relative folder, so the cache would move with the "
-                             f"working folder: set it to an absolute folder (PIPEKIT_CACHE={Path.cwd() / root} is "
-                             "where it points from here), or unset it for ~/.cache/pipekit")
+    root = env_folder("PIPEKIT_CACHE", "for ~/.cache/pipekit")
+    if root is None:
+        home = _home()
+        if home is None:
+            raise ParameterError("PIPEKIT_CACHE is not set and this user has no home folder (HOME is not set and the "
+                                 "user database has no entry for this user) for the default cache ~/.cache/pipekit: "
+                                 "set PIPEKIT_CACHE to an absolute folder of your own (for example "
+                                 "PIPEKIT_CACHE=/tmp/pipekit-cache), or set HOME")
+        root = home / ".cache" / "pipekit"
     return root / sub if sub else root
 
 
@@ -424,9 +460,11 @@ def _info(name: str) -> DatasetInfo:
 
 def incomplete_copies(info: DatasetInfo) -> list[tuple[Path, list[str]]]:
     """The folders named ``info.name`` under ``$PIPEKIT_DATA`` and the cache that lack some of its files, each with
-    the files it lacks: a copy :func:`locate` passes over."""
+    the files it lacks: a copy :func:`locate` passes over. Where the cache has no folder (PIPEKIT_CACHE is not set
+    and this user has no home folder) nothing there is incomplete."""
     out = []
-    for root in (data_root(), cache_root()):
+    cache = cache_root() if os.environ.get("PIPEKIT_CACHE") or _home() is not None else None
+    for root in (data_root(), cache):
         folder = None if root is None else root / info.name
         if folder is not None and folder.is_dir() and not is_complete(folder, info):
             out.append((folder, [f for f in info.files if not (folder / f).exists()]))
@@ -544,8 +582,7 @@ class _URLs:
             if name.lower().endswith(suffix) and len(name) > len(suffix):
                 name = name[:-len(suffix)]
                 break
-        if not name or name in (".", "..") or name != Path(name).name:
-            raise ValueError(f"URLs.path: {url!r} names no data set; give a name, e.g. URLs.path('bluebook')")
+        check_dataset_name(name, f"URLs.path({url!r})")
         found = locate(name) if name in REGISTRY else None
         root = data_root()
         return DataPath(found if found is not None else (root if root is not None else cache_root()) / name)

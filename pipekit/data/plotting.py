@@ -7,6 +7,7 @@ user's next ``plt.title(...)``, ``plt.savefig(...)`` or drawing on the returned 
 from __future__ import annotations
 
 import os
+import sys
 import weakref
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,34 @@ def _warn_unwritable(folder: Path, error: OSError) -> None:
     warn_unwritable_once(folder, PlotWriteWarning, message)
 
 
+def figure_path(path: str | os.PathLike) -> Path:
+    """The file a figure given ``path=`` is written to (and the path returned and printed): ``path`` when it ends
+    with an image suffix matplotlib writes (``.png``, ``.svg``, ``.pdf``, ``.jpg``...), else ``path`` with ``.png``
+    added. An existing folder is refused with a :class:`~pipekit.core.errors.ParameterError` saying to give a file.
+
+    >>> figure_path("fig").as_posix(), figure_path("loss.v2").as_posix(), figure_path("report/run1.svg").as_posix()
+    ('fig.png', 'loss.v2.png', 'report/run1.svg')
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    given = Path(path)
+    suffix = given.suffix.lower().removeprefix(".")
+    out = given if suffix in FigureCanvasBase.get_supported_filetypes() else given.with_name(f"{given.name}.png")
+    for p in dict.fromkeys((given, out)):
+        if p.is_dir():
+            raise ParameterError(f"the figure path {os.fspath(path)!r} {'is' if p == given else f'would be {p}, which is'} "
+                                 f"a folder; give a file name for the figure, e.g. {given / 'figure.png'}")
+    return out
+
+
 def _write_png(fig: Any, path: str | os.PathLike | None, name: str) -> Path | None:
-    """Write ``fig`` to ``path`` or, with none, to the next ``plot_dir()/name.png``. A ``path`` the user gave that
+    """Write ``fig`` to ``path`` (:func:`figure_path`: ``.png`` added to a name without an image suffix) or, with
+    none, to the next ``plot_dir()/name.png``; the file written is returned. A ``path`` the user gave that
     cannot be written raises the file system's OSError (of the same kind, the original as its cause) naming the file,
     its folder and the reason; a plot folder that cannot be written is warned about once (:class:`PlotWriteWarning`)
     and nothing is written (None)."""
     if path is not None:
-        out = Path(path)
+        out = figure_path(path)
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(out, dpi=100, bbox_inches="tight")
@@ -455,7 +477,7 @@ def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "t
         from pipekit.data.progress import Shown, html_table
 
         rows = [["" if v is None else str(v) for v in row] for row in frame.iter_rows()]
-        display(Shown(html_table(list(frame.columns), rows), _table_text(frame)))
+        display(Shown(html_table(list(frame.columns), rows), _table_text(frame, sys.stdout)))
         if path is None:
             return None
         fig = _table_figure(frame)
@@ -463,7 +485,7 @@ def show_table(frame: Any, path: str | os.PathLike | None = None, name: str = "t
             return _write_png(fig, path, name)
         finally:
             get_pyplot().close(fig)
-    print(_table_text(frame))
+    print(_table_text(frame, sys.stdout))
     return savefig_or_show(_table_figure(frame), path, name=name)
 
 
@@ -489,11 +511,53 @@ def _as_numbers(frame: Any) -> Any:
     return frame.with_columns(cast) if cast else frame
 
 
-def _table_text(frame: Any) -> str:
-    """``frame`` printed whole, without its shape or column types."""
+#: the characters of a text value a printed table shows; a longer one is cut, ending in an ellipsis
+_STR_LENGTH = 40
+
+
+def _table_text(frame: Any, stream: Any = None, width: int = 250) -> str:
+    r"""``frame`` printed whole (at most ``width`` characters wide), without its shape or column types, as text
+    stream ``stream`` (None: one writing UTF-8) can write it: where its encoding cannot write the table (a Windows
+    console's cp1252, the C locale's ASCII cannot write Polars' box-drawing borders), with ASCII borders, and each
+    character of a value or column name it cannot write as its Python escape (``\xe9``).
+
+    >>> import io, polars as pl
+    >>> print(_table_text(pl.DataFrame({"city": ["Zürich"]}), io.TextIOWrapper(io.BytesIO(), encoding="ascii")))
+    +-----------+
+    | city      |
+    +===========+
+    | Z\xfcrich |
+    +-----------+
+    """
     import polars as pl
 
-    with pl.Config(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=250, fmt_str_lengths=40, tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True, tbl_hide_dtype_separator=True):
-        return str(frame)
+    options: dict[str, Any] = dict(tbl_cols=-1, tbl_rows=-1, tbl_width_chars=width, fmt_str_lengths=_STR_LENGTH,
+                                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                                   tbl_hide_dtype_separator=True)
+    with pl.Config(**options):
+        text = str(frame)
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+        return text
+    except LookupError:  # an encoding Python does not know: the stream says what it does with the text
+        return text
+    except UnicodeEncodeError:
+        pass
+
+    def escaped(value: str | None) -> str | None:
+        if value is None:
+            return None
+        cut = value if len(value) <= _STR_LENGTH else value[:_STR_LENGTH] + "..."
+        return cut.encode(encoding, "backslashreplace").decode(encoding)
+
+    texts = [name for name, dtype in frame.schema.items() if dtype in (pl.String, pl.Categorical) or
+             isinstance(dtype, pl.Enum)]
+    frame = frame.with_columns(pl.col(n).cast(pl.String).map_elements(escaped, return_dtype=pl.String) for n in texts)
+    frame = frame.rename({n: escaped(n) or n for n in frame.columns})
+    # a value is cut above; its escapes make it at most ten times as long (``\U0001f600``)
+    with pl.Config(**{**options, "fmt_str_lengths": 10 * _STR_LENGTH + 3}, tbl_formatting="ASCII_FULL_CONDENSED"):
+        text = str(frame)
+    return text.encode(encoding, "backslashreplace").decode(encoding)  # what no escape above reached (nested values)
+
 

@@ -469,10 +469,13 @@ class Ensemble(KeepsProcessor, Model):
         return frame
 
     def print_report(self, data: Any = None, metric: Any = None) -> None:
-        """Print :meth:`report` with every row and column (nothing is returned, so it shows once)."""
-        frame = self.report(data, metric)
-        with pl.Config(tbl_rows=max(frame.height, 10), tbl_cols=-1, tbl_width_chars=160, fmt_str_lengths=60):
-            print(frame)
+        """Print :meth:`report` with every row and column (nothing is returned, so it shows once), in what the
+        console's encoding writes (ASCII borders where it cannot write Polars' box-drawing ones)."""
+        import sys
+
+        from pipekit.data.plotting import _table_text
+
+        print(_table_text(self.report(data, metric), sys.stdout, width=160))
 
     def processor(self) -> Any:
         """The fitted procs of the data this ensemble was fitted on (or, where it was fitted on none, of the data

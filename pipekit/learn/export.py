@@ -47,6 +47,7 @@ from torch import nn
 from pipekit.core.archive import Archive, building_from, read_pipekit, write_archive
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import Is, check, finite_number
 from pipekit.data.dataloaders import DataLoaders, classes_vocab
@@ -88,10 +89,11 @@ MAX_METRICS = 100
 def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") -> Path:
     """``learn.export``: one pipekit file with the weights, the architecture, loss and metrics and the data
     recipe; a path without an extension (or an existing folder) gets a folder holding the same files. A relative
-    ``fname`` is under ``learn.path`` (the current folder unless the learner or its loaders were given a
-    ``path``), as
-    ``learn.save`` writes under it; the path written is returned. ``pipekit.load(path)`` rebuilds the learner for
-    inference without the training data.
+    ``fname`` is under ``learn.path`` (the current folder unless the learner or its loaders were given a ``path``),
+    as in fastai: ``learn.export("runs/m.pipekit")`` writes ``learn.path/runs/m.pipekit``, while ``learn.save``'s
+    checkpoints go one folder further down, under ``learn.path/learn.model_dir``; an absolute ``fname`` is used as
+    given. The path written is returned. ``pipekit.load(path)`` rebuilds the learner for inference without the
+    training data.
 
     >>> import tempfile, polars as pl, pipekit, pipekit.datasets as D
     >>> from pipekit.tabular import TabularDataLoaders, tabular_learner
@@ -1127,6 +1129,7 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
         if cpu is False and torch.device(device).type == "cpu":
             warn("load_learner(cpu=False): no CUDA device is available, so the model stays on the CPU")
     checked_device(device, "load_learner", on_cpu="cpu=True (or device='cpu')")
+    check_fork_safe("load_learner")  # rebuilding the data recipe runs Polars work, which would hang there
     archive = read_pipekit(path)
     if archive.kind == "checkpoint":  # pipekit.load says what to do with one
         checkpoint_from_archive(archive)
@@ -1171,7 +1174,10 @@ def plain_weight_names(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
 # ------------------------------------------------------------------------------------------ checkpoints
 def checkpoint_path(learn: Learner, name: str | os.PathLike) -> Path:
-    """``path/model_dir/name.pipekit`` for a plain name; a path with folders or ``.pipekit`` as given.
+    """Where ``learn.save(name)`` writes and ``learn.load(name)`` reads, as fastai's: a relative ``name`` (with or
+    without folders) under ``learn.path / learn.model_dir``, an absolute one as given; ``.pipekit`` is appended to
+    every name but one ending in ``.pipekit`` (or fastai's ``.pth``, which ``learn.load`` then explains), as fastai
+    always appends its extension: ``"stage1.v2"`` is ``stage1.v2.pipekit``.
 
     >>> import tempfile, torch, torch.nn.functional as F
     >>> from pipekit.data import DataLoaders
@@ -1180,15 +1186,31 @@ def checkpoint_path(learn: Learner, name: str | os.PathLike) -> Path:
     >>> ds = list(zip(torch.randn(32, 4), torch.randint(0, 2, (32,))))
     >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), torch.nn.Linear(4, 2),
     ...                 loss_func=F.cross_entropy, path=tempfile.mkdtemp())
-    >>> checkpoint_path(learn, "best").relative_to(learn.path).as_posix()
-    'models/best.pipekit'
-    >>> checkpoint_path(learn, "runs/best").as_posix(), checkpoint_path(learn, "/data/best.pipekit").as_posix()
-    ('runs/best.pipekit', '/data/best.pipekit')
+    >>> [checkpoint_path(learn, n).relative_to(learn.path).as_posix() for n in ("best", "best.pipekit", "runs/best")]
+    ['models/best.pipekit', 'models/best.pipekit', 'models/runs/best.pipekit']
+    >>> [checkpoint_path(learn, n).name for n in ("stage1.v2", f"lr{1e-3}", "best.pth")]
+    ['stage1.v2.pipekit', 'lr0.001.pipekit', 'best.pth']
+    >>> checkpoint_path(learn, "/data/best").as_posix(), checkpoint_path(learn, "/data/best.pipekit").as_posix()
+    ('/data/best.pipekit', '/data/best.pipekit')
     """
+    p = learn.path / learn.model_dir / name  # an absolute name stays as it is
+    return p if p.suffix in (".pipekit", ".pth") else p.with_name(f"{p.name}.pipekit")
+
+
+def _no_checkpoint(learn: Learner, name: str | os.PathLike, path: Path) -> str:
+    """``learn.load``'s message for a checkpoint not found at ``path``: where a relative name is looked for and, when a
+    file is where a name with folders or ``.pipekit`` was once read from (the working folder), that file."""
+    msg = (f"Learner.load({os.fspath(name)!r}): no checkpoint at {path.absolute()}; a relative name is looked for "
+           f"under learn.path / learn.model_dir = {(learn.path / learn.model_dir).absolute()}, where learn.save(name) "
+           "writes it, and an absolute path is used as given (learn.save returns the absolute path it wrote: "
+           "learn.load(learn.save('stage1')))")
     p = Path(name)
-    if p.suffix == ".pipekit" or p.is_absolute() or len(p.parts) > 1:
-        return p if p.suffix else p.with_suffix(".pipekit")
-    return learn.path / learn.model_dir / f"{name}.pipekit"
+    if not p.is_absolute() and (p.suffix == ".pipekit" or len(p.parts) > 1):
+        old = p if p.suffix else p.with_suffix(".pipekit")  # relative to the working folder
+        if (old.exists() or old.is_symlink()) and old.absolute() != path.absolute():
+            msg += (f". A checkpoint is at {old.absolute()}, relative to the working folder (where pipekit once "
+                    f"looked for such names): load it by its absolute path, learn.load({str(old.absolute())!r})")
+    return msg
 
 
 def _flatten(obj: Any, key: str, tensors: dict[str, torch.Tensor], arrays: dict[str, np.ndarray]) -> Any:
@@ -1254,7 +1276,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = True) -> Path:
-    """``learn.save``: a checkpoint at ``path/model_dir/name.pipekit`` that ``learn.load`` then
+    """``learn.save``: a checkpoint at ``path/model_dir/name.pipekit`` (:func:`checkpoint_path`) that ``learn.load`` then
     ``fit(..., start_epoch=learn.resume_epoch)`` continue exactly as the uninterrupted fit. Under torchrun
     only rank 0 writes (the others return the path).
 
@@ -1273,8 +1295,11 @@ def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     >>> learn.fit(1, 1e-2)
     >>> learn.save("stage1").relative_to(learn.path).as_posix()        # under learn.path / learn.model_dir
     'models/stage1.pipekit'
+
+    The path returned is absolute (links kept as they are), so ``learn.load(learn.save(name))`` reads the file
+    written whatever ``learn.path`` is.
     """
-    path = checkpoint_path(learn, name)
+    path = checkpoint_path(learn, name).absolute()
     if not is_main_process():
         return path
     arrays: dict[str, np.ndarray] = {}
@@ -1330,8 +1355,7 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, device: str | torch
     dev = checked_device(learn.device if device is None else device, "Learner.load")
     path = checkpoint_path(learn, name)
     if not path.exists():
-        raise FileNotFoundError(f"Learner.load: no checkpoint at {path} (saved with learn.save({Path(name).stem!r}) "
-                                f"under path/model_dir = {learn.path / learn.model_dir})")
+        raise FileNotFoundError(_no_checkpoint(learn, name, path))
     try:
         archive = read_pipekit(path)
     except ExportError as e:

@@ -22,13 +22,14 @@ from torch import nn
 
 from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.errors import ExportError, ParameterError, warn
+from pipekit.core.forks import check_fork_safe
 from pipekit.core.registry import register
 from pipekit.core.validate import BOOL, Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
-from pipekit.learn.export import plain_weight_names, unusable_weights
+from pipekit.learn.export import checkpoint_path, plain_weight_names, unusable_weights
 from pipekit.text.blocks import TextBlock, check_forwards
 from pipekit.text.models import (AWD_LSTM, Y_RANGE, awd_lstm_clas_config, awd_lstm_clas_split,
                                  awd_lstm_classifier, awd_lstm_config, awd_lstm_lm, awd_lstm_lm_config, awd_lstm_lm_split,
@@ -215,13 +216,14 @@ class TextLearner(Learner):
         return text_block_of(self.dls).vocab
 
     def _file(self, name: str | os.PathLike) -> Path:
-        p = Path(name)
-        if p.suffix == ".pipekit" or p.is_absolute() or p.is_file():
-            return p if p.suffix else p.with_suffix(".pipekit")
-        return self.path / self.model_dir / f"{name}.pipekit"
+        """Where ``save_encoder(name)`` writes and ``load_encoder(name)`` looks first: ``learn.save``'s
+        :func:`~pipekit.learn.export.checkpoint_path`, absolute (a relative name under ``learn.path / model_dir``)."""
+        return checkpoint_path(self, name).absolute()
 
     def save_encoder(self, name: str) -> Path:
-        """Write the encoder (architecture, config, vocabulary and weights) to ``path/model_dir/name.pipekit``."""
+        """Write the encoder (architecture, config, vocabulary and weights) to ``path/model_dir/name.pipekit``, where
+        ``learn.save(name)`` writes (a relative ``name``, with folders or a suffix, under ``learn.path / model_dir``;
+        an absolute one as given); the absolute path written is returned."""
         enc = self.encoder
         cfg = {"vocab_sz": enc.vocab_sz, "emb_sz": enc.emb_sz, "n_hid": enc.n_hid, "n_layers": enc.n_layers,
                "pad_token": enc.pad_token, "hidden_p": enc.hidden_dps[0].p, "input_p": enc.input_dp.p,
@@ -239,8 +241,8 @@ class TextLearner(Learner):
         loaded by its full path, with or without ``.pipekit``: ``learn.load_encoder(lm.path/'models'/'finetuned')``.
         """
         f = self._file(name)
-        if not f.exists() and not Path(name).is_absolute() and Path(f"{name}.pipekit").is_file():
-            f = Path(f"{name}.pipekit")  # a path to the file, relative to the working directory, without its suffix
+        if not f.exists() and not Path(name).is_absolute():  # a path to the file relative to the working directory,
+            f = next((p for p in (Path(name), Path(f"{name}.pipekit")) if p.is_file()), f)  # with or without .pipekit
         if not f.exists():
             raise FileNotFoundError(self._no_encoder(name, f))
         cfg, old_vocab, state = _checked_encoder(read_pipekit(f))  # all of the file, before the model is touched
@@ -396,6 +398,7 @@ class LMLearner(TextLearner):
         effect: pipekit shows no progress bar here. ``seed`` (by name) makes the sample repeatable.
 
         A language model's prediction is text, not a class: the signature differs from ``Learner.predict``."""
+        check_fork_safe("LMLearner.predict")
         check("LMLearner.predict", text=(text, Is(lambda t: isinstance(t, str), "a str prompt")),
               n_words=(n_words, Interval(0, None, integer=True)),
               no_unk=(no_unk, Is(lambda v: v in (True, False) and type(v) in (bool, int),

@@ -20,7 +20,7 @@ from torch import nn
 
 from pipekit.core.archive import writable_folder
 from pipekit.core.errors import ParameterError, warn
-from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_state, finite_number
+from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_state, env_flag, finite_number
 from pipekit.data.lists import L
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import (
@@ -122,7 +122,7 @@ class TrackerCallback(Callback):
     def tell(self, line: str) -> None:
         """Print what the tracker did, as fastai's trackers do, unless ``PIPEKIT_QUIET=1`` (one process of a
         distributed job speaks for all)."""
-        if os.environ.get("PIPEKIT_QUIET") != "1" and is_main_process():
+        if not env_flag("PIPEKIT_QUIET") and is_main_process():
             print(line)
 
     def improved(self, value: float) -> bool:
@@ -197,7 +197,7 @@ class SaveModelCallback(TrackerCallback):
                          "every_epoch": Is(lambda v: isinstance(v, bool) or (isinstance(v, (int, np.integer))
                                                                              and bool(v >= 1)),
                                            "True, False or a number of epochs (1 or more)")}
-    saved_: tuple[Path, ...] = ()  # learned: the checkpoints written
+    saved_: tuple[Path, ...] = ()  # learned: the checkpoints written (absolute paths, as learn.save returns)
     best_epoch_: int | None = None
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
@@ -231,7 +231,7 @@ class SaveModelCallback(TrackerCallback):
     def _save(self, name: str) -> None:
         # listed before writing: the checkpoint's copy of this callback's state already knows of itself,
         # so a fit resumed from it reloads the best model at the end
-        self.saved_ = (*self.saved_, checkpoint_path(self.learn, name))
+        self.saved_ = (*self.saved_, checkpoint_path(self.learn, name).absolute())  # as learn.save returns it
         self.learn.save(name, with_opt=self.with_opt)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

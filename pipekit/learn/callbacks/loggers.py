@@ -24,8 +24,8 @@ import torch
 from pipekit.core.archive import writable_folder
 from pipekit.core.errors import DataError, warn
 from pipekit.core.validate import BOOL, Interval, Is
-from pipekit.data.plotting import (_next_png, _warn_unwritable, _write_png, get_pyplot, plot_folder, plot_mode,
-                                   savefig_or_show)
+from pipekit.data.plotting import (_next_png, _warn_unwritable, _write_png, figure_path, get_pyplot, plot_folder,
+                                   plot_mode, savefig_or_show)
 from pipekit.learn.callbacks.builtin import LEARNER_FOLDER
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
@@ -315,7 +315,7 @@ class ShowGraphCallback(Callback):
         n_batches = len(self.learn.dls.train)
         self.span_ = max(1, (self.learn.n_epoch - self.learn.start_epoch) * n_batches)
         if self.path is not None:
-            self.file_ = Path(self.path)
+            self.file_ = figure_path(self.path)  # the file written: ``.png`` added, a folder refused before the fit
         elif self.mode_ == "file":
             try:
                 self.file_ = _next_png("loss_graph")
