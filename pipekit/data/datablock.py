@@ -532,6 +532,17 @@ class DataBlock(Component):
             return getters
         xs = list(self.get_x) if isinstance(self.get_x, (list, tuple)) else [self.get_x] * k
         ys = list(self.get_y) if isinstance(self.get_y, (list, tuple)) else [self.get_y] * (n - k)
+        if (len(xs) != k or len(ys) != n - k) and self.n_inp is None:
+            # n_inp was not given: name the default and the n_inp that makes the getters given fit the blocks
+            fits = n - len(ys) if isinstance(self.get_y, (list, tuple)) else len(xs)
+            if 1 <= fits < n and (not isinstance(self.get_x, (list, tuple)) or len(xs) == fits) and (
+                    not isinstance(self.get_y, (list, tuple)) or len(ys) == n - fits):
+                given = (f"get_y gives {len(ys)} getter(s)" if isinstance(self.get_y, (list, tuple))
+                         else f"get_x gives {len(xs)} getter(s)")
+                raise ParameterError(f"DataBlock: {given} for {n} blocks, but n_inp was not given and defaulted to {k} "
+                                     f"(the number of blocks less one), leaving {n - k} target(s); pass n_inp={fits} "
+                                     f"(DataBlock(..., n_inp={fits})) so that the first {fits} block(s) are the inputs "
+                                     f"and the other {n - fits} the targets")
         if len(xs) != k or len(ys) != n - k:
             raise ParameterError(f"DataBlock: get_x gives {len(xs)} getter(s) for {k} input(s) and get_y {len(ys)} "
                                  f"for {n - k} target(s)")
@@ -778,7 +789,8 @@ class DataBlock(Component):
         # files the user named as files (path objects): an input block may read them (new_paths); a ``str``, or a
         # table's column of them, is never read as a file by a block whose values are not files (a text is the text
         # itself, whatever it spells, and whatever a column is named)
-        items = source if isinstance(source, pl.DataFrame) else to_items(source)
+        values = self._column_of_values(source)
+        items = source if isinstance(source, pl.DataFrame) else to_items(source if values is None else values)
         if len(items) == 0:
             raise DataError("test_dl: no items given")
         n = len(self.blocks_) if with_labels else self.n_inp_
@@ -813,6 +825,22 @@ class DataBlock(Component):
             raws.append(raw)
         _check_boxes_have_labels(self.blocks_[:n], raws, items)
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
+
+    def _column_of_values(self, source: Any) -> list[str] | None:
+        """The values of a pandas or Polars Series of texts (file paths, a Kaggle ``sample_submission``'s ids made
+        into paths) that is not a column the input getters read, so that it is read as a list of them is; None
+        for anything else. A Series named as a column the getters read (``df["name"]`` for
+        ``ColReader("name")``) stays that column of a table, read as the training rows were."""
+        if not (isinstance(source, pl.Series) or is_pandas(source) and getattr(source, "ndim", 0) == 1):
+            return None
+        trained_on = getattr(self, "item_columns_", None)
+        if trained_on is None or trained_on in (["item"], ["path"]):
+            return None  # the training items were bare values themselves: a Series is read as they were
+        values = list(source)
+        if not values or not all(isinstance(v, str) for v in values):
+            return None
+        read = {c for g in self.getters_[:self.n_inp_] for c in as_list(getattr(g, "cols", None)) if isinstance(c, str)}
+        return None if source.name in (read or set(trained_on)) else values
 
     def _new_items(self, items: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
         """``(items, bare)``: new items as the getters read them, and whether they are bare values that are

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_positive_int, is_pandas
 from pipekit.data.lists import fastuple
@@ -21,7 +22,7 @@ from pipekit.data.loader import DataLoader, batch_parts
 from pipekit.data.show import are_table_rows, show_items
 from pipekit.learn.callbacks import FiniteInputsCheck, GatherPreds, Recorder, check_finite_weights
 from pipekit.learn.callbacks.training import item_order
-from pipekit.data.transform import as_list
+from pipekit.data.transform import BatchPipeline, BatchTransform, as_list, grouped_batch_tfms
 from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.losses import BaseLoss, Reducible, loss_from_kind
 
@@ -539,11 +540,24 @@ def _pipekit_loader(dl: Loader, what: str) -> DataLoader:
 _MOVING = ("mask", "points", "bbox")
 
 
-def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, beta: float | None = 0.25,
-        use_max: bool = False) -> tuple[Any, torch.Tensor | None]:
+def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, item_tfms: Any = None,
+        batch_tfms: Any = None, beta: float | None = 0.25, use_max: bool = False) -> tuple[Any, torch.Tensor | None]:
     """Test-time augmentation (``learn.tta``): ``(preds, targs)``, the mean (or, ``use_max``, the max) of ``n``
     passes with the training-time batch augmentation blended with a plain pass by ``beta``:
-    ``torch.lerp(aug, plain, beta)``, so 0 is the augmented passes alone and 1 the plain pass.
+    ``torch.lerp(aug, plain, beta)``, so 0 is the augmented passes alone and 1 the plain pass. The arguments are
+    fastai's, in its order: ``tta(ds_idx=1, dl=None, n=4, item_tfms=None, batch_tfms=None, beta=0.25, use_max=False)``.
+
+    ``item_tfms`` and ``batch_tfms`` give the augmented passes other augmentations than the loader's:
+    ``batch_tfms`` (``aug_transforms(size=28)``) take the place of the loader's batch augmentations (its
+    ``batch_tfms`` other than ``Normalize``), ``item_tfms`` that of the item transforms it runs on each batch
+    (``FlipItem``, ``DihedralItem``; with ``item_tfms`` given, ``RandomResizedCrop``'s random crop of the cached
+    image is its validation crop, the centred ``size`` pixels). What is not augmentation stays: the blocks' own
+    batch transforms (the images' conversion to float) and ``Normalize``, so the passes see pixels scaled as the
+    model was trained on (fastai's replaces the whole ``after_item``/``after_batch``, normalisation included; a
+    ``Normalize`` given in ``batch_tfms`` is left out for the loader's own, with a warning when its statistics
+    differ). An item transform that resizes (``Resize``) is done once, as the items are encoded, so it cannot change
+    per pass: ``item_tfms`` takes per-batch item transforms only. ``batch_tfms=[]`` gives passes with no batch
+    augmentation. The plain pass is ``get_preds``' own either way.
 
     ``beta=None`` blends nothing and gives both, as fastai does: ``(aug, plain), targs = learn.tta(beta=None)``,
     ``aug`` the augmented passes' mean (or max) and ``plain`` the un-augmented predictions, ``get_preds``' own.
@@ -578,6 +592,14 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
     """
     check_positive_int("tta", "n", n)
     check("tta", beta=(beta, Interval(0, 1, none_ok=True)))
+    for name, value in (("item_tfms", item_tfms), ("batch_tfms", batch_tfms)):
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            raise ParameterError(f"tta: {name}={value!r} is a number, not a transform: in fastai's order, which tta "
+                                 "takes, the 4th and 5th arguments are item_tfms and batch_tfms (tta(ds_idx, dl, n, "
+                                 f"item_tfms, batch_tfms, beta, use_max)), so beta is given by name: "
+                                 f"learn.tta(n=..., beta={value!r})")
+    item_steps = _tta_tfms("item_tfms", item_tfms)
+    batch_steps = _tta_tfms("batch_tfms", batch_tfms)
     with learn._lock:  # every pass, one call at a time (see get_preds)
         dl = _pipekit_loader(learn._get_dl(ds_idx, dl), "tta")
         n_inp = dl.n_inp
@@ -599,6 +621,8 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
                                      "learn.get_preds() for these predictions")
             # the training-time batch augmentation, on the same items in the same order
             aug_dl = dl.new(shuffle=False, augment=True)
+            if item_steps is not None or batch_steps is not None:
+                aug_dl.batch_tfms = _tta_pipeline(learn, dl, item_steps, batch_steps)
             aug_dl.epoch = 0
             for i in range(n):  # each pass is a new epoch of aug_dl, hence new augmentation parameters
                 learn.pass_bar = f"tta pass {i + 1}/{n}"
@@ -619,6 +643,73 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, b
         if beta is None:
             return (aug, plain), targs
         return torch.lerp(aug, plain, beta), targs
+
+
+def _tta_tfms(name: str, tfms: Any) -> list[Any] | None:
+    """``tta``'s ``item_tfms``/``batch_tfms`` as batch transforms (fastai's single augmentations grouped, a class
+    made with its defaults), or None when not given."""
+    if tfms is None:
+        return None
+    steps = as_list(grouped_batch_tfms(tfms))
+    wrong = [t for t in steps if not isinstance(t, BatchTransform)]
+    if wrong:
+        what = ("an item transform that resizes or reads each item is done once, as the items are encoded, so it "
+                "cannot change per pass; give per-batch item transforms (item_tfms=FlipItem() or DihedralItem()), "
+                "or build the loader with it (a DataBlock's item_tfms) and pass it as dl="
+                if name == "item_tfms" else "give batch transforms such as aug_transforms(size=224)")
+        raise ParameterError(f"tta: {name}={wrong[0]!r:.80} is not a batch transform; {what}")
+    return steps
+
+
+def _tta_pipeline(learn: Learner, dl: DataLoader, item_steps: list[Any] | None,
+                  batch_steps: list[Any] | None) -> Any:
+    """The batch pipeline of ``tta``'s augmented passes: the loader's own with its per-batch item transforms
+    replaced by ``item_steps`` and its batch augmentations by ``batch_steps`` (None: kept). The blocks' own batch
+    transforms and the conversion to float or normalisation (a step with a ``float_lut``) always stay; with
+    ``item_steps`` given, the blocks' own run as on a validation batch (:class:`_AsValidation`)."""
+    blocks = tuple(dl.blocks or ()) or tuple(getattr(learn.dls, "blocks", ()) or ())
+    own = {type(t) for b in blocks for t in getattr(b, "batch_tfms_", ())}
+    recipe = getattr(dl.dataset, "recipe", None) or getattr(learn.dls, "recipe", None)
+    item_types = {type(t) for t in as_list(getattr(recipe, "item_tfms", None))}
+    kept, items, augs = [], [], []
+    for t in dl.batch_tfms.tfms:
+        if callable(getattr(t, "float_lut", None)):
+            kept.append(t)
+        elif type(t) in own:  # with item_tfms given, a block's random crop (RandomResizedCrop's) is its centred one
+            kept.append(t if item_steps is None else _AsValidation(t))
+        elif type(t) in item_types:
+            items.append(t)
+        else:
+            augs.append(t)
+    given = [*(items if item_steps is None else item_steps), *(augs if batch_steps is None else batch_steps)]
+    # a Normalize given again (fastai's tta replaces the loader's, so fastai code lists it): the loader's own is used
+    theirs = {type(t): t for t in kept}
+    for t in given:
+        own_t = theirs.get(type(t))
+        if own_t is not None and repr(own_t) != repr(t):
+            warn(f"tta: {t!r:.120} in the transforms given is left out; the passes use the loader's own {own_t!r:.120}, "
+                 "the statistics the model was trained with")
+    return BatchPipeline([*kept, *(t for t in given if type(t) not in theirs)])
+
+
+class _AsValidation(BatchTransform):
+    """A batch transform run as on a validation batch whatever the loader: ``tta``'s passes with ``item_tfms``
+    given keep a block's own batch transform that draws on training batches (``RandomResizedCrop``'s crop of the
+    cached image) but take its validation result (the centred crop), as the item transforms it stands for are
+    replaced."""
+
+    def __init__(self, tfm: Any):
+        self.tfm = tfm
+        self.order = tfm.order  # type: ignore[misc]  # runs where the transform it wraps runs
+
+    def encode(self, batch: tuple, ctx: Any) -> tuple:  # type: ignore[override]
+        return self.tfm.encode(batch, dataclasses.replace(ctx, train=False))
+
+    def decode(self, batch: tuple, ctx: Any) -> tuple:  # type: ignore[override]
+        return self.tfm.decode(batch, dataclasses.replace(ctx, train=False))
+
+    def __repr__(self) -> str:
+        return f"{self.tfm!r} [as on validation batches]"
 
 
 def _same_targets(a: Any, b: Any) -> bool:

@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 
 from pipekit.core.errors import DataError, warn
+from pipekit.core.validate import env_positive_int
 from pipekit.data.lists import L
 
 MODES = ("RGB", "L", "mask")
@@ -283,8 +284,12 @@ def _palette_indices(buf: np.ndarray, name: str) -> np.ndarray:
 
 #: OpenCV's limits on the image it decodes: pixels, and width or height (its defaults; the environment may set them)
 def _opencv_limit(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.isdigit() else default
+    """OpenCV's limit the environment variable ``name`` sets (a whole number, ``KB``/``MB`` suffixes as OpenCV reads
+    them), ``default`` when unset; another value is a ParameterError naming the variable (OpenCV would abort)."""
+    return env_positive_int(name, units=_OPENCV_UNITS) or default
+
+
+_OPENCV_UNITS = {**dict.fromkeys(("KB", "Kb", "kb"), 1 << 10), **dict.fromkeys(("MB", "Mb", "mb"), 1 << 20)}
 
 
 MAX_IMAGE_PIXELS = _opencv_limit("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30)
@@ -719,9 +724,13 @@ def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int |
     """:func:`resize_image` for every image file in the folder ``path`` (its subfolders too with ``recurse``),
     written under ``dest`` at the same relative paths, in ``max_workers`` threads: the course's
     ``resize_images(path/o, max_size=400, dest=path/o)`` shrinks downloaded photos in place. ``resume`` keeps the
-    files already at ``dest`` (to finish an interrupted run into another folder). Returns the files that could not be
-    decoded and were left out (an :class:`~pipekit.data.L`, empty when all were written), with a warning naming
-    them: delete them, as ``verify_images`` finds them.
+    files already at ``dest`` (to finish an interrupted run into another folder). Returns the files left out (an
+    :class:`~pipekit.data.L`, empty when all were written), with a warning naming them: those that could not be
+    decoded (delete them, as ``verify_images`` finds them), and those whose written name another file takes. With
+    ``ext``, files of one name in different formats (``photo.png`` and ``photo.webp``, with ``ext='.jpg'``) would
+    write the same file: the first of them (in sorted order) is written and the others are left out, named in the
+    warning with the file that took their name (rename them to keep them all). Nothing is overwritten by another
+    source.
 
     >>> import pipekit.datasets as D, tempfile
     >>> from pathlib import Path
@@ -749,7 +758,18 @@ def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int |
         raise ValueError(f"resize_images: max_workers={max_workers} must be >= 1")
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    files = [f.relative_to(path) for f in get_image_files(path, recurse=recurse)]
+    files = sorted(f.relative_to(path) for f in get_image_files(path, recurse=recurse))
+    # the name each file is written under: with ext, two files of one stem would write one file, the second over
+    # the first; the first (sorted) is written and the others are left out before anything is written
+    taken: dict[Path, Path] = {}
+    clashes: list[tuple[Path, Path]] = []  # (left out, the file written under its name)
+    for f in files:
+        out = f if ext is None else f.with_suffix(ext)
+        if out in taken:
+            clashes.append((f, taken[out]))
+        else:
+            taken[out] = f
+    files = list(taken.values())
     with ThreadPoolExecutor(max_workers) as ex:
         done = list(ex.map(lambda f: resize_image(f, dest, src=path, max_size=max_size, n_channels=n_channels, ext=ext,
                                                   img_format=img_format, resample=resample, resume=resume, **kwargs),
@@ -758,7 +778,12 @@ def resize_images(path: str | os.PathLike, max_workers: int = 2, max_size: int |
     if failed:
         warn(f"resize_images: {len(failed)} file(s) could not be decoded and were not written (first: {failed[0]}); "
              "remove them (verify_images lists them) or fix them")
-    return failed
+    if clashes:
+        f, first = clashes[0]
+        warn(f"resize_images: {len(clashes)} file(s) would be written under the name of another with ext={ext!r} and "
+             f"were left out (first: {path / f}, as {(dest / f).with_suffix(ext or '')} is written from {path / first}); "
+             "rename them to keep them all, or resize without ext")
+    return L([*failed, *(path / f for f, _ in clashes)])
 
 
 #: what an image input accepts, said once for every error message and docstring that lists it

@@ -21,18 +21,19 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, UnknownNameError, WeightsNotInstalledError, warn
 from pipekit.core.registry import lookup, name_of, register
-from pipekit.core.validate import CLASS_AXIS, Y_RANGE, Interval, argument_names, check, check_arguments
+from pipekit.core.validate import BOOL, CLASS_AXIS, Y_RANGE, Interval, argument_names, check, check_arguments
 from pipekit.data.loader import batch_parts
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import unusable_weights
 from pipekit.learn.losses import loss_from_kind
+from pipekit.learn.registry import arch_spec, set_arch_spec
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.metrics.base import describe_target, target_kind
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
                                         pretrained_archs)
 from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _refuse_head_options,
-                                   unet, vision_model)
+                                   create_head, unet, vision_model)
 from pipekit.vision.transforms import Normalize, image_stats, imagenet_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
@@ -390,19 +391,32 @@ def _refuse_unet_options(kwargs: dict[str, Any]) -> None:
 
 def _body_and_head(who: str, arch: Any, n_out: int, n_in: int, pretrained: bool | str | os.PathLike | None, cut: Cut,
                    custom_head: nn.Module | None, head_options: dict[str, Any],
-                   init: Callable[[torch.Tensor], Any] | None) -> tuple[nn.Sequential, Any, Stats | None, str]:
+                   init: Callable[[torch.Tensor], Any] | None,
+                   pool: bool = True) -> tuple[nn.Sequential, Any, Stats | None, str]:
     """The model ``vision_learner`` trains (``nn.Sequential(body=..., head=...)``, see its arguments), with its
     starting weights: ``(model, pretrained as applied, the statistics those weights were trained with, arch's
     name for messages)``. ``head_options``: :func:`~pipekit.vision.models.create_head`'s, with fastai's
-    ``lin_ftrs=None`` (one hidden layer of 512)."""
+    ``lin_ftrs=None`` (one hidden layer of 512). ``pool=False``: the head has no pooling layer, for a body that
+    pools itself (see :func:`_unpooled_head`)."""
     if isinstance(arch, nn.Module) and pretrained not in (False, None):
         raise ParameterError(f"{who}: pretrained= is for arch names; a model instance already carries its weights")
+    check(who, pool=(pool, BOOL))
     if custom_head is not None:
         _refuse_head_options(who, head_options)
+        if not pool:
+            raise ParameterError(f"{who}: pool=False leaves the pooling out of the head pipekit builds, which "
+                                 "custom_head replaces; build your head without pooling (custom_head=create_head(nf, "
+                                 "n_out, pool=False)) or leave pool out")
     model_arch, label = _resolve_arch(arch, n_in)
     lin_ftrs = head_options["lin_ftrs"]
     try:
-        if custom_head is not None:
+        if not pool:  # the head is measured on the body vision_model builds, then put in the placeholder's place
+            model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, custom_head=nn.Identity())
+            model.head = _unpooled_head(cast(nn.Module, model.body), n_out, n_in, head_options)
+            spec = arch_spec(model)
+            if spec is not None:  # vision_model records its arguments: the export rebuilds this head
+                set_arch_spec(model, spec[0], {**spec[1], "custom_head": model.head})
+        elif custom_head is not None:
             model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, custom_head=custom_head)
         else:  # vision_model's lin_ftrs=None is no hidden layer, as exports store it: give it the list
             model = vision_model(model_arch, n_out, n_in=n_in, cut=cut, **{
@@ -416,6 +430,40 @@ def _body_and_head(who: str, arch: Any, n_out: int, n_in: int, pretrained: bool 
     return model, pretrained, stats, label
 
 
+def _unpooled_head(body: nn.Module, n_out: int, n_in: int, head_options: dict[str, Any]) -> nn.Module:
+    """fastai's ``pool=False``: :func:`~pipekit.vision.models.create_head` with ``head_options`` and no pooling
+    layer, for a ``body`` that pools (and flattens) its features itself, so its output is ``(N, features)`` (a
+    ``cut`` after the arch's own pooling). A body giving a feature map ``(N, C, H, W)`` is refused, naming the fix
+    (a :class:`ParameterError` the caller prefixes with its name)."""
+    p = next(body.parameters(), None)
+    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+    was, errors, out = body.training, [], None
+    body.eval()
+    try:
+        for size in (64, 224):  # as body_features measures a body: a body that needs its native size gets it
+            try:
+                with torch.no_grad():
+                    out = body(torch.zeros(2, n_in, size, size, device=device, dtype=dtype))
+                break
+            except (RuntimeError, ValueError, IndexError, TypeError) as e:
+                errors.append(f"{size} px: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    finally:
+        body.train(was)
+    if out is None:
+        raise ParameterError(f"the body ({type(body).__name__}) fails on a batch of {n_in}-channel images "
+                             f"({'; '.join(errors)}); check that it takes {n_in} input channel(s), or pass cut=")
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ParameterError("pool=False leaves the pooling out of the head, for a body that pools its "
+                             f"features itself (outputs (N, features)); this body gives outputs of shape {shape}: "
+                             "leave pool=True (the head pools the feature map), or cut= the arch after its own "
+                             "pooling and flattening")
+    lin_ftrs, y_range = head_options["lin_ftrs"], head_options["y_range"]
+    return create_head(int(out.shape[1]), n_out, **{
+        **head_options, "lin_ftrs": [512] if lin_ftrs is None else list(lin_ftrs),
+        "y_range": None if y_range is None else [float(v) for v in y_range]}, pool=False)
+
+
 def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_out: int | None = None,
                    pretrained: bool | str | os.PathLike | None = None, normalize: bool = True, loss_func: Any = None,
                    metrics: Any = None, lr: float = 1e-3, lin_ftrs: Sequence[int] | None = None,
@@ -424,13 +472,15 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
                    splitter: Callable[[nn.Module], list[list[nn.Parameter]]] | None = None,
                    custom_head: nn.Module | None = None, first_bn: bool = True, bn_final: bool = False,
                    lin_first: bool = False, init: Callable[[torch.Tensor], Any] | None = None,
-                   n_in: int | None = None, **kwargs: Any) -> Learner:
+                   n_in: int | None = None, pool: bool = True, **kwargs: Any) -> Learner:
     """A Learner with ``arch``'s body and a new head (avg+max pooling, batch-norm, dropout, linear; with
     ``y_range=(low, high)`` a sigmoid squashing the outputs into that range, as for the book's points).
 
     The head is :func:`~pipekit.vision.models.create_head`'s, with its options ``lin_ftrs`` (hidden sizes; None:
     one of 512, ``[]``: none), ``ps``, ``concat_pool``, ``first_bn``, ``bn_final``, ``lin_first`` and ``y_range``.
-    ``custom_head``: your own module, taking the body's feature map ``(N, C, H, W)`` to ``n_out`` outputs, in its
+    ``pool=False`` (fastai's) leaves the head's pooling layer out, for a body that pools its features itself: its
+    output is ``(N, features)`` (``cut=`` after the arch's own pooling and flattening); a body giving a feature map
+    is refused, saying so. ``custom_head``: your own module, taking the body's feature map ``(N, C, H, W)`` to ``n_out`` outputs, in its
     place (the body is cut as usual; those options then must stay unset). ``init``: fastai's, a function such as
     ``nn.init.kaiming_normal_`` run on the weight of each layer of the new head (norm layers left out, biases set to
     0); None (the default) keeps PyTorch's initialisation. ``n_in``: fastai's number of input channels, which pipekit
@@ -494,7 +544,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     head_options = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
                     "bn_final": bn_final, "lin_first": lin_first, "y_range": y_range}
     model, pretrained, stats, label = _body_and_head("vision_learner", arch, n_out, n_in, pretrained, cut,
-                                                     custom_head, head_options, init)
+                                                     custom_head, head_options, init, pool)
     dls = _add_normalize(dls, n_in, stats, normalize, label)
     learn = Learner(dls, model, loss_func=loss_func, metrics=metrics, lr=lr,
                     splitter=splitter if splitter is not None else _body_head, cbs=cbs, **kwargs)
@@ -551,8 +601,9 @@ def create_vision_model(arch: str | Callable | nn.Module, n_out: int, pretrained
     model is exported like ``vision_learner``'s (``Learner(dls, model)``, then ``learn.export``). As in fastai, the
     body is not frozen and the data gets no ``Normalize`` here: ``vision_learner`` does both.
 
-    fastai's ``weights=`` (torchvision's weights enum) and ``pool=False`` (a body that pools itself) are refused, saying
-    what to give instead.
+    ``pool=False``, as in fastai, leaves the head's pooling layer out, for a body that pools its features itself
+    (see ``vision_learner``). fastai's ``weights=`` (torchvision's weights enum) is refused, saying what to give
+    instead.
 
     >>> m = create_vision_model("xresnet18", 10, n_in=1)
     >>> m(torch.zeros(2, 1, 64, 64)).shape
@@ -565,14 +616,10 @@ def create_vision_model(arch: str | Callable | nn.Module, n_out: int, pretrained
                              f"({', '.join(pretrained_archs())}), or pretrained=\"<file>.safetensors\" for a weights "
                              "file of the same arch (torchvision's resnet weights saved with "
                              "safetensors.torch.save_file), and leave weights out")
-    if pool is not True:
-        raise ParameterError(f"{who}: pool={pool!r}: pipekit's head pools the body's feature map (N, C, H, W); for a "
-                             "body whose output is already pooled, give custom_head=create_head(nf, n_out, pool=False) "
-                             "(nf: the body's output features), or cut= the body before its pooling")
     _refuse_resnet_imagenet(arch, pretrained, who, lead="", after=f", {n_out!r}")
     head_options = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
                     "bn_final": bn_final, "lin_first": lin_first, "y_range": y_range}
-    model, _, _, _ = _body_and_head(who, arch, n_out, n_in, pretrained, cut, custom_head, head_options, init)
+    model, _, _, _ = _body_and_head(who, arch, n_out, n_in, pretrained, cut, custom_head, head_options, init, pool)
     return model
 
 
