@@ -45,12 +45,17 @@ def dls(source):
     return digits().dataloaders(source, bs=64, seed=0, num_workers=0, device="cpu")
 
 
+N_BATCHES = 10
+
+
 def _least_untimed_gap(dls, tries: int = 6):
     """A profile of ``dls`` whose stages leave the least of its wall time untimed, of up to ``tries``: another
     process taking the CPU between two timers (a busy machine, the other test worker) only adds to that gap."""
     best = None
     for _ in range(tries):
-        p = profile(dls, n_batches=6, warm_epochs=2)
+        # 10 of mnist_tiny's 11 training batches: the measuring loop's own fixed cost per epoch (~1 ms) stays well
+        # under the tolerance (an epoch of 6 batches, ~17 ms on an idle machine, left it at 5.4% once)
+        p = profile(dls, n_batches=N_BATCHES, warm_epochs=2)
         gap = max(abs(ph.main_seconds - ph.wall_s) / ph.wall_s for ph in (p.cold, p.warm))
         if best is None or gap < best[0]:
             best = (gap, p)
@@ -63,7 +68,7 @@ def test_stages_add_up_to_the_epoch_they_timed(dls):
     p = _least_untimed_gap(dls)
     for phase in (p.cold, p.warm):
         main = [s for s in phase.stages if s.where == "main"]
-        assert phase.batches == 6 * phase.epochs and phase.items == 6 * 64 * phase.epochs
+        assert phase.batches == N_BATCHES * phase.epochs and phase.items == N_BATCHES * 64 * phase.epochs
         # with no prefetch threads every stage runs in the main thread; the rest is the measuring loop itself
         assert {s.where for s in phase.stages} == {"main"}
         assert abs(phase.main_seconds - phase.wall_s) <= STAGE_TOLERANCE * phase.wall_s, (phase.main_seconds,
@@ -75,7 +80,7 @@ def test_stages_add_up_to_the_epoch_they_timed(dls):
         assert names["collate"].calls == phase.batches and names["batch plan"].calls == phase.epochs
         assert names["BatchAugment+Normalize"].kind == "batch transforms" and names["collate"].kind == "collate"
     d = json.loads(p.to_json())
-    assert d["warm"]["batches"] == 12 and d["stage_tolerance"] == STAGE_TOLERANCE
+    assert d["warm"]["batches"] == 2 * N_BATCHES and d["stage_tolerance"] == STAGE_TOLERANCE
     assert d["items_per_s"] == pytest.approx(p.plain_items / p.plain_wall_s)
     assert "BatchAugment+Normalize" in repr(p) or "BatchAugment+Normalize" in p.summary()
 

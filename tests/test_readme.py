@@ -1,5 +1,6 @@
 """Every ```python block of the README runs when pasted by itself: each in a fresh interpreter, in an empty
-folder, headless (figures become PNG files), on the real data sets.
+folder, headless (figures become PNG files), on the real data sets, with pipekit's warnings as errors (as pytest's
+``-W error::pipekit.PipekitWarning``, which the README suggests, makes them): an example follows its warnings' advice.
 
 The blocks are sized for a CPU; together they get README_BUDGET_S seconds (a guard against a block that
 grows to the full-size run, not a speed target). A block's section may also say what its output must show.
@@ -18,6 +19,10 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 README_BUDGET_S = 900
+# block.py run as a script with pipekit's warnings as errors: python's own -W error::pipekit.PipekitWarning is read
+# before site-packages is on the path, so it cannot name pipekit's category (pytest's -W can)
+_WARNINGS_AS_ERRORS = ("import runpy, warnings, pipekit; warnings.simplefilter('error', pipekit.PipekitWarning); "
+                       "runpy.run_path('block.py', run_name='__main__')")
 _started: list[float] = []
 
 pytestmark = pytest.mark.skipif(not os.environ.get("PIPEKIT_DATA"), reason="the README reads the real data sets")
@@ -86,6 +91,12 @@ def _ensembles(out: str, work: Path) -> None:
     assert abs(a - b - diff) < 2e-4 and low <= diff <= high
 
 
+def _cross_val(out: str, work: Path) -> None:
+    # scikit-learn turns a fold's failed scoring (a warning made an error) into a warning and a nan score
+    scores = [float(v) for v in out.strip().splitlines()[-1].strip("[]").split()]
+    assert len(scores) == 3 and all(0.8 < v < 0.95 for v in scores), out
+
+
 def _core(out: str, work: Path) -> None:
     assert "RandomSplitter: valid_pct=1.5 is not accepted" in out
     assert out.strip().endswith("RandomSplitter(valid_pct=0.1, seed=7)")
@@ -108,6 +119,7 @@ EXPECT = {
     "Tables and recommendations (`pipekit.tabular`)#2": _collab,
     "Forests, GBMs and ensembles (`pipekit.backends`, `pipekit.ensemble`, `pipekit.inspection`)#1": _ensembles,
     "Components and files (`pipekit.core`)#1": _core,
+    "In scikit-learn's tools, and the ecosystem's pieces in pipekit#1": _cross_val,
     "Benchmarking a data loader (`pipekit.bench`)#1": _bench,
 }
 
@@ -135,8 +147,8 @@ def test_readme_block_runs_by_itself(name, code, tmp_path):
     env.update(PIPEKIT_DATA=os.environ["PIPEKIT_DATA"], PIPEKIT_CACHE=str(tmp_path / "cache"),
                PIPEKIT_PLOTS=str(tmp_path / "plots"), MPLBACKEND="Agg", OMP_NUM_THREADS="1")
     try:
-        r = subprocess.run([sys.executable, "block.py"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                           timeout=left)
+        r = subprocess.run([sys.executable, "-c", _WARNINGS_AS_ERRORS], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=left)
     except subprocess.TimeoutExpired:
         pytest.fail(f"README block {name} did not finish within the README's remaining {left:.0f} s budget")
     assert r.returncode == 0, f"README block {name} failed:\n{r.stderr[-4000:]}"
