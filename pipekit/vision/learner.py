@@ -33,7 +33,7 @@ from pipekit.metrics.base import describe_target, target_kind
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
                                         pretrained_archs)
 from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _refuse_head_options,
-                                   create_head, unet, vision_model)
+                                   create_head, probe_body, unet, vision_model)
 from pipekit.vision.transforms import Normalize, image_stats, imagenet_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
@@ -435,23 +435,7 @@ def _unpooled_head(body: nn.Module, n_out: int, n_in: int, head_options: dict[st
     layer, for a ``body`` that pools (and flattens) its features itself, so its output is ``(N, features)`` (a
     ``cut`` after the arch's own pooling). A body giving a feature map ``(N, C, H, W)`` is refused, naming the fix
     (a :class:`ParameterError` the caller prefixes with its name)."""
-    p = next(body.parameters(), None)
-    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
-    was, errors, out = body.training, [], None
-    body.eval()
-    try:
-        for size in (64, 224):  # as body_features measures a body: a body that needs its native size gets it
-            try:
-                with torch.no_grad():
-                    out = body(torch.zeros(2, n_in, size, size, device=device, dtype=dtype))
-                break
-            except (RuntimeError, ValueError, IndexError, TypeError) as e:
-                errors.append(f"{size} px: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    finally:
-        body.train(was)
-    if out is None:
-        raise ParameterError(f"the body ({type(body).__name__}) fails on a batch of {n_in}-channel images "
-                             f"({'; '.join(errors)}); check that it takes {n_in} input channel(s), or pass cut=")
+    out = probe_body(body, n_in)
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ParameterError("pool=False leaves the pooling out of the head, for a body that pools its "

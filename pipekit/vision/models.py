@@ -33,7 +33,7 @@ from pipekit.learn.registry import register_arch, registered_archs
 __all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "ResNet", "ResNetBody", "BasicBlock",
            "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "RESNET_ARCHS", "UNet", "unet",
            "simple_cnn", "create_head", "AdaptiveConcatPool2d",
-           "create_body", "vision_model", "body_features", "default_cut", "vision_archs", "MultiScaleEncoder",
+           "create_body", "vision_model", "body_features", "probe_body", "default_cut", "vision_archs", "MultiScaleEncoder",
            "LayerGrouped", "ModelMeta", "model_meta"]
 
 #: ``cut=``: an index into the model's children (the body is the children before it) or a function model -> body
@@ -722,6 +722,33 @@ def _declared_channels(m: nn.Module) -> int | None:
     return None
 
 
+def probe_body(body: nn.Module, n_in: int = 3, size: int = 64) -> Any:
+    """What ``body`` outputs for a dummy batch of two ``n_in``-channel images of ``size`` pixels (then of 224 pixels,
+    for a body that needs its native size), run in eval mode without gradients; a body that fails on both is a
+    :class:`ParameterError` naming each error. :func:`body_features` and ``vision_learner(pool=False)`` read the
+    output's shape.
+
+    >>> tuple(probe_body(create_body("simple_cnn", n_in=1), n_in=1).shape)
+    (2, 64, 8, 8)
+    """
+    p = next(body.parameters(), None)
+    was = body.training
+    body.eval()
+    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+    errors = []
+    try:
+        for s in dict.fromkeys((size, 224)):
+            try:
+                with torch.no_grad():
+                    return body(torch.zeros(2, n_in, s, s, device=device, dtype=dtype))
+            except (RuntimeError, ValueError, IndexError, TypeError) as e:
+                errors.append(f"{s} px: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    finally:
+        body.train(was)
+    raise ParameterError(f"the body ({type(body).__name__}) fails on a batch of {n_in}-channel images ("
+                         f"{'; '.join(errors)}); check that it takes {n_in} input channel(s), or pass cut=")
+
+
 def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
     """Number of channels of the feature map a body outputs (measured on a dummy batch of ``size`` pixels,
     then of 224 pixels for a body that needs its native size); an error says why a body cannot be pooled.
@@ -737,23 +764,7 @@ def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
         declared = _declared_channels(body)
         if declared is not None:
             return declared
-    was = body.training
-    body.eval()
-    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
-    errors = []
-    try:
-        for s in dict.fromkeys((size, 224)):
-            try:
-                with torch.no_grad():
-                    out = body(torch.zeros(2, n_in, s, s, device=device, dtype=dtype))
-                break
-            except (RuntimeError, ValueError, IndexError, TypeError) as e:
-                errors.append(f"{s} px: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-        else:
-            raise ParameterError(f"the body ({type(body).__name__}) fails on a batch of {n_in}-channel images ("
-                                 f"{'; '.join(errors)}); check that it takes {n_in} input channel(s), or pass cut=")
-    finally:
-        body.train(was)
+    out = probe_body(body, n_in, size)
     if not isinstance(out, torch.Tensor) or out.ndim != 4:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ParameterError(f"the body ({type(body).__name__}) gives outputs of shape {shape}, not a feature map "
