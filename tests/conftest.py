@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 # tests read the real data sets; the Makefile points PIPEKIT_DATA at ../shared/data
@@ -166,6 +167,20 @@ def adult_xy():
     x = df.select(["age", "education-num", "hours-per-week", "fnlwgt"]).fill_null(0).to_numpy().astype("float32")
     x = (x - x.mean(0)) / x.std(0)
     return x, (df["salary"] == ">=50k").to_numpy().astype("int64")
+
+
+@pytest.fixture
+def schema_reads(monkeypatch):
+    """Counts the reads of ``pl.DataFrame.schema`` while the test runs (the property, patched to count)."""
+    reads = {"n": 0}
+    original = pl.DataFrame.schema
+
+    def counted(self):
+        reads["n"] += 1
+        return original.fget(self)
+
+    monkeypatch.setattr(pl.DataFrame, "schema", property(counted))
+    return reads
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ per column costs columns x columns; these tests count its reads, as tests/test_w
 import numpy as np
 import pandas as pd
 import polars as pl
-import pytest
 
 import pipekit.datasets as D
 from pipekit.inspection import drop_redundant, partial_dependence
@@ -20,20 +19,6 @@ def _wide(n_noise: int) -> pl.DataFrame:
     df = pd.read_csv(D.path("adult_sample") / "adult.csv").head(300)[CAT + CONT + ["salary"]]
     noise = np.random.default_rng(0).normal(size=(len(df), n_noise)).astype("float32")
     return pl.from_pandas(pd.concat([df, pd.DataFrame(noise, columns=[f"n{i}" for i in range(n_noise)])], axis=1))
-
-
-@pytest.fixture
-def schema_reads(monkeypatch):
-    """Counts the reads of ``pl.DataFrame.schema`` while the test runs (the property, patched to count)."""
-    reads = {"n": 0}
-    original = pl.DataFrame.schema
-
-    def counted(self):
-        reads["n"] += 1
-        return original.fget(self)
-
-    monkeypatch.setattr(pl.DataFrame, "schema", property(counted))
-    return reads
 
 
 def _reads(n_noise: int, reads: dict) -> tuple[int, ...]:

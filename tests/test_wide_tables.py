@@ -4,8 +4,6 @@ reads it once per column costs columns x columns; these tests count its reads.""
 
 import numpy as np
 import pandas as pd
-import polars as pl
-import pytest
 
 import pipekit.datasets as D
 from pipekit.backends import GBM
@@ -22,20 +20,6 @@ def _wide(n_noise: int) -> pd.DataFrame:
     noise = np.random.default_rng(0).normal(size=(len(df), n_noise)).astype("float32")
     noise[3, 0] = np.nan
     return pd.concat([df, pd.DataFrame(noise, columns=[f"n{i}" for i in range(n_noise)])], axis=1)
-
-
-@pytest.fixture
-def schema_reads(monkeypatch):
-    """Counts the reads of ``pl.DataFrame.schema`` while the test runs (the property, patched to count)."""
-    reads = {"n": 0}
-    original = pl.DataFrame.schema
-
-    def counted(self):
-        reads["n"] += 1
-        return original.fget(self)
-
-    monkeypatch.setattr(pl.DataFrame, "schema", property(counted))
-    return reads
 
 
 def _reads_to_predict(n_noise: int, reads: dict) -> tuple[int, int, int]:
