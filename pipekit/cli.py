@@ -37,8 +37,8 @@ from typing import Any
 import pipekit
 from pipekit.core.errors import DatasetUnavailableError, ParameterError, PipekitError, WeightsNotInstalledError
 from pipekit.core.validate import Interval
-from pipekit.recipe_files import (MODEL_SUFFIX, builtin_recipes, check_syntax, recipe_module, running_syntax_message,
-                                  user_file)
+from pipekit.recipe_files import (MODEL_SUFFIX, builtin_recipes, check_syntax, out_file, out_folder,  # noqa: F401
+                                  recipe_module, running_syntax_message, user_file)  # out_*: recipes import them here
 
 #: the folder holding the ``pipekit`` package: a source checkout when it has a pyproject.toml
 CHECKOUT = Path(pipekit.__file__).resolve().parents[1]
@@ -84,31 +84,6 @@ positive_int = number_option(POSITIVE_INT)
 positive_number = number_option(POSITIVE)
 non_negative_number = number_option(NON_NEGATIVE)
 
-
-def out_folder(text: str) -> Path:
-    """An argparse ``type=`` for a recipe's ``--out`` folder: a folder there is fine (it is written into), a file of
-    that name is refused before the recipe does any work."""
-    folder = Path(text).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder: give a folder to write the outputs in "
-                                         "(a new one is made)")
-    return folder
-
-
-
-def out_file(text: str) -> Path:
-    """An argparse ``type=`` for an option naming a file to write: an existing folder of that name, or a path whose
-    folder cannot be made (a file stands where a folder above it would go), is refused before the command does any
-    work. The folder itself is made by the writer; suffixes are the caller's to check."""
-    file = Path(text).expanduser()
-    if file.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file: give a file to write to (a file in that "
-                                         f"folder: {file / 'NAME'})")
-    above = next((p for p in file.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {str(above)!r} is a file, so the folder "
-                                         f"{str(file.parent)!r} cannot be made; give a file in a folder")
-    return file
 
 def _run_main(path: Path, argv: list[str], own_folder: bool = True, name: str | None = None) -> int:
     """Run the script at ``path`` as ``__main__`` with ``sys.argv`` and ``sys.path`` as if it had been started by

@@ -3,6 +3,7 @@ of one's own, loaded with its folder importable, and what its ``datablock()`` or
 checked (``pipekit run``, ``summary`` and ``bench-loader`` share them)."""
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import inspect
@@ -180,3 +181,28 @@ def _check_callable_with(mod: ModuleType, name: str, given: set[str], who: str) 
     raise ParameterError(f"{who}: {where}: {name}() is called {calls}, but it needs {', '.join(map(repr, needed))}: "
                          f"give {'that parameter a default' if len(needed) == 1 else 'those parameters defaults'} "
                          f"(def {name}({example}):)")
+
+
+def out_folder(text: str) -> Path:
+    """An argparse ``type=`` for a recipe's ``--out`` folder: a folder there is fine (it is written into), a file of
+    that name is refused before the recipe does any work."""
+    folder = Path(text).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder: give a folder to write the outputs in "
+                                         "(a new one is made)")
+    return folder
+
+
+def out_file(text: str) -> Path:
+    """An argparse ``type=`` for an option naming a file to write: an existing folder of that name, or a path whose
+    folder cannot be made (a file stands where a folder above it would go), is refused before the command does any
+    work. The folder itself is made by the writer; suffixes are the caller's to check."""
+    file = Path(text).expanduser()
+    if file.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file: give a file to write to (a file in that "
+                                         f"folder: {file / 'NAME'})")
+    above = next((p for p in file.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} cannot be written: {str(above)!r} is a file, so the folder "
+                                         f"{str(file.parent)!r} cannot be made; give a file in a folder")
+    return file

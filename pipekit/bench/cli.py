@@ -29,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from pipekit.core.archive import atomic_write_bytes
-from pipekit.cli import out_file
+from pipekit.recipe_files import out_file
 from pipekit.core.errors import ParameterError
 from pipekit.recipe_files import load_recipe, recipe_loaders
 
@@ -59,7 +59,7 @@ def _workers(text: str) -> list[int]:
 
 
 def _plot_file(text: str) -> Path:
-    """``--plot``: the file the bar chart is written to (:func:`~pipekit.cli.out_file`, with ``.png`` added to a name
+    """``--plot``: the file the bar chart is written to (:func:`~pipekit.recipe_files.out_file`, with ``.png`` added to a name
     without an image suffix), checked before anything is measured."""
     from pipekit.data.plotting import figure_path
 
