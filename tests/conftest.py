@@ -183,6 +183,24 @@ def schema_reads(monkeypatch):
     return reads
 
 
+@pytest.fixture(scope="module")
+def forest_file(tmp_path_factory):
+    """``(path, df)``: a 5-tree random forest exported after fitting on 800 of adult_sample's first 1,000 rows
+    (workclass, sex, age, education-num), and those rows as a Polars frame, for ``pipekit predict``."""
+    import pipekit.datasets as D
+    from pipekit.backends import RandomForest
+    from pipekit.data import RandomSplitter
+    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
+
+    if D.locate("adult_sample") is None:
+        pytest.skip("needs adult_sample ($PIPEKIT_DATA)")
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(1000)
+    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "sex"],
+                  cont_names=["age", "education-num"], y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    rf = RandomForest("classification", n_estimators=5, seed=0, n_jobs=1).fit(tab.train)
+    return rf.export(tmp_path_factory.mktemp("model") / "forest.pipekit"), df
+
+
 @pytest.fixture
 def terminal_bars(monkeypatch):
     """Progress bars on, drawn by rich as on a terminal 150 columns wide into the string buffer this gives."""

@@ -148,20 +148,6 @@ def test_rossmann_ensemble_writes_its_plots_in_a_temporary_folder_by_default(tmp
 
 
 # ------------------------------------------------------------------ pipekit predict
-@pytest.fixture(scope="module")
-def forest_file(tmp_path_factory):
-    import pipekit.datasets as D
-    from pipekit.backends import RandomForest
-    from pipekit.data import RandomSplitter
-    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
-
-    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(1000)
-    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "sex"],
-                  cont_names=["age", "education-num"], y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
-    rf = RandomForest("classification", n_estimators=5, seed=0, n_jobs=1).fit(tab.train)
-    return rf.export(tmp_path_factory.mktemp("model") / "forest.pipekit"), df
-
-
 def test_predict_reads_a_gzipped_csv_for_a_table_model(forest_file, tmp_path, capsys):
     model, df = forest_file
     plain, packed = tmp_path / "rows.csv", tmp_path / "rows.csv.gz"

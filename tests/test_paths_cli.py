@@ -8,7 +8,6 @@ import json
 import os
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 import pipekit.bench.cli as bench_cli
@@ -16,21 +15,6 @@ from pipekit.cli import main
 from pipekit.core.errors import ParameterError
 
 DATA = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent"))
-
-
-@pytest.fixture(scope="module")
-def forest_file(tmp_path_factory):
-    if not (DATA / "adult_sample" / "adult.csv").is_file():
-        pytest.skip("needs $PIPEKIT_DATA")
-    from pipekit.backends import RandomForest
-    from pipekit.data import RandomSplitter
-    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
-
-    df = pl.read_csv(DATA / "adult_sample" / "adult.csv").head(600)
-    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "sex"],
-                  cont_names=["age", "education-num"], y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
-    rf = RandomForest("classification", n_estimators=5, seed=0, n_jobs=1).fit(tab.train)
-    return rf.export(tmp_path_factory.mktemp("model") / "forest.pipekit"), df
 
 
 # ------------------------------------------------------------------------------------ predict on a folder
