@@ -234,8 +234,8 @@ def test_an_export_killed_before_its_manifest_is_written_can_be_run_again(learn,
     assert sorted(p.name for p in results.iterdir()) == ["manifest.json", "record.json", "weights.safetensors"]
     left = sorted(p.name for p in killed.iterdir())
     assert "manifest.json" not in left and {"record.json", "weights.safetensors"} <= set(left)
-    with pytest.raises(ExportError):  # no manifest: load refuses the folder
-        pipekit.load(killed)
+    with pytest.raises(ExportError, match="stopped before it finished.*export the model into it again"):
+        pipekit.load(killed)  # no manifest: load refuses the folder, and says how it came to be
     assert learn.export(killed) == killed  # the files left are recognised as pipekit's and replaced
     assert sorted(p.name for p in killed.iterdir()) == ["manifest.json", "record.json", "weights.safetensors"]
     loaded = pipekit.load(killed)

@@ -983,6 +983,9 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
         raise ExportError(f"{where} was written by pipekit 0.1 (file format 1); this pipekit reads formats {MIN_VERSION} to {VERSION}. "
                           "Train and export the model again with this version (learn.export(path) or "
                           "model.export(path)), or load it with pipekit 0.1." if old else
+                          f"{where} has no manifest.json: an export into this folder was stopped before it finished "
+                          "(its files are left incomplete); export the model into it again" if path.is_dir() and (
+                              path / REPLACING_MARKER).exists() else
                           f"{where} has no manifest.json; it is not a pipekit file")
     manifest = parse_json(files["manifest.json"], f"{where}: manifest.json")
     if not _describes_pipekit(manifest):
