@@ -141,8 +141,25 @@ class CategoryMap(list[Any]):
         except TypeError:
             return None
 
+    def derived(self, key: str, compute: Callable[[CategoryMap], Any]) -> Any:
+        """``compute(self)``, worked out once and kept under ``key`` until the entries change (``append``,
+        ``extend``, item assignment ...): what an encoding needs of the vocab on every call, such as the texts of
+        the whole numbers it holds as floats, costs one pass over it, not one per call.
+
+        >>> m = CategoryMap(["#na#", "a", "b"])
+        >>> m.derived("n", len), m.derived("n", lambda v: -1)
+        (3, 3)
+        >>> m.append("c"); m.derived("n", len)
+        4
+        """
+        kept = self.__dict__.setdefault("_derived", {})
+        if key not in kept:
+            kept[key] = compute(self)
+        return kept[key]
+
     def _changed(self) -> None:
         self._exact = None
+        self._derived: dict[str, Any] = {}
 
     def __setitem__(self, i: Any, v: Any) -> None:
         list.__setitem__(self, i, v)

@@ -20,10 +20,7 @@ Example:
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
@@ -518,16 +515,6 @@ def _written_otherwise(given: pl.Series, learned: Sequence[str]) -> bool:
     return bool(fold & set(known.str.strip_chars().str.to_lowercase().to_list()))
 
 
-#: :func:`whole_number_texts` of the vocabularies looked up last, by their ``id``: a reference to the vocab (weak where
-#: it can be, so a dropped one is not kept), a copy of its entries (a vocab changed since is worked out again), its
-#: aliases, and them as the two Series an encoding replaces with; the ones used least lately are dropped past
-#: :data:`WHOLE_NUMBER_VOCABS`
-_WHOLE_NUMBERS: OrderedDict[int, tuple[Callable[[], Any], list[str], dict[str, str], tuple[pl.Series, pl.Series]]] \
-    = OrderedDict()
-_WHOLE_NUMBERS_LOCK = threading.Lock()
-WHOLE_NUMBER_VOCABS = 8
-
-
 def whole_number_texts(vocab: Sequence[str]) -> dict[str, str]:
     """Where ``vocab`` (``#na#`` then a column's values as text) holds numbers written as floats (a column of whole
     numbers read as floats because it had a missing value: ``'2012.0'``), each whole one as an integer is written
@@ -550,8 +537,8 @@ def _whole_number_replacement(vocab: Sequence[str]) -> tuple[pl.Series, pl.Serie
 
 def _whole_numbers_kept(vocab: Sequence[str]) -> tuple[dict[str, str], tuple[pl.Series, pl.Series]] | None:
     """The aliases of :func:`whole_number_texts` and their Series, or None where there are none. They are needed on
-    every encode and lookup, so a vocabulary's are worked out once and kept while it is unchanged (the same object
-    holding the same entries): a later call costs one comparison of the entries, not a pass over them in Python."""
+    every encode and lookup, so a class vocab's are worked out once and kept until its entries change
+    (:meth:`CategoryMap.derived`)."""
     # its first entry checked first: an integer or word vocabulary (millions of ids) is never one
     if len(vocab) < 2 or vocab[1].lstrip("-").isdigit():
         return None
@@ -559,24 +546,16 @@ def _whole_numbers_kept(vocab: Sequence[str]) -> tuple[dict[str, str], tuple[pl.
         float(vocab[1])
     except ValueError:
         return None
-    key, entries = id(vocab), list(vocab)
-    with _WHOLE_NUMBERS_LOCK:
-        kept = _WHOLE_NUMBERS.get(key)
-        if kept is not None and kept[0]() is vocab and kept[1] == entries:
-            _WHOLE_NUMBERS.move_to_end(key)
-            return (kept[2], kept[3]) if kept[2] else None
-    aliases = _whole_number_aliases(entries)
-    series = (pl.Series(list(aliases), dtype=pl.String), pl.Series(list(aliases.values()), dtype=pl.String))
-    try:
-        ref: Callable[[], Any] = weakref.ref(vocab)  # type: ignore[arg-type]
-    except TypeError:  # a plain list or tuple: kept until dropped as the least used
-        ref = lambda: vocab  # noqa: E731
-    with _WHOLE_NUMBERS_LOCK:
-        _WHOLE_NUMBERS[key] = (ref, entries, aliases, series)
-        _WHOLE_NUMBERS.move_to_end(key)
-        while len(_WHOLE_NUMBERS) > WHOLE_NUMBER_VOCABS:
-            _WHOLE_NUMBERS.popitem(last=False)
-    return (aliases, series) if aliases else None
+    kept = vocab.derived("whole_number_texts", _whole_numbers_of) if isinstance(vocab, CategoryMap) else \
+        _whole_numbers_of(vocab)
+    return kept if kept[0] else None
+
+
+def _whole_numbers_of(vocab: Sequence[str]) -> tuple[dict[str, str], tuple[pl.Series, pl.Series]]:
+    """The aliases of :func:`whole_number_texts` over the whole of ``vocab``, and them as the two Series an
+    encoding replaces with."""
+    aliases = _whole_number_aliases(list(vocab))
+    return aliases, (pl.Series(list(aliases), dtype=pl.String), pl.Series(list(aliases.values()), dtype=pl.String))
 
 
 def _whole_number_aliases(vocab: list[str]) -> dict[str, str]:
