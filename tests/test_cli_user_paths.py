@@ -106,17 +106,21 @@ def test_a_pipekit_error_of_a_builtin_recipe_is_one_line_and_a_users_file_keeps_
     assert r.stderr.strip().endswith("ParameterError: mine: epochs must be a positive integer, got 0")
 
 
-def test_ctrl_c_during_a_run_is_one_line_and_status_130(tmp_path):
-    (tmp_path / "slow.py").write_text(
-        textwrap.dedent("""
-        import time
+def fitting(tmp_path, name: str, setup: str):
+    """``pipekit run`` of a recipe file ``name`` that runs ``setup``, prints 'fitting' and then loops for ever,
+    once it has printed that line."""
+    (tmp_path / name).write_text(textwrap.dedent(setup).strip() + textwrap.dedent("""
         print("fitting", flush=True)
         while True:
             time.sleep(0.05)
-    """)
-    )
-    p = started(tmp_path, "run", "slow.py")
+    """))
+    p = started(tmp_path, "run", name)
     assert p.stdout is not None and p.stdout.readline() == "fitting\n"
+    return p
+
+
+def test_ctrl_c_during_a_run_is_one_line_and_status_130(tmp_path):
+    p = fitting(tmp_path, "slow.py", "import time")
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130 and err == "pipekit: interrupted\n", (p.returncode, err[-3000:])
@@ -126,17 +130,9 @@ def test_a_second_ctrl_c_ends_a_run_whose_threads_keep_it_from_exiting(tmp_path)
     """A recipe whose work goes on in a thread (a fit in a thread pool): the first Ctrl-C prints the one line, and
     the interpreter then waits for that thread; a second Ctrl-C ends the process at once, without a traceback of the
     interpreter's shutdown."""
-    (tmp_path / "threaded.py").write_text(
-        textwrap.dedent("""
+    p = fitting(tmp_path, "threaded.py", """
         import threading, time
-        threading.Thread(target=time.sleep, args=(60,)).start()   # not a daemon: the interpreter waits for it
-        print("fitting", flush=True)
-        while True:
-            time.sleep(0.05)
-    """)
-    )
-    p = started(tmp_path, "run", "threaded.py")
-    assert p.stdout is not None and p.stdout.readline() == "fitting\n"
+        threading.Thread(target=time.sleep, args=(60,)).start()   # not a daemon: the interpreter waits for it""")
     p.send_signal(signal.SIGINT)
     assert p.stderr is not None and p.stderr.readline() == "pipekit: interrupted\n"
     time.sleep(0.5)  # waiting for the thread now

@@ -78,15 +78,21 @@ def test_decimal_comma_with_thousands_dots_is_recognised(tmp_path: Path) -> None
         )
 
 
-@pytest.mark.parametrize("bad", [" ?", "12,5,1", "unknown", "1,2e3", "52,300", "-1,200"])
-def test_other_text_gets_no_decimal_comma_hint(tmp_path: Path, bad: str) -> None:
+def _with_text(tmp_path: Path, text: str) -> Path:
+    """adult as a CSV whose continuous column education-num holds ``text`` in row 5."""
     df = adult()
     df["education-num"] = df["education-num"].astype(str)
-    df.loc[5, "education-num"] = bad
+    df.loc[5, "education-num"] = text
     f = tmp_path / "adult_text.csv"
     df.to_csv(f, index=False)
+    return f
+
+
+@pytest.mark.parametrize("bad", [" ?", "12,5,1", "unknown", "1,2e3", "52,300", "-1,200"])
+def test_other_text_gets_no_decimal_comma_hint(tmp_path: Path, bad: str) -> None:
     with pytest.raises(DataError) as err:
-        Tabular(read_table(f), cat_names=CATS, cont_names=CONTS, y_names="salary", splits=None)
+        Tabular(read_table(_with_text(tmp_path, bad)), cat_names=CATS, cont_names=CONTS, y_names="salary",
+                splits=None)
     msg = str(err.value)
     assert msg.endswith("clean the column or list it in cat_names.") and "decimal" not in msg, msg
 
@@ -94,13 +100,9 @@ def test_other_text_gets_no_decimal_comma_hint(tmp_path: Path, bad: str) -> None
 @pytest.mark.parametrize("comma", ["12,5", "1.234,5", "-0,25", "0,250", "1234,500", "1.234,500"])
 def test_decimal_comma_hint_where_no_thousands_comma_reads_it(tmp_path: Path, comma: str) -> None:
     # '52,300' may be 52300 (no hint, see above); these read only as numbers with a decimal comma
-    df = adult()
-    df["education-num"] = df["education-num"].astype(str)
-    df.loc[5, "education-num"] = comma
-    f = tmp_path / "adult_text.csv"
-    df.to_csv(f, index=False)
     with pytest.raises(DataError, match=r"decimal comma.*decimal=','"):
-        Tabular(read_table(f), cat_names=CATS, cont_names=CONTS, y_names="salary", splits=None)
+        Tabular(read_table(_with_text(tmp_path, comma)), cat_names=CATS, cont_names=CONTS, y_names="salary",
+                splits=None)
 
 
 def _tab_with_age_category(tmp_path: Path, missing: bool) -> tuple[Tabular, pd.DataFrame]:
