@@ -143,6 +143,19 @@ def test_opencv_limits_are_read_as_opencv_reads_them_and_bad_values_are_named(mo
             _opencv_limit("OPENCV_IO_MAX_IMAGE_WIDTH", 1 << 20)
 
 
+@pytest.mark.parametrize("name", ["OPENCV_IO_MAX_IMAGE_PIXELS", "OPENCV_IO_MAX_IMAGE_WIDTH", "OPENCV_IO_MAX_IMAGE_HEIGHT"])
+@pytest.mark.parametrize("code", ["import pipekit.vision", "from pipekit.vision.decode import decode_image"])
+def test_a_bad_opencv_variable_is_named_before_opencv_aborts_on_it(name, code):
+    import subprocess
+    import sys
+
+    env = {**os.environ, name: "abc"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode not in (-6, 134), done.stderr[-2000:]  # SIGABRT: OpenCV's parser terminated the process
+    assert done.returncode == 1
+    assert f"ParameterError: environment variable {name}='abc' is not accepted" in done.stderr, done.stderr[-2000:]
+
+
 def test_env_folder_expands_home_and_refuses_a_relative_folder(monkeypatch, tmp_path):
     from pipekit.core.validate import env_folder
 

@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import pipekit.vision.decode  # noqa: F401  (checks OpenCV's environment variables before cv2 reads them)
+
 import cv2
 import numpy as np
 import torch

@@ -37,12 +37,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 
 from pipekit.core.errors import DataError, warn
 from pipekit.core.validate import env_positive_int
 from pipekit.data.lists import L
+
+
+def _opencv_limit(name: str, default: int) -> int:
+    """OpenCV's limit the environment variable ``name`` sets (a whole number, ``KB``/``MB`` suffixes as OpenCV reads
+    them), ``default`` when unset; another value is a ParameterError naming the variable (OpenCV would abort)."""
+    return env_positive_int(name, units=_OPENCV_UNITS) or default
+
+
+_OPENCV_UNITS = {**dict.fromkeys(("KB", "Kb", "kb"), 1 << 10), **dict.fromkeys(("MB", "Mb", "mb"), 1 << 20)}
+
+#: OpenCV's limits on the image it decodes: pixels, and width or height (its defaults; the environment may set them).
+#: They are read before cv2 is imported: OpenCV reads the same variables when it loads and aborts the process on a
+#: value it cannot parse, where pipekit names the variable.
+MAX_IMAGE_PIXELS = _opencv_limit("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30)
+MAX_IMAGE_SIDE = min(_opencv_limit("OPENCV_IO_MAX_IMAGE_WIDTH", 1 << 20),
+                     _opencv_limit("OPENCV_IO_MAX_IMAGE_HEIGHT", 1 << 20))
+
+import cv2  # noqa: E402  (after the limits above are checked)
 
 MODES = ("RGB", "L", "mask")
 
@@ -280,20 +297,6 @@ def _palette_indices(buf: np.ndarray, name: str) -> np.ndarray:
             return np.asarray(im, dtype=np.uint8)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         raise ImageDecodeError(unreadable(name, str(e))) from None
-
-
-#: OpenCV's limits on the image it decodes: pixels, and width or height (its defaults; the environment may set them)
-def _opencv_limit(name: str, default: int) -> int:
-    """OpenCV's limit the environment variable ``name`` sets (a whole number, ``KB``/``MB`` suffixes as OpenCV reads
-    them), ``default`` when unset; another value is a ParameterError naming the variable (OpenCV would abort)."""
-    return env_positive_int(name, units=_OPENCV_UNITS) or default
-
-
-_OPENCV_UNITS = {**dict.fromkeys(("KB", "Kb", "kb"), 1 << 10), **dict.fromkeys(("MB", "Mb", "mb"), 1 << 20)}
-
-
-MAX_IMAGE_PIXELS = _opencv_limit("OPENCV_IO_MAX_IMAGE_PIXELS", 1 << 30)
-MAX_IMAGE_SIDE = _opencv_limit("OPENCV_IO_MAX_IMAGE_WIDTH", 1 << 20)
 
 
 def _check_pixels(width: int, height: int, name: str) -> None:
