@@ -274,6 +274,44 @@ def test_save_encoder_and_load_encoder_use_learn_saves_rule(tmp_path, monkeypatc
     assert not (tmp_path / "runs").exists() and not (tmp_path / "enc.pipekit").exists()
 
 
+def test_load_encoder_never_reads_a_name_relative_to_the_working_folder_and_names_such_a_file(tmp_path, monkeypatch):
+    import shutil
+
+    from pipekit.data import ColReader, DataBlock, RandomSplitter
+    from pipekit.learn.export import checkpoint_path
+    from pipekit.text import TextBlock
+    from pipekit.text import AWD_LSTM, language_model_learner
+
+    imdb = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent")) / "imdb_sample" / "texts.csv"
+    if not imdb.is_file():
+        pytest.skip("needs $PIPEKIT_DATA")
+    monkeypatch.chdir(tmp_path)
+    texts = pl.read_csv(imdb).head(40)
+    db = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, seq_len=24, cache_dir=False),
+                   get_x=ColReader("text"), splitter=RandomSplitter(0.2, seed=0))
+    lm = language_model_learner(db.dataloaders(texts, bs=8, seed=0, num_workers=0), AWD_LSTM,
+                                config=dict(emb_sz=8, n_hid=16, n_layers=1), path=tmp_path / "lm")
+    saved = lm.save_encoder("enc")
+    assert saved == tmp_path / "lm" / "models" / "enc.pipekit" and lm.load_encoder(saved) is lm  # round trip
+    kept = shutil.move(saved, tmp_path / "kept.pipekit")  # nothing left under lm.path / "models"
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name, old in [("enc", tmp_path / "enc.pipekit"), ("enc.pipekit", tmp_path / "enc.pipekit"),
+                      ("runs/enc", runs / "enc.pipekit"), (Path("runs/enc.pipekit"), runs / "enc.pipekit")]:
+        shutil.copy(kept, old)  # a file where a name relative to the working folder once found it
+        want = checkpoint_path(lm, name).absolute()  # where learn.load(name) reads, under lm.path / "models"
+        with pytest.raises(FileNotFoundError) as e:
+            lm.load_encoder(name)  # no silent fallback: the message names the file and how to load it
+        msg = str(e.value)
+        assert f"no encoder file {want}" in msg, name
+        assert f"An encoder file is at {old}" in msg and f"learn.load_encoder({str(old)!r})" in msg, name
+        assert lm.load_encoder(old) is lm
+        old.unlink()
+    with pytest.raises(FileNotFoundError) as e:  # nothing at the working folder's path: nothing named
+        lm.load_encoder("runs/enc")
+    assert "An encoder file is at" not in str(e.value)
+
+
 # ---------------------------------------------------------------------------------------------- figures
 def _figure(adult):
     fig, ax = get_pyplot().subplots()

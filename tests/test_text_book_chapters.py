@@ -83,10 +83,15 @@ def test_an_encoder_saved_under_another_path_is_named_and_loads_by_its_full_path
     assert str(tmp_path.absolute()) in msg and "full path" in msg and "path=" in msg
     assert "learn.load_encoder(lm.path/'models'/'finetuned')" in msg
     for name in (lm_path / "models" / "finetuned", lm_path / "models" / "finetuned.pipekit",
-                 str(lm_path / "models" / "finetuned"), Path("lm/models/finetuned"), "lm/models/finetuned.pipekit"):
+                 str(lm_path / "models" / "finetuned")):
         fresh = text_classifier_learner(dls, AWD_LSTM, config=TINY)
         fresh.load_encoder(name)
         assert torch.equal(fresh.encoder.rnns[0].lstm.weight_hh_l0, lm.encoder.rnns[0].lstm.weight_hh_l0), name
+    # a name relative to the working folder is read under learn.path / model_dir, as learn.load reads it: the file
+    # the working folder holds at that name is named, not loaded
+    for name in (Path("lm/models/finetuned"), "lm/models/finetuned.pipekit"):
+        with pytest.raises(FileNotFoundError, match=re.escape(f"An encoder file is at {saved}")):
+            text_classifier_learner(dls, AWD_LSTM, config=TINY).load_encoder(name)
     # the classifier built with the language model's path finds it by name, as in fastai
     shared = TextDataLoaders.from_folder(imdb, valid="test", text_vocab=dls_lm.vocab, path=lm_path, cache_dir=False)
     clas = text_classifier_learner(shared, AWD_LSTM, config=TINY)

@@ -236,13 +236,14 @@ class TextLearner(Learner):
         """Load an encoder saved by ``save_encoder``; rows are matched by token, so an encoder trained with
         another vocab fits (tokens it never saw start at the mean embedding). Freezes all but the head.
 
-        A name is looked for in this learner's ``path/model_dir`` (``name.pipekit``), where ``save_encoder(name)``
-        of a learner with the same ``path`` writes it; an encoder saved by a learner with another ``path`` is
-        loaded by its full path, with or without ``.pipekit``: ``learn.load_encoder(lm.path/'models'/'finetuned')``.
+        A name is read where ``learn.load(name)`` reads (:func:`~pipekit.learn.export.checkpoint_path`): a relative
+        name, with folders or a suffix, under this learner's ``path/model_dir`` (``name.pipekit``), where
+        ``save_encoder(name)`` of a learner with the same ``path`` writes it; an absolute one as given. An encoder
+        saved by a learner with another ``path`` is loaded by its full path, with or without ``.pipekit``:
+        ``learn.load_encoder(lm.path/'models'/'finetuned')``; ``learn.load_encoder(learn.save_encoder(name))`` reads
+        the file just written.
         """
         f = self._file(name)
-        if not f.exists() and not Path(name).is_absolute():  # a path to the file relative to the working directory,
-            f = next((p for p in (Path(name), Path(f"{name}.pipekit")) if p.is_file()), f)  # with or without .pipekit
         if not f.exists():
             raise FileNotFoundError(self._no_encoder(name, f))
         cfg, old_vocab, state = _checked_encoder(read_pipekit(f))  # all of the file, before the model is touched
@@ -277,7 +278,20 @@ class TextLearner(Learner):
                 f"load it by its full path, learn.load_encoder(lm.path/{md!r}/{stem!r}) (with or without .pipekit), "
                 f"or give both loaders the same path= (TextDataLoaders.from_folder(path, ..., path=path), as "
                 f"DataBlock(...).dataloaders(path, path=path) does for the language model); or save one here with "
-                f"learn.save_encoder({stem!r})")
+                f"learn.save_encoder({stem!r}){self._encoder_in_working_folder(name, where)}")
+
+    @staticmethod
+    def _encoder_in_working_folder(name: str | os.PathLike, where: Path) -> str:
+        """The sentence naming an encoder file at ``name`` relative to the working folder (where pipekit once read a
+        name that was not under ``path/model_dir``) and how to load it; empty when there is none."""
+        if Path(name).is_absolute():
+            return ""
+        for old in (Path(name), Path(f"{os.fspath(name)}.pipekit")):
+            if old.is_file() and old.absolute() != where:
+                return (f". An encoder file is at {old.absolute()}, relative to the working folder (where pipekit once "
+                        f"looked for such names): load it by its absolute path, "
+                        f"learn.load_encoder({str(old.absolute())!r})")
+        return ""
 
 
 def _encoder_parts(archive: Archive) -> tuple[dict[str, Any], list[str], dict[str, torch.Tensor]]:
