@@ -95,6 +95,22 @@ def test_set_params_takes_sklearn_names_and_refuses_others():
         RandomForest("classification", min_samples_split=1)
 
 
+@pytest.mark.parametrize("cls", [RandomForest, ExtraTrees])
+def test_seed_and_random_state_of_different_values_are_refused_even_seed_0(cls):
+    for seed, state in ((0, 5), (5, 0), (3, 5), (None, 5)):
+        with pytest.raises(ParameterError, match=rf"{cls.__name__}: seed={seed} and random_state={state} "
+                                                 r"\(scikit-learn's name for seed\) set the same thing; give one"):
+            cls("classification", seed=seed, random_state=state)
+    for seed in (0, 5, None):  # the same value twice is the one seed
+        model = cls("classification", seed=seed, random_state=seed)
+        assert model.seed == seed and clone(model).seed == seed
+    # random_state alone is the seed; seed alone, 0 (its default) too, is kept as a plain 0 its repr leaves out
+    assert cls("classification", random_state=5).seed == 5
+    model = cls("classification", seed=0)
+    assert model.seed == 0 and type(model.seed) is int and "seed" not in repr(model)
+    assert cls("classification").get_params()["seed"] == 0 and clone(cls("classification", random_state=7)).seed == 7
+
+
 def test_file_naming_a_parameter_pipekit_does_not_list_is_refused(adult, tmp_path):
     model = RandomForest("classification", n_estimators=3, n_jobs=1, criterion="entropy").fit(adult.train)
     saved = pipekit.save(model, tmp_path / "rf.pipekit")

@@ -43,6 +43,14 @@ CRITERIA = {"classification": ("gini", "entropy", "log_loss"),
 _SKLEARN_NAMES = {"random_state": "seed"}
 
 
+class _DefaultSeed(int):
+    """The default ``seed``: 0, as every 0 is (its signature, repr and clone read it as 0), and told apart from a
+    ``seed=0`` the caller gave, which ``random_state`` must then not contradict."""
+
+
+_SEED = _DefaultSeed(0)
+
+
 def _class_weight(v: Any) -> bool:
     return v is None or v in ("balanced", "balanced_subsample") or (
         isinstance(v, dict) and all(isinstance(w, (int, float, np.number)) and not isinstance(w, bool)
@@ -141,18 +149,18 @@ class RandomForest(Backend):
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 5, oob_score: bool = True,
-                 n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None,
+                 n_jobs: int | None = -1, seed: int | None = _SEED, time_limit: float | None = None, name: str | None = None,
                  max_depth: int | None = None, criterion: str | None = None, min_samples_split: int | float = 2,
                  max_leaf_nodes: int | None = None, min_impurity_decrease: float = 0.0, bootstrap: bool | None = True,
                  class_weight: str | dict | None = None, **sklearn: Any):
         self.task, self.n_estimators, self.max_samples, self.max_features = task, n_estimators, max_samples, max_features
-        self.min_samples_leaf, self.oob_score, self.n_jobs, self.seed, self.name = (min_samples_leaf, oob_score, n_jobs,
-                                                                                    seed, name)
+        given = {} if seed is _SEED else {"seed": seed}  # a seed the caller gave, 0 too
+        self.min_samples_leaf, self.oob_score, self.n_jobs, self.name = min_samples_leaf, oob_score, n_jobs, name
+        self.seed = 0 if seed is _SEED else seed
         self.time_limit, self.max_depth = time_limit, max_depth
         self.criterion, self.min_samples_split, self.max_leaf_nodes = criterion, min_samples_split, max_leaf_nodes
         self.min_impurity_decrease, self.bootstrap, self.class_weight = min_impurity_decrease, bootstrap, class_weight
         if sklearn:  # scikit-learn's names, as its forests take them
-            given = {"seed": seed} if seed != 0 else {}
             for k, v in _from_sklearn(type(self), given, sklearn).items():
                 setattr(self, k, v)
         self.check_params()
@@ -405,7 +413,7 @@ class ExtraTrees(RandomForest):
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 2, oob_score: bool = False,
-                 n_jobs: int | None = -1, seed: int | None = 0, time_limit: float | None = None, name: str | None = None,
+                 n_jobs: int | None = -1, seed: int | None = _SEED, time_limit: float | None = None, name: str | None = None,
                  max_depth: int | None = None, criterion: str | None = None, min_samples_split: int | float = 2,
                  max_leaf_nodes: int | None = None, min_impurity_decrease: float = 0.0, bootstrap: bool | None = None,
                  class_weight: str | dict | None = None, **sklearn: Any):
