@@ -107,6 +107,70 @@ def test_a_worker_forked_after_the_model_was_used_says_why_instead_of_hanging(mo
         assert "Polars" in message and 'get_context("spawn")' in message and "--preload" in message, message
 
 
+PLAIN_TORCH_AFTER_POLARS_WORK = """
+import multiprocessing as mp
+
+import pandas as pd
+import polars as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader as TorchLoader, TensorDataset
+
+import pipekit.datasets as D
+from pipekit.core.forks import polars_pool_running
+from pipekit.data import DataLoaders
+from pipekit.learn import Learner
+from pipekit.tabular import TabularDataLoaders, tabular_learner
+
+torch.manual_seed(0)
+ds = TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+plain = Learner(DataLoaders(TorchLoader(ds, batch_size=16), TorchLoader(ds, batch_size=16), device="cpu"),
+                torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+df = pd.read_csv(D.path("adult_sample") / "adult.csv").head(600)
+tab = tabular_learner(TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass"], cont_names=["age"],
+                                                 valid_idx=list(range(500, 600)), bs=64, device="cpu"), layers=[8])
+pl.DataFrame({"a": list(range(100000))}).sort("a")  # Polars' threads run in the parent
+print("pool", polars_pool_running())
+
+
+def child(call):
+    try:
+        if call == "plain get_preds":
+            preds, targs = plain.get_preds()
+            return f"no error {tuple(preds.shape)}"
+        if call == "plain fit":
+            plain.fit(1, 1e-2)
+        elif call == "plain validate":
+            plain.validate()
+        else:
+            tab.get_preds()
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+    return "no error"
+
+
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(1) as pool:
+        for call in ["plain get_preds", "plain fit", "plain validate", "tabular get_preds"]:
+            try:
+                print(call, "->", pool.apply_async(child, (call,)).get(timeout=60))
+            except mp.TimeoutError:
+                print(call, "-> HANG")
+                break
+"""
+
+
+def test_a_learner_over_plain_torch_loaders_works_in_a_forked_worker_a_pipekit_one_is_refused(tmp_path):
+    out = run_script(tmp_path, PLAIN_TORCH_AFTER_POLARS_WORK)
+    lines = dict(line.split(" -> ", 1) for line in out.splitlines() if " -> " in line)
+    assert out.startswith("pool True"), out  # the child is one the fork check is about
+    assert "HANG" not in out, out
+    assert lines["plain get_preds"] == "no error (64, 2)", out  # no Polars work: nothing to refuse
+    assert lines["plain fit"] == "no error" and lines["plain validate"] == "no error", out
+    message = lines["tabular get_preds"]
+    assert message.startswith("ForkedProcessError: Learner.get_preds: this process"), message
+
+
 FORKED_AFTER_IMPORT = """
 import multiprocessing as mp, sys
 import pipekit

@@ -12,7 +12,8 @@ threads are running, and the child remembers it. :func:`check_fork_safe`, called
 pipekit (``load_learner``, ``pipekit.load``, ``Learner.predict``/``get_preds``/``fit``/``validate``, the backends',
 ensembles' and scikit-learn estimators' ``predict``/``fit``/``process``, ``fit_ensemble``, a table's new rows),
 then raises :class:`~pipekit.core.errors.ForkedProcessError`, saying what to do, instead of
-hanging. A child forked from a process that did no parallel Polars work (one that only imported pipekit) is not
+hanging. A Learner's calls check only where they would do Polars work: a learner over loaders pipekit did not build
+(the user's torch DataLoaders) fits and predicts in such a child. A child forked from a process that did no parallel Polars work (one that only imported pipekit) is not
 affected: Polars starts its pool there when first needed.
 
 >>> check_fork_safe("predict")          # this process was not forked from one with Polars' pool running
@@ -113,18 +114,24 @@ def check_fork_safe(what: str) -> None:
         "model inside each worker, after the fork, in a parent that has not loaded or used one")
 
 
-def fork_checked(what: str) -> Callable[[_F], _F]:
-    """A decorator: the function, calling :func:`check_fork_safe` (``what`` names the call) first.
+def fork_checked(what: str, when: Callable[..., bool] | None = None) -> Callable[[_F], _F]:
+    """A decorator: the function, calling :func:`check_fork_safe` (``what`` names the call) first; with ``when``, only
+    for a call whose arguments ``when`` (given the same arguments) says would do Polars work.
 
     >>> @fork_checked("double")
     ... def double(x): return 2 * x
     >>> double(3), double.__name__
     (6, 'double')
+    >>> @fork_checked("scale", when=lambda x, table=None: table is not None)   # checked only when a table is given
+    ... def scale(x, table=None): return 2 * x
+    >>> scale(3)
+    6
     """
     def wrap(f: _F) -> _F:
         @functools.wraps(f)
         def checked(*args: Any, **kwargs: Any) -> Any:
-            check_fork_safe(what)
+            if when is None or when(*args, **kwargs):
+                check_fork_safe(what)
             return f(*args, **kwargs)
 
         return checked  # type: ignore[return-value]

@@ -79,6 +79,21 @@ _CANCELS = (CancelFitException, CancelEpochException, CancelTrainException, Canc
             CancelBackwardException, CancelStepException)
 
 
+def _may_use_polars(learn: Learner, dl: Any = None) -> bool:
+    """Whether a call of ``learn`` over ``dl`` (None: its own loaders) may do Polars work, which would hang in a process
+    forked from one whose Polars threads ran (:func:`~pipekit.core.forks.check_fork_safe`): loaders pipekit built (from
+    a DataBlock, a table or arrays) and a recipe (what ``load_learner`` rebuilds, and ``predict``, ``tta`` and
+    ``test_dl`` read new items with) may; loaders pipekit did not build (``DataLoaders(train_loader, valid_loader)``
+    of torch DataLoaders) and batches given as they are do none."""
+    def foreign(d: Any) -> bool:
+        return isinstance(d, (ForeignLoader, list, tuple)) or not isinstance(d, Loader)
+
+    dls = learn.dls
+    own = getattr(dls, "loaders", None)
+    loaders = own if own is not None else (dls.train, dls.valid)
+    return getattr(dls, "recipe", None) is not None or not all(map(foreign, loaders)) or not foreign(dl)
+
+
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func``, an optimiser built by ``opt_func`` and callbacks.
 
@@ -632,7 +647,8 @@ class Learner:
         >>> learn.recorder.metric_names, len(learn.recorder.values)
         (['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time'], 2)
         """
-        check_fork_safe("Learner.fit")
+        if _may_use_polars(self):
+            check_fork_safe("Learner.fit")
         n_epoch = check_positive_int("fit", "n_epoch", n_epoch)
         if not torch.is_grad_enabled():  # every schedule (fit_one_cycle, fine_tune, lr_find, ...) comes through here
             raise ParameterError("fit: gradients are off here (inside torch.no_grad(), torch.inference_mode() or "
@@ -836,7 +852,8 @@ class Learner:
         >>> len(learn.validate(ds_idx=0))                    # the training set
         2
         """
-        check_fork_safe("Learner.validate")
+        if _may_use_polars(self, dl):
+            check_fork_safe("Learner.validate")
         # this thread is inside a fit or a pass (threading.Condition asks an RLock the same)
         if self._lock._is_owned():  # type: ignore[attr-defined]
             raise ParameterError(
@@ -915,10 +932,13 @@ class Learner:
     fit_sgdr = schedule.fit_sgdr
     fine_tune = schedule.fine_tune
     lr_find = schedule.lr_find
-    # a worker process forked after the parent's Polars threads started would hang in them: said instead
-    get_preds = fork_checked("Learner.get_preds")(inference.get_preds)
-    predict = fork_checked("Learner.predict")(inference.predict)
-    tta = fork_checked("Learner.tta")(inference.tta)
+    # a worker process forked after the parent's Polars threads started would hang in them: said instead, where the
+    # call would do Polars work (_may_use_polars)
+    get_preds = fork_checked("Learner.get_preds", when=lambda learn, ds_idx=1, dl=None, *_, **__: _may_use_polars(
+        learn, dl))(inference.get_preds)
+    predict = fork_checked("Learner.predict", when=lambda learn, *_, **__: _may_use_polars(learn))(inference.predict)
+    tta = fork_checked("Learner.tta", when=lambda learn, ds_idx=1, dl=None, *_, **__: _may_use_polars(learn, dl))(
+        inference.tta)
     show_results = inference.show_results
     summary = summary.summary
     distributed = distributed.distributed_context
