@@ -118,6 +118,28 @@ def test_predict_refuses_inf_naming_column_and_row(learner, adult):
     assert preds.shape == (20, 2) and torch.isfinite(preds).all()
 
 
+def test_a_non_finite_input_is_named_with_the_call_that_met_it(adult):
+    splits = RandomSplitter(0.2, seed=42)
+    valid_idx = Tabular(adult, cat_names=CAT, cont_names=CONT, y_names="salary", splits=splits).valid_idx
+    bad = int(valid_idx[5])  # a validation row: the training statistics stay finite
+    tab = Tabular(_with(adult, "age", [bad], float("inf")), procs=[Categorify, Normalize], cat_names=CAT,
+                  cont_names=CONT, y_names="salary", splits=splits)
+    set_seed(0)
+    dls = tab.dataloaders(bs=256, seed=0)
+    learn = tabular_learner(dls, layers=[20, 10])
+    cell = r"column 'age' of row \d+ is not a finite number \(inf\)"
+    with pytest.raises(NonFiniteInputError, match=rf"^fit: {cell}"):
+        learn.fit(1, 1e-2, cbs=[FiniteInputsCheck(dls.valid)])  # the check in fit's validation phase
+    with pytest.raises(NonFiniteInputError, match=rf"^validate: {cell}"):
+        learn.validate(cbs=[FiniteInputsCheck(dls.valid)])
+    with pytest.raises(NonFiniteInputError, match=rf"^get_preds: {cell}"):
+        learn.get_preds()
+    row = adult.row(0, named=True)
+    row["age"] = float("inf")
+    with pytest.raises(NonFiniteInputError, match=r"^predict: column 'age' of row 0 is not a finite number \(inf\)"):
+        learn.predict(row)
+
+
 @pytest.mark.parametrize("make", [lambda: RandomForest("classification", n_estimators=10, n_jobs=1, oob_score=False),
                                   lambda: GBM("classification", n_estimators=20, n_jobs=1)], ids=["forest", "gbm"])
 def test_backends_refuse_inf_naming_column_and_row(tab_unfilled, adult, make):

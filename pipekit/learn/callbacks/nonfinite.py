@@ -21,7 +21,8 @@ the model's weights hold NaN/inf in 'bias'; it cannot make
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -317,10 +318,27 @@ def _column_names(block: Block, n: int) -> list[str] | None:
     return list(row) if isinstance(row, dict) and len(row) == n else None
 
 
-class FiniteInputsCheck(Callback):
-    """Refuses NaN/inf in the float inputs of a prediction pass, naming the row and column.
+def _learner_call(learn: Any) -> str:
+    """The learner's call that is running, as the user made it (``fit``, ``validate``, ``get_preds``, ``predict``,
+    ``tta``, ...): the outermost frame of a public method of the learner's class run on this learner (``predict``
+    runs ``get_preds``: it is ``predict``). Read from the stack, only when an error is to be raised."""
+    name = None
+    frame = sys._getframe(1)
+    while frame is not None:
+        code, local = frame.f_code.co_name, frame.f_locals
+        if (code.isidentifier() and not code.startswith("_") and callable(getattr(type(learn), code, None))
+                and (local.get("self") is learn or local.get("learn") is learn)):
+            name = code
+        frame = frame.f_back  # type: ignore[assignment]
+    return name or ("fit" if not learn.validation_only else learn.pass_bar or "get_preds")
 
-    Added by ``get_preds``: a NaN or inf input gives a NaN prediction, returned as if it were an answer.
+
+class FiniteInputsCheck(Callback):
+    """Refuses NaN/inf in the float inputs of a prediction pass, naming the call, the row and the column.
+
+    Added by ``get_preds`` (and so by ``predict`` and ``tta``): a NaN or inf input gives a NaN prediction, returned as
+    if it were an answer. Given to ``fit`` or ``validate`` in ``cbs``, it checks their validation batches; the message
+    starts with the call that met the input (``fit:``, ``validate:``, ``get_preds:``, ``predict:``).
     On the CPU each batch is checked before the forward pass; on an accelerator the result stays on the
     device until the end of the pass (one host sync in all).
 
@@ -395,5 +413,5 @@ class FiniteInputsCheck(Callback):
             where = f"input {k} at position {tuple(int(p) for p in pos[1:])}"
             hint = "check the item (a corrupt file?) before predicting"
         raise NonFiniteInputError(
-            f"get_preds: {where} of row {row} is not a finite number ({value}). After processing, a model's "
+            f"{_learner_call(self.learn)}: {where} of row {row} is not a finite number ({value}). After processing, a model's "
             f"inputs must be finite (NaN/inf would give a NaN prediction): {hint}.")
