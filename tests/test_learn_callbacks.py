@@ -481,3 +481,92 @@ def test_an_interrupted_fit_leaves_no_progress_bar_behind(dls):
     assert len(learn.validate()) == 2
     learn.fit(1, 1e-3)  # and a fit after it has its bar again, taken away at its end
     assert learn.batch_wrapper is None and len(learn.recorder.values) == 1
+
+
+@pytest.fixture(scope="module")
+def adult_dls(tmp_path_factory):
+    import pandas as pd
+
+    from pipekit.tabular import TabularDataLoaders
+
+    df = pd.read_csv(D.path("adult_sample") / "adult.csv").iloc[:1500]
+    return TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education", "marital-status"],
+                                      cont_names=["age", "hours-per-week"], valid_idx=list(range(1200, 1500)), bs=128,
+                                      seed=0, path=tmp_path_factory.mktemp("adult"))
+
+
+def _adult_learner(adult_dls, nan_epochs):
+    """A tabular learner on adult whose metric 'loss_or_nan' is the validation loss, NaN in ``nan_epochs`` (as a
+    metric undefined on a validation set is), and a snapshot of the weights after each epoch."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from pipekit.learn import Callback
+    from pipekit.tabular import tabular_learner
+
+    epoch = {"now": 0}
+
+    class Track(Callback):
+        order = 99
+
+        def before_epoch(self):
+            epoch["now"] = self.learn.epoch
+
+        def after_epoch(self):
+            snaps.append(copy.deepcopy(self.learn.model.state_dict()))
+
+    def loss_or_nan(pred, targ):
+        v = F.cross_entropy(pred, targ)
+        return v * float("nan") if epoch["now"] in nan_epochs else v
+
+    snaps: list = []
+    pipekit.set_seed(0)
+    learn = tabular_learner(adult_dls, layers=[16], metrics=FuncMetric(loss_or_nan, greater_is_better=False),
+                            cbs=Track())
+    return learn, snaps
+
+
+def _finite_values(learn, name):
+    col = learn.recorder.metric_names.index(name)
+    return [r[col] for r in learn.recorder.history if np.isfinite(r[col])]
+
+
+@pytest.mark.parametrize("tracker", ["save", "early", "plateau"])
+def test_a_value_that_is_not_finite_never_becomes_the_best(adult_dls, tracker):
+    from pipekit.core.errors import PipekitWarning
+    from pipekit.learn import ReduceLROnPlateau
+
+    learn, snaps = _adult_learner(adult_dls, nan_epochs={0})
+    cb = {"save": SaveModelCallback(monitor="loss_or_nan", fname="best"),
+          "early": EarlyStoppingCallback(monitor="loss_or_nan", patience=2),
+          "plateau": ReduceLROnPlateau(monitor="loss_or_nan", patience=2)}[tracker]
+    with pytest.warns(PipekitWarning, match=r"loss_or_nan=nan at epoch 0 is not a finite number") as told:
+        learn.fit(4, 1e-2, cbs=cb)
+    assert len(told) == 1  # once, for the one epoch
+    finite = _finite_values(learn, "loss_or_nan")
+    assert len(finite) == len(learn.recorder.history) - 1 == 3  # the later epochs were judged (no early stop on NaN)
+    assert cb.best_ == pytest.approx(min(finite))
+    if tracker == "save":  # the best finite epoch's weights are back in the model, not epoch 0's
+        assert cb.best_epoch_ == 1 + finite.index(min(finite))
+        final = learn.model.state_dict()
+        assert all(torch.equal(snaps[cb.best_epoch_][k], final[k]) for k in final)
+        assert not all(torch.equal(snaps[0][k], final[k]) for k in final)
+
+
+def test_save_model_with_no_finite_value_keeps_the_last_weights_and_says_so(adult_dls):
+    from pipekit.core.errors import PipekitWarning
+
+    learn, snaps = _adult_learner(adult_dls, nan_epochs={0, 1, 2})
+    cb = SaveModelCallback(monitor="loss_or_nan", fname="never")
+    with pytest.warns(PipekitWarning) as told:
+        learn.fit(3, 1e-2, cbs=cb)
+    said = [str(w.message) for w in told]
+    assert [s for s in said if "is not a finite number" in s and "at epoch" in s] and said[-1].startswith(
+        "SaveModelCallback: the monitored value loss_or_nan was not a finite number in any epoch of this fit "
+        "(epoch(s) 0, 1, 2), so no best model was saved and none is loaded back: the model keeps the weights of its "
+        "last epoch")
+    assert cb.best_ is None and cb.best_epoch_ is None and cb.saved_ == ()
+    final = learn.model.state_dict()
+    assert all(torch.equal(snaps[-1][k], final[k]) for k in final)
+    assert not all(torch.equal(snaps[0][k], final[k]) for k in final)

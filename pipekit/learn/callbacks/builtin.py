@@ -50,7 +50,10 @@ class TrackerCallback(Callback):
 
     Which way is better comes from the metric (``greater_is_better``); the losses are lower-is-better.
     ``comp(a, b)``, e.g. ``np.less``, overrides it: True when ``a`` is better than ``b``. A value
-    improves on the best when it is better by more than ``min_delta``.
+    improves on the best when it is better by more than ``min_delta``. A value that is not a finite number (a NaN
+    loss, a metric undefined on the validation set) never improves on it, never becomes the best, and is warned of
+    (a :class:`~pipekit.core.errors.PipekitWarning` naming the value and the epoch); it counts as an epoch without
+    improvement.
 
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import set_seed
@@ -92,6 +95,8 @@ class TrackerCallback(Callback):
         if self.reset_on_fit:
             self.reset_state()
         self.new_best = False
+        #: the epochs of this fit whose monitored value was not a finite number
+        self._not_finite: list[int] = []
 
     def judges_epochs(self) -> bool:
         """Whether this tracker acts on the monitored value (a checkpoint written every epoch does not)."""
@@ -126,7 +131,10 @@ class TrackerCallback(Callback):
             print(line)
 
     def improved(self, value: float) -> bool:
-        """Whether ``value`` beats the best so far by more than ``min_delta``."""
+        """Whether ``value`` beats the best so far by more than ``min_delta``; a value that is not a finite number
+        (NaN, infinite) never does, so it never becomes the best."""
+        if finite_number(value) is None:
+            return False
         best = self.best_
         if best is None:
             return True
@@ -158,6 +166,14 @@ class TrackerCallback(Callback):
         val = self.learn.recorder.value(self._monitored)
         #: whether this epoch gave a value to judge (an epoch whose validation was skipped gives none)
         self.judged = val is not None
+        if val is not None and finite_number(val) is None:
+            self._not_finite.append(self.learn.epoch)
+            best = "no epoch has given a finite value yet" if self.best_ is None else \
+                f"the best stays {self.best_:.6g}"
+            warn(f"{type(self).__name__}: the monitored value {self.monitor}={val} at epoch {self.learn.epoch} is not a "
+                 f"finite number, so it never counts as an improvement ({best}); a NaN validation loss or metric "
+                 "comes from NaN or infinite inputs or targets in the validation set, a diverging model (a lower "
+                 "learning rate), or a metric undefined on that set")
         self.new_best = val is not None and self.improved(val)
         if self.new_best and val is not None:
             self.best_ = float(val)
@@ -167,9 +183,11 @@ class SaveModelCallback(TrackerCallback):
     """Saves the model when ``monitor`` improves (``fname``), or every epoch with ``every_epoch=True``
     (``fname_{epoch}``; ``every_epoch=n`` saves the epochs whose number is a multiple of ``n``: 0, n, 2n, ...,
     as fastai does); at the end of training the best model is loaded back unless ``at_end`` (then the last model
-    is saved). The checkpoints go to ``learn.path / learn.model_dir``, made and tried as the fit starts: a folder
-    that cannot be written (a read-only dataset folder) stops the fit before its first epoch, with an error naming
-    it and how to give another (``Learner(..., path=...)``, ``learn.path``, ``learn.model_dir``).
+    is saved). A fit in which no epoch gave a finite value of ``monitor`` saves no best model and loads none back:
+    the model keeps its last epoch's weights, which a warning says. The checkpoints go to
+    ``learn.path / learn.model_dir``, made and tried as the fit starts: a folder that cannot be written (a read-only
+    dataset folder) stops the fit before its first epoch, with an error naming it and how to give another
+    (``Learner(..., path=...)``, ``learn.path``, ``learn.model_dir``).
 
     Early stopping only takes effect once the epoch is over, so the model of the epoch in which training
     stops is saved if it is the best, whichever order the two callbacks are listed in. Its order (66)
@@ -241,7 +259,15 @@ class SaveModelCallback(TrackerCallback):
     def after_fit(self) -> None:
         if self.at_end:
             self.saved_ = (*self.saved_, self.learn.save(self.fname, with_opt=self.with_opt))
-        elif not self.every_epoch and self.saved_:
+        elif self.every_epoch:
+            return
+        elif self.best_ is None and getattr(self, "_not_finite", None):
+            epochs = ", ".join(map(str, self._not_finite))
+            warn(f"SaveModelCallback: the monitored value {self.monitor} was not a finite number in any epoch of this "
+                 f"fit (epoch(s) {epochs}), so no best model was saved and none is loaded back: the model keeps the "
+                 "weights of its last epoch. Find where the NaN comes from (learn.validate() on the validation set, "
+                 "its inputs and targets), or monitor another value (monitor='train_loss')")
+        elif self.saved_:
             self.learn.load(self.fname, with_opt=False, restore_state=False)
 
 
