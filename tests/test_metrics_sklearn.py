@@ -4,6 +4,7 @@ target, accuracy on predicted labels, multi-label scores (and the book's thresho
 accumulation over batches."""
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -312,3 +313,70 @@ def test_scikit_learns_scoring_names_reach_the_metric_they_name():
         get_metric("f1_macro", "regression")
     with pytest.raises(ParameterError, match=r"metric='f1_banana' is not known"):
         get_metric("f1_banana", "classification")
+
+
+@pytest.fixture(scope="module")
+def adult_rows():
+    import pandas as pd
+
+    import pipekit.datasets as D
+
+    return pd.read_csv(D.path("adult_sample") / "adult.csv").iloc[:2000]
+
+
+def test_roc_auc_of_several_classes_refuses_a_class_missing_from_the_targets_on_adult(adult_rows):
+    from pipekit.metrics import RocAuc
+
+    # 'race' of adult (5 classes) scored on rows holding no 'Other': its one-vs-rest AUC has no positive
+    race = adult_rows["race"].str.strip()
+    races = sorted(race.unique())
+    y = np.array([races.index(r) for r in race[race != "Other"]])
+    other = races.index("Other")
+    assert other not in y and len(races) == 5
+    logits = np.random.default_rng(0).normal(size=(len(y), 5)).astype(np.float32)
+    probs = torch.softmax(torch.as_tensor(logits), 1).numpy()
+    fix = r"a stratified one.*RocAuc\(average='weighted'\) or RocAuc\(multi_class='ovo'\)"
+    with pytest.raises(DataError, match=rf"roc_auc_score: the targets scored hold no item of class {other} of this "
+                                        rf"5-class model.*{fix}"):
+        RocAuc().score(y, probs)
+    with pytest.raises(DataError, match=f"no item of class {other} "):  # the Learner's face, over batches
+        accumulate(RocAuc(), [(logits[:500], y[:500]), (logits[500:], y[500:])])
+    # the averages over the classes present are scikit-learn's (the weighted one without its warning of a class
+    # with no item, which weighs 0)
+    labels = np.arange(5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weighted = RocAuc(average="weighted").score(y, probs)
+    with pytest.warns(UndefinedMetricWarning, match="Only one class"):
+        assert weighted == pytest.approx(skm.roc_auc_score(y, probs, multi_class="ovr", average="weighted",
+                                                           labels=labels))
+    assert RocAuc(multi_class="ovo").score(y, probs) == pytest.approx(
+        skm.roc_auc_score(y, probs, multi_class="ovo", labels=labels))
+    # every class present: as before
+    y_all = np.array([races.index(r) for r in race])
+    p_all = np.random.default_rng(1).dirichlet(np.ones(5), size=len(y_all))
+    assert RocAuc().score(y_all, p_all) == pytest.approx(skm.roc_auc_score(y_all, p_all, multi_class="ovr"))
+    # targets of one class alone: refused for the averages that need two
+    with pytest.raises(DataError, match=r"hold class 0 alone of this 5-class model.*RocAuc\(average='micro'\)"):
+        RocAuc(multi_class="ovo").score(np.zeros(10, dtype=np.int64), p_all[:10])
+
+
+def test_binary_label_scores_of_a_two_class_model_on_targets_of_class_0_alone_are_scikit_learns_on_adult(adult_rows):
+    from pipekit.metrics import FBeta, Jaccard, Precision, Recall
+
+    # the adult rows earning under 50k, scored by a model that predicts that class for every row
+    low = (adult_rows["salary"] == "<50k").to_numpy()
+    y = np.zeros(int(low.sum()), dtype=np.int64)
+    logits = torch.tensor([[2.0, -1.0]]).repeat(len(y), 1)
+    for metric, sk in [(F1Score(), skm.f1_score), (Precision(), skm.precision_score), (Recall(), skm.recall_score),
+                       (FBeta(2), functools.partial(skm.fbeta_score, beta=2)), (Jaccard(), skm.jaccard_score)]:
+        with pytest.warns(UndefinedMetricWarning):
+            ours = accumulate(metric, [(logits[:100], y[:100]), (logits[100:], y[100:])])
+        with pytest.warns(UndefinedMetricWarning):
+            theirs = sk(y, np.zeros_like(y))
+        assert ours == theirs == 0.0, metric.name
+        with pytest.warns(UndefinedMetricWarning):
+            assert float(metric(logits, torch.as_tensor(y))) == 0.0  # called on the tensors
+    # a class beyond the model's two is still refused, naming the model's classes
+    with pytest.raises(ValueError, match=r"pos_label=2 is not a class of this 2-class model"):
+        accumulate(F1Score(pos_label=2), [(logits, y)])

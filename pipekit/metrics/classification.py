@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import BOOL, CLASS_AXIS, Interval, Is, Options
 from pipekit.metrics.base import ArrayMetric, MeanMetric, apply_activation
 
@@ -98,6 +98,8 @@ class _ArgmaxScore(ArrayMetric):
     task, activation, target_kinds = "classification", "argmax", ("cross_entropy",)
     multi_label_instead = "AccuracyMulti() (a sigmoid, then a threshold)"
     sk_name = ""
+    #: the width of the class scores accumulated (the model's classes), which their arg-max no longer shows
+    _width: int | None = None
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
@@ -105,7 +107,19 @@ class _ArgmaxScore(ArrayMetric):
             raise ParameterError(_one_score_per_item(self.name, multi, self._loss_kind))
         if pred.ndim == 2:  # the model's classes, its columns, which the arg-max below no longer shows
             self._labels_kwargs(pred.shape[1])
+            self._width = int(pred.shape[1])
         super().accumulate(pred, targ, loss, bs)
+
+    def reset(self) -> None:
+        super().reset()
+        self._width = None
+
+    def _model_classes(self, y_pred: np.ndarray) -> int | None:
+        """The model's number of classes: the width of its class scores (those given, or those the accumulated
+        arg-max came from), else the Learner's data's (:meth:`set_classes`); None when neither is known."""
+        if y_pred.ndim == 2:
+            return int(y_pred.shape[1])
+        return self._width or self._n_classes
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """The scikit-learn function's other arguments (checked against the data where they depend on it)."""
@@ -162,16 +176,19 @@ class _LabelScore(_ArgmaxScore):
         return self.name
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-        n_classes = y_pred.shape[1] if y_pred.ndim == 2 else len(np.union1d(np.unique(y_true), np.unique(labels)))
+        # the model's classes, not those that happen to be present: a validation set (and its predictions) of class
+        # 0 alone is still scored as one of a two-class model
+        model_classes = self._model_classes(y_pred)
+        n_classes = model_classes or len(np.union1d(np.unique(y_true), np.unique(labels)))
         if self.average == "binary" and n_classes > 2:
             names = [repr(self.configured(average=a).scoring_name) for a in ("macro", "micro", "weighted")]
             by_name = f" (by name: {names[0]}, {names[1]} or {names[2]})" if self.named else ""
             raise ParameterError(f"{self.name} with average='binary' scores class 1 of a two-class model and this "
                                  f"one has {n_classes} classes: pass average='macro', 'micro' or 'weighted'{by_name}")
-        if self.average == "binary" and self.pos_label >= n_classes:
+        # labels alone of one class (no model's width to read): scikit-learn's value, 0.0 with its warning
+        if self.average == "binary" and self.pos_label >= n_classes and (model_classes is not None or n_classes > 1):
             raise ParameterError(f"{self.name}: pos_label={self.pos_label} is not a class of this {n_classes}-class "
                                  f"model; give the index of the class to score (0 to {n_classes - 1})")
-        model_classes = y_pred.shape[1] if y_pred.ndim == 2 else self._n_classes
         return {"average": self.average, "pos_label": self.pos_label, **self._labels_kwargs(model_classes)}
 
 
@@ -275,7 +292,7 @@ class CohenKappa(_ArgmaxScore):
         self.check_params()
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-        return {"weights": self.weights, **self._labels_kwargs(y_pred.shape[1] if y_pred.ndim == 2 else self._n_classes)}
+        return {"weights": self.weights, **self._labels_kwargs(self._model_classes(y_pred))}
 
 
 #: F-beta's ``beta`` (recall counts ``beta`` times as much as precision): above 0 and at most a million, where the
@@ -353,6 +370,10 @@ def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
 class RocAuc(ArrayMetric):
     """Area under the ROC curve on class probabilities (one-vs-rest for several classes).
 
+    For several classes, targets holding no item of one of the model's classes are refused with the default
+    one-vs-rest macro average (that class's AUC, and so the average, is undefined), naming the class; the
+    ``average='weighted'`` and ``multi_class='ovo'`` averages are over the classes present, as scikit-learn's.
+
     >>> import numpy as np
     >>> from pipekit.metrics import RocAuc
     >>> probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.2, 0.6], [0.3, 0.4, 0.3]])
@@ -388,8 +409,35 @@ class RocAuc(ArrayMetric):
             return roc_auc_score(y_true, y_pred[:, 1])
         if y_pred.ndim == 1:
             return roc_auc_score(y_true, y_pred)
-        return roc_auc_score(y_true, y_pred, average=self.average, multi_class=self.multi_class,
-                             labels=np.arange(y_pred.shape[1]))
+        missing = self._refuse_undefined(y_true, y_pred.shape[1])
+        with warnings.catch_warnings():
+            if missing and self.average == "weighted":  # a class with no item weighs 0 in the average over the rest
+                warnings.filterwarnings("ignore", message="Only one class is present in y_true")
+            return roc_auc_score(y_true, y_pred, average=self.average, multi_class=self.multi_class,
+                                 labels=np.arange(y_pred.shape[1]))
+
+    def _refuse_undefined(self, y_true: np.ndarray, n_classes: int) -> list[int]:
+        """Refuse targets of several classes whose score is undefined (scikit-learn's NaN, which would pass as a
+        value): one-vs-rest's macro average when a class of the model has no item (its class against the rest has
+        no positive), and any average but one-vs-rest's micro when the targets hold one class alone. Returns the
+        classes with no item (the other averages are over the classes present)."""
+        present = np.unique(np.asarray(y_true).astype(np.int64))
+        missing = [int(c) for c in np.setdiff1d(np.arange(n_classes), present)]
+        if not missing or (self.multi_class, self.average) == ("ovr", "micro"):
+            return missing
+        stratified = ("a split that holds every class (a stratified one, e.g. TrainTestSplitter(valid_pct=0.2, "
+                      "seed=42, stratify_col=<the label column>))")
+        if len(present) < 2:
+            raise DataError(f"{self.name}: the targets scored hold class {int(present[0])} alone of this "
+                            f"{n_classes}-class model, and ROC-AUC needs items of two classes at least; score "
+                            f"{stratified}, or RocAuc(average='micro'), which pools every class's scores")
+        if (self.multi_class, self.average) == ("ovr", "macro"):
+            shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            raise DataError(f"{self.name}: the targets scored hold no item of class {shown} of this {n_classes}-class "
+                            "model, so its one-vs-rest ROC-AUC, and the macro average over every class, are undefined; "
+                            f"score {stratified}, or average over the classes present: "
+                            "RocAuc(average='weighted') or RocAuc(multi_class='ovo')")
+        return missing
 
 
 class RocAucBinary(RocAuc):
