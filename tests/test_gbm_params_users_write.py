@@ -101,3 +101,17 @@ def test_objective_none_is_the_tasks_own_as_lgbmclassifier_reads_it():
     # LGBMClassifier(objective=None) is its default: a GBM given it is one not given it
     assert GBM("classification", objective=None).get_params() == GBM("classification").get_params()
     assert GBM("regression", objective=None).params is None
+
+
+def test_seed_and_random_state_must_agree_even_when_seed_is_the_default_value():
+    # seed=0 written out is a seed given: random_state (LightGBM's name for it) must not say another
+    for kw in ({"seed": 0, "random_state": 5}, {"seed": 1, "random_state": 5}, {"seed": 5, "random_state": 0}):
+        with pytest.raises(ParameterError, match=rf"seed={kw['seed']} and random_state={kw['random_state']} "
+                                                 r"\(LightGBM's name for seed\) set the same thing"):
+            GBM("classification", **kw)
+    with pytest.raises(ParameterError, match=r"seed=0 and random_state=5"):
+        GBM("classification").set_params(seed=0, random_state=5)
+    # the same value under both names, or either alone, is taken; the default reads as 0 everywhere
+    assert GBM("classification", seed=5, random_state=5).seed == GBM("classification", random_state=5).seed == 5
+    assert GBM("classification", seed=0, random_state=0).get_params() == GBM("classification").get_params()
+    assert type(GBM("classification").seed) is int and repr(GBM("classification", seed=0)) == "GBM(task='classification')"

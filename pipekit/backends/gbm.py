@@ -38,6 +38,7 @@ from pipekit.backends.booster_files import (_METRICS, LIGHTGBM_FILE_PARAMS, LIGH
                                             check_lightgbm_file_params, check_params_to_save, lightgbm_names,
                                             monotone_values)
 from pipekit.backends.data import TabularData
+from pipekit.backends.forest import _SEED
 from pipekit.core.component import param_names
 from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
@@ -325,18 +326,21 @@ class GBM(Booster):
     def __init__(self, task: str, n_estimators: int = 1000, learning_rate: float = 0.05, num_leaves: int = 31,
                  min_child_samples: int = 20, subsample: float = 1.0, colsample: float = 1.0,
                  reg_lambda: float = 0.0, early_stopping_rounds: int | None = _PATIENCE, native_categorical: bool = True,
-                 time_limit: float | None = None, n_jobs: int | None = -1, seed: int = 0, params: dict | None = None,
+                 time_limit: float | None = None, n_jobs: int | None = -1, seed: int = _SEED, params: dict | None = None,
                  name: str | None = None, **lightgbm: Any):
         self.task, self.n_estimators, self.learning_rate, self.num_leaves = task, n_estimators, learning_rate, num_leaves
         self.min_child_samples, self.subsample, self.colsample, self.reg_lambda = (min_child_samples, subsample,
                                                                                    colsample, reg_lambda)
         self.early_stopping_rounds, self.native_categorical = early_stopping_rounds, native_categorical
         self.time_limit = time_limit
-        self.n_jobs, self.seed, self.params, self.name = n_jobs, seed, params, name
+        self.n_jobs, self.params, self.name = n_jobs, params, name
+        self.seed = 0 if seed is _SEED else seed
         if lightgbm:  # LightGBM's names, as its scikit-learn estimators take them
             defaults = inspect.signature(GBM.__init__).parameters
             given = {k: getattr(self, k) for k in set(_OWN_ARGUMENTS.values())
                      if getattr(self, k) != defaults[k].default}
+            if seed is not _SEED:  # a seed the caller gave, 0 too, which random_state must not contradict
+                given["seed"] = seed
             for k, v in _from_lightgbm(lightgbm, given, self.params, task=task).items():
                 setattr(self, k, v)
         self.check_params()
