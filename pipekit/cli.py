@@ -676,7 +676,8 @@ def megabytes(n: int) -> str:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from pipekit.data.cache import CACHE_KINDS, cache_folder, cache_usage, clear_cache_folder, link_target
+    from pipekit.data.cache import (CACHE_KINDS, cache_folder, cache_usage, clear_cache_folder, image_cache_copies,
+                                    link_target)
 
     def where(kind: str) -> str:
         """The kind's folder, and where it points when it is a link (a cache moved to another disk)."""
@@ -693,8 +694,15 @@ def cmd_cache(args: argparse.Namespace) -> int:
         for kind in kinds:
             folder = cache_folder(None, CACHE_KINDS[kind])
             size, entries = cache_usage(folder)
-            print(f"{kind:<8} {megabytes(size):>10} {entries:>6} {'entry' if entries == 1 else 'entries'}  "
+            # an image entry is one setting (image mode and item transform), holding one copy per data set or
+            # version of one kept
+            unit = ("setting", "settings") if kind == "images" else ("entry", "entries")
+            print(f"{kind:<8} {megabytes(size):>10} {entries:>6} {unit[0] if entries == 1 else unit[1]}  "
                   f"{where(kind)}")
+            if kind == "images":
+                for settings, copies, used in image_cache_copies(folder):
+                    print(f"{'':<8} {megabytes(used):>10} {copies:>6} {'copy' if copies == 1 else 'copies'}   "
+                          f"{settings}")
         return 0
     # each folder listed once: what was freed and what could not be removed are measured as it is cleared
     folders = {kind: cache_folder(None, CACHE_KINDS[kind]) for kind in kinds}

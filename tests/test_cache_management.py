@@ -191,7 +191,9 @@ def test_cli_cache_info_and_clear(imdb, tmp_path, capsys):
     images, tokens = fill_both_caches(imdb)
     assert main(["cache", "info"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines == [f"images   {megabytes(images):>10}      1 entry  {root / 'images'}",
+    # an image entry is a setting; under it, how many copies of images it holds and their size
+    assert lines == [f"images   {megabytes(images):>10}      1 setting  {root / 'images'}",
+                     f"         {megabytes(images):>10}      1 copy   L, no item transform",
                      f"tokens   {megabytes(tokens):>10}      1 entry  {root / 'text'}"]
     assert main(["cache", "clear", "--tokens"]) == 0
     assert capsys.readouterr().out == f"tokens   freed {megabytes(tokens)} in {root / 'text'}\n"
@@ -201,4 +203,4 @@ def test_cli_cache_info_and_clear(imdb, tmp_path, capsys):
                                                     f"tokens   freed {megabytes(0)} in {root / 'text'}"]
     assert not (root / "images").exists()
     assert main(["cache", "info", "--images"]) == 0
-    assert capsys.readouterr().out == f"images   {megabytes(0):>10}      0 entries  {root / 'images'}\n"
+    assert capsys.readouterr().out == f"images   {megabytes(0):>10}      0 settings  {root / 'images'}\n"

@@ -144,7 +144,8 @@ def test_opencv_limits_are_read_as_opencv_reads_them_and_bad_values_are_named(mo
 
 
 @pytest.mark.parametrize("name", ["OPENCV_IO_MAX_IMAGE_PIXELS", "OPENCV_IO_MAX_IMAGE_WIDTH", "OPENCV_IO_MAX_IMAGE_HEIGHT"])
-@pytest.mark.parametrize("code", ["import pipekit.vision", "from pipekit.vision.decode import decode_image"])
+@pytest.mark.parametrize("code", ["import pipekit.vision", "from pipekit.vision.decode import decode_image",
+                                  "import pipekit.bench"])
 def test_a_bad_opencv_variable_is_named_before_opencv_aborts_on_it(name, code):
     import subprocess
     import sys

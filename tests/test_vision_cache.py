@@ -172,3 +172,110 @@ def test_build_image_store_presizes_a_users_subclass_in_memory(dog_files, tmp_pa
     theirs = build_image_store(dog_files, Resize(32), cache_dir=cache)
     assert theirs.path_ is None and plain.path_ is not None
     np.testing.assert_array_equal(theirs.gather(np.arange(10)).numpy(), 255 - plain.gather(np.arange(10)).numpy())
+
+
+def _resave_brighter(files) -> None:
+    """Re-save each of ``files`` a little brighter: the same photo, other content."""
+    from PIL import Image
+
+    for f in files:
+        a = np.asarray(Image.open(f)).astype(int)
+        Image.fromarray(np.clip(a + 3, 0, 255).astype(np.uint8)).save(f, quality=85)
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """40 real photos (dogs and cats) copied to a folder of their own."""
+    out = tmp_path / "photos"
+    out.mkdir()
+    for c in ("dogs", "cats"):
+        for f in sorted((D.path("dogscats") / "train" / c).glob("*.jpg"))[:20]:
+            shutil.copy(f, out / f"{c}_{f.name}")
+    return sorted(out.glob("*.jpg"))
+
+
+def test_repeated_edits_keep_one_copy_and_cache_info_counts_them(photos, tmp_path, monkeypatch, capsys):
+    from pipekit.cli import main
+
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    entry = tmp_path / "cache" / "images"
+    first = build_image_store(photos, Resize(32))
+    rng = np.random.default_rng(0)
+    for _ in range(4):  # 40% of the files re-saved each time: less than the three quarters that supersede a pack
+        edited = rng.choice(len(photos), 16, replace=False)
+        _resave_brighter([photos[i] for i in edited])
+        store = build_image_store(photos, Resize(32))
+        assert store.n_decoded_ == 16 and store.n_reused_ == 24
+        # the old contents of the edited files are held by no file any more: their copy is not kept
+        assert len(list(entry.rglob("*.npy"))) == 1
+    pixels = store.gather(np.arange(40)).numpy()
+    assert not np.array_equal(pixels, first.gather(np.arange(40)).numpy())
+    # files deleted from the folder (40% of them): their images go with the old copy too
+    for p in photos[::5] + photos[1::5]:
+        p.unlink()
+    kept = [p for p in photos if p.exists()]
+    assert build_image_store(kept, Resize(32)).n_decoded_ == 0
+    assert len(list(entry.rglob("*.npy"))) == 1
+    # a sample of the data set (a third of it) keeps the whole set's copy: its next build decodes nothing
+    build_image_store(kept[:8], Resize(32))
+    assert len(list(entry.rglob("*.npy"))) == 2
+    again = build_image_store(kept, Resize(32))
+    assert again.n_decoded_ == 0
+    assert np.array_equal(again.gather(np.arange(24)).numpy(), pixels[[i for i in range(40) if i % 5 > 1]])
+    # `pipekit cache info` shows each setting's copies and their size
+    assert main(["cache", "info", "--images"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    size = sum(f.stat().st_size for f in entry.rglob("*") if f.suffix in (".npy", ".json") and f.name != "index.json")
+    assert out[0].split()[3:5] == ["1", "setting"]
+    assert out[1].split()[:4] == [f"{size / 1e6:.1f}", "MB", "2", "copies"] and "RGB, Resize[" in out[1]
+
+
+def test_a_cache_disk_without_room_is_said_before_decoding_and_the_images_kept_in_memory(photos, tmp_path,
+                                                                                          monkeypatch):
+    from collections import namedtuple
+
+    from pipekit.data.cache import CacheWriteWarning
+
+    cache = tmp_path / "cache"
+    build_image_store(photos, Resize(32), cache_dir=cache)
+    _resave_brighter(photos[:3])
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 50_000, 50_000))
+    with pytest.warns(CacheWriteWarning) as said:
+        store = build_image_store(photos, Resize(32), cache_dir=cache)
+    message = str(said[0].message)
+    need = (40 * 32 * 32 * 3 + 128) / 1e6  # the raw pixels and the .npy header
+    assert f"{cache / 'images'}" in message and f"has 0.1 MB free but these presized images need {need:.1f} MB" in message
+    assert "pipekit cache clear" in message and "PIPEKIT_CACHE=" in message
+    # in memory, from the cache where it holds a file: only the edited files are decoded
+    assert store.path_ is None and store.n_decoded_ == 3 and store.n_reused_ == 37
+    assert len(list(cache.rglob("*.npy"))) == 1 and not list(cache.rglob("*.pk-tmp"))
+    assert np.array_equal(store.gather(np.arange(40)).numpy(),
+                          build_image_store(photos, Resize(32), cache_dir=False).gather(np.arange(40)).numpy())
+
+
+def test_every_broken_file_is_named_in_one_error(photos, tmp_path):
+    empty, cut, text = photos[3], photos[10], photos[31]
+    empty.write_bytes(b"")
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    text.write_text("not an image")
+    for where in (tmp_path / "cold", False):  # a cold cache and in memory
+        with pytest.raises(ImageDecodeError) as e:
+            build_image_store(photos, Resize(32), cache_dir=where)
+        said = str(e.value)
+        assert said.startswith("3 of the image files cannot be read or decoded")
+        assert [line.split(":")[0].strip() for line in said.splitlines()[1:4]] == [str(empty), str(cut), str(text)]
+        assert "verify_images" in said
+    assert not list((tmp_path / "cold").rglob("*.npy")) and not list((tmp_path / "cold").rglob("*.pk-tmp"))
+    # a warm cache (the other files already cached), and a broken first file
+    good = [p for p in photos if p not in (empty, cut, text)]
+    build_image_store(good, Resize(32), cache_dir=tmp_path / "warm")
+    with pytest.raises(ImageDecodeError, match=r"^3 of the image files") as e:
+        build_image_store([empty, *good, cut, text], Resize(32), cache_dir=tmp_path / "warm")
+    assert all(str(p) in str(e.value) for p in (empty, cut, text))
+    # many: the first 20 are named, the others counted
+    for p in photos[:25]:
+        p.write_bytes(b"")
+    with pytest.raises(ImageDecodeError, match=r"^26 of the image files") as e:
+        build_image_store(photos, Resize(32), cache_dir=False)
+    assert str(photos[19]) in str(e.value) and str(photos[20]) not in str(e.value) and "... and 6 more" in str(e.value)

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pipekit.vision.decode  # noqa: F401  (checks OpenCV's environment variables before cv2 reads them)
+
 import cv2
 import numpy as np
 import torch

@@ -356,6 +356,35 @@ def cache_usage(folder: Path | None) -> tuple[int, int]:
     return size, len(entries)
 
 
+def image_cache_copies(folder: Path | None) -> list[tuple[str, int, int]]:
+    """``(settings, copies, bytes)`` of each entry of the presized-image cache ``folder`` (``$PIPEKIT_CACHE/images``):
+    the image mode and item transform its packs were made with (as their meta says), how many packs (copies of the
+    images, one per data set or per version of one kept) it holds and their size with their meta files. Entries in
+    order of size, largest first; links inside are not followed.
+
+    >>> image_cache_copies(None)
+    []
+    """
+    if folder is None:
+        return []
+    out = []
+    for entry in _cache_contents(folder)[1]:
+        packs, size, settings = 0, 0, None
+        with contextlib.suppress(OSError):  # removed meanwhile by another process
+            for f in sorted(entry.iterdir()):
+                if link_target(f) is not None or not PACK_ID.fullmatch(f.stem) or f.suffix not in (".npy", ".json"):
+                    continue
+                with contextlib.suppress(OSError):
+                    size += os.lstat(f).st_size
+                packs += f.suffix == ".npy"
+                if f.suffix == ".json" and settings is None:
+                    with contextlib.suppress(CacheEntryError):
+                        config = read_json(f, {"config": str})["config"].split("|")[1:]  # after the version
+                        settings = ", ".join(p if p != "none" else "no item transform" for p in config)
+        out.append((settings or f"{entry.name} (settings unreadable)", packs, size))
+    return sorted(out, key=lambda e: -e[2])
+
+
 def remove_cache_folder(folder: Path | None) -> int:
     """Delete what pipekit wrote in the cache ``folder`` (:data:`CACHE_LAYOUTS`: its entry folders with their packs,
     meta, index and lock files, and temporary files), then ``folder`` when that leaves it empty; returns the bytes

@@ -4,7 +4,11 @@ Each file is decoded and presized once. The result is written to a ``.npy`` pack
 (N, H, W, C) that later epochs and later runs memory-map: a batch is one ``np.take`` (no decoding,
 no Python per image). Entries are keyed by a hash of the file's bytes plus the presize settings, so
 a changed file is decoded again while unchanged files are copied from the previous pack, which is then deleted
-(a data set cleaned of a few files keeps one pack on disk, not one per rebuild).
+once no file holds the images only it keeps (see :func:`_index_pack`: a data set edited or cleaned, rebuild after
+rebuild, keeps one pack on disk, not one per rebuild). A pack takes N x H x W x C bytes (the raw pixels), and is
+written only when the disk has room for it; else the images are kept in memory with a CacheWriteWarning saying how
+to make room. A file that cannot be decoded does not stop the build: every file is tried and one error names them
+all.
 
 The cache lives in ``$PIPEKIT_CACHE`` (default ``~/.cache/pipekit``); ``cache_dir=False`` keeps the
 pixels in memory instead, and so does a folder that cannot be written (with a CacheWriteWarning saying how
@@ -22,6 +26,7 @@ import contextlib
 import copy
 import io
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +36,8 @@ from typing import Protocol, TypeVar
 import numpy as np
 import torch
 
-from pipekit.core.errors import DataError
-from pipekit.data.cache import (PACK_ID, superseded, keyed_by_settings, CacheEntryError, PackChecksum, TempFile, atomic_write_json,
+from pipekit.core.errors import DataError, warn
+from pipekit.data.cache import (PACK_ID, superseded, keyed_by_settings, CacheEntryError, CacheWriteWarning, PackChecksum, TempFile, atomic_write_json,
                                 cache_folder, clean_stale_temps, fingerprint, open_verified, read_json,
                                 remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
@@ -40,7 +45,7 @@ from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store, gather_context, item_draws
 from pipekit.vision.buffers import pooled_empty
-from pipekit.vision.decode import decode_bytes, read_image_file
+from pipekit.vision.decode import ImageDecodeError, decode_bytes, read_image_file
 from pipekit.vision.presize import ItemTransform
 from pipekit.vision.sources import MemoryImage
 
@@ -250,20 +255,94 @@ def _locked(path: Path) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def _index_pack(cdir: Path, keys: list[str], pack_id: str) -> None:
-    """List ``keys`` as the slots of pack ``pack_id`` in ``cdir``'s index, then delete the packs no entry lists.
+def _source_name(path: str | MemoryImage) -> str | None:
+    """What a pack's meta records of where an image came from (``sources``): the file's absolute path, None for an
+    image in memory."""
+    return None if isinstance(path, MemoryImage) else os.path.abspath(path)
+
+
+def _pack_sources(cdir: Path, pack_id: str) -> tuple[list[str], list[str | None]] | None:
+    """The content keys and the source files (:func:`_source_name`) of the pack ``pack_id``, from its meta; None when
+    the meta cannot be read or records no sources (a pack an older pipekit wrote). Read to tell which of its images
+    are old contents of files, never to serve pixels (that is :func:`_open_pack`'s, which checks the signature)."""
+    try:
+        meta = read_json(cdir / f"{pack_id}.json", {"keys": list})
+    except CacheEntryError:
+        return None
+    keys, sources = meta["keys"], meta.get("sources")
+    if not isinstance(sources, list) or len(sources) != len(keys) or not all(
+            s is None or isinstance(s, str) for s in sources):
+        return None
+    return keys, sources
+
+
+def _outdated(cdir: Path, index: dict[str, list], pack_id: str, keys: list[str],
+              sources: Sequence[str | None]) -> set[str]:
+    """The entries of ``index`` (in packs other than ``pack_id``) holding an old content of a file of the build that
+    wrote ``keys`` from ``sources``: a file it read with other content, or one gone from a folder it read. No file
+    holds those images any more; an entry of a file this build did not read, in a folder it did not read or still
+    there, may be another data set's (a subset, a sample) and is kept."""
+    now = {src: k for src, k in zip(sources, keys) if src is not None}
+    if not now:
+        return set()
+    folders: dict[str, set[str] | None] = {os.path.dirname(src): None for src in now}  # read: its files, listed once
+
+    def gone(src: str) -> bool:
+        folder, name = os.path.split(src)
+        if folder not in folders:
+            return False
+        names = folders[folder]
+        if names is None:
+            try:
+                names = folders[folder] = set(os.listdir(folder))
+            except OSError:  # unreadable or gone meanwhile: none of its files is taken for deleted
+                del folders[folder]
+                return False
+        return name not in names
+
+    by_pack: dict[str, list[str]] = {}
+    for k, ref in index.items():
+        if ref[0] != pack_id:
+            by_pack.setdefault(ref[0], []).append(k)
+    out: set[str] = set()
+    for pid, entries in by_pack.items():
+        recorded = _pack_sources(cdir, pid)
+        if recorded is None:
+            continue
+        pack_keys, pack_sources = recorded
+        for k in entries:
+            slot = index[k][1]
+            src = pack_sources[slot] if slot < len(pack_sources) and pack_keys[slot] == k else None
+            if src is None:
+                continue
+            if src in now:
+                if now[src] != k:  # the file now holds other content
+                    out.add(k)
+            elif gone(src):  # deleted from a folder this build read
+                out.add(k)
+    return out
+
+
+def _index_pack(cdir: Path, keys: list[str], pack_id: str, sources: Sequence[str | None] = ()) -> None:
+    """List ``keys`` (read from the files ``sources``, see :func:`_source_name`) as the slots of pack ``pack_id`` in
+    ``cdir``'s index, then delete the packs no entry lists.
 
     The index is keyed by file content and shared by every data set built with these settings, so a key this build
-    does not use may be another data set's. A pack is superseded when this build takes over at least three quarters
-    of the entries that listed it (:data:`SUPERSEDED_SHARE`): the same data set with files deleted, replaced or added.
-    Its remaining entries (the deleted files', the old contents of the replaced ones) are dropped with it, so the
-    cache keeps one pack per data set and setting rather than a whole old copy per edit. A build of another data set
-    sharing fewer of its files (a sample of it, or one overlapping it) takes a smaller share, and both packs stay.
+    does not use may be another data set's. Two rules drop the entries of older packs, and a pack none of whose entries
+    is left is deleted:
+
+    - an entry holding an old content of a file of this build (:func:`_outdated`: the file now holds other content,
+      or it is gone from a folder this build read) is dropped: no file holds that image any more. Editing any share of
+      a data set's files therefore leaves one pack of it, not one more copy per edit.
+    - a pack is superseded when this build takes over at least three quarters of the entries that listed it
+      (:data:`SUPERSEDED_SHARE`): the same data set with files deleted, replaced or added, or a subset of it that
+      large. Its remaining entries are dropped with it. A build of another data set sharing fewer of its files (a
+      sample of it, or one overlapping it) takes a smaller share, and both packs stay.
 
     Runs under the folder's lock (:func:`_locked`), with the index read again there: the entries other
-    processes wrote since this build read the index stay listed, so their packs are kept. Every pack is
-    committed under the same lock, so an unlisted pack is garbage, never one about to be indexed. Only files named
-    as packs (:data:`~pipekit.data.cache.PACK_ID`) are ever deleted.
+    processes wrote since this build read the index stay listed unless a rule above drops them, so their packs are
+    kept. Every pack is committed under the same lock, so an unlisted pack is garbage, never one about to be indexed.
+    Only files named as packs (:data:`~pipekit.data.cache.PACK_ID`) are ever deleted.
     """
     index = _read_index(cdir / "index.json", report=False)
     listed = Counter(ref[0] for ref in index.values())
@@ -271,9 +350,11 @@ def _index_pack(cdir: Path, keys: list[str], pack_id: str) -> None:
         index[k] = [pack_id, slot]
     left = Counter(ref[0] for ref in index.values())
     gone = {pid for pid, n in listed.items() if pid != pack_id and superseded(n - left[pid], n)}
+    outdated = _outdated(cdir, index, pack_id, keys, sources)
     on_disk = {f.stem for f in cdir.glob("*.npy") if PACK_ID.fullmatch(f.stem)}
-    # entries of packs deleted by hand, and those of superseded packs
-    index = {k: ref for k, ref in index.items() if ref[0] in on_disk and ref[0] not in gone}
+    # entries of packs deleted by hand, of superseded packs, and the old contents of this build's files
+    index = {k: ref for k, ref in index.items()
+             if ref[0] in on_disk and ref[0] not in gone and k not in outdated}
     atomic_write_json(cdir / "index.json", index)
     # Packs no longer referenced by any key are garbage (a mapped file stays readable after unlink).
     for stem in on_disk - {ref[0] for ref in index.values()}:
@@ -434,9 +515,19 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
     # hashed and decoded from the same bytes, instead of a hashing pass followed by a decoding pass.
     cold = not index and not any(cdir.glob("*.npy"))
     keys: list[str] = [""] * len(paths)
+    # the files that cannot be read or decoded, by item: the build goes on past them and names them all at the end
+    broken: dict[int, ImageDecodeError] = {}
+
+    def key_of(i: int) -> str:
+        try:
+            return _keyed_bytes(paths[i])[0]
+        except ImageDecodeError as e:
+            broken[i] = e
+            return ""
+
     if not cold:
         with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
-            keys = list(_map_in_chunks(ex, lambda i: _keyed_bytes(paths[i])[0], len(paths)))
+            keys = list(_map_in_chunks(ex, key_of, len(paths)))
     pack_id = _pack_id(keys, config)
     # Packs opened (verified) in this build, None for those that failed: each is checked once.
     old_packs: dict[str, tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None] | None] = {}
@@ -457,7 +548,7 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
                 old_packs[pid] = None
         return old_packs[pid]
 
-    if not cold and (cdir / f"{pack_id}.npy").exists():
+    if not cold and not broken and (cdir / f"{pack_id}.npy").exists():
         hit = open_checked(pack_id, len(paths))
         if hit is not None and hit[2] == keys and (hit[3] is not None or not masks):
             return ImageStore(hit[0], hit[1], squeeze, n_decoded=0, n_reused=len(paths), path=cdir / f"{pack_id}.npy",
@@ -477,14 +568,54 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         top = int(tops[ref[1]]) if tops is not None else 0
         return np.asarray(arr[ref[1]]), (int(sizes[ref[1]][0]), int(sizes[ref[1]][1])), top
 
-    # The output shape: the transform's size, or the first image's own size.
-    first = None if cold else old_entry(keys[0])
-    first_img = first[0] if first is not None else _decode_one(paths[0], mode, tfm)[0]
-    h, w = first_img.shape[:2]
+    def take(i: int) -> tuple[np.ndarray, tuple[int, int], int, bool] | None:
+        """Image ``i`` (from an old pack or decoded), its source size, value_max and whether it was decoded; None
+        when its file cannot be read or decoded (kept in ``broken``)."""
+        if i in broken:
+            return None
+        try:
+            if cold:
+                (keys[i], data), entry = _keyed_bytes(paths[i]), None
+            else:
+                data, entry = None, old_entry(keys[i])
+            img, hw, top = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
+        except ImageDecodeError as e:
+            broken[i] = e
+            return None
+        return img, hw, top, entry is None
+
+    # The output shape: the transform's size, or the first readable image's own size.
+    h, w = _first_image(take, paths, broken)[0].shape[:2]
     # Load (and verify) the old packs in this thread so the workers only read them.
     if not cold:
         for k in set(keys):
             old_entry(k)
+    sizes = np.zeros((len(paths), 2), dtype=np.int64)
+    tops = np.zeros(len(paths), dtype=np.int64)
+    shape = (len(paths), h, w, channels)
+    item_bytes = h * w * channels
+    need = _npy_header_len(shape) + len(paths) * item_bytes
+    room = _free_space(cdir)
+    if room is not None and room < need:  # said before any decoding, rather than by a write failing halfway
+        _warn_no_room(cdir, need, room, shape)
+        pixels = np.empty(shape, dtype=np.uint8)
+
+        def keep(i: int) -> bool:
+            got = take(i)
+            if got is None:
+                return False
+            _check_size(got[0], (h, w), paths, i)
+            pixels[i] = got[0]
+            sizes[i], tops[i] = got[1], got[2]
+            return got[3]
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
+            kept = list(progress_bar(_map_in_chunks(ex, keep, len(paths)), total=len(paths), description=description))
+        if broken:
+            raise _broken_error(broken)
+        n_decoded = int(sum(kept))
+        return ImageStore(pixels, sizes, squeeze, n_decoded=n_decoded, n_reused=len(paths) - n_decoded,
+                          value_max=tops if masks else None)
     # The pack's name depends on every key, which a cold build only knows at the end.
     with _writing(root):  # making the temporary file is a write into the folder too (read-only, full, a file there)
         tmp = TempFile(cdir, "pack")
@@ -494,10 +625,9 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             # descriptor TempFile created, never by opening its name again
             head = io.BytesIO()
             np.lib.format.write_array_header_1_0(head, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
-                                                        "fortran_order": False,
-                                                        "shape": (len(paths), h, w, channels)})
+                                                        "fortran_order": False, "shape": shape})
             header = head.getvalue()
-            data_offset, item_bytes = len(header), h * w * channels
+            data_offset = len(header)
             fd = tmp.fd
             if os.pwrite(fd, header, 0) != data_offset:
                 raise OSError(f"{tmp.path}: short write of the header; is the disk full?")
@@ -506,16 +636,12 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             # Workers write with pwrite: the kernel copies into the page cache, with none of the page faults
             # that filling a writable mapping costs (2-3x faster here). Each image is hashed from the buffer it
             # was written from, so the checksum costs no second pass over the pack.
-        sizes = np.zeros((len(paths), 2), dtype=np.int64)
-        tops = np.zeros(len(paths), dtype=np.int64)
 
         def fill(i: int) -> bool:
-            if cold:
-                (keys[i], data), entry = _keyed_bytes(paths[i]), None
-            else:
-                data, entry = None, old_entry(keys[i])
-            decoded = entry is None
-            img, hw, top = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
+            got = take(i)
+            if got is None:
+                return False
+            img, hw, top, decoded = got
             _check_size(img, (h, w), paths, i)
             with stage("cache write"), _writing(root):
                 buf = np.ascontiguousarray(img).data
@@ -528,48 +654,116 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:  # tmp closes fd
             flags = list(progress_bar(_map_in_chunks(ex, fill, len(paths)), total=len(paths),
                                       description=description))
+        if broken:  # nothing is committed: the temporary file is removed
+            raise _broken_error(broken)
         if cold:
             pack_id = _pack_id(keys, config)
         pack = cdir / f"{pack_id}.npy"
+        sources = [_source_name(p) for p in paths]
         # Builds in other processes (a sweep, two experiments) share the folder: commit, index and clean up
         # under its lock, so that no clean-up sees a pack committed but not yet indexed.
         with _writing(root), _locked(cdir / "index.lock"):
             # The meta goes first and the pack's rename commits the entry: whoever finds the pack finds its meta.
-            meta = {"orig_sizes": sizes.tolist(), "config": config, "shape": [len(paths), h, w, channels],
-                    "keys": keys, **({"value_max": tops.tolist()} if masks else {})}
+            meta = {"orig_sizes": sizes.tolist(), "config": config, "shape": list(shape), "keys": keys,
+                    "sources": sources, **({"value_max": tops.tolist()} if masks else {})}
             atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": checksum.result(pack, meta)})
             tmp.commit(pack)
             # Mapped at once: the mapping stays readable if a later build's clean-up unlinks the pack.
             pixels = np.load(pack, mmap_mode="r")
-            _index_pack(cdir, keys, pack_id)
+            _index_pack(cdir, keys, pack_id, sources)
     n_decoded = int(sum(flags))
     return ImageStore(pixels, sizes, squeeze, n_decoded=n_decoded, n_reused=len(paths) - n_decoded, path=pack,
                       value_max=tops if masks else None)
 
 
+def _free_space(folder: Path) -> int | None:
+    """The bytes free on the disk of ``folder``, None when the system does not say."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def _warn_no_room(folder: Path, need: int, room: int, shape: tuple[int, ...]) -> None:
+    """Say that the pack of ``shape`` (``need`` bytes) does not fit in the ``room`` left on the disk of the cache
+    ``folder``, so the images are presized in memory; and how to make room."""
+    now = os.environ.get("PIPEKIT_CACHE")
+    n, h, w, c = shape
+    warn(f"the cache folder {folder} has {room / 1e6:.1f} MB free but these presized images need {need / 1e6:.1f} MB "
+         f"({n} images of {w}x{h}x{c} bytes): going on with them in memory, so this run works but the next one "
+         "decodes them again. Free space with `pipekit cache clear --images` (pipekit.clear_cache('images')), set "
+         f"PIPEKIT_CACHE=<a folder on a disk with room>{f' (it is {now})' if now else ''}, or give {TURN_OFF} not to "
+         "write a cache", CacheWriteWarning)
+
+
+#: the most unreadable files one error names (the others are counted)
+BROKEN_LISTED = 20
+
+
+def _broken_error(broken: dict[int, ImageDecodeError]) -> ImageDecodeError:
+    """One error naming the files of a build that cannot be read or decoded (``broken``: item -> its error), in item
+    order, at most :data:`BROKEN_LISTED` of them: every file was tried, so they can all be fixed before the next build.
+    A single one is raised as it is."""
+    if len(broken) == 1:
+        return next(iter(broken.values()))
+    errors = [broken[i] for i in sorted(broken)]
+    shown = "".join(f"\n  {e}" for e in errors[:BROKEN_LISTED])
+    more = f"\n  ... and {len(errors) - BROKEN_LISTED} more" if len(errors) > BROKEN_LISTED else ""
+    return ImageDecodeError(f"{len(errors)} of the image files cannot be read or decoded (every file was tried):"
+                            f"{shown}{more}\nlist them all with pipekit.vision.verify_images(files), then re-save or "
+                            "remove them")
+
+
+def _first_image(take: Callable[[int], T | None], paths: Sequence[str | MemoryImage],
+                 broken: dict[int, ImageDecodeError]) -> T:
+    """``take(i)`` of the first item it gives an image for (the files before it that cannot be decoded are in
+    ``broken``); raises :func:`_broken_error` when no file can be."""
+    for i in range(len(paths)):
+        got = take(i)
+        if got is not None:
+            return got
+    raise _broken_error(broken)
+
+
 def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int, squeeze: bool,
                      workers: int, description: str) -> ImageStore:
-    first, hw, top = _decode_one(paths[0], mode, tfm)
+    broken: dict[int, ImageDecodeError] = {}
+
+    def take(i: int) -> tuple[np.ndarray, tuple[int, int], int] | None:
+        try:
+            return _decode_one(paths[i], mode, tfm)
+        except ImageDecodeError as e:
+            broken[i] = e
+            return None
+
+    first, hw, top = _first_image(take, paths, broken)
+    start = len(broken)  # the first readable item: decoded once, for its size too
     h, w = first.shape[:2]
     pixels = np.empty((len(paths), h, w, channels), dtype=np.uint8)
     sizes = np.zeros((len(paths), 2), dtype=np.int64)
     tops = np.zeros(len(paths), dtype=np.int64)
-    pixels[0], sizes[0], tops[0] = first.reshape(h, w, channels), hw, top  # decoded once, for its size too
+    pixels[start], sizes[start], tops[start] = first.reshape(h, w, channels), hw, top
 
     def fill(i: int) -> None:
-        img, hw, top = _decode_one(paths[i], mode, tfm)
+        got = take(i)
+        if got is None:
+            return
+        img, hw, top = got
         _check_size(img, (h, w), paths, i)
         pixels[i] = img
         sizes[i], tops[i] = hw, top
 
-    if len(paths) <= _CHUNK:  # a handful (predict's one image): decoded here, with no threads to start
-        for i in range(1, len(paths)):
+    rest = len(paths) - start - 1
+    if rest < _CHUNK:  # a handful (predict's one image): decoded here, with no threads to start
+        for i in range(start + 1, len(paths)):
             fill(i)
     else:
         with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
-            for _ in progress_bar(_map_in_chunks(ex, lambda i: fill(i + 1), len(paths) - 1), total=len(paths) - 1,
+            for _ in progress_bar(_map_in_chunks(ex, lambda i: fill(i + start + 1), rest), total=rest,
                                   description=description):
                 pass
+    if broken:
+        raise _broken_error(broken)
     return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0,
                       value_max=tops if mode == "mask" else None)
 
