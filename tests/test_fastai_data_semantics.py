@@ -2,6 +2,7 @@
 loss of a Datasets' target, the loaders' mid-level API (get_idxs, add_tfms, create_batch/before_batch, items,
 tfms), weighted and partial epochs, and DataBlock.from_columns taking pandas arrays."""
 from operator import attrgetter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -323,3 +324,138 @@ def test_a_text_classifiers_vocab_indexed_by_predictions_names_the_block_to_inde
     with pytest.raises(TypeError, match=r"indexed by block first: dls.vocab\[-1\]\[preds.argmax\(1\)\]"):
         dls.vocab[torch.tensor([1, 0])]
     assert [dls.vocab[-1][i] for i in torch.tensor([1, 0]).tolist()] == ["positive", "negative"]
+
+
+# ---------------------------------------------------------------- fastai habits a DataBlock meets
+
+
+def _mnist_block(**kwargs):
+    from functools import partial
+
+    return DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_y=parent_label,
+                     get_items=partial(get_image_files, folders=["train", "valid"]), **kwargs)
+
+
+def test_a_fastai_batch_transform_is_refused_saying_how_pipekit_writes_one():
+    from pipekit.data import Transform
+    from pipekit.vision import TensorImage
+
+    class BatchScale(Transform):  # fastai's batch transform: typed for the batch's tensors
+        def encodes(self, x: TensorImage):
+            return x * 10.0
+
+    with pytest.raises(ParameterError, match=r"subclass BatchTransform and define encode\(self, batch, ctx\).*"
+                                             r"order = 95") as e:
+        _mnist_block(splitter=GrandparentSplitter(), batch_tfms=[BatchScale()])
+    assert "item_tfms=[" not in str(e.value) and "typed x: TensorImage would change nothing" in str(e.value)
+    # in item_tfms it would change nothing (items are no tensors): refused, naming the annotation
+    with pytest.raises(ParameterError, match=r"annotated x: TensorImage.*would change nothing.*BatchTransform"):
+        _mnist_block(splitter=GrandparentSplitter(), item_tfms=[BatchScale()])
+    with pytest.raises(ParameterError, match=r"annotated x: Tensor\b"):
+        _mnist_block(splitter=GrandparentSplitter(), item_tfms=[Transform(_tensor_typed)])
+    # what the message describes runs on the batches
+    from pipekit.data import BatchTransform
+
+    class Scale(BatchTransform):
+        order = 95  # after IntToFloat, as the message says
+
+        def encode(self, batch, ctx):
+            x, *rest = batch
+            return (x * 10, *rest)
+
+    plain = _mnist_block(splitter=GrandparentSplitter()).dataloaders(D.path("mnist_tiny"), bs=16, seed=0)
+    dls = _mnist_block(splitter=GrandparentSplitter(), batch_tfms=[Scale()]).dataloaders(
+        D.path("mnist_tiny"), bs=16, seed=0)
+    assert torch.allclose(dls.valid.one_batch()[0], plain.valid.one_batch()[0] * 10)
+
+
+def _tensor_typed(x: torch.Tensor):
+    return x * 10
+
+
+def test_a_function_splitter_gets_the_items_as_fastai_gives_them(imdb):
+    seen = {}
+
+    def by_folder(items):
+        seen["items"] = items
+        return ([i for i, p in enumerate(items) if p.parent.parent.name == "train"],
+                [i for i, p in enumerate(items) if p.parent.parent.name == "valid"])
+
+    dls = _mnist_block(splitter=by_folder).dataloaders(D.path("mnist_tiny"), bs=16, seed=0)
+    assert isinstance(seen["items"], list) and all(isinstance(p, Path) for p in seen["items"])
+    assert (len(dls.train_ds), len(dls.valid_ds)) == (709, 699)
+
+    def by_flag(df):  # a pandas source: the frame as pandas, as fastai gives it
+        seen["df"] = df
+        return np.flatnonzero(~df.is_valid.values), np.flatnonzero(df.is_valid.values)
+
+    from pipekit.text import TextBlock
+
+    DataBlock(blocks=(TextBlock.from_df("text"), CategoryBlock), get_x=ColReader("text"), get_y=ColReader("label"),
+              splitter=by_flag).datasets(imdb)
+    assert isinstance(seen["df"], pd.DataFrame) and len(seen["df"]) == len(imdb)
+
+
+def test_a_split_asked_for_validation_items_that_gives_none_warns(imdb):
+    from pipekit.core.errors import PipekitWarning
+    from pipekit.data import RandomSplitter
+
+    block = DataBlock(blocks=(CategoryBlock, CategoryBlock), get_x=ColReader("label"), get_y=ColReader("label"),
+                      splitter=RandomSplitter(0.2, seed=42))
+    with pytest.warns(PipekitWarning, match=r"no validation items: valid_pct=0.2 of 4 items.*at least 5 items"):
+        dsets = block.datasets(imdb.head(4))
+    assert len(dsets.valid) == 0
+    import warnings
+
+    with warnings.catch_warnings():  # 0 asked for: no word
+        warnings.simplefilter("error")
+        block.new(splitter=RandomSplitter(0, seed=42)).datasets(imdb.head(4))
+
+
+def test_files_nested_under_a_class_folder_are_named_as_such(tmp_path):
+    import shutil
+    import warnings
+
+    from pipekit.core.errors import PipekitWarning
+
+    src = D.path("mnist_tiny")
+    for split in ("train", "valid"):
+        for label in ("3", "7"):
+            files = sorted((src / split / label).glob("*.png"))[:4]
+            (tmp_path / split / label).mkdir(parents=True)
+            for f in files:
+                shutil.copy(f, tmp_path / split / label / f.name)
+    deep = tmp_path / "train" / "3" / "deep" / "er"
+    deep.mkdir(parents=True)
+    for f in sorted((src / "train" / "3").glob("*.png"))[4:6]:
+        shutil.copy(f, deep / f.name)
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        dsets = _mnist_block(splitter=GrandparentSplitter()).datasets(tmp_path)
+    said = [str(w.message) for w in ws if issubclass(w.category, PipekitWarning) and "neither" in str(w.message)]
+    assert len(said) == 1 and "2 of 18 items lie inside a 'train' or 'valid' folder but deeper" in said[0], said
+    assert "train/3/deep/er/" in said[0] and "get_items=partial(get_image_files, folders=['train'" not in said[0]
+    assert (len(dsets.train), len(dsets.valid)) == (8, 8)
+
+
+def test_multi_category_block_with_fastai_encoded_first():
+    from pipekit.data import MultiCategoryBlock
+
+    with pytest.raises(ParameterError, match=r"MultiCategoryBlock\(True\).*encoded=True, vocab="):
+        MultiCategoryBlock(True)
+    with pytest.raises(ParameterError, match=r"MultiCategoryBlock\(False\).*MultiCategoryBlock\(\)"):
+        MultiCategoryBlock(False)
+
+
+def test_splitters_take_fastais_argument_names(adult):
+    from pipekit.data import ColSplitter
+
+    assert [s.tolist() for s in IndexSplitter(valid_idx=[1, 3])(adult.head(5))] == [[0, 2, 4], [1, 3]]
+    assert IndexSplitter(valid_idx=[1, 3]).clone().idxs == [1, 3]
+    with pytest.raises(ParameterError, match="one setting"):
+        IndexSplitter([1], valid_idx=[3])
+    frame = pl.from_pandas(adult)
+    on = ColSplitter("workclass", on=" Private")(frame)[1]
+    assert on.tolist() == np.flatnonzero(adult.workclass.values == " Private").tolist()
+    several = ColSplitter("education", on=[" Masters", " Doctorate"]).clone()(frame)[1]
+    assert several.tolist() == np.flatnonzero(adult.education.isin([" Masters", " Doctorate"]).values).tolist()

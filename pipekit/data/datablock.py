@@ -28,13 +28,13 @@ from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import (DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch,
                                       weighted_loaders)
 from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, called_on_items, check_item_getters,
-                                  is_item_getter, item_at, rows_column)
+                                  is_item_getter, item_at, iter_items, rows_column)
 from pipekit.data.items import names_files, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import GrandparentSplitter, RandomSplitter, Splitter, check_disjoint, row_index
 from pipekit.data.store import OUTSIDE_LOADER, ListStore, gathering
-from pipekit.data.transform import (BatchPipeline, BatchTransform, Transform, as_list, as_transform,
-                                    grouped_batch_tfms)
+from pipekit.data.transform import (_VALUE_TYPES, BatchPipeline, BatchTransform, FuncTransform, Transform, as_list,
+                                    as_transform, grouped_batch_tfms, written_for_items)
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
 
@@ -44,6 +44,34 @@ def _wrap_hint(t: Any) -> str:
     if type(t).__module__.split(".")[0] == "albumentations":
         return "; wrap an albumentations transform or Compose: pipekit.vision.Albumentations(t)"
     return ""
+
+
+#: how a transform of whole batches is written in pipekit, as messages about fastai's batch Transforms say it
+BATCH_TRANSFORM_HOW = ("subclass BatchTransform and define encode(self, batch, ctx), where batch is the tuple of the "
+                       "batch's tensors, inputs then targets, and it returns that tuple (x, *rest = batch; return "
+                       "(x * 10, *rest)), and decode(self, batch, ctx) alike to undo it for show_batch; give it "
+                       "order = 95 (a class attribute) to get images as fastai's batch transforms do, float (B, C, H, "
+                       "W) in 0..1 after IntToFloat (order 90), not the uint8 (B, H, W, C) batch before it (the "
+                       "default order is 50); random draws come from ctx.rng(name), and ctx.train says whether the "
+                       "batch is a training one")
+
+
+def tensor_only_types(t: Any) -> tuple[type, ...] | None:
+    """The classes ``t``'s typed ``encodes`` (or ``Transform(f)``'s annotated function) applies to when all of them
+    are tensor classes (``x: TensorImage``, ``x: torch.Tensor``), else None. An item transform sees an item's values
+    before they are batched (an image as an ImageArray, a label as text or a number), never a tensor, so such a
+    transform in ``item_tfms`` would change nothing; it is fastai's way of writing a batch transform."""
+    if isinstance(t, BatchTransform) or not isinstance(t, Transform):
+        return None
+    types = t._types[0] if isinstance(t, FuncTransform) else getattr(type(t).encode, _VALUE_TYPES, None)
+    if types and all(isinstance(c, type) and issubclass(c, torch.Tensor) for c in types):
+        return tuple(types)
+    return None
+
+
+def _annotation(types: tuple[type, ...]) -> str:
+    """``types`` as an annotation reads (``TensorImage | Tensor``)."""
+    return " | ".join(c.__name__ for c in types)
 
 
 def item_transforms(item_tfms: Any) -> list[Transform]:
@@ -389,8 +417,10 @@ class DataBlock(Component):
     """A recipe: what the data is (blocks), where items come from, how to label and split them.
 
     ``splitter``: a splitter (default ``RandomSplitter(0.2)``, seeded by ``dataloaders(seed=)`` or else by
-    NumPy's global generator) or a function of the items returning ``(train_positions, valid_positions)``; for
-    a pandas DataFrame source the function gets a pandas frame whose index is the row positions.
+    NumPy's global generator) or a function of the items returning ``(train_positions, valid_positions)``, given
+    them as fastai gives them: items that are one value each (the files ``get_image_files`` lists, as ``Path``
+    objects; a list of texts) as a list, in order; a table source as its frame (a pandas DataFrame as a pandas frame
+    whose index is the row positions, a Polars frame or a table file as a Polars frame).
 
     >>> import pipekit.datasets as D
     >>> from pipekit.data import CategoryBlock, ColReader, RandomSplitter, RegressionBlock
@@ -425,10 +455,26 @@ class DataBlock(Component):
         for t in item_transforms(item_tfms):
             if not any(t.applies_to(b) for b in blocks_):
                 raise ParameterError(f"DataBlock: item transform {t!r} applies to none of the blocks {blocks_}")
+            types = tensor_only_types(t)
+            if types is not None:  # typed for values no block's items are: it would run on nothing
+                raise ParameterError(
+                    f"DataBlock: item transform {t!r:.100} encodes only values annotated x: {_annotation(types)}, and "
+                    f"the values item_tfms see are no tensors (an image comes as an ImageArray, which x: PILImage "
+                    f"names, a label as text or a number), so it would change nothing. To work on the batches' "
+                    f"tensors, as fastai's batch transforms typed x: TensorImage do, {BATCH_TRANSFORM_HOW}, and pass "
+                    f"it in batch_tfms; to work on each item, annotate the values it is for (x: PILImage) or none")
         for t in as_list(batch_tfms):
             if not isinstance(t, BatchTransform):
-                item = (f"; {type(t).__name__} is an item transform, run on each item before batching: it goes in "
-                        f"item_tfms (item_tfms=[{t!r:.100}])" if isinstance(t, Transform) else "")
+                item, name, types = "", type(t).__name__, tensor_only_types(t)
+                if types is not None:  # fastai's batch transform, typed for the batch's tensors
+                    item = (f"; {name} is a Transform, which pipekit runs on each item before batching, never on "
+                            f"batches, and there its encodes typed x: {_annotation(types)} would change nothing: for "
+                            f"a transform of whole batches (fastai's batch Transform), {BATCH_TRANSFORM_HOW}")
+                elif isinstance(t, Transform):
+                    item = (f"; {name} is an item transform, run on each item before batching: it goes in item_tfms "
+                            f"(item_tfms=[{t!r:.100}])")
+                    if written_for_items(t):  # a user's: it may have been meant for batches
+                        item += f"; for a transform of whole batches, {BATCH_TRANSFORM_HOW}"
                 raise ParameterError(f"DataBlock: batch_tfms takes batch transforms (e.g. aug_transforms()), got "
                                      f"{t!r:.200}" + (item or _wrap_hint(t)))
 
@@ -581,9 +627,7 @@ class DataBlock(Component):
         if seed is not None and isinstance(splitter, Component) and "seed" in splitter.get_params() \
                 and splitter.get_params()["seed"] is None:  # a random split without its own seed takes the loaders'
             splitter = splitter.clone().set_params(seed=seed)
-        # a splitter written as a function of the user's pandas frame gets it as pandas (positions as its index)
-        as_given = items.to_pandas() if is_pandas(source) and not isinstance(
-            splitter, Component) else items
+        as_given = items if isinstance(splitter, Component) else _items_as_given(items, source)
         split = step(f"split ({splitter!r})", lambda: splitter(as_given), items)
         said = f"{splitter.__name__}()" if callable(splitter) and hasattr(splitter, "__name__") else repr(splitter)
         if isinstance(split, (str, bytes)) or not hasattr(split, "__len__") or len(split) != 2:
@@ -1045,31 +1089,82 @@ def _naming_items(encode: Callable[[], Any], items: pl.DataFrame, n_values: int,
                         f"{', '.join(map(repr, paths))}{more}") from e
 
 
+def _items_as_given(items: pl.DataFrame, source: Any) -> Any:
+    """What a splitter written as a plain function of the user's is given, as fastai gives it: a pandas source's
+    frame as pandas (the row positions as its index), a table (a Polars frame, a table file) as the Polars frame,
+    and items that are one value each (the files ``get_image_files`` lists, a list of texts) as a list of them, in
+    order (a file as its ``Path``). pipekit's own splitters (``Splitter`` subclasses) read the items table."""
+    if is_pandas(source):
+        return items.to_pandas()
+    if items.width == 1 and not isinstance(source, (pl.DataFrame, pl.LazyFrame)) and not (
+            items.columns != ["path"] and isinstance(source, (str, os.PathLike))):
+        return list(iter_items(items))
+    return items
+
+
 def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
                  splitter: Any) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
     """Refuse an empty training set or an item in both; leave out (and say so) items in neither. An empty
     validation set is a choice (``RandomSplitter(valid_pct=0)``, ``IndexSplitter([])``: train on every item):
-    its loader has no batch and the learner records no validation scores."""
+    its loader has no batch and the learner records no validation scores. A splitter asked for a share of the items
+    (``valid_pct`` above 0) that gives none, as too few items do, is warned about."""
     if len(train) == 0:
         raise DataError(f"the split {splitter!r} leaves the training set empty ({len(train)} train / {len(valid)} "
                         f"valid of {len(items)} items); change the splitter's settings")
+    pct = getattr(splitter, "valid_pct", None)
+    if len(valid) == 0 and isinstance(pct, (int, float)) and pct > 0:
+        need = int(np.ceil(1 / pct - 1e-9))
+        warn(f"the split {splitter!r} gives no validation items: valid_pct={pct} of {len(items)} items is "
+             f"{pct * len(items):g}, rounded down to 0, so there are no validation scores (valid_loss is None every "
+             f"epoch); give at least {need} items or a larger valid_pct, or pass valid_pct=0 to train on every item "
+             "on purpose")
     check_disjoint(train, valid, f"the split {splitter!r}", lambda i: repr(item_at(items, i)))
     if len(train) + len(valid) < len(items):
         keep = np.sort(np.concatenate([train, valid]))
         left = np.setdiff1d(np.arange(len(items)), keep)
-        if isinstance(splitter, GrandparentSplitter):  # a split by folder: list only the split's folders
-            folders = [splitter.train_name, splitter.valid_name]
-            fix = (f"list only the split's folders, get_items=partial(get_image_files, folders={folders!r}) "
-                   "(get_files and get_text_files take folders= too)")
+        nested = _nested_in_split_folders(items, left, splitter)
+        if nested:
+            warn(nested)
         else:
-            fix = "give get_items only the items to split"
-        warn(f"{len(left)} of {len(items)} items are in neither the training nor the validation set "
-             f"and are left out (first: {item_at(items, int(left[0]))!r}); to leave them out without this warning, "
-             f"{fix}, or use a splitter that places every item")
+            if isinstance(splitter, GrandparentSplitter):  # a split by folder: list only the split's folders
+                folders = [splitter.train_name, splitter.valid_name]
+                fix = (f"list only the split's folders, get_items=partial(get_image_files, folders={folders!r}) "
+                       "(get_files and get_text_files take folders= too)")
+            else:
+                fix = "give get_items only the items to split"
+            warn(f"{len(left)} of {len(items)} items are in neither the training nor the validation set "
+                 f"and are left out (first: {item_at(items, int(left[0]))!r}); to leave them out without this "
+                 f"warning, {fix}, or use a splitter that places every item")
         remap = np.full(len(items), -1, dtype=np.int64)
         remap[keep] = np.arange(len(keep))
         items, train, valid = items[keep], remap[train], remap[valid]
     return items, train, valid
+
+
+def _nested_in_split_folders(items: pl.DataFrame, left: np.ndarray, splitter: Any) -> str | None:
+    """For a :class:`GrandparentSplitter` whose left-out files (positions ``left``) lie inside a split folder
+    (``train/``, ``valid/``) but deeper than ``<split>/<class>/<file>``, so that the folder two above them is neither:
+    the warning saying so and what to do (listing only the split folders would not leave them out). Else None."""
+    if not isinstance(splitter, GrandparentSplitter) or "path" not in items.columns:
+        return None
+    names = {splitter.train_name, splitter.valid_name}
+    every = items["path"].cast(pl.String).str.replace_all("\\", "/", literal=True)
+    try:  # the folders below the one all items share (a folder above the data may be named 'train' too)
+        root = len(os.path.commonpath(every.to_list()).rstrip("/").split("/")) if len(every) > 1 else 0
+    except ValueError:  # absolute and relative paths mixed
+        root = 0
+    paths = every.gather(left).to_list()
+    deep = [p for p in paths if names & set(p.split("/")[root:-3])]
+    if not deep:
+        return None
+    return (f"{len(deep)} of {len(items)} items lie inside a {splitter.train_name!r} or {splitter.valid_name!r} folder "
+            f"but deeper than <split>/<class>/<file> (first: {deep[0]!r}): GrandparentSplitter places a file by the "
+            "folder two above it, so these are in neither the training nor the validation set and are left out "
+            "(listing only the split folders, get_items=partial(get_image_files, folders=[...]), still finds them). To "
+            "use them, move each into its class folder, or split with FuncSplitter(lambda p: 'valid' in "
+            "Path(p).parts) and label with a function that reads the class folder below the split's (parent_label "
+            "would give their own folder's name); to leave them out, remove them or give get_items a function "
+            "listing only the files at <split>/<class>/<file>")
 
 
 def _raw_value_getter(getter: Any, items: pl.DataFrame) -> Any:
