@@ -575,3 +575,41 @@ def test_set_seed_takes_fastais_reproducible_keyword():
     set_seed(7, reproducible=True)
     assert (random.random(), float(torch.rand(1))) == a and torch.are_deterministic_algorithms_enabled()
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+
+
+def test_test_dl_takes_the_loader_settings_fastai_passes_on(tmp_path):
+    from pipekit.core.errors import ParameterError
+    from pipekit.learn import load_learner
+    from pipekit.tabular import TabularDataLoaders, tabular_learner
+    from pipekit.vision import ImageDataLoaders
+
+    dls = ImageDataLoaders.from_folder(MNIST, img_cls="L", bs=64, seed=0)
+    files = get_image_files(MNIST / "test")
+    dl = dls.test_dl(files, shuffle=False)
+    assert not dl.shuffle and len(dl.dataset) == 20
+    assert dls.test_dl(files, shuffle=True).shuffle
+    assert len(dls.test_dl(files, drop_last=True, bs=8)) == 2
+    # loaders rebuilt from an export (no loader to copy) honour the settings, and refuse others by name
+    df = pl.read_csv(ADULT).head(300)
+    tdls = TabularDataLoaders.from_df(df, cat_names=["workclass"], cont_names=["age"], y_names="salary",
+                                      valid_pct=0.2, seed=0, bs=50)
+    tabular_learner(tdls, layers=[8]).export(tmp_path / "adult.pipekit")
+    loaded = load_learner(tmp_path / "adult.pipekit").dls
+    dl = loaded.test_dl(df.tail(30), bs=8, drop_last=True, shuffle=False)
+    assert dl.drop_last and not dl.shuffle and len(dl) == 3
+    with pytest.raises(ParameterError, match="drop_lst"):
+        loaded.test_dl(df.tail(30), drop_lst=True)
+
+
+def test_loaded_loaders_decode_a_batch_as_the_first_loader_does(tmp_path):
+    from pipekit.learn import load_learner
+    from pipekit.tabular import TabularDataLoaders, tabular_learner
+
+    df = pl.read_csv(ADULT).head(300)
+    dls = TabularDataLoaders.from_df(df, cat_names=["workclass"], cont_names=["age"], y_names="salary",
+                                     valid_pct=0.2, seed=0, bs=50)
+    tabular_learner(dls, layers=[8]).export(tmp_path / "adult.pipekit")
+    loaded = load_learner(tmp_path / "adult.pipekit").dls
+    batch = loaded.test_dl(df.tail(4), with_labels=True).one_batch()
+    assert loaded.decode_batch(batch) == dls.decode_batch(batch)
+    assert loaded.decode_batch(batch)[0][2] == df["salary"][-4]

@@ -832,6 +832,12 @@ class MultiCategoryBlock(TransformBlock):
 
     def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None, encoded: bool = False,
                  add_na: bool = False):
+        if isinstance(vocab, (bool, np.bool_)):  # fastai's first argument is encoded, pipekit's the vocab
+            fix = ("MultiCategoryBlock(encoded=True, vocab=[...]) for rows that come one-hot (a 0/1 value per label, "
+                   "vocab naming them)" if vocab else "MultiCategoryBlock() for lists of labels (encoded=False is the "
+                   "default)")
+            raise ParameterError(f"MultiCategoryBlock({bool(vocab)}): the first argument is vocab (the labels), not "
+                                 f"fastai's first argument encoded; pass it by name: {fix}")
         _check_vocab("MultiCategoryBlock", vocab)
         _check_encoded("MultiCategoryBlock", vocab, encoded)
         _check_multi_add_na("MultiCategoryBlock", vocab, encoded, add_na)

@@ -26,7 +26,7 @@ from pipekit.data.lists import fastuple
 from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
                                  recipe_item_tfms, stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
-from pipekit.data.store import gathering
+from pipekit.data.store import ListStore, gathering
 from pipekit.data.transform import (BatchPipeline, BatchTransform, Pipeline, as_list, depends_on_split, encode_items,
                                     grouped_batch_tfms, runs_on_split)
 
@@ -1203,6 +1203,10 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
     return train_dl, valid_dl
 
 
+#: what ``test_dl`` of loaders rebuilt from an export (a loaded learner's) takes beside ``with_labels`` and ``bs``:
+#: the settings of the loader it makes (its defaults: in order, not augmented, on the loaders' device)
+TEST_DL_SETTINGS = ("shuffle", "drop_last", "augment", "seed", "device", "num_workers", "pin_memory")
+
 #: the largest batch size an export records (``dls.bs`` of a loaded learner, the default batch of its ``test_dl``):
 #: a larger one is written as this, and a file recording more is refused
 MAX_RECORDED_BS = 2**20
@@ -1448,11 +1452,25 @@ class DataLoaders:
     #: training items
     TRAIN_ATTRIBUTES = ("decode", "decode_batch", "n", "dataset", "xs", "ys", "y", "new")
 
+    def _decoding_loader(self) -> DataLoader:
+        """For loaders rebuilt from an export (a loaded learner's, which hold no items): a loader of no items over the
+        recipe's fitted blocks and batch transforms, which decodes a batch (``dls.decode_batch(b)``) as the
+        loaders' ``test_dl`` decodes its own (items of split 1, as new items are)."""
+        recipe = self.__dict__["recipe"]
+        blocks = list(recipe.fitted_blocks)
+        ds = ArrayDataset([ListStore(pl.Series([], dtype=pl.Object)) for _ in blocks], blocks, recipe.n_inp_,
+                          split_idx=1)
+        return recipe.dl_type()(ds, bs=self._state_bs, shuffle=False, device=self.device,
+                                batch_tfms=new_items_pipelines(recipe)[1], augment=False, allow_empty=True)
+
     def __getattr__(self, name: str) -> Any:
         described = getattr(type(self), name, None)
         if isinstance(described, property):  # a property that refused (dls.cat_names of images): its own message
             return described.__get__(self)
         if name == "items" or name in DataLoaders.TRAIN_ATTRIBUTES:
+            if not self.__dict__.get("loaders") and name in ("decode", "decode_batch") and self.__dict__.get(
+                    "recipe") is not None:  # rebuilt from an export: decoded as its test_dl's batches are
+                return getattr(self._decoding_loader(), name)
             if not self.__dict__.get("loaders"):
                 raise AttributeError(f"'DataLoaders' object has no attribute '{name}': these loaders hold no data")
             train = self.__dict__["loaders"][0]
@@ -1725,7 +1743,11 @@ class DataLoaders:
         """A loader over new items with the validation-time transforms (no augmentation, no shuffling).
         ``with_labels``: True reads the targets too, False the inputs only; None (the default), as fastai's: a
         table's rows keep their target when they carry it (``learn.validate(dl=dls.test_dl(df))`` scores them),
-        other items are read as inputs only. ``batch_size`` is ``bs`` under PyTorch's and fastai's name.
+        other items are read as inputs only. ``batch_size`` is ``bs`` under PyTorch's and fastai's name. Other
+        keywords are the new loader's settings, as fastai's ``test_dl(items, shuffle=False)`` passes them on: by
+        default it reads the items in order (``shuffle=False``), unaugmented, and keeps every item
+        (``drop_last=False``); ``shuffle``, ``drop_last``, ``device``, ``num_workers``, ``pin_memory``, ``seed`` and
+        ``augment`` given win.
 
         Loaders of a ``TfmdLists``' items (``tls.dataloaders(after_item=..., after_batch=...)``) read each new item
         from the first of its transforms whose input it already is, as fastai's ``rm_type_tfms`` inference: chapter
@@ -1760,12 +1782,13 @@ class DataLoaders:
         after_item, after_batch = new_items_pipelines(self.recipe)
         ds.after_item = after_item  # the item transforms that made the items (the loader's after_item)
         template = self.valid if len(self.loaders) > 1 else (self.loaders[0] if self.loaders else None)
-        if template is not None:
-            return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs, **kwargs)
-        return self.recipe.dl_type()(ds, bs=bs or self._state_bs, shuffle=False, device=self.device,
-                                     batch_tfms=after_batch, augment=False, allow_empty=True,
-                                     seed=kwargs.pop("seed", self._state_seed),
-                                     **{k: v for k, v in kwargs.items() if k in ("num_workers",)})
+        if template is not None:  # its own settings (in order, not augmented) unless the call gives others
+            return template.new(dataset=ds, bs=bs or template.bs, **{"shuffle": False, "augment": False, **kwargs})
+        # loaders rebuilt from an export (no loader to copy): the settings a new loader takes, any other refused
+        check_arguments("test_dl", kwargs, TEST_DL_SETTINGS)
+        settings = {"shuffle": False, "augment": False, "device": self.device, "seed": self._state_seed, **kwargs}
+        return self.recipe.dl_type()(ds, bs=bs or self._state_bs, batch_tfms=after_batch, allow_empty=True,
+                                     **settings)
 
     def _items_test_dl(self, template: DataLoader, items: Any, with_labels: bool | None, bs: int | None,
                        **kwargs: Any) -> DataLoader:
@@ -1780,8 +1803,8 @@ class DataLoaders:
         encoded = made.source.encode_new(items, with_labels=with_labels, who="test_dl")
         ds = ItemsDataset(encoded, made.after_item, made.before_batch, made.n_inp, split_idx=1)
         ds.items = items  # what the loader's rows are, in order (fastai's tst_dl.items)
-        return template.new(dataset=ds, shuffle=False, augment=False, bs=bs or template.bs,
-                            **{"drop_last": False, **kwargs})
+        return template.new(dataset=ds, bs=bs or template.bs,
+                            **{"shuffle": False, "augment": False, "drop_last": False, **kwargs})
 
     # ------------------------------------------------------------------ showing
     def show_batch(self, max_n: int = 9, dl: DataLoader | None = None, path: str | None = None,

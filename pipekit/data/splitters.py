@@ -11,7 +11,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Interval, Is, unknown_names
+from pipekit.core.validate import Interval, Is, check_arguments, unknown_names
 from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
 from pipekit.data.getters import iter_items, path_column
 
@@ -142,16 +142,26 @@ class GrandparentSplitter(Splitter):
 
 
 class ColSplitter(Splitter):
-    """Items whose ``col`` is true (or equals ``valid_value``) are the validation set.
+    """Items whose ``col`` is true (or equals ``valid_value``, or is one of a list of them) are the validation set.
+    ``on=`` is fastai's name of ``valid_value`` (``ColSplitter("fold", on=1)``, ``on=[1, 2]``).
 
     >>> import polars as pl
     >>> from pipekit.data import ColSplitter
     >>> df = pl.DataFrame({"x": [1, 2, 3, 4], "is_valid": [False, True, False, True], "fold": [0, 0, 1, 1]})
     >>> [s.tolist() for s in ColSplitter()(df)], [s.tolist() for s in ColSplitter("fold", valid_value=1)(df)]
     ([[0, 2], [1, 3]], [[0, 1], [2, 3]])
+    >>> ColSplitter("fold", on=1).valid_value, ColSplitter("x", on=[1, 4])(df)[1].tolist()
+    (1, [0, 3])
     """
 
-    def __init__(self, col: str = "is_valid", valid_value: Any = True):
+    def __init__(self, col: str = "is_valid", valid_value: Any = True, **fastai_kwargs: Any):
+        check_arguments("ColSplitter", fastai_kwargs, ["on"])
+        if "on" in fastai_kwargs:  # fastai's name; None (its default) is a true value, as valid_value=True
+            if valid_value is not True:
+                raise ParameterError(f"ColSplitter: valid_value={valid_value!r} and on={fastai_kwargs['on']!r} are "
+                                     "one setting (on= is fastai's name of valid_value); give one")
+            on = fastai_kwargs["on"]
+            valid_value = True if on is None else list(on) if isinstance(on, (tuple, set, np.ndarray)) else on
         self.col, self.valid_value = col, valid_value
 
     def split(self, items: pl.DataFrame) -> Split:
@@ -166,6 +176,8 @@ class ColSplitter(Splitter):
             mask = s.to_numpy()
         elif s.dtype == pl.Utf8 and self.valid_value is True:
             mask = s.str.to_lowercase().is_in(["true", "1", "yes", "valid"]).to_numpy()
+        elif isinstance(self.valid_value, list):  # one of several values, as fastai's on=[...]
+            mask = s.is_in(self.valid_value).to_numpy()
         else:
             mask = (s == self.valid_value).to_numpy()
         return _mask_split(mask)
@@ -237,14 +249,25 @@ def check_disjoint(train: np.ndarray, valid: np.ndarray, who: str, item: Callabl
 
 class IndexSplitter(Splitter):
     """The items at ``idxs`` are the validation set: row positions, or a boolean mask with one value per item
-    (``(df.year == 2020).to_numpy()``).
+    (``(df.year == 2020).to_numpy()``). ``valid_idx=`` is fastai's name of ``idxs``.
 
     >>> import polars as pl
     >>> IndexSplitter([False, True, True])(pl.DataFrame({"x": [1, 2, 3]}))[1].tolist()
     [1, 2]
+    >>> IndexSplitter(valid_idx=[0, 2])(pl.DataFrame({"x": [1, 2, 3]}))[1].tolist()
+    [0, 2]
     """
 
-    def __init__(self, idxs: Sequence[int] | Sequence[bool] | np.ndarray):
+    def __init__(self, idxs: Sequence[int] | Sequence[bool] | np.ndarray | None = None, **fastai_kwargs: Any):
+        check_arguments("IndexSplitter", fastai_kwargs, ["valid_idx"])
+        if "valid_idx" in fastai_kwargs:  # fastai's name
+            if idxs is not None:
+                raise ParameterError("IndexSplitter: idxs and valid_idx are one setting (valid_idx= is fastai's name "
+                                     "of idxs); give one")
+            idxs = fastai_kwargs["valid_idx"]
+        if idxs is None:
+            raise ParameterError("IndexSplitter needs the validation items' positions: IndexSplitter([3, 7, 9]) (or "
+                                 "valid_idx=[3, 7, 9], fastai's name), or a boolean mask with one value per item")
         try:  # a range, a set or a generator of positions as well as a list, an array or a Series
             a = idxs if isinstance(idxs, np.ndarray) else np.asarray(list(idxs))
         except TypeError:
