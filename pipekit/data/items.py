@@ -11,7 +11,7 @@ import mmap
 import os
 import re
 import sys
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -404,7 +404,7 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
     check_table_nesting(path, kind)  # before Polars, which a deeply nested column crashes
     try:
         if kind == "parquet":
-            return pl.read_parquet(path, **{"glob": False, **kwargs})
+            return as_enums(pl.read_parquet(path, **{"glob": False, **kwargs}), parquet_ordered_categories([path]))
         with open(path, "rb") as f:  # read_ipc has no glob switch; an open file is read as it is
             return pl.read_ipc(f, **kwargs)
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:  # a panic is no Exception: named here
@@ -827,7 +827,10 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         df = source.collect()
     elif isinstance(source, pa.Table):
         check_unique_columns(source.column_names, "Arrow table")
-        df = pl.from_arrow(source)  # type: ignore[assignment]
+        df = as_enums(pl.from_arrow(source), arrow_ordered_categories(source))  # type: ignore[arg-type]
+    elif isinstance(source, np.ndarray) and source.dtype.names:  # a structured/record array: named, typed columns
+        check_unique_columns(list(source.dtype.names), "NumPy structured array")
+        df = pl.DataFrame(source)
     elif _series_of_paths(source):  # a pandas Series of path objects: files, as a list of them is
         df = path_frame(list(source))
     elif is_pandas(source):
@@ -890,8 +893,9 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
 
 def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """A pandas frame as Polars: a text column that also holds numbers (``[0, "a", "0"]``, a CSV read by pandas)
-    becomes text, with a warning, where Arrow would refuse it; an ordered categorical, and one of text categories,
-    keeps its declared categories in their order (as an ``Enum``, which ``Categorify`` follows); the text columns
+    becomes text, with a warning, where Arrow would refuse it; a categorical, ordered or not, of text or number
+    categories (any ordered one) keeps its declared categories in their order (as an ``Enum``, which ``Categorify``
+    follows); period and interval columns become text, sparse ones dense (:func:`_arrow_ready`); the text columns
     named in ``categorical`` become ``pl.Categorical``, converted one at a time. Each column keeps its pandas name,
     as text (``""`` too); names a table cannot hold are refused, naming the columns and the fix (:func:`_pandas_names`).
 
@@ -902,6 +906,7 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     import pandas as pd
 
     names = _pandas_names(frame)
+    frame = _arrow_ready(frame)
     text = [c for c in categorical if c in frame.columns and not isinstance(frame[c].dtype, pd.CategoricalDtype)
             and (frame[c].dtype == object or isinstance(frame[c].dtype, pd.StringDtype))]
     if text:  # each as Polars text, then its codes: one text column held at a time
@@ -937,15 +942,105 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     if df.columns != names:  # each column named as the user named it, as text
         df.columns = names
     # a categorical's declared categories, in their order, unused ones included, are its vocabulary (as fastai's
-    # Categorify takes them): ordered ones and those of text (which Polars would read as a Categorical that keeps
-    # neither the order nor the unused categories) become an Enum; number categories Polars reads as numbers
-    enums = {c: [str(v) for v in frame[c].cat.categories] for c in frame.columns
-             if isinstance(frame[c].dtype, pd.CategoricalDtype)
-             and (frame[c].cat.ordered or pd.api.types.is_string_dtype(frame[c].cat.categories))}
-    if enums:
-        named = dict(zip(frame.columns, df.columns))  # Polars names every column with text (a pandas 0 is "0")
-        df = df.with_columns(pl.col(named[c]).cast(pl.String).cast(pl.Enum(v)) for c, v in enums.items())
-    return df
+    # Categorify takes them, ordered or not): ordered ones and those of text or numbers (which Polars would read
+    # as a Categorical, or as numbers, keeping neither the order nor the unused categories) become an Enum
+    named = dict(zip(frame.columns, df.columns))  # Polars names every column with text (a pandas 0 is "0")
+    return as_enums(df, {named[c]: [str(v) for v in frame[c].cat.categories] for c in frame.columns
+                         if isinstance(frame[c].dtype, pd.CategoricalDtype) and _declared_categories(frame[c])})
+
+
+def _arrow_ready(frame: Any) -> Any:
+    """pandas ``frame`` with the columns Arrow cannot hold converted where nothing is lost: a period or an interval
+    column becomes its text (``'2020-01'``, ``'(0, 1]'``; a category to ``Categorify``), a sparse column its dense
+    values. A complex column is refused, naming it and the fix. The frame itself is left alone (a copy is changed)."""
+    import pandas as pd
+
+    def kind(dtype: Any) -> str | None:
+        if isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype)):
+            return "text"
+        if isinstance(dtype, pd.SparseDtype):
+            return "dense"
+        if isinstance(dtype, np.dtype) and dtype.kind == "c":
+            return "complex"
+        return None
+
+    found = {i: k for i, dtype in enumerate(frame.dtypes) if (k := kind(dtype)) is not None}
+    if not found:
+        return frame
+    if complex_at := [i for i, k in found.items() if k == "complex"]:
+        c = frame.columns[complex_at[0]]
+        raise DataError(f"column {c!r} holds complex numbers ({frame.dtypes.iloc[complex_at[0]]}), which a table "
+                        f"cannot hold as a number or a category; give its parts as columns of their own "
+                        f"(df[{f'{c}_re'!r}] = np.real(df[{c!r}]); df[{f'{c}_im'!r}] = np.imag(df[{c!r}]), or its "
+                        f"magnitude, np.abs(df[{c!r}])) and drop it (df.drop(columns=[{c!r}]))")
+    out = frame.copy(deep=False)
+    for i, k in found.items():
+        col = frame.iloc[:, i]
+        if k == "dense":
+            out.isetitem(i, col.sparse.to_dense())
+        else:  # its text, a missing period (NaT) or interval (NaN) staying missing
+            out.isetitem(i, col.astype(str).astype(object).where(col.notna(), None))
+    return out
+
+
+def _declared_categories(col: Any) -> bool:
+    """Whether the declared categories of pandas categorical ``col`` are its vocabulary, kept in their order: an
+    ordered one, and one of text or of numbers (not bools, whose text Polars writes otherwise)."""
+    import pandas as pd
+
+    cats = col.cat.categories
+    return bool(col.cat.ordered or pd.api.types.is_string_dtype(cats)
+                or (pd.api.types.is_numeric_dtype(cats) and not pd.api.types.is_bool_dtype(cats)))
+
+
+def as_enums(df: Any, categories: Mapping[str, Sequence[str]]) -> Any:
+    """``df`` (a Polars DataFrame or LazyFrame) with each column named in ``categories`` an ``Enum`` of the
+    categories given for it, in their order, unused ones included: what a pandas categorical, an Arrow dictionary
+    declared ordered and a Parquet file's such column give (``Categorify`` takes an Enum's categories as the
+    column's vocabulary). A column whose categories repeat as text (``1`` and ``'1'``) is left as it is."""
+    have = set(df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns)
+    cast = {c: list(v) for c, v in categories.items() if c in have and len(set(v)) == len(v)}
+    if not cast:
+        return df
+    return df.with_columns(pl.col(c).cast(pl.String).cast(pl.Enum(v)) for c, v in cast.items())
+
+
+def arrow_ordered_categories(table: Any) -> dict[str, list[str]]:
+    """The dictionary columns of Arrow ``table`` (a ``pa.Table``) declared ordered (``pa.Table.from_pandas`` of an
+    ordered pandas categorical, a Parquet file ``df.to_parquet`` wrote), each mapped to its dictionary as text in
+    its order, unused values included; chunks with other dictionaries add their new values after. Polars reads such
+    a column as a Categorical, which keeps neither; :func:`as_enums` casts it back."""
+    out: dict[str, list[str]] = {}
+    for name, column in zip(table.column_names, table.columns):
+        if not (pa.types.is_dictionary(column.type) and column.type.ordered):
+            continue
+        values: dict[str, None] = {}
+        for chunk in column.chunks:
+            text = pl.Series(pl.from_arrow(chunk.dictionary)).cast(pl.String)  # type: ignore[arg-type]
+            values.update(dict.fromkeys(v for v in text.to_list() if v is not None))
+        out[name] = list(values)
+    return out
+
+
+def parquet_ordered_categories(files: Sequence[Path]) -> dict[str, list[str]]:
+    """:func:`arrow_ordered_categories` of Parquet ``files`` (one table, read in their order): pyarrow reads the
+    file's Arrow schema from its footer, and only where a column is an ordered dictionary reads that column (its
+    dictionary pages) to learn the categories; Polars' scan of the file keeps neither the order nor the unused
+    categories."""
+    import pyarrow.parquet as pq
+
+    out: dict[str, list[str]] = {}
+    for path in files:
+        try:
+            pf = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException):
+            return out  # left to Polars' reading, whose error names the file
+        ordered = [f.name for f in pf.schema_arrow if pa.types.is_dictionary(f.type) and f.type.ordered]
+        if not ordered:
+            continue
+        for name, cats in arrow_ordered_categories(pf.read(columns=ordered)).items():
+            out[name] = list(dict.fromkeys([*out.get(name, []), *cats]))
+    return out
 
 
 def _pandas_names(frame: Any) -> list[str]:

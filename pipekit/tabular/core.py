@@ -27,9 +27,9 @@ from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas,
                                    past_float32, unknown_names)
-from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, check_table_nesting, check_unique_columns, csv_names,
-                                csv_source, header_fields, missing_markers_to_null, pandas_header_names,
-                                parquet_files, read_csv, read_packed_csv,
+from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, as_enums, check_table_nesting, check_unique_columns,
+                                csv_names, csv_source, header_fields, missing_markers_to_null, pandas_header_names,
+                                parquet_files, parquet_ordered_categories, read_csv, read_packed_csv,
                                 scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
                                 table_error, table_formats, table_kind, to_items, wide_encoding_error,
                                 without_polars_context)
@@ -78,7 +78,7 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     p = Path(source)
     files = parquet_files(source)  # a folder of Parquet files, or a pattern ('data/*.parquet')
     if files is not None:
-        return pl.scan_parquet(files, glob=False)
+        return as_enums(pl.scan_parquet(files, glob=False), parquet_ordered_categories(files))
     kind = table_kind(p)
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist; check the path (relative paths start from {Path.cwd()})"
@@ -101,7 +101,9 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
             lf.collect_schema()  # a file that is not a table fails here, where its name is known
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as e:  # a panic is no Exception
             raise table_error(p, e) from e
-        return lf
+        # an ordered categorical (df.to_parquet of one) keeps its declared categories in their order, as
+        # pd.read_parquet gives them back
+        return as_enums(lf, parquet_ordered_categories([p])) if kind == "parquet" else lf
     if (wide := wide_encoding_error(p)) is not None:  # Polars would read its header as names between NUL bytes
         raise wide
     sep = "\t" if p.suffix.lower() == ".tsv" else ","

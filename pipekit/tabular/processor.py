@@ -408,7 +408,11 @@ class TabularProcessor(Component):
         for c in self.cont_names:
             dt = schema[c]
             to = pl.Float64 if c in float64 else pl.Float32
-            if dt in (pl.Date, pl.Duration, pl.Time) or isinstance(dt, (pl.Datetime, pl.Duration)):
+            if isinstance(dt, pl.Duration):  # a length of time is a number once given a unit
+                raise DataError(f"continuous column {c!r} holds {dt} values (lengths of time); make them numbers "
+                                f"first, e.g. seconds: df[{c!r}] = df[{c!r}].dt.total_seconds() (pandas), "
+                                f"pl.col({c!r}).dt.total_seconds() (Polars).")
+            if dt in (pl.Date, pl.Time) or isinstance(dt, pl.Datetime):
                 raise DataError(f"continuous column {c!r} holds {dt} values; turn dates into numbers with "
                                 f"add_datepart(df, {c!r}) first.")
             if _is_text(dt):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, Literal, Union
 
 import numpy as np
 import polars as pl
@@ -96,6 +96,14 @@ def nested_column_error(c: str, dtype: pl.DataType, role: str) -> DataError | No
     (a list, an array, a struct) or Python objects, which can be neither a category nor a number; else None."""
     if not (isinstance(dtype, (pl.List, pl.Array, pl.Struct)) or dtype == pl.Object):
         return None
+    if isinstance(dtype, pl.Struct):
+        fields = [f.name for f in dtype.fields]
+        first = fields[0] if fields else "name"
+        return DataError(f"column {c!r} in {role} holds {dtype} values, several named fields per row: a struct can be "
+                         f"neither a category nor a number. Give its fields columns of their own (Polars: "
+                         f"pl.col({c!r}).struct.field({first!r}).alias({f'{c}_{first}'!r}) for one, "
+                         f"df.unnest({c!r}) for all; pandas: pd.json_normalize(df[{c!r}].tolist())) and name those "
+                         f"in {role}, or drop it from {role}.")
     kind = "Python objects" if dtype == pl.Object else f"{dtype} values, several per row"
     return DataError(f"column {c!r} in {role} holds {kind}: a list can be neither a category nor a number. Give each "
                      f"value a column of its own (e.g. pl.col({c!r}).list.get(0).alias('first')), make the whole list "
@@ -595,15 +603,98 @@ def column_code(vocab: CategoryMap, value: Any) -> int:
     return code
 
 
+def _key_type(keys: Sequence[int]) -> pl.DataType | None:
+    """The integer type integer category ``keys`` are matched in, from their range: Int64, UInt64 (non-negative ids
+    of 64 bits), Int128 (ids past 64 bits: a 30-digit account number); None past 128 bits (matched as text)."""
+    lo, hi = min(keys, default=0), max(keys, default=0)
+    if -(2**63) <= lo and hi < 2**63:
+        return pl.Int64()
+    if lo >= 0 and hi < 2**64:
+        return pl.UInt64()
+    if -(2**127) <= lo and hi < 2**127:
+        return pl.Int128()
+    return None
+
+
+#: the text a vocabulary holds for a date ('2021-05-01') and for a datetime ('2020-01-01 09:00:00.000000', with its
+#: offset where it had a time zone: '+09:00'), as Polars writes them
+_DATE_TEXT = r"^-?\d{4,}-\d{2}-\d{2}$"
+_DATETIME_TEXT = r"^-?\d{4,}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,9})?([+-]\d{2}:?\d{2})?$"
+
+
+def temporal_keys(vocab: Sequence[str]) -> tuple[pl.DataType, pl.Series] | None:
+    """Where ``vocab`` (``#na#`` then a column's values as text) holds the dates or datetimes of a Date or Datetime
+    column, the type they were learned as (``pl.Date``; ``pl.Datetime`` in UTC where they had a time zone, naive
+    where not) and the values as the physical integers of that type, in vocabulary order; None for any other
+    vocabulary. Worked out once per class vocabulary (:meth:`CategoryMap.derived`).
+
+    >>> temporal_keys(["#na#", "2021-05-01", "2021-05-02"])[0], temporal_keys(["#na#", "a"])
+    (Date, None)
+    """
+    if len(vocab) < 2 or not vocab[1][:1].isdigit() and not vocab[1].startswith("-"):
+        return None  # a word or id vocabulary (millions of entries) is never parsed
+    if isinstance(vocab, CategoryMap):
+        return vocab.derived("temporal_keys", _temporal_keys_of)
+    return _temporal_keys_of(vocab)
+
+
+def _temporal_keys_of(vocab: Sequence[str]) -> tuple[pl.DataType, pl.Series] | None:
+    """:func:`temporal_keys` worked out over the whole of ``vocab``."""
+    text = pl.Series(list(vocab[1:]), dtype=pl.String)
+    if text.str.contains(_DATE_TEXT).all():
+        learned: pl.DataType = pl.Date()
+        values = text.str.to_date("%Y-%m-%d", strict=False)
+    elif text.str.contains(_DATETIME_TEXT).all():
+        zoned = text.str.contains(r"[+-]\d{2}:?\d{2}$")
+        if zoned.any() and not zoned.all():
+            return None
+        unit: Literal["ns", "us"] = "ns" if text.str.contains(r"\.\d{9}").any() else "us"
+        fmt = "%Y-%m-%d %H:%M:%S%.f" + ("%z" if zoned.all() else "")
+        values = text.str.to_datetime(fmt, time_unit=unit, time_zone="UTC" if zoned.all() else None, strict=False)
+        learned = values.dtype
+    else:
+        return None
+    if values.null_count():
+        return None
+    return learned, values.to_physical()
+
+
+def as_learned_time(col: pl.Expr, dtype: pl.DataType, learned: pl.DataType) -> pl.Expr:
+    """Column ``col`` (of temporal type ``dtype``) as values of the type a Categorify vocabulary learned
+    (:func:`temporal_keys`): an instant in any time zone converted to UTC, a datetime at midnight the date it is
+    (in its own time zone), a date the datetime at its midnight; what has no such value (a time of day for a date,
+    a naive datetime for one learned in a time zone) is null, unseen."""
+    zone = getattr(dtype, "time_zone", None)
+    if learned == pl.Date:
+        if dtype == pl.Date:
+            return col
+        if isinstance(dtype, pl.Datetime):
+            return pl.when(col.dt.truncate("1d") == col).then(col.dt.date())
+        return pl.lit(None, dtype=pl.Date)
+    assert isinstance(learned, pl.Datetime)
+    if learned.time_zone is not None:
+        if isinstance(dtype, pl.Datetime) and zone is not None:
+            return col.dt.convert_time_zone("UTC").dt.cast_time_unit(learned.time_unit)
+        return pl.lit(None, dtype=learned)
+    if dtype == pl.Date:
+        return col.cast(learned)
+    if isinstance(dtype, pl.Datetime) and zone is None:
+        return col.dt.cast_time_unit(learned.time_unit)
+    return pl.lit(None, dtype=learned)
+
+
 class Categorify(TabularProc):
     """Map each categorical column to codes of a vocabulary learned on the training rows.
 
     Index 0 is ``#na#``: missing values and values never seen in training both map to it. Codes are
     looked up by value, so incoming pandas/Polars category codes are never trusted. ``ordered`` fixes
     the vocabulary order of some columns (e.g. ``{"ProductSize": ["Mini", "Small", "Medium", "Large"]}``);
-    Polars ``Enum`` columns, and pandas categoricals of text or ordered ones (read as Enums), take their declared
-    categories as the vocabulary, in their order and unused ones included, as fastai's Categorify does. Other
-    values sort by their natural order: numbers as numbers, text as text (``'10'`` before ``'2'``).
+    Polars ``Enum`` columns take their declared categories as the vocabulary, in their order and unused ones
+    included, as fastai's Categorify does; so do pandas categoricals, ordered or not, of text or numbers, and
+    ordered Arrow dictionaries (a ``pyarrow.Table``, a Parquet file ``df.to_parquet`` wrote), which are read as
+    Enums. Other values sort by their natural order: numbers as numbers, dates as dates, text as text (``'10'``
+    before ``'2'``). Dates and datetimes are looked up by value: the same instant in another time zone, or a date
+    given as a datetime at midnight, is the training category.
 
     Example:
         >>> import polars as pl
@@ -694,6 +785,11 @@ class Categorify(TabularProc):
             t, f = (pl.lit(code, dtype=dt) for code in codes)
             truth = as_truth(col, dtype)
             return pl.when(truth).then(t).when(truth.not_()).then(f)
+        if dtype is not None and dtype.is_temporal() and (keys_at := temporal_keys(vocab)) is not None:
+            # dates and times by value: the same instant in another time zone, or a date given as a datetime at
+            # midnight (a pandas row), is the training category its text in the vocabulary was written from
+            return as_learned_time(col, dtype, keys_at[0]).to_physical().replace_strict(
+                keys_at[1], list(range(1, len(vocab))), default=None, return_dtype=dt)
         if eager and isinstance(dtype, (pl.Categorical, pl.Enum)):
             # Look the few distinct strings up once, then gather codes by the physical index: 3x faster
             # than casting every row. Only for materialised frames, whose strings are all in the mapping.
@@ -707,11 +803,9 @@ class Categorify(TabularProc):
                 keys = [int(v) for v in vocab[1:]]
             except ValueError:
                 keys = None
-            # the keys' own integer type (ids of 64 bits, unsigned ones from a hash too), the values cast to it: one
-            # it cannot hold is no training id (unseen); keys of both signs beyond Int64 are matched as text below
-            key_type = None if keys is None else (
-                pl.Int64 if all(-(2**63) <= k < 2**63 for k in keys) else pl.UInt64 if all(k >= 0 for k in keys)
-                else None)
+            # the keys' own integer type (ids of 64 bits, unsigned ones from a hash too, 128 bits past those), the
+            # values cast to it: one it cannot hold is no training id (unseen); keys past 128 bits are matched as text
+            key_type = None if keys is None else _key_type(keys)
             if keys is not None and key_type is not None:
                 if dtype.is_float():
                     # whole numbers stored as floats (a pandas row of numbers is all float64) are the same
