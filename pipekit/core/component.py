@@ -238,6 +238,9 @@ class Component:
     def to_record(self, arrays: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
         """``{"class", "params", "state"}`` as plain data; arrays go into ``arrays`` (inline lists if None)."""
         where = type(self).__name__
+        problem = self.unstored_problem()
+        if problem:
+            raise ExportError(problem)
         parts = {"params": dict(self.params_to_data()), "state": dict(self.state_to_data())}
         for field, value in self.record_defaults.items():
             part, name = field.split(".", 1)
@@ -246,6 +249,64 @@ class Component:
         return {_CLASS: name_of(type(self)),
                 "params": to_data(parts["params"], arrays, where),
                 "state": to_data(parts["state"], arrays, where)}
+
+    def unstored_problem(self) -> str | None:
+        """What of this component a record (``pipekit.save``, ``learn.export``) would not keep, as the message that
+        refuses it, or None. A record keeps the ``__init__`` arguments, read back from the attributes of their own
+        names (``param_attrs``), and the learned state, the attributes ending in ``_``; an instance attribute is
+        kept, or rebuilt, when it is one of those, a :attr:`passed_params` value, a private one (``_cache``), or one
+        that ``__init__`` sets from the arguments (a copy built from them has it). Anything else, such as the book's
+        ``self.mean = ...`` set in ``setups``, would be lost, and a parameter read from the user's class attribute
+        rather than from the instance (``__init__`` keeping ``k`` as ``self.factor``) would be saved as the class's
+        value: both are refused, naming the attributes and the fix.
+
+        >>> class NormalizeMean(Component):
+        ...     def setup(self, xs): self.mean = sum(xs) / len(xs)
+        >>> n = NormalizeMean(); n.setup([1.0, 3.0]); print(n.unstored_problem()[:95])
+        NormalizeMean cannot be saved: attribute(s) ['mean'] are neither __init__ arguments nor learned
+        """
+        cls = type(self)
+        where = cls.__name__
+        own = {k: self.param_attrs.get(k, k) for k in param_names(cls)}
+        missing, from_class = [], []
+        for k, attr in own.items():
+            if attr in vars(self):
+                continue
+            owner = next((b for b in cls.__mro__ if attr in vars(b)), None)
+            if owner is None:
+                missing.append(k)
+            elif not (owner.__module__.split(".")[0] == "pipekit" or inspect.isdatadescriptor(vars(owner)[attr])):
+                from_class.append(k)
+        if missing or from_class:
+            names = missing + from_class
+            why = (f"{missing} {'is' if len(missing) == 1 else 'are'} not stored on it" if missing else "") + \
+                  (" and " if missing and from_class else "") + \
+                  (f"{from_class} {'is' if len(from_class) == 1 else 'are'} read from the class attribute(s) "
+                   f"{[f'{where}.{own[k]}' for k in from_class]}, not from the instance" if from_class else "")
+            return (f"{where} cannot be saved: a record keeps each __init__ argument as the attribute of its own name, "
+                    f"and its argument(s) {why}, so a loaded copy would not be built as this one. Store each argument "
+                    f"under its own name in __init__ ({', '.join(f'self.{own[k]} = {k}' for k in names)}) and derive "
+                    "other attributes from it")
+        allowed = set(own.values()) | set(self.passed_params)
+        extra = [k for k in vars(self) if not k.startswith("_") and not k.endswith("_") and k not in allowed]
+        if not extra:
+            return None
+        import warnings
+
+        try:  # what __init__ sets from the arguments is rebuilt with them
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fresh = construct(cls, self.get_params(deep=False))
+        except Exception:
+            return None  # a rebuild that fails is the loading's to refuse, with its own message
+        lost = [k for k in extra if k not in vars(fresh)]
+        if not lost:
+            return None
+        return (f"{where} cannot be saved: attribute(s) {lost} are neither __init__ arguments nor learned state, and a "
+                "record keeps only those (the arguments under their own names, learned state in attributes ending in "
+                "'_'), so a loaded copy would lack them or use a class default. Name what setup/fit learns with a "
+                f"trailing '_' ({', '.join(f'self.{k}_' for k in lost)}), start what it only caches with one "
+                f"(self._{lost[0]}), and keep __init__ arguments under their own names")
 
     def params_to_data(self) -> dict[str, Any]:
         """The parameters a record keeps (override to leave out what a loaded copy cannot use); the
