@@ -419,3 +419,146 @@ def test_load_learner_of_a_checkpoint_says_to_load_it_into_a_learner(trained):
     with pytest.raises(ExportError, match=r"is a training checkpoint \(learn\.save\): load it into a Learner built "
                                           r"like the one that saved it, with learn\.load\(path\)"):
         load_learner(ckpt)
+
+
+# ------------------------------------------------------------------ state a record does not keep, dropped pieces, fastai's keywords
+from pipekit.data import Transform, TransformBlock, IndexSplitter  # noqa: E402
+
+
+class _BookNormalizeMean(Transform):  # the book's chapter 11 transform, as written there
+    def setups(self, items):
+        self.mean = sum(items) / len(items)
+
+    def encodes(self, x):
+        return x - self.mean
+
+    def decodes(self, x):
+        return x + self.mean
+
+
+class _NormalizeMeanWithDefault(_BookNormalizeMean):
+    mean = 0.0  # a class default: a loaded copy would silently use it
+
+
+class _NormalizeMean(Transform):  # the same, its learned mean named as pipekit keeps learned state
+    def setups(self, items):
+        self.mean_ = sum(items) / len(items)
+
+    def encodes(self, x):
+        return x - self.mean_
+
+    def decodes(self, x):
+        return x + self.mean_
+
+
+class _Mul(Transform):
+    k = 2.0
+
+    def __init__(self, k: float = 2.0):
+        super().__init__()
+        self.factor = k
+
+    def encodes(self, x):
+        return x * self.factor
+
+
+for _cls in (_BookNormalizeMean, _NormalizeMeanWithDefault, _NormalizeMean, _Mul):
+    pipekit.register(_cls, name=f"tests.export.{_cls.__name__}", replace=True)
+
+
+@pytest.mark.parametrize("cls", [_BookNormalizeMean, _NormalizeMeanWithDefault])
+def test_save_refuses_state_learned_outside_trailing_underscore_attributes(cls, tmp_path):
+    t = cls()
+    t.setup([1, 2, 3, 4, 5])
+    with pytest.raises(ExportError, match=r"\['mean'\].*self\.mean_") as e:
+        pipekit.save(t, tmp_path / "nm.pipekit")
+    assert cls.__name__ in str(e.value)
+    assert not (tmp_path / "nm.pipekit").exists()
+
+
+def test_book_normalize_mean_with_trailing_underscore_round_trips(tmp_path):
+    t = _NormalizeMean()
+    t.setup([1, 2, 3, 4, 5])
+    back = pipekit.load(pipekit.save(t, tmp_path / "nm.pipekit"))
+    assert back.mean_ == 3.0 and back(2) == -1.0 and back.decode(back(2)) == 2.0
+
+
+def test_save_refuses_an_init_argument_kept_under_another_name(tmp_path):
+    with pytest.raises(ExportError, match=r"\['k'\].*_Mul\.k.*self\.k = k"):
+        pipekit.save(_Mul(5.0), tmp_path / "mul.pipekit")
+
+
+def test_export_refuses_a_learner_whose_transform_learned_state_it_would_drop(tmp_path):
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(200).select("age", "salary")
+    block = DataBlock(blocks=(TransformBlock(type_tfms=[_BookNormalizeMean()]), CategoryBlock),
+                      get_x=ColReader("age"), get_y=ColReader("salary"), splitter=IndexSplitter(list(range(150, 200))))
+    dls = block.dataloaders(df, bs=50, device="cpu")
+    learn = Learner(dls, MLP(1, 2, layers=[4]), path=tmp_path)
+    with pytest.raises(ExportError, match=r"_BookNormalizeMean.*\['mean'\]"):
+        learn.export("m.pipekit")
+
+
+def _mnist_learner(tmp_path, **kwargs):
+    from pipekit.vision import ImageDataLoaders
+
+    dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", bs=64, seed=0, device="cpu")
+    return Learner(dls, MLP(28 * 28, 2, layers=[4]), path=tmp_path, **kwargs)
+
+
+def test_export_warns_for_each_metric_and_callback_it_leaves_out(tmp_path):
+    from pipekit.learn import Callback
+
+    def my_err(inp, targ):
+        return (inp.argmax(-1) != targ).float().mean()
+
+    class Clamp(Callback):
+        def before_batch(self):
+            self.learn.xb = (self.learn.xb[0].clamp(0, 0.5),)
+
+    learn = _mnist_learner(tmp_path, metrics=[accuracy, my_err], cbs=[Clamp()])
+    with pytest.warns(UserWarning) as record:
+        learn.export("m.pipekit")
+    said = " ".join(str(w.message) for w in record)
+    assert "'my_err'" in said and "pipekit.register(my_err, kind='function')" in said
+    assert "'Clamp'" in said and "learn.add_cb" in said
+    loaded = load_learner(tmp_path / "m.pipekit")
+    assert len(loaded.metrics) == 1
+
+
+@pytest.mark.parametrize("call", ["export", "save", "load", "load_by_fname_and_path"])
+def test_fastai_pickle_keywords_are_refused_naming_why(call, tmp_path):
+    learn = _mnist_learner(tmp_path)
+    path = learn.export("m.pipekit")
+    calls = {"export": lambda: learn.export("e.pipekit", pickle_module=pickle),
+             "save": lambda: learn.save("m", pickle_protocol=4),
+             "load": lambda: load_learner(path, pickle_module=pickle),
+             "load_by_fname_and_path": lambda: load_learner(path, fname=tmp_path / "other.pipekit")}
+    with pytest.raises(ParameterError, match="no pickle|one argument"):
+        calls[call]()
+
+
+def test_load_learner_takes_fastais_fname(tmp_path):
+    learn = _mnist_learner(tmp_path)
+    loaded = load_learner(fname=learn.export("m.pipekit"))
+    assert loaded.dls.vocab == learn.dls.vocab
+    with pytest.raises(ParameterError, match="unknown argument"):
+        load_learner(fname=tmp_path / "m.pipekit", cpux=True)
+
+
+def test_registering_a_class_defined_again_names_replace_true():
+    from pipekit.core.registry import _ENTRIES
+
+    made = []
+    for _ in range(2):  # a notebook cell run twice
+        class Lower(Transform):
+            def encodes(self, x: str):
+                return x.lower()
+        made.append(Lower)
+    pipekit.register(made[0])
+    try:
+        with pytest.raises(ParameterError, match=r"already taken by an earlier definition of .*Lower.*replace=True") as e:
+            pipekit.register(made[1])
+        assert "'Lower'" not in str(e.value).split("already taken by")[1]
+        assert pipekit.register(made[1], replace=True) is made[1]
+    finally:
+        _ENTRIES.pop(f"{__name__}.{made[0].__qualname__}", None)

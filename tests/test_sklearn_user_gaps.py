@@ -199,3 +199,43 @@ def test_the_gbm_name_is_documented_with_the_learning_rate_it_trains_at():
     assert "defaults of the libraries behind it" not in doc
     assert "learning rate 0.05" in doc and "GBM(task, n_estimators=100, learning_rate=0.1)" in doc
     assert "learning rate 0.05" in " ".join((TabularClassifier.__doc__ or "").split())
+
+
+def test_saving_and_loading_a_users_estimator_names_the_register_call(adult, tmp_path):
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    from pipekit.backends import SklearnModel
+    from pipekit.core import ExportError
+    from pipekit.core.registry import _ENTRIES
+    from pipekit.data import RandomSplitter
+    from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular
+
+    class Prior(ClassifierMixin, BaseEstimator):
+        def __init__(self, shrink: float = 1.0):
+            self.shrink = shrink
+
+        def fit(self, X, y):
+            self.classes_ = np.unique(y)
+            self.prior_ = np.array([(y == c).mean() for c in self.classes_])
+            return self
+
+        def predict_proba(self, X):
+            return np.tile(self.prior_, (len(X), 1))
+
+        def predict(self, X):
+            return self.classes_[self.predict_proba(X).argmax(1)]
+
+    tab = Tabular(adult, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass"], cont_names=["age"],
+                  y_names="salary", splits=RandomSplitter(0.2, seed=0))
+    m = SklearnModel(Prior(), "classification").fit(tab.train, tab.valid)
+    with pytest.raises(ExportError, match=r"pipekit\.register\(.*Prior, kind='sklearn_estimator'\)"):
+        pipekit.save(m, tmp_path / "m.pipekit")
+    name = "tests.sklearn_user_gaps.Prior"
+    pipekit.register(Prior, name=name, kind="sklearn_estimator", replace=True)
+    try:
+        file = pipekit.save(m, tmp_path / "m.pipekit")
+        assert np.array_equal(np.asarray(pipekit.load(file).predict(tab.valid)), np.asarray(m.predict(tab.valid)))
+    finally:
+        _ENTRIES.pop(name)  # the loading process without the class
+    with pytest.raises(ExportError, match=rf"{name} is not loadable.*pipekit\.register\(Prior, kind='sklearn_estimator'\)"):
+        pipekit.load(file)

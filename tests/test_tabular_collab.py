@@ -311,3 +311,11 @@ def test_o2i_of_every_id_is_the_whole_mapping_and_follows_changes_to_the_vocab()
     assert grown.o2i["999999"] == len(movies) and grown.o2i[424242] == 1
     with pytest.raises(KeyError):
         grown.o2i[str(movies[1])]
+
+
+@pytest.mark.parametrize("kw", [dict(layers=[100, 50]), dict(emb_szs={"userId": 9}), dict(config={"ps": [0.5]})])
+def test_collab_learner_refuses_network_options_without_use_nn(kw):
+    dls = CollabDataLoaders.from_csv(path("movie_lens_sample") / "ratings.csv", bs=256, seed=0)
+    with pytest.raises(ParameterError, match=rf"{next(iter(kw))}=.*use_nn=True"):
+        collab_learner(dls, n_factors=4, **kw)
+    assert isinstance(collab_learner(dls, n_factors=4, use_nn=True, **kw).model, EmbeddingNN)

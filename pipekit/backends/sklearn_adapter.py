@@ -104,9 +104,11 @@ def _name_of(est: Any) -> str:
     cls = type(est)
     found = [name for name, c in loadable_estimators().items() if c is cls]  # the exact class: a subclass may
     if not found:                                                              # override anything
-        raise ExportError(f"{cls.__module__}.{cls.__qualname__} cannot be exported: load_model rebuilds only the "
-                          f"scikit-learn estimators pipekit lists ({', '.join(loadable_estimators())}); use one of "
-                          "them, or RandomForest/GBM")
+        raise ExportError(f"{cls.__module__}.{cls.__qualname__} cannot be exported: a model file names its estimator "
+                          "class, and loading rebuilds only the scikit-learn estimators pipekit lists "
+                          f"({', '.join(loadable_estimators())}) and those registered as one. Register it, "
+                          f"pipekit.register({cls.__qualname__}, kind={KIND!r}), before saving and in the process "
+                          "that loads the file, or use one of those listed, or RandomForest/GBM")
     return found[0]
 
 
@@ -118,8 +120,11 @@ def estimator_from_data(spec: Any) -> Any:
     name, params = spec[KIND], spec["params"]
     cls = loadable_estimators().get(name) if isinstance(name, str) else None
     if cls is None:
+        short = name.rsplit(".", 1)[-1] if isinstance(name, str) else "TheClass"
         raise ParameterError(f"estimator class {name!s:.120} is not loadable; a model file may name only the "
-                             f"scikit-learn estimators pipekit lists: {', '.join(loadable_estimators())}")
+                             f"scikit-learn estimators pipekit lists ({', '.join(loadable_estimators())}) and those "
+                             f"registered as one: if {name!s:.120} is your own class, define it and register it "
+                             f"under that name, pipekit.register({short:.60}, kind={KIND!r}), before loading")
     if not isinstance(params, dict):
         raise ParameterError(f"{cls.__name__}: 'params' must be a JSON object, got {type(params).__name__}")
     accepted = param_names(cls)

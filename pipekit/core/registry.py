@@ -90,11 +90,19 @@ def register(obj: T | None = None, *, name: str | None = None, kind: str | None 
     if old is not None and old[1] is not obj and replace:
         _NAMES.pop(id(old[1]), None)
     elif old is not None and old[1] is not obj:
-        prev = old[1]
+        prev, what = old[1], getattr(obj, "__qualname__", None) or type(obj).__name__
+        was = f"{getattr(prev, '__module__', None) or '?'}.{getattr(prev, '__qualname__', None) or type(prev).__name__}"
+        given = "" if name is None else f", name={key!r}"
+        if default_name(prev) == default_name(obj):  # the same module and name: a definition run again
+            raise ParameterError(
+                f"register: the name {key!r} is already taken by an earlier definition of {what} (a notebook cell or "
+                f"script run again defines it anew); pass replace=True to let this definition take it over, "
+                f"register({what}{given}, replace=True), or register it under another name, "
+                f"register({what}, name='mypackage.{what}')")
         raise ParameterError(
-            f"register: the name {key!r} is already taken by {getattr(prev, '__module__', '?')}."
-            f"{getattr(prev, '__qualname__', prev)!r}; register {getattr(obj, '__qualname__', obj)} under "
-            f"another name, e.g. register(cls, name='mypackage.{getattr(obj, '__name__', 'Name')}')")
+            f"register: the name {key!r} is already taken by {was}, another object; register {what} under another "
+            f"name, register({what}, name='mypackage.{what}'), or pass replace=True to let it take the name over, "
+            f"register({what}{given}, replace=True)")
     if id(obj) in _NAMES and _NAMES[id(obj)] != key:
         raise ParameterError(f"register: {obj!r} is already registered as {_NAMES[id(obj)]!r}")
     _ENTRIES[key] = (kind, obj)

@@ -49,7 +49,7 @@ from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.registry import lookup, name_of, register
-from pipekit.core.validate import Is, check, finite_number
+from pipekit.core.validate import Is, check, check_arguments, finite_number, one_of_two_names
 from pipekit.data.dataloaders import DataLoaders, classes_vocab
 from pipekit.data.loader import checked_device, default_device
 from pipekit.learn.callbacks.core import state_keys
@@ -86,7 +86,30 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 MAX_METRICS = 100
 
 
-def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") -> Path:
+#: fastai's keywords that choose how its files are pickled (``learn.export``, ``learn.save``, ``load_learner``)
+_PICKLE_ARGS = ("pickle_module", "pickle_protocol")
+
+
+def check_file_kwargs(who: str, kwargs: dict[str, Any], takes: list[str]) -> None:
+    """Refuse the keywords ``kwargs`` that ``who`` (``learn.export``, ``learn.save``, ``load_learner``) does not take:
+    fastai's pickling ones (:data:`_PICKLE_ARGS`) saying why, any other as :func:`check_arguments` does.
+
+    >>> try:
+    ...     check_file_kwargs("learn.export", {"pickle_protocol": 4}, ["fname"])
+    ... except ParameterError as e:
+    ...     print(str(e)[:71])
+    learn.export: pickle_protocol= chooses how fastai pickles its file; a p
+    """
+    pickled = [k for k in _PICKLE_ARGS if k in kwargs]
+    if pickled:
+        raise ParameterError(f"{who}: {', '.join(f'{k}=' for k in pickled)} "
+                             f"{'chooses' if len(pickled) == 1 else 'choose'} how fastai pickles its file; a pipekit "
+                             "file holds no pickle (a JSON record, arrays and the weights, read without running any "
+                             f"code), so there is nothing to choose: leave {' and '.join(pickled)} out")
+    check_arguments(who, kwargs, takes)
+
+
+def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit", **kwargs: Any) -> Path:
     """``learn.export``: one pipekit file with the weights, the architecture, loss and metrics and the data
     recipe; a path without an extension (or an existing folder) gets a folder holding the same files. A relative
     ``fname`` is under ``learn.path`` (the current folder unless the learner or its loaders were given a ``path``),
@@ -108,6 +131,7 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
     >>> loaded.dls.vocab, loaded.predict(df.row(0, named=True))[0] == learn.predict(df.row(0, named=True))[0]
     (['<50k', '>=50k'], True)
     """
+    check_file_kwargs("learn.export", kwargs, ["fname"])
     fname = learn.path / fname  # an absolute fname stays as it is
     model = unwrapped(learn.model)  # a compiled or DDP model's weights under their own names, as it is rebuilt
     refuse_foreign = getattr(learn.dls, "refuse_foreign", None)
@@ -155,14 +179,21 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
              f"{', '.join(sorted(TORCH_LOSSES))}); the loaded learner predicts with the targets' default loss, "
              f"{default!r}, and its activation: predictions after loading differ from this learner's when this loss "
              "reads the outputs otherwise (a model ending in a sigmoid). Train with one of those losses to keep it")
-    metrics = []
+    metrics, dropped = [], []
     for m in learn.metrics:  # a metric built on a function of the user's is left out: a loaded model needs none
         trial = dict(arrays)
         try:
             metrics.append(m.to_record(trial))
         except (ExportError, UnknownNameError):
+            dropped.append(_shown_name(m))
             continue
         arrays = trial
+    calls = ", ".join(f"pipekit.register({n}, kind='function')" for n in dropped)
+    _warn_left_out("metric", dropped, f"register the function before exporting, and before loading in the process that "
+                   f"loads the file, to keep it ({calls}), or set learn.metrics again after loading")
+    _warn_left_out("callback", [type(cb).__name__ for cb in learn.cbs if not type(cb).__module__.startswith("pipekit.")],
+                   "an export keeps no callbacks (it holds no code): add it again after loading, learn.add_cb(...), "
+                   "where predicting or validating needs it")
     record = {"arch": {"name": spec[0], "config": config}, "loss": loss, "metrics": metrics, "dls": dls,
               "learner": _learner_record(learn, learner)}
     if torch_loss is not None:
@@ -170,6 +201,19 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit") 
     if not is_main_process():  # under torchrun one process writes the file
         return Path(fname)
     return write_archive(fname, "learner", record, arrays, weights=_unshared(model.state_dict()))
+
+
+def _shown_name(obj: Any) -> str:
+    """How a warning names a metric: its ``name`` (its function's), else its class's name."""
+    name = getattr(obj, "name", None)
+    return name if isinstance(name, str) and name else type(obj).__qualname__
+
+
+def _warn_left_out(what: str, names: list[str], keep: str) -> None:
+    """Warn that an export leaves out the ``what`` (metric, callback) ``names``, with how to ``keep`` them."""
+    if names:
+        warn(f"export: the {what}(s) {', '.join(repr(n) for n in names)} cannot be kept in the file and are left out, "
+             f"so the loaded learner has no {what} of that name; {keep}")
 
 
 #: the settings a learner trains with that an export keeps beside its class's registered name (``learner.class``),
@@ -1097,9 +1141,10 @@ def _is_device(name: Any) -> bool:
     return True
 
 
-def load_learner(path: str | os.PathLike, cpu: bool | None = None,
-                 device: str | torch.device | None = None) -> Learner:
-    """``pipekit.load`` for a learner export: refuses a file that holds something else.
+def load_learner(path: str | os.PathLike | None = None, cpu: bool | None = None,
+                 device: str | torch.device | None = None, **kwargs: Any) -> Learner:
+    """``pipekit.load`` for a learner export: refuses a file that holds something else. The file's path may be given
+    as ``fname=``, fastai's name for it; fastai's ``pickle_module=`` is refused (a pipekit file holds no pickle).
 
     As in fastai, ``cpu=True`` (what happens when neither ``cpu`` nor ``device`` is given) loads the model onto
     the CPU; ``cpu=False`` onto the GPU when CUDA is available, and otherwise onto the CPU with a warning that
@@ -1117,6 +1162,12 @@ def load_learner(path: str | os.PathLike, cpu: bool | None = None,
     >>> loaded.predict(row)[0] == learn.predict(row)[0]
     True
     """
+    fname = kwargs.pop("fname", None)
+    check_file_kwargs("load_learner", kwargs, ["path", "cpu", "device", "fname"])
+    path = one_of_two_names("load_learner", "path", path, "fname", fname)
+    if path is None:
+        raise ParameterError("load_learner: give the path of the file to load, load_learner(path) (fname= is fastai's "
+                             "name for it)")
     if isinstance(cpu, (str, torch.device)) and device is None and _is_device(cpu):
         cpu, device = None, cpu  # load_learner(path, "cuda"): a device given second, as before cpu= came
     check("load_learner", cpu=(cpu, Is(lambda c: c is None or isinstance(c, bool),
@@ -1275,7 +1326,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([byte_state(t) for t in cuda])
 
 
-def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = True) -> Path:
+def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = True, **kwargs: Any) -> Path:
     """``learn.save``: a checkpoint at ``path/model_dir/name.pipekit`` (:func:`checkpoint_path`) that ``learn.load`` then
     ``fit(..., start_epoch=learn.resume_epoch)`` continue exactly as the uninterrupted fit. Under torchrun
     only rank 0 writes (the others return the path).
@@ -1299,6 +1350,7 @@ def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = Tr
     The path returned is absolute (links kept as they are), so ``learn.load(learn.save(name))`` reads the file
     written whatever ``learn.path`` is.
     """
+    check_file_kwargs("learn.save", kwargs, ["name", "with_opt"])
     path = checkpoint_path(learn, name).absolute()
     if not is_main_process():
         return path

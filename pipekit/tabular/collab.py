@@ -430,7 +430,8 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     """A Learner with ``EmbeddingDotBias`` (or ``EmbeddingNN`` when ``use_nn``) sized from the data.
 
     ``use_nn``: the embeddings go through one hidden layer of ``n_factors`` units unless ``layers`` gives them
-    (``layers=[100, 50]``), as fastai builds it.
+    (``layers=[100, 50]``), as fastai builds it. ``emb_szs``, ``layers`` and ``config`` set up that network only:
+    given without ``use_nn=True`` they are refused (fastai ignores them there).
     ``y_range`` (e.g. ``(0, 5.5)`` for 5-star ratings) squashes predictions; other keyword arguments
     (``metrics``, ``wd``, ...) go to ``Learner``, and one it does not take either is refused, naming the close ones.
 
@@ -444,6 +445,13 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     from pipekit.learn.learner import Learner, check_learner_kwargs
 
     check_learner_kwargs("collab_learner", kwargs, collab_learner)
+    nn_only = {"emb_szs": emb_szs, "layers": layers, "config": config}
+    given = [k for k, v in nn_only.items() if v is not None]
+    if given and not use_nn:
+        raise ParameterError(f"collab_learner: {', '.join(f'{k}=' for k in given)} set{'s' * (len(given) == 1)} up the "
+                             "neural network model (EmbeddingNN), which use_nn=True builds; without it the model is "
+                             f"EmbeddingDotBias, which takes only n_factors and y_range. Add use_nn=True, or leave "
+                             f"{' and '.join(given)} out")
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
         raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
