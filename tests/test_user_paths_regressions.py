@@ -182,6 +182,61 @@ def test_validate_called_from_a_callback_during_fit_says_so(adult_1500):
     assert loss is not None and 0 <= acc <= 1
 
 
+@pytest.mark.parametrize("call", ["fit", "fit_one_cycle", "fine_tune"])
+def test_fit_called_from_a_callback_during_fit_says_so_and_leaves_the_learner_whole(adult_1500, call):
+    from pipekit.learn import Callback, accuracy
+    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+
+    dls = TabularDataLoaders.from_df(adult_1500, y_names="salary", cat_names=["workclass"], cont_names=["age"],
+                                     procs=[Categorify, FillMissing, Normalize], bs=64, device="cpu",
+                                     valid_idx=list(range(1200, 1500)))
+    learn = tabular_learner(dls, metrics=accuracy)
+    frozen = [p.requires_grad for p in learn.model.parameters()]
+
+    class TrainAgain(Callback):
+        def after_epoch(self):
+            getattr(self.learn, call)(1)
+
+    with pytest.raises(ParameterError, match=rf"^{call}: called from a callback while the learner is running a fit"):
+        learn.fit(1, 1e-2, cbs=TrainAgain())
+    assert [p.requires_grad for p in learn.model.parameters()] == frozen  # fine_tune froze nothing
+    assert not any(isinstance(c, TrainAgain) for c in learn.cbs)
+    learn.fit(1, 1e-2)  # after the fit it trains, one row of its own
+    assert len(learn.recorder.values) == 1 and 0 <= learn.recorder.values[0][2] <= 1
+
+
+def test_lr_find_and_get_preds_still_run_from_a_callback_during_fit(adult_1500):
+    from pipekit.learn import Callback, accuracy
+    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+
+    dls = TabularDataLoaders.from_df(adult_1500, y_names="salary", cat_names=["workclass"], cont_names=["age"],
+                                     procs=[Categorify, FillMissing, Normalize], bs=64, device="cpu",
+                                     valid_idx=list(range(1200, 1500)))
+    learn = tabular_learner(dls, metrics=accuracy)
+
+    class Look(Callback):
+        def after_epoch(self):
+            if not hasattr(self, "lrs"):  # once: the sweep's own epochs reach this callback too
+                self.lrs = None
+                self.lrs = self.learn.lr_find(num_it=20, show_plot=False)
+                self.n = len(self.learn.get_preds()[0])
+
+    look = Look()
+    learn.fit(2, 1e-2, cbs=look)
+    assert 1e-7 < look.lrs.valley < 10 and look.n == 300
+    assert len(learn.recorder.values) == 2 and learn.epoch == 1
+    with pytest.raises(ParameterError, match="^fit: called from a callback"):  # the sweep's lift of the flag ends with it
+
+        class Late(Callback):
+            def after_epoch(self):
+                if not hasattr(self, "swept"):
+                    self.swept = True
+                    self.learn.lr_find(num_it=5, show_plot=False, stop_div=False)
+                    self.learn.fit(1)
+
+        learn.fit(1, 1e-2, cbs=Late())
+
+
 # ---------------------------------------------------------------------------------- 6. an older cache entry
 def test_a_cache_entry_an_older_pipekit_wrote_is_named_so_and_rebuilt_once(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPEKIT_CACHE_KEY_FILE", str(tmp_path / "config" / "user.key"))

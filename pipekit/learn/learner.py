@@ -14,12 +14,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 import numpy as np
 import torch
@@ -94,6 +95,39 @@ def _may_use_polars(learn: Learner, dl: Any = None) -> bool:
     return getattr(dls, "recipe", None) is not None or not all(map(foreign, loaders)) or not foreign(dl)
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _outside_a_fit(call: str) -> Callable[[_F], _F]:
+    """A decorator: the learner method ``f(learn, ...)``, refused first when a callback calls it during a fit or a
+    validation-only pass (:meth:`Learner.check_not_running`; ``call`` names it)."""
+    def wrap(f: _F) -> _F:
+        @functools.wraps(f)
+        def checked(learn: Learner, *args: Any, **kwargs: Any) -> Any:
+            learn.check_not_running(call)
+            return f(learn, *args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return wrap
+
+
+def _sweep_anywhere(f: _F) -> _F:
+    """``lr_find`` as a learner method: its sweep is a fit of its own, which puts the model, the optimiser, the
+    record and the epoch counters back after it, so a callback may run it during a fit."""
+    @functools.wraps(f)
+    def run(learn: Learner, *args: Any, **kwargs: Any) -> Any:
+        with learn._lock:  # the outer fit's flag is this thread's to lift
+            outer = learn.__dict__.pop("_in_fit", None)
+            try:
+                return f(learn, *args, **kwargs)
+            finally:
+                if outer is not None:
+                    learn._in_fit = outer
+
+    return run  # type: ignore[return-value]
+
+
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func``, an optimiser built by ``opt_func`` and callbacks.
 
@@ -143,6 +177,8 @@ class Learner:
     #: the description of the progress bar over a validation-only pass's batches ('get_preds', 'validate', 'tta
     #: pass 1/4'; see :meth:`validation_pass`), which ``ProgressCallback`` draws; None outside a pass
     pass_bar: str | None = None
+    #: True while ``fit`` runs its epochs (see :meth:`check_not_running`)
+    _in_fit: bool = False
 
     def __init__(self, dls: Loaders, model: nn.Module, loss_func: Callable[..., torch.Tensor] | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer | OptimWrapper] = Adam, lr: LR = 1e-3,
@@ -150,7 +186,9 @@ class Learner:
                  metrics: MetricLike | Sequence[MetricLike] | None = None, path: str | os.PathLike | None = None,
                  model_dir: str = "models", wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95), device: str | torch.device | None = None,
-                 terminate_on_nan: bool = True):
+                 terminate_on_nan: bool = True, **fastai: Any):
+        check_fastai_learner_options("Learner", fastai)
+        check_arguments("Learner", fastai, argument_names(Learner.__init__))
         check("Learner", model=(model, Is(lambda m: isinstance(m, nn.Module), "a torch nn.Module")),
               dls=(dls, Is(lambda d: conforms(d, Loaders), "DataLoaders with .train and .valid; build them with "
                                                             "DataBlock.dataloaders(...)")),
@@ -647,6 +685,7 @@ class Learner:
         >>> learn.recorder.metric_names, len(learn.recorder.values)
         (['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time'], 2)
         """
+        self.check_not_running("fit")
         if _may_use_polars(self):
             check_fork_safe("Learner.fit")
         n_epoch = check_positive_int("fit", "n_epoch", n_epoch)
@@ -671,6 +710,7 @@ class Learner:
             self.n_epoch, self.start_epoch = n_epoch, int(start_epoch)
             self.epoch = self.start_epoch
             self.stop_requested = False
+            self._in_fit = True
             try:
                 with self._progress_applied():
                     self._with_events(self._do_fit, "fit")
@@ -678,6 +718,27 @@ class Learner:
                 for cb in self.cbs:
                     cb.release()
                 raise
+            finally:
+                del self._in_fit  # the class's False again
+
+    def check_not_running(self, call: str) -> None:
+        """Refuse ``call`` (``fit`` or a schedule that runs it: ``fit_one_cycle``, ``fine_tune``, ...) made by a
+        callback while this thread runs a fit or a validation-only pass of this learner: a fit inside it would run
+        every callback's events again and leave the outer fit's epochs, optimiser and record mixed with its own.
+        ``lr_find`` runs its sweep inside a fit, and puts everything back after it; ``get_preds`` and ``predict`` run
+        a pass of their own there. Another thread's call waits for the fit to end instead (the learner's lock)."""
+        if not self._lock._is_owned():  # type: ignore[attr-defined]  # no fit or pass of this thread's
+            return
+        if not (self._in_fit or self.validation_only):
+            return
+        running = "a fit" if self._in_fit else f"a validation-only pass ({self.pass_bar or 'get_preds'})"
+        raise ParameterError(
+            f"{call}: called from a callback while the learner is running {running}; {call} cannot run inside it "
+            "(it would run every callback's events again, this one's included, and mix its epochs, optimiser and "
+            f"record with the running one's). Call learn.{call}(...) after learn.fit returns; to decide in a callback "
+            f"that more training is needed, set a flag there (self.more = True, in after_epoch or after_fit) and "
+            f"call learn.{call} when the fit has returned. Inside a callback, learn.lr_find() and learn.get_preds() "
+            "work as they are")
 
     def _do_fit(self) -> None:
         states, self.resume_cb_states = self.resume_cb_states, {}
@@ -927,11 +988,12 @@ class Learner:
         return self.remove_cb(MixedPrecision)
 
     # ------------------------------------------------------------------ each in its own module
-    fit_one_cycle = schedule.fit_one_cycle
-    fit_flat_cos = schedule.fit_flat_cos
-    fit_sgdr = schedule.fit_sgdr
-    fine_tune = schedule.fine_tune
-    lr_find = schedule.lr_find
+    # refused from a callback during a fit or pass before they change anything (fine_tune freezes first)
+    fit_one_cycle = _outside_a_fit("fit_one_cycle")(schedule.fit_one_cycle)
+    fit_flat_cos = _outside_a_fit("fit_flat_cos")(schedule.fit_flat_cos)
+    fit_sgdr = _outside_a_fit("fit_sgdr")(schedule.fit_sgdr)
+    fine_tune = _outside_a_fit("fine_tune")(schedule.fine_tune)
+    lr_find = _sweep_anywhere(schedule.lr_find)
     # a worker process forked after the parent's Polars threads started would hang in them: said instead, where the
     # call would do Polars work (_may_use_polars)
     get_preds = fork_checked("Learner.get_preds", when=lambda learn, ds_idx=1, dl=None, *_, **__: _may_use_polars(
@@ -986,8 +1048,34 @@ def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[...
     ...     print(e)
     tabular_learner: unknown argument(s) ['layer']; it takes ['dls', 'layers', ...]; did you mean 'layers'?
     """
-    check_arguments(who, kwargs, argument_names(factory), ("the Learner's", argument_names(Learner.__init__,
-                                                                                           but=tuple(given))))
+    check_fastai_learner_options(who, dict(kwargs))
+    check_arguments(who, kwargs, argument_names(factory), ("the Learner's", [*argument_names(
+        Learner.__init__, but=tuple(given)), *_FASTAI_LEARNER]))
+
+
+#: fastai's Learner keywords that pipekit's takes at their default only (see check_fastai_learner_options)
+_FASTAI_LEARNER = ("default_cbs",)
+
+
+def check_fastai_learner_options(who: str, kwargs: dict[str, Any]) -> None:
+    """Take (remove from ``kwargs``) fastai's ``Learner`` keywords at the values pipekit's Learner works as
+    (``default_cbs=True``: the default callbacks, which a pipekit Learner always has); refuse any other value,
+    saying what does it in pipekit, in the name of ``who`` (``Learner``, or a factory passing its arguments on).
+
+    >>> check_fastai_learner_options("Learner", {"default_cbs": True})
+    >>> check_fastai_learner_options("Learner", {"default_cbs": False})
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: Learner: default_cbs=False (fastai's: ...
+    """
+    default_cbs = kwargs.pop("default_cbs", True)
+    if default_cbs is not True:
+        raise ParameterError(
+            f"{who}: default_cbs={default_cbs!r} (fastai's: no TrainEvalCallback, Recorder or progress bar) is not "
+            "taken: a pipekit Learner always has its TrainEvalCallback and Recorder, which its loop and "
+            "learn.recorder read. To show no progress bar use learn.remove_cb(ProgressCallback) (or, for a block of "
+            "calls, with learn.no_bar(): / with learn.no_logging():); terminate_on_nan=False leaves out "
+            "TerminateOnNaNCallback; leave default_cbs out")
 
 
 def several_targets(dls: Any) -> list[Any]:
