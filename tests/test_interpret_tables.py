@@ -15,6 +15,7 @@ import pytest
 import pipekit.data.plotting as plotting
 import pipekit.datasets as D
 from pipekit.backends import GBM
+from pipekit.core.errors import ParameterError
 from pipekit.data import RandomSplitter
 from pipekit.data.seed import set_seed
 from pipekit.learn import ClassificationInterpretation, Interpretation, accuracy
@@ -202,3 +203,31 @@ def test_a_plain_torch_cross_entropy_learner_has_a_confusion_matrix():
     assert np.trace(cm) / cm.sum() == pytest.approx(learn.validate()[1])  # the matrix agrees with the accuracy
     assert interp.most_confused(min_val=1)[0][2] == max(cm[0, 1], cm[1, 0])
     assert torch.equal(interp.decoded, preds.argmax(1))
+
+
+def test_plot_methods_take_fastai_positional_arguments_and_path_by_name(tab_learn, notebook, monkeypatch, tmp_path):
+    import pipekit.learn.interpret as interpret_module
+
+    interp = ClassificationInterpretation.from_learner(tab_learn)
+    monkeypatch.chdir(tmp_path)
+    figs: list = []
+    with monkeypatch.context() as m:
+        m.setattr(interpret_module, "savefig_or_show", lambda fig, path, name: figs.append((fig, path)))
+        # fastai's plot_confusion_matrix(normalize, title): the title is the figure's, no file is named after it
+        interp.plot_confusion_matrix(True, "Adult confusion")
+    assert list(tmp_path.iterdir()) == []
+    assert figs[0][0].axes[0].get_title() == "Adult confusion" and figs[0][1] is None
+    # fastai's plot_top_losses(k, largest): the smallest losses, smallest first
+    losses, _ = interp.top_losses(4, largest=False)
+    assert interp.plot_top_losses(4, False) is None
+    header, rows = html_rows(notebook[-1])
+    shown = [float(dict(zip(header, r))["loss"]) for r in rows]
+    assert shown == pytest.approx(losses.tolist(), abs=1e-4) and shown == sorted(shown)
+    # a file given where fastai's arguments stand is said to go by name; by name it is written there
+    with pytest.raises(ParameterError, match="path="):
+        interp.plot_top_losses(4, tmp_path / "top.png")
+    with pytest.raises(ParameterError, match="path="):
+        interp.plot_confusion_matrix(False, tmp_path / "cm.png")
+    monkeypatch.setattr(plotting, "plot_mode", lambda: "file")
+    assert interp.plot_confusion_matrix(path=tmp_path / "cm.png") == tmp_path / "cm.png"
+    assert (tmp_path / "cm.png").stat().st_size > 1000

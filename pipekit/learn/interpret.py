@@ -16,7 +16,7 @@ import torch
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import Interval, check
+from pipekit.core.validate import Interval, Is, check
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import classes_vocab
 from pipekit.data.loader import DataLoader
@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
 __all__ = ["Interpretation", "ClassificationInterpretation", "SegmentationInterpretation"]
+
+
+#: the arguments a plot takes in fastai's order; a file given in their place is meant for ``path=``
+_LARGEST = Is(lambda v: isinstance(v, (bool, np.bool_)), "True or False (fastai's second argument: the largest losses "
+                                                          "or the smallest); a file to save to goes by name: path=...")
+_TITLE = Is(lambda v: isinstance(v, str), "the figure's title, a str (fastai's second argument); a file to save to goes "
+                                          "by name: path=...")
 
 
 def _classifies(learn: Learner) -> bool:
@@ -159,7 +166,7 @@ class Interpretation:
         return "predicted / actual / loss" if isinstance(self.targs, torch.Tensor) and \
             self.decoded[0].numel() == 1 == self.targs[0].numel() else "loss"
 
-    def plot_top_losses(self, k: int = 9, path: str | os.PathLike | None = None, largest: bool = True,
+    def plot_top_losses(self, k: int = 9, largest: bool = True, *, path: str | os.PathLike | None = None,
                         nrows: int | None = None, ncols: int | None = None,
                         figsize: tuple[float, float] | None = None) -> Path | None:
         """The items with the largest losses, each titled with its loss (and, for a classifier, predicted / actual
@@ -169,7 +176,9 @@ class Interpretation:
         Rows of a table (tabular and collaborative-filtering loaders) are shown as ``learn.show_results`` shows
         them: a table of the decoded rows, a column per input column, then the target, the prediction, the
         ``loss`` and (a single-label classifier) the ``probability`` of the prediction, in loss order (``nrows``,
-        ``ncols`` and ``figsize`` shape grids of pictures only)."""
+        ``ncols`` and ``figsize`` shape grids of pictures only). ``k`` and ``largest`` come first, as in fastai's
+        ``plot_top_losses(k, largest)``; the rest are keywords (``path=``: the PNG file, when headless)."""
+        check("plot_top_losses", largest=(largest, _LARGEST))
         losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
         table = self._table_loader()
         if table is not None:
@@ -339,12 +348,14 @@ class ClassificationInterpretation(Interpretation):
                  if i != j and cm[i, j] >= min_val]
         return sorted(pairs, key=lambda p: -p[2])
 
-    def plot_confusion_matrix(self, normalize: bool = False, path: str | os.PathLike | None = None,
-                              cmap: str = "Blues", title: str = "Confusion matrix", norm_dec: int = 2,
-                              plot_txt: bool = True, **fig_kwargs: Any) -> Path | None:
-        """Draw the confusion matrix (PNG when headless); ``fig_kwargs`` (``figsize``, ``dpi``) go to the figure,
-        as in the book's ``plot_confusion_matrix(figsize=(12, 12), dpi=60)``; ``plot_txt=False`` leaves the counts
-        out of the cells, as fastai's does."""
+    def plot_confusion_matrix(self, normalize: bool = False, title: str = "Confusion matrix", cmap: str = "Blues",
+                              norm_dec: int = 2, plot_txt: bool = True, *, path: str | os.PathLike | None = None,
+                              **fig_kwargs: Any) -> Path | None:
+        """Draw the confusion matrix (PNG when headless, to ``path=``, a keyword); ``fig_kwargs`` (``figsize``,
+        ``dpi``) go to the figure, as in the book's ``plot_confusion_matrix(figsize=(12, 12), dpi=60)``;
+        ``plot_txt=False`` leaves the counts out of the cells, as fastai's does. The other arguments are fastai's, in
+        its order: ``plot_confusion_matrix(True, "My title")`` is normalised and titled."""
+        check("plot_confusion_matrix", title=(title, _TITLE))
         self._single_label("plot_confusion_matrix")
         cm = self.confusion_matrix().astype(float)
         if normalize:
