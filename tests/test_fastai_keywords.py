@@ -238,3 +238,37 @@ def test_summary_shows_a_batch_after_the_walk(mnist, tmp_path):
         text = dblock.summary(mnist, show=False, show_batch=True)
     assert "Splitting with GrandparentSplitter" in text and "Collating a batch of 4" in text
     assert len(list(plots.glob("*.png"))) == 1
+
+
+def test_fastai_keywords_pipekit_does_not_take_are_refused_saying_what_to_do(adult, mnist):
+    dls = TabularDataLoaders.from_df(adult, y_names="salary", cat_names=CATS, cont_names=CONTS, bs=128, seed=0,
+                                     device="cpu")
+    learn = tabular_learner(dls, layers=[8])
+    with pytest.raises(ParameterError, match="inner=True is fastai's flag.*leave inner out"):
+        learn.get_preds(inner=True)
+    with pytest.raises(ParameterError, match=r"save_preds=.*torch.save\(preds"):
+        learn.get_preds(save_preds="preds_dir")
+    with pytest.raises(ParameterError, match=r"get_preds: unknown argument\(s\) \['with_inputs'\]"):
+        learn.get_preds(with_inputs=True)
+    preds, _ = learn.get_preds(inner=False, save_preds=None, save_targs=None)  # fastai's defaults change nothing
+    assert preds.shape == (len(dls.valid_ds), 2)
+    from pipekit.learn import Learner
+
+    with pytest.raises(ParameterError, match=r"Learner: default_cbs=False .*remove_cb\(ProgressCallback\)"):
+        Learner(dls, learn.model, default_cbs=False)
+    with pytest.raises(ParameterError, match=r"tabular_learner: default_cbs=False"):
+        tabular_learner(dls, default_cbs=False)
+    with pytest.raises(ParameterError, match=r"Learner: unknown argument\(s\) \['metric'\]; did you mean 'metrics'"):
+        Learner(dls, learn.model, metric=None)
+    assert Learner(dls, learn.model, default_cbs=True).recorder is not None
+    assert tabular_learner(dls, default_cbs=True).recorder is not None
+    with pytest.raises(ParameterError, match="Resize: resamples=.*leave resamples out"):
+        Resize(28, resamples=(2, 0))
+    # cuda= (fastai's) is taken: the statistics go to the batches' device, whichever it is
+    x = ImageDataLoaders.from_folder(mnist, img_cls="L", bs=16, seed=0, device="cpu", shuffle=False,
+                                     batch_tfms=ImageNormalize.from_stats([0.5], [0.25], cuda=False)).one_batch()[0]
+    ref = ImageDataLoaders.from_folder(mnist, img_cls="L", bs=16, seed=0, device="cpu", shuffle=False,
+                                       batch_tfms=ImageNormalize.from_stats([0.5], [0.25])).one_batch()[0]
+    assert x.dtype == torch.float32 and torch.equal(x, ref) and float(x.min()) == -2.0
+    with pytest.raises(ParameterError, match="cuda"):
+        ImageNormalize.from_stats([0.5], [0.25], cuda="yes")

@@ -539,3 +539,16 @@ def test_random_erasing_after_normalize_erases_training_images_only():
     assert RandomErasing(p=0.0).encode((x, None), erased.train.context(0, 0))[0] is x
     with pytest.raises(ParameterError, match=r"sl=0.5 is above sh=0.3"):
         RandomErasing(sl=0.5)
+
+
+def test_random_crop_given_a_size_in_pixels_names_the_item_transforms_that_do_it():
+    from pipekit.vision import ImageDataLoaders, RandomCrop
+
+    with pytest.raises(ParameterError, match=r"RandomCrop\(20\): pipekit's RandomCrop .* min_scale.*"
+                                             r"item_tfms=RandomResizedCrop\(20, min_scale=\.\.\.\).*CropPad\(20\)"):
+        RandomCrop(20)
+    assert RandomCrop(0.5).min_scale == 0.5 and RandomCrop(1).min_scale == 1
+    # the item transform named there gives 20x20 crops of the images, not rescaled
+    dls = ImageDataLoaders.from_folder(D.path("mnist_tiny"), img_cls="L", item_tfms=CropPad(20), bs=8, seed=0,
+                                       device="cpu")
+    assert tuple(dls.one_batch()[0].shape[-2:]) == (20, 20)

@@ -16,7 +16,8 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_positive_int, is_pandas
+from pipekit.core.validate import (BOOL, Interval, Is, Options, argument_names, check, check_arguments,
+                                   check_positive_int, is_pandas)
 from pipekit.data.lists import fastuple
 from pipekit.data.loader import DataLoader, batch_parts
 from pipekit.data.show import are_table_rows, show_items
@@ -186,9 +187,11 @@ def loss_methods(loss_func: Any) -> tuple[Callable[[Any], Any] | None, Callable[
 
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
               with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None, reorder: bool = True,
-              cbs: Cbs = None, with_targs: bool = True) -> tuple:
+              cbs: Cbs = None, with_targs: bool = True, **fastai: Any) -> tuple:
     """Predictions over a whole set (``learn.get_preds``): ``([inputs,] preds, targs[, decoded][, losses])``.
-    ``with_targs=False`` (fastai's) gives None in the place of ``targs``, the tuple keeping its length.
+    ``with_targs=False`` (fastai's) gives None in the place of ``targs``, the tuple keeping its length. fastai's
+    ``inner=False``, ``save_preds=None`` and ``save_targs=None`` are taken (their defaults, which change nothing);
+    ``inner=True`` and files to save to are refused, saying what pipekit does instead.
 
     ``preds`` are activated (softmax/sigmoid from the loss, or ``act``, applied to each batch's outputs) and
     ``decoded`` are the loss's decoding of them (class indices, token ids); ``targs`` is None without labels. A loss
@@ -222,6 +225,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     ((20, 2), None)
     """
     check("get_preds", with_targs=(with_targs, BOOL))
+    _check_fastai_get_preds(fastai)
     with learn._lock:  # the pass and its gathering callbacks on the learner, one call at a time
         dl = learn._get_dl(ds_idx, dl)
         check_finite_weights(learn.model, "get_preds")
@@ -317,6 +321,35 @@ def one_item_source(item: Any, n_inp: int = 1, table: bool = False) -> Any:
     return [item]
 
 
+def _check_fastai_get_preds(fastai: dict[str, Any]) -> None:
+    """Refuse the keywords of fastai's ``get_preds`` that pipekit's does not take, saying what to do instead; their
+    defaults (``inner=False``, ``save_preds=None``, ``save_targs=None``) change nothing and are taken."""
+    inner = fastai.pop("inner", False)
+    if inner is not False:
+        raise ParameterError(f"get_preds: inner={inner!r} is fastai's flag for a call made inside a fit (by a callback); "
+                             "pipekit's get_preds needs none: called from a callback it runs a validation-only pass of "
+                             "its own inside the fit, and the fit's record is left as it was; leave inner out")
+    for name, what in (("save_preds", "predictions"), ("save_targs", "targets")):
+        value = fastai.pop(name, None)
+        if value is not None:
+            raise ParameterError(f"get_preds: {name}={value!r} (fastai's: each batch's {what} saved to files) is not "
+                                 f"taken; get_preds returns the {what}: save them yourself, e.g. preds, targs = "
+                                 "learn.get_preds(); torch.save(preds, 'preds.pt'); leave save_preds/save_targs out")
+    check_arguments("get_preds", fastai, argument_names(get_preds))
+
+
+def _named_pass(learn: Learner, bar: str, f: Callable[[], None]) -> None:
+    """Run ``f`` (which calls ``get_preds``) as one validation-only pass named ``bar``, as ``get_preds`` runs its own:
+    the progress bar and the messages of the pass's callbacks (``FiniteInputsCheck``) name the call the user made."""
+    was_training = learn.training
+    learn.training = False
+    try:
+        with learn.removed_cbs(Recorder):
+            learn.validation_pass(f, bar=bar)
+    finally:
+        learn.training = was_training
+
+
 def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bool = False) -> tuple[Any, ...]:
     """Predict one item (``learn.predict``): ``(decoded, decoded_tensor, probabilities)``; with
     ``with_input=True``, as fastai's, ``(input, decoded, decoded_tensor, probabilities)``, the input as the model
@@ -377,7 +410,9 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
         if len(dl.dataset) != 1:  # a table's dict of columns ({"userId": [73, 561], ...}) is as many rows
             raise ParameterError(f"predict takes one item; this {type(item).__name__} holds {len(dl.dataset)}: for several "
                                  "use learn.get_preds(dl=learn.dls.test_dl(items))")
-        inputs, preds, _, dec = get_preds(learn, dl=dl, with_input=True, with_decoded=True)
+        got: list[Any] = []
+        _named_pass(learn, "predict", lambda: got.extend(get_preds(learn, dl=dl, with_input=True, with_decoded=True)))
+        inputs, preds, _, dec = got
         learn._check_scores(preds)
         shown: tuple[Any, ...] = (_decoded_input(dl, inputs),) if with_input else ()
         y_block = learn.dls.y_block

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import BOOL, Interval, Is, Options, check
+from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_arguments
 from pipekit.data.transform import Transform, rebuild
 from pipekit.vision.geometry import (CROP_SCALE, CV_BORDER, MAX_SIDE, PAD_MODES, RATIO, SIZE, as_size, check_crop_scales,
                                      size2)
@@ -160,7 +160,12 @@ class Resize(ItemTransform):
 
     param_constraints = {"size": SIZE, "method": Options(*METHODS), "pad_mode": Options(*PAD_MODES)}
 
-    def __init__(self, size: int | Sequence[int], method: str = "crop", pad_mode: str = "reflection"):
+    def __init__(self, size: int | Sequence[int], method: str = "crop", pad_mode: str = "reflection", **fastai: Any):
+        if "resamples" in fastai:
+            raise ParameterError(f"Resize: resamples={fastai['resamples']!r} (fastai's PIL filters for images and masks) "
+                                 "is not taken: pipekit resizes images by area averaging when shrinking and bilinearly "
+                                 "when growing, and masks by the nearest pixel; leave resamples out")
+        check_arguments("Resize", fastai, ["size", "method", "pad_mode"])
         self.size, self.method, self.pad_mode = as_size(size), method, pad_mode
         self.check_params()
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pipekit.core.component import Component
+from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.vision.geometry import (CROP_SCALE, MAX_LIGHTING, PROBABILITY, RATIO, check_crop_scales, crop_matrices,
                                      eye_stack, keystone_matrices)
@@ -113,6 +114,17 @@ class RandomCrop(AffineSampler):
     stream = "crop"
 
     def __init__(self, min_scale: float = 1.0, ratio: Sequence[float] = (1.0, 1.0)):
+        if (isinstance(min_scale, (int, float, np.integer, np.floating)) and not isinstance(min_scale, bool)
+                and float(min_scale) > 1 and float(min_scale).is_integer()):
+            size = int(min_scale)
+            raise ParameterError(
+                f"RandomCrop({size}): pipekit's RandomCrop is a batch augmentation whose first argument is min_scale, "
+                "the smallest share of the image's area a crop keeps (a number in (0, 1]; aug_transforms(min_scale=...) "
+                f"adds it). fastai's RandomCrop({size}) is an item transform cutting {size}x{size} pixels at a random "
+                "place of a training image (the centre of a validation one); in pipekit use "
+                f"item_tfms=RandomResizedCrop({size}, min_scale=...) for a random crop resized to {size}x{size}, or "
+                f"item_tfms=CropPad({size}) for the centre {size}x{size} pixels, not rescaled (Resize({size}, "
+                f"method='crop') rescales the largest centred square to {size}x{size})")
         check("RandomCrop", min_scale=(min_scale, Interval(0, 1, closed="right")), ratio=(ratio, RATIO))
         self.min_scale, self.ratio = min_scale, (float(ratio[0]), float(ratio[1]))
 

@@ -500,7 +500,11 @@ class Normalize(BatchTransform):
         self.mean, self.std = stats
 
     @classmethod
-    def from_stats(cls, mean: Sequence[float], std: Sequence[float]) -> Normalize:
+    def from_stats(cls, mean: Sequence[float], std: Sequence[float], cuda: bool = True) -> Normalize:
+        """A Normalize of the given statistics (one value per channel, on the 0..1 scale). ``cuda`` (fastai's: put
+        them on the GPU, or not) changes nothing: the statistics go to the device each batch is on, as they are
+        used, whichever that is."""
+        check("Normalize.from_stats", cuda=(cuda, Is(lambda v: isinstance(v, bool), "True or False")))
         return cls(mean, std)
 
     @classmethod

@@ -140,6 +140,43 @@ def test_a_non_finite_input_is_named_with_the_call_that_met_it(adult):
         learn.predict(row)
 
 
+def test_the_call_named_is_the_pass_the_learner_runs(adult):
+    """The message names the pass the learner is running (learn.pass_bar), not the outermost call on the stack: a
+    callback's get_preds during a fit is get_preds, and predict runs a pass of its own, named so on its bar."""
+    splits = RandomSplitter(0.2, seed=42)
+    valid_idx = Tabular(adult, cat_names=CAT, cont_names=CONT, y_names="salary", splits=splits).valid_idx
+    tab = Tabular(_with(adult, "age", [int(valid_idx[5])], float("inf")), procs=[Categorify, Normalize],
+                  cat_names=CAT, cont_names=CONT, y_names="salary", splits=splits)
+    set_seed(0)
+    dls = tab.dataloaders(bs=256, seed=0)
+    learn = tabular_learner(dls, layers=[20, 10])
+
+    class PredsEachEpoch(Callback):
+        def after_epoch(self):
+            self.learn.get_preds()
+
+    with pytest.raises(NonFiniteInputError, match=r"^get_preds: column 'age' of row \d+ is not a finite number"):
+        learn.fit(1, 1e-2, cbs=PredsEachEpoch())
+
+    class Bars(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def before_validate(self):
+            self.seen.append(self.learn.pass_bar)
+
+    bars = Bars()
+    learn.add_cb(bars)
+    try:
+        learn.predict(adult.row(1, named=True))
+        assert bars.seen == ["predict"]
+        learn.get_preds(dl=dls.test_dl(adult.head(3)))
+        assert bars.seen == ["predict", "get_preds"]
+    finally:
+        learn.remove_cb(bars)
+    assert learn.pass_bar is None and not learn.validation_only
+
+
 @pytest.mark.parametrize("make", [lambda: RandomForest("classification", n_estimators=10, n_jobs=1, oob_score=False),
                                   lambda: GBM("classification", n_estimators=20, n_jobs=1)], ids=["forest", "gbm"])
 def test_backends_refuse_inf_naming_column_and_row(tab_unfilled, adult, make):

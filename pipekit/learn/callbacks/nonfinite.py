@@ -21,7 +21,6 @@ the model's weights hold NaN/inf in 'bias'; it cannot make
 from __future__ import annotations
 
 import math
-import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -319,18 +318,13 @@ def _column_names(block: Block, n: int) -> list[str] | None:
 
 
 def _learner_call(learn: Any) -> str:
-    """The learner's call that is running, as the user made it (``fit``, ``validate``, ``get_preds``, ``predict``,
-    ``tta``, ...): the outermost frame of a public method of the learner's class run on this learner (``predict``
-    runs ``get_preds``: it is ``predict``). Read from the stack, only when an error is to be raised."""
-    name = None
-    frame = sys._getframe(1)
-    while frame is not None:
-        code, local = frame.f_code.co_name, frame.f_locals
-        if (code.isidentifier() and not code.startswith("_") and callable(getattr(type(learn), code, None))
-                and (local.get("self") is learn or local.get("learn") is learn)):
-            name = code
-        frame = frame.f_back  # type: ignore[assignment]
-    return name or ("fit" if not learn.validation_only else learn.pass_bar or "get_preds")
+    """The learner's call that met the input, from the learner's state: ``fit`` (its validation phase) outside a
+    validation-only pass, else the pass's name, the first word of ``learn.pass_bar`` (``validate``, ``get_preds``,
+    ``predict``, ``tta`` of ``tta pass 1/4``)."""
+    if not learn.validation_only:
+        return "fit"
+    bar = learn.pass_bar or "get_preds"
+    return bar.split()[0] if bar.split() else "get_preds"
 
 
 class FiniteInputsCheck(Callback):
