@@ -165,3 +165,20 @@ def test_class_weight_keyed_by_number_labels_saves_and_loads(tmp_path):
     assert np.array_equal(loaded.predict(tab.valid), model.predict(tab.valid))
     assert loaded.class_weight == {"0": 1.0, "1": 5.0}
     assert clone(loaded).fit(tab.train).model_.class_weight == model.model_.class_weight  # text keys fit alike
+
+
+def test_forests_and_gbm_share_one_default_seed_shown_as_0():
+    import inspect
+
+    from pipekit.backends import GBM
+    from pipekit.backends.base import SEED
+
+    for cls in (RandomForest, ExtraTrees, GBM):
+        assert inspect.signature(cls).parameters["seed"].default is SEED, cls
+        assert "seed: 'int | None' = 0" in str(inspect.signature(cls)) or "seed: 'int' = 0" in str(
+            inspect.signature(cls)), cls
+        model = cls("regression")
+        assert model.get_params()["seed"] == 0 and "seed" not in repr(model)
+        with pytest.raises(ParameterError, match=r"seed=0 and random_state=5"):
+            cls("regression", seed=0, random_state=5)
+        assert cls("regression", random_state=5).seed == 5

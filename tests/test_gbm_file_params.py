@@ -384,3 +384,31 @@ def test_lightgbm_names_are_read_once():
     names = lightgbm_names()
     assert names is lightgbm_names()  # one table for every fit and file check
     assert names["nthread"] == names["num_threads"] == "num_threads" and names["mc"] == "monotone_constraints"
+
+
+#: what an earlier pipekit's record of ``GBM(params=...)`` held beside those params: every argument, the defaults too,
+#: which LightGBM's names in params contradicted (LightGBM read params over them)
+_EARLIER = {"subsample": 1.0, "min_child_samples": 20, "seed": 0, "n_estimators": 1000, "early_stopping_rounds": 50}
+
+
+def test_gbm_file_an_earlier_pipekit_wrote_loads_predicts_and_refits_as_it_did(adult, tmp_path):
+    params = {"bagging_fraction": 0.8, "bagging_freq": 1, "min_data": 10, "random_state": 3, "num_iterations": 6,
+              "early_stopping_round": 5}
+    model = GBM("classification", n_jobs=1, params=params).fit(adult.train, adult.valid)
+    assert (model.subsample, model.min_child_samples, model.seed, model.n_estimators) == (0.8, 10, 3, 6)
+
+    def earlier(record: dict) -> None:
+        for rec in component_records(record, _GBM):
+            rec["params"].update(_EARLIER)
+
+    path = edited_copy(pipekit.save(model, tmp_path / "new.pipekit"), earlier, tmp_path / "earlier.pipekit")
+    back = pipekit.load(path)  # its settings as the file holds them, none refused
+    assert back.params == params and {k: getattr(back, k) for k in _EARLIER} == _EARLIER
+    np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
+    # copied and searched as any loaded model, and refitted with LightGBM reading params over the arguments
+    assert back.clone().get_params() == back.get_params()
+    refit = back.clone().set_params(learning_rate=0.1).fit(adult.train, adult.valid)
+    assert refit.booster_.params["bagging_fraction"] == 0.8 and refit.booster_.params["min_data"] == 10
+    # the same settings written in code are two values for one setting: refused, naming both
+    with pytest.raises(ParameterError, match=r"set the same thing, LightGBM's bagging_fraction"):
+        GBM(**back.get_params())

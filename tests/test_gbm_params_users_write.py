@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 import pipekit
 from pipekit.backends import GBM
@@ -115,3 +116,61 @@ def test_seed_and_random_state_must_agree_even_when_seed_is_the_default_value():
     assert GBM("classification", seed=5, random_state=5).seed == GBM("classification", random_state=5).seed == 5
     assert GBM("classification", seed=0, random_state=0).get_params() == GBM("classification").get_params()
     assert type(GBM("classification").seed) is int and repr(GBM("classification", seed=0)) == "GBM(task='classification')"
+
+
+@pytest.mark.parametrize(("kw", "both"), [
+    ({"seed": 1, "params": {"random_state": 5}}, ("params={'random_state': ...}", "seed=1", "'random_state': 5")),
+    ({"seed": 0, "params": {"seed": 5}}, ("params={'seed': ...}", "seed=0", "'seed': 5")),
+    ({"n_estimators": 1000, "num_boost_round": 5}, ("n_estimators=1000", "num_boost_round=5")),
+    ({"learning_rate": 0.05, "eta": 0.1}, ("learning_rate=0.05", "eta=0.1")),
+    ({"n_estimators": 1000, "params": {"num_iterations": 5}}, ("n_estimators=1000", "'num_iterations': 5")),
+    ({"params": {"seed": 1, "random_state": 2}}, ("params={'seed': ...}", "params={'random_state': ...}")),
+    ({"params": {"lambda_l1": 0.1, "reg_alpha": 0.2}}, ("'lambda_l1': 0.1", "'reg_alpha': 0.2")),
+    ({"params": {"max_depth": 2}, "max_depth": 3}, ("params={'max_depth': ...}", "max_depth=3", "'max_depth': 2")),
+    ({"random_state": 1, "params": {"seed": 2}}, ("random_state=1", "'seed': 2")),
+])
+def test_two_names_of_one_setting_with_different_values_are_refused_naming_both(kw, both):
+    # what was written counts, a value equal to the default too: neither name silently wins
+    with pytest.raises(ParameterError, match="set the same thing") as e:
+        GBM("classification", **kw)
+    for words in both:
+        assert words in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("kw", [
+    {"seed": 5, "params": {"random_state": 5}}, {"n_estimators": 1000, "num_boost_round": 1000},
+    {"params": {"lambda_l1": 0.1, "reg_alpha": 0.1}}, {"params": {"max_depth": 3}, "max_depth": 3},
+    {"params": {"seed": 4, "random_state": 4}}, {"random_state": 4, "params": {"seed": 4}}])
+def test_two_names_of_one_setting_with_the_same_value_are_taken(kw):
+    model = GBM("classification", **kw)
+    assert clone(model).get_params() == model.get_params()
+
+
+def test_a_name_in_params_sets_its_argument_and_survives_clone_set_params_and_a_file(adult, tmp_path):
+    model = GBM("classification", n_jobs=1, params={"random_state": 5, "num_iterations": 4, "max_depth": 3})
+    assert (model.seed, model.n_estimators) == (5, 4)
+    for copy in (clone(model), model.clone(), GBM(**model.get_params())):
+        assert copy.get_params() == model.get_params()
+    model.fit(adult.train, adult.valid)
+    assert model.booster_.params["seed"] == 5 and model.booster_.current_iteration() <= 4
+    back = pipekit.load(pipekit.save(model, tmp_path / "m.pipekit"))
+    assert back.get_params() == model.get_params()
+    np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
+    # a search grid's set_params on a clone: the setting given replaces what params held of it
+    searched = clone(model).set_params(seed=7)
+    assert searched.seed == 7 and searched.params == {"num_iterations": 4, "max_depth": 3}
+    assert clone(model).set_params(random_state=9).seed == 9
+    with pytest.raises(ParameterError, match=r"params=\{'seed': \.\.\.\} and seed=0 set the same thing"):
+        clone(model).set_params(seed=0, params={"seed": 3})
+    assert clone(model).set_params(params={"seed": 3}).seed == 3
+
+
+def test_a_name_in_params_of_an_argument_saves_loads_and_refits_the_same(adult, tmp_path):
+    model = GBM("classification", n_estimators=6, n_jobs=1, params={"bagging_fraction": 0.8}).fit(adult.train,
+                                                                                                   adult.valid)
+    assert model.subsample == 0.8 and model.booster_.params["bagging_freq"] == 1
+    back = pipekit.load(pipekit.save(model, tmp_path / "bagged.pipekit"))
+    assert back.get_params() == model.get_params()
+    np.testing.assert_array_equal(back.predict(adult.valid), model.predict(adult.valid))
+    np.testing.assert_array_equal(back.clone().fit(adult.train, adult.valid).predict(adult.valid),
+                                  model.predict(adult.valid))

@@ -55,6 +55,47 @@ N_JOBS = Is(lambda v: v is None or (isinstance(v, int) and not isinstance(v, boo
 TIME_LIMIT = Interval(0, None, closed="neither", none_ok=True)
 
 
+class Default:
+    """A default argument value marked as one: equal to, and shown as, the plain number (in a signature, a repr,
+    ``get_params``), and told apart from the same number the caller wrote, so that two names of one setting given
+    together are checked against what was written only (``seed=0, random_state=5`` is refused, ``random_state=5``
+    alone is taken). ``__init__`` keeps the plain number (:func:`plain`)."""
+
+    __slots__ = ()
+
+
+class DefaultInt(Default, int):
+    """A default whole number (:class:`Default`)."""
+
+
+class DefaultFloat(Default, float):
+    """A default number (:class:`Default`)."""
+
+
+#: the default ``seed`` of the models that take one: 0, told apart from a ``seed=0`` the caller wrote
+SEED = DefaultInt(0)
+
+
+def plain(value: Any) -> Any:
+    """``value`` without the mark of a :class:`Default`: the int or float it equals; any other value as it is.
+
+    >>> type(plain(SEED)), plain(None)
+    (<class 'int'>, None)
+    """
+    if isinstance(value, DefaultInt):
+        return int(value)
+    return float(value) if isinstance(value, DefaultFloat) else value
+
+
+def written(**values: Any) -> dict[str, Any]:
+    """The ``values`` the caller wrote: those that are not a :class:`Default`.
+
+    >>> written(seed=SEED, n_jobs=1)
+    {'n_jobs': 1}
+    """
+    return {k: v for k, v in values.items() if not isinstance(v, Default)}
+
+
 def cores(n_jobs: int | None) -> int:
     """The cores an ``n_jobs`` setting means: None or -1 every core this process may use, else ``n_jobs``.
 

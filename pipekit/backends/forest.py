@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, Contributions, cores,
-                                   feature_frame, threads)
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, SEED, TASK, TIME_LIMIT, Backend, Contributions,
+                                   cores, feature_frame, plain, threads, written)
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
 from pipekit.core.errors import ExportError, ParameterError, quieted
@@ -41,14 +41,6 @@ CRITERIA = {"classification": ("gini", "entropy", "log_loss"),
             "regression": ("squared_error", "absolute_error", "friedman_mse", "poisson")}
 #: scikit-learn's names of a forest's arguments that are pipekit's under another name
 _SKLEARN_NAMES = {"random_state": "seed"}
-
-
-class _DefaultSeed(int):
-    """The default ``seed``: 0, as every 0 is (its signature, repr and clone read it as 0), and told apart from a
-    ``seed=0`` the caller gave, which ``random_state`` must then not contradict."""
-
-
-_SEED = _DefaultSeed(0)
 
 
 def _class_weight(v: Any) -> bool:
@@ -149,14 +141,14 @@ class RandomForest(Backend):
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 5, oob_score: bool = True,
-                 n_jobs: int | None = -1, seed: int | None = _SEED, time_limit: float | None = None, name: str | None = None,
+                 n_jobs: int | None = -1, seed: int | None = SEED, time_limit: float | None = None, name: str | None = None,
                  max_depth: int | None = None, criterion: str | None = None, min_samples_split: int | float = 2,
                  max_leaf_nodes: int | None = None, min_impurity_decrease: float = 0.0, bootstrap: bool | None = True,
                  class_weight: str | dict | None = None, **sklearn: Any):
         self.task, self.n_estimators, self.max_samples, self.max_features = task, n_estimators, max_samples, max_features
-        given = {} if seed is _SEED else {"seed": seed}  # a seed the caller gave, 0 too
+        given = written(seed=seed)  # a seed the caller gave, 0 too, which random_state must not contradict
         self.min_samples_leaf, self.oob_score, self.n_jobs, self.name = min_samples_leaf, oob_score, n_jobs, name
-        self.seed = 0 if seed is _SEED else seed
+        self.seed = plain(seed)
         self.time_limit, self.max_depth = time_limit, max_depth
         self.criterion, self.min_samples_split, self.max_leaf_nodes = criterion, min_samples_split, max_leaf_nodes
         self.min_impurity_decrease, self.bootstrap, self.class_weight = min_impurity_decrease, bootstrap, class_weight
@@ -413,7 +405,7 @@ class ExtraTrees(RandomForest):
 
     def __init__(self, task: str, n_estimators: int = 100, max_samples: int | float | None = None,
                  max_features: float | int | str | None = 0.5, min_samples_leaf: int = 2, oob_score: bool = False,
-                 n_jobs: int | None = -1, seed: int | None = _SEED, time_limit: float | None = None, name: str | None = None,
+                 n_jobs: int | None = -1, seed: int | None = SEED, time_limit: float | None = None, name: str | None = None,
                  max_depth: int | None = None, criterion: str | None = None, min_samples_split: int | float = 2,
                  max_leaf_nodes: int | None = None, min_impurity_decrease: float = 0.0, bootstrap: bool | None = None,
                  class_weight: str | dict | None = None, **sklearn: Any):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import inspect
 import math
 import numbers
 import re
@@ -32,14 +31,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, Contributions,
-                                   check_valid_split, feature_frame, kept_rounds, threads)
+from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, SEED, TASK, TIME_LIMIT, Booster, Contributions,
+                                   DefaultFloat, DefaultInt, check_valid_split, feature_frame, kept_rounds, plain,
+                                   threads, written)
 from pipekit.backends.booster_files import (_METRICS, LIGHTGBM_FILE_PARAMS, LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES,
                                             check_lightgbm_file_params, check_params_to_save, lightgbm_names,
                                             monotone_values)
 from pipekit.backends.data import TabularData
-from pipekit.backends.forest import _SEED
-from pipekit.core.component import param_names
+from pipekit.core.component import built_from_held_settings, param_names
 from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options, check, check_state
@@ -217,20 +216,49 @@ def check_lightgbm_values(params: dict[str, Any] | None, task: str, keywords: bo
             raise ParameterError(f"GBM: {given}: LightGBM's {name} must be {LIGHTGBM_FILE_PARAMS[name]}")
 
 
-def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict | None,
-                   params_given: bool = True, task: str = "regression") -> dict[str, Any]:
-    """GBM's arguments for the keywords ``lightgbm`` in LightGBM's names: the name of what a GBM argument sets
-    (``random_state``, ``colsample_bytree``, ``num_boost_round``) is that argument, any other LightGBM parameter joins
-    ``params`` under LightGBM's own name for it (``reg_alpha`` as ``lambda_l1``), so two spellings give one model and
-    one file. ``given``: GBM's arguments given with them, which a name of the same thing must not contradict. The
-    values are checked under the names given (:func:`check_lightgbm_values`, and GBM's own argument's rule), for a GBM
-    of ``task``."""
+#: LightGBM's own name for what each GBM argument of :data:`_OWN_ARGUMENTS` sets
+_LIGHTGBM_NAME = {arg: name for name, arg in _OWN_ARGUMENTS.items()}
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether two values given for one setting are the same (arrays and lists element by element)."""
+    try:
+        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object))) if \
+            isinstance(a, (list, tuple, np.ndarray)) or isinstance(b, (list, tuple, np.ndarray)) else bool(a == b)
+    except Exception:  # values that do not compare are not the same
+        return False
+
+
+def _one_spelling(given: dict[str, Any], lightgbm: dict[str, Any], params: dict | None,
+                  task: str = "regression") -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a GBM is given under each of a setting's names, as one value each: ``given``, GBM's own arguments the
+    caller wrote (never a default: :class:`pipekit.backends.base.Default`); ``lightgbm``, keywords in LightGBM's
+    names; ``params``, LightGBM parameters the caller wrote in this call (None: none). Two names of one setting
+    (``seed`` and ``random_state``, ``n_estimators`` and ``params={'num_boost_round': ...}``, two keys of ``params``
+    that LightGBM reads as one) with different values are a ParameterError naming both; the same value under
+    both is taken. Returns GBM's arguments each name of an argument sets (``random_state`` sets ``seed``) and the
+    other LightGBM parameters of ``lightgbm`` by LightGBM's own name (``reg_alpha`` as ``lambda_l1``), to join
+    ``params``. Values are checked under the names given (:func:`check_lightgbm_values`, and GBM's own argument's
+    rule), for a GBM of ``task``."""
     names = lightgbm_names()
-    if not names:  # a LightGBM without its table of names (it is read from LightGBM's own)
+    if lightgbm and not names:  # a LightGBM without its table of names (it is read from LightGBM's own)
         raise ParameterError(f"GBM has no parameters {sorted(lightgbm)}; give LightGBM's parameters in params={{...}} "
                              f"(params={{'max_depth': 5}}); GBM's own are {param_names(GBM)}") from None
-    own: dict[str, tuple[str, Any]] = {}
-    extra: dict[str, tuple[str, Any]] = {}
+    # every name given, by LightGBM's own name for it: (as it is shown, the value); params first, as messages name them
+    said: dict[str, list[tuple[str, Any]]] = {}
+    for k, v in (params or {}).items():
+        name = names.get(k, k) if isinstance(k, str) else k
+        arg = _OWN_ARGUMENTS.get(name) if isinstance(name, str) else None
+        if arg == "n_jobs":  # the threads of this machine, not a setting of the model: held apart (a file refuses them)
+            continue
+        if arg is not None:
+            v = _off(arg, v)
+            if not GBM.param_constraints[arg].accepts(v):
+                raise ParameterError(f"GBM: params={{{k!r}: {v!r}}} (GBM's {arg}) must be "
+                                     f"{GBM.param_constraints[arg]}")
+        said.setdefault(name, []).append((f"params={{{k!r}: ...}}", v))
+    for arg, v in given.items():
+        said.setdefault(_LIGHTGBM_NAME[arg], []).append((f"{arg}={v!r}", v))
     for k, v in lightgbm.items():
         if k in _SKLEARN_API_ONLY:
             raise ParameterError(f"GBM: {k}= is an argument of LightGBM's scikit-learn estimators, not a LightGBM "
@@ -242,32 +270,37 @@ def _from_lightgbm(lightgbm: dict[str, Any], given: dict[str, Any], params: dict
         if name == "objective" and v is None:  # LGBMClassifier's default: the task's own objective, as not given
             continue
         arg = _OWN_ARGUMENTS.get(name)
-        if arg is not None and isinstance(v, numbers.Real) and not isinstance(v, bool) and v <= 0 and \
-                arg in _LIGHTGBM_OFF:
-            v = _LIGHTGBM_OFF[arg]
         if arg is None:
             check_lightgbm_values({k: v}, task, keywords=True)
-        elif not GBM.param_constraints[arg].accepts(v):
-            raise ParameterError(f"GBM: {k}={v!r} (GBM's {arg}) must be {GBM.param_constraints[arg]}")
-        into = own if arg is not None else extra
-        key = arg if arg is not None else name
-        if key in into and into[key][1] != v:
-            raise ParameterError(f"GBM: {into[key][0]}={into[key][1]!r} and {k}={v!r} are names of the same LightGBM "
-                                 "parameter; give one")
-        into[key] = (k, v)
-    for arg, (k, v) in own.items():
-        if arg in given and given[arg] != v:
-            raise ParameterError(f"GBM: {arg}={given[arg]!r} and {k}={v!r} (LightGBM's name for {arg}) set the same "
-                                 "thing; give one")
-    out = {arg: v for arg, (_, v) in own.items()}
-    if extra:
-        twice = [p for p in (params or {}) if params_given and names.get(p, p) in extra]
-        if twice:
-            k, v = extra[names.get(twice[0], twice[0])]
-            raise ParameterError(f"GBM: params={{{twice[0]!r}: ...}} and {k}={v!r} set the same LightGBM parameter; "
-                                 "give one")
-        out["params"] = {**(params or {}), **{name: v for name, (_, v) in extra.items()}}
-    return out
+        else:
+            v = _off(arg, v)
+            if not GBM.param_constraints[arg].accepts(v):
+                raise ParameterError(f"GBM: {k}={v!r} (GBM's {arg}) must be {GBM.param_constraints[arg]}")
+        shown = f"{k}={v!r} (LightGBM's name for {arg})" if arg is not None and k != arg else f"{k}={v!r}"
+        said.setdefault(name, []).append((shown, v))
+    own: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for name, values in said.items():
+        (first, value), *others = values
+        for other, v in others:
+            if not _same_value(value, v):
+                written_in = {k: w for k, w in (params or {}).items()
+                              if (names.get(k, k) if isinstance(k, str) else k) == name}
+                held = f" (params={written_in!r})" if written_in else ""
+                raise ParameterError(f"GBM: {first} and {other} set the same thing, LightGBM's {name}, to different "
+                                     f"values{held}; give one, or the same value under each")
+        if name in _OWN_ARGUMENTS:
+            own[_OWN_ARGUMENTS[name]] = value
+        elif not any(shown.startswith("params=") for shown, _ in values):  # a keyword's, not yet in params
+            extra[name] = value
+    return own, extra
+
+
+def _off(arg: str, value: Any) -> Any:
+    """A value LightGBM reads as off (0 or less: every core, no early stopping) as GBM's argument ``arg`` spells it."""
+    if arg in _LIGHTGBM_OFF and isinstance(value, numbers.Real) and not isinstance(value, bool) and value <= 0:
+        return _LIGHTGBM_OFF[arg]
+    return value
 
 
 class GBM(Booster):
@@ -283,13 +316,20 @@ class GBM(Booster):
     one, all ``n_estimators`` rounds are boosted: quietly for the default 50, with a warning for any other
     ``early_stopping_rounds`` (LightGBM refuses it): pass the valid split, or ``early_stopping_rounds=None``.
     ``time_limit``: seconds of fitting, after which boosting stops (the rounds done are kept, the best of them
-    when it stops early). ``params`` adds or overrides raw LightGBM parameters.
+    when it stops early). ``params`` adds raw LightGBM parameters; a name in it of what an argument here sets
+    (``params={"random_state": 5}``, ``{"num_iterations": 200}``) sets that argument too, so ``get_params``, a clone
+    and a file hold one value (LightGBM's names of the threads, which a file refuses, are left to ``n_jobs``).
 
     LightGBM's names are taken too, as its scikit-learn estimators take them: a name of what an argument here sets
     is that argument (``random_state`` is ``seed``, ``colsample_bytree`` / ``feature_fraction`` is ``colsample``,
     ``num_boost_round`` is ``n_estimators``, ``subsample`` / ``bagging_fraction`` is ``subsample``), and any other
     LightGBM parameter joins ``params`` under LightGBM's own name for it (``GBM("regression", max_depth=5,
-    reg_alpha=0.1)`` is ``GBM("regression", params={"max_depth": 5, "lambda_l1": 0.1})``, its repr and its file). A
+    reg_alpha=0.1)`` is ``GBM("regression", params={"max_depth": 5, "lambda_l1": 0.1})``, its repr and its file). Two
+    names of one setting written together (``seed=1, params={"random_state": 5}``, ``n_estimators=1000,
+    num_boost_round=5``, two keys of ``params`` LightGBM reads as one) must say the same value, or are a
+    ParameterError naming both: what was written counts, a default's value written out too. What a GBM holds is
+    taken as it stands, unchecked for that: a clone, and a file's record (an earlier pipekit's record keeps every
+    argument, defaults too, beside ``params`` that LightGBM reads over them, so it loads and refits as it did). A
     name LightGBM does not know, or ``class_weight`` (its scikit-learn estimators' own), is a ParameterError saying
     what to write. ``metric`` (LightGBM's, what early stopping watches and ``evals_result_`` records; without it the
     objective's own, log loss or l2) takes LightGBM's names and, for classification, pipekit's and scikit-learn's
@@ -323,26 +363,33 @@ class GBM(Booster):
         "time_limit": TIME_LIMIT, "n_jobs": N_JOBS, "seed": Interval(None, None, integer=True),
         "params": Is(lambda v: v is None or isinstance(v, dict), "None or a dict of LightGBM parameters"), "name": NAME}
 
-    def __init__(self, task: str, n_estimators: int = 1000, learning_rate: float = 0.05, num_leaves: int = 31,
-                 min_child_samples: int = 20, subsample: float = 1.0, colsample: float = 1.0,
-                 reg_lambda: float = 0.0, early_stopping_rounds: int | None = _PATIENCE, native_categorical: bool = True,
-                 time_limit: float | None = None, n_jobs: int | None = -1, seed: int = _SEED, params: dict | None = None,
-                 name: str | None = None, **lightgbm: Any):
+    # the defaults of the arguments LightGBM has other names for are marked (Default), so that a name given with one
+    # is checked against what the caller wrote, never against a default
+    def __init__(self, task: str, n_estimators: int = DefaultInt(1000), learning_rate: float = DefaultFloat(0.05),
+                 num_leaves: int = DefaultInt(31), min_child_samples: int = DefaultInt(20),
+                 subsample: float = DefaultFloat(1.0), colsample: float = DefaultFloat(1.0),
+                 reg_lambda: float = DefaultFloat(0.0), early_stopping_rounds: int | None = DefaultInt(_PATIENCE),
+                 native_categorical: bool = True, time_limit: float | None = None, n_jobs: int | None = DefaultInt(-1),
+                 seed: int = SEED, params: dict | None = None, name: str | None = None, **lightgbm: Any):
         self.task, self.n_estimators, self.learning_rate, self.num_leaves = task, n_estimators, learning_rate, num_leaves
         self.min_child_samples, self.subsample, self.colsample, self.reg_lambda = (min_child_samples, subsample,
                                                                                    colsample, reg_lambda)
         self.early_stopping_rounds, self.native_categorical = early_stopping_rounds, native_categorical
         self.time_limit = time_limit
         self.n_jobs, self.params, self.name = n_jobs, params, name
-        self.seed = 0 if seed is _SEED else seed
-        if lightgbm:  # LightGBM's names, as its scikit-learn estimators take them
-            defaults = inspect.signature(GBM.__init__).parameters
-            given = {k: getattr(self, k) for k in set(_OWN_ARGUMENTS.values())
-                     if getattr(self, k) != defaults[k].default}
-            if seed is not _SEED:  # a seed the caller gave, 0 too, which random_state must not contradict
-                given["seed"] = seed
-            for k, v in _from_lightgbm(lightgbm, given, self.params, task=task).items():
+        self.seed = seed
+        given = written(**{arg: getattr(self, arg) for arg in _LIGHTGBM_NAME})  # 0 and 1000 too, when written
+        for arg in _LIGHTGBM_NAME:  # kept as the plain numbers (get_params, clone and a file hold those)
+            setattr(self, arg, plain(getattr(self, arg)))
+        # LightGBM's names, as its scikit-learn estimators take them, and those in params, as a caller wrote them: a
+        # file's record (one an earlier pipekit wrote holds every argument, defaults too, beside params that LightGBM
+        # read over them) and a copy of a GBM are taken as they stand, their values checked by check_params
+        if (lightgbm or (isinstance(params, dict) and params)) and not built_from_held_settings(self):
+            own, extra = _one_spelling(given, lightgbm, params, task=task)
+            for k, v in own.items():  # a name of an argument in params sets it too: clone and a file read it alike
                 setattr(self, k, v)
+            if extra:
+                self.params = {**(params or {}), **extra}
         self.check_params()
 
     def check_params(self) -> None:
@@ -355,15 +402,28 @@ class GBM(Booster):
 
     def set_params(self, **params: Any) -> Any:
         """As every component's; LightGBM's names are taken as ``GBM(...)`` takes them (``max_depth=5`` joins
-        ``params``, ``random_state=1`` sets ``seed``)."""
+        ``params``, ``random_state=1`` sets ``seed``), and two names of one setting given together must agree. A
+        setting given here replaces what the held ``params`` say of it under any of its names."""
         own = param_names(GBM)
         lightgbm = {k: v for k, v in params.items() if k not in own}
-        if lightgbm:
-            given = {k: v for k, v in params.items() if k in own}
-            params = {**given, **_from_lightgbm(lightgbm, given, given.get("params", self.params),
-                                                params_given="params" in given,
-                                                task=given.get("task", self.task))}
-        return super().set_params(**params)
+        given = {k: v for k, v in params.items() if k in _LIGHTGBM_NAME}
+        if not (lightgbm or given or "params" in params):
+            return super().set_params(**params)
+        new = params.get("params")
+        args, extra = _one_spelling(given, lightgbm, new if isinstance(new, dict) else None,
+                                    task=params.get("task", self.task))
+        out = {k: v for k, v in params.items() if k in own}
+        if "params" in params:
+            if extra:
+                out["params"] = {**(new or {}), **extra}
+        elif args or extra:
+            names = lightgbm_names()
+            now = {_LIGHTGBM_NAME[a] for a in args} | set(extra)
+            held = self.params or {}
+            left = {k: v for k, v in held.items() if (names.get(k, k) if isinstance(k, str) else k) not in now}
+            if extra or len(left) < len(held):
+                out["params"] = {**left, **extra} or None
+        return super().set_params(**{**out, **args})
 
     def fit(self, train: Any, valid: Any = None, sample_weight: Any = None) -> Any:
         """As every backend's (:meth:`Backend.fit`); an ``early_stopping_rounds`` given (other than the default 50)

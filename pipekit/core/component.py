@@ -25,6 +25,7 @@ ensembles, losses, metrics and callbacks with state.
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 import dataclasses
 import inspect
@@ -64,8 +65,13 @@ def param_names(cls: type) -> list[str]:
             if p.name != "self" and p.kind is not p.VAR_KEYWORD]
 
 
+#: the class :func:`construct` is building, while its ``__init__`` runs (:func:`built_from_held_settings`)
+_CONSTRUCTING: contextvars.ContextVar[type | None] = contextvars.ContextVar("pipekit_constructing", default=None)
+
+
 def construct(cls: type[C], params: dict[str, Any]) -> C:
-    """``cls(**params)``, passing a ``*args`` parameter by position.
+    """``cls(**params)``, passing a ``*args`` parameter by position: how a record read from a file, ``clone`` and
+    ``set_params`` build a component from every setting it holds (:func:`built_from_held_settings`).
 
     >>> from pipekit.core.component import construct
     >>> from pipekit.data import RandomSplitter
@@ -74,10 +80,29 @@ def construct(cls: type[C], params: dict[str, Any]) -> C:
     """
     star = [p.name for p in inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
             if p.kind is p.VAR_POSITIONAL]
-    if star and star[0] in params:
-        params = dict(params)
-        return cls(*params.pop(star[0]), **params)
-    return cls(**params)
+    token = _CONSTRUCTING.set(cls)
+    try:
+        if star and star[0] in params:
+            params = dict(params)
+            return cls(*params.pop(star[0]), **params)
+        return cls(**params)
+    finally:
+        _CONSTRUCTING.reset(token)
+
+
+def built_from_held_settings(obj: Any) -> bool:
+    """Whether ``obj``, whose ``__init__`` is running, is being built by :func:`construct` from every setting a record
+    or a component already holds (loading a file, ``clone``, ``set_params``), rather than from what a caller wrote:
+    a check of how a caller spelled its arguments applies to the latter only.
+
+    >>> from pipekit.core import Component
+    >>> class Probe(Component):
+    ...     def __init__(self, k=1):
+    ...         self.k, self.held = k, built_from_held_settings(self)
+    >>> Probe().held, construct(Probe, {"k": 2}).held
+    (False, True)
+    """
+    return _CONSTRUCTING.get() is type(obj)
 
 
 class Component:
