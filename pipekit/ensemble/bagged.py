@@ -522,8 +522,8 @@ class BaggedModel(Backend):
 
         def fresh() -> Any:
             m = self.fold_model(fold, repeat)
-            if hasattr(m, "quiet_time_limit"):  # the bag counts its fold models cut short (stopped_on_time_)
-                m.quiet_time_limit = True
+            if hasattr(m, "_quiet_time_limit"):  # the bag counts its fold models cut short (stopped_on_time_)
+                m._quiet_time_limit = True
             if threads is not None:
                 m.set_params(n_jobs=threads)
             own = m.get_params(deep=False).get("time_limit", False)

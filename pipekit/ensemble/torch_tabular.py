@@ -65,7 +65,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     #: True on the fold models of a ``BaggedModel``: a net its time limit cuts short says nothing, as the other
     #: backends, since the bag counts its fold models cut short and ``fit_ensemble`` warns once for them all;
     #: a net fitted on its own warns when the time ran out before its schedule could be fitted to it
-    quiet_time_limit: bool = False
+    _quiet_time_limit: bool = False
     imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
     #: the settings ``from_learner`` takes besides the net (which gives the task, layers, config and y_range)
     learner_params = ("epochs", "lr", "bs", "wd", "seed", "time_limit", "name")
@@ -227,7 +227,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
                                     **kwargs)
             _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
             limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3),
-                                                       quiet=self.quiet_time_limit)
+                                                       quiet=self._quiet_time_limit)
             with learn.removed_cbs(ProgressCallback):  # quiet, as every backend
                 learn.fit_one_cycle(self.epochs, self.lr, cbs=limit)
         self.stopped_on_time_ = bool(limit is not None and limit.stopped_on_time_)
