@@ -481,7 +481,7 @@ def test_sec_unlisted_estimators_refuse_to_export(splits, tmp_path):
     tr, _ = splits
     for est in (DummyClassifier(), MyLogistic(max_iter=300)):
         model = SklearnModel(est, "classification").fit(tr)
-        with pytest.raises(ExportError, match="cannot be exported: load_model rebuilds only"):
+        with pytest.raises(ExportError, match="cannot be exported: a model file names its estimator class, and loading rebuilds only"):
             model.export(tmp_path / "x.pipekit")
 
 

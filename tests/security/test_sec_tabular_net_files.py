@@ -190,7 +190,7 @@ def test_sec_collab_vocabularies_from_a_file_are_checked(tmp_path):
     ratings = pl.read_csv(dataset_path("movie_lens_sample") / "ratings.csv").head(1500)
     for use_nn in (False, True):
         learn = collab_learner(CollabDataLoaders.from_df(ratings, seed=0, bs=64), n_factors=4, use_nn=use_nn,
-                               layers=[8])
+                               **({"layers": [8]} if use_nn else {}))
         good = tmp_path / f"collab{use_nn}.pipekit"
         learn.export(good)
         for name, edit in (("int", lambda v: v.__setitem__(1, 7)), ("dup", lambda v: v.__setitem__(2, v[1])),
