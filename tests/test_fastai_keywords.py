@@ -272,3 +272,46 @@ def test_fastai_keywords_pipekit_does_not_take_are_refused_saying_what_to_do(adu
     assert x.dtype == torch.float32 and torch.equal(x, ref) and float(x.min()) == -2.0
     with pytest.raises(ParameterError, match="cuda"):
         ImageNormalize.from_stats([0.5], [0.25], cuda="yes")
+
+
+def test_fastai_splitter_keywords_are_one_argument_with_pipekits_names(adult):
+    from pipekit.data import ColSplitter, IndexSplitter
+
+    df = pd.DataFrame({"fold": adult["age"].to_numpy() % 3, "is_valid": adult["fnlwgt"].to_numpy() > 200000})
+    fold1 = [int(i) for i in (df["fold"] == 1).to_numpy().nonzero()[0]]
+    # both names given one value: taken; two values, a flag and the number 1 included: refused, naming both
+    assert ColSplitter("fold", valid_value=1, on=1)(df)[1].tolist() == fold1
+    assert ColSplitter("fold", on=1)(df)[1].tolist() == fold1
+    with pytest.raises(ParameterError, match=r"^ColSplitter: valid_value=True and on=1 are one argument \(on is "
+                                             r"fastai's name of valid_value\); give one of them$"):
+        ColSplitter("fold", valid_value=True, on=1)
+    with pytest.raises(ParameterError, match=r"valid_value=2 and on=1 are one argument"):
+        ColSplitter("fold", valid_value=2, on=1)
+    # the default: true values, as fastai's on=None
+    old = (df["is_valid"]).to_numpy().nonzero()[0].tolist()
+    assert ColSplitter()(df)[1].tolist() == ColSplitter(on=None)(df)[1].tolist() == old
+    assert ColSplitter(valid_value=True, on=True)(df)[1].tolist() == old
+    assert IndexSplitter(idxs=fold1, valid_idx=tuple(fold1))(df)[1].tolist() == fold1
+    with pytest.raises(ParameterError, match=r"^IndexSplitter: idxs=\[0, 1\] and valid_idx=\[0, 2\] are one argument"):
+        IndexSplitter(idxs=[0, 1], valid_idx=[0, 2])
+    with pytest.raises(ParameterError, match=r"idxs=\[True, False\] and valid_idx=\[1, 0\] are one argument"):
+        IndexSplitter(idxs=[True, False], valid_idx=[1, 0])  # a mask is no list of positions
+
+
+def test_fastai_get_preds_concat_dim_at_pipekits_axis_is_taken(adult):
+    dls = TabularDataLoaders.from_df(adult, y_names="salary", cat_names=CATS, cont_names=CONTS, bs=128, seed=0,
+                                     device="cpu")
+    learn = tabular_learner(dls, layers=[8])
+    preds, _ = learn.get_preds(concat_dim=0)  # fastai's default: the batches joined along the items
+    assert torch.equal(preds, learn.get_preds()[0]) and preds.shape == (len(dls.valid_ds), 2)
+    with pytest.raises(ParameterError, match=r"^get_preds: concat_dim=1 \(fastai's axis.*joins them along dim 0, "
+                                             r"the items"):
+        learn.get_preds(concat_dim=1)
+    with pytest.raises(ParameterError) as e:
+        learn.get_preds(with_inputs=True)
+    assert "'learn'" not in str(e.value) and "'concat_dim'" in str(e.value)  # what a user can pass, only
+    from pipekit.learn import Learner
+
+    with pytest.raises(ParameterError) as e:
+        Learner(dls, learn.model, metric=None)
+    assert "'default_cbs'" in str(e.value) and "'self'" not in str(e.value)

@@ -237,6 +237,38 @@ def test_lr_find_and_get_preds_still_run_from_a_callback_during_fit(adult_1500):
         learn.fit(1, 1e-2, cbs=Late())
 
 
+def test_lr_find_from_a_callback_of_a_prediction_pass_is_refused_naming_lr_find(adult_1500):
+    from pipekit.learn import Callback
+    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+
+    dls = TabularDataLoaders.from_df(adult_1500, y_names="salary", cat_names=["workclass"], cont_names=["age"],
+                                     procs=[Categorify, FillMissing, Normalize], bs=64, device="cpu",
+                                     valid_idx=list(range(1200, 1500)))
+    learn = tabular_learner(dls)
+
+    class Call(Callback):
+        def __init__(self, what):
+            self.what = what
+
+        def after_validate(self):
+            getattr(self.learn, self.what)(**({"num_it": 5, "show_plot": False} if self.what == "lr_find" else
+                                              {"n_epoch": 1}))
+
+    with pytest.raises(ParameterError) as e:
+        learn.get_preds(cbs=[Call("lr_find")])
+    msg = str(e.value)
+    assert msg.startswith("lr_find: called from a callback while the learner is running a validation-only pass "
+                          "(get_preds)")
+    assert "after learn.get_preds returns, or from a callback of a fit" in msg
+    assert "learn.lr_find() and learn.get_preds() work as they are" not in msg
+    with pytest.raises(ParameterError) as e:
+        learn.get_preds(cbs=[Call("fit")])
+    msg = str(e.value)  # fit names the pass it met, and does not say lr_find works there
+    assert msg.startswith("fit: called from a callback while the learner is running a validation-only pass")
+    assert "after learn.get_preds returns" in msg and "learn.lr_find() and learn.fit() do not" in msg
+    assert len(learn.get_preds()[0]) == 300  # the learner is whole after it
+
+
 # ---------------------------------------------------------------------------------- 6. an older cache entry
 def test_a_cache_entry_an_older_pipekit_wrote_is_named_so_and_rebuilt_once(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPEKIT_CACHE_KEY_FILE", str(tmp_path / "config" / "user.key"))

@@ -24,7 +24,7 @@ from pipekit.core.errors import (DataError, ExportError, FieldError, ParameterEr
 from pipekit.core.registry import name_of
 from pipekit.core.validate import (Is, argument_names, bs_or_batch_size, check, check_arguments, check_positive_int,
                                    check_state, is_pandas)
-from pipekit.data.blocks import TransformBlock
+from pipekit.data.blocks import RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import (DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch,
                                       weighted_loaders)
 from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, called_on_items, check_item_getters,
@@ -59,14 +59,35 @@ BATCH_TRANSFORM_HOW = ("subclass BatchTransform and define encode(self, batch, c
 def tensor_only_types(t: Any) -> tuple[type, ...] | None:
     """The classes ``t``'s typed ``encodes`` (or ``Transform(f)``'s annotated function) applies to when all of them
     are tensor classes (``x: TensorImage``, ``x: torch.Tensor``), else None. An item transform sees an item's values
-    before they are batched (an image as an ImageArray, a label as text or a number), never a tensor, so such a
-    transform in ``item_tfms`` would change nothing; it is fastai's way of writing a batch transform."""
+    before they are batched: in the blocks :func:`values_are_no_tensors` names (an image as an ImageArray, a label
+    as text or a number) never a tensor, so there such a transform would change nothing (it is fastai's way of
+    writing a batch transform); in a block whose values are what the getter gives (a ``TransformBlock``), they may
+    be tensors, and it runs on them."""
     if isinstance(t, BatchTransform) or not isinstance(t, Transform):
         return None
     types = t._types[0] if isinstance(t, FuncTransform) else getattr(type(t).encode, _VALUE_TYPES, None)
     if types and all(isinstance(c, type) and issubclass(c, torch.Tensor) for c in types):
         return tuple(types)
     return None
+
+
+def values_are_no_tensors(block: Any) -> bool:
+    """Whether the values item transforms see in ``block`` are known to be no tensors: pipekit's blocks make their
+    values themselves (an image or a mask as an ImageArray, a label as text or a number, a text as tokens), except
+    a generic ``TransformBlock``, whose values are what its getter gives, and the blocks that take the getter's
+    numbers or coordinates as they come (a ``RegressionBlock``; a block of geometry ``"points"`` or ``"bbox"``),
+    which may be tensors; so may the values of a block pipekit does not define.
+
+    >>> from pipekit.data import CategoryBlock, RegressionBlock, TransformBlock
+    >>> values_are_no_tensors(CategoryBlock()), values_are_no_tensors(TransformBlock())
+    (True, False)
+    >>> values_are_no_tensors(RegressionBlock())
+    False
+    """
+    cls = type(block)
+    if cls is TransformBlock or not cls.__module__.startswith("pipekit."):
+        return False
+    return not isinstance(block, RegressionBlock) and block.geometry not in ("points", "bbox")
 
 
 def _annotation(types: tuple[type, ...]) -> str:
@@ -453,14 +474,17 @@ class DataBlock(Component):
         blocks_ = self._new_blocks()  # validates the blocks, n_inp, getters and transforms now, not at build
         self._resolve_getters(len(blocks_))
         for t in item_transforms(item_tfms):
-            if not any(t.applies_to(b) for b in blocks_):
+            applied = [b for b in blocks_ if t.applies_to(b)]
+            if not applied:
                 raise ParameterError(f"DataBlock: item transform {t!r} applies to none of the blocks {blocks_}")
             types = tensor_only_types(t)
-            if types is not None:  # typed for values no block's items are: it would run on nothing
+            if types is not None and all(values_are_no_tensors(b) for b in applied):  # it would run on nothing
+                names = ", ".join(type(b).__name__ for b in applied)
                 raise ParameterError(
                     f"DataBlock: item transform {t!r:.100} encodes only values annotated x: {_annotation(types)}, and "
-                    f"the values item_tfms see are no tensors (an image comes as an ImageArray, which x: PILImage "
-                    f"names, a label as text or a number), so it would change nothing. To work on the batches' "
+                    f"the values item_tfms see in the blocks ({names}) are no tensors (an image comes as an "
+                    f"ImageArray, which x: PILImage names, a label as text or a number), so it would change nothing "
+                    f"(a TransformBlock, whose values are what its getter gives, may have tensors). To work on the batches' "
                     f"tensors, as fastai's batch transforms typed x: TensorImage do, {BATCH_TRANSFORM_HOW}, and pass "
                     f"it in batch_tfms; to work on each item, annotate the values it is for (x: PILImage) or none")
         for t in as_list(batch_tfms):
@@ -627,9 +651,22 @@ class DataBlock(Component):
         if seed is not None and isinstance(splitter, Component) and "seed" in splitter.get_params() \
                 and splitter.get_params()["seed"] is None:  # a random split without its own seed takes the loaders'
             splitter = splitter.clone().set_params(seed=seed)
-        as_given = items if isinstance(splitter, Component) else _items_as_given(items, source)
-        split = step(f"split ({splitter!r})", lambda: splitter(as_given), items)
         said = f"{splitter.__name__}()" if callable(splitter) and hasattr(splitter, "__name__") else repr(splitter)
+        if isinstance(splitter, Component):
+            split = step(f"split ({splitter!r})", lambda: splitter(items), items)
+        else:  # a function of the user's, given the items as fastai gives them: its error says what it was given
+            as_given = _items_as_given(items, source)
+            try:
+                split = splitter(as_given)
+            except PipelineStepError:
+                raise
+            except Exception as e:
+                raise PipelineStepError(
+                    f"step 'split ({said})' failed on what the function was given, {_given(as_given)}: "
+                    f"{type(e).__name__}: {e}. A function splitter gets the items as fastai gives them: items that are "
+                    f"one value each (the files get_image_files lists, as Paths; a list of texts) as a list, in order; "
+                    f"a table source as its frame (a pandas source as pandas, the row positions as its index); it "
+                    f"returns (train_positions, valid_positions)") from e
         if isinstance(split, (str, bytes)) or not hasattr(split, "__len__") or len(split) != 2:
             raise DataError(f"the splitter {said} returned {type(split).__name__} {split!r:.60}; a splitter "
                             "returns two lists of positions, (train_idx, valid_idx)")
@@ -1100,6 +1137,27 @@ def _items_as_given(items: pl.DataFrame, source: Any) -> Any:
             items.columns != ["path"] and isinstance(source, (str, os.PathLike))):
         return list(iter_items(items))
     return items
+
+
+def _given(value: Any) -> str:
+    """What a function splitter was given (see :func:`_items_as_given`), as its error names it.
+
+    >>> from pathlib import Path
+    >>> _given([Path("train/3/a.png"), Path("valid/7/b.png")])
+    'a list of 2 Paths (the first train/3/a.png)'
+    >>> _given(pl.DataFrame({"text": ["a", "b"]}))
+    "a Polars DataFrame (2 rows, columns ['text'])"
+    """
+    if isinstance(value, list):
+        kinds = sorted({"Path" if isinstance(v, Path) else type(v).__name__ for v in value})
+        first = "" if not value else f" (the first {str(value[0]) if isinstance(value[0], Path) else repr(value[0]):.80})"
+        return f"a list of {len(value)} {'Path' if kinds == ['Path'] else ' or '.join(kinds) + ' value'}s{first}"
+    if isinstance(value, pl.DataFrame):
+        return f"a Polars {short_repr(value)}"
+    if is_pandas(value):
+        cols = list(value.columns)
+        return f"a pandas DataFrame ({len(value)} rows, columns {cols[:10]}{' ...' if len(cols) > 10 else ''})"
+    return short_repr(value)
 
 
 def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,

@@ -11,7 +11,7 @@ import polars as pl
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
-from pipekit.core.validate import Interval, Is, check_arguments, unknown_names
+from pipekit.core.validate import Interval, Is, check_arguments, one_of_two_names, unknown_names
 from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
 from pipekit.data.getters import iter_items, path_column
 
@@ -142,8 +142,9 @@ class GrandparentSplitter(Splitter):
 
 
 class ColSplitter(Splitter):
-    """Items whose ``col`` is true (or equals ``valid_value``, or is one of a list of them) are the validation set.
-    ``on=`` is fastai's name of ``valid_value`` (``ColSplitter("fold", on=1)``, ``on=[1, 2]``).
+    """Items whose ``col`` is true (``valid_value=None``, the default, as fastai's ``on=None``; or ``True``) or equals
+    ``valid_value`` (or is one of a list of them) are the validation set. ``on=`` is fastai's name of ``valid_value``
+    (``ColSplitter("fold", on=1)``, ``on=[1, 2]``); given under both names, the two must be one value.
 
     >>> import polars as pl
     >>> from pipekit.data import ColSplitter
@@ -154,15 +155,11 @@ class ColSplitter(Splitter):
     (1, [0, 3])
     """
 
-    def __init__(self, col: str = "is_valid", valid_value: Any = True, **fastai_kwargs: Any):
+    def __init__(self, col: str = "is_valid", valid_value: Any = None, **fastai_kwargs: Any):
         check_arguments("ColSplitter", fastai_kwargs, ["on"])
-        if "on" in fastai_kwargs:  # fastai's name; None (its default) is a true value, as valid_value=True
-            if valid_value is not True:
-                raise ParameterError(f"ColSplitter: valid_value={valid_value!r} and on={fastai_kwargs['on']!r} are "
-                                     "one setting (on= is fastai's name of valid_value); give one")
-            on = fastai_kwargs["on"]
-            valid_value = True if on is None else list(on) if isinstance(on, (tuple, set, np.ndarray)) else on
-        self.col, self.valid_value = col, valid_value
+        self.col = col
+        self.valid_value = one_of_two_names("ColSplitter", "valid_value", _values(valid_value), "on",
+                                            _values(fastai_kwargs.get("on")), None, same=_same_values)
 
     def split(self, items: pl.DataFrame) -> Split:
         if self.col not in items.columns:
@@ -172,18 +169,38 @@ class ColSplitter(Splitter):
         if s.null_count():
             raise DataError(f"ColSplitter: column {self.col!r} has {s.null_count()} null(s), first at row "
                              f"{int(s.is_null().arg_true()[0])}; fill them so each row is train or valid")
-        if s.dtype == pl.Boolean and self.valid_value is True:
+        value = True if self.valid_value is None else self.valid_value  # None: true values, as fastai's on=None
+        if s.dtype == pl.Boolean and value is True:
             mask = s.to_numpy()
-        elif s.dtype == pl.Utf8 and self.valid_value is True:
+        elif s.dtype == pl.Utf8 and value is True:
             mask = s.str.to_lowercase().is_in(["true", "1", "yes", "valid"]).to_numpy()
-        elif isinstance(self.valid_value, list):  # one of several values, as fastai's on=[...]
-            mask = s.is_in(self.valid_value).to_numpy()
+        elif isinstance(value, list):  # one of several values, as fastai's on=[...]
+            mask = s.is_in(value).to_numpy()
         else:
-            mask = (s == self.valid_value).to_numpy()
+            mask = (s == value).to_numpy()
         return _mask_split(mask)
 
     def columns(self) -> list[str] | None:
         return [self.col]
+
+
+def _values(v: Any) -> Any:
+    """A splitter's value or values: several (a tuple, a set, an array) as a list, as an exported recipe keeps them."""
+    return list(v) if isinstance(v, (tuple, set, frozenset, np.ndarray)) else v
+
+
+def _same_values(a: Any, b: Any) -> bool:
+    """Whether two settings of one splitter argument are one: equal values of one kind, a flag (``True``) not being
+    the number 1, nor a boolean mask the positions 0 and 1.
+
+    >>> _same_values(1, 1), _same_values(True, 1), _same_values([0, 2], np.array([0, 2])), _same_values([True], [1])
+    (True, False, True, False)
+    """
+    try:
+        x, y = np.asarray(a), np.asarray(b)
+        return x.shape == y.shape and (x.dtype == bool) == (y.dtype == bool) and bool(np.all(x == y))
+    except (TypeError, ValueError):
+        return False
 
 
 class FuncSplitter(Splitter):
@@ -260,11 +277,8 @@ class IndexSplitter(Splitter):
 
     def __init__(self, idxs: Sequence[int] | Sequence[bool] | np.ndarray | None = None, **fastai_kwargs: Any):
         check_arguments("IndexSplitter", fastai_kwargs, ["valid_idx"])
-        if "valid_idx" in fastai_kwargs:  # fastai's name
-            if idxs is not None:
-                raise ParameterError("IndexSplitter: idxs and valid_idx are one setting (valid_idx= is fastai's name "
-                                     "of idxs); give one")
-            idxs = fastai_kwargs["valid_idx"]
+        idxs = one_of_two_names("IndexSplitter", "idxs", _values(idxs), "valid_idx",
+                                _values(fastai_kwargs.get("valid_idx")), None, same=_same_values)
         if idxs is None:
             raise ParameterError("IndexSplitter needs the validation items' positions: IndexSplitter([3, 7, 9]) (or "
                                  "valid_idx=[3, 7, 9], fastai's name), or a boolean mask with one value per item")

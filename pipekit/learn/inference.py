@@ -190,8 +190,9 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
               cbs: Cbs = None, with_targs: bool = True, **fastai: Any) -> tuple:
     """Predictions over a whole set (``learn.get_preds``): ``([inputs,] preds, targs[, decoded][, losses])``.
     ``with_targs=False`` (fastai's) gives None in the place of ``targs``, the tuple keeping its length. fastai's
-    ``inner=False``, ``save_preds=None`` and ``save_targs=None`` are taken (their defaults, which change nothing);
-    ``inner=True`` and files to save to are refused, saying what pipekit does instead.
+    ``inner=False``, ``save_preds=None`` and ``save_targs=None`` are taken (their defaults, which change nothing), and
+    so is ``concat_dim`` at the axis pipekit joins the batches along (0; 1 for a language model, see below);
+    ``inner=True``, files to save to and another ``concat_dim`` are refused, saying what pipekit does instead.
 
     ``preds`` are activated (softmax/sigmoid from the loss, or ``act``, applied to each batch's outputs) and
     ``decoded`` are the loss's decoding of them (class indices, token ids); ``targs`` is None without labels. A loss
@@ -225,9 +226,11 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     ((20, 2), None)
     """
     check("get_preds", with_targs=(with_targs, BOOL))
-    _check_fastai_get_preds(fastai)
+    concat_dim = _check_fastai_get_preds(fastai)
     with learn._lock:  # the pass and its gathering callbacks on the learner, one call at a time
         dl = learn._get_dl(ds_idx, dl)
+        dim = 1 if _streams(dl) else 0  # a language model's windows: each row continues along the sequence
+        _check_concat_dim(concat_dim, dim)
         check_finite_weights(learn.model, "get_preds")
         epoch = dl.epoch if isinstance(dl, DataLoader) else 0
         gather = GatherPreds(with_input, with_loss)
@@ -257,7 +260,6 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
         parts = [act(p) if act is not None and isinstance(p, torch.Tensor) else p for p in gather.preds]
         dec_parts = [decodes(p) if decodes is not None and isinstance(p, torch.Tensor) else p for p in parts] \
             if with_decoded else []
-        dim = 1 if _streams(dl) else 0  # a language model's windows: each row continues along the sequence
         preds, targs, decoded = _cat(parts, dim), _cat(gather.targs, dim), _cat(dec_parts, dim)
         inputs = _cat(gather.inputs, dim) if with_input else None
         losses = (torch.stack(gather.losses, 1) if dim else torch.cat(gather.losses)) if gather.losses else None
@@ -321,9 +323,10 @@ def one_item_source(item: Any, n_inp: int = 1, table: bool = False) -> Any:
     return [item]
 
 
-def _check_fastai_get_preds(fastai: dict[str, Any]) -> None:
+def _check_fastai_get_preds(fastai: dict[str, Any]) -> Any:
     """Refuse the keywords of fastai's ``get_preds`` that pipekit's does not take, saying what to do instead; their
-    defaults (``inner=False``, ``save_preds=None``, ``save_targs=None``) change nothing and are taken."""
+    defaults (``inner=False``, ``save_preds=None``, ``save_targs=None``) change nothing and are taken. Returns
+    fastai's ``concat_dim`` (None when not given), which :func:`_check_concat_dim` checks once the loader is known."""
     inner = fastai.pop("inner", False)
     if inner is not False:
         raise ParameterError(f"get_preds: inner={inner!r} is fastai's flag for a call made inside a fit (by a callback); "
@@ -335,7 +338,33 @@ def _check_fastai_get_preds(fastai: dict[str, Any]) -> None:
             raise ParameterError(f"get_preds: {name}={value!r} (fastai's: each batch's {what} saved to files) is not "
                                  f"taken; get_preds returns the {what}: save them yourself, e.g. preds, targs = "
                                  "learn.get_preds(); torch.save(preds, 'preds.pt'); leave save_preds/save_targs out")
-    check_arguments("get_preds", fastai, argument_names(get_preds))
+    concat_dim = fastai.pop("concat_dim", None)
+    # the learner is given as the method's own (learn.get_preds), never by name
+    check_arguments("get_preds", fastai, [*argument_names(get_preds, but=["learn"]), "concat_dim"])
+    return concat_dim
+
+
+def _check_concat_dim(concat_dim: Any, dim: int) -> None:
+    """Refuse fastai's ``concat_dim`` (the axis ``get_preds`` joins the batches' outputs along) unless it is the axis
+    pipekit joins them along, ``dim``: 0, the items, as fastai's default; 1, the sequence, for a language model's
+    windows, as fastai's ``LMLearner.get_preds``. None: not given.
+
+    >>> _check_concat_dim(None, 0), _check_concat_dim(0, 0), _check_concat_dim(1, 1)
+    (None, None, None)
+    >>> _check_concat_dim(1, 0)
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: get_preds: concat_dim=1 (fastai's axis to join the batches' outputs along) is not taken: pipekit joins them along dim 0, the items (one row each), as fastai's default concat_dim=0; leave concat_dim out (and lay out what get_preds returns otherwise yourself, if needed)
+    """
+    if concat_dim is None or (isinstance(concat_dim, (int, np.integer)) and not isinstance(concat_dim, bool)
+                              and concat_dim == dim):
+        return
+    along = ("dim 0, the items (one row each), as fastai's default concat_dim=0" if dim == 0 else
+             "dim 1, the sequence, for a language model's windows (each row one whole stream), as fastai's "
+             "LMLearner.get_preds does (concat_dim=1)")
+    raise ParameterError(f"get_preds: concat_dim={concat_dim!r} (fastai's axis to join the batches' outputs along) is "
+                         f"not taken: pipekit joins them along {along}; leave concat_dim out (and lay out what "
+                         f"get_preds returns otherwise yourself, if needed)")
 
 
 def _named_pass(learn: Learner, bar: str, f: Callable[[], None]) -> None:

@@ -97,6 +97,9 @@ def _may_use_polars(learn: Learner, dl: Any = None) -> bool:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+#: fastai's Learner keywords that pipekit's takes at their default only (see check_fastai_learner_options)
+_FASTAI_LEARNER = ("default_cbs",)
+
 
 def _outside_a_fit(call: str) -> Callable[[_F], _F]:
     """A decorator: the learner method ``f(learn, ...)``, refused first when a callback calls it during a fit or a
@@ -114,9 +117,11 @@ def _outside_a_fit(call: str) -> Callable[[_F], _F]:
 
 def _sweep_anywhere(f: _F) -> _F:
     """``lr_find`` as a learner method: its sweep is a fit of its own, which puts the model, the optimiser, the
-    record and the epoch counters back after it, so a callback may run it during a fit."""
+    record and the epoch counters back after it, so a callback may run it during a fit (not during a validation-only
+    pass, see :meth:`Learner.check_not_running`)."""
     @functools.wraps(f)
     def run(learn: Learner, *args: Any, **kwargs: Any) -> Any:
+        learn.check_not_running("lr_find")  # a validation-only pass does not train: refused, naming lr_find
         with learn._lock:  # the outer fit's flag is this thread's to lift
             outer = learn.__dict__.pop("_in_fit", None)
             try:
@@ -188,7 +193,7 @@ class Learner:
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95), device: str | torch.device | None = None,
                  terminate_on_nan: bool = True, **fastai: Any):
         check_fastai_learner_options("Learner", fastai)
-        check_arguments("Learner", fastai, argument_names(Learner.__init__))
+        check_arguments("Learner", fastai, [*argument_names(Learner.__init__), *_FASTAI_LEARNER])
         check("Learner", model=(model, Is(lambda m: isinstance(m, nn.Module), "a torch nn.Module")),
               dls=(dls, Is(lambda d: conforms(d, Loaders), "DataLoaders with .train and .valid; build them with "
                                                             "DataBlock.dataloaders(...)")),
@@ -725,20 +730,36 @@ class Learner:
         """Refuse ``call`` (``fit`` or a schedule that runs it: ``fit_one_cycle``, ``fine_tune``, ...) made by a
         callback while this thread runs a fit or a validation-only pass of this learner: a fit inside it would run
         every callback's events again and leave the outer fit's epochs, optimiser and record mixed with its own.
-        ``lr_find`` runs its sweep inside a fit, and puts everything back after it; ``get_preds`` and ``predict`` run
-        a pass of their own there. Another thread's call waits for the fit to end instead (the learner's lock)."""
+        ``lr_find`` (``call="lr_find"``) runs its sweep inside a fit, and puts everything back after it, but not
+        inside a validation-only pass (``get_preds``, ``validate``, ``predict``, ``tta``), which does not train;
+        ``get_preds`` and ``predict`` run a pass of their own in either. Another thread's call waits for the fit to end
+        instead (the learner's lock)."""
         if not self._lock._is_owned():  # type: ignore[attr-defined]  # no fit or pass of this thread's
             return
-        if not (self._in_fit or self.validation_only):
+        if not (self.validation_only or (self._in_fit and call != "lr_find")):
             return
-        running = "a fit" if self._in_fit else f"a validation-only pass ({self.pass_bar or 'get_preds'})"
+        if self.validation_only:
+            bar = (self.pass_bar or "get_preds").split()
+            outer = bar[0] if bar else "get_preds"
+            running = f"a validation-only pass ({outer})"
+            works = ("Inside a callback of that pass, learn.get_preds() and learn.predict() work as they are; "
+                     "learn.lr_find() and learn.fit() do not (the pass does not train). In a callback of a fit "
+                     "(learn.fit, fit_one_cycle, ...), learn.lr_find() works as it is")
+        else:
+            outer, running = "fit", "a fit"
+            works = "Inside a callback of a fit, learn.lr_find() and learn.get_preds() work as they are"
+        if call == "lr_find":  # only a validation-only pass refuses it
+            raise ParameterError(
+                f"lr_find: called from a callback while the learner is running {running}; lr_find cannot run inside "
+                f"it (its sweep trains the model, which a validation-only pass does not). Call learn.lr_find() before "
+                f"or after learn.{outer} returns, or from a callback of a fit (learn.fit, fit_one_cycle, ...), where "
+                f"it works as it is; inside this pass's callbacks, learn.get_preds() and learn.predict() work")
         raise ParameterError(
             f"{call}: called from a callback while the learner is running {running}; {call} cannot run inside it "
             "(it would run every callback's events again, this one's included, and mix its epochs, optimiser and "
-            f"record with the running one's). Call learn.{call}(...) after learn.fit returns; to decide in a callback "
-            f"that more training is needed, set a flag there (self.more = True, in after_epoch or after_fit) and "
-            f"call learn.{call} when the fit has returned. Inside a callback, learn.lr_find() and learn.get_preds() "
-            "work as they are")
+            f"record with the running one's). Call learn.{call}(...) after learn.{outer} returns; to decide in a "
+            f"callback that more training is needed, set a flag there (self.more = True, in after_epoch or after_fit) "
+            f"and call learn.{call} when the {outer} has returned. {works}")
 
     def _do_fit(self) -> None:
         states, self.resume_cb_states = self.resume_cb_states, {}
@@ -1051,10 +1072,6 @@ def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[...
     check_fastai_learner_options(who, dict(kwargs))
     check_arguments(who, kwargs, argument_names(factory), ("the Learner's", [*argument_names(
         Learner.__init__, but=tuple(given)), *_FASTAI_LEARNER]))
-
-
-#: fastai's Learner keywords that pipekit's takes at their default only (see check_fastai_learner_options)
-_FASTAI_LEARNER = ("default_cbs",)
 
 
 def check_fastai_learner_options(who: str, kwargs: dict[str, Any]) -> None:
