@@ -440,6 +440,21 @@ class _NormalizeMeanWithDefault(_BookNormalizeMean):
     mean = 0.0  # a class default: a loaded copy would silently use it
 
 
+class _NormalizeMeanSetInInit(_BookNormalizeMean):
+    def __init__(self, by: float = 1.0):  # the common fastai form: None in __init__, learned in setups
+        super().__init__()
+        self.by, self.mean = by, None
+
+
+class _Inverse(Transform):
+    def __init__(self, k: float = 2.0):
+        super().__init__()
+        self.k, self.inv = k, 1 / k  # built from k: a rebuild with k=0 raises
+
+    def encodes(self, x):
+        return x * self.inv
+
+
 class _NormalizeMean(Transform):  # the same, its learned mean named as pipekit keeps learned state
     def setups(self, items):
         self.mean_ = sum(items) / len(items)
@@ -462,11 +477,11 @@ class _Mul(Transform):
         return x * self.factor
 
 
-for _cls in (_BookNormalizeMean, _NormalizeMeanWithDefault, _NormalizeMean, _Mul):
+for _cls in (_BookNormalizeMean, _NormalizeMeanWithDefault, _NormalizeMeanSetInInit, _Inverse, _NormalizeMean, _Mul):
     pipekit.register(_cls, name=f"tests.export.{_cls.__name__}", replace=True)
 
 
-@pytest.mark.parametrize("cls", [_BookNormalizeMean, _NormalizeMeanWithDefault])
+@pytest.mark.parametrize("cls", [_BookNormalizeMean, _NormalizeMeanWithDefault, _NormalizeMeanSetInInit])
 def test_save_refuses_state_learned_outside_trailing_underscore_attributes(cls, tmp_path):
     t = cls()
     t.setup([1, 2, 3, 4, 5])
@@ -474,6 +489,25 @@ def test_save_refuses_state_learned_outside_trailing_underscore_attributes(cls, 
         pipekit.save(t, tmp_path / "nm.pipekit")
     assert cls.__name__ in str(e.value)
     assert not (tmp_path / "nm.pipekit").exists()
+
+
+def test_an_attribute_init_sets_is_kept_while_it_holds_what_init_set(tmp_path):
+    # __init__'s mean=None is rebuilt by a loaded copy only until setups learns another value
+    t = _NormalizeMeanSetInInit(by=2.0)
+    assert t.unstored_problem() is None
+    assert pipekit.load(pipekit.save(t, tmp_path / "unfitted.pipekit")).by == 2.0
+    t.setup([1.0, 3.0, 5.0])
+    assert "['mean']" in t.unstored_problem() and "self.mean_" in t.unstored_problem()
+
+
+def test_save_refuses_a_component_its_settings_cannot_rebuild(tmp_path):
+    t = _Inverse(4.0)
+    assert pipekit.load(pipekit.save(t, tmp_path / "inv.pipekit")).inv == 0.25
+    t.k = 0  # a setting a rebuild (and so a loading) refuses
+    with pytest.raises(ExportError, match=r"_Inverse cannot be saved: .*_Inverse\(k=0\) raises "
+                                          r"ZeroDivisionError"):
+        pipekit.save(t, tmp_path / "inv0.pipekit")
+    assert not (tmp_path / "inv0.pipekit").exists()
 
 
 def test_book_normalize_mean_with_trailing_underscore_round_trips(tmp_path):

@@ -1,7 +1,7 @@
 """Column types users hold, on the tabular path beside fastai: an ordered categorical given as a pyarrow Table or a
 Parquet file ``df.to_parquet`` wrote, date/datetime categories met in another time zone or type, pandas period,
 interval, sparse and complex columns, integer ids past 64 bits, a NumPy structured array, struct and duration columns,
-and an unordered pandas categorical of numbers. Each is built from adult.csv's rows."""
+and an unordered pandas categorical of numbers (read as its numbers). Each is built from adult.csv's rows."""
 from __future__ import annotations
 
 import decimal
@@ -14,7 +14,7 @@ import pytest
 from pipekit.datasets import path
 
 from pipekit.core.errors import DataError
-from pipekit.data import IndexSplitter
+from pipekit.data import IndexSplitter, RegressionBlock
 from pipekit.tabular import Tabular
 
 pytestmark = pytest.mark.data
@@ -147,14 +147,19 @@ def test_struct_and_duration_refusals_give_fixes_that_work(adult):
     assert t.normalize.means["hours"] == pytest.approx(3600 * adult["hours-per-week"][:400].mean(), rel=1e-5)
 
 
-def test_an_unordered_categorical_of_numbers_keeps_its_declared_categories(adult):
-    # fastai takes col.cat.categories as given, ordered or not: here education-num, highest first, one unused
-    cats = sorted(adult["education-num"].dropna().astype(int).unique(), reverse=True) + [0]
-    d = adult[["age", "salary"]].assign(grade=pd.Categorical(adult["education-num"].astype("Int64"), categories=cats))
-    t = Tabular(d, cat_names=["grade"], cont_names=["age"], y_names="salary", splits=SPLIT)
-    assert list(t.categorify["grade"]) == ["#na#", *map(str, cats)]
-    row = d.iloc[[1]]
-    assert t.new(row).xs["grade"].tolist() == [cats.index(row["grade"].iloc[0]) + 1]
-    # the same grade given as a plain number in a new row is the same category
-    assert t.new({"grade": [int(row["grade"].iloc[0])], "age": [30]}).xs["grade"].to_list() == \
-        [cats.index(row["grade"].iloc[0]) + 1]
+def test_an_unordered_categorical_of_numbers_is_read_as_its_numbers(adult):
+    # hours-per-week in bands of 20 (0, 20, 40, 60) as a pandas Categorical target: read as the numbers, as the
+    # plain column is, so a regression by default, RegressionBlock taken, and y_block="category" classes of numbers
+    bands = adult["hours-per-week"].clip(upper=60) // 20 * 20
+    d = adult[["age", "workclass"]].assign(band=pd.Categorical(bands))
+    assert not d["band"].cat.ordered
+    kw = dict(cat_names=["workclass"], cont_names=["age"], y_names="band", splits=SPLIT)
+    with pytest.warns(UserWarning, match="read as a regression"):
+        t = Tabular(d, **kw)
+    y = t.train.to_numpy()[1]
+    assert y.dtype.kind == "f" and t.y_kind == "regression"
+    assert y.ravel().tolist() == bands[:400].astype(float).tolist()
+    assert Tabular(d, y_block=RegressionBlock(), **kw).train.to_numpy()[1].ravel().tolist() == y.ravel().tolist()
+    as_classes = Tabular(d, y_block="category", **kw)
+    assert as_classes.vocab == [0, 20, 40, 60] == Tabular(d.assign(band=bands), y_block="category", **kw).vocab
+    assert as_classes.train.to_numpy()[1].ravel().tolist() == (bands[:400] // 20).tolist()

@@ -280,15 +280,23 @@ class Component:
         refuses it, or None. A record keeps the ``__init__`` arguments, read back from the attributes of their own
         names (``param_attrs``), and the learned state, the attributes ending in ``_``; an instance attribute is
         kept, or rebuilt, when it is one of those, a :attr:`passed_params` value, a private one (``_cache``), or one
-        that ``__init__`` sets from the arguments (a copy built from them has it). Anything else, such as the book's
-        ``self.mean = ...`` set in ``setups``, would be lost, and a parameter read from the user's class attribute
-        rather than from the instance (``__init__`` keeping ``k`` as ``self.factor``) would be saved as the class's
-        value: both are refused, naming the attributes and the fix.
+        that ``__init__`` sets from the arguments and that still holds what it set (a copy built from them holds the
+        same value). Anything else, such as the book's ``self.mean = ...`` set in ``setups`` (whether or not
+        ``__init__`` first set ``self.mean = None``), would be lost, and a parameter read from the user's class
+        attribute rather than from the instance (``__init__`` keeping ``k`` as ``self.factor``) would be saved as the
+        class's value: both are refused, naming the attributes and the fix. So is a component that cannot be rebuilt
+        from its ``__init__`` arguments, which a loaded copy could not be either.
 
         >>> class NormalizeMean(Component):
         ...     def setup(self, xs): self.mean = sum(xs) / len(xs)
         >>> n = NormalizeMean(); n.setup([1.0, 3.0]); print(n.unstored_problem()[:95])
         NormalizeMean cannot be saved: attribute(s) ['mean'] are neither __init__ arguments nor learned
+        >>> class MeanFromInit(Component):
+        ...     def __init__(self, by=1.0): self.by, self.mean = by, None
+        ...     def setup(self, xs): self.mean = sum(xs) / len(xs)
+        >>> m = MeanFromInit(); print(m.unstored_problem()); m.setup([1.0, 3.0]); print(m.unstored_problem()[:94])
+        None
+        MeanFromInit cannot be saved: attribute(s) ['mean'] are neither __init__ arguments nor learned
         """
         cls = type(self)
         where = cls.__name__
@@ -312,26 +320,32 @@ class Component:
                     f"and its argument(s) {why}, so a loaded copy would not be built as this one. Store each argument "
                     f"under its own name in __init__ ({', '.join(f'self.{own[k]} = {k}' for k in names)}) and derive "
                     "other attributes from it")
-        allowed = set(own.values()) | set(self.passed_params)
+        allowed = set(own.values()) | {a for k in self.passed_params for a in (k, self.param_attrs.get(k, k))}
         extra = [k for k in vars(self) if not k.startswith("_") and not k.endswith("_") and k not in allowed]
         if not extra:
             return None
         import warnings
 
-        try:  # what __init__ sets from the arguments is rebuilt with them
+        try:  # what __init__ sets from the arguments is rebuilt with them, as loading rebuilds it
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 fresh = construct(cls, self.get_params(deep=False))
-        except Exception:
-            return None  # a rebuild that fails is the loading's to refuse, with its own message
-        lost = [k for k in extra if k not in vars(fresh)]
+                fresh.params_from_data(self.passed_to_data())
+        except Exception as e:
+            return (f"{where} cannot be saved: a record rebuilds it from its __init__ arguments, and "
+                    f"{where}({', '.join(f'{k}={_short(v)}' for k, v in self.get_params(deep=False).items())}) "
+                    f"raises {type(e).__name__}: {e}, so a loaded copy "
+                    "could not be built either. Give it settings its __init__ takes (set_params checks them), keep "
+                    "each __init__ argument under its own name as it was given, and name what setup/fit learns with "
+                    "a trailing '_'")
+        lost = [k for k in extra if k not in vars(fresh) or not _held_same(vars(self)[k], vars(fresh)[k])]
         if not lost:
             return None
         return (f"{where} cannot be saved: attribute(s) {lost} are neither __init__ arguments nor learned state, and a "
                 "record keeps only those (the arguments under their own names, learned state in attributes ending in "
-                "'_'), so a loaded copy would lack them or use a class default. Name what setup/fit learns with a "
-                f"trailing '_' ({', '.join(f'self.{k}_' for k in lost)}), start what it only caches with one "
-                f"(self._{lost[0]}), and keep __init__ arguments under their own names")
+                "'_'), so a loaded copy would lack them, use a class default or hold what __init__ set. Name what "
+                f"setup/fit learns with a trailing '_' ({', '.join(f'self.{k}_' for k in lost)}), start what it only "
+                f"caches with one (self._{lost[0]}), and keep __init__ arguments under their own names")
 
     def params_to_data(self) -> dict[str, Any]:
         """The parameters a record keeps (override to leave out what a loaded copy cannot use); the
@@ -423,6 +437,55 @@ def _short(v: Any, n: int = 8) -> str:
 def _same(a: Any, b: Any) -> bool:
     """``a`` is the value ``b`` (of its type: ``0`` is not ``False``)."""
     return type(a) is type(b) and a == b
+
+
+def _held_same(a: Any, b: Any, depth: int = 0) -> bool:
+    """Whether an attribute holds the value ``b`` that a copy rebuilt from the ``__init__`` arguments holds: the same
+    object, equal numbers, strings, tuples, lists, dicts or None, equal arrays (``np.array_equal``) or tensors
+    (``torch.equal``), components of one class with the same parameters and learned state. Values that cannot be
+    compared (equality that raises, gives no single bool, or only tells whether two objects are one) are not the
+    same: a record could not show that a loaded copy would hold the value.
+
+    >>> _held_same(None, None), _held_same([1, (2.0, "a")], [1, (2.0, "a")]), _held_same(None, 3.0)
+    (True, True, False)
+    >>> _held_same(np.arange(3), np.arange(3)), _held_same(float("nan"), float("nan")), _held_same(object(), object())
+    (True, True, False)
+    """
+    if a is b:
+        return True
+    if depth > MAX_DEPTH:
+        return False
+    numbers = (int, float, complex, np.number, np.bool_)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return bool(a == b) or bool(a != a and b != b)  # NaN is the value NaN
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        try:
+            return a.dtype == b.dtype and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        except Exception:
+            return False
+    if type(a).__module__.split(".")[0] == "torch" and hasattr(a, "dtype") and hasattr(a, "shape"):
+        import torch
+
+        try:
+            return a.dtype == b.dtype and a.shape == b.shape and bool(torch.equal(a, b))
+        except Exception:  # tensors on different devices
+            return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_held_same(x, y, depth + 1) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_held_same(a[k], b[k], depth + 1) for k in a)
+    if isinstance(a, Component):
+        return (_held_same(a.get_params(deep=False), b.get_params(deep=False), depth + 1)
+                and _held_same(a.fitted_state(), b.fitted_state(), depth + 1))
+    if type(a).__eq__ is object.__eq__:  # equality that only tells whether two objects are one
+        return False
+    try:
+        same = a == b
+    except Exception:
+        return False
+    return bool(same) if isinstance(same, (bool, np.bool_)) else False
 
 
 def _clone_param(v: Any) -> Any:

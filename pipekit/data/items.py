@@ -893,11 +893,12 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
 
 def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """A pandas frame as Polars: a text column that also holds numbers (``[0, "a", "0"]``, a CSV read by pandas)
-    becomes text, with a warning, where Arrow would refuse it; a categorical, ordered or not, of text or number
-    categories (any ordered one) keeps its declared categories in their order (as an ``Enum``, which ``Categorify``
-    follows); period and interval columns become text, sparse ones dense (:func:`_arrow_ready`); the text columns
-    named in ``categorical`` become ``pl.Categorical``, converted one at a time. Each column keeps its pandas name,
-    as text (``""`` too); names a table cannot hold are refused, naming the columns and the fix (:func:`_pandas_names`).
+    becomes text, with a warning, where Arrow would refuse it; an ordered categorical, and one of text categories,
+    keeps its declared categories in their order (as an ``Enum``, which ``Categorify`` follows), and an unordered one
+    of number categories is read as its numbers; period and interval columns become text, sparse ones dense
+    (:func:`_arrow_ready`); the text columns named in ``categorical`` become ``pl.Categorical``, converted one at a
+    time. Each column keeps its pandas name, as text (``""`` too); names a table cannot hold are refused, naming the
+    columns and the fix (:func:`_pandas_names`).
 
     >>> import pandas as pd
     >>> _from_pandas(pd.DataFrame({"a": ["x", "y"], "b": ["u", "v"], 0: [1, 2]}), ["a", 0]).schema
@@ -942,8 +943,9 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     if df.columns != names:  # each column named as the user named it, as text
         df.columns = names
     # a categorical's declared categories, in their order, unused ones included, are its vocabulary (as fastai's
-    # Categorify takes them, ordered or not): ordered ones and those of text or numbers (which Polars would read
-    # as a Categorical, or as numbers, keeping neither the order nor the unused categories) become an Enum
+    # Categorify takes them): ordered ones and those of text (which Polars would read as a Categorical that keeps
+    # neither the order nor the unused categories) become an Enum; unordered number categories Polars reads as
+    # numbers, as a plain number column is read (a target stays a number, for regression or y_block='category')
     named = dict(zip(frame.columns, df.columns))  # Polars names every column with text (a pandas 0 is "0")
     return as_enums(df, {named[c]: [str(v) for v in frame[c].cat.categories] for c in frame.columns
                          if isinstance(frame[c].dtype, pd.CategoricalDtype) and _declared_categories(frame[c])})
@@ -985,12 +987,10 @@ def _arrow_ready(frame: Any) -> Any:
 
 def _declared_categories(col: Any) -> bool:
     """Whether the declared categories of pandas categorical ``col`` are its vocabulary, kept in their order: an
-    ordered one, and one of text or of numbers (not bools, whose text Polars writes otherwise)."""
+    ordered one, and one of text. An unordered one of numbers is read as its numbers, as a number column is."""
     import pandas as pd
 
-    cats = col.cat.categories
-    return bool(col.cat.ordered or pd.api.types.is_string_dtype(cats)
-                or (pd.api.types.is_numeric_dtype(cats) and not pd.api.types.is_bool_dtype(cats)))
+    return bool(col.cat.ordered or pd.api.types.is_string_dtype(col.cat.categories))
 
 
 def as_enums(df: Any, categories: Mapping[str, Sequence[str]]) -> Any:

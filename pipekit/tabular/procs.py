@@ -690,11 +690,12 @@ class Categorify(TabularProc):
     looked up by value, so incoming pandas/Polars category codes are never trusted. ``ordered`` fixes
     the vocabulary order of some columns (e.g. ``{"ProductSize": ["Mini", "Small", "Medium", "Large"]}``);
     Polars ``Enum`` columns take their declared categories as the vocabulary, in their order and unused ones
-    included, as fastai's Categorify does; so do pandas categoricals, ordered or not, of text or numbers, and
-    ordered Arrow dictionaries (a ``pyarrow.Table``, a Parquet file ``df.to_parquet`` wrote), which are read as
-    Enums. Other values sort by their natural order: numbers as numbers, dates as dates, text as text (``'10'``
-    before ``'2'``). Dates and datetimes are looked up by value: the same instant in another time zone, or a date
-    given as a datetime at midnight, is the training category.
+    included, as fastai's Categorify does; so do pandas categoricals of text or ordered ones, and ordered Arrow
+    dictionaries (a ``pyarrow.Table``, a Parquet file ``df.to_parquet`` wrote), which are read as Enums. An
+    unordered pandas categorical of numbers is read as its numbers. Other values sort by their natural order:
+    numbers as numbers, dates as dates, text as text (``'10'`` before ``'2'``). Dates and datetimes are looked up
+    by value: the same instant in another time zone, or a date given as a datetime at midnight, is the training
+    category.
 
     Example:
         >>> import polars as pl
