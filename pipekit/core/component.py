@@ -159,6 +159,9 @@ class Component:
     #: those given, and a rebuild sets them on the component ``__init__`` built, with :meth:`params_from_data`. One
     #: the class's ``__init__`` takes by name is a parameter like any other.
     passed_params: ClassVar[tuple[str, ...]] = ()
+    #: attributes the component sets while it runs, which a record need not keep and a loaded copy sets again (a
+    #: random transform's ``do``, drawn before each item): :meth:`unstored_problem` leaves them out
+    transient: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -287,6 +290,7 @@ class Component:
         class's value: both are refused, naming the attributes and the fix. So is a component that cannot be rebuilt
         from its ``__init__`` arguments, which a loaded copy could not be either.
 
+        >>> from pipekit.core import Component
         >>> class NormalizeMean(Component):
         ...     def setup(self, xs): self.mean = sum(xs) / len(xs)
         >>> n = NormalizeMean(); n.setup([1.0, 3.0]); print(n.unstored_problem()[:95])
@@ -321,7 +325,8 @@ class Component:
                     f"under its own name in __init__ ({', '.join(f'self.{own[k]} = {k}' for k in names)}) and derive "
                     "other attributes from it")
         allowed = set(own.values()) | {a for k in self.passed_params for a in (k, self.param_attrs.get(k, k))}
-        extra = [k for k in vars(self) if not k.startswith("_") and not k.endswith("_") and k not in allowed]
+        extra = [k for k in vars(self)
+                 if not k.startswith("_") and not k.endswith("_") and k not in allowed and k not in self.transient]
         if not extra:
             return None
         import warnings

@@ -302,8 +302,9 @@ class RandTransform(Transform):
     """
 
     split_idx: int | None = 0
-    #: whether the current item is transformed, as ``before_call`` drew it
+    #: whether the current item is transformed, as ``before_call`` drew it (drawn again before each item: not saved)
     do: bool = True
+    transient = ("do",)
     #: the probability of transforming an item (a class default too, for a subclass whose ``__init__`` sets none)
     p: float = 1.0
     param_attrs = {"before_call": "before_call_fn", "split_idx": "split_idx_arg", "order": "order_arg"}
