@@ -250,20 +250,24 @@ def test_an_export_killed_before_its_manifest_is_written_can_be_run_again(learn,
     assert json.loads((own / "record.json").read_text()) == {"my": "lab notebook"}
 
 
-def test_save_encoder_and_load_encoder_use_learn_saves_rule(tmp_path, monkeypatch):
+def _tiny_language_model(n_texts, **kwargs):
+    """A one-layer language model learner on the first ``n_texts`` of imdb_sample (skipped without the data)."""
     from pipekit.data import ColReader, DataBlock, RandomSplitter
-    from pipekit.text import TextBlock
-    from pipekit.text import AWD_LSTM, language_model_learner
+    from pipekit.text import AWD_LSTM, TextBlock, language_model_learner
 
     imdb = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent")) / "imdb_sample" / "texts.csv"
     if not imdb.is_file():
         pytest.skip("needs $PIPEKIT_DATA")
-    monkeypatch.chdir(tmp_path)
-    texts = pl.read_csv(imdb).head(60)
+    texts = pl.read_csv(imdb).head(n_texts)
     db = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, seq_len=24, cache_dir=False),
                    get_x=ColReader("text"), splitter=RandomSplitter(0.2, seed=0))
-    lm = language_model_learner(db.dataloaders(texts, bs=8, seed=0, num_workers=0), AWD_LSTM,
-                                config=dict(emb_sz=8, n_hid=16, n_layers=1))
+    return language_model_learner(db.dataloaders(texts, bs=8, seed=0, num_workers=0), AWD_LSTM,
+                                  config=dict(emb_sz=8, n_hid=16, n_layers=1), **kwargs)
+
+
+def test_save_encoder_and_load_encoder_use_learn_saves_rule(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lm = _tiny_language_model(60)
     models = tmp_path / "models"
     for name, where in [("enc", models / "enc.pipekit"), ("enc.pipekit", models / "enc.pipekit"),
                         ("runs/enc", models / "runs" / "enc.pipekit"), ("enc.v2", models / "enc.v2.pipekit")]:
@@ -277,20 +281,10 @@ def test_save_encoder_and_load_encoder_use_learn_saves_rule(tmp_path, monkeypatc
 def test_load_encoder_never_reads_a_name_relative_to_the_working_folder_and_names_such_a_file(tmp_path, monkeypatch):
     import shutil
 
-    from pipekit.data import ColReader, DataBlock, RandomSplitter
     from pipekit.learn.export import checkpoint_path
-    from pipekit.text import TextBlock
-    from pipekit.text import AWD_LSTM, language_model_learner
 
-    imdb = Path(os.environ.get("PIPEKIT_DATA", "/nonexistent")) / "imdb_sample" / "texts.csv"
-    if not imdb.is_file():
-        pytest.skip("needs $PIPEKIT_DATA")
     monkeypatch.chdir(tmp_path)
-    texts = pl.read_csv(imdb).head(40)
-    db = DataBlock(blocks=TextBlock.from_df("text", is_lm=True, seq_len=24, cache_dir=False),
-                   get_x=ColReader("text"), splitter=RandomSplitter(0.2, seed=0))
-    lm = language_model_learner(db.dataloaders(texts, bs=8, seed=0, num_workers=0), AWD_LSTM,
-                                config=dict(emb_sz=8, n_hid=16, n_layers=1), path=tmp_path / "lm")
+    lm = _tiny_language_model(40, path=tmp_path / "lm")
     saved = lm.save_encoder("enc")
     assert saved == tmp_path / "lm" / "models" / "enc.pipekit" and lm.load_encoder(saved) is lm  # round trip
     kept = shutil.move(saved, tmp_path / "kept.pipekit")  # nothing left under lm.path / "models"

@@ -162,15 +162,22 @@ def test_a_vision_learner_pickles_and_predicts_the_same():
     assert any(type(t).__name__ == "Normalize" for t in back.dls.train.batch_tfms.tfms)
 
 
-# ---------------------------------------------------------------------------------- 5. validate in a callback
-def test_validate_called_from_a_callback_during_fit_says_so(adult_1500):
-    from pipekit.learn import Callback, accuracy
+def _adult_learner(adult_1500):
+    """A tabular learner on adult's first 1,500 rows (the last 300 for validation), scored by accuracy."""
+    from pipekit.learn import accuracy
     from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
 
     dls = TabularDataLoaders.from_df(adult_1500, y_names="salary", cat_names=["workclass"], cont_names=["age"],
                                      procs=[Categorify, FillMissing, Normalize], bs=64, device="cpu",
                                      valid_idx=list(range(1200, 1500)))
-    learn = tabular_learner(dls, metrics=accuracy)
+    return tabular_learner(dls, metrics=accuracy)
+
+
+# ---------------------------------------------------------------------------------- 5. validate in a callback
+def test_validate_called_from_a_callback_during_fit_says_so(adult_1500):
+    from pipekit.learn import Callback
+
+    learn = _adult_learner(adult_1500)
 
     class ValidateEachEpoch(Callback):
         def after_epoch(self):
@@ -184,13 +191,9 @@ def test_validate_called_from_a_callback_during_fit_says_so(adult_1500):
 
 @pytest.mark.parametrize("call", ["fit", "fit_one_cycle", "fine_tune"])
 def test_fit_called_from_a_callback_during_fit_says_so_and_leaves_the_learner_whole(adult_1500, call):
-    from pipekit.learn import Callback, accuracy
-    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+    from pipekit.learn import Callback
 
-    dls = TabularDataLoaders.from_df(adult_1500, y_names="salary", cat_names=["workclass"], cont_names=["age"],
-                                     procs=[Categorify, FillMissing, Normalize], bs=64, device="cpu",
-                                     valid_idx=list(range(1200, 1500)))
-    learn = tabular_learner(dls, metrics=accuracy)
+    learn = _adult_learner(adult_1500)
     frozen = [p.requires_grad for p in learn.model.parameters()]
 
     class TrainAgain(Callback):
@@ -206,13 +209,9 @@ def test_fit_called_from_a_callback_during_fit_says_so_and_leaves_the_learner_wh
 
 
 def test_lr_find_and_get_preds_still_run_from_a_callback_during_fit(adult_1500):
-    from pipekit.learn import Callback, accuracy
-    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+    from pipekit.learn import Callback
 
-    dls = TabularDataLoaders.from_df(adult_1500, y_names="salary", cat_names=["workclass"], cont_names=["age"],
-                                     procs=[Categorify, FillMissing, Normalize], bs=64, device="cpu",
-                                     valid_idx=list(range(1200, 1500)))
-    learn = tabular_learner(dls, metrics=accuracy)
+    learn = _adult_learner(adult_1500)
 
     class Look(Callback):
         def after_epoch(self):
@@ -239,12 +238,8 @@ def test_lr_find_and_get_preds_still_run_from_a_callback_during_fit(adult_1500):
 
 def test_lr_find_from_a_callback_of_a_prediction_pass_is_refused_naming_lr_find(adult_1500):
     from pipekit.learn import Callback
-    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
 
-    dls = TabularDataLoaders.from_df(adult_1500, y_names="salary", cat_names=["workclass"], cont_names=["age"],
-                                     procs=[Categorify, FillMissing, Normalize], bs=64, device="cpu",
-                                     valid_idx=list(range(1200, 1500)))
-    learn = tabular_learner(dls)
+    learn = _adult_learner(adult_1500)
 
     class Call(Callback):
         def __init__(self, what):
