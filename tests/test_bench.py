@@ -46,6 +46,14 @@ def dls(source):
 
 
 N_BATCHES = 10
+#: the measuring loop's own fixed cost per epoch, outside every stage (~1 ms idle, 1.7 ms measured beside the other
+#: test worker on a 32 ms epoch: 5.3%); an untimed stage of 10 batches would leave several times that out
+FIXED_ALLOWANCE = 0.003
+
+
+def _untimed_excess(ph) -> float:
+    """How far the wall time ``ph``'s stages leave untimed passes the tolerance (5%, or the loop's fixed cost)."""
+    return abs(ph.main_seconds - ph.wall_s) - max(STAGE_TOLERANCE * ph.wall_s, FIXED_ALLOWANCE)
 
 
 def _least_untimed_gap(dls, tries: int = 6):
@@ -53,13 +61,12 @@ def _least_untimed_gap(dls, tries: int = 6):
     process taking the CPU between two timers (a busy machine, the other test worker) only adds to that gap."""
     best = None
     for _ in range(tries):
-        # 10 of mnist_tiny's 11 training batches: the measuring loop's own fixed cost per epoch (~1 ms) stays well
-        # under the tolerance (an epoch of 6 batches, ~17 ms on an idle machine, left it at 5.4% once)
+        # 10 of mnist_tiny's 11 training batches, so the loop's fixed cost per epoch is a small share of it
         p = profile(dls, n_batches=N_BATCHES, warm_epochs=2)
-        gap = max(abs(ph.main_seconds - ph.wall_s) / ph.wall_s for ph in (p.cold, p.warm))
+        gap = max(_untimed_excess(ph) for ph in (p.cold, p.warm))
         if best is None or gap < best[0]:
             best = (gap, p)
-        if gap <= STAGE_TOLERANCE:
+        if gap <= 0:
             break
     return best[1]
 
@@ -71,8 +78,7 @@ def test_stages_add_up_to_the_epoch_they_timed(dls):
         assert phase.batches == N_BATCHES * phase.epochs and phase.items == N_BATCHES * 64 * phase.epochs
         # with no prefetch threads every stage runs in the main thread; the rest is the measuring loop itself
         assert {s.where for s in phase.stages} == {"main"}
-        assert abs(phase.main_seconds - phase.wall_s) <= STAGE_TOLERANCE * phase.wall_s, (phase.main_seconds,
-                                                                                          phase.wall_s)
+        assert _untimed_excess(phase) <= 0, (phase.main_seconds, phase.wall_s)
         assert sum(s.share for s in main) == pytest.approx(phase.main_seconds / phase.wall_s)
         names = {s.name: s for s in main}
         # one gather, one augmentation (fused with the normalisation) per batch; one plan per epoch
