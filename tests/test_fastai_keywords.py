@@ -315,3 +315,58 @@ def test_fastai_get_preds_concat_dim_at_pipekits_axis_is_taken(adult):
     with pytest.raises(ParameterError) as e:
         Learner(dls, learn.model, metric=None)
     assert "'default_cbs'" in str(e.value) and "'self'" not in str(e.value)
+
+
+def _adult_learner(adult):
+    dls = TabularDataLoaders.from_df(adult, y_names="salary", cat_names=CATS, cont_names=CONTS, bs=128, seed=0,
+                                     device="cpu")
+    return tabular_learner(dls, layers=[8])
+
+
+def test_fastai_get_preds_and_tta_keywords_are_taken_or_refused_by_name(adult):
+    learn = _adult_learner(adult)
+    # the learner is the method's own: learn= is an unknown argument, not a clash with get_preds' first parameter
+    with pytest.raises(ParameterError, match=r"^get_preds: unknown argument\(s\) \['learn'\]; the arguments are "):
+        learn.get_preds(learn=1)
+    # fastai's with_preds=False: None in the place of the predictions, the tuple keeping its length
+    preds, targs = learn.get_preds()
+    no_preds, same_targs, decoded = learn.get_preds(with_preds=False, with_decoded=True)
+    assert no_preds is None and torch.equal(same_targs, targs) and torch.equal(decoded, preds.argmax(1))
+    # fastai's pickle_protocol: its default changes nothing, another is refused naming it
+    assert torch.equal(learn.get_preds(pickle_protocol=2)[0], preds)
+    with pytest.raises(ParameterError, match=r"^get_preds: pickle_protocol=4 \(fastai's.*leave pickle_protocol out"):
+        learn.get_preds(pickle_protocol=4)
+    # tta takes none of get_preds' keywords (fastai's neither), said with what to do
+    with pytest.raises(ParameterError, match=r"^tta: not taken: inner=False, for get_preds: .*leave inner out"):
+        learn.tta(inner=False)
+    with pytest.raises(ParameterError, match=r"inner=True, with_loss=True, for get_preds.*leave inner and with_loss"):
+        learn.tta(inner=True, with_loss=True)
+    with pytest.raises(ParameterError, match=r"^tta: unknown argument\(s\) \['learn'\]"):
+        learn.tta(learn=1)
+
+
+def test_fastai_fine_tune_lr_max_and_unknown_keywords_are_refused_before_training(adult):
+    learn = _adult_learner(adult)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    with pytest.raises(ParameterError, match=r"^fine_tune: lr_max=0.01 is not taken: .*give the rate as base_lr="):
+        learn.fine_tune(1, lr_max=1e-2)
+    with pytest.raises(ParameterError, match=r"^fine_tune: unknown argument\(s\) \['lr'\]; it takes \['epochs'.*and "
+                                             r"fit_one_cycle's \['div_final', 'wd', 'moms', 'cbs', 'reset_opt', "
+                                             r"'start_epoch'\]"):
+        learn.fine_tune(1, lr=1e-2)
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))  # nothing trained
+    learn.fine_tune(0, freeze_epochs=1, base_lr=1e-2, div_final=1e4, wd=0.0)  # fit_one_cycle's keywords pass on
+    assert len(learn.recorder.values) == 1
+
+
+def test_fastai_keywords_are_one_table_each_through_check_arguments():
+    from pipekit.core.validate import FastaiKeyword, check_arguments
+    from pipekit.learn import export, inference, learner
+
+    for table in (export._PICKLE_ARGS, inference._FASTAI_GET_PREDS, inference._FASTAI_TTA, learner._FASTAI_LEARNER,
+                  learner._FASTAI_FINE_TUNE):
+        assert table and all(isinstance(v, FastaiKeyword) for v in table.values())
+    # keywords of one message are refused together, in the table's order
+    with pytest.raises(ParameterError, match=r"^x: pickle_module=, pickle_protocol= choose how fastai pickles its "
+                                             r"file; .*leave pickle_module and pickle_protocol out$"):
+        check_arguments("x", {"pickle_protocol": 2, "pickle_module": None}, [], fastai=export._PICKLE_ARGS)

@@ -13,7 +13,7 @@ import sklearn.metrics as skm
 import torch
 from sklearn.exceptions import UndefinedMetricWarning
 
-from pipekit.core import DataError
+from pipekit.core import DataError, PipekitWarning
 from pipekit.metrics import F1Score, accuracy, accuracy_multi, as_metric, log_loss, mae, mse, r2_score, rmse, roc_auc
 
 
@@ -60,9 +60,9 @@ def test_log_loss_clips_as_scikit_learn_does():
     assert pooled == pytest.approx(skm.log_loss(targets, probs, labels=[0, 1, 2]), rel=1e-6)
 
 
-def test_roc_auc_with_one_class_is_nan_with_scikit_learns_warning():
+def test_roc_auc_with_one_class_is_nan_as_scikit_learns_with_a_warning_naming_the_class():
     p = np.array([[0.8, 0.2], [0.5, 0.5], [0.1, 0.9]])
-    with pytest.warns(UndefinedMetricWarning, match="Only one class"):
+    with pytest.warns(PipekitWarning, match="hold only class 1 of the two.*stratify_col="):
         ours = roc_auc.score(np.array([1, 1, 1]), p)
     with pytest.warns(UndefinedMetricWarning):
         theirs = skm.roc_auc_score([1, 1, 1], p[:, 1])

@@ -25,6 +25,7 @@ from pipekit.core.errors import FieldError, ParameterError
 
 __all__ = ["as_number", "plain_number", "Interval", "Options", "Is", "BOOL", "POSITIVE_SIZES", "Y_RANGE", "CLASS_AXIS", "check", "check_positive_int", "check_state",
            "close_names", "names_shown", "unknown_names", "ARGUMENT_SYNONYMS", "argument_names", "check_arguments",
+           "FastaiKeyword", "REFUSED",
            "one_of_two_names", "bs_or_batch_size", "shuffle_or_shuffle_train", "env_flag", "env_positive_int"]
 
 
@@ -430,13 +431,64 @@ def argument_names(*functions: Callable[..., Any], but: Iterable[str] = ()) -> l
     return list(out)
 
 
+class _Refused:
+    """The type of :data:`REFUSED`."""
+
+    def __repr__(self) -> str:
+        return "REFUSED"
+
+
+#: a :class:`FastaiKeyword`'s ``taken`` when no value of the keyword is taken
+REFUSED = _Refused()
+
+
+@dataclass(frozen=True)
+class FastaiKeyword:
+    """How a pipekit function answers a keyword of fastai's function of the same name that it has no parameter for:
+    taken at the one value that changes nothing in pipekit (``taken``; :data:`REFUSED`: no value is), refused at any
+    other by ``refusal``, the message after ``"<who>: "``, a template of ``{given}`` (the keywords refused, each as
+    ``name=value``, or as ``name=`` where ``show_value`` is False), ``{names}`` (their names joined by "and") and
+    ``{s}`` ("s" for one keyword, "" for several: ``choose{s}``). Keywords whose entries are one ``refusal`` are
+    refused in one message. A table ``{name: FastaiKeyword}`` is given to :func:`check_arguments` as ``fastai=``.
+
+    >>> inner = FastaiKeyword("{given} is fastai's flag for a call inside a fit; leave {names} out", taken=False)
+    >>> inner.takes(False), inner.takes(0), inner.refused("get_preds", {"inner": True})
+    (True, False, "get_preds: inner=True is fastai's flag for a call inside a fit; leave inner out")
+    """
+
+    refusal: str
+    taken: Any = REFUSED
+    show_value: bool = True
+
+    def takes(self, value: Any) -> bool:
+        """Whether ``value`` is the one taken: ``taken`` itself, or a value of its type equal to it."""
+        return self.taken is not REFUSED and (value is self.taken or type(value) is type(self.taken)
+                                              and _equal(value, self.taken))
+
+    def refused(self, who: str, given: Mapping[str, Any]) -> str:
+        """The message refusing the keywords ``given`` (``{name: value}``, those of this entry) in the name of
+        ``who``."""
+        shown_given = ", ".join(f"{k}={v!r}" if self.show_value else f"{k}=" for k, v in given.items())
+        return f"{who}: " + self.refusal.format(given=shown_given, names=" and ".join(given),
+                                                s="s" if len(given) == 1 else "")
+
+
 def check_arguments(who: str, kwargs: Mapping[str, Any], takes: Sequence[str],
-                    passed_on: tuple[str, Sequence[str]] | None = None) -> None:
+                    passed_on: tuple[str, Sequence[str]] | None = None,
+                    fastai: Mapping[str, FastaiKeyword] | None = None) -> None:
     """Refuse keyword arguments (``kwargs``, what a function's ``**kwargs`` gathered) that are none of the names it
     ``takes``, in the name of ``who``, the function called, saying what each may have meant
     (:data:`ARGUMENT_SYNONYMS`, then close spellings) and the names there are. ``passed_on``: ``(whose, names)`` of
     the function it passes its keyword arguments on to (a learner factory's ``("the Learner's", ...)``), accepted
-    too and listed apart.
+    too and listed apart. ``fastai``: the keywords of fastai's function of that name that ``who`` has no parameter
+    for (``{name: FastaiKeyword}``), each taken at the value that changes nothing and refused at any other with its
+    own message, before any unknown argument is; the first refused, and those of its message, are said.
+
+    >>> pickled = FastaiKeyword("{given} choose{s} how fastai pickles; leave {names} out", show_value=False)
+    >>> check_arguments("learn.save", {"pickle_protocol": 4}, ["name"], fastai={"pickle_protocol": pickled})
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: learn.save: pickle_protocol= chooses how fastai pickles; leave pickle_protocol out
 
     >>> check_arguments("TabularDataLoaders.from_df", {"batch_size": 32}, ["df", "bs", "procs"])
     Traceback (most recent call last):
@@ -447,8 +499,13 @@ def check_arguments(who: str, kwargs: Mapping[str, Any], takes: Sequence[str],
     ...
     pipekit.core.errors.ParameterError: tabular_learner: unknown argument(s) ['layer']; it takes ['dls', 'layers'], and the Learner's ['metrics', 'wd']; did you mean 'layers'?
     """
+    table = fastai or {}
+    for name, entry in table.items():
+        if name in kwargs and not entry.takes(kwargs[name]):
+            raise ParameterError(entry.refused(who, {k: kwargs[k] for k, e in table.items() if k in kwargs
+                                                     and e.refusal == entry.refusal and not e.takes(kwargs[k])}))
     theirs = [n for n in (passed_on[1] if passed_on else ()) if n not in takes]
-    unknown = [k for k in kwargs if k not in takes and k not in theirs]
+    unknown = [k for k in kwargs if k not in takes and k not in theirs and k not in table]
     if not unknown:
         return
     if passed_on is None:

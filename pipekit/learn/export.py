@@ -49,7 +49,7 @@ from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.registry import lookup, name_of, register
-from pipekit.core.validate import Is, check, check_arguments, finite_number, one_of_two_names
+from pipekit.core.validate import FastaiKeyword, Is, check, check_arguments, finite_number, one_of_two_names
 from pipekit.data.dataloaders import DataLoaders, classes_vocab
 from pipekit.data.loader import checked_device, default_device
 from pipekit.learn.callbacks.core import state_keys
@@ -86,8 +86,12 @@ def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 MAX_METRICS = 100
 
 
-#: fastai's keywords that choose how its files are pickled (``learn.export``, ``learn.save``, ``load_learner``)
-_PICKLE_ARGS = ("pickle_module", "pickle_protocol")
+#: fastai's keywords that choose how its files are pickled (``learn.export``, ``learn.save``, ``load_learner``),
+#: refused at any value (see :func:`check_file_kwargs`)
+_PICKLE_REFUSAL = FastaiKeyword("{given} choose{s} how fastai pickles its file; a pipekit file holds no pickle (a JSON "
+                                "record, arrays and the weights, read without running any code), so there is nothing "
+                                "to choose: leave {names} out", show_value=False)
+_PICKLE_ARGS = {"pickle_module": _PICKLE_REFUSAL, "pickle_protocol": _PICKLE_REFUSAL}
 
 
 def check_file_kwargs(who: str, kwargs: dict[str, Any], takes: list[str]) -> None:
@@ -100,13 +104,7 @@ def check_file_kwargs(who: str, kwargs: dict[str, Any], takes: list[str]) -> Non
     ...     print(str(e)[:71])
     learn.export: pickle_protocol= chooses how fastai pickles its file; a p
     """
-    pickled = [k for k in _PICKLE_ARGS if k in kwargs]
-    if pickled:
-        raise ParameterError(f"{who}: {', '.join(f'{k}=' for k in pickled)} "
-                             f"{'chooses' if len(pickled) == 1 else 'choose'} how fastai pickles its file; a pipekit "
-                             "file holds no pickle (a JSON record, arrays and the weights, read without running any "
-                             f"code), so there is nothing to choose: leave {' and '.join(pickled)} out")
-    check_arguments(who, kwargs, takes)
+    check_arguments(who, kwargs, takes, fastai=_PICKLE_ARGS)
 
 
 def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit", **kwargs: Any) -> Path:

@@ -16,7 +16,7 @@ from torch import nn
 
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import (BOOL, Interval, Is, Options, argument_names, check, check_arguments,
+from pipekit.core.validate import (BOOL, Interval, Is, Options, FastaiKeyword, argument_names, check, check_arguments,
                                    check_positive_int, is_pandas)
 from pipekit.data.lists import fastuple
 from pipekit.data.loader import DataLoader, batch_parts
@@ -185,14 +185,16 @@ def loss_methods(loss_func: Any) -> tuple[Callable[[Any], Any] | None, Callable[
     return (act if callable(act) else None), (dec if callable(dec) else None)
 
 
-def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
+def get_preds(learn: Learner, /, ds_idx: int = 1, dl: Loader | None = None, with_input: bool = False,
               with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None, reorder: bool = True,
-              cbs: Cbs = None, with_targs: bool = True, **fastai: Any) -> tuple:
+              cbs: Cbs = None, with_targs: bool = True, with_preds: bool = True, **fastai: Any) -> tuple:
     """Predictions over a whole set (``learn.get_preds``): ``([inputs,] preds, targs[, decoded][, losses])``.
-    ``with_targs=False`` (fastai's) gives None in the place of ``targs``, the tuple keeping its length. fastai's
-    ``inner=False``, ``save_preds=None`` and ``save_targs=None`` are taken (their defaults, which change nothing), and
-    so is ``concat_dim`` at the axis pipekit joins the batches along (0; 1 for a language model, see below);
-    ``inner=True``, files to save to and another ``concat_dim`` are refused, saying what pipekit does instead.
+    ``with_targs=False`` and ``with_preds=False`` (fastai's) give None in the place of ``targs`` and ``preds``, the
+    tuple keeping its length (``decoded``, when asked for, is still given). fastai's ``inner=False``,
+    ``save_preds=None``, ``save_targs=None`` and ``pickle_protocol=2`` are taken (their defaults, which change
+    nothing; see :data:`_FASTAI_GET_PREDS`), and so is ``concat_dim`` at the axis pipekit joins the batches along (0;
+    1 for a language model, see below); ``inner=True``, files to save to, a pickling protocol and another
+    ``concat_dim`` are refused, saying what pipekit does instead.
 
     ``preds`` are activated (softmax/sigmoid from the loss, or ``act``, applied to each batch's outputs) and
     ``decoded`` are the loss's decoding of them (class indices, token ids); ``targs`` is None without labels. A loss
@@ -225,8 +227,10 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
     >>> tuple(preds.shape), targs
     ((20, 2), None)
     """
-    check("get_preds", with_targs=(with_targs, BOOL))
-    concat_dim = _check_fastai_get_preds(fastai)
+    check("get_preds", with_targs=(with_targs, BOOL), with_preds=(with_preds, BOOL))
+    # the learner is given as the method's own (learn.get_preds), never by name
+    check_arguments("get_preds", fastai, [*argument_names(get_preds), "concat_dim"], fastai=_FASTAI_GET_PREDS)
+    concat_dim = fastai.get("concat_dim")  # checked once the loader is known
     with learn._lock:  # the pass and its gathering callbacks on the learner, one call at a time
         dl = learn._get_dl(ds_idx, dl)
         dim = 1 if _streams(dl) else 0  # a language model's windows: each row continues along the sequence
@@ -270,6 +274,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, with_in
                 preds, targs, inputs, losses, decoded = (_reindex(v, inv) for v in (preds, targs, inputs, losses,
                                                                                      decoded))
         targs = targs if with_targs else None
+        preds = preds if with_preds else None
         out: list[Any] = [inputs, preds, targs] if with_input else [preds, targs]
         if with_decoded:
             out.append(decoded)
@@ -323,25 +328,23 @@ def one_item_source(item: Any, n_inp: int = 1, table: bool = False) -> Any:
     return [item]
 
 
-def _check_fastai_get_preds(fastai: dict[str, Any]) -> Any:
-    """Refuse the keywords of fastai's ``get_preds`` that pipekit's does not take, saying what to do instead; their
-    defaults (``inner=False``, ``save_preds=None``, ``save_targs=None``) change nothing and are taken. Returns
-    fastai's ``concat_dim`` (None when not given), which :func:`_check_concat_dim` checks once the loader is known."""
-    inner = fastai.pop("inner", False)
-    if inner is not False:
-        raise ParameterError(f"get_preds: inner={inner!r} is fastai's flag for a call made inside a fit (by a callback); "
-                             "pipekit's get_preds needs none: called from a callback it runs a validation-only pass of "
-                             "its own inside the fit, and the fit's record is left as it was; leave inner out")
-    for name, what in (("save_preds", "predictions"), ("save_targs", "targets")):
-        value = fastai.pop(name, None)
-        if value is not None:
-            raise ParameterError(f"get_preds: {name}={value!r} (fastai's: each batch's {what} saved to files) is not "
-                                 f"taken; get_preds returns the {what}: save them yourself, e.g. preds, targs = "
-                                 "learn.get_preds(); torch.save(preds, 'preds.pt'); leave save_preds/save_targs out")
-    concat_dim = fastai.pop("concat_dim", None)
-    # the learner is given as the method's own (learn.get_preds), never by name
-    check_arguments("get_preds", fastai, [*argument_names(get_preds, but=["learn"]), "concat_dim"])
-    return concat_dim
+#: fastai's ``get_preds`` keywords that pipekit's has no parameter for: taken at their defaults, which change nothing
+#: (``concat_dim`` is taken by name and checked by :func:`_check_concat_dim`), refused otherwise saying what to do
+_FASTAI_GET_PREDS = {
+    "inner": FastaiKeyword(
+        "{given} is fastai's flag for a call made inside a fit (by a callback); pipekit's get_preds needs none: called "
+        "from a callback it runs a validation-only pass of its own inside the fit, and the fit's record is left as it "
+        "was; leave inner out", taken=False),
+    **{name: FastaiKeyword(
+        f"{{given}} (fastai's: each batch's {what} saved to files) is not taken; get_preds returns the {what}: save "
+        "them yourself, e.g. preds, targs = learn.get_preds(); torch.save(preds, 'preds.pt'); leave "
+        "save_preds/save_targs out", taken=None) for name, what in (("save_preds", "predictions"),
+                                                                     ("save_targs", "targets"))},
+    "pickle_protocol": FastaiKeyword(
+        "{given} (fastai's: how the save_preds/save_targs files are pickled) is not taken: get_preds saves no files, "
+        "and pipekit writes no pickle; save what it returns yourself (torch.save(preds, 'preds.pt')); leave "
+        "pickle_protocol out", taken=2),
+}
 
 
 def _check_concat_dim(concat_dim: Any, dim: int) -> None:
@@ -600,12 +603,22 @@ def _pipekit_loader(dl: Loader, what: str) -> DataLoader:
     return dl
 
 
+#: ``get_preds``' keywords a ``tta`` call may be given (fastai's ``tta`` passes ``inner=True`` to its own ``get_preds``
+#: calls): refused at any value, saying that tta runs its passes itself
+_FASTAI_TTA = {name: FastaiKeyword(
+    "not taken: {given}, for get_preds: tta calls get_preds itself for each of its passes (as fastai's tta does, "
+    "giving it inner=True), and neither fastai's tta nor pipekit's takes get_preds' arguments; leave {names} out, or "
+    "call learn.get_preds(...) for the predictions of one plain pass") for name in ("inner", "with_input", "with_decoded", "with_loss", "act",
+                                                      "reorder", "cbs", "with_targs", "with_preds", "concat_dim")}
+
+
 #: target geometries the batch augmentation moves with the image (see ``TransformBlock.geometry``)
 _MOVING = ("mask", "points", "bbox")
 
 
-def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, item_tfms: Any = None,
-        batch_tfms: Any = None, beta: float | None = 0.25, use_max: bool = False) -> tuple[Any, torch.Tensor | None]:
+def tta(learn: Learner, /, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, item_tfms: Any = None,
+        batch_tfms: Any = None, beta: float | None = 0.25, use_max: bool = False,
+        **fastai: Any) -> tuple[Any, torch.Tensor | None]:
     """Test-time augmentation (``learn.tta``): ``(preds, targs)``, the mean (or, ``use_max``, the max) of ``n``
     passes with the training-time batch augmentation blended with a plain pass by ``beta``:
     ``torch.lerp(aug, plain, beta)``, so 0 is the augmented passes alone and 1 the plain pass. The arguments are
@@ -639,6 +652,9 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, i
     Where bars show, each pass draws one over its batches, as fastai's: 'tta plain pass', then 'tta pass 1/n' to
     'tta pass n/n' (``learn.no_bar()`` hides them).
 
+    fastai's ``tta`` takes no other keyword, and neither does this one: ``get_preds``' own (``inner=``, say, which a
+    fastai ``tta`` passes its ``get_preds`` calls itself) are refused, saying so (:data:`_FASTAI_TTA`).
+
     >>> import pipekit.datasets as D
     >>> from torch import nn
     >>> from pipekit.learn import Learner
@@ -654,6 +670,7 @@ def tta(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, n: int = 4, i
     >>> bool((plain == learn.get_preds()[0]).all())     # the plain pass is get_preds' own
     True
     """
+    check_arguments("tta", fastai, argument_names(tta), fastai=_FASTAI_TTA)
     check_positive_int("tta", "n", n)
     check("tta", beta=(beta, Interval(0, 1, none_ok=True)))
     for name, value in (("item_tfms", item_tfms), ("batch_tfms", batch_tfms)):

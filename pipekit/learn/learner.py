@@ -18,7 +18,7 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
@@ -30,7 +30,8 @@ from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe, fork_checked
 from pipekit.core.protocols import Loader, Loaders, conforms
 from pipekit.core.registry import register
-from pipekit.core.validate import Interval, Is, argument_names, check, check_arguments, check_positive_int
+from pipekit.core.validate import (FastaiKeyword, Interval, Is, argument_names, check, check_arguments,
+                                   check_positive_int)
 from pipekit.learn.callbacks import (
     EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException, CancelFitException,
     CancelStepException, CancelTrainException, CancelValidException, MixedPrecision, ProgressCallback, Recorder,
@@ -97,17 +98,36 @@ def _may_use_polars(learn: Learner, dl: Any = None) -> bool:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-#: fastai's Learner keywords that pipekit's takes at their default only (see check_fastai_learner_options)
-_FASTAI_LEARNER = ("default_cbs",)
+#: fastai's Learner keywords that pipekit's has no parameter for: taken at their default, which is what a pipekit
+#: Learner does (``default_cbs=True``: the default callbacks, which it always has), refused otherwise saying what does
+#: it in pipekit (see :func:`check_learner_kwargs`)
+_FASTAI_LEARNER = {"default_cbs": FastaiKeyword(
+    "{given} (fastai's: no TrainEvalCallback, Recorder or progress bar) is not taken: a pipekit Learner always has its "
+    "TrainEvalCallback and Recorder, which its loop and learn.recorder read. To show no progress bar use "
+    "learn.remove_cb(ProgressCallback) (or, for a block of calls, with learn.no_bar(): / with learn.no_logging():); "
+    "terminate_on_nan=False leaves out TerminateOnNaNCallback; leave default_cbs out", taken=True)}
+
+#: fastai's ``fine_tune`` keywords that pipekit's has no parameter for, nor passes on to ``fit_one_cycle``
+_FASTAI_FINE_TUNE = {"lr_max": FastaiKeyword(
+    "{given} is not taken: fine_tune gives each of its two fit_one_cycle calls an lr_max of its own, from base_lr "
+    "(slice(base_lr) for the frozen epochs, then slice(base_lr/2/lr_mult, base_lr/2)), so fastai's fine_tune fails "
+    "on lr_max too; give the rate as base_lr=, or call learn.fit_one_cycle(n_epoch, lr_max=...) for one schedule of "
+    "your own")}
 
 
-def _outside_a_fit(call: str) -> Callable[[_F], _F]:
+def _outside_a_fit(call: str, fastai: Mapping[str, FastaiKeyword] | None = None) -> Callable[[_F], _F]:
     """A decorator: the learner method ``f(learn, ...)``, refused first when a callback calls it during a fit or a
-    validation-only pass (:meth:`Learner.check_not_running`; ``call`` names it)."""
+    validation-only pass (:meth:`Learner.check_not_running`; ``call`` names it). With ``fastai`` (``f`` passing its
+    ``**kwargs`` on to ``fit_one_cycle``), keywords neither takes are refused first, as :func:`check_arguments`
+    does, ``fastai``'s saying what to do."""
     def wrap(f: _F) -> _F:
         @functools.wraps(f)
-        def checked(learn: Learner, *args: Any, **kwargs: Any) -> Any:
+        def checked(learn: Learner, /, *args: Any, **kwargs: Any) -> Any:
             learn.check_not_running(call)
+            if fastai is not None:
+                own = argument_names(f, but=["learn"])
+                check_arguments(call, kwargs, own, ("fit_one_cycle's", argument_names(
+                    schedule.fit_one_cycle, but=["learn", "n_epoch", "lr_max", *own])), fastai=fastai)
             return f(learn, *args, **kwargs)
 
         return checked  # type: ignore[return-value]
@@ -192,8 +212,8 @@ class Learner:
                  model_dir: str = "models", wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95), device: str | torch.device | None = None,
                  terminate_on_nan: bool = True, **fastai: Any):
-        check_fastai_learner_options("Learner", fastai)
-        check_arguments("Learner", fastai, [*argument_names(Learner.__init__), *_FASTAI_LEARNER])
+        check_arguments("Learner", fastai, [*argument_names(Learner.__init__), *_FASTAI_LEARNER],
+                        fastai=_FASTAI_LEARNER)
         check("Learner", model=(model, Is(lambda m: isinstance(m, nn.Module), "a torch nn.Module")),
               dls=(dls, Is(lambda d: conforms(d, Loaders), "DataLoaders with .train and .valid; build them with "
                                                             "DataBlock.dataloaders(...)")),
@@ -1013,14 +1033,14 @@ class Learner:
     fit_one_cycle = _outside_a_fit("fit_one_cycle")(schedule.fit_one_cycle)
     fit_flat_cos = _outside_a_fit("fit_flat_cos")(schedule.fit_flat_cos)
     fit_sgdr = _outside_a_fit("fit_sgdr")(schedule.fit_sgdr)
-    fine_tune = _outside_a_fit("fine_tune")(schedule.fine_tune)
+    fine_tune = _outside_a_fit("fine_tune", fastai=_FASTAI_FINE_TUNE)(schedule.fine_tune)
     lr_find = _sweep_anywhere(schedule.lr_find)
     # a worker process forked after the parent's Polars threads started would hang in them: said instead, where the
     # call would do Polars work (_may_use_polars)
-    get_preds = fork_checked("Learner.get_preds", when=lambda learn, ds_idx=1, dl=None, *_, **__: _may_use_polars(
+    get_preds = fork_checked("Learner.get_preds", when=lambda learn, /, ds_idx=1, dl=None, *_, **__: _may_use_polars(
         learn, dl))(inference.get_preds)
     predict = fork_checked("Learner.predict", when=lambda learn, *_, **__: _may_use_polars(learn))(inference.predict)
-    tta = fork_checked("Learner.tta", when=lambda learn, ds_idx=1, dl=None, *_, **__: _may_use_polars(learn, dl))(
+    tta = fork_checked("Learner.tta", when=lambda learn, /, ds_idx=1, dl=None, *_, **__: _may_use_polars(learn, dl))(
         inference.tta)
     show_results = inference.show_results
     summary = summary.summary
@@ -1069,30 +1089,8 @@ def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[...
     ...     print(e)
     tabular_learner: unknown argument(s) ['layer']; it takes ['dls', 'layers', ...]; did you mean 'layers'?
     """
-    check_fastai_learner_options(who, dict(kwargs))
     check_arguments(who, kwargs, argument_names(factory), ("the Learner's", [*argument_names(
-        Learner.__init__, but=tuple(given)), *_FASTAI_LEARNER]))
-
-
-def check_fastai_learner_options(who: str, kwargs: dict[str, Any]) -> None:
-    """Take (remove from ``kwargs``) fastai's ``Learner`` keywords at the values pipekit's Learner works as
-    (``default_cbs=True``: the default callbacks, which a pipekit Learner always has); refuse any other value,
-    saying what does it in pipekit, in the name of ``who`` (``Learner``, or a factory passing its arguments on).
-
-    >>> check_fastai_learner_options("Learner", {"default_cbs": True})
-    >>> check_fastai_learner_options("Learner", {"default_cbs": False})
-    Traceback (most recent call last):
-    ...
-    pipekit.core.errors.ParameterError: Learner: default_cbs=False (fastai's: ...
-    """
-    default_cbs = kwargs.pop("default_cbs", True)
-    if default_cbs is not True:
-        raise ParameterError(
-            f"{who}: default_cbs={default_cbs!r} (fastai's: no TrainEvalCallback, Recorder or progress bar) is not "
-            "taken: a pipekit Learner always has its TrainEvalCallback and Recorder, which its loop and "
-            "learn.recorder read. To show no progress bar use learn.remove_cb(ProgressCallback) (or, for a block of "
-            "calls, with learn.no_bar(): / with learn.no_logging():); terminate_on_nan=False leaves out "
-            "TerminateOnNaNCallback; leave default_cbs out")
+        Learner.__init__, but=tuple(given)), *_FASTAI_LEARNER]), fastai=_FASTAI_LEARNER)
 
 
 def several_targets(dls: Any) -> list[Any]:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipekit.core.errors import DataError, ParameterError
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import BOOL, CLASS_AXIS, Interval, Is, Options
 from pipekit.metrics.base import ArrayMetric, MeanMetric, apply_activation
 
@@ -367,6 +367,11 @@ def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
     return (top == targ.reshape(-1, 1)).any(dim=axis).float().mean()
 
 
+#: the split whose validation targets hold every class, which a metric undefined without some class asks for
+_STRATIFIED = ("a split that holds every class (a stratified one, e.g. TrainTestSplitter(valid_pct=0.2, seed=42, "
+               "stratify_col=<the label column>))")
+
+
 class RocAuc(ArrayMetric):
     """Area under the ROC curve on class probabilities (one-vs-rest for several classes).
 
@@ -393,6 +398,16 @@ class RocAuc(ArrayMetric):
         self.average, self.multi_class = average, multi_class
         self.check_params()
 
+    def check_params(self) -> None:
+        """Each parameter as ``param_constraints`` says, and the two together as scikit-learn's ``roc_auc_score``
+        takes them: the micro average pools one-vs-rest scores, which one-vs-one has none of."""
+        super().check_params()
+        if (self.multi_class, self.average) == ("ovo", "micro"):
+            raise ParameterError(f"{type(self).__name__}: average='micro' pools every class's one-vs-rest scores, and "
+                                 "multi_class='ovo' scores pairs of classes, so scikit-learn takes the two together "
+                                 "nowhere; give multi_class='ovo' with average='macro' or 'weighted', or "
+                                 "average='micro' with multi_class='ovr'")
+
     @property
     def scoring_name(self) -> str:
         """scikit-learn's scoring name of its ``multi_class`` and ``average`` (``roc_auc_ovo``,
@@ -405,10 +420,15 @@ class RocAuc(ArrayMetric):
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import roc_auc_score
 
-        if y_pred.ndim == 2 and y_pred.shape[1] == 2:
-            return roc_auc_score(y_true, y_pred[:, 1])
-        if y_pred.ndim == 1:
-            return roc_auc_score(y_true, y_pred)
+        if y_pred.ndim == 1 or y_pred.shape[1] == 2:
+            present = np.unique(np.asarray(y_true))
+            if len(present) < 2:  # scikit-learn's NaN, with a warning that names neither the class nor the fix
+                warn(f"{self.name}: the targets scored (in a fit, the validation set's) hold only class "
+                     f"{present[0].item() if len(present) else 'none'} of the two, and ROC-AUC ranks the items of one "
+                     "class against those of the other, so it is undefined and scored NaN (which a tracker, such "
+                     "as SaveModelCallback, never counts as the best); score " + _STRATIFIED)
+                return float("nan")
+            return roc_auc_score(y_true, y_pred if y_pred.ndim == 1 else y_pred[:, 1])
         missing = self._refuse_undefined(y_true, y_pred.shape[1])
         with warnings.catch_warnings():
             if missing and self.average == "weighted":  # a class with no item weighs 0 in the average over the rest
@@ -425,8 +445,7 @@ class RocAuc(ArrayMetric):
         missing = [int(c) for c in np.setdiff1d(np.arange(n_classes), present)]
         if not missing or (self.multi_class, self.average) == ("ovr", "micro"):
             return missing
-        stratified = ("a split that holds every class (a stratified one, e.g. TrainTestSplitter(valid_pct=0.2, "
-                      "seed=42, stratify_col=<the label column>))")
+        stratified = _STRATIFIED
         if len(present) < 2:
             raise DataError(f"{self.name}: the targets scored hold class {int(present[0])} alone of this "
                             f"{n_classes}-class model, and ROC-AUC needs items of two classes at least; score "
