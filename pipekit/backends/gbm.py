@@ -65,9 +65,11 @@ _BUILDING = threading.Lock()
 _CAPPED = {"blocks": 0, "before": -1}  # bags fitting GBMs side by side now, LightGBM's own maximum before them
 _CAPPING = threading.Lock()
 #: arguments of LightGBM's scikit-learn estimators that are no LightGBM parameter, with pipekit's way to the same
+#: how rows are weighed by class, for any number of classes (``y``: the training labels)
+_BALANCED_WEIGHTS = "fit(..., sample_weight=sklearn.utils.class_weight.compute_sample_weight('balanced', y))"
 _SKLEARN_API_ONLY = {
-    "class_weight": "weigh the rows instead, fit(..., sample_weight=sklearn.utils.class_weight."
-                    "compute_sample_weight('balanced', y)), or for two classes give params={'is_unbalance': True}",
+    "class_weight": f"weigh the rows instead, {_BALANCED_WEIGHTS}, or for two classes give "
+                    "params={'is_unbalance': True}",
     "importance_type": "GBM.feature_importance(kind='gain') or kind='split' gives either importance"}
 #: LightGBM parameters a GBM sets itself from the data it is fitted on, by LightGBM's own name, with where they come from
 _SET_BY_PIPEKIT = {
@@ -161,6 +163,42 @@ def lightgbm_metric(value: Any, n_classes: int) -> Any:
     return ",".join(named) if isinstance(value, str) else named
 
 
+def _is_true(value: Any) -> bool:
+    """A LightGBM flag as LightGBM reads it (``True``, ``1``, ``"true"``)."""
+    return value.strip().lower() not in ("false", "0", "") if isinstance(value, str) else bool(value)
+
+
+def check_class_weights(params: dict[str, Any], n_classes: int) -> None:
+    """Refuse LightGBM's weighing of the positive class (``is_unbalance``, ``scale_pos_weight``, under any of their
+    names) where LightGBM would not use it, silently: an objective other than ``binary`` or ``multiclassova`` (the
+    softmax of ``n_classes`` classes reads neither), naming the row weights that balance any number of classes; and
+    both given together, which LightGBM ends with a fatal error.
+
+    >>> check_class_weights({"objective": "binary", "is_unbalance": True}, 2)   # LightGBM weighs it: nothing said
+    >>> try:
+    ...     check_class_weights({"objective": "multiclass", "is_unbalance": True}, 3)
+    ... except ParameterError as e:
+    ...     print(str(e).split("; ")[-1].split(", ")[0])
+    weigh the rows by class instead
+    """
+    names = lightgbm_names()
+    asked = [f"{k!r}: {v!r}" for k, v in params.items()
+             if (names.get(k, k) == "is_unbalance" and _is_true(v))
+             or (names.get(k, k) == "scale_pos_weight" and float(v) != 1.0)]  # 1: LightGBM's default, no weighing
+    if not asked:
+        return
+    objective = next((v for k, v in params.items() if names.get(k, k) == "objective"), None)
+    if not (isinstance(objective, str) and OBJECTIVE_NAMES.get(objective) in ("binary", "multiclassova")):
+        raise ParameterError(f"GBM: params={{{', '.join(asked)}}} weighs the positive class of LightGBM's objectives "
+                             f"'binary' and 'multiclassova' only, and LightGBM ignores it for objective {objective!r} "
+                             f"with {n_classes} classes; weigh the rows by class instead, {_BALANCED_WEIGHTS} "
+                             "(y: the training labels)")
+    if len(asked) == 2:
+        raise ParameterError(f"GBM: params={{{', '.join(asked)}}} are two ways of weighing the positive class, which "
+                             "LightGBM refuses together; give one: is_unbalance=True weighs it by the classes' sizes, "
+                             "scale_pos_weight by the number given")
+
+
 def linear_tree(params: dict[str, Any]) -> bool:
     """Whether LightGBM ``params`` ask for a linear model in each leaf: ``linear_tree`` under any of its names in
     LightGBM's table of aliases (``linear_trees``), true as LightGBM reads it (``True``, ``1``, ``"true"``).
@@ -169,8 +207,7 @@ def linear_tree(params: dict[str, Any]) -> bool:
     (True, False)
     """
     names = lightgbm_names()  # empty without LightGBM's table of names: the parameter's own name only
-    return any(names.get(k, k) == "linear_tree" and (v.strip().lower() not in ("false", "0", "") if isinstance(v, str)
-                                                     else bool(v)) for k, v in params.items())
+    return any(names.get(k, k) == "linear_tree" and _is_true(v) for k, v in params.items())
 
 
 def _objective_fits(value: Any, task: str, n_classes: int = 2) -> tuple[str, ...] | None:
@@ -506,6 +543,8 @@ class GBM(Booster):
         names = [f"f{i}" for i in range(len(self.feature_names_))]  # LightGBM refuses some characters in names
         params = self.lgb_params()
         self._check_monotone(params, cats)
+        if self.task == "classification":
+            check_class_weights(params, len(self.classes_))
         # Fortran order: LightGBM reads column-major float32 without converting it again. The data sets are built
         # here, with the training's parameters (binning reads them), one at a time in the process (_BUILDING)
         ds = lgb.Dataset(self.matrix(d, order="F"), label=self.encode_y(d.y), weight=d.weight, params=params,

@@ -801,9 +801,10 @@ class DataBlock(Component):
     def weighted_dataloaders(self, source: Any, wgts: Any, bs: int = 64, n: int | None = None,
                              **kwargs: Any) -> DataLoaders:
         """:meth:`dataloaders` whose training loader draws each epoch's items with replacement by ``wgts``, one
-        weight per item of ``source`` (those of the training items are kept), ``n`` of them (default: as many as
-        the training set has), as fastai's ``dblock.weighted_dataloaders(source, wgts)``; the same seed draws the
-        same items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`).
+        weight per item of ``source`` as ``get_items`` lists them (those of the training items are kept; items the
+        splitter places in neither subset have weights too, unused), ``n`` of them (default: as many as the
+        training set has), as fastai's ``dblock.weighted_dataloaders(source, wgts)``; the same seed draws the same
+        items (see :meth:`DataLoader.weighted <pipekit.data.loader.DataLoader.weighted>`).
 
         >>> import pipekit.datasets as D
         >>> from pipekit.data import CategoryBlock, ColReader, DataBlock, IndexSplitter, RegressionBlock
@@ -824,12 +825,30 @@ class DataBlock(Component):
         except (TypeError, ValueError):
             raise ParameterError(f"DataBlock.weighted_dataloaders: wgts must be numbers, one per item of the source "
                                  f"(a list, array, Series or tensor), got {type(wgts).__name__}") from None
-        if dsets is None or len(w) != len(dsets.items):
-            raise ParameterError(f"DataBlock.weighted_dataloaders: wgts has {w.size} weight(s) and the source "
-                                 f"{len(dsets.items) if dsets is not None else '?'} items; give one weight per item "
-                                 "of the source (the training items' are kept), or one per training item to "
-                                 "dblock.datasets(source).weighted_dataloaders(wgts)")
-        return weighted_loaders(dls, w[dsets.splits[0]], n=n)
+        if dsets is None:
+            raise ParameterError("DataBlock.weighted_dataloaders: the loaders hold no datasets to weigh")
+        train = np.asarray(dsets.splits[0])
+        if len(w) != len(dsets.items):
+            # the splitter left some items out of both subsets: the weights are the listed items', read through the
+            # positions the splitter gave (the loaders' training items are those items, in the same order)
+            items = self.items_from(source)
+            if len(w) != len(items) or self.splitter is None:
+                raise ParameterError(f"DataBlock.weighted_dataloaders: wgts has {w.size} weight(s) and the source "
+                                     f"{len(items)} items; give one weight per item of the source, as get_items lists "
+                                     "them (the training items' are kept), or one per training item to "
+                                     "dblock.datasets(source).weighted_dataloaders(wgts)")
+            split = (self.splitter(items) if isinstance(self.splitter, Component)
+                     else self.splitter(_items_as_given(items, source)))
+            placed, valid = (row_index(part, len(items), f"the splitter {self.splitter!r}: its {name}")
+                             for part, name in zip(split, ("training", "validation")))
+            keep = np.sort(np.concatenate([placed, valid]))
+            if len(keep) != len(dsets.items) or not np.array_equal(np.searchsorted(keep, placed), train):
+                raise DataError(f"DataBlock.weighted_dataloaders: the splitter {self.splitter!r} split the items "
+                                "differently when asked again, so the weights of the source's items cannot be matched "
+                                "to the training items; give the splitter a seed, or give one weight per training "
+                                "item to dblock.datasets(source).weighted_dataloaders(wgts)")
+            train = placed
+        return weighted_loaders(dls, w[train], n=n)
 
     # ------------------------------------------------------------------ the fitted recipe
     def batch_pipeline(self) -> BatchPipeline:

@@ -62,6 +62,28 @@ def _mask_split(valid_mask: np.ndarray) -> Split:
     return np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)
 
 
+def stratified_counts(counts: Any, n_take: int) -> np.ndarray:
+    """How many items of each class (``counts``: the classes' sizes) a stratified draw of ``n_take`` items takes, as
+    scikit-learn's ``StratifiedShuffleSplit`` allocates them: each class its share ``n_take * count / total`` rounded
+    down, the items left over going one each to the classes with the largest remainders (ties to the earlier
+    class). The one allocation of pipekit's stratified splits (``TrainTestSplitter``, a bagged model's early-stopping
+    rows).
+
+    >>> stratified_counts([6] * 4, 6).tolist()    # 1.5 each: the two left over go to the first two classes
+    [2, 2, 1, 1]
+    >>> stratified_counts([90, 7, 3], 10).tolist()
+    [9, 1, 0]
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    if n_take <= 0 or counts.sum() == 0:
+        return np.zeros(len(counts), dtype=np.int64)
+    share = n_take * counts / counts.sum()
+    take = np.floor(share).astype(np.int64)
+    left = n_take - int(take.sum())
+    take[np.argsort(-(share - take), kind="stable")[:left]] += 1
+    return take
+
+
 #: a split's validation share, as every ``valid_pct=`` takes it: 0 trains on every item, with no validation set
 VALID_PCT = Interval(0, 1, closed="left", why="0 trains on every item, with no validation set")
 #: the same, or None (where None means another way of splitting)
@@ -482,13 +504,32 @@ class TrainTestSplitter(Splitter):
             codes = np.asarray(self.stratify, dtype=object)
         else:
             codes = items[str(self.stratify_col)].cast(pl.Utf8).fill_null("#na#").to_numpy()
-        valid = []
-        for v in np.unique(codes):
-            idx = rng.permutation(np.flatnonzero(codes == v))
-            valid.append(idx[: int(round(self.valid_pct * len(idx)))])
+        labels, counts = np.unique(codes, return_counts=True)
+        # as many validation items as scikit-learn's train_test_split gives: ceil(valid_pct * n)
+        n_valid = int(np.ceil(self.valid_pct * len(items)))
+        if n_valid:
+            self._check_strata(labels, counts, n_valid, len(items))
         mask = np.zeros(len(items), dtype=bool)
-        mask[np.concatenate(valid)] = True
+        for v, take in zip(labels, stratified_counts(counts, n_valid)):
+            mask[rng.permutation(np.flatnonzero(codes == v))[:take]] = True
         return _mask_split(mask)
+
+    def _check_strata(self, labels: np.ndarray, counts: np.ndarray, n_valid: int, n: int) -> None:
+        """Refuse, as scikit-learn's ``train_test_split`` does, a class of one item (it cannot be in both subsets)
+        and a subset too small to hold an item of every class."""
+        where = f"column {self.stratify_col!r}" if self.stratify_col is not None else "stratify="
+        if counts.min() < 2:
+            rare = [str(v) for v in labels[counts < 2]]
+            raise DataError(f"TrainTestSplitter: {len(rare)} class(es) of {where} have 1 item, too few to be in both "
+                            f"the training and the validation set (first {rare[:5]}); drop or merge those classes "
+                            "before splitting, or split without stratifying (RandomSplitter)")
+        for subset, size in (("validation", n_valid), ("training", n - n_valid)):
+            if size < len(labels):
+                raise DataError(f"TrainTestSplitter: valid_pct={self.valid_pct} gives a {subset} set of {size} of the "
+                                f"{n} items, fewer than the {len(labels)} classes of {where}, so some class would have "
+                                f"none there; give a valid_pct between {len(labels) / n:.3g} and "
+                                f"{1 - len(labels) / n:.3g}, merge rare classes, or split without stratifying "
+                                "(RandomSplitter)")
 
     def columns(self) -> list[str] | None:
         return [self.stratify_col] if self.stratify_col else []

@@ -47,7 +47,7 @@ from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.progress import progress_bar, under_bar
-from pipekit.data.splitters import text_times
+from pipekit.data.splitters import stratified_counts, text_times
 from pipekit.ensemble.base import align_classes, member_name
 from pipekit.metrics import get_metric
 
@@ -99,6 +99,19 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
     else:
         cv = KFold(n_folds, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(y)), y))
+
+
+def no_sample_weight(model: Any) -> str:
+    """Why ``model`` (an ensemble: a bag, a weighted or stacked ensemble) is refused ``sample_weight``, by its own
+    ``fit`` and by ``TabularClassifier(model).fit(X, y, sample_weight=...)`` alike, and what weighs rows.
+
+    >>> from pipekit.backends import GBM
+    >>> no_sample_weight(BaggedModel(GBM("classification"))).split(";")[0]
+    'sample_weight: a BaggedModel backend does not pass sample_weight on to its models'
+    """
+    return (f"sample_weight: a {type(model).__name__} backend does not pass sample_weight on to its models; give one "
+            "backend that weighs rows (GBM, RandomForest, ExtraTrees, XGBoost, CatBoost or a scikit-learn model whose "
+            "fit takes sample_weight)")
 
 
 def target_name(d: Any) -> str | None:
@@ -357,7 +370,8 @@ class BaggedModel(Backend):
         """``(fit_idx, stop_idx, held_idx)`` of fold model ``(repeat, fold)``, given each row's fold in ``folds``:
         it predicts the rows of ``fold`` and trains on the others, less its stopping rows (a seeded
         ``stop_fraction`` of them, none when the model does not stop early), stratified by class when
-        ``strata`` (each row's class index) is given: each class gives its share (largest remainders round it)
+        ``strata`` (each row's class index) is given: each class gives its share (largest remainders round it, as
+        ``TrainTestSplitter`` allocates its validation items: :func:`~pipekit.data.splitters.stratified_counts`)
         but never all of its rows, so a class of one row there stays in training (early stopping on a class the
         model never trained on cannot be scored). A ``fold`` no row is in gives every row's split for a model
         fitted on all of them. ``StackingEnsemble`` splits its members' rows this way too.
@@ -381,11 +395,7 @@ class BaggedModel(Backend):
         order = rng.permutation(len(rest))  # the rows of each class in a seeded order; each gives its first ones
         codes = strata[rest][order]
         counts = np.unique(codes, return_counts=True)[1]
-        share = n_stop * counts / len(rest)
-        take = np.floor(share).astype(np.int64)
-        left = n_stop - int(take.sum())
-        take[np.argsort(-(share - take), kind="stable")[:left]] += 1
-        take = np.minimum(take, counts - 1)
+        take = np.minimum(stratified_counts(counts, n_stop), counts - 1)
         by_class = np.argsort(codes, kind="stable")  # positions grouped by class, each group in the seeded order
         starts = np.cumsum(counts) - counts
         for s, t in zip(starts, take):
@@ -412,12 +422,16 @@ class BaggedModel(Backend):
         return (1, None) if at_once == 1 else (at_once, max(1, have // at_once))
 
     # -- fitting -------------------------------------------------------------------------------------
-    def fit(self, train: Any, valid: Any = None, order: Any = None) -> BaggedModel:
+    def fit(self, train: Any, valid: Any = None, order: Any = None,  # type: ignore[override]  # order third
+            sample_weight: Any = None) -> BaggedModel:
         """Fit the fold models on ``train`` (a progress bar per fold); ``valid`` is only scored. ``order``: each
         training row's time, for time folds (see ``folds``). An error a fold model raises comes out as it is
         (a scikit-learn ``ValueError`` stays one), with a note naming the bag and the fold and with
-        ``pipekit_fold``, its ``(fold, repeat, n_folds)``."""
+        ``pipekit_fold``, its ``(fold, repeat, n_folds)``. ``sample_weight`` is refused (:func:`no_sample_weight`):
+        the fold models are fitted unweighted."""
         check_fork_safe("BaggedModel.fit")
+        if sample_weight is not None:
+            raise ParameterError(no_sample_weight(self))
         valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         for _ in progress_bar(self.fit_folds(train, self.time_limit, order=order), total=self.n_folds * self.n_repeats,
                               description=f"bagging {self.name or type(self.model).__name__}"):

@@ -29,8 +29,8 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import (BaggedModel, make_folds, out_of_fold, target_name, time_ranks,
-                                     training_predictions)
+from pipekit.ensemble.bagged import (BaggedModel, make_folds, no_sample_weight, out_of_fold, target_name,
+                                     time_ranks, training_predictions)
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    validate_prediction)
 
@@ -177,14 +177,17 @@ class StackingEnsemble(Ensemble):
         logistic or ridge regression, which learns no trees)."""
         return [*self.members, self.meta] if self.passthrough else list(self.members)
 
-    def fit(self, train: Any, valid: Any = None, order: Any = None) -> StackingEnsemble:
+    def fit(self, train: Any, valid: Any = None, order: Any = None, sample_weight: Any = None) -> StackingEnsemble:
         """Fit on ``train``. Bagged members already fitted on ``train`` (``BaggedModel``) are kept as they are
         and their out-of-fold predictions feed the meta-model; other members are fitted here, fold by fold.
         A bagged ``meta`` keeps out-of-fold predictions of the whole stack (``oof_predictions_``), so the
         stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
         training row's time, for a bagged ``meta`` with time folds (``BaggedModel(folds="time")``) and for the
-        folds unfitted members are fitted on, then contiguous periods in time order."""
+        folds unfitted members are fitted on, then contiguous periods in time order. ``sample_weight`` is refused
+        (:func:`~pipekit.ensemble.bagged.no_sample_weight`): the members and the meta-model are fitted unweighted."""
         check_fork_safe("StackingEnsemble.fit")
+        if sample_weight is not None:
+            raise ParameterError(no_sample_weight(self))
         valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         if order is not None and not isinstance(self.meta, BaggedModel):  # refused before any member is fitted
             meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__

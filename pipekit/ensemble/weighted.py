@@ -28,10 +28,10 @@ import numpy as np
 
 from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT, not_a_split
 from pipekit.backends.data import encode_y
-from pipekit.core.errors import DataError, ExportError
+from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Options
-from pipekit.ensemble.bagged import training_predictions
+from pipekit.ensemble.bagged import no_sample_weight, training_predictions
 from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
                                    validate_prediction)
 
@@ -70,12 +70,15 @@ class WeightedEnsemble(Ensemble):
         self.time_limit = time_limit
         self.check_params()
 
-    def fit(self, data: Any = None, y: Any = None) -> WeightedEnsemble:
+    def fit(self, data: Any = None, y: Any = None, sample_weight: Any = None) -> WeightedEnsemble:
         """Select weights on the labelled split ``data``. With bagged members (``BaggedModel``) the weights are
         selected on their out-of-fold predictions when ``data`` is None or the rows they were fitted on, so
         no validation row chooses anything; ``selected_on_`` says which ("out_of_fold" or "data"). ``y`` is
-        refused: the targets are in the split (``fit(as_data(xs, y=y))`` for a frame and its targets)."""
+        refused: the targets are in the split (``fit(as_data(xs, y=y))`` for a frame and its targets); so is
+        ``sample_weight`` (:func:`~pipekit.ensemble.bagged.no_sample_weight`): every row counts alike."""
         check_fork_safe("WeightedEnsemble.fit")
+        if sample_weight is not None:
+            raise ParameterError(no_sample_weight(self))
         if y is not None:
             raise not_a_split(self, y, "data=None", "y")
         d = None if data is None else self._data(data)
