@@ -159,3 +159,28 @@ def test_the_polars_floor_is_stated_once_and_an_older_polars_is_named_on_import(
     r = subprocess.run([sys.executable, "-c", "import pipekit"], env={**env, "PYTHONPATH": str(ROOT)},
                        capture_output=True, text=True, cwd=tmp_path / "elsewhere")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_lightgbm_older_than_the_floor_is_named_at_a_gbms_fit(monkeypatch):
+    """LightGBM 4.0-4.5 meet a bare ``lightgbm>=4.0`` yet refuse the dataset a GBM builds, telling the user to set
+    ``free_raw_data=False`` (which pipekit's GBM has no argument for): the floor is 4.6, stated in pyproject.toml and
+    said at the fit, before LightGBM is reached."""
+    import tomllib
+
+    import lightgbm
+    import polars as pl
+
+    import pipekit
+    import pipekit.datasets as D
+    from pipekit.backends import GBM, as_data
+
+    reqs = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "lightgbm>=4.6" in reqs and pipekit.DEPENDENCY_FLOORS["lightgbm"] == (4, 6)
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(300)
+    d = as_data(df.select(pl.col("age", "fnlwgt", "education-num").cast(pl.Float64)), df["salary"], cat_names=[])
+    monkeypatch.setattr(lightgbm, "__version__", "4.5.0")
+    with pytest.raises(ImportError, match=r'pipekit needs lightgbm>=4\.6 and this environment has lightgbm 4\.5\.0: '
+                                          r'pip install -U "lightgbm>=4\.6"'):
+        GBM("classification", n_estimators=5).fit(d)
+    monkeypatch.setattr(lightgbm, "__version__", "4.6.0")
+    assert GBM("classification", n_estimators=5).fit(d).predict(d).shape == (300, 2)  # the fit runs at 4.6

@@ -538,6 +538,10 @@ class GBM(Booster):
         deadline = self._deadline()  # the time counts from here, LightGBM's first import included
         import lightgbm as lgb
 
+        from pipekit import check_dependencies
+
+        check_dependencies(names=["lightgbm"])  # an older LightGBM fails on the dataset below, blaming free_raw_data
+
         cats = [i for i, c in enumerate(self.feature_names_) if c in self.cat_features_] \
             if self.native_categorical else []
         names = [f"f{i}" for i in range(len(self.feature_names_))]  # LightGBM refuses some characters in names
