@@ -436,6 +436,7 @@ class HFTokenizer(Tokenizer):
             self._library()
         self._memo: dict[str, list[str]] = {}
         self._sub = None
+        self._unk: tuple[str | None] | None = None  # the tokenizer's own unknown token, read at the first decode
 
     def _library(self) -> _Library:
         """The tokenizer, read and checked on first use."""
@@ -482,21 +483,41 @@ class HFTokenizer(Tokenizer):
         ids = np.fromiter((i for e in encs for i in e.ids), dtype=np.int64, count=int(lens.sum()))
         return self.with_markers(list(self._vocab), ids, np.concatenate([[0], np.cumsum(lens)]))
 
+    def _unk_token(self) -> str | None:
+        """The tokenizer's own unknown token (WordPiece's ``[UNK]``, a BPE's or Unigram's ``<unk>``), None without one."""
+        found = getattr(self, "_unk", None)
+        if found is None:
+            model = json.loads(self.json()).get("model", {})
+            unk = model.get("unk_token")
+            if unk is None and isinstance(model.get("unk_id"), int):  # a Unigram model names it by id
+                unk = self._library().id_to_token(model["unk_id"])
+            found = self._unk = (unk if isinstance(unk, str) else None,)
+        return found[0]
+
     def decode_text(self, tokens: Any) -> str:
         """Text from one text's tokens, by the tokenizer's own decoder; pipekit's markers are dropped and ``xxunk`` is
-        written where a token was not in the vocabulary."""
+        written where a token was not in the vocabulary: pipekit's ``xxunk``, a token the tokenizer does not know, and
+        the tokenizer's own unknown token (``[UNK]``), which its decoder would leave out as a special token.
+
+        >>> import tokenizers
+        >>> tk = tokenizers.Tokenizer(tokenizers.models.WordLevel({"[UNK]": 0, "good": 1, "fun": 2}, unk_token="[UNK]"))
+        >>> _ = tk.add_special_tokens(["[UNK]"])
+        >>> HFTokenizer(tk).decode_text(["xxbos", "good", "[UNK]", "fun"])
+        'good xxunk fun'
+        """
         tk = self._library()
+        unk = self._unk_token()
         parts: list[str] = []
         run: list[int] = []
         for t in tokens:
             if t in (BOS, EOS, PAD):
                 continue
-            i = tk.token_to_id(t) if t != UNK else None
+            i = tk.token_to_id(t) if t not in (UNK, unk) else None
             if i is None:
                 if run:
                     parts.append(tk.decode(run))
                     run = []
-                parts.append(UNK if t == UNK else str(t))
+                parts.append(UNK if t in (UNK, unk) else str(t))
             else:
                 run.append(i)
         if run:

@@ -13,13 +13,16 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pipekit.core.errors import DataError, FieldError, ParameterError
+from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, check_state
 from pipekit.data.transform import Transform
 from pipekit.data.vocab import cut_repr
 from pipekit.text.tokenize import SPECIAL_TOKENS, UNK, TokenizedTexts
 
 FAKE = "xxfake"
+#: the largest share of the training texts' words (tokens with a letter or digit) that may fall outside the
+#: vocabulary before ``setup`` warns (imdb_sample's, word tokenizer, min_freq=3: 6%; a Chinese corpus's: 100%)
+MAX_UNKNOWN_SHARE = 0.5
 # what a Numericalize used before its vocabulary is learned says to call (idx, the training rows, is optional)
 _SETUP_CALL = "num.setup(toks) (or num.setup(toks, train_idx): the vocabulary of those texts only)"
 
@@ -200,8 +203,28 @@ class Numericalize(Transform):
                             f"most frequent appears {max(words, default=0)} times), so every word would be "
                             f"{UNK!r}; lower min_freq")
         vocab = specials + [t for _, _, t in cand[: self.max_vocab - len(specials)]]
+        self._warn_unknown(tokens.vocab, counts, set(vocab), set(specials))
         vocab += [FAKE] * (-len(vocab) % 8)
         self.vocab_ = TokenVocab(vocab)
+
+    def _warn_unknown(self, tokens: list[str], counts: np.ndarray, kept: set[str], specials: set[str]) -> None:
+        """Warn when most of the training texts' words (tokens holding a letter or digit: not the special tokens,
+        punctuation or line breaks, which stay known) are left out of the vocabulary: they all become ``xxunk``, and
+        texts that differ read as the same ids. Texts in a script written without spaces (Chinese, Japanese, Thai)
+        do this with the word tokenizer, which takes a whole clause as one token."""
+        is_word = np.fromiter((t not in specials and any(c.isalnum() for c in t) for t in tokens), dtype=bool,
+                              count=len(tokens))
+        known = np.fromiter((t in kept for t in tokens), dtype=bool, count=len(tokens))
+        words = int(counts[is_word].sum())
+        unknown = int(counts[is_word & ~known].sum())
+        if words and unknown / words > MAX_UNKNOWN_SHARE:
+            warn(f"Numericalize: {unknown / words:.0%} of the {words:,} words of the training texts (tokens with a "
+                 f"letter or digit) are not in the vocabulary (min_freq={self.min_freq}, max_vocab={self.max_vocab:,}: "
+                 f"{int((is_word & known & (counts > 0)).sum()):,} of {int((is_word & (counts > 0)).sum()):,} "
+                 f"distinct words kept), so "
+                 f"they all become {UNK!r} and many texts read the same; texts written without spaces between words "
+                 f"(Chinese, Japanese, Thai) come out of the word tokenizer a clause to a token: use a subword "
+                 f"tokenizer (tok=Tokenizer('unigram', vocab_sz=...)), or lower min_freq")
 
     def _ready(self) -> None:
         """Refuse to encode or decode before there is a vocabulary; one given to ``__init__`` is the vocabulary

@@ -19,6 +19,7 @@ whitespace-separated chunks, ``▁`` marking the space before each, punctuation 
 """
 from __future__ import annotations
 
+import codecs
 import html
 import os
 import re
@@ -35,6 +36,7 @@ from tokenizers import Tokenizer as _HFTokenizer
 
 from pipekit.core.errors import DataError, FieldError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check, is_missing, is_pandas, unknown_names
+from pipekit.data.items import wide_encoding_error
 from pipekit.data.lists import coll_repr
 from pipekit.data.transform import Transform
 
@@ -53,19 +55,33 @@ HTML_FIXES: list[tuple[str, str]] = [
 # any other character reference left after HTML_FIXES (``&copy;``, ``&eacute;``, ``&#8211;``) becomes its
 # character, as html.unescape reads it; only the ones closed by ";", so "&para=2" in a URL stays as written
 _RE_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+# a word: letters and digits, with the zero-width (non-)joiners written inside it (Persian "می‌خواهم", the
+# Devanagari conjunct "क्‍ष") kept in it, not split off as tokens of their own
+_WORD = r"\w+(?:[\x{200C}\x{200D}]+\w+)*"
+# an emoji with what belongs to it: a flag (two regional indicators), a pictograph with its skin-tone modifiers,
+# variation selectors and the pictographs joined to it by U+200D (a family, a rainbow flag), a keycap (1️⃣)
+_EMOJI = (r"\p{Regional_Indicator}{2}"
+          r"|\p{Extended_Pictographic}(?:[\x{FE0E}\x{FE0F}]|\p{Emoji_Modifier})*"
+          r"(?:\x{200D}\p{Extended_Pictographic}(?:[\x{FE0E}\x{FE0F}]|\p{Emoji_Modifier})*)*"
+          r"|[0-9#*]\x{FE0F}?\x{20E3}")
 # pieces of one chunk: runs of >= 3 equal punctuation marks (-> xxrep), contractions the way spaCy splits
-# them ("do n't", "it 's"), words, single punctuation marks.
-_PIECE_PATTERN = (r"([^\w\s])\1{2,}|(?i:n't)(?!\w)|'(?i:s|m|re|ve|ll|d)(?!\w)|\w+(?=(?i:n't)(?!\w))"
-                  r"|\w+|[^\w\s]")
+# them ("do n't", "it 's"), emoji, words, single punctuation marks.
+_PIECE_PATTERN = (r"([^\w\s])\1{2,}|(?i:n't)(?!\w)|'(?i:s|m|re|ve|ll|d)(?!\w)|" + _WORD + r"(?=(?i:n't)(?!\w))"
+                  r"|" + _EMOJI + r"|" + _WORD + r"|[^\w\s]")
+#: the version of the splitting and the rules: part of the token cache's key (:meth:`Tokenizer.cache_settings`),
+#: so tokens cached by a version that split texts otherwise are made afresh
+RULES_VERSION = 2
 _CHUNK_PATTERN = r"\n+|\S+"
 _UNITS = ("words", "chunks")  # what a subword model is trained on and applied to (Tokenizer.units_)
 _RE_REP = re.compile(r"(\S)\1{2,}")
 _RE_REP_SPLIT = re.compile(r"((\S)\2{2,})")
-_RE_WORD = re.compile(r"^\w+$")
+_RE_WORD = re.compile(r"^\w+(?:[\u200c\u200d]+\w+)*$")
+# full-width punctuation of Chinese and Japanese (。，！？、「」 ...): written with no space before or after it
+_RE_WIDE_PUNCT = re.compile(r"^(?:(?!\w)[\u3001-\u303f\uff01-\uffee])+$")
 _MEMO_MAX = 2_000_000
 _ASCII_TRIPLES = "|".join(ch * 3 for ch in "abcdefghijklmnopqrstuvwxyz")
 _CONTRACTIONS = {"n't", "'s", "'m", "'re", "'ve", "'ll", "'d"}
-_NO_SPACE_BEFORE = set(".,!?;:)]}%") | _CONTRACTIONS
+_NO_SPACE_BEFORE = set(".,!?;:)]}%\u0964\u0965") | _CONTRACTIONS  # and the Devanagari danda (।, ॥)
 _NO_SPACE_AFTER = set("([{$#")
 #: the most characters that runs of a repeated character or word (``xxrep n c``, ``xxwrep n w``) may add to one
 #: decoded text, all its runs together: a text or a model's sample holding ``xxrep 1234567890 a`` would otherwise
@@ -195,6 +211,22 @@ def _factorize(values: pl.Series) -> tuple[pl.Series, np.ndarray]:
                   .to_numpy() if len(values) else np.zeros(0, np.int64))
 
 
+def _normalize_text(s: pl.Series) -> pl.Series:
+    """Texts as the tokenizer splits them: Windows' line endings (``\\r\\n``) and a lone ``\\r`` are ``\\n``, so
+    ``\\r\\n\\r\\n`` is the one paragraph break ``\\n\\n`` is (the ``\\r`` would cut the run of line breaks in two
+    tokens), and a byte-order mark starting a text (U+FEFF, which :func:`read_text_file` drops from a file) is no
+    character of it.
+
+    >>> _normalize_text(pl.Series(["\\ufeffGood.\\r\\n\\r\\nBad.\\rUgly."])).to_list()
+    ['Good.\\n\\nBad.\\nUgly.']
+    """
+    if s.str.contains("\r", literal=True).any():
+        s = s.str.replace_all("\r\n?", "\n")
+    if s.str.starts_with("\ufeff").any():
+        s = s.str.strip_prefix("\ufeff")
+    return s
+
+
 def _unescape_entities(s: pl.Series) -> pl.Series:
     """``s`` with its character references unescaped; only the texts that hold one go through Python."""
     has = s.str.contains(_RE_ENTITY.pattern).fill_null(False)
@@ -278,7 +310,10 @@ def as_text_series(texts: Any, name: str = "text") -> pl.Series:
 def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "strict") -> str:
     """Read a text file; bytes that are not valid ``encoding`` fail with the file name and byte offset.
 
-    ``errors`` is Python's codec policy: "strict" (raise), "replace" (U+FFFD) or "ignore" (drop bytes).
+    ``errors`` is Python's codec policy: "strict" (raise), "replace" (U+FFFD) or "ignore" (drop bytes). A file that
+    begins with a UTF-16 or UTF-32 byte-order mark (Windows Notepad's "Unicode") read as UTF-8 is refused whatever
+    ``errors`` says (:func:`~pipekit.data.items.wide_encoding_error` tells it): "replace" would read a NUL between
+    every two letters.
 
     >>> _ = Path("/tmp/pk_read.txt").write_bytes(b"caf\\xc3\\xa9")
     >>> read_text_file("/tmp/pk_read.txt")
@@ -289,6 +324,14 @@ def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "str
     """
     check("read_text_file", errors=(errors, Options("strict", "replace", "ignore")))
     data = Path(path).read_bytes()
+    if _is_utf8(encoding) and (wide := wide_encoding_error(Path(path))) is not None:
+        found = re.search(r"UTF-(16|32)", str(wide))
+        name = found.group() if found else "UTF-16"
+        codec, p = name.lower(), Path(path)
+        raise DataError(f"{path}: the file is {name} text (it begins with {name}'s byte-order mark), and text files "
+                        f"are read as {encoding}, which would give a NUL character between letters (errors='replace' "
+                        f"too); re-save it as UTF-8 (e.g. iconv -f {codec} -t utf-8 {p.name} > {p.stem}-utf8{p.suffix}), "
+                        f"or pass encoding={codec!r} if every file is {name}") from None
     try:
         text = data.decode(encoding, errors=errors)
         # a byte-order mark (Windows editors start UTF-8 files with one) marks the encoding; it is no word of the text
@@ -297,6 +340,15 @@ def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "str
         raise DataError(f"{path}: not valid {encoding} at byte {e.start} ({data[e.start:e.start + 4]!r}); "
                          f"fix the file, pass encoding=... if it uses another one, or errors='replace' "
                          f"to substitute U+FFFD for bad bytes") from None
+
+
+def _is_utf8(encoding: str) -> bool:
+    """Whether ``encoding`` names UTF-8 (``"utf-8"``, ``"UTF8"``, ``"utf-8-sig"``); False for an unknown name, which
+    decoding then names."""
+    try:
+        return codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+    except LookupError:
+        return False
 
 
 def _split_reps(tok: str) -> list[str]:
@@ -469,7 +521,7 @@ class Tokenizer(Transform):
         """What identifies this tokenizer's output in the token cache (its settings, which a base tokenizer
         fixes rather than takes as parameters)."""
         return {"mode": self.mode, "vocab_sz": self.vocab_sz, "rules": self.rules, "add_bos": self.add_bos,
-                "add_eos": self.add_eos}
+                "add_eos": self.add_eos, "rules_version": RULES_VERSION}
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """A subword model (the tokenizers library's JSON) goes through the checks an ``HFTokenizer``'s tokenizer
@@ -570,10 +622,11 @@ class Tokenizer(Transform):
         it was trained to give."""
         if units == "words":
             return self._encode_words(s)
-        uniq, codes, n_chunks = _chunk_codes(s)
+        uniq, codes, n_chunks = _chunk_codes(_normalize_text(s))
         return self.with_markers(uniq.to_list(), codes, np.concatenate([[0], np.cumsum(n_chunks)]))
 
     def _encode_words(self, s: pl.Series) -> TokenizedTexts:
+        s = _normalize_text(s)
         if self.rules:
             s = _unescape_entities(s.str.replace_many([a for a, _ in HTML_FIXES], [b for _, b in HTML_FIXES]))
         uniq, codes, n_chunks = _chunk_codes(s)
@@ -975,7 +1028,9 @@ def decode_words(tokens: Sequence[str]) -> str:
     Decoding the tokens of a text gives the text back, except for what the tokenizer leaves out by design:
 
     - spacing: a run of spaces is one space, none is kept around line breaks, and punctuation is spaced
-      the English way (no space before ``.,!?;:)]}%`` and contractions such as ``n't``, none after ``([{$#``);
+      the English way (no space before ``.,!?;:)]}%``, the Devanagari danda ``।`` and contractions such as ``n't``,
+      none after ``([{$#``), with no space on either side of Chinese and Japanese full-width punctuation
+      (``。，！？、「」``, U+3001-U+303F and U+FF01-U+FFEE);
     - case: the rules mark Capitalised and ALL-CAPS words of two or more letters, so other words
       (``McDonald``, ``iPhone``, ``3D``) and one-letter capitals come back lower-case, but for a lone ``i``,
       which comes back as ``I``;
@@ -1054,9 +1109,10 @@ def decode_words(tokens: Sequence[str]) -> str:
             out.append(t)
             glue = True
             continue
-        attach = glue or t in _NO_SPACE_BEFORE
+        wide = _RE_WIDE_PUNCT.match(t) is not None  # 。，「」: no space on either side
+        attach = glue or wide or t in _NO_SPACE_BEFORE
         out.append(word if attach else " " + word)
-        glue = t in _NO_SPACE_AFTER
+        glue = wide or t in _NO_SPACE_AFTER
     return "".join(out).strip(" ")
 
 
