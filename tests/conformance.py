@@ -303,6 +303,10 @@ FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
     "pipekit.metrics.FBeta": {"params": {"beta", "average", "pos_label"}, "state": set()},
     "pipekit.metrics.CohenKappa": {"params": {"weights"}, "state": set()},
     "pipekit.metrics.BalancedAccuracy": {"params": set(), "state": set()},
+    **{f"pipekit.metrics.{name}": {"params": set(), "state": set()}
+       for name in ("HammingLoss", "MatthewsCorrCoef", "APScoreBinary", "BrierScore")},
+    **{f"pipekit.metrics.{name}": {"params": {"average", "multi_class"}, "state": set()}
+       for name in ("RocAuc", "RocAucBinary")},
     "pipekit.learn.Recorder": {"params": {"beta"}, "state": set()},
     **{f"pipekit.vision.{name}": {"params": set(), "state": set()} for name in ("Dice", "JaccardCoeff")},
     **{f"pipekit.sklearn.{name}": {

@@ -13,7 +13,7 @@ from PIL import Image
 
 import pipekit.learn as L
 import pipekit.metrics as M
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.vision import Dice, DiceMulti, JaccardCoeff
 
 
@@ -271,3 +271,136 @@ def test_the_new_arguments_at_their_defaults_leave_the_records_older_pipekit_rea
     given = F1Score(average="macro", labels=[0, 2]).to_record()["params"]
     assert given["labels"] == [0, 2] and type(F1Score.from_record(F1Score(average="macro").to_record())) is F1Score
     assert Dice(axis=-1).to_record()["params"] == {"axis": -1}
+
+
+# ----------------------------------------------------------------- axis, sample_weight, zero_division, max_fpr
+ADULT_CATS = ["workclass", "education", "marital-status", "occupation", "relationship", "race"]
+
+
+@pytest.fixture(scope="module")
+def adult_learner():
+    """A tiny tabular learner of adult's salary (2 classes; 400 validation rows), fitted one epoch, with its
+    validation predictions (probabilities), targets and a weight per validation row."""
+    import pandas as pd
+
+    from pipekit.data.seed import set_seed
+    from pipekit.datasets import path
+    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+
+    adult = pd.read_csv(path("adult_sample") / "adult.csv", nrows=2000)
+    set_seed(0)
+    dls = TabularDataLoaders.from_df(adult, procs=[Categorify, FillMissing, Normalize], cat_names=ADULT_CATS,
+                                     cont_names=["age", "fnlwgt", "education-num"], y_names="salary",
+                                     valid_idx=list(range(1600, 2000)), bs=64)
+    learn = tabular_learner(dls, layers=[20, 10])
+    learn.fit(1, 1e-2)
+    probs, targs = learn.get_preds()
+    weights = np.random.default_rng(0).uniform(0.1, 3.0, size=len(targs))
+    return learn, probs.numpy(), targs.numpy().reshape(-1), weights
+
+
+def _adult_cases(w: np.ndarray) -> list[tuple[str, object, object]]:
+    """(what, the pipekit metric with fastai's arguments, scikit-learn's value of (targets, probabilities))."""
+    lab = lambda p: p.argmax(1)  # noqa: E731
+    return [
+        ("F1Score(sample_weight)", M.F1Score(sample_weight=w), lambda y, p: skm.f1_score(y, lab(p), sample_weight=w)),
+        ("F1Score(axis=1, average=macro)", M.F1Score(axis=1, average="macro"),
+         lambda y, p: skm.f1_score(y, lab(p), average="macro")),
+        ("Precision(pos_label=0, sample_weight)", M.Precision(pos_label=0, sample_weight=w),
+         lambda y, p: skm.precision_score(y, lab(p), pos_label=0, sample_weight=w)),
+        ("Recall(average=weighted, sample_weight)", M.Recall(average="weighted", sample_weight=w),
+         lambda y, p: skm.recall_score(y, lab(p), average="weighted", sample_weight=w)),
+        ("FBeta(2, sample_weight)", M.FBeta(2.0, sample_weight=w),
+         lambda y, p: skm.fbeta_score(y, lab(p), beta=2.0, sample_weight=w)),
+        ("Jaccard(average=micro, sample_weight)", M.Jaccard(average="micro", sample_weight=w),
+         lambda y, p: skm.jaccard_score(y, lab(p), average="micro", sample_weight=w)),
+        ("BalancedAccuracy(adjusted, sample_weight)", M.BalancedAccuracy(adjusted=True, sample_weight=w),
+         lambda y, p: skm.balanced_accuracy_score(y, lab(p), adjusted=True, sample_weight=w)),
+        ("MatthewsCorrCoef(sample_weight)", M.MatthewsCorrCoef(sample_weight=w),
+         lambda y, p: skm.matthews_corrcoef(y, lab(p), sample_weight=w)),
+        ("CohenKappa(weights=linear, sample_weight)", M.CohenKappa(weights="linear", sample_weight=w),
+         lambda y, p: skm.cohen_kappa_score(y, lab(p), weights="linear", sample_weight=w)),
+        ("HammingLoss(sample_weight)", M.HammingLoss(sample_weight=w),
+         lambda y, p: skm.hamming_loss(y, lab(p), sample_weight=w)),
+        ("RocAucBinary(max_fpr, sample_weight)", M.RocAucBinary(max_fpr=0.2, sample_weight=w),
+         lambda y, p: skm.roc_auc_score(y, p[:, 1], max_fpr=0.2, sample_weight=w)),
+        ("RocAuc(max_fpr)", M.RocAuc(max_fpr=0.5), lambda y, p: skm.roc_auc_score(y, p[:, 1], max_fpr=0.5)),
+        ("APScoreBinary(pos_label=0, sample_weight)", M.APScoreBinary(pos_label=0, sample_weight=w),
+         lambda y, p: skm.average_precision_score(y, p[:, 0], pos_label=0, sample_weight=w)),
+        ("BrierScore(pos_label=0, sample_weight)", M.BrierScore(pos_label=0, sample_weight=w),
+         lambda y, p: skm.brier_score_loss(y, p[:, 0], pos_label=0, sample_weight=w)),
+    ]
+
+
+def test_fastai_arguments_score_as_scikit_learn_on_adult_predictions(adult_learner):
+    learn, probs, targs, w = adult_learner
+    assert len(np.unique(targs)) == 2 and len(np.unique(probs.argmax(1))) == 2  # both classes predicted
+    for what, metric, sk in _adult_cases(w):
+        theirs = sk(targs, probs)
+        assert metric.score(targs, probs) == pytest.approx(theirs, rel=1e-9, abs=1e-12), what
+        # the Learner's face: raw outputs over the validation batches, the weights aligned with its items
+        learn.metrics = [metric]
+        assert learn.validate()[1] == pytest.approx(theirs, rel=1e-5, abs=1e-7), what
+    weighted = M.F1Score(sample_weight=w).score(targs, probs)
+    assert weighted != pytest.approx(M.F1Score().score(targs, probs))  # the weights change the value
+
+
+def test_sample_weight_of_another_length_names_the_metric_both_lengths_and_the_validation_set(adult_learner):
+    learn, probs, targs, w = adult_learner
+    for metric in (M.F1Score(sample_weight=w[:-1]), M.RocAucBinary(sample_weight=w[:-1]),
+                   M.BalancedAccuracy(sample_weight=w[:-1])):
+        with pytest.raises(DataError, match=rf"{type(metric).__name__} \(.*\): sample_weight holds 399 weights and "
+                                            r"400 items were scored; .*align with .*validation set's items, in order"):
+            metric.score(targs, probs)
+        learn.metrics = [metric]
+        with pytest.raises(DataError, match="sample_weight holds 399 weights and 400 items"):
+            learn.validate()
+    with pytest.raises(ParameterError, match=r"F1Score: sample_weight=.* one number per item"):
+        M.F1Score(sample_weight=[[1.0, 2.0]])
+    with pytest.raises(ParameterError, match=r"sample_weight\[1\] is nan"):
+        M.MatthewsCorrCoef(sample_weight=[1.0, float("nan")])
+    with pytest.raises(ParameterError, match="multi_class='ovo'.*sample_weight"):
+        M.RocAuc(multi_class="ovo", sample_weight=w)
+
+
+def test_sample_weight_is_kept_by_the_learner_file(adult_learner, tmp_path):
+    import pipekit
+
+    learn, probs, targs, w = adult_learner
+    learn.metrics = [M.F1Score(sample_weight=w), M.RocAucBinary(max_fpr=0.2, sample_weight=w)]
+    expected = learn.validate()[1:]
+    loaded = pipekit.load(learn.export(tmp_path / "adult.pipekit"))
+    f1, auc = loaded.metrics
+    assert isinstance(f1.sample_weight, np.ndarray) and np.array_equal(f1.sample_weight, w)
+    assert auc.max_fpr == 0.2 and np.array_equal(auc.sample_weight, w)
+    assert f1.score(targs, probs) == pytest.approx(expected[0], rel=1e-5)
+    assert auc.score(targs, probs) == pytest.approx(expected[1], rel=1e-5)
+    # at their defaults the new arguments leave the record as older pipekit wrote it
+    assert M.F1Score(axis=-1, sample_weight=None, zero_division="warn").to_record()["params"] == \
+        {"average": "binary", "pos_label": 1}
+    assert M.RocAuc(axis=-1, sample_weight=None, max_fpr=None).to_record()["params"] == \
+        {"average": "macro", "multi_class": "ovr"}
+
+
+def test_zero_division_and_axis_as_scikit_learn_and_fastai(data):
+    y = np.array([0, 0, 1, 1])
+    never_1 = torch.tensor([[2.0, 0.0]] * 4)  # class 1 never predicted: precision of class 1 is 0/0
+    for zd in (0, 1, 0.0, 1.0):
+        assert float(M.Precision(zero_division=zd)(never_1, torch.as_tensor(y))) == \
+            skm.precision_score(y, np.zeros(4, dtype=int), zero_division=zd)
+    assert np.isnan(float(M.F1Score(zero_division=float("nan"))(never_1, torch.zeros(4, dtype=torch.long))))
+    with pytest.raises(ParameterError, match="zero_division"):
+        M.Recall(zero_division="yes")
+    # the class axis: (bs, classes, h, w) scores with axis=1 score every pixel, as fastai flattens them
+    p, t = data["seg_p"], data["seg_t"]
+    flat = p.argmax(1).reshape(-1).numpy()
+    assert float(M.F1Score(axis=1, average="macro")(p, t)) == pytest.approx(
+        skm.f1_score(t.reshape(-1).numpy(), flat, average="macro"))
+    assert float(M.CohenKappa(axis=1)(p, t)) == pytest.approx(skm.cohen_kappa_score(t.reshape(-1).numpy(), flat))
+    probs = p.softmax(1).movedim(1, -1).reshape(-1, 3).numpy()
+    assert float(M.RocAuc(axis=1)(p, t)) == pytest.approx(skm.roc_auc_score(t.reshape(-1).numpy(), probs,
+                                                                            multi_class="ovr"), rel=1e-5)
+    with pytest.raises(ParameterError, match=r"axis=3 is not an axis of the model's outputs of shape \(63, 4\)"):
+        M.F1Score(axis=3, average="macro")(data["clf_p"], data["clf_t"])
+    with pytest.raises(ParameterError, match="axis"):
+        M.HammingLoss(axis=0)

@@ -76,7 +76,8 @@ def test_a_metric_record_written_before_loads_in_a_fresh_process():
         ["pipekit.metrics.classification", "accuracy", {"axis": -1}],
         ["pipekit.metrics.multilabel", "f1_score", {"thresh": 0.3, "sigmoid": True, "average": "micro"}],
         ["pipekit.metrics.regression", "rmse", {}],
-        ["pipekit.metrics.classification", "roc_auc_score", {"average": "weighted", "multi_class": "ovo"}]]
+        ["pipekit.metrics.classification", "roc_auc_score", {"average": "weighted", "multi_class": "ovo", "axis": -1,
+                                                             "sample_weight": None, "max_fpr": None}]]
     assert [m.to_record([])["class"] for m in map(Component.from_record, records)] == [r["class"] for r in records]
 
 
@@ -86,7 +87,8 @@ def test_a_pickle_that_names_the_module_loads():
     assert b"pipekit.metrics.classification\nF1Score" in data
     old = data.replace(b"pipekit.metrics.classification\nF1Score", b"pipekit.metrics\nF1Score")
     loaded = pickle.loads(old)
-    assert type(loaded) is F1Score and loaded.get_params() == {"average": "macro", "pos_label": 1, "labels": None}
+    assert type(loaded) is F1Score and loaded.get_params() == {"average": "macro", "pos_label": 1, "labels": None, "axis": -1,
+                                                            "sample_weight": None, "zero_division": "warn"}
     preds, targs = torch.tensor([[2.0, 0.0], [0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1, 0])
     assert float(loaded(preds, targs)) == pytest.approx(skm.f1_score([0, 1, 0], [0, 1, 1], average="macro"))
 

@@ -5,6 +5,7 @@ accumulation over batches."""
 from __future__ import annotations
 
 import functools
+import re
 import warnings
 
 import numpy as np
@@ -380,3 +381,25 @@ def test_binary_label_scores_of_a_two_class_model_on_targets_of_class_0_alone_ar
     # a class beyond the model's two is still refused, naming the model's classes
     with pytest.raises(ValueError, match=r"pos_label=2 is not a class of this 2-class model"):
         accumulate(F1Score(pos_label=2), [(logits, y)])
+
+
+def test_a_tracker_given_a_nan_roc_auc_says_the_metric_is_undefined_on_the_validation_set(adult_rows):
+    from pipekit.data.seed import set_seed
+    from pipekit.learn import EarlyStoppingCallback
+    from pipekit.metrics import RocAucBinary
+    from pipekit.tabular import Categorify, FillMissing, Normalize, TabularDataLoaders, tabular_learner
+
+    # a validation set of adult's '<50k' rows alone: ROC-AUC ranks one class against the other, so it is NaN
+    low = np.flatnonzero((adult_rows["salary"] == "<50k").to_numpy())[-300:]
+    set_seed(0)
+    dls = TabularDataLoaders.from_df(adult_rows, procs=[Categorify, FillMissing, Normalize],
+                                     cat_names=["workclass", "education"], cont_names=["age", "education-num"],
+                                     y_names="salary", valid_idx=low.tolist(), bs=64)
+    learn = tabular_learner(dls, layers=[8], metrics=[RocAucBinary()])
+    with pytest.warns(PipekitWarning) as seen:
+        learn.fit(1, 1e-2, cbs=[EarlyStoppingCallback(monitor="roc_auc_score")])
+    said = " ".join(str(w.message) for w in seen)
+    assert "roc_auc_score: the targets scored (in a fit, the validation set's) hold only class 0" in said
+    assert re.search(r"EarlyStoppingCallback: the monitored value roc_auc_score=nan at epoch 0 is not a finite number.*"
+                     r"a metric undefined on that validation set, such as ROC-AUC of a set holding one class alone "
+                     r"\(that metric's own warning names the class and the fix\)", said)

@@ -2,6 +2,7 @@
 or softmax probabilities) against class indices."""
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Any, ClassVar
 
@@ -24,6 +25,78 @@ def _class_list(v: Any) -> bool:
 #: scikit-learn's ``labels`` of a metric of classes: None (every class) or the class indices it scores
 CLASS_LABELS = Is(lambda v: v is None or _class_list(v),
                   "None or a non-empty list of distinct class indices (whole numbers from 0), e.g. [0, 2]")
+
+
+#: scikit-learn's ``zero_division`` of a per-class score: what a class never predicted (precision) or never present
+#: (recall) scores, 'warn' (0 with scikit-learn's warning), 0, 1 or NaN
+ZERO_DIVISION = Is(lambda v: (isinstance(v, str) and v == "warn") or (
+    isinstance(v, numbers.Real) and not isinstance(v, bool) and (v in (0, 1) or v != v)),
+    "'warn', 0, 1 or nan, as scikit-learn's zero_division")
+#: ROC-AUC's ``max_fpr``: None (the whole curve) or the false-positive rate the partial area stops at, as scikit-learn's
+MAX_FPR = Interval(0, 1, closed="right", none_ok=True)
+#: what a record of a metric without these parameters means: files written before they were taken load as they did,
+#: and a metric given none of them is written as it was
+_WEIGHT_DEFAULTS: dict[str, Any] = {"params.axis": -1, "params.sample_weight": None}
+
+
+def _as_sample_weight(owner: str, sample_weight: Any) -> np.ndarray | None:
+    """``sample_weight`` as scikit-learn takes it (one finite number per item scored, in the order of the items:
+    in a fit, the validation set's), kept as a float64 array so that a saved learner holds it; None stays None."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, (str, bytes, dict)):
+        w = None
+    else:
+        try:
+            src = sample_weight.detach().cpu().numpy() if hasattr(sample_weight, "detach") else sample_weight
+            w = np.array(src, dtype=np.float64)
+        except (TypeError, ValueError):
+            w = None
+    if w is None or w.ndim != 1 or not len(w):
+        raise ParameterError(f"{owner}: sample_weight={sample_weight!r:.80} is not accepted; give one number per item "
+                             "scored (in a fit, one per item of the validation set, in its order), as a list or a "
+                             "1-D array, or None")
+    bad = np.flatnonzero(~np.isfinite(w))
+    if len(bad):
+        raise ParameterError(f"{owner}: sample_weight[{int(bad[0])}] is {w[bad[0]]}; each weight must be a finite "
+                             "number")
+    return w
+
+
+def _weight_kwargs(metric: Any, n_items: int) -> dict[str, Any]:
+    """``sample_weight=`` for scikit-learn when the metric was given one, checked to hold one weight per item
+    scored."""
+    w = getattr(metric, "sample_weight", None)
+    if w is None:
+        return {}
+    if len(w) != n_items:
+        raise DataError(f"{type(metric).__name__} ({metric.name}): sample_weight holds {len(w)} weights and "
+                        f"{n_items} items were scored; sample_weight must align with the items scored, one weight "
+                        "per item in their order (in a fit, the validation set's items, in order: "
+                        "len(dls.valid_ds) of them)")
+    return {"sample_weight": w}
+
+
+def _classes_last(metric: Any, pred: Any, targ: Any) -> tuple[Any, Any]:
+    """Model outputs with the class axis ``metric.axis`` moved last and every other axis flattened into items
+    (``(n, classes)``), and the targets flattened to match, as fastai's metrics flatten them; outputs of one
+    dimension, or of two with the class axis last, are returned as they are."""
+    axis = metric.axis
+    if pred.ndim < 2:
+        return pred, targ
+    if not -pred.ndim <= axis < pred.ndim:
+        raise ParameterError(f"{metric.name}: axis={axis} is not an axis of the model's outputs of shape "
+                             f"{tuple(pred.shape)}; give the class axis (-1 for (bs, n_classes), 1 for "
+                             "(bs, n_classes, h, w))")
+    if pred.ndim == 2 and axis in (-1, 1):
+        return pred, targ
+    k = pred.shape[axis]
+    flat = pred.movedim(axis, -1).reshape(-1, k)
+    if targ.numel() != flat.shape[0]:
+        raise ParameterError(f"{metric.name}: with axis={axis} the model's outputs of shape {tuple(pred.shape)} hold "
+                             f"{flat.shape[0]} items of {k} class scores, and the targets of shape "
+                             f"{tuple(targ.shape)} hold {targ.numel()}; give the class axis of the outputs")
+    return flat, targ.reshape(-1)
 
 
 def _one_score_per_item(name: str, multi: str, loss_kind: str | None) -> str:
@@ -100,8 +173,15 @@ class _ArgmaxScore(ArrayMetric):
     sk_name = ""
     #: the width of the class scores accumulated (the model's classes), which their arg-max no longer shows
     _width: int | None = None
+    #: ``axis``: the class axis of the model's outputs, which the arg-max is taken over (``(bs, n_classes, h, w)``
+    #: outputs with ``axis=1`` are scored pixel by pixel); ``sample_weight``: scikit-learn's, one weight per item scored
+    axis: int = -1
+    sample_weight: np.ndarray | None = None
+    param_constraints: ClassVar[dict[str, Any]] = {"axis": CLASS_AXIS}
+    record_defaults: ClassVar[dict[str, Any]] = dict(_WEIGHT_DEFAULTS)
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        pred, targ = _classes_last(self, pred, targ)
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
             multi = type(self).multi_label_instead.split(" ")[0]
             raise ParameterError(_one_score_per_item(self.name, multi, self._loss_kind))
@@ -143,7 +223,8 @@ class _ArgmaxScore(ArrayMetric):
         import sklearn.metrics
 
         labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
-        return float(getattr(sklearn.metrics, self.sk_name)(y_true, labels, **self.sk_kwargs(y_true, y_pred, labels)))
+        return float(getattr(sklearn.metrics, self.sk_name)(y_true, labels, **self.sk_kwargs(y_true, y_pred, labels),
+                                                            **_weight_kwargs(self, len(y_true))))
 
 
 class _LabelScore(_ArgmaxScore):
@@ -152,15 +233,20 @@ class _LabelScore(_ArgmaxScore):
 
     abstract = True
     param_constraints = {"average": Options("binary", "macro", "micro", "weighted"),
-                         "pos_label": Interval(0, None, integer=True), "labels": CLASS_LABELS}
+                         "pos_label": Interval(0, None, integer=True), "labels": CLASS_LABELS, "axis": CLASS_AXIS,
+                         "zero_division": ZERO_DIVISION}
     # labels came after the file format's first records of these scores: a record of every class (None) leaves it
-    # out, so files pipekit versions before it read still write as they did
-    record_defaults: ClassVar[dict[str, Any]] = {"params.labels": None}
+    # out, so files pipekit versions before it read still write as they did (axis, sample_weight, zero_division too)
+    record_defaults: ClassVar[dict[str, Any]] = {"params.labels": None, **_WEIGHT_DEFAULTS,
+                                                 "params.zero_division": "warn"}
     #: whether ``get_metric`` knows it by name with an average ("f1_macro"): not a score that needs a parameter
     named: ClassVar[bool] = True
 
-    def __init__(self, average: str = "binary", pos_label: int = 1, labels: list[int] | None = None):
+    def __init__(self, average: str = "binary", pos_label: int = 1, labels: list[int] | None = None,
+                 axis: int = -1, sample_weight: Any = None, zero_division: str | float = "warn"):
         self.average, self.pos_label, self.labels = average, pos_label, labels
+        self.axis, self.zero_division = axis, zero_division
+        self.sample_weight = _as_sample_weight(type(self).__name__, sample_weight)
         self.check_params()
         if labels is not None and average == "binary":
             raise ParameterError(f"{self.name}: labels={list(labels)} chooses the classes an average is taken over, and "
@@ -189,7 +275,8 @@ class _LabelScore(_ArgmaxScore):
         if self.average == "binary" and self.pos_label >= n_classes and (model_classes is not None or n_classes > 1):
             raise ParameterError(f"{self.name}: pos_label={self.pos_label} is not a class of this {n_classes}-class "
                                  f"model; give the index of the class to score (0 to {n_classes - 1})")
-        return {"average": self.average, "pos_label": self.pos_label, **self._labels_kwargs(model_classes)}
+        return {"average": self.average, "pos_label": self.pos_label, "zero_division": self.zero_division,
+                **self._labels_kwargs(model_classes)}
 
 
 class F1Score(_LabelScore):
@@ -248,11 +335,12 @@ class BalancedAccuracy(_ArgmaxScore):
 
     metric_name = sk_name = "balanced_accuracy_score"
     aliases = ("balanced_accuracy",)
-    param_constraints = {"adjusted": BOOL}
-    record_defaults: ClassVar[dict[str, Any]] = {"params.adjusted": False}  # as _LabelScore's labels
+    param_constraints = {"adjusted": BOOL, "axis": CLASS_AXIS}
+    record_defaults: ClassVar[dict[str, Any]] = {"params.adjusted": False, **_WEIGHT_DEFAULTS}  # as _LabelScore's
 
-    def __init__(self, adjusted: bool = False):
-        self.adjusted = adjusted
+    def __init__(self, adjusted: bool = False, axis: int = -1, sample_weight: Any = None):
+        self.adjusted, self.axis = adjusted, axis
+        self.sample_weight = _as_sample_weight(type(self).__name__, sample_weight)
         self.check_params()
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -271,6 +359,11 @@ class MatthewsCorrCoef(_ArgmaxScore):
 
     metric_name = sk_name = "matthews_corrcoef"
 
+    def __init__(self, sample_weight: Any = None, axis: int = -1):
+        self.axis = axis
+        self.sample_weight = _as_sample_weight(type(self).__name__, sample_weight)
+        self.check_params()
+
 
 class CohenKappa(_ArgmaxScore):
     """Cohen's kappa on arg-max predictions (scikit-learn's ``cohen_kappa_score``): agreement beyond chance;
@@ -284,11 +377,13 @@ class CohenKappa(_ArgmaxScore):
 
     metric_name = sk_name = "cohen_kappa_score"
     aliases = ("cohen_kappa",)
-    param_constraints = {"weights": Options(None, "linear", "quadratic"), "labels": CLASS_LABELS}
-    record_defaults: ClassVar[dict[str, Any]] = {"params.labels": None}  # as _LabelScore's
+    param_constraints = {"weights": Options(None, "linear", "quadratic"), "labels": CLASS_LABELS, "axis": CLASS_AXIS}
+    record_defaults: ClassVar[dict[str, Any]] = {"params.labels": None, **_WEIGHT_DEFAULTS}  # as _LabelScore's
 
-    def __init__(self, weights: str | None = None, labels: list[int] | None = None):
-        self.weights, self.labels = weights, labels
+    def __init__(self, weights: str | None = None, labels: list[int] | None = None, axis: int = -1,
+                 sample_weight: Any = None):
+        self.weights, self.labels, self.axis = weights, labels, axis
+        self.sample_weight = _as_sample_weight(type(self).__name__, sample_weight)
         self.check_params()
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
@@ -315,9 +410,10 @@ class FBeta(_LabelScore):
     param_constraints = {**_LabelScore.param_constraints, "beta": FBETA_BETA}
     named = False
 
-    def __init__(self, beta: float, average: str = "binary", pos_label: int = 1, labels: list[int] | None = None):
+    def __init__(self, beta: float, average: str = "binary", pos_label: int = 1, labels: list[int] | None = None,
+                 axis: int = -1, sample_weight: Any = None, zero_division: str | float = "warn"):
         self.beta = beta
-        super().__init__(average, pos_label, labels)
+        super().__init__(average, pos_label, labels, axis, sample_weight, zero_division)
 
     def sk_kwargs(self, y_true: np.ndarray, y_pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         return {**super().sk_kwargs(y_true, y_pred, labels), "beta": self.beta}
@@ -349,6 +445,11 @@ class HammingLoss(_ArgmaxScore):
     greater_is_better = False
     metric_name = sk_name = "hamming_loss"
     multi_label_instead = "HammingLossMulti() (a sigmoid, then a threshold)"
+
+    def __init__(self, axis: int = -1, sample_weight: Any = None):
+        self.axis = axis
+        self.sample_weight = _as_sample_weight(type(self).__name__, sample_weight)
+        self.check_params()
 
 
 def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
@@ -392,16 +493,24 @@ class RocAuc(ArrayMetric):
     target_kinds = ("cross_entropy",)
     metric_name, aliases = "roc_auc_score", ("roc_auc",)
 
-    param_constraints = {"average": Options("macro", "weighted", "micro"), "multi_class": Options("ovr", "ovo")}
+    param_constraints = {"average": Options("macro", "weighted", "micro"), "multi_class": Options("ovr", "ovo"),
+                         "axis": CLASS_AXIS, "max_fpr": MAX_FPR}
+    record_defaults: ClassVar[dict[str, Any]] = {**_WEIGHT_DEFAULTS, "params.max_fpr": None}  # as _LabelScore's
 
-    def __init__(self, average: str = "macro", multi_class: str = "ovr"):
-        self.average, self.multi_class = average, multi_class
+    def __init__(self, average: str = "macro", multi_class: str = "ovr", axis: int = -1, sample_weight: Any = None,
+                 max_fpr: float | None = None):
+        self.average, self.multi_class, self.axis, self.max_fpr = average, multi_class, axis, max_fpr
+        self.sample_weight = _as_sample_weight(type(self).__name__, sample_weight)
         self.check_params()
 
     def check_params(self) -> None:
         """Each parameter as ``param_constraints`` says, and the two together as scikit-learn's ``roc_auc_score``
-        takes them: the micro average pools one-vs-rest scores, which one-vs-one has none of."""
+        takes them: the micro average pools one-vs-rest scores, which one-vs-one has none of, and one-vs-one weighs
+        no items."""
         super().check_params()
+        if self.multi_class == "ovo" and self.sample_weight is not None:
+            raise ParameterError(f"{type(self).__name__}: multi_class='ovo' scores pairs of classes and scikit-learn "
+                                 "weighs no items there; give sample_weight with multi_class='ovr', or leave it out")
         if (self.multi_class, self.average) == ("ovo", "micro"):
             raise ParameterError(f"{type(self).__name__}: average='micro' pools every class's one-vs-rest scores, and "
                                  "multi_class='ovo' scores pairs of classes, so scikit-learn takes the two together "
@@ -417,9 +526,13 @@ class RocAuc(ArrayMetric):
             return self.name
         return f"roc_auc_{self.multi_class}{'' if self.average == 'macro' else f'_{self.average}'}"
 
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        super().accumulate(*_classes_last(self, pred, targ), loss, bs)
+
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import roc_auc_score
 
+        weights = _weight_kwargs(self, len(y_true))
         if y_pred.ndim == 1 or y_pred.shape[1] == 2:
             present = np.unique(np.asarray(y_true))
             if len(present) < 2:  # scikit-learn's NaN, with a warning that names neither the class nor the fix
@@ -428,13 +541,18 @@ class RocAuc(ArrayMetric):
                      "class against those of the other, so it is undefined and scored NaN (which a tracker, such "
                      "as SaveModelCallback, never counts as the best); score " + _STRATIFIED)
                 return float("nan")
-            return roc_auc_score(y_true, y_pred if y_pred.ndim == 1 else y_pred[:, 1])
+            return roc_auc_score(y_true, y_pred if y_pred.ndim == 1 else y_pred[:, 1], max_fpr=self.max_fpr,
+                                 **weights)
+        if self.max_fpr is not None:
+            raise ParameterError(f"{self.name}: max_fpr={self.max_fpr} takes the partial area of a two-class model's "
+                                 f"curve, and this model has {y_pred.shape[1]} classes: leave max_fpr=None, or score a "
+                                 "two-class model")
         missing = self._refuse_undefined(y_true, y_pred.shape[1])
         with warnings.catch_warnings():
             if missing and self.average == "weighted":  # a class with no item weighs 0 in the average over the rest
                 warnings.filterwarnings("ignore", message="Only one class is present in y_true")
             return roc_auc_score(y_true, y_pred, average=self.average, multi_class=self.multi_class,
-                                 labels=np.arange(y_pred.shape[1]))
+                                 labels=np.arange(y_pred.shape[1]), **weights)
 
     def _refuse_undefined(self, y_true: np.ndarray, n_classes: int) -> list[int]:
         """Refuse targets of several classes whose score is undefined (scikit-learn's NaN, which would pass as a
@@ -491,6 +609,14 @@ def _two_classes(name: str, y_pred: np.ndarray, fix: str) -> None:
                              f"{fix}")
 
 
+def _positive_probs(y_pred: np.ndarray, pos_label: int) -> np.ndarray:
+    """The probability of class ``pos_label`` (0 or 1) of a two-class model: its column of two, or, of one (class
+    1's probability), that or one minus it."""
+    if y_pred.ndim == 2:
+        return y_pred[:, pos_label]
+    return y_pred if pos_label == 1 else 1 - y_pred
+
+
 def _class_probs(pred: Any) -> Any:
     """Class probabilities from a model's outputs: a softmax of several scores per item, a sigmoid of one."""
     return apply_activation(pred, "softmax" if pred.ndim == 2 and pred.shape[1] > 1 else "sigmoid")
@@ -509,6 +635,19 @@ class APScoreBinary(ArrayMetric):
     task, metric_name, aliases = "classification", "average_precision_score", ("average_precision",)
     target_kinds = ("cross_entropy",)
     multi_label_instead = "APScoreMulti() (sigmoid probabilities)"
+    param_constraints = {"axis": CLASS_AXIS, "average": Options("macro", "weighted", "micro", "samples", None),
+                         "pos_label": Options(0, 1)}
+    record_defaults: ClassVar[dict[str, Any]] = {**_WEIGHT_DEFAULTS, "params.average": "macro", "params.pos_label": 1}
+
+    def __init__(self, axis: int = -1, average: str | None = "macro", pos_label: int = 1, sample_weight: Any = None):
+        """``pos_label``: the class (0 or 1) whose items are the positives, ranked by that class's probability;
+        ``average``: scikit-learn's (of one column of scores, every average is that column's)."""
+        self.axis, self.average, self.pos_label = axis, average, pos_label
+        self.sample_weight = _as_sample_weight(type(self).__name__, sample_weight)
+        self.check_params()
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        super().accumulate(*_classes_last(self, pred, targ), loss, bs)
 
     def _activate(self, pred: Any) -> Any:
         return _class_probs(pred)
@@ -517,7 +656,8 @@ class APScoreBinary(ArrayMetric):
         from sklearn.metrics import average_precision_score
 
         _two_classes(self.name, y_pred, "it takes the probability of class 1 of two")
-        return average_precision_score(y_true, y_pred[:, 1] if y_pred.ndim == 2 else y_pred)
+        return average_precision_score(y_true, _positive_probs(y_pred, self.pos_label), average=self.average,
+                                       pos_label=self.pos_label, **_weight_kwargs(self, len(y_true)))
 
 
 class BrierScore(ArrayMetric):
@@ -535,6 +675,17 @@ class BrierScore(ArrayMetric):
     greater_is_better, task, metric_name = False, "classification", "brier_score_loss"
     target_kinds = ("cross_entropy",)
     multi_label_instead = "BrierScoreMulti() (sigmoid probabilities)"
+    param_constraints = {"axis": CLASS_AXIS, "pos_label": Options(None, 0, 1)}
+    record_defaults: ClassVar[dict[str, Any]] = {**_WEIGHT_DEFAULTS, "params.pos_label": None}
+
+    def __init__(self, axis: int = -1, sample_weight: Any = None, pos_label: int | None = None):
+        """``pos_label``: of a two-class model, the class (0 or 1) whose probability is scored (None: 1)."""
+        self.axis, self.pos_label = axis, pos_label
+        self.sample_weight = _as_sample_weight(type(self).__name__, sample_weight)
+        self.check_params()
+
+    def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
+        super().accumulate(*_classes_last(self, pred, targ), loss, bs)
 
     def _activate(self, pred: Any) -> Any:
         return _class_probs(pred)
@@ -542,9 +693,15 @@ class BrierScore(ArrayMetric):
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import brier_score_loss
 
+        weights = _weight_kwargs(self, len(y_true))
         if y_pred.ndim == 2 and y_pred.shape[1] > 2:
-            return brier_score_loss(y_true, y_pred, labels=np.arange(y_pred.shape[1]))
-        return brier_score_loss(y_true, y_pred[:, 1] if y_pred.ndim == 2 else y_pred, pos_label=1)
+            if self.pos_label is not None:
+                raise ParameterError(f"{self.name}: pos_label={self.pos_label} chooses the class scored of a two-class "
+                                     f"model, and this one has {y_pred.shape[1]} classes, each scored: leave "
+                                     "pos_label=None")
+            return brier_score_loss(y_true, y_pred, labels=np.arange(y_pred.shape[1]), **weights)
+        pos = 1 if self.pos_label is None else self.pos_label
+        return brier_score_loss(y_true, _positive_probs(y_pred, pos), pos_label=pos, **weights)
 
 
 class LogLoss(ArrayMetric):

@@ -252,9 +252,9 @@ def metric_task(metric: Metric) -> str | None:
 
 
 #: scikit-learn's scoring names of the ROC-AUC of several classes, as RocAuc's parameters
-_SKLEARN_ROC_AUC = {"roc_auc_ovr": {"multi_class": "ovr"}, "roc_auc_ovo": {"multi_class": "ovo"},
-                    "roc_auc_ovr_weighted": {"multi_class": "ovr", "average": "weighted"},
-                    "roc_auc_ovo_weighted": {"multi_class": "ovo", "average": "weighted"}}
+_SKLEARN_ROC_AUC: dict[str, dict[str, Any]] = {"roc_auc_ovr": {"multi_class": "ovr"}, "roc_auc_ovo": {"multi_class": "ovo"},
+                                                 "roc_auc_ovr_weighted": {"multi_class": "ovr", "average": "weighted"},
+                                                 "roc_auc_ovo_weighted": {"multi_class": "ovo", "average": "weighted"}}
 
 
 def _negated_name(metric: str, by_name: dict[str, Any]) -> str:

@@ -173,7 +173,8 @@ class TrackerCallback(Callback):
             warn(f"{type(self).__name__}: the monitored value {self.monitor}={val} at epoch {self.learn.epoch} is not a "
                  f"finite number, so it never counts as an improvement ({best}); a NaN validation loss or metric "
                  "comes from NaN or infinite inputs or targets in the validation set, a diverging model (a lower "
-                 "learning rate), or a metric undefined on that set")
+                 "learning rate), or a metric undefined on that validation set, such as ROC-AUC of a set holding "
+                 "one class alone (that metric's own warning names the class and the fix)")
         self.new_best = val is not None and self.improved(val)
         if self.new_best and val is not None:
             self.best_ = float(val)
