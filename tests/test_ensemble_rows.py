@@ -51,8 +51,8 @@ def _raw_units(tab):
 BAD = {
     "a missing input": (lambda tab: tab.valid.xs.drop("age"), r"the model's input column\(s\) \['age'\] missing"),
     "a missing category input": (lambda tab: tab.valid.xs.drop("workclass"), r"\['workclass'\] missing"),
-    "no rows": (lambda tab: tab.valid.xs.head(0), "the data passed to the model has no rows"),
-    "no rows, pandas": (lambda tab: tab.valid.xs.head(0).to_pandas(), "has no rows"),
+    "no rows": (lambda tab: tab.valid.xs.head(0), "^predict got 0 rows: there is nothing to predict"),
+    "no rows, pandas": (lambda tab: tab.valid.xs.head(0).to_pandas(), "^predict got 0 rows"),
     "categories as text": (lambda tab: tab.valid.xs.with_columns(pl.col("workclass").cast(pl.String)),
                            r"category column 'workclass' is String, where .* its \d+ category codes as Int8"),
     "fractional codes": (lambda tab: tab.valid.xs.with_columns(pl.col("education").cast(pl.Float64) + 0.5),

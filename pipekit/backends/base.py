@@ -184,7 +184,15 @@ class Model(Component):
         """Class probabilities (n, n_classes) in ``classes_`` order for classification, values (n,) for
         regression."""
         check_fork_safe(f"{type(self).__name__}.predict")
-        return self._predict(self._prepare(data))
+        try:
+            d = self._prepare(data)
+        except DataError:
+            if _row_count(data) == 0:  # the rows' own fault, said for this call rather than for a training split
+                raise DataError("predict got 0 rows: there is nothing to predict (scikit-learn's "
+                                "predict refuses an empty array too); pass at least one row, or skip the call when "
+                                "the frame is empty (if len(df): model.predict(model.process(df)))") from None
+            raise
+        return self._predict(d)
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities (n, n_classes) in ``classes_`` order, as ``predict`` gives them; a regression model
@@ -303,6 +311,14 @@ class KeepsProcessor:
 
         check_fork_safe(f"{type(self).__name__}.process")
         return new_rows(self.processor(), raw)
+
+
+def _row_count(data: Any) -> int | None:
+    """The number of rows of what ``predict`` was given, None when it is not data a model reads."""
+    try:
+        return len(as_data(data))
+    except Exception:
+        return None
 
 
 def check_valid_split(model: Any, valid: Any) -> Any:

@@ -44,10 +44,11 @@ from pipekit.backends import GBM  # noqa: F401  (the docstring's example)
 from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import procs_signature
 from pipekit.core.component import Component, param_names
-from pipekit.core.errors import DataError, NotFittedError, ParameterError, warn
+from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Is, check_state
 from pipekit.data.dates import NUMERIC_FORMATS, in_order_of, text_date_format
+from pipekit.tabular.dates import month_name_format
 from pipekit.ensemble import BaggedModel
 from pipekit.sklearn.fitting import (BACKENDS, default_backend, default_procs, fit_model, model_task,
                                       seed_all)
@@ -83,9 +84,48 @@ _NAMES = Is(_names_or_none, "None or a list of column names (or positions)")
 _DATE_FORMATS = Is(lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(f, str) and f in NUMERIC_FORMATS
                                                          for k, f in v.items()),
                    "a dict of column names to date layouts pipekit reads (such as '%d/%m/%Y')")
+#: the date_format parameter: one layout for every text date column, or one per column
+_DATE_FORMAT = Is(lambda v: v is None or (isinstance(v, str) and "%" in v) or (isinstance(v, dict) and all(
+    isinstance(k, str) and isinstance(f, str) and "%" in f for k, f in v.items())),
+    "None, a strftime layout such as '%d/%m/%Y' for every date column X gives as text, or a dict of column names "
+    "to layouts")
 #: what to do about a text date column whose every value reads both day-first and month-first
-_PARSE_FIRST = ("parse it before fitting: pd.to_datetime(X[{column}], format={day!r}) (day first) or "
-                "format={month!r} (month first)")
+_PARSE_FIRST = {"fit": "parse it before fitting: pd.to_datetime(X[{column}], format={day!r}) (day first) or "
+                       "format={month!r} (month first), or give its layout: ",
+                "predict": "convert it first, X[{column}] = pd.to_datetime(X[{column}], format={day!r}) (day first) "
+                           "or format={month!r} (month first), or give its layout: "}
+
+
+def _text_date_layout(values: pl.Series, column: str, who: str, call: str) -> str | None:
+    """The layout ``call`` (``who``'s fit or predict) reads a text date column in when no date_format gives one: the
+    day and month order its values settle (ambiguous ones refused, naming the fix), an ISO layout (None, left to
+    the parser) or a layout written with the month's name; a column no layout reads is refused, naming the fix."""
+    give = ("est.set_params(date_format={day!r}) on this fitted model, which reads its next rows with it" if
+            call == "predict" else f"{who}(..., date_format={{day!r}})")
+    fix = _PARSE_FIRST[call].replace("{column}", repr(column).replace("{", "{{").replace("}", "}}")) + give
+    fmt = text_date_format(values, column, f"{who}.{call}", fix)
+    if fmt is not None:
+        return fmt
+    text = values.cast(pl.String).str.strip_chars()
+    named = month_name_format(text)
+    if named is not None or text.null_count() == len(text):
+        return named
+    row = int(text.is_not_null().arg_true()[0])
+    raise DataError(f"{who}.{call}: column {column!r} holds text that no date layout pipekit recognises reads "
+                    f"({text[row]!r} at row {row}); give its layout (a strftime layout such as '%Y%m%d'), " +
+                    give.replace("{day!r}", "'...'") + f", or convert it first: X[{column!r}] = "
+                    f"pd.to_datetime(X[{column!r}], format=...)")
+
+
+def _filter_action(w: warnings.WarningMessage) -> str:
+    """The action ('always', 'default', 'module', 'once') the warning filters give the recorded warning ``w``,
+    matched as ``warnings.warn_explicit`` matches them."""
+    text, module = str(w.message), w.filename[:-3] if w.filename.lower().endswith(".py") else w.filename
+    for action, message, category, mod, lineno in warnings.filters:  # type: ignore[attr-defined]
+        if ((message is None or message.match(text)) and issubclass(w.category, category)
+                and (mod is None or mod.match(module)) and (lineno == 0 or w.lineno == lineno)):
+            return str(action)
+    return str(warnings.defaultaction)  # type: ignore[attr-defined]
 
 
 def _set_for_fit(backend: Component, params: dict[str, Any]) -> None:
@@ -118,7 +158,7 @@ class _TabularEstimator(Component, BaseEstimator):
     registry_kind = "estimator"
     task: ClassVar[str]
     #: the layout of each text date column (a file written before they were kept reads each call's own rows)
-    record_defaults: ClassVar[dict[str, Any]] = {"state.date_formats_": {}}
+    record_defaults: ClassVar[dict[str, Any]] = {"state.date_formats_": {}, "params.date_format": None}
     param_constraints = {
         "backend": Is(lambda v: v in BACKENDS if isinstance(v, str) else isinstance(v, Model),
                       f"one of {list(BACKENDS)} or a pipekit backend or ensemble (GBM(...), RandomForest(...), "
@@ -130,19 +170,20 @@ class _TabularEstimator(Component, BaseEstimator):
             "FillMissing, Normalize)"),
         "random_state": Is(lambda v: v is None or isinstance(v, np.random.RandomState) or (
             isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= int(v) < 2**32),
-            "None, an int in [0, 2**32) or a numpy RandomState")}
+            "None, an int in [0, 2**32) or a numpy RandomState"),
+        "date_format": _DATE_FORMAT}
 
     def __init__(self, backend: Any = "gbm", cat_names: Sequence[str | int] | None = None,
                  cont_names: Sequence[str | int] | None = None, date_names: Sequence[str | int] | None = None,
-                 procs: Sequence[Any] | None = None, random_state: Any = None):
+                 procs: Sequence[Any] | None = None, random_state: Any = None,
+                 date_format: str | dict[str, str] | None = None):
         # sequences are kept as a file gives them back (lists of names, a tuple of procs)
         self.backend, self.cat_names, self.cont_names, self.date_names = (
             backend, *(list(v) if isinstance(v, tuple) else v for v in (cat_names, cont_names, date_names)))
         self.procs, self.random_state = tuple(procs) if isinstance(procs, list) else procs, random_state
+        self.date_format = date_format
         # no check here: fit checks every parameter, the backend's too, as scikit-learn's estimators do, so a search
         # candidate with a bad value scores its error_score while the others are still scored
-        #: (category, text) of the warnings processing new rows gave, each shown once per fitted model
-        self._warned: set[tuple[type, str]] = set()
 
     # ------------------------------------------------------------------ scikit-learn's protocol
     def __sklearn_tags__(self) -> Any:
@@ -211,6 +252,11 @@ class _TabularEstimator(Component, BaseEstimator):
             raise ParameterError(f"{type(self).__name__} needs a {self.task} backend; {backend!r} is for "
                                  f"{model_task(backend)}")
         return backend
+
+    def _date_format(self, column: str) -> str | None:
+        """The layout ``date_format`` gives the text date column ``column`` (None: none given)."""
+        given = self.date_format
+        return given.get(column) if isinstance(given, dict) else given
 
     def _seed(self) -> int | None:
         rs = self.random_state
@@ -282,22 +328,26 @@ class _TabularEstimator(Component, BaseEstimator):
         self.check_params()
         self._backend().clone()  # the backend's parameters too (set_params leaves them to fit), before any data is read
         self.reset_state()
-        self.__dict__.setdefault("_warned", set()).clear()
+        self.__dict__.setdefault("_shown", set()).clear()  # a new model: its warnings are shown anew
         pair = self._eval_pair(eval_set)
         frame = self._frame(X, reset=True)
         y = self._targets(y, frame.height)
         cat, cont, dates = column_roles(frame, self.cat_names, self.cont_names, self.date_names, who)
         check_filled(frame, cat + cont + dates, who)
+        if isinstance(self.date_format, dict) and (other := [c for c in self.date_format if c not in dates]):
+            raise ParameterError(f"{who}: date_format names {other}, which are not date columns of X (its dates: "
+                                 f"{dates}); name them in date_names too, or leave them out of date_format")
         # the day and month order of each text date column written with numbers, read from every training row and
         # kept: a few later rows alone may read two ways (05/03/2016) or the other way round (ISO reads one way)
-        formats = {}
+        formats, read = {}, {}
         for c in dates:
             if frame.schema[c] == pl.String:
-                fix = _PARSE_FIRST.replace("{column}", repr(c).replace("{", "{{").replace("}", "}}"))
-                fmt = text_date_format(frame[c], c, who, fix)
-                if fmt in NUMERIC_FORMATS:
+                fmt = self._date_format(c) or _text_date_layout(frame[c], c, who, "fit")
+                if fmt is not None:
+                    read[c] = fmt
+                if fmt in NUMERIC_FORMATS and self._date_format(c) is None:
                     formats[c] = fmt
-        frame, date_cat, date_cont = date_parts(frame, dates, formats=formats, who=who)
+        frame, date_cat, date_cont = date_parts(frame, dates, formats=read, who=who)
         target = "__target__"
         while target in frame.columns:
             target += "_"
@@ -365,24 +415,33 @@ class _TabularEstimator(Component, BaseEstimator):
                  if f"{d}_Hour" in self.processor_.cont_names and f"{d}_Hour" not in self.cont_names_]
         kept = vars(self).get("date_formats_") or {}
         schema = frame.schema  # read once: Polars builds it anew on each read
-        formats = {c: in_order_of(f, frame[c]) for c, f in kept.items() if schema.get(c) == pl.String}
+        formats = {}
+        for c in self.date_names_:  # text: in date_format's layout, else the one read at fit, else its own values'
+            if schema.get(c) != pl.String:
+                continue
+            fmt = self._date_format(c) or (in_order_of(kept[c], frame[c]) if c in kept else
+                                           _text_date_layout(frame[c], c, type(self).__name__, "predict"))
+            if fmt is not None:
+                formats[c] = fmt
         frame, _, _ = date_parts(frame, self.date_names_, timed, formats)
-        # Python shows a warning once per place only until any code changes the warning filters, which pandas
-        # and scikit-learn do inside predict: Categorify's "unseen values" would repeat on every call (every
-        # shuffle of a permutation importance). Each distinct warning is shown once per fitted model instead.
-        caught: list[warnings.WarningMessage] = []
-        try:
-            with warnings.catch_warnings(record=True) as caught:  # type: ignore[assignment]
-                warnings.simplefilter("always")
-                out = self.processor_.transform(frame if target is None else frame.with_columns(target),
-                                                with_labels=None if target is None else True)
-        finally:
-            warned = self.__dict__.setdefault("_warned", set())
-            for w in caught:
-                key = (w.category, str(w.message))
-                if key not in warned:
-                    warned.add(key)
-                    warn(str(w.message), w.category)
+        # what the rows hold that training did not (unseen categories, missing values) is warned about at each call,
+        # as the user's filters say: 'always' shows every call's, 'default' each text once per line of the caller
+        # (a server's one-row requests, a permutation importance's shuffles). Python's own registry of what it showed
+        # is emptied whenever any code changes the filters, which pandas and scikit-learn do inside predict, so this
+        # model keeps it (emptied at fit).
+        with warnings.catch_warnings(record=True) as caught:  # the user's filters: 'error' raises here
+            out = self.processor_.transform(frame if target is None else frame.with_columns(target),
+                                            with_labels=None if target is None else True)
+        shown = self.__dict__.setdefault("_shown", set())
+        for w in caught:
+            action = _filter_action(w)
+            if action != "always":
+                key = (w.category, str(w.message), *((w.filename, w.lineno) if action == "default" else
+                                                     (w.filename,) if action == "module" else ()))
+                if key in shown:
+                    continue
+                shown.add(key)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         return out
 
     @property
@@ -528,6 +587,12 @@ class TabularClassifier(ClassifierMixin, _TabularEstimator):
             Normalize`` for the others (``"net"``, a linear model). ``processor_.procs`` are the procs run.
         random_state: seeds the backend (and every ensemble member); None keeps the backends' own seeds,
             which are fixed (0), so a fit is reproducible either way.
+        date_format: the layout of the date columns X gives as text (a strftime layout such as ``"%d/%m/%Y"``
+            or ``"%Y%m%d"``, or a dict of column names to layouts), read at fit and at every predict. None (the
+            default): the layout the training rows settle (kept for predict), else the one each call's rows settle;
+            a single row such as ``05/03/2016`` reads both day-first and month-first and is refused unless the
+            training rows were text in that layout or ``date_format`` says it (``set_params(date_format=...)`` on a
+            fitted model reads its next rows with it, its fit unchanged).
 
     Fitted: ``classes_``, ``n_features_in_``, ``feature_names_in_`` (frames with text column names),
     ``model_`` (the pipekit backend), ``processor_`` (the fitted procs), ``cat_names_``, ``cont_names_``,

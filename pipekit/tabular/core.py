@@ -311,6 +311,13 @@ def read_new(processor: TabularProcessor, source: Any) -> pl.DataFrame:
     """New rows as fitted ``processor`` reads them: a table, a path, a dict row, a pandas Series or a list of dict
     rows; a file is read as the training table was (the processor's ``skipinitialspace``), so its values are the
     training values. Every reading of new rows through fitted processing goes through here."""
+    if isinstance(source, np.ndarray):  # read as one column, 'item': every input would be said to be missing
+        names = list(processor.cat_names) + list(processor.cont_names)
+        shape = "x".join(str(n) for n in source.shape)
+        raise DataError(f"new data: a NumPy array ({shape}) has no column names, and the procs read columns by name; "
+                        "make it a frame naming its columns as the training table did, pd.DataFrame(arr, "
+                        "columns=[...]) with the name of each of its columns in order (the training frame's "
+                        f"df.columns when it holds them all), among them the columns the procs read: {names}")
     return read_frame(rows_to_frame(source), processor.cat_names, processor.skipinitialspace)
 
 
