@@ -404,11 +404,12 @@ def check_rows(d: TabularData, form: RowForm) -> None:
     model (a backend or an ensemble): no rows, a missing input, a split of other procs, and for a bare frame (a
     Polars or pandas frame, a dict row, a pandas row) values that cannot be processed ones: normalised inputs in
     their raw units (for at least half of them, the median sits more than ``RAW_UNITS`` standard units from 0,
-    where processed values sit, and within them of the raw mean), category inputs that are not whole numbers or
-    fall outside the codes, and, where no normalised input speaks for the rows, category codes of another type
-    than the procs write (a raw integer id that falls among the codes, a day of the week, would otherwise be
-    predicted from without a word); lastly text or infinite values in an input. An extra column is no fault: models
-    read theirs.
+    where processed values sit, and within them of the raw mean), normalised inputs Normalize cannot have written
+    whatever their size (a whole-number column, a value float32 cannot hold: raw measurements read as float64, such
+    as 13.05, are refused even where they sit near 0), category inputs that are not whole numbers or fall outside the
+    codes, and, where no normalised input speaks for the rows, category codes of another type than the procs write
+    (a raw integer id that falls among the codes, a day of the week, would otherwise be predicted from without a
+    word); lastly text or infinite values in an input. An extra column is no fault: models read theirs.
 
     >>> form = RowForm(["a", "c"], codes={"c": (3, "Int8")}, scales={})
     >>> check_rows(as_data(pl.DataFrame({"a": [0.5], "c": pl.Series([2], dtype=pl.Int8)})), form)
@@ -460,6 +461,7 @@ def _check_processed(d: TabularData, form: RowForm) -> None:
         raise DataError(f"these rows look unprocessed: column {c!r} has a median of {v:.4g}, where the processed rows "
                         f"the model was fitted on are normalised around 0 (raw mean {scales[c][0]:.4g}, standard "
                         f"deviation {scales[c][1]:.4g}); {_PROCESS_THEM}")
+    _check_float32(d, cols, scales)
     for c, (n, code) in form.codes.items():
         if c not in have:
             continue
@@ -482,3 +484,24 @@ def _check_processed(d: TabularData, form: RowForm) -> None:
                             f"rows the model was fitted on hold its {n} category codes as {code or 'integers'}; "
                             f"{_PROCESS_THEM}; rows already processed are taken as a processed split (tab.new(df), "
                             f"tab.valid), as its frame (tab.valid.xs), or with the codes as {code or 'integers'}")
+
+
+def _check_float32(d: TabularData, cols: Sequence[str], scales: dict[str, tuple[float, float]]) -> None:
+    """Refuse normalised inputs ``cols`` of a bare frame that Normalize cannot have written: it writes Float32 values,
+    so a column of whole-number type, or a value float32 cannot hold (13.05 read as float64 from a file), is one in
+    the data's own units, whatever its size. Processed values keep their float32 values when read out as Python
+    floats (a dict row) or as float64 (a pandas row, a cast), so those pass."""
+    schema = d.xs.schema
+    wide = [c for c in cols if schema[c] == pl.Float64]
+    odd = d.xs.select([(pl.col(c).is_finite() & (pl.col(c).cast(pl.Float32).cast(pl.Float64) != pl.col(c)))
+                       .arg_true().first().alias(c) for c in wide]).row(0) if wide else ()
+    bad = [(c, f"is {schema[c]}, a type") for c in cols if schema[c].is_integer()] + \
+        [(c, f"holds {d.xs[c][row]!r} (row {row}), a value float32 cannot hold and so") for c, row in zip(wide, odd)
+         if row is not None]
+    if bad:
+        c, what = bad[0]
+        raise DataError(f"these rows look unprocessed: normalised column {c!r} {what} the procs the model was fitted "
+                        f"with never write (they write Float32 values around 0; its raw mean is {scales[c][0]:.4g}, "
+                        f"standard deviation {scales[c][1]:.4g}); {_PROCESS_THEM}; rows already processed are taken "
+                        "as a processed split (tab.new(df), tab.valid), as its frame (tab.valid.xs), or as its rows "
+                        "(tab.valid.xs.row(i, named=True))")

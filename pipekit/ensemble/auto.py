@@ -51,7 +51,7 @@ from pipekit.ensemble.base import Ensemble
 from pipekit.ensemble.stacking import StackingEnsemble
 from pipekit.ensemble.torch_tabular import TorchTabular, target_range
 from pipekit.ensemble.weighted import WeightedEnsemble
-from pipekit.metrics.lookup import _quiet_score, checked_metric
+from pipekit.metrics.lookup import _quiet_score, checked_metric, get_metric, metric_task
 
 #: a GBM's stopping patience and round cap: it stops on its own rows long before the cap
 _ROUNDS, _PATIENCE = 10_000, 50
@@ -61,6 +61,10 @@ _ROUNDS, _PATIENCE = 10_000, 50
 #: (rossmann) times the default GBM. So it comes after every default member but CatBoost, and the time kept
 #: for it does not push out a member that fits
 STACK_VALUE, STACK_COST = 0.1, 2.4
+#: the seconds one epoch of the tabular net takes at least, however few the rows (its batches' fixed cost, with
+#: the learner built once per fit): 50 rows of diabetes took the bagged net 1.8 to 2.2 s a fold model on 2 cores,
+#: against 0.04 s for the default GBM, where its cost alone said 0.1 s
+NET_EPOCH_S = 0.3
 #: folds per member by default: without a time limit, and within one unless every candidate is expected to fit
 #: with the larger number (a member's time grows with its folds; under a tight limit more members pay more than
 #: more folds: rossmann at 120 s fitted one member with 8 folds, two with 5, and the two scored better)
@@ -70,8 +74,9 @@ FOLDS, FOLDS_TIMED = 8, 5
 @dataclass
 class Candidate:
     """A member ``fit_ensemble`` may fit: a ``name``, an unfitted ``model`` (bagged by fit_ensemble), its
-    expected ``value`` (how much such a member usually adds, 0..1) and its ``cost`` (time relative to the
-    default GBM on the same rows, above 0).
+    expected ``value`` (how much such a member usually adds, 0..1), its ``cost`` (time relative to the
+    default GBM on the same rows, above 0) and ``floor_s`` (the seconds each of its fold models takes however few
+    the rows, 0 for none: the tabular net's epochs cost that much on a table of 50 rows).
 
     >>> from pipekit.backends import GBM
     >>> Candidate("gbm", GBM("classification"), value=0.5, cost=0)
@@ -84,12 +89,16 @@ class Candidate:
     model: Any
     value: float = 1.0
     cost: float = 1.0
+    #: seconds each fold model takes however few the rows (the net builds a learner and runs every epoch), the
+    #: least its expected time is, where ``cost`` (which grows with the rows) says less
+    floor_s: float = 0.0
 
     def __post_init__(self) -> None:
         # checked here, not when fit_ensemble orders the candidates: a cost of 0 would divide by zero there
         check(f"Candidate {self.name!r}", name=(self.name, Is(lambda v: isinstance(v, str) and v != "",
                                                                  "a non-empty string")),
-              value=(self.value, Interval(0, 1)), cost=(self.cost, Interval(0, None, closed="neither")))
+              value=(self.value, Interval(0, 1)), cost=(self.cost, Interval(0, None, closed="neither")),
+              floor_s=(self.floor_s, Interval(0, None)))
 
 
 def default_candidates(task: str, n_jobs: int | None = -1, seed: int = 0,
@@ -116,7 +125,7 @@ def default_candidates(task: str, n_jobs: int | None = -1, seed: int = 0,
             Candidate("gbm_large", GBM(task, learning_rate=0.03, num_leaves=128, min_child_samples=5,
                                        colsample=0.9, **stop, **kw), 0.5, 2.3),
             Candidate("net", TorchTabular(task, layers=[200, 100], epochs=5, lr=1e-2, bs=256, seed=seed,
-                                          y_range=y_range), 0.2, 2.2),
+                                          y_range=y_range), 0.2, 2.2, floor_s=5 * NET_EPOCH_S),
             Candidate("gbm_xt", GBM(task, learning_rate=0.05, params={"extra_trees": True}, **stop, **kw), 0.4,
                       2.7),
             Candidate("extra_trees", ExtraTrees(task, n_estimators=60, min_samples_leaf=3, **kw), 0.15, 1.1)]
@@ -197,7 +206,12 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
     # a scikit-learn scorer's or function's pos_label / labels are the target's labels, as scikit-learn reads them
     classes = np.unique(np.asarray(train.y)) if task == "classification" else None
     # checked before anything is fitted; a plain function's direction is set by its scores
-    m = checked_metric(metric, task, classes)
+    try:
+        m = checked_metric(metric, task, classes)
+    except ParameterError as e:
+        if task == "regression" and _classifies(metric):
+            raise ParameterError(f"{e}{_NUMBER_CODES}") from None
+        raise
     cands = _candidates(candidates, task, n_jobs, seed, train)
     kind, time_col, ranks = _fold_order(tab, len(train), folds, time_col, n_folds)
     # shuffled folds are stratified: each holds some rows of every class
@@ -503,12 +517,19 @@ class Plan:
         return sorted(self.cands, key=lambda c: -c.value / c.cost)  # stable: ties keep the given order
 
     def expected(self, c: Candidate) -> float | None:
-        return None if self.unit is None else c.cost * self.unit
+        """Seconds ``c`` is expected to take bagged: its cost in the seconds measured so far, and no less than its
+        fold models' ``floor_s`` (known before anything is measured)."""
+        floor = c.floor_s * self.n_folds
+        if self.unit is None:
+            return floor or None
+        return max(c.cost * self.unit, floor)
 
     def stack_expected(self) -> float | None:
         return None if self.unit is None else STACK_COST * self.unit
 
     def measured(self, c: Candidate, seconds: float) -> None:
+        if seconds <= c.floor_s * self.n_folds:  # its fixed cost, which says nothing of the seconds per cost unit
+            return
         self._units.append(seconds / c.cost)
         self.unit = float(np.median(self._units))
 
@@ -523,8 +544,10 @@ class Plan:
         if self.unit is None:
             return False
         scale = -(-n_folds // at_once) / -(-self.n_folds // at_once)
-        costs = sum(c.cost * (2 if c.model.stops_early() else 1) for c in self.cands)
-        return (costs + (STACK_COST if self.stack else 0.0)) * self.unit * scale <= self.left()
+        unit = self.unit * scale
+        seconds = sum(max(c.cost * (2 if c.model.stops_early() else 1) * unit, c.floor_s * n_folds)
+                      for c in self.cands)
+        return seconds + (STACK_COST * unit if self.stack else 0.0) <= self.left()
 
     def left(self) -> float:
         return np.inf if self.time_limit is None else self.time_limit - (time.perf_counter() - self.start)
@@ -546,6 +569,19 @@ class Plan:
 
     def overruns(self, projected_total: float, member_start: float) -> bool:
         return projected_total - (time.perf_counter() - member_start) > self.left()
+
+
+#: what a regression Tabular given classification members or a classification metric is told
+_NUMBER_CODES = (" (a target of numbers is a regression: for classes coded as numbers, build the Tabular with "
+                 "y_block='category')")
+
+
+def _classifies(metric: Any) -> bool:
+    """Whether ``metric`` scores classifications (a metric named or given for classes)."""
+    try:
+        return metric is not None and metric_task(get_metric(metric, "classification")) == "classification"
+    except PipekitError:
+        return False
 
 
 def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train: Any) -> list[Candidate]:
@@ -590,8 +626,7 @@ def _candidates(candidates: Any, task: str, n_jobs: int | None, seed: int, train
         raise ParameterError(f"candidate names must be unique, got {names}")
     bad = [c.name for c in candidates if c.model.task != task]
     if bad:
-        hint = " (a target of numbers is a regression: for classes coded as numbers, build the Tabular with " \
-               "y_block='category')" if task == "regression" else ""
+        hint = _NUMBER_CODES if task == "regression" else ""
         raise ParameterError(f"candidates {bad} are not {task} models, the Tabular's task{hint}")
     return list(candidates)
 

@@ -25,6 +25,25 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
 
 
+def _check_default_loss(learn: Any) -> None:
+    """Refuse a Learner trained with another loss than the one ``tabular_learner`` picks for its targets
+    (``CrossEntropyLossFlat()`` for a category, ``MSELossFlat()`` for a number): a TorchTabular trains with that
+    one, so its refit (``clone().fit``, stacking's folds) would be another net than the one wrapped."""
+    from pipekit.core.component import Component
+    from pipekit.learn.losses import loss_from_kind
+
+    loss = getattr(learn, "loss_func", None)
+    default = loss_from_kind(getattr(learn.dls, "loss_kind", None))
+    same = isinstance(loss, Component) and type(loss) is type(default) and repr(loss) == repr(default)
+    if not same:
+        name = repr(loss) if isinstance(loss, Component) else getattr(loss, "__name__", type(loss).__name__)
+        raise ParameterError(f"TorchTabular.from_learner: the Learner was trained with loss_func={name}, and a "
+                             f"TorchTabular trains with {default!r}, the loss tabular_learner picks for these targets, "
+                             "so its refit (net.clone().fit, a StackingEnsemble's folds) would train another net; "
+                             "wrap a Learner trained with the default loss (tabular_learner without loss_func=), or "
+                             "keep this one as a Learner (learn.export)")
+
+
 class TorchTabular(Backend):
     """A ``TabularModel`` trained with one-cycle for ``epochs`` at ``lr`` (batch size ``bs``). Needs splits of
     a ``Tabular`` (their fitted procs size the embeddings). ``config``: the ``TabularModel`` options as
@@ -96,7 +115,8 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         other settings (``epochs``, ``lr``, ``bs``, ``wd``, ``seed``, ``time_limit``, ``name``), which only a refit
         (``clone()``, stacking's folds) uses. A net that these parameters cannot rebuild is refused: a custom
         ``body``, a model other than a ``TabularModel``, outputs that are not one per class of the target's
-        vocabulary, several regression targets.
+        vocabulary, several regression targets, a loss other than the one ``tabular_learner`` picks for the targets
+        (a refit trains with that one).
 
         Example:
             >>> import numpy as np, polars as pl
@@ -146,6 +166,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         if not isinstance(model, TabularModel):
             raise ParameterError(f"TorchTabular.from_learner: the Learner's model is a {type(model).__name__}, not the "
                                  "TabularModel tabular_learner builds; only that net can be rebuilt from a file")
+        _check_default_loss(learn)
         p = recipe.processor
         task = {"category": "classification", "regression": "regression"}.get(p.y_kind_)
         if task is None:
