@@ -25,7 +25,7 @@ from pipekit.data import (
     get_image_files,
     parent_label,
 )
-from pipekit.ensemble import BaggedModel, StackingEnsemble, WeightedEnsemble
+from pipekit.ensemble import BaggedModel, MeanEnsemble, StackingEnsemble, WeightedEnsemble
 from pipekit.sklearn import TabularClassifier
 from pipekit.tabular import Categorify, FillMissing, Tabular
 from pipekit.vision import ImageBlock, Resize
@@ -206,3 +206,5 @@ def test_ensembles_refuse_sample_weight_as_tabular_classifier_does(adult, race_t
     fitted = gbm.clone().fit(race_tab.train)
     with pytest.raises(ParameterError, match="a WeightedEnsemble backend does not pass sample_weight on"):
         WeightedEnsemble({"a": fitted}).fit(race_tab.valid, sample_weight=np.ones(len(race_tab.valid)))
+    with pytest.raises(ParameterError, match="a MeanEnsemble backend does not pass sample_weight on"):
+        MeanEnsemble({"a": fitted}).fit(race_tab.valid, sample_weight=np.ones(len(race_tab.valid)))

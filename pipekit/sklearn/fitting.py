@@ -31,7 +31,7 @@ from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.ensemble import BaggedModel, MeanEnsemble, TorchTabular, WeightedEnsemble
-from pipekit.ensemble.bagged import RareClassError, rare_class_error
+from pipekit.ensemble.bagged import RareClassError, no_sample_weight, rare_class_error
 from pipekit.ensemble.base import align_classes
 from pipekit.tabular.procs import DEFAULT_PROCS, Normalize
 
@@ -106,9 +106,7 @@ def fit_model(model: Model, train: Any, seed: int | None = None, sample_weight: 
         seed_all(m, seed)
     if sample_weight is not None:
         if not isinstance(m, Backend) or isinstance(m, BaggedModel):  # a Backend's fit says which weigh rows
-            raise ParameterError(f"sample_weight: a {type(m).__name__} backend does not pass sample_weight on to its "
-                                 "models; give one backend that weighs rows (GBM, RandomForest, ExtraTrees, XGBoost, "
-                                 "CatBoost or a scikit-learn model whose fit takes sample_weight)")
+            raise ParameterError(no_sample_weight(m))
         return m.fit(train, sample_weight=sample_weight)  # type: ignore[attr-defined]
     if isinstance(m, MeanEnsemble):
         members = [fit_model(x, train, classes=classes) for x in m.members]
