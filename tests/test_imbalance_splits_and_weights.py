@@ -136,6 +136,42 @@ def test_weighted_dataloaders_takes_one_weight_per_listed_item_when_the_split_le
         dblock.weighted_dataloaders(MNIST, wgts[:5], bs=64, seed=0)
 
 
+def test_weighted_dataloaders_lists_and_splits_the_items_once():
+    """A function splitter leaving mnist_tiny's test/ files out, training on the train/ files and splitting the
+    valid/ ones with a RandomSplitter without a seed: the items are listed and split once (a second split would
+    differ), and the weights, one per listed file, are the training files' own: one file weighted is the only one
+    drawn."""
+    calls = {"get_items": 0, "splitter": 0}
+
+    def listed(path):
+        calls["get_items"] += 1
+        return get_image_files(path)
+
+    def split(files):
+        calls["splitter"] += 1
+        folder = np.array([f.parent.parent.name for f in files])
+        valid = np.flatnonzero(folder == "valid")
+        more, held = RandomSplitter(0.5)(pl.DataFrame({"i": valid}))
+        return np.concatenate([np.flatnonzero(folder == "train"), valid[more]]), valid[held]
+
+    files = get_image_files(MNIST)
+    one = next(f for f in files if f.parent.parent.name == "train" and f.parent.name == "7")
+    wgts = np.zeros(len(files))
+    wgts[files.index(one)] = 1.0
+    dblock = DataBlock(
+        blocks=(ImageBlock, CategoryBlock), get_items=listed, get_y=parent_label, splitter=split
+    )
+    with pytest.warns(
+        UserWarning, match="20 of 1428 items are in neither the training nor the validation set"
+    ):
+        dls = dblock.weighted_dataloaders(MNIST, wgts, bs=32, seed=0)
+    assert calls == {"get_items": 1, "splitter": 1}
+    xs, ys = zip(*dls.train)
+    xs, ys = torch.cat(xs), torch.cat(ys)
+    assert len(ys) == len(dls.train_ds) // 32 * 32 and {dls.vocab[int(c)] for c in ys} == {"7"}
+    assert torch.equal(xs, xs[:1].expand_as(xs))
+
+
 # -- GBM: is_unbalance, scale_pos_weight -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def race_tab(adult):

@@ -78,13 +78,19 @@ def test_one_row_of_text_dates_at_predict_says_the_fix_and_date_format_reads_it(
     row = X[dates.dt.day <= 12].head(1)
     expected = reg.predict(row)
     text = row.assign(Date=row["Date"].dt.strftime("%d/%m/%Y"))
-    with pytest.raises(DataError, match=r"TabularRegressor\.predict: column 'Date' is ambiguous.*X\['Date'\] = "
-                                        r"pd\.to_datetime\(X\['Date'\], format='%d/%m/%Y'\).*"
-                                        r"set_params\(date_format='%d/%m/%Y'\)"):
+    with pytest.raises(
+        DataError,
+        match=r"TabularRegressor\.predict: column 'Date' is ambiguous.*X\['Date'\] = "
+        r"pd\.to_datetime\(X\['Date'\], format='%d/%m/%Y'\).*"
+        r"set_params\(date_format='%d/%m/%Y'\)",
+    ):
         reg.predict(text)
     compact = row.assign(Date=row["Date"].dt.strftime("%Y%m%d"))
-    with pytest.raises(DataError, match=r"column 'Date' holds text that no date layout .* \('\d{8}' at row 0\).*"
-                                        r"date_format="):
+    with pytest.raises(
+        DataError,
+        match=r"column 'Date' holds text that no date layout .* \('\d{8}' at row 0\).*"
+        r"date_format=",
+    ):
         reg.predict(compact)
     given = clone(reg).set_params(date_format="%d/%m/%Y")
     assert given.get_params()["date_format"] == "%d/%m/%Y"
@@ -102,8 +108,9 @@ def test_text_dates_fitted_with_date_format_predict_one_row(rossmann, tmp_path):
     date that reads both ways gives what the model gives it among other rows."""
     X, y = rossmann
     text = X.assign(Date=X["Date"].dt.strftime("%d/%m/%Y"))
-    est = TabularRegressor(GBM("regression", n_estimators=30), date_names=["Date"], random_state=0,
-                           date_format="%d/%m/%Y").fit(text, y)
+    est = TabularRegressor(
+        GBM("regression", n_estimators=30), date_names=["Date"], random_state=0, date_format="%d/%m/%Y"
+    ).fit(text, y)
     rows = text.iloc[::50]
     ambiguous = np.flatnonzero(X["Date"].iloc[::50].dt.day.to_numpy() <= 12)[0]
     assert np.allclose(est.predict(rows.iloc[[ambiguous]]), est.predict(rows)[ambiguous])
@@ -111,14 +118,39 @@ def test_text_dates_fitted_with_date_format_predict_one_row(rossmann, tmp_path):
     loaded = pipekit.load(tmp_path / "est.pipekit")
     assert loaded.date_format == "%d/%m/%Y"
     assert np.allclose(loaded.predict(rows.iloc[[ambiguous]]), est.predict(rows)[ambiguous])
-    with pytest.raises(pipekit.core.ParameterError, match=r"date_format names \['When'\], which are not date "):
+    with pytest.raises(
+        pipekit.core.ParameterError, match=r"date_format names \['When'\], which are not date "
+    ):
         clone(est).set_params(date_format={"When": "%d/%m/%Y"}).fit(text, y)
+
+
+@pytest.mark.parametrize("layout", ["%Y/%m/%d", "%Y-%m-%d", "%d %B %Y"])
+def test_text_dates_the_parser_reads_fit_and_predict(reg, rossmann, layout):
+    """Text dates in a layout the parser reads ('2016/01/01', ISO, '01 January 2016') fit when named in date_names,
+    and predict one row as among other rows, as a model fitted on datetimes predicts them; one row of dates written
+    day and month as numbers still reads two ways, and the message names date_format."""
+    X, y = rossmann
+    text = X.assign(Date=X["Date"].dt.strftime(layout))
+    est = TabularRegressor(GBM("regression", n_estimators=30), date_names=["Date"], random_state=0).fit(
+        text, y
+    )
+    rows = text.iloc[::50]
+    assert np.allclose(est.predict(rows.iloc[[3]]), est.predict(rows)[3])
+    assert np.allclose(reg.predict(rows.iloc[[3]]), reg.predict(X.iloc[::50].iloc[[3]]))
+    day = X[X["Date"].dt.day <= 12].head(1)
+    with pytest.raises(DataError, match=r"column 'Date' is ambiguous.*set_params\(date_format='%d/%m/%Y'\)"):
+        est.predict(day.assign(Date=day["Date"].dt.strftime("%d/%m/%Y")))
 
 
 @pytest.fixture(scope="module")
 def rf(adult):
-    tab = Tabular(adult, cat_names=["workclass", "education", "sex"], cont_names=["age", "fnlwgt", "hours-per-week"],
-                  y_names="salary", splits=(np.arange(2000), np.arange(2000, 2300)))
+    tab = Tabular(
+        adult,
+        cat_names=["workclass", "education", "sex"],
+        cont_names=["age", "fnlwgt", "hours-per-week"],
+        y_names="salary",
+        splits=(np.arange(2000), np.arange(2000, 2300)),
+    )
     return RandomForest("classification", n_estimators=10, n_jobs=1, seed=0).fit(tab.train)
 
 
@@ -134,8 +166,11 @@ def test_predict_on_no_rows_names_the_call(rf, adult, empty):
 
 def test_a_numpy_array_of_rows_says_it_has_no_column_names(rf, adult):
     arr = adult.slice(2000, 5).drop("salary").to_numpy()
-    with pytest.raises(DataError, match=r"a NumPy array \(5x14\) has no column names.*pd\.DataFrame\(arr, "
-                                        r"columns=\[\.\.\.\]\).*\['workclass', 'education', 'sex', 'age', "
-                                        r"'fnlwgt', 'hours-per-week'\]") as e:
+    with pytest.raises(
+        DataError,
+        match=r"a NumPy array \(5x14\) has no column names.*pd\.DataFrame\(arr, "
+        r"columns=\[\.\.\.\]\).*\['workclass', 'education', 'sex', 'age', "
+        r"'fnlwgt', 'hours-per-week'\]",
+    ) as e:
         rf.process(arr)
     assert "'item'" not in str(e.value)

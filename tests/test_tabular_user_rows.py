@@ -167,7 +167,7 @@ def test_a_date_column_read_back_from_csv_as_text_gives_the_parts_it_gave_at_fit
     ref = reg.predict(X)
     np.testing.assert_allclose(reg.predict(X.assign(Date=raw["Date"])), ref)  # the CSV's "2015-07-31" text
     np.testing.assert_allclose(reg.predict(X.assign(Date=X["Date"].dt.date)), ref)  # python dates
-    with pytest.raises(DataError, match=r"of column 'Date' are not dates: 'soon' at row 0"):
+    with pytest.raises(DataError, match=r"column 'Date' holds text that no date layout pipekit recognises reads \('soon' at row 0\)"):
         reg.predict(X.head(3).assign(Date="soon"))
 
 

@@ -674,7 +674,7 @@ class DataBlock(Component):
         train, valid = (row_index(part, len(items), f"the splitter {said}: its {name}")
                         for part, name in zip(split, ("training", "validation")))
         say("split", repr(splitter), (train, valid))
-        items, train, valid = _check_split(items, train, valid, splitter)
+        items, train, valid, placed = _check_split(items, train, valid, splitter)
         self.item_columns_ = list(items.columns)  # what an item was: new items given as bare values are read alike
         self.blocks_ = self._new_blocks()
         self.getters_ = _with_block_getters(self.blocks_, self._resolve_getters(len(self.blocks_)))
@@ -716,7 +716,11 @@ class DataBlock(Component):
         _check_masks_fit_images(self.blocks_, stores, items)
         _check_boxes_have_labels(self.blocks_, raws, items)
         self.batch_tfms_ = self._batch_tfms()
-        return Datasets(items, [train, valid], stores, self.blocks_, self.n_inp_, recipe=self)
+        dsets = Datasets(items, [train, valid], stores, self.blocks_, self.n_inp_, recipe=self)
+        # which of the items get_items listed the split placed (those in neither subset are left out): weights given
+        # one per listed item are read through it (weighted_dataloaders)
+        dsets.placed = placed
+        return dsets
 
     def _batch_tfms(self) -> list[BatchTransform]:
         """The blocks' batch transforms (one of each class) then the DataBlock's own. An item transform that is
@@ -828,26 +832,16 @@ class DataBlock(Component):
         if dsets is None:
             raise ParameterError("DataBlock.weighted_dataloaders: the loaders hold no datasets to weigh")
         train = np.asarray(dsets.splits[0])
+        placed = dsets.placed  # which of the items get_items listed the split placed (see _fit)
         if len(w) != len(dsets.items):
-            # the splitter left some items out of both subsets: the weights are the listed items', read through the
-            # positions the splitter gave (the loaders' training items are those items, in the same order)
-            items = self.items_from(source)
-            if len(w) != len(items) or self.splitter is None:
+            if len(w) != len(placed):
                 raise ParameterError(f"DataBlock.weighted_dataloaders: wgts has {w.size} weight(s) and the source "
-                                     f"{len(items)} items; give one weight per item of the source, as get_items lists "
+                                     f"{len(placed)} items; give one weight per item of the source, as get_items lists "
                                      "them (the training items' are kept), or one per training item to "
                                      "dblock.datasets(source).weighted_dataloaders(wgts)")
-            split = (self.splitter(items) if isinstance(self.splitter, Component)
-                     else self.splitter(_items_as_given(items, source)))
-            placed, valid = (row_index(part, len(items), f"the splitter {self.splitter!r}: its {name}")
-                             for part, name in zip(split, ("training", "validation")))
-            keep = np.sort(np.concatenate([placed, valid]))
-            if len(keep) != len(dsets.items) or not np.array_equal(np.searchsorted(keep, placed), train):
-                raise DataError(f"DataBlock.weighted_dataloaders: the splitter {self.splitter!r} split the items "
-                                "differently when asked again, so the weights of the source's items cannot be matched "
-                                "to the training items; give the splitter a seed, or give one weight per training "
-                                "item to dblock.datasets(source).weighted_dataloaders(wgts)")
-            train = placed
+            # the splitter left some items out of both subsets: the training items' weights are read through the
+            # positions of the items kept among those listed
+            train = np.flatnonzero(placed)[train]
         return weighted_loaders(dls, w[train], n=n)
 
     # ------------------------------------------------------------------ the fitted recipe
@@ -1180,8 +1174,9 @@ def _given(value: Any) -> str:
 
 
 def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
-                 splitter: Any) -> tuple[pl.DataFrame, np.ndarray, np.ndarray]:
-    """Refuse an empty training set or an item in both; leave out (and say so) items in neither. An empty
+                 splitter: Any) -> tuple[pl.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Refuse an empty training set or an item in both; leave out (and say so) items in neither, returning the items
+    kept, the positions of the two subsets among them, and whether the splitter placed each item listed. An empty
     validation set is a choice (``RandomSplitter(valid_pct=0)``, ``IndexSplitter([])``: train on every item):
     its loader has no batch and the learner records no validation scores. A splitter asked for a share of the items
     (``valid_pct`` above 0) that gives none, as too few items do, is warned about."""
@@ -1196,6 +1191,7 @@ def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
              f"epoch); give at least {need} items or a larger valid_pct, or pass valid_pct=0 to train on every item "
              "on purpose")
     check_disjoint(train, valid, f"the split {splitter!r}", lambda i: repr(item_at(items, i)))
+    placed = np.ones(len(items), dtype=bool)
     if len(train) + len(valid) < len(items):
         keep = np.sort(np.concatenate([train, valid]))
         left = np.setdiff1d(np.arange(len(items)), keep)
@@ -1214,8 +1210,9 @@ def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
                  f"warning, {fix}, or use a splitter that places every item")
         remap = np.full(len(items), -1, dtype=np.int64)
         remap[keep] = np.arange(len(keep))
+        placed[left] = False
         items, train, valid = items[keep], remap[train], remap[valid]
-    return items, train, valid
+    return items, train, valid, placed
 
 
 def _nested_in_split_folders(items: pl.DataFrame, left: np.ndarray, splitter: Any) -> str | None:

@@ -392,6 +392,8 @@ class Datasets(ArrayDataset, SampledLoaders):
     recipe: Any
     table: Any
     splits: list[np.ndarray]
+    #: set by DataBlock.datasets: which of the items get_items listed the split placed (weighted_dataloaders' map)
+    placed: np.ndarray
 
     # type checkers read the constructor from these two calls, as __new__ dispatches them: what DataBlock.datasets
     # builds, and fastai's Datasets(items, [x_tfms, y_tfms], splits=...) (chapter 11's), which gives a TfmdDatasets

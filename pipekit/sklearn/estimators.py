@@ -47,7 +47,7 @@ from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Is, check_state
-from pipekit.data.dates import NUMERIC_FORMATS, in_order_of, text_date_format
+from pipekit.data.dates import AWARE, NUMERIC_FORMATS, OFFSET, in_order_of, text_date_format
 from pipekit.tabular.dates import month_name_format
 from pipekit.ensemble import BaggedModel
 from pipekit.sklearn.fitting import (BACKENDS, default_backend, default_procs, fit_model, model_task,
@@ -98,8 +98,9 @@ _PARSE_FIRST = {"fit": "parse it before fitting: pd.to_datetime(X[{column}], for
 
 def _text_date_layout(values: pl.Series, column: str, who: str, call: str) -> str | None:
     """The layout ``call`` (``who``'s fit or predict) reads a text date column in when no date_format gives one: the
-    day and month order its values settle (ambiguous ones refused, naming the fix), an ISO layout (None, left to
-    the parser) or a layout written with the month's name; a column no layout reads is refused, naming the fix."""
+    day and month order its values settle (ambiguous ones refused, naming the fix), an ISO layout, a layout written
+    with the month's name, or None for text the parser reads in a layout of its own ('2016/01/01'); a column holding
+    a value none of them reads is refused, naming the value and the fix."""
     give = ("est.set_params(date_format={day!r}) on this fitted model, which reads its next rows with it" if
             call == "predict" else f"{who}(..., date_format={{day!r}})")
     fix = _PARSE_FIRST[call].replace("{column}", repr(column).replace("{", "{{").replace("}", "}}")) + give
@@ -110,7 +111,16 @@ def _text_date_layout(values: pl.Series, column: str, who: str, call: str) -> st
     named = month_name_format(text)
     if named is not None or text.null_count() == len(text):
         return named
-    row = int(text.is_not_null().arg_true()[0])
+    # any other layout the parser reads on its own ('2016/01/01'), as it reads the column: a UTC offset after the
+    # time of day left out, the layout inferred from the first value
+    given = text.str.replace(OFFSET, "") if text.drop_nulls().str.contains(AWARE).all() else text
+    try:
+        unread = text.is_not_null() & given.str.to_datetime(strict=False, time_unit="us").is_null()
+    except pl.exceptions.ComputeError:  # no layout read from the first value
+        unread = text.is_not_null()
+    if not unread.any():
+        return None
+    row = int(unread.arg_true()[0])
     raise DataError(f"{who}.{call}: column {column!r} holds text that no date layout pipekit recognises reads "
                     f"({text[row]!r} at row {row}); give its layout (a strftime layout such as '%Y%m%d'), " +
                     give.replace("{day!r}", "'...'") + f", or convert it first: X[{column!r}] = "
