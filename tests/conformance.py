@@ -319,6 +319,11 @@ FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
         "state": {"model_", "oob_score_", "stopped_on_time_", "classes_", "feature_names_", "cat_features_",
                   "cat_levels_", "cat_dtypes_", "norm_stats_", "processor_", "procs_signature_",
                   "train_rows_signature_", "valid_score_"}} for name in ("RandomForest", "ExtraTrees")},
+    "pipekit.ensemble.TorchTabular": {
+        "params": {"task", "layers", "epochs", "lr", "bs", "wd", "config", "y_range", "seed", "time_limit", "name"},
+        "state": {"model_", "stopped_on_time_", "classes_", "feature_names_", "cat_features_", "cat_levels_",
+                  "cat_dtypes_", "norm_stats_", "emb_szs_", "y_range_", "procs_signature_", "train_rows_signature_",
+                  "valid_score_"}},
 }
 
 

@@ -40,6 +40,6 @@ def test_the_net_is_expected_to_take_its_fixed_cost_on_a_tiny_table():
     gbm, net = (ens.report_.filter(pl.col("model") == m).row(0, named=True) for m in ("gbm", "net"))
     assert gbm["expected_s"] is None  # fitted first: nothing measured yet
     # two fold models, each at least its epochs' fixed cost, whatever the GBM's few rows took
-    floor = 2 * 5 * getattr(auto, "NET_EPOCH_S", 0.3)
+    floor = 2 * 5 * auto.NET_EPOCH_S
     assert net["expected_s"] >= floor
     assert next(c for c in auto.default_candidates("regression") if c.name == "net").floor_s == floor / 2

@@ -144,3 +144,19 @@ def test_a_model_file_written_before_the_row_form_was_kept_reads_rows_as_it_did(
     assert loaded.predict(_raw_units(tab)).shape == (40, 2)  # the raw units are not known to it: taken as before
     make, message = BAD["codes above the vocabulary"]
     assert _error(loaded, make(tab)) == _error(models["gbm"], make(tab))
+
+
+def test_counting_the_rows_predict_got_lets_an_unexpected_error_through(tab, monkeypatch):
+    """predict counts the rows it was given to say "predict got 0 rows"; input as_data cannot read counts as no
+    data, but an error that says nothing about the rows (a fault inside the reading) is raised, not swallowed."""
+    from pipekit.backends import base
+
+    assert base._row_count(tab.valid.xs.head(0)) == 0
+    assert base._row_count([1.0, 2.0]) is None  # as_data's ParameterError: not data a model reads
+
+    def broken(data: object, **kwargs: object) -> None:
+        raise RuntimeError("a fault while reading the rows")
+
+    monkeypatch.setattr(base, "as_data", broken)
+    with pytest.raises(RuntimeError, match="a fault while reading"):
+        base._row_count(tab.valid.xs)

@@ -314,10 +314,12 @@ class KeepsProcessor:
 
 
 def _row_count(data: Any) -> int | None:
-    """The number of rows of what ``predict`` was given, None when it is not data a model reads."""
+    """The number of rows of what ``predict`` was given, None when it is not data a model reads (``as_data`` refuses
+    it with a ParameterError or DataError, or pandas or Polars cannot read it as a frame: a TypeError or
+    ValueError); any other error is no verdict on the rows and is raised."""
     try:
         return len(as_data(data))
-    except Exception:
+    except (TypeError, ValueError):  # ParameterError and DataError are both ValueErrors
         return None
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Sequence
 
@@ -368,8 +369,15 @@ def check_no_infinite(d: TabularData, columns: Sequence[str], where: str) -> Non
                             "missing) or clean the column.")
 
 
-#: standard units beyond which a normalised column's values cannot be processed values (see :func:`check_rows`)
+#: how far apart, in the column's own standard deviations, a normalised column's raw mean and 0 (where processed
+#: values centre) must be for the column to tell raw rows from processed ones whatever their median
+#: (see :func:`check_rows`)
+CENTRE_GAP = 4.0
+#: standard units from 0 beyond which no processed rows' median sits, so a column whose median is there tells too
 RAW_UNITS = 10.0
+#: how many times nearer its raw mean than 0 (each distance in its own standard units) a column's median must be
+#: for the column to vote the rows raw
+NEARER = 4.0
 #: what to do with rows that are not processed, said alike by every model
 _PROCESS_THEM = ("pass the rows processed by the same Tabular (tab.new(df), in the session that built it), or for an "
                  "ensemble or a model fitted on a Tabular's split, also one loaded in a fresh process, "
@@ -403,10 +411,8 @@ def check_rows(d: TabularData, form: RowForm) -> None:
     """Refuse rows a model fitted on rows of ``form`` cannot predict from, with one message per fault whatever the
     model (a backend or an ensemble): no rows, a missing input, a split of other procs, and for a bare frame (a
     Polars or pandas frame, a dict row, a pandas row) values that cannot be processed ones: normalised inputs in
-    their raw units (for at least half of them, the median sits more than ``RAW_UNITS`` standard units from 0,
-    where processed values sit, and within them of the raw mean), normalised inputs Normalize cannot have written
-    whatever their size (a whole-number column, a value float32 cannot hold: raw measurements read as float64, such
-    as 13.05, are refused even where they sit near 0), category inputs that are not whole numbers or fall outside the
+    their raw units (see :func:`_raw_votes`: at least half of the normalised inputs that tell raw from processed rows
+    have a median much nearer their raw mean than 0), category inputs that are not whole numbers or fall outside the
     codes, and, where no normalised input speaks for the rows, category codes of another type than the procs write
     (a raw integer id that falls among the codes, a day of the week, would otherwise be predicted from without a
     word); lastly text or infinite values in an input. An extra column is no fault: models read theirs.
@@ -449,19 +455,7 @@ def _check_processed(d: TabularData, form: RowForm) -> None:
     scales = form.scales or {}
     have = set(d.xs.columns)
     cols = [c for c in scales if c in have]
-    medians = d.xs.select([pl.col(c).cast(pl.Float64, strict=False).fill_nan(None).median() for c in cols]).row(0) \
-        if cols else ()
-    raw = []
-    for c, v in zip(cols, medians):
-        mean, std = scales[c]
-        if isinstance(v, float) and abs(v) > RAW_UNITS and abs(v - mean) <= RAW_UNITS * std:
-            raw.append((c, v))
-    if raw and 2 * len(raw) >= len(cols):
-        c, v = raw[0]
-        raise DataError(f"these rows look unprocessed: column {c!r} has a median of {v:.4g}, where the processed rows "
-                        f"the model was fitted on are normalised around 0 (raw mean {scales[c][0]:.4g}, standard "
-                        f"deviation {scales[c][1]:.4g}); {_PROCESS_THEM}")
-    _check_float32(d, cols, scales)
+    _check_normalised(d, cols, scales)
     for c, (n, code) in form.codes.items():
         if c not in have:
             continue
@@ -482,26 +476,48 @@ def _check_processed(d: TabularData, form: RowForm) -> None:
         if not (whole and typed):
             raise DataError(f"these rows look unprocessed: category column {c!r} is {col.dtype}, where the processed "
                             f"rows the model was fitted on hold its {n} category codes as {code or 'integers'}; "
-                            f"{_PROCESS_THEM}; rows already processed are taken as a processed split (tab.new(df), "
-                            f"tab.valid), as its frame (tab.valid.xs), or with the codes as {code or 'integers'}")
+                            f"{_PROCESS_THEM}; rows already processed are taken as a processed split (tab.valid), as its "
+                            f"frame (tab.valid.xs), or with the codes as {code or 'integers'} (tab.new(df) would "
+                            "process them again)")
 
 
-def _check_float32(d: TabularData, cols: Sequence[str], scales: dict[str, tuple[float, float]]) -> None:
-    """Refuse normalised inputs ``cols`` of a bare frame that Normalize cannot have written: it writes Float32 values,
-    so a column of whole-number type, or a value float32 cannot hold (13.05 read as float64 from a file), is one in
-    the data's own units, whatever its size. Processed values keep their float32 values when read out as Python
-    floats (a dict row) or as float64 (a pandas row, a cast), so those pass."""
-    schema = d.xs.schema
-    wide = [c for c in cols if schema[c] == pl.Float64]
-    odd = d.xs.select([(pl.col(c).is_finite() & (pl.col(c).cast(pl.Float32).cast(pl.Float64) != pl.col(c)))
-                       .arg_true().first().alias(c) for c in wide]).row(0) if wide else ()
-    bad = [(c, f"is {schema[c]}, a type") for c in cols if schema[c].is_integer()] + \
-        [(c, f"holds {d.xs[c][row]!r} (row {row}), a value float32 cannot hold and so") for c, row in zip(wide, odd)
-         if row is not None]
-    if bad:
-        c, what = bad[0]
-        raise DataError(f"these rows look unprocessed: normalised column {c!r} {what} the procs the model was fitted "
-                        f"with never write (they write Float32 values around 0; its raw mean is {scales[c][0]:.4g}, "
-                        f"standard deviation {scales[c][1]:.4g}); {_PROCESS_THEM}; rows already processed are taken "
-                        "as a processed split (tab.new(df), tab.valid), as its frame (tab.valid.xs), or as its rows "
-                        "(tab.valid.xs.row(i, named=True))")
+def _raw_votes(medians: dict[str, float], scales: dict[str, tuple[float, float]]) -> tuple[list[str], list[str]]:
+    """The normalised columns that tell raw rows from processed ones, and those of them whose ``medians`` vote the
+    rows raw. Processed values centre on 0 with a standard deviation of 1, raw ones on the training ``mean`` with
+    its ``std``: a median ``m`` sits ``|m|`` standard units from the processed centre and ``|m - mean| / std`` from
+    the raw one, and votes raw when it is ``NEARER`` times nearer the raw one. A column tells when its two centres
+    are ``CENTRE_GAP`` of its standard deviations apart (processed rows then sit far from the raw centre, whatever
+    their median: a what-if value, a mean row, a float64 copy), or when its median sits beyond ``RAW_UNITS`` of 0,
+    where no processed rows' median sits.
+
+    >>> _raw_votes({"alcohol": 13.05, "ash": 0.1}, {"alcohol": (13.0, 0.81), "ash": (2.37, 0.27)})
+    (['alcohol', 'ash'], ['alcohol'])
+    """
+    telling, raw = [], []
+    for c, m in medians.items():
+        mean, std = scales[c]
+        if not (std > 0 and math.isfinite(m)):
+            continue
+        d_proc, d_raw = abs(m), abs(m - mean) / std
+        if abs(mean) >= CENTRE_GAP * std or d_proc > RAW_UNITS:
+            telling.append(c)
+            if d_raw * NEARER < d_proc:
+                raw.append(c)
+    return telling, raw
+
+
+def _check_normalised(d: TabularData, cols: Sequence[str], scales: dict[str, tuple[float, float]]) -> None:
+    """Refuse a bare frame whose normalised inputs ``cols`` are in their raw units: at least half of those that
+    tell (:func:`_raw_votes`) vote raw."""
+    values = d.xs.select([pl.col(c).cast(pl.Float64, strict=False).fill_nan(None).median() for c in cols]).row(0) \
+        if cols else ()
+    medians = {c: v for c, v in zip(cols, values) if isinstance(v, float)}
+    telling, raw = _raw_votes(medians, scales)
+    if raw and 2 * len(raw) >= len(telling):
+        c, v = raw[0], medians[raw[0]]
+        mean, std = scales[c]
+        raise DataError(f"these rows look unprocessed: column {c!r} has a median of {v:.4g}, "
+                        f"{abs(v - mean) / std:.2g} standard deviation(s) from its raw mean {mean:.4g} (standard "
+                        f"deviation {std:.4g}) and {abs(v):.3g} from 0, where the processed rows the model was fitted "
+                        f"on are normalised around 0 (of the {len(telling)} normalised column(s) that tell raw rows from "
+                        f"processed ones, {len(raw)} sit so near their raw mean); {_PROCESS_THEM}")

@@ -25,23 +25,17 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
 
 
-def _check_default_loss(learn: Any) -> None:
-    """Refuse a Learner trained with another loss than the one ``tabular_learner`` picks for its targets
-    (``CrossEntropyLossFlat()`` for a category, ``MSELossFlat()`` for a number): a TorchTabular trains with that
-    one, so its refit (``clone().fit``, stacking's folds) would be another net than the one wrapped."""
+def _other_loss(learn: Any) -> str | None:
+    """The Learner's loss, described, where it is not the one ``tabular_learner`` picks for its targets
+    (``CrossEntropyLossFlat()`` for a category, ``MSELossFlat()`` for a number); None where it is that one."""
     from pipekit.core.component import Component
     from pipekit.learn.losses import loss_from_kind
 
     loss = getattr(learn, "loss_func", None)
     default = loss_from_kind(getattr(learn.dls, "loss_kind", None))
-    same = isinstance(loss, Component) and type(loss) is type(default) and repr(loss) == repr(default)
-    if not same:
-        name = repr(loss) if isinstance(loss, Component) else getattr(loss, "__name__", type(loss).__name__)
-        raise ParameterError(f"TorchTabular.from_learner: the Learner was trained with loss_func={name}, and a "
-                             f"TorchTabular trains with {default!r}, the loss tabular_learner picks for these targets, "
-                             "so its refit (net.clone().fit, a StackingEnsemble's folds) would train another net; "
-                             "wrap a Learner trained with the default loss (tabular_learner without loss_func=), or "
-                             "keep this one as a Learner (learn.export)")
+    if isinstance(loss, Component) and type(loss) is type(default) and repr(loss) == repr(default):
+        return None
+    return repr(loss) if isinstance(loss, Component) else getattr(loss, "__name__", type(loss).__name__)
 
 
 class TorchTabular(Backend):
@@ -59,7 +53,8 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     Fitted: ``model_`` (the torch module, eval mode), ``processor_`` (the fitted procs), ``emb_szs_``,
     ``y_range_`` (the range used; None for classification), ``valid_score_`` when ``valid`` is given.
 
-    A net already trained with ``tabular_learner`` joins the same way: ``TorchTabular.from_learner(learn)``.
+    A net already trained with ``tabular_learner`` joins the same way: ``TorchTabular.from_learner(learn)``; where
+    its Learner's loss is not the default one, ``learner_loss`` describes it and a refit (``clone().fit``) is refused.
 
     >>> import numpy as np, polars as pl
     >>> import pipekit.datasets as D
@@ -79,7 +74,11 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         "wd": Interval(0, None, none_ok=True),
         "config": Is(lambda v: v is None or isinstance(v, dict), "None or a dict of TabularModel options"),
         "y_range": Y_RANGE,
-        "seed": Interval(0, 2**32 - 1, integer=True), "time_limit": TIME_LIMIT, "name": NAME}
+        "seed": Interval(0, 2**32 - 1, integer=True), "time_limit": TIME_LIMIT, "name": NAME,
+        "learner_loss": Is(lambda v: v is None or isinstance(v, str), "None or the description of a Learner's loss")}
+    #: ``learner_loss`` came after files were written without it: a record without it is a net trained with the
+    #: default loss
+    record_defaults = {"params.learner_loss": None}
     unsaved = ("processor_",)  # written inside model_, which is rebuilt from it
     #: True on the fold models of a ``BaggedModel``: a net its time limit cuts short says nothing, as the other
     #: backends, since the bag counts its fold models cut short and ``fit_ensemble`` warns once for them all;
@@ -93,9 +92,10 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     def __init__(self, task: str, layers: Sequence[int] = (200, 100), epochs: int = 5, lr: float = 1e-2,
                  bs: int = 256, wd: float | None = None, config: dict | None = None,
                  y_range: Sequence[float] | None = None, seed: int = 0, time_limit: float | None = None,
-                 name: str | None = None):
+                 name: str | None = None, learner_loss: str | None = None):
         self.task, self.layers, self.epochs, self.lr, self.bs, self.wd = task, layers, epochs, lr, bs, wd
         self.config, self.y_range, self.seed, self.time_limit, self.name = config, y_range, seed, time_limit, name
+        self.learner_loss = learner_loss
         self.check_params()
         if config is not None:  # checked as tabular_learner checks it; a y_range in it is y_range's second name
             from pipekit.tabular.model import check_config, config_y_range
@@ -115,8 +115,10 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         other settings (``epochs``, ``lr``, ``bs``, ``wd``, ``seed``, ``time_limit``, ``name``), which only a refit
         (``clone()``, stacking's folds) uses. A net that these parameters cannot rebuild is refused: a custom
         ``body``, a model other than a ``TabularModel``, outputs that are not one per class of the target's
-        vocabulary, several regression targets, a loss other than the one ``tabular_learner`` picks for the targets
-        (a refit trains with that one).
+        vocabulary, several regression targets. A Learner trained with a loss other than the one ``tabular_learner``
+        picks for the targets (a weighted ``CrossEntropyLossFlat``, ``FocalLossFlat``) joins too, predicting what it
+        gives, with that loss described in ``learner_loss`` (kept in its file); a refit, which trains with the default
+        loss, refuses it.
 
         Example:
             >>> import numpy as np, polars as pl
@@ -166,7 +168,6 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         if not isinstance(model, TabularModel):
             raise ParameterError(f"TorchTabular.from_learner: the Learner's model is a {type(model).__name__}, not the "
                                  "TabularModel tabular_learner builds; only that net can be rebuilt from a file")
-        _check_default_loss(learn)
         p = recipe.processor
         task = {"category": "classification", "regression": "regression"}.get(p.y_kind_)
         if task is None:
@@ -190,7 +191,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         if task == "regression" and model.y_range is not None:
             low, high = model.y_range  # a bound per target ([low], [high]) for its one target, or one pair
             y_range = (float(low[0] if isinstance(low, list) else low), float(high[0] if isinstance(high, list) else high))
-        net = cls(task, layers=layers, config=config, y_range=y_range, **params)
+        net = cls(task, layers=layers, config=config, y_range=y_range, learner_loss=_other_loss(learn), **params)
         train, valid = (TabularSplit(items, p, idx, name) for idx, name in zip(splits, ("train", "valid")))
         net._trained = model
         try:
@@ -211,6 +212,14 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             raise DataError(f"task={self.task!r} but the Tabular's target kind is {d.processor.y_kind_!r}")
         if len(d) < 2:  # batch norm cannot normalise a batch of one row
             raise DataError(f"TorchTabular needs at least 2 training rows, got {len(d)} sample(s)")
+        if self.learner_loss is not None and self._trained is None:
+            raise ParameterError(f"TorchTabular.fit: this net comes from a Learner trained with "
+                                 f"loss_func={self.learner_loss} (TorchTabular.from_learner), and a TorchTabular "
+                                 "trains with the loss tabular_learner picks for the targets, so this refit "
+                                 "(net.clone().fit, a StackingEnsemble's or BaggedModel's folds) would train another "
+                                 "net; predict with the fitted net as it is (MeanEnsemble, WeightedEnsemble take it), "
+                                 "or stack a Learner trained with the default loss (tabular_learner without "
+                                 "loss_func=)")
         return super().fit(d, valid)
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
