@@ -262,7 +262,7 @@ def test_bad_input_messages(rf, splits, tmp_path):
         as_data(va.xs[:10], y=np.zeros(9))
     with pytest.raises(ValueError, match="no targets"):
         RandomForest("classification").fit(va.xs)
-    with pytest.raises(ValueError, match="has no rows"):
+    with pytest.raises(ValueError, match="predict got 0 rows"):
         rf.predict(va.xs[:0])
     bad = tmp_path / "x.npz"
     bad.write_bytes(b"not a zip")

@@ -364,7 +364,7 @@ def reference_loader(datablock: Any, source: Any = None, bs: int = 64, num_worke
     items = datablock.items_from(source)
     splitter = datablock.splitter if datablock.splitter is not None else RandomSplitter(0.2)
     tr, va = splitter(items)
-    items, tr, va = _check_split(items, np.asarray(tr), np.asarray(va), splitter)
+    items, tr, va, _ = _check_split(items, np.asarray(tr), np.asarray(va), splitter)
     getters = datablock._resolve_getters(len(blocks))
     rows = tr if train else va
     paths = [str(p) for p in apply_getter(getters[0], items).to_list()]
