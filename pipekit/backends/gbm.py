@@ -707,8 +707,39 @@ class GBM(Booster):
         check_params_to_save(type(self).__name__, self._params_as_lightgbm(), LIGHTGBM_RULES)
         return super().params_to_data()
 
-    def model_to_data(self) -> np.ndarray:
-        return np.frombuffer(self.booster_.model_to_string().encode("utf-8"), dtype=np.uint8).copy()
+    def model_to_data(self, all_rounds: bool = False) -> np.ndarray:
+        """The booster as LightGBM's model text in a 1-D uint8 array: the rounds prediction uses, or with
+        ``all_rounds`` every round it holds (what a pickled copy keeps)."""
+        text = self.booster_.model_to_string(num_iteration=-1 if all_rounds else None)
+        return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+
+    # -- pickling: the booster travels as its model text ---------------------------------------------------
+    # LightGBM rebuilds a pickled booster as soon as it is unpickled, before any pipekit code runs; in a worker
+    # forked from a process whose Polars threads were running that waits forever. Pickled as text, the booster is
+    # rebuilt by __setstate__, after check_fork_safe has raised ForkedProcessError there.
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if "booster_" in state:
+            state["booster_"] = self.model_to_data(all_rounds=True)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        held = state.pop("booster_", None)
+        self.__dict__.update(state)
+        if held is None:  # not fitted
+            return
+        if isinstance(held, np.ndarray):  # model text (a pickle of an earlier pipekit holds the booster itself)
+            import lightgbm as lgb
+
+            check_fork_safe("unpickling a GBM")
+            held = lgb.Booster(model_str=held.tobytes().decode("utf-8"))
+        self.booster_ = held
+
+    def __copy__(self) -> GBM:
+        out = type(self).__new__(type(self))
+        out.__dict__.update(self.__dict__)  # a shallow copy shares the booster
+        return out
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file; ``best_iteration_`` (the rounds prediction uses) must be a whole number of

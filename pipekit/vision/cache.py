@@ -25,13 +25,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import mmap
 import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import IO, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -137,6 +138,17 @@ def _npy_header_len(shape: Sequence[int]) -> int:
     return len(out.getvalue())
 
 
+def _map_pack(f: IO[bytes], header_len: int, shape: Sequence[int]) -> np.ndarray:
+    """The uint8 pixels of ``shape`` after the ``header_len`` bytes of the pack open in ``f``, mapped read-only
+    (the mapping stays readable after ``f`` is closed, and after the pack is unlinked). An ndarray over an
+    :class:`mmap.mmap`, not an ``np.memmap``: a memmap of a file opened by descriptor has no file name, and joblib's
+    workers reopen a memmap by its name (a learner passed to ``joblib.Parallel`` could not be unpickled there). A
+    store pickled, deep-copied or sent to a worker process holds the pixels (joblib's workers get large ones
+    through its own temporary memmap)."""
+    mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return np.ndarray(tuple(shape), dtype=np.uint8, buffer=mapped, offset=header_len)
+
+
 def _open_pack(pack: Path, config: str, channels: int,
                n: int | None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:
     """The pack memory-mapped, its source sizes, the content keys of its images and the largest value of each
@@ -188,8 +200,8 @@ def _open_pack(pack: Path, config: str, channels: int,
             stored, fortran, dtype = np.lib.format.read_array_header_1_0(f)
             if dtype != np.uint8 or list(stored) != shape or fortran or f.tell() != header_len:
                 raise CacheEntryError(f"holds {dtype} {stored}, its meta says uint8 {tuple(shape)}")
-            pixels = np.memmap(f, dtype=np.uint8, mode="r", offset=header_len, shape=tuple(shape))
-        except (ValueError, OSError) as e:
+            pixels = _map_pack(f, header_len, shape)
+        except (ValueError, TypeError, OSError) as e:
             raise CacheEntryError(f"not a NumPy pack ({e})") from None
     return pixels, sizes, keys, None if top is None else np.asarray(top, dtype=np.int64)
 
@@ -669,7 +681,8 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": checksum.result(pack, meta)})
             tmp.commit(pack)
             # Mapped at once: the mapping stays readable if a later build's clean-up unlinks the pack.
-            pixels = np.load(pack, mmap_mode="r")
+            with open(pack, "rb") as f:
+                pixels = _map_pack(f, data_offset, shape)
             _index_pack(cdir, keys, pack_id, sources)
     n_decoded = int(sum(flags))
     return ImageStore(pixels, sizes, squeeze, n_decoded=n_decoded, n_reused=len(paths) - n_decoded, path=pack,
