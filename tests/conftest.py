@@ -117,21 +117,11 @@ def mnist_dls():
 @pytest.fixture(scope="module")
 def mnist_learner():
     """mnist_tiny's 3s and 7s (an eighth of them), grey, a small CNN trained one epoch."""
-    import warnings
+    from test_models_helpers import mnist_eighth_learner
 
-    import pipekit
-    import pipekit.datasets as D
-    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
-    from pipekit.learn import Learner, accuracy, simple_cnn
-    from pipekit.vision import ImageBlock
+    from pipekit.learn import accuracy
 
-    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=lambda p: get_image_files(p)[::8],
-                       splitter=GrandparentSplitter(), get_y=parent_label)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the test/ folder is in neither subset
-        dls = dblock.dataloaders(D.path("mnist_tiny"), bs=16, seed=0)
-    pipekit.set_seed(0)
-    learn = Learner(dls, simple_cnn(n_in=1, n_out=2), metrics=accuracy)
+    learn = mnist_eighth_learner(metrics=accuracy)
     learn.fit_one_cycle(1, 1e-2)
     return learn
 

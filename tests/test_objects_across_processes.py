@@ -9,7 +9,6 @@ import pickle
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import cloudpickle
 import joblib
@@ -17,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import pipekit
 import pipekit.datasets as D
 
 pytestmark = pytest.mark.data
@@ -145,23 +143,12 @@ def test_a_gbm_sent_to_a_forked_worker_says_why_instead_of_hanging(tmp_path):
 
 
 def test_a_vision_learner_over_a_mapped_image_pack_predicts_in_joblib_workers(tmp_path, monkeypatch):
-    from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
-    from pipekit.learn import Learner, simple_cnn
-    from pipekit.vision import ImageBlock
+    from test_models_helpers import mnist_eighth_learner
 
     monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
 
-    def learner() -> Learner:
-        dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=lambda p: get_image_files(p)[::8],
-                           splitter=GrandparentSplitter(), get_y=parent_label)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the test/ folder is in neither subset
-            dls = dblock.dataloaders(D.path("mnist_tiny"), bs=16, seed=0)
-        pipekit.set_seed(0)
-        return Learner(dls, simple_cnn(n_in=1, n_out=2))
-
     for build in ("cold", "warm"):  # the pack written by this build, then the pack found in the cache and verified
-        learn = learner()
+        learn = mnist_eighth_learner()
         want = _preds(learn)
         got = joblib.Parallel(n_jobs=2, timeout=240)(joblib.delayed(_preds)(learn) for _ in range(2))
         for g in got:
