@@ -538,7 +538,7 @@ class GBM(Booster):
         deadline = self._deadline()  # the time counts from here, LightGBM's first import included
         import lightgbm as lgb
 
-        from pipekit import check_dependencies
+        from pipekit.dependencies import check_dependencies
 
         check_dependencies(names=["lightgbm"])  # an older LightGBM fails on the dataset below, blaming free_raw_data
 

@@ -48,7 +48,7 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.data.splitters import stratified_counts, text_times
-from pipekit.ensemble.base import align_classes, member_name
+from pipekit.ensemble.base import align_classes, member_name, no_sample_weight
 from pipekit.metrics import get_metric
 
 
@@ -99,19 +99,6 @@ def make_folds(y: np.ndarray, task: str, n_folds: int, seed: int | None,
     else:
         cv = KFold(n_folds, shuffle=True, random_state=seed)
     return list(cv.split(np.zeros(len(y)), y))
-
-
-def no_sample_weight(model: Any) -> str:
-    """Why ``model`` (an ensemble: a bag, a weighted or stacked ensemble) is refused ``sample_weight``, by its own
-    ``fit`` and by ``TabularClassifier(model).fit(X, y, sample_weight=...)`` alike, and what weighs rows.
-
-    >>> from pipekit.backends import GBM
-    >>> no_sample_weight(BaggedModel(GBM("classification"))).split(";")[0]
-    'sample_weight: a BaggedModel backend does not pass sample_weight on to its models'
-    """
-    return (f"sample_weight: a {type(model).__name__} backend does not pass sample_weight on to its models; give one "
-            "backend that weighs rows (GBM, RandomForest, ExtraTrees, XGBoost, CatBoost or a scikit-learn model whose "
-            "fit takes sample_weight)")
 
 
 def target_name(d: Any) -> str | None:

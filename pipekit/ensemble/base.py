@@ -490,3 +490,17 @@ class Ensemble(KeepsProcessor, Model):
                                  "Tabular (BaggedModel keeps its procs), or process rows with the Tabular itself "
                                  "(tab.new(df))")
         return processor
+
+
+def no_sample_weight(model: Any) -> str:
+    """Why ``model`` (an ensemble: a bag, a weighted or stacked ensemble) is refused ``sample_weight``, by its own
+    ``fit`` and by ``TabularClassifier(model).fit(X, y, sample_weight=...)`` alike, and what weighs rows.
+
+    >>> from pipekit.backends import GBM
+    >>> from pipekit.ensemble import BaggedModel
+    >>> no_sample_weight(BaggedModel(GBM("classification"))).split(";")[0]
+    'sample_weight: a BaggedModel backend does not pass sample_weight on to its models'
+    """
+    return (f"sample_weight: a {type(model).__name__} backend does not pass sample_weight on to its models; give one "
+            "backend that weighs rows (GBM, RandomForest, ExtraTrees, XGBoost, CatBoost or a scikit-learn model whose "
+            "fit takes sample_weight)")

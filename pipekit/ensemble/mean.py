@@ -25,8 +25,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Options
-from pipekit.ensemble.bagged import no_sample_weight
-from pipekit.ensemble.base import Ensemble, as_member_list, check_members
+from pipekit.ensemble.base import Ensemble, as_member_list, check_members, no_sample_weight
 
 
 class MeanEnsemble(Ensemble):
@@ -80,7 +79,7 @@ class MeanEnsemble(Ensemble):
     def fit(self, data: Any = None, y: Any = None, sample_weight: Any = None) -> MeanEnsemble:
         """Optional: score the members and the average on the labelled split ``data`` into ``report_``. ``y`` is
         refused: the targets are in the split (``fit(as_data(xs, y=y))`` for a frame and its targets); so is
-        ``sample_weight`` (:func:`~pipekit.ensemble.bagged.no_sample_weight`): the members are fitted already."""
+        ``sample_weight`` (:func:`~pipekit.ensemble.base.no_sample_weight`): the members are fitted already."""
         check_fork_safe("MeanEnsemble.fit")
         if sample_weight is not None:
             raise ParameterError(no_sample_weight(self))

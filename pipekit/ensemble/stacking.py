@@ -29,10 +29,10 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import (BaggedModel, make_folds, no_sample_weight, out_of_fold, target_name,
+from pipekit.ensemble.bagged import (BaggedModel, make_folds, out_of_fold, target_name,
                                      time_ranks, training_predictions)
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
-                                   validate_prediction)
+                                   no_sample_weight, validate_prediction)
 
 
 #: what to pass StackingEnsemble in place of fitted members (it fits clones of them fold by fold)
@@ -184,7 +184,7 @@ class StackingEnsemble(Ensemble):
         stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
         training row's time, for a bagged ``meta`` with time folds (``BaggedModel(folds="time")``) and for the
         folds unfitted members are fitted on, then contiguous periods in time order. ``sample_weight`` is refused
-        (:func:`~pipekit.ensemble.bagged.no_sample_weight`): the members and the meta-model are fitted unweighted."""
+        (:func:`~pipekit.ensemble.base.no_sample_weight`): the members and the meta-model are fitted unweighted."""
         check_fork_safe("StackingEnsemble.fit")
         if sample_weight is not None:
             raise ParameterError(no_sample_weight(self))

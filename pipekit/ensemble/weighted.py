@@ -31,8 +31,8 @@ from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Options
-from pipekit.ensemble.bagged import no_sample_weight, training_predictions
-from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions,
+from pipekit.ensemble.bagged import training_predictions
+from pipekit.ensemble.base import (Ensemble, as_member_list, member_name, member_predictions, no_sample_weight,
                                    validate_prediction)
 
 
@@ -75,7 +75,7 @@ class WeightedEnsemble(Ensemble):
         selected on their out-of-fold predictions when ``data`` is None or the rows they were fitted on, so
         no validation row chooses anything; ``selected_on_`` says which ("out_of_fold" or "data"). ``y`` is
         refused: the targets are in the split (``fit(as_data(xs, y=y))`` for a frame and its targets); so is
-        ``sample_weight`` (:func:`~pipekit.ensemble.bagged.no_sample_weight`): every row counts alike."""
+        ``sample_weight`` (:func:`~pipekit.ensemble.base.no_sample_weight`): every row counts alike."""
         check_fork_safe("WeightedEnsemble.fit")
         if sample_weight is not None:
             raise ParameterError(no_sample_weight(self))

@@ -31,8 +31,8 @@ from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.ensemble import BaggedModel, MeanEnsemble, TorchTabular, WeightedEnsemble
-from pipekit.ensemble.bagged import RareClassError, no_sample_weight, rare_class_error
-from pipekit.ensemble.base import align_classes
+from pipekit.ensemble.bagged import RareClassError, rare_class_error
+from pipekit.ensemble.base import align_classes, no_sample_weight
 from pipekit.tabular.procs import DEFAULT_PROCS, Normalize
 
 #: the backends named by a string
