@@ -110,3 +110,27 @@ def test_codes_of_another_type_point_to_the_split_not_to_processing_again(wine):
     # tab.new(df) runs the procs again on codes already written by them
     assert "rows already processed are taken as a processed split (tab.valid)" in str(e.value)
     assert "(tab.new(df), tab.valid)" not in str(e.value)
+
+
+def test_a_processed_row_far_out_in_a_heavy_tailed_column_is_predicted_one_at_a_time():
+    """adult's capital gain (training mean 1151, standard deviation 7838) holds processed values of 12 standard units:
+    such a row alone is one raw vote beside education-num's processed one, not a verdict; raw rows stay refused."""
+    import pipekit.datasets as D
+    from pipekit.data import RandomSplitter
+    from pipekit.tabular import FillMissing
+
+    conts = ["age", "fnlwgt", "education-num", "capital-gain"]
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(4000)
+    tab = Tabular(df, procs=[Categorify, FillMissing, Normalize], cat_names=["workclass", "education", "race"],
+                  cont_names=conts, y_names="salary", splits=RandomSplitter(valid_pct=0.2, seed=42))
+    gbm = GBM("classification", n_estimators=20, n_jobs=1, seed=0).fit(tab.train)
+    xs, expected = tab.valid.xs, gbm.predict(tab.valid)
+    far = int(np.argmax(xs["capital-gain"].abs().to_numpy()))
+    assert xs["capital-gain"][far] > 10  # beyond RAW_UNITS of 0, as no processed median of a whole set sits
+    for row in (xs[far:far + 1], xs.row(far, named=True), xs[far:far + 1].to_pandas()):
+        np.testing.assert_allclose(gbm.predict(row), expected[far:far + 1], rtol=1e-6)
+    got = np.concatenate([gbm.predict(xs[i:i + 1]) for i in range(xs.height)])  # every processed row alone
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    raw = df[np.asarray(tab.valid_idx)]
+    with pytest.raises(DataError, match="look unprocessed"):  # the continuous columns in their own units
+        gbm.predict(xs.with_columns(raw[c].cast(pl.Float32) for c in conts))
