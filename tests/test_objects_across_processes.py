@@ -41,6 +41,15 @@ def gbm(tab):
     return GBM("classification", n_estimators=40, early_stopping_rounds=5, n_jobs=2).fit(tab.train, tab.valid)
 
 
+def _record(model, tmp_path):
+    import zipfile
+
+    from pipekit import save
+
+    path = save(model, tmp_path / "m.pipekit")
+    return zipfile.ZipFile(path).read("record.json")
+
+
 def _predict(model, data):
     return np.asarray(model.predict(data))
 
@@ -60,6 +69,7 @@ def test_copies_and_pickles_of_a_gbm_predict_as_it_does(gbm, tab, tmp_path):
         np.testing.assert_array_equal(other.feature_importances_, gbm.feature_importances_, err_msg=how)
         np.testing.assert_array_equal(other.contributions(tab.valid).values, gbm.contributions(tab.valid).values,
                                       err_msg=how)
+        assert _record(other, tmp_path) == _record(gbm, tmp_path), how  # the same file, fields in the same order
     assert copy.copy(gbm).booster_ is gbm.booster_  # a shallow copy shares the booster
     unfitted = pickle.loads(pickle.dumps(type(gbm)("regression", n_estimators=5)))
     assert "booster_" not in vars(unfitted) and unfitted.n_estimators == 5

@@ -724,17 +724,14 @@ class GBM(Booster):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        held = state.pop("booster_", None)
-        self.__dict__.update(state)
-        if held is None:  # not fitted
-            return
+        state = dict(state)  # the booster rebuilt in its place, so the attributes keep their order (and files theirs)
+        held = state.get("booster_")
         if isinstance(held, np.ndarray):  # model text (a pickle of an earlier pipekit holds the booster itself)
             import lightgbm as lgb
 
             check_fork_safe("unpickling a GBM")
-            held = lgb.Booster(model_str=held.tobytes().decode("utf-8"))
-        self.booster_ = held
+            state["booster_"] = lgb.Booster(model_str=held.tobytes().decode("utf-8"))
+        self.__dict__.update(state)
 
     def __copy__(self) -> GBM:
         out = type(self).__new__(type(self))
