@@ -354,6 +354,10 @@ def test_fastai_fine_tune_lr_max_and_unknown_keywords_are_refused_before_trainin
                                              r"fit_one_cycle's \['div_final', 'wd', 'moms', 'cbs', 'reset_opt', "
                                              r"'start_epoch'\]"):
         learn.fine_tune(1, lr=1e-2)
+    from pipekit.learn.schedule import fine_tune
+
+    with pytest.raises(ParameterError, match=r"^fine_tune: lr_max=0.01 is not taken"):  # the function itself, too
+        fine_tune(learn, 1, lr_max=1e-2)
     assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))  # nothing trained
     learn.fine_tune(0, freeze_epochs=1, base_lr=1e-2, div_final=1e4, wd=0.0)  # fit_one_cycle's keywords pass on
     assert len(learn.recorder.values) == 1
@@ -361,10 +365,10 @@ def test_fastai_fine_tune_lr_max_and_unknown_keywords_are_refused_before_trainin
 
 def test_fastai_keywords_are_one_table_each_through_check_arguments():
     from pipekit.core.validate import FastaiKeyword, check_arguments
-    from pipekit.learn import export, inference, learner
+    from pipekit.learn import export, inference, learner, schedule
 
     for table in (export._PICKLE_ARGS, inference._FASTAI_GET_PREDS, inference._FASTAI_TTA, learner._FASTAI_LEARNER,
-                  learner._FASTAI_FINE_TUNE):
+                  schedule._FASTAI_FINE_TUNE):
         assert table and all(isinstance(v, FastaiKeyword) for v in table.values())
     # keywords of one message are refused together, in the table's order
     with pytest.raises(ParameterError, match=r"^x: pickle_module=, pickle_protocol= choose how fastai pickles its "

@@ -18,7 +18,7 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, Union
 
@@ -107,27 +107,13 @@ _FASTAI_LEARNER = {"default_cbs": FastaiKeyword(
     "learn.remove_cb(ProgressCallback) (or, for a block of calls, with learn.no_bar(): / with learn.no_logging():); "
     "terminate_on_nan=False leaves out TerminateOnNaNCallback; leave default_cbs out", taken=True)}
 
-#: fastai's ``fine_tune`` keywords that pipekit's has no parameter for, nor passes on to ``fit_one_cycle``
-_FASTAI_FINE_TUNE = {"lr_max": FastaiKeyword(
-    "{given} is not taken: fine_tune gives each of its two fit_one_cycle calls an lr_max of its own, from base_lr "
-    "(slice(base_lr) for the frozen epochs, then slice(base_lr/2/lr_mult, base_lr/2)), so fastai's fine_tune fails "
-    "on lr_max too; give the rate as base_lr=, or call learn.fit_one_cycle(n_epoch, lr_max=...) for one schedule of "
-    "your own")}
-
-
-def _outside_a_fit(call: str, fastai: Mapping[str, FastaiKeyword] | None = None) -> Callable[[_F], _F]:
+def _outside_a_fit(call: str) -> Callable[[_F], _F]:
     """A decorator: the learner method ``f(learn, ...)``, refused first when a callback calls it during a fit or a
-    validation-only pass (:meth:`Learner.check_not_running`; ``call`` names it). With ``fastai`` (``f`` passing its
-    ``**kwargs`` on to ``fit_one_cycle``), keywords neither takes are refused first, as :func:`check_arguments`
-    does, ``fastai``'s saying what to do."""
+    validation-only pass (:meth:`Learner.check_not_running`; ``call`` names it)."""
     def wrap(f: _F) -> _F:
         @functools.wraps(f)
         def checked(learn: Learner, /, *args: Any, **kwargs: Any) -> Any:
             learn.check_not_running(call)
-            if fastai is not None:
-                own = argument_names(f, but=["learn"])
-                check_arguments(call, kwargs, own, ("fit_one_cycle's", argument_names(
-                    schedule.fit_one_cycle, but=["learn", "n_epoch", "lr_max", *own])), fastai=fastai)
             return f(learn, *args, **kwargs)
 
         return checked  # type: ignore[return-value]
@@ -1033,7 +1019,7 @@ class Learner:
     fit_one_cycle = _outside_a_fit("fit_one_cycle")(schedule.fit_one_cycle)
     fit_flat_cos = _outside_a_fit("fit_flat_cos")(schedule.fit_flat_cos)
     fit_sgdr = _outside_a_fit("fit_sgdr")(schedule.fit_sgdr)
-    fine_tune = _outside_a_fit("fine_tune", fastai=_FASTAI_FINE_TUNE)(schedule.fine_tune)
+    fine_tune = _outside_a_fit("fine_tune")(schedule.fine_tune)
     lr_find = _sweep_anywhere(schedule.lr_find)
     # a worker process forked after the parent's Polars threads started would hang in them: said instead, where the
     # call would do Polars work (_may_use_polars)

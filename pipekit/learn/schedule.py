@@ -25,7 +25,7 @@ import numpy as np
 
 from pipekit.core.archive import writable_folder
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import FastaiKeyword, Interval, Is, argument_names, check, check_arguments
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, Recorder,
                                      TensorBoardCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback)
@@ -289,6 +289,14 @@ def _whole_under_the_lock(fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+#: fastai's ``fine_tune`` keywords that pipekit's has no parameter for, nor passes on to ``fit_one_cycle``
+_FASTAI_FINE_TUNE = {"lr_max": FastaiKeyword(
+    "{given} is not taken: fine_tune gives each of its two fit_one_cycle calls an lr_max of its own, from base_lr "
+    "(slice(base_lr) for the frozen epochs, then slice(base_lr/2/lr_mult, base_lr/2)), so fastai's fine_tune fails "
+    "on lr_max too; give the rate as base_lr=, or call learn.fit_one_cycle(n_epoch, lr_max=...) for one schedule of "
+    "your own")}
+
+
 @_whole_under_the_lock
 def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
               pct_start: float = 0.3, div: float = 5.0, unfreeze_to: int = 0, **kwargs: Any) -> None:
@@ -320,6 +328,10 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
         >>> len(learn.recorder.values), learn.recorder.values[-1][2] > 0.7  # the rows of the last fit
         (1, True)
     """
+    # keywords neither fine_tune nor fit_one_cycle takes, refused before anything trains (fastai's lr_max saying what)
+    own = argument_names(fine_tune, but=["learn"])
+    check_arguments("fine_tune", kwargs, own, ("fit_one_cycle's", argument_names(
+        fit_one_cycle, but=["learn", "n_epoch", "lr_max", *own])), fastai=_FASTAI_FINE_TUNE)
     count = Interval(0, None, integer=True)
     check("fine_tune", epochs=(epochs, count), freeze_epochs=(freeze_epochs, count), lr_mult=(lr_mult, Interval(1)),
           unfreeze_to=(unfreeze_to, count))
