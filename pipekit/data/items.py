@@ -698,6 +698,20 @@ def wide_encoding_error(path: Path) -> DataError | None:
     >>> print(str(wide_encoding_error(f)).split(": ", 1)[1][:48])
     the file is UTF-16 text (it begins with UTF-16's
     """
+    wide = wide_encoding(path)
+    if wide is None:
+        return None
+    name, codec = wide
+    return DataError(f"{path}: the file is {name} text (it begins with {name}'s byte-order mark), and tables "
+                     f"are read as UTF-8; re-save it as UTF-8 (e.g. iconv -f {codec} -t utf-8 {path.name} > "
+                     f"{path.stem}-utf8{path.suffix}, or a "
+                     "spreadsheet's 'CSV UTF-8' format), or read it with pandas.read_csv(path, "
+                     f"encoding={codec!r}) and pass the DataFrame")
+
+
+def wide_encoding(path: Path) -> tuple[str, str] | None:
+    """``(name, codec)`` of the UTF-16 or UTF-32 encoding whose byte-order mark the file at ``path`` begins with
+    (``("UTF-16", "utf-16")``), None for any other file or one that cannot be read. Reads 4 bytes."""
     try:
         with open(path, "rb") as f:
             start = f.read(4)
@@ -705,11 +719,7 @@ def wide_encoding_error(path: Path) -> DataError | None:
         return None
     for bom, name, codec in _WIDE_BOMS:
         if start.startswith(bom):
-            return DataError(f"{path}: the file is {name} text (it begins with {name}'s byte-order mark), and tables "
-                             f"are read as UTF-8; re-save it as UTF-8 (e.g. iconv -f {codec} -t utf-8 {path.name} > "
-                             f"{path.stem}-utf8{path.suffix}, or a "
-                             "spreadsheet's 'CSV UTF-8' format), or read it with pandas.read_csv(path, "
-                             f"encoding={codec!r}) and pass the DataFrame")
+            return name, codec
     return None
 
 

@@ -36,7 +36,7 @@ from tokenizers import Tokenizer as _HFTokenizer
 
 from pipekit.core.errors import DataError, FieldError, NotFittedError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, Options, check, is_missing, is_pandas, unknown_names
-from pipekit.data.items import wide_encoding_error
+from pipekit.data.items import wide_encoding
 from pipekit.data.lists import coll_repr
 from pipekit.data.transform import Transform
 
@@ -324,10 +324,8 @@ def read_text_file(path: str | Path, encoding: str = "utf-8", errors: str = "str
     """
     check("read_text_file", errors=(errors, Options("strict", "replace", "ignore")))
     data = Path(path).read_bytes()
-    if _is_utf8(encoding) and (wide := wide_encoding_error(Path(path))) is not None:
-        found = re.search(r"UTF-(16|32)", str(wide))
-        name = found.group() if found else "UTF-16"
-        codec, p = name.lower(), Path(path)
+    if _is_utf8(encoding) and (wide := wide_encoding(Path(path))) is not None:
+        (name, codec), p = wide, Path(path)
         raise DataError(f"{path}: the file is {name} text (it begins with {name}'s byte-order mark), and text files "
                         f"are read as {encoding}, which would give a NUL character between letters (errors='replace' "
                         f"too); re-save it as UTF-8 (e.g. iconv -f {codec} -t utf-8 {p.name} > {p.stem}-utf8{p.suffix}), "
