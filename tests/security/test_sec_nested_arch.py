@@ -27,9 +27,11 @@ def arch_config(record: dict) -> dict:
 
 
 def refused(path: Path, field: str) -> str:
-    """``load_learner(path)`` raises an ExportError naming the file and ``field`` in under 2 s, tracing under 200 MB
-    (reading the stored weights of a resnet18 U-Net traces about 150 MB); returns its message."""
-    return refused_quickly(load_learner, path, named=(str(path), field), seconds=2, megabytes=200)
+    """``load_learner(path)`` raises an ExportError naming the file and ``field`` in under 5 s of CPU time (each
+    crafted record below built for up to 36 s before; refusing one takes about 0.5 s on an idle 2-core machine and
+    has taken 2.1 s beside a parallel test run), tracing under 200 MB (reading the stored weights of a resnet18
+    U-Net traces about 150 MB); returns its message."""
+    return refused_quickly(load_learner, path, named=(str(path), field), seconds=5, megabytes=200)
 
 
 @pytest.fixture(scope="module")
