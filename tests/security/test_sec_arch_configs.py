@@ -33,8 +33,10 @@ def craft(base: Path, out: Path, edit) -> Path:
 
 
 def refused_quickly(path: Path, match: str) -> None:
-    """``load_learner(path)`` raises an ExportError matching ``match`` in under 5 s and 100 MB traced."""
-    refused_within_bounds(load_learner, path, match=match)
+    """``load_learner(path)`` raises an ExportError matching ``match`` in under 10 s of CPU time and 100 MB traced.
+    A config of 100,000 entries is refused in about 1 s on a busy 2-core machine (tracing allocations included);
+    building what it asks for took 7 s and 360 MB for 20,000 entries."""
+    refused_within_bounds(load_learner, path, match=match, seconds=10)
 
 
 def test_sec_simple_cnn_channels_must_be_the_stored_convolutions(mnist_dls, tmp_path):

@@ -347,7 +347,7 @@ out = {}
 for name, code in json.loads(sys.argv[1]).items():
     c = A.Compose([eval(code)], seed=0)
     best = float("inf")
-    for _ in range(2):
+    for _ in range(3):
         start = time.process_time()
         c(image=img)
         best = min(best, time.process_time() - start)
@@ -358,7 +358,9 @@ print(json.dumps(out))
 
 def test_sec_albumentations_cost_table_bounds_the_measured_time():
     """The seconds the budget counts for a transform at its parameter bounds are not below what it takes: each run on a
-    1024 x 1024 image (1/64 of the largest), OpenCV on one thread, in a child process."""
+    1024 x 1024 image (1/64 of the largest), OpenCV on one thread, in a child process, the least CPU time of three
+    runs. Each takes 0.3 to 1.4 times what the table counts, on an idle 2-core machine as on a busy one; a cost
+    counted 3 times too low fails (the budget is there for transforms that took minutes on one image)."""
     from pipekit.vision.albu import _SECONDS, MAX_KERNEL, MAX_SIGMA
 
     k = MAX_KERNEL
@@ -386,4 +388,4 @@ def test_sec_albumentations_cost_table_bounds_the_measured_time():
         each = _SECONDS[name.rstrip("7")]
         q = {"method": "gaussian" if name == "Sharpen" else "pca", "compression_type": "webp", "fill": "inpaint_ns"}
         counted = (each(q) if callable(each) else each) / 64
-        assert seconds <= 2 * counted + 0.005, (name, seconds, counted)
+        assert seconds <= 3 * counted + 0.005, (name, seconds, counted)
