@@ -151,13 +151,18 @@ def _array_rows(block: Any, getter: Any) -> Any:
 
 
 def _storable(v: Any) -> bool:
-    """Whether a getter/function can be written in a file: a registered function, or a component whose own
-    parameters can (a ``FuncSplitter`` or ``using_attr`` around a function of the user's cannot)."""
+    """Whether a parameter can be written in a file: plain data (None, a bool, number or text, or a list/tuple of
+    them, as ``n_inp`` is), a registered function, or a component whose own parameters can (a ``FuncSplitter`` or
+    ``using_attr`` around a function of the user's cannot)."""
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return True
+    if isinstance(v, (list, tuple)) and all(x is None or isinstance(x, (bool, int, float, str)) for x in v):
+        return True
     try:
         if isinstance(v, Component):
             v.to_record({})
             return True
-        return v is None or bool(name_of(v))
+        return bool(name_of(v))
     except (UnknownNameError, ExportError):
         return False
 

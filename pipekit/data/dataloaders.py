@@ -23,7 +23,7 @@ from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, c
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
 from pipekit.data.lists import fastuple
-from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device,
+from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device, loader_seed,
                                  recipe_item_tfms, stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, row_index
 from pipekit.data.store import ListStore, gathering
@@ -1180,7 +1180,7 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
     training items than ``bs`` with ``drop_last`` are refused where the loader then has no batch (``keep_a_batch``:
     their last partial batch is kept instead): a loader of items batches ``bs`` of them, a language model's
     (``LMDataLoader``) windows of ``bs`` streams cut from all of them."""
-    seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
+    seed = loader_seed(None, dl_type.__name__) if seed is None else seed  # torch's generator, as each loader's own
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     train_dl = dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common)
     if keep_a_batch and drop_last and not len(train_dl):

@@ -147,7 +147,8 @@ def _new_rows_table(dataset: Any, kind: str, name: str) -> Any:
 
 def loader_seed(seed: Any, who: str) -> int:
     """The seed a loader draws its order and augmentation with: a whole number from 0 (NumPy's, Python's and 0-d
-    torch integers), or None for a random one.
+    torch integers), or None for one drawn from torch's global generator, as torch's own DataLoader draws its order:
+    after ``torch.manual_seed(0)`` (or :func:`~pipekit.data.set_seed`) an unseeded loader shuffles the same way.
 
     >>> loader_seed(3, "DataLoader"), 0 <= loader_seed(None, "DataLoader") < 2**31
     (3, True)
@@ -157,7 +158,7 @@ def loader_seed(seed: Any, who: str) -> int:
     pipekit.core.errors.ParameterError: DataLoader: seed=-1 is not a seed; give a whole number from 0 (or None for a random one)
     """
     if seed is None:
-        return int(np.random.randint(0, 2**31 - 1))
+        return int(torch.randint(0, 2**31 - 1, ()).item())
     if not Interval(0, 2**64 - 1, integer=True).accepts(seed):
         raise ParameterError(f"{who}: seed={seed!r:.40} is not a seed; give a whole number from 0 (or None for a "
                              "random one)")
@@ -168,7 +169,8 @@ class DataLoader:
     """Batches of a dataset (or subset): a tuple of tensors per batch, on ``device``.
 
     ``seed`` fixes the shuffling and the per-batch RNG handed to batch transforms, so the same seed
-    gives the same batches and the same augmentation, epoch by epoch.
+    gives the same batches and the same augmentation, epoch by epoch. Without one, the loader draws its seed from
+    torch's global generator as it is built, so ``torch.manual_seed`` repeats it.
 
     ``dataset`` is a pipekit dataset, a list of items (``list(zip(x, y))``, ``range(15)``), or any map-style
     dataset, an object with ``__len__`` and ``__getitem__`` (``TensorDataset(x, y)``, a ``torch.utils.data.Dataset``

@@ -630,6 +630,26 @@ def _dispatch_method(fns: list[Callable[..., Any]], where: str) -> Callable[...,
     return method
 
 
+class _ReadColumn:
+    """What :func:`as_transform` makes a getter's transform encode with: the getter on one path or text (one item),
+    or over a whole list, array, Series or table of items (:meth:`~pipekit.data.Getter.on_items`), as a DataBlock
+    reads its column. A module-level class holding the getter, so that a ``TfmdLists`` or ``Datasets`` built on it
+    pickles (and copies) with the getter it was given."""
+
+    __name__ = "read"  # the name a transform's repr and errors show: ``FuncTransform(enc=read)``
+    #: a getter reads whole columns: never run item by item (see :func:`written_for_items`)
+    reads_columns = True
+
+    def __init__(self, getter: Getter):
+        self.getter = getter
+
+    def __call__(self, v: Any) -> Any:
+        return self.getter(v) if isinstance(v, (str, os.PathLike)) else self.getter.on_items(v)
+
+    def __repr__(self) -> str:
+        return f"read({self.getter!r})"
+
+
 def as_transform(t: Any) -> Transform:
     """``t`` as a Transform: itself, an instance of a Transform class, a getter (``parent_label``, ``ColReader``...)
     run over the whole column, or a plain function wrapped in a :class:`FuncTransform`; anything else is refused.
@@ -640,12 +660,7 @@ def as_transform(t: Any) -> Transform:
     if isinstance(t, Transform):
         return t
     if isinstance(t, Getter):  # a getter reads the whole column, as in a DataBlock; one path or text is one item
-        getter = t
-
-        def read(v: Any) -> Any:
-            return getter(v) if isinstance(v, (str, os.PathLike)) else getter.on_items(v)
-        read.reads_columns = True  # type: ignore[attr-defined]
-        return FuncTransform(read)
+        return FuncTransform(_ReadColumn(t))
     if isinstance(t, type) and issubclass(t, Transform):
         return t()
     if callable(t) and not isinstance(t, type):
