@@ -81,22 +81,34 @@ def rows_table(rows: Sequence[tuple], blocks: Sequence[Any], n_inp: int, preds: 
                per_target: bool = False) -> Any:
     """Decoded rows of table data as one frame: the input columns, then the target under its column's name
     (``column_name`` of its block; ``target`` when unknown) and, with ``preds``, the prediction (``<name>_pred``;
-    ``per_target``: each item's prediction is one per target, each in its own ``<name>_pred`` column)."""
+    ``per_target``: each item's prediction is one per target, each in its own ``<name>_pred`` column). A target of
+    several columns (``column_names`` of its block: a table's several regression targets, decoded to one value per
+    column) is shown as one column per target column, and its prediction as one ``<column>_pred`` per column."""
     import polars as pl
 
-    names = [getattr(b, "column_name", None) or ("target" if j == 0 else f"target_{j}")
-             for j, b in enumerate(blocks[n_inp:])]
+    targets = list(blocks[n_inp:])
+    names = [getattr(b, "column_name", None) or ("target" if j == 0 else f"target_{j}") for j, b in enumerate(targets)]
+    columns = [list(getattr(b, "column_names", None) or ()) for b in targets]
+
+    def put(rec: dict[str, Any], j: int, value: Any, name: str, suffix: str = "") -> None:
+        cols = columns[j] if j < len(columns) else []
+        if len(cols) > 1 and isinstance(value, (list, tuple)) and len(value) == len(cols):
+            rec.update({f"{c}{suffix}": label_text(v) for c, v in zip(cols, value)})
+        else:
+            rec[name] = label_text(value)
+
     records = []
     for i, row in enumerate(rows):
         rec: dict[str, Any] = {}
         for value in row[:n_inp]:
             rec.update(value)
         for j, value in enumerate(row[n_inp:]):
-            rec[names[j] if j < len(names) else f"target_{j}"] = label_text(value)
+            put(rec, j, value, names[j] if j < len(names) else f"target_{j}")
         if preds is not None and per_target:
-            rec.update({f"{n}_pred": label_text(p) for n, p in zip(names, preds[i])})
+            for j, (n, p) in enumerate(zip(names, preds[i])):
+                put(rec, j, p, f"{n}_pred", "_pred")
         elif preds is not None:
-            rec[f"{names[0]}_pred" if names and names[0] != "target" else "prediction"] = label_text(preds[i])
+            put(rec, 0, preds[i], f"{names[0]}_pred" if names and names[0] != "target" else "prediction", "_pred")
         records.append(rec)
     # float32 values decoded to float64 carry noise in their last digits (52.000001): six digits are the data's
     return pl.DataFrame(records).with_columns(pl.col(pl.Float64).round_sig_figs(6))

@@ -168,13 +168,23 @@ class TabularRecipe(Component):
         else:
             return ins
         y.column_name = ", ".join(p.y_names)  # type: ignore[attr-defined]  # a table shows it under this name
+        if len(p.y_names) > 1:  # several targets' values: a table shows each in its own column
+            y.column_names = list(p.y_names)  # type: ignore[attr-defined]
         return ins + (y,)
 
     def prediction_of_row(self, source: Any, decoded: Any) -> Any:
-        """What ``learn.predict`` gives for one row (``source``): the ``decoded`` label or number itself, which
-        also shows the row with it (``show()``); a bool class, or several targets' values, as they are."""
-        if isinstance(decoded, (bool, np.bool_)) or len(self.processor.y_names) != 1:
+        """What ``learn.predict`` gives for one row (``source``): the ``decoded`` label or number itself, or the
+        list of several targets' numbers, which also shows the row with it (``show()``); a bool class as it is."""
+        if isinstance(decoded, (bool, np.bool_)) or not self.processor.y_names:
             return decoded
+        out: _ShowsItsRow
+        if len(self.processor.y_names) > 1:  # several regression targets: one number per target, in y_names order
+            values = _values(decoded) if isinstance(decoded, (list, tuple, torch.Tensor, np.ndarray)) else None
+            if self.processor.y_kind_ != "regression" or values is None or len(values) != len(self.processor.y_names):
+                return decoded
+            out = PredictedValues(float(v) for v in values)
+            out._recipe, out._source = self, source
+            return out
         kind = next((k for k, types in ((PredictedLabel, str), (PredictedClass, (int, np.integer)),
                                         (PredictedValue, (float, np.floating))) if isinstance(decoded, types)), None)
         if kind is None:
@@ -214,8 +224,9 @@ class _ShowsItsRow:
             warnings.simplefilter("ignore")  # predict has warned already about what the row lacks
             frame = process_new(p, self._source, False, ids=() if self._recipe.with_cont else p.cat_names_)
         value = self.plain(self)
-        code = p.y_classes_.index(value) if p.y_kind_ == "category" and p.y_classes_ else value  # as stored
-        show_rows(p, frame.with_columns(pl.Series(p.y_names[0], [code])), 1, "row.show")
+        values = value if isinstance(value, list) else [value]  # several targets: one value per target column
+        codes = [p.y_classes_.index(v) if p.y_kind_ == "category" and p.y_classes_ else v for v in values]  # as stored
+        show_rows(p, frame.with_columns(pl.Series(c, [v]) for c, v in zip(p.y_names, codes)), 1, "row.show")
 
 
 class PredictedLabel(_ShowsItsRow, str):
@@ -234,6 +245,13 @@ class PredictedValue(_ShowsItsRow, float):
     """A predicted number of one row (a ``float``) that shows its row: ``show()``."""
 
     plain = float
+
+
+class PredictedValues(_ShowsItsRow, list):
+    """The predicted numbers of one row for several regression targets (a ``list`` of floats, one per target in
+    ``y_names`` order) that shows its row with each prediction in its target's column: ``show()``."""
+
+    plain = list
 
 
 def tabular_dataloaders(tab: Any, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,

@@ -478,7 +478,11 @@ class TabularProcessor(Component):
         self.y_kind_ = kind
         if kind == "category":
             if len(self.y_names) != 1:
-                raise ParameterError(f"a classification target is one column, got y_names={self.y_names}.")
+                each = " and ".join(f"y_names={c!r}" for c in self.y_names)
+                raise ParameterError(f"a classification target is one column, got y_names={self.y_names}; train one "
+                                     f"learner per target column instead ({each}, each with "
+                                     "y_block=CategoryBlock()); several labels in one model (MultiCategoryBlock) are "
+                                     "not supported for tables.")
             # predictions decode to the column's own values (False/True, ints), as the user wrote them
             self.y_type_ = class_type(dt)
             if vocab and self.y_type_ != "str":  # the classes given, written as the column's values are
