@@ -95,7 +95,7 @@ def _norm_sum(tensors: list[torch.Tensor], exact: bool = False) -> torch.Tensor:
     return torch.stack([n if n.device == dev else n.to(dev) for n in norms]).sum()
 
 
-def _all_finite_now(tensors: list[torch.Tensor]) -> bool:
+def all_finite_now(tensors: list[torch.Tensor]) -> bool:
     """Whether every tensor is finite, read on the host: the float32 norm, confirmed in float64 only when
     it says no (so the common case costs one fused float32 reduction)."""
     return math.isfinite(_norm_sum(tensors).item()) or math.isfinite(_norm_sum(tensors, exact=True).item())
@@ -121,7 +121,7 @@ def check_finite_weights(model: nn.Module, what: str = "predict") -> None:
     """
     named = [(n, t) for n, t in [*model.named_parameters(), *model.named_buffers()]
              if t.is_floating_point() and t.numel()]
-    if not named or _all_finite_now([t.detach() for _, t in named]):
+    if not named or all_finite_now([t.detach() for _, t in named]):
         return
     bad = [n for n, t in named if not bool(torch.isfinite(t.detach()).all())]
     more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
@@ -156,7 +156,7 @@ class _Snapshot:
             return False
         ts = [v for st in state.values() for v in st.values()
               if isinstance(v, torch.Tensor) and v.is_floating_point() and v.numel()]
-        if not ts or _all_finite_now(ts):
+        if not ts or all_finite_now(ts):
             return False
         state.clear()  # moments of NaN/inf gradients: the optimiser starts them again from the next step
         return True
@@ -227,7 +227,7 @@ class TerminateOnNaNCallback(Callback):
             return
         if self._every == 1:  # on the CPU: reading a scalar costs nothing, so check before backward
             ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
-            kind = 0 if not ok else 2 if self._bufs and not _all_finite_now(self._bufs) else -1
+            kind = 0 if not ok else 2 if self._bufs and not all_finite_now(self._bufs) else -1
             if kind >= 0:
                 if self._loss_stops:
                     self._fail(kind, learn.epoch, learn.iter)
@@ -248,7 +248,7 @@ class TerminateOnNaNCallback(Callback):
         if not self._weights:
             return
         if self._every == 1:
-            if not _all_finite_now(self._weights):
+            if not all_finite_now(self._weights):
                 self._fail(1, self.learn.epoch, self.learn.iter)
         else:  # on an accelerator float64 costs nothing extra and the result stays on the device
             self._flag(torch.isfinite(_norm_sum(self._weights, exact=True)), 1)
