@@ -512,7 +512,7 @@ class BlankLines(NamedTuple):
 _NO_BLANK_LINES = BlankLines(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
-def _file_version(path: Path) -> tuple[int, ...]:
+def file_version(path: Path) -> tuple[int, ...]:
     """What tells one version of the file at ``path`` from another, for what is remembered about a file while it
     is unchanged: its size, modification and change times and its inode and device. The change time is the
     kernel's: a file copied over with its size and modification time kept (``cp -p``, ``rsync -t``) or written
@@ -524,12 +524,12 @@ def _file_version(path: Path) -> tuple[int, ...]:
 
 def _blank_lines(path: Path, separator: str, has_header: bool) -> BlankLines:
     """The blank lines of the CSV at ``path`` (see :func:`blank_line_rows`)."""
-    return _blank_line_rows(str(path), separator, has_header, _file_version(path))
+    return _blank_line_rows(str(path), separator, has_header, file_version(path))
 
 
 @functools.lru_cache(maxsize=16)
 def _blank_line_rows(path: str, separator: str, has_header: bool, version: tuple[int, ...]) -> BlankLines:
-    """:func:`_blank_lines` for a version of a file (``version``, :func:`_file_version`): a table read twice
+    """:func:`_blank_lines` for a version of a file (``version``, :func:`file_version`): a table read twice
     (its types, then its rows) is parsed once and warned about once."""
     space = "".join(c for c in " \t" if c != separator)
     ws = re.escape(space.encode())

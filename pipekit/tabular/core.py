@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,11 +29,11 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas,
                                    past_float32, unknown_names)
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, as_enums, check_table_nesting, check_unique_columns,
-                                csv_names, csv_source, header_fields, missing_markers_to_null, pandas_header_names,
-                                parquet_files, parquet_ordered_categories, read_csv, read_packed_csv,
-                                scan_csv_whole_lines, skip_blank_lines, strip_header_spaces, strip_initial_spaces,
-                                table_error, table_formats, table_kind, to_items, wide_encoding_error,
-                                without_polars_context)
+                                csv_names, csv_source, file_version, header_fields, missing_markers_to_null,
+                                pandas_header_names, parquet_files, parquet_ordered_categories, read_csv,
+                                read_packed_csv, scan_csv_whole_lines, skip_blank_lines, strip_header_spaces,
+                                strip_initial_spaces, table_error, table_formats, table_kind, to_items,
+                                wide_encoding_error, without_polars_context)
 from pipekit.data.splitters import Splitter, TimeSplitter, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -108,16 +109,8 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
         raise wide
     sep = "\t" if p.suffix.lower() == ".tsv" else ","
     source = csv_source(p, sep)
-    rows = None if all_rows else 10_000
     try:  # an empty file, or one not UTF-8 in the rows types are read from, is named here
-        schema = pl.scan_csv(source(), separator=sep, infer_schema_length=rows, glob=False,
-                             null_values=list(PANDAS_NA)).collect_schema()
-        # the texts pandas reads as missing ('NA') are missing values: Polars reads a file up to twice as slowly
-        # with null_values, so the scan takes them only where the rows the types come from hold one in a column
-        # of numbers (or the types come from all rows); otherwise a text column's are nulled as it is read, and
-        # one after those rows fails to parse, which reads the file again with all its rows' types (collect_table)
-        markers = all_rows or schema != pl.scan_csv(source(), separator=sep, infer_schema_length=rows,
-                                                    glob=False).collect_schema()
+        schema, markers = _csv_schema(p, source, sep, None if all_rows else 10_000)
     except pl.exceptions.PolarsError as e:
         raise table_error(p, e) from e
     # the columns are named as pandas.read_csv names them ('age', 'age.1', 'Unnamed: 3'), Polars' names kept
@@ -139,6 +132,49 @@ def scan_table(source: Any, cat_names: Sequence[str] = (), text_names: Sequence[
     lf = skip_blank_lines(lf, p, sep)
     renamed = {w: c for c, w in read.items() if c != w}
     return lf.rename(renamed) if renamed else lf
+
+
+#: the column types of the CSV files read while one table is built (:func:`csv_schemas_read_once`): file, version
+#: (``pipekit.data.items.file_version``), separator and rows read -> (schema, whether it reads missing markers)
+_CSV_SCHEMAS: contextvars.ContextVar[dict[tuple[Any, ...], tuple[pl.Schema, bool]] | None] = \
+    contextvars.ContextVar("pipekit_csv_schemas", default=None)
+
+
+@contextlib.contextmanager
+def csv_schemas_read_once() -> Iterator[None]:
+    """Within it, :func:`scan_table` infers the column types of each version of a CSV file once (per separator and
+    number of rows read), however often the file is scanned: building a table reads its header, its first row and
+    its columns, each a scan of the file. Outside it (and after it) every scan infers the types anew, so a file
+    changed between two builds is read as it is then."""
+    if _CSV_SCHEMAS.get() is not None:  # a build inside a build shares the outer one's
+        yield
+        return
+    token = _CSV_SCHEMAS.set({})
+    try:
+        yield
+    finally:
+        _CSV_SCHEMAS.reset(token)
+
+
+def _csv_schema(p: Path, source: Callable[[], Any], sep: str, rows: int | None) -> tuple[pl.Schema, bool]:
+    """The column types :func:`scan_table` reads the CSV at ``p`` with (from its first ``rows`` rows, all of them
+    with None), and whether the scan takes the texts pandas reads as missing as missing values; inferred once per
+    version of the file within :func:`csv_schemas_read_once`."""
+    memo = _CSV_SCHEMAS.get()
+    key = (str(p), sep, rows, file_version(p)) if memo is not None else None
+    if memo is not None and key in memo:
+        return memo[key]
+    schema = pl.scan_csv(source(), separator=sep, infer_schema_length=rows, glob=False,
+                         null_values=list(PANDAS_NA)).collect_schema()
+    # the texts pandas reads as missing ('NA') are missing values: Polars reads a file up to twice as slowly
+    # with null_values, so the scan takes them only where the rows the types come from hold one in a column
+    # of numbers (or the types come from all rows); otherwise a text column's are nulled as it is read, and
+    # one after those rows fails to parse, which reads the file again with all its rows' types (collect_table)
+    markers = rows is None or schema != pl.scan_csv(source(), separator=sep, infer_schema_length=rows,
+                                                    glob=False).collect_schema()
+    if memo is not None and key is not None:
+        memo[key] = (schema, markers)
+    return schema, markers
 
 
 def collect_table(frame: pl.LazyFrame, source: Any, cont_names: Sequence[str] = (),
@@ -1208,28 +1244,30 @@ class Tabular(_FittedNames):
         frame: pl.DataFrame | pl.LazyFrame | None = None
         # a CSV read with skipinitialspace: its header first, then only the columns read (a splitting function may
         # read any column: the whole file)
-        header = csv_header(source, skipinitialspace=True) if skipinitialspace and is_csv_file(source) \
-            and wanted is not None else None
-        if header is None and skipinitialspace and is_csv_file(source):
-            frame = read_frame(source, skipinitialspace=True)
-        elif header is None:  # a table in memory or another file: its text values as a CSV file read so gives them
-            table = source
-            if wanted is not None and is_pandas(source, "DataFrame") and all(c in source.columns for c in wanted):
-                table = source[wanted]  # only the columns read become Polars
-            frame = table if isinstance(table, pl.DataFrame) else scan_table(table, p.cat_names, p.y_names,
-                                                                             p.cont_names)
-            if skipinitialspace:
-                frame = strip_initial_spaces(frame)
-        have = list(header) if header is not None else frame.collect_schema().names() \
-            if isinstance(frame, pl.LazyFrame) else list(frame.columns) if frame is not None else []
-        with naming_file(source):  # a file's columns: the file is named
-            p.check_columns(have, where="Tabular")
-            for c in [] if reads is None else [c for c in reads if c not in have]:
-                raise DataError(missing_split_column(type(splits).__name__, c, have))
-        if frame is None:  # the names are checked: read them, and only them
-            frame = read_csv_columns(source, wanted or [], p.cat_names, p.y_names, p.cont_names, True, header=header)
-        picked = frame if wanted is None else frame.select(wanted)  # never a copy
-        items = collect_table(picked, source, p.cont_names) if isinstance(picked, pl.LazyFrame) else picked
+        with csv_schemas_read_once():  # the file's types are inferred once, for its header and its columns
+            header = csv_header(source, skipinitialspace=True) if skipinitialspace and is_csv_file(source) \
+                and wanted is not None else None
+            if header is None and skipinitialspace and is_csv_file(source):
+                frame = read_frame(source, skipinitialspace=True)
+            elif header is None:  # a table in memory or another file: its text values as a CSV file read so gives them
+                table = source
+                if wanted is not None and is_pandas(source, "DataFrame") and all(c in source.columns for c in wanted):
+                    table = source[wanted]  # only the columns read become Polars
+                frame = table if isinstance(table, pl.DataFrame) else scan_table(table, p.cat_names, p.y_names,
+                                                                                 p.cont_names)
+                if skipinitialspace:
+                    frame = strip_initial_spaces(frame)
+            have = list(header) if header is not None else frame.collect_schema().names() \
+                if isinstance(frame, pl.LazyFrame) else list(frame.columns) if frame is not None else []
+            with naming_file(source):  # a file's columns: the file is named
+                p.check_columns(have, where="Tabular")
+                for c in [] if reads is None else [c for c in reads if c not in have]:
+                    raise DataError(missing_split_column(type(splits).__name__, c, have))
+            if frame is None:  # the names are checked: read them, and only them
+                frame = read_csv_columns(source, wanted or [], p.cat_names, p.y_names, p.cont_names, True,
+                                         header=header)
+            picked = frame if wanted is None else frame.select(wanted)  # never a copy
+            items = collect_table(picked, source, p.cont_names) if isinstance(picked, pl.LazyFrame) else picked
         if len(items) == 0:  # nothing to fit the procs on: said here, not as a proc's or a splitter's failure
             raise DataError(f"{source} has a header but no rows; there is nothing to process: check the file"
                             if isinstance(source, (str, os.PathLike)) else

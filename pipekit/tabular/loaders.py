@@ -33,8 +33,8 @@ from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import VALID_PCT, IndexSplitter, RandomSplitter
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchPipeline
-from pipekit.tabular.core import (Tabular, TabularSplit, csv_header, is_csv_file, naming_file, pandas_index_of,
-                                  process_new, read_frame, scan_table, show_rows)
+from pipekit.tabular.core import (Tabular, TabularSplit, csv_header, csv_schemas_read_once, is_csv_file, naming_file,
+                                  pandas_index_of, process_new, read_frame, scan_table, show_rows)
 from pipekit.tabular.processor import CLASS_TYPES, TabularProcessor, column_names
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, denormalize
 
@@ -152,9 +152,34 @@ class TabularRecipe(Component):
     def batch_pipeline(self) -> BatchPipeline:
         return BatchPipeline([])
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a pickle or copy keeps: everything but the blocks built from the fitted state, rebuilt on use."""
+        return {k: v for k, v in vars(self).items() if k != "_blocks"}
+
+    def _built_from(self) -> tuple[list[Any], tuple[Any, ...]]:
+        """What the fitted blocks are built from: the processor, its attributes and its procs' (compared by
+        identity: fitting, loading or ``set_params`` assigns new objects), and the plain settings (by value)."""
+        p = self.processor
+        held = [p, *vars(p).values()]
+        for proc in getattr(p, "procs", ()):
+            held += [proc, *vars(proc).values()]
+        return held, (self.with_cont, tuple(p.y_names))
+
     @property
     def fitted_blocks(self) -> tuple[TransformBlock, ...]:
+        """The blocks of a batch, inputs then target, built from the fitted processor once and reused until what
+        they are built from changes (another processor, a refit, a reload, another target)."""
         self.check_is_fitted("Tabular(...).dataloaders()")
+        held, plain = self._built_from()
+        built = self.__dict__.get("_blocks")
+        if built is not None and built[1] == plain and len(built[0]) == len(held) \
+                and all(a is b for a, b in zip(built[0], held)):
+            return built[2]
+        blocks = self._new_blocks()
+        self._blocks = (held, plain, blocks)
+        return blocks
+
+    def _new_blocks(self) -> tuple[TransformBlock, ...]:
         p = self.processor
         ins: tuple[TransformBlock, ...] = (TabularCatBlock(p.cat_names_, p.classes_),) + (
             (TabularContBlock(p.cont_names_, p.cont_stats_),) if self.with_cont else ())
@@ -365,32 +390,33 @@ class TabularDataLoaders:
             check_unique_columns(list(df.columns), "pandas DataFrame")  # which one would a name read?
         elif file is None and not isinstance(df, (pl.DataFrame, pl.LazyFrame)):
             source = read_frame(df)  # Arrow, a Hugging Face dataset, rows...: made a Polars frame once
-        if _has_no_rows(file if streamed else source):
-            raise DataError(f"{file} has a header but no rows; there is nothing to train on: check the file"
-                            if file is not None else "TabularDataLoaders.from_df: the table has no rows; there is "
-                            "nothing to train on")
-        if cont_names is None:  # every numeric column not named as categorical or target, in the table's order
-            if is_pandas(source, "DataFrame"):  # the types pandas gives, the frame not converted
-                import pandas as pd
+        with csv_schemas_read_once():  # a file's types inferred once, for its first row, header and columns
+            if _has_no_rows(file if streamed else source):
+                raise DataError(f"{file} has a header but no rows; there is nothing to train on: check the file"
+                                if file is not None else "TabularDataLoaders.from_df: the table has no rows; there is "
+                                "nothing to train on")
+            if cont_names is None:  # every numeric column not named as categorical or target, in the table's order
+                if is_pandas(source, "DataFrame"):  # the types pandas gives, the frame not converted
+                    import pandas as pd
 
-                numbers = [str(c) for c, t in source.dtypes.items() if pd.api.types.is_numeric_dtype(t)
-                           and not pd.api.types.is_bool_dtype(t)]  # named as the columns of the table read
-            elif streamed:  # the file's types, from all its rows; its names as the table is read
-                header, schema = csv_header(df, skipinitialspace), scan_table(df, all_rows=True).collect_schema()
-                numbers = [c for c, w in header.items() if schema[w].is_numeric()]
-            else:
-                schema = source.schema if isinstance(source, pl.DataFrame) else \
-                    scan_table(source, all_rows=True).collect_schema()  # typed by all its rows, as it is read
-                numbers = [c for c, t in schema.items() if t.is_numeric()]
-            cont_names = [c for c in numbers if c not in cats and c not in ys]
-        conts = column_names(cont_names)
-        wanted = list(dict.fromkeys(c for names in (cats, conts, ys) if isinstance(names, list) for c in names))
-        if read_here and not streamed and all(c in source.columns for c in wanted):
-            source = source.select(wanted)  # the columns the model reads, no copy
-        splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
-        with naming_file(file if read_here else None):  # its errors name the file, as Tabular's do
-            tab = Tabular(source, procs=procs, cat_names=cats, cont_names=conts, y_names=ys, y_block=y_block,
-                          splits=splits, skipinitialspace=skipinitialspace)
+                    numbers = [str(c) for c, t in source.dtypes.items() if pd.api.types.is_numeric_dtype(t)
+                               and not pd.api.types.is_bool_dtype(t)]  # named as the columns of the table read
+                elif streamed:  # the file's types, from all its rows; its names as the table is read
+                    header, schema = csv_header(df, skipinitialspace), scan_table(df, all_rows=True).collect_schema()
+                    numbers = [c for c, w in header.items() if schema[w].is_numeric()]
+                else:
+                    schema = source.schema if isinstance(source, pl.DataFrame) else \
+                        scan_table(source, all_rows=True).collect_schema()  # typed by all its rows, as it is read
+                    numbers = [c for c, t in schema.items() if t.is_numeric()]
+                cont_names = [c for c in numbers if c not in cats and c not in ys]
+            conts = column_names(cont_names)
+            wanted = list(dict.fromkeys(c for names in (cats, conts, ys) if isinstance(names, list) for c in names))
+            if read_here and not streamed and all(c in source.columns for c in wanted):
+                source = source.select(wanted)  # the columns the model reads, no copy
+            splits = IndexSplitter(valid_idx) if valid_idx is not None else RandomSplitter(valid_pct, seed=seed)
+            with naming_file(file if read_here else None):  # its errors name the file, as Tabular's do
+                tab = Tabular(source, procs=procs, cat_names=cats, cont_names=conts, y_names=ys, y_block=y_block,
+                              splits=splits, skipinitialspace=skipinitialspace)
         tab.label_rows(pandas_index_of(df, len(tab.frame)))  # a pandas df's dls.tabular.train.xs is pandas too
         dls: Any = tabular_dataloaders(tab, bs=bs, val_bs=val_bs, shuffle=shuffle, seed=seed, device=device,
                                        num_workers=num_workers)
