@@ -8,7 +8,7 @@ from pipekit.learn.callbacks import (
     CancelFitException, CancelStepException, CancelTrainException, CancelValidException, EarlyStoppingCallback,
     GatherPreds, GradientAccumulation, GradientClip, LRFinder, MixedPrecision, MixUp, NonFiniteError, NonFiniteInputError,
     ParamScheduler, ProgressCallback, Recorder, ReduceLROnPlateau, SaveModelCallback, ShowGraphCallback,
-    TerminateOnNaNCallback, TimeLimit, TrackerCallback,
+    ShortEpochCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback,
     TensorBoardCallback, TrainEvalCallback, CutMix, cpu_bf16_is_fast,
 )
 from pipekit.learn.export import load_learner, model_weights
@@ -50,6 +50,7 @@ __all__ = [
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "GatherPreds", "LRFinder", "ParamScheduler", "TimeLimit", "ProgressCallback", "Recorder",
+    "ShortEpochCallback",
     "TrainEvalCallback", "cpu_bf16_is_fast", "NonFiniteError", "NonFiniteInputError", "TerminateOnNaNCallback",
     "ExportError", "load_learner", "model_weights", "Learner", "ClassificationInterpretation", "Interpretation",
     "SegmentationInterpretation",

@@ -68,6 +68,7 @@ order  callback                     why there
   65   ReduceLROnPlateau            lowers the lr before the checkpoint is written, so checkpoints hold it
   66   SaveModelCallback            saves the epoch's model (and checkpoints with the trackers' state)
   70   GatherPreds                  collects predictions (get_preds only)
+  80   ShortEpochCallback           stops the phase once every other callback has had its last batch
 =====  ===========================  =====================================================================
 
 Callbacks are components: their parameters are their ``__init__`` arguments, and what they learn while
@@ -94,7 +95,9 @@ from pipekit.learn.callbacks.mixing import CutMix, MixUp
 from pipekit.learn.callbacks.nonfinite import (
     FiniteInputsCheck, NonFiniteError, NonFiniteInputError, TerminateOnNaNCallback, check_finite_weights,
 )
-from pipekit.learn.callbacks.training import GatherPreds, ProgressCallback, Recorder, TrainEvalCallback
+from pipekit.learn.callbacks.training import (
+    GatherPreds, ProgressCallback, Recorder, ShortEpochCallback, TrainEvalCallback,
+)
 
 __all__ = [
     "EVENTS", "LEARNER_STATE", "sort_callbacks", "Callback", "CancelBackwardException", "CancelBatchException", "CancelEpochException",
@@ -102,5 +105,5 @@ __all__ = [
     "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "LRFinder", "TimeLimit", "MixedPrecision", "MixUp", "CutMix",
     "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "ParamScheduler", "SaveModelCallback", "TrackerCallback", "FiniteInputsCheck", "NonFiniteError",
     "NonFiniteInputError", "TerminateOnNaNCallback", "check_finite_weights", "GatherPreds", "ProgressCallback",
-    "Recorder", "TrainEvalCallback", "cpu_bf16_is_fast",
+    "Recorder", "ShortEpochCallback", "TrainEvalCallback", "cpu_bf16_is_fast",
 ]

@@ -19,11 +19,11 @@ from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.data.progress import (Shown, Slot, check_progress_settings, html_table, in_notebook, progress_bar,
                                    progress_enabled)
-from pipekit.learn.callbacks.core import Callback
+from pipekit.learn.callbacks.core import Callback, CancelTrainException, CancelValidException
 from pipekit.learn.distributed import is_main_process
 from pipekit.metrics import Metric
 
-__all__ = ["TrainEvalCallback", "Recorder", "ProgressCallback", "GatherPreds", "item_order"]
+__all__ = ["TrainEvalCallback", "ShortEpochCallback", "Recorder", "ProgressCallback", "GatherPreds", "item_order"]
 
 
 class TrainEvalCallback(Callback):
@@ -70,6 +70,43 @@ class TrainEvalCallback(Callback):
     def before_validate(self) -> None:
         self.learn.model.eval()
         self.learn.training = False
+
+
+class ShortEpochCallback(Callback):
+    """Runs only the first ``pct`` of each epoch's training batches, and with ``short_valid`` only the first ``pct``
+    of its validation batches too (fastai's ``ShortEpochCallback``): a quick check that a fit runs end to end.
+
+    As fastai's, a phase stops after the batch at which ``iter / n_iter`` reaches ``pct`` (``iter`` counting from 0):
+    ``pct=0`` runs one batch of each phase, ``pct=1`` all of them. It stops the phase once every other callback has
+    had that batch (it runs last), so the Recorder's ``losses`` and ``lrs`` hold every batch trained, and the epoch's
+    row holds the losses and metrics of the batches run. Passed to ``get_preds`` or ``validate`` (or left among the
+    learner's callbacks), it shortens their passes too when ``short_valid``.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from pipekit.data import DataLoaders
+    >>> from pipekit.learn import Learner, ShortEpochCallback
+    >>> ds = list(zip(torch.randn(80, 4), torch.randint(0, 2, (80,))))
+    >>> learn = Learner(DataLoaders.from_dsets(ds, ds, bs=8, device="cpu"), torch.nn.Linear(4, 2), loss_func=F.cross_entropy)
+    >>> learn.fit(1, cbs=ShortEpochCallback(pct=0.25))   # 10 batches: iter 3 is the first with 3/10 >= 0.25
+    >>> len(learn.recorder.lrs)
+    4
+    """
+
+    order = 80  # after every other callback's after_batch (the Recorder's, GatherPreds'): the batch it stops on counts
+    param_constraints = {"pct": Interval(0, 1, why="the share of each epoch's batches to run"), "short_valid": BOOL}
+
+    def __init__(self, pct: float = 0.01, short_valid: bool = True):
+        self.pct, self.short_valid = pct, short_valid
+        self.check_params()
+
+    def after_batch(self) -> None:
+        learn = self.learn
+        if learn.iter / learn.n_iter < self.pct:
+            return
+        if learn.training:
+            raise CancelTrainException()
+        if self.short_valid:
+            raise CancelValidException()
 
 
 def _batch_size(xb: tuple) -> int:
@@ -340,6 +377,11 @@ class Recorder(Callback):
 
     def after_fit(self) -> None:
         self.after_train()
+
+    def release(self) -> None:
+        """A fit that ended in an error or Ctrl-C keeps what it recorded: the training batches run before it stopped
+        are in ``losses`` beside their ``lrs``, as after a full fit, so ``plot_loss()`` draws them."""
+        self._fold()
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """A checkpoint's smoothing state: a finite running average and a count of the batches in it."""
