@@ -510,14 +510,16 @@ def _per_target(dls: Any, pred: torch.Tensor, for_people: Callable[[Any, Any], A
     (``n_out=sum(dls.c)``), as its block reads a prediction (see :func:`_decode_targets`):
     ``((label0, label1), tensor([idx0, idx1]), outputs)`` for categories, and for other targets each one's value
     (a list of labels, a number) and a tuple of each one's decoded tensor
-    (``(('3', ['3', 'big']), (tensor(0), tensor([True, False, True, False])), outputs)``). Outputs of another
-    width are given as they are, as the targets cannot be read from them. None for data of one target."""
+    (``(('3', ['3', 'big']), (tensor(0), tensor([True, False, True, False])), outputs)``). Outputs that cannot be
+    read so (another width, a target naming no ``loss_kind``) are refused, as ``show_results`` refuses them (see
+    :func:`_several_targets_unread`). None for data of one target."""
     if not isinstance(getattr(dls, "c", None), list):
         return None
     flat = pred.reshape(-1)
     parts = _target_slices(dls, flat.numel())
     if parts is None:
-        return pred, pred, pred
+        raise _several_targets_unread("predict", dls, pred.reshape(1, -1), "read the model's outputs from "
+                                      "learn.get_preds(dl=learn.dls.test_dl([item])) yourself")
     shown, decoded = _decode_targets(parts, flat, for_people)
     together = torch.stack(decoded) if all(d.ndim == 0 for d in decoded) else tuple(decoded)
     return shown, together, pred
@@ -876,21 +878,28 @@ def _several_targets_shown(dls: Any, outputs: Any) -> list[tuple[Any, ...]]:
     width = outputs.shape[-1] if isinstance(outputs, torch.Tensor) and outputs.ndim == 2 else None
     parts = _target_slices(dls, width) if width is not None else None
     if parts is None:
-        targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
-        shown = ", ".join(type(b).__name__ for b in targets)
-        plain = [type(b).__name__ for b in targets if getattr(b, "loss_kind", None) is None]
-        if plain:
-            why = (f"{', '.join(plain)} names no loss_kind, so pipekit cannot read its prediction from the "
-                   "outputs")
-        else:
-            shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
-            why = (f"the model's outputs (shape {shape}) are not their outputs side by side "
-                   f"({sum(s or 0 for s in dls.c)} per item, each target's in target order), from which each "
-                   "target's prediction is read; build the model with n_out=sum(dls.c)")
-        raise ParameterError(f"show_results cannot show this learner's predictions: the data has {len(targets)} "
-                             f"targets ({shown}) of sizes {dls.c}, and {why}. Show the predictions of "
-                             "learn.get_preds() yourself")
+        raise _several_targets_unread("show_results", dls, outputs, "show the predictions of learn.get_preds() "
+                                      "yourself")
     return [_decode_targets(parts, row, lambda b, d: b.decode(d))[0] for row in outputs]
+
+
+def _several_targets_unread(who: str, dls: Any, outputs: Any, instead: str) -> ParameterError:
+    """The error of ``who`` (``show_results``, ``predict``) on data of several targets whose predictions cannot be
+    read from the model's ``outputs`` (a batch of them): a target naming no ``loss_kind``, or outputs that are not
+    the targets' side by side (``n_out=sum(dls.c)``); ``instead`` says what to do in its place."""
+    targets = list(tuple(getattr(dls, "blocks", ()) or ())[getattr(dls, "n_inp", 1):])
+    shown = ", ".join(type(b).__name__ for b in targets)
+    plain = [type(b).__name__ for b in targets if getattr(b, "loss_kind", None) is None]
+    if plain:
+        why = f"{', '.join(plain)} names no loss_kind, so pipekit cannot read its prediction from the outputs"
+    else:
+        shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+        why = (f"the model's outputs (shape {shape}) are not their outputs side by side "
+               f"({sum(s or 0 for s in dls.c)} per item, each target's in target order), from which each "
+               "target's prediction is read; build the model with n_out=sum(dls.c)")
+    verb = "show" if who == "show_results" else "read"
+    return ParameterError(f"{who} cannot {verb} this learner's predictions: the data has {len(targets)} targets "
+                          f"({shown}) of sizes {dls.c}, and {why}. To use this model as it is, {instead}")
 
 
 def _show_lm_results(rows: Sequence[tuple], preds: Sequence[str], block: Any, path: str | os.PathLike | None,

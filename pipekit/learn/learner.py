@@ -72,6 +72,13 @@ LR = Union[float, slice, Sequence[float], np.ndarray]
 
 
 _MISSING = object()
+
+#: the training settings a learner file keeps and checks as it is read (``learner.lr``, ``learner.wd``,
+#: ``learner.moms``), checked the same when given to a Learner and when assigned (``learn.lr = 1e-3``), so a learner
+#: trains with, and exports, only settings its file can hold
+_SETTINGS = {"lr": _LR, "wd": Interval(0, None, none_ok=True),
+             "moms": Is(lambda m: len(m) == 3 and all(Interval(0, 1).accepts(v) for v in m),
+                        "3 momentums (start, middle, end), each a number from 0 to 1")}
 _SAID_EVENTS: set[type] = set()  # callback classes whose unknown event names were said (once per class)
 
 
@@ -204,15 +211,14 @@ class Learner:
               dls=(dls, Is(lambda d: conforms(d, Loaders), "DataLoaders with .train and .valid; build them with "
                                                             "DataBlock.dataloaders(...)")),
               loss_func=(loss_func, Is(lambda f: f is None or callable(f), "a function loss(pred, target)")),
-              lr=(lr, _LR), wd=(wd, Interval(0, None, none_ok=True)),
-              moms=(moms, Is(lambda m: len(m) == 3, "3 momentums (start, middle, end)")))
+              lr=(lr, _SETTINGS["lr"]), wd=(wd, _SETTINGS["wd"]), moms=(moms, _SETTINGS["moms"]))
         # held by every call that runs batches through the learner (fit, validate, get_preds, predict, tta): they
         # keep the batch, the predictions and their gathering callbacks on the learner, so calls from several
         # threads run one at a time. Reentrant: tta and predict call get_preds, lr_find and fine_tune call fit.
         self._lock = threading.RLock()
         self.dls, self.model = dls, model
         self.opt_func, self.lr, self.splitter, self.wd = opt_func, lr, splitter, wd
-        self.wd_bn_bias, self.train_bn, self.moms = wd_bn_bias, train_bn, tuple(moms)
+        self.wd_bn_bias, self.train_bn, self.moms = wd_bn_bias, train_bn, moms
         self.path = Path(path) if path is not None else Path(getattr(dls, "path", None) or ".")  # fastai's dls.path
         self.model_dir = model_dir
         self.device = torch.device(device if device is not None else dls.device)
@@ -279,6 +285,36 @@ class Learner:
         if "_metrics" in self.__dict__:  # new loaders of another kind of target than the metrics score are refused
             check_metric_targets("Learner", self._metrics, dls, self.loss_func)
         self._dls = dls
+
+    @property
+    def lr(self) -> LR:
+        """The learning rate ``fit`` (and ``create_opt``) use when given none: a positive finite number, a slice of
+        them or one per layer group, as ``lr=`` takes it; an assignment (``learn.lr = 1e-3``) is checked the same."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, lr: LR) -> None:
+        self._lr = _checked_setting("lr", lr)
+
+    @property
+    def wd(self) -> float | None:
+        """The weight decay of every ``fit`` not given its own: a number of at least 0, or None for the optimiser's
+        own, as ``wd=`` takes it; an assignment (``learn.wd = 0.1``) is checked the same."""
+        return self._wd
+
+    @wd.setter
+    def wd(self, wd: float | None) -> None:
+        self._wd = _checked_setting("wd", wd)
+
+    @property
+    def moms(self) -> tuple[float, float, float]:
+        """The momentums (start, middle, end) of ``fit_one_cycle`` when given none, each from 0 to 1, as ``moms=``
+        takes them; an assignment (``learn.moms = (0.9, 0.8, 0.9)``) is checked the same."""
+        return self._moms
+
+    @moms.setter
+    def moms(self, moms: Sequence[float]) -> None:
+        self._moms = tuple(_checked_setting("moms", moms))
 
     @property
     def x(self) -> Any:
@@ -422,8 +458,10 @@ class Learner:
     @contextlib.contextmanager
     def removed_cbs(self, cbs: Cbs) -> Iterator[Learner]:
         """Callbacks switched off inside the ``with`` block (e.g. the Recorder while predicting): one callback or
-        several, as :meth:`remove_cbs` takes them (a class switches off every callback of that class)."""
+        several, as :meth:`remove_cbs` takes them (a class switches off every callback of that class). They come
+        back where they were in ``learn.cbs``, so callbacks of the same ``order`` run in the same order after it."""
         given = as_list(cbs)
+        before = list(self.cbs)
         removed = [c for c in self.cbs
                    if any(c is g or (isinstance(g, type) and isinstance(c, g)) for g in given)]
         for c in removed:
@@ -432,7 +470,10 @@ class Learner:
         try:
             yield self
         finally:
-            self.cbs.extend(removed)
+            back, now = {id(c) for c in removed}, {id(c) for c in self.cbs}
+            # those still held and those switched off in their places; any added inside the block after them
+            self.cbs[:] = ([c for c in before if id(c) in back or id(c) in now]
+                           + [c for c in self.cbs if not any(c is b for b in before)])
             self._rebuild_events()
 
     @contextlib.contextmanager
@@ -627,8 +668,10 @@ class Learner:
         top = self.lr.stop if isinstance(self.lr, slice) else self.lr
         # the splitter cuts the model a compiled or DDP wrapper runs (model[0], model.encoder), whose parameters
         # are the wrapper's
-        self.opt = OptimWrapper(unwrapped(self.model), self.opt_func, lr=float(np.max(np.atleast_1d(top))),
+        model = unwrapped(self.model)
+        self.opt = OptimWrapper(model, self.opt_func, lr=float(np.max(np.atleast_1d(top))),
                                 splitter=self.splitter, wd_bn_bias=self.wd_bn_bias, train_bn=self.train_bn)
+        self._opt_built_for = (self.opt, model, self._opt_func)
         if self.wd is not None:
             self.opt.set_hyper("wd", self.wd)
         self.opt.set_hyper("lr", self.lr)
@@ -636,8 +679,22 @@ class Learner:
 
     @property
     def optimizer(self) -> OptimWrapper:
-        """The optimiser (built on first use; ``fit`` builds it too)."""
-        return self.opt if self.opt is not None else self.create_opt()
+        """The optimiser (built on first use; ``fit`` builds it too). It is built again, its state starting afresh,
+        when the model it was built for is no longer ``learn.model`` (``learn.model = new_model``: the old one's
+        optimiser would step the old model's parameters, and the new model would never train) or ``learn.opt_func``
+        was assigned since; otherwise its state is kept from fit to fit (and as ``learn.load(with_opt=True)`` set
+        it). A wrapper of the same model (``torch.compile``, DDP) is the same model."""
+        if self.opt is None or self._opt_outdated():
+            return self.create_opt()
+        return self.opt
+
+    def _opt_outdated(self) -> bool:
+        """Whether ``learn.opt``, built by :meth:`create_opt`, was built for another model than ``learn.model`` or
+        with another ``opt_func`` than the learner's now. An optimiser assigned to ``learn.opt`` otherwise is the
+        caller's, and kept."""
+        built = self.__dict__.get("_opt_built_for")
+        return (built is not None and built[0] is self.opt
+                and (built[1] is not unwrapped(self.model) or built[2] is not self._opt_func))
 
     def freeze_to(self, n: int) -> None:
         """Freeze the first ``n`` layer groups (negative counts from the end); normalisation layers stay trainable.
@@ -1058,6 +1115,14 @@ class Learner:
 
 
 register(Learner, kind="learner")
+
+
+def _checked_setting(name: str, value: Any) -> Any:
+    """``value`` for the learner setting ``name`` (:data:`_SETTINGS`), refused as ``Learner(...)`` refuses it, naming
+    ``learn.<name>``: an assigned value a file could not hold would be trained with, and exported to a file that
+    ``load_learner`` refuses."""
+    check("Learner", **{f"learn.{name}": (value, _SETTINGS[name])})
+    return value
 
 
 def check_learner_kwargs(who: str, kwargs: dict[str, Any], factory: Callable[..., Any],

@@ -210,6 +210,7 @@ def check_metric_targets(who: str, metrics: Sequence[Metric], dls: Any, loss: An
     A metric that declares no kinds (a function of the user's, perplexity) and data whose kind is not known
     (:func:`~pipekit.metrics.base.target_kind`) are not checked.
     """
+    _check_one_target(who, metrics, dls)
     kind = target_kind(dls)
     if kind is None:
         return
@@ -227,6 +228,31 @@ def check_metric_targets(who: str, metrics: Sequence[Metric], dls: Any, loss: An
         name = m.name if m.name.replace("_", "").lower() == cls.lower() else f"{m.name} ({cls})"
         raise ParameterError(f"{who}: the metric {name} scores {scores}, and this learner's targets are "
                              f"{describe_target(dls)}: use {use}{target_fix(kind, kinds[0])}")
+
+
+def _check_one_target(who: str, metrics: Sequence[Metric], dls: Any) -> None:
+    """Refuse, before any batch is run, a pipekit metric that scores one target (one declaring its
+    ``target_kinds``: ``accuracy``, ``rmse``, ``F1Score()``..., or such a metric given as a function) on data of
+    several targets (``blocks=(ImageBlock, CategoryBlock, CategoryBlock), n_inp=1``): each batch gives a metric every
+    target at once, ``fn(pred, t1, t2)``, which such a metric cannot read (it would fail after a whole training
+    epoch). :func:`~pipekit.metrics.base.target_kind` knows no kind for such data. A function
+    of the user's (no ``target_kinds``) is called with every target and is never refused here."""
+    blocks = tuple(getattr(dls, "blocks", ()) or ())
+    targets = blocks[int(getattr(dls, "n_inp", 1)):]
+    one = next((m for m in metrics if m.target_kinds is not None), None)
+    if len(targets) < 2 or one is None:
+        return
+    names = [f"t{i + 1}" for i in range(len(targets))]
+    args = ", ".join(names)
+    sizes = getattr(dls, "c", None)
+    first = sizes[0] if isinstance(sizes, list) and sizes and isinstance(sizes[0], int) else None
+    outputs = f"pred[:, :{first}]" if first is not None else "the first target's outputs"
+    raise ParameterError(
+        f"{who}: the metric {one.name} scores one target, and the data has {len(targets)} targets "
+        f"({', '.join(type(b).__name__ for b in targets)}), which every batch gives a metric together. Give a function "
+        f"of the predictions and every target, fn(pred, {args}), that scores the one it is for from its own outputs, "
+        f"e.g. def {names[0]}_{one.name}(pred, {args}): return {one.name}({outputs}, {names[0]}), and pass "
+        f"metrics=[{names[0]}_{one.name}, ...]")
 
 
 #: the task of each module of ``sklearn.metrics`` whose functions score one task only
