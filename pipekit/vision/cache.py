@@ -10,6 +10,15 @@ written only when the disk has room for it; else the images are kept in memory w
 to make room. A file that cannot be decoded does not stop the build: every file is tried and one error names them
 all.
 
+A later build reads a file's bytes again only when it may have changed: the pack's meta records, beside each
+image's content key, the file's version as the build that read it found it (:func:`~pipekit.data.items.file_version`:
+size, modification and change times, inode and device; the change time is the kernel's, so a file copied over
+with its old size and times kept, or given its old times back, has another version). The meta is signed with the
+pack, so a file whose version is the one recorded takes the recorded key without being read; any other file (one
+changed, replaced, new, or an image in memory) is read and hashed. A version is recorded only for a file that had
+not changed for :data:`SETTLED_S` seconds when it was read, so that a write within one tick of the file
+system's clock after the read, which can leave every time as it was, cannot go unnoticed.
+
 The cache lives in ``$PIPEKIT_CACHE`` (default ``~/.cache/pipekit``); ``cache_dir=False`` keeps the
 pixels in memory instead, and so does a folder that cannot be written (with a CacheWriteWarning saying how
 to fix it). Several processes may build in one folder at once (a sweep, two experiments): each commits its
@@ -28,11 +37,12 @@ import io
 import mmap
 import os
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Protocol, TypeVar
+from typing import IO, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -101,10 +111,42 @@ def _read_bytes(path: str | MemoryImage) -> bytes:
         return read_image_file(path)
 
 
-def _keyed_bytes(path: str | MemoryImage) -> tuple[str, bytes]:
+#: how long before a file is read it must have last changed for the version it is read at to be recorded (see the
+#: module docstring): longer than a tick of any file system's clock, and than a small skew between its clock and ours
+SETTLED_S = 5
+
+
+def _version(path: str | MemoryImage) -> str | None:
+    """The version of the file at ``path`` now, the fields :func:`~pipekit.data.items.file_version` gives (size,
+    modification and change times in ns, inode, device) in one string, ``"size:mtime:ctime:inode:device"`` (one
+    object per file, as the pack's meta stores it); None for an image in memory or a file that cannot be read."""
+    if isinstance(path, MemoryImage):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
+
+
+def _settled(version: str, before_ns: int) -> bool:
+    """Whether the file of ``version`` (:func:`_version`) last changed (modification and change times) :data:`SETTLED_S`
+    seconds or more before ``before_ns``."""
+    _, mtime, ctime, _, _ = version.split(":")
+    return max(int(mtime), int(ctime)) < before_ns - SETTLED_S * 10**9
+
+
+def _keyed_bytes(path: str | MemoryImage) -> tuple[str, bytes, str | None]:
+    """The content key and the bytes of ``path``, and the version to record for them (None when the file changed
+    less than :data:`SETTLED_S` seconds before, or is an image in memory). The version is taken before the bytes
+    are read: a write after it gives the file a change time of now, which is not the one recorded."""
+    now = time.time_ns()
+    version = _version(path)
     data = _read_bytes(path)
+    if version is not None and not _settled(version, now):
+        version = None
     with stage("hash file"):
-        return fingerprint(data), data
+        return fingerprint(data), data, version
 
 
 def _pack_id(keys: list[str], config: str) -> str:
@@ -130,6 +172,40 @@ _META_FIELDS: dict[str, type | tuple[type, ...]] = {"orig_sizes": list, "config"
                                                     "keys": list, "checksum": dict}
 
 
+class _Pack(NamedTuple):
+    """A pack opened and verified by :func:`_open_pack`."""
+
+    pixels: np.ndarray
+    sizes: np.ndarray
+    keys: list[str]
+    value_max: np.ndarray | None
+    #: the version each slot's file was read at (:func:`_version`), None where not recorded
+    stamps: list[str | None]
+    #: the slot of each source file (:func:`_source_name`) recorded with its version
+    slots: dict[str, int]
+
+
+def _read_meta(pack: Path) -> dict:
+    """The meta of ``pack`` as it stands, its fields checked but not its signature (that is :func:`_open_pack`'s).
+    Raises CacheEntryError."""
+    meta = read_json(pack.with_suffix(".json"), _META_FIELDS)
+    if not isinstance(meta, dict):
+        raise CacheEntryError(f"{pack.with_suffix('.json').name} is not a map of fields")
+    return meta
+
+
+def _recorded(meta: dict, n: int) -> tuple[list[str | None], list[str | None]] | None:
+    """The ``sources`` and ``stamps`` fields of a pack's meta (``n`` images): each slot's source file
+    (:func:`_source_name`) and its version when it was read (None where not recorded). None when either is missing
+    or not of that form (a pack an older pipekit wrote records no versions: its files are read again)."""
+    sources, stamps = meta.get("sources"), meta.get("stamps")
+    if not isinstance(sources, list) or len(sources) != n or not all(s is None or isinstance(s, str) for s in sources):
+        return None
+    if not isinstance(stamps, list) or len(stamps) != n or not all(v is None or isinstance(v, str) for v in stamps):
+        return None
+    return sources, stamps
+
+
 def _npy_header_len(shape: Sequence[int]) -> int:
     """The size of the .npy header NumPy writes before a uint8 pack of ``shape`` (what ``open_memmap`` writes)."""
     out = io.BytesIO()
@@ -149,23 +225,24 @@ def _map_pack(f: IO[bytes], header_len: int, shape: Sequence[int]) -> np.ndarray
     return np.ndarray(tuple(shape), dtype=np.uint8, buffer=mapped, offset=header_len)
 
 
-def _open_pack(pack: Path, config: str, channels: int,
-               n: int | None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None]:
-    """The pack memory-mapped, its source sizes, the content keys of its images and the largest value of each
+def _open_pack(pack: Path, config: str, channels: int, n: int | None, meta: dict | None = None) -> _Pack:
+    """The pack memory-mapped, its source sizes, the content keys of its images, the largest value of each
     decoded source before its item transform (``value_max``, written for masks; None when the meta has none, as in
-    a pack an older pipekit wrote), after checking its meta, its signature and every byte against the checksum
-    written with it (once per open, never per batch). Raises CacheEntryError saying what is wrong,
-    FileNotFoundError when the pack does not exist.
+    a pack an older pipekit wrote) and the versions its files were read at, after checking its meta, its signature
+    and every byte against the checksum written with it (once per open, never per batch). Raises CacheEntryError
+    saying what is wrong, FileNotFoundError when the pack does not exist. ``meta``: the pack's meta, when it was
+    already read (:func:`_read_meta`); what it says is trusted only once its signature is checked, as here.
 
-    The keys are signed with the pack: the index only says where to look, and a slot is used for a file only
-    when the pack lists that file's key there.
+    The keys and the versions are signed with the pack: the index only says where to look, a slot is used for a
+    file only when the pack lists that file's key there, and a file takes a recorded key without being read only
+    when the pack records that very file at the version it has now.
 
     Verifying costs one read and hash of the pack (SHA-256, ~1.1 GB/s per core here; blake2b took 0.15-0.2 s
     of a 0.36-0.5 s warm open of the dogscats recipe's cache, 4,000 images at Resize(80), 77 MB).
     """
     if not pack.exists():
         raise FileNotFoundError(pack)
-    meta = read_json(pack.with_suffix(".json"), _META_FIELDS)
+    meta = _read_meta(pack) if meta is None else dict(meta)
     if meta["config"] != config:
         raise CacheEntryError(f"{pack.with_suffix('.json').name} describes other settings ({meta['config']!r})")
     shape = meta["shape"]
@@ -188,6 +265,7 @@ def _open_pack(pack: Path, config: str, channels: int,
     if top is not None and (not isinstance(top, list) or len(top) != shape[0] or not all(
             isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in top)):
         raise CacheEntryError(f"{pack.with_suffix('.json').name}: field 'value_max' is not {shape[0]} pixel values")
+    recorded = _recorded(meta, shape[0])
     # The layout comes from the shape, never from the checksum record: each image is one record.
     checksum = meta.pop("checksum")
     header_len = _npy_header_len(shape)
@@ -203,7 +281,9 @@ def _open_pack(pack: Path, config: str, channels: int,
             pixels = _map_pack(f, header_len, shape)
         except (ValueError, TypeError, OSError) as e:
             raise CacheEntryError(f"not a NumPy pack ({e})") from None
-    return pixels, sizes, keys, None if top is None else np.asarray(top, dtype=np.int64)
+    sources, stamps = recorded if recorded is not None else ([], [None] * shape[0])
+    slots = {src: slot for slot, (src, stamp) in enumerate(zip(sources, stamps)) if src is not None and stamp is not None}
+    return _Pack(pixels, sizes, keys, None if top is None else np.asarray(top, dtype=np.int64), stamps, slots)
 
 
 def _read_index(path: Path, report: bool = True) -> dict[str, list]:
@@ -513,6 +593,40 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
         return _build_in_memory(paths, tfm, mode, channels, squeeze, workers, description)
 
 
+def _recorded_keys(paths: Sequence[str | MemoryImage], index: dict[str, list], cdir: Path,
+                   open_checked: Callable[[str, int | None, dict | None], _Pack | None], keys: list[str],
+                   stamps: list[str | None]) -> None:
+    """Set ``keys[i]`` and ``stamps[i]`` of each file that a verified pack records at the version the file has now
+    (see the module docstring); the others are left empty, to be read and hashed. One ``stat`` per file. A pack is
+    opened (and so verified) only when its meta records one of these files at its present version, most listed
+    packs first, until every file is found; its meta is read once, for both."""
+    sources = [_source_name(p) for p in paths]
+    now = [None if src is None else _version(src) for src in sources]
+    left = [i for i, v in enumerate(now) if v is not None]
+    for pid, _ in Counter(ref[0] for ref in index.values()).most_common():
+        if not left:
+            break
+        try:
+            meta = _read_meta(cdir / f"{pid}.npy")
+        except CacheEntryError:
+            continue  # a damaged meta is named, and its pack rebuilt, where an entry of it is used
+        recorded = _recorded(meta, len(meta["keys"]))
+        unverified = {} if recorded is None else dict(zip(*recorded))
+        if not any(unverified.get(sources[i]) == now[i] for i in left):
+            continue
+        opened = open_checked(pid, None, meta)
+        if opened is None:
+            continue
+        still = []
+        for i in left:
+            slot = opened.slots.get(sources[i])  # type: ignore[arg-type]
+            if slot is not None and opened.stamps[slot] == now[i]:
+                keys[i], stamps[i] = opened.keys[slot], now[i]
+            else:
+                still.append(i)
+        left = still
+
+
 def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int,
                   squeeze: bool, workers: int, description: str, config: str, root: Path) -> ImageStore:
     """:func:`build_image_store` through the cache folder ``root``; raises _CacheUnwritable when a write there
@@ -527,31 +641,32 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
     # hashed and decoded from the same bytes, instead of a hashing pass followed by a decoding pass.
     cold = not index and not any(cdir.glob("*.npy"))
     keys: list[str] = [""] * len(paths)
+    # each file's version as read (see _keyed_bytes), recorded in the pack's meta so that the next build need not read it
+    stamps: list[str | None] = [None] * len(paths)
     # the files that cannot be read or decoded, by item: the build goes on past them and names them all at the end
     broken: dict[int, ImageDecodeError] = {}
 
     def key_of(i: int) -> str:
+        if keys[i]:  # its version is one a verified pack records
+            return keys[i]
         try:
-            return _keyed_bytes(paths[i])[0]
+            key, _, stamps[i] = _keyed_bytes(paths[i])
+            return key
         except ImageDecodeError as e:
             broken[i] = e
             return ""
 
-    if not cold:
-        with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
-            keys = list(_map_in_chunks(ex, key_of, len(paths)))
-    pack_id = _pack_id(keys, config)
     # Packs opened (verified) in this build, None for those that failed: each is checked once.
-    old_packs: dict[str, tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None] | None] = {}
+    old_packs: dict[str, _Pack | None] = {}
     # a mask's largest value as decoded is kept in the pack's meta: the stored (resized) pixels may have lost it.
     # A mask pack without it (written by an older pipekit) serves no entry: its files are decoded again.
     masks = mode == "mask"
 
-    def open_checked(pid: str, n: int | None) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray | None] | None:
+    def open_checked(pid: str, n: int | None, meta: dict | None = None) -> _Pack | None:
         if pid not in old_packs:
             pack = cdir / f"{pid}.npy"
             try:
-                old_packs[pid] = _open_pack(pack, config, channels, n)
+                old_packs[pid] = _open_pack(pack, config, channels, n, meta)
             except CacheEntryError as e:
                 if pack.exists():  # not one another build's clean-up deleted while it was being opened
                     warn_rebuild(pack, e.reason)
@@ -560,11 +675,21 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
                 old_packs[pid] = None
         return old_packs[pid]
 
+    if not cold:
+        _recorded_keys(paths, index, cdir, open_checked, keys, stamps)
+        if not all(keys):  # the files no verified pack records at their present version are read and hashed
+            with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
+                keys = list(_map_in_chunks(ex, key_of, len(paths)))
+    pack_id = _pack_id(keys, config)
+
     if not cold and not broken and (cdir / f"{pack_id}.npy").exists():
         hit = open_checked(pack_id, len(paths))
-        if hit is not None and hit[2] == keys and (hit[3] is not None or not masks):
-            return ImageStore(hit[0], hit[1], squeeze, n_decoded=0, n_reused=len(paths), path=cdir / f"{pack_id}.npy",
-                              value_max=hit[3] if masks else None)
+        # a pack that does not record the version of a file read now (one an older pipekit wrote, or one written when
+        # the file had just changed) is written again with it, every image copied from it: the next build reads none
+        if hit is not None and hit.keys == keys and (hit.value_max is not None or not masks) and not any(
+                v is not None and v != was for v, was in zip(stamps, hit.stamps)):
+            return ImageStore(hit.pixels, hit.sizes, squeeze, n_decoded=0, n_reused=len(paths),
+                              path=cdir / f"{pack_id}.npy", value_max=hit.value_max if masks else None)
 
     def old_entry(key: str) -> tuple[np.ndarray, tuple[int, int], int] | None:
         ref = index.get(key)
@@ -574,7 +699,7 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         # the index is not signed: a slot serves this file only when the pack's signed keys list it there
         if opened is None or ref[1] >= len(opened[0]) or opened[2][ref[1]] != key:
             return None
-        arr, sizes, _, tops = opened
+        arr, sizes, tops = opened.pixels, opened.sizes, opened.value_max
         if masks and tops is None:
             return None
         top = int(tops[ref[1]]) if tops is not None else 0
@@ -587,7 +712,7 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             return None
         try:
             if cold:
-                (keys[i], data), entry = _keyed_bytes(paths[i]), None
+                (keys[i], data, stamps[i]), entry = _keyed_bytes(paths[i]), None
             else:
                 data, entry = None, old_entry(keys[i])
             img, hw, top = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
@@ -596,8 +721,22 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             return None
         return img, hw, top, entry is None
 
-    # The output shape: the transform's size, or the first readable image's own size.
-    h, w = _first_image(take, paths, broken)[0].shape[:2]
+    # The output shape: the transform's size, or the first readable image's own size. The first image is kept, not
+    # read and decoded a second time.
+    got_first: dict[int, tuple[np.ndarray, tuple[int, int], int, bool]] = {}
+
+    def take_first(i: int) -> tuple[np.ndarray, tuple[int, int], int, bool] | None:
+        got = take(i)
+        if got is not None:
+            got_first[i] = got
+        return got
+
+    with ThreadPoolExecutor(1, thread_name_prefix="pipekit-build") as ex:  # build work, reported as such by a profile
+        h, w = ex.submit(_first_image, take_first, paths, broken).result()[0].shape[:2]
+
+    def take_once(i: int) -> tuple[np.ndarray, tuple[int, int], int, bool] | None:
+        return got_first.pop(i) if i in got_first else take(i)
+
     # Load (and verify) the old packs in this thread so the workers only read them.
     if not cold:
         for k in set(keys):
@@ -613,7 +752,7 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         pixels = np.empty(shape, dtype=np.uint8)
 
         def keep(i: int) -> bool:
-            got = take(i)
+            got = take_once(i)
             if got is None:
                 return False
             _check_size(got[0], (h, w), paths, i)
@@ -650,7 +789,7 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             # was written from, so the checksum costs no second pass over the pack.
 
         def fill(i: int) -> bool:
-            got = take(i)
+            got = take_once(i)
             if got is None:
                 return False
             img, hw, top, decoded = got
@@ -677,7 +816,7 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         with _writing(root), _locked(cdir / "index.lock"):
             # The meta goes first and the pack's rename commits the entry: whoever finds the pack finds its meta.
             meta = {"orig_sizes": sizes.tolist(), "config": config, "shape": list(shape), "keys": keys,
-                    "sources": sources, **({"value_max": tops.tolist()} if masks else {})}
+                    "sources": sources, "stamps": stamps, **({"value_max": tops.tolist()} if masks else {})}
             atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": checksum.result(pack, meta)})
             tmp.commit(pack)
             # Mapped at once: the mapping stays readable if a later build's clean-up unlinks the pack.
