@@ -5,6 +5,7 @@ kept otherwise (and after ``learn.load(with_opt=True)``); a metric of one target
 batch; and ``predict`` refusing, as ``show_results`` does, outputs that are not the targets' side by side."""
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
@@ -227,3 +228,56 @@ def test_predicting_leaves_the_callbacks_in_their_order(mnist_dls, tmp_path):
         assert [type(c).__name__ for c in learn.cbs] == names
         learn.fit(1, 1e-2)
     assert peek.rows == [1, 1]  # each fit's epoch row is there when the callback after the Recorder looks
+
+
+# ------------------------------------------------------------------ a model wrapped during a fit keeps its optimiser
+class _Wrap(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_a_callback_wrapping_the_model_during_a_fit_keeps_the_optimiser(mnist_dls, tmp_path):
+    from pipekit.learn import Callback
+
+    seen = []
+
+    class WrapDuringFit(Callback):
+        def before_fit(self):
+            self.orig, self.learn.model = self.learn.model, _Wrap(self.learn.model)
+
+        def after_fit(self):
+            self.learn.model = self.orig
+
+        def after_batch(self):
+            if self.learn.training:
+                seen.append((self.learn.optimizer, self.learn.opt.opt.param_groups[0]["lr"]))
+
+    pipekit.set_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 8), nn.ReLU(), nn.Linear(8, 2))
+    learn = Learner(mnist_dls, model, splitter=lambda m: [list(m[1].parameters()), list(m[3].parameters())],
+                    path=tmp_path)
+    learn.fit(1, 1e-3)
+    opt = learn.opt
+    learn.freeze()  # the splitter cuts learn.model as it was built: the wrapper cannot be cut so
+    learn.fit(1, 0.5, cbs=WrapDuringFit())
+    assert seen and all(o is opt for o, _ in seen) and all(lr == pytest.approx(0.5) for _, lr in seen)
+    assert learn.model is model and learn.optimizer is opt  # the model back: the same optimiser still
+
+
+def test_a_learner_pickled_with_its_settings_as_plain_attributes_trains_and_exports(mnist_dls, tmp_path):
+    pipekit.set_seed(0)
+    learn = vision_learner(mnist_dls, "simple_cnn", pretrained=False, path=tmp_path)
+    as_before = pickle.loads(pickle.dumps(learn))
+    for name in ("lr", "wd", "moms"):  # the layout of a learner pickled before the settings were properties
+        value = as_before.__dict__.pop(f"_{name}")
+        as_before.__dict__[name] = list(value) if name == "moms" else value
+    old = pickle.loads(pickle.dumps(as_before))
+    assert (old.lr, old.wd, old.moms) == (learn.lr, learn.wd, learn.moms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old.fit(1, 1e-3)
+    assert load_learner(old.export(tmp_path / "old.pipekit")).lr == learn.lr

@@ -683,7 +683,8 @@ class Learner:
         when the model it was built for is no longer ``learn.model`` (``learn.model = new_model``: the old one's
         optimiser would step the old model's parameters, and the new model would never train) or ``learn.opt_func``
         was assigned since; otherwise its state is kept from fit to fit (and as ``learn.load(with_opt=True)`` set
-        it). A wrapper of the same model (``torch.compile``, DDP) is the same model."""
+        it). A model holding the same parameters (a wrapper: ``torch.compile``, DDP, a callback's own around the
+        model during a fit) is the same model."""
         if self.opt is None or self._opt_outdated():
             return self.create_opt()
         return self.opt
@@ -693,8 +694,20 @@ class Learner:
         with another ``opt_func`` than the learner's now. An optimiser assigned to ``learn.opt`` otherwise is the
         caller's, and kept."""
         built = self.__dict__.get("_opt_built_for")
-        return (built is not None and built[0] is self.opt
-                and (built[1] is not unwrapped(self.model) or built[2] is not self._opt_func))
+        if built is None or built[0] is not self.opt:
+            return False
+        if built[2] is not self._opt_func:
+            return True
+        model = unwrapped(self.model)
+        if model is built[1]:
+            return False
+        # another module: outdated only where it holds other parameters than the optimiser steps (read on every
+        # batch, so a wrapper's answer is kept while it is learn.model)
+        seen = self.__dict__.get("_opt_model_seen")
+        if seen is None or seen[0] is not model or seen[1] is not built:
+            seen = (model, built, {id(p) for p in model.parameters()} != {id(p) for p in built[1].parameters()})
+            self._opt_model_seen = seen
+        return seen[2]
 
     def freeze_to(self, n: int) -> None:
         """Freeze the first ``n`` layer groups (negative counts from the end); normalisation layers stay trainable.
@@ -1101,6 +1114,10 @@ class Learner:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # a learner pickled before its settings were checked on assignment holds them as plain attributes
+        for name in ("lr", "wd", "moms"):
+            if name in state and f"_{name}" not in state:
+                state[f"_{name}"] = tuple(state.pop(name)) if name == "moms" else state.pop(name)
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
