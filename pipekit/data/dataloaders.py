@@ -1180,7 +1180,7 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
     training items than ``bs`` with ``drop_last`` are refused where the loader then has no batch (``keep_a_batch``:
     their last partial batch is kept instead): a loader of items batches ``bs`` of them, a language model's
     (``LMDataLoader``) windows of ``bs`` streams cut from all of them."""
-    seed = loader_seed(None, dl_type.__name__) if seed is None else seed  # torch's generator, as each loader's own
+    seed = loader_seed(None, dl_type.__name__) if seed is None else seed  # NumPy's generator, as each loader's own
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     train_dl = dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common)
     if keep_a_batch and drop_last and not len(train_dl):

@@ -147,8 +147,9 @@ def _new_rows_table(dataset: Any, kind: str, name: str) -> Any:
 
 def loader_seed(seed: Any, who: str) -> int:
     """The seed a loader draws its order and augmentation with: a whole number from 0 (NumPy's, Python's and 0-d
-    torch integers), or None for one drawn from torch's global generator, as torch's own DataLoader draws its order:
-    after ``torch.manual_seed(0)`` (or :func:`~pipekit.data.set_seed`) an unseeded loader shuffles the same way.
+    torch integers), or None for one drawn from NumPy's global generator: after :func:`~pipekit.data.set_seed`
+    (or ``np.random.seed``) an unseeded loader shuffles the same way. Torch's generator is left as it was, so building
+    loaders does not change the weights a model built after them starts from.
 
     >>> loader_seed(3, "DataLoader"), 0 <= loader_seed(None, "DataLoader") < 2**31
     (3, True)
@@ -158,7 +159,7 @@ def loader_seed(seed: Any, who: str) -> int:
     pipekit.core.errors.ParameterError: DataLoader: seed=-1 is not a seed; give a whole number from 0 (or None for a random one)
     """
     if seed is None:
-        return int(torch.randint(0, 2**31 - 1, ()).item())
+        return int(np.random.randint(0, 2**31 - 1))
     if not Interval(0, 2**64 - 1, integer=True).accepts(seed):
         raise ParameterError(f"{who}: seed={seed!r:.40} is not a seed; give a whole number from 0 (or None for a "
                              "random one)")
@@ -170,7 +171,8 @@ class DataLoader:
 
     ``seed`` fixes the shuffling and the per-batch RNG handed to batch transforms, so the same seed
     gives the same batches and the same augmentation, epoch by epoch. Without one, the loader draws its seed from
-    torch's global generator as it is built, so ``torch.manual_seed`` repeats it.
+    NumPy's global generator as it is built, so :func:`~pipekit.data.set_seed` repeats it (``torch.manual_seed``
+    alone does not: torch's generator is left to the model's weights).
 
     ``dataset`` is a pipekit dataset, a list of items (``list(zip(x, y))``, ``range(15)``), or any map-style
     dataset, an object with ``__len__`` and ``__getitem__`` (``TensorDataset(x, y)``, a ``torch.utils.data.Dataset``
