@@ -23,6 +23,17 @@ def adult() -> pd.DataFrame:
     return pd.read_csv(D.path("adult_sample") / "adult.csv").iloc[:3000]
 
 
+@pytest.fixture(scope="module")
+def learn(adult):
+    """A net for the two targets, trained one epoch on adult's first 2,400 rows (the next 600 its validation rows)."""
+    set_seed(0)
+    dls = TabularDataLoaders.from_df(adult, cat_names=CATS, cont_names=CONTS, y_names=YS, y_block=RegressionBlock(),
+                                     valid_idx=list(range(2400, 3000)), bs=64)
+    learn = tabular_learner(dls, layers=[10], y_range=(0, 100))
+    learn.fit(1, 1e-2)
+    return learn
+
+
 def shown_cells(text: str) -> list[dict[str, str]]:
     """The rows of a printed table as column -> cell text."""
     lines = [ln for ln in text.splitlines() if "┆" in ln]
@@ -30,12 +41,7 @@ def shown_cells(text: str) -> list[dict[str, str]]:
     return [dict(zip(header, (v.strip() for v in ln.strip("│ ").split("┆")))) for ln in lines[1:]]
 
 
-def test_two_targets_predict_gives_a_row_that_shows_each_prediction_in_its_column(adult, capsys):
-    set_seed(0)
-    dls = TabularDataLoaders.from_df(adult, cat_names=CATS, cont_names=CONTS, y_names=YS, y_block=RegressionBlock(),
-                                     valid_idx=list(range(2400, 3000)), bs=64)
-    learn = tabular_learner(dls, layers=[10], y_range=(0, 100))
-    learn.fit(1, 1e-2)
+def test_two_targets_predict_gives_a_row_that_shows_each_prediction_in_its_column(adult, learn, capsys):
     row, clas, probs = learn.predict(adult.iloc[2500])
     # the two predictions, in y_names order, as a list of numbers
     assert isinstance(row, list) and len(row) == 2 and all(type(v) is float for v in row)
@@ -58,12 +64,7 @@ def test_two_classification_targets_are_refused_saying_to_train_one_learner_per_
                                    y_block=CategoryBlock(), valid_idx=list(range(2400, 3000)), bs=64)
 
 
-def test_two_targets_show_results_shows_each_target_and_its_prediction_in_its_own_column(adult, capsys):
-    set_seed(0)
-    dls = TabularDataLoaders.from_df(adult, cat_names=CATS, cont_names=CONTS, y_names=YS, y_block=RegressionBlock(),
-                                     valid_idx=list(range(2400, 3000)), bs=64)
-    learn = tabular_learner(dls, layers=[10], y_range=(0, 100))
-    learn.fit(1, 1e-2)
+def test_two_targets_show_results_shows_each_target_and_its_prediction_in_its_own_column(adult, learn, capsys):
     capsys.readouterr()
     learn.show_results(max_n=3)
     rows = shown_cells(capsys.readouterr().out)
@@ -73,6 +74,6 @@ def test_two_targets_show_results_shows_each_target_and_its_prediction_in_its_ow
     valid = adult.iloc[2400:2403]
     assert [float(r["age"]) for r in rows] == valid["age"].tolist()
     assert [float(r["hours-per-week"]) for r in rows] == valid["hours-per-week"].tolist()
-    preds = learn.get_preds(dl=dls.valid.new(shuffle=False))[0][:3]
+    preds = learn.get_preds(dl=learn.dls.valid.new(shuffle=False))[0][:3]
     for r, p in zip(rows, preds.tolist()):
         assert [float(r["age_pred"]), float(r["hours-per-week_pred"])] == pytest.approx(p, rel=5e-3)
