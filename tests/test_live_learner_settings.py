@@ -271,13 +271,55 @@ def test_a_callback_wrapping_the_model_during_a_fit_keeps_the_optimiser(mnist_dl
 def test_a_learner_pickled_with_its_settings_as_plain_attributes_trains_and_exports(mnist_dls, tmp_path):
     pipekit.set_seed(0)
     learn = vision_learner(mnist_dls, "simple_cnn", pretrained=False, path=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        learn.fit(1, 1e-3)  # an optimiser in the pickle
     as_before = pickle.loads(pickle.dumps(learn))
     for name in ("lr", "wd", "moms"):  # the layout of a learner pickled before the settings were properties
         value = as_before.__dict__.pop(f"_{name}")
         as_before.__dict__[name] = list(value) if name == "moms" else value
+    del as_before.__dict__["_opt_built_for"]  # nor did it say which model its optimiser was built for
     old = pickle.loads(pickle.dumps(as_before))
     assert (old.lr, old.wd, old.moms) == (learn.lr, learn.wd, learn.moms)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         old.fit(1, 1e-3)
-    assert load_learner(old.export(tmp_path / "old.pipekit")).lr == learn.lr
+        assert load_learner(old.export(tmp_path / "old.pipekit")).lr == learn.lr
+        # a new model given to it gets an optimiser of its own, as a learner pickled now does
+        new = vision_learner(mnist_dls, "simple_cnn", pretrained=False).model
+        before = [p.detach().clone() for p in new.parameters()]
+        old.model = new
+        old.fit(1, 1e-3)
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, new.parameters()))
+
+
+def test_the_optimisers_memory_of_a_wrapper_keeps_no_model_alive_and_pickles(mnist_dls, tmp_path):
+    import gc
+    import weakref
+
+    from pipekit.learn import Callback
+
+    class LocalWrap(nn.Module):  # a class pickle cannot name
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x)
+
+    class WrapDuringFit(Callback):
+        def before_fit(self):
+            self.orig, self.learn.model = self.learn.model, LocalWrap(self.learn.model)
+
+        def after_fit(self):
+            self.learn.model = self.orig
+
+    pipekit.set_seed(0)
+    learn = Learner(mnist_dls, linear(), path=tmp_path)
+    learn.fit(1, 1e-3, cbs=WrapDuringFit())
+    pickle.dumps(learn)  # the wrapper is gone with its fit
+    first = weakref.ref(learn.model)
+    learn.model = linear()
+    learn.fit(1, 1e-3)
+    gc.collect()
+    assert first() is None  # the replaced model, and its optimiser's state, are freed

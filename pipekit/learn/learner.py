@@ -18,6 +18,7 @@ import functools
 import inspect
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, Union
@@ -672,6 +673,7 @@ class Learner:
         self.opt = OptimWrapper(model, self.opt_func, lr=float(np.max(np.atleast_1d(top))),
                                 splitter=self.splitter, wd_bn_bias=self.wd_bn_bias, train_bn=self.train_bn)
         self._opt_built_for = (self.opt, model, self._opt_func)
+        self.__dict__.pop("_opt_model_seen", None)
         if self.wd is not None:
             self.opt.set_hyper("wd", self.wd)
         self.opt.set_hyper("lr", self.lr)
@@ -702,12 +704,12 @@ class Learner:
         if model is built[1]:
             return False
         # another module: outdated only where it holds other parameters than the optimiser steps (read on every
-        # batch, so a wrapper's answer is kept while it is learn.model)
+        # batch, so a wrapper's answer is kept while it is learn.model: by a weak reference, never keeping it alive)
         seen = self.__dict__.get("_opt_model_seen")
-        if seen is None or seen[0] is not model or seen[1] is not built:
-            seen = (model, built, {id(p) for p in model.parameters()} != {id(p) for p in built[1].parameters()})
+        if seen is None or seen[0]() is not model:
+            seen = (weakref.ref(model), {id(p) for p in model.parameters()} != {id(p) for p in built[1].parameters()})
             self._opt_model_seen = seen
-        return seen[2]
+        return seen[1]
 
     def freeze_to(self, n: int) -> None:
         """Freeze the first ``n`` layer groups (negative counts from the end); normalisation layers stay trainable.
@@ -1111,15 +1113,23 @@ class Learner:
         state = self.__dict__.copy()
         state.pop("_lock", None)
         state.pop("_progress_local", None)  # this process's threads' open blocks: not the copy's
+        state.pop("_opt_model_seen", None)  # a weak reference: worked out again when needed
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # a learner pickled before its settings were checked on assignment holds them as plain attributes
+        # a learner pickled before its settings were checked on assignment holds them as plain attributes, and
+        # does not say which model its optimiser was built for: the one it steps, where that is its model
         for name in ("lr", "wd", "moms"):
             if name in state and f"_{name}" not in state:
                 state[f"_{name}"] = tuple(state.pop(name)) if name == "moms" else state.pop(name)
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        opt, model = state.get("opt"), state.get("model")
+        if ("_opt_built_for" not in state and "_opt_func" in state and isinstance(opt, OptimWrapper)
+                and isinstance(model, nn.Module)):
+            stepped = {id(p) for group in opt.param_groups for p in group["params"]}
+            if stepped and stepped <= {id(p) for p in unwrapped(model).parameters()}:
+                self._opt_built_for = (opt, unwrapped(model), state["_opt_func"])
 
     def __copy__(self) -> Learner:
         out = type(self).__new__(type(self))
