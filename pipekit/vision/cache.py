@@ -52,6 +52,7 @@ from pipekit.data.cache import (PACK_ID, superseded, keyed_by_settings, CacheEnt
                                 cache_folder, clean_stale_temps, fingerprint, open_verified, read_json,
                                 remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
+from pipekit.data.items import file_version
 from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store, gather_context, item_draws
@@ -117,16 +118,15 @@ SETTLED_S = 5
 
 
 def _version(path: str | MemoryImage) -> str | None:
-    """The version of the file at ``path`` now, the fields :func:`~pipekit.data.items.file_version` gives (size,
+    """The version of the file at ``path`` now, :func:`~pipekit.data.items.file_version`'s fields (size,
     modification and change times in ns, inode, device) in one string, ``"size:mtime:ctime:inode:device"`` (one
     object per file, as the pack's meta stores it); None for an image in memory or a file that cannot be read."""
     if isinstance(path, MemoryImage):
         return None
     try:
-        st = os.stat(path)
+        return ":".join(map(str, file_version(Path(path))))
     except OSError:
         return None
-    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 
 
 def _settled(version: str, before_ns: int) -> bool:
