@@ -266,17 +266,38 @@ def _ours(filename: str) -> bool:
     return filename.startswith(_PACKAGE) and not filename.startswith(_RECIPES)
 
 
+class _InThisThread:
+    """The message test of one of :func:`quieted`'s filters: a warning's text matches while the thread raising it
+    is inside a block for that text, and never elsewhere, so a copy of the filter that outlives its blocks ignores
+    nothing."""
+
+    def __init__(self, message: str) -> None:
+        self.pattern = message  # what a filter's message shows, as a compiled pattern's does
+        self._text = re.compile(message, re.I)
+
+    def match(self, text: str) -> bool:
+        return getattr(_QUIETED_HERE, "blocks", {}).get(self.pattern, 0) > 0 and self._text.match(text) is not None
+
+    def __repr__(self) -> str:
+        return f"quieted({self.pattern!r}, in the thread inside the block)"
+
+
 _QUIETED_LOCK = threading.Lock()
-_QUIETED: dict[tuple, int] = {}  # pipekit's filter -> the blocks in it
+_QUIETED: dict[tuple, int] = {}  # pipekit's filter -> the blocks in it, in every thread
+_QUIETED_FILTERS: dict[tuple, tuple] = {}  # (message, category) -> the one filter entry for it
+_QUIETED_HERE = threading.local()  # .blocks: message -> this thread's blocks in it
 
 
 @contextlib.contextmanager
 def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
-    """Ignore warnings whose text starts with ``message`` inside the block, from any thread, leaving the process's
-    other warning filters alone. ``warnings.catch_warnings`` saves the whole filter list and puts it back, so two
-    blocks in threads (a bag's fold models fitted side by side) put back each other's lists: the user's filters
-    were left changed. This adds one filter while any block is in it and takes out only that one; a filter the
-    user has that is equal to it is neither moved nor taken out.
+    """Ignore warnings whose text starts with ``message`` raised in this thread inside the block, leaving the
+    process's other warning filters alone. ``warnings.catch_warnings`` saves the whole filter list and puts it back,
+    so two blocks in threads (a bag's fold models fitted side by side) put back each other's lists: the user's
+    filters were left changed. This adds one filter while any block is in it and takes out only that one; the
+    filter matches only in a thread inside a block, so a list saved with it by another thread's
+    ``catch_warnings`` (scikit-learn's workers save and restore the list around each task) and put back after the
+    block still shows the user every warning. A filter the user has that is equal to it is neither moved nor taken
+    out.
 
     >>> before = list(warnings.filters)
     >>> with quieted("Some inputs do not have OOB scores"):
@@ -284,28 +305,30 @@ def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
     >>> warnings.filters == before
     True
     """
-    entry = ("ignore", re.compile(message, re.I), category, None, 0)  # what warnings.filterwarnings would add
+    key = (message, category)
+    here = vars(_QUIETED_HERE).setdefault("blocks", {})
     with _QUIETED_LOCK:
+        entry = _QUIETED_FILTERS.setdefault(key, ("ignore", _InThisThread(message), category, None, 0))
         n = _QUIETED.get(entry, 0)
-        if n == 0 and entry not in warnings.filters:
+        if n == 0 and (not warnings.filters or warnings.filters[0] is not entry):  # type: ignore[attr-defined]
+            with contextlib.suppress(ValueError):  # a copy left by a list another thread put back
+                warnings.filters.remove(entry)  # type: ignore[attr-defined]
             warnings.filters.insert(0, entry)  # type: ignore[attr-defined]
             warnings._filters_mutated()  # type: ignore[attr-defined]
-            n = 1
-        elif n:
-            n += 1
-        if n:
-            _QUIETED[entry] = n
+        _QUIETED[entry] = n + 1
+        here[message] = here.get(message, 0) + 1
     try:
         yield
     finally:
         with _QUIETED_LOCK:
-            n = _QUIETED.pop(entry, 0)
+            here[message] -= 1
+            n = _QUIETED.pop(entry)
             if n > 1:
                 _QUIETED[entry] = n - 1
-            elif n == 1:
+            else:
                 with contextlib.suppress(ValueError):  # the user reset the filters meanwhile
                     warnings.filters.remove(entry)  # type: ignore[attr-defined]
-                    warnings._filters_mutated()  # type: ignore[attr-defined]
+                warnings._filters_mutated()  # type: ignore[attr-defined]
 
 
 def warn(message: str, category: type[Warning] = PipekitWarning) -> None:
