@@ -179,6 +179,30 @@ def test_a_quieted_block_ignores_nothing_once_another_thread_puts_back_a_list_sa
         assert user_warns("after") == ["Some inputs do not have OOB scores: after"]
 
 
+def test_plain_forest_fits_leave_the_users_forests_their_warnings(tab):
+    # scikit-learn's forest fits its trees in worker threads that rebuild the filter list from each filter's pattern;
+    # a rebuilt copy of pipekit's filter, put back by a worker after the fit, ignored the OOB warning of every forest
+    # the user fitted afterwards (it happened in most runs of two plain fits)
+    import warnings
+
+    from sklearn.ensemble import RandomForestRegressor
+
+    from pipekit.backends import RandomForest
+
+    X = np.random.RandomState(0).rand(40, 3)
+
+    def users_forest_warns():
+        with warnings.catch_warnings(record=True) as shown:
+            RandomForestRegressor(n_estimators=2, oob_score=True, random_state=0, n_jobs=1).fit(X, X[:, 0])
+        return any("Some inputs do not have OOB scores" in str(w.message) for w in shown)
+
+    with warnings.catch_warnings():
+        assert users_forest_warns()
+        for _ in range(4):
+            RandomForest("classification", n_estimators=20, seed=0).fit(tab.train)
+        assert users_forest_warns()
+
+
 def test_a_time_limit_is_shared_by_the_fold_models_and_never_spoils_a_refit(bag, tab):
     import time
 

@@ -272,14 +272,17 @@ class _InThisThread:
     nothing."""
 
     def __init__(self, message: str) -> None:
-        self.pattern = message  # what a filter's message shows, as a compiled pattern's does
+        self.message = message
         self._text = re.compile(message, re.I)
+        # what code copying the filter list reads as the message (scikit-learn's workers rebuild each filter from
+        # its ``pattern``): a pattern no text matches, so a rebuilt copy ignores nothing in any thread
+        self.pattern = f"(?!){message}"
 
     def match(self, text: str) -> bool:
-        return getattr(_QUIETED_HERE, "blocks", {}).get(self.pattern, 0) > 0 and self._text.match(text) is not None
+        return getattr(_QUIETED_HERE, "blocks", {}).get(self.message, 0) > 0 and self._text.match(text) is not None
 
     def __repr__(self) -> str:
-        return f"quieted({self.pattern!r}, in the thread inside the block)"
+        return f"quieted({self.message!r}, in the thread inside the block)"
 
 
 _QUIETED_LOCK = threading.Lock()
@@ -295,8 +298,8 @@ def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
     so two blocks in threads (a bag's fold models fitted side by side) put back each other's lists: the user's
     filters were left changed. This adds one filter while any block is in it and takes out only that one; the
     filter matches only in a thread inside a block, so a list saved with it by another thread's
-    ``catch_warnings`` (scikit-learn's workers save and restore the list around each task) and put back after the
-    block still shows the user every warning. A filter the user has that is equal to it is neither moved nor taken
+    ``catch_warnings`` (scikit-learn's workers save and restore the list around each task, rebuilding each filter
+    from its pattern) and put back after the block still shows the user every warning. A filter the user has that is equal to it is neither moved nor taken
     out.
 
     >>> before = list(warnings.filters)
