@@ -249,9 +249,10 @@ CACHE_KINDS = {"images": "images", "tokens": "text"}
 #: The name of an image pack (``<id>.npy``, its meta ``<id>.json``): a 12-byte fingerprint of its keys and settings.
 PACK_ID = re.compile(r"[0-9a-f]{24}")
 #: The share of an entry's items (an image pack's files, a token entry's texts) a build with the same settings must
-#: take over for that entry to be superseded and deleted: cleaning or editing a data set takes nearly all of them; a
-#: build of a subset or an overlapping sample of it takes fewer, and the data set's own entry is kept for its next build
-#: (see :func:`pipekit.vision.cache._index_pack` and :func:`pipekit.text.store.save_cached`).
+#: take over for that entry to be superseded and deleted (an image pack's, the newer packs together: samples of a
+#: folder taken in turn leave no pack per sample): cleaning or editing a data set takes nearly all of them; a build of
+#: a subset or an overlapping sample of it takes fewer, and the data set's own entry is kept for its next build (see
+#: :func:`pipekit.vision.cache._index_pack` and :func:`pipekit.text.store.save_cached`).
 SUPERSEDED_SHARE = 0.75
 
 
@@ -393,7 +394,8 @@ def remove_cache_folder(folder: Path | None) -> int:
 
     Anything else in it (a user's files, where ``PIPEKIT_CACHE`` is also a project folder) is kept, with a warning
     naming it. What could not be removed, in a read-only folder, stays and is not counted
-    (:func:`clear_cache_folder` says how much)."""
+    (:func:`clear_cache_folder` says how much). The temporary file of a build still running (see
+    :func:`clean_stale_temps`) stays too, and is not counted: that build goes on and writes its entry."""
     return clear_cache_folder(folder)[0]
 
 
@@ -404,7 +406,12 @@ def clear_cache_folder(folder: Path | None) -> tuple[int, int]:
         return 0, 0
     freed = left = 0
     ours, entries, others = _cache_contents(folder)
+    now = time.time()
     for path in ours:
+        # the temporary file of a build still running (the rule of clean_stale_temps) is kept: deleting it would make
+        # that build lose what it decoded; the build commits it as a new entry, which a later clearing removes
+        if _TEMP_RE.match(path.name) and link_target(path) is None and not is_stale_temp(path, now):
+            continue
         try:
             size = os.lstat(path).st_size
         except OSError:  # removed meanwhile by another process: not ours to count
@@ -806,6 +813,14 @@ def _record(header_len: int, record_len: int, size: int, digest: str, dest: Path
     # signed as it will be read back: JSON makes tuples lists and the keys of a mapping strings
     record["signature"] = _signature(dest, record, json.loads(json.dumps(meta, allow_nan=False)))
     return record
+
+
+def signed_again(checksum: dict[str, Any], dest: Path, meta: Any) -> dict[str, Any]:
+    """The checksum record ``checksum`` of the pack ``dest`` signed anew together with ``meta``, the other fields of its
+    meta file as they now are (a pack whose files were moved records their new paths), for the same bytes of the pack:
+    call it only with a record :func:`verify_pack` (or :func:`open_verified`) has checked against ``dest``, never with
+    one read again since, which whoever can write the cache folder may have replaced."""
+    return _record(checksum["header_len"], checksum["record_len"], checksum["size"], checksum["digest"], dest, meta)
 
 
 class PackChecksum:

@@ -16,7 +16,8 @@ size, modification and change times, inode and device; the change time is the ke
 with its old size and times kept, or given its old times back, has another version). The meta is signed with the
 pack, so a file whose version is the one recorded takes the recorded key without being read; any other file (one
 changed, replaced, new, or an image in memory) is read and hashed. A version is recorded only for a file that had
-not changed for :data:`SETTLED_S` seconds when it was read, so that a write within one tick of the file
+not changed for :data:`SETTLED_S` seconds when it was read (by its change time: a modification time in the future,
+kept from an archive, does not hold it back), so that a write within one tick of the file
 system's clock after the read, which can leave every time as it was, cannot go unnoticed.
 
 The cache lives in ``$PIPEKIT_CACHE`` (default ``~/.cache/pipekit``); ``cache_dir=False`` keeps the
@@ -37,6 +38,7 @@ import io
 import mmap
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -50,7 +52,7 @@ import torch
 from pipekit.core.errors import DataError, warn
 from pipekit.data.cache import (PACK_ID, superseded, keyed_by_settings, CacheEntryError, CacheWriteWarning, PackChecksum, TempFile, atomic_write_json,
                                 cache_folder, clean_stale_temps, fingerprint, open_verified, read_json,
-                                remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
+                                remove_cache_folder, remove_link, signed_again, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.items import file_version
 from pipekit.data.probe import stage
@@ -130,10 +132,12 @@ def _version(path: str | MemoryImage) -> str | None:
 
 
 def _settled(version: str, before_ns: int) -> bool:
-    """Whether the file of ``version`` (:func:`_version`) last changed (modification and change times) :data:`SETTLED_S`
-    seconds or more before ``before_ns``."""
-    _, mtime, ctime, _, _ = version.split(":")
-    return max(int(mtime), int(ctime)) < before_ns - SETTLED_S * 10**9
+    """Whether the file of ``version`` (:func:`_version`) last changed :data:`SETTLED_S` seconds or more before
+    ``before_ns``, by its change time alone: only the kernel sets it, and every write (and every change of the
+    modification time) sets it to now. The modification time is anyone's to set: a file unpacked from an archive made
+    on a machine whose clock ran ahead keeps one in the future, and would never count as settled."""
+    ctime = int(version.split(":")[2])
+    return ctime < before_ns - SETTLED_S * 10**9
 
 
 def _keyed_bytes(path: str | MemoryImage) -> tuple[str, bytes, str | None]:
@@ -152,6 +156,9 @@ def _keyed_bytes(path: str | MemoryImage) -> tuple[str, bytes, str | None]:
 def _pack_id(keys: list[str], config: str) -> str:
     return fingerprint("\n".join(keys), config, digest_size=12)
 
+
+#: the most bytes of files a warm build keeps in memory between hashing them and decoding them (see _build_cached)
+HELD_BYTES = 512 << 20
 
 #: the items one thread task decodes (see :func:`_map_in_chunks`)
 _CHUNK = 32
@@ -183,6 +190,10 @@ class _Pack(NamedTuple):
     stamps: list[str | None]
     #: the slot of each source file (:func:`_source_name`) recorded with its version
     slots: dict[str, int]
+    #: the meta as verified, without its checksum record, and that record: what the meta is signed again from when
+    #: it records other source files or versions (see :func:`_record_sources`)
+    meta: dict
+    checksum: dict
 
 
 def _read_meta(pack: Path) -> dict:
@@ -283,7 +294,8 @@ def _open_pack(pack: Path, config: str, channels: int, n: int | None, meta: dict
             raise CacheEntryError(f"not a NumPy pack ({e})") from None
     sources, stamps = recorded if recorded is not None else ([], [None] * shape[0])
     slots = {src: slot for slot, (src, stamp) in enumerate(zip(sources, stamps)) if src is not None and stamp is not None}
-    return _Pack(pixels, sizes, keys, None if top is None else np.asarray(top, dtype=np.int64), stamps, slots)
+    return _Pack(pixels, sizes, keys, None if top is None else np.asarray(top, dtype=np.int64), stamps, slots, meta,
+                 checksum)
 
 
 def _read_index(path: Path, report: bool = True) -> dict[str, list]:
@@ -415,6 +427,19 @@ def _outdated(cdir: Path, index: dict[str, list], pack_id: str, keys: list[str],
     return out
 
 
+def _taken(cdir: Path, pack_id: str, listed: int, left: int) -> tuple[int, int]:
+    """``(taken, held)``: how many of the distinct images of pack ``pack_id`` newer packs hold, of the ``held`` it
+    holds, when ``listed`` entries of the index listed it before this build and ``left`` still do (what
+    :func:`~pipekit.data.cache.superseded` weighs). Counted from its meta's keys; when they cannot be read, from the
+    entries that listed it (what this build alone took)."""
+    try:
+        held = len(set(read_json(cdir / f"{pack_id}.json", {"keys": list})["keys"]))
+    except CacheEntryError:
+        held = 0
+    held = max(held, listed)
+    return held - left, held
+
+
 def _index_pack(cdir: Path, keys: list[str], pack_id: str, sources: Sequence[str | None] = ()) -> None:
     """List ``keys`` (read from the files ``sources``, see :func:`_source_name`) as the slots of pack ``pack_id`` in
     ``cdir``'s index, then delete the packs no entry lists.
@@ -426,10 +451,12 @@ def _index_pack(cdir: Path, keys: list[str], pack_id: str, sources: Sequence[str
     - an entry holding an old content of a file of this build (:func:`_outdated`: the file now holds other content,
       or it is gone from a folder this build read) is dropped: no file holds that image any more. Editing any share of
       a data set's files therefore leaves one pack of it, not one more copy per edit.
-    - a pack is superseded when this build takes over at least three quarters of the entries that listed it
-      (:data:`SUPERSEDED_SHARE`): the same data set with files deleted, replaced or added, or a subset of it that
-      large. Its remaining entries are dropped with it. A build of another data set sharing fewer of its files (a
-      sample of it, or one overlapping it) takes a smaller share, and both packs stay.
+    - a pack is superseded when newer packs hold at least three quarters of its images (:data:`SUPERSEDED_SHARE`
+      of its distinct content keys no longer listed as its): the same data set with files deleted, replaced or
+      added, a subset of it that large, or several samples of it taken in turn (a random half of a folder at each
+      run), which would otherwise leave a pack per sample. Its remaining entries are dropped with it. A build of
+      another data set sharing fewer of its files (a sample of it, or one overlapping it) takes a smaller share, and
+      both packs stay.
 
     Runs under the folder's lock (:func:`_locked`), with the index read again there: the entries other
     processes wrote since this build read the index stay listed unless a rule above drops them, so their packs are
@@ -441,7 +468,7 @@ def _index_pack(cdir: Path, keys: list[str], pack_id: str, sources: Sequence[str
     for slot, k in enumerate(keys):
         index[k] = [pack_id, slot]
     left = Counter(ref[0] for ref in index.values())
-    gone = {pid for pid, n in listed.items() if pid != pack_id and superseded(n - left[pid], n)}
+    gone = {pid for pid, n in listed.items() if pid != pack_id and superseded(*_taken(cdir, pid, n, left[pid]))}
     outdated = _outdated(cdir, index, pack_id, keys, sources)
     on_disk = {f.stem for f in cdir.glob("*.npy") if PACK_ID.fullmatch(f.stem)}
     # entries of packs deleted by hand, of superseded packs, and the old contents of this build's files
@@ -627,6 +654,21 @@ def _recorded_keys(paths: Sequence[str | MemoryImage], index: dict[str, list], c
         left = still
 
 
+def _record_sources(pack: Path, hit: _Pack, paths: Sequence[str | MemoryImage], stamps: list[str | None],
+                    root: Path) -> None:
+    """Make the meta of ``pack`` (``hit``, opened and verified, holding the images of ``paths``) record the files of
+    this build and the versions it found them at (``stamps``) when it records others: files moved or renamed with their
+    folder, reached through another path, or read when they had just changed, or by an older pipekit, which recorded no
+    version. Otherwise every later build would read and hash each file again. The pixels stay; the meta is signed
+    again from the record verified with them. Where the folder cannot be written the entry is served all the same."""
+    sources = [_source_name(p) for p in paths]
+    if hit.meta.get("sources") == sources and hit.meta.get("stamps") == stamps:
+        return
+    meta = {**hit.meta, "sources": sources, "stamps": stamps}
+    with contextlib.suppress(_CacheUnwritable, OSError), _writing(root), _locked(pack.parent / "index.lock"):
+        atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": signed_again(hit.checksum, pack, meta)})
+
+
 def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int,
                   squeeze: bool, workers: int, description: str, config: str, root: Path) -> ImageStore:
     """:func:`build_image_store` through the cache folder ``root``; raises _CacheUnwritable when a write there
@@ -646,15 +688,27 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
     # the files that cannot be read or decoded, by item: the build goes on past them and names them all at the end
     broken: dict[int, ImageDecodeError] = {}
 
+    # The bytes hashed of each file no entry holds, kept to be decoded: a file rewritten between the hashing and the
+    # decoding would otherwise have its new pixels stored under its old content's key. Kept up to HELD_BYTES in all;
+    # a file past that is read again to be decoded, and keyed by the bytes decoded (see take).
+    held: dict[int, bytes] = {}
+    room_held = [HELD_BYTES]
+    holding = threading.Lock()
+
     def key_of(i: int) -> str:
         if keys[i]:  # its version is one a verified pack records
             return keys[i]
         try:
-            key, _, stamps[i] = _keyed_bytes(paths[i])
-            return key
+            key, data, stamps[i] = _keyed_bytes(paths[i])
         except ImageDecodeError as e:
             broken[i] = e
             return ""
+        if key not in index and not isinstance(paths[i], MemoryImage):
+            with holding:
+                if len(data) <= room_held[0]:
+                    room_held[0] -= len(data)
+                    held[i] = data
+        return key
 
     # Packs opened (verified) in this build, None for those that failed: each is checked once.
     old_packs: dict[str, _Pack | None] = {}
@@ -684,10 +738,8 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
 
     if not cold and not broken and (cdir / f"{pack_id}.npy").exists():
         hit = open_checked(pack_id, len(paths))
-        # a pack that does not record the version of a file read now (one an older pipekit wrote, or one written when
-        # the file had just changed) is written again with it, every image copied from it: the next build reads none
-        if hit is not None and hit.keys == keys and (hit.value_max is not None or not masks) and not any(
-                v is not None and v != was for v, was in zip(stamps, hit.stamps)):
+        if hit is not None and hit.keys == keys and (hit.value_max is not None or not masks):
+            _record_sources(cdir / f"{pack_id}.npy", hit, paths, stamps, root)
             return ImageStore(hit.pixels, hit.sizes, squeeze, n_decoded=0, n_reused=len(paths),
                               path=cdir / f"{pack_id}.npy", value_max=hit.value_max if masks else None)
 
@@ -714,7 +766,14 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             if cold:
                 (keys[i], data, stamps[i]), entry = _keyed_bytes(paths[i]), None
             else:
-                data, entry = None, old_entry(keys[i])
+                data, entry = held.pop(i, None), old_entry(keys[i])
+                if entry is None and data is None and not isinstance(paths[i], MemoryImage):
+                    # read again to be decoded: keyed by what is decoded, should the file have changed meanwhile
+                    data = _read_bytes(paths[i])
+                    with stage("hash file"):
+                        key = fingerprint(data)
+                    if key != keys[i]:
+                        keys[i], stamps[i] = key, None
             img, hw, top = _decode_one(paths[i], mode, tfm, data) if entry is None else entry
         except ImageDecodeError as e:
             broken[i] = e
@@ -770,7 +829,8 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
     # The pack's name depends on every key, which a cold build only knows at the end.
     with _writing(root):  # making the temporary file is a write into the folder too (read-only, full, a file there)
         tmp = TempFile(cdir, "pack")
-    with tmp:
+    reader = _read_back(tmp)
+    with tmp, reader if reader is not None else contextlib.nullcontext():
         with _writing(root):
             # the .npy header np.save and open_memmap write, then the pack sized for every image; all through the
             # descriptor TempFile created, never by opening its name again
@@ -807,25 +867,73 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
                                       description=description))
         if broken:  # nothing is committed: the temporary file is removed
             raise _broken_error(broken)
-        if cold:
-            pack_id = _pack_id(keys, config)
+        # named at the end: a cold build knows its keys only now, and a warm one keys a file read again by what it
+        # decoded
+        pack_id = _pack_id(keys, config)
         pack = cdir / f"{pack_id}.npy"
         sources = [_source_name(p) for p in paths]
+        n_decoded = int(sum(flags))
+        with _writing(root):  # a clearing (by an older pipekit) may have removed the entry's folder meanwhile
+            cdir.mkdir(parents=True, exist_ok=True)
+        committed = False
         # Builds in other processes (a sweep, two experiments) share the folder: commit, index and clean up
         # under its lock, so that no clean-up sees a pack committed but not yet indexed.
         with _writing(root), _locked(cdir / "index.lock"):
-            # The meta goes first and the pack's rename commits the entry: whoever finds the pack finds its meta.
-            meta = {"orig_sizes": sizes.tolist(), "config": config, "shape": list(shape), "keys": keys,
-                    "sources": sources, "stamps": stamps, **({"value_max": tops.tolist()} if masks else {})}
-            atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": checksum.result(pack, meta)})
-            tmp.commit(pack)
-            # Mapped at once: the mapping stays readable if a later build's clean-up unlinks the pack.
-            with open(pack, "rb") as f:
-                pixels = _map_pack(f, data_offset, shape)
-            _index_pack(cdir, keys, pack_id, sources)
-    n_decoded = int(sum(flags))
+            # none left: another process removed the temporary file (see _uncommitted); nothing is written
+            if os.fstat(tmp.fd).st_nlink:
+                # The meta goes first and the pack's rename commits the entry: whoever finds the pack finds its meta.
+                meta = {"orig_sizes": sizes.tolist(), "config": config, "shape": list(shape), "keys": keys,
+                        "sources": sources, "stamps": stamps, **({"value_max": tops.tolist()} if masks else {})}
+                atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": checksum.result(pack, meta)})
+                with contextlib.suppress(FileNotFoundError):  # removed between the check and the rename
+                    tmp.commit(pack)
+                    committed = True
+            if committed:
+                # Mapped at once: the mapping stays readable if a later build's clean-up unlinks the pack.
+                with open(pack, "rb") if reader is None else contextlib.nullcontext(reader) as f:
+                    pixels = _map_pack(f, data_offset, shape)
+                _index_pack(cdir, keys, pack_id, sources)
+        if not committed:
+            return _uncommitted(tmp.path, reader, data_offset, shape, sizes, squeeze, n_decoded,
+                                tops if masks else None,
+                                lambda: _build_in_memory(paths, tfm, mode, channels, squeeze, workers, description))
     return ImageStore(pixels, sizes, squeeze, n_decoded=n_decoded, n_reused=len(paths) - n_decoded, path=pack,
                       value_max=tops if masks else None)
+
+
+def _read_back(tmp: TempFile) -> IO[bytes] | None:
+    """The file ``tmp`` writes, opened for reading by its name once, just after it is made, and kept only when it is
+    that very file (the same inode and device; no link followed): the build maps its pixels through it, whether the
+    file is then committed or removed by another process before it could be (see :func:`_uncommitted`). None when it
+    cannot be opened so."""
+    try:
+        f = open(os.open(tmp.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
+    except OSError:
+        return None
+    mine, got = os.fstat(tmp.fd), os.fstat(f.fileno())
+    if (mine.st_ino, mine.st_dev) != (got.st_ino, got.st_dev):
+        f.close()
+        return None
+    return f
+
+
+def _uncommitted(path: Path, reader: IO[bytes] | None, header_len: int, shape: tuple[int, ...], sizes: np.ndarray,
+                 squeeze: bool, n_decoded: int, value_max: np.ndarray | None,
+                 in_memory: Callable[[], ImageStore]) -> ImageStore:
+    """The images of a build whose temporary pack ``path`` another process removed before it could be committed (a
+    clearing by an older pipekit, or by another machine sharing the folder, takes it for a killed build's; see
+    :func:`~pipekit.data.cache.clean_stale_temps`), said by a CacheWriteWarning: its pixels, mapped through
+    ``reader`` (the removed file stays readable while mapped), not cached; or, when it could not be read back,
+    ``in_memory()``, decoded again."""
+    warn(f"the presized images' temporary file {path} was removed by another process (a `pipekit cache clear`, or a "
+         "build on another machine sharing the cache folder) before it could be kept: going on with them uncached, so "
+         "this run works but the next one presizes them again. Clear the cache when no build is running",
+         CacheWriteWarning)
+    if reader is None:
+        return in_memory()
+    pixels = _map_pack(reader, header_len, shape)
+    return ImageStore(pixels, sizes, squeeze, n_decoded=n_decoded, n_reused=shape[0] - n_decoded,
+                      value_max=value_max)
 
 
 def _free_space(folder: Path) -> int | None:

@@ -57,12 +57,19 @@ class MemoryImage:
         return self.name
 
     def content(self) -> bytes:
-        """What the cache key hashes: the encoded bytes, or a PIL image's mode, size and pixels."""
+        """What the cache key hashes: the encoded bytes, or a PIL image's mode, size and pixels, and for a palette
+        image (mode P or PA, as a GIF opens) its palette and transparent colour too: its pixels are indices into the
+        palette, so two images of one set of indices and different palettes are different images."""
         if self.data is not None:
             return self.data
         img = self.image
         if _is_pil(img):
-            return f"PIL|{img.mode}|{img.size[0]}x{img.size[1]}|".encode() + img.tobytes()
+            head = f"PIL|{img.mode}|{img.size[0]}x{img.size[1]}|".encode()
+            if img.mode in ("P", "PA"):
+                palette = img.getpalette("RGBA") or []  # with each entry's alpha, whatever the palette's own mode
+                head += (b"palette|" + bytes(palette)
+                         + f"|transparency|{img.info.get('transparency')!r}|".encode())
+            return head + img.tobytes()
         arr = np.ascontiguousarray(img.detach().cpu().numpy() if hasattr(img, "detach") else np.asarray(img))
         return f"array|{arr.dtype}|{arr.shape}|".encode() + arr.tobytes()
 
