@@ -762,6 +762,7 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         when its file cannot be read or decoded (kept in ``broken``)."""
         if i in broken:
             return None
+        data: bytes | None
         try:
             if cold:
                 (keys[i], data, stamps[i]), entry = _keyed_bytes(paths[i]), None
