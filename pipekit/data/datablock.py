@@ -1210,14 +1210,25 @@ def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
                        "(get_files and get_text_files take folders= too)")
             else:
                 fix = "give get_items only the items to split"
-            warn(f"{len(left)} of {len(items)} items are in neither the training nor the validation set "
-                 f"and are left out (first: {item_at(items, int(left[0]))!r}); to leave them out without this "
-                 f"warning, {fix}, or use a splitter that places every item")
+            warn(left_out_message(len(left), len(items), repr(item_at(items, int(left[0]))), fix))
         remap = np.full(len(items), -1, dtype=np.int64)
         remap[keep] = np.arange(len(keep))
         placed[left] = False
         items, train, valid = items[keep], remap[train], remap[valid]
     return items, train, valid, placed
+
+
+def left_out_message(n_left: int, n: int, first: str, fix: str, unit: str = "item") -> str:
+    """The warning for a split that places ``n_left`` of ``n`` items (a Tabular's rows: ``unit="row"``) in neither
+    the training nor the validation set, which are left out: ``first`` shows the first of them, ``fix`` says how to
+    leave them out without the warning; placing every item is the other way.
+
+    >>> left_out_message(5, 20, "row 10", "give only the rows to split", unit="row")[:72]
+    '5 of 20 rows are in neither the training nor the validation set and are '
+    """
+    return (f"{n_left} of {n} {unit}s are in neither the training nor the validation set and are left out "
+            f"(first: {first}); to leave them out without this warning, {fix}, or use a splitter that places every "
+            f"{unit}")
 
 
 def _nested_in_split_folders(items: pl.DataFrame, left: np.ndarray, splitter: Any) -> str | None:

@@ -781,6 +781,7 @@ class Learner:
             raise DataError(f"fit: the training loader gives no batch ({len(self.dls.train.dataset)} items"
                             f"{'' if not getattr(self.dls.train, 'drop_last', False) else ', drop_last=True'}, "
                             f"bs={getattr(self.dls.train, 'bs', '?')}); lower bs or pass drop_last=False")
+        _check_batchnorm_rows(self.model, self.dls.train)
         with self._lock, self.added_cbs(cbs):  # a call from another thread waits for the fit to end
             opt = self.create_opt() if reset_opt else self.optimizer
             resume_frozen, opt.resume_frozen_to = opt.resume_frozen_to, None
@@ -1142,6 +1143,47 @@ class Learner:
 
 
 register(Learner, kind="learner")
+
+
+def _one_row_batch(dl: Any) -> tuple[str, str] | None:
+    """How the training loader ``dl`` gives a batch of a single row, and the fix, read from its settings (no batch
+    is made); None when it gives none, or when its batches' sizes are its own (a torch loader with a batch sampler
+    of its own). A loader that keeps a last partial batch (``drop_last=False``) of ``n % bs == 1`` rows gives one."""
+    n: int | None
+    if isinstance(dl, DataLoader):
+        bs, n = dl.bs, dl._n_drawn()
+        partial = type(dl).__len__ is DataLoader.__len__  # a language model's batches all hold bs streams
+    elif isinstance(dl, ForeignLoader) and isinstance(dl.loader, torch.utils.data.DataLoader) and dl.loader.batch_size:
+        bs, n, partial = int(dl.loader.batch_size), dl.n, True
+    else:
+        return None
+    if partial and n == 1:
+        return "the training set has one row", "give more rows, or a lower valid_pct to train on more of them"
+    if bs == 1:
+        return "bs=1" + (f", {n} training rows one per batch" if n else ""), "pass bs=2 or more"
+    if partial and n and not dl.drop_last and n % bs == 1:
+        return (f"the last of the {len(dl)} batches of bs={bs} holds the one row left of the {n} training rows, "
+                "kept as drop_last=False", "drop it (drop_last=True; a shuffled training loader drops it by default), or "
+                "pick a bs that leaves more than one row")
+    return None
+
+
+def _check_batchnorm_rows(model: nn.Module, dl: Any) -> None:
+    """Refuse, before the first batch, a fit whose training loader ``dl`` gives a batch of one row to a model with a
+    ``BatchNorm1d`` layer: in training it normalises each feature by the batch's own mean and variance, which one row
+    does not have, and torch stops in the middle of the epoch. Read from the loader's settings, so it costs nothing
+    per batch; a ``BatchNorm2d`` (an image's) has each channel's pixels in a batch of one image, and passes."""
+    found = _one_row_batch(dl)
+    if found is None:
+        return
+    name = next((k for k, m in model.named_modules() if isinstance(m, (nn.BatchNorm1d, nn.LazyBatchNorm1d))), None)
+    if name is None:
+        return
+    how, fix = found
+    raise DataError(f"fit: a training batch holds one row ({how}), and the model's BatchNorm layer {name!r} needs at "
+                    "least 2 rows per batch in training (it normalises by the batch's mean and variance); "
+                    f"{fix}, or train a model without BatchNorm (tabular_learner(dls, config=dict(use_bn=False, "
+                    "bn_cont=False)))")
 
 
 def _checked_setting(name: str, value: Any) -> Any:

@@ -28,6 +28,7 @@ from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas,
                                    past_float32, unknown_names)
+from pipekit.data.datablock import left_out_message
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, as_enums, check_table_nesting, check_unique_columns,
                                 csv_names, csv_source, file_version, header_fields, missing_markers_to_null,
                                 pandas_header_names, parquet_files, parquet_ordered_categories, read_csv,
@@ -483,7 +484,7 @@ def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndar
     takes, or a function ``items -> (train_idx, valid_idx)``) is called; a pair of index arrays, or of boolean
     masks with one value per row (``(~is_valid, is_valid)``), is used. A split with no validation row (as None,
     or ``RandomSplitter(valid_pct=0)``) trains on every row with no validation scores; one with no training row
-    is refused."""
+    is refused. Rows in neither set are left out, with a warning naming the first (as a DataBlock's split warns)."""
     n = len(items)
     if splits is None:
         return np.arange(n, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -491,12 +492,19 @@ def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndar
     train, valid = row_index(train, n, "Tabular: the train"), row_index(valid, n, "Tabular: the valid")
     if len(train) == 0:
         raise DataError(f"Tabular: the split left the training set empty (0 of {n} rows); check the splitter.")
-    in_train = np.zeros(n, dtype=bool)
-    in_train[train] = True
-    both = valid[in_train[valid]]  # a mask, not np.intersect1d: that sorts, 2.5 s on 2M rows here
+    placed = np.zeros(n, dtype=bool)
+    placed[train] = True
+    both = valid[placed[valid]]  # a mask, not np.intersect1d: that sorts, 2.5 s on 2M rows here
     if both.size:
         raise DataError(f"Tabular: the split puts {both.size} row(s) in both the training and the validation set "
                         f"(first: row {int(both[0])}).")
+    placed[valid] = True
+    n_left = n - int(np.count_nonzero(placed))  # counted on the mask: a position listed twice places one row
+    if n_left:
+        first = int(np.argmin(placed))
+        msg = left_out_message(n_left, n, f"row {first}", "give Tabular only the rows to split (pandas: "
+                               "df.iloc[rows]; Polars: df[rows])", unit="row")
+        warn(f"Tabular: {msg}" + ("" if callable(splits) else " (or list each row in one of the two sets of splits)"))
     return train, valid
 
 
@@ -1259,6 +1267,8 @@ class Tabular(_FittedNames):
                     frame = strip_initial_spaces(frame)
             have = list(header) if header is not None else frame.collect_schema().names() \
                 if isinstance(frame, pl.LazyFrame) else list(frame.columns) if frame is not None else []
+            # a pandas source's columns as it has them (only the model's are made Polars): FillMissing's flags checked
+            source_columns = {str(c) for c in (source.columns if is_pandas(source, "DataFrame") else have)}
             with naming_file(source):  # a file's columns: the file is named
                 p.check_columns(have, where="Tabular")
                 for c in [] if reads is None else [c for c in reads if c not in have]:
@@ -1282,6 +1292,9 @@ class Tabular(_FittedNames):
             mask[train_idx] = True
         with naming_file(source):
             processed = p.fit_transform(items, mask)
+            for proc in p.procs:  # a flag named as a column of the source that is no model input (it was not read)
+                if isinstance(proc, FillMissing):
+                    proc.check_flag_columns(source_columns)
             self._attach(processed, train_idx, valid_idx, pandas_index_of(source, len(processed)))
         if by_time is not None and times is not None:  # the column is no model input, so the processed frame drops it
             self.time_col, self.train_times = by_time.col, times.gather(train_idx)

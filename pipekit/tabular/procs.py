@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union
 
@@ -371,14 +371,7 @@ class FillMissing(TabularProc):
             fills[c] = float(v)
         self.fill_values_ = fills
         self.na_columns_ = [c for c in cols if stats[f"{c}\x00n"][0] > 0]
-        clash = [c for c in self.na_columns_ if self.add_col and f"{c}_na" in schema]
-        if clash:
-            c = clash[0]
-            raise DataError(f"FillMissing: continuous column {c!r} has missing values in the training rows, so it "
-                            f"gets a flag column {c + '_na'!r}, but the table already has a column {c + '_na'!r}; "
-                            f"rename that column (pandas: df.rename(columns={{{c + '_na'!r}: {c + '_na_given'!r}}}); "
-                            f"Polars: df.rename({{{c + '_na'!r}: {c + '_na_given'!r}}})) or "
-                            "pass FillMissing(add_col=False).")
+        self.check_flag_columns(schema)
         for c in cols:
             n_inf = int(stats[f"{c}\x00i"][0] or 0)
             if n_inf:
@@ -391,6 +384,20 @@ class FillMissing(TabularProc):
             for c in self.na_columns_:
                 if f"{c}_na" not in names.cat_names:
                     names.cat_names.append(f"{c}_na")
+
+    def check_flag_columns(self, columns: Collection[str]) -> None:
+        """Refuse a flag column ``<col>_na`` this fitted proc adds that the table (its column names: ``columns``)
+        already has, a model input or not: the flag would take its name, and ``to.items['<col>_na']`` would be the
+        flag, not the user's column. A ``Tabular`` reads only the model's columns, so it calls this with the source
+        table's names once the procs are fitted."""
+        clash = [c for c in self.na_columns_ if self.add_col and f"{c}_na" in columns]
+        if clash:
+            c = clash[0]
+            raise DataError(f"FillMissing: continuous column {c!r} has missing values in the training rows, so it "
+                            f"gets a flag column {c + '_na'!r}, but the table already has a column {c + '_na'!r}; "
+                            f"rename that column (pandas: df.rename(columns={{{c + '_na'!r}: {c + '_na_given'!r}}}); "
+                            f"Polars: df.rename({{{c + '_na'!r}: {c + '_na_given'!r}}})) or "
+                            "pass FillMissing(add_col=False).")
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The fitted state of a file, checked as Categorify's classes are before anything fills with it:
