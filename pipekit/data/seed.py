@@ -87,6 +87,10 @@ def seeded(seed: int) -> Iterator[None]:
     settings as they were: a model that seeds its own training (``TorchTabular``) neither changes the draws of
     the code around it nor takes them. Seeded blocks run one at a time (a lock), so two such models fitted in
     threads (``BaggedModel(..., n_jobs=2)``) each draw their own seed's numbers, as fitted one after the other.
+    The generators are the process's own (torch's dropout draws from no other): code of yours drawing from them in
+    another thread while such a block runs takes numbers from its stream, which then changes the model, and gets its
+    own numbers changed; keep the two apart, or fit in another process, where the same seed must give the same
+    model.
 
     >>> np.random.seed(123); before = np.random.rand()
     >>> np.random.seed(123)
