@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,7 +28,7 @@ from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, SEED, TASK, TIME_
                                    cores, feature_frame, plain, threads, written)
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
-from pipekit.core.errors import ExportError, ParameterError, quieted
+from pipekit.core.errors import ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.metrics import get_metric
 
@@ -86,18 +87,21 @@ class RandomForest(Backend):
     takes ``oob_score=False`` and no ``max_samples``). ``random_state`` is ``seed``. Any other name is refused,
     naming :class:`~pipekit.backends.SklearnModel` around scikit-learn's forest for the rest of its settings.
     Fitted: ``model_`` (the sklearn forest), ``oob_score_`` (default metric, accuracy / rmse, on OOB
-    predictions), ``oob_predictions_``, ``valid_score_`` when ``valid`` is given. ``time_limit``: seconds of
-    fitting; the trees are grown a few at a time and growing stops when the next few would end past it (the
-    forest keeps the trees grown: ``stopped_on_time_``). Grown in full, the trees are those one fit would grow.
+    predictions, leaving out the rows every tree drew), ``oob_predictions_`` (NaN for those rows), ``valid_score_``
+    when ``valid`` is given. ``time_limit``: seconds of fitting; the trees are grown a few at a time and growing
+    stops when the next few would end past it (the forest keeps the trees grown: ``stopped_on_time_``). Grown in
+    full, the trees are those one fit would grow.
 
     scikit-learn's names read the fitted forest too, so code written for ``RandomForestRegressor`` runs:
     ``estimators_`` (the trees: ``np.stack([t.predict(tab.valid.xs.to_numpy()) for t in rf.estimators_])`` is the
     per-tree spread the book reads; :meth:`tree_predictions` gives its mean and standard deviation),
     ``feature_importances_`` (an array in input column order; :meth:`feature_importance` is the sorted frame),
     ``oob_prediction_`` (regression) and ``oob_decision_function_`` (classification), the out-of-bag
-    predictions of the training rows (from the fit; a loaded model has none). Unlike scikit-learn's
-    ``oob_score_``, which is R² for a regressor, pipekit's ``oob_score_`` is the model's metric (rmse for
-    regression, accuracy for classification); scikit-learn's R² is ``rf.model_.oob_score_``.
+    predictions of the training rows (from the fit; a loaded model has none), NaN for a row that every tree drew
+    (a forest of few trees has some). Unlike scikit-learn's ``oob_score_``, which is R² for a regressor, pipekit's
+    ``oob_score_`` is the model's metric (rmse for regression, accuracy for classification); scikit-learn's R² (or
+    accuracy) of the rows with an out-of-bag prediction is ``rf.model_.oob_score_``, and ``rf.model_`` holds
+    ``oob_prediction_`` / ``oob_decision_function_`` too.
 
     Example:
         >>> import numpy as np, polars as pl
@@ -235,20 +239,56 @@ class RandomForest(Backend):
         end = self._deadline()
         X = self.matrix(d, order="C")  # float32 C-contiguous: exactly what sklearn trees consume, no 2nd copy
         y = self.encode_y(d.y)
-        # rows that no tree left out get NaN OOB predictions; they are excluded from oob_score_ below
-        with quieted("Some inputs do not have OOB scores"):
-            self.model_ = self._grow(self._make_sklearn(len(d)), X, y, end, d.weight)
+        # the out-of-bag predictions are made here, not by scikit-learn's forest: it gives a row that every tree drew
+        # the prediction 0 (class 0, or the value 0) and warns, where pipekit's is NaN and left out of the score
+        forest = self._make_sklearn(len(d)).set_params(oob_score=False)
+        # the forest's oob_score is then the one given, as a forest read from a file has it
+        self.model_ = self._grow(forest, X, y, end, d.weight).set_params(oob_score=self.oob_score)
         self.oob_score_ = self.oob_predictions_ = None
         if self.oob_score:
-            if self.task == "classification":
-                oob = self.model_.oob_decision_function_
-                keep = ~np.isnan(oob).any(1)
-            else:
-                oob = self.model_.oob_prediction_
-                oob = oob[:, 0] if oob.ndim == 2 else oob
-                keep = ~np.isnan(oob)
+            oob = self._out_of_bag(X)
+            keep = ~np.isnan(oob).any(1) if oob.ndim == 2 else ~np.isnan(oob)
             self.oob_predictions_ = oob
             self.oob_score_ = get_metric(None, self.task).score(y[keep], oob[keep]) if keep.any() else float("nan")
+            # scikit-learn's names, as its forest fitted with oob_score=True holds them: its score is accuracy / R²
+            from sklearn.metrics import accuracy_score, r2_score
+
+            if self.task == "classification":
+                self.model_.oob_decision_function_ = oob
+                sk = accuracy_score(y[keep], oob[keep].argmax(1)) if keep.any() else float("nan")
+            else:
+                self.model_.oob_prediction_ = oob
+                sk = r2_score(y[keep], oob[keep]) if keep.sum() > 1 else float("nan")
+            self.model_.oob_score_ = float(sk)
+
+    def _out_of_bag(self, X: np.ndarray) -> np.ndarray:
+        """Each training row's out-of-bag prediction (class probabilities in ``classes_`` order, or the value): the
+        mean of the trees whose bootstrap sample left it out, NaN for a row every tree drew. The numbers are
+        scikit-learn's where it has one (each tree's prediction of the rows it left out, added up in float64 in the
+        trees' order and divided by their count); a few trees at a time predict in threads, and are added up in order.
+        """
+        forest, n, clf = self.model_, len(X), self.task == "classification"
+        total = np.zeros((n, len(self.classes_)) if clf else n)
+        count = np.zeros(n, np.int64)
+
+        def left_out(tree: Any, drawn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            rows = np.flatnonzero(np.bincount(drawn, minlength=n) == 0)
+            return rows, (tree.predict_proba if clf else tree.predict)(X[rows], check_input=False)
+
+        # estimators_samples_: the rows each tree drew, as it drew them (sample weights and max_samples included),
+        # read of k trees at a time (a forest of 100 trees on 1,000,000 rows draws 400 MB of them)
+        trees, part = forest.estimators_, copy.copy(forest)
+        k = max(1, min(threads(self.n_jobs), len(trees)))
+        with ThreadPoolExecutor(k) as pool:
+            for i in range(0, len(trees), k):
+                part.estimators_ = trees[i:i + k]
+                for rows, pred in (pool.map if k > 1 else map)(left_out, part.estimators_, part.estimators_samples_):
+                    total[rows] += pred
+                    count[rows] += 1
+        seen = count > 0
+        total[~seen] = np.nan
+        total[seen] /= count[seen, None] if clf else count[seen]
+        return total
 
     def takes_weights(self) -> bool:
         return True
@@ -259,9 +299,9 @@ class RandomForest(Backend):
         the next are expected to end in time."""
         if end is None:
             return forest.fit(X, y, sample_weight=w)
-        oob, step, grown, start = forest.oob_score, max(1, -(-self.n_estimators // 10)), 0, time.perf_counter()
+        step, grown, start = max(1, -(-self.n_estimators // 10)), 0, time.perf_counter()
         first = min(step, 2 * cores(self.n_jobs))
-        forest.set_params(warm_start=True, oob_score=False)
+        forest.set_params(warm_start=True)
         while grown < self.n_estimators:
             if grown:
                 now = time.perf_counter()
@@ -273,9 +313,6 @@ class RandomForest(Backend):
                 fit = first  # the first trees tell the rate, whatever the limit
             grown = min(self.n_estimators, grown + fit)
             forest.set_params(n_estimators=grown).fit(X, y, sample_weight=w)
-        if oob:  # scored once, on the trees grown (a warm start with no new tree only scores them)
-            with quieted("Warm-start fitting without increasing"):
-                forest.set_params(oob_score=True).fit(X, y, sample_weight=w)
         return forest.set_params(warm_start=False)
 
     def _predict(self, d: TabularData) -> np.ndarray:
@@ -325,7 +362,8 @@ class RandomForest(Backend):
 
     @property
     def oob_decision_function_(self) -> np.ndarray:
-        """Out-of-bag class probabilities of each training row, in ``classes_`` order (classification)."""
+        """Out-of-bag class probabilities of each training row, in ``classes_`` order (classification; NaN for a row
+        no tree left out)."""
         return self._oob("classification", "oob_decision_function_", "oob_prediction_")
 
     def _oob(self, task: str, name: str, other: str) -> np.ndarray:
