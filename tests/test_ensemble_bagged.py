@@ -140,45 +140,6 @@ def test_forests_fitted_in_threads_leave_the_warning_filters_as_they_were(tab):
             assert len(shown) == 2
 
 
-def test_a_quieted_block_ignores_nothing_once_another_thread_puts_back_a_list_saved_inside_it():
-    # scikit-learn's worker threads save the filter list, put a copy in its place and put the saved list back after
-    # each task: a list saved while a fold thread was inside quieted() held pipekit's filter, and put back after the
-    # block it stayed there, ignoring the user's own warnings of that text
-    import threading
-    import warnings
-
-    from pipekit.core.errors import quieted
-
-    def user_warns(text):
-        with warnings.catch_warnings(record=True) as shown:  # (a copy of the list as it is, nothing added)
-            warnings.warn(f"Some inputs do not have OOB scores: {text}", stacklevel=1)
-        return [str(w.message) for w in shown]
-
-    saved, block_over = threading.Event(), threading.Event()
-
-    def worker():
-        with warnings.catch_warnings():  # saves the list as it is inside the block below...
-            saved.set()
-            block_over.wait()
-        # ...and puts it back after the block has ended
-
-    with warnings.catch_warnings():
-        with quieted("Some inputs do not have OOB scores"):
-            assert user_warns("inside") == []
-            t = threading.Thread(target=worker)
-            t.start()
-            saved.wait()
-            # a thread outside any block sees its warnings while this one is inside one
-            elsewhere = []
-            other = threading.Thread(target=lambda: elsewhere.extend(user_warns("elsewhere")))
-            other.start()
-            other.join()
-            assert elsewhere == ["Some inputs do not have OOB scores: elsewhere"]
-        block_over.set()
-        t.join()
-        assert user_warns("after") == ["Some inputs do not have OOB scores: after"]
-
-
 def test_plain_forest_fits_leave_the_users_forests_their_warnings(tab):
     # scikit-learn's forest fits its trees in worker threads that rebuild the filter list from each filter's pattern;
     # a rebuilt copy of pipekit's filter, put back by a worker after the fit, ignored the OOB warning of every forest

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 import sysconfig
 import threading
@@ -266,72 +265,33 @@ def _ours(filename: str) -> bool:
     return filename.startswith(_PACKAGE) and not filename.startswith(_RECIPES)
 
 
-class _InThisThread:
-    """The message test of one of :func:`quieted`'s filters: a warning's text matches while the thread raising it
-    is inside a block for that text, and never elsewhere, so a copy of the filter that outlives its blocks ignores
-    nothing."""
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-        self._text = re.compile(message, re.I)
-        # what code copying the filter list reads as the message (scikit-learn's workers rebuild each filter from
-        # its ``pattern``): a pattern no text matches, so a rebuilt copy ignores nothing in any thread
-        self.pattern = f"(?!){message}"
-
-    def match(self, text: str) -> bool:
-        return getattr(_QUIETED_HERE, "blocks", {}).get(self.message, 0) > 0 and self._text.match(text) is not None
-
-    def __repr__(self) -> str:
-        return f"quieted({self.message!r}, in the thread inside the block)"
-
-
-_QUIETED_LOCK = threading.Lock()
-_QUIETED: dict[tuple, int] = {}  # pipekit's filter -> the blocks in it, in every thread
-_QUIETED_FILTERS: dict[tuple, tuple] = {}  # (message, category) -> the one filter entry for it
-_QUIETED_HERE = threading.local()  # .blocks: message -> this thread's blocks in it
+_COLLECTING = threading.local()  # .lists: the lists of this thread's collecting() blocks, the innermost last
 
 
 @contextlib.contextmanager
-def quieted(message: str, category: type[Warning] = Warning) -> Iterator[None]:
-    """Ignore warnings whose text starts with ``message`` raised in this thread inside the block, leaving the
-    process's other warning filters alone. ``warnings.catch_warnings`` saves the whole filter list and puts it back,
-    so two blocks in threads (a bag's fold models fitted side by side) put back each other's lists: the user's
-    filters were left changed. This adds one filter while any block is in it and takes out only that one; the
-    filter matches only in a thread inside a block, so a list saved with it by another thread's
-    ``catch_warnings`` (scikit-learn's workers save and restore the list around each task, rebuilding each filter
-    from its pattern) and put back after the block still shows the user every warning. A filter the user has that is equal to it is neither moved nor taken
-    out.
+def collecting() -> Iterator[list[warnings.WarningMessage]]:
+    """pipekit's warnings (:func:`warn`'s) given in this thread inside the block, kept in the list it yields, each a
+    ``warnings.WarningMessage`` pointing at the user's line, instead of being shown: the caller shows them after the
+    block as it decides (once per line of the caller for a model's predict; naming the file the user gave for a
+    CSV read from a temporary copy). Whatever the filters say, each is kept: the caller's showing applies them.
+    Nothing of the process is changed, so blocks in several threads at once (a server's requests, tables read
+    by a thread pool) leave every other warning alone: ``warnings.catch_warnings(record=True)`` swaps the
+    process's ``showwarning`` and filter list and puts back what it found, so two blocks that overlap put back each
+    other's, leaving every later warning of the process in a list nobody reads. Other libraries' warnings are not
+    kept; the filters show them as they come.
 
-    >>> before = list(warnings.filters)
-    >>> with quieted("Some inputs do not have OOB scores"):
-    ...     warnings.warn("Some inputs do not have OOB scores: ...")
-    >>> warnings.filters == before
-    True
+    >>> with collecting() as said:
+    ...     warn("column 'age' is blank in 3 rows")
+    >>> [str(w.message) for w in said], said[0].filename.startswith(_PACKAGE), said[0].category.__name__
+    (["column 'age' is blank in 3 rows"], False, 'PipekitWarning')
     """
-    key = (message, category)
-    here = vars(_QUIETED_HERE).setdefault("blocks", {})
-    with _QUIETED_LOCK:
-        entry = _QUIETED_FILTERS.setdefault(key, ("ignore", _InThisThread(message), category, None, 0))
-        n = _QUIETED.get(entry, 0)
-        if n == 0 and (not warnings.filters or warnings.filters[0] is not entry):  # type: ignore[attr-defined]
-            with contextlib.suppress(ValueError):  # a copy left by a list another thread put back
-                warnings.filters.remove(entry)  # type: ignore[attr-defined]
-            warnings.filters.insert(0, entry)  # type: ignore[attr-defined]
-            warnings._filters_mutated()  # type: ignore[attr-defined]
-        _QUIETED[entry] = n + 1
-        here[message] = here.get(message, 0) + 1
+    lists = vars(_COLLECTING).setdefault("lists", [])
+    said: list[warnings.WarningMessage] = []
+    lists.append(said)
     try:
-        yield
-    finally:
-        with _QUIETED_LOCK:
-            here[message] -= 1
-            n = _QUIETED.pop(entry)
-            if n > 1:
-                _QUIETED[entry] = n - 1
-            else:
-                with contextlib.suppress(ValueError):  # the user reset the filters meanwhile
-                    warnings.filters.remove(entry)  # type: ignore[attr-defined]
-                warnings._filters_mutated()  # type: ignore[attr-defined]
+        yield said
+    finally:  # by identity: a generator paused inside a block may end it after a later block began
+        del lists[next(i for i, x in enumerate(lists) if x is said)]
 
 
 def warn(message: str, category: type[Warning] = PipekitWarning) -> None:
@@ -339,7 +299,8 @@ def warn(message: str, category: type[Warning] = PipekitWarning) -> None:
     the user's code that led here, however deep in pipekit (or in a library that called pipekit, such as
     scikit-learn's ``cross_val_score``) it is raised: a script, a notebook cell or a test sees its own line, and so
     does a built-in recipe run by ``pipekit run``, installed or not, rather than the ``pipekit`` command's
-    ``sys.exit(main())``. Without such a line (a loader's worker thread), the first caller outside pipekit.
+    ``sys.exit(main())``. Without such a line (a loader's worker thread), the first caller outside pipekit. Inside a
+    :func:`collecting` block of this thread it is kept in the block's list, not shown.
 
     >>> with warnings.catch_warnings(record=True) as w:
     ...     warnings.simplefilter("always")
@@ -348,13 +309,21 @@ def warn(message: str, category: type[Warning] = PipekitWarning) -> None:
     (False, "column 'age' is blank in 3 rows", 'PipekitWarning')
     """
     frame: Any = sys._getframe(1)
-    level, first_outside = 2, None
+    level, first_outside, outside = 2, None, None
     while frame is not None:
         name = frame.f_code.co_filename
         if not _ours(name):
-            first_outside = first_outside or level
+            if first_outside is None:
+                first_outside, outside = level, frame
             # a recipe installed with pipekit sits under site-packages, beside the libraries: still the script
             if not (name.startswith(_LIBRARIES) or name.startswith("<frozen")) or name.startswith(_RECIPES):
                 break
         frame, level = frame.f_back, level + 1
-    warnings.warn(message, category, stacklevel=level if frame is not None else (first_outside or 2))
+    if frame is None:
+        level, frame = (first_outside, outside) if first_outside else (2, sys._getframe(1))
+    lists = getattr(_COLLECTING, "lists", None)
+    if lists:
+        lists[-1].append(warnings.WarningMessage(category(message), category, frame.f_code.co_filename,
+                                                 frame.f_lineno))
+        return
+    warnings.warn(message, category, stacklevel=level)

@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipekit.core.archive import MAX_RATIO, RATIO_FLOOR
-from pipekit.core.errors import DataError, ParameterError, warn
+from pipekit.core.errors import DataError, ParameterError, collecting, warn
 from pipekit.core.validate import Options, check, is_pandas, unknown_names
 
 #: the texts a CSV field holds for a missing value, as pandas.read_csv (and so fastai) reads them by default: a
@@ -104,12 +104,9 @@ def read_packed_csv(path: str | os.PathLike, **kwargs: Any) -> pl.DataFrame:
         sep = "\t" if file.suffix.lower() == ".tsv" else ","
         if file == path:
             return read_csv(file, **{"separator": sep, **kwargs})
-        import warnings
-
         said: list[Any] = []
         try:
-            with warnings.catch_warnings(record=True) as said:
-                warnings.simplefilter("always")
+            with collecting() as said:  # this thread's alone: a server or a thread pool reads tables side by side
                 return read_csv(file, **{"separator": sep, **kwargs})
         except DataError as e:
             if e.args and isinstance(e.args[0], str):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipekit.core.errors import DataError, ParameterError, PipelineStepError
+from pipekit.core.errors import DataError, ParameterError, PipelineStepError, collecting
 from pipekit.core.validate import (ARGUMENT_SYNONYMS, Interval, bs_or_batch_size, check_positive_int, plain_number,
                                    unknown_names)
 from pipekit.data.probe import stage
@@ -138,8 +137,7 @@ def _new_rows_table(dataset: Any, kind: str, name: str) -> Any:
         raise AttributeError(f"'{kind}' object has no attribute '{name}': this test loader did not keep the rows it "
                              "was made from (a file, or rows given one at a time); process them as it did with "
                              f"dls.tabular.new(rows).{name} (fastai's to.new(rows))")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # test_dl has warned already about what the rows hold
+    with collecting():  # test_dl has warned already about what the rows hold
         table = dataset.made_like.new_rows(items)
     dataset.table = table
     return table

@@ -655,26 +655,44 @@ def _bounded(where: str, name: str, build: Callable[[], Any], tensors: dict[str,
     return run
 
 
-#: what fills a tensor with random values in place, and takes no other argument than the distribution's: the tensor
-#: methods and the initialisers of torch.nn.init that torch hands to a TorchFunctionMode whole
+#: what fills a tensor with random values in place, and takes no other argument than the distribution's (and a
+#: ``generator``): the tensor methods and the initialisers of torch.nn.init that torch hands to a TorchFunctionMode
+#: whole
 _RANDOM_FILLS = frozenset({torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.bernoulli_, torch.Tensor.cauchy_,
                            torch.Tensor.exponential_, torch.Tensor.geometric_, torch.Tensor.log_normal_,
                            torch.Tensor.random_, nn.init.normal_, nn.init.uniform_, nn.init.trunc_normal_})
+#: the random initialisers torch hands to a TorchFunctionMode whole that check the tensor's shape first (Kaiming's
+#: uniform, nn.Linear's and nn.Conv2d's default): run on the meta device too, where they check it and draw nothing
+_SHAPE_CHECKING_FILLS = frozenset({nn.init.kaiming_uniform_})
 
 
-class _NoFillsOnMeta(torch.overrides.TorchFunctionMode):
-    """Leave a meta tensor as it is where a builder fills it with random values (``nn.Embedding``'s N(0, 1), the
-    normal draw inside ``nn.init.kaiming_normal_``): a meta tensor holds no values, and torch runs those fills on
-    the meta device through Python reference kernels whose first call imports its compiler stack
-    (``torch._dynamo``, 3-5 s in a new process) for nothing. Initialisers that check the tensor's shape (Kaiming's,
-    Xavier's) still check it."""
+class _NoGlobalDraws(torch.overrides.TorchFunctionMode):
+    """Random fills of a model being rebuilt from a file, which its stored weights then overwrite, left out of
+    the global random generators: a script that seeds, loads a model and trains draws the numbers it would have
+    drawn without the load, as fastai's ``load_learner`` leaves them. A fill of a real tensor draws from this
+    mode's own generator (seeded 0: a load is repeatable) where the builder names none: a tabular net, built for
+    real as the buffers it computes from its config and does not save are empty on the meta device, drew its
+    embedding table and its linear layers from torch's. A fill of a meta tensor is left out: it holds no values,
+    and torch runs those fills on the meta device through Python reference kernels whose first call imports its
+    compiler stack (``torch._dynamo``, 3-5 s in a new process) for nothing. Initialisers that check the tensor's
+    shape (Kaiming's, Xavier's) still check it. The mode holds in the building thread alone (the generators' states
+    are not saved and put back around the build, which would undo the draws of the user's other threads meanwhile);
+    a draw it does not see (``torch.randn`` in a builder of the user's) draws from torch's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generators: dict[torch.device, torch.Generator] = {}
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        if func in _RANDOM_FILLS:
+        if func in _RANDOM_FILLS or func in _SHAPE_CHECKING_FILLS:
             t = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by name
-            if isinstance(t, torch.Tensor) and t.is_meta:
+            if isinstance(t, torch.Tensor) and t.is_meta and func in _RANDOM_FILLS:
                 return t
+            if isinstance(t, torch.Tensor) and not t.is_meta and kwargs.get("generator") is None:
+                if t.device not in self.generators:
+                    self.generators[t.device] = torch.Generator(t.device).manual_seed(0)
+                kwargs = {**kwargs, "generator": self.generators[t.device]}
         return func(*args, **kwargs)
 
 
@@ -686,7 +704,7 @@ def _check_shapes(where: str, name: str, build: Callable[[], Any], tensors: dict
     Returns the model built on the meta device (which :func:`_load_into_meta` may give the stored weights), or None
     where it could not be built there: such an architecture is checked after it is built, by ``load_state_dict``."""
     try:
-        with torch.device("meta"), _NoFillsOnMeta():
+        with torch.device("meta"), _NoGlobalDraws():
             meta = _bounded(where, name, build, tensors)()
     except _TooLarge:
         raise
@@ -862,7 +880,8 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     # and nothing is initialised that the weights would overwrite. Otherwise it is built for real and given them.
     model = meta if meta is not None and _load_into_meta(meta, tensors) else None
     if model is None:
-        model = _rebuild(where, f"architecture {name!r}", _bounded(where, name, build, tensors))
+        with _NoGlobalDraws():
+            model = _rebuild(where, f"architecture {name!r}", _bounded(where, name, build, tensors))
         if not isinstance(model, nn.Module):
             raise ExportError(f"{where}: architecture {name!r} built a {type(model).__name__}, not a torch module")
         if meta is None:

@@ -44,7 +44,7 @@ from pipekit.backends import GBM  # noqa: F401  (the docstring's example)
 from pipekit.backends.base import Backend, Model
 from pipekit.backends.data import procs_signature
 from pipekit.core.component import Component, param_names
-from pipekit.core.errors import DataError, NotFittedError, ParameterError
+from pipekit.core.errors import DataError, NotFittedError, ParameterError, collecting
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Is, check_state
 from pipekit.data.dates import AWARE, NUMERIC_FORMATS, OFFSET, in_order_of, text_date_format
@@ -436,10 +436,11 @@ class _TabularEstimator(Component, BaseEstimator):
         frame, _, _ = date_parts(frame, self.date_names_, timed, formats)
         # what the rows hold that training did not (unseen categories, missing values) is warned about at each call,
         # as the user's filters say: 'always' shows every call's, 'default' each text once per line of the caller
-        # (a server's one-row requests, a permutation importance's shuffles). Python's own registry of what it showed
-        # is emptied whenever any code changes the filters, which pandas and scikit-learn do inside predict, so this
-        # model keeps it (emptied at fit).
-        with warnings.catch_warnings(record=True) as caught:  # the user's filters: 'error' raises here
+        # (a server's one-row requests, a permutation importance's shuffles), 'error' raises once the rows are
+        # processed. Python's own registry of what it showed is emptied whenever any code changes the filters, which
+        # pandas and scikit-learn do inside predict, so this model keeps it (emptied at fit). The procs' warnings are
+        # collected in this thread alone, so a server predicting in several threads leaves the process's warnings be.
+        with collecting() as caught:
             out = self.processor_.transform(frame if target is None else frame.with_columns(target),
                                             with_labels=None if target is None else True)
         shown = self.__dict__.setdefault("_shown", set())

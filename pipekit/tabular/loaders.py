@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import polars as pl
 import torch
 
 from pipekit.core.component import Component
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, collecting
 from pipekit.core.validate import (BOOL, Is, argument_names, bs_or_batch_size, check, check_arguments,
                                    is_pandas, shuffle_or_shuffle_train)
 from pipekit.data.blocks import CategoryBlock, RegressionBlock, TransformBlock
@@ -245,8 +244,7 @@ class _ShowsItsRow:
         """The row as the model read it (categories as their values, a missing one as ``#na#``, numbers in the
         data's units) with the prediction in the target's column: a table in a notebook, printed in a script."""
         p = self._recipe.processor
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # predict has warned already about what the row lacks
+        with collecting():  # predict has warned already about what the row lacks
             frame = process_new(p, self._source, False, ids=() if self._recipe.with_cont else p.cat_names_)
         value = self.plain(self)
         values = value if isinstance(value, list) else [value]  # several targets: one value per target column
