@@ -1,7 +1,8 @@
 """Edges a fuzzing tester found, on adult.csv rows: a Tabular split that leaves rows in neither set says so as a
-DataBlock's does; a fit whose training batches hold one row, for a model with BatchNorm, is refused before its
-first batch (and still trains where no batch has one row, or the model has no BatchNorm); a FillMissing flag
-``<col>_na`` named as a column the source has is refused, a model input or not."""
+DataBlock's does; a fit whose training batch of one row a BatchNorm layer cannot normalise is refused naming how the
+loader gave it and the fix (and still trains where no batch has one row, the model has no BatchNorm, or its
+BatchNorm takes one row); a FillMissing flag ``<col>_na`` named as a column the source has is refused as a model
+input and warned of otherwise."""
 from __future__ import annotations
 
 import warnings
@@ -13,7 +14,7 @@ import pytest
 from pipekit.core.errors import DataError, PipekitWarning
 from pipekit.data import CategoryBlock, ColReader, DataBlock, RandomSplitter, RegressionBlock
 from pipekit.tabular import Categorify, FillMissing, Normalize, Tabular, TabularDataLoaders, TabularPandas
-from pipekit.tabular.all import tabular_learner
+from pipekit.tabular.all import Learner, MSELossFlat, nn, tabular_learner
 
 CATS, CONTS, Y = ["workclass", "education"], ["age", "education-num"], "salary"
 NO_BN = {"use_bn": False, "bn_cont": False}
@@ -80,14 +81,15 @@ def _fit(dls, **kw):
     return learn
 
 
-def test_one_training_row_with_batchnorm_is_refused_before_the_first_batch(adult_40, one_torch_thread):
+def test_one_training_row_with_batchnorm_is_refused_naming_the_fix(adult_40, one_torch_thread):
+    # torch's own words were "Expected more than 1 value per channel when training, got input size [1, 1]"
     dls = _dls(adult_40.head(2), bs=64, valid_idx=[1])
     learn = tabular_learner(dls, layers=[8])
     with pytest.raises(DataError, match=r"^fit: a training batch holds one row \(the training set has one row\), and "
                                         r"the model's BatchNorm layer 'bn_cont' needs at least 2 rows per batch in "
-                                        r"training .*give more rows, or a lower valid_pct.*without BatchNorm"):
+                                        r"training .*give more rows, or a lower valid_pct.*or train "
+                                        r"tabular_learner\(dls, config=dict\(use_bn=False, bn_cont=False\)\)$"):
         learn.fit(1)
-    assert int(learn.model.bn_cont.num_batches_tracked) == 0  # refused before any batch trained
 
 
 def test_bs_1_or_a_last_batch_of_one_row_with_batchnorm_is_refused(adult_40, one_torch_thread):
@@ -115,6 +117,25 @@ def test_batches_of_one_row_train_where_batchnorm_is_not_in_the_way(adult_40, on
     _fit(dls)
 
 
+def test_batches_of_one_row_train_where_batchnorm_takes_them(adult_40, one_torch_thread):
+    # a BatchNorm1d over a sequence (rows, channels, steps) normalises each channel over the row's steps, and one in
+    # eval mode over its running statistics: torch takes one row in both, and so does fit
+    class Steps(nn.Module):
+        def __init__(self, frozen):
+            super().__init__()
+            self.conv, self.bn, self.head, self.frozen = nn.Conv1d(1, 4, 1), nn.BatchNorm1d(4), nn.Linear(4, 1), frozen
+
+        def forward(self, x_cat, x_cont):
+            if self.frozen:
+                self.bn.eval()
+            return self.head(self.bn(self.conv(x_cont.unsqueeze(1))).mean(2))
+
+    for frozen in (False, True):
+        learn = Learner(_dls(adult_40.head(8), bs=1, valid_idx=[6, 7]), Steps(frozen), loss_func=MSELossFlat())
+        learn.fit(1)
+        assert len(learn.recorder.values) == 1
+
+
 # ------------------------------------------------------------------ a column named as FillMissing's flag
 @pytest.fixture(scope="module")
 def adult_with_na_column(adult_1500):
@@ -124,20 +145,25 @@ def adult_with_na_column(adult_1500):
     return df.with_columns(age, pl.Series("age_na", ["u", "v"] * 20))
 
 
-def test_a_column_named_as_a_flag_is_refused_when_it_is_no_model_input(adult_with_na_column, tmp_path):
+def test_a_column_named_as_a_flag_is_refused_as_an_input_and_warned_of_otherwise(adult_with_na_column, tmp_path):
     msg = (r"(^|adult_na\.csv: )FillMissing: continuous column 'age' has missing values in the training rows, so it gets a flag column "
            r"'age_na', but the table already has a column 'age_na'; rename that column \(pandas: "
            r"df\.rename\(columns=\{'age_na': 'age_na_given'\}\); .* or pass FillMissing\(add_col=False\)\.$")
+    said = (r"FillMissing: continuous column 'age' has missing values in the training rows, so it gets a flag column "
+            r"'age_na', and the table has a column 'age_na' that is no model input: the processed table's 'age_na' "
+            r"\(to\.items, show_batch\) is the flag, not yours; rename your column")
     csv = tmp_path / "adult_na.csv"
     adult_with_na_column.write_csv(csv)
+    splits = (list(range(30)), list(range(30, 40)))
     for source in (adult_with_na_column.to_pandas(), adult_with_na_column, csv):
-        for cats in (CATS, CATS + ["age_na"]):  # not an input (was replaced without a word), and an input
-            with pytest.raises(DataError, match=msg):
-                Tabular(source, cat_names=cats, cont_names=CONTS, y_names=Y,
-                        splits=(list(range(30)), list(range(30, 40))))
-    with pytest.raises(DataError, match=msg):
+        with pytest.raises(DataError, match=msg):  # an input: the flag and the user's column would be one
+            Tabular(source, cat_names=CATS + ["age_na"], cont_names=CONTS, y_names=Y, splits=splits)
+        with pytest.warns(PipekitWarning, match=said):  # no input: it trains, as before, and says whose it is
+            to = Tabular(source, cat_names=CATS, cont_names=CONTS, y_names=Y, splits=splits)
+        assert "age_na" in to.cat_names and "age_na" not in CATS  # the flag, an input of its own
+    with pytest.warns(PipekitWarning, match=said):
         Tabular(csv, cat_names=CATS, cont_names=CONTS, y_names=Y, skipinitialspace=True)
-    with pytest.raises(DataError, match=msg):
+    with pytest.warns(PipekitWarning, match=said):
         _dls(adult_with_na_column.to_pandas(), bs=8, valid_idx=list(range(30, 40)))
 
 

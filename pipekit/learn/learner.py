@@ -781,7 +781,6 @@ class Learner:
             raise DataError(f"fit: the training loader gives no batch ({len(self.dls.train.dataset)} items"
                             f"{'' if not getattr(self.dls.train, 'drop_last', False) else ', drop_last=True'}, "
                             f"bs={getattr(self.dls.train, 'bs', '?')}); lower bs or pass drop_last=False")
-        _check_batchnorm_rows(self.model, self.dls.train)
         with self._lock, self.added_cbs(cbs):  # a call from another thread waits for the fit to end
             opt = self.create_opt() if reset_opt else self.optimizer
             resume_frozen, opt.resume_frozen_to = opt.resume_frozen_to, None
@@ -910,7 +909,12 @@ class Learner:
         self._with_events(self._do_one_batch, "batch")
 
     def _do_one_batch(self) -> None:
-        self.pred = self.model(*self.xb)
+        try:
+            self.pred = self.model(*self.xb)
+        except ValueError as e:  # torch's words for a BatchNorm layer given one row in training
+            if self.training and "Expected more than 1 value per channel when training" in str(e):
+                raise _one_row_batch_error(self.model, self.dls.train) from e
+            raise
         if self.training and self.iter == 0 and self.epoch == self.start_epoch:
             self._check_scores(self.pred)
         self("after_pred")
@@ -1154,7 +1158,9 @@ def _one_row_batch(dl: Any) -> tuple[str, str] | None:
         bs, n = dl.bs, dl._n_drawn()
         partial = type(dl).__len__ is DataLoader.__len__  # a language model's batches all hold bs streams
     elif isinstance(dl, ForeignLoader) and isinstance(dl.loader, torch.utils.data.DataLoader) and dl.loader.batch_size:
-        bs, n, partial = int(dl.loader.batch_size), dl.n, True
+        sampler = dl.loader.sampler  # the rows it draws: a sampler of a subset, or of a number of its own
+        n = len(sampler) if hasattr(sampler, "__len__") else None  # type: ignore[arg-type]
+        bs, partial = int(dl.loader.batch_size), True
     else:
         return None
     if partial and n == 1:
@@ -1168,22 +1174,20 @@ def _one_row_batch(dl: Any) -> tuple[str, str] | None:
     return None
 
 
-def _check_batchnorm_rows(model: nn.Module, dl: Any) -> None:
-    """Refuse, before the first batch, a fit whose training loader ``dl`` gives a batch of one row to a model with a
-    ``BatchNorm1d`` layer: in training it normalises each feature by the batch's own mean and variance, which one row
-    does not have, and torch stops in the middle of the epoch. Read from the loader's settings, so it costs nothing
-    per batch; a ``BatchNorm2d`` (an image's) has each channel's pixels in a batch of one image, and passes."""
+def _one_row_batch_error(model: nn.Module, dl: Any) -> DataError:
+    """The error for a training batch of one row that a ``BatchNorm1d`` layer of ``model`` refused: in training it
+    normalises each feature by the batch's own mean and variance, which one row does not have. Where the training
+    loader ``dl``'s settings say how it gave such a batch (one training row, ``bs=1``, a last batch of one row kept),
+    the fix for that is named."""
     found = _one_row_batch(dl)
-    if found is None:
-        return
+    how, fix = found if found is not None else ("", "pass a bs that gives every batch 2 rows or more")
     name = next((k for k, m in model.named_modules() if isinstance(m, (nn.BatchNorm1d, nn.LazyBatchNorm1d))), None)
-    if name is None:
-        return
-    how, fix = found
-    raise DataError(f"fit: a training batch holds one row ({how}), and the model's BatchNorm layer {name!r} needs at "
-                    "least 2 rows per batch in training (it normalises by the batch's mean and variance); "
-                    f"{fix}, or train a model without BatchNorm (tabular_learner(dls, config=dict(use_bn=False, "
-                    "bn_cont=False)))")
+    layer = f"layer {name!r}" if name else "layer"
+    plain = ("tabular_learner(dls, config=dict(use_bn=False, bn_cont=False))" if type(model).__name__ == "TabularModel"
+             else "a model without BatchNorm")
+    return DataError(f"fit: a training batch holds one row{f' ({how})' if how else ''}, and the model's BatchNorm "
+                     f"{layer} needs at least 2 rows per batch in training (it normalises by the batch's mean and "
+                     f"variance); {fix}, or train {plain}")
 
 
 def _checked_setting(name: str, value: Any) -> Any:

@@ -1293,8 +1293,11 @@ class Tabular(_FittedNames):
         with naming_file(source):
             processed = p.fit_transform(items, mask)
             for proc in p.procs:  # a flag named as a column of the source that is no model input (it was not read)
-                if isinstance(proc, FillMissing):
-                    proc.check_flag_columns(source_columns)
+                for c in proc.flag_clashes(source_columns) if isinstance(proc, FillMissing) else []:
+                    warn(f"FillMissing: continuous column {c!r} has missing values in the training rows, so it gets a "
+                         f"flag column {c + '_na'!r}, and the table has a column {c + '_na'!r} that is no model input: "
+                         f"the processed table's {c + '_na'!r} (to.items, show_batch) is the flag, not yours; rename "
+                         f"your column to tell them apart, or pass FillMissing(add_col=False)")
             self._attach(processed, train_idx, valid_idx, pandas_index_of(source, len(processed)))
         if by_time is not None and times is not None:  # the column is no model input, so the processed frame drops it
             self.time_col, self.train_times = by_time.col, times.gather(train_idx)

@@ -385,12 +385,14 @@ class FillMissing(TabularProc):
                 if f"{c}_na" not in names.cat_names:
                     names.cat_names.append(f"{c}_na")
 
+    def flag_clashes(self, columns: Collection[str]) -> list[str]:
+        """The continuous columns whose flag column ``<col>_na`` (added by this fitted proc) is one of ``columns``."""
+        return [c for c in self.na_columns_ if self.add_col and f"{c}_na" in columns]
+
     def check_flag_columns(self, columns: Collection[str]) -> None:
-        """Refuse a flag column ``<col>_na`` this fitted proc adds that the table (its column names: ``columns``)
-        already has, a model input or not: the flag would take its name, and ``to.items['<col>_na']`` would be the
-        flag, not the user's column. A ``Tabular`` reads only the model's columns, so it calls this with the source
-        table's names once the procs are fitted."""
-        clash = [c for c in self.na_columns_ if self.add_col and f"{c}_na" in columns]
+        """Refuse a flag column ``<col>_na`` this fitted proc adds that the model's columns ``columns`` already
+        have: the flag and the user's column would be one input."""
+        clash = self.flag_clashes(columns)
         if clash:
             c = clash[0]
             raise DataError(f"FillMissing: continuous column {c!r} has missing values in the training rows, so it "
