@@ -81,6 +81,19 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _caches_to_tmp(tmp_path_factory):
+    """PIPEKIT_CACHE and PIPEKIT_PLOTS in a temporary folder of this process (each xdist worker its own) for the whole
+    run: module fixtures, built before ``_plots_to_tmp`` gives a test its own folders, write there, not in the
+    folders the caller set (the Makefile's .pipekit_cache and out/plots in the checkout), which the workers would
+    share and a later run would find filled."""
+    root = tmp_path_factory.mktemp("pipekit")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PIPEKIT_CACHE", str(root / "cache"))
+        patch.setenv("PIPEKIT_PLOTS", str(root / "plots"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _plots_to_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPEKIT_PLOTS", str(tmp_path / "plots"))

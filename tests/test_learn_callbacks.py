@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,6 +32,18 @@ def dls():
                                    [TensorStore(x[1024:]), TensorStore(y[1024:])],
                                    blocks=(CategoryBlock(), CategoryBlock(vocab=CLASSES)), bs=64, seed=0,
                                    device="cpu", num_workers=0)
+
+
+@pytest.fixture(scope="module")
+def module_folders():
+    """PIPEKIT_CACHE and PIPEKIT_PLOTS as a module fixture (``dls``) sees them."""
+    return os.environ.get("PIPEKIT_CACHE"), os.environ.get("PIPEKIT_PLOTS")
+
+
+def test_module_fixtures_write_caches_and_plots_in_the_run_s_temporary_folder(module_folders, tmp_path_factory):
+    # not in the caller's folders (make test's .pipekit_cache in the checkout), which xdist's workers would share
+    base = tmp_path_factory.getbasetemp()
+    assert all(folder and Path(folder).is_relative_to(base) for folder in module_folders), module_folders
 
 
 def learner(dls, **kw):
@@ -106,9 +120,12 @@ def test_a_time_limit_shortens_the_one_cycle_and_it_still_anneals(dls):
     assert took < 6.0 and limit.stopped_on_time_ and 20 < limit.kept_ < limit.planned_ == 200 * len(dls.train)
     lrs = [g[0] for g in learn.recorder.group_lrs]
     # the schedule ran to its end over the batches kept: warmed up to lr_max, annealed to almost nothing,
-    # and the last epoch, stopped part-way, was validated
+    # and the last epoch, stopped part-way, was validated, unless a batch ran past the limit (a loaded machine):
+    # then the fit stopped without validating it
     assert len(lrs) == limit.kept_ and max(lrs) == pytest.approx(1e-2, rel=0.1) and lrs[-1] < 1e-4
-    assert len(learn.recorder.values) == -(-limit.kept_ // len(dls.train))
+    n = len(dls.train)
+    assert len(learn.recorder.values) == (limit.kept_ // n if limit.cut_off_ else -(-limit.kept_ // n))
+    assert learn.recorder.values[-1][0] is not None  # no epoch recorded without a training batch
     # a limit that does not bind changes nothing, batch for batch
     free, timed, epoch = learner(dls), learner(dls), dls.train.epoch
     free.fit_one_cycle(1, 1e-2)
@@ -351,6 +368,73 @@ def test_time_limit_shortens_a_slow_fit_resumes_and_covers_fine_tune(dls, tmp_pa
     t = time.perf_counter()
     tune.fine_tune(100, 1e-3, cbs=shared)
     assert time.perf_counter() - t < 3.5 and shared.stopped_on_time_ and shared.kept_ < shared.planned_
+
+
+def _limit_clock(monkeypatch):
+    """The clock TimeLimit reads, as a list of one number the test moves (seconds): a fit's timing exactly as
+    the test sets it, whatever the machine's load."""
+    from types import SimpleNamespace
+
+    from pipekit.learn.callbacks import builtin
+
+    clock = [0.0]
+    monkeypatch.setattr(builtin, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    return clock
+
+
+def test_a_time_limit_ends_the_fit_when_an_epoch_has_no_time_for_its_first_batch(monkeypatch, tmp_path, capsys):
+    from pipekit.learn import Callback, CrossEntropyLossFlat
+
+    small, nn = _tiny()  # 10 training batches an epoch
+    clock = _limit_clock(monkeypatch)
+
+    class Clock(Callback):  # 0.1 s a training batch; the third epoch's first batch comes at 9.9 s of the 10
+        def before_train(self):
+            if self.learn.epoch == 2:
+                clock[0] = 9.9
+
+        def after_batch(self):
+            if self.learn.training:
+                clock[0] += 0.1
+
+    learn = Learner(small, nn.Linear(4, 2), loss_func=CrossEntropyLossFlat(), path=tmp_path, cbs=Clock())
+    limit = TimeLimit(10)
+    monkeypatch.setenv("PIPEKIT_QUIET", "0")
+    learn.fit_one_cycle(5, 1e-2, cbs=limit)
+    monkeypatch.setenv("PIPEKIT_QUIET", "1")
+    # the end of the second epoch planned more batches; at the third's first, none fits in the 0.1 s left: the
+    # fit ends there, as the epochs the kept batches fill, not with a third epoch validated and recorded empty
+    rows = learn.recorder.values
+    assert len(rows) == 2 and all(r[0] is not None for r in rows)
+    assert (limit.planned_, limit.kept_, limit.stopped_on_time_, limit.cut_off_) == (50, 20, True, False)
+    assert len(learn.recorder.lrs) == limit.kept_ and learn.pct_train == 1.0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in table] == ["epoch", "0", "1"]
+    # a checkpoint of the learner as the fit left it resumes at the epoch that trained nothing
+    learn.save("end")
+    fresh = Learner(small, nn.Linear(4, 2), loss_func=CrossEntropyLossFlat(), path=tmp_path)
+    assert fresh.load("end").resume_epoch == 2
+    fresh.fit_one_cycle(5, 1e-2, cbs=TimeLimit(600), start_epoch=fresh.resume_epoch)
+    assert [r[0] for r in fresh.recorder.history] == [2, 3, 4]
+
+
+def test_fine_tune_tells_on_its_time_limit_whether_the_time_ran_out(monkeypatch, dls):
+    from pipekit.learn import Callback
+
+    clock = _limit_clock(monkeypatch)
+
+    class Stall(Callback):  # each training batch takes 1 s of the limit's clock: longer than each fit's share
+        def after_batch(self):
+            if self.learn.training:
+                clock[0] += 1.0
+
+    cut = TimeLimit(0.5, quiet=True)
+    learner(dls, cbs=Stall()).fine_tune(2, 1e-3, cbs=cut)
+    # each of the two fits ran one batch and was cut off at its second
+    assert (cut.planned_, cut.kept_, cut.stopped_on_time_, cut.cut_off_) == (3 * len(dls.train), 2, True, True)
+    roomy = TimeLimit(600)
+    learner(dls).fine_tune(1, 1e-3, cbs=roomy)
+    assert (roomy.kept_, roomy.stopped_on_time_, roomy.cut_off_) == (roomy.planned_, False, False)
 
 
 def test_plain_sgd_keeps_no_momentum_and_an_unloadable_export_is_refused(tmp_path):

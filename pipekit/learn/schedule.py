@@ -365,6 +365,7 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
         limit.planned_ = sum(p.planned_ for p in phases)
         limit.kept_ = sum(p.kept_ for p in phases)
         limit.stopped_on_time_ = any(p.stopped_on_time_ for p in phases)
+        limit.cut_off_ = any(p.cut_off_ for p in phases)
 
 
 # ---------------------------------------------------------------- the learning-rate finder

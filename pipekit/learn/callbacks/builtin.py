@@ -436,8 +436,9 @@ class TimeLimit(Callback):
     when they would run past the limit it ends training after the batches that fit (the projection is made
     again at every batch, so an early estimate that was too slow or too fast is corrected). ``pct_train`` then
     runs to 1 over those batches, so a one-cycle schedule still warms up and anneals to its end; the last epoch
-    may stop part-way, and is validated. Should the time run out anyway (a batch far slower than measured), the
-    fit stops before the next training batch, without validating.
+    may stop part-way, and is validated (one that would train no batch, its time gone by its first, is not run:
+    the fit ends after the epoch before it). Should the time run out anyway (a batch far slower than measured),
+    the fit stops before the next training batch, without validating.
 
     Fitted: ``planned_`` (training batches the fit was asked for), ``kept_`` (those the schedule was cut to,
     equal when the time sufficed), ``stopped_on_time_`` (whether the limit changed the fit), ``cut_off_`` (whether
@@ -495,7 +496,7 @@ class TimeLimit(Callback):
                      "limit")
             raise CancelFitException()
         if self._over:  # the shortened schedule is done: validate this epoch and stop
-            raise CancelTrainException()
+            self._end_training()
         done = learn.train_iter - self._first
         if self._ref is None:
             if done >= self.WARM_UP:
@@ -505,7 +506,16 @@ class TimeLimit(Callback):
             self._fit_schedule(now, (now - self._ref[0] - self._valid_sum) / measured)
         # the stop is decided on the newest projection, so an early estimate that was too slow never ends the fit
         if self._schedule_done():
-            raise CancelTrainException()
+            self._end_training()
+
+    def _end_training(self) -> None:
+        """End the shortened schedule at the batch about to run: this epoch's training, which is then validated,
+        or, before the epoch has trained a batch, the fit. The last epoch is validated already, and this one would
+        add a row of no training loss and a validation the schedule left no time for (the epoch's first batch
+        often comes later than projected: the loader starting, another process taking the CPU)."""
+        if self.learn.iter == 0:
+            raise CancelFitException()
+        raise CancelTrainException()
 
     def _schedule_done(self) -> bool:
         learn = self.learn
