@@ -435,6 +435,13 @@ def test_fine_tune_tells_on_its_time_limit_whether_the_time_ran_out(monkeypatch,
     roomy = TimeLimit(600)
     learner(dls).fine_tune(1, 1e-3, cbs=roomy)
     assert (roomy.kept_, roomy.stopped_on_time_, roomy.cut_off_) == (roomy.planned_, False, False)
+    # one the learner holds is shared the same way (each fit took the whole limit, and it told of the second alone),
+    # and is the learner's again after
+    held = TimeLimit(0.5, quiet=True)
+    learn = learner(dls, cbs=[Stall(), held])
+    learn.fine_tune(2, 1e-3)
+    assert (held.planned_, held.kept_, held.stopped_on_time_, held.cut_off_) == (3 * len(dls.train), 2, True, True)
+    assert sum(isinstance(c, TimeLimit) for c in learn.cbs) == 1 and held in learn.cbs
 
 
 def test_plain_sgd_keeps_no_momentum_and_an_unloadable_export_is_refused(tmp_path):

@@ -10,6 +10,7 @@ so a run resumed at ``start_epoch`` continues the schedule exactly where it stop
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import inspect
@@ -341,6 +342,11 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
                              f"the model has {n_groups} layer groups, so give 0 to {n_groups - 1}")
     cbs = as_list(kwargs.pop("cbs", None))
     limit = next((c for c in cbs if isinstance(c, TimeLimit)), None)
+    # one the learner holds (Learner(cbs=TimeLimit(...))) is shared the same way: left out of the two fits, which
+    # take their shares of it, and put back after (each fit would otherwise take the whole limit)
+    held = next((c for c in learn.cbs if isinstance(c, TimeLimit)), None) if limit is None else None
+    if held is not None:
+        limit, cbs = held, [*cbs, held]
     end = None if limit is None else time.perf_counter() + limit.seconds
     phases: list[TimeLimit] = []
 
@@ -350,17 +356,18 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
         phases.append(TimeLimit(max(share, 1e-3), limit.probe, limit.quiet))
         return [phases[-1] if c is limit else c for c in cbs]
 
-    if freeze_epochs:
-        learn.freeze()
-        # its share of the epochs, or a quarter of the limit when that is more (the head's epochs are cheap, and
-        # a share of a few batches' time would end the fit before its schedule could be fitted to it)
-        share = limit.seconds * max(freeze_epochs / (freeze_epochs + epochs), 0.25) if limit is not None else 0.0
-        fit_one_cycle(learn, freeze_epochs, slice(base_lr), pct_start=0.99, cbs=with_share(share), **kwargs)
-    base_lr /= 2
-    learn.freeze_to(unfreeze_to)
-    if epochs:
-        fit_one_cycle(learn, epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div,
-                      cbs=with_share(0.0 if end is None else end - time.perf_counter()), **kwargs)
+    with learn.removed_cbs(held) if held is not None else contextlib.nullcontext():
+        if freeze_epochs:
+            learn.freeze()
+            # its share of the epochs, or a quarter of the limit when that is more (the head's epochs are cheap, and
+            # a share of a few batches' time would end the fit before its schedule could be fitted to it)
+            share = limit.seconds * max(freeze_epochs / (freeze_epochs + epochs), 0.25) if limit is not None else 0.0
+            fit_one_cycle(learn, freeze_epochs, slice(base_lr), pct_start=0.99, cbs=with_share(share), **kwargs)
+        base_lr /= 2
+        learn.freeze_to(unfreeze_to)
+        if epochs:
+            fit_one_cycle(learn, epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div,
+                          cbs=with_share(0.0 if end is None else end - time.perf_counter()), **kwargs)
     if limit is not None and phases:  # the user's TimeLimit tells what the two fits did together
         limit.planned_ = sum(p.planned_ for p in phases)
         limit.kept_ = sum(p.kept_ for p in phases)

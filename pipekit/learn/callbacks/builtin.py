@@ -428,8 +428,8 @@ class TimeLimit(Callback):
 
     The seconds count from ``before_fit``, once the optimizer is built (a process's first optimizer imports
     torch's compiler, a second or so the limit does not see: build it first, ``learn.optimizer``, to count it);
-    each fit has its own (``fine_tune`` shares one limit between its two fits), and a checkpointed fit resumed
-    with ``start_epoch`` starts a new one. From the ``probe``-th training batch on, or sooner when those take
+    each fit has its own (``fine_tune`` shares one limit between its two fits, given to it or held by the
+    learner), and a checkpointed fit resumed with ``start_epoch`` starts a new one. From the ``probe``-th training batch on, or sooner when those take
     more than a twentieth of the limit (the first two, which pay one-off costs, are not timed), before every
     training batch it projects the batches left at the rate measured, plus a validation per epoch they reach (as
     long as the last one took; before one has run, a validation batch counts a third of a training batch), and
