@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import polars as pl
@@ -219,6 +220,22 @@ def test_only_the_libraries_of_members_fitted_are_imported(tab, monkeypatch):
     with pytest.warns(UserWarning, match="cut short"):
         fit_ensemble(tab, time_limit=1e-3, metric="accuracy", candidates=candidates(), n_folds=2, verbose=False)
     assert imported == [["gbm"]]
+
+
+def test_a_first_import_is_not_counted_against_the_time_limit(tab, monkeypatch):
+    """A new process imports LightGBM (about 2 s with scikit-learn) when the first member is fitted: counted
+    against a small limit, it left that member no time at all, and the ensemble scored the prior."""
+    import time as clock
+
+    from pipekit.ensemble import auto
+
+    monkeypatch.setattr(auto, "_import_libraries", lambda cands: clock.sleep(2.0))
+    gbm = {"gbm": GBM("classification", learning_rate=0.3, n_estimators=30, n_jobs=1)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no member cut short
+        ens = fit_ensemble(tab, time_limit=1.5, metric="accuracy", candidates=gbm, stack=False, n_folds=2,
+                           verbose=False)
+    assert ens.score(tab.valid) > 0.8  # the prior scores 0.76
 
 
 def test_folds_stay_at_five_when_the_rarest_class_has_fewer_than_eight_rows():
