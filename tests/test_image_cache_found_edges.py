@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 import warnings
 from collections import Counter
@@ -200,3 +201,203 @@ def test_random_samples_of_a_folder_keep_about_one_copy_and_a_subset_keeps_the_w
         build_image_store(rng.sample(files, len(files) // 2), Resize(16), mode="L", cache_dir=cache)
     (_, copies, size), = image_cache_copies(cache / "images")
     assert copies <= 3 and size < 2 * len(files) * 16 * 16 + 40_000
+
+
+def test_a_warm_build_of_new_files_keeps_no_files_bytes_waiting_for_their_decoding(tmp_path, monkeypatch):
+    files = _digits(tmp_path / "data", 10)
+    cache = tmp_path / "c"
+    build_image_store(files, Resize(16), mode="L", cache_dir=cache)  # yesterday's run: a warm cache
+    new = _digits(tmp_path / "new", 40, digit="7")  # today's files, no entry holds them
+    # the bytes of each new file from its read to its decoding: all of them at once, were they hashed in one pass and
+    # decoded in the next
+    read, decode = vision_cache._read_bytes, vision_cache.decode_bytes
+    waiting: dict[str, int] = {}
+    most, reads = [0], Counter()
+    lock = threading.Lock()
+
+    def reading(path):
+        data = read(path)
+        with lock:
+            reads[os.fspath(path)] += 1
+            if Path(path) in new:
+                waiting[os.fspath(path)] = len(data)
+                most[0] = max(most[0], len(waiting))
+        return data
+
+    def decoding(data, mode, name):
+        with lock:
+            waiting.pop(name, None)
+        return decode(data, mode=mode, name=name)
+
+    monkeypatch.setattr(vision_cache, "_read_bytes", reading)
+    monkeypatch.setattr(vision_cache, "decode_bytes", decoding)
+    both = files + new
+    store = build_image_store(both, Resize(16), mode="L", cache_dir=cache, num_workers=2)
+    assert store.n_decoded_ == len(new) and store.n_reused_ == len(files)
+    assert most[0] <= 4  # at most the files hashed beside the first new one, and those being decoded
+    assert all(reads[os.fspath(f)] == 1 for f in new)  # each new file read once: decoded from the bytes hashed
+    assert np.array_equal(store.pixels, build_image_store(both, Resize(16), mode="L", cache_dir=False).pixels)
+    monkeypatch.undo()
+    assert build_image_store(both, Resize(16), mode="L", cache_dir=cache).n_reused_ == len(both)
+
+
+def _entry(cache: Path) -> Path:
+    (entry,) = (cache / "images").iterdir()
+    return entry
+
+
+def test_clearing_during_a_build_keeps_the_lock_file_the_build_commits_under(tmp_path, monkeypatch):
+    files = _digits(tmp_path / "data", 40)
+    cache = tmp_path / "c"
+    build_image_store(files[:10], Resize(16), mode="L", cache_dir=cache)
+    lock = _entry(cache) / "index.lock"
+    before = os.stat(lock).st_ino
+    seen = []
+
+    def clear():
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            clear_image_cache(cache)
+        seen.append((lock.exists() and os.stat(lock).st_ino, [str(w.message) for w in said]))
+
+    _clear_at(monkeypatch, 25, clear)  # while the build writes its temporary pack
+    store = build_image_store(files, Resize(16), mode="L", cache_dir=cache)
+    (ino, said), = seen
+    # the lock file stays, the one every build locks to commit; the clearing says what it kept
+    assert ino == before and any("temporary file(s) of a build still running" in m for m in said)
+    assert store.path_ is not None and store.path_.exists() and store.path_.with_suffix(".json").exists()
+    assert os.stat(lock).st_ino == before
+
+
+def test_clearing_while_a_build_commits_waits_a_little_then_keeps_its_entry(tmp_path, monkeypatch):
+    import pipekit.data.cache as data_cache
+
+    files = _digits(tmp_path / "data", 40)
+    cache = tmp_path / "c"
+    build_image_store(files[:10], Resize(16), mode="L", cache_dir=cache)
+    monkeypatch.setattr(data_cache, "LOCK_WAIT_S", 0.2, raising=False)
+    lock = _entry(cache) / "index.lock"
+    before = os.stat(lock).st_ino
+    write = vision_cache.atomic_write_json
+    seen = []
+
+    def writing(dest, obj):  # the build holds the entry's lock: it writes its meta, then renames its pack
+        if not seen and dest.name != "index.json":
+            start = time.monotonic()
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                clear_image_cache(cache)
+            seen.append(time.monotonic() - start)
+            assert any("kept whole" in str(w.message) for w in said)
+        return write(dest, obj)
+
+    monkeypatch.setattr(vision_cache, "atomic_write_json", writing)
+    store = build_image_store(files, Resize(16), mode="L", cache_dir=cache)
+    assert len(seen) == 1 and seen[0] < 5  # waited for the lock, not for ever
+    assert os.stat(lock).st_ino == before and store.path_.exists() and store.path_.with_suffix(".json").exists()
+    monkeypatch.undo()
+    assert build_image_store(files, Resize(16), mode="L", cache_dir=cache).n_reused_ == len(files)
+    # with no build running, everything goes
+    assert clear_image_cache(cache) > 0 and not (cache / "images").exists()
+
+
+def test_a_build_waiting_for_a_lock_a_clearing_removed_locks_the_file_there_now(tmp_path):
+    import fcntl
+
+    lock = tmp_path / "index.lock"
+    clearing = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(clearing, fcntl.LOCK_EX)  # a clearing holds the entry's lock
+    inside = threading.Event()
+    release = threading.Event()
+    got: list[bool] = []
+
+    def build():
+        with vision_cache._locked(lock):
+            inside.set()
+            probe = os.open(lock, os.O_RDWR | os.O_CREAT)  # a second build, locking the file there now
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                got.append(False)  # it could: two builds would commit at once
+            except BlockingIOError:
+                got.append(True)
+            finally:
+                os.close(probe)
+            release.wait(5)
+
+    t = threading.Thread(target=build)
+    t.start()
+    time.sleep(0.2)
+    assert not inside.is_set()
+    os.unlink(lock)  # the clearing removes the lock file, then lets go of it
+    os.close(clearing)
+    assert inside.wait(5)
+    release.set()
+    t.join(5)
+    assert got == [True]
+
+
+def test_a_meta_written_for_a_pack_that_could_not_be_committed_is_removed(tmp_path, monkeypatch):
+    files = _digits(tmp_path / "data", 40)
+    cache = tmp_path / "c"
+    commit = vision_cache.TempFile.commit
+
+    def lost(self, dest):  # removed between the check and the rename, as another machine's clearing can
+        os.unlink(self.path)
+        return commit(self, dest)
+
+    monkeypatch.setattr(vision_cache.TempFile, "commit", lost)
+    with pytest.warns(CacheWriteWarning, match="removed by another process"):
+        store = build_image_store(files, Resize(16), mode="L", cache_dir=cache)
+    assert store.path_ is None
+    assert [f.name for f in _entry(cache).iterdir() if f.suffix in (".json", ".npy")] == []
+
+
+def test_a_folder_reached_through_a_link_and_through_its_real_path_is_one_set_of_files(tmp_path, reads,
+                                                                                         monkeypatch):
+    monkeypatch.setattr(vision_cache, "SETTLED_S", 0)
+    real = tmp_path / "disk" / "data"
+    _digits(real, 20)
+    (tmp_path / "home").mkdir()
+    link = tmp_path / "home" / "data"
+    link.symlink_to(real, target_is_directory=True)
+    cache = tmp_path / "c"
+    first = build_image_store(sorted(link.glob("*.png")), Resize(16), mode="L", cache_dir=cache)
+    meta = first.path_.with_suffix(".json")
+    versions = {(os.stat(meta).st_ino, os.stat(meta).st_mtime_ns)}
+    reads.clear()
+    for folder in (real, link, real, link):
+        store = build_image_store(sorted(folder.glob("*.png")), Resize(16), mode="L", cache_dir=cache)
+        assert store.n_reused_ == 20 and store.path_ == first.path_
+        versions.add((os.stat(meta).st_ino, os.stat(meta).st_mtime_ns))
+    assert sum(reads.values()) == 0 and len(versions) <= 2  # its meta rewritten once at most, no file read again
+
+
+def test_a_commit_weighs_only_the_packs_it_takes_entries_from(tmp_path, monkeypatch):
+    weighed: list[str] = []
+    taken = vision_cache._taken
+
+    def weighing(cdir, pack_id, listed, left):
+        weighed.append(pack_id)
+        return taken(cdir, pack_id, listed, left)
+
+    monkeypatch.setattr(vision_cache, "_taken", weighing)
+    threes, sevens = _digits(tmp_path / "a", 20), _digits(tmp_path / "b", 20, digit="7")
+    cache = tmp_path / "c"
+    a = build_image_store(threes, Resize(16), mode="L", cache_dir=cache)
+    build_image_store(sevens, Resize(16), mode="L", cache_dir=cache)  # another data set: nothing of a's taken
+    assert weighed == []
+    build_image_store(threes + sevens[:2], Resize(16), mode="L", cache_dir=cache)  # a's images, and two more
+    assert a.path_.stem in weighed
+
+
+@pytest.mark.parametrize("system", ["posix", "nt"])
+def test_a_future_modification_time_holds_a_file_back_only_where_the_change_time_is_its_creation(monkeypatch,
+                                                                                                 system):
+    now = time.time_ns()
+    future, past = now + 3 * 24 * 3600 * 10**9, now - 3600 * 10**9
+    version = f"100:{future}:{past}:1:1"
+    monkeypatch.setattr(vision_cache.os, "name", system)
+    settled = vision_cache._settled(version, now)
+    monkeypatch.undo()
+    assert settled == (system == "posix")
+    assert vision_cache._settled(f"100:{past}:{past}:1:1", now)

@@ -51,8 +51,8 @@ import torch
 
 from pipekit.core.errors import DataError, warn
 from pipekit.data.cache import (PACK_ID, superseded, keyed_by_settings, CacheEntryError, CacheWriteWarning, PackChecksum, TempFile, atomic_write_json,
-                                cache_folder, clean_stale_temps, fingerprint, open_verified, read_json,
-                                remove_cache_folder, remove_link, signed_again, warn_rebuild, warn_unwritable)
+                                _signed_again, cache_folder, clean_stale_temps, fingerprint, lock_file, open_verified,
+                                read_json, remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.items import file_version
 from pipekit.data.probe import stage
@@ -62,11 +62,6 @@ from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.decode import ImageDecodeError, decode_bytes, read_image_file
 from pipekit.vision.presize import ItemTransform
 from pipekit.vision.sources import MemoryImage
-
-try:
-    import fcntl as _fcntl
-except ImportError:  # Windows: no advisory file locks, so concurrent builds there take none
-    _fcntl = None  # type: ignore[assignment]
 
 CACHE_VERSION = "pk-img-4"
 T = TypeVar("T")
@@ -135,9 +130,12 @@ def _settled(version: str, before_ns: int) -> bool:
     """Whether the file of ``version`` (:func:`_version`) last changed :data:`SETTLED_S` seconds or more before
     ``before_ns``, by its change time alone: only the kernel sets it, and every write (and every change of the
     modification time) sets it to now. The modification time is anyone's to set: a file unpacked from an archive made
-    on a machine whose clock ran ahead keeps one in the future, and would never count as settled."""
-    ctime = int(version.split(":")[2])
-    return ctime < before_ns - SETTLED_S * 10**9
+    on a machine whose clock ran ahead keeps one in the future, and would never count as settled. On Windows the
+    change time Python reports is the file's creation time, which a write leaves as it is: there the later of the two
+    times counts (a future modification time then holds the file back, and it is read again at each build)."""
+    _, mtime, ctime = version.split(":")[:3]
+    changed = max(int(mtime), int(ctime)) if os.name == "nt" else int(ctime)
+    return changed < before_ns - SETTLED_S * 10**9
 
 
 def _keyed_bytes(path: str | MemoryImage) -> tuple[str, bytes, str | None]:
@@ -157,8 +155,9 @@ def _pack_id(keys: list[str], config: str) -> str:
     return fingerprint("\n".join(keys), config, digest_size=12)
 
 
-#: the most bytes of files a warm build keeps in memory between hashing them and decoding them (see _build_cached)
-HELD_BYTES = 512 << 20
+#: the most bytes of files a warm build keeps in memory between hashing them and decoding them (see _build_cached):
+#: the few files no entry holds that were hashed before the build knew it writes a pack, at most one per thread
+HELD_BYTES = 64 << 20
 
 #: the items one thread task decodes (see :func:`_map_in_chunks`)
 _CHUNK = 32
@@ -188,7 +187,7 @@ class _Pack(NamedTuple):
     value_max: np.ndarray | None
     #: the version each slot's file was read at (:func:`_version`), None where not recorded
     stamps: list[str | None]
-    #: the slot of each source file (:func:`_source_name`) recorded with its version
+    #: the slot of each source file (:func:`_source_names`) recorded with its version
     slots: dict[str, int]
     #: the meta as verified, without its checksum record, and that record: what the meta is signed again from when
     #: it records other source files or versions (see :func:`_record_sources`)
@@ -207,7 +206,7 @@ def _read_meta(pack: Path) -> dict:
 
 def _recorded(meta: dict, n: int) -> tuple[list[str | None], list[str | None]] | None:
     """The ``sources`` and ``stamps`` fields of a pack's meta (``n`` images): each slot's source file
-    (:func:`_source_name`) and its version when it was read (None where not recorded). None when either is missing
+    (:func:`_source_names`) and its version when it was read (None where not recorded). None when either is missing
     or not of that form (a pack an older pipekit wrote records no versions: its files are read again)."""
     sources, stamps = meta.get("sources"), meta.get("stamps")
     if not isinstance(sources, list) or len(sources) != n or not all(s is None or isinstance(s, str) for s in sources):
@@ -345,28 +344,37 @@ def _writing(folder: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing) against other processes: one build at a time
-    commits its pack, rewrites the index and deletes unlisted packs. Where the platform or file system has no
-    ``flock`` (Windows, some network file systems), no lock is held. A link in the lock's place is removed, not
-    followed (it would make the build create the file it points to, anywhere)."""
+    commits its pack, rewrites the index and deletes unlisted packs (:func:`~pipekit.data.cache.lock_file`; a
+    clearing holds it too while it empties the entry). Where the platform or file system has no ``flock`` (Windows,
+    some network file systems), no lock is held. A link in the lock's place is removed, not followed (it would make
+    the build create the file it points to, anywhere)."""
     remove_link(path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    try:
-        if _fcntl is not None:
-            with contextlib.suppress(OSError):  # ENOLCK: the file system offers no locks
-                _fcntl.flock(fd, _fcntl.LOCK_EX)
+    with lock_file(path):
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
-def _source_name(path: str | MemoryImage) -> str | None:
-    """What a pack's meta records of where an image came from (``sources``): the file's absolute path, None for an
-    image in memory."""
-    return None if isinstance(path, MemoryImage) else os.path.abspath(path)
+def _source_names(paths: Sequence[str | MemoryImage]) -> list[str | None]:
+    """What a pack's meta records of where each image came from (``sources``): the file's path with its folder's
+    links resolved (``os.path.realpath`` of the folder, once per folder), so that a data set reached through a link
+    and through its real path is one set of files, and its meta is not rewritten at each build that reaches it the
+    other way; None for an image in memory. A file that is itself a link is recorded by its own name: resolving each
+    file took 35-50 us a file here (140-190 ms for dogscats' 4,000 files), once per folder 7-15 ms in all."""
+    folders: dict[str, str] = {}
+    out: list[str | None] = []
+    for p in paths:
+        if isinstance(p, MemoryImage):
+            out.append(None)
+            continue
+        folder, name = os.path.split(os.path.abspath(p))
+        real = folders.get(folder)
+        if real is None:
+            real = folders[folder] = os.path.realpath(folder)
+        out.append(os.path.join(real, name))
+    return out
 
 
 def _pack_sources(cdir: Path, pack_id: str) -> tuple[list[str], list[str | None]] | None:
-    """The content keys and the source files (:func:`_source_name`) of the pack ``pack_id``, from its meta; None when
+    """The content keys and the source files (:func:`_source_names`) of the pack ``pack_id``, from its meta; None when
     the meta cannot be read or records no sources (a pack an older pipekit wrote). Read to tell which of its images
     are old contents of files, never to serve pixels (that is :func:`_open_pack`'s, which checks the signature)."""
     try:
@@ -428,10 +436,10 @@ def _outdated(cdir: Path, index: dict[str, list], pack_id: str, keys: list[str],
 
 
 def _taken(cdir: Path, pack_id: str, listed: int, left: int) -> tuple[int, int]:
-    """``(taken, held)``: how many of the distinct images of pack ``pack_id`` newer packs hold, of the ``held`` it
-    holds, when ``listed`` entries of the index listed it before this build and ``left`` still do (what
-    :func:`~pipekit.data.cache.superseded` weighs). Counted from its meta's keys; when they cannot be read, from the
-    entries that listed it (what this build alone took)."""
+    """``(taken, held)``: how many of the distinct images of pack ``pack_id`` are no longer listed as its (held by
+    newer packs, or old contents of files dropped), of the ``held`` it holds, when ``listed`` entries of the index
+    listed it before this build and ``left`` still do (what :func:`~pipekit.data.cache.superseded` weighs). Counted
+    from its meta's keys; when they cannot be read, from the entries that listed it (what this build alone took)."""
     try:
         held = len(set(read_json(cdir / f"{pack_id}.json", {"keys": list})["keys"]))
     except CacheEntryError:
@@ -441,7 +449,7 @@ def _taken(cdir: Path, pack_id: str, listed: int, left: int) -> tuple[int, int]:
 
 
 def _index_pack(cdir: Path, keys: list[str], pack_id: str, sources: Sequence[str | None] = ()) -> None:
-    """List ``keys`` (read from the files ``sources``, see :func:`_source_name`) as the slots of pack ``pack_id`` in
+    """List ``keys`` (read from the files ``sources``, see :func:`_source_names`) as the slots of pack ``pack_id`` in
     ``cdir``'s index, then delete the packs no entry lists.
 
     The index is keyed by file content and shared by every data set built with these settings, so a key this build
@@ -462,14 +470,18 @@ def _index_pack(cdir: Path, keys: list[str], pack_id: str, sources: Sequence[str
     processes wrote since this build read the index stay listed unless a rule above drops them, so their packs are
     kept. Every pack is committed under the same lock, so an unlisted pack is garbage, never one about to be indexed.
     Only files named as packs (:data:`~pipekit.data.cache.PACK_ID`) are ever deleted.
+
+    Only the packs this build takes entries from (or drops entries of) are weighed, reading their meta: the entries of
+    any other pack are as the commit that last changed them left them, and that commit weighed it.
     """
     index = _read_index(cdir / "index.json", report=False)
     listed = Counter(ref[0] for ref in index.values())
     for slot, k in enumerate(keys):
         index[k] = [pack_id, slot]
-    left = Counter(ref[0] for ref in index.values())
-    gone = {pid for pid, n in listed.items() if pid != pack_id and superseded(*_taken(cdir, pid, n, left[pid]))}
     outdated = _outdated(cdir, index, pack_id, keys, sources)
+    left = Counter(ref[0] for k, ref in index.items() if k not in outdated)
+    gone = {pid for pid, n in listed.items()
+            if pid != pack_id and left[pid] < n and superseded(*_taken(cdir, pid, n, left[pid]))}
     on_disk = {f.stem for f in cdir.glob("*.npy") if PACK_ID.fullmatch(f.stem)}
     # entries of packs deleted by hand, of superseded packs, and the old contents of this build's files
     index = {k: ref for k, ref in index.items()
@@ -620,14 +632,13 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
         return _build_in_memory(paths, tfm, mode, channels, squeeze, workers, description)
 
 
-def _recorded_keys(paths: Sequence[str | MemoryImage], index: dict[str, list], cdir: Path,
+def _recorded_keys(sources: Sequence[str | None], index: dict[str, list], cdir: Path,
                    open_checked: Callable[[str, int | None, dict | None], _Pack | None], keys: list[str],
                    stamps: list[str | None]) -> None:
-    """Set ``keys[i]`` and ``stamps[i]`` of each file that a verified pack records at the version the file has now
-    (see the module docstring); the others are left empty, to be read and hashed. One ``stat`` per file. A pack is
-    opened (and so verified) only when its meta records one of these files at its present version, most listed
-    packs first, until every file is found; its meta is read once, for both."""
-    sources = [_source_name(p) for p in paths]
+    """Set ``keys[i]`` and ``stamps[i]`` of each file (``sources``, :func:`_source_names`) that a verified pack
+    records at the version the file has now (see the module docstring); the others are left empty, to be read and
+    hashed. One ``stat`` per file. A pack is opened (and so verified) only when its meta records one of these files at
+    its present version, most listed packs first, until every file is found; its meta is read once, for both."""
     now = [None if src is None else _version(src) for src in sources]
     left = [i for i, v in enumerate(now) if v is not None]
     for pid, _ in Counter(ref[0] for ref in index.values()).most_common():
@@ -654,19 +665,19 @@ def _recorded_keys(paths: Sequence[str | MemoryImage], index: dict[str, list], c
         left = still
 
 
-def _record_sources(pack: Path, hit: _Pack, paths: Sequence[str | MemoryImage], stamps: list[str | None],
+def _record_sources(pack: Path, hit: _Pack, sources: list[str | None], stamps: list[str | None],
                     root: Path) -> None:
-    """Make the meta of ``pack`` (``hit``, opened and verified, holding the images of ``paths``) record the files of
-    this build and the versions it found them at (``stamps``) when it records others: files moved or renamed with their
-    folder, reached through another path, or read when they had just changed, or by an older pipekit, which recorded no
-    version. Otherwise every later build would read and hash each file again. The pixels stay; the meta is signed
-    again from the record verified with them. Where the folder cannot be written the entry is served all the same."""
-    sources = [_source_name(p) for p in paths]
+    """Make the meta of ``pack`` (``hit``, opened and verified, holding the images of the files ``sources``, see
+    :func:`_source_names`) record these files and the versions this build found them at (``stamps``) when it records
+    others: files moved or renamed with their folder, or read when they had just changed, or by an older pipekit,
+    which recorded no version. Otherwise every later build would read and hash each file again. The pixels stay; the
+    meta is signed again from the record verified with them. Where the folder cannot be written the entry is served
+    all the same."""
     if hit.meta.get("sources") == sources and hit.meta.get("stamps") == stamps:
         return
     meta = {**hit.meta, "sources": sources, "stamps": stamps}
     with contextlib.suppress(_CacheUnwritable, OSError), _writing(root), _locked(pack.parent / "index.lock"):
-        atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": signed_again(hit.checksum, pack, meta)})
+        atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": _signed_again(hit.checksum, pack, meta)})
 
 
 def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mode: str, channels: int,
@@ -687,10 +698,16 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
     stamps: list[str | None] = [None] * len(paths)
     # the files that cannot be read or decoded, by item: the build goes on past them and names them all at the end
     broken: dict[int, ImageDecodeError] = {}
+    sources = _source_names(paths)
 
-    # The bytes hashed of each file no entry holds, kept to be decoded: a file rewritten between the hashing and the
-    # decoding would otherwise have its new pixels stored under its old content's key. Kept up to HELD_BYTES in all;
-    # a file past that is read again to be decoded, and keyed by the bytes decoded (see take).
+    # Set by the first file hashed that no entry holds: this build writes a pack, and every file not keyed yet is
+    # keyed as it is decoded, from the one read of its bytes, as in a cold build (see take). So no file's bytes wait
+    # in memory for their decoding, and a file rewritten meanwhile cannot have its new pixels stored under its old
+    # content's key.
+    writing = threading.Event()
+    # The bytes of the files no entry holds that were hashed before the build knew it writes a pack (those hashed
+    # beside the first one found, at most one per thread), kept to be decoded: up to HELD_BYTES in all. A file past
+    # that is read again to be decoded, and keyed by the bytes decoded (see take).
     held: dict[int, bytes] = {}
     room_held = [HELD_BYTES]
     holding = threading.Lock()
@@ -698,48 +715,57 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
     def key_of(i: int) -> str:
         if keys[i]:  # its version is one a verified pack records
             return keys[i]
+        if writing.is_set():  # keyed as it is decoded
+            return ""
         try:
             key, data, stamps[i] = _keyed_bytes(paths[i])
         except ImageDecodeError as e:
             broken[i] = e
             return ""
-        if key not in index and not isinstance(paths[i], MemoryImage):
-            with holding:
-                if len(data) <= room_held[0]:
-                    room_held[0] -= len(data)
-                    held[i] = data
+        if key not in index:
+            writing.set()
+            if not isinstance(paths[i], MemoryImage):
+                with holding:
+                    if len(data) <= room_held[0]:
+                        room_held[0] -= len(data)
+                        held[i] = data
         return key
 
-    # Packs opened (verified) in this build, None for those that failed: each is checked once.
+    # Packs opened (verified) in this build, None for those that failed: each is checked once, by one thread (a
+    # file keyed as it is decoded may need a pack no file keyed before it did).
     old_packs: dict[str, _Pack | None] = {}
+    opening = threading.Lock()
     # a mask's largest value as decoded is kept in the pack's meta: the stored (resized) pixels may have lost it.
     # A mask pack without it (written by an older pipekit) serves no entry: its files are decoded again.
     masks = mode == "mask"
 
     def open_checked(pid: str, n: int | None, meta: dict | None = None) -> _Pack | None:
-        if pid not in old_packs:
-            pack = cdir / f"{pid}.npy"
-            try:
-                old_packs[pid] = _open_pack(pack, config, channels, n, meta)
-            except CacheEntryError as e:
-                if pack.exists():  # not one another build's clean-up deleted while it was being opened
-                    warn_rebuild(pack, e.reason)
-                old_packs[pid] = None
-            except FileNotFoundError:  # collected as garbage, or never written by a killed build
-                old_packs[pid] = None
-        return old_packs[pid]
+        if pid in old_packs:  # opened already: no lock taken for each file
+            return old_packs[pid]
+        with opening:
+            if pid not in old_packs:
+                pack = cdir / f"{pid}.npy"
+                try:
+                    old_packs[pid] = _open_pack(pack, config, channels, n, meta)
+                except CacheEntryError as e:
+                    if pack.exists():  # not one another build's clean-up deleted while it was being opened
+                        warn_rebuild(pack, e.reason)
+                    old_packs[pid] = None
+                except FileNotFoundError:  # collected as garbage, or never written by a killed build
+                    old_packs[pid] = None
+            return old_packs[pid]
 
     if not cold:
-        _recorded_keys(paths, index, cdir, open_checked, keys, stamps)
+        _recorded_keys(sources, index, cdir, open_checked, keys, stamps)
         if not all(keys):  # the files no verified pack records at their present version are read and hashed
             with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-build") as ex:
                 keys = list(_map_in_chunks(ex, key_of, len(paths)))
     pack_id = _pack_id(keys, config)
 
-    if not cold and not broken and (cdir / f"{pack_id}.npy").exists():
+    if not cold and not broken and all(keys) and (cdir / f"{pack_id}.npy").exists():
         hit = open_checked(pack_id, len(paths))
         if hit is not None and hit.keys == keys and (hit.value_max is not None or not masks):
-            _record_sources(cdir / f"{pack_id}.npy", hit, paths, stamps, root)
+            _record_sources(cdir / f"{pack_id}.npy", hit, sources, stamps, root)
             return ImageStore(hit.pixels, hit.sizes, squeeze, n_decoded=0, n_reused=len(paths),
                               path=cdir / f"{pack_id}.npy", value_max=hit.value_max if masks else None)
 
@@ -764,8 +790,9 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
             return None
         data: bytes | None
         try:
-            if cold:
-                (keys[i], data, stamps[i]), entry = _keyed_bytes(paths[i]), None
+            if cold or not keys[i]:  # keyed by the bytes it is decoded from (a warm build's: when no entry holds them)
+                keys[i], data, stamps[i] = _keyed_bytes(paths[i])
+                entry = None if cold else old_entry(keys[i])
             else:
                 data, entry = held.pop(i, None), old_entry(keys[i])
                 if entry is None and data is None and not isinstance(paths[i], MemoryImage):
@@ -872,7 +899,6 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
         # decoded
         pack_id = _pack_id(keys, config)
         pack = cdir / f"{pack_id}.npy"
-        sources = [_source_name(p) for p in paths]
         n_decoded = int(sum(flags))
         with _writing(root):  # a clearing (by an older pipekit) may have removed the entry's folder meanwhile
             cdir.mkdir(parents=True, exist_ok=True)
@@ -886,9 +912,13 @@ def _build_cached(paths: list[str | MemoryImage], tfm: ItemTransform | None, mod
                 meta = {"orig_sizes": sizes.tolist(), "config": config, "shape": list(shape), "keys": keys,
                         "sources": sources, "stamps": stamps, **({"value_max": tops.tolist()} if masks else {})}
                 atomic_write_json(pack.with_suffix(".json"), {**meta, "checksum": checksum.result(pack, meta)})
-                with contextlib.suppress(FileNotFoundError):  # removed between the check and the rename
-                    tmp.commit(pack)
-                    committed = True
+                try:
+                    with contextlib.suppress(FileNotFoundError):  # removed between the check and the rename
+                        tmp.commit(pack)
+                        committed = True
+                finally:
+                    if not committed and not pack.exists():  # a meta with no pack would stay until a clearing
+                        pack.with_suffix(".json").unlink(missing_ok=True)
             if committed:
                 # Mapped at once: the mapping stays readable if a later build's clean-up unlinks the pack.
                 with open(pack, "rb") if reader is None else contextlib.nullcontext(reader) as f:
