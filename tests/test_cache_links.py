@@ -146,6 +146,31 @@ def test_a_linked_token_entry_folder_is_replaced_not_written_through(tmp_path, d
     assert build().from_cache_ is True
 
 
+def test_a_pack_or_token_file_replaced_by_a_link_is_not_read_through_it(tmp_path, digits, reviews):
+    # a link in a pack's place to a copy outside the cache, identical byte for byte, was opened through and served
+    cache, outside = tmp_path / "shared_cache", tmp_path / "outside"
+    outside.mkdir()
+    build_image_store(digits, Resize(32), cache_dir=cache)
+    pack = next(only_entry(cache / "images").glob("*.npy"))
+    shutil.copy(pack, outside / pack.name)
+    pack.unlink()
+    pack.symlink_to(outside / pack.name)
+    with pytest.warns(CacheRebuildWarning, match=rf"{re.escape(str(pack))}: is a link to .*link was removed"):
+        store = build_image_store(digits, Resize(32), cache_dir=cache)
+    assert store.n_decoded_ == 40 and not pack.is_symlink()
+    block = TextBlock.from_df("text", cache_dir=cache)
+    block.setup(reviews, np.arange(80))
+    ids = only_entry(cache / "text") / "ids.arrow"
+    shutil.copy(ids, outside / "ids.arrow")
+    ids.unlink()
+    ids.symlink_to(outside / "ids.arrow")
+    with pytest.warns(CacheRebuildWarning, match=rf"{re.escape(str(ids))}: is a link to "):
+        block = TextBlock.from_df("text", cache_dir=cache)
+        block.setup(reviews, np.arange(80))
+    assert block.from_cache_ is False and not ids.is_symlink()
+    assert (outside / "ids.arrow").exists() and (outside / pack.name).exists()  # what the links pointed to is kept
+
+
 def test_a_linked_index_lock_creates_nothing_where_it_points(tmp_path, digits, monkeypatch):
     cache, home = tmp_path / "cache", tmp_path / "home"
     home.mkdir()

@@ -1126,11 +1126,15 @@ def open_verified(path: Path, checksum: Any, *, header_len: int, record_len: int
     ...)``), then close it: what is mapped is what was verified, even if another file is renamed into ``path``
     meanwhile, as whoever can write the cache folder can do (verifying by name and mapping by name again would map
     that file, unverified)."""
-    try:
-        f = open(os.open(path, os.O_RDONLY | _NONBLOCK), "rb")  # returned open: the caller maps it
+    try:  # a link in the entry's place is not followed: removed, and the entry rebuilt
+        f = open(os.open(path, os.O_RDONLY | _NONBLOCK | _NOFOLLOW), "rb")  # returned open: the caller maps it
     except FileNotFoundError:
         raise CacheEntryError("the file is missing") from None
     except OSError as e:
+        if link_target(path) is not None:
+            with contextlib.suppress(OSError):  # (one that cannot be removed is named by the rebuild's write)
+                remove_link(path)
+            raise CacheEntryError("the file is a link, which pipekit does not follow in a cache") from None
         raise CacheEntryError(f"the file cannot be read ({e.strerror or e})") from None
     try:
         reason = verify_pack(path, checksum, header_len=header_len, record_len=record_len, meta=meta, file=f)
