@@ -171,6 +171,23 @@ def test_a_pack_or_token_file_replaced_by_a_link_is_not_read_through_it(tmp_path
     assert (outside / "ids.arrow").exists() and (outside / pack.name).exists()  # what the links pointed to is kept
 
 
+def test_a_named_pipe_in_the_index_locks_place_stops_neither_a_clearing_nor_a_build(tmp_path, digits):
+    # opening a planted pipe for reading waited for a writer forever: `pipekit cache clear` hung
+    cache = tmp_path / "shared_cache"
+    build_image_store(digits, Resize(32), cache_dir=cache)
+    lock = only_entry(cache / "images") / "index.lock"
+    lock.unlink()
+    os.mkfifo(lock)
+    assert pipekit.clear_cache("images", cache_dir=cache)["images"] > 0
+    assert not lock.exists()
+    build_image_store(digits, Resize(32), cache_dir=cache)
+    lock = only_entry(cache / "images") / "index.lock"
+    lock.unlink()
+    os.mkfifo(lock)
+    assert build_image_store(digits[:30], Resize(32), cache_dir=cache).n_reused_ == 30  # commits beside it
+    assert lock.is_file()
+
+
 def test_a_linked_index_lock_creates_nothing_where_it_points(tmp_path, digits, monkeypatch):
     cache, home = tmp_path / "cache", tmp_path / "home"
     home.mkdir()

@@ -412,7 +412,8 @@ def lock_file(path: Path, wait_s: float | None = None, create: bool = True) -> I
     it (a clearing removes an entry's lock file while holding it) is let go and the one now there locked instead, so
     that two processes never each hold a lock on a file of that name."""
     deadline = None if wait_s is None else time.monotonic() + wait_s
-    flags = (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | getattr(os, "O_NOFOLLOW", 0)
+    # not blocking: a named pipe planted in the lock's place would hold an open for reading forever
+    flags = (os.O_RDWR | os.O_CREAT if create else os.O_RDONLY) | getattr(os, "O_NOFOLLOW", 0) | _NONBLOCK
     while True:
         try:
             fd = os.open(path, flags, 0o666)
@@ -421,6 +422,14 @@ def lock_file(path: Path, wait_s: float | None = None, create: bool = True) -> I
                 raise
             yield True  # no lock file: no build is committing there
             return
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a pipe, a device...: no build's lock, and none to hold
+            os.close(fd)
+            if not create:
+                yield True
+                return
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # (the file pipekit makes in its place is a plain one)
+            continue
         try:
             held = _flock(fd, deadline)
             if held is not True or _is_at(fd, path):
