@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -43,6 +43,9 @@ from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options, check, check_state
 from pipekit.data.progress import ProgressMeter
+
+if TYPE_CHECKING:  # for its type only: pipekit.ensemble imports the backends
+    from pipekit.ensemble.bagged import FoldStop
 
 FRACTION = Interval(0, 1, closed="right")
 #: what GBM's own arguments set, by LightGBM's name for it: each of its names (``random_state``, ``colsample_bytree``,
@@ -392,6 +395,9 @@ class GBM(Booster):
 
     model_attr = "booster_"
     imports = ("lightgbm",)
+    #: on the fold models a ``BaggedModel`` fits in threads: its stop signal (``pipekit.ensemble.bagged.FoldStop``),
+    #: checked after each boosting round, so a bag left by Ctrl-C has its fold models end within a round
+    _fold_stop: FoldStop | None = None
     param_constraints = {
         "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
         "num_leaves": Interval(2, None, integer=True), "min_child_samples": Interval(0, None, integer=True),
@@ -564,8 +570,9 @@ class GBM(Booster):
         with _BUILDING:
             for built in (ds, *valid_sets):
                 built.construct()
-        if deadline is not None:
-            callbacks.append(_StopAt(deadline, self, best=valid is not None and bool(self.early_stopping_rounds)))
+        if deadline is not None or self._fold_stop is not None:
+            callbacks.append(_StopAt(deadline, self, best=valid is not None and bool(self.early_stopping_rounds),
+                                     stop=self._fold_stop))
         progress = _Progress(ProgressMeter(self.n_estimators, f"boosting {self.name or type(self).__name__}"))
         if progress.meter.shows:
             callbacks.append(progress)
@@ -1032,17 +1039,22 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
 
 
 class _StopAt:
-    """A LightGBM callback that ends boosting at ``deadline`` (``time.perf_counter()``), keeping the rounds done,
-    or with ``best`` the best of them on the first validation metric (as early stopping would keep them)."""
+    """A LightGBM callback that ends boosting at ``deadline`` (``time.perf_counter()``; None: no limit), keeping the
+    rounds done, or with ``best`` the best of them on the first validation metric (as early stopping would keep
+    them); and a fold model's fit, kept by no one, once its bag's ``stop`` signal is set (``GBM._fold_stop``)."""
 
-    def __init__(self, deadline: float, model: GBM, best: bool):
+    def __init__(self, deadline: float | None, model: GBM, best: bool, stop: FoldStop | None = None):
         # after LightGBM's recording (20) and early stopping (30), which ends first when both would; set on the
         # instance, as LightGBM numbers callbacks without one of their own first
         self.order = 40
-        self.deadline, self.model, self.best = deadline, model, best
+        self.deadline, self.model, self.best, self.stop = deadline, model, best, stop
         self.best_iter, self.best_score, self.best_list = 0, None, []  # type: tuple[int, float | None, list]
 
     def __call__(self, env: Any) -> None:
+        if self.stop is not None:
+            self.stop.check()
+        if self.deadline is None:
+            return
         import lightgbm as lgb
 
         results = env.evaluation_result_list or []

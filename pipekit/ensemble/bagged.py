@@ -32,8 +32,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, ClassVar
 
@@ -59,6 +60,60 @@ TIME_COL = Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a 
 
 class _OutOfTime(Exception):
     """A refit fold model ran out of its time: the refit ends and the model stays as it was."""
+
+
+class FoldStopped(Exception):
+    """Raised in a fold model's fit at its next checkpoint once its bag has stopped (:class:`FoldStop`): the fold
+    model is dropped, and no one waits for it."""
+
+
+class FoldStop:
+    """The one signal a bag's fold models, fitting in threads, stop on when the bag leaves before they are done
+    (Ctrl-C, a fold model's error, a caller that stops asking for fold models). The bag sets it as the
+    ``_fold_stop`` of each fold model whose backend can end a fit part-way, which checks it at its own checkpoint (a
+    GBM after each boosting round, a forest between the few trees it grows at a time, the tabular net before each
+    batch) and ends there with :class:`FoldStopped`: the threads end within a round, a few trees or a batch instead
+    of when their fold models would have been done. A check is one read of a flag.
+
+    >>> stop = FoldStop()
+    >>> stop.check()                       # not set: nothing happens
+    >>> stop.set(); stop.check()
+    Traceback (most recent call last):
+    ...
+    pipekit.ensemble.bagged.FoldStopped: the bag this fold model was fitted for has stopped
+    """
+
+    def __init__(self) -> None:
+        self._set = threading.Event()
+
+    def set(self) -> None:
+        self._set.set()
+
+    def check(self) -> None:
+        """Raise :class:`FoldStopped` once the signal is set."""
+        if self._set.is_set():
+            raise FoldStopped("the bag this fold model was fitted for has stopped")
+
+
+#: the longest a bag waits for its fold models in threads between two looks at Ctrl-C (seconds)
+_WAKE = 0.1
+
+
+def _when_done(futures: list[Future], then: Callable[[], Any]) -> None:
+    """Call ``then()`` once all of ``futures`` are done: at once when they are, else in the thread of the last to end."""
+    left, lock = [len(futures)], threading.Lock()
+
+    def one_done(_: Future) -> None:
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            then()
+
+    if not futures:
+        then()
+    for fut in futures:
+        fut.add_done_callback(one_done)
 
 
 def failure(error: BaseException) -> str:
@@ -433,8 +488,10 @@ class BaggedModel(Backend):
     def fit_folds(self, train: Any, time_limit: float | None = None, valid: Any = None,
                   order: Any = None) -> Iterator[float]:
         """Fit fold by fold, yielding the seconds spent each time a fold model is done (a caller with a time
-        budget may stop early: fold models not started are dropped, those running finish; the model is
-        fitted only once every fold is).
+        budget may stop early: fold models not started are dropped, those running in threads are stopped at
+        their next boosting round, few trees or batch (:class:`FoldStop`) and waited for until then; the model is
+        fitted only once every fold is). Ctrl-C reaches the caller at once: the fold models running are stopped
+        as for a caller that stops, and not waited for.
 
         ``time_limit``: seconds for all the fold models. Each fold model that can stop on time (a backend with
         a ``time_limit``: the boosters, the forests, the tabular net) gets its share of what is left when it
@@ -515,7 +572,11 @@ class BaggedModel(Backend):
         return time_ranks(time_values(train, self.time_col), n, where=f"column {self.time_col!r}")  # type: ignore[arg-type]
 
     def _fit_one(self, d: TabularData, folds: np.ndarray, fold: int, repeat: int, threads: int | None,
-                 stopped: Any = None, valid: TabularData | None = None, seconds: float | None = None) -> tuple:
+                 stopped: Any = None, valid: TabularData | None = None, seconds: float | None = None,
+                 stop: FoldStop | None = None) -> tuple:
+        """Fit fold model ``(repeat, fold)`` and predict its fold (and ``valid``). ``stop``: the bag's stop signal,
+        given to a fold model fitted in a thread; it is checked between its steps too, and the model kept is
+        left without it."""
         strata = np.unique(np.asarray(d.y), return_inverse=True)[1].ravel() if self.task == "classification" else None
         fit_idx, stop_idx, held = self.split_rows(folds, fold, repeat, strata)
         t0 = time.perf_counter()
@@ -525,6 +586,8 @@ class BaggedModel(Backend):
             m = self.fold_model(fold, repeat)
             if hasattr(m, "_quiet_time_limit"):  # the bag counts its fold models cut short (stopped_on_time_)
                 m._quiet_time_limit = True
+            if stop is not None and hasattr(m, "_fold_stop"):  # a backend that can end its fit part-way
+                m._fold_stop = stop
             if threads is not None:
                 m.set_params(n_jobs=threads)
             own = m.get_params(deep=False).get("time_limit", False)
@@ -533,11 +596,14 @@ class BaggedModel(Backend):
                 m.set_params(time_limit=share if own is None else min(own, share))
             return m
 
+        check = stop.check if stop is not None else lambda: None
         try:
             with under_bar():  # this fold model's own bars keep quiet under the bag's bar of folds (any thread)
+                check()
                 m = stopped if stopped is not None else fresh().fit(d.take(fit_idx),
                                                                     d.take(stop_idx) if len(stop_idx) else None)
                 if len(stop_idx) and (self.refit_stopped or stopped is not None):
+                    check()
                     # the rows it stopped on train it too, as long as it chose
                     rest = np.sort(np.concatenate([fit_idx, stop_idx]))
                     again = fresh().set_params(**m.stopped_params(len(rest) / len(fit_idx))).fit(d.take(rest))
@@ -546,11 +612,13 @@ class BaggedModel(Backend):
                             raise _OutOfTime  # a refit the time cuts short would be worse than the model it replaces
                     else:
                         m = again  # else the model stopped on its own rows stays
+                vars(m).pop("_fold_stop", None)  # a kept fold model fitted again later answers to no bag
                 if "processor_" not in m.unsaved:  # the bag keeps the procs, once in its file; its fold models their
                     vars(m).pop("processor_", None)  # signature (the net builds its module from them, and writes them there)
+                check()
                 t1 = time.perf_counter()
                 p, pv = m.predict(d.take(held)), None if valid is None else m.predict(valid)
-        except (_OutOfTime, MemoryError):
+        except (_OutOfTime, FoldStopped, MemoryError):
             raise
         except Exception as e:
             # the traceback alone shows neither the bag nor the fold; the error keeps its type (a caller's
@@ -570,43 +638,56 @@ class BaggedModel(Backend):
     def _run(self, d: TabularData, folds: np.ndarray, jobs: list[tuple[int, int]], stopped: list | None,
              deadline: float | None, valid: TabularData | None = None) -> Iterator[tuple[int, tuple]]:
         """``(job index, fitted fold model)`` as each is done: in this thread one at a time, else in a pool of
-        threads. A fold model is started only when the caller asks for the next one (at most ``at_once`` run),
-        so a caller that stops waits only for those already running. ``stopped``: the fold models to refit,
-        by job index. ``deadline``: each fold model gets its share of the time left to it (``fit_folds``)."""
+        threads. A fold model is started only when the caller asks for the next one (at most ``at_once`` run).
+        Left before those running are done (the caller stops asking, a fold model fails, Ctrl-C), the bag's
+        :class:`FoldStop` stops them at their next checkpoint, and the pool is shut down: a caller that stops, or an
+        error, waits for them to end there (the caller goes on, on cores they no longer take), Ctrl-C does not (it
+        reaches the caller at once). ``stopped``: the fold models to refit, by job index. ``deadline``: each fold
+        model gets its share of the time left to it (``fit_folds``)."""
         at_once, threads = self.workers()
         args = [(d, folds[r], f, r, threads, None if stopped is None else stopped[j], valid)
                 for j, (r, f) in enumerate(jobs)]
         clock = Budget(deadline, len(jobs), at_once)
-        if at_once == 1:
+        if at_once == 1:  # Ctrl-C stops the fold model fitting in this thread itself
             for j, a in enumerate(args):
                 out = self._fit_one(*a, clock.start())
                 clock.done(*out[-1])
                 yield j, out
             return
+        stop, pool, capped = FoldStop(), ThreadPoolExecutor(at_once), contextlib.ExitStack()
         # a model may need to know that copies of it fit side by side in threads (a GBM caps LightGBM's threads)
         beside = getattr(self.model, "fitting_side_by_side", None)
-        with ThreadPoolExecutor(at_once) as pool, (beside(threads) if callable(beside) else contextlib.nullcontext()):
-            waiting = iter(enumerate(args))
-            running: dict[Future, int] = {}
+        if callable(beside):
+            capped.enter_context(beside(threads))
+        waiting = iter(enumerate(args))
+        running: dict[Future, int] = {}
 
-            def start_next() -> None:
-                nxt = next(waiting, None)
-                if nxt is not None:
-                    fut = pool.submit(self._fit_one, *nxt[1], clock.start())
-                    running[fut] = nxt[0]
+        def start_next() -> None:
+            nxt = next(waiting, None)
+            if nxt is not None:
+                fut = pool.submit(self._fit_one, *nxt[1], clock.start(), stop)
+                running[fut] = nxt[0]
 
+        wait_for_them = True
+        try:
             for _ in range(at_once):
                 start_next()
-            try:
-                while running:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in sorted(done, key=running.__getitem__):
-                        clock.done(*fut.result()[-1])
-                        yield running.pop(fut), fut.result()
-                        start_next()
-            finally:
-                for fut in running:
-                    fut.cancel()
+            while running:
+                # timed: once polars' threads run, Ctrl-C may be taken by one of them, and an untimed wait then sleeps
+                # on until the fold model it waits for is done (15 s and more for a bag of GBMs)
+                done, _ = wait(running, timeout=_WAKE, return_when=FIRST_COMPLETED)
+                for fut in sorted(done, key=running.__getitem__):
+                    clock.done(*fut.result()[-1])
+                    yield running.pop(fut), fut.result()
+                    start_next()
+        except BaseException as e:
+            stop.set()
+            wait_for_them = isinstance(e, (Exception, GeneratorExit))  # not for Ctrl-C, nor an exit of the process
+            raise
+        finally:
+            pool.shutdown(wait=wait_for_them, cancel_futures=True)
+            # the fold models side by side are done once their threads have ended (Ctrl-C: after it is raised)
+            _when_done(list(running), capped.close)
 
     def _fit_folds(self, d: TabularData, stopped: list | None = None, deadline: float | None = None,
                    valid: TabularData | None = None, ranks: np.ndarray | None = None) -> Iterator[float]:

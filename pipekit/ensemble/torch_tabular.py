@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import polars as pl
@@ -23,6 +23,22 @@ from pipekit.backends.data import TabularData, as_data, check_signature, encode_
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
+
+if TYPE_CHECKING:  # for its type only
+    from pipekit.ensemble.bagged import FoldStop
+
+
+def _stopped_by(stop: FoldStop) -> Any:
+    """A callback that ends a fold net's fit before its next batch once its bag's ``stop`` signal is set: the error
+    (``FoldStopped``) leaves the fit by the Learner's own way for an error or Ctrl-C, every callback releasing what
+    it changed. Built where the net fits, as pipekit.learn is imported there."""
+    from pipekit.learn import Callback
+
+    class _BagStopped(Callback):
+        def before_batch(self) -> None:
+            stop.check()
+
+    return _BagStopped()
 
 
 def _other_loss(learn: Any) -> str | None:
@@ -84,6 +100,10 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     #: backends, since the bag counts its fold models cut short and ``fit_ensemble`` warns once for them all;
     #: a net fitted on its own warns when the time ran out before its schedule could be fitted to it
     _quiet_time_limit: bool = False
+    #: on the fold models a ``BaggedModel`` fits in threads: its stop signal (``pipekit.ensemble.bagged.FoldStop``),
+    #: checked before each batch and when the net's turn to fit comes (nets fit one at a time), so a bag left by
+    #: Ctrl-C has its fold nets end within a batch
+    _fold_stop: FoldStop | None = None
     imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
     #: the settings ``from_learner`` takes besides the net (which gives the task, layers, config and y_range)
     learner_params = ("epochs", "lr", "bs", "wd", "seed", "time_limit", "name")
@@ -249,8 +269,11 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         else:
             frame = self._frame(d)
             valid_idx = np.sort(np.random.default_rng(self.seed).choice(n, max(1, n // 10), replace=False))
+        stop = self._fold_stop
         # the net's own seed, the caller's random state left as it was (and nets fitted in threads one at a time)
         with seeded(self.seed):
+            if stop is not None:  # its bag stopped while it waited its turn
+                stop.check()
             kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
             learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx),
                                     layers=self.layers, config=model_options(self.config), y_range=self.y_range_,
@@ -258,8 +281,9 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
             _ = learn.optimizer  # built now (a process's first one imports torch's compiler): inside the time counted
             limit = None if end is None else TimeLimit(max(end - time.perf_counter(), 1e-3),
                                                        quiet=self._quiet_time_limit)
+            cbs = [cb for cb in (limit, None if stop is None else _stopped_by(stop)) if cb is not None]
             with learn.removed_cbs(ProgressCallback):  # quiet, as every backend
-                learn.fit_one_cycle(self.epochs, self.lr, cbs=limit)
+                learn.fit_one_cycle(self.epochs, self.lr, cbs=cbs)
         self.stopped_on_time_ = bool(limit is not None and limit.stopped_on_time_)
         self.model_ = learn.model.cpu().eval()
         self.emb_szs_ = [[int(e.num_embeddings), int(e.embedding_dim)] for e in self.model_.embeds]
