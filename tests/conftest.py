@@ -81,6 +81,24 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture
+def reads(monkeypatch):
+    """Each image file read from disk by the image cache, counted by path (a Counter)."""
+    from collections import Counter
+
+    import pipekit.vision.cache as vision_cache
+
+    seen: Counter[str] = Counter()
+    read = vision_cache._read_bytes
+
+    def counting(path):
+        seen[os.fspath(path)] += 1
+        return read(path)
+
+    monkeypatch.setattr(vision_cache, "_read_bytes", counting)
+    return seen
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _caches_to_tmp(tmp_path_factory):
     """PIPEKIT_CACHE and PIPEKIT_PLOTS in a temporary folder of this process (each xdist worker its own) for the whole

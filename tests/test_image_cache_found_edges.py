@@ -22,20 +22,6 @@ from pipekit.vision import Resize, build_image_store, clear_image_cache, decode_
 from pipekit.vision.sources import MemoryImage
 
 
-@pytest.fixture
-def reads(monkeypatch):
-    """Each image file read from disk by the image cache, counted by path."""
-    seen: Counter[str] = Counter()
-    read = vision_cache._read_bytes
-
-    def counting(path):
-        seen[os.fspath(path)] += 1
-        return read(path)
-
-    monkeypatch.setattr(vision_cache, "_read_bytes", counting)
-    return seen
-
-
 def _digits(folder: Path, n: int, digit: str = "3") -> list[Path]:
     """``n`` of mnist_tiny's digits copied into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import warnings
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +20,6 @@ import pipekit.datasets as D
 import pipekit.vision.cache as vision_cache
 from pipekit.data.cache import CacheRebuildWarning, atomic_write_json
 from pipekit.vision import ImageDataLoaders, Resize, build_image_store
-
-
-@pytest.fixture
-def reads(monkeypatch):
-    """Each image file read from disk by the image cache, counted by path."""
-    seen: Counter[str] = Counter()
-    read = vision_cache._read_bytes
-
-    def counting(path):
-        seen[os.fspath(path)] += 1
-        return read(path)
-
-    monkeypatch.setattr(vision_cache, "_read_bytes", counting)
-    return seen
 
 
 def test_from_folder_reads_each_file_once_then_none_on_a_warm_build(reads):
