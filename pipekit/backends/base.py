@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,6 +54,40 @@ N_JOBS = Is(lambda v: v is None or (isinstance(v, int) and not isinstance(v, boo
             "None, -1 or a positive int")
 #: a booster's ``time_limit``: seconds, or None for no limit
 TIME_LIMIT = Interval(0, None, closed="neither", none_ok=True)
+
+
+class FoldStopped(Exception):
+    """Raised in a fold model's fit at its next checkpoint once its bag has stopped (:class:`FoldStop`): the fold
+    model is dropped, and no one waits for it."""
+
+
+class FoldStop:
+    """The one signal a bag's fold models (:class:`pipekit.ensemble.BaggedModel`), fitting in threads, stop on when
+    the bag leaves before they are done (Ctrl-C, a fold model's error, a caller that stops asking for fold models).
+    The bag sets it as the
+    ``_fold_stop`` of each fold model whose backend can end a fit part-way, which checks it at its own checkpoint (a
+    GBM after each boosting round, a forest between the few trees it grows at a time, the tabular net before each
+    batch) and ends there with :class:`FoldStopped`: the threads end within a round, a few trees or a batch instead
+    of when their fold models would have been done. A check is one read of a flag.
+
+    >>> stop = FoldStop()
+    >>> stop.check()                       # not set: nothing happens
+    >>> stop.set(); stop.check()
+    Traceback (most recent call last):
+    ...
+    pipekit.backends.base.FoldStopped: the bag this fold model was fitted for has stopped
+    """
+
+    def __init__(self) -> None:
+        self._set = threading.Event()
+
+    def set(self) -> None:
+        self._set.set()
+
+    def check(self) -> None:
+        """Raise :class:`FoldStopped` once the signal is set."""
+        if self._set.is_set():
+            raise FoldStopped("the bag this fold model was fitted for has stopped")
 
 
 class Default:

@@ -19,12 +19,12 @@ from __future__ import annotations
 import copy
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, SEED, TASK, TIME_LIMIT, Backend, Contributions,
+from pipekit.backends.base import (NAME, N_JOBS, POSITIVE_INT, SEED, TASK, TIME_LIMIT, Backend, Contributions, FoldStop,
                                    cores, feature_frame, plain, threads, written)
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
@@ -32,8 +32,6 @@ from pipekit.core.errors import ExportError, ParameterError
 from pipekit.core.validate import Interval, Is, Options
 from pipekit.metrics import get_metric
 
-if TYPE_CHECKING:  # for its type only: pipekit.ensemble imports the backends
-    from pipekit.ensemble.bagged import FoldStop
 
 
 def _is_int(v: Any) -> bool:
@@ -146,7 +144,7 @@ class RandomForest(Backend):
         "params.min_impurity_decrease": 0.0, "params.bootstrap": True, "params.class_weight": None}
     #: scikit-learn's trees split on float32 values whatever they are given: a float64 matrix would only be copied
     matrix_dtype = np.float32
-    #: on the fold models a ``BaggedModel`` fits in threads: its stop signal (``pipekit.ensemble.bagged.FoldStop``),
+    #: on the fold models a ``BaggedModel`` fits in threads: its stop signal (``pipekit.backends.base.FoldStop``),
     #: checked between the few trees grown at a time (:meth:`_grow`), so a bag left by Ctrl-C has its fold models
     #: end within about ``STOP_EVERY`` seconds
     _fold_stop: FoldStop | None = None

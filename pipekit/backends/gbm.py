@@ -26,14 +26,14 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, SEED, TASK, TIME_LIMIT, Booster, Contributions,
-                                   DefaultFloat, DefaultInt, check_valid_split, feature_frame, kept_rounds, plain,
-                                   threads, written)
+from pipekit.backends.base import (NAME, N_JOBS, POSITIVE_INT, SEED, TASK, TIME_LIMIT, Booster, Contributions,
+                                   DefaultFloat, DefaultInt, FoldStop, check_valid_split, feature_frame, kept_rounds,
+                                   plain, threads, written)
 from pipekit.backends.booster_files import (_METRICS, LIGHTGBM_FILE_PARAMS, LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES,
                                             check_lightgbm_file_params, check_params_to_save, lightgbm_names,
                                             monotone_values)
@@ -44,8 +44,6 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options, check, check_state
 from pipekit.data.progress import ProgressMeter
 
-if TYPE_CHECKING:  # for its type only: pipekit.ensemble imports the backends
-    from pipekit.ensemble.bagged import FoldStop
 
 FRACTION = Interval(0, 1, closed="right")
 #: what GBM's own arguments set, by LightGBM's name for it: each of its names (``random_state``, ``colsample_bytree``,
@@ -395,7 +393,7 @@ class GBM(Booster):
 
     model_attr = "booster_"
     imports = ("lightgbm",)
-    #: on the fold models a ``BaggedModel`` fits in threads: its stop signal (``pipekit.ensemble.bagged.FoldStop``),
+    #: on the fold models a ``BaggedModel`` fits in threads: its stop signal (``pipekit.backends.base.FoldStop``),
     #: checked after each boosting round, so a bag left by Ctrl-C has its fold models end within a round
     _fold_stop: FoldStop | None = None
     param_constraints = {

@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TIME_LIMIT, Backend, Model, check_valid_split, cores,
-                                   differing_column)
+from pipekit.backends.base import (NAME, N_JOBS, POSITIVE_INT, TIME_LIMIT, Backend, FoldStop, FoldStopped, Model,
+                                   check_valid_split, cores, differing_column)
 from pipekit.backends.data import TabularData, as_data, row_hashes, rows_signature
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ExportError, ParameterError
@@ -60,39 +60,6 @@ TIME_COL = Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a 
 
 class _OutOfTime(Exception):
     """A refit fold model ran out of its time: the refit ends and the model stays as it was."""
-
-
-class FoldStopped(Exception):
-    """Raised in a fold model's fit at its next checkpoint once its bag has stopped (:class:`FoldStop`): the fold
-    model is dropped, and no one waits for it."""
-
-
-class FoldStop:
-    """The one signal a bag's fold models, fitting in threads, stop on when the bag leaves before they are done
-    (Ctrl-C, a fold model's error, a caller that stops asking for fold models). The bag sets it as the
-    ``_fold_stop`` of each fold model whose backend can end a fit part-way, which checks it at its own checkpoint (a
-    GBM after each boosting round, a forest between the few trees it grows at a time, the tabular net before each
-    batch) and ends there with :class:`FoldStopped`: the threads end within a round, a few trees or a batch instead
-    of when their fold models would have been done. A check is one read of a flag.
-
-    >>> stop = FoldStop()
-    >>> stop.check()                       # not set: nothing happens
-    >>> stop.set(); stop.check()
-    Traceback (most recent call last):
-    ...
-    pipekit.ensemble.bagged.FoldStopped: the bag this fold model was fitted for has stopped
-    """
-
-    def __init__(self) -> None:
-        self._set = threading.Event()
-
-    def set(self) -> None:
-        self._set.set()
-
-    def check(self) -> None:
-        """Raise :class:`FoldStopped` once the signal is set."""
-        if self._set.is_set():
-            raise FoldStopped("the bag this fold model was fitted for has stopped")
 
 
 #: the longest a bag waits for its fold models in threads between two looks at Ctrl-C (seconds)

@@ -13,19 +13,17 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, check_valid_split
+from pipekit.backends.base import (NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, FoldStop, check_valid_split)
 from pipekit.backends.data import TabularData, as_data, check_signature, encode_y, procs_signature
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
 
-if TYPE_CHECKING:  # for its type only
-    from pipekit.ensemble.bagged import FoldStop
 
 
 def _stopped_by(stop: FoldStop) -> Any:
@@ -100,7 +98,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     #: backends, since the bag counts its fold models cut short and ``fit_ensemble`` warns once for them all;
     #: a net fitted on its own warns when the time ran out before its schedule could be fitted to it
     _quiet_time_limit: bool = False
-    #: on the fold models a ``BaggedModel`` fits in threads: its stop signal (``pipekit.ensemble.bagged.FoldStop``),
+    #: on the fold models a ``BaggedModel`` fits in threads: its stop signal (``pipekit.backends.base.FoldStop``),
     #: checked before each batch and when the net's turn to fit comes (nets fit one at a time), so a bag left by
     #: Ctrl-C has its fold nets end within a batch
     _fold_stop: FoldStop | None = None
