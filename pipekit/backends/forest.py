@@ -33,7 +33,6 @@ from pipekit.core.validate import Interval, Is, Options
 from pipekit.metrics import get_metric
 
 
-
 def _is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 

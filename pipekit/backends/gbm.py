@@ -44,7 +44,6 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Is, Options, check, check_state
 from pipekit.data.progress import ProgressMeter
 
-
 FRACTION = Interval(0, 1, closed="right")
 #: what GBM's own arguments set, by LightGBM's name for it: each of its names (``random_state``, ``colsample_bytree``,
 #: ``num_boost_round``, ``min_data_in_leaf``, ...) given to GBM sets the argument, so a model has one spelling

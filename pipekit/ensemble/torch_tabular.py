@@ -18,12 +18,11 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import (NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, FoldStop, check_valid_split)
+from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend, FoldStop, check_valid_split
 from pipekit.backends.data import TabularData, as_data, check_signature, encode_y, procs_signature
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
-
 
 
 def _stopped_by(stop: FoldStop) -> Any:
