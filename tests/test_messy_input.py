@@ -1,5 +1,6 @@
 """Messy input read as pandas and fastai read it, or refused naming the line, the column or the fix: blank lines in a
 CSV, a line with too many fields, a mistyped column name, a label only the validation items have."""
+import gzip
 import re
 import shutil
 import warnings
@@ -185,7 +186,7 @@ def test_a_long_line_is_refused_by_the_lazy_readers_whichever_columns_they_read(
 
 
 # 3. mistyped column names
-def test_a_mistyped_column_name_is_matched_to_the_close_one_at_every_entry_point():
+def test_a_mistyped_column_name_is_matched_to_the_close_one_at_every_entry_point(tmp_path):
     df = pl.read_csv(ADULT, n_rows=300)
     adult = dict(y_names="salary", cat_names=["workclass"], cont_names=["age"])
     with pytest.raises(DataError, match=r"\['workclas'\] listed in cat_names are not in the data; did you mean "
@@ -197,6 +198,12 @@ def test_a_mistyped_column_name_is_matched_to_the_close_one_at_every_entry_point
                                                 r"'age'\?"):
         DataBlock(blocks=(RegressionBlock, RegressionBlock), get_x=ColReader("agee"),
                   get_y=ColReader("fnlwgt")).datasets(df)
+    gz = tmp_path / "adult.csv.gz"  # a table a DataBlock takes as one file: the message says how to read it
+    gz.write_bytes(gzip.compress(df.write_csv().encode()))
+    with pytest.raises(PipelineStepError, match=r"the columns are \['path'\] \(the source .*adult\.csv\.gz is one file "
+                                                r"to a DataBlock.*pl\.read_csv\(path\) and pass the frame"):
+        DataBlock(blocks=(RegressionBlock, RegressionBlock), get_x=ColReader("age"),
+                  get_y=ColReader("fnlwgt")).datasets(gz)
     texts = pl.read_csv(D.path("imdb_sample") / "texts.csv", n_rows=50)
     with pytest.raises(ParameterError, match=r"text_col='txt' is not a column; did you mean 'text'\?"):
         TextDataLoaders.from_df(texts, text_col="txt", label_col="label")

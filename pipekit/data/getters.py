@@ -21,6 +21,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.registry import register
 from pipekit.core.validate import Is, Options, check, unknown_names
+from pipekit.data.items import table_kind
 from pipekit.data.lists import L
 
 #: the image formats pipekit decodes; other files whose extension says image (.heic, .svg) are named when left out
@@ -455,7 +456,7 @@ class ColReader(Getter):
         missing = [c for c in names if c not in items.columns]
         if missing:
             raise DataError(f"ColReader: column(s) {missing} not in the items; "
-                            f"{unknown_names(missing, items.columns)}")
+                            f"{unknown_names(missing, items.columns)}{_one_packed_table(items)}")
         if isinstance(self.cols, list) and len(self.cols) > 1:
             return items.select(pl.struct(names).alias("_".join(names))).to_series()
         s = items[names[0]]
@@ -465,6 +466,19 @@ class ColReader(Getter):
         if self.label_delim is not None:
             s = s.cast(pl.Utf8).str.split(self.label_delim).list.eval(pl.element().filter(pl.element() != ""))
         return s
+
+
+def _one_packed_table(items: pl.DataFrame) -> str:
+    """What to do where the items are one path to a table a DataBlock does not read as a table (a ``.csv.gz``, a
+    ``.zip``, a ``.txt``: one file item there), for ColReader's message; empty otherwise."""
+    if items.columns != ["path"] or items.height != 1:
+        return ""
+    path = str(items["path"][0])
+    if table_kind(path) != "packed":
+        return ""
+    return (f" (the source {path} is one file to a DataBlock, which reads .csv, .tsv, Parquet and Arrow files as "
+            "tables: read it with pl.read_csv(path) and pass the frame, or use Tabular / "
+            "TabularDataLoaders.from_csv, which read it)")
 
 
 def _holds_any(folder: str, suffixes: set[str]) -> bool:
