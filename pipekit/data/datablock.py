@@ -31,7 +31,8 @@ from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, called_o
                                   is_item_getter, item_at, iter_items, rows_column)
 from pipekit.data.items import names_files, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
-from pipekit.data.splitters import GrandparentSplitter, RandomSplitter, Splitter, check_disjoint, row_index
+from pipekit.data.splitters import (GrandparentSplitter, RandomSplitter, Splitter, check_disjoint, left_out_message,
+                                    row_index)
 from pipekit.data.store import OUTSIDE_LOADER, ListStore, gathering
 from pipekit.data.transform import (_VALUE_TYPES, BatchPipeline, BatchTransform, FuncTransform, Transform, as_list,
                                     as_transform, grouped_batch_tfms, written_for_items)
@@ -1216,19 +1217,6 @@ def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
         placed[left] = False
         items, train, valid = items[keep], remap[train], remap[valid]
     return items, train, valid, placed
-
-
-def left_out_message(n_left: int, n: int, first: str, fix: str, unit: str = "item") -> str:
-    """The warning for a split that places ``n_left`` of ``n`` items (a Tabular's rows: ``unit="row"``) in neither
-    the training nor the validation set, which are left out: ``first`` shows the first of them, ``fix`` says how to
-    leave them out without the warning; placing every item is the other way.
-
-    >>> left_out_message(5, 20, "row 10", "give only the rows to split", unit="row")[:72]
-    '5 of 20 rows are in neither the training nor the validation set and are '
-    """
-    return (f"{n_left} of {n} {unit}s are in neither the training nor the validation set and are left out "
-            f"(first: {first}); to leave them out without this warning, {fix}, or use a splitter that places every "
-            f"{unit}")
 
 
 def _nested_in_split_folders(items: pl.DataFrame, left: np.ndarray, splitter: Any) -> str | None:

@@ -25,7 +25,7 @@ from pipekit.data.getters import item_at
 from pipekit.data.lists import fastuple
 from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device, loader_seed,
                                  recipe_item_tfms, stack_items, table_attribute)
-from pipekit.data.splitters import check_disjoint, row_index
+from pipekit.data.splitters import check_disjoint, left_out_message, row_index
 from pipekit.data.store import ListStore, gathering
 from pipekit.data.transform import (BatchPipeline, BatchTransform, Pipeline, as_list, depends_on_split, encode_items,
                                     grouped_batch_tfms, runs_on_split)
@@ -590,10 +590,10 @@ def _left_out_of_splits(items: Any, splits: Sequence[np.ndarray], who: str) -> t
     if len(kept) == n:
         return None, None
     left = np.setdiff1d(np.arange(n), kept)
-    warn(f"{who}: {len(left)} of {n} items are in neither the training nor the validation set and are left out "
-         f"of its train and valid subsets and their loaders (first: item {int(left[0])}, "
-         f"{_item(_one(items, int(left[0])))!r:.80}); to leave them out without this warning, give only the items "
-         "to split, or splits=[train_idx, valid_idx] that place every item")
+    first = f"item {int(left[0])}, {_item(_one(items, int(left[0])))!r:.80}"
+    warn(f"{who}: " + left_out_message(len(left), n, first, "give only the items to split",
+                                       where=" of its train and valid subsets and their loaders",
+                                       place="splits=[train_idx, valid_idx] that place every item"))
     row = np.full(n, -1, dtype=np.int64)
     row[kept] = np.arange(len(kept))
     return kept, row

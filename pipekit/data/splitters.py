@@ -57,6 +57,22 @@ class Splitter(Component):
         return np.asarray(train, dtype=np.int64), np.asarray(valid, dtype=np.int64)
 
 
+def left_out_message(n_left: int, n: int, first: str, fix: str, unit: str = "item", where: str = "",
+                     place: str | None = None) -> str:
+    """The warning for a split that places ``n_left`` of ``n`` items (a Tabular's rows: ``unit="row"``) in neither
+    the training nor the validation set, which are left out (``where``: of what, where it is not the whole of what is
+    built): ``first`` shows the first of them, ``fix`` says how to leave them out without the warning, and ``place``
+    the other way, placing every item (default: a splitter that does). A DataBlock, a Tabular and the mid-level
+    Datasets and TfmdLists say it.
+
+    >>> left_out_message(5, 20, "row 10", "give only the rows to split", unit="row")[:72]
+    '5 of 20 rows are in neither the training nor the validation set and are '
+    """
+    place = f"use a splitter that places every {unit}" if place is None else place
+    return (f"{n_left} of {n} {unit}s are in neither the training nor the validation set and are left out{where} "
+            f"(first: {first}); to leave them out without this warning, {fix}, or {place}")
+
+
 def _mask_split(valid_mask: np.ndarray) -> Split:
     valid_mask = np.asarray(valid_mask, dtype=bool)
     return np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)

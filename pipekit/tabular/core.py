@@ -28,14 +28,13 @@ from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas,
                                    past_float32, unknown_names)
-from pipekit.data.datablock import left_out_message
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, as_enums, check_table_nesting, check_unique_columns,
                                 csv_names, csv_source, file_version, header_fields, missing_markers_to_null,
                                 pandas_header_names, parquet_files, parquet_ordered_categories, read_csv,
                                 read_packed_csv, scan_csv_whole_lines, skip_blank_lines, strip_header_spaces,
                                 strip_initial_spaces, table_error, table_formats, table_kind, to_items,
                                 wide_encoding_error, without_polars_context)
-from pipekit.data.splitters import Splitter, TimeSplitter, row_index
+from pipekit.data.splitters import Splitter, TimeSplitter, left_out_message, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
 from pipekit.tabular.procs import (DEFAULT_PROCS, Categorify, FillMissing, Normalize, Procs, TabularProc,
