@@ -217,3 +217,57 @@ def test_a_loaded_tabular_model_has_the_exported_weights(tabular_export):
     own = learn.model.state_dict()
     assert sorted(own) == sorted(stored)
     assert all(torch.equal(own[k], stored[k].to(own[k].dtype)) for k in own)
+
+
+@pytest.fixture
+def filter_swaps(monkeypatch):
+    """The pipekit source files that entered ``warnings.catch_warnings`` (which swaps the process's filter list,
+    shared by every thread: a thread of scikit-learn's saving it meanwhile puts the block's filter back for good)."""
+    import os
+    import sys
+
+    entered: list[str] = []
+    package = os.path.dirname(pipekit.__file__)
+    enter = warnings.catch_warnings.__enter__
+
+    def spy(self):
+        caller = sys._getframe(1).f_code.co_filename
+        if caller.startswith(package):
+            entered.append(os.path.relpath(caller, package))
+        return enter(self)
+
+    monkeypatch.setattr(warnings.catch_warnings, "__enter__", spy)
+    return entered
+
+
+def test_metrics_and_forest_contributions_leave_the_warning_filters_alone(filter_swaps, adult_1500):
+    """Scores that scikit-learn warns of on the way (the weighted one-vs-rest ROC-AUC of targets missing a class, the
+    log loss of a float32 softmax, a forest fitted on named columns read from arrays) are scikit-learn's numbers,
+    with no warning shown and no filter swapped in: these run per epoch and in a bag's fold threads."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from pipekit.inspection import contributions
+    from pipekit.metrics import LogLoss, RocAuc
+
+    rng = np.random.default_rng(0)
+    p = rng.random((80, 4))
+    p /= p.sum(1, keepdims=True)
+    y, w = rng.integers(0, 3, 80), rng.random(80)  # class 3 has no item
+    probs = torch.softmax(torch.randn(80, 4, generator=torch.Generator().manual_seed(0)), 1).numpy().astype(float)
+    pdf = adult_1500.select("age", "fnlwgt", "education-num", "hours-per-week").to_pandas().astype(float)
+    forest = RandomForestClassifier(10, random_state=0, n_jobs=2).fit(pdf, adult_1500["salary"].to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [roc_auc_score(y, p, average="weighted", multi_class="ovr", labels=np.arange(4)),
+                    roc_auc_score(y, p, average="weighted", multi_class="ovr", labels=np.arange(4), sample_weight=w),
+                    log_loss(y, probs, labels=np.arange(4))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = [RocAuc(average="weighted").compute(y, p), RocAuc(average="weighted", sample_weight=w).compute(y, p),
+               LogLoss().compute(y, probs)]
+        c = contributions(forest, pdf.head(200))
+    assert got[:2] == pytest.approx(expected[:2], rel=1e-12) and got[2] == pytest.approx(expected[2], rel=1e-6)
+    assert np.abs(c.bias + c.values.sum(1) - forest.predict_proba(pdf.head(200))).max() < 1e-12
+    assert forest.n_jobs == 2
+    assert filter_swaps == []

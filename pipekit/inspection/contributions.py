@@ -35,7 +35,6 @@ The book's scikit-learn forest, fitted on a pandas frame, explained on the first
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -99,9 +98,7 @@ def contributions(model: Any, data: Any) -> Contributions:
         return model.contributions(data)
     elif _is_sklearn_trees(model):
         forest, data = _as_forest(model, data)
-        with warnings.catch_warnings():  # the columns were matched to the model's by name, its trees read arrays
-            warnings.filterwarnings("ignore", message="X does not have valid feature names")
-            return forest.contributions(data)
+        return forest.contributions(data)
     else:
         outside = "" if isinstance(model, Model) else (
             " (of scikit-learn estimators only forests and trees are read: RandomForest/ExtraTrees Regressor or "
@@ -143,18 +140,41 @@ def _is_sklearn_trees(model: Any) -> bool:
     return type(model).__module__.split(".")[0] == "sklearn" and isinstance(model, _sklearn_tree_types())
 
 
-class _OneTree:
-    """A fitted scikit-learn tree as a forest of that one tree (what the forest backend reads: ``estimators_``,
-    ``n_jobs``, ``predict`` / ``predict_proba``): the mean over one tree is the tree."""
+class _Read:
+    """A fitted scikit-learn forest or tree as the forest backend reads it (``estimators_``, ``n_jobs``,
+    ``predict`` / ``predict_proba`` of the rows as an array): a tree is a forest of that one tree (the mean over one
+    tree is the tree), and a model fitted on named columns is given its rows under those names, which the
+    backend matched by name before (no warning of arrays without names, and no filter of the process's warnings
+    changed, which other threads share)."""
 
-    def __init__(self, tree: Any) -> None:
-        self.estimators_, self.n_jobs, self.tree = [tree], 1, tree
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.single = not hasattr(model, "n_estimators")
+        self.estimators_ = [model] if self.single else model.estimators_
+        names = getattr(model, "feature_names_in_", None)
+        self.names = None if names is None else list(names)
+
+    @property
+    def n_jobs(self) -> Any:
+        return 1 if self.single else self.model.n_jobs
+
+    @n_jobs.setter
+    def n_jobs(self, value: Any) -> None:  # the backend predicts in its own threads, each tree in order
+        if not self.single:
+            self.model.n_jobs = value
+
+    def _rows(self, X: np.ndarray) -> Any:
+        if self.names is None:
+            return X
+        import pandas as pd
+
+        return pd.DataFrame(X, columns=self.names, copy=False)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.tree.predict(X)
+        return self.model.predict(self._rows(X))
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.tree.predict_proba(X)
+        return self.model.predict_proba(self._rows(X))
 
 
 def _as_forest(model: Any, data: Any) -> tuple[Any, Any]:
@@ -195,7 +215,7 @@ def _as_forest(model: Any, data: Any) -> tuple[Any, Any]:
     task = "classification" if is_classifier(model) else "regression"
     forest = (ExtraTrees if "ExtraTree" in name else RandomForest)(
         task, n_estimators=1 if single else len(model.estimators_), n_jobs=None, name=name)
-    forest.model_ = _OneTree(model) if single else model
+    forest.model_ = _Read(model)
     forest.feature_names_ = [str(c) for c in names]
     forest.cat_features_, forest.procs_signature_ = [], None
     if task == "classification":

@@ -3,7 +3,6 @@ or softmax probabilities) against class indices."""
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -548,11 +547,16 @@ class RocAuc(ArrayMetric):
                                  f"curve, and this model has {y_pred.shape[1]} classes: leave max_fpr=None, or score a "
                                  "two-class model")
         missing = self._refuse_undefined(y_true, y_pred.shape[1])
-        with warnings.catch_warnings():
-            if missing and self.average == "weighted":  # a class with no item weighs 0 in the average over the rest
-                warnings.filterwarnings("ignore", message="Only one class is present in y_true")
-            return roc_auc_score(y_true, y_pred, average=self.average, multi_class=self.multi_class,
-                                 labels=np.arange(y_pred.shape[1]), **weights)
+        if missing and (self.multi_class, self.average) == ("ovr", "weighted"):
+            # a class with no item weighs 0 in the average over the rest: scikit-learn's own sum, over the classes
+            # present (it scores the others NaN, with a warning, and weighs them 0)
+            y = np.asarray(y_true).astype(np.int64)
+            w = np.ones(len(y)) if not weights else np.asarray(weights["sample_weight"], dtype=np.float64)
+            present = np.setdiff1d(np.arange(y_pred.shape[1]), missing)
+            scores = [roc_auc_score(y == c, y_pred[:, c], **weights) for c in present]
+            return float(np.average(scores, weights=[w[y == c].sum() for c in present]))
+        return roc_auc_score(y_true, y_pred, average=self.average, multi_class=self.multi_class,
+                             labels=np.arange(y_pred.shape[1]), **weights)
 
     def _refuse_undefined(self, y_true: np.ndarray, n_classes: int) -> list[int]:
         """Refuse targets of several classes whose score is undefined (scikit-learn's NaN, which would pass as a
@@ -725,11 +729,12 @@ class LogLoss(ArrayMetric):
         from sklearn.metrics import log_loss as sk_log_loss
 
         labels = np.arange(y_pred.shape[1]) if y_pred.ndim == 2 else np.arange(2)
-        with warnings.catch_warnings():
-            if y_pred.ndim == 2 and np.allclose(y_pred.sum(1), 1.0, rtol=0, atol=1e-5):
-                # probabilities computed in float32 (a net's softmax) sum to 1 only within its precision
-                warnings.filterwarnings("ignore", message="The y_prob values do not sum to one")
-            return float(sk_log_loss(np.asarray(y_true, dtype=np.int64), y_pred, labels=labels))
+        if y_pred.ndim == 2 and np.allclose(y_pred.sum(1), 1.0, rtol=0, atol=1e-5):
+            # probabilities computed in float32 (a net's softmax) sum to 1 only within its precision, which
+            # scikit-learn warns of in float64: they are made to sum to 1 there
+            y_pred = np.asarray(y_pred, dtype=np.float64)
+            y_pred = y_pred / y_pred.sum(1, keepdims=True)
+        return float(sk_log_loss(np.asarray(y_true, dtype=np.int64), y_pred, labels=labels))
 
 
 accuracy, error_rate, log_loss, roc_auc = Accuracy(), ErrorRate(), LogLoss(), RocAuc()
