@@ -661,3 +661,25 @@ def test_save_model_with_no_finite_value_keeps_the_last_weights_and_says_so(adul
     final = learn.model.state_dict()
     assert all(torch.equal(snaps[-1][k], final[k]) for k in final)
     assert not all(torch.equal(snaps[0][k], final[k]) for k in final)
+
+
+def test_a_recorder_given_to_one_fit_is_learn_recorder_after_it(dls):
+    """``learn.fit(1, cbs=Recorder(train_metrics=True))``: the record read from ``learn.recorder`` afterwards is that
+    fit's (with its training metrics), not the previous fit's, and agrees with ``final_record``; a Recorder given to
+    validate scores that pass (it raised "no targets") and the fit's record stays."""
+    from pipekit.learn import Recorder
+
+    learn = learner(dls)
+    learn.fit(1, 1e-3)
+    first = learn.recorder
+    given = Recorder(train_metrics=True)
+    learn.fit(1, 1e-3, cbs=given)
+    assert learn.recorder is given and first not in learn.cbs
+    assert sum(isinstance(c, Recorder) for c in learn.cbs) == 1
+    assert learn.recorder.metric_names == ["epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
+                                           "time"]
+    assert learn.recorder.values[-1] == pytest.approx(list(learn.final_record))
+    learn.fine_tune(1, 1e-3, freeze_epochs=1, cbs=given)  # one Recorder over both fits
+    assert learn.recorder is given and len(given.values) == 1
+    assert learn.validate(cbs=Recorder()) == pytest.approx(learn.validate())  # the given one's row, same numbers
+    assert learn.recorder is given

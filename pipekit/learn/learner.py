@@ -444,16 +444,20 @@ class Learner:
         return self
 
     @contextlib.contextmanager
-    def added_cbs(self, cbs: Cbs) -> Iterator[Learner]:
-        """Callbacks present only inside the ``with`` block; those the learner already has stay after it."""
+    def added_cbs(self, cbs: Cbs, fit: bool = False) -> Iterator[Learner]:
+        """Callbacks present only inside the ``with`` block; those the learner already has stay after it, and so
+        does, around a fit (``fit=True``), a unique one that is ``kept_after_fit`` (a Recorder given to a fit holds
+        that fit's record), in place of the learner's of its kind."""
         given = [c() if isinstance(c, type) else c for c in as_list(cbs)]
         added = [c for c in given if not any(c is o for o in self.cbs)]
-        replaced = [o for o in self.cbs if any(c.unique and o.unique_kind is c.unique_kind for c in added)]
+        kept = [c for c in added if fit and c.unique and c.kept_after_fit]
+        replaced = [o for o in self.cbs if any(c.unique and o.unique_kind is c.unique_kind for c in added)
+                    and not any(o.unique_kind is k.unique_kind for k in kept)]
         self.add_cbs(added)
         try:
             yield self
         finally:
-            self.remove_cbs(added)
+            self.remove_cbs([c for c in added if not any(c is k for k in kept)])
             self.add_cbs([o for o in replaced if not any(o is c for c in self.cbs)])
 
     @contextlib.contextmanager
@@ -781,7 +785,7 @@ class Learner:
             raise DataError(f"fit: the training loader gives no batch ({len(self.dls.train.dataset)} items"
                             f"{'' if not getattr(self.dls.train, 'drop_last', False) else ', drop_last=True'}, "
                             f"bs={getattr(self.dls.train, 'bs', '?')}); lower bs or pass drop_last=False")
-        with self._lock, self.added_cbs(cbs):  # a call from another thread waits for the fit to end
+        with self._lock, self.added_cbs(cbs, fit=True):  # a call from another thread waits for the fit to end
             opt = self.create_opt() if reset_opt else self.optimizer
             resume_frozen, opt.resume_frozen_to = opt.resume_frozen_to, None
             if start_epoch > 0 and resume_frozen is not None:  # resuming learn.load's checkpoint: train what it trained
@@ -1030,9 +1034,15 @@ class Learner:
         with self._lock:  # the pass and the row it records, whole, before another thread's call
             dl = self._get_dl(ds_idx, dl)
             self.training = False
-            self.recorder.metrics = list(self.metrics)
-            self.validation_pass(lambda: self._do_validate(dl), cbs, bar="validate")
-            row = self.recorder.valid_row()
+            held: list[Any] = []
+
+            def run() -> None:  # the Recorder of the pass (one given in cbs holds its row)
+                held.append(self.recorder)
+                self.recorder.metrics = list(self.metrics)
+                self._do_validate(dl)
+
+            self.validation_pass(run, cbs, bar="validate")
+            row = held[0].valid_row()
         if row and row[0] is None and len(dl):  # batches, and no loss: they carried no targets
             raise DataError("validate: this loader carries no targets to score the predictions against; read "
                             "labelled items with dls.test_dl(items, with_labels=True), or get predictions only with "

@@ -253,8 +253,12 @@ class Callback(Component):
     #: True: the fit and epoch events (before_fit, before_epoch, after_epoch, after_fit and their cancels) reach this
     #: callback in fits only, not in the validation-only passes of validate and get_preds
     fit_only: ClassVar[bool] = False
-    #: one per learner: adding another replaces it (a fit's ``cbs=`` replaces it for that fit only)
+    #: one per learner: adding another replaces it (a fit's ``cbs=`` replaces it for that fit only, unless
+    #: ``kept_after_fit``)
     unique: ClassVar[bool] = False
+    #: a unique callback given to one fit (``fit(cbs=...)``) stays after it in the place of the one it replaced: what
+    #: it holds is that fit's (the Recorder, read as ``learn.recorder``)
+    kept_after_fit: ClassVar[bool] = False
     #: callbacks (a class, a callback name, or a list of them) this one runs before / after, whatever the orders
     run_before: ClassVar[Any] = None
     run_after: ClassVar[Any] = None

@@ -171,12 +171,16 @@ class Recorder(Callback):
     >>> learn.recorder.value("train_accuracy") > 0.5
     True
 
+    A Recorder given to one fit (``learn.fit(1, cbs=Recorder(train_metrics=True))``) is ``learn.recorder`` after it,
+    in place of the one it replaced, so the record read after a fit is always that fit's.
+
     The smoothing's running state (``ema_``, ``n_smoothed_``) continues across a resumed fit. ``learn.validate()``,
     ``get_preds`` and ``predict`` leave all of this as the last fit left it.
     """
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     unique = True  # one per learner: another replaces it
+    kept_after_fit = True  # learn.fit(..., cbs=Recorder(...)): learn.recorder is then that fit's record
 
     order = 50
     #: what a fit records against its training batches (``lrs``, ``moms`` and ``losses`` one per batch, each
