@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +23,11 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
-from pipekit.core.component import param_names
+from pipekit.core.component import param_names, to_data
 from pipekit.core.errors import DataError, ParameterError, PipekitError
 from pipekit.core.validate import BOOL, Interval, Is, Options, check, unknown_names
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.cache import cache_folder, keyed_by_settings, warn_rebuild
+from pipekit.data.cache import cache_folder, fingerprint, keyed_by_settings, warn_rebuild
 from pipekit.text.hf_tokenizer import HFTokenizer
 from pipekit.text.loaders import LMDataLoader, SortedDataLoader
 from pipekit.text.numericalize import Numericalize
@@ -77,6 +78,17 @@ def _fastai_block_args(who: str, kwargs: dict[str, Any], backwards: Any, rules: 
     return kwargs
 
 
+def _copy_fitted(tok: Tokenizer) -> Tokenizer:
+    """A copy of ``tok`` with what its setup learned (a subword model), or an unfitted copy of an unfitted one: the
+    block sets up and encodes with its own copy, so the tokenizer given is never changed. A base tokenizer (the
+    book's ``SubwordTokenizer()``) is copied unfitted: the block puts the rules on top with ``Tokenizer(tok)``, which
+    trains a model of its own on the words the rules give (a model of raw chunks would not fit them)."""
+    out = tok.clone()
+    if tok.is_fitted and not tok.is_base_tokenizer:
+        out.state_from_data(dict(tok.fitted_state()))
+    return out
+
+
 class TextBlock(TransformBlock):
     """Texts tokenized (:class:`Tokenizer`) and numericalized (:class:`Numericalize`) once, cached on disk.
 
@@ -86,6 +98,9 @@ class TextBlock(TransformBlock):
     the book does: ``TextBlock.from_df('text', vocab=dls_lm.vocab)``; a learner has it as
     ``learn.text_vocab``). ``read_files=True`` means the values are file
     paths to read (``errors`` is the policy for bytes that are not valid ``encoding``).
+    ``tok`` is set up on the training texts when it is given unfitted (a subword model trained there); given
+    fitted (``tok=dls_lm.blocks[0].tok``, the language model's subword tokenizer) it is used as it is, so the
+    classifier's texts split into the pieces the language model learned.
     Token ids are cached where ``pipekit.data.cache.cache_folder(cache_dir, "text")`` says:
     ``$PIPEKIT_CACHE/text`` for None, ``<cache_dir>/text`` for a folder, nowhere for False.
 
@@ -123,7 +138,7 @@ class TextBlock(TransformBlock):
         self.type_transforms()  # validates min_freq, max_vocab and vocab now
 
     def type_transforms(self) -> list[Any]:
-        tok = self.tok_arg.clone() if self.tok_arg is not None else Tokenizer()
+        tok = _copy_fitted(self.tok_arg) if self.tok_arg is not None else Tokenizer()
         if tok.is_base_tokenizer:  # the book's WordTokenizer()/SubwordTokenizer(): the rules go on top, as in fastai
             tok = Tokenizer(tok)
         return [tok,
@@ -131,6 +146,15 @@ class TextBlock(TransformBlock):
 
     def loader_type(self) -> type:
         return LMDataLoader if self.is_lm else SortedDataLoader
+
+    def clone(self) -> TextBlock:
+        """A new, unfitted block with the same parameters; a tokenizer given fitted (the language model's subword
+        one, ``tok=dls_lm.blocks[0].tok``) stays fitted in the copy, as a given ``vocab`` stays given, so a
+        DataBlock building its data from a copy of this block splits texts with that very model."""
+        out = cast(TextBlock, super().clone())
+        if self.tok_arg is not None and self.tok_arg.is_fitted and not self.tok_arg.is_base_tokenizer:
+            out.tok_arg = _copy_fitted(self.tok_arg)
+        return out
 
     @property
     def tok(self) -> Tokenizer:
@@ -253,12 +277,17 @@ class TextBlock(TransformBlock):
 
     # ------------------------------------------------------------------ building
     @staticmethod
-    def _settings(tok: Tokenizer) -> dict[str, Any]:
+    def _settings(tok: Tokenizer, fitted: bool = False) -> dict[str, Any]:
         # the entry holds tokens, not ids: the tokenizer's settings alone shape it. The vocabulary's settings
         # (min_freq, max_vocab, a given vocab) are applied at each build, so a language model and the classifier
         # built on its vocab (chapter 10) read one entry; the training rows are in the key only when the
-        # tokenizer learns from them. The class is in the key too (a Tokenizer and an HFTokenizer of equal settings)
-        return {"class": f"{type(tok).__module__}.{type(tok).__qualname__}", "tok": tok.cache_settings()}
+        # tokenizer learns from them. The class is in the key too (a Tokenizer and an HFTokenizer of equal settings).
+        # A tokenizer given fitted adds what it learned (its subword model), as the training rows stand for a model
+        # trained at setup: two models of the same settings never share an entry
+        out = {"class": f"{type(tok).__module__}.{type(tok).__qualname__}", "tok": tok.cache_settings()}
+        if fitted:
+            out["fitted"] = fingerprint(json.dumps(to_data(tok.fitted_state()), sort_keys=True))
+        return out
 
     @staticmethod
     def _cached(tok: Tokenizer) -> bool:
@@ -279,20 +308,23 @@ class TextBlock(TransformBlock):
         """Tokenize all texts once, learn the vocab on ``train_idx``, store ids as list<int32>.
 
         The tokens are cached, keyed by the texts and the settings (and by the training rows only for a tokenizer
-        that learns from them), so another split of the same texts, a random one with no seed included,
-        reads them back: ``from_cache_`` says whether it did. The vocabulary is counted on ``train_idx`` at each
-        build, from the tokens."""
+        that learns from them; by its model for one given fitted, which is not set up again), so another split of
+        the same texts, a random one with no seed included, reads them back: ``from_cache_`` says whether it did.
+        The vocabulary is counted on ``train_idx`` at each build, from the tokens."""
         self.fit_tfms()
         tok, num = self.tok, self.num
+        # a tokenizer given fitted keeps its model: nothing is learned from these texts, and the entry is keyed by
+        # that model, so tokens another model made are never read back for it
+        given_fitted = tok.is_fitted
         self.batch_tfms_ = []
         texts = self.texts(raw)
         train_idx = np.asarray(train_idx, dtype=np.int64)
         root = cache_folder(self.cache_dir, "text") if self._cached(tok) else None
-        settings = self._settings(tok)
-        split = train_idx if self._tokens_depend_on_split(tok) else None
+        settings = self._settings(tok, fitted=given_fitted)
+        split = train_idx if not given_fitted and self._tokens_depend_on_split(tok) else None
         folder = root / cache_key(texts, settings, split) if root is not None else None
         hit = load_cached(folder, len(texts)) if folder is not None else None
-        if hit is not None:
+        if hit is not None and not given_fitted:  # the model trained at setup, restored with its tokens
             tokens, meta = hit
             try:
                 tok.state_from_data(meta["tok_state"])
@@ -300,9 +332,11 @@ class TextBlock(TransformBlock):
                 warn_rebuild(folder / "meta.json", f"its tokenizer state cannot be read ({e})")  # type: ignore[operator]
                 hit = None
         if hit is not None:
+            tokens = hit[0]
             self.from_cache_ = True
         else:
-            tok.setup(texts.gather(train_idx))
+            if not given_fitted:
+                tok.setup(texts.gather(train_idx))
             tokens = tok.encode(texts)
             if trace is not None:
                 trace(repr(tok), f"{len(tokens.ids)} tokens, {len(tokens.vocab)} distinct")

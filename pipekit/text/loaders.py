@@ -32,7 +32,10 @@ class SortedDataLoader(DataLoader):
 
     Training: the shuffled items are cut into chunks of ``bs * chunk_mult``, sorted by length inside each
     chunk, batched, and the batches shuffled (the one holding the longest text first, so running out of
-    memory shows at once). Validation: sorted by length, longest first. Same seed -> same batches.
+    memory shows at once). With ``drop_last``, the ``n % bs`` items left out of an epoch are the last ones of its
+    shuffled order, taken out before the sorting: another random few each epoch, so every text is trained on
+    (fastai cuts the sorted order, which leaves out the shortest texts of the last chunk every epoch).
+    Validation: sorted by length, longest first, none left out. Same seed and epoch -> same batches.
 
     >>> import polars as pl
     >>> import pipekit.datasets as D
@@ -68,10 +71,11 @@ class SortedDataLoader(DataLoader):
             return [order[i:i + bs] for i in range(0, n, bs)]
         rng = np.random.default_rng([self.seed, epoch])
         perm = rng.permutation(n)
-        chunk_id = np.arange(n) // (bs * self.chunk_mult)
+        if self.drop_last:  # the items left out are drawn with the order, not cut from the sorted end (the shortest)
+            perm = perm[:(n // bs) * bs]
+        chunk_id = np.arange(len(perm)) // (bs * self.chunk_mult)
         order = perm[np.lexsort((-lens[perm], chunk_id))]
-        stop = (n // bs) * bs if self.drop_last else n
-        batches = [order[i:i + bs] for i in range(0, stop, bs)]
+        batches = [order[i:i + bs] for i in range(0, len(order), bs)]
         if len(batches) > 1:
             longest = int(np.argmax([lens[b].max() for b in batches]))
             rest = [b for k, b in enumerate(batches) if k != longest]

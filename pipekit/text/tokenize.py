@@ -164,12 +164,67 @@ class TokenizedTexts:
             if bad is not None:
                 raise ParameterError(f"{what}: token {bad} of text {k} is {toks[bad]!r:.40}, not a str")
 
-    def __getitem__(self, i: int) -> list[str]:
+    @overload
+    def __getitem__(self, i: int) -> list[str]: ...
+
+    @overload
+    def __getitem__(self, i: slice | Sequence[int] | np.ndarray) -> TokenizedTexts: ...
+
+    def __getitem__(self, i: Any) -> list[str] | TokenizedTexts:
+        """Text ``i``'s tokens (``tt[-1]``: the last text's). A slice, a list (or array) of positions, or a boolean
+        mask of one flag per text gives a :class:`TokenizedTexts` of those texts, in that order, as the book's
+        ``toks200[:5]`` gives a list of them: their ids are gathered (:meth:`take`), not tokenized again.
+
+        >>> tt = Tokenizer()(["A film.", "Dull!", "Great fun"])
+        >>> tt[1:], tt[[2, 0]][0]
+        (TokenizedTexts(2 texts, 8 tokens; text 0: ['xxbos', 'xxmaj', 'dull', '!']), ['xxbos', 'xxmaj', 'great', 'fun'])
+        """
         n = len(self)
-        if not -n <= i < n:
-            raise IndexError(f"text {i} is outside the {n} texts")
-        i %= n  # tt[-1] is the last text
-        return [self.vocab[j] for j in self.ids[self.offsets[i]:self.offsets[i + 1]]]
+        if isinstance(i, (int, np.integer)):
+            if not -n <= i < n:
+                raise IndexError(f"text {i} is outside the {n} texts (positions 0 to {n - 1}, or -{n} to -1 from "
+                                 f"the end)")
+            i = int(i) % n  # tt[-1] is the last text
+            return [self.vocab[j] for j in self.ids[self.offsets[i]:self.offsets[i + 1]]]
+        if isinstance(i, slice):
+            return self.take(np.arange(n)[i])
+        return self.take(self._positions(i))
+
+    def _positions(self, key: Any) -> np.ndarray:
+        """The text positions (int64, from 0) a list or array of positions or a boolean mask stands for; an
+        :class:`IndexError` names a position outside the texts (or a mask of another length)."""
+        n = len(self)
+        if isinstance(key, (str, bytes)) or not isinstance(key, (Sequence, np.ndarray)) and not hasattr(key, "__array__"):
+            raise ParameterError(f"TokenizedTexts[{key!r:.40}]: a {type(key).__name__} is not a position; give a text's "
+                                 f"position (an int), a slice, a list of positions or a boolean mask of {n} flags")
+        arr = np.asarray(key)
+        if arr.ndim != 1 and arr.size:
+            raise ParameterError(f"TokenizedTexts: positions of {arr.ndim} dimensions (shape {arr.shape}); give one "
+                                 "list of positions")
+        if arr.dtype == bool:
+            if len(arr) != n:
+                raise IndexError(f"a boolean mask of {len(arr)} flags for {n} texts; give one flag per text")
+            return np.flatnonzero(arr)
+        if not arr.size:
+            return np.zeros(0, dtype=np.int64)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ParameterError(f"TokenizedTexts: positions must be ints, got {arr.dtype} values "
+                                 f"({arr.ravel()[:3].tolist()!r:.60}); give a list of positions or a boolean mask")
+        arr = arr.astype(np.int64)
+        bad = (arr < -n) | (arr >= n)
+        if bad.any():
+            raise IndexError(f"text {int(arr[bad][0])} is outside the {n} texts (positions 0 to {n - 1}, or -{n} "
+                             f"to -1 from the end)")
+        return arr % n if n else arr
+
+    def take(self, idx: np.ndarray) -> TokenizedTexts:
+        """A :class:`TokenizedTexts` of the texts at the positions ``idx`` (from 0, checked by the caller), in
+        that order: their ids gathered without a Python loop, and ``vocab`` cut to the tokens they use."""
+        idx = np.asarray(idx, dtype=np.int64)
+        lengths = self.lengths[idx]
+        uniq, ids = np.unique(self.subset_ids(idx), return_inverse=True)
+        return TokenizedTexts([self.vocab[j] for j in uniq.tolist()], ids.astype(np.int32).reshape(-1),
+                              np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
 
     def __iter__(self) -> Iterator[list[str]]:
         return (self[i] for i in range(len(self)))
