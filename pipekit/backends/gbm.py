@@ -686,21 +686,37 @@ class GBM(Booster):
                           dtype=np.int64)
 
     def contributions(self, data: Any) -> Contributions:
-        """TreeSHAP values from LightGBM (``pred_contrib=True``) in raw-score space: log-odds for binary,
-        per-class raw scores for multiclass, the value for regression."""
+        """TreeSHAP values from LightGBM (``pred_contrib=True``) in raw-score space, ``bias + values.sum(1)`` being
+        ``predict(data, raw_score=True)``: log-odds for a two-class model of the ``binary`` objective; per-class raw
+        scores (values and bias per class, as for more classes) for a ``multiclass`` or ``multiclassova``
+        objective, two classes included; for regression, the value itself (``space='value'``) with an objective
+        that predicts its raw score (``regression``, ``regression_l1``, ``huber``, ``fair``, ``quantile``,
+        ``mape``), else the raw score before the objective's link (``space='raw_score'``): the log of the
+        predicted value for ``poisson``, ``gamma`` and ``tweedie``, its log-odds for ``cross_entropy``. An average
+        of models (``MeanEnsemble``, ``BaggedModel``) averages values, so it refuses raw scores."""
         d = self._prepare(data)
         X = self.matrix(d, order="F")
         c = self._raw(X, pred_contrib=True)
         F = len(self.feature_names_)
         raw = self._raw(X, raw_score=True)
-        if self.task == "classification" and len(self.classes_) > 2:
-            K = len(self.classes_)
+        if self.task == "classification" and raw.ndim == 2:
+            # one raw score per class (a multiclass objective, whatever the number of classes): LightGBM's
+            # matrix holds each class's block of F + 1 columns, one after the other
+            K = raw.shape[1]
             c = c.reshape(len(d), K, F + 1).transpose(0, 2, 1)  # (n, F+1, K)
             return Contributions(bias=c[:, F, :], values=c[:, :F, :], feature_names=list(self.feature_names_),
                                  prediction=raw, space="raw_score", classes=self.classes_)
-        space = "raw_score" if self.task == "classification" else "value"
+        linked = self.task == "classification" or self._objective() not in IDENTITY_LINK
         return Contributions(bias=c[:, F], values=c[:, :F], feature_names=list(self.feature_names_),
-                             prediction=raw, space=space, classes=self.classes_ if self.task == "classification" else None)
+                             prediction=raw, space="raw_score" if linked else "value",
+                             classes=self.classes_ if self.task == "classification" else None)
+
+    def _objective(self) -> str:
+        """The LightGBM objective this model trains with, by LightGBM's own name (``poisson`` for
+        ``params={'objective': 'poisson'}``, or the task's: ``regression``, ``binary``, ``multiclass``)."""
+        names = lightgbm_names()
+        given = next((v for k, v in self.lgb_params().items() if names.get(k, k) == "objective"), None)
+        return OBJECTIVE_NAMES.get(given, str(given)) if isinstance(given, str) else str(given)
 
     # -- files: the booster as LightGBM's own model text --------------------------------------------------
     def params_to_data(self) -> dict[str, Any]:
@@ -790,6 +806,9 @@ SINGLE_OUTPUT = {"binary": ("binary", "cross_entropy", "cross_entropy_lambda"),
                  "regression": ("regression", "regression_l1", "huber", "fair", "poisson", "quantile", "mape", "gamma",
                                 "tweedie", "cross_entropy", "cross_entropy_lambda")}
 MULTICLASS = ("multiclass", "multiclassova")
+#: regression objectives whose prediction is the raw score itself (no link): the contributions of the others
+#: (poisson, gamma, tweedie: the log of the value; cross_entropy: its log-odds) are raw scores
+IDENTITY_LINK = ("regression", "regression_l1", "huber", "fair", "quantile", "mape")
 #: every name LightGBM reads for an objective -> its own name for it (what its model text records)
 OBJECTIVE_NAMES = {
     **{name: name for name in (*SINGLE_OUTPUT["binary"], *SINGLE_OUTPUT["regression"], *MULTICLASS, "lambdarank",

@@ -66,8 +66,9 @@ def contributions(model: Any, data: Any) -> Contributions:
     mean of their members' (members without weight are left out), with the class columns in ``classes_``
     order and the columns of every member (zero where a member does not use one). These are exact when the
     averaged contributions are probabilities (forest classifiers) or values (regression); a GBM
-    classifier's are log-odds, which do not average into the model's probability, so an average holding
-    one is refused. A model without an exact decomposition (``TorchTabular``, ``StackingEnsemble``,
+    classifier's are log-odds, which do not average into the model's probability, and a GBM regressor's of a
+    ``poisson``, ``gamma`` or ``tweedie`` objective are the log of its value, so an average holding one is
+    refused. A model without an exact decomposition (``TorchTabular``, ``StackingEnsemble``,
     ``SklearnModel``, ``XGBoost``, ``CatBoost``, a scikit-learn estimator other than a forest or tree) is refused,
     naming what explains it instead.
 
@@ -114,6 +115,14 @@ def contributions(model: Any, data: Any) -> Contributions:
             c = contributions(m, d)
         except ParameterError as e:
             raise ParameterError(f"{type(model).__name__}: {name}: {e}") from None
+        if c.space == "raw_score" and model.task == "regression":
+            raise ParameterError(
+                f"{type(model).__name__}: {name} gives contributions in raw scores (the log of the predicted value, "
+                "of a GBM objective with a link such as poisson, gamma or tweedie), but "
+                f"{type(model).__name__} averages values, and the mean of logs is not the log of the mean value: "
+                "the sum would not be its prediction. Explain that model alone (contributions(that_model, data)), "
+                "or average models whose contributions are values (forests, or GBMs of an objective without a "
+                "link, such as 'regression')")
         if c.space == "raw_score":
             raise ParameterError(
                 f"{type(model).__name__}: {name} gives contributions in raw scores (log-odds of a boosted "

@@ -745,7 +745,9 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
     prediction of one row: the book's tree-interpreter waterfall. ``contributions``: from
     ``pipekit.inspection.contributions(model, data)`` (or a tree model's ``contributions``). ``cls`` picks the class (label) for
     classification (default: the last class; for a two-class GBM's log-odds, the first class gives the same
-    log-odds negated); a label the model does not know is refused with the labels it knows.
+    log-odds negated); a label the model does not know is refused with the labels it knows. A regression's raw
+    scores (a GBM with a ``poisson``, ``gamma`` or ``tweedie`` objective: the log of the predicted value) are
+    titled and ended as a raw score, not as the value.
 
     Example:
         >>> import tempfile, numpy as np, polars as pl
@@ -767,6 +769,7 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
         raise ParameterError(f"row={row} is out of range for {len(c.values)} rows")
     values, bias, pred = c.values[row], c.bias[row], c.prediction[row]
     title = c.space
+    ending = "prediction"
     if c.classes is None and cls is not None:
         raise ParameterError(f"cls={cls!r} picks a class of a classifier's contributions; these explain a "
                              f"{c.space} (regression): leave cls out")
@@ -783,6 +786,8 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
         if k == 0 and len(labels) == 2:  # the log-odds of the other class of two are the same, negated
             values, bias, pred = -values, -bias, -pred
         title = f"raw score (log-odds) of class {labels[k]}"
+    elif c.space == "raw_score":  # a regression whose objective has a link (a GBM's poisson, gamma, tweedie)
+        title, ending = "raw score (log of the prediction; log-odds for cross_entropy)", "raw score"
     order = np.argsort(-np.abs(values))
     shown = order[:top]
     names = [c.feature_names[i] for i in shown]
@@ -809,7 +814,7 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
     ax.set_xlim(min(lo - pad, 0.0) if lo - pad < 0 < hi + pad else lo - pad, hi + pad)
     if ax.get_xlim()[0] <= 0 <= ax.get_xlim()[1]:
         ax.axvline(0, color="black", lw=0.5)
-    ylabels.append(f"prediction {float(np.ravel(pred)[0]) if np.ndim(pred) else float(pred):.3g}")
+    ylabels.append(f"{ending} {float(np.ravel(pred)[0]) if np.ndim(pred) else float(pred):.3g}")
     ax.set_yticks(range(len(ylabels)), ylabels)
     ax.invert_yaxis()
     ax.set_title(title)

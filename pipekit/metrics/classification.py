@@ -114,6 +114,24 @@ def _one_score_per_item(name: str, multi: str, loss_kind: str | None) -> str:
     return f"{said}: {binary}" if loss_kind is not None else f"{said}: {regression}; {binary}"
 
 
+def _refuse_probabilities(name: str, labels: Any) -> None:
+    """Refuse predicted labels (one per item) that are numbers with a fraction, such as the positive class's
+    probability ``P[:, 1]``: compared with the classes they would score near 0, so the labels (``P.argmax(1)``) or
+    the (n, k) class probabilities are asked for, as scikit-learn refuses continuous predictions of classes."""
+    floating = labels.is_floating_point() if hasattr(labels, "is_floating_point") else \
+        np.issubdtype(np.asarray(labels).dtype, np.floating)
+    if not floating or labels.ndim != 1:
+        return
+    a = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
+    fractional = np.flatnonzero(np.isfinite(a) & (a != np.round(a)))
+    if len(fractional):
+        i = int(fractional[0])
+        raise DataError(f"{name} scores predicted classes, and these predictions are one number per item with a "
+                        f"fraction (item {i}: {float(a[i]):.4g}), as a probability is, not a class; give the class "
+                        "labels (P.argmax(1) of the (n, k) class probabilities P) or P itself, whose arg-max is "
+                        "scored, rather than one column such as P[:, 1]")
+
+
 class Accuracy(MeanMetric):
     """Share of items whose arg-max prediction is the target.
 
@@ -140,9 +158,13 @@ class Accuracy(MeanMetric):
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0] \
                 and self._n_classes != 1:
             raise ParameterError(_one_score_per_item(self.name, "accuracy_multi", self._loss_kind))
-        # class scores (n, k) are arg-maxed; predicted labels (n,) are compared as they are (scikit-learn's face)
+        # class scores (n, k) are arg-maxed; predicted labels (n,) are compared as they are (scikit-learn's face),
+        # and numbers with a fraction (a probability) are refused as no labels
         # (a tensor's max(dim) gives the first maximum's index like argmax, several times faster for few classes)
-        p = pred if pred.ndim == 1 and pred.shape == targ.reshape(-1).shape else \
+        labels_given = pred.ndim == 1 and pred.shape == targ.reshape(-1).shape
+        if labels_given:
+            _refuse_probabilities(self.name, pred)
+        p = pred if labels_given else \
             pred.max(self.axis).indices if hasattr(pred, "detach") else pred.argmax(self.axis)
         return p == targ.reshape(p.shape)
 
@@ -221,6 +243,8 @@ class _ArgmaxScore(ArrayMetric):
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         import sklearn.metrics
 
+        if y_pred.ndim == 1:
+            _refuse_probabilities(self.name, y_pred)
         labels = y_pred.argmax(-1) if y_pred.ndim == 2 else y_pred
         return float(getattr(sklearn.metrics, self.sk_name)(y_true, labels, **self.sk_kwargs(y_true, y_pred, labels),
                                                             **_weight_kwargs(self, len(y_true))))
@@ -473,7 +497,9 @@ _STRATIFIED = ("a split that holds every class (a stratified one, e.g. TrainTest
 
 
 class RocAuc(ArrayMetric):
-    """Area under the ROC curve on class probabilities (one-vs-rest for several classes).
+    """Area under the ROC curve on class probabilities (one-vs-rest for several classes): a softmax of several
+    scores per item, or, of one (a single-output binary model, BCEWithLogitsLossFlat), that score read as the
+    positive class's logit (a sigmoid), as scikit-learn scores the positive class's probability.
 
     For several classes, targets holding no item of one of the model's classes are refused with the default
     one-vs-rest macro average (that class's AUC, and so the average, is undefined), naming the class; the
@@ -527,6 +553,9 @@ class RocAuc(ArrayMetric):
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         super().accumulate(*_classes_last(self, pred, targ), loss, bs)
+
+    def _activate(self, pred: Any) -> Any:
+        return _class_probs(pred, self._n_classes)
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import roc_auc_score
@@ -598,9 +627,6 @@ class RocAucBinary(RocAuc):
         """Its name: of two classes, ``average`` and ``multi_class`` change nothing scored."""
         return self.name
 
-    def _activate(self, pred: Any) -> Any:
-        return _class_probs(pred)
-
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         _two_classes(self.name, y_pred, "use RocAuc() (one-vs-rest) for several classes")
         return super().compute(y_true, y_pred)
@@ -621,9 +647,12 @@ def _positive_probs(y_pred: np.ndarray, pos_label: int) -> np.ndarray:
     return y_pred if pos_label == 1 else 1 - y_pred
 
 
-def _class_probs(pred: Any) -> Any:
-    """Class probabilities from a model's outputs: a softmax of several scores per item, a sigmoid of one."""
-    return apply_activation(pred, "softmax" if pred.ndim == 2 and pred.shape[1] > 1 else "sigmoid")
+def _class_probs(pred: Any, n_classes: int | None = None) -> Any:
+    """Class probabilities from a model's outputs: a softmax of several scores per item, a sigmoid of one (a
+    single-output binary model's logit of the positive class). One column of a model whose data has one class
+    (``n_classes``, as a Learner tells its metrics) is that class's score, its softmax."""
+    one_class = n_classes == 1
+    return apply_activation(pred, "softmax" if pred.ndim == 2 and (pred.shape[1] > 1 or one_class) else "sigmoid")
 
 
 class APScoreBinary(ArrayMetric):
@@ -711,7 +740,9 @@ class BrierScore(ArrayMetric):
 class LogLoss(ArrayMetric):
     """Mean negative log-probability of the true class, as scikit-learn's ``log_loss`` computes it
     (probabilities clipped to ``[eps, 1 - eps]`` with the machine epsilon of their dtype). The classes are
-    the prediction's columns, so a split holding one class scores as any other.
+    the prediction's columns, so a split holding one class scores as any other. A model's outputs are a softmax
+    of several scores per item, or, of one (a single-output binary model, BCEWithLogitsLossFlat), the positive
+    class's logit, a sigmoid; ``score`` takes probabilities, (n, k) or the positive class's (n,).
 
     >>> import numpy as np
     >>> from pipekit.metrics import LogLoss
@@ -725,15 +756,20 @@ class LogLoss(ArrayMetric):
     target_kinds = ("cross_entropy",)
     multi_label_instead = "the loss itself (BCEWithLogitsLossFlat), or RocAucMulti()"
 
+    def _activate(self, pred: Any) -> Any:
+        return _class_probs(pred, self._n_classes)
+
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         from sklearn.metrics import log_loss as sk_log_loss
 
         labels = np.arange(y_pred.shape[1]) if y_pred.ndim == 2 else np.arange(2)
         if y_pred.ndim == 2 and np.allclose(y_pred.sum(1), 1.0, rtol=0, atol=1e-5):
-            # probabilities computed in float32 (a net's softmax) sum to 1 only within its precision, which
-            # scikit-learn warns of in float64: they are made to sum to 1 there
-            y_pred = np.asarray(y_pred, dtype=np.float64)
-            y_pred = y_pred / y_pred.sum(1, keepdims=True)
+            # probabilities sum to 1 only within the precision they were computed in, which scikit-learn warns
+            # of: they are made to sum to 1 (in float64), then kept in their own dtype, whose epsilon scikit-learn
+            # clips them at (float32's for a net's softmax, as scikit-learn's log_loss of those same numbers)
+            dtype = np.asarray(y_pred).dtype if np.asarray(y_pred).dtype.kind == "f" else np.float64
+            y64 = np.asarray(y_pred, dtype=np.float64)
+            y_pred = (y64 / y64.sum(1, keepdims=True)).astype(dtype)
         return float(sk_log_loss(np.asarray(y_true, dtype=np.int64), y_pred, labels=labels))
 
 

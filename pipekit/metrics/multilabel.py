@@ -1,5 +1,7 @@
 """Metrics of multi-label models: several 0/1 labels per item (BCEWithLogitsLossFlat), each label's probability the
-sigmoid of its output, thresholded where the score takes labels."""
+sigmoid of its output, thresholded where the score takes labels. Each threshold is fastai's: a label is present at
+or above ``thresh`` in the scores of labels (``F1ScoreMulti``, ``HammingLossMulti``...), as fastai's
+``skm_to_fastai(thresh=)`` and pipekit's own; above it in ``accuracy_multi``, as fastai's ``accuracy_multi``."""
 from __future__ import annotations
 
 from typing import Any
@@ -12,7 +14,9 @@ from pipekit.metrics.classification import FBETA_BETA
 
 
 class AccuracyMulti(MeanMetric):
-    """Multi-label accuracy: share of (item, label) pairs right after thresholding at ``thresh``.
+    """Multi-label accuracy: share of (item, label) pairs right after thresholding at ``thresh``: a label is
+    predicted present when its probability is above ``thresh`` (``>``, as fastai's ``accuracy_multi``; the
+    thresholded scores such as ``F1ScoreMulti`` take ``>=``, as fastai's do).
 
     >>> import torch
     >>> from pipekit.metrics import AccuracyMulti
@@ -72,7 +76,9 @@ class _SigmoidScores:
 
 class _LabelScoreMulti(_SigmoidScores, ArrayMetric):
     """A scikit-learn score (``sk_name``) of a multi-label model: each label predicted present when its
-    probability (a sigmoid of the output, unless ``sigmoid=False``) is above ``thresh``; ``average`` as in
+    probability (a sigmoid of the output, unless ``sigmoid=False``) is at or above ``thresh`` (``>=``, as fastai's
+    multi-label scores and ``skm_to_fastai(thresh=)``: all-zero logits, probability 0.5, predict every label
+    present at the default 0.5); ``average`` as in
     scikit-learn ('macro', the default as in fastai: the mean of each label's score; 'micro' pools every item and
     label)."""
 
@@ -89,7 +95,7 @@ class _LabelScoreMulti(_SigmoidScores, ArrayMetric):
         import sklearn.metrics
 
         fn = getattr(sklearn.metrics, self.sk_name)
-        return fn(np.asarray(y_true) > 0.5, y_pred > self.thresh, **self.sk_kwargs())
+        return fn(np.asarray(y_true) > 0.5, y_pred >= self.thresh, **self.sk_kwargs())
 
     def sk_kwargs(self) -> dict[str, Any]:
         """The scikit-learn function's other arguments."""
@@ -98,9 +104,9 @@ class _LabelScoreMulti(_SigmoidScores, ArrayMetric):
 
 class F1ScoreMulti(_LabelScoreMulti):
     """F1 of a multi-label model: each label predicted present when its probability (a sigmoid of the output,
-    unless ``sigmoid=False``) is above ``thresh``; ``average`` as in scikit-learn: 'macro' (the default, as in
-    fastai) is the mean of each label's F1, so a rare label counts as much as a common one; 'micro' pools every
-    item and label. A label never predicted nor present scores 0, with scikit-learn's warning.
+    unless ``sigmoid=False``) is at or above ``thresh`` (as fastai's); ``average`` as in scikit-learn: 'macro' (the
+    default, as in fastai) is the mean of each label's F1, so a rare label counts as much as a common one; 'micro'
+    pools every item and label. A label never predicted nor present scores 0, with scikit-learn's warning.
 
     >>> import torch
     >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -176,8 +182,9 @@ class JaccardMulti(_LabelScoreMulti):
 
 class HammingLossMulti(_LabelScoreMulti):
     """Hamming loss of a multi-label model: the share of (item, label) pairs predicted wrong, each label present
-    when its probability (a sigmoid of the output, unless ``sigmoid=False``) is above ``thresh``; ``1 -
-    accuracy_multi``.
+    when its probability (a sigmoid of the output, unless ``sigmoid=False``) is at or above ``thresh`` (as fastai's
+    ``HammingLossMulti``); ``1 - accuracy_multi`` except for a probability exactly at ``thresh``, which
+    ``accuracy_multi`` (``>``, as fastai's) reads as absent.
 
     >>> import torch
     >>> targs = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])

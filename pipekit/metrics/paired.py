@@ -2,6 +2,8 @@
 bootstrap interval of the difference of a metric."""
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +56,10 @@ def paired_difference(metric: Any, y_true: Any, pred_a: Any, pred_b: Any, task: 
     two models whose accuracies differ by 0.002 are usually a tie.
 
     ``pred_a`` / ``pred_b``: predictions as ``metric.score`` takes them (class probabilities or class indices,
-    or values). ``metric``: a Metric, a function or a name (then ``task`` says which task's).
+    or values). ``metric``: a Metric, a function or a name (then ``task`` says which task's). A metric given
+    ``sample_weight`` (one weight per row, e.g. ``F1Score(sample_weight=w)``, or a function with
+    ``sample_weight=`` bound to it) scores each resample with the weights of the rows drawn, as it scores all
+    the rows with theirs.
 
     >>> import numpy as np
     >>> y = np.array([0, 1] * 200)
@@ -81,13 +86,37 @@ def paired_difference(metric: Any, y_true: Any, pred_a: Any, pred_b: Any, task: 
     if not (len(y) == len(a) == len(b)) or len(y) == 0:
         raise DataError(f"paired_difference needs one prediction of each model per row: {len(y)} targets, "
                         f"{len(a)} predictions of a, {len(b)} of b")
+    on_rows = _weighted_rows(m, len(y))
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_resamples)
     for i in range(n_resamples):
         rows = rng.integers(0, len(y), len(y))
-        diffs[i] = m.score(y[rows], a[rows]) - m.score(y[rows], b[rows])
+        mr = on_rows(rows)
+        diffs[i] = mr.score(y[rows], a[rows]) - mr.score(y[rows], b[rows])
     score_a, score_b = m.score(y, a), m.score(y, b)
     low, high = (float(v) for v in np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2]))
     up = 1 if m.greater_is_better else -1
     better = "a" if min(up * low, up * high) > 0 else "b" if max(up * low, up * high) < 0 else None
     return PairedDifference(m.name, score_a, score_b, score_a - score_b, low, high, level, len(y), better)
+
+
+def _weighted_rows(m: Any, n_rows: int) -> Callable[[np.ndarray], Any]:
+    """A function of the rows of a resample giving the metric that scores them: ``m`` itself, or, where ``m`` weighs
+    the rows (its ``sample_weight``, or ``sample_weight=`` bound to its function), a copy holding the weights of
+    the rows drawn, in their order. Weights that are not one per row are refused, naming the counts."""
+    weights = getattr(m, "sample_weight", None)
+    fn_attr = next((k for k in ("func", "fn") if isinstance(getattr(m, k, None), functools.partial)
+                    and "sample_weight" in getattr(m, k).keywords), None)
+    if weights is None and fn_attr is not None:
+        weights = getattr(m, fn_attr).keywords["sample_weight"]
+    if weights is None:
+        return lambda rows: m
+    w = np.asarray(weights.detach().cpu().numpy() if hasattr(weights, "detach") else weights)
+    if w.ndim != 1 or len(w) != n_rows:
+        raise DataError(f"paired_difference: {m.name} weighs {len(w) if w.ndim else 1} rows (its sample_weight) and "
+                        f"{n_rows} rows are scored; give one weight per row scored, in their order")
+    if fn_attr is None:
+        return lambda rows: m.configured(sample_weight=w[rows])
+    fn = getattr(m, fn_attr)
+    return lambda rows: m.configured(**{fn_attr: functools.partial(fn.func, *fn.args,
+                                                                    **{**fn.keywords, "sample_weight": w[rows]})})
