@@ -42,7 +42,8 @@ from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 from pipekit.backends import GBM  # noqa: F401  (the docstring's example)
 from pipekit.backends.base import Backend, Model
-from pipekit.backends.data import procs_signature
+from pipekit.backends.booster_files import lightgbm_names, monotone_values
+from pipekit.backends.data import as_data, procs_signature
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, collecting
 from pipekit.core.forks import check_fork_safe
@@ -52,10 +53,11 @@ from pipekit.tabular.dates import month_name_format
 from pipekit.ensemble import BaggedModel
 from pipekit.sklearn.fitting import (BACKENDS, default_backend, default_procs, fit_model, model_task,
                                       seed_all)
-from pipekit.sklearn.frames import as_frame, check_filled, column_roles, date_parts, default_columns
+from pipekit.sklearn.frames import (as_frame, check_filled, column_roles, date_part_names, date_parts,
+                                    default_columns)
 from pipekit.tabular.core import TabularSplit
 from pipekit.tabular.processor import _COLUMNS, TabularProcessor
-from pipekit.tabular.procs import TabularProc, unshared_procs
+from pipekit.tabular.procs import FillMissing, TabularProc, unshared_procs
 
 __all__ = ["EstimatorNotFittedError", "TabularClassifier", "TabularRegressor"]
 
@@ -160,6 +162,15 @@ def _set_for_fit(backend: Component, params: dict[str, Any]) -> None:
         leaf = key.rpartition("__")[2]
         setattr(owner, owner.param_attrs.get(leaf, leaf), params[key])
         owner.reset_state()
+
+
+#: LightGBM's parameters holding one value per model input, by position (by LightGBM's own name for each): a
+#: user writes them in X's column order, as for ``LGBMRegressor``, and fit rewrites them in the order of the inputs
+#: the procs give the backend
+_PER_INPUT = ("monotone_constraints", "cegb_penalty_feature_lazy", "cegb_penalty_feature_coupled", "feature_contri",
+              "max_bin_by_feature")
+#: LightGBM's lists of sets of input positions, rewritten the same way
+_INPUT_SETS = ("interaction_constraints",)
 
 
 class _TabularEstimator(Component, BaseEstimator):
@@ -328,7 +339,23 @@ class _TabularEstimator(Component, BaseEstimator):
         forests, XGBoost, CatBoost, a scikit-learn model whose fit takes it); the procs' statistics are not
         weighted. ``eval_set=[(X_valid, y_valid)]``, as LightGBM's estimators take it: one validation pair, processed
         by the procs fitted on ``X`` and given to the backend as its valid split (``backend.fit(train, valid)``), so a
-        GBM stops early on it (``best_iteration_``) and ``model_.valid_score_`` scores it."""
+        GBM stops early on it (``best_iteration_``) and ``model_.valid_score_`` scores it.
+
+        A GBM's parameters that hold one value per input by position (``monotone_constraints``,
+        ``interaction_constraints``, ``cegb_penalty_feature_lazy`` / ``_coupled``, ``feature_contri`` and its
+        aliases such as ``feature_penalty``, ``max_bin_by_feature``) are written in X's column order
+        (``feature_names_in_``), as for ``LGBMRegressor``, and rewritten for the inputs the procs make (see
+        :meth:`_in_input_order`); the GBM given stays as it is.
+
+        A fit that fails (a parameter or value refused, the backend's error) leaves the estimator unfitted, a
+        model fitted before included, as scikit-learn's estimators are left: ``predict`` then says to call fit."""
+        try:
+            return self._fit(X, y, sample_weight, eval_set, fit_params)
+        except BaseException:
+            self.reset_state()
+            raise
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any, eval_set: Any, fit_params: dict[str, Any]) -> Any:
         check_fork_safe(f"{type(self).__name__}.fit")
         who = type(self).__name__
         if fit_params:
@@ -370,6 +397,7 @@ class _TabularEstimator(Component, BaseEstimator):
         self.cat_names_, self.cont_names_, self.date_names_ = cat, cont, dates
         self.date_formats_ = formats
         train, seed = TabularSplit(processed, processor), self._seed()
+        backend = self._in_input_order(backend, as_data(train).feature_names)
         if pair is None:
             self.model_ = fit_model(backend, train, seed, sample_weight, vars(self).get("classes_"))
             return self
@@ -485,23 +513,106 @@ class _TabularEstimator(Component, BaseEstimator):
         names = vars(self).get("feature_names_in_")
         inputs = list(names) if names is not None else default_columns(self.n_features_in_)
         position = {c: i for i, c in enumerate(inputs)}
+        sources = self._sources()
         out = np.zeros(len(inputs))
         for feature, value in zip(imp["feature"].to_list(), imp["importance"].to_numpy()):
-            out[position[self._input_of(feature, position)]] += float(value)
+            out[position[self._source_of(feature, sources, inputs)]] += float(value)
         total = out.sum()
         return out / total if total > 0 else out
 
-    def _input_of(self, feature: str, inputs: dict[str, int]) -> str:
-        """The input column a processed column ``feature`` came from."""
-        if feature in inputs:
-            return feature
-        for d in self.date_names_:  # date parts: '<date>_Year', ... (and their '_na' flags)
-            if feature.startswith(f"{d}_"):
-                return d
-        if feature.endswith("_na") and feature[:-3] in inputs:  # FillMissing's flag
-            return feature[:-3]
-        raise DataError(f"{type(self).__name__}: the backend's column {feature!r} comes from no input column "
-                        f"({list(inputs)[:10]})")
+    def _sources(self) -> dict[str, str]:
+        """Each column the fitted procs give the backend -> the column of X it came from, read from what fit
+        recorded, by exact name: X's own columns, each date column's parts (``Date_Year``, ..., ``Date_Elapsed``)
+        and FillMissing's ``_na`` flags (a date part's flag to its date). A column of X named like another's flag
+        or part (``Date_promo`` beside the date ``Date``) is its own source."""
+        processor = self.processor_
+        made = set(processor.cat_names) | set(processor.cont_names)
+        out = {c: c for c in [*self.cat_names_, *self.cont_names_]}
+        for d in self.date_names_:
+            out.update({part: d for part in date_part_names(d) if part in made and part not in out})
+        for proc in processor.procs:
+            if isinstance(proc, FillMissing) and proc.add_col and proc.is_fitted:
+                out.update({f"{c}_na": out.get(c, c) for c in proc.na_columns_})
+        return out
+
+    def _source_of(self, feature: str, sources: dict[str, str], inputs: Sequence[str]) -> str:
+        """The column of X (one of ``inputs``) that the backend's input ``feature`` came from."""
+        source = sources.get(feature)
+        if source is None or source not in inputs:
+            raise DataError(f"{type(self).__name__}: the backend's column {feature!r} comes from no input column "
+                            f"({list(inputs)[:10]}); a proc other than Categorify, FillMissing and Normalize made it")
+        return source
+
+    def _in_input_order(self, model: Model, features: list[str]) -> Model:
+        """``model`` with each GBM's per-input LightGBM parameters (:data:`_PER_INPUT`, :data:`_INPUT_SETS`, under
+        any of LightGBM's names for them), which the user writes in X's column order, rewritten in the order of
+        ``features``, the inputs the fitted procs give the backend (categoricals, ``_na`` flags, numbers, date
+        parts). Each input takes its column's value: a date's parts and a column's ``_na`` flag take the date's or
+        the column's penalty, weight and bins, and join the interaction sets that name it. A monotone constraint
+        holds for X's own columns only: an ``_na`` flag gets 0 (missing is no value to be monotone in), and a date
+        column must be given 0 (no part but the elapsed time rises with the date). The members of an ensemble and a
+        bag's model are rewritten too. A copy is returned where anything changes; the backend given keeps its
+        parameters."""
+        if isinstance(model, GBM):
+            return self._gbm_in_input_order(model, features)
+        own = model.get_params(deep=False) if isinstance(model, Component) else {}
+        if isinstance(own.get("members"), (list, tuple, dict)):
+            held = own["members"]
+            members: Any = ({k: self._in_input_order(m, features) for k, m in held.items()} if isinstance(held, dict)
+                            else [self._in_input_order(m, features) for m in held])
+            changed = any(a is not b for a, b in zip(held.values() if isinstance(held, dict) else held,
+                                                     members.values() if isinstance(members, dict) else members))
+            return type(model)(**{**own, "members": members}) if changed else model
+        if isinstance(own.get("model"), Model):
+            inner = self._in_input_order(own["model"], features)
+            return type(model)(**{**own, "model": inner}) if inner is not own["model"] else model
+        return model
+
+    def _gbm_in_input_order(self, gbm: GBM, features: list[str]) -> GBM:
+        """A clone of ``gbm`` with its per-input parameters rewritten for ``features`` (see :meth:`_in_input_order`),
+        or ``gbm`` itself when it has none."""
+        held = gbm.params or {}
+        names = lightgbm_names()
+        keys = [k for k in held if isinstance(k, str) and names.get(k, k) in _PER_INPUT + _INPUT_SETS]
+        if not keys:
+            return gbm
+        who = type(self).__name__
+        given = vars(self).get("feature_names_in_")
+        columns = list(given) if given is not None else default_columns(self.n_features_in_)
+        sources = self._sources()
+        of = {f: self._source_of(f, sources, columns) for f in features}
+        order = f"{len(columns)} columns of X, in its order {columns[:20]}{' ...' if len(columns) > 20 else ''}"
+        new = dict(held)
+        for key in keys:
+            own, value = names.get(key, key), held[key]
+            if own in _INPUT_SETS:
+                bad = [i for group in value for i in group if not 0 <= i < len(columns)]
+                if bad:
+                    raise ParameterError(f"{who}: the GBM's params {key}= names input {bad[0]}; its sets hold "
+                                         f"positions of the {order} (0 to {len(columns) - 1})")
+                position = {c: i for i, c in enumerate(columns)}
+                new[key] = [[j for j, f in enumerate(features) if position[of[f]] in set(group)] for group in value]
+                continue
+            values = monotone_values(key, value) if own == "monotone_constraints" else list(value)
+            if not values:  # LightGBM reads an empty value as none given
+                continue
+            if len(values) != len(columns):
+                raise ParameterError(f"{who}: the GBM's params {key}= has {len(values)} values; give one per column of "
+                                     f"X, for the {order} (fit rewrites them for the inputs the procs make)")
+            by_column = dict(zip(columns, values))
+            if own == "monotone_constraints":
+                dated = [d for d in self.date_names_ if by_column[d] != 0]
+                if dated:
+                    raise ParameterError(f"{who}: the GBM's params {key}= asks for a monotone output in the date "
+                                         f"column(s) {dated}, which become date parts (year, month, day of week, "
+                                         "...) that do not all rise with the date; give 0 for them, or pass the "
+                                         "date as a number column of its own (days since a start) and constrain that")
+                new[key] = [by_column[f] if of[f] == f else 0 for f in features]
+            else:
+                new[key] = [by_column[of[f]] for f in features]
+        out = gbm.clone()
+        out.set_params(params=new)
+        return out
 
     def _raw_predict(self, X: Any) -> np.ndarray:
         split = self.process(X)  # checks that the estimator is fitted

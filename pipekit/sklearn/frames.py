@@ -30,7 +30,7 @@ from pipekit.data.dates import has_time_of_day, iso_dates, numeric_dates
 from pipekit.data.items import to_items
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import is_pandas
-from pipekit.tabular.dates import add_datepart
+from pipekit.tabular.dates import _DATE_PARTS, _TIME_PARTS, add_datepart
 
 _2D = ("Reshape your data either using array.reshape(-1, 1) if your data has a single feature or "
        "array.reshape(1, -1) if it contains a single sample.")
@@ -239,3 +239,14 @@ def date_parts(frame: pl.DataFrame, dates: Sequence[str], times: Sequence[str] |
         for part in parts.columns:
             (cat if parts.schema[part] == pl.Boolean else cont).append(part)
     return frame, cat, cont
+
+
+def date_part_names(column: str) -> list[str]:
+    """Every name :func:`date_parts` may give a part of the date column ``column`` (``<column>_Year``, ...,
+    ``<column>_Elapsed``, and the times of day): the exact names, so a column of X whose name merely starts with
+    ``<column>_`` is never taken for one of its parts.
+
+    >>> date_part_names("d")[:2], "d_Elapsed" in date_part_names("d"), "d_Hour" in date_part_names("d")
+    (['d_Year', 'd_Month'], True, True)
+    """
+    return [f"{column}_{p}" for p in _DATE_PARTS + _TIME_PARTS + ("Elapsed",)]
