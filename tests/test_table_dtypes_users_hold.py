@@ -5,6 +5,7 @@ and an unordered pandas categorical of numbers (read as its numbers). Each is bu
 from __future__ import annotations
 
 import decimal
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -147,19 +148,26 @@ def test_struct_and_duration_refusals_give_fixes_that_work(adult):
     assert t.normalize.means["hours"] == pytest.approx(3600 * adult["hours-per-week"][:400].mean(), rel=1e-5)
 
 
-def test_an_unordered_categorical_of_numbers_is_read_as_its_numbers(adult):
-    # hours-per-week in bands of 20 (0, 20, 40, 60) as a pandas Categorical target: read as the numbers, as the
-    # plain column is, so a regression by default, RegressionBlock taken, and y_block="category" classes of numbers
+def test_an_unordered_categorical_of_numbers_target_is_classes_as_in_fastai(adult):
+    # hours-per-week in bands of 20 (0, 20, 40, 60) as a pandas Categorical target: classes of its numbers by
+    # default, as fastai's TabularPandas makes them (y_block="category" gives the same); RegressionBlock takes the
+    # numbers as a regression, as the plain column is read
     bands = adult["hours-per-week"].clip(upper=60) // 20 * 20
     d = adult[["age", "workclass"]].assign(band=pd.Categorical(bands))
     assert not d["band"].cat.ordered
     kw = dict(cat_names=["workclass"], cont_names=["age"], y_names="band", splits=SPLIT)
-    with pytest.warns(UserWarning, match="read as a regression"):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*read as a regression.*")
         t = Tabular(d, **kw)
-    y = t.train.to_numpy()[1]
-    assert y.dtype.kind == "f" and t.y_kind == "regression"
+    assert t.y_kind == "category" and t.vocab == [0, 20, 40, 60]
+    assert t.train.to_numpy()[1].ravel().tolist() == (bands[:400] // 20).tolist()
+    reg = Tabular(d, y_block=RegressionBlock(), **kw)
+    y = reg.train.to_numpy()[1]
+    assert y.dtype.kind == "f" and reg.y_kind == "regression"
     assert y.ravel().tolist() == bands[:400].astype(float).tolist()
-    assert Tabular(d, y_block=RegressionBlock(), **kw).train.to_numpy()[1].ravel().tolist() == y.ravel().tolist()
+    with pytest.warns(UserWarning, match="read as a regression"):
+        plain = Tabular(d.assign(band=bands), **kw)
+    assert plain.y_kind == "regression"
     as_classes = Tabular(d, y_block="category", **kw)
     assert as_classes.vocab == [0, 20, 40, 60] == Tabular(d.assign(band=bands), y_block="category", **kw).vocab
     assert as_classes.train.to_numpy()[1].ravel().tolist() == (bands[:400] // 20).tolist()

@@ -1152,6 +1152,20 @@ VALID_COLUMN, _SPLIT_POSITION, _PANDAS_INDEX = "is_valid", "__pipekit_split_posi
 _SAVED_SPLIT_COLUMNS = (VALID_COLUMN, _SPLIT_POSITION, _PANDAS_INDEX)
 
 
+def pandas_class_targets(source: Any, y_names: Sequence[str]) -> dict[str, list[Any]]:
+    """The target columns of a pandas ``source`` that are pandas categoricals, each with its declared categories
+    in their order: classes whatever their values (``pd.Categorical(df['education-num'] // 4)`` reaches Polars as
+    plain integers, which would otherwise be a regression), as fastai's ``TabularPandas`` classifies them."""
+    if not y_names or not is_pandas(source, "DataFrame"):
+        return {}
+    out = {}
+    for c in y_names:
+        col = source[c] if c in source.columns else None
+        if col is not None and is_pandas(col, "Series") and str(col.dtype) == "category":
+            out[c] = list(col.cat.categories)
+    return out
+
+
 def pandas_index_of(source: Any, n_rows: int) -> Any:
     """The row labels of a pandas DataFrame of ``n_rows`` rows (None for any other source): a table given as
     pandas is given back as pandas, labelled as its rows."""
@@ -1199,12 +1213,16 @@ class Tabular(_FittedNames):
             ``TabularPandas`` runs none unless given: ``procs=[]`` here).
         cat_names, cont_names: categorical / continuous input columns.
         y_names: target column(s).
-        y_block: None (infer: text/bool -> "category", numbers -> "regression"), "category",
-            "regression", a ``CategoryBlock`` or a ``RegressionBlock``.
+        y_block: None (infer: text, a Polars ``Categorical``/``Enum``, bool or a pandas categorical column (of
+            numbers too, as fastai classifies ``pd.Categorical(df['education-num'] // 4)``; its classes in the
+            order of its categories) -> "category", other numbers -> "regression"), "category", "regression", a
+            ``CategoryBlock`` or a ``RegressionBlock``.
         splits: None (every row trains, no validation set), a splitter as DataBlock takes them
             (``RandomSplitter(0.2, seed=42)``, ``ColSplitter``, ``TimeSplitter``, ... or a function
-            ``items -> (train_idx, valid_idx)``), or a pair of index arrays. From a file only the model's
-            columns and those the splitter reads (``Splitter.columns()``) are loaded. Split by a
+            ``items -> (train_idx, valid_idx)``), or a pair of index arrays; a training row listed several times
+            (a class oversampled, ``(train + rare + rare, valid)``) trains that many times and counts that many
+            times in what the procs learn (means, standard deviations, medians), as in fastai. From a file only
+            the model's columns and those the splitter reads (``Splitter.columns()``) are loaded. Split by a
             ``TimeSplitter``, the Tabular records the column it read (``time_col``) and its training rows' times
             (``train_times``, text read as dates; not written to files), which ``fit_ensemble`` bags on in
             time order; otherwise both are None.
@@ -1289,8 +1307,12 @@ class Tabular(_FittedNames):
                                               lambda _: by_time.split_times(times), items)
             mask = np.zeros(len(items), dtype=bool)
             mask[train_idx] = True
+        # a training row listed several times (a class oversampled by repeating its rows) counts that many times
+        # in what the procs learn, as it does in training: the processor is then given the positions as listed
+        repeated = len(train_idx) != int(np.count_nonzero(mask))
         with naming_file(source):
-            processed = p.fit_transform(items, mask)
+            processed = p.fit_transform(items, mask, train_rows=train_idx if repeated else None,
+                                        class_targets=pandas_class_targets(source, p.y_names))
             for proc in p.procs:  # a flag named as a column of the source that is no model input (it was not read)
                 for c in proc.flag_clashes(source_columns) if isinstance(proc, FillMissing) else []:
                     warn(f"FillMissing: continuous column {c!r} has missing values in the training rows, so it gets a "

@@ -247,10 +247,33 @@ _FITTED_STATE = {
 }
 
 
+def _repeated_rows(rows: np.ndarray, n: int) -> np.ndarray | None:
+    """The positions of the rows listed more than once in ``rows`` (positions into a table of ``n`` rows, in
+    range), each as many times as it is listed beyond the first; None when no row repeats."""
+    counts = np.bincount(rows.astype(np.int64, copy=False), minlength=n)
+    extra = np.maximum(counts - 1, 0)
+    return np.repeat(np.arange(n, dtype=np.int64), extra) if extra.any() else None
+
+
+def _declared_order(values: pl.Series, declared: Sequence[Any]) -> list[str] | None:
+    """The training ``values`` of a categorical target as text, in the order its ``declared`` categories give them
+    (a category never seen in training is no class, as fastai's strict ``CategoryMap`` leaves it out); None where
+    the categories do not read as the column's values (then the classes are sorted)."""
+    try:
+        order = pl.Series(list(declared), strict=False).cast(values.dtype, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        return None
+    listed, seen = order.to_list(), set(values.to_list())
+    if None in listed or len(set(listed)) != len(listed) or not seen <= set(listed):
+        return None
+    return pl.Series([v for v in listed if v in seen], dtype=values.dtype).cast(pl.String).to_list()
+
+
 class TabularProcessor(Component):
     """Column roles, procs and target encoding; ``transform`` works on eager and lazy frames.
 
-    ``y_block``: None (text/bool targets are classes, numbers are regression), "category", "regression",
+    ``y_block``: None (text, ``Categorical``/``Enum`` and bool targets are classes, and so is a pandas categorical
+    column of numbers, which :meth:`fit_transform` is told of; other numbers are regression), "category", "regression",
     a ``CategoryBlock`` (its ``vocab`` fixes the classes) or a ``RegressionBlock``. ``skipinitialspace``: the
     table's CSV file was read with the spaces after each comma dropped from its text values
     (``TabularDataLoaders.from_csv``), so new CSV files are read so too (``pipekit.tabular.core.read_new``) and their
@@ -460,7 +483,16 @@ class TabularProcessor(Component):
                                 f"df.filter({keep})) or fill them before processing the table.")
 
     # ------------------------------------------------------------------ fitting
-    def _fit_targets(self, frame: pl.DataFrame | pl.LazyFrame, train: pl.Expr) -> None:
+    def _fit_targets(self, frame: pl.DataFrame | pl.LazyFrame, train: pl.Expr,
+                     class_targets: dict[str, Sequence[Any] | None] | None = None) -> None:
+        """Learn what the target is. Without a ``y_block``, one target column is classes when it holds text, a
+        Polars ``Categorical``/``Enum`` or True/False, or is named in ``class_targets`` (a pandas categorical
+        column, whose numbers Polars reads as plain numbers: ``pd.Categorical(df['education-num'] // 4)``); its
+        classes are the training values, decoded as the column's type (ints here), in the order the
+        categorical declares them (those seen in training; sorted where ``class_targets`` gives none), as
+        fastai's ``TabularPandas`` makes a categorical target's classes. Any other numbers are a regression (a
+        few distinct integers warn that they may be classes)."""
+        class_targets = class_targets or {}
         y = self.y_block
         kind = "category" if isinstance(y, CategoryBlock) else "regression" if isinstance(y, RegressionBlock) else y
         vocab = y.vocab if isinstance(y, CategoryBlock) else None
@@ -471,9 +503,11 @@ class TabularProcessor(Component):
             return
         schema = schema_of(frame)
         dt = schema[self.y_names[0]]
+        declared = class_targets.get(self.y_names[0]) if len(self.y_names) == 1 else None
         if kind is None:
-            kind = "category" if (_is_text(dt) or dt == pl.Boolean) else "regression"
-            if dt.is_integer() and len(self.y_names) == 1:
+            classes = len(self.y_names) == 1 and self.y_names[0] in class_targets
+            kind = "category" if (_is_text(dt) or dt == pl.Boolean or classes) else "regression"
+            if kind == "regression" and dt.is_integer() and len(self.y_names) == 1:
                 self._warn_few_integers(frame, train)
         self.y_kind_ = kind
         if kind == "category":
@@ -492,7 +526,10 @@ class TabularProcessor(Component):
                 self.y_vocab_ = dt.categories.to_list()
             if self.y_vocab_ is None:
                 vals = distinct_train_values(frame, self.y_names[:1], train)[self.y_names[0]]
-                self.y_vocab_ = (vals.cast(pl.String) if _is_text(vals.dtype) else vals).sort().cast(pl.String).to_list()
+                self.y_vocab_ = _declared_order(vals, declared) if declared is not None else None
+                if self.y_vocab_ is None:
+                    self.y_vocab_ = (vals.cast(pl.String) if _is_text(vals.dtype) else vals).sort().cast(
+                        pl.String).to_list()
                 if self.y_type_ == "str":  # classes learned from text: '<50k' and '<50k ' would be two
                     warn_near_labels(self.y_vocab_, f"training targets of {self.y_names[0]!r}")
             if len(self.y_vocab_) < 2:
@@ -555,7 +592,8 @@ class TabularProcessor(Component):
             frame = frame.with_columns(proc.expressions(schema_of(frame), eager=isinstance(frame, pl.DataFrame)))
         return _as_categorical(frame, text) if text else frame
 
-    def _fit(self, frame: F, train: pl.Expr, keep: Sequence[str] = (), text: Sequence[str] = ()) -> F:
+    def _fit(self, frame: F, train: pl.Expr, keep: Sequence[str] = (), text: Sequence[str] = (),
+             class_targets: dict[str, Sequence[Any] | None] | None = None) -> F:
         names = ColumnNames(list(self.cat_names), list(self.cont_names))
         # which categorical columns had missing values to learn from: one missing only in new rows is warned about
         schema = schema_of(frame)
@@ -567,31 +605,50 @@ class TabularProcessor(Component):
         self.cont_float64_ = _beyond_float32(frame, self.cont_names, train)
         frame = self._apply(frame, train, names, text)
         self.cat_names_, self.cont_names_ = names.cat_names, names.cont_names
-        self._fit_targets(frame, train)
+        self._fit_targets(frame, train, class_targets or {})
         frame = frame.with_columns(self._target_exprs(frame))
         have = schema_of(frame)
         return frame.select(self.cat_names_ + self.cont_names_ + [c for c in self.y_names if c in have] + list(keep))
 
-    def fit_transform(self, items: pl.DataFrame, train_mask: np.ndarray) -> pl.DataFrame:
-        """Fit on the rows where ``train_mask`` is true, return every row processed (inputs and targets)."""
+    def fit_transform(self, items: pl.DataFrame, train_mask: np.ndarray, *, train_rows: np.ndarray | None = None,
+                      class_targets: dict[str, Sequence[Any] | None] | None = None) -> pl.DataFrame:
+        """Fit on the rows where ``train_mask`` is true, return every row processed (inputs and targets), in the
+        order of ``items``.
+
+        ``train_rows``: the training rows' positions as the split lists them, where a row is listed several times
+        (a class oversampled by repeating its training rows, as fastai's ``splits`` allow): each row then counts as
+        many times as it is listed in what the procs learn (``Normalize``'s means and standard deviations,
+        ``FillMissing``'s medians), as it does in training; fastai's ``TabularPandas`` learns them from the
+        repeated rows too. ``class_targets``: target columns that are classes whatever their type, each with its
+        declared categories in their order, or None (a pandas categorical column of numbers, which reaches Polars
+        as plain numbers): see :meth:`_fit_targets`."""
         self._check_targets(items)
         schema = items.schema
         text = [c for c in dict.fromkeys(self.cat_names + self.y_names) if schema[c] == pl.String]
-        out = self._fit(items.with_columns(aligned_series(_SPLIT_COL, np.asarray(train_mask, dtype=bool), items)),
-                        pl.col(_SPLIT_COL), text=text)
+        frame = items.with_columns(aligned_series(_SPLIT_COL, np.asarray(train_mask, dtype=bool), items))
+        repeats = None if train_rows is None else _repeated_rows(np.asarray(train_rows), len(items))
+        if repeats is not None:
+            # the second and later listings of a row join the fit as rows of their own, flagged as training rows;
+            # the procs' statistics then count them as listed, and the frame's own rows are processed as before
+            frame = pl.concat([frame, frame[repeats].with_columns(pl.lit(True).alias(_SPLIT_COL))], how="vertical")
+        out = self._fit(frame, pl.col(_SPLIT_COL), text=text, class_targets=class_targets or {})
+        if repeats is not None:
+            out = out.head(len(items)).rechunk()
         self._check_unseen_labels(items, out)
         self._warn_number_classes()
         return out
 
-    def fit_lazy(self, frame: pl.LazyFrame, train: pl.Expr | None = None, keep: Sequence[str] = ()) -> pl.LazyFrame:
+    def fit_lazy(self, frame: pl.LazyFrame, train: pl.Expr | None = None, keep: Sequence[str] = (),
+                 class_targets: dict[str, Sequence[Any] | None] | None = None) -> pl.LazyFrame:
         """Fit on a lazy scan (each statistic is a streaming aggregation); return the processing query.
 
-        ``keep`` names extra raw columns to pass through (e.g. a split flag)."""
+        ``keep`` names extra raw columns to pass through (e.g. a split flag); ``class_targets`` as
+        :meth:`fit_transform` takes it."""
         if not isinstance(frame, pl.LazyFrame):
             raise ParameterError(f"fit_lazy: expected a polars LazyFrame, got {type(frame).__name__}.")
         self.check_columns(frame.collect_schema().names(), where="fit_lazy")
         self._check_targets(frame)
-        out = self._fit(frame, pl.lit(True) if train is None else train, keep)
+        out = self._fit(frame, pl.lit(True) if train is None else train, keep, class_targets=class_targets)
         self._check_unseen_labels(frame)
         self._warn_number_classes()
         return out

@@ -612,6 +612,43 @@ def column_code(vocab: CategoryMap, value: Any) -> int:
     return code
 
 
+#: the text of an integer as Python and Polars write it: no sign but a minus, no leading zero, no spaces
+_PLAIN_INT = r"^-?(0|[1-9][0-9]*)$"
+
+
+def _plain_codes(vocab: Sequence[str]) -> list[int] | None:
+    """The codes of the entries of ``vocab`` (``#na#`` first, then text that ``int`` reads) written as their integer
+    is written (``'7'``; not ``'007'``, ``'+7'`` or ``' 7'``): the entries a number matches. None where all of them
+    are (a vocabulary learned from an integer column): one pass of a regular expression over the text, kept with a
+    ``CategoryMap`` (a million ids are looked up often)."""
+    def compute(v: Sequence[str]) -> list[int] | None:
+        plain = pl.Series(list(v[1:]), dtype=pl.String).str.contains(_PLAIN_INT)
+        return None if plain.all() else (plain.arg_true() + 1).to_list()
+    return vocab.derived("plain_int_codes", compute) if isinstance(vocab, CategoryMap) else compute(vocab)
+
+
+def _plain_float_codes(vocab: Sequence[str], fkeys: Sequence[float], ints_first: bool) -> list[int]:
+    """The codes of the entries of ``vocab`` (``#na#`` first, then text that ``float`` reads, as ``fkeys``) that a
+    number matches: those written as Polars writes the float (``'7.0'``, ``'2.5e-8'``) or as an integer is
+    written (``'7'``), one entry per number. Where a number is written both ways (``'7'`` and ``'7.0'``, categories
+    of a column of strings) an integer column's 7 is ``'7'`` (``ints_first``) and a float column's 7.0 is
+    ``'7.0'``; text written otherwise (``'7.50'``, ``'007'``) is matched by no number, only as text."""
+    texts = pl.Series(list(vocab[1:]), dtype=pl.String)
+    numbers = pl.Series(list(fkeys), dtype=pl.Float64)
+    as_float, as_int = numbers.cast(pl.String) == texts, texts.str.contains(_PLAIN_INT)
+    keep = as_float | as_int
+    if numbers.filter(keep).n_unique() == keep.sum():  # each number written one way (a float column's vocab)
+        return (keep.arg_true() + 1).to_list()
+    first, then = (as_int, as_float) if ints_first else (as_float, as_int)
+    taken: set[float] = set()
+    codes: list[int] = []
+    for i in [*first.arg_true().to_list(), *then.arg_true().to_list()]:
+        if fkeys[i] not in taken:
+            taken.add(fkeys[i])
+            codes.append(i + 1)
+    return codes
+
+
 def _key_type(keys: Sequence[int]) -> pl.DataType | None:
     """The integer type integer category ``keys`` are matched in, from their range: Int64, UInt64 (non-negative ids
     of 64 bits), Int128 (ids past 64 bits: a 30-digit account number); None past 128 bits (matched as text)."""
@@ -813,6 +850,11 @@ class Categorify(TabularProc):
                 keys = [int(v) for v in vocab[1:]]
             except ValueError:
                 keys = None
+            # a number is the entry written as that number is written: 7 is '7', never '007' nor '+7' (text ids
+            # of a column of strings, where '7' and '007' may both be categories; fastai scores such a 7 as #na#)
+            plain = None if keys is None else _plain_codes(vocab)
+            if keys is not None and plain is not None:
+                keys = [keys[i - 1] for i in plain]
             # the keys' own integer type (ids of 64 bits, unsigned ones from a hash too, 128 bits past those), the
             # values cast to it: one it cannot hold is no training id (unseen); keys past 128 bits are matched as text
             key_type = None if keys is None else _key_type(keys)
@@ -822,13 +864,15 @@ class Categorify(TabularProc):
                     # values as the training integers: 73.0 is user 73; 73.5 is no training value
                     col = pl.when(col.round() == col).then(col).otherwise(None)
                 return col.cast(key_type, strict=False).replace_strict(
-                    pl.Series(keys, dtype=key_type), list(range(1, len(vocab))), default=None, return_dtype=dt)
+                    pl.Series(keys, dtype=key_type), list(range(1, len(vocab))) if plain is None else plain,
+                    default=None, return_dtype=dt)
             try:  # a vocabulary of numbers written as floats ('5.0': a pandas id column with a NaN): 5 is 5.0
                 fkeys = None if keys is not None else [float(v) for v in vocab[1:]]
             except ValueError:
                 fkeys = None
             if fkeys is not None:
-                return col.cast(pl.Float64).replace_strict(fkeys, list(range(1, len(vocab))), default=None,
+                fcodes = _plain_float_codes(vocab, fkeys, dtype.is_integer())
+                return col.cast(pl.Float64).replace_strict([fkeys[i - 1] for i in fcodes], fcodes, default=None,
                                                            return_dtype=dt)
         if not (dtype is not None and (isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String)):
             col = col.cast(pl.String)

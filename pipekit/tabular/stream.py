@@ -35,8 +35,8 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Is, check
 from pipekit.data.items import table_error, without_polars_context
 from pipekit.data.splitters import VALID_PCT_OR_NONE
-from pipekit.tabular.core import (VALID_COLUMN, csv_float32_error, float32_rounded, naming_file, processing_path,
-                                  scan_table)
+from pipekit.tabular.core import (VALID_COLUMN, csv_float32_error, float32_rounded, naming_file, pandas_class_targets,
+                                  processing_path, scan_table)
 from pipekit.tabular.processor import TabularProcessor
 from pipekit.tabular.procs import DEFAULT_PROCS, Procs, unshared_procs
 
@@ -162,7 +162,9 @@ def process_to_parquet(source: Any, out_path: str | os.PathLike,
                     _sink(again.select(columns), staged, out)
                     lf = pl.scan_parquet(staged, glob=False)
         with naming_file(source):  # the rows processed are the file's rows
-            query = processor.fit_lazy(lf, ~pl.col(VALID_COLUMN), keep=[VALID_COLUMN])
+            # a pandas categorical target is classes, as in Tabular
+            query = processor.fit_lazy(lf, ~pl.col(VALID_COLUMN), keep=[VALID_COLUMN],
+                                       class_targets=pandas_class_targets(source, ys))
         try:
             staged_processing = save(processor, Path(tmp) / "processing.pipekit")
         except OSError as e:
