@@ -100,7 +100,10 @@ class LightingSampler(Sampler):
 
 class RandomCrop(AffineSampler):
     """A crop of ``min_scale``..1 of the image area with aspect ``ratio`` (log-uniform) x the output's,
-    at a uniform position, resized to the output size.
+    at a uniform position, resized to the output size. As fastai's ``RandomResizedCropGPU``, a crop that does not
+    fit the image (rounded to whole pixels) is drawn again, up to ten tries, so the areas that fit stay uniform
+    (a square crop of a 96x128 image with ``min_scale=0.5``: 0.5..0.75 of it); when none fits, the centred crop of
+    the aspect in ``ratio`` nearest the image's, as large as fits.
 
     >>> import numpy as np
     >>> from pipekit.vision import RandomCrop
@@ -112,6 +115,7 @@ class RandomCrop(AffineSampler):
     """
 
     stream = "crop"
+    tries: ClassVar[int] = 10
 
     def __init__(self, min_scale: float = 1.0, ratio: Sequence[float] = (1.0, 1.0)):
         if (isinstance(min_scale, (int, float, np.integer, np.floating)) and not isinstance(min_scale, bool)
@@ -129,9 +133,22 @@ class RandomCrop(AffineSampler):
         self.min_scale, self.ratio = min_scale, (float(ratio[0]), float(ratio[1]))
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
-        scale = rng.uniform(self.min_scale, 1.0, n)
-        log_r = rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1]), n)
-        return crop_matrices(in_hw, out_hw, scale, np.exp(log_r), rng.uniform(0, 1, (n, 2)))
+        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        # the first try, then the others: a crop that fits at the first try (any square crop of a square image)
+        # is drawn from the same numbers as with one try
+        first = rng.uniform(self.min_scale, 1.0, n), rng.uniform(*log_ratio, n), rng.uniform(0, 1, (n, 2))
+        scale = np.concatenate([first[0][:, None], rng.uniform(self.min_scale, 1.0, (n, self.tries - 1))], 1)
+        ratio = np.exp(np.concatenate([first[1][:, None], rng.uniform(*log_ratio, (n, self.tries - 1))], 1))
+        (hi, wi), (ho, wo) = in_hw, out_hw
+        aspect = (wo / ho) * ratio
+        cw = np.sqrt(scale * hi * wi * aspect)
+        fits = (np.round(cw) <= wi) & (np.round(cw / aspect) <= hi)
+        k, found, rows = fits.argmax(1), fits.any(1), np.arange(n)
+        # none fits: the centred crop of the ratio nearest the image's aspect, as large as fits (crop_matrices
+        # shrinks the whole-area crop), as fastai falls back
+        nearest = np.clip((wi / hi) / (wo / ho), *self.ratio)
+        return crop_matrices(in_hw, out_hw, np.where(found, scale[rows, k], 1.0),
+                             np.where(found, ratio[rows, k], nearest), np.where(found[:, None], first[2], 0.5))
 
 
 class ResizedCrop(AffineSampler):
@@ -240,14 +257,18 @@ class Rotate(AffineSampler):
 
 
 class Warp(AffineSampler):
-    """With probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), a perspective
-    (keystone) warp moving the corners by up to ``magnitude``.
+    """A perspective (keystone) warp moving the corners by up to ``magnitude``, tilting in x and in y each with
+    its own probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), as fastai draws
+    them: with ``p=0.75``, 1/16 of the images are left unwarped and 3/8 tilt in one direction only.
 
     >>> import numpy as np
     >>> from pipekit.vision import Warp
     >>> m = Warp(0.2, p=1.0).matrices(2, np.random.default_rng(0), (64, 64), (64, 64))
     >>> m[:, 2, :2].round(3).tolist()  # the perspective row: not an affine map
-    [[0.193, -0.184], [-0.165, 0.125]]
+    [[-0.165, 0.125], [-0.092, 0.043]]
+    >>> m = Warp(0.2, p=0.5).matrices(4, np.random.default_rng(0), (64, 64), (64, 64))
+    >>> m[:, 2, :2].round(3).tolist()  # 0: that direction not tilted
+    [[-0.174, 0.0], [0.199, 0.126], [0.0, 0.0], [0.0, 0.0]]
     >>> off = Warp(0.2, p=0.0).matrices(2, np.random.default_rng(0), (64, 64), (64, 64))
     >>> np.array_equal(off, [np.eye(3)] * 2)
     True
@@ -260,9 +281,9 @@ class Warp(AffineSampler):
         self.magnitude, self.p = magnitude, p
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
-        on = rng.uniform(size=n) < self.p
-        d = rng.uniform(-self.magnitude, self.magnitude, (n, 2)) * on[:, None]
-        return np.where(on[:, None, None], keystone_matrices(d), eye_stack(n))
+        on = rng.uniform(size=(n, 2)) < self.p  # one coin per direction, as fastai's _WarpCoord
+        d = rng.uniform(-self.magnitude, self.magnitude, (n, 2)) * on
+        return np.where(on.any(1)[:, None, None], keystone_matrices(d), eye_stack(n))
 
 
 class Flip(AffineSampler):
