@@ -193,16 +193,19 @@ def test_weights_are_chosen_on_the_valid_split_of_a_table_of_few_columns():
         with pytest.raises(DataError, match=r"member\(s\) \['rf', 'gbm'\] were fitted on these rows"):
             WeightedEnsemble(members, n_iter=5).fit(rows)
     # two columns, whose every combination recurs among the training rows: values cannot tell training rows from
-    # others, so rows holding only training rows' values are refused, the training rows in any order or in part
-    # (and, on the safe side, the valid rows too)
+    # others, so rows are not refused for holding training rows' values: the valid rows are taken (as are 70% of the
+    # training rows, which no value tells from them); the training rows themselves, in order or reversed (as many of
+    # every row), are refused
     tab2 = few_columns(["workclass"], ["education-num"])
     gbm = GBM("classification", n_estimators=5, n_jobs=1).fit(tab2.train)
     rf = RandomForest("classification", n_estimators=5, n_jobs=1).fit(tab2.train)
     train2 = as_data(tab2.train)
     n2 = len(train2)
-    for rows in (tab2.train, train2.take(np.arange(n2)[::-1]), train2.take(np.arange(int(n2 * 0.7))), tab2.valid):
+    for rows in (tab2.train, train2.take(np.arange(n2)[::-1])):
         with pytest.raises(DataError, match="were fitted on these rows"):
             WeightedEnsemble([gbm, rf], n_iter=5).fit(rows)
+    for rows in (tab2.valid, train2.take(np.arange(int(n2 * 0.7)))):
+        assert WeightedEnsemble([gbm, rf], n_iter=5).fit(rows).selected_on_ == "data"
 
 
 # ---------------------------------------------------------------------------------------- optional packages

@@ -292,7 +292,9 @@ def test_weights_are_never_chosen_on_the_rows_a_member_was_fitted_on():
                               "rf": RandomForest("classification", n_estimators=10, n_jobs=1)}, n_folds=3).fit(tab.train)
     sig = rows_signature(as_data(tab.train))
     assert stack.train_rows_signature_ == sig and [m.train_rows_signature_ for m in stack.members_] == [sig, sig]
-    fix = r"select on rows no member was fitted on \(the valid split: ens.fit\(tab.valid\)\), or bag the members"
+    fix = (r"select on rows none of them was fitted on \(rows held out of their training, such as tab.valid for members "
+           r"fitted on tab.train\), or on out-of-fold predictions of these rows: bag the members \(BaggedModel\) on them "
+           r"and call ens.fit\(\), or give ens.fit_predictions\(preds, y\)")
     with pytest.raises(DataError, match=r"member\(s\) \['gbm', 'rf'\] were fitted on these rows .*" + fix):
         WeightedEnsemble(stack.members_, n_iter=5).fit(tab.train)
     lr = SklearnModel(LogisticRegression(max_iter=300), "classification").fit(tab.valid)
@@ -304,17 +306,20 @@ def test_weights_are_never_chosen_on_the_rows_a_member_was_fitted_on():
         WeightedEnsemble([gbm, lr], n_iter=5).fit(tab.train)
     with pytest.raises(DataError, match="were fitted on these rows"):  # a bare frame of the same rows too
         WeightedEnsemble([gbm, lr], n_iter=5).fit(as_data(tab.train.xs, y=as_data(tab.train).y))
-    # the same rows in another order, or most of them, are the rows the member memorised too (in this session:
+    # the same rows in another order, or a part of them, are the rows the member memorised too (in this session:
     # a loaded member keeps only the signature of its rows in order)
     raw = pl.read_csv(path("adult_sample") / "adult.csv").head(3000)
     train_idx, valid_idx = np.asarray(tab.train_idx), np.asarray(tab.valid_idx)
     for rows in (train_idx[::-1], train_idx[: int(len(train_idx) * 0.8)]):
-        with pytest.raises(DataError, match=r"\['0:GBM'\] were fitted on these rows \(or most of them, in some "
-                                            r"order\)"):
+        with pytest.raises(DataError, match=r"\['0:GBM'\] were fitted on these rows \(all of them are training "
+                                            r"rows of '0:GBM'\)"):
             WeightedEnsemble([gbm, lr], n_iter=5).fit(tab.new(raw[rows]))
-    # rows of which a member saw a part are taken when most are new (a table may repeat a row): a third seen
+    # rows of which a member saw a part are refused too, naming the share: a third seen (weights chosen on them
+    # favour what the members memorised)
     mixed = tab.new(raw[np.r_[valid_idx, train_idx[: len(valid_idx) // 2]]])
-    assert WeightedEnsemble(stack.members_, n_iter=5).fit(mixed).selected_on_ == "data"
+    with pytest.raises(DataError, match=r"\['gbm', 'rf'\] were fitted on these rows \(about 3\d% of them are training "
+                                        r"rows of 'gbm' and 'rf'; rows a table repeats are taken for up to 5%\)"):
+        WeightedEnsemble(stack.members_, n_iter=5).fit(mixed)
     ens = WeightedEnsemble({"stack": stack, "gbm": gbm}, n_iter=5).fit(tab.valid)
     assert ens.selected_on_ == "data" and ens.weights_.sum() == pytest.approx(1.0)
 
@@ -369,7 +374,8 @@ def test_members_of_different_targets_are_named_as_such():
 
 def test_a_member_keeps_a_sample_of_its_rows_and_still_tells_them_apart_in_a_large_table():
     """A backend keeps the hashes of 4096 of its training rows, whatever the table's size; from them an ensemble
-    still tells the training rows in another order or in part (9,600 rows here) from rows mostly new."""
+    still tells the training rows in another order or in part (9,600 rows here), or mixed with new rows, from
+    rows all new."""
     from pipekit.backends.data import ROW_SAMPLE
 
     tab = adult_tab(12_000)
@@ -379,9 +385,12 @@ def test_a_member_keeps_a_sample_of_its_rows_and_still_tells_them_apart_in_a_lar
     assert len(train) > ROW_SAMPLE and len(gbm._train_row_hashes) == ROW_SAMPLE and gbm._train_rows == len(train)
     n = len(train)
     for rows in (np.arange(n)[::-1], np.arange(int(n * 0.7))):
-        with pytest.raises(DataError, match=r"\['0:GBM'\] were fitted on these rows \(or most of them"):
+        with pytest.raises(DataError, match=r"\['0:GBM'\] were fitted on these rows \(all of them"):
             WeightedEnsemble([gbm, other], n_iter=5).fit(train.take(rows))
     fresh = GBM("classification", n_estimators=5, n_jobs=1).fit(train.take(np.arange(n // 2)))
-    # the second half of the training rows, with a third as many of the first: a quarter seen by `fresh`
+    # the second half of the training rows, with a third as many of the first: a quarter seen by `fresh`, refused
     mixed = train.take(np.r_[np.arange(n // 2, n), np.arange(n // 6)])
-    assert WeightedEnsemble([fresh, other], n_iter=5).fit(mixed).selected_on_ == "data"
+    with pytest.raises(DataError, match=r"\['0:GBM'\] were fitted on these rows \(about 2\d% of them"):
+        WeightedEnsemble([fresh, other], n_iter=5).fit(mixed)
+    # the second half alone: rows `fresh` never saw
+    assert WeightedEnsemble([fresh, other], n_iter=5).fit(train.take(np.arange(n // 2, n))).selected_on_ == "data"

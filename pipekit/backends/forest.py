@@ -75,6 +75,23 @@ def _from_sklearn(cls: type, given: dict[str, Any], sklearn: dict[str, Any]) -> 
     return out
 
 
+def class_weight_by_code(who: str, class_weight: Any, classes: Any) -> Any:
+    """A ``class_weight`` dict keyed by labels (as users write it) as one keyed by the codes of ``classes`` (their
+    positions), which a scikit-learn estimator fitted on codes takes; any other value (``"balanced"``, None) as it
+    is. A key is a label or its text (a file keeps keys as text: ``{"0": 1.0}`` is label 0's weight); a key that is
+    no label is refused, naming ``who`` and the labels."""
+    if not isinstance(class_weight, dict):
+        return class_weight
+    labels = [c.item() if isinstance(c, np.generic) else c for c in classes]
+    by_text = {str(c): i for i, c in enumerate(labels)}
+    codes = {k: labels.index(k) if k in labels else by_text.get(str(k)) for k in class_weight}
+    unknown = [k for k, i in codes.items() if i is None]
+    if unknown:
+        raise ParameterError(f"{who}: class_weight names {unknown[:5]}, which are not classes of the training labels "
+                             f"{labels[:20]}; key it by those labels")
+    return {i: float(class_weight[k]) for k, i in codes.items()}
+
+
 class RandomForest(Backend):
     """Random forest for ``task`` "classification" or "regression".
 
@@ -204,18 +221,7 @@ class RandomForest(Backend):
     def _sklearn_class_weight(self) -> Any:
         """``class_weight`` as scikit-learn's forest takes it for the class codes the forest is fitted on: a dict of
         labels as one of codes (a label not among ``classes_`` is refused, naming them)."""
-        cw = self.class_weight
-        if not isinstance(cw, dict):
-            return cw
-        labels = [c.item() if isinstance(c, np.generic) else c for c in self.classes_]
-        # a key is a label, or its text (a file keeps keys as text: {"0": 1.0} is label 0's weight)
-        by_text = {str(c): i for i, c in enumerate(labels)}
-        codes = {k: labels.index(k) if k in labels else by_text.get(str(k)) for k in cw}
-        unknown = [k for k, i in codes.items() if i is None]
-        if unknown:
-            raise ParameterError(f"{type(self).__name__}: class_weight names {unknown[:5]}, which are not classes of "
-                                 f"the training labels {labels[:20]}; key it by those labels")
-        return {i: float(cw[k]) for k, i in codes.items()}
+        return class_weight_by_code(type(self).__name__, self.class_weight, self.classes_)
 
     def params_to_data(self) -> dict[str, Any]:
         """The record's parameters, a ``class_weight`` dict keyed by its labels' text (a file's keys are text; fitting

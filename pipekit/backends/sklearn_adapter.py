@@ -206,7 +206,8 @@ class SklearnModel(Backend):
     """Any sklearn estimator with ``fit(X, y)`` and ``predict`` (plus ``predict_proba`` for classification).
     ``estimator`` is the estimator (never fitted in place: each fit clones it) or its stored form
     (``{"sklearn_estimator": name, "params": {...}}``). Targets are passed as class indices into
-    ``classes_`` (labels sorted), so probabilities line up with the other backends by label.
+    ``classes_`` (labels sorted), so probabilities line up with the other backends by label; an estimator's
+    ``class_weight`` dict is keyed by the labels, as for scikit-learn, and passed to the estimator by class index.
 
     Fitted: ``model_`` (the fitted estimator), ``valid_score_`` when ``valid`` is given.
 
@@ -285,7 +286,36 @@ class SklearnModel(Backend):
         from sklearn.base import clone
 
         weights = {} if d.weight is None else {"sample_weight": d.weight}
-        self.model_ = clone(self.estimator).fit(self.matrix(d, order="C"), self.encode_y(d.y), **weights)
+        estimator = clone(self.estimator)
+        if self.task == "classification":  # the estimator sees class indices: its class_weight keys must too
+            estimator.set_params(**self._class_weights_by_index(d))
+        self.model_ = estimator.fit(self.matrix(d, order="C"), self.encode_y(d.y), **weights)
+
+    def _class_weights_by_index(self, d: TabularData) -> dict[str, Any]:
+        """The estimator's ``class_weight`` dicts (its own, or a nested estimator's: ``clf__class_weight``) keyed
+        by the class indices the estimator is fitted on instead of the labels users key them by, as
+        ``set_params`` arguments for the clone that is fitted (the estimator given is never changed).
+
+        A key is a label or its text (a file keeps keys as text), read as ``RandomForest`` reads its own
+        ``class_weight``; a label that is no class of the target is refused, naming the classes. A class of the
+        target absent from these rows (a fold that misses it) has no index here and its weight is left out;
+        ``"balanced"`` and ``None`` are passed on as they are."""
+        from pipekit.backends.data import target_classes
+        from pipekit.backends.forest import class_weight_by_code
+
+        given = {k: v for k, v in self.estimator.get_params(deep=True).items()
+                 if (k == "class_weight" or k.endswith("__class_weight")) and isinstance(v, dict)}
+        if not given:
+            return {}
+        classes = [c.item() if isinstance(c, np.generic) else c for c in self.classes_]
+        if d.processor is not None:  # the target's other classes (a fold may miss one): known, but not fitted here
+            with contextlib.suppress(AttributeError, TypeError):
+                classes += [c for c in target_classes(d) if c not in classes]
+        out = {}
+        for key, weights in given.items():
+            by_code = class_weight_by_code(type(self.estimator).__name__, weights, classes)
+            out[key] = {i: w for i, w in by_code.items() if i < len(self.classes_)}
+        return out
 
     def takes_weights(self) -> bool:
         from sklearn.utils.validation import has_fit_parameter

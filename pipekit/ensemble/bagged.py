@@ -793,68 +793,96 @@ def fold_where(fold: int, repeat: int, n_folds: int) -> str:
     return f"fold {fold}" + (f" (repeat {repeat})" if repeat else "") + f" of {n_folds}"
 
 
-#: the share of the rows an ensemble selects on that may be rows a member was fitted on (a table may repeat a
-#: row, in training and elsewhere); more, and the rows are taken for its training rows, reordered or in part
-SEEN_SHARE = 0.5
-#: how many of the rows an ensemble selects on would, were none of them a model's training rows, be expected to hold
-#: values its training rows do not (as often), for the values to tell training rows from others (seen_share): from
-#: 20 on, new rows are taken for training rows less than once in 200. Below it (a few rows, or a table of a few
-#: categories whose every combination recurs in training) only the training rows in their order are known
-#: (rows_signature)
-TELLING_ROWS = 20
+#: the share of the rows an ensemble selects on that may be rows a member was fitted on: a few (a table may hold one
+#: row twice, once among the training rows and once elsewhere); a share clearly above it is refused, as weights chosen
+#: on the rows would favour what the member memorised (a forest of leaves of one row takes 73% of the weight on rows
+#: of adult 45% its training rows, against none on the valid rows alone)
+SEEN_SHARE = 0.05
+#: how clearly: the rows must leave fewer of them unmatched by the training rows than rows of ``SEEN_SHARE`` training
+#: rows would, by this many standard deviations (a one-sided bound: of 300 random held-out splits of adult on 1 to 4
+#: category and up to 2 number columns, 213 of them rows the values could tell, none was refused)
+SURE = 3.0
 
 
-def seen_share(seen: np.ndarray, n_train: int, hashes: np.ndarray) -> float | None:
-    """The share of rows (their sorted :func:`row_hashes`, ``hashes``) that are rows a model was fitted on, from the
-    sorted hashes it keeps of its ``n_train`` training rows (``seen``: all, or the smallest ``ROW_SAMPLE``); None
-    when their values cannot tell.
+def seen_share(seen: np.ndarray, n_train: int, hashes: np.ndarray) -> tuple[float, bool] | None:
+    """How much of the rows (their sorted :func:`row_hashes`, ``hashes``) are rows a model was fitted on, from the
+    sorted hashes it keeps of its ``n_train`` training rows (``seen``: all, or the smallest ``ROW_SAMPLE``):
+    ``(share, clear)``, the estimated share and whether the rows clearly hold more than ``SEEN_SHARE`` of training
+    rows; None when their values cannot tell training rows from others.
 
-    In a table of few columns many rows repeat the values of others, so a row the model was not fitted on often
-    has the values of a training row (adult's valid rows on 4 columns: 90% of them). Each hash counts as seen only
-    as many times as the training rows hold it: the model's training rows, in any order or in part, leave no row
-    unmatched. Other rows leave unmatched about the share of training rows no other training row repeats; the rows
-    left unmatched, against those that rows all new would leave, give the share of training rows among them.
+    A row is matched when some training row has its values, so the model's training rows, in any order or in part,
+    leave no row unmatched. Rows the model was not fitted on leave unmatched those whose values no training row has:
+    as a share of such rows, about the share of training rows whose values no other training row repeats
+    (Good-Turing's estimate of the unseen). The rows left unmatched, against those that rows all new would
+    leave, give the share of training rows among them, with a spread from both counts. In a table of many distinct
+    rows every training row found is one, and a few percent are told; in a table of a few categories whose every
+    combination recurs, a new row has the values of training rows as often as one of them, and nothing can be told
+    (None), however many rows are given (adult's rows on 3 columns, the target among them). The training rows
+    themselves, all of them in another order, are told still: no other rows hold as many of every row.
 
     >>> train = np.sort(np.r_[np.arange(100), np.repeat(np.arange(100, 110), 20)]).astype(np.uint64)  # 300 rows
     >>> new = np.sort(np.r_[np.arange(500, 550), np.repeat(np.arange(100, 110), 5)]).astype(np.uint64)
-    >>> seen_share(train, 300, train[::3]), seen_share(train, 300, new), seen_share(train, 300, train[:5])
-    (1.0, 0.0, None)
+    >>> seen_share(train, 300, train), seen_share(train, 300, train[::3]), seen_share(train, 300, new)
+    ((1.0, True), (1.0, True), (0.0, False))
+    >>> seen_share(train, 300, np.sort(np.r_[new, train[:9:3]])), seen_share(train, 300, train[:5])
+    ((0.0, False), None)
+    >>> few = np.repeat(np.arange(10), 30).astype(np.uint64)       # 10 value combinations, each 30 times
+    >>> seen_share(few, 300, few[::4]) is None, seen_share(few, 300, few)
+    (True, (1.0, True))
     """
+    n_given = len(hashes)
     if len(seen) < n_train:  # a sample: below its largest hash, it holds every training row's (ties included)
         top = seen[-1]
         seen, hashes = seen[seen < top], hashes[hashes < top]
     if not (len(seen) and len(hashes)):
         return None
+    if n_given == n_train and np.array_equal(seen, hashes):
+        return 1.0, True  # as many rows as the training rows, with as many of every row: those, in some order
     values, counts = np.unique(seen, return_counts=True)
-    given, given_counts = np.unique(hashes, return_counts=True)
-    _, a, b = np.intersect1d(values, given, assume_unique=True, return_indices=True)
-    unmatched = len(hashes) - int(np.minimum(counts[a], given_counts[b]).sum())
-    # the rows that, were none of these rows training rows, would be unmatched
-    expected = len(hashes) * float(counts[counts == 1].sum()) / len(seen)
-    return None if expected < TELLING_ROWS else max(0.0, 1.0 - unmatched / expected)
+    unmatched = int((~np.isin(hashes, values, assume_unique=False)).sum())
+    singles, doubles = int((counts == 1).sum()), int((counts == 2).sum())
+    if not singles:
+        return None
+    unseen = singles / len(seen)  # the chance that a new row's values are no training row's
+    expected = len(hashes) * unseen  # unmatched, were none of the rows training rows
+    # unmatched, were SEEN_SHARE of them training rows, and its spread: binomial, and that of the estimate of
+    # `unseen` (Esty's variance of Good-Turing's estimate, relative to it)
+    bound = (1.0 - SEEN_SHARE) * expected
+    spread = float(np.sqrt(bound * (1.0 - unseen) + bound ** 2 * ((1.0 - unseen) / singles + 2 * doubles / singles ** 2)))
+    if bound <= SURE * spread:  # not even rows all matched would be clear: the values cannot tell
+        return None
+    return min(1.0, max(0.0, 1.0 - unmatched / expected)), bound - unmatched > SURE * spread
 
 
-def fitted_on(model: Any, sig: str, hashes: np.ndarray | None = None) -> bool:
-    """Whether ``model`` was fitted on the rows of signature ``sig`` (see :func:`rows_signature`): it records
-    them as ``train_rows_signature_`` (the members a ``StackingEnsemble`` refits, the stack itself, and any
-    backend that records its training rows), or it is an ensemble with such a member. With the rows'
-    ``hashes`` (:func:`row_hashes`), also when more than ``SEEN_SHARE`` of them are rows the model was fitted on
-    in this session (its training rows in another order, or a part of them: :func:`seen_share`); other rows that
-    repeat training rows' values are not, unless the values cannot tell them apart (a table of a few distinct rows),
-    where rows holding only training rows' values are taken for training rows."""
+def seen_by(model: Any, sig: str, hashes: np.ndarray | None = None) -> float | None:
+    """The share of the rows of signature ``sig`` (see :func:`rows_signature`) that ``model`` was fitted on, when
+    they are its training rows or clearly hold more than ``SEEN_SHARE`` of them; None otherwise. It records its
+    training rows in order as ``train_rows_signature_`` (the members a ``StackingEnsemble`` refits, the stack
+    itself, and every backend): 1.0. With the rows' ``hashes`` (:func:`row_hashes`), from the sample of its
+    training rows' hashes a backend keeps in this session: its training rows in another order, a part of them, or
+    rows mixed with them (:func:`seen_share`); rows whose values cannot tell training rows from others are not
+    taken for them. An ensemble: the largest share of its members'."""
     from pipekit.ensemble.base import Ensemble
 
     if getattr(model, "train_rows_signature_", None) == sig:
-        return True
+        return 1.0
+    share = None
     seen, n_train = vars(model).get("_train_row_hashes"), vars(model).get("_train_rows")
     if hashes is not None and seen is not None and n_train and len(hashes) and len(seen):
-        share = seen_share(seen, n_train, hashes)
-        if share is None:  # values that cannot tell training rows from others: as many as training rows hold are
-            # taken for them (the safe side: other rows of such a table are refused too, as training rows could be)
-            share = float(np.isin(seen, hashes).mean()) * n_train / len(hashes)
-        if share > SEEN_SHARE:
-            return True
-    return isinstance(model, Ensemble) and any(fitted_on(m, sig, hashes) for m in model._members_or_given())
+        found = seen_share(seen, n_train, hashes)
+        if found is not None and found[1]:
+            share = found[0]
+    if isinstance(model, Ensemble):
+        inner = [s for s in (seen_by(m, sig, hashes) for m in model._members_or_given()) if s is not None]
+        if inner:
+            share = max(inner + ([] if share is None else [share]))
+    return share
+
+
+def fitted_on(model: Any, sig: str, hashes: np.ndarray | None = None) -> bool:
+    """Whether ``model`` was fitted on the rows of signature ``sig`` and ``hashes``, or on a clear share of them
+    (:func:`seen_by`)."""
+    return seen_by(model, sig, hashes) is not None
 
 
 def training_predictions(members: list, classes: np.ndarray | None,
@@ -869,14 +897,21 @@ def training_predictions(members: list, classes: np.ndarray | None,
     on_rows = [i for i, m, oof in kept if oof is not None and (sig is None or m.rows_signature_ == sig)]
     if sig is not None and not on_rows:
         hashes = row_hashes(data)  # type: ignore[arg-type]
-        fitted = [member_name(m, i) for i, m in enumerate(members) if fitted_on(m, sig, hashes)]
+        shares = {member_name(m, i): seen_by(m, sig, hashes) for i, m in enumerate(members)}
+        fitted = {name: share for name, share in shares.items() if share is not None}
         if fitted:
+            said: dict[str, list[str]] = {}  # members of one share named together
+            for name, share in fitted.items():
+                said.setdefault("all" if share > 0.995 else f"about {share:.0%}", []).append(repr(name))
+            how = ", ".join(f"{part} of them are training rows of {' and '.join(names)}" for part, names in said.items())
+            if "all" not in said:  # a share of them: how much a table's repeated rows may account for
+                how += f"; rows a table repeats are taken for up to {SEEN_SHARE:.0%}"
             raise DataError(
-                f"member(s) {fitted} were fitted on these rows (or most of them, in some order): weights or a "
-                "meta-model chosen on them would "
-                "favour what those members memorised; select on rows no member was fitted on (the valid split: "
-                "ens.fit(tab.valid)), or bag the members (BaggedModel) on these rows and select on their "
-                "out-of-fold predictions (ens.fit())")
+                f"member(s) {list(fitted)} were fitted on these rows ({how}): weights or a meta-model chosen on them would favour what those "
+                "members memorised; select on rows none of them was fitted on (rows held out of their training, "
+                "such as tab.valid for members fitted on tab.train), or on out-of-fold predictions of these rows: "
+                "bag the members (BaggedModel) on them and call ens.fit(), or give ens.fit_predictions(preds, y) "
+                "predictions made on each row by a model not fitted on it")
         return None
     missing = [member_name(m, i) for i, m, _ in kept if i not in on_rows]
     if missing:

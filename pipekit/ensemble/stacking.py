@@ -29,7 +29,7 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import (BaggedModel, make_folds, out_of_fold, target_name,
+from pipekit.ensemble.bagged import (BaggedModel, aligned, make_folds, out_of_fold, target_name,
                                      time_ranks, training_predictions)
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    no_sample_weight, validate_prediction)
@@ -262,8 +262,8 @@ class StackingEnsemble(Ensemble):
             with under_bar():  # a member's own bar (a GBM's rounds) keeps quiet under this one
                 m = self.members[i].clone().fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
                 p = np.asarray(m.predict(d.take(va_idx)), dtype=np.float64)
-            if classes is not None:
-                p = align_classes(p, m.classes_, classes)
+            if classes is not None:  # a fold (a period of time folds) may miss a class: its column is 0, as in a bag
+                p = aligned(p, m.classes_, classes)
             oof[i, va_idx] = validate_prediction(p, len(va_idx), member_name(m, i), self.task, k)
         refitted = [self._refit(m, d, strata) for m in self.members]
         sig = rows_signature(d)
