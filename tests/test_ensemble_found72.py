@@ -62,6 +62,23 @@ def test_a_class_weight_keyed_by_text_labels_fits_and_unknown_labels_are_refused
         SklearnModel(LogisticRegression(class_weight={">50K": 5.0}), "classification").fit(tab.train)
 
 
+
+def test_a_class_weight_keyed_by_class_positions_still_fits_with_a_warning():
+    """A dict of class positions (0 .. k-1, how an estimator's class_weight had to be keyed before labels were read)
+    over text labels still weighs those classes, with a warning naming the labels to key it by."""
+    from sklearn.linear_model import LogisticRegression
+
+    from pipekit.core.errors import PipekitWarning
+
+    tab = adult_split(adult_rows(3000), ["workclass", "sex"], ["age", "hours-per-week"],
+                      procs=(Categorify, FillMissing, Normalize))
+    by_label = SklearnModel(LogisticRegression(max_iter=500, class_weight={"<50k": 1.0, ">=50k": 3.0}),
+                            "classification").fit(tab.train)
+    with pytest.warns(PipekitWarning, match=r"names class positions, not labels.*'>=50k': 3.0"):
+        by_position = SklearnModel(LogisticRegression(max_iter=500, class_weight={0: 1.0, 1: 3.0}),
+                                   "classification").fit(tab.train)
+    np.testing.assert_array_equal(by_position.predict(tab.valid), by_label.predict(tab.valid))
+
 # ------------------------------------------------------------------------------ rows an ensemble selects on
 def test_the_valid_split_of_a_table_of_few_distinct_rows_is_taken():
     """adult on 3 category columns (education, sex, race): every valid row has the values of training rows, yet

@@ -683,3 +683,28 @@ def test_a_recorder_given_to_one_fit_is_learn_recorder_after_it(dls):
     assert learn.recorder is given and len(given.values) == 1
     assert learn.validate(cbs=Recorder()) == pytest.approx(learn.validate())  # the given one's row, same numbers
     assert learn.recorder is given
+
+
+def test_one_recorder_given_to_fits_of_two_learners_stays_with_the_first(dls):
+    """A Recorder kept by one learner after a fit and then given to another learner's fit records that fit (with a
+    warning that it is the first learner's), is not kept by the second, and goes back to the first, whose next fit
+    records as before; a validation pass a callback cancels returns no scores rather than failing."""
+    from pipekit.core.errors import PipekitWarning
+    from pipekit.learn import CancelFitException, Callback, Recorder
+
+    rec = Recorder(train_metrics=True)
+    l1, l2 = learner(dls), learner(dls)
+    l1.fit(1, 1e-3, cbs=rec)
+    own2 = l2.recorder
+    with pytest.warns(PipekitWarning, match="of another Learner"):
+        l2.fit(1, 1e-3, cbs=rec)
+    assert l1.recorder is rec and l2.recorder is own2 and rec not in l2.cbs and rec.learn is l1
+    assert rec.values[-1] == pytest.approx(list(l2.final_record))
+    l1.fit(1, 1e-3)
+    assert len(rec.values) == 1 and rec.values[-1] == pytest.approx(list(l1.final_record))
+
+    class Skip(Callback):
+        def before_fit(self):
+            raise CancelFitException
+
+    assert l1.validate(cbs=Skip()) == [None, None]

@@ -93,13 +93,13 @@ def test_an_integer_id_matches_the_entry_written_as_that_integer(ratings, other)
     assert {"0296", other, "01270", "356"} <= set(mv)
     # looked up by number, 296 and 296.0 are the entry written as the number ('296', or '296.0'), never '0296'
     assert mv.o2i[296] == mv.o2i[296.0] == mv.o2i[other] != mv.o2i["0296"]
-    with pytest.raises(KeyError, match="never seen in training"):
-        mv.o2i[1270]  # only '01270' was seen: no number reads as it (fastai scores it #na# too)
-    new = pd.DataFrame({"userId": [r.userId[0]] * 3, "movieId": [296, 1270, 356], "rating": [3.0] * 3})
+    # '01270' is the only entry reading as 1270 (a zero-padded id read back as a number): it is 1270's
+    assert mv.o2i[1270] == mv.o2i["01270"]
+    new = pd.DataFrame({"userId": [r.userId[0]] * 4, "movieId": [296, 1270, 356, 99999], "rating": [3.0] * 4})
     for ids in (new, new.astype({"movieId": float})):
         with pytest.warns(PipekitWarning, match=r"never seen in training.*'movieId': 1"):
             codes = to.new(ids).xs["movieId"].tolist()
-        assert codes == [mv.o2i[other], 0, mv.o2i["356"]]
+        assert codes == [mv.o2i[other], mv.o2i["01270"], mv.o2i["356"], 0]
 
 
 def test_an_id_written_as_an_integer_and_as_a_float_is_each_by_its_type(ratings):

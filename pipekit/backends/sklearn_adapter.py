@@ -313,7 +313,18 @@ class SklearnModel(Backend):
                 classes += [c for c in target_classes(d) if c not in classes]
         out = {}
         for key, weights in given.items():
-            by_code = class_weight_by_code(type(self.estimator).__name__, weights, classes)
+            try:
+                by_code = class_weight_by_code(type(self.estimator).__name__, weights, classes)
+            except ParameterError:
+                # keyed by class index (0 .. k-1, the codes the estimator is fitted on), as before labels were read:
+                # taken as such, with the labels to key it by
+                if not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and 0 <= k < len(classes)
+                           for k in weights):
+                    raise
+                warn(f"{type(self.estimator).__name__}: class_weight {dict(weights)} names class positions, not "
+                     f"labels; read as positions in the classes {classes[:20]}. Key it by the labels "
+                     f"({ {classes[int(k)]: w for k, w in weights.items()} }), as scikit-learn reads it")
+                by_code = {int(k): float(w) for k, w in weights.items()}
             out[key] = {i: w for i, w in by_code.items() if i < len(self.classes_)}
         return out
 

@@ -450,7 +450,16 @@ class Learner:
         that fit's record), in place of the learner's of its kind."""
         given = [c() if isinstance(c, type) else c for c in as_list(cbs)]
         added = [c for c in given if not any(c is o for o in self.cbs)]
-        kept = [c for c in added if fit and c.unique and c.kept_after_fit]
+        # a callback another learner holds (a Recorder kept there after a fit it was given to) is lent to this
+        # block and given back: its events read that learner again after it, and this learner keeps its own
+        holders = {id(c): h for c in added if (h := c.__dict__.get("learn")) is not None and h is not self
+                   and any(o is c for o in h.cbs)}
+        kept = [c for c in added if fit and c.unique and c.kept_after_fit and id(c) not in holders]
+        for c in added:
+            if id(c) in holders and c.unique and c.kept_after_fit:
+                warn(f"{type(c).__name__} given to this fit is the {c.name} of another Learner, kept there after a "
+                     f"fit it was given to: it records this fit, over that learner's record, and stays with that "
+                     f"learner; give each learner its own ({type(c).__name__}(...) in each fit's cbs)")
         replaced = [o for o in self.cbs if any(c.unique and o.unique_kind is c.unique_kind for c in added)
                     and not any(o.unique_kind is k.unique_kind for k in kept)]
         self.add_cbs(added)
@@ -459,6 +468,9 @@ class Learner:
         finally:
             self.remove_cbs([c for c in added if not any(c is k for k in kept)])
             self.add_cbs([o for o in replaced if not any(o is c for c in self.cbs)])
+            for c in added:
+                if id(c) in holders:
+                    c.learn = holders[id(c)]
 
     @contextlib.contextmanager
     def removed_cbs(self, cbs: Cbs) -> Iterator[Learner]:
@@ -1042,6 +1054,8 @@ class Learner:
                 self._do_validate(dl)
 
             self.validation_pass(run, cbs, bar="validate")
+            if not held:  # a callback cancelled the pass before its batches: nothing was scored
+                return [None] * (1 + len(self.metrics))
             row = held[0].valid_row()
         if row and row[0] is None and len(dl):  # batches, and no loss: they carried no targets
             raise DataError("validate: this loader carries no targets to score the predictions against; read "

@@ -617,13 +617,20 @@ _PLAIN_INT = r"^-?(0|[1-9][0-9]*)$"
 
 
 def _plain_codes(vocab: Sequence[str]) -> list[int] | None:
-    """The codes of the entries of ``vocab`` (``#na#`` first, then text that ``int`` reads) written as their integer
-    is written (``'7'``; not ``'007'``, ``'+7'`` or ``' 7'``): the entries a number matches. None where all of them
-    are (a vocabulary learned from an integer column): one pass of a regular expression over the text, kept with a
-    ``CategoryMap`` (a million ids are looked up often)."""
+    """The codes of the entries of ``vocab`` (``#na#`` first, then text that ``int`` reads) a number matches: an
+    entry that is the only one reading as its integer (``'00017'`` is 17's, a zip code's text read back as a number),
+    and, where several read as one integer (``'7'`` and ``'007'``, both categories of a column of text), the one
+    written as the integer is written (``'7'``; none of them where none is). None where every entry is matched (a
+    vocabulary learned from an integer column): kept with a ``CategoryMap`` (a million ids are looked up often)."""
     def compute(v: Sequence[str]) -> list[int] | None:
-        plain = pl.Series(list(v[1:]), dtype=pl.String).str.contains(_PLAIN_INT)
-        return None if plain.all() else (plain.arg_true() + 1).to_list()
+        texts = pl.Series(list(v[1:]), dtype=pl.String)
+        plain = texts.str.contains(_PLAIN_INT)
+        if plain.all():
+            return None
+        numbers = pl.Series([int(t) for t in v[1:]])
+        alone = numbers.is_unique()
+        keep = alone | plain
+        return None if keep.all() else (keep.arg_true() + 1).to_list()
     return vocab.derived("plain_int_codes", compute) if isinstance(vocab, CategoryMap) else compute(vocab)
 
 
@@ -632,17 +639,19 @@ def _plain_float_codes(vocab: Sequence[str], fkeys: Sequence[float], ints_first:
     number matches: those written as Polars writes the float (``'7.0'``, ``'2.5e-8'``) or as an integer is
     written (``'7'``), one entry per number. Where a number is written both ways (``'7'`` and ``'7.0'``, categories
     of a column of strings) an integer column's 7 is ``'7'`` (``ints_first``) and a float column's 7.0 is
-    ``'7.0'``; text written otherwise (``'7.50'``, ``'007'``) is matched by no number, only as text."""
+    ``'7.0'``. Text written otherwise is matched by its number where no other entry reads as that number
+    (``'7.50'`` alone is 7.5's) and only as text where one does (``'007'`` beside ``'7'``)."""
     texts = pl.Series(list(vocab[1:]), dtype=pl.String)
     numbers = pl.Series(list(fkeys), dtype=pl.Float64)
     as_float, as_int = numbers.cast(pl.String) == texts, texts.str.contains(_PLAIN_INT)
-    keep = as_float | as_int
+    alone = numbers.is_unique()
+    keep = as_float | as_int | alone
     if numbers.filter(keep).n_unique() == keep.sum():  # each number written one way (a float column's vocab)
         return (keep.arg_true() + 1).to_list()
     first, then = (as_int, as_float) if ints_first else (as_float, as_int)
     taken: set[float] = set()
     codes: list[int] = []
-    for i in [*first.arg_true().to_list(), *then.arg_true().to_list()]:
+    for i in [*alone.arg_true().to_list(), *first.arg_true().to_list(), *then.arg_true().to_list()]:
         if fkeys[i] not in taken:
             taken.add(fkeys[i])
             codes.append(i + 1)
