@@ -22,7 +22,9 @@ entry in ``examples()``; ``missing_examples()`` names those that have none. The 
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +66,15 @@ def tabular_data() -> Any:
 
 def _table() -> pl.DataFrame:
     return pl.DataFrame({"c": ["u", "v", None, "w"] * 10, "a": [1.0, None, 3.0, 4.5] * 10, "y": ["n", "y"] * 20})
+
+
+@functools.cache
+def _valid_names_file() -> Path:
+    """A file of validation file names, one per line, as FileSplitter reads it (made once per run)."""
+    fd, name = tempfile.mkstemp(suffix=".txt", prefix="pipekit_valid_")
+    with os.fdopen(fd, "w") as f:
+        f.write("0.png\n5.png\n")
+    return Path(name)
 
 
 def examples() -> dict[str, Callable[[], Component]]:
@@ -118,6 +129,7 @@ def examples() -> dict[str, Callable[[], Component]]:
         "pipekit.data.UsingAttr": lambda: D.using_attr(D.RegexLabeller(r"^(\d+)\.png$"), "name"),
         "pipekit.data.FuncTransform": lambda: D.FuncTransform(np.negative),
         "pipekit.data.IndexSplitter": lambda: D.IndexSplitter([0, 3, 7]),
+        "pipekit.data.FileSplitter": lambda: D.FileSplitter(_valid_names_file()),
         "pipekit.data.MaskSplitter": lambda: D.MaskSplitter([i % 4 == 0 for i in range(40)]),
         "pipekit.data.TimeSplitter": lambda: D.TimeSplitter("when", "2020-02-01"),
         "pipekit.data.FuncSplitter": lambda: D.FuncSplitter(lambda item: item["x"] > 1),

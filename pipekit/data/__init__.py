@@ -13,8 +13,9 @@ from pipekit.data.lists import L, delegates, fastuple, store_attr
 from pipekit.data.loader import ArrayDataset, DataLoader, ItemsDataset, default_device, first, pad_input, range_of
 from pipekit.data.seed import set_seed
 from pipekit.data.show import show_at, show_items
-from pipekit.data.splitters import (ColSplitter, FuncSplitter, GrandparentSplitter, IndexSplitter, MaskSplitter,
-                                    RandomSplitter, Splitter, TimeSplitter, TrainTestSplitter)
+from pipekit.data.splitters import (ColSplitter, EndSplitter, FileSplitter, FuncSplitter, GrandparentSplitter,
+                                    IndexSplitter, MaskSplitter, RandomSplitter, Splitter, TimeSplitter,
+                                    TrainTestSplitter)
 from pipekit.data.store import ListStore, Store, TensorStore
 from pipekit.data.vocab import CategoryMap
 from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform, FuncTransform, Pipeline, RandTransform,
@@ -22,7 +23,7 @@ from pipekit.data.transform import (BatchContext, BatchPipeline, BatchTransform,
 
 __all__ = [
     "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap", "Categorize",
-    "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader", "DataLoaders", "Datasets",
+    "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader", "DataLoaders", "Datasets", "EndSplitter", "FileSplitter",
     "FileName", "FuncSplitter", "ItemsDataset", "TfmdDatasets", "pad_input", "show_at", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L", "MaskSplitter", "MultiCategorize", "MultiCategoryBlock",
     "PathFormat", "Pipe", "Pipeline", "PipelineStepError", "RandTransform", "RandomSplitter", "RegexLabeller", "RegressionBlock", "Splitter",
     "ListStore", "Store", "TensorStore", "TfmdLists", "TimeSplitter", "ToFloat", "TrainTestSplitter", "Transform", "TransformBlock",

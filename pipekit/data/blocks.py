@@ -871,6 +871,12 @@ class ToFloat(Transform):
     >>> out = t.encode(pl.Series([[5, 6]]))
     >>> t.n_out_, out.dtype, out.tolist(), t.decode(out)
     (2, dtype('float32'), [[5.0, 6.0]], [[5.0, 6.0]])
+
+    Several number columns read at once (``ColReader(['age', 'hours-per-week'])``, a Polars Struct) are a matrix of
+    one column each:
+
+    >>> ToFloat(n_out=2).encode(pl.DataFrame({"age": [39, 50], "hours": [40, 13]}).to_struct()).tolist()
+    [[39.0, 40.0], [50.0, 13.0]]
     """
 
     order = 1
@@ -880,6 +886,11 @@ class ToFloat(Transform):
 
     def _matrix(self, values: Any, finite: bool = True) -> np.ndarray:
         values = number_column(values)
+        if isinstance(values.dtype, pl.Struct):
+            # several columns read at once (``ColReader(['age', 'hours-per-week'])``): a number column each, side by
+            # side, as fastai reads a row's values; each is checked (and named) as a column on its own
+            return np.hstack([self._matrix(f, finite) for f in values.struct.unnest().get_columns()]
+                             ) if values.struct.fields else np.zeros((len(values), 0), np.float32)
         if isinstance(values.dtype, (pl.List, pl.Array)) or values.dtype == pl.Object:
             # a row of numbers per item: lists, arrays, or tensors (which Polars holds as objects)
             items = values.to_list()
@@ -905,7 +916,8 @@ class ToFloat(Transform):
             raise error
         if finite and not np.isfinite(arr).all():
             i = int(np.flatnonzero(~np.isfinite(arr).all(1))[0])
-            raise DataError(f"RegressionBlock: non-finite target ({arr[i].tolist()}) at row {i}; fill or drop it")
+            raise DataError(f"RegressionBlock: non-finite target ({arr[i].tolist()}){_column_named(values)} at row "
+                            f"{i}; fill or drop it")
         return arr
 
     def setup(self, values: Any) -> None:

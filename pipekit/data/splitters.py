@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import zoneinfo
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,6 +146,79 @@ class RandomSplitter(Splitter):
         return []
 
 
+
+class EndSplitter(Splitter):
+    """The items in their order, the last ``valid_pct`` of them the validation set (the first, with
+    ``valid_last=False``), as fastai's ``EndSplitter``: for ordered data (a time series, a text cut into chunks),
+    where a random split would validate on items between the training ones. The validation set holds
+    ``int(valid_pct * n)`` of the ``n`` items, as fastai's; when that is none (``valid_pct=0``, or too few items),
+    every item is for training.
+
+    >>> import polars as pl
+    >>> from pipekit.data import EndSplitter
+    >>> items = pl.DataFrame({"x": range(10)})
+    >>> [s.tolist() for s in EndSplitter(valid_pct=0.2)(items)]
+    [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9]]
+    >>> [s.tolist() for s in EndSplitter(valid_pct=0.3, valid_last=False)(items)]
+    [[3, 4, 5, 6, 7, 8, 9], [0, 1, 2]]
+    """
+
+    param_constraints = {"valid_pct": VALID_PCT, "valid_last": Is(lambda v: isinstance(v, bool), "True or False")}
+
+    def __init__(self, valid_pct: float = 0.2, valid_last: bool = True):
+        self.valid_pct, self.valid_last = valid_pct, valid_last
+        self.check_params()
+
+    def split(self, items: pl.DataFrame) -> Split:
+        n = len(items)
+        cut = int(self.valid_pct * n)  # int(), as fastai's
+        idx = np.arange(n, dtype=np.int64)
+        return (idx[:n - cut], idx[n - cut:]) if self.valid_last else (idx[cut:], idx[:cut])
+
+    def columns(self) -> list[str] | None:
+        return []
+
+
+class FileSplitter(Splitter):
+    """The items whose file name is listed in the text file ``fname`` (one name per line, as ``valid.txt``) are the
+    validation set, as fastai's ``FileSplitter``: an item's name is its path's last part (``Path(o).name``), so
+    ``train/3/7463.png`` is listed as ``7463.png``. ``col`` names the column with the paths (default: the items'
+    ``path`` column). The file is read when the items are split. A file naming none of the items leaves every item
+    for training, with a warning.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.data import FileSplitter
+    >>> fname = Path(tempfile.mkdtemp()) / "valid.txt"
+    >>> _ = fname.write_text("b.png\\nd.png\\n")
+    >>> [s.tolist() for s in FileSplitter(fname)(["x/a.png", "x/b.png", "y/c.png", "y/d.png"])]
+    [[0, 2], [1, 3]]
+    """
+
+    param_constraints = {"fname": Is(lambda v: isinstance(v, (str, os.PathLike)), "the path of a text file"),
+                         "col": Is(lambda v: v is None or isinstance(v, str), "None or a column name")}
+
+    def __init__(self, fname: str | os.PathLike, col: str | None = None):
+        self.fname, self.col = fname, col
+        self.check_params()
+
+    def split(self, items: pl.DataFrame) -> Split:
+        try:
+            names = set(Path(self.fname).read_text().splitlines())
+        except OSError as e:
+            raise DataError(f"FileSplitter: cannot read the file of validation names {str(self.fname)!r}: "
+                            f"{type(e).__name__}: {e}") from e
+        paths = items[self.col].cast(pl.Utf8) if self.col else path_column(items, "FileSplitter")
+        own = paths.str.replace_all(r"\\", "/").str.split("/").list.last()
+        mask = own.is_in(list(names - {""})).fill_null(False).to_numpy()
+        if not mask.any():
+            warn(f"FileSplitter: none of the names in {str(self.fname)!r} is an item's file name (first item: "
+                 f"{own[0]!r}); training on every item, with no validation set")
+        return _mask_split(mask)
+
+    def columns(self) -> list[str] | None:
+        return [self.col] if self.col else None
+
 class GrandparentSplitter(Splitter):
     """Split by the folder two levels above each file: ``train/3/x.png`` is in 'train'.
 
@@ -184,13 +259,18 @@ class ColSplitter(Splitter):
     ``valid_value`` (or is one of a list of them) are the validation set. ``on=`` is fastai's name of ``valid_value``
     (``ColSplitter("fold", on=1)``, ``on=[1, 2]``); given under both names, the two must be one value.
 
+    True, with the default ``valid_value=None``, is: ``True``; a number other than 0, as fastai's
+    ``df[col].astype(bool)`` reads it (``2`` as well as ``1``, a NaN too); a text ``"true"``, ``"1"``, ``"yes"`` or
+    ``"valid"``, in any case (a CSV's flags). A missing value (null, ``None``, or a NaN pandas reads as missing) is refused, naming
+    its row, rather than silently put in one set: fill the column so each row is training or validation.
+
     >>> import polars as pl
     >>> from pipekit.data import ColSplitter
-    >>> df = pl.DataFrame({"x": [1, 2, 3, 4], "is_valid": [False, True, False, True], "fold": [0, 0, 1, 1]})
+    >>> df = pl.DataFrame({"x": [1, 2, 3, 4], "is_valid": [False, True, False, True], "fold": [0, 0, 1, 2]})
     >>> [s.tolist() for s in ColSplitter()(df)], [s.tolist() for s in ColSplitter("fold", valid_value=1)(df)]
-    ([[0, 2], [1, 3]], [[0, 1], [2, 3]])
-    >>> ColSplitter("fold", on=1).valid_value, ColSplitter("x", on=[1, 4])(df)[1].tolist()
-    (1, [0, 3])
+    ([[0, 2], [1, 3]], [[0, 1, 3], [2]])
+    >>> ColSplitter("fold", on=1).valid_value, ColSplitter("x", on=[1, 4])(df)[1].tolist(), ColSplitter("fold")(df)[1].tolist()
+    (1, [0, 3], [2, 3])
     """
 
     def __init__(self, col: str = "is_valid", valid_value: Any = None, **fastai_kwargs: Any):
@@ -210,6 +290,8 @@ class ColSplitter(Splitter):
         value = True if self.valid_value is None else self.valid_value  # None: true values, as fastai's on=None
         if s.dtype == pl.Boolean and value is True:
             mask = s.to_numpy()
+        elif s.dtype.is_numeric() and self.valid_value is None:  # fastai's astype(bool): any number but 0 (NaN too)
+            mask = s.to_numpy() != 0
         elif s.dtype == pl.Utf8 and value is True:
             mask = s.str.to_lowercase().is_in(["true", "1", "yes", "valid"]).to_numpy()
         elif isinstance(value, list):  # one of several values, as fastai's on=[...]

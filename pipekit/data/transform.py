@@ -437,7 +437,7 @@ def encode_items(t: Transform, values: Any, split_idx: int | None, by_value: boo
         return pl.Series(values.name, _encode_items(t, values.to_list(), each, seed_item), strict=False)
     if isinstance(values, np.ndarray) and values.ndim == 1:
         return np.array(_encode_items(t, values.tolist(), each, seed_item))
-    if isinstance(values, (list, tuple)):
+    if isinstance(values, (list, tuple)) or _is_pandas_series(values):
         return _encode_items(t, values, each, seed_item)
     if seed_item is not None:
         seed_item(0)
@@ -502,6 +502,8 @@ def apply_typed(fn: Callable[[Any], Any], types: tuple[type, ...], values: Any,
         return np.array([apply_typed(fn, types, v, other) for v in values.tolist()])
     if isinstance(values, pl.Series):
         return pl.Series(values.name, [apply_typed(fn, types, v, other) for v in values.to_list()], strict=False)
+    if _is_pandas_series(values):  # items, as a list holds them
+        return [apply_typed(fn, types, v, other) for v in values.tolist()]
     return values if other is None else other(values)
 
 
@@ -790,8 +792,11 @@ def _step(t: Transform, what: str, values: Any, by_value: bool = False) -> Any:
     :func:`written_for_items`: one typed for its values, fastai's ``Transform(f)``) that fails on the whole list or
     tuple (or, for a function, does not give one value per item) is run item by item, as fastai runs it, the container
     kept (a failing item is named by position and value); a function giving one value per item of the whole list
-    (``lambda fs: [f.parent.name for f in fs]``) is taken as written for the column. Any other failure gets the hint
-    that pipekit's transforms see the whole column. ``by_value``: encode a block's column with :func:`encode_column`.
+    (``lambda fs: [f.parent.name for f in fs]``) is taken as written for the column. Items given as a 1-D NumPy
+    array or a pandas or Polars Series are treated as the same items in a list: a function given the whole array
+    or Series is kept when it gives one value per item (``lambda a: a * 2``), else (``len(str(a))``, ``Path(a)``)
+    run on each item, and what runs item by item gives a list of the values. Any other failure gets the hint that
+    pipekit's transforms see the whole column. ``by_value``: encode a block's column with :func:`encode_column`.
 
     >>> class PlusOne(Transform):
     ...     def encodes(self, x): return x + 1
@@ -799,11 +804,15 @@ def _step(t: Transform, what: str, values: Any, by_value: bool = False) -> Any:
     ...     def encodes(self, x): return x * 10
     >>> _step(PlusOne(), "encode", [1, 2]), _step(Times10(), "encode", (-1, 3)), _step(Transform(lambda x: x * 2), "encode", [1, 2])
     ([2, 3], (-10, 30), [2, 4])
+    >>> def name_len(o): return len(str(o))
+    >>> _step(Transform(name_len), "encode", np.array(["a", "bcd"])), _step(Transform(lambda a: a * 2), "encode", np.arange(2))
+    ([1, 3], array([0, 2]))
     """
+    items = what == "encode" and (isinstance(values, (list, tuple)) or not by_value and _item_column(values))
     per_value = what == "encode" and not isinstance(t, FuncTransform) and runs_per_value(t)
-    if per_value and isinstance(values, (list, tuple)):
+    if per_value and items:
         return _encode_items(t, values)
-    by_items = what == "encode" and isinstance(values, (list, tuple)) and written_for_items(t)
+    by_items = items and written_for_items(t)
     try:
         out = encode_column(t, values) if (by_value or per_value) and what == "encode" else getattr(t, what)(values)
     except Exception as e:
@@ -815,12 +824,34 @@ def _step(t: Transform, what: str, values: Any, by_value: bool = False) -> Any:
             f"{type(t).__name__}.{what} failed on a column of {_count(values)} item(s) ({type(values).__name__}): "
             f"{type(e).__name__}: {e}. pipekit transforms see all the items at once: write the transform for the "
             "whole list (or array, or Series)") from e
-    if by_items and isinstance(t, FuncTransform) and not (
-            hasattr(out, "__len__") and not isinstance(out, (str, bytes)) and len(out) == len(values)):
-        # a function of one value, as fastai's Transform(f) takes it, that gives no value per item of the list
-        # (``lambda x: x * 2`` repeats it, ``len`` counts it): run on each item
+    if by_items and isinstance(t, FuncTransform) and not _one_per_item(out, len(values)):
+        # a function of one value, as fastai's Transform(f) takes it, that gives no value per item of the list, array
+        # or Series (``lambda x: x * 2`` repeats a list, ``len`` counts it, ``len(str(a))`` reads an array as one
+        # text): run on each item
         return _encode_items(t, values)
     return out
+
+
+def _item_column(values: Any) -> bool:
+    """Whether ``values`` are items given as a 1-D NumPy array or a pandas or Polars Series (see :func:`_step`)."""
+    return (isinstance(values, pl.Series) or isinstance(values, np.ndarray) and values.ndim == 1
+            or _is_pandas_series(values))
+
+
+def _is_pandas_series(values: Any) -> bool:
+    """Whether ``values`` is a pandas Series (pandas is not imported to tell)."""
+    return type(values).__name__ == "Series" and type(values).__module__.startswith("pandas")
+
+
+def _one_per_item(out: Any, n: int) -> bool:
+    """Whether ``out``, what a function made of a column of ``n`` items, holds one value per item: a sized value
+    (not a text) of length ``n``; one value (an int, a 0-d array) or a text is no column."""
+    if isinstance(out, (str, bytes)) or not hasattr(out, "__len__"):
+        return False
+    try:
+        return len(out) == n
+    except TypeError:  # a 0-d array has __len__ but no length
+        return False
 
 
 def written_for_items(t: Transform) -> bool:
@@ -891,10 +922,14 @@ def encode_column(t: Transform, values: Any) -> Any:
     return t.encode(values)
 
 
-def _encode_items(t: Transform, values: list | tuple, call: Callable[[Any], Any] | None = None,
+def _encode_items(t: Transform, values: Any, call: Callable[[Any], Any] | None = None,
                   seed_item: Callable[[int], None] | None = None) -> Any:
-    """``t.encode`` (or ``call``) on each item of ``values``, in a container of the same type, after
-    ``seed_item(position)`` when given; the item that fails is named."""
+    """``t.encode`` (or ``call``) on each item of ``values``, in a container of the same type (a list for the
+    items of a 1-D array or a Series, read as Python values as a list holds them), after ``seed_item(position)``
+    when given; the item that fails is named."""
+    given = values
+    if not isinstance(values, (list, tuple)):
+        values = values.to_list() if isinstance(values, pl.Series) else values.tolist()
     out = []
     for i, v in enumerate(values):
         if seed_item is not None:
@@ -904,7 +939,7 @@ def _encode_items(t: Transform, values: list | tuple, call: Callable[[Any], Any]
         except Exception as e:
             raise PipelineStepError(f"{type(t).__name__}.encode failed on item {i} ({v!r:.80}) of {len(values)}: "
                                     f"{type(e).__name__}: {e}") from e
-    return rebuild(values, out)
+    return rebuild(values, out) if values is given else out
 
 
 def rebuild(like: list | tuple, values: list) -> Any:
