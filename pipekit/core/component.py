@@ -29,6 +29,8 @@ import contextvars
 import copy
 import dataclasses
 import inspect
+import sys
+import types
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -183,7 +185,9 @@ class Component:
         return out
 
     def set_params(self: C, **params: Any) -> C:
-        """Change parameters (``name__param`` reaches a nested component); learned state is dropped. The new
+        """Change parameters (``name__param`` reaches a nested component); learned state is dropped, and the component
+        then holds what ``__init__`` builds from the new values, what it derives from them too (a tokenizer's rules, a
+        loss's weights), as :meth:`clone` and a loaded copy do. The new
         values are checked as ``__init__`` checks them, all before any is set: a bad one raises
         :class:`ParameterError` and leaves the component, and its nested components, as they were, so a search
         grid's mistake is named before any fitting."""
@@ -207,15 +211,42 @@ class Component:
                 raise ParameterError(f"{type(self).__name__}: {head}__{next(iter(sub))} reaches into {head}, which is "
                                      f"a {type(part).__name__}, not a component with parameters")
             part.clone().set_params(**sub)
-        for head in own:  # the values as __init__ keeps them (0-d tensors as numbers, lists as lists)
-            attr = self.param_attrs.get(head, head)
-            setattr(self, attr, getattr(trial, attr))
-        # nested values last, so {"backend": GBM(...), "backend__num_leaves": 7} reaches the new backend
+        passed = self.passed_to_data() if own else {}
+        if passed:  # what a subclass's __init__ takes through **kwargs (a transform's split_idx), kept as clone keeps it
+            trial.params_from_data(passed)
+        # nested values after the new ones, so {"backend": GBM(...), "backend__num_leaves": 7} reaches the new backend
         # whatever the order given (a search grid sorts its keys, a user's dict need not)
         for head, sub in nested.items():
-            getattr(self, self.param_attrs.get(head, head)).set_params(**sub)
+            getattr(trial, self.param_attrs.get(head, head)).set_params(**sub)
+        if own:
+            self._take_init_state(trial)
         self.reset_state()
         return self
+
+    def _take_init_state(self, fresh: Component) -> None:
+        """Hold what ``fresh``, built by ``__init__`` from the new parameters, holds: every attribute ``__init__`` set
+        (the parameters as it keeps them, 0-d tensors as numbers, and what it derives from them, such as a tokenizer's
+        rules or a loss's flattening), so the component works as one built with those parameters, as :meth:`clone`
+        and a loaded copy do. A private attribute ``__init__`` does not set (a cache made on first use from the old
+        values) is dropped; a public one (a callback's ``learn``, set by the learner holding it) stays, and learned
+        state is dropped by :meth:`reset_state` as before. A torch module (a loss) keeps its training mode, its device
+        and the hooks registered on it, which say how it is used, not how it was built."""
+        mine = vars(self)
+        torch = sys.modules.get("torch")
+        module = torch is not None and isinstance(self, torch.nn.Module)
+        kept = {k: v for k, v in mine.items() if k == "training" or "hook" in k} if module else {}
+        held = [t for part in ("_parameters", "_buffers") for t in (mine.get(part) or {}).values()
+                if t is not None] if module else []
+        for k in [k for k in mine if k.startswith("_") and k not in vars(fresh)]:
+            del mine[k]
+        for k, v in vars(fresh).items():
+            if k.endswith("_") and not k.startswith("_"):
+                continue
+            # a method __init__ kept (``self.run = self._fast``) is this component's, not the discarded copy's
+            mine[k] = types.MethodType(v.__func__, self) if isinstance(v, types.MethodType) and v.__self__ is fresh else v
+        mine.update(kept)
+        if held:  # on the device it was moved to (a learner moves its loss once)
+            self.to(held[0].device)  # type: ignore[attr-defined]
 
     def __sklearn_clone__(self: C) -> C:
         """What ``sklearn.base.clone`` calls: :meth:`clone`, so scikit-learn's tools copy a component the
@@ -274,9 +305,10 @@ class Component:
             part, name = field.split(".", 1)
             if name in parts[part] and _same(parts[part][name], value):
                 del parts[part][name]  # what a record without it means (see record_defaults)
+        lists = _lists_hold_arrays(type(self))
         return {_CLASS: name_of(type(self)),
-                "params": to_data(parts["params"], arrays, where),
-                "state": to_data(parts["state"], arrays, where)}
+                "params": to_data(parts["params"], arrays, where, _arrays_in_lists=lists),
+                "state": to_data(parts["state"], arrays, where, _arrays_in_lists=lists)}
 
     def unstored_problem(self) -> str | None:
         """What of this component a record (``pipekit.save``, ``learn.export``) would not keep, as the message that
@@ -504,10 +536,48 @@ def _clone_param(v: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------- plain data
-def to_data(obj: Any, arrays: dict[str, np.ndarray] | None = None, where: str = "value") -> Any:
+def _lists_hold_arrays(cls: type) -> bool:
+    """Whether the record of ``cls`` may hold arrays inside its lists: a class of the user's may (a learned
+    ``(mean, std)`` pair of arrays); pipekit's own classes hold labels, names, numbers or records in their lists,
+    whose checks compare values one by one, so a file's array there is refused naming the field."""
+    return cls.__module__.split(".")[0] != "pipekit"
+
+
+def _value_advice(obj: Any) -> str:
+    """How to store ``obj``, a value (not a class or function) that a record cannot hold, as plain data."""
+    kind = type(obj)
+    module = kind.__module__.split(".")[0]
+    if isinstance(obj, (set, frozenset)):
+        fix = "a list (sorted(value))"
+    elif isinstance(obj, (bytes, bytearray, memoryview)):
+        fix = "text (value.decode()) or an array of bytes (np.frombuffer(value, np.uint8))"
+    elif isinstance(obj, (complex, np.complexfloating)):
+        fix = "two numbers ([value.real, value.imag])"
+    elif hasattr(obj, "isoformat"):  # datetime.date, datetime.datetime, datetime.time, pandas.Timestamp
+        fix = "ISO text (value.isoformat())"
+    elif isinstance(obj, np.generic):
+        fix = "a number or text (value.item(), str(value))"
+    elif module in ("pandas", "polars") and hasattr(obj, "to_list" if module == "polars" else "tolist"):
+        fix = f"a list (value.{'to_list' if module == 'polars' else 'tolist'}())"
+    elif module in ("pandas", "polars") and hasattr(obj, "to_dict"):
+        fix = "a dict of lists (value.to_dict(as_series=False) in Polars, value.to_dict('list') in pandas)"
+    else:
+        fix = "a number, text, a list or a text-keyed dict of them, or an array"
+    return (f"a value of type {kind.__module__}.{kind.__qualname__} cannot be stored in a record, which holds "
+            f"numbers, text, lists, text-keyed dicts, arrays, components and registered classes or functions: "
+            f"convert it to {fix} where it is given (or in __init__, keeping the parameter as given), and keep what "
+            "fitting learns in an attribute ending in '_' holding such data (registering the value's type does not "
+            "help: a record names classes and functions, never objects)")
+
+
+def to_data(obj: Any, arrays: dict[str, np.ndarray] | None = None, where: str = "value", *,
+            _arrays_in_lists: bool = True) -> Any:
     """``obj`` as JSON-able data. Arrays/tensors go into ``arrays`` (inline lists when None), components
     become records, registered classes and functions become ``{"__ref__": name}``; anything else raises
-    an :class:`ExportError` naming where it was found.
+    an :class:`ExportError` naming where it was found and how to store it. A record holds JSON's kinds of
+    value: a tuple is kept as a list and a ``Path`` as its text, and :func:`from_data` gives back a list and
+    text (``clone`` keeps them as given). ``_arrays_in_lists``: whether a list may hold arrays (see
+    :func:`_lists_hold_arrays`); where it may not, such a list is refused here, as loading would refuse it.
 
     >>> import numpy as np
     >>> from pipekit.core import to_data
@@ -522,6 +592,8 @@ def to_data(obj: Any, arrays: dict[str, np.ndarray] | None = None, where: str = 
     ... except ExportError as e:
     ...     print(str(e)[:45])
     params.f = <built-in function open> cannot be
+    >>> to_data({"pair": (np.zeros(2), np.ones(2))}, arrays), to_data((1, 2))
+    ({'pair': [{'__array__': 'a1'}, {'__array__': 'a2'}]}, [1, 2])
     """
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
@@ -541,18 +613,28 @@ def to_data(obj: Any, arrays: dict[str, np.ndarray] | None = None, where: str = 
         return {_ARRAY: key}
     if isinstance(obj, Component):
         return obj.to_record(arrays)
+    lists = _arrays_in_lists
     if isinstance(obj, dict):
         bad = [k for k in obj if not isinstance(k, str) or k in (_ARRAY, _REF)]
         if bad:
             raise ExportError(f"{where}: dictionary keys must be text (and not {_ARRAY}/{_REF}), got {bad[:3]}")
-        return {k: to_data(v, arrays, f"{where}.{k}") for k, v in obj.items()}
+        return {k: to_data(v, arrays, f"{where}.{k}", _arrays_in_lists=lists) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_data(v, arrays, f"{where}[{i}]") for i, v in enumerate(obj)]
+        out = [to_data(v, arrays, f"{where}[{i}]", _arrays_in_lists=lists) for i, v in enumerate(obj)]
+        if not lists:
+            held = next((i for i, v in enumerate(out) if isinstance(v, dict) and _ARRAY in v), None)
+            if held is not None:
+                raise ExportError(f"{where}[{held}] is an array inside a list, which this record cannot hold (its lists "
+                                  "hold labels, names, numbers or records); store the array as the field's whole "
+                                  "value, or a dict's")
+        return out
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_data(obj.__dict__, arrays, where)
+        return to_data(obj.__dict__, arrays, where, _arrays_in_lists=lists)
     try:
         return {_REF: name_of(obj)}
     except UnknownNameError as e:
+        if not (isinstance(obj, type) or inspect.isroutine(obj)):  # a value: registering its type changes nothing
+            raise ExportError(f"{where} = {obj!r:.80} cannot be stored as data: {_value_advice(obj)}") from None
         raise ExportError(f"{where} = {obj!r:.80} cannot be stored as data: {e}") from None
 
 
@@ -572,10 +654,14 @@ def _lookup_kind(name: Any, kinds: tuple[str, ...], base: type | None = None) ->
 
 
 def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: int = 0,
-              _kinds: tuple[str, ...] | None = None) -> Any:
+              _kinds: tuple[str, ...] | None = None, _arrays_in_lists: bool = False) -> Any:
     """Inverse of :func:`to_data`. Records rebuild registered components only; parameters are checked
     against the class's ``__init__`` before it is called. ``_kinds``: the registered kinds the field being read
-    takes (see ``Component.ref_kinds``); None: any kind a value may be.
+    takes (see ``Component.ref_kinds``); None: any kind a value may be. ``_arrays_in_lists``: whether a list may
+    hold arrays; it may in the record of a user's class (:func:`_lists_hold_arrays`), never in pipekit's own classes'
+    records nor in the fields pipekit reads itself. Every array reference, in a list or not, names an array the
+    file holds, and the file's references are counted against what it stores before any is read
+    (:func:`pipekit.core.archive.check_array_references`).
 
     >>> import numpy as np
     >>> from pipekit.core import from_data, to_data
@@ -592,12 +678,12 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
         raise ExportError(f"a record is nested more than {MAX_DEPTH} levels deep")
     if isinstance(data, list):
         for i, v in enumerate(data):
-            # to_data writes an array as a field's whole value (or a mapping's); a list in a record holds labels,
+            # pipekit's own records hold an array as a field's whole value (or a mapping's); their lists hold labels,
             # names, numbers or records, whose checks compare values one by one and need one value each
-            if isinstance(v, dict) and _ARRAY in v:
+            if not _arrays_in_lists and isinstance(v, dict) and _ARRAY in v:
                 raise FieldError(f"[{i}]", "is an array, where a record's list holds labels, names, numbers or "
                                            "records; the file is damaged or was not written by pipekit")
-        return [_from_field(v, arrays, _depth + 1, i, _kinds) for i, v in enumerate(data)]
+        return [_from_field(v, arrays, _depth + 1, i, _kinds, _arrays_in_lists) for i, v in enumerate(data)]
     if not isinstance(data, dict):
         if data is None or isinstance(data, (bool, int, float, str)):
             return data
@@ -615,15 +701,15 @@ def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: in
             raise ExportError(str(e)) from None
     if _CLASS in data and "params" in data:
         return _build(data, arrays, _depth, kinds=_kinds)
-    return {k: _from_field(v, arrays, _depth + 1, k, _kinds) for k, v in data.items()}
+    return {k: _from_field(v, arrays, _depth + 1, k, _kinds, _arrays_in_lists) for k, v in data.items()}
 
 
 def _from_field(data: Any, arrays: dict[str, np.ndarray] | None, depth: int, key: str | int,
-                kinds: tuple[str, ...] | None = None) -> Any:
+                kinds: tuple[str, ...] | None = None, arrays_in_lists: bool = False) -> Any:
     """:func:`from_data` of the field ``key`` (a key, or a list index) of a record: a :class:`FieldError` raised by
     a component nested in it gets the field's place in front of its path, so it names the path from the top."""
     try:
-        return from_data(data, arrays, depth, kinds)
+        return from_data(data, arrays, depth, kinds, arrays_in_lists)
     except FieldError as e:
         place = f"[{key}]" if isinstance(key, int) else str(key)
         raise (FieldError(place, e.problem) if not e.field else e.within(place)) from None
@@ -664,8 +750,9 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
     def kinds_of(part: str, k: str) -> tuple[str, ...] | None:  # what a field takes: its class's word, or its holder's
         return cls.ref_kinds.get(f"{part}.{k}", kinds)
 
+    lists = _lists_hold_arrays(cls)
     try:
-        values = {k: _from_field(v, arrays, depth + 1, f"params.{k}", kinds_of("params", k))
+        values = {k: _from_field(v, arrays, depth + 1, f"params.{k}", kinds_of("params", k), lists)
                   for k, v in params.items()
                   if k not in cls.local_params}  # a file's folder for this machine is not followed
         obj = construct(cls, {k: v for k, v in values.items() if k not in passed})
@@ -675,7 +762,7 @@ def _build(record: dict[str, Any], arrays: dict[str, np.ndarray] | None, depth: 
         raise
     except Exception as e:
         raise ExportError(f"the record of {name} has parameters {cls.__name__} refuses: {e}") from e
-    obj.state_from_data({k: _from_field(v, arrays, depth + 1, f"state.{k}", kinds_of("state", k))
+    obj.state_from_data({k: _from_field(v, arrays, depth + 1, f"state.{k}", kinds_of("state", k), lists)
                          for k, v in state.items()})
     return obj
 
