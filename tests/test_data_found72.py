@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import torch
 
-from pipekit.core import DataError, PipelineStepError
+from pipekit.core import DataError, ParameterError, PipelineStepError
 from pipekit.data import (CategoryBlock, Categorize, ColReader, ColSplitter, DataBlock, Datasets, EndSplitter,
                           FileSplitter, GrandparentSplitter, RegressionBlock, TfmdLists, Transform, get_image_files,
                           parent_label)
@@ -231,3 +231,25 @@ def test_filesplitter_puts_the_listed_file_names_in_validation_as_fastai(all_mni
 def test_filesplitter_names_a_missing_file(all_mnist, tmp_path):
     with pytest.raises(DataError, match="valid.txt"):
         FileSplitter(tmp_path / "valid.txt")(all_mnist)
+
+
+@pytest.mark.parametrize("vocab", [np.array(["3", "7"]), pl.Series(["3", "7"]), pd.Index(["3", "7"]), ("3", "7")],
+                         ids=["numpy", "polars", "pandas-index", "tuple"])
+def test_a_vocab_given_as_an_array_or_series_is_kept_as_its_labels(mnist_files, vocab, tmp_path):
+    """``CategoryBlock(vocab=np.array(['3', '7']))`` (fastai takes it) builds, labels as the list does, and a fitted
+    Categorize of such a vocab saves and loads (a pandas Index could not be saved; a Polars Series crashed setup)."""
+    import pipekit
+
+    assert CategoryBlock(vocab=vocab).vocab_arg == ["3", "7"]
+    labels = [Path(f).parent.name for f in mnist_files]
+    dsets = Datasets(mnist_files, [[parent_label, Categorize(vocab=vocab)]],
+                     splits=GrandparentSplitter()(mnist_files))
+    assert list(dsets.vocab) == ["3", "7"]
+    train = [lab for f, lab in zip(mnist_files, labels) if Path(f).parent.parent.name == "train"]
+    assert [dsets.vocab[int(y)] for (y,) in dsets.train] == train
+    cat = Categorize(vocab=vocab)
+    cat.setup(pl.Series(labels))
+    back = pipekit.load(pipekit.save(cat, tmp_path / "cat.pipekit"))
+    assert list(back.vocab) == ["3", "7"] and back.vocab_arg == ["3", "7"]
+    with pytest.raises(ParameterError, match="one text"):
+        CategoryBlock(vocab="37")

@@ -297,11 +297,18 @@ def is_label_list(v: Any) -> bool:
 _LABELS = Is(is_label_list, "distinct labels of one type (text, integers, numbers or booleans), none missing")
 
 
-def _check_vocab(owner: str, vocab: Sequence[Any] | None) -> None:
-    """A vocab given as a parameter follows the rule a learned one read from a file does (``_LABELS``), so what a
-    block exports with it loads back."""
-    if vocab is not None:
-        check(owner, vocab=(list(vocab), _LABELS))
+def _check_vocab(owner: str, vocab: Sequence[Any] | None) -> list[Any] | None:
+    """A vocab given as a parameter, as the list of plain labels it is kept as (a NumPy array, a pandas or Polars
+    Series or Index, a tuple or a range give their values: ``np.array(['3', '7'])`` is ``['3', '7']``), checked
+    by the rule a learned one read from a file follows (``_LABELS``), so what a block exports with it loads back."""
+    if vocab is None:
+        return None
+    if isinstance(vocab, (str, bytes)):
+        raise ParameterError(f"{owner}: vocab={vocab!r} is one text; give the labels as a list ([{vocab!r}, ...])")
+    values = vocab.tolist() if hasattr(vocab, "tolist") else vocab.to_list() if hasattr(vocab, "to_list") else vocab
+    labels = [v.item() if isinstance(v, np.generic) else v for v in values]
+    check(owner, vocab=(labels, _LABELS))
+    return labels
 
 
 def _check_vocab_state(state: dict[str, Any], who: str, given: Sequence[Any] | None, sort: bool,
@@ -484,7 +491,7 @@ class Categorize(Transform):
     vocab_: CategoryMap
 
     def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True, add_na: bool = False):
-        _check_vocab("Categorize", vocab)
+        vocab = _check_vocab("Categorize", vocab)
         _check_add_na("Categorize", vocab, add_na)
         self.vocab_arg, self.sort, self.add_na = vocab, sort, add_na
 
@@ -623,7 +630,7 @@ class CategoryBlock(TransformBlock):
     param_attrs = {"vocab": "vocab_arg"}
 
     def __init__(self, vocab: Sequence[Any] | None = None, sort: bool = True, add_na: bool = False):
-        _check_vocab("CategoryBlock", vocab)
+        vocab = _check_vocab("CategoryBlock", vocab)
         _check_add_na("CategoryBlock", vocab, add_na)
         self.vocab_arg, self.sort, self.add_na = vocab, sort, add_na
 
@@ -694,7 +701,7 @@ class MultiCategorize(Transform):
 
     def __init__(self, vocab: Sequence[Any] | None = None, label_delim: str | None = None, encoded: bool = False,
                  add_na: bool = False):
-        _check_vocab("MultiCategorize", vocab)
+        vocab = _check_vocab("MultiCategorize", vocab)
         _check_encoded("MultiCategorize", vocab, encoded)
         _check_multi_add_na("MultiCategorize", vocab, encoded, add_na)
         self.vocab, self.label_delim, self.encoded, self.add_na = vocab, label_delim, encoded, add_na
@@ -838,7 +845,7 @@ class MultiCategoryBlock(TransformBlock):
                    "default)")
             raise ParameterError(f"MultiCategoryBlock({bool(vocab)}): the first argument is vocab (the labels), not "
                                  f"fastai's first argument encoded; pass it by name: {fix}")
-        _check_vocab("MultiCategoryBlock", vocab)
+        vocab = _check_vocab("MultiCategoryBlock", vocab)
         _check_encoded("MultiCategoryBlock", vocab, encoded)
         _check_multi_add_na("MultiCategoryBlock", vocab, encoded, add_na)
         self.vocab_arg, self.label_delim, self.encoded, self.add_na = vocab, label_delim, encoded, add_na
