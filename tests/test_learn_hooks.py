@@ -140,3 +140,15 @@ def test_activation_stats_histograms_and_near_zero_as_the_book_counts(trained, t
     with pytest.raises(ParameterError, match="with_hist=True"):
         plain.color_dim(0)
     assert isinstance(learn.model, nn.Module)
+
+
+def test_hooks_refused_part_way_leave_no_hook_on_the_model():
+    """``hook_outputs`` of a list whose third entry is no layer: the error names it, and the two hooks already placed
+    come off (they went on storing activations at every forward pass)."""
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with pytest.raises(ParameterError, match="must be an nn.Module"):
+        hook_outputs([model[0], model[1], "model[2]"])
+    assert all(not m._forward_hooks for m in model)
+    with hook_outputs([model[0], model[2]]) as hooks:  # and hooks made whole still work
+        model(torch.randn(3, 4))
+        assert [tuple(s.shape) for s in hooks.stored] == [(3, 4), (3, 2)]

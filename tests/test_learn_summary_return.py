@@ -102,3 +102,27 @@ def test_a_language_models_tied_weights_count_once_in_its_summary():
     assert sum(counts.values()) == sum(p.numel() for p in learn.model.parameters())
     emb = learn.model[0].encoder.weight.numel()
     assert counts["0.encoder"] == emb and counts["1.decoder"] == learn.model[1].decoder.bias.numel()
+
+
+def test_a_layer_holding_parameters_of_its_own_has_a_row_and_the_rows_add_up(mnist_dls):
+    """A module with layers and a parameter of its own (a learnable scale, a ViT's class token) gets a row of its own
+    parameters, before its layers', so the rows add up to the total, which counts them."""
+    import torch
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.g = nn.Parameter(torch.ones(2))
+            self.lin = nn.Linear(28 * 28, 2)
+
+        def forward(self, x):
+            return self.lin(x.flatten(1)) * self.g
+
+    model = nn.Sequential(Scaled())
+    model.frozen = nn.Parameter(torch.zeros(3), requires_grad=False)  # the root's own, frozen
+    text = str(Learner(mnist_dls, model, loss_func=CrossEntropyLossFlat()).summary())
+    rows = [line.split() for line in text.splitlines() if line[:1].isdigit() or " (own)" in line]
+    assert [r[0] for r in rows] == ["Sequential", "0", "0.lin"] and rows[0][1] == "(own)"
+    own = {r[0]: r for r in rows}
+    assert own["Sequential"][-2:] == ["3", "no"] and own["0"][-2:] == ["2", "yes"]
+    assert sum(int(r[-2].replace(",", "")) for r in rows) == sum(p.numel() for p in model.parameters())

@@ -172,7 +172,13 @@ class Hooks:
 
     def __init__(self, modules: Sequence[nn.Module], hook_func: HookFunc, is_forward: bool = True,
                  detach: bool = True, cpu: bool = False, active: Callable[[], bool] | None = None):
-        self.hooks = [Hook(m, hook_func, is_forward, detach, cpu, active) for m in modules]
+        self.hooks: list[Hook] = []
+        try:
+            for m in modules:
+                self.hooks.append(Hook(m, hook_func, is_forward, detach, cpu, active))
+        except BaseException:  # a module refused part-way: the hooks already placed come off with it
+            self.remove()
+            raise
 
     def __getitem__(self, i: int) -> Hook:
         return self.hooks[i]

@@ -34,7 +34,10 @@ __all__ = ["Adam", "SGD", "RMSProp", "Optimizer", "OptimWrapper", "lr_range", "e
            "rms_prop_step", "adam_step", "radam_step", "qhadam_step", "lamb_step", "RAdam", "QHAdam", "Lamb", "LAMB",
            "Lookahead", "ranger"]
 
-_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
+#: the normalisation layers whose parameters weight decay leaves out (``wd_bn_bias=False``) and a frozen group keeps
+#: training (``train_bn``): fastai's ``norm_types`` (with SyncBatchNorm, a BatchNorm across processes); a GroupNorm's
+#: weight is decayed and frozen as fastai's is
+_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm,
                nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.SyncBatchNorm)
 
 

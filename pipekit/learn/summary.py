@@ -1,7 +1,7 @@
 """``learn.summary()``: each layer's output shape and parameter count for one batch, and what trains."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import torch
@@ -89,6 +89,9 @@ def summary(learn: Learner, show: bool = False, max_rows: int = 200) -> SummaryT
     xb = tuple(t.to(learn.device) if isinstance(t, torch.Tensor) else t for t in xb)
 
     leaves = [(name, m) for name, m in model.named_modules() if not list(m.children())]
+    # modules of layers that hold parameters of their own too (a learnable scale, a ViT's class token)
+    holders = [(name, m) for name, m in model.named_modules()
+               if list(m.children()) and list(m.parameters(recurse=False))]
     calls: dict[str, int] = {}  # each layer's number of calls, in the order of their first call
 
     def hook(name: str) -> Callable[[nn.Module, Any, Any], None]:
@@ -110,17 +113,20 @@ def summary(learn: Learner, show: bool = False, max_rows: int = 200) -> SummaryT
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return _table(learn, model, _once_each(rows, calls, leaves), f"input {', '.join(_shape(x) for x in xb)}", show,
+    return _table(learn, model, _once_each(rows, calls, leaves, holders), f"input {', '.join(_shape(x) for x in xb)}", show,
                   max_rows)
 
 
 def _once_each(rows: list[tuple[str, str, str, int, bool]], calls: dict[str, int],
-               leaves: list[tuple[str, nn.Module]]) -> list[tuple[str, str, str, int, bool]]:
+               leaves: list[tuple[str, nn.Module]],
+               holders: Sequence[tuple[str, nn.Module]] = ()) -> list[tuple[str, str, str, int, bool]]:
     """The rows of the layers a forward pass called, once each in the order of their first call, the type marked
     with the number of calls of a layer called several times (a text encoder's LSTM, once per chunk of text: ``LSTM
     x16``); and the layers of parameters it did not call (an embedding whose weights the model reads itself), with
     no output, each before the first called layer that follows it in the model; a parameter two layers share is
-    counted in the first of them, so the rows add up to the total."""
+    counted in the first of them, so the rows add up to the total. A module of layers holding parameters of its own
+    too (``holders``: a learnable scale, a ViT's class token) has a row of those, ``<name> (own)``, before its first
+    layer's."""
     out = [(name, f"{kind} x{calls[name]}" if calls[name] > 1 else kind, shape, n, tr)
            for name, kind, shape, n, tr in rows]
     position = {name: i for i, (name, *_) in enumerate(out)}
@@ -137,7 +143,15 @@ def _once_each(rows: list[tuple[str, str, str, int, bool]], calls: dict[str, int
     ordered = [r for i, row in enumerate(out) for r in (*placed.get(i, ()), row)] + waiting
     # a parameter shared by two layers (a language model's decoder tied to its embedding) counts once, in the
     # first row holding it, as the total does
-    modules, rows_once = dict(leaves), []
+    for holder, m in holders:  # before the first row of its layers (the model's own, first)
+        own = list(m.parameters(recurse=False))
+        row = (f"{holder or type(m).__name__} (own)", type(m).__name__, "-", sum(p.numel() for p in own),
+               any(p.requires_grad for p in own))
+        at = next((i for i, (name, *_) in enumerate(ordered) if not holder or name.startswith(f"{holder}.")),
+                  len(ordered))
+        ordered.insert(at, row)
+    modules = {**dict(leaves), **{f"{h or type(m).__name__} (own)": m for h, m in holders}}
+    rows_once = []
     seen: set[int] = set()
     for name, kind, shape, _, tr in ordered:
         ps = [p for p in modules[name].parameters(recurse=False) if id(p) not in seen]
