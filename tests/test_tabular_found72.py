@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import pipekit.datasets as D
 from pipekit.core.errors import PipekitWarning
@@ -170,3 +171,29 @@ def test_process_to_parquet_reads_a_pandas_categorical_target_as_classes(adult, 
     assert processor.y_kind_ == "category" and processor.c_ == 5
     out = pl.read_parquet(tmp_path / "out.parquet")
     assert out["grade"].to_list() == (df["grade"].astype(int)).tolist()
+
+
+def test_a_single_output_binary_net_predicts_and_shows_its_labels(adult):
+    """``tabular_learner(dls, n_out=1, loss_func=BCEWithLogitsLossFlat())`` on a two-class target: predict gives the
+    label of the decision (it crashed in argmax of a bool), show_results its labels, get_emb_sz takes fastai's
+    positional widths."""
+    import pipekit
+    from pipekit.learn import BCEWithLogitsLossFlat
+    from pipekit.tabular import TabularDataLoaders, get_emb_sz, tabular_learner
+
+    df = adult.iloc[:800].copy()
+    df["salary"] = df["salary"].str.strip()
+    pipekit.set_seed(0)
+    dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass", "education", "sex"],
+                                     cont_names=["age", "education-num"], valid_idx=list(range(600, 800)), bs=64)
+    assert get_emb_sz(dls, {"education": 4}) == get_emb_sz(dls, sz_dict={"education": 4})
+    assert [w for _, w in get_emb_sz(dls, {"education": 4})][1] == 4
+    learn = tabular_learner(dls, layers=[20], n_out=1, loss_func=BCEWithLogitsLossFlat())
+    learn.fit(1, 1e-2)
+    label, decision, prob = learn.predict(df.iloc[0])
+    assert label == dls.vocab[int(decision.item())] and label in ("<50k", ">=50k")
+    assert bool(decision.item()) == bool(prob.item() > 0.5)
+    preds, _, decoded = learn.get_preds(with_decoded=True)
+    assert decoded.dtype == torch.bool and len(decoded) == 200
+    assert torch.equal(decoded.ravel(), preds.ravel() > 0.5)  # get_preds gives the sigmoid, as fastai
+    learn.show_results(max_n=3)  # the labels of its decisions beside the targets (it crashed as predict did)

@@ -605,6 +605,8 @@ class Categorize(Transform):
                                 "give codes as integers (e.g. .argmax(-1) of the scores), or one item's scores "
                                 "as a torch tensor")
             codes = codes.astype(np.int64)
+        if codes is not None and codes.dtype.kind == "b" and len(self.vocab_) == 2:
+            codes = codes.astype(np.int64)  # a single-output binary model's decision (a sigmoid over 0.5): class 1
         if codes is not None and codes.dtype.kind in "iu":
             bad = codes[(codes < 0) | (codes >= len(self.vocab_))]
             if bad.size:

@@ -467,7 +467,11 @@ def predict(learn: Learner, item: Any, rm_type_tfms: None = None, with_input: bo
             per_target = _per_target(learn.dls, preds[0], for_people)
         if per_target is not None:
             return *shown, *per_target
-        decoded = for_people(y_block, label_scores(learn.loss_func, y_block, dec[0]))
+        scored = label_scores(learn.loss_func, y_block, dec[0])
+        if (getattr(y_block, "loss_kind", None) == "cross_entropy" and isinstance(scored, torch.Tensor)
+                and scored.dtype == torch.bool and scored.shape == (1,)):
+            scored = scored[0]  # a single-output binary model's decision (BCEWithLogitsLossFlat): one label
+        decoded = for_people(y_block, scored)
         with_row = getattr(learn.dls.recipe, "prediction_of_row", None)  # a table's: the label shows its row
         return *shown, (with_row(source, decoded) if callable(with_row) else decoded), dec[0], preds[0]
 

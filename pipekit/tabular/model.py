@@ -65,7 +65,8 @@ def check_embedding_rows(emb_szs: Any, cat_names: Sequence[str], classes: Mappin
 def get_emb_sz(cat_names: Any, classes: Mapping[str, Sequence[Any]] | None = None,
                sz_dict: Mapping[str, int] | None = None) -> list[tuple[int, int]]:
     """(vocab size, width) per categorical column; ``sz_dict`` overrides the width of named columns. As in the
-    book, ``get_emb_sz(dls)`` (or a ``Tabular``) reads the columns and vocabularies of the data.
+    book, ``get_emb_sz(dls)`` (or a ``Tabular``) reads the columns and vocabularies of the data, and
+    ``get_emb_sz(to, {'education': 4})`` takes the widths second, as fastai's ``get_emb_sz(to, sz_dict)``.
 
     >>> from pipekit.tabular import get_emb_sz
     >>> classes = {"workclass": ["#na#"] + [f"w{i}" for i in range(9)], "sex": ["#na#", "F", "M"]}
@@ -74,6 +75,10 @@ def get_emb_sz(cat_names: Any, classes: Mapping[str, Sequence[Any]] | None = Non
     >>> get_emb_sz(["workclass", "sex"], classes, sz_dict={"sex": 2})
     [(10, 6), (3, 2)]
     """
+    data_classes = getattr(cat_names, "classes", None)
+    if (classes is not None and sz_dict is None and isinstance(data_classes, Mapping) and isinstance(classes, Mapping)
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in classes.values())):
+        classes, sz_dict = None, classes  # fastai's get_emb_sz(to, sz_dict): the widths given second
     if classes is None:  # the book's get_emb_sz(dls) / get_emb_sz(to)
         classes = getattr(cat_names, "classes", None)
         if not isinstance(classes, Mapping):
