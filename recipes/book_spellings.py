@@ -452,7 +452,7 @@ def chapters_7_15_16_19() -> dict:
     opt.set_hypers(mom=0.5)
     clf = get_text_classifier(AWD_LSTM, 100, 2, config=dict(awd_lstm_clas_config, emb_sz=16, n_hid=32, n_layers=1))
     return {"epochs": Epochs.n, "valid": learn.recorder.values[-1][1:], "train_loss": learn.recorder.values[-1][0],
-            "mom": (mom, opt.hypers[0]["mom"]), "clf_out": tuple(clf(torch.randint(2, 100, (3, 20))).shape),
+            "mom": (mom, opt.hypers[0]["mom"]), "clf_out": tuple(clf.eval()(torch.randint(2, 100, (3, 20))).shape),
             "cpus": min(16, defaults.cpus)}
 
 

@@ -269,7 +269,9 @@ def test_learners_take_the_books_pretrained_backwards_and_y_range(dls_lm, imdb, 
     # without y_range the outputs are not bounded: the same head without the sigmoid
     set_seed(0)
     plain = text_classifier_learner(dls, AWD_LSTM, config=SMALL)
-    assert len(plain.model) == 2 and len(learn.model) == 3
+    # the sigmoid is the head's last layer (the head gives (logits, outputs, outputs) in training, for AR/TAR)
+    assert type(learn.model[1].layers[-1]).__name__ == "SigmoidRange"
+    assert len(plain.model) == len(learn.model) == 2 and type(plain.model[1].layers[-1]).__name__ == "Linear"
 
 
 def test_textblock_doc_reuses_the_vocab_the_way_that_runs(dls_lm):

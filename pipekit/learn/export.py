@@ -285,7 +285,10 @@ def _learner_record(learn: Learner, name: str) -> str | dict[str, Any]:
     trains the model as one layer group, or with Adam."""
     from pipekit.learn.learner import Learner
 
+    # the defaults of the learner's own class (a TextLearner's moms are ULMFiT's), which a record of its name rebuilds
     defaults = {k: p.default for k, p in inspect.signature(Learner.__init__).parameters.items()}
+    defaults.update({k: p.default for k, p in inspect.signature(type(learn).__init__).parameters.items()
+                     if k in defaults and p.default is not inspect.Parameter.empty})
     default = {"splitter": None, "opt_func": _ref(defaults["opt_func"], "optimizer"), "opt_kwargs": {},
                "lr": defaults["lr"], "wd": defaults["wd"], "moms": list(defaults["moms"]),
                "wd_bn_bias": defaults["wd_bn_bias"], "train_bn": defaults["train_bn"]}

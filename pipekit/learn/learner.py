@@ -998,6 +998,8 @@ class Learner:
         """Before the first step of a fit, and in ``predict``: a classifier's scores per item must be the data's
         classes (torch would say 'Target 1 is out of bounds', or decoding would fail on a class with no name)."""
         c = getattr(self.dls, "c", None)
+        if isinstance(pred, tuple) and pred and isinstance(pred[0], torch.Tensor):
+            pred = pred[0]  # a text classifier in training: (scores, outputs, outputs), read by RNNRegularizer
         if not (isinstance(self.loss_func, CrossEntropyLossFlat) and isinstance(c, int) and c > 1
                 and isinstance(pred, torch.Tensor) and pred.ndim == 2) or pred.shape[1] == c:
             return

@@ -176,9 +176,12 @@ def _check_pretrained(fn: str, pretrained: Any, backwards: Any) -> None:
 @register(kind="learner")
 class TextLearner(Learner):
     """A Learner for recurrent text models: it resets the model's hidden state before each phase
-    (``ModelResetter``) and, for a model returning ``(logits, raw_outputs, outputs)`` as the AWD-LSTM and the
-    book's ``LMModel7`` do, trains on the logits with AR (``alpha``) and TAR (``beta``) added to the loss
-    (``RNNRegularizer``). It saves and loads an AWD-LSTM encoder with vocabulary alignment.
+    (``ModelResetter``) and, for a model returning ``(logits, raw_outputs, outputs)`` as the AWD-LSTM language
+    model and classifier (in training) and the book's ``LMModel7`` do, trains on the logits with AR (``alpha``) and
+    TAR (``beta``) added to the loss (``RNNRegularizer``). It saves and loads an AWD-LSTM encoder with vocabulary
+    alignment. Its ``moms`` default to ULMFiT's ``(0.8, 0.7, 0.8)``, as fastai's TextLearner (a Learner's are
+    ``(0.95, 0.85, 0.95)``); ``moms=`` given wins, as ``language_model_learner`` and ``text_classifier_learner``
+    pass it.
 
     >>> import polars as pl, pipekit.datasets as D
     >>> from pipekit.learn import CrossEntropyLossFlat, accuracy
@@ -199,10 +202,11 @@ class TextLearner(Learner):
     >>> #                     metrics=accuracy); learn.fit_one_cycle(15, 1e-2, wd=0.1)
     """
 
-    def __init__(self, dls: Any, model: nn.Module, alpha: float = 2.0, beta: float = 1.0, **kwargs: Any):
+    def __init__(self, dls: Any, model: nn.Module, alpha: float = 2.0, beta: float = 1.0,
+                 moms: tuple[float, float, float] = (0.8, 0.7, 0.8), **kwargs: Any):
         # a user's ModelResetter or RNNRegularizer (given in cbs) replaces these: both are unique
         cbs = [ModelResetter(), RNNRegularizer(alpha, beta), *as_list(kwargs.pop("cbs", None))]
-        super().__init__(dls, model, cbs=cbs, **kwargs)
+        super().__init__(dls, model, cbs=cbs, moms=moms, **kwargs)
 
     @property
     def encoder(self) -> AWD_LSTM:
@@ -469,8 +473,10 @@ def language_model_learner(dls: Any, arch: Any = AWD_LSTM, config: dict[str, Any
     """A Learner for an AWD-LSTM language model on ``dls`` (a TextBlock with ``is_lm=True``).
 
     The weights start at random: pipekit ships no pretrained text weights, so ``pretrained`` must be False
-    (the book's default True is refused saying so), and ``backwards=True`` is refused. Other keyword arguments
-    (``loss_func``, ``cbs``, ``wd``, ``path``, ...) go to ``Learner``; any other is refused, naming them.
+    (the book's default True is refused saying so), and ``backwards=True`` is refused. ``alpha`` and ``beta`` weigh
+    the AR and TAR terms added to the training loss; the momentums default to ULMFiT's ``(0.8, 0.7, 0.8)``
+    (``TextLearner``). Other keyword arguments (``loss_func``, ``cbs``, ``wd``, ``moms``, ``path``, ...) go to
+    ``Learner``; any other is refused, naming them.
 
     >>> import pipekit.datasets as D
     >>> from pipekit.text import AWD_LSTM, TextDataLoaders, language_model_learner
@@ -500,7 +506,8 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
                             backwards: bool = False, pretrained: bool = False, drop_mult: float = 0.5,
                             n_out: int | None = None, lin_ftrs: list[int] | None = None, ps: list[float] | None = None,
                             max_len: int = 72 * 20, y_range: Sequence[float] | None = None, metrics: Any = None,
-                            encoder: str | os.PathLike | None = None, **kwargs: Any) -> TextLearner:
+                            encoder: str | os.PathLike | None = None, alpha: float = 2.0, beta: float = 1.0,
+                            **kwargs: Any) -> TextLearner:
     """A Learner for an AWD-LSTM classifier with a concat-pooling head; layer groups for gradual unfreezing
     are embedding, each LSTM, head. ``encoder`` loads (and freezes) a saved language-model encoder.
 
@@ -509,8 +516,10 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
 
     For a regression (``y_block=RegressionBlock``), ``y_range=(low, high)`` squashes the outputs into that
     range with a sigmoid (:class:`~pipekit.learn.nets.SigmoidRange`). ``pretrained`` must be False and
-    ``backwards`` is refused, as in :func:`language_model_learner`. Other keyword arguments go to ``Learner``;
-    any other is refused, naming them.
+    ``backwards`` is refused, as in :func:`language_model_learner`. ``alpha`` and ``beta`` weigh the AR and TAR
+    terms added to the training loss, computed from the encoder's outputs (0 leaves a term out), as fastai's; the
+    momentums default to ULMFiT's (``TextLearner``). Other keyword arguments go to ``Learner``; any other is refused,
+    naming them.
 
     >>> import polars as pl, pipekit.datasets as D
     >>> from pipekit.data import RegressionBlock
@@ -545,7 +554,7 @@ def text_classifier_learner(dls: Any, arch: Any = AWD_LSTM, seq_len: int = 72, c
     model = awd_lstm_classifier(len(block.vocab), int(n_out), seq_len, max_len, output_p=output_p,
                                 lin_ftrs=lin_ftrs, ps=ps, drop_mult=1.0,
                                 y_range=None if y_range is None else [float(y_range[0]), float(y_range[1])], **cfg)
-    learn = TextLearner(dls, model, splitter=awd_lstm_clas_split, metrics=metrics, **kwargs)
+    learn = TextLearner(dls, model, alpha=alpha, beta=beta, splitter=awd_lstm_clas_split, metrics=metrics, **kwargs)
     if encoder is not None:
         learn.load_encoder(encoder)
     return learn

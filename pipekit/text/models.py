@@ -7,7 +7,7 @@ weights, and dropout everywhere, plus the language-model decoder and the concat-
 >>> tuple(logits.shape), tuple(raw.shape)
 ((4, 10, 100), (4, 10, 16))
 >>> clf = get_text_classifier(AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2), n_class=3, seq_len=8)
->>> tuple(clf(torch.randint(2, 100, (5, 20))).shape)
+>>> tuple(clf.eval()(torch.randint(2, 100, (5, 20))).shape)  # in training: (logits, outputs, outputs), for AR/TAR
 (5, 3)
 """
 from __future__ import annotations
@@ -217,18 +217,24 @@ def _built_language_model(encoder: AWD_LSTM, output_p: float = 0.1, tie_weights:
 
 
 class SentenceEncoder(nn.Module):
-    """Runs the encoder over a padded (pad first) batch in windows of ``seq_len``, keeping the outputs of
-    the last ``max_len`` tokens. Each row is fed from its first real token on, at the start of a window, and
-    no padding reaches the encoder before a real token, so a text gets the same outputs alone or in any batch;
-    the outputs come back in the batch's pad-first layout, zeros where it pads.
+    """Runs the encoder over a padded batch in windows of ``seq_len``, keeping the outputs of the last ``max_len``
+    tokens of each text. The padding may come first or last in each row (``pad_input`` pads last by default,
+    pipekit's classifier loader first): each row's real tokens are found from the padding mask wherever they are,
+    and each row is fed from its first real token on, at the start of a window, with no padding before a real token,
+    so a text gets the same outputs alone or in any batch, padded first or last. The outputs come back in the
+    pad-first layout whichever side the batch pads: each text's outputs end at the last position (its last token's
+    there), zeros before them; the mask marks those positions.
 
     >>> import torch
     >>> from pipekit.text import AWD_LSTM, SentenceEncoder
-    >>> enc = SentenceEncoder(AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2), seq_len=4)
+    >>> enc = SentenceEncoder(AWD_LSTM(vocab_sz=100, emb_sz=16, n_hid=32, n_layers=2), seq_len=4).eval()
     >>> batch = torch.tensor([[1, 1, 5, 6, 7, 8], [9, 10, 11, 12, 13, 14]])  # pad (1) first
     >>> out, mask = enc(batch)
-    >>> tuple(out.shape), mask.tolist()[0]  # the mask marks the padding
+    >>> tuple(out.shape), mask.tolist()[0]  # the mask marks the positions without a token
     ((2, 6, 16), [True, True, False, False, False, False])
+    >>> out_last, mask_last = enc(torch.tensor([[5, 6, 7, 8, 1, 1], [9, 10, 11, 12, 13, 14]]))  # pad last
+    >>> torch.equal(out_last, out), torch.equal(mask_last, mask)
+    (True, True)
     """
 
     def __init__(self, module: AWD_LSTM, seq_len: int = 72, pad_idx: int = 1, max_len: int | None = 72 * 20):
@@ -240,13 +246,13 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, inp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         bs, sl = inp.shape
-        lengths = (inp != self.pad_idx).sum(1)
+        pad = inp == self.pad_idx
+        lengths = sl - pad.sum(1)
         order = torch.argsort(lengths, descending=True, stable=True)
         x, lens = inp[order], lengths[order]
-        # the real tokens moved to the front of each row (pads after them), so every row starts a window
-        pos = torch.arange(sl, device=inp.device)
-        src = (pos[None, :] + (sl - lens)[:, None]).clamp(max=sl - 1)
-        left = torch.where(pos[None, :] < lens[:, None], x.gather(1, src), torch.full_like(x, self.pad_idx))
+        # the real tokens moved to the front of each row, in their order, the pads after them, so every row starts a
+        # window: a stable sort of the padding mask finds them wherever the batch pads (first, last, or both)
+        left = x.gather(1, torch.argsort(pad[order].to(torch.uint8), dim=1, stable=True))
         lens_cpu = lens.tolist()  # read once: each window's counts on the host, no device sync per window
         longest = lens_cpu[0] if bs else 0
         width = sl if self.max_len is None else min(sl, self.max_len)
@@ -280,17 +286,35 @@ class SentenceEncoder(nn.Module):
 
 
 def masked_concat_pool(output: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """[last real output, max over real tokens, mean over real tokens] (padding comes first)."""
+    """[last real output, max over real tokens, mean over real tokens]; ``mask`` marks the padding, first or last in
+    each row (the last real output is that of the last position the mask leaves, the last position in a row with
+    none).
+
+    >>> out = torch.tensor([[[1.], [2.], [0.]], [[0.], [3.], [4.]]])
+    >>> masked_concat_pool(out, torch.tensor([[False, False, True], [True, False, False]])).tolist()
+    [[2.0, 2.0, 1.5], [4.0, 4.0, 3.5]]
+    """
     m = mask.unsqueeze(-1)
     lens = (~mask).sum(1, keepdim=True).clamp(min=1).to(output.dtype)
     avg = output.masked_fill(m, 0).sum(1) / lens
     mx = output.masked_fill(m, float("-inf")).max(1).values
     mx = torch.where(torch.isinf(mx), torch.zeros_like(mx), mx)  # a row with no real token
-    return torch.cat([output[:, -1], mx, avg], 1)
+    # the last unmasked position of each row: the first True of the reversed row (argmax gives the first maximum);
+    # a row without one gets the last position, as a row padded first
+    last = (output.size(1) - 1) - (~mask).flip(1).to(torch.uint8).argmax(1)
+    final = output.gather(1, last[:, None, None].expand(-1, 1, output.size(2))).squeeze(1)
+    return torch.cat([final, mx, avg], 1)
 
 
 class PoolingLinearClassifier(nn.Module):
-    """Concat pooling, then BatchNorm/Dropout/Linear blocks: ``layers`` sizes, ``ps`` dropouts.
+    """Concat pooling, then BatchNorm/Dropout/Linear blocks: ``layers`` sizes, ``ps`` dropouts (then, with
+    ``y_range = (low, high)``, a sigmoid squashing the outputs into that range, for a regression).
+
+    In training it returns ``(logits, outputs, outputs)``, the encoder's outputs twice, as fastai's head does:
+    ``TextLearner``'s ``RNNRegularizer`` adds AR and TAR computed from them to the loss and gives the loss and the
+    metrics the logits alone. In evaluation (``.eval()``: what ``validate``, ``get_preds``, ``predict``, ``tta`` and a
+    loaded or exported model run) it returns the logits alone, as torchvision's Inception drops its auxiliary
+    output outside training.
 
     >>> import torch
     >>> from pipekit.text import PoolingLinearClassifier
@@ -298,18 +322,25 @@ class PoolingLinearClassifier(nn.Module):
     >>> out, mask = torch.randn(5, 7, 16), torch.zeros(5, 7, dtype=torch.bool)  # encoder outputs, no padding
     >>> tuple(head((out, mask)).shape)
     (5, 2)
+    >>> logits, raw, dropped = head.train()((out, mask))  # training: what the AR/TAR regularizer reads, too
+    >>> tuple(logits.shape), raw is out
+    ((5, 2), True)
     """
 
-    def __init__(self, layers: list[int], ps: list[float]):
+    def __init__(self, layers: list[int], ps: list[float], y_range: Sequence[float] | None = None):
         super().__init__()
         if len(ps) != len(layers) - 1:
             raise ParameterError(f"PoolingLinearClassifier: {len(layers) - 1} linear layers need as many dropouts, "
                                  f"got ps={ps}")
+        check("PoolingLinearClassifier", y_range=(y_range, Y_RANGE))
         self.layers = nn.Sequential(*linear_layers(layers, ps))
+        if y_range is not None:  # inside the head (no weights: the stored names stay those of the linear layers)
+            self.layers.append(SigmoidRange(*y_range))
 
-    def forward(self, inp: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, inp: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor | tuple[torch.Tensor, ...]:
         out, mask = inp
-        return self.layers(masked_concat_pool(out, mask))
+        x = self.layers(masked_concat_pool(out, mask))
+        return (x, out, out) if self.training else x
 
 
 def _built_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_len: int | None = 72 * 20,
@@ -329,11 +360,8 @@ def _built_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, m
         raise ParameterError(f"get_text_classifier: output_p={output_p} times drop_mult={drop_mult} is a dropout of "
                              f"{output_p * drop_mult:g}; it must stay below 1")
     layers = [encoder.emb_sz * 3] + lin_ftrs + [n_class]
-    head = PoolingLinearClassifier(layers, [output_p * drop_mult] + ps)
-    model = SequentialRNN(SentenceEncoder(encoder, seq_len, encoder.pad_token, max_len), head)
-    if y_range is not None:
-        model.append(SigmoidRange(*y_range))
-    return model
+    head = PoolingLinearClassifier(layers, [output_p * drop_mult] + ps, y_range)
+    return SequentialRNN(SentenceEncoder(encoder, seq_len, encoder.pad_token, max_len), head)
 
 
 def awd_lstm_config(fastai_config: dict[str, Any], config: dict[str, Any] | None, drop_mult: float,
@@ -465,9 +493,11 @@ def get_text_classifier(arch: AWD_LSTM | type[AWD_LSTM] | Any, *args: Any, **kwa
 
     The head's dropouts are ``[output_p * drop_mult] + ps``: ``drop_mult`` scales the encoder config's dropouts,
     ``output_p`` among them, and leaves the head's own ``ps`` (0.1 each by default) as given, as fastai's does.
+    The model gives the logits in evaluation (``.eval()``) and, as fastai's, ``(logits, outputs, outputs)`` in
+    training, which ``TextLearner`` (its AR/TAR regularizer) takes apart. Its batches may pad first or last.
 
     >>> clf = get_text_classifier(AWD_LSTM, 100, 3, config=dict(awd_lstm_clas_config, emb_sz=16, n_hid=32, n_layers=2))
-    >>> tuple(clf(torch.randint(2, 100, (5, 20))).shape)
+    >>> tuple(clf.eval()(torch.randint(2, 100, (5, 20))).shape)
     (5, 3)
     """
     if isinstance(arch, AWD_LSTM):
