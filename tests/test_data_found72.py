@@ -136,21 +136,20 @@ def salary_dls():
     return df, db.dataloaders(df, bs=8, seed=0)
 
 
-def test_test_dl_of_rows_carrying_their_target_keeps_it(salary_dls):
-    """As the README and test_dl promise (and a fastai table's rows do): rows with the 'salary' column keep it, so
-    learn.validate(dl=dls.test_dl(df)) scores them."""
+def test_test_dl_of_a_datablocks_rows_reads_the_inputs_unless_labels_are_asked_for(salary_dls):
+    """As fastai's DataBlock: rows carrying the target column still give the inputs only by default (a batch of
+    one), and with_labels=True reads their targets, so learn.validate scores them."""
     df, dls = salary_dls
     new = df.iloc[:8]
-    xb, yb = dls.test_dl(new).one_batch()
+    (xb,) = dls.test_dl(new).one_batch()
     assert xb.flatten().tolist() == new.age.astype(float).tolist()
+    xb, yb = dls.test_dl(new, with_labels=True).one_batch()
     assert yb.tolist() == [dls.vocab.index(s) for s in new.salary]
-    assert len(dls.test_dl(new, with_labels=False).one_batch()) == 1
-    assert len(dls.test_dl(new, with_labels=True).one_batch()) == 2
     from torch import nn
     from torch.nn import functional as F
 
     from pipekit.learn import Learner
-    scores = Learner(dls, nn.Linear(1, 2), loss_func=F.cross_entropy).validate(dl=dls.test_dl(new))
+    scores = Learner(dls, nn.Linear(1, 2), loss_func=F.cross_entropy).validate(dl=dls.test_dl(new, with_labels=True))
     assert scores and scores[0] is not None and np.isfinite(scores[0])
 
 
@@ -162,15 +161,12 @@ def test_test_dl_of_rows_without_their_target_reads_the_inputs(salary_dls):
         dls.test_dl(new, with_labels=True)
 
 
-def test_test_dl_of_rows_with_a_target_never_seen_reads_the_inputs_with_a_warning(salary_dls):
+def test_test_dl_of_rows_with_a_target_never_seen_reads_the_inputs(salary_dls):
     df, dls = salary_dls
     new = df.iloc[:8].copy()
     new["salary"] = "unknown"
-    with warnings.catch_warnings(record=True) as seen:
-        warnings.simplefilter("always")
-        batch = dls.test_dl(new).one_batch()
-    assert len(batch) == 1 and any("inputs only" in str(w.message) for w in seen)
-    with pytest.raises(DataError):
+    assert len(dls.test_dl(new).one_batch()) == 1
+    with pytest.raises(DataError, match="with_labels=False"):
         dls.test_dl(new, with_labels=True)
 
 
@@ -179,7 +175,8 @@ def test_colsplitter_reads_any_nonzero_number_as_validation_as_fastai():
     """fastai's ColSplitter(): df['is_valid'].astype(bool), so 2 is validation as 1 is (pipekit trained on it)."""
     df = adult(60)
     df["is_valid"] = np.arange(len(df)) % 3  # 0, 1, 2, ...
-    train, valid = ColSplitter()(df)
+    with pytest.warns(UserWarning, match=r"numbers other than 0 and 1 \(2, in 20 rows\).*40 of 60 rows.*valid_value=2"):
+        train, valid = ColSplitter()(df)
     assert valid.tolist() == [i for i in range(60) if i % 3] and train.tolist() == list(range(0, 60, 3))
     small = pd.DataFrame({"x": range(6), "is_valid": [0, 1, 0, 1, 2, 0]})
     assert [s.tolist() for s in ColSplitter()(small)] == [[0, 2, 5], [1, 3, 4]]  # fastai 2.8.12's

@@ -66,6 +66,7 @@ def test_training_reads_a_pad_last_batch_as_the_same_batch_padded_first(dls):
     torch.manual_seed(0)
     model = get_text_classifier(AWD_LSTM, len(dls.blocks[0].vocab), 2, seq_len=8, max_len=40,
                                 config=dict(awd_lstm_clas_config, **SMALL)).train()
+    model[1].give_activations = True  # as RNNRegularizer sets it around a training batch
     outs = []
     for pad_first in (True, False):
         torch.manual_seed(5)  # the same dropout draws: the rows are read in the same order either way
@@ -145,8 +146,12 @@ def test_everything_that_predicts_gets_plain_logits(dls, tmp_path):
     learn.fit(1, 1e-3)
     xb, _ = dls.valid.one_batch()
     learn.model.train()
-    logits, raw, out = learn.model(xb)  # in training: what the regularizer reads too
+    assert isinstance(learn.model(xb), torch.Tensor)  # a user's own training loop gets the logits
+    assert not learn.model[1].give_activations  # the regularizer switched the head back after each batch
+    learn.model[1].give_activations = True
+    logits, raw, out = learn.model(xb)  # while the regularizer reads them: the encoder's outputs too
     assert tuple(logits.shape) == (len(xb), 2) and raw is out
+    learn.model[1].give_activations = False
     learn.model.eval()
     with torch.no_grad():
         direct = learn.model(xb)
@@ -175,8 +180,23 @@ def test_a_regression_head_squashes_its_logits_in_training_too(df):
     torch.manual_seed(0)
     learn = text_classifier_learner(dls, AWD_LSTM, config=SMALL, y_range=(4, 9))
     xb, _ = dls.train.one_batch()
-    logits, _, _ = learn.model.train()(xb)
+    logits = learn.model.train()(xb)
     assert bool(((logits > 4) & (logits < 9)).all())
     learn.fit(1, 1e-3)
     preds = learn.get_preds()[0]
     assert bool(((preds > 4) & (preds < 9)).all())
+
+
+def test_a_plain_learner_and_a_users_loop_train_the_classifier_on_its_logits(dls):
+    """The classifier built by get_text_classifier, in a plain Learner (no regularizer) and in a loop of the user's,
+    gives the logits in training as in evaluation."""
+    torch.manual_seed(0)
+    model = get_text_classifier(AWD_LSTM, len(dls.blocks[0].vocab), 2, config=dict(awd_lstm_clas_config, **SMALL))
+    xb, yb = dls.train.one_batch()
+    loss = torch.nn.functional.cross_entropy(model.train()(xb), yb)
+    loss.backward()
+    assert loss.item() > 0
+    from pipekit.learn import Learner
+    learn = Learner(dls, model, loss_func=CrossEntropyLossFlat())
+    learn.fit(1, 1e-3)
+    assert learn.recorder.values[-1][0] > 0

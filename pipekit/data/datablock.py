@@ -27,7 +27,7 @@ from pipekit.core.validate import (Is, argument_names, bs_or_batch_size, check, 
 from pipekit.data.blocks import RegressionBlock, TransformBlock
 from pipekit.data.dataloaders import (DataLoaders, Datasets, check_seq_len, learned_state, short_repr, walk_batch,
                                       weighted_loaders)
-from pipekit.data.getters import (ColReader, Getter, Pipe, Row, apply_getter, called_on_items, check_item_getters,
+from pipekit.data.getters import (ColReader, Getter, Row, apply_getter, called_on_items, check_item_getters,
                                   is_item_getter, item_at, iter_items, rows_column)
 from pipekit.data.items import names_files, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
@@ -872,12 +872,7 @@ class DataBlock(Component):
         return self.blocks_
 
     def new_datasets(self, source: Any, with_labels: bool | None = False) -> ArrayDataset:
-        """Encode new items with the fitted state (no refitting): inputs only unless ``with_labels``. None (what
-        ``dls.test_dl(items)`` passes by default): a table's rows keep their targets when they carry every column
-        the target getters read (``ColReader`` with column names, as ``get_y=ColReader('salary')``), and are read as
-        inputs only otherwise (no such columns, bare values, or a target read by a function, whose columns cannot be
-        told); targets that cannot be encoded then (a class the training items lack, a missing value) leave the rows
-        as inputs only, with a warning, as a ``Tabular``'s rows are.
+        """Encode new items with the fitted state (no refitting): inputs only unless ``with_labels``.
 
         New items are rows (a table, dicts: the getters read them as they read the training items) or bare
         values (what ``to_items`` puts in one ``item`` column: a file path, a text, an image in memory). A
@@ -898,12 +893,9 @@ class DataBlock(Component):
         items = source if isinstance(source, pl.DataFrame) else to_items(source if values is None else values)
         if len(items) == 0:
             raise DataError("test_dl: no items given")
+        n = len(self.blocks_) if with_labels else self.n_inp_
         paths = items["path"].cast(pl.String) if names_files(source, items) else None
         items, bare = self._new_items(items)
-        inferred = with_labels is None
-        if inferred:
-            with_labels = not bare and self._rows_carry_targets(items)
-        n = len(self.blocks_) if with_labels else self.n_inp_
         if bare and (self.n_inp_ > 1 or with_labels):
             what = f"{self.n_inp_} inputs" if self.n_inp_ > 1 else "labels"
             raise DataError(f"new items given as bare values cannot give {what}; give rows (a table, dicts or a "
@@ -911,53 +903,28 @@ class DataBlock(Component):
         stores: list[Any] = []
         raws: list[pl.Series] = []
         for i, (block, getter) in enumerate(zip(self.blocks_[:n], self.getters_[:n])):
+            if not bare:
+                self._check_getter_stored(i)
+            rows = not bare and _takes_whole_rows(block, getter, items)
+            raw = rows_column(items) if rows else apply_getter(
+                None if bare else _array_rows(block, _raw_value_getter(getter, items)), items)
+            if paths is not None and i < self.n_inp_ and raw.dtype == pl.String and raw.equals(paths):
+                raw = block.new_paths(raw)  # a file per item, which the block may read
+            block.check_raw(raw, "new data")
+            sizes = _source_sizes(block, self.blocks_[:i], stores)
             try:
-                if not bare:
-                    self._check_getter_stored(i)
-                rows = not bare and _takes_whole_rows(block, getter, items)
-                raw = rows_column(items) if rows else apply_getter(
-                    None if bare else _array_rows(block, _raw_value_getter(getter, items)), items)
-                if paths is not None and i < self.n_inp_ and raw.dtype == pl.String and raw.equals(paths):
-                    raw = block.new_paths(raw)  # a file per item, which the block may read
-                block.check_raw(raw, "new data")
-                sizes = _source_sizes(block, self.blocks_[:i], stores)
-                try:
-                    store = _naming_items(lambda b=block, r=raw, z=sizes: b.encode_new(r, **z),  # type: ignore[misc]
-                                          items, len(raw))
-                except DataError as e:
-                    if i < self.n_inp_ or getattr(e, "rows", getattr(e.__cause__, "rows", None)) is None:
-                        raise
-                    # labels the training set lacks, asked for: new items often have none (a test folder's name)
-                    raise DataError(f"{e}; for new items without labels (a test set) pass with_labels=False, which "
-                                    "reads the inputs only") from e
-                stores.append(_plain(block, store, rows))
-                raws.append(raw)
+                store = _naming_items(lambda b=block, r=raw, z=sizes: b.encode_new(r, **z),  # type: ignore[misc]
+                                      items, len(raw))
             except DataError as e:
-                if i < self.n_inp_ or not inferred:
+                if i < self.n_inp_ or getattr(e, "rows", getattr(e.__cause__, "rows", None)) is None:
                     raise
-                # targets not asked for, only found in the rows, that cannot be read: the rows are read without them
-                warn(f"test_dl: the new rows' targets cannot be read ({str(e).split(';')[0]}); they are read as "
-                     "inputs only (with_labels=True requires the targets)")
-                del stores[self.n_inp_:], raws[self.n_inp_:]
-                break
-        n = len(stores)
+                # labels the training set lacks, asked for: new items often have none (a test folder's name)
+                raise DataError(f"{e}; for new items without labels (a test set) pass with_labels=False, which "
+                                "reads the inputs only") from e
+            stores.append(_plain(block, store, rows))
+            raws.append(raw)
         _check_boxes_have_labels(self.blocks_[:n], raws, items)
         return ArrayDataset(stores, n_inp=self.n_inp_, blocks=self.blocks_[:n], split_idx=1)
-
-    def _rows_carry_targets(self, items: pl.DataFrame) -> bool:
-        """Whether new rows ``items`` carry every column the target getters read: each target is read by a
-        ``ColReader`` of column names (or a ``Pipe`` starting with one) and those columns are in ``items``. A target
-        read otherwise (a function of the row, a column's position) cannot be told, and counts as not carried."""
-        targets = self.getters_[self.n_inp_:len(self.blocks_)]
-        if not targets:
-            return False
-        for g in targets:
-            while isinstance(g, Pipe) and g.getters:
-                g = g.getters[0]
-            cols = as_list(g.cols) if isinstance(g, ColReader) else []
-            if not cols or not all(isinstance(c, str) and c in items.columns for c in cols):
-                return False
-        return True
 
     def _column_of_values(self, source: Any) -> list[str] | None:
         """The values of a pandas or Polars Series of texts (file paths, a Kaggle ``sample_submission``'s ids made

@@ -1743,12 +1743,11 @@ class DataLoaders:
     def test_dl(self, items: Any, with_labels: bool | None = None, bs: int | None = None,
                 batch_size: int | None = None, **kwargs: Any) -> DataLoader:
         """A loader over new items with the validation-time transforms (no augmentation, no shuffling).
-        ``with_labels``: True reads the targets too, False the inputs only; None (the default), as a fastai table's
-        rows: a table's rows keep their target when they carry every column the target getters read
-        (``get_y=ColReader('salary')`` and a ``salary`` column: ``learn.validate(dl=dls.test_dl(df))`` scores them);
-        other items (rows without those columns, a target read by a function of the row, bare values) are read as
-        inputs only, and so are rows whose targets cannot be encoded (a class the training items lack), with a
-        warning. ``batch_size`` is ``bs`` under PyTorch's and fastai's name. Other
+        ``with_labels``: True reads the targets too, False the inputs only; None (the default), as fastai's: a
+        ``Tabular``'s rows (``TabularDataLoaders``) keep their target when they carry it
+        (``learn.validate(dl=dls.test_dl(df))`` scores them), and a DataBlock's items, rows of a table included, are
+        read as inputs only (``with_labels=True`` reads their targets, to score them). ``batch_size`` is ``bs`` under
+        PyTorch's and fastai's name. Other
         keywords are the new loader's settings, as fastai's ``test_dl(items, shuffle=False)`` passes them on: by
         default it reads the items in order (``shuffle=False``), unaugmented, and keeps every item
         (``drop_last=False``); ``shuffle``, ``drop_last``, ``device``, ``num_workers``, ``pin_memory``, ``seed`` and

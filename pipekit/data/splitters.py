@@ -269,8 +269,11 @@ class ColSplitter(Splitter):
     >>> df = pl.DataFrame({"x": [1, 2, 3, 4], "is_valid": [False, True, False, True], "fold": [0, 0, 1, 2]})
     >>> [s.tolist() for s in ColSplitter()(df)], [s.tolist() for s in ColSplitter("fold", valid_value=1)(df)]
     ([[0, 2], [1, 3]], [[0, 1, 3], [2]])
-    >>> ColSplitter("fold", on=1).valid_value, ColSplitter("x", on=[1, 4])(df)[1].tolist(), ColSplitter("fold")(df)[1].tolist()
-    (1, [0, 3], [2, 3])
+    >>> ColSplitter("fold", on=1).valid_value, ColSplitter("x", on=[1, 4])(df)[1].tolist()
+    (1, [0, 3])
+
+    A number column holding other numbers than 0 and 1 (``ColSplitter("fold")`` above: its 1 and 2 are both
+    validation) is split so, with a warning naming them and ``valid_value=``, which takes one of them.
     """
 
     def __init__(self, col: str = "is_valid", valid_value: Any = None, **fastai_kwargs: Any):
@@ -291,7 +294,16 @@ class ColSplitter(Splitter):
         if s.dtype == pl.Boolean and value is True:
             mask = s.to_numpy()
         elif s.dtype.is_numeric() and self.valid_value is None:  # fastai's astype(bool): any number but 0 (NaN too)
-            mask = s.to_numpy() != 0
+            values = s.to_numpy()
+            mask = values != 0
+            flag = (s == 0) | (s == 1)  # NaN compares false: not a flag
+            odd = s.filter(~flag)
+            if len(odd):  # a fold number or a score, not a flag: say what the split takes
+                shown = sorted({str(v) for v in odd.unique().head(5).to_list()})
+                warn(f"ColSplitter: column {self.col!r} holds numbers other than 0 and 1 ({', '.join(shown)}, in "
+                     f"{len(odd)} rows): as fastai reads a column of flags, every number but 0 puts its row in the "
+                     f"validation set ({int(mask.sum())} of {len(mask)} rows); to take one value, give it "
+                     f"(ColSplitter({self.col!r}, valid_value={odd[0]!r}), or on=[...] for several)")
         elif s.dtype == pl.Utf8 and value is True:
             mask = s.str.to_lowercase().is_in(["true", "1", "yes", "valid"]).to_numpy()
         elif isinstance(value, list):  # one of several values, as fastai's on=[...]

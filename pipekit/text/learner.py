@@ -132,11 +132,29 @@ class RNNRegularizer(Callback):
         self.alpha, self.beta = alpha, beta
         self.raw_out = self.out = None
 
+    def before_fit(self) -> None:
+        from pipekit.text.models import PoolingLinearClassifier
+
+        # classifier heads give their encoder's outputs only while this regularizer reads them
+        self._heads = [m for m in self.learn.model.modules() if isinstance(m, PoolingLinearClassifier)]
+
+    def before_batch(self) -> None:
+        for head in getattr(self, "_heads", ()):
+            head.give_activations = self.learn.training
+
     def after_pred(self) -> None:
+        self._heads_off()
         pred = self.learn.pred
         if isinstance(pred, tuple) and len(pred) == 3:
             self.raw_out, self.out = pred[1], pred[2]
             self.learn.pred = pred[0]
+
+    def _heads_off(self) -> None:
+        for head in getattr(self, "_heads", ()):
+            head.give_activations = False
+
+    def after_fit(self) -> None:
+        self._heads_off()
 
     def after_loss(self) -> None:
         if not self.learn.training or self.learn.loss_grad is None or self.out is None:

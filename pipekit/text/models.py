@@ -310,22 +310,25 @@ class PoolingLinearClassifier(nn.Module):
     """Concat pooling, then BatchNorm/Dropout/Linear blocks: ``layers`` sizes, ``ps`` dropouts (then, with
     ``y_range = (low, high)``, a sigmoid squashing the outputs into that range, for a regression).
 
-    In training it returns ``(logits, outputs, outputs)``, the encoder's outputs twice, as fastai's head does:
-    ``TextLearner``'s ``RNNRegularizer`` adds AR and TAR computed from them to the loss and gives the loss and the
-    metrics the logits alone. In evaluation (``.eval()``: what ``validate``, ``get_preds``, ``predict``, ``tta`` and a
-    loaded or exported model run) it returns the logits alone, as torchvision's Inception drops its auxiliary
-    output outside training.
+    It returns the logits. While ``give_activations`` is set, in training, it returns ``(logits, outputs, outputs)``,
+    the encoder's outputs twice, as fastai's head does: ``TextLearner``'s ``RNNRegularizer`` sets it around each
+    training batch's forward pass, adds AR and TAR computed from them to the loss and gives the loss and the metrics
+    the logits alone. A model of one called by a plain ``Learner`` or a training loop of the user's gets the logits.
 
     >>> import torch
     >>> from pipekit.text import PoolingLinearClassifier
-    >>> head = PoolingLinearClassifier([3 * 16, 8, 2], ps=[0.1, 0.1]).eval()
+    >>> head = PoolingLinearClassifier([3 * 16, 8, 2], ps=[0.1, 0.1])
     >>> out, mask = torch.randn(5, 7, 16), torch.zeros(5, 7, dtype=torch.bool)  # encoder outputs, no padding
     >>> tuple(head((out, mask)).shape)
     (5, 2)
-    >>> logits, raw, dropped = head.train()((out, mask))  # training: what the AR/TAR regularizer reads, too
+    >>> head.give_activations = True
+    >>> logits, raw, dropped = head((out, mask))  # training: what the AR/TAR regularizer reads, too
     >>> tuple(logits.shape), raw is out
     ((5, 2), True)
     """
+
+    #: return the encoder's outputs too in training (set by RNNRegularizer around a training batch)
+    give_activations: bool = False
 
     def __init__(self, layers: list[int], ps: list[float], y_range: Sequence[float] | None = None):
         super().__init__()
@@ -340,7 +343,7 @@ class PoolingLinearClassifier(nn.Module):
     def forward(self, inp: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor | tuple[torch.Tensor, ...]:
         out, mask = inp
         x = self.layers(masked_concat_pool(out, mask))
-        return (x, out, out) if self.training else x
+        return (x, out, out) if self.training and self.give_activations else x
 
 
 def _built_text_classifier(encoder: AWD_LSTM, n_class: int, seq_len: int = 72, max_len: int | None = 72 * 20,
