@@ -133,3 +133,40 @@ def test_stacking_on_time_folds_where_a_fold_misses_a_class():
     assert stack.oob_predictions_.shape[-1] == len(classes) and np.isfinite(stack.oob_predictions_).all()
     pred = stack.predict(tab.valid)
     assert pred.shape == (tab.valid.xs.height, len(classes)) and np.allclose(pred.sum(1), 1.0)
+
+
+# ------------------------------------------------------------------------------ fit_ensemble's report and metric
+def test_a_one_vs_rest_auc_is_accepted_for_many_classes():
+    """roc_auc_ovr of 16 classes (adult's education) is scored as scikit-learn scores it: pipekit's check of the
+    metric gave it 12 rows, so classes 12 to 15 had none and it was refused before any fit."""
+    from pipekit.metrics import get_metric
+    from pipekit.metrics.lookup import check_metric
+
+    for k in (13, 16, 40):
+        check_metric(get_metric("roc_auc_ovr", "classification"), "classification", n_classes=k)
+
+
+def test_fit_ensemble_returns_its_fit_when_the_valid_rows_cannot_be_scored_and_names_what_time_left_out():
+    """A class every validation row lacks makes the one-vs-rest AUC of the validation rows undefined: the ensemble
+    chosen out of fold is returned, its report's valid column empty, with a warning (the whole fit was thrown
+    away). A time limit that leaves candidates out names them, in the verbose lines and a warning."""
+    from pipekit.core.errors import PipekitWarning
+    from pipekit.ensemble import fit_ensemble
+
+    df = adult_rows(4000).with_columns(pl.col("education").str.strip_chars())
+    df = df.filter(pl.col("education").is_in(["HS-grad", "Some-college", "Bachelors", "Masters", "Doctorate"]))
+    valid = (pl.int_range(pl.len()) % 5 == 0) & (pl.col("education") != "Doctorate")
+    df = df.with_columns(valid.alias("is_valid"))
+    tab = Tabular(df, cat_names=["workclass", "sex", "race"], cont_names=["age", "hours-per-week"],
+                  y_names="education", splits=(np.flatnonzero(~df["is_valid"].to_numpy()).tolist(),
+                                               np.flatnonzero(df["is_valid"].to_numpy()).tolist()))
+    with pytest.warns(PipekitWarning, match="validation rows cannot be scored with roc_auc_score"):
+        ens = fit_ensemble(tab, metric="roc_auc_ovr", n_folds=3, candidates=["gbm"], stack=False, verbose=False)
+    report = ens.report_
+    assert report.filter(pl.col("model") == "gbm")["valid_roc_auc_ovr"].to_list() == [None]
+    assert report.filter(pl.col("model") == "gbm")["oof_roc_auc_ovr"].item() > 0.5
+    with pytest.warns(PipekitWarning, match=r"time_limit=0.01 s left out extra_trees") as said:
+        ens = fit_ensemble(tab, metric="accuracy", n_folds=3, candidates=["gbm", "extra_trees"], stack=False,
+                           time_limit=0.01, verbose=False)
+    assert ens.report_.filter(pl.col("model") == "extra_trees")["status"].item().endswith("over the time limit")
+    assert len(said) >= 1

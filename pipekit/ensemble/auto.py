@@ -241,6 +241,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         rows.append(row)
         if fitted and not plan.fits(c, expected):
             row["status"] = "skipped: over the time limit"
+            if verbose:
+                print(f"{c.name}: skipped, over the time limit", flush=True)
             continue
         imported = time.perf_counter()
         _import_libraries([c])
@@ -267,6 +269,8 @@ def fit_ensemble(tab: Any, time_limit: float | None = None, metric: Any = None,
         row["fit_s"] = time.perf_counter() - t
         if not bag.is_fitted:
             row["status"] = "stopped: over the time limit"
+            if verbose:
+                print(f"{c.name}: stopped, over the time limit ({row['fit_s']:.1f} s)", flush=True)
             continue
         # the first round of fold models also pays one-off costs (a library's import, warm-up): the later
         # rounds tell the rate
@@ -676,6 +680,8 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
         rows.append(row)
         if row["expected_s"] is not None and row["expected_s"] > plan.left():
             row["status"] = "skipped: over the time limit"
+            if verbose:
+                print("second layer: skipped, over the time limit", flush=True)
         else:
             t = time.perf_counter()
             meta = BaggedModel(stacker(task, n_jobs, seed), n_folds=n_folds, seed=seed,
@@ -695,6 +701,11 @@ def _finish(fitted: list, rows: list[dict[str, Any]], m: Any, task: str, train: 
             r["status"] = "returned" if r is best else "fitted, not returned (worse out of fold)"
     ens: WeightedEnsemble | StackingEnsemble = best["model_obj"]
     ens.report_ = _report(rows, dict((c.name, b) for c, b in fitted), m, valid, made, plan, label)
+    dropped = [r["model"] for r in rows if str(r.get("status", "")).endswith("over the time limit")]
+    if dropped:
+        limit = "the time limit" if plan.time_limit is None else f"time_limit={plan.time_limit:g} s"
+        warn(f"fit_ensemble: {limit} left out {', '.join(dropped)} (skipped or stopped: "
+             "over the time limit; ens.report_ says which); raise time_limit to fit them")
     constant = constant_oof_score(bags[0], m)
     if constant is not None and m.loss(best["oof"]) >= m.loss(constant):
         what = "the class prior" if task == "classification" else "the mean"
@@ -765,7 +776,15 @@ def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, made: di
     out = []
 
     def valid_score(model: Any) -> float | None:  # every model fitted has predicted the validation rows
-        return None if model is None or valid is None else m.score(model.encode_y(valid.y), made[id(model)])
+        if model is None or valid is None:
+            return None
+        try:
+            return m.score(model.encode_y(valid.y), made[id(model)])
+        except DataError as e:  # the validation rows are only scored: a score they cannot give is no score
+            said.setdefault("valid", str(e).split(";")[0])
+            return None
+
+    said: dict[str, str] = {}
 
     for r in rows:
         model = bags.get(r["model"], r.get("model_obj"))
@@ -774,6 +793,9 @@ def _report(rows: list[dict[str, Any]], bags: dict, m: Any, valid: Any, made: di
         out.append({"model": r["model"], f"oof_{label}": oof, f"valid_{label}": valid_score(model),
                     "weight": r.get("weight"), "fit_s": r.get("fit_s"), "expected_s": r.get("expected_s"),
                     "refit": r.get("refit"), "status": r.get("status")})
+    if "valid" in said:
+        warn(f"fit_ensemble: the validation rows cannot be scored with {m.name} ({said['valid']}): the report's "
+             f"valid_{label} column is empty, and the ensemble, chosen out of fold, is returned as fitted")
     out.append({"model": "total", "fit_s": time.perf_counter() - plan.start, "status": f"time limit "
                 f"{'none' if plan.time_limit is None else format(plan.time_limit, 'g') + ' s'}, "
                 f"{_folds_said(plan.fold_kind, plan.time_col, plan.n_folds)}"})

@@ -103,6 +103,7 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
     rows = np.arange(12)
     if task == "classification":
         k = max(2, n_classes or 2)
+        rows = np.arange(max(12, 2 * k))  # every class twice: a score over the classes (one-vs-rest AUC) is defined
         y_true = rows % k
         y_pred = np.full((len(rows), k), 0.1 / (k - 1))
         y_pred[rows, y_true] = 0.9
@@ -118,7 +119,7 @@ def check_metric(metric: Metric, task: str, n_classes: int | None = None) -> Non
         perfect = metric.score(y_true, y_pred)
     except Exception as e:  # a user's function: whatever it raises is reported with what it was given
         raise ParameterError(f"metric {metric.name!r} fails on a {task}'s predictions (it gets {gets}): "
-                             f"{type(e).__name__}: {str(e).splitlines()[0][:200]}{_labels_fix(metric)}") from e
+                             f"{type(e).__name__}: {str(e).splitlines()[0][:600]}{_labels_fix(metric)}") from e
     if isinstance(metric, FuncMetric):
         _check_direction(metric, perfect, [_quiet_score(metric, y_true, p) for p in worse])
 
