@@ -3,7 +3,6 @@ plain per-item functions, a regression target of two columns, a table's targets 
 column, and fastai's EndSplitter and FileSplitter."""
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np

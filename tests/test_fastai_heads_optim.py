@@ -189,18 +189,18 @@ np.save({str(tmp_path / f"{name}_loaded.npy")!r}, learn.get_preds(dl=learn.dls.t
 
 
 # ------------------------------------------------------------------------------------------------ XResNet groups
-def test_xresnet_body_gives_stem_and_early_stages_then_late_stages():
+def test_xresnet_body_gives_stem_then_stages():
     body = vision_model("xresnet18", n_out=2, n_in=1).body
     assert isinstance(body, XResNetBody)
     early, late = body.layer_groups()
     ids = {id(p) for p in early}
-    stem_and_early = [*body[:6].parameters()]  # 3 stem convs, max-pool, stages 1 and 2
-    assert [id(p) for p in stem_and_early] == [id(p) for p in early]
-    assert [id(p) for p in late] == [id(p) for p in body[6:].parameters()]
+    stem = [*body[:3].parameters()]  # fastai's _xresnet_split: the 3 stem convs, then max-pool and every stage
+    assert [id(p) for p in stem] == [id(p) for p in early]
+    assert [id(p) for p in late] == [id(p) for p in body[3:].parameters()]
     assert not ids & {id(p) for p in late} and len(early) + len(late) == len(list(body.parameters()))
     assert all(isinstance(b, ResBlock) for b in body[7])
-    # a body sliced to one stage has no stages to split
-    assert len(body[:5].layer_groups()) == 1
+    # a body sliced to the stem has nothing after it to split off
+    assert len(body[:3].layer_groups()) == 1
 
 
 def test_xresnet_learner_freeze_and_slice_give_three_groups_their_own_rates(mnist_dls, tmp_path):
@@ -208,7 +208,7 @@ def test_xresnet_learner_freeze_and_slice_give_three_groups_their_own_rates(mnis
     opt = learn.optimizer
     assert opt.n_groups == 3
     body, head = learn.model.body, learn.model.head
-    assert [len(g) for g in opt.layer_groups] == [len(list(body[:6].parameters())), len(list(body[6:].parameters())),
+    assert [len(g) for g in opt.layer_groups] == [len(list(body[:3].parameters())), len(list(body[3:].parameters())),
                                                   len(list(head.parameters()))]
     conv = {0: body[0][0].weight, 1: body[7][1].convs[0][0].weight, 2: [m for m in head if isinstance(m, nn.Linear)][0].weight}
     learn.freeze()

@@ -43,7 +43,8 @@ from torch import nn
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Options, check
 from pipekit.learn.registry import register_arch
-from pipekit.vision.models import check_stored_head, create_head
+from pipekit.vision.models import (_adapt_first_conv, _set_bn_momentum, bn_momentum_option, check_stored_head,
+                                   create_head, record_bn_momentum)
 from pipekit.vision.pretrained import WeightsFile, load_weights, locate_weights
 
 __all__ = ["EfficientNetLite", "EfficientNetLiteBody", "LiteImageNetHead", "LiteVariant", "efficientnet_lite",
@@ -226,8 +227,10 @@ class EfficientNetLiteBody(nn.Module):
 
     Parameter names are those of the published weights (``_conv_stem``, ``_bn0``, ``_blocks.<i>...``,
     ``_conv_head``, ``_bn1``). ``n_in`` other than 3 builds a stem for that many channels (pretrained weights
-    are then summed over the colour channels and spread evenly over its ``n_in`` channels, see
-    :func:`load_pretrained`).
+    are then adapted as fastai does: summed over the colours for one channel, the first two x1.5 for two, the
+    colours kept and the other channels zero for more, see :func:`load_pretrained`). ``bn_momentum=``: the momentum
+    of every batch norm (None: PyTorch's 0.1, for random weights; :func:`load_pretrained` sets the reference's
+    0.01 and records it, so an export rebuilds the body with it).
 
     >>> import torch
     >>> from pipekit.vision import EfficientNetLiteBody
@@ -238,10 +241,13 @@ class EfficientNetLiteBody(nn.Module):
     [(16, 32, 32), (24, 16, 16), (40, 8, 8), (112, 4, 4), (1280, 2, 2)]
     """
 
-    def __init__(self, variant: str = "lite0", n_in: int = 3):
+    takes_bn_momentum = True
+
+    def __init__(self, variant: str = "lite0", n_in: int = 3, **bn_options: Any):
         super().__init__()
         cfg = lite_variant(variant)
         check("EfficientNetLiteBody", n_in=(n_in, Interval(1, None, integer=True)))
+        bn_momentum = bn_momentum_option("EfficientNetLiteBody", bn_options)
         self.variant, self.n_in, self.n_features = cfg.name, int(n_in), HEAD_CHANNELS
         self._conv_stem = _Conv(n_in, STEM_CHANNELS, 3, stride=2)
         self._bn0 = _bn(STEM_CHANNELS)
@@ -257,6 +263,7 @@ class EfficientNetLiteBody(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = _Conv(nf, HEAD_CHANNELS, 1)
         self._bn1 = _bn(HEAD_CHANNELS)
+        _set_bn_momentum(self, bn_momentum)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         # channels-last activations: the depthwise convolutions train 1.6x faster on a CPU (lite0, 128 px, 2 threads)
@@ -340,6 +347,7 @@ class EfficientNetLite(nn.Sequential):
     variant's, one linear layer), which with ``n_out=1000`` takes the pretrained ImageNet classifier.
 
     Building this never loads weights (a rebuilt export gets its own); :func:`efficientnet_lite` does.
+    ``bn_momentum=``: the body's batch-norm momentum (see :class:`EfficientNetLiteBody`).
 
     >>> import torch
     >>> from pipekit.vision import EfficientNetLite
@@ -351,11 +359,12 @@ class EfficientNetLite(nn.Sequential):
     """
 
     def __init__(self, variant: str = "lite0", n_out: int = 1000, n_in: int = 3, head: str = "concat",
-                 lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None):
+                 lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None, **bn_options: Any):
         cfg = lite_variant(variant)
         check("EfficientNetLite", n_out=(n_out, Interval(1, None, integer=True)),
               head=(head, Options("concat", "imagenet")), ps=(ps, Interval(0, 1, closed="left", none_ok=True)))
-        body = EfficientNetLiteBody(cfg.name, n_in)
+        bn_momentum = bn_momentum_option("EfficientNetLite", bn_options)
+        body = EfficientNetLiteBody(cfg.name, n_in, **({} if bn_momentum is None else {"bn_momentum": bn_momentum}))
         if head == "imagenet":
             top: nn.Module = LiteImageNetHead(body.n_features, n_out, cfg.dropout if ps is None else ps)
         else:
@@ -381,13 +390,14 @@ class EfficientNetLite(nn.Sequential):
 
 
 def _variant_model(variant: str, n_out: int, n_in: int, head: str, lin_ftrs: Sequence[int] | None,
-                   ps: float | None) -> EfficientNetLite:
-    return EfficientNetLite(variant, n_out=n_out, n_in=n_in, head=head, lin_ftrs=lin_ftrs, ps=ps)
+                   ps: float | None, bn_options: dict[str, Any]) -> EfficientNetLite:
+    return EfficientNetLite(variant, n_out=n_out, n_in=n_in, head=head, lin_ftrs=lin_ftrs, ps=ps, **bn_options)
 
 
 @register_arch("efficientnet_lite0")
 def efficientnet_lite0(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
-                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
+                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None,
+                       **bn_options: Any) -> EfficientNetLite:
     """EfficientNet-Lite0 (224 px) without weights; see :func:`efficientnet_lite` for pretrained ones.
 
     >>> import torch
@@ -396,12 +406,13 @@ def efficientnet_lite0(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
     >>> sum(p.numel() for p in model.parameters()), tuple(model(torch.zeros(1, 3, 64, 64)).shape)
     (4652008, (1, 1000))
     """
-    return _variant_model("lite0", n_out, n_in, head, lin_ftrs, ps)
+    return _variant_model("lite0", n_out, n_in, head, lin_ftrs, ps, bn_options)
 
 
 @register_arch("efficientnet_lite1")
 def efficientnet_lite1(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
-                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
+                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None,
+                       **bn_options: Any) -> EfficientNetLite:
     """EfficientNet-Lite1 (240 px) without weights; see :func:`efficientnet_lite` for pretrained ones.
 
     >>> import torch
@@ -410,12 +421,13 @@ def efficientnet_lite1(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
     >>> model.resolution, tuple(model(torch.zeros(2, 1, 32, 32)).shape)
     (240, (2, 10))
     """
-    return _variant_model("lite1", n_out, n_in, head, lin_ftrs, ps)
+    return _variant_model("lite1", n_out, n_in, head, lin_ftrs, ps, bn_options)
 
 
 @register_arch("efficientnet_lite2")
 def efficientnet_lite2(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
-                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None) -> EfficientNetLite:
+                       lin_ftrs: Sequence[int] | None = (512,), ps: float | None = None,
+                       **bn_options: Any) -> EfficientNetLite:
     """EfficientNet-Lite2 (260 px) without weights; see :func:`efficientnet_lite` for pretrained ones.
 
     >>> from pipekit.vision.efficientnet import efficientnet_lite2
@@ -423,12 +435,13 @@ def efficientnet_lite2(n_out: int = 1000, n_in: int = 3, head: str = "imagenet",
     >>> model.resolution, model.body.n_features, model.head[-1].out_features
     (260, 1280, 5)
     """
-    return _variant_model("lite2", n_out, n_in, head, lin_ftrs, ps)
+    return _variant_model("lite2", n_out, n_in, head, lin_ftrs, ps, bn_options)
 
 
 for _variant_builder in (efficientnet_lite0, efficientnet_lite1, efficientnet_lite2):  # their default head differs
     _variant_builder.check_stored = functools.partial(  # type: ignore[attr-defined]
         EfficientNetLite.check_stored, head="imagenet")
+    _variant_builder.takes_bn_momentum = True  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------------------------------- weights
@@ -446,8 +459,9 @@ def efficientnet_lite_weights(variant: str = "lite0", cache_dir: str | os.PathLi
 
 
 def _adapt_stem(w: torch.Tensor, n_in: int) -> torch.Tensor:
-    # a stem for n_in channels: the colour filters averaged, scaled so a grey image gives the same activations
-    return w.mean(1, keepdim=True).repeat(1, n_in, 1, 1) * (w.shape[1] / n_in)
+    # a stem for n_in channels by fastai's rule: summed for one channel, the first two x1.5 for two, the colours
+    # kept and the others zero for more (see pipekit.vision.models._adapt_first_conv)
+    return _adapt_first_conv(w, n_in)
 
 
 def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
@@ -457,7 +471,8 @@ def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
     Every body tensor is loaded (``strict``); the ImageNet classifier too when ``model`` has the 1000-class
     ImageNet head. Any other head keeps its fresh initialisation, ready to be trained.
     The body's batch norms then update their running statistics at the reference's momentum of 0.01 (a fresh
-    body uses PyTorch's 0.1): ImageNet's statistics are kept longer than those of random weights.
+    body uses PyTorch's 0.1): ImageNet's statistics are kept longer than those of random weights. A model built by
+    a registered architecture records that momentum, so its export rebuilds with it.
 
     >>> import torch
     >>> from pipekit.vision.efficientnet import EfficientNetLite, efficientnet_lite_weights, load_pretrained
@@ -469,6 +484,10 @@ def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
     >>> stem = grey.body.state_dict()["_conv_stem.weight"]
     >>> tuple(stem.shape), torch.allclose(stem, w.sum(1, keepdim=True))
     ((32, 1, 3, 3), True)
+    >>> four = load_pretrained(EfficientNetLite("lite0", n_out=3, n_in=4))  # colours kept, a 4th channel at zero
+    >>> stem = four.body.state_dict()["_conv_stem.weight"]
+    >>> torch.equal(stem[:, :3], w), bool((stem[:, 3] == 0).all())
+    (True, True)
     """
     body = model.body if isinstance(model, EfficientNetLite) else model
     if not isinstance(body, EfficientNetLiteBody):
@@ -481,6 +500,7 @@ def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
     for m in body.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = _BN_MOMENTUM_PRETRAINED
+    record_bn_momentum(model, body)
     head = model.head if isinstance(model, EfficientNetLite) else None
     if isinstance(head, LiteImageNetHead) and head._fc.out_features == state["_fc.weight"].shape[0]:
         head.load_state_dict({k: v for k, v in state.items() if k.startswith("_fc.")}, strict=True)

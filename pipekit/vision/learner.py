@@ -32,8 +32,9 @@ from pipekit.metrics import MeanMetric, Metric
 from pipekit.metrics.base import describe_target, target_kind
 from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
                                         pretrained_archs)
-from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _refuse_head_options,
-                                   create_head, probe_body, unet, vision_model)
+from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _adapt_first_conv,
+                                   _refuse_head_options, create_head, probe_body, record_bn_momentum, unet,
+                                   vision_model)
 from pipekit.vision.transforms import Normalize, image_stats, imagenet_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
@@ -84,8 +85,10 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike,
 
     Works with files of a ``vision_learner`` model (``body.``), an ``XResNet`` (child ``0``), a U-Net
     (``encoder.``) or a bare body. A first convolution saved for another number of input channels is
-    adapted (its filters summed over the saved channels and spread evenly over the new ones: a grey model's one
-    channel gets the colours' sum), so a grey-image model can start a colour one and back.
+    adapted as fastai adapts pretrained weights: one channel gets the sum of the saved ones (a grey image gives
+    the colour model's activations), two get the first two colours x1.5, four or more keep the colours and start
+    the extra channels at zero; a grey model's one channel is spread evenly over the colours (divided by their
+    number), so a grey-image model can start a colour one and back.
 
     >>> import tempfile
     >>> import torch
@@ -125,7 +128,7 @@ def load_body_weights(body: nn.Module, path: str | os.PathLike,
         t = target[k]
         if v.shape != t.shape:
             if v.ndim == 4 and v.shape[0] == t.shape[0] and v.shape[2:] == t.shape[2:]:
-                v = v.mean(1, keepdim=True).repeat(1, t.shape[1], 1, 1) * (v.shape[1] / t.shape[1])
+                v = _adapt_first_conv(v, t.shape[1])
             else:
                 raise DataError(f"pretrained weights {k}: shape {tuple(v.shape)} but the model needs {tuple(t.shape)}")
         best[k] = v
@@ -427,6 +430,7 @@ def _body_and_head(who: str, arch: Any, n_out: int, n_in: int, pretrained: bool 
     _apply_init(who, init, head)
     pretrained = False if isinstance(arch, nn.Module) else _pretrained_default(body, pretrained)
     stats = _start_from(body, pretrained, label, who)
+    record_bn_momentum(model, body)  # a pretrained body's momentum, rebuilt by an export
     return model, pretrained, stats, label
 
 
@@ -487,14 +491,16 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     ``imagenet_stats``). ``True`` loads the ImageNet weights pipekit knows (``efficientnet_lite0/1/2``, from the
     ``pipekit[pretrained]`` packages, verified against their pinned SHA-256) and adds the normalisation they were
     trained with (mean 127/255, std 128/255) when the data has no ``Normalize`` (a different one gives a warning);
-    a path loads a local weights file of the same arch (``learn.save`` checkpoint, ``.safetensors``). Either way,
+    a path loads a local weights file of the same arch (``learn.save`` checkpoint, ``.safetensors``), normalised
+    as that arch's pretrained weights are (an EfficientNet-Lite's file with its mean 127/255, std 128/255, a
+    ResNet's with ``imagenet_stats``; another arch's with statistics measured on the data). Either way,
     and for a module ``arch`` (which carries its own weights), the body starts frozen: ``fine_tune`` trains the
     head, then everything with discriminative learning rates. An export rebuilds the model from its architecture
     (a module ``arch``: from its registered class or factory; a function ``cut``: registered with
     ``pipekit.register(fn, kind="cut")``) and its saved weights, without the weights package.
 
-    Layer groups: for a ResNet or XResNet body (stem and first two stages, last two stages, head, as fastai's
-    split), for an EfficientNet-Lite body (early blocks, late blocks, head), for any other (body, head), so ``slice(lo, hi)`` gives the earliest
+    Layer groups, as fastai's splits: for a ResNet body (stem and first two stages, last two stages, head), for an
+    XResNet body (the stem's three convolutions, max-pool and every stage, head), for an EfficientNet-Lite body (early blocks, late blocks, head), for any other (body, head), so ``slice(lo, hi)`` gives the earliest
     layers the smallest rate and ``freeze()`` trains the head alone; ``splitter=`` (a function model -> lists of
     parameters) gives your own, e.g. ``lambda m: [params(m.body[:4]), params(m.body[4:]), params(m.head)]``. One batch of two validation items runs through
     the model when it is built: an output of the wrong shape is reported here, not inside ``fit``.
@@ -537,6 +543,7 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
                        who="vision_learner")
     if pretrained is True:
         _follow_small_images(learn, model.get_submodule("body"))
+        record_bn_momentum(model, model.get_submodule("body"))
     if pretrained or isinstance(arch, nn.Module):
         learn.freeze()
     return learn
@@ -673,7 +680,9 @@ def _refuse_resnet_imagenet(arch: Any, pretrained: Any, who: str, lead: str = "d
 def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, arch: str,
                 who: str = "vision_learner") -> Stats | None:
     """Load the body's starting weights; returns the normalisation statistics they come with (None: measure): a
-    ResNet's file holds torchvision's weights, trained on ImageNet-normalised images."""
+    ResNet's file holds torchvision's weights, trained on ImageNet-normalised images; an EfficientNet-Lite's file
+    holds the published weights or weights trained from them (``learn.save``), on inputs normalised with
+    ``efficientnet_lite_stats``."""
     if pretrained is True:
         if isinstance(body, ResNetBody):
             raise _no_resnet_weights(arch, who)
@@ -689,7 +698,9 @@ def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, ar
                              f"from a model of the same arch> (learn.save, .safetensors)")
     if pretrained:
         load_body_weights(body, pretrained)
-        return imagenet_stats if isinstance(body, ResNetBody) else None
+        if isinstance(body, ResNetBody):
+            return imagenet_stats
+        return efficientnet_lite_stats if isinstance(body, EfficientNetLiteBody) else None
     return None
 
 
@@ -929,6 +940,7 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n
     pretrained = _pretrained_default(model.encoder, pretrained)
     label = arch if isinstance(arch, str) else getattr(arch, "__name__", type(arch).__name__)
     stats = _start_from(model.encoder, pretrained, label, "unet_learner")
+    record_bn_momentum(model, model.encoder)
     dls = _add_normalize(dls, n_in, stats, normalize, label)
     learn = Learner(dls, model, loss_func=loss_func if loss_func is not None else CrossEntropyLossFlat(axis=1),
                     metrics=metrics, lr=lr,
@@ -939,6 +951,7 @@ def unet_learner(dls: Any, arch: str | Callable[..., nn.Module] = "xresnet18", n
                        n_classes=_target_c(dls) if loss_func is None else None, who="unet_learner")
     if pretrained is True:
         _follow_small_images(learn, model.encoder)
+        record_bn_momentum(model, model.encoder)
     if pretrained:
         learn.freeze()
     return learn

@@ -28,7 +28,7 @@ from pipekit.core.registry import lookup
 from pipekit.core.validate import (POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check, check_arguments,
                                    one_of_two_names, shown)
 from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
-from pipekit.learn.registry import register_arch, registered_archs
+from pipekit.learn.registry import arch_spec, register_arch, registered_archs, set_arch_spec
 
 __all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "ResNet", "ResNetBody", "BasicBlock",
            "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "RESNET_ARCHS", "UNet", "unet",
@@ -80,6 +80,79 @@ class ResBlock(nn.Module):
         return F.relu(self.convs(x) + self.idconv(self.pool(x)))
 
 
+def _adapt_first_conv(w: torch.Tensor, n_in: int) -> torch.Tensor:
+    """Filters ``w`` (out, c, kh, kw) of a first convolution saved for ``c`` input channels, for ``n_in`` channels, by
+    fastai's rule (its ``_load_pretrained_weights``): one channel gets the sum over the saved ones (a grey image
+    gives the activations of the same colour image); fewer channels keep the first ones, scaled by ``c / n_in`` (2 of
+    3 colours: x1.5); more channels keep the saved ones and start the others at zero (an extra alpha, depth or
+    infrared channel adds nothing until trained). A grey model's one channel is spread evenly over ``n_in``
+    (divided by ``n_in``), so a colour model started from it sees a grey image as the grey model did.
+
+    >>> w = torch.ones(1, 3, 1, 1)
+    >>> [_adapt_first_conv(w, n).flatten().tolist() for n in (1, 2, 4)]
+    [[3.0], [1.5, 1.5], [1.0, 1.0, 1.0, 0.0]]
+    >>> [round(v, 4) for v in _adapt_first_conv(torch.ones(1, 1, 1, 1), 3).flatten().tolist()]
+    [0.3333, 0.3333, 0.3333]
+    """
+    c = w.shape[1]
+    if n_in == c:
+        return w
+    if n_in == 1:
+        return w.sum(1, keepdim=True)
+    if c == 1:
+        return w.repeat(1, n_in, 1, 1) / n_in
+    if n_in < c:
+        return w[:, :n_in] * (c / n_in)
+    return torch.cat([w, w.new_zeros(w.shape[0], n_in - c, *w.shape[2:])], 1)
+
+
+#: a batch-norm momentum (PyTorch's: the weight of each new batch in the running statistics)
+BN_MOMENTUM = Interval(0, 1, none_ok=True)
+
+
+def _set_bn_momentum(module: nn.Module, momentum: float | None) -> None:
+    """Set every batch norm of ``module`` to ``momentum`` (None: leave them as built)."""
+    if momentum is None:
+        return
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = float(momentum)
+
+
+def bn_momentum_of(module: nn.Module) -> float | None:
+    """The momentum every batch norm of ``module`` shares, else None (none, or several values)."""
+    values = {m.momentum for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    return float(next(iter(values))) if len(values) == 1 and None not in values else None
+
+
+def bn_momentum_option(who: str, options: Mapping[str, Any]) -> float | None:
+    """The ``bn_momentum=`` keyword of a builder that takes it (its only other keyword), checked. It is a keyword
+    the builder records only when given, so the spec of a model built without it is what it always was."""
+    check_arguments(who, dict(options), ["bn_momentum"])
+    return check(who, bn_momentum=(options.get("bn_momentum"), BN_MOMENTUM))["bn_momentum"]
+
+
+def record_bn_momentum(model: nn.Module, body: nn.Module) -> None:
+    """Record in ``model``'s architecture spec (what an export stores) the momentum ``body``'s batch norms were set
+    to after building (a pretrained EfficientNet-Lite's 0.01), when ``model``'s builder takes ``bn_momentum``: the
+    rebuilt model then updates its running statistics as this one does. PyTorch's 0.1, what every builder gives,
+    is left out, so the spec of a model whose momentum was never changed stays as it was."""
+    spec = arch_spec(model)
+    if spec is None:
+        return
+    try:
+        builder = lookup(spec[0], "arch")
+    except UnknownNameError:
+        return
+    if not getattr(builder, "takes_bn_momentum", False):
+        return
+    config = {k: v for k, v in spec[1].items() if k != "bn_momentum"}
+    momentum = bn_momentum_of(body)
+    if momentum is not None and momentum != 0.1:
+        config["bn_momentum"] = momentum
+    set_arch_spec(model, spec[0], config)
+
+
 @runtime_checkable
 class LayerGrouped(Protocol):
     """A body that splits its parameters into layer groups, earliest layers first (``ResNetBody``, ``XResNetBody``,
@@ -112,22 +185,18 @@ class XResNetBody(nn.Sequential):
     """
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
-        """Two parameter groups for discriminative learning rates, as fastai splits a ResNet: the stem and the first
-        half of the stages (edges and textures, which transfer well), then the later stages. A body sliced to fewer
-        than two stages is one group.
+        """Two parameter groups for discriminative learning rates, as fastai splits an XResNet (its
+        ``_xresnet_split``): the stem's three convolutions, then the max-pool and every residual stage. A body
+        sliced to the stem or less is one group.
 
         >>> [len(g) for g in xresnet18()[0].layer_groups()]
-        [36, 30]
+        [9, 57]
         """
         children = list(self)
-        stages = [i for i, m in enumerate(children)
-                  if isinstance(m, nn.Sequential) and len(m) and all(isinstance(b, ResBlock) for b in m)]
-        if len(stages) < 2:
-            return [list(self.parameters())]
-        split = stages[len(stages) // 2]
-        groups = [[p for m in children[:split] for p in m.parameters()],
-                  [p for m in children[split:] for p in m.parameters()]]
-        return [g for g in groups if g]
+        groups = [[p for m in children[:3] for p in m.parameters()],
+                  [p for m in children[3:] for p in m.parameters()]]
+        groups = [g for g in groups if g]
+        return groups if groups else [list(self.parameters())]
 
 
 @register_arch("xresnet")
@@ -858,7 +927,7 @@ def _refuse_head_options(who: str, given: Mapping[str, Any], defaults: Mapping[s
 def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Sequence[int] | None = (512,),
                  ps: float | Sequence[float] = 0.5, concat_pool: bool = True, cut: Cut = None,
                  y_range: Sequence[float] | None = None, first_bn: bool = True, bn_final: bool = False,
-                 lin_first: bool = False, custom_head: nn.Module | None = None) -> nn.Sequential:
+                 lin_first: bool = False, custom_head: nn.Module | None = None, **body_options: Any) -> nn.Sequential:
     """``nn.Sequential(body=<body of arch>, head=<pooled head>)``: what ``vision_learner`` trains.
 
     ``model.body(x)`` is the feature map, ``model.head`` turns it into ``n_out`` scores (squashed into
@@ -868,7 +937,10 @@ def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Seq
     :func:`create_head`'s, except that ``lin_ftrs=None`` here means no hidden layer (as exports store it).
     ``custom_head``: a module taking the body's feature map ``(N, C, H, W)`` to the outputs, used as the head
     instead; an export stores it when a registered architecture built it (``create_head``, or your class or
-    factory decorated with ``pipekit.learn.register_arch``) and refuses otherwise.
+    factory decorated with ``pipekit.learn.register_arch``) and refuses otherwise. ``bn_momentum=``: the momentum of
+    every batch norm of the body (None: as ``arch`` builds them); ``vision_learner`` records it for a pretrained
+    EfficientNet-Lite body (0.01, see :func:`~pipekit.vision.efficientnet.load_pretrained`), so its export rebuilds
+    the body with the momentum it trained with.
 
     >>> m = vision_model("simple_cnn", n_out=3, n_in=1)
     >>> m.body(torch.zeros(2, 1, 32, 32)).shape, m(torch.zeros(2, 1, 32, 32)).shape
@@ -877,9 +949,11 @@ def vision_model(arch: str | nn.Module, n_out: int, n_in: int = 3, lin_ftrs: Seq
     check("vision_model", n_out=(n_out, Interval(1, None, integer=True)), n_in=(n_in, Interval(1, None, integer=True)),
           custom_head=(custom_head, Is(lambda h: h is None or isinstance(h, nn.Module),
                                        "None or an nn.Module (the head, taking the body's feature map)")))
+    bn_momentum = bn_momentum_option("vision_model", body_options)
     options: dict[str, Any] = {"lin_ftrs": lin_ftrs, "ps": ps, "concat_pool": concat_pool, "first_bn": first_bn,
                "bn_final": bn_final, "lin_first": lin_first, "y_range": y_range}
     body = create_body(arch, n_in, cut)
+    _set_bn_momentum(body, bn_momentum)
     if custom_head is not None:
         _refuse_head_options("vision_model", options, {**_HEAD_DEFAULTS, "lin_ftrs": (512,)})
         head: nn.Module = custom_head
@@ -987,10 +1061,12 @@ class UNet(nn.Module):
 
 
 @register_arch("unet")
-def unet(encoder: str = "xresnet18", n_out: int = 2, n_in: int = 3, y_range: Sequence[float] | None = None) -> UNet:
+def unet(encoder: str = "xresnet18", n_out: int = 2, n_in: int = 3, y_range: Sequence[float] | None = None,
+         **encoder_options: Any) -> UNet:
     """A U-Net over the body of ``encoder`` (an arch name: an XResNet, ``simple_cnn``, an EfficientNet-Lite)
     with ``n_out`` classes (or values) per pixel; with ``y_range`` = (low, high) a sigmoid squashes every output
     into that range, its last layer (``model.final[-1]``) a ``SigmoidRange`` (``unet_learner(..., y_range=)``).
+    ``bn_momentum=``: the momentum of every batch norm of the encoder (None: as built), as in :func:`vision_model`.
 
     >>> unet("xresnet18", n_out=5)(torch.zeros(1, 3, 64, 96)).shape
     torch.Size([1, 5, 64, 96])
@@ -1000,7 +1076,10 @@ def unet(encoder: str = "xresnet18", n_out: int = 2, n_in: int = 3, y_range: Seq
     """
     size = Interval(1, None, integer=True)
     checked = check("unet", n_out=(n_out, size), n_in=(n_in, size), y_range=(y_range, Y_RANGE))
-    model = UNet(create_body(encoder, checked["n_in"]), n_out=checked["n_out"], n_in=checked["n_in"])
+    bn_momentum = bn_momentum_option("unet", encoder_options)
+    encoder_body = create_body(encoder, checked["n_in"])
+    _set_bn_momentum(encoder_body, bn_momentum)
+    model = UNet(encoder_body, n_out=checked["n_out"], n_in=checked["n_in"])
     if y_range is not None:
         model.final.append(SigmoidRange(float(y_range[0]), float(y_range[1])))
     return model
@@ -1018,6 +1097,7 @@ def check_stored_unet(config: Mapping[str, Any], shapes: Mapping[str, Sequence[i
 
 
 unet.check_stored = check_stored_unet  # type: ignore[attr-defined]
+unet.takes_bn_momentum = True  # type: ignore[attr-defined]
 
 
 def check_stored_head(config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str,
@@ -1085,5 +1165,6 @@ def check_stored_vision_model(config: Mapping[str, Any], shapes: Mapping[str, Se
 
 
 vision_model.check_stored = check_stored_vision_model  # type: ignore[attr-defined]
+vision_model.takes_bn_momentum = True  # type: ignore[attr-defined]
 create_head.check_stored = functools.partial(  # type: ignore[attr-defined]
     check_stored_head, prefix="", default=None, none=(512,))
