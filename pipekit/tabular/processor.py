@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -484,7 +484,7 @@ class TabularProcessor(Component):
 
     # ------------------------------------------------------------------ fitting
     def _fit_targets(self, frame: pl.DataFrame | pl.LazyFrame, train: pl.Expr,
-                     class_targets: dict[str, Sequence[Any] | None] | None = None) -> None:
+                     class_targets: Mapping[str, Sequence[Any] | None] | None = None) -> None:
         """Learn what the target is. Without a ``y_block``, one target column is classes when it holds text, a
         Polars ``Categorical``/``Enum`` or True/False, or is named in ``class_targets`` (a pandas categorical
         column, whose numbers Polars reads as plain numbers: ``pd.Categorical(df['education-num'] // 4)``); its
@@ -593,7 +593,7 @@ class TabularProcessor(Component):
         return _as_categorical(frame, text) if text else frame
 
     def _fit(self, frame: F, train: pl.Expr, keep: Sequence[str] = (), text: Sequence[str] = (),
-             class_targets: dict[str, Sequence[Any] | None] | None = None) -> F:
+             class_targets: Mapping[str, Sequence[Any] | None] | None = None) -> F:
         names = ColumnNames(list(self.cat_names), list(self.cont_names))
         # which categorical columns had missing values to learn from: one missing only in new rows is warned about
         schema = schema_of(frame)
@@ -611,7 +611,7 @@ class TabularProcessor(Component):
         return frame.select(self.cat_names_ + self.cont_names_ + [c for c in self.y_names if c in have] + list(keep))
 
     def fit_transform(self, items: pl.DataFrame, train_mask: np.ndarray, *, train_rows: np.ndarray | None = None,
-                      class_targets: dict[str, Sequence[Any] | None] | None = None) -> pl.DataFrame:
+                      class_targets: Mapping[str, Sequence[Any] | None] | None = None) -> pl.DataFrame:
         """Fit on the rows where ``train_mask`` is true, return every row processed (inputs and targets), in the
         order of ``items``.
 
@@ -639,7 +639,7 @@ class TabularProcessor(Component):
         return out
 
     def fit_lazy(self, frame: pl.LazyFrame, train: pl.Expr | None = None, keep: Sequence[str] = (),
-                 class_targets: dict[str, Sequence[Any] | None] | None = None) -> pl.LazyFrame:
+                 class_targets: Mapping[str, Sequence[Any] | None] | None = None) -> pl.LazyFrame:
         """Fit on a lazy scan (each statistic is a streaming aggregation); return the processing query.
 
         ``keep`` names extra raw columns to pass through (e.g. a split flag); ``class_targets`` as

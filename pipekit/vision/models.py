@@ -122,7 +122,8 @@ def _set_bn_momentum(module: nn.Module, momentum: float | None) -> None:
 def bn_momentum_of(module: nn.Module) -> float | None:
     """The momentum every batch norm of ``module`` shares, else None (none, or several values)."""
     values = {m.momentum for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
-    return float(next(iter(values))) if len(values) == 1 and None not in values else None
+    only = next(iter(values)) if len(values) == 1 else None
+    return None if only is None else float(only)
 
 
 def bn_momentum_option(who: str, options: Mapping[str, Any]) -> float | None:

@@ -283,7 +283,7 @@ class Warp(AffineSampler):
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
         on = rng.uniform(size=(n, 2)) < self.p  # one coin per direction, as fastai's _WarpCoord
         d = rng.uniform(-self.magnitude, self.magnitude, (n, 2)) * on
-        return np.where(on.any(1)[:, None, None], keystone_matrices(d), eye_stack(n))
+        return np.where((on[:, 0] | on[:, 1])[:, None, None], keystone_matrices(d), eye_stack(n))
 
 
 class Flip(AffineSampler):
