@@ -708,3 +708,33 @@ def test_one_recorder_given_to_fits_of_two_learners_stays_with_the_first(dls):
             raise CancelFitException
 
     assert l1.validate(cbs=Skip()) == [None, None]
+
+
+def test_a_checkpoint_whose_optimiser_groups_the_parameters_otherwise_loads_its_weights(dls, tmp_path):
+    """A checkpoint saved by a learner whose splitter cut the same model into groups of other sizes (an older
+    pipekit's layer groups of an architecture) loads its weights, with a warning that the optimiser starts afresh,
+    as fastai's load does, where it was refused; a checkpoint of the same grouping keeps its optimiser state."""
+    def three(m):
+        ps = list(m.parameters())
+        return [ps[:2], ps[2:-2], ps[-2:]]
+
+    def three_other(m):
+        ps = list(m.parameters())
+        return [ps[:4], ps[4:-2], ps[-2:]]
+
+    def made(splitter):
+        pipekit.set_seed(0)
+        return Learner(dls, simple_cnn(1, 10, (8, 16)), splitter=splitter, metrics=accuracy, path=tmp_path)
+
+    saver = made(three)
+    saver.fit(1, 1e-3)
+    saver.save("ck")
+    loader = made(three_other)
+    with pytest.warns(RuntimeWarning, match="groups the model's parameters otherwise"):
+        loader.load("ck")
+    for a, b in zip(saver.model.state_dict().values(), loader.model.state_dict().values()):
+        assert torch.equal(a, b)
+    loader.fit(1, 1e-3)  # and trains on
+    same = made(three)
+    same.load("ck")
+    assert same.opt.opt.state_dict()["state"].keys() == saver.opt.opt.state_dict()["state"].keys() != set()

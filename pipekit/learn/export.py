@@ -1631,8 +1631,21 @@ def _check_lookahead(st: dict[str, Any], p: torch.Tensor, field: str, param: str
     return {k: v for k, v in st.items() if k not in ours}
 
 
+def _regrouped(saved: list[Any], current: list[dict[str, Any]]) -> bool:
+    """Whether a checkpoint's parameter groups (``saved``) number as many parameters as ``current`` hold, each once
+    and in order, as torch numbers them, only cut into other groups (more, fewer, or of other sizes): the same
+    model's parameters grouped by another splitter (an older pipekit's layer groups of the architecture). Anything
+    else is for the checks."""
+    sizes = [len(g["params"]) for g in current]
+    if not (isinstance(saved, list) and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in saved)):
+        return False
+    ids = [j for g in saved for j in g["params"]]
+    return (all(type(j) is int for j in ids) and ids == list(range(sum(sizes)))
+            and [len(g["params"]) for g in saved] != sizes)
+
+
 def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[str, torch.Tensor],
-               arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+               arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
     """The optimiser state of a checkpoint's ``opt`` field, checked against ``opt`` (the learner's
     ``OptimWrapper``): as many parameter groups with as many parameters each, hyper-parameters of the same kinds,
     a ``frozen_to`` among the layer groups, and state only for listed parameters. For torch's optimisers whose
@@ -1655,6 +1668,11 @@ def _opt_state(where: str, opt: Any, model: nn.Module, data: Any, tensors: dict[
             and isinstance(torch_sd["state"], dict) and isinstance(torch_sd["param_groups"], list)):
         raise bad("'opt.opt' must be a torch optimiser state ({'state': {...}, 'param_groups': [...]})")
     saved, current = torch_sd["param_groups"], opt.param_groups
+    if _regrouped(saved, current):
+        warn(f"{where}: the checkpoint's optimiser state groups the model's parameters otherwise than this learner's "
+             "layer groups (of another splitter, or of an older pipekit's for this architecture): the weights are "
+             "loaded and the optimiser starts afresh, as with_opt=False loads it", RuntimeWarning)
+        return None
     if len(saved) != len(current):
         raise bad(f"'opt.opt.param_groups' holds {len(saved)} parameter groups; this learner's optimiser has "
                   f"{len(current)}")

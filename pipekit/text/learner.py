@@ -156,6 +156,9 @@ class RNNRegularizer(Callback):
     def after_fit(self) -> None:
         self._heads_off()
 
+    def release(self) -> None:  # a fit ended by an error mid-batch: the heads give the logits alone again
+        self._heads_off()
+
     def after_loss(self) -> None:
         if not self.learn.training or self.learn.loss_grad is None or self.out is None:
             return
