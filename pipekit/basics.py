@@ -217,7 +217,7 @@ __all__ = ["math", "os", "random", "partial", "attrgetter", "itemgetter", "Path"
            "show_titled_image", "ProcessPoolExecutor", "GetAttr", "defaults", "progress_bar", "to_device",
            "ArrayDataset", "ArrayRecipe", "BatchContext", "BatchPipeline", "BatchTransform", "CategoryMap",
            "Categorize", "CategoryBlock", "ColReader", "ColSplitter", "DataBlock", "DataPath", "DataLoader",
-           "DataLoaders", "Datasets", "EndSplitter", "FileName", "FileSplitter", "FuncSplitter", "ItemsDataset", "TfmdDatasets",
+           "DataLoaders", "Datasets", "EndSplitter", "FileSplitter", "FileName", "FuncSplitter", "ItemsDataset", "TfmdDatasets",
            "pad_input", "show_at", "FuncTransform", "Getter", "GrandparentSplitter", "IndexSplitter", "L",
            "MaskSplitter", "MultiCategorize", "MultiCategoryBlock", "PathFormat", "Pipe", "Pipeline",
            "PipelineStepError", "RandTransform", "RandomSplitter", "RegexLabeller", "RegressionBlock",

@@ -245,11 +245,10 @@ def test_value_that_cannot_be_stored_says_how_to_convert(value, fix, tmp_path):
 
 
 def test_categorize_with_pandas_index_vocab(adult, tmp_path):
+    """A vocab given as a pandas Index is kept as its labels, so the block saves and loads."""
     labels = pd.Index(adult["salary"].unique().sort().to_list())
     c = Categorize(vocab=labels)
-    with pytest.raises(ExportError, match=r"pandas\.Index cannot be stored in a record.*tolist\(\)"):
-        pipekit.save(c, tmp_path / "c.pipekit")
-    c.set_params(vocab=labels.tolist())  # the fix the message gives
+    assert c.vocab_arg == ["<50k", ">=50k"]
     assert pipekit.load(pipekit.save(c, tmp_path / "c.pipekit")).vocab == ["<50k", ">=50k"]
 
 
@@ -299,3 +298,15 @@ def test_set_params_method_kept_by_init_is_the_components_own():
     p = Pick()
     p.set_params(fast=False)
     assert p.run() == ("slow", p)
+
+
+def test_set_params_keeps_what_was_set_on_the_component_from_outside():
+    """A bag gives each fold model its stop signal and quiet time limit, then sets its threads: set_params keeps
+    the two (Ctrl-C no longer reached fold models whose n_jobs a bag set), as it keeps a callback's learner."""
+    from pipekit.backends import GBM
+    from pipekit.backends.base import FoldStop
+
+    m, stop = GBM("classification", n_estimators=5), FoldStop()
+    m._fold_stop, m._quiet_time_limit = stop, True
+    m.set_params(n_jobs=1)
+    assert m._fold_stop is stop and m._quiet_time_limit is True and m.n_jobs == 1

@@ -227,9 +227,9 @@ class Component:
         """Hold what ``fresh``, built by ``__init__`` from the new parameters, holds: every attribute ``__init__`` set
         (the parameters as it keeps them, 0-d tensors as numbers, and what it derives from them, such as a tokenizer's
         rules or a loss's flattening), so the component works as one built with those parameters, as :meth:`clone`
-        and a loaded copy do. A private attribute ``__init__`` does not set (a cache made on first use from the old
-        values) is dropped; a public one (a callback's ``learn``, set by the learner holding it) stays, and learned
-        state is dropped by :meth:`reset_state` as before. A torch module (a loss) keeps its training mode, its device
+        and a loaded copy do. An attribute ``__init__`` does not set stays (a callback's ``learn``, set by the
+        learner holding it; a bag's stop signal given to its fold model), and learned state is dropped by
+        :meth:`reset_state` as before. A torch module (a loss) keeps its training mode, its device
         and the hooks registered on it, which say how it is used, not how it was built."""
         mine = vars(self)
         torch = sys.modules.get("torch")
@@ -237,8 +237,6 @@ class Component:
         kept = {k: v for k, v in mine.items() if k == "training" or "hook" in k} if module else {}
         held = [t for part in ("_parameters", "_buffers") for t in (mine.get(part) or {}).values()
                 if t is not None] if module else []
-        for k in [k for k in mine if k.startswith("_") and k not in vars(fresh)]:
-            del mine[k]
         for k, v in vars(fresh).items():
             if k.endswith("_") and not k.startswith("_"):
                 continue

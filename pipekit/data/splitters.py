@@ -199,7 +199,8 @@ class FileSplitter(Splitter):
                          "col": Is(lambda v: v is None or isinstance(v, str), "None or a column name")}
 
     def __init__(self, fname: str | os.PathLike, col: str | None = None):
-        self.fname, self.col = fname, col
+        # kept as text, as a record holds it: a loaded or cloned splitter is the same
+        self.fname, self.col = os.fspath(fname) if isinstance(fname, os.PathLike) else fname, col
         self.check_params()
 
     def split(self, items: pl.DataFrame) -> Split:
