@@ -21,7 +21,7 @@ import torch
 
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import ParameterError, PipekitError, PipelineStepError
-from pipekit.core.validate import Interval, Is, Options, check, check_arguments
+from pipekit.core.validate import Interval, Is, Options, check, check_arguments, is_pandas
 from pipekit.data.getters import Getter, check_item_getters
 from pipekit.data.lists import fastuple
 from pipekit.data.probe import stage
@@ -437,7 +437,7 @@ def encode_items(t: Transform, values: Any, split_idx: int | None, by_value: boo
         return pl.Series(values.name, _encode_items(t, values.to_list(), each, seed_item), strict=False)
     if isinstance(values, np.ndarray) and values.ndim == 1:
         return np.array(_encode_items(t, values.tolist(), each, seed_item))
-    if isinstance(values, (list, tuple)) or _is_pandas_series(values):
+    if isinstance(values, (list, tuple)) or is_pandas(values, "Series"):
         return _encode_items(t, values, each, seed_item)
     if seed_item is not None:
         seed_item(0)
@@ -502,7 +502,7 @@ def apply_typed(fn: Callable[[Any], Any], types: tuple[type, ...], values: Any,
         return np.array([apply_typed(fn, types, v, other) for v in values.tolist()])
     if isinstance(values, pl.Series):
         return pl.Series(values.name, [apply_typed(fn, types, v, other) for v in values.to_list()], strict=False)
-    if _is_pandas_series(values):  # items, as a list holds them
+    if is_pandas(values, "Series"):  # items, as a list holds them
         return [apply_typed(fn, types, v, other) for v in values.tolist()]
     return values if other is None else other(values)
 
@@ -835,12 +835,7 @@ def _step(t: Transform, what: str, values: Any, by_value: bool = False) -> Any:
 def _item_column(values: Any) -> bool:
     """Whether ``values`` are items given as a 1-D NumPy array or a pandas or Polars Series (see :func:`_step`)."""
     return (isinstance(values, pl.Series) or isinstance(values, np.ndarray) and values.ndim == 1
-            or _is_pandas_series(values))
-
-
-def _is_pandas_series(values: Any) -> bool:
-    """Whether ``values`` is a pandas Series (pandas is not imported to tell)."""
-    return type(values).__name__ == "Series" and type(values).__module__.startswith("pandas")
+            or is_pandas(values, "Series"))
 
 
 def _one_per_item(out: Any, n: int) -> bool:

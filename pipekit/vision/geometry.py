@@ -116,6 +116,15 @@ def crop_matrices(in_hw: tuple[int, int], out_hw: tuple[int, int], scale: np.nda
     return m
 
 
+def first_fitting_try(cw: np.ndarray, ch: np.ndarray, w: Any, h: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Of crops drawn several times per image (``cw``, ``ch``: (n, tries) widths and heights in the image's pixels,
+    ``w``, ``h`` its size, a number or (n, 1)), the first try that fits, rounded to whole pixels, as fastai's
+    ``RandomResizedCrop`` takes it: the try's index per image and whether any fits."""
+    cw, ch = np.round(cw), np.round(ch)
+    fits: np.ndarray = (cw <= w) & (ch <= h) & (cw >= 1) & (ch >= 1)
+    return fits.argmax(1), np.asarray(fits.any(1))
+
+
 def keystone_matrices(d: np.ndarray) -> np.ndarray:
     """Homographies moving the corners of the -1..1 square in a keystone pattern, ``d`` (n, 2) = (dx, dy);
     the 8x8 systems of all images are solved at once."""

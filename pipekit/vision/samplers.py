@@ -24,7 +24,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.vision.geometry import (CROP_SCALE, MAX_LIGHTING, PROBABILITY, RATIO, check_crop_scales, crop_matrices,
-                                     eye_stack, keystone_matrices)
+                                     eye_stack, first_fitting_try, keystone_matrices)
 
 Frame = tuple[int, int]
 
@@ -142,8 +142,7 @@ class RandomCrop(AffineSampler):
         (hi, wi), (ho, wo) = in_hw, out_hw
         aspect = (wo / ho) * ratio
         cw = np.sqrt(scale * hi * wi * aspect)
-        fits = (np.round(cw) <= wi) & (np.round(cw / aspect) <= hi)
-        k, found, rows = fits.argmax(1), fits.any(1), np.arange(n)
+        (k, found), rows = first_fitting_try(cw, cw / aspect, wi, hi), np.arange(n)
         # none fits: the centred crop of the ratio nearest the image's aspect, as large as fits (crop_matrices
         # shrinks the whole-area crop), as fastai falls back
         nearest = np.clip((wi / hi) / (wo / ho), *self.ratio)
@@ -183,8 +182,7 @@ class ResizedCrop(AffineSampler):
         r = np.exp(rng.uniform(math.log(self.ratio[0]), math.log(self.ratio[1]), (n, self.tries)))
         place = rng.uniform(0, 1, (n, self.tries, 2))
         cw, ch = np.round(np.sqrt(area * r)), np.round(np.sqrt(area / r))
-        fits: np.ndarray = (cw <= w) & (ch <= h) & (cw >= 1) & (ch >= 1)
-        k, found = fits.argmax(1), np.asarray(fits.any(1))
+        k, found = first_fitting_try(cw, ch, w, h)
         rows = np.arange(n)
         cw, ch, u = cw[rows, k], ch[rows, k], place[rows, k]
         h, w = h[:, 0], w[:, 0]
