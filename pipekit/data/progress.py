@@ -77,8 +77,16 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty() or in_notebook()
 
 
-def _clock(seconds: float) -> str:
-    return time.strftime("%M:%S", time.gmtime(seconds)) if seconds < 3600 else f"{seconds / 3600:.1f} h"
+def format_time(seconds: float) -> str:
+    """A duration as a clock shows it, whole seconds: ``mm:ss`` under an hour, ``h:mm:ss`` from an hour on (the
+    hours are never dropped). Bars, the training table and CSVLogger's file write durations with it.
+
+    >>> format_time(65.4), format_time(3725), format_time(90000)
+    ('01:05', '1:02:05', '25:00:00')
+    """
+    t = int(seconds)
+    h, m, s = t // 3600, t // 60 % 60, t % 60
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def _done(count: int, total: int | None, unit: str) -> str:
@@ -149,9 +157,9 @@ class NotebookBar:
     def shown(self) -> Shown:
         elapsed = time.perf_counter() - self.start
         done = _done(self.count, self.total, self.unit)
-        left = (f" < {_clock(elapsed / self.count * (self.total - self.count))}"
+        left = (f" < {format_time(elapsed / self.count * (self.total - self.count))}"
                 if self.total and self.count else "")
-        info = f"{self.description} {done} [{_clock(elapsed)}{left}]".strip()
+        info = f"{self.description} {done} [{format_time(elapsed)}{left}]".strip()
         bar = (f"<progress value='{self.count}' max='{self.total}' style='width:300px; height:12px'></progress>"
                if self.total else "")
         return Shown(f"<div>{bar} <span>{html.escape(info)}</span></div>", info)
@@ -260,7 +268,7 @@ class ProgressMeter:
             self._notebook.draw(force=self.total is not None and count >= self.total)
         elif self._plain is not None and time.perf_counter() - self._said >= self.PLAIN_EVERY:
             self._said = time.perf_counter()
-            self._say(f"{_done(count, self.total, self.unit)} [{_clock(self._said - self._start)}]")
+            self._say(f"{_done(count, self.total, self.unit)} [{format_time(self._said - self._start)}]")
 
     def _say(self, text: str) -> None:
         line = f"{self.description}: {text}" if self.description else text

@@ -183,8 +183,8 @@ class TrackerCallback(Callback):
 class SaveModelCallback(TrackerCallback):
     """Saves the model when ``monitor`` improves (``fname``), or every epoch with ``every_epoch=True``
     (``fname_{epoch}``; ``every_epoch=n`` saves the epochs whose number is a multiple of ``n``: 0, n, 2n, ...,
-    as fastai does); at the end of training the best model is loaded back unless ``at_end`` (then the last model
-    is saved). A fit in which no epoch gave a finite value of ``monitor`` saves no best model and loads none back:
+    as fastai does); at the end of training the best model is loaded back, its optimiser state too with
+    ``with_opt=True``, unless ``at_end`` (then the last model is saved). A fit in which no epoch gave a finite value of ``monitor`` saves no best model and loads none back:
     the model keeps its last epoch's weights, which a warning says. The checkpoints go to
     ``learn.path / learn.model_dir``, made and tried as the fit starts: a folder that cannot be written (a read-only
     dataset folder) stops the fit before its first epoch, with an error naming it and how to give another
@@ -268,8 +268,8 @@ class SaveModelCallback(TrackerCallback):
                  f"fit (epoch(s) {epochs}), so no best model was saved and none is loaded back: the model keeps the "
                  "weights of its last epoch. Find where the NaN comes from (learn.validate() on the validation set, "
                  "its inputs and targets), or monitor another value (monitor='train_loss')")
-        elif self.saved_:
-            self.learn.load(self.fname, with_opt=False, restore_state=False)
+        elif self.saved_:  # the best epoch's weights, and with with_opt=True its optimiser state, saved with them
+            self.learn.load(self.fname, with_opt=self.with_opt, restore_state=False)
 
 
 class EarlyStoppingCallback(TrackerCallback):
@@ -358,7 +358,7 @@ class ReduceLROnPlateau(TrackerCallback):
         self.wait_ = 0 if self.new_best else self.wait_ + 1
         if not self.wait_ or self.wait_ < self.patience:
             return
-        self.wait_ = 0
+        waited, self.wait_ = self.wait_, 0
         opt = self.learn.optimizer
         old = np.asarray(opt.lrs, dtype=float)
         new = np.maximum(old / self.factor, self.min_lr)
@@ -366,7 +366,7 @@ class ReduceLROnPlateau(TrackerCallback):
             opt.set_hyper("lr", new)
             self.reductions_.append((self.learn.epoch, [float(v) for v in new]))
             shown = ", ".join(f"{v:.3g}" for v in new)
-            self.tell(f"epoch {self.learn.epoch}: {self.monitor} has not improved for {self.patience} epoch(s); "
+            self.tell(f"epoch {self.learn.epoch}: {self.monitor} has not improved for {waited} epoch(s); "
                       f"lr reduced to {shown}")
 
 

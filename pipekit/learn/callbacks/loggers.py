@@ -12,7 +12,6 @@ import csv
 import io
 import os
 import socket
-import time
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from pipekit.core.errors import DataError, warn
 from pipekit.core.validate import BOOL, Interval, Is
 from pipekit.data.plotting import (_next_png, _warn_unwritable, _write_png, figure_path, get_pyplot, plot_folder,
                                    plot_mode, savefig_or_show)
+from pipekit.data.progress import format_time
 from pipekit.learn.callbacks.builtin import LEARNER_FOLDER
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.distributed import is_main_process
@@ -41,12 +41,12 @@ def _cell(v: Any) -> str:
 class CSVLogger(Callback):
     """Writes one line per epoch to ``learn.path / fname``: ``epoch,train_loss,valid_loss,<metrics>,time``
     (the Recorder's row, its columns ``learn.recorder.metric_names``, so ``train_metrics=True`` adds
-    ``train_<metric>`` columns; time as mm:ss, as the progress table shows it).
+    ``train_<metric>`` columns; time as mm:ss, h:mm:ss from an hour on, as the progress table shows it).
 
     With ``append=False`` each fit starts the file anew; with ``append=True`` the lines go after those
     already there (the header is written once; a file whose header names other columns is refused rather
-    than mixed). ``read_log()`` reads the file back as a pandas DataFrame. A folder the file cannot be written in
-    stops the fit before its first epoch, with an error naming it.
+    than mixed). ``read_log()`` reads the file back as a pandas DataFrame (its time column the text written). A
+    folder the file cannot be written in stops the fit before its first epoch, with an error naming it.
 
     >>> import tempfile, torch, torch.nn.functional as F
     >>> from pipekit.data import DataLoaders
@@ -102,7 +102,7 @@ class CSVLogger(Callback):
         if self._file is None or not self.learn.recorder.history:
             return
         row = list(self.learn.recorder.history[-1])
-        cells = [str(row[0])] + [_cell(v) for v in row[1:-1]] + [time.strftime("%M:%S", time.gmtime(row[-1]))]
+        cells = [str(row[0])] + [_cell(v) for v in row[1:-1]] + [format_time(row[-1])]
         self._writer.writerow(cells)
         self._file.flush()  # a crash later in the fit keeps the epochs already done
 

@@ -17,8 +17,8 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import BOOL, Interval, check_state, env_flag
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
-from pipekit.data.progress import (Shown, Slot, check_progress_settings, html_table, in_notebook, progress_bar,
-                                   progress_enabled)
+from pipekit.data.progress import (Shown, Slot, check_progress_settings, format_time, html_table, in_notebook,
+                                   progress_bar, progress_enabled)
 from pipekit.learn.callbacks.core import Callback, CancelTrainException, CancelValidException
 from pipekit.learn.distributed import is_main_process
 from pipekit.metrics import Metric
@@ -591,7 +591,7 @@ class ProgressCallback(Callback):
         if self._quiet or not rec.history:
             return
         names = rec.metric_names
-        rows = [[str(r[0])] + [_fmt(v) for v in r[1:-1]] + [time.strftime("%M:%S", time.gmtime(r[-1]))]
+        rows = [[str(r[0])] + [_fmt(v) for v in r[1:-1]] + [format_time(r[-1])]
                 for r in rec.history]
         widths = [max(len(n), 10) for n in names]
         if self._table is not None:
