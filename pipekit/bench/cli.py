@@ -152,6 +152,21 @@ def _each_warning_once() -> Iterator[None]:
         warnings.showwarning = show
 
 
+def _with_workers(dls: Any, num_workers: int | None) -> Any:
+    """``dls`` with its pipekit loaders at ``num_workers`` (``loader.new(num_workers=...)``, as :func:`sweep`
+    measured each setting), for a recipe whose ``dataloaders()`` does not take ``num_workers``; ``dls`` itself when
+    ``num_workers`` is None."""
+    import copy
+
+    from pipekit.data.loader import DataLoader
+
+    if num_workers is None:
+        return dls
+    out = copy.copy(dls)
+    out.loaders = [dl.new(num_workers=num_workers) if isinstance(dl, DataLoader) else dl for dl in dls.loaders]
+    return out
+
+
 def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None, console: Any,
              record: dict[str, Any], loaded: tuple[Any, Any, dict[str, Any]] | None = None) -> None:
     """Sweep, profile and compare as the arguments ask, printing each result and adding it to ``record``;
@@ -182,7 +197,8 @@ def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None,
                           "items/s)")
             record["sweep_reference"] = ref.to_dict()
         if pair is None:
-            dls = mod.dataloaders(**{**kwargs, "num_workers": best}) if "num_workers" in kwargs else dls
+            dls = mod.dataloaders(**{**kwargs, "num_workers": best}) if "num_workers" in kwargs else \
+                _with_workers(dls, best)
     if pair is not None:
         if best is not None:
             kwargs["num_workers"] = best
@@ -203,13 +219,17 @@ def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None,
             names = ("pipekit", "reference")
             record["compare_num_workers"] = {"pipekit": p.num_workers, "reference": ref_best}
         else:
-            opair, odls, _ = recipe_loaders(omod, args.bs, best, args.seed)  # type: ignore[arg-type]
+            opair, odls, okw = recipe_loaders(omod, args.bs, best, args.seed)  # type: ignore[arg-type]
+            if odls is not None and best is not None and "num_workers" not in okw:
+                odls = _with_workers(odls, best)
             other = opair if opair is not None else odls
             names = (Path(args.recipe).stem, Path(args.compare).stem)
             if names[0] == names[1]:
                 names = (f"{names[0]} (recipe)", f"{names[1]} (--compare)")
         mine = pair if pair is not None else dls
+        # a DataBlock on either side is built with the settings given, the number of workers chosen included
+        given = {k: v for k, v in (("bs", args.bs), ("num_workers", best), ("seed", args.seed)) if v is not None}
         c = compare(mine, other, n_batches=args.batches, rounds=args.rounds, subset=args.subset, names=names,
-                    **(kwargs if pair is not None or isinstance(other, tuple) else {}))
+                    **(given if pair is not None or isinstance(other, tuple) else {}))
         console.print(c.table())
         record["compare"] = c.to_dict()

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipekit.bench.profile import build_loaders, machine, resolve
+import torch
+
+from pipekit.bench.profile import bench_device, build_loaders, machine, on_device, resolve
 from pipekit.bench.runner import Runner, as_runner
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, check
@@ -21,11 +23,14 @@ _WORKERS = Is(lambda ws: len(ws) > 0 and all(isinstance(w, int) and not isinstan
               "a list of numbers of workers (integers >= 0)")
 
 
-def _runner(obj: Any, subset: str, source: Any, device: Any, name: str | None, dl_kwargs: dict[str, Any]) -> Runner:
+def _runner(obj: Any, subset: str, source: Any, dev: torch.device | None, name: str | None,
+            dl_kwargs: dict[str, Any]) -> Runner:
+    """The runner of ``obj`` on ``dev`` (checked by :func:`bench_device`): a DataBlock's loaders are built there,
+    a torch loader's batches moved there, pipekit loaders built on another device refused."""
     datablock, obj = resolve(obj, source)
     if datablock is not None:
-        obj, _ = build_loaders(datablock, obj, subset, dl_kwargs)
-    return as_runner(obj, subset, device, name)
+        obj, _ = build_loaders(datablock, obj, subset, dl_kwargs if dev is None else {**dl_kwargs, "device": dev})
+    return on_device(as_runner(obj, subset, dev, name), dev, "compare")
 
 
 #: how far from 1 every round's ratio must be, and how many rounds there must be, to name a winner: two runs of one
@@ -133,8 +138,10 @@ def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subse
     cut at ``n_batches``, after one untimed epoch of each.
 
     ``a``/``b``: anything :func:`profile` takes (DataBlocks are built once, outside the timing, with
-    ``dl_kwargs``). The ratio is reported per round; a winner is named only when every round (3 at least) has
-    it faster by more than 5%, so noise on a busy machine does not invent one.
+    ``dl_kwargs``). ``device`` is where both put their batches, as for :func:`profile`: DataBlocks are built
+    there, torch loaders' batches moved there, pipekit loaders built on another device refused. The ratio is
+    reported per round; a winner is named only when every round (3 at least) has it faster by more than 5%, so
+    noise on a busy machine does not invent one.
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoader, TensorStore
@@ -148,13 +155,14 @@ def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subse
     check("compare", rounds=(rounds, Interval(1, None, integer=True)),
           n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)),
           names=(names, Is(lambda n: n is None or (not isinstance(n, str) and len(n) == 2), "two names, (a, b)")))
+    dev = bench_device(device, "compare")
     before = machine()
     na, nb = names if names is not None else ("a", "b")
     if dl_kwargs and all(resolve(x, source)[0] is None for x in (a, b)):
         raise ParameterError(f"compare: {sorted(dl_kwargs)} only apply when building from a DataBlock, and both "
                              "loaders are built already")
-    ra = _runner(a, subset, source, device, na, dl_kwargs)
-    rb = _runner(b, subset, source, device, nb, dl_kwargs)
+    ra = _runner(a, subset, source, dev, na, dl_kwargs)
+    rb = _runner(b, subset, source, dev, nb, dl_kwargs)
     ra.epoch(0, n_batches)
     rb.epoch(0, n_batches)
     rates: dict[int, list[float]] = {0: [], 1: []}
@@ -221,6 +229,8 @@ def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None
 
     ``loader``: pipekit ``DataLoaders``/``DataLoader``, a DataBlock (with ``source=``, built once), or a
     function ``num_workers -> loader`` (e.g. ``lambda w: reference_loader(dblock, path, num_workers=w)``).
+    ``device``: where the batches go, as for :func:`profile` (a DataBlock is built there, pipekit loaders built on
+    another device are refused).
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoader, TensorStore
@@ -232,22 +242,24 @@ def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None
     """
     check("sweep", rounds=(rounds, Interval(1, None, integer=True)), workers=(workers, _WORKERS),
           n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)))
+    dev = bench_device(device, "sweep")
     before = machine()
     make: Callable[[int], Any]
     datablock, obj = resolve(loader, source)
     if datablock is not None:
-        obj, _ = build_loaders(datablock, obj, subset, {**dl_kwargs, "num_workers": max(workers)})
+        obj, _ = build_loaders(datablock, obj, subset, {**dl_kwargs, "num_workers": max(workers),
+                                                        **({} if dev is None else {"device": dev})})
     elif dl_kwargs:
         raise ParameterError(f"sweep: {sorted(dl_kwargs)} only apply when building from a DataBlock")
     if callable(obj) and not hasattr(obj, "__iter__"):
         make = obj
     else:
-        base = as_runner(obj, subset, device, name)
+        base = on_device(as_runner(obj, subset, dev, name), dev, "sweep")
         if base.kind != "pipekit":
             raise ParameterError("sweep: give pipekit loaders, a DataBlock, or a function num_workers -> loader "
                                  "(a torch DataLoader cannot change its number of workers)")
         make = lambda w: base.loader.new(num_workers=w)  # noqa: E731 - one line, read once
-    runners = {w: as_runner(make(w), subset, device, name) for w in workers}
+    runners = {w: on_device(as_runner(make(w), subset, dev, name), dev, "sweep") for w in workers}
     label = name or next(iter(runners.values())).name
     for r in runners.values():
         r.epoch(0, n_batches)

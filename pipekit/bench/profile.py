@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from pipekit.bench.runner import EpochRun, as_runner, stage_kind
+from pipekit.bench.runner import EpochRun, Runner, as_runner, stage_kind
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data.loader import checked_device
@@ -221,6 +221,7 @@ class LoaderProfile:
     warm: EpochProfile
     plain_wall_s: float
     plain_items: int
+    plain_batches: int
     overhead: float
     probe_overhead: float
     machine_before: dict[str, Any] = field(default_factory=dict)
@@ -232,7 +233,7 @@ class LoaderProfile:
 
     @property
     def batches_per_s(self) -> float:
-        return self.items_per_s / (self.warm.items / self.warm.batches) if self.warm.batches else float("nan")
+        return self.plain_batches / self.plain_wall_s if self.plain_wall_s > 0 else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("cold", "warm")}
@@ -343,6 +344,25 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return indexed(a) == indexed(b)
 
 
+def bench_device(device: Any, who: str) -> torch.device | None:
+    """``device`` checked (:func:`~pipekit.data.loader.checked_device`), or None when none is given: the loaders'
+    own devices are used."""
+    return None if device is None else checked_device(device, who, on_cpu="device='cpu', or leave device out for "
+                                                                          "the loader's own")
+
+
+def on_device(runner: Runner, dev: torch.device | None, who: str) -> Runner:
+    """``runner``, refused when ``dev`` is given and its pipekit loader puts batches on another device: loaders
+    already built are measured as they are, not moved behind the user's back (a torch loader's batches are moved to
+    ``dev`` by its runner)."""
+    if dev is not None and runner.kind == "pipekit" and not _same_device(runner.device, dev):
+        raise ParameterError(f"{who}: device={str(dev)!r}, but these pipekit loaders put their batches on "
+                             f"{str(runner.device)!r} and are measured as they are; build them there "
+                             f"(dataloaders(..., device={str(dev)!r}), or dls.to({str(dev)!r})), or leave "
+                             "device out")
+    return runner
+
+
 def profile(loader: Any, n_batches: int | None = None, subset: str | None = None, *, source: Any = None,
             warm_epochs: int = 2, cold: bool = True, device: Any = None, name: str | None = None,
             **dl_kwargs: Any) -> LoaderProfile:
@@ -372,8 +392,7 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
     """
     check("profile", n_batches=(n_batches, Interval(1, None, integer=True, none_ok=True)),
           warm_epochs=(warm_epochs, Interval(1, None, integer=True)))
-    dev = None if device is None else checked_device(device, "profile", on_cpu="device='cpu', or leave device out "
-                                                                             "for the loader's own")
+    dev = bench_device(device, "profile")
     before = machine()
     datablock, obj = resolve(loader, source)
     cold_run: EpochProfile | None = None
@@ -405,12 +424,7 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
             elif subset is not None:
                 raise ParameterError(f"profile: subset={subset!r} picks a loader of DataLoaders or a DataBlock; "
                                      f"a {type(obj).__name__} is one loader, measured as it is: leave subset out")
-            runner = as_runner(obj, subset or "train", dev, name)
-            if dev is not None and runner.kind == "pipekit" and not _same_device(runner.device, dev):
-                raise ParameterError(f"profile: device={str(dev)!r}, but these pipekit loaders put their batches on "
-                                     f"{str(runner.device)!r} and are measured as they are; build them there "
-                                     f"(dataloaders(..., device={str(dev)!r}), or dls.to({str(dev)!r})), or leave "
-                                     "device out")
+            runner = on_device(as_runner(obj, subset or "train", dev, name), dev, "profile")
             if cold:
                 cold_run = _epoch_profile("first epoch", [runner.epoch(0, n_batches, record=True)])
         start = 1 if cold_run is not None else 0
@@ -436,7 +450,8 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
     return LoaderProfile(
         name=runner.name, subset=subset, bs=runner.bs, num_workers=runner.num_workers, device=str(runner.device),
         n_batches=warm.batches // warm.epochs, cold=cold_run, warm=warm, plain_wall_s=plain_wall,
-        plain_items=sum(r.items for r in plain), overhead=_paired_overhead(timed, plain),
+        plain_items=sum(r.items for r in plain), plain_batches=sum(r.batches for r in plain),
+        overhead=_paired_overhead(timed, plain),
         probe_overhead=calls * _probe_cost() / warm.wall_s if warm.wall_s > 0 else 0.0,
         machine_before=before, load_average_after=list(after))
 

@@ -46,18 +46,51 @@ def _device_sync(device: torch.device) -> Any:
     return None
 
 
+def _samples(batch: Any) -> bool:
+    """Whether ``batch`` is a list of samples as a loader with ``collate_fn=list`` gives (each a tuple of the same
+    length, or a dict of the same keys), rather than collated fields (a list of tensors, as torch's default collate
+    gives for tuple samples)."""
+    if not isinstance(batch, list) or not batch:
+        return False
+    first = batch[0]
+    if isinstance(first, tuple):
+        return all(isinstance(s, tuple) and len(s) == len(first) for s in batch)
+    if isinstance(first, dict):
+        return all(isinstance(s, dict) and s.keys() == first.keys() for s in batch)
+    return False
+
+
 def count_items(batch: Any) -> int:
-    """Items in a batch: the length of its first tensor (or of its first element)."""
-    first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0] if isinstance(batch, (tuple, list)) \
-        else batch
-    if isinstance(first, torch.Tensor) and first.ndim:
-        return int(first.shape[0])
+    """Items in a batch: the length of its first tensor (the first field of a tuple, list or dict, nested ones
+    followed down), the number of samples of a list of samples (``collate_fn=list``: a list of tuples or dicts), or
+    the length of a list of other things (strings, numbers, arrays). ``None`` (a batch a collate dropped, which the
+    loop still sees) holds no items.
+
+    >>> import torch
+    >>> xs, ys = torch.zeros(32, 3), torch.zeros(32)
+    >>> count_items((xs, ys)), count_items({"x": xs, "y": ys}), count_items([[xs, xs], ys])
+    (32, 32, 32)
+    >>> count_items([(x, y) for x, y in zip(xs, ys)]), count_items([{"x": x} for x in xs]), count_items(None)
+    (32, 32, 0)
+    """
+    if batch is None:
+        return 0
+    part = batch
+    while not _samples(part):
+        if isinstance(part, torch.Tensor) and part.ndim:
+            return int(part.shape[0])
+        if not isinstance(part, (tuple, list, dict)) or not part:
+            break
+        inner = next(iter(part.values())) if isinstance(part, dict) else part[0]
+        if not isinstance(inner, (torch.Tensor, tuple, list, dict)) and isinstance(part, list):
+            break  # a list of strings, numbers or arrays: those are its items
+        part = inner
     try:
-        return len(first)
+        return len(part)
     except TypeError:
-        raise ParameterError(f"a batch whose first element is a {type(first).__name__} has no length to count items "
+        raise ParameterError(f"a batch whose first element is a {type(part).__name__} has no length to count items "
                              "by: measure a loader that yields batches of tensors (a tensor, or a tuple or dict of "
-                             "them)") from None
+                             "them) or lists of samples") from None
 
 
 def _to(batch: Any, device: torch.device) -> Any:
@@ -131,6 +164,9 @@ class Runner:
                     close()  # a prefetching loader finishes its batches in flight: not timed
         if n == 0:
             raise ParameterError(no_batches(self))
+        if items == 0:
+            raise ParameterError(f"{self.name}: the loader's {n} batch(es) held no items (each had 0 rows, or was "
+                                 "None); give it items (check the split, the source and what its collate returns)")
         return EpochRun(wall, n, items, stages, threads)
 
 
@@ -144,6 +180,10 @@ def no_batches(runner: Runner) -> str:
         return (f"{runner.name}: the loader yielded no batches: its {n} items are fewer than one batch of bs={runner.bs}, "
                 "and drop_last drops that batch; lower bs")
     return f"{runner.name}: the loader yielded no batches ({n} items); give it items (check the split and the source)"
+
+
+#: what ends an iterator, told apart from a ``None`` batch (which a collate may return for a batch it drops)
+_END = object()
 
 
 def _merge(a: dict, b: dict) -> dict:
@@ -199,8 +239,8 @@ class TorchRunner(Runner):
         try:
             while True:
                 with stage(wait):
-                    b = next(it, None)
-                if b is None:
+                    b = next(it, _END)
+                if b is _END:
                     return
                 if self.device.type != "cpu":
                     with stage("to device"):
