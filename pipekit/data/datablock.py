@@ -1021,16 +1021,19 @@ class DataBlock(Component):
         check_state(state, "the data recipe", **{k: c for k, c in optional.items() if k in state})
 
     def _check_getter_stored(self, i: int) -> None:
-        names = getattr(self, "unstored_getters_", None) or []
-        if i < len(names) and names[i] is not None:
-            name = names[i]
-            # a getter pipekit wrapped around the user's function (from_name_func's "is_cat(name)") cannot be
-            # registered itself: only the input can be given
-            fix = "" if "(" in name else (f", or register the function before exporting and loading: "
-                                          f"pipekit.register({name}, kind='getter')")
-            raise DataError(f"this model was saved without its getter {name!r} (a function that was not "
-                            "registered cannot be stored), so it cannot read rows; give the input itself (e.g. the "
-                            f"image's path){fix}")
+        left = {j: (name, role) for j, name, role in left_out_getters(vars(self))}
+        if i not in left:
+            return
+        name, role = left[i]
+        fix = getter_fix(name, role, i, self.n_inp_, len(self.blocks_))
+        if role == "label":
+            raise DataError(f"this model was saved without its getter {name!r}, which reads the labels (a function "
+                            "that was not registered cannot be stored), so it cannot read the labels of new items; "
+                            "leave with_labels out (dls.test_dl(items)) to predict without them, or, to read "
+                            f"labels, {fix}")
+        raise DataError(f"this model was saved without its getter {name!r}, which reads the input (a function that "
+                        "was not registered cannot be stored), so it cannot read rows; give the input itself (e.g. "
+                        f"the image's path), or, to read rows, {fix}")
 
     # ------------------------------------------------------------------ summary
     @overload
@@ -1110,6 +1113,44 @@ class DataBlock(Component):
         if show_batch:
             dls.show_batch()
         return None if show else out.getvalue()
+
+
+def left_out_getters(state: dict[str, Any]) -> list[tuple[int, str, str]]:
+    """``(block, name, role)`` of each getter a fitted recipe's ``state`` (its attributes, or an export's record of
+    them) names as left out of its file (``unstored_getters_``, see :meth:`DataBlock.state_to_data`), ``role``
+    ``'input'`` or ``'label'``.
+
+    >>> left_out_getters({"unstored_getters_": [None, "lab"], "n_inp_": 1})
+    [(1, 'lab', 'label')]
+    """
+    names, n_inp = state.get("unstored_getters_") or [], state.get("n_inp_", 1)
+    return [(i, n, "input" if i < n_inp else "label") for i, n in enumerate(names) if n is not None]
+
+
+def getter_fix(name: str, role: str, i: int, n_inp: int, n_blocks: int) -> str:
+    """How to keep getter ``name`` (of block ``i`` of ``n_blocks``, ``n_inp`` of them inputs; ``role``
+    ``'input'`` or ``'label'``) in an export: register it before exporting, and before loading, with code that runs
+    as written (a lambda under a name of its own; a getter pipekit made around a function, which cannot be kept).
+
+    >>> getter_fix("lab", "label", 1, 1, 2)
+    "register it before exporting, and before loading in the process that loads the file: pipekit.register(lab, kind='getter')"
+    >>> getter_fix("<lambda>", "input", 0, 1, 2).split(": ", 1)[1]
+    "define it with def and register that, or register the lambda under a name of its own and give the DataBlock what register returns, get_x = pipekit.register(lambda r: ..., kind='getter', name='myproject.get_x')"
+    """
+    side, k, n = ("get_x", i, n_inp) if role == "input" else ("get_y", i - n_inp, n_blocks - n_inp)
+    var = side if n == 1 else f"{side}{k}"
+    if "(" in name:  # pipekit's getter around the user's function (from_name_func's "is_cat(name)"): not one to register
+        return (f"build the loaders with a DataBlock whose {side} is a registered function (pipekit.register(f, "
+                "kind='getter'), or a getter such as using_attr(f, 'name') around one): pipekit's getter "
+                f"{name!r} around your function cannot be kept in a file")
+    when = "register it before exporting, and before loading in the process that loads the file: "
+    if name == "<lambda>":  # every lambda has this name: each needs one of its own
+        return (f"{when}define it with def and register that, or register the lambda under a name of its own and "
+                f"give the DataBlock what register returns, {var} = pipekit.register(lambda r: ..., kind='getter', "
+                f"name='myproject.{var}')")
+    if not name.isidentifier():  # an object of a class (a partial): registered as itself, under a name
+        return f"{when}pipekit.register(g, kind='getter', name='myproject.{var}'), g being the {name} object given"
+    return f"{when}pipekit.register({name}, kind='getter')"
 
 
 def check_loader_kwargs(who: str, kwargs: dict[str, Any], *factories: Callable[..., Any],

@@ -193,6 +193,7 @@ def export_learner(learn: Learner, fname: str | os.PathLike = "export.pipekit", 
     _warn_left_out("callback", [type(cb).__name__ for cb in learn.cbs if not type(cb).__module__.startswith("pipekit.")],
                    "an export keeps no callbacks (it holds no code): add it again after loading, learn.add_cb(...), "
                    "where predicting or validating needs it")
+    _warn_getters_left_out(dls)
     record = {"arch": {"name": spec[0], "config": config}, "loss": loss, "metrics": metrics, "dls": dls,
               "learner": _learner_record(learn, learner)}
     if torch_loss is not None:
@@ -208,11 +209,33 @@ def _shown_name(obj: Any) -> str:
     return name if isinstance(name, str) and name else type(obj).__qualname__
 
 
-def _warn_left_out(what: str, names: list[str], keep: str) -> None:
-    """Warn that an export leaves out the ``what`` (metric, callback) ``names``, with how to ``keep`` them."""
+def _warn_left_out(what: str, names: list[str], keep: str, lost: str | None = None) -> None:
+    """Warn that an export leaves out the ``what`` (metric, callback, getter) ``names``, with what the loaded learner
+    then lacks (``lost``; by default a ``what`` of that name) and how to ``keep`` them."""
     if names:
+        lost = lost or f"the loaded learner has no {what} of that name"
         warn(f"export: the {what}(s) {', '.join(repr(n) for n in names)} cannot be kept in the file and are left out, "
-             f"so the loaded learner has no {what} of that name; {keep}")
+             f"so {lost}; {keep}")
+
+
+def _warn_getters_left_out(dls: dict[str, Any]) -> None:
+    """Warn of the getters of the data recipe's record ``dls`` that its file leaves out (functions that are not
+    registered): each one's role, what the loaded learner cannot read without it, and how to keep it."""
+    from pipekit.data.datablock import getter_fix, left_out_getters
+
+    state = dls.get("recipe", {}).get("state") or {}
+    left = left_out_getters(state)
+    if not left:
+        return
+    n_inp, n_blocks = state.get("n_inp_", 1), len(state.get("unstored_getters_") or [])
+    reads = {"input": "the input from a row (predict(row), test_dl(rows); given the input itself, such as the "
+                      "image's path, it predicts as this learner does)",
+             "label": "the labels of new items (test_dl(items, with_labels=True))"}
+    lost = " nor ".join(f"{reads[role]} without {', '.join(repr(n) for _, n, r in left if r == role)}"
+                        for role in ("input", "label") if any(r == role for _, _, r in left))
+    keep = "; ".join(f"for {name!r} (the {role} getter of block {i}), {getter_fix(name, role, i, n_inp, n_blocks)}"
+                     for i, name, role in left)
+    _warn_left_out("getter", [name for _, name, _ in left], keep, f"the loaded learner cannot read {lost}")
 
 
 #: the settings a learner trains with that an export keeps beside its class's registered name (``learner.class``),

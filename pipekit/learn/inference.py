@@ -267,6 +267,10 @@ def get_preds(learn: Learner, /, ds_idx: int = 1, dl: Loader | None = None, with
         preds, targs, decoded = _cat(parts, dim), _cat(gather.targs, dim), _cat(dec_parts, dim)
         inputs = _cat(gather.inputs, dim) if with_input else None
         losses = (torch.stack(gather.losses, 1) if dim else torch.cat(gather.losses)) if gather.losses else None
+        if with_loss and losses is None and targs is None and len(dl):  # batches, and no targets to score them by
+            raise DataError("get_preds: with_loss=True gives each item's loss against its target, and this loader "
+                            "carries no targets (dls.test_dl(items) reads the inputs only); read labelled items with "
+                            "dls.test_dl(items, with_labels=True), or leave with_loss out for the predictions only")
         if reorder and isinstance(preds, (torch.Tensor, list)):
             order = item_order(dl, epoch, len(preds))
             if order is not None:
