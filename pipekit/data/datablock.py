@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -38,6 +39,21 @@ from pipekit.data.transform import (_VALUE_TYPES, BatchPipeline, BatchTransform,
                                     as_transform, grouped_batch_tfms, written_for_items)
 
 Trace = Callable[[str, str, Any], None]  # (step, what, value)
+
+#: set while :meth:`DataBlock.summary` builds the data it walks: a block whose items are decoded into a cache (an
+#: image block's presized images) then decodes each one as a batch first reads it, in memory, and writes no cache,
+#: since the walk reads one batch (and the sample that batch transforms learn from)
+_WALKING_ONE_BATCH: ContextVar[bool] = ContextVar("pipekit_walking_one_batch", default=False)
+
+
+def walking_one_batch() -> bool:
+    """Whether :meth:`DataBlock.summary` is building the data it walks in this thread (see
+    :data:`_WALKING_ONE_BATCH`).
+
+    >>> walking_one_batch()
+    False
+    """
+    return _WALKING_ONE_BATCH.get()
 
 
 def _wrap_hint(t: Any) -> str:
@@ -1050,7 +1066,10 @@ class DataBlock(Component):
                 batch_size: int | None = None) -> str | None:
         """Walk one batch of ``source`` through every step (items, split, getters, what each block learned, the
         collated batch, each batch transform), saying what comes out; a failing step is named. Batch transforms
-        that learn from the training batches (``Normalize()`` without statistics) learn as in ``dataloaders()``.
+        that learn from the training batches (``Normalize()`` without statistics) learn as in ``dataloaders()``. Images are
+        decoded only as the walk reads them (its batch, and the sample ``Normalize()`` learns from), in memory: the
+        presize cache ``dataloaders()`` fills is not built, and an image block's ``stored as`` line says how
+        ``dataloaders()`` stores them.
 
         Each line is printed as it is found when ``show`` (and nothing is returned, so a notebook or a REPL shows
         the walk once, as ``dls.summary()`` does, and as fastai's ``dblock.summary`` prints); ``show=False`` prints
@@ -1097,6 +1116,7 @@ class DataBlock(Component):
         fitted = self.clone()
         n_blocks = len(fitted._new_blocks())
         say(f"DataBlock summary: {n_blocks} block(s), n_inp={fitted._n_inp(n_blocks)}")
+        walking = _WALKING_ONE_BATCH.set(True)  # the images the walk reads are decoded, not the whole cache built
         try:
             dsets = fitted._fit(source, trace)
             dl = fitted.dl_type()(dsets.train, bs=bs, shuffle=False, seed=0, device="cpu", num_workers=0,
@@ -1110,6 +1130,8 @@ class DataBlock(Component):
         except PipelineStepError as e:
             say(f"FAILED: {e}")
             raise
+        finally:
+            _WALKING_ONE_BATCH.reset(walking)
         if show_batch:
             dls.show_batch()
         return None if show else out.getvalue()

@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, NamedTuple, Protocol, TypeVar
+from typing import IO, Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -53,13 +53,14 @@ from pipekit.core.errors import DataError, warn
 from pipekit.data.cache import (PACK_ID, superseded, keyed_by_settings, CacheEntryError, CacheWriteWarning, PackChecksum, TempFile, atomic_write_json,
                                 _signed_again, cache_folder, clean_stale_temps, fingerprint, lock_file, open_verified,
                                 read_json, remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
+from pipekit.data.datablock import walking_one_batch
 from pipekit.data.external import pipekit_cache_dir
 from pipekit.data.items import file_version
 from pipekit.data.probe import stage
 from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store, gather_context, item_draws
 from pipekit.vision.buffers import pooled_empty
-from pipekit.vision.decode import ImageDecodeError, decode_bytes, read_image_file
+from pipekit.vision.decode import ImageDecodeError, _header_size, decode_bytes, read_image_file
 from pipekit.vision.presize import ItemTransform
 from pipekit.vision.sources import MemoryImage
 
@@ -616,6 +617,10 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
         raise TypeError(f"tfm must be an image item transform (Resize, CropPad, RandomResizedCrop), got {tfm!r}")
     workers = num_workers or max(1, min(8, os.cpu_count() or 1))
     channels, squeeze = 3 if mode == "RGB" else 1, mode == "mask"
+    if walking_one_batch():  # DataBlock.summary: only the images its walk reads are decoded, in memory
+        keyed = tfm is None or keyed_by_settings(tfm)
+        # it gives what an ImageStore gives, for the rows the walk reads
+        return ImagesAsRead(paths, tfm, mode, cache_folder(cache_dir, "images") if keyed else None)  # type: ignore[return-value]
     # masks are resized with centre-aligned nearest neighbours; the tag keeps packs of an older resampler apart
     config = f"{CACHE_VERSION}|{mode}{'|nearest-exact' if mode == 'mask' else ''}|" \
              f"{tfm.cache_key() if tfm is not None else 'none'}"
@@ -1058,6 +1063,123 @@ def _build_in_memory(paths: list[str | MemoryImage], tfm: ItemTransform | None, 
     return ImageStore(pixels, sizes, squeeze, n_decoded=len(paths), n_reused=0,
                       value_max=tops if mode == "mask" else None)
 
+
+
+class ImagesAsRead(Store):
+    """The presized images of ``paths``, each decoded (and put through ``tfm``) the first time it is gathered and
+    kept in memory: what :func:`build_image_store` gives while :meth:`DataBlock.summary
+    <pipekit.data.DataBlock.summary>` walks one batch, so that only the images the walk reads (its batch, and the
+    sample ``Normalize()`` takes its statistics from) are decoded, and the image cache is not written. Its images are
+    those :class:`ImageStore` gives (NHWC uint8, masks ``(B, H, W)``); its repr says how ``dataloaders()`` stores
+    them (``cache``: the image cache's folder, None for memory). ``orig_sizes`` decodes every image (in memory), for
+    what needs each image's source size (boxes, points, masks checked against images).
+
+    >>> import numpy as np
+    >>> import pipekit.datasets as D
+    >>> from pipekit.data import get_image_files
+    >>> from pipekit.vision import Resize
+    >>> files = sorted(get_image_files(D.path("mnist_tiny") / "train"))[:50]
+    >>> store = ImagesAsRead(files, Resize(16), mode="L", cache=None)
+    >>> tuple(store.gather(np.array([3, 7])).shape), store.n_decoded_
+    ((2, 16, 16, 1), 3)
+    """
+
+    def __init__(self, paths: Sequence[str | MemoryImage], tfm: ItemTransform | None, mode: str,
+                 cache: Path | None):
+        self.sources, self.tfm, self.mode, self.cache = list(paths), tfm, mode, cache
+        self.squeeze, self.channels = mode == "mask", 3 if mode == "RGB" else 1
+        self._images: dict[int, np.ndarray] = {}
+        self._sizes: dict[int, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+        broken: dict[int, ImageDecodeError] = {}
+
+        def take(i: int) -> int | None:
+            try:
+                self._decode(i)
+                return i
+            except ImageDecodeError as e:
+                broken[i] = e
+                return None
+
+        first = _first_image(take, self.sources, broken)  # the first readable image gives the size of them all
+        h, w = self._images[first].shape[:2]
+        self._hw = (int(h), int(w))
+
+    def _decode(self, i: int) -> np.ndarray:
+        img = self._images.get(i)
+        if img is None:
+            img, hw, _ = _decode_one(self.sources[i], self.mode, self.tfm)
+            img = img.reshape(img.shape[0], img.shape[1], self.channels)
+            if hasattr(self, "_hw"):
+                _check_size(img, self._hw, self.sources, i)
+            with self._lock:
+                self._images[i], self._sizes[i] = img, hw
+        return img
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @property
+    def n_decoded_(self) -> int:
+        """How many images have been decoded so far."""
+        return len(self._images)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._hw
+
+    @property
+    def orig_sizes(self) -> _SizesAsRead:
+        """Each image's (height, width) before its item transform, (N, 2), each read as it is asked for."""
+        return _SizesAsRead(self)
+
+    @property
+    def crop_sizes(self) -> np.ndarray | None:
+        # a random crop is drawn in the presized image's proportions: the sources' would need every image decoded
+        return None
+
+    def gather(self, idx: np.ndarray) -> torch.Tensor:
+        rows = np.asarray(idx, dtype=np.int64).tolist()
+        out = pooled_empty((len(rows), *self._hw, self.channels), np.uint8)
+        for k, i in enumerate(rows):
+            out[k] = self._decode(i)
+        t = torch.from_numpy(out)
+        return t[..., 0] if self.squeeze else t
+
+    def source_size(self, i: int) -> tuple[int, int]:
+        i = int(i)
+        if i not in self._sizes:  # the header's size (pixels are decoded as stored, whatever EXIF says), else decoded
+            wh = _header_size(_read_bytes(self.sources[i]))
+            if wh is None:
+                self._decode(i)
+            else:
+                with self._lock:
+                    self._sizes[i] = (int(wh[1]), int(wh[0]))
+        return self._sizes[i]
+
+    def __repr__(self) -> str:
+        where = f"in the image cache under {self.cache}" if self.cache is not None else "in memory"
+        how = "decoded" if self.tfm is None else f"decoded and presized by {self.tfm!r}"
+        return (f"ImageStore(n={len(self)}, size={self.size}, channels={self.channels}; dataloaders() keeps every "
+                f"image {how} {where}, this summary decodes only the images it reads, in memory)")
+
+
+class _SizesAsRead:
+    """The ``orig_sizes`` of an :class:`ImagesAsRead`: ``sizes[i]`` reads image ``i``'s size (its header), and
+    ``np.asarray(sizes)`` every image's, (N, 2); asking whether a store has sizes reads none."""
+
+    def __init__(self, store: ImagesAsRead):
+        self.store = store
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.asarray(self.store.source_size(i), dtype=np.int64)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        sizes = [self.store.source_size(i) for i in range(len(self.store))]
+        return np.asarray(sizes, dtype=dtype or np.int64).reshape(-1, 2)
 
 
 class UserItemSteps(Protocol):
