@@ -46,9 +46,12 @@ def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats:
     helps whatever the metric's direction; ``std`` is across repeats and ``ci_low``/``ci_high`` a 95%
     t-interval of the mean. Sorted by importance, descending. Works for backends and ensembles (on a labelled
     split, ``tab.valid``) and for fitted scikit-learn estimators, ``TabularClassifier``/``TabularRegressor``
-    included: those take the raw rows ``data`` (a pandas or Polars frame, or an array) and their targets ``y``
-    (values, or the name of the frame's target column), and shuffle the raw input columns. The default metric
-    is accuracy (on probabilities where the estimator gives them) or rmse.
+    included: those take the rows ``data`` they predict from, a Tabular's split (``tab.valid``, its processed
+    inputs and targets, for an estimator fitted on ``tab.train.xs``) or raw rows (a pandas or Polars frame, or an
+    array) with their targets ``y`` (values, or the name of the frame's target column), and shuffle the input
+    columns. The default metric is accuracy (on probabilities where the estimator gives them) or rmse. A
+    ``tabular_learner`` Learner is measured through its trained net, ``TorchTabular.from_learner(learn)``
+    (``pipekit.ensemble``), on a split of the Tabular it was trained on.
 
     Example:
         >>> import polars as pl
@@ -66,6 +69,7 @@ def permutation_importance(model: Any, data: Any, metric: Any = None, n_repeats:
         (['feature', 'importance', 'std', 'ci_low', 'ci_high'], 'capital-gain')
     """
     check("permutation_importance", n_repeats=(n_repeats, Interval(1, None, integer=True)))
+    model = learner_model(model, "permutation_importance")
     if not isinstance(model, Model):
         return _estimator_importance(model, data, y, metric, n_repeats, seed, features)
     d = as_data(data, y=y)
@@ -144,6 +148,27 @@ class FittedEstimator:
         return metric.loss(metric.score(y_enc, self.predict(X)))
 
 
+def is_learner(model: Any) -> bool:
+    """Whether ``model`` is a ``Learner`` (a net trained behind its ``dls`` and ``model``), told as the ensembles
+    tell one."""
+    return not isinstance(model, Model) and hasattr(model, "dls") and hasattr(model, "model")
+
+
+def learner_model(model: Any, fn: str) -> Any:
+    """``model`` as the inspection function ``fn`` predicts with it: a ``tabular_learner`` Learner as its trained
+    net, ``TorchTabular.from_learner(learn)`` (the pipekit model an ensemble takes it as; the Learner is left as it
+    is), anything else as it is. A Learner ``from_learner`` cannot read is refused with its reason."""
+    if not is_learner(model):
+        return model
+    from pipekit.ensemble.torch_tabular import TorchTabular
+
+    try:
+        return TorchTabular.from_learner(model)
+    except ParameterError as e:
+        raise ParameterError(f"{fn} reads a Learner through its trained net, TorchTabular.from_learner(learn) "
+                             f"(pipekit.ensemble), which cannot take this one: {e}") from None
+
+
 def fitted_estimator(model: Any, fn: str) -> FittedEstimator:
     """``model`` checked to be a fitted scikit-learn classifier or regressor, for the inspection function
     ``fn``; anything else is refused naming what ``fn`` takes."""
@@ -152,10 +177,23 @@ def fitted_estimator(model: Any, fn: str) -> FittedEstimator:
     from sklearn.utils.validation import check_is_fitted
 
     who = type(model).__name__
+    if is_learner(model):  # the functions that predict with it took it as its net before; these refit the model
+        raise ParameterError(f"{fn} refits copies of the model without some of its columns, and a {who}'s net is "
+                             "built for the columns of the procs it was trained with; rank the columns for the net "
+                             "with permutation_importance(learn, tab.valid), and refit without them a model pipekit "
+                             f"refits, as the book does with its forest: {fn}(rf, tab.train, tab.valid) with rf = "
+                             "RandomForest(task).fit(tab.train) (pipekit.backends)")
     if not (callable(getattr(model, "predict", None)) and callable(getattr(model, "fit", None))):
         raise ParameterError(f"{fn} takes a pipekit backend or ensemble, or a fitted scikit-learn estimator; "
                              f"got {who}")
-    if not (is_classifier(model) or is_regressor(model)):
+    try:
+        kind = "classification" if is_classifier(model) else "regression" if is_regressor(model) else None
+    except AttributeError:  # no estimator tags: not built on sklearn.base.BaseEstimator
+        raise ParameterError(f"{fn} takes a pipekit backend or ensemble, or a fitted scikit-learn estimator; {who} "
+                             "has fit and predict but is no scikit-learn estimator (it has no estimator tags), so "
+                             "whether it classifies or regresses is not known; build it on sklearn.base.BaseEstimator "
+                             "with ClassifierMixin or RegressorMixin, or wrap it in a pipekit model") from None
+    if kind is None:
         raise ParameterError(f"{fn}: {who} is neither a classifier nor a regressor (scikit-learn's estimator type), "
                              "so no metric fits it")
     try:
@@ -163,8 +201,24 @@ def fitted_estimator(model: Any, fn: str) -> FittedEstimator:
     except SklearnNotFitted:
         raise NotFittedError(f"{fn}: this {who} is not fitted; fit it first (model.fit(X, y)), then inspect it on "
                              "held-out rows") from None
-    task = "classification" if is_classifier(model) else "regression"
-    return FittedEstimator(model, task, np.asarray(model.classes_) if task == "classification" else None)
+    return FittedEstimator(model, kind, np.asarray(model.classes_) if kind == "classification" else None)
+
+
+def split_rows(data: Any, classes: np.ndarray | None = None) -> tuple[pl.DataFrame, list[str], np.ndarray | None]:
+    """The inputs, their names and the targets of a Tabular's split (``tab.valid``) or of ``TabularData``, as a
+    scikit-learn estimator fitted on ``tab.train.xs`` predicts and scores them. The targets are the split's
+    labels, or its codes (what ``tab.train.y`` gives) where the estimator's ``classes`` hold the codes and not the
+    labels. Anything else is refused as :func:`~pipekit.backends.data.as_data` refuses it."""
+    d = as_data(data)
+    y = d.y
+    if classes is not None and y is not None and isinstance(data, ProcessedSplit) and data.y_vocab is not None:
+        known = set(np.asarray(classes).tolist())
+        if not set(np.unique(y).tolist()) <= known:
+            targets = data.targets
+            codes = np.asarray(targets.to_numpy() if hasattr(targets, "to_numpy") else targets).reshape(-1)
+            if len(codes) == len(y) and set(np.unique(codes).tolist()) <= known:
+                y = codes
+    return d.xs, d.feature_names, y
 
 
 def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats: int, seed: int | None,
@@ -172,7 +226,12 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
     """:func:`permutation_importance` of a fitted scikit-learn estimator on raw rows ``data`` and targets ``y``."""
     est = fitted_estimator(model, "permutation_importance")
     who = est.who
-    X, names = _raw_columns(data, who)
+    X: Any
+    if isinstance(data, (TabularData, ProcessedSplit)):  # a Tabular's split: its processed inputs and its targets
+        X, names, split_y = split_rows(data, est.classes)
+        y = split_y if y is None else y
+    else:
+        X, names = _raw_columns(data, who)
     if len(X) == 0:
         raise DataError(f"permutation_importance: the rows passed to {who} are empty; pass held-out rows to "
                         "measure the importances on")
@@ -215,8 +274,9 @@ def _raw_columns(data: Any, who: str, fn: str = "permutation_importance") -> tup
         return data, [str(c) for c in data.columns]
     arr = np.asarray(data) if isinstance(data, (np.ndarray, list)) else None
     if arr is None or arr.ndim != 2:
-        raise ParameterError(f"{fn}: {who} predicts from raw rows; pass them as a pandas or Polars "
-                             f"DataFrame or a 2-d array, got {type(data).__name__}")
+        raise ParameterError(f"{fn}: {who} predicts from the rows it was fitted on; pass a Tabular's split "
+                             f"(tab.valid) or raw rows as a pandas or Polars DataFrame or a 2-d array, got "
+                             f"{type(data).__name__}")
     return arr, [f"x{j}" for j in range(arr.shape[1])]
 
 
@@ -372,14 +432,71 @@ def _norm_stats(processor: Any, col: str) -> tuple[float, float] | None:
     return None
 
 
+def _fill_value(processor: Any, col: str) -> float | None:
+    """The number ``FillMissing`` fills a missing value of column ``col`` with, or None where it fills none."""
+    if processor is None:
+        return None
+    from pipekit.tabular.procs import FillMissing
+
+    for proc in processor.procs:
+        fills = vars(proc).get("fill_values_") if isinstance(proc, FillMissing) else None
+        if fills is not None and col in fills:
+            return float(fills[col])
+    return None
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or isinstance(v, (float, np.floating)) and bool(np.isnan(v))
+
+
+def _encode(processor: Any, col: str, given: list, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Values of column ``col`` given in the data's own units (category values, numbers as the source holds them)
+    as the procs turn them into the model's, and as given: a category's code in the column's vocab (a missing
+    value: ``#na#``), a number filled where missing and normalised as ``FillMissing`` and ``Normalize`` do (given
+    as a float, NaN where missing). A category never seen in training, or text for a number, is refused naming
+    the values the column takes."""
+    vocab = processor.classes_.get(col)
+    if vocab is not None:
+        from pipekit.tabular.procs import NA_TOKEN, Categorify
+
+        codes = Categorify.lookup(col, vocab, given)
+        out = [0 if _is_missing(v) or isinstance(v, str) and v == NA_TOKEN else c for v, c in zip(given, codes)]
+        unknown = [v for v, c in zip(given, out) if c is None]
+        if unknown:
+            raise ParameterError(f"partial_dependence: grid values {unknown} are not categories of {col!r} seen in "
+                                 f"training; give values of its vocab {vocab!r}")
+        return np.asarray(out, dtype=np.int64), np.asarray(given, dtype=object)
+    numbers = []
+    for v in given:
+        try:
+            numbers.append(np.nan if _is_missing(v) else float(v))
+        except (TypeError, ValueError):
+            raise ParameterError(f"partial_dependence: grid value {v!r} of {col!r} is not a number; {col!r} is a "
+                                 "continuous column: give its values in its own units (grid=[30, 50])") from None
+    raw = np.asarray(numbers, dtype=np.float64)
+    fill, stats = _fill_value(processor, col), _norm_stats(processor, col)
+    x = raw if fill is None else np.where(np.isnan(raw), fill, raw)
+    if stats is not None:
+        x = (x - stats[0]) / stats[1]
+    return x.astype(dtype if dtype.kind == "f" else np.float64), raw
+
+
 def _column_grid(values: np.ndarray, categorical: bool, col: str, grid: Any, processor: Any) -> tuple[np.ndarray,
                                                                                                         np.ndarray]:
     """``(grid, grid_raw)`` of one column: the points the model is given and the same points in the data's own
-    units. A normalised column's quantiles are taken in its own units and rounded to the precision its float32
-    normalised values keep of them (an age of 20, not 19.99999992; a whole-number column's points are whole), then
-    normalised as ``Normalize`` does; the model is given exactly the points shown."""
-    stats = None if categorical or not isinstance(grid, (int, np.integer, dict)) else _norm_stats(processor, col)
-    if stats is None or isinstance(grid, dict) and not isinstance(grid.get(col, 20), (int, np.integer)):
+    units. Points given are in the data's own units, as the default grid is: a processed split's are encoded as
+    its procs encode the column (:func:`_encode`). A normalised column's quantiles are taken in its own units and
+    rounded to the precision its float32 normalised values keep of them (an age of 20, not 19.99999992; a
+    whole-number column's points are whole), then normalised as ``Normalize`` does; the model is given exactly the
+    points shown."""
+    given = grid.get(col, 20) if isinstance(grid, dict) else grid
+    if not isinstance(given, (int, np.integer)):
+        if processor is None:  # rows as the model takes them: the values are given as they are
+            g = _grid(values, categorical, col, given)
+            return g, g
+        return _encode(processor, col, list(given), values.dtype)
+    stats = None if categorical else _norm_stats(processor, col)
+    if stats is None:
         g = _grid(values, categorical, col, grid)
         return g, _decode(processor, col, g)
     mean, std = stats
@@ -487,15 +604,19 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     """Average (and/or per-row, ``kind="individual"``/``"both"``) prediction when ``features`` (one name, or
     two for a 2-D surface) are set to each grid value for every row (the book's YearMade analysis).
 
-    ``model``: a pipekit backend or ensemble, with a split of a Tabular (``tab.valid``) or a Polars frame of
+    ``model``: a pipekit backend or ensemble (a ``tabular_learner`` Learner as its net,
+    ``TorchTabular.from_learner(learn)``), with a split of a Tabular (``tab.valid``) or a Polars frame of
     processed inputs; or a fitted scikit-learn estimator (a forest fitted on ``tab.train.xs``,
     ``TabularClassifier``/``TabularRegressor``), with the rows it predicts from: a Tabular's split (its
     processed inputs, whose codes and normalised numbers ``grid_raw`` and the plot decode), or a pandas or
     Polars frame or 2-d array as given to its ``fit`` (raw rows: text and category columns are categorical).
 
     ``grid``: number of quantile points for continuous columns (categories use every value present), explicit
-    values (in the units of ``data``), or a dict per feature; 20 points when neither it nor ``grid_resolution``
-    (scikit-learn's and :func:`plot_partial_dependence`'s name for a number of points) is given. Classification uses the probability of
+    values, or a dict per feature; 20 points when neither it nor ``grid_resolution``
+    (scikit-learn's and :func:`plot_partial_dependence`'s name for a number of points) is given. Values given are in
+    the data's own units, as the default grid, ``grid_raw`` and the plot are: a Tabular split's ages, not their
+    ``Normalize``'d values, and its category values, not their codes (a missing value is filled as its procs fill
+    it); ``grid_raw`` holds them as given. Classification uses the probability of
     ``target_class`` (default: the last class, the positive one for binary). ``n_rows`` rows are sampled
     (seeded) to keep it fast.
 
@@ -517,6 +638,7 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
         raise ParameterError(f"partial_dependence: give grid ({grid!r:.40}) or grid_resolution ({grid_resolution}), "
                              "not both: grid_resolution is a number of grid points, grid that number or the values")
     grid = grid_resolution if grid_resolution is not None else 20 if grid is None else grid
+    model = learner_model(model, "partial_dependence")
     feats = (features,) if isinstance(features, str) else tuple(features)
     if len(feats) not in (1, 2):
         raise ParameterError(f"features must be one column name or a pair, got {features!r}")

@@ -30,7 +30,7 @@ from pipekit.backends.forest import RandomForest
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, check
-from pipekit.inspection.explain import FittedEstimator, _raw_columns, fitted_estimator, importance_frame
+from pipekit.inspection.explain import FittedEstimator, _raw_columns, fitted_estimator, importance_frame, split_rows
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.metrics import get_metric
 
@@ -171,9 +171,10 @@ def _oob_score(oob: np.ndarray, y_enc: np.ndarray, metric: Any) -> float:
     return float(metric.score(y_enc[keep], oob[keep]))
 
 
-def _labelled(obj: Any, fn: str, who: str) -> tuple[Any, list[str], np.ndarray]:
-    """Rows and targets for a scikit-learn estimator: a labelled split of a Tabular (``tab.train``, its
-    processed inputs) or an ``(X, y)`` pair of raw rows as given to its ``fit``."""
+def _labelled(obj: Any, fn: str, who: str, classes: np.ndarray | None = None) -> tuple[Any, list[str], np.ndarray]:
+    """Rows and targets for a scikit-learn estimator of the ``classes`` (None: a regressor): a labelled split of a
+    Tabular (``tab.train``, its processed inputs, and its targets as the estimator knows them, see
+    :func:`~pipekit.inspection.explain.split_rows`) or an ``(X, y)`` pair of raw rows as given to its ``fit``."""
     if isinstance(obj, tuple) and len(obj) == 2:
         X, names = _raw_columns(obj[0], who, fn)
         y = obj[1]
@@ -182,13 +183,13 @@ def _labelled(obj: Any, fn: str, who: str) -> tuple[Any, list[str], np.ndarray]:
             raise DataError(f"{fn}: X has {len(X)} rows but y has {len(y)}")
         return X, names, y
     try:
-        d = as_data(obj)
+        X, names, y = split_rows(obj, classes)
     except ParameterError:
-        d = None
-    if d is None or d.y is None:
+        y = None
+    if y is None:
         raise ParameterError(f"{fn}: {who} is a scikit-learn estimator; pass labelled rows: a Tabular's split "
                              f"(tab.train, tab.valid) or an (X, y) pair, got {type(obj).__name__} without targets")
-    return d.xs, d.feature_names, d.y
+    return X, names, y
 
 
 def _without(X: Any, names: list[str], cols: Sequence[str]) -> Any:
@@ -209,8 +210,8 @@ class _EstimatorRefits:
     def __init__(self, model: Any, train: Any, valid: Any, metric: Any, fn: str) -> None:
         self.est = fitted_estimator(model, fn)
         self.fn = fn
-        self.train = _labelled(train, fn, self.est.who)
-        self.valid = None if valid is None else _labelled(valid, fn, self.est.who)
+        self.train = _labelled(train, fn, self.est.who, self.est.classes)
+        self.valid = None if valid is None else _labelled(valid, fn, self.est.who, self.est.classes)
         self.metric = get_metric(metric, self.est.task, self.est.classes)
         # targets encoded once per split: every refit learns the same classes from the same train targets
         self._encoded: dict[tuple, np.ndarray] = {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ __all__ = ["Interpretation", "ClassificationInterpretation", "SegmentationInterp
 #: the arguments a plot takes in fastai's order; a file given in their place is meant for ``path=``
 _LARGEST = Is(lambda v: isinstance(v, (bool, np.bool_)), "True or False (fastai's second argument: the largest losses "
                                                           "or the smallest); a file to save to goes by name: path=...")
+_FLAG = Is(lambda v: isinstance(v, (bool, np.bool_)), "True or False")
 _TITLE = Is(lambda v: isinstance(v, str), "the figure's title, a str (fastai's second argument); a file to save to goes "
                                           "by name: path=...")
 
@@ -65,6 +66,18 @@ def _one_target_only(who: str, learn: Learner, targets: list[Any]) -> ParameterE
                           "the model's outputs are a target's classes is known to its loss function alone. "
                           "Interpretation.from_learner(learn) ranks the items by that loss (top_losses, "
                           f"plot_top_losses) when it takes reduction='none'{example}")
+
+
+def _take(x: Any, at: torch.Tensor) -> Any:
+    """The items at the positions ``at`` of a set's inputs, predictions, targets or decoded predictions: a tensor's
+    rows, a list's entries (rows of padded texts), each part of a tuple (several inputs or targets)."""
+    if x is None:
+        return None
+    if isinstance(x, tuple):
+        return tuple(_take(o, at) for o in x)
+    if isinstance(x, torch.Tensor):
+        return x[at.to(x.device)]
+    return [x[i] for i in at.tolist()]
 
 
 def _repeat_first(x: Any, n: int) -> Any:
@@ -135,8 +148,11 @@ class Interpretation:
         if isinstance(targs, torch.Tensor) and decoded.shape == preds.shape and preds.ndim == targs.ndim + 1 \
                 and not targs.is_floating_point():
             # a loss that decodes nothing (torch's nn.CrossEntropyLoss): one score per class, on dim 1 as the loss
-            # takes them (an image's pixels too), and a class index per target: the decoded class is the largest
+            # takes them (an image's pixels too), and a class index per target: the decoded class is the largest,
+            # and the probabilities the softmax of the scores (an activation given, act=, gave them already)
             decoded = preds.argmax(1)
+            if act is None and preds.is_floating_point():
+                preds = preds.softmax(1)
         elif isinstance(decoded, torch.Tensor) and decoded.is_floating_point():
             # multi-label outputs of a loss that decodes nothing (torch's nn.BCEWithLogitsLoss): labels over 0.5 of
             # their probabilities, as predict reads them
@@ -146,12 +162,59 @@ class Interpretation:
                 decoded = scores > 0.5
         return cls(learn, dl, inputs, preds, targs, decoded, losses)
 
-    def top_losses(self, k: int | None = None, largest: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """The ``k`` largest (or smallest) per-item losses and the item indices, sorted."""
+    def top_losses(self, k: int | None = None, largest: bool = True, items: bool = False) -> tuple[Any, ...]:
+        """The ``k`` largest (or smallest) per-item losses and the item indices, sorted; with ``items=True``, the
+        loader's items at those indices too (fastai's ``losses, idxs, items``: the files, rows or values the set
+        was made of, rows of a frame as a frame).
+
+        >>> # losses, idxs, items = interp.top_losses(3, items=True)   # items[0]: the file of the worst loss
+        """
         n = len(self.losses)
         k = n if k is None else k
-        check("top_losses", k=(k, Interval(1, n, integer=True)))
-        return self.losses.topk(k, largest=largest)
+        check("top_losses", k=(k, Interval(1, n, integer=True)), items=(items, _FLAG))
+        losses, idxs = self.losses.topk(k, largest=largest)
+        return (losses, idxs, self._items_at(idxs)) if items else (losses, idxs)
+
+    def _items_at(self, idxs: torch.Tensor) -> Any:
+        """The loader's items at the positions ``idxs``: rows of a pandas or Polars frame as a frame, else a list."""
+        import polars as pl
+
+        items = getattr(self.dl, "items", None)
+        if items is None:
+            raise DataError(f"top_losses(items=True): this loader ({type(self.dl).__name__}) has no items to give (a "
+                            "set built from arrays or tensors); the indices the top losses return pick the inputs: "
+                            "interp[idxs]")
+        pos = [int(i) for i in idxs.tolist()]
+        if hasattr(items, "iloc"):
+            return items.iloc[pos]
+        if isinstance(items, pl.DataFrame):
+            return items[pos]
+        return [items[i] for i in pos]
+
+    def _positions(self, idxs: Any, what: str) -> torch.Tensor:
+        """``idxs`` (an int, or a list, range, array or tensor of ints) as a 1-D tensor of positions in ``range(n)``
+        (negative ones counting from the end, as a list's do), ``n`` the number of items; ``what`` names them."""
+        n = len(self.losses)
+        if isinstance(idxs, torch.Tensor):
+            idxs = idxs.detach().cpu().numpy()
+        a = np.asarray(list(idxs) if isinstance(idxs, range) else idxs)
+        if a.ndim == 0:
+            a = a.reshape(1)
+        if a.ndim != 1 or a.dtype == bool or (a.size and a.dtype.kind not in "iu"):
+            raise ParameterError(f"{what} are integer positions: an int, or a list, range, array or tensor of ints; "
+                                 f"got {type(idxs).__name__}" + (f" of {a.dtype}" if a.size else ""))
+        bad = [int(i) for i in a if not -n <= i < n]
+        if bad:
+            raise ParameterError(f"{what} {bad[:5]} are out of range for {n} items (0 to {n - 1})")
+        return torch.as_tensor(a.astype(np.int64) % max(n, 1))
+
+    def __getitem__(self, idxs: Any) -> tuple[Any, Any, Any, Any, torch.Tensor]:
+        """The inputs, predictions, targets, decoded predictions and losses of the items at ``idxs`` (an index, or
+        a list, range, array or tensor of them), each a batch of those items, as fastai's ``interp[idxs]`` gives
+        them: ``inps, preds, targs, decoded, losses = interp[idxs]``."""
+        at = self._positions(idxs, "interp[idxs]: the indices")
+        return (_take(self.inputs, at), _take(self.preds, at), _take(self.targs, at), _take(self.decoded, at),
+                self.losses[at])
 
     def _title(self, i: int, loss: float) -> str:
         """The title of item ``i`` in ``plot_top_losses``."""
@@ -166,7 +229,8 @@ class Interpretation:
         return "predicted / actual / loss" if isinstance(self.targs, torch.Tensor) and \
             self.decoded[0].numel() == 1 == self.targs[0].numel() else "loss"
 
-    def plot_top_losses(self, k: int = 9, largest: bool = True, *, path: str | os.PathLike | None = None,
+    def plot_top_losses(self, k: int | Sequence[int] | range = 9, largest: bool = True, *,
+                        path: str | os.PathLike | None = None,
                         nrows: int | None = None, ncols: int | None = None,
                         figsize: tuple[float, float] | None = None) -> Path | None:
         """The items with the largest losses, each titled with its loss (and, for a classifier, predicted / actual
@@ -177,9 +241,21 @@ class Interpretation:
         them: a table of the decoded rows, a column per input column, then the target, the prediction, the
         ``loss`` and (a single-label classifier) the ``probability`` of the prediction, in loss order (``nrows``,
         ``ncols`` and ``figsize`` shape grids of pictures only). ``k`` and ``largest`` come first, as in fastai's
-        ``plot_top_losses(k, largest)``; the rest are keywords (``path=``: the PNG file, when headless)."""
+        ``plot_top_losses(k, largest)``; the rest are keywords (``path=``: the PNG file, when headless). As in
+        fastai, ``k`` may also be the ranks to show, a list or range of them: ``plot_top_losses(range(9, 18))`` shows
+        the 10th to 18th largest losses."""
         check("plot_top_losses", largest=(largest, _LARGEST))
-        losses, idxs = self.top_losses(min(k, len(self.losses)), largest=largest)
+        if isinstance(k, (list, tuple, range)) or isinstance(k, (np.ndarray, torch.Tensor)) and k.ndim == 1:
+            # ranks among all the losses, sorted
+            ranks = self._positions(k, "plot_top_losses: the ranks k")
+            if not len(ranks):
+                raise ParameterError("plot_top_losses: k is an empty list of ranks; give the ranks to show "
+                                     "(range(9) for the 9 largest losses) or how many, k=9")
+            losses, idxs = (o[ranks] for o in self.top_losses(None, largest=largest))
+        else:
+            check("plot_top_losses", k=(k, Interval(1, None, integer=True)))
+            assert isinstance(k, (int, np.integer))  # what the check lets through
+            losses, idxs = self.top_losses(min(int(k), len(self.losses)), largest=largest)
         table = self._table_loader()
         if table is not None:
             return self._show_top_rows(table, losses, idxs, path)
