@@ -1,12 +1,14 @@
 """pipekit.bench counts what a loader yields and measures where it is told: batches without items are refused (not
-divided by), a list of samples counts its samples, a None batch is a batch of no items rather than the end of the
-epoch, compare() and sweep() check and use ``device`` as profile() does, and ``bench-loader --workers`` profiles and
-compares the setting it chose when the recipe's ``dataloaders()`` does not take ``num_workers``."""
+divided by), a list of samples counts its samples (so does a field holding a tuple of per-sample tensors: a
+detection collate's images), a None batch is a batch of no items rather than the end of the epoch, compare() and
+sweep() check and use ``device`` as profile() does, and ``bench-loader --workers`` profiles and compares the setting
+it chose when the recipe's ``dataloaders()`` does not take ``num_workers``."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader as TorchLoader
@@ -103,6 +105,48 @@ def test_items_are_counted_for_every_common_batch_shape():
     assert count_items((["a", "b", "c"], torch.zeros(3))) == 3
     with pytest.raises(ParameterError, match="first element is a int has no length"):
         count_items((7, 8))
+    # containers of fields are followed down where the batch's other fields agree with their rows
+    x8, y8 = torch.zeros(8, 3), torch.zeros(8)
+    assert count_items(((x8, torch.zeros(8, 4)), y8)) == 8
+    assert count_items(({"x": x8}, {"y": y8})) == count_items(({"x": x8},)) == 8
+    # containers of per-sample tensors count their samples, not the first sample's size
+    token_ids = [torch.arange(20), torch.arange(5)] * 4  # unpadded, one tensor per text
+    assert count_items((token_ids, y8)) == 8
+    assert count_items({"input_ids": token_ids, "labels": y8}) == 8
+    assert count_items(({"input_ids": token_ids}, y8)) == 8
+    assert count_items(([[1] * 20, [2] * 5] * 4, y8)) == 8
+    images = [torch.zeros(3, 32, 32)] * 8
+    assert count_items((images, y8)) == 8
+    assert count_items((images,)) == 8  # a learner's xb for a model taking a list of images
+    boxes = tuple({"boxes": torch.zeros(3, 4), "labels": torch.zeros(3)} for _ in range(4))
+    assert count_items((tuple(torch.zeros(3, 40 + i, 50) for i in range(4)), boxes)) == 4
+
+
+class Detection(Dataset):
+    """mnist_tiny's images, cropped to a height of their own, each with its boxes: what torchvision's detection
+    models are trained on."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        img = torch.from_numpy(np.array(Image.open(self.files[i]).convert("L")))
+        img = img[: 20 + i % 8].expand(3, -1, -1)
+        return img, {"boxes": torch.tensor([[0.0, 0.0, 5.0, 5.0]] * 3), "labels": torch.ones(3, dtype=torch.long)}
+
+
+def test_a_detection_collate_counts_its_images(source):
+    ds = Detection(sorted(get_image_files(source))[:18])
+    dl = TorchLoader(ds, batch_size=4, collate_fn=lambda b: tuple(zip(*b)))  # torchvision's detection collate
+    images, targets = next(iter(dl))
+    assert len(images) == 4 and {im.shape[0] for im in images} == {3} and len(targets[0]["boxes"]) == 3
+    assert count_items((images, targets)) == 4
+    p = profile(dl, device="cpu", cold=False, warm_epochs=1)
+    assert (p.warm.items, p.warm.batches) == (18, 5)
 
 
 def test_a_none_batch_is_a_batch_of_no_items_not_the_end_of_the_epoch():

@@ -1,5 +1,6 @@
-"""SaveModelCallback(with_opt=True) reloading the best optimiser state, epoch times of an hour or more in the
-progress table and CSVLogger's file, and the epochs without improvement the trackers tell."""
+"""SaveModelCallback(with_opt=True) reloading the best optimiser state while the learner keeps its own freezing,
+epoch times of an hour or more in the progress table and CSVLogger's file (no negative or NaN times, a notebook bar
+past its total has none left), and the epochs without improvement the trackers tell."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 
 from pipekit.data import set_seed
-from pipekit.data.progress import format_time
+from pipekit.data.progress import NotebookBar, format_time
 from pipekit.learn import CSVLogger, Callback, EarlyStoppingCallback, Learner, ReduceLROnPlateau, SaveModelCallback
 
 
@@ -55,12 +56,58 @@ def test_save_model_without_opt_keeps_the_last_optimiser_state(mnist_dls, tmp_pa
     assert {float(s["step"]) for s in _opt_tensors(learn).values()} == {float(2 * len(mnist_dls.train))}
 
 
+def _two_layer(dls, path):
+    set_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 16), nn.ReLU(), nn.Linear(16, 2))
+    return Learner(dls, model, splitter=lambda m: [list(m[1].parameters()), list(m[3].parameters())], path=path)
+
+
+def test_reloading_a_best_model_trained_frozen_keeps_the_learner_s_freezing(mnist_dls, tmp_path):
+    learn = _two_layer(mnist_dls, tmp_path)
+    # the worst loss: fine_tune's frozen epoch stays the best, and its checkpoint was written frozen
+    cb = SaveModelCallback(monitor="valid_loss", comp=np.greater, with_opt=True, reset_on_fit=False)
+    with learn.no_logging():
+        learn.fine_tune(2, freeze_epochs=1, cbs=cb)
+    assert cb.best_epoch_ == 0
+    assert learn.opt.frozen_to == 0 and learn.opt.resume_frozen_to is None
+    assert all(p.requires_grad for p in learn.model.parameters())
+    learn.save("after")
+    resumed = _two_layer(mnist_dls, tmp_path)
+    resumed.load("after")
+    assert resumed.opt.resume_frozen_to == 0
+    body = [p.clone() for p in resumed.model[1].parameters()]
+    with resumed.no_logging():
+        resumed.fit(resumed.resume_epoch + 1, 1e-3, start_epoch=resumed.resume_epoch)
+    assert all(p.requires_grad for p in resumed.model.parameters())  # the body trains, as it did when saved
+    assert not all(torch.equal(a, b) for a, b in zip(body, resumed.model[1].parameters()))
+
+
 @pytest.mark.parametrize(("seconds", "shown"), [
     (0, "00:00"), (0.999, "00:00"), (65.4, "01:05"), (3599.9, "59:59"), (3600, "1:00:00"), (3725, "1:02:05"),
-    (36000 + 59, "10:00:59"), (90000, "25:00:00"),
+    (36000 + 59, "10:00:59"), (90000, "25:00:00"), (-3.2, "00:00"), (-0.4, "00:00"), (-7200, "00:00"),
+    (float("nan"), "--:--"), (float("inf"), "--:--"), (float("-inf"), "--:--"), (np.float32(61.5), "01:01"),
 ])
 def test_format_time_keeps_the_hours(seconds, shown):
     assert format_time(seconds) == shown
+
+
+class _Slot:
+    """Keeps what a notebook output slot is given to show."""
+
+    def __init__(self):
+        self.shown = []
+
+    def show(self, shown):
+        self.shown.append(shown.text)
+
+
+def test_a_notebook_bar_past_its_total_has_no_time_left():
+    bar = NotebookBar(10, "train", slot=_Slot())
+    bar.start -= 7.5  # 7.5 s elapsed
+    bar.count = 4
+    assert bar.shown().text == "train 4/10 [00:07 < 00:11]"
+    bar.count = 12  # a loader that yields more batches than its len() says
+    assert bar.shown().text == "train 12/10 [00:07 < 00:00]"
 
 
 class _HourLongEpoch(Callback):

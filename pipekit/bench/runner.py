@@ -60,37 +60,98 @@ def _samples(batch: Any) -> bool:
     return False
 
 
+def _rows(x: Any) -> int | None:
+    """The leading dimension of a tensor or array field, ``None`` for anything else."""
+    if isinstance(x, (torch.Tensor, np.ndarray)) and x.ndim:
+        return int(x.shape[0])
+    return None
+
+
+def _shared_rows(part: Any) -> int | None:
+    """The leading dimension every element of a container shares (tensors, arrays, or containers of them), which
+    makes it a container of collated fields; ``None`` where they differ or are something else."""
+    if not isinstance(part, (tuple, list, dict)) or not part:
+        return None
+    shared = None
+    for x in part.values() if isinstance(part, dict) else part:
+        n = _rows(x)
+        if n is None:
+            n = _shared_rows(x)
+        if n is None or (shared is not None and n != shared):
+            return None
+        shared = n
+    return shared
+
+
+def _known_rows(fields: Any) -> set[int]:
+    """The rows of the fields that say them for certain: tensors and arrays, directly or under a dict's keys (a
+    nested tuple or list may hold per-sample tensors, whose rows say nothing)."""
+    found: set[int] = set()
+    for x in fields:
+        n = _rows(x)
+        if n is not None:
+            found.add(n)
+        elif isinstance(x, dict):
+            found |= _known_rows(x.values())
+    return found
+
+
+def _field_items(field: Any, others: Any) -> int:
+    """Items of one field of a collated batch. A nested dict holds fields; a nested tuple or list counts as a
+    container of fields (the rows its elements share) only where a tensor field of the batch has that many rows:
+    a tuple of per-sample tensors (a detection collate's images, unpadded token ids) shares their first dimension
+    by chance, and counts its length."""
+    n = _rows(field)
+    if n is not None:
+        return n
+    if isinstance(field, dict) and field:  # keyed fields: the first one counts, checked against the rest
+        inner = list(field.values())
+        return _field_items(inner[0], [*inner[1:], *others])
+    if _samples(field):
+        return len(field)
+    shared = _shared_rows(field)
+    if shared is not None and shared != len(field) and shared in _known_rows(others):
+        return shared
+    try:
+        return len(field)
+    except TypeError:
+        raise ParameterError(f"a batch whose first element is a {type(field).__name__} has no length to count items "
+                             "by: measure a loader that yields batches of tensors (a tensor, or a tuple or dict of "
+                             "them) or lists of samples") from None
+
+
 def count_items(batch: Any) -> int:
-    """Items in a batch: the length of its first tensor (the first field of a tuple, list or dict, nested ones
-    followed down), the number of samples of a list of samples (``collate_fn=list``: a list of tuples or dicts), or
-    the length of a list of other things (strings, numbers, arrays). ``None`` (a batch a collate dropped, which the
-    loop still sees) holds no items.
+    """Items in a batch: the length of its first field (of a tuple, list or dict; a nested container of fields
+    that agree with the batch's other fields is followed down, one of per-sample tensors counts its length), the
+    number of samples of a list of samples (``collate_fn=list``: a list of tuples or dicts), or the length of a
+    list of other things (strings, numbers, arrays). ``None`` (a batch a collate dropped, which the loop still
+    sees) holds no items.
 
     >>> import torch
     >>> xs, ys = torch.zeros(32, 3), torch.zeros(32)
-    >>> count_items((xs, ys)), count_items({"x": xs, "y": ys}), count_items([[xs, xs], ys])
+    >>> count_items((xs, ys)), count_items({"x": xs, "y": ys}), count_items(((xs, xs), ys))
     (32, 32, 32)
     >>> count_items([(x, y) for x, y in zip(xs, ys)]), count_items([{"x": x} for x in xs]), count_items(None)
     (32, 32, 0)
+    >>> images = tuple(torch.zeros(3, 40 + i, 50) for i in range(4))  # a detection collate's (images, targets)
+    >>> count_items((images, tuple({"boxes": torch.zeros(2, 4)} for _ in images)))
+    4
     """
     if batch is None:
         return 0
-    part = batch
-    while not _samples(part):
-        if isinstance(part, torch.Tensor) and part.ndim:
-            return int(part.shape[0])
-        if not isinstance(part, (tuple, list, dict)) or not part:
-            break
-        inner = next(iter(part.values())) if isinstance(part, dict) else part[0]
-        if not isinstance(inner, (torch.Tensor, tuple, list, dict)) and isinstance(part, list):
-            break  # a list of strings, numbers or arrays: those are its items
-        part = inner
-    try:
-        return len(part)
-    except TypeError:
-        raise ParameterError(f"a batch whose first element is a {type(part).__name__} has no length to count items "
-                             "by: measure a loader that yields batches of tensors (a tensor, or a tuple or dict of "
-                             "them) or lists of samples") from None
+    if isinstance(batch, (tuple, dict)) or (isinstance(batch, list) and batch and not _samples(batch)):
+        if not batch:
+            return _field_items(batch, [])
+        fields = list(batch.values()) if isinstance(batch, dict) else batch
+        first = fields[0]
+        if isinstance(first, torch.Tensor) and first.ndim:
+            return int(first.shape[0])
+        if isinstance(batch, list) and not isinstance(first, (torch.Tensor, tuple, list, dict)):
+            return len(batch)  # a list of strings, numbers or arrays: those are its items
+        return _field_items(first, fields[1:])
+    if isinstance(batch, list):
+        return len(batch)  # a list of samples
+    return _field_items(batch, [])
 
 
 def _to(batch: Any, device: torch.device) -> Any:

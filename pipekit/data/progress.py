@@ -4,6 +4,7 @@ PIPEKIT_PROGRESS=1 where standard error is no terminal (a log file) are plain li
 from __future__ import annotations
 
 import html
+import math
 import sys
 import threading
 import time
@@ -79,12 +80,17 @@ def progress_enabled() -> bool:
 
 def format_time(seconds: float) -> str:
     """A duration as a clock shows it, whole seconds: ``mm:ss`` under an hour, ``h:mm:ss`` from an hour on (the
-    hours are never dropped). Bars, the training table and CSVLogger's file write durations with it.
+    hours are never dropped). Bars, the training table and CSVLogger's file write durations with it. A negative
+    duration shows as ``00:00``, one that is not a number (NaN, infinite: no estimate yet) as ``--:--``.
 
     >>> format_time(65.4), format_time(3725), format_time(90000)
     ('01:05', '1:02:05', '25:00:00')
+    >>> format_time(-3.2), format_time(float("nan"))
+    ('00:00', '--:--')
     """
-    t = int(seconds)
+    if not math.isfinite(seconds):
+        return "--:--"
+    t = max(int(seconds), 0)
     h, m, s = t // 3600, t // 60 % 60, t % 60
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
@@ -157,7 +163,8 @@ class NotebookBar:
     def shown(self) -> Shown:
         elapsed = time.perf_counter() - self.start
         done = _done(self.count, self.total, self.unit)
-        left = (f" < {format_time(elapsed / self.count * (self.total - self.count))}"
+        # a loader may yield more batches than its length says: nothing is left then, not a negative time
+        left = (f" < {format_time(elapsed / self.count * max(self.total - self.count, 0))}"
                 if self.total and self.count else "")
         info = f"{self.description} {done} [{format_time(elapsed)}{left}]".strip()
         bar = (f"<progress value='{self.count}' max='{self.total}' style='width:300px; height:12px'></progress>"

@@ -269,7 +269,13 @@ class SaveModelCallback(TrackerCallback):
                  "weights of its last epoch. Find where the NaN comes from (learn.validate() on the validation set, "
                  "its inputs and targets), or monitor another value (monitor='train_loss')")
         elif self.saved_:  # the best epoch's weights, and with with_opt=True its optimiser state, saved with them
+            # the freezing this fit ended with stays the one later saves record and resumed fits apply: the best
+            # epoch may have been trained frozen (fine_tune's first phase) while the model now trains whole
+            opt = self.learn.opt
+            keep = opt.resume_frozen_to if opt is not None else None
             self.learn.load(self.fname, with_opt=self.with_opt, restore_state=False)
+            if self.learn.opt is not None:
+                self.learn.opt.resume_frozen_to = keep
 
 
 class EarlyStoppingCallback(TrackerCallback):
