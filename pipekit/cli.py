@@ -36,7 +36,7 @@ from typing import Any
 
 import pipekit
 from pipekit.core.errors import DatasetUnavailableError, ParameterError, PipekitError, WeightsNotInstalledError
-from pipekit.core.validate import Interval
+from pipekit.core.validate import Interval, Is
 from pipekit.recipe_files import (MODEL_SUFFIX, builtin_recipes, check_syntax, out_file, out_folder,  # noqa: F401
                                   recipe_module, running_syntax_message, user_file)  # out_*: recipes import them here
 
@@ -50,9 +50,10 @@ def recipe_parser(file: str, doc: str | None, **kwargs: Any) -> argparse.Argumen
     return argparse.ArgumentParser(prog=f"pipekit run {Path(file).stem}", description=doc, **kwargs)
 
 
-def number_option(interval: Interval) -> Callable[[str], Any]:
+def number_option(interval: Interval | Is, integer: bool | None = None) -> Callable[[str], Any]:
     """An argparse ``type=`` for a number option taking the values of ``interval`` (an integer one when
-    ``interval.integer``): a value outside it is argparse's one-line error, before the recipe does any work.
+    ``interval.integer``, or ``integer`` when given: an :class:`~pipekit.core.validate.Is` rule for values no one
+    interval holds): a value outside it is argparse's one-line error, before the recipe does any work.
 
     >>> epochs = number_option(POSITIVE_INT)
     >>> epochs("3")
@@ -61,28 +62,43 @@ def number_option(interval: Interval) -> Callable[[str], Any]:
     Traceback (most recent call last):
     ...
     argparse.ArgumentTypeError: expected an integer in [1, inf], got '0'
+    >>> n_jobs = number_option(N_JOBS, integer=True)
+    >>> n_jobs("-1"), n_jobs("4")
+    (-1, 4)
+    >>> n_jobs("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected -1 (every core) or a positive integer, got '0'
     """
+    whole = bool(getattr(interval, "integer", False)) if integer is None else integer
+
     def parse(text: str) -> Any:
         try:
-            value: Any = int(text) if interval.integer else float(text)
+            value: Any = int(text) if whole else float(text)
         except ValueError:
             value = None
         if value is None or not math.isfinite(value) or not interval.accepts(value):
             raise argparse.ArgumentTypeError(f"expected {interval}, got {text!r}")
         return value
 
-    parse.__name__ = "integer" if interval.integer else "number"  # argparse's "invalid <name> value" when unused
+    parse.__name__ = "integer" if whole else "number"  # argparse's "invalid <name> value" when unused
     return parse
 
 
-#: the intervals of a recipe's usual number options: counts (epochs, factors, sizes), rates and time limits, and
-#: amounts that may be zero (weight decay)
+#: the intervals of a recipe's usual number options: counts (epochs, factors, sizes), rates and time limits,
+#: amounts that may be zero (weight decay, dropout), seeds (any seed torch, NumPy and the boosters all take) and
+#: the processes or threads of a forest or booster (-1: every core)
 POSITIVE_INT = Interval(1, None, integer=True)
 POSITIVE = Interval(0, None, closed="neither")
 NON_NEGATIVE = Interval(0, None)
+SEED_MAX = 2**31 - 1  # LightGBM's seed is a C int
+SEED = Is(lambda v: 0 <= v <= SEED_MAX, f"a seed from 0 to {SEED_MAX}")
+N_JOBS = Is(lambda v: v == -1 or v >= 1, "-1 (every core) or a positive integer")
 positive_int = number_option(POSITIVE_INT)
 positive_number = number_option(POSITIVE)
 non_negative_number = number_option(NON_NEGATIVE)
+seed_int = number_option(SEED, integer=True)
+n_jobs_int = number_option(N_JOBS, integer=True)
 
 
 def _run_main(path: Path, argv: list[str], own_folder: bool = True, name: str | None = None) -> int:
@@ -339,9 +355,20 @@ def input_kind(learn: Any) -> str | None:
     return "text" if isinstance(first, TextBlock) else "image" if isinstance(first, _PixelBlock) else None
 
 
-#: the files ``pipekit predict`` takes for each kind of input
+def reads_whole_files(learn: Any) -> bool:
+    """Whether a text model was trained one document per file (``TextDataLoaders.from_folder``,
+    ``TextBlock.from_folder`` over ``get_text_files``): its items were files it read whole, so ``pipekit predict``
+    reads a ``.txt`` file whole as one text. A text model trained on a column of texts reads each line as one."""
+    if input_kind(learn) != "text":
+        return False
+    return bool(getattr(learn.dls.blocks[0], "read_files", False)) and \
+        getattr(getattr(learn.dls, "recipe", None), "item_columns_", None) == ["path"]
+
+
+#: the files ``pipekit predict`` takes for each kind of input ("text files": a model trained one document per file)
 KIND_FILES = {"table": "tables (.csv, .tsv, .parquet, .arrow), a row each",
               "text": "UTF-8 .txt files, a text a line",
+              "text files": ".txt files, each one text (the model was trained one document per file)",
               "image": "image files (.jpg, .png, ...)"}
 
 
@@ -416,7 +443,8 @@ def _model_processor(model: Any, what: str) -> Any:
 
 def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     """``(where, prediction)`` for the file ``path``: each row of a table (CSV, TSV, Parquet, Arrow) read as the
-    model's recipe reads rows, each non-empty line of a ``.txt`` file as a text, an image as one item. A file of
+    model's recipe reads rows, each non-empty line of a ``.txt`` file as a text (the whole file as one text for a
+    model trained one document per file, :func:`reads_whole_files`), an image as one item. A file of
     another kind than the model's input (a table for an image model, an image for a text model) is refused with
     the kinds it takes. ``learn`` is a Learner, or a saved model or ensemble (``pipekit.load`` of a file written by
     its ``export``) or a fitted ``TabularClassifier``/``TabularRegressor`` (``pipekit.save``), which read rows of a
@@ -440,7 +468,7 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
         names = {"table": "a table", "text": "a text file", "image": "an image", None: "none of those"}
         also = f", or {KIND_FILES['table']}" if rows and kind != "table" else ""
         raise ValueError(f"this is {'an image' if kind == 'image' else 'a ' + kind} model; it takes "
-                         f"{KIND_FILES[kind]}{also}, and {path.name!r} is {names[given]}")
+                         f"{_takes(learn)}{also}, and {path.name!r} is {names[given]}")
     if given == "table":
         from pipekit.data.items import read_table
 
@@ -450,14 +478,20 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
         return _model_rows(learn, path)
     if given == "table":
         return _many(learn, path, f"{path} row", 0)
-    if suffix == ".txt":
+    if suffix == ".txt" and reads_whole_files(learn):  # one document per file, as the model was trained
+        from pipekit.text.tokenize import read_text_file
+
+        block = learn.dls.blocks[0]
+        if not read_text_file(path, block.encoding, block.errors).strip():
+            raise ValueError(f"{path}: the file holds no text")
+    elif suffix == ".txt":
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
             raise ValueError(f"byte {e.start} is not UTF-8 ({e.reason}); save the file as UTF-8 text") from None
         numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if not numbered:
-            raise ValueError(f"{path} holds no text")
+            raise ValueError(f"{path}: the file holds no text")
         found = _many(learn, [line for _, line in numbered], f"{path} line", 0)
         return [(f"{path} line {n}", text) for (n, _), (_, text) in zip(numbered, found)]
     from pipekit.data.dataloaders import classes_vocab
@@ -474,12 +508,15 @@ def _kind_of(learn: Any) -> str | None:
 
 def _takes(learn: Any) -> str:
     kind = _kind_of(learn)
+    if kind == "text" and reads_whole_files(learn):
+        kind = "text files"
     return KIND_FILES[kind] if kind is not None else "any file, one item each"
 
 
 def folder_files(learn: Any, folder: Path) -> list[Path]:
     """The files in ``folder`` and its folders that ``learn`` takes (images for an image model, tables for a
-    table model, .txt files for a text model; any file for a model of another kind), hidden ones left out, in
+    table model, .txt files for a text model, each then read line by line, or whole when the model was trained one
+    document per file; any file for a model of another kind), hidden ones left out, in
     order of their path. A link whose target lies outside ``folder`` is left out too, with one warning naming each
     (a link to a file inside it is kept): giving a folder predicts what is in it, never a file it points elsewhere at."""
     from pipekit.core.errors import warn
@@ -793,12 +830,14 @@ def _main(argv: list[str] | None = None) -> int:
     s.add_argument("recipe")
     s.set_defaults(fn=cmd_summary)
     pr = sub.add_parser("predict", help="an exported model's prediction for each file (images; rows of a CSV; lines "
-                                        "of a .txt file for a text model)")
+                                        "of a .txt file for a text model, or the whole file for one trained one "
+                                        "document per file)")
     pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file, or a saved model's or "
                                   "ensemble's export or a TabularClassifier saved by pipekit.save, which read rows "
                                   "of tables)")
-    pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet, .csv.gz, .zip) or text files (.txt, a "
-                                         "text a line)")
+    pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet, .csv.gz, .zip) or text files (.txt: "
+                                         "a text a line, or one text per file for a model trained one document "
+                                         "per file, TextDataLoaders.from_folder), or folders of them")
     pr.set_defaults(fn=cmd_predict)
     b = sub.add_parser("bench", help="run benchmarks (all when none named; in a source checkout)",
                        description="Run the benchmarks in the benchmarks/ folder of a pipekit source checkout: each "

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from pipekit.cli import positive_int, positive_number, recipe_parser
+from pipekit.cli import positive_int, positive_number, recipe_parser, seed_int
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.core.validate import Options, check
@@ -86,7 +86,7 @@ if __name__ == "__main__":
     ap.add_argument("--epochs", type=positive_int, default=None, help="epochs (default 5; 1 with --quick)")
     ap.add_argument("--bs", type=positive_int, default=256)
     ap.add_argument("--lr", type=positive_number, default=1e-2)
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seed", type=seed_int, default=42)
     ap.add_argument("--features", choices=["book", "all", "both"], default="both",
                     help="book: the chapter-1 columns; all: every column; both (default)")
     a = ap.parse_args()

@@ -25,9 +25,10 @@ import polars as pl
 import torch
 
 from pipekit.backends import GBM, ExtraTrees, RandomForest, as_data, load_model
-from pipekit.cli import out_folder, positive_int, positive_number, recipe_parser
+from pipekit.cli import SEED_MAX, n_jobs_int, number_option, out_folder, positive_int, positive_number, recipe_parser
 from pipekit.core.archive import atomic_write_bytes
 from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Is
 from pipekit.data.seed import set_seed
 from pipekit.data.splitters import RandomSplitter
 from pipekit.datasets import path
@@ -179,8 +180,10 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true", help="first 5000 rows, small models, and 1 epoch for the net "
                                                          "unless --epochs is given (for tests)")
     ap.add_argument("--epochs", type=positive_int, default=None, help="the net's epochs (default 5; 1 with --quick)")
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
+    ap.add_argument("--seed", default=42, type=number_option(Is(lambda v: 0 <= v <= SEED_MAX - 2, (
+        f"a seed from 0 to {SEED_MAX - 2} (the GBMs take seed, seed + 1 and seed + 2)")), integer=True))
+    ap.add_argument("--n-jobs", type=n_jobs_int, default=1, dest="n_jobs",
+                    help="threads of the forests and GBMs (-1: every core)")
     ap.add_argument("--time-limit", type=positive_number, default=120.0, dest="time_limit",
                     help="seconds for fit_ensemble (the honest ensemble)")
     ap.add_argument("--out", type=out_folder, default=None,

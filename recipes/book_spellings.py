@@ -4,7 +4,7 @@
    ``class DotProductBias(Module)`` with no ``super().__init__()``, ``Embedding`` tables starting from N(0, 0.01)
    and ``sigmoid_range``, trained by a plain ``Learner`` with ``MSELossFlat``; scored as validation MSE against
    predicting the mean rating. Then the book's lookups: ``idx = dls.classes['movieId'].o2i[m]`` into the movie
-   factors, the cosine similarity to every movie, and ``dls.classes['movieId'][idxs]`` of the closest. The same
+   factors, the cosine similarity to every movie, and ``dls.classes['movieId'][idxs]`` of the closest others. The same
    model trained with torch's ``F.mse_loss`` learns alike (the ratings are ``(n, 1)``, as the model's outputs).
 2. Chapter 9, adult with pandas habits: ``pd.read_csv``, ``TabularPandas(df, procs, cat, cont, y_names=dep_var,
    splits=splits)``, saved and loaded again as the book writes it (``save_pickle(path/'to.pkl', to)``,
@@ -109,7 +109,9 @@ def collab_from_scratch(epochs: int) -> dict:
     idx = dls.classes["movieId"].o2i[int(m)]
     movie_factors = learn.model.movie_factors.weight
     distances = F.cosine_similarity(movie_factors, movie_factors[idx][None])
-    closest = dls.classes["movieId"][distances.argsort(descending=True)[:3]]
+    # the closest other movies: the book's argsort(descending=True)[1] skips the movie itself, its own closest
+    order = distances.argsort(descending=True)
+    closest = dls.classes["movieId"][order[order != idx][:3]]
     # the chapter's start: a user's factors looked up by a matrix product with a one-hot vector
     user_factors = learn.model.user_factors.weight
     one_hot_3 = one_hot(3, len(dls.classes["userId"])).float()

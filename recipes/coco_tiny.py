@@ -55,7 +55,9 @@ import polars as pl
 import torch
 
 import pipekit.datasets as D
-from pipekit.cli import positive_int, positive_number, recipe_parser
+from pipekit.cli import number_option, positive_int, positive_number, recipe_parser
+from pipekit.core.errors import ParameterError
+from pipekit.core.validate import Is
 from pipekit.data import (CategoryBlock, ColReader, DataBlock, IndexSplitter, MultiCategoryBlock, RandomSplitter,
                           set_seed)
 from pipekit.learn import BnFreeze, accuracy, accuracy_multi
@@ -234,6 +236,10 @@ def probe(feats: np.ndarray, labels: np.ndarray, valid: np.ndarray, c: float = 0
     return float(log_loss(labels[is_valid], proba, labels=model.classes_)), acc, baseline
 
 
+#: the folds to cross-validate over: none (the recipe's one split) or two and more
+FOLDS = Is(lambda k: type(k) is int and (k == 0 or k >= 2), "0 (the recipe's one split) or k >= 2 folds")
+
+
 def main(quick: bool = False, multilabel: bool = False, epochs: int | None = None, arch: str = "efficientnet_lite2",
          pretrained: bool = True, size: int | None = None, lr: float = 3e-3, folds: int = 0,
          linear_probe: bool = False, box_probe: bool = False) -> dict:
@@ -242,10 +248,10 @@ def main(quick: bool = False, multilabel: bool = False, epochs: int | None = Non
     epochs = epochs if epochs is not None else 1 if quick else 4
     task = "multi-label" if multilabel else "largest-object"
     how = "pretrained" if pretrained else "scratch"
-    if folds == 1 or folds < 0:
-        raise ValueError(f"folds={folds}: give k >= 2 to cross-validate, or 0 for the recipe's single split")
+    if not FOLDS.accepts(folds):
+        raise ParameterError(f"folds={folds}: give k >= 2 to cross-validate, or 0 for the recipe's single split")
     if (linear_probe or box_probe) and (multilabel or not pretrained):
-        raise ValueError("linear_probe and box_probe need the pretrained weights and the single-label task")
+        raise ParameterError("linear_probe and box_probe need the pretrained weights and the single-label task")
     table = photos(quick)
     if box_probe:  # the feature maps once, squished so the boxes map onto their cells
         how = "pretrained, box probe"
@@ -306,7 +312,8 @@ if __name__ == "__main__":
     ap.add_argument("--scratch", action="store_true", help="random weights instead of ImageNet's")
     ap.add_argument("--size", type=positive_int, default=None, help="training image size (default 320; 64 with --quick)")
     ap.add_argument("--lr", type=positive_number, default=3e-3)
-    ap.add_argument("--folds", type=int, default=0, help="cross-validate over k folds of all the photos (k >= 2)")
+    ap.add_argument("--folds", type=number_option(FOLDS, integer=True), default=0,
+                    help="cross-validate over k folds of all the photos (k >= 2; 0, the default: one split)")
     ap.add_argument("--probe", action="store_true", help="a linear probe on the frozen pretrained features")
     ap.add_argument("--box-probe", action="store_true",
                     help="a probe of the feature map's cells, each labelled by the annotated box over it")

@@ -39,7 +39,8 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from pipekit.cli import out_folder, positive_int, recipe_parser
+from pipekit.cli import (non_negative_number, number_option, out_folder, positive_int, positive_number, recipe_parser,
+                         seed_int)
 import pipekit.datasets as D
 from pipekit.core.archive import atomic_write_bytes
 from pipekit.core.errors import ParameterError
@@ -47,6 +48,7 @@ from pipekit.core.validate import Interval, check
 from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter, set_seed
 from pipekit.learn import accuracy, perplexity
 from pipekit.text import AWD_LSTM, TextBlock, language_model_learner, text_classifier_learner
+from pipekit.text.tokenize import SPECIAL_TOKENS
 
 
 def tfidf_logreg(train: pl.DataFrame, test: pl.DataFrame) -> np.ndarray:
@@ -111,6 +113,11 @@ def datablock(quick: bool = False, max_vocab: int = 3000, seed: int = 42):
 
 #: what --quick sets of the options not given: (value without --quick, value with it)
 QUICK = {"lm_epochs": (6, 1), "clf_epochs": (10, 1), "emb": (64, 24), "hid": (128, 48), "folds": (5, 2)}
+#: the stacked ensemble's folds: out-of-fold predictions need two at least
+FOLDS = Interval(2, None, integer=True, why="the stacked ensemble needs out-of-fold predictions")
+#: a vocabulary's size: the special tokens, and at least one word
+VOCAB_SIZE = Interval(len(SPECIAL_TOKENS) + 1, None, integer=True,
+                      why=f"the {len(SPECIAL_TOKENS)} special tokens and at least one word")
 
 
 def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int | None = None,
@@ -125,8 +132,7 @@ def main(quick: bool = False, seed: int = 42, threads: int = 1, lm_epochs: int |
     folder = None if out is None else _out_folder(out)
     given = {"lm_epochs": lm_epochs, "clf_epochs": clf_epochs, "emb": emb, "hid": hid, "folds": folds}
     chosen = {k: v if v is not None else QUICK[k][1 if quick else 0] for k, v in given.items()}
-    check("imdb_sample", folds=(chosen["folds"], Interval(2, None, integer=True,
-                                                          why="the stacked ensemble needs out-of-fold predictions")))
+    check("imdb_sample", folds=(chosen["folds"], FOLDS))
     args = argparse.Namespace(quick=quick, seed=seed, threads=threads, final_lr=final_lr, lr_div=lr_div,
                               drop_mult=drop_mult, layers=layers, max_vocab=max_vocab, clf_max_vocab=clf_max_vocab,
                               out=out, **chosen)
@@ -221,26 +227,27 @@ if __name__ == "__main__":
     ap = recipe_parser(__file__, __doc__ and __doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a subset, tiny model, one epoch per stage (for tests): "
                     "--lm-epochs 1 --clf-epochs 1 --emb 24 --hid 48 --folds 2 unless given")
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seed", type=seed_int, default=42)
     ap.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
     ap.add_argument("--lm-epochs", type=positive_int, default=None, help="default 6")
     ap.add_argument("--clf-epochs", type=positive_int, default=None,
                     help="epochs of the last, fully unfrozen stage (default 10)")
-    ap.add_argument("--final-lr", type=float, default=1e-2, help="peak lr of the last, fully unfrozen stage")
-    ap.add_argument("--lr-div", type=float, default=1.0,
+    ap.add_argument("--final-lr", type=positive_number, default=1e-2, help="peak lr of the last, fully unfrozen stage")
+    ap.add_argument("--lr-div", type=positive_number, default=1.0,
                     help="head lr / embedding lr in the last stage (ULMFiT: 2.6**4 after a large-corpus LM)")
-    ap.add_argument("--drop-mult", type=float, default=0.5, help="scales the classifier's dropouts")
+    ap.add_argument("--drop-mult", type=non_negative_number, default=0.5,
+                    help="scales the classifier's dropouts (0: none)")
     ap.add_argument("--emb", type=positive_int, default=None, help="default 64")
     ap.add_argument("--hid", type=positive_int, default=None, help="default 128")
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--max-vocab", type=int, default=3000, help="a small vocab keeps the LM softmax cheap on a CPU")
-    ap.add_argument("--clf-max-vocab", type=int, default=60000, help="the classifier's own vocab (training reviews)")
-    ap.add_argument("--folds", type=int, default=None, help="classifiers, each fitted on k-1 folds of the training "
-                    "reviews; also gives the out-of-fold predictions (default 5, at least 2)")
+    ap.add_argument("--layers", type=positive_int, default=2, help="LSTM layers")
+    ap.add_argument("--max-vocab", type=number_option(VOCAB_SIZE), default=3000,
+                    help="a small vocab keeps the LM softmax cheap on a CPU")
+    ap.add_argument("--clf-max-vocab", type=number_option(VOCAB_SIZE), default=60000,
+                    help="the classifier's own vocab (training reviews)")
+    ap.add_argument("--folds", type=number_option(FOLDS), default=None, help="classifiers, each fitted on k-1 folds of "
+                    "the training reviews; also gives the out-of-fold predictions (default 5, at least 2)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="folder to keep result.json in (the figures and per-review probabilities), made when missing; "
                          "written last, when the run finished")
     a = ap.parse_args()
-    if a.folds is not None and a.folds < 2:
-        ap.error("--folds must be at least 2 (the stacked ensemble needs out-of-fold predictions)")
     main(**vars(a))

@@ -34,7 +34,7 @@ from collections import Counter
 import torch
 from torch import nn
 
-from pipekit.cli import recipe_parser
+from pipekit.cli import positive_int, recipe_parser
 from pipekit.data import DataLoaders, set_seed
 from pipekit.learn import CrossEntropyLossFlat, Learner, accuracy
 from pipekit.text import ModelResetter, TextLearner
@@ -214,10 +214,11 @@ def main(quick: bool = False) -> dict:
 
 if __name__ == "__main__":
     ap = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="a fifth of the epochs (for tests)")
+    ap.add_argument("--quick", action="store_true", help="a fifth of the epochs (at least 1) of each model, "
+                                                        "for tests")
     # one thread: these matrices (64 hidden units, batches of 64) are too small to share between cores, and
     # on a busy 2-core machine two threads made each batch several times slower
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=positive_int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     main(a.quick)

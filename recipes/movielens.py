@@ -10,7 +10,7 @@ import time
 import polars as pl
 import torch
 
-from pipekit.cli import non_negative_number, positive_int, positive_number, recipe_parser
+from pipekit.cli import non_negative_number, positive_int, positive_number, recipe_parser, seed_int
 from pipekit.data.seed import set_seed
 from pipekit.datasets import path
 from pipekit.learn import rmse
@@ -54,7 +54,7 @@ if __name__ == "__main__":
     ap.add_argument("--wd", type=non_negative_number, default=0.1)
     ap.add_argument("--factors", type=positive_int, default=50)
     ap.add_argument("--nn", action="store_true", help="EmbeddingNN instead of EmbeddingDotBias")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=seed_int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     main(**vars(a))

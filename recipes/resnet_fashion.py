@@ -19,7 +19,7 @@ with and without batch-norm) are shown where there is a screen or notebook, else
 ``$PIPEKIT_PLOTS`` (default ``./pipekit_plots``). The full run took 130 s and, with the machine busier, 190 s on 2 CPU cores (one torch thread).
 
     pipekit run resnet_fashion            # full run (20,000 of the 60,000 training images)
-    pipekit run resnet_fashion --quick    # 1,024 training and 512 test images, for tests
+    pipekit run resnet_fashion --quick    # 1,024 training and 512 test images, fewer epochs, for tests
 """
 from __future__ import annotations
 
@@ -31,8 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipekit.cli import recipe_parser
+from pipekit.cli import number_option, positive_int, recipe_parser
 import pipekit.datasets as D
+from pipekit.core.validate import Interval
 from pipekit.data import DataLoaders, set_seed
 from pipekit.learn import ActivationStats, ConvLayer, Learner, accuracy
 from pipekit.vision import Normalize, ResBlock, dataloaders_from_arrays
@@ -105,12 +106,18 @@ def resnet_run(dls: DataLoaders, epochs: int, lr: float) -> float:
     return float(learn.recorder.values[-1][2])
 
 
-def main(quick: bool = False, n_train: int = 20_000, cnn_epochs: int = 3, resnet_epochs: int = 5,
-         cnn_lr: float = 0.06, resnet_lr: float = 0.01) -> dict:
+#: what --quick sets of the options not given: (value without --quick, value with it)
+QUICK = {"n_train": (20_000, 1024), "cnn_epochs": (3, 1), "resnet_epochs": (5, 3)}
+
+
+def main(quick: bool = False, n_train: int | None = None, cnn_epochs: int | None = None,
+         resnet_epochs: int | None = None, cnn_lr: float = 0.06, resnet_lr: float = 0.01) -> dict:
+    """The three runs; ``n_train``, ``cnn_epochs`` and ``resnet_epochs`` left None are 20,000, 3 and 5, or with
+    ``quick`` 1,024, 1 and 3 (which also scores 512 test images, not all 10,000; an option given wins)."""
+    given = {"n_train": n_train, "cnn_epochs": cnn_epochs, "resnet_epochs": resnet_epochs}
+    n_train, cnn_epochs, resnet_epochs = (v if v is not None else QUICK[k][1 if quick else 0] for k, v in given.items())
     t0 = time.perf_counter()
-    data = load(1024, 512) if quick else load(n_train)
-    if quick:
-        cnn_epochs, resnet_epochs = 1, 3
+    data = load(n_train, 512 if quick else None)
     dls = dataloaders(data)
     plain, normed = cnn_run(dls, False, cnn_epochs, cnn_lr), cnn_run(dls, True, cnn_epochs, cnn_lr)
     res = resnet_run(dls, resnet_epochs, resnet_lr)
@@ -128,13 +135,18 @@ def main(quick: bool = False, n_train: int = 20_000, cnn_epochs: int = 3, resnet
 
 if __name__ == "__main__":
     ap = recipe_parser(__file__, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1,024 training and 512 test images, fewer epochs (for tests)")
-    ap.add_argument("--n-train", type=int, default=20_000, help="training images (of 60,000)")
-    ap.add_argument("--cnn-epochs", type=int, default=3)
-    ap.add_argument("--resnet-epochs", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="512 test images, and --n-train 1024 --cnn-epochs 1 "
+                                                         "--resnet-epochs 3 unless given (for tests)")
+    ap.add_argument("--n-train", type=number_option(Interval(1, 60_000, integer=True,
+                                                             why="Fashion-MNIST has 60,000 training images")),
+                    default=None, help="training images (of 60,000) (default 20,000; 1,024 with --quick)")
+    ap.add_argument("--cnn-epochs", type=positive_int, default=None,
+                    help="epochs of each simple CNN (default 3; 1 with --quick)")
+    ap.add_argument("--resnet-epochs", type=positive_int, default=None,
+                    help="epochs of the ResNet (default 5; 3 with --quick)")
     # one thread: on a 2-core machine shared with other work, two threads made these small convolutions 6 to 10
     # times slower (each step waits for both threads to be scheduled)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=positive_int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     main(a.quick, a.n_train, a.cnn_epochs, a.resnet_epochs)

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.cli import out_folder, recipe_parser
+from pipekit.cli import n_jobs_int, out_folder, positive_int, recipe_parser, seed_int
 from pipekit.backends import GBM, RandomForest, as_data
 from pipekit.core.archive import atomic_write_bytes
 from pipekit.core.errors import ParameterError
@@ -80,11 +80,18 @@ def dataloaders():
     return tabular(load()).dataloaders(bs=512, seed=0)
 
 
-def main(quick: bool = False, epochs: int = 5, seed: int = 0, n_jobs: int = 1, out: str | Path | None = None) -> dict:
+#: what --quick sets of the options not given: (value without --quick, value with it)
+QUICK = {"epochs": (5, 1)}
+
+
+def main(quick: bool = False, epochs: int | None = None, seed: int = 0, n_jobs: int = 1,
+         out: str | Path | None = None) -> dict:
     """Fit, explain and report; the options are the command line's (``pipekit run rossmann_ensemble --quick --out
-    DIR`` is ``main(quick=True, out="DIR")``). ``out``: the folder to keep the plots and result.json in, made when
-    missing (None: a temporary folder, removed at the end); result.json is written last, so a folder without it holds
-    a run that did not finish. The result record is returned."""
+    DIR`` is ``main(quick=True, out="DIR")``); ``epochs`` (the net's) None: 5, or 1 with ``quick`` (an option given
+    wins). ``out``: the folder to keep the plots and result.json in, made when missing (None: a temporary folder,
+    removed at the end); result.json is written last, so a folder without it holds a run that did not finish. The
+    result record is returned."""
+    epochs = epochs if epochs is not None else QUICK["epochs"][1 if quick else 0]
     args = argparse.Namespace(quick=quick, epochs=epochs, seed=seed, n_jobs=n_jobs)
     if out is None:
         with tempfile.TemporaryDirectory(prefix="pipekit_rossmann_ensemble_") as tmp:
@@ -113,7 +120,7 @@ def fit_and_explain(args: argparse.Namespace, out: Path, kept: bool = False) -> 
               n_jobs=args.n_jobs, seed=args.seed).fit(tab.train, tab.valid)
     rf = RandomForest("regression", n_estimators=15 if args.quick else 60, max_samples=50_000,
                       min_samples_leaf=3, n_jobs=args.n_jobs, seed=args.seed).fit(tab.train)
-    net = TorchTabular("regression", layers=[1000, 500], epochs=1 if args.quick else args.epochs, lr=3e-3,
+    net = TorchTabular("regression", layers=[1000, 500], epochs=args.epochs, lr=3e-3,
                        bs=512, wd=0.1, config={"ps": [0.001, 0.01], "embed_p": 0.04},
                        y_range=(0.0, max_log * 1.2), seed=args.seed).fit(tab.train)
     names = ["gbm", "rf", "net"]
@@ -182,10 +189,12 @@ def fit_and_explain(args: argparse.Namespace, out: Path, kept: bool = False) -> 
 
 if __name__ == "__main__":
     ap = recipe_parser(__file__, __doc__)
-    ap.add_argument("--quick", action="store_true", help="10 stores, small models (for tests)")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--n-jobs", type=int, default=1, dest="n_jobs")
+    ap.add_argument("--quick", action="store_true", help="10 stores, small models and --epochs 1 unless given (for "
+                                                         "tests)")
+    ap.add_argument("--epochs", type=positive_int, default=None, help="the net's epochs (default 5; 1 with --quick)")
+    ap.add_argument("--seed", type=seed_int, default=0)
+    ap.add_argument("--n-jobs", type=n_jobs_int, default=1, dest="n_jobs",
+                    help="threads of the GBMs and forests (-1: every core)")
     ap.add_argument("--out", type=out_folder, default=None,
                     help="folder to keep the plots and result.json in, made when missing (default: a temporary folder, "
                          "removed at the end); result.json is written last, when the run finished")

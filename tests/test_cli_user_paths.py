@@ -90,13 +90,16 @@ def test_a_bad_option_value_is_one_line_before_any_work(args, said, tmp_path):
 
 
 def test_a_pipekit_error_of_a_builtin_recipe_is_one_line_and_a_users_file_keeps_its_traceback(tmp_path):
-    r = pipekit(tmp_path, "run", "adult_ensemble", "--quick", "--n-jobs", "0")
+    r = pipekit(tmp_path, "run", "coco_tiny", "--probe", "--scratch")
     assert (
         r.returncode == 1
         and r.stderr
-        == "pipekit run adult_ensemble: RandomForest: n_jobs=0 is not accepted; "
-        "expected None, -1 or a positive int\n"
+        == "pipekit run coco_tiny: linear_probe and box_probe need the pretrained weights and the single-label task\n"
     ), r.stderr[-3000:]
+    # a bad option value stops a built-in recipe at its parser, before any work
+    r = pipekit(tmp_path, "run", "adult_ensemble", "--quick", "--n-jobs", "0")
+    assert r.returncode == 2 and r.stderr.strip().endswith(
+        "error: argument --n-jobs: expected -1 (every core) or a positive integer, got '0'"), r.stderr[-3000:]
     # the user's own file: the error with the line of the file that made the call, as `python mine.py` shows it
     (tmp_path / "mine.py").write_text(
         "from pipekit.core.validate import check_positive_int\ncheck_positive_int('mine', 'epochs', 0)\n"
