@@ -88,7 +88,7 @@ def test_shapes_that_are_not_images_are_refused_saying_what_can_be_drawn(digits)
     x, y = digits
     flat = x.view(len(x), -1)
     dls = DataLoaders.from_dsets(list(zip(flat, y)), list(zip(flat, y)), bs=4, device="cpu")
-    with pytest.raises(ParameterError, match=r"input 0 of item 0 is a tensor of shape \(784,\).*\(C, H, W\) with C = 1 or 3"):
+    with pytest.raises(ParameterError, match=r"input 0 of item 0 is a tensor of shape \(784,\).*\(C, H, W\) with C = 1, 3 or 4"):
         dls.show_batch()
     big_y = torch.zeros(len(x), 28, 28)
     dls = DataLoaders.from_dsets(list(zip(x, big_y)), list(zip(x, big_y)), bs=4, device="cpu")

@@ -36,7 +36,7 @@ from pipekit.data.extract import TAR_SUFFIXES, extract_archive
 from pipekit.data.getters import DataPath
 from pipekit.data.progress import progress_bar
 from pipekit.core.errors import DatasetUnavailableError, ParameterError, UnknownNameError, UntrustedDataError, warn
-from pipekit.core.validate import env_folder, unknown_names
+from pipekit.core.validate import close_names, env_folder, unknown_names
 
 FASTAI_S3 = "https://s3.amazonaws.com/fast-ai-"
 #: fastai's ``checks.txt`` lists, per archive, its size and the md5 of its first MiB (not of the whole file)
@@ -558,7 +558,10 @@ class _URLs:
             others = sorted(set(REGISTRY) - set(_BOOK_NAMES.values()))
             also = f"; the other registered data sets are {', '.join(others)}, by name: untar_data({others[0]!r})" \
                 if others else ""
-            raise AttributeError(f"pipekit has no data set registered as URLs.{name}; it knows {known}{also}. For "
+            book, by_name = close_names(name, _BOOK_NAMES, n=1), close_names(name, others, n=1)
+            meant = f" (did you mean URLs.{book[0]}?)" if book else \
+                f" (did you mean untar_data({by_name[0]!r})?)" if by_name else ""
+            raise AttributeError(f"pipekit has no data set registered as URLs.{name}{meant}; it knows {known}{also}. For "
                                  "another data set, put its files in a folder and pass that folder to the loaders, or "
                                  "add it with register_dataset(DatasetInfo(name, urls, files, checksums=...)) and use "
                                  "pipekit.datasets.path(name)")
@@ -577,11 +580,7 @@ class _URLs:
         True
         """
         url = os.fspath(url)
-        name = next((i.name for i in REGISTRY.values() if url in i.urls), url.rstrip("/").rsplit("/", 1)[-1])
-        for suffix in TAR_SUFFIXES + (".zip",):
-            if name.lower().endswith(suffix) and len(name) > len(suffix):
-                name = name[:-len(suffix)]
-                break
+        name = next((i.name for i in REGISTRY.values() if url in i.urls), _named(url))
         check_dataset_name(name, f"URLs.path({url!r})")
         found = locate(name) if name in REGISTRY else None
         root = data_root()
@@ -597,6 +596,19 @@ class _URLs:
 URLs = _URLs()
 
 
+def _named(url: str) -> str:
+    """The data set name an address gives: its last part without ``.tgz``/``.zip``... (a name is kept as it is).
+
+    >>> _named("https://example.org/data/pets.tgz"), _named("mnist_tiny")
+    ('pets', 'mnist_tiny')
+    """
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    for suffix in TAR_SUFFIXES + (".zip",):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
 def untar_data(url: str, download: bool = True) -> DataPath:
     """The local folder of the data set downloaded from ``url`` (a ``URLs.<NAME>``, any registered data set's
     address, or its name), as the book's first line gives it: :func:`path` of that data set.
@@ -610,7 +622,9 @@ def untar_data(url: str, download: bool = True) -> DataPath:
     for info in REGISTRY.values():
         if url in info.urls:
             return path(info.name, download=download)
-    raise ValueError(f"untar_data: no registered data set comes from {url!r}; registered: {sorted(REGISTRY)}. "
+    known = sorted(REGISTRY)
+    raise ValueError(f"untar_data: no registered data set comes from {url!r}; "
+                     f"{unknown_names([_named(url)], known, 'registered data sets', len(known))}. "
                      "Pass a folder holding the files to the loaders, or register the address first: "
                      "register_dataset(DatasetInfo(name, urls=(url,), files=(...), checksums={url: Checksum(size, "
                      "sha256=...)}))")

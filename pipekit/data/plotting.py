@@ -255,15 +255,18 @@ def image_array(value: Any) -> np.ndarray:
     return np.transpose(arr, (1, 2, 0)) if arr.ndim == 3 else arr[:, :, None]
 
 
+#: the channels an image may have: grey, RGB, RGBA
+_CHANNELS = (1, 3, 4)
+
 #: how far outside 0..1 a float picture's values may be and still be read as 0..1 (a quarter of a grey level)
 _ROUNDING = 1e-3
 
 
 def tensor_image(value: Any) -> np.ndarray | None:
     """A tensor known only by its shape (a loader without blocks) as an image :func:`draw_image` draws: (C, H, W)
-    with C = 1 or 3, or (H, W), any dtype (uint8 read as 0..255; other values outside 0..1, such as normalised
-    pixels, stretched to 0..1 per image, but for a float rounding). None when the shape is not an image's, or the
-    values are not numbers.
+    with C = 1 (grey), 3 (RGB) or 4 (RGBA), or (H, W), any dtype (uint8 read as 0..255; other values outside 0..1,
+    such as normalised pixels or a 16-bit picture's, stretched to 0..1 per image, but for a float rounding). None when
+    the shape is not an image's, or the values are not numbers.
 
     >>> tensor_image(torch.zeros(1, 28, 28)).shape, tensor_image(torch.zeros(5)) is None, tensor_image("a text") is None
     ((28, 28, 1), True, True)
@@ -277,8 +280,8 @@ def tensor_image(value: Any) -> np.ndarray | None:
             return None
         if arr.dtype.kind not in "biuf":  # texts, objects: no pixels
             return None
-        v = torch.as_tensor(arr)
-    if not (v.ndim == 2 or (v.ndim == 3 and v.shape[0] in (1, 3))) or 0 in v.shape:
+        v = torch.as_tensor(arr.astype(arr.dtype.newbyteorder("="), copy=False))  # big-endian 16-bit pixels too
+    if not (v.ndim == 2 or (v.ndim == 3 and v.shape[0] in _CHANNELS)) or 0 in v.shape:
         return None
     x = v.float() / 255 if v.dtype == torch.uint8 else v.float()
     lo, hi = float(x.min()), float(x.max())
@@ -327,8 +330,9 @@ def draw_text(ax: Any, text: Any, title: Any = None, max_chars: int = 600) -> No
 def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = None, title: Any = None,
                cmap: str | None = None, name: str = "image", ctx: Any = None, **imshow: Any) -> Any:
     """Show one image as the book does (``show_image(three_tensors[1])``, ``show_image(mean3)``): a tensor or
-    array of (H, W), (C, H, W) or (H, W, C) pixels (floats in 0..1, others stretched to it; uint8 as 0..255), or a
-    PIL image. On ``ax`` (fastai's ``ctx=``) when given (the caller shows the figure); else in a figure of its own
+    array of (H, W), (C, H, W) or (H, W, C) pixels with 1, 3 or 4 channels (grey, RGB, RGBA; floats in 0..1, others
+    stretched to it; uint8 as 0..255), or a PIL image (an 8-bit one as decoded, a 16-bit or float one as its array
+    is). On ``ax`` (fastai's ``ctx=``) when given (the caller shows the figure); else in a figure of its own
     that goes where figures go (inline in a notebook, a window, or ``plot_dir()/name.png``). ``imshow``: more of
     matplotlib's ``imshow`` settings, as chapter 18's ``alpha=0.6, extent=..., interpolation='bilinear'``.
     ``title``: any value but None is written above it, ``False`` too (see :func:`set_title`). Returns the axes drawn
@@ -340,16 +344,21 @@ def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = No
     """
     from PIL import Image
 
-    if isinstance(im, Image.Image):
-        img = image_array(np.array(im))
+    pil = isinstance(im, Image.Image)
+    if pil:  # 8-bit modes (L, RGB, RGBA...) are uint8, drawn as decoded; I;16, I and F as arrays of their numbers
+        im = np.array(im)
+    if pil and im.dtype == np.uint8:
+        img = image_array(im)
     else:
-        v = im.detach().cpu() if isinstance(im, torch.Tensor) else torch.as_tensor(np.asarray(im))
-        if v.ndim == 3 and v.shape[-1] in (1, 3, 4) and v.shape[0] not in (1, 3):  # (H, W, C)
-            v = v.permute(2, 0, 1)
+        v = im.detach().cpu() if isinstance(im, torch.Tensor) else np.asarray(im)
+        shape = tuple(v.shape)
+        if v.ndim == 3 and v.shape[-1] in _CHANNELS and v.shape[0] not in _CHANNELS:  # (H, W, C)
+            v = v.permute(2, 0, 1) if isinstance(v, torch.Tensor) else np.transpose(v, (2, 0, 1))
         found = tensor_image(v)
         if found is None:
-            raise ParameterError(f"show_image: a tensor of shape {tuple(v.shape)} is not an image; give (H, W), "
-                                 "(C, H, W) or (H, W, C) pixels with 1 or 3 channels")
+            what = "a tensor" if isinstance(im, torch.Tensor) else "an array"
+            raise ParameterError(f"show_image: {what} of shape {shape} is not an image; give (H, W), "
+                                 "(C, H, W) or (H, W, C) pixels with 1, 3 or 4 channels (grey, RGB or RGBA)")
         img = found
     if ctx is not None and ax is not None and ctx is not ax:
         raise ParameterError("show_image: ax= and ctx= name the axes to draw on; give one")

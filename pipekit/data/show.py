@@ -181,7 +181,7 @@ def blockless_rows(rows: Sequence[tuple], n_inp: int, preds: Sequence[Any] | Non
                 if img is None:
                     raise ParameterError(
                         f"{name}: input {j} of item {i} is a tensor of shape {shape}; without blocks {name} draws "
-                        "inputs shaped like images: (C, H, W) with C = 1 or 3, or (H, W) (and writes inputs decoded to "
+                        "inputs shaped like images: (C, H, W) with C = 1, 3 or 4, or (H, W) (and writes inputs decoded to "
                         "texts). Build the loaders with a "
                         "DataBlock (its blocks say how to show the data), or look at the values with dls.one_batch()")
                 new.append(img)
