@@ -1,6 +1,7 @@
 """An export names the getters it leaves out (and the loaded learner which one it lacks), get_preds(with_loss=True)
 refuses a loader without targets, and DataBlock.summary decodes only the images it walks (mnist_tiny)."""
 import re
+import shutil
 import warnings
 from functools import partial
 from pathlib import Path
@@ -128,3 +129,132 @@ def test_summary_decodes_only_what_it_walks(tmp_path, monkeypatch):
     assert "(Tensor(4, 1, 20, 20) float32, Tensor(4,) int64)" in text
     dls = dblock.dataloaders(path, bs=4)  # dataloaders() still presizes every image into the cache
     assert len(decoded) > 1408 and (tmp_path / "cache" / "images").exists() and len(dls.train_ds) == 709
+
+
+# ------------------------------------------------- summary: what dataloaders() refuses, checked over every item
+def _class_folders(tmp_path, n=6):
+    """mnist_tiny's first ``n`` training images of each class, copied to ``tmp_path/{3,7}``."""
+    for c in ("3", "7"):
+        (tmp_path / c).mkdir(parents=True)
+        for f in sorted(get_image_files(path / "train" / c))[:n]:
+            (tmp_path / c / f.name).write_bytes(f.read_bytes())
+    return tmp_path
+
+
+def _summary_then_dataloaders(dblock, source, cache):
+    """The errors ``summary`` and ``dataloaders`` raise for ``source`` (each None when it builds); ``summary``
+    writes nothing under the image cache ``cache``."""
+    errors = []
+    for build in (lambda: dblock.summary(source, bs=4, show=False), lambda: dblock.dataloaders(source, bs=4)):
+        try:
+            build()
+            errors.append(None)
+        except Exception as e:  # noqa: BLE001 - the two are compared
+            errors.append(e)
+        if len(errors) == 1:
+            assert not (cache / "images").exists()
+    return errors
+
+
+def test_summary_refuses_images_of_different_sizes_as_dataloaders_does(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    src = _class_folders(tmp_path / "data")
+    first = sorted(get_image_files(path / "train" / "7"))[0]
+    Image.open(first).resize((40, 30)).save(src / "7" / "zz_big.png")  # sorts last: a 4-item walk never reads it
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=RandomSplitter(seed=0))
+    summary_error, loaders_error = _summary_then_dataloaders(dblock, src, tmp_path / "cache")
+    assert summary_error is not None and loaders_error is not None
+    for e in (summary_error, loaders_error):
+        assert re.search(r"zz_big\.png: image is 40x30 but .* is 28x28; images of different sizes need an item "
+                         r"transform such as Resize\(224\)", str(e))
+    shutil.rmtree(tmp_path / "cache")
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=RandomSplitter(seed=0), item_tfms=Resize(20))
+    text = dblock.summary(src, bs=4, show=False)  # a presize transform makes them one size
+    assert "  decode + Resize(size=20): ImageStore(n=13, size=(20, 20), channels=1)" in text.splitlines()
+    assert not (tmp_path / "cache" / "images").exists()
+    assert "ImagesAsRead" not in text
+
+
+def test_summary_refuses_an_unreadable_file_as_dataloaders_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    src = _class_folders(tmp_path / "data")
+    (src / "7" / "zz_broken.png").write_bytes(bytes(range(256)) * 2)  # no image format's bytes
+    dblock = DataBlock(blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                       splitter=RandomSplitter(seed=0), item_tfms=Resize(28))
+    summary_error, loaders_error = _summary_then_dataloaders(dblock, src, tmp_path / "cache")
+    assert summary_error is not None and loaders_error is not None
+    for e in (summary_error, loaders_error):
+        assert "ImageDecodeError" in str(e) and "zz_broken.png: not a readable image" in str(e)
+
+
+def test_summary_checks_every_mask_against_the_codes(tmp_path, monkeypatch):
+    import numpy as np
+
+    from pipekit.data import PathFormat
+    from pipekit.vision import MaskBlock
+
+    monkeypatch.setenv("PIPEKIT_CACHE", str(tmp_path / "cache"))
+    camvid = D.path("camvid_tiny")
+    codes = np.loadtxt(camvid / "codes.txt", dtype=str)
+
+    def dblock(n):
+        return DataBlock(blocks=(ImageBlock, MaskBlock(codes[:n])), get_items=get_image_files,
+                         get_y=PathFormat(camvid / "labels", "{stem}_P{suffix}"), splitter=RandomSplitter(seed=0),
+                         item_tfms=Resize(32))
+
+    summary_error, loaders_error = _summary_then_dataloaders(dblock(5), camvid / "images", tmp_path / "cache")
+    assert summary_error is not None and loaders_error is not None
+    for e in (summary_error, loaders_error):
+        assert re.search(r"_P\.png: mask value \d+ but only 5 codes were given \(\d+ mask\(s\) affected\)", str(e))
+    shutil.rmtree(tmp_path / "cache")
+    text = dblock(len(codes)).summary(camvid / "images", bs=4, show=False)  # every code given: it walks
+    assert "Collating a batch of 4" in text and "(Tensor(4, 3, 32, 32) float32, Tensor(4, 32, 32) int64)" in text
+    assert not (tmp_path / "cache" / "images").exists()
+
+
+# ------------------------------------------------- export: getters that are objects, from_name_func's label_func
+def test_object_getter_advice_registers_the_object(tmp_path):
+    def parent_of(f, k=1):
+        return Path(f).parents[k - 1].name
+
+    get_y = partial(parent_of, k=1)
+    block = partial(DataBlock, blocks=(ImageBlock(cls="L"), CategoryBlock), get_items=get_image_files,
+                    splitter=RandomSplitter(seed=0), item_tfms=Resize(28))
+    dls = block(get_y=get_y).dataloaders(path / "train", bs=16)
+    _, said = export_warnings(vision_learner(dls, "resnet18", pretrained=False, path=tmp_path), "p.pipekit")
+    assert len(said) == 1 and "'<partial object>' cannot be kept" in said[0]
+    assert "register(partial" not in said[0]
+    advice = re.search(r"(pipekit\.register\(g, kind='getter', name='myproject\.get_y'\)), g being the partial "
+                       r"object given as get_y", said[0])
+    assert advice is not None
+    compile(advice[1], "advice", "exec")
+    pipekit.register(get_y, kind="getter", name="found80.partial_get_y", replace=True)  # as the advice says
+    learn = vision_learner(dls, "resnet18", pretrained=False, path=tmp_path)
+    f, said = export_warnings(learn, "p2.pipekit")
+    assert said == []
+    files = sorted(get_image_files(path / "train"))[::40]
+    targs = pipekit.load_learner(f).get_preds(dl=learn.dls.test_dl(files, with_labels=True))[1]
+    assert [learn.dls.vocab[int(t)] for t in targs] == [Path(p).parent.name for p in files]
+
+
+def odd_stem(name):
+    return int(name.split(".")[0]) % 2 == 1
+
+
+def test_from_name_func_label_func_is_kept_once_registered(tmp_path):
+    names = sorted(get_image_files(path / "train"))[::20]
+    dls = ImageDataLoaders.from_name_func(path, names, odd_stem, item_tfms=Resize(28), bs=8, seed=0, img_cls="L")
+    learn = vision_learner(dls, "resnet18", pretrained=False, path=tmp_path)
+    _, said = export_warnings(learn, "n.pipekit")
+    assert len(said) == 1 and "pipekit.register(odd_stem, kind='getter')" in said[0]
+    pipekit.register(odd_stem, kind="getter", name="found80.odd_stem", replace=True)  # as the advice says
+    f, said = export_warnings(learn, "n2.pipekit")
+    assert said == []
+    loaded = pipekit.load_learner(f)
+    targs = loaded.get_preds(dl=loaded.dls.test_dl(names, with_labels=True))[1]
+    assert [loaded.dls.vocab[int(t)] for t in targs] == [odd_stem(f.name) for f in names]
+    assert sorted(set(loaded.dls.vocab)) == [False, True]

@@ -207,3 +207,63 @@ def test_torch_cross_entropy_probabilities_are_probabilities(mnist, loss_func):
     i = int(idxs[0])
     prob = float(interp.preds[i].max())
     assert 0.5 <= prob <= 1.0 and interp._title(i, float(losses[0])).endswith(f"/ {prob:.2f}")
+
+
+class SoftmaxCE:
+    """A loss class as fastai's are written: an activation (probabilities), no decodes."""
+    reduction = "mean"
+
+    def __call__(self, out, targ, reduction=None):
+        return F.cross_entropy(out, targ, reduction=reduction or self.reduction)
+
+    def activation(self, o):
+        return o.softmax(1)
+
+
+def test_a_loss_activation_is_applied_once(mnist):
+    learn = _learner(mnist, SoftmaxCE())
+    probs = learn.get_preds()[0]
+    torch.testing.assert_close(probs.sum(1), torch.ones(len(probs)))  # get_preds applied the loss's activation
+    interp = ClassificationInterpretation.from_learner(learn)
+    torch.testing.assert_close(interp.preds, probs)  # not a softmax of probabilities
+    torch.testing.assert_close(interp.decoded, probs.argmax(1))
+
+
+def test_a_regression_on_whole_numbers_keeps_its_predictions(mnist):
+    from pipekit.data import DataLoaders
+    from pipekit.learn import Interpretation, MSELossFlat
+
+    # how much ink each digit has, in whole tenths of its pixels: one output per image, integer targets
+    xs = torch.cat([x.float().flatten(1) / 255 for x, _ in mnist.valid])[:64]
+    ink = (xs.mean(1) * 10).round().long()
+    ds = list(zip(xs, ink))
+    torch.manual_seed(0)
+    learn = Learner(DataLoaders.from_dsets(ds, ds, bs=16, device="cpu"), nn.Linear(xs.shape[1], 1),
+                    loss_func=MSELossFlat())
+    preds = learn.get_preds()[0]
+    interp = Interpretation.from_learner(learn)
+    assert preds.shape == (64, 1) and not torch.allclose(preds, torch.ones_like(preds))
+    torch.testing.assert_close(interp.preds, preds)
+    torch.testing.assert_close(interp.decoded, preds)
+
+
+@pytest.mark.parametrize("frame", ["pandas", "polars"])
+def test_top_losses_items_of_a_frame_are_its_rows(frame):
+    labels = pd.read_csv(D.path("mnist_tiny") / "labels.csv").sample(120, random_state=0).reset_index(drop=True)
+    labels.index = labels.index + 1000  # the rows keep the frame's own index
+    df = labels if frame == "pandas" else pl.from_pandas(labels)
+    dls = ImageDataLoaders.from_df(df, D.path("mnist_tiny"), img_cls="L", bs=32, seed=0, valid_pct=0.3)
+    torch.manual_seed(0)
+    learn = Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 2)))
+    interp = ClassificationInterpretation.from_learner(learn)
+    losses, idxs, items = interp.top_losses(5, items=True)
+    names = [str(dls.valid_ds.items[int(i)]["name"]) for i in idxs]
+    if frame == "pandas":
+        assert isinstance(items, pd.DataFrame)
+        assert items["name"].tolist() == names and items.index.min() >= 1000
+        pd.testing.assert_frame_equal(items, labels.loc[items.index])  # the frame's own rows, as items.iloc[idxs]
+    else:
+        assert isinstance(items, pl.DataFrame) and items.columns == ["name", "label"]
+        assert items["name"].to_list() == names
+    labels_of = items["label"].tolist() if frame == "pandas" else items["label"].to_list()
+    assert list(labels_of) == [dls.vocab[int(t)] for t in interp.targs[idxs]]

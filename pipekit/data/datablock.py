@@ -8,6 +8,7 @@ loaders, on any number of sources.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import os
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from pipekit.data.items import names_files, to_items
 from pipekit.data.loader import ArrayDataset, DataLoader
 from pipekit.data.splitters import (GrandparentSplitter, RandomSplitter, Splitter, check_disjoint, left_out_message,
                                     row_index)
-from pipekit.data.store import OUTSIDE_LOADER, ListStore, gathering
+from pipekit.data.store import OUTSIDE_LOADER, ListStore, Store, gathering
 from pipekit.data.transform import (_VALUE_TYPES, BatchPipeline, BatchTransform, FuncTransform, Transform, as_list,
                                     as_transform, grouped_batch_tfms, written_for_items)
 
@@ -182,6 +183,29 @@ def _storable(v: Any) -> bool:
         return bool(name_of(v))
     except (UnknownNameError, ExportError):
         return False
+
+
+def _getter_name(g: Any) -> str:
+    """How an export names a getter it cannot keep, for :func:`getter_fix` to say what to register: a function's
+    name (``'<lambda>'`` for a lambda; ``'is_cat(name)'`` for a getter pipekit made around one); for a getter of
+    pipekit's around a function that is not registered (``using_attr(is_cat, 'name')``), that function's; else the
+    object's class, ``'<partial object>'`` (a ``functools.partial``, a ``Pipeline`` of getters), an object that is
+    registered as itself, under a name.
+
+    >>> from functools import partial
+    >>> def lab(f, k=1): return f
+    >>> _getter_name(lab), _getter_name(partial(lab, k=2)), _getter_name(lambda o: o)
+    ('lab', '<partial object>', '<lambda>')
+    """
+    if isinstance(g, Component):  # what keeps it out of a file is a function among its parameters
+        for v in g.get_params(deep=False).values():
+            if callable(v) and not _storable(v):
+                return _getter_name(v)
+    name = getattr(g, "__name__", None)
+    if isinstance(name, str) and (inspect.isfunction(g) or inspect.ismethod(g) or inspect.isbuiltin(g)
+                                  or inspect.isclass(g) or "(" in name):
+        return name
+    return f"<{type(g).__name__} object>"
 
 
 def _check_masks_fit_images(blocks: Sequence[Any], stores: Sequence[Any], items: pl.DataFrame) -> None:
@@ -643,14 +667,25 @@ class DataBlock(Component):
     # ------------------------------------------------------------------ building
     def items_from(self, source: Any) -> pl.DataFrame:
         """The items table ``source`` gives (through ``get_items`` when set), one row per item, before splitting: what
-        ``dataloaders(source)`` reads. A ``get_items`` that finds nothing is refused, naming the source."""
-        items = to_items(source if self.get_items is None else self.get_items(source))
+        ``dataloaders(source)`` reads. A ``get_items`` that finds nothing is refused, naming the source. A pandas frame
+        listed is kept (``source_frame``), so that the items of its rows are given back as its rows
+        (``interp.top_losses(k, items=True)``, as fastai's ``items.iloc[idxs]``)."""
+        listed = source if self.get_items is None else self.get_items(source)
+        items = to_items(listed)
+        self._source_frame = (listed, items) if is_pandas(listed, "DataFrame") and len(listed) == len(items) else None
         if len(items) == 0 and self.get_items is not None:
             raise DataError(f"get_items {getattr(self.get_items, '__name__', self.get_items)} found no items "
                             f"in {source!r}; check the path and the file extensions")
         if len(items) == 0:
             raise DataError(f"the source {type(source).__name__} has no rows/items")
         return items
+
+    def source_frame(self, items: pl.DataFrame) -> Any:
+        """The pandas frame the items table ``items`` was made of (one item per row, in order) by :meth:`items_from`,
+        or None for the items of any other source (a Polars frame's rows are the items table's own), or for another
+        table than the one it last made."""
+        kept = vars(self).get("_source_frame")
+        return kept[0] if kept is not None and kept[1] is items else None
 
     def _fit(self, source: Any, trace: Trace | None = None, seed: int | None = None) -> Datasets:
         """Build on a clone of this recipe (see the module docstring): items, split, fitted blocks."""
@@ -982,7 +1017,7 @@ class DataBlock(Component):
         # a getter left out is named, so that reading rows without it says so instead of reading them wrongly;
         # a loaded recipe keeps the names it was given
         before = state.get("unstored_getters_") or []
-        names = [None if _storable(g) else getattr(g, "__name__", type(g).__name__) for g in getters]
+        names = [None if _storable(g) else _getter_name(g) for g in getters]
         names = [n if n is not None else (before[i] if i < len(before) else None) for i, n in enumerate(names)]
         state["getters_"] = [g if _storable(g) else None for g in getters]
         if any(n is not None for n in names):
@@ -1106,6 +1141,9 @@ class DataBlock(Component):
                 say(f"Splitting with {what}: {len(value[0])} train, {len(value[1])} valid")
             elif kind == "getter":
                 say(f"{what} -> {short_repr(value)}")
+            elif kind == "tfm" and isinstance(value, Store):  # a store names itself (its "stored as" line tells more)
+                head, more, _ = repr(value).partition("; ")
+                say(f"  {what}: {head + ')' if more else head}")
             elif kind == "tfm":
                 say(f"  {what}: {short_repr(value[:1] if hasattr(value, '__getitem__') and not isinstance(value, dict) else value)}")
             elif kind == "store":
@@ -1170,8 +1208,10 @@ def getter_fix(name: str, role: str, i: int, n_inp: int, n_blocks: int) -> str:
         return (f"{when}define it with def and register that, or register the lambda under a name of its own and "
                 f"give the DataBlock what register returns, {var} = pipekit.register(lambda r: ..., kind='getter', "
                 f"name='myproject.{var}')")
-    if not name.isidentifier():  # an object of a class (a partial): registered as itself, under a name
-        return f"{when}pipekit.register(g, kind='getter', name='myproject.{var}'), g being the {name} object given"
+    if not name.isidentifier():  # an object (a partial, a Pipeline of getters): registered as itself, under a name
+        what = name[1:-1] if name.startswith("<") and name.endswith(" object>") else f"{name} object"
+        return (f"{when}pipekit.register(g, kind='getter', name='myproject.{var}'), g being the {what} given as "
+                f"{side}")
     return f"{when}pipekit.register({name}, kind='getter')"
 
 

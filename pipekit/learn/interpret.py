@@ -18,11 +18,11 @@ from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, Is, check
 from pipekit.data.blocks import TransformBlock
-from pipekit.data.dataloaders import classes_vocab
+from pipekit.data.dataloaders import ItemList, classes_vocab
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
 from pipekit.data.show import are_table_rows, rows_table, title_chars, title_text
-from pipekit.learn.inference import decoded_by_loader, label_scores
+from pipekit.learn.inference import decoded_by_loader, label_scores, loss_methods
 from pipekit.learn.losses import MSELossFlat
 
 if TYPE_CHECKING:
@@ -66,6 +66,22 @@ def _one_target_only(who: str, learn: Learner, targets: list[Any]) -> ParameterE
                           "the model's outputs are a target's classes is known to its loss function alone. "
                           "Interpretation.from_learner(learn) ranks the items by that loss (top_losses, "
                           f"plot_top_losses) when it takes reduction='none'{example}")
+
+
+def _scores_per_class(preds: Any, targs: Any, decoded: Any) -> bool:
+    """Whether ``preds`` are a classifier's scores that its loss left undecoded (``decoded`` has their shape): more
+    than one score per item on dim 1 (per pixel too, a mask's), and ``targs`` one integer class id per item (or
+    pixel). A regression's one output per item (whole-number targets, counts, included) is not.
+
+    >>> import torch
+    >>> scores, targs = torch.randn(4, 3), torch.tensor([0, 2, 1, 2])
+    >>> _scores_per_class(scores, targs, scores), _scores_per_class(scores[:, :1], targs, scores[:, :1])
+    (True, False)
+    """
+    if not (isinstance(preds, torch.Tensor) and isinstance(targs, torch.Tensor) and isinstance(decoded, torch.Tensor)):
+        return False
+    return (decoded.shape == preds.shape and preds.ndim == targs.ndim + 1 and preds.shape[1] > 1
+            and not targs.is_floating_point() and targs.dtype != torch.bool)
 
 
 def _take(x: Any, at: torch.Tensor) -> Any:
@@ -145,13 +161,13 @@ class Interpretation:
                              "(use dls.test_dl(items, with_labels=True))")
         if cls is Interpretation and _classifies(learn) and not targets:  # fastai's, on a classifier
             cls = ClassificationInterpretation
-        if isinstance(targs, torch.Tensor) and decoded.shape == preds.shape and preds.ndim == targs.ndim + 1 \
-                and not targs.is_floating_point():
+        if _scores_per_class(preds, targs, decoded):
             # a loss that decodes nothing (torch's nn.CrossEntropyLoss): one score per class, on dim 1 as the loss
             # takes them (an image's pixels too), and a class index per target: the decoded class is the largest,
-            # and the probabilities the softmax of the scores (an activation given, act=, gave them already)
+            # and the probabilities the softmax of the scores, where get_preds applied no activation (none given
+            # with act=, and none of the loss's own, as a loss class with an activation but no decodes has)
             decoded = preds.argmax(1)
-            if act is None and preds.is_floating_point():
+            if act is None and loss_methods(learn.loss_func)[0] is None and preds.is_floating_point():
                 preds = preds.softmax(1)
         elif isinstance(decoded, torch.Tensor) and decoded.is_floating_point():
             # multi-label outputs of a loss that decodes nothing (torch's nn.BCEWithLogitsLoss): labels over 0.5 of
@@ -164,8 +180,9 @@ class Interpretation:
 
     def top_losses(self, k: int | None = None, largest: bool = True, items: bool = False) -> tuple[Any, ...]:
         """The ``k`` largest (or smallest) per-item losses and the item indices, sorted; with ``items=True``, the
-        loader's items at those indices too (fastai's ``losses, idxs, items``: the files, rows or values the set
-        was made of, rows of a frame as a frame).
+        loader's items at those indices too (fastai's ``losses, idxs, items``: the files or values the set was made
+        of; for a set made of a frame's rows, those rows as a frame: a pandas frame's own rows, as fastai's
+        ``items.iloc[idxs]``, else a Polars frame of them).
 
         >>> # losses, idxs, items = interp.top_losses(3, items=True)   # items[0]: the file of the worst loss
         """
@@ -189,6 +206,14 @@ class Interpretation:
             return items.iloc[pos]
         if isinstance(items, pl.DataFrame):
             return items[pos]
+        if isinstance(items, ItemList):  # a DataBlock's items: rows of a pandas frame (its own), or of a table
+            rows = items.rows[pos]
+            recipe: Any = getattr(getattr(self.dl, "dataset", None), "recipe", None)
+            source = recipe.source_frame(items.frame) if hasattr(recipe, "source_frame") else None
+            if source is not None:
+                return source.iloc[rows]
+            if items.frame.width > 1:
+                return items.frame[rows]
         return [items[i] for i in pos]
 
     def _positions(self, idxs: Any, what: str) -> torch.Tensor:

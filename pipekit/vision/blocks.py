@@ -41,7 +41,7 @@ from pipekit.data.transform import (FuncTransform, Transform, as_list, call_item
                                     written_for_items)
 from pipekit.data.vocab import CategoryMap
 from pipekit.vision.augment import AugmentSettings
-from pipekit.vision.cache import ImageStore, LiveImageStore, build_image_store
+from pipekit.vision.cache import ImageStore, ImagesAsRead, LiveImageStore, build_image_store
 from pipekit.vision.decode import decode_image, image_from_value
 from pipekit.vision.geometry import size2, size_param
 from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform
@@ -694,7 +694,7 @@ class _PixelBlock(TransformBlock):
         self.check_store(store, raw)
         return store
 
-    def check_store(self, store: ImageStore | LiveImageStore, raw: pl.Series) -> None:
+    def check_store(self, store: ImageStore | ImagesAsRead | LiveImageStore, raw: pl.Series) -> None:
         """Hook for blocks that validate pixel values (masks)."""
 
     def pixel_check(self) -> Callable[[Any, np.ndarray], None] | None:
@@ -793,13 +793,17 @@ class MaskBlock(_PixelBlock):
                                 "names in codes")
         return check
 
-    def check_store(self, store: ImageStore | LiveImageStore, raw: pl.Series) -> None:
-        if self.codes is None or not isinstance(store, ImageStore):
+    def check_store(self, store: ImageStore | ImagesAsRead | LiveImageStore, raw: pl.Series) -> None:
+        if self.codes is None or not isinstance(store, (ImageStore, ImagesAsRead)):
             return  # a LiveImageStore checks each mask it makes, at build and as fetched (pixel_check)
         # each mask's largest value as decoded, before the item transform: a resize or crop may drop a patch
-        # of an out-of-range value from the stored pixels (those are read only where the store did not record it)
-        maxes = (store.value_max if store.value_max is not None
-                 else store.pixels.reshape(len(store), -1).max(axis=1))
+        # of an out-of-range value from the stored pixels (those are read only where the store did not record it;
+        # DataBlock.summary's store decodes every mask for it)
+        maxes = store.value_max
+        if maxes is None and isinstance(store, ImageStore):
+            maxes = store.pixels.reshape(len(store), -1).max(axis=1)
+        if maxes is None:
+            return
         bad = np.flatnonzero(maxes >= len(self.codes))
         if bad.size:
             i = int(bad[0])

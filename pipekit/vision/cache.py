@@ -576,10 +576,13 @@ def _decode_one(path: str | MemoryImage, mode: str, tfm: ItemTransform | None,
     return img, hw, top
 
 
-def _check_size(img: np.ndarray, hw: tuple[int, int], paths: Sequence[str | MemoryImage], i: int) -> None:
-    """Every image of a pack has the first one's size (an item transform makes them so)."""
-    if img.shape[:2] != hw:
-        raise ValueError(f"{paths[i]}: image is {img.shape[1]}x{img.shape[0]} but {paths[0]} is {hw[1]}x{hw[0]}; "
+def _check_size(img: np.ndarray | tuple[int, int], hw: tuple[int, int], paths: Sequence[str | MemoryImage],
+                i: int) -> None:
+    """Every image of a pack has the first one's size (an item transform makes them so); ``img``: the image, or
+    its (height, width)."""
+    got = tuple(img.shape[:2]) if isinstance(img, np.ndarray) else tuple(img)
+    if got != tuple(hw):
+        raise ValueError(f"{paths[i]}: image is {got[1]}x{got[0]} but {paths[0]} is {hw[1]}x{hw[0]}; "
                          "images of different sizes need an item transform such as Resize(224)")
 
 
@@ -620,7 +623,8 @@ def build_image_store(items: Sequence[str | os.PathLike | MemoryImage], tfm: Ite
     if walking_one_batch():  # DataBlock.summary: only the images its walk reads are decoded, in memory
         keyed = tfm is None or keyed_by_settings(tfm)
         # it gives what an ImageStore gives, for the rows the walk reads
-        return ImagesAsRead(paths, tfm, mode, cache_folder(cache_dir, "images") if keyed else None)  # type: ignore[return-value]
+        return ImagesAsRead(paths, tfm, mode, cache_folder(cache_dir, "images") if keyed else None,  # type: ignore[return-value]
+                            num_workers=workers)
     # masks are resized with centre-aligned nearest neighbours; the tag keeps packs of an older resampler apart
     config = f"{CACHE_VERSION}|{mode}{'|nearest-exact' if mode == 'mask' else ''}|" \
              f"{tfm.cache_key() if tfm is not None else 'none'}"
@@ -1071,8 +1075,13 @@ class ImagesAsRead(Store):
     <pipekit.data.DataBlock.summary>` walks one batch, so that only the images the walk reads (its batch, and the
     sample ``Normalize()`` takes its statistics from) are decoded, and the image cache is not written. Its images are
     those :class:`ImageStore` gives (NHWC uint8, masks ``(B, H, W)``); its repr says how ``dataloaders()`` stores
-    them (``cache``: the image cache's folder, None for memory). ``orig_sizes`` decodes every image (in memory), for
-    what needs each image's source size (boxes, points, masks checked against images).
+    them (``cache``: the image cache's folder, None for memory).
+
+    Making it reads every source's header (a file without a header pipekit reads is decoded), and refuses what the
+    build of an :class:`ImageStore` refuses that a header tells: files that cannot be read or decoded (one
+    :class:`~pipekit.vision.decode.ImageDecodeError` naming them all) and, without an item transform, images of
+    different sizes. ``orig_sizes`` are those headers' sizes; for masks, ``value_max`` is each mask's largest value,
+    every mask decoded (as an :class:`ImageStore` records it, for a mask block to check against its codes).
 
     >>> import numpy as np
     >>> import pipekit.datasets as D
@@ -1080,30 +1089,42 @@ class ImagesAsRead(Store):
     >>> from pipekit.vision import Resize
     >>> files = sorted(get_image_files(D.path("mnist_tiny") / "train"))[:50]
     >>> store = ImagesAsRead(files, Resize(16), mode="L", cache=None)
-    >>> tuple(store.gather(np.array([3, 7])).shape), store.n_decoded_
-    ((2, 16, 16, 1), 3)
+    >>> tuple(store.gather(np.array([3, 7])).shape), store.n_decoded_, store.orig_sizes[7].tolist()
+    ((2, 16, 16, 1), 3, [28, 28])
     """
 
     def __init__(self, paths: Sequence[str | MemoryImage], tfm: ItemTransform | None, mode: str,
-                 cache: Path | None):
+                 cache: Path | None, num_workers: int | None = None):
         self.sources, self.tfm, self.mode, self.cache = list(paths), tfm, mode, cache
         self.squeeze, self.channels = mode == "mask", 3 if mode == "RGB" else 1
         self._images: dict[int, np.ndarray] = {}
         self._sizes: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
+        self._value_max: np.ndarray | None = None
         broken: dict[int, ImageDecodeError] = {}
 
-        def take(i: int) -> int | None:
+        def measure(i: int) -> None:
             try:
-                self._decode(i)
-                return i
+                self.source_size(i)
             except ImageDecodeError as e:
                 broken[i] = e
-                return None
 
-        first = _first_image(take, self.sources, broken)  # the first readable image gives the size of them all
-        h, w = self._images[first].shape[:2]
-        self._hw = (int(h), int(w))
+        n = len(self.sources)
+        if n <= _CHUNK:
+            for i in range(n):
+                measure(i)
+        else:
+            workers = num_workers or max(1, min(8, os.cpu_count() or 1))
+            with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-headers") as ex:
+                for _ in _map_in_chunks(ex, measure, n):
+                    pass
+        if broken:  # every file was tried, as a build tries them
+            raise _broken_error(broken)
+        img = self._decode(0)  # the first image gives the size of them all
+        self._hw = (int(img.shape[0]), int(img.shape[1]))
+        if tfm is None:  # no item transform: the images are stored as they are, so they must share one size
+            for i in range(n):
+                _check_size(self._sizes[i], self._hw, self.sources, i)
 
     def _decode(self, i: int) -> np.ndarray:
         img = self._images.get(i)
@@ -1137,6 +1158,18 @@ class ImagesAsRead(Store):
     def crop_sizes(self) -> np.ndarray | None:
         # a random crop is drawn in the presized image's proportions: the sources' would need every image decoded
         return None
+
+    @property
+    def value_max(self) -> np.ndarray | None:
+        """For masks, each mask's largest value as decoded, before the item transform, (N,) (every mask is decoded,
+        once, and only its largest value kept); None for other images."""
+        if self.mode != "mask":
+            return None
+        if self._value_max is None:
+            self._value_max = np.asarray([int(m.max()) if m.size else 0
+                                          for m in (_decode_source(src, "mask") for src in self.sources)],
+                                         dtype=np.int64)
+        return self._value_max
 
     def gather(self, idx: np.ndarray) -> torch.Tensor:
         rows = np.asarray(idx, dtype=np.int64).tolist()

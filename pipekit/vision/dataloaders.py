@@ -24,12 +24,12 @@ from typing import Any
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Is, Options, check
+from pipekit.core.validate import Is, Options, check, is_pandas
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, FileName,
                           GrandparentSplitter, MultiCategoryBlock, Pipe, RandomSplitter, RegexLabeller, get_image_files,
                           parent_label)
 from pipekit.data.datablock import check_loader_kwargs
-from pipekit.data.getters import check_split_folders
+from pipekit.data.getters import check_split_folders, using_attr
 from pipekit.data.splitters import VALID_PCT, VALID_PCT_OR_NONE
 from pipekit.data.items import one_type_column, path_frame, read_csv_table, table_column, to_items
 from pipekit.vision.blocks import IMAGE_CLASSES, ImageBlock, MaskBlock
@@ -57,12 +57,15 @@ def _files(path: str | os.PathLike, fnames: Sequence[str | os.PathLike]) -> list
 
 
 def _name_label(label_func: Callable[[str], Any]) -> Callable[[Any], Any]:
-    """A getter giving ``label_func`` the file name (a str) of each item, as the book's ``from_name_func`` does."""
-    def get_y(item: Any) -> Any:
-        return label_func(Path(item).name)
+    """A getter giving ``label_func`` the file name (a str) of each item, as the book's ``from_name_func`` does:
+    ``using_attr(label_func, 'name')``, as fastai makes it, which an export keeps when ``label_func`` is registered
+    (``pipekit.register(is_cat, kind='getter')``).
 
-    get_y.__name__ = f"{getattr(label_func, '__name__', 'label_func')}(name)"
-    return get_y
+    >>> def is_cat(name): return name[0].isupper()
+    >>> _name_label(is_cat)("images/Abyssinian_3.jpg")
+    True
+    """
+    return using_attr(label_func, "name")
 
 
 class ImageDataLoaders:
@@ -239,7 +242,8 @@ class ImageDataLoaders:
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), y_block), get_x=ColReader(fn, pref=pref, suffix=suff),
                            get_y=ColReader(label, label_delim=label_delim), splitter=splitter, item_tfms=item_tfms,
                            batch_tfms=batch_tfms)
-        return dblock.dataloaders(frame, seed=seed, **kwargs)
+        # a pandas frame is given as it is, so that its rows are the items the loaders give back (top_losses)
+        return dblock.dataloaders(df if is_pandas(df, "DataFrame") else frame, seed=seed, **kwargs)
 
     @staticmethod
     def from_csv(path: str | os.PathLike, csv_fname: str | os.PathLike = "labels.csv", header: str | None = "infer",
