@@ -258,3 +258,28 @@ def test_from_name_func_label_func_is_kept_once_registered(tmp_path):
     targs = loaded.get_preds(dl=loaded.dls.test_dl(names, with_labels=True))[1]
     assert [loaded.dls.vocab[int(t)] for t in targs] == [odd_stem(f.name) for f in names]
     assert sorted(set(loaded.dls.vocab)) == [False, True]
+
+
+def test_a_single_output_binary_model_loads_its_own_export(tmp_path):
+    """A one-output net trained with BCEWithLogitsLossFlat on two classes (read as one 0/1 label) exports a file
+    load_learner opens, predicting as before (adult), and an image model's too (mnist_tiny)."""
+    from pipekit.learn import Learner, load_learner, simple_cnn
+    from pipekit.learn.losses import BCEWithLogitsLossFlat
+    from pipekit.tabular import TabularDataLoaders, tabular_learner
+
+    rows = pd.read_csv(D.path("adult_sample") / "adult.csv").head(600)
+    tab = TabularDataLoaders.from_df(rows, y_names="salary", cat_names=["workclass", "sex"],
+                                     cont_names=["age", "hours-per-week"], bs=128, device="cpu", seed=0)
+    learn = tabular_learner(tab, layers=[8], n_out=1, loss_func=BCEWithLogitsLossFlat())
+    learn.fit(1, 1e-2)
+    learn.export(tmp_path / "tab.pipekit")
+    loaded = load_learner(tmp_path / "tab.pipekit")
+    before, after = learn.predict(rows.iloc[3]), loaded.predict(rows.iloc[3])
+    assert after[2].shape == (1,) and float(after[2][0]) == pytest.approx(float(before[2][0]), abs=1e-6)
+
+    files = sorted(get_image_files(path / "train"))[::20]
+    images = ImageDataLoaders.from_path_func(path, files, parent_label, item_tfms=Resize(16), bs=16, seed=0,
+                                             device="cpu")
+    net = Learner(images, simple_cnn(n_in=3, n_out=1, channels=(4, 8)), loss_func=BCEWithLogitsLossFlat())
+    net.export(tmp_path / "img.pipekit")
+    assert load_learner(tmp_path / "img.pipekit").predict(files[0])[2].shape == (1,)

@@ -1078,6 +1078,7 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
     classification loss, a target vocabulary of another size than the model's outputs."""
     from pipekit.data.datablock import DataBlock
     from pipekit.learn.losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
+    from pipekit.metrics.base import two_classes_as_labels
 
     recipe = dls.recipe
     if isinstance(recipe, DataBlock) and not recipe.is_fitted:  # its fields are checked as it is rebuilt
@@ -1159,6 +1160,8 @@ def _check_data_fits_model(where: str, dls: DataLoaders, model: nn.Module, loss:
         head = heads[-1]
         out = head.out_features if isinstance(head, nn.Linear) else head.out_channels
         n = len(vocab) if isinstance(vocab, (list, tuple)) else c
+        if out == 1 and two_classes_as_labels(dls, loss):  # a single-output binary model: one 0/1 label per item
+            return
         if n is not None and (n != out or (c is not None and c != out)):
             field = "dls.recipe.params.processor.state.y_vocab_" if processor is not None else \
                 f"dls.recipe.state.blocks_[{n_inp}]"
