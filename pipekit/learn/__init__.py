@@ -16,11 +16,12 @@ from pipekit.learn.hooks import Hook, HookCallback, Hooks, hook_output, hook_out
 from pipekit.learn.interpret import ClassificationInterpretation, Interpretation, SegmentationInterpretation
 from pipekit.learn.learner import Learner
 from pipekit.learn.losses import (
-    BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, FocalLossFlat, L1LossFlat, LabelSmoothingCrossEntropy,
-    LabelSmoothingCrossEntropyFlat, MSELossFlat, loss_from_kind,
+    BaseLoss, BCEWithLogitsLossFlat, CrossEntropyLossFlat, DiceLoss, FocalLoss, FocalLossFlat, L1LossFlat,
+    LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat, MSELossFlat, loss_from_kind,
 )
 from pipekit.learn.nets import (
-    MLP, ConvBlock, ConvLayer, Embedding, Flatten, Lambda, Module, NormType, SigmoidRange, body_head_splitter, noop,
+    MLP, BatchNorm, ConvBlock, ConvLayer, Embedding, Flatten, InstanceNorm, Lambda, LinBnDrop, Module, NormType,
+    SigmoidRange, body_head_splitter, noop,
     create_params, one_hot, params, sequential, sigmoid_range, simple_cnn, tensor, to_cpu, to_np, trainable_params,
 )
 from pipekit.learn.optim import (
@@ -55,13 +56,13 @@ __all__ = [
     "ExportError", "load_learner", "model_weights", "Learner", "ClassificationInterpretation", "Interpretation",
     "SegmentationInterpretation",
     "BaseLoss", "BCEWithLogitsLossFlat", "CrossEntropyLossFlat", "L1LossFlat", "LabelSmoothingCrossEntropy",
-    "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind",
+    "LabelSmoothingCrossEntropyFlat", "MSELossFlat", "loss_from_kind", "FocalLoss", "DiceLoss",
     "MAE", "MSE", "RMSE", "Accuracy", "ErrorRate", "F1Score", "FuncMetric", "Metric", "Perplexity", "R2Score",
     "RocAuc", "RocAucBinary", "RocAucMulti", "F1ScoreMulti", "accuracy", "accuracy_multi", "as_metric", "error_rate", "mae", "mse", "perplexity",
     "rmse", "rmspe", "exp_rmspe", "BalancedAccuracy", "CohenKappa", "MatthewsCorrCoef", "top_k_accuracy",
     "AccumMetric", "ActivationType", "skm_to_fastai", "FBeta", "Jaccard", "HammingLoss", "APScoreBinary", "BrierScore", "FBetaMulti",
     "JaccardMulti", "HammingLossMulti", "APScoreMulti", "BrierScoreMulti", "MSLE", "msle", "ExplainedVariance",
-    "PearsonCorrCoef", "SpearmanCorrCoef", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "noop", "sequential", "body_head_splitter", "params", "trainable_params", "simple_cnn",
+    "PearsonCorrCoef", "SpearmanCorrCoef", "MLP", "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu", "tensor", "one_hot", "ConvBlock", "ConvLayer", "Flatten", "Lambda", "NormType", "BatchNorm", "InstanceNorm", "LinBnDrop", "noop", "sequential", "body_head_splitter", "params", "trainable_params", "simple_cnn",
     "SGD", "Adam", "OptimWrapper", "RMSProp", "Optimizer", "adam_step", "average_grad", "average_sqr_grad", "l2_reg",
     "momentum_step", "rms_prop_step", "sgd_step", "step_stat", "weight_decay", "debias", "RAdam", "QHAdam", "Lamb", "LAMB",
     "Lookahead", "ranger", "radam_step", "qhadam_step", "lamb_step",

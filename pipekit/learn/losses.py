@@ -23,13 +23,14 @@ from torch import nn
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.registry import registered
-from pipekit.core.validate import CLASS_AXIS, Interval, Is, Options, finite_number, plain_number
+from pipekit.core.validate import BOOL, CLASS_AXIS, Interval, Is, Options, finite_number, plain_number
 from pipekit.data.loader import batch_parts
 from pipekit.metrics.base import TARGET_KINDS, describe_target, target_fix, target_kind, two_classes_as_labels
 
 __all__ = [
-    "BaseLoss", "CrossEntropyLossFlat", "FocalLossFlat", "BCEWithLogitsLossFlat", "MSELossFlat", "L1LossFlat",
-    "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "loss_from_kind", "Reducible",
+    "BaseLoss", "CrossEntropyLossFlat", "FocalLossFlat", "FocalLoss", "BCEWithLogitsLossFlat", "MSELossFlat",
+    "L1LossFlat", "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "DiceLoss", "loss_from_kind",
+    "Reducible",
 ]
 
 _REDUCTION = Options("mean", "sum", "none")
@@ -54,6 +55,14 @@ class Reducible(Protocol):
 
 def _weights(values: list[float] | None) -> torch.Tensor | None:
     return torch.tensor(values, dtype=torch.float32) if values is not None else None
+
+
+def _computed(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs and targets in the dtype a loss computes in: at least float32 (float64 stays float64). Half-precision
+    outputs (mixed precision) are compared with float32 targets as they are, not with targets rounded to half
+    precision, where a sale of 70000 is inf in float16 and 1001 is 1000 in bfloat16."""
+    dtype = torch.promote_types(inp.dtype, torch.float32)
+    return inp.to(dtype), targ.to(dtype)
 
 
 def _weight_list(values: Any) -> Any:
@@ -92,8 +101,9 @@ CLASS_WEIGHTS = Is(lambda v: _class_weights(v, all_zero_ok=False),
                    "and sums them in float32, e.g. [1.0, 5.0] or inverse class frequencies)")
 #: ``pos_weight`` of the binary cross-entropy loss (a weight of 0 leaves that class's positives out)
 POS_WEIGHTS = Is(lambda v: _class_weights(v, all_zero_ok=True),
-                 "None or one weight per class, each a number from 0 to 1e12 (the loss multiplies them in float32, "
-                 "e.g. the ratio of negatives to positives)")
+                 "None, one weight for every class (a number, or a list of one) or one weight per class, each a "
+                 "number from 0 to 1e12 (the loss multiplies them in float32, e.g. the ratio of negatives to "
+                 "positives)")
 #: focal loss's ``gamma``: the paper's best is 2 and it tries 0 to 5; far larger, every item's loss (and gradient) is
 #: 0 or NaN, and past float32's range (a finite 1e308 included) training stops at the first batch
 FOCAL_GAMMA = Interval(0, 100, why="the focusing exponent, 2 in the focal loss paper, which tries 0 to 5")
@@ -253,8 +263,33 @@ class FocalLossFlat(CrossEntropyLossFlat):
         return loss.sum() if self.reduction == "sum" else loss
 
 
+class FocalLoss(FocalLossFlat):
+    """Focal loss over the class axis 1 (fastai's ``FocalLoss(gamma=2.0, weight=None, reduction='mean')``): the
+    scores of ``(bs, n_classes)`` or ``(bs, n_classes, h, w)`` outputs, as ``F.cross_entropy`` reads them, with
+    :class:`FocalLossFlat`'s computation (``gamma=0`` is cross-entropy; ``weight``, one per class, as there).
+    ``'none'`` gives one loss per item (per pixel of a mask, flattened).
+
+    >>> import torch
+    >>> from pipekit.learn import FocalLoss
+    >>> inp, targ = torch.tensor([[3.0, 0.0], [0.0, 0.5]]), torch.tensor([0, 1])
+    >>> round(float(FocalLoss()(inp, targ)), 4), round(float(FocalLoss(gamma=0.0)(inp, targ)), 4)  # gamma 0: CE
+    (0.0338, 0.2613)
+    """
+
+    # its axis is always 1
+    param_constraints = {"weight": CLASS_WEIGHTS, "reduction": _REDUCTION, "gamma": FOCAL_GAMMA}
+
+    def __init__(self, gamma: float = 2.0, weight: list[float] | None = None, reduction: str = "mean"):
+        super().__init__(gamma, axis=1, weight=weight, reduction=reduction)
+
+
 class BCEWithLogitsLossFlat(BaseLoss):
     """Binary cross-entropy on logits for multi-label targets; ``decodes`` thresholds at ``thresh``.
+
+    ``pos_weight`` multiplies the loss of each positive label: one weight per class (along ``axis``), or one number
+    for every class (``pos_weight=3.0``, kept as ``[3.0]``); a single-output binary model's ``(bs, 1)`` outputs
+    and ``(bs,)`` targets take one. Outputs of half precision (mixed precision) are compared with the targets in
+    float32.
 
     >>> import torch
     >>> from pipekit.learn import BCEWithLogitsLossFlat
@@ -272,19 +307,33 @@ class BCEWithLogitsLossFlat(BaseLoss):
     param_constraints = {"axis": CLASS_AXIS, "pos_weight": POS_WEIGHTS, "reduction": _REDUCTION,
                          "thresh": Interval(0, 1)}
 
-    def __init__(self, axis: int = -1, thresh: float = 0.5, pos_weight: list[float] | None = None,
+    def __init__(self, axis: int = -1, thresh: float = 0.5, pos_weight: float | list[float] | None = None,
                  reduction: str = "mean"):
-        self.thresh, self.pos_weight_list = thresh, _weight_list(pos_weight)
+        one = plain_number(pos_weight)  # one weight for all classes: a list of one, which broadcasts alike
+        self.thresh = thresh
+        self.pos_weight_list = _weight_list([one] if type(one) in (int, float) else pos_weight)
         super().__init__(axis=axis, floatify=True, is_2d=False, reduction=reduction)
         self.register_buffer("pos_weight", _weights(self.pos_weight_list), persistent=False)
 
     def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        targ = targ.to(inp.dtype)
+        inp, targ = _computed(inp, targ)
         if self.pos_weight is None:
-            inp, targ = inp.reshape(-1), targ.reshape(-1)
-        elif self.class_axis(inp) not in (-1, inp.ndim - 1):  # pos_weight broadcasts over the last axis
-            inp, targ = inp.movedim(self.axis, -1), targ.movedim(self.axis, -1)
-        return F.binary_cross_entropy_with_logits(inp, targ, pos_weight=self.pos_weight, reduction=self.reduction)
+            return F.binary_cross_entropy_with_logits(inp.reshape(-1), targ.reshape(-1), reduction=self.reduction)
+        if inp.ndim > 1 and self.class_axis(inp) not in (-1, inp.ndim - 1):  # pos_weight broadcasts over the last axis
+            if targ.ndim == inp.ndim:
+                targ = targ.movedim(self.axis, -1)
+            inp = inp.movedim(self.axis, -1)
+        n = inp.shape[-1] if inp.ndim > 1 else 1
+        if len(self.pos_weight) not in (1, n):
+            raise ParameterError(f"{type(self).__name__}: pos_weight holds {len(self.pos_weight)} weights, and the "
+                                 f"model gives {n} outputs along axis={self.axis} (shape {tuple(inp.shape)}); give one "
+                                 f"weight per output ({n}), or one for all (pos_weight=3.0)")
+        inp = inp.reshape(-1, n)
+        if targ.numel() == inp.numel():  # (bs,) 0/1 labels of a single-output model's (bs, 1) outputs too
+            targ = targ.reshape(-1, n)
+        loss = F.binary_cross_entropy_with_logits(inp, targ, pos_weight=self.pos_weight.to(inp.dtype),
+                                                  reduction=self.reduction)
+        return loss.reshape(-1) if self.reduction == "none" else loss
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(x)
@@ -294,7 +343,9 @@ class BCEWithLogitsLossFlat(BaseLoss):
 
 
 class MSELossFlat(BaseLoss):
-    """Mean squared error on flattened predictions and targets (targets cast to float).
+    """Mean squared error on flattened predictions and targets, computed in at least float32: half-precision
+    predictions (mixed precision) are compared with the targets as they are, not with targets rounded to half
+    precision.
 
     >>> import torch
     >>> from pipekit.learn import MSELossFlat
@@ -309,11 +360,13 @@ class MSELossFlat(BaseLoss):
         super().__init__(axis=axis, floatify=True, is_2d=False, reduction=reduction)
 
     def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(inp.reshape(-1), targ.to(inp.dtype).reshape(-1), reduction=self.reduction)
+        inp, targ = _computed(inp, targ)
+        return F.mse_loss(inp.reshape(-1), targ.reshape(-1), reduction=self.reduction)
 
 
 class L1LossFlat(MSELossFlat):
-    """Mean absolute error on flattened predictions and targets.
+    """Mean absolute error on flattened predictions and targets, computed in at least float32 as
+    :class:`MSELossFlat`.
 
     >>> import torch
     >>> from pipekit.learn import L1LossFlat
@@ -323,7 +376,8 @@ class L1LossFlat(MSELossFlat):
     """
 
     def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(inp.reshape(-1), targ.to(inp.dtype).reshape(-1), reduction=self.reduction)
+        inp, targ = _computed(inp, targ)
+        return F.l1_loss(inp.reshape(-1), targ.reshape(-1), reduction=self.reduction)
 
 
 class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
@@ -377,6 +431,59 @@ class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
 
     def __init__(self, eps: float = 0.1, weight: list[float] | None = None, reduction: str = "mean"):
         super().__init__(eps, axis=1, weight=weight, reduction=reduction)
+
+
+class DiceLoss(BaseLoss):
+    """Dice loss of a segmentation (fastai's ``DiceLoss``): for each image and class, ``1 - (2 * overlap + smooth) /
+    (union + smooth)`` of the softmax of the scores (over the class ``axis``, 1 for ``(bs, n_classes, h, w)``) and the
+    mask of that class, where overlap sums their product and union their sum over the pixels (with
+    ``square_in_union``, the squared probabilities). ``reduction`` ('sum', as fastai's, 'mean' or 'none', one loss
+    per image and class) combines them. Targets are the masks' class indices; a pixel of no class (e.g. 255, a void
+    label) belongs to no class's mask. ``activation`` is softmax and ``decodes`` the class of the highest score.
+
+    >>> import torch
+    >>> from pipekit.learn import DiceLoss
+    >>> scores = torch.zeros(1, 2, 2, 2); scores[0, 1, 0] = scores[0, 0, 1] = 10.0   # class 1 on top, 0 below
+    >>> mask = torch.tensor([[[1, 1], [0, 0]]])
+    >>> round(float(DiceLoss()(scores, mask)), 4), round(float(DiceLoss()(scores, 1 - mask)), 4)  # right, wrong
+    (0.0001, 1.9999)
+    >>> DiceLoss(reduction="none")(scores, mask).shape          # one loss per image and class
+    torch.Size([1, 2])
+    >>> DiceLoss().decodes(scores).tolist()
+    [[[1, 1], [0, 0]]]
+    """
+
+    target_kinds = ("pixel_cross_entropy",)
+    param_constraints = {"axis": CLASS_AXIS, "smooth": Interval(0, 1e6), "reduction": _REDUCTION,
+                         "square_in_union": BOOL}
+
+    def __init__(self, axis: int = 1, smooth: float = 1e-6, reduction: str = "sum", square_in_union: bool = False):
+        self.smooth, self.square_in_union = smooth, square_in_union
+        super().__init__(axis=axis, flatten=False, reduction=reduction)
+
+    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        axis = self.class_axis(inp) % max(inp.ndim, 1)
+        if inp.ndim < 3 or axis == 0 or tuple(targ.shape) != tuple(inp.shape[:axis] + inp.shape[axis + 1:]):
+            raise ParameterError(f"{type(self).__name__}: targets of shape {tuple(targ.shape)} do not fit outputs of "
+                                 f"shape {tuple(inp.shape)}: it reads the scores of each pixel of a segmentation "
+                                 f"((bs, n_classes, h, w) outputs, the class axis at axis={self.axis}) and one class "
+                                 "index per pixel (a mask of their shape without the class axis, not one-hot masks)")
+        pred = self.activation(_computed(inp, targ)[0]).movedim(axis, 1)
+        classes = torch.arange(pred.shape[1], device=targ.device).view(1, -1, *([1] * (pred.ndim - 2)))
+        onehot = (targ.unsqueeze(1) == classes).to(pred.dtype)
+        dims = list(range(2, pred.ndim))
+        inter = (pred * onehot).sum(dim=dims)
+        union = ((pred ** 2 if self.square_in_union else pred) + onehot).sum(dim=dims)
+        loss = 1 - (2.0 * inter + self.smooth) / (union + self.smooth)
+        if self.reduction == "mean":
+            return loss.mean()
+        return loss.sum() if self.reduction == "sum" else loss
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(x, dim=self.class_axis(x))
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        return x.argmax(dim=self.class_axis(x))
 
 
 def loss_from_kind(kind: str | None) -> BaseLoss:

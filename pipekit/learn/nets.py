@@ -7,6 +7,7 @@ torch.Size([2, 10])
 """
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -20,7 +21,7 @@ from pipekit.core.registry import register
 from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, check
 from pipekit.learn.registry import register_arch
 
-__all__ = ["target_y_range", "Y_RANGES", "MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "trainable_params", "linear_layers",
+__all__ = ["target_y_range", "Y_RANGES", "MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "BatchNorm", "InstanceNorm", "LinBnDrop", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "trainable_params", "linear_layers",
            "Module", "Embedding", "create_params", "sigmoid_range", "SigmoidRange", "to_np", "to_cpu",
            "tensor", "one_hot"]
 
@@ -264,7 +265,7 @@ class MLP(nn.Module):
         for a, b in zip(sizes[:-1], sizes[1:]):
             mods.append(nn.Linear(a, b, bias=not use_bn))
             if use_bn:
-                mods.append(nn.BatchNorm1d(b))
+                mods.append(BatchNorm(b, ndim=1))
             mods.append(nn.ReLU(inplace=True))
             if ps > 0:
                 mods.append(nn.Dropout(ps))
@@ -285,36 +286,117 @@ class MLP(nn.Module):
 
 
 def linear_layers(sizes: Sequence[int], ps: Sequence[float]) -> list[nn.Module]:
-    """Batch-norm, dropout ``ps[i]`` and a linear layer for each step of ``sizes``, with a ReLU between
-    steps: the classifier heads of the image and text models.
+    """Batch-norm (:func:`BatchNorm`), dropout ``ps[i]`` and a linear layer for each step of ``sizes``, with a ReLU
+    between steps: the classifier heads of the image and text models.
 
     >>> [type(m).__name__ for m in linear_layers([8, 4, 2], [0.1, 0.2])]
     ['BatchNorm1d', 'Dropout', 'Linear', 'ReLU', 'BatchNorm1d', 'Dropout', 'Linear']
     """
     mods: list[nn.Module] = []
     for i, (a, b, p) in enumerate(zip(sizes[:-1], sizes[1:], ps)):
-        mods += [nn.BatchNorm1d(a), nn.Dropout(p), nn.Linear(a, b)]
+        mods += [BatchNorm(a, ndim=1), nn.Dropout(p), nn.Linear(a, b)]
         if i < len(sizes) - 2:
             mods.append(nn.ReLU(inplace=True))
     return mods
 
 
-_NORMS = ("batch", "batch_zero", None)
+_NORMS = ("batch", "batch_zero", "instance", "instance_zero", None)
+_NORMS_SAID = ("'batch' (NormType.Batch), 'batch_zero' (NormType.BatchZero), 'instance' (NormType.Instance), "
+               "'instance_zero' (NormType.InstanceZero) or None")
 
 
 class NormType:
     """``ConvLayer``'s ``norm_type`` under the book's names: ``ConvLayer(nf, nf, act_cls=None,
-    norm_type=NormType.BatchZero)`` is ``norm_type="batch_zero"``.
+    norm_type=NormType.BatchZero)`` is ``norm_type="batch_zero"``. ``Instance`` normalises each image's channels
+    on their own (style transfer, GANs); the ``Zero`` kinds start the norm's scale at 0.
 
     >>> from pipekit.learn import ConvLayer, NormType
-    >>> NormType.Batch, NormType.BatchZero
-    ('batch', 'batch_zero')
+    >>> NormType.Batch, NormType.BatchZero, NormType.Instance, NormType.InstanceZero
+    ('batch', 'batch_zero', 'instance', 'instance_zero')
     >>> layer = ConvLayer(8, 8, act_cls=None, norm_type=NormType.BatchZero)
     >>> [type(m).__name__ for m in layer], float(layer[1].weight.detach().abs().sum())    # its norm's scale starts at 0
     (['Conv2d', 'BatchNorm2d'], 0.0)
     """
 
-    Batch, BatchZero = "batch", "batch_zero"
+    Batch, BatchZero, Instance, InstanceZero = "batch", "batch_zero", "instance", "instance_zero"
+
+
+def _norm(kind: str, nf: int, ndim: int, zero: bool, **kwargs: Any) -> nn.Module:
+    """A norm layer (``kind`` 'BatchNorm' or 'InstanceNorm') of ``nf`` features over ``ndim`` dimensions, started as
+    every norm pipekit builds: scale 1 (0 when ``zero``), shift 1e-3."""
+    check(kind, nf=(nf, Interval(1, None, integer=True)), ndim=(ndim, Interval(1, 3, integer=True)))
+    norm: nn.modules.batchnorm._NormBase = getattr(nn, f"{kind}{ndim}d")(nf, **kwargs)
+    if norm.affine:
+        with torch.no_grad():
+            norm.bias.fill_(1e-3)
+            norm.weight.fill_(0.0 if zero else 1.0)
+    return norm
+
+
+def BatchNorm(nf: int, ndim: int = 2, norm_type: str = "batch", **kwargs: Any) -> nn.Module:  # noqa: N802
+    """A batch-norm layer of ``nf`` features over ``ndim`` 1, 2 or 3 (``BatchNorm1d``, ``2d``, ``3d``), as every
+    batch norm pipekit builds starts: scale 1 (0 with ``norm_type="batch_zero"``, so a residual block starts as the
+    identity) and shift 1e-3. ``kwargs`` go to torch's layer (``momentum=``, ``eps=``).
+
+    >>> from pipekit.learn import BatchNorm
+    >>> bn = BatchNorm(4, ndim=1)
+    >>> type(bn).__name__, bn.weight.tolist(), [round(b, 4) for b in bn.bias.tolist()]
+    ('BatchNorm1d', [1.0, 1.0, 1.0, 1.0], [0.001, 0.001, 0.001, 0.001])
+    >>> BatchNorm(2, norm_type="batch_zero").weight.tolist()
+    [0.0, 0.0]
+    """
+    check("BatchNorm", norm_type=(norm_type, Is(lambda v: v in ("batch", "batch_zero"),
+                                                "'batch' (NormType.Batch) or 'batch_zero' (NormType.BatchZero)")))
+    return _norm("BatchNorm", nf, ndim, norm_type == "batch_zero", **kwargs)
+
+
+def InstanceNorm(nf: int, ndim: int = 2, norm_type: str = "instance", affine: bool = True,  # noqa: N802
+                 **kwargs: Any) -> nn.Module:
+    """An instance-norm layer of ``nf`` features over ``ndim`` 1, 2 or 3, which normalises each item's channels on
+    their own; with ``affine`` (the default), a learnt scale starting at 1 (0 with ``norm_type="instance_zero"``)
+    and shift starting at 1e-3, as :func:`BatchNorm`.
+
+    >>> import torch
+    >>> from pipekit.learn import InstanceNorm
+    >>> norm = InstanceNorm(3)
+    >>> type(norm).__name__, round(float(norm(torch.randn(2, 3, 8, 8)).detach().mean()), 4)   # each channel's mean: 1e-3
+    ('InstanceNorm2d', 0.001)
+    """
+    check("InstanceNorm", norm_type=(norm_type, Is(lambda v: v in ("instance", "instance_zero"),
+                                                   "'instance' (NormType.Instance) or 'instance_zero' "
+                                                   "(NormType.InstanceZero)")), affine=(affine, BOOL))
+    return _norm("InstanceNorm", nf, ndim, norm_type == "instance_zero", affine=affine, **kwargs)
+
+
+class LinBnDrop(nn.Sequential):
+    """Batch-norm, dropout and a linear layer (``n_in`` to ``n_out``), the book's block of a tabular model's or a
+    head's layers: the batch norm (:func:`BatchNorm`, of ``n_in`` features, or of ``n_out`` with ``lin_first``)
+    only with ``bn``, in which case the linear layer has no bias (the norm's shift is one); dropout only when
+    ``p`` is above 0; ``act``, a layer such as ``nn.ReLU(inplace=True)``, right after the linear layer.
+    ``lin_first`` puts the linear layer (and ``act``) first.
+
+    >>> from torch import nn
+    >>> from pipekit.learn import LinBnDrop
+    >>> [type(m).__name__ for m in LinBnDrop(4, 3, p=0.5)], LinBnDrop(4, 3)[1].bias
+    (['BatchNorm1d', 'Dropout', 'Linear'], None)
+    >>> [type(m).__name__ for m in LinBnDrop(4, 3, bn=False, act=nn.ReLU(), lin_first=True)]
+    ['Linear', 'ReLU']
+    """
+
+    def __init__(self, n_in: int, n_out: int, bn: bool = True, p: float = 0.0, act: nn.Module | None = None,
+                 lin_first: bool = False):
+        size = Interval(1, None, integer=True)
+        check("LinBnDrop", n_in=(n_in, size), n_out=(n_out, size), bn=(bn, BOOL),
+              p=(p, Interval(0, 1, closed="left")), lin_first=(lin_first, BOOL),
+              act=(act, Is(lambda v: v is None or isinstance(v, nn.Module),
+                           "None or a layer, e.g. nn.ReLU(inplace=True) (an instance, not the class nn.ReLU)")))
+        layers: list[nn.Module] = [BatchNorm(n_out if lin_first else n_in, ndim=1)] if bn else []
+        if p != 0:
+            layers.append(nn.Dropout(p))
+        lin: list[nn.Module] = [nn.Linear(n_in, n_out, bias=not bn)]
+        if act is not None:
+            lin.append(act)
+        super().__init__(*(lin + layers if lin_first else layers + lin))
 
 
 class Flatten(nn.Flatten):
@@ -405,37 +487,47 @@ def init_for(layer: nn.Module, act_cls: type[nn.Module] | None, bias_std: float 
 
 
 class ConvLayer(nn.Sequential):
-    """conv -> batch-norm -> activation, the book's building block of a CNN: a ``ks`` convolution of ``stride``
-    padded by ``(ks - 1) // 2`` (an odd ``ks`` keeps the size at stride 1; a transposed one is not padded), then ``norm_type`` (``"batch"``; ``"batch_zero"``, a batch-norm whose
-    scale starts at 0, so a residual block starts as the identity; or None, and the conv then has a bias), then
-    ``act_cls()`` (None: no activation). ``ndim`` 1, 2 or 3 for sequences, images or volumes; ``transpose``
-    for an up-sampling convolution. The convolution starts as fastai's does (:func:`init_for`): Kaiming before a
-    ReLU, so a deep stack without batch-norm keeps its activations' scale.
+    """conv -> norm -> activation, the book's building block of a CNN: a ``ks`` convolution of ``stride``
+    padded by ``(ks - 1) // 2`` (an odd ``ks`` keeps the size at stride 1; a transposed one is not padded), then
+    ``norm_type`` (``"batch"``; ``"batch_zero"``, a batch-norm whose scale starts at 0, so a residual block starts as
+    the identity; ``"instance"`` or ``"instance_zero"``, an instance norm (:func:`InstanceNorm`); or None, and the conv
+    then has a bias), then ``act_cls()`` (None: no activation). ``ndim`` 1, 2 or 3 for sequences, images or volumes;
+    ``transpose`` for an up-sampling convolution; ``kwargs`` go to the convolution (``groups=``, ``dilation=``,
+    ``padding_mode=``). The convolution starts as fastai's does (:func:`init_for`): Kaiming before a ReLU, so a deep
+    stack without batch-norm keeps its activations' scale; the norm as :func:`BatchNorm` starts it.
 
     >>> [type(m).__name__ for m in ConvLayer(3, 16, stride=2)]
     ['Conv2d', 'BatchNorm2d', 'ReLU']
     >>> ConvLayer(16, 16, act_cls=None, norm_type="batch_zero")[1].weight.abs().sum().item()
     0.0
+    >>> conv = ConvLayer(4, 8, groups=2, dilation=2, padding_mode="reflect")[0]
+    >>> conv.groups, conv.dilation, conv.padding_mode, tuple(conv.weight.shape)
+    (2, (2, 2), 'reflect', (8, 2, 3, 3))
     """
 
     def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
                  bias: bool | None = None, ndim: int = 2, norm_type: str | None = "batch",
-                 act_cls: type[nn.Module] | None = nn.ReLU, transpose: bool = False):
+                 act_cls: type[nn.Module] | None = nn.ReLU, transpose: bool = False, **kwargs: Any):
         size = Interval(1, None, integer=True)
         check("ConvLayer", ni=(ni, size), nf=(nf, size), ks=(ks, size), stride=(stride, size),
-              ndim=(ndim, Interval(1, 3, integer=True)),
-              norm_type=(norm_type, Is(lambda v: v in _NORMS, "'batch' (NormType.Batch), 'batch_zero' "
-                                                          "(NormType.BatchZero) or None")))
+              ndim=(ndim, Interval(1, 3, integer=True)), norm_type=(norm_type, Is(lambda v: v in _NORMS, _NORMS_SAID)))
         conv_cls = ({1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d} if transpose
                     else {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d})[ndim]
+        takes = [k for k in inspect.signature(conv_cls).parameters
+                 if k not in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "bias")]
+        unknown = sorted(set(kwargs) - set(takes))
+        if unknown:
+            raise ParameterError(f"ConvLayer: {', '.join(unknown)} is not an argument of ConvLayer or of its "
+                                 f"{conv_cls.__name__}; ConvLayer passes on {', '.join(takes)}")
         pad = ((ks - 1) // 2 if not transpose else 0) if padding is None else padding
-        conv = conv_cls(ni, nf, ks, stride=stride, padding=pad, bias=norm_type is None if bias is None else bias)
+        conv = conv_cls(ni, nf, ks, stride=stride, padding=pad, bias=norm_type is None if bias is None else bias,
+                        **kwargs)
         init_for(conv, act_cls)
         layers: list[nn.Module] = [conv]
-        if norm_type is not None:
-            bn = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[ndim](nf)
-            nn.init.constant_(bn.weight, 0.0 if norm_type == "batch_zero" else 1.0)
-            layers.append(bn)
+        if norm_type in ("batch", "batch_zero"):
+            layers.append(BatchNorm(nf, ndim=ndim, norm_type=norm_type))
+        elif norm_type is not None:
+            layers.append(InstanceNorm(nf, ndim=ndim, norm_type=norm_type))
         if act_cls is not None:
             layers.append(act_cls())
         super().__init__(*layers)
@@ -550,7 +642,9 @@ def sigmoid_range(x: torch.Tensor, low: Any, high: Any) -> torch.Tensor:
 
 
 class SigmoidRange(nn.Module):
-    """A layer squashing its input into ``(low, high)`` (a regression head's ``y_range``).
+    """A layer squashing its input into ``(low, high)`` (a regression head's ``y_range``): numbers, or one bound per
+    target (lists, arrays or tensors of one length, as :func:`target_y_range` reads them), each column of the input
+    squashed into its own range.
 
     >>> import torch
     >>> from torch import nn
@@ -558,18 +652,33 @@ class SigmoidRange(nn.Module):
     >>> head = nn.Sequential(nn.Linear(3, 1), SigmoidRange(0, 5.5))     # predicts ratings from 0 to 5.5
     >>> head[1], head[1](torch.tensor([-1e4, 0.0, 1e4])).tolist()
     (SigmoidRange(low=0.0, high=5.5), [0.0, 2.75, 5.5])
+    >>> SigmoidRange(torch.tensor([0.0, 1.0]), torch.tensor([5.0, 10.0]))(torch.zeros(2, 2)).tolist()   # two targets
+    [[2.5, 5.5], [2.5, 5.5]]
     """
 
-    def __init__(self, low: float, high: float):
+    low: Any
+    high: Any
+
+    def __init__(self, low: Any, high: Any):
         super().__init__()
-        check("SigmoidRange", y_range=((low, high), Y_RANGE))  # finite in float32, as the layer computes
-        self.low, self.high = float(low), float(high)
+        y_range = target_y_range("SigmoidRange", (low, high))  # finite in float32, as the layer computes
+        assert y_range is not None
+        if isinstance(y_range[0], list):  # one range per target, moved with the layer (not part of its weights)
+            self.register_buffer("low", torch.tensor(y_range[0]), persistent=False)
+            self.register_buffer("high", torch.tensor(y_range[1]), persistent=False)
+        else:
+            self.low, self.high = y_range
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.low, torch.Tensor) and (x.ndim == 0 or x.shape[-1] != len(self.low)):
+            raise ParameterError(f"SigmoidRange has a range for each of {len(self.low)} targets, and its input of "
+                                 f"shape {tuple(x.shape)} has {x.shape[-1] if x.ndim else 0} columns; give it one "
+                                 "output per target, or one (low, high) pair for all")
         return sigmoid_range(x, self.low, self.high)
 
     def extra_repr(self) -> str:
-        return f"low={self.low}, high={self.high}"
+        low, high = (v.tolist() if isinstance(v, torch.Tensor) else v for v in (self.low, self.high))
+        return f"low={low}, high={high}"
 
 
 class ConcatPool2d(nn.Module):

@@ -23,7 +23,7 @@ from torch.nn.modules import module as _mod
 from pipekit.core.errors import DataError, ExportError, FieldError, ParameterError, warn
 from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, check, one_of_two_names, unknown_names
 from pipekit.data.dataloaders import DataLoaders
-from pipekit.learn.nets import Y_RANGES, check_stored_layers, per_target, sigmoid_range, target_y_range
+from pipekit.learn.nets import Y_RANGES, BatchNorm, check_stored_layers, per_target, sigmoid_range, target_y_range
 from pipekit.learn.registry import register_arch
 
 if TYPE_CHECKING:
@@ -503,8 +503,8 @@ class TabularModel(nn.Module):
         for n_in, n_out, p in zip(sizes[:-1], sizes[1:], ps):
             # Linear (no bias under BN) -> ReLU -> BN -> Dropout, the order that trains best on tables.
             blocks += [nn.Linear(n_in, n_out, bias=not use_bn), nn.ReLU(inplace=True)]
-            if use_bn:
-                blocks.append(nn.BatchNorm1d(n_out))
+            if use_bn:  # started as fastai's: shift 1e-3
+                blocks.append(BatchNorm(n_out, ndim=1))
             if p:
                 blocks.append(nn.Dropout(p))
         blocks.append(nn.Linear(sizes[-1], out_sz))

@@ -27,7 +27,8 @@ from pipekit.core.errors import FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import (POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check, check_arguments,
                                    one_of_two_names, shown)
-from pipekit.learn.nets import ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers, simple_cnn
+from pipekit.learn.nets import (BatchNorm, ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers,
+                                simple_cnn)
 from pipekit.learn.registry import arch_spec, register_arch, registered_archs, set_arch_spec
 
 __all__ = ["XResNet", "XResNetBody", "xresnet18", "xresnet34", "xresnet50", "ResNet", "ResNetBody", "BasicBlock",
@@ -61,7 +62,7 @@ class ResBlock(nn.Module):
     >>> tuple(ResBlock(4, 16, 16)(torch.zeros(2, 64, 8, 8)).shape)  # bottleneck: 16 * 4 channels in and out
     (2, 64, 8, 8)
     >>> x = torch.randn(2, 8, 4, 4)
-    >>> torch.equal(ResBlock(1, 8, 8)(x), x.relu())  # its last batch norm starts at 0: identity, then ReLU
+    >>> torch.allclose(ResBlock(1, 8, 8)(x), (x + 1e-3).relu())  # its last batch norm starts at scale 0, shift 1e-3
     True
     """
 
@@ -895,7 +896,7 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
         for i in range(n_lin - 1):
             layers += [nn.Linear(sizes[i], sizes[i + 1]), nn.ReLU(inplace=True)]
             if i > 0 or first_bn:
-                layers.append(nn.BatchNorm1d(sizes[i + 1]))
+                layers.append(BatchNorm(sizes[i + 1], ndim=1))
             layers.append(nn.Dropout(drops[i + 1]))
         layers.append(nn.Linear(sizes[-2], sizes[-1]))
     if bn_final:
