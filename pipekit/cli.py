@@ -86,18 +86,20 @@ def number_option(interval: Interval | Is, integer: bool | None = None) -> Calla
 
 
 #: the intervals of a recipe's usual number options: counts (epochs, factors, sizes), rates and time limits,
-#: amounts that may be zero (weight decay, dropout), seeds (any seed torch, NumPy and the boosters all take) and
-#: the processes or threads of a forest or booster (-1: every core)
+#: amounts that may be zero (weight decay, dropout), seeds (torch's and NumPy's; a recipe fitting boosters takes
+#: theirs) and the processes or threads of a forest or booster (-1: every core)
 POSITIVE_INT = Interval(1, None, integer=True)
 POSITIVE = Interval(0, None, closed="neither")
 NON_NEGATIVE = Interval(0, None)
 SEED_MAX = 2**31 - 1  # LightGBM's seed is a C int
-SEED = Is(lambda v: 0 <= v <= SEED_MAX, f"a seed from 0 to {SEED_MAX}")
+SEED = Is(lambda v: 0 <= v < 2**64, "a seed from 0 to 2**64 - 1")  # torch's and NumPy's
+BOOSTER_SEED = Is(lambda v: 0 <= v <= SEED_MAX, f"a seed from 0 to {SEED_MAX} (the boosters' limit)")
 N_JOBS = Is(lambda v: v == -1 or v >= 1, "-1 (every core) or a positive integer")
 positive_int = number_option(POSITIVE_INT)
 positive_number = number_option(POSITIVE)
 non_negative_number = number_option(NON_NEGATIVE)
 seed_int = number_option(SEED, integer=True)
+booster_seed_int = number_option(BOOSTER_SEED, integer=True)
 n_jobs_int = number_option(N_JOBS, integer=True)
 
 
@@ -358,12 +360,16 @@ def input_kind(learn: Any) -> str | None:
 def reads_whole_files(learn: Any) -> bool:
     """Whether a text model was trained one document per file (``TextDataLoaders.from_folder``,
     ``TextBlock.from_folder`` over ``get_text_files``): its items were files it read whole, so ``pipekit predict``
-    reads a ``.txt`` file whole as one text. A text model trained on a column of texts reads each line as one."""
-    if input_kind(learn) != "text":
+    reads a ``.txt`` file whole as one text. A text model trained on a column of texts, and a language model (whose
+    texts are prompts), read each line as one."""
+    if input_kind(learn) != "text" or getattr(learn.dls.blocks[0], "is_lm", False):  # a language model: prompts
         return False
     return bool(getattr(learn.dls.blocks[0], "read_files", False)) and \
         getattr(getattr(learn.dls, "recipe", None), "item_columns_", None) == ["path"]
 
+
+#: the words ``pipekit predict`` has a language model add to each line (a prompt), sampled with seed 0
+LM_WORDS = 20
 
 #: the files ``pipekit predict`` takes for each kind of input ("text files": a model trained one document per file)
 KIND_FILES = {"table": "tables (.csv, .tsv, .parquet, .arrow), a row each",
@@ -481,8 +487,14 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
     if suffix == ".txt" and reads_whole_files(learn):  # one document per file, as the model was trained
         from pipekit.text.tokenize import read_text_file
 
+        from pipekit.core.errors import DataError
+
         block = learn.dls.blocks[0]
-        if not read_text_file(path, block.encoding, block.errors).strip():
+        try:
+            whole = read_text_file(path, block.encoding, block.errors)
+        except DataError:
+            raise ValueError(f"it is not {block.encoding} text; save the file as {block.encoding} text") from None
+        if not whole.strip():
             raise ValueError(f"{path}: the file holds no text")
     elif suffix == ".txt":
         try:
@@ -492,6 +504,9 @@ def predictions(learn: Any, path: Path) -> list[tuple[str, str]]:
         numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         if not numbered:
             raise ValueError(f"{path}: the file holds no text")
+        if getattr(learn.dls.blocks[0], "is_lm", False):  # a language model: each line a prompt it continues
+            return [(f"{path} line {n}", printable(learn.predict(line, n_words=LM_WORDS, no_bar=True, seed=0)))
+                    for n, line in numbered]
         found = _many(learn, [line for _, line in numbered], f"{path} line", 0)
         return [(f"{path} line {n}", text) for (n, _), (_, text) in zip(numbered, found)]
     from pipekit.data.dataloaders import classes_vocab
@@ -831,7 +846,7 @@ def _main(argv: list[str] | None = None) -> int:
     s.set_defaults(fn=cmd_summary)
     pr = sub.add_parser("predict", help="an exported model's prediction for each file (images; rows of a CSV; lines "
                                         "of a .txt file for a text model, or the whole file for one trained one "
-                                        "document per file)")
+                                        "document per file; a language model continues each line)")
     pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file, or a saved model's or "
                                   "ensemble's export or a TabularClassifier saved by pipekit.save, which read rows "
                                   "of tables)")

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.cli import n_jobs_int, out_folder, positive_int, recipe_parser, seed_int
+from pipekit.cli import booster_seed_int, n_jobs_int, out_folder, positive_int, recipe_parser
 from pipekit.backends import GBM, RandomForest, as_data
 from pipekit.core.archive import atomic_write_bytes
 from pipekit.core.errors import ParameterError
@@ -192,7 +192,7 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true", help="10 stores, small models and --epochs 1 unless given (for "
                                                          "tests)")
     ap.add_argument("--epochs", type=positive_int, default=None, help="the net's epochs (default 5; 1 with --quick)")
-    ap.add_argument("--seed", type=seed_int, default=0)
+    ap.add_argument("--seed", type=booster_seed_int, default=0)
     ap.add_argument("--n-jobs", type=n_jobs_int, default=1, dest="n_jobs",
                     help="threads of the GBMs and forests (-1: every core)")
     ap.add_argument("--out", type=out_folder, default=None,

@@ -109,7 +109,7 @@ def test_help_says_what_quick_sets(name, says, capsys):
                                                "has 60,000 training images), got '60001'"),
     (["rossmann_ensemble", "--quick", "--epochs", "0"], "argument --epochs: expected an integer in [1, inf], got '0'"),
     (["rossmann", "--layers", "500", "0"], "argument --layers: expected an integer in [1, inf], got '0'"),
-    (["rossmann", "--seed", "-1"], "argument --seed: expected a seed from 0 to 2147483647, got '-1'"),
+    (["rossmann", "--seed", "-1"], "argument --seed: expected a seed from 0 to 2**64 - 1, got '-1'"),
     (["adult_ensemble", "--n-jobs", "0"], "argument --n-jobs: expected -1 (every core) or a positive integer, got '0'"),
     (["coco_tiny", "--folds", "1"], "argument --folds: expected 0 (the recipe's one split) or k >= 2 folds, got '1'"),
     (["language_model", "--threads", "0"], "argument --threads: expected an integer in [1, inf], got '0'"),
@@ -228,6 +228,37 @@ def test_a_model_trained_on_a_text_column_still_reads_a_line_per_text(tmp_path, 
     assert [ln.split("\t")[0] for ln in capsys.readouterr().out.splitlines()] == [
         f"{doc} line 1", f"{doc} line 2", f"{doc} line 4"]
 
+
+
+def test_a_language_model_trained_on_files_reads_a_line_per_prompt(folder_model, capsys):
+    """A language model trained from a folder (from_folder(is_lm=True)) takes prompts: a .txt file's lines, each
+    continued on its own line of output, as for a language model trained on a column."""
+    from pipekit.text import AWD_LSTM, TextDataLoaders, language_model_learner
+
+    root, _, _ = folder_model
+    dls = TextDataLoaders.from_folder(root, valid="valid", is_lm=True, bs=4, seq_len=16, seed=0, cache_dir=False)
+    lm = language_model_learner(dls, AWD_LSTM, pretrained=False, config=dict(emb_sz=16, n_hid=32, n_layers=1))
+    export = lm.export(root.parent / "lm.pipekit")
+    doc = sorted((root / "valid").rglob("*.txt"))[0]
+    numbered = [n for n, ln in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1) if ln.strip()]
+    assert len(numbered) > 1
+    assert main(["predict", str(export), str(doc)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split("\t")[0] for ln in out] == [f"{doc} line {n}" for n in numbered]
+    # each line continued by the model: the prompt's words, then more (seeded: the same each time)
+    assert all(len(ln.split("\t")[1].split()) > len(doc.read_text(encoding="utf-8").splitlines()[n - 1].split())
+               for ln, n in zip(out, numbered))
+    assert main(["predict", str(export), str(doc)]) == 0 and capsys.readouterr().out.splitlines() == out
+
+
+def test_seeds_take_torch_s_range_and_a_booster_recipe_its_boosters(monkeypatch):
+    parsers = _parsers(monkeypatch)
+    assert parsers["adult"].parse_known_args(["--seed", str(2**40)])[0].seed == 2**40
+    assert parsers["movielens"].parse_known_args(["--seed", str(2**64 - 1)])[0].seed == 2**64 - 1
+    for name, seed in (("adult", str(2**64)), ("rossmann_ensemble", str(2**31))):
+        with pytest.raises(SystemExit):
+            parsers[name].parse_known_args(["--seed", seed])
+    assert parsers["rossmann_ensemble"].parse_known_args(["--seed", str(2**31 - 1)])[0].seed == 2**31 - 1
 
 # ------------------------------------------------------------------ book_spellings: the closest other movies
 def test_book_spellings_closest_movies_leave_the_movie_out(capsys):
