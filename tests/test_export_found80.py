@@ -1,5 +1,6 @@
-"""An export names the getters it leaves out (and the loaded learner which one it lacks), get_preds(with_loss=True)
-refuses a loader without targets, and DataBlock.summary decodes only the images it walks (mnist_tiny)."""
+"""An export names the getters it leaves out (and the loaded learner which one it lacks, and a process that has not
+registered a user's getter how to register it), get_preds(with_loss=True) refuses a loader without targets, and
+DataBlock.summary decodes only the images it walks and reads only the head of the others (mnist_tiny)."""
 import re
 import shutil
 import warnings
@@ -283,3 +284,99 @@ def test_a_single_output_binary_model_loads_its_own_export(tmp_path):
     net = Learner(images, simple_cnn(n_in=3, n_out=1, channels=(4, 8)), loss_func=BCEWithLogitsLossFlat())
     net.export(tmp_path / "img.pipekit")
     assert load_learner(tmp_path / "img.pipekit").predict(files[0])[2].shape == (1,)
+
+
+# ------------------------------------------------- summary: headers from each file's head, masks on the pool
+def _noise_jpeg(f, hw, rng, **kw):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(rng.integers(0, 255, (*hw, 3), dtype=np.uint8)).save(f, quality=95, **kw)
+
+
+def test_summary_store_reads_only_the_head_of_each_file(tmp_path, monkeypatch):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i in range(40):  # more than one thread task's worth, each file over the head's 64 KiB
+        files.append(tmp_path / f"{i:02d}.jpg")
+        _noise_jpeg(files[-1], (300 + i, 360), rng)
+    late = tmp_path / "late.jpg"  # its frame marker lies past the head: the whole file is read for it
+    _noise_jpeg(late, (50, 70), rng, comment=b"x" * 65000, icc_profile=b"y" * 70000)
+    files.append(late)
+    assert all(f.stat().st_size > image_cache.HEAD_BYTES for f in files)
+    assert late.read_bytes().find(b"\xff\xc0") > image_cache.HEAD_BYTES
+    whole = []
+    real = image_cache._read_bytes
+    monkeypatch.setattr(image_cache, "_read_bytes", lambda p: whole.append(Path(p).name) or real(p))
+    store = image_cache.ImagesAsRead([str(f) for f in files], Resize(16), mode="RGB", cache=None, num_workers=2)
+    assert np.asarray(store.orig_sizes).tolist() == [[300 + i, 360] for i in range(40)] + [[50, 70]]
+    assert sorted(whole) == ["00.jpg", "late.jpg"]  # the first image, decoded for the store's size, and late.jpg
+    assert tuple(store.gather(np.array([40])).shape) == (1, 16, 16, 3)
+
+
+def test_summary_store_decodes_masks_for_their_largest_values_on_its_threads(tmp_path, monkeypatch):
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    masks = []
+    for i in range(40):
+        masks.append(str(tmp_path / f"{i:02d}_P.png"))
+        Image.fromarray(np.full((12, 10), i % 7, dtype=np.uint8)).save(masks[-1])
+    threads = []
+    real = image_cache._decode_source
+    monkeypatch.setattr(image_cache, "_decode_source",
+                        lambda p, *a, **k: threads.append(threading.current_thread().name) or real(p, *a, **k))
+    store = image_cache.ImagesAsRead(masks, Resize(8), mode="mask", cache=None, num_workers=2)
+    threads.clear()
+    assert store.value_max.tolist() == [i % 7 for i in range(40)]
+    assert len(threads) == 40 and all(t.startswith("pipekit-headers") for t in threads)
+
+
+# ------------------------------------------------- load: a user's getter the loading process has not registered
+def is_cat_found80(name):
+    return int(name.split(".")[0]) % 2 == 1
+
+
+def test_load_names_a_users_getter_left_unregistered_and_the_fix(tmp_path, monkeypatch):
+    import pipekit.core.registry as registry
+
+    names = sorted(get_image_files(path / "train"))[::40]
+    for name in ("__main__.is_cat_found80", "myproject.labels.is_cat_found80"):
+        pipekit.register(is_cat_found80, kind="getter", name=name, replace=True)
+        dls = ImageDataLoaders.from_name_func(path, names, is_cat_found80, item_tfms=Resize(28), bs=8, seed=0,
+                                              img_cls="L")
+        f = vision_learner(dls, "resnet18", pretrained=False, path=tmp_path).export(f"{name}.pipekit")
+        assert pipekit.load_learner(f).dls.vocab == dls.vocab  # registered here: it loads
+        with monkeypatch.context() as m:  # a process that has not registered it
+            m.delitem(registry._ENTRIES, name)
+            m.delitem(registry._NAMES, id(is_cat_found80))
+            with pytest.raises(pipekit.core.ExportError) as e:
+                pipekit.load_learner(f)
+        said = str(e.value)
+        assert f"names '{name}', a getter or function that the process which exported the file registered and " \
+               "this process has not" in said
+        assert "damaged" not in said and "newer pipekit" not in said
+        assert "pipekit.register(is_cat_found80, kind='getter')" in said
+        if name.startswith("__main__"):
+            assert "define is_cat_found80 in the script or notebook that loads it" in said
+            assert f"pipekit.register(is_cat_found80, kind='getter', name='{name}')" in said
+        else:
+            assert "import is_cat_found80 (from myproject.labels)" in said
+        registry._NAMES.pop(id(is_cat_found80), None)
+        registry._ENTRIES.pop(name, None)
+
+
+@pytest.mark.parametrize("name", ["pipekit.data.no_such_getter", "os.system; rm -rf", "json"])
+def test_a_name_no_user_registers_keeps_the_damaged_file_wording(name):
+    import sys
+
+    from pipekit.core import from_data
+
+    before = set(sys.modules)
+    with pytest.raises(pipekit.core.ExportError, match="the file is damaged, was not written by pipekit"):
+        from_data({"__ref__": name}, _kinds=("getter", "function"))
+    assert set(sys.modules) == before  # nothing the record names is imported

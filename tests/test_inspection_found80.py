@@ -5,6 +5,8 @@ given to them, a scikit-learn forest measured on a Tabular's split, fastai's ``t
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -250,7 +252,7 @@ def test_a_regression_on_whole_numbers_keeps_its_predictions(mnist):
 @pytest.mark.parametrize("frame", ["pandas", "polars"])
 def test_top_losses_items_of_a_frame_are_its_rows(frame):
     labels = pd.read_csv(D.path("mnist_tiny") / "labels.csv").sample(120, random_state=0).reset_index(drop=True)
-    labels.index = labels.index + 1000  # the rows keep the frame's own index
+    labels.index = labels.index + 1000
     df = labels if frame == "pandas" else pl.from_pandas(labels)
     dls = ImageDataLoaders.from_df(df, D.path("mnist_tiny"), img_cls="L", bs=32, seed=0, valid_pct=0.3)
     torch.manual_seed(0)
@@ -258,12 +260,41 @@ def test_top_losses_items_of_a_frame_are_its_rows(frame):
     interp = ClassificationInterpretation.from_learner(learn)
     losses, idxs, items = interp.top_losses(5, items=True)
     names = [str(dls.valid_ds.items[int(i)]["name"]) for i in idxs]
-    if frame == "pandas":
-        assert isinstance(items, pd.DataFrame)
-        assert items["name"].tolist() == names and items.index.min() >= 1000
-        pd.testing.assert_frame_equal(items, labels.loc[items.index])  # the frame's own rows, as items.iloc[idxs]
-    else:
-        assert isinstance(items, pl.DataFrame) and items.columns == ["name", "label"]
-        assert items["name"].to_list() == names
-    labels_of = items["label"].tolist() if frame == "pandas" else items["label"].to_list()
-    assert list(labels_of) == [dls.vocab[int(t)] for t in interp.targs[idxs]]
+    # the rows of the items table pipekit built, in the order of the losses, whatever frame was given
+    assert isinstance(items, pl.DataFrame) and items.columns == ["name", "label"]
+    assert items["name"].to_list() == names
+    assert items["label"].to_list() == [dls.vocab[int(t)] for t in interp.targs[idxs]]
+    by_name = labels.set_index("name")["label"]
+    assert items.to_pandas()["label"].tolist() == [by_name[n] for n in names]
+
+
+def test_top_losses_items_do_not_follow_the_users_frame_changed_in_place():
+    import gc
+    import weakref
+
+    df = pd.read_csv(D.path("mnist_tiny") / "labels.csv").groupby("label").head(40).reset_index(drop=True)
+    dls = ImageDataLoaders.from_df(df, D.path("mnist_tiny"), img_cls="L", bs=16, seed=0)
+    torch.manual_seed(0)
+    interp = ClassificationInterpretation.from_learner(Learner(dls, nn.Sequential(nn.Flatten(), nn.Linear(784, 2))))
+    _, idxs, before = interp.top_losses(3, items=True)
+    truth = [dls.valid_ds.items[int(i)]["name"] for i in idxs]
+    assert before["name"].to_list() == truth
+    df.sort_values("label", ascending=False, inplace=True)  # the user's frame, reordered after the build
+    assert interp.top_losses(3, items=True)[2]["name"].to_list() == truth
+    df.drop(df.index[10:], inplace=True)
+    assert interp.top_losses(3, items=True)[2].equals(before)
+    gone = weakref.ref(df)
+    del df
+    gc.collect()
+    assert gone() is None  # the loaders keep no reference to the user's frame
+
+
+def test_from_df_of_pandas_warns_once_of_its_conversion():
+    d = pd.read_csv(D.path("mnist_tiny") / "labels.csv").head(200)
+    d["label"] = d["label"].astype(object)
+    d.loc[3, "label"] = "3"
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        ImageDataLoaders.from_df(d, D.path("mnist_tiny"), item_tfms=Resize(28), bs=16, seed=0)
+    mixed = [str(x.message) for x in w if "mix text and numbers" in str(x.message)]
+    assert len(mixed) == 1 and "['label']" in mixed[0]

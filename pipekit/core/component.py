@@ -646,9 +646,31 @@ def _lookup_kind(name: Any, kinds: tuple[str, ...], base: type | None = None) ->
         except UnknownNameError as e:
             first = first or e
     said = str(first) if "is a registered" in str(first) else f"{name!r:.80} is not registered as one"
+    if _user_name(name) and lookup(name, default=None) is None:
+        # a module path outside pipekit, registered under no kind here: a user's function or class, which the process
+        # that wrote the file registered (nothing a file names is imported: the user defines and registers it)
+        module, short = name.rsplit(".", 1)
+        call = f"pipekit.register({short}" + ("" if base is not None else f", kind={kinds[0]!r}")
+        how = (f"define {short} in the script or notebook that loads it and register it before loading, as the "
+               f"exporting one did: {call}) (defined in an imported module instead: {call}, name={name!r}))"
+               if module == "__main__" else
+               f"import {short} (from {module}) and register it before loading, as the exporting process did: {call})")
+        raise FieldError("", f"names {name!r:.80}, a {' or '.join(kinds)} that the process which exported the file "
+                             f"registered and this process has not (pipekit never imports or runs what a file "
+                             f"names); {how}")
     raise FieldError("", f"names {name!r:.80}, but this field takes a registered {' or '.join(kinds)} ({said}); the "
                          "file is damaged, was not written by pipekit, or was written by a newer pipekit whose "
                          "classes this one lacks (upgrade pipekit: pip install -U pipekit)")
+
+
+def _user_name(name: Any) -> bool:
+    """Whether ``name`` can be the registered name of a user's function or class: a module path and qualified name
+    (``'__main__.is_cat'``, ``'mylib.steps.Tokenize'``) outside pipekit, as :func:`pipekit.register` names them."""
+    if not isinstance(name, str) or len(name) > 300:
+        return False
+    parts = name.split(".")
+    return len(parts) >= 2 and parts[0] != "pipekit" and all(
+        p.isidentifier() or p in ("<locals>", "<lambda>") for p in parts)
 
 
 def from_data(data: Any, arrays: dict[str, np.ndarray] | None = None, _depth: int = 0,

@@ -667,25 +667,15 @@ class DataBlock(Component):
     # ------------------------------------------------------------------ building
     def items_from(self, source: Any) -> pl.DataFrame:
         """The items table ``source`` gives (through ``get_items`` when set), one row per item, before splitting: what
-        ``dataloaders(source)`` reads. A ``get_items`` that finds nothing is refused, naming the source. A pandas frame
-        listed is kept (``source_frame``), so that the items of its rows are given back as its rows
-        (``interp.top_losses(k, items=True)``, as fastai's ``items.iloc[idxs]``)."""
+        ``dataloaders(source)`` reads. A ``get_items`` that finds nothing is refused, naming the source."""
         listed = source if self.get_items is None else self.get_items(source)
         items = to_items(listed)
-        self._source_frame = (listed, items) if is_pandas(listed, "DataFrame") and len(listed) == len(items) else None
         if len(items) == 0 and self.get_items is not None:
             raise DataError(f"get_items {getattr(self.get_items, '__name__', self.get_items)} found no items "
                             f"in {source!r}; check the path and the file extensions")
         if len(items) == 0:
             raise DataError(f"the source {type(source).__name__} has no rows/items")
         return items
-
-    def source_frame(self, items: pl.DataFrame) -> Any:
-        """The pandas frame the items table ``items`` was made of (one item per row, in order) by :meth:`items_from`,
-        or None for the items of any other source (a Polars frame's rows are the items table's own), or for another
-        table than the one it last made."""
-        kept = vars(self).get("_source_frame")
-        return kept[0] if kept is not None and kept[1] is items else None
 
     def _fit(self, source: Any, trace: Trace | None = None, seed: int | None = None) -> Datasets:
         """Build on a clone of this recipe (see the module docstring): items, split, fitted blocks."""

@@ -181,8 +181,8 @@ class Interpretation:
     def top_losses(self, k: int | None = None, largest: bool = True, items: bool = False) -> tuple[Any, ...]:
         """The ``k`` largest (or smallest) per-item losses and the item indices, sorted; with ``items=True``, the
         loader's items at those indices too (fastai's ``losses, idxs, items``: the files or values the set was made
-        of; for a set made of a frame's rows, those rows as a frame: a pandas frame's own rows, as fastai's
-        ``items.iloc[idxs]``, else a Polars frame of them).
+        of; for a set made of a table's rows, those rows of the items table pipekit built from it, as a Polars
+        DataFrame in the order of the losses: ``items.to_pandas()`` for a pandas frame).
 
         >>> # losses, idxs, items = interp.top_losses(3, items=True)   # items[0]: the file of the worst loss
         """
@@ -193,7 +193,7 @@ class Interpretation:
         return (losses, idxs, self._items_at(idxs)) if items else (losses, idxs)
 
     def _items_at(self, idxs: torch.Tensor) -> Any:
-        """The loader's items at the positions ``idxs``: rows of a pandas or Polars frame as a frame, else a list."""
+        """The loader's items at the positions ``idxs``: rows of a table as a frame, else a list."""
         import polars as pl
 
         items = getattr(self.dl, "items", None)
@@ -206,14 +206,8 @@ class Interpretation:
             return items.iloc[pos]
         if isinstance(items, pl.DataFrame):
             return items[pos]
-        if isinstance(items, ItemList):  # a DataBlock's items: rows of a pandas frame (its own), or of a table
-            rows = items.rows[pos]
-            recipe: Any = getattr(getattr(self.dl, "dataset", None), "recipe", None)
-            source = recipe.source_frame(items.frame) if hasattr(recipe, "source_frame") else None
-            if source is not None:
-                return source.iloc[rows]
-            if items.frame.width > 1:
-                return items.frame[rows]
+        if isinstance(items, ItemList) and items.frame.width > 1:  # a DataBlock's items: rows of its items table
+            return items.frame[items.rows[pos]]
         return [items[i] for i in pos]
 
     def _positions(self, idxs: Any, what: str) -> torch.Tensor:

@@ -110,6 +110,27 @@ def _read_bytes(path: str | MemoryImage) -> bytes:
         return read_image_file(path)
 
 
+#: how much of a file :func:`_header_size_of` reads first: what :func:`~pipekit.vision.decode._header_size` looks at
+HEAD_BYTES = 65536
+
+
+def _header_size_of(path: str | MemoryImage) -> tuple[int, int] | None:
+    """(width, height) declared by the header of the image at ``path``, reading only the file's first
+    :data:`HEAD_BYTES` where its header lies there, the whole file where it does not (a JPEG whose frame marker
+    comes later, a TIFF whose directory is at its end); None when no header pipekit reads is found."""
+    if isinstance(path, MemoryImage):
+        return _header_size(path.content())
+    try:
+        with stage("read file"), open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+    except OSError:
+        head = read_image_file(path)  # the error naming the file and why it cannot be read
+    wh = _header_size(head)
+    if wh is None and len(head) == HEAD_BYTES:
+        wh = _header_size(_read_bytes(path))
+    return wh
+
+
 #: how long before a file is read it must have last changed for the version it is read at to be recorded (see the
 #: module docstring): longer than a tick of any file system's clock, and than a small skew between its clock and ours
 SETTLED_S = 5
@@ -1077,11 +1098,13 @@ class ImagesAsRead(Store):
     those :class:`ImageStore` gives (NHWC uint8, masks ``(B, H, W)``); its repr says how ``dataloaders()`` stores
     them (``cache``: the image cache's folder, None for memory).
 
-    Making it reads every source's header (a file without a header pipekit reads is decoded), and refuses what the
+    Making it reads every source's header (the head of each file, the whole file only where its header lies further
+    on; a file without a header pipekit reads is decoded), and refuses what the
     build of an :class:`ImageStore` refuses that a header tells: files that cannot be read or decoded (one
     :class:`~pipekit.vision.decode.ImageDecodeError` naming them all) and, without an item transform, images of
     different sizes. ``orig_sizes`` are those headers' sizes; for masks, ``value_max`` is each mask's largest value,
-    every mask decoded (as an :class:`ImageStore` records it, for a mask block to check against its codes).
+    every mask decoded on the store's threads (as an :class:`ImageStore` records it, for a mask block to check
+    against its codes).
 
     >>> import numpy as np
     >>> import pipekit.datasets as D
@@ -1101,6 +1124,7 @@ class ImagesAsRead(Store):
         self._sizes: dict[int, tuple[int, int]] = {}
         self._lock = threading.Lock()
         self._value_max: np.ndarray | None = None
+        self._workers = num_workers or max(1, min(8, os.cpu_count() or 1))
         broken: dict[int, ImageDecodeError] = {}
 
         def measure(i: int) -> None:
@@ -1110,14 +1134,7 @@ class ImagesAsRead(Store):
                 broken[i] = e
 
         n = len(self.sources)
-        if n <= _CHUNK:
-            for i in range(n):
-                measure(i)
-        else:
-            workers = num_workers or max(1, min(8, os.cpu_count() or 1))
-            with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-headers") as ex:
-                for _ in _map_in_chunks(ex, measure, n):
-                    pass
+        self._each(measure)
         if broken:  # every file was tried, as a build tries them
             raise _broken_error(broken)
         img = self._decode(0)  # the first image gives the size of them all
@@ -1125,6 +1142,15 @@ class ImagesAsRead(Store):
         if tfm is None:  # no item transform: the images are stored as they are, so they must share one size
             for i in range(n):
                 _check_size(self._sizes[i], self._hw, self.sources, i)
+
+    def _each(self, fn: Callable[[int], T]) -> list[T]:
+        """``fn(i)`` of every image, in order: in the calling thread for a few images, else on a pool of the store's
+        threads (files are read and decoded while the GIL is released)."""
+        n = len(self.sources)
+        if n <= _CHUNK:
+            return [fn(i) for i in range(n)]
+        with ThreadPoolExecutor(self._workers, thread_name_prefix="pipekit-headers") as ex:
+            return list(_map_in_chunks(ex, fn, n))
 
     def _decode(self, i: int) -> np.ndarray:
         img = self._images.get(i)
@@ -1166,9 +1192,11 @@ class ImagesAsRead(Store):
         if self.mode != "mask":
             return None
         if self._value_max is None:
-            self._value_max = np.asarray([int(m.max()) if m.size else 0
-                                          for m in (_decode_source(src, "mask") for src in self.sources)],
-                                         dtype=np.int64)
+            def top(i: int) -> int:
+                m = _decode_source(self.sources[i], "mask")
+                return int(m.max()) if m.size else 0
+
+            self._value_max = np.asarray(self._each(top), dtype=np.int64)
         return self._value_max
 
     def gather(self, idx: np.ndarray) -> torch.Tensor:
@@ -1182,7 +1210,7 @@ class ImagesAsRead(Store):
     def source_size(self, i: int) -> tuple[int, int]:
         i = int(i)
         if i not in self._sizes:  # the header's size (pixels are decoded as stored, whatever EXIF says), else decoded
-            wh = _header_size(_read_bytes(self.sources[i]))
+            wh = _header_size_of(self.sources[i])
             if wh is None:
                 self._decode(i)
             else:

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Is, Options, check, is_pandas
+from pipekit.core.validate import Is, Options, check
 from pipekit.data import (CategoryBlock, ColReader, ColSplitter, DataBlock, DataLoaders, FileName,
                           GrandparentSplitter, MultiCategoryBlock, Pipe, RandomSplitter, RegexLabeller, get_image_files,
                           parent_label)
@@ -242,8 +242,7 @@ class ImageDataLoaders:
         dblock = DataBlock(blocks=(ImageBlock(cls=img_cls), y_block), get_x=ColReader(fn, pref=pref, suffix=suff),
                            get_y=ColReader(label, label_delim=label_delim), splitter=splitter, item_tfms=item_tfms,
                            batch_tfms=batch_tfms)
-        # a pandas frame is given as it is, so that its rows are the items the loaders give back (top_losses)
-        return dblock.dataloaders(df if is_pandas(df, "DataFrame") else frame, seed=seed, **kwargs)
+        return dblock.dataloaders(frame, seed=seed, **kwargs)
 
     @staticmethod
     def from_csv(path: str | os.PathLike, csv_fname: str | os.PathLike = "labels.csv", header: str | None = "infer",
