@@ -803,6 +803,19 @@ class TabularSplit(_FittedNames):
         test loader's ``xs`` is (``dls.test_dl(df).xs``, fastai's ``to.new(df)``)."""
         return new_rows(self.processor, source)
 
+    def new(self, source: Any) -> TabularSplit:
+        """``source`` processed with the table's fitted procs, as ``to.new(df)`` processes it (fastai's
+        ``to.train.new(df)``, whose ``.process()`` applies the same procs): the split it is called on does not
+        change the result. See :meth:`Tabular.new`.
+
+        >>> import polars as pl
+        >>> tab = Tabular(pl.DataFrame({"a": ["x", "y", "x"], "t": [1.0, 2.0, 3.0]}), cat_names=["a"], y_names="t",
+        ...               splits=([0, 1], [2]))
+        >>> to_tst = tab.train.new(pl.DataFrame({"a": ["y", "z"]})); to_tst.process(); to_tst.xs["a"].to_list()
+        [2, 0]
+        """
+        return new_rows(self.processor, source)
+
     def __len__(self) -> int:
         return len(self._full) if self.idxs is None else len(self.idxs)
 
@@ -1118,6 +1131,21 @@ def _check_processed_frame(frame: pl.DataFrame, processor: TabularProcessor, whe
         for name, rows in (("training", position[~valid & (position >= 0)]), ("validation", position[valid])):
             if rows.size and not np.array_equal(np.sort(rows), np.arange(rows.size)):
                 raise bad(_SPLIT_POSITION, f"must number the {rows.size} {name} rows 0..{rows.size - 1}, each once")
+    if _TRAIN_POSITIONS in schema or _VALID_POSITIONS in schema:
+        for name, c in (("training", _TRAIN_POSITIONS), ("validation", _VALID_POSITIONS)):
+            if c not in schema or _SPLIT_POSITION in schema:
+                raise bad(c, "is missing, beside the other split's places" if c not in schema else
+                          f"and {_SPLIT_POSITION!r} both record the split, where a file has one or the other")
+            dtype = schema[c]
+            if not (isinstance(dtype, pl.List) and dtype.inner.is_integer()):
+                raise bad(c, f"must hold each row's places in the {name} rows (lists of integers), is {dtype}")
+            refuse_missing(c)
+            rows, places = _listed_places(frame[c])
+            if places.size and not np.array_equal(np.sort(places), np.arange(places.size)):
+                raise bad(c, f"must number the {places.size} {name} rows 0..{places.size - 1}, each once")
+            if c == _VALID_POSITIONS and not np.array_equal(np.flatnonzero(frame[VALID_COLUMN].to_numpy()),
+                                                            np.unique(rows)):
+                raise bad(VALID_COLUMN, f"must be true exactly for the rows {c!r} lists")
     classes = processor.classes_ if isinstance(getattr(processor, "classes_", None), dict) else {}
     filled = {c for proc in getattr(processor, "procs", None) or [] if isinstance(proc, FillMissing) and proc.is_fitted
               for c in proc.columns_}
@@ -1147,9 +1175,45 @@ def _check_processed_frame(frame: pl.DataFrame, processor: TabularProcessor, whe
 
 
 #: the columns a processed table's file adds to its rows: whether each is a validation row (``process_to_parquet``
-#: writes it too), each row's place in its split (-1: in neither) and a pandas source's row labels
+#: writes it too), each row's place in its split (-1: in neither) and a pandas source's row labels. A split that
+#: lists a row several times (oversampled) or in both splits is written instead as each row's places in the training
+#: rows and in the validation rows (lists of integers, empty where it is not listed).
 VALID_COLUMN, _SPLIT_POSITION, _PANDAS_INDEX = "is_valid", "__pipekit_split_position__", "__pipekit_pandas_index__"
-_SAVED_SPLIT_COLUMNS = (VALID_COLUMN, _SPLIT_POSITION, _PANDAS_INDEX)
+_TRAIN_POSITIONS, _VALID_POSITIONS = "__pipekit_train_positions__", "__pipekit_valid_positions__"
+_SAVED_SPLIT_COLUMNS = (VALID_COLUMN, _SPLIT_POSITION, _TRAIN_POSITIONS, _VALID_POSITIONS, _PANDAS_INDEX)
+
+
+def _positions_column(name: str, idxs: np.ndarray, n_rows: int) -> pl.Series:
+    """A column of ``n_rows`` lists: row ``i``'s places in the split ``idxs`` lists (``idxs[p] == i``), in order.
+
+    >>> _positions_column("p", np.array([0, 2, 2, 1, 2]), 4).to_list()
+    [[0], [3], [1, 2, 4], []]
+    """
+    import pyarrow as pa
+
+    idxs = np.asarray(idxs, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(idxs, minlength=n_rows))]).astype(np.int64)
+    places = np.argsort(idxs, kind="stable").astype(np.int64)  # by row, each row's places in their order
+    return pl.Series(name, pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(places)), dtype=pl.List(pl.Int64))
+
+
+def _listed_places(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, places)`` of a :func:`_positions_column`: each listing's row and its place in the split."""
+    counts = column.list.len().fill_null(0).to_numpy()
+    places = np.asarray(column.to_arrow().flatten().to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.repeat(np.arange(len(column)), counts), places
+
+
+def _listed_rows(column: pl.Series) -> np.ndarray:
+    """The split a :func:`_positions_column` records, its rows in their order (repeats kept).
+
+    >>> _listed_rows(_positions_column("p", np.array([3, 0, 3, 1, 3]), 4)).tolist()
+    [3, 0, 3, 1, 3]
+    """
+    rows, places = _listed_places(column)
+    idxs = np.empty(len(places), dtype=np.int64)
+    idxs[places] = rows
+    return idxs
 
 
 def pandas_class_targets(source: Any, y_names: Sequence[str]) -> dict[str, list[Any]]:
@@ -1415,6 +1479,13 @@ class Tabular(_FittedNames):
         >>> back = Tabular.load(tab.save(Path(tempfile.mkdtemp()) / "to.parquet"))
         >>> back.train.xs["a"].to_list(), back.train.y.to_list(), back.classes["a"]
         ([2, 1, 2], [3.0, 1.0, 2.0], ['#na#', 'x', 'y'])
+
+        A split listing a row several times (oversampled) comes back with its repeats:
+
+        >>> tab = Tabular(pl.DataFrame({"a": ["x", "y", "x"], "t": [1.0, 2.0, 3.0]}), procs=[], cat_names=["a"],
+        ...               y_names="t", splits=([0, 1, 1, 1], [2]))
+        >>> Tabular.load(tab.save(Path(tempfile.mkdtemp()) / "to.parquet")).train.y.to_list()
+        [1.0, 2.0, 2.0, 2.0]
         """
         p = Path(path)
         check("Tabular.save", path=(p, Is(lambda q: q.suffix.lower() in (".parquet", ".pq"),
@@ -1442,12 +1513,18 @@ class Tabular(_FittedNames):
             raise DataError(f"Tabular.save: the table has a column named {clash[0]!r}, which the file uses to record "
                             "the split; rename that column before building the Tabular.")
         n = len(self.frame)
-        position = np.full(n, -1, dtype=np.int64)  # each row's place in its split; -1: in neither
-        position[self.train_idx] = np.arange(len(self.train_idx))
-        position[self.valid_idx] = np.arange(len(self.valid_idx))
         valid = np.zeros(n, dtype=bool)
         valid[self.valid_idx] = True
-        extra = [pl.Series(VALID_COLUMN, valid), pl.Series(_SPLIT_POSITION, position)]
+        extra = [pl.Series(VALID_COLUMN, valid)]
+        listed = np.bincount(self.train_idx, minlength=n) + np.bincount(self.valid_idx, minlength=n)
+        if listed.size and listed.max() > 1:  # a row listed several times (oversampled) or in both splits
+            extra += [_positions_column(_TRAIN_POSITIONS, self.train_idx, n),
+                      _positions_column(_VALID_POSITIONS, self.valid_idx, n)]
+        else:
+            position = np.full(n, -1, dtype=np.int64)  # each row's place in its split; -1: in neither
+            position[self.train_idx] = np.arange(len(self.train_idx))
+            position[self.valid_idx] = np.arange(len(self.valid_idx))
+            extra.append(pl.Series(_SPLIT_POSITION, position))
         if self.pandas_index is not None:
             try:
                 labels = pl.Series(_PANDAS_INDEX, self.pandas_index.to_numpy())
@@ -1473,8 +1550,9 @@ class Tabular(_FittedNames):
         ``is_valid`` column). ``Tabular.load`` is the same.
 
         The fitted processing is loaded from ``<path>.pipekit`` (or the file ``processor`` names) unless
-        ``processor`` is one; a table ``Tabular.save`` wrote records the SHA-256 of the ``.pipekit`` written with it,
-        and one beside it with other bytes (written by another save of the same name) is refused. The Parquet file's
+        ``processor`` is one; a table ``Tabular.save`` or ``process_to_parquet`` wrote records the SHA-256 of the
+        processing written with it, and a ``.pipekit`` beside it with other bytes (written by another save of the same
+        name, or an earlier run) is refused. The Parquet file's
         own description of its columns and rows is read first and a table larger in memory than ``max_bytes`` is
         refused before it is read; by default at most
         ``pipekit.core.archive.MAX_TOTAL_BYTES`` (8 GiB) and ``MAX_RATIO`` (100) times the file's size (see
@@ -1499,16 +1577,22 @@ class Tabular(_FittedNames):
         if not isinstance(processor, TabularProcessor):
             where, old = Path(processor) if processor is not None else processing_path(p), p.with_suffix(".state.json")
             if processor is None and digest is not None:
-                if not where.is_file():
-                    raise ExportError(f"{str(p)!r} is a table written by Tabular.save or save_pickle, and its fitted "
-                                      f"processing {where.name}, written with it, is not beside it; copy "
-                                      f"{where.name} along with it (or give it: Tabular.load(path, processor=...))")
-                if file_digests(where)[2] != digest:
+                streamed = record.get("by") == "process_to_parquet"  # its processing may be elsewhere (processor_path)
+                writer = "process_to_parquet" if streamed else "Tabular.save or save_pickle"
+                if not where.is_file() and not old.exists():  # a pipekit 0.1 state file is refused, by name, below
+                    raise ExportError(f"{str(p)!r} is a table written by {writer}, and its fitted processing "
+                                      f"{where.name}, written with it, is not beside it; "
+                                      + ("give the processing_path it was written to: Tabular.load(path, "
+                                         "processor=...)" if streamed else f"copy {where.name} along with it (or "
+                                                                           "give it: Tabular.load(path, processor=...))"))
+                if where.is_file() and file_digests(where)[2] != digest:
                     raise ExportError(
                         f"{str(p)!r}: the fitted processing beside it, {str(where)!r}, is not the one written with "
-                        "this table (another save of a table to the same name, or an earlier run, wrote it), so its "
-                        "classes and statistics would decode the rows wrongly; save the table again, or give its "
-                        "processing: Tabular.load(path, processor=...)")
+                        f"this table (another {writer} to the same name, or an earlier run, wrote it), so its "
+                        "classes and statistics would decode the rows wrongly; "
+                        + ("give the processing written with it (process_to_parquet's processor_path): "
+                           "Tabular.load(path, processor=...), or run process_to_parquet again" if streamed else
+                           "save the table again, or give its processing: Tabular.load(path, processor=...)"))
             processor = load_processor(old if processor is None and not where.exists() and old.exists() else where)
         frame = pl.read_parquet(p, glob=False)
         if VALID_COLUMN not in frame.columns:
@@ -1517,7 +1601,9 @@ class Tabular(_FittedNames):
         _check_processed_frame(frame, processor, str(p))
         valid = frame[VALID_COLUMN].to_numpy()
         train_idx, valid_idx = np.flatnonzero(~valid), np.flatnonzero(valid)
-        if _SPLIT_POSITION in frame.columns:  # written by Tabular.save: each split's rows in their order
+        if _TRAIN_POSITIONS in frame.columns:  # a split listing rows several times: each listing's place
+            train_idx, valid_idx = _listed_rows(frame[_TRAIN_POSITIONS]), _listed_rows(frame[_VALID_POSITIONS])
+        elif _SPLIT_POSITION in frame.columns:  # written by Tabular.save: each split's rows in their order
             position = frame[_SPLIT_POSITION].to_numpy()
             train_idx = train_idx[position[train_idx] >= 0]
             train_idx = train_idx[np.argsort(position[train_idx], kind="stable")]
