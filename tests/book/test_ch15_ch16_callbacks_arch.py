@@ -198,8 +198,8 @@ def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
     assert same.idconv is noop and same.pool is noop and len(list(same.parameters())) == len(list(same.convs.parameters()))
     block = model[1]
     x = torch.randn(2, 8, 28, 28)
-    with torch.no_grad():  # the zero-initialised batch-norm makes the block start as ReLU of its shortcut
-        torch.testing.assert_close(block.train()(x), torch.relu(block.idconv(block.pool(x))))
+    with torch.no_grad():  # the zero-scaled batch-norm (shift 1e-3, as fastai's) makes the block start as ReLU of
+        torch.testing.assert_close(block.train()(x), torch.relu(block.idconv(block.pool(x)) + 1e-3))  # its shortcut
     pipekit.set_seed(0)
     learn = Learner(dls, model, metrics=accuracy)
     learn.fit_one_cycle(6, 3e-2)
@@ -209,8 +209,9 @@ def test_ch13_ch14_a_cnn_from_conv_layers_and_the_books_resnet_block(dls):
     up = ConvLayer(6, 3, ks=2, stride=2, padding=0, transpose=True, act_cls=None)
     assert up(torch.randn(1, 6, 7, 7)).shape == (1, 3, 14, 14)
     assert ConvLayer(3, 8, norm_type=None)[0].bias is not None  # no norm: the conv has a bias
+    assert type(ConvLayer(3, 8, norm_type=NormType.Instance)[1]).__name__ == "InstanceNorm2d"
     with pytest.raises(ParameterError, match=r"norm_type.*'batch_zero' \(NormType.BatchZero\)"):
-        ConvLayer(3, 8, norm_type="instance")
+        ConvLayer(3, 8, norm_type="weight")
     # chapter 13's simple_cnn written with the book's helpers: a function among the layers is one too
     simple = sequential(ConvLayer(1, 4, stride=2), ConvLayer(4, 8, stride=2), ConvLayer(8, 16, stride=2),
                         ConvLayer(16, 32, stride=2), ConvLayer(32, 10, stride=2, act_cls=None), Flatten(),

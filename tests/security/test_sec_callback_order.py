@@ -43,7 +43,7 @@ def _run(tab, tmp_path, lr, bs, early, reverse):
 
 @pytest.mark.parametrize("lr, bs, make_early", [
     # valid_loss stops improving while accuracy still improves in the epoch training stops
-    (2e-2, 256, lambda: EarlyStoppingCallback(monitor="valid_loss", patience=2)),
+    (2e-2, 256, lambda: EarlyStoppingCallback(monitor="valid_loss", patience=1)),
     # accuracy improves by less than min_delta in the epoch training stops
     (2e-2, 64, lambda: EarlyStoppingCallback(monitor="accuracy", min_delta=0.01, patience=3)),
 ], ids=["loss-stops-accuracy-improves", "small-improvement"])
@@ -72,7 +72,7 @@ def test_early_stopping_lets_every_callback_finish_the_epoch(tab, tmp_path):
     set_seed(0)
     learn = tabular_learner(tab.dataloaders(bs=128, seed=0), layers=[50, 20], metrics=accuracy, path=tmp_path)
     es = EarlyStoppingCallback(monitor="valid_loss", patience=2)
-    learn.fit(8, 3e-2, cbs=[es, Late()])
+    learn.fit(8, 2e-2, cbs=[es, Late()])
     assert es.stopped_epoch_ is not None and seen == list(range(es.stopped_epoch_ + 1))
     assert len(learn.recorder.values) == es.stopped_epoch_ + 1
 
