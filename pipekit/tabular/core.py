@@ -811,8 +811,8 @@ class TabularSplit(_FittedNames):
         >>> import polars as pl
         >>> tab = Tabular(pl.DataFrame({"a": ["x", "y", "x"], "t": [1.0, 2.0, 3.0]}), cat_names=["a"], y_names="t",
         ...               splits=([0, 1], [2]))
-        >>> to_tst = tab.train.new(pl.DataFrame({"a": ["y", "z"]})); to_tst.process(); to_tst.xs["a"].to_list()
-        [2, 0]
+        >>> to_tst = tab.train.new(pl.DataFrame({"a": ["y", "x"]})); to_tst.process(); to_tst.xs["a"].to_list()
+        [2, 1]
         """
         return new_rows(self.processor, source)
 
