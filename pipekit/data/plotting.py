@@ -327,6 +327,27 @@ def draw_text(ax: Any, text: Any, title: Any = None, max_chars: int = 600) -> No
     set_title(ax, title)
 
 
+#: PIL modes whose array is drawn as it is: grey, colour, and the 16-bit and float numbers of one channel
+_DRAWN_MODES = ("L", "RGB", "RGBA", "I;16", "I;16B", "I;16L", "I", "F")
+
+
+def _drawable_mode(im: Any) -> Any:
+    """A PIL image in a mode whose array is its picture: a palette one as its colours (RGBA when it has transparency),
+    grey with alpha as RGBA, black-and-white as grey, CMYK / YCbCr / LAB / HSV as RGB; the others as they are.
+
+    >>> from PIL import Image
+    >>> [_drawable_mode(Image.new(m, (2, 2))).mode for m in ("P", "LA", "1", "CMYK", "I;16")]
+    ['RGB', 'RGBA', 'L', 'RGB', 'I;16']
+    """
+    if im.mode in _DRAWN_MODES:
+        return im
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode in ("LA", "La", "RGBa", "PA") or (im.mode == "P" and "transparency" in im.info):
+        return im.convert("RGBA")
+    return im.convert("RGB")
+
+
 def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = None, title: Any = None,
                cmap: str | None = None, name: str = "image", ctx: Any = None, **imshow: Any) -> Any:
     """Show one image as the book does (``show_image(three_tensors[1])``, ``show_image(mean3)``): a tensor or
@@ -346,11 +367,11 @@ def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = No
 
     pil = isinstance(im, Image.Image)
     if pil:  # 8-bit modes (L, RGB, RGBA...) are uint8, drawn as decoded; I;16, I and F as arrays of their numbers
-        im = np.array(im)
+        im = np.array(_drawable_mode(im))
     if pil and im.dtype == np.uint8:
         img = image_array(im)
     else:
-        v = im.detach().cpu() if isinstance(im, torch.Tensor) else np.asarray(im)
+        v = im.detach().cpu() if isinstance(im, torch.Tensor) else np.ascontiguousarray(im)  # np.flip's views too
         shape = tuple(v.shape)
         if v.ndim == 3 and v.shape[-1] in _CHANNELS and v.shape[0] not in _CHANNELS:  # (H, W, C)
             v = v.permute(2, 0, 1) if isinstance(v, torch.Tensor) else np.transpose(v, (2, 0, 1))
