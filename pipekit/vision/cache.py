@@ -1010,7 +1010,11 @@ def _warn_no_room(folder: Path, need: int, room: int, shape: tuple[int, ...]) ->
     ``folder``, so the images are presized in memory; and how to make room."""
     now = os.environ.get("PIPEKIT_CACHE")
     n, h, w, c = shape
-    warn(f"the cache folder {folder} has {room / 1e6:.1f} MB free but these presized images need {need / 1e6:.1f} MB "
+    digits = 1  # enough digits that the two sizes read differently (0.2 MB free of 0.2 MB needed reads as room)
+    while digits < 6 and f"{room / 1e6:.{digits}f}" == f"{need / 1e6:.{digits}f}":
+        digits += 1
+    warn(f"the cache folder {folder} has {room / 1e6:.{digits}f} MB free but these presized images need "
+         f"{need / 1e6:.{digits}f} MB "
          f"({n} images of {w}x{h}x{c} bytes): going on with them in memory, so this run works but the next one "
          "decodes them again. Free space with `pipekit cache clear --images` (pipekit.clear_cache('images')), set "
          f"PIPEKIT_CACHE=<a folder on a disk with room>{f' (it is {now})' if now else ''}, or give {TURN_OFF} not to "
