@@ -43,12 +43,52 @@ def to_numpy(v: Any) -> np.ndarray:
     >>> type(a).__name__, a.shape, to_numpy([1, 2]).tolist()
     ('ndarray', (2, 3), [1, 2])
     """
-    return v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
+    if not isinstance(v, torch.Tensor):
+        return np.asarray(v)
+    v = v.detach().cpu()
+    # NumPy has no bfloat16: its values are float32's, exactly
+    return (v.float() if v.dtype == torch.bfloat16 else v).numpy()
 
 
 def _item_of(store: Any) -> Any:
     item = store.item(0)
-    return item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else item
+    return to_numpy(item) if isinstance(item, torch.Tensor) else item
+
+
+def _dtype_of(store: Any, item: Any) -> str | None:
+    """The dtype of ``store``'s items, as NumPy names it; ``bfloat16`` for a store of bfloat16 tensors."""
+    if not isinstance(item, np.ndarray):
+        return None
+    held = getattr(store, "data", None)
+    return "bfloat16" if isinstance(held, torch.Tensor) and held.dtype == torch.bfloat16 else str(item.dtype)
+
+
+def _refuse_lossy(stacked: np.ndarray, dtype: str, j: int) -> None:
+    """Refuse new items (``stacked``, one row each) that a cast to a model's integer or boolean ``dtype`` would
+    change: a fraction, a value out of the type's range, NaN or infinity (floats 0..1 cast to uint8 are all 0)."""
+    target = np.dtype(dtype)
+    if target.kind not in "biu" or stacked.dtype.kind == "b" or stacked.dtype == target:
+        return
+    with np.errstate(invalid="ignore"):
+        if target.kind == "b":
+            bad, allowed = (stacked != 0) & (stacked != 1), "0 or 1"
+        else:
+            info = np.iinfo(target)
+            bad = (stacked < info.min) | (stacked > info.max)
+            if stacked.dtype.kind == "f":
+                bad |= ~np.isfinite(stacked) | (stacked != np.trunc(stacked))
+            allowed = f"whole numbers {info.min}..{info.max}" if target.itemsize <= 2 else "whole numbers in range"
+    if not bad.any():
+        return
+    k = int(np.flatnonzero(bad)[0])
+    per_item = max(1, int(np.prod(stacked.shape[1:])))
+    i, at = divmod(k, per_item)
+    pos = f" at {tuple(int(n) for n in np.unravel_index(at, stacked.shape[1:]))}" if stacked.ndim > 1 else ""
+    scaled = target.kind == "u" and stacked.dtype.kind == "f" and bool(((stacked[i] >= 0) & (stacked[i] <= 1)).all())
+    fix = (f"its values look scaled to 0..1: scale them back ((x * {np.iinfo(target).max}).round().astype({dtype!r}))"
+           if scaled else f"give {allowed}, as the training items were")
+    raise DataError(f"item {i}, input {j}: value {stacked.flat[k].item()!r}{pos} would change when cast to {dtype}: the "
+                    f"model was trained on {dtype} values ({allowed}); {fix}")
 
 
 class ArrayRecipe(Component):
@@ -89,7 +129,7 @@ class ArrayRecipe(Component):
         for j, store in enumerate(stores):
             item = _item_of(store)
             shapes.append(list(item.shape) if isinstance(item, np.ndarray) else None)
-            dtypes.append(str(item.dtype) if isinstance(item, np.ndarray) else None)
+            dtypes.append(_dtype_of(store, item))
             block = self.blocks_[j] if j < len(self.blocks_) else None
             # an image store (it knows its items' source size) whose block is fitted re-encodes new images
             by_block.append(bool(block is not None and getattr(block, "is_fitted", False)
@@ -173,4 +213,7 @@ class ArrayRecipe(Component):
         stacked = np.stack(arrays)
         if stacked.dtype.kind not in "biuf":
             raise DataError(f"input {j}: items of {stacked.dtype} are not numbers; the model was trained on {dtype}")
+        if dtype == "bfloat16":  # a store of bfloat16 tensors: new items are too
+            return TensorStore(torch.from_numpy(stacked.astype("float32", copy=False)).to(torch.bfloat16))
+        _refuse_lossy(stacked, str(dtype), j)
         return TensorStore(stacked.astype(dtype, copy=False))

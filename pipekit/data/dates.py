@@ -27,45 +27,79 @@ _ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d 
 PASS_FORMAT = "pass format={day!r} (day first) or format={month!r} (month first)"
 
 
-def numeric_date_format(values: pl.Series, field: str, who: str, fix: str = PASS_FORMAT) -> str | None:
-    """The format of dates written day and month as numbers (``01/02/2015``), or None for other text.
+def numeric_date_layouts(values: pl.Series, field: str, who: str, fix: str = PASS_FORMAT) -> list[str] | None:
+    """The layouts of dates written day and month as numbers (``01/02/2015``), all in the one day and month order
+    the values settle, one per way they are written (separators, time of day), that read them; None for other
+    text. The order is read from every value together, whatever its layout.
 
     Raises (naming ``who``, the caller) when every value reads both day-first and month-first and the two
-    readings differ; ``fix`` says what to do, given the two formats as ``day`` and ``month``.
+    readings differ, and when the years are written with both 2 and 4 digits (``15`` would be read as the year
+    15); ``fix`` says what to do, given the two formats as ``day`` and ``month``.
 
-    >>> numeric_date_format(pl.Series(["31/01/2015", "01/02/2015"]), "Date", "add_datepart")
-    '%d/%m/%Y'
+    >>> numeric_date_layouts(pl.Series(["31/01/2015", "01-02-2015 10:30"]), "Date", "add_datepart")
+    ['%d/%m/%Y', '%d-%m-%Y %H:%M']
     """
     parts = values.str.extract_groups(_NUMERIC_DATE)
     if values.is_empty() or parts.struct.field("1").null_count():
         return None
     p = parts.struct.unnest()
     first, second = p["1"].cast(pl.Int32), p["3"].cast(pl.Int32)
-    seps, years = (p["2"] + p["4"]).unique(), p["5"].str.len_chars().unique()
-    if len(seps) != 1 or len(years) != 1:
-        return None  # mixed separators or year widths: left to the general parser, which reports the misfits
+    seps = (p["2"] + p["4"]).unique(maintain_order=True)
+    widths = p["5"].str.len_chars()
     s1, s2 = seps[0][0], seps[0][1]
-    year = "%Y" if years[0] == 4 else "%y"
+    formats = {"day": f"%d{s1}%m{s2}%Y", "month": f"%m{s1}%d{s2}%Y"}
+    if widths.n_unique() != 1:
+        long, short = values.filter(widths == 4)[0], values.filter(widths == 2)[0]
+        raise DataError(
+            f"{who}: column {field!r} writes years with 4 and with 2 digits (e.g. {long!r} and {short!r}), so "
+            f"a 2-digit year's century is not known; write every year with its 4 digits, then "
+            f"{fix.format(**formats)}.")
+    year = "%Y" if widths[0] == 4 else "%y"
     readings = []
-    for name, date_fmt, ok in (("day-first", f"%d{s1}%m{s2}{year}", (second <= 12).all() and (first <= 31).all()),
-                               ("month-first", f"%m{s1}%d{s2}{year}", (first <= 12).all() and (second <= 31).all())):
+    for name, day_first, ok in (("day-first", True, (second <= 12).all() and (first <= 31).all()),
+                                ("month-first", False, (first <= 12).all() and (second <= 31).all())):
         if not ok:
             continue
-        for time_fmt in _TIME_FORMATS:
-            parsed = values.str.to_datetime(date_fmt + time_fmt, strict=False)
+        layouts: list[str] = []
+        parsed = pl.Series([None] * len(values), dtype=pl.Datetime("us"))
+        for sep in seps:  # each way of writing the date, with the times of day that read its values
+            date_fmt = f"%d{sep[0]}%m{sep[1]}{year}" if day_first else f"%m{sep[0]}%d{sep[1]}{year}"
+            for time_fmt in _TIME_FORMATS:
+                read = values.str.to_datetime(date_fmt + time_fmt, strict=False, time_unit="us")
+                if (read.is_not_null() & parsed.is_null()).any():
+                    layouts.append(date_fmt + time_fmt)
+                    parsed = parsed.fill_null(read)
+                    if not parsed.null_count():
+                        break
             if not parsed.null_count():
-                readings.append((name, date_fmt + time_fmt, parsed))
                 break
+        if not parsed.null_count():
+            readings.append((name, layouts, parsed))
     if not readings:
         return None
     if len(readings) == 2 and not readings[0][2].equals(readings[1][2]):
         i = int((first != second).arg_true()[0])
-        (_, fmt_d, by_day), (_, fmt_m, by_month) = readings
+        (_, [fmt_d, *_], by_day), (_, [fmt_m, *_], by_month) = readings
         raise DataError(
             f"{who}: column {field!r} is ambiguous: every value reads both day-first and month-first, "
             f"e.g. {values[i]!r} is {by_day[i]:%d %B %Y} or {by_month[i]:%d %B %Y}; "
             f"{fix.format(day=fmt_d, month=fmt_m)}.")
     return readings[0][1]
+
+
+def numeric_date_format(values: pl.Series, field: str, who: str, fix: str = PASS_FORMAT) -> str | None:
+    """The format of dates written day and month as numbers (``01/02/2015``), or None for other text and for dates
+    written in several layouts (:func:`numeric_date_layouts` gives those).
+
+    Raises (naming ``who``, the caller) when every value reads both day-first and month-first and the two
+    readings differ, whatever their layouts, and when years are written with both 2 and 4 digits; ``fix`` says what
+    to do, given the two formats as ``day`` and ``month``.
+
+    >>> numeric_date_format(pl.Series(["31/01/2015", "01/02/2015"]), "Date", "add_datepart")
+    '%d/%m/%Y'
+    """
+    layouts = numeric_date_layouts(values, field, who, fix)
+    return layouts[0] if layouts is not None and len(layouts) == 1 else None
 
 
 def iso_format(values: pl.Series) -> str | None:

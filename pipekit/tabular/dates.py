@@ -18,7 +18,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, warn
 from pipekit.core.validate import Interval, Options, check, is_pandas, unknown_names
-from pipekit.data.dates import AWARE, OFFSET, text_date_format
+from pipekit.data.dates import AWARE, OFFSET, numeric_date_layouts, text_date_format
 from pipekit.tabular.core import read_frame
 from pipekit.tabular.procs import collect, schema_of
 
@@ -64,12 +64,17 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
                          f"without one (e.g. {without!r}); give every value an offset, or none.")
     is_aware = bool(len(values)) and bool(aware.all())
     local_text = text.str.replace(OFFSET, "") if is_aware else text
+    layouts: list[str] = []
     if format is not None:
         fmt: str | None = re.sub(r"\s*%[:#]?z", "", format) if is_aware else format
     else:
         fmt = text_date_format(values, field, "add_datepart")
+        if fmt is None:  # day and month as numbers, written in several layouts: each read in the order they settle
+            layouts = numeric_date_layouts(values.str.replace(OFFSET, "") if is_aware else values, field,
+                                           "add_datepart") or []
     # an explicit format parses about ten times faster than polars' per-value inference
-    local = local_text.str.to_datetime(format=fmt, strict=False, time_unit="us")
+    local = pl.coalesce([local_text.str.to_datetime(format=f, strict=False, time_unit="us") for f in layouts]) \
+        if layouts else local_text.str.to_datetime(format=fmt, strict=False, time_unit="us")
     if is_aware:
         sign = pl.when(text.str.extract(r"([+-])\d{2}(?::?\d{2})?$", 1) == "-").then(-1).otherwise(1)
         hours = text.str.extract(r"[+-](\d{2})(?::?\d{2})?$", 1).cast(pl.Int64).fill_null(0)
@@ -85,7 +90,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
             .filter(pl.col("bad")).head(_SHOW_ROWS)
         shown = ", ".join(f"{v!r} at row {r}" for r, v in zip(rows["__row"], rows["v"]))
         more = f" and {n_bad - len(rows)} more" if n_bad > len(rows) else ""
-        how = f" in format {fmt!r}" if fmt else ""
+        how = f" in format {fmt!r}" if fmt else f" in formats {layouts}" if layouts else ""
         named = None if is_aware else month_name_format(values)
         hint = f"; they are dates written with the month's name: pass format={named!r}" if named and named != fmt \
             else ""
@@ -120,8 +125,10 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
 
     Text is parsed: ``format=`` (a strftime format such as ``"%d.%m.%Y"``) says how; without it ISO
     dates and the usual layouts are recognised, and dates written ``01/02/2015`` are read day-first or
-    month-first only when the values settle it (some first or second number above 12): when every value
-    reads both ways a DataError asks for ``format=``. Values that are not dates are counted and listed
+    month-first only when the values settle it (some first or second number above 12), the order read from
+    every value together when they are written in several layouts (``13/02/2015``, ``03-04-2015 10:00``): when
+    every value reads both ways a DataError asks for ``format=``, as does a column writing years with both 2 and
+    4 digits. Values that are not dates are counted and listed
     with their row numbers: a DataError with ``errors="raise"``, a warning and nulls with ``errors="null"``.
     A column mixing values with and without a UTC offset is refused.
 
@@ -175,7 +182,7 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     # a missing date (or one that did not parse) makes every number part a float, null where the date is
     missing = bool(collect(frame.select(col.is_null().any().alias("m")))["m"][0])
     month, day = col.dt.month(), col.dt.day()
-    month_end = col.dt.month_end().dt.day() == day
+    month_end = col.dt.days_in_month() == day  # read from the date: no clock time to re-localise in its zone
     parts = [
         col.dt.year().alias(f"{pre}Year"),
         month.alias(f"{pre}Month"),
@@ -265,14 +272,18 @@ def to_pandas(frame: pl.DataFrame, index: Any) -> Any:
 
 def cont_cat_split(df: Any, max_card: int = 20, dep_var: str | Sequence[str] | None = None) -> tuple[list[str], list[str]]:
     """``(cont_names, cat_names)``: floats and integers with more than ``max_card`` distinct values are
-    continuous; everything else (text, booleans, low-cardinality integers) is categorical. Date columns
-    are left out (turn them into parts with ``add_datepart`` first).
+    continuous; everything else (text, booleans, low-cardinality integers, and categories, a pandas
+    ``category`` column of numbers too) is categorical. Date columns are left out (turn them into parts with
+    ``add_datepart`` first).
 
     Example:
         >>> import polars as pl
         >>> cont_cat_split(pl.DataFrame({"a": [1.5, 2.0], "b": ["x", "y"], "y": [0, 1]}), dep_var="y")
         (['a'], ['b'])
     """
+    # a pandas column made a category (astype("category")), of numbers too, is categorical: read as a table its
+    # categories may come back as their numbers
+    chosen = {str(c) for c, t in df.dtypes.items() if str(t) == "category"} if is_pandas(df, "DataFrame") else set()
     frame = read_frame(df)
     check("cont_cat_split", max_card=(max_card, Interval(1, None, integer=True)))
     skip = {dep_var} if isinstance(dep_var, str) else set(dep_var or [])
@@ -280,7 +291,7 @@ def cont_cat_split(df: Any, max_card: int = 20, dep_var: str | Sequence[str] | N
     for c, dt in frame.schema.items():
         if c in skip or dt in _TEMPORAL or isinstance(dt, pl.Datetime) or dt == pl.Duration:
             continue
-        if dt.is_float() or (dt.is_integer() and frame[c].n_unique() > max_card):
+        if c not in chosen and (dt.is_float() or (dt.is_integer() and frame[c].n_unique() > max_card)):
             cont.append(c)
         else:
             cat.append(c)
