@@ -14,19 +14,22 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data.distributed import DistributedSampler
 
+from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Options, check
+from pipekit.data.loader import PIPEKIT_LOADERS_FIX, DataLoader, ForeignLoader
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
-__all__ = ["distributed_context", "rank_distrib", "is_main_process"]
+__all__ = ["distributed_context", "rank_distrib", "is_main_process", "distrib_barrier"]
 
 
 def rank_distrib() -> int:
@@ -50,12 +53,88 @@ def is_main_process() -> bool:
     return rank_distrib() == 0
 
 
+def _distributed_sampler(loader: ForeignLoader) -> Any:
+    """The ``DistributedSampler`` a torch loader reads its items through (its sampler or its batch sampler's), or None."""
+    torch_dl = loader.loader
+    for sampler in (getattr(torch_dl, "sampler", None), getattr(getattr(torch_dl, "batch_sampler", None), "sampler", None)):
+        if isinstance(sampler, DistributedSampler):
+            return sampler
+    return None
+
+
+def _train_shard(train: Any, rank: int, world: int) -> Any:
+    """This process's training loader: a pipekit loader's shard, or a torch loader that already reads this
+    process's share through a ``DistributedSampler``; anything else is refused before the context changes anything."""
+    if isinstance(train, DataLoader):
+        sharded = train.shard(rank, world)
+        sharded.epoch = train.epoch
+        return sharded
+    where = getattr(train, "where", type(train).__name__)
+    if isinstance(train, ForeignLoader):
+        sampler = _distributed_sampler(train)
+        if sampler is not None and (sampler.num_replicas, sampler.rank) == (world, rank):
+            return train  # the torch loader reads this process's share itself
+        if sampler is not None:
+            raise ParameterError(
+                f"learn.distributed(): the training loader {where} reads through a DistributedSampler for rank "
+                f"{sampler.rank} of {sampler.num_replicas}, and this process is rank {rank} of {world}: build it "
+                f"with DistributedSampler(dataset, num_replicas={world}, rank={rank})")
+    raise ParameterError(
+        f"learn.distributed(): the training loader {where} cannot be split between the {world} processes (each would "
+        "train on all of its batches, every item counted once per process in a step). Give the torch DataLoader "
+        f"sampler=torch.utils.data.distributed.DistributedSampler(dataset, num_replicas={world}, rank={rank}) "
+        "(shuffle=False on the DataLoader: the sampler shuffles, anew each epoch after sampler.set_epoch(epoch)), "
+        f"or {PIPEKIT_LOADERS_FIX}")
+
+
+def _sync_batchnorm(model: nn.Module) -> tuple[nn.Module, Callable[[], None]]:
+    """``model`` with its batch-norm layers made ``SyncBatchNorm`` (sharing their parameters and statistics), and
+    a function that puts the original layers back in the user's model.
+
+    >>> import torch
+    >>> from pipekit.learn.distributed import _sync_batchnorm
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    >>> synced, restore = _sync_batchnorm(net)
+    >>> type(net[1]).__name__
+    'SyncBatchNorm'
+    >>> restore(); type(net[1]).__name__
+    'BatchNorm1d'
+    """
+    originals = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+                 if isinstance(child, nn.modules.batchnorm._BatchNorm)]
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+    def restore() -> None:
+        for parent, name, child in originals:
+            child.train(getattr(parent, name).training)  # the statistics and parameters are the same tensors
+            setattr(parent, name, child)
+    return synced, restore
+
+
+def distrib_barrier() -> None:
+    """Wait until every process of a torchrun job gets here (nothing to wait for outside one).
+
+    ``learn.load`` waits here before reading, so a checkpoint that rank 0 alone writes (``learn.save``) is read
+    whole by every process; under torchrun every process calls ``learn.load``.
+
+    >>> from pipekit.learn.distributed import distrib_barrier
+    >>> distrib_barrier()         # a plain ``python`` process: returns at once
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 @contextlib.contextmanager
 def distributed_context(learn: Learner, backend: str | None = None, sync_bn: bool = True,
                         find_unused_parameters: bool = False) -> Iterator[Learner]:
     """``with learn.distributed(): learn.fit_one_cycle(5, 1e-3)`` under ``torchrun``: a DDP model, each process
     reading its own shard of training batches; nothing happens outside torchrun. Backend: 'nccl' on CUDA,
-    'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA.
+    'gloo' on CPU. ``sync_bn`` syncs batch-norm statistics on CUDA (the model's batch-norm layers are its own
+    again after the context). ``learn.distrib_ctx()`` (fastai's name) is the same context.
+
+    The training loader is a pipekit loader (sharded as the module says), or a torch DataLoader that reads this
+    process's share itself through a ``DistributedSampler``; any other is refused before the context changes
+    anything. ``get_preds`` and ``validate`` with ``ds_idx=0`` read the whole training set, not the shard.
 
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import DataLoaders
@@ -74,33 +153,43 @@ def distributed_context(learn: Learner, backend: str | None = None, sync_bn: boo
     use_cuda = learn.device.type == "cuda" and torch.cuda.is_available()
     backend = backend or ("nccl" if use_cuda else "gloo")
     check("distributed", backend=(backend, Options("nccl", "gloo", "mpi")))
-    created = False
-    if not dist.is_initialized():
-        if use_cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend)
-        created = True
-    if use_cuda:
-        learn.device = torch.device("cuda", local_rank)
-        learn.model.to(learn.device)
-        learn.dls.to(learn.device)
-    if learn.opt is None:  # the splitter sees the plain model, not the DDP wrapper
-        learn.create_opt()
-    plain_model: nn.Module = learn.model
-    model = nn.SyncBatchNorm.convert_sync_batchnorm(plain_model) if sync_bn and use_cuda else plain_model
-    learn.model = nn.parallel.DistributedDataParallel(
-        model, device_ids=[local_rank] if use_cuda else None, find_unused_parameters=find_unused_parameters)
     loaders = learn.dls.loaders
     old_train = loaders[0]
-    sharded = old_train.shard(rank, world)
-    sharded.epoch = old_train.epoch
-    loaders[0] = sharded
+    sharded = _train_shard(old_train, rank, world)  # a loader that cannot be shared out is refused here
+    plain_model: nn.Module = learn.model
+    restore_bn: Callable[[], None] | None = None
+    created = finished = False
     try:
+        if not dist.is_initialized():
+            if use_cuda:
+                torch.cuda.set_device(local_rank)
+            dist.init_process_group(backend=backend)
+            created = True
+        if use_cuda:
+            learn.device = torch.device("cuda", local_rank)
+            learn.model.to(learn.device)
+            learn.dls.to(learn.device)
+        if learn.opt is None:  # the splitter sees the plain model, not the DDP wrapper
+            learn.create_opt()
+        model = plain_model
+        if sync_bn and use_cuda:
+            model, restore_bn = _sync_batchnorm(plain_model)
+        learn.model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[local_rank] if use_cuda else None, find_unused_parameters=find_unused_parameters)
+        loaders[0] = sharded
+        # get_preds / validate on the training set (ds_idx=0) read all of it, not this process's shard
+        learn.unsharded_train = old_train if sharded is not old_train else None
         yield learn
+        finished = True
     finally:
         loaders[0] = old_train
-        old_train.epoch = sharded.epoch  # later epochs keep fresh shuffles
+        if sharded is not old_train:
+            old_train.epoch = sharded.epoch  # later epochs keep fresh shuffles
+        learn.unsharded_train = None
+        if restore_bn is not None:
+            restore_bn()
         learn.model = plain_model
         if created:
-            dist.barrier()
+            if finished:  # after an error in one process the others may never reach a barrier
+                dist.barrier()
             dist.destroy_process_group()

@@ -198,6 +198,9 @@ class Learner:
     pass_bar: str | None = None
     #: True while ``fit`` runs its epochs (see :meth:`check_not_running`)
     _in_fit: bool = False
+    #: inside ``learn.distributed()``: the whole training loader, which ``get_preds``/``validate`` with ``ds_idx=0``
+    #: read while ``dls.train`` is this process's shard; None elsewhere
+    unsharded_train: Loader | None = None
 
     def __init__(self, dls: Loaders, model: nn.Module, loss_func: Callable[..., torch.Tensor] | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer | OptimWrapper] = Adam, lr: LR = 1e-3,
@@ -1070,12 +1073,15 @@ class Learner:
             return inference.GivenBatches(dl, self.dls.n_inp)
         if dl is not None and not isinstance(dl, Loader):  # a torch DataLoader: its batches, on the learner's device
             return ForeignLoader(dl, n_inp=self.dls.n_inp, device=self.device, where="dl")
+        picked = dl is None
         if dl is None:
             n = max(2, len(self.dls.loaders))  # a loaded learner's loaders hold none: reading one says what to do
             check("Learner", ds_idx=(ds_idx, Is(lambda i: isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n,
                                                 f"0 (train), 1 (valid){f' to {n - 1}' if n > 2 else ''}: an index of "
                                                 "the learner's loaders")))
             dl = self.dls.loaders[ds_idx] if self.dls.loaders else self.dls.train if ds_idx == 0 else self.dls.valid
+            if ds_idx == 0 and self.unsharded_train is not None:  # in learn.distributed(): all of it, not the shard
+                dl = self.unsharded_train
         # a loader that drops its last partial batch or shuffles (a training loader, a validation loader built with
         # drop_last=True) is read in the dataset's order and whole: predictions are for every item, in order, as
         # fastai's get_preds reads dls[ds_idx].new(shuffle=False, drop_last=False)
@@ -1083,7 +1089,7 @@ class Learner:
             try:
                 return dl.new(shuffle=False, drop_last=False)
             except ParameterError:
-                if ds_idx == 0 and dl is self.dls.loaders[0]:  # the training items cannot be read in order: said
+                if ds_idx == 0 and (picked or dl is self.dls.loaders[0]):  # the training items cannot be read in order
                     raise
                 if dl.drop_last:
                     warn(f"{getattr(dl, 'where', 'this loader')} drops its last partial batch and cannot be remade "
@@ -1133,7 +1139,7 @@ class Learner:
         inference.tta)
     show_results = inference.show_results
     summary = summary.summary
-    distributed = distributed.distributed_context
+    distributed = distrib_ctx = distributed.distributed_context
     save = export.save_checkpoint
     load = export.load_checkpoint
     export = export.export_learner

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import Interval
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.losses import Reducible
@@ -23,6 +23,10 @@ _POSITIVE = Interval(0, None, closed="neither")
 
 class MixUp(Callback):
     """MixUp: trains on convex combinations of pairs of items and of their losses (``alpha`` of the Beta).
+
+    Floating-point inputs are blended. Integer inputs (token ids, a table's categories) cannot be: a batch with no
+    floating-point input is refused (``ParameterError``; only the labels would be mixed), and where a batch has both
+    (a table's categories and continuous columns) the integer ones stay each item's own, with a warning once per fit.
 
     >>> import torch, torch.nn.functional as F
     >>> from pipekit.data import DataLoaders
@@ -46,6 +50,28 @@ class MixUp(Callback):
         self.alpha = alpha
         self.check_params()
 
+    def before_fit(self) -> None:
+        self._inputs_checked = False
+
+    def _check_inputs(self, xb: tuple) -> None:
+        """Refuse a batch none of whose inputs can be blended; warn (once a fit) of integer inputs left unmixed."""
+        if self.__dict__.get("_inputs_checked"):
+            return
+        self._inputs_checked = True
+        kinds = [f"{k} ({str(x.dtype).replace('torch.', '')})" for k, x in enumerate(xb)]
+        whole = [k for k, x in enumerate(xb) if not x.is_floating_point()]
+        if len(whole) == len(xb):
+            raise ParameterError(
+                f"{type(self).__name__} blends the inputs of two items and weighs their labels alike, and the batch's "
+                f"inputs {', '.join(kinds)} hold no floating-point numbers (token ids or categories), which cannot be "
+                "blended: only the labels would be mixed, which is label noise. Mix inside the model after its "
+                "embedding layer (blend the embeddings with the same weights and pairs), or train without "
+                f"{type(self).__name__}")
+        if whole:
+            warn(f"{type(self).__name__}: the integer input(s) {', '.join(kinds[k] for k in whole)} (categories or "
+                 "token ids) cannot be blended and stay each item's own, while its label is mixed with its pair's; "
+                 "only the floating-point inputs are mixed")
+
     def before_train(self) -> None:
         lf = self.learn.loss_func
         if not isinstance(lf, Reducible):
@@ -63,6 +89,7 @@ class MixUp(Callback):
 
     def before_batch(self) -> None:
         learn = self.learn
+        self._check_inputs(learn.xb)
         x = learn.xb[0]
         bs = x.shape[0]
         lam = torch.distributions.Beta(self.alpha, self.alpha).sample((bs,))
@@ -92,10 +119,12 @@ class CutMix(MixUp):
     two items' losses are mixed by the share of pixels each keeps.
 
     Each image draws its own share ``lam ~ Beta(alpha, alpha)``, a box ``sqrt(1 - lam)`` of its height and width
-    centred on a uniform random pixel and clipped to the image; the weight of its own label is then what the
+    (each side rounded to the nearest pixel, then down to an even number) centred on a uniform random pixel and
+    clipped to the image; the weight of its own label is then what the
     clipped box leaves, ``lam = 1 - box area / image area`` (``self.lam``; ``self.perm`` pairs the images and
     ``self.boxes`` holds each box as (top, bottom, left, right), bottom and right excluded). Every input of the
-    batch with the images' height and width is cut alike; inputs that are no images are refused (use MixUp).
+    batch with the images' height and width is cut alike; a first input that is no batch of images is refused (MixUp
+    blends other floating-point inputs).
 
     >>> CutMix().alpha
     1.0
@@ -110,14 +139,18 @@ class CutMix(MixUp):
         learn = self.learn
         x = learn.xb[0]
         if x.ndim != 4 or not x.is_floating_point():  # the box mask is (B, 1, H, W)
+            fix = ("use MixUp for other floating-point inputs" if x.is_floating_point() else
+                   "neither CutMix nor MixUp can mix integers (token ids, categories): mix inside the model after its "
+                   "embedding layer, or train without them")
             raise ParameterError(f"CutMix cuts boxes out of images, batches (B, C, H, W) of floats; the first input "
-                                 f"is {x.dtype} {tuple(x.shape)}: use MixUp for other inputs")
+                                 f"is {x.dtype} {tuple(x.shape)}: {fix}")
+        self._check_inputs(learn.xb)
         bs, (h, w), dev = x.shape[0], x.shape[-2:], x.device
         # drawn on the CPU from the global generator (as MixUp): the same boxes on any device for one seed
         lam = torch.distributions.Beta(self.alpha, self.alpha).sample((bs,))
         perm = torch.randperm(bs)
         cut = torch.sqrt(1 - lam)
-        half_h, half_w = (h * cut).long() // 2, (w * cut).long() // 2
+        half_h, half_w = torch.round(h * cut).long() // 2, torch.round(w * cut).long() // 2
         cy, cx = torch.randint(0, h, (bs,)), torch.randint(0, w, (bs,))
         top, bottom = (cy - half_h).clamp(0, h), (cy + half_h).clamp(0, h)
         left, right = (cx - half_w).clamp(0, w), (cx + half_w).clamp(0, w)

@@ -181,6 +181,10 @@ class TerminateOnNaNCallback(Callback):
     of your own): a callback of your own that checks the loss there (the book's chapter 17 ``TerminateOnNaNCallback``
     raising ``CancelFitException``) acts first and ends the fit its way, quietly; the weights are already put back.
 
+    Under torchrun (``learn.distributed()``) the processes agree at every check (one all-reduce of two flags per
+    batch on the CPU): a NaN loss in one process stops all of them before the backward pass, each putting back the
+    same weights, and the message says when the NaN was met in another process.
+
     Every Learner has one; ``Learner(..., terminate_on_nan=False)`` or
     ``learn.remove_cb(TerminateOnNaNCallback)`` trains on through NaN (the Recorder then only warns).
 
@@ -205,10 +209,10 @@ class TerminateOnNaNCallback(Callback):
         learn = self.learn
         dev = learn.device
         self._every = int(self.check_every or (1 if dev.type == "cpu" else 16))
-        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
-        # under DDP a rank must not stop before backward alone (the others would wait in all-reduce);
-        # a NaN loss reaches every rank's weights through the averaged gradients, checked after the step
-        self._loss_stops = not dist
+        # under DDP the processes agree on every check: a process must not stop before backward alone (the
+        # others would wait in all-reduce), and all must go back to the same weights
+        self._dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self._kind_here = -1  # what this process found in the check that stopped the fit (-1: nothing)
         self._first = torch.full((), -1, dtype=torch.long, device=dev)  # first bad (train_iter*3 + kind)
         self._n = 0
         model = learn.model
@@ -227,11 +231,11 @@ class TerminateOnNaNCallback(Callback):
             return
         if self._every == 1:  # on the CPU: reading a scalar costs nothing, so check before backward
             ok = math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all())
-            kind = 0 if not ok else 2 if self._bufs and not all_finite_now(self._bufs) else -1
+            kind = self._kind_here = 0 if not ok else 2 if self._bufs and not all_finite_now(self._bufs) else -1
+            if self._dist:
+                kind = self._agreed(kind, loss.device)
             if kind >= 0:
-                if self._loss_stops:
-                    self._fail(kind, learn.epoch, learn.iter)
-                return
+                self._fail(kind, learn.epoch, learn.iter)
             self._snap.take()  # these weights gave a finite loss: the ones to go back to
             self._snap_batches += 1
             return
@@ -271,6 +275,14 @@ class TerminateOnNaNCallback(Callback):
         code = self.learn.train_iter * 3 + kind
         self._first = torch.where((self._first < 0) & ~finite, code, self._first)
 
+    def _agreed(self, kind: int, device: torch.device) -> int:
+        """The kind every process stops for under DDP: a non-finite loss in any process (0), else non-finite buffers
+        in any (2), else none (-1); one all-reduce of two flags."""
+        flags = torch.tensor([kind == 0, kind == 2], dtype=torch.int32, device=device)
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        loss_bad, bufs_bad = flags.tolist()
+        return 0 if loss_bad else 2 if bufs_bad else -1
+
     def _check(self, in_batch: bool = True) -> None:
         first = self._first
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -289,8 +301,13 @@ class TerminateOnNaNCallback(Callback):
         in its ``after_batch``; at the end of a training phase, stop the fit now."""
         learn = self.learn
         reset = self._snap.restore(learn.opt)
-        what = ("the training loss was NaN/inf", "the optimiser step left NaN/inf in the weights (the loss was "
-                "still finite)", "the forward pass left NaN/inf in the model's buffers (e.g. BatchNorm running "
+        # under DDP (checked every batch) the stop is agreed: the process that met it may be another one
+        elsewhere = " in another process of the job" if (
+            self._dist and self._every == 1 and kind != 1 and self._kind_here != kind) else ""
+        own = " (this process's was finite)" if elsewhere else ""
+        what = (f"the training loss was NaN/inf{elsewhere}{own}",
+                "the optimiser step left NaN/inf in the weights (the loss was still finite)",
+                f"the forward pass left NaN/inf in the model's buffers{elsewhere} (e.g. BatchNorm running "
                 "statistics; the loss was still finite)")[kind]
         back = ("the start of this fit" if not self._snap_batches else "the last batch whose loss was finite"
                 if self._every == 1 else f"the last check that passed (checked every {self._every} batches)")
