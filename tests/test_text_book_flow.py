@@ -170,7 +170,7 @@ def test_numericalize_orders_tokens_of_equal_counts_as_first_used_so_ids_are_the
     specials = num.vocab[:9]
     counted = Counter(tok for text in toks for tok in text)
     expected = specials + [t for t, c in counted.most_common() if c >= 2 and t not in specials]
-    expected += ["xxfake"] * (-len(expected) % 8)
+    expected += ["xxfake"] * (8 - len(expected) % 8)
     assert num.vocab == expected and len(expected) > 4000
     ties = [t for t, c in counted.most_common() if c == 7][:6]
     assert len(ties) == 6 and ties != sorted(ties)  # equal counts in order of first use, not alphabetical
@@ -178,4 +178,4 @@ def test_numericalize_orders_tokens_of_equal_counts_as_first_used_so_ids_are_the
     num.setup(TokenizedTexts.from_lists(toks, "test"), idx=[5, 4, 3])
     first = Counter(tok for i in [5, 4, 3] for tok in toks[i])
     expected = specials + [t for t, c in first.most_common() if c >= 2 and t not in specials]
-    assert num.vocab == expected + ["xxfake"] * (-len(expected) % 8)
+    assert num.vocab == expected + ["xxfake"] * (8 - len(expected) % 8)

@@ -342,7 +342,15 @@ def _load(source: Any) -> _Library:
 
 
 def _vocab_list(tk: _Library) -> list[str]:
-    """The tokens by id; ids must stay near the number of tokens (the list is as long as the highest id)."""
+    """The tokens by id; ids must stay near the number of tokens (the list is as long as the highest id). An id no
+    token has (a vocabulary with tokens taken out) holds a placeholder of its own, ``xxgap`` and the id, unlike every
+    token, so the list names each token once, as a token cache entry does, and the ids stay the tokenizer's.
+
+    >>> import tokenizers
+    >>> _vocab_list(tokenizers.Tokenizer(tokenizers.models.WordLevel({"[UNK]": 0, "good": 1, "xxgap3": 4},
+    ...                                                              unk_token="[UNK]")))
+    ['[UNK]', 'good', 'xxgap2', 'xxgap3_', 'xxgap3']
+    """
     vocab = tk.get_vocab(with_added_tokens=True)
     if not vocab:
         return []
@@ -351,10 +359,19 @@ def _vocab_list(tk: _Library) -> list[str]:
     if vocab[top] >= limit:
         raise DataError(f"HFTokenizer: tokenizer: token {top[:40]!r} has id {vocab[top]:,}, but the tokenizer has "
                         f"{len(vocab):,} tokens; ids must be below {limit:,} ({ID_SLACK} x the tokens + {ID_EXTRA})")
-    out = [""] * (vocab[top] + 1)
+    out: list[str | None] = [None] * (vocab[top] + 1)
     for token, i in vocab.items():
         out[i] = token
-    return out
+    return [t if t is not None else _gap_name(i, vocab) for i, t in enumerate(out)]
+
+
+def _gap_name(i: int, vocab: dict[str, int]) -> str:
+    """The placeholder of id ``i``, which no token of ``vocab`` has: ``xxgap{i}``, with ``_`` added while a token is
+    named so (the names of other ids differ by their number)."""
+    name = f"xxgap{i}"
+    while name in vocab:
+        name += "_"
+    return name
 
 
 def _check_lengths(tk: _Library) -> None:

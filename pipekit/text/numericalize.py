@@ -80,8 +80,9 @@ def check_vocab(vocab: Sequence[str], special_tokens: Sequence[str] = SPECIAL_TO
 class Numericalize(Transform):
     """Map tokens to ids: special tokens first, then tokens seen at least ``min_freq`` times in the
     training texts, most frequent first (ties in the order the training texts first use them, as fastai's
-    ``Counter.most_common``, so the ids are the book's), at most ``max_vocab`` entries, padded with
-    ``xxfake`` to a multiple of 8 (faster matrix products). Unknown tokens map to ``xxunk`` (id 0).
+    ``Counter.most_common``, so the ids are the book's), at most ``max_vocab`` entries, then 1 to 8 ``xxfake``
+    entries up to the next multiple of 8 (faster matrix products; 8 when the tokens fill a multiple of 8 already, as
+    fastai pads, so the embedding sizes are the book's). Unknown tokens map to ``xxunk`` (id 0).
 
     The learned vocabulary is ``vocab_``; ``vocab`` reads it as the book does (before ``setup``, the
     vocabulary given as a parameter, or None), and ``o2i`` maps each token to its id. The first argument is the
@@ -197,14 +198,24 @@ class Numericalize(Transform):
         specials = self.specials
         cand = sorted((-int(c), int(f), t) for t, c, f in zip(tokens.vocab, counts, first)
                       if c >= self.min_freq and t not in specials)
-        if not cand and len(tokens.vocab):
+        if not cand:
             words = [int(c) for t, c in zip(tokens.vocab, counts) if t not in specials]
-            raise DataError(f"Numericalize: no token appears min_freq={self.min_freq} times in the training texts (the "
-                            f"most frequent appears {max(words, default=0)} times), so every word would be "
-                            f"{UNK!r}; lower min_freq")
+            n_texts = len(tokens) if idx is None else len(np.asarray(idx).reshape(-1))
+            if n_texts and not any(words):
+                raise DataError(f"Numericalize: the {n_texts:,} training texts hold no words (no token but the special "
+                                f"tokens: each text is empty or blank), so there is nothing to learn a vocabulary "
+                                f"from; check that the text column holds the texts (its name, and that the texts were "
+                                f"read) and that the training rows are the ones with text")
+            if not n_texts and len(tokens.vocab):
+                raise DataError(f"Numericalize: idx selects none of the {len(tokens):,} texts, so there are no training "
+                                f"texts to learn a vocabulary from; give the positions of the training texts as idx")
+            if len(tokens.vocab):
+                raise DataError(f"Numericalize: no token appears min_freq={self.min_freq} times in the training texts "
+                                f"(the most frequent appears {max(words, default=0)} times), so every word would be "
+                                f"{UNK!r}; lower min_freq")
         vocab = specials + [t for _, _, t in cand[: self.max_vocab - len(specials)]]
         self._warn_unknown(tokens.vocab, counts, set(vocab), set(specials))
-        vocab += [FAKE] * (-len(vocab) % 8)
+        vocab += [FAKE] * (8 - len(vocab) % 8)
         self.vocab_ = TokenVocab(vocab)
 
     def _warn_unknown(self, tokens: list[str], counts: np.ndarray, kept: set[str], specials: set[str]) -> None:

@@ -7,7 +7,8 @@ memory-mapped back, keyed by a hash of the texts and the block's settings, so re
 does not tokenize again, whatever its split: the vocabulary, learned on the training rows, is counted
 again at each build from the cached tokens (0.02 s for imdb_sample's 1,000 reviews, against 0.5 s to
 tokenize them). An entry lists the content key of each of its texts, so a rebuild after editing, adding or deleting
-texts deletes the entry it supersedes, by the image cache's rule (:data:`~pipekit.data.cache.SUPERSEDED_SHARE`).
+a few texts deletes the entry it replaces, while two recipes over most of the same texts (a language model on every
+row, a classifier on the labelled ones) each keep their own entry (see :func:`_drop_superseded`).
 """
 from __future__ import annotations
 
@@ -128,6 +129,9 @@ def text_keys(texts: pl.Series, train_idx: np.ndarray | None = None) -> list[str
 #: The meta fields the text block writes and reads back (with the ids' checksum, added here); ``vocab`` is the
 #: entry's list of distinct tokens, which the ids index (``TokenizedTexts.vocab``).
 META_FIELDS: dict[str, type | tuple[type, ...]] = {"vocab": list, "tok_state": dict, "settings": dict}
+#: the share of the texts of the larger of two entries of the same settings that both must hold for the newer to be a
+#: rebuild of the older (a few of its texts edited, added or deleted), which replaces it (:func:`_drop_superseded`)
+COPY_SHARE = 0.95
 #: what a text block gives to keep its token ids off disk, named when the cache folder cannot be written
 TURN_OFF = "cache_dir=False (to TextBlock, TextBlock.from_df or TextDataLoaders)"
 
@@ -165,11 +169,18 @@ def save_cached(folder: Path, tokens: TokenizedTexts, meta: dict[str, Any]) -> b
 
 
 def _drop_superseded(folder: Path, meta: dict[str, Any]) -> None:
-    """Delete the entries beside the entry ``folder`` just written with ``meta`` that it supersedes: those of the same
-    settings whose texts it takes over at least :data:`~pipekit.data.cache.SUPERSEDED_SHARE` of, by their keys (the
-    image cache's rule, :func:`pipekit.vision.cache._index_pack`). Rebuilding a data set after editing, adding or
-    deleting a few texts so keeps one entry of its tokens, not a whole old copy per edit; an entry of a sample of
-    it, or of texts overlapping it, shares fewer keys and stays.
+    """Delete the entries beside the entry ``folder`` just written with ``meta`` that it replaces. An entry of the same
+    settings is related to the new one when the new one takes over at least
+    :data:`~pipekit.data.cache.SUPERSEDED_SHARE` of its texts, by their keys (the image cache's rule,
+    :func:`~pipekit.data.cache.superseded`); an entry of a sample of the texts, or of texts overlapping them, shares
+    fewer keys and stays. A related entry is then:
+
+    - a copy, deleted, when the two share :data:`COPY_SHARE` of the larger one's texts: a rebuild after editing,
+      adding or deleting a few texts so keeps one entry of its tokens, not a whole old copy per edit;
+    - else the texts of another recipe over most of the same rows (a language model on every row and a classifier on
+      the labelled ones, which holds each of its texts in the other's entry) or an older version after larger
+      edits: the newest such entry stays and the others go. So two recipes used in turn both read their tokens
+      from the cache, and editing many texts at a time leaves at most one older entry, not one per edit.
 
     Safe beside other builds without a lock: an entry holding a temporary file is skipped (a live build is writing
     it; those of killed builds were removed first, by :func:`save_cached`), and an entry is uncommitted first (its
@@ -187,6 +198,8 @@ def _drop_superseded(folder: Path, meta: dict[str, Any]) -> None:
         names = os.listdir(folder.parent)
     except OSError:
         return
+    copies: list[Path] = []
+    others: list[tuple[int, str, Path]] = []  # related entries that are not copies, by the time their ids were written
     for name in names:
         other = folder.parent / name
         if name == folder.name or not pattern.fullmatch(name) or link_target(other) is not None:
@@ -197,9 +210,19 @@ def _drop_superseded(folder: Path, meta: dict[str, Any]) -> None:
             old = read_json(other / "meta.json", {"settings": dict, "text_keys": list})
         except (OSError, CacheEntryError):  # not a folder, removed meanwhile, no keys, damaged: left as it is
             continue
+        try:
+            written: int | None = os.stat(other / "ids.arrow", follow_symlinks=False).st_mtime_ns
+        except OSError:  # a meta without ids (a build killed before committing them), never read
+            written = None
         listed = {k for k in old["text_keys"] if isinstance(k, str)}
-        if old["settings"] != settings or not superseded(len(listed & taken), len(listed)):
+        shared = len(listed & taken)
+        if old["settings"] != settings or not superseded(shared, len(listed)):
             continue
+        if written is None or shared >= COPY_SHARE * max(len(listed), len(taken)):
+            copies.append(other)
+        else:
+            others.append((written, name, other))
+    for other in copies + [o for *_, o in sorted(others)[:-1]]:
         with contextlib.suppress(OSError):  # a file that cannot be removed: the entry stays, to be cleared
             for f in ("ids.arrow", "meta.json"):
                 (other / f).unlink(missing_ok=True)

@@ -614,7 +614,7 @@ class Tokenizer(Transform):
 
     # -- encoding --------------------------------------------------------------------------------------
     def _chunk_tokens(self, chunk: str) -> list[str]:
-        toks = self._memo.get(chunk)
+        toks = self._memo.get(chunk)  # the tokens of the current rules (see _tokens_of_chunks)
         if toks is None:
             if chunk[0] == " ":  # xxwrep's count, which no text chunk can be (chunks hold no spaces): no rules
                 return [chunk[1:]]
@@ -631,7 +631,18 @@ class Tokenizer(Transform):
     def _tokens_of_chunks(self, chunk_strs: list[str]) -> pl.Series:
         """Token lists of distinct chunks. Plain words, Capitalised words and either with one trailing
         punctuation mark (most chunks) are done by Polars expressions; the rest go through the
-        ``tokenizers`` pre-tokenizer and the rules, once each."""
+        ``tokenizers`` pre-tokenizer and the rules, once each. The tokens remembered for a chunk are those of the
+        rules they were made with: changing ``rules`` on the tokenizer (``tok.rules = False``) starts a new memo.
+
+        >>> tok = Tokenizer()
+        >>> tok("Hello WORLD's end")
+        ['xxbos', 'xxmaj', 'hello', 'xxup', 'world', "'s", 'end']
+        >>> tok.rules = False
+        >>> tok("Hello WORLD's end")
+        ['xxbos', 'Hello', 'WORLD', "'s", 'end']
+        """
+        if getattr(self, "_memo_rules", None) != self.rules:
+            self._memo, self._memo_rules = {}, self.rules
         df = pl.DataFrame({"c": pl.Series(chunk_strs, dtype=pl.String)})
         if self.rules and len(df):
             c, low = pl.col("c"), pl.col("c").str.to_lowercase()
