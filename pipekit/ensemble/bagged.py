@@ -53,6 +53,8 @@ from pipekit.ensemble.base import align_classes, member_name, no_sample_weight
 from pipekit.metrics import get_metric
 
 
+#: the share of a fold model's training rows held out to stop it early (``BaggedModel``'s ``stop_fraction``)
+STOP_FRACTION = 0.1
 #: the folds a BaggedModel or fit_ensemble cuts, and the column that orders time folds
 FOLD_KINDS = Options("auto", "shuffled", "time")
 TIME_COL = Is(lambda c: c is None or isinstance(c, str) and c != "", "None or a column name")
@@ -214,7 +216,17 @@ def _time_folds(ranks: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.nd
 def time_values(data: Any, col: str) -> Any:
     """Column ``col`` of the rows ``data`` holds (a Tabular's split, a TabularData or a frame of inputs), for
     time-ordered folds. A Tabular's split holds its processed columns only: the column a ``TimeSplitter`` read
-    is not among them (the Tabular records its training rows' times as ``train_times``)."""
+    is not among them (the Tabular records its training rows' times as ``train_times``). A date column that a
+    scikit-learn estimator replaced by its parts (it splits each date column of X, ``Date`` into ``Date_Year``,
+    ..., ``Date_Elapsed``) is read from its ``Elapsed`` part, which orders the rows as the dates do; a row whose
+    date was missing (``FillMissing``'s ``_na`` flag) has no time.
+
+    >>> import polars as pl
+    >>> time_values(pl.DataFrame({"Store": [1, 2], "Date_Elapsed": [86400.0, 0.0]}), "Date").to_list()
+    [86400.0, 0.0]
+    """
+    import polars as pl
+
     frame = getattr(data, "frame", None)
     if frame is not None and col in frame.columns:
         return frame[col]
@@ -222,9 +234,46 @@ def time_values(data: Any, col: str) -> Any:
     if hasattr(xs, "columns") and col in xs.columns:
         return xs[col]
     have = list(getattr(frame if frame is not None else xs, "columns", []))
-    raise DataError(f"time_col={col!r} is not a column of the training rows (columns: {have[:12]}); name a column "
-                    "of them that orders them in time (such as add_datepart's 'Elapsed'), or pass their times as "
-                    "order= (a Tabular split by a TimeSplitter records them: order=tab.train_times)")
+    processor = getattr(data, "processor", None)
+    cats = set(getattr(data, "cat_names", None) or getattr(processor, "cat_names_", None) or [])
+    part = f"{col}_Elapsed"  # the date's parts: its Elapsed part orders the rows as the dates do
+    if part in have and part not in cats:
+        values = (frame if frame is not None and part in frame.columns else xs)[part]
+        na = f"{part}_na"  # FillMissing filled a missing date's part: that row has no time
+        if na in have:
+            flags = (frame if frame is not None and na in frame.columns else xs)[na]
+            values = values.to_frame().select(pl.when(flags.cast(pl.Boolean)).then(None)
+                                              .otherwise(pl.col(part)).alias(part)).to_series()
+        return values
+    raise TimeColumnError(col, have)
+
+
+class TimeColumnError(DataError):
+    """``time_col`` names no column of the training rows (:func:`time_col_error` says it); its fields let a caller
+    that took the rows as ``X`` and ``y`` say the fix on those (:func:`pipekit.sklearn.fitting.fit_model`)."""
+
+    def __init__(self, col: str, have: list[str]):
+        super().__init__(time_col_error(col, have))
+        self.col, self.have = col, have
+
+
+def time_col_error(col: str, have: list[str], xy: bool = False) -> str:
+    """Why ``time_col=col`` cannot order time folds of rows of the columns ``have``, naming the columns that
+    may order them first (those with ``Elapsed`` in their name: a date's parts), and the fix that exists: another
+    column, or the times as ``order=`` to a Tabular's rows; ``xy``: the rows were given as ``X`` and ``y`` to a
+    scikit-learn estimator's ``fit``, which takes no ``order=``, and whose date columns become parts.
+
+    >>> time_col_error("Day", ["Store", "Promo", "Date_Elapsed"], xy=True).split("; ")[0]
+    "time_col='Day' is not a column of the training rows (columns: ['Date_Elapsed', 'Store', 'Promo'])"
+    """
+    timed = sorted(have, key=lambda c: "Elapsed" not in c)  # stable: the others in their order
+    shown = f"{timed[:12]}" + (f" and {len(timed) - 12} more" if len(timed) > 12 else "")
+    said = f"time_col={col!r} is not a column of the training rows (columns: {shown}); "
+    if xy:
+        return said + ("name a column of X that orders its rows in time: a date column of X (its 'Elapsed' part "
+                       "orders them, so time_col='Date' reads 'Date_Elapsed') or a number such as a day count")
+    return said + ("name a column of them that orders them in time (such as add_datepart's 'Elapsed'), or pass "
+                   "their times as order= (a Tabular split by a TimeSplitter records them: order=tab.train_times)")
 
 
 class Budget:
@@ -282,6 +331,36 @@ def aligned(pred: np.ndarray, model_classes: Any, classes: np.ndarray) -> np.nda
     return out
 
 
+def split_rows(folds: np.ndarray, fold: int, stops_early: bool, seed: int, stop_fraction: float = STOP_FRACTION,
+               repeat: int = 0, strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fit_idx, stop_idx, held_idx)`` of the model of ``fold`` (of ``repeat``), given each row's fold in
+    ``folds``, for a model that ``stops_early`` or not: ``BaggedModel.split_rows``, which a ``StackingEnsemble``
+    splits its members' rows by too, each with its ``seed`` and ``stop_fraction``.
+
+    >>> [len(r) for r in split_rows(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0, True, seed=0, stop_fraction=0.25)]
+    [3, 1, 4]
+    """
+    held = np.flatnonzero(folds == fold)
+    rest = np.flatnonzero(folds != fold)
+    if not stops_early:
+        return rest, rest[:0], held
+    rng = np.random.default_rng([seed, repeat, fold])
+    n_stop = max(1, int(round(len(rest) * stop_fraction)))
+    stop = np.zeros(len(rest), dtype=bool)
+    if strata is None:
+        stop[rng.choice(len(rest), n_stop, replace=False)] = True
+        return rest[~stop], rest[stop], held
+    order = rng.permutation(len(rest))  # the rows of each class in a seeded order; each gives its first ones
+    codes = strata[rest][order]
+    counts = np.unique(codes, return_counts=True)[1]
+    take = np.minimum(stratified_counts(counts, n_stop), counts - 1)
+    by_class = np.argsort(codes, kind="stable")  # positions grouped by class, each group in the seeded order
+    starts = np.cumsum(counts) - counts
+    for s, t in zip(starts, take):
+        stop[order[by_class[s:s + t]]] = True
+    return rest[~stop], rest[stop], held
+
+
 class BaggedModel(Backend):
     """``model`` (any unfitted backend: GBM, RandomForest, SklearnModel, TorchTabular, XGBoost, CatBoost)
     fitted on ``n_folds`` folds of the training rows, ``n_repeats`` times.
@@ -304,6 +383,8 @@ class BaggedModel(Backend):
     ``n_jobs`` has cores, each fold model then with one thread (fold models side by side use the cores better
     than threads within one tree learner on a few thousand rows), or one at a time for a model that takes no
     ``n_jobs``; 1: one at a time, each with the model's own threads; k: k at once, sharing the model's cores.
+    A model that fits one at a time in a process (the tabular net) is fitted one fold at a time whatever
+    ``n_jobs`` says (see :meth:`workers`).
     Fold models are kept in fold order, whichever finishes first.
     ``valid`` (optional) is only scored into ``valid_score_``; it chooses nothing. ``time_limit``: seconds for
     ``fit``, shared by the fold models as :meth:`fit_folds` shares them.
@@ -338,7 +419,7 @@ class BaggedModel(Backend):
         "folds": FOLD_KINDS, "time_col": TIME_COL}
     unsaved: ClassVar[tuple[str, ...]] = ("valid_predictions_",)  # for whoever fitted it, of rows not kept
 
-    def __init__(self, model: Any, n_folds: int = 5, n_repeats: int = 1, stop_fraction: float = 0.1,
+    def __init__(self, model: Any, n_folds: int = 5, n_repeats: int = 1, stop_fraction: float = STOP_FRACTION,
                  refit_stopped: bool = True, seed: int = 0, n_jobs: int | None = None, time_limit: float | None = None,
                  name: str | None = None, folds: str = "auto", time_col: str | None = None):
         self.model, self.n_folds, self.n_repeats, self.stop_fraction = model, n_folds, n_repeats, stop_fraction
@@ -348,6 +429,9 @@ class BaggedModel(Backend):
         self.check_params()
         if isinstance(model, BaggedModel):
             raise ParameterError("BaggedModel: model is already bagged; bag the backend itself")
+        if folds == "shuffled" and time_col is not None:
+            raise ParameterError(f"BaggedModel: time_col={time_col!r} orders time folds, and folds='shuffled'; give "
+                                 "folds='time' (or 'auto'), or no time_col")
 
     @property
     def task(self) -> str:  # type: ignore[override]  # the bagged model's, never stored twice
@@ -391,25 +475,7 @@ class BaggedModel(Backend):
         >>> [len(r) for r in bag.split_rows(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0)]
         [3, 1, 4]
         """
-        held = np.flatnonzero(folds == fold)
-        rest = np.flatnonzero(folds != fold)
-        if not self.model.stops_early():
-            return rest, rest[:0], held
-        rng = np.random.default_rng([self.seed, repeat, fold])
-        n_stop = max(1, int(round(len(rest) * self.stop_fraction)))
-        stop = np.zeros(len(rest), dtype=bool)
-        if strata is None:
-            stop[rng.choice(len(rest), n_stop, replace=False)] = True
-            return rest[~stop], rest[stop], held
-        order = rng.permutation(len(rest))  # the rows of each class in a seeded order; each gives its first ones
-        codes = strata[rest][order]
-        counts = np.unique(codes, return_counts=True)[1]
-        take = np.minimum(stratified_counts(counts, n_stop), counts - 1)
-        by_class = np.argsort(codes, kind="stable")  # positions grouped by class, each group in the seeded order
-        starts = np.cumsum(counts) - counts
-        for s, t in zip(starts, take):
-            stop[order[by_class[s:s + t]]] = True
-        return rest[~stop], rest[stop], held
+        return split_rows(folds, fold, self.model.stops_early(), self.seed, self.stop_fraction, repeat, strata)
 
     def fold_model(self, fold: int, repeat: int = 0) -> Any:
         """The unfitted copy fold model ``(repeat, fold)`` starts from (``seed + index`` where it takes a seed)."""
@@ -421,9 +487,18 @@ class BaggedModel(Backend):
 
     def workers(self) -> tuple[int, int | None]:
         """``(fold models fitted at once, threads each)`` that ``n_jobs`` and the model's ``n_jobs`` give
-        (threads None: the model's own setting)."""
+        (threads None: the model's own setting). A model that fits one at a time in a process (``fits_alone``: the
+        tabular net, whose training holds the process's random generators) is fitted one fold at a time, each with
+        the whole of its time share.
+
+        >>> from pipekit.ensemble import TorchTabular
+        >>> BaggedModel(TorchTabular("classification"), n_folds=4, n_jobs=2).workers()
+        (1, None)
+        """
         own = self.model.get_params(deep=False)
         total = self.n_folds * self.n_repeats
+        if getattr(self.model, "fits_alone", False):
+            return 1, None
         if "n_jobs" not in own:
             return (1 if self.n_jobs is None else min(cores(self.n_jobs), total)), None
         have = cores(own["n_jobs"])

@@ -29,7 +29,7 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import (BaggedModel, aligned, make_folds, out_of_fold, target_name,
+from pipekit.ensemble.bagged import (BaggedModel, aligned, make_folds, out_of_fold, split_rows, target_name,
                                      time_ranks, training_predictions)
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    no_sample_weight, validate_prediction)
@@ -50,7 +50,8 @@ class StackingEnsemble(Ensemble):
     Members bagged on ``train`` (fitted ``BaggedModel`` s) bring their out-of-fold predictions and are kept
     as they are. Unfitted members are fitted here: for each of ``n_folds`` folds of ``train`` (stratified for
     classification, shuffled with ``seed``) a clone of every member is fitted on the other folds and predicts
-    the held-out fold; finally every member is refitted on all of ``train``. A model that stops early stops on
+    the held-out fold; finally every member is refitted on all of ``train`` (an unfitted ``BaggedModel`` member
+    is bagged once on ``train`` instead, its own out-of-fold predictions serving). A model that stops early stops on
     a share of the rows it trains on, as a ``BaggedModel``'s fold models do (``BaggedModel.split_rows``), never
     on the fold it predicts nor on ``valid``; the refitted member is then fitted once more on all of ``train``
     with the rounds it chose. So no choice sees ``valid``, which ``report_`` scores.
@@ -244,7 +245,9 @@ class StackingEnsemble(Ensemble):
 
     def _fit_members(self, d: TabularData, v: TabularData | None, order: Any = None) -> np.ndarray:
         """Out-of-fold predictions of clones of the members fitted fold by fold, then every member refitted on
-        all of ``d`` into ``members_``: each stopped early on its own rows only (``v`` chooses nothing)."""
+        all of ``d`` into ``members_``: each stopped early on its own rows only (``v`` chooses nothing). A member
+        that is an unfitted ``BaggedModel`` is fitted once on ``d`` (with ``order`` for time folds, unless its
+        folds are shuffled) and its own out-of-fold predictions serve, as those of a bag fitted on ``d`` would."""
         classes = np.unique(d.y) if self.task == "classification" else None  # type: ignore[arg-type]
         y = encode_y(d.y, self.task, classes)
         folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed,  # type: ignore[arg-type]
@@ -252,20 +255,29 @@ class StackingEnsemble(Ensemble):
         fold_of = np.empty(len(d), dtype=np.int64)
         for f, (_, va_idx) in enumerate(folds):
             fold_of[va_idx] = f
-        strata = np.asarray(y) if classes is not None else None
         k = None if classes is None else len(classes)
         oof = np.zeros((len(self.members), len(d)) + ((k,) if k else ()))
-        jobs = [(i, f) for i in range(len(self.members)) for f in range(len(folds))]
+        refitted: list[Any] = [None] * len(self.members)
+        for i, member in enumerate(self.members):
+            if isinstance(member, BaggedModel):  # bagged here once, as a bag fitted on d would be given
+                bag = member.clone()
+                refitted[i] = bag.fit(d) if order is None or bag.folds == "shuffled" else bag.fit(d, order=order)
+                p = out_of_fold(bag)
+                if classes is not None:
+                    p = aligned(p, bag.classes_, classes)  # type: ignore[arg-type]
+                oof[i] = validate_prediction(p, len(d), member_name(self.members[i], i), self.task, k)
+        strata = np.asarray(y) if classes is not None else None
+        jobs = [(i, f) for i in range(len(self.members)) if refitted[i] is None for f in range(len(folds))]
         for i, f in progress_bar(jobs, total=len(jobs), description="stacking folds"):
-            splitter = BaggedModel(self.members[i], n_folds=self.n_folds, seed=(self.seed or 0) % 2**31)
-            fit_idx, stop_idx, va_idx = splitter.split_rows(fold_of, f, 0, strata)
+            fit_idx, stop_idx, va_idx = split_rows(fold_of, f, self.members[i].stops_early(), self._split_seed(),
+                                                   strata=strata)
             with under_bar():  # a member's own bar (a GBM's rounds) keeps quiet under this one
                 m = self.members[i].clone().fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
                 p = np.asarray(m.predict(d.take(va_idx)), dtype=np.float64)
             if classes is not None:  # a fold (a period of time folds) may miss a class: its column is 0, as in a bag
                 p = aligned(p, m.classes_, classes)
             oof[i, va_idx] = validate_prediction(p, len(va_idx), member_name(m, i), self.task, k)
-        refitted = [self._refit(m, d, strata) for m in self.members]
+        refitted = [self._refit(m, d, strata) if r is None else r for m, r in zip(self.members, refitted)]
         sig = rows_signature(d)
         for m in refitted:  # their predictions on d are memorised: no ensemble may choose on them
             m.train_rows_signature_ = sig
@@ -277,12 +289,16 @@ class StackingEnsemble(Ensemble):
         """``member`` fitted on all of ``d``: a model that stops early stops on a seeded share of ``d``
         (the split of a fold no row is in), then is fitted again on every row with the rounds it chose, scaled
         to the rows added (``stopped_params``)."""
-        splitter = BaggedModel(member, n_folds=self.n_folds, seed=(self.seed or 0) % 2**31)
-        fit_idx, stop_idx, _ = splitter.split_rows(np.zeros(len(d), dtype=np.int64), self.n_folds, 0, strata)
+        fit_idx, stop_idx, _ = split_rows(np.zeros(len(d), dtype=np.int64), self.n_folds, member.stops_early(),
+                                          self._split_seed(), strata=strata)
         if not len(stop_idx):
             return member.clone().fit(d)
         m = member.clone().fit(d.take(fit_idx), d.take(stop_idx))
         return member.clone().set_params(**m.stopped_params(len(d) / len(fit_idx))).fit(d)
+
+    def _split_seed(self) -> int:
+        """The seed of the members' stopping rows, as a ``BaggedModel`` of this stack's ``seed`` draws them."""
+        return (self.seed or 0) % 2**31
 
     def _combine(self, preds: np.ndarray, data: TabularData | None) -> np.ndarray:
         if data is None:

@@ -101,6 +101,9 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     #: checked before each batch and when the net's turn to fit comes (nets fit one at a time), so a bag left by
     #: Ctrl-C has its fold nets end within a batch
     _fold_stop: FoldStop | None = None
+    #: nets fit one at a time in a process (their training holds its random generators: ``pipekit.data.seed.seeded``),
+    #: so a ``BaggedModel`` fits its fold nets one after another, each with its whole share of the time
+    fits_alone = True
     imports = ("torch._dynamo",)  # torch's compiler, imported the first time a process builds an optimizer
     #: the settings ``from_learner`` takes besides the net (which gives the task, layers, config and y_range)
     learner_params = ("epochs", "lr", "bs", "wd", "seed", "time_limit", "name")
@@ -240,7 +243,6 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         return super().fit(d, valid)
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
-        end = self._deadline()  # the time counts from here, building the loaders and the net included
         from pipekit.data.seed import seeded
         from pipekit.learn import ProgressCallback, TimeLimit
         from pipekit.tabular.model import model_options, tabular_learner
@@ -250,6 +252,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         if self.task == "classification":  # the net has one output per class of the vocabulary
             self.classes_ = np.sort(self._net_classes())
         if self._trained is not None:  # from_learner: the Learner's net, rebuilt as a file rebuilds it
+            self.stopped_on_time_ = False
             self.y_range_ = None if self._trained.y_range is None else [float(x) for x in self._trained.y_range]
             self.emb_szs_ = [[int(ni), int(nf)] for ni, nf in self._trained.embeds.emb_szs]
             self.model_ = self.model_from_data({"processor": p, "weights": {
@@ -259,18 +262,21 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
         y_range = self._y_range()
         self.y_range_ = None if self.task == "classification" else (
             [float(x) for x in y_range] if y_range is not None else target_range(d.y))
-        n = len(d)
-        if valid is not None:
-            frame = pl.concat([self._frame(d), self._frame(valid)], how="vertical_relaxed")
-            valid_idx = np.arange(n, n + len(valid), dtype=np.int64)
-        else:
-            frame = self._frame(d)
-            valid_idx = np.sort(np.random.default_rng(self.seed).choice(n, max(1, n // 10), replace=False))
         stop = self._fold_stop
         # the net's own seed, the caller's random state left as it was (and nets fitted in threads one at a time)
         with seeded(self.seed):
+            # the time counts once its turn has come, the rows, the loaders and the net built inside it: a net that
+            # waited for another one to finish keeps its whole time_limit
+            end = self._deadline()
             if stop is not None:  # its bag stopped while it waited its turn
                 stop.check()
+            n = len(d)
+            if valid is not None:
+                frame = pl.concat([self._frame(d), self._frame(valid)], how="vertical_relaxed")
+                valid_idx = np.arange(n, n + len(valid), dtype=np.int64)
+            else:
+                frame = self._frame(d)
+                valid_idx = np.sort(np.random.default_rng(self.seed).choice(n, max(1, n // 10), replace=False))
             kwargs: dict[str, Any] = {} if self.wd is None else {"wd": self.wd}  # else the Learner's default
             learn = tabular_learner(self._dataloaders(frame, np.arange(n, dtype=np.int64), valid_idx),
                                     layers=self.layers, config=model_options(self.config), y_range=self.y_range_,

@@ -31,7 +31,7 @@ from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.ensemble import BaggedModel, MeanEnsemble, TorchTabular, WeightedEnsemble
-from pipekit.ensemble.bagged import RareClassError, rare_class_error
+from pipekit.ensemble.bagged import RareClassError, TimeColumnError, rare_class_error, time_col_error
 from pipekit.ensemble.base import align_classes, no_sample_weight
 from pipekit.tabular.procs import DEFAULT_PROCS, Normalize
 
@@ -81,11 +81,22 @@ def learns_trees(model: Any) -> bool:
 
 
 def seed_all(model: Any, seed: int) -> None:
-    """Set the ``seed`` of ``model`` and of every member of an ensemble (an unfitted clone)."""
+    """Set the ``seed`` of ``model`` and of every model inside it (an unfitted clone): each member of an ensemble,
+    the model a ``BaggedModel`` bags (its fold models then take ``seed + fold``), a ``StackingEnsemble``'s
+    meta-model.
+
+    >>> bag = BaggedModel(GBM("classification", n_jobs=1), n_folds=3)
+    >>> seed_all(bag, 7)
+    >>> bag.seed, bag.model.seed, [bag.fold_model(f).seed for f in range(3)]
+    (7, 7, [7, 8, 9])
+    """
     if isinstance(model, Component) and "seed" in param_names(type(model)):
         model.set_params(seed=seed)
-    for m in getattr(model, "members", None) or []:
-        seed_all(m, seed)
+    if not isinstance(model, Component):
+        return
+    for m in [*(getattr(model, "members", None) or []), getattr(model, "model", None), getattr(model, "meta", None)]:
+        if isinstance(m, Component):
+            seed_all(m, seed)
 
 
 def model_task(model: Any) -> str:
@@ -117,6 +128,8 @@ def fit_model(model: Model, train: Any, seed: int | None = None, sample_weight: 
         return m.fit(train)  # type: ignore[attr-defined]
     except RareClassError as e:  # said on X and y, the class as y holds it: not on a Tabular the user never built
         raise DataError(rare_class_error(_as_given(e.label, classes), e.rows, e.n_folds, xy=True)) from None
+    except TimeColumnError as e:  # said on X: fit takes no order=, and no Tabular records the times
+        raise DataError(time_col_error(e.col, e.have, xy=True)) from None
 
 
 def _as_given(label: Any, classes: Any) -> Any:
