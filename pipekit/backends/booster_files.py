@@ -250,17 +250,27 @@ def _reject_constant(name: str) -> Any:
     raise ExportError(f"the JSON model holds {name}, which JSON does not have")
 
 
+def _nan_only(name: str) -> Any:
+    """NaN read as a number (XGBoost 2 writes it as a categorical split's threshold); Infinity refused."""
+    return math.nan if name == "NaN" else _reject_constant(name)
+
+
 def looks_like_json(data: bytes) -> bool:
     """Whether ``data`` opens as a JSON object (a UBJSON object's ``{`` is followed by a length's type)."""
     return data[:1] == b"{" and data[1:2] in (b"\"", b" ", b"\n", b"\r", b"\t", b"}")
 
 
-def parse_json_model(data: bytes, library: str) -> dict[str, Any]:
-    """A JSON model read strictly: UTF-8, no key twice in one object, no NaN or Infinity, an object."""
+def parse_json_model(data: bytes, library: str, nan: bool = False) -> dict[str, Any]:
+    """A JSON model read strictly: UTF-8, no key twice in one object, no Infinity, an object; no NaN either, unless
+    ``nan`` (XGBoost's models, whose checks accept NaN only as a categorical split's threshold and refuse it
+    everywhere else)."""
     try:
         model = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicate_keys,
-                           parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+                           parse_constant=_nan_only if nan else _reject_constant)
+    except json.JSONDecodeError as e:
+        raise ExportError(f"the {library} model is not valid JSON ({type(e).__name__}: {str(e)[:120]}, after "
+                          f"{e.doc[max(e.pos - 40, 0):e.pos]!r})") from None
+    except (UnicodeDecodeError, RecursionError) as e:
         raise ExportError(f"the {library} model is not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(model, dict):
         raise ExportError(f"the {library} model must be an object")
@@ -270,7 +280,7 @@ def parse_json_model(data: bytes, library: str) -> dict[str, Any]:
 def parse_xgboost_model(data: bytes) -> dict[str, Any]:
     """The model in ``data``: XGBoost's JSON (what pipekit writes), or its UBJSON (files of earlier versions)."""
     if looks_like_json(data):
-        return parse_json_model(data, "XGBoost")
+        return parse_json_model(data, "XGBoost", nan=True)
     model = model_from_ubjson(data)
     if not isinstance(model, dict):
         raise ExportError("the XGBoost model must be an object")
@@ -316,8 +326,17 @@ def _ints(value: Any, where: str, n: int | None, low: int, high: int) -> np.ndar
 def _floats(value: Any, where: str, n: int) -> list[float]:
     if not (isinstance(value, list) and len(value) == n and all(
             type(v) in (int, float) and math.isfinite(v) for v in value)):
-        raise ExportError(f"{where} must be a list of {n} finite numbers")
+        bad = next((i for i, v in enumerate(value) if type(v) is float and not math.isfinite(v)), None) \
+            if isinstance(value, list) else None
+        raise ExportError(f"{where} must be a list of {n} finite numbers"
+                          + ("" if bad is None else f", got {'NaN' if math.isnan(value[bad]) else 'an infinite number'}"
+                                                    f" at position {bad}"))
     return value
+
+
+def xgboost_json(model: dict[str, Any]) -> bytes:
+    """A checked XGBoost model as the compact JSON XGBoost is given (and a file holds)."""
+    return json.dumps(model, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _base_score(value: Any, where: str, n_outputs: int) -> None:
@@ -362,6 +381,12 @@ def _check_tree(tree: Any, where: str, index: int, n_features: int, categorical:
     feature = _ints(tree["split_indices"], f"{where}.split_indices", n, 0, max(n_features - 1, 0))
     kind = _ints(tree["split_type"], f"{where}.split_type", n, 0, 1)
     _ints(tree["default_left"], f"{where}.default_left", n, 0, 1)
+    conditions = tree["split_conditions"]
+    if isinstance(conditions, list) and len(conditions) == n:
+        # XGBoost 2 writes a categorical split's threshold as NaN, which it never reads (the split's categories
+        # decide): it is written as 0, so the model is JSON and XGBoost is handed finite numbers only
+        tree["split_conditions"] = [0.0 if k == 1 and type(v) is float and math.isnan(v) else v
+                                    for k, v in zip(kind.tolist(), conditions)]
     for key in ("base_weights", "loss_changes", "split_conditions", "sum_hessian"):
         _floats(tree[key], f"{where}.{key}", n)
     # each internal node's children come after it, every node but the root is a child once, and its parent says so
@@ -483,8 +508,45 @@ _CTR_STRIDE = {"Counter": 2, "FeatureFreq": 2, "BinarizedTargetMeanValue": 3, "F
 _INT32 = (-(1 << 31), (1 << 31) - 1)
 #: CatBoost losses by the kind of model they make (how raw scores become predictions)
 LOSSES = {"regression": {"RMSE", "MAE", "Quantile", "MAPE", "Poisson", "Huber", "Expectile", "LogLinQuantile",
-                         "Tweedie", "Lq", "RMSEWithUncertainty", "LogCosh", "Cox", "SurvivalAft"},
+                         "Tweedie", "Lq", "LogCosh"},
           "binary": {"Logloss", "CrossEntropy"}, "multiclass": {"MultiClass", "MultiClassOneVsAll"}}
+#: regression losses whose raw score is the log of the prediction (a regressor predicts its exponent)
+LOG_LINK_LOSSES = frozenset({"Poisson", "Tweedie", "LogLinQuantile"})
+#: CatBoost regression losses that predict no single estimate of the target per row, and what they predict instead
+NOT_ONE_ESTIMATE = {
+    "RMSEWithUncertainty": "predicts two values per row (the mean and the log of the variance)",
+    "SurvivalAft": "needs a target of two columns (the lower and upper bound of each time)",
+    "Cox": "predicts a log relative risk per row, not an estimate of the target"}
+
+
+def catboost_loss(params: Any) -> str | None:
+    """The name of the CatBoost loss ``params`` give (``loss_function``, or its other name ``objective``), without
+    its settings; None where they give no name (CatBoost's default for the task, or a loss object).
+
+    >>> catboost_loss({"loss_function": "Quantile:alpha=0.9"}), catboost_loss(None)
+    ('Quantile', None)
+    """
+    loss = (params.get("loss_function", params.get("objective")) if isinstance(params, dict) else None)
+    return loss.partition(":")[0] if isinstance(loss, str) else None
+
+
+def check_catboost_loss(params: Any, task: str) -> None:
+    """Refuse, as a :class:`ParameterError`, a CatBoost loss in ``params`` that makes a regression model predict no
+    single estimate of the target per row (:data:`NOT_ONE_ESTIMATE`).
+
+    >>> check_catboost_loss({"loss_function": "Tweedie:variance_power=1.5"}, "regression")
+    >>> check_catboost_loss({"loss_function": "RMSEWithUncertainty"}, "regression")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: CatBoost: params loss_function='RMSEWithUncertainty' predicts two values per row (the mean and the log of the variance), and a regression model predicts one estimate of the target per row; give one of 'Expectile', 'Huber', 'LogCosh', 'LogLinQuantile', 'Lq', 'MAE', 'MAPE', 'Poisson', 'Quantile', 'RMSE', 'Tweedie' (with settings where CatBoost takes them: 'Quantile:alpha=0.9')
+    """
+    name = catboost_loss(params)
+    if task == "regression" and name in NOT_ONE_ESTIMATE:
+        key = "loss_function" if "loss_function" in params else "objective"
+        raise ParameterError(f"CatBoost: params {key}={params[key]!r:.80} {NOT_ONE_ESTIMATE[name]}, and a regression "
+                             f"model predicts one estimate of the target per row; give one of "
+                             f"{', '.join(map(repr, sorted(LOSSES['regression'])))} (with settings where CatBoost "
+                             "takes them: 'Quantile:alpha=0.9')")
 
 
 def _num(value: Any, where: str) -> float:
@@ -765,6 +827,26 @@ def _checked_info(info: Any, task: str, n_classes: int) -> dict[str, Any]:
     return out
 
 
+#: where CatBoost keeps the order of a loss's or metric's settings: the JSON text of a list of their names
+_KEY_ORDER = "__params_key_order"
+
+
+def _key_order(value: Any, where: str, names: set[str]) -> str:
+    """A ``__params_key_order`` (``'["alpha"]'``), checked to list some of the settings ``names`` beside it, each
+    once, and written again by pipekit from the checked names (its quotes are the only escapes in the model's
+    settings, and CatBoost wrote them itself)."""
+    try:
+        order = json.loads(value, parse_constant=_reject_constant) if isinstance(value, str) and len(value) <= 4096 \
+            else None
+    except (json.JSONDecodeError, RecursionError):
+        order = None
+    if not (isinstance(order, list) and all(isinstance(k, str) and k in names for k in order)
+            and len(set(order)) == len(order)):
+        raise ExportError(f"{where} must be the JSON text of a list of the names of the settings beside it, got "
+                          f"{value!r:.60}")
+    return catboost_json(order)
+
+
 def _bounded_data(value: Any, where: str, depth: int) -> None:
     if depth > 8:
         raise ExportError(f"{where} nests more than 8 levels")
@@ -772,6 +854,9 @@ def _bounded_data(value: Any, where: str, depth: int) -> None:
         for k, v in value.items():
             if not _WORD.fullmatch(k):
                 raise ExportError(f"{where}: the key {k[:40]!r} is not a parameter's name")
+            if k == _KEY_ORDER:
+                value[k] = _key_order(v, f"{where}.{k}", {n for n in value if n != _KEY_ORDER and _WORD.fullmatch(n)})
+                continue
             _bounded_data(v, f"{where}.{k}", depth + 1)
     elif isinstance(value, list):
         if len(value) > 4096:

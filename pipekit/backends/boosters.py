@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import tempfile
 import time
@@ -35,10 +34,11 @@ import polars as pl
 
 from pipekit.backends.base import (N_JOBS, NAME, POSITIVE_INT, TASK, TIME_LIMIT, Booster, feature_frame, kept_rounds,
                                    threads)
-from pipekit.backends.booster_files import (CATBOOST_RULES, XGBOOST_RULES, catboost_json, check_catboost_file_params,
-                                            check_params_to_save, check_xgboost_file_params, checked_catboost_model,
+from pipekit.backends.booster_files import (CATBOOST_RULES, LOG_LINK_LOSSES, XGBOOST_RULES, catboost_json, catboost_loss,
+                                            check_catboost_file_params, check_catboost_loss, check_params_to_save,
+                                            check_xgboost_file_params, checked_catboost_model,
                                             checked_xgboost_model, looks_like_json, parse_json_model,
-                                            parse_xgboost_model)
+                                            parse_xgboost_model, xgboost_json)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
 from pipekit.core.validate import Interval, Is, check_state
@@ -170,8 +170,21 @@ class XGBoost(Booster):
                              np.array([gain.get(f"f{i}", 0.0) for i in range(len(self.feature_names_))]))
 
     # -- files: the booster as XGBoost's own JSON model, checked before XGBoost reads it ------------------
+    def _checked(self, model: dict[str, Any]) -> dict[str, Any]:
+        n_classes = len(self.classes_) if self.task == "classification" else 0
+        return checked_xgboost_model(model, len(self.feature_names_),
+                                     [c in self.cat_features_ for c in self.feature_names_], self.task, n_classes)
+
     def model_to_data(self) -> np.ndarray:
-        return np.frombuffer(bytes(self.booster_.save_raw(raw_format="json")), dtype=np.uint8).copy()
+        """The booster as the JSON loading hands XGBoost: XGBoost's own, held to the checks loading runs, so a
+        model whose file could not be loaded (an objective whose outputs are no predictions of the task) is refused
+        when it is saved."""
+        try:
+            model = self._checked(parse_xgboost_model(bytes(self.booster_.save_raw(raw_format="json"))))
+        except ExportError as e:
+            raise ExportError(f"{type(self).__name__} cannot be saved: pipekit.load would refuse its model ({e})") \
+                from None
+        return np.frombuffer(xgboost_json(model), dtype=np.uint8).copy()
 
     def params_to_data(self) -> dict[str, Any]:
         """The parameters a record keeps, its ``params`` first held to what a file may hold (the check loading runs):
@@ -197,12 +210,10 @@ class XGBoost(Booster):
         xgb = _require("xgboost", "XGBoost")
         if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 1):
             raise ExportError("booster_ must be an XGBoost model (JSON or UBJSON) stored as a 1-D uint8 array")
-        n_classes = len(self.classes_) if self.task == "classification" else 0
-        model = checked_xgboost_model(parse_xgboost_model(data.tobytes()), len(self.feature_names_),
-                                      [c in self.cat_features_ for c in self.feature_names_], self.task, n_classes)
+        model = self._checked(parse_xgboost_model(data.tobytes()))
         booster = xgb.Booster()
         try:  # XGBoost reads the JSON written from the checked values, so it reads what was checked
-            booster.load_model(bytearray(json.dumps(model).encode()))
+            booster.load_model(bytearray(xgboost_json(model)))
         except xgb.core.XGBoostError as e:
             raise ExportError(f"XGBoost refuses the stored model: {str(e)[:200]}") from None
         booster.set_param({"nthread": _threads(self.n_jobs)})
@@ -248,6 +259,13 @@ class CatBoost(Booster):
         self.l2_leaf_reg, self.early_stopping_rounds, self.n_jobs = l2_leaf_reg, early_stopping_rounds, n_jobs
         self.time_limit, self.seed, self.params, self.name = time_limit, seed, params, name
         self.check_params()
+
+    def check_params(self) -> None:
+        """As every component's, and the loss in ``params`` (``loss_function``, or ``objective``): one of the task
+        (:func:`pipekit.backends.booster_files.check_catboost_loss`), which for regression predicts one estimate of
+        the target per row."""
+        super().check_params()
+        check_catboost_loss(self.params, self.task)
 
     def cb_params(self) -> dict[str, Any]:
         """The CatBoost parameter dict this model trains with."""
@@ -302,7 +320,11 @@ class CatBoost(Booster):
         self.best_iteration_ = kept_rounds(None if best is None else int(best) + 1, int(model.tree_count_))
 
     def _predict(self, d: TabularData) -> np.ndarray:
-        kind = "Probability" if self.task == "classification" else "RawFormulaVal"
+        # a regressor predicts the target: the exponent of the raw score where the loss's is its log (Poisson, Tweedie)
+        if self.task == "classification":
+            kind = "Probability"
+        else:
+            kind = "Exponent" if catboost_loss(self.model_.get_params()) in LOG_LINK_LOSSES else "RawFormulaVal"
         p = np.asarray(self.model_.predict(self._pool(d, label=False), prediction_type=kind,
                                            thread_count=_threads(self.n_jobs)), dtype=np.float64)
         return np.column_stack([1.0 - p, p]) if self.task == "classification" and p.ndim == 1 else p
