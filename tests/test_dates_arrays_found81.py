@@ -1,6 +1,8 @@
 """Numeric dates in mixed layouts, time-zone-aware month ends, pandas categories of numbers, and new array items
 cast to a model's dtype (lossy casts refused, bfloat16 read)."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import polars as pl
@@ -144,3 +146,50 @@ def test_bfloat16_stores_and_items():
     f32 = _loaders(x.float(), y)  # a float32 model given bfloat16 features
     b = f32.test_dl(x[:2]).one_batch()[0]
     assert b.dtype == torch.float32 and torch.equal(b, x[:2].float())
+
+
+@pytest.mark.parametrize("items, dtype, shown, allowed", [
+    (np.array([1, 300, 2]), "uint8", "300", r"0\.\.255"),  # an integer cast would wrap (300 -> 44)
+    (np.array([1, -1, 2]), "uint8", "-1", r"0\.\.255"),
+    (np.array([1, 2 ** 63 - 1, 2]), "int32", str(2 ** 63 - 1), "in range"),
+    (np.array([1, 2 ** 64 - 1, 2], dtype="uint64"), "int64", str(2 ** 64 - 1), "in range"),  # -1 as int64
+    (np.array([0, 2, 1]), "bool", "2", "0 or 1"),
+    (np.array([0.0, np.nan, 1.0]), "bool", "nan", "0 or 1"),
+])
+def test_integer_and_boolean_models_refuse_what_a_cast_changes(items, dtype, shown, allowed):
+    dls = _loaders(np.zeros((20, 3), dtype=dtype), np.arange(20) % 2)
+    with pytest.raises(DataError, match=rf"item 0, input 0: value {shown} at \(1,\) would change when cast to "
+                                        rf"{dtype}: the model was trained on {dtype} values \([^)]*{allowed}\)"):
+        dls.test_dl([items])
+
+
+def test_integer_and_boolean_models_keep_what_a_cast_keeps(uint8_dls):
+    dls, x = uint8_dls
+    got = dls.test_dl([x[0].astype("int64"), x[1].astype("uint16")]).one_batch()[0]
+    assert got.dtype == torch.uint8 and torch.equal(got, torch.from_numpy(x[:2]))
+    ints = _loaders(np.arange(60, dtype=np.int64).reshape(20, 3), np.arange(20) % 2)
+    big = np.array([2 ** 63 - 1, 0, 5], dtype="uint64")  # in range of int64
+    assert ints.test_dl([big, np.array([True, False, True])]).one_batch()[0].tolist() == [[2 ** 63 - 1, 0, 5],
+                                                                                          [1, 0, 1]]
+    flags = _loaders(np.arange(60).reshape(20, 3) % 2 == 0, np.arange(20) % 2)
+    assert flags.test_dl([np.array([0, 1, 1]), np.array([1.0, 0.0, -0.0])]).one_batch()[0].tolist() == \
+        [[False, True, True], [True, False, False]]
+
+
+def test_float16_models_refuse_values_that_would_become_infinite(rossmann):
+    sales = rossmann["Sales"].to_numpy(dtype="float64")[:3]  # a few thousand each: float16 holds them
+    x = np.random.default_rng(0).random((20, 3)).astype("float16")
+    dls = _loaders(x, np.arange(20) % 2)
+    assert dls.test_dl([sales]).one_batch()[0].tolist() == [[float(np.float16(v)) for v in sales]]
+    big = sales * 100  # hundreds of thousands: past float16's largest, 65504
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused with a DataError, not NumPy's overflow warning
+        with pytest.raises(DataError, match=rf"item 0, input 0: value {float(big[0])!r} at \(0,\) would change when cast to "
+                                            r"float16: the model was trained on float16 values \(numbers within "
+                                            r"\+-65504\)"):
+            dls.test_dl([big])
+        with pytest.raises(DataError, match=r"value 70000 at \(2,\) .*float16"):
+            dls.test_dl([np.array([1, 2, 70000], dtype="int32")])
+    # the items' own infinities and NaNs are given as they are
+    own = dls.test_dl([np.array([np.inf, np.nan, -np.inf])]).one_batch()[0]
+    assert torch.isinf(own[0, 0]) and torch.isnan(own[0, 1]) and own[0, 2] == -np.inf

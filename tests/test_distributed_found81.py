@@ -93,6 +93,35 @@ if case == "save":
             for p in learn.model.parameters():
                 p.zero_()
         attempt("solo", lambda: (learn.load("solo"), checksum(learn.model) == before)[1])
+elif case == "rank0_load":
+    real_write = E.write_archive
+
+    def slow_write(*args, **kwargs):
+        time.sleep(0.5)
+        return real_write(*args, **kwargs)
+
+    E.write_archive = slow_write
+    dist.init_process_group("gloo")  # the user's group: it outlives the context
+    learn = learner(path=f"{out}/r0")
+    with learn.distributed():
+        learn.fit(1, 1e-2)
+        if is_main_process():
+            learn.save("after")
+    dist.barrier()  # the file is written
+    want = checksum(learn.model)
+    if is_main_process():  # rank 0 alone loads, and fits with SaveModelCallback; rank 1 has finished
+        with torch.no_grad():
+            for p in learn.model.parameters():
+                p.zero_()
+        attempt("load", lambda: (learn.load("after"), checksum(learn.model) == want)[1])
+        pipekit.set_seed(0)
+        solo = Learner(learn.dls, torch.nn.Sequential(torch.nn.Linear(784, 16), torch.nn.ReLU(),
+                                                      torch.nn.Linear(16, 10)),
+                       loss_func=F.cross_entropy, path=f"{out}/r0fit")  # its NaN checks wait for no one
+        cb = SaveModelCallback(monitor="valid_loss")
+        attempt("fit", lambda: (solo.fit(3, 1e-2, cbs=cb), checksum(solo.model))[1])
+        saved = E.model_weights(f"{out}/r0fit/models/model.pipekit")
+        res["file"] = float(sum(v.double().sum() for v in saved.values()))
 elif case == "nan":
     x = X[:32].clone()
     x[20, 5] = float("inf")  # batch 5 of 4 items: rank 1's third batch
@@ -163,6 +192,16 @@ def test_every_process_reloads_the_best_model_rank_0_wrote(tmp_path):
         assert r1[f"fit{n}"] == pytest.approx(r0[f"file{n}"], rel=1e-9)
     # a checkpoint only rank 0 saves (if is_main_process(): learn.save(...)) is loaded by every process
     assert r0["solo"] is True and r1["solo"] is True, (r0["solo"], r1["solo"])
+
+
+@needs_torchrun
+def test_after_the_context_rank_0_alone_loads_without_waiting_for_the_others(tmp_path):
+    # the user's process group outlives learn.distributed(); rank 1 has ended when rank 0 loads
+    r0, r1 = _torchrun(tmp_path, "rank0_load")
+    assert r0["load"] is True, r0["load"]
+    assert isinstance(r0["fit"], float), r0["fit"]  # SaveModelCallback's reload at the end of rank 0's own fit
+    assert r0["fit"] == pytest.approx(r0["file"], rel=1e-9)
+    assert r1 == {}
 
 
 # ------------------------------------------------------------------ 3. TerminateOnNaN under DDP
@@ -292,3 +331,40 @@ def test_cutmix_box_sides_are_rounded_not_truncated():
                         (cx + half).clamp(0, 9)], 1)
     assert torch.equal(cb.boxes, want)
     assert bool((torch.round(side).long() // 2 != side.long() // 2).any())  # where rounding and truncating differ
+
+
+# ------------------------------------------------------------------ torch loaders reading through a DistributedSampler
+def _sampled_orders(rank: int, seed: int, n_epoch: int = 2) -> list[list[int]]:
+    """The training targets' indices, epoch by epoch, of a fit over a torch loader reading rank ``rank``'s half of
+    32 fashion_mnist rows through a DistributedSampler."""
+    from torch.utils.data import DataLoader as TorchDataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    root = D.path("fashion_mnist")
+    x = torch.from_numpy(read_idx(root / "train-images-idx3-ubyte.gz")[:32].reshape(32, -1).astype(np.float32) / 255)
+    ds = TensorDataset(x, torch.arange(32))  # the targets say which rows were read
+    sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=seed)
+    dls = DataLoaders(TorchDataLoader(ds, batch_size=4, sampler=sampler), TorchDataLoader(ds, batch_size=8),
+                      device="cpu")
+    seen: list[list[int]] = []
+
+    class Rows(pipekit.learn.Callback):
+        def before_epoch(self):
+            seen.append([])
+
+        def before_batch(self):
+            if self.training:
+                seen[-1].extend(self.learn.yb[0].tolist())
+
+    learn = Learner(dls, torch.nn.Linear(784, 32), loss_func=F.cross_entropy, cbs=Rows())
+    learn.fit(n_epoch, 1e-2)
+    return seen
+
+
+def test_a_distributed_sampler_shuffles_anew_each_epoch():
+    r0, r1 = _sampled_orders(0, seed=0), _sampled_orders(1, seed=0)
+    assert r0[0] != r0[1] and r1[0] != r1[1]  # each epoch another order
+    for e in (0, 1):  # the two processes' shards of an epoch are its items, each once
+        assert sorted(r0[e] + r1[e]) == list(range(32))
+    assert _sampled_orders(0, seed=0) == r0  # the same seed: the same orders
+    assert _sampled_orders(0, seed=1)[0] != r0[0]

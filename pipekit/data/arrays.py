@@ -63,28 +63,53 @@ def _dtype_of(store: Any, item: Any) -> str | None:
     return "bfloat16" if isinstance(held, torch.Tensor) and held.dtype == torch.bfloat16 else str(item.dtype)
 
 
-def _refuse_lossy(stacked: np.ndarray, dtype: str, j: int) -> None:
-    """Refuse new items (``stacked``, one row each) that a cast to a model's integer or boolean ``dtype`` would
-    change: a fraction, a value out of the type's range, NaN or infinity (floats 0..1 cast to uint8 are all 0)."""
+def _cast_new_items(stacked: np.ndarray, dtype: str, j: int) -> np.ndarray:
+    """New items (``stacked``, one row each) cast to a model's ``dtype``, refused where the cast would change a
+    value: for an integer or boolean ``dtype`` a fraction, a value out of the type's range, NaN or infinity (floats
+    0..1 cast to uint8 are all 0); for a narrower float ``dtype`` a finite value it cannot hold (1e5 in float16
+    becomes infinity). Cast once; the values the cast changed are found by comparing it with the items.
+
+    >>> import numpy as np
+    >>> _cast_new_items(np.array([[0.0, 255.0]]), "uint8", 0)
+    array([[  0, 255]], dtype=uint8)
+    """
     target = np.dtype(dtype)
-    if target.kind not in "biu" or stacked.dtype.kind == "b" or stacked.dtype == target:
-        return
-    with np.errstate(invalid="ignore"):
+    if stacked.dtype == target:
+        return stacked
+    with np.errstate(invalid="ignore", over="ignore"):  # what the cast changes is refused below
+        out = stacked.astype(target)
+    source = stacked.dtype
+    if source.kind == "b" or not stacked.size:  # False/True are 0/1 in every type
+        return out
+    if target.kind in "biu":
         if target.kind == "b":
-            bad, allowed = (stacked != 0) & (stacked != 1), "0 or 1"
+            lo, hi, allowed = 0, 1, "0 or 1"
         else:
             info = np.iinfo(target)
-            bad = (stacked < info.min) | (stacked > info.max)
-            if stacked.dtype.kind == "f":
-                bad |= ~np.isfinite(stacked) | (stacked != np.trunc(stacked))
-            allowed = f"whole numbers {info.min}..{info.max}" if target.itemsize <= 2 else "whole numbers in range"
+            lo, hi = int(info.min), int(info.max)
+            allowed = f"whole numbers {lo}..{hi}" if target.itemsize <= 2 else "whole numbers in range"
+        # integers change only out of the range (two reductions say whether any is); other items are compared with
+        # what they became, NumPy comparing in a type holding both (a fraction, NaN or wrapped value is unequal)
+        if source.kind in "iu" and lo <= int(stacked.min()) and int(stacked.max()) <= hi:
+            return out
+        bad = out != stacked
+    elif target.kind == "f" and float((np.finfo if source.kind == "f" else np.iinfo)(source).max) > \
+            float(np.finfo(target).max):
+        limit = float(np.finfo(target).max)
+        allowed = f"numbers within +-{limit:g}"
+        with np.errstate(invalid="ignore"):  # only a value beyond the type's largest can have become infinite
+            if not (np.fmax.reduce(stacked, axis=None) > limit or np.fmin.reduce(stacked, axis=None) < -limit):
+                return out
+        bad = np.isinf(out) & np.isfinite(stacked)  # the items' own infinities stay infinite
+    else:  # a float type that holds the items' range (precision may round, as torch's casts do)
+        return out
     if not bad.any():
-        return
+        return out
     k = int(np.flatnonzero(bad)[0])
     per_item = max(1, int(np.prod(stacked.shape[1:])))
     i, at = divmod(k, per_item)
     pos = f" at {tuple(int(n) for n in np.unravel_index(at, stacked.shape[1:]))}" if stacked.ndim > 1 else ""
-    scaled = target.kind == "u" and stacked.dtype.kind == "f" and bool(((stacked[i] >= 0) & (stacked[i] <= 1)).all())
+    scaled = target.kind == "u" and source.kind == "f" and bool(((stacked[i] >= 0) & (stacked[i] <= 1)).all())
     fix = (f"its values look scaled to 0..1: scale them back ((x * {np.iinfo(target).max}).round().astype({dtype!r}))"
            if scaled else f"give {allowed}, as the training items were")
     raise DataError(f"item {i}, input {j}: value {stacked.flat[k].item()!r}{pos} would change when cast to {dtype}: the "
@@ -215,5 +240,4 @@ class ArrayRecipe(Component):
             raise DataError(f"input {j}: items of {stacked.dtype} are not numbers; the model was trained on {dtype}")
         if dtype == "bfloat16":  # a store of bfloat16 tensors: new items are too
             return TensorStore(torch.from_numpy(stacked.astype("float32", copy=False)).to(torch.bfloat16))
-        _refuse_lossy(stacked, str(dtype), j)
-        return TensorStore(stacked.astype(dtype, copy=False))
+        return TensorStore(_cast_new_items(stacked, str(dtype), j))

@@ -881,7 +881,23 @@ class ForeignLoader:
     def __len__(self) -> int:
         return len(self.loader)
 
+    @property
+    def distributed_sampler(self) -> Any:
+        """The ``torch.utils.data.distributed.DistributedSampler`` a torch loader reads its items through (its
+        sampler or its batch sampler's), or None."""
+        for sampler in (getattr(self.loader, "sampler", None),
+                        getattr(getattr(self.loader, "batch_sampler", None), "sampler", None)):
+            if isinstance(sampler, torch.utils.data.distributed.DistributedSampler):
+                return sampler
+        return None
+
     def __iter__(self) -> Iterator[tuple]:
+        """A pass over the loader's batches. A ``DistributedSampler`` it reads through is told the pass's number
+        first (``set_epoch``), as torch's training loops do, so each epoch is shuffled anew (the same in every
+        process, and the same again for the same ``seed``)."""
+        sampler = self.distributed_sampler
+        if sampler is not None:
+            sampler.set_epoch(self.epoch)
         self.epoch += 1
         non_blocking = self.device.type == "cuda" and bool(getattr(self.loader, "pin_memory", False))
         for b in self.loader:

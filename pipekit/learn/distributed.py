@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data.distributed import DistributedSampler
 
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Options, check
@@ -29,7 +28,7 @@ from pipekit.data.loader import PIPEKIT_LOADERS_FIX, DataLoader, ForeignLoader
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
 
-__all__ = ["distributed_context", "rank_distrib", "is_main_process", "distrib_barrier"]
+__all__ = ["distributed_context", "rank_distrib", "is_main_process", "distrib_barrier", "trains_together"]
 
 
 def rank_distrib() -> int:
@@ -53,15 +52,6 @@ def is_main_process() -> bool:
     return rank_distrib() == 0
 
 
-def _distributed_sampler(loader: ForeignLoader) -> Any:
-    """The ``DistributedSampler`` a torch loader reads its items through (its sampler or its batch sampler's), or None."""
-    torch_dl = loader.loader
-    for sampler in (getattr(torch_dl, "sampler", None), getattr(getattr(torch_dl, "batch_sampler", None), "sampler", None)):
-        if isinstance(sampler, DistributedSampler):
-            return sampler
-    return None
-
-
 def _train_shard(train: Any, rank: int, world: int) -> Any:
     """This process's training loader: a pipekit loader's shard, or a torch loader that already reads this
     process's share through a ``DistributedSampler``; anything else is refused before the context changes anything."""
@@ -71,7 +61,7 @@ def _train_shard(train: Any, rank: int, world: int) -> Any:
         return sharded
     where = getattr(train, "where", type(train).__name__)
     if isinstance(train, ForeignLoader):
-        sampler = _distributed_sampler(train)
+        sampler = train.distributed_sampler
         if sampler is not None and (sampler.num_replicas, sampler.rank) == (world, rank):
             return train  # the torch loader reads this process's share itself
         if sampler is not None:
@@ -83,7 +73,7 @@ def _train_shard(train: Any, rank: int, world: int) -> Any:
         f"learn.distributed(): the training loader {where} cannot be split between the {world} processes (each would "
         "train on all of its batches, every item counted once per process in a step). Give the torch DataLoader "
         f"sampler=torch.utils.data.distributed.DistributedSampler(dataset, num_replicas={world}, rank={rank}) "
-        "(shuffle=False on the DataLoader: the sampler shuffles, anew each epoch after sampler.set_epoch(epoch)), "
+        "(shuffle=False on the DataLoader: the sampler shuffles, anew each epoch), "
         f"or {PIPEKIT_LOADERS_FIX}")
 
 
@@ -112,16 +102,35 @@ def _sync_batchnorm(model: nn.Module) -> tuple[nn.Module, Callable[[], None]]:
 
 
 def distrib_barrier() -> None:
-    """Wait until every process of a torchrun job gets here (nothing to wait for outside one).
-
-    ``learn.load`` waits here before reading, so a checkpoint that rank 0 alone writes (``learn.save``) is read
-    whole by every process; under torchrun every process calls ``learn.load``.
+    """Wait until every process of a torchrun job gets here (nothing to wait for outside one). Every process must
+    call it: one that never does leaves the others waiting.
 
     >>> from pipekit.learn.distributed import distrib_barrier
     >>> distrib_barrier()         # a plain ``python`` process: returns at once
     """
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def trains_together(model: nn.Module) -> bool:
+    """Whether ``model`` is the ``DistributedDataParallel`` model of ``learn.distributed()`` (inside a
+    ``torch.compile`` wrapper or not): the processes of the job then run the same steps, each on its own copy of
+    the weights, and ``learn.load`` waits for all of them (:func:`distrib_barrier`) before reading, so a checkpoint
+    rank 0 alone writes (``learn.save``, ``SaveModelCallback``) is whole when every process reads it. Anywhere
+    else (no context, or after it) ``learn.load`` does not wait, and ``if is_main_process(): learn.load(name)`` is
+    fine.
+
+    >>> import torch
+    >>> from pipekit.learn.distributed import trains_together
+    >>> trains_together(torch.nn.Linear(2, 1))           # outside learn.distributed()
+    False
+    """
+    while not isinstance(model, nn.parallel.DistributedDataParallel):
+        inner = getattr(model, "_orig_mod", None)  # the model torch.compile runs
+        if not isinstance(inner, nn.Module):
+            return False
+        model = inner
+    return True
 
 
 @contextlib.contextmanager

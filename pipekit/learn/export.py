@@ -54,7 +54,7 @@ from pipekit.data.dataloaders import DataLoaders, classes_vocab
 from pipekit.data.loader import checked_device, default_device
 from pipekit.learn.callbacks.core import state_keys
 from pipekit.learn.callbacks.nonfinite import all_finite_now
-from pipekit.learn.distributed import distrib_barrier, is_main_process
+from pipekit.learn.distributed import distrib_barrier, is_main_process, trains_together
 from pipekit.learn.losses import TORCH_LOSS_TARGETS, BaseLoss, loss_from_kind
 from pipekit.learn.nets import Y_RANGES
 from pipekit.learn.optim import LOOKAHEAD_COUNT, LOOKAHEAD_SLOW, lookahead_problem
@@ -1376,7 +1376,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(learn: Learner, name: str | os.PathLike, with_opt: bool = True, **kwargs: Any) -> Path:
     """``learn.save``: a checkpoint at ``path/model_dir/name.pipekit`` (:func:`checkpoint_path`) that ``learn.load`` then
     ``fit(..., start_epoch=learn.resume_epoch)`` continue exactly as the uninterrupted fit. Under torchrun
-    only rank 0 writes (the others return the path at once); ``learn.load`` in every process waits for it.
+    only rank 0 writes (the others return the path at once); inside ``learn.distributed()`` ``learn.load`` in every
+    process waits for it (see :func:`load_checkpoint`).
 
     Besides the weights and the optimiser state, a checkpoint holds what a resumed fit needs to go on
     exactly as the uninterrupted one: the epoch to resume at, the seed and epoch counter of every loader
@@ -1423,9 +1424,12 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, device: str | torch
     epoch counters, loader seeds, random states and callback states alone (used to reload the best model
     at the end of a fit).
 
-    Under torchrun every process calls it (``SaveModelCallback`` does): each waits for the others first, so the
-    file rank 0 wrote with ``learn.save`` is complete when it is read. ``learn.save`` itself does not wait, so
-    ``if is_main_process(): learn.save(name)`` is fine; ``learn.load`` in one process only would wait forever.
+    Inside ``learn.distributed()`` under torchrun (the model is the context's DistributedDataParallel one) every
+    process calls it, as ``SaveModelCallback`` does at the end of a fit: each waits for the others first, so the file
+    rank 0 wrote with ``learn.save`` is complete when it is read (``learn.save`` itself does not wait, so
+    ``if is_main_process(): learn.save(name)`` is fine there). Anywhere else it does not wait: after the context,
+    ``if is_main_process(): learn.load(name)`` reads at once, and a file another process writes is read once that
+    process has said it is written (``torch.distributed.barrier()``).
 
     ``device`` (a ``torch.device`` or a name such as ``'cpu'`` or ``'cuda:1'``; None: the learner's,
     ``learn.device``) is where the file's weights and optimiser state are read to, as fastai's ``learn.load(name,
@@ -1456,7 +1460,8 @@ def load_checkpoint(learn: Learner, name: str | os.PathLike, device: str | torch
                              "(learn.load(name, device='cpu')), and with_opt is given by name: "
                              f"learn.load(name, with_opt={device})")
     dev = checked_device(learn.device if device is None else device, "Learner.load")
-    distrib_barrier()  # under torchrun: rank 0 has finished writing before any process reads
+    if trains_together(learn.model):  # every process of learn.distributed() loads: rank 0 has finished writing
+        distrib_barrier()
     path = checkpoint_path(learn, name)
     if not path.exists():
         raise FileNotFoundError(_no_checkpoint(learn, name, path))

@@ -33,6 +33,7 @@ from pipekit.core.validate import Interval
 from pipekit.data.loader import DataLoader
 from pipekit.learn.callbacks.core import Callback, CancelBatchException, CancelFitException
 from pipekit.learn.callbacks.training import item_order
+from pipekit.learn.distributed import trains_together
 
 if TYPE_CHECKING:
     from pipekit.learn.optim import OptimWrapper
@@ -211,7 +212,9 @@ class TerminateOnNaNCallback(Callback):
         self._every = int(self.check_every or (1 if dev.type == "cpu" else 16))
         # under DDP the processes agree on every check: a process must not stop before backward alone (the
         # others would wait in all-reduce), and all must go back to the same weights
-        self._dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        # (only inside learn.distributed(): a fit of rank 0 alone after it, in a process group the user made, checks
+        # its own loss and waits for no one)
+        self._dist = trains_together(learn.model)
         self._kind_here = -1  # what this process found in the check that stopped the fit (-1: nothing)
         self._first = torch.full((), -1, dtype=torch.long, device=dev)  # first bad (train_iter*3 + kind)
         self._n = 0
@@ -285,7 +288,7 @@ class TerminateOnNaNCallback(Callback):
 
     def _check(self, in_batch: bool = True) -> None:
         first = self._first
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if self._dist:
             # every rank stops at the same check, or the others would wait for it in the next all-reduce
             first = torch.where(first < 0, torch.iinfo(torch.long).max, first)
             torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
