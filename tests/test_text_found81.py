@@ -49,14 +49,16 @@ def test_a_language_model_and_a_classifier_on_most_of_its_texts_both_read_the_ca
     assert clas.setup(clas_texts, np.arange(100)).ids.equals(fresh.setup(clas_texts, np.arange(100)).ids)
 
 
-def test_editing_many_texts_at_a_time_leaves_at_most_one_older_entry(texts, tmp_path):
-    """A tenth of the texts edited per rebuild: the older entry is not a copy of the new one, so one stays (the
-    entry of another recipe might be), but never more than one, however many edits; a small edit replaces its
-    entry, and a sample of the texts keeps its own."""
+@pytest.mark.parametrize("edited", [20, 30])
+def test_editing_many_texts_at_a_time_leaves_at_most_one_older_entry(texts, tmp_path, edited):
+    """A tenth (or 15%) of the texts edited per rebuild: the older entry is not a copy of the new one, so one stays
+    (the entry of another recipe might be), but never more than one, however many edits (the one before it, which
+    the kept one replaced, goes); a small edit replaces its entry, and a sample of the texts keeps its own."""
+    assert len(texts) == 200
     values = texts.to_list()
     sizes = []
     for round_ in range(4):
-        for i in range(round_ * 20, round_ * 20 + 20):
+        for i in range(round_ * edited, round_ * edited + edited):
             values[i] += f" Edited in round {round_}."
         assert build(pl.Series(values), tmp_path).from_cache_ is False
         sizes.append(entries(tmp_path))

@@ -179,8 +179,9 @@ def _drop_superseded(folder: Path, meta: dict[str, Any]) -> None:
       adding or deleting a few texts so keeps one entry of its tokens, not a whole old copy per edit;
     - else the texts of another recipe over most of the same rows (a language model on every row and a classifier on
       the labelled ones, which holds each of its texts in the other's entry) or an older version after larger
-      edits: the newest such entry stays and the others go. So two recipes used in turn both read their tokens
-      from the cache, and editing many texts at a time leaves at most one older entry, not one per edit.
+      edits: the newest such entry stays and the others go, with any entry that the kept one in its turn took over
+      (the version before it). So two recipes used in turn both read their tokens from the cache, and editing many
+      texts at a time leaves at most one older entry, not one per edit.
 
     Safe beside other builds without a lock: an entry holding a temporary file is skipped (a live build is writing
     it; those of killed builds were removed first, by :func:`save_cached`), and an entry is uncommitted first (its
@@ -199,7 +200,8 @@ def _drop_superseded(folder: Path, meta: dict[str, Any]) -> None:
     except OSError:
         return
     copies: list[Path] = []
-    others: list[tuple[int, str, Path]] = []  # related entries that are not copies, by the time their ids were written
+    others: list[tuple[int, str, Path, set[str]]] = []  # related entries that are not copies, by the time their ids were written
+    unrelated: list[tuple[int | None, set[str], Path]] = []  # entries of the same settings the new one takes little of
     for name in names:
         other = folder.parent / name
         if name == folder.name or not pattern.fullmatch(name) or link_target(other) is not None:
@@ -216,13 +218,20 @@ def _drop_superseded(folder: Path, meta: dict[str, Any]) -> None:
             written = None
         listed = {k for k in old["text_keys"] if isinstance(k, str)}
         shared = len(listed & taken)
-        if old["settings"] != settings or not superseded(shared, len(listed)):
+        if old["settings"] != settings:
             continue
-        if written is None or shared >= COPY_SHARE * max(len(listed), len(taken)):
+        if not superseded(shared, len(listed)):
+            unrelated.append((written, listed, other))
+        elif written is None or shared >= COPY_SHARE * max(len(listed), len(taken)):
             copies.append(other)
         else:
-            others.append((written, name, other))
-    for other in copies + [o for *_, o in sorted(others)[:-1]]:
+            others.append((written, name, other, listed))
+    kept = max(others, key=lambda o: o[:2], default=None)
+    gone = copies + [o[2] for o in others if o is not kept]
+    if kept is not None:  # an older entry the kept one replaced in its turn (texts edited again since): it goes too
+        gone += [other for written, listed, other in unrelated
+                 if (written is None or written < kept[0]) and superseded(len(listed & kept[3]), len(listed))]
+    for other in gone:
         with contextlib.suppress(OSError):  # a file that cannot be removed: the entry stays, to be cleared
             for f in ("ids.arrow", "meta.json"):
                 (other / f).unlink(missing_ok=True)
