@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import math
 import numbers
 import re
 import threading
@@ -820,7 +819,18 @@ OBJECTIVE_NAMES = {
     "xentlambda": "cross_entropy_lambda", "mean_absolute_percentage_error": "mape",
     **dict.fromkeys(("xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart"), "rank_xendcg")}
 _INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(r"[-+]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|inf|nan)", re.IGNORECASE)
+_INT_TOKEN = r"[-+]?[0-9]+"
+_FLOAT_TOKEN = r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[iI][nN][fF]|[nN][aA][nN])"
+#: the tree fields of whole numbers and of numbers, each value a plain ASCII number as LightGBM reads one (a sign,
+#: digits, a point, an exponent, inf, nan; no '_', no other scripts' digits, no 'infinity'), spaces between them
+INT_FIELDS = {key: rf"^ *(?:{_INT_TOKEN}(?: +{_INT_TOKEN})*)? *$" for key in (
+    "split_feature", "left_child", "right_child", "decision_type", "cat_boundaries", "cat_threshold", "num_features",
+    "leaf_features")}
+FLOAT_FIELDS = {key: rf"^ *(?:{_FLOAT_TOKEN}(?: +{_FLOAT_TOKEN})*)? *$" for key in (
+    "threshold", "leaf_value", "split_gain", "internal_value", "internal_weight", "internal_count", "leaf_weight",
+    "leaf_count", "leaf_const", "leaf_coeff")}
+#: whole numbers past this magnitude are out of every range a tree field has; they are kept at it in the arrays
+_WIDE = 1 << 62
 _KEY = re.compile(r"[a-z_]+")
 #: a parameter line; a value may hold brackets (``[interaction_constraints: [0,1],[2]]``), which LightGBM writes
 #: into the parameters' JSON as they are, but no braces, quotes or backslashes
@@ -835,28 +845,61 @@ def _int(v: str) -> int:
     return int(v)
 
 
-def _float(v: str) -> float:
-    if not _FLOAT.fullmatch(v):
-        raise ValueError(v)
-    return float(v)
+def _odd_fields(trees: list[dict[str, str]]) -> list[dict[str, str]]:
+    """For each tree, its number fields that are not plain numbers (``"bad"``) or hold a whole number of 19 digits
+    or more (``"wide"``, read one by one): checked for all trees in one pass, so a model of many large trees loads
+    about as fast as LightGBM reads it."""
+    odd: list[dict[str, str]] = [{} for _ in trees]
+    for key, pattern in {**INT_FIELDS, **FLOAT_FIELDS}.items():
+        held = [i for i, tree in enumerate(trees) if key in tree]
+        if not held:
+            continue
+        values = pl.Series([trees[i][key] for i in held], dtype=pl.String)
+        bad = ~values.str.contains(pattern)
+        wide = values.str.contains("[0-9]{19}") if key in INT_FIELDS else pl.repeat(False, len(values), eager=True)
+        for j in (bad | wide).arg_true().to_list():
+            odd[held[j]][key] = "bad" if bad[j] else "wide"
+    return odd
 
 
-def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, required: bool = True) -> list:
-    """Tree field ``key`` as ``n`` numbers of ``kind`` (an absent field is empty: only allowed when ``n`` is 0 or
-    the field is optional)."""
+def _count(raw: str) -> int:
+    """How many space-separated values ``raw`` holds."""
+    if raw[:1] != " " and raw[-1:] != " " and "  " not in raw:
+        return raw.count(" ") + 1 if raw else 0
+    return len(raw.split())
+
+
+def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, odd: dict[str, str],
+             required: bool = True, read: bool = True) -> np.ndarray:
+    """Tree field ``key`` as an array of ``n`` numbers of ``kind`` (an absent field is empty: only allowed when ``n``
+    is 0 or the field is optional); ``odd`` are the tree's fields :func:`_odd_fields` found. Whole numbers beyond
+    +-2**62 are kept at that bound (out of every range a tree field has); :func:`_value` reads one as written.
+    Without ``read``, only the values' form and count are checked (an empty array is returned)."""
+    dtype = np.int64 if kind is int else np.float64
     raw = tree.get(key)
     if raw is None:
         if required and n:
             raise ExportError(f"{where}: the field {key!r} is missing")
-        return []
-    parse = _int if kind is int else _float
-    try:
-        vals = [parse(v) for v in raw.split(" ") if v]
-    except ValueError:
-        raise ExportError(f"{where}: {key} holds a value that is not a number") from None
-    if len(vals) != n and (required or vals):  # an optional field may be left empty (a one-leaf tree's weights)
-        raise ExportError(f"{where}: {key} has {len(vals)} values, the tree needs {n}")
-    return vals
+        return np.zeros(0, dtype=dtype)
+    if odd.get(key) == "bad":
+        raise ExportError(f"{where}: {key} holds a value that is not a number")
+    count = _count(raw)
+    if count != n and (required or count):  # an optional field may be left empty (a one-leaf tree's weights)
+        raise ExportError(f"{where}: {key} has {count} values, the tree needs {n}")
+    if not read:
+        return np.zeros(0, dtype=dtype)
+    if kind is float:
+        return np.array(raw.split(), dtype=dtype)
+    if key not in odd and count:
+        vals = np.fromstring(raw.strip(), dtype=dtype, sep=" ")  # plain whole numbers of at most 18 digits
+        if len(vals) == count:
+            return vals
+    return np.array([min(max(int(v), -_WIDE), _WIDE) for v in raw.split()], dtype=dtype)
+
+
+def _value(tree: dict[str, str], key: str, i: int) -> int:
+    """The ``i``-th whole number of tree field ``key`` as written (for a message)."""
+    return int(tree[key].split()[i])
 
 
 def _objectives(task: str, n_classes: int) -> tuple[str, ...]:
@@ -965,7 +1008,9 @@ def checked_lightgbm_text(text: str, n_features: int, task: str, n_classes: int)
     the text LightGBM is given: rebuilt from the checked lines, so it reads exactly what was checked (no
     ``tree_sizes``: it then reads the trees one after the other, where a bad one is an error rather than an
     abort)."""
-    bad = _NOT_TEXT.search(text)
+    codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8) if text.isascii() else None
+    bad = None if codes is not None and not (((codes < 0x20) & (codes != 0x0A)) | (codes == 0x7F)).any() else \
+        _NOT_TEXT.search(text)
     if bad:
         raise ExportError(f"booster_: the LightGBM model text holds the character {bad.group()!r} at offset "
                           f"{bad.start()} (it is plain ASCII lines)")
@@ -977,8 +1022,8 @@ def checked_lightgbm_text(text: str, n_features: int, task: str, n_classes: int)
         raise ExportError("booster_: the LightGBM model text is cut short (no 'end of trees')")
     head, per_iter = _check_header([line for line in lines[:first] if line], n_features, task, n_classes)
     trees, end = _read_trees(lines, first, "booster_: LightGBM tree")
-    for i, tree in enumerate(trees):
-        _check_tree(tree, n_features - 1, f"booster_: LightGBM tree {i}")
+    for i, (tree, odd) in enumerate(zip(trees, _odd_fields(trees))):
+        _check_tree(tree, n_features - 1, f"booster_: LightGBM tree {i}", odd)
     if len(trees) % per_iter:
         raise ExportError(f"booster_: the LightGBM model has {len(trees)} trees, not a multiple of the "
                           f"num_tree_per_iteration={per_iter}")
@@ -987,7 +1032,7 @@ def checked_lightgbm_text(text: str, n_features: int, task: str, n_classes: int)
     return "\n".join(head) + "\n\n" + "\n".join(body) + "\nend of trees\n" + tail + "\n"
 
 
-def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
+def _check_tree(tree: dict[str, str], max_feature: int, where: str, odd: dict[str, str]) -> None:
     try:
         n, n_cat = _int(tree.get("num_leaves", "")), _int(tree.get("num_cat", "0"))
     except ValueError:
@@ -995,63 +1040,71 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str) -> None:
     if not (1 <= n <= MAX_LEAVES) or n_cat < 0:
         raise ExportError(f"{where}: num_leaves={n}, num_cat={n_cat} out of range")
     m = n - 1  # internal nodes
-    feats = _numbers(tree, "split_feature", m, int, where)
-    left, right = _numbers(tree, "left_child", m, int, where), _numbers(tree, "right_child", m, int, where)
-    thresholds = _numbers(tree, "threshold", m, float, where)
-    kinds = _numbers(tree, "decision_type", m, int, where)
-    leaves = _numbers(tree, "leaf_value", n, float, where)
+    feats = _numbers(tree, "split_feature", m, int, where, odd)
+    left, right = _numbers(tree, "left_child", m, int, where, odd), _numbers(tree, "right_child", m, int, where, odd)
+    thresholds = _numbers(tree, "threshold", m, float, where, odd)
+    kinds = _numbers(tree, "decision_type", m, int, where, odd)
+    leaves = _numbers(tree, "leaf_value", n, float, where, odd)
     # a NaN threshold sends every row one way without an error, and a NaN or infinite leaf reaches the predictions
-    if any(math.isnan(v) for v in thresholds) or not all(math.isfinite(v) for v in leaves):
+    if np.isnan(thresholds).any() or not np.isfinite(leaves).all():
         raise ExportError(f"{where}: a split threshold is NaN or a leaf value is not a finite number; a fitted "
                           "tree's are numbers")
     for key in ("split_gain", "internal_value", "internal_weight", "internal_count"):
-        _numbers(tree, key, m, float, where, required=False)
+        _numbers(tree, key, m, float, where, odd, required=False, read=False)
     for key in ("leaf_weight", "leaf_count"):
-        _numbers(tree, key, n, float, where, required=False)
-    if any(not 0 <= f <= max_feature for f in feats):
+        _numbers(tree, key, n, float, where, odd, required=False, read=False)
+    if ((feats < 0) | (feats > max_feature)).any():
         raise ExportError(f"{where}: a split on a feature outside 0..{max_feature}")
-    seen_nodes, seen_leaves = [0] * max(m, 1), [0] * n
-    for parent, kids in enumerate(zip(left, right)):
-        for c in kids:
-            if c >= 0:
-                if not parent < c < m:  # children come after their parent: traversal always ends
-                    raise ExportError(f"{where}: node {parent} has child node {c} (must be in {parent + 1}..{m - 1})")
-                seen_nodes[c] += 1
-            else:
-                if not 0 <= ~c < n:
-                    raise ExportError(f"{where}: node {parent} has leaf {~c} (the tree has {n} leaves)")
-                seen_leaves[~c] += 1
-    if m and (any(k != 1 for k in seen_nodes[1:]) or any(k != 1 for k in seen_leaves)):
+    # each node's children in order (node 0's left and right, then node 1's ...): a child node must come after its
+    # parent (so traversal ends), a leaf ~c must be one of the n
+    kids, parents = np.stack([left, right], axis=1).ravel(), np.repeat(np.arange(m), 2)
+    is_node = kids >= 0
+    bad = np.flatnonzero(np.where(is_node, (kids <= parents) | (kids >= m), kids < -n))
+    if len(bad):
+        parent = int(parents[bad[0]])
+        c = _value(tree, ("left_child", "right_child")[bad[0] % 2], parent)
+        if c >= 0:
+            raise ExportError(f"{where}: node {parent} has child node {c} (must be in {parent + 1}..{m - 1})")
+        raise ExportError(f"{where}: node {parent} has leaf {~c} (the tree has {n} leaves)")
+    nodes, leaf_parents = kids[is_node], parents[~is_node]
+    if m and ((np.bincount(nodes, minlength=m)[1:] != 1).any() or (np.bincount(~kids[~is_node], minlength=n) != 1)
+              .any()):
         raise ExportError(f"{where}: its nodes and leaves do not form a tree (each must have one parent)")
-    depth, deepest = [0] * max(m, 1), 0
-    for parent, kids in enumerate(zip(left, right)):  # parents come first: each node's depth is known in time
-        for c in kids:
-            if c >= 0:
-                depth[c] = depth[parent] + 1
-            else:
-                deepest = max(deepest, depth[parent] + 1)
-    if deepest > MAX_DEPTH:
-        raise ExportError(f"{where}: its leaves are {deepest} levels deep, over the {MAX_DEPTH} accepted")
-    if any(not 0 <= k <= 15 for k in kinds):
+    if m:
+        # each node's depth: the steps up to node 0, by jumping to the parent's parent until above the root
+        up = np.full(m, -1)
+        up[nodes] = parents[is_node]
+        depth = (up >= 0).astype(np.int64)
+        while (up >= 0).any():
+            has = up >= 0
+            depth[has], up[has] = depth[has] + depth[up[has]], up[up[has]]
+        deepest = int(depth[leaf_parents].max()) + 1
+        if deepest > MAX_DEPTH:
+            raise ExportError(f"{where}: its leaves are {deepest} levels deep, over the {MAX_DEPTH} accepted")
+    if ((kinds < 0) | (kinds > 15)).any():
         raise ExportError(f"{where}: a decision_type outside 0..15")
-    bounds = _numbers(tree, "cat_boundaries", n_cat + 1 if n_cat else 0, int, where)
-    cats = _numbers(tree, "cat_threshold", len(tree.get("cat_threshold", "").split()), int, where, required=False)
-    if n_cat and (bounds[0] != 0 or bounds[-1] != len(cats) or any(b > a for b, a in zip(bounds, bounds[1:]))
-                  or any(not 0 <= c < 1 << 32 for c in cats)):
+    bounds = _numbers(tree, "cat_boundaries", n_cat + 1 if n_cat else 0, int, where, odd)
+    cats = _numbers(tree, "cat_threshold", len(tree.get("cat_threshold", "").split()), int, where, odd,
+                   required=False)
+    if n_cat and (bounds[0] != 0 or bounds[-1] != len(cats) or (np.diff(bounds) < 0).any()
+                  or ((cats < 0) | (cats >= 1 << 32)).any()):
         raise ExportError(f"{where}: its category table (cat_boundaries, cat_threshold) is inconsistent")
-    for k, t in zip(kinds, thresholds):
-        if k & 1 and not (math.isfinite(t) and t == int(t) and 0 <= int(t) < n_cat):
+    sets = thresholds[(kinds & 1) == 1]  # a categorical split's threshold is the index of its category set
+    with np.errstate(invalid="ignore"):
+        if not (np.isfinite(sets) & (sets == np.trunc(sets)) & (sets >= 0) & (sets < n_cat)).all():
             raise ExportError(f"{where}: a categorical split points outside its {n_cat} category sets")
     if tree.get("is_linear", "0") not in ("0", "1"):
         raise ExportError(f"{where}: is_linear must be 0 or 1")
     if tree.get("is_linear") == "1":
-        counts = _numbers(tree, "num_features", n, int, where)
-        _numbers(tree, "leaf_const", n, float, where)
-        if any(c < 0 for c in counts):
+        counts = _numbers(tree, "num_features", n, int, where, odd)
+        _numbers(tree, "leaf_const", n, float, where, odd, read=False)
+        if (counts < 0).any():
             raise ExportError(f"{where}: a negative num_features")
-        if any(not 0 <= f <= max_feature for f in _numbers(tree, "leaf_features", sum(counts), int, where)):
+        total = sum(map(int, tree["num_features"].split()))  # as written: a count past int64 is kept at a bound
+        features = _numbers(tree, "leaf_features", total, int, where, odd)
+        if ((features < 0) | (features > max_feature)).any():
             raise ExportError(f"{where}: a linear leaf on a feature outside 0..{max_feature}")
-        _numbers(tree, "leaf_coeff", sum(counts), float, where)
+        _numbers(tree, "leaf_coeff", total, float, where, odd, read=False)
 
 
 class _StopAt:
