@@ -104,29 +104,30 @@ def _name_of(est: Any) -> str:
     cls = type(est)
     found = [name for name, c in loadable_estimators().items() if c is cls]  # the exact class: a subclass may
     if not found:                                                              # override anything
+        instead = _instead(cls) or (f"Register it, pipekit.register({cls.__qualname__}, kind={KIND!r}), before saving "
+                                    "and in the process that loads the file, or use one of those listed, or "
+                                    "RandomForest/GBM")
         raise ExportError(f"{cls.__module__}.{cls.__qualname__} cannot be exported: a model file names its estimator "
                           "class, and loading rebuilds only the scikit-learn estimators pipekit lists "
-                          f"({', '.join(loadable_estimators())}) and those registered as one. Register it, "
-                          f"pipekit.register({cls.__qualname__}, kind={KIND!r}), before saving and in the process "
-                          "that loads the file, or use one of those listed, or RandomForest/GBM")
+                          f"({', '.join(loadable_estimators())}) and those registered as one. {instead}")
     return found[0]
 
 
-def estimator_from_data(spec: Any) -> Any:
-    """The listed estimator a stored ``{"sklearn_estimator": name, "params": {...}}`` names, built with its
-    parameters after checking them (names against the signature, values plain JSON)."""
-    if not (isinstance(spec, dict) and set(spec) == {KIND, "params"}):
-        raise ParameterError(f"a stored estimator must be {{'{KIND}': name, 'params': {{...}}}}, got {spec!r:.120}")
-    name, params = spec[KIND], spec["params"]
-    cls = loadable_estimators().get(name) if isinstance(name, str) else None
-    if cls is None:
-        short = name.rsplit(".", 1)[-1] if isinstance(name, str) else "TheClass"
-        raise ParameterError(f"estimator class {name!s:.120} is not loadable; a model file may name only the "
-                             f"scikit-learn estimators pipekit lists ({', '.join(loadable_estimators())}) and those "
-                             f"registered as one: if {name!s:.120} is your own class, define it and register it "
-                             f"under that name, pipekit.register({short:.60}, kind={KIND!r}), before loading")
-    if not isinstance(params, dict):
-        raise ParameterError(f"{cls.__name__}: 'params' must be a JSON object, got {type(params).__name__}")
+def _instead(cls: type) -> str | None:
+    """What saves a model of ``cls`` where a file of it as a scikit-learn estimator would not load: LightGBM's
+    estimators keep their fitted booster in private attributes, which pipekit's GBM saves as checked model text."""
+    if cls.__module__.split(".")[0] != "lightgbm" or not cls.__name__.startswith("LGBM"):
+        return None
+    task = "regression" if "Regressor" in cls.__name__ else "classification"
+    wrapper = "TabularRegressor" if task == "regression" else "TabularClassifier"
+    return (f"pipekit's GBM({task!r}, ...) trains LightGBM with the same parameters (n_estimators, num_leaves, ...) "
+            f"and its files save and load the model; {wrapper}(GBM({task!r}, ...)) is it as a scikit-learn "
+            "estimator")
+
+
+def _checked_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` stored for ``cls`` checked as loading reads them: names against the signature (a parameter
+    scikit-learn removed, left at its placeholder default, is left out with a warning), values plain JSON."""
     accepted = param_names(cls)
     # a parameter scikit-learn deprecated keeps the default "deprecated" (or "warn") until a release removes it; a
     # file written while it existed still loads where it is gone, since that default asked for nothing
@@ -145,7 +146,25 @@ def estimator_from_data(spec: Any) -> Any:
     if bad:
         raise ParameterError(f"{cls.__name__}: parameters {bad} are not plain JSON values (numbers, strings, "
                              "bools, null, lists and objects of them)")
-    return cls(**_bounded_threads(cls, params))
+    return params
+
+
+def estimator_from_data(spec: Any) -> Any:
+    """The listed estimator a stored ``{"sklearn_estimator": name, "params": {...}}`` names, built with its
+    parameters after checking them (names against the signature, values plain JSON)."""
+    if not (isinstance(spec, dict) and set(spec) == {KIND, "params"}):
+        raise ParameterError(f"a stored estimator must be {{'{KIND}': name, 'params': {{...}}}}, got {spec!r:.120}")
+    name, params = spec[KIND], spec["params"]
+    cls = loadable_estimators().get(name) if isinstance(name, str) else None
+    if cls is None:
+        short = name.rsplit(".", 1)[-1] if isinstance(name, str) else "TheClass"
+        raise ParameterError(f"estimator class {name!s:.120} is not loadable; a model file may name only the "
+                             f"scikit-learn estimators pipekit lists ({', '.join(loadable_estimators())}) and those "
+                             f"registered as one: if {name!s:.120} is your own class, define it and register it "
+                             f"under that name, pipekit.register({short:.60}, kind={KIND!r}), before loading")
+    if not isinstance(params, dict):
+        raise ParameterError(f"{cls.__name__}: 'params' must be a JSON object, got {type(params).__name__}")
+    return cls(**_bounded_threads(cls, _checked_params(cls, params)))
 
 
 def _bounded_threads(cls: type, params: dict[str, Any]) -> dict[str, Any]:
@@ -279,8 +298,19 @@ class SklearnModel(Backend):
         if bad:
             raise ExportError(f"{type(self.estimator).__name__} parameters {bad} are not plain values and cannot be "
                               "exported without pickling")
-        return {"estimator": {KIND: _name_of(self.estimator), "params": to_data(params)}, "task": self.task,
-                "name": self.name}
+        name, stored = _name_of(self.estimator), to_data(params)
+        try:  # a file whose parameters loading would refuse is not written
+            _checked_params(type(self.estimator), stored)
+        except ParameterError as e:
+            raise self._unloadable(e) from None
+        return {"estimator": {KIND: name, "params": stored}, "task": self.task, "name": self.name}
+
+    def _unloadable(self, e: Exception) -> ExportError:
+        """The error saving raises where the file would not load, with the reason ``e`` loading would give."""
+        cls = type(self.estimator)
+        instead = _instead(cls) or (f"save an estimator pipekit lists ({', '.join(loadable_estimators())}), or "
+                                    "use RandomForest/GBM")
+        return ExportError(f"{cls.__name__} cannot be exported: a file of it would not load ({e}). {instead}")
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
         from sklearn.base import clone
@@ -377,6 +407,13 @@ class SklearnModel(Backend):
         out: dict[str, Any] = {"attributes": attrs}
         if how != "attributes":
             out["trees"] = trees_to_data(est.estimators_ if how == "forest" else [est])
+            return out
+        try:  # rebuilt from its public attributes as loading rebuilds it: an estimator keeping its fitted state in
+            # private ones (LightGBM's) is refused now, not at load
+            self.model_from_data({**out, "attributes": {k: v.item() if isinstance(v, np.generic) else v  # as read
+                                                        for k, v in attrs.items()}})
+        except ExportError as e:
+            raise self._unloadable(e) from None
         return out
 
     def model_from_data(self, data: Any) -> Any:
