@@ -134,16 +134,35 @@ class BBoxBlock(CoordBlock):
 
 
 class BoxLabels(Transform):
-    """Lists of labels -> padded index rows; index 0 is the padding label ``#na#``."""
+    """Lists of labels -> padded index rows; index 0 is the padding label ``#na#``.
+
+    Labels keep their values: the learned ones are sorted as Python sorts them (whole numbers by value, text
+    alphabetically) and each label is looked up by its value, so integer category ids stay integers.
+
+    >>> t = BoxLabels(); t.setup(pl.Series([[12, 2], [3]])); t.vocab_
+    ['#na#', 2, 3, 12]
+    >>> t.encode(pl.Series([[12, 2], [3]])).tolist(), t.decode(np.array([3, 1, 0]))
+    ([[3, 1], [2, 0]], [12, 2])
+    """
 
     order = 1
 
-    def __init__(self, vocab: Sequence[str] | None = None):
+    def __init__(self, vocab: Sequence[Any] | None = None):
         self.vocab = vocab
 
     def setup(self, values: pl.Series) -> None:
-        given = self.vocab if self.vocab is not None else sorted({str(x) for v in values.to_list() for x in (v or [])})
-        self.vocab_ = CategoryMap([PAD_LABEL, *[v for v in given if v != PAD_LABEL]])
+        if self.vocab is not None:
+            given = list(self.vocab)
+        else:
+            seen = {x for v in values.to_list() for x in (v or []) if x is not None and x == x}  # not missing, not NaN
+            try:
+                given = sorted(seen)
+            except TypeError:
+                kinds = sorted({type(x).__name__ for x in seen})
+                raise DataError(f"BBoxLblBlock got box labels of mixed types {kinds} (e.g. "
+                                f"{sorted(seen, key=str)[:6]}); give the labels one type (e.g. all text: "
+                                "[str(label) for label in labels])") from None
+        self.vocab_ = CategoryMap([PAD_LABEL, *[v for v in given if not (isinstance(v, str) and v == PAD_LABEL)]])
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The labels read from a file come back a :class:`~pipekit.data.vocab.CategoryMap`, as fitting made them
@@ -154,17 +173,25 @@ class BoxLabels(Transform):
 
     def encode(self, values: pl.Series) -> np.ndarray:
         self.check_is_fitted("setup")
-        index = {v: i for i, v in enumerate(self.vocab_)}
+        index = {v: i for i, v in enumerate(self.vocab_)}  # by value: 2 is the label 2, not '2'
         lists = [list(v or []) for v in values.to_list()]
         out = np.zeros((len(lists), max(1, max(len(v) for v in lists))), dtype=np.int64)
         for i, labels in enumerate(lists):
             for j, lab in enumerate(labels):
-                if str(lab) not in index:
-                    raise DataError(f"box label {lab!r} (item {i}) is not in the training labels {self.vocab_[1:20]}")
-                out[i, j] = index[str(lab)]
+                try:
+                    code = index.get(lab)
+                except TypeError:  # an unhashable value (a list) is no label
+                    code = None
+                if code is None:
+                    texts = {str(v): v for v in self.vocab_[1:]}
+                    hint = (f"; labels are matched by value, and the vocab holds {texts[str(lab)]!r}: give the vocab "
+                            "and the labels one type" if str(lab) in texts else "")
+                    raise DataError(f"box label {lab!r} (item {i}) is not in the training labels "
+                                    f"{self.vocab_[1:20]}{hint}")
+                out[i, j] = code
         return out
 
-    def decode(self, value: Any) -> list[str]:
+    def decode(self, value: Any) -> list[Any]:
         self.check_is_fitted("setup")
         v = to_numpy(value)
         return [self.vocab_[int(i)] for i in v.reshape(-1) if int(i) != 0]
@@ -280,7 +307,7 @@ class BBoxLblBlock(TransformBlock):
     labels_geometry = "bbox"
     param_attrs = {"vocab": "vocab_arg"}
 
-    def __init__(self, vocab: Sequence[str] | None = None):
+    def __init__(self, vocab: Sequence[Any] | None = None):
         self.vocab_arg = list(vocab) if vocab is not None else None
 
     def type_transforms(self) -> list[Transform]:
