@@ -82,8 +82,12 @@ class WorkerStageRecorder:
         return out, int((t[1:, :, 1].sum(1) > 0).sum())
 
 
-def _border(pad_mode: str) -> int:
-    return {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}[pad_mode]
+def _border(pad_mode: str, item: bool = False) -> int:
+    """OpenCV's border for pipekit's ``pad_mode``: the item-level pad's (``Resize(method='pad')``, ``CropPad``) or,
+    without ``item``, the augmentation warp's."""
+    from pipekit.vision.geometry import CV_BORDER, PAD_BORDER
+
+    return (PAD_BORDER if item else CV_BORDER)[pad_mode]
 
 
 def _item_step(tfm: Any, train: bool) -> list[Any]:
@@ -103,10 +107,10 @@ def _item_step(tfm: Any, train: bool) -> list[Any]:
         if tfm.method == "squish":
             return [A.Resize(h, w)]
         if tfm.method == "pad":  # fit inside (h, w), then pad to it
-            return [A.LongestMaxSize(max_size_hw=(h, w)), A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode))]
+            return [A.LongestMaxSize(max_size_hw=(h, w)), A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode, item=True))]
         return [A.SmallestMaxSize(max_size_hw=(h, w)), A.CenterCrop(h, w)]  # cover (h, w), then crop to it
     if isinstance(tfm, CropPad):
-        return [A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode)), A.CenterCrop(h, w)]
+        return [A.PadIfNeeded(h, w, border_mode=_border(tfm.pad_mode, item=True)), A.CenterCrop(h, w)]
     raise ParameterError(f"reference_loader: no albumentations equivalent for the item transform {tfm!r}")
 
 

@@ -21,9 +21,12 @@ from pipekit.core.validate import Interval, Is, check, finite_number
 
 INTERP_MODES = ("bilinear", "nearest")
 PAD_MODES = ("reflection", "zeros", "border")
-# grid_sample's reflection (align_corners=False) mirrors about the pixel edges, so the edge pixel is
-# repeated (cba|abc): OpenCV's BORDER_REFLECT, not BORDER_REFLECT_101 (cb|abc).
+# the augmentation's warp: grid_sample's reflection (align_corners=False) mirrors about the pixel edges, so the
+# edge pixel is repeated (cba|abc): OpenCV's BORDER_REFLECT, not BORDER_REFLECT_101 (cb|abc).
 CV_BORDER = {"reflection": cv2.BORDER_REFLECT, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
+# an item transform's pad (Resize(method="pad"), CropPad) mirrors about the edge pixel, not repeating it (cb|abc),
+# as np.pad(mode="reflect") and fastai's pad do: OpenCV's BORDER_REFLECT_101.
+PAD_BORDER = {"reflection": cv2.BORDER_REFLECT_101, "zeros": cv2.BORDER_CONSTANT, "border": cv2.BORDER_REPLICATE}
 PROBABILITY = Interval(0, 1)
 #: what ``max_lighting`` accepts: brightness moves the mid-grey to 0.5 * (1 -+ it) and contrast scales by up to
 #: 1 / (1 - it), as fastai's do, so it stays below 1

@@ -22,8 +22,8 @@ import numpy as np
 from pipekit.core.errors import ParameterError
 from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_arguments
 from pipekit.data.transform import Transform, rebuild
-from pipekit.vision.geometry import (CROP_SCALE, CV_BORDER, MAX_SIDE, PAD_MODES, RATIO, SIZE, as_size, check_crop_scales,
-                                     size2)
+from pipekit.vision.geometry import (CROP_SCALE, MAX_SIDE, PAD_BORDER, PAD_MODES, RATIO, SIZE, as_size,
+                                     check_crop_scales, size2)
 
 METHODS = ("crop", "pad", "squish")
 
@@ -72,7 +72,7 @@ class ItemTransform(Transform):
         out = resize_to(img[y0:y1, x0:x1], rhw, nearest)
         if pt or pb or pl or pr:
             mode = getattr(self, "pad_mode", "zeros")
-            out = cv2.copyMakeBorder(out, pt, pb, pl, pr, CV_BORDER[mode], value=0)
+            out = cv2.copyMakeBorder(out, pt, pb, pl, pr, PAD_BORDER[mode], value=0)
             out = out[:, :, None] if out.ndim == 2 else out
         return np.ascontiguousarray(out)
 
@@ -118,7 +118,7 @@ class ItemTransform(Transform):
         """What identifies this transform's output in the on-disk cache (with the OpenCV border a pad
         mode stands for, which the padded pixels depend on)."""
         key, pad = f"{type(self).__name__}{sorted(self.get_params().items())}", getattr(self, "pad_mode", None)
-        return key + (f"|border={CV_BORDER[pad]}" if pad else "")
+        return key + (f"|border={PAD_BORDER[pad]}" if pad else "")
 
 
 class ResizeMethod:
