@@ -760,21 +760,84 @@ class Contributions:
         lines.append("  .frame(row) lists a row's contributions, largest first")
         return "\n".join(lines)
 
+    def for_class(self, row: int, cls: Any = None) -> tuple[np.ndarray, Any, Any, Any]:
+        """One row's contributions (n_features,), bias and prediction for the class label ``cls`` (None: the last
+        class, the positive one of two), and that label (None for regression). A two-class model giving one raw
+        score (a GBM's log-odds of the last class) gives the first class the same log-odds negated. A label the
+        model does not know is refused naming the ones it knows, as is any ``cls`` for regression.
+
+        >>> c = Contributions(bias=np.array([0.5]), values=np.array([[1.0, -0.25]]), feature_names=["a", "b"],
+        ...                   prediction=np.array([1.25]), space="raw_score", classes=np.array(["no", "yes"]))
+        >>> values, bias, pred, label = c.for_class(0, "no")
+        >>> values.tolist(), float(bias), float(pred), label
+        ([-1.0, 0.25], -0.5, -1.25, 'no')
+        """
+        values, bias, pred = self.values[row], self.bias[row], self.prediction[row]
+        if self.classes is None and cls is not None:
+            raise ParameterError(f"cls={cls!r} picks a class of a classifier's contributions; these explain a "
+                                 f"{self.space} (regression): leave cls out")
+        labels = None if self.classes is None else list(np.asarray(self.classes).tolist())
+        if values.ndim == 2 or np.ndim(bias) == 1 and np.size(bias) > 1:  # one column per class
+            labels = labels if labels is not None else list(range(values.shape[-1]))
+            k = class_index(labels, cls, "cls")
+            values, bias = values[:, k], bias[k]
+            if np.ndim(pred) > 0 and np.size(pred) > 1:
+                pred = pred[k]
+            return values, bias, pred, labels[k]
+        if labels is None:
+            return values, bias, pred, None
+        k = class_index(labels, cls, "cls")
+        if k != len(labels) - 1:
+            if not (self.space == "raw_score" and len(labels) == 2):
+                raise ParameterError(f"cls={cls!r}: these contributions hold the {self.space} of class "
+                                     f"{labels[-1]!r} only; leave cls out")
+            values, bias, pred = -values, -bias, -pred  # the log-odds of the other class of two, negated
+        return values, bias, pred, labels[k]
+
     def frame(self, row: int, cls: Any = None) -> pl.DataFrame:
         """Contributions of one row as a frame (feature, contribution) sorted by magnitude; ``cls``: the class
-        label whose contributions to show (None: the last class, the positive one of two)."""
-        v = self.values[row]
-        if v.ndim == 2:
-            labels = [] if self.classes is None else np.asarray(self.classes).tolist()
-            if cls is None:
-                j = v.shape[1] - 1
-            elif (cls.item() if isinstance(cls, np.generic) else cls) in labels:
-                j = labels.index(cls.item() if isinstance(cls, np.generic) else cls)
-            else:
-                raise ParameterError(f"cls={cls!r} is not one of the model's classes {labels}; pass one of them")
-            v = v[:, j]
-        return pl.DataFrame({"feature": self.feature_names, "contribution": v.astype(np.float64)}).sort(
+        label whose contributions to show, as :meth:`for_class` reads it (None: the last class, the positive one of
+        two; a two-class GBM's first class gets the log-odds of the last, negated)."""
+        v = self.for_class(row, cls)[0]
+        return pl.DataFrame({"feature": self.feature_names, "contribution": np.asarray(v, dtype=np.float64)}).sort(
             pl.col("contribution").abs(), descending=True)
+
+
+def array_rows(data: Any, names: Sequence[str], who: str) -> Any:
+    """``data`` as a frame of the columns ``names`` where it is an array of numbers (the book's ``row.values``: one
+    row, 1-D, or rows, 2-D, with the values in the order of ``names``); anything else as it is. An array of another
+    width is refused, naming the columns expected.
+
+    >>> array_rows(np.array([1.0, 2.0]), ["a", "b"], "RandomForest").rows()
+    [(1.0, 2.0)]
+    """
+    if not isinstance(data, (np.ndarray, list, tuple)):
+        return data
+    X = np.asarray(data)
+    X = X[None, :] if X.ndim == 1 else X
+    if X.ndim != 2 or X.shape[1] != len(names) or X.dtype.kind not in "biuf":
+        what = f"shape {X.shape}" if X.dtype.kind in "biuf" else f"values of type {X.dtype}"
+        raise DataError(f"{who} was fitted on {len(names)} features; the array has {what}: give rows of {len(names)} "
+                        f"numbers in the order of its columns {list(names)[:20]} (row.values), or a frame with those "
+                        "columns")
+    return pl.DataFrame({c: X[:, j] for j, c in enumerate(names)})
+
+
+def class_index(classes: Sequence, cls: Any, param: str) -> int:
+    """Position of the class label ``cls`` in ``classes`` (None: the last class, the positive one for two
+    classes); the error names ``param`` and the labels to choose from.
+
+    >>> class_index(["<50k", ">=50k"], None, "cls"), class_index(["<50k", ">=50k"], "<50k", "cls")
+    (1, 0)
+    """
+    labels = list(np.asarray(classes).tolist())
+    if cls is None:
+        return len(labels) - 1
+    if isinstance(cls, np.generic):
+        cls = cls.item()
+    if cls not in labels:
+        raise ParameterError(f"{param}={cls!r} is not one of the model's classes {labels}; pass one of them")
+    return labels.index(cls)
 
 
 #: any model or ensemble written by ``export`` or ``pipekit.save``: ``pipekit.load`` under the name the

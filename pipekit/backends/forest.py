@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.base import (NAME, N_JOBS, POSITIVE_INT, SEED, TASK, TIME_LIMIT, Backend, Contributions, FoldStop,
-                                   cores, feature_frame, plain, threads, written)
+                                   array_rows, cores, feature_frame, plain, threads, written)
 from pipekit.backends.data import TabularData
 from pipekit.core.component import param_names
 from pipekit.core.errors import ExportError, ParameterError
@@ -410,8 +410,10 @@ class RandomForest(Backend):
     def contributions(self, data: Any) -> Contributions:
         """Tree-interpreter decomposition: for every tree, each split on the path of a row moves the node
         value; the move is credited to the split feature. Averaged over trees,
-        ``bias + values.sum(axis=1) == predict(data)`` exactly (up to float rounding)."""
-        d = self._prepare(data)
+        ``bias + values.sum(axis=1) == predict(data)`` exactly (up to float rounding). ``data`` may also be an
+        array of numbers (the book's ``row.values``: a row, or rows), its values in the order of ``feature_names_``."""
+        self.check_is_fitted()
+        d = self._prepare(array_rows(data, self.feature_names_, type(self).__name__))
         X = self.matrix(d, order="C")
         n, F = X.shape
         K = len(self.classes_) if self.task == "classification" else 1

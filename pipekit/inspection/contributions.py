@@ -39,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from pipekit.backends.base import Contributions, Model
+from pipekit.backends.base import Backend, Contributions, Model, array_rows
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 
 
@@ -68,9 +68,12 @@ def contributions(model: Any, data: Any) -> Contributions:
     averaged contributions are probabilities (forest classifiers) or values (regression); a GBM
     classifier's are log-odds, which do not average into the model's probability, and a GBM regressor's of a
     ``poisson``, ``gamma`` or ``tweedie`` objective are the log of its value, so an average holding one is
-    refused. A model without an exact decomposition (``TorchTabular``, ``StackingEnsemble``,
-    ``SklearnModel``, ``XGBoost``, ``CatBoost``, a scikit-learn estimator other than a forest or tree) is refused,
-    naming what explains it instead.
+    refused. A ``SklearnModel`` holding one of those scikit-learn forests or trees (what ``RandomForest`` names for
+    scikit-learn's other settings) gives its trees' contributions on the rows it prepares, in its ``classes_``
+    order. ``RandomForest``, ``ExtraTrees`` and ``GBM`` take a 1-D or 2-D array of numbers too (``row.values``), its
+    values in the order of ``feature_names_``. A model without an exact decomposition (``TorchTabular``,
+    ``StackingEnsemble``, ``SklearnModel`` of another estimator, ``XGBoost``, ``CatBoost``, a scikit-learn estimator
+    other than a forest or tree) is refused, naming what explains it instead.
 
     >>> import numpy as np, polars as pl
     >>> from pipekit.backends import RandomForest, as_data
@@ -82,6 +85,7 @@ def contributions(model: Any, data: Any) -> Contributions:
     >>> c.values.shape, c.space, bool(np.allclose(c.bias + c.values.sum(1), c.prediction))
     ((2, 2, 2), 'probability', True)
     """
+    from pipekit.backends.sklearn_adapter import SklearnModel
     from pipekit.ensemble.bagged import BaggedModel
     from pipekit.ensemble.base import Ensemble, member_name
     from pipekit.ensemble.mean import MeanEnsemble
@@ -96,10 +100,15 @@ def contributions(model: Any, data: Any) -> Contributions:
         parts = [(f"member {member_name(m, i)}", float(w), m)
                  for i, (w, m) in enumerate(zip(model.weights_, model.members)) if w > 0]
     elif isinstance(model, Decomposes) and not isinstance(model, Ensemble):
+        if isinstance(model, Backend):  # a row or rows as an array (row.values), in the order of its columns
+            model.check_is_fitted()
+            data = array_rows(data, model.feature_names_, type(model).__name__)
         return model.contributions(data)
     elif _is_sklearn_trees(model):
         forest, data = _as_forest(model, data)
         return forest.contributions(data)
+    elif isinstance(model, SklearnModel) and _is_sklearn_trees(model.estimator):
+        return _wrapped_trees(model, data)
     else:
         outside = "" if isinstance(model, Model) else (
             " (of scikit-learn estimators only forests and trees are read: RandomForest/ExtraTrees Regressor or "
@@ -190,7 +199,6 @@ def _as_forest(model: Any, data: Any) -> tuple[Any, Any]:
     """A fitted scikit-learn forest or tree as pipekit's forest backend holding it (``model_``, read as it is: no
     copy, nothing refitted), so ``RandomForest.contributions`` walks its trees; and ``data`` as that backend reads
     it (a 2-D array as a frame of the model's features)."""
-    import polars as pl
     from sklearn.base import is_classifier
 
     from pipekit.backends.data import as_data
@@ -205,14 +213,8 @@ def _as_forest(model: Any, data: Any) -> tuple[Any, Any]:
                              "one model per target")
     n_features = int(model.n_features_in_)
     names = getattr(model, "feature_names_in_", None)
-    if isinstance(data, (np.ndarray, list)):
-        X = np.asarray(data)
-        X = X[None, :] if X.ndim == 1 else X
-        if X.ndim != 2 or X.shape[1] != n_features:
-            raise DataError(f"{name} was fitted on {n_features} features; the array has shape {X.shape}: give rows "
-                            f"of {n_features} values (row.values), or a frame with the model's columns")
-        cols = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(n_features)]
-        data = pl.DataFrame({c: X[:, j] for j, c in enumerate(cols)})
+    cols = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(n_features)]
+    data = array_rows(data, cols, name)
     data = as_data(data)  # a frame, a row, a processed split: its inputs
     if names is None:  # fitted on an array: the frame's columns are its features, in order
         cols = list(data.xs.columns)
@@ -230,6 +232,23 @@ def _as_forest(model: Any, data: Any) -> tuple[Any, Any]:
     if task == "classification":
         forest.classes_ = np.asarray(model.classes_)
     return forest, data
+
+
+def _wrapped_trees(model: Any, data: Any) -> Contributions:
+    """The contributions of a ``SklearnModel`` holding a scikit-learn forest or tree (the wrapper
+    ``RandomForest``'s refusal of a scikit-learn setting names): its trees walked on the rows the wrapper prepares
+    (its columns, its procs' codes), with the wrapper's ``feature_names_`` and, for classification, its
+    ``classes_`` (the estimator is fitted on their positions; a class it never saw contributes 0)."""
+    import polars as pl
+
+    d = model._prepare(array_rows(data, model.feature_names_, type(model).__name__) if model.is_fitted else data)
+    X = model.matrix(d, order="C")
+    forest, rows = _as_forest(model.model_, pl.DataFrame({c: X[:, j] for j, c in enumerate(model.feature_names_)}))
+    c = forest.contributions(rows)
+    if model.task != "classification":
+        return c
+    c.classes = np.asarray(model.classes_)[np.asarray(model.model_.classes_, dtype=np.int64)]
+    return _weighted_mean([(1.0, c)], model.classes_)
 
 
 def _weighted_mean(parts: list[tuple[float, Contributions]], classes: np.ndarray | None) -> Contributions:

@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import Backend, Contributions, Model, feature_frame
+from pipekit.backends.base import Backend, Contributions, Model, class_index, feature_frame
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 from pipekit.core.protocols import ProcessedSplit
@@ -249,6 +249,7 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
         raise ParameterError(f"permutation_importance: {who} is a scikit-learn estimator fitted with fit(X, y); pass "
                              f"the targets of these rows, permutation_importance(model, X, y=y), or name the target "
                              f"column of the frame, y='column'{hint}")
+    X, names = estimator_inputs(X, names, model, "permutation_importance")
     y_arr = np.asarray(y.to_numpy() if hasattr(y, "to_numpy") else y).reshape(-1)
     if len(y_arr) != len(X):
         raise DataError(f"permutation_importance: X has {len(X)} rows but y has {len(y_arr)}")
@@ -265,6 +266,38 @@ def _estimator_importance(model: Any, data: Any, y: Any, metric: Any, n_repeats:
         return est.loss(X if c is None or perm is None else _shuffled(X, keys, c, perm), y_enc, m)
 
     return _drops(cols, names, len(X), n_repeats, seed, loss)
+
+
+def estimator_inputs(X: Any, names: list[str], model: Any, fn: str) -> tuple[Any, list[str]]:
+    """The columns of the rows ``X`` (named ``names``) that a scikit-learn estimator fitted on named columns reads,
+    in the order it was fitted on (its ``feature_names_in_``): a forest fitted on some of a split's columns
+    (``m.fit(xs[keep], y)``) is given those of ``tab.valid``. Rows without names (an array), or an estimator fitted
+    without them, are kept as they are; rows missing a column the estimator reads are refused, naming it.
+
+    >>> import pandas as pd
+    >>> from sklearn.tree import DecisionTreeRegressor
+    >>> from pipekit.inspection.explain import estimator_inputs
+    >>> xs = pd.DataFrame({"a": [0.0, 1.0, 2.0], "b": [1.0, 0.0, 1.0], "c": [5.0, 6.0, 7.0]})
+    >>> m = DecisionTreeRegressor().fit(xs[["c", "a"]], [0.0, 1.0, 2.0])
+    >>> estimator_inputs(xs, ["a", "b", "c"], m, "fn")[1]
+    ['c', 'a']
+    """
+    known = getattr(model, "feature_names_in_", None)
+    if known is None or isinstance(X, np.ndarray):
+        return X, names
+    want = [str(c) for c in known]
+    if want == names:
+        return X, names
+    have = set(names)
+    missing = [c for c in want if c not in have]
+    if missing:
+        raise DataError(f"{fn}: {type(model).__name__} was fitted on columns the data lacks: {missing[:10]} (it "
+                        f"reads {len(want)} columns, {want[:20]}; the data has {names[:20]}); pass rows holding every "
+                        "column it was fitted on")
+    if isinstance(X, pl.DataFrame):
+        return X.select(want), want
+    keys = _keys(X, names)
+    return X[[keys[c] for c in want]], want
 
 
 def _raw_columns(data: Any, who: str, fn: str = "permutation_importance") -> tuple[Any, list[str]]:
@@ -842,24 +875,6 @@ def _tick_positions(n: int, most: int = 10) -> np.ndarray:
     return np.arange(0, n, max(1, n // most))
 
 
-def class_index(classes: Sequence, cls: Any, param: str) -> int:
-    """Position of the class label ``cls`` in ``classes`` (None: the last class, the positive one for two
-    classes); the error names ``param`` and the labels to choose from.
-
-    >>> from pipekit.inspection.explain import class_index
-    >>> class_index(["<50k", ">=50k"], None, "cls"), class_index(["<50k", ">=50k"], "<50k", "cls")
-    (1, 0)
-    """
-    labels = list(np.asarray(classes).tolist())
-    if cls is None:
-        return len(labels) - 1
-    if isinstance(cls, np.generic):
-        cls = cls.item()
-    if cls not in labels:
-        raise ParameterError(f"{param}={cls!r} is not one of the model's classes {labels}; pass one of them")
-    return labels.index(cls)
-
-
 # --------------------------------------------------------------------------------------------- waterfall
 def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, top: int = 10,
                    path: str | Path | None = None) -> Path | None:
@@ -889,25 +904,11 @@ def waterfall_plot(contributions: Contributions, row: int = 0, cls: Any = None, 
                              "(pipekit.inspection.contributions)")
     if not 0 <= row < len(c.values):
         raise ParameterError(f"row={row} is out of range for {len(c.values)} rows")
-    values, bias, pred = c.values[row], c.bias[row], c.prediction[row]
-    title = c.space
-    ending = "prediction"
-    if c.classes is None and cls is not None:
-        raise ParameterError(f"cls={cls!r} picks a class of a classifier's contributions; these explain a "
-                             f"{c.space} (regression): leave cls out")
-    if values.ndim == 2 or np.ndim(bias) == 1 and np.size(bias) > 1:
-        labels = list(np.asarray(c.classes).tolist()) if c.classes is not None else list(range(values.shape[-1]))
-        k = class_index(labels, cls, "cls")
-        title = f"{c.space} of class {labels[k]}"
-        values, bias = values[:, k], bias[k]
-        if np.ndim(pred) > 0 and np.size(pred) > 1:
-            pred = pred[k]
-    elif c.space == "raw_score" and c.classes is not None:
-        labels = list(np.asarray(c.classes).tolist())
-        k = class_index(labels, cls, "cls")
-        if k == 0 and len(labels) == 2:  # the log-odds of the other class of two are the same, negated
-            values, bias, pred = -values, -bias, -pred
-        title = f"raw score (log-odds) of class {labels[k]}"
+    values, bias, pred, label = c.for_class(row, cls)
+    title, ending = c.space, "prediction"
+    if label is not None:
+        raw_two = c.space == "raw_score" and c.values.ndim == 2
+        title = f"raw score (log-odds) of class {label}" if raw_two else f"{c.space} of class {label}"
     elif c.space == "raw_score":  # a regression whose objective has a link (a GBM's poisson, gamma, tweedie)
         title, ending = "raw score (log of the prediction; log-odds for cross_entropy)", "raw score"
     order = np.argsort(-np.abs(values))

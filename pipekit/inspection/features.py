@@ -30,7 +30,8 @@ from pipekit.backends.forest import RandomForest
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, check
-from pipekit.inspection.explain import FittedEstimator, _raw_columns, fitted_estimator, importance_frame, split_rows
+from pipekit.inspection.explain import (FittedEstimator, _raw_columns, estimator_inputs, fitted_estimator,
+                                       importance_frame, split_rows)
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.metrics import get_metric
 
@@ -171,10 +172,19 @@ def _oob_score(oob: np.ndarray, y_enc: np.ndarray, metric: Any) -> float:
     return float(metric.score(y_enc[keep], oob[keep]))
 
 
-def _labelled(obj: Any, fn: str, who: str, classes: np.ndarray | None = None) -> tuple[Any, list[str], np.ndarray]:
-    """Rows and targets for a scikit-learn estimator of the ``classes`` (None: a regressor): a labelled split of a
-    Tabular (``tab.train``, its processed inputs, and its targets as the estimator knows them, see
-    :func:`~pipekit.inspection.explain.split_rows`) or an ``(X, y)`` pair of raw rows as given to its ``fit``."""
+def _labelled(obj: Any, fn: str, est: FittedEstimator) -> tuple[Any, list[str], np.ndarray]:
+    """Rows and targets for the scikit-learn estimator ``est``: a labelled split of a Tabular (``tab.train``, its
+    processed inputs, and its targets as the estimator knows them, see
+    :func:`~pipekit.inspection.explain.split_rows`) or an ``(X, y)`` pair of raw rows as given to its ``fit``. An
+    estimator fitted on named columns is given those columns, in its order
+    (:func:`~pipekit.inspection.explain.estimator_inputs`): the book's forest of some of the columns,
+    ``m.fit(xs[keep], y)``, is read on the Tabular's splits."""
+    X, names, y = _rows_and_targets(obj, fn, est.who, est.classes)
+    X, names = estimator_inputs(X, names, est.model, fn)
+    return X, names, y
+
+
+def _rows_and_targets(obj: Any, fn: str, who: str, classes: np.ndarray | None) -> tuple[Any, list[str], np.ndarray]:
     if isinstance(obj, tuple) and len(obj) == 2:
         X, names = _raw_columns(obj[0], who, fn)
         y = obj[1]
@@ -210,8 +220,8 @@ class _EstimatorRefits:
     def __init__(self, model: Any, train: Any, valid: Any, metric: Any, fn: str) -> None:
         self.est = fitted_estimator(model, fn)
         self.fn = fn
-        self.train = _labelled(train, fn, self.est.who, self.est.classes)
-        self.valid = None if valid is None else _labelled(valid, fn, self.est.who, self.est.classes)
+        self.train = _labelled(train, fn, self.est)
+        self.valid = None if valid is None else _labelled(valid, fn, self.est)
         self.metric = get_metric(metric, self.est.task, self.est.classes)
         # targets encoded once per split: every refit learns the same classes from the same train targets
         self._encoded: dict[tuple, np.ndarray] = {}
@@ -244,8 +254,24 @@ class _EstimatorRefits:
         if oob is None:
             raise ParameterError(f"{self.fn}: no valid split given and {est.who} has no out-of-bag predictions (a "
                                  "forest with oob_score=True); pass valid=")
-        return _oob_score(np.asarray(oob, dtype=np.float64), self._targets("train", self.train[2], est),
-                          self.metric)
+        oob = np.array(oob, dtype=np.float64)
+        oob[_trees_leaving_out(est.model, len(oob)) == 0] = np.nan
+        return _oob_score(oob, self._targets("train", self.train[2], est), self.metric)
+
+
+def _trees_leaving_out(forest: Any, n: int) -> np.ndarray:
+    """How many trees of a fitted scikit-learn forest left each of its ``n`` training rows out of their bootstrap
+    sample (``estimators_samples_``, read a few trees at a time). scikit-learn's ``oob_prediction_`` /
+    ``oob_decision_function_`` hold 0 for a row no tree left out, a prediction no tree made."""
+    import copy
+
+    trees, part = forest.estimators_, copy.copy(forest)
+    count = np.zeros(n, np.int64)
+    for i in range(0, len(trees), 16):
+        part.estimators_ = trees[i:i + 16]
+        for drawn in part.estimators_samples_:
+            count += np.bincount(drawn, minlength=n) == 0
+    return count
 
 
 def refit(model: Model, train: TabularData, valid: TabularData | None = None,
