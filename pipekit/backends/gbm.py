@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import numpy as np
@@ -829,8 +830,15 @@ INT_FIELDS = {key: rf"^ *(?:{_INT_TOKEN}(?: +{_INT_TOKEN})*)? *$" for key in (
 FLOAT_FIELDS = {key: rf"^ *(?:{_FLOAT_TOKEN}(?: +{_FLOAT_TOKEN})*)? *$" for key in (
     "threshold", "leaf_value", "split_gain", "internal_value", "internal_weight", "internal_count", "leaf_weight",
     "leaf_count", "leaf_const", "leaf_coeff")}
+#: the fields' patterns compiled once: the fields of a model of few small trees are matched one by one, those of
+#: a larger model all in one polars pass (over _FEW characters)
+_FIELD_RES = {key: re.compile(pattern) for key, pattern in {**INT_FIELDS, **FLOAT_FIELDS}.items()}
+_FEW = 1 << 16
+_LONG_INT = re.compile("[0-9]{19}")
 #: whole numbers past this magnitude are out of every range a tree field has; they are kept at it in the arrays
 _WIDE = 1 << 62
+#: the most digits a whole number may have (Python's limit on reading one from text): a longer one is not a number
+_DIGITS = 4300
 _KEY = re.compile(r"[a-z_]+")
 #: a parameter line; a value may hold brackets (``[interaction_constraints: [0,1],[2]]``), which LightGBM writes
 #: into the parameters' JSON as they are, but no braces, quotes or backslashes
@@ -847,18 +855,32 @@ def _int(v: str) -> int:
 
 def _odd_fields(trees: list[dict[str, str]]) -> list[dict[str, str]]:
     """For each tree, its number fields that are not plain numbers (``"bad"``) or hold a whole number of 19 digits
-    or more (``"wide"``, read one by one): checked for all trees in one pass, so a model of many large trees loads
-    about as fast as LightGBM reads it."""
+    or more (``"wide"``, read one by one): the fields of a large model are checked for all trees in one polars pass,
+    so it loads about as fast as LightGBM reads it."""
     odd: list[dict[str, str]] = [{} for _ in trees]
-    for key, pattern in {**INT_FIELDS, **FLOAT_FIELDS}.items():
-        held = [i for i, tree in enumerate(trees) if key in tree]
-        if not held:
-            continue
-        values = pl.Series([trees[i][key] for i in held], dtype=pl.String)
-        bad = ~values.str.contains(pattern)
-        wide = values.str.contains("[0-9]{19}") if key in INT_FIELDS else pl.repeat(False, len(values), eager=True)
-        for j in (bad | wide).arg_true().to_list():
-            odd[held[j]][key] = "bad" if bad[j] else "wide"
+    if sum(len(value) for tree in trees for value in tree.values()) <= _FEW:
+        for tree, found in zip(trees, odd):
+            for key, value in tree.items():
+                pattern = _FIELD_RES.get(key)
+                if pattern is not None and not pattern.match(value):
+                    found[key] = "bad"
+                elif key in INT_FIELDS and _LONG_INT.search(value):
+                    found[key] = "wide"
+        return odd
+    keys = [key for key in _FIELD_RES if any(key in tree for tree in trees)]
+    frame = pl.DataFrame({key: [tree.get(key) for tree in trees] for key in keys},
+                         schema=dict.fromkeys(keys, pl.String))
+    # one column per field saying "bad", then one per whole-number field saying "wide" (an absent field is neither)
+    flags = frame.select(*[(~pl.col(key).str.contains(_FIELD_RES[key].pattern)).fill_null(False).alias(key)
+                           for key in keys],
+                         *[pl.col(key).str.contains(_LONG_INT.pattern).fill_null(False).alias(f"wide {key}")
+                           for key in keys if key in INT_FIELDS])
+    for row, col in zip(*np.nonzero(flags.to_numpy())):  # by tree, its "bad" fields first
+        name = flags.columns[col]
+        if name.startswith("wide "):
+            odd[row].setdefault(name[5:], "wide")
+        else:
+            odd[row][name] = "bad"
     return odd
 
 
@@ -869,7 +891,7 @@ def _count(raw: str) -> int:
     return len(raw.split())
 
 
-def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, odd: dict[str, str],
+def _numbers(tree: dict[str, str], key: str, n: int | Decimal, kind: type, where: str, odd: dict[str, str],
              required: bool = True, read: bool = True) -> np.ndarray:
     """Tree field ``key`` as an array of ``n`` numbers of ``kind`` (an absent field is empty: only allowed when ``n``
     is 0 or the field is optional); ``odd`` are the tree's fields :func:`_odd_fields` found. Whole numbers beyond
@@ -881,7 +903,7 @@ def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, odd
         if required and n:
             raise ExportError(f"{where}: the field {key!r} is missing")
         return np.zeros(0, dtype=dtype)
-    if odd.get(key) == "bad":
+    if odd.get(key) == "bad" or (odd.get(key) == "wide" and any(len(v.lstrip("+-")) > _DIGITS for v in raw.split())):
         raise ExportError(f"{where}: {key} holds a value that is not a number")
     count = _count(raw)
     if count != n and (required or count):  # an optional field may be left empty (a one-leaf tree's weights)
@@ -894,11 +916,21 @@ def _numbers(tree: dict[str, str], key: str, n: int, kind: type, where: str, odd
         vals = np.fromstring(raw.strip(), dtype=dtype, sep=" ")  # plain whole numbers of at most 18 digits
         if len(vals) == count:
             return vals
-    return np.array([min(max(int(v), -_WIDE), _WIDE) for v in raw.split()], dtype=dtype)
+    return np.array([_clamped(v) for v in raw.split()], dtype=dtype)
+
+
+def _clamped(v: str) -> int:
+    """The whole number ``v`` (a plain one), kept within +-2**62 (read from its digits without leading zeros: only
+    numbers of at most 18 digits are converted)."""
+    digits = v.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > 18:
+        return -_WIDE if v[0] == "-" else _WIDE
+    return -int(digits) if v[0] == "-" else int(digits)
 
 
 def _value(tree: dict[str, str], key: str, i: int) -> int:
-    """The ``i``-th whole number of tree field ``key`` as written (for a message)."""
+    """The ``i``-th whole number of tree field ``key`` as written (for a message; :func:`_numbers` has checked it
+    has at most 4300 digits)."""
     return int(tree[key].split()[i])
 
 
@@ -1037,7 +1069,7 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str, odd: dict[st
         n, n_cat = _int(tree.get("num_leaves", "")), _int(tree.get("num_cat", "0"))
     except ValueError:
         raise ExportError(f"{where}: num_leaves / num_cat are not whole numbers") from None
-    if not (1 <= n <= MAX_LEAVES) or n_cat < 0:
+    if not (1 <= n <= MAX_LEAVES) or not 0 <= n_cat <= n - 1:  # each categorical split is one of the n - 1 nodes
         raise ExportError(f"{where}: num_leaves={n}, num_cat={n_cat} out of range")
     m = n - 1  # internal nodes
     feats = _numbers(tree, "split_feature", m, int, where, odd)
@@ -1097,14 +1129,21 @@ def _check_tree(tree: dict[str, str], max_feature: int, where: str, odd: dict[st
         raise ExportError(f"{where}: is_linear must be 0 or 1")
     if tree.get("is_linear") == "1":
         counts = _numbers(tree, "num_features", n, int, where, odd)
-        _numbers(tree, "leaf_const", n, float, where, odd, read=False)
+        consts = _numbers(tree, "leaf_const", n, float, where, odd)
         if (counts < 0).any():
             raise ExportError(f"{where}: a negative num_features")
-        total = sum(map(int, tree["num_features"].split()))  # as written: a count past int64 is kept at a bound
+        total: int | Decimal = int(counts.sum())
+        if counts.max() >= 1 << 40:  # the sum as written (a count past 2**62 is kept at it in counts), exactly
+            with localcontext(Context(prec=2 * _DIGITS)):
+                total = sum((Decimal(v) for v in tree["num_features"].split()), Decimal(0))
         features = _numbers(tree, "leaf_features", total, int, where, odd)
         if ((features < 0) | (features > max_feature)).any():
             raise ExportError(f"{where}: a linear leaf on a feature outside 0..{max_feature}")
-        _numbers(tree, "leaf_coeff", total, float, where, odd, read=False)
+        coeffs = _numbers(tree, "leaf_coeff", total, float, where, odd)
+        # a linear leaf's prediction is its constant plus its coefficients times the inputs
+        if not (np.isfinite(consts).all() and np.isfinite(coeffs).all()):
+            raise ExportError(f"{where}: a linear leaf's leaf_const or leaf_coeff is not a finite number; a fitted "
+                              "tree's are numbers")
 
 
 class _StopAt:

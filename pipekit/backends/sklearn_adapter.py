@@ -60,6 +60,10 @@ class Classifier(Estimator, Protocol):
     def predict_proba(self, X: Any) -> Any: ...
 
 
+#: what gives a listed classifier predict_proba where its parameters can leave it without one
+_PROBABILITIES = {"SGDClassifier": "loss='log_loss'"}
+
+
 def loadable_estimators() -> dict[str, type]:
     """The scikit-learn estimator classes a model file may name, by their registered name (pipekit registers
     its list on first use, so importing pipekit does not import all of scikit-learn).
@@ -306,10 +310,23 @@ class SklearnModel(Backend):
         return {"estimator": {KIND: name, "params": stored}, "task": self.task, "name": self.name}
 
     def _unloadable(self, e: Exception) -> ExportError:
-        """The error saving raises where the file would not load, with the reason ``e`` loading would give."""
+        """The error saving raises where the file would not load, with the reason ``e`` loading would give: for a
+        class pipekit lists or one registered, it is this estimator's configuration that fails."""
         cls = type(self.estimator)
-        instead = _instead(cls) or (f"save an estimator pipekit lists ({', '.join(loadable_estimators())}), or "
-                                    "use RandomForest/GBM")
+        instead = _instead(cls)
+        if instead is None and cls in loadable_estimators().values():
+            est = f"{self.estimator!r:.120}"
+            if self.task == "classification" and not hasattr(self.estimator, "predict_proba"):
+                hint = _PROBABILITIES.get(cls.__name__)
+                instead = (f"{cls.__name__} is an estimator pipekit saves, but this one, {est}, has no predict_proba, "
+                           "which pipekit's classifiers need (they predict class probabilities)"
+                           + (f"; {cls.__name__}({hint}) has one" if hint else ""))
+            else:
+                instead = (f"{cls.__name__} is an estimator pipekit saves (listed or registered); it is this one's "
+                           f"configuration, {est}, that a file cannot restore")
+        elif instead is None:
+            instead = (f"save an estimator pipekit lists ({', '.join(loadable_estimators())}), or use "
+                       "RandomForest/GBM")
         return ExportError(f"{cls.__name__} cannot be exported: a file of it would not load ({e}). {instead}")
 
     def _fit(self, d: TabularData, valid: TabularData | None) -> None:
