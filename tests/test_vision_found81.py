@@ -75,12 +75,40 @@ def test_a_given_integer_vocab_matches_integer_labels():
     check_codes_name_the_labels(dls, files, ann)
 
 
-def test_a_text_vocab_for_integer_labels_says_labels_are_matched_by_value():
-    t = BoxLabels(vocab=[str(v) for v in IDS])
+def test_a_text_vocab_for_integer_labels_codes_them_as_categorize_does():
+    from pipekit.data.blocks import Categorize
+
+    texts = [str(v) for v in IDS]
+    t = BoxLabels(vocab=texts)
     t.setup(pl.Series([[2, 12]]))
-    assert t.vocab_ == ["#na#", *[str(v) for v in IDS]]
-    with pytest.raises(DataError, match=r"box label 2 \(item 0\) is not in the training labels .*matched by value.*'2'"):
-        t.encode(pl.Series([[2, 12]]))
+    assert t.vocab_ == ["#na#", *texts]
+    cat = Categorize(vocab=texts)
+    # a vocab of text learned from text labels (sorted as text), as a learner exported with them holds it
+    assert t.encode(pl.Series([[2, 12], [26]])).tolist() == [[1 + int(cat.encode(2)), 1 + int(cat.encode(12))],
+                                                              [1 + int(cat.encode(26)), 0]]
+    assert t.encode(pl.Series([["2", "12"]])).tolist() == t.encode(pl.Series([[2, 12]])).tolist()
+    assert t.decode(t.encode(pl.Series([[np.int64(15), 3]]))[0]) == ["15", "3"]
+    with pytest.raises(DataError, match=r"box label 7 \(item 0\) is not in the training labels"):
+        t.encode(pl.Series([[2, 7]]))
+
+
+@pytest.mark.parametrize("labels", [[[2, 3], [12, None]], [[2.0, 3.0], [12.0, float("nan")]]])
+def test_a_missing_box_label_is_refused_naming_it_and_its_item(labels):
+    t = BoxLabels()
+    with pytest.raises(DataError, match=r"missing box label \((None|nan)\) for box 1 of item 1.*drop that box"):
+        t.setup(pl.Series(labels))
+    t = BoxLabels(vocab=[2, 3, 12])
+    t.setup(pl.Series([[2]]))
+    with pytest.raises(DataError, match=r"missing box label \((None|nan)\) for box 1 of item 1"):
+        t.encode(pl.Series(labels))
+
+
+def test_flags_among_numbers_are_refused_as_mixed_types():
+    with pytest.raises(DataError, match=r"mixed types \['bool', 'int'\].*one type"):
+        BoxLabels().setup(pl.Series([[True, 1, 2]], dtype=pl.Object))
+    t = BoxLabels()
+    t.setup(pl.Series([[np.int64(2), 3]], dtype=pl.Object))
+    assert t.vocab_ == ["#na#", 2, 3] and all(type(v) is int for v in t.vocab_[1:])
 
 
 def test_mixed_box_label_types_are_refused_with_the_fix():
@@ -187,3 +215,19 @@ def test_camvid_batches_padded_by_resize_hold_the_reflection_of_their_rows():
     assert np.array_equal(m, np.pad(m[:, 8:56], ((0, 0), (8, 8), (0, 0)), mode="reflect"))
     x = x.numpy()
     assert np.array_equal(x, np.pad(x[:, :, 8:56], ((0, 0), (0, 0), (8, 8), (0, 0)), mode="reflect"))
+
+
+def test_a_learner_exported_with_text_box_labels_codes_integer_labels(tmp_path):
+    files, ann = coco_int_labels(40)
+    dblock = DataBlock(blocks=(ImageBlock, BBoxBlock, BBoxLblBlock), n_inp=1, item_tfms=Resize(64),
+                       get_y=[lambda o: ann[o.name][0], lambda o: [str(v) for v in ann[o.name][1]]],
+                       splitter=IndexSplitter(list(range(8))))
+    dls = dblock.dataloaders(files, bs=8, seed=0, device="cpu")
+    learn = Learner(dls, BoxHead(len(dls.vocab)), loss_func=nn.L1Loss())
+    with pytest.warns(Warning, match="getter"):
+        path = learn.export(tmp_path / "text_boxes.pipekit")
+    labels = next(t for t in load_learner(path).dls.blocks[2].tfms_ if isinstance(t, BoxLabels))
+    assert labels.vocab_ == ["#na#", *sorted(str(v) for v in IDS)]  # text, sorted as text
+    codes = labels.encode(pl.Series([[2, 12], [np.int64(26)]])).tolist()
+    assert codes == labels.encode(pl.Series([["2", "12"], ["26"]])).tolist()
+    assert [labels.vocab_[c] for c in codes[0]] == ["2", "12"]

@@ -29,12 +29,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, NotInVocab, ParameterError
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.plotting import set_title
 from pipekit.data.store import TensorStore
 from pipekit.data.transform import BatchContext, BatchTransform, Transform
-from pipekit.data.vocab import CategoryMap
+from pipekit.data.vocab import CategoryMap, label_code
 from pipekit.vision.augment import empty_boxes_to_padding
 from pipekit.vision.blocks import CoordBlock, CoordStore, _Coords, to_numpy
 
@@ -137,12 +137,17 @@ class BoxLabels(Transform):
     """Lists of labels -> padded index rows; index 0 is the padding label ``#na#``.
 
     Labels keep their values: the learned ones are sorted as Python sorts them (whole numbers by value, text
-    alphabetically) and each label is looked up by its value, so integer category ids stay integers.
+    alphabetically), so integer category ids stay integers, and each label is looked up as ``Categorize`` looks
+    one up (:func:`~pipekit.data.vocab.label_code`): by its value, else as the same label in the vocab's type (``2``
+    for ``'2'`` in a vocab of text). A missing label (None or NaN) is refused, naming its item and box, and so are
+    flags among numbers.
 
     >>> t = BoxLabels(); t.setup(pl.Series([[12, 2], [3]])); t.vocab_
     ['#na#', 2, 3, 12]
     >>> t.encode(pl.Series([[12, 2], [3]])).tolist(), t.decode(np.array([3, 1, 0]))
     ([[3, 1], [2, 0]], [12, 2])
+    >>> t = BoxLabels(vocab=["12", "2"]); t.setup(pl.Series([["2"]])); t.encode(pl.Series([[2, 12]])).tolist()
+    [[2, 1]]
     """
 
     order = 1
@@ -154,9 +159,12 @@ class BoxLabels(Transform):
         if self.vocab is not None:
             given = list(self.vocab)
         else:
-            seen = {x for v in values.to_list() for x in (v or []) if x is not None and x == x}  # not missing, not NaN
+            labels = [x.item() if isinstance(x, np.generic) else x for x in _box_labels(values)]
+            seen = list({(type(x), x): x for x in labels}.values())
             try:
-                given = sorted(seen)
+                if len({isinstance(x, bool) for x in seen}) > 1:  # True == 1: the vocab would take one for the other
+                    raise TypeError
+                given = sorted(set(seen))
             except TypeError:
                 kinds = sorted({type(x).__name__ for x in seen})
                 raise DataError(f"BBoxLblBlock got box labels of mixed types {kinds} (e.g. "
@@ -173,21 +181,29 @@ class BoxLabels(Transform):
 
     def encode(self, values: pl.Series) -> np.ndarray:
         self.check_is_fitted("setup")
-        index = {v: i for i, v in enumerate(self.vocab_)}  # by value: 2 is the label 2, not '2'
+        labels = self.vocab_.derived("box labels", lambda v: CategoryMap(v[1:]))  # the vocab less its padding label
         lists = [list(v or []) for v in values.to_list()]
         out = np.zeros((len(lists), max(1, max(len(v) for v in lists))), dtype=np.int64)
-        for i, labels in enumerate(lists):
-            for j, lab in enumerate(labels):
-                try:
-                    code = index.get(lab)
-                except TypeError:  # an unhashable value (a list) is no label
-                    code = None
+        found: dict[tuple[type, Any], int] = {}
+        for i, row in enumerate(lists):
+            for j, lab in enumerate(row):
+                _check_box_label(lab, i, j)
+                code = self.vocab_.exact_code(lab)
                 if code is None:
-                    texts = {str(v): v for v in self.vocab_[1:]}
-                    hint = (f"; labels are matched by value, and the vocab holds {texts[str(lab)]!r}: give the vocab "
-                            "and the labels one type" if str(lab) in texts else "")
-                    raise DataError(f"box label {lab!r} (item {i}) is not in the training labels "
-                                    f"{self.vocab_[1:20]}{hint}")
+                    try:
+                        key = (type(lab), lab)
+                        code = found.get(key)
+                    except TypeError:  # an unhashable value (a list) is no label
+                        key, code = None, None
+                    if code is None:
+                        try:
+                            code = label_code(labels, lab) + 1
+                        except (NotInVocab, ParameterError):
+                            raise DataError(f"box label {lab!r} (item {i}) is not in the training labels "
+                                            f"{self.vocab_[1:20]}; add it to the training items or to the vocab "
+                                            "(BBoxLblBlock(vocab=[...]))") from None
+                        if key is not None:
+                            found[key] = code
                 out[i, j] = code
         return out
 
@@ -195,6 +211,23 @@ class BoxLabels(Transform):
         self.check_is_fitted("setup")
         v = to_numpy(value)
         return [self.vocab_[int(i)] for i in v.reshape(-1) if int(i) != 0]
+
+
+def _check_box_label(label: Any, item: int, box: int) -> None:
+    """Refuse a missing box label (None or NaN): it names no class, and padding is the boxes' business."""
+    if label is None or (isinstance(label, (float, np.floating)) and label != label):
+        raise DataError(f"BBoxLblBlock got a missing box label ({label!r}) for box {box} of item {item}: every box "
+                        "needs a label; drop that box with its label, or give it one (e.g. 'unknown')")
+
+
+def _box_labels(values: pl.Series) -> list[Any]:
+    """Every box label of ``values`` (a list of labels per item), a missing one refused."""
+    out = []
+    for i, row in enumerate(values.to_list()):
+        for j, lab in enumerate(row or []):
+            _check_box_label(lab, i, j)
+            out.append(lab)
+    return out
 
 
 class DropEmptyBoxes(BatchTransform):
