@@ -140,3 +140,70 @@ def test_pipekit_trees_take_rows_as_arrays(adult_numbers):
             contributions(model, xs.head(2).to_numpy()[:, :3])
     rf = RandomForest("classification", n_estimators=3, n_jobs=1, seed=0).fit(d)
     assert np.allclose(rf.contributions(np.asarray(xs.row(0))).values, rf.contributions(xs.head(1)).values)
+
+
+@pytest.fixture(scope="module")
+def adult_codes():
+    """Adult rows with category codes (Categorify + FillMissing): ``row.values`` holds them as floats."""
+    df = pd.read_csv(D.path("adult_sample") / "adult.csv", nrows=1500)
+    return TabularPandas(df, [Categorify, FillMissing], ["workclass", "relationship"], ["age", "education-num"],
+                         y_names="salary", splits=(list(range(1000)), list(range(1000, 1500))))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RandomForest("classification", n_estimators=5, n_jobs=1, seed=0),
+    lambda: GBM("classification", n_estimators=5, n_jobs=1),
+    lambda: SklearnModel(RandomForestClassifier(n_estimators=5, ccp_alpha=1e-4, random_state=0), "classification")])
+def test_rows_as_arrays_give_category_codes_back_in_the_models_type(adult_codes, make):
+    from pipekit.backends.base import array_rows
+
+    to = adult_codes
+    m = make().fit(to.train)
+    rows = to.valid.xs.iloc[:5]
+    assert rows.values.dtype.kind == "f"  # codes and numbers together: the codes come as floats
+    want = contributions(m, rows)
+    name, codes = type(m).__name__, m.row_form().codes
+    got = array_rows(rows.values, m.feature_names_, name, codes)
+    assert got.schema["workclass"] == pl.Int8 and got["workclass"].to_list() == rows["workclass"].tolist()
+    assert np.allclose(contributions(m, got).values, want.values)
+    assert np.allclose(contributions(m, array_rows(rows.values[0], m.feature_names_, name, codes)).values,
+                       want.values[:1])
+    # the book's call: the array itself, to contributions and to the model's own method
+    assert np.allclose(contributions(m, rows.values).values, want.values)
+    assert np.allclose(contributions(m, rows.values[0]).values, want.values[:1])
+    if hasattr(type(m), "contributions") and type(m).__name__ == "RandomForest":
+        assert np.allclose(m.contributions(rows.values).values, want.values)
+    bad = rows.values[:2].copy()
+    bad[1, m.feature_names_.index("relationship")] = 2.5
+    with pytest.raises(DataError, match=r"category column 'relationship' holds 2.5 \(row 1\).*whole numbers 0 to"):
+        array_rows(bad, m.feature_names_, name, codes)
+    bad[1, m.feature_names_.index("relationship")] = 99
+    with pytest.raises(DataError, match=r"'relationship' holds 99.0 \(row 1\)"):
+        array_rows(bad, m.feature_names_, name, codes)
+
+
+def test_a_column_the_forest_was_fitted_without_is_named_as_such(subset_forest):
+    to, m = subset_forest
+    for call in (lambda: drop_redundant(m, to.train, to.valid, columns=["race"]),
+                 lambda: drop_redundant(m, to.train, None, columns=["race", "age"])):
+        with pytest.raises(DataError, match=r"RandomForestClassifier was fitted without \['race'\] \(it reads "
+                                            r"\['relationship'.*columns= must name columns the model reads"):
+            call()
+    with pytest.raises(DataError, match=r"columns \['no such'\] missing from the data"):
+        drop_redundant(m, to.train, to.valid, columns=["no such"])
+
+
+def test_trees_leaving_out_counts_each_trees_sample_for_forests_and_bagging():
+    from sklearn.ensemble import BaggingRegressor
+    from sklearn.tree import DecisionTreeRegressor
+
+    from pipekit.backends.forest import trees_leaving_out
+
+    df = pd.read_csv(D.path("rossmann_sample") / "train.csv", nrows=3000, low_memory=False)
+    xs, y = df[["Store", "DayOfWeek", "Promo", "SchoolHoliday"]], df["Sales"].to_numpy(float)
+    n = len(xs)
+    for m in (RandomForestRegressor(n_estimators=20, max_samples=0.5, random_state=0, n_jobs=1).fit(xs, y),
+              BaggingRegressor(DecisionTreeRegressor(), n_estimators=20, max_samples=0.3, random_state=0).fit(xs, y)):
+        want = sum((np.bincount(s, minlength=n) == 0).astype(np.int64) for s in m.estimators_samples_)
+        got = trees_leaving_out(m, n)
+        assert got.tolist() == want.tolist() and 0 < got.min() and got.max() <= 20

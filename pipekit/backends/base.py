@@ -803,13 +803,19 @@ class Contributions:
             pl.col("contribution").abs(), descending=True)
 
 
-def array_rows(data: Any, names: Sequence[str], who: str) -> Any:
+def array_rows(data: Any, names: Sequence[str], who: str,
+               codes: Mapping[str, tuple[int, str | None]] | None = None) -> Any:
     """``data`` as a frame of the columns ``names`` where it is an array of numbers (the book's ``row.values``: one
     row, 1-D, or rows, 2-D, with the values in the order of ``names``); anything else as it is. An array of another
-    width is refused, naming the columns expected.
+    width is refused, naming the columns expected. ``codes`` (a fitted model's ``row_form().codes``: each category
+    input's number of codes and integer type) turns those columns back into the codes they hold, as the procs
+    write them (an array of mixed columns holds them as floats); a value that is not one of the codes is refused,
+    naming the column.
 
     >>> array_rows(np.array([1.0, 2.0]), ["a", "b"], "RandomForest").rows()
     [(1.0, 2.0)]
+    >>> array_rows(np.array([0.5, 2.0]), ["a", "c"], "RandomForest", codes={"c": (3, "Int8")}).schema["c"]
+    Int8
     """
     if not isinstance(data, (np.ndarray, list, tuple)):
         return data
@@ -820,7 +826,25 @@ def array_rows(data: Any, names: Sequence[str], who: str) -> Any:
         raise DataError(f"{who} was fitted on {len(names)} features; the array has {what}: give rows of {len(names)} "
                         f"numbers in the order of its columns {list(names)[:20]} (row.values), or a frame with those "
                         "columns")
-    return pl.DataFrame({c: X[:, j] for j, c in enumerate(names)})
+    cols: dict[str, Any] = {c: X[:, j] for j, c in enumerate(names)}
+    for c, (n, code) in (codes or {}).items():
+        if c in cols:
+            cols[c] = _category_codes(cols[c], c, n, code, who)
+    return pl.DataFrame(cols)
+
+
+def _category_codes(values: np.ndarray, column: str, n: int, code: str | None, who: str) -> pl.Series:
+    """The category column ``column`` of an array's rows as codes of the integer type ``code`` (None: Int64),
+    refusing a value that is not a whole number from 0 to ``n - 1``."""
+    bad = ~np.isfinite(values) | (values % 1 != 0) | (values < 0) | (values >= n) if values.dtype.kind == "f" \
+        else (values < 0) | (values >= n)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"category column {column!r} holds {values[row].item()!r} (row {row}) in the array, not one of the "
+                        f"{n} category codes {who} was fitted on (whole numbers 0 to {n - 1}); give the rows as "
+                        f"processed (tab.valid.xs.values, or tab.new(df).xs.values)")
+    dtype = getattr(pl, code, None) if code else None
+    return pl.Series(column, values.astype(np.int64)).cast(dtype if dtype is not None else pl.Int64)
 
 
 def class_index(classes: Sequence, cls: Any, param: str) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import polars as pl
@@ -90,6 +90,43 @@ def class_weight_by_code(who: str, class_weight: Any, classes: Any) -> Any:
         raise ParameterError(f"{who}: class_weight names {unknown[:5]}, which are not classes of the training labels "
                              f"{labels[:20]}; key it by those labels")
     return {i: float(class_weight[k]) for k, i in codes.items()}
+
+
+def drawn_rows(model: Any, k: int = 16) -> Iterator[list[tuple[Any, np.ndarray]]]:
+    """Each tree of a fitted scikit-learn forest or bagging ensemble with the training rows its sample drew
+    (``estimators_samples_``: as it drew them, sample weights and ``max_samples`` included), ``k`` trees at a time.
+    A forest's are read ``k`` trees at a time (a forest of 100 trees on 1,000,000 rows draws 400 MB of them); any
+    other ensemble's (``BaggingRegressor``, which draws them from seeds of its own) at once."""
+    from sklearn.ensemble._forest import BaseForest
+
+    trees = model.estimators_
+    if isinstance(model, BaseForest):
+        part = copy.copy(model)
+        for i in range(0, len(trees), k):
+            part.estimators_ = trees[i:i + k]
+            yield list(zip(part.estimators_, part.estimators_samples_))
+    else:
+        samples = model.estimators_samples_
+        for i in range(0, len(trees), k):
+            yield list(zip(trees[i:i + k], samples[i:i + k]))
+
+
+def trees_leaving_out(model: Any, n: int) -> np.ndarray:
+    """How many trees of a fitted scikit-learn forest or bagging ensemble left each of its ``n`` training rows out
+    of their sample (:func:`drawn_rows`): 0 where every tree drew the row, which then has no out-of-bag prediction
+    (scikit-learn's ``oob_prediction_`` / ``oob_decision_function_`` hold 0 there, a prediction no tree made).
+
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> X = np.arange(40.0).reshape(20, 2)
+    >>> m = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, X[:, 0])
+    >>> trees_leaving_out(m, 20).shape, int(trees_leaving_out(m, 20).max()) <= 3
+    ((20,), True)
+    """
+    count = np.zeros(n, np.int64)
+    for block in drawn_rows(model):
+        for _, drawn in block:
+            count += np.bincount(drawn, minlength=n) == 0
+    return count
 
 
 class RandomForest(Backend):
@@ -291,14 +328,10 @@ class RandomForest(Backend):
             rows = np.flatnonzero(np.bincount(drawn, minlength=n) == 0)
             return rows, (tree.predict_proba if clf else tree.predict)(X[rows], check_input=False)
 
-        # estimators_samples_: the rows each tree drew, as it drew them (sample weights and max_samples included),
-        # read of k trees at a time (a forest of 100 trees on 1,000,000 rows draws 400 MB of them)
-        trees, part = forest.estimators_, copy.copy(forest)
-        k = max(1, min(threads(self.n_jobs), len(trees)))
+        k = max(1, min(threads(self.n_jobs), len(forest.estimators_)))
         with ThreadPoolExecutor(k) as pool:
-            for i in range(0, len(trees), k):
-                part.estimators_ = trees[i:i + k]
-                for rows, pred in (pool.map if k > 1 else map)(left_out, part.estimators_, part.estimators_samples_):
+            for block in drawn_rows(forest, k):
+                for rows, pred in (pool.map if k > 1 else map)(left_out, *zip(*block)):
                     total[rows] += pred
                     count[rows] += 1
         seen = count > 0
@@ -413,7 +446,7 @@ class RandomForest(Backend):
         ``bias + values.sum(axis=1) == predict(data)`` exactly (up to float rounding). ``data`` may also be an
         array of numbers (the book's ``row.values``: a row, or rows), its values in the order of ``feature_names_``."""
         self.check_is_fitted()
-        d = self._prepare(array_rows(data, self.feature_names_, type(self).__name__))
+        d = self._prepare(array_rows(data, self.feature_names_, type(self).__name__, self.row_form().codes))
         X = self.matrix(d, order="C")
         n, F = X.shape
         K = len(self.classes_) if self.task == "classification" else 1

@@ -102,7 +102,7 @@ def contributions(model: Any, data: Any) -> Contributions:
     elif isinstance(model, Decomposes) and not isinstance(model, Ensemble):
         if isinstance(model, Backend):  # a row or rows as an array (row.values), in the order of its columns
             model.check_is_fitted()
-            data = array_rows(data, model.feature_names_, type(model).__name__)
+            data = array_rows(data, model.feature_names_, type(model).__name__, model.row_form().codes)
         return model.contributions(data)
     elif _is_sklearn_trees(model):
         forest, data = _as_forest(model, data)
@@ -241,7 +241,8 @@ def _wrapped_trees(model: Any, data: Any) -> Contributions:
     ``classes_`` (the estimator is fitted on their positions; a class it never saw contributes 0)."""
     import polars as pl
 
-    d = model._prepare(array_rows(data, model.feature_names_, type(model).__name__) if model.is_fitted else data)
+    d = model._prepare(array_rows(data, model.feature_names_, type(model).__name__, model.row_form().codes)
+                       if model.is_fitted else data)
     X = model.matrix(d, order="C")
     forest, rows = _as_forest(model.model_, pl.DataFrame({c: X[:, j] for j, c in enumerate(model.feature_names_)}))
     c = forest.contributions(rows)

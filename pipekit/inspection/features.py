@@ -26,7 +26,7 @@ import polars as pl
 
 from pipekit.backends.base import Model
 from pipekit.backends.data import TabularData, as_data, encode_y
-from pipekit.backends.forest import RandomForest
+from pipekit.backends.forest import RandomForest, trees_leaving_out
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, check
@@ -220,7 +220,9 @@ class _EstimatorRefits:
     def __init__(self, model: Any, train: Any, valid: Any, metric: Any, fn: str) -> None:
         self.est = fitted_estimator(model, fn)
         self.fn = fn
-        self.train = _labelled(train, fn, self.est)
+        X, names, y = _rows_and_targets(train, fn, self.est.who, self.est.classes)
+        self.split_columns = names  # the split's columns: the estimator may read some of them
+        self.train = (*estimator_inputs(X, names, self.est.model, fn), y)
         self.valid = None if valid is None else _labelled(valid, fn, self.est)
         self.metric = get_metric(metric, self.est.task, self.est.classes)
         # targets encoded once per split: every refit learns the same classes from the same train targets
@@ -234,6 +236,10 @@ class _EstimatorRefits:
 
     def check_columns(self, columns: Sequence[str]) -> None:
         names = self.train[1]
+        unread = [c for c in columns if c not in names and c in self.split_columns]
+        if unread:  # a model fitted on some of the split's columns (m.fit(xs[keep], y))
+            raise DataError(f"{self.fn}: {self.est.who} was fitted without {unread} (it reads {names[:20]}); "
+                            "columns= must name columns the model reads")
         missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(f"{self.fn}: columns {missing} missing from the data (its columns: {names[:20]})")
@@ -255,23 +261,8 @@ class _EstimatorRefits:
             raise ParameterError(f"{self.fn}: no valid split given and {est.who} has no out-of-bag predictions (a "
                                  "forest with oob_score=True); pass valid=")
         oob = np.array(oob, dtype=np.float64)
-        oob[_trees_leaving_out(est.model, len(oob)) == 0] = np.nan
+        oob[trees_leaving_out(est.model, len(oob)) == 0] = np.nan
         return _oob_score(oob, self._targets("train", self.train[2], est), self.metric)
-
-
-def _trees_leaving_out(forest: Any, n: int) -> np.ndarray:
-    """How many trees of a fitted scikit-learn forest left each of its ``n`` training rows out of their bootstrap
-    sample (``estimators_samples_``, read a few trees at a time). scikit-learn's ``oob_prediction_`` /
-    ``oob_decision_function_`` hold 0 for a row no tree left out, a prediction no tree made."""
-    import copy
-
-    trees, part = forest.estimators_, copy.copy(forest)
-    count = np.zeros(n, np.int64)
-    for i in range(0, len(trees), 16):
-        part.estimators_ = trees[i:i + 16]
-        for drawn in part.estimators_samples_:
-            count += np.bincount(drawn, minlength=n) == 0
-    return count
 
 
 def refit(model: Model, train: TabularData, valid: TabularData | None = None,
