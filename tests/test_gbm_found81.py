@@ -268,6 +268,12 @@ def test_a_listed_classifier_without_predict_proba_is_refused_for_that_not_as_un
             as e:
         pipekit.save(model, tmp_path / "hinge.pipekit")
     assert "sklearn.linear_model.SGDClassifier" not in str(e.value) and "RandomForest/GBM" not in str(e.value)
+    # a long repr is shown on one line, cut after a whole parameter
+    many = SklearnModel(SGDClassifier(alpha=0.001, eta0=0.1, l1_ratio=0.3, learning_rate="constant",
+                                      loss="perceptron", max_iter=50, penalty="elasticnet", random_state=0),
+                        "classification").fit(tab.train)
+    with pytest.raises(ExportError, match=r"this one, SGDClassifier\(alpha=0\.001, [^\n]*max_iter=50, \.\.\.\), has no"):
+        pipekit.save(many, tmp_path / "perceptron.pipekit")
     # what it points to saves and loads
     model = SklearnModel(SGDClassifier(loss="log_loss", random_state=0), "classification").fit(tab.train)
     back = pipekit.load(pipekit.save(model, tmp_path / "log_loss.pipekit"))

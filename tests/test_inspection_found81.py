@@ -191,6 +191,11 @@ def test_a_column_the_forest_was_fitted_without_is_named_as_such(subset_forest):
             call()
     with pytest.raises(DataError, match=r"columns \['no such'\] missing from the data"):
         drop_redundant(m, to.train, to.valid, columns=["no such"])
+    # prune_features names its own argument: the importances it was given
+    imp = pl.DataFrame({"feature": [*m.feature_names_in_, "race"], "importance": [1.0] * len(m.feature_names_in_) + [0.0]})
+    with pytest.raises(DataError, match=r"prune_features: RandomForestClassifier was fitted without \['race'\].*"
+                                        r"importance= must name columns the model reads"):
+        prune_features(m, to.train, to.valid, importance=imp, threshold=0.01)
 
 
 def test_trees_leaving_out_counts_each_trees_sample_for_forests_and_bagging():

@@ -315,7 +315,9 @@ class SklearnModel(Backend):
         cls = type(self.estimator)
         instead = _instead(cls)
         if instead is None and cls in loadable_estimators().values():
-            est = f"{self.estimator!r:.120}"
+            est = " ".join(repr(self.estimator).split())  # scikit-learn's repr on one line
+            if len(est) > 120:  # cut after a whole parameter
+                est = est[:est.rfind(", ", 0, 116)] + ", ...)"
             if self.task == "classification" and not hasattr(self.estimator, "predict_proba"):
                 hint = _PROBABILITIES.get(cls.__name__)
                 instead = (f"{cls.__name__} is an estimator pipekit saves, but this one, {est}, has no predict_proba, "

@@ -234,12 +234,13 @@ class _EstimatorRefits:
             self._encoded[key] = encode_y(y, est.task, est.classes)
         return self._encoded[key]
 
-    def check_columns(self, columns: Sequence[str]) -> None:
+    def check_columns(self, columns: Sequence[str], given: str = "columns=") -> None:
+        """Refuse ``columns`` (what the caller's argument ``given`` names) that the model does not read."""
         names = self.train[1]
         unread = [c for c in columns if c not in names and c in self.split_columns]
         if unread:  # a model fitted on some of the split's columns (m.fit(xs[keep], y))
             raise DataError(f"{self.fn}: {self.est.who} was fitted without {unread} (it reads {names[:20]}); "
-                            "columns= must name columns the model reads")
+                            f"{given} must name columns the model reads")
         missing = [c for c in columns if c not in names]
         if missing:
             raise DataError(f"{self.fn}: columns {missing} missing from the data (its columns: {names[:20]})")
@@ -537,7 +538,7 @@ def prune_features(model: Model, train: Any, valid: Any, threshold: float = 0.00
     if not kept:
         raise ParameterError(f"threshold={threshold} drops every column; lower it")
     if sk is not None:
-        sk.check_columns(dropped)
+        sk.check_columns(dropped, "importance=")
         fitted = sk.refit(dropped)
         return PrunedFeatures(kept=kept, dropped=dropped, score_before=sk.score(sk.est, []),
                               score_after=sk.score(fitted, dropped), model=fitted.model)
