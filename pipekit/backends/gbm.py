@@ -32,8 +32,8 @@ import numpy as np
 import polars as pl
 
 from pipekit.backends.base import (NAME, N_JOBS, POSITIVE_INT, SEED, TASK, TIME_LIMIT, Booster, Contributions,
-                                   DefaultFloat, DefaultInt, FoldStop, check_valid_split, feature_frame, kept_rounds,
-                                   plain, threads, written)
+                                   DefaultFloat, DefaultInt, FoldStop, array_rows, check_valid_split, feature_frame,
+                                   kept_rounds, plain, threads, written)
 from pipekit.backends.booster_files import (_METRICS, LIGHTGBM_FILE_PARAMS, LIGHTGBM_RULES, MAX_DEPTH, MAX_LEAVES,
                                             check_lightgbm_file_params, check_params_to_save, lightgbm_names,
                                             monotone_values)
@@ -693,8 +693,11 @@ class GBM(Booster):
         that predicts its raw score (``regression``, ``regression_l1``, ``huber``, ``fair``, ``quantile``,
         ``mape``), else the raw score before the objective's link (``space='raw_score'``): the log of the
         predicted value for ``poisson``, ``gamma`` and ``tweedie``, its log-odds for ``cross_entropy``. An average
-        of models (``MeanEnsemble``, ``BaggedModel``) averages values, so it refuses raw scores."""
-        d = self._prepare(data)
+        of models (``MeanEnsemble``, ``BaggedModel``) averages values, so it refuses raw scores. ``data`` may also
+        be an array of numbers (the book's ``row.values``: a row, or rows), its values in the order of
+        ``feature_names_``."""
+        self.check_is_fitted()
+        d = self._prepare(array_rows(data, self.feature_names_, type(self).__name__, self.row_form().codes))
         X = self.matrix(d, order="F")
         c = self._raw(X, pred_contrib=True)
         F = len(self.feature_names_)
