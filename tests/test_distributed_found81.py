@@ -310,7 +310,7 @@ def test_mixup_on_a_table_blends_the_continuous_columns_and_warns_of_the_categor
         warnings.simplefilter("always")
         learn.fit(1, 1e-3)
     said = [str(x.message) for x in w if "MixUp" in str(x.message)]
-    assert len(said) == 1 and "integer input(s) 0 (int64)" in said[0], said
+    assert len(said) == 1 and "MixUp: input 0 (int64) of the batch holds integers (categories" in said[0], said
     cats, conts = before.seen
     assert torch.equal(spy.seen[0], cats) and not torch.allclose(spy.seen[1], conts)
 

@@ -68,9 +68,11 @@ class MixUp(Callback):
                 "embedding layer (blend the embeddings with the same weights and pairs), or train without "
                 f"{type(self).__name__}")
         if whole:
-            warn(f"{type(self).__name__}: the integer input(s) {', '.join(kinds[k] for k in whole)} (categories or "
-                 "token ids) cannot be blended and stay each item's own, while its label is mixed with its pair's; "
-                 "only the floating-point inputs are mixed")
+            which = ", ".join(f"{k} ({str(xb[k].dtype).replace('torch.', '')})" for k in whole)
+            warn(f"{type(self).__name__}: input{'s' if len(whole) > 1 else ''} {which} of the batch hold"
+                 f"{'' if len(whole) > 1 else 's'} integers (categories or token ids), which cannot be blended: they "
+                 "stay each item's own while its label is mixed with its pair's; only the floating-point inputs are "
+                 "mixed")
 
     def before_train(self) -> None:
         lf = self.learn.loss_func
