@@ -822,8 +822,8 @@ OBJECTIVE_NAMES = {
     **dict.fromkeys(("multiclass_ova", "ova", "ovr"), "multiclassova"), "xentropy": "cross_entropy",
     "xentlambda": "cross_entropy_lambda", "mean_absolute_percentage_error": "mape",
     **dict.fromkeys(("xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart"), "rank_xendcg")}
-_INT = re.compile(r"[-+]?[0-9]+")
 _INT_TOKEN = r"[-+]?[0-9]+"
+_INT = re.compile(_INT_TOKEN)
 _FLOAT_TOKEN = r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[iI][nN][fF]|[nN][aA][nN])"
 #: the tree fields of whole numbers and of numbers, each value a plain ASCII number as LightGBM reads one (a sign,
 #: digits, a point, an exponent, inf, nan; no '_', no other scripts' digits, no 'infinity'), spaces between them

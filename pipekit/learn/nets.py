@@ -19,6 +19,7 @@ from torch import nn
 from pipekit.core.errors import FieldError, ParameterError
 from pipekit.core.registry import register
 from pipekit.core.validate import BOOL, POSITIVE_SIZES, Y_RANGE, Interval, Is, check
+from pipekit.data.arrays import to_numpy
 from pipekit.learn.registry import register_arch
 
 __all__ = ["target_y_range", "Y_RANGES", "MLP", "simple_cnn", "ConvLayer", "ConvBlock", "NormType", "BatchNorm", "InstanceNorm", "LinBnDrop", "Flatten", "Lambda", "sequential", "ConcatPool2d", "body_head_splitter", "params", "trainable_params", "linear_layers",
@@ -84,12 +85,12 @@ def noop(x: Any = None, *args: Any, **kwargs: Any) -> Any:
 
 
 def to_np(x: torch.Tensor) -> np.ndarray:
-    """A tensor as a NumPy array (detached, on the CPU).
+    """A tensor as a NumPy array (detached, on the CPU; a bfloat16 one as its float32 values, which NumPy lacks).
 
-    >>> to_np(torch.ones(2, requires_grad=True)).tolist()
-    [1.0, 1.0]
+    >>> to_np(torch.ones(2, requires_grad=True)).tolist(), to_np(torch.ones(2, dtype=torch.bfloat16)).dtype
+    ([1.0, 1.0], dtype('float32'))
     """
-    return x.detach().cpu().numpy()
+    return to_numpy(x)
 
 
 def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:
