@@ -39,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from pipekit.backends.base import Backend, Contributions, Model, array_rows
+from pipekit.backends.base import Contributions, Model, array_rows
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
 
 
@@ -100,10 +100,7 @@ def contributions(model: Any, data: Any) -> Contributions:
         parts = [(f"member {member_name(m, i)}", float(w), m)
                  for i, (w, m) in enumerate(zip(model.weights_, model.members)) if w > 0]
     elif isinstance(model, Decomposes) and not isinstance(model, Ensemble):
-        if isinstance(model, Backend):  # a row or rows as an array (row.values), in the order of its columns
-            model.check_is_fitted()
-            data = array_rows(data, model.feature_names_, type(model).__name__, model.row_form().codes)
-        return model.contributions(data)
+        return model.contributions(data)  # a row or rows as an array (row.values) too: the backend reads them
     elif _is_sklearn_trees(model):
         forest, data = _as_forest(model, data)
         return forest.contributions(data)
