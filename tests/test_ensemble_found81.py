@@ -145,16 +145,16 @@ def test_a_stack_gives_its_order_to_a_bag_member_for_time_folds():
 
 
 def test_row_splitting_needs_no_bag_and_matches_a_bags():
-    from pipekit.ensemble.bagged import split_rows
+    from pipekit.ensemble.bagged import fold_fit_rows
 
     rng = np.random.default_rng(0)
     folds, strata = rng.integers(0, 3, 200), rng.integers(0, 2, 200)
     bag = BaggedModel(gbm(), n_folds=3, seed=4, stop_fraction=0.2)
     for f in range(4):  # fold 3 holds no row: the split of a model fitted on all of them
-        ours = split_rows(folds, f, True, seed=4, stop_fraction=0.2, repeat=1, strata=strata)
+        ours = fold_fit_rows(folds, f, True, seed=4, stop_fraction=0.2, repeat=1, strata=strata)
         theirs = bag.split_rows(folds, f, 1, strata)
         assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
-    fit_idx, stop_idx, held = split_rows(folds, 0, False, seed=4)
+    fit_idx, stop_idx, held = fold_fit_rows(folds, 0, False, seed=4)
     assert len(stop_idx) == 0 and len(fit_idx) + len(held) == 200
 
 
@@ -212,3 +212,71 @@ def test_shuffled_folds_given_a_time_column_are_refused():
     with pytest.raises(ParameterError, match="folds='shuffled'"):
         bag.set_params(folds="shuffled")
     assert bag.folds == "auto" and bag.set_params(folds="shuffled", time_col=None).folds == "shuffled"
+
+
+# --------------------------------------------------------------------------- a date's missing flag on processed rows
+def rossmann_dated_tab(missing: int, n: int = 300) -> tuple[Tabular, pl.Series]:
+    """rossmann rows in time order, Date split by add_datepart (row ``missing`` without a date), processed by a Tabular
+    whose FillMissing flags the missing date and whose Categorify codes that flag (#na#, False, True as 0, 1, 2)."""
+    from pipekit.tabular import add_datepart
+
+    df = pl.read_csv(path("rossmann_sample") / "train.csv", infer_schema_length=100000)
+    df = df.filter((pl.col("Store") < 12) & (pl.col("Open") == 1)).sort("Date").head(n)
+    date = pl.when(pl.int_range(pl.len()) == missing).then(None).otherwise(pl.col("Date").str.to_date())
+    df = add_datepart(df.with_columns(date.alias("Date")), "Date", prefix="Date_")
+    cut = int(n * 0.8)
+    tab = Tabular(df.select("Store", "Promo", "Date_Elapsed", "Sales"), procs=[Categorify, FillMissing],
+                  cat_names=["Store", "Promo"], cont_names=["Date_Elapsed"], y_names="Sales", y_block="regression",
+                  splits=(np.arange(cut), np.arange(cut, n)))
+    return tab, df["Date_Elapsed"][:cut].cast(pl.Float64)
+
+
+def test_time_values_of_processed_rows_read_the_true_class_of_a_categorified_missing_flag():
+    """The flag of a missing date is a Categorify code on processed rows: only True's code (2) marks a row with no
+    time; False's code (1) is a row with its date (every row lost its time, 1 and 2 both read as True)."""
+    tab, elapsed = rossmann_dated_tab(missing=5)
+    assert "Date_Elapsed_na" in tab.cat_names and tab.train.xs["Date_Elapsed_na"].unique().sort().to_list() == [1, 2]
+    for rows in (tab.train, as_data(tab.train)):
+        got = time_values(rows, "Date")
+        assert got.null_count() == 1 and got[5] is None
+        assert got.drop_nulls().to_list() == elapsed.drop_nulls().to_list()
+    with pytest.raises(DataError, match=r"missing time \(first at training row 5\)"):
+        BaggedModel(gbm("regression"), n_folds=3, folds="time", time_col="Date").fit(tab.train)
+
+
+def test_time_values_of_processed_rows_with_their_dates_are_all_there():
+    """The validation rows of the same Tabular all have their dates: each flag holds False's code, and every row
+    keeps its time (each was null, the code 1 read as True)."""
+    tab, _ = rossmann_dated_tab(missing=5)
+    assert tab.valid.xs["Date_Elapsed_na"].unique().to_list() == [1]
+    want = pl.read_csv(path("rossmann_sample") / "train.csv", infer_schema_length=100000).filter(
+        (pl.col("Store") < 12) & (pl.col("Open") == 1)).sort("Date").head(300)["Date"][240:].str.to_date()
+    got = time_values(tab.valid, "Date")
+    assert got.null_count() == 0
+    assert got.to_list() == (want.cast(pl.Datetime("ms")).dt.epoch("s").cast(pl.Float64)).to_list()
+
+
+def test_time_folds_through_the_regressor_read_a_categorified_missing_date_flag():
+    """rossmann through TabularRegressor with one missing date: the rows it builds code the Date_Elapsed_na flag, and
+    only the row without a date lacks a time (every row did, 'first at training row 0'); the rows with dates fit."""
+    X, y = rossmann_xy()
+    X = X.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(None).otherwise(pl.col("Date")).alias("Date"))
+    bag = BaggedModel(gbm("regression"), n_folds=4, folds="time", time_col="Date")
+    with pytest.raises(DataError, match=r"column 'Date' has a missing time \(first at training row 7\)"):
+        TabularRegressor(bag, cat_names=["Store"]).fit(X, y)
+    seen = []
+
+    def spy(data, col):
+        seen.append(time_values(data, col))
+        return seen[-1].fill_null(seen[-1].min())  # the row without a date taken as the first day
+
+    import pipekit.ensemble.bagged as bagged
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bagged, "time_values", spy)
+        model = TabularRegressor(bag, cat_names=["Store"]).fit(X, y).model_
+    assert seen[0].null_count() == 1 and seen[0][7] is None
+    assert model.fold_kind_ == "time"
+    days = X["Date"].str.to_date().to_numpy()
+    firsts = [days[np.setdiff1d(model.fold_rows(f)[2], [7])].min() for f in range(4)]
+    assert firsts == sorted(firsts) and len(set(firsts)) == 4

@@ -242,10 +242,35 @@ def time_values(data: Any, col: str) -> Any:
         na = f"{part}_na"  # FillMissing filled a missing date's part: that row has no time
         if na in have:
             flags = (frame if frame is not None and na in frame.columns else xs)[na]
-            values = values.to_frame().select(pl.when(flags.cast(pl.Boolean)).then(None)
+            values = values.to_frame().select(pl.when(missing_flags(flags, processor)).then(None)
                                               .otherwise(pl.col(part)).alias(part)).to_series()
         return values
     raise TimeColumnError(col, have)
+
+
+def missing_flags(flags: Any, processor: Any = None) -> Any:
+    """Which rows a ``FillMissing`` flag column ``flags`` marks as filled, as booleans: the flags as they are, or,
+    on processed rows, where they hold the code of the ``True`` class of the flag's vocabulary in the fitted procs
+    ``processor`` (``Categorify`` codes ``#na#``, ``False``, ``True`` as 0, 1, 2; a flag that was never ``True`` in
+    the training rows has no such class, and marks no row).
+
+    >>> import polars as pl
+    >>> from pipekit.tabular import Categorify, FillMissing, TabularProcessor
+    >>> rows = pl.DataFrame({"Elapsed": [1.0, None, 3.0, 4.0], "y": [0.0, 1.0, 0.0, 1.0]})
+    >>> proc = TabularProcessor([Categorify, FillMissing], cont_names="Elapsed", y_names="y", y_block="regression")
+    >>> codes = proc.fit_transform(rows, np.ones(4, dtype=bool))["Elapsed_na"]
+    >>> codes.to_list(), missing_flags(codes, proc).to_list()
+    ([1, 2, 1, 1], [False, True, False, False])
+    """
+    import polars as pl
+
+    if flags.dtype == pl.Boolean:
+        return flags
+    vocab = (getattr(processor, "classes_", None) or {}).get(flags.name)
+    if vocab is None:  # raw rows: a flag of 0 and 1
+        return flags.cast(pl.Boolean)
+    code = vocab.o2i.get(True)
+    return flags == code if code is not None else pl.Series(flags.name, [False] * len(flags))
 
 
 class TimeColumnError(DataError):
@@ -331,13 +356,13 @@ def aligned(pred: np.ndarray, model_classes: Any, classes: np.ndarray) -> np.nda
     return out
 
 
-def split_rows(folds: np.ndarray, fold: int, stops_early: bool, seed: int, stop_fraction: float = STOP_FRACTION,
-               repeat: int = 0, strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fold_fit_rows(folds: np.ndarray, fold: int, stops_early: bool, seed: int, stop_fraction: float = STOP_FRACTION,
+                  repeat: int = 0, strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(fit_idx, stop_idx, held_idx)`` of the model of ``fold`` (of ``repeat``), given each row's fold in
     ``folds``, for a model that ``stops_early`` or not: ``BaggedModel.split_rows``, which a ``StackingEnsemble``
     splits its members' rows by too, each with its ``seed`` and ``stop_fraction``.
 
-    >>> [len(r) for r in split_rows(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0, True, seed=0, stop_fraction=0.25)]
+    >>> [len(r) for r in fold_fit_rows(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0, True, seed=0, stop_fraction=0.25)]
     [3, 1, 4]
     """
     held = np.flatnonzero(folds == fold)
@@ -475,7 +500,7 @@ class BaggedModel(Backend):
         >>> [len(r) for r in bag.split_rows(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0)]
         [3, 1, 4]
         """
-        return split_rows(folds, fold, self.model.stops_early(), self.seed, self.stop_fraction, repeat, strata)
+        return fold_fit_rows(folds, fold, self.model.stops_early(), self.seed, self.stop_fraction, repeat, strata)
 
     def fold_model(self, fold: int, repeat: int = 0) -> Any:
         """The unfitted copy fold model ``(repeat, fold)`` starts from (``seed + index`` where it takes a seed)."""

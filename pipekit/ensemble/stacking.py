@@ -29,7 +29,7 @@ from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Interval, Options
 from pipekit.data.progress import progress_bar, under_bar
 from pipekit.backends.data import rows_signature
-from pipekit.ensemble.bagged import (BaggedModel, aligned, make_folds, out_of_fold, split_rows, target_name,
+from pipekit.ensemble.bagged import (BaggedModel, aligned, fold_fit_rows, make_folds, out_of_fold, target_name,
                                      time_ranks, training_predictions)
 from pipekit.ensemble.base import (Ensemble, align_classes, as_member_list, check_members, member_name,
                                    no_sample_weight, validate_prediction)
@@ -269,8 +269,8 @@ class StackingEnsemble(Ensemble):
         strata = np.asarray(y) if classes is not None else None
         jobs = [(i, f) for i in range(len(self.members)) if refitted[i] is None for f in range(len(folds))]
         for i, f in progress_bar(jobs, total=len(jobs), description="stacking folds"):
-            fit_idx, stop_idx, va_idx = split_rows(fold_of, f, self.members[i].stops_early(), self._split_seed(),
-                                                   strata=strata)
+            fit_idx, stop_idx, va_idx = fold_fit_rows(fold_of, f, self.members[i].stops_early(), self._split_seed(),
+                                                      strata=strata)
             with under_bar():  # a member's own bar (a GBM's rounds) keeps quiet under this one
                 m = self.members[i].clone().fit(d.take(fit_idx), d.take(stop_idx) if len(stop_idx) else None)
                 p = np.asarray(m.predict(d.take(va_idx)), dtype=np.float64)
@@ -289,8 +289,8 @@ class StackingEnsemble(Ensemble):
         """``member`` fitted on all of ``d``: a model that stops early stops on a seeded share of ``d``
         (the split of a fold no row is in), then is fitted again on every row with the rounds it chose, scaled
         to the rows added (``stopped_params``)."""
-        fit_idx, stop_idx, _ = split_rows(np.zeros(len(d), dtype=np.int64), self.n_folds, member.stops_early(),
-                                          self._split_seed(), strata=strata)
+        fit_idx, stop_idx, _ = fold_fit_rows(np.zeros(len(d), dtype=np.int64), self.n_folds, member.stops_early(),
+                                             self._split_seed(), strata=strata)
         if not len(stop_idx):
             return member.clone().fit(d)
         m = member.clone().fit(d.take(fit_idx), d.take(stop_idx))
