@@ -193,3 +193,44 @@ def test_float16_models_refuse_values_that_would_become_infinite(rossmann):
     # the items' own infinities and NaNs are given as they are
     own = dls.test_dl([np.array([np.inf, np.nan, -np.inf])]).one_batch()[0]
     assert torch.isinf(own[0, 0]) and torch.isnan(own[0, 1]) and own[0, 2] == -np.inf
+
+
+# ------------------------------------------------------------------ one reader of text dates in several layouts
+def _mixed_layouts(rossmann: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """The sample's dates written day first in two layouts (every other row with a time of day), and the datetimes
+    they stand for."""
+    when = pd.to_datetime(rossmann["Date"]) + pd.to_timedelta(np.arange(len(rossmann)) % 2 * 10, unit="h")
+    text = np.where(np.arange(len(rossmann)) % 2 == 0, when.dt.strftime("%d/%m/%Y"), when.dt.strftime("%d-%m-%Y %H:%M"))
+    return pd.Series(text, name="Date"), when
+
+
+def test_text_times_and_time_splitter_read_mixed_layouts_as_add_datepart(rossmann):
+    from pipekit.data.splitters import text_times
+    text, when = _mixed_layouts(rossmann)
+    assert text.str.contains("-").any() and text.str.contains("/").any()
+    got = text_times(pl.Series(text), "Date", "TimeSplitter")
+    assert got.to_list() == list(when.dt.to_pydatetime())
+    parts = add_datepart(pl.DataFrame({"Date": text}), "Date", time=True)
+    assert parts["Day"].to_list() == got.dt.day().to_list() and parts["Hour"].to_list() == got.dt.hour().to_list()
+    cutoff = when.sort_values().iloc[len(when) // 2]
+    train, valid = TimeSplitter("Date", cutoff=str(cutoff.date())).split(pl.DataFrame({"Date": text}))
+    assert set(valid) == set(np.flatnonzero((when >= cutoff.normalize()).to_numpy()))
+    assert len(train) + len(valid) == len(text) and len(train) and len(valid)
+
+
+@pytest.mark.filterwarnings("ignore:Categorify")  # the later rows' month start flag was never seen at fit
+def test_estimator_keeps_the_order_of_mixed_layouts_for_later_rows(rossmann, tmp_path):
+    import pipekit
+    from pipekit.sklearn import TabularRegressor
+    text, _ = _mixed_layouts(rossmann)
+    X = pd.DataFrame({"Store": rossmann["Store"], "Date": text})
+    reg = TabularRegressor("rf", date_names=["Date"], random_state=0).fit(X, rossmann["Sales"])
+    assert reg.date_formats_ == {"Date": ["%d/%m/%Y", "%d-%m-%Y %H:%M"]}
+    # later rows in one layout, reading both ways on their own: read day first, as the training rows settled
+    later = pd.DataFrame({"Store": [1, 2], "Date": ["05/03/2015", "01-02-2015 10:00"]})
+    inputs = reg.process(later).inputs
+    assert inputs["Date_Day"].to_list() == [5, 1] and inputs["Date_Month"].to_list() == [3, 2]
+    pipekit.save(reg, tmp_path / "reg.pipekit")
+    back = pipekit.load(tmp_path / "reg.pipekit")
+    assert back.date_formats_ == reg.date_formats_
+    assert np.allclose(back.predict(later), reg.predict(later), rtol=1e-12)

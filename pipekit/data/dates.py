@@ -1,10 +1,14 @@
 """Reading dates written as text: which layout a column of text dates is in, refusing one that reads both
 day-first and month-first (``01/06/2015``), so no date is silently read the other way round. Used by
-``add_datepart`` and ``TimeSplitter``."""
+``add_datepart``, ``TimeSplitter`` and the estimators, all through :func:`text_date_layouts` and
+:func:`read_text_dates`."""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Sequence
+from typing import TypeVar
 
 import polars as pl
 
@@ -25,6 +29,25 @@ _ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d 
 
 #: what to do about a column whose every value reads both day-first and month-first, given the two formats
 PASS_FORMAT = "pass format={day!r} (day first) or format={month!r} (month first)"
+
+
+def _layouts_in_order(values: pl.Series, seps: pl.Series, year: str, day_first: bool) -> tuple[list[str], pl.Series]:
+    """The layouts, day first or month first, one per way of writing the date in ``seps`` (its two separators) with
+    the times of day that read ``values``, and the values read in them (null where none reads)."""
+    layouts: list[str] = []
+    parsed = pl.Series([None] * len(values), dtype=pl.Datetime("us"))
+    for sep in seps:  # each way of writing the date, with the times of day that read its values
+        date_fmt = f"%d{sep[0]}%m{sep[1]}{year}" if day_first else f"%m{sep[0]}%d{sep[1]}{year}"
+        for time_fmt in _TIME_FORMATS:
+            read = values.str.to_datetime(date_fmt + time_fmt, strict=False, time_unit="us")
+            if (read.is_not_null() & parsed.is_null()).any():
+                layouts.append(date_fmt + time_fmt)
+                parsed = parsed.fill_null(read)
+                if not parsed.null_count():
+                    break
+        if not parsed.null_count():
+            break
+    return layouts, parsed
 
 
 def numeric_date_layouts(values: pl.Series, field: str, who: str, fix: str = PASS_FORMAT) -> list[str] | None:
@@ -60,19 +83,7 @@ def numeric_date_layouts(values: pl.Series, field: str, who: str, fix: str = PAS
                                 ("month-first", False, (first <= 12).all() and (second <= 31).all())):
         if not ok:
             continue
-        layouts: list[str] = []
-        parsed = pl.Series([None] * len(values), dtype=pl.Datetime("us"))
-        for sep in seps:  # each way of writing the date, with the times of day that read its values
-            date_fmt = f"%d{sep[0]}%m{sep[1]}{year}" if day_first else f"%m{sep[0]}%d{sep[1]}{year}"
-            for time_fmt in _TIME_FORMATS:
-                read = values.str.to_datetime(date_fmt + time_fmt, strict=False, time_unit="us")
-                if (read.is_not_null() & parsed.is_null()).any():
-                    layouts.append(date_fmt + time_fmt)
-                    parsed = parsed.fill_null(read)
-                    if not parsed.null_count():
-                        break
-            if not parsed.null_count():
-                break
+        layouts, parsed = _layouts_in_order(values, seps, year, day_first)
         if not parsed.null_count():
             readings.append((name, layouts, parsed))
     if not readings:
@@ -109,23 +120,62 @@ def iso_format(values: pl.Series) -> str | None:
     return _ISO_FORMATS[best] if len(values) and misses[best] < len(values) else None
 
 
+def _distinct(values: pl.Series) -> pl.Series:
+    """The distinct text dates of ``values``, stripped, a UTC offset after the time of day left out when every one
+    has one (the parts read the local clock)."""
+    given = values.cast(pl.String).str.strip_chars().drop_nulls().unique(maintain_order=True)
+    if len(given) and given.str.contains(AWARE).all():
+        given = given.str.replace(OFFSET, "")
+    return given
+
+
+def text_date_layouts(values: pl.Series, field: str, who: str, fix: str = PASS_FORMAT) -> list[str] | None:
+    """The layouts a column of text dates is read in, each value in the first that reads it (see
+    :func:`read_text_dates`): day and month as numbers in the one order every value together settles, a layout per
+    way they are written (see :func:`numeric_date_layouts`; ``fix`` as it takes it), else the ISO layout that reads
+    most of them; None when no layout reads any. It is read from every distinct value, a UTC offset after the time
+    of day left out (the parts read the local clock). ``add_datepart``, ``TimeSplitter`` and the time folds read a
+    column in them, and a fitted ``TabularClassifier`` or ``TabularRegressor`` keeps the numeric ones, so later rows
+    are read in the training rows' order: a few rows such as ``05/03/2016`` read both ways on their own.
+
+    >>> text_date_layouts(pl.Series(["13/02/2015", "03-04-2015 10:00", None]), "Date", "fit")
+    ['%d/%m/%Y', '%d-%m-%Y %H:%M']
+    >>> text_date_layouts(pl.Series(["2015-07-31T10:00:00+02:00"]), "t", "fit"), text_date_layouts(pl.Series(["x"]), "t", "fit")
+    (['%Y-%m-%dT%H:%M:%S'], None)
+    """
+    given = _distinct(values)
+    numeric = numeric_date_layouts(given, field, who, fix)
+    if numeric is not None:
+        return numeric
+    iso = iso_format(given)
+    return None if iso is None else [iso]
+
+
+_Text = TypeVar("_Text", pl.Series, pl.Expr)
+
+
+def read_text_dates(text: _Text, layouts: Sequence[str]) -> _Text:
+    """Text dates (a Series or an expression) as datetimes, each value read in the first of ``layouts`` that reads
+    it, null where none does.
+
+    >>> read_text_dates(pl.Series(["13/02/2015", "03-04-2015 10:00", "x"]), ["%d/%m/%Y", "%d-%m-%Y %H:%M"]).to_list()
+    [datetime.datetime(2015, 2, 13, 0, 0), datetime.datetime(2015, 4, 3, 10, 0), None]
+    """
+    reads = [text.str.to_datetime(format=f, strict=False, time_unit="us") for f in layouts]
+    return functools.reduce(lambda a, b: a.fill_null(b), reads)
+
+
 def text_date_format(values: pl.Series, field: str, who: str, fix: str = PASS_FORMAT) -> str | None:
-    """The one layout a column of text dates is read in: day and month as numbers read one way only (see
-    :func:`numeric_date_format`; ``fix`` as it takes it), else the ISO layout that reads most of them; None when
-    no layout reads any. It is read from every distinct value, a UTC offset after the time of day left out (the
-    parts read the local clock). ``add_datepart`` parses a column in it, and a fitted ``TabularClassifier`` or
-    ``TabularRegressor`` keeps it, so later rows are read as the training rows were: a few rows such as
-    ``05/03/2016`` read both ways on their own.
+    """The one layout a column of text dates is read in (see :func:`text_date_layouts`), or None when no layout
+    reads any and when the column is written in several layouts.
 
     >>> text_date_format(pl.Series(["31/01/2015", "05/03/2016", None]), "Date", "fit")
     '%d/%m/%Y'
     >>> text_date_format(pl.Series(["2015-07-31T10:00:00+02:00"]), "t", "fit"), text_date_format(pl.Series(["x"]), "t", "fit")
     ('%Y-%m-%dT%H:%M:%S', None)
     """
-    given = values.cast(pl.String).str.strip_chars().drop_nulls().unique(maintain_order=True)
-    if len(given) and given.str.contains(AWARE).all():
-        given = given.str.replace(OFFSET, "")
-    return numeric_date_format(given, field, who, fix) or iso_format(given)
+    layouts = text_date_layouts(values, field, who, fix)
+    return layouts[0] if layouts is not None and len(layouts) == 1 else None
 
 
 def _numeric_formats() -> frozenset[str]:
@@ -139,26 +189,31 @@ def _numeric_formats() -> frozenset[str]:
 
 
 #: the layouts of dates written day and month as numbers (what a fitted estimator keeps: they read two ways), every
-#: one :func:`text_date_format` gives; a layout read from a file must be one of them
+#: one :func:`text_date_layouts` gives; a layout read from a file must be one of them
 NUMERIC_FORMATS = _numeric_formats()
 
 
-def in_order_of(fmt: str, values: pl.Series) -> str:
-    """The layout with ``fmt``'s day and month order and separators that reads every one of ``values`` (text dates),
-    with or without a time of day whatever ``fmt`` had; ``fmt`` itself when none does (the values not read are then
-    named by whoever parses them).
+def in_order_of(kept: str | Sequence[str], values: pl.Series) -> list[str]:
+    """The layouts in the day and month order of ``kept`` (a layout or the layouts of a column of numeric text
+    dates) that read every one of ``values``, one per way they are written, with or without a time of day whatever
+    ``kept`` had; ``kept`` itself when they do not read them all (the values not read are then named by whoever
+    parses them).
 
-    >>> in_order_of("%d/%m/%Y", pl.Series(["05/03/2016 13:45"])), in_order_of("%d/%m/%Y %H:%M", pl.Series(["05/03/2016"]))
-    ('%d/%m/%Y %H:%M', '%d/%m/%Y')
+    >>> in_order_of("%d/%m/%Y", pl.Series(["05/03/2016 13:45"])), in_order_of(["%d/%m/%Y %H:%M"], pl.Series(["05.03.2016"]))
+    (['%d/%m/%Y %H:%M'], ['%d.%m.%Y'])
     """
-    given = values.cast(pl.String).str.strip_chars().drop_nulls().unique()
-    if given.str.contains(AWARE).all() and len(given):
-        given = given.str.replace(OFFSET, "")
-    date = fmt[:8]  # "%d/%m/%Y": every numeric layout starts with its date
-    for t in _TIME_FORMATS:
-        if not given.str.to_datetime(date + t, strict=False).null_count():
-            return date + t
-    return fmt
+    layouts = [kept] if isinstance(kept, str) else list(kept)
+    given = _distinct(values)
+    parts = given.str.extract_groups(_NUMERIC_DATE)
+    if given.is_empty() or parts.struct.field("1").null_count():
+        return layouts
+    p = parts.struct.unnest()
+    widths = p["5"].str.len_chars()
+    if widths.n_unique() != 1:
+        return layouts
+    read, parsed = _layouts_in_order(given, (p["2"] + p["4"]).unique(maintain_order=True),
+                                     "%Y" if widths[0] == 4 else "%y", layouts[0].startswith("%d"))
+    return layouts if parsed.null_count() else read
 
 
 # a date written year first with dashes, optionally with a time of day: 2015-07-31, 2015-07-31 13:45:00, ...T13:45

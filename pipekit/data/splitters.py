@@ -14,7 +14,7 @@ import polars as pl
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.core.validate import Interval, Is, check_arguments, one_of_two_names, unknown_names
-from pipekit.data.dates import AWARE, OFFSET, iso_format, numeric_date_format
+from pipekit.data.dates import AWARE, OFFSET, read_text_dates, text_date_layouts
 from pipekit.data.getters import iter_items, path_column
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -545,7 +545,8 @@ class TimeSplitter(Splitter):
 
 def text_times(text: pl.Series, col: str, who: str, format: str | None = None) -> pl.Series:
     """Text dates as datetimes, read as ``TimeSplitter`` and ``add_datepart`` read them: in ``format`` when given,
-    else ISO text or day/month numbers, refusing a column that reads both day-first and month-first
+    else ISO text or day/month numbers in the order every value together settles, whatever layouts they are
+    written in (``13/02/2015``, ``03-04-2015 10:00``), refusing a column that reads both day-first and month-first
     (``01/06/2015``); times written with a UTC offset keep the clock they were written in. A value that does not
     read is a DataError naming ``who``, column ``col`` and its row.
 
@@ -557,17 +558,15 @@ def text_times(text: pl.Series, col: str, who: str, format: str | None = None) -
         # times written with their UTC offset are compared on the clock they were written in, as
         # add_datepart reads their parts (Polars would turn them into UTC: 01:00+02:00 the day before)
         text = text.str.replace(OFFSET, "")
-    fmt = format
-    if fmt is None:
-        values = text.drop_nulls().unique(maintain_order=True)
-        fmt = numeric_date_format(values, col, who) or iso_format(values)
+    layouts = [format] if format is not None else \
+        text_date_layouts(text.drop_nulls().unique(maintain_order=True), col, who) or []
     # no layout reads any value: every value is a misfit (Polars' own inference would raise on it)
-    parsed = pl.Series(col, [None] * len(text), pl.Datetime("us")) if fmt is None else \
-        text.str.to_datetime(format=fmt, strict=False, time_unit="us")
+    parsed = read_text_dates(text, layouts) if layouts else \
+        pl.Series(col, [None] * len(text), pl.Datetime("us"))
     bad = parsed.is_null() & text.is_not_null()
     if bad.any():
         row = int(bad.arg_true()[0])
-        how = f" in format {fmt!r}" if fmt else ""
+        how = f" in format {layouts[0]!r}" if len(layouts) == 1 else f" in formats {layouts}" if layouts else ""
         raise DataError(f"{who}: {int(bad.sum())} value(s) of column {col!r} are not dates{how}, first "
                         f"{text[row]!r} at row {row}; fix them, or pass format= (e.g. format='%m/%d/%Y')")
     return parsed

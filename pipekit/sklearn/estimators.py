@@ -48,7 +48,7 @@ from pipekit.core.component import Component, param_names
 from pipekit.core.errors import DataError, NotFittedError, ParameterError, collecting
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.validate import Is, check_state
-from pipekit.data.dates import AWARE, NUMERIC_FORMATS, OFFSET, in_order_of, text_date_format
+from pipekit.data.dates import AWARE, NUMERIC_FORMATS, OFFSET, in_order_of, text_date_layouts
 from pipekit.tabular.dates import month_name_format
 from pipekit.ensemble import BaggedModel
 from pipekit.sklearn.fitting import (BACKENDS, default_backend, default_procs, fit_model, model_task,
@@ -82,10 +82,18 @@ def _names_or_none(v: Any) -> bool:
 
 
 _NAMES = Is(_names_or_none, "None or a list of column names (or positions)")
-#: a text date column's layout, as a file holds it: one pipekit reads dates in, by column name
-_DATE_FORMATS = Is(lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(f, str) and f in NUMERIC_FORMATS
-                                                         for k, f in v.items()),
-                   "a dict of column names to date layouts pipekit reads (such as '%d/%m/%Y')")
+def _kept_layouts(v: Any) -> bool:
+    """Whether ``v`` is what a fitted estimator keeps of a text date column: a layout of day and month as numbers
+    (a column written in one layout, as every file written before columns in several layouts were kept holds), or
+    a list of several of them in one day and month order."""
+    layouts = [v] if isinstance(v, str) else v
+    return isinstance(layouts, list) and len(layouts) >= (1 if isinstance(v, str) else 2) and all(
+        isinstance(f, str) and f in NUMERIC_FORMATS and f[:2] == layouts[0][:2] for f in layouts)
+
+
+#: a text date column's layouts, as a file holds them: ones pipekit reads dates in, by column name
+_DATE_FORMATS = Is(lambda v: isinstance(v, dict) and all(isinstance(k, str) and _kept_layouts(f) for k, f in v.items()),
+                   "a dict of column names to date layouts pipekit reads (such as '%d/%m/%Y', or a list of them)")
 #: the date_format parameter: one layout for every text date column, or one per column
 _DATE_FORMAT = Is(lambda v: v is None or (isinstance(v, str) and "%" in v) or (isinstance(v, dict) and all(
     isinstance(k, str) and isinstance(f, str) and "%" in f for k, f in v.items())),
@@ -98,21 +106,22 @@ _PARSE_FIRST = {"fit": "parse it before fitting: pd.to_datetime(X[{column}], for
                            "or format={month!r} (month first), or give its layout: "}
 
 
-def _text_date_layout(values: pl.Series, column: str, who: str, call: str) -> str | None:
-    """The layout ``call`` (``who``'s fit or predict) reads a text date column in when no date_format gives one: the
-    day and month order its values settle (ambiguous ones refused, naming the fix), an ISO layout, a layout written
-    with the month's name, or None for text the parser reads in a layout of its own ('2016/01/01'); a column holding
-    a value none of them reads is refused, naming the value and the fix."""
+def _text_date_layout(values: pl.Series, column: str, who: str, call: str) -> list[str] | None:
+    """The layouts ``call`` (``who``'s fit or predict) reads a text date column in when no date_format gives one
+    (each value in the first that reads it): the day and month order its values settle, whatever layouts they are
+    written in (ambiguous ones refused, naming the fix), an ISO layout, a layout written with the month's name, or
+    None for text the parser reads in a layout of its own ('2016/01/01'); a column holding a value none of them
+    reads is refused, naming the value and the fix."""
     give = ("est.set_params(date_format={day!r}) on this fitted model, which reads its next rows with it" if
             call == "predict" else f"{who}(..., date_format={{day!r}})")
     fix = _PARSE_FIRST[call].replace("{column}", repr(column).replace("{", "{{").replace("}", "}}")) + give
-    fmt = text_date_format(values, column, f"{who}.{call}", fix)
-    if fmt is not None:
-        return fmt
+    layouts = text_date_layouts(values, column, f"{who}.{call}", fix)
+    if layouts is not None:
+        return layouts
     text = values.cast(pl.String).str.strip_chars()
     named = month_name_format(text)
     if named is not None or text.null_count() == len(text):
-        return named
+        return None if named is None else [named]
     # any other layout the parser reads on its own ('2016/01/01'), as it reads the column: a UTC offset after the
     # time of day left out, the layout inferred from the first value
     given = text.str.replace(OFFSET, "") if text.drop_nulls().str.contains(AWARE).all() else text
@@ -376,14 +385,17 @@ class _TabularEstimator(Component, BaseEstimator):
                                  f"{dates}); name them in date_names too, or leave them out of date_format")
         # the day and month order of each text date column written with numbers, read from every training row and
         # kept: a few later rows alone may read two ways (05/03/2016) or the other way round (ISO reads one way)
-        formats, read = {}, {}
+        # (one layout kept as it is, several as their list)
+        formats: dict[str, str | list[str]] = {}
+        read: dict[str, Any] = {}
         for c in dates:
             if frame.schema[c] == pl.String:
-                fmt = self._date_format(c) or _text_date_layout(frame[c], c, who, "fit")
-                if fmt is not None:
-                    read[c] = fmt
-                if fmt in NUMERIC_FORMATS and self._date_format(c) is None:
-                    formats[c] = fmt
+                given = self._date_format(c)
+                layouts = [given] if given else _text_date_layout(frame[c], c, who, "fit")
+                if layouts is not None:
+                    read[c] = layouts
+                if layouts is not None and not given and all(f in NUMERIC_FORMATS for f in layouts):
+                    formats[c] = layouts[0] if len(layouts) == 1 else layouts
         frame, date_cat, date_cont = date_parts(frame, dates, formats=read, who=who)
         target = "__target__"
         while target in frame.columns:
@@ -453,14 +465,15 @@ class _TabularEstimator(Component, BaseEstimator):
                  if f"{d}_Hour" in self.processor_.cont_names and f"{d}_Hour" not in self.cont_names_]
         kept = vars(self).get("date_formats_") or {}
         schema = frame.schema  # read once: Polars builds it anew on each read
-        formats = {}
-        for c in self.date_names_:  # text: in date_format's layout, else the one read at fit, else its own values'
+        formats: dict[str, Any] = {}
+        for c in self.date_names_:  # text: in date_format's layout, else the order read at fit, else its own values'
             if schema.get(c) != pl.String:
                 continue
-            fmt = self._date_format(c) or (in_order_of(kept[c], frame[c]) if c in kept else
-                                           _text_date_layout(frame[c], c, type(self).__name__, "predict"))
-            if fmt is not None:
-                formats[c] = fmt
+            given = self._date_format(c)
+            layouts = [given] if given else (in_order_of(kept[c], frame[c]) if c in kept else
+                                             _text_date_layout(frame[c], c, type(self).__name__, "predict"))
+            if layouts is not None:
+                formats[c] = layouts
         frame, _, _ = date_parts(frame, self.date_names_, timed, formats)
         # what the rows hold that training did not (unseen categories, missing values) is warned about at each call,
         # as the user's filters say: 'always' shows every call's, 'default' each text once per line of the caller

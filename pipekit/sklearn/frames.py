@@ -204,7 +204,7 @@ def check_filled(frame: pl.DataFrame, columns: Sequence[str], who: str) -> None:
 
 
 def date_parts(frame: pl.DataFrame, dates: Sequence[str], times: Sequence[str] | None = None,
-               formats: Mapping[str, str] | None = None, who: str | None = None
+               formats: Mapping[str, str | list[str]] | None = None, who: str | None = None
                ) -> tuple[pl.DataFrame, list[str], list[str]]:
     """Each date column replaced by its parts (``<col>_Year``, ``<col>_Month``, ..., ``<col>_Elapsed``;
     times of day for the ``times`` columns, by default those that are datetimes); returns the frame and the new
@@ -212,8 +212,8 @@ def date_parts(frame: pl.DataFrame, dates: Sequence[str], times: Sequence[str] |
     so rows read back from a CSV give the parts their datetimes gave at fit when ``times`` names them. By default
     only a column holding a time of day other than midnight gets the hour, minute and second (of a column of days
     they would be constant), as ``add_datepart(time=False)`` leaves them out. ``formats``: the layout each text
-    column is read in (what ``text_date_format`` read from the training rows); a column without one is read in
-    the layout of its own values. A column of the frame named like a part (``d_Year`` beside the date ``d``) is
+    column is read in, or its layouts where it is written in several (what ``text_date_layouts`` read from the
+    training rows); a column without one is read in the layout of its own values. A column of the frame named like a part (``d_Year`` beside the date ``d``) is
     refused with a DataError (naming ``who``, the estimator fitting): the part would replace it.
 
     >>> out, cat, cont = date_parts(pl.DataFrame({"d": ["2015-07-31", "2015-08-01"]}), ["d"])

@@ -17,8 +17,8 @@ import numpy as np
 import polars as pl
 
 from pipekit.core.errors import DataError, warn
-from pipekit.core.validate import Interval, Options, check, is_pandas, unknown_names
-from pipekit.data.dates import AWARE, OFFSET, numeric_date_layouts, text_date_format
+from pipekit.core.validate import Interval, Is, Options, check, is_pandas, unknown_names
+from pipekit.data.dates import AWARE, OFFSET, read_text_dates, text_date_layouts
 from pipekit.tabular.core import read_frame
 from pipekit.tabular.procs import collect, schema_of
 
@@ -26,6 +26,11 @@ _TEMPORAL = (pl.Date, pl.Datetime)
 
 
 _SHOW_ROWS = 10
+
+#: the format= of add_datepart: None, a strftime layout, or a list of them
+_FORMAT = Is(lambda v: v is None or isinstance(v, str) or (
+    isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(f, str) for f in v)),
+    "None, a strftime layout such as '%d.%m.%Y', or a list of them")
 
 #: a month's English name or its abbreviation, as a word
 _MONTH_NAME = r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?(?:\b|$)"
@@ -51,8 +56,8 @@ def month_name_format(values: pl.Series) -> str | None:
     return None
 
 
-def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: str | None, errors: str,
-                      local_name: str, elapsed_name: str) -> pl.DataFrame | pl.LazyFrame:
+def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: str | Sequence[str] | None,
+                      errors: str, local_name: str, elapsed_name: str) -> pl.DataFrame | pl.LazyFrame:
     """``frame`` with the local wall-clock datetime and the seconds since 1970-01-01 UTC of a text date
     column, parsed once, in the columns ``local_name`` and ``elapsed_name``."""
     text = pl.col(field).cast(pl.String).str.strip_chars()
@@ -64,17 +69,14 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
                          f"without one (e.g. {without!r}); give every value an offset, or none.")
     is_aware = bool(len(values)) and bool(aware.all())
     local_text = text.str.replace(OFFSET, "") if is_aware else text
-    layouts: list[str] = []
     if format is not None:
-        fmt: str | None = re.sub(r"\s*%[:#]?z", "", format) if is_aware else format
-    else:
-        fmt = text_date_format(values, field, "add_datepart")
-        if fmt is None:  # day and month as numbers, written in several layouts: each read in the order they settle
-            layouts = numeric_date_layouts(values.str.replace(OFFSET, "") if is_aware else values, field,
-                                           "add_datepart") or []
+        given = [format] if isinstance(format, str) else list(format)
+        layouts = [re.sub(r"\s*%[:#]?z", "", f) for f in given] if is_aware else given
+    else:  # day and month as numbers in the order every value settles (one layout per way they are written), or ISO
+        layouts = text_date_layouts(values, field, "add_datepart") or []
     # an explicit format parses about ten times faster than polars' per-value inference
-    local = pl.coalesce([local_text.str.to_datetime(format=f, strict=False, time_unit="us") for f in layouts]) \
-        if layouts else local_text.str.to_datetime(format=fmt, strict=False, time_unit="us")
+    local = read_text_dates(local_text, layouts) if layouts else \
+        local_text.str.to_datetime(strict=False, time_unit="us")
     if is_aware:
         sign = pl.when(text.str.extract(r"([+-])\d{2}(?::?\d{2})?$", 1) == "-").then(-1).otherwise(1)
         hours = text.str.extract(r"[+-](\d{2})(?::?\d{2})?$", 1).cast(pl.Int64).fill_null(0)
@@ -90,10 +92,10 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
             .filter(pl.col("bad")).head(_SHOW_ROWS)
         shown = ", ".join(f"{v!r} at row {r}" for r, v in zip(rows["__row"], rows["v"]))
         more = f" and {n_bad - len(rows)} more" if n_bad > len(rows) else ""
-        how = f" in format {fmt!r}" if fmt else f" in formats {layouts}" if layouts else ""
+        how = f" in format {layouts[0]!r}" if len(layouts) == 1 else f" in formats {layouts}" if layouts else ""
         named = None if is_aware else month_name_format(values)
-        hint = f"; they are dates written with the month's name: pass format={named!r}" if named and named != fmt \
-            else ""
+        hint = f"; they are dates written with the month's name: pass format={named!r}" \
+            if named and named not in layouts else ""
         msg = f"add_datepart: {n_bad} value(s) of column {field!r} are not dates{how}: {shown}{more}{hint}"
         if errors == "raise":
             raise DataError(msg + "; fix them, null them, pass format= if they share another format, or "
@@ -103,7 +105,7 @@ def _parse_text_dates(frame: pl.DataFrame | pl.LazyFrame, field: str, format: st
 
 
 def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool = True, time: bool = False,
-                 format: str | None = None, errors: str = "raise") -> Any:
+                 format: str | Sequence[str] | None = None, errors: str = "raise") -> Any:
     """Replace a date column by its parts: Year, Month, Week, Day, Dayofweek (Monday=0), Dayofyear,
     Is_month_end/start, Is_quarter_end/start, Is_year_end/start, Elapsed (seconds since 1970), and with
     ``time=True`` Hour, Minute, Second. The number parts are integers (``Elapsed`` too, as the book's chapter 9
@@ -123,7 +125,8 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
     ``Elapsed`` counts true seconds since 1970-01-01 UTC, so it orders values from different zones
     correctly. Naive values are taken as they are.
 
-    Text is parsed: ``format=`` (a strftime format such as ``"%d.%m.%Y"``) says how; without it ISO
+    Text is parsed: ``format=`` (a strftime format such as ``"%d.%m.%Y"``, or a list of them, each value read in
+    the first that reads it) says how; without it ISO
     dates and the usual layouts are recognised, and dates written ``01/02/2015`` are read day-first or
     month-first only when the values settle it (some first or second number above 12), the order read from
     every value together when they are written in several layouts (``13/02/2015``, ``03-04-2015 10:00``): when
@@ -154,7 +157,7 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
         >>> type(pdf).__name__, list(pdf.columns[:3]), bool((pdf.saleYear < 2012).all())
         ('DataFrame', ['x', 'saleYear', 'saleMonth'], True)
     """
-    check("add_datepart", errors=(errors, Options("raise", "null")))
+    check("add_datepart", errors=(errors, Options("raise", "null")), format=(format, _FORMAT))
     if is_pandas(df, "DataFrame"):
         return _add_datepart_pandas(df, field_name, prefix, drop, time, format, errors)
     frame = df if isinstance(df, pl.LazyFrame) else read_frame(df)  # a lazy query stays lazy
@@ -208,7 +211,7 @@ def add_datepart(df: Any, field_name: str, prefix: str | None = None, drop: bool
 
 
 def _add_datepart_pandas(df: Any, field_name: str, prefix: str | None, drop: bool, time: bool,
-                         format: str | None, errors: str) -> Any:
+                         format: str | Sequence[str] | None, errors: str) -> Any:
     """``add_datepart`` on a pandas frame: the parts are computed from the date column alone and added to a copy of
     ``df``, so its other columns keep their pandas types (an ordered category stays ordered) and its index."""
     import pandas as pd
