@@ -70,9 +70,9 @@ class MixUp(Callback):
         if whole:
             which = ", ".join(f"{k} ({str(xb[k].dtype).replace('torch.', '')})" for k in whole)
             warn(f"{type(self).__name__}: input{'s' if len(whole) > 1 else ''} {which} of the batch hold"
-                 f"{'' if len(whole) > 1 else 's'} integers (categories or token ids), which cannot be blended: they "
-                 "stay each item's own while its label is mixed with its pair's; only the floating-point inputs are "
-                 "mixed")
+                 f"{'' if len(whole) > 1 else 's'} integers (categories or token ids), which cannot be blended: "
+                 f"{'they stay' if len(whole) > 1 else 'it stays'} each item's own while its label is mixed with its "
+                 "pair's; only the floating-point inputs are mixed")
 
     def before_train(self) -> None:
         lf = self.learn.loss_func
