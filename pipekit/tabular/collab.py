@@ -34,7 +34,8 @@ from pipekit.learn.registry import register_arch
 from pipekit.tabular.core import Tabular, naming_file, read_frame, read_new
 from pipekit.tabular.loaders import TabularRecipe, tabular_dataloaders
 from pipekit.learn.nets import sigmoid_range
-from pipekit.tabular.model import TabularModel, get_emb_sz, warn_y_range
+from pipekit.tabular.model import (TabularModel, check_config, config_y_range, get_emb_sz, model_options,
+                                   warn_y_range)
 from pipekit.tabular.processor import text_not_numbers
 from pipekit.tabular.procs import Categorify, column_code
 
@@ -393,7 +394,9 @@ class EmbeddingDotBias(_CollabInspect, nn.Module):
 @register_arch("EmbeddingNN")
 class EmbeddingNN(_CollabInspect, TabularModel):
     """A neural collaborative filter: user and item embeddings concatenated, then an MLP with one output column,
-    ``(bs, 1)``, as the ratings' batches are.
+    ``(bs, 1)``, as the ratings' batches are. ``ps``, ``embed_p``, ``y_range``, ``use_bn``, ``bn_final`` and
+    ``bn_cont`` are :class:`~pipekit.tabular.TabularModel`'s (``bn_cont`` does nothing: there are no continuous
+    inputs).
 
     >>> import torch
     >>> from pipekit.tabular import EmbeddingNN
@@ -408,9 +411,9 @@ class EmbeddingNN(_CollabInspect, TabularModel):
                  ps: float | Sequence[float] | None = None, embed_p: float = 0.0,
                  y_range: Sequence[float] | None = None, use_bn: bool = True,
                  classes: dict[str, list[str]] | None = None, user_name: str | None = None,
-                 item_name: str | None = None) -> None:
+                 item_name: str | None = None, bn_final: bool = False, bn_cont: bool = True) -> None:
         TabularModel.__init__(self, emb_szs, n_cont=0, out_sz=1, layers=layers, ps=ps, embed_p=embed_p,
-                              y_range=y_range, use_bn=use_bn)
+                              y_range=y_range, use_bn=use_bn, bn_final=bn_final, bn_cont=bn_cont)
         if len(emb_szs) != 2:
             raise ParameterError(f"EmbeddingNN: emb_szs must size 2 embeddings (users, items), got {len(emb_szs)}")
         _check_classes("EmbeddingNN", classes, user_name, item_name, int(emb_szs[0][0]), int(emb_szs[1][0]))
@@ -430,8 +433,11 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
     """A Learner with ``EmbeddingDotBias`` (or ``EmbeddingNN`` when ``use_nn``) sized from the data.
 
     ``use_nn``: the embeddings go through one hidden layer of ``n_factors`` units unless ``layers`` gives them
-    (``layers=[100, 50]``), as fastai builds it. ``emb_szs``, ``layers`` and ``config`` set up that network only:
-    given without ``use_nn=True`` they are refused (fastai ignores them there).
+    (``layers=[100, 50]``), as fastai builds it. ``config`` gives that network's options as ``tabular_learner``
+    takes them (a dict, or :func:`~pipekit.tabular.tabular_config`: ``ps``, ``embed_p``, ``use_bn``, ``bn_final``,
+    ``y_range`` when ``y_range=`` is not given, ...; its keys are checked, see
+    :func:`~pipekit.tabular.model.check_config`). ``emb_szs``, ``layers`` and ``config`` set up that network only:
+    given without ``use_nn=True`` they are refused (fastai ignores them there, a ``y_range`` in the config too).
     ``y_range`` (e.g. ``(0, 5.5)`` for 5-star ratings) squashes predictions; other keyword arguments
     (``metrics``, ``wd``, ...) go to ``Learner``, and one it does not take either is refused, naming the close ones.
 
@@ -452,6 +458,9 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
                              "neural network model (EmbeddingNN), which use_nn=True builds; without it the model is "
                              f"EmbeddingDotBias, which takes only n_factors and y_range. Add use_nn=True, or leave "
                              f"{' and '.join(given)} out")
+    if config is not None:  # EmbeddingNN takes TabularModel's options but a custom body
+        check_config("collab_learner", config, body=False)
+    y_range = config_y_range("collab_learner", y_range, config)  # fastai's tabular_config(y_range=...)
     recipe = dls.recipe if isinstance(dls, DataLoaders) else None
     if not isinstance(recipe, TabularRecipe) or len(recipe.processor.cat_names_) < 2:
         raise ParameterError("collab_learner: dls must come from CollabDataLoaders.from_df(...).")
@@ -475,7 +484,7 @@ def collab_learner(dls: Any, n_factors: int = 50, use_nn: bool = False, emb_szs:
                                  item_name=item)
     if use_nn:
         model: Any = EmbeddingNN(get_emb_sz([user, item], classes, emb_szs), layers=list(layers or [n_factors]),
-                                 y_range=yr, **(config or {}), **names)
+                                 y_range=yr, **model_options(config), **names)
     else:
         model = EmbeddingDotBias(n_factors, len(classes[user]), len(classes[item]), y_range=yr, **names)
     return Learner(dls, model, **kwargs)

@@ -509,7 +509,7 @@ class TabularModel(nn.Module):
                 blocks.append(nn.Dropout(p))
         blocks.append(nn.Linear(sizes[-1], out_sz))
         if bn_final:
-            blocks.append(nn.BatchNorm1d(out_sz))
+            blocks.append(BatchNorm(out_sz, ndim=1))
         self.layers = nn.Sequential(*blocks)
 
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor | None = None) -> torch.Tensor:

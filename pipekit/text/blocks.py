@@ -23,7 +23,7 @@ from typing import Any, cast
 import numpy as np
 import polars as pl
 
-from pipekit.core.component import param_names, to_data
+from pipekit.core.component import built_from_held_settings, param_names, to_data
 from pipekit.core.errors import DataError, ParameterError, PipekitError
 from pipekit.core.validate import BOOL, Interval, Is, Options, check, unknown_names
 from pipekit.data.blocks import TransformBlock
@@ -97,7 +97,9 @@ class TextBlock(TransformBlock):
     sorted by length so padding stays small. ``vocab`` reuses a vocabulary (e.g. the language model's, as
     the book does: ``TextBlock.from_df('text', vocab=dls_lm.vocab)``; a learner has it as
     ``learn.text_vocab``). ``read_files=True`` means the values are file
-    paths to read (``errors`` is the policy for bytes that are not valid ``encoding``).
+    paths to read (``errors`` is the policy for bytes that are not valid ``encoding``). ``max_len`` keeps each
+    classifier text's last ``max_len`` tokens (None: all); it is refused with ``is_lm=True``, where texts are one
+    stream cut into ``seq_len`` windows.
     ``tok`` is set up on the training texts when it is given unfitted (a subword model trained there); given
     fitted (``tok=dls_lm.blocks[0].tok``, the language model's subword tokenizer) it is used as it is, so the
     classifier's texts split into the pieces the language model learned.
@@ -135,6 +137,11 @@ class TextBlock(TransformBlock):
         self.read_files, self.encoding, self.errors, self.cache_dir = read_files, encoding, errors, cache_dir
         self.text_cols = text_cols if text_cols is None or isinstance(text_cols, str) else list(text_cols)
         self.check_params()
+        # a file's block keeps what it was saved with: a language model's max_len there never cut anything
+        if is_lm and max_len is not None and not built_from_held_settings(self):
+            raise ParameterError(f"TextBlock: max_len={max_len} cuts classifier texts only (each to its last max_len "
+                                 "tokens); a language model reads all texts as one stream of seq_len windows, so "
+                                 "max_len would do nothing: leave it out with is_lm=True (seq_len sets the window)")
         self.type_transforms()  # validates min_freq, max_vocab and vocab now
 
     def type_transforms(self) -> list[Any]:

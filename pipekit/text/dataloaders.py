@@ -3,8 +3,8 @@
 Each factory builds a :class:`~pipekit.data.DataBlock` with a :class:`~pipekit.text.TextBlock` and calls its
 ``dataloaders`` (no second pipeline). Keyword arguments not named here (``bs``, ``val_bs``, ``shuffle``,
 ``device``, ``num_workers``) go to ``DataBlock.dataloaders``; ``seed`` fixes the split and the batches.
-``tok``, ``seq_len``, ``min_freq``, ``max_vocab``, ``max_len`` (keep each text's last ``max_len`` tokens)
-and ``cache_dir`` go to the ``TextBlock``.
+``tok``, ``seq_len``, ``min_freq``, ``max_vocab``, ``max_len`` (keep each classifier text's last ``max_len``
+tokens; refused with ``is_lm=True``) and ``cache_dir`` go to the ``TextBlock``.
 
 >>> import pipekit.datasets as D
 >>> from pipekit.text import TextDataLoaders
