@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import inspect
 import pkgutil
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -109,7 +110,8 @@ def load_module(name: str, who: str = "run") -> ModuleType:
     path = user_file(name, "recipe")
     if path is None:
         return importlib.import_module(recipe_module(name, who))
-    spec = importlib.util.spec_from_file_location(f"user_recipe_{path.stem}", path)
+    name = module_name(path)
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"pipekit: cannot load {str(path)!r} as a Python file")
     mod = importlib.util.module_from_spec(spec)
@@ -117,14 +119,45 @@ def load_module(name: str, who: str = "run") -> ModuleType:
     if folder not in sys.path:  # as under `pipekit run`
         sys.path.insert(0, folder)
     check_syntax(path)
+    # registered while it runs, as an import registers a module: a @dataclass (with `from __future__ import
+    # annotations`), typing.get_type_hints and pickle look the module up there by name
+    before = sys.modules.get(name)
+    sys.modules[name] = mod
     try:
         spec.loader.exec_module(mod)
-    except SyntaxError as e:
-        said = running_syntax_message(path, e)
+    except BaseException as e:
+        if before is None:
+            sys.modules.pop(name, None)
+        else:  # the same file, loaded before: that load stays
+            sys.modules[name] = before
+        said = running_syntax_message(path, e) if isinstance(e, SyntaxError) else None
         if said is None:
             raise
         raise SystemExit(said) from None
     return mod
+
+
+def module_name(path: Path) -> str:
+    """The name the recipe file at ``path`` is registered under in ``sys.modules`` while it loads and after:
+    ``user_recipe_<stem>`` (letters, digits and ``_`` only, so that pickle and dataclasses find it), numbered when a
+    module of another file already holds that name (two recipes ``a/recipe.py`` and ``b/recipe.py`` compared).
+
+    >>> module_name(Path("my-recipe.py"))
+    'user_recipe_my_recipe'
+    """
+    base = "user_recipe_" + re.sub(r"\W", "_", path.stem)
+    name, n = base, 1
+    while (held := sys.modules.get(name)) is not None and not _same_file(getattr(held, "__file__", None), path):
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def _same_file(file: str | None, path: Path) -> bool:
+    try:
+        return file is not None and Path(file).resolve() == path.resolve()
+    except OSError:
+        return False
 
 
 def load_recipe(path: str | Path, who: str = "bench-loader") -> ModuleType:

@@ -1318,7 +1318,7 @@ def _nested_in_split_folders(items: pl.DataFrame, left: np.ndarray, splitter: An
     the warning saying so and what to do (listing only the split folders would not leave them out). Else None."""
     if not isinstance(splitter, GrandparentSplitter) or "path" not in items.columns:
         return None
-    names = {splitter.train_name, splitter.valid_name}
+    names = set(splitter.folder_names())  # a name, or a list of them, for each of the two sets
     every = items["path"].cast(pl.String).str.replace_all("\\", "/", literal=True)
     try:  # the folders below the one all items share (a folder above the data may be named 'train' too)
         root = len(os.path.commonpath(every.to_list()).rstrip("/").split("/")) if len(every) > 1 else 0
@@ -1328,7 +1328,7 @@ def _nested_in_split_folders(items: pl.DataFrame, left: np.ndarray, splitter: An
     deep = [p for p in paths if names & set(p.split("/")[root:-3])]
     if not deep:
         return None
-    return (f"{len(deep)} of {len(items)} items lie inside a {splitter.train_name!r} or {splitter.valid_name!r} folder "
+    return (f"{len(deep)} of {len(items)} items lie inside a {' or '.join(map(repr, splitter.folder_names()))} folder "
             f"but deeper than <split>/<class>/<file> (first: {deep[0]!r}): GrandparentSplitter places a file by the "
             "folder two above it, so these are in neither the training nor the validation set and are left out "
             "(listing only the split folders, get_items=partial(get_image_files, folders=[...]), still finds them). To "

@@ -20,8 +20,8 @@ import polars as pl
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.registry import register
-from pipekit.core.validate import Is, Options, check, unknown_names
-from pipekit.data.items import table_kind
+from pipekit.core.validate import Is, Options, check, is_pandas, unknown_names
+from pipekit.data.items import VALUE_COLUMNS, table_kind
 from pipekit.data.lists import L
 
 #: the image formats pipekit decodes; other files whose extension says image (.heic, .svg) are named when left out
@@ -85,7 +85,9 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
     ``extensions`` filters by suffix (case-insensitive); ``folders`` restricts the walk to those
     top-level sub-folders of ``path``: a filter, as fastai's, so a folder named there that ``path`` lacks
     adds no files (the book's ``folders=['train', 'test', 'unsup']`` on a copy without ``unsup``), and only
-    when none of them is there is it an error. Hidden files and folders (``.name``) are left out.
+    when none of them is there is it an error. ``'.'`` among them names the files directly under ``path``
+    (``folders=['.', 'train']``: those and the files under ``train/``, not the other folders). Hidden files and
+    folders (``.name``) are left out.
 
     Each real file is listed once: a file reached a second time through a link (a linked folder, a
     linked file, a link back to a folder above it) is dropped, and a folder link that loops back to
@@ -126,8 +128,12 @@ def _walk(path: str | os.PathLike, extensions: Iterable[str] | None, recurse: bo
                                     f"{there[:10]}{' ...' if len(there) > 10 else ''}); name folders that are there, "
                                     f"or leave folders out to list every file under {path}")
     walk = _Walk(path, exts, followlinks)
+    top = os.path.realpath(path)
     for root in roots:
-        walk.folder(str(root), os.path.realpath(root), via=None, recurse=recurse)
+        real = os.path.realpath(root)
+        # '.' among folders (or path itself) names the files directly under path, as fastai's folders=['.', 'train']
+        # does: the other folders named are walked, not every folder under path
+        walk.folder(str(root), real, via=None, recurse=recurse and not (folders and real == top))
     walk.follow_links(recurse)
     walk.report()
     return L(sorted(Path(p) for p in walk.kept.values())), walk
@@ -320,21 +326,48 @@ class Row(dict):
 
 
 def item_at(items: pl.DataFrame, i: int) -> Any:
-    """One item as a user function sees it: a Path for path items, the value for a single column, else a
-    :class:`Row`."""
-    if items.columns == ["path"]:
-        return Path(items["path"][i])
-    if items.width == 1:
-        return items.to_series(0)[i]
+    """One item as a user function sees it: a Path for files (the ``path`` column a list of them makes), the value
+    itself for other bare values (the ``item`` column a list of them makes, see :data:`VALUE_COLUMNS`), else, for a
+    table's row, a :class:`Row`, however many columns the table has.
+
+    >>> item_at(pl.DataFrame({"item": ["a text"]}), 0), item_at(pl.DataFrame({"fname": ["3/7.png"]}), 0).fname
+    ('a text', '3/7.png')
+    """
+    if items.columns in VALUE_COLUMNS:
+        value = items.to_series(0)[i]
+        return Path(value) if items.columns == ["path"] else value
     return Row(items.row(i, named=True))
 
 
 def iter_items(items: pl.DataFrame) -> Iterable[Any]:
+    """Each item as :func:`item_at` gives it, in order."""
     if items.columns == ["path"]:
-        return (Path(p) for p in items["path"])
-    if items.width == 1:
+        return map(Path, items["path"])
+    if items.columns in VALUE_COLUMNS:
         return iter(items.to_series(0))
     return map(Row, items.iter_rows(named=True))
+
+
+def one_row(item: Any, who: str) -> pl.DataFrame:
+    """``item``, one table row given by hand to the getter ``who`` (a dict, a :class:`Row`, a pandas row such as
+    ``df.iloc[0]``, a named tuple such as ``df.itertuples()`` gives, a one-row Polars frame), as a one-row frame of
+    its columns (NumPy scalars read as the Python values they hold).
+
+    >>> one_row({"name": "3/7.png", "label": 3}, "ColReader").row(0)
+    ('3/7.png', 3)
+    """
+    if isinstance(item, pl.DataFrame) and item.height == 1:
+        return item
+    if isinstance(item, dict):
+        fields = item
+    elif is_pandas(item) and getattr(item, "ndim", 0) == 1:
+        fields = item.to_dict()
+    elif isinstance(item, tuple) and hasattr(item, "_asdict"):
+        fields = item._asdict()
+    else:
+        raise DataError(f"{who} was given {type(item).__name__} {item!r:.80} as one item; give a row (a dict, a "
+                        "pandas row such as df.iloc[0], a named tuple) or a path")
+    return pl.DataFrame([{str(k): v.item() if isinstance(v, np.generic) else v for k, v in fields.items()}])
 
 
 def rows_column(items: pl.DataFrame) -> pl.Series:
@@ -377,8 +410,9 @@ class Getter(Component):
     def __call__(self, item: Any) -> Any:
         from pipekit.data.items import path_frame
 
-        df = path_frame([item]) if isinstance(item, (str, os.PathLike)) else pl.DataFrame([item])
-        return self.column(df)[0]
+        df = path_frame([item]) if isinstance(item, (str, os.PathLike)) else one_row(item, repr(self))
+        value = self.column(df)[0]
+        return value.to_list() if isinstance(value, pl.Series) else value  # a list of labels as a list
 
     def on_items(self, items: Any) -> pl.Series:
         """This getter over many items at once: a list (or array, or Series) of paths or values, or a table, read
@@ -640,7 +674,9 @@ class Pipe(Getter):
     def column(self, items: pl.DataFrame) -> pl.Series:
         s = apply_getter(self.getters[0], items)
         for g in self.getters[1:]:
-            s = apply_getter(g, pl.DataFrame({"path": s}) if s.dtype == pl.Utf8 else s.to_frame())
+            # a function is given each value itself (the made-up ``item`` column), a getter reads the column
+            s = apply_getter(g, pl.DataFrame({"path": s}) if s.dtype == pl.Utf8 else s.to_frame(
+                None if isinstance(g, Getter) else "item"))
         return s
 
 
@@ -686,7 +722,7 @@ class UsingAttr(Getter):
         part = _path_part(path_column(items, "using_attr"), self.attr)
         if isinstance(self.f, Getter) or self.attr == "parent":
             return apply_getter(self.f, pl.DataFrame({"path": part}))
-        return apply_getter(self.f, pl.DataFrame({self.attr: part}))
+        return apply_getter(self.f, pl.DataFrame({"item": part}))  # a function is given the part itself
 
 
 def _name_format_problem(fmt: Any) -> str | None:

@@ -812,6 +812,12 @@ def _series_of_paths(source: Any) -> bool:
             and all(isinstance(v, os.PathLike) for v in source))
 
 
+#: the one column :func:`to_items` makes up for a source of bare values: ``path`` for files, ``item`` for anything
+#: else. A function getter is given each value itself there; every other items table is a table's own columns (a
+#: pandas or Polars frame, a CSV, an Arrow table, even one of a single column), whose rows it is given as rows
+VALUE_COLUMNS = (["path"], ["item"])
+
+
 def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """Turn a source into the items DataFrame.
 

@@ -223,36 +223,72 @@ class FileSplitter(Splitter):
 class GrandparentSplitter(Splitter):
     """Split by the folder two levels above each file: ``train/3/x.png`` is in 'train'.
 
-    ``col`` names the column with the paths (default: the items' ``path`` column).
+    ``train_name`` and ``valid_name`` each name one folder or a list of them (``valid_name=["valid", "test"]``:
+    the files under either are the validation set). ``col`` names the column with the paths (default: the items'
+    ``path`` column).
 
     >>> from pipekit.data import GrandparentSplitter
-    >>> files = ["mnist/train/3/a.png", "mnist/valid/7/b.png", "mnist/train/7/c.png"]
+    >>> files = ["mnist/train/3/a.png", "mnist/valid/7/b.png", "mnist/train/7/c.png", "mnist/test/3/d.png"]
     >>> [s.tolist() for s in GrandparentSplitter()(files)]
     [[0, 2], [1]]
+    >>> [s.tolist() for s in GrandparentSplitter(valid_name=["valid", "test"])(files)]
+    [[0, 2], [1, 3]]
     """
 
-    def __init__(self, train_name: str = "train", valid_name: str = "valid", col: str | None = None):
-        self.train_name, self.valid_name, self.col = train_name, valid_name, col
+    param_constraints = {
+        "train_name": Is(lambda v: bool(_folder_names(v)), "a folder's name or a non-empty list of them"),
+        "valid_name": Is(lambda v: bool(_folder_names(v)), "a folder's name or a non-empty list of them"),
+    }
+
+    def __init__(self, train_name: str | Sequence[str] = "train", valid_name: str | Sequence[str] = "valid",
+                 col: str | None = None):
+        self.train_name, self.valid_name, self.col = _values(train_name), _values(valid_name), col
+        self.check_params()
+
+    def folder_names(self) -> list[str]:
+        """Every split folder's name, the training ones first.
+
+        >>> GrandparentSplitter(valid_name=["valid", "test"]).folder_names()
+        ['train', 'valid', 'test']
+        """
+        return [*_folder_names(self.train_name), *_folder_names(self.valid_name)]
 
     def split(self, items: pl.DataFrame) -> Split:
         paths = items[self.col].cast(pl.Utf8) if self.col else path_column(items, "GrandparentSplitter")
         parts = paths.str.replace_all(r"\\", "/").str.split("/")
-        gp = parts.list.get(-3, null_on_oob=True).to_numpy()
-        train, valid = np.flatnonzero(gp == self.train_name), np.flatnonzero(gp == self.valid_name)
+        gp = parts.list.get(-3, null_on_oob=True)
+        train_names, valid_names = _folder_names(self.train_name), _folder_names(self.valid_name)
+        train = np.flatnonzero(gp.is_in(train_names).fill_null(False).to_numpy())
+        valid = np.flatnonzero(gp.is_in(valid_names).fill_null(False).to_numpy())
         if len(train) == 0 or len(valid) == 0:
-            seen = sorted({str(g) for g in gp[:1000]})
-            missing = f"no items under '{self.train_name if len(train) == 0 else self.valid_name}' folders; " \
-                      f"grandparent folders found: {seen}"
+            seen = sorted({str(g) for g in gp.head(1000)})
+            names = train_names if len(train) == 0 else valid_names
+            missing = f"no items under {' or '.join(repr(n) for n in names)} folders; grandparent folders found: {seen}"
             if len(train) == 0:
                 raise DataError(f"GrandparentSplitter: {missing}. Set train_name/valid_name.")
             # training on every item is allowed (fastai's final fit on all the data), but a misspelt valid_name
             # would give it silently: say what was found
-            warn(f"GrandparentSplitter: {missing}; training on the {len(train)} item(s) under '{self.train_name}' "
-                 "with no validation set (set valid_name= if one was meant)")
+            warn(f"GrandparentSplitter: {missing}; training on the {len(train)} item(s) under "
+                 f"{' and '.join(repr(n) for n in train_names)} with no validation set (set valid_name= if one was "
+                 "meant)")
         return train, valid
 
     def columns(self) -> list[str] | None:
         return [self.col] if self.col else None
+
+
+def _folder_names(v: Any) -> list[str]:
+    """The folder names a :class:`GrandparentSplitter` setting gives (one name, or a list of them); none (``[]``)
+    for a setting that is neither.
+
+    >>> _folder_names("valid"), _folder_names(["valid", "test"]), _folder_names(3), _folder_names(["valid", 3])
+    (['valid'], ['valid', 'test'], [], [])
+    """
+    if isinstance(v, str):
+        return [v]
+    if isinstance(v, list) and all(isinstance(n, str) for n in v):
+        return list(v)
+    return []
 
 
 class ColSplitter(Splitter):
