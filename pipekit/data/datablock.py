@@ -1299,7 +1299,7 @@ def _check_split(items: pl.DataFrame, train: np.ndarray, valid: np.ndarray,
             warn(nested)
         else:
             if isinstance(splitter, GrandparentSplitter):  # a split by folder: list only the split's folders
-                folders = [splitter.train_name, splitter.valid_name]
+                folders = splitter.folder_names()
                 fix = (f"list only the split's folders, get_items=partial(get_image_files, folders={folders!r}) "
                        "(get_files and get_text_files take folders= too)")
             else:
