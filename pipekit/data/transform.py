@@ -366,6 +366,43 @@ class RandTransform(Transform):
         self.do = self.p == 1.0 or random.random() < self.p
 
 
+class ItemTransform(Transform):
+    """fastai's transform of a whole item: its ``encodes(self, x)`` gets the item's values together (``img, mask =
+    x``), as the fastai Albumentations tutorial's ``SegmentationAlbumentationsTransform(ItemTransform)`` does.
+
+    A ``DataBlock`` runs its item transforms on each block's values apart (the image, then the mask, with the same
+    random draws), never on a whole item, so it refuses one of these in ``item_tfms`` when it is built, saying what
+    to give instead: for images with their masks, points or boxes, the albumentations pipeline itself,
+    ``item_tfms=[Resize(224), Albumentations(A.Compose([...]))]`` (see :class:`pipekit.vision.Albumentations`),
+    which moves them with their image on training batches (``on_valid=True``: on every batch); for the image alone,
+    a ``Transform`` whose ``encodes(self, x: PILImage)`` gets it. Called directly, it transforms the value it is given,
+    a tuple whole.
+
+    >>> from pipekit.data import CategoryBlock, DataBlock
+    >>> from pipekit.core import ParameterError
+    >>> class Swap(ItemTransform):
+    ...     def encodes(self, x): a, b = x; return b, a
+    >>> Swap()((1, 2))
+    (2, 1)
+    >>> try:
+    ...     DataBlock(blocks=(CategoryBlock, CategoryBlock), item_tfms=Swap())
+    ... except ParameterError as e:
+    ...     print(str(e)[:85])
+    DataBlock: item transform Swap is an ItemTransform, which fastai gives the whole item
+    """
+
+    abstract = True  # a base class: a user's subclass says what it does
+
+    def applies_to(self, block: Any) -> bool:
+        raise ParameterError(
+            f"DataBlock: item transform {type(self).__name__} is an ItemTransform, which fastai gives the whole item "
+            "((image, mask), (image, points)); a DataBlock runs item transforms on each block's values apart (the "
+            "image, then the mask, with the same random draws), never on the whole item. To move masks, points and "
+            "boxes with their image, give the albumentations pipeline itself in item_tfms: item_tfms=[Resize(224), "
+            "Albumentations(A.Compose([...]))] (from pipekit.vision; training batches only, as split_idx = 0, or "
+            "every batch with on_valid=True); for the image alone, subclass Transform with encodes(self, x: PILImage)")
+
+
 def runs_on_split(t: Any, split_idx: int | None) -> bool:
     """Whether the transform ``t`` runs on the items of split ``split_idx`` (0 training, 1 validation and new items),
     from its ``split_idx`` attribute as fastai reads it: None (or none at all) runs on every split, 0 or 1 on that

@@ -28,6 +28,7 @@ from pipekit.vision.presize import CropPad, PadMode, RandomResizedCrop, Resize, 
 from pipekit.vision.samplers import (AffineSampler, Brightness, Contrast, Dihedral, Flip, FlipVert, Hue, LightingSampler,
                                      RandomCrop, ResizedCrop, Rotate, Sampler, Saturation, Warp, Zoom)
 from pipekit.data.plotting import show_image, show_images
+from pipekit.data.transform import ItemTransform  # fastai's transform of whole items, refused by a DataBlock
 from pipekit.vision.show import show_batch, show_results
 from pipekit.vision.transforms import (BatchAugment, DihedralItem, FlipItem, IntToFloat, IntToFloatTensor, Normalize, RandomErasing,
                                        ResizedCropAugment, ToTensor, aug_transforms, imagenet_stats, mnist_stats)
@@ -43,7 +44,7 @@ __all__ = [
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
-    "IMAGENET_DOGS", "PILImage", "PILImageBW", "PILMask", "TensorImage", "TensorPoint", "TensorBBox", "XResNetBody", "LayerGrouped", "image2tensor",
+    "IMAGENET_DOGS", "ItemTransform", "PILImage", "PILImageBW", "PILMask", "TensorImage", "TensorPoint", "TensorBBox", "XResNetBody", "LayerGrouped", "image2tensor",
     "ResNet", "ResNetBody", "model_meta", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
     "AdaptiveConcatPool2d", "create_vision_model", "create_cnn_model",
 ]

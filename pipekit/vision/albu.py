@@ -20,7 +20,8 @@ cache holds one size: set it with ``Resize``, or crop with ``A.RandomResizedCrop
 that fails on the images (e.g. a colour transform on grey images).
 
 Use it as an item transform (``item_tfms=[Resize(64), Albumentations(A.Compose([...]))]``) or as a batch
-transform; either way it runs on batches. In a saved file the pipeline is stored as data: the classes of
+transform; either way it runs on batches, so on the resized images wherever ``item_tfms`` lists it, as a fastai
+item transform of an ``order`` above ``Resize``'s (1) runs. In a saved file the pipeline is stored as data: the classes of
 :data:`FILE_TRANSFORMS` (compositions, flips, rotations and warps, crops, resizes and pads, colour, blur and
 noise: none takes a path, a function or an array) with every parameter checked (its type and range; image sizes
 at most 8192 px per side, the limit of pipekit's own vision transforms; kernels at most 63 px and
@@ -721,6 +722,16 @@ class Albumentations(BatchTransform):
                                         "pipekit.vision.Normalize)")
                     if out.shape != want.shape:
                         out = out.reshape(out.shape[:2] + want.shape[2:]) if out.size == want.size else out
+                    if out.shape != want.shape and out.shape[:2] == want.shape[:2]:
+                        got_c, want_c = (a.shape[2] if a.ndim == 3 else 1 for a in (out, want))
+                        raise DataError(f"Albumentations: the pipeline changed the number of {name} channels from "
+                                        f"{want_c} to {got_c}; it runs on the cached images and must keep their "
+                                        "channels: " + (
+                                            "to make colour images grey, keep 3 channels (A.ToGray("
+                                            "num_output_channels=3)), or work in grey from the start with "
+                                            "ImageBlock(cls=PILImageBW)" if want_c == 3 and got_c == 1 else
+                                            "the block's images are grey or colour as its ImageBlock(cls=...) says "
+                                            "(cls=PILImage for colour, cls=PILImageBW for grey)"))
                     if out.shape != want.shape:
                         raise DataError(f"Albumentations: the pipeline changed the {name} size from "
                                         f"{want.shape[:2]} to {out.shape[:2]}; it runs on the cached images and must "

@@ -36,6 +36,7 @@ from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
 from pipekit.data.plotting import draw_image, image_array, set_title
+from pipekit.data.probe import stage
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import (FuncTransform, Transform, as_list, call_item_tfm, value_types,
                                     written_for_items)
@@ -44,7 +45,7 @@ from pipekit.vision.augment import AugmentSettings
 from pipekit.vision.cache import ImageStore, ImagesAsRead, LiveImageStore, build_image_store
 from pipekit.vision.decode import decode_image, image_from_value
 from pipekit.vision.geometry import size2, size_param
-from pipekit.vision.presize import ItemTransform, RandomResizedCrop, find_item_transform
+from pipekit.vision.presize import ItemTransform as PresizeTransform, RandomResizedCrop, find_item_transform
 from pipekit.vision.sources import image_sources
 from pipekit.vision.transforms import BatchAugment, IntToFloat, ResizedCropAugment
 
@@ -560,27 +561,35 @@ def _reaches_pixels(types: tuple[type, ...], sample: np.ndarray) -> str | None:
     return found
 
 
-class _UserThenPresize(ItemTransform):
+class _UserThenPresize(PresizeTransform):
     """The user's item transforms that reach images (see :meth:`_PixelBlock.user_item_tfms`) on each decoded image,
-    in order, then the presize transform (if any), as fastai runs item transforms on the decoded image before its
-    ``Resize``. What each returns (pixels, a PIL image) is the image the next one gets. A
+    with the presize transform (if any) among them where fastai's item pipeline has its ``Resize``: ``before`` (the
+    user's of a lower ``order``) on the decoded image, then the presize transform, then ``after`` (those of a higher
+    ``order``) on the image it makes. What each returns (pixels, a PIL image) is the image the next one gets. A
     :class:`~pipekit.vision.cache.LiveImageStore` runs them each time an image is fetched (:meth:`apply_user`, then
-    ``presize``), those of the loader's split only."""
+    :attr:`presize`), those of the loader's split only."""
 
-    def __init__(self, user: Sequence[Transform], presize: ItemTransform | None, mode: str):
+    def __init__(self, before: Sequence[Transform], presize: PresizeTransform | None, mode: str,
+                 after: Sequence[Transform] = (), check: Callable[[Any, np.ndarray], None] | None = None):
         from PIL import Image
 
-        self.user, self.presize, self.mode = list(user), presize, mode
+        self.before, self.after, self.resize, self.mode = list(before), list(after), presize, mode
+        self.check = check  # the store's check of an image before the presize transform (a mask's codes)
+        # what the store runs after apply_user: none when the user's transforms of a higher order follow the presize
+        # transform, as apply_user runs it then
+        self.presize: PresizeTransform | None = None if self.after else presize
+        self.user = self.before + self.after
         # per transform, worked out once rather than per image (6x the time of applying a small one): whether it
         # gets a PIL image (typed PIL.Image.Image) rather than pixels, and the name an error gives it
         plain = np.zeros((1, 1, 1), np.uint8)  # the decoded pixels apply gets: no pipekit kind
-        self._steps = [(t, (types := _typed_types(t)) is not None and _reaches_pixels(types, plain) == "pil",
-                        t.enc.__name__ if isinstance(t, FuncTransform) and hasattr(t.enc, "__name__")
-                        else type(t).__name__) for t in self.user]
+        steps = {id(t): (t, (types := _typed_types(t)) is not None and _reaches_pixels(types, plain) == "pil",
+                         t.enc.__name__ if isinstance(t, FuncTransform) and hasattr(t.enc, "__name__")
+                         else type(t).__name__) for t in self.user}
+        self._before, self._after = ([steps[id(t)] for t in ts] for ts in (self.before, self.after))
         self._fromarray = Image.fromarray
 
     def apply(self, img: np.ndarray, nearest: bool = False) -> np.ndarray:
-        """The transforms of validation and new items (split 1), then the presize transform."""
+        """The transforms of validation and new items (split 1), the presize transform among them."""
         img = self.apply_user(img, 1)
         return img if self.presize is None else self.presize.apply(img, nearest=nearest)
 
@@ -588,8 +597,23 @@ class _UserThenPresize(ItemTransform):
         """The user's transforms that run on split ``split_idx`` (0 training, 1 validation and new items; see
         :func:`~pipekit.data.transform.runs_on_split`) on one decoded image, each after its ``before_call(image,
         split_idx=...)`` when it has one (a RandTransform whose ``do`` is then False is skipped), as fastai calls
-        them (see :func:`~pipekit.data.transform.call_item_tfm`)."""
-        for t, wants_pil, name in self._steps:
+        them (see :func:`~pipekit.data.transform.call_item_tfm`): those of a lower ``order`` than the presize
+        transform, then, when some of a higher ``order`` follow it, the presize transform and those."""
+        img = self._run(self._before, img, split_idx)
+        if not self.after:
+            return img
+        if self.check is not None:
+            try:
+                self.check(None, img)
+            except DataError:  # given back as it is: the store checks it next, naming its file
+                return img
+        if self.resize is not None:
+            with stage(f"item transform {type(self.resize).__name__}"):
+                img = self.resize.apply(img, nearest=self.mode == "mask")
+        return self._run(self._after, img, split_idx)
+
+    def _run(self, steps: list[tuple[Transform, bool, str]], img: np.ndarray, split_idx: int) -> np.ndarray:
+        for t, wants_pil, name in steps:
             if wants_pil:
                 value: Any = self._fromarray(np.ascontiguousarray(img[:, :, 0] if img.shape[2] == 1 else img))
             else:
@@ -627,7 +651,7 @@ class _UserThenPresize(ItemTransform):
         # never a disk-cache key: a repr cannot tell the user's code apart from an edited version of it, so these
         # images are never cached (see _PixelBlock._store); this process's objects key them
         return f"user@{id(self)}:" + ",".join(f"{type(t).__qualname__}@{id(t)}" for t in self.user) + "|" + (
-            self.presize.cache_key() if self.presize is not None else "none")
+            self.resize.cache_key() if self.resize is not None else "none") + f"|{len(self.before)} before it"
 
 
 class _PixelBlock(TransformBlock):
@@ -644,31 +668,57 @@ class _PixelBlock(TransformBlock):
         """The user's item transforms that reach this block's values: those typed for them (``encodes(self,
         x: PILImage)`` on an image block, ``x: PILMask`` on a mask block) and those typed for nothing (a plain
         ``encodes(self, x)``, ``Transform(f)`` or a function in ``item_tfms``), which fastai runs on every value of
-        an item, its image included. They run on each decoded image (a :class:`PILImage`, or a :class:`PILMask`),
-        in order, before the presize transform, each time the image is fetched (as fastai runs item transforms), those
-        of the loader's split only (a :class:`~pipekit.data.RandTransform` on training images only)."""
+        an item, its image included. They run on each decoded image (a :class:`PILImage`, or a :class:`PILMask`)
+        each time the image is fetched (as fastai runs item transforms), those of the loader's split only (a
+        :class:`~pipekit.data.RandTransform` on training images only), by their ``order`` as fastai sorts item
+        transforms, the presize transform among them with fastai's (``Resize`` and ``RandomResizedCrop`` 1,
+        ``CropPad`` 0): one of a lower ``order`` (a Transform's is 0) on the decoded image before the presize
+        transform, one of a higher ``order`` on the image it makes, and one of the same where ``item_tfms`` lists
+        it (see :meth:`user_item_steps`)."""
         sample: np.ndarray = (np.zeros((1, 1), np.uint8).view(MaskArray) if self.mode == "mask" else
                               np.zeros((1, 1, 3 if self.mode == "RGB" else 1), np.uint8).view(ImageArray))
         out = []
         for t in getattr(self, "tfms_", []):
-            if isinstance(t, ItemTransform) or not written_for_items(t):
+            if isinstance(t, PresizeTransform) or not written_for_items(t):
                 continue  # pipekit's own transforms (the presize one, a block's column transforms)
             types = _typed_types(t)
             if types is None or _reaches_pixels(types, sample) is not None:
                 out.append(t)
         return out
 
+    def user_item_steps(self, user: list[Transform] | None = None) -> tuple[list[Transform], list[Transform]]:
+        """:meth:`user_item_tfms` (``user``, when already known) as the two groups they run in: those before the
+        presize transform (all of them when there is none) and those after it, each in ``order`` (the transforms
+        are sorted by it, as fastai's item pipeline is).
+
+        >>> from pipekit.data import Transform
+        >>> from pipekit.vision import ImageBlock, Resize
+        >>> def first(x): return x
+        >>> block = ImageBlock()
+        >>> _ = block.fit_tfms([Transform(first, order=2), Resize(8), Transform(first)])
+        >>> [[t.order for t in group] for group in block.user_item_steps()]
+        [[0], [2]]
+        """
+        user = self.user_item_tfms() if user is None else user
+        tfms = getattr(self, "tfms_", [])
+        at = next((i for i, t in enumerate(tfms) if isinstance(t, PresizeTransform)), len(tfms))
+        after = {id(t) for t in tfms[at + 1:]}
+        return [t for t in user if id(t) not in after], [t for t in user if id(t) in after]
+
     def _store(self, raw: pl.Series, what: str, small_in_memory: bool = False,
                user: list[Transform] | None = None) -> ImageStore | LiveImageStore:
         """The decoded (and presized) images of ``raw``; ``user``: :meth:`user_item_tfms`, when already known.
         Images through a user's transforms are a :class:`~pipekit.vision.cache.LiveImageStore`, which runs them each
-        time an image is fetched (and is never cached: the cache cannot key a user's code)."""
-        tfm: ItemTransform | None = find_item_transform(self.tfms_)
+        time an image is fetched, the presize transform where their ``order`` puts it (see :meth:`user_item_steps`),
+        and is never cached: the cache cannot key a user's code."""
+        tfm: PresizeTransform | None = find_item_transform(self.tfms_)
         user = self.user_item_tfms() if user is None else user
         sources = image_sources(raw, type(self).__name__)
         if user:
-            return LiveImageStore(sources, _UserThenPresize(user, tfm, self.mode), mode=self.mode,
-                                  check=self.pixel_check(), description=what.replace("presizing", "reading"))
+            before, after = self.user_item_steps(user)
+            check = self.pixel_check()
+            return LiveImageStore(sources, _UserThenPresize(before, tfm, self.mode, after, check), mode=self.mode,
+                                  check=check, description=what.replace("presizing", "reading"))
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached (and so are
         # images through an item transform of the user's class: see build_image_store)
         in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)
@@ -682,7 +732,8 @@ class _PixelBlock(TransformBlock):
         user = self.user_item_tfms()
         store = self._store(raw, f"presizing {len(raw)} {type(self).__name__[:-5].lower()}s", user=user)
         if trace is not None:
-            steps = [repr(t) for t in user] + ([repr(tfm)] if tfm is not None else [])
+            before, after = self.user_item_steps(user)
+            steps = [repr(t) for t in before] + ([repr(tfm)] if tfm is not None else []) + [repr(t) for t in after]
             trace(" + ".join(["decode", *steps]), store)
         self.check_store(store, raw)
         self.batch_tfms_ = self.block_batch_tfms()

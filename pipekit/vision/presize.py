@@ -44,11 +44,16 @@ def resize_to(img: np.ndarray, hw: tuple[int, int], nearest: bool) -> np.ndarray
 
 
 class ItemTransform(Transform):
-    """Base of the image item transforms: a fixed output size and a known geometry."""
+    """Base of the image item transforms that set the cached size: a fixed output size and a known geometry (not
+    fastai's ``ItemTransform`` of whole items, which is :class:`pipekit.data.transform.ItemTransform`).
+
+    ``order`` is fastai's (1 for ``Resize`` and ``RandomResizedCrop``, 0 for ``CropPad``): a user's item transform
+    of a lower ``order`` runs on the decoded image before it, one of a higher ``order`` on the image it makes, and one
+    of the same ``order`` where ``item_tfms`` lists it (see :meth:`~pipekit.vision.ImageBlock.user_item_tfms`)."""
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
-    order: ClassVar[int] = 10
+    order: ClassVar[int] = 1
 
     def applies_to(self, block: Any) -> bool:
         return block.geometry is not None
@@ -192,6 +197,7 @@ class CropPad(ItemTransform):
     (4, 4)
     """
 
+    order: ClassVar[int] = 0
     param_constraints = {"size": SIZE, "pad_mode": Options(*PAD_MODES)}
 
     def __init__(self, size: int | Sequence[int], pad_mode: str = "zeros"):

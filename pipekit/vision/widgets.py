@@ -175,12 +175,13 @@ class ImagesCleaner:
 
 def _items_labels_losses(learn: Learner, ds_idx: int) -> tuple[list[Path], list[str], np.ndarray]:
     """Every image of split ``ds_idx`` (0 training, 1 validation): its file, its label and its loss, in the split's
-    order, read without augmentation."""
+    order, read without augmentation. A label is text, as the cleaner's categories are (``str`` of the vocab's:
+    a label 3 is ``'3'``, ``True`` is ``'True'``), whatever the labels' type."""
     dls: Any = learn.dls
     dl = dls[ds_idx].new(shuffle=False, drop_last=False)
     _, targs, losses = learn.get_preds(dl=dl, with_loss=True)
     vocab = list(classes_vocab(dls))
-    labels = [vocab[int(t)] for t in torch.as_tensor(targs).reshape(-1).tolist()]
+    labels = [str(vocab[int(t)]) for t in torch.as_tensor(targs).reshape(-1).tolist()]
     return [Path(f) for f in dl.items], labels, torch.as_tensor(losses).float().numpy()
 
 
@@ -213,7 +214,9 @@ class ImageClassifierCleaner:
     a choice to keep, delete or relabel it. ``category`` and ``split`` (``'Train'``/``'Valid'``) choose the view (the
     drop-downs do in a notebook; ``select(category, split)`` without one); :attr:`fns` are the view's files and
     ``delete()``/``change()`` refer to their positions, as in fastai. Switching the view resets the choices, so act
-    on them before. ``**kwargs`` go to :class:`ImagesCleaner` (``max_n``, ``height``, ``width``).
+    on them before. ``**kwargs`` go to :class:`ImagesCleaner` (``max_n``, ``height``, ``width``). The categories are
+    text whatever the labels' type (``get_y=lambda f: int(f.parent.name)`` gives ``'3'`` and ``'7'``), and so are the
+    new labels ``change()`` gives, a folder's name.
 
     >>> import shutil, tempfile
     >>> from pathlib import Path
@@ -242,6 +245,8 @@ class ImageClassifierCleaner:
     def __init__(self, learn: Learner, **kwargs: Any):
         _check_image_classifier(learn)
         dls: Any = learn.dls
+        # text whatever the labels' type (a label 3 is '3'), as _items_labels_losses reads each image's, and as a
+        # relabelled file's new folder is named
         self.vocab = [str(v) for v in classes_vocab(dls)]
         self.iw = ImagesCleaner(self.vocab, **kwargs)
         self.info = (_items_labels_losses(learn, 0), _items_labels_losses(learn, 1))
