@@ -1261,9 +1261,10 @@ class LiveImageStore(Store):
     ``gather`` decodes each item, runs the transforms of the loader's split (a training loader's items split 0,
     validation, ``test_dl`` and ``predict``'s split 1; see :func:`~pipekit.data.transform.runs_on_split`), calling
     the ``before_call(item, split_idx=...)`` of those that have one (a :class:`~pipekit.data.transform.RandTransform`
-    draws ``do`` there and is skipped when it is False), then the presize transform, and gives the NHWC uint8 batch
-    :meth:`ImageStore.gather` gives (masks ``(B, H, W)``). A random transform so draws anew every epoch; these
-    images are never cached (the cache cannot key a user's code).
+    draws ``do`` there and is skipped when it is False) with the presize transform where their orders put it (those
+    of a lower order than fastai's ``Resize``, 1, before it; those of a higher one on the resized image), and gives
+    the NHWC uint8 batch :meth:`ImageStore.gather` gives (masks ``(B, H, W)``). A random transform so draws anew
+    every epoch; these images are never cached (the cache cannot key a user's code).
 
     The draws are repeatable: for each item, Python's ``random`` and NumPy's global generator (``np.random``) are
     seeded from the loader batch's key (seed, epoch, batch; see :func:`~pipekit.data.store.gathering`), the item's
