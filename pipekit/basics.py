@@ -226,6 +226,7 @@ __all__ = ["math", "os", "random", "partial", "attrgetter", "itemgetter", "Path"
            "first", "store_attr", "get_files", "get_image_files", "get_text_files", "parent_label",
            "range_of", "read_table", "set_seed", "show_items", "to_items", "untar_data", "URLs", "UsingAttr",
            "using_attr", "Hook", "HookCallback", "Hooks", "hook_output", "hook_outputs",
+           "dummy_eval", "model_sizes", "num_features_model", "in_channels",
            "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "FocalLossFlat", "Precision",
            "Recall", "PrecisionMulti", "RecallMulti", "ActivationStats", "BnFreeze", "CSVLogger",
            "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp",

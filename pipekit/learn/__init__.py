@@ -12,7 +12,8 @@ from pipekit.learn.callbacks import (
     TensorBoardCallback, TrainEvalCallback, CutMix, cpu_bf16_is_fast,
 )
 from pipekit.learn.export import load_learner, model_weights
-from pipekit.learn.hooks import Hook, HookCallback, Hooks, hook_output, hook_outputs
+from pipekit.learn.hooks import (Hook, HookCallback, Hooks, dummy_eval, hook_output, hook_outputs, in_channels, model_sizes,
+                                  num_features_model)
 from pipekit.learn.interpret import ClassificationInterpretation, Interpretation, SegmentationInterpretation
 from pipekit.learn.learner import Learner
 from pipekit.learn.losses import (
@@ -46,7 +47,8 @@ from pipekit.metrics import (
 )
 
 __all__ = [
-    "Hook", "HookCallback", "Hooks", "hook_output", "hook_outputs", "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "FocalLossFlat", "Precision", "Recall",
+    "Hook", "HookCallback", "Hooks", "hook_output", "hook_outputs", "dummy_eval", "model_sizes", "num_features_model",
+    "in_channels", "GradientAccumulation", "ReduceLROnPlateau", "ShowGraphCallback", "FocalLossFlat", "Precision", "Recall",
     "PrecisionMulti", "RecallMulti", "ActivationStats", "BnFreeze", "CSVLogger", "TensorBoardCallback", "EarlyStoppingCallback", "GradientClip", "MixedPrecision", "MixUp", "CutMix", "SaveModelCallback",
     "TrackerCallback", "EVENTS", "Callback", "CancelBackwardException", "CancelBatchException",
     "CancelEpochException", "CancelFitException", "CancelStepException", "CancelTrainException",

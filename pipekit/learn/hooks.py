@@ -25,10 +25,11 @@ import torch
 from torch import nn
 
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import Interval, Is
+from pipekit.core.validate import POSITIVE_SIZES, Interval, Is, check
 from pipekit.learn.callbacks.core import Callback
 
-__all__ = ["Hook", "Hooks", "hook_output", "hook_outputs", "HookCallback", "has_params", "leaf_modules"]
+__all__ = ["Hook", "Hooks", "hook_output", "hook_outputs", "HookCallback", "has_params", "leaf_modules",
+           "in_channels", "dummy_eval", "model_sizes", "num_features_model"]
 
 HookFunc = Callable[[nn.Module, Any, Any], Any]
 
@@ -40,6 +41,18 @@ def _detach(x: Any, cpu: bool) -> Any:
     if isinstance(x, (list, tuple)):
         return type(x)(_detach(v, cpu) for v in x)
     return x
+
+
+def _first_tensor(x: Any) -> Any:
+    """The first tensor of an output (a tensor, or nested lists, tuples or dicts of them), None if it holds none."""
+    if isinstance(x, torch.Tensor):
+        return x
+    values = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else ()
+    for v in values:
+        t = _first_tensor(v)
+        if t is not None:
+            return t
+    return None
 
 
 def has_params(m: nn.Module) -> bool:
@@ -69,8 +82,12 @@ def leaf_modules(model: nn.Module, include_paramless: bool = False) -> list[nn.M
 
 
 class Hook:
-    """Calls ``hook_func(module, input, output)`` on every forward pass of ``module`` (``is_forward=False``: on
-    every backward pass, with the gradients of its inputs and outputs) and keeps what it returns in ``stored``.
+    """Calls ``hook_func(module, input, output)`` on every forward pass of ``module`` and keeps what it returns in
+    ``stored``. ``is_forward=False``: on the backward pass through it instead, as ``hook_func(module, grad_input,
+    grad_output)``, ``grad_output`` the gradients of its output (a tuple; the first tensor's, when it outputs
+    several) and ``grad_input`` those of the inputs of the operation that made that output (its last one), as
+    torch's ``register_backward_hook`` gives them; an output changed in place afterwards (``ReLU(inplace=True)``)
+    still has the gradient of what the module output.
     ``detach`` (default) detaches the tensors first, ``cpu`` moves them to the CPU. A context manager: the hook
     is removed at the end of the ``with`` block, or by ``remove()``. ``active`` (a function of no arguments),
     when given, says on each pass whether the hook runs: a pass it skips leaves ``stored`` as it was.
@@ -96,33 +113,32 @@ class Hook:
         self.stored: Any = None
         self.removed = False
         self._module = module
-        if is_forward:
-            self._handle = module.register_forward_hook(self._run)
-        elif getattr(module, "_is_full_backward_hook", None) is False:
-            # torch runs one kind of backward hook per module, and this one has the older kind, which the book's
-            # own HookBwd registers (m.register_backward_hook): join it (the gradient of the output is the same;
-            # of the input, that of the module's last operation)
-            self._handle = module.register_backward_hook(self._run)
-        else:
-            self._handle = module.register_full_backward_hook(self._run)
+        # both kinds are a forward hook: a gradient hook puts a hook on the graph node that made the output, in each
+        # forward pass, so an output changed in place afterwards (a ReLU(inplace=True) after a batch-norm, as in every
+        # ResNet block) still reports the gradient of what the module output (torch's module backward hooks refuse
+        # that graph); the node, and its hook, go when the graph is freed
+        self._handle = module.register_forward_hook(self._run if is_forward else self._hook_grad)
 
     def _run(self, module: nn.Module, inp: Any, out: Any) -> None:
-        if self.active is not None and not self.active():
+        if self.removed or (self.active is not None and not self.active()):
             return
         if self.detach:
             inp, out = _detach(inp, self.cpu), _detach(out, self.cpu)
         self.stored = self.hook_func(module, inp, out)
 
+    def _hook_grad(self, module: nn.Module, inp: Any, out: Any) -> None:
+        node = getattr(_first_tensor(out), "grad_fn", None)
+        if node is None:  # no graph (torch.no_grad, an output needing no gradient): nothing flows back
+            return
+        # a graph node's hook gets (gradients of its inputs, gradients of its outputs)
+        node.register_hook(lambda grad_in, grad_out: self._run(module, grad_in, grad_out))
+
     def remove(self) -> None:
-        """Take the hook off its module (stored values stay readable)."""
+        """Take the hook off its module (stored values stay readable; a backward pass of an earlier forward pass
+        stores nothing more)."""
         if not self.removed:
             self._handle.remove()
             self.removed = True
-            m = self._module
-            if not self.is_forward and not m._backward_hooks:
-                # torch remembers the kind of backward hook a module ever had and refuses the other kind for good;
-                # with none left, the module takes either again (the book's HookBwd after a Grad-CAM of pipekit's)
-                m._is_full_backward_hook = None
 
     def __enter__(self) -> Hook:
         return self
@@ -220,6 +236,93 @@ def hook_outputs(modules: Sequence[nn.Module], detach: bool = True, cpu: bool = 
     [(5, 4), (5, 4), (5, 2)]
     """
     return Hooks(modules, _hook_inner, is_forward=not grad, detach=detach, cpu=cpu)
+
+
+def in_channels(m: nn.Module) -> int:
+    """The number of input channels of ``m``: those of its first convolution or linear layer (``in_features``), in
+    the order its layers were registered.
+
+    >>> from torch import nn
+    >>> from pipekit.learn import in_channels
+    >>> in_channels(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3))), in_channels(nn.Linear(5, 2))
+    (3, 5)
+    """
+    for layer in m.modules():
+        if isinstance(layer, nn.modules.conv._ConvNd):
+            return int(layer.in_channels)
+        if isinstance(layer, nn.Linear):
+            return int(layer.in_features)
+    raise ParameterError(f"in_channels: {type(m).__name__} has no convolution or linear layer to read its input "
+                         "channels from; pass the number of channels yourself (dummy_eval(m, size, n_in=...))")
+
+
+def dummy_eval(m: nn.Module, size: int | Sequence[int] = (64, 64), n_in: int | None = None, bs: int = 1) -> Any:
+    """What ``m`` outputs for a dummy batch of ``bs`` inputs of ``n_in`` channels (default :func:`in_channels`)
+    and ``size`` (``(height, width)``, one int for a square, ``()`` for a model taking ``(bs, features)``), all zeros,
+    on the device and in the dtype of its parameters: run in eval mode without gradients, its training mode restored
+    afterwards.
+
+    >>> from torch import nn
+    >>> from pipekit.learn import dummy_eval
+    >>> body = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU())
+    >>> tuple(dummy_eval(body, (32, 32)).shape), body.training
+    ((1, 8, 15, 15), True)
+    """
+    sizes: Any = (size, size) if isinstance(size, int) and not isinstance(size, bool) else size
+    check("dummy_eval", size=(sizes, Is(lambda v: v == () or POSITIVE_SIZES.accepts(v),
+                                        "(height, width), one size, or () for inputs of (bs, features)")),
+          n_in=(n_in, Interval(1, None, integer=True, none_ok=True)), bs=(bs, Interval(1, None, integer=True)))
+    n_in = in_channels(m) if n_in is None else n_in
+    p = next(m.parameters(), None)
+    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+    was = m.training
+    m.eval()
+    try:
+        with torch.no_grad():
+            return m(torch.zeros(bs, n_in, *sizes, device=device, dtype=dtype))
+    finally:
+        m.train(was)
+
+
+def _shape(x: Any) -> Any:
+    return x.shape if isinstance(x, torch.Tensor) else type(x)(_shape(v) for v in x) if isinstance(x, (list, tuple)) \
+        else x
+
+
+def model_sizes(m: nn.Module, size: int | Sequence[int] = (64, 64)) -> list[Any]:
+    """The shape of what each child layer of ``m`` outputs (``m`` itself when it has none) for a dummy batch of
+    one input of ``size`` (see :func:`dummy_eval`): how a body shrinks the image and widens the channels.
+
+    >>> from torch import nn
+    >>> from pipekit.learn import model_sizes
+    >>> model_sizes(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2)), (32, 32))
+    [torch.Size([1, 8, 15, 15]), torch.Size([1, 8, 15, 15]), torch.Size([1, 16, 7, 7])]
+    """
+    with hook_outputs(list(m.children()) or [m]) as hooks:
+        dummy_eval(m, size)
+        return [_shape(h.stored) for h in hooks]
+
+
+def num_features_model(m: nn.Module) -> int:
+    """The number of channels (features) ``m`` outputs, measured on a dummy batch of 32-pixel images, then of 64,
+    128, ... up to 2048 for a model that needs larger ones.
+
+    >>> from torch import nn
+    >>> from pipekit.learn import num_features_model
+    >>> num_features_model(nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2)))
+    16
+    """
+    n_in = in_channels(m)  # a model without one is said as it is
+    errors = []
+    sz = 32
+    while sz <= 2048:
+        try:
+            return int(model_sizes(m, (sz, sz))[-1][1])
+        except (RuntimeError, ValueError, IndexError, TypeError) as e:
+            errors.append(f"{sz} px: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        sz *= 2
+    raise ParameterError(f"num_features_model: {type(m).__name__} fails on every dummy batch of {n_in}-"
+                         f"channel images from 32 to 2048 pixels ({'; '.join(errors[:2])}; ...)")
 
 
 class HookCallback(Callback):

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from pipekit.core.archive import writable_folder
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import FastaiKeyword, Interval, Is, argument_names, check, check_arguments
+from pipekit.core.validate import BOOL, FastaiKeyword, Interval, Is, argument_names, check, check_arguments
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, Recorder,
                                      TensorBoardCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback)
@@ -194,6 +195,8 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
 
 
 _PCT = Interval(0, 1)
+#: a divisor of the lr (``div``, ``div_final``): a positive number
+_POSITIVE = Interval(0, None, closed="neither")
 
 
 def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: float = 25.0, div_final: float = 1e5,
@@ -213,9 +216,12 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: f
     >>> len(lrs), round(lrs[0], 6), round(max(lrs), 3), moms[0], round(min(moms), 2)
     (11, 0.0004, 0.01, 0.95, 0.85)
     """
-    positive = Interval(0, None, closed="neither")
-    check("fit_one_cycle", lr_max=(lr_max, LR_OR_NONE), pct_start=(pct_start, _PCT), div=(div, positive),
-          div_final=(div_final, positive))
+    from pipekit.learn.learner import _SETTINGS  # the learner module builds on this one
+
+    moms_ok: Any = _SETTINGS["moms"]  # checked as a Learner's moms= and learn.moms are
+    check("fit_one_cycle", lr_max=(lr_max, LR_OR_NONE), pct_start=(pct_start, _PCT), div=(div, _POSITIVE),
+          div_final=(div_final, _POSITIVE), moms=(moms, Is(lambda v: v is None or moms_ok.accepts(v),
+                                                          f"None or {moms_ok}")))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lr = lr_range(learn.lr if lr_max is None else lr_max, opt.n_groups)
     m = tuple(learn.moms if moms is None else moms)
@@ -241,7 +247,7 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: 
     >>> [round(lr, 5) for lr in learn.recorder.lrs]
     [0.01, 0.01, 0.01, 0.01, 0.01, 0.0075]
     """
-    check("fit_flat_cos", lr=(lr, LR_OR_NONE), pct_start=(pct_start, _PCT))
+    check("fit_flat_cos", lr=(lr, LR_OR_NONE), pct_start=(pct_start, _PCT), div_final=(div_final, _POSITIVE))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)
     sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(lrs), sched_cos(lrs, lrs / div_final)])
@@ -459,19 +465,40 @@ def slide(lrs: np.ndarray, losses: np.ndarray, num_it: int | None = None, lr_dif
 
 
 def _suggest(fn: Callable[..., Any], lrs: np.ndarray, losses: np.ndarray, num_it: int) -> Any:
-    # fastai's signature fn(lrs, losses, num_it), or fn(lrs, losses)
+    # fastai's signature fn(lrs, losses, num_it), or fn(lrs, losses); a function of fastai's form that is not one of
+    # pipekit's reads the curve as fastai gives it, torch tensors (``lrs[1:].log()``, ``losses.argmin()``), in
+    # float64, the precision the lrs are recorded in, so the lr it picks is one of the sweep's exactly
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
+        takes_three = True
+    else:
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        takes_three = len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params)
+    if not takes_three:
+        return fn(lrs, losses)
+    inner = fn.func if isinstance(fn, functools.partial) else fn
+    if inner in (valley, steep, minimum, slide):
         return fn(lrs, losses, num_it)
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    takes_three = len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in params)
-    return fn(lrs, losses, num_it) if takes_three else fn(lrs, losses)
+    return fn(torch.as_tensor(lrs, dtype=torch.float64), torch.as_tensor(losses, dtype=torch.float64), num_it)
 
 
 def _suggestion_name(fn: Callable[..., Any]) -> str:
     inner = fn.func if isinstance(fn, functools.partial) else fn
     return str(getattr(inner, "__name__", type(inner).__name__))
+
+
+def _marked_point(p: Any) -> tuple[float, float | None] | None:
+    """A point to mark on the lr_find curve: ``(lr, loss)`` (fastai's suggestion functions return it, the loss
+    maybe a 0-d tensor), or an lr alone (its loss read off the curve); None when ``p`` is neither."""
+    try:
+        if isinstance(p, (tuple, list)) and len(p) == 2:
+            lr, y = float(p[0]), float(p[1])
+        else:
+            lr, y = float(p), None
+    except (TypeError, ValueError):
+        return None
+    return (lr, y) if lr > 0 and math.isfinite(lr) else None
 
 
 class SuggestedLRs:
@@ -516,19 +543,55 @@ class SuggestedLRs:
     def __repr__(self) -> str:
         return "SuggestedLRs(" + ", ".join(f"{k}={v:.3g}" for k, v in self.suggestions.items()) + ")"
 
-    def plot(self, path: str | os.PathLike | None = None) -> Path | None:
-        """Loss vs learning rate (log scale) with the suggestions marked; PNG when headless."""
+    def plot(self, path: str | os.PathLike | None = None, skip_end: int = 5, return_fig: bool = False,
+             suggestions: Sequence[Any] | None = None, nms: Sequence[str] | None = None) -> Any:
+        """Loss vs learning rate (log scale) with the suggestions marked; inline in a notebook, PNG when headless.
+        Returns the PNG written, if any, or with ``return_fig=True`` the matplotlib figure.
+
+        As fastai's ``plot_lr_find``: ``skip_end`` points at the end of the curve are left out (default 5, usually
+        past divergence; ``skip_end=0`` draws all of it; at least two points are always drawn), and
+        ``suggestions`` (with their names ``nms``), when given, are the points marked in place of the
+        suggestions made: ``(lr, loss)`` pairs as fastai's suggestion functions return them, or learning rates
+        alone (marked on the curve).
+
+        >>> res = SuggestedLRs({"minimum": 1e-3}, np.logspace(-5, 0, 12), np.linspace(2.0, 0.5, 12))
+        >>> fig = res.plot(skip_end=3, return_fig=True)
+        >>> len(fig.axes[0].lines[0].get_xdata()), [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        (9, ['minimum: 1.00e-03'])
+        """
+        check("plot_lr_find", skip_end=(skip_end, Interval(0, None, integer=True)), return_fig=(return_fig, BOOL),
+              suggestions=(suggestions, Is(lambda v: v is None or all(_marked_point(p) is not None for p in v),
+                                           "None or a list of (lr, loss) points or learning rates")),
+              nms=(nms, Is(lambda v: v is None or (not isinstance(v, str) and all(isinstance(n, str) for n in v)),
+                           "None or a list of names, one per suggestion")))
+        lrs, losses = np.asarray(self.lrs, dtype=np.float64), np.asarray(self.losses, dtype=np.float64)
+        if suggestions is None:
+            if nms is not None:
+                raise ParameterError("plot_lr_find: nms names the points of suggestions=; give both, or neither "
+                                     "(the suggestions lr_find made are marked with their own names)")
+            points: list[tuple[str, float, float | None]] = [(k, float(v), None) for k, v in self.suggestions.items()]
+        else:
+            marked = [_marked_point(p) for p in suggestions]
+            names = list(nms) if nms is not None else [f"suggestion {i + 1}" for i in range(len(marked))]
+            if len(names) != len(marked):
+                raise ParameterError(f"plot_lr_find: nms has {len(names)} names for {len(marked)} suggestions; give "
+                                     "one name per suggestion")
+            points = [(n, lr, y) for n, (lr, y) in zip(names, marked)]  # type: ignore[misc]
+        keep = max(len(lrs) - skip_end, min(len(lrs), 2))
         plt = get_pyplot()
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(self.lrs, self.losses)
+        ax.plot(lrs[:keep], losses[:keep])
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("loss (smoothed)")
-        for (name, lr), marker in zip(self.suggestions.items(), itertools.cycle("o^sDv")):
-            y = float(np.interp(np.log(lr), np.log(self.lrs), self.losses))
+        for (name, lr, y), marker in zip(points, itertools.cycle("o^sDv")):
+            if y is None:
+                y = float(np.interp(np.log(lr), np.log(lrs), losses))
             ax.plot([lr], [y], marker=marker, linestyle="", label=f"{name}: {lr:.2e}")
-        ax.legend()
-        return savefig_or_show(fig, path, name="lr_find")
+        if points:
+            ax.legend()
+        out = savefig_or_show(fig, path, name="lr_find")
+        return fig if return_fig else out
 
 
 #: callbacks of a fit that the finder's sweep leaves out: it is no epoch of training, so nothing is shown, logged,

@@ -27,6 +27,7 @@ from pipekit.core.errors import FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import (POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check, check_arguments,
                                    one_of_two_names, shown)
+from pipekit.learn.hooks import dummy_eval
 from pipekit.learn.nets import (BatchNorm, ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers,
                                 simple_cnn)
 from pipekit.learn.registry import arch_spec, register_arch, registered_archs, set_arch_spec
@@ -802,20 +803,12 @@ def probe_body(body: nn.Module, n_in: int = 3, size: int = 64) -> Any:
     >>> tuple(probe_body(create_body("simple_cnn", n_in=1), n_in=1).shape)
     (2, 64, 8, 8)
     """
-    p = next(body.parameters(), None)
-    was = body.training
-    body.eval()
-    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
     errors = []
-    try:
-        for s in dict.fromkeys((size, 224)):
-            try:
-                with torch.no_grad():
-                    return body(torch.zeros(2, n_in, s, s, device=device, dtype=dtype))
-            except (RuntimeError, ValueError, IndexError, TypeError) as e:
-                errors.append(f"{s} px: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    finally:
-        body.train(was)
+    for s in dict.fromkeys((size, 224)):
+        try:
+            return dummy_eval(body, (s, s), n_in=n_in, bs=2)
+        except (RuntimeError, ValueError, IndexError, TypeError) as e:
+            errors.append(f"{s} px: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     raise ParameterError(f"the body ({type(body).__name__}) fails on a batch of {n_in}-channel images ("
                          f"{'; '.join(errors)}); check that it takes {n_in} input channel(s), or pass cut=")
 

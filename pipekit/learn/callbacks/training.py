@@ -479,16 +479,21 @@ class Recorder(Callback):
         ax.legend()
         return savefig_or_show(fig, path, name="loss") if own else ax
 
-    def plot_lr_find(self, path: str | os.PathLike | None = None) -> Path | None:
+    def plot_lr_find(self, skip_end: int = 5, return_fig: bool = False, suggestions: Sequence[Any] | None = None,
+                     nms: Sequence[str] | None = None, path: str | os.PathLike | None = None) -> Any:
         """Plot the last ``learn.lr_find()``'s smoothed loss against the learning rate (log scale), its
-        suggestions marked, as ``lr_find(show_plot=True)`` draws it; inline in a notebook, PNG when headless."""
+        suggestions marked, as ``lr_find(show_plot=True)`` draws it; inline in a notebook, PNG when headless (to
+        ``path`` when given). fastai's arguments: ``skip_end`` points at the end are left out (default 5, usually
+        past divergence; 0 draws them all), ``return_fig=True`` returns the figure (else the PNG written, if any),
+        ``suggestions``/``nms`` mark other points (see :meth:`~pipekit.learn.SuggestedLRs.plot`)."""
         if not self.lr_find_lrs:
             raise NotFittedError("plot_lr_find draws the curve of learn.lr_find(), and this learner has not run it: "
                                  "call learn.lr_find() first")
         from pipekit.learn.schedule import SuggestedLRs  # the module that runs the sweep imports this one
 
         return SuggestedLRs(self.lr_find_suggestions, np.asarray(self.lr_find_lrs),
-                            np.asarray(self.lr_find_losses)).plot(path)
+                            np.asarray(self.lr_find_losses)).plot(path, skip_end=skip_end, return_fig=return_fig,
+                                                                  suggestions=suggestions, nms=nms)
 
     @property
     def hps(self) -> dict[str, list[float]]:
