@@ -906,9 +906,10 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
 
 def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """A pandas frame as Polars: a text column that also holds numbers (``[0, "a", "0"]``, a CSV read by pandas)
-    becomes text, with a warning, where Arrow would refuse it; an ordered categorical, and one of text categories,
-    keeps its declared categories in their order (as an ``Enum``, which ``Categorify`` follows), and an unordered one
-    of number categories is read as its numbers; period and interval columns become text, sparse ones dense
+    becomes text, with a warning, where Arrow would refuse it, and a column of path objects their text; one of
+    images, arrays or other Python objects is kept as they are (:func:`_object_columns`); an ordered categorical, and
+    one of text categories, keeps its declared categories in their order (as an ``Enum``, which ``Categorify``
+    follows), and an unordered one of number categories is read as its numbers; period and interval columns become text, sparse ones dense
     (:func:`_arrow_ready`); the text columns named in ``categorical`` become ``pl.Categorical``, converted one at a
     time. Each column keeps its pandas name, as text (``""`` too); names a table cannot hold are refused, naming the
     columns and the fix (:func:`_pandas_names`).
@@ -940,19 +941,17 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
         if err is None:
             raise
         raise err from None
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
-        mixed = [c for c in frame.columns if frame[c].dtype == object
-                 and len({type(v) for v in frame[c].dropna()}) > 1]
-        if not mixed:
-            raise
-        warn(f"column(s) {mixed} mix text and numbers; read as text (0 and '0' become the same value)")
-        frame = frame.copy()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as e:
+        frame, held = _object_columns(frame, e)
         try:  # pandas may build an Arrow text column of the mapped values, which encodes them: named there too
-            for c in mixed:
-                frame[c] = frame[c].map(lambda v: v if v is None or v != v else str(v))
-            df = pl.from_pandas(frame)
+            df = pl.from_pandas(frame.drop(columns=list(held)) if held else frame)
         except UnicodeEncodeError:
             raise surrogate_error({c: frame[c] for c in frame.columns}, "row") from None
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as again:
+            raise _unconvertible_error(frame.drop(columns=list(held)), again) from again
+        if held:  # by name, as a list of Series would rename one named "" (column_0, column_2, ...)
+            rest = iter(df.get_columns())
+            df = pl.DataFrame({n: held[c] if c in held else next(rest) for n, c in zip(names, frame.columns)})
     if df.columns != names:  # each column named as the user named it, as text
         df.columns = names
     # a categorical's declared categories, in their order, unused ones included, are its vocabulary (as fastai's
@@ -962,6 +961,102 @@ def _from_pandas(frame: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     named = dict(zip(frame.columns, df.columns))  # Polars names every column with text (a pandas 0 is "0")
     return as_enums(df, {named[c]: [str(v) for v in frame[c].cat.categories] for c in frame.columns
                          if isinstance(frame[c].dtype, pd.CategoricalDtype) and _declared_categories(frame[c])})
+
+
+def _object_columns(frame: Any, error: BaseException) -> tuple[Any, dict[Any, pl.Series]]:
+    """pandas ``frame``, whose columns Arrow refused (``error``), as Arrow can take it, and the columns to keep as
+    Python objects. Only its ``object`` columns are looked at, and only once Arrow has refused the frame:
+
+    - path objects (``pathlib.Path``, any ``os.PathLike``), alone or with text, become their text (``os.fspath``), as
+      a column of file names written as text is read (a relative one is found under the loader's ``path``);
+    - text mixed with numbers (``[0, "a", "0"]``, a CSV read by pandas) becomes text, with a warning;
+    - a column Arrow cannot hold of images, arrays or other Python objects (with text or paths, or not) is kept as
+      the objects it holds (``pl.Object``, as a list of them is), for the block or getter that reads them.
+
+    Paths or objects mixed with numbers are refused, naming the column, a row and the fix; so is a column Arrow
+    still refuses (:func:`_unconvertible_error`). The frame itself is left alone (a copy is changed).
+
+    >>> import pandas as pd
+    >>> frame, held = _object_columns(pd.DataFrame({"f": [Path("a/1.png"), None], "x": [1, 2]}), ValueError())
+    >>> frame["f"].tolist(), held
+    (['a/1.png', None], {})
+    """
+    import pandas as pd
+
+    out, held, mixed = frame, {}, []
+    for i, c in enumerate(frame.columns):
+        col = frame.iloc[:, i]
+        if col.dtype != object:
+            continue
+        missing = col.isna().to_numpy()
+        present = col[~missing]
+        kinds = {_value_kind(v) for v in present}
+        if "path" in kinds and kinds <= {"path", "text"}:
+            values = [None if m else os.fspath(v) for v, m in zip(col, missing)]
+        elif kinds <= {"text", "number"}:
+            if len({type(v) for v in present}) < 2:
+                continue
+            mixed.append(c)
+            values = [v if v is None or v != v else str(v) for v in col]
+        elif _arrow_holds(frame.iloc[:, [i]]):  # a column of dicts, or of 1-D arrays (a list column)
+            continue
+        elif "number" in kinds:
+            raise _objects_with_numbers_error(c, present)
+        else:
+            held[c] = pl.Series(str(c), [None if m else v for v, m in zip(col, missing)], dtype=pl.Object)
+            continue
+        if out is frame:
+            out = frame.copy(deep=False)
+        out.isetitem(i, pd.Series(values, index=col.index, dtype=object))
+    if mixed:
+        warn(f"column(s) {mixed} mix text and numbers; read as text (0 and '0' become the same value)")
+    if out is frame and not held:
+        raise _unconvertible_error(frame, error) from error
+    return out, held
+
+
+def _value_kind(v: Any) -> str:
+    """What a value of a pandas ``object`` column is to a table: ``text``, a ``path`` object, a ``number`` or an
+    ``object`` (an image, an array, any other Python object)."""
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, os.PathLike):
+        return "path"
+    if isinstance(v, (bool, int, float, np.number, np.bool_)):
+        return "number"
+    return "object"
+
+
+def _arrow_holds(frame: Any) -> bool:
+    """Whether Polars reads pandas ``frame`` (one column) through Arrow as it is."""
+    try:
+        pl.from_pandas(frame)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def _objects_with_numbers_error(name: Any, present: Any) -> DataError:
+    """The DataError for pandas column ``name`` whose values (``present``, its non-missing ones) mix path objects or
+    other Python objects with numbers, which no column type holds together: a row of each, and the fix."""
+    number = next((i, v) for i, v in present.items() if _value_kind(v) == "number")
+    other = next((i, v) for i, v in present.items() if _value_kind(v) in ("path", "object"))
+    what = "path objects" if _value_kind(other[1]) == "path" else "Python objects"
+    return DataError(f"column {name!r} mixes {what} ({type(other[1]).__name__}, row {other[0]!r}) with numbers "
+                     f"({type(number[1]).__name__} {number[1]!r}, row {number[0]!r}), which no column holds "
+                     f"together; give one kind of value per column, None (not a number such as 0 or -1) where a "
+                     f"row has none, e.g. df[{name!r}] = df[{name!r}].map(lambda v: None if isinstance(v, "
+                     f"(int, float)) else v)")
+
+
+def _unconvertible_error(frame: Any, error: BaseException) -> DataError:
+    """The DataError for pandas ``frame`` that Arrow refused (``error``): the first column it refuses on its own
+    (the first column when none is refused alone), what Arrow said, and the fix."""
+    at = next((i for i in range(frame.shape[1]) if not _arrow_holds(frame.iloc[:, [i]])), 0)
+    bad, dtype = (frame.columns[at], frame.dtypes.iloc[at]) if frame.shape[1] else ("?", "none")
+    return DataError(f"column {bad!r} ({dtype}) cannot be held in a table: {type(error).__name__}: {error}; "
+                     f"give it as text (df[{bad!r}] = df[{bad!r}].astype(str)), numbers or one kind of Python "
+                     f"object per column, or drop it (df.drop(columns=[{bad!r}]))")
 
 
 def _arrow_ready(frame: Any) -> Any:
