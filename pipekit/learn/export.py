@@ -48,7 +48,7 @@ from pipekit.core.archive import Archive, building_from, read_pipekit, write_arc
 from pipekit.core.component import Component, from_data, to_data
 from pipekit.core.errors import STATE_ERRORS, ExportError, FieldError, ParameterError, UnknownNameError, warn
 from pipekit.core.forks import check_fork_safe
-from pipekit.core.registry import lookup, name_of, register
+from pipekit.core.registry import lookup, name_of, register, registered
 from pipekit.core.validate import FastaiKeyword, Is, check, check_arguments, finite_number, one_of_two_names
 from pipekit.data.dataloaders import DataLoaders, classes_vocab
 from pipekit.data.loader import checked_device, default_device
@@ -829,6 +829,10 @@ def _metrics_that_score(where: str, metrics: list[Metric], dls: Any, loss: Any) 
     return kept
 
 
+#: the registry kind of the functions ``learner_from_archive`` calls on each learner it rebuilds, ``fn(learn)``, to
+#: give it again what its package set on it besides the settings a file keeps (``pipekit.vision``'s ``dls_hook``)
+LOADED_LEARNER = "loaded_learner"
+
 #: the fields of a learner export's record.json, as :func:`export_learner` writes them (every format since 2); a file
 #: with any other is refused, not read past
 _LEARNER_FIELDS = ("arch", "loss", "torch_loss", "metrics", "dls", "learner")
@@ -937,6 +941,11 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     if settings.get("splitter") is not None:
         _check_splitter(where, settings["splitter"], model, name)
     learn = cls(dls, model, loss_func=loss, metrics=metric_objs, device=device, **settings)
+    # what a learner held besides its settings, which a package rebuilds from the file's data: each function
+    # registered as a "loaded_learner" finishes the loaded learner (vision_learner's: loaders assigned later are
+    # normalised with the statistics of the Normalize it added to the exported ones, as the exported learner's were)
+    for restore in registered(LOADED_LEARNER).values():
+        restore(learn)
     # the file's folder, where fastai's loaded learner keeps the exported one's path (the same folder for
     # learn.export("name")): learn.save and learn.export write beside the file, wherever it was moved
     learn.path = Path(where).parent

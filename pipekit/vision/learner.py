@@ -23,18 +23,19 @@ from pipekit.core.errors import DataError, ParameterError, UnknownNameError, Wei
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import BOOL, CLASS_AXIS, Y_RANGE, Interval, argument_names, check, check_arguments
 from pipekit.data.loader import batch_parts
+from pipekit.data.transform import as_list
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
-from pipekit.learn.export import unusable_weights
+from pipekit.learn.export import LOADED_LEARNER, unusable_weights
 from pipekit.learn.losses import loss_from_kind
 from pipekit.learn.registry import arch_spec, set_arch_spec
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.metrics.base import describe_target, target_kind
-from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images, load_pretrained,
-                                        pretrained_archs)
+from pipekit.vision.efficientnet import (_BN_MOMENTUM_PRETRAINED, EfficientNetLiteBody, efficientnet_lite_stats,
+                                        follow_small_images, load_pretrained, pretrained_archs)
 from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _adapt_first_conv,
-                                   _refuse_head_options, create_head, probe_body, record_bn_momentum, unet,
-                                   vision_model)
+                                   _refuse_head_options, bn_momentum_of, create_head, probe_body, record_bn_momentum,
+                                   unet, vision_model)
 from pipekit.vision.transforms import Normalize, image_stats, imagenet_stats
 
 __all__ = ["vision_learner", "unet_learner", "load_body_weights", "check_model_output", "PixelAccuracy",
@@ -241,10 +242,41 @@ def _normalize_new_loaders(learn: Learner, n_in: int, label: str, normalize: boo
     if not normalize or norm is None or not norm.mean or not norm.std:
         return
 
-    stats: Stats = (list(norm.mean), list(norm.std))
+    learn.dls_hook = _normalizing_hook(n_in, (list(norm.mean), list(norm.std)), label)
+
+
+def _normalizing_hook(n_in: int, stats: Stats, label: str) -> Callable[[Any], Any]:
+    """The ``dls_hook`` normalising new loaders with ``stats``, a learner's (see :func:`_normalize_new_loaders`)."""
     # a partial of a module-level function, not a lambda: the learner stays picklable (and deep-copyable)
-    learn.dls_hook = functools.partial(_add_normalize, n_in=n_in, stats=stats, normalize=True, weights=label,
-                                       trained_with="learner")
+    return functools.partial(_add_normalize, n_in=n_in, stats=stats, normalize=True, weights=label,
+                             trained_with="learner")
+
+
+def _normalize_loaded(learn: Learner) -> None:
+    """A learner ``load_learner`` rebuilt from the export of a learner that normalised its loaders (vision_learner,
+    unet_learner) normalises loaders assigned later as that learner did (:func:`_normalize_new_loaders`): with the
+    statistics of the Normalize it added, which the file keeps in the loaders' recipe as one beyond those the
+    recipe's own transforms and its blocks give. A file whose Normalize the user gave changes nothing."""
+    recipe = getattr(learn.dls, "recipe", None)
+    fitted = getattr(recipe, "batch_tfms_", None)
+    if learn.dls_hook is not None or not isinstance(fitted, list):
+        return
+    norms = [t for t in fitted if isinstance(t, Normalize)]
+    given = [t for t in [*as_list(getattr(recipe, "item_tfms", None)), *as_list(getattr(recipe, "batch_tfms", None)),
+                         *(t for b in getattr(recipe, "blocks_", None) or () for t in getattr(b, "batch_tfms_", ()))]
+             if isinstance(t, Normalize)]
+    # the learner appends its Normalize to the recipe's batch transforms
+    mean, std = (norms[-1].mean, norms[-1].std) if len(norms) > len(given) else (None, None)
+    if not mean or not std:
+        return
+    spec = arch_spec(learn.model)
+    config = spec[1] if spec is not None else {}
+    label = next((v for v in (config.get("arch"), config.get("encoder")) if isinstance(v, str)),
+                 spec[0] if spec is not None else type(learn.model).__name__)
+    learn.dls_hook = _normalizing_hook(len(mean), (list(mean), list(std)), label)
+
+
+register(_normalize_loaded, name="pipekit.vision.normalize_loaded", kind=LOADED_LEARNER)
 
 
 def _resolve_arch(arch: Any, n_in: int) -> tuple[str | nn.Module, str]:
@@ -428,8 +460,17 @@ def _body_and_head(who: str, arch: Any, n_out: int, n_in: int, pretrained: bool 
         raise ParameterError(f"{who}: {e}") from None
     body, head = cast(nn.Module, model.body), cast(nn.Module, model.head)
     _apply_init(who, init, head)
-    pretrained = False if isinstance(arch, nn.Module) else _pretrained_default(body, pretrained)
-    stats = _start_from(body, pretrained, label, who)
+    if isinstance(arch, nn.Module):  # it carries its weights: their statistics where pipekit can tell them
+        stats = _weights_stats(body)
+        pretrained = stats is not None
+    else:
+        if pretrained is None and label in pretrained_archs() and not _lite_bodies(body):
+            warn(f"{who}: the cut of {label} gives a {type(body).__name__} without its EfficientNetLiteBody "
+                 "(model.body), which the ImageNet weights load into, so this body starts from random weights; cut "
+                 "so that the body keeps it (a function returning model.body or a module holding it), or pass "
+                 "pretrained=False to say random weights are meant")
+        pretrained = _pretrained_default(body, pretrained)
+        stats = _start_from(body, pretrained, label, who)
     record_bn_momentum(model, body)  # a pretrained body's momentum, rebuilt by an export
     return model, pretrained, stats, label
 
@@ -493,9 +534,12 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     trained with (mean 127/255, std 128/255) when the data has no ``Normalize`` (a different one gives a warning);
     a path loads a local weights file of the same arch (``learn.save`` checkpoint, ``.safetensors``), normalised
     as that arch's pretrained weights are (an EfficientNet-Lite's file with its mean 127/255, std 128/255, a
-    ResNet's with ``imagenet_stats``; another arch's with statistics measured on the data). Either way,
-    and for a module ``arch`` (which carries its own weights), the body starts frozen: ``fine_tune`` trains the
-    head, then everything with discriminative learning rates. An export rebuilds the model from its architecture
+    ResNet's with ``imagenet_stats``; another arch's with statistics measured on the data). The ImageNet weights
+    load into the arch's ``EfficientNetLiteBody`` wherever the body ``cut`` gives holds it
+    (``cut=lambda m: nn.Sequential(m.body, extra)``); a cut leaving it out starts from random weights, with a
+    warning (refused with ``pretrained=True``). Either way, and for a module ``arch`` (which carries its own
+    weights), the body starts frozen: ``fine_tune`` trains the head, then everything with discriminative learning
+    rates. An export rebuilds the model from its architecture
     (a module ``arch``: from its registered class or factory; a function ``cut``: registered with
     ``pipekit.register(fn, kind="cut")``) and its saved weights, without the weights package.
 
@@ -506,9 +550,13 @@ def vision_learner(dls: Any, arch: str | Callable | nn.Module = "xresnet18", n_o
     the model when it is built: an output of the wrong shape is reported here, not inside ``fit``.
 
     Normalisation (``normalize=True``): loaders without a ``Normalize`` get one, added to ``dls`` itself: the
-    weights' statistics, or for random weights statistics measured on the training images. Loaders assigned
-    later (``learn.dls = get_dls(bs, 128)``, progressive resizing) get the same statistics, so the model keeps
-    seeing the scale it was trained on (a ``Normalize`` of their own with others is kept, with a warning). When
+    weights' statistics, or for random weights statistics measured on the training images. A module ``arch`` holding
+    pipekit's EfficientNet-Lite ImageNet weights (``efficientnet_lite(pretrained=True)``) gets theirs, as the arch
+    by name does; pipekit cannot tell any other module's weights (a torchvision ResNet's included) from random ones,
+    so its statistics are measured: give ``batch_tfms=Normalize.from_stats(*imagenet_stats)`` for torchvision's
+    weights. Loaders assigned later (``learn.dls = get_dls(bs, 128)``, progressive resizing), to this learner or
+    to its export loaded with ``load_learner``, get the same statistics, so the model keeps seeing the scale it was
+    trained on (a ``Normalize`` of their own with others is kept, with a warning). When
     ``dls`` carry a ``Normalize`` an earlier learner added and these weights need other statistics, this learner
     gets a copy of the loaders normalised for it (``learn.dls is not dls``, with a warning saying so) and the
     earlier learner keeps its own: no learner is left on statistics it was not built for.
@@ -641,8 +689,26 @@ def _n_out(dls: Any, n_out: int | None, who: str, why: str) -> int:
 
 
 def _pretrained_default(body: nn.Module, pretrained: bool | str | os.PathLike | None) -> bool | str | os.PathLike:
-    """``pretrained`` as given, or for None (the default) whether pipekit has ImageNet weights for this body."""
-    return isinstance(body, EfficientNetLiteBody) if pretrained is None else pretrained
+    """``pretrained`` as given, or for None (the default) whether pipekit has ImageNet weights for this body (one
+    that is, or holds, an EfficientNet-Lite body: a ``cut`` may wrap it)."""
+    return bool(_lite_bodies(body)) if pretrained is None else pretrained
+
+
+def _lite_bodies(body: nn.Module) -> list[EfficientNetLiteBody]:
+    """The EfficientNet-Lite bodies ``body`` is or holds (a ``cut`` such as ``lambda m: nn.Sequential(m.body)``
+    keeps the arch's body inside its own module), which the ImageNet weights load into."""
+    return [m for m in body.modules() if isinstance(m, EfficientNetLiteBody)]
+
+
+def _weights_stats(body: nn.Module) -> Stats | None:
+    """The statistics the weights of a module arch's ``body`` were trained with, where pipekit can tell them: an
+    EfficientNet-Lite body holding the ImageNet weights (``efficientnet_lite(pretrained=True)``, ``load_pretrained``,
+    or a model trained from them, whose batch norms keep the momentum :func:`load_pretrained` sets) was trained on
+    ``efficientnet_lite_stats``; None for any other (statistics are then measured on the data)."""
+    lite = _lite_bodies(body)
+    if lite and all(bn_momentum_of(m) == _BN_MOMENTUM_PRETRAINED for m in lite):
+        return efficientnet_lite_stats
+    return None
 
 
 def _resnet_name(arch: Any) -> str | None:
@@ -682,17 +748,26 @@ def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, ar
     """Load the body's starting weights; returns the normalisation statistics they come with (None: measure): a
     ResNet's file holds torchvision's weights, trained on ImageNet-normalised images; an EfficientNet-Lite's file
     holds the published weights or weights trained from them (``learn.save``), on inputs normalised with
-    ``efficientnet_lite_stats``."""
+    ``efficientnet_lite_stats``. The ImageNet weights load into every EfficientNet-Lite body ``body`` is or holds
+    (a ``cut`` may wrap it); a body (``cut``) without one is refused, saying so."""
+    lite = _lite_bodies(body)
     if pretrained is True:
         if isinstance(body, ResNetBody):
             raise _no_resnet_weights(arch, who)
-        if isinstance(body, EfficientNetLiteBody):
+        if lite:
             try:
-                load_pretrained(body)
+                for m in lite:
+                    load_pretrained(m)
             except WeightsNotInstalledError as e:
                 raise WeightsNotInstalledError(f"{e}; or pass pretrained=False to start {arch} from random "
                                                "weights") from None
             return efficientnet_lite_stats
+        if arch in pretrained_archs():  # the arch has them, but its cut left out the body they load into
+            raise ParameterError(f"pretrained=True: the ImageNet weights of {arch} load into its whole body (an "
+                                 f"EfficientNetLiteBody, model.body), and the cut gives a {type(body).__name__} "
+                                 "without it; cut so that the body keeps it (cut=None, or a function returning "
+                                 "model.body or a module holding it, such as nn.Sequential(model.body, ...)), or "
+                                 "pass pretrained=False to train this body from random weights")
         raise ParameterError(f"pretrained=True: pipekit has ImageNet weights for {', '.join(pretrained_archs())}, "
                              f"not for {arch}; use one of those, or pass pretrained=<path of a weights file saved "
                              f"from a model of the same arch> (learn.save, .safetensors)")
@@ -700,7 +775,7 @@ def _start_from(body: nn.Module, pretrained: bool | str | os.PathLike | None, ar
         load_body_weights(body, pretrained)
         if isinstance(body, ResNetBody):
             return imagenet_stats
-        return efficientnet_lite_stats if isinstance(body, EfficientNetLiteBody) else None
+        return efficientnet_lite_stats if lite else None
     return None
 
 
