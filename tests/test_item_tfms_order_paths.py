@@ -20,7 +20,9 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError
 from pipekit.data import (CategoryBlock, DataBlock, GrandparentSplitter, RandTransform, RandomSplitter,
                           get_image_files, parent_label, store_attr)
 from pipekit.data.transform import Transform
-from pipekit.vision import CropPad, ImageBlock, MaskBlock, PILImage, PILImageBW, Resize, image_paths_with
+from pipekit.vision import (CropPad, ImageBlock, MaskBlock, PILImage, PILImageBW, PILMask, RandomResizedCrop, Resize,
+                            image_paths_with)
+from pipekit.vision.cache import ImageStore, LiveImageStore
 
 pytestmark = pytest.mark.data
 
@@ -243,3 +245,84 @@ def test_an_albumentations_pipeline_changing_the_channels_is_refused_saying_so()
     msg = str(e.value)
     assert "A.ToGray(num_output_channels=3)" in msg and "ImageBlock(cls=PILImageBW)" in msg
     assert "size from" not in msg
+
+
+# ------------------------------------------------------------------------------------------- 4. after the presize
+class VoidToZero(Transform):
+    """A mask's void value 255 as class 0, the codes' first (typed for masks)."""
+
+    def encodes(self, x: PILMask):
+        x = np.array(x)
+        x[x == 255] = 0
+        return x
+
+
+def _camvid_with(tmp_path, item_tfms, value=255, box=(slice(40, 60), slice(40, 60)), n=4):
+    """camvid_tiny's first ``n`` images, each mask with ``value`` in ``box``."""
+    src = D.path("camvid_tiny")
+    (tmp_path / "images").mkdir(exist_ok=True)
+    (tmp_path / "labels").mkdir(exist_ok=True)
+    for f in sorted((src / "images").glob("*.png"))[:n]:
+        shutil.copy(f, tmp_path / "images")
+        mask = np.array(Image.open(src / "labels" / f"{f.stem}_P.png"))
+        mask[box] = value
+        Image.fromarray(mask).save(tmp_path / "labels" / f"{f.stem}_P.png")
+    codes = list(np.loadtxt(src / "codes.txt", dtype=str))
+    return DataBlock(blocks=(ImageBlock, MaskBlock(codes)), get_items=lambda p: sorted(get_image_files(p / "images")),
+                     get_y=image_paths_with(tmp_path / "labels", lambda p: f"{p.stem}_P{p.suffix}"),
+                     splitter=RandomSplitter(0.25, seed=0), item_tfms=item_tfms).dataloaders(
+        tmp_path, bs=2, seed=0, device="cpu", shuffle=False)
+
+
+def test_a_mask_transform_after_the_resize_remapping_a_void_value_into_the_codes_passes(tmp_path):
+    after = _camvid_with(tmp_path, [Resize(48), VoidToZero(order=2)])
+    before = _camvid_with(tmp_path, [Resize(48), VoidToZero(order=0)])
+    got, want = torch.cat([b[1] for b in after.valid]), torch.cat([b[1] for b in before.valid])
+    assert int(got.max()) < 32
+    assert torch.equal(got, want)  # a value map commutes with the nearest-pixel resize of masks
+
+
+def test_a_void_value_kept_by_the_resize_and_by_the_transforms_after_it_is_refused(tmp_path):
+    with pytest.raises(PipelineStepError, match="mask value 255 but only 32 codes"):
+        _camvid_with(tmp_path, [Resize(48), CropBoth()])  # the patch is in the centre both keep
+
+
+def test_a_void_value_the_resize_drops_is_refused_though_a_later_transform_would_remap_it(tmp_path):
+    # the left edge, which Resize(48)'s centre crop of the wide images drops: the later transform never sees it
+    with pytest.raises(PipelineStepError, match="mask value 255 but only 32 codes"):
+        _camvid_with(tmp_path, [Resize(48), VoidToZero(order=2)], box=(slice(0, 4), slice(0, 4)))
+
+
+class Same(Transform):
+    def encodes(self, x: PILImage):
+        return x
+
+
+@pytest.mark.parametrize("tfms, keeps", [
+    (lambda: [Resize(20), Same(order=2)], True),      # the resize is the presize transform's, not the user's
+    (lambda: [Same(order=0), Resize(20)], True),
+    (lambda: [Resize(20), _crop(2)], False),
+    (lambda: [_crop(0), Resize(20)], False),
+])
+def test_the_crop_proportions_are_the_sources_when_the_users_transforms_keep_the_size(tfms, keeps):
+    store = _mnist(tfms()).train.dataset.stores[0]
+    assert isinstance(store, LiveImageStore)
+    if keeps:
+        assert store.crop_sizes is not None and np.array_equal(store.crop_sizes, store.orig_sizes)
+    else:
+        assert store.crop_sizes is None
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_a_transform_following_random_resized_crop_is_refused_naming_the_fix(order):
+    with pytest.raises(PipelineStepError, match=r"Crop12\(order=%d\) follow RandomResizedCrop.*Resize\(20\).*order=0"
+                       % order):
+        _mnist([RandomResizedCrop(20), _crop(order)])
+
+
+def test_a_transform_before_random_resized_crop_still_runs_and_plain_presizing_is_cached():
+    before = _mnist([_crop(0), RandomResizedCrop(20)])
+    assert isinstance(before.train.dataset.stores[0], LiveImageStore)
+    assert before.train.one_batch()[0].shape[-2:] == (20, 20) and _images(before).shape[-2:] == (20, 20)
+    for tfm in (Resize(20), RandomResizedCrop(20)):  # no transform of the user's: the cached images
+        assert isinstance(_mnist([tfm]).train.dataset.stores[0], ImageStore)

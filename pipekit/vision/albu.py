@@ -21,7 +21,8 @@ that fails on the images (e.g. a colour transform on grey images).
 
 Use it as an item transform (``item_tfms=[Resize(64), Albumentations(A.Compose([...]))]``) or as a batch
 transform; either way it runs on batches, so on the resized images wherever ``item_tfms`` lists it, as a fastai
-item transform of an ``order`` above ``Resize``'s (1) runs. In a saved file the pipeline is stored as data: the classes of
+item transform of an ``order`` above ``Resize``'s (1) runs (with ``RandomResizedCrop``, on the whole cached image
+before its crop is drawn, where fastai's gets the crop: give ``Resize`` and an albumentations crop for that). In a saved file the pipeline is stored as data: the classes of
 :data:`FILE_TRANSFORMS` (compositions, flips, rotations and warps, crops, resizes and pads, colour, blur and
 noise: none takes a path, a function or an array) with every parameter checked (its type and range; image sizes
 at most 8192 px per side, the limit of pipekit's own vision transforms; kernels at most 63 px and

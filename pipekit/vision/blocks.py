@@ -36,7 +36,6 @@ from pipekit.core.validate import Is, Options, check
 from pipekit.data.arrays import to_numpy
 from pipekit.data.blocks import _LABELS, TransformBlock
 from pipekit.data.plotting import draw_image, image_array, set_title
-from pipekit.data.probe import stage
 from pipekit.data.store import Store, TensorStore
 from pipekit.data.transform import (FuncTransform, Transform, as_list, call_item_tfm, value_types,
                                     written_for_items)
@@ -566,18 +565,14 @@ class _UserThenPresize(PresizeTransform):
     with the presize transform (if any) among them where fastai's item pipeline has its ``Resize``: ``before`` (the
     user's of a lower ``order``) on the decoded image, then the presize transform, then ``after`` (those of a higher
     ``order``) on the image it makes. What each returns (pixels, a PIL image) is the image the next one gets. A
-    :class:`~pipekit.vision.cache.LiveImageStore` runs them each time an image is fetched (:meth:`apply_user`, then
-    :attr:`presize`), those of the loader's split only."""
+    :class:`~pipekit.vision.cache.LiveImageStore` runs them each time an image is fetched (:meth:`apply_user` of
+    ``before``, :attr:`presize`, :meth:`apply_user` of ``after``), those of the loader's split only."""
 
     def __init__(self, before: Sequence[Transform], presize: PresizeTransform | None, mode: str,
-                 after: Sequence[Transform] = (), check: Callable[[Any, np.ndarray], None] | None = None):
+                 after: Sequence[Transform] = ()):
         from PIL import Image
 
-        self.before, self.after, self.resize, self.mode = list(before), list(after), presize, mode
-        self.check = check  # the store's check of an image before the presize transform (a mask's codes)
-        # what the store runs after apply_user: none when the user's transforms of a higher order follow the presize
-        # transform, as apply_user runs it then
-        self.presize: PresizeTransform | None = None if self.after else presize
+        self.before, self.after, self.presize, self.mode = list(before), list(after), presize, mode
         self.user = self.before + self.after
         # per transform, worked out once rather than per image (6x the time of applying a small one): whether it
         # gets a PIL image (typed PIL.Image.Image) rather than pixels, and the name an error gives it
@@ -591,26 +586,17 @@ class _UserThenPresize(PresizeTransform):
     def apply(self, img: np.ndarray, nearest: bool = False) -> np.ndarray:
         """The transforms of validation and new items (split 1), the presize transform among them."""
         img = self.apply_user(img, 1)
-        return img if self.presize is None else self.presize.apply(img, nearest=nearest)
+        if self.presize is not None:
+            img = self.presize.apply(img, nearest=nearest)
+        return self.apply_user(img, 1, after=True)
 
-    def apply_user(self, img: np.ndarray, split_idx: int) -> np.ndarray:
+    def apply_user(self, img: np.ndarray, split_idx: int, after: bool = False) -> np.ndarray:
         """The user's transforms that run on split ``split_idx`` (0 training, 1 validation and new items; see
-        :func:`~pipekit.data.transform.runs_on_split`) on one decoded image, each after its ``before_call(image,
+        :func:`~pipekit.data.transform.runs_on_split`) on one image, each after its ``before_call(image,
         split_idx=...)`` when it has one (a RandTransform whose ``do`` is then False is skipped), as fastai calls
         them (see :func:`~pipekit.data.transform.call_item_tfm`): those of a lower ``order`` than the presize
-        transform, then, when some of a higher ``order`` follow it, the presize transform and those."""
-        img = self._run(self._before, img, split_idx)
-        if not self.after:
-            return img
-        if self.check is not None:
-            try:
-                self.check(None, img)
-            except DataError:  # given back as it is: the store checks it next, naming its file
-                return img
-        if self.resize is not None:
-            with stage(f"item transform {type(self.resize).__name__}"):
-                img = self.resize.apply(img, nearest=self.mode == "mask")
-        return self._run(self._after, img, split_idx)
+        transform on the decoded image, or, ``after=True``, those of a higher ``order`` on the image it makes."""
+        return self._run(self._after if after else self._before, img, split_idx)
 
     def _run(self, steps: list[tuple[Transform, bool, str]], img: np.ndarray, split_idx: int) -> np.ndarray:
         for t, wants_pil, name in steps:
@@ -651,7 +637,7 @@ class _UserThenPresize(PresizeTransform):
         # never a disk-cache key: a repr cannot tell the user's code apart from an edited version of it, so these
         # images are never cached (see _PixelBlock._store); this process's objects key them
         return f"user@{id(self)}:" + ",".join(f"{type(t).__qualname__}@{id(t)}" for t in self.user) + "|" + (
-            self.resize.cache_key() if self.resize is not None else "none") + f"|{len(self.before)} before it"
+            self.presize.cache_key() if self.presize is not None else "none") + f"|{len(self.before)} before it"
 
 
 class _PixelBlock(TransformBlock):
@@ -710,15 +696,24 @@ class _PixelBlock(TransformBlock):
         """The decoded (and presized) images of ``raw``; ``user``: :meth:`user_item_tfms`, when already known.
         Images through a user's transforms are a :class:`~pipekit.vision.cache.LiveImageStore`, which runs them each
         time an image is fetched, the presize transform where their ``order`` puts it (see :meth:`user_item_steps`),
-        and is never cached: the cache cannot key a user's code."""
+        and is never cached: the cache cannot key a user's code. Those that would follow a ``RandomResizedCrop``
+        are refused, naming the fix: its training crop is drawn per batch, after the item transforms."""
         tfm: PresizeTransform | None = find_item_transform(self.tfms_)
         user = self.user_item_tfms() if user is None else user
         sources = image_sources(raw, type(self).__name__)
         if user:
             before, after = self.user_item_steps(user)
-            check = self.pixel_check()
-            return LiveImageStore(sources, _UserThenPresize(before, tfm, self.mode, after, check), mode=self.mode,
-                                  check=check, description=what.replace("presizing", "reading"))
+            if after and isinstance(tfm, RandomResizedCrop):
+                # its training crop is drawn per batch, from the cached whole image, after the item transforms
+                names = ", ".join(f"{type(t).__name__}(order={t.order})" for t in after)
+                raise ParameterError(
+                    f"{type(self).__name__}: item transform(s) {names} follow {tfm!r} (order "
+                    f"{tfm.order}) in item_tfms, so they would get its random crop, which pipekit draws per batch from "
+                    f"the cached image after the item transforms, not per item: give Resize({tfm.size!r}) and a "
+                    "random crop of your own among those transforms, or give them order=0 to run them on the "
+                    "decoded image before RandomResizedCrop")
+            return LiveImageStore(sources, _UserThenPresize(before, tfm, self.mode, after), mode=self.mode,
+                                  check=self.pixel_check(), description=what.replace("presizing", "reading"))
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached (and so are
         # images through an item transform of the user's class: see build_image_store)
         in_memory = self.cache_dir is False or (small_in_memory and len(raw) <= 256)

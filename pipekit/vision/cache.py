@@ -1248,12 +1248,17 @@ class _SizesAsRead:
 
 
 class UserItemSteps(Protocol):
-    """What a :class:`LiveImageStore` runs on each decoded image: ``apply_user``, a user's item transforms that run on
-    split ``split_idx`` (0 training, 1 validation and new items), then ``presize`` (the block's ``Resize``, or None)."""
+    """What a :class:`LiveImageStore` runs on each decoded image, those of split ``split_idx`` (0 training, 1
+    validation and new items): ``apply_user``, a user's item transforms of a lower ``order`` than the presize
+    transform, then ``presize`` (the block's ``Resize``, or None), then ``apply_user(..., after=True)``, the user's
+    transforms of a higher ``order`` (``after``, empty when there are none)."""
 
     presize: ItemTransform | None
 
-    def apply_user(self, img: np.ndarray, split_idx: int) -> np.ndarray: ...
+    @property
+    def after(self) -> Sequence[Any]: ...
+
+    def apply_user(self, img: np.ndarray, split_idx: int, after: bool = False) -> np.ndarray: ...
 
 
 class LiveImageStore(Store):
@@ -1262,7 +1267,8 @@ class LiveImageStore(Store):
     validation, ``test_dl`` and ``predict``'s split 1; see :func:`~pipekit.data.transform.runs_on_split`), calling
     the ``before_call(item, split_idx=...)`` of those that have one (a :class:`~pipekit.data.transform.RandTransform`
     draws ``do`` there and is skipped when it is False) with the presize transform where their orders put it (those
-    of a lower order than fastai's ``Resize``, 1, before it; those of a higher one on the resized image), and gives
+    of a lower order than fastai's ``Resize``, 1, before it; those of a higher one on the resized image; see
+    :class:`UserItemSteps`), and gives
     the NHWC uint8 batch :meth:`ImageStore.gather` gives (masks ``(B, H, W)``). A random transform so draws anew
     every epoch; these images are never cached (the cache cannot key a user's code).
 
@@ -1280,9 +1286,12 @@ class LiveImageStore(Store):
     Decoding is done once when the store is made, to read each image's source size (``orig_sizes``, before any
     transform) and to find unreadable files then; the first item goes through the transforms of both splits, so a
     transform that fails on images (one written for the labels) is named when the data is built. ``check(source,
-    image)``, when given, is called on each image the user's transforms make, before the presize transform (whose
-    resize or crop may drop a mask's values): then, on what the validation items' transforms make of each source (a mask block checks its values against its codes, naming the first file outside them; a transform
-    remapping a source's values into them passes), and on each image fetched.
+    image)``, when given, is called on what the transforms make of each source (at build, what the validation
+    items' transforms make; then each image fetched): with no user transform after the presize transform, on the
+    image before it (whose resize or crop may drop a mask's values); with some, on the image the last one makes, and
+    also on the values the presize transform drops entirely, so a resize cannot hide them. A mask block checks its
+    values against its codes, naming the first file outside them; a transform remapping a source's values into them
+    (before the resize, or after it on values the resize keeps) passes.
     """
 
     #: its items draw from the process's random generators each time they are fetched (see DataLoader)
@@ -1301,12 +1310,9 @@ class LiveImageStore(Store):
         sizes = np.zeros((len(self.sources), 2), dtype=np.int64)
         sizes[0] = first.shape[:2]
         self._hw: tuple[int, int] | None = None
-        self._user_sizes: set[tuple[int, int]] = set()  # what the user's transforms make of the first item, at build
+        self._keeps_size = True  # whether the user's transforms keep the first item's size (judged at build)
         # the first item through both splits' transforms before the others are read: a failing transform is named now
         valid, train = (self._transform([first.copy()], np.zeros(1, dtype=np.int64), (), split)[0] for split in (1, 0))
-        # a crop drawn in the source's proportions (RandomResizedCrop) reads them from orig_sizes only when the user's
-        # transforms keep an image's size; else the crop is drawn in the cached image's (see crop_sizes)
-        self._keeps_size = self._user_sizes == {tuple(first.shape[:2])}
         if train.shape[:2] != valid.shape[:2]:
             raise DataError(f"{self.sources[0]}: the item transforms make it {train.shape[1]}x{train.shape[0]} on "
                             f"training items but {valid.shape[1]}x{valid.shape[0]} on validation ones; every image "
@@ -1333,8 +1339,9 @@ class LiveImageStore(Store):
     @property
     def crop_sizes(self) -> np.ndarray | None:
         """The (height, width) of each image as the presize transform gets it, the proportions a random crop is
-        drawn in: the sources' (``orig_sizes``) when the user's transforms keep an image's size (a flip, a colour
-        change), None when they change it (a crop of the user's), so the crop is drawn in the cached image's."""
+        drawn in: the sources' (``orig_sizes``) when the user's transforms keep the size of the image they get (a
+        flip, a colour change; the presize transform's own resize aside), None when they change it (a crop of the
+        user's), so the crop is drawn in the cached image's."""
         return self.orig_sizes if self._keeps_size else None
 
     @property
@@ -1345,28 +1352,52 @@ class LiveImageStore(Store):
 
     def _transform(self, imgs: list[np.ndarray], rows: np.ndarray, key: tuple[int, ...],
                    split_idx: int) -> list[np.ndarray]:
-        """``imgs`` (decoded, of store rows ``rows``) through the user's transforms of split ``split_idx`` seeded
-        per item from ``key``, each checked, then the presize transform."""
+        """``imgs`` (decoded, of store rows ``rows``) through the steps of split ``split_idx`` (see
+        :class:`UserItemSteps`), the user's transforms seeded per item from ``key``, each image checked."""
         # the generators are the process's, and a RandTransform keeps its draw (``self.do``) on itself between calls:
         # one seeded run at a time, the generators given back their states after it (see item_draws)
         with stage("item transforms"), item_draws(key) as seed:
             for k, row in enumerate(rows.tolist()):
                 seed(row, k)
-                imgs[k] = self.steps.apply_user(imgs[k], split_idx)
-                if self._hw is None:  # building: the size the user's transforms gave
-                    self._user_sizes.add((int(imgs[k].shape[0]), int(imgs[k].shape[1])))
-        presize = self.steps.presize
-        out = []
-        for img, row in zip(imgs, rows.tolist()):
-            if self.check is not None:  # before the presize transform, whose resize or crop may drop a mask's values
-                self.check(self.sources[row], img)
-            if presize is not None:
-                with stage(f"item transform {type(presize).__name__}"):
-                    img = presize.apply(img, nearest=self.squeeze)
-            if self._hw is not None:
-                _check_size(img, self._hw, self.sources, row)
-            out.append(img)
+                imgs[k] = self._one(imgs[k], row, split_idx)
+        return imgs
+
+    def _one(self, img: np.ndarray, row: int, split_idx: int) -> np.ndarray:
+        steps, presize, source = self.steps, self.steps.presize, self.sources[row]
+        later = bool(steps.after)  # user transforms on the presized image
+        img = self._user(img, split_idx, False)
+        if self.check is not None and not later:  # before the presize transform, whose resize or crop may drop a
+            self.check(source, img)               # mask's values
+        if presize is not None:
+            with stage(f"item transform {type(presize).__name__}"):
+                out = presize.apply(img, nearest=self.squeeze)
+            if self.check is not None and later:
+                self._check_dropped(source, img, out)
+            img = out
+        if later:
+            img = self._user(img, split_idx, True)
+            if self.check is not None:  # what the whole chain makes (a transform remapping values passes)
+                self.check(source, img)
+        if self._hw is not None:
+            _check_size(img, self._hw, self.sources, row)
+        return img
+
+    def _user(self, img: np.ndarray, split_idx: int, after: bool) -> np.ndarray:
+        out = self.steps.apply_user(img, split_idx, after=after)
+        if self._hw is None and out.shape[:2] != img.shape[:2]:  # building: a crop drawn in the source's
+            self._keeps_size = False  # proportions reads them from orig_sizes only when the size is kept
         return out
+
+    def _check_dropped(self, source: str | MemoryImage, img: np.ndarray, out: np.ndarray) -> None:
+        """``check`` on the values of ``img`` that the presize transform dropped entirely from ``out`` (those it
+        kept, the user's later transforms get, and the check judges what they make of them)."""
+        assert self.check is not None
+        try:
+            self.check(source, img)
+        except DataError:
+            dropped = np.setdiff1d(np.unique(img), np.unique(out))
+            if dropped.size:
+                self.check(source, dropped.astype(img.dtype).reshape(1, -1, 1))
 
     def gather(self, idx: np.ndarray) -> torch.Tensor:
         idx = np.asarray(idx, dtype=np.int64)

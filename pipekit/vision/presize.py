@@ -49,7 +49,10 @@ class ItemTransform(Transform):
 
     ``order`` is fastai's (1 for ``Resize`` and ``RandomResizedCrop``, 0 for ``CropPad``): a user's item transform
     of a lower ``order`` runs on the decoded image before it, one of a higher ``order`` on the image it makes, and one
-    of the same ``order`` where ``item_tfms`` lists it (see :meth:`~pipekit.vision.ImageBlock.user_item_tfms`)."""
+    of the same ``order`` where ``item_tfms`` lists it (see :meth:`~pipekit.vision.ImageBlock.user_item_tfms`). A
+    :class:`RandomResizedCrop` draws its training crop per batch, after the item transforms, so one of the user's
+    that would follow it is refused when the data is built (give :class:`Resize` and a random crop of one's own, or
+    give the transform ``order=0``)."""
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
@@ -227,7 +230,9 @@ class RandomResizedCrop(ItemTransform):
     training crop smaller than about 0.7 of the area is enlarged from the cached image (fastai crops the decoded
     file): at the defaults, a crop of a quarter of the area is enlarged about 1.7 times.
 
-    Calling it on an image (``RandomResizedCrop(64)(img)``) gives the validation image.
+    Calling it on an image (``RandomResizedCrop(64)(img)``) gives the validation image. A user's item transform
+    runs before it (one of a lower ``order``, on the decoded image); one that would follow it (and get the crop) is
+    refused when the data is built: give :class:`Resize` and a random crop of one's own instead.
 
     ``whole_image=False`` is how learners exported before the whole image was cached load (files of format 3 and
     before, see :meth:`upgrade_record`): the cache holds the

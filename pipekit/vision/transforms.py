@@ -630,7 +630,7 @@ class ToTensor(Transform):
     torch.Size([3, 4, 6])
     """
 
-    order: ClassVar[int] = 20  # after the resizing item transforms (order 10), as fastai's
+    order: ClassVar[int] = 20  # after the resizing item transforms (Resize and RandomResizedCrop: order 1), as fastai's
 
     def encode(self, values: Any) -> Any:
         if isinstance(values, tuple):
