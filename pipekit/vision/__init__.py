@@ -12,9 +12,10 @@ from pipekit.vision.cache import ImageStore, build_image_store, clear_image_cach
 from pipekit.vision.dataloaders import ImageDataLoaders, SegmentationDataLoaders
 from pipekit.vision.decode import (ImageDecodeError, decode_bytes, decode_image, image_from_value, resize_image,
                                    resize_images, resize_to, verify_images)
-from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_body,
-                                         efficientnet_lite_stats, pretrained_archs,
-                                         require_weights)
+from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite, efficientnet_lite0,
+                                         efficientnet_lite1, efficientnet_lite2, efficientnet_lite_body,
+                                         efficientnet_lite_stats, efficientnet_lite_weights, load_pretrained,
+                                         pretrained_archs, require_weights)
 from pipekit.learn.interpret import SegmentationInterpretation  # fastai's name, as vision.all gives it
 from pipekit.vision.imagenet import IMAGENET_CATS, IMAGENET_DOGS, imagenet_labels, imagenet_predict
 from pipekit.vision.learner import (Dice, DiceMulti, ForegroundAcc, JaccardCoeff, PixelAccuracy, check_model_output,
@@ -42,6 +43,7 @@ __all__ = [
     "Brightness", "Contrast", "Dihedral", "DihedralItem", "Flip", "FlipItem", "FlipVert", "Hue", "Saturation", "LightingSampler", "RandomCrop", "Rotate", "Sampler", "Warp", "Zoom",
     "show_batch", "show_image", "show_images", "show_results", "SegmentationInterpretation", "unet_learner", "vision_learner", "vision_model", "xresnet18", "xresnet34", "xresnet50",
     "EfficientNetLite", "EfficientNetLiteBody", "efficientnet_lite", "efficientnet_lite_body", "efficientnet_lite_stats",
+    "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "efficientnet_lite_weights", "load_pretrained",
     "imagenet_labels", "imagenet_predict", "ImageDataLoaders", "SegmentationDataLoaders", "image_from_value",
     "pretrained_archs", "require_weights", "create_body", "check_model_output", "ResizeMethod", "PadMode", "IMAGENET_CATS",
     "IMAGENET_DOGS", "ItemTransform", "PILImage", "PILImageBW", "PILMask", "TensorImage", "TensorPoint", "TensorBBox", "XResNetBody", "LayerGrouped", "image2tensor",

@@ -699,6 +699,63 @@ def _call_builder(fn: Callable[..., nn.Module], n_in: int) -> nn.Module:
     return model
 
 
+def _first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """``(dotted name, module)`` of the layer holding ``model``'s first parameter (its input layer), None for a
+    model without parameters."""
+    name = next((n for n, _ in model.named_parameters()), None)
+    if name is None:
+        return None
+    path = name.rsplit(".", 1)[0] if "." in name else ""
+    return path, model.get_submodule(path)
+
+
+def _set_first_conv_channels(model: nn.Module, n_in: int) -> None:
+    """Give ``model`` (built or passed to :func:`create_body`) ``n_in`` input channels: a first convolution made for
+    another number is replaced, in ``model`` itself, by a copy whose filters :func:`_adapt_first_conv` adapts (its
+    stride, padding, bias, dilation and subclass kept), and the ``n_in`` its architecture recorded (the spec an
+    export rebuilds it from, an ``n_in`` attribute) follows. A first layer that is not such a convolution is refused
+    when ``n_in`` is not 3, unless it declares ``n_in`` channels.
+
+    >>> m = resnet18()
+    >>> _set_first_conv_channels(m, 1)
+    >>> m.conv1
+    Conv2d(1, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)
+    """
+    found = _first_layer(model)
+    if found is None:
+        return
+    path, layer = found
+    where = f"{type(layer).__name__} {path or '(the model itself)'!r} of {type(model).__name__}"
+    if not isinstance(layer, nn.Conv2d):
+        declared = getattr(layer, "in_channels", getattr(layer, "num_features", None))
+        if n_in == 3 or declared == n_in:
+            return
+        raise ParameterError(f"create_body: n_in={n_in}, but the first layer of the model is the {where}, not an "
+                             f"nn.Conv2d whose input channels pipekit can change; build the model for {n_in} input "
+                             f"channel(s), or give an architecture name or factory taking n_in")
+    if layer.in_channels == n_in:
+        return
+    if layer.groups != 1 or not path:
+        why = f"a grouped convolution (groups={layer.groups})" if path else "the whole model"
+        raise ParameterError(f"create_body: n_in={n_in}, but the first layer of the model, the {where}, is {why} "
+                             f"made for {layer.in_channels} channels, which pipekit cannot replace by one for {n_in}; "
+                             f"build the model for {n_in} input channel(s)")
+    old = layer.in_channels
+    new = copy.deepcopy(layer)
+    new.in_channels = n_in
+    new.weight = nn.Parameter(_adapt_first_conv(layer.weight.detach(), n_in).clone(),
+                              requires_grad=layer.weight.requires_grad)
+    parent_path, _, attr = path.rpartition(".")
+    model.get_submodule(parent_path).register_module(attr, new)
+    for prefix in {""} | {path[:i] for i, c in enumerate(path) if c == "."}:
+        owner = model.get_submodule(prefix)
+        if owner.__dict__.get("n_in") == old:
+            owner.__dict__["n_in"] = n_in  # a plain attribute (an int)
+        spec = arch_spec(owner)
+        if spec is not None and spec[1].get("n_in", spec[1].get("c_in")) == old:  # fastai's c_in spelling too
+            set_arch_spec(owner, spec[0], {**spec[1], **{k: n_in for k in ("n_in", "c_in") if k in spec[1]}})
+
+
 def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3, cut: Cut = None,
                 pretrained: bool | str | os.PathLike = False) -> nn.Module:
     """The feature extractor of ``arch`` (images -> a feature map ``(N, C, H, W)``), with random weights unless
@@ -707,13 +764,17 @@ def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3,
     same arch.
 
     ``arch``: a registered architecture name or a factory function (``xresnet34``, built with ``n_in`` channels
-    when it takes them), or a module. ``cut``: None (see
+    when it takes them), or a module. A model whose first convolution takes another number of channels (a module,
+    or a factory without ``n_in``) gets one for ``n_in`` in its place, in the model itself, as fastai does: its
+    filters summed over the colours for one channel (see :func:`_adapt_first_conv`). ``cut``: None (see
     :func:`default_cut`), an int (the body is ``nn.Sequential`` of the children before it; negative counts from
     the end) or a function ``model -> body``.
 
     >>> body = create_body("xresnet18", n_in=1)
     >>> body(torch.zeros(1, 1, 64, 64)).shape
     torch.Size([1, 512, 2, 2])
+    >>> create_body(resnet18(), n_in=1, cut=-2).conv1.in_channels  # a colour model's body, for grey images
+    1
     """
     if isinstance(arch, str):
         try:
@@ -730,6 +791,7 @@ def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3,
     else:
         raise ParameterError(f"arch must be an architecture name, a factory function or an nn.Module, got "
                              f"{type(arch).__name__}")
+    _set_first_conv_channels(model, n_in)
     body = _cut(model, cut)
     if pretrained:
         from pipekit.vision.learner import _start_from
