@@ -3,6 +3,9 @@ lr_find's custom suggestion functions of fastai's form, plot_lr_find's fastai ar
 of div_final and moms, on mnist_tiny."""
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -77,11 +80,111 @@ def test_grad_hook_on_a_layer_whose_output_an_inplace_relu_changes(dls):
             body(img).mean().backward()
         torch.testing.assert_close(hg.stored[0], _grad_of_output(body, layer, img, lambda out: out.mean()))
         assert not layer._forward_hooks and not layer._backward_hooks
-    # several layers at once, and a removed hook stores nothing from a graph built before its removal
+    # several layers at once, and hooks removed between the forward and the backward pass: the graph built while
+    # they were on still stores its gradients
     with hook_outputs([model[0], model[1]], grad=True) as hooks:
         out = model(x)[0, 1]
     out.backward()
-    assert all(h.removed for h in hooks) and hooks.stored == [None, None]
+    assert all(h.removed for h in hooks)
+    torch.testing.assert_close(hooks.stored[1][0], _grad_of_output(model, model[1], x, lambda o: o[0, 1]))
+    torch.testing.assert_close(hooks.stored[0][0], _grad_of_output(model, model[0], x, lambda o: o[0, 1]))
+
+
+def test_grad_hook_taken_off_before_backward_stores_that_graph_only_and_goes_with_it(dls):
+    xb, _ = dls.one_batch()
+    x = xb[:2].float()
+    torch.manual_seed(0)
+    model = _cnn()
+    with hook_output(model[0], grad=True) as hg:
+        out = model(x)
+    out[0, 1].backward()  # outside the with block, as the book's Grad-CAM may do it
+    want = _grad_of_output(model, model[0], x, lambda o: o[0, 1])
+    assert hg.removed and isinstance(hg.stored, tuple)
+    torch.testing.assert_close(hg.stored[0], want)
+    # a forward pass after the removal attaches nothing: what was stored stays
+    kept = hg.stored[0]
+    model(x)[1, 0].backward()
+    assert hg.stored[0] is kept
+    # a removed hook is kept alive by the graph built while it was on, and no longer than that graph
+    hook = hook_output(model[0], grad=True)
+    out = model(x)
+    alive = weakref.ref(hook)
+    hook.remove()
+    del hook
+    gc.collect()
+    assert alive() is not None
+    out.sum().backward()
+    assert alive().stored[0].shape == (2, 4, 14, 14)
+    del out
+    gc.collect()
+    assert alive() is None
+    # hooked passes that are never backpropagated leave nothing behind either
+    hook = hook_output(model[0], grad=True)
+    for _ in range(3):
+        model(x)
+    alive = weakref.ref(hook)
+    hook.remove()
+    del hook
+    assert alive() is None  # without a collection: no reference cycle through the graph
+
+
+class _ArgmaxAndScores(nn.Module):
+    """A layer returning (predicted class, scores): the first output needs no gradient."""
+
+    def __init__(self, n_in):
+        super().__init__()
+        self.lin = nn.Linear(n_in, 3)
+
+    def forward(self, x):
+        y = self.lin(x)
+        return y.argmax(1), y
+
+
+class _TwoOps(nn.Module):
+    def forward(self, x):
+        return x * 2, x + 1
+
+
+def test_grad_hook_reports_every_output_that_needs_a_gradient(dls):
+    xb, _ = dls.one_batch()
+    x = xb[:4].float().flatten(1)
+    torch.manual_seed(0)
+    # a tuple whose first item is no gradient's: None for it, the second's gradient in its place
+    m = _ArgmaxAndScores(x.shape[1])
+    with hook_output(m, grad=True) as hg:
+        _, y = m(x)
+        (y ** 2).sum().backward()
+    assert len(hg.stored) == 2 and hg.stored[0] is None
+    torch.testing.assert_close(hg.stored[1], 2 * y.detach())
+    # a layer handing its input on unchanged: the input, a leaf, gets its gradient from a hook on it
+    ident = nn.Identity()
+    xl = x.clone().requires_grad_()
+    seen = []
+    with Hook(ident, lambda mod, gi, go: seen.append(gi) or go, is_forward=False) as hi:
+        (ident(xl) * 3).sum().backward()
+    assert seen == [()] and hi.stored[0].shape == x.shape
+    torch.testing.assert_close(hi.stored[0], torch.full_like(x, 3.0))
+    assert not xl._backward_hooks  # taken off the input at the end of the backward pass
+    (xl * 5).sum().backward()  # a later backward pass through the input stores nothing more
+    torch.testing.assert_close(hi.stored[0], torch.full_like(x, 3.0))
+    # an LSTM's (output, (h, c)): the gradient of its output first, as the book reads stored[0]
+    lstm = nn.LSTM(x.shape[1], 5, batch_first=True)
+    seq = x.view(2, 2, -1)
+    with hook_output(lstm, grad=True) as hl:
+        out, _ = lstm(seq)
+        out.sum().backward()
+    assert len(hl.stored) == 2 and hl.stored[1] is None
+    torch.testing.assert_close(hl.stored[0], torch.ones(2, 2, 5))
+    # outputs made by two operations: the hook runs once per backward pass, with the gradients that pass reached
+    two, xt = _TwoOps(), x[:, :3].clone().requires_grad_()
+    calls = []
+    with Hook(two, lambda mod, gi, go: calls.append([None if g is None else float(g.sum()) for g in go]),
+              is_forward=False):
+        a, b = two(xt)
+        (4 * b).sum().backward()
+        a, b = two(xt)
+        (a.sum() + 2 * b.sum()).backward()
+    assert calls == [[None, 4.0 * xt.numel()], [float(xt.numel()), 2.0 * xt.numel()]]
 
 
 def test_grad_hook_gets_the_gradients_torch_backward_hooks_give(dls):
@@ -200,6 +303,13 @@ def test_plot_lr_find_takes_fastais_arguments(dls, tmp_path):
         rec.plot_lr_find(suggestions=[1e-3, 1e-2], nms=["one"])
     with pytest.raises(ParameterError, match="suggestions="):
         rec.plot_lr_find(suggestions=["fast"])
+    # a file given by position is fastai's skip_end: the error says to name it path=
+    for where in (str(tmp_path / "pos.png"), tmp_path / "pos.png"):
+        with pytest.raises(ParameterError, match=r"skip_end=.*pos\.png.* is a file.*give the file as path="):
+            rec.plot_lr_find(where)
+    assert not (tmp_path / "pos.png").exists()
+    # SuggestedLRs.plot takes the file first, as lr_find calls it
+    assert res.plot(tmp_path / "sug.png") == tmp_path / "sug.png" and (tmp_path / "sug.png").stat().st_size > 5000
 
 
 def test_schedules_check_div_final_and_moms_before_training(dls):

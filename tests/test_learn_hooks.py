@@ -63,7 +63,8 @@ def test_class_activation_map_from_hooks(trained):
         def __exit__(self, *args):
             self.hook.remove()
 
-    # torch takes one kind of backward hook per layer: pipekit's joins the kind the book's class registered
+    # pipekit registers no module backward hook (it hooks the graph a forward pass builds), so the book's HookBwd
+    # and pipekit's gradient hook sit on the same layer and read the same gradient
     with pytest.warns(FutureWarning), HookBwd(body) as book, hook_output(body, grad=True) as ours:
         learn.model(xb[:1])[0, cls].backward()
     torch.testing.assert_close(ours.stored[0], book.stored)

@@ -43,16 +43,56 @@ def _detach(x: Any, cpu: bool) -> Any:
     return x
 
 
-def _first_tensor(x: Any) -> Any:
-    """The first tensor of an output (a tensor, or nested lists, tuples or dicts of them), None if it holds none."""
-    if isinstance(x, torch.Tensor):
-        return x
-    values = x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else ()
-    for v in values:
-        t = _first_tensor(v)
-        if t is not None:
-            return t
-    return None
+def _output_items(out: Any) -> list[Any]:
+    """What a module output is made of, as a gradient hook reports it: the tensor itself, a tuple's or list's
+    items, a dict's values (in order); nothing for anything else."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        return list(out.values())
+    return list(out) if isinstance(out, (list, tuple)) else []
+
+
+class _GradPass:
+    """The gradients flowing back into what one forward pass of a hooked module output, gathered over a backward
+    pass and handed to the hook once, at the end of that backward pass (None for those it computed none of). The
+    graph's nodes hold it, and it holds no node: it goes when the graph is freed."""
+
+    def __init__(self, hook: Hook, module: nn.Module, n_items: int):
+        self.hook, self.module, self.n_items = hook, module, n_items
+        self.tasks: dict[int, tuple[list[Any], dict[int, Any]]] = {}
+
+    def report(self, k: int, grads: dict[int, Any], grad_in: Any) -> None:
+        task = torch._C._current_graph_task_id()
+        if task not in self.tasks:
+            self.tasks[task] = ([None] * self.n_items, {})
+            torch.autograd.Variable._execution_engine.queue_callback(lambda: self.finish(task))
+        got, grad_ins = self.tasks[task]
+        for i, g in grads.items():
+            got[i] = g
+        if grad_in is not None:
+            grad_ins[k] = grad_in
+
+    def finish(self, task: int) -> None:
+        got, grad_ins = self.tasks.pop(task)
+        # grad_input: that of the node that made the first of the outputs it reached
+        self.hook._run(self.module, grad_ins[min(grad_ins)] if grad_ins else (), tuple(got))
+
+    def watch_node(self, k: int, node: Any, items: list[tuple[int, int]]) -> None:
+        # a node's hook gets (gradients of its inputs, gradients of its outputs)
+        node.register_hook(lambda grad_in, grad_out: self.report(
+            k, {i: grad_out[nr] for i, nr in items}, tuple(grad_in)))
+
+    def watch_leaf(self, i: int, t: torch.Tensor) -> None:
+        # a leaf (a tensor no operation made, e.g. a model input passed on unchanged) has no node of this graph: a
+        # hook on the tensor, taken off at the end of the first backward pass through it
+        handle: Any = None
+
+        def on_grad(g: torch.Tensor) -> None:
+            torch.autograd.Variable._execution_engine.queue_callback(handle.remove)
+            self.report(i, {i: g}, None)
+
+        handle = t.register_hook(on_grad)
 
 
 def has_params(m: nn.Module) -> bool:
@@ -83,13 +123,19 @@ def leaf_modules(model: nn.Module, include_paramless: bool = False) -> list[nn.M
 
 class Hook:
     """Calls ``hook_func(module, input, output)`` on every forward pass of ``module`` and keeps what it returns in
-    ``stored``. ``is_forward=False``: on the backward pass through it instead, as ``hook_func(module, grad_input,
-    grad_output)``, ``grad_output`` the gradients of its output (a tuple; the first tensor's, when it outputs
-    several) and ``grad_input`` those of the inputs of the operation that made that output (its last one), as
-    torch's ``register_backward_hook`` gives them; an output changed in place afterwards (``ReLU(inplace=True)``)
-    still has the gradient of what the module output.
+    ``stored``. ``is_forward=False``: once per backward pass through it instead, as ``hook_func(module,
+    grad_input, grad_output)``. ``grad_output`` holds the gradients of its output, a tuple: one for a tensor, one
+    per item for a tuple or list (a dict: per value), in order, None for an item that is not a tensor needing a
+    gradient or that the backward pass did not reach (an LSTM's ``(output, (h, c))`` gives ``(grad of output,
+    None)``); an output changed in place afterwards (``ReLU(inplace=True)``) still has the gradient of what the
+    module output. ``grad_input`` holds the gradients of the inputs of the operation that made the output (its last
+    one, of the first output reached), as torch's ``register_backward_hook`` gives them, not of the module's own
+    inputs: a ``Linear`` gives (bias, input, weight) gradients. An output that is a leaf tensor (an input passed on
+    unchanged, as ``nn.Identity`` does) was made by no operation: its gradient comes from a hook on the tensor,
+    kept until the next backward pass through it, and ``grad_input`` is ``()``.
     ``detach`` (default) detaches the tensors first, ``cpu`` moves them to the CPU. A context manager: the hook
-    is removed at the end of the ``with`` block, or by ``remove()``. ``active`` (a function of no arguments),
+    is removed at the end of the ``with`` block, or by ``remove()``: the forward passes after it attach nothing,
+    and the backward pass of a graph built while it was on still stores. ``active`` (a function of no arguments),
     when given, says on each pass whether the hook runs: a pass it skips leaves ``stored`` as it was.
 
     >>> import torch
@@ -113,29 +159,36 @@ class Hook:
         self.stored: Any = None
         self.removed = False
         self._module = module
-        # both kinds are a forward hook: a gradient hook puts a hook on the graph node that made the output, in each
+        # both kinds are a forward hook: a gradient hook puts a hook on the graph nodes that made the output, in each
         # forward pass, so an output changed in place afterwards (a ReLU(inplace=True) after a batch-norm, as in every
         # ResNet block) still reports the gradient of what the module output (torch's module backward hooks refuse
-        # that graph); the node, and its hook, go when the graph is freed
+        # that graph); the nodes, and their hooks, go when the graph is freed. No module backward hook is registered.
         self._handle = module.register_forward_hook(self._run if is_forward else self._hook_grad)
 
     def _run(self, module: nn.Module, inp: Any, out: Any) -> None:
-        if self.removed or (self.active is not None and not self.active()):
+        if self.active is not None and not self.active():
             return
         if self.detach:
             inp, out = _detach(inp, self.cpu), _detach(out, self.cpu)
         self.stored = self.hook_func(module, inp, out)
 
     def _hook_grad(self, module: nn.Module, inp: Any, out: Any) -> None:
-        node = getattr(_first_tensor(out), "grad_fn", None)
-        if node is None:  # no graph (torch.no_grad, an output needing no gradient): nothing flows back
-            return
-        # a graph node's hook gets (gradients of its inputs, gradients of its outputs)
-        node.register_hook(lambda grad_in, grad_out: self._run(module, grad_in, grad_out))
+        items = _output_items(out)
+        grad_pass = _GradPass(self, module, len(items))
+        nodes: dict[int, tuple[Any, list[tuple[int, int]]]] = {}
+        for i, t in enumerate(items):
+            if not isinstance(t, torch.Tensor) or not t.requires_grad:
+                continue  # no graph (torch.no_grad, an output needing no gradient): nothing flows back into it
+            if t.grad_fn is None:
+                grad_pass.watch_leaf(i, t)
+            else:
+                nodes.setdefault(id(t.grad_fn), (t.grad_fn, []))[1].append((i, t.output_nr))
+        for node, node_items in nodes.values():
+            grad_pass.watch_node(node_items[0][0], node, node_items)
 
     def remove(self) -> None:
-        """Take the hook off its module (stored values stay readable; a backward pass of an earlier forward pass
-        stores nothing more)."""
+        """Take the hook off its module: stored values stay readable, a forward pass after it stores nothing, and
+        the backward pass of a graph built while the hook was on still stores its gradients."""
         if not self.removed:
             self._handle.remove()
             self.removed = True
@@ -332,6 +385,9 @@ class HookCallback(Callback):
     hooks are removed when the fit ends (``remove_end=False`` keeps them on: ``remove()`` does it then), and if
     it fails. ``validate`` and ``get_preds`` hook nothing: the fit and epoch events reach it (and a subclass) in
     fits only (``fit_only``, see ``Callback``), so a hook kept on by a fit stays on through them.
+    ``is_forward=False`` hooks the backward passes instead: ``hook(module, grad_input, grad_output)``, as
+    :class:`Hook` gives them (``grad_output[0]`` the gradient of the output; ``grad_input`` those of the inputs
+    of the module's last operation, not of the module's own inputs).
 
     >>> import torch
     >>> class CountNegatives(HookCallback):

@@ -465,9 +465,10 @@ def slide(lrs: np.ndarray, losses: np.ndarray, num_it: int | None = None, lr_dif
 
 
 def _suggest(fn: Callable[..., Any], lrs: np.ndarray, losses: np.ndarray, num_it: int) -> Any:
-    # fastai's signature fn(lrs, losses, num_it), or fn(lrs, losses); a function of fastai's form that is not one of
-    # pipekit's reads the curve as fastai gives it, torch tensors (``lrs[1:].log()``, ``losses.argmin()``), in
-    # float64, the precision the lrs are recorded in, so the lr it picks is one of the sweep's exactly
+    """What the suggestion function ``fn`` makes of the curve. ``fn(lrs, losses, num_it)``, fastai's form, gets
+    torch tensors as fastai's does (``lrs[1:].log()``, ``losses.argmin()``), in float64, the precision the lrs
+    are recorded in, so the lr it picks is one of the sweep's exactly; ``fn(lrs, losses)`` gets NumPy arrays
+    (pipekit's own ``valley``, ``steep``, ``minimum`` and ``slide`` get NumPy arrays in either form)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
@@ -546,7 +547,9 @@ class SuggestedLRs:
     def plot(self, path: str | os.PathLike | None = None, skip_end: int = 5, return_fig: bool = False,
              suggestions: Sequence[Any] | None = None, nms: Sequence[str] | None = None) -> Any:
         """Loss vs learning rate (log scale) with the suggestions marked; inline in a notebook, PNG when headless.
-        Returns the PNG written, if any, or with ``return_fig=True`` the matplotlib figure.
+        Returns the PNG written, if any, or with ``return_fig=True`` the matplotlib figure. The first argument is
+        the file to write (``res.plot("lr.png")``); ``learn.recorder.plot_lr_find``'s is fastai's ``skip_end``, and
+        its file is given by name (``path=``).
 
         As fastai's ``plot_lr_find``: ``skip_end`` points at the end of the curve are left out (default 5, usually
         past divergence; ``skip_end=0`` draws all of it; at least two points are always drawn), and
@@ -612,7 +615,8 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
             path: str | os.PathLike | None = None) -> SuggestedLRs:
     """``learn.lr_find``: a short run with an exponentially growing lr, then one suggested lr per function of
     ``suggest_funcs`` (one function or several: ``valley``, ``steep``, ``minimum``, ``slide``, or any
-    ``fn(lrs, losses) -> lr``), returned as a :class:`SuggestedLRs` read like a named tuple::
+    ``fn(lrs, losses) -> lr``, which gets NumPy arrays; fastai's ``fn(lrs, losses, num_it)`` gets torch tensors as
+    fastai's), returned as a :class:`SuggestedLRs` read like a named tuple::
 
         lr_min, lr_steep = learn.lr_find(suggest_funcs=(minimum, steep))
         learn.lr_find(suggest_funcs=valley).valley

@@ -14,7 +14,7 @@ import torch
 
 from pipekit.core.errors import NotFittedError, ParameterError, warn
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import BOOL, Interval, check_state, env_flag
+from pipekit.core.validate import BOOL, Interval, check_state, env_flag, shown
 from pipekit.data.loader import DataLoader, _to
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.data.progress import (Shown, Slot, check_progress_settings, format_time, html_table, in_notebook,
@@ -485,7 +485,12 @@ class Recorder(Callback):
         suggestions marked, as ``lr_find(show_plot=True)`` draws it; inline in a notebook, PNG when headless (to
         ``path`` when given). fastai's arguments: ``skip_end`` points at the end are left out (default 5, usually
         past divergence; 0 draws them all), ``return_fig=True`` returns the figure (else the PNG written, if any),
-        ``suggestions``/``nms`` mark other points (see :meth:`~pipekit.learn.SuggestedLRs.plot`)."""
+        ``suggestions``/``nms`` mark other points (see :meth:`~pipekit.learn.SuggestedLRs.plot`). The file to write
+        is given by name, ``plot_lr_find(path="lr.png")``: the first argument is ``skip_end``, as fastai's."""
+        if isinstance(skip_end, (str, os.PathLike)):
+            raise ParameterError(f"plot_lr_find: skip_end={shown(skip_end)} is a file; the first argument is skip_end "
+                                 "(as fastai's: the points left out at the end of the curve): give the file as "
+                                 f"path=, plot_lr_find(path={shown(skip_end)})")
         if not self.lr_find_lrs:
             raise NotFittedError("plot_lr_find draws the curve of learn.lr_find(), and this learner has not run it: "
                                  "call learn.lr_find() first")
