@@ -314,10 +314,22 @@ def test_the_crop_proportions_are_the_sources_when_the_users_transforms_keep_the
 
 
 @pytest.mark.parametrize("order", [1, 2])
-def test_a_transform_following_random_resized_crop_is_refused_naming_the_fix(order):
-    with pytest.raises(PipelineStepError, match=r"Crop12\(order=%d\) follow RandomResizedCrop.*Resize\(20\).*order=0"
-                       % order):
+def test_a_transform_following_random_resized_crop_changing_the_size_is_refused_naming_the_fix(order):
+    with pytest.raises(PipelineStepError, match=r"Crop12\(order=%d\) follow RandomResizedCrop.*change the size.*"
+                       r"Resize\(20\).*order=0" % order):
         _mnist([RandomResizedCrop(20), _crop(order)])
+
+
+def test_a_size_keeping_transform_following_random_resized_crop_gets_the_presized_image():
+    seen = []
+
+    def look(x: PILImage) -> PILImage:
+        seen.append(x.size)
+        return x
+
+    dls = _mnist([RandomResizedCrop(20), Transform(look, order=2)])
+    assert dls.train.one_batch()[0].shape[-2:] == (20, 20)
+    assert seen and all(s == seen[0] and s[0] >= 20 for s in seen)  # the presized image, crop margin and all
 
 
 def test_a_transform_before_random_resized_crop_still_runs_and_plain_presizing_is_cached():

@@ -696,22 +696,14 @@ class _PixelBlock(TransformBlock):
         """The decoded (and presized) images of ``raw``; ``user``: :meth:`user_item_tfms`, when already known.
         Images through a user's transforms are a :class:`~pipekit.vision.cache.LiveImageStore`, which runs them each
         time an image is fetched, the presize transform where their ``order`` puts it (see :meth:`user_item_steps`),
-        and is never cached: the cache cannot key a user's code. Those that would follow a ``RandomResizedCrop``
-        are refused, naming the fix: its training crop is drawn per batch, after the item transforms."""
+        and is never cached: the cache cannot key a user's code. Those following a ``RandomResizedCrop`` get its
+        presized image, whose training crop is drawn per batch after the item transforms: one changing the size is
+        refused there, naming the fix (see :class:`~pipekit.vision.cache.LiveImageStore`)."""
         tfm: PresizeTransform | None = find_item_transform(self.tfms_)
         user = self.user_item_tfms() if user is None else user
         sources = image_sources(raw, type(self).__name__)
         if user:
             before, after = self.user_item_steps(user)
-            if after and isinstance(tfm, RandomResizedCrop):
-                # its training crop is drawn per batch, from the cached whole image, after the item transforms
-                names = ", ".join(f"{type(t).__name__}(order={t.order})" for t in after)
-                raise ParameterError(
-                    f"{type(self).__name__}: item transform(s) {names} follow {tfm!r} (order "
-                    f"{tfm.order}) in item_tfms, so they would get its random crop, which pipekit draws per batch from "
-                    f"the cached image after the item transforms, not per item: give Resize({tfm.size!r}) and a "
-                    "random crop of your own among those transforms, or give them order=0 to run them on the "
-                    "decoded image before RandomResizedCrop")
             return LiveImageStore(sources, _UserThenPresize(before, tfm, self.mode, after), mode=self.mode,
                                   check=self.pixel_check(), description=what.replace("presizing", "reading"))
         # a handful of new files (predict, a small test set) is decoded in memory rather than cached (and so are

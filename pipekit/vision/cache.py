@@ -49,7 +49,7 @@ from typing import IO, Any, NamedTuple, Protocol, TypeVar
 import numpy as np
 import torch
 
-from pipekit.core.errors import DataError, warn
+from pipekit.core.errors import DataError, ParameterError, warn
 from pipekit.data.cache import (PACK_ID, superseded, keyed_by_settings, CacheEntryError, CacheWriteWarning, PackChecksum, TempFile, atomic_write_json,
                                 _signed_again, cache_folder, clean_stale_temps, fingerprint, lock_file, open_verified,
                                 read_json, remove_cache_folder, remove_link, warn_rebuild, warn_unwritable)
@@ -61,7 +61,7 @@ from pipekit.data.progress import progress_bar
 from pipekit.data.store import Store, gather_context, item_draws
 from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.decode import ImageDecodeError, _header_size, decode_bytes, read_image_file
-from pipekit.vision.presize import ItemTransform
+from pipekit.vision.presize import ItemTransform, RandomResizedCrop
 from pipekit.vision.sources import MemoryImage
 
 CACHE_VERSION = "pk-img-4"
@@ -1386,6 +1386,18 @@ class LiveImageStore(Store):
         out = self.steps.apply_user(img, split_idx, after=after)
         if self._hw is None and out.shape[:2] != img.shape[:2]:  # building: a crop drawn in the source's
             self._keeps_size = False  # proportions reads them from orig_sizes only when the size is kept
+            presize = self.steps.presize
+            if after and isinstance(presize, RandomResizedCrop):
+                # its training crop is drawn per batch from the presized image these transforms get: one of them
+                # resizing or cropping it would be undone by that crop
+                names = ", ".join(f"{type(t).__name__}(order={t.order})" for t in self.steps.after)
+                raise ParameterError(
+                    f"item transform(s) {names} follow {presize!r} (order {presize.order}) in item_tfms and change "
+                    f"the size of the image they get ({img.shape[1]}x{img.shape[0]} -> {out.shape[1]}x"
+                    f"{out.shape[0]}): pipekit draws RandomResizedCrop's crop per batch from the presized image, "
+                    f"after the item transforms, so their crop would be undone; give Resize({presize.size!r}) and a "
+                    "random crop of your own among those transforms, or give them order=0 to run them on the "
+                    "decoded image before RandomResizedCrop")
         return out
 
     def _check_dropped(self, source: str | MemoryImage, img: np.ndarray, out: np.ndarray) -> None:

@@ -50,9 +50,9 @@ class ItemTransform(Transform):
     ``order`` is fastai's (1 for ``Resize`` and ``RandomResizedCrop``, 0 for ``CropPad``): a user's item transform
     of a lower ``order`` runs on the decoded image before it, one of a higher ``order`` on the image it makes, and one
     of the same ``order`` where ``item_tfms`` lists it (see :meth:`~pipekit.vision.ImageBlock.user_item_tfms`). A
-    :class:`RandomResizedCrop` draws its training crop per batch, after the item transforms, so one of the user's
-    that would follow it is refused when the data is built (give :class:`Resize` and a random crop of one's own, or
-    give the transform ``order=0``)."""
+    :class:`RandomResizedCrop` draws its training crop per batch, after the item transforms: one of the user's that
+    follows it gets the whole presized image, and one changing that image's size is refused when the data is built
+    (give :class:`Resize` and a random crop of one's own, or give the transform ``order=0``)."""
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
 
@@ -231,8 +231,9 @@ class RandomResizedCrop(ItemTransform):
     file): at the defaults, a crop of a quarter of the area is enlarged about 1.7 times.
 
     Calling it on an image (``RandomResizedCrop(64)(img)``) gives the validation image. A user's item transform
-    runs before it (one of a lower ``order``, on the decoded image); one that would follow it (and get the crop) is
-    refused when the data is built: give :class:`Resize` and a random crop of one's own instead.
+    runs before it (one of a lower ``order``, on the decoded image); one following it gets the whole presized image
+    the crop is drawn from, and is refused when the data is built if it changes that image's size (the crop would
+    undo it): give :class:`Resize` and a random crop of one's own instead.
 
     ``whole_image=False`` is how learners exported before the whole image was cached load (files of format 3 and
     before, see :meth:`upgrade_record`): the cache holds the
