@@ -19,8 +19,8 @@ import pytest
 import pipekit.datasets as D
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.data import (CategoryBlock, ColReader, DataBlock, GrandparentSplitter, Pipe, RandomSplitter,
-                          TransformBlock, get_files, get_image_files, parent_label, using_attr)
+from pipekit.data import (CategoryBlock, ColReader, DataBlock, FuncSplitter, GrandparentSplitter, Pipe,
+                          RandomSplitter, TransformBlock, get_files, get_image_files, parent_label, using_attr)
 from pipekit.data.getters import Row, apply_getter, item_at, iter_items
 from pipekit.data.items import to_items
 import pipekit.recipe_files as RF
@@ -153,10 +153,12 @@ def test_grandparent_takes_lists_of_names():
     assert [s.tolist() for s in GrandparentSplitter()(FILES)] == [[0, 2], [1]]
 
 
-@pytest.mark.parametrize("bad", [[], ["valid", 3], 3, None])
+@pytest.mark.parametrize("bad", [[], ["valid", 3], 3, {"valid": 1}])
 def test_grandparent_refuses_other_names(bad):
-    with pytest.raises(ParameterError, match=r"valid_name=.*a folder's name or a non-empty list of them"):
+    with pytest.raises(ParameterError, match=r"valid_name=.*a folder's name, a non-empty list of them, or None"):
         GrandparentSplitter(valid_name=bad)
+    with pytest.raises(ParameterError, match=r"train_name=None.*a folder's name or a non-empty list of them"):
+        GrandparentSplitter(train_name=None)
 
 
 def test_grandparent_list_round_trips():
@@ -251,3 +253,108 @@ def test_recipe_that_fails_is_not_left_registered(tmp_path):
     with pytest.raises(RuntimeError, match="no data here"):
         load_recipe(path)
     assert RF.module_name(path) not in sys.modules
+
+
+# ------------------------------------------------------------------ a Series is a column of values
+@pytest.mark.parametrize("name", ["fname", None])
+def test_datasets_of_a_pandas_series_gives_values(labels, name):
+    series = pd.Series(labels["name"].to_list(), name=name)
+    db = DataBlock(blocks=(TransformBlock, CategoryBlock), get_x=lambda f: f, get_y=lambda f: f.split("/")[1],
+                   splitter=FuncSplitter(lambda f: f.endswith(("0.png", "1.png"))))
+    dsets = db.datasets(series)
+    valid = [n for n in labels["name"] if n.endswith(("0.png", "1.png"))]
+    assert 0 < len(valid) < len(labels)
+    assert [x for x, _ in dsets.valid] == valid
+    assert list(dsets.vocab) == ["3", "7"]
+    assert [dsets.vocab[int(y)] for _, y in dsets.valid] == [n.split("/")[1] for n in valid]
+
+
+@pytest.mark.parametrize("make, column", [
+    (lambda s: pd.Series(s, name="name"), "name"),
+    (lambda s: pd.Series(s), "0"),
+    (lambda s: pl.Series("name", s), "item"),
+], ids=["pandas-named", "pandas-unnamed", "polars"])
+def test_series_items_are_values(labels, make, column):
+    names = labels["name"].to_list()[:5]
+    items = to_items(make(names))
+    assert items.columns == [column]
+    assert list(iter_items(items)) == names and item_at(items, 1) == names[1]
+    assert list(iter_items(items[[4, 0]])) == [names[4], names[0]]  # a selection of its rows too
+    assert item_at(pickle.loads(pickle.dumps(items)), 2) == names[2]
+
+
+def test_pandas_series_keeps_missing_values_missing():
+    items = to_items(pd.Series(["a.png", np.nan, "c.png"], name="fname"))
+    assert items.columns == ["fname"] and items["fname"].to_list() == ["a.png", None, "c.png"]
+
+
+@pytest.mark.parametrize("make", [lambda s: s, lambda s: s.rename(None)], ids=["named", "unnamed"])
+def test_test_dl_of_a_pandas_series(labels, make):
+    from pipekit.vision import ImageBlock
+
+    db = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=lambda f: MNIST / f, get_y=lambda f: f.split("/")[1],
+                   splitter=RandomSplitter(0.25, seed=42))
+    dls = db.dataloaders(labels["name"].to_list(), bs=8, num_workers=0)
+    x, = dls.test_dl(make(labels["name"].iloc[:5])).one_batch()
+    want, = dls.test_dl(labels["name"].to_list()[:5]).one_batch()
+    assert tuple(x.shape) == (5, 3, 28, 28) and bool((x == want).all())
+
+
+def test_colreader_reads_a_pandas_series_by_its_name(labels):
+    db = DataBlock(blocks=(TransformBlock,), get_x=ColReader("name", pref="imgs/"),
+                   splitter=RandomSplitter(0.25, seed=42))
+    dsets = db.datasets(labels["name"])
+    assert sorted(x for x, in [*dsets.train, *dsets.valid]) == sorted("imgs/" + n for n in labels["name"])
+    with pytest.raises(Exception, match=r"not in the items.*bare values.*df\[\['name'\]\]"):
+        db.datasets(pl.Series("name", labels["name"].to_list()))
+
+
+def test_a_one_column_table_named_item_or_path_gives_values(labels):
+    # the rule reads the column's name (VALUE_COLUMNS): a table's only column named item/path is read as values
+    assert item_at(to_items(labels[["name"]].rename(columns={"name": "item"})), 0) == labels["name"][0]
+    assert item_at(to_items(labels[["name"]].rename(columns={"name": "path"})), 0) == Path(labels["name"][0])
+    assert isinstance(item_at(to_items(labels[["name"]]), 0), Row)
+
+
+# ------------------------------------------------------------------ a hand-given row's missing values
+def test_colreader_on_a_row_with_missing_values():
+    df = pd.DataFrame({"name": ["a.png", "b.png"], "tags": ["cat dog", np.nan], "y": [1.5, np.nan],
+                       "when": pd.to_datetime(["2020-01-01", None])})
+    assert ColReader("tags", label_delim=" ").on_items(df).to_list() == [["cat", "dog"], None]
+    for row in (df.iloc[1], list(df.itertuples())[1], list(df.itertuples(index=False))[1]):
+        assert ColReader("tags", label_delim=" ")(row) is None
+        assert ColReader("tags")(row) is None
+        assert ColReader("y")(row) is None
+        assert ColReader("when")(row) is None
+    assert ColReader("tags", label_delim=" ")(df.iloc[0]) == ["cat", "dog"] and ColReader("y")(df.iloc[0]) == 1.5
+
+
+# ------------------------------------------------------------------ a plain tuple or list read by position
+def test_colreader_reads_plain_tuples_by_position(labels):
+    name, label = labels["name"][0], int(labels["label"][0])
+    assert ColReader(0)((name, label)) == name
+    assert ColReader(1)([name, label]) == label
+    assert ColReader(0, pref="/data/")([name, "x"]) == "/data/" + name
+    assert ColReader([1, 0])((name, label)) == {"1": label, "0": name}
+    assert ColReader(0)(pl.from_pandas(labels).row(0)) == name
+    assert ColReader(1)((name, np.nan)) is None
+    with pytest.raises(DataError, match=r"tuple .*no column names.*a dict.*pandas row.*named tuple.*ColReader\(0\)"):
+        ColReader("name")((name, label))
+    with pytest.raises(DataError, match=r"list .*no column names"):
+        ColReader(["name", 0])([name, label])
+
+
+# ------------------------------------------------------------------ GrandparentSplitter(valid_name=None)
+def test_grandparent_valid_name_none_trains_on_the_train_folder():
+    with pytest.warns(UserWarning, match=r"valid_name=None; training on the 2 item\(s\) under 'train' with no "
+                                         r"validation set"):
+        tr, va = GrandparentSplitter(valid_name=None)(FILES)
+    assert tr.tolist() == [0, 2] and va.tolist() == []
+    s = GrandparentSplitter(valid_name=None)
+    assert Component.from_record(s.to_record()).get_params() == s.get_params()
+    db = DataBlock(blocks=(TransformBlock, CategoryBlock), get_items=get_image_files, get_y=parent_label,
+                   splitter=GrandparentSplitter(valid_name=None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dsets = db.datasets(MNIST)
+    assert (len(dsets.train), len(dsets.valid)) == (709, 0)

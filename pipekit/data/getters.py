@@ -21,7 +21,7 @@ from pipekit.core.component import Component
 from pipekit.core.errors import DataError, FieldError, ParameterError, warn
 from pipekit.core.registry import register
 from pipekit.core.validate import Is, Options, check, is_pandas, unknown_names
-from pipekit.data.items import VALUE_COLUMNS, table_kind
+from pipekit.data.items import VALUE_COLUMNS, SeriesValues, missing_as_null, table_kind
 from pipekit.data.lists import L
 
 #: the image formats pipekit decodes; other files whose extension says image (.heic, .svg) are named when left out
@@ -325,15 +325,25 @@ class Row(dict):
         return [*super().__dir__(), *(k for k in self if isinstance(k, str) and k.isidentifier())]
 
 
+def holds_values(items: pl.DataFrame) -> bool:
+    """Whether ``items`` are bare values, each given to a function as it is (:data:`VALUE_COLUMNS`): the one column
+    a list or a Series makes (``path``, ``item``, a pandas Series' own, :class:`SeriesValues`), or a table whose only
+    column is named ``item`` or ``path``; else they are a table's rows."""
+    return items.columns in VALUE_COLUMNS or (isinstance(items, SeriesValues) and items.width == 1)
+
+
 def item_at(items: pl.DataFrame, i: int) -> Any:
-    """One item as a user function sees it: a Path for files (the ``path`` column a list of them makes), the value
-    itself for other bare values (the ``item`` column a list of them makes, see :data:`VALUE_COLUMNS`), else, for a
-    table's row, a :class:`Row`, however many columns the table has.
+    """One item as a user function (a getter, a splitter) sees it: a Path for files (the ``path`` column a list of
+    them makes), the value itself for other bare values (the ``item`` column a list or a Polars Series makes, the
+    column a pandas Series makes, named as it is), else, for a table's row, a :class:`Row`, however many columns the
+    table has (:func:`holds_values`). A table's goes by its columns' names alone (:data:`VALUE_COLUMNS`): a table whose
+    only column is named ``item`` or ``path`` gives its values (a Path for ``path``), not rows; another name for that
+    column gives rows.
 
     >>> item_at(pl.DataFrame({"item": ["a text"]}), 0), item_at(pl.DataFrame({"fname": ["3/7.png"]}), 0).fname
     ('a text', '3/7.png')
     """
-    if items.columns in VALUE_COLUMNS:
+    if holds_values(items):
         value = items.to_series(0)[i]
         return Path(value) if items.columns == ["path"] else value
     return Row(items.row(i, named=True))
@@ -343,18 +353,23 @@ def iter_items(items: pl.DataFrame) -> Iterable[Any]:
     """Each item as :func:`item_at` gives it, in order."""
     if items.columns == ["path"]:
         return map(Path, items["path"])
-    if items.columns in VALUE_COLUMNS:
+    if holds_values(items):
         return iter(items.to_series(0))
     return map(Row, items.iter_rows(named=True))
 
 
-def one_row(item: Any, who: str) -> pl.DataFrame:
+def one_row(item: Any, who: str, by_position: bool = False) -> pl.DataFrame:
     """``item``, one table row given by hand to the getter ``who`` (a dict, a :class:`Row`, a pandas row such as
     ``df.iloc[0]``, a named tuple such as ``df.itertuples()`` gives, a one-row Polars frame), as a one-row frame of
-    its columns (NumPy scalars read as the Python values they hold).
+    its columns (NumPy scalars read as the Python values they hold, a missing value, pandas' NaN, NA or NaT, as
+    None: :func:`~pipekit.data.items.missing_as_null`, as a table's row reads). With ``by_position`` (a getter that
+    reads columns by position only), a plain tuple or list (a Polars ``df.row(0)``) is a row too, its columns
+    ``'0'``, ``'1'``...
 
     >>> one_row({"name": "3/7.png", "label": 3}, "ColReader").row(0)
     ('3/7.png', 3)
+    >>> one_row(("3/7.png", 3), "ColReader(1)", by_position=True).row(0, named=True)
+    {'0': '3/7.png', '1': 3}
     """
     if isinstance(item, pl.DataFrame) and item.height == 1:
         return item
@@ -364,10 +379,18 @@ def one_row(item: Any, who: str) -> pl.DataFrame:
         fields = item.to_dict()
     elif isinstance(item, tuple) and hasattr(item, "_asdict"):
         fields = item._asdict()
+    elif isinstance(item, (tuple, list)) and by_position:
+        fields = dict(enumerate(item))
+    elif isinstance(item, (tuple, list)):
+        raise DataError(f"{who} was given the {type(item).__name__} {item!r:.80} as one item, whose values have no "
+                        "column names to read; give a row that names them (a dict such as dict(zip(columns, "
+                        "values)), a pandas row such as df.iloc[0], a named tuple such as df.itertuples() gives), "
+                        "or read it by position (ColReader(0))")
     else:
         raise DataError(f"{who} was given {type(item).__name__} {item!r:.80} as one item; give a row (a dict, a "
                         "pandas row such as df.iloc[0], a named tuple) or a path")
-    return pl.DataFrame([{str(k): v.item() if isinstance(v, np.generic) else v for k, v in fields.items()}])
+    row = missing_as_null({k: v.item() if isinstance(v, np.generic) else v for k, v in fields.items()})
+    return pl.DataFrame([row])
 
 
 def rows_column(items: pl.DataFrame) -> pl.Series:
@@ -410,9 +433,14 @@ class Getter(Component):
     def __call__(self, item: Any) -> Any:
         from pipekit.data.items import path_frame
 
-        df = path_frame([item]) if isinstance(item, (str, os.PathLike)) else one_row(item, repr(self))
+        df = path_frame([item]) if isinstance(item, (str, os.PathLike)) else one_row(
+            item, repr(self), by_position=self._reads_positions())
         value = self.column(df)[0]
         return value.to_list() if isinstance(value, pl.Series) else value  # a list of labels as a list
+
+    def _reads_positions(self) -> bool:
+        """Whether this getter reads its columns by position only, so that a plain tuple or list is a row to it."""
+        return False
 
     def on_items(self, items: Any) -> pl.Series:
         """This getter over many items at once: a list (or array, or Series) of paths or values, or a table, read
@@ -480,6 +508,11 @@ class ColReader(Getter):
         self.suffix, self.label_delim, self.suff = suffix, label_delim, None
         self.check_params()
 
+    def _reads_positions(self) -> bool:
+        """Columns given by position only (``ColReader(0)``): a plain tuple or list is read by position, as
+        ``ColReader(1)(("train/3/a.png", 3))`` gives ``3``."""
+        return all(isinstance(c, int) for c in (self.cols if isinstance(self.cols, list) else [self.cols]))
+
     def column(self, items: pl.DataFrame) -> pl.Series:
         given = self.cols if isinstance(self.cols, list) else [self.cols]
         past = [c for c in given if isinstance(c, int) and c >= items.width]
@@ -490,7 +523,7 @@ class ColReader(Getter):
         missing = [c for c in names if c not in items.columns]
         if missing:
             raise DataError(f"ColReader: column(s) {missing} not in the items; "
-                            f"{unknown_names(missing, items.columns)}{_one_packed_table(items)}")
+                            f"{unknown_names(missing, items.columns)}{_one_packed_table(items)}{_bare_values(items)}")
         if isinstance(self.cols, list) and len(self.cols) > 1:
             return items.select(pl.struct(names).alias("_".join(names))).to_series()
         s = items[names[0]]
@@ -513,6 +546,16 @@ def _one_packed_table(items: pl.DataFrame) -> str:
     return (f" (the source {path} is one file to a DataBlock, which reads .csv, .tsv, Parquet and Arrow files as "
             "tables: read it with pl.read_csv(path) and pass the frame, or use Tabular / "
             "TabularDataLoaders.from_csv, which read it)")
+
+
+def _bare_values(items: pl.DataFrame) -> str:
+    """What to do where the items are bare values (a list, a pandas or Polars Series: the made-up ``item`` column of
+    :data:`VALUE_COLUMNS`) and a column was asked for, for ColReader's message; empty otherwise."""
+    if items.columns != ["item"]:
+        return ""
+    return (" (the items are bare values, a list or a Polars Series, whatever the Series is named, not a table's rows: "
+            "give the table, or its column as a one-column frame (df[['name']]), for ColReader to read a column, or "
+            "leave the getter out to take each value as it is)")
 
 
 def _holds_any(folder: str, suffixes: set[str]) -> bool:

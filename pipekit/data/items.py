@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from pipekit.core.archive import MAX_RATIO, RATIO_FLOOR
 from pipekit.core.errors import DataError, ParameterError, collecting, warn
-from pipekit.core.validate import Options, check, is_pandas, unknown_names
+from pipekit.core.validate import Options, check, is_missing, is_pandas, unknown_names
 
 #: the texts a CSV field holds for a missing value, as pandas.read_csv (and so fastai) reads them by default: a
 #: column of numbers with 'NA' in it is a column of numbers, a class written 'N/A' is no class
@@ -812,10 +812,29 @@ def _series_of_paths(source: Any) -> bool:
             and all(isinstance(v, os.PathLike) for v in source))
 
 
-#: the one column :func:`to_items` makes up for a source of bare values: ``path`` for files, ``item`` for anything
-#: else. A function getter is given each value itself there; every other items table is a table's own columns (a
-#: pandas or Polars frame, a CSV, an Arrow table, even one of a single column), whose rows it is given as rows
+#: the one column :func:`to_items` makes up for a source of bare values: ``path`` for files (path objects), ``item``
+#: for anything else (a list, a Polars Series). A function getter or splitter is given each value itself there (a
+#: ``Path`` in ``path``), and in the one column a pandas Series gives (:class:`SeriesValues`, named as the Series is);
+#: every other items table is a table's own columns (a pandas or Polars frame, a CSV, an Arrow table, one of a single
+#: column too), whose rows it is given as rows. For a table the rule reads the column's name: a table of the user's
+#: whose only column is named ``item`` or ``path`` is read as bare values too (a function is given ``'a.png'``, or
+#: ``Path('a.png')``, not a row to read ``r['item']`` from); rename that column
+#: (``df.rename(columns={'item': 'name'})``) to be given rows
 VALUE_COLUMNS = (["path"], ["item"])
+
+
+class SeriesValues(pl.DataFrame):
+    """The items a pandas Series gives (:func:`to_items`): one column named as the Series is, so that a getter reads
+    it by that name (``ColReader('fname')`` of ``df['fname']``, a test set's column), whose values are bare values: a
+    function getter or splitter is given each value itself (:func:`~pipekit.data.getters.item_at`), as it is a
+    list's or a Polars Series'. The frame's type records it: a selection of its rows (``items[rows]``, ``head``,
+    ``clone``) keeps it, and a pickled one; a frame built from its column (``select``, ``with_columns``) is a table.
+
+    >>> import pandas as pd
+    >>> items = to_items(pd.Series(["a.png", "b.png"], name="fname"))
+    >>> isinstance(items[[1]], SeriesValues), items.columns
+    (True, ['fname'])
+    """
 
 
 def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
@@ -824,7 +843,9 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     Accepts a Polars DataFrame/LazyFrame, pandas DataFrame, Arrow table, Hugging Face ``datasets.Dataset``,
     a CSV/TSV/Parquet/Arrow file path, a dict (a row, or columns), or a sequence: paths become a ``path``
     column, dicts rows, anything else an ``item`` column (objects such as arrays, tensors or PIL images
-    are kept as they are, in a column of Python objects). The text columns of a pandas frame named in
+    are kept as they are, in a column of Python objects). A Series is a sequence of bare values
+    (:data:`VALUE_COLUMNS`): a Polars one an ``item`` column, a pandas one of path objects ``path``, any other
+    pandas one a :class:`SeriesValues` column named as the Series is (``ColReader('fname')`` reads ``df['fname']``). The text columns of a pandas frame named in
     ``categorical`` become ``pl.Categorical`` one column at a time, never all as Polars text at once (a table's
     categories, as a CSV's are read: a fraction of the memory).
 
@@ -833,6 +854,11 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     ['path']
     >>> to_items(pl.DataFrame({"x": [1, 2]})).shape
     (2, 1)
+    >>> import pandas as pd
+    >>> to_items(pd.Series(["a.png", None], name="fname")).rows()
+    [('a.png',), (None,)]
+    >>> type(to_items(pd.Series(["a.png"], name="fname"))).__name__
+    'SeriesValues'
     """
     if isinstance(source, pl.DataFrame):
         df = source
@@ -849,9 +875,10 @@ def to_items(source: Any, categorical: Sequence[str] = ()) -> pl.DataFrame:
     elif is_pandas(source):
         import pandas as pd
 
-        if isinstance(source, pd.Series):
-            source = source.to_frame()
-        df = _from_pandas(source, categorical)
+        if isinstance(source, pd.Series):  # bare values, in a column named as the Series is
+            df = SeriesValues(_from_pandas(source.to_frame(), categorical))
+        else:
+            df = _from_pandas(source, categorical)
     elif type(source).__module__.startswith("datasets"):  # before dict: a DatasetDict is a dict of splits
         df = _from_hf(source)
     elif isinstance(source, dict):
@@ -1302,6 +1329,32 @@ def check_unique_columns(names: Sequence[Any], kind: str) -> None:
     if twice:
         raise DataError(f"the {kind} has the column name(s) {twice} more than once; give each column its own name "
                         "(rename them, or keep the first with df.loc[:, ~df.columns.duplicated()] in pandas)")
+
+
+def missing_as_null(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """One row given by hand (a dict, a pandas row's ``to_dict()``, a named tuple's ``_asdict()``) as a table reads
+    it: its missing values (pandas' NaN, NA and NaT, which a text column holds as a float or a marker) as None, so a
+    missing category or label is missing, not the text 'NaN' or a column of floats; its names as
+    :func:`column_name` gives them (two that name one column refused).
+
+    >>> missing_as_null({"tags": float("nan"), 0: "a.png"})
+    {'tags': None, '0': 'a.png'}
+    """
+    check_unique_columns([column_name(k) for k in row], "row")  # 0 and '0' both name column '0'
+    return {column_name(k): null_if_missing(v) for k, v in row.items()}
+
+
+def column_name(k: Any) -> str:
+    """A row's column name as a table's: one that is not text (the 0, 1, 2 of ``pd.DataFrame(array)``, a row of it
+    a Series with an integer index) is its text, ``'0'``, as a pandas frame's columns are named when it is read."""
+    return k if isinstance(k, str) else str(k)
+
+
+def null_if_missing(v: Any) -> Any:
+    """One value as a table holds it: None where it is missing (``is_missing``), a 0-d array as its one value."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:  # a 0-d array is its one value
+        v = v.item()
+    return None if is_missing(v) else v
 
 
 def _held_object(v: Any) -> bool:

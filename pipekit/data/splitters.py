@@ -224,8 +224,9 @@ class GrandparentSplitter(Splitter):
     """Split by the folder two levels above each file: ``train/3/x.png`` is in 'train'.
 
     ``train_name`` and ``valid_name`` each name one folder or a list of them (``valid_name=["valid", "test"]``:
-    the files under either are the validation set). ``col`` names the column with the paths (default: the items'
-    ``path`` column).
+    the files under either are the validation set); ``valid_name=None`` names no validation folder: the files under
+    ``train_name`` train, with no validation set (said in a warning). ``col`` names the column with the paths
+    (default: the items' ``path`` column).
 
     >>> from pipekit.data import GrandparentSplitter
     >>> files = ["mnist/train/3/a.png", "mnist/valid/7/b.png", "mnist/train/7/c.png", "mnist/test/3/d.png"]
@@ -233,14 +234,20 @@ class GrandparentSplitter(Splitter):
     [[0, 2], [1]]
     >>> [s.tolist() for s in GrandparentSplitter(valid_name=["valid", "test"])(files)]
     [[0, 2], [1, 3]]
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     [s.tolist() for s in GrandparentSplitter(valid_name=None)(files)]
+    [[0, 2], []]
     """
 
     param_constraints = {
         "train_name": Is(lambda v: bool(_folder_names(v)), "a folder's name or a non-empty list of them"),
-        "valid_name": Is(lambda v: bool(_folder_names(v)), "a folder's name or a non-empty list of them"),
+        "valid_name": Is(lambda v: v is None or bool(_folder_names(v)),
+                         "a folder's name, a non-empty list of them, or None (no validation folder)"),
     }
 
-    def __init__(self, train_name: str | Sequence[str] = "train", valid_name: str | Sequence[str] = "valid",
+    def __init__(self, train_name: str | Sequence[str] = "train", valid_name: str | Sequence[str] | None = "valid",
                  col: str | None = None):
         self.train_name, self.valid_name, self.col = _values(train_name), _values(valid_name), col
         self.check_params()
@@ -260,7 +267,10 @@ class GrandparentSplitter(Splitter):
         train_names, valid_names = _folder_names(self.train_name), _folder_names(self.valid_name)
         train = np.flatnonzero(gp.is_in(train_names).fill_null(False).to_numpy())
         valid = np.flatnonzero(gp.is_in(valid_names).fill_null(False).to_numpy())
-        if len(train) == 0 or len(valid) == 0:
+        if len(train) > 0 and not valid_names:  # valid_name=None: no validation folder, on purpose
+            warn(f"GrandparentSplitter: valid_name=None; training on the {len(train)} item(s) under "
+                 f"{' and '.join(repr(n) for n in train_names)} with no validation set")
+        elif len(train) == 0 or len(valid) == 0:
             seen = sorted({str(g) for g in gp.head(1000)})
             names = train_names if len(train) == 0 else valid_names
             missing = f"no items under {' or '.join(repr(n) for n in names)} folders; grandparent folders found: {seen}"

@@ -26,7 +26,7 @@ import polars as pl
 
 from pipekit.core.errors import DataError, ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
-from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_column, is_missing, is_pandas,
+from pipekit.core.validate import (BOOL, Is, check, check_positive_int, is_column, is_pandas,
                                    past_float32, unknown_names)
 from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, as_enums, check_table_nesting, check_unique_columns,
                                 csv_names, csv_source, file_version, header_fields, missing_markers_to_null,
@@ -34,6 +34,9 @@ from pipekit.data.items import (PANDAS_NA, TABLE_SUFFIXES, as_enums, check_table
                                 read_packed_csv, scan_csv_whole_lines, skip_blank_lines, strip_header_spaces,
                                 strip_initial_spaces, table_error, table_formats, table_kind, to_items,
                                 wide_encoding_error, without_polars_context)
+from pipekit.data.items import column_name as _name
+from pipekit.data.items import missing_as_null as _missing_as_null
+from pipekit.data.items import null_if_missing as _null_if_missing
 from pipekit.data.splitters import Splitter, TimeSplitter, left_out_message, row_index
 from pipekit.data.vocab import CategoryMap
 from pipekit.tabular.processor import TabularProcessor, load_processor
@@ -456,26 +459,6 @@ def _same_index_rows(rows: Sequence[Any]) -> Sequence[Any]:
 
 def _values(v: Any) -> list:
     return v.to_list() if isinstance(v, pl.Series) else v.tolist() if hasattr(v, "tolist") else list(v)
-
-
-def _missing_as_null(row: dict) -> dict:
-    """A row's missing values (pandas' NaN, NA and NaT, which a text column holds as a float or a marker) as None,
-    so a missing category is missing, not the text 'NaN' or a column of floats; its names as :func:`_name` gives
-    them."""
-    check_unique_columns([_name(k) for k in row], "row")  # 0 and '0' both name column '0'
-    return {_name(k): _null_if_missing(v) for k, v in row.items()}
-
-
-def _name(k: Any) -> Any:
-    """A row's column name as a table's: one that is not text (the 0, 1, 2 of ``pd.DataFrame(array)``, a row of it
-    a Series with an integer index) is its text, ``'0'``, as a pandas frame's columns are named when it is read."""
-    return k if isinstance(k, str) else str(k)
-
-
-def _null_if_missing(v: Any) -> Any:
-    if isinstance(v, np.ndarray) and v.ndim == 0:  # a 0-d array is its one value
-        v = v.item()
-    return None if is_missing(v) else v
 
 
 def split_rows(splits: Splits, items: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
