@@ -697,8 +697,8 @@ def test_progressive_resizing_keeps_the_pretrained_normalisation_through_export(
     for f in files:
         assert torch.allclose(loaded.predict(f)[2], learn.predict(f)[2], atol=1e-5)
     plain = dogscats_dls(32)
-    loaded.dls = plain  # a loaded learner is given the loaders as they are
-    assert loaded.dls is plain and _norms(plain) == []
+    loaded.dls = plain  # a loaded learner normalises them as the exported one did (load_learner's dls_hook)
+    assert loaded.dls is plain and _norms(plain) == want
 
 
 def test_loaders_assigned_later_get_the_statistics_measured_first():

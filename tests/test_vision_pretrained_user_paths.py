@@ -2,6 +2,8 @@
 wraps the pretrained body, and pipekit's pretrained EfficientNet-Lite passed as a module; on real dogscats photos."""
 from __future__ import annotations
 
+import copy
+import pickle
 import subprocess
 import sys
 import warnings
@@ -17,8 +19,8 @@ from pipekit.core.errors import ParameterError
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, get_image_files, parent_label
 from pipekit.learn import load_learner
 from pipekit.vision import ImageBlock, Normalize, Resize, create_body, vision_learner
-from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite, efficientnet_lite_stats,
-                                        efficientnet_lite_weights)
+from pipekit.vision.efficientnet import (EfficientNetLite, EfficientNetLiteBody, efficientnet_lite,
+                                        efficientnet_lite_stats, efficientnet_lite_weights, load_pretrained)
 
 ROOT = Path(__file__).resolve().parents[1]
 LITE_MEAN, LITE_STD = [127 / 255] * 3, [128 / 255] * 3
@@ -86,6 +88,41 @@ def test_loaded_learner_with_the_users_normalize_keeps_that_one_alone(tmp_path):
     assert len(norms) == 1 and norms[0].mean == pytest.approx(stats[0]) and norms[0].std == pytest.approx(stats[1])
 
 
+def test_loaded_learner_normalises_new_loaders_with_the_users_normalize_as_the_live_one(tmp_path):
+    from pipekit.vision import imagenet_stats
+
+    torch.manual_seed(0)
+    learn = vision_learner(dogscats_dls(batch_tfms=Normalize.from_stats(*imagenet_stats)), "xresnet18")
+    loaded = load_learner(learn.export(tmp_path / "own.pipekit"))
+    learn.dls, loaded.dls = dogscats_dls(), dogscats_dls()  # new loaders, built without the Normalize
+    for dls in (learn.dls, loaded.dls):
+        norms = normalizers(dls)
+        assert len(norms) == 1
+        assert norms[0].mean == pytest.approx(list(imagenet_stats[0]), abs=1e-6)
+        assert norms[0].std == pytest.approx(list(imagenet_stats[1]), abs=1e-6)
+    xb = valid_batch(loaded.dls)
+    assert float(xb.min()) < -1.5  # ImageNet-normalised, not 0..1
+    assert torch.allclose(xb, valid_batch(learn.dls))
+
+
+def test_loaded_learner_without_a_normalize_gets_no_loaders_hook(tmp_path):
+    learn = vision_learner(dogscats_dls(), "xresnet18", normalize=False)
+    assert learn.dls_hook is None and not normalizers(learn.dls)
+    loaded = load_learner(learn.export(tmp_path / "plain.pipekit"))
+    assert loaded.dls_hook is None
+    loaded.dls = dogscats_dls()
+    assert not normalizers(loaded.dls) and float(valid_batch(loaded.dls).min()) >= 0
+
+
+def test_loaded_plain_learner_with_the_users_normalize_gets_no_loaders_hook(tmp_path):
+    from pipekit.learn import Learner
+    from pipekit.vision import imagenet_stats, xresnet18
+
+    learn = Learner(dogscats_dls(batch_tfms=Normalize.from_stats(*imagenet_stats)), xresnet18(n_out=2))
+    loaded = load_learner(learn.export(tmp_path / "learner.pipekit"))
+    assert learn.dls_hook is None and loaded.dls_hook is None  # only vision_learner and unet_learner set one
+
+
 def test_loaded_tabular_learner_gets_no_loaders_hook(tmp_path):
     from pipekit.tabular import TabularDataLoaders, tabular_learner
 
@@ -151,3 +188,33 @@ def test_module_arch_with_random_lite_weights_gets_measured_stats():
     learn = vision_learner(dogscats_dls(), efficientnet_lite("lite0", n_out=2, pretrained=False))
     norms = normalizers(learn.dls)
     assert len(norms) == 1 and norms[0].mean != pytest.approx(LITE_MEAN, abs=1e-3)
+
+
+def test_pretrained_lite_module_trained_on_small_images_keeps_its_stats_when_reused():
+    # under 64 px the pretrained body's batch norms follow the data at momentum 0.1: still the ImageNet weights
+    model = efficientnet_lite("lite0", n_out=2, pretrained=True)
+    vision_learner(dogscats_dls(size=32), model)
+    assert {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)} == {0.1}
+    for module in (model, copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        norms = normalizers(vision_learner(dogscats_dls(), module).dls)
+        assert len(norms) == 1
+        assert norms[0].mean == pytest.approx(LITE_MEAN) and norms[0].std == pytest.approx(LITE_STD)
+
+
+def test_random_lite_module_with_the_pretrained_momentum_gets_measured_stats():
+    torch.manual_seed(0)
+    model = EfficientNetLite("lite0", n_out=2, bn_momentum=0.01)  # random weights, whatever the momentum
+    learn = vision_learner(dogscats_dls(), model)
+    norms = normalizers(learn.dls)
+    assert len(norms) == 1 and norms[0].mean != pytest.approx(LITE_MEAN, abs=1e-3)
+    assert model.body.pretrained_weights is None
+    assert load_pretrained(model).body.pretrained_weights == "efficientnet_lite0"
+
+
+# ------------------------------------------------------------------- a file naming the loaded-learner function
+def test_record_naming_the_loaded_learner_function_is_refused():
+    from pipekit.core.component import from_data
+    from pipekit.core.errors import ExportError
+
+    with pytest.raises(ExportError, match="pipekit.vision.normalize_loaded.*loaded_learner"):
+        from_data({"__ref__": "pipekit.vision.normalize_loaded"})

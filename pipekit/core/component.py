@@ -45,9 +45,11 @@ C = TypeVar("C", bound="Component")
 _ARRAY, _REF, _CLASS = "__array__", "__ref__", "class"
 #: registered kinds a record's value may not name: a loader reads a file, a learner factory builds a learner and an
 #: architecture builds a network, each called by pipekit from the field it belongs to and never as a value (a
-#: getter that named one would call it on every item); a callback is given to a learner, never read as a value.
-#: A field that declares what it holds (``Component.ref_kinds``) takes only those kinds.
-_NOT_VALUES = ("loader", "learner", "arch", "callback")
+#: getter that named one would call it on every item); a callback is given to a learner, never read as a value; a
+#: "loaded_learner" function finishes a learner ``load_learner`` rebuilt (``pipekit.learn.export.LOADED_LEARNER``,
+#: named here as that module imports this one). A field that declares what it holds (``Component.ref_kinds``) takes
+#: only those kinds.
+_NOT_VALUES = ("loader", "learner", "arch", "callback", "loaded_learner")
 #: deepest nesting a record may have (a file cannot make the loader recurse without bound)
 MAX_DEPTH = 64
 

@@ -230,7 +230,9 @@ class EfficientNetLiteBody(nn.Module):
     are then adapted as fastai does: summed over the colours for one channel, the first two x1.5 for two, the
     colours kept and the other channels zero for more, see :func:`load_pretrained`). ``bn_momentum=``: the momentum
     of every batch norm (None: PyTorch's 0.1, for random weights; :func:`load_pretrained` sets the reference's
-    0.01 and records it, so an export rebuilds the body with it).
+    0.01 and records it, so an export rebuilds the body with it). ``pretrained_weights``: the name of the ImageNet
+    weights :func:`load_pretrained` loaded into the body (``"efficientnet_lite0"``), None for any other start; a
+    learner given the body as a module reads it to normalise the data as those weights expect.
 
     >>> import torch
     >>> from pipekit.vision import EfficientNetLiteBody
@@ -239,9 +241,13 @@ class EfficientNetLiteBody(nn.Module):
     [1, 3, 5, 11]
     >>> [tuple(f.shape[1:]) for f in body.forward_features(torch.zeros(1, 3, 64, 64))]
     [(16, 32, 32), (24, 16, 16), (40, 8, 8), (112, 4, 4), (1280, 2, 2)]
+    >>> print(body.pretrained_weights)  # random weights
+    None
     """
 
     takes_bn_momentum = True
+    #: the ImageNet weights loaded into the body (their ``WeightsFile`` name), set by :func:`load_pretrained` only
+    pretrained_weights: str | None = None
 
     def __init__(self, variant: str = "lite0", n_in: int = 3, **bn_options: Any):
         super().__init__()
@@ -472,14 +478,16 @@ def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
     ImageNet head. Any other head keeps its fresh initialisation, ready to be trained.
     The body's batch norms then update their running statistics at the reference's momentum of 0.01 (a fresh
     body uses PyTorch's 0.1): ImageNet's statistics are kept longer than those of random weights. A model built by
-    a registered architecture records that momentum, so its export rebuilds with it.
+    a registered architecture records that momentum, so its export rebuilds with it. The body's
+    ``pretrained_weights`` names the weights loaded, so ``vision_learner`` given the model (a module ``arch``)
+    normalises the data with the statistics they were trained with, whatever the momentum becomes.
 
     >>> import torch
     >>> from pipekit.vision.efficientnet import EfficientNetLite, efficientnet_lite_weights, load_pretrained
     >>> model = load_pretrained(EfficientNetLite("lite0", n_out=3))  # ImageNet body, fresh 3-class head
     >>> w = efficientnet_lite_weights("lite0")["_conv_stem.weight"]
-    >>> torch.equal(model.body.state_dict()["_conv_stem.weight"], w)
-    True
+    >>> torch.equal(model.body.state_dict()["_conv_stem.weight"], w), model.body.pretrained_weights
+    (True, 'efficientnet_lite0')
     >>> grey = load_pretrained(EfficientNetLite("lite0", n_out=3, n_in=1))  # stem summed over the colours
     >>> stem = grey.body.state_dict()["_conv_stem.weight"]
     >>> tuple(stem.shape), torch.allclose(stem, w.sum(1, keepdim=True))
@@ -497,6 +505,7 @@ def load_pretrained(model: EfficientNetLite | EfficientNetLiteBody,
     if body.n_in != body_state["_conv_stem.weight"].shape[1]:
         body_state["_conv_stem.weight"] = _adapt_stem(body_state["_conv_stem.weight"], body.n_in)
     body.load_state_dict(body_state, strict=True)
+    body.pretrained_weights = lite_variant(body.variant).weights.name  # what a learner given the body reads
     for m in body.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.momentum = _BN_MOMENTUM_PRETRAINED

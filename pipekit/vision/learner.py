@@ -23,7 +23,6 @@ from pipekit.core.errors import DataError, ParameterError, UnknownNameError, Wei
 from pipekit.core.registry import lookup, name_of, register
 from pipekit.core.validate import BOOL, CLASS_AXIS, Y_RANGE, Interval, argument_names, check, check_arguments
 from pipekit.data.loader import batch_parts
-from pipekit.data.transform import as_list
 from pipekit.learn import CrossEntropyLossFlat, Learner, model_weights
 from pipekit.learn.learner import check_learner_kwargs, check_targets_fit
 from pipekit.learn.export import LOADED_LEARNER, unusable_weights
@@ -31,10 +30,10 @@ from pipekit.learn.losses import loss_from_kind
 from pipekit.learn.registry import arch_spec, set_arch_spec
 from pipekit.metrics import MeanMetric, Metric
 from pipekit.metrics.base import describe_target, target_kind
-from pipekit.vision.efficientnet import (_BN_MOMENTUM_PRETRAINED, EfficientNetLiteBody, efficientnet_lite_stats,
-                                        follow_small_images, load_pretrained, pretrained_archs)
+from pipekit.vision.efficientnet import (EfficientNetLiteBody, efficientnet_lite_stats, follow_small_images,
+                                        load_pretrained, pretrained_archs)
 from pipekit.vision.models import (RESNET_ARCHS, Cut, LayerGrouped, ResNetBody, UNet, _adapt_first_conv,
-                                   _refuse_head_options, bn_momentum_of, create_head, probe_body, record_bn_momentum,
+                                   _refuse_head_options, create_head, probe_body, record_bn_momentum,
                                    unet, vision_model)
 from pipekit.vision.transforms import Normalize, image_stats, imagenet_stats
 
@@ -236,13 +235,19 @@ def _without(dls: Any, drop: Normalize) -> Any:
 
 def _normalize_new_loaders(learn: Learner, n_in: int, label: str, normalize: bool) -> None:
     """Loaders assigned to ``learn.dls`` later (progressive resizing) are normalised with the statistics the
-    learner was built with (the weights', or those measured then), so the model keeps seeing the same scale."""
+    learner was built with (those of the Normalize its loaders carry: the weights', those measured then, or the
+    user's own), so the model keeps seeing the same scale."""
     loaders = [dl for dl in getattr(learn.dls, "loaders", []) if hasattr(dl, "batch_tfms")]
-    norm = next((t for t in loaders[0].batch_tfms if isinstance(t, Normalize)), None) if loaders else None
-    if not normalize or norm is None or not norm.mean or not norm.std:
-        return
+    if normalize and loaders:
+        _hook_from(learn, loaders[0].batch_tfms, n_in, label)
 
-    learn.dls_hook = _normalizing_hook(n_in, (list(norm.mean), list(norm.std)), label)
+
+def _hook_from(learn: Learner, tfms: Any, n_in: int, label: str) -> None:
+    """Give ``learn`` the ``dls_hook`` normalising new loaders with the statistics of the first Normalize (by order)
+    of the batch transforms ``tfms``; none there, or one without statistics, leaves the learner as it is."""
+    norm = next((t for t in sorted(tfms, key=lambda t: t.order) if isinstance(t, Normalize)), None)
+    if norm is not None and norm.mean and norm.std:
+        learn.dls_hook = _normalizing_hook(n_in, (list(norm.mean), list(norm.std)), label)
 
 
 def _normalizing_hook(n_in: int, stats: Stats, label: str) -> Callable[[Any], Any]:
@@ -252,28 +257,24 @@ def _normalizing_hook(n_in: int, stats: Stats, label: str) -> Callable[[Any], An
                              trained_with="learner")
 
 
+#: the architectures of the models vision_learner and unet_learner build, which their exports name
+_LEARNER_ARCHS = ("vision_model", "unet")
+
+
 def _normalize_loaded(learn: Learner) -> None:
-    """A learner ``load_learner`` rebuilt from the export of a learner that normalised its loaders (vision_learner,
-    unet_learner) normalises loaders assigned later as that learner did (:func:`_normalize_new_loaders`): with the
-    statistics of the Normalize it added, which the file keeps in the loaders' recipe as one beyond those the
-    recipe's own transforms and its blocks give. A file whose Normalize the user gave changes nothing."""
-    recipe = getattr(learn.dls, "recipe", None)
-    fitted = getattr(recipe, "batch_tfms_", None)
-    if learn.dls_hook is not None or not isinstance(fitted, list):
-        return
-    norms = [t for t in fitted if isinstance(t, Normalize)]
-    given = [t for t in [*as_list(getattr(recipe, "item_tfms", None)), *as_list(getattr(recipe, "batch_tfms", None)),
-                         *(t for b in getattr(recipe, "blocks_", None) or () for t in getattr(b, "batch_tfms_", ()))]
-             if isinstance(t, Normalize)]
-    # the learner appends its Normalize to the recipe's batch transforms
-    mean, std = (norms[-1].mean, norms[-1].std) if len(norms) > len(given) else (None, None)
-    if not mean or not std:
-        return
+    """A learner ``load_learner`` rebuilt from the export of a vision_learner or unet_learner (a model of
+    architecture ``vision_model`` or ``unet``) normalises loaders assigned later as that learner did
+    (:func:`_normalize_new_loaders`): with the statistics of the Normalize the exported loaders carry, the one the
+    learner added or the user's, which the file keeps in the loaders' recipe. A file of another learner, or of
+    loaders without a Normalize (``normalize=False``), changes nothing."""
     spec = arch_spec(learn.model)
-    config = spec[1] if spec is not None else {}
-    label = next((v for v in (config.get("arch"), config.get("encoder")) if isinstance(v, str)),
-                 spec[0] if spec is not None else type(learn.model).__name__)
-    learn.dls_hook = _normalizing_hook(len(mean), (list(mean), list(std)), label)
+    fitted = getattr(getattr(learn.dls, "recipe", None), "batch_tfms_", None)
+    if learn.dls_hook is not None or spec is None or spec[0] not in _LEARNER_ARCHS or not isinstance(fitted, list):
+        return
+    config = spec[1]
+    label = next((v for v in (config.get("arch"), config.get("encoder")) if isinstance(v, str)), spec[0])
+    n_in = config.get("n_in", 3)
+    _hook_from(learn, fitted, n_in if isinstance(n_in, int) and not isinstance(n_in, bool) else 3, label)
 
 
 register(_normalize_loaded, name="pipekit.vision.normalize_loaded", kind=LOADED_LEARNER)
@@ -703,10 +704,10 @@ def _lite_bodies(body: nn.Module) -> list[EfficientNetLiteBody]:
 def _weights_stats(body: nn.Module) -> Stats | None:
     """The statistics the weights of a module arch's ``body`` were trained with, where pipekit can tell them: an
     EfficientNet-Lite body holding the ImageNet weights (``efficientnet_lite(pretrained=True)``, ``load_pretrained``,
-    or a model trained from them, whose batch norms keep the momentum :func:`load_pretrained` sets) was trained on
-    ``efficientnet_lite_stats``; None for any other (statistics are then measured on the data)."""
+    or a model trained from them: :func:`load_pretrained` names the weights in the body's ``pretrained_weights``)
+    was trained on ``efficientnet_lite_stats``; None for any other (statistics are then measured on the data)."""
     lite = _lite_bodies(body)
-    if lite and all(bn_momentum_of(m) == _BN_MOMENTUM_PRETRAINED for m in lite):
+    if lite and all(m.pretrained_weights is not None for m in lite):
         return efficientnet_lite_stats
     return None
 
