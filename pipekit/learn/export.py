@@ -943,7 +943,7 @@ def learner_from_archive(archive: Archive, device: str | torch.device = "cpu") -
     learn = cls(dls, model, loss_func=loss, metrics=metric_objs, device=device, **settings)
     # what a learner held besides its settings, which a package rebuilds from the file's data: each function
     # registered as a "loaded_learner" finishes the loaded learner (vision_learner's: loaders assigned later are
-    # normalised with the statistics of the Normalize it added to the exported ones, as the exported learner's were)
+    # normalised with the statistics of the Normalize the exported ones carry, as the exported learner's were)
     for restore in registered(LOADED_LEARNER).values():
         restore(learn)
     # the file's folder, where fastai's loaded learner keeps the exported one's path (the same folder for
