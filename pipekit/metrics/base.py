@@ -162,7 +162,8 @@ class Metric(Component):
         if len(args) != 2:
             raise ParameterError(f"{self.name}(pred, targ) takes two tensors, got {len(args)} arguments")
         m.reset()
-        m.accumulate(args[0], args[1], None, len(args[0]))
+        pred, targ = (_as_tensor(a) for a in args)
+        m.accumulate(pred, targ, None, len(pred))
         return m._batch_value()
 
     def configured(self, **params: Any) -> Metric:
@@ -188,6 +189,15 @@ class Metric(Component):
 
     def _activate(self, pred: Any) -> Any:
         return apply_activation(pred, self.activation)
+
+
+def _as_tensor(v: Any) -> Any:
+    """A NumPy array (predictions or targets a metric is called on, ``metric(pred, targ)``) as a tensor; a tensor,
+    or anything else, as it is."""
+    if isinstance(v, np.ndarray):
+        # a copy of a read-only array (a loaded model's predictions, a slice of a frame): torch warns about sharing one
+        return _torch().as_tensor(np.require(v, requirements="W"))
+    return v
 
 
 def apply_activation(pred: Any, activation: str | None, dim: int = -1) -> Any:
@@ -248,6 +258,7 @@ class MeanMetric(Metric):
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         if not hasattr(self, "_total"):
             self.reset()
+        pred, targ = _as_tensor(pred), _as_tensor(targ)
         s, n = self.batch_stats(pred.detach() if hasattr(pred, "detach") else pred, targ, loss)
         self._total = self._total + s
         self._count = self._count + n
@@ -297,6 +308,7 @@ class ArrayMetric(Metric):
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
         if not hasattr(self, "_preds"):
             self.reset()
+        pred, targ = _as_tensor(pred), _as_tensor(targ)
         self._refuse_multi_label(pred, targ)
         self._preds.append(self._activate(pred.detach()).cpu())
         self._targs.append(targ.detach().cpu())

@@ -3,7 +3,7 @@ or softmax probabilities) against class indices."""
 from __future__ import annotations
 
 import numbers
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -132,8 +132,31 @@ def _refuse_probabilities(name: str, labels: Any) -> None:
                         "scored, rather than one column such as P[:, 1]")
 
 
+def _paired_targets(name: str, axis: int, pred: Any, labels: Any, targ: Any) -> Any:
+    """The targets of the predicted classes ``labels`` (the arg-max of ``pred`` over ``axis``), one per label: of
+    the same shape, or the same items with axes of size 1 left out or flattened (``(n, 1)`` targets of ``(n,)``
+    labels, ``(bs * seq_len,)`` of ``(bs, seq_len)``). Targets of another shape would pair each label with another
+    item's target, so they are refused, naming both shapes."""
+    if tuple(targ.shape) == tuple(labels.shape):
+        return targ
+    same_items = targ.numel() == labels.numel() and (
+        labels.ndim == 1 or targ.ndim == 1
+        or [d for d in targ.shape if d != 1] == [d for d in labels.shape if d != 1])
+    if same_items:
+        return targ.reshape(labels.shape)
+    raise DataError(f"{name}: the predicted classes (the arg-max over axis {axis} of the model's outputs of shape "
+                    f"{tuple(pred.shape)}) have shape {tuple(labels.shape)}, and the targets shape "
+                    f"{tuple(targ.shape)}, so they do not pair item by item; give the class axis of the outputs: "
+                    f"axis=-1 for (bs, n_classes) or a language model's (bs, seq_len, vocab), axis=1 for a "
+                    "segmentation model's (bs, n_classes, h, w) against (bs, h, w) masks, e.g. Accuracy(axis=1)")
+
+
 class Accuracy(MeanMetric):
-    """Share of items whose arg-max prediction is the target.
+    """Share of items whose arg-max prediction is the target. The arg-max is over the class axis ``axis``: the last
+    one of ``(bs, n_classes)`` outputs, and of a language model's ``(bs, seq_len, vocab)`` (each token an item); a
+    segmentation model's ``(bs, n_classes, h, w)`` outputs, against ``(bs, h, w)`` masks, are scored along axis 1
+    with the default ``axis`` (pixel accuracy, each pixel an item), as they are on data of masks (a Learner's
+    ``loss_kind`` 'pixel_cross_entropy'). Predicted classes and targets of other shapes are refused, naming both.
 
     >>> import torch
     >>> from pipekit.metrics import Accuracy
@@ -164,9 +187,27 @@ class Accuracy(MeanMetric):
         labels_given = pred.ndim == 1 and pred.shape == targ.reshape(-1).shape
         if labels_given:
             _refuse_probabilities(self.name, pred)
-        p = pred if labels_given else \
-            pred.max(self.axis).indices if hasattr(pred, "detach") else pred.argmax(self.axis)
-        return p == targ.reshape(p.shape)
+            return pred == targ.reshape(pred.shape)
+        axis = self._class_axis(pred, targ)
+        if not -pred.ndim <= axis < pred.ndim:
+            raise ParameterError(f"{self.name}: axis={axis} is not an axis of the model's outputs of shape "
+                                 f"{tuple(pred.shape)}; give the class axis (-1 for (bs, n_classes), 1 for "
+                                 "(bs, n_classes, h, w))")
+        p = pred.max(axis).indices if hasattr(pred, "detach") else pred.argmax(axis)
+        return p == _paired_targets(self.name, axis, pred, p, targ)
+
+    def _class_axis(self, pred: Any, targ: Any) -> int:
+        """The axis the arg-max is taken over: ``axis`` as given, except that with the default (-1) a segmentation
+        model's outputs, ``(bs, n_classes, h, w)`` against ``(bs, h, w)`` masks, are scored along axis 1: on data of
+        masks (``loss_kind`` 'pixel_cross_entropy'), and for outputs of more than 3 dimensions shaped so. Outputs
+        of 3 shaped both ways (``(bs, seq_len, vocab)`` of a language model) keep the last axis."""
+        if self.axis != -1 or pred.ndim < 3:
+            return self.axis
+        if self._loss_kind == "pixel_cross_entropy":
+            return 1
+        per_pixel = pred.ndim == targ.ndim + 1 and tuple(pred.shape[:1] + pred.shape[2:]) == tuple(targ.shape)
+        classes_last = tuple(pred.shape[:-1]) == tuple(targ.shape)
+        return 1 if per_pixel and (pred.ndim > 3 or not classes_last) else -1
 
 
 class ErrorRate(Accuracy):
@@ -477,18 +518,35 @@ class HammingLoss(_ArgmaxScore):
 
 def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
     """The share of items whose target is among the ``k`` classes scored highest (fastai's ``top_k_accuracy``,
-    a metric as it is: ``metrics=[accuracy, top_k_accuracy]``, or ``partial(top_k_accuracy, k=3)``).
+    a metric as it is: ``metrics=[accuracy, top_k_accuracy]``, or ``partial(top_k_accuracy, k=3)``). A language
+    model's ``(bs, seq_len, vocab)`` scores, against ``(bs, seq_len)`` targets, are scored token by token.
 
     >>> import torch
     >>> float(top_k_accuracy(torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]), torch.tensor([1, 0]), k=2))
     0.5
+    >>> float(top_k_accuracy(torch.tensor([[[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]]), torch.tensor([[1, 0]]), k=2))
+    0.5
     """
+    if inp.ndim == targ.ndim + 1 and inp.ndim > 2:  # a language model's (bs, seq_len, vocab): each token an item
+        inp, targ = _classes_last(_Named("top_k_accuracy", axis), inp, targ)
+        axis = -1
     if inp.ndim != 2:
-        raise ParameterError(f"top_k_accuracy takes one score per class for each item, (n, classes); got scores of "
-                             f"shape {tuple(inp.shape)}")
+        raise ParameterError(f"top_k_accuracy takes one score per class for each item, (n, classes), or a language "
+                             f"model's (bs, seq_len, vocab) against (bs, seq_len) targets; got scores of shape "
+                             f"{tuple(inp.shape)} and targets of shape {tuple(targ.shape)}")
+    if targ.numel() != inp.shape[0]:
+        raise DataError(f"top_k_accuracy: the scores of shape {tuple(inp.shape)} hold {inp.shape[0]} items and the "
+                        f"targets of shape {tuple(targ.shape)} hold {targ.numel()}; give one target per item")
     k = min(int(k), inp.shape[axis])
     top = inp.topk(k=k, dim=axis).indices
     return (top == targ.reshape(-1, 1)).any(dim=axis).float().mean()
+
+
+class _Named(NamedTuple):
+    """What :func:`_classes_last` reads of a metric, for a metric that is a function: its name and class axis."""
+
+    name: str
+    axis: int
 
 
 #: the split whose validation targets hold every class, which a metric undefined without some class asks for

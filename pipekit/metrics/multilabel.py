@@ -8,15 +8,39 @@ from typing import Any
 
 import numpy as np
 
-from pipekit.core.validate import BOOL, Interval, Options
+from pipekit.core.validate import BOOL, Interval, Is, Options, check, finite_number
 from pipekit.metrics.base import ArrayMetric, MeanMetric
 from pipekit.metrics.classification import FBETA_BETA
 
 
-class AccuracyMulti(MeanMetric):
+#: a threshold of the outputs as they are (``sigmoid=False``: logits, scores of the user's): any finite number
+THRESH = Is(lambda v: finite_number(v) is not None, "a finite number (a threshold of the outputs as they are, "
+            "sigmoid=False)")
+#: a threshold of sigmoid probabilities (``sigmoid=True``): strictly between 0 and 1
+PROBABILITY_THRESH = Interval(0, 1, closed="neither")
+
+
+class _Thresholded:
+    """A metric of labels thresholded at ``thresh``: of probabilities (``sigmoid=True``) a threshold between 0 and
+    1, of the outputs as they are (``sigmoid=False``: logits, scores of the user's) any finite number."""
+
+    thresh: float
+    sigmoid: bool
+
+    def check_params(self) -> None:
+        """``thresh`` as ``sigmoid`` calls for (:data:`PROBABILITY_THRESH` or :data:`THRESH`), then every parameter
+        as ``param_constraints`` says."""
+        owner = type(self).__name__
+        sigmoid = check(owner, sigmoid=(self.sigmoid, BOOL))["sigmoid"]
+        check(owner, thresh=(self.thresh, PROBABILITY_THRESH if sigmoid else THRESH))
+        super().check_params()  # type: ignore[misc]
+
+
+class AccuracyMulti(_Thresholded, MeanMetric):
     """Multi-label accuracy: share of (item, label) pairs right after thresholding at ``thresh``: a label is
     predicted present when its probability is above ``thresh`` (``>``, as fastai's ``accuracy_multi``; the
-    thresholded scores such as ``F1ScoreMulti`` take ``>=``, as fastai's do).
+    thresholded scores such as ``F1ScoreMulti`` take ``>=``, as fastai's do). With ``sigmoid=False`` the outputs
+    are thresholded as they are, at any finite ``thresh`` (0.0 on logits is a probability of 0.5).
 
     >>> import torch
     >>> from pipekit.metrics import AccuracyMulti
@@ -25,10 +49,12 @@ class AccuracyMulti(MeanMetric):
     0.75
     >>> float(AccuracyMulti(thresh=0.9, sigmoid=False)(torch.tensor([[0.95, 0.5]]), torch.tensor([[1.0, 0.0]])))
     1.0
+    >>> float(AccuracyMulti(thresh=0.0, sigmoid=False)(logits, torch.tensor([[1.0, 0.0], [1.0, 1.0]])))  # of logits
+    0.75
     """
 
     target_kinds = ("bce",)
-    param_constraints = {"thresh": Interval(0, 1, closed="neither"), "sigmoid": BOOL}
+    param_constraints = {"thresh": THRESH, "sigmoid": BOOL}
 
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True):
         self.thresh, self.sigmoid = thresh, sigmoid
@@ -74,17 +100,18 @@ class _SigmoidScores:
         return pred.float().sigmoid() if self.sigmoid else pred.float()
 
 
-class _LabelScoreMulti(_SigmoidScores, ArrayMetric):
+class _LabelScoreMulti(_Thresholded, _SigmoidScores, ArrayMetric):
     """A scikit-learn score (``sk_name``) of a multi-label model: each label predicted present when its
     probability (a sigmoid of the output, unless ``sigmoid=False``) is at or above ``thresh`` (``>=``, as fastai's
     multi-label scores and ``skm_to_fastai(thresh=)``: all-zero logits, probability 0.5, predict every label
-    present at the default 0.5); ``average`` as in
+    present at the default 0.5; with ``sigmoid=False``, any finite ``thresh`` of the outputs, such as 0.0 of
+    logits); ``average`` as in
     scikit-learn ('macro', the default as in fastai: the mean of each label's score; 'micro' pools every item and
     label)."""
 
     abstract = True
     sk_name, target_kinds = "", ("bce",)
-    param_constraints = {"thresh": Interval(0, 1, closed="neither"), "sigmoid": BOOL,
+    param_constraints = {"thresh": THRESH, "sigmoid": BOOL,
                          "average": Options("micro", "macro", "weighted", "samples")}
 
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True, average: str = "macro"):
@@ -195,7 +222,7 @@ class HammingLossMulti(_LabelScoreMulti):
     greater_is_better = False
     metric_name = sk_name = "hamming_loss"
     aliases = ("hamming_loss_multi",)
-    param_constraints = {"thresh": Interval(0, 1, closed="neither"), "sigmoid": BOOL}
+    param_constraints = {"thresh": THRESH, "sigmoid": BOOL}
 
     def __init__(self, thresh: float = 0.5, sigmoid: bool = True):
         self.thresh, self.sigmoid = thresh, sigmoid

@@ -1,12 +1,15 @@
 """Metrics of values: errors, correlations and the coefficient of determination of a regression (one or several
-outputs per item), and the language model's perplexity, the exponential of its mean loss."""
+outputs per item), and the language model's perplexity, the exponential of its mean loss. Of several outputs per
+item, the errors (``mae``, ``mse``, ``msle``) and correlations pool every value, as fastai's do; ``rmse`` is the mean
+of each output's, and ``R2Score`` and ``ExplainedVariance`` the mean of each output's by default
+(``multioutput='pooled'`` pools them, as fastai's)."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 
-from pipekit.core.errors import ParameterError
+from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.validate import Options
 from pipekit.metrics.base import ArrayMetric, MeanMetric, _torch
 
@@ -144,24 +147,56 @@ class Perplexity(MeanMetric):
         return float(np.exp(mean))
 
 
-class R2Score(ArrayMetric):
-    """Coefficient of determination; 0.0 on a constant target, as scikit-learn's ``r2_score`` gives.
+#: how a score of several outputs per item (multi-target regression) is combined: scikit-learn's 'uniform_average'
+#: (each output scored alone, then the mean) and 'variance_weighted' (weighted by each output's variance), or
+#: 'pooled' (every value of every output scored as one set of numbers, as fastai's flattened metrics score them)
+MULTIOUTPUT = Options("uniform_average", "variance_weighted", "pooled")
+
+
+class _OutputsScore(ArrayMetric):
+    """A scikit-learn score of values (``sk_name`` in ``sklearn.metrics``) that scores several outputs per item as
+    ``multioutput`` says (see :data:`MULTIOUTPUT`); of one output, every choice gives the same value."""
+
+    abstract = True
+    task, target_kinds = "regression", ("mse",)
+    sk_name = ""
+    param_constraints = {"multioutput": MULTIOUTPUT}
+
+    def __init__(self, multioutput: str = "uniform_average"):
+        self.multioutput = multioutput
+        self.check_params()
+
+    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        import sklearn.metrics
+
+        fn = getattr(sklearn.metrics, self.sk_name)
+        if self.multioutput != "pooled":
+            return float(fn(y_true, y_pred, multioutput=self.multioutput))
+        if np.shape(y_true) != np.shape(y_pred):
+            raise DataError(f"{self.name}: the targets of shape {np.shape(y_true)} and the predictions of shape "
+                            f"{np.shape(y_pred)} do not pair value by value; give one prediction per target value")
+        return float(fn(np.ravel(y_true), np.ravel(y_pred)))
+
+
+class R2Score(_OutputsScore):
+    """Coefficient of determination; 0.0 on a constant target, as scikit-learn's ``r2_score`` gives. With several
+    outputs per item (multi-target regression) it is by default the mean of each output's R2
+    (``multioutput='uniform_average'``, scikit-learn's default), so an output of large values weighs no more than
+    one of small values; fastai's ``R2Score`` pools every value of every output into one R2,
+    ``multioutput='pooled'`` here. Of one output both are the same.
 
     >>> import numpy as np
     >>> from pipekit.metrics import R2Score
     >>> R2Score().score(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 2.0]))  # 1 - 1 / 2
     0.5
+    >>> y, p = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]), np.array([[1.0, 10.0], [2.0, 20.0], [2.0, 30.0]])
+    >>> R2Score().score(y, p), round(R2Score(multioutput="pooled").score(y, p), 4)  # (0.5 + 1) / 2; pooled
+    (0.75, 0.9985)
     >>> R2Score().name
     'r2_score'
     """
 
-    task, metric_name, aliases = "regression", "r2_score", ("r2",)
-    target_kinds = ("mse",)
-
-    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        from sklearn.metrics import r2_score
-
-        return r2_score(y_true, y_pred)
+    metric_name, aliases, sk_name = "r2_score", ("r2",), "r2_score"
 
 
 class MSLE(MeanMetric):
@@ -180,22 +215,19 @@ class MSLE(MeanMetric):
         return (pred.reshape(-1).double().log1p() - targ.reshape(-1).double().log1p()) ** 2
 
 
-class ExplainedVariance(ArrayMetric):
+class ExplainedVariance(_OutputsScore):
     """Explained variance (scikit-learn's ``explained_variance_score``): ``1 - var(targ - pred) / var(targ)``, like
-    R2 but blind to a constant offset of the predictions.
+    R2 but blind to a constant offset of the predictions. With several outputs per item it is by default the mean
+    of each output's (``multioutput='uniform_average'``, scikit-learn's default); fastai's ``ExplainedVariance``
+    pools every value of every output, ``multioutput='pooled'`` here.
 
     >>> import torch
     >>> float(ExplainedVariance()(torch.tensor([2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.0])))
     1.0
     """
 
-    task, metric_name, aliases = "regression", "explained_variance_score", ("explained_variance",)
-    target_kinds = ("mse",)
-
-    def compute(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        from sklearn.metrics import explained_variance_score
-
-        return explained_variance_score(y_true, y_pred)
+    metric_name, aliases = "explained_variance_score", ("explained_variance",)
+    sk_name = "explained_variance_score"
 
 
 class PearsonCorrCoef(ArrayMetric):
