@@ -415,7 +415,9 @@ class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
 
 class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
     """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``, ``weight``
-    weighting the ``nll`` term, as :class:`LabelSmoothingCrossEntropyFlat`.
+    weighting the ``nll`` term, as :class:`LabelSmoothingCrossEntropyFlat`. ``'none'`` gives one loss per item in
+    the targets' layout: ``(bs,)`` for ``(bs, n_classes)`` outputs, ``(bs, h, w)`` for a segmentation's
+    ``(bs, n_classes, h, w)``.
 
     >>> import torch
     >>> from pipekit.learn import LabelSmoothingCrossEntropy
@@ -424,6 +426,8 @@ class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
     0.036
     >>> round(float(LabelSmoothingCrossEntropy()(inp, targ)), 4)            # eps=0.1: confidence costs a little
     0.3026
+    >>> LabelSmoothingCrossEntropy(reduction="none")(torch.zeros(2, 3, 4, 5), torch.zeros(2, 4, 5)).shape
+    torch.Size([2, 4, 5])
     """
 
     # its axis is always 1
@@ -431,6 +435,12 @@ class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
 
     def __init__(self, eps: float = 0.1, weight: list[float] | None = None, reduction: str = "mean"):
         super().__init__(eps, axis=1, weight=weight, reduction=reduction)
+
+    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        loss = super().forward(inp, targ)
+        if self.reduction == "none" and inp.ndim > 2:  # one loss per pixel, laid out as the outputs less their class axis
+            loss = loss.reshape(inp.shape[:1] + inp.shape[2:])
+        return loss
 
 
 class DiceLoss(BaseLoss):

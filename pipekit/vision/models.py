@@ -232,9 +232,11 @@ class XResNet(nn.Sequential):
         body = XResNetBody(*stem, nn.MaxPool2d(ks, stride=2, padding=ks // 2), *blocks)
         head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(widths[-1] * expansion, n_out))
         super().__init__(body, head)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+        for m in self.modules():  # Kaiming-normal convolutions and head, every bias 0 (fastai's init_cnn)
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if isinstance(bias := getattr(m, "bias", None), torch.Tensor):
+                nn.init.zeros_(bias)
 
     @classmethod
     def check_stored(cls, config: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], field: str) -> None:
