@@ -971,7 +971,8 @@ class DataBlock(Component):
         """The values of a pandas or Polars Series of texts (file paths, a Kaggle ``sample_submission``'s ids made
         into paths) that is not a column the input getters read, so that it is read as a list of them is; None
         for anything else. A Series named as a column the getters read (``df["name"]`` for
-        ``ColReader("name")``) stays that column of a table, read as the training rows were."""
+        ``ColReader("name")``) stays that column: a ``ColReader`` reads it by its name, and a function getter is
+        given each value itself (a pandas Series holds values, not rows; give ``df[["name"]]`` for rows)."""
         if not (isinstance(source, pl.Series) or is_pandas(source) and getattr(source, "ndim", 0) == 1):
             return None
         trained_on = getattr(self, "item_columns_", None)
