@@ -123,3 +123,95 @@ def test_the_lite_architectures_and_weight_loaders_are_the_book_imports_names():
                  "load_pretrained"):
         assert names.get(name) is getattr(eff, name), name
     assert names["model_meta"][names["efficientnet_lite0"]]["stats"] == eff.efficientnet_lite_stats
+
+
+def _grey_digits(n: int = 4) -> torch.Tensor:
+    files = sorted(get_image_files(D.path("mnist_tiny") / "train" / "7"))[:n]
+    return torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("L"), dtype=np.float32) / 255)[None]
+                        for f in files])
+
+
+def test_the_default_n_in_leaves_a_grey_model_as_it_is_as_fastai():
+    x = _grey_digits()
+    torch.manual_seed(0)
+    grey = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    conv, w = grey[0], grey[0].weight.detach().clone()
+    body = create_body(grey)  # n_in=3: fastai changes nothing
+    assert body[0] is conv and grey[0] is conv and conv.in_channels == 1 and torch.equal(conv.weight, w)
+    assert body(x).shape == (4, 4, 26, 26)
+    m = xresnet18(n_in=1, n_out=2)
+    with pytest.raises(ParameterError, match="fails on a batch of 3-channel images"):
+        vision_model(m, n_out=2)
+    assert m[0][0][0].in_channels == 1 and arch_spec(m)[1]["n_in"] == 1
+
+
+def test_a_second_body_at_three_channels_keeps_the_adapted_filters():
+    torch.manual_seed(0)
+    m = resnet18()
+    w = m.conv1.weight.detach().clone()
+    create_body(m, n_in=1, cut=-2)
+    body = create_body(m, n_in=3, cut=-2)
+    assert body.conv1 is m.conv1 and m.conv1.in_channels == 1
+    assert torch.allclose(m.conv1.weight, w.sum(1, keepdim=True))
+    assert arch_spec(m)[1]["n_in"] == 1
+
+
+class _GreyNet(nn.Module):  # built for one channel; its classifier is declared before its features
+    def __init__(self):
+        super().__init__()
+        self.classifier = nn.Linear(16, 10)
+        self.features = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU())
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean((2, 3)))
+
+
+class _GreyTokenNet(nn.Module):  # a top-level parameter (as a ViT's class token) registered before the layers
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.features = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU())
+
+    def forward(self, x):
+        return (self.features(x) * self.scale).mean((2, 3))
+
+
+@pytest.mark.parametrize("net", [_GreyNet, _GreyTokenNet])
+@pytest.mark.parametrize("whole", [False, True])
+def test_a_body_taking_n_in_channels_is_left_alone_whatever_its_parameters_order(net, whole):
+    x = _grey_digits()
+    torch.manual_seed(0)
+    m = net()
+    conv, w = m.features[0], m.features[0].weight.detach().clone()
+    body = create_body(m, n_in=1, cut=(lambda m: m) if whole else (lambda m: m.features))
+    assert m.features[0] is conv and torch.equal(conv.weight, w)
+    assert body(x).shape == ((4, 10) if net is _GreyNet and whole else (4, 16) if whole else (4, 16, 26, 26))
+
+
+class _HeadFirstFCN(nn.Module):  # a colour fully-convolutional net whose 1x1 head is declared before its features
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Conv2d(16, 10, 1)
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU())
+
+    def forward(self, x):
+        return self.head(self.features(x)).mean((2, 3))
+
+
+def test_the_conv_adapted_is_the_first_the_images_reach_not_the_first_declared():
+    torch.manual_seed(0)
+    m = _HeadFirstFCN()
+    head, stem = m.head, m.features[0]
+    w = stem.weight.detach().clone()
+    assert create_body(m, cut=lambda m: m.features) is m.features and m.head is head and m.features[0] is stem
+    body = create_body(m, n_in=1, cut=lambda m: m)
+    assert body is m and m.head is head and head.in_channels == 16
+    assert m.features[0].in_channels == 1 and torch.allclose(m.features[0].weight, w.sum(1, keepdim=True))
+    assert body(_grey_digits()).shape == (4, 10)
+
+
+def test_a_body_cut_by_index_and_its_model_share_the_new_conv():
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    body = create_body(m, n_in=1, cut=2)
+    assert body[0] is m[0] and m[0].in_channels == 1
+    assert body(_grey_digits()).shape == (4, 8, 26, 26) and m(_grey_digits()).shape == (4, 2)

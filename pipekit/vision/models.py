@@ -701,44 +701,74 @@ def _call_builder(fn: Callable[..., nn.Module], n_in: int) -> nn.Module:
     return model
 
 
-def _first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
-    """``(dotted name, module)`` of the layer holding ``model``'s first parameter (its input layer), None for a
-    model without parameters."""
-    name = next((n for n, _ in model.named_parameters()), None)
-    if name is None:
+def _leaf_layers(m: nn.Module) -> list[nn.Module]:
+    """The layers of ``m`` that hold parameters and no sub-layers (its convolutions, batch-norms, linear layers...),
+    in module order; ``m`` itself when it is such a layer."""
+    return [x for x in m.modules() if not x._modules and next(x.parameters(recurse=False), None) is not None]
+
+
+def _declares_channels(layer: nn.Module, n_in: int) -> bool:
+    return getattr(layer, "in_channels", getattr(layer, "num_features", None)) == n_in
+
+
+def _first_layer(body: nn.Module, n_in: int) -> nn.Module | None:
+    """The layer of ``body`` that an ``n_in``-channel image reaches first, None when ``body`` already takes such
+    images (or has no parameters). When its first layer in module order declares ``n_in`` channels, ``body`` is
+    taken as it is without running it (a body on the meta device is never run); otherwise it runs on a dummy batch
+    of ``n_in``-channel images (:func:`dummy_eval`): if that works it takes them, if not the first layer with
+    parameters the batch entered is the one to look at (the first in module order when the batch failed before
+    entering any, or on the meta device)."""
+    leaves = _leaf_layers(body)
+    if not leaves or _declares_channels(leaves[0], n_in):
         return None
-    path = name.rsplit(".", 1)[0] if "." in name else ""
-    return path, model.get_submodule(path)
+    if any(p.is_meta for p in leaves[0].parameters()):
+        return leaves[0]
+    reached: list[nn.Module] = []
+
+    def enter(layer: nn.Module, args: Any) -> None:
+        if not reached:
+            reached.append(layer)
+
+    hooks = [x.register_forward_pre_hook(enter) for x in leaves]
+    try:
+        dummy_eval(body, (64, 64), n_in=n_in)
+        return None
+    except Exception:  # any failure of a model on images it was not made for
+        return reached[0] if reached else leaves[0]
+    finally:
+        for h in hooks:
+            h.remove()
 
 
-def _set_first_conv_channels(model: nn.Module, n_in: int) -> None:
-    """Give ``model`` (built or passed to :func:`create_body`) ``n_in`` input channels: a first convolution made for
-    another number is replaced, in ``model`` itself, by a copy whose filters :func:`_adapt_first_conv` adapts (its
-    stride, padding, bias, dilation and subclass kept), and the ``n_in`` its architecture recorded (the spec an
-    export rebuilds it from, an ``n_in`` attribute) follows. A first layer that is not such a convolution is refused
-    when ``n_in`` is not 3, unless it declares ``n_in`` channels.
+def _set_first_conv_channels(model: nn.Module, body: nn.Module, n_in: int) -> nn.Module:
+    """Give ``body``, cut from ``model`` by :func:`create_body`, ``n_in`` input channels; returns the body. A body
+    that takes ``n_in``-channel images is left as it is (see :func:`_first_layer`). Otherwise its first layer must be
+    a convolution, which is replaced, wherever ``model`` and ``body`` hold it, by a copy whose filters
+    :func:`_adapt_first_conv` adapts (its stride, padding, bias, dilation and subclass kept), and the ``n_in`` its
+    architecture recorded (the spec an export rebuilds it from, an ``n_in`` attribute) follows. Any other first layer
+    is refused, unless it declares ``n_in`` channels.
 
     >>> m = resnet18()
-    >>> _set_first_conv_channels(m, 1)
+    >>> _ = _set_first_conv_channels(m, m, 1)
     >>> m.conv1
     Conv2d(1, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)
     """
-    found = _first_layer(model)
-    if found is None:
-        return
-    path, layer = found
+    layer = _first_layer(body, n_in)
+    if layer is None:
+        return body
+    path = next((n for root in (model, body) for n, x in root.named_modules() if x is layer), "")
     where = f"{type(layer).__name__} {path or '(the model itself)'!r} of {type(model).__name__}"
     if not isinstance(layer, nn.Conv2d):
-        declared = getattr(layer, "in_channels", getattr(layer, "num_features", None))
-        if n_in == 3 or declared == n_in:
-            return
+        if _declares_channels(layer, n_in):
+            return body
         raise ParameterError(f"create_body: n_in={n_in}, but the first layer of the model is the {where}, not an "
                              f"nn.Conv2d whose input channels pipekit can change; build the model for {n_in} input "
                              f"channel(s), or give an architecture name or factory taking n_in")
     if layer.in_channels == n_in:
-        return
-    if layer.groups != 1 or not path:
-        why = f"a grouped convolution (groups={layer.groups})" if path else "the whole model"
+        return body  # the body fails for another reason, which vision_learner's check of it reports
+    owners = [x for root in (model, body) for x in root.modules() if any(c is layer for c in x._modules.values())]
+    if layer.groups != 1 or not owners:
+        why = f"a grouped convolution (groups={layer.groups})" if owners else "the whole model"
         raise ParameterError(f"create_body: n_in={n_in}, but the first layer of the model, the {where}, is {why} "
                              f"made for {layer.in_channels} channels, which pipekit cannot replace by one for {n_in}; "
                              f"build the model for {n_in} input channel(s)")
@@ -747,15 +777,21 @@ def _set_first_conv_channels(model: nn.Module, n_in: int) -> None:
     new.in_channels = n_in
     new.weight = nn.Parameter(_adapt_first_conv(layer.weight.detach(), n_in).clone(),
                               requires_grad=layer.weight.requires_grad)
-    parent_path, _, attr = path.rpartition(".")
-    model.get_submodule(parent_path).register_module(attr, new)
-    for prefix in {""} | {path[:i] for i, c in enumerate(path) if c == "."}:
-        owner = model.get_submodule(prefix)
+    paths = [(root, n) for root in (model, body) for n, x in root.named_modules(remove_duplicate=False) if x is layer]
+    ancestors = {id(x): x for root, n in paths for x in (root.get_submodule(n[:i]) for i in
+                                                         [0, *(i for i, c in enumerate(n) if c == ".")])}
+    for owner in owners:
+        for attr in [k for k, c in owner._modules.items() if c is layer]:
+            owner.register_module(attr, new)
+    for owner in ancestors.values():
+        if owner is layer:
+            continue
         if owner.__dict__.get("n_in") == old:
             owner.__dict__["n_in"] = n_in  # a plain attribute (an int)
         spec = arch_spec(owner)
         if spec is not None and spec[1].get("n_in", spec[1].get("c_in")) == old:  # fastai's c_in spelling too
             set_arch_spec(owner, spec[0], {**spec[1], **{k: n_in for k in ("n_in", "c_in") if k in spec[1]}})
+    return new if body is layer else body
 
 
 def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3, cut: Cut = None,
@@ -766,11 +802,13 @@ def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3,
     same arch.
 
     ``arch``: a registered architecture name or a factory function (``xresnet34``, built with ``n_in`` channels
-    when it takes them), or a module. A model whose first convolution takes another number of channels (a module,
-    or a factory without ``n_in``) gets one for ``n_in`` in its place, in the model itself, as fastai does: its
-    filters summed over the colours for one channel (see :func:`_adapt_first_conv`). ``cut``: None (see
-    :func:`default_cut`), an int (the body is ``nn.Sequential`` of the children before it; negative counts from
-    the end) or a function ``model -> body``.
+    when it takes them), or a module. With ``n_in`` other than 3, a body that does not take ``n_in``-channel images
+    (a module, or a factory without ``n_in``) gets, in place of the first convolution they reach, one for ``n_in``
+    channels, in the model itself as fastai does. Its filters are adapted from the old ones whether or not
+    ``pretrained`` (see :func:`_adapt_first_conv`: summed over the colours for one channel, fastai's rule for
+    pretrained weights; fastai starts a new random convolution otherwise). At ``n_in=3`` the model is left as it
+    is. ``cut``: None (see :func:`default_cut`), an int (the body is ``nn.Sequential`` of the children before it;
+    negative counts from the end) or a function ``model -> body``.
 
     >>> body = create_body("xresnet18", n_in=1)
     >>> body(torch.zeros(1, 1, 64, 64)).shape
@@ -793,8 +831,9 @@ def create_body(arch: str | nn.Module | Callable[..., nn.Module], n_in: int = 3,
     else:
         raise ParameterError(f"arch must be an architecture name, a factory function or an nn.Module, got "
                              f"{type(arch).__name__}")
-    _set_first_conv_channels(model, n_in)
     body = _cut(model, cut)
+    if n_in != 3:
+        body = _set_first_conv_channels(model, body, n_in)
     if pretrained:
         from pipekit.vision.learner import _start_from
 
