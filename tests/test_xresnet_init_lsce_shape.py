@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import pipekit
@@ -16,6 +15,7 @@ import pipekit.datasets as D
 from pipekit.data import get_image_files
 from pipekit.learn import LabelSmoothingCrossEntropy, LabelSmoothingCrossEntropyFlat, Learner, MixUp, load_learner
 from pipekit.vision import Resize, SegmentationDataLoaders, XResNet, unet_learner, xresnet18, xresnet50
+from test_fastai_heads_optim import _fastai_label_smoothing  # fastai's forward, written out
 
 
 # ------------------------------------------------------------------------------------------------ XResNet's init
@@ -64,19 +64,6 @@ def test_trained_xresnet_with_mixup_and_label_smoothing_keeps_its_weights_on_loa
 
 
 # ------------------------------------------------------------------------------- label smoothing, one loss per item
-def _fastai_label_smoothing(out, targ, eps, weight, reduction):
-    """fastai 2.8.12's LabelSmoothingCrossEntropy.forward, written out (class axis 1)."""
-    c = out.shape[1]
-    log_preds = torch.log_softmax(out, dim=1)
-    if reduction == "sum":
-        smooth = -log_preds.sum()
-    else:
-        smooth = -log_preds.sum(dim=1)
-        if reduction == "mean":
-            smooth = smooth.mean()
-    return smooth * eps / c + (1 - eps) * F.nll_loss(log_preds, targ, weight=weight, reduction=reduction)
-
-
 @pytest.mark.parametrize("weight", [None, [0.5, 2.0, 1.0]])
 def test_label_smoothing_none_keeps_a_segmentations_layout(weight):
     g = torch.Generator().manual_seed(0)
