@@ -18,7 +18,7 @@ torch.Size([5, 4])
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -356,6 +356,27 @@ def model_sizes(m: nn.Module, size: int | Sequence[int] = (64, 64)) -> list[Any]
         return [_shape(h.stored) for h in hooks]
 
 
+def retry_sizes(run: Callable[[int], Any], sizes: Iterable[int], failed: Callable[[list[str]], Exception]) -> Any:
+    """``run(size)`` for each of ``sizes`` in turn (image sizes in pixels a dummy forward pass is tried at), the
+    first result that a model computes without a ``RuntimeError``, ``ValueError``, ``IndexError`` or ``TypeError``;
+    when every size fails, ``failed(errors)`` is raised, ``errors`` one line per size tried
+    (``"<size> px: <error type>: <first line of its message>"``).
+
+    >>> from torch import nn
+    >>> from pipekit.learn.hooks import dummy_eval, retry_sizes
+    >>> big = nn.Conv2d(3, 5, 40)
+    >>> tuple(retry_sizes(lambda s: dummy_eval(big, (s, s)), (32, 64), ValueError).shape)
+    (1, 5, 25, 25)
+    """
+    errors = []
+    for s in sizes:
+        try:
+            return run(s)
+        except (RuntimeError, ValueError, IndexError, TypeError) as e:
+            errors.append(f"{s} px: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+    raise failed(errors)
+
+
 def num_features_model(m: nn.Module) -> int:
     """The number of channels (features) ``m`` outputs, measured on a dummy batch of 32-pixel images, then of 64,
     128, ... up to 2048 for a model that needs larger ones.
@@ -366,16 +387,10 @@ def num_features_model(m: nn.Module) -> int:
     16
     """
     n_in = in_channels(m)  # a model without one is said as it is
-    errors = []
-    sz = 32
-    while sz <= 2048:
-        try:
-            return int(model_sizes(m, (sz, sz))[-1][1])
-        except (RuntimeError, ValueError, IndexError, TypeError) as e:
-            errors.append(f"{sz} px: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
-        sz *= 2
-    raise ParameterError(f"num_features_model: {type(m).__name__} fails on every dummy batch of {n_in}-"
-                         f"channel images from 32 to 2048 pixels ({'; '.join(errors[:2])}; ...)")
+    return int(retry_sizes(lambda s: model_sizes(m, (s, s))[-1][1], (32 * 2 ** i for i in range(7)),
+                           lambda errors: ParameterError(
+                               f"num_features_model: {type(m).__name__} fails on every dummy batch of {n_in}-channel "
+                               f"images from 32 to 2048 pixels ({'; '.join(errors[:2])}; ...)")))
 
 
 class HookCallback(Callback):

@@ -191,10 +191,11 @@ class Metric(Component):
         return apply_activation(pred, self.activation)
 
 
-def _as_tensor(v: Any) -> Any:
-    """A NumPy array (predictions or targets a metric is called on, ``metric(pred, targ)``) as a tensor; a tensor,
-    or anything else, as it is."""
-    if isinstance(v, np.ndarray):
+def _as_tensor(v: Any, array_like: bool = False) -> Any:
+    """A NumPy array (predictions or targets a metric is called on, ``metric(pred, targ)``) as a tensor; with
+    ``array_like`` (``score(y_true, y_pred)``, scikit-learn's face) anything NumPy reads as an array too (a list of
+    labels); a tensor, or anything else, as it is."""
+    if isinstance(v, np.ndarray) or (array_like and not hasattr(v, "detach")):
         # a copy of a read-only array (a loaded model's predictions, a slice of a frame): torch warns about sharing one
         return _torch().as_tensor(np.require(v, requirements="W"))
     return v
@@ -274,11 +275,9 @@ class MeanMetric(Metric):
             _torch().as_tensor(self.finalize(float(self._total) / float(count)))
 
     def score(self, y_true: Any, y_pred: Any) -> float:
-        torch = _torch()
         _check_not_empty(self, y_true, y_pred)
         self.reset()
-        # a copy of a read-only array (a loaded model's predictions, a slice of a frame): torch warns about sharing one
-        self.accumulate(*(torch.as_tensor(np.require(v, requirements='W')) for v in (y_pred, y_true)))
+        self.accumulate(*(_as_tensor(v, array_like=True) for v in (y_pred, y_true)))
         v = self.value
         return float("nan") if v is None else float(v)
 

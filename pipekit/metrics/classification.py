@@ -76,6 +76,14 @@ def _weight_kwargs(metric: Any, n_items: int) -> dict[str, Any]:
     return {"sample_weight": w}
 
 
+def _check_class_axis(name: str, axis: int, pred: Any) -> None:
+    """Refuse a class ``axis`` that the model's outputs ``pred`` do not have."""
+    if not -pred.ndim <= axis < pred.ndim:
+        raise ParameterError(f"{name}: axis={axis} is not an axis of the model's outputs of shape "
+                             f"{tuple(pred.shape)}; give the class axis (-1 for (bs, n_classes), 1 for "
+                             "(bs, n_classes, h, w))")
+
+
 def _classes_last(metric: Any, pred: Any, targ: Any) -> tuple[Any, Any]:
     """Model outputs with the class axis ``metric.axis`` moved last and every other axis flattened into items
     (``(n, classes)``), and the targets flattened to match, as fastai's metrics flatten them; outputs of one
@@ -83,10 +91,7 @@ def _classes_last(metric: Any, pred: Any, targ: Any) -> tuple[Any, Any]:
     axis = metric.axis
     if pred.ndim < 2:
         return pred, targ
-    if not -pred.ndim <= axis < pred.ndim:
-        raise ParameterError(f"{metric.name}: axis={axis} is not an axis of the model's outputs of shape "
-                             f"{tuple(pred.shape)}; give the class axis (-1 for (bs, n_classes), 1 for "
-                             "(bs, n_classes, h, w))")
+    _check_class_axis(metric.name, axis, pred)
     if pred.ndim == 2 and axis in (-1, 1):
         return pred, targ
     k = pred.shape[axis]
@@ -189,10 +194,7 @@ class Accuracy(MeanMetric):
             _refuse_probabilities(self.name, pred)
             return pred == targ.reshape(pred.shape)
         axis = self._class_axis(pred, targ)
-        if not -pred.ndim <= axis < pred.ndim:
-            raise ParameterError(f"{self.name}: axis={axis} is not an axis of the model's outputs of shape "
-                                 f"{tuple(pred.shape)}; give the class axis (-1 for (bs, n_classes), 1 for "
-                                 "(bs, n_classes, h, w))")
+        _check_class_axis(self.name, axis, pred)
         p = pred.max(axis).indices if hasattr(pred, "detach") else pred.argmax(axis)
         return p == _paired_targets(self.name, axis, pred, p, targ)
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from pipekit.core.errors import FieldError, ParameterError, warn
 from pipekit.core.validate import BOOL, Interval, Is, Options
-from pipekit.metrics.base import ArrayMetric, MeanMetric, Metric, _check_not_empty, _torch, apply_activation
+from pipekit.metrics.base import (ArrayMetric, MeanMetric, Metric, _as_tensor, _check_not_empty, _torch,
+                                  apply_activation)
 
 
 def _takes_two(fn: Any) -> bool:
@@ -418,11 +419,9 @@ class AccumMetric(ArrayMetric):
         return _one_number(self, self.func(t, p) if self.invert_arg else self.func(p, t))
 
     def score(self, y_true: Any, y_pred: Any) -> float:
-        torch = _torch()
         _check_not_empty(self, y_true, y_pred)
         self.reset()
-        self.accumulate(*(v if hasattr(v, "detach") else torch.as_tensor(np.require(v, requirements="W"))
-                          for v in (y_pred, y_true)))
+        self.accumulate(*(_as_tensor(v, array_like=True) for v in (y_pred, y_true)))
         v = self.value
         return float("nan") if v is None else v
 

@@ -27,7 +27,7 @@ from pipekit.core.errors import FieldError, ParameterError, UnknownNameError
 from pipekit.core.registry import lookup
 from pipekit.core.validate import (POSITIVE_SIZES, Y_RANGE, Interval, Is, Options, check, check_arguments,
                                    one_of_two_names, shown)
-from pipekit.learn.hooks import dummy_eval
+from pipekit.learn.hooks import dummy_eval, leaf_modules, retry_sizes
 from pipekit.learn.nets import (BatchNorm, ConcatPool2d, ConvLayer, SigmoidRange, check_stored_layers, linear_layers,
                                 simple_cnn)
 from pipekit.learn.registry import arch_spec, register_arch, registered_archs, set_arch_spec
@@ -701,12 +701,6 @@ def _call_builder(fn: Callable[..., nn.Module], n_in: int) -> nn.Module:
     return model
 
 
-def _leaf_layers(m: nn.Module) -> list[nn.Module]:
-    """The layers of ``m`` that hold parameters and no sub-layers (its convolutions, batch-norms, linear layers...),
-    in module order; ``m`` itself when it is such a layer."""
-    return [x for x in m.modules() if not x._modules and next(x.parameters(recurse=False), None) is not None]
-
-
 def _declares_channels(layer: nn.Module, n_in: int) -> bool:
     return getattr(layer, "in_channels", getattr(layer, "num_features", None)) == n_in
 
@@ -718,7 +712,7 @@ def _first_layer(body: nn.Module, n_in: int) -> nn.Module | None:
     of ``n_in``-channel images (:func:`dummy_eval`): if that works it takes them, if not the first layer with
     parameters the batch entered is the one to look at (the first in module order when the batch failed before
     entering any, or on the meta device)."""
-    leaves = _leaf_layers(body)
+    leaves = leaf_modules(body)
     if not leaves or _declares_channels(leaves[0], n_in):
         return None
     if any(p.is_meta for p in leaves[0].parameters()):
@@ -906,14 +900,10 @@ def probe_body(body: nn.Module, n_in: int = 3, size: int = 64) -> Any:
     >>> tuple(probe_body(create_body("simple_cnn", n_in=1), n_in=1).shape)
     (2, 64, 8, 8)
     """
-    errors = []
-    for s in dict.fromkeys((size, 224)):
-        try:
-            return dummy_eval(body, (s, s), n_in=n_in, bs=2)
-        except (RuntimeError, ValueError, IndexError, TypeError) as e:
-            errors.append(f"{s} px: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    raise ParameterError(f"the body ({type(body).__name__}) fails on a batch of {n_in}-channel images ("
-                         f"{'; '.join(errors)}); check that it takes {n_in} input channel(s), or pass cut=")
+    return retry_sizes(lambda s: dummy_eval(body, (s, s), n_in=n_in, bs=2), dict.fromkeys((size, 224)),
+                       lambda errors: ParameterError(
+                           f"the body ({type(body).__name__}) fails on a batch of {n_in}-channel images ("
+                           f"{'; '.join(errors)}); check that it takes {n_in} input channel(s), or pass cut="))
 
 
 def body_features(body: nn.Module, n_in: int = 3, size: int = 64) -> int:
