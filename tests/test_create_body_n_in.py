@@ -215,3 +215,13 @@ def test_a_body_cut_by_index_and_its_model_share_the_new_conv():
     body = create_body(m, n_in=1, cut=2)
     assert body[0] is m[0] and m[0].in_channels == 1
     assert body(_grey_digits()).shape == (4, 8, 26, 26) and m(_grey_digits()).shape == (4, 2)
+
+
+def test_create_body_keeps_each_layers_own_training_mode():
+    model = resnet18()
+    model.bn1.eval()  # a batch norm frozen inside a training model
+    create_body(model, n_in=1)
+    assert model.training and not model.bn1.training and model.layer1.training
+    frozen = resnet18().eval()
+    create_body(frozen, n_in=1)
+    assert not any(x.training for x in frozen.modules())

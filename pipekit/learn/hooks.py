@@ -312,8 +312,8 @@ def in_channels(m: nn.Module) -> int:
 def dummy_eval(m: nn.Module, size: int | Sequence[int] = (64, 64), n_in: int | None = None, bs: int = 1) -> Any:
     """What ``m`` outputs for a dummy batch of ``bs`` inputs of ``n_in`` channels (default :func:`in_channels`)
     and ``size`` (``(height, width)``, one int for a square, ``()`` for a model taking ``(bs, features)``), all zeros,
-    on the device and in the dtype of its parameters: run in eval mode without gradients, its training mode restored
-    afterwards.
+    on the device and in the dtype of its parameters: run in eval mode without gradients, each layer's training mode
+    restored afterwards (a batch norm frozen with ``.eval()`` inside a training model stays so).
 
     >>> from torch import nn
     >>> from pipekit.learn import dummy_eval
@@ -328,13 +328,14 @@ def dummy_eval(m: nn.Module, size: int | Sequence[int] = (64, 64), n_in: int | N
     n_in = in_channels(m) if n_in is None else n_in
     p = next(m.parameters(), None)
     device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
-    was = m.training
+    modes = [(x, x.training) for x in m.modules()]  # each layer's own mode (a batch norm frozen with .eval())
     m.eval()
     try:
         with torch.no_grad():
             return m(torch.zeros(bs, n_in, *sizes, device=device, dtype=dtype))
     finally:
-        m.train(was)
+        for x, was in modes:
+            x.training = was
 
 
 def _shape(x: Any) -> Any:
