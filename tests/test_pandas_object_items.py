@@ -72,3 +72,21 @@ def test_paths_or_images_mixed_with_numbers_are_refused_naming_the_column(files)
     with pytest.raises(DataError, match=r"column 'img' mixes Python objects \(PngImageFile, row 0\) with numbers "
                                         r"\(float 1.5, row 1\)"):
         to_items(images)
+
+
+def test_dates_or_dicts_mixed_with_text_are_read_as_text_as_before():
+    import datetime
+
+    from pipekit.tabular import TabularDataLoaders
+
+    adult = pd.read_csv(D.path("adult_sample") / "adult.csv").head(40)
+    adult["when"] = [datetime.date(2020, 1, 1 + i % 20) if i % 7 else "unknown" for i in range(len(adult))]
+    adult["meta"] = [{"k": i} if i % 2 else i for i in range(len(adult))]
+    with pytest.warns(Warning, match=r"\['when', 'meta'\] mix text and numbers; read as text"):
+        items = to_items(adult[["when", "meta", "age"]])
+    assert items.schema["when"] == pl.String and items.schema["meta"] == pl.String
+    assert items["when"][0] == "unknown" and items["when"][1] == "2020-01-02" and items["meta"][1] == "{'k': 1}"
+    with pytest.warns(Warning):
+        dls = TabularDataLoaders.from_df(adult, y_names="salary", cat_names=["when"], cont_names=["age"], bs=8,
+                                         seed=0)
+    assert "unknown" in dls.classes["when"] and "2020-01-02" in dls.classes["when"]

@@ -997,8 +997,9 @@ def _object_columns(frame: Any, error: BaseException) -> tuple[Any, dict[Any, pl
     - path objects (``pathlib.Path``, any ``os.PathLike``), alone or with text, become their text (``os.fspath``), as
       a column of file names written as text is read (a relative one is found under the loader's ``path``);
     - text mixed with numbers (``[0, "a", "0"]``, a CSV read by pandas) becomes text, with a warning;
-    - a column Arrow cannot hold of images, arrays or other Python objects (with text or paths, or not) is kept as
-      the objects it holds (``pl.Object``, as a list of them is), for the block or getter that reads them.
+    - text, numbers and other Python values (dates, lists, dicts) mixed become text, as text with numbers does;
+    - a column Arrow cannot hold of images or arrays (with text or paths, or not) is kept as the objects it holds
+      (``pl.Object``, as a list of them is), for the block or getter that reads them.
 
     Paths or objects mixed with numbers are refused, naming the column, a row and the fix; so is a column Arrow
     still refuses (:func:`_unconvertible_error`). The frame itself is left alone (a copy is changed).
@@ -1020,18 +1021,19 @@ def _object_columns(frame: Any, error: BaseException) -> tuple[Any, dict[Any, pl
         kinds = {_value_kind(v) for v in present}
         if "path" in kinds and kinds <= {"path", "text"}:
             values = [None if m else os.fspath(v) for v, m in zip(col, missing)]
-        elif kinds <= {"text", "number"}:
-            if len({type(v) for v in present}) < 2:
+        elif "array" in kinds or "path" in kinds:  # images or arrays; paths with other values
+            if _arrow_holds(frame.iloc[:, [i]]):  # a column of 1-D arrays (a list column)
+                continue
+            if "number" in kinds:
+                raise _objects_with_numbers_error(c, present)
+            held[c] = pl.Series(str(c), [None if m else v for v, m in zip(col, missing)], dtype=pl.Object)
+            continue
+        else:  # text, numbers and other Python values (dates, lists, dicts) mixed: read as text
+            if len({type(v) for v in present}) < 2 or kinds != {"text", "number"} and _arrow_holds(
+                    frame.iloc[:, [i]]):  # one kind Arrow refused for another reason; a column of dicts or lists
                 continue
             mixed.append(c)
             values = [v if v is None or v != v else str(v) for v in col]
-        elif _arrow_holds(frame.iloc[:, [i]]):  # a column of dicts, or of 1-D arrays (a list column)
-            continue
-        elif "number" in kinds:
-            raise _objects_with_numbers_error(c, present)
-        else:
-            held[c] = pl.Series(str(c), [None if m else v for v, m in zip(col, missing)], dtype=pl.Object)
-            continue
         if out is frame:
             out = frame.copy(deep=False)
         out.isetitem(i, pd.Series(values, index=col.index, dtype=object))
@@ -1043,14 +1045,17 @@ def _object_columns(frame: Any, error: BaseException) -> tuple[Any, dict[Any, pl
 
 
 def _value_kind(v: Any) -> str:
-    """What a value of a pandas ``object`` column is to a table: ``text``, a ``path`` object, a ``number`` or an
-    ``object`` (an image, an array, any other Python object)."""
+    """What a value of a pandas ``object`` column is to a table: ``text``, a ``path`` object, a ``number``, an
+    ``array`` (an image, a NumPy array or tensor: anything exposing its pixels or values as an array) or an
+    ``object`` (any other Python value: a date, a list, a dict)."""
     if isinstance(v, str):
         return "text"
     if isinstance(v, os.PathLike):
         return "path"
     if isinstance(v, (bool, int, float, np.number, np.bool_)):
         return "number"
+    if hasattr(v, "__array_interface__") or hasattr(v, "__array__"):
+        return "array"
     return "object"
 
 
@@ -1067,7 +1072,7 @@ def _objects_with_numbers_error(name: Any, present: Any) -> DataError:
     """The DataError for pandas column ``name`` whose values (``present``, its non-missing ones) mix path objects or
     other Python objects with numbers, which no column type holds together: a row of each, and the fix."""
     number = next((i, v) for i, v in present.items() if _value_kind(v) == "number")
-    other = next((i, v) for i, v in present.items() if _value_kind(v) in ("path", "object"))
+    other = next((i, v) for i, v in present.items() if _value_kind(v) in ("path", "array", "object"))
     what = "path objects" if _value_kind(other[1]) == "path" else "Python objects"
     return DataError(f"column {name!r} mixes {what} ({type(other[1]).__name__}, row {other[0]!r}) with numbers "
                      f"({type(number[1]).__name__} {number[1]!r}, row {number[0]!r}), which no column holds "
