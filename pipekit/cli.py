@@ -36,7 +36,7 @@ from typing import Any
 
 import pipekit
 from pipekit.core.errors import DatasetUnavailableError, ParameterError, PipekitError, WeightsNotInstalledError
-from pipekit.core.validate import Interval, Is
+from pipekit.core.validate import POSITIVE, Interval, Is
 from pipekit.recipe_files import (MODEL_SUFFIX, builtin_recipes, check_syntax, out_file, out_folder,  # noqa: F401
                                   recipe_module, running_syntax_message, user_file)  # out_*: recipes import them here
 
@@ -89,7 +89,6 @@ def number_option(interval: Interval | Is, integer: bool | None = None) -> Calla
 #: amounts that may be zero (weight decay, dropout), seeds (torch's and NumPy's; a recipe fitting boosters takes
 #: theirs) and the processes or threads of a forest or booster (-1: every core)
 POSITIVE_INT = Interval(1, None, integer=True)
-POSITIVE = Interval(0, None, closed="neither")
 NON_NEGATIVE = Interval(0, None)
 SEED_MAX = 2**31 - 1  # LightGBM's seed is a C int
 SEED = Is(lambda v: 0 <= v < 2**64, "a seed from 0 to 2**64 - 1")  # torch's and NumPy's

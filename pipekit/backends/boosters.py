@@ -41,7 +41,7 @@ from pipekit.backends.booster_files import (CATBOOST_RULES, LOG_LINK_LOSSES, XGB
                                             parse_xgboost_model, xgboost_json)
 from pipekit.backends.data import TabularData
 from pipekit.core.errors import ExportError
-from pipekit.core.validate import Interval, Is, check_state
+from pipekit.core.validate import POSITIVE, Interval, Is, check_state
 
 FRACTION = Interval(0, 1, closed="right")
 PARAMS = Is(lambda v: v is None or isinstance(v, dict), "None or a dict of the library's parameters")
@@ -91,7 +91,7 @@ class XGBoost(Booster):
     model_attr = "booster_"
     imports = ("xgboost",)
     param_constraints = {
-        "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
+        "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": POSITIVE,
         "max_depth": Interval(0, None, integer=True), "min_child_weight": Interval(0, None),
         "subsample": FRACTION, "colsample": FRACTION, "reg_lambda": Interval(0, None),
         "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "time_limit": TIME_LIMIT,
@@ -247,7 +247,7 @@ class CatBoost(Booster):
 
     imports = ("catboost",)
     param_constraints = {
-        "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
+        "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": POSITIVE,
         "depth": Interval(1, 16, integer=True), "l2_leaf_reg": Interval(0, None),
         "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "time_limit": TIME_LIMIT,
         "n_jobs": N_JOBS, "seed": Interval(0, 2**31 - 1, integer=True), "params": PARAMS, "name": NAME}

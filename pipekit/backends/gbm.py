@@ -41,7 +41,7 @@ from pipekit.backends.data import TabularData
 from pipekit.core.component import built_from_held_settings, param_names
 from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
-from pipekit.core.validate import Interval, Is, Options, check, check_state
+from pipekit.core.validate import POSITIVE, Interval, Is, Options, check, check_state
 from pipekit.data.progress import ProgressMeter
 
 FRACTION = Interval(0, 1, closed="right")
@@ -396,7 +396,7 @@ class GBM(Booster):
     #: checked after each boosting round, so a bag left by Ctrl-C has its fold models end within a round
     _fold_stop: FoldStop | None = None
     param_constraints = {
-        "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": Interval(0, None, closed="neither"),
+        "task": TASK, "n_estimators": POSITIVE_INT, "learning_rate": POSITIVE,
         "num_leaves": Interval(2, None, integer=True), "min_child_samples": Interval(0, None, integer=True),
         "subsample": FRACTION, "colsample": FRACTION, "reg_lambda": Interval(0, None),
         "early_stopping_rounds": Interval(1, None, integer=True, none_ok=True), "native_categorical": Options(True, False),

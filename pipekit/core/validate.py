@@ -282,6 +282,8 @@ def _is_y_range(v: Any) -> bool:
     return max(abs(lo), abs(hi), hi - lo) <= FLOAT32_MAX and bool(np.float32(lo) < np.float32(hi))
 
 
+#: a number above 0: a learning rate, a divisor, a temperature
+POSITIVE = Interval(0, None, closed="neither")
 #: a flag: a Python bool, True or False (0, 1 and NumPy bools are refused)
 BOOL = Is(lambda v: isinstance(v, bool), "True or False")
 #: a list of positive whole numbers: hidden layer sizes, widths, blocks per stage

@@ -43,7 +43,7 @@ from pipekit.backends import GBM, CatBoost, ExtraTrees, RandomForest, XGBoost, a
 from pipekit.backends.base import Model
 from pipekit.core.errors import DataError, ParameterError, PipekitError, warn
 from pipekit.core.forks import check_fork_safe
-from pipekit.core.validate import Interval, Is, Options, check
+from pipekit.core.validate import POSITIVE, Interval, Is, Options, check
 from pipekit.data.progress import progress_bar
 from pipekit.ensemble.bagged import (FOLD_KINDS, TIME_COL, BaggedModel, failure, fold_where, out_of_fold,
                                      rare_class_error, time_ranks, time_values)
@@ -97,7 +97,7 @@ class Candidate:
         # checked here, not when fit_ensemble orders the candidates: a cost of 0 would divide by zero there
         check(f"Candidate {self.name!r}", name=(self.name, Is(lambda v: isinstance(v, str) and v != "",
                                                                  "a non-empty string")),
-              value=(self.value, Interval(0, 1)), cost=(self.cost, Interval(0, None, closed="neither")),
+              value=(self.value, Interval(0, 1)), cost=(self.cost, POSITIVE),
               floor_s=(self.floor_s, Interval(0, None)))
 
 

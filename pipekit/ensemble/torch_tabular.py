@@ -22,7 +22,7 @@ from pipekit.backends.base import NAME, POSITIVE_INT, TASK, TIME_LIMIT, Backend,
 from pipekit.backends.data import TabularData, as_data, check_signature, encode_y, procs_signature
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
-from pipekit.core.validate import POSITIVE_SIZES, Y_RANGE, Interval, Is
+from pipekit.core.validate import POSITIVE, POSITIVE_SIZES, Y_RANGE, Interval, Is
 
 
 def _stopped_by(stop: FoldStop) -> Any:
@@ -82,7 +82,7 @@ prices, and would need many epochs to get there). Without ``valid``, a seeded 10
     """
 
     param_constraints = {
-        "task": TASK, "epochs": POSITIVE_INT, "bs": POSITIVE_INT, "lr": Interval(0, None, closed="neither"),
+        "task": TASK, "epochs": POSITIVE_INT, "bs": POSITIVE_INT, "lr": POSITIVE,
         "layers": POSITIVE_SIZES,
         "wd": Interval(0, None, none_ok=True),
         "config": Is(lambda v: v is None or isinstance(v, dict), "None or a dict of TabularModel options"),

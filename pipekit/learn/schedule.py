@@ -27,7 +27,7 @@ import torch
 
 from pipekit.core.archive import writable_folder
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import BOOL, FastaiKeyword, Interval, Is, argument_names, check, check_arguments
+from pipekit.core.validate import POSITIVE, BOOL, FastaiKeyword, Interval, Is, argument_names, check, check_arguments
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, Recorder,
                                      TensorBoardCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback)
@@ -196,7 +196,6 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
 
 _PCT = Interval(0, 1)
 #: a divisor of the lr (``div``, ``div_final``): a positive number
-_POSITIVE = Interval(0, None, closed="neither")
 
 
 def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: float = 25.0, div_final: float = 1e5,
@@ -219,8 +218,8 @@ def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: f
     from pipekit.learn.learner import _SETTINGS  # the learner module builds on this one
 
     moms_ok: Any = _SETTINGS["moms"]  # checked as a Learner's moms= and learn.moms are
-    check("fit_one_cycle", lr_max=(lr_max, LR_OR_NONE), pct_start=(pct_start, _PCT), div=(div, _POSITIVE),
-          div_final=(div_final, _POSITIVE), moms=(moms, Is(lambda v: v is None or moms_ok.accepts(v),
+    check("fit_one_cycle", lr_max=(lr_max, LR_OR_NONE), pct_start=(pct_start, _PCT), div=(div, POSITIVE),
+          div_final=(div_final, POSITIVE), moms=(moms, Is(lambda v: v is None or moms_ok.accepts(v),
                                                           f"None or {moms_ok}")))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lr = lr_range(learn.lr if lr_max is None else lr_max, opt.n_groups)
@@ -247,7 +246,7 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LR | None = None, div_final: 
     >>> [round(lr, 5) for lr in learn.recorder.lrs]
     [0.01, 0.01, 0.01, 0.01, 0.01, 0.0075]
     """
-    check("fit_flat_cos", lr=(lr, LR_OR_NONE), pct_start=(pct_start, _PCT), div_final=(div_final, _POSITIVE))
+    check("fit_flat_cos", lr=(lr, LR_OR_NONE), pct_start=(pct_start, _PCT), div_final=(div_final, POSITIVE))
     opt = learn.create_opt() if reset_opt else learn.optimizer
     lrs = lr_range(learn.lr if lr is None else lr, opt.n_groups)
     sched = combine_scheds([pct_start, 1 - pct_start], [sched_no(lrs), sched_cos(lrs, lrs / div_final)])

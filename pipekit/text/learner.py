@@ -24,7 +24,7 @@ from pipekit.core.archive import Archive, read_pipekit, write_archive
 from pipekit.core.errors import ExportError, ParameterError, warn
 from pipekit.core.forks import check_fork_safe
 from pipekit.core.registry import register
-from pipekit.core.validate import BOOL, Interval, Is, check
+from pipekit.core.validate import POSITIVE, BOOL, Interval, Is, check
 from pipekit.data.dataloaders import DataLoaders
 from pipekit.data.transform import as_list
 from pipekit.learn import Callback, CrossEntropyLossFlat, Learner
@@ -442,7 +442,7 @@ class LMLearner(TextLearner):
               n_words=(n_words, Interval(0, None, integer=True)),
               no_unk=(no_unk, Is(lambda v: v in (True, False) and type(v) in (bool, int),
                                  "True or False (the third argument, as in fastai; give temperature by name)")),
-              temperature=(temperature, Interval(0, None, closed="neither")),
+              temperature=(temperature, POSITIVE),
               min_p=(min_p, Interval(0, 1, none_ok=True)),
               no_bar=(no_bar, BOOL),
               decoder=(decoder, Is(lambda d: d is None or callable(d), "None or a function of the tokens")),

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from pipekit.core.component import Component
 from pipekit.core.errors import DataError, ParameterError
-from pipekit.core.validate import Interval, Is, Options, check, env_positive_int
+from pipekit.core.validate import POSITIVE, Interval, Is, Options, check, env_positive_int
 from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, MAX_LIGHTING, PAD_MODES, PROBABILITY, RATIO,
                                      crop_matrices, eye_stack, pixel_matrices, size2, size_param)
@@ -85,7 +85,7 @@ class AugmentSettings(Component):
     def __post_init__(self) -> None:
         check("AugmentSettings", min_scale=(self.min_scale, Interval(0, 1, closed="right")),
               ratio=(self.ratio, RATIO), max_rotate=(self.max_rotate, MAGNITUDES["max_rotate"]),
-              min_zoom=(self.min_zoom, Interval(0, None, closed="neither")),
+              min_zoom=(self.min_zoom, POSITIVE),
               max_zoom=(self.max_zoom, Is(lambda z: isinstance(z, numbers.Real) and not isinstance(z, bool) and float(z) >= self.min_zoom,
                                           f"a number at least min_zoom={self.min_zoom} (1: no zoom; to zoom out "
                                           "give min_zoom below 1 too)")),

@@ -247,14 +247,9 @@ def _hook_from(learn: Learner, tfms: Any, n_in: int, label: str) -> None:
     of the batch transforms ``tfms``; none there, or one without statistics, leaves the learner as it is."""
     norm = next((t for t in sorted(tfms, key=lambda t: t.order) if isinstance(t, Normalize)), None)
     if norm is not None and norm.mean and norm.std:
-        learn.dls_hook = _normalizing_hook(n_in, (list(norm.mean), list(norm.std)), label)
-
-
-def _normalizing_hook(n_in: int, stats: Stats, label: str) -> Callable[[Any], Any]:
-    """The ``dls_hook`` normalising new loaders with ``stats``, a learner's (see :func:`_normalize_new_loaders`)."""
-    # a partial of a module-level function, not a lambda: the learner stays picklable (and deep-copyable)
-    return functools.partial(_add_normalize, n_in=n_in, stats=stats, normalize=True, weights=label,
-                             trained_with="learner")
+        # a partial of a module-level function, not a lambda: the learner stays picklable (and deep-copyable)
+        learn.dls_hook = functools.partial(_add_normalize, n_in=n_in, stats=(list(norm.mean), list(norm.std)),
+                                           normalize=True, weights=label, trained_with="learner")
 
 
 #: the architectures of the models vision_learner and unet_learner build, which their exports name

@@ -19,7 +19,7 @@ import torch
 
 from pipekit.core.errors import DataError, FieldError, ParameterError
 from pipekit.core.registry import lookup
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import POSITIVE, Interval, Is, check
 from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform, Transform, grouped_batch_tfms, rebuild
 from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams, map_boxes,
@@ -361,7 +361,7 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
                              "give pipekit batch transforms or augmentations (e.g. Flip(p=1.), Rotate(max_deg=20), "
                              "Normalize.from_stats(*imagenet_stats)); item transforms (Resize, RandomResizedCrop) go "
                              "in the DataBlock's item_tfms")
-    check("aug_transforms", mult=(mult, Interval(0, None, closed="neither")))
+    check("aug_transforms", mult=(mult, POSITIVE))
     given = {"max_rotate": max_rotate, "max_warp": max_warp, "max_lighting": max_lighting}
     _check_scaled(given, min_zoom, max_zoom, mult)
     return [BatchAugment(AugmentSettings(
