@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -100,11 +100,67 @@ def _spearman(X: np.ndarray) -> np.ndarray:
     return np.atleast_2d(np.corrcoef(rankdata(X, axis=0), rowvar=False))
 
 
+_DROP_IT = "drop the column from the rows, or turn it into numbers"
+
+
+def _rows(data: Any, fn: str) -> TabularData:
+    """``data`` as :class:`TabularData`: a Tabular's split or ``TabularData`` as :func:`as_data` reads it; raw rows
+    (a pandas or Polars frame, a pyarrow table, a 2-d array) as the scikit-learn estimators read them
+    (:func:`~pipekit.sklearn.frames.as_frame`: a pandas column mixing numbers and text is text), named as given
+    (an array's columns ``x0, x1, ...``)."""
+    import pyarrow as pa
+
+    from pipekit.core.validate import is_pandas
+    from pipekit.sklearn.frames import as_frame
+
+    if is_pandas(data) and hasattr(data, "columns") and not all(isinstance(c, str) for c in data.columns):
+        data = data.set_axis([str(c) for c in data.columns], axis=1)  # the names the estimator's rows are read by
+    if isinstance(data, pl.LazyFrame):
+        data = data.collect()
+    if isinstance(data, (pa.Table, pa.RecordBatch, np.ndarray)) or is_pandas(data) and hasattr(data, "columns"):
+        return as_data(as_frame(data, fn))
+    return as_data(data)  # a Polars frame as it is
+
+
+def _as_numbers(d: TabularData, fn: str, fix: str) -> TabularData:
+    """``d`` with every input a number, each column under its own name: text, categories and True/False as
+    ``Categorify``'s codes (sorted values, 0 for a missing one), dates (and text holding only ISO dates) as their
+    ``Elapsed`` seconds, as the scikit-learn estimators' procs read those columns (their roles from
+    :func:`~pipekit.sklearn.frames.column_roles`). A processed split, all numbers, is returned as it is. A column
+    of another kind (lists, structs, durations) is refused, naming it and ``fix``."""
+    schema = d.xs.schema
+    other = [c for c, t in schema.items() if not t.is_numeric()]
+    if not other:
+        return d
+    from pipekit.sklearn.frames import column_roles, date_parts
+    from pipekit.tabular.procs import Categorify, ColumnNames
+
+    for c in other:
+        t = schema[c]
+        if not (t in (pl.String, pl.Boolean, pl.Date, pl.Null) or isinstance(t, (pl.Categorical, pl.Enum, pl.Datetime))):
+            raise DataError(f"{fn}: column {c!r} holds {t} values, which are neither numbers, text, categories nor "
+                            f"dates and cannot be ranked; {fix}")
+    cats, empty, dates = column_roles(d.xs.select(other), None, None, None)
+    xs = d.xs.with_columns(pl.col(c).cast(pl.Float64) for c in empty)  # no value at all: missing numbers
+    if cats:
+        codes = Categorify()
+        codes.setup(xs, pl.lit(True), ColumnNames(list(cats), []))
+        xs = xs.with_columns(codes.expressions(xs.schema, eager=True))
+    if dates:
+        parts, _, _ = date_parts(xs.select(dates), dates, times=[])
+        xs = xs.with_columns(parts.get_column(f"{c}_Elapsed").cast(pl.Float64).alias(c) for c in dates)
+    return replace(d, xs=xs, cat_names=tuple(dict.fromkeys([*d.cat_names, *cats])))
+
+
 def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str | Path | None = None,
                     plot: bool = True) -> ColumnClusters:
     """Spearman rank-correlation dendrogram of the input columns (columns that merge near the right edge
     hold the same information). Uses up to ``max_rows`` sampled rows; the plot is written to ``path`` (PNG
     when headless).
+
+    ``data``: a Tabular's split (``tab.train``), or raw rows as a scikit-learn estimator's ``fit`` takes them (a
+    pandas or Polars frame, a 2-d array): their text, category and True/False columns are ranked by their
+    codes (``Categorify``'s, in sorted order) and their date columns by time, each under its own name.
 
     A column holding a single value in the rows used (Rossmann's ``Open`` once closed days are dropped)
     has no rank correlation with anything: it is left out of the clusters, named in a warning and in
@@ -117,15 +173,26 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
         >>> xs = pl.DataFrame({"a": x, "a2": x ** 2, "b": np.sin(x)})
         >>> cluster_columns(as_data(xs, y=x), plot=False).pairs(0.99)["column_a"].to_list()
         ['a']
+        >>> raw = pl.DataFrame({"size": ["S", "M", "L", "M"] * 10, "code": ["s", "m", "l", "m"] * 10,
+        ...                     "day": ["2015-07-01", "2015-07-02", "2015-07-03", "2015-07-04"] * 10})
+        >>> cluster_columns(raw, plot=False).pairs(0.99)[["column_a", "column_b"]].row(0)
+        ('size', 'code')
     """
+    return _cluster(data, max_rows, seed, path, plot, "cluster_columns", _DROP_IT)
+
+
+def _cluster(data: Any, max_rows: int, seed: int, path: str | Path | None, plot: bool, fn: str,
+             fix: str) -> ColumnClusters:
+    """:func:`cluster_columns` for ``fn``; ``fix``: what to do about a column that cannot be ranked."""
     from scipy.cluster import hierarchy
     from scipy.spatial.distance import squareform
 
-    d = as_data(data)
+    d = _rows(data, fn)
     if d.xs.width < 2:
         raise DataError(f"cluster_columns needs at least 2 columns, got {d.feature_names}")
     if len(d) > max_rows:
         d = d.take(np.sort(np.random.default_rng(seed).choice(len(d), max_rows, replace=False)))
+    d = _as_numbers(d, fn, fix)
     X = d.matrix(d.feature_names, dtype=np.float64)
     with np.errstate(invalid="ignore"):
         lo, hi = np.nanmin(X, axis=0), np.nanmax(X, axis=0)
@@ -353,8 +420,12 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
     and its change from keeping everything. A column whose removal does not hurt is redundant. An ensemble is
     refitted as :func:`refit` does, its weights chosen again on ``valid`` where they were chosen on a split.
 
+    A pipekit model is refitted as it was fitted, on ``train`` with ``valid`` as its valid split (a GBM stops
+    early on it), each split without the same columns.
+
     ``columns`` defaults to the columns of the redundant pairs of ``train`` (``cluster_columns(train)
-    .candidates(threshold)``: rank correlation at least ``threshold``), as in the book; dropping all of them
+    .candidates(threshold)``: rank correlation at least ``threshold``, raw rows' text and dates ranked as
+    :func:`cluster_columns` ranks them), as in the book; dropping all of them
     at once would drop both of a pair, so that row is made only for columns given. No pair that close: only
     the score with every column is reported, with a warning.
 
@@ -384,7 +455,8 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
     va = as_data(valid) if valid is not None and sk is None else None
     given = columns is not None
     if columns is None:
-        columns = cluster_columns(sk.train[0] if tr is None else tr, plot=False).candidates(threshold)
+        columns = _cluster(sk.train[0] if tr is None else tr, 20000, 0, None, False, "drop_redundant",
+                           "pass columns= naming the columns to try dropping").candidates(threshold)
         if not columns:
             warn(f"drop_redundant: no two columns have a rank correlation of {threshold} or more; nothing "
                  "to try dropping (lower threshold= or pass columns=)")
@@ -404,7 +476,9 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
         if tr is None:
             assert sk is not None
             return sk.score(sk.refit(cols), cols)
-        fitted = refit(model, tr.drop(cols), select=None if va is None else va.drop(cols))
+        # fitted as the model was, with the valid split (a GBM stops early on it), without the same columns
+        without = None if va is None else va.drop(cols)
+        fitted = refit(model, tr.drop(cols), without, select=without)
         return _score(fitted, tr, va, m)
 
     base = score_without([])
@@ -444,6 +518,10 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
     computed on out-of-bag predictions (honest, no extra split); the importance names the columns that
     differ between the sets (the book's saleElapsed / SalesID finding).
 
+    ``train`` and ``valid``: a Tabular's splits, or raw rows as a scikit-learn estimator's ``fit`` takes them (a
+    pandas or Polars frame, a 2-d array): their text, category and True/False columns are coded (``Categorify``'s
+    codes, learned on both sets together) and their dates read as time, each under its own name.
+
     >>> import numpy as np, polars as pl
     >>> from pipekit.inspection import out_of_domain
     >>> rng = np.random.default_rng(0)
@@ -455,7 +533,7 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
     """
     from sklearn.metrics import roc_auc_score
 
-    tr, va = as_data(train), as_data(valid)
+    tr, va = _rows(train, "out_of_domain"), _rows(valid, "out_of_domain")
     if len(tr) == 0 or len(va) == 0:
         raise DataError(f"out_of_domain needs rows in both sets; got {len(tr)} train and {len(va)} valid")
     va.check_columns(tr.feature_names, "train columns")
@@ -465,9 +543,16 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
             tr = tr.take(np.sort(rng.choice(len(tr), max_rows, replace=False)))
         if len(va) > max_rows:
             va = va.take(np.sort(rng.choice(len(va), max_rows, replace=False)))
-    xs = pl.concat([tr.xs, va.xs.select(tr.feature_names)], how="vertical_relaxed")
+    try:
+        xs = pl.concat([tr.xs, va.xs.select(tr.feature_names)], how="vertical_relaxed")
+    except (pl.exceptions.SchemaError, pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
+        a, b = tr.xs.schema, va.xs.schema
+        raise DataError(f"out_of_domain: columns hold values of other types in train and valid: "
+                        f"{[(c, a[c], b[c]) for c in tr.feature_names if a[c] != b[c]][:5]}; give both sets each "
+                        "column in one type") from None
     is_valid = np.r_[np.zeros(len(tr), bool), np.ones(len(va), bool)]
-    both = TabularData(xs=xs, y=is_valid, cat_names=tr.cat_names)
+    # raw rows' text and dates coded once for both sets, so a value seen in one set only still differs
+    both = _as_numbers(TabularData(xs=xs, y=is_valid, cat_names=tr.cat_names), "out_of_domain", _DROP_IT)
     rf = RandomForest("classification", n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
                       oob_score=True, n_jobs=n_jobs, seed=seed).fit(both)
     oob = rf.oob_predictions_
