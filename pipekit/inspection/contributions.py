@@ -1,8 +1,9 @@
 """Per-row contributions of any model that has exact ones: a tree model's own (``RandomForest``,
 ``ExtraTrees``: tree-interpreter, in probabilities or values; ``GBM``: TreeSHAP, in raw scores), those of a
 fitted scikit-learn forest or tree (the book's ``RandomForestRegressor(...).fit(xs, y)``: tree-interpreter, as
-``treeinterpreter.predict(m, row.values)`` gives them), and the weighted mean of them for a model that averages
-tree models (``BaggedModel``, ``MeanEnsemble``, ``WeightedEnsemble``).
+``treeinterpreter.predict(m, row.values)`` gives them), the weighted mean of them for a model that averages
+tree models (``BaggedModel``, ``MeanEnsemble``, ``WeightedEnsemble``), and those of a ``TabularClassifier`` /
+``TabularRegressor`` around any of these, per input column of its raw rows.
 
 An average of predictions is explained exactly by the same average of their contributions only when the
 contributions are in the space the model averages in: probabilities or values. A GBM classifier's
@@ -31,6 +32,16 @@ The book's scikit-learn forest, fitted on a pandas frame, explained on the first
     >>> c = contributions(m, xs.iloc[:5])
     >>> c.feature_names, bool(np.allclose(c.bias + c.values.sum(1), m.predict(xs.iloc[:5])))
     (['a', 'b'], True)
+
+A ``TabularRegressor`` around a forest, explained per column of the raw rows it predicts from (a date's parts
+summed into the date):
+
+    >>> from pipekit.sklearn import TabularRegressor
+    >>> raw = xs.assign(day=pd.date_range("2015-01-01", periods=300))
+    >>> reg = TabularRegressor(RandomForest("regression", n_estimators=5, n_jobs=1)).fit(raw, 2 * raw["a"])
+    >>> c = contributions(reg, raw.iloc[:5])
+    >>> c.feature_names, bool(np.allclose(c.bias + c.values.sum(1), reg.predict(raw.iloc[:5])))
+    (['a', 'b', 'day'], True)
 """
 
 from __future__ import annotations
@@ -71,9 +82,15 @@ def contributions(model: Any, data: Any) -> Contributions:
     refused. A ``SklearnModel`` holding one of those scikit-learn forests or trees (what ``RandomForest`` names for
     scikit-learn's other settings) gives its trees' contributions on the rows it prepares, in its ``classes_``
     order. ``RandomForest``, ``ExtraTrees`` and ``GBM`` take a 1-D or 2-D array of numbers too (``row.values``), its
-    values in the order of ``feature_names_``. A model without an exact decomposition (``TorchTabular``,
-    ``StackingEnsemble``, ``SklearnModel`` of another estimator, ``XGBoost``, ``CatBoost``, a scikit-learn estimator
-    other than a forest or tree) is refused, naming what explains it instead.
+    values in the order of ``feature_names_``. A fitted ``TabularClassifier`` / ``TabularRegressor`` gives the
+    contributions of its backend (``model_``, any of the above) on ``process(data)`` for the raw rows ``data`` it
+    predicts from, each column the procs made summed into the input column it came from (``age_na`` into
+    ``age``, a date's parts into the date, as ``feature_importances_`` credits them): the columns are its
+    ``feature_names_in_``, the classes its ``classes_``, and ``bias + values.sum(1)`` is its ``predict`` (regression)
+    or ``predict_proba`` (a forest classifier); a GBM's stay raw scores (``decision_function`` for two classes). A
+    model without an exact decomposition (``TorchTabular``, ``StackingEnsemble``, ``SklearnModel`` of another
+    estimator, ``XGBoost``, ``CatBoost``, an estimator around one of those, a scikit-learn estimator other than a
+    forest or tree) is refused, naming what explains it instead.
 
     >>> import numpy as np, polars as pl
     >>> from pipekit.backends import RandomForest, as_data
@@ -90,6 +107,7 @@ def contributions(model: Any, data: Any) -> Contributions:
     from pipekit.ensemble.base import Ensemble, member_name
     from pipekit.ensemble.mean import MeanEnsemble
     from pipekit.ensemble.weighted import WeightedEnsemble
+    from pipekit.sklearn.estimators import _TabularEstimator
 
     # averages first: they have a contributions() method that comes back here
     if isinstance(model, BaggedModel):
@@ -106,11 +124,13 @@ def contributions(model: Any, data: Any) -> Contributions:
         return forest.contributions(data)
     elif isinstance(model, SklearnModel) and _is_sklearn_trees(model.estimator):
         return _wrapped_trees(model, data)
+    elif isinstance(model, _TabularEstimator):
+        return _estimator_contributions(model, data)
     else:
         outside = "" if isinstance(model, Model) else (
             " (of scikit-learn estimators only forests and trees are read: RandomForest/ExtraTrees Regressor or "
-            "Classifier, DecisionTree/ExtraTree Regressor or Classifier; TabularClassifier/TabularRegressor and "
-            "boosted or linear models have no tree paths pipekit reads)")
+            "Classifier, DecisionTree/ExtraTree Regressor or Classifier, and TabularClassifier/TabularRegressor "
+            "around a tree model; boosted or linear models have no tree paths pipekit reads)")
         raise ParameterError(
             f"{type(model).__name__} has no exact per-row contributions: only tree models decompose a prediction "
             "exactly (RandomForest, ExtraTrees, GBM, and BaggedModel, MeanEnsemble or WeightedEnsemble averages of "
@@ -247,6 +267,43 @@ def _wrapped_trees(model: Any, data: Any) -> Contributions:
         return c
     c.classes = np.asarray(model.classes_)[np.asarray(model.model_.classes_, dtype=np.int64)]
     return _weighted_mean([(1.0, c)], model.classes_)
+
+
+def _estimator_contributions(est: Any, data: Any) -> Contributions:
+    """The contributions of a fitted ``TabularClassifier`` / ``TabularRegressor``: those of its backend
+    (``est.model_``) on the rows its procs make (``est.process(data)``), each column the procs made credited to
+    the input column it came from (``age_na`` to ``age``, date parts to their date), as ``feature_importances_``
+    credits them, so the columns are ``feature_names_in_``; classes in ``est.classes_`` order, with its labels."""
+    from pipekit.sklearn.frames import default_columns
+
+    who = type(est).__name__
+    est.check_is_fitted()
+    try:
+        c = contributions(est.model_, est.process(data))
+    except ParameterError as e:
+        raise ParameterError(f"{who} is explained through its backend (model_, on the rows process(X) makes), and "
+                             f"{e}: for this estimator, permutation_importance(est, X, y=y) or "
+                             "partial_dependence(est, X, 'column')") from None
+    names = vars(est).get("feature_names_in_")
+    inputs = [str(n) for n in names] if names is not None else default_columns(est.n_features_in_)
+    sources = est._sources()
+    source = [inputs.index(est._source_of(f, sources, inputs)) for f in c.feature_names]
+    values = np.zeros((c.values.shape[0], len(inputs), *c.values.shape[2:]))
+    for j, k in enumerate(source):
+        values[:, k] += c.values[:, j]
+    bias, prediction, classes = c.bias, np.asarray(c.prediction, dtype=np.float64), None
+    if est.task == "classification":
+        own = {str(k): i for i, k in enumerate(est.classes_)}
+        order = np.asarray([own[str(k)] for k in np.asarray(c.classes).tolist()], dtype=np.int64)
+        classes = np.asarray(est.classes_)
+        if values.ndim == 3:  # a column per class: put in the estimator's order
+            values[..., order] = values.copy()
+            bias, prediction = np.empty_like(c.bias), np.empty_like(prediction)
+            bias[:, order], prediction[:, order] = c.bias, np.asarray(c.prediction, dtype=np.float64)
+        elif order[-1] != len(order) - 1:  # a two-class GBM's log-odds, of the class the estimator lists first
+            values, bias, prediction = -values, -bias, -prediction
+    return Contributions(bias=bias, values=values, feature_names=inputs, prediction=prediction, space=c.space,
+                         classes=classes)
 
 
 def _weighted_mean(parts: list[tuple[float, Contributions]], classes: np.ndarray | None) -> Contributions:

@@ -514,10 +514,10 @@ def _encode(processor: Any, col: str, given: list, dtype: np.dtype) -> tuple[np.
     return x.astype(dtype if dtype.kind == "f" else np.float64), raw
 
 
-def _column_grid(values: np.ndarray, categorical: bool, col: str, grid: Any, processor: Any) -> tuple[np.ndarray,
-                                                                                                        np.ndarray]:
-    """``(grid, grid_raw)`` of one column: the points the model is given and the same points in the data's own
-    units. Points given are in the data's own units, as the default grid is: a processed split's are encoded as
+def _column_grid(values: np.ndarray, categorical: bool, col: str, grid: Any, processor: Any,
+                 date: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(grid, grid_raw)`` of one column (``date``: a raw date column, see :func:`_grid`): the points the model is
+    given and the same points in the data's own units. Points given are in the data's own units, as the default grid is: a processed split's are encoded as
     its procs encode the column (:func:`_encode`). A normalised column's quantiles are taken in its own units and
     rounded to the precision its float32 normalised values keep of them (an age of 20, not 19.99999992; a
     whole-number column's points are whole), then normalised as ``Normalize`` does; the model is given exactly the
@@ -530,7 +530,7 @@ def _column_grid(values: np.ndarray, categorical: bool, col: str, grid: Any, pro
         return _encode(processor, col, list(given), values.dtype)
     stats = None if categorical else _norm_stats(processor, col)
     if stats is None:
-        g = _grid(values, categorical, col, grid)
+        g = _grid(values, categorical, col, grid, date)
         return g, _decode(processor, col, g)
     mean, std = stats
     z = values.astype(np.float64)
@@ -546,7 +546,10 @@ def _column_grid(values: np.ndarray, categorical: bool, col: str, grid: Any, pro
 
 
 def _labels(raw: np.ndarray, categorical: bool) -> list:
-    """What a person reads of the grid points ``raw``: text for categories, floats for numbers."""
+    """What a person reads of the grid points ``raw``: text for categories, floats for numbers (dates at midnight
+    as the day they are: ``2015-07-31``)."""
+    if raw.dtype.kind == "M" and np.all(raw == raw.astype("datetime64[D]")):
+        return [str(v) for v in raw.astype("datetime64[D]")]
     return [str(v) for v in raw] if categorical else [float(v) for v in raw]
 
 
@@ -557,10 +560,11 @@ def _values(X: Any, names: list[str], col: str) -> np.ndarray:
     return np.asarray(_column(X, col).to_numpy())
 
 
-def _categorical(X: Any, names: list[str], feats: Sequence[str], who: str) -> list[bool]:
-    """Whether each raw column of ``feats`` holds categories, by the rule ``TabularClassifier`` and
-    ``TabularRegressor`` give the same raw rows (``column_roles``): text, categories and booleans do, numbers
-    do not; a date column's grid is the dates present, as for categories."""
+def _categorical(X: Any, names: list[str], feats: Sequence[str], who: str) -> tuple[list[bool], list[bool]]:
+    """Whether each raw column of ``feats`` holds categories, and whether it holds dates, by the rule
+    ``TabularClassifier`` and ``TabularRegressor`` give the same raw rows (``column_roles``): text, categories and
+    booleans are categories, numbers are not; dates (and text holding ISO dates) are dates, and categories too,
+    in that their grid points are values present (quantile dates, see :func:`_grid`) shown as text."""
     from pipekit.sklearn.frames import as_frame, column_roles
 
     sub: Any
@@ -572,20 +576,23 @@ def _categorical(X: Any, names: list[str], feats: Sequence[str], who: str) -> li
     else:
         sub = X[[keys[f] for f in feats]].set_axis(list(feats), axis=1)
     frame = as_frame(sub, who)
-    _, cont, _ = column_roles(frame, None, None, None)
-    return [c not in cont for c in frame.columns]
+    _, cont, dates = column_roles(frame, None, None, None)
+    return [c not in cont for c in frame.columns], [c in dates for c in frame.columns]
 
 
-def _grid(values: np.ndarray, categorical: bool, col: str, grid: Any) -> np.ndarray:
+def _grid(values: np.ndarray, categorical: bool, col: str, grid: Any, date: bool = False) -> np.ndarray:
     """Grid points of one column: every value present for categories, ``grid`` quantiles (5% to 95%) of a
-    number (whole numbers for a column holding only whole numbers: an integer column holds no others), or the
-    points given."""
+    number (whole numbers for a column holding only whole numbers: an integer column holds no others) or of a
+    date column (``date``: the dates present nearest those quantiles, as the column holds them, text or dates), or
+    the points given."""
     if isinstance(grid, dict):
         grid = grid.get(col, 20)
     if not isinstance(grid, (int, np.integer)):
         return np.asarray(list(grid))
     import pandas as pd
 
+    if date:
+        return _date_grid(values, col, int(grid))
     present = values[~np.asarray(pd.isna(values), dtype=bool)].tolist()  # missing values left out
     if categorical:
         uniq = list(dict.fromkeys(present))
@@ -601,23 +608,46 @@ def _grid(values: np.ndarray, categorical: bool, col: str, grid: Any) -> np.ndar
     return np.unique(np.round(q)) if np.array_equal(vals, np.round(vals)) else np.unique(q)
 
 
+def _date_grid(values: np.ndarray, col: str, n: int) -> np.ndarray:
+    """``n`` quantiles (5% to 95%) of the date column ``values`` (dates, datetimes or ISO text), each the value
+    present nearest it, as the column holds it, in time order and without repeats."""
+    import pandas as pd
+
+    present = values[~np.asarray(pd.isna(values), dtype=bool)]
+    if len(present) == 0:
+        raise DataError(f"partial_dependence: column {col!r} has no values (all missing) to make a grid from")
+    text = present.dtype == object and all(isinstance(v, str) for v in present)
+    # in UTC, so text with offsets and aware datetimes are ordered by the instant they name
+    times = pd.to_datetime(pd.Series(present), utc=True, format="ISO8601" if text else None)
+    ns = times.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").view(np.int64)
+    order = np.argsort(ns, kind="stable")
+    picks = order[np.round(np.linspace(0.05, 0.95, n) * (len(order) - 1)).astype(np.int64)]
+    keep = np.r_[True, np.diff(ns[picks]) != 0]
+    return present[picks[keep]]
+
+
 def _take(X: Any, idx: np.ndarray) -> Any:
     return X.iloc[idx].reset_index(drop=True) if hasattr(X, "iloc") else X[idx]
 
 
 def _repeat_with(X: Any, names: list[str], feats: Sequence[str], combos: list[np.ndarray]) -> Any:
     """``len(combos[0])`` copies of the rows ``X`` one after another, copy ``k`` with each of ``feats`` set to
-    ``combos[j][k]`` (each column keeps its type)."""
+    ``combos[j][k]`` (each column keeps its type, but an integer column set to a number that is not whole, such
+    as an age of 30.5, becomes a float column, so the model is given the point asked for, not its whole part)."""
     n, g = len(X), len(combos[0])
+    fractional = {f: _fractional(c) for f, c in zip(feats, combos)}
     if isinstance(X, pl.DataFrame):
         rep = pl.concat([X] * g)
         schema = X.schema  # read once: Polars builds it anew on each read
+        types = {f: pl.Float64 if fractional[f] and schema[f].is_integer() else schema[f] for f in feats}
         # a Python list only for object values (categories of mixed types): a 2-D grid repeats the rows many times
-        return rep.with_columns([pl.Series(f, r.tolist() if r.dtype == object else r).cast(schema[f])
+        return rep.with_columns([pl.Series(f, r.tolist() if r.dtype == object else r).cast(types[f])
                                  for f, r in ((f, np.repeat(c, n)) for f, c in zip(feats, combos))])
     keys = _keys(X, names)
     if isinstance(X, np.ndarray):
         out = np.tile(X, (g, 1))
+        if X.dtype.kind in "biu" and any(fractional.values()):
+            out = out.astype(np.float64)
         for f, c in zip(feats, combos):
             out[:, keys[f]] = np.repeat(c, n)
         return out
@@ -626,8 +656,21 @@ def _repeat_with(X: Any, names: list[str], feats: Sequence[str], combos: list[np
     out = pd.concat([X] * g, ignore_index=True)
     for f, c in zip(feats, combos):
         col = keys[f]
-        out[col] = pd.Series(np.repeat(c, n), index=out.index).astype(X[col].dtype)
+        dtype = X[col].dtype
+        if fractional[f] and pd.api.types.is_integer_dtype(dtype):
+            dtype = np.float64 if isinstance(dtype, np.dtype) else pd.Float64Dtype()  # nullable Int64: Float64
+        out[col] = pd.Series(np.repeat(c, n), index=out.index).astype(dtype)
     return out
+
+
+def _fractional(values: np.ndarray) -> bool:
+    """Whether grid points ``values`` hold a number that is not whole (or a missing one), which an integer column
+    cannot hold."""
+    if values.dtype.kind not in "fc" and values.dtype != object:
+        return False
+    numbers = [v for v in values.tolist() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)]
+    x = np.asarray(numbers, dtype=np.float64)
+    return bool(np.any(~np.isfinite(x) | (x != np.round(x))))
 
 
 def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kind: str = "average",
@@ -644,12 +687,14 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     processed inputs, whose codes and normalised numbers ``grid_raw`` and the plot decode), or a pandas or
     Polars frame or 2-d array as given to its ``fit`` (raw rows: text and category columns are categorical).
 
-    ``grid``: number of quantile points for continuous columns (categories use every value present), explicit
-    values, or a dict per feature; 20 points when neither it nor ``grid_resolution``
+    ``grid``: number of quantile points for continuous columns and for the date columns of raw rows (the dates
+    present nearest the quantiles, as the column holds them, shown as text; categories use every value present),
+    explicit values, or a dict per feature; 20 points when neither it nor ``grid_resolution``
     (scikit-learn's and :func:`plot_partial_dependence`'s name for a number of points) is given. Values given are in
     the data's own units, as the default grid, ``grid_raw`` and the plot are: a Tabular split's ages, not their
     ``Normalize``'d values, and its category values, not their codes (a missing value is filled as its procs fill
-    it); ``grid_raw`` holds them as given. Classification uses the probability of
+    it); ``grid_raw`` holds them as given. A value that is not whole, given for an integer column (an age of 30.5),
+    is given to the model as it is, in a float column. Classification uses the probability of
     ``target_class`` (default: the last class, the positive one for binary). ``n_rows`` rows are sampled
     (seeded) to keep it fast.
 
@@ -678,6 +723,7 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
     if len(feats) == 2 and kind != "average":
         raise ParameterError("2-D partial dependence supports kind='average' only")
     processor: Any = None
+    dated = [False] * len(feats)  # raw date columns, whose grid is quantile dates
     if isinstance(model, Model) or isinstance(data, (TabularData, ProcessedSplit)):
         d = as_data(data)
         d.check_columns(feats, "features", named=True)
@@ -700,7 +746,7 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
             if missing:
                 raise DataError(f"features {missing} missing from the data (its columns: {names[:20]}); pass the "
                                 "rows with the columns the estimator was fitted on")
-            cats = _categorical(X, names, feats, est.who)
+            cats, dated = _categorical(X, names, feats, est.who)
     if len(X) == 0:
         raise DataError("partial_dependence: the data has no rows to average the predictions over")
     if n_rows is not None and len(X) > n_rows:
@@ -710,8 +756,8 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
         labels = list(np.asarray(classes).tolist())
         col_out = class_index(labels, target_class, "target_class")
         output = f"P({labels[col_out]})"
-    grids, raws = map(list, zip(*[_column_grid(_values(X, names, f), c, f, grid, processor)
-                                  for f, c in zip(feats, cats)]))
+    grids, raws = map(list, zip(*[_column_grid(_values(X, names, f), c, f, grid, processor, t)
+                                  for f, c, t in zip(feats, cats, dated)]))
     n = len(X)
     combos = [m.ravel() for m in np.meshgrid(*grids, indexing="ij")]
     # one predict call on all grid copies of the rows: fast for every backend
