@@ -16,13 +16,13 @@ import torch
 
 from pipekit.core.errors import DataError, ParameterError
 from pipekit.core.protocols import Loader
-from pipekit.core.validate import Interval, Is, check
+from pipekit.core.validate import Interval, Is, check, check_arguments
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import ItemList, classes_vocab
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
-from pipekit.data.show import are_table_rows, rows_table, title_chars, title_text
-from pipekit.learn.inference import decoded_by_loader, label_scores, loss_methods
+from pipekit.data.show import are_table_rows, rows_table, show_items, title_chars, title_text
+from pipekit.learn.inference import _several_targets_shown, decoded_by_loader, label_scores, loss_methods
 from pipekit.learn.losses import MSELossFlat
 
 if TYPE_CHECKING:
@@ -35,6 +35,11 @@ __all__ = ["Interpretation", "ClassificationInterpretation", "SegmentationInterp
 _LARGEST = Is(lambda v: isinstance(v, (bool, np.bool_)), "True or False (fastai's second argument: the largest losses "
                                                           "or the smallest); a file to save to goes by name: path=...")
 _FLAG = Is(lambda v: isinstance(v, (bool, np.bool_)), "True or False")
+#: how many top losses to plot (a 0-d tensor or array counts as the number it holds)
+_TOP_K = Interval(1, None, integer=True, why="how many of the losses to show; or the ranks to show, a list, range or "
+                                              "1-D tensor of them")
+#: what ``Interpretation.show_results`` passes on to the drawing, as ``learn.show_results`` takes them
+_SHOW_RESULTS_ARGS = ("path", "nrows", "ncols", "figsize")
 _TITLE = Is(lambda v: isinstance(v, str), "the figure's title, a str (fastai's second argument); a file to save to goes "
                                           "by name: path=...")
 
@@ -94,6 +99,11 @@ def _take(x: Any, at: torch.Tensor) -> Any:
     if isinstance(x, torch.Tensor):
         return x[at.to(x.device)]
     return [x[i] for i in at.tolist()]
+
+
+def _parts(x: Any) -> tuple[Any, ...]:
+    """A batch's inputs or targets as a tuple of its parts: one tensor (or list of rows) as a tuple of one."""
+    return x if isinstance(x, tuple) else (x,)
 
 
 def _repeat_first(x: Any, n: int) -> Any:
@@ -188,7 +198,7 @@ class Interpretation:
         """
         n = len(self.losses)
         k = n if k is None else k
-        check("top_losses", k=(k, Interval(1, n, integer=True)), items=(items, _FLAG))
+        k = check("top_losses", k=(k, Interval(1, n, integer=True)), items=(items, _FLAG))["k"]
         losses, idxs = self.losses.topk(k, largest=largest)
         return (losses, idxs, self._items_at(idxs)) if items else (losses, idxs)
 
@@ -259,7 +269,10 @@ class Interpretation:
         Rows of a table (tabular and collaborative-filtering loaders) are shown as ``learn.show_results`` shows
         them: a table of the decoded rows, a column per input column, then the target, the prediction, the
         ``loss`` and (a single-label classifier) the ``probability`` of the prediction, in loss order (``nrows``,
-        ``ncols`` and ``figsize`` shape grids of pictures only). ``k`` and ``largest`` come first, as in fastai's
+        ``ncols`` and ``figsize`` shape grids of pictures only). A segmentation model's items are drawn a row each,
+        as fastai draws them: the input, the target mask over it and the predicted mask over it, titled with the
+        share of pixels predicted right and the loss (``figsize`` sizes the figure; the grid is ``k`` rows of 3,
+        and other ``nrows`` or ``ncols`` are refused). ``k`` and ``largest`` come first, as in fastai's
         ``plot_top_losses(k, largest)``; the rest are keywords (``path=``: the PNG file, when headless). As in
         fastai, ``k`` may also be the ranks to show, a list or range of them: ``plot_top_losses(range(9, 18))`` shows
         the 10th to 18th largest losses."""
@@ -272,12 +285,14 @@ class Interpretation:
                                      "(range(9) for the 9 largest losses) or how many, k=9")
             losses, idxs = (o[ranks] for o in self.top_losses(None, largest=largest))
         else:
-            check("plot_top_losses", k=(k, Interval(1, None, integer=True)))
-            assert isinstance(k, (int, np.integer))  # what the check lets through
-            losses, idxs = self.top_losses(min(int(k), len(self.losses)), largest=largest)
+            count = check("plot_top_losses", k=(k, _TOP_K))["k"]  # a 0-d tensor as the int it holds
+            losses, idxs = self.top_losses(min(count, len(self.losses)), largest=largest)
         table = self._table_loader()
         if table is not None:
             return self._show_top_rows(table, losses, idxs, path)
+        masks = self._mask_loader()
+        if masks is not None:
+            return self._show_top_masks(masks, losses, idxs, path, nrows, ncols, figsize)
         plt = get_pyplot()
         nrows, ncols = grid_shape(max(1, len(idxs)), nrows, ncols)
         size = figsize or (3 * ncols, 3 * nrows)
@@ -318,6 +333,84 @@ class Interpretation:
         frame = frame.with_columns(**{name: pl.Series(name, values, dtype=pl.Float64)
                                       for name, values in self._extra_columns(losses, idxs).items()})
         return show_table(frame, path, name="top_losses")
+
+    def _mask_loader(self) -> DataLoader | None:
+        """The loader when each item is one image with a mask as its target (a segmentation model's), else None."""
+        if not isinstance(self.dl, DataLoader) or not isinstance(self.targs, torch.Tensor):
+            return None
+        blocks, n_inp = self.dl.blocks or self.learn.dls.blocks, self.dl.n_inp
+        if n_inp != 1 or len(blocks) != 2 or getattr(blocks[0], "geometry", None) != "image":
+            return None
+        return self.dl if getattr(blocks[1], "geometry", None) == "mask" else None
+
+    def _shown_preds(self, dl: DataLoader, at: torch.Tensor) -> list[Any]:
+        """The predictions of the items at the positions ``at`` as ``learn.show_results`` shows them: each target's
+        block decoding its own outputs (data of several targets), the loader decoding them (a loader without
+        blocks), or the target block decoding the decoded predictions."""
+        if isinstance(getattr(self.learn.dls, "c", None), list):
+            return _several_targets_shown(self.learn.dls, _take(self.preds, at))
+        dec = _take(self.decoded, at)
+        if isinstance(dec, torch.Tensor) and dec.is_floating_point():
+            dec = dec.float()
+        inputs = _take(self.inputs, at)
+        by_loader = decoded_by_loader(self.learn, dl, inputs[0] if isinstance(inputs, tuple) and len(inputs) == 1
+                                      else inputs, dec)
+        if by_loader is not None:
+            return by_loader
+        blocks, n_inp = dl.blocks or self.learn.dls.blocks, dl.n_inp
+        y_block = blocks[n_inp] if len(blocks) > n_inp else None
+        return [y_block.decode(label_scores(self.learn.loss_func, y_block, d)) if y_block is not None else d
+                for d in dec]
+
+    def _show_top_masks(self, dl: DataLoader, losses: torch.Tensor, idxs: torch.Tensor,
+                        path: str | os.PathLike | None, nrows: int | None, ncols: int | None,
+                        figsize: tuple[float, float] | None) -> Path | None:
+        # a row per item: the input, the target mask over it, the predicted mask over it titled with the loss; the
+        # image and the masks drawn by their blocks, as learn.show_results draws them
+        n = len(idxs)
+        if ncols not in (None, 3) or nrows not in (None, n):
+            raise ParameterError(f"plot_top_losses: a segmentation model's top losses are drawn a row per item, in 3 "
+                                 f"columns (input, target, prediction), here {n} rows; got nrows={nrows!r}, "
+                                 f"ncols={ncols!r}: leave them out, and give k for the number of rows")
+        image_block, mask_block = dl.blocks or self.learn.dls.blocks
+        rows = dl.decode_batch((*_parts(_take(self.inputs, idxs)), self.targs[idxs.to(self.targs.device)]), max_n=n)
+        preds = self._shown_preds(dl, idxs)
+        plt = get_pyplot()
+        size = figsize or (9, 3 * n)
+        fig, axs = plt.subplots(n, 3, figsize=size, squeeze=False, layout="constrained")
+        width = title_chars(size[0] / 3)
+        for ax, row, pred, loss, i in zip(axs, rows, preds, losses.tolist(), idxs.tolist()):
+            image_block.show(ax[0], row[0], title="input")
+            image_block.show(ax[1], row[0])
+            mask_block.show(ax[1], row[1], title="target")
+            image_block.show(ax[2], row[0])
+            mask_block.show(ax[2], pred, title=title_text([self._title(i, loss)], width))
+        fig.suptitle(f"input / target / prediction: {self._suptitle()}")
+        return savefig_or_show(fig, path, name="top_losses")
+
+    def show_results(self, idxs: Any, **kwargs: Any) -> Path | None:
+        """The items at the positions ``idxs`` (an index, or a list, range, array or tensor of them, as
+        :meth:`top_losses` gives them) with their targets and predictions, drawn as ``learn.show_results`` draws a
+        batch: labels titled "actual / predicted", masks and points as a target and a prediction side by side, a
+        table's rows as a table. ``kwargs``: ``path`` (the PNG, when headless), ``nrows``, ``ncols``, ``figsize``, as
+        ``learn.show_results`` takes them.
+
+        >>> # losses, idxs = interp.top_losses(4); interp.show_results(idxs)
+        """
+        check_arguments("show_results", kwargs, _SHOW_RESULTS_ARGS)
+        at = self._positions(idxs, "show_results: the indices")
+        if not len(at):
+            raise ParameterError("show_results: idxs is empty; give the positions of the items to show, e.g. "
+                                 "interp.show_results([0, 1]) or interp.show_results(interp.top_losses(4)[1])")
+        dl = self.dl
+        if not isinstance(dl, DataLoader):
+            raise ParameterError(f"show_results needs a pipekit DataLoader to decode the items, and this "
+                                 f"interpretation's is a {type(dl).__name__}; interp[idxs] gives their inputs, "
+                                 "predictions and targets")
+        batch = (*_parts(_take(self.inputs, at)), *_parts(_take(self.targs, at)))
+        return show_items(dl.decode_batch(batch, max_n=len(at)), dl.blocks or self.learn.dls.blocks, dl.n_inp,
+                          preds=self._shown_preds(dl, at), name="show_results",
+                          per_target=isinstance(getattr(self.learn.dls, "c", None), list), **kwargs)
 
     def _show_input(self, ax: Any, i: int, title: str) -> None:
         # one input: a tensor, or a list of rows when batches differ in length (padded texts); several: a tuple

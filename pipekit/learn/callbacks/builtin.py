@@ -20,7 +20,9 @@ from torch import nn
 
 from pipekit.core.archive import writable_folder
 from pipekit.core.errors import ParameterError, warn
-from pipekit.core.validate import BOOL, Interval, Is, Options, check, check_state, env_flag, finite_number
+from pipekit.core.validate import (
+    BOOL, Interval, Is, Options, as_number, check, check_state, env_flag, finite_number,
+)
 from pipekit.data.lists import L
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks.core import (
@@ -42,6 +44,10 @@ _PATIENCE = Interval(0, None, integer=True)
 #: how a callback writing under ``learn.path`` is given another folder (the end of
 #: :func:`~pipekit.core.archive.writable_folder`'s message)
 LEARNER_FOLDER = "Learner(..., path='<a writable folder>') or learn.path = Path('<a writable folder>')"
+#: a tracker's best value as set by hand: a number, or None (infinite too) for no best yet; a NaN is none
+_BEST = Is(lambda v: v is None or (as_number(v) is not None and as_number(v) == as_number(v)),
+           "a number (the best value of monitor so far, which an epoch must beat to improve), or None, inf or -inf "
+           "for no best yet")
 
 
 class TrackerCallback(Callback):
@@ -121,8 +127,25 @@ class TrackerCallback(Callback):
 
     @property
     def best(self) -> float | None:
-        """The best value of ``monitor`` so far (fastai's name for ``best_``)."""
+        """The best value of ``monitor`` so far (fastai's name for ``best_``); None before any epoch gave one.
+
+        Setting it seeds the best a fit's epochs must beat: after ``super().before_fit()`` in a subclass (which
+        forgets the last fit's best when ``reset_on_fit``), or before a fit with ``reset_on_fit=False``. ``None``,
+        ``inf`` and ``-inf`` mean no best yet (the first finite value is one).
+
+        >>> cb = TrackerCallback(monitor="valid_loss", reset_on_fit=False)
+        >>> cb.best = 0.3                      # only a valid_loss under 0.3 counts as an improvement
+        >>> cb.best, cb.best_
+        (0.3, 0.3)
+        >>> cb.best = float("inf"); cb.best is None
+        True
+        """
         return self.best_
+
+    @best.setter
+    def best(self, value: float | None) -> None:
+        value = check(type(self).__name__, best=(value, _BEST))["best"]
+        self.best_ = None if value is None else finite_number(value)
 
     def tell(self, line: str) -> None:
         """Print what the tracker did, as fastai's trackers do, unless ``PIPEKIT_QUIET=1`` (one process of a
