@@ -331,6 +331,15 @@ FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
         "state": {"model_", "oob_score_", "stopped_on_time_", "classes_", "feature_names_", "cat_features_",
                   "cat_levels_", "cat_dtypes_", "norm_stats_", "processor_", "procs_signature_",
                   "train_rows_signature_", "valid_score_"}} for name in ("RandomForest", "ExtraTrees")},
+    "pipekit.ensemble.MeanEnsemble": {"params": {"members", "weights", "metric", "check_columns"}, "state": set()},
+    "pipekit.ensemble.WeightedEnsemble": {
+        "params": {"members", "metric", "n_iter", "check_columns", "time_limit"},
+        "state": {"best_member_", "processor_", "scores_", "selected_on_", "selection_", "stopped_on_time_",
+                  "weights_"}},
+    "pipekit.ensemble.StackingEnsemble": {
+        "params": {"members", "meta", "metric", "n_folds", "passthrough", "seed"},
+        "state": {"members_", "meta_model_", "passthrough_cats_", "passthrough_columns_", "processor_",
+                  "train_rows_signature_"}},
     "pipekit.ensemble.TorchTabular": {
         "params": {"task", "layers", "epochs", "lr", "bs", "wd", "config", "y_range", "seed", "time_limit", "name"},
         "state": {"model_", "stopped_on_time_", "classes_", "feature_names_", "cat_features_", "cat_levels_",

@@ -371,15 +371,3 @@ np.save({str(tmp_path / 'out.npy')!r}, ens.predict(ens.process(pl.read_csv({str(
     with pytest.raises(ParameterError, match=r"no member keeps the procs .* \(ens.fit\(tab.valid\), or ens.fit\(tab.train\) "
                                              r"with members bagged on it"):
         WeightedEnsemble([bare], n_iter=5).fit().process(raw)
-
-
-def test_stacking_order_with_an_unbagged_meta_is_refused_before_any_member_is_fitted(tab, monkeypatch):
-    from pipekit.backends import RandomForest
-
-    fits = []
-    real_fit = RandomForest.fit
-    monkeypatch.setattr(RandomForest, "fit", lambda self, *a, **kw: fits.append(1) or real_fit(self, *a, **kw))
-    stack = StackingEnsemble([RandomForest("classification", n_estimators=10, n_jobs=1)], n_folds=3)
-    with pytest.raises(ParameterError, match="the meta-model is the default"):
-        stack.fit(tab.train, order=np.arange(len(tab.train)))
-    assert fits == []  # no fold of any member was fitted before the refusal

@@ -56,7 +56,9 @@ def as_member_list(members: Any) -> list:
     errors name a member by its key: ``member 'net'``). The caller's models keep their own names: a model whose
     name is not its key (or given twice) joins as a copy (:func:`named_copy`) named by the key, so another
     ensemble built from the same model names its own copy, as scikit-learn's VotingClassifier leaves its
-    estimators alone."""
+    estimators alone. The copy holds what the model had learned when the ensemble was built: fitting or refitting
+    the model afterwards does not reach the ensemble, so fit the models first, or make each with ``name=`` its key
+    (``RandomForest(..., name="rf")``) to have it join as it is."""
     if isinstance(members, dict):
         out: list = []
         for name, m in members.items():
@@ -76,10 +78,28 @@ def named_copy(m: Any, name: str) -> Any:
     fitted procs; a big forest is not held twice), and its parameters that are components (a bagged model's
     ``model``, a nested ensemble's ``members``) are such copies too, so setting a parameter through the ensemble
     (``ens.set_params(rf__n_estimators=50)``) leaves ``m`` as it was. A model refitted after the ensemble was built
-    is refitted alone: the copy keeps what it had learned."""
+    is refitted alone: the copy keeps what it had learned, and one fitted only after the ensemble was built leaves the
+    copy unfitted (:func:`not_fitted_member` says so)."""
     c = _shallow_copy(m)
     c.name = name
+    c._joined_as_copy = True  # a mark for not_fitted_member only: files and clones leave it out
     return c
+
+
+def not_fitted_member(member: Any, i: int) -> NotFittedError:
+    """The error for the unfitted ``member`` at position ``i``: fit it first; for a copy a dict made
+    (:func:`named_copy`), fitting the model given under that key no longer reaches the ensemble, so it says how to
+    build the ensemble so that it does."""
+    name = member_name(member, i)
+    if not getattr(member, "_joined_as_copy", False):
+        return NotFittedError(f"member {name} is not fitted; fit it first (or use StackingEnsemble, which fits its "
+                              "members)")
+    return NotFittedError(
+        f"member {name} is not fitted: the ensemble holds a copy of the model given as {name!r}, made when the "
+        f"ensemble was built (a dict member whose name is not its key joins as a copy named by the key), so fitting "
+        f"that model afterwards does not reach it. Build the ensemble after fitting its members, or make the model "
+        f"with name={name!r} ({type(member).__name__}(..., name={name!r})) so that it joins as it is (or use "
+        "StackingEnsemble, which fits its members)")
 
 
 def _shallow_copy(m: Any) -> Any:
@@ -112,8 +132,7 @@ def check_members(members: Sequence[Any], check_columns: bool = True, fitted: bo
     if fitted is False or (fitted is None and len(unfitted) == len(members)):
         return task, None
     if unfitted:
-        raise NotFittedError(f"member {member_name(members[unfitted[0]], unfitted[0])} is not fitted; fit it first "
-                             "(or use StackingEnsemble, which fits its members)")
+        raise not_fitted_member(members[unfitted[0]], unfitted[0])
     backends = [(i, m) for i, m in enumerate(members) if isinstance(m, Backend)]
     for i, m in backends[1:]:
         j, ref = backends[0]

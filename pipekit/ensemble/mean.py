@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.backends.base import not_a_split
+from pipekit.backends.base import NAME, not_a_split
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.forks import check_fork_safe
@@ -33,6 +33,12 @@ class MeanEnsemble(Ensemble):
     ``fit(data)`` (optional) scores the members and the average on ``data`` into ``report_`` and keeps the
     processing of that data (``processor()``).
 
+    ``members``: a list of fitted models, or a dict ``{name: model}`` naming them in reports, errors and
+    ``get_params`` (``rf__n_estimators``). A dict's model whose ``name`` is not its key joins as a copy holding what
+    it has learned by then: build the ensemble after fitting its models (or make each with ``name=`` its key,
+    ``RandomForest(..., name="rf")``, to have it join as it is), since fitting or refitting them later does not reach
+    the copy. ``name``: the ensemble's own name, as a member of another ensemble (a dict key sets it on the copy).
+
     >>> import numpy as np, polars as pl
     >>> from sklearn.dummy import DummyRegressor
     >>> from pipekit.backends import SklearnModel, as_data
@@ -44,12 +50,15 @@ class MeanEnsemble(Ensemble):
     ([1.0, 1.0, 1.0, 1.0], 1.5)
     """
 
-    param_constraints = {"check_columns": Options(True, False)}
+    param_constraints = {"check_columns": Options(True, False), "name": NAME}
+    #: ``name`` came after files were written without it: a record without it is an unnamed ensemble
+    record_defaults = {"params.name": None}
 
     def __init__(self, members: Sequence[Any] | dict[str, Any], weights: Sequence[float] | None = None,
-                 metric: Any = None, check_columns: bool = True):
+                 metric: Any = None, check_columns: bool = True, name: str | None = None):
         self.members, self.weights, self.metric, self.check_columns = as_member_list(members), weights, metric, \
             check_columns
+        self.name = name
         self.check_params()
 
     def check_params(self) -> None:

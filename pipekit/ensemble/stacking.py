@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import Model, check_valid_split
+from pipekit.backends.base import NAME, Model, check_valid_split
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.sklearn_adapter import SklearnModel
 from pipekit.core.component import Component
@@ -56,6 +56,12 @@ class StackingEnsemble(Ensemble):
     on the fold it predicts nor on ``valid``; the refitted member is then fitted once more on all of ``train``
     with the rounds it chose. So no choice sees ``valid``, which ``report_`` scores.
 
+    ``members``: a list of models, or a dict ``{name: model}`` naming them in reports, errors and ``get_params``
+    (``rf__n_estimators``). A dict's model whose ``name`` is not its key joins as a copy holding what it has learned
+    by then (a bagged member fitted or refitted later does not reach the copy: bag it before building the stack, or
+    make it with ``name=`` its key to have it join as it is). ``name``: the stack's own name, as a member of another
+    ensemble (a dict key sets it on the copy).
+
     Fitted: ``members_`` (the refitted members; None when the bagged members are used as given),
     ``meta_model_``, ``oob_predictions_`` (the members' out-of-fold predictions),
     ``report_`` (on valid), ``train_rows_signature_`` (of ``train``, also set on each refitted member: an
@@ -75,14 +81,16 @@ class StackingEnsemble(Ensemble):
 
     members_fitted = False  # it fits clones of its members itself
     param_constraints = {"n_folds": Interval(2, None, integer=True), "passthrough": Options(True, False),
-                         "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True)}
+                         "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True), "name": NAME}
+    #: ``name`` came after files were written without it: a record without it is an unnamed ensemble
+    record_defaults = {"params.name": None}
 
     def __init__(self, members: Sequence[Any] | dict[str, Any], meta: Any = None, n_folds: int = 5,
-                 passthrough: bool = False, metric: Any = None, seed: int | None = 0):
+                 passthrough: bool = False, metric: Any = None, seed: int | None = 0, name: str | None = None):
         self.members = as_member_list(members)
         task = check_members(self.members, fitted=False)[0]
         self.meta = meta if meta is None or isinstance(meta, Model) else SklearnModel(meta, task)
-        self.n_folds, self.passthrough, self.metric, self.seed = n_folds, passthrough, metric, seed
+        self.n_folds, self.passthrough, self.metric, self.seed, self.name = n_folds, passthrough, metric, seed, name
         self.check_params()
 
     def check_params(self) -> None:
@@ -183,17 +191,26 @@ class StackingEnsemble(Ensemble):
         and their out-of-fold predictions feed the meta-model; other members are fitted here, fold by fold.
         A bagged ``meta`` keeps out-of-fold predictions of the whole stack (``oof_predictions_``), so the
         stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
-        training row's time, for a bagged ``meta`` with time folds (``BaggedModel(folds="time")``) and for the
-        folds unfitted members are fitted on, then contiguous periods in time order. ``sample_weight`` is refused
+        training row's time (``tab.train_times``); the folds the unfitted members are fitted on are then contiguous
+        periods in time order (an unfitted ``BaggedModel`` member is bagged with it, unless its folds are
+        ``"shuffled"``), and so are a bagged ``meta``'s (``BaggedModel(folds="time")``); a meta-model that is not
+        bagged is fitted on every row, without it. It is refused where nothing would use it: fitted members (bagged
+        with their own folds) and a meta-model that is not bagged. ``sample_weight`` is refused
         (:func:`~pipekit.ensemble.base.no_sample_weight`): the members and the meta-model are fitted unweighted."""
         check_fork_safe("StackingEnsemble.fit")
         if sample_weight is not None:
             raise ParameterError(no_sample_weight(self))
         valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
-        if order is not None and not isinstance(self.meta, BaggedModel):  # refused before any member is fitted
+        bagged_meta = isinstance(self.meta, BaggedModel)
+        if order is not None and not bagged_meta and all(isinstance(m, Component) and m.is_fitted
+                                                         for m in self.members):  # refused before anything is fitted
             meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__
-            raise ParameterError("StackingEnsemble: order= is for a bagged meta-model's time folds "
-                                 f"(meta=BaggedModel(..., folds='time')), and the meta-model is {meta_name}")
+            raise ParameterError("StackingEnsemble: order= sets the time folds of the members this stack fits and of "
+                                 "a bagged meta-model, but the members are fitted already (bagged with their own "
+                                 f"folds) and the meta-model is {meta_name}; pass unfitted members (member.clone(), "
+                                 "or BaggedModel(model, folds='time') to bag here), bag the members with "
+                                 "BaggedModel(..., folds='time').fit(train, order=...), or give "
+                                 "meta=BaggedModel(..., folds='time')")
         d = as_data(train)
         if d.y is None:
             raise DataError("the training split has no targets (ys)")
@@ -230,7 +247,8 @@ class StackingEnsemble(Ensemble):
             meta = SklearnModel(LogisticRegression(C=1.0, max_iter=1000) if self.task == "classification"
                                 else Ridge(alpha=1.0), self.task)
         features = self._features(oof, d)
-        self.meta_model_ = meta.fit(features) if order is None else meta.fit(features, order=order)  # type: ignore[attr-defined]
+        timed = {"order": order} if order is not None and bagged_meta else {}  # a meta-model not bagged has no folds
+        self.meta_model_ = meta.fit(features, **timed)  # type: ignore[attr-defined]
         meta_oof = out_of_fold(self.meta_model_)
         if meta_oof is not None:  # the meta-model's folds: the stack's own out-of-fold predictions
             classes = self.classes_

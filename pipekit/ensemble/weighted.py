@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT, not_a_split
+from pipekit.backends.base import NAME, POSITIVE_INT, TIME_LIMIT, not_a_split
 from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
@@ -43,6 +43,12 @@ class WeightedEnsemble(Ensemble):
 
     ``time_limit``: seconds for the selection; it stops after the step during which they run out (the first
     step, the best single member, is always taken) and keeps the best prefix so far.
+
+    ``members``: a list of fitted models, or a dict ``{name: model}`` naming them in reports, errors and
+    ``get_params`` (``rf__n_estimators``). A dict's model whose ``name`` is not its key joins as a copy holding what
+    it has learned by then: build the ensemble after fitting its models (or make each with ``name=`` its key,
+    ``RandomForest(..., name="rf")``, to have it join as it is), since fitting or refitting them later does not reach
+    the copy. ``name``: the ensemble's own name, as a member of another ensemble (a dict key sets it on the copy).
 
     Fitted: ``weights_`` (one per member, summing to 1), ``selection_`` (member index picked at each step),
     ``scores_`` (score after each step), ``best_member_``, ``stopped_on_time_``, ``report_``.
@@ -61,13 +67,16 @@ class WeightedEnsemble(Ensemble):
     ([1.0, 0.0], ['0:RandomForest', 'mean', 'WeightedEnsemble'])
     """
 
-    param_constraints = {"n_iter": POSITIVE_INT, "check_columns": Options(True, False), "time_limit": TIME_LIMIT}
+    param_constraints = {"n_iter": POSITIVE_INT, "check_columns": Options(True, False), "time_limit": TIME_LIMIT,
+                         "name": NAME}
+    #: ``name`` came after files were written without it: a record without it is an unnamed ensemble
+    record_defaults = {"params.name": None}
 
     def __init__(self, members: Sequence[Any] | dict[str, Any], metric: Any = None, n_iter: int = 50,
-                 check_columns: bool = True, time_limit: float | None = None):
+                 check_columns: bool = True, time_limit: float | None = None, name: str | None = None):
         self.members, self.metric, self.n_iter, self.check_columns = as_member_list(members), metric, n_iter, \
             check_columns
-        self.time_limit = time_limit
+        self.time_limit, self.name = time_limit, name
         self.check_params()
 
     def fit(self, data: Any = None, y: Any = None, sample_weight: Any = None) -> WeightedEnsemble:
