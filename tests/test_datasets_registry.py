@@ -95,7 +95,7 @@ def test_cli_summary_and_run(capsys):
 
     assert main(["summary", "mnist_tiny"]) == 0
     out = capsys.readouterr().out
-    assert "Collecting items: 1428 rows" in out and "709 train, 699 valid" in out
+    assert "Collecting items: 1408 rows" in out and "709 train, 699 valid" in out
     assert main(["run", "mnist_tiny", "--quick"]) == 0
     assert "result: mnist_tiny" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no recipe named 'nope'"):

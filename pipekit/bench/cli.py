@@ -73,7 +73,9 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pipekit bench-loader", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", help="a Python file defining datablock() or dataloaders(), or a built-in recipe's name")
-    ap.add_argument("--batches", type=_positive, default=None, help="batches per epoch measured (default: whole epochs)")
+    ap.add_argument("--batches", type=_positive, default=None,
+                    help="batches per epoch measured (default: whole epochs); the profile's first epoch is measured "
+                         "whole whatever this says, as its loaders' build reads every item")
     ap.add_argument("--bs", type=int, default=None,
                     help="batch size (default: the recipe's own; 64 for a datablock() recipe)")
     ap.add_argument("--subset", choices=["train", "valid"], default="train")
@@ -185,14 +187,18 @@ def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None,
         s = sweep(target, workers=args.workers, n_batches=args.batches, rounds=args.rounds, subset=args.subset,
                   **({k: v for k, v in kwargs.items() if k != "num_workers"} if pair is not None else {}))
         console.print(s.table())
-        best = s.best
-        console.print(f"best setting for pipekit: num_workers={best} ({s.rates[best]:,.0f} items/s)")
+        if s.best is None:  # the loader makes its batches in the iterating thread: profiled at the 0 in effect
+            best = 0
+            console.print(f"pipekit: {s.no_effect}")
+        else:
+            best = s.best
+            console.print(f"best setting for pipekit: num_workers={best} ({s.rates[best]:,.0f} items/s)")
         record["sweep"] = s.to_dict()
         if args.compare == "reference":
             ref = sweep(lambda w: reference_loader(pair, num_workers=w, subset=args.subset, **ref_kw),
                         workers=args.workers, n_batches=args.batches, rounds=args.rounds, name="reference")
             console.print(ref.table())
-            ref_best = ref.best
+            ref_best = ref.best if ref.best is not None else ref_best
             console.print(f"best setting for the reference: num_workers={ref_best} ({ref.rates[ref_best]:,.0f} "
                           "items/s)")
             record["sweep_reference"] = ref.to_dict()

@@ -177,7 +177,9 @@ def compare(a: Any, b: Any, n_batches: int | None = None, rounds: int = 5, subse
 
 @dataclass
 class Sweep:
-    """Items/s per ``num_workers`` setting (median over rounds) and the best one.
+    """Items/s per ``num_workers`` setting (median over rounds) and the best one. ``no_effect`` says why
+    ``num_workers`` changes nothing for the loader swept, when it does not (every setting then runs the same
+    way, so none is best: ``best`` is None and the rates differ by noise alone).
 
     >>> from pipekit.bench import Sweep
     >>> s = Sweep("pipekit", n_batches=10, rounds={0: [900.0, 1000.0, 950.0], 2: [1500.0, 1400.0, 1600.0]})
@@ -185,26 +187,31 @@ class Sweep:
     ({0: 950.0, 2: 1500.0}, 2)
     >>> s
     Sweep(pipekit: best num_workers=2, 0: 950 items/s, 2: 1,500 items/s)
+    >>> Sweep("pipekit", 10, {0: [900.0], 2: [950.0]}, no_effect="num_workers has no effect on this loader").best
     """
 
     name: str
     n_batches: int | None
     rounds: dict[int, list[float]]
     machine_before: dict[str, Any] = field(default_factory=dict)
+    no_effect: str | None = None
 
     @property
     def rates(self) -> dict[int, float]:
         return {w: statistics.median(r) for w, r in self.rounds.items()}
 
     @property
-    def best(self) -> int:
+    def best(self) -> int | None:
+        """The setting of the fastest median; None when ``num_workers`` has no effect on the loader."""
+        if self.no_effect:
+            return None
         rates = self.rates
         return max(rates, key=lambda w: rates[w])
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "n_batches": self.n_batches, "rounds": {str(k): v for k, v in self.rounds.items()},
                 "rates": {str(k): v for k, v in self.rates.items()}, "best": self.best,
-                "machine_before": self.machine_before}
+                "no_effect": self.no_effect, "machine_before": self.machine_before}
 
     def table(self) -> Any:
         from pipekit.bench.report import sweep_table
@@ -217,15 +224,18 @@ class Sweep:
         Console(highlight=False, width=max(Console().width, 110)).print(self.table())
 
     def __repr__(self) -> str:
-        return f"Sweep({self.name}: best num_workers={self.best}, " + \
-            ", ".join(f"{w}: {r:,.0f} items/s" for w, r in self.rates.items()) + ")"
+        head = self.no_effect if self.no_effect else f"best num_workers={self.best}"
+        return f"Sweep({self.name}: {head}, " + ", ".join(f"{w}: {r:,.0f} items/s" for w, r in self.rates.items()) + ")"
 
 
 def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None = None, rounds: int = 3,
           subset: str = "train", *, source: Any = None, device: Any = None, name: str | None = None,
           **dl_kwargs: Any) -> Sweep:
     """Items/s of ``loader`` at each ``num_workers`` in ``workers`` (prefetch threads for pipekit, worker
-    processes for torch), round-robin over ``rounds`` rounds; ``best`` is the fastest median.
+    processes for torch), round-robin over ``rounds`` rounds; ``best`` is the fastest median. A pipekit loader that
+    makes its batches in the thread iterating it whatever ``num_workers`` says (its items go through item transforms
+    of your own as they are fetched) runs every setting alike: the sweep says so (``no_effect``, why) and names no
+    best.
 
     ``loader``: pipekit ``DataLoaders``/``DataLoader``, a DataBlock (with ``source=``, built once), or a
     function ``num_workers -> loader`` (e.g. ``lambda w: reference_loader(dblock, path, num_workers=w)``).
@@ -268,5 +278,8 @@ def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None
         for w in (list(workers) if k % 2 == 0 else list(workers)[::-1]):
             run = runners[w].epoch(k + 1, n_batches)
             rates[w].append(run.items / run.wall_s)
-    return Sweep(label, n_batches, rates, before)
+    # every setting made its batches in the iterating thread: none of them is best, whatever the noise says
+    unused = [r.workers_unused for r in runners.values()]
+    no_effect = unused[0] if all(unused) else None
+    return Sweep(label, n_batches, rates, before, no_effect)
 

@@ -61,8 +61,8 @@ class StageTime:
 
 @dataclass
 class EpochProfile:
-    """Timings of one phase (``first epoch``, cache build included when profiled from a DataBlock, or
-    ``steady state``: the warm epochs together).
+    """Timings of one phase (``first epoch``, measured whole whatever ``n_batches``, cache build included when
+    profiled from a DataBlock, or ``steady state``: the warm epochs together).
 
     >>> import numpy as np
     >>> from pipekit.bench import profile
@@ -226,6 +226,8 @@ class LoaderProfile:
     probe_overhead: float
     machine_before: dict[str, Any] = field(default_factory=dict)
     load_average_after: list[float] = field(default_factory=list)
+    #: why the loader's ``num_workers`` setting had no effect (``num_workers`` is then the 0 in effect), or None
+    workers_note: str | None = None
 
     @property
     def items_per_s(self) -> float:
@@ -292,6 +294,8 @@ class LoaderProfile:
                    if per_epoch < 0.05 else "no thread works beside the main one: a busy machine took the time")
             parts.append(f"{w.unaccounted_share:.1%} of the warm epochs is outside every stage (more than "
                          f"{STAGE_TOLERANCE:.0%}): {why}")
+        if self.workers_note:
+            parts.append(self.workers_note)
         return "; ".join(parts)
 
     def __repr__(self) -> str:
@@ -373,7 +377,12 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
     ``(DataBlock, source)`` pair a recipe's ``datablock()`` returns), built here with ``dl_kwargs`` (``bs``,
     ``num_workers``, ``seed``, ...) so the first epoch includes building the loaders and, with ``cold=True``,
     filling an empty image cache (a temporary folder, for ``$PIPEKIT_CACHE`` and for a block's own ``cache_dir``).
-    Each epoch is cut at ``n_batches``.
+    Each warm epoch is cut at ``n_batches``; the first epoch is measured whole, whatever ``n_batches``: building
+    the loaders reads every item, so its items/s is the whole epoch's items over the build and the whole epoch,
+    and means the same for every ``n_batches`` and for every loader (a torch loader's first epoch is whole too).
+    ``num_workers`` is the setting in effect: 0 for a loader that makes its batches in the thread iterating it
+    (its items drawing at random as they are fetched, through item transforms of your own), which
+    ``workers_note`` and the summary explain.
 
     The first epoch is timed once; then ``warm_epochs`` epochs with stage timers alternate with as many
     without, so the overhead of measuring is measured too. ``device`` (``'cpu'``, ``'cuda'``, a ``torch.device``; an
@@ -409,7 +418,8 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
             dls, build_s = build_loaders(datablock, obj, subset,
                                          dl_kwargs if dev is None else {**dl_kwargs, "device": dev}, times)
             runner = as_runner(dls, subset, dev, name or type(datablock).__name__)
-            first = runner.epoch(0, n_batches, record=True)
+            # the whole epoch: the build read every item, so cut batches would carry the whole build's time
+            first = runner.epoch(0, None, record=True)
             build = EpochRun(build_s, 0, 0, times.snapshot(), times.thread_counts())
             label = "first epoch (from dataloaders(), cache build included)" if cold else \
                 "first epoch (from dataloaders(), with the cache already built)"
@@ -425,8 +435,8 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
                 raise ParameterError(f"profile: subset={subset!r} picks a loader of DataLoaders or a DataBlock; "
                                      f"a {type(obj).__name__} is one loader, measured as it is: leave subset out")
             runner = on_device(as_runner(obj, subset or "train", dev, name), dev, "profile")
-            if cold:
-                cold_run = _epoch_profile("first epoch", [runner.epoch(0, n_batches, record=True)])
+            if cold:  # whole, as from a DataBlock
+                cold_run = _epoch_profile("first epoch", [runner.epoch(0, None, record=True)])
         start = 1 if cold_run is not None else 0
         timed: list[EpochRun] = []
         plain: list[EpochRun] = []
@@ -453,5 +463,7 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
         plain_items=sum(r.items for r in plain), plain_batches=sum(r.batches for r in plain),
         overhead=_paired_overhead(timed, plain),
         probe_overhead=calls * _probe_cost() / warm.wall_s if warm.wall_s > 0 else 0.0,
-        machine_before=before, load_average_after=list(after))
+        machine_before=before, load_average_after=list(after),
+        # said where a setting was given that the loader does not use (0, its own default there, needs no word)
+        workers_note=runner.workers_unused if getattr(runner.loader, "num_workers", 0) else None)
 
