@@ -23,10 +23,10 @@ from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, c
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
 from pipekit.data.lists import fastuple
-from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device, loader_seed,
-                                 recipe_item_tfms, stack_items, table_attribute)
+from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device, item_positions,
+                                 loader_seed, recipe_item_tfms, stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, left_out_message, row_index
-from pipekit.data.store import ListStore, gathering
+from pipekit.data.store import ListStore, TensorStore, gathering
 from pipekit.data.transform import (BatchPipeline, BatchTransform, Pipeline, as_list, depends_on_split, encode_items,
                                     grouped_batch_tfms, runs_on_split)
 
@@ -281,8 +281,6 @@ class ItemList(Sequence):
     def __getitem__(self, i: Any) -> Any:
         """One item for a position (a Python int, a numpy integer or a 0-d integer tensor, as ``top_losses``
         gives), a list of items for a slice or for an integer list, array or tensor of positions."""
-        if isinstance(i, slice):
-            return [item_at(self.frame, int(r)) for r in self.rows[i]]
         a = self._positions(i)
         if a.ndim == 0:
             return item_at(self.frame, int(self.rows[int(a)]))
@@ -290,18 +288,7 @@ class ItemList(Sequence):
 
     def _positions(self, i: Any) -> np.ndarray:
         """``i`` as an int64 array of in-range positions (0-d for one position); floats and bools refused."""
-        if isinstance(i, torch.Tensor):
-            i = i.detach().cpu().numpy()
-        a = np.asarray(i) if isinstance(i, (list, tuple, np.ndarray, np.generic, int)) else None
-        if a is None or a.dtype == bool or a.ndim > 1 or (a.size and a.dtype.kind not in "iu"):
-            got = type(i).__name__ if a is None else f"{type(i).__name__} of {a.dtype}, shape {a.shape}"
-            raise ParameterError(f"items are indexed by an integer position (an int, a numpy or a 0-d tensor "
-                                 f"integer), a slice, or a list/array/tensor of integer positions; got {got}")
-        a = a.astype(np.int64)
-        bad = (a < -len(self)) | (a >= len(self))
-        if bad.any():
-            raise IndexError(f"item {a[bad].reshape(-1)[0]} is out of range: this subset has {len(self)} items")
-        return a
+        return item_positions(i, len(self))
 
     def __repr__(self) -> str:
         first = ", ".join(repr(v) for v in self[:3])
@@ -1334,8 +1321,10 @@ class DataLoaders:
         or any sequence of equal-length tuples of tensors, arrays or numbers. Each position of the tuples is
         stacked into one store (the last is the target unless ``n_inp=`` says otherwise), then as
         :meth:`from_stores`; ``shuffle=False`` keeps the training items in order (a stateful RNN's batches), and
-        ``drop_last=True`` drops the last incomplete batch of both loaders. ``batch_size`` is PyTorch's and fastai's
-        name of ``bs``; a keyword neither this nor :meth:`from_stores` takes is refused, naming the close ones.
+        ``drop_last=True`` drops the last incomplete batch of both loaders. An empty ``valid`` (``[]``: training on
+        every item) gives an empty validation loader, as a DataBlock's ``RandomSplitter(valid_pct=0)`` does.
+        ``batch_size`` is PyTorch's and fastai's name of ``bs``; a keyword neither this nor :meth:`from_stores`
+        takes is refused, naming the close ones.
 
         >>> import torch
         >>> xs, ys = torch.randn(10, 3), torch.arange(10) % 2
@@ -1346,7 +1335,12 @@ class DataLoaders:
         check_arguments("DataLoaders.from_dsets", kwargs, argument_names(
             DataLoaders.from_dsets, DataLoaders.from_stores, but=("train_stores", "valid_stores")))
         bs = bs_or_batch_size("DataLoaders.from_dsets", bs, batch_size)
-        stores = [stack_items(d, name) for d, name in ((train, "train"), (valid, "valid"))]
+        train_stores = stack_items(train, "train")
+        if not isinstance(valid, torch.utils.data.DataLoader) and hasattr(valid, "__len__") and len(valid) == 0:
+            # no validation items: stores of none, shaped like the training ones (an empty validation loader)
+            stores = [train_stores, [TensorStore(s.data[:0]) for s in train_stores]]
+        else:
+            stores = [train_stores, stack_items(valid, "valid")]
         if len(stores[0]) != len(stores[1]):
             raise DataError(f"from_dsets: the training items are tuples of {len(stores[0])} and the validation "
                             f"items of {len(stores[1])}; give both the same parts (x, y)")
@@ -1787,7 +1781,8 @@ class DataLoaders:
         ds.after_item = after_item  # the item transforms that made the items (the loader's after_item)
         template = self.valid if len(self.loaders) > 1 else (self.loaders[0] if self.loaders else None)
         if template is not None:  # its own settings (in order, not augmented) unless the call gives others
-            return template.new(dataset=ds, bs=bs or template.bs, **{"shuffle": False, "augment": False, **kwargs})
+            return template.new(dataset=ds, bs=bs or template.bs,
+                                **{"shuffle": False, "augment": False, "drop_last": False, **kwargs})
         # loaders rebuilt from an export (no loader to copy): the settings a new loader takes, any other refused
         check_arguments("test_dl", kwargs, TEST_DL_SETTINGS)
         settings = {"shuffle": False, "augment": False, "device": self.device, "seed": self._state_seed, **kwargs}

@@ -20,6 +20,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError, co
 from pipekit.core.validate import (ARGUMENT_SYNONYMS, Interval, bs_or_batch_size, check_positive_int, plain_number,
                                    unknown_names)
 from pipekit.data.probe import stage
+from pipekit.data.seed import kept_random_states
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, as_list, runs_on_split
 
@@ -174,11 +175,17 @@ class DataLoader:
 
     ``dataset`` is a pipekit dataset, a list of items (``list(zip(x, y))``, ``range(15)``), or any map-style
     dataset, an object with ``__len__`` and ``__getitem__`` (``TensorDataset(x, y)``, a ``torch.utils.data.Dataset``
-    subclass, the book's own ``Dataset`` class): its items are read once, when the loader is built, and batched as
-    the list of them would be (tuples of tensors become a tuple of stacked tensors).
+    subclass, the book's own ``Dataset`` class): its items are read as each batch is made, ``dataset[i]`` for each
+    of the batch's positions, every epoch (an augmentation in ``__getitem__`` draws anew each time), and batched as
+    torch's loader does (tuples or lists of tensors become a tuple of stacked tensors; see :class:`MapItems`). Its
+    first item is read as the loader is built, so an item that cannot be batched is named then. Items are batches'
+    parts side by side: a dict item is refused, naming the fix (give ``(x, y)`` tuples).
 
     ``num_workers`` is the number of prefetch threads making the next batches while one is used (default: 2 when
-    gathering or batch transforms do real work, else 0, making each batch when it is asked for). A loader whose
+    gathering or batch transforms do real work, else 0, making each batch when it is asked for; 0 for a map-style
+    dataset, whose ``__getitem__`` then draws its random numbers in the iterating thread, in order, so
+    ``torch.manual_seed`` or :func:`~pipekit.data.set_seed` repeats them; with prefetch threads it reads items in
+    them, and the draws' order is the threads'). A loader whose
     dataset holds a store drawing at random as items are fetched (``draws_per_fetch``: images through a user's item
     transforms, :class:`~pipekit.vision.cache.LiveImageStore`) makes its batches in the thread that iterates it,
     whatever ``num_workers`` says: those draws reseed the process's ``random`` and ``np.random`` and give them
@@ -206,10 +213,19 @@ class DataLoader:
                 raise ParameterError(f"DataLoader: bs={bs} and batch_size={batch_size} are one setting; give one")
             bs = batch_size
         check_positive_int("DataLoader", "bs", bs)
-        if is_map_dataset(dataset):
+        map_style = is_map_dataset(dataset)
+        if map_style:
             # a torch Dataset (TensorDataset, a subclass) or the book's own class with __len__ and __getitem__: its
-            # items are read once, here, and batched as a list of them is (as DataLoaders.from_dsets does)
-            dataset = [dataset[i] for i in range(len(dataset))]
+            # items are read batch by batch, so what __getitem__ draws at random is drawn anew every epoch
+            dataset = MapItems(dataset)
+            if not len(dataset):
+                raise ParameterError(f"DataLoader: the dataset ({type(dataset.source).__name__}) is empty; give one "
+                                     "with items to batch")
+            with kept_random_states():  # reading item 0 leaves what its __getitem__ draws to the first epoch
+                first = dataset[0]
+                if not (steps or create_batch is not None):  # refused now, naming the item, not at the first batch
+                    dataset.collate([first], np.zeros(1, dtype=np.int64))
+            self.bare = not isinstance(first, (tuple, list))
         if isinstance(dataset, (list, tuple, range)) or (isinstance(dataset, (np.ndarray, torch.Tensor))
                                                           and dataset.ndim >= 1):
             if not len(dataset):
@@ -248,7 +264,9 @@ class DataLoader:
             # a thread hand-off costs ~30us: only worth it when gathering or batch transforms do real work
             stores = getattr(dataset, "stores", ())
             busy = len(self.batch_tfms) > 0 or any(getattr(s, "prefetch_worthy", True) for s in stores) or not stores
-            num_workers = min(2, os.cpu_count() or 1) if busy and not self._draws_per_fetch() else 0
+            # a map-style dataset's __getitem__ may draw from the process's generators: read in the iterating
+            # thread, its draws follow torch.manual_seed / set_seed, as torch's loader with no workers
+            num_workers = min(2, os.cpu_count() or 1) if busy and not self._draws_per_fetch() and not map_style else 0
         self.num_workers = int(num_workers)
         if self.num_workers < 0:
             raise ParameterError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
@@ -478,7 +496,7 @@ class DataLoader:
         for f in self.batch_steps:
             items = f(items)
         if self.collate_with is None:
-            return collate_items(items)
+            return self.dataset.collate(items) if isinstance(self.dataset, ItemsDataset) else collate_items(items)
         b = self.collate_with(items)
         if "bare" in self.__dict__:  # what create_batch makes is the batch as given (a bare tensor, a tuple)
             self.bare = not isinstance(b, (tuple, list))
@@ -965,6 +983,45 @@ class ForeignLoader:
         return f"ForeignLoader({self.where}, batches={len(self)}, bs={self.bs}, n_inp={self.n_inp}, device={self.device})"
 
 
+def dict_item_error(who: str, i: int, item: Mapping) -> DataError:
+    """The refusal of item ``i``, a dict: a loader's batch is its items' parts side by side (inputs then targets),
+    which a dict's keys do not order."""
+    keys = list(item)
+    shown = ", ".join(repr(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+    return DataError(f"{who}: item {i} is a dict (keys {shown}), and a batch is its items' parts side by side, the "
+                     "inputs then the targets: give (x, y) tuples, e.g. [(d['x'], d['y']) for d in items], or a "
+                     "dataset whose __getitem__ returns (x, y)")
+
+
+def item_positions(i: Any, n: int, what: str = "this subset") -> np.ndarray:
+    """Index ``i`` of a collection of ``n`` items as int64 positions, negative ones counted from the end: 0-d for one
+    position (an int, a numpy integer, a 0-d integer tensor), 1-d for a slice or a list, array or tensor of integer
+    positions. Anything else (a float, a bool, a text) is a ParameterError, a position outside the items an
+    IndexError naming it and ``what`` holds them.
+
+    >>> item_positions(-1, 5), item_positions(slice(-2, None), 5).tolist(), item_positions([0, 2], 5).tolist()
+    (array(4), [3, 4], [0, 2])
+    >>> item_positions([0, 7], 5)
+    Traceback (most recent call last):
+    ...
+    IndexError: item 7 is out of range: this subset has 5 items
+    """
+    if isinstance(i, slice):
+        return np.arange(n, dtype=np.int64)[i]
+    if isinstance(i, torch.Tensor):
+        i = i.detach().cpu().numpy()
+    a = np.asarray(i) if isinstance(i, (list, tuple, range, np.ndarray, np.generic, int)) else None
+    if a is None or a.dtype == bool or a.ndim > 1 or (a.size and a.dtype.kind not in "iu"):
+        got = type(i).__name__ if a is None else f"{type(i).__name__} of {a.dtype}, shape {a.shape}"
+        raise ParameterError(f"items are indexed by an integer position (an int, a numpy or a 0-d tensor integer), a "
+                             f"slice, or a list/array/tensor of integer positions; got {got}")
+    a = a.astype(np.int64)
+    bad = (a < -n) | (a >= n)
+    if bad.any():
+        raise IndexError(f"item {a[bad].reshape(-1)[0]} is out of range: {what} has {n} items")
+    return np.where(a < 0, a + n, a)
+
+
 def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single_ok: bool = False,
                 texts_ok: bool = False) -> list[Any]:
     """One store per position of the ``(x, y, ...)`` tuples of ``items`` (``single_ok``: items that are not tuples
@@ -979,6 +1036,8 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
                         f"e.g. list(zip(x, y)); got {type(items).__name__}"
                         + (" of none" if hasattr(items, "__len__") else ""))
     first = items[0]
+    if isinstance(first, Mapping):
+        raise dict_item_error(who, 0, first)
     single = not isinstance(first, (tuple, list))
     if single and not single_ok:
         raise DataError(f"{who}: {name} item 0 is a {type(first).__name__}, not an (x, y) tuple; pass "
@@ -987,6 +1046,8 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
     parts: list[list[Any]] = [[] for _ in range(n)]
     for i, item in enumerate(items):
         if single:
+            if isinstance(item, Mapping):
+                raise dict_item_error(who, i, item)
             item = (item,)
         elif not isinstance(item, (tuple, list)) or len(item) != n:
             raise DataError(f"{who}: {name + ' ' if name else ''}item {i} is not a tuple of {n} like item 0 "
@@ -1073,10 +1134,13 @@ class ArrayDataset:
     def __getattr__(self, name: str) -> Any:
         return table_attribute(self, name)
 
-    def __getitem__(self, i: int) -> tuple:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} items")
-        row = int(self.idxs[i])
+    def __getitem__(self, i: Any) -> Any:
+        """The item at position ``i`` (a tuple of its parts), or a list of them for a slice or a list, array or
+        tensor of positions (``dls.valid_ds[:3]``, ``dls.train_ds[[0, 2]]``), as fastai's datasets give them."""
+        at = item_positions(i, len(self), "this dataset")
+        if at.ndim:
+            return [self[int(p)] for p in at]
+        row = int(self.idxs[int(at)])
         return tuple(s.item(row) for s in self.stores)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ArrayDataset:
@@ -1186,34 +1250,41 @@ def _image_hwc(v: Any) -> torch.Tensor | None:
     return None
 
 
-def collate_items(items: Sequence[Any], who: str = "DataLoader") -> tuple:
+def collate_items(items: Sequence[Any], who: str = "DataLoader", images: bool = True,
+                  index: Sequence[int] | np.ndarray | None = None) -> tuple:
     """Items made one at a time (tuples, or single values) as one batch: a tuple with one element per part of an
-    item. Images become pipekit's uint8 (B, H, W, C) image batch (see :func:`_image_hwc`), texts a list, tensors,
-    arrays, numbers and booleans a stacked tensor (fastai's ``fa_collate`` dtypes: ``True`` values are ``torch.bool``).
-    Parts whose shapes differ are refused, saying how to make them one size.
+    item. Images become pipekit's uint8 (B, H, W, C) image batch (see :func:`_image_hwc`; ``images=False``: stacked
+    as they are, as torch's loader does), texts a list, tensors, arrays, numbers and booleans a stacked tensor
+    (fastai's ``fa_collate`` dtypes: ``True`` values are ``torch.bool``). Parts whose shapes differ are refused,
+    saying how to make them one size; so is a dict item (a batch is its parts side by side: give ``(x, y)``
+    tuples). An item is named by its place in ``items``, or by ``index[place]`` (its position in the dataset).
 
     >>> b = collate_items([(np.zeros((2, 3, 3), np.uint8), True), (np.ones((2, 3, 3), np.uint8), False)])
     >>> tuple(b[0].shape), b[1]
     ((2, 2, 3, 3), tensor([ True, False]))
     """
+    name = (lambda i: int(i)) if index is None else (lambda i: int(index[i]))
+    for i, v in enumerate(items):
+        if isinstance(v, Mapping):
+            raise dict_item_error(who, name(i), v)
     single = not isinstance(items[0], tuple)
     rows = [(v,) if single else tuple(v) for v in items]
     n = len(rows[0])
     for i, r in enumerate(rows):
         if len(r) != n:
-            raise DataError(f"{who}: item {i} has {len(r)} parts where the first has {n}; every item is a tuple of "
-                            "the same parts")
+            raise DataError(f"{who}: item {name(i)} has {len(r)} parts where the first has {n}; every item is a tuple "
+                            "of the same parts")
     out: list[Any] = []
     for j in range(n):
         vals = [r[j] for r in rows]
         if all(isinstance(v, str) for v in vals):
             out.append(list(vals))
             continue
-        images = [_image_hwc(v) for v in vals]
-        if all(x is not None for x in images):
-            tensors = images
+        hwc: list[torch.Tensor | None] = [_image_hwc(v) for v in vals] if images else [None]
+        if all(x is not None for x in hwc):
+            tensors = hwc
         else:
-            tensors = [_as_tensor(v, who, i, j) for i, v in enumerate(vals)]
+            tensors = [_as_tensor(v, who, name(i), j) for i, v in enumerate(vals)]
         shapes = sorted({tuple(t.shape) for t in tensors})  # type: ignore[union-attr]
         if len(shapes) > 1:
             raise DataError(f"{who}: part {j} of the items of a batch has shapes {shapes[:3]}; to batch them give them "
@@ -1318,10 +1389,12 @@ class ItemsDataset:
     def __len__(self) -> int:
         return len(self.idxs)
 
-    def __getitem__(self, i: int) -> Any:
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} items")
-        return self.item(int(self.idxs[i]))
+    def __getitem__(self, i: Any) -> Any:
+        """The item at position ``i``, or a list of them for a slice or a list, array or tensor of positions."""
+        at = item_positions(i, len(self), "this dataset")
+        if at.ndim:
+            return [self[int(p)] for p in at]
+        return self.item(int(self.idxs[int(at)]))
 
     def _first(self) -> tuple:
         """The parts of the first item (for ``geometry`` and ``n_inp``); its class is kept too (``first_kind``)."""
@@ -1354,7 +1427,14 @@ class ItemsDataset:
         return self.before_batch(items) if self.before_batch is not None else items
 
     def gather(self, positions: np.ndarray, deferred: Sequence[int] = ()) -> tuple:
-        return collate_items(self.items_at(positions))
+        items = self.items_at(positions)
+        rows = np.asarray(positions, dtype=np.int64).reshape(-1)
+        return self.collate(items, rows if len(rows) == len(items) else None)
+
+    def collate(self, items: Sequence[Any], positions: np.ndarray | None = None) -> tuple:
+        """A batch's list of items as one batch (:func:`collate_items`); ``positions``, the items' positions in this
+        dataset, name an item that cannot be batched."""
+        return collate_items(items, index=positions)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ItemsDataset:
         """The items at ``positions``, of split ``split_idx`` (None: this dataset's)."""
@@ -1363,4 +1443,32 @@ class ItemsDataset:
                             self.split_idx if split_idx is None else split_idx)
 
     def __repr__(self) -> str:
-        return f"ItemsDataset(n={len(self)}, after_item={self.after_item!r})"
+        return f"{type(self).__name__}(n={len(self)}, after_item={self.after_item!r})"
+
+
+class MapItems(ItemsDataset):
+    """A map-style dataset's items for a :class:`DataLoader` (a ``torch.utils.data.Dataset``, ``TensorDataset``, any
+    object with ``__len__`` and ``__getitem__``): each batch reads ``source[i]`` for its positions, every epoch, and
+    stacks them as torch's loader does: an item's parts side by side (a list item as a tuple), images as they are
+    (a uint8 (C, H, W) tensor stays one), no part read as an image by the loader's transforms.
+
+    >>> from torch.utils.data import TensorDataset
+    >>> dl = DataLoader(TensorDataset(torch.arange(6.0).reshape(3, 2), torch.tensor([0, 1, 0])), bs=2, device="cpu")
+    >>> type(dl.dataset).__name__, [b[1].tolist() for b in dl]
+    ('MapItems', [[0, 1], [0]])
+    """
+
+    def item(self, row: int) -> Any:
+        value = self.source[int(row)]
+        return tuple(value) if isinstance(value, list) else value
+
+    @property
+    def geometry(self) -> tuple[str | None, ...]:
+        return (None,) * len(self._first())
+
+    def collate(self, items: Sequence[Any], positions: np.ndarray | None = None) -> tuple:
+        return collate_items(items, images=False, index=positions)
+
+    def subset(self, positions: np.ndarray, split_idx: int | None = None) -> MapItems:
+        return MapItems(self.source, n_inp=self._n_inp, idxs=self.idxs[np.asarray(positions, dtype=np.int64)],
+                        split_idx=self.split_idx if split_idx is None else split_idx)
