@@ -1,5 +1,6 @@
 """Interpretation pictures and the tracker's best: a segmentation model's top losses drawn as input, target mask and
-predicted mask (camvid_tiny), ``interp.show_results(idxs)``, a 0-d tensor as ``plot_top_losses``' k, and
+predicted mask (camvid_tiny), a row per item whatever ``nrows`` and ``ncols``, ``interp.show_results(idxs)`` (mnist_tiny,
+camvid_tiny, imdb_sample), a 0-d tensor as ``plot_top_losses``' k, and
 ``TrackerCallback.best`` set by hand (fastai's ``self.best = ...``) on mnist_tiny."""
 
 from __future__ import annotations
@@ -78,9 +79,38 @@ def test_segmentation_top_losses_draw_input_target_and_prediction(seg_interp, tm
             assert np.array_equal(drawn[1], mask.numpy())
 
 
-def test_segmentation_top_losses_refuse_another_grid(seg_interp, tmp_path):
-    with pytest.raises(ParameterError, match=r"a row per item, in 3 columns .* ncols=2"):
-        seg_interp.plot_top_losses(2, ncols=2, path=tmp_path / "x.png")
+def _mask_rows(axes) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (target, prediction) masks drawn in each row of a segmentation model's top losses."""
+    return [(_drawn(axes[3 * r + 1])[1], _drawn(axes[3 * r + 2])[1]) for r in range(len(axes) // 3)]
+
+
+@pytest.mark.parametrize("grid", [dict(nrows=1), dict(ncols=2), dict(nrows=5, ncols=4)])
+def test_segmentation_top_losses_are_a_row_per_item_whatever_the_grid(seg_interp, tmp_path, grid):
+    # the book's plot_top_losses(k, nrows=1): nrows and ncols change nothing, k rows of 3 are drawn
+    interp = seg_interp
+    idxs = interp.top_losses(2)[1].tolist()
+    interp.plot_top_losses(2, path=tmp_path / "grid.png", **grid)
+    axes = get_pyplot().gcf().axes
+    assert len(axes) == 6 and [ax.get_title() for ax in axes[::3]] == ["input", "input"]
+    assert [tuple(ax.get_subplotspec().get_geometry()[:2]) for ax in axes] == [(2, 3)] * 6
+    assert all(np.array_equal(t, interp.targs[i].numpy()) and np.array_equal(p, interp.decoded[i].numpy())
+               for (t, p), i in zip(_mask_rows(axes), idxs))
+    # more rows asked for than items: a row per item
+    interp.plot_top_losses(50, nrows=50, path=tmp_path / "more.png")
+    assert len(get_pyplot().gcf().axes) == 6
+
+
+def test_segmentation_top_losses_smallest_first(seg_interp, tmp_path):
+    interp = seg_interp
+    losses, idxs = interp.top_losses(2, largest=False)
+    assert losses[0] <= losses[1] and idxs.tolist() != interp.top_losses(2)[1].tolist()
+    interp.plot_top_losses(2, largest=False, path=tmp_path / "small.png")
+    axes = get_pyplot().gcf().axes
+    rows = _mask_rows(axes)
+    assert len(rows) == 2
+    for (targ, pred), i, loss, ax in zip(rows, idxs.tolist(), losses.tolist(), axes[2::3]):
+        assert np.array_equal(targ, interp.targs[i].numpy()) and np.array_equal(pred, interp.decoded[i].numpy())
+        assert ax.get_title().endswith(f" / {loss:.2f}")
 
 
 def test_show_results_of_chosen_items(mnist_interp, tmp_path):
@@ -103,6 +133,40 @@ def test_show_results_of_masks_side_by_side(seg_interp, tmp_path):
     assert [ax.get_title() for ax in axes] == ["target", "prediction"]
     assert np.array_equal(_drawn(axes[0])[1], interp.targs[1].numpy())
     assert np.array_equal(_drawn(axes[1])[1], interp.decoded[1].numpy())
+
+
+def test_show_results_of_a_text_classifier_shows_each_items_own_text(tmp_path):
+    # 120 imdb_sample reviews, a small AWD_LSTM classifier trained one epoch: 24 validation reviews
+    import re
+
+    import polars as pl
+
+    from pipekit.text import AWD_LSTM, TextDataLoaders, text_classifier_learner
+
+    df = pl.read_csv(D.path("imdb_sample") / "texts.csv").head(120)
+    set_seed(0)
+    dls = TextDataLoaders.from_df(df, text_col="text", label_col="label", valid_pct=0.2, min_freq=3, cache_dir=False,
+                                  bs=16, seed=0, seq_len=24)
+    learn = text_classifier_learner(dls, AWD_LSTM, config=dict(emb_sz=16, n_hid=32, n_layers=1), pretrained=False,
+                                    seq_len=24)
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-2)
+    interp = ClassificationInterpretation.from_learner(learn)
+    _, order, items = interp.top_losses(None, items=True)
+    raw = dict(zip(order.tolist(), items["text"].to_list()))  # each item's review as read from the table
+    chosen = [3, 0, len(raw) - 1]
+    interp.show_results(chosen, path=tmp_path / "texts.png")
+    axes = get_pyplot().gcf().axes
+    v = interp.vocab
+    assert [ax.get_title() for ax in axes] == [f"{v[int(interp.targs[i])]} / {v[int(interp.decoded[i])]}"
+                                               for i in chosen]
+    shown = [" ".join(t.get_text() for t in ax.texts) for ax in axes]
+    assert len(set(shown)) == len(chosen)
+    for text, i in zip(shown, chosen):
+        # the words shown (special xx tokens and the cut last word aside) are the item's own review's
+        words = [w for w in re.findall(r"[a-z]+", text.lower()) if not w.startswith("xx")][:-1]
+        review = raw[i].lower()
+        assert len(words) >= 5 and all(w in review for w in words), (i, text)
 
 
 def test_show_results_refuses_bad_arguments(mnist_interp):

@@ -859,25 +859,42 @@ def show_results(learn: Learner, ds_idx: int = 1, dl: Loader | None = None, max_
     n = min(max_n, len(batch[0]))
     batch = tuple(b[:n] for b in batch)
     outputs, _, dec = get_preds(learn, dl=GivenBatches([batch], n_inp), with_decoded=True)
-    if isinstance(dec, torch.Tensor) and dec.is_floating_point():
-        dec = dec.float()
     blocks = dl.blocks or learn.dls.blocks
     if streams:
+        if isinstance(dec, torch.Tensor) and dec.is_floating_point():
+            dec = dec.float()
         return _show_lm_results(dl.decode_batch(batch, max_n=n), [blocks[0].decode(d) for d in dec], blocks[0],
                                 path, figsize)
+    preds = shown_predictions(learn, dl, batch[:n_inp], outputs, dec)
     several = isinstance(getattr(learn.dls, "c", None), list)
-    by_loader = None if several else decoded_by_loader(learn, dl, batch[0] if n_inp == 1 else batch[:n_inp], dec)
-    if several:  # each item's prediction is one per target, each read from its own slice of the outputs
-        preds = _several_targets_shown(learn.dls, outputs)
-        # the model's targets, which a loader of new items without labels does not carry
+    if several:  # the model's targets, which a loader of new items without labels does not carry
         blocks = (*tuple(blocks)[:n_inp], *tuple(learn.dls.blocks)[n_inp:])
-    elif by_loader is not None:  # no blocks: the loader decodes the predictions as it decodes its targets
-        preds = by_loader
-    else:
-        y_block = blocks[n_inp] if len(blocks) > n_inp else None
-        preds = [y_block.decode(label_scores(learn.loss_func, y_block, d)) if y_block is not None else d for d in dec]
     return show_items(dl.decode_batch(batch, max_n=n), blocks, n_inp, preds=preds, path=path, name="show_results",
                       nrows=nrows, ncols=ncols, figsize=figsize, per_target=several)
+
+
+def shown_predictions(learn: Learner, dl: DataLoader, inputs: Any, outputs: Any, decoded: Any) -> list[Any]:
+    """Each item's prediction as ``learn.show_results`` shows it, for a batch of ``dl``'s items whose ``inputs``
+    (one tensor or list of rows, or a tuple of them), model ``outputs`` and loss-decoded predictions ``decoded``
+    ``get_preds`` gave: for data of several targets, one per target, each read from its own slice of the
+    ``outputs``; for a loader without blocks, the loader's decoding of ``decoded`` (see :func:`decoded_by_loader`);
+    else the target block's decoding of each of ``decoded`` (see :func:`label_scores`), or the decoded tensor
+    itself when the loader names no target. A :class:`ParameterError` when the outputs cannot be read as several
+    targets side by side.
+
+    >>> # preds = shown_predictions(learn, dl, batch[:dl.n_inp], outputs, decoded)   # show_items(..., preds=preds)
+    """
+    if isinstance(getattr(learn.dls, "c", None), list):
+        return _several_targets_shown(learn.dls, outputs)
+    if isinstance(decoded, torch.Tensor) and decoded.is_floating_point():
+        decoded = decoded.float()
+    one = isinstance(inputs, tuple) and len(inputs) == 1
+    by_loader = decoded_by_loader(learn, dl, inputs[0] if one else inputs, decoded)
+    if by_loader is not None:  # no blocks: the loader decodes the predictions as it decodes its targets
+        return by_loader
+    blocks, n_inp = dl.blocks or learn.dls.blocks, dl.n_inp
+    y_block = blocks[n_inp] if len(blocks) > n_inp else None
+    return [y_block.decode(label_scores(learn.loss_func, y_block, d)) if y_block is not None else d for d in decoded]
 
 
 def _several_targets_shown(dls: Any, outputs: Any) -> list[tuple[Any, ...]]:

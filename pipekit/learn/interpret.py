@@ -22,7 +22,7 @@ from pipekit.data.dataloaders import ItemList, classes_vocab
 from pipekit.data.loader import DataLoader
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
 from pipekit.data.show import are_table_rows, rows_table, show_items, title_chars, title_text
-from pipekit.learn.inference import _several_targets_shown, decoded_by_loader, label_scores, loss_methods
+from pipekit.learn.inference import decoded_by_loader, label_scores, loss_methods, shown_predictions
 from pipekit.learn.losses import MSELossFlat
 
 if TYPE_CHECKING:
@@ -269,10 +269,11 @@ class Interpretation:
         Rows of a table (tabular and collaborative-filtering loaders) are shown as ``learn.show_results`` shows
         them: a table of the decoded rows, a column per input column, then the target, the prediction, the
         ``loss`` and (a single-label classifier) the ``probability`` of the prediction, in loss order (``nrows``,
-        ``ncols`` and ``figsize`` shape grids of pictures only). A segmentation model's items are drawn a row each,
-        as fastai draws them: the input, the target mask over it and the predicted mask over it, titled with the
-        share of pixels predicted right and the loss (``figsize`` sizes the figure; the grid is ``k`` rows of 3,
-        and other ``nrows`` or ``ncols`` are refused). ``k`` and ``largest`` come first, as in fastai's
+        ``ncols`` and ``figsize`` shape grids of pictures only). A segmentation model's items are laid out as
+        fastai lays them out, a row per item: the input, the target and the prediction, the masks drawn over the
+        input as ``learn.show_results`` draws them, the prediction titled with the share of pixels predicted right
+        and the loss (``figsize`` sizes the figure; the grid is always ``k`` rows of 3, so ``nrows`` and ``ncols``
+        change nothing there, as in fastai). ``k`` and ``largest`` come first, as in fastai's
         ``plot_top_losses(k, largest)``; the rest are keywords (``path=``: the PNG file, when headless). As in
         fastai, ``k`` may also be the ranks to show, a list or range of them: ``plot_top_losses(range(9, 18))`` shows
         the 10th to 18th largest losses."""
@@ -292,7 +293,7 @@ class Interpretation:
             return self._show_top_rows(table, losses, idxs, path)
         masks = self._mask_loader()
         if masks is not None:
-            return self._show_top_masks(masks, losses, idxs, path, nrows, ncols, figsize)
+            return self._show_top_masks(masks, losses, idxs, path, figsize)
         plt = get_pyplot()
         nrows, ncols = grid_shape(max(1, len(idxs)), nrows, ncols)
         size = figsize or (3 * ncols, 3 * nrows)
@@ -344,34 +345,17 @@ class Interpretation:
         return self.dl if getattr(blocks[1], "geometry", None) == "mask" else None
 
     def _shown_preds(self, dl: DataLoader, at: torch.Tensor) -> list[Any]:
-        """The predictions of the items at the positions ``at`` as ``learn.show_results`` shows them: each target's
-        block decoding its own outputs (data of several targets), the loader decoding them (a loader without
-        blocks), or the target block decoding the decoded predictions."""
-        if isinstance(getattr(self.learn.dls, "c", None), list):
-            return _several_targets_shown(self.learn.dls, _take(self.preds, at))
-        dec = _take(self.decoded, at)
-        if isinstance(dec, torch.Tensor) and dec.is_floating_point():
-            dec = dec.float()
-        inputs = _take(self.inputs, at)
-        by_loader = decoded_by_loader(self.learn, dl, inputs[0] if isinstance(inputs, tuple) and len(inputs) == 1
-                                      else inputs, dec)
-        if by_loader is not None:
-            return by_loader
-        blocks, n_inp = dl.blocks or self.learn.dls.blocks, dl.n_inp
-        y_block = blocks[n_inp] if len(blocks) > n_inp else None
-        return [y_block.decode(label_scores(self.learn.loss_func, y_block, d)) if y_block is not None else d
-                for d in dec]
+        """The predictions of the items at the positions ``at`` as ``learn.show_results`` shows them (see
+        :func:`~pipekit.learn.inference.shown_predictions`)."""
+        return shown_predictions(self.learn, dl, _take(self.inputs, at), _take(self.preds, at),
+                                 _take(self.decoded, at))
 
     def _show_top_masks(self, dl: DataLoader, losses: torch.Tensor, idxs: torch.Tensor,
-                        path: str | os.PathLike | None, nrows: int | None, ncols: int | None,
-                        figsize: tuple[float, float] | None) -> Path | None:
-        # a row per item: the input, the target mask over it, the predicted mask over it titled with the loss; the
-        # image and the masks drawn by their blocks, as learn.show_results draws them
+                        path: str | os.PathLike | None, figsize: tuple[float, float] | None) -> Path | None:
+        # a row per item (whatever nrows and ncols were given): the input, the target mask over it, the predicted
+        # mask over it titled with the loss; the image and the masks drawn by their blocks, as learn.show_results
+        # draws them
         n = len(idxs)
-        if ncols not in (None, 3) or nrows not in (None, n):
-            raise ParameterError(f"plot_top_losses: a segmentation model's top losses are drawn a row per item, in 3 "
-                                 f"columns (input, target, prediction), here {n} rows; got nrows={nrows!r}, "
-                                 f"ncols={ncols!r}: leave them out, and give k for the number of rows")
         image_block, mask_block = dl.blocks or self.learn.dls.blocks
         rows = dl.decode_batch((*_parts(_take(self.inputs, idxs)), self.targs[idxs.to(self.targs.device)]), max_n=n)
         preds = self._shown_preds(dl, idxs)
