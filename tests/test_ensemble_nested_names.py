@@ -166,3 +166,70 @@ def test_order_with_fitted_members_and_an_unbagged_meta_is_refused_before_fittin
     with pytest.raises(ParameterError, match=r"the members are fitted already .* the meta-model is the default"):
         StackingEnsemble({"rf": bag}, n_folds=3).fit(tab.train, order=tab.train_times)
     assert fits == []
+
+
+@pytest.fixture
+def fits(monkeypatch) -> list:
+    """Each fit of a forest, a scikit-learn model or a bag, counted."""
+    from pipekit.backends import SklearnModel
+
+    seen: list = []
+    for cls in (RandomForest, SklearnModel, BaggedModel):
+        real = cls.fit
+        monkeypatch.setattr(cls, "fit", lambda self, *a, _real=real, **kw: seen.append(type(self)) or _real(self, *a, **kw))
+    return seen
+
+
+def rf_reg() -> RandomForest:
+    return RandomForest("regression", n_estimators=10, n_jobs=1)
+
+
+@pytest.mark.parametrize("others", [{}, {"rf": rf_reg()}], ids=["alone", "beside_a_plain_member"])
+def test_order_with_an_unfitted_shuffled_bag_member_is_refused_before_fitting(rossmann, fits, others):
+    shuffled = BaggedModel(rf_reg(), n_folds=3, n_jobs=1, folds="shuffled")
+    st = StackingEnsemble({"bag": shuffled, **others}, n_folds=3)
+    with pytest.raises(ParameterError, match=r"\['bag'\] are BaggedModel\(\.\.\., folds='shuffled'\).*folds='time'"):
+        st.fit(rossmann.train, order=rossmann.train_times)
+    assert fits == []
+    st.fit(rossmann.train)  # no order: the shuffled bag is what was asked for
+    assert st.members_[0].fold_kind_ == "shuffled"
+
+
+def test_order_with_a_time_bag_member_bags_it_on_time_folds(rossmann):
+    tab = rossmann
+    st = StackingEnsemble({"bag": BaggedModel(rf_reg(), n_folds=3, n_jobs=1), "rf": rf_reg()},
+                          n_folds=3).fit(tab.train, order=tab.train_times)
+    bag, times = st.members_[0], tab.train_times.to_numpy()
+    assert bag.fold_kind_ == "time"
+    for f in range(3):
+        assert not np.isin(times[bag.folds_[0] == f], times[bag.folds_[0] != f]).any()
+
+
+def test_order_with_a_shuffled_bagged_meta_is_refused_before_fitting(rossmann, fits):
+    st = StackingEnsemble({"rf": rf_reg()}, n_folds=3, meta=BaggedModel(rf_reg(), n_folds=3, n_jobs=1,
+                                                                         folds="shuffled"))
+    with pytest.raises(ParameterError, match=r"meta-model is BaggedModel\(\.\.\., folds='shuffled'\); give it "
+                                             r"folds='time'"):
+        st.fit(rossmann.train, order=rossmann.train_times)
+    assert fits == []
+
+
+@pytest.fixture(scope="module")
+def fitted_forest_and_bag(rossmann) -> tuple[RandomForest, BaggedModel]:
+    return rf_reg().fit(rossmann.train), BaggedModel(rf_reg(), n_folds=3, n_jobs=1).fit(rossmann.train)
+
+
+def test_order_with_fitted_members_not_bagged_names_them_and_no_meta_fix(rossmann, fitted_forest_and_bag, fits):
+    tab = rossmann
+    forest, bag = fitted_forest_and_bag
+    for members in ({"rf": forest}, {"bag": bag, "rf": forest}):
+        with pytest.raises(ParameterError, match=r"fitted already, \['rf'\] not bagged") as err:
+            StackingEnsemble(members, n_folds=3).fit(tab.train, order=tab.train_times)
+        assert "meta=BaggedModel" not in str(err.value) and "own folds" not in str(err.value)
+        assert "BaggedModel(member, folds='time').fit(train, order=...)" in str(err.value)
+    assert fits == []
+    # a bagged meta would not take them either: the stack learns from fitted members' out-of-fold predictions
+    with pytest.raises(ParameterError, match="not bagged"):
+        StackingEnsemble({"rf": forest}, n_folds=3, meta=BaggedModel(rf_reg(), n_folds=3, n_jobs=1,
+                                                                     folds="time")).fit(tab.train, order=tab.train_times)
+    assert fits == []

@@ -192,25 +192,20 @@ class StackingEnsemble(Ensemble):
         A bagged ``meta`` keeps out-of-fold predictions of the whole stack (``oof_predictions_``), so the
         stack can join a ``WeightedEnsemble`` selected on training rows. ``valid`` is only scored. ``order``: each
         training row's time (``tab.train_times``); the folds the unfitted members are fitted on are then contiguous
-        periods in time order (an unfitted ``BaggedModel`` member is bagged with it, unless its folds are
-        ``"shuffled"``), and so are a bagged ``meta``'s (``BaggedModel(folds="time")``); a meta-model that is not
-        bagged is fitted on every row, without it. It is refused where nothing would use it: fitted members (bagged
-        with their own folds) and a meta-model that is not bagged. ``sample_weight`` is refused
+        periods in time order (an unfitted ``BaggedModel`` member is bagged with it), and so are a bagged
+        ``meta``'s (``BaggedModel(folds="time")``); a meta-model that is not bagged is fitted on every row, without
+        it. It is refused, before anything is fitted, with an unfitted ``BaggedModel`` member or a bagged ``meta``
+        whose folds are ``"shuffled"``, and where nothing would use it: fitted members and a meta-model that is not
+        bagged. ``sample_weight`` is refused
         (:func:`~pipekit.ensemble.base.no_sample_weight`): the members and the meta-model are fitted unweighted."""
         check_fork_safe("StackingEnsemble.fit")
         if sample_weight is not None:
             raise ParameterError(no_sample_weight(self))
         valid = check_valid_split(self, valid)  # fit(xs, y) would take y as validation rows; no rows: None
         bagged_meta = isinstance(self.meta, BaggedModel)
-        if order is not None and not bagged_meta and all(isinstance(m, Component) and m.is_fitted
-                                                         for m in self.members):  # refused before anything is fitted
-            meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__
-            raise ParameterError("StackingEnsemble: order= sets the time folds of the members this stack fits and of "
-                                 "a bagged meta-model, but the members are fitted already (bagged with their own "
-                                 f"folds) and the meta-model is {meta_name}; pass unfitted members (member.clone(), "
-                                 "or BaggedModel(model, folds='time') to bag here), bag the members with "
-                                 "BaggedModel(..., folds='time').fit(train, order=...), or give "
-                                 "meta=BaggedModel(..., folds='time')")
+        fitted = [isinstance(m, Component) and m.is_fitted for m in self.members]
+        if order is not None:  # refused before anything is fitted
+            self._check_order(fitted)
         d = as_data(train)
         if d.y is None:
             raise DataError("the training split has no targets (ys)")
@@ -220,7 +215,6 @@ class StackingEnsemble(Ensemble):
         self.reset_state()
         self.passthrough_columns_ = list(d.feature_names)
         self.passthrough_cats_ = [c for c in d.cat_names if c in self.passthrough_columns_]
-        fitted = [isinstance(m, Component) and m.is_fitted for m in self.members]
         if all(fitted):
             task, classes = check_members(self.members, fitted=True)
             plain = [member_name(m, i) for i, m in enumerate(self.members) if out_of_fold(m) is None]
@@ -261,11 +255,42 @@ class StackingEnsemble(Ensemble):
         self.report_ = None if v is None else self._scores(self._data(v), metric)
         return self
 
+    def _check_order(self, fitted: list[bool]) -> None:
+        """Refuse ``order`` (each training row's time) where it would be dropped: by a bagged ``meta`` or an
+        unfitted ``BaggedModel`` member whose folds are shuffled, or where no folds are cut here (``fitted``: which
+        members are fitted already, and the meta-model is not bagged)."""
+        if isinstance(self.meta, BaggedModel) and self.meta.folds == "shuffled":
+            raise ParameterError("StackingEnsemble: order= orders time folds, and the meta-model is "
+                                 "BaggedModel(..., folds='shuffled'); give it folds='time' (or 'auto'), or no order")
+        shuffled = [member_name(self.members[i], i) for i, m in enumerate(self.members)
+                    if isinstance(m, BaggedModel) and not fitted[i] and m.folds == "shuffled"]
+        if shuffled:
+            raise ParameterError(f"StackingEnsemble: order= orders time folds, and member(s) {shuffled} are "
+                                 "BaggedModel(..., folds='shuffled'), which would bag them here on shuffled folds; give them "
+                                 "folds='time' (or 'auto'), or no order")
+        if not all(fitted) or isinstance(self.meta, BaggedModel):
+            return
+        meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__
+        plain = [member_name(m, i) for i, m in enumerate(self.members) if out_of_fold(m) is None]
+        if plain:  # refused whatever the meta-model: a stack learns from fitted members' out-of-fold predictions
+            raise ParameterError("StackingEnsemble: order= sets the time folds of the members this stack fits and "
+                                 f"of a bagged meta-model, but the members are fitted already, {plain} not bagged "
+                                 "(they keep no out-of-fold predictions to learn from), and the meta-model is "
+                                 f"{meta_name}; pass unfitted members (member.clone()), which this stack fits on "
+                                 "time folds, or bag them on these rows with "
+                                 "BaggedModel(member, folds='time').fit(train, order=...)")
+        raise ParameterError("StackingEnsemble: order= sets the time folds of the members this stack fits and of "
+                             "a bagged meta-model, but the members are fitted already (bagged with their own "
+                             f"folds) and the meta-model is {meta_name}; pass unfitted members (member.clone(), "
+                             "or BaggedModel(model, folds='time') to bag here), bag the members with "
+                             "BaggedModel(..., folds='time').fit(train, order=...), or give "
+                             "meta=BaggedModel(..., folds='time')")
+
     def _fit_members(self, d: TabularData, v: TabularData | None, order: Any = None) -> np.ndarray:
         """Out-of-fold predictions of clones of the members fitted fold by fold, then every member refitted on
         all of ``d`` into ``members_``: each stopped early on its own rows only (``v`` chooses nothing). A member
-        that is an unfitted ``BaggedModel`` is fitted once on ``d`` (with ``order`` for time folds, unless its
-        folds are shuffled) and its own out-of-fold predictions serve, as those of a bag fitted on ``d`` would."""
+        that is an unfitted ``BaggedModel`` is fitted once on ``d`` (with ``order`` for time folds) and its own
+        out-of-fold predictions serve, as those of a bag fitted on ``d`` would."""
         classes = np.unique(d.y) if self.task == "classification" else None  # type: ignore[arg-type]
         y = encode_y(d.y, self.task, classes)
         folds = make_folds(d.y if classes is not None else y, self.task, self.n_folds, self.seed,  # type: ignore[arg-type]
@@ -279,7 +304,7 @@ class StackingEnsemble(Ensemble):
         for i, member in enumerate(self.members):
             if isinstance(member, BaggedModel):  # bagged here once, as a bag fitted on d would be given
                 bag = member.clone()
-                refitted[i] = bag.fit(d) if order is None or bag.folds == "shuffled" else bag.fit(d, order=order)
+                refitted[i] = bag.fit(d, order=order)  # shuffled folds with order: refused by fit()
                 p = out_of_fold(bag)
                 if classes is not None:
                     p = aligned(p, bag.classes_, classes)  # type: ignore[arg-type]
