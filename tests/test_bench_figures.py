@@ -1,5 +1,5 @@
 """pipekit.bench's figures mean what they say: the first epoch is measured whole whatever ``n_batches`` (its build
-reads every item), ``bottleneck`` leaves the files a learner's callbacks wrote as they were, ``sweep`` and ``profile``
+reads every item), ``bottleneck`` (as ``lr_find``) leaves the files a learner's callbacks wrote as they were and adds none, ``sweep`` and ``profile``
 report the ``num_workers`` in effect (a loader whose items go through a user's item transforms as they are fetched
 makes its batches in the iterating thread, whatever the setting), and the mnist_tiny recipe's items are those of its
 two sets."""
@@ -75,25 +75,45 @@ def test_the_first_epoch_is_measured_whole_whatever_n_batches():
     assert (p.cold.batches, p.cold.items) == (10, 300) and (p.warm.batches, p.warm.items) == (2, 64)
 
 
-def test_bottleneck_leaves_the_learners_log_and_checkpoints_as_they_were(tmp_path, monkeypatch):
+def _trained_with_files(tmp_path, monkeypatch):
+    """A learner fitted with callbacks that write files: a log, checkpoints, a loss graph to a file of the user's
+    and one to ``$PIPEKIT_PLOTS``; the files written, with their bytes."""
     from pipekit.learn.callbacks.builtin import SaveModelCallback
-    from pipekit.learn.callbacks.loggers import CSVLogger
+    from pipekit.learn.callbacks.loggers import CSVLogger, ShowGraphCallback
     from pipekit.tabular import TabularDataLoaders, tabular_learner
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PIPEKIT_PLOTS", str(tmp_path / "plots"))
     df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(2000)
     dls = TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass"], cont_names=["age"], bs=64,
                                      seed=0, valid_pct=0.2, path=tmp_path)
     torch.manual_seed(0)
-    learn = tabular_learner(dls, layers=[20], cbs=[CSVLogger(), SaveModelCallback(fname="ck", every_epoch=True)])
+    learn = tabular_learner(dls, layers=[20], cbs=[CSVLogger(), SaveModelCallback(fname="ck", every_epoch=True),
+                                                   ShowGraphCallback(path=tmp_path / "graph.png"),
+                                                   ShowGraphCallback()])
     learn.fit(2, 1e-2)
     written = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
     assert tmp_path / "history.csv" in written and tmp_path / "models" / "ck_0.pipekit" in written
+    graphs = list((tmp_path / "plots").glob("loss_graph*.png"))  # loss_graph_2.png... after other fits in the process
+    assert tmp_path / "graph.png" in written and len(graphs) == 1
+    return learn, written
+
+
+def test_bottleneck_leaves_the_learners_log_and_checkpoints_as_they_were(tmp_path, monkeypatch):
+    learn, written = _trained_with_files(tmp_path, monkeypatch)
     cbs = list(learn.cbs)
     b = bottleneck(learn, n_batches=4)
     assert b.loader_items_s > 0 and b.full_items_s > 0
+    # the log, the checkpoints and both graphs as they were, and no new graph in the plot folder
     assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == written
+    assert [p for p in (tmp_path / "plots").glob("*.png") if p not in written] == []
     assert learn.cbs == cbs  # the callbacks are back, in their order, for the next fit
+
+
+def test_lr_find_leaves_the_learners_loss_graphs_as_they_were(tmp_path, monkeypatch):
+    learn, written = _trained_with_files(tmp_path, monkeypatch)
+    learn.lr_find(num_it=40, stop_div=False, show_plot=False)  # over a second epoch: an epoch of the sweep ends
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == written
 
 
 def test_sweep_and_profile_report_the_workers_in_effect():

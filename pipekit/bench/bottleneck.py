@@ -35,7 +35,7 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, check
 from pipekit.data.seed import kept_random_states
 from pipekit.learn.callbacks import Callback, CancelBatchException, CancelValidException
-from pipekit.learn.schedule import _NOT_IN_SWEEP
+from pipekit.learn.schedule import NOT_TRAINING
 
 #: ratios within this margin of 1 call the loader and the model balanced
 MARGIN = 0.10
@@ -203,9 +203,10 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
     ``learn``: a ``Learner``, or ``(dls, model)`` (a Learner is made with ``loss_func`` or the default loss of
     the target). The learner's weights, optimiser and recorded history are put back afterwards, and so are the
     global random states (torch's, CUDA's, Python's and NumPy's), so a seeded ``fit`` after it trains as it would
-    have without it. Its callbacks that show, log, checkpoint, stop or time a fit (those ``lr_find`` leaves out:
-    a ``CSVLogger``, ``SaveModelCallback``, ``EarlyStoppingCallback``, ...) are left out of its steps, so the files
-    they wrote stay as they are.
+    have without it. Its callbacks that show, log, checkpoint, stop or time a fit (those of
+    ``pipekit.learn.schedule.NOT_TRAINING``, which ``lr_find`` leaves out too: a ``ShowGraphCallback``,
+    ``CSVLogger``, ``SaveModelCallback``, ``EarlyStoppingCallback``, ...) are left out of its steps, so the files
+    they wrote stay as they are and none is added.
 
     >>> import numpy as np
     >>> from pipekit.data import DataLoaders, TensorStore
@@ -243,9 +244,9 @@ def bottleneck(learn: Any, n_batches: int = 20, warmup: int = 2, loss_func: Any 
             # longest batch first: the warm-up gets it, as in the other phases)
             cached = list(_stream(runner, min(total, warmup + MODEL_BATCHES)))
             timed = cached[warmup:] or cached
-            # its steps are no epoch of training, as lr_find's are not: nothing is shown, logged (a CSVLogger's
-            # file), checkpointed (a SaveModelCallback's files), early-stopped or timed
-            with learn.removed_cbs(_NOT_IN_SWEEP):
+            # its steps are no epoch of training, as lr_find's are not: nothing is shown (a ShowGraphCallback's
+            # graph), logged (a CSVLogger's file), checkpointed (a SaveModelCallback's files), early-stopped or timed
+            with learn.removed_cbs(NOT_TRAINING):
                 for r in range(rounds):
                     for phase in (("loader", "model", "full") if r % 2 == 0 else ("full", "model", "loader")):
                         if phase == "model":

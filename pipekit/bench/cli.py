@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("recipe", help="a Python file defining datablock() or dataloaders(), or a built-in recipe's name")
     ap.add_argument("--batches", type=_positive, default=None,
                     help="batches per epoch measured (default: whole epochs); the profile's first epoch is measured "
-                         "whole whatever this says, as its loaders' build reads every item")
+                         "whole, the same figure at any --batches")
     ap.add_argument("--bs", type=int, default=None,
                     help="batch size (default: the recipe's own; 64 for a datablock() recipe)")
     ap.add_argument("--subset", choices=["train", "valid"], default="train")
@@ -198,7 +198,8 @@ def _measure(args: argparse.Namespace, mod: ModuleType, omod: ModuleType | None,
             ref = sweep(lambda w: reference_loader(pair, num_workers=w, subset=args.subset, **ref_kw),
                         workers=args.workers, n_batches=args.batches, rounds=args.rounds, name="reference")
             console.print(ref.table())
-            ref_best = ref.best if ref.best is not None else ref_best
+            assert ref.best is not None  # a torch DataLoader's workers are processes of its own: one setting is best
+            ref_best = ref.best
             console.print(f"best setting for the reference: num_workers={ref_best} ({ref.rates[ref_best]:,.0f} "
                           "items/s)")
             record["sweep_reference"] = ref.to_dict()

@@ -30,7 +30,8 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import POSITIVE, BOOL, FastaiKeyword, Interval, Is, argument_names, check, check_arguments
 from pipekit.data.plotting import get_pyplot, savefig_or_show
 from pipekit.learn.callbacks import (CSVLogger, LRFinder, ParamScheduler, ProgressCallback, Recorder,
-                                     TensorBoardCallback, TerminateOnNaNCallback, TimeLimit, TrackerCallback)
+                                     ShowGraphCallback, TensorBoardCallback, TerminateOnNaNCallback, TimeLimit,
+                                     TrackerCallback)
 from pipekit.data.transform import as_list
 from pipekit.learn.callbacks.core import Cbs
 from pipekit.learn.optim import LR_OR_NONE, lr_range
@@ -596,9 +597,12 @@ class SuggestedLRs:
         return fig if return_fig else out
 
 
-#: callbacks of a fit that the finder's sweep leaves out: it is no epoch of training, so nothing is shown, logged,
-#: checkpointed, early-stopped or timed, and it drives the loss to divergence on purpose (it stops there itself)
-_NOT_IN_SWEEP = (ProgressCallback, TerminateOnNaNCallback, CSVLogger, TensorBoardCallback, TrackerCallback, TimeLimit)
+#: callbacks that belong to training alone, switched off in the fits that are no epoch of training (``lr_find``'s
+#: sweep, ``pipekit.bench.bottleneck``'s timed steps): nothing is shown (the table of epochs, a loss graph), logged,
+#: checkpointed, early-stopped or timed, and a sweep that drives the loss to divergence on purpose (it stops there
+#: itself) is not stopped as a NaN
+NOT_TRAINING = (ProgressCallback, ShowGraphCallback, TerminateOnNaNCallback, CSVLogger, TensorBoardCallback,
+                TrackerCallback, TimeLimit)
 #: the learner's record of its last fit, which the sweep leaves as it was (a checkpoint saved after lr_find, or a
 #: fit resumed from a loaded one, sees the training run's)
 _FIT_STATE = ("epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "total_iters", "pct_train",
@@ -624,11 +628,12 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
     ``final_record``) and the learner's epoch counters; the sweep's curve is kept on the Recorder (``lr_find_lrs``,
     ``lr_find_losses``, ``lr_find_suggestions``) for ``learn.recorder.plot_lr_find()``, and is its per-batch record
     (``recorder.lrs``, ``recorder.losses``, as fastai's: ``plt.plot(learn.recorder.lrs, learn.recorder.losses)``)
-    until the next fit records its own. The sweep runs without the learner's trackers (``SaveModelCallback``, ``EarlyStoppingCallback``,
-    any ``TrackerCallback``), ``TimeLimit``, loggers and the table of epochs (the progress bar shows it, unless
-    ``learn.no_bar()``); ``show_plot`` draws loss vs lr with
-    the suggestions (PNG when headless: to ``path``, whose folder is checked before the sweep, or to
-    ``$PIPEKIT_PLOTS``; a plot folder that cannot be written is warned about and the suggestions are still returned).
+    until the next fit records its own. The sweep runs without the callbacks of :data:`NOT_TRAINING`: the learner's
+    trackers (``SaveModelCallback``, ``EarlyStoppingCallback``, any ``TrackerCallback``), ``TimeLimit``, loggers,
+    the loss graph (``ShowGraphCallback``) and the table of epochs (the progress bar shows it, unless
+    ``learn.no_bar()``); ``show_plot`` draws loss vs lr with the suggestions (PNG when headless: to ``path``, whose
+    folder is checked before the sweep, or to ``$PIPEKIT_PLOTS``; a plot folder that cannot be written is warned
+    about and the suggestions are still returned).
 
     Example:
         >>> import pipekit.datasets as D
@@ -665,7 +670,7 @@ def lr_find(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, num_it: 
         # the learner's progress bar shows the sweep (as fastai's does), without the table of epochs
         bar = [ProgressCallback(show_table=False)] if any(
             isinstance(c, ProgressCallback) and c.show_bar for c in learn.cbs) else []
-        with learn.removed_cbs(_NOT_IN_SWEEP):
+        with learn.removed_cbs(NOT_TRAINING):
             learn.fit(n_epoch, cbs=[finder, *bar])
     finally:
         for k, v in fit_state.items():

@@ -287,8 +287,8 @@ class ShowGraphCallback(Callback):
     epoch) after every epoch, on axes spanning the whole fit, so the curves grow as training goes. In a
     notebook it is one figure, updated in place; where figures cannot be shown, one PNG rewritten after every
     epoch (``path``, or ``plot_dir()/loss_graph.png``; ``loss_graph_2.png``... for later fits); with a
-    screen, the final graph is shown when the fit ends. ``lr_find`` does not draw it. ``file_`` is the PNG
-    written, if any.
+    screen, the final graph is shown when the fit ends. ``lr_find`` and ``pipekit.bench.bottleneck`` do not draw
+    it. ``file_`` is the PNG written, if any.
 
     >>> from pipekit.learn import ShowGraphCallback
     >>> cb = ShowGraphCallback()          # learn.fit_one_cycle(5, cbs=cb)
@@ -301,14 +301,13 @@ class ShowGraphCallback(Callback):
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = path
+        self.file_: Path | None = None  # none written before a fit of training
         self.check_params()
 
     def before_fit(self) -> None:
-        from pipekit.learn.callbacks.builtin import LRFinder
-
-        self.active_ = is_main_process() and not any(isinstance(c, LRFinder) for c in self.learn.cbs)
+        self.active_ = is_main_process()  # lr_find's sweep runs without it (pipekit.learn.schedule.NOT_TRAINING)
         self._handle: Any = None
-        self.file_: Path | None = None
+        self.file_ = None
         if not self.active_:
             return
         self.mode_ = plot_mode()
