@@ -108,11 +108,84 @@ def test_a_map_dataset_item_that_cannot_be_batched_is_named():
             return 6
 
         def __getitem__(self, i: int) -> Any:
+            return torch.zeros(3 if i == 4 else 2), 0
+
+    for kw in ({}, {"before_batch": lambda items: items}):
+        dl = DataLoader(Ragged(), bs=3, shuffle=True, seed=1, device="cpu", **kw)
+        with pytest.raises(DataError, match=r"part 0 of item 4 has shape \(3,\), where 2 of the batch's 3 items "
+                                            r"have \(2,\); to batch them give them one shape"):
+            list(dl)
+
+    class SomeDicts(torch.utils.data.Dataset):  # item 4 is a dict: named by its position, steps or none
+        def __len__(self) -> int:
+            return 6
+
+        def __getitem__(self, i: int) -> Any:
             return {"x": torch.zeros(2)} if i == 4 else (torch.zeros(2), 0)
 
-    dl = DataLoader(Ragged(), bs=3, device="cpu")
-    with pytest.raises(DataError, match=r"item 4 is a dict \(keys 'x'\)"):
+    for kw in ({}, {"before_batch": lambda items: items}):
+        dl = DataLoader(SomeDicts(), bs=3, shuffle=True, seed=1, device="cpu", **kw)
+        with pytest.raises(DataError, match=r"item 4 is a dict \(keys 'x'\)"):
+            list(dl)
+
+
+def test_a_list_of_items_with_before_batch_names_a_failing_item_by_its_position():
+    files = _threes(6)
+    items = [(np.array(Image.open(f)) if i != 5 else np.zeros((3, 3), np.uint8), i % 2) for i, f in enumerate(files)]
+    dl = DataLoader(items, bs=4, shuffle=True, seed=0, device="cpu", before_batch=lambda b: b)
+    with pytest.raises(DataError, match=r"part 0 of item 5 has shape \(3, 3\), where \d of the batch's \d items "
+                                        r"have \(28, 28\)"):
         list(dl)
+
+
+# ------------------------------------------------------------------ a TensorDataset is gathered from its tensors
+def test_a_tensor_dataset_is_gathered_from_its_tensors_as_torch_batches_it():
+    imgs = torch.stack([torch.from_numpy(np.array(Image.open(f))) for f in _threes()])  # uint8 (8, 28, 28)
+    x, y = imgs[:, None], torch.arange(8) % 2  # (C, H, W) images as torch batches them
+    ds = torch.utils.data.TensorDataset(x, y)
+    dl = DataLoader(ds, bs=3, shuffle=True, seed=0, device="cpu")
+    assert type(dl.dataset).__name__ == "ArrayDataset" and dl.dataset.stores[0].data.data_ptr() == x.data_ptr()
+    batches = list(dl)
+    order = torch.cat([torch.nonzero((imgs[:, None] == xb[:, None]).flatten(2).all(-1))[:, 1] for xb, _ in batches])
+    assert sorted(order.tolist()) == list(range(8))
+    for xb, yb in batches:
+        assert xb.dtype == torch.uint8 and tuple(xb.shape[1:]) == (1, 28, 28) and yb.dtype == torch.int64
+    # the same batches as reading it item by item (a subclass with its own __getitem__), in the same order
+    class Items(torch.utils.data.TensorDataset):
+        def __getitem__(self, i: int) -> tuple:
+            return super().__getitem__(i)
+
+    by_item = DataLoader(Items(x, y), bs=3, shuffle=True, seed=0, device="cpu")
+    assert type(by_item.dataset).__name__ == "MapItems"
+    for (xa, ya), (xb, yb) in zip(batches, by_item):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    # a lone tensor's items are 1-tuples, batches too; before_batch reads items one by one, stacked as torch's
+    (only,) = DataLoader(torch.utils.data.TensorDataset(x), bs=8, device="cpu").one_batch()
+    assert torch.equal(only, x)
+    xs, ys = DataLoader(ds, bs=4, device="cpu", before_batch=lambda b: b[::-1]).one_batch()
+    assert torch.equal(xs, x[:4].flip(0)) and ys.tolist() == [1, 0, 1, 0]
+    with pytest.raises(ParameterError, match=r"the dataset \(TensorDataset\) is empty"):
+        DataLoader(torch.utils.data.TensorDataset(x[:0], y[:0]), bs=2)
+
+
+def test_a_map_datasets_parts_stack_as_torchs_loader_stacks_them():
+    files = _threes(6)
+
+    class Mixed(torch.utils.data.Dataset):  # pixels as arrays and tensors, ints, floats, bools and numpy ints
+        def __len__(self) -> int:
+            return len(files)
+
+        def __getitem__(self, i: int) -> tuple:
+            a = np.array(Image.open(files[i]), dtype=np.float32) / 255
+            return torch.from_numpy(a), a, i, float(a.mean()), bool(i % 2), np.int64(i)
+
+    got = DataLoader(Mixed(), bs=6, device="cpu").one_batch()
+    want = torch.utils.data.default_collate([Mixed()[i] for i in range(6)])
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and torch.equal(g, w)
+    # a part that is not alike item by item (an int beside a float) is made value by value as before
+    mixed = DataLoader([(torch.zeros(2), 1), (torch.ones(2), 2.5)], bs=2, device="cpu", before_batch=lambda b: b)
+    assert mixed.one_batch()[1].dtype == torch.float64
 
 
 # ------------------------------------------------------------------ datasets indexed by slices and lists
@@ -147,6 +220,45 @@ def test_a_datasets_slices_and_position_lists_give_lists_of_items(mnist_dls):
         valid[1.5]
     with pytest.raises(ParameterError, match="got list of bool"):
         valid[[True, False]]
+
+
+def test_a_tfmdlists_and_its_datasets_take_position_lists(mnist_dls):
+    from pipekit.data import Categorize, Datasets, TfmdLists, parent_label
+
+    files = sorted((D.path("mnist_tiny") / "train" / "3").glob("*.png"))[:3] + \
+        sorted((D.path("mnist_tiny") / "train" / "7").glob("*.png"))[:3]
+    tl = TfmdLists(files, [parent_label, Categorize()], splits=[[0, 1, 3, 4], [2, 5]])
+    want = [tl[0], tl[2]]
+    assert [int(v) for v in want] == [0, 0]
+    for idx in ([0, 2], np.array([0, 2]), torch.tensor([0, 2]), range(0, 3, 2)):
+        assert tl[idx] == want
+    # fastai: tl.train[[0, 2]] labels [0, 1], tl.valid[[1, 0]] [1, 0]
+    assert [int(v) for v in tl.train[[0, 2]]] == [0, 1] and [int(v) for v in tl.valid[[1, 0]]] == [1, 0]
+    assert tl.train[[-1]] == [tl.train[3]] and tl[[]] == []
+    with pytest.raises(IndexError, match="item 6 is out of range: this TfmdLists has 6 items"):
+        tl[[0, 6]]
+    with pytest.raises(ParameterError, match="got list of bool"):
+        tl[[True, False]]
+    dsets = Datasets(files, [[lambda f: str(f.name)], [parent_label, Categorize()]], splits=[[0, 1, 3, 4], [2, 5]])
+    pairs = dsets.train[np.array([3, 0])]
+    assert [(n, int(c)) for n, c in pairs] == [(files[4].name, 1), (files[0].name, 0)]
+    assert dsets[torch.tensor([5])] == [dsets[5]] and dsets[np.int64(-1)] == dsets[5]
+    with pytest.raises(IndexError, match="item 2 is out of range: these Datasets has 2 items"):
+        dsets.valid[[2]]
+
+
+def test_every_loader_over_a_map_datasets_items_reads_them_in_the_iterating_thread():
+    ds = FlipNoise(_threes())
+    dl = DataLoader(ds, bs=3, device="cpu")
+    again = DataLoader(dl.dataset, bs=3, device="cpu")
+    part = DataLoader(dl.dataset.subset(np.arange(5)), bs=2, device="cpu")
+    assert (dl.num_workers, again.num_workers, part.num_workers) == (0, 0, 0)
+    assert DataLoader(dl.dataset, bs=3, num_workers=2).num_workers == 2  # as given, it wins
+    torch.manual_seed(0)
+    a = torch.cat([x for x, _ in again])
+    torch.manual_seed(0)
+    b = torch.cat([x for x, _ in DataLoader(dl.dataset, bs=3, device="cpu")])
+    assert torch.equal(a, b)  # the draws follow torch.manual_seed, in order
 
 
 def test_a_map_datasets_loader_dataset_takes_slices_too():

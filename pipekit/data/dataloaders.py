@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import inspect
 import io
-import operator
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -739,22 +738,15 @@ class TfmdLists(SampledLoaders):
     def __len__(self) -> int:
         return len(self.encoded) if self._row is None else len(self._row)
 
-    def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):  # ``tl[:2]``, ``tl.train[:]``: the encoded items, as a list
-            return [self[j] for j in range(len(self))[i]]
-        if isinstance(i, (bool, np.bool_)) or not hasattr(i, "__index__"):
-            raise ParameterError(f"TfmdLists: items are indexed by an integer position or a slice, got "
-                                 f"{type(i).__name__} {i!r:.40}")
-        try:
-            i = operator.index(i)
-        except TypeError:  # a float tensor has __index__ but refuses it
-            raise ParameterError(f"TfmdLists: items are indexed by an integer position or a slice, got {i!r:.40}") \
-                from None
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"TfmdLists: item {i} is outside the {len(self)} items")
+    def __getitem__(self, i: Any) -> Any:
+        """The encoded item at position ``i`` (an int, a numpy or a 0-d tensor integer), or a list of them for a
+        slice or a list, array or tensor of positions (``tl[:2]``, ``tl.train[[0, 2]]``), as fastai's."""
+        at = item_positions(i, len(self), "this TfmdLists")
+        if at.ndim:
+            return [self[int(j)] for j in at]
+        i = int(at)
         if self._row is None:
             return _item(_at(self.encoded, i))
-        i %= len(self)
         return _item(_at(self.encoded, int(self._row[i]))) if self._row[i] >= 0 else self._encode_left_out(i)
 
     def _encode_left_out(self, i: int) -> Any:
@@ -905,10 +897,13 @@ class TfmdDatasets(SampledLoaders):
     def __len__(self) -> int:
         return len(self.tls[0])
 
-    def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(len(self))[i]]
-        return tuple(tl[i] for tl in self.tls)
+    def __getitem__(self, i: Any) -> Any:
+        """The item at position ``i`` (a tuple of its parts), or a list of them for a slice or a list, array or
+        tensor of positions (``dsets[:3]``, ``dsets.train[[0, 2]]``), as fastai's."""
+        at = item_positions(i, len(self), "these Datasets")
+        if at.ndim:
+            return [self[int(j)] for j in at]
+        return tuple(tl[int(at)] for tl in self.tls)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -87,6 +87,20 @@ def to_device(b: Any, device: torch.device | str | None = None, non_blocking: bo
     ('cpu', 'list', 'cpu')
     """
     return _to(b, default_device() if device is None else device, non_blocking)
+
+
+def is_tensor_dataset(dataset: Any) -> bool:
+    """Whether ``dataset`` is a ``torch.utils.data.TensorDataset``, or a subclass reading items as it does (its
+    ``__getitem__`` and ``__len__`` are TensorDataset's): item ``i`` is ``tuple(t[i] for t in dataset.tensors)``,
+    drawn at random by nothing, so a :class:`DataLoader` gathers its batches from the tensors themselves.
+
+    >>> from torch.utils.data import TensorDataset
+    >>> is_tensor_dataset(TensorDataset(torch.zeros(3, 2))), is_tensor_dataset([(torch.zeros(2),)])
+    (True, False)
+    """
+    kind, td = type(dataset), torch.utils.data.TensorDataset
+    return (isinstance(dataset, td) and kind.__getitem__ is td.__getitem__ and kind.__len__ is td.__len__
+            and all(isinstance(t, torch.Tensor) for t in getattr(dataset, "tensors", None) or [None]))
 
 
 def is_map_dataset(dataset: Any) -> bool:
@@ -174,16 +188,21 @@ class DataLoader:
     alone does not: torch's generator is left to the model's weights).
 
     ``dataset`` is a pipekit dataset, a list of items (``list(zip(x, y))``, ``range(15)``), or any map-style
-    dataset, an object with ``__len__`` and ``__getitem__`` (``TensorDataset(x, y)``, a ``torch.utils.data.Dataset``
-    subclass, the book's own ``Dataset`` class): its items are read as each batch is made, ``dataset[i]`` for each
-    of the batch's positions, every epoch (an augmentation in ``__getitem__`` draws anew each time), and batched as
-    torch's loader does (tuples or lists of tensors become a tuple of stacked tensors; see :class:`MapItems`). Its
-    first item is read as the loader is built, so an item that cannot be batched is named then. Items are batches'
-    parts side by side: a dict item is refused, naming the fix (give ``(x, y)`` tuples).
+    dataset, an object with ``__len__`` and ``__getitem__`` (a ``torch.utils.data.Dataset`` subclass, the book's own
+    ``Dataset`` class): its items are read as each batch is made, ``dataset[i]`` for each of the batch's positions,
+    every epoch (an augmentation in ``__getitem__`` draws anew each time), and batched as torch's loader does
+    (tuples or lists of tensors become a tuple of stacked tensors; see :class:`MapItems`). Its first item is read as
+    the loader is built, so an item that cannot be batched is named then. A ``TensorDataset(x, y)`` (see
+    :func:`is_tensor_dataset`) draws nothing: each batch is gathered from its tensors at once, as from stores.
+    Items are batches' parts side by side: a dict item is refused, naming the fix (give ``(x, y)`` tuples). With
+    ``before_batch``/``create_batch``, a map-style dataset's uint8 (C, H, W) images stay (B, C, H, W) as torch's
+    loader stacks them, while a list of items' images become pipekit's (B, H, W, C) image batch, as a
+    ``TfmdLists``' or ``Datasets``' items through ``after_item`` do.
 
     ``num_workers`` is the number of prefetch threads making the next batches while one is used (default: 2 when
     gathering or batch transforms do real work, else 0, making each batch when it is asked for; 0 for a map-style
-    dataset, whose ``__getitem__`` then draws its random numbers in the iterating thread, in order, so
+    dataset's items, :class:`MapItems` (``reads_in_order``), a subset of them or a loader built on another's
+    ``dl.dataset`` too, whose ``__getitem__`` then draws its random numbers in the iterating thread, in order, so
     ``torch.manual_seed`` or :func:`~pipekit.data.set_seed` repeats them; with prefetch threads it reads items in
     them, and the draws' order is the threads'). A loader whose
     dataset holds a store drawing at random as items are fetched (``draws_per_fetch``: images through a user's item
@@ -214,13 +233,18 @@ class DataLoader:
             bs = batch_size
         check_positive_int("DataLoader", "bs", bs)
         map_style = is_map_dataset(dataset)
-        if map_style:
-            # a torch Dataset (TensorDataset, a subclass) or the book's own class with __len__ and __getitem__: its
-            # items are read batch by batch, so what __getitem__ draws at random is drawn anew every epoch
+        if map_style and not len(dataset):
+            raise ParameterError(f"DataLoader: the dataset ({type(dataset).__name__}) is empty; give one with items "
+                                 "to batch")
+        if map_style and not (steps or create_batch is not None) and is_tensor_dataset(dataset):
+            # TensorDataset(x, y) draws nothing as it is read: its tensors are stores, each batch one gather per
+            # tensor (no copy of them, no item read one at a time)
+            dataset = ArrayDataset([TensorStore(t.detach().cpu()) for t in dataset.tensors])
+            self.bare = False
+        elif map_style:
+            # a torch Dataset (a subclass) or the book's own class with __len__ and __getitem__: its items are read
+            # batch by batch, so what __getitem__ draws at random is drawn anew every epoch
             dataset = MapItems(dataset)
-            if not len(dataset):
-                raise ParameterError(f"DataLoader: the dataset ({type(dataset.source).__name__}) is empty; give one "
-                                     "with items to batch")
             with kept_random_states():  # reading item 0 leaves what its __getitem__ draws to the first epoch
                 first = dataset[0]
                 if not (steps or create_batch is not None):  # refused now, naming the item, not at the first batch
@@ -264,9 +288,11 @@ class DataLoader:
             # a thread hand-off costs ~30us: only worth it when gathering or batch transforms do real work
             stores = getattr(dataset, "stores", ())
             busy = len(self.batch_tfms) > 0 or any(getattr(s, "prefetch_worthy", True) for s in stores) or not stores
-            # a map-style dataset's __getitem__ may draw from the process's generators: read in the iterating
-            # thread, its draws follow torch.manual_seed / set_seed, as torch's loader with no workers
-            num_workers = min(2, os.cpu_count() or 1) if busy and not self._draws_per_fetch() and not map_style else 0
+            # a map-style dataset's __getitem__ may draw from the process's generators (MapItems.reads_in_order):
+            # read in the iterating thread, its draws follow torch.manual_seed / set_seed, as torch's loader with no
+            # workers
+            in_order = self._draws_per_fetch() or getattr(dataset, "reads_in_order", False)
+            num_workers = min(2, os.cpu_count() or 1) if busy and not in_order else 0
         self.num_workers = int(num_workers)
         if self.num_workers < 0:
             raise ParameterError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
@@ -496,7 +522,10 @@ class DataLoader:
         for f in self.batch_steps:
             items = f(items)
         if self.collate_with is None:
-            return self.dataset.collate(items) if isinstance(self.dataset, ItemsDataset) else collate_items(items)
+            # the steps kept one item per position: a failing item is named by its position in the dataset
+            at = positions.reshape(-1) if len(items) == positions.size else None
+            return (self.dataset.collate(items, at) if isinstance(self.dataset, ItemsDataset)
+                    else collate_items(items, index=at))
         b = self.collate_with(items)
         if "bare" in self.__dict__:  # what create_batch makes is the batch as given (a bare tensor, a tuple)
             self.bare = not isinstance(b, (tuple, list))
@@ -993,6 +1022,19 @@ def dict_item_error(who: str, i: int, item: Mapping) -> DataError:
                      "dataset whose __getitem__ returns (x, y)")
 
 
+def check_not_dict(who: str, i: int, item: Any, index: Sequence[int] | np.ndarray | None = None) -> None:
+    """Refuse item ``i`` of a batch or list of items when it is a dict (see :func:`dict_item_error`), naming it by
+    ``i``, or by ``index[i]`` (its position in the dataset) when given.
+
+    >>> check_not_dict("DataLoader", 1, {"x": 1}, index=[5, 7])
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.DataError: DataLoader: item 7 is a dict (keys 'x'), and a batch is its items' parts side by side, the inputs then the targets: give (x, y) tuples, e.g. [(d['x'], d['y']) for d in items], or a dataset whose __getitem__ returns (x, y)
+    """
+    if not isinstance(item, tuple) and isinstance(item, Mapping):
+        raise dict_item_error(who, int(i) if index is None else int(index[i]), item)
+
+
 def item_positions(i: Any, n: int, what: str = "this subset") -> np.ndarray:
     """Index ``i`` of a collection of ``n`` items as int64 positions, negative ones counted from the end: 0-d for one
     position (an int, a numpy integer, a 0-d integer tensor), 1-d for a slice or a list, array or tensor of integer
@@ -1013,8 +1055,8 @@ def item_positions(i: Any, n: int, what: str = "this subset") -> np.ndarray:
     a = np.asarray(i) if isinstance(i, (list, tuple, range, np.ndarray, np.generic, int)) else None
     if a is None or a.dtype == bool or a.ndim > 1 or (a.size and a.dtype.kind not in "iu"):
         got = type(i).__name__ if a is None else f"{type(i).__name__} of {a.dtype}, shape {a.shape}"
-        raise ParameterError(f"items are indexed by an integer position (an int, a numpy or a 0-d tensor integer), a "
-                             f"slice, or a list/array/tensor of integer positions; got {got}")
+        raise ParameterError(f"items are indexed by an integer position or a slice (an int, a numpy or a 0-d tensor "
+                             f"integer; a slice; a list, array or tensor of integer positions); got {got}")
     a = a.astype(np.int64)
     bad = (a < -n) | (a >= n)
     if bad.any():
@@ -1036,18 +1078,15 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
                         f"e.g. list(zip(x, y)); got {type(items).__name__}"
                         + (" of none" if hasattr(items, "__len__") else ""))
     first = items[0]
-    if isinstance(first, Mapping):
-        raise dict_item_error(who, 0, first)
     single = not isinstance(first, (tuple, list))
-    if single and not single_ok:
-        raise DataError(f"{who}: {name} item 0 is a {type(first).__name__}, not an (x, y) tuple; pass "
-                        "list(zip(x, y))")
     n = 1 if single else len(first)
     parts: list[list[Any]] = [[] for _ in range(n)]
     for i, item in enumerate(items):
+        check_not_dict(who, i, item)
+        if single and not single_ok:  # item 0 says whether the items are tuples
+            raise DataError(f"{who}: {name} item 0 is a {type(first).__name__}, not an (x, y) tuple; pass "
+                            "list(zip(x, y))")
         if single:
-            if isinstance(item, Mapping):
-                raise dict_item_error(who, i, item)
             item = (item,)
         elif not isinstance(item, (tuple, list)) or len(item) != n:
             raise DataError(f"{who}: {name + ' ' if name else ''}item {i} is not a tuple of {n} like item 0 "
@@ -1255,42 +1294,81 @@ def collate_items(items: Sequence[Any], who: str = "DataLoader", images: bool = 
     """Items made one at a time (tuples, or single values) as one batch: a tuple with one element per part of an
     item. Images become pipekit's uint8 (B, H, W, C) image batch (see :func:`_image_hwc`; ``images=False``: stacked
     as they are, as torch's loader does), texts a list, tensors, arrays, numbers and booleans a stacked tensor
-    (fastai's ``fa_collate`` dtypes: ``True`` values are ``torch.bool``). Parts whose shapes differ are refused,
-    saying how to make them one size; so is a dict item (a batch is its parts side by side: give ``(x, y)``
-    tuples). An item is named by its place in ``items``, or by ``index[place]`` (its position in the dataset).
+    (fastai's ``fa_collate`` dtypes: ``True`` values are ``torch.bool``); a part whose values are all alike (tensors
+    of one shape, not images to make (H, W, C)) is stacked at once. Parts whose shapes differ are refused, naming the
+    first item whose shape is not the batch's most common one and saying how to make them one size; so is a dict
+    item (a batch is its parts side by side: give ``(x, y)`` tuples). An item is named by its place in ``items``,
+    or by ``index[place]`` (its position in the dataset).
 
     >>> b = collate_items([(np.zeros((2, 3, 3), np.uint8), True), (np.ones((2, 3, 3), np.uint8), False)])
     >>> tuple(b[0].shape), b[1]
     ((2, 2, 3, 3), tensor([ True, False]))
     """
     name = (lambda i: int(i)) if index is None else (lambda i: int(index[i]))
-    for i, v in enumerate(items):
-        if isinstance(v, Mapping):
-            raise dict_item_error(who, name(i), v)
+    for i in [i for i, v in enumerate(items) if type(v) is not tuple]:  # tuples pass as they are
+        check_not_dict(who, i, items[i], index)
     single = not isinstance(items[0], tuple)
     rows = [(v,) if single else tuple(v) for v in items]
     n = len(rows[0])
-    for i, r in enumerate(rows):
-        if len(r) != n:
-            raise DataError(f"{who}: item {name(i)} has {len(r)} parts where the first has {n}; every item is a tuple "
-                            "of the same parts")
+    for i in [i for i, r in enumerate(rows) if len(r) != n][:1]:
+        raise DataError(f"{who}: item {name(i)} has {len(rows[i])} parts where the first has {n}; every item is a "
+                        "tuple of the same parts")
     out: list[Any] = []
     for j in range(n):
         vals = [r[j] for r in rows]
         if all(isinstance(v, str) for v in vals):
             out.append(list(vals))
             continue
+        stacked = _stacked(vals, images)
+        if stacked is not None:
+            out.append(stacked)
+            continue
         hwc: list[torch.Tensor | None] = [_image_hwc(v) for v in vals] if images else [None]
         if all(x is not None for x in hwc):
             tensors = hwc
         else:
             tensors = [_as_tensor(v, who, name(i), j) for i, v in enumerate(vals)]
-        shapes = sorted({tuple(t.shape) for t in tensors})  # type: ignore[union-attr]
-        if len(shapes) > 1:
-            raise DataError(f"{who}: part {j} of the items of a batch has shapes {shapes[:3]}; to batch them give them "
-                            "one shape: after_item=[Resize(size)] for images, before_batch=pad_input for texts' ids")
+        shapes = [tuple(t.shape) for t in tensors]  # type: ignore[union-attr]
+        if len(set(shapes)) > 1:  # the odd one out: the first item whose shape is not the batch's most common one
+            common, k = Counter(shapes).most_common(1)[0]
+            i = next(i for i, z in enumerate(shapes) if z != common)
+            raise DataError(f"{who}: part {j} of item {name(i)} has shape {shapes[i]}, where {k} of the batch's "
+                            f"{len(shapes)} items have {common}; to batch them give them one shape: "
+                            "after_item=[Resize(size)] for images, before_batch=pad_input for texts' ids")
         out.append(torch.stack(tensors))  # type: ignore[arg-type]
     return tuple(out)
+
+
+def _stacked(vals: list[Any], images: bool) -> torch.Tensor | None:
+    """Part values of a batch stacked at once when they are all alike: tensors of one shape on one device (images
+    too when ``images`` is False; a uint8 (C, H, W) tensor is otherwise made (H, W, C) first), NumPy arrays of
+    numbers of one shape and dtype (not images), or Python ints, floats or bools of one type (as NumPy makes them:
+    int64, float64, bool); None for anything else, which :func:`collate_items` makes value by value (and names a
+    value that differs)."""
+    v0, kinds = vals[0], {type(v) for v in vals}
+    if len(kinds) != 1:
+        return None
+    kind = type(v0)
+    if kind is torch.Tensor:
+        if images and _image_hwc(v0) is not None:
+            return None
+        try:  # torch checks the shapes and devices as it stacks
+            return torch.stack(vals).detach().cpu()
+        except RuntimeError:
+            return None
+    if kind is np.ndarray:
+        if v0.dtype.kind not in "biuf" or (images and _image_hwc(v0) is not None):
+            return None
+        if all(v.shape == v0.shape and v.dtype == v0.dtype for v in vals):
+            return torch.from_numpy(np.stack(vals))
+        return None
+    dtype = {int: torch.int64, float: torch.float64, bool: torch.bool}.get(kind)
+    if dtype is None:
+        return None
+    try:
+        return torch.tensor(vals, dtype=dtype)
+    except (OverflowError, RuntimeError):  # an int beyond int64: named value by value
+        return None
 
 
 def _as_tensor(v: Any, who: str, i: int, j: int) -> torch.Tensor:
@@ -1447,20 +1525,33 @@ class ItemsDataset:
 
 
 class MapItems(ItemsDataset):
-    """A map-style dataset's items for a :class:`DataLoader` (a ``torch.utils.data.Dataset``, ``TensorDataset``, any
-    object with ``__len__`` and ``__getitem__``): each batch reads ``source[i]`` for its positions, every epoch, and
-    stacks them as torch's loader does: an item's parts side by side (a list item as a tuple), images as they are
-    (a uint8 (C, H, W) tensor stays one), no part read as an image by the loader's transforms.
+    """A map-style dataset's items for a :class:`DataLoader` (a ``torch.utils.data.Dataset``, any object with
+    ``__len__`` and ``__getitem__``; a ``TensorDataset`` is gathered from its tensors, see
+    :func:`is_tensor_dataset`): each batch reads ``source[i]`` for its positions, every epoch, and stacks them as
+    torch's loader does: an item's parts side by side (a list item as a tuple), images as they are (a uint8
+    (C, H, W) tensor stays one), no part read as an image by the loader's transforms.
 
-    >>> from torch.utils.data import TensorDataset
-    >>> dl = DataLoader(TensorDataset(torch.arange(6.0).reshape(3, 2), torch.tensor([0, 1, 0])), bs=2, device="cpu")
-    >>> type(dl.dataset).__name__, [b[1].tolist() for b in dl]
-    ('MapItems', [[0, 1], [0]])
+    >>> class Squares(torch.utils.data.Dataset):
+    ...     def __len__(self): return 3
+    ...     def __getitem__(self, i): return torch.tensor([i, i * i]), i % 2
+    >>> dl = DataLoader(Squares(), bs=2, device="cpu")
+    >>> type(dl.dataset).__name__, [b[1].tolist() for b in dl], dl.num_workers
+    ('MapItems', [[0, 1], [0]], 0)
     """
+
+    #: its ``__getitem__`` may draw from the process's generators (an augmentation): a loader over it (or a subset
+    #: of it) reads its items in the thread that iterates it unless given ``num_workers``, so
+    #: ``torch.manual_seed`` repeats the draws, in order
+    reads_in_order = True
 
     def item(self, row: int) -> Any:
         value = self.source[int(row)]
         return tuple(value) if isinstance(value, list) else value
+
+    def items_at(self, positions: np.ndarray) -> list:
+        get = self.source.__getitem__  # as item(), for a batch's rows at once
+        items = [get(r) for r in self.idxs[np.asarray(positions, dtype=np.int64)].tolist()]
+        return [tuple(v) if isinstance(v, list) else v for v in items] if list in map(type, items) else items
 
     @property
     def geometry(self) -> tuple[str | None, ...]:
