@@ -135,3 +135,33 @@ def test_pdp_date_grid_is_quantile_dates(rossmann, form):
     setter = (lambda v: rows.with_columns(pl.lit(v).cast(pl.Date).alias("Date"))) if form == "polars" else \
         (lambda v: rows.assign(Date=v))
     assert one.average[0] == pytest.approx(reg.predict(setter(pdp.grid[0][2])).mean())
+
+
+def test_pdp_refuses_a_grid_of_no_points(rossmann):
+    X, y = rossmann
+    X = X[["Store", "DayOfWeek", "Date", "Promo"]]
+    reg = TabularRegressor(RandomForest("regression", n_estimators=5, n_jobs=1), random_state=0).fit(X, y)
+    for col in ["Store", "Date"]:  # a number column and a date column read as time
+        with pytest.raises(ParameterError, match=r"partial_dependence: grid=0 is not accepted.*a number of grid"):
+            partial_dependence(reg, X, col, grid=0, n_rows=50)
+        with pytest.raises(ParameterError, match=r"partial_dependence: grid\['Date'\]=-1 is not accepted"):
+            partial_dependence(reg, X, col, grid={"Date": -1}, n_rows=50)
+    assert len(partial_dependence(reg, X, "Date", grid=1, n_rows=50).grid[0]) == 1
+    assert len(partial_dependence(reg, X, "Store", grid={"Date": 3}, n_rows=50).grid[0]) == 20  # the default
+
+
+def test_contributions_of_a_backend_leave_the_estimators_module_unloaded():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, polars as pl\n"
+            "from pipekit.backends import RandomForest, as_data\n"
+            "from pipekit.inspection import contributions\n"
+            "xs = pl.DataFrame({'a': np.arange(60.0), 'b': np.arange(60.0) % 7})\n"
+            "rf = RandomForest('regression', n_estimators=3, n_jobs=1).fit(as_data(xs, y=xs['a'].to_numpy()))\n"
+            "c = contributions(rf, xs.head(5))\n"
+            "assert np.allclose(c.bias + c.values.sum(1), rf.predict(xs.head(5)))\n"
+            "print('pipekit.sklearn.estimators' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"

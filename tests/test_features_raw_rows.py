@@ -115,3 +115,76 @@ def test_drop_redundant_refits_a_gbm_stopping_early_on_valid(adult):
     report = drop_redundant(gbm, tab.train, tab.valid, columns=["education"])
     # the score with every column is the model's own: refitted as it was fitted, with the valid split
     assert report["score"][0] == pytest.approx(gbm.score(tab.valid))
+
+
+def test_drop_redundant_refits_a_gbm_fitted_on_train_alone_without_early_stopping(adult):
+    from pipekit.ensemble import MeanEnsemble
+
+    tab = Tabular(pl.from_pandas(adult), procs=[Categorify, FillMissing], cat_names=CATS,
+                  cont_names=["age", "fnlwgt", "education-num", "hours-per-week"], y_names="salary",
+                  splits=(np.arange(2200), np.arange(2200, 3000)))
+    gbm = GBM("classification", n_jobs=1, seed=0, n_estimators=300).fit(tab.train)  # no valid split
+    assert gbm.valid_score_ is None
+    report = drop_redundant(gbm, tab.train, tab.valid, columns=["education"])
+    # refitted as it was fitted, on train alone: the score with every column is the model's own
+    assert report["score"][0] == pytest.approx(gbm.score(tab.valid))
+    ens = MeanEnsemble([gbm, RandomForest("classification", n_estimators=10, n_jobs=1, seed=0).fit(tab.train)]).fit()
+    report = drop_redundant(ens, tab.train, tab.valid, columns=["education"])
+    assert report["score"][0] == pytest.approx(ens.score(tab.valid))
+
+
+@pytest.mark.parametrize("form", ["pandas", "numpy", "pyarrow", "polars"])
+def test_empty_rows_are_named(adult, form):
+    import pyarrow as pa
+
+    num = adult[["age", "fnlwgt", "education"]].head(50)
+    frame = {"pandas": lambda f: f, "numpy": lambda f: f.to_numpy(), "pyarrow": pa.Table.from_pandas,
+             "polars": pl.from_pandas}[form]
+    full, empty = frame(num), frame(num.iloc[:0])
+    with pytest.raises(DataError, match=r"out_of_domain needs rows in both sets; got 50 train and 0 valid"):
+        out_of_domain(full, empty, n_estimators=5, n_jobs=1)
+    with pytest.raises(DataError, match=r"out_of_domain needs rows in both sets; got 0 train and 50 valid"):
+        out_of_domain(empty, full, n_estimators=5, n_jobs=1)
+    with pytest.raises(DataError, match=r"cluster_columns: the rows are empty \(0 rows of columns"):
+        cluster_columns(empty, plot=False)
+    if form != "polars":
+        no_columns = frame(num[[]])
+        with pytest.raises(DataError, match=r"out_of_domain needs at least one column"):
+            out_of_domain(no_columns, no_columns, n_estimators=5, n_jobs=1)
+
+
+def test_out_of_domain_takes_category_columns_made_on_each_set(adult):
+    X = adult.drop(columns="salary")
+    tr, va = X[:2000].copy(), X[2000:].reset_index(drop=True)
+    for c in ["workclass", "native-country"]:  # each set made categorical on its own: other categories
+        tr[c], va[c] = tr[c].astype("category"), va[c].astype("category")
+    assert not tr["native-country"].cat.categories.equals(va["native-country"].cat.categories)
+    alike = out_of_domain(tr, va, n_estimators=15, n_jobs=1)
+    assert alike.auc < 0.65 and sorted(alike.importance["feature"].to_list()) == sorted(X.columns)
+    # a category only the valid rows hold tells them apart: its code is learned on both sets together
+    kind = pd.Categorical(np.where(X["age"] < 40, "young", "old"))
+    shifted = X.assign(workclass=kind)
+    tr, va = shifted[:2000].copy(), shifted[2000:].reset_index(drop=True)
+    tr["workclass"] = tr["workclass"].astype(str).astype("category")
+    va["workclass"] = pd.Categorical(np.full(len(va), "retired"))
+    ood = out_of_domain(tr, va, n_estimators=15, n_jobs=1)
+    assert ood.auc > 0.99 and ood.separating(1) == ["workclass"]
+    # a Polars Enum in one set and text in the other: read as text
+    ptr = pl.from_pandas(tr).with_columns(pl.col("workclass").cast(pl.String))
+    ood = out_of_domain(ptr, va, n_estimators=15, n_jobs=1)
+    assert ood.auc > 0.99 and ood.separating(1) == ["workclass"]
+
+
+@pytest.mark.parametrize("form", ["pandas", "polars"])
+def test_an_ordered_category_ranks_in_its_own_order(form):
+    sizes = ["Large", "Large / Medium", "Medium", "Small", "Mini", "Compact"]  # ProductSize, largest first
+    k = np.random.default_rng(0).integers(0, len(sizes), 300)
+    names = np.array(sizes)[k]
+    size = (pd.Categorical(names, categories=sizes, ordered=True) if form == "pandas"
+            else pl.Series(names).cast(pl.Enum(sizes)))
+    rank = k.astype(float)  # the size's place in that order
+    X = pd.DataFrame({"size": size, "rank": rank}) if form == "pandas" else pl.DataFrame({"size": size, "rank": rank})
+    cc = cluster_columns(X, plot=False)
+    assert cc.columns == ["size", "rank"]
+    assert cc.correlation[0, 1] == pytest.approx(1.0)  # codes in the category order, not the sorted one
+    assert spearmanr(pd.Series(names).rank(method="dense"), rank).statistic < 0.9  # sorted text ranks otherwise

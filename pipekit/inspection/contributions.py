@@ -46,6 +46,7 @@ summed into the date):
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -107,8 +108,9 @@ def contributions(model: Any, data: Any) -> Contributions:
     from pipekit.ensemble.base import Ensemble, member_name
     from pipekit.ensemble.mean import MeanEnsemble
     from pipekit.ensemble.weighted import WeightedEnsemble
-    from pipekit.sklearn.estimators import _TabularEstimator
 
+    # a fitted TabularClassifier / TabularRegressor means its module is loaded: no import for other models
+    estimators = sys.modules.get("pipekit.sklearn.estimators")
     # averages first: they have a contributions() method that comes back here
     if isinstance(model, BaggedModel):
         d = model._prepare(data)
@@ -124,7 +126,7 @@ def contributions(model: Any, data: Any) -> Contributions:
         return forest.contributions(data)
     elif isinstance(model, SklearnModel) and _is_sklearn_trees(model.estimator):
         return _wrapped_trees(model, data)
-    elif isinstance(model, _TabularEstimator):
+    elif estimators is not None and isinstance(model, estimators._TabularEstimator):
         return _estimator_contributions(model, data)
     else:
         outside = "" if isinstance(model, Model) else (

@@ -716,6 +716,10 @@ def partial_dependence(model: Any, data: Any, features: str | Sequence[str], kin
         raise ParameterError(f"partial_dependence: give grid ({grid!r:.40}) or grid_resolution ({grid_resolution}), "
                              "not both: grid_resolution is a number of grid points, grid that number or the values")
     grid = grid_resolution if grid_resolution is not None else 20 if grid is None else grid
+    for col, points in grid.items() if isinstance(grid, dict) else [(None, grid)]:
+        if isinstance(points, (int, np.integer)):  # a number of grid points (values given are taken as they are)
+            check("partial_dependence", **{"grid" if col is None else f"grid[{col!r}]":
+                                           (points, Interval(1, None, integer=True, why="a number of grid points"))})
     model = learner_model(model, "partial_dependence")
     feats = (features,) if isinstance(features, str) else tuple(features)
     if len(feats) not in (1, 2):

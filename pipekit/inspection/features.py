@@ -107,16 +107,23 @@ def _rows(data: Any, fn: str) -> TabularData:
     """``data`` as :class:`TabularData`: a Tabular's split or ``TabularData`` as :func:`as_data` reads it; raw rows
     (a pandas or Polars frame, a pyarrow table, a 2-d array) as the scikit-learn estimators read them
     (:func:`~pipekit.sklearn.frames.as_frame`: a pandas column mixing numbers and text is text), named as given
-    (an array's columns ``x0, x1, ...``)."""
+    (an array's columns ``x0, x1, ...``). Rows without a row or a column are read as they are, for the caller
+    to say what it needs of them."""
     import pyarrow as pa
 
     from pipekit.core.validate import is_pandas
-    from pipekit.sklearn.frames import as_frame
+    from pipekit.sklearn.frames import as_frame, default_columns
 
     if is_pandas(data) and hasattr(data, "columns") and not all(isinstance(c, str) for c in data.columns):
         data = data.set_axis([str(c) for c in data.columns], axis=1)  # the names the estimator's rows are read by
     if isinstance(data, pl.LazyFrame):
         data = data.collect()
+    if isinstance(data, np.ndarray) and data.ndim == 2 and 0 in data.shape:
+        return as_data(pl.DataFrame(data, schema=default_columns(data.shape[1]), orient="row"))
+    if isinstance(data, (pa.Table, pa.RecordBatch)) and 0 in (data.num_rows, data.num_columns):
+        return as_data(pl.from_arrow(data))
+    if is_pandas(data) and hasattr(data, "columns") and 0 in data.shape:
+        return as_data(pl.from_pandas(data))
     if isinstance(data, (pa.Table, pa.RecordBatch, np.ndarray)) or is_pandas(data) and hasattr(data, "columns"):
         return as_data(as_frame(data, fn))
     return as_data(data)  # a Polars frame as it is
@@ -124,10 +131,11 @@ def _rows(data: Any, fn: str) -> TabularData:
 
 def _as_numbers(d: TabularData, fn: str, fix: str) -> TabularData:
     """``d`` with every input a number, each column under its own name: text, categories and True/False as
-    ``Categorify``'s codes (sorted values, 0 for a missing one), dates (and text holding only ISO dates) as their
-    ``Elapsed`` seconds, as the scikit-learn estimators' procs read those columns (their roles from
-    :func:`~pipekit.sklearn.frames.column_roles`). A processed split, all numbers, is returned as it is. A column
-    of another kind (lists, structs, durations) is refused, naming it and ``fix``."""
+    ``Categorify``'s codes (0 for a missing one; text and True/False in sorted order, a Polars ``Enum`` or pandas
+    category column in its own category order, as the book's ordered ``ProductSize``), dates (and text holding
+    only ISO dates) as their ``Elapsed`` seconds, as the scikit-learn estimators' procs read those columns (their
+    roles from :func:`~pipekit.sklearn.frames.column_roles`). A processed split, all numbers, is returned as it
+    is. A column of another kind (lists, structs, durations) is refused, naming it and ``fix``."""
     schema = d.xs.schema
     other = [c for c, t in schema.items() if not t.is_numeric()]
     if not other:
@@ -160,7 +168,9 @@ def cluster_columns(data: Any, max_rows: int = 20000, seed: int = 0, path: str |
 
     ``data``: a Tabular's split (``tab.train``), or raw rows as a scikit-learn estimator's ``fit`` takes them (a
     pandas or Polars frame, a 2-d array): their text, category and True/False columns are ranked by their
-    codes (``Categorify``'s, in sorted order) and their date columns by time, each under its own name.
+    codes (``Categorify``'s: text and True/False in sorted order, a Polars ``Enum`` or pandas category column in
+    its own category order, so an ordered ``ProductSize`` ranks in the order declared) and their date columns by
+    time, each under its own name.
 
     A column holding a single value in the rows used (Rossmann's ``Open`` once closed days are dropped)
     has no rank correlation with anything: it is left out of the clusters, named in a warning and in
@@ -190,6 +200,9 @@ def _cluster(data: Any, max_rows: int, seed: int, path: str | Path | None, plot:
     d = _rows(data, fn)
     if d.xs.width < 2:
         raise DataError(f"cluster_columns needs at least 2 columns, got {d.feature_names}")
+    if len(d) == 0:
+        raise DataError(f"{fn}: the rows are empty (0 rows of columns {d.feature_names[:20]}); rank correlations "
+                        "need rows: pass the rows of the split")
     if len(d) > max_rows:
         d = d.take(np.sort(np.random.default_rng(seed).choice(len(d), max_rows, replace=False)))
     d = _as_numbers(d, fn, fix)
@@ -336,8 +349,11 @@ class _EstimatorRefits:
 def refit(model: Model, train: TabularData, valid: TabularData | None = None,
           select: TabularData | None = None) -> Model:
     """An unfitted copy of ``model`` fitted on ``train`` (the columns it holds): what ``drop_redundant`` and
-    ``prune_features`` score. A backend is fitted with ``fit(train, valid)``. An ensemble is rebuilt the way it
-    was made: each member is refitted in turn (a copy, on the columns of ``train`` it used), then
+    ``prune_features`` score. A backend is fitted as it was: with ``fit(train, valid)`` when it was fitted with a
+    valid split (``valid_score_`` set; a GBM stops early on it) or is not fitted yet, else with ``fit(train)``, so
+    a GBM fitted on its training rows alone is not stopped early on ``valid``. An ensemble is rebuilt the way it
+    was made: each member is refitted in turn (a copy, on the columns of ``train`` it used, as that member was
+    fitted), then
 
     - a ``MeanEnsemble`` averages them (scoring them on ``select`` when given);
     - a ``WeightedEnsemble`` chooses its weights again where it chose them: on the members' out-of-fold
@@ -372,7 +388,8 @@ def refit(model: Model, train: TabularData, valid: TabularData | None = None,
         raise ParameterError(f"{type(model).__name__} has no clone(), so it cannot be refitted on other columns; "
                              "pass a pipekit model (a backend or an ensemble of them)")
     if not isinstance(model, Ensemble):
-        return model.clone().fit(train, valid)  # type: ignore[attr-defined]
+        fitted_alone = model.is_fitted and getattr(model, "valid_score_", None) is None
+        return model.clone().fit(train, None if fitted_alone else valid)  # type: ignore[attr-defined]
     if not isinstance(model, (MeanEnsemble, WeightedEnsemble, StackingEnsemble)):
         raise ParameterError(f"{type(model).__name__} cannot be refitted on other columns here; pass a "
                              "MeanEnsemble, WeightedEnsemble or StackingEnsemble of the same members")
@@ -420,8 +437,9 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
     and its change from keeping everything. A column whose removal does not hurt is redundant. An ensemble is
     refitted as :func:`refit` does, its weights chosen again on ``valid`` where they were chosen on a split.
 
-    A pipekit model is refitted as it was fitted, on ``train`` with ``valid`` as its valid split (a GBM stops
-    early on it), each split without the same columns.
+    A pipekit model is refitted as it was fitted (:func:`refit`): on ``train``, with ``valid`` as its valid split
+    where it was fitted with one (a GBM stops early on it), each split without the same columns; the score with
+    every column is then the model's own.
 
     ``columns`` defaults to the columns of the redundant pairs of ``train`` (``cluster_columns(train)
     .candidates(threshold)``: rank correlation at least ``threshold``, raw rows' text and dates ranked as
@@ -476,7 +494,7 @@ def drop_redundant(model: Model, train: Any, valid: Any = None, columns: Sequenc
         if tr is None:
             assert sk is not None
             return sk.score(sk.refit(cols), cols)
-        # fitted as the model was, with the valid split (a GBM stops early on it), without the same columns
+        # fitted as the model was (with the valid split where it had one), without the same columns
         without = None if va is None else va.drop(cols)
         fitted = refit(model, tr.drop(cols), without, select=without)
         return _score(fitted, tr, va, m)
@@ -536,6 +554,8 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
     tr, va = _rows(train, "out_of_domain"), _rows(valid, "out_of_domain")
     if len(tr) == 0 or len(va) == 0:
         raise DataError(f"out_of_domain needs rows in both sets; got {len(tr)} train and {len(va)} valid")
+    if tr.xs.width == 0:
+        raise DataError("out_of_domain needs at least one column to tell the sets apart by; the train rows have none")
     va.check_columns(tr.feature_names, "train columns")
     rng = np.random.default_rng(seed)
     if max_rows is not None:
@@ -544,7 +564,7 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
         if len(va) > max_rows:
             va = va.take(np.sort(rng.choice(len(va), max_rows, replace=False)))
     try:
-        xs = pl.concat([tr.xs, va.xs.select(tr.feature_names)], how="vertical_relaxed")
+        xs = pl.concat(_common_categories(tr.xs, va.xs.select(tr.feature_names)), how="vertical_relaxed")
     except (pl.exceptions.SchemaError, pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError):
         a, b = tr.xs.schema, va.xs.schema
         raise DataError(f"out_of_domain: columns hold values of other types in train and valid: "
@@ -559,6 +579,27 @@ def out_of_domain(train: Any, valid: Any, n_estimators: int = 40, min_samples_le
     keep = ~np.isnan(oob).any(1)
     auc = float(roc_auc_score(is_valid[keep], oob[keep, 1]))
     return OutOfDomain(auc=auc, importance=rf.feature_importance(), model=rf)
+
+
+def _common_categories(a: pl.DataFrame, b: pl.DataFrame) -> list[pl.DataFrame]:
+    """``a`` and ``b`` (the same columns) with each category column whose categories differ between them in one
+    type: two ``Enum`` columns (a pandas category column each set made of its own values) as one ``Enum`` of the
+    categories of ``a`` then those only ``b`` holds, in their order; an ``Enum`` and a ``Categorical`` or text as
+    text. Their codes are then learned on both sets together."""
+    kinds = (pl.Categorical, pl.Enum)
+    ta, tb = a.schema, b.schema
+    common: dict[str, pl.DataType] = {}
+    for c in a.columns:
+        x, y = ta[c], tb[c]
+        if x == y or not (isinstance(x, kinds) or isinstance(y, kinds)):
+            continue
+        if isinstance(x, pl.Enum) and isinstance(y, pl.Enum):
+            common[c] = pl.Enum(list(dict.fromkeys([*x.categories.to_list(), *y.categories.to_list()])))
+        elif all(isinstance(t, kinds) or t == pl.String for t in (x, y)):
+            common[c] = pl.String()
+    if not common:
+        return [a, b]
+    return [f.with_columns(pl.col(c).cast(t) for c, t in common.items()) for f in (a, b)]
 
 
 @dataclass
