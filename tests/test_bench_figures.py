@@ -197,3 +197,33 @@ def test_the_mnist_tiny_recipe_reads_its_two_sets_only(tmp_path, monkeypatch, ca
     said = capsys.readouterr()
     assert not [w for w in seen if LEFT_OUT in str(w.message)] and LEFT_OUT not in said.err
     assert "Collecting items: 1408 rows" in said.out and "709 train, 699 valid" in said.out
+
+
+def _adult_loaders(rows: int, bs: int):
+    """Tabular loaders of the first ``rows`` rows of adult_sample (the last 20 for validation), two prefetch threads."""
+    from pipekit.tabular import TabularDataLoaders
+
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(rows)
+    return TabularDataLoaders.from_df(df, y_names="salary", cat_names=["workclass"], cont_names=["age"], bs=bs,
+                                      seed=0, valid_idx=list(range(rows - 20, rows)), num_workers=2, device="cpu")
+
+
+def test_a_loader_of_one_batch_an_epoch_reports_no_prefetch_threads_in_effect():
+    dls = _adult_loaders(84, bs=64)  # 64 training rows: one batch an epoch, made in the iterating thread
+    train = dls.train
+    assert len(train) == 1 and train.num_workers == 2 and len(list(train)) == 1
+    workers, why = train.workers_in_effect(len(train))
+    assert workers == 0 and "num_workers has no effect on this loader" in why and "1 batch (64 items, bs=64)" in why
+    p = profile(dls, warm_epochs=1, cold=False)
+    assert p.num_workers == 0 and p.to_dict()["num_workers"] == 0 and "num_workers 0" in p.table().title
+    assert p.workers_note == why and why in p.summary() and p.warm.threads == {"main": 1}
+    s = sweep(dls, workers=(0, 2), rounds=1)
+    assert s.best is None and s.no_effect == why and "best" not in repr(s) and s.to_dict()["best"] is None
+    # a loader of several batches an epoch uses its threads, however few of its batches are measured
+    dls = _adult_loaders(84, bs=16)
+    assert len(dls.train) == 4 and dls.train.workers_in_effect(len(dls.train)) == (2, None)
+    p = profile(dls, n_batches=1, warm_epochs=1, cold=False)
+    assert p.num_workers == 2 and p.workers_note is None and "no effect" not in p.summary()
+    assert p.warm.threads.get("main") == 1 and len(p.warm.threads) > 1
+    s = sweep(dls, workers=(0, 2), n_batches=1, rounds=1)
+    assert s.no_effect is None and s.best in (0, 2)

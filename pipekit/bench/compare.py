@@ -234,8 +234,8 @@ def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None
     """Items/s of ``loader`` at each ``num_workers`` in ``workers`` (prefetch threads for pipekit, worker
     processes for torch), round-robin over ``rounds`` rounds; ``best`` is the fastest median. A pipekit loader that
     makes its batches in the thread iterating it whatever ``num_workers`` says (its items go through item transforms
-    of your own as they are fetched) runs every setting alike: the sweep says so (``no_effect``, why) and names no
-    best.
+    of your own as they are fetched, or an epoch of it is a single batch) runs every setting alike: the sweep says so
+    (``no_effect``, why) and names no best.
 
     ``loader``: pipekit ``DataLoaders``/``DataLoader``, a DataBlock (with ``source=``, built once), or a
     function ``num_workers -> loader`` (e.g. ``lambda w: reference_loader(dblock, path, num_workers=w)``).
@@ -279,7 +279,7 @@ def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None
             run = runners[w].epoch(k + 1, n_batches)
             rates[w].append(run.items / run.wall_s)
     # every setting made its batches in the iterating thread: none of them is best, whatever the noise says
-    unused = [r.workers_unused for r in runners.values()]
-    no_effect = unused[0] if all(unused) else None
+    unused = [r.workers_unused for w, r in runners.items() if w > 0]
+    no_effect = unused[0] if unused and all(unused) else None
     return Sweep(label, n_batches, rates, before, no_effect)
 

@@ -381,8 +381,8 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
     the loaders reads every item, so its items/s is the whole epoch's items over the build and the whole epoch,
     and means the same for every ``n_batches`` and for every loader (a torch loader's first epoch is whole too).
     ``num_workers`` is the setting in effect: 0 for a loader that makes its batches in the thread iterating it
-    (its items drawing at random as they are fetched, through item transforms of your own), which
-    ``workers_note`` and the summary explain.
+    (its items drawing at random as they are fetched, through item transforms of your own, or an epoch of it a
+    single batch), which ``workers_note`` and the summary explain.
 
     The first epoch is timed once; then ``warm_epochs`` epochs with stage timers alternate with as many
     without, so the overhead of measuring is measured too. ``device`` (``'cpu'``, ``'cuda'``, a ``torch.device``; an
@@ -465,5 +465,5 @@ def profile(loader: Any, n_batches: int | None = None, subset: str | None = None
         probe_overhead=calls * _probe_cost() / warm.wall_s if warm.wall_s > 0 else 0.0,
         machine_before=before, load_average_after=list(after),
         # said where a setting was given that the loader does not use (0, its own default there, needs no word)
-        workers_note=runner.workers_unused if getattr(runner.loader, "num_workers", 0) else None)
+        workers_note=runner.workers_unused)
 

@@ -258,18 +258,6 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def per_fetch_note(dl: Any) -> str | None:
-    """Why ``num_workers`` has no effect on the pipekit loader ``dl``, or None when it has: a store of its dataset
-    draws from the process's random generators as its items are fetched (``draws_per_fetch``), so the loader makes
-    every batch in the thread that iterates it, never in prefetch threads."""
-    if not dl._draws_per_fetch():
-        return None
-    return ("num_workers has no effect on this loader: its items go through item transforms of your own each time "
-            "they are fetched, which may draw from the process's random generators, so it makes every batch in the thread "
-            "that iterates it, never in prefetch threads (0 in effect, whatever num_workers says); pipekit's own item "
-            "transforms, or random transforms given as batch_tfms, leave the batches to its prefetch threads")
-
-
 class PipekitRunner(Runner):
     """A pipekit ``DataLoader``: epochs by index (the loader's own epoch counter is left alone)."""
 
@@ -279,9 +267,8 @@ class PipekitRunner(Runner):
         self.loader = dl
         self.name = name or "pipekit"
         self.bs = dl.bs
-        # a loader whose items draw at random as they are fetched makes its batches in the iterating thread
-        self.workers_unused = per_fetch_note(dl)
-        self.num_workers = 0 if self.workers_unused else dl.num_workers
+        # the threads an epoch of its batches uses (the whole epoch's, however many of them are measured)
+        self.num_workers, self.workers_unused = dl.workers_in_effect(len(dl))
         self.device = dl.device
         self._start = dl.epoch
 

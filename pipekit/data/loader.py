@@ -619,15 +619,42 @@ class DataLoader:
         return bool(getattr(self.dataset, "draws_per_fetch", False)) or \
             any(getattr(s, "draws_per_fetch", False) for s in getattr(self.dataset, "stores", ()))
 
+    def workers_in_effect(self, n_batches: int) -> tuple[int, str | None]:
+        """The prefetch threads an epoch of ``n_batches`` batches uses, and why none when ``num_workers`` asks for
+        some (else None). The batches are made in the thread iterating the loader when ``num_workers`` is 0, when a
+        store draws at random as its items are fetched (see :meth:`_draws_per_fetch`), and when the epoch is a
+        single batch (there is nothing to work ahead on).
+
+        >>> from pipekit.data import TensorStore
+        >>> dl = DataLoader(ArrayDataset([TensorStore(np.arange(64.0))]), bs=64, num_workers=2)
+        >>> dl.workers_in_effect(len(dl))[0], dl.workers_in_effect(4)
+        (0, (2, None))
+        """
+        if self.num_workers == 0:
+            return 0, None
+        if self._draws_per_fetch():
+            return 0, ("num_workers has no effect on this loader: its items go through item transforms of your own "
+                       "each time they are fetched, which may draw from the process's random generators, so it makes "
+                       "every batch in the thread that iterates it, never in prefetch threads (0 in effect, whatever "
+                       "num_workers says); pipekit's own item transforms, or random transforms given as batch_tfms, "
+                       "leave the batches to its prefetch threads")
+        if n_batches <= 1:
+            return 0, (f"num_workers has no effect on this loader: an epoch of it is {n_batches} batch{'es' if n_batches != 1 else ''} "
+                       f"({self._n_drawn()} items, bs={self.bs}), made in the thread that iterates it, never in "
+                       "prefetch threads, as there is no next batch to make ahead (0 in effect, whatever num_workers "
+                       "says); a smaller bs or more items give its prefetch threads batches to make")
+        return self.num_workers, None
+
     def iter_epoch(self, epoch: int) -> Iterator[tuple]:
         with stage("batch plan"):
             plan = self.batch_plan(epoch)
-        if self.num_workers == 0 or len(plan) <= 1 or self._draws_per_fetch():
+        workers, _ = self.workers_in_effect(len(plan))
+        if workers == 0:
             for i, entry in enumerate(plan):
                 yield self._finish(epoch, i, self._produce(epoch, i, entry), entry)
             return
-        depth = self.num_workers + 1
-        with ThreadPoolExecutor(self.num_workers, thread_name_prefix="pipekit-prefetch") as pool:
+        depth = workers + 1
+        with ThreadPoolExecutor(workers, thread_name_prefix="pipekit-prefetch") as pool:
             pending: deque = deque()
             it = iter(enumerate(plan))
             with stage("prefetch hand-off"):  # starting the threads and queueing work competes with them
