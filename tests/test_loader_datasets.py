@@ -70,6 +70,17 @@ def test_a_map_datasets_draws_repeat_under_torch_manual_seed_and_building_draws_
     dl = DataLoader(ds, bs=8, device="cpu")
     assert torch.equal(next(iter(dl))[0].reshape(-1, 28), alone)
     assert dl.num_workers == 0  # read in the iterating thread, in order
+    # nor does what a Learner reads of the loaders (n_inp, the first item's parts), on them or on a subset
+    subset = lambda d: DataLoader(d.dataset.subset(np.arange(8)), bs=8, device="cpu")  # noqa: E731
+    for make, reads in ((lambda d: d, 1 + 8), (subset, 2 + 8)):  # a subset reads its own item 0 (draws given back)
+        ds, model = FlipNoise(_threes()), torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 2))
+        valid = DataLoader(FlipNoise(_threes(4)), bs=4, device="cpu")
+        torch.manual_seed(0)
+        dl = make(DataLoader(ds, bs=8, device="cpu"))
+        Learner(DataLoaders(dl, valid), model, loss_func=torch.nn.CrossEntropyLoss())
+        assert (dl.n_inp, dl.dataset.n_inp, valid.n_inp) == (1, 1, 1)
+        assert torch.equal(next(iter(dl))[0].reshape(-1, 28), alone)
+        assert ds.calls == reads  # item 0 as the loader was built (Learner reading none), then the epoch's items
 
 
 def test_a_map_dataset_keeps_shuffling_seeds_workers_and_its_batches_shape():
@@ -127,6 +138,92 @@ def test_a_map_dataset_item_that_cannot_be_batched_is_named():
         dl = DataLoader(SomeDicts(), bs=3, shuffle=True, seed=1, device="cpu", **kw)
         with pytest.raises(DataError, match=r"item 4 is a dict \(keys 'x'\)"):
             list(dl)
+
+
+def test_an_item_after_a_reordering_before_batch_is_named_by_its_place_in_the_batch():
+    from pipekit.data import Datasets
+
+    files = _threes(6)
+    pixels = [np.array(Image.open(f)) if i != 4 else np.zeros((3, 3), np.uint8) for i, f in enumerate(files)]
+
+    class Ragged(torch.utils.data.Dataset):  # item 4 has another shape
+        def __len__(self) -> int:
+            return 6
+
+        def __getitem__(self, i: int) -> Any:
+            return torch.from_numpy(pixels[i]), i
+
+    def in_place(b: list) -> list:
+        b.sort(key=lambda t: -int(t[1]))
+        return b
+
+    placed = r"part 0 of item 1 of the batch after before_batch has shape \(3, 3\), where 5 of the batch's 6 items"
+    steps = [lambda b: b[::-1], lambda b: sorted(b, key=lambda t: -int(t[1])), in_place]
+    for step in steps:  # 4th of 6 read, 2nd after the reordering: never "item 4" nor a position it is not
+        for dataset in (Ragged(), [(torch.from_numpy(p), i) for i, p in enumerate(pixels)]):
+            with pytest.raises(DataError, match=placed):
+                list(DataLoader(dataset, bs=6, device="cpu", before_batch=step))
+        dsets = Datasets(list(range(6)), [[lambda i: pixels[i]], [lambda i: i]], splits=[list(range(6)), []])
+        with pytest.raises(DataError, match=placed):
+            list(dsets.dataloaders(bs=6, device="cpu", before_batch=step, shuffle=False).train)
+    # a step keeping each item in its place (the same objects) leaves the dataset's position
+    keep = DataLoader(Ragged(), bs=6, device="cpu", before_batch=lambda b: list(b))
+    with pytest.raises(DataError, match=r"part 0 of item 4 has shape \(3, 3\)"):
+        list(keep)
+
+    class SomeDicts(torch.utils.data.Dataset):  # item 4 is a dict: the same naming
+        def __len__(self) -> int:
+            return 6
+
+        def __getitem__(self, i: int) -> Any:
+            return {"x": torch.zeros(2)} if i == 4 else (torch.zeros(2), i)
+
+    with pytest.raises(DataError, match=r"item 1 of the batch after before_batch is a dict \(keys 'x'\)"):
+        list(DataLoader(SomeDicts(), bs=6, device="cpu", before_batch=lambda b: b[::-1]))
+
+
+def test_an_int_beyond_int64_is_named_not_a_raw_overflow():
+    files = _threes(4)
+
+    class Big(torch.utils.data.Dataset):  # a label too large for int64 (an id, a hash)
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> tuple:
+            return torch.from_numpy(np.array(Image.open(files[i]))), 2**70 if i == 0 else i
+
+    msg = r"part 1 of item {} is a int \(1180591620717411303424\), which cannot be batched.*int64's range"
+    with pytest.raises(DataError, match=msg.format(0)):
+        DataLoader(Big(), bs=2, device="cpu")
+    items = [(torch.from_numpy(np.array(Image.open(f))), 2**70 if i == 2 else i) for i, f in enumerate(files)]
+    with pytest.raises(DataError, match=msg.format(2)):
+        list(DataLoader(items, bs=4, device="cpu", before_batch=lambda b: b))
+
+
+def test_one_position_is_an_int_checked_and_wrapped():
+    from pipekit.data import Datasets, TfmdLists
+    from pipekit.data.loader import ArrayDataset, item_positions
+    from pipekit.data.store import TensorStore
+
+    files = _threes(5)
+    assert [item_positions(i, 5) for i in (0, -1, np.int64(-5), np.uint8(3), torch.tensor(-2))] == [0, 4, 0, 3, 3]
+    assert all(type(item_positions(i, 5)) is int for i in (-1, np.int32(2), torch.tensor(1)))
+    for i in (5, -6, np.int64(7)):
+        with pytest.raises(IndexError, match=f"item {i} is out of range: this subset has 5 items"):
+            item_positions(i, 5)
+    for i in (True, np.bool_(False), 1.0):
+        with pytest.raises(ParameterError, match="items are indexed by an integer position"):
+            item_positions(i, 5)
+    tl = TfmdLists(files, [lambda f: f.name])
+    dsets = Datasets(files, [[lambda f: f.name], [lambda f: f.parent.name]])
+    ds = ArrayDataset([TensorStore(torch.arange(5)), TensorStore(torch.arange(5) * 2)])
+    assert (tl[-1], tl[np.int16(1)]) == (files[4].name, files[1].name)
+    assert dsets[-5] == (files[0].name, "3") and [int(v) for v in ds[-2]] == [3, 6]
+    for seq, what in ((tl, "this TfmdLists"), (dsets, "these Datasets"), (ds, "this dataset")):
+        with pytest.raises(IndexError, match=f"item 5 is out of range: {what} has 5 items"):
+            seq[5]
+        with pytest.raises(ParameterError, match="got bool"):
+            seq[True]
 
 
 def test_a_list_of_items_with_before_batch_names_a_failing_item_by_its_position():

@@ -281,12 +281,12 @@ class ItemList(Sequence):
         """One item for a position (a Python int, a numpy integer or a 0-d integer tensor, as ``top_losses``
         gives), a list of items for a slice or for an integer list, array or tensor of positions."""
         a = self._positions(i)
-        if a.ndim == 0:
-            return item_at(self.frame, int(self.rows[int(a)]))
+        if isinstance(a, int):
+            return item_at(self.frame, int(self.rows[a]))
         return [item_at(self.frame, int(self.rows[int(p)])) for p in a]
 
-    def _positions(self, i: Any) -> np.ndarray:
-        """``i`` as an int64 array of in-range positions (0-d for one position); floats and bools refused."""
+    def _positions(self, i: Any) -> int | np.ndarray:
+        """``i`` as an in-range position (an int) or an int64 array of them; floats and bools refused."""
         return item_positions(i, len(self))
 
     def __repr__(self) -> str:
@@ -742,9 +742,9 @@ class TfmdLists(SampledLoaders):
         """The encoded item at position ``i`` (an int, a numpy or a 0-d tensor integer), or a list of them for a
         slice or a list, array or tensor of positions (``tl[:2]``, ``tl.train[[0, 2]]``), as fastai's."""
         at = item_positions(i, len(self), "this TfmdLists")
-        if at.ndim:
+        if not isinstance(at, int):
             return [self[int(j)] for j in at]
-        i = int(at)
+        i = at
         if self._row is None:
             return _item(_at(self.encoded, i))
         return _item(_at(self.encoded, int(self._row[i]))) if self._row[i] >= 0 else self._encode_left_out(i)
@@ -901,9 +901,9 @@ class TfmdDatasets(SampledLoaders):
         """The item at position ``i`` (a tuple of its parts), or a list of them for a slice or a list, array or
         tensor of positions (``dsets[:3]``, ``dsets.train[[0, 2]]``), as fastai's."""
         at = item_positions(i, len(self), "these Datasets")
-        if at.ndim:
+        if not isinstance(at, int):
             return [self[int(j)] for j in at]
-        return tuple(tl[int(at)] for tl in self.tls)
+        return tuple(tl[at] for tl in self.tls)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

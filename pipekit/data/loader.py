@@ -191,8 +191,11 @@ class DataLoader:
     dataset, an object with ``__len__`` and ``__getitem__`` (a ``torch.utils.data.Dataset`` subclass, the book's own
     ``Dataset`` class): its items are read as each batch is made, ``dataset[i]`` for each of the batch's positions,
     every epoch (an augmentation in ``__getitem__`` draws anew each time), and batched as torch's loader does
-    (tuples or lists of tensors become a tuple of stacked tensors; see :class:`MapItems`). Its first item is read as
-    the loader is built, so an item that cannot be batched is named then. A ``TensorDataset(x, y)`` (see
+    (tuples or lists of tensors become a tuple of stacked tensors; see :class:`MapItems`). Its item 0 is read as
+    the loader is built (the random generators given back after), so with no ``before_batch``/``create_batch`` an
+    item 0 that cannot be batched is refused then; any other item is refused as its batch is made, named by its
+    dataset position, or by its place in the batch after a ``before_batch`` step that reorders or remakes the
+    items (a ``create_batch`` function batches them its own way). A ``TensorDataset(x, y)`` (see
     :func:`is_tensor_dataset`) draws nothing: each batch is gathered from its tensors at once, as from stores.
     Items are batches' parts side by side: a dict item is refused, naming the fix (give ``(x, y)`` tuples). With
     ``before_batch``/``create_batch``, a map-style dataset's uint8 (C, H, W) images stay (B, C, H, W) as torch's
@@ -247,6 +250,7 @@ class DataLoader:
             dataset = MapItems(dataset)
             with kept_random_states():  # reading item 0 leaves what its __getitem__ draws to the first epoch
                 first = dataset[0]
+                dataset.keep_first(first)  # n_inp, geometry: no other read
                 if not (steps or create_batch is not None):  # refused now, naming the item, not at the first batch
                     dataset.collate([first], np.zeros(1, dtype=np.int64))
             self.bare = not isinstance(first, (tuple, list))
@@ -515,17 +519,19 @@ class DataLoader:
         if not self.batch_steps and self.collate_with is None:
             return self.dataset.gather(entry)
         positions = np.asarray(entry, dtype=np.int64)
-        if isinstance(self.dataset, ItemsDataset):
-            items = self.dataset.items_at(positions)
-        else:
-            items = [self.dataset[int(p)] for p in positions]
-        for f in self.batch_steps:
+        own = isinstance(self.dataset, ItemsDataset)
+        made = self.dataset.made_at(positions) if own else [self.dataset[int(p)] for p in positions]
+        items = list(made)  # a step sorting the list in place leaves ``made`` as read
+        for f in ([self.dataset.before_batch] if own and self.dataset.before_batch is not None else []) + \
+                list(self.batch_steps):
             items = f(items)
         if self.collate_with is None:
-            # the steps kept one item per position: a failing item is named by its position in the dataset
-            at = positions.reshape(-1) if len(items) == positions.size else None
-            return (self.dataset.collate(items, at) if isinstance(self.dataset, ItemsDataset)
-                    else collate_items(items, index=at))
+            # a failing item is named by its position in the dataset when the steps left each item in its place,
+            # else by its place in the batch they made
+            at = batch_index(made, items, positions.reshape(-1))
+            after = "" if at is not None else "before_batch"
+            return (self.dataset.collate(items, at, after) if own
+                    else collate_items(items, index=at, after=after))
         b = self.collate_with(items)
         if "bare" in self.__dict__:  # what create_batch makes is the batch as given (a bare tensor, a tuple)
             self.bare = not isinstance(b, (tuple, list))
@@ -1039,7 +1045,7 @@ class ForeignLoader:
         return f"ForeignLoader({self.where}, batches={len(self)}, bs={self.bs}, n_inp={self.n_inp}, device={self.device})"
 
 
-def dict_item_error(who: str, i: int, item: Mapping) -> DataError:
+def dict_item_error(who: str, i: int | str, item: Mapping) -> DataError:
     """The refusal of item ``i``, a dict: a loader's batch is its items' parts side by side (inputs then targets),
     which a dict's keys do not order."""
     keys = list(item)
@@ -1049,9 +1055,11 @@ def dict_item_error(who: str, i: int, item: Mapping) -> DataError:
                      "dataset whose __getitem__ returns (x, y)")
 
 
-def check_not_dict(who: str, i: int, item: Any, index: Sequence[int] | np.ndarray | None = None) -> None:
+def check_not_dict(who: str, i: int, item: Any, index: Sequence[int] | np.ndarray | None = None,
+                   after: str = "") -> None:
     """Refuse item ``i`` of a batch or list of items when it is a dict (see :func:`dict_item_error`), naming it by
-    ``i``, or by ``index[i]`` (its position in the dataset) when given.
+    ``i``, or by ``index[i]`` (its position in the dataset) when given; ``after``, the step that made the batch's
+    list (``"before_batch"``), says ``i`` is the item's place in that list (see :func:`item_name`).
 
     >>> check_not_dict("DataLoader", 1, {"x": 1}, index=[5, 7])
     Traceback (most recent call last):
@@ -1059,22 +1067,54 @@ def check_not_dict(who: str, i: int, item: Any, index: Sequence[int] | np.ndarra
     pipekit.core.errors.DataError: DataLoader: item 7 is a dict (keys 'x'), and a batch is its items' parts side by side, the inputs then the targets: give (x, y) tuples, e.g. [(d['x'], d['y']) for d in items], or a dataset whose __getitem__ returns (x, y)
     """
     if not isinstance(item, tuple) and isinstance(item, Mapping):
-        raise dict_item_error(who, int(i) if index is None else int(index[i]), item)
+        raise dict_item_error(who, item_name(i, index, after), item)
 
 
-def item_positions(i: Any, n: int, what: str = "this subset") -> np.ndarray:
-    """Index ``i`` of a collection of ``n`` items as int64 positions, negative ones counted from the end: 0-d for one
-    position (an int, a numpy integer, a 0-d integer tensor), 1-d for a slice or a list, array or tensor of integer
-    positions. Anything else (a float, a bool, a text) is a ParameterError, a position outside the items an
-    IndexError naming it and ``what`` holds them.
+def item_name(i: int, index: Sequence[int] | np.ndarray | None = None, after: str = "") -> str:
+    """How a message names item ``i`` of a batch's list: ``index[i]``, its position in the dataset, when given;
+    else its place in the list, which ``after`` (the step that made the list, ``"before_batch"``) says is the
+    batch's order after that step, not the dataset's.
+
+    >>> item_name(1, [5, 7]), item_name(1), item_name(1, after="before_batch")
+    ('7', '1', '1 of the batch after before_batch')
+    """
+    if index is not None:
+        return str(int(index[i]))
+    return f"{int(i)} of the batch after {after}" if after else str(int(i))
+
+
+def batch_index(made: Sequence[Any], items: Sequence[Any], positions: np.ndarray) -> np.ndarray | None:
+    """The dataset positions naming the items of a batch that steps (``before_batch``) turned from ``made``, the
+    items as read, into ``items``: ``positions`` when each item is still in its place (the very objects read, in
+    order), else None, as a step that reorders, drops or remakes items leaves no position to each
+    (:func:`collate_items` then names an item by its place in the batch after the steps).
+
+    >>> a, b = (1,), (2,)
+    >>> batch_index([a, b], [a, b], np.array([4, 9])).tolist(), batch_index([a, b], [b, a], np.array([4, 9]))
+    ([4, 9], None)
+    """
+    if len(items) == len(made) == len(positions) and all(x is y for x, y in zip(items, made)):
+        return positions
+    return None
+
+
+def item_positions(i: Any, n: int, what: str = "this subset") -> int | np.ndarray:
+    """Index ``i`` of a collection of ``n`` items as positions, negative ones counted from the end: a Python int for
+    one position (an int, a numpy integer, a 0-d integer tensor), a 1-d int64 array for a slice or a list, array or
+    tensor of integer positions. Anything else (a float, a bool, a text) is a ParameterError, a position outside the
+    items an IndexError naming it and ``what`` holds them.
 
     >>> item_positions(-1, 5), item_positions(slice(-2, None), 5).tolist(), item_positions([0, 2], 5).tolist()
-    (array(4), [3, 4], [0, 2])
+    (4, [3, 4], [0, 2])
     >>> item_positions([0, 7], 5)
     Traceback (most recent call last):
     ...
     IndexError: item 7 is out of range: this subset has 5 items
     """
+    if type(i) is int or isinstance(i, np.integer):  # one position (a bool is neither), as fast as a list's index
+        if -n <= i < n:
+            return int(i) + n if i < 0 else int(i)
+        raise IndexError(f"item {i} is out of range: {what} has {n} items")
     if isinstance(i, slice):
         return np.arange(n, dtype=np.int64)[i]
     if isinstance(i, torch.Tensor):
@@ -1088,7 +1128,8 @@ def item_positions(i: Any, n: int, what: str = "this subset") -> np.ndarray:
     bad = (a < -n) | (a >= n)
     if bad.any():
         raise IndexError(f"item {a[bad].reshape(-1)[0]} is out of range: {what} has {n} items")
-    return np.where(a < 0, a + n, a)
+    a = np.where(a < 0, a + n, a)
+    return int(a) if a.ndim == 0 else a
 
 
 def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single_ok: bool = False,
@@ -1204,9 +1245,9 @@ class ArrayDataset:
         """The item at position ``i`` (a tuple of its parts), or a list of them for a slice or a list, array or
         tensor of positions (``dls.valid_ds[:3]``, ``dls.train_ds[[0, 2]]``), as fastai's datasets give them."""
         at = item_positions(i, len(self), "this dataset")
-        if at.ndim:
+        if not isinstance(at, int):
             return [self[int(p)] for p in at]
-        row = int(self.idxs[int(at)])
+        row = int(self.idxs[at])
         return tuple(s.item(row) for s in self.stores)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ArrayDataset:
@@ -1317,23 +1358,26 @@ def _image_hwc(v: Any) -> torch.Tensor | None:
 
 
 def collate_items(items: Sequence[Any], who: str = "DataLoader", images: bool = True,
-                  index: Sequence[int] | np.ndarray | None = None) -> tuple:
+                  index: Sequence[int] | np.ndarray | None = None, after: str = "") -> tuple:
     """Items made one at a time (tuples, or single values) as one batch: a tuple with one element per part of an
     item. Images become pipekit's uint8 (B, H, W, C) image batch (see :func:`_image_hwc`; ``images=False``: stacked
     as they are, as torch's loader does), texts a list, tensors, arrays, numbers and booleans a stacked tensor
     (fastai's ``fa_collate`` dtypes: ``True`` values are ``torch.bool``); a part whose values are all alike (tensors
     of one shape, not images to make (H, W, C)) is stacked at once. Parts whose shapes differ are refused, naming the
     first item whose shape is not the batch's most common one and saying how to make them one size; so is a dict
-    item (a batch is its parts side by side: give ``(x, y)`` tuples). An item is named by its place in ``items``,
-    or by ``index[place]`` (its position in the dataset).
+    item (a batch is its parts side by side: give ``(x, y)`` tuples). An item is named by ``index[place]`` (its
+    position in the dataset), else by its place in ``items``, which ``after`` names the step that ordered them
+    (``"before_batch"``; see :func:`item_name`).
 
     >>> b = collate_items([(np.zeros((2, 3, 3), np.uint8), True), (np.ones((2, 3, 3), np.uint8), False)])
     >>> tuple(b[0].shape), b[1]
     ((2, 2, 3, 3), tensor([ True, False]))
     """
-    name = (lambda i: int(i)) if index is None else (lambda i: int(index[i]))
+    def name(i: int) -> str:
+        return item_name(i, index, after)
+
     for i in [i for i, v in enumerate(items) if type(v) is not tuple]:  # tuples pass as they are
-        check_not_dict(who, i, items[i], index)
+        check_not_dict(who, i, items[i], index, after)
     single = not isinstance(items[0], tuple)
     rows = [(v,) if single else tuple(v) for v in items]
     n = len(rows[0])
@@ -1394,11 +1438,11 @@ def _stacked(vals: list[Any], images: bool) -> torch.Tensor | None:
         return None
     try:
         return torch.tensor(vals, dtype=dtype)
-    except (OverflowError, RuntimeError):  # an int beyond int64: named value by value
+    except (OverflowError, RuntimeError, ValueError):  # an int beyond int64: named value by value
         return None
 
 
-def _as_tensor(v: Any, who: str, i: int, j: int) -> torch.Tensor:
+def _as_tensor(v: Any, who: str, i: int | str, j: int) -> torch.Tensor:
     """Part ``j`` of item ``i`` of a batch as a tensor; a value that is no image, array, tensor or number (a path, a
     dict, a mixed list) is named, with the fix."""
     if isinstance(v, torch.Tensor):
@@ -1407,7 +1451,9 @@ def _as_tensor(v: Any, who: str, i: int, j: int) -> torch.Tensor:
         return torch.as_tensor(np.asarray(v))
     except (TypeError, ValueError, RuntimeError) as e:
         fix = (" (a path: open it as an image, PILImage.create(path), in the item or an after_item transform)"
-               if isinstance(v, (str, os.PathLike)) else "")
+               if isinstance(v, (str, os.PathLike)) else
+               " (an int outside int64's range: give it as a float, or one that fits)"
+               if isinstance(v, int) and not isinstance(v, bool) else "")
         raise DataError(f"{who}: part {j} of item {i} is a {type(v).__name__} ({v!r:.80}), which cannot be batched: "
                         f"the parts of an item are images, arrays, tensors, numbers or texts{fix}") from e
 
@@ -1497,16 +1543,23 @@ class ItemsDataset:
     def __getitem__(self, i: Any) -> Any:
         """The item at position ``i``, or a list of them for a slice or a list, array or tensor of positions."""
         at = item_positions(i, len(self), "this dataset")
-        if at.ndim:
+        if not isinstance(at, int):
             return [self[int(p)] for p in at]
-        return self.item(int(self.idxs[int(at)]))
+        return self.item(int(self.idxs[at]))
 
     def _first(self) -> tuple:
         """The parts of the first item (for ``geometry`` and ``n_inp``); its class is kept too (``first_kind``)."""
         if self._parts is None:
-            first = self[0] if len(self) else ()
-            self._first_type = type(first) if len(self) else None
-            self._parts = tuple(first) if isinstance(first, tuple) else (first,)
+            if len(self):
+                return self.keep_first(self[0])
+            self._first_type, self._parts = None, ()
+        return self._parts
+
+    def keep_first(self, first: Any) -> tuple:
+        """Keep ``first``, item 0 as read (by a loader as it is built), for ``geometry``, ``n_inp`` and
+        ``first_kind``, which then read no item; its parts."""
+        self._first_type = type(first)
+        self._parts = tuple(first) if isinstance(first, tuple) else (first,)
         return self._parts
 
     @property
@@ -1526,20 +1579,28 @@ class ItemsDataset:
         """As given, else fastai's: the parts but the last (one part: it is the input)."""
         return self._n_inp if self._n_inp is not None else max(1, len(self._first()) - 1)
 
+    def made_at(self, positions: np.ndarray) -> list:
+        """The items at ``positions``, made one by one (through ``after_item``), before ``before_batch``."""
+        return [self.item(int(r)) for r in self.idxs[np.asarray(positions, dtype=np.int64)]]
+
     def items_at(self, positions: np.ndarray) -> list:
         """The items at ``positions``, made one by one and through ``before_batch``: a batch before collation."""
-        items = [self.item(int(r)) for r in self.idxs[np.asarray(positions, dtype=np.int64)]]
+        items = self.made_at(positions)
         return self.before_batch(items) if self.before_batch is not None else items
 
     def gather(self, positions: np.ndarray, deferred: Sequence[int] = ()) -> tuple:
-        items = self.items_at(positions)
         rows = np.asarray(positions, dtype=np.int64).reshape(-1)
-        return self.collate(items, rows if len(rows) == len(items) else None)
+        made = self.made_at(rows)
+        if self.before_batch is None:
+            return self.collate(made, rows)
+        items = self.before_batch(list(made))
+        at = batch_index(made, items, rows)
+        return self.collate(items, at, "" if at is not None else "before_batch")
 
-    def collate(self, items: Sequence[Any], positions: np.ndarray | None = None) -> tuple:
+    def collate(self, items: Sequence[Any], positions: np.ndarray | None = None, after: str = "") -> tuple:
         """A batch's list of items as one batch (:func:`collate_items`); ``positions``, the items' positions in this
-        dataset, name an item that cannot be batched."""
-        return collate_items(items, index=positions)
+        dataset, name an item that cannot be batched (else its place in the list after step ``after``)."""
+        return collate_items(items, index=positions, after=after)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ItemsDataset:
         """The items at ``positions``, of split ``split_idx`` (None: this dataset's)."""
@@ -1575,17 +1636,25 @@ class MapItems(ItemsDataset):
         value = self.source[int(row)]
         return tuple(value) if isinstance(value, list) else value
 
-    def items_at(self, positions: np.ndarray) -> list:
+    def made_at(self, positions: np.ndarray) -> list:
         get = self.source.__getitem__  # as item(), for a batch's rows at once
         items = [get(r) for r in self.idxs[np.asarray(positions, dtype=np.int64)].tolist()]
         return [tuple(v) if isinstance(v, list) else v for v in items] if list in map(type, items) else items
+
+    def _first(self) -> tuple:
+        """As :meth:`ItemsDataset._first`, item 0 read with the random generators given back after: what its
+        ``__getitem__`` draws is left to the first epoch (``n_inp``, which a Learner reads, changes no draw)."""
+        if self._parts is not None:
+            return self._parts
+        with kept_random_states():
+            return super()._first()
 
     @property
     def geometry(self) -> tuple[str | None, ...]:
         return (None,) * len(self._first())
 
-    def collate(self, items: Sequence[Any], positions: np.ndarray | None = None) -> tuple:
-        return collate_items(items, images=False, index=positions)
+    def collate(self, items: Sequence[Any], positions: np.ndarray | None = None, after: str = "") -> tuple:
+        return collate_items(items, images=False, index=positions, after=after)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> MapItems:
         return MapItems(self.source, n_inp=self._n_inp, idxs=self.idxs[np.asarray(positions, dtype=np.int64)],
