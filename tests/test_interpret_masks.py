@@ -281,3 +281,52 @@ def test_best_refuses_nan_and_non_numbers(value, shown):
     with pytest.raises(ParameterError, match=rf"TrackerCallback: {shown}.* is not accepted; expected a number"):
         cb.best = value
     assert cb.best is None
+
+
+def test_indices_read_as_the_loaders_read_them(mnist_interp):
+    """``interp[idxs]``, ``show_results`` and ``plot_top_losses``' ranks take an index as a loader takes one: a
+    slice too, negative positions from the end; anything else is refused, naming the argument."""
+    interp, n = mnist_interp, len(mnist_interp.losses)
+    sliced, listed = interp[1:4], interp[[1, 2, 3]]
+    assert all(torch.equal(a, b) for a, b in zip(sliced, listed))
+    assert torch.equal(interp[-1][4], interp.losses[n - 1:]) and torch.equal(interp[np.int64(2)][0], interp.inputs[2:3])
+    with pytest.raises(ParameterError, match=rf"show_results: the indices: item {n} is out of range: this "
+                                             rf"interpretation has {n} items"):
+        interp.show_results([0, n])
+    with pytest.raises(ParameterError, match=rf"interp\[idxs\]: the indices: item -{n + 1} is out of range"):
+        interp[torch.tensor([-n - 1])]
+    for bad in (True, [True, False], 1.0, "0", [[0, 1]]):
+        with pytest.raises(ParameterError, match=r"interp\[idxs\]: the indices: items are indexed by an integer"):
+            interp[bad]
+    with pytest.raises(ParameterError, match=r"plot_top_losses: the ranks k: .*got list of float64"):
+        interp.plot_top_losses([0.5])
+
+
+def test_table_top_losses_show_the_predictions_show_results_shows(monkeypatch):
+    """A tabular regression's table of top losses (adult_sample) has the rows and predictions ``show_results``
+    gives the same items, in loss order."""
+    import polars as pl
+
+    import pipekit.learn.interpret as interpret
+    from pipekit.learn import Interpretation
+    from pipekit.tabular import TabularDataLoaders, tabular_learner
+
+    tables: list = []
+    monkeypatch.setattr(interpret, "show_table", lambda frame, path=None, name="table": tables.append(frame))
+    monkeypatch.setattr(interpret, "show_items", lambda rows, blocks, n_inp, preds, **kw: tables.append(preds))
+    set_seed(0)
+    adult = pl.read_csv(D.path("adult_sample") / "adult.csv").head(400)
+    dls = TabularDataLoaders.from_df(adult, y_names="age", cat_names=["workclass", "salary"], cont_names=["fnlwgt"],
+                                     bs=64, seed=0)
+    learn = tabular_learner(dls, layers=[10])
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, 1e-2)
+    interp = Interpretation.from_learner(learn)
+    losses, idxs = interp.top_losses(4)
+    interp.plot_top_losses(4)
+    interp.show_results(idxs)
+    frame, shown = tables
+    assert frame["loss"].to_list() == [round(v, 4) for v in losses.tolist()]
+    assert len(shown) == 4 and shown == pytest.approx(interp.decoded[idxs].reshape(-1).tolist())
+    assert [float(v) for v in frame["age_pred"]] == pytest.approx(shown, rel=1e-2)  # shown to 3 significant digits
+    assert frame["age"].cast(pl.Float64).to_list() == pytest.approx(interp.targs[idxs].reshape(-1).tolist(), rel=1e-3)

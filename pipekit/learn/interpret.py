@@ -19,7 +19,7 @@ from pipekit.core.protocols import Loader
 from pipekit.core.validate import Interval, Is, check, check_arguments
 from pipekit.data.blocks import TransformBlock
 from pipekit.data.dataloaders import ItemList, classes_vocab
-from pipekit.data.loader import DataLoader
+from pipekit.data.loader import DataLoader, item_positions
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
 from pipekit.data.show import are_table_rows, rows_table, show_items, title_chars, title_text
 from pipekit.learn.inference import decoded_by_loader, label_scores, loss_methods, shown_predictions
@@ -222,20 +222,14 @@ class Interpretation:
 
     def _positions(self, idxs: Any, what: str) -> torch.Tensor:
         """``idxs`` (an int, or a list, range, array or tensor of ints) as a 1-D tensor of positions in ``range(n)``
-        (negative ones counting from the end, as a list's do), ``n`` the number of items; ``what`` names them."""
-        n = len(self.losses)
-        if isinstance(idxs, torch.Tensor):
-            idxs = idxs.detach().cpu().numpy()
-        a = np.asarray(list(idxs) if isinstance(idxs, range) else idxs)
-        if a.ndim == 0:
-            a = a.reshape(1)
-        if a.ndim != 1 or a.dtype == bool or (a.size and a.dtype.kind not in "iu"):
-            raise ParameterError(f"{what} are integer positions: an int, or a list, range, array or tensor of ints; "
-                                 f"got {type(idxs).__name__}" + (f" of {a.dtype}" if a.size else ""))
-        bad = [int(i) for i in a if not -n <= i < n]
-        if bad:
-            raise ParameterError(f"{what} {bad[:5]} are out of range for {n} items (0 to {n - 1})")
-        return torch.as_tensor(a.astype(np.int64) % max(n, 1))
+        (negative ones counting from the end, as a list's do), ``n`` the number of items, read as the loaders read
+        an index (:func:`~pipekit.data.loader.item_positions`); ``what`` names them in the ParameterError of any
+        other index or of a position out of range."""
+        try:
+            at = item_positions(idxs, len(self.losses), "this interpretation")
+        except (IndexError, ParameterError) as e:
+            raise ParameterError(f"{what}: {e}") from None
+        return torch.as_tensor(np.atleast_1d(at), dtype=torch.int64)
 
     def __getitem__(self, idxs: Any) -> tuple[Any, Any, Any, Any, torch.Tensor]:
         """The inputs, predictions, targets, decoded predictions and losses of the items at ``idxs`` (an index, or
@@ -311,7 +305,7 @@ class Interpretation:
         ``table_columns``), else None."""
         if not isinstance(self.dl, DataLoader):
             return None
-        return self.dl if are_table_rows(self.dl.blocks or self.learn.dls.blocks, self.dl.n_inp) else None
+        return self.dl if are_table_rows(self._blocks(self.dl), self.dl.n_inp) else None
 
     def _extra_columns(self, losses: torch.Tensor, idxs: torch.Tensor) -> dict[str, list[float]]:
         """The columns after the prediction in a table of top losses."""
@@ -322,15 +316,9 @@ class Interpretation:
         # the rows decoded and tabled as show_results tables them, with the loss columns after the prediction
         import polars as pl
 
-        blocks, n_inp = dl.blocks or self.learn.dls.blocks, dl.n_inp
-        inputs = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
-        targs = self.targs if isinstance(self.targs, tuple) else (self.targs,)
-        batch = (*(x[idxs] for x in inputs[:n_inp]), *(t[idxs] for t in targs))
-        dec = self.decoded[idxs]
-        dec = dec.float() if dec.is_floating_point() else dec
-        y_block = blocks[n_inp] if len(blocks) > n_inp else None
-        preds = [y_block.decode(d) if y_block is not None else d for d in dec]
-        frame = rows_table(dl.decode_batch(batch), blocks, n_inp, preds)
+        n_inp = dl.n_inp
+        batch = (*_parts(_take(self.inputs, idxs))[:n_inp], *_parts(_take(self.targs, idxs)))
+        frame = rows_table(dl.decode_batch(batch), self._blocks(dl), n_inp, self._shown_preds(dl, idxs))
         frame = frame.with_columns(**{name: pl.Series(name, values, dtype=pl.Float64)
                                       for name, values in self._extra_columns(losses, idxs).items()})
         return show_table(frame, path, name="top_losses")
@@ -339,10 +327,15 @@ class Interpretation:
         """The loader when each item is one image with a mask as its target (a segmentation model's), else None."""
         if not isinstance(self.dl, DataLoader) or not isinstance(self.targs, torch.Tensor):
             return None
-        blocks, n_inp = self.dl.blocks or self.learn.dls.blocks, self.dl.n_inp
+        blocks, n_inp = self._blocks(self.dl), self.dl.n_inp
         if n_inp != 1 or len(blocks) != 2 or getattr(blocks[0], "geometry", None) != "image":
             return None
         return self.dl if getattr(blocks[1], "geometry", None) == "mask" else None
+
+    def _blocks(self, dl: Loader) -> tuple:
+        """The blocks that decode and show the items of ``dl``: its own, else (a loader whose items name none, or
+        one pipekit did not build) the learner's data's."""
+        return (dl.blocks if isinstance(dl, DataLoader) else ()) or self.learn.dls.blocks
 
     def _shown_preds(self, dl: DataLoader, at: torch.Tensor) -> list[Any]:
         """The predictions of the items at the positions ``at`` as ``learn.show_results`` shows them (see
@@ -356,7 +349,7 @@ class Interpretation:
         # mask over it titled with the loss; the image and the masks drawn by their blocks, as learn.show_results
         # draws them
         n = len(idxs)
-        image_block, mask_block = dl.blocks or self.learn.dls.blocks
+        image_block, mask_block = self._blocks(dl)
         rows = dl.decode_batch((*_parts(_take(self.inputs, idxs)), self.targs[idxs.to(self.targs.device)]), max_n=n)
         preds = self._shown_preds(dl, idxs)
         plt = get_pyplot()
@@ -392,14 +385,14 @@ class Interpretation:
                                  f"interpretation's is a {type(dl).__name__}; interp[idxs] gives their inputs, "
                                  "predictions and targets")
         batch = (*_parts(_take(self.inputs, at)), *_parts(_take(self.targs, at)))
-        return show_items(dl.decode_batch(batch, max_n=len(at)), dl.blocks or self.learn.dls.blocks, dl.n_inp,
+        return show_items(dl.decode_batch(batch, max_n=len(at)), self._blocks(dl), dl.n_inp,
                           preds=self._shown_preds(dl, at), name="show_results",
                           per_target=isinstance(getattr(self.learn.dls, "c", None), list), **kwargs)
 
     def _show_input(self, ax: Any, i: int, title: str) -> None:
         # one input: a tensor, or a list of rows when batches differ in length (padded texts); several: a tuple
         x = self.inputs[0][i] if isinstance(self.inputs, tuple) else self.inputs[i]
-        blocks = (self.dl.blocks if isinstance(self.dl, DataLoader) else ()) or self.learn.dls.blocks
+        blocks = self._blocks(self.dl)
         if blocks and isinstance(self.dl, DataLoader) and type(blocks[0]).show is not TransformBlock.show:
             with contextlib.suppress(Exception):  # an input its block cannot draw: drawn as a tensor below
                 blocks[0].show(ax, self.dl.decode_batch((x[None],), max_n=1)[0][0], title=title)
