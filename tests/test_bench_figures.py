@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader as TorchLoader
 from torch.utils.data import TensorDataset
 
 import pipekit.datasets as D
-from pipekit.bench import bottleneck, profile, sweep
+from pipekit.bench import Sweep, bottleneck, profile, sweep
 from pipekit.bench.runner import count_items
 from pipekit.data import CategoryBlock, DataBlock, GrandparentSplitter, Transform, get_image_files, parent_label
 from pipekit.vision import ImageBlock, PILImage, Resize
@@ -124,7 +124,8 @@ def test_sweep_and_profile_report_the_workers_in_effect():
     assert "item transforms of your own" in s.no_effect and "best" not in repr(s)
     d = s.to_dict()
     assert d["best"] is None and d["no_effect"] == s.no_effect and set(d["rates"]) == {"0", "2"}
-    assert "best" not in s.table().title
+    assert "best" not in s.table().title and s.table().title == f"pipekit: {s.headline}" == f"pipekit: {s.no_effect}"
+    assert [c.header for c in s.table().columns] == ["num_workers", "items/s (median)", "rounds"]
     dls = per_fetch.dataloaders(source, bs=64, seed=0, num_workers=2, device="cpu")
     p = profile(dls, n_batches=2, warm_epochs=1, cold=False)
     assert p.num_workers == 0 and p.to_dict()["num_workers"] == 0 and "num_workers 0" in p.table().title
@@ -134,7 +135,27 @@ def test_sweep_and_profile_report_the_workers_in_effect():
     p = profile(plain, n_batches=2, warm_epochs=1, cold=False)
     assert p.num_workers == 2 and p.workers_note is None and "no effect" not in p.summary()
     s = sweep(plain, workers=(0, 2), n_batches=2, rounds=1)
-    assert s.no_effect is None and s.best in (0, 2)
+    assert s.no_effect is None and s.best in (0, 2) and s.headline == f"best num_workers={s.best}"
+    t = s.table()
+    assert t.title == f"pipekit: {s.headline}" and f"Sweep(pipekit: {s.headline}, " in repr(s)
+    assert [c.header for c in t.columns] == ["num_workers", "items/s (median)", "rounds", "vs best"]
+    assert list(t.columns[3].cells) == [f"{r / s.rates[s.best]:.2f}x" for r in s.rates.values()]
+
+
+def test_a_sweeps_table_and_repr_lead_with_one_headline():
+    s = Sweep("pipekit", 10, {0: [900.0, 1000.0, 950.0], 2: [1500.0, 1400.0, 1600.0]})
+    t = s.table()
+    assert s.headline == "best num_workers=2" and t.title == "pipekit: best num_workers=2"
+    assert repr(s) == "Sweep(pipekit: best num_workers=2, 0: 950 items/s, 2: 1,500 items/s)"
+    assert [c.header for c in t.columns] == ["num_workers", "items/s (median)", "rounds", "vs best"]
+    assert [list(c.cells) for c in t.columns] == [["0", "2"], ["950", "1,500"], ["900, 1,000, 950", "1,500, 1,400, 1,600"],
+                                                  ["0.63x", "1.00x"]]
+    why = "num_workers has no effect on this loader"
+    s = Sweep("pipekit", 10, {0: [900.0], 2: [950.0]}, no_effect=why)
+    t = s.table()
+    assert s.best is None and s.headline == why and t.title == f"pipekit: {why}"
+    assert repr(s) == f"Sweep(pipekit: {why}, 0: 900 items/s, 2: 950 items/s)"
+    assert [list(c.cells) for c in t.columns] == [["0", "2"], ["900", "950"], ["900", "950"]]
 
 
 RECIPE = '''
@@ -219,6 +240,7 @@ def test_a_loader_of_one_batch_an_epoch_reports_no_prefetch_threads_in_effect():
     assert p.workers_note == why and why in p.summary() and p.warm.threads == {"main": 1}
     s = sweep(dls, workers=(0, 2), rounds=1)
     assert s.best is None and s.no_effect == why and "best" not in repr(s) and s.to_dict()["best"] is None
+    assert s.headline == why and s.table().title == f"pipekit: {why}" and len(s.table().columns) == 3
     # a loader of several batches an epoch uses its threads, however few of its batches are measured
     dls = _adult_loaders(84, bs=16)
     assert len(dls.train) == 4 and dls.train.workers_in_effect(len(dls.train)) == (2, None)

@@ -208,6 +208,11 @@ class Sweep:
         rates = self.rates
         return max(rates, key=lambda w: rates[w])
 
+    @property
+    def headline(self) -> str:
+        """What the sweep found, in a few words: the best setting, or why ``num_workers`` has no effect."""
+        return self.no_effect if self.no_effect else f"best num_workers={self.best}"
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "n_batches": self.n_batches, "rounds": {str(k): v for k, v in self.rounds.items()},
                 "rates": {str(k): v for k, v in self.rates.items()}, "best": self.best,
@@ -224,8 +229,7 @@ class Sweep:
         Console(highlight=False, width=max(Console().width, 110)).print(self.table())
 
     def __repr__(self) -> str:
-        head = self.no_effect if self.no_effect else f"best num_workers={self.best}"
-        return f"Sweep({self.name}: {head}, " + ", ".join(f"{w}: {r:,.0f} items/s" for w, r in self.rates.items()) + ")"
+        return f"Sweep({self.name}: {self.headline}, " + ", ".join(f"{w}: {r:,.0f} items/s" for w, r in self.rates.items()) + ")"
 
 
 def sweep(loader: Any, workers: Sequence[int] = (0, 2, 4), n_batches: int | None = None, rounds: int = 3,

@@ -100,17 +100,13 @@ def comparison_table(c: Comparison) -> Any:
 def sweep_table(s: Sweep) -> Any:
     from rich.table import Table
 
-    if s.best is None:  # every setting ran alike: the rates differ by noise, and none is named best
-        t = Table(title=f"{s.name}: {s.no_effect}", title_justify="left")
-        for col in ("num_workers", "items/s (median)", "rounds"):
-            t.add_column(col, justify="right")
-        for w, rate in s.rates.items():
-            t.add_row(str(w), f"{rate:,.0f}", ", ".join(f"{r:,.0f}" for r in s.rounds[w]))
-        return t
-    t = Table(title=f"{s.name}: best num_workers = {s.best}", title_justify="left")
-    for col in ("num_workers", "items/s (median)", "rounds", "vs best"):
+    t = Table(title=f"{s.name}: {s.headline}", title_justify="left")
+    # no best when every setting ran alike (the rates then differ by noise): no "vs best" column either
+    for col in ("num_workers", "items/s (median)", "rounds") + (() if s.best is None else ("vs best",)):
         t.add_column(col, justify="right")
-    best = s.rates[s.best]
     for w, rate in s.rates.items():
-        t.add_row(str(w), f"{rate:,.0f}", ", ".join(f"{r:,.0f}" for r in s.rounds[w]), f"{rate / best:.2f}x")
+        cells = [str(w), f"{rate:,.0f}", ", ".join(f"{r:,.0f}" for r in s.rounds[w])]
+        if s.best is not None:
+            cells.append(f"{rate / s.rates[s.best]:.2f}x")
+        t.add_row(*cells)
     return t

@@ -145,7 +145,7 @@ class TrackerCallback(Callback):
     @best.setter
     def best(self, value: float | None) -> None:
         value = check(type(self).__name__, best=(value, _BEST))["best"]
-        self.best_ = None if value is None else finite_number(value)
+        self.best_ = finite_number(value)
 
     def tell(self, line: str) -> None:
         """Print what the tracker did, as fastai's trackers do, unless ``PIPEKIT_QUIET=1`` (one process of a
