@@ -188,7 +188,8 @@ def rf_reg() -> RandomForest:
 def test_order_with_an_unfitted_shuffled_bag_member_is_refused_before_fitting(rossmann, fits, others):
     shuffled = BaggedModel(rf_reg(), n_folds=3, n_jobs=1, folds="shuffled")
     st = StackingEnsemble({"bag": shuffled, **others}, n_folds=3)
-    with pytest.raises(ParameterError, match=r"\['bag'\] are BaggedModel\(\.\.\., folds='shuffled'\).*folds='time'"):
+    with pytest.raises(ParameterError, match=r"member 'bag' is BaggedModel\(\.\.\., folds='shuffled'\); give it "
+                                             r"folds='time'"):
         st.fit(rossmann.train, order=rossmann.train_times)
     assert fits == []
     st.fit(rossmann.train)  # no order: the shuffled bag is what was asked for

@@ -623,12 +623,20 @@ class BaggedModel(Backend):
             return  # nothing was changed: the fold models and out-of-fold predictions are set only at the end
         self.refit_stopped, self.fit_seconds_, self.stopped_on_time_ = True, spent + vars(self)["fit_seconds_"], on_time
 
+    def check_order(self, order: Any, who: str = "BaggedModel", bag: str | None = None) -> None:
+        """Refuse ``order`` (each training row's time, which orders time folds) when this bag's folds are shuffled,
+        as it would be dropped. ``who``: the model given ``order``, this bag or one that bags it with its own
+        ``order`` (``"StackingEnsemble"``), then naming this bag as ``bag`` (``"the meta-model"``)."""
+        if order is None or self.folds != "shuffled":
+            return
+        what, it = ("folds='shuffled'", "") if bag is None else (f"{bag} is BaggedModel(..., folds='shuffled')", "it ")
+        raise ParameterError(f"{who}: order= orders time folds, and {what}; give {it}folds='time' (or 'auto'), or "
+                             "no order")
+
     def _time_ranks(self, train: Any, order: Any) -> np.ndarray | None:
         """Each training row's time as a rank for time folds, None for shuffled ones."""
+        self.check_order(order)
         if self.folds == "shuffled" or (self.folds == "auto" and order is None and self.time_col is None):
-            if order is not None:
-                raise ParameterError("BaggedModel: order= orders time folds, and folds='shuffled'; give "
-                                     "folds='time' (or 'auto'), or no order")
             return None
         if order is None and self.time_col is None:
             raise ParameterError("BaggedModel(folds='time') needs the rows' times: time_col='Date' (a column of the "

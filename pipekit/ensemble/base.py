@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol, Sequence, runtime_checkable
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import Backend, KeepsProcessor, Model
+from pipekit.backends.base import NAME, Backend, KeepsProcessor, Model
 from pipekit.backends.data import RowForm, TabularData, as_data, check_rows, normalised_stats
 from pipekit.core.component import Component, param_names, to_data
 from pipekit.core.errors import DataError, ExportError, NotFittedError, ParameterError, warn
@@ -264,9 +264,18 @@ def members_processor(members: Sequence[Any]) -> Any:
 
 class Ensemble(KeepsProcessor, Model):
     """Shared plumbing of the ensembles: members, scoring, ``report``, the processing of the data they were
-    fitted on (``processor()``, checked as a file is loaded). Subclasses implement ``_combine(preds, data)``."""
+    fitted on (``processor()``, checked as a file is loaded). Subclasses implement ``_combine(preds, data)``.
+
+    Every ensemble takes ``members``: a list of models, or a dict ``{name: model}`` naming them in reports, errors
+    and ``get_params`` (``rf__n_estimators``; a model whose ``name`` is not its key joins as a copy holding what it
+    has learned by then, see :func:`as_member_list`). And ``name``: the ensemble's own name, as a member of another
+    ensemble (a dict key sets it on the copy)."""
 
     abstract = True  # a base class: the conformance suite (tests/conformance.py) checks its subclasses
+
+    param_constraints: ClassVar[dict[str, Any]] = {"name": NAME}
+    #: ``name`` came after files were written without it: a record without it is an unnamed ensemble
+    record_defaults: ClassVar[dict[str, Any]] = {"params.name": None}
 
     members: list
     check_columns: bool = True

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.backends.base import NAME, not_a_split
+from pipekit.backends.base import not_a_split
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
 from pipekit.core.forks import check_fork_safe
@@ -33,11 +33,8 @@ class MeanEnsemble(Ensemble):
     ``fit(data)`` (optional) scores the members and the average on ``data`` into ``report_`` and keeps the
     processing of that data (``processor()``).
 
-    ``members``: a list of fitted models, or a dict ``{name: model}`` naming them in reports, errors and
-    ``get_params`` (``rf__n_estimators``). A dict's model whose ``name`` is not its key joins as a copy holding what
-    it has learned by then: build the ensemble after fitting its models (or make each with ``name=`` its key,
-    ``RandomForest(..., name="rf")``, to have it join as it is), since fitting or refitting them later does not reach
-    the copy. ``name``: the ensemble's own name, as a member of another ensemble (a dict key sets it on the copy).
+    ``members``: fitted models, as a list or a dict naming them; ``name``: its own name (see
+    :class:`~pipekit.ensemble.base.Ensemble`).
 
     >>> import numpy as np, polars as pl
     >>> from sklearn.dummy import DummyRegressor
@@ -50,9 +47,7 @@ class MeanEnsemble(Ensemble):
     ([1.0, 1.0, 1.0, 1.0], 1.5)
     """
 
-    param_constraints = {"check_columns": Options(True, False), "name": NAME}
-    #: ``name`` came after files were written without it: a record without it is an unnamed ensemble
-    record_defaults = {"params.name": None}
+    param_constraints = {**Ensemble.param_constraints, "check_columns": Options(True, False)}
 
     def __init__(self, members: Sequence[Any] | dict[str, Any], weights: Sequence[float] | None = None,
                  metric: Any = None, check_columns: bool = True, name: str | None = None):

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 import polars as pl
 
-from pipekit.backends.base import NAME, Model, check_valid_split
+from pipekit.backends.base import Model, check_valid_split
 from pipekit.backends.data import TabularData, as_data, encode_y
 from pipekit.backends.sklearn_adapter import SklearnModel
 from pipekit.core.component import Component
@@ -56,11 +56,8 @@ class StackingEnsemble(Ensemble):
     on the fold it predicts nor on ``valid``; the refitted member is then fitted once more on all of ``train``
     with the rounds it chose. So no choice sees ``valid``, which ``report_`` scores.
 
-    ``members``: a list of models, or a dict ``{name: model}`` naming them in reports, errors and ``get_params``
-    (``rf__n_estimators``). A dict's model whose ``name`` is not its key joins as a copy holding what it has learned
-    by then (a bagged member fitted or refitted later does not reach the copy: bag it before building the stack, or
-    make it with ``name=`` its key to have it join as it is). ``name``: the stack's own name, as a member of another
-    ensemble (a dict key sets it on the copy).
+    ``members``: models, fitted and bagged on ``train`` or all unfitted, as a list or a dict naming them; ``name``: its
+    own name (see :class:`~pipekit.ensemble.base.Ensemble`).
 
     Fitted: ``members_`` (the refitted members; None when the bagged members are used as given),
     ``meta_model_``, ``oob_predictions_`` (the members' out-of-fold predictions),
@@ -80,10 +77,9 @@ class StackingEnsemble(Ensemble):
     """
 
     members_fitted = False  # it fits clones of its members itself
-    param_constraints = {"n_folds": Interval(2, None, integer=True), "passthrough": Options(True, False),
-                         "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True), "name": NAME}
-    #: ``name`` came after files were written without it: a record without it is an unnamed ensemble
-    record_defaults = {"params.name": None}
+    param_constraints = {**Ensemble.param_constraints, "n_folds": Interval(2, None, integer=True),
+                         "passthrough": Options(True, False),
+                         "seed": Interval(0, 2**32 - 1, integer=True, none_ok=True)}
 
     def __init__(self, members: Sequence[Any] | dict[str, Any], meta: Any = None, n_folds: int = 5,
                  passthrough: bool = False, metric: Any = None, seed: int | None = 0, name: str | None = None):
@@ -205,7 +201,7 @@ class StackingEnsemble(Ensemble):
         bagged_meta = isinstance(self.meta, BaggedModel)
         fitted = [isinstance(m, Component) and m.is_fitted for m in self.members]
         if order is not None:  # refused before anything is fitted
-            self._check_order(fitted)
+            self._check_order(order, fitted)
         d = as_data(train)
         if d.y is None:
             raise DataError("the training split has no targets (ys)")
@@ -255,19 +251,15 @@ class StackingEnsemble(Ensemble):
         self.report_ = None if v is None else self._scores(self._data(v), metric)
         return self
 
-    def _check_order(self, fitted: list[bool]) -> None:
+    def _check_order(self, order: Any, fitted: list[bool]) -> None:
         """Refuse ``order`` (each training row's time) where it would be dropped: by a bagged ``meta`` or an
-        unfitted ``BaggedModel`` member whose folds are shuffled, or where no folds are cut here (``fitted``: which
-        members are fitted already, and the meta-model is not bagged)."""
-        if isinstance(self.meta, BaggedModel) and self.meta.folds == "shuffled":
-            raise ParameterError("StackingEnsemble: order= orders time folds, and the meta-model is "
-                                 "BaggedModel(..., folds='shuffled'); give it folds='time' (or 'auto'), or no order")
-        shuffled = [member_name(self.members[i], i) for i, m in enumerate(self.members)
-                    if isinstance(m, BaggedModel) and not fitted[i] and m.folds == "shuffled"]
-        if shuffled:
-            raise ParameterError(f"StackingEnsemble: order= orders time folds, and member(s) {shuffled} are "
-                                 "BaggedModel(..., folds='shuffled'), which would bag them here on shuffled folds; give them "
-                                 "folds='time' (or 'auto'), or no order")
+        unfitted ``BaggedModel`` member whose folds are shuffled (:meth:`BaggedModel.check_order`), or where no folds
+        are cut here (``fitted``: which members are fitted already, and the meta-model is not bagged)."""
+        if isinstance(self.meta, BaggedModel):
+            self.meta.check_order(order, "StackingEnsemble", "the meta-model")
+        for i, m in enumerate(self.members):
+            if isinstance(m, BaggedModel) and not fitted[i]:  # bagged here, with order
+                m.check_order(order, "StackingEnsemble", f"member {member_name(self.members[i], i)!r}")
         if not all(fitted) or isinstance(self.meta, BaggedModel):
             return
         meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__
@@ -304,7 +296,7 @@ class StackingEnsemble(Ensemble):
         for i, member in enumerate(self.members):
             if isinstance(member, BaggedModel):  # bagged here once, as a bag fitted on d would be given
                 bag = member.clone()
-                refitted[i] = bag.fit(d, order=order)  # shuffled folds with order: refused by fit()
+                refitted[i] = bag.fit(d, order=order)  # shuffled folds with order: refused before fitting (_check_order)
                 p = out_of_fold(bag)
                 if classes is not None:
                     p = aligned(p, bag.classes_, classes)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipekit.backends.base import NAME, POSITIVE_INT, TIME_LIMIT, not_a_split
+from pipekit.backends.base import POSITIVE_INT, TIME_LIMIT, not_a_split
 from pipekit.backends.data import encode_y
 from pipekit.core.errors import DataError, ExportError, ParameterError
 from pipekit.core.forks import check_fork_safe
@@ -44,11 +44,8 @@ class WeightedEnsemble(Ensemble):
     ``time_limit``: seconds for the selection; it stops after the step during which they run out (the first
     step, the best single member, is always taken) and keeps the best prefix so far.
 
-    ``members``: a list of fitted models, or a dict ``{name: model}`` naming them in reports, errors and
-    ``get_params`` (``rf__n_estimators``). A dict's model whose ``name`` is not its key joins as a copy holding what
-    it has learned by then: build the ensemble after fitting its models (or make each with ``name=`` its key,
-    ``RandomForest(..., name="rf")``, to have it join as it is), since fitting or refitting them later does not reach
-    the copy. ``name``: the ensemble's own name, as a member of another ensemble (a dict key sets it on the copy).
+    ``members``: fitted models, as a list or a dict naming them; ``name``: its own name (see
+    :class:`~pipekit.ensemble.base.Ensemble`).
 
     Fitted: ``weights_`` (one per member, summing to 1), ``selection_`` (member index picked at each step),
     ``scores_`` (score after each step), ``best_member_``, ``stopped_on_time_``, ``report_``.
@@ -67,10 +64,8 @@ class WeightedEnsemble(Ensemble):
     ([1.0, 0.0], ['0:RandomForest', 'mean', 'WeightedEnsemble'])
     """
 
-    param_constraints = {"n_iter": POSITIVE_INT, "check_columns": Options(True, False), "time_limit": TIME_LIMIT,
-                         "name": NAME}
-    #: ``name`` came after files were written without it: a record without it is an unnamed ensemble
-    record_defaults = {"params.name": None}
+    param_constraints = {**Ensemble.param_constraints, "n_iter": POSITIVE_INT, "check_columns": Options(True, False),
+                         "time_limit": TIME_LIMIT}
 
     def __init__(self, members: Sequence[Any] | dict[str, Any], metric: Any = None, n_iter: int = 50,
                  check_columns: bool = True, time_limit: float | None = None, name: str | None = None):
