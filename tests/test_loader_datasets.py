@@ -363,6 +363,44 @@ def test_a_map_datasets_loader_dataset_takes_slices_too():
     assert [int(y) for _, y in ds[1:4]] == [1, 2, 3] and [int(y) for _, y in ds[[4, 0]]] == [4, 0]
 
 
+
+class Threes(torch.utils.data.Dataset):
+    """mnist_tiny's first threes as uint8 (28, 28) tensors, each with its position."""
+
+    def __init__(self, n: int = 6):
+        self.files = _threes(n)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple:
+        return torch.from_numpy(np.array(Image.open(self.files[i]))), i
+
+
+def test_a_slice_gives_a_list_slices_positions_and_one_helper_reads_each_kind_of_index():
+    from pipekit.data.loader import MapItems, item_positions, pick
+
+    for n in (0, 1, 5, 8):
+        for s in (slice(None), slice(2, None), slice(-3, None), slice(None, -1), slice(None, None, -1),
+                  slice(6, 1, -2), slice(-100, 100), slice(3, 3), slice(None, None, 3), slice(np.int64(1), None)):
+            a = item_positions(s, n)
+            assert a.dtype == np.int64 and a.shape == (len(range(n)[s]),) and a.tolist() == list(range(n))[s]
+    with pytest.raises(ValueError, match="slice step cannot be zero"):
+        item_positions(slice(None, None, 0), 5)
+    names = [f.name for f in _threes(6)]
+    assert pick(-1, 6, "this list", names.__getitem__) == names[5]
+    assert pick(slice(4, None), 6, "this list", names.__getitem__) == names[4:]
+    assert pick(torch.tensor([2, -6]), 6, "this list", names.__getitem__) == [names[2], names[0]]
+    with pytest.raises(IndexError, match="item 6 is out of range: this list has 6 items"):
+        pick(6, 6, "this list", names.__getitem__)
+    ds = DataLoader(Threes(), bs=2, device="cpu").dataset
+    sub = ds.subset(np.array([4, 1, 3]), split_idx=1)
+    assert type(sub) is MapItems and (sub.split_idx, sub.n_inp, sub.geometry) == (1, 1, (None, None))
+    assert [y for _, y in sub[:]] == [4, 1, 3] and [y for _, y in sub.subset(np.array([2]))] == [3]
+    xb, yb = DataLoader(sub, bs=3, device="cpu").one_batch()
+    assert (tuple(xb.shape), xb.dtype, yb.tolist()) == ((3, 28, 28), torch.uint8, [4, 1, 3])
+
+
 # ------------------------------------------------------------------ test_dl keeps every item
 def _dropping_dls() -> DataLoaders:
     torch.manual_seed(0)
@@ -402,6 +440,9 @@ def test_dict_items_are_refused_naming_tuples_as_the_fix():
         DataLoader(Rows(), bs=4)
     with pytest.raises(DataError, match=msg):
         DataLoaders.from_dsets(items[:8], items[8:], bs=4)
+    pairs = [(d["x"], d["y"]) for d in items]
+    with pytest.raises(DataError, match="from_dsets: " + msg.replace("item 0", "item 3")):
+        DataLoaders.from_dsets(pairs[:3] + items[3:8], pairs[8:], bs=4)
     xb, yb = DataLoader([(d["x"], d["y"]) for d in items], bs=4).one_batch()  # the fix the message gives
     assert (tuple(xb.shape), yb.tolist()) == ((4, 3), [0, 1, 0, 1])
 

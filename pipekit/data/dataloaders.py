@@ -22,8 +22,8 @@ from pipekit.core.validate import (Interval, argument_names, bs_or_batch_size, c
 from pipekit.data.arrays import ArrayRecipe
 from pipekit.data.getters import item_at
 from pipekit.data.lists import fastuple
-from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device, item_positions,
-                                 loader_seed, recipe_item_tfms, stack_items, table_attribute)
+from pipekit.data.loader import (ArrayDataset, DataLoader, ForeignLoader, ItemsDataset, default_device, loader_seed, pick,
+                                 recipe_item_tfms, stack_items, table_attribute)
 from pipekit.data.splitters import check_disjoint, left_out_message, row_index
 from pipekit.data.store import ListStore, TensorStore, gathering
 from pipekit.data.transform import (BatchPipeline, BatchTransform, Pipeline, as_list, depends_on_split, encode_items,
@@ -280,14 +280,7 @@ class ItemList(Sequence):
     def __getitem__(self, i: Any) -> Any:
         """One item for a position (a Python int, a numpy integer or a 0-d integer tensor, as ``top_losses``
         gives), a list of items for a slice or for an integer list, array or tensor of positions."""
-        a = self._positions(i)
-        if isinstance(a, int):
-            return item_at(self.frame, int(self.rows[a]))
-        return [item_at(self.frame, int(self.rows[int(p)])) for p in a]
-
-    def _positions(self, i: Any) -> int | np.ndarray:
-        """``i`` as an in-range position (an int) or an int64 array of them; floats and bools refused."""
-        return item_positions(i, len(self))
+        return pick(i, len(self), "this subset", lambda p: item_at(self.frame, int(self.rows[p])))
 
     def __repr__(self) -> str:
         first = ", ".join(repr(v) for v in self[:3])
@@ -741,10 +734,10 @@ class TfmdLists(SampledLoaders):
     def __getitem__(self, i: Any) -> Any:
         """The encoded item at position ``i`` (an int, a numpy or a 0-d tensor integer), or a list of them for a
         slice or a list, array or tensor of positions (``tl[:2]``, ``tl.train[[0, 2]]``), as fastai's."""
-        at = item_positions(i, len(self), "this TfmdLists")
-        if not isinstance(at, int):
-            return [self[int(j)] for j in at]
-        i = at
+        return pick(i, len(self), "this TfmdLists", self._item_at)
+
+    def _item_at(self, i: int) -> Any:
+        """The encoded item at position ``i`` (in range); one in neither split encoded as it is read."""
         if self._row is None:
             return _item(_at(self.encoded, i))
         return _item(_at(self.encoded, int(self._row[i]))) if self._row[i] >= 0 else self._encode_left_out(i)
@@ -900,10 +893,7 @@ class TfmdDatasets(SampledLoaders):
     def __getitem__(self, i: Any) -> Any:
         """The item at position ``i`` (a tuple of its parts), or a list of them for a slice or a list, array or
         tensor of positions (``dsets[:3]``, ``dsets.train[[0, 2]]``), as fastai's."""
-        at = item_positions(i, len(self), "these Datasets")
-        if not isinstance(at, int):
-            return [self[int(j)] for j in at]
-        return tuple(tl[at] for tl in self.tls)
+        return pick(i, len(self), "these Datasets", lambda p: tuple([tl[p] for tl in self.tls]))
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

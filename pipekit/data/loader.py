@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import os
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -1045,21 +1045,12 @@ class ForeignLoader:
         return f"ForeignLoader({self.where}, batches={len(self)}, bs={self.bs}, n_inp={self.n_inp}, device={self.device})"
 
 
-def dict_item_error(who: str, i: int | str, item: Mapping) -> DataError:
-    """The refusal of item ``i``, a dict: a loader's batch is its items' parts side by side (inputs then targets),
-    which a dict's keys do not order."""
-    keys = list(item)
-    shown = ", ".join(repr(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
-    return DataError(f"{who}: item {i} is a dict (keys {shown}), and a batch is its items' parts side by side, the "
-                     "inputs then the targets: give (x, y) tuples, e.g. [(d['x'], d['y']) for d in items], or a "
-                     "dataset whose __getitem__ returns (x, y)")
-
-
 def check_not_dict(who: str, i: int, item: Any, index: Sequence[int] | np.ndarray | None = None,
                    after: str = "") -> None:
-    """Refuse item ``i`` of a batch or list of items when it is a dict (see :func:`dict_item_error`), naming it by
-    ``i``, or by ``index[i]`` (its position in the dataset) when given; ``after``, the step that made the batch's
-    list (``"before_batch"``), says ``i`` is the item's place in that list (see :func:`item_name`).
+    """Refuse item ``i`` of a batch or list of items when it is a dict: a loader's batch is its items' parts side by
+    side (inputs then targets), which a dict's keys do not order. The item is named by ``i``, or by ``index[i]``
+    (its position in the dataset) when given; ``after``, the step that made the batch's list (``"before_batch"``),
+    says ``i`` is the item's place in that list (see :func:`item_name`).
 
     >>> check_not_dict("DataLoader", 1, {"x": 1}, index=[5, 7])
     Traceback (most recent call last):
@@ -1067,7 +1058,11 @@ def check_not_dict(who: str, i: int, item: Any, index: Sequence[int] | np.ndarra
     pipekit.core.errors.DataError: DataLoader: item 7 is a dict (keys 'x'), and a batch is its items' parts side by side, the inputs then the targets: give (x, y) tuples, e.g. [(d['x'], d['y']) for d in items], or a dataset whose __getitem__ returns (x, y)
     """
     if not isinstance(item, tuple) and isinstance(item, Mapping):
-        raise dict_item_error(who, item_name(i, index, after), item)
+        keys = list(item)
+        shown = ", ".join(repr(k) for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+        raise DataError(f"{who}: item {item_name(i, index, after)} is a dict (keys {shown}), and a batch is its items' "
+                        "parts side by side, the inputs then the targets: give (x, y) tuples, e.g. "
+                        "[(d['x'], d['y']) for d in items], or a dataset whose __getitem__ returns (x, y)")
 
 
 def item_name(i: int, index: Sequence[int] | np.ndarray | None = None, after: str = "") -> str:
@@ -1116,7 +1111,7 @@ def item_positions(i: Any, n: int, what: str = "this subset") -> int | np.ndarra
             return int(i) + n if i < 0 else int(i)
         raise IndexError(f"item {i} is out of range: {what} has {n} items")
     if isinstance(i, slice):
-        return np.arange(n, dtype=np.int64)[i]
+        return np.arange(*i.indices(n), dtype=np.int64)
     if isinstance(i, torch.Tensor):
         i = i.detach().cpu().numpy()
     a = np.asarray(i) if isinstance(i, (list, tuple, range, np.ndarray, np.generic, int)) else None
@@ -1130,6 +1125,20 @@ def item_positions(i: Any, n: int, what: str = "this subset") -> int | np.ndarra
         raise IndexError(f"item {a[bad].reshape(-1)[0]} is out of range: {what} has {n} items")
     a = np.where(a < 0, a + n, a)
     return int(a) if a.ndim == 0 else a
+
+
+def pick(i: Any, n: int, what: str, one: Callable[[int], Any]) -> Any:
+    """``one(position)`` for index ``i`` of a collection of ``n`` items naming one position, else the list of
+    ``one(p)`` for each of its positions (a slice; a list, array or tensor of them), as read by
+    :func:`item_positions` (``what`` names the collection in its IndexError).
+
+    >>> pick(-1, 5, "this dataset", lambda p: p * 10), pick(slice(1, 3), 5, "this dataset", lambda p: p * 10)
+    (40, [10, 20])
+    """
+    if type(i) is int and -n <= i < n:  # one position, the common case: read at once
+        return one(i + n if i < 0 else i)
+    at = item_positions(i, n, what)
+    return one(at) if isinstance(at, int) else [one(int(p)) for p in at]
 
 
 def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single_ok: bool = False,
@@ -1146,14 +1155,15 @@ def stack_items(items: Sequence[Any], name: str, who: str = "from_dsets", single
                         f"e.g. list(zip(x, y)); got {type(items).__name__}"
                         + (" of none" if hasattr(items, "__len__") else ""))
     first = items[0]
-    single = not isinstance(first, (tuple, list))
+    check_not_dict(who, 0, first)
+    single = not isinstance(first, (tuple, list))  # item 0 says whether the items are tuples
+    if single and not single_ok:
+        raise DataError(f"{who}: {name} item 0 is a {type(first).__name__}, not an (x, y) tuple; pass "
+                        "list(zip(x, y))")
     n = 1 if single else len(first)
     parts: list[list[Any]] = [[] for _ in range(n)]
     for i, item in enumerate(items):
         check_not_dict(who, i, item)
-        if single and not single_ok:  # item 0 says whether the items are tuples
-            raise DataError(f"{who}: {name} item 0 is a {type(first).__name__}, not an (x, y) tuple; pass "
-                            "list(zip(x, y))")
         if single:
             item = (item,)
         elif not isinstance(item, (tuple, list)) or len(item) != n:
@@ -1244,10 +1254,11 @@ class ArrayDataset:
     def __getitem__(self, i: Any) -> Any:
         """The item at position ``i`` (a tuple of its parts), or a list of them for a slice or a list, array or
         tensor of positions (``dls.valid_ds[:3]``, ``dls.train_ds[[0, 2]]``), as fastai's datasets give them."""
-        at = item_positions(i, len(self), "this dataset")
-        if not isinstance(at, int):
-            return [self[int(p)] for p in at]
-        row = int(self.idxs[at])
+        return pick(i, len(self), "this dataset", self._item_at)
+
+    def _item_at(self, position: int) -> tuple:
+        """The item at ``position`` (in range): its row's value in each store."""
+        row = int(self.idxs[position])
         return tuple(s.item(row) for s in self.stores)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ArrayDataset:
@@ -1542,10 +1553,7 @@ class ItemsDataset:
 
     def __getitem__(self, i: Any) -> Any:
         """The item at position ``i``, or a list of them for a slice or a list, array or tensor of positions."""
-        at = item_positions(i, len(self), "this dataset")
-        if not isinstance(at, int):
-            return [self[int(p)] for p in at]
-        return self.item(int(self.idxs[at]))
+        return pick(i, len(self), "this dataset", lambda p: self.item(int(self.idxs[p])))
 
     def _first(self) -> tuple:
         """The parts of the first item (for ``geometry`` and ``n_inp``); its class is kept too (``first_kind``)."""
@@ -1603,10 +1611,10 @@ class ItemsDataset:
         return collate_items(items, index=positions, after=after)
 
     def subset(self, positions: np.ndarray, split_idx: int | None = None) -> ItemsDataset:
-        """The items at ``positions``, of split ``split_idx`` (None: this dataset's)."""
-        return ItemsDataset(self.source, self.after_item, self.before_batch, self._n_inp,
-                            self.idxs[np.asarray(positions, dtype=np.int64)],
-                            self.split_idx if split_idx is None else split_idx)
+        """The items at ``positions``, of split ``split_idx`` (None: this dataset's), of this dataset's class."""
+        return type(self)(self.source, self.after_item, self.before_batch, self._n_inp,
+                          self.idxs[np.asarray(positions, dtype=np.int64)],
+                          self.split_idx if split_idx is None else split_idx)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n={len(self)}, after_item={self.after_item!r})"
@@ -1655,7 +1663,3 @@ class MapItems(ItemsDataset):
 
     def collate(self, items: Sequence[Any], positions: np.ndarray | None = None, after: str = "") -> tuple:
         return collate_items(items, images=False, index=positions, after=after)
-
-    def subset(self, positions: np.ndarray, split_idx: int | None = None) -> MapItems:
-        return MapItems(self.source, n_inp=self._n_inp, idxs=self.idxs[np.asarray(positions, dtype=np.int64)],
-                        split_idx=self.split_idx if split_idx is None else split_idx)
