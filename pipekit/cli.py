@@ -402,9 +402,9 @@ def _model_rows(model: Any, path: Path) -> list[tuple[str, str]]:
 
 def _is_estimator(obj: Any) -> bool:
     """Whether ``obj`` is a ``TabularClassifier`` or ``TabularRegressor`` (which keep their fitted procs)."""
-    # not imported: nothing loaded is one of them, and an image model's predict need not import scikit-learn (2 s)
-    mod = sys.modules.get("pipekit.sklearn.estimators")
-    return mod is not None and isinstance(obj, (mod.TabularClassifier, mod.TabularRegressor))
+    from pipekit.inspection.explain import is_estimator
+
+    return is_estimator(obj)
 
 
 def _estimator_scores(est: Any, path: Path) -> Any:
@@ -415,12 +415,10 @@ def _estimator_scores(est: Any, path: Path) -> Any:
 
     from pipekit.core.errors import DataError
     from pipekit.core.validate import unknown_names
-    from pipekit.sklearn.frames import default_columns
     from pipekit.tabular.core import naming_file, read_frame
 
     frame = read_frame(path, est.cat_names_, est.processor_.skipinitialspace)
-    names = vars(est).get("feature_names_in_")
-    inputs = [str(c) for c in names] if names is not None else default_columns(est.n_features_in_)
+    inputs = est.input_columns()
     missing = [c for c in inputs if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: column(s) {missing} the {type(est).__name__} was fitted on are not in the data; "

@@ -165,3 +165,70 @@ def test_contributions_of_a_backend_leave_the_estimators_module_unloaded():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_input_columns_and_index_credit_each_procs_column_to_its_input(rossmann):
+    from pipekit.backends import as_data
+    from pipekit.core.errors import DataError
+
+    X, y = rossmann
+    reg = TabularRegressor(RandomForest("regression", n_estimators=5, n_jobs=1), random_state=0).fit(X, y)
+    inputs = reg.input_columns()
+    assert inputs == list(X.columns)
+    features = as_data(reg.process(X.iloc[:5])).feature_names  # the columns the procs give the backend
+    of = dict(zip(features, [inputs[i] for i in reg.input_index(features)]))
+    assert of["Promo2SinceWeek_na"] == "Promo2SinceWeek" and of["Store"] == "Store"
+    assert {f for f, c in of.items() if c == "Date"} >= {"Date_Year", "Date_Dayofweek", "Date_Elapsed"}
+    # feature_importances_ is the backend's importance of each of those, summed into its input column
+    imp = reg.model_.feature_importance()
+    expected = np.zeros(len(inputs))
+    for f, v in zip(imp["feature"].to_list(), imp["importance"].to_list()):
+        expected[inputs.index(of[f])] += v
+    np.testing.assert_allclose(reg.feature_importances_, expected / expected.sum())
+    with pytest.raises(DataError, match=r"TabularRegressor: the backend's column 'Sales_lag' comes from no input"):
+        reg.input_index(["Store", "Sales_lag"])
+    # an array without column names: its columns are x0, x1, ...
+    arr = TabularRegressor(RandomForest("regression", n_estimators=5, n_jobs=1), random_state=0).fit(
+        X[["Store", "Promo", "Promo2SinceWeek"]].to_numpy(dtype=float), y)
+    assert arr.input_columns() == ["x0", "x1", "x2"] and arr.input_index(["x2_na", "x2", "x0"]) == [2, 2, 0]
+    with pytest.raises(NotFittedError):
+        TabularRegressor("rf").input_columns()
+
+
+def test_is_estimator_tells_one_without_loading_the_estimators_module():
+    import subprocess
+    import sys
+
+    from sklearn.ensemble import RandomForestRegressor
+
+    from pipekit import cli
+    from pipekit.inspection.explain import is_estimator
+
+    for est in (TabularRegressor("rf"), TabularClassifier()):  # fitted or not
+        assert is_estimator(est) and cli._is_estimator(est)
+    for other in (RandomForest("regression"), RandomForestRegressor(), pd.DataFrame()):
+        assert not is_estimator(other) and not cli._is_estimator(other)
+    code = ("import sys\n"
+            "from pipekit.backends import RandomForest\n"
+            "from pipekit.cli import _is_estimator\n"
+            "from pipekit.inspection.explain import is_estimator\n"
+            "print(is_estimator(RandomForest('regression')), _is_estimator(None), "
+            "'pipekit.sklearn.estimators' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False False False"
+
+
+def test_pdp_of_a_column_with_no_value_is_refused_naming_it(rossmann):
+    from pipekit.core.errors import DataError
+
+    X, y = rossmann
+    X = X[["Store", "Date", "Promo2SinceWeek", "PromoInterval"]].assign(Date=pd.to_datetime(X["Date"]))
+    reg = TabularRegressor(RandomForest("regression", n_estimators=5, n_jobs=1), random_state=0).fit(X, y)
+    rows = X[X["PromoInterval"].isna()].head(50).assign(Date=pd.NaT)  # stores not in Promo2, the days unknown
+    assert len(rows) == 50
+    for col in ["Promo2SinceWeek", "PromoInterval", "Date"]:  # a number, a category and a date column
+        with pytest.raises(DataError, match=rf"partial_dependence: column '{col}' has no values \(all missing\)"):
+            partial_dependence(reg, rows, col, n_rows=None)
+    given = partial_dependence(reg, rows, "PromoInterval", grid=["Jan,Apr,Jul,Oct"], n_rows=None)
+    assert given.average[0] == pytest.approx(reg.predict(rows.assign(PromoInterval="Jan,Apr,Jul,Oct")).mean())

@@ -188,3 +188,20 @@ def test_an_ordered_category_ranks_in_its_own_order(form):
     assert cc.columns == ["size", "rank"]
     assert cc.correlation[0, 1] == pytest.approx(1.0)  # codes in the category order, not the sorted one
     assert spearmanr(pd.Series(names).rank(method="dense"), rank).statistic < 0.9  # sorted text ranks otherwise
+
+
+def test_columns_labelled_by_numbers_keep_their_labels_as_text(adult):
+    X = adult[["age", "education-num", "hours-per-week", "education"]]
+    numbered = X.set_axis([0, 1, 2, 3], axis=1)  # a frame made from an array, or read without a header
+    cc = cluster_columns(numbered, plot=False)
+    assert cc.columns == ["0", "1", "2", "3"]  # the names the rows are given to a model by (not x0, x1, ...)
+    assert np.allclose(cc.correlation, cluster_columns(X, plot=False).correlation)
+    ood = out_of_domain(numbered[:1500], numbered[1500:].reset_index(drop=True), n_estimators=5, n_jobs=1)
+    assert sorted(ood.importance["feature"].to_list()) == ["0", "1", "2", "3"]
+    with pytest.raises(DataError, match=r"out_of_domain needs rows in both sets; got 1500 train and 0 valid"):
+        out_of_domain(numbered[:1500], numbered[:0], n_estimators=5, n_jobs=1)
+    y = adult["salary"].to_numpy()
+    clf = TabularClassifier(RandomForest("classification", n_estimators=10, n_jobs=1), random_state=0)
+    clf.fit(numbered[:2000], y[:2000])
+    report = drop_redundant(clf, (numbered[:2000], y[:2000]), (numbered[2000:], y[2000:]), columns=["3"])
+    assert report["dropped"].to_list() == ["(none)", "3"]  # the refit drops the column labelled 3

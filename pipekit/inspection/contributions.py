@@ -46,13 +46,13 @@ summed into the date):
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from pipekit.backends.base import Contributions, Model, array_rows
 from pipekit.core.errors import DataError, NotFittedError, ParameterError
+from pipekit.inspection.explain import is_estimator
 
 
 @runtime_checkable
@@ -109,8 +109,6 @@ def contributions(model: Any, data: Any) -> Contributions:
     from pipekit.ensemble.mean import MeanEnsemble
     from pipekit.ensemble.weighted import WeightedEnsemble
 
-    # a fitted TabularClassifier / TabularRegressor means its module is loaded: no import for other models
-    estimators = sys.modules.get("pipekit.sklearn.estimators")
     # averages first: they have a contributions() method that comes back here
     if isinstance(model, BaggedModel):
         d = model._prepare(data)
@@ -126,7 +124,7 @@ def contributions(model: Any, data: Any) -> Contributions:
         return forest.contributions(data)
     elif isinstance(model, SklearnModel) and _is_sklearn_trees(model.estimator):
         return _wrapped_trees(model, data)
-    elif estimators is not None and isinstance(model, estimators._TabularEstimator):
+    elif is_estimator(model):
         return _estimator_contributions(model, data)
     else:
         outside = "" if isinstance(model, Model) else (
@@ -275,9 +273,7 @@ def _estimator_contributions(est: Any, data: Any) -> Contributions:
     """The contributions of a fitted ``TabularClassifier`` / ``TabularRegressor``: those of its backend
     (``est.model_``) on the rows its procs make (``est.process(data)``), each column the procs made credited to
     the input column it came from (``age_na`` to ``age``, date parts to their date), as ``feature_importances_``
-    credits them, so the columns are ``feature_names_in_``; classes in ``est.classes_`` order, with its labels."""
-    from pipekit.sklearn.frames import default_columns
-
+    credits them, so the columns are ``est.input_columns()``; classes in ``est.classes_`` order, with its labels."""
     who = type(est).__name__
     est.check_is_fitted()
     try:
@@ -286,12 +282,9 @@ def _estimator_contributions(est: Any, data: Any) -> Contributions:
         raise ParameterError(f"{who} is explained through its backend (model_, on the rows process(X) makes), and "
                              f"{e}: for this estimator, permutation_importance(est, X, y=y) or "
                              "partial_dependence(est, X, 'column')") from None
-    names = vars(est).get("feature_names_in_")
-    inputs = [str(n) for n in names] if names is not None else default_columns(est.n_features_in_)
-    sources = est._sources()
-    source = [inputs.index(est._source_of(f, sources, inputs)) for f in c.feature_names]
+    inputs = est.input_columns()
     values = np.zeros((c.values.shape[0], len(inputs), *c.values.shape[2:]))
-    for j, k in enumerate(source):
+    for j, k in enumerate(est.input_index(c.feature_names)):
         values[:, k] += c.values[:, j]
     bias, prediction, classes = c.bias, np.asarray(c.prediction, dtype=np.float64), None
     if est.task == "classification":

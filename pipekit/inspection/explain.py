@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -152,6 +153,18 @@ def is_learner(model: Any) -> bool:
     """Whether ``model`` is a ``Learner`` (a net trained behind its ``dls`` and ``model``), told as the ensembles
     tell one."""
     return not isinstance(model, Model) and hasattr(model, "dls") and hasattr(model, "model")
+
+
+def is_estimator(model: Any) -> bool:
+    """Whether ``model`` is a ``TabularClassifier`` or ``TabularRegressor`` (``pipekit.sklearn``), told without
+    importing their module (scikit-learn with it, about 2 s): where it is not loaded, nothing is one of them.
+
+    >>> import polars as pl
+    >>> is_estimator(pl.DataFrame())
+    False
+    """
+    mod = sys.modules.get("pipekit.sklearn.estimators")
+    return mod is not None and isinstance(model, (mod.TabularClassifier, mod.TabularRegressor))
 
 
 def learner_model(model: Any, fn: str) -> Any:
@@ -584,44 +597,42 @@ def _grid(values: np.ndarray, categorical: bool, col: str, grid: Any, date: bool
     """Grid points of one column: every value present for categories, ``grid`` quantiles (5% to 95%) of a
     number (whole numbers for a column holding only whole numbers: an integer column holds no others) or of a
     date column (``date``: the dates present nearest those quantiles, as the column holds them, text or dates), or
-    the points given."""
+    the points given. A column with no value present (all missing) has no grid but the points given."""
     if isinstance(grid, dict):
         grid = grid.get(col, 20)
     if not isinstance(grid, (int, np.integer)):
         return np.asarray(list(grid))
     import pandas as pd
 
-    if date:
-        return _date_grid(values, col, int(grid))
-    present = values[~np.asarray(pd.isna(values), dtype=bool)].tolist()  # missing values left out
-    if categorical:
-        uniq = list(dict.fromkeys(present))
+    present = values[~np.asarray(pd.isna(values), dtype=bool)]  # missing values left out
+    if len(present) == 0:
+        raise DataError(f"partial_dependence: column {col!r} has no values (all missing) to make a grid from")
+    if categorical and not date:
+        uniq = list(dict.fromkeys(present.tolist()))
         try:
             uniq = sorted(uniq)
         except TypeError:  # mixed types: kept in order of appearance
             pass
         return np.asarray(uniq, dtype=values.dtype if values.dtype.kind in "iufb" else object)
-    vals = np.asarray(present, dtype=np.float64)
-    if len(vals) == 0:
-        raise DataError(f"partial_dependence: column {col!r} has no values (all missing) to make a grid from")
-    q = np.quantile(vals, np.linspace(0.05, 0.95, int(grid)))
+    levels = np.linspace(0.05, 0.95, int(grid))
+    if date:
+        return _date_grid(present, levels)
+    vals = np.asarray(present.tolist(), dtype=np.float64)
+    q = np.quantile(vals, levels)
     return np.unique(np.round(q)) if np.array_equal(vals, np.round(vals)) else np.unique(q)
 
 
-def _date_grid(values: np.ndarray, col: str, n: int) -> np.ndarray:
-    """``n`` quantiles (5% to 95%) of the date column ``values`` (dates, datetimes or ISO text), each the value
-    present nearest it, as the column holds it, in time order and without repeats."""
+def _date_grid(present: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The values of the date column ``present`` (dates, datetimes or ISO text, none missing) nearest its quantiles
+    ``levels``, as the column holds them, in time order and without repeats."""
     import pandas as pd
 
-    present = values[~np.asarray(pd.isna(values), dtype=bool)]
-    if len(present) == 0:
-        raise DataError(f"partial_dependence: column {col!r} has no values (all missing) to make a grid from")
     text = present.dtype == object and all(isinstance(v, str) for v in present)
     # in UTC, so text with offsets and aware datetimes are ordered by the instant they name
     times = pd.to_datetime(pd.Series(present), utc=True, format="ISO8601" if text else None)
     ns = times.dt.tz_localize(None).to_numpy().astype("datetime64[ns]").view(np.int64)
     order = np.argsort(ns, kind="stable")
-    picks = order[np.round(np.linspace(0.05, 0.95, n) * (len(order) - 1)).astype(np.int64)]
+    picks = order[np.round(levels * (len(order) - 1)).astype(np.int64)]
     keep = np.r_[True, np.diff(ns[picks]) != 0]
     return present[picks[keep]]
 

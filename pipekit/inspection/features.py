@@ -114,19 +114,19 @@ def _rows(data: Any, fn: str) -> TabularData:
     from pipekit.core.validate import is_pandas
     from pipekit.sklearn.frames import as_frame, default_columns
 
-    if is_pandas(data) and hasattr(data, "columns") and not all(isinstance(c, str) for c in data.columns):
-        data = data.set_axis([str(c) for c in data.columns], axis=1)  # the names the estimator's rows are read by
     if isinstance(data, pl.LazyFrame):
         data = data.collect()
-    if isinstance(data, np.ndarray) and data.ndim == 2 and 0 in data.shape:
-        return as_data(pl.DataFrame(data, schema=default_columns(data.shape[1]), orient="row"))
-    if isinstance(data, (pa.Table, pa.RecordBatch)) and 0 in (data.num_rows, data.num_columns):
-        return as_data(pl.from_arrow(data))
-    if is_pandas(data) and hasattr(data, "columns") and 0 in data.shape:
-        return as_data(pl.from_pandas(data))
-    if isinstance(data, (pa.Table, pa.RecordBatch, np.ndarray)) or is_pandas(data) and hasattr(data, "columns"):
-        return as_data(as_frame(data, fn))
-    return as_data(data)  # a Polars frame as it is
+    if is_pandas(data, "DataFrame"):
+        if not all(isinstance(c, str) for c in data.columns):
+            # each column under its label as text (the "0" of a column labelled 0), as _raw_columns and _without
+            # name the rows given to an estimator
+            data = data.set_axis([str(c) for c in data.columns], axis=1)
+    elif not isinstance(data, (pa.Table, pa.RecordBatch, np.ndarray)):
+        return as_data(data)  # a Polars frame as it is, a Tabular's split, TabularData
+    if getattr(data, "ndim", 2) == 2 and 0 in data.shape:  # as_frame refuses these: read as they are
+        names = default_columns(data.shape[1]) if isinstance(data, np.ndarray) else None
+        return as_data(pl.DataFrame(data, schema=names, orient="row"))
+    return as_data(as_frame(data, fn))
 
 
 def _as_numbers(d: TabularData, fn: str, fix: str) -> TabularData:

@@ -314,8 +314,7 @@ class _TabularEstimator(Component, BaseEstimator):
             # what every version reads the names and their count from.
             seen = pd.DataFrame(columns=frame.columns)
         validate_data(self, seen, reset=reset, skip_check_array=True)  # n_features_in_, feature_names_in_
-        names = vars(self).get("feature_names_in_")
-        columns = list(names) if names is not None else default_columns(self.n_features_in_)
+        columns = self.input_columns()
         if frame.columns != columns:  # an input without names (or fitted without): columns by position
             frame = frame.select([pl.col(a).alias(b) for a, b in zip(frame.columns, columns)])
         return frame
@@ -523,38 +522,51 @@ class _TabularEstimator(Component, BaseEstimator):
         if imp is None:
             raise AttributeError(f"{type(self).__name__}: its backend {type(self.model_).__name__} has no feature "
                                  "importances; use pipekit.inspection.permutation_importance(est, X, y=y)")
-        names = vars(self).get("feature_names_in_")
-        inputs = list(names) if names is not None else default_columns(self.n_features_in_)
-        position = {c: i for i, c in enumerate(inputs)}
-        sources = self._sources()
-        out = np.zeros(len(inputs))
-        for feature, value in zip(imp["feature"].to_list(), imp["importance"].to_numpy()):
-            out[position[self._source_of(feature, sources, inputs)]] += float(value)
+        out = np.zeros(self.n_features_in_)
+        np.add.at(out, self.input_index(imp["feature"].to_list()), imp["importance"].to_numpy().astype(np.float64))
         total = out.sum()
         return out / total if total > 0 else out
 
-    def _sources(self) -> dict[str, str]:
-        """Each column the fitted procs give the backend -> the column of X it came from, read from what fit
-        recorded, by exact name: X's own columns, each date column's parts (``Date_Year``, ..., ``Date_Elapsed``)
-        and FillMissing's ``_na`` flags (a date part's flag to its date). A column of X named like another's flag
-        or part (``Date_promo`` beside the date ``Date``) is its own source."""
+    def input_columns(self) -> list[str]:
+        """The columns of X the estimator was fitted on, in their order: its ``feature_names_in_``, or ``x0, x1,
+        ...`` where X had no column names (an array). ``feature_importances_`` and the contributions of
+        ``pipekit.inspection.contributions`` are given per column, in this order."""
+        self.check_is_fitted()
+        names = vars(self).get("feature_names_in_")
+        return [str(c) for c in names] if names is not None else default_columns(self.n_features_in_)
+
+    def input_index(self, features: Sequence[str]) -> list[int]:
+        """The position in :meth:`input_columns` of the column of X each of ``features`` came from, for columns the
+        fitted procs give the backend (``as_data(est.process(X)).feature_names``): X's own columns, each date
+        column's parts (``Date_Year``, ..., ``Date_Elapsed``) and FillMissing's ``_na`` flags (a date part's flag
+        to its date), read by exact name from what fit recorded. A column of X named like another's flag or part
+        (``Date_promo`` beside the date ``Date``) is its own source.
+
+        >>> import numpy as np, pandas as pd
+        >>> from pipekit.sklearn import TabularRegressor
+        >>> X = pd.DataFrame({"a": [1.0, np.nan, 3.0, 4.0] * 10, "day": pd.date_range("2015-01-01", periods=40)})
+        >>> reg = TabularRegressor("rf", random_state=0).fit(X, np.arange(40.0))
+        >>> reg.input_columns(), reg.input_index(["a_na", "a", "day_Year", "day_Elapsed"])
+        (['a', 'day'], [0, 0, 1, 1])
+        """
+        inputs = self.input_columns()
+        position = {c: i for i, c in enumerate(inputs)}
         processor = self.processor_
         made = set(processor.cat_names) | set(processor.cont_names)
-        out = {c: c for c in [*self.cat_names_, *self.cont_names_]}
+        sources = {c: c for c in [*self.cat_names_, *self.cont_names_]}
         for d in self.date_names_:
-            out.update({part: d for part in date_part_names(d) if part in made and part not in out})
+            sources.update({part: d for part in date_part_names(d) if part in made and part not in sources})
         for proc in processor.procs:
             if isinstance(proc, FillMissing) and proc.add_col and proc.is_fitted:
-                out.update({f"{c}_na": out.get(c, c) for c in proc.na_columns_})
+                sources.update({f"{c}_na": sources.get(c, c) for c in proc.na_columns_})
+        out = []
+        for feature in features:
+            source = sources.get(feature)
+            if source not in position:
+                raise DataError(f"{type(self).__name__}: the backend's column {feature!r} comes from no input column "
+                                f"({inputs[:10]}); a proc other than Categorify, FillMissing and Normalize made it")
+            out.append(position[source])
         return out
-
-    def _source_of(self, feature: str, sources: dict[str, str], inputs: Sequence[str]) -> str:
-        """The column of X (one of ``inputs``) that the backend's input ``feature`` came from."""
-        source = sources.get(feature)
-        if source is None or source not in inputs:
-            raise DataError(f"{type(self).__name__}: the backend's column {feature!r} comes from no input column "
-                            f"({list(inputs)[:10]}); a proc other than Categorify, FillMissing and Normalize made it")
-        return source
 
     def _in_input_order(self, model: Model, features: list[str]) -> Model:
         """``model`` with each GBM's per-input LightGBM parameters (:data:`_PER_INPUT`, :data:`_INPUT_SETS`, under
@@ -590,10 +602,8 @@ class _TabularEstimator(Component, BaseEstimator):
         if not keys:
             return gbm
         who = type(self).__name__
-        given = vars(self).get("feature_names_in_")
-        columns = list(given) if given is not None else default_columns(self.n_features_in_)
-        sources = self._sources()
-        of = {f: self._source_of(f, sources, columns) for f in features}
+        columns = self.input_columns()
+        of = {f: columns[i] for f, i in zip(features, self.input_index(features))}  # the column of X each came from
         order = f"{len(columns)} columns of X, in its order {columns[:20]}{' ...' if len(columns) > 20 else ''}"
         new = dict(held)
         for key in keys:
