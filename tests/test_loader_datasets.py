@@ -219,7 +219,7 @@ def test_one_position_is_an_int_checked_and_wrapped():
     ds = ArrayDataset([TensorStore(torch.arange(5)), TensorStore(torch.arange(5) * 2)])
     assert (tl[-1], tl[np.int16(1)]) == (files[4].name, files[1].name)
     assert dsets[-5] == (files[0].name, "3") and [int(v) for v in ds[-2]] == [3, 6]
-    for seq, what in ((tl, "this TfmdLists"), (dsets, "these Datasets"), (ds, "this dataset")):
+    for seq, what in ((tl, "this TfmdLists"), (dsets, "this Datasets"), (ds, "this dataset")):
         with pytest.raises(IndexError, match=f"item 5 is out of range: {what} has 5 items"):
             seq[5]
         with pytest.raises(ParameterError, match="got bool"):
@@ -340,7 +340,7 @@ def test_a_tfmdlists_and_its_datasets_take_position_lists(mnist_dls):
     pairs = dsets.train[np.array([3, 0])]
     assert [(n, int(c)) for n, c in pairs] == [(files[4].name, 1), (files[0].name, 0)]
     assert dsets[torch.tensor([5])] == [dsets[5]] and dsets[np.int64(-1)] == dsets[5]
-    with pytest.raises(IndexError, match="item 2 is out of range: these Datasets has 2 items"):
+    with pytest.raises(IndexError, match="item 2 is out of range: this Datasets has 2 items"):
         dsets.valid[[2]]
 
 

@@ -1591,11 +1591,6 @@ class ItemsDataset:
         """The items at ``positions``, made one by one (through ``after_item``), before ``before_batch``."""
         return [self.item(int(r)) for r in self.idxs[np.asarray(positions, dtype=np.int64)]]
 
-    def items_at(self, positions: np.ndarray) -> list:
-        """The items at ``positions``, made one by one and through ``before_batch``: a batch before collation."""
-        items = self.made_at(positions)
-        return self.before_batch(items) if self.before_batch is not None else items
-
     def gather(self, positions: np.ndarray, deferred: Sequence[int] = ()) -> tuple:
         rows = np.asarray(positions, dtype=np.int64).reshape(-1)
         made = self.made_at(rows)

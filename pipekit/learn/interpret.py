@@ -225,9 +225,12 @@ class Interpretation:
         (negative ones counting from the end, as a list's do), ``n`` the number of items, read as the loaders read
         an index (:func:`~pipekit.data.loader.item_positions`); ``what`` names them in the ParameterError of any
         other index or of a position out of range."""
+        n = len(self.losses)
         try:
-            at = item_positions(idxs, len(self.losses), "this interpretation")
-        except (IndexError, ParameterError) as e:
+            at = item_positions(idxs, n, "this interpretation")
+        except IndexError as e:
+            raise ParameterError(f"{what}: {e} (0 to {n - 1}, or negative from the end)") from None
+        except ParameterError as e:
             raise ParameterError(f"{what}: {e}") from None
         return torch.as_tensor(np.atleast_1d(at), dtype=torch.int64)
 
