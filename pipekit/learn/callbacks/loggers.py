@@ -288,7 +288,7 @@ class ShowGraphCallback(Callback):
     notebook it is one figure, updated in place; where figures cannot be shown, one PNG rewritten after every
     epoch (``path``, or ``plot_dir()/loss_graph.png``; ``loss_graph_2.png``... for later fits); with a
     screen, the final graph is shown when the fit ends. ``lr_find`` and ``pipekit.bench.bottleneck`` do not draw
-    it. ``file_`` is the PNG written, if any.
+    it. ``file_`` is the PNG written, if any (set when a fit of training starts).
 
     >>> from pipekit.learn import ShowGraphCallback
     >>> cb = ShowGraphCallback()          # learn.fit_one_cycle(5, cbs=cb)
@@ -301,7 +301,6 @@ class ShowGraphCallback(Callback):
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = path
-        self.file_: Path | None = None  # none written before a fit of training
         self.check_params()
 
     def before_fit(self) -> None:
