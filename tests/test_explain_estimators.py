@@ -2,6 +2,8 @@
 grids on integer and date columns of raw rows, on real data."""
 
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -150,10 +152,14 @@ def test_pdp_refuses_a_grid_of_no_points(rossmann):
     assert len(partial_dependence(reg, X, "Store", grid={"Date": 3}, n_rows=50).grid[0]) == 20  # the default
 
 
-def test_contributions_of_a_backend_leave_the_estimators_module_unloaded():
-    import subprocess
-    import sys
+def last_line_of_fresh_python(code: str) -> str:
+    """The last line ``code`` prints, run by a new Python process (what it imports is its own)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
 
+
+def test_contributions_of_a_backend_leave_the_estimators_module_unloaded():
     code = ("import sys, numpy as np, polars as pl\n"
             "from pipekit.backends import RandomForest, as_data\n"
             "from pipekit.inspection import contributions\n"
@@ -162,9 +168,7 @@ def test_contributions_of_a_backend_leave_the_estimators_module_unloaded():
             "c = contributions(rf, xs.head(5))\n"
             "assert np.allclose(c.bias + c.values.sum(1), rf.predict(xs.head(5)))\n"
             "print('pipekit.sklearn.estimators' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert last_line_of_fresh_python(code) == "False"
 
 
 def test_input_columns_and_index_credit_each_procs_column_to_its_input(rossmann):
@@ -196,9 +200,6 @@ def test_input_columns_and_index_credit_each_procs_column_to_its_input(rossmann)
 
 
 def test_is_estimator_tells_one_without_loading_the_estimators_module():
-    import subprocess
-    import sys
-
     from sklearn.ensemble import RandomForestRegressor
 
     from pipekit import cli
@@ -214,9 +215,7 @@ def test_is_estimator_tells_one_without_loading_the_estimators_module():
             "from pipekit.inspection.explain import is_estimator\n"
             "print(is_estimator(RandomForest('regression')), _is_estimator(None), "
             "'pipekit.sklearn.estimators' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "False False False"
+    assert last_line_of_fresh_python(code) == "False False False"
 
 
 def test_pdp_of_a_column_with_no_value_is_refused_naming_it(rossmann):
