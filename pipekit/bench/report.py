@@ -101,12 +101,14 @@ def sweep_table(s: Sweep) -> Any:
     from rich.table import Table
 
     t = Table(title=f"{s.name}: {s.headline}", title_justify="left")
+    rates, best = s.rates, s.best  # each worked out from the rounds at every access
     # no best when every setting ran alike (the rates then differ by noise): no "vs best" column either
-    for col in ("num_workers", "items/s (median)", "rounds") + (() if s.best is None else ("vs best",)):
+    top = None if best is None else rates[best]
+    for col in ("num_workers", "items/s (median)", "rounds") + (() if top is None else ("vs best",)):
         t.add_column(col, justify="right")
-    for w, rate in s.rates.items():
+    for w, rate in rates.items():
         cells = [str(w), f"{rate:,.0f}", ", ".join(f"{r:,.0f}" for r in s.rounds[w])]
-        if s.best is not None:
-            cells.append(f"{rate / s.rates[s.best]:.2f}x")
+        if top is not None:
+            cells.append(f"{rate / top:.2f}x")
         t.add_row(*cells)
     return t

@@ -264,19 +264,17 @@ class StackingEnsemble(Ensemble):
             return
         meta_name = "the default (not bagged)" if self.meta is None else type(self.meta).__name__
         plain = [member_name(m, i) for i, m in enumerate(self.members) if out_of_fold(m) is None]
-        if plain:  # refused whatever the meta-model: a stack learns from fitted members' out-of-fold predictions
-            raise ParameterError("StackingEnsemble: order= sets the time folds of the members this stack fits and "
-                                 f"of a bagged meta-model, but the members are fitted already, {plain} not bagged "
-                                 "(they keep no out-of-fold predictions to learn from), and the meta-model is "
-                                 f"{meta_name}; pass unfitted members (member.clone()), which this stack fits on "
-                                 "time folds, or bag them on these rows with "
-                                 "BaggedModel(member, folds='time').fit(train, order=...)")
-        raise ParameterError("StackingEnsemble: order= sets the time folds of the members this stack fits and of "
-                             "a bagged meta-model, but the members are fitted already (bagged with their own "
-                             f"folds) and the meta-model is {meta_name}; pass unfitted members (member.clone(), "
-                             "or BaggedModel(model, folds='time') to bag here), bag the members with "
-                             "BaggedModel(..., folds='time').fit(train, order=...), or give "
-                             "meta=BaggedModel(..., folds='time')")
+        # fitted members not bagged keep no out-of-fold predictions to learn from: only refitting or bagging them
+        # here helps, not a bagged meta-model
+        why, fix = ((f", {plain} not bagged (they keep no out-of-fold predictions to learn from),",
+                     "), which this stack fits on time folds, or bag them on these rows with "
+                     "BaggedModel(member, folds='time').fit(train, order=...)") if plain else
+                    (" (bagged with their own folds)",
+                     ", or BaggedModel(model, folds='time') to bag here), bag the members with "
+                     "BaggedModel(..., folds='time').fit(train, order=...), or give meta=BaggedModel(..., folds='time')"))
+        raise ParameterError("StackingEnsemble: order= sets the time folds of the members this stack fits and of a "
+                             f"bagged meta-model, but the members are fitted already{why} and the meta-model is "
+                             f"{meta_name}; pass unfitted members (member.clone(){fix}")
 
     def _fit_members(self, d: TabularData, v: TabularData | None, order: Any = None) -> np.ndarray:
         """Out-of-fold predictions of clones of the members fitted fold by fold, then every member refitted on

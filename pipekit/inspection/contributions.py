@@ -284,8 +284,9 @@ def _estimator_contributions(est: Any, data: Any) -> Contributions:
                              "partial_dependence(est, X, 'column')") from None
     inputs = est.input_columns()
     values = np.zeros((c.values.shape[0], len(inputs), *c.values.shape[2:]))
-    for j, k in enumerate(est.input_index(c.feature_names)):
-        values[:, k] += c.values[:, j]
+    # each made column added into its input column (several add into one: a date's parts)
+    np.add.at(values, (slice(None), np.asarray(est.input_index(c.feature_names), dtype=np.intp)),  # type: ignore[arg-type]
+              c.values)
     bias, prediction, classes = c.bias, np.asarray(c.prediction, dtype=np.float64), None
     if est.task == "classification":
         own = {str(k): i for i, k in enumerate(est.classes_)}
@@ -293,8 +294,8 @@ def _estimator_contributions(est: Any, data: Any) -> Contributions:
         classes = np.asarray(est.classes_)
         if values.ndim == 3:  # a column per class: put in the estimator's order
             values[..., order] = values.copy()
-            bias, prediction = np.empty_like(c.bias), np.empty_like(prediction)
-            bias[:, order], prediction[:, order] = c.bias, np.asarray(c.prediction, dtype=np.float64)
+            bias, prediction, given = np.empty_like(c.bias), np.empty_like(prediction), prediction
+            bias[:, order], prediction[:, order] = c.bias, given
         elif order[-1] != len(order) - 1:  # a two-class GBM's log-odds, of the class the estimator lists first
             values, bias, prediction = -values, -bias, -prediction
     return Contributions(bias=bias, values=values, feature_names=inputs, prediction=prediction, space=c.space,

@@ -199,7 +199,7 @@ def _cluster(data: Any, max_rows: int, seed: int, path: str | Path | None, plot:
 
     d = _rows(data, fn)
     if d.xs.width < 2:
-        raise DataError(f"cluster_columns needs at least 2 columns, got {d.feature_names}")
+        raise DataError(f"{fn} needs at least 2 columns, got {d.feature_names}")
     if len(d) == 0:
         raise DataError(f"{fn}: the rows are empty (0 rows of columns {d.feature_names[:20]}); rank correlations "
                         "need rows: pass the rows of the split")
@@ -213,10 +213,10 @@ def _cluster(data: Any, max_rows: int, seed: int, path: str | Path | None, plot:
     constant = [c for c, k in zip(d.feature_names, const) if k]
     columns = [c for c, k in zip(d.feature_names, const) if not k]
     if constant:
-        warn(f"cluster_columns: left out {len(constant)} column(s) holding a single value in the "
+        warn(f"{fn}: left out {len(constant)} column(s) holding a single value in the "
              f"{len(d)} rows used, which correlate with nothing: {constant}")
     if len(columns) < 2:
-        raise DataError(f"cluster_columns needs at least 2 columns that vary; only {columns} vary "
+        raise DataError(f"{fn} needs at least 2 columns that vary; only {columns} vary "
                          f"(constant: {constant})")
     corr = _spearman(X[:, ~const])
     corr = np.where(np.isnan(corr), 0.0, corr)

@@ -353,7 +353,7 @@ class Interpretation:
         # draws them
         n = len(idxs)
         image_block, mask_block = self._blocks(dl)
-        rows = dl.decode_batch((*_parts(_take(self.inputs, idxs)), self.targs[idxs.to(self.targs.device)]), max_n=n)
+        rows = dl.decode_batch((*_parts(_take(self.inputs, idxs)), *_parts(_take(self.targs, idxs))), max_n=n)
         preds = self._shown_preds(dl, idxs)
         plt = get_pyplot()
         size = figsize or (9, 3 * n)

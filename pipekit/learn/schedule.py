@@ -196,7 +196,6 @@ def combine_scheds(pcts: Sequence[float], scheds: Sequence[Sched]) -> Sched:
 
 
 _PCT = Interval(0, 1)
-#: a divisor of the lr (``div``, ``div_final``): a positive number
 
 
 def fit_one_cycle(learn: Learner, n_epoch: int, lr_max: LR | None = None, div: float = 25.0, div_final: float = 1e5,

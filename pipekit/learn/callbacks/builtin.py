@@ -21,7 +21,7 @@ from torch import nn
 from pipekit.core.archive import writable_folder
 from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import (
-    BOOL, Interval, Is, Options, as_number, check, check_state, env_flag, finite_number,
+    BOOL, POSITIVE, Interval, Is, Options, as_number, check, check_state, env_flag, finite_number,
 )
 from pipekit.data.lists import L
 from pipekit.data.plotting import get_pyplot, savefig_or_show
@@ -37,7 +37,6 @@ __all__ = ["TrackerCallback", "SaveModelCallback", "EarlyStoppingCallback", "Red
            "GradientClip", "BnFreeze", "MixedPrecision", "ActivationStats", "ParamScheduler", "LRFinder",
            "TimeLimit"]
 
-_POSITIVE = Interval(0, None, closed="neither")
 _COUNT = Interval(1, None, integer=True)
 #: a plateau callback's patience: 0 acts as 1 (the first epoch without improvement), as fastai takes it
 _PATIENCE = Interval(0, None, integer=True)
@@ -45,7 +44,7 @@ _PATIENCE = Interval(0, None, integer=True)
 #: :func:`~pipekit.core.archive.writable_folder`'s message)
 LEARNER_FOLDER = "Learner(..., path='<a writable folder>') or learn.path = Path('<a writable folder>')"
 #: a tracker's best value as set by hand: a number, or None (infinite too) for no best yet; a NaN is none
-_BEST = Is(lambda v: v is None or (as_number(v) is not None and as_number(v) == as_number(v)),
+_BEST = Is(lambda v: v is None or (as_number(v) is not None and v == v),
            "a number (the best value of monitor so far, which an epoch must beat to improve), or None, inf or -inf "
            "for no best yet")
 
@@ -490,7 +489,7 @@ class TimeLimit(Callback):
 
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = -19  # right after TrainEvalCallback has counted the batch and set pct_train, before anything reads it
-    param_constraints = {"seconds": _POSITIVE, "probe": _COUNT, "quiet": Options(True, False)}
+    param_constraints = {"seconds": POSITIVE, "probe": _COUNT, "quiet": Options(True, False)}
     #: the share of the time left the shortened schedule plans to use (the rate measured varies)
     SAFETY = 0.92
     #: training batches not timed at the start of the fit (one-off costs: the optimizer's first step, caches)
@@ -619,7 +618,7 @@ class GradientClip(Callback):
     """
 
     order = 20  # after MixedPrecision has unscaled the gradients
-    param_constraints = {"max_norm": _POSITIVE, "norm_type": _POSITIVE}
+    param_constraints = {"max_norm": POSITIVE, "norm_type": POSITIVE}
 
     def __init__(self, max_norm: float = 1.0, norm_type: float = 2.0):
         self.max_norm, self.norm_type = max_norm, norm_type
@@ -1043,7 +1042,7 @@ class LRFinder(Callback):
     fit_only = True  # a fit's own: validate and get_preds leave it as the last fit left it
     order = 55
     run_valid = False
-    param_constraints = {"start_lr": _POSITIVE, "num_it": Interval(5, None, integer=True),
+    param_constraints = {"start_lr": POSITIVE, "num_it": Interval(5, None, integer=True),
                          "beta": Interval(0, 1, closed="left")}
 
     def __init__(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,

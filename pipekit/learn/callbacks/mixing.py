@@ -12,13 +12,11 @@ from __future__ import annotations
 import torch
 
 from pipekit.core.errors import ParameterError, warn
-from pipekit.core.validate import Interval
+from pipekit.core.validate import POSITIVE
 from pipekit.learn.callbacks.core import Callback
 from pipekit.learn.losses import Reducible
 
 __all__ = ["MixUp", "CutMix"]
-
-_POSITIVE = Interval(0, None, closed="neither")
 
 
 class MixUp(Callback):
@@ -44,7 +42,7 @@ class MixUp(Callback):
 
     order = 30
     run_valid = False
-    param_constraints = {"alpha": _POSITIVE}
+    param_constraints = {"alpha": POSITIVE}
 
     def __init__(self, alpha: float = 0.4):
         self.alpha = alpha
