@@ -893,7 +893,7 @@ class TfmdDatasets(SampledLoaders):
     def __getitem__(self, i: Any) -> Any:
         """The item at position ``i`` (a tuple of its parts), or a list of them for a slice or a list, array or
         tensor of positions (``dsets[:3]``, ``dsets.train[[0, 2]]``), as fastai's."""
-        return pick(i, len(self), "this Datasets", lambda p: tuple([tl[p] for tl in self.tls]))
+        return pick(i, len(self), "this Datasets", lambda p: tuple([tl._item_at(p) for tl in self.tls]))
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

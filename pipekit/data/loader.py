@@ -248,11 +248,9 @@ class DataLoader:
             # a torch Dataset (a subclass) or the book's own class with __len__ and __getitem__: its items are read
             # batch by batch, so what __getitem__ draws at random is drawn anew every epoch
             dataset = MapItems(dataset)
-            with kept_random_states():  # reading item 0 leaves what its __getitem__ draws to the first epoch
-                first = dataset[0]
-                dataset.keep_first(first)  # n_inp, geometry: no other read
-                if not (steps or create_batch is not None):  # refused now, naming the item, not at the first batch
-                    dataset.collate([first], np.zeros(1, dtype=np.int64))
+            first = dataset.read_first()  # kept for n_inp, geometry: no other read
+            if not (steps or create_batch is not None):  # refused now, naming the item, not at the first batch
+                dataset.collate([first], np.zeros(1, dtype=np.int64))
             self.bare = not isinstance(first, (tuple, list))
         if isinstance(dataset, (list, tuple, range)) or (isinstance(dataset, (np.ndarray, torch.Tensor))
                                                           and dataset.ndim >= 1):
@@ -526,12 +524,9 @@ class DataLoader:
                 list(self.batch_steps):
             items = f(items)
         if self.collate_with is None:
-            # a failing item is named by its position in the dataset when the steps left each item in its place,
-            # else by its place in the batch they made
-            at = batch_index(made, items, positions.reshape(-1))
-            after = "" if at is not None else "before_batch"
-            return (self.dataset.collate(items, at, after) if own
-                    else collate_items(items, index=at, after=after))
+            collate = self.dataset.collate if own else (
+                lambda v, at, after: collate_items(v, index=at, after=after))
+            return collate_stepped(collate, made, items, positions.reshape(-1))
         b = self.collate_with(items)
         if "bare" in self.__dict__:  # what create_batch makes is the batch as given (a bare tensor, a tuple)
             self.bare = not isinstance(b, (tuple, list))
@@ -1093,6 +1088,21 @@ def batch_index(made: Sequence[Any], items: Sequence[Any], positions: np.ndarray
     return None
 
 
+def collate_stepped(collate: Callable[[Sequence[Any], np.ndarray | None, str], tuple], made: Sequence[Any],
+                    items: Sequence[Any], positions: np.ndarray) -> tuple:
+    """``collate(items, at, after)`` for the list ``items`` that ``before_batch`` steps made of ``made``, the items
+    read at ``positions``: a failing item is named by its position in the dataset when the steps left each item in
+    its place (``at``, see :func:`batch_index`), else by its place in the batch they made (``after`` is
+    ``"before_batch"``).
+
+    >>> a, b = (1,), (2,)
+    >>> collate_stepped(lambda v, at, after: (at, after), [a, b], [b, a], np.array([4, 9]))
+    (None, 'before_batch')
+    """
+    at = batch_index(made, items, positions)
+    return collate(items, at, "" if at is not None else "before_batch")
+
+
 def item_positions(i: Any, n: int, what: str = "this subset") -> int | np.ndarray:
     """Index ``i`` of a collection of ``n`` items as positions, negative ones counted from the end: a Python int for
     one position (an int, a numpy integer, a 0-d integer tensor), a 1-d int64 array for a slice or a list, array or
@@ -1368,6 +1378,9 @@ def _image_hwc(v: Any) -> torch.Tensor | None:
     return None
 
 
+_NOT_MAPPINGS = frozenset({tuple, int, float, bool, str, torch.Tensor, np.ndarray})
+
+
 def collate_items(items: Sequence[Any], who: str = "DataLoader", images: bool = True,
                   index: Sequence[int] | np.ndarray | None = None, after: str = "") -> tuple:
     """Items made one at a time (tuples, or single values) as one batch: a tuple with one element per part of an
@@ -1387,8 +1400,9 @@ def collate_items(items: Sequence[Any], who: str = "DataLoader", images: bool = 
     def name(i: int) -> str:
         return item_name(i, index, after)
 
-    for i in [i for i, v in enumerate(items) if type(v) is not tuple]:  # tuples pass as they are
-        check_not_dict(who, i, items[i], index, after)
+    if not {type(v) for v in items} <= _NOT_MAPPINGS:  # tuples, numbers, texts, tensors, arrays pass as they are
+        for i, v in enumerate(items):
+            check_not_dict(who, i, v, index, after)
     single = not isinstance(items[0], tuple)
     rows = [(v,) if single else tuple(v) for v in items]
     n = len(rows[0])
@@ -1596,9 +1610,7 @@ class ItemsDataset:
         made = self.made_at(rows)
         if self.before_batch is None:
             return self.collate(made, rows)
-        items = self.before_batch(list(made))
-        at = batch_index(made, items, rows)
-        return self.collate(items, at, "" if at is not None else "before_batch")
+        return collate_stepped(self.collate, made, self.before_batch(list(made)), rows)
 
     def collate(self, items: Sequence[Any], positions: np.ndarray | None = None, after: str = "") -> tuple:
         """A batch's list of items as one batch (:func:`collate_items`); ``positions``, the items' positions in this
@@ -1644,13 +1656,20 @@ class MapItems(ItemsDataset):
         items = [get(r) for r in self.idxs[np.asarray(positions, dtype=np.int64)].tolist()]
         return [tuple(v) if isinstance(v, list) else v for v in items] if list in map(type, items) else items
 
-    def _first(self) -> tuple:
-        """As :meth:`ItemsDataset._first`, item 0 read with the random generators given back after: what its
-        ``__getitem__`` draws is left to the first epoch (``n_inp``, which a Learner reads, changes no draw)."""
-        if self._parts is not None:
-            return self._parts
+    def read_first(self) -> Any:
+        """Item 0, read with the random generators given back after (what its ``__getitem__`` draws is left to the
+        first epoch), and kept (:meth:`keep_first`)."""
         with kept_random_states():
-            return super()._first()
+            first = self[0]
+            self.keep_first(first)
+        return first
+
+    def _first(self) -> tuple:
+        """As :meth:`ItemsDataset._first`, item 0 read by :meth:`read_first` (``n_inp``, which a Learner reads,
+        changes no draw)."""
+        if self._parts is None and len(self):
+            self.read_first()
+        return super()._first()
 
     @property
     def geometry(self) -> tuple[str | None, ...]:

@@ -3,7 +3,7 @@ or softmax probabilities) against class indices."""
 from __future__ import annotations
 
 import numbers
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -84,20 +84,19 @@ def _check_class_axis(name: str, axis: int, pred: Any) -> None:
                              "(bs, n_classes, h, w))")
 
 
-def _classes_last(metric: Any, pred: Any, targ: Any) -> tuple[Any, Any]:
+def _classes_last(name: str, axis: int, pred: Any, targ: Any) -> tuple[Any, Any]:
     """Model outputs with the class axis ``metric.axis`` moved last and every other axis flattened into items
     (``(n, classes)``), and the targets flattened to match, as fastai's metrics flatten them; outputs of one
     dimension, or of two with the class axis last, are returned as they are."""
-    axis = metric.axis
     if pred.ndim < 2:
         return pred, targ
-    _check_class_axis(metric.name, axis, pred)
+    _check_class_axis(name, axis, pred)
     if pred.ndim == 2 and axis in (-1, 1):
         return pred, targ
     k = pred.shape[axis]
     flat = pred.movedim(axis, -1).reshape(-1, k)
     if targ.numel() != flat.shape[0]:
-        raise ParameterError(f"{metric.name}: with axis={axis} the model's outputs of shape {tuple(pred.shape)} hold "
+        raise ParameterError(f"{name}: with axis={axis} the model's outputs of shape {tuple(pred.shape)} hold "
                              f"{flat.shape[0]} items of {k} class scores, and the targets of shape "
                              f"{tuple(targ.shape)} hold {targ.numel()}; give the class axis of the outputs")
     return flat, targ.reshape(-1)
@@ -245,7 +244,7 @@ class _ArgmaxScore(ArrayMetric):
     record_defaults: ClassVar[dict[str, Any]] = dict(_WEIGHT_DEFAULTS)
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
-        pred, targ = _classes_last(self, pred, targ)
+        pred, targ = _classes_last(self.name, self.axis, pred, targ)
         if pred.ndim == 2 and pred.shape[-1] == 1 and targ.reshape(-1).shape[0] == pred.shape[0]:
             multi = type(self).multi_label_instead.split(" ")[0]
             raise ParameterError(_one_score_per_item(self.name, multi, self._loss_kind))
@@ -530,7 +529,7 @@ def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
     0.5
     """
     if inp.ndim == targ.ndim + 1 and inp.ndim > 2:  # a language model's (bs, seq_len, vocab): each token an item
-        inp, targ = _classes_last(_Named("top_k_accuracy", axis), inp, targ)
+        inp, targ = _classes_last("top_k_accuracy", axis, inp, targ)
         axis = -1
     if inp.ndim != 2:
         raise ParameterError(f"top_k_accuracy takes one score per class for each item, (n, classes), or a language "
@@ -542,13 +541,6 @@ def top_k_accuracy(inp: Any, targ: Any, k: int = 5, axis: int = -1) -> Any:
     k = min(int(k), inp.shape[axis])
     top = inp.topk(k=k, dim=axis).indices
     return (top == targ.reshape(-1, 1)).any(dim=axis).float().mean()
-
-
-class _Named(NamedTuple):
-    """What :func:`_classes_last` reads of a metric, for a metric that is a function: its name and class axis."""
-
-    name: str
-    axis: int
 
 
 #: the split whose validation targets hold every class, which a metric undefined without some class asks for
@@ -612,7 +604,7 @@ class RocAuc(ArrayMetric):
         return f"roc_auc_{self.multi_class}{'' if self.average == 'macro' else f'_{self.average}'}"
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
-        super().accumulate(*_classes_last(self, pred, targ), loss, bs)
+        super().accumulate(*_classes_last(self.name, self.axis, pred, targ), loss, bs)
 
     def _activate(self, pred: Any) -> Any:
         return _class_probs(pred, self._n_classes)
@@ -740,7 +732,7 @@ class APScoreBinary(ArrayMetric):
         self.check_params()
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
-        super().accumulate(*_classes_last(self, pred, targ), loss, bs)
+        super().accumulate(*_classes_last(self.name, self.axis, pred, targ), loss, bs)
 
     def _activate(self, pred: Any) -> Any:
         return _class_probs(pred)
@@ -778,7 +770,7 @@ class BrierScore(ArrayMetric):
         self.check_params()
 
     def accumulate(self, pred: Any, targ: Any, loss: Any = None, bs: int | None = None) -> None:
-        super().accumulate(*_classes_last(self, pred, targ), loss, bs)
+        super().accumulate(*_classes_last(self.name, self.axis, pred, targ), loss, bs)
 
     def _activate(self, pred: Any) -> Any:
         return _class_probs(pred)

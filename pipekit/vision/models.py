@@ -750,7 +750,9 @@ def _set_first_conv_channels(model: nn.Module, body: nn.Module, n_in: int) -> nn
     layer = _first_layer(body, n_in)
     if layer is None:
         return body
-    path = next((n for root in (model, body) for n, x in root.named_modules() if x is layer), "")
+    # every path to the layer, in model then body (the first is the one named; the others reach its other holders)
+    paths = [(root, n) for root in (model, body) for n, x in root.named_modules(remove_duplicate=False) if x is layer]
+    path = paths[0][1] if paths else ""
     where = f"{type(layer).__name__} {path or '(the model itself)'!r} of {type(model).__name__}"
     if not isinstance(layer, nn.Conv2d):
         if _declares_channels(layer, n_in):
@@ -760,7 +762,7 @@ def _set_first_conv_channels(model: nn.Module, body: nn.Module, n_in: int) -> nn
                              f"channel(s), or give an architecture name or factory taking n_in")
     if layer.in_channels == n_in:
         return body  # the body fails for another reason, which vision_learner's check of it reports
-    owners = [x for root in (model, body) for x in root.modules() if any(c is layer for c in x._modules.values())]
+    owners = list({id(x): x for x in (root.get_submodule(n.rpartition(".")[0]) for root, n in paths if n)}.values())
     if layer.groups != 1 or not owners:
         why = f"a grouped convolution (groups={layer.groups})" if owners else "the whole model"
         raise ParameterError(f"create_body: n_in={n_in}, but the first layer of the model, the {where}, is {why} "
@@ -771,7 +773,6 @@ def _set_first_conv_channels(model: nn.Module, body: nn.Module, n_in: int) -> nn
     new.in_channels = n_in
     new.weight = nn.Parameter(_adapt_first_conv(layer.weight.detach(), n_in).clone(),
                               requires_grad=layer.weight.requires_grad)
-    paths = [(root, n) for root in (model, body) for n, x in root.named_modules(remove_duplicate=False) if x is layer]
     ancestors = {id(x): x for root, n in paths for x in (root.get_submodule(n[:i]) for i in
                                                          [0, *(i for i, c in enumerate(n) if c == ".")])}
     for owner in owners:
