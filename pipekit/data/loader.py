@@ -20,7 +20,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError, co
 from pipekit.core.validate import (ARGUMENT_SYNONYMS, Interval, bs_or_batch_size, check_positive_int, plain_number,
                                    unknown_names)
 from pipekit.data.probe import stage
-from pipekit.data.seed import kept_random_states
+from pipekit.data.seed import kept_random_states, register_loader
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, as_list, runs_on_split
 
@@ -301,6 +301,7 @@ class DataLoader:
         self.augment = bool(shuffle) if augment is None else augment
         self.pin_memory = (self.device.type == "cuda") if pin_memory is None else pin_memory
         self.epoch, self.rank, self.world_size = 0, 0, 1
+        register_loader(self)  # set_seed restarts it at epoch 0
         #: functions of each batch's list of items, run in order before it is collated (fastai's ``before_batch``)
         self.batch_steps: list = steps
         #: what makes a batch of the list of items instead of collating it (fastai's ``create_batch``)
@@ -317,6 +318,12 @@ class DataLoader:
 
     def __getattr__(self, name: str) -> Any:
         return table_attribute(self, name)
+
+    def __setstate__(self, state: dict) -> None:
+        # a copy (``new``, ``weighted``, ``partial``, ``shard``, ``copy.copy``/``deepcopy``) or an unpickled loader is
+        # made without __init__: set_seed restarts it too
+        self.__dict__.update(state)
+        register_loader(self)
 
     # ------------------------------------------------------------------ what a batch is
     @property

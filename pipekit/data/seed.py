@@ -5,14 +5,44 @@ import contextlib
 import os
 import random
 import threading
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 
+# the loaders made so far and not yet collected (a weak set: it keeps none of them alive), which set_seed restarts
+_LOADERS: weakref.WeakSet[Any] = weakref.WeakSet()
+_LOADERS_LOCK = threading.Lock()
+
+
+def register_loader(loader: Any) -> None:
+    """Have ``set_seed`` restart ``loader`` (set its ``epoch`` back to 0) from now on, for as long as it lives;
+    a :class:`~pipekit.data.loader.DataLoader` registers itself as it is made, copies of it included."""
+    with _LOADERS_LOCK:
+        _LOADERS.add(loader)
+
+
+def restart_loaders() -> None:
+    """Every loader made so far starts again at its epoch 0: the next pass over it reads the batches (and draws
+    the augmentation) of its first epoch. An epoch under way ends as it began; the restart counts from the next."""
+    with _LOADERS_LOCK:
+        loaders = list(_LOADERS)
+    for dl in loaders:
+        dl.epoch = 0
+
+
 def set_seed(seed: int, deterministic: bool = True, reproducible: bool | None = None) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) so a run can be repeated exactly on CPU.
+    """Seed Python, NumPy and torch (CPU and CUDA) so a run can be repeated exactly on CPU, and restart the loaders
+    already built at their first epoch.
+
+    A loader's order and augmentation come from its seed (fixed as it is built) and its epoch, which counts on
+    across learners: ``set_seed`` sets every live loader's epoch back to 0, so ``set_seed(0)`` before each of two
+    learners made on one ``dls`` trains both on the same batches and gives the same results (re-running a
+    notebook cell, comparing models on the same loaders). A loader iterated with no ``set_seed`` in between goes on
+    to other batches each epoch; an epoch under way when it is called ends as it began.
 
     ``deterministic`` (the default) also switches torch to its deterministic kernels for the rest of the
     process (``torch.use_deterministic_algorithms``): with more than one CPU thread some backward passes
@@ -28,7 +58,22 @@ def set_seed(seed: int, deterministic: bool = True, reproducible: bool | None = 
     True
     >>> torch.are_deterministic_algorithms_enabled()
     True
+    >>> from pipekit.data import DataLoader
+    >>> dl = DataLoader(list(range(6)), bs=3, shuffle=True, seed=0)
+    >>> first = [b.tolist() for b in dl]; second = [b.tolist() for b in dl]
+    >>> first != second, dl.epoch
+    (True, 2)
+    >>> set_seed(0); [b.tolist() for b in dl] == first
+    True
     """
+    seed_generators(seed, deterministic, reproducible)
+    restart_loaders()
+
+
+def seed_generators(seed: int, deterministic: bool = True, reproducible: bool | None = None) -> None:
+    """What :func:`set_seed` does, less restarting the loaders: the process's generators seeded and torch's
+    deterministic settings (see :func:`set_seed` for the arguments). A model seeding its own training
+    (:func:`seeded`) uses it, so the loaders of the code around it go on where they were."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"set_seed: seed must be an int, got {seed!r}")
     if reproducible is not None:
@@ -85,9 +130,10 @@ def kept_random_states() -> Iterator[None]:
 def seeded(seed: int) -> Iterator[None]:
     """Run the block as after ``set_seed(seed)``, then give the process back its random state and torch's
     settings as they were: a model that seeds its own training (``TorchTabular``) neither changes the draws of
-    the code around it nor takes them. Seeded blocks run one at a time (a lock), so two such models fitted in
-    threads (``BaggedModel(..., n_jobs=2)``) each draw their own seed's numbers, as fitted one after the other.
-    The generators are the process's own (torch's dropout draws from no other): code of yours drawing from them in
+    the code around it nor takes them. The loaders already built are not restarted (``set_seed`` restarts them):
+    the ones of the code around the block go on at the epoch they were at. Seeded blocks run one at a time (a
+    lock), so two such models fitted in threads (``BaggedModel(..., n_jobs=2)``) each draw their own seed's
+    numbers, as fitted one after the other. The generators are the process's own (torch's dropout draws from no other): code of yours drawing from them in
     another thread while such a block runs takes numbers from its stream, which then changes the model, and gets its
     own numbers changed; keep the two apart, or fit in another process, where the same seed must give the same
     model.
@@ -105,7 +151,7 @@ def seeded(seed: int) -> Iterator[None]:
                       torch.is_deterministic_algorithms_warn_only_enabled())
         cudnn = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
         try:
-            set_seed(seed)
+            seed_generators(seed)  # the loaders of the code around the block go on where they were
             yield
         finally:
             for name, value in env.items():
