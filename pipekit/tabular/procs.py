@@ -658,6 +658,49 @@ def _plain_float_codes(vocab: Sequence[str], fkeys: Sequence[float], ints_first:
     return codes
 
 
+def float_keys(vocab: Sequence[str], dtype: pl.DataType) -> tuple[pl.Series, list[int],
+                                                                   tuple[pl.Series, list[int]] | None]:
+    """The numbers that values of a number column of type ``dtype`` are matched against in ``vocab`` (``#na#`` first,
+    then text that ``float`` reads, a ValueError otherwise), and their codes: the entries of
+    :func:`_plain_float_codes`, compared in the column's own precision. An integer or Float64 column is matched in
+    float64; a narrower float column in its own type, so a Float32 column (``df_shrink``, a shrunk Parquet file, a
+    Polars ``Float32``) holding 0.1 as 0.100000001490116 is the entry ``'0.1'``, learned from float32 or float64
+    values, as a float64 0.1 is. Where several entries are one float32 value, the entry written as that float32 is
+    written is its category (``'0.1'``, not ``'0.10000000000000002'``), then the one that is that value exactly; an
+    entry the type cannot hold (past its range, or a tiny number it holds as 0) is no value of such a column.
+    Third, for a Float64 column, the entries written as a float32 is written (``'0.1'``, ``'1.2'``) as float32 keys,
+    with their codes (None where there are none): a float64 value that matches no entry is the entry its float32 is
+    written as, so float32 rows made float64 (0.100000001490116) and the float64 values a float32 column was shrunk
+    from (1.2000000000000002, read again from the CSV) are the categories learned from that column.
+    Worked out once per class vocabulary and column type (:meth:`CategoryMap.derived`).
+
+    >>> numbers, codes, _ = float_keys(["#na#", "0.1", "0.10000000000000002", "2.5", "1e300"], pl.Float32())
+    >>> numbers.to_list(), codes, float_keys(["#na#", "0.1", "1e300"], pl.Float64())[2][0].to_list()
+    ([0.10000000149011612, 2.5], [1, 3], [0.10000000149011612])
+    """
+    def compute(v: Sequence[str]) -> tuple[pl.Series, list[int], tuple[pl.Series, list[int]] | None]:
+        fkeys = [float(t) for t in v[1:]]
+        fcodes = _plain_float_codes(v, fkeys, dtype.is_integer())
+        numbers = pl.Series([fkeys[i - 1] for i in fcodes], dtype=pl.Float64)
+        if not dtype.is_float():
+            return numbers, fcodes, None
+        own = numbers.cast(pl.Float32 if dtype == pl.Float64 else dtype)
+        texts = pl.Series([v[i] for i in fcodes], dtype=pl.String)
+        if dtype == pl.Float64:
+            single = (texts == own.cast(pl.String)) & own.is_finite()
+            return numbers, fcodes, (own.filter(single), pl.Series(fcodes).filter(single).to_list()) \
+                if single.any() else None
+        keys = pl.DataFrame({"key": own, "code": fcodes}).with_columns(
+            held=(own.is_finite() | numbers.is_infinite() | numbers.is_nan()) & ((own != 0) | (numbers == 0)),
+            rank=pl.when(texts == own.cast(pl.String)).then(0).when(numbers == own.cast(pl.Float64)).then(1)
+            .otherwise(2))
+        keys = keys.filter("held").sort("rank", "code").unique("key", keep="first").sort("code")
+        return keys["key"], keys["code"].to_list(), None
+    if isinstance(vocab, CategoryMap):
+        return vocab.derived(f"float_keys {dtype}", compute)
+    return compute(vocab)
+
+
 def _key_type(keys: Sequence[int]) -> pl.DataType | None:
     """The integer type integer category ``keys`` are matched in, from their range: Int64, UInt64 (non-negative ids
     of 64 bits), Int128 (ids past 64 bits: a 30-digit account number); None past 128 bits (matched as text)."""
@@ -876,13 +919,17 @@ class Categorify(TabularProc):
                     pl.Series(keys, dtype=key_type), list(range(1, len(vocab))) if plain is None else plain,
                     default=None, return_dtype=dt)
             try:  # a vocabulary of numbers written as floats ('5.0': a pandas id column with a NaN): 5 is 5.0
-                fkeys = None if keys is not None else [float(v) for v in vocab[1:]]
+                found = None if keys is not None else float_keys(vocab, dtype)
             except ValueError:
-                fkeys = None
-            if fkeys is not None:
-                fcodes = _plain_float_codes(vocab, fkeys, dtype.is_integer())
-                return col.cast(pl.Float64).replace_strict([fkeys[i - 1] for i in fcodes], fcodes, default=None,
-                                                           return_dtype=dt)
+                found = None
+            if found is not None:  # compared in the column's own precision (a Float32 column's 0.1 is '0.1')
+                numbers, fcodes, as_float32 = found
+                exact = col.cast(numbers.dtype).replace_strict(numbers, fcodes, default=None, return_dtype=dt)
+                if as_float32 is None:
+                    return exact
+                narrow = col.cast(pl.Float32)
+                return pl.coalesce(exact, narrow.replace_strict(as_float32[0], as_float32[1], default=None,
+                                                                return_dtype=dt))
         if not (dtype is not None and (isinstance(dtype, (pl.Categorical, pl.Enum)) or dtype == pl.String)):
             col = col.cast(pl.String)
         if (texts := _whole_number_replacement(vocab)) is not None:  # text '2012' of a category learned as 2012.0

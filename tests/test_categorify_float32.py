@@ -1,0 +1,152 @@
+"""Categorify on float categorical columns stored as float32 (``df_shrink``, a shrunk Parquet file, a Polars
+``Float32`` frame): values float32 cannot hold exactly (0.1, 0.3) are their training categories, in the training rows,
+in new rows and in ``test_dl``, whichever of float32 and float64 the training rows and the new rows are."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+
+import pipekit.datasets as D
+from pipekit.data import RandomSplitter
+from pipekit.tabular import Tabular
+from pipekit.tabular.all import df_shrink
+from pipekit.tabular.procs import NA_TOKEN, Categorify, ColumnNames
+
+
+@pytest.fixture(scope="module")
+def adult():
+    """800 adult rows with ``grade``, education-num / 10 (0.1 ... 1.6, most of them no float32 exactly), as float32
+    and as float64."""
+    df = pl.read_csv(D.path("adult_sample") / "adult.csv").head(800)
+    return df.with_columns(grade64=pl.col("education-num") / 10,
+                           grade=(pl.col("education-num") / 10).cast(pl.Float32))
+
+
+def _table(df: pl.DataFrame | object, grade: str = "grade") -> Tabular:
+    return Tabular(df, cat_names=["workclass", grade], cont_names=["age"], y_names="salary",
+                   splits=RandomSplitter(0.2, seed=1))
+
+
+def _unseen_warnings(record: list[warnings.WarningMessage]) -> list[str]:
+    return [str(w.message) for w in record if "never seen" in str(w.message)]
+
+
+def _fit(values: list, dtype: pl.DataType) -> Categorify:
+    cat = Categorify()
+    cat.setup(pl.DataFrame({"v": pl.Series(values, dtype=dtype)}), pl.lit(True), ColumnNames(["v"], []))
+    return cat
+
+
+def _codes(cat: Categorify, values: list, dtype: pl.DataType) -> list[int]:
+    frame = pl.DataFrame({"v": pl.Series(values, dtype=dtype)})
+    return frame.select(cat.expressions(frame.schema, eager=True)).to_series().to_list()
+
+
+def test_float32_column_of_adult_codes_training_rows_new_rows_and_test_dl(adult):
+    df = adult.drop("grade64")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        to = _table(df)
+        classes = list(to.classes["grade"])
+        expected = sorted({f"{v / 10}" for v in df["education-num"].drop_nulls().to_list()}, key=float)
+        assert classes == [NA_TOKEN, *expected]
+        want = [0 if v is None else classes.index(str(v / 10)) for v in df["education-num"].to_list()]
+        assert 0 < want.count(0) == df["grade"].null_count()
+        coded = to.train.xs["grade"].to_list() + to.valid.xs["grade"].to_list()
+        assert sorted(coded) == sorted(want)  # the training and validation rows hold their own categories
+        assert to.new(df).xs["grade"].to_list() == want
+        assert to.dataloaders(bs=64).test_dl(df).xs["grade"].to_list() == want
+    assert _unseen_warnings(record) == []
+
+
+def test_df_shrink_pandas_float32_column_codes_as_its_float64_original(adult):
+    pdf = adult.drop("grade").rename({"grade64": "grade"}).to_pandas()
+    shrunk = df_shrink(pdf)
+    assert str(shrunk["grade"].dtype) == "float32"
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ref, to = _table(pdf), _table(shrunk)
+        # the same categories, written as float32 writes them ('0.3' for the float64 0.30000000000000004)
+        assert [np.float32(v) for v in to.classes["grade"][1:]] == [np.float32(v) for v in ref.classes["grade"][1:]]
+        assert "0.3" in to.classes["grade"] and "0.30000000000000004" in ref.classes["grade"]
+        assert to.train.xs["grade"].to_list() == ref.train.xs["grade"].to_list()
+        assert 0 not in to.new(shrunk.dropna(subset=["grade"])).xs["grade"].to_list()
+    assert _unseen_warnings(record) == []
+
+
+def test_float64_training_and_float32_new_rows_are_the_same_categories(adult):
+    to = _table(adult.drop("grade"), "grade64")
+    want = to.new(adult).xs["grade64"].to_list()
+    assert want.count(0) == adult["grade64"].null_count()
+    rows32 = adult.with_columns(pl.col("grade64").cast(pl.Float32))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert to.new(rows32).xs["grade64"].to_list() == want
+        assert to.dataloaders(bs=64).test_dl(rows32).xs["grade64"].to_list() == want
+    assert _unseen_warnings(record) == []
+    # a user's own float32 values looked up as encoding looks them up
+    classes = list(to.classes["grade64"])
+    assert to.classes["grade64"].o2i[np.float32(0.4)] == classes.index("0.4")
+    assert Categorify.lookup("grade64", to.classes["grade64"], [np.float32(0.8), np.float32(0.4), None]) == [
+        classes.index("0.8"), classes.index("0.4"), None]
+
+
+def test_float32_training_and_float64_new_rows_are_the_same_categories(adult):
+    to = _table(adult.drop("grade64"))
+    want = to.new(adult).xs["grade"].to_list()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        # the values as float64 (0.1 is '0.1'), and the float32 values made float64 (0.10000000149011612)
+        assert to.new(adult.with_columns(grade=pl.col("grade64"))).xs["grade"].to_list() == want
+        assert to.new(adult.with_columns(pl.col("grade").cast(pl.Float64))).xs["grade"].to_list() == want
+    assert _unseen_warnings(record) == []
+
+
+def test_polars_float32_validation_rows_are_not_warned_as_unseen():
+    df = pl.DataFrame({"grade": [0.1, 0.2, 0.3, 1.5, 2.7] * 40, "x": np.arange(200.0), "y": np.arange(200.0)}) \
+        .with_columns(pl.col("grade").cast(pl.Float32))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        to = Tabular(df, cat_names=["grade"], cont_names=["x"], y_names="y", splits=(list(range(150)),
+                                                                                     list(range(150, 200))))
+    assert _unseen_warnings(record) == []
+    assert to.train.xs["grade"].head(5).to_list() == [1, 2, 3, 4, 5]
+    assert to.valid.xs["grade"].head(5).to_list() == [1, 2, 3, 4, 5]
+    cat = _fit([0.1, 0.2, 0.3], pl.Float32)
+    assert cat.unseen(pl.DataFrame({"v": pl.Series([0.1, 0.3, 0.7, None], dtype=pl.Float32)})) == {"v": 1}
+
+
+@pytest.mark.parametrize("learned", [pl.Float32, pl.Float64])
+@pytest.mark.parametrize("given", [pl.Float32, pl.Float64])
+def test_missing_zero_and_large_values(learned, given):
+    cat = _fit([0.1, -2.7, 0.0, 123456789.0, 3.0e38, None, float("nan")], learned)
+    vocab = cat.classes_["v"]
+    big = "123456790.0" if learned == pl.Float32 else "123456789.0"  # float32 holds 123456789 as 123456792
+    assert vocab[:5] == [NA_TOKEN, "-2.7", "0.0", "0.1", big] and np.float32(vocab[5]) == np.float32(3e38)
+    # the large value as the rows hold it: 123456789 as float32 is 123456792, also when made float64 from it
+    stored = float(np.float32(123456789.0)) if learned == pl.Float32 or given == pl.Float32 else 123456789.0
+    top = float(np.float32(3e38)) if learned == pl.Float32 and given == pl.Float64 else 3e38
+    codes = _codes(cat, [0.1, -2.7, 0.0, -0.0, stored, top, None, float("nan"), 0.7], given)
+    assert codes == [3, 1, 2, 2, 4, 5, 0, 0, 0]
+
+
+def test_precise_float32_matching_rules():
+    # float64 entries one float32 value: the entry written as that float32 is written is its category
+    cat = _fit([0.10000000000000002, 0.1, 2.5], pl.Float64)
+    assert _codes(cat, [0.1, 2.5], pl.Float32) == [cat.classes_["v"].index("0.1"), cat.classes_["v"].index("2.5")]
+    # entries float32 cannot hold are no float32 value: inf and 0 are not 1e300 and 1e-50
+    cat = _fit([1e300, 1e-50, 1.0], pl.Float64)
+    assert _codes(cat, [float("inf"), 0.0, 1.0], pl.Float32) == [0, 0, cat.classes_["v"].index("1.0")]
+    # an unseen float64 value is the entry written as its float32 is written: 0.10000000000000002 is '0.1'; a
+    # float64 value whose float32 is written otherwise stays unseen (123456792 is the float32 of 123456789)
+    cat = _fit([123456789.0, 0.1], pl.Float64)
+    assert _codes(cat, [123456792.0, 0.1, 0.10000000000000002, 0.2], pl.Float64) == [0, 1, 1, 0]
+    assert _codes(cat, [123456792.0], pl.Float32) == [2]
+    # integers given for a float column learned as float32
+    cat = _fit([1.0, 2.0, 0.5], pl.Float32)
+    assert _codes(cat, [1, 2, 3, None], pl.Int64) == [2, 3, 0, 0]
+    assert cat.classes_["v"].o2i[2] == 3 and cat.classes_["v"].o2i[np.float32(0.5)] == 1
