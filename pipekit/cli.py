@@ -610,12 +610,14 @@ def said_warnings(prefix: str) -> Iterator[None]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from pipekit.core.archive import is_export_folder
+
     model = Path(args.model)
-    if model.is_dir():
+    if model.is_dir() and not is_export_folder(model):  # a folder an export was written into is read as its file
         raise SystemExit(printable(f"pipekit predict: {args.model!r} is a folder, not a model file: give the file "
                                    f"learn.export wrote, or a model's or ensemble's export (a {MODEL_SUFFIX} file), "
                                    "first, then the files to predict"))
-    if not model.is_file():
+    if not (model.is_file() or model.is_dir()):
         raise SystemExit(printable(f"pipekit predict: model file {args.model!r} not found (looked in {Path.cwd()}); "
                                    "give the file learn.export wrote, or a model's or ensemble's export (a "
                                    f"{MODEL_SUFFIX} file)"))
@@ -846,7 +848,7 @@ def _main(argv: list[str] | None = None) -> int:
                                         "document per file; a language model continues each line)")
     pr.add_argument("model", help=f"the exported model (learn.export's {MODEL_SUFFIX} file, or a saved model's or "
                                   "ensemble's export or a TabularClassifier saved by pipekit.save, which read rows "
-                                  "of tables)")
+                                  "of tables; or the folder an export to a name without an extension wrote)")
     pr.add_argument("files", nargs="+", help="images, tables (.csv, .tsv, .parquet, .csv.gz, .zip) or text files (.txt: "
                                          "a text a line, or one text per file for a model trained one document "
                                          "per file, TextDataLoaders.from_folder), or folders of them")

@@ -52,8 +52,8 @@ import numpy as np
 from pipekit.core.errors import ExportError, FieldError, PipekitError
 
 __all__ = ["Archive", "ExportError", "FORMAT", "VERSION", "load", "read_pipekit", "save", "write_archive",
-           "atomic_output", "atomic_write_bytes", "new_temp_file", "unwritable_error", "why_unwritable",
-           "writable_folder",
+           "atomic_output", "atomic_write_bytes", "is_export_folder", "new_temp_file", "unwritable_error",
+           "why_unwritable", "writable_folder",
            "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
            "MAX_WEIGHTS_BYTES", "building_from", "check_array_references", "parse_json", "read_archive", "read_file",
            "read_folder", "read_npz"]
@@ -844,6 +844,24 @@ def _pipekit_manifest(file: Path) -> bool:
         return False
 
 
+def is_export_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder a pipekit export was written into (``learn.export``, ``pipekit.save`` or
+    ``save_pickle`` given a name without an extension): its manifest.json is a pipekit file's, the check
+    ``read_pipekit`` makes, or an export into it was stopped part-way (``read_pipekit`` then says so). Such a folder is
+    read as the file it stands for; any other folder is not a pipekit file.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.core.archive import is_export_folder, write_archive
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> is_export_folder(write_archive(folder / "model", "component", {"n": 1})), is_export_folder(folder)
+    (True, False)
+    """
+    path = Path(path)
+    return path.is_dir() and any(f.is_file() and _pipekit_manifest(f)
+                                 for f in (path / "manifest.json", path / REPLACING_MARKER))
+
+
 def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
     """Write ``files`` into the folder ``path`` (created if missing). The folder itself is never moved, replaced or
     given a sibling, so a mount point, a folder in a read-only parent, and the folder's own mode, owner and ACLs all
@@ -1065,7 +1083,22 @@ def _pipekit_part(obj: Any, name: str, depth: int = 0) -> str | None:
 
 
 def _saved_instead(obj: Any) -> str:
-    """What ``pipekit.save`` can write of a scikit-learn Pipeline or search holding a pipekit estimator."""
+    """What writes ``obj`` when ``pipekit.save`` cannot: ``save_pickle`` (or ``Tabular.save``) for a processed table,
+    a pandas or Polars frame or series and a NumPy array, or the pipekit estimator a scikit-learn Pipeline or search
+    holds."""
+    from pipekit.tabular.core import Tabular
+    from pipekit.tabular.saving import _frame_kind
+
+    if isinstance(obj, Tabular):
+        return ("; write a processed table with to.save(path) (a path ending in .parquet; Tabular.load(path) reads it "
+                "back) or pipekit.tabular.save_pickle(path, to) (load_pickle(path) reads it back): its rows go to that "
+                "file and its fitted processing to a .pipekit file beside it")
+    kind = _frame_kind(obj)
+    if kind is not None or isinstance(obj, np.ndarray):
+        var, what = (("arr", "written in NumPy's .npy format") if kind is None else
+                     ("s" if kind.endswith("Series") else "df", "written as a Parquet file"))
+        return (f"; write it with pipekit.tabular.save_pickle(path, {var}) (e.g. path 'xs.pkl'; {what}), which "
+                f"pipekit.tabular.load_pickle(path) reads back as a {kind or 'NumPy array'}")
     if not type(obj).__module__.startswith("sklearn"):
         return ""
     var = "pipe" if isinstance(getattr(obj, "steps", None), list) else "search"
@@ -1083,7 +1116,9 @@ def _saved_instead(obj: Any) -> str:
 
 def save(obj: Any, path: str | os.PathLike) -> Path:
     """Write any pipekit object to one file: a learner (``learn.export``) or any component (a backend,
-    an ensemble, a fitted processing, a recipe). ``load`` reads it back.
+    an ensemble, a fitted processing, a recipe). ``load`` reads it back. A relative ``path`` is under the working
+    folder, as ``load`` reads it, a learner's too (``learn.export`` itself puts a relative name under ``learn.path``);
+    a path without an extension is written as a folder holding the same files.
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -1097,8 +1132,8 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     """
     from pipekit.core.component import Component
 
-    if not isinstance(obj, Component) and hasattr(obj, "export"):
-        return obj.export(path)
+    if not isinstance(obj, Component) and hasattr(obj, "export"):  # a learner: not under learn.path
+        return obj.export(Path(path).absolute())
     if not isinstance(obj, Component):
         raise ExportError(f"pipekit.save: a {type(obj).__name__} is not a pipekit component or learner"
                           f"{_saved_instead(obj)}")

@@ -12,7 +12,8 @@ What is saved decides the file, whatever its name says:
   back changed is refused when saving, naming the column and the fix: categories of numbers (Parquet keeps the
   categories of text only), column names of mixed types, Python objects, lists in a pandas column;
 - a NumPy array of numbers, booleans or text: the ``.npy`` format (dates are saved as a pandas Series);
-- a model, an ensemble, a learner or any other pipekit object: ``pipekit.save``'s file.
+- a model, an ensemble, a learner or any other pipekit object: ``pipekit.save``'s file (a folder holding its files,
+  for a name without an extension).
 
 >>> import tempfile, pandas as pd
 >>> from pathlib import Path
@@ -51,7 +52,10 @@ def _frame_kind(obj: Any) -> str | None:
 
 def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` to ``fn`` as the book's ``save_pickle`` does, without pickle (see :mod:`pipekit.tabular.saving`
-    for what each kind of object becomes); :func:`load_pickle` reads it back. Returns the path written.
+    for what each kind of object becomes); :func:`load_pickle` reads it back. Returns the path written. A relative
+    ``fn`` is under the working folder, whatever is saved (a learner's too, unlike ``learn.export``, which puts a
+    relative name under ``learn.path``); a model or learner saved to a name without an extension is a folder
+    holding ``pipekit.save``'s files, which :func:`load_pickle` reads as it reads the file.
 
     The file is written to a new temporary file beside ``fn`` and renamed over it
     (:func:`pipekit.core.archive.atomic_output`): a link at ``fn`` is replaced by the new file, never written through,
@@ -243,8 +247,9 @@ def _holds_lists(t: Any) -> bool:
 
 
 def load_pickle(fn: str | os.PathLike) -> Any:
-    """Read back what :func:`save_pickle` wrote to ``fn``: the same kind of object, equal to the one saved. A real
-    pickle (fastai's ``save_pickle`` writes those) is refused, never loaded, because loading a pickle can run code.
+    """Read back what :func:`save_pickle` wrote to ``fn``: the same kind of object, equal to the one saved (a folder
+    a model or learner was saved into too). A real pickle (fastai's ``save_pickle`` writes those) is refused, never
+    loaded, because loading a pickle can run code.
 
     >>> import numpy as np, pickle, tempfile
     >>> from pathlib import Path
@@ -259,9 +264,11 @@ def load_pickle(fn: str | os.PathLike) -> Any:
     ...     print(type(e).__name__)
     ExportError
     """
-    from pipekit.core.archive import MAX_TOTAL_BYTES, array_from_npy, read_file
+    from pipekit.core.archive import MAX_TOTAL_BYTES, array_from_npy, is_export_folder, load, read_file
 
     p = Path(fn)
+    if is_export_folder(p):  # a model or learner saved to a name without an extension
+        return load(p)
     if not p.is_file():
         if p.exists() and not p.is_dir():  # a pipe, a device (a link to /dev/zero): reading one may never end
             raise ExportError(f"load_pickle: {str(p)!r} is not a regular file; give the file save_pickle wrote")
@@ -274,8 +281,6 @@ def load_pickle(fn: str | os.PathLike) -> Any:
     if head.startswith(b"\x93NUMPY"):
         return array_from_npy(read_file(p, str(p), MAX_TOTAL_BYTES), str(p)).copy()
     if head.startswith(b"PK"):
-        from pipekit.core.archive import load
-
         return load(p)
     sign = "it starts with the byte 0x80, as pickles do" if head[:1] == b"\x80" else f"it starts with {head!r}"
     raise ExportError(f"load_pickle: {str(p)!r} was not written by pipekit's save_pickle ({sign}); pipekit never "

@@ -71,7 +71,13 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # an unsafe pickle or a damaged file
-        raise DataError(f"pretrained={str(path)!r} cannot be read as a weights file without running code: {e}") from e
+        # torch's own reason, without its advice to load the file with weights_only=False (which runs its code)
+        why = " ".join(part.strip() for part in str(e).split("\n\n")
+                       if part.strip() and "weights_only" not in part and not part.startswith("Weights only"))
+        raise DataError(f"pretrained={str(path)!r} cannot be read as a weights file without running code, and pipekit "
+                        "never runs a file's code: give a .safetensors file, a .pipekit (written by learn.save) or a "
+                        ".pth holding only a state dict of tensors (torch.save(model.state_dict(), path)) "
+                        f"({type(e).__name__}{': ' + why if why else ''})") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # a pipekit checkpoint (learn.save)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
