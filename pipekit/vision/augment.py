@@ -11,7 +11,10 @@ frame of ``grid_sample`` (-1..1, pixel edges, ``align_corners=False``). Two exec
   lighting as a 256-entry lookup table (the fast path on a CPU); an image whose saturation or hue changes is lit
   in float instead, as those mix its colour channels.
 
-They agree within interpolation tolerance. Masks are resampled with nearest neighbours; keypoints are
+They agree within interpolation tolerance. Masks are resampled with nearest neighbours: a mask only scaled,
+moved or mirrored (the validation resize, flips, zooms) takes on a CPU the pixels :func:`nearest_indices` picks,
+as ``grid_sample``'s nearest mode does (a source point half-way between two pixels going to the even one), so both
+executors give the same mask; a rotated or warped one may differ in a pixel where a tie falls. Keypoints are
 moved with the inverse matrix (:func:`map_points`).
 
 Example:
@@ -45,7 +48,8 @@ from pipekit.vision.buffers import pooled_empty
 from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, MAX_LIGHTING, PAD_MODES, PROBABILITY, RATIO,
                                      crop_matrices, eye_stack, pixel_matrices, size2, size_param)
 from pipekit.vision.samplers import (GREY_WEIGHTS, AffineSampler, Brightness, Contrast, Dihedral, Flip, Hue,
-                                     LightingSampler, RandomCrop, Rotate, Sampler, Saturation, Warp, Zoom)
+                                     LightingSampler, RandomCrop, Rotate, Sampler, Saturation, Warp, Zoom,
+                                     resampling_given)
 
 EXECUTORS = ("auto", "cv2", "torch")
 _EPS = 1e-3
@@ -163,6 +167,12 @@ class AugmentPlan:
     @property
     def geometry_identity(self) -> bool:
         return self.in_size == self.out_size and bool(np.allclose(self.matrices, np.eye(3)))
+
+    @property
+    def axis_aligned(self) -> bool:
+        """Whether every image is only scaled, moved or mirrored (no rotation, shear or perspective)."""
+        m = np.asarray(self.matrices)
+        return not (np.any(m[:, 0, 1]) or np.any(m[:, 1, 0]) or np.any(m[:, 2, :2]) or np.any(m[:, 2, 2] != 1))
 
     @property
     def has_lighting(self) -> bool:
@@ -301,6 +311,14 @@ def sample_plan(n: int, in_size: tuple[int, int], streams: Streams, settings: Au
     """
     in_hw = (int(in_size[0]), int(in_size[1]))
     out_hw = size2(settings.size, in_hw)
+    given = resampling_given(extra)
+    for name, value in given.items():
+        if getattr(settings, name) != value:
+            raise ParameterError(
+                f"sample_plan: a sampler gives {name}={value!r} but the augmentation it is in resamples with "
+                f"{name}={getattr(settings, name)!r}; each image is resampled once, so give {name} in the settings "
+                f"(aug_transforms({name}=...), AugmentSettings({name}=...)) or make the samplers their own "
+                "augmentation (Sampler.batch_transform([...]))")
     if not train:
         return AugmentPlan(valid_crop(n, in_hw, out_hw, settings.min_scale, settings.ratio), in_hw, out_hw,
                            np.zeros(n), np.ones(n))
@@ -357,6 +375,49 @@ def run_chunks(fn: Callable[[int, int], None], n: int, threads: int | None = Non
     bounds = np.linspace(0, n, k + 1).astype(int)
     for f in [pool.submit(fn, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]:
         f.result()
+
+
+#: source coordinates are snapped to this share of a pixel before rounding, so a point half-way between two pixels
+#: (of a resize by 48/40, say) is an exact tie whatever the rounding of the arithmetic before
+_SNAP = 2.0 ** 20
+
+
+def nearest_indices(plan: AugmentPlan, pad_mode: str = "reflection") -> tuple[np.ndarray, np.ndarray | None]:
+    """The pixels nearest neighbours take under ``plan``, a plan that only scales, moves and mirrors
+    (:attr:`AugmentPlan.axis_aligned`): (B, h, w) flat indices into each (H, W) input, as ``grid_sample``'s nearest
+    mode (``align_corners=False``) picks them, a source point half-way between two pixels going to the even one;
+    with ``pad_mode='zeros'`` also (B, h, w) whether each lies inside the input (else None). Computed per row and
+    per column in float64, source points snapped to 2**-20 of a pixel, so a tie is a tie whatever the rounding.
+
+    >>> plan = AugmentPlan(np.eye(3)[None], (6, 1), (5, 1), np.zeros(1), np.ones(1))  # 6 rows resized to 5
+    >>> nearest_indices(plan)[0][0, :, 0].tolist()  # rows 0.1, 1.3, 2.5 (a tie: 2), 3.7, 4.9
+    [0, 1, 2, 4, 5]
+    """
+    if not plan.axis_aligned:
+        raise ParameterError("nearest_indices: the plan rotates, shears or warps an image; it takes plans that "
+                             "only scale, move and mirror (plan.axis_aligned)")
+    (hi, wi), (ho, wo), m = plan.in_size, plan.out_size, np.asarray(plan.matrices, np.float64)
+    xs = ((np.arange(wo, dtype=np.float64) * 2 + 1) / wo - 1).reshape(1, 1, wo)
+    ys = ((np.arange(ho, dtype=np.float64) * 2 + 1) / ho - 1).reshape(1, ho, 1)
+    sx = m[:, 0, 0].reshape(-1, 1, 1) * xs + m[:, 0, 2].reshape(-1, 1, 1)
+    sy = m[:, 1, 1].reshape(-1, 1, 1) * ys + m[:, 1, 2].reshape(-1, 1, 1)
+
+    def pixel(s: np.ndarray, size: int) -> np.ndarray:
+        c = np.round((((s + 1) * size - 1) / 2) * _SNAP) / _SNAP  # pixel units: 0 the first pixel's centre
+        if pad_mode == "reflection":  # mirrored about the pixel edges, -0.5 and size - 0.5, as grid_sample
+            a = np.abs(c + 0.5)
+            extra = np.fmod(a, size)
+            c = np.where(np.remainder(np.floor(a / size), 2) == 0, extra - 0.5, size - extra - 0.5)
+        if pad_mode != "zeros":
+            c = np.clip(c, 0, size - 1)
+        return np.round(c)  # half-way to the even pixel, as grid_sample's nearbyint
+
+    ix, iy = pixel(sx, wi), pixel(sy, hi)
+    inside = None
+    if pad_mode == "zeros":
+        inside = np.broadcast_to((ix >= 0) & (ix < wi) & (iy >= 0) & (iy < hi), (len(m), ho, wo))
+    flat = np.clip(iy, 0, hi - 1).astype(np.int64) * wi + np.clip(ix, 0, wi - 1).astype(np.int64)
+    return np.broadcast_to(flat, (len(m), ho, wo)), inside
 
 
 def _check_batch(who: str, plan: AugmentPlan, n: int, hw: tuple[int, ...], mode: str, pad_mode: str) -> None:
@@ -440,6 +501,11 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     ho, wo = plan.out_size
     out = pooled_empty((b, ho, wo, c), np.uint8)
     warper = _Warper(plan, (hi, wi), mode, pad_mode)
+    # a mask scaled, moved or mirrored takes the very pixels grid_sample takes (OpenCV breaks a half-way tie its
+    # own way: a validation resize would differ in whole rows); a rotated one differs in a rare pixel, OpenCV's
+    picks: Any = None
+    if squeeze and mode == "nearest" and not warper.same and plan.axis_aligned:
+        picks = nearest_indices(plan, pad_mode)
     luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None
     # The unchanged-lighting table is the identity (checked in the tests): those images skip the lookup.
     lit: Any = None if luts is None else plan.lit
@@ -452,6 +518,12 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     def chunk(lo: int, hi_: int) -> None:
         for i in range(lo, hi_):
             k = i if rows is None else int(rows[i])
+            if picks is not None:
+                got = np.take(arr[k].reshape(-1), picks[0][i], mode="clip")
+                if picks[1] is not None:
+                    got *= picks[1][i]
+                flat[i] = got
+                continue
             warper.warp(i, arr[k] if c > 1 else arr[k, :, :, 0], out[i] if c > 1 else flat[i])
             if colour[i]:
                 _colour_cv2(out[i], maps[i], float(plan.hue[i]))

@@ -15,6 +15,7 @@ the stream. A new kind of augmentation is a subclass with its own ``stream``.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,9 +23,10 @@ import numpy as np
 
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import Interval, check
-from pipekit.vision.geometry import (CROP_SCALE, MAX_LIGHTING, PROBABILITY, RATIO, check_crop_scales, crop_matrices,
-                                     eye_stack, first_fitting_try, keystone_matrices)
+from pipekit.core.validate import Interval, Is, Options, check, shown
+from pipekit.vision.geometry import (CROP_SCALE, INTERP_MODES, MAX_LIGHTING, PAD_MODES, PROBABILITY, RATIO,
+                                     check_crop_scales, crop_matrices, eye_stack, first_fitting_try, keystone_matrices,
+                                     size_param)
 
 Frame = tuple[int, int]
 
@@ -34,6 +36,13 @@ class Sampler(Component):
 
     Samplers given to a DataBlock's ``batch_tfms`` as fastai's single augmentations (``[Flip(), Rotate(max_deg=20),
     Brightness()]``) become one :class:`~pipekit.vision.BatchAugment` drawing from them, resampled once.
+    They take fastai's arguments: ``draw`` (``draw_x``/``draw_y`` for Zoom and Warp), a value used instead of the
+    random draw for every image, or a list with one per image (still applied with probability ``p``), in fastai's
+    units (degrees, zoom factor, centre 0..1, 0/1 for a flip, fastai's 0..7 for Dihedral, the level mid-grey goes to,
+    a factor, a hue turn); ``batch=True``, one coin and one draw for the whole batch; and for the affine ones
+    ``size``, ``mode`` and ``pad_mode``, which the augmentation resamples with (samplers given together must agree),
+    and ``align_corners`` (False only: pipekit resamples on pixel edges). A function as ``draw`` is refused: each
+    sampler draws from its own seeded stream.
 
     >>> from pipekit.vision import Brightness, Flip, Rotate, Sampler
     >>> Flip.stream, Rotate.stream, Brightness.stream  # each draws from its own stream
@@ -48,14 +57,110 @@ class Sampler(Component):
     registry_kind = "sampler"
     stream: ClassVar[str] = ""
 
+    #: the resampling settings a sampler may carry (fastai's single augmentations take them), which the one
+    #: augmentation made from it (:meth:`batch_transform`) resamples with; None: that augmentation's default
+    RESAMPLING: ClassVar[tuple[str, ...]] = ("size", "mode", "pad_mode")
+
     @classmethod
     def batch_transform(cls, samplers: Sequence[Sampler]) -> Any:
-        """One augmentation drawing from ``samplers`` (in their order), and nothing else."""
+        """One augmentation drawing from ``samplers`` (in their order), and nothing else, resampled once with the
+        ``size``, ``mode`` and ``pad_mode`` they give (each the same wherever given; else refused).
+
+        >>> Sampler.batch_transform([Rotate(30, pad_mode="zeros"), Flip()]).settings.pad_mode
+        'zeros'
+        """
         from pipekit.vision.augment import AugmentSettings
         from pipekit.vision.transforms import BatchAugment  # which builds on the samplers
 
-        none = AugmentSettings(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0, max_lighting=0)
+        given = resampling_given(samplers)
+        none = AugmentSettings(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0, max_lighting=0, **given)
         return BatchAugment(none, extra_samplers=list(samplers))
+
+    def _fastai_args(self, draws: dict[str, tuple[Any, Is]], batch: bool, **resampling: Any) -> None:
+        """Check and keep fastai's arguments: ``draws`` (name: (value, what one value may be)), ``batch``, and for an
+        affine sampler ``size``, ``mode``, ``pad_mode`` and ``align_corners``."""
+        owner = type(self).__name__
+        for name, (value, _) in draws.items():
+            if callable(value):
+                raise ParameterError(
+                    f"{owner}: {name}={shown(value)} (a function) is not available: each sampler draws from its own "
+                    "random stream, seeded per batch, so runs repeat; give one value for every image or a list with one "
+                    f"per image, or subclass {owner} and override its drawing method (it is given the stream's "
+                    "generator)")
+        check(owner, batch=(batch, Is(lambda b: isinstance(b, (bool, np.bool_)), "True (one draw for the whole "
+                                         "batch) or False (one per image)")),
+              **{name: (value, _draw_values(what)) for name, (value, what) in draws.items()})
+        for name, value in draws.items():
+            setattr(self, name, list(value[0]) if isinstance(value[0], (list, tuple, np.ndarray)) else value[0])
+        self.batch = bool(batch)
+        if not resampling:
+            return
+        if resampling.pop("align_corners"):
+            raise ParameterError(f"{owner}: align_corners=True is not available: pipekit resamples on pixel edges "
+                                 "(align_corners=False), so images, masks and points stay aligned; leave align_corners "
+                                 "out (or give False)")
+        self.align_corners = False
+        check(owner, mode=(resampling["mode"], Is(lambda m: m is None or m in INTERP_MODES,
+                                                   f"None or {Options(*INTERP_MODES)}")),
+              pad_mode=(resampling["pad_mode"], Is(lambda m: m is None or m in PAD_MODES, f"None or {Options(*PAD_MODES)}")))
+        self.size = size_param(owner, resampling["size"], none_ok=True)
+        self.mode, self.pad_mode = resampling["mode"], resampling["pad_mode"]
+
+    def _given(self, name: str, drawn: np.ndarray) -> np.ndarray:
+        """(n,) the values draw argument ``name`` gives (one for all, or the first n of a list), else ``drawn`` (n,);
+        with ``batch``, the first image's draw for all (given values are kept, as fastai keeps them)."""
+        value, n = getattr(self, name, None), len(drawn)
+        if value is None:
+            return self._batched(drawn)
+        if isinstance(value, list):
+            if len(value) < n:
+                raise ParameterError(f"{type(self).__name__}: {name} holds {len(value)} values for a batch of {n} "
+                                     "images; give at least one per image (as many as the batch size)")
+            value = value[:n]
+        return np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
+
+    def _batched(self, drawn: np.ndarray) -> np.ndarray:
+        """``drawn`` (n, ...), or with ``batch`` the first image's for every image, as fastai's ``batch=True``."""
+        return np.broadcast_to(drawn[:1], drawn.shape).copy() if getattr(self, "batch", False) else drawn
+
+
+def resampling_given(samplers: Sequence[Sampler]) -> dict[str, Any]:
+    """The ``size``, ``mode`` and ``pad_mode`` ``samplers`` give (those given by none left out); samplers resampled
+    together take one each, so two that give different ones are refused."""
+    out: dict[str, Any] = {}
+    by: dict[str, Sampler] = {}
+    for s in samplers:
+        for name in Sampler.RESAMPLING:
+            value = getattr(s, name, None)
+            if value is None:
+                continue
+            if name in out and out[name] != value:
+                raise ParameterError(
+                    f"{by[name]!r} gives {name}={out[name]!r} and {s!r} gives {name}={value!r}: single augmentations "
+                    f"given together are resampled once, with one {name}; give the same {name} to each (or to one), "
+                    "or make each its own augmentation, resampled one after the other: "
+                    "batch_tfms=[Sampler.batch_transform([...]), Sampler.batch_transform([...])]")
+            out[name], by[name] = value, s
+    return out
+
+
+def _draw_values(what: Is) -> Is:
+    """What a draw argument accepts: None (drawn at random), one value ``what`` accepts for every image, or a list
+    (tuple, array) of them, one per image of a batch."""
+    def one(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and what.accepts(float(v))
+
+    def ok(v: Any) -> bool:
+        if isinstance(v, (list, tuple, np.ndarray)):
+            return len(v) > 0 and all(one(x) for x in np.asarray(v, dtype=object).ravel())
+        return v is None or one(v)
+
+    return Is(ok, f"None (drawn at random), {what} for every image, or a list of those with one per image")
+
+
+_NUMBER = Is(lambda v: math.isfinite(v), "a number")
+_POSITIVE = Is(lambda v: math.isfinite(v) and v > 0, "a number above 0")
+_SHARE = Is(lambda v: 0 <= v <= 1, "a number in [0, 1]")
 
 
 class AffineSampler(Sampler):
@@ -214,14 +319,19 @@ class Zoom(AffineSampler):
 
     stream = "zoom"
 
-    def __init__(self, min_zoom: float = 1.0, max_zoom: float = 1.1, p: float = 0.5):
+    def __init__(self, min_zoom: float = 1.0, max_zoom: float = 1.1, p: float = 0.5, draw: Any = None,
+                 draw_x: Any = None, draw_y: Any = None, size: int | Sequence[int] | None = None,
+                 mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
         check("Zoom", min_zoom=(min_zoom, Interval(0, max_zoom, closed="right")), p=(p, PROBABILITY))
         self.min_zoom, self.max_zoom, self.p = min_zoom, max_zoom, p
+        self._fastai_args({"draw": (draw, _POSITIVE), "draw_x": (draw_x, _SHARE), "draw_y": (draw_y, _SHARE)}, batch,
+                          size=size, mode=mode, pad_mode=pad_mode, align_corners=align_corners)
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
-        on = rng.uniform(size=n) < self.p
-        s = 1 / np.where(on, rng.uniform(self.min_zoom, self.max_zoom, n), 1.0)
-        centre = rng.uniform(-1, 1, (n, 2))
+        on = self._batched(rng.uniform(size=n) < self.p)
+        s = 1 / np.where(on, self._given("draw", rng.uniform(self.min_zoom, self.max_zoom, n)), 1.0)
+        drawn = rng.uniform(-1, 1, (n, 2))  # the centre, as fastai's draw_x and draw_y (0..1) give it: 2 * x - 1
+        centre = np.stack([self._given(k, (drawn[:, j] + 1) / 2) for j, k in enumerate(("draw_x", "draw_y"))], 1) * 2 - 1
         m = eye_stack(n, s, s)
         m[:, :2, 2] = centre * (1 - s)[:, None]
         return m
@@ -240,13 +350,16 @@ class Rotate(AffineSampler):
 
     stream = "rotate"
 
-    def __init__(self, max_deg: float = 10.0, p: float = 0.5):
+    def __init__(self, max_deg: float = 10.0, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
+                 mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
         check("Rotate", max_deg=(max_deg, Interval(0, 180)), p=(p, PROBABILITY))
         self.max_deg, self.p = max_deg, p
+        self._fastai_args({"draw": (draw, _NUMBER)}, batch, size=size, mode=mode, pad_mode=pad_mode,
+                          align_corners=align_corners)
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
-        on = rng.uniform(size=n) < self.p
-        angle = np.deg2rad(rng.uniform(-self.max_deg, self.max_deg, n)) * on
+        on = self._batched(rng.uniform(size=n) < self.p)
+        angle = np.deg2rad(self._given("draw", rng.uniform(-self.max_deg, self.max_deg, n))) * on
         rot = eye_stack(n, np.cos(angle), np.cos(angle))
         rot[:, 0, 1], rot[:, 1, 0] = -np.sin(angle), np.sin(angle)
         ho, wo = out_hw
@@ -274,13 +387,19 @@ class Warp(AffineSampler):
 
     stream = "warp"
 
-    def __init__(self, magnitude: float = 0.2, p: float = 0.5):
+    def __init__(self, magnitude: float = 0.2, p: float = 0.5, draw_x: Any = None, draw_y: Any = None, size: int | Sequence[int] | None = None,
+                 mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
         check("Warp", magnitude=(magnitude, Interval(0, 1, closed="left")), p=(p, PROBABILITY))
         self.magnitude, self.p = magnitude, p
+        tilt = Is(lambda v: -1 < v < 1, "a number in (-1, 1)")
+        self._fastai_args({"draw_x": (draw_x, tilt), "draw_y": (draw_y, tilt)}, batch, size=size, mode=mode,
+                          pad_mode=pad_mode, align_corners=align_corners)
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
-        on = rng.uniform(size=(n, 2)) < self.p  # one coin per direction, as fastai's _WarpCoord
-        d = rng.uniform(-self.magnitude, self.magnitude, (n, 2)) * on
+        on = self._batched(rng.uniform(size=(n, 2)) < self.p)  # one coin per direction, as fastai's _WarpCoord
+        drawn = rng.uniform(-self.magnitude, self.magnitude, (n, 2))
+        # fastai's draw_x tilts in x (the perspective row's x term), which the second column of d gives
+        d = np.stack([self._given(k, drawn[:, j]) for j, k in enumerate(("draw_y", "draw_x"))], 1) * on
         return np.where((on[:, 0] | on[:, 1])[:, None, None], keystone_matrices(d), eye_stack(n))
 
 
@@ -295,12 +414,16 @@ class Flip(AffineSampler):
 
     stream = "flip"
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
+                 mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
         check("Flip", p=(p, PROBABILITY))
         self.p = p
+        self._fastai_args({"draw": (draw, Is(lambda v: v in (0, 1), "0 (kept) or 1 (mirrored)"))}, batch, size=size,
+                          mode=mode, pad_mode=pad_mode, align_corners=align_corners)
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
-        return eye_stack(n, np.where(rng.uniform(size=n) < self.p, -1.0, 1.0))
+        on = self._batched(rng.uniform(size=n) < self.p) & (self._given("draw", np.ones(n)) == 1)
+        return eye_stack(n, np.where(on, -1.0, 1.0))
 
 
 class FlipVert(AffineSampler):
@@ -335,6 +458,12 @@ _DIHEDRAL = np.array([[[a, 0, 0], [0, b, 0], [0, 0, 1]] for a in (1.0, -1.0) for
                      + [[[0, a, 0], [b, 0, 0], [0, 0, 1]] for a in (1.0, -1.0) for b in (1.0, -1.0)])
 
 
+#: the same, in fastai's numbering (``Dihedral(draw=k)``): mirrors ``xs``, ``ys`` and whether x and y swap
+_FASTAI_DIHEDRAL = np.array([[[xs * (1 - t), xs * t, 0], [ys * t, ys * (1 - t), 0], [0, 0, 1]]
+                             for xs, ys, t in zip([1, -1, 1, -1, -1, 1, 1, -1], [1, 1, -1, 1, -1, -1, 1, -1],
+                                                  [0, 0, 0, 1, 0, 1, 1, 1])], np.float64)
+
+
 class Dihedral(AffineSampler):
     """With probability ``p``, one of the 8 symmetries of the square (mirrors, quarter turns, transposes), each as
     likely, as fastai's ``Dihedral``: for images with no up or down (satellite pictures, cells under a microscope).
@@ -347,14 +476,19 @@ class Dihedral(AffineSampler):
 
     stream = "dihedral"
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
+                 mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
         check("Dihedral", p=(p, PROBABILITY))
         self.p = p
+        self._fastai_args({"draw": (draw, Is(lambda v: v in range(8), "a whole number 0..7 (fastai's numbering of "
+                                                "the 8 symmetries; 0: unchanged)"))}, batch, size=size, mode=mode,
+                          pad_mode=pad_mode, align_corners=align_corners)
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
-        on = rng.uniform(size=n) < self.p
-        k = rng.integers(0, 8 if out_hw[0] == out_hw[1] else 4, n)
-        return np.where(on[:, None, None], _DIHEDRAL[k], eye_stack(n))
+        on = self._batched(rng.uniform(size=n) < self.p)
+        k = self._batched(rng.integers(0, 8 if out_hw[0] == out_hw[1] else 4, n))
+        chosen = _DIHEDRAL[k] if getattr(self, "draw", None) is None else _FASTAI_DIHEDRAL[self._given("draw", k).astype(np.int64)]
+        return np.where(on[:, None, None], chosen, eye_stack(n))
 
 
 class Contrast(LightingSampler):
@@ -370,14 +504,15 @@ class Contrast(LightingSampler):
 
     stream = "contrast"
 
-    def __init__(self, max_lighting: float = 0.2, p: float = 0.75):
+    def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Any = None, batch: bool = False):
         check("Contrast", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
         self.max_lighting, self.p = max_lighting, p
+        self._fastai_args({"draw": (draw, _POSITIVE)}, batch)
 
     def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        on = rng.uniform(size=n) < self.p
+        on = self._batched(rng.uniform(size=n) < self.p)
         span = -math.log(1 - self.max_lighting)
-        return np.where(on, np.exp(rng.uniform(-1.0, 1.0, n) * span), 1.0), np.zeros(n)
+        return np.where(on, self._given("draw", np.exp(rng.uniform(-1.0, 1.0, n) * span)), 1.0), np.zeros(n)
 
 
 class Brightness(LightingSampler):
@@ -393,13 +528,14 @@ class Brightness(LightingSampler):
 
     stream = "brightness"
 
-    def __init__(self, max_lighting: float = 0.2, p: float = 0.75):
+    def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Any = None, batch: bool = False):
         check("Brightness", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
         self.max_lighting, self.p = max_lighting, p
+        self._fastai_args({"draw": (draw, Is(lambda v: 0 < v < 1, "a level in (0, 1) (0.5: unchanged)"))}, batch)
 
     def lighting(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        on = rng.uniform(size=n) < self.p
-        b = rng.uniform(0.5 * (1 - self.max_lighting), 0.5 * (1 + self.max_lighting), n)
+        on = self._batched(rng.uniform(size=n) < self.p)
+        b = self._given("draw", rng.uniform(0.5 * (1 - self.max_lighting), 0.5 * (1 + self.max_lighting), n))
         return np.ones(n), np.where(on, np.log(b / (1 - b)), 0.0)
 
 
@@ -421,15 +557,16 @@ class Saturation(Sampler):
 
     stream = "saturation"
 
-    def __init__(self, max_lighting: float = 0.2, p: float = 0.75):
+    def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Any = None, batch: bool = False):
         check("Saturation", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
         self.max_lighting, self.p = max_lighting, p
+        self._fastai_args({"draw": (draw, Is(lambda v: math.isfinite(v) and v >= 0, "a factor, 0 or more"))}, batch)
 
     def saturation(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n,) factors, 1 for an image left as it is."""
-        on = rng.uniform(size=n) < self.p
+        on = self._batched(rng.uniform(size=n) < self.p)
         span = -math.log(1 - self.max_lighting)
-        return np.where(on, np.exp(rng.uniform(-1.0, 1.0, n) * span), 1.0)
+        return np.where(on, self._given("draw", np.exp(rng.uniform(-1.0, 1.0, n) * span)), 1.0)
 
 
 class Hue(Sampler):
@@ -445,12 +582,13 @@ class Hue(Sampler):
 
     stream = "hue"
 
-    def __init__(self, max_hue: float = 0.1, p: float = 0.75):
+    def __init__(self, max_hue: float = 0.1, p: float = 0.75, draw: Any = None, batch: bool = False):
         check("Hue", max_hue=(max_hue, MAX_LIGHTING), p=(p, PROBABILITY))
         self.max_hue, self.p = max_hue, p
+        self._fastai_args({"draw": (draw, _NUMBER)}, batch)
 
     def hue(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """(n,) hue shifts in turns, 0 for an image left as it is."""
-        on = rng.uniform(size=n) < self.p
+        on = self._batched(rng.uniform(size=n) < self.p)
         span = -math.log(1 - self.max_hue)
-        return np.where(on, np.exp(rng.uniform(-1.0, 1.0, n) * span) - 1.0, 0.0)
+        return np.where(on, self._given("draw", np.exp(rng.uniform(-1.0, 1.0, n) * span) - 1.0), 0.0)
