@@ -177,9 +177,15 @@ class Numericalize(Transform):
         """Learn the vocabulary from the texts at ``idx`` (the training split; all when None): a
         :class:`TokenizedTexts` (``tkn(texts)``) or one token list per text (``[tkn(t) for t in texts]``).
 
-        A vocabulary given to ``__init__`` is kept as is (it belongs to a pretrained model)."""
+        A vocabulary given to ``__init__`` is kept as is (it belongs to a pretrained model); ``setup`` warns when most
+        of the training words are not in it, as when it was learned on the tokens of another tokenizer."""
         if self.vocab_arg is not None:
             self.vocab_ = TokenVocab(self.vocab_arg)
+            if isinstance(tokens, (list, tuple)) and all(isinstance(t, (list, tuple)) for t in tokens):
+                tokens = TokenizedTexts.from_lists(tokens, "Numericalize.setup")
+            if isinstance(tokens, TokenizedTexts):
+                counts = np.bincount(tokens.subset_ids(idx), minlength=len(tokens.vocab))
+                self._warn_unknown(tokens.vocab, counts, set(self.vocab_arg) - {FAKE}, set(self.specials), given=True)
             return
         if isinstance(tokens, (list, tuple)) and tokens and all(isinstance(t, str) for t in tokens):
             raise ParameterError("Numericalize.setup takes the tokens of many texts (one list per text); got one "
@@ -218,17 +224,43 @@ class Numericalize(Transform):
         vocab += [FAKE] * (8 - len(vocab) % 8)
         self.vocab_ = TokenVocab(vocab)
 
-    def _warn_unknown(self, tokens: list[str], counts: np.ndarray, kept: set[str], specials: set[str]) -> None:
+    def _warn_unknown(self, tokens: list[str], counts: np.ndarray, kept: set[str], specials: set[str],
+                      given: bool = False) -> None:
         """Warn when most of the training texts' words (tokens holding a letter or digit: not the special tokens,
         punctuation or line breaks, which stay known) are left out of the vocabulary: they all become ``xxunk``, and
         texts that differ read as the same ids. Texts in a script written without spaces (Chinese, Japanese, Thai)
-        do this with the word tokenizer, which takes a whole clause as one token."""
+        do this with the word tokenizer, which takes a whole clause as one token; a vocabulary ``given`` to
+        ``__init__`` does it when it holds another tokenizer's tokens (a subword language model's pieces, the
+        texts split into words).
+
+        >>> import warnings
+        >>> from pipekit.text import Tokenizer
+        >>> num = Numericalize(SPECIAL_TOKENS + ["\u2581a", "\u2581good", "\u2581film"])  # a subword model's pieces
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     warnings.simplefilter("always")
+        ...     num.setup(Tokenizer()(["a good film"]))                           # split into words
+        >>> print(str(w[0].message)[:68])
+        Numericalize: 100% of the 3 words of the training texts (tokens with
+        >>> with warnings.catch_warnings(record=True) as w:
+        ...     warnings.simplefilter("always")
+        ...     num.setup([["xxbos", "\u2581a", "\u2581good", "\u2581film"]])      # split into the model's pieces
+        >>> w
+        []
+        """
         is_word = np.fromiter((t not in specials and any(c.isalnum() for c in t) for t in tokens), dtype=bool,
                               count=len(tokens))
         known = np.fromiter((t in kept for t in tokens), dtype=bool, count=len(tokens))
         words = int(counts[is_word].sum())
         unknown = int(counts[is_word & ~known].sum())
-        if words and unknown / words > MAX_UNKNOWN_SHARE:
+        if words and unknown / words > MAX_UNKNOWN_SHARE and given:
+            pieces = sum(t.startswith("\u2581") for t in kept)
+            warn(f"Numericalize: {unknown / words:.0%} of the {words:,} words of the training texts (tokens with a "
+                 f"letter or digit) are not in the vocabulary given ({len(kept):,} tokens"
+                 + (f", {pieces:,} of them subword pieces starting with '\u2581'" if pieces else "") +
+                 f"), so they all become {UNK!r} and many texts read the same: the vocabulary was likely learned on "
+                 f"the tokens of another tokenizer, such as a language model's subword one; tokenize these texts with "
+                 f"that tokenizer, TextBlock.from_df('text', vocab=dls_lm.vocab, tok=dls_lm.blocks[0].tok)")
+        elif words and unknown / words > MAX_UNKNOWN_SHARE:
             warn(f"Numericalize: {unknown / words:.0%} of the {words:,} words of the training texts (tokens with a "
                  f"letter or digit) are not in the vocabulary (min_freq={self.min_freq}, max_vocab={self.max_vocab:,}: "
                  f"{int((is_word & known & (counts > 0)).sum()):,} of {int((is_word & (counts > 0)).sum()):,} "

@@ -70,7 +70,7 @@ _PIECE_PATTERN = (r"([^\w\s])\1{2,}|(?i:n't)(?!\w)|'(?i:s|m|re|ve|ll|d)(?!\w)|" 
                   r"|" + _EMOJI + r"|" + _WORD + r"|[^\w\s]")
 #: the version of the splitting and the rules: part of the token cache's key (:meth:`Tokenizer.cache_settings`),
 #: so tokens cached by a version that split texts otherwise are made afresh
-RULES_VERSION = 2
+RULES_VERSION = 3
 _CHUNK_PATTERN = r"\n+|\S+"
 _UNITS = ("words", "chunks")  # what a subword model is trained on and applied to (Tokenizer.units_)
 _RE_REP = re.compile(r"(\S)\1{2,}")
@@ -414,13 +414,14 @@ def _split_reps(tok: str) -> list[str]:
 
 
 def apply_rules(piece: str) -> list[str]:
-    """Case markers, lower-casing and repetition for one pre-token.
+    """Case markers, lower-casing and repetition for one pre-token. A contraction (``n't``, ``'s``...) takes no
+    case marker: it is the end of the word before it, which carries the marker (``DON'T`` is ``xxup do n't``).
 
-    >>> apply_rules("Hello"), apply_rules("WOW"), apply_rules("!!!!"), apply_rules("I")
-    (['xxmaj', 'hello'], ['xxup', 'wow'], ['xxrep', '4', '!'], ['i'])
+    >>> apply_rules("Hello"), apply_rules("WOW"), apply_rules("!!!!"), apply_rules("I"), apply_rules("N'T")
+    (['xxmaj', 'hello'], ['xxup', 'wow'], ['xxrep', '4', '!'], ['i'], ["n't"])
     """
     out = []
-    if len(piece) > 1 and piece[0].isalpha():
+    if len(piece) > 1 and piece[0].isalpha() and piece.lower() not in _CONTRACTIONS:
         if piece.isupper():
             out.append(TK_UP)
         elif piece[0].isupper() and piece[1:] == piece[1:].lower():
