@@ -11,9 +11,12 @@ import polars as pl
 import pytest
 
 import pipekit.datasets as D
+from pipekit.core.errors import DataError
 from pipekit.data import RandomSplitter
 from pipekit.tabular import Tabular
 from pipekit.tabular.all import df_shrink
+from pipekit.core.component import Component
+from pipekit.data import CategoryBlock
 from pipekit.tabular.procs import NA_TOKEN, Categorify, ColumnNames
 
 
@@ -141,12 +144,86 @@ def test_precise_float32_matching_rules():
     # entries float32 cannot hold are no float32 value: inf and 0 are not 1e300 and 1e-50
     cat = _fit([1e300, 1e-50, 1.0], pl.Float64)
     assert _codes(cat, [float("inf"), 0.0, 1.0], pl.Float32) == [0, 0, cat.classes_["v"].index("1.0")]
-    # an unseen float64 value is the entry written as its float32 is written: 0.10000000000000002 is '0.1'; a
-    # float64 value whose float32 is written otherwise stays unseen (123456792 is the float32 of 123456789)
+    # classes learned from float64 values match a float64 value exactly: 0.10000000000000002 is not '0.1'
     cat = _fit([123456789.0, 0.1], pl.Float64)
-    assert _codes(cat, [123456792.0, 0.1, 0.10000000000000002, 0.2], pl.Float64) == [0, 1, 1, 0]
+    assert _codes(cat, [123456792.0, 0.1, 0.10000000000000002, 0.2], pl.Float64) == [0, 1, 0, 0]
     assert _codes(cat, [123456792.0], pl.Float32) == [2]
     # integers given for a float column learned as float32
     cat = _fit([1.0, 2.0, 0.5], pl.Float32)
     assert _codes(cat, [1, 2, 3, None], pl.Int64) == [2, 3, 0, 0]
     assert cat.classes_["v"].o2i[2] == 3 and cat.classes_["v"].o2i[np.float32(0.5)] == 1
+
+
+def test_unseen_float64_values_near_a_float64_category_stay_unseen():
+    cat = _fit([0.1, 5.0, 1234567.1, 48.8566, 2.3522], pl.Float64)
+    near = [0.100000001, 5.0000001, 1234567.15, 48.85660001, 2.35220002, 0.10000000000000002]
+    assert _codes(cat, near, pl.Float64) == [0] * 6
+    assert cat.unseen(pl.DataFrame({"v": near})) == {"v": 6}
+    assert Categorify.lookup("v", cat.classes_["v"], near) == [None] * 6
+    with pytest.raises(KeyError, match="never seen"):
+        cat.classes_["v"].o2i[0.100000001]
+    # classes learned from text that reads as numbers: a float64 value is matched exactly too
+    text = _fit(["0.1", "0.5", "1e-05"], pl.String)
+    assert _codes(text, [0.1, 0.5, 0.100000001, 1e-05, 1.0000001e-05], pl.Float64) == [1, 2, 0, 3, 0]
+    # classes learned from float32 values: a float64 value is also looked up by its float32, and only those
+    cat32 = _fit([0.1, 1.2, 2.5], pl.Float32)
+    assert cat32.floats_ == {"v": "Float32"} and cat.floats_ == {"v": "Float64"} and text.floats_ == {}
+    assert _codes(cat32, [0.1, float(np.float32(0.1)), 1.2000000000000002, 2.5, 0.7], pl.Float64) == [1, 1, 2, 3, 0]
+
+
+def test_an_unseen_float_target_class_near_a_training_class_is_refused():
+    n = 60
+    y = [0.1, 0.5, 2.25] * (n // 3)
+    y[-1] = 0.100000001  # a validation-row class no training row holds
+    df = pl.DataFrame({"a": ["x", "y", "z"] * (n // 3), "x": np.arange(float(n)), "y": y})
+    with pytest.raises(DataError, match="0.100000001 at row 59 that is not among the training classes"):
+        Tabular(df, cat_names=["a"], cont_names=["x"], y_names="y", y_block=CategoryBlock(),
+                splits=(list(range(n - 6)), list(range(n - 6, n))))
+    to = Tabular(df.head(n - 1), cat_names=["a"], cont_names=["x"], y_names="y", y_block=CategoryBlock(),
+                 splits=(list(range(n - 6)), list(range(n - 6, n - 1))))
+    assert to.processor.y_float32_ is False
+    with pytest.raises(DataError, match="0.500000001 at row 0 that is not among the training classes"):
+        to.processor.transform(pl.DataFrame({"a": ["x"], "x": [1.0], "y": [0.500000001]}), with_labels=True)
+    assert to.new(pl.DataFrame({"a": ["x"], "x": [1.0], "y": [0.5]})).ys["y"].to_list() == [1]
+    # classes learned from a Float32 column: float64 targets are looked up by their float32 too
+    to32 = Tabular(df.head(n - 1).with_columns(pl.col("y").cast(pl.Float32)), cat_names=["a"], cont_names=["x"],
+                   y_names="y", y_block=CategoryBlock(), splits=(list(range(n - 6)), list(range(n - 6, n - 1))))
+    assert to32.processor.y_float32_ is True
+    assert to32.new(pl.DataFrame({"a": ["x", "y"], "x": [1.0, 2.0], "y": [0.1, float(np.float32(0.1))]})) \
+        .ys["y"].to_list() == [0, 0]
+
+
+def _without_floats(record: dict) -> dict:
+    """A processing's record as pipekit wrote it before Categorify kept the float types of its columns."""
+    for proc in record["params"]["procs"]:
+        proc["state"].pop("floats_", None)
+    return record
+
+
+def test_a_processing_saved_before_float_types_were_kept_matches_floats_exactly():
+    df = pl.DataFrame({"g64": [0.1, 0.2, 0.3, 1.5, 2.7, 0.30000000000000004] * 15, "x": np.arange(90.0),
+                       "y": [0.5, 1.5, 2.5] * 30}).with_columns(g32=pl.col("g64").cast(pl.Float32))
+    to = Tabular(df, cat_names=["g64", "g32"], cont_names=["x"], y_names="y", y_block=CategoryBlock(),
+                 splits=(list(range(80)), list(range(80, 90))))
+    cats = [p for p in to.processor.procs if isinstance(p, Categorify)][0]
+    assert cats.floats_ == {"g64": "Float64", "g32": "Float32"}
+    record = to.processor.to_record()
+    assert "y_float32_" not in record["state"]  # false: what a record without it means
+    old = Component.from_record(_without_floats(record))
+    assert [p for p in old.procs if isinstance(p, Categorify)][0].floats_ == {}
+    new = pl.DataFrame({"g64": [0.1, 0.30000000000000004, 0.300000001, 1.5, 0.10000000149011612],
+                        "x": [1.0] * 5, "y": [0.5] * 5}).with_columns(g32=pl.col("g64").cast(pl.Float32))
+    g64, g32 = list(to.classes["g64"]), list(to.classes["g32"])
+    # fitted now: the Float32 column's values are its categories, in training rows and new rows alike
+    assert to.train.xs["g32"].head(6).to_list() == [1, 2, 3, 4, 5, 3]
+    fitted = to.processor.transform(new, with_labels=True)
+    assert fitted["g32"].to_list() == [g32.index("0.1"), 3, 3, 4, g32.index("0.1")]
+    assert fitted["g64"].to_list() == [1, g64.index("0.30000000000000004"), 0, g64.index("1.5"), 0]
+    # saved before: float values are matched exactly in float64, as that processing coded its training rows (a
+    # float32 0.1 was #na# there), so no new row is coded as a category its model never trained
+    codes = new.select(*[p for p in old.procs if isinstance(p, Categorify)][0].expressions(new.schema, eager=True))
+    assert codes["g32"].to_list() == [0, 0, 0, g32.index("1.5"), 0]
+    assert codes["g64"].to_list() == [1, g64.index("0.30000000000000004"), 0, g64.index("1.5"), 0]
+    rows32 = new.with_columns(pl.col("g64").cast(pl.Float32))
+    assert rows32.select(*[p for p in old.procs if isinstance(p, Categorify)][0].expressions(
+        rows32.schema, eager=True))["g64"].to_list() == [0, 0, 0, g64.index("1.5"), 0]

@@ -34,9 +34,9 @@ from pipekit.core.validate import (BOOL, Is, Options, check_state, is_pandas, na
 from pipekit.data.blocks import (CategoryBlock, MultiCategoryBlock, RegressionBlock, number_classes_hint,
                                  warn_near_labels, warn_number_classes)
 from pipekit.data.transform import as_list
-from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, ColumnNames, FillMissing, Normalize,
-                                   TabularProc, check_fitted_procs, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
-                                   make_procs, nested_column_error, present, schema_of)
+from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, CategoryMap, ColumnNames, FillMissing,
+                                   Normalize, TabularProc, check_fitted_procs, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
+                                   make_procs, nested_column_error, present, schema_of, with_learned_float)
 
 if TYPE_CHECKING:
     from pipekit.tabular.core import FittedProcs
@@ -244,6 +244,9 @@ _FITTED_STATE = {
     "cont_bools_": Is(lambda v: v is None or _DISTINCT_COLUMNS.accepts(v), "a list of distinct column names or null"),
     # the continuous inputs processed as Float64 (values float32 cannot hold as whole units in the training rows)
     "cont_float64_": _DISTINCT_COLUMNS,
+    # whether the target's classes were learned from a Float32 column (a float64 target is then also looked up by its
+    # float32: the values that column was shrunk from)
+    "y_float32_": Is(lambda v: type(v) is bool, "true or false"),
 }
 
 
@@ -286,7 +289,8 @@ class TabularProcessor(Component):
     trained on is warned about; none in files written before it), ``cont_float64_`` (the continuous inputs with a
     training value beyond 2**24 in magnitude, where float32 merges neighbouring whole numbers: they are processed as
     Float64, ``Normalize`` scales them in float64 to Float32 values, and without it they stay Float64; every other
-    continuous input is Float32, and files written before it name none); ``classes_`` gathers the input
+    continuous input is Float32, and files written before it name none), ``y_float32_`` (whether a class target's
+    classes were learned from a Float32 column; false in files written before it); ``classes_`` gathers the input
     vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
 
     >>> import numpy as np, polars as pl
@@ -318,10 +322,10 @@ class TabularProcessor(Component):
     # training, so True/False in a number column of new rows is warned about; and cont_float64_ after that: a
     # record without it processes every continuous input as Float32, as pipekit did when it was written
     record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_complete_": [],
-                       "state.cont_bools_": [], "state.cont_float64_": []}
+                       "state.cont_bools_": [], "state.cont_float64_": [], "state.y_float32_": False}
     #: state fields that change how labels decode or what is warned about, not how inputs are encoded: outside
     #: ``procs_signature``, so a model saved before them still matches the same processing fitted now
-    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_", "cont_bools_"})
+    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_", "cont_bools_", "y_float32_"})
     cat_names_: list[str]
     cont_names_: list[str]
     y_kind_: str
@@ -331,6 +335,7 @@ class TabularProcessor(Component):
     cat_complete_: list[str]
     cont_bools_: list[str] | None
     cont_float64_: list[str]
+    y_float32_: bool
 
     def __init__(self, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
@@ -498,6 +503,7 @@ class TabularProcessor(Component):
         vocab = y.vocab if isinstance(y, CategoryBlock) else None
         self.y_vocab_ = [str(v) for v in vocab] if vocab else None
         self.y_type_ = "str"
+        self.y_float32_ = False
         if not self.y_names:
             self.y_kind_, self.c_ = kind or "none", 0
             return
@@ -519,6 +525,7 @@ class TabularProcessor(Component):
                                      "not supported for tables.")
             # predictions decode to the column's own values (False/True, ints), as the user wrote them
             self.y_type_ = class_type(dt)
+            self.y_float32_ = dt == pl.Float32
             if vocab and self.y_type_ != "str":  # the classes given, written as the column's values are
                 self.y_vocab_ = as_stored(self.y_names[0], vocab, dt, f"CategoryBlock(vocab=...) of target "
                                           f"{self.y_names[0]!r}")
@@ -569,11 +576,24 @@ class TabularProcessor(Component):
             # classes are looked up by value the way Categorify looks categories up, without its #na# code:
             # an unseen class stays null (and is refused by _check_unseen_labels)
             c = self.y_names[0]
-            return [(Categorify.encode_values(c, [NA_TOKEN] + self.y_vocab_, schema_of(frame)[c],
+            return [(Categorify.encode_values(c, self._target_classes(), schema_of(frame)[c],
                                               isinstance(frame, pl.DataFrame)) - 1).alias(c)]
         if self.y_kind_ == "regression":
             return [pl.col(c).cast(pl.Float32).alias(c) for c in self.y_names]
         return []
+
+    def _target_classes(self) -> CategoryMap:
+        """``#na#`` then the target's classes, as the vocabulary Categorify encodes them with, marked with the float
+        type they were learned from: kept while ``y_vocab_`` holds the same classes, so what encoding works out of
+        them (their numbers, :func:`~pipekit.tabular.procs.float_keys`) is not worked out again for each new row."""
+        vocab = self.y_vocab_ or []
+        learned = ("Float32" if vars(self).get("y_float32_") else "Float64") if self.y_type == "float" else None
+        kept = vars(self).get("_y_classes")
+        if kept is None or kept[0] != (learned, vocab):
+            kept = ((learned, list(vocab)), with_learned_float(CategoryMap([NA_TOKEN, *vocab], name=self.y_names[0]),
+                                                               learned))
+            self._y_classes = kept
+        return kept[1]
 
     def _apply(self, frame: F, train: pl.Expr | None = None, names: ColumnNames | None = None,
                text: Sequence[str] = ()) -> F:

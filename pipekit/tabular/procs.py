@@ -601,10 +601,14 @@ def column_code(vocab: CategoryMap, value: Any) -> int:
     >>> ids.o2i[50], ids.o2i["73"], ids.o2i[50.0], ids == ["#na#", "1", "50", "73"], ids[1:]
     (2, 3, 2, True, ['1', '50', '73'])
     """
+    # a float32 (a NumPy scalar or 0-d array) is looked up as a Float32 column's value is
+    given = np.float32(value) if getattr(value, "ndim", None) == 0 and getattr(value, "dtype", None) == np.float32 \
+        else None
     value = one_value(value)
     if isinstance(value, str) and value == NA_TOKEN:
         return 0
-    code = Categorify.lookup(vocab.name or "value", vocab, [value])[0] if value is not None else None
+    code = Categorify.lookup(vocab.name or "value", vocab, [value if given is None else given])[0] \
+        if value is not None else None
     if code is None:
         col, known = vocab.name or "this column", vocab[1:4]
         why = ("is a missing value, scored as #na# (code 0)" if value is None else "was never seen in training")
@@ -658,31 +662,54 @@ def _plain_float_codes(vocab: Sequence[str], fkeys: Sequence[float], ints_first:
     return codes
 
 
-def float_keys(vocab: Sequence[str], dtype: pl.DataType) -> tuple[pl.Series, list[int],
-                                                                   tuple[pl.Series, list[int]] | None]:
+#: the float types a Categorify vocabulary is recorded as learned from (``Categorify.floats_``)
+FLOAT_TYPES = ("Float32", "Float64")
+
+
+def learned_float(vocab: Sequence[str]) -> str | None:
+    """The float type (``'Float32'``, ``'Float64'``) the values of a :class:`CategoryMap` of classes were learned
+    from, as :func:`with_learned_float` marked it; None for classes learned from anything else (text, integers),
+    for a plain list, and for classes read from a file written before pipekit kept it."""
+    return vars(vocab).get("learned_float") if isinstance(vocab, CategoryMap) else None
+
+
+def with_learned_float(vocab: CategoryMap, learned: str | None) -> CategoryMap:
+    """``vocab``, marked as classes learned from values of the float type ``learned`` (one of
+    :data:`FLOAT_TYPES`, or None): how encoding and ``o2i`` compare float values with them (:func:`float_keys`)."""
+    vars(vocab)["learned_float"] = learned
+    return vocab
+
+
+def float_keys(vocab: Sequence[str], dtype: pl.DataType, learned: str | None = None) -> tuple[
+        pl.Series, list[int], tuple[pl.Series, list[int]] | None]:
     """The numbers that values of a number column of type ``dtype`` are matched against in ``vocab`` (``#na#`` first,
     then text that ``float`` reads, a ValueError otherwise), and their codes: the entries of
-    :func:`_plain_float_codes`, compared in the column's own precision. An integer or Float64 column is matched in
-    float64; a narrower float column in its own type, so a Float32 column (``df_shrink``, a shrunk Parquet file, a
-    Polars ``Float32``) holding 0.1 as 0.100000001490116 is the entry ``'0.1'``, learned from float32 or float64
-    values, as a float64 0.1 is. Where several entries are one float32 value, the entry written as that float32 is
-    written is its category (``'0.1'``, not ``'0.10000000000000002'``), then the one that is that value exactly; an
-    entry the type cannot hold (past its range, or a tiny number it holds as 0) is no value of such a column.
-    Third, for a Float64 column, the entries written as a float32 is written (``'0.1'``, ``'1.2'``) as float32 keys,
-    with their codes (None where there are none): a float64 value that matches no entry is the entry its float32 is
-    written as, so float32 rows made float64 (0.100000001490116) and the float64 values a float32 column was shrunk
-    from (1.2000000000000002, read again from the CSV) are the categories learned from that column.
-    Worked out once per class vocabulary and column type (:meth:`CategoryMap.derived`).
+    :func:`_plain_float_codes`. ``learned``: the float type the vocabulary was learned from (:func:`learned_float`).
+    An integer or Float64 column is matched in float64, exactly: a float64 value that is no entry is unseen. So is
+    any column of a vocabulary not learned from floats (``learned`` None: text, or classes read from a file written
+    before pipekit kept the type). A narrower float column of a vocabulary learned from floats is matched in its own
+    type, so a Float32 column (``df_shrink``, a shrunk Parquet file, a Polars ``Float32``) holding 0.1 as
+    0.100000001490116 is the entry ``'0.1'``, learned from float32 or float64 values, as a float64 0.1 is. Where
+    several entries are one float32 value, the entry written as that float32 is written is its category (``'0.1'``,
+    not ``'0.10000000000000002'``), then the one that is that value exactly; an entry the type cannot hold (past its
+    range, or a tiny number it holds as 0) is no value of such a column.
+    Third, for a Float64 column of a vocabulary learned from Float32 values only, the entries as float32 keys, with
+    their codes (None otherwise): a float64 value that matches no entry is the entry its float32 is written as, so
+    float32 rows made float64 (0.100000001490116) and the float64 values a float32 column was shrunk from
+    (1.2000000000000002, read again from the CSV) are the categories learned from that column.
+    Worked out once per class vocabulary, column type and learned type (:meth:`CategoryMap.derived`).
 
-    >>> numbers, codes, _ = float_keys(["#na#", "0.1", "0.10000000000000002", "2.5", "1e300"], pl.Float32())
-    >>> numbers.to_list(), codes, float_keys(["#na#", "0.1", "1e300"], pl.Float64())[2][0].to_list()
+    >>> numbers, codes, _ = float_keys(["#na#", "0.1", "0.10000000000000002", "2.5", "1e300"], pl.Float32(), "Float64")
+    >>> numbers.to_list(), codes, float_keys(["#na#", "0.1", "1e300"], pl.Float64(), "Float32")[2][0].to_list()
     ([0.10000000149011612, 2.5], [1, 3], [0.10000000149011612])
+    >>> float_keys(["#na#", "0.1"], pl.Float64(), "Float64")[2], float_keys(["#na#", "0.1"], pl.Float32())[0].to_list()
+    (None, [0.1])
     """
     def compute(v: Sequence[str]) -> tuple[pl.Series, list[int], tuple[pl.Series, list[int]] | None]:
         fkeys = [float(t) for t in v[1:]]
         fcodes = _plain_float_codes(v, fkeys, dtype.is_integer())
         numbers = pl.Series([fkeys[i - 1] for i in fcodes], dtype=pl.Float64)
-        if not dtype.is_float():
+        if not dtype.is_float() or learned is None or (dtype == pl.Float64 and learned != "Float32"):
             return numbers, fcodes, None
         own = numbers.cast(pl.Float32 if dtype == pl.Float64 else dtype)
         texts = pl.Series([v[i] for i in fcodes], dtype=pl.String)
@@ -697,7 +724,7 @@ def float_keys(vocab: Sequence[str], dtype: pl.DataType) -> tuple[pl.Series, lis
         keys = keys.filter("held").sort("rank", "code").unique("key", keep="first").sort("code")
         return keys["key"], keys["code"].to_list(), None
     if isinstance(vocab, CategoryMap):
-        return vocab.derived(f"float_keys {dtype}", compute)
+        return vocab.derived(f"float_keys {dtype} {learned}", compute)
     return compute(vocab)
 
 
@@ -807,7 +834,14 @@ class Categorify(TabularProc):
     order = 1
     param_constraints = {"ordered": Is(lambda v: v is None or isinstance(v, Mapping) and all(
         isinstance(vs, (list, tuple)) for vs in v.values()), "None or a dict column -> list of values")}
+    #: a record without ``floats_`` (written before pipekit kept it) names no column as learned from floats: its
+    #: float values are matched exactly, in float64, as pipekit matched them when it was written
+    record_defaults = {"state.floats_": {}}
     classes_: dict[str, CategoryMap]
+    #: the columns learned from float values, each with the float type of its training column ("Float32" or
+    #: "Float64"): a Float32 column's values are compared in float32 with classes learned from floats, and a float64
+    #: value with classes learned from Float32 values is also looked up by its float32 (:func:`float_keys`)
+    floats_: dict[str, str]
 
     def __init__(self, ordered: Mapping[str, Sequence[Any]] | None = None) -> None:
         self.ordered = ordered
@@ -826,6 +860,7 @@ class Categorify(TabularProc):
                 raise err
         ordered = {k: as_stored(k, vs, schema[k]) for k, vs in (self.ordered or {}).items()}
         classes: dict[str, CategoryMap] = {}
+        floats: dict[str, str] = {}
         distinct = distinct_train_values(frame, cols, train)
         for c in cols:
             dtype = schema[c]
@@ -852,17 +887,27 @@ class Categorify(TabularProc):
                                 "(all null); drop it from cat_names.")
             if NA_TOKEN in vocab:
                 vocab.remove(NA_TOKEN)
-            classes[c] = CategoryMap([NA_TOKEN] + vocab, name=c, code_of=column_code)
-        self.classes_ = classes
+            if dtype.is_float():
+                floats[c] = "Float32" if dtype == pl.Float32 else "Float64"
+            classes[c] = with_learned_float(CategoryMap([NA_TOKEN] + vocab, name=c, code_of=column_code),
+                                            floats.get(c))
+        self.classes_, self.floats_ = classes, floats
 
     def state_from_data(self, state: dict[str, Any]) -> None:
         """The stored classes (plain lists) back as :class:`CategoryMap` s, so a loaded model's
-        ``dls.classes[col].o2i`` works as the trained one's."""
+        ``dls.classes[col].o2i`` works as the trained one's, each marked with the float type ``floats_`` records
+        it was learned from (a :class:`FieldError` names ``state.floats_`` where it is not such a record)."""
         super().state_from_data(state)
         classes = getattr(self, "classes_", None)
-        if isinstance(classes, dict):  # anything else is refused by the processor's check of the record
-            self.classes_ = {c: CategoryMap(v, name=c, code_of=column_code)
-                             if isinstance(v, list) and isinstance(c, str) else v for c, v in classes.items()}
+        if not isinstance(classes, dict):  # refused by the processor's check of the record
+            return
+        if "floats_" in vars(self):
+            check_state(vars(self), "encoding float categories of new rows", floats_=Is(
+                lambda v: isinstance(v, dict) and all(c in classes and t in FLOAT_TYPES for c, t in v.items()),
+                f"categorical columns of classes_, each with the float type it was learned from {FLOAT_TYPES}"))
+        floats = vars(self).get("floats_") or {}
+        self.classes_ = {c: with_learned_float(CategoryMap(v, name=c, code_of=column_code), floats.get(c))
+                         if isinstance(v, list) and isinstance(c, str) else v for c, v in classes.items()}
 
     def expressions(self, schema: Mapping[str, pl.DataType] | None = None, eager: bool = False) -> list[pl.Expr]:
         """Encoding expressions; with the input ``schema`` known, Categorical columns skip the string cast."""
@@ -919,7 +964,7 @@ class Categorify(TabularProc):
                     pl.Series(keys, dtype=key_type), list(range(1, len(vocab))) if plain is None else plain,
                     default=None, return_dtype=dt)
             try:  # a vocabulary of numbers written as floats ('5.0': a pandas id column with a NaN): 5 is 5.0
-                found = None if keys is not None else float_keys(vocab, dtype)
+                found = None if keys is not None else float_keys(vocab, dtype, learned_float(vocab))
             except ValueError:
                 found = None
             if found is not None:  # compared in the column's own precision (a Float32 column's 0.1 is '0.1')
