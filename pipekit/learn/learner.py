@@ -543,12 +543,13 @@ class Learner:
         ``reduction`` (pipekit's ``CrossEntropyLossFlat``, ``MSELossFlat``..., torch's ``nn.CrossEntropyLoss()``)
         is switched to ``reduction='none'``, a plain function (``F.cross_entropy``) is called with
         ``reduction='none'``. A loss per position (a mask's pixels, a text's tokens) gives one per position, which
-        ``get_preds`` averages per item as the loss's own mean does: a loss over class indices with an
-        ``ignore_index`` or a class ``weight`` (``CrossEntropyLossFlat(axis=1, ignore_index=255)``) takes the
-        mean over the item's kept positions, weighted by their classes' weights, and an item whose positions are
-        all ignored gets 0 (torch's mean over them is NaN, which would put it first in ``plot_top_losses``). The
-        loss is put back on leaving the block, after an error too; the learner's other calls (``fit``,
-        ``get_preds`` in another thread) wait until then.
+        ``get_preds`` averages per item as the loss's own mean does (``pipekit.learn.losses.item_losses``): a loss
+        over class indices (pipekit's ``CrossEntropyLossFlat`` and its kin, torch's cross-entropy and NLL losses)
+        with an ``ignore_index`` or a class ``weight`` (``CrossEntropyLossFlat(axis=1, ignore_index=255)``) takes
+        the mean over the item's kept positions, weighted by their classes' weights, and an item whose positions
+        are all ignored gets 0 (torch's mean over them is NaN, which would put it first in ``plot_top_losses``);
+        any other loss, the plain mean of the item's positions. The loss is put back on leaving the block, after
+        an error too; the learner's other calls (``fit``, ``get_preds`` in another thread) wait until then.
 
         >>> import pipekit.datasets as D
         >>> from torch import nn

@@ -14,6 +14,9 @@ True
 """
 from __future__ import annotations
 
+import functools
+import numbers
+import operator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -30,7 +33,7 @@ from pipekit.metrics.base import TARGET_KINDS, describe_target, target_fix, targ
 __all__ = [
     "BaseLoss", "CrossEntropyLossFlat", "FocalLossFlat", "FocalLoss", "BCEWithLogitsLossFlat", "MSELossFlat",
     "L1LossFlat", "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "DiceLoss", "loss_from_kind",
-    "Reducible",
+    "Reducible", "item_losses",
 ]
 
 _REDUCTION = Options("mean", "sum", "none")
@@ -75,6 +78,46 @@ def _weight_list(values: Any) -> Any:
         return [plain_number(v) for v in values]
     except TypeError:  # not a sequence
         return values
+
+
+def _as_index(value: Any) -> int | None:
+    """``value`` as a class index (an ``ignore_index``: an int, a numpy integer, a 0-d integer tensor); None for
+    anything else."""
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and not (value.is_floating_point() or value.is_complex()):
+        value = value.item()
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return operator.index(value)
+    return None
+
+
+def _class_weights_of_positions(targ: Any, unreduced: torch.Tensor, ignore_index: Any, weight: Any,
+                                float_indices: bool = False) -> torch.Tensor | None:
+    """What each position of ``unreduced`` (a loss over class indices with ``reduction='none'``) counts for in the
+    loss's ``'mean'``: 0 where the target is ``ignore_index``, else the weight of its class (1 with no ``weight``), as
+    torch's cross-entropy divides by their sum. None where ``targ`` is not one class index per position (class
+    probabilities, or targets of another shape): the plain mean. ``float_indices``: float targets are class
+    indices too (pipekit's losses read them as such)."""
+    if (not isinstance(targ, torch.Tensor) or targ.is_complex() or targ.dtype == torch.bool
+            or targ.numel() != unreduced.numel() or (targ.is_floating_point() and not float_indices)):
+        return None
+    targ = targ.reshape(-1).to(unreduced.device)
+    if targ.is_floating_point():
+        targ = targ.long()
+    ignore = _as_index(ignore_index)
+    keep = targ != ignore if ignore is not None else torch.ones_like(targ, dtype=torch.bool)
+    if not isinstance(weight, torch.Tensor) or weight.ndim != 1 or not len(weight):
+        return keep.to(unreduced.dtype)
+    safe = torch.where(keep, targ, torch.zeros_like(targ)).long().clamp(0, len(weight) - 1)
+    return weight.to(device=unreduced.device, dtype=unreduced.dtype)[safe] * keep.to(unreduced.dtype)
+
+
+def _mean_per_item(unreduced: torch.Tensor, bs: int, weights: torch.Tensor | None) -> torch.Tensor:
+    """The mean of each item's positions in ``unreduced``, weighted by ``weights`` (the weighted sum over the summed
+    weights; 0 for an item whose weights are all 0); a plain mean with no ``weights``."""
+    if weights is None:
+        return unreduced.reshape(bs, -1).mean(1)
+    total, kept = unreduced.reshape(bs, -1).sum(1), weights.reshape(bs, -1).sum(1)
+    return torch.where(kept > 0, total / kept.clamp_min(torch.finfo(kept.dtype).tiny), 0.0)
 
 
 #: the largest weight of a class a loss takes: the loss multiplies each item's loss by its class's weight and sums
@@ -183,6 +226,32 @@ class BaseLoss(nn.Module, Component):
     def decodes(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def position_weights(self, targ: Any, unreduced: torch.Tensor) -> torch.Tensor | None:
+        """What each position's loss in ``unreduced`` (this loss with ``reduction='none'`` on targets ``targ``)
+        counts for in its ``'mean'``; None where all count alike, a plain mean. Losses over class indices
+        (:class:`CrossEntropyLossFlat` and its subclasses) give 0 where the target is ``ignore_index``, else the
+        weight of its class."""
+        return None
+
+    def item_losses(self, unreduced: torch.Tensor, bs: int, targ: Any = None,
+                    pred: torch.Tensor | None = None) -> torch.Tensor:
+        """One loss for each of the ``bs`` items from the losses per position ``unreduced`` gives (a mask's pixels, a
+        text's tokens, from ``reduction='none'`` on outputs ``pred`` and targets ``targ``): this loss's own mean
+        over that item alone, the mean of its positions weighted by :meth:`position_weights` (0 for an item whose
+        positions all weigh 0, such as a mask all ``ignore_index``, where torch's mean is NaN). Losses that already
+        give one per item are returned as they are. ``get_preds(with_loss=True)`` and ``MixUp`` read it.
+
+        >>> import torch
+        >>> from pipekit.learn import CrossEntropyLossFlat
+        >>> loss = CrossEntropyLossFlat(axis=1, ignore_index=255, reduction="none")
+        >>> out, targ = torch.zeros(2, 3, 1, 4), torch.tensor([[[0, 1, 255, 255]], [[2, 2, 2, 2]]])
+        >>> [round(v, 4) for v in loss.item_losses(loss(out, targ), 2, targ).tolist()]   # log(3): void left out
+        [1.0986, 1.0986]
+        """
+        if unreduced.numel() == bs:
+            return unreduced.reshape(bs)
+        return _mean_per_item(unreduced, bs, self.position_weights(targ, unreduced))
+
 
 class CrossEntropyLossFlat(BaseLoss):
     """Cross-entropy over the class axis; targets are class indices. ``activation`` is softmax.
@@ -213,6 +282,9 @@ class CrossEntropyLossFlat(BaseLoss):
         inp, targ = self._prep(inp, targ)
         return F.cross_entropy(inp, targ.long(), weight=self.weight, ignore_index=self.ignore_index,
                                label_smoothing=self.label_smoothing, reduction=self.reduction)
+
+    def position_weights(self, targ: Any, unreduced: torch.Tensor) -> torch.Tensor | None:
+        return _class_weights_of_positions(targ, unreduced, self.ignore_index, self.weight, float_indices=True)
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return F.softmax(x, dim=self.class_axis(x))
@@ -412,6 +484,28 @@ class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
             smooth = smooth.sum()
         return smooth * (self.eps / inp.shape[-1]) + (1 - self.eps) * nll
 
+    def item_losses(self, unreduced: torch.Tensor, bs: int, targ: Any = None,
+                    pred: torch.Tensor | None = None) -> torch.Tensor:
+        """Each item's loss as this loss's own mean over it alone. With ``weight`` its two terms divide by different
+        sums (the smoothing term by the kept positions, the ``nll`` term by their weights), which the summed losses
+        per position cannot tell apart: each term is taken again from the outputs ``pred``; without them, the
+        mean over the kept positions."""
+        weights = self.position_weights(targ, unreduced)
+        if unreduced.numel() == bs or self.weight is None or weights is None:
+            return super().item_losses(unreduced, bs, targ, pred)
+        if pred is None:
+            return _mean_per_item(unreduced, bs, (weights > 0).to(unreduced.dtype))
+        inp, t = self._prep(pred, targ)
+        t = t.long().to(inp.device)
+        log_preds = F.log_softmax(inp, dim=-1)
+        keep = t != self.ignore_index
+        safe = torch.where(keep, t, torch.zeros_like(t))
+        nll = -log_preds.gather(1, safe[:, None])[:, 0]
+        smooth = -log_preds.sum(dim=-1)
+        w = weights.to(nll.device, nll.dtype)
+        return (_mean_per_item(smooth * keep, bs, keep.to(smooth.dtype)) * (self.eps / inp.shape[-1])
+                + (1 - self.eps) * _mean_per_item(nll * w, bs, w))
+
 
 class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
     """Cross-entropy with label smoothing over the class axis 1: ``(1-eps) * nll + eps * mean(-log p)``, ``weight``
@@ -594,3 +688,80 @@ def _outputs_per_item(model: nn.Module | None, dls: Any, device: Any) -> int | N
     if not isinstance(pred, torch.Tensor) or pred.ndim == 0:
         return None
     return 1 if pred.ndim == 1 else int(pred.reshape(len(pred), -1).shape[1])
+
+
+#: PyTorch's losses over class indices whose ``'mean'`` leaves out ``ignore_index`` and divides by the summed class
+#: ``weight`` of the targets, as the module (its attributes) or as the function (its keywords, their defaults)
+_TORCH_CLASS_INDEX_MODULES = (nn.CrossEntropyLoss, nn.NLLLoss)
+_TORCH_CLASS_INDEX_FUNCTIONS = (F.cross_entropy, F.nll_loss)
+
+
+def _class_index_options(loss_func: Any) -> tuple[Any, Any] | None:
+    """``(ignore_index, weight)`` of one of PyTorch's losses over class indices (``nn.CrossEntropyLoss``,
+    ``nn.NLLLoss``, ``F.cross_entropy``, ``F.nll_loss`` or a ``functools.partial`` of one); None for any other."""
+    if type(loss_func) in _TORCH_CLASS_INDEX_MODULES:
+        return loss_func.ignore_index, loss_func.weight
+    fn, options = (loss_func.func, loss_func.keywords) if isinstance(loss_func, functools.partial) else (loss_func, {})
+    if any(fn is f for f in _TORCH_CLASS_INDEX_FUNCTIONS):
+        return options.get("ignore_index", -100), options.get("weight")
+    return None
+
+
+def _unwrapped(loss_func: Any) -> Any:
+    """The loss itself: a plain function ``get_preds`` calls with ``reduction='none'`` is held as ``.fn``."""
+    return loss_func if isinstance(loss_func, nn.Module) else getattr(loss_func, "fn", loss_func)
+
+
+def position_weights(loss_func: Any, targ: Any, unreduced: torch.Tensor) -> torch.Tensor | None:
+    """What each position's loss in ``unreduced`` counts for in ``loss_func``'s ``'mean'``: a pipekit loss's
+    :meth:`BaseLoss.position_weights`; for PyTorch's losses over class indices (``nn.CrossEntropyLoss``,
+    ``nn.NLLLoss``, ``F.cross_entropy``, ``F.nll_loss``, a ``functools.partial`` of one) 0 where the target is
+    ``ignore_index``, else its class's ``weight``. None for any other loss, whose positions count alike."""
+    loss_func = _unwrapped(loss_func)
+    if isinstance(loss_func, BaseLoss):
+        return loss_func.position_weights(targ, unreduced)
+    options = _class_index_options(loss_func)
+    return None if options is None else _class_weights_of_positions(targ, unreduced, *options)
+
+
+def item_losses(loss_func: Any, unreduced: torch.Tensor, bs: int, targ: Any = None,
+                pred: torch.Tensor | None = None) -> torch.Tensor:
+    """One loss for each of the ``bs`` items from ``loss_func``'s losses per position with ``reduction='none'``
+    (``unreduced``, on outputs ``pred`` and targets ``targ``), as its own mean over each item alone: a pipekit
+    loss's :meth:`BaseLoss.item_losses`; for PyTorch's losses over class indices the mean over the item's positions
+    weighted as :func:`position_weights` says (an item whose positions are all ignored gets 0); for any other loss
+    the plain mean of the item's positions. Losses that already give one per item are returned as they are.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from torch import nn
+    >>> out, targ = torch.zeros(2, 3, 4), torch.tensor([[0, 1, 255, 255], [2, 2, 2, 2]])
+    >>> loss = F.cross_entropy(out, targ, ignore_index=255, reduction="none")
+    >>> [round(v, 4) for v in item_losses(nn.CrossEntropyLoss(ignore_index=255), loss, 2, targ).tolist()]
+    [1.0986, 1.0986]
+    >>> [round(v, 4) for v in item_losses(nn.MSELoss(), loss, 2, targ).tolist()]    # a plain mean
+    [0.5493, 1.0986]
+    """
+    fn = _unwrapped(loss_func)
+    if isinstance(fn, BaseLoss):
+        return fn.item_losses(unreduced, bs, targ, pred)
+    if unreduced.numel() == bs:
+        return unreduced.reshape(bs)
+    return _mean_per_item(unreduced, bs, position_weights(fn, targ, unreduced))
+
+
+def ignore_index(loss_func: Any) -> int | None:
+    """The ``ignore_index`` of a loss over class indices (pipekit's :class:`CrossEntropyLossFlat` and its
+    subclasses, PyTorch's as :func:`position_weights` lists them): the target its ``'mean'`` leaves out (a mask's
+    void pixels); None for any other loss.
+
+    >>> from torch import nn
+    >>> ignore_index(CrossEntropyLossFlat(axis=1, ignore_index=255)), ignore_index(nn.CrossEntropyLoss())
+    (255, -100)
+    >>> ignore_index(MSELossFlat()) is None
+    True
+    """
+    fn = _unwrapped(loss_func)
+    if isinstance(fn, CrossEntropyLossFlat):
+        return _as_index(fn.ignore_index)
+    options = _class_index_options(fn)
+    return None if options is None else _as_index(options[0])

@@ -14,7 +14,7 @@ import torch
 from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import POSITIVE
 from pipekit.learn.callbacks.core import Callback
-from pipekit.learn.losses import Reducible
+from pipekit.learn.losses import Reducible, item_losses, position_weights
 
 __all__ = ["MixUp", "CutMix"]
 
@@ -109,9 +109,23 @@ class MixUp(Callback):
             l1, l2 = self._orig_loss(pred, *yb), self._orig_loss(pred, *self.yb_other)
         finally:
             lf.reduction = old
-        bs = pred.shape[0]
-        loss = torch.lerp(l2.reshape(bs, -1).mean(1), l1.reshape(bs, -1).mean(1), self.lam.to(l1.dtype))
-        return loss.mean() if old == "mean" else loss.sum() if old == "sum" else loss
+        bs, lam = pred.shape[0], self.lam.to(l1.dtype)
+        t1, t2 = (yb[0], self.yb_other[0]) if len(yb) == 1 else (None, None)
+        i1, i2 = item_losses(self._orig_loss, l1, bs, t1, pred), item_losses(self._orig_loss, l2, bs, t2, pred)
+        w1 = position_weights(self._orig_loss, t1, l1) if l1.numel() != bs else None
+        w2 = position_weights(self._orig_loss, t2, l2) if w1 is not None else None
+        if w1 is None or w2 is None:
+            loss = torch.lerp(i2, i1, lam)
+            return loss.mean() if old == "mean" else loss.sum() if old == "sum" else loss
+        # a loss per position that leaves some out or weighs them (a mask's void pixels, class weights): each item
+        # mixes the two losses' sums over its positions and their weights, and the batch's mean weighs the items by
+        # them, so with lam=1 it is the loss's own mean
+        n1, n2 = w1.reshape(bs, -1).sum(1), w2.reshape(bs, -1).sum(1)
+        n, tiny = torch.lerp(n2, n1, lam), torch.finfo(l1.dtype).tiny
+        loss = torch.where(n > 0, torch.lerp(i2 * n2, i1 * n1, lam) / n.clamp_min(tiny), 0.0)
+        if old == "mean":
+            return (loss * n).sum() / n.sum().clamp_min(tiny)
+        return loss.sum() if old == "sum" else loss
 
 
 class CutMix(MixUp):

@@ -2,7 +2,6 @@
 ``get_preds`` adds to collect predictions."""
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import time
@@ -22,6 +21,7 @@ from pipekit.data.progress import (Shown, Slot, check_progress_settings, format_
                                    progress_bar, progress_enabled)
 from pipekit.learn.callbacks.core import Callback, CancelTrainException, CancelValidException
 from pipekit.learn.distributed import is_main_process
+from pipekit.learn.losses import item_losses
 from pipekit.metrics import Metric
 
 __all__ = ["TrainEvalCallback", "ShortEpochCallback", "Recorder", "ProgressCallback", "GatherPreds", "item_order"]
@@ -113,38 +113,6 @@ class ShortEpochCallback(Callback):
 def _batch_size(xb: tuple) -> int:
     x = xb[0] if xb else None
     return int(x.shape[0]) if isinstance(x, torch.Tensor) and x.ndim else 1
-
-
-def _position_weights(loss_func: Any, targ: Any, loss: torch.Tensor) -> torch.Tensor | None:
-    """What each position's loss counts for in ``loss_func``'s mean, for a loss over class indices that holds an
-    ``ignore_index`` or a class ``weight`` (pipekit's ``CrossEntropyLossFlat``, ``FocalLossFlat``,
-    ``LabelSmoothingCrossEntropy``, torch's ``nn.CrossEntropyLoss``/``nn.NLLLoss``; a function such as
-    ``F.cross_entropy`` or a ``functools.partial`` of it, by its arguments): 0 where the target is
-    ``ignore_index``, else the weight of its class (1 with no ``weight``), as torch's ``'mean'`` divides by their
-    sum. None for any other loss: a plain mean."""
-    fn = getattr(loss_func, "fn", loss_func)  # a plain function get_preds calls with reduction='none'
-    options = getattr(fn, "keywords", None)
-    options = dict(options) if isinstance(options, dict) else {}
-    if not hasattr(fn, "ignore_index") and "ignore_index" not in options and not isinstance(fn, torch.nn.Module):
-        try:  # a function's own default (F.cross_entropy's -100)
-            default = inspect.signature(fn).parameters.get("ignore_index")
-        except (TypeError, ValueError):
-            default = None
-        if default is not None and default.default is not inspect.Parameter.empty:
-            options["ignore_index"] = default.default
-    ignore = getattr(fn, "ignore_index", options.get("ignore_index"))
-    weight = getattr(fn, "weight", options.get("weight"))
-    if ignore is None and weight is None:
-        return None
-    if (not isinstance(targ, torch.Tensor) or targ.is_floating_point() or targ.is_complex()
-            or targ.dtype == torch.bool or targ.numel() != loss.numel()):  # not one class index per position
-        return None
-    targ = targ.to(loss.device)
-    keep = targ != ignore if isinstance(ignore, int) else torch.ones_like(targ, dtype=torch.bool)
-    if not isinstance(weight, torch.Tensor) or weight.ndim != 1:
-        return keep.to(loss.dtype)
-    safe = torch.where(keep, targ, torch.zeros_like(targ)).long().clamp(0, len(weight) - 1)
-    return weight.to(device=loss.device, dtype=loss.dtype)[safe] * keep.to(loss.dtype)
 
 
 def _distinct(names: list[str]) -> list[str]:
@@ -756,11 +724,7 @@ class GatherPreds(Callback):
                                      "(return the unreduced losses), or use a pipekit loss")
             if loss.ndim == 0:
                 loss = loss.reshape(1)
-            elif loss.numel() != bs:  # sequence losses: mean over the positions of each item
-                weights = _position_weights(learn.loss_func, learn.yb[0] if len(learn.yb) == 1 else None, loss)
-                if weights is None:
-                    loss = loss.reshape(bs, -1).mean(1)
-                else:  # the loss's own mean, item by item: over the kept positions, by their class weights
-                    total, kept = loss.reshape(bs, -1).sum(1), weights.reshape(bs, -1).sum(1)
-                    loss = torch.where(kept > 0, total / kept.clamp_min(torch.finfo(kept.dtype).tiny), 0.0)
+            elif loss.numel() != bs:  # losses per position: the loss's own mean over each item's positions
+                loss = item_losses(learn.loss_func, loss, bs, learn.yb[0] if len(learn.yb) == 1 else None,
+                                   learn.pred if isinstance(learn.pred, torch.Tensor) else None)
             self.losses.append(loss.cpu())
