@@ -139,7 +139,7 @@ def test_former_pipekit_metric_names_still_monitor_one_metric(adult_xy, tmp_path
     learn = adult_learner(adult_xy, path=tmp_path, metrics=[accuracy, RocAucBinary(), Precision()])
     save = SaveModelCallback(monitor="roc_auc_binary", fname="best")
     stop = EarlyStoppingCallback(monitor="precision", patience=5)
-    learn.fit(3, 1e-1, cbs=[save, stop])
+    learn.fit(6, 3e-2, cbs=[save, stop])
     aucs, precisions = [r[4] for r in learn.recorder.history], [r[5] for r in learn.recorder.history]
     assert save.best_ == pytest.approx(max(aucs)) and (tmp_path / "models" / "best.pipekit").exists()
     assert stop.best_ == pytest.approx(max(precisions)) and max(precisions) > 0

@@ -1,5 +1,6 @@
-"""set_seed restarts the loaders already built at their first epoch: set_seed(n), a new learner and a fit, twice
-on one ``dls``, train on the same batches (and augmentation) and give the same losses, as chapter 8's re-run cells do."""
+"""set_seed starts the loaders already built afresh: their next pass is epoch 0 of a stream made of their own seed
+and the seed given, so set_seed(0), a new learner and a fit, twice on one ``dls``, train on the same batches (and
+augmentation) and give the same losses, as chapter 8's re-run cells do, while another seed gives other batches."""
 from __future__ import annotations
 
 import copy
@@ -12,12 +13,13 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from torch import nn
 
 import pipekit.datasets as D
-from pipekit.data import CategoryBlock, DataBlock, DataLoader, GrandparentSplitter, RandomSplitter, get_image_files, \
-    parent_label
-from pipekit.data.seed import seeded, set_seed
-from pipekit.learn import Learner, simple_cnn
+from pipekit.data import CategoryBlock, DataBlock, DataLoader, DataLoaders, GrandparentSplitter, RandomSplitter, \
+    get_image_files, parent_label
+from pipekit.data.seed import reseed_generation, seeded, set_seed
+from pipekit.learn import Callback, Learner, simple_cnn
 from pipekit.tabular import CollabDataLoaders, Tabular, collab_learner, tabular_learner
 from pipekit.vision import ImageBlock, aug_transforms
 
@@ -64,14 +66,61 @@ def test_vision_two_learners_after_set_seed_see_the_same_augmentation():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the test/ folder is in neither subset
         dls = dblock.dataloaders(D.path("mnist_tiny"), bs=16, seed=0, device="cpu")
-    # the augmented batches of epoch 0, of epoch 1, then epoch 0's again after set_seed
-    x0 = dls.train.one_batch()[0].clone()
     list(dls.train)
-    x1 = dls.train.one_batch()[0].clone()
+    # the augmented first batch after set_seed(1), again after another set_seed(1), and after set_seed(2)
     set_seed(1)
-    assert not torch.equal(x0, x1) and torch.equal(dls.train.one_batch()[0], x0)
+    x1 = dls.train.one_batch()[0].clone()
+    list(dls.train)
+    set_seed(1)
+    assert torch.equal(dls.train.one_batch()[0], x1)
+    set_seed(2)
+    assert not torch.equal(dls.train.one_batch()[0], x1)
     first, second = _two_fits(lambda: Learner(dls, simple_cnn(n_in=1, n_out=2)))
     assert first == second
+
+
+def test_another_seed_gives_other_first_epoch_batches():
+    set_seed(0)
+    for dl in (DataLoader(list(range(40)), bs=8, shuffle=True),  # seed drawn from NumPy's generator
+               DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)):
+        orders = {}
+        for s in (0, 1, 2):  # a sweep over seeds on one loader
+            set_seed(s)
+            orders[s] = _order(dl)
+            assert dl.epoch == 1
+        assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+        set_seed(1)
+        assert _order(dl) == orders[1]
+        assert all(sorted(sum(o, [])) == list(range(40)) for o in orders.values())
+
+
+def test_set_seed_each_epoch_in_a_callback():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, generator=g)
+    y = torch.arange(64).float()[:, None]  # each item's own number, to see the order
+    dls = DataLoaders(DataLoader(list(zip(x, y)), bs=8, shuffle=True, seed=0),
+                      DataLoader(list(zip(x[:8], y[:8])), bs=8), device="cpu")
+
+    class Reseed(Callback):
+        def __init__(self, same: bool):
+            self.same = same
+
+        def before_epoch(self):
+            set_seed(42 if self.same else self.learn.epoch)
+
+    class FirstBatches(Callback):
+        def before_fit(self):
+            self.seen = []
+
+        def before_batch(self):
+            if self.learn.training and self.learn.iter == 0:
+                self.seen.append(self.learn.yb[0][:, 0].int().tolist())
+
+    for same in (False, True):
+        spy = FirstBatches()
+        Learner(dls, nn.Linear(3, 1), loss_func=nn.MSELoss(), cbs=[Reseed(same), spy]).fit(3, 1e-3)
+        distinct = {tuple(b) for b in spy.seen}
+        assert len(distinct) == (1 if same else 3)  # the same value every epoch repeats the same epoch
 
 
 def test_without_set_seed_each_epoch_reads_other_batches():
@@ -80,41 +129,89 @@ def test_without_set_seed_each_epoch_reads_other_batches():
     epochs = [_order(dl) for _ in range(3)]
     assert epochs[0] != epochs[1] != epochs[2] and epochs[0] != epochs[2] and dl.epoch == 3
     set_seed(0)
-    assert dl.epoch == 0 and _order(dl) == epochs[0] and _order(dl) == epochs[1]
+    assert dl.epoch == 0
+    after = [_order(dl) for _ in range(2)]
+    assert after[0] != after[1] and dl.epoch == 2
+    set_seed(0)
+    assert [_order(dl) for _ in range(2)] == after
 
 
-def test_copies_are_restarted_too():
+def test_a_loader_never_reseeded_reads_as_its_seed_says():
+    set_seed(7)
+    dl = DataLoader(list(range(12)), bs=4, shuffle=True)
+    with seeded(3):  # a model seeding its own training leaves the loaders' stream alone
+        pass
+    assert dl.seed == 327741615
+    assert [_order(dl) for _ in range(2)] == [[[11, 4, 8, 2], [0, 7, 3, 1], [9, 10, 6, 5]],
+                                              [[10, 9, 6, 3], [1, 0, 8, 11], [5, 4, 2, 7]]]
+    own = DataLoader(list(range(12)), bs=4, shuffle=True, seed=3)
+    assert [sum(_order(own), []) for _ in range(2)] == \
+        [np.random.default_rng([3, e]).permutation(12).tolist() for e in range(2)]
+
+
+def test_copies_carry_the_restart():
     dl = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
     made = {"new": dl.new(bs=4), "weighted": dl.weighted(np.arange(1, 41)), "partial": dl.partial(16),
             "shard": dl.shard(0, 2), "copy": copy.copy(dl), "deepcopy": copy.deepcopy(dl),
             "pickle": pickle.loads(pickle.dumps(dl))}
-    firsts = {name: _order(c) for name, c in made.items()}
     for c in made.values():
         _order(c)
     set_seed(0)
     assert {name: c.epoch for name, c in made.items()} == dict.fromkeys(made, 0)
+    firsts = {name: _order(c) for name, c in made.items()}
+    for c in made.values():
+        _order(c)
+    set_seed(0)
     assert {name: _order(c) for name, c in made.items()} == firsts
+    # a copy draws the stream of the loader it was made from
+    assert firsts["copy"] == firsts["deepcopy"] == firsts["pickle"] == _order(dl)
+
+
+def test_a_seed_or_epoch_set_after_set_seed_is_kept():
+    dl = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
+    twin = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
+    epochs = [_order(twin) for _ in range(3)]
+    _order(dl)
+    set_seed(0)
+    dl.seed, dl.epoch = 5, 2  # as a checkpoint is loaded (learn.load): its loaders' counters win
+    assert _order(dl) == epochs[2]
+    fresh = dl.new(seed=5)
+    assert fresh.epoch == 0 and _order(fresh) == epochs[0]
+
+
+class SlotDL(DataLoader):
+    __slots__ = ("tag",)
+
+
+def test_subclass_with_slots_copies_and_pickles():
+    dl = SlotDL(list(range(12)), bs=4, shuffle=True, seed=3)
+    dl.tag = "x"
+    for c in (copy.copy(dl), copy.deepcopy(dl), dl.new(bs=2), pickle.loads(pickle.dumps(dl))):
+        assert type(c) is SlotDL and c.tag == "x"
+        assert sorted(sum(_order(c), [])) == list(range(12))
 
 
 def test_set_seed_mid_epoch_finishes_the_epoch_then_restarts():
     dl = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
+    twin = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
     epochs = [_order(dl) for _ in range(3)]
     dl.epoch = 1
     it = iter(dl)
     got = [next(it).tolist()]
     set_seed(0)  # the epoch under way is epoch 1's to its end
     got += [b.tolist() for b in it]
-    assert got == epochs[1] and _order(dl) == epochs[0]
+    assert got == epochs[1] and _order(dl) == _order(twin) != epochs[0]
 
 
 def test_seeded_block_leaves_the_loaders_where_they_were():
     dl = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
-    epochs = [_order(dl) for _ in range(2)]
+    twin = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
+    epochs = [_order(twin) for _ in range(3)]
+    _order(dl), _order(dl)
+    before = reseed_generation()
     with seeded(7):  # a model seeding its own training (TorchTabular) inside a user's run
         pass
-    assert dl.epoch == 2
-    set_seed(0)
-    assert _order(dl) == epochs[0]
+    assert reseed_generation() == before and dl.epoch == 2 and _order(dl) == epochs[2]
 
 
 def test_loaders_are_not_kept_alive():

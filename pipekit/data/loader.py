@@ -20,7 +20,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError, co
 from pipekit.core.validate import (ARGUMENT_SYNONYMS, Interval, bs_or_batch_size, check_positive_int, plain_number,
                                    unknown_names)
 from pipekit.data.probe import stage
-from pipekit.data.seed import kept_random_states, register_loader
+from pipekit.data.seed import kept_random_states, reseed_generation, reseeded_stream
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, as_list, runs_on_split
 
@@ -282,7 +282,9 @@ class DataLoader:
         if len(dataset) == 0 and not allow_empty:  # a loader of new items (test_dl) may hold none: no batch
             raise ParameterError("DataLoader: the dataset is empty; check the items and the split")
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last
-        self.seed = loader_seed(seed, "DataLoader")
+        seed = loader_seed(seed, "DataLoader")
+        # the seed and epoch the next pass draws with, and the set_seed call seen last (see _follow_set_seed)
+        self.__dict__.update(seed=seed, epoch=0, _reseeded=(reseed_generation()[0], seed))
         self.device = torch.device(device) if device is not None else default_device()
         self.batch_tfms = (batch_tfms if isinstance(batch_tfms, BatchPipeline)
                            else BatchPipeline(batch_tfms or []))
@@ -300,8 +302,7 @@ class DataLoader:
             raise ParameterError(f"DataLoader: num_workers must be >= 0, got {num_workers}")
         self.augment = bool(shuffle) if augment is None else augment
         self.pin_memory = (self.device.type == "cuda") if pin_memory is None else pin_memory
-        self.epoch, self.rank, self.world_size = 0, 0, 1
-        register_loader(self)  # set_seed restarts it at epoch 0
+        self.rank, self.world_size = 0, 1
         #: functions of each batch's list of items, run in order before it is collated (fastai's ``before_batch``)
         self.batch_steps: list = steps
         #: what makes a batch of the list of items instead of collating it (fastai's ``create_batch``)
@@ -319,11 +320,56 @@ class DataLoader:
     def __getattr__(self, name: str) -> Any:
         return table_attribute(self, name)
 
-    def __setstate__(self, state: dict) -> None:
-        # a copy (``new``, ``weighted``, ``partial``, ``shard``, ``copy.copy``/``deepcopy``) or an unpickled loader is
-        # made without __init__: set_seed restarts it too
-        self.__dict__.update(state)
-        register_loader(self)
+    #: ``(n, base)``: the :func:`~pipekit.data.seed.reseed_generation` count seen last and the seed the loader was
+    #: built with (or given since), which a ``set_seed`` after it derives the next stream from; copies carry it
+    _reseeded: tuple[int, int | None] | None = None
+
+    def _follow_set_seed(self) -> None:
+        """Start afresh if :func:`~pipekit.data.set_seed` was called since this loader last looked: epoch 0 of the
+        stream of its own seed and the seed given, so the same call gives the same batches and augmentation, and
+        another call other ones (see :func:`~pipekit.data.seed.reseeded_stream`). Read as the next epoch's number
+        or seed is (``dl.epoch``, ``dl.seed``), so an epoch under way ends as it began."""
+        state = self.__dict__
+        n, given = reseed_generation()
+        seen = state.get("_reseeded")
+        if seen is None:  # unpickled from a version that kept no record: it reads as its seed alone says
+            state["_reseeded"] = (n, state.get("seed"))
+        elif seen[0] != n:
+            state["_reseeded"] = (n, seen[1])
+            if seen[1] is not None and given is not None:
+                state["seed"] = reseeded_stream(seen[1], given)
+            state["epoch"] = 0
+
+    @property
+    def epoch(self) -> int:
+        """The number of the epoch the next pass reads (0 for the first, and again after a
+        :func:`~pipekit.data.set_seed`); its seed and this number decide its batches."""
+        self._follow_set_seed()
+        return self.__dict__["epoch"]
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._follow_set_seed()
+        self.__dict__["epoch"] = value
+
+    @property
+    def seed(self) -> int:
+        """The seed the next pass draws its order and augmentation with: the one given (or drawn) as the loader was
+        built, or, after a :func:`~pipekit.data.set_seed`, one made of it and the seed given there."""
+        self._follow_set_seed()
+        return self.__dict__["seed"]
+
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self._follow_set_seed()
+        state = self.__dict__
+        if value != state.get("seed"):  # a seed of one's own: a later set_seed starts from it
+            state["_reseeded"] = (reseed_generation()[0], value)
+        state["seed"] = value
+
+    def _stream_seed(self) -> int:
+        """The seed of the epoch under way, as it began (a ``set_seed`` during it counts from the next)."""
+        return self.__dict__["seed"]
 
     # ------------------------------------------------------------------ what a batch is
     @property
@@ -558,7 +604,7 @@ class DataLoader:
         positions in the dataset), gives them each image's source size (``BatchContext.source_sizes``), so a random
         crop is drawn in the source's proportions however the batch was gathered."""
         return BatchContext(geometry=self.geometry, n_inp=self.n_inp, train=self.augment, device=self.device,
-                            key=(self.seed, epoch, i), source_sizes=self._source_sizes(entry))
+                            key=(self._stream_seed(), epoch, i), source_sizes=self._source_sizes(entry))
 
     def _source_sizes(self, entry: Any) -> tuple[np.ndarray | None, ...]:
         """Per batch element, the (B, 2) source sizes of the batch of plan entry ``entry`` for an image or mask
@@ -588,7 +634,7 @@ class DataLoader:
     def _produce(self, epoch: int, i: int, entry: Any) -> tuple:
         # stores drawing their items as they are fetched (a user's item transform on images) draw from this batch's
         # key and split: the same batch gives the same items, whichever thread gathers it
-        with gathering((self.seed, epoch, i), 0 if self.augment else 1):
+        with gathering((self._stream_seed(), epoch, i), 0 if self.augment else 1):
             if self.device.type == "cpu":
                 if not len(self.batch_tfms):
                     with stage("collate"):

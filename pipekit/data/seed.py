@@ -2,47 +2,58 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import threading
-import weakref
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import torch
 
 
-# the loaders made so far and not yet collected (a weak set: it keeps none of them alive), which set_seed restarts
-_LOADERS: weakref.WeakSet[Any] = weakref.WeakSet()
-_LOADERS_LOCK = threading.Lock()
+# how many times set_seed has been called in this process, and the seed it was given last
+_RESEEDS = itertools.count(1)
+_GENERATION: tuple[int, int | None] = (0, None)
 
 
-def register_loader(loader: Any) -> None:
-    """Have ``set_seed`` restart ``loader`` (set its ``epoch`` back to 0) from now on, for as long as it lives;
-    a :class:`~pipekit.data.loader.DataLoader` registers itself as it is made, copies of it included."""
-    with _LOADERS_LOCK:
-        _LOADERS.add(loader)
+def reseed_generation() -> tuple[int, int | None]:
+    """``(n, seed)``: how many times :func:`set_seed` has been called in this process (0 before the first) and
+    the seed it was given last (None before the first). A :class:`~pipekit.data.loader.DataLoader` compares it
+    with the one it last saw to tell that ``set_seed`` was called since (see :func:`set_seed`).
+
+    >>> n, _ = reseed_generation()
+    >>> set_seed(5); reseed_generation() == (n + 1, 5)
+    True
+    """
+    return _GENERATION
 
 
-def restart_loaders() -> None:
-    """Every loader made so far starts again at its epoch 0: the next pass over it reads the batches (and draws
-    the augmentation) of its first epoch. An epoch under way ends as it began; the restart counts from the next."""
-    with _LOADERS_LOCK:
-        loaders = list(_LOADERS)
-    for dl in loaders:
-        dl.epoch = 0
+def reseeded_stream(base: int, seed: int) -> int:
+    """The seed a loader built with seed ``base`` draws its order and augmentation with after ``set_seed(seed)``:
+    the same pair, the same stream; another ``seed``, another one.
+
+    >>> reseeded_stream(3, 0) == reseeded_stream(3, 0), reseeded_stream(3, 0) == reseeded_stream(3, 1)
+    (True, False)
+    """
+    return int(np.random.SeedSequence([int(base), int(seed) % 2**64]).generate_state(1)[0])
 
 
 def set_seed(seed: int, deterministic: bool = True, reproducible: bool | None = None) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) so a run can be repeated exactly on CPU, and restart the loaders
-    already built at their first epoch.
+    """Seed Python, NumPy and torch (CPU and CUDA) so a run can be repeated exactly on CPU, and start the loaders
+    already built afresh from this seed.
 
-    A loader's order and augmentation come from its seed (fixed as it is built) and its epoch, which counts on
-    across learners: ``set_seed`` sets every live loader's epoch back to 0, so ``set_seed(0)`` before each of two
-    learners made on one ``dls`` trains both on the same batches and gives the same results (re-running a
-    notebook cell, comparing models on the same loaders). A loader iterated with no ``set_seed`` in between goes on
-    to other batches each epoch; an epoch under way when it is called ends as it began.
+    A loader's order and augmentation come from its seed (fixed as it is built, drawn from NumPy's generator when
+    none is given) and its epoch, which counts on across learners. A loader built before a ``set_seed`` and
+    iterated after it starts again at epoch 0, drawing from a stream made of its own seed and this one: so
+    ``set_seed(0)`` before each of two learners made on one ``dls`` trains both on the same batches and
+    augmentation and gives the same results (re-running a notebook cell, comparing models on the same loaders),
+    while ``set_seed(1)`` gives other batches (a sweep over seeds). Reseeding each epoch with the same value (a
+    callback's ``before_epoch`` calling ``set_seed(42)``) repeats the same epoch; ``set_seed(e)`` at epoch ``e``
+    gives each its own. A loader built after the call and never reseeded reads as its seed alone says. An epoch
+    under way when it is called ends as it began; the restart counts from the next. A ``torch.utils.data.DataLoader``
+    given to ``DataLoaders`` as it is keeps its own order: a ``generator`` of its own goes on where it was (this
+    reseeds torch's global generator only, which one without a ``generator`` draws from).
 
     ``deterministic`` (the default) also switches torch to its deterministic kernels for the rest of the
     process (``torch.use_deterministic_algorithms``): with more than one CPU thread some backward passes
@@ -59,21 +70,26 @@ def set_seed(seed: int, deterministic: bool = True, reproducible: bool | None = 
     >>> torch.are_deterministic_algorithms_enabled()
     True
     >>> from pipekit.data import DataLoader
-    >>> dl = DataLoader(list(range(6)), bs=3, shuffle=True, seed=0)
+    >>> dl = DataLoader(list(range(8)), bs=4, shuffle=True, seed=0)
     >>> first = [b.tolist() for b in dl]; second = [b.tolist() for b in dl]
     >>> first != second, dl.epoch
     (True, 2)
-    >>> set_seed(0); [b.tolist() for b in dl] == first
+    >>> set_seed(0); again = [b.tolist() for b in dl]
+    >>> dl.epoch, again != first
+    (1, True)
+    >>> set_seed(0); [b.tolist() for b in dl] == again
     True
     """
+    global _GENERATION
     seed_generators(seed, deterministic, reproducible)
-    restart_loaders()
+    _GENERATION = (next(_RESEEDS), int(seed))
 
 
 def seed_generators(seed: int, deterministic: bool = True, reproducible: bool | None = None) -> None:
-    """What :func:`set_seed` does, less restarting the loaders: the process's generators seeded and torch's
-    deterministic settings (see :func:`set_seed` for the arguments). A model seeding its own training
-    (:func:`seeded`) uses it, so the loaders of the code around it go on where they were."""
+    """What :func:`set_seed` does, less starting the loaders afresh (:func:`reseed_generation` is left as it
+    is): the process's generators seeded and torch's deterministic settings (see :func:`set_seed` for the
+    arguments). A model seeding its own training (:func:`seeded`) uses it, so the loaders of the code around it go
+    on where they were."""
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise TypeError(f"set_seed: seed must be an int, got {seed!r}")
     if reproducible is not None:
@@ -130,8 +146,8 @@ def kept_random_states() -> Iterator[None]:
 def seeded(seed: int) -> Iterator[None]:
     """Run the block as after ``set_seed(seed)``, then give the process back its random state and torch's
     settings as they were: a model that seeds its own training (``TorchTabular``) neither changes the draws of
-    the code around it nor takes them. The loaders already built are not restarted (``set_seed`` restarts them):
-    the ones of the code around the block go on at the epoch they were at. Seeded blocks run one at a time (a
+    the code around it nor takes them. The loaders already built are not started afresh (``set_seed`` starts
+    them afresh): the ones of the code around the block go on at the epoch they were at. Seeded blocks run one at a time (a
     lock), so two such models fitted in threads (``BaggedModel(..., n_jobs=2)``) each draw their own seed's
     numbers, as fitted one after the other. The generators are the process's own (torch's dropout draws from no other): code of yours drawing from them in
     another thread while such a block runs takes numbers from its stream, which then changes the model, and gets its

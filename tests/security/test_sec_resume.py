@@ -130,11 +130,12 @@ def test_resumed_image_fit_with_augmentation_and_dropout_equals_uninterrupted(tm
     set_seed(0)
     full = _mnist_learner(tmp_path)
     full.fit_one_cycle(N, 5e-3, cbs=[SaveModelCallback(every_epoch=True, with_opt=True, fname="ck")])
+    full_seed = full.dls.train.seed  # the seed its run read by (a set_seed after it restarts its loaders)
     set_seed(99)
     resumed = _mnist_learner(tmp_path)
-    assert resumed.dls.train.seed != full.dls.train.seed
+    assert resumed.dls.train.seed != full_seed
     resumed.load(f"ck_{K - 1}")
-    assert resumed.dls.train.seed == full.dls.train.seed and resumed.dls.train.epoch == K
+    assert resumed.dls.train.seed == full_seed and resumed.dls.train.epoch == K
     resumed.fit_one_cycle(N, 5e-3, start_epoch=resumed.resume_epoch)
     _assert_same_run(full, resumed)
     assert np.isfinite(resumed.recorder.values[-1][1])
