@@ -308,6 +308,7 @@ FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
     "pipekit.tabular.TabularProcessor": {
         "params": {"procs", "cat_names", "cont_names", "y_names", "y_block"},
         "state": {"cat_names_", "cont_names_", "y_kind_", "y_vocab_", "c_"}},
+    "pipekit.tabular.Categorify": {"params": {"ordered"}, "state": {"classes_"}},
     "pipekit.text.Tokenizer": {"params": {"mode", "vocab_sz", "rules", "add_bos", "add_eos"}, "state": {"subword_"}},
     "pipekit.text.SubwordTokenizer": {"params": {"vocab_sz", "model_type"}, "state": {"subword_"}},
     **{f"pipekit.metrics.{name}": {"params": {"average", "pos_label"}, "state": set()}
@@ -331,6 +332,10 @@ FORMAT_2_FIELDS: dict[str, dict[str, set[str]]] = {
         "state": {"model_", "oob_score_", "stopped_on_time_", "classes_", "feature_names_", "cat_features_",
                   "cat_levels_", "cat_dtypes_", "norm_stats_", "processor_", "procs_signature_",
                   "train_rows_signature_", "valid_score_"}} for name in ("RandomForest", "ExtraTrees")},
+    **{f"pipekit.vision.{name}": {"params": params, "state": set()} for name, params in {
+        "Zoom": {"min_zoom", "max_zoom", "p"}, "Rotate": {"max_deg", "p"}, "Warp": {"magnitude", "p"},
+        "Flip": {"p"}, "Dihedral": {"p"}, "Contrast": {"max_lighting", "p"}, "Brightness": {"max_lighting", "p"},
+        "Saturation": {"max_lighting", "p"}, "Hue": {"max_hue", "p"}}.items()},
     "pipekit.ensemble.MeanEnsemble": {"params": {"members", "weights", "metric", "check_columns"}, "state": set()},
     "pipekit.ensemble.WeightedEnsemble": {
         "params": {"members", "metric", "n_iter", "check_columns", "time_limit"},

@@ -1,6 +1,8 @@
 """fastai's single augmentations take fastai's keyword arguments; masks resample alike on both executors."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,19 +11,25 @@ import pipekit.datasets as D
 from pipekit.core.errors import ParameterError
 from pipekit.data import BatchContext
 from pipekit.data.transform import grouped_batch_tfms
-from pipekit.vision import (AugmentSettings, Brightness, Contrast, Dihedral, Flip, Hue, Resize, Rotate, Sampler,
-                            Saturation, Warp, Zoom, build_image_store, sample_plan, warp_cv2, warp_torch)
+from pipekit.core.component import Component
+from pipekit.vision import (AugmentPlan, AugmentSettings, BatchAugment, Brightness, Contrast, Dihedral, Flip, Hue,
+                            Resize, Rotate, Sampler, Saturation, Warp, Zoom, aug_transforms, build_image_store,
+                            sample_plan, warp_cv2, warp_torch)
 from pipekit.vision.augment import nearest_indices
+
+
+def _camvid_masks(size):
+    p = D.path("camvid_tiny")
+    masks = [p / "labels" / f"{f.stem}_P{f.suffix}" for f in sorted((p / "images").glob("*.png"))[:6]]
+    return build_image_store(masks, Resize(size), mode="mask", cache_dir=False).gather(np.arange(6))
 
 
 @pytest.fixture(scope="module")
 def camvid():
     p = D.path("camvid_tiny")
     imgs = sorted((p / "images").glob("*.png"))[:6]
-    masks = [p / "labels" / f"{f.stem}_P{f.suffix}" for f in imgs]
     x = build_image_store(imgs, Resize((48, 64)), cache_dir=False).gather(np.arange(6))
-    y = build_image_store(masks, Resize((48, 64)), mode="mask", cache_dir=False).gather(np.arange(6))
-    return x, y
+    return x, _camvid_masks((48, 64))
 
 
 def _ctx(train=True, geometry=("image", "mask"), key=1):
@@ -47,10 +55,12 @@ def test_fastai_resampling_arguments_are_accepted_and_used(camvid):
 
 def test_draw_fixes_the_value_as_fastai():
     rng = np.random.default_rng(0)
+    # fastai's rotate_mat for an angle t (square output): [[cos t, sin t], [-sin t, cos t]], output -> input
     m = Rotate(draw=30, p=1.).matrices(3, rng, (8, 8), (8, 8))
-    assert np.allclose(np.degrees(np.arctan2(m[:, 1, 0], m[:, 0, 0])), 30)
+    t = np.radians(30)
+    assert np.allclose(m[:, :2, :2], [[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
     m = Rotate(draw=[10, -20], p=1.).matrices(2, rng, (8, 8), (8, 8))
-    assert np.allclose(np.degrees(np.arctan2(m[:, 1, 0], m[:, 0, 0])), [10, -20])
+    assert np.allclose(np.degrees(np.arctan2(m[:, 0, 1], m[:, 0, 0])), [10, -20])
     with pytest.raises(ParameterError, match="draw holds 2 values for a batch of 3"):
         Rotate(draw=[10, -20]).matrices(3, rng, (8, 8), (8, 8))
     assert Flip(p=1., draw=[1, 0, 1]).matrices(3, rng, (8, 8), (8, 8))[:, 0, 0].tolist() == [-1, 1, -1]
@@ -63,7 +73,29 @@ def test_draw_fixes_the_value_as_fastai():
     assert Contrast(p=1., draw=1.5).lighting(2, rng)[0].tolist() == [1.5, 1.5]
     assert Saturation(p=1., draw=0.5).saturation(2, rng).tolist() == [0.5, 0.5]
     assert Hue(p=1., draw=0.25).hue(2, rng).tolist() == [0.25, 0.25]
+    # fastai's homographies for draw_x=0.1 and draw_y=0.1: perspective rows [-0.1, 0, 1] and [0, -0.1, 1]
     assert np.allclose(Warp(p=1., draw_x=0.1, draw_y=0.0).matrices(1, rng, (8, 8), (8, 8))[0, 2], [-0.1, 0, 1])
+    w = Warp(p=1., draw_x=0.0, draw_y=0.1).matrices(1, rng, (8, 8), (8, 8))[0]
+    assert np.allclose(w[2], [0, -0.1, 1]) and w[1, 2] < 0
+
+
+def test_given_angles_turn_the_picture_as_fastai_and_drawn_ones_are_unchanged():
+    # a positive draw turns the picture clockwise, as fastai's Rotate(draw=90): the top row becomes the right column
+    mask = torch.zeros(1, 8, 8, dtype=torch.uint8)
+    mask[0, 0] = 1
+    aug = Sampler.batch_transform([Rotate(draw=90, p=1., mode="nearest")])
+    for executor in ("cv2", "torch"):
+        aug.settings = AugmentSettings(do_flip=False, max_rotate=0, max_zoom=1, max_warp=0, max_lighting=0,
+                                       mode="nearest", executor=executor)
+        (out,) = aug.encode((mask,), _ctx(geometry=("mask",)))
+        assert out[0, :, 7].tolist() == [1] * 8 and int(out.sum()) == 8
+    # drawn angles are the stream's uniform draws, as before (a Warp's drawn tilts likewise)
+    m = Rotate(30, p=1.).matrices(4, np.random.default_rng(0), (8, 8), (8, 8))
+    drawn = np.random.default_rng(0)
+    drawn.uniform(size=4)  # the coins
+    assert np.allclose(np.degrees(np.arctan2(m[:, 1, 0], m[:, 0, 0])), drawn.uniform(-30, 30, 4))
+    assert np.round(Warp(0.2, p=0.5).matrices(4, np.random.default_rng(0), (64, 64), (64, 64))[:, 2, :2], 3).tolist() \
+        == [[-0.174, 0.0], [0.199, 0.126], [0.0, 0.0], [0.0, 0.0]]
 
 
 def test_batch_draws_once_for_the_batch():
@@ -98,11 +130,54 @@ def test_samplers_given_together_take_one_resampling():
         grouped_batch_tfms([Rotate(pad_mode="zeros"), Zoom(pad_mode="border")])
     with pytest.raises(ParameterError, match="size"):
         grouped_batch_tfms([Rotate(size=32), Zoom(size=64)])
-    # a sampler's own setting that its augmentation's settings contradict is refused, not ignored
-    from pipekit.vision import BatchAugment
-    aug2 = BatchAugment(AugmentSettings(max_rotate=0), extra_samplers=[Rotate(pad_mode="zeros")])
-    with pytest.raises(ParameterError, match="pad_mode='zeros'.*pad_mode='reflection'"):
-        aug2.encode((torch.zeros(2, 8, 8, 3, dtype=torch.uint8),), _ctx(geometry=("image",)))
+    # a sampler's own setting that its augmentation's settings contradict is refused when the augmentation is built
+    with pytest.raises(ParameterError, match="BatchAugment: a sampler gives pad_mode='zeros'.*pad_mode='reflection'"):
+        BatchAugment(AugmentSettings(max_rotate=0), extra_samplers=[Rotate(pad_mode="zeros")])
+    with pytest.raises(ParameterError, match="size=48.*size=32"):
+        BatchAugment(AugmentSettings(size=32, max_rotate=0), extra_samplers=[Rotate(size=48)])
+
+
+def test_equal_sizes_are_one_size():
+    # 32 and (32, 32) are one size: given together they agree, in the samplers and against the settings
+    (aug,) = grouped_batch_tfms([Rotate(size=32), Zoom(size=(32, 32))])
+    assert aug.settings.size in (32, (32, 32))
+    images = torch.zeros(2, 8, 8, 3, dtype=torch.uint8)
+    for settings, sampler in [(AugmentSettings(size=32, max_rotate=0), Rotate(size=(32, 32))),
+                              (AugmentSettings(size=(32, 32), max_rotate=0), Rotate(size=32))]:
+        (out,) = BatchAugment(settings, extra_samplers=[sampler]).encode((images,), _ctx(geometry=("image",)))
+        assert tuple(out.shape[1:3]) == (32, 32)
+        assert sample_plan(2, (8, 8), _ctx().rng, settings, extra=[sampler]).out_size == (32, 32)
+
+
+def test_records_of_samplers_without_fastai_arguments_are_the_older_ones():
+    # what a sampler given none of fastai's arguments writes is what pipekit wrote before it took them, so an older
+    # pipekit loads the file; a record without them reads as their defaults
+    older = {Rotate(): {"max_deg": 10.0, "p": 0.5}, Flip(): {"p": 0.5}, Dihedral(): {"p": 0.5},
+             Zoom(): {"min_zoom": 1.0, "max_zoom": 1.1, "p": 0.5}, Warp(): {"magnitude": 0.2, "p": 0.5},
+             Brightness(): {"max_lighting": 0.2, "p": 0.75}, Contrast(): {"max_lighting": 0.2, "p": 0.75},
+             Saturation(): {"max_lighting": 0.2, "p": 0.75}, Hue(): {"max_hue": 0.1, "p": 0.75}}
+    for sampler, params in older.items():
+        rec = sampler.to_record()
+        assert rec["params"] == params, rec
+        back = Component.from_record(json.loads(json.dumps(rec)))
+        assert back.get_params() == sampler.get_params()
+    given = Rotate(draw=5.0, batch=True, pad_mode="zeros").to_record()["params"]
+    assert given == {"max_deg": 10.0, "p": 0.5, "draw": 5.0, "pad_mode": "zeros", "batch": True}
+    assert Component.from_record(json.loads(json.dumps(Rotate(draw=5.0, batch=True).to_record()))).batch is True
+
+
+def test_numpy_draws_are_kept_as_numbers():
+    r = Rotate(draw=np.array([10.0, -20.0]), p=1.)
+    assert r.draw == [10.0, -20.0] and all(type(v) is float for v in r.draw)
+    assert type(Flip(draw=np.int64(1)).draw) is int and type(Brightness(draw=np.float32(0.5)).draw) is float
+    rec = json.loads(json.dumps(r.to_record()))
+    assert rec["params"]["draw"] == [10.0, -20.0]
+
+
+def test_aug_transforms_batch_points_to_the_single_augmentations():
+    with pytest.raises(ParameterError, match=r"single augmentations with batch=True in batch_tfms.*Rotate\(p=0.75, "
+                                             r"batch=True\)"):
+        aug_transforms(batch=True)
 
 
 @pytest.mark.parametrize("pad_mode", ["reflection", "zeros", "border"])
@@ -118,5 +193,37 @@ def test_executors_give_the_same_masks(camvid, pad_mode):
     a, b = warp_cv2(masks, train, "nearest", pad_mode), warp_torch(masks, train, "nearest", pad_mode)
     assert (a == b).float().mean() > 0.995
     # the validation squish of 48 rows to 40: source rows 2.5, 8.5, 14.5 ... are ties, taken to the even row
-    rows = nearest_indices(valid, pad_mode)[0][0, :, 0] // 64
-    assert rows[[2, 7, 12, 17, 22]].tolist() == [2, 8, 14, 20, 26]
+    picks = nearest_indices(valid, pad_mode)
+    assert picks.rows.shape == (n, 40) and picks.cols.shape == (n, 56)
+    assert picks.rows[0, [2, 7, 12, 17, 22]].tolist() == [2, 8, 14, 20, 26]
+
+
+@pytest.mark.parametrize("pad_mode", ["reflection", "zeros", "border"])
+@pytest.mark.parametrize("in_hw, out_hw", [((224, 224), (112, 112)), ((96, 128), (48, 64)), ((6, 6), (3, 3))])
+def test_executors_give_the_same_resized_flipped_and_zoomed_masks(in_hw, out_hw, pad_mode):
+    # halving a side puts every output pixel's source half-way between two pixels: each executor must break the
+    # ties alike (the torch executor's float32 grid would break some either way)
+    masks = _camvid_masks(in_hw)
+    n = len(masks)
+    valid = sample_plan(n, in_hw, _ctx().rng, AugmentSettings(size=out_hw), train=False)
+    train = sample_plan(n, in_hw, _ctx(key=2).rng, AugmentSettings(size=out_hw, max_rotate=0, max_warp=0,
+                                                                    min_zoom=0.6, max_zoom=1.5, p_affine=1.0))
+    flips = AugmentPlan(np.tile(np.diag([-1.0, 1.0, 1.0]), (n, 1, 1)), in_hw, in_hw, np.zeros(n), np.ones(n))
+    for plan in (valid, train, flips):
+        assert plan.axis_aligned
+        a, b = warp_cv2(masks, plan, "nearest", pad_mode), warp_torch(masks.long(), plan, "nearest", pad_mode)
+        assert torch.equal(a.long(), b) and b.dtype == torch.long
+        picks = nearest_indices(plan, pad_mode)
+        assert picks.rows.shape == (n, plan.out_size[0]) and picks.cols.shape == (n, plan.out_size[1])
+        # each output pixel is its row's and column's source pixel (or padding): the mask one axis at a time
+        want = masks.numpy()[np.arange(n)[:, None, None], picks.rows[:, :, None], picks.cols[:, None, :]]
+        want = want * (picks.rows_inside[:, :, None] & picks.cols_inside[:, None, :])
+        assert np.array_equal(a.numpy(), want)
+    # zoomed out with pad_mode='zeros': padding rows and columns are 0; with the others, none is padding
+    inside = nearest_indices(train, pad_mode)
+    padded = ~(inside.rows_inside.all() and inside.cols_inside.all())
+    assert padded == (pad_mode == "zeros")
+    # the flips mirror whole pixels: the mask read backwards
+    assert torch.equal(warp_torch(masks, flips, "nearest", pad_mode), masks.flip(2))
+    # the validation halving: source rows 0.5, 2.5, ... go to the even rows
+    assert nearest_indices(valid, pad_mode).rows[0].tolist() == list(range(0, in_hw[0], 2))

@@ -12,9 +12,10 @@ frame of ``grid_sample`` (-1..1, pixel edges, ``align_corners=False``). Two exec
   in float instead, as those mix its colour channels.
 
 They agree within interpolation tolerance. Masks are resampled with nearest neighbours: a mask only scaled,
-moved or mirrored (the validation resize, flips, zooms) takes on a CPU the pixels :func:`nearest_indices` picks,
-as ``grid_sample``'s nearest mode does (a source point half-way between two pixels going to the even one), so both
-executors give the same mask; a rotated or warped one may differ in a pixel where a tie falls. Keypoints are
+moved or mirrored (the validation resize, flips, zooms) takes on either executor the rows and columns
+:func:`nearest_indices` picks, as ``grid_sample``'s nearest mode does in exact arithmetic (a source point half-way
+between two pixels going to the even one), so both executors give the same mask; a rotated or warped one is resampled
+by OpenCV or ``grid_sample`` and may differ in a pixel where a tie falls. Keypoints are
 moved with the inverse matrix (:func:`map_points`).
 
 Example:
@@ -32,7 +33,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import pipekit.vision.decode  # noqa: F401  (checks OpenCV's environment variables before cv2 reads them)
 
@@ -49,7 +50,7 @@ from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, MAX_LIGHTING, PAD_
                                      crop_matrices, eye_stack, pixel_matrices, size2, size_param)
 from pipekit.vision.samplers import (GREY_WEIGHTS, AffineSampler, Brightness, Contrast, Dihedral, Flip, Hue,
                                      LightingSampler, RandomCrop, Rotate, Sampler, Saturation, Warp, Zoom,
-                                     resampling_given)
+                                     resampling_given, same_resampling)
 
 EXECUTORS = ("auto", "cv2", "torch")
 _EPS = 1e-3
@@ -171,8 +172,8 @@ class AugmentPlan:
     @property
     def axis_aligned(self) -> bool:
         """Whether every image is only scaled, moved or mirrored (no rotation, shear or perspective)."""
-        m = np.asarray(self.matrices)
-        return not (np.any(m[:, 0, 1]) or np.any(m[:, 1, 0]) or np.any(m[:, 2, :2]) or np.any(m[:, 2, 2] != 1))
+        m = np.asarray(self.matrices).reshape(-1, 9)
+        return not (m[:, [1, 3, 6, 7]].any() or (m[:, 8] != 1).any())
 
     @property
     def has_lighting(self) -> bool:
@@ -293,6 +294,25 @@ def valid_crop(n: int, in_hw: tuple[int, int], out_hw: tuple[int, int], min_scal
     return crop_matrices(in_hw, (fh, fw), np.ones(n), np.full(n, aspect / a), np.full((n, 2), 0.5))
 
 
+def check_resampling(who: str, settings: AugmentSettings, samplers: Sequence[Sampler]) -> None:
+    """Refuse ``samplers`` (an augmentation's extra samplers) that give a ``size``, ``mode`` or ``pad_mode`` other than
+    the ``settings`` it resamples with (a size ``32`` is ``(32, 32)``): each image is resampled once, with one of each.
+
+    >>> check_resampling("BatchAugment", AugmentSettings(size=32), [Rotate(size=(32, 32))])  # the same size
+    >>> check_resampling("BatchAugment", AugmentSettings(), [Rotate(pad_mode="zeros")])
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: BatchAugment: a sampler gives pad_mode='zeros' but the augmentation ...
+    """
+    for name, value in resampling_given(samplers).items():
+        if not same_resampling(name, getattr(settings, name), value):
+            raise ParameterError(
+                f"{who}: a sampler gives {name}={value!r} but the augmentation it is in resamples with "
+                f"{name}={getattr(settings, name)!r}; each image is resampled once, so give {name} in the settings "
+                f"(aug_transforms({name}=...), AugmentSettings({name}=...)) or make the samplers their own "
+                "augmentation (Sampler.batch_transform([...]))")
+
+
 def sample_plan(n: int, in_size: tuple[int, int], streams: Streams, settings: AugmentSettings = DEFAULT_SETTINGS,
                 train: bool = True, extra: Sequence[Sampler] = ()) -> AugmentPlan:
     """The plan for a batch of ``n`` images of ``in_size`` (h, w): each sampler of ``settings`` (then
@@ -311,14 +331,7 @@ def sample_plan(n: int, in_size: tuple[int, int], streams: Streams, settings: Au
     """
     in_hw = (int(in_size[0]), int(in_size[1]))
     out_hw = size2(settings.size, in_hw)
-    given = resampling_given(extra)
-    for name, value in given.items():
-        if getattr(settings, name) != value:
-            raise ParameterError(
-                f"sample_plan: a sampler gives {name}={value!r} but the augmentation it is in resamples with "
-                f"{name}={getattr(settings, name)!r}; each image is resampled once, so give {name} in the settings "
-                f"(aug_transforms({name}=...), AugmentSettings({name}=...)) or make the samplers their own "
-                "augmentation (Sampler.batch_transform([...]))")
+    check_resampling("sample_plan", settings, extra)
     if not train:
         return AugmentPlan(valid_crop(n, in_hw, out_hw, settings.min_scale, settings.ratio), in_hw, out_hw,
                            np.zeros(n), np.ones(n))
@@ -382,42 +395,71 @@ def run_chunks(fn: Callable[[int, int], None], n: int, threads: int | None = Non
 _SNAP = 2.0 ** 20
 
 
-def nearest_indices(plan: AugmentPlan, pad_mode: str = "reflection") -> tuple[np.ndarray, np.ndarray | None]:
+class NearestPicks(NamedTuple):
+    """The source row of each output row and the source column of each output column, per image, as
+    :func:`nearest_indices` gives them: ``rows`` (B, h) and ``cols`` (B, w) int64, always within the input;
+    ``rows_inside`` (B, h) and ``cols_inside`` (B, w) whether each lies inside it (all True unless ``pad_mode`` is
+    ``'zeros'``, where the others are padding: 0)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    rows_inside: np.ndarray
+    cols_inside: np.ndarray
+
+    def take(self, i: int, src: np.ndarray, out: np.ndarray) -> None:
+        """Image ``i`` of the batch from uint8 mask ``src`` (H, W) into ``out`` (h, w): its rows, then their columns,
+        taken as rows of the transposed image (whole rows copied, not single pixels gathered)."""
+        rows = src.take(self.rows[i], axis=0)  # (h, W)
+        if not self.rows_inside[i].all():  # padding (pad_mode='zeros'): 0
+            rows[~self.rows_inside[i]] = 0
+        picked = np.take(cv2.transpose(rows), self.cols[i], axis=0)  # (w, h)
+        if not self.cols_inside[i].all():
+            picked[~self.cols_inside[i]] = 0
+        cv2.transpose(picked, dst=out)
+
+    def gather(self, masks: torch.Tensor) -> torch.Tensor:
+        """Masks (B, H, W) of any dtype on any device -> (B, h, w): rows, then columns, on the masks' device."""
+        dev = masks.device
+        rows, cols = torch.from_numpy(self.rows).to(dev), torch.from_numpy(self.cols).to(dev)
+        b, (h, w), wi = len(rows), (rows.shape[1], cols.shape[1]), masks.shape[2]
+        out = masks.gather(1, rows[:, :, None].expand(b, h, wi)).gather(2, cols[:, None, :].expand(b, h, w))
+        if not (self.rows_inside.all() and self.cols_inside.all()):
+            inside = torch.from_numpy(self.rows_inside[:, :, None] & self.cols_inside[:, None, :]).to(dev)
+            out = out.masked_fill(~inside, 0)
+        return out
+
+
+def nearest_indices(plan: AugmentPlan, pad_mode: str = "reflection") -> NearestPicks:
     """The pixels nearest neighbours take under ``plan``, a plan that only scales, moves and mirrors
-    (:attr:`AugmentPlan.axis_aligned`): (B, h, w) flat indices into each (H, W) input, as ``grid_sample``'s nearest
-    mode (``align_corners=False``) picks them, a source point half-way between two pixels going to the even one;
-    with ``pad_mode='zeros'`` also (B, h, w) whether each lies inside the input (else None). Computed per row and
-    per column in float64, source points snapped to 2**-20 of a pixel, so a tie is a tie whatever the rounding.
+    (:attr:`AugmentPlan.axis_aligned`), as ``grid_sample``'s nearest mode (``align_corners=False``) picks them, a
+    source point half-way between two pixels going to the even one: the source row of each output row and the
+    source column of each output column (:class:`NearestPicks`), with whether each lies inside the input (for
+    ``pad_mode='zeros'``). Computed in float64, source points snapped to 2**-20 of a pixel, so a tie is a tie
+    whatever the rounding. Both executors resample such a mask with them, so they give the same mask.
 
     >>> plan = AugmentPlan(np.eye(3)[None], (6, 1), (5, 1), np.zeros(1), np.ones(1))  # 6 rows resized to 5
-    >>> nearest_indices(plan)[0][0, :, 0].tolist()  # rows 0.1, 1.3, 2.5 (a tie: 2), 3.7, 4.9
+    >>> nearest_indices(plan).rows[0].tolist()  # rows 0.1, 1.3, 2.5 (a tie: 2), 3.7, 4.9
     [0, 1, 2, 4, 5]
     """
     if not plan.axis_aligned:
         raise ParameterError("nearest_indices: the plan rotates, shears or warps an image; it takes plans that "
                              "only scale, move and mirror (plan.axis_aligned)")
     (hi, wi), (ho, wo), m = plan.in_size, plan.out_size, np.asarray(plan.matrices, np.float64)
-    xs = ((np.arange(wo, dtype=np.float64) * 2 + 1) / wo - 1).reshape(1, 1, wo)
-    ys = ((np.arange(ho, dtype=np.float64) * 2 + 1) / ho - 1).reshape(1, ho, 1)
-    sx = m[:, 0, 0].reshape(-1, 1, 1) * xs + m[:, 0, 2].reshape(-1, 1, 1)
-    sy = m[:, 1, 1].reshape(-1, 1, 1) * ys + m[:, 1, 2].reshape(-1, 1, 1)
-
-    def pixel(s: np.ndarray, size: int) -> np.ndarray:
-        c = np.round((((s + 1) * size - 1) / 2) * _SNAP) / _SNAP  # pixel units: 0 the first pixel's centre
-        if pad_mode == "reflection":  # mirrored about the pixel edges, -0.5 and size - 0.5, as grid_sample
-            a = np.abs(c + 0.5)
-            extra = np.fmod(a, size)
-            c = np.where(np.remainder(np.floor(a / size), 2) == 0, extra - 0.5, size - extra - 0.5)
-        if pad_mode != "zeros":
-            c = np.clip(c, 0, size - 1)
-        return np.round(c)  # half-way to the even pixel, as grid_sample's nearbyint
-
-    ix, iy = pixel(sx, wi), pixel(sy, hi)
-    inside = None
-    if pad_mode == "zeros":
-        inside = np.broadcast_to((ix >= 0) & (ix < wi) & (iy >= 0) & (iy < hi), (len(m), ho, wo))
-    flat = np.clip(iy, 0, hi - 1).astype(np.int64) * wi + np.clip(ix, 0, wi - 1).astype(np.int64)
-    return np.broadcast_to(flat, (len(m), ho, wo)), inside
+    # the output rows' centres then the columns', in -1..1, and each one's source size: one pass for both
+    t = (np.concatenate([np.arange(ho), np.arange(wo)]) * 2.0 + 1) / np.repeat([float(ho), float(wo)], [ho, wo]) - 1
+    size = np.repeat([float(hi), float(wi)], [ho, wo])
+    src = np.concatenate([m[:, 1, 1:2] * t[None, :ho] + m[:, 1, 2:3], m[:, 0, 0:1] * t[None, ho:] + m[:, 0, 2:3]], 1)
+    c = np.round((((src + 1) * size - 1) / 2) * _SNAP) / _SNAP  # pixel units: 0 the first pixel's centre
+    if pad_mode == "reflection" and ((c < -0.5) | (c > size - 0.5)).any():
+        a = np.abs(c + 0.5)  # mirrored about the pixel edges, -0.5 and size - 0.5, as grid_sample
+        extra = np.fmod(a, size)
+        c = np.where(np.remainder(np.floor(a / size), 2) == 0, extra - 0.5, size - extra - 0.5)
+    c = np.round(c)  # half-way to the even pixel, as grid_sample's nearbyint
+    # with pad_mode='zeros' a point outside is padding; else it is clamped to the edge (reflected ones are inside)
+    inside = (c >= 0) & (c < size) if pad_mode == "zeros" else np.ones(c.shape, bool)
+    picks = np.minimum(np.maximum(c, 0), size - 1).astype(np.int64)
+    rows, cols, rows_in, cols_in = picks[:, :ho], picks[:, ho:], inside[:, :ho], inside[:, ho:]
+    return NearestPicks(rows, cols, rows_in, cols_in)
 
 
 def _check_batch(who: str, plan: AugmentPlan, n: int, hw: tuple[int, ...], mode: str, pad_mode: str) -> None:
@@ -500,12 +542,12 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     _check_batch("warp_cv2", plan, b, (hi, wi), mode, pad_mode)
     ho, wo = plan.out_size
     out = pooled_empty((b, ho, wo, c), np.uint8)
-    warper = _Warper(plan, (hi, wi), mode, pad_mode)
-    # a mask scaled, moved or mirrored takes the very pixels grid_sample takes (OpenCV breaks a half-way tie its
+    # a mask scaled, moved or mirrored takes the rows and columns warp_torch takes (OpenCV breaks a half-way tie its
     # own way: a validation resize would differ in whole rows); a rotated one differs in a rare pixel, OpenCV's
-    picks: Any = None
-    if squeeze and mode == "nearest" and not warper.same and plan.axis_aligned:
+    picks: NearestPicks | None = None
+    if squeeze and mode == "nearest" and not plan.geometry_identity and plan.axis_aligned:
         picks = nearest_indices(plan, pad_mode)
+    warper: Any = None if picks is not None else _Warper(plan, (hi, wi), mode, pad_mode)
     luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None
     # The unchanged-lighting table is the identity (checked in the tests): those images skip the lookup.
     lit: Any = None if luts is None else plan.lit
@@ -519,10 +561,7 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
         for i in range(lo, hi_):
             k = i if rows is None else int(rows[i])
             if picks is not None:
-                got = np.take(arr[k].reshape(-1), picks[0][i], mode="clip")
-                if picks[1] is not None:
-                    got *= picks[1][i]
-                flat[i] = got
+                picks.take(i, arr[k, :, :, 0], flat[i])
                 continue
             warper.warp(i, arr[k] if c > 1 else arr[k, :, :, 0], out[i] if c > 1 else flat[i])
             if colour[i]:
@@ -623,13 +662,17 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
     tensor([[[3, 2, 1, 0]]])
     """
     is_mask = images.ndim == 3
+    hw = tuple(images.shape[1:3] if images.ndim == 3 or images.dtype == torch.uint8 else images.shape[-2:])
+    _check_batch("warp_torch", plan, images.shape[0], hw, mode, pad_mode)
+    if is_mask and not plan.geometry_identity and plan.axis_aligned:
+        # the rows and columns warp_cv2 takes (float32 grid points would break a half-way tie either way)
+        return nearest_indices(plan, pad_mode).gather(images)
     if is_mask:
         x = images[:, None].float()
     elif images.dtype == torch.uint8:
         x = images.permute(0, 3, 1, 2).float().div_(255.0)
     else:
         x = images.float()
-    _check_batch("warp_torch", plan, x.shape[0], tuple(x.shape[-2:]), mode, pad_mode)
     if not plan.geometry_identity:
         x = F.grid_sample(x, _grid(plan, x.device, torch.float32), mode="nearest" if is_mask else mode,
                           padding_mode=pad_mode, align_corners=False)

@@ -26,7 +26,7 @@ from pipekit.core.errors import ParameterError
 from pipekit.core.validate import Interval, Is, Options, check, shown
 from pipekit.vision.geometry import (CROP_SCALE, INTERP_MODES, MAX_LIGHTING, PAD_MODES, PROBABILITY, RATIO,
                                      check_crop_scales, crop_matrices, eye_stack, first_fitting_try, keystone_matrices,
-                                     size_param)
+                                     size2, size_param)
 
 Frame = tuple[int, int]
 
@@ -90,8 +90,9 @@ class Sampler(Component):
         check(owner, batch=(batch, Is(lambda b: isinstance(b, (bool, np.bool_)), "True (one draw for the whole "
                                          "batch) or False (one per image)")),
               **{name: (value, _draw_values(what)) for name, (value, what) in draws.items()})
-        for name, value in draws.items():
-            setattr(self, name, list(value[0]) if isinstance(value[0], (list, tuple, np.ndarray)) else value[0])
+        for name, (value, _) in draws.items():
+            setattr(self, name, [_plain(x) for x in np.asarray(value, dtype=object).ravel()]
+                    if isinstance(value, (list, tuple, np.ndarray)) else _plain(value))
         self.batch = bool(batch)
         if not resampling:
             return
@@ -106,9 +107,10 @@ class Sampler(Component):
         self.size = size_param(owner, resampling["size"], none_ok=True)
         self.mode, self.pad_mode = resampling["mode"], resampling["pad_mode"]
 
-    def _given(self, name: str, drawn: np.ndarray) -> np.ndarray:
-        """(n,) the values draw argument ``name`` gives (one for all, or the first n of a list), else ``drawn`` (n,);
-        with ``batch``, the first image's draw for all (given values are kept, as fastai keeps them)."""
+    def _given(self, name: str, drawn: np.ndarray, sign: float = 1.0) -> np.ndarray:
+        """(n,) the values draw argument ``name`` gives (one for all, or the first n of a list) times ``sign`` (-1
+        where pipekit's matrices turn the other way to fastai's for the same value), else ``drawn`` (n,); with
+        ``batch``, the first image's draw for all (given values are kept, as fastai keeps them)."""
         value, n = getattr(self, name, None), len(drawn)
         if value is None:
             return self._batched(drawn)
@@ -117,11 +119,28 @@ class Sampler(Component):
                 raise ParameterError(f"{type(self).__name__}: {name} holds {len(value)} values for a batch of {n} "
                                      "images; give at least one per image (as many as the batch size)")
             value = value[:n]
-        return np.broadcast_to(np.asarray(value, np.float64), (n,)).copy()
+        return np.broadcast_to(np.asarray(value, np.float64) * sign, (n,)).copy()
 
     def _batched(self, drawn: np.ndarray) -> np.ndarray:
         """``drawn`` (n, ...), or with ``batch`` the first image's for every image, as fastai's ``batch=True``."""
         return np.broadcast_to(drawn[:1], drawn.shape).copy() if getattr(self, "batch", False) else drawn
+
+
+def _plain(v: Any) -> Any:
+    """A numpy scalar as the Python number it holds (records and reprs keep plain numbers); anything else as it is."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def same_resampling(name: str, a: Any, b: Any) -> bool:
+    """Whether two values of resampling setting ``name`` (``size``, ``mode``, ``pad_mode``) resample alike: a size
+    ``32`` is ``(32, 32)``.
+
+    >>> same_resampling("size", 32, (32, 32)), same_resampling("size", 32, (32, 48)), same_resampling("mode", None, None)
+    (True, False, True)
+    """
+    if name == "size" and a is not None and b is not None:
+        return size2(a) == size2(b)
+    return bool(a == b)
 
 
 def resampling_given(samplers: Sequence[Sampler]) -> dict[str, Any]:
@@ -134,7 +153,7 @@ def resampling_given(samplers: Sequence[Sampler]) -> dict[str, Any]:
             value = getattr(s, name, None)
             if value is None:
                 continue
-            if name in out and out[name] != value:
+            if name in out and not same_resampling(name, out[name], value):
                 raise ParameterError(
                     f"{by[name]!r} gives {name}={out[name]!r} and {s!r} gives {name}={value!r}: single augmentations "
                     f"given together are resampled once, with one {name}; give the same {name} to each (or to one), "
@@ -157,6 +176,12 @@ def _draw_values(what: Is) -> Is:
 
     return Is(ok, f"None (drawn at random), {what} for every image, or a list of those with one per image")
 
+
+#: fastai's arguments, with what a record without them means (their defaults): a record of a sampler leaves out those
+#: holding their defaults, so a sampler given none writes the record it wrote before it took them
+_DRAW_DEFAULTS: dict[str, Any] = {"params.draw": None, "params.batch": False}
+_RESAMPLING_DEFAULTS: dict[str, Any] = {"params.size": None, "params.mode": None, "params.pad_mode": None,
+                                        "params.align_corners": False}
 
 _NUMBER = Is(lambda v: math.isfinite(v), "a number")
 _POSITIVE = Is(lambda v: math.isfinite(v) and v > 0, "a number above 0")
@@ -318,6 +343,8 @@ class Zoom(AffineSampler):
     """
 
     stream = "zoom"
+    record_defaults: ClassVar[dict[str, Any]] = {**_DRAW_DEFAULTS, "params.draw_x": None, "params.draw_y": None,
+                                                 **_RESAMPLING_DEFAULTS}
 
     def __init__(self, min_zoom: float = 1.0, max_zoom: float = 1.1, p: float = 0.5, draw: Any = None,
                  draw_x: Any = None, draw_y: Any = None, size: int | Sequence[int] | None = None,
@@ -339,7 +366,8 @@ class Zoom(AffineSampler):
 
 class Rotate(AffineSampler):
     """With probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), rotate by up to
-    ``max_deg`` degrees either way (in square output pixels).
+    ``max_deg`` degrees either way (in square output pixels). A given ``draw`` turns the picture as fastai's does:
+    clockwise for a positive angle.
 
     >>> import numpy as np
     >>> from pipekit.vision import Rotate
@@ -349,6 +377,7 @@ class Rotate(AffineSampler):
     """
 
     stream = "rotate"
+    record_defaults: ClassVar[dict[str, Any]] = {**_DRAW_DEFAULTS, **_RESAMPLING_DEFAULTS}
 
     def __init__(self, max_deg: float = 10.0, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
                  mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
@@ -359,7 +388,8 @@ class Rotate(AffineSampler):
 
     def matrices(self, n: int, rng: np.random.Generator, in_hw: Frame, out_hw: Frame) -> np.ndarray:
         on = self._batched(rng.uniform(size=n) < self.p)
-        angle = np.deg2rad(self._given("draw", rng.uniform(-self.max_deg, self.max_deg, n))) * on
+        # a given angle turns the picture the way fastai's does (clockwise on screen); drawn ones are symmetric
+        angle = np.deg2rad(self._given("draw", rng.uniform(-self.max_deg, self.max_deg, n), sign=-1.0)) * on
         rot = eye_stack(n, np.cos(angle), np.cos(angle))
         rot[:, 0, 1], rot[:, 1, 0] = -np.sin(angle), np.sin(angle)
         ho, wo = out_hw
@@ -370,7 +400,8 @@ class Rotate(AffineSampler):
 class Warp(AffineSampler):
     """A perspective (keystone) warp moving the corners by up to ``magnitude``, tilting in x and in y each with
     its own probability ``p`` (fastai's default 0.5; ``aug_transforms`` gives its ``p_affine``), as fastai draws
-    them: with ``p=0.75``, 1/16 of the images are left unwarped and 3/8 tilt in one direction only.
+    them: with ``p=0.75``, 1/16 of the images are left unwarped and 3/8 tilt in one direction only. A given ``draw_x``
+    or ``draw_y`` tilts the picture the way fastai's does.
 
     >>> import numpy as np
     >>> from pipekit.vision import Warp
@@ -386,6 +417,8 @@ class Warp(AffineSampler):
     """
 
     stream = "warp"
+    record_defaults: ClassVar[dict[str, Any]] = {"params.draw_x": None, "params.draw_y": None, "params.batch": False,
+                                                 **_RESAMPLING_DEFAULTS}
 
     def __init__(self, magnitude: float = 0.2, p: float = 0.5, draw_x: Any = None, draw_y: Any = None, size: int | Sequence[int] | None = None,
                  mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
@@ -399,7 +432,9 @@ class Warp(AffineSampler):
         on = self._batched(rng.uniform(size=(n, 2)) < self.p)  # one coin per direction, as fastai's _WarpCoord
         drawn = rng.uniform(-self.magnitude, self.magnitude, (n, 2))
         # fastai's draw_x tilts in x (the perspective row's x term), which the second column of d gives
-        d = np.stack([self._given(k, drawn[:, j]) for j, k in enumerate(("draw_y", "draw_x"))], 1) * on
+        # and a given draw_y tilts the way fastai's does, opposite to the first column's sign
+        d = np.stack([self._given(k, drawn[:, j], sign=-1.0 if k == "draw_y" else 1.0)
+                      for j, k in enumerate(("draw_y", "draw_x"))], 1) * on
         return np.where((on[:, 0] | on[:, 1])[:, None, None], keystone_matrices(d), eye_stack(n))
 
 
@@ -413,6 +448,7 @@ class Flip(AffineSampler):
     """
 
     stream = "flip"
+    record_defaults: ClassVar[dict[str, Any]] = {**_DRAW_DEFAULTS, **_RESAMPLING_DEFAULTS}
 
     def __init__(self, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
                  mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
@@ -475,6 +511,7 @@ class Dihedral(AffineSampler):
     """
 
     stream = "dihedral"
+    record_defaults: ClassVar[dict[str, Any]] = {**_DRAW_DEFAULTS, **_RESAMPLING_DEFAULTS}
 
     def __init__(self, p: float = 0.5, draw: Any = None, size: int | Sequence[int] | None = None,
                  mode: str | None = None, pad_mode: str | None = None, align_corners: bool = False, batch: bool = False):
@@ -503,6 +540,7 @@ class Contrast(LightingSampler):
     """
 
     stream = "contrast"
+    record_defaults: ClassVar[dict[str, Any]] = dict(_DRAW_DEFAULTS)
 
     def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Any = None, batch: bool = False):
         check("Contrast", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
@@ -527,6 +565,7 @@ class Brightness(LightingSampler):
     """
 
     stream = "brightness"
+    record_defaults: ClassVar[dict[str, Any]] = dict(_DRAW_DEFAULTS)
 
     def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Any = None, batch: bool = False):
         check("Brightness", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
@@ -556,6 +595,7 @@ class Saturation(Sampler):
     """
 
     stream = "saturation"
+    record_defaults: ClassVar[dict[str, Any]] = dict(_DRAW_DEFAULTS)
 
     def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Any = None, batch: bool = False):
         check("Saturation", max_lighting=(max_lighting, MAX_LIGHTING), p=(p, PROBABILITY))
@@ -581,6 +621,7 @@ class Hue(Sampler):
     """
 
     stream = "hue"
+    record_defaults: ClassVar[dict[str, Any]] = dict(_DRAW_DEFAULTS)
 
     def __init__(self, max_hue: float = 0.1, p: float = 0.75, draw: Any = None, batch: bool = False):
         check("Hue", max_hue=(max_hue, MAX_LIGHTING), p=(p, PROBABILITY))

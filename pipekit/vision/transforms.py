@@ -22,8 +22,9 @@ from pipekit.core.registry import lookup
 from pipekit.core.validate import POSITIVE, Interval, Is, check
 from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform, Transform, grouped_batch_tfms, rebuild
-from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams, map_boxes,
-                                    map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
+from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams,
+                                    check_resampling, map_boxes, map_points, sample_plan, warp_cv2, warp_cv2_float,
+                                    warp_torch)
 from pipekit.vision.cache import ImageStore
 from pipekit.vision.geometry import eye_stack, size2
 from pipekit.vision.samplers import Dihedral, Flip, ResizedCrop, Sampler
@@ -75,6 +76,7 @@ class BatchAugment(BatchTransform):
         check("BatchAugment", extra_samplers=(extra_samplers, Is(
             lambda e: all(isinstance(s, Sampler) for s in e) and len(set(streams)) == len(streams),
             f"Samplers, each on a stream of its own (the settings' samplers use {taken})")))
+        check_resampling("BatchAugment", settings, extra_samplers)  # refused when built, not at the first batch
         self.settings, self.extra_samplers = settings, extra_samplers
 
     def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool,
@@ -339,16 +341,20 @@ def aug_transforms(do_flip: bool = True, flip_vert: bool = False, max_rotate: fl
     accepts (``max_lighting`` below 1: with the default 0.2, ``mult`` below 5), else the error names ``mult``.
     ``xtra_tfms``: batch transforms appended after the augmentation (as fastai's argument of that name).
 
-    fastai's ``batch=True`` (one draw for the whole batch) and ``align_corners=True`` have no counterpart:
-    each image draws its own augmentation, resampled on pixel edges; they are refused with what to do.
+    fastai's ``batch=True`` (one draw for the whole batch) and ``align_corners=True`` are refused with what to do:
+    here each image draws its own augmentation (the single augmentations, ``Rotate(batch=True)`` and the others, draw
+    once per batch), resampled on pixel edges.
 
     >>> aug_transforms(size=128, min_scale=0.5)[0].settings.size
     128
     """
     if batch:
         raise ParameterError("aug_transforms: batch=True (one augmentation for the whole batch) is not available: "
-                             "pipekit draws each image's flip, rotation, zoom, warp and lighting on its own, from a "
-                             "generator seeded per batch, so runs repeat; leave batch out")
+                             "aug_transforms draws each image's flip, rotation, zoom, warp and lighting on its own; "
+                             "for one draw per batch give the single augmentations with batch=True in batch_tfms "
+                             "(batch_tfms=[Flip(batch=True), Rotate(p=0.75, batch=True), Zoom(p=0.75, batch=True), "
+                             "Warp(p=0.75, batch=True), Brightness(batch=True), Contrast(batch=True)]), resampled "
+                             "once together, or leave batch out")
     if align_corners:
         raise ParameterError("aug_transforms: align_corners=True is not available: pipekit resamples on pixel edges "
                              "(align_corners=False), so images, masks and points stay aligned; leave align_corners out")
