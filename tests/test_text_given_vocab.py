@@ -1,17 +1,21 @@
 """A classifier given a language model's vocabulary (``TextBlock.from_df('text', vocab=dls_lm.vocab)``) on the
-imdb_sample reviews: ``Numericalize.setup`` warns when most training words are not in it (the vocabulary of a subword
-language model, the texts split into words) and names the language model's tokenizer; and the case markers of
-ALL-CAPS contractions (``DON'T``)."""
+imdb_sample reviews: ``Numericalize.setup`` warns when most training words are not in it, naming the language model's
+tokenizer when the vocabulary holds another tokenizer's tokens (a subword language model's pieces, the texts split into
+words) and saying it is small or learned on other texts when it holds words; it checks what it is given as it does
+without a vocabulary. The case markers of ALL-CAPS contractions (``DON'T``) and their decoding (``WOULDN'T'VE``), and
+the rules version a tokenizer records, so a recipe written under other rules warns as it is read."""
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import polars as pl
 import pytest
 
 import pipekit.datasets as D
+from pipekit.core.errors import ParameterError
 from pipekit.data import CategoryBlock, ColReader, ColSplitter, DataBlock, RandomSplitter
-from pipekit.text import Numericalize, SubwordTokenizer, TextBlock, Tokenizer, WordTokenizer, defaults
+from pipekit.text import SPECIAL_TOKENS, Numericalize, SubwordTokenizer, TextBlock, Tokenizer, WordTokenizer, defaults
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,10 @@ def test_a_subword_lm_vocab_given_to_a_word_classifier_warns_and_names_the_lm_to
     assert unk > 0.5  # the reviews split into words: most are not among the model's pieces
     assert len(said) == 1, said
     assert "not in the vocabulary given" in said[0] and "subword pieces starting with '\u2581'" in said[0]
-    assert "tok=dls_lm.blocks[0].tok" in said[0]
+    assert "tok=dls_lm.blocks[0].tok" in said[0] and "another tokenizer" in said[0]
+    # the fix named for any block, not one column of one name
+    assert "TextBlock.from_df(..., vocab=dls_lm.vocab" in said[0] and "from_folder(..., tok=...)" in said[0]
+    assert "from_df('text'" not in said[0]
     # the fix it names: the classifier's texts split by the language model's own tokenizer
     _, said, unk = _clf(df, dls_lm.vocab, tok=dls_lm.blocks[0].tok)
     assert said == [] and unk < 0.01
@@ -98,3 +105,64 @@ def test_all_caps_contractions_tokenize_as_fastai_and_decode_back(text):
     for rule in defaults.text_proc_rules:  # the rules one function each give the same tokens
         t = rule(t)
     assert t.split() == toks
+
+
+def _warned(f, *args):
+    """What ``f(*args)`` returns, and the messages of the pipekit warnings it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = f(*args)
+    return out, [str(w.message) for w in caught]
+
+
+@pytest.mark.parametrize("n_texts", [2, 5])
+def test_a_word_vocab_learned_on_few_texts_is_called_small_not_another_tokenizers(df, n_texts):
+    # both the language model's vocabulary and the classifier's texts are words of the word tokenizer: nothing says
+    # the tokenizers differ, so the warning names the vocabulary's size and texts, and the fix that fits
+    tt = Tokenizer().encode(df["text"])
+    lm = Numericalize()
+    _warned(lm.setup, tt, list(range(n_texts)))  # what the vocabulary learned on few texts leaves out, said there
+    num = Numericalize(lm.vocab)
+    _, said = _warned(num.setup, tt, list(range(n_texts, 100)))
+    assert len(said) == 1, said
+    assert "not in the vocabulary given" in said[0] and "small or was learned on other texts" in said[0]
+    assert "on more texts, or on these texts too" in said[0]
+    assert "another tokenizer" not in said[0] and "tok=" not in said[0]
+    assert num.vocab == lm.vocab
+
+
+def test_a_vocab_of_cased_words_given_to_lower_cased_words_names_the_tokenizer():
+    # a vocabulary of words with their capitals (a tokenizer without the rules), the texts' words lower-cased with
+    # case markers (the rules): split by another tokenizer, and so named
+    num = Numericalize(list(SPECIAL_TOKENS) + ["The", "Good", "Film", "Bad"])
+    _, said = _warned(num.setup, [["xxbos", "xxmaj", "the", "xxup", "good", "film"], ["xxbos", "bad", "film"]])
+    assert len(said) == 1 and "another tokenizer" in said[0], said
+    assert "its tokens are words, capitals kept, these texts' words, lower-cased" in said[0]
+    assert "tok=dls_lm.blocks[0].tok" in said[0]
+
+
+@pytest.mark.parametrize("given, match", [
+    (["good"], "one text's tokens"),                        # one text's tokens, not one list per text
+    ([[9, 10]], "token 0 of text 0 is 9, not a str"),       # ids, not tokens
+    (None, "got NoneType"),
+    ([np.array(["good", "film"])], "text 0 is a ndarray"),
+])
+def test_setup_checks_what_it_is_given_the_same_with_a_vocab_and_without(given, match):
+    errors = []
+    for num in (Numericalize(min_freq=1), Numericalize(list(SPECIAL_TOKENS) + ["good", "film"])):
+        with pytest.raises(ParameterError, match=match) as e:
+            num.setup(given)
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]
+
+
+# a word after its contractions: each written in capitals when the word is ALL-CAPS
+@pytest.mark.parametrize("text", ["WOULDN'T'VE", "I WOULDN'T'VE known", "YOU'D'VE SEEN", "Wouldn't've", "YOU'VE"])
+def test_chained_contractions_of_an_all_caps_word_decode_in_capitals(text):
+    tkn = Tokenizer()
+    toks = tkn(text)
+    assert tkn.decode(toks) == text
+    if text == "WOULDN'T'VE":
+        assert toks == ["xxbos", "xxup", "would", "n't", "'ve"]
+    # a mark between them ends the ALL-CAPS word: the contraction after it is lower-case
+    assert tkn.decode(["xxbos", "xxup", "do", "n't", ",", "'ve"]) == "DON'T,'ve"

@@ -27,6 +27,26 @@ MAX_UNKNOWN_SHARE = 0.5
 _SETUP_CALL = "num.setup(toks) (or num.setup(toks, train_idx): the vocabulary of those texts only)"
 
 
+def _token_style(words: Sequence[str]) -> tuple[bool, bool]:
+    """How a tokenizer wrote ``words`` (tokens holding a letter or digit): whether they are subword pieces (a tenth
+    of them or more start with ``\u2581``, the space before a word) and whether they keep capitals (a tenth or more
+    hold one, where the rules lower-case every word and mark its case with ``xxmaj``/``xxup``).
+
+    >>> _token_style(["\u2581the", "\u2581film", "s"]), _token_style(["the", "film"]), _token_style(["The", "film"])
+    ((True, False), (False, False), (False, True))
+    """
+    n = max(len(words), 1)
+    pieces = sum(w.startswith("\u2581") for w in words)
+    capitals = sum(any(c.isupper() for c in w) for w in words)
+    return pieces * 10 >= n and pieces > 0, capitals * 10 >= n and capitals > 0
+
+
+def _describe(style: tuple[bool, bool]) -> str:
+    """A :func:`_token_style` in words."""
+    return ("subword pieces starting with '\u2581'" if style[0] else "words") + (", capitals kept" if style[1] else
+                                                                                ", lower-cased")
+
+
 class TokenVocab(list[str]):
     """A vocabulary of tokens, in id order: a plain list (indexed, iterated, equal to and stored as the list of its
     tokens) whose repr shows its first and last tokens and its length, as a vocabulary of classes
@@ -178,23 +198,14 @@ class Numericalize(Transform):
         :class:`TokenizedTexts` (``tkn(texts)``) or one token list per text (``[tkn(t) for t in texts]``).
 
         A vocabulary given to ``__init__`` is kept as is (it belongs to a pretrained model); ``setup`` warns when most
-        of the training words are not in it, as when it was learned on the tokens of another tokenizer."""
+        of the training words are not in it, saying whether it was learned on the tokens of another tokenizer or is
+        small, or learned on other texts."""
+        tokens = self._training_tokens(tokens)
         if self.vocab_arg is not None:
             self.vocab_ = TokenVocab(self.vocab_arg)
-            if isinstance(tokens, (list, tuple)) and all(isinstance(t, (list, tuple)) for t in tokens):
-                tokens = TokenizedTexts.from_lists(tokens, "Numericalize.setup")
-            if isinstance(tokens, TokenizedTexts):
-                counts = np.bincount(tokens.subset_ids(idx), minlength=len(tokens.vocab))
-                self._warn_unknown(tokens.vocab, counts, set(self.vocab_arg) - {FAKE}, set(self.specials), given=True)
+            counts = np.bincount(tokens.subset_ids(idx), minlength=len(tokens.vocab))
+            self._warn_unknown(tokens.vocab, counts, set(self.vocab_arg) - {FAKE}, set(self.specials), given=True)
             return
-        if isinstance(tokens, (list, tuple)) and tokens and all(isinstance(t, str) for t in tokens):
-            raise ParameterError("Numericalize.setup takes the tokens of many texts (one list per text); got one "
-                                 "text's tokens: wrap them in a list, [toks], or pass tkn(texts)")
-        if isinstance(tokens, (list, tuple)):
-            tokens = TokenizedTexts.from_lists(tokens, "Numericalize.setup")
-        if not isinstance(tokens, TokenizedTexts):
-            raise ParameterError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output) or a list of "
-                                 f"token lists, got {type(tokens).__name__}")
         ids = tokens.subset_ids(idx)
         counts = np.bincount(ids, minlength=len(tokens.vocab))
         # where each token is first used in the training texts (in their order): it orders tokens of equal counts
@@ -224,6 +235,20 @@ class Numericalize(Transform):
         vocab += [FAKE] * (8 - len(vocab) % 8)
         self.vocab_ = TokenVocab(vocab)
 
+    @staticmethod
+    def _training_tokens(tokens: Any) -> TokenizedTexts:
+        """What :meth:`setup` takes (a :class:`TokenizedTexts`, or one list of str per text) as a
+        :class:`TokenizedTexts`, whether or not a vocabulary was given: anything else is refused, naming it."""
+        if isinstance(tokens, (list, tuple)) and tokens and all(isinstance(t, str) for t in tokens):
+            raise ParameterError("Numericalize.setup takes the tokens of many texts (one list per text); got one "
+                                 "text's tokens: wrap them in a list, [toks], or pass tkn(texts)")
+        if isinstance(tokens, (list, tuple)):
+            tokens = TokenizedTexts.from_lists(tokens, "Numericalize.setup")
+        if not isinstance(tokens, TokenizedTexts):
+            raise ParameterError(f"Numericalize.setup takes a TokenizedTexts (Tokenizer.encode output) or a list of "
+                                 f"token lists, got {type(tokens).__name__}")
+        return tokens
+
     def _warn_unknown(self, tokens: list[str], counts: np.ndarray, kept: set[str], specials: set[str],
                       given: bool = False) -> None:
         """Warn when most of the training texts' words (tokens holding a letter or digit: not the special tokens,
@@ -231,7 +256,8 @@ class Numericalize(Transform):
         texts that differ read as the same ids. Texts in a script written without spaces (Chinese, Japanese, Thai)
         do this with the word tokenizer, which takes a whole clause as one token; a vocabulary ``given`` to
         ``__init__`` does it when it holds another tokenizer's tokens (a subword language model's pieces, the
-        texts split into words).
+        texts split into words: the warning names the tokenizer to split them with), or when it is small or was
+        learned on other texts (the warning says to learn it on more texts, or on these).
 
         >>> import warnings
         >>> from pipekit.text import Tokenizer
@@ -253,13 +279,24 @@ class Numericalize(Transform):
         words = int(counts[is_word].sum())
         unknown = int(counts[is_word & ~known].sum())
         if words and unknown / words > MAX_UNKNOWN_SHARE and given:
-            pieces = sum(t.startswith("\u2581") for t in kept)
-            warn(f"Numericalize: {unknown / words:.0%} of the {words:,} words of the training texts (tokens with a "
-                 f"letter or digit) are not in the vocabulary given ({len(kept):,} tokens"
-                 + (f", {pieces:,} of them subword pieces starting with '\u2581'" if pieces else "") +
-                 f"), so they all become {UNK!r} and many texts read the same: the vocabulary was likely learned on "
-                 f"the tokens of another tokenizer, such as a language model's subword one; tokenize these texts with "
-                 f"that tokenizer, TextBlock.from_df('text', vocab=dls_lm.vocab, tok=dls_lm.blocks[0].tok)")
+            seen = [t for t, w, c in zip(tokens, is_word, counts) if w and c]
+            held = [t for t in kept if t not in specials and any(c.isalnum() for c in t)]
+            vocab_style, text_style = _token_style(held), _token_style(seen)
+            said = (f"{unknown / words:.0%} of the {words:,} words of the training texts (tokens with a letter or "
+                    f"digit) are not in the vocabulary given ({len(kept):,} tokens), so they all become {UNK!r} and "
+                    f"many texts read the same: ")
+            if vocab_style != text_style or vocab_style[0]:
+                # a subword vocabulary leaves few words unknown to its own model: these tokens are another's
+                warn(f"Numericalize: {said}the vocabulary was learned on the tokens of another tokenizer (its tokens "
+                     f"are {_describe(vocab_style)}, these texts' {_describe(text_style)}); split these texts with the "
+                     f"tokenizer the vocabulary was learned with, as the language model's: TextBlock.from_df(..., "
+                     f"vocab=dls_lm.vocab, tok=dls_lm.blocks[0].tok) (or from_folder(..., tok=...))")
+            else:
+                n_known = sum(t in kept for t in seen)
+                warn(f"Numericalize: {said}the vocabulary, its tokens split as these texts' are ("
+                     f"{_describe(text_style)}), holds only {n_known:,} of their {len(seen):,} distinct words: it is "
+                     f"small or was learned on other texts; learn it (the language model's data) on more texts, or on "
+                     f"these texts too, and pass its vocab again")
         elif words and unknown / words > MAX_UNKNOWN_SHARE:
             warn(f"Numericalize: {unknown / words:.0%} of the {words:,} words of the training texts (tokens with a "
                  f"letter or digit) are not in the vocabulary (min_freq={self.min_freq}, max_vocab={self.max_vocab:,}: "

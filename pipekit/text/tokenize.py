@@ -1106,7 +1106,7 @@ def decode_words(tokens: Sequence[str]) -> str:
       is``); a longer word after a run starts a new word (``sooo bad``, so ``Asssociated`` comes back as
       ``Asss ociated``), and so does a run after a word that was only a run (``aaaa bbbb``);
     - a contraction's case: ``'ll`` is lower-cased without a marker, and written in capitals only after an
-      ALL-CAPS word (``YOU'VE``; ``I'LL`` comes back as ``I'll``).
+      ALL-CAPS word (``YOU'VE``, ``WOULDN'T'VE``; ``I'LL`` comes back as ``I'll``).
 
     Runs add at most :data:`MAX_RUN_CHARS` characters to one text; a run past that is written as its tokens:
 
@@ -1167,9 +1167,11 @@ def decode_words(tokens: Sequence[str]) -> str:
             continue
         if t in (TK_REP, TK_WREP):  # a marker of no run (not before a count and what repeats: a sampled text's)
             continue
-        # a contraction of an ALL-CAPS word is lower-cased without a marker of its own: YOU 've -> YOU'VE
-        word = t.upper() if case is None and t in _CONTRACTIONS and out_up else _cased(t, case)
-        case, out_up = None, False
+        # a contraction of an ALL-CAPS word is lower-cased without a marker of its own: YOU 've -> YOU'VE; the word
+        # stays ALL-CAPS for the contraction after it (WOULD n't 've -> WOULDN'T'VE)
+        caps = case is None and t in _CONTRACTIONS and out_up
+        word = t.upper() if caps else _cased(t, case)
+        case, out_up = None, caps
         if t.startswith("\n"):
             out.append(t)
             glue = True
