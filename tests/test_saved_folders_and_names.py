@@ -6,8 +6,13 @@ relative name under the working folder for a learner too, where ``pipekit.load``
 from __future__ import annotations
 
 import os
+import pickle
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import polars as pl
 import pytest
 import torch
@@ -15,8 +20,9 @@ import torch
 import pipekit
 import pipekit.datasets as D
 from pipekit.cli import main
-from pipekit.core import DataError, ExportError
-from pipekit.core.archive import REPLACING_MARKER, is_export_folder
+from pipekit.core import DataError, ExportError, ParameterError
+from pipekit.core import archive
+from pipekit.core.archive import REPLACING_MARKER, is_export_folder, write_archive
 from pipekit.tabular import Tabular, TabularDataLoaders, load_pickle, save_pickle, tabular_learner
 
 pytestmark = pytest.mark.data
@@ -59,10 +65,14 @@ def test_pipekit_predict_reads_a_learner_exported_to_a_folder(adult, adult_learn
 def test_pipekit_predict_still_refuses_a_folder_that_is_no_export(adult, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "manifest.json").write_text('{"name": "a web app"}')  # another program's manifest
+    (tmp_path / "other" / "record.json").write_text("{}")  # neither a manifest.json nor the marker
     with pytest.raises(SystemExit) as e:
         main(["predict", "other", "rows.csv"])
     assert "'other' is a folder, not a model file" in str(e.value.code)
+    (tmp_path / "other" / "manifest.json").write_text('{"name": "a web app"}')  # another program's manifest
+    with pytest.raises(SystemExit) as e:  # load says what the folder holds
+        main(["predict", "other", "rows.csv"])
+    assert str(e.value.code) == "pipekit predict: other: manifest.json does not describe a pipekit file"
 
 
 def test_pipekit_predict_says_an_interrupted_folder_export_is_incomplete(adult_learner, tmp_path):
@@ -117,10 +127,10 @@ def test_pipekit_save_of_a_vision_learner_writes_a_relative_name_in_the_working_
     monkeypatch.chdir(work)
     learn = vision_learner(mnist_dls, "simple_cnn", path=data)
     written = pipekit.save(learn, "m.pipekit")
-    assert written == work / "m.pipekit" and written.is_file() and not (data / "m.pipekit").exists()
+    assert written == Path("m.pipekit") and (work / "m.pipekit").is_file() and not (data / "m.pipekit").exists()
     image = get_image_files(D.path("mnist_tiny") / "valid" / "7")[0]
     assert pipekit.load("m.pipekit").predict(image)[0] == learn.predict(image)[0]
-    assert pipekit.save(learn, "folder_model") == work / "folder_model" and is_export_folder(work / "folder_model")
+    assert pipekit.save(learn, "folder_model") == Path("folder_model") and is_export_folder(work / "folder_model")
 
 
 # ------------------------------------------------------------------ what pipekit.save cannot write
@@ -174,3 +184,171 @@ def test_a_pickled_pth_as_pretrained_is_refused_without_torchs_unsafe_advice(mni
     tuned = vision_learner(mnist_dls, "simple_cnn", pretrained=tmp_path / "plain.pth", path=tmp_path)
     for a, b in zip(learn.model[0].state_dict().values(), tuned.model[0].state_dict().values()):
         assert torch.equal(a.cpu(), b.cpu())
+
+
+
+def test_a_pickled_object_as_pretrained_names_its_class(tmp_path, monkeypatch):
+    """fastai's export.pkl renamed .pth and torch.save(model) hold pickled objects: the refusal names their class
+    (torch's reason) and leaves out torch's advice to unpickle them."""
+    from pipekit.vision import load_body_weights
+
+    class Learner:  # fastai.learner.Learner, pickled without fastai installed: a module no one can import here
+        pass
+
+    Learner.__module__, Learner.__qualname__ = "fastai.learner", "Learner"
+    fastai, learner = types.ModuleType("fastai"), types.ModuleType("fastai.learner")
+    learner.Learner = Learner
+    export = tmp_path / "export.pth"
+    with monkeypatch.context() as m:  # only while pickling: the module is gone when the file is read
+        m.setitem(sys.modules, "fastai", fastai)
+        m.setitem(sys.modules, "fastai.learner", learner)
+        torch.save(Learner(), export)
+    assert "fastai.learner" not in sys.modules and b"fastai.learner" in export.read_bytes()
+    whole = tmp_path / "whole_model.pth"
+    torch.save(torch.nn.Linear(2, 2), whole)
+    for path, cls in ((export, "fastai.learner.Learner"), (whole, "torch.nn.modules.linear.Linear")):
+        with pytest.raises(DataError) as e:
+            load_body_weights(torch.nn.Sequential(), path)
+        msg = str(e.value)
+        assert msg.startswith(f"pretrained={str(path)!r} cannot be read as a weights file without running code")
+        assert f"it holds a pickled {cls}, which only running the file's code could rebuild" in msg
+        assert not any(word in msg for word in ("weights_only", "safe_globals", "trust", "\x1b"))
+
+
+def test_a_damaged_or_foreign_pth_as_pretrained_is_called_damaged_not_unsafe(tmp_path):
+    from pipekit.vision import load_body_weights
+
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "whole.pth")
+    files = {"empty.pth": b"", "cut.pth": (tmp_path / "whole.pth").read_bytes()[:500],
+             "text.pth": b"not a torch file at all", "plain_pickle.pth": pickle.dumps({"w": [1, 2]}, protocol=2)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError) as e:
+            load_body_weights(torch.nn.Sequential(), tmp_path / name)
+        msg = str(e.value)
+        assert msg.startswith(f"pretrained={str(tmp_path / name)!r} cannot be read as a weights file (")
+        assert "it is empty, cut short, damaged or not a torch weights file" in msg, msg
+        assert "without running code" not in msg and "weights_only" not in msg
+    with pytest.raises(DataError, match=r"\(EOFError\): it is empty"):
+        load_body_weights(torch.nn.Sequential(), tmp_path / "empty.pth")
+    with pytest.raises(DataError, match=r"\(RuntimeError: PytorchStreamReader failed reading zip archive: failed "
+                                        r"finding central directory\): it is empty"):
+        load_body_weights(torch.nn.Sequential(), tmp_path / "cut.pth")
+
+
+# ------------------------------------------------------------------ an export written as a folder as pretrained=
+def test_an_export_written_as_a_folder_is_read_as_pretrained_weights(mnist_dls, tmp_path):
+    from pipekit.vision import load_body_weights, vision_learner
+
+    learn = vision_learner(mnist_dls, "simple_cnn", path=tmp_path)
+    folder = learn.export(tmp_path / "mnist_model")  # a name without an extension: a folder
+    assert folder.is_dir()
+    tuned = vision_learner(mnist_dls, "simple_cnn", pretrained=folder, path=tmp_path)
+    for a, b in zip(learn.model[0].state_dict().values(), tuned.model[0].state_dict().values()):
+        assert torch.equal(a.cpu(), b.cpu())
+    body = vision_learner(mnist_dls, "simple_cnn", path=tmp_path).model[0]
+    assert load_body_weights(body, folder) == len(body.state_dict())
+    assert all(torch.equal(a.cpu(), b.cpu()) for a, b in zip(learn.model[0].state_dict().values(),
+                                                              body.state_dict().values()))
+    # a folder holding no export is refused as such; one whose export was stopped part-way says so
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(DataError, match="is a folder holding no pipekit export; give a .safetensors file"):
+        load_body_weights(body, tmp_path / "plain")
+    os.replace(folder / "manifest.json", folder / REPLACING_MARKER)
+    with pytest.raises(ExportError, match="an export into this folder was stopped before it finished"):
+        load_body_weights(body, folder)
+
+
+# ------------------------------------------------------------------ one way to recognise an export folder
+def _predict_says(folder) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(folder), "rows.csv"])
+    return str(e.value.code)
+
+
+def test_export_folders_are_recognised_one_way_by_predict_load_pickle_load_and_export(tmp_path):
+    good = write_archive(tmp_path / "good", "component", {"n": 1})
+    manifest = (good / "manifest.json").read_bytes()
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(manifest)
+    assert archive.export_folder_kind(good) == "ours" and archive.export_folder_kind(tmp_path / "absent") == "none"
+
+    def folder(name, **files):
+        d = tmp_path / name
+        d.mkdir()
+        for f, make in files.items():
+            make(d / {"marker": REPLACING_MARKER, "manifest": "manifest.json"}.get(f, f"{f}.json"))
+        return d
+
+    link = folder("manifest_link", manifest=lambda f: f.symlink_to(outside))  # an export checked out as links
+    broken = folder("manifest_broken_link", manifest=lambda f: f.symlink_to(tmp_path / "gone.json"))
+    fifo = folder("manifest_fifo", manifest=os.mkfifo)  # never opened: reading one would wait for a writer
+    marker_link = folder("marker_link", marker=lambda f: f.symlink_to(outside))
+    beside = folder("foreign_beside_marker", marker=lambda f: f.write_bytes(manifest),
+                    manifest=lambda f: f.write_text('{"name": "a web app"}'))
+    stopped = folder("stopped", marker=lambda f: f.write_bytes(manifest))
+    link_msg = "'manifest.json' is a symbolic link; an export folder holds its files themselves (copy the file"
+    cases = [(link, "foreign", link_msg), (broken, "foreign", link_msg),
+             (fifo, "foreign", "'manifest.json' is not a regular file"),
+             (marker_link, "foreign", f"has no manifest.json; it is not a pipekit file (its {REPLACING_MARKER!r} is "
+                                      "a symbolic link"),
+             (beside, "foreign", "manifest.json does not describe a pipekit file"),
+             (stopped, "ours", "an export into this folder was stopped before it finished")]
+    for d, kind, said in cases:
+        assert archive.export_folder_kind(d) == kind and is_export_folder(d) == (kind == "ours"), d.name
+        with pytest.raises(ExportError) as e:
+            pipekit.load(d)
+        assert said in str(e.value), (d.name, str(e.value))
+        with pytest.raises(ExportError) as e:
+            load_pickle(d)
+        assert said in str(e.value), d.name
+        assert said in _predict_says(d), d.name
+    # exporting into one: a foreign manifest.json is never overwritten; a stopped export is replaced
+    for d in (link, beside):
+        with pytest.raises(ExportError, match="is not a pipekit export's manifest, so it belongs to another program"):
+            write_archive(d, "component", {"n": 2})
+    assert outside.read_bytes() == manifest and (beside / "manifest.json").read_text() == '{"name": "a web app"}'
+    write_archive(stopped, "component", {"n": 2})
+    assert archive.export_folder_kind(stopped) == "ours" and not (stopped / REPLACING_MARKER).exists()
+    # a folder holding neither is no model file
+    neither = folder("neither", record=lambda f: f.write_text("{}"))
+    assert archive.export_folder_kind(neither) == "none"
+    assert "is a folder, not a model file" in _predict_says(neither)
+    with pytest.raises(FileNotFoundError, match="is a folder; give the file save_pickle wrote"):
+        load_pickle(neither)
+
+
+# ------------------------------------------------------------------ save_pickle's advice only where it holds
+@pytest.mark.parametrize("obj", [
+    np.array([{"a": 1}], dtype=object),
+    np.ma.masked_array([1.0, 2.0], mask=[0, 1]),
+    np.array(["2024-01-01"], dtype="datetime64[D]"),
+    np.matrix([[1, 2]]),
+    pd.DataFrame({"c": pd.Categorical([1, 2, 1])}),
+], ids=["object", "masked", "datetime64", "matrix", "number_categories"])
+def test_pipekit_save_gives_save_pickles_own_fix_for_what_save_pickle_refuses(obj, tmp_path):
+    with pytest.raises(ParameterError) as refused:
+        save_pickle(tmp_path / "xs.pkl", obj)
+    assert not (tmp_path / "xs.pkl").exists()
+    with pytest.raises(ExportError) as e:
+        pipekit.save(obj, tmp_path / "xs.pipekit")
+    msg = str(e.value)
+    fix = str(refused.value).removeprefix("save_pickle: ")
+    assert msg.endswith(f"is not a pipekit component or learner; nor can pipekit.tabular.save_pickle write it: {fix}")
+    assert "write it with pipekit.tabular.save_pickle" not in msg
+
+
+# ------------------------------------------------------------------ the path pipekit.save returns
+def test_pipekit_save_returns_the_path_as_given_for_a_learner_and_a_component(adult, adult_learner, tmp_path,
+                                                                              monkeypatch):
+    from pipekit.data import Categorize
+
+    monkeypatch.chdir(tmp_path)
+    c = Categorize()
+    c.setup(pl.Series(["a", "b"]))
+    assert pipekit.save(c, "c.pipekit") == Path("c.pipekit")
+    written = pipekit.save(adult_learner, "l.pipekit")
+    assert written == Path("l.pipekit") and not written.is_absolute() and (tmp_path / "l.pipekit").is_file()
+    row = adult.row(7, named=True)
+    assert pipekit.load(written).predict(row)[0] == adult_learner.predict(row)[0]
+    assert pipekit.save(adult_learner, tmp_path / "abs.pipekit") == tmp_path / "abs.pipekit"

@@ -45,15 +45,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, Union
+from typing import IO, Any, Callable, Literal, Mapping, Union
 
 import numpy as np
 
 from pipekit.core.errors import ExportError, FieldError, PipekitError
 
 __all__ = ["Archive", "ExportError", "FORMAT", "VERSION", "load", "read_pipekit", "save", "write_archive",
-           "atomic_output", "atomic_write_bytes", "is_export_folder", "new_temp_file", "unwritable_error",
-           "why_unwritable", "writable_folder",
+           "atomic_output", "atomic_write_bytes", "export_folder_kind", "is_export_folder", "new_temp_file",
+           "unwritable_error", "why_unwritable", "writable_folder",
            "MAX_ARRAY_BYTES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_RATIO", "MAX_TOTAL_BYTES",
            "MAX_WEIGHTS_BYTES", "building_from", "check_array_references", "parse_json", "read_archive", "read_file",
            "read_folder", "read_npz"]
@@ -469,7 +469,7 @@ def read_folder(folder: str | os.PathLike, limits: Mapping[str, int], where: str
     """
     folder = Path(folder)
     sizes = {name: _regular_size(folder / name, f"{where}: {name!r}", cap) for name, cap in limits.items()
-             if (folder / name).exists()}
+             if _lexists(folder / name)}  # a link, a broken one too, is refused naming it
     total = sum(sizes.values())
     if total > MAX_TOTAL_BYTES:
         raise ExportError(f"{where}: files total {_size(total)}, over the {_size(MAX_TOTAL_BYTES)} limit")
@@ -840,15 +840,51 @@ def _pipekit_manifest(file: Path) -> bool:
     """Whether ``file`` (manifest.json, or the marker it is renamed to) parses as a pipekit export's manifest."""
     try:
         return _describes_pipekit(parse_json(read_file(file, f"{file}"), f"{file}"))
-    except ExportError:  # too large, not a regular file, not JSON: not a pipekit export's manifest either
+    except (ExportError, OSError):  # a link, too large, not a regular file, unreadable, not JSON: not one either
         return False
 
 
+def _lexists(path: Path) -> bool:
+    """Whether anything is at ``path``, of any file type, a link (even a broken one) included."""
+    try:
+        os.lstat(path)
+    except OSError:
+        return False
+    return True
+
+
+def export_folder_kind(path: str | os.PathLike) -> Literal["ours", "foreign", "none"]:
+    """What the folder ``path`` holds, as every reader and writer of export folders sees it. ``"ours"``: a pipekit
+    export (``learn.export``, ``pipekit.save`` or ``save_pickle`` given a name without an extension): its manifest.json
+    is a pipekit file's manifest, or it has no manifest.json and the marker :data:`REPLACING_MARKER` is one (an export
+    into it was stopped part-way, which ``read_pipekit`` then says). ``"foreign"``: its manifest.json (or, without
+    one, the marker) is there, of any file type, but is no pipekit manifest: another program's, a symbolic link, not
+    a regular file, too large or not JSON (``read_pipekit`` names which). ``"none"``: it holds neither, or ``path``
+    is no folder. The files are looked at with lstat and read without following links, as ``read_pipekit`` reads
+    them.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from pipekit.core.archive import export_folder_kind, write_archive
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> export_folder_kind(write_archive(folder / "model", "component", {"n": 1})), export_folder_kind(folder)
+    ('ours', 'none')
+    >>> _ = (folder / "manifest.json").write_text('{"name": "a web app"}')
+    >>> export_folder_kind(folder)
+    'foreign'
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return "none"
+    for name in ("manifest.json", REPLACING_MARKER):  # a manifest.json, when there, decides
+        if _lexists(path / name):
+            return "ours" if _pipekit_manifest(path / name) else "foreign"
+    return "none"
+
+
 def is_export_folder(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder a pipekit export was written into (``learn.export``, ``pipekit.save`` or
-    ``save_pickle`` given a name without an extension): its manifest.json is a pipekit file's, the check
-    ``read_pipekit`` makes, or an export into it was stopped part-way (``read_pipekit`` then says so). Such a folder is
-    read as the file it stands for; any other folder is not a pipekit file.
+    """Whether ``path`` is a folder a pipekit export was written into (:func:`export_folder_kind` says ``"ours"``).
+    Such a folder is read as the file it stands for.
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -857,9 +893,7 @@ def is_export_folder(path: str | os.PathLike) -> bool:
     >>> is_export_folder(write_archive(folder / "model", "component", {"n": 1})), is_export_folder(folder)
     (True, False)
     """
-    path = Path(path)
-    return path.is_dir() and any(f.is_file() and _pipekit_manifest(f)
-                                 for f in (path / "manifest.json", path / REPLACING_MARKER))
+    return export_folder_kind(path) == "ours"
 
 
 def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
@@ -889,15 +923,12 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
                           f"written as a folder; give the file name an extension (e.g. {path.name}.pipekit) or "
                           "remove the file")
     manifest, marker = path / "manifest.json", path / REPLACING_MARKER
-    ours = False
-    if path.is_dir() and (manifest.exists() or manifest.is_symlink()):
-        ours = _pipekit_manifest(manifest)
-        if not ours:
-            raise ExportError(f"cannot export to {path}: {manifest} is not a pipekit export's manifest, so it belongs "
-                              "to another program, and an export would overwrite it; export into another folder "
-                              f"(e.g. {path / 'model'}) or to a file (e.g. {path}.pipekit)")
-    elif path.is_dir() and marker.is_file() and not marker.is_symlink():
-        ours = _pipekit_manifest(marker)  # an export killed part-way: its files are pipekit's
+    kind = export_folder_kind(path)
+    if kind == "foreign" and _lexists(manifest):
+        raise ExportError(f"cannot export to {path}: {manifest} is not a pipekit export's manifest, so it belongs "
+                          "to another program, and an export would overwrite it; export into another folder "
+                          f"(e.g. {path / 'model'}) or to a file (e.g. {path}.pipekit)")
+    ours = kind == "ours"  # a pipekit export, or one killed part-way: its files are pipekit's
     if path.is_dir() and not ours:
         taken = [k for k in sorted(files) if (path / k).exists() or (path / k).is_symlink()]
         if taken:
@@ -936,6 +967,19 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
     with suppress(OSError):  # the new manifest is in place
         marker.unlink(missing_ok=True)
     return path
+
+
+def _marker_problem(path: Path) -> str:
+    """Why the marker :data:`REPLACING_MARKER` in the folder ``path``, when there, says nothing of an export: an
+    empty text when it is not there."""
+    marker = path / REPLACING_MARKER
+    if not path.is_dir() or not _lexists(marker):
+        return ""
+    try:
+        read_file(marker, f"its {REPLACING_MARKER!r}")
+    except (ExportError, OSError) as e:
+        return f" ({e})"
+    return f" (its {REPLACING_MARKER!r} is not a pipekit export's manifest)"
 
 
 def _pickled(where: str, sign: str) -> ExportError:
@@ -1002,9 +1046,9 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
                           "Train and export the model again with this version (learn.export(path) or "
                           "model.export(path)), or load it with pipekit 0.1." if old else
                           f"{where} has no manifest.json: an export into this folder was stopped before it finished "
-                          "(its files are left incomplete); export the model into it again" if path.is_dir() and (
-                              path / REPLACING_MARKER).exists() else
-                          f"{where} has no manifest.json; it is not a pipekit file")
+                          "(its files are left incomplete); export the model into it again" if path.is_dir() and
+                          export_folder_kind(path) == "ours" else
+                          f"{where} has no manifest.json; it is not a pipekit file{_marker_problem(path)}")
     manifest = parse_json(files["manifest.json"], f"{where}: manifest.json")
     if not _describes_pipekit(manifest):
         raise ExportError(f"{where}: manifest.json does not describe a pipekit file")
@@ -1084,10 +1128,11 @@ def _pipekit_part(obj: Any, name: str, depth: int = 0) -> str | None:
 
 def _saved_instead(obj: Any) -> str:
     """What writes ``obj`` when ``pipekit.save`` cannot: ``save_pickle`` (or ``Tabular.save``) for a processed table,
-    a pandas or Polars frame or series and a NumPy array, or the pipekit estimator a scikit-learn Pipeline or search
-    holds."""
+    a pandas or Polars frame or series and a NumPy array (those ``save_pickle`` writes back as they are; for the
+    others, ``save_pickle``'s own fix), or the pipekit estimator a scikit-learn Pipeline or search holds."""
+    from pipekit.core.errors import ParameterError
     from pipekit.tabular.core import Tabular
-    from pipekit.tabular.saving import _frame_kind
+    from pipekit.tabular.saving import _check_saveable, _frame_kind
 
     if isinstance(obj, Tabular):
         return ("; write a processed table with to.save(path) (a path ending in .parquet; Tabular.load(path) reads it "
@@ -1095,6 +1140,10 @@ def _saved_instead(obj: Any) -> str:
                 "file and its fitted processing to a .pipekit file beside it")
     kind = _frame_kind(obj)
     if kind is not None or isinstance(obj, np.ndarray):
+        try:
+            _check_saveable(obj)
+        except ParameterError as e:  # save_pickle would refuse it too: its own fix
+            return f"; nor can pipekit.tabular.save_pickle write it: {str(e).removeprefix('save_pickle: ')}"
         var, what = (("arr", "written in NumPy's .npy format") if kind is None else
                      ("s" if kind.endswith("Series") else "df", "written as a Parquet file"))
         return (f"; write it with pipekit.tabular.save_pickle(path, {var}) (e.g. path 'xs.pkl'; {what}), which "
@@ -1132,8 +1181,9 @@ def save(obj: Any, path: str | os.PathLike) -> Path:
     """
     from pipekit.core.component import Component
 
-    if not isinstance(obj, Component) and hasattr(obj, "export"):  # a learner: not under learn.path
-        return obj.export(Path(path).absolute())
+    if not isinstance(obj, Component) and hasattr(obj, "export"):  # a learner: in the working folder, not learn.path
+        obj.export(Path(path).absolute())
+        return Path(path)
     if not isinstance(obj, Component):
         raise ExportError(f"pipekit.save: a {type(obj).__name__} is not a pipekit component or learner"
                           f"{_saved_instead(obj)}")

@@ -85,40 +85,13 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
     if kind is not None:
         import pyarrow.parquet as pq
 
-        name = None
-        if kind == "pandas.Series":
-            name = obj.name.item() if isinstance(obj.name, np.generic) else obj.name  # np.int64(3) is named 3
-            if not (name is None or isinstance(name, (str, int, float))):  # bool is an int
-                raise ParameterError(f"save_pickle: the Series' name {name!r} (a {type(name).__name__}) would come "
-                                     "back as text, not as it is; name it with text or a number first "
-                                     "(s.rename(str(s.name)))")
-            obj = obj.to_frame(_SERIES_COLUMN if name is None else str(name))
-        elif kind == "polars.Series":
-            name = obj.name
-            obj = obj.to_frame(obj.name or _SERIES_COLUMN)
-        table = _frame_table(obj, kind)
-        record = {"kind": kind, "name": name}
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), SAVED_KEY: json.dumps(record)})
+        table = _saved_table(obj, kind)
         p.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(p) as f:  # a link at ``p`` is replaced, never written through
             pq.write_table(table, f)
         return p
     if isinstance(obj, np.ndarray):
-        from pipekit.core.archive import _NPY_KINDS
-
-        if type(obj) is not np.ndarray:  # np.save writes a masked array's data without its mask
-            raise ParameterError(f"save_pickle: a {type(obj).__name__} would come back as a plain NumPy array, "
-                                 "without what it adds to one; save np.asarray(arr) (a masked array: "
-                                 "arr.filled(value))")
-        if obj.dtype.hasobject or obj.dtype.fields is not None:
-            raise ParameterError(f"save_pickle: a NumPy array of {obj.dtype} values cannot be written without pickle; "
-                                 "convert it to numbers or text first (arr.astype(float) or arr.astype(str))")
-        if obj.dtype.kind not in _NPY_KINDS or obj.dtype.subdtype is not None:  # what load_pickle reads back
-            fix = ("save it as a pandas Series (pd.Series(arr)), whose dates and durations come back as they were, "
-                   "or as numbers (arr.astype('int64'))" if obj.dtype.kind in "Mm" else
-                   "convert it to numbers or text first (arr.astype(float) or arr.astype(str))")
-            raise ParameterError(f"save_pickle: a NumPy array of {obj.dtype} values could not be read back (an array "
-                                 f"file holds numbers, booleans or text); {fix}")
+        _check_array(obj)
         p.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(p) as f:  # a file object: NumPy adds no '.npy' to the name; a link at ``p`` is replaced
             np.save(f, obj, allow_pickle=False)
@@ -131,6 +104,65 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
                          "can run any code), so save_pickle takes a processed table (Tabular/TabularPandas), a pandas or "
                          "Polars DataFrame or Series, a NumPy array, or a pipekit model, ensemble or learner; write "
                          "other objects in a format of their own (json.dump for plain values)")
+
+
+def _check_saveable(obj: Any) -> None:
+    """Raise the :class:`~pipekit.core.errors.ParameterError` :func:`save_pickle` raises for a pandas or Polars frame
+    or series, or a NumPy array, that it cannot write so that it comes back as it was (naming the fix); nothing is
+    written.
+
+    >>> import numpy as np
+    >>> from pipekit.core import ParameterError
+    >>> _check_saveable(np.arange(3.0))  # written as it is
+    >>> try:
+    ...     _check_saveable(np.array([{"a": 1}], dtype=object))
+    ... except ParameterError as e:
+    ...     print(str(e)[:61])
+    save_pickle: a NumPy array of object values cannot be written
+    """
+    kind = _frame_kind(obj)
+    if kind is not None:
+        _saved_table(obj, kind)
+    elif isinstance(obj, np.ndarray):
+        _check_array(obj)
+
+
+def _saved_table(obj: Any, kind: str) -> Any:
+    """The Arrow table, with its save_pickle record, that :func:`save_pickle` writes for a frame or series of ``kind``
+    (a ParameterError for one that would not come back as it is)."""
+    name = None
+    if kind == "pandas.Series":
+        name = obj.name.item() if isinstance(obj.name, np.generic) else obj.name  # np.int64(3) is named 3
+        if not (name is None or isinstance(name, (str, int, float))):  # bool is an int
+            raise ParameterError(f"save_pickle: the Series' name {name!r} (a {type(name).__name__}) would come "
+                                 "back as text, not as it is; name it with text or a number first "
+                                 "(s.rename(str(s.name)))")
+        obj = obj.to_frame(_SERIES_COLUMN if name is None else str(name))
+    elif kind == "polars.Series":
+        name = obj.name
+        obj = obj.to_frame(obj.name or _SERIES_COLUMN)
+    table = _frame_table(obj, kind)
+    record = {"kind": kind, "name": name}
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), SAVED_KEY: json.dumps(record)})
+
+
+def _check_array(obj: np.ndarray) -> None:
+    """A ParameterError for a NumPy array :func:`save_pickle` cannot write so that it comes back as it is."""
+    from pipekit.core.archive import _NPY_KINDS
+
+    if type(obj) is not np.ndarray:  # np.save writes a masked array's data without its mask
+        raise ParameterError(f"save_pickle: a {type(obj).__name__} would come back as a plain NumPy array, "
+                             "without what it adds to one; save np.asarray(arr) (a masked array: "
+                             "arr.filled(value))")
+    if obj.dtype.hasobject or obj.dtype.fields is not None:
+        raise ParameterError(f"save_pickle: a NumPy array of {obj.dtype} values cannot be written without pickle; "
+                             "convert it to numbers or text first (arr.astype(float) or arr.astype(str))")
+    if obj.dtype.kind not in _NPY_KINDS or obj.dtype.subdtype is not None:  # what load_pickle reads back
+        fix = ("save it as a pandas Series (pd.Series(arr)), whose dates and durations come back as they were, "
+               "or as numbers (arr.astype('int64'))" if obj.dtype.kind in "Mm" else
+               "convert it to numbers or text first (arr.astype(float) or arr.astype(str))")
+        raise ParameterError(f"save_pickle: a NumPy array of {obj.dtype} values could not be read back (an array "
+                             f"file holds numbers, booleans or text); {fix}")
 
 
 def _read_back(table: Any, pandas: bool) -> Any:
@@ -264,10 +296,12 @@ def load_pickle(fn: str | os.PathLike) -> Any:
     ...     print(type(e).__name__)
     ExportError
     """
-    from pipekit.core.archive import MAX_TOTAL_BYTES, array_from_npy, is_export_folder, load, read_file
+    from pipekit.core.archive import MAX_TOTAL_BYTES, array_from_npy, export_folder_kind, load, read_file
 
     p = Path(fn)
-    if is_export_folder(p):  # a model or learner saved to a name without an extension
+    # a model or learner saved to a name without an extension; load says what is wrong with a folder whose
+    # manifest.json (or the marker of an export stopped part-way) is no pipekit export's
+    if export_folder_kind(p) != "none":
         return load(p)
     if not p.is_file():
         if p.exists() and not p.is_dir():  # a pipe, a device (a link to /dev/zero): reading one may never end

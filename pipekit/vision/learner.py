@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
@@ -52,10 +53,48 @@ def _image_channels(dls: Any) -> int:
     return int(x.shape[1]) if x.is_floating_point() else int(x.shape[-1])
 
 
+#: torch's words naming the class or function a pickled file would rebuild, which weights_only=True refuses
+_PICKLED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)|unsupported GLOBAL ([\w.]+)")
+#: torch's words for a file it cannot read at all: empty, cut short, damaged or no torch file
+_NOT_WEIGHTS = ("PytorchStreamReader failed", "Invalid magic number", "Unsupported operand", "corrupt")
+#: torch's advice to unpickle a file anyway (which runs its code): never repeated
+_UNPICKLE_ADVICE = ("weights_only", "safe_globals", "trust")
+_GIVE = ("give a .safetensors file, a .pipekit (written by learn.save or learn.export, or a folder learn.export wrote) "
+         "or a .pth holding only a state dict of tensors (torch.save(model.state_dict(), path))")
+
+
+def _torch_load_error(path: Path, e: Exception) -> DataError:
+    """Why torch.load(path, weights_only=True) failed, in pipekit's words: the class a pickled file holds, or a file
+    torch cannot read at all; torch's advice to load the file with weights_only=False (which runs its code) is left
+    out."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))  # torch emphasises its advice with terminal codes
+    found = _PICKLED_GLOBAL.search(text)
+    if found:
+        return DataError(f"pretrained={str(path)!r} cannot be read as a weights file without running code, and pipekit "
+                         f"never runs a file's code: it holds a pickled {found.group(1) or found.group(2)}, which only "
+                         f"running the file's code could rebuild; {_GIVE}")
+    # torch's own reason: what follows "WeightsUnpickler error:" where torch wraps it in advice, else its first line
+    reason = text.split("WeightsUnpickler error:", 1)[-1]
+    first = next((line.strip() for line in reason.splitlines() if line.strip()), "").split(". ")[0]
+    why = f"{type(e).__name__}{': ' + first if first and not any(a in first for a in _UNPICKLE_ADVICE) else ''}"
+    if isinstance(e, EOFError) or any(words in text for words in _NOT_WEIGHTS):
+        return DataError(f"pretrained={str(path)!r} cannot be read as a weights file ({why}): it is empty, cut short, "
+                         "damaged or not a torch weights file; copy or download it again, or save the weights again "
+                         "(learn.save, or torch.save(model.state_dict(), path))")
+    return DataError(f"pretrained={str(path)!r} cannot be read as a weights file without running code, and pipekit "
+                     f"never runs a file's code: {_GIVE} ({why})")
+
+
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
+    from pipekit.core.archive import export_folder_kind
+
     if not path.exists():
         raise FileNotFoundError(f"pretrained={str(path)!r}: no such file; give a .pipekit (written by learn.save), "
                                 ".safetensors or .pth weights file")
+    if path.is_dir():
+        if export_folder_kind(path) != "none":  # an export to a name without an extension (load says what is wrong)
+            return model_weights(path)
+        raise DataError(f"pretrained={str(path)!r} is a folder holding no pipekit export; {_GIVE}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -70,14 +109,10 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         return model_weights(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:  # a file that cannot be opened says so itself
+        raise
     except Exception as e:  # an unsafe pickle or a damaged file
-        # torch's own reason, without its advice to load the file with weights_only=False (which runs its code)
-        why = " ".join(part.strip() for part in str(e).split("\n\n")
-                       if part.strip() and "weights_only" not in part and not part.startswith("Weights only"))
-        raise DataError(f"pretrained={str(path)!r} cannot be read as a weights file without running code, and pipekit "
-                        "never runs a file's code: give a .safetensors file, a .pipekit (written by learn.save) or a "
-                        ".pth holding only a state dict of tensors (torch.save(model.state_dict(), path)) "
-                        f"({type(e).__name__}{': ' + why if why else ''})") from None
+        raise _torch_load_error(path, e) from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # a pipekit checkpoint (learn.save)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
