@@ -1,6 +1,7 @@
-"""set_seed starts the loaders already built afresh: their next pass is epoch 0 of a stream made of their own seed
-and the seed given, so set_seed(0), a new learner and a fit, twice on one ``dls``, train on the same batches (and
-augmentation) and give the same losses, as chapter 8's re-run cells do, while another seed gives other batches."""
+"""set_seed starts the loaders already built afresh: their next pass is epoch 0, with their own seed when the value
+is the one in force as they were built, else on a stream made of their own seed and the value given, so
+set_seed(0), a new learner and a fit, twice on one ``dls``, train on the same batches (and augmentation) and give
+the same losses, as chapter 8's re-run cells do, while another seed gives other batches."""
 from __future__ import annotations
 
 import copy
@@ -192,6 +193,7 @@ def test_subclass_with_slots_copies_and_pickles():
 
 
 def test_set_seed_mid_epoch_finishes_the_epoch_then_restarts():
+    set_seed(1)  # the value in force as the loaders are built: set_seed(0) below starts them on another stream
     dl = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
     twin = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
     epochs = [_order(dl) for _ in range(3)]
@@ -219,3 +221,36 @@ def test_loaders_are_not_kept_alive():
     gc.collect()
     assert ref() is None
     set_seed(0)
+
+
+def test_the_books_order_set_seed_loaders_fit_then_set_seed_again_repeats_the_first_run():
+    # set_seed(42); dls; fit; then the learner's cell again, set_seed(42) first: the same batches as the first fit
+    set_seed(42)
+    dl = DataLoader(list(range(12)), bs=4, shuffle=True)
+    first = _order(dl)
+    _order(dl)
+    set_seed(42)
+    assert _order(dl) == first and dl.epoch == 1
+    set_seed(7)
+    other = _order(dl)
+    assert other != first
+    set_seed(42)
+    assert _order(dl) == first
+    set_seed(7)
+    assert _order(dl) == other
+
+
+def test_a_loader_pickled_in_another_process_reads_as_its_seed_says_until_the_next_set_seed():
+    set_seed(3)
+    dl = DataLoader(list(range(12)), bs=4, shuffle=True, seed=5)
+    epochs = [_order(dl) for _ in range(3)]
+    fresh = DataLoader(list(range(12)), bs=4, shuffle=True, seed=5)
+    fresh_orders = [_order(fresh) for _ in range(4)]
+    dl = DataLoader(list(range(12)), bs=4, shuffle=True, seed=5)
+    _order(dl), _order(dl)
+    state = pickle.loads(pickle.dumps(dl))
+    mark, *rest = state.__dict__["_reseeded"]
+    state.__dict__["_reseeded"] = ("another process", 10**6, *rest[1:])  # its count means nothing here
+    assert state.epoch == 2 and _order(state) == fresh_orders[2] == epochs[2]
+    set_seed(3)  # the value in force when it was read: its own seed again, from epoch 0
+    assert state.epoch == 0 and _order(state) == fresh_orders[0]

@@ -20,7 +20,7 @@ from pipekit.core.errors import DataError, ParameterError, PipelineStepError, co
 from pipekit.core.validate import (ARGUMENT_SYNONYMS, Interval, bs_or_batch_size, check_positive_int, plain_number,
                                    unknown_names)
 from pipekit.data.probe import stage
-from pipekit.data.seed import kept_random_states, reseed_generation, reseeded_stream
+from pipekit.data.seed import PROCESS_MARK, kept_random_states, reseed_generation, reseeded_stream
 from pipekit.data.store import ListStore, StoreRows, TensorStore, gather_context, gathering
 from pipekit.data.transform import BatchContext, BatchPipeline, BatchTransform, Pipeline, as_list, runs_on_split
 
@@ -183,7 +183,8 @@ class DataLoader:
     """Batches of a dataset (or subset): a tuple of tensors per batch, on ``device``.
 
     ``seed`` fixes the shuffling and the per-batch RNG handed to batch transforms, so the same seed
-    gives the same batches and the same augmentation, epoch by epoch. Without one, the loader draws its seed from
+    gives the same batches and the same augmentation, epoch by epoch; a later :func:`~pipekit.data.set_seed` with
+    another value than the one in force as the loader was built starts it afresh on a stream made of both. Without one, the loader draws its seed from
     NumPy's global generator as it is built, so :func:`~pipekit.data.set_seed` repeats it (``torch.manual_seed``
     alone does not: torch's generator is left to the model's weights).
 
@@ -284,7 +285,7 @@ class DataLoader:
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last
         seed = loader_seed(seed, "DataLoader")
         # the seed and epoch the next pass draws with, and the set_seed call seen last (see _follow_set_seed)
-        self.__dict__.update(seed=seed, epoch=0, _reseeded=(reseed_generation()[0], seed))
+        self.__dict__.update(seed=seed, epoch=0, _reseeded=(PROCESS_MARK, *reseed_generation(), seed))
         self.device = torch.device(device) if device is not None else default_device()
         self.batch_tfms = (batch_tfms if isinstance(batch_tfms, BatchPipeline)
                            else BatchPipeline(batch_tfms or []))
@@ -320,24 +321,29 @@ class DataLoader:
     def __getattr__(self, name: str) -> Any:
         return table_attribute(self, name)
 
-    #: ``(n, base)``: the :func:`~pipekit.data.seed.reseed_generation` count seen last and the seed the loader was
-    #: built with (or given since), which a ``set_seed`` after it derives the next stream from; copies carry it
-    _reseeded: tuple[int, int | None] | None = None
+    #: ``(mark, n, born, base)``: the process that recorded it (:data:`~pipekit.data.seed.PROCESS_MARK`), the
+    #: :func:`~pipekit.data.seed.reseed_generation` count seen last and the ``set_seed`` value in force when the loader
+    #: was built (None: none yet), and the seed it was built with (or given since), which a later ``set_seed`` starts
+    #: it afresh from; copies carry it
+    _reseeded: tuple[str, int, int | None, int | None] | None = None
 
     def _follow_set_seed(self) -> None:
-        """Start afresh if :func:`~pipekit.data.set_seed` was called since this loader last looked: epoch 0 of the
-        stream of its own seed and the seed given, so the same call gives the same batches and augmentation, and
-        another call other ones (see :func:`~pipekit.data.seed.reseeded_stream`). Read as the next epoch's number
-        or seed is (``dl.epoch``, ``dl.seed``), so an epoch under way ends as it began."""
+        """Start afresh if :func:`~pipekit.data.set_seed` was called since this loader last looked: epoch 0, drawn
+        with its own seed when the value given is the one in force as it was built (re-running a learner's cell after
+        ``set_seed`` as the loaders' cell began), else with a stream made of its own seed and the value given (see
+        :func:`~pipekit.data.seed.reseeded_stream`): the same call gives the same batches and augmentation, another
+        call other ones. Read as the next epoch's number or seed is (``dl.epoch``, ``dl.seed``); a loader unpickled
+        from another process (or an older pipekit) reads as its seed alone says until the next ``set_seed``."""
         state = self.__dict__
         n, given = reseed_generation()
         seen = state.get("_reseeded")
-        if seen is None:  # unpickled from a version that kept no record: it reads as its seed alone says
-            state["_reseeded"] = (n, state.get("seed"))
-        elif seen[0] != n:
-            state["_reseeded"] = (n, seen[1])
-            if seen[1] is not None and given is not None:
-                state["seed"] = reseeded_stream(seen[1], given)
+        if seen is None or len(seen) != 4 or seen[0] != PROCESS_MARK:
+            state["_reseeded"] = (PROCESS_MARK, n, given, state.get("seed"))
+        elif seen[1] != n:
+            _, _, born, base = seen
+            state["_reseeded"] = (PROCESS_MARK, n, born, base)
+            if base is not None and given is not None:
+                state["seed"] = base if given == born else reseeded_stream(base, given)
             state["epoch"] = 0
 
     @property
@@ -364,7 +370,7 @@ class DataLoader:
         self._follow_set_seed()
         state = self.__dict__
         if value != state.get("seed"):  # a seed of one's own: a later set_seed starts from it
-            state["_reseeded"] = (reseed_generation()[0], value)
+            state["_reseeded"] = (PROCESS_MARK, *reseed_generation(), value)
         state["seed"] = value
 
     def _stream_seed(self) -> int:

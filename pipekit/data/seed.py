@@ -15,6 +15,8 @@ import torch
 # how many times set_seed has been called in this process, and the seed it was given last
 _RESEEDS = itertools.count(1)
 _GENERATION: tuple[int, int | None] = (0, None)
+#: this process's mark on what it records of those calls: a loader pickled in another process counts another's
+PROCESS_MARK = os.urandom(8).hex()
 
 
 def reseed_generation() -> tuple[int, int | None]:
@@ -43,17 +45,20 @@ def set_seed(seed: int, deterministic: bool = True, reproducible: bool | None = 
     """Seed Python, NumPy and torch (CPU and CUDA) so a run can be repeated exactly on CPU, and start the loaders
     already built afresh from this seed.
 
-    A loader's order and augmentation come from its seed (fixed as it is built, drawn from NumPy's generator when
-    none is given) and its epoch, which counts on across learners. A loader built before a ``set_seed`` and
-    iterated after it starts again at epoch 0, drawing from a stream made of its own seed and this one: so
-    ``set_seed(0)`` before each of two learners made on one ``dls`` trains both on the same batches and
-    augmentation and gives the same results (re-running a notebook cell, comparing models on the same loaders),
-    while ``set_seed(1)`` gives other batches (a sweep over seeds). Reseeding each epoch with the same value (a
-    callback's ``before_epoch`` calling ``set_seed(42)``) repeats the same epoch; ``set_seed(e)`` at epoch ``e``
-    gives each its own. A loader built after the call and never reseeded reads as its seed alone says. An epoch
-    under way when it is called ends as it began; the restart counts from the next. A ``torch.utils.data.DataLoader``
-    given to ``DataLoaders`` as it is keeps its own order: a ``generator`` of its own goes on where it was (this
-    reseeds torch's global generator only, which one without a ``generator`` draws from).
+    A loader's order and augmentation come from its seed (given, or drawn from NumPy's generator as it is built)
+    and its epoch, which counts on across learners. A loader built before a ``set_seed`` and iterated after it
+    starts again at epoch 0: with its own seed when this value is the one in force as it was built, else with a
+    stream made of its own seed and this one. So ``set_seed(42)``, the loaders, a learner fitted, then
+    ``set_seed(42)`` and a second learner on the same ``dls`` trains both on the same batches and augmentation and
+    gives the same results (re-running a notebook cell, comparing models on the same loaders), while
+    ``set_seed(1)`` gives other batches (a sweep over seeds); a loader's ``seed=`` is where that stream starts.
+    Reseeding each epoch with the same value (a callback's ``before_epoch`` calling ``set_seed(42)``) repeats the
+    same epoch; ``set_seed(e)`` at epoch ``e`` gives each its own. A loader built after the call and never reseeded
+    reads as its seed alone says. An epoch under way when it is called ends as it began (unless ``dl.seed`` or
+    ``dl.epoch`` is read during it); the restart counts from the next. To resume a fit exactly, call it before
+    ``learn.load``, which puts back the loaders' place. A ``torch.utils.data.DataLoader`` given to ``DataLoaders``
+    as it is keeps its own order: a ``generator`` of its own goes on where it was (this reseeds torch's global
+    generator only, which one without a ``generator`` draws from).
 
     ``deterministic`` (the default) also switches torch to its deterministic kernels for the rest of the
     process (``torch.use_deterministic_algorithms``): with more than one CPU thread some backward passes
