@@ -15,7 +15,8 @@ from pipekit.core.component import Component
 from pipekit.vision import (AugmentPlan, AugmentSettings, BatchAugment, Brightness, Contrast, Dihedral, Flip, Hue,
                             Resize, Rotate, Sampler, Saturation, Warp, Zoom, aug_transforms, build_image_store,
                             sample_plan, warp_cv2, warp_torch)
-from pipekit.vision.augment import nearest_indices
+from pipekit.vision.augment import nearest_indices, warp_cv2_float
+from pipekit.vision.samplers import LightingSampler
 
 
 def _camvid_masks(size):
@@ -227,3 +228,98 @@ def test_executors_give_the_same_resized_flipped_and_zoomed_masks(in_hw, out_hw,
     assert torch.equal(warp_torch(masks, flips, "nearest", pad_mode), masks.flip(2))
     # the validation halving: source rows 0.5, 2.5, ... go to the even rows
     assert nearest_indices(valid, pad_mode).rows[0].tolist() == list(range(0, in_hw[0], 2))
+
+
+def _coded(n, hw, axis):
+    """uint8 images (n, H, W, 3) and masks (n, H, W) whose every pixel is its source row (axis 1) or column (axis 2)
+    mod 251: what a resampled pixel holds says which source row or column it came from."""
+    h, w = hw
+    line = (torch.arange(hw[axis - 1]) % 251).to(torch.uint8)
+    masks = (line.view(1, h, 1) if axis == 1 else line.view(1, 1, w)).expand(n, h, w).contiguous()
+    return masks[..., None].expand(n, h, w, 3).contiguous(), masks
+
+
+@pytest.mark.parametrize("executor", ["cv2", "torch"])
+@pytest.mark.parametrize("in_hw, out_hw", [((48, 64), (40, 56)), ((96, 128), (48, 64)), ((224, 224), (112, 112))])
+def test_nearest_images_take_the_rows_and_columns_their_masks_take(executor, in_hw, out_hw):
+    # resizes putting source points half-way between two pixels: with mode='nearest' an image and its mask must take
+    # the same source row and column for every pixel, in validation (the squish) and in training (zoom, flip)
+    settings = AugmentSettings(size=out_hw, mode="nearest", executor=executor, max_rotate=0, max_warp=0, min_zoom=0.7,
+                               max_zoom=1.4, p_affine=1.0, max_lighting=0)
+    for train in (False, True):
+        for axis in (1, 2):
+            imgs, masks = _coded(4, in_hw, axis)
+            x, y = BatchAugment(settings).encode((imgs, masks.clone()), _ctx(train=train, key=3))
+            got = x[..., 0] if x.dtype == torch.uint8 else (x[:, 0] * 255).round().to(torch.uint8)
+            assert torch.equal(got, y), (train, axis)
+    # and the image converted to float in the same pass (an augmentation followed by Normalize or IntToFloat)
+    imgs, masks = _coded(4, in_hw, 1)
+    plan = sample_plan(4, in_hw, _ctx().rng, AugmentSettings(size=out_hw), train=False)
+    floats = warp_cv2_float(imgs, plan, [1.0] * 3, [0.0] * 3, mode="nearest")
+    assert torch.equal(floats[:, 1].to(torch.uint8), warp_cv2(masks, plan, "nearest"))
+
+
+def test_nearest_images_are_lit_after_taking_their_pixels(camvid):
+    x, masks = camvid
+    n = len(x)
+    plan = sample_plan(n, (48, 64), _ctx().rng, AugmentSettings(size=(40, 56)), train=False)
+    lit = AugmentPlan(plan.matrices, plan.in_size, plan.out_size, np.linspace(-1, 1, n), np.full(n, 1.3))
+    dark = warp_cv2(x, plan, "nearest")
+    want = np.stack([lit.luts()[i][dark[i].numpy()] for i in range(n)])
+    assert np.array_equal(warp_cv2(x, lit, "nearest").numpy(), want)
+    # the torch executor lights the same pixels in float: within a level of the lookup tables
+    assert (warp_torch(x, lit, "nearest").permute(0, 2, 3, 1) * 255 - torch.from_numpy(want)).abs().max() <= 1.0
+
+
+def _rotation(deg):
+    t = np.radians(deg)
+    return np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+
+
+@pytest.mark.parametrize("pad_mode", ["reflection", "zeros"])
+def test_each_image_of_a_batch_takes_the_nearest_picks_on_its_own(camvid, pad_mode):
+    # a batch mixing rotated images with images only squished, zoomed or mirrored: each of the latter gives what it
+    # gives alone, on both executors, masks and nearest images alike
+    x, masks = camvid
+    zoom = np.diag([-1 / 1.3, 1 / 1.3, 1.0])
+    zoom[:2, 2] = [0.1, -0.2]
+    mats = np.stack([np.eye(3), _rotation(20), zoom, _rotation(-7) @ zoom, np.diag([-1.0, 1, 1]), _rotation(45)])
+    n = len(mats)
+    plan = AugmentPlan(mats, (48, 64), (40, 56), np.zeros(n), np.ones(n))
+    aligned = np.array([True, False, True, False, True, False])
+    for data in (masks, x):
+        c, t = warp_cv2(data, plan, "nearest", pad_mode), warp_torch(data, plan, "nearest", pad_mode)
+        t = t if data.ndim == 3 else (t * 255).round().to(torch.uint8).permute(0, 2, 3, 1)
+        for i in range(n):
+            alone = warp_cv2(data[i:i + 1], AugmentPlan(mats[i:i + 1], (48, 64), (40, 56), np.zeros(1), np.ones(1)),
+                             "nearest", pad_mode)[0]
+            assert torch.equal(c[i], alone), (data.ndim, i)
+            if aligned[i]:
+                assert torch.equal(t[i], alone), (data.ndim, i)
+            else:  # the others as OpenCV and grid_sample resample them: a tie may fall differently
+                assert (c[i] == t[i]).float().mean() > 0.99
+    assert plan.aligned.tolist() == aligned.tolist() and not plan.axis_aligned
+
+
+class _Cutout(LightingSampler):
+    """A user's sampler whose own ``mode`` means something else than resampling."""
+
+    stream = "cutout"
+
+    def __init__(self, mode="random", size=3):
+        self.mode, self.size = mode, size
+
+    def lighting(self, n, rng):
+        return np.ones(n), np.zeros(n)
+
+
+def test_a_users_sampler_attributes_are_not_read_as_resampling_settings():
+    assert Sampler.batch_transform([_Cutout(), Flip()]).settings.mode == "bilinear"
+    aug = Sampler.batch_transform([_Cutout(), Rotate(30, mode="nearest", size=32)])
+    assert aug.settings.mode == "nearest" and aug.settings.size == 32
+    aug = BatchAugment(AugmentSettings(size=16), extra_samplers=[_Cutout(size=5)])
+    assert aug.plan(2, (20, 20), _ctx().rng, True).out_size == (16, 16)
+    # the resampling arguments of pipekit's samplers are still read, kept through set_params and clone
+    with pytest.raises(ParameterError, match="pad_mode"):
+        Sampler.batch_transform([Rotate(pad_mode="zeros"), Flip().set_params(pad_mode="border")])
+    assert Sampler.batch_transform([Zoom(mode="nearest").clone(), _Cutout()]).settings.mode == "nearest"

@@ -12,10 +12,11 @@ frame of ``grid_sample`` (-1..1, pixel edges, ``align_corners=False``). Two exec
   in float instead, as those mix its colour channels.
 
 They agree within interpolation tolerance. Masks are resampled with nearest neighbours: a mask only scaled,
-moved or mirrored (the validation resize, flips, zooms) takes on either executor the rows and columns
-:func:`nearest_indices` picks, as ``grid_sample``'s nearest mode does in exact arithmetic (a source point half-way
-between two pixels going to the even one), so both executors give the same mask; a rotated or warped one is resampled
-by OpenCV or ``grid_sample`` and may differ in a pixel where a tie falls. Keypoints are
+moved or mirrored (the validation resize, flips, zooms; each image of a batch on its own) takes on either executor the
+rows and columns :func:`nearest_indices` picks, as ``grid_sample``'s nearest mode does in exact arithmetic (a source
+point half-way between two pixels going to the even one), so both executors give the same mask; a rotated or warped
+one is resampled by OpenCV or ``grid_sample`` and may differ in a pixel where a tie falls. Images resampled with
+``mode='nearest'`` take the same picks, so an image and its mask take the same pixels. Keypoints are
 moved with the inverse matrix (:func:`map_points`).
 
 Example:
@@ -141,8 +142,8 @@ class AugmentPlan:
     >>> from pipekit.vision import AugmentPlan
     >>> flip = np.array([[[-1.0, 0, 0], [0, 1, 0], [0, 0, 1]]])  # x -> -x: a horizontal flip
     >>> plan = AugmentPlan(flip, (2, 4), (2, 4), brightness=np.zeros(1), contrast=np.ones(1))
-    >>> plan.identity, plan.geometry_identity, plan.has_lighting
-    (False, False, False)
+    >>> plan.identity, plan.geometry_identity, plan.has_lighting, plan.aligned.tolist()  # aligned: only mirrored
+    (False, False, False, [True])
     >>> brighter = AugmentPlan(np.eye(3)[None], (2, 4), (2, 4), np.array([1.0]), contrast=np.ones(1))
     >>> brighter.geometry_identity, brighter.luts()[0, [64, 128, 255]].tolist()  # uint8 levels after lighting
     (True, [122, 187, 255])
@@ -170,10 +171,16 @@ class AugmentPlan:
         return self.in_size == self.out_size and bool(np.allclose(self.matrices, np.eye(3)))
 
     @property
-    def axis_aligned(self) -> bool:
-        """Whether every image is only scaled, moved or mirrored (no rotation, shear or perspective)."""
+    def aligned(self) -> np.ndarray:
+        """(B,) whether each image is only scaled, moved or mirrored (no rotation, shear or perspective): its output
+        rows come from its input rows and its columns from its columns (:func:`nearest_indices`)."""
         m = np.asarray(self.matrices).reshape(-1, 9)
-        return not (m[:, [1, 3, 6, 7]].any() or (m[:, 8] != 1).any())
+        return ~(m[:, [1, 3, 6, 7]] != 0).any(1) & (m[:, 8] == 1)
+
+    @property
+    def axis_aligned(self) -> bool:
+        """Whether every image is only scaled, moved or mirrored (see :attr:`aligned`)."""
+        return bool(self.aligned.all())
 
     @property
     def has_lighting(self) -> bool:
@@ -399,7 +406,8 @@ class NearestPicks(NamedTuple):
     """The source row of each output row and the source column of each output column, per image, as
     :func:`nearest_indices` gives them: ``rows`` (B, h) and ``cols`` (B, w) int64, always within the input;
     ``rows_inside`` (B, h) and ``cols_inside`` (B, w) whether each lies inside it (all True unless ``pad_mode`` is
-    ``'zeros'``, where the others are padding: 0)."""
+    ``'zeros'``, where the others are padding: 0). An image that is not only scaled, moved or mirrored
+    (:attr:`AugmentPlan.aligned` False) has none inside: the executors resample it otherwise."""
 
     rows: np.ndarray
     cols: np.ndarray
@@ -407,43 +415,54 @@ class NearestPicks(NamedTuple):
     cols_inside: np.ndarray
 
     def take(self, i: int, src: np.ndarray, out: np.ndarray) -> None:
-        """Image ``i`` of the batch from uint8 mask ``src`` (H, W) into ``out`` (h, w): its rows, then their columns,
-        taken as rows of the transposed image (whole rows copied, not single pixels gathered)."""
-        rows = src.take(self.rows[i], axis=0)  # (h, W)
+        """Image ``i`` of the batch from uint8 ``src``, a mask (H, W) or an image (H, W, C), into ``out`` (h, w) or
+        (h, w, C): its rows, then their columns, taken as rows of the transposed image (whole rows copied, not single
+        pixels gathered)."""
+        rows = src.take(self.rows[i], axis=0)  # (h, W[, C])
         if not self.rows_inside[i].all():  # padding (pad_mode='zeros'): 0
             rows[~self.rows_inside[i]] = 0
-        picked = np.take(cv2.transpose(rows), self.cols[i], axis=0)  # (w, h)
+        if rows.ndim == 3 and rows.shape[2] > 4:  # more channels than an OpenCV transpose takes
+            np.take(rows, self.cols[i], axis=1, out=out)
+            out[:, ~self.cols_inside[i]] = 0
+            return
+        picked = np.take(cv2.transpose(rows), self.cols[i], axis=0)  # (w, h[, C])
         if not self.cols_inside[i].all():
             picked[~self.cols_inside[i]] = 0
         cv2.transpose(picked, dst=out)
 
-    def gather(self, masks: torch.Tensor) -> torch.Tensor:
-        """Masks (B, H, W) of any dtype on any device -> (B, h, w): rows, then columns, on the masks' device."""
-        dev = masks.device
+    def subset(self, which: np.ndarray) -> NearestPicks:
+        """The picks of the images ``which`` (a (B,) mask or indices) selects, in their order."""
+        return NearestPicks(*(a[which] for a in self))
+
+    def gather(self, x: torch.Tensor) -> torch.Tensor:
+        """Masks (B, H, W) or images (B, C, H, W) of any dtype on any device -> (B, h, w) or (B, C, h, w): rows, then
+        columns, on their device."""
+        dev, lead = x.device, (1,) * (x.ndim - 3)  # a 1 for the channel axis of images
         rows, cols = torch.from_numpy(self.rows).to(dev), torch.from_numpy(self.cols).to(dev)
-        b, (h, w), wi = len(rows), (rows.shape[1], cols.shape[1]), masks.shape[2]
-        out = masks.gather(1, rows[:, :, None].expand(b, h, wi)).gather(2, cols[:, None, :].expand(b, h, w))
+        b, (h, w), wi = len(rows), (rows.shape[1], cols.shape[1]), x.shape[-1]
+        mid = tuple(x.shape[1:-2])
+        out = x.gather(-2, rows.view(b, *lead, h, 1).expand(b, *mid, h, wi))
+        out = out.gather(-1, cols.view(b, *lead, 1, w).expand(b, *mid, h, w))
         if not (self.rows_inside.all() and self.cols_inside.all()):
             inside = torch.from_numpy(self.rows_inside[:, :, None] & self.cols_inside[:, None, :]).to(dev)
-            out = out.masked_fill(~inside, 0)
+            out = out.masked_fill(~inside.view(b, *lead, h, w), 0)
         return out
 
 
 def nearest_indices(plan: AugmentPlan, pad_mode: str = "reflection") -> NearestPicks:
-    """The pixels nearest neighbours take under ``plan``, a plan that only scales, moves and mirrors
-    (:attr:`AugmentPlan.axis_aligned`), as ``grid_sample``'s nearest mode (``align_corners=False``) picks them, a
+    """The pixels nearest neighbours take under ``plan`` in each image only scaled, moved or mirrored
+    (:attr:`AugmentPlan.aligned`), as ``grid_sample``'s nearest mode (``align_corners=False``) picks them, a
     source point half-way between two pixels going to the even one: the source row of each output row and the
     source column of each output column (:class:`NearestPicks`), with whether each lies inside the input (for
-    ``pad_mode='zeros'``). Computed in float64, source points snapped to 2**-20 of a pixel, so a tie is a tie
-    whatever the rounding. Both executors resample such a mask with them, so they give the same mask.
+    ``pad_mode='zeros'``; none is, in an image rotated, sheared or warped). Computed in float64, source points snapped
+    to 2**-20 of a pixel, so a tie is a tie whatever the rounding. Both executors resample such a mask (and such an
+    image, with ``mode='nearest'``) with them, so they give the same pixels, and an image and its mask take the same
+    ones.
 
     >>> plan = AugmentPlan(np.eye(3)[None], (6, 1), (5, 1), np.zeros(1), np.ones(1))  # 6 rows resized to 5
     >>> nearest_indices(plan).rows[0].tolist()  # rows 0.1, 1.3, 2.5 (a tie: 2), 3.7, 4.9
     [0, 1, 2, 4, 5]
     """
-    if not plan.axis_aligned:
-        raise ParameterError("nearest_indices: the plan rotates, shears or warps an image; it takes plans that "
-                             "only scale, move and mirror (plan.axis_aligned)")
     (hi, wi), (ho, wo), m = plan.in_size, plan.out_size, np.asarray(plan.matrices, np.float64)
     # the output rows' centres then the columns', in -1..1, and each one's source size: one pass for both
     t = (np.concatenate([np.arange(ho), np.arange(wo)]) * 2.0 + 1) / np.repeat([float(ho), float(wo)], [ho, wo]) - 1
@@ -457,6 +476,7 @@ def nearest_indices(plan: AugmentPlan, pad_mode: str = "reflection") -> NearestP
     c = np.round(c)  # half-way to the even pixel, as grid_sample's nearbyint
     # with pad_mode='zeros' a point outside is padding; else it is clamped to the edge (reflected ones are inside)
     inside = (c >= 0) & (c < size) if pad_mode == "zeros" else np.ones(c.shape, bool)
+    inside &= plan.aligned[:, None]
     picks = np.minimum(np.maximum(c, 0), size - 1).astype(np.int64)
     rows, cols, rows_in, cols_in = picks[:, :ho], picks[:, ho:], inside[:, :ho], inside[:, ho:]
     return NearestPicks(rows, cols, rows_in, cols_in)
@@ -512,6 +532,21 @@ class _Warper:
             cv2.warpPerspective(src, self.pms[i], (wo, ho), dst=dst, flags=self.flags, borderMode=self.border)
 
 
+def _nearest_warp(plan: AugmentPlan, in_hw: tuple[int, int], mode: str,
+                  pad_mode: str) -> tuple[Any, np.ndarray, Any]:
+    """How :func:`warp_cv2` resamples each image: ``(picks, aligned, warper)``. With nearest neighbours (masks, and
+    images with ``mode='nearest'``) an image only scaled, moved or mirrored (``aligned[i]``) takes the rows and columns
+    ``picks`` gives, those warp_torch takes (OpenCV breaks a half-way tie its own way: a validation resize would differ
+    in whole rows), so an image and its mask take the same pixels; any other image is resampled by ``warper`` (a
+    rotated one may differ from warp_torch's in a rare pixel, OpenCV's). None where no image needs it."""
+    aligned = np.zeros(len(plan.matrices), bool)
+    if mode == "nearest" and not plan.geometry_identity:
+        aligned = plan.aligned
+    picks = nearest_indices(plan, pad_mode) if aligned.any() else None
+    warper = None if aligned.all() else _Warper(plan, in_hw, mode, pad_mode)
+    return picks, aligned, warper
+
+
 def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "bilinear",
              pad_mode: str = "reflection", lighting: bool = True, num_threads: int | None = None,
              rows: np.ndarray | None = None) -> torch.Tensor:
@@ -542,12 +577,7 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     _check_batch("warp_cv2", plan, b, (hi, wi), mode, pad_mode)
     ho, wo = plan.out_size
     out = pooled_empty((b, ho, wo, c), np.uint8)
-    # a mask scaled, moved or mirrored takes the rows and columns warp_torch takes (OpenCV breaks a half-way tie its
-    # own way: a validation resize would differ in whole rows); a rotated one differs in a rare pixel, OpenCV's
-    picks: NearestPicks | None = None
-    if squeeze and mode == "nearest" and not plan.geometry_identity and plan.axis_aligned:
-        picks = nearest_indices(plan, pad_mode)
-    warper: Any = None if picks is not None else _Warper(plan, (hi, wi), mode, pad_mode)
+    picks, aligned, warper = _nearest_warp(plan, (hi, wi), mode, pad_mode)
     luts = plan.luts() if (lighting and plan.has_lighting and not squeeze) else None
     # The unchanged-lighting table is the identity (checked in the tests): those images skip the lookup.
     lit: Any = None if luts is None else plan.lit
@@ -560,10 +590,11 @@ def warp_cv2(images: np.ndarray | torch.Tensor, plan: AugmentPlan, mode: str = "
     def chunk(lo: int, hi_: int) -> None:
         for i in range(lo, hi_):
             k = i if rows is None else int(rows[i])
-            if picks is not None:
-                picks.take(i, arr[k, :, :, 0], flat[i])
-                continue
-            warper.warp(i, arr[k] if c > 1 else arr[k, :, :, 0], out[i] if c > 1 else flat[i])
+            src, dst = (arr[k], out[i]) if c > 1 else (arr[k, :, :, 0], flat[i])
+            if aligned[i]:
+                picks.take(i, src, dst)
+            else:
+                warper.warp(i, src, dst)
             if colour[i]:
                 _colour_cv2(out[i], maps[i], float(plan.hue[i]))
             elif luts is not None and lit[i]:
@@ -596,7 +627,7 @@ def warp_cv2_float(images: np.ndarray | torch.Tensor, plan: AugmentPlan, scale: 
         raise ParameterError(f"warp_cv2_float: {len(scale)} scales and {len(shift)} shifts for {c} channel(s)")
     ho, wo = plan.out_size
     out = pooled_empty((b, c, ho, wo), np.float32)
-    warper = _Warper(plan, (hi, wi), mode, pad_mode)
+    picks, aligned, warper = _nearest_warp(plan, (hi, wi), mode, pad_mode)
     luts: Any = plan.luts() if (lighting and plan.has_lighting) else None
     lit = np.zeros(b, bool) if luts is None else plan.lit
     colour = plan.coloured & lit if c == 3 else np.zeros(b, bool)  # lit in float, as warp_cv2 does
@@ -612,10 +643,14 @@ def warp_cv2_float(images: np.ndarray | torch.Tensor, plan: AugmentPlan, scale: 
         planes = [np.empty((ho, wo), np.uint8) for _ in range(c)] if c > 1 else None
         for i in range(lo, hi_):
             src = arr[i if rows is None else int(rows[i])]
-            if warper.same and not lit[i]:
+            if plan.geometry_identity and not lit[i]:
                 img = src  # nothing to resample or light: straight to the float planes
             else:
-                warper.warp(i, src if c > 1 else src[:, :, 0], warped if c > 1 else warped[:, :, 0])
+                one, dst = (src, warped) if c > 1 else (src[:, :, 0], warped[:, :, 0])
+                if aligned[i]:
+                    picks.take(i, one, dst)
+                else:
+                    warper.warp(i, one, dst)
                 if colour[i]:
                     _colour_cv2(warped, maps[i], float(plan.hue[i]))
                 elif lit[i]:
@@ -629,16 +664,18 @@ def warp_cv2_float(images: np.ndarray | torch.Tensor, plan: AugmentPlan, scale: 
     return torch.from_numpy(out)
 
 
-def _grid(plan: AugmentPlan, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def _grid(plan: AugmentPlan, device: torch.device, dtype: torch.dtype, which: np.ndarray | None = None) -> torch.Tensor:
+    """The sampling grid (B, h, w, 2) of ``plan``'s images, or of those ``which`` (a (B,) mask) selects."""
     ho, wo = plan.out_size
     ys = (torch.arange(ho, device=device, dtype=dtype) * 2 + 1) / ho - 1
     xs = (torch.arange(wo, device=device, dtype=dtype) * 2 + 1) / wo - 1
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     base = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(1, -1, 3)
-    m = torch.as_tensor(plan.matrices, device=device, dtype=dtype)
+    mats = np.asarray(plan.matrices) if which is None else np.asarray(plan.matrices)[which]
+    m = torch.as_tensor(mats, device=device, dtype=dtype)
     src = base @ m.transpose(1, 2)  # (B, HW, 3)
     src = src[..., :2] / src[..., 2:3]
-    return src.reshape(len(plan.matrices), ho, wo, 2)
+    return src.reshape(len(mats), ho, wo, 2)
 
 
 def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", pad_mode: str = "reflection",
@@ -664,20 +701,32 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
     is_mask = images.ndim == 3
     hw = tuple(images.shape[1:3] if images.ndim == 3 or images.dtype == torch.uint8 else images.shape[-2:])
     _check_batch("warp_torch", plan, images.shape[0], hw, mode, pad_mode)
-    if is_mask and not plan.geometry_identity and plan.axis_aligned:
-        # the rows and columns warp_cv2 takes (float32 grid points would break a half-way tie either way)
-        return nearest_indices(plan, pad_mode).gather(images)
+    mode = "nearest" if is_mask else mode
+    # with nearest neighbours an image only scaled, moved or mirrored takes the rows and columns warp_cv2 takes
+    # (float32 grid points would break a half-way tie either way), so an image and its mask take the same pixels
+    aligned = plan.aligned if mode == "nearest" and not plan.geometry_identity else np.zeros(len(plan.matrices), bool)
+    some = bool(aligned.any())
+    every = some and bool(aligned.all())
     if is_mask:
-        x = images[:, None].float()
+        x = images if every else images[:, None].float()
     elif images.dtype == torch.uint8:
         x = images.permute(0, 3, 1, 2).float().div_(255.0)
     else:
         x = images.float()
-    if not plan.geometry_identity:
-        x = F.grid_sample(x, _grid(plan, x.device, torch.float32), mode="nearest" if is_mask else mode,
-                          padding_mode=pad_mode, align_corners=False)
+    if every:
+        x = nearest_indices(plan, pad_mode).gather(x)
+    elif not plan.geometry_identity:
+        rest = torch.from_numpy(~aligned).to(x.device) if some else None  # a batch of both kinds: the others
+        warped = F.grid_sample(x if rest is None else x[rest], _grid(plan, x.device, torch.float32, ~aligned if some
+                                                                     else None),
+                               mode=mode, padding_mode=pad_mode, align_corners=False)
+        if rest is not None:
+            out = x.new_empty((len(x), *warped.shape[1:]))
+            out[rest], out[~rest] = warped, nearest_indices(plan, pad_mode).subset(aligned).gather(x[~rest])
+            warped = out
+        x = warped
     if is_mask:
-        return x[:, 0].round().to(images.dtype)
+        return x if every else x[:, 0].round().to(images.dtype)
     if lighting and plan.has_lighting:
         b = torch.as_tensor(plan.brightness, device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
         c = torch.as_tensor(plan.contrast, device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)

@@ -106,6 +106,7 @@ class Sampler(Component):
               pad_mode=(resampling["pad_mode"], Is(lambda m: m is None or m in PAD_MODES, f"None or {Options(*PAD_MODES)}")))
         self.size = size_param(owner, resampling["size"], none_ok=True)
         self.mode, self.pad_mode = resampling["mode"], resampling["pad_mode"]
+        self._resampling = Sampler.RESAMPLING  # what resampling_given reads (taken here, not any attribute so named)
 
     def _given(self, name: str, drawn: np.ndarray, sign: float = 1.0) -> np.ndarray:
         """(n,) the values draw argument ``name`` gives (one for all, or the first n of a list) times ``sign`` (-1
@@ -145,11 +146,16 @@ def same_resampling(name: str, a: Any, b: Any) -> bool:
 
 def resampling_given(samplers: Sequence[Sampler]) -> dict[str, Any]:
     """The ``size``, ``mode`` and ``pad_mode`` ``samplers`` give (those given by none left out); samplers resampled
-    together take one each, so two that give different ones are refused."""
+    together take one each, so two that give different ones are refused. Only the samplers taking fastai's
+    resampling arguments give them (:class:`Rotate`, :class:`Zoom`, ...): another sampler's ``mode`` is its own.
+
+    >>> resampling_given([Rotate(30, pad_mode="zeros"), Flip(size=32)])
+    {'pad_mode': 'zeros', 'size': 32}
+    """
     out: dict[str, Any] = {}
     by: dict[str, Sampler] = {}
     for s in samplers:
-        for name in Sampler.RESAMPLING:
+        for name in getattr(s, "_resampling", ()):
             value = getattr(s, name, None)
             if value is None:
                 continue
