@@ -179,12 +179,19 @@ def loader_seed(seed: Any, who: str) -> int:
     return int(plain_number(seed))
 
 
+def _reseed_record(base: int | None) -> tuple[str, int, int | None, int | None]:
+    """A loader's record of the ``set_seed`` calls it has seen (see ``DataLoader._reseeded``), taken now, for a
+    loader drawing from seed ``base``."""
+    return (PROCESS_MARK, *reseed_generation(), base)
+
+
 class DataLoader:
     """Batches of a dataset (or subset): a tuple of tensors per batch, on ``device``.
 
     ``seed`` fixes the shuffling and the per-batch RNG handed to batch transforms, so the same seed
-    gives the same batches and the same augmentation, epoch by epoch; a later :func:`~pipekit.data.set_seed` with
-    another value than the one in force as the loader was built starts it afresh on a stream made of both. Without one, the loader draws its seed from
+    gives the same batches and the same augmentation, epoch by epoch; a later :func:`~pipekit.data.set_seed` starts
+    it afresh at epoch 0, on its own seed when the value is the one in force as it was built, else on a stream made
+    of both. Without one, the loader draws its seed from
     NumPy's global generator as it is built, so :func:`~pipekit.data.set_seed` repeats it (``torch.manual_seed``
     alone does not: torch's generator is left to the model's weights).
 
@@ -285,7 +292,7 @@ class DataLoader:
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last
         seed = loader_seed(seed, "DataLoader")
         # the seed and epoch the next pass draws with, and the set_seed call seen last (see _follow_set_seed)
-        self.__dict__.update(seed=seed, epoch=0, _reseeded=(PROCESS_MARK, *reseed_generation(), seed))
+        self.__dict__.update(seed=seed, epoch=0, _reseeded=_reseed_record(seed))
         self.device = torch.device(device) if device is not None else default_device()
         self.batch_tfms = (batch_tfms if isinstance(batch_tfms, BatchPipeline)
                            else BatchPipeline(batch_tfms or []))
@@ -337,8 +344,8 @@ class DataLoader:
         state = self.__dict__
         n, given = reseed_generation()
         seen = state.get("_reseeded")
-        if seen is None or len(seen) != 4 or seen[0] != PROCESS_MARK:
-            state["_reseeded"] = (PROCESS_MARK, n, given, state.get("seed"))
+        if seen is None or seen[0] != PROCESS_MARK:
+            state["_reseeded"] = _reseed_record(state.get("seed"))
         elif seen[1] != n:
             _, _, born, base = seen
             state["_reseeded"] = (PROCESS_MARK, n, born, base)
@@ -370,7 +377,7 @@ class DataLoader:
         self._follow_set_seed()
         state = self.__dict__
         if value != state.get("seed"):  # a seed of one's own: a later set_seed starts from it
-            state["_reseeded"] = (PROCESS_MARK, *reseed_generation(), value)
+            state["_reseeded"] = _reseed_record(value)
         state["seed"] = value
 
     def _stream_seed(self) -> int:
