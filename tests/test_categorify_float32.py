@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import pipekit.datasets as D
-from pipekit.core.errors import DataError
+from pipekit.core.errors import DataError, FieldError
 from pipekit.data import RandomSplitter
 from pipekit.tabular import Tabular
 from pipekit.tabular.all import df_shrink
@@ -181,14 +181,14 @@ def test_an_unseen_float_target_class_near_a_training_class_is_refused():
                 splits=(list(range(n - 6)), list(range(n - 6, n))))
     to = Tabular(df.head(n - 1), cat_names=["a"], cont_names=["x"], y_names="y", y_block=CategoryBlock(),
                  splits=(list(range(n - 6)), list(range(n - 6, n - 1))))
-    assert to.processor.y_float32_ is False
+    assert to.processor.y_float_ == "Float64"
     with pytest.raises(DataError, match="0.500000001 at row 0 that is not among the training classes"):
         to.processor.transform(pl.DataFrame({"a": ["x"], "x": [1.0], "y": [0.500000001]}), with_labels=True)
     assert to.new(pl.DataFrame({"a": ["x"], "x": [1.0], "y": [0.5]})).ys["y"].to_list() == [1]
     # classes learned from a Float32 column: float64 targets are looked up by their float32 too
     to32 = Tabular(df.head(n - 1).with_columns(pl.col("y").cast(pl.Float32)), cat_names=["a"], cont_names=["x"],
                    y_names="y", y_block=CategoryBlock(), splits=(list(range(n - 6)), list(range(n - 6, n - 1))))
-    assert to32.processor.y_float32_ is True
+    assert to32.processor.y_float_ == "Float32"
     assert to32.new(pl.DataFrame({"a": ["x", "y"], "x": [1.0, 2.0], "y": [0.1, float(np.float32(0.1))]})) \
         .ys["y"].to_list() == [0, 0]
 
@@ -197,6 +197,7 @@ def _without_floats(record: dict) -> dict:
     """A processing's record as pipekit wrote it before Categorify kept the float types of its columns."""
     for proc in record["params"]["procs"]:
         proc["state"].pop("floats_", None)
+    record["state"].pop("y_float_", None)
     return record
 
 
@@ -208,8 +209,9 @@ def test_a_processing_saved_before_float_types_were_kept_matches_floats_exactly(
     cats = [p for p in to.processor.procs if isinstance(p, Categorify)][0]
     assert cats.floats_ == {"g64": "Float64", "g32": "Float32"}
     record = to.processor.to_record()
-    assert "y_float32_" not in record["state"]  # false: what a record without it means
+    assert record["state"]["y_float_"] == "Float64"
     old = Component.from_record(_without_floats(record))
+    assert old.y_float_ is None  # what a record without it means: float classes matched exactly
     assert [p for p in old.procs if isinstance(p, Categorify)][0].floats_ == {}
     new = pl.DataFrame({"g64": [0.1, 0.30000000000000004, 0.300000001, 1.5, 0.10000000149011612],
                         "x": [1.0] * 5, "y": [0.5] * 5}).with_columns(g32=pl.col("g64").cast(pl.Float32))
@@ -227,3 +229,62 @@ def test_a_processing_saved_before_float_types_were_kept_matches_floats_exactly(
     rows32 = new.with_columns(pl.col("g64").cast(pl.Float32))
     assert rows32.select(*[p for p in old.procs if isinstance(p, Categorify)][0].expressions(
         rows32.schema, eager=True))["g64"].to_list() == [0, 0, 0, g64.index("1.5"), 0]
+
+
+def _float_target(dtype: pl.DataType) -> Tabular:
+    n = 60
+    df = pl.DataFrame({"a": ["x", "y", "z"] * (n // 3), "x": np.arange(float(n)), "y": [0.1, 0.5, 2.25] * (n // 3)})
+    return Tabular(df.with_columns(pl.col("y").cast(dtype)), cat_names=["a"], cont_names=["x"], y_names="y",
+                   y_block=CategoryBlock(), splits=(list(range(54)), list(range(54, n))))
+
+
+def _target_codes(proc, values: list, dtype: pl.DataType) -> list[int]:
+    rows = pl.DataFrame({"a": ["x"] * len(values), "x": [1.0] * len(values), "y": pl.Series(values, dtype=dtype)})
+    return proc.transform(rows, with_labels=True)["y"].to_list()
+
+
+def test_a_saved_float_target_keeps_the_float_type_its_classes_were_learned_from():
+    import copy
+    import pickle
+
+    to32, to64 = _float_target(pl.Float32), _float_target(pl.Float64)
+    assert (to32.processor.y_float_, to64.processor.y_float_) == ("Float32", "Float64")
+    assert _float_target(pl.String).processor.y_float_ is None
+    for proc in (to32.processor, to64.processor):
+        loaded = Component.from_record(proc.to_record())
+        assert loaded.y_float_ == proc.y_float_
+        for each in (loaded, copy.deepcopy(loaded), pickle.loads(pickle.dumps(loaded))):
+            # float64 targets of classes learned from Float32 values are also looked up by their float32
+            assert _target_codes(each, [0.1, float(np.float32(0.1)), 2.25], pl.Float64) == [0, 0, 2] \
+                if proc is to32.processor else _target_codes(each, [0.1, 2.25], pl.Float64) == [0, 2]
+            assert _target_codes(each, [0.1, 0.5], pl.Float32) == [0, 1]  # a Float32 column in its own type
+    with pytest.raises(DataError, match="not among the training classes"):
+        _target_codes(Component.from_record(to64.processor.to_record()), [float(np.float32(0.1))], pl.Float64)
+    record = to32.processor.to_record()
+    record["state"]["y_float_"] = "float32"
+    with pytest.raises(FieldError, match="state.y_float_"):
+        Component.from_record(record)
+
+
+def test_a_float_target_saved_before_its_float_type_was_kept_matches_exactly():
+    record = _float_target(pl.Float64).processor.to_record()
+    record["state"].pop("y_float_")
+    old = Component.from_record(record)
+    assert old.y_float_ is None
+    assert _target_codes(old, [0.1, 2.25], pl.Float64) == [0, 2]
+    # float classes matched exactly in float64, as that processing coded its training targets: a Float32 0.1 is
+    # 0.10000000149011612, no training class
+    assert _target_codes(old, [0.5, 2.25], pl.Float32) == [1, 2]
+    with pytest.raises(DataError, match="not among the training classes"):
+        _target_codes(old, [0.1], pl.Float32)
+
+
+def test_float_classes_keep_the_float_type_they_were_learned_from_in_copies():
+    import copy
+    import pickle
+
+    cat = _fit([0.1, 1.2, 2.5], pl.Float32)
+    vocab = cat.classes_["v"]
+    for each in (copy.copy(vocab), copy.deepcopy(vocab), pickle.loads(pickle.dumps(vocab))):
+        assert getattr(each, "learned_float", None) == "Float32"
+        assert each.o2i[1.2000000000000002] == vocab.index("1.2")  # looked up by its float32, as the original

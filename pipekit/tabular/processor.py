@@ -34,7 +34,7 @@ from pipekit.core.validate import (BOOL, Is, Options, check_state, is_pandas, na
 from pipekit.data.blocks import (CategoryBlock, MultiCategoryBlock, RegressionBlock, number_classes_hint,
                                  warn_near_labels, warn_number_classes)
 from pipekit.data.transform import as_list
-from pipekit.tabular.procs import (DEFAULT_PROCS, NA_TOKEN, Procs, Categorify, CategoryMap, ColumnNames, FillMissing,
+from pipekit.tabular.procs import (DEFAULT_PROCS, FLOAT_TYPES, NA_TOKEN, Procs, Categorify, CategoryMap, ColumnNames, FillMissing,
                                    Normalize, TabularProc, check_fitted_procs, denormalize, as_stored, collect, distinct_train_values, float32_overflow_error,
                                    make_procs, nested_column_error, present, schema_of, with_learned_float)
 
@@ -244,9 +244,10 @@ _FITTED_STATE = {
     "cont_bools_": Is(lambda v: v is None or _DISTINCT_COLUMNS.accepts(v), "a list of distinct column names or null"),
     # the continuous inputs processed as Float64 (values float32 cannot hold as whole units in the training rows)
     "cont_float64_": _DISTINCT_COLUMNS,
-    # whether the target's classes were learned from a Float32 column (a float64 target is then also looked up by its
-    # float32: the values that column was shrunk from)
-    "y_float32_": Is(lambda v: type(v) is bool, "true or false"),
+    # the float type ("Float32", "Float64") of the column a class target's classes were learned from, as
+    # Categorify.floats_ records its columns' (a float64 target of classes learned from Float32 values is then also
+    # looked up by its float32: the values that column was shrunk from); null for classes of any other column
+    "y_float_": Is(lambda v: v is None or v in FLOAT_TYPES, f"null or one of {FLOAT_TYPES}"),
 }
 
 
@@ -289,8 +290,9 @@ class TabularProcessor(Component):
     trained on is warned about; none in files written before it), ``cont_float64_`` (the continuous inputs with a
     training value beyond 2**24 in magnitude, where float32 merges neighbouring whole numbers: they are processed as
     Float64, ``Normalize`` scales them in float64 to Float32 values, and without it they stay Float64; every other
-    continuous input is Float32, and files written before it name none), ``y_float32_`` (whether a class target's
-    classes were learned from a Float32 column; false in files written before it); ``classes_`` gathers the input
+    continuous input is Float32, and files written before it name none), ``y_float_`` (the float type, ``'Float32'``
+    or ``'Float64'``, of the column a class target's classes were learned from; None for any other target and in
+    files written before it, whose float classes are matched exactly); ``classes_`` gathers the input
     vocabularies and ``y_classes_`` gives the target's classes in their own type (``[False, True]``).
 
     >>> import numpy as np, polars as pl
@@ -322,10 +324,10 @@ class TabularProcessor(Component):
     # training, so True/False in a number column of new rows is warned about; and cont_float64_ after that: a
     # record without it processes every continuous input as Float32, as pipekit did when it was written
     record_defaults = {"params.skipinitialspace": False, "state.y_type_": "str", "state.cat_complete_": [],
-                       "state.cont_bools_": [], "state.cont_float64_": [], "state.y_float32_": False}
+                       "state.cont_bools_": [], "state.cont_float64_": [], "state.y_float_": None}
     #: state fields that change how labels decode or what is warned about, not how inputs are encoded: outside
     #: ``procs_signature``, so a model saved before them still matches the same processing fitted now
-    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_", "cont_bools_", "y_float32_"})
+    signature_ignores: frozenset[str] = frozenset({"y_type_", "cat_complete_", "cont_bools_", "y_float_"})
     cat_names_: list[str]
     cont_names_: list[str]
     y_kind_: str
@@ -335,7 +337,9 @@ class TabularProcessor(Component):
     cat_complete_: list[str]
     cont_bools_: list[str] | None
     cont_float64_: list[str]
-    y_float32_: bool
+    y_float_: str | None
+    #: the target's classes as Categorify encodes them (:attr:`_target_classes`), not recorded
+    _y_classes: CategoryMap | None
 
     def __init__(self, procs: Procs = DEFAULT_PROCS,
                  cat_names: str | Sequence[str] | None = None, cont_names: str | Sequence[str] | None = None,
@@ -503,7 +507,7 @@ class TabularProcessor(Component):
         vocab = y.vocab if isinstance(y, CategoryBlock) else None
         self.y_vocab_ = [str(v) for v in vocab] if vocab else None
         self.y_type_ = "str"
-        self.y_float32_ = False
+        self.y_float_ = None
         if not self.y_names:
             self.y_kind_, self.c_ = kind or "none", 0
             return
@@ -525,7 +529,7 @@ class TabularProcessor(Component):
                                      "not supported for tables.")
             # predictions decode to the column's own values (False/True, ints), as the user wrote them
             self.y_type_ = class_type(dt)
-            self.y_float32_ = dt == pl.Float32
+            self.y_float_ = ("Float32" if dt == pl.Float32 else "Float64") if dt.is_float() else None
             if vocab and self.y_type_ != "str":  # the classes given, written as the column's values are
                 self.y_vocab_ = as_stored(self.y_names[0], vocab, dt, f"CategoryBlock(vocab=...) of target "
                                           f"{self.y_names[0]!r}")
@@ -576,24 +580,27 @@ class TabularProcessor(Component):
             # classes are looked up by value the way Categorify looks categories up, without its #na# code:
             # an unseen class stays null (and is refused by _check_unseen_labels)
             c = self.y_names[0]
-            return [(Categorify.encode_values(c, self._target_classes(), schema_of(frame)[c],
+            return [(Categorify.encode_values(c, self._target_classes, schema_of(frame)[c],
                                               isinstance(frame, pl.DataFrame)) - 1).alias(c)]
         if self.y_kind_ == "regression":
             return [pl.col(c).cast(pl.Float32).alias(c) for c in self.y_names]
         return []
 
+    @property
     def _target_classes(self) -> CategoryMap:
         """``#na#`` then the target's classes, as the vocabulary Categorify encodes them with, marked with the float
-        type they were learned from: kept while ``y_vocab_`` holds the same classes, so what encoding works out of
-        them (their numbers, :func:`~pipekit.tabular.procs.float_keys`) is not worked out again for each new row."""
-        vocab = self.y_vocab_ or []
-        learned = ("Float32" if vars(self).get("y_float32_") else "Float64") if self.y_type == "float" else None
+        type ``y_float_`` records they were learned from: built once, when the target is fitted or read from a file
+        (:meth:`_build_target_classes`), so what encoding works out of them (their numbers,
+        :func:`~pipekit.tabular.procs.float_keys`) is not worked out again for each new row."""
         kept = vars(self).get("_y_classes")
-        if kept is None or kept[0] != (learned, vocab):
-            kept = ((learned, list(vocab)), with_learned_float(CategoryMap([NA_TOKEN, *vocab], name=self.y_names[0]),
-                                                               learned))
-            self._y_classes = kept
-        return kept[1]
+        return kept if kept is not None else self._build_target_classes()
+
+    def _build_target_classes(self) -> CategoryMap:
+        """The vocabulary of :attr:`_target_classes`, made from ``y_vocab_`` and ``y_float_`` and kept."""
+        learned = vars(self).get("y_float_") if self.y_type == "float" else None
+        self._y_classes = with_learned_float(CategoryMap([NA_TOKEN, *(self.y_vocab_ or [])], name=self.y_names[0]),
+                                             learned)
+        return self._y_classes
 
     def _apply(self, frame: F, train: pl.Expr | None = None, names: ColumnNames | None = None,
                text: Sequence[str] = ()) -> F:
@@ -626,6 +633,7 @@ class TabularProcessor(Component):
         frame = self._apply(frame, train, names, text)
         self.cat_names_, self.cont_names_ = names.cat_names, names.cont_names
         self._fit_targets(frame, train, class_targets or {})
+        self._y_classes = self._build_target_classes() if self.y_kind_ == "category" else None
         frame = frame.with_columns(self._target_exprs(frame))
         have = schema_of(frame)
         return frame.select(self.cat_names_ + self.cont_names_ + [c for c in self.y_names if c in have] + list(keep))
@@ -844,6 +852,7 @@ class TabularProcessor(Component):
         self._check_scaled()
         # an emptied proc reads as an unfitted one, which only the processing it belongs to can tell apart
         check_fitted_procs(self.procs, self.cont_names, self.cont_names_)
+        self._y_classes = self._build_target_classes() if self.y_kind_ == "category" else None
 
     def _check_scaled(self) -> None:
         """The columns each fitted proc works on, as ``setup`` chose them: the inputs are distinct, each either

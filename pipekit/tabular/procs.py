@@ -669,14 +669,19 @@ FLOAT_TYPES = ("Float32", "Float64")
 def learned_float(vocab: Sequence[str]) -> str | None:
     """The float type (``'Float32'``, ``'Float64'``) the values of a :class:`CategoryMap` of classes were learned
     from, as :func:`with_learned_float` marked it; None for classes learned from anything else (text, integers),
-    for a plain list, and for classes read from a file written before pipekit kept it."""
-    return vars(vocab).get("learned_float") if isinstance(vocab, CategoryMap) else None
+    for a plain list, and for classes read from a file written before pipekit kept it.
+
+    >>> learned_float(with_learned_float(CategoryMap(["#na#", "0.1"]), "Float32")), learned_float(["#na#", "0.1"])
+    ('Float32', None)
+    """
+    return getattr(vocab, "learned_float", None) if isinstance(vocab, CategoryMap) else None
 
 
 def with_learned_float(vocab: CategoryMap, learned: str | None) -> CategoryMap:
     """``vocab``, marked as classes learned from values of the float type ``learned`` (one of
-    :data:`FLOAT_TYPES`, or None): how encoding and ``o2i`` compare float values with them (:func:`float_keys`)."""
-    vars(vocab)["learned_float"] = learned
+    :data:`FLOAT_TYPES`, or None): how encoding and ``o2i`` compare float values with them (:func:`float_keys`).
+    The mark is an attribute of the vocabulary, so a copy (``copy.copy``, ``copy.deepcopy``, a pickle) keeps it."""
+    vocab.learned_float = learned  # type: ignore[attr-defined]
     return vocab
 
 
