@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import pipekit
 import pipekit.datasets as D
 from pipekit.core.errors import ParameterError
 from pipekit.data import BatchContext
@@ -132,9 +133,10 @@ def test_samplers_given_together_take_one_resampling():
     with pytest.raises(ParameterError, match="size"):
         grouped_batch_tfms([Rotate(size=32), Zoom(size=64)])
     # a sampler's own setting that its augmentation's settings contradict is refused when the augmentation is built
-    with pytest.raises(ParameterError, match="BatchAugment: a sampler gives pad_mode='zeros'.*pad_mode='reflection'"):
+    with pytest.raises(ParameterError, match="BatchAugment: pad_mode='reflection' from the augmentation's settings.*"
+                                             "pad_mode='zeros' from Rotate"):
         BatchAugment(AugmentSettings(max_rotate=0), extra_samplers=[Rotate(pad_mode="zeros")])
-    with pytest.raises(ParameterError, match="size=48.*size=32"):
+    with pytest.raises(ParameterError, match="size=32.*size=48"):
         BatchAugment(AugmentSettings(size=32, max_rotate=0), extra_samplers=[Rotate(size=48)])
 
 
@@ -189,7 +191,7 @@ def test_executors_give_the_same_masks(camvid, pad_mode):
     train = sample_plan(n, (48, 64), _ctx().rng, AugmentSettings(size=(40, 56), min_scale=0.5, max_rotate=30,
                                                                   max_warp=0.3, p_affine=1.0, flip_vert=True))
     # scaled, moved or mirrored: the very same pixels; rotated and warped: OpenCV's own ties, in a rare pixel
-    assert valid.axis_aligned and not train.axis_aligned
+    assert valid.aligned.all() and not train.aligned.all()
     assert torch.equal(warp_cv2(masks, valid, "nearest", pad_mode), warp_torch(masks, valid, "nearest", pad_mode))
     a, b = warp_cv2(masks, train, "nearest", pad_mode), warp_torch(masks, train, "nearest", pad_mode)
     assert (a == b).float().mean() > 0.995
@@ -211,7 +213,7 @@ def test_executors_give_the_same_resized_flipped_and_zoomed_masks(in_hw, out_hw,
                                                                     min_zoom=0.6, max_zoom=1.5, p_affine=1.0))
     flips = AugmentPlan(np.tile(np.diag([-1.0, 1.0, 1.0]), (n, 1, 1)), in_hw, in_hw, np.zeros(n), np.ones(n))
     for plan in (valid, train, flips):
-        assert plan.axis_aligned
+        assert plan.aligned.all()
         a, b = warp_cv2(masks, plan, "nearest", pad_mode), warp_torch(masks.long(), plan, "nearest", pad_mode)
         assert torch.equal(a.long(), b) and b.dtype == torch.long
         picks = nearest_indices(plan, pad_mode)
@@ -298,7 +300,7 @@ def test_each_image_of_a_batch_takes_the_nearest_picks_on_its_own(camvid, pad_mo
                 assert torch.equal(t[i], alone), (data.ndim, i)
             else:  # the others as OpenCV and grid_sample resample them: a tie may fall differently
                 assert (c[i] == t[i]).float().mean() > 0.99
-    assert plan.aligned.tolist() == aligned.tolist() and not plan.axis_aligned
+    assert plan.aligned.tolist() == aligned.tolist()
 
 
 class _Cutout(LightingSampler):
@@ -323,3 +325,46 @@ def test_a_users_sampler_attributes_are_not_read_as_resampling_settings():
     with pytest.raises(ParameterError, match="pad_mode"):
         Sampler.batch_transform([Rotate(pad_mode="zeros"), Flip().set_params(pad_mode="border")])
     assert Sampler.batch_transform([Zoom(mode="nearest").clone(), _Cutout()]).settings.mode == "nearest"
+
+
+@pytest.mark.parametrize("draw", [torch.tensor(30.), [torch.tensor(30.), torch.tensor(-20.)], np.float64(30.)])
+def test_tensor_draws_are_kept_as_numbers_through_save_and_load(tmp_path, draw):
+    # a draw given as torch's (or NumPy's) number is kept as the plain number it holds, so a saved sampler loads as
+    # the same sampler: one value for every image, or one per image
+    r = Rotate(draw=draw, p=1.)
+    assert type(r.draw) is float or all(type(v) is float for v in r.draw)
+    back = pipekit.load(pipekit.save(r, tmp_path / "rotate.pipekit"))
+    assert back.draw == r.draw
+    rng = np.random.default_rng(0)
+    assert np.array_equal(back.matrices(2, rng, (8, 8), (8, 8)), r.matrices(2, np.random.default_rng(0), (8, 8), (8, 8)))
+    with pytest.raises(ParameterError, match="draw="):
+        Rotate(draw=[torch.tensor(30.), torch.tensor(float("nan"))])
+
+
+def test_samplers_and_their_settings_agree_through_one_check(camvid):
+    x, _ = camvid
+    # the plan of a batch refuses what the augmentation would: its settings changed after it was built included
+    with pytest.raises(ParameterError, match="sample_plan: mode='bilinear' from the augmentation's settings.*"
+                                             "mode='nearest' from Rotate.*Sampler.batch_transform"):
+        sample_plan(2, (8, 8), _ctx().rng, AugmentSettings(), extra=[Rotate(mode="nearest")])
+    aug = Sampler.batch_transform([Rotate(30, p=1., pad_mode="zeros")])
+    aug.settings = AugmentSettings(max_rotate=0)
+    with pytest.raises(ParameterError, match="sample_plan: pad_mode='reflection'.*pad_mode='zeros'"):
+        aug.encode((x,), _ctx(geometry=("image",)))
+
+
+def test_nearest_indices_refuses_a_rotated_plan_unless_told(camvid):
+    _, masks = camvid
+    mats = np.stack([np.diag([-1.0, 1, 1]), _rotation(20)])
+    plan = AugmentPlan(mats, (48, 64), (40, 56), np.zeros(2), np.ones(2))
+    with pytest.raises(ParameterError, match=r"nearest_indices: the plan rotates, shears or warps image\(s\) \[1\].*"
+                                             "strict=False"):
+        nearest_indices(plan)
+    # strict=False: the rotated image's picks have nothing inside (gathered, it is all padding); the mirrored one's
+    # are its own
+    picks = nearest_indices(plan, strict=False)
+    assert picks.rows_inside[0].all() and not picks.rows_inside[1].any() and not picks.cols_inside[1].any()
+    gathered = picks.gather(masks[:2])
+    assert not gathered[1].any()
+    alone = nearest_indices(AugmentPlan(mats[:1], (48, 64), (40, 56), np.zeros(1), np.ones(1)))
+    assert torch.equal(gathered[:1], alone.gather(masks[:1]))

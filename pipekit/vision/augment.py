@@ -51,7 +51,7 @@ from pipekit.vision.geometry import (CV_BORDER, INTERP_MODES, MAX_LIGHTING, PAD_
                                      crop_matrices, eye_stack, pixel_matrices, size2, size_param)
 from pipekit.vision.samplers import (GREY_WEIGHTS, AffineSampler, Brightness, Contrast, Dihedral, Flip, Hue,
                                      LightingSampler, RandomCrop, Rotate, Sampler, Saturation, Warp, Zoom,
-                                     resampling_given, same_resampling)
+                                     resampling_given)
 
 EXECUTORS = ("auto", "cv2", "torch")
 _EPS = 1e-3
@@ -178,11 +178,6 @@ class AugmentPlan:
         return ~(m[:, [1, 3, 6, 7]] != 0).any(1) & (m[:, 8] == 1)
 
     @property
-    def axis_aligned(self) -> bool:
-        """Whether every image is only scaled, moved or mirrored (see :attr:`aligned`)."""
-        return bool(self.aligned.all())
-
-    @property
     def has_lighting(self) -> bool:
         """Whether any image's pixel values change (brightness, contrast, saturation or hue)."""
         return bool(np.any(self.lit) or self.has_colour)
@@ -301,25 +296,6 @@ def valid_crop(n: int, in_hw: tuple[int, int], out_hw: tuple[int, int], min_scal
     return crop_matrices(in_hw, (fh, fw), np.ones(n), np.full(n, aspect / a), np.full((n, 2), 0.5))
 
 
-def check_resampling(who: str, settings: AugmentSettings, samplers: Sequence[Sampler]) -> None:
-    """Refuse ``samplers`` (an augmentation's extra samplers) that give a ``size``, ``mode`` or ``pad_mode`` other than
-    the ``settings`` it resamples with (a size ``32`` is ``(32, 32)``): each image is resampled once, with one of each.
-
-    >>> check_resampling("BatchAugment", AugmentSettings(size=32), [Rotate(size=(32, 32))])  # the same size
-    >>> check_resampling("BatchAugment", AugmentSettings(), [Rotate(pad_mode="zeros")])
-    Traceback (most recent call last):
-    ...
-    pipekit.core.errors.ParameterError: BatchAugment: a sampler gives pad_mode='zeros' but the augmentation ...
-    """
-    for name, value in resampling_given(samplers).items():
-        if not same_resampling(name, getattr(settings, name), value):
-            raise ParameterError(
-                f"{who}: a sampler gives {name}={value!r} but the augmentation it is in resamples with "
-                f"{name}={getattr(settings, name)!r}; each image is resampled once, so give {name} in the settings "
-                f"(aug_transforms({name}=...), AugmentSettings({name}=...)) or make the samplers their own "
-                "augmentation (Sampler.batch_transform([...]))")
-
-
 def sample_plan(n: int, in_size: tuple[int, int], streams: Streams, settings: AugmentSettings = DEFAULT_SETTINGS,
                 train: bool = True, extra: Sequence[Sampler] = ()) -> AugmentPlan:
     """The plan for a batch of ``n`` images of ``in_size`` (h, w): each sampler of ``settings`` (then
@@ -338,7 +314,7 @@ def sample_plan(n: int, in_size: tuple[int, int], streams: Streams, settings: Au
     """
     in_hw = (int(in_size[0]), int(in_size[1]))
     out_hw = size2(settings.size, in_hw)
-    check_resampling("sample_plan", settings, extra)
+    resampling_given(extra, settings, "sample_plan")
     if not train:
         return AugmentPlan(valid_crop(n, in_hw, out_hw, settings.min_scale, settings.ratio), in_hw, out_hw,
                            np.zeros(n), np.ones(n))
@@ -449,20 +425,26 @@ class NearestPicks(NamedTuple):
         return out
 
 
-def nearest_indices(plan: AugmentPlan, pad_mode: str = "reflection") -> NearestPicks:
+def nearest_indices(plan: AugmentPlan, pad_mode: str = "reflection", strict: bool = True) -> NearestPicks:
     """The pixels nearest neighbours take under ``plan`` in each image only scaled, moved or mirrored
     (:attr:`AugmentPlan.aligned`), as ``grid_sample``'s nearest mode (``align_corners=False``) picks them, a
     source point half-way between two pixels going to the even one: the source row of each output row and the
     source column of each output column (:class:`NearestPicks`), with whether each lies inside the input (for
-    ``pad_mode='zeros'``; none is, in an image rotated, sheared or warped). Computed in float64, source points snapped
-    to 2**-20 of a pixel, so a tie is a tie whatever the rounding. Both executors resample such a mask (and such an
-    image, with ``mode='nearest'``) with them, so they give the same pixels, and an image and its mask take the same
-    ones.
+    ``pad_mode='zeros'``). Computed in float64, source points snapped to 2**-20 of a pixel, so a tie is a tie whatever
+    the rounding. Both executors resample such a mask (and such an image, with ``mode='nearest'``) with them, so they
+    give the same pixels, and an image and its mask take the same ones. A plan rotating, shearing or warping an image
+    is refused; with ``strict=False`` such an image's picks are given with none inside (as the executors take them,
+    resampling those images otherwise).
 
     >>> plan = AugmentPlan(np.eye(3)[None], (6, 1), (5, 1), np.zeros(1), np.ones(1))  # 6 rows resized to 5
     >>> nearest_indices(plan).rows[0].tolist()  # rows 0.1, 1.3, 2.5 (a tie: 2), 3.7, 4.9
     [0, 1, 2, 4, 5]
     """
+    if strict and not plan.aligned.all():
+        raise ParameterError(
+            f"nearest_indices: the plan rotates, shears or warps image(s) {np.flatnonzero(~plan.aligned).tolist()}; it "
+            "takes plans that only scale, move and mirror (plan.aligned), or give strict=False for picks with none "
+            "inside for those images")
     (hi, wi), (ho, wo), m = plan.in_size, plan.out_size, np.asarray(plan.matrices, np.float64)
     # the output rows' centres then the columns', in -1..1, and each one's source size: one pass for both
     t = (np.concatenate([np.arange(ho), np.arange(wo)]) * 2.0 + 1) / np.repeat([float(ho), float(wo)], [ho, wo]) - 1
@@ -532,17 +514,24 @@ class _Warper:
             cv2.warpPerspective(src, self.pms[i], (wo, ho), dst=dst, flags=self.flags, borderMode=self.border)
 
 
+def _nearest_aligned(plan: AugmentPlan, mode: str) -> np.ndarray:
+    """(B,) whether each image takes the rows and columns :func:`nearest_indices` picks: with nearest neighbours
+    (masks, and images with ``mode='nearest'``) an image only scaled, moved or mirrored takes those on both executors
+    (OpenCV breaks a half-way tie its own way, where a validation resize would differ in whole rows, and float32 grid
+    points break one either way), so an image and its mask take the same pixels. None where the plan moves no pixel."""
+    if mode == "nearest" and not plan.geometry_identity:
+        return plan.aligned
+    return np.zeros(len(plan.matrices), bool)
+
+
 def _nearest_warp(plan: AugmentPlan, in_hw: tuple[int, int], mode: str,
                   pad_mode: str) -> tuple[Any, np.ndarray, Any]:
-    """How :func:`warp_cv2` resamples each image: ``(picks, aligned, warper)``. With nearest neighbours (masks, and
-    images with ``mode='nearest'``) an image only scaled, moved or mirrored (``aligned[i]``) takes the rows and columns
-    ``picks`` gives, those warp_torch takes (OpenCV breaks a half-way tie its own way: a validation resize would differ
-    in whole rows), so an image and its mask take the same pixels; any other image is resampled by ``warper`` (a
-    rotated one may differ from warp_torch's in a rare pixel, OpenCV's). None where no image needs it."""
-    aligned = np.zeros(len(plan.matrices), bool)
-    if mode == "nearest" and not plan.geometry_identity:
-        aligned = plan.aligned
-    picks = nearest_indices(plan, pad_mode) if aligned.any() else None
+    """How :func:`warp_cv2` resamples each image: ``(picks, aligned, warper)``. An image ``aligned[i]``
+    (:func:`_nearest_aligned`) takes the rows and columns ``picks`` gives; any other image is resampled by ``warper``
+    (with nearest neighbours a rotated one may differ from warp_torch's in a rare pixel, OpenCV's). None where no image
+    needs it."""
+    aligned = _nearest_aligned(plan, mode)
+    picks = nearest_indices(plan, pad_mode, strict=False) if aligned.any() else None
     warper = None if aligned.all() else _Warper(plan, in_hw, mode, pad_mode)
     return picks, aligned, warper
 
@@ -702,9 +691,7 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
     hw = tuple(images.shape[1:3] if images.ndim == 3 or images.dtype == torch.uint8 else images.shape[-2:])
     _check_batch("warp_torch", plan, images.shape[0], hw, mode, pad_mode)
     mode = "nearest" if is_mask else mode
-    # with nearest neighbours an image only scaled, moved or mirrored takes the rows and columns warp_cv2 takes
-    # (float32 grid points would break a half-way tie either way), so an image and its mask take the same pixels
-    aligned = plan.aligned if mode == "nearest" and not plan.geometry_identity else np.zeros(len(plan.matrices), bool)
+    aligned = _nearest_aligned(plan, mode)  # those taking nearest_indices' picks, as warp_cv2 takes them
     some = bool(aligned.any())
     every = some and bool(aligned.all())
     if is_mask:
@@ -714,7 +701,7 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
     else:
         x = images.float()
     if every:
-        x = nearest_indices(plan, pad_mode).gather(x)
+        x = nearest_indices(plan, pad_mode, strict=False).gather(x)
     elif not plan.geometry_identity:
         rest = torch.from_numpy(~aligned).to(x.device) if some else None  # a batch of both kinds: the others
         warped = F.grid_sample(x if rest is None else x[rest], _grid(plan, x.device, torch.float32, ~aligned if some
@@ -722,7 +709,7 @@ def warp_torch(images: torch.Tensor, plan: AugmentPlan, mode: str = "bilinear", 
                                mode=mode, padding_mode=pad_mode, align_corners=False)
         if rest is not None:
             out = x.new_empty((len(x), *warped.shape[1:]))
-            out[rest], out[~rest] = warped, nearest_indices(plan, pad_mode).subset(aligned).gather(x[~rest])
+            out[rest], out[~rest] = warped, nearest_indices(plan, pad_mode, strict=False).subset(aligned).gather(x[~rest])
             warped = out
         x = warped
     if is_mask:

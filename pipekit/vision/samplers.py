@@ -15,7 +15,6 @@ the stream. A new kind of augmentation is a subclass with its own ``stream``.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -23,7 +22,7 @@ import numpy as np
 
 from pipekit.core.component import Component
 from pipekit.core.errors import ParameterError
-from pipekit.core.validate import Interval, Is, Options, check, shown
+from pipekit.core.validate import Interval, Is, Options, check, finite_number, plain_number, shown
 from pipekit.vision.geometry import (CROP_SCALE, INTERP_MODES, MAX_LIGHTING, PAD_MODES, PROBABILITY, RATIO,
                                      check_crop_scales, crop_matrices, eye_stack, first_fitting_try, keystone_matrices,
                                      size2, size_param)
@@ -57,8 +56,10 @@ class Sampler(Component):
     registry_kind = "sampler"
     stream: ClassVar[str] = ""
 
-    #: the resampling settings a sampler may carry (fastai's single augmentations take them), which the one
-    #: augmentation made from it (:meth:`batch_transform`) resamples with; None: that augmentation's default
+    #: the resampling settings pipekit's affine samplers take as fastai's (through ``_fastai_args``, which records them in
+    #: ``_resampling``), which the one augmentation made from them (:meth:`batch_transform`) resamples with; None:
+    #: that augmentation's default. Only those are read (:func:`resampling_given`), not any attribute so named: a
+    #: subclass of one's own gives them by passing them to its base's ``__init__`` (or setting ``_resampling``)
     RESAMPLING: ClassVar[tuple[str, ...]] = ("size", "mode", "pad_mode")
 
     @classmethod
@@ -87,12 +88,13 @@ class Sampler(Component):
                     "random stream, seeded per batch, so runs repeat; give one value for every image or a list with one "
                     f"per image, or subclass {owner} and override its drawing method (it is given the stream's "
                     "generator)")
-        check(owner, batch=(batch, Is(lambda b: isinstance(b, (bool, np.bool_)), "True (one draw for the whole "
-                                         "batch) or False (one per image)")),
-              **{name: (value, _draw_values(what)) for name, (value, what) in draws.items()})
-        for name, (value, _) in draws.items():
-            setattr(self, name, [_plain(x) for x in np.asarray(value, dtype=object).ravel()]
-                    if isinstance(value, (list, tuple, np.ndarray)) else _plain(value))
+        checked = check(owner, batch=(batch, Is(lambda b: isinstance(b, (bool, np.bool_)), "True (one draw for the "
+                                                   "whole batch) or False (one per image)")),
+                        **{name: (value, _draw_values(what)) for name, (value, what) in draws.items()})
+        for name in draws:  # kept as plain Python numbers (one held by NumPy or torch too), so records keep them
+            value = checked[name]
+            setattr(self, name, [plain_number(x) for x in np.asarray(value, dtype=object).ravel()]
+                    if isinstance(value, (list, tuple, np.ndarray)) else value)
         self.batch = bool(batch)
         if not resampling:
             return
@@ -127,11 +129,6 @@ class Sampler(Component):
         return np.broadcast_to(drawn[:1], drawn.shape).copy() if getattr(self, "batch", False) else drawn
 
 
-def _plain(v: Any) -> Any:
-    """A numpy scalar as the Python number it holds (records and reprs keep plain numbers); anything else as it is."""
-    return v.item() if isinstance(v, np.generic) else v
-
-
 def same_resampling(name: str, a: Any, b: Any) -> bool:
     """Whether two values of resampling setting ``name`` (``size``, ``mode``, ``pad_mode``) resample alike: a size
     ``32`` is ``(32, 32)``.
@@ -144,16 +141,27 @@ def same_resampling(name: str, a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def resampling_given(samplers: Sequence[Sampler]) -> dict[str, Any]:
+def resampling_given(samplers: Sequence[Sampler], settings: Any = None, who: str = "") -> dict[str, Any]:
     """The ``size``, ``mode`` and ``pad_mode`` ``samplers`` give (those given by none left out); samplers resampled
     together take one each, so two that give different ones are refused. Only the samplers taking fastai's
     resampling arguments give them (:class:`Rotate`, :class:`Zoom`, ...): another sampler's ``mode`` is its own.
+    With ``settings`` (the :class:`~pipekit.vision.AugmentSettings` of the augmentation the samplers are in), each
+    sampler must also give what the settings resample with (a size ``32`` is ``(32, 32)``); ``who`` names the caller
+    in the error.
 
     >>> resampling_given([Rotate(30, pad_mode="zeros"), Flip(size=32)])
     {'pad_mode': 'zeros', 'size': 32}
+    >>> from pipekit.vision import AugmentSettings
+    >>> resampling_given([Rotate(pad_mode="zeros")], AugmentSettings(), "BatchAugment")
+    Traceback (most recent call last):
+    ...
+    pipekit.core.errors.ParameterError: BatchAugment: pad_mode='reflection' from the augmentation's settings ...
     """
     out: dict[str, Any] = {}
-    by: dict[str, Sampler] = {}
+    by: dict[str, str] = {}
+    if settings is not None:
+        for name in Sampler.RESAMPLING:
+            out[name], by[name] = getattr(settings, name), "the augmentation's settings (AugmentSettings, aug_transforms)"
     for s in samplers:
         for name in getattr(s, "_resampling", ()):
             value = getattr(s, name, None)
@@ -161,19 +169,20 @@ def resampling_given(samplers: Sequence[Sampler]) -> dict[str, Any]:
                 continue
             if name in out and not same_resampling(name, out[name], value):
                 raise ParameterError(
-                    f"{by[name]!r} gives {name}={out[name]!r} and {s!r} gives {name}={value!r}: single augmentations "
-                    f"given together are resampled once, with one {name}; give the same {name} to each (or to one), "
-                    "or make each its own augmentation, resampled one after the other: "
+                    f"{who + ': ' if who else ''}{name}={out[name]!r} from {by[name]} and {name}={value!r} from {s!r}: "
+                    f"each image is resampled once, with one {name}; give the same {name} to each (or only to one), "
+                    "or make the samplers their own augmentations, resampled one after the other: "
                     "batch_tfms=[Sampler.batch_transform([...]), Sampler.batch_transform([...])]")
-            out[name], by[name] = value, s
-    return out
+            out[name], by[name] = value, repr(s)
+    return {name: value for name, value in out.items() if value is not None}
 
 
 def _draw_values(what: Is) -> Is:
     """What a draw argument accepts: None (drawn at random), one value ``what`` accepts for every image, or a list
     (tuple, array) of them, one per image of a batch."""
     def one(v: Any) -> bool:
-        return isinstance(v, numbers.Real) and not isinstance(v, bool) and what.accepts(float(v))
+        x = finite_number(v)
+        return x is not None and what.accepts(x)
 
     def ok(v: Any) -> bool:
         if isinstance(v, (list, tuple, np.ndarray)):

@@ -22,12 +22,11 @@ from pipekit.core.registry import lookup
 from pipekit.core.validate import POSITIVE, Interval, Is, check
 from pipekit.data.store import StoreRows
 from pipekit.data.transform import BatchContext, BatchTransform, Transform, grouped_batch_tfms, rebuild
-from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams,
-                                    check_resampling, map_boxes, map_points, sample_plan, warp_cv2, warp_cv2_float,
-                                    warp_torch)
+from pipekit.vision.augment import (DEFAULT_SETTINGS, MAGNITUDES, AugmentPlan, AugmentSettings, Streams, map_boxes,
+                                    map_points, sample_plan, warp_cv2, warp_cv2_float, warp_torch)
 from pipekit.vision.cache import ImageStore
 from pipekit.vision.geometry import eye_stack, size2
-from pipekit.vision.samplers import Dihedral, Flip, ResizedCrop, Sampler
+from pipekit.vision.samplers import Dihedral, Flip, ResizedCrop, Sampler, resampling_given
 
 imagenet_stats = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 mnist_stats = ([0.131], [0.308])
@@ -76,7 +75,7 @@ class BatchAugment(BatchTransform):
         check("BatchAugment", extra_samplers=(extra_samplers, Is(
             lambda e: all(isinstance(s, Sampler) for s in e) and len(set(streams)) == len(streams),
             f"Samplers, each on a stream of its own (the settings' samplers use {taken})")))
-        check_resampling("BatchAugment", settings, extra_samplers)  # refused when built, not at the first batch
+        resampling_given(extra_samplers, settings, "BatchAugment")  # refused when built, not at the first batch
         self.settings, self.extra_samplers = settings, extra_samplers
 
     def plan(self, n: int, in_size: tuple[int, int], streams: Streams, train: bool,
