@@ -610,12 +610,12 @@ def said_warnings(prefix: str) -> Iterator[None]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from pipekit.core.archive import export_folder_kind
+    from pipekit.core.archive import is_export_folder
 
     model = Path(args.model)
     # a folder an export was written into is read as its file; one with a manifest.json (or the marker of an export
     # stopped part-way) that is no pipekit export's is handed to load too, which says what is wrong with it
-    if model.is_dir() and export_folder_kind(model) == "none":
+    if model.is_dir() and not is_export_folder(model):
         raise SystemExit(printable(f"pipekit predict: {args.model!r} is a folder, not a model file: give the file "
                                    f"learn.export wrote, or a model's or ensemble's export (a {MODEL_SUFFIX} file), "
                                    "first, then the files to predict"))

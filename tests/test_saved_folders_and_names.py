@@ -295,7 +295,8 @@ def test_export_folders_are_recognised_one_way_by_predict_load_pickle_load_and_e
              (beside, "foreign", "manifest.json does not describe a pipekit file"),
              (stopped, "ours", "an export into this folder was stopped before it finished")]
     for d, kind, said in cases:
-        assert archive.export_folder_kind(d) == kind and is_export_folder(d) == (kind == "ours"), d.name
+        # every one is handed to load (is_export_folder), which says what is wrong with a foreign one
+        assert archive.export_folder_kind(d) == kind and is_export_folder(d), d.name
         with pytest.raises(ExportError) as e:
             pipekit.load(d)
         assert said in str(e.value), (d.name, str(e.value))
@@ -312,7 +313,7 @@ def test_export_folders_are_recognised_one_way_by_predict_load_pickle_load_and_e
     assert archive.export_folder_kind(stopped) == "ours" and not (stopped / REPLACING_MARKER).exists()
     # a folder holding neither is no model file
     neither = folder("neither", record=lambda f: f.write_text("{}"))
-    assert archive.export_folder_kind(neither) == "none"
+    assert archive.export_folder_kind(neither) == "none" and not is_export_folder(neither)
     assert "is a folder, not a model file" in _predict_says(neither)
     with pytest.raises(FileNotFoundError, match="is a folder; give the file save_pickle wrote"):
         load_pickle(neither)
@@ -352,3 +353,61 @@ def test_pipekit_save_returns_the_path_as_given_for_a_learner_and_a_component(ad
     row = adult.row(7, named=True)
     assert pipekit.load(written).predict(row)[0] == adult_learner.predict(row)[0]
     assert pipekit.save(adult_learner, tmp_path / "abs.pipekit") == tmp_path / "abs.pipekit"
+
+
+def test_a_folder_without_manifest_reads_its_marker_once_and_says_why(tmp_path, monkeypatch):
+    manifest = (write_archive(tmp_path / "good", "component", {"n": 1}) / "manifest.json").read_bytes()
+    read = []
+    real = archive.read_file
+
+    def counted(path, where, *args, **kwargs):
+        read.append(Path(path).name)
+        return real(path, where, *args, **kwargs)
+
+    monkeypatch.setattr(archive, "read_file", counted)
+    for name, make, said in [
+        ("marker_link", lambda f: f.symlink_to(tmp_path / "good" / "manifest.json"),
+         f"(its {REPLACING_MARKER!r} is a symbolic link"),
+        ("marker_not_json", lambda f: f.write_text("not json"),
+         f"(its {REPLACING_MARKER!r} is not a pipekit export's manifest)"),
+        ("stopped", lambda f: f.write_bytes(manifest), "an export into this folder was stopped before it finished")]:
+        d = tmp_path / name
+        d.mkdir()
+        make(d / REPLACING_MARKER)
+        read.clear()
+        with pytest.raises(ExportError) as e:
+            pipekit.load(d)
+        assert said in str(e.value), (name, str(e.value))
+        assert read.count(REPLACING_MARKER) == 1, (name, read)
+
+
+# ------------------------------------------------------------------ save_pickle_hint: what save_pickle says, cheaply
+def test_save_pickle_hint_says_what_save_pickle_does_checking_a_large_frames_first_rows(adult, tmp_path, monkeypatch):
+    from pipekit.tabular import saving
+
+    to = Tabular(adult, cat_names=CATS, cont_names=CONTS, y_names="salary")
+    for obj in (to, adult, adult.to_pandas(), adult["age"], adult["age"].to_pandas(), adult.select(CONTS).to_numpy()):
+        hint = saving.save_pickle_hint(obj)
+        assert hint is not None and "pipekit.tabular.save_pickle(path, " in hint and "nor can" not in hint, hint
+        save_pickle(tmp_path / "ok.pkl", obj)  # what it says save_pickle writes, it writes
+    assert saving.save_pickle_hint({"n": 2}) is None and saving.save_pickle_hint(pipekit) is None
+    # a large frame: the message of pipekit.save converts its first rows only, and says save_pickle's own fix
+    big = pl.concat([pl.read_csv(D.path("adult_sample") / "adult.csv")] * 4).to_pandas()
+    big["education"] = big["education"].astype("category").cat.rename_categories(
+        range(big["education"].nunique()))  # categories of numbers: refused by save_pickle
+    rows = []
+    real = saving._frame_table
+
+    def seen(obj, kind):
+        rows.append(len(obj))
+        return real(obj, kind)
+
+    monkeypatch.setattr(saving, "_frame_table", seen)
+    with pytest.raises(ExportError) as e:
+        pipekit.save(big, tmp_path / "big.pipekit")
+    assert rows and max(rows) <= 1000 < len(big), rows
+    with pytest.raises(ParameterError) as refused:
+        save_pickle(tmp_path / "big.pkl", big)
+    assert str(e.value).endswith(f"; nor can pipekit.tabular.save_pickle write it: "
+                                 f"{str(refused.value).removeprefix('save_pickle: ')}")
+    assert rows[-1] == len(big) and not (tmp_path / "big.pkl").exists()  # save_pickle itself checks every row

@@ -166,3 +166,23 @@ def test_chained_contractions_of_an_all_caps_word_decode_in_capitals(text):
         assert toks == ["xxbos", "xxup", "would", "n't", "'ve"]
     # a mark between them ends the ALL-CAPS word: the contraction after it is lower-case
     assert tkn.decode(["xxbos", "xxup", "do", "n't", ",", "'ve"]) == "DON'T,'ve"
+
+
+# one case-marker decision for the tokenizer and the rules one function each
+def test_replace_all_caps_and_replace_maj_mark_each_piece_as_the_tokenizer_does(df):
+    from pipekit.text.rules import fix_html, replace_all_caps, replace_maj, split_pieces
+    from pipekit.text.tokenize import apply_rules
+
+    pieces = {p for text in df["text"].to_list() for p in split_pieces(fix_html(text)).split()}
+    pieces |= {"A1", "I", "N'T", "DO", "McDonald", "ÜBER", "Éa", "X2"}
+    marked = 0
+    for p in pieces:
+        ruled = apply_rules(p)
+        marker = ruled[0] if ruled[0] in ("xxup", "xxmaj") else None
+        marked += marker is not None
+        # replace_maj after replace_all_caps, as the tokenizer applies them, gives the tokenizer's marker
+        assert replace_maj(replace_all_caps(p)).split()[0] == (marker or p), p
+    assert marked > 100
+    # replace_maj alone marks a capital followed by no letters, as fastai 2.8.12's replace_maj does
+    assert replace_maj("A1 X2 A. Hello") == "xxmaj a1 xxmaj x2 xxmaj a. xxmaj hello"
+    assert replace_all_caps("A1 X2 Hello") == "xxup a1 xxup x2 Hello"

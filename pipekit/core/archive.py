@@ -836,12 +836,17 @@ def _describes_pipekit(manifest: Any) -> bool:
 REPLACING_MARKER = ".manifest.json.replacing"
 
 
-def _pipekit_manifest(file: Path) -> bool:
-    """Whether ``file`` (manifest.json, or the marker it is renamed to) parses as a pipekit export's manifest."""
+def _manifest_problem(file: Path) -> str | None:
+    """Why ``file`` (manifest.json, or the marker it is renamed to) is no pipekit export's manifest (a link, too large,
+    not a regular file, unreadable, not JSON, another program's); None when it is one."""
     try:
-        return _describes_pipekit(parse_json(read_file(file, f"{file}"), f"{file}"))
-    except (ExportError, OSError):  # a link, too large, not a regular file, unreadable, not JSON: not one either
-        return False
+        data = read_file(file, f"its {file.name!r}")
+    except (ExportError, OSError) as e:
+        return str(e)
+    with suppress(ExportError):  # not JSON: said as another program's is
+        if _describes_pipekit(parse_json(data, f"{file}")):
+            return None
+    return f"its {file.name!r} is not a pipekit export's manifest"
 
 
 def _lexists(path: Path) -> bool:
@@ -873,18 +878,25 @@ def export_folder_kind(path: str | os.PathLike) -> Literal["ours", "foreign", "n
     >>> export_folder_kind(folder)
     'foreign'
     """
-    path = Path(path)
+    return _folder_kind(Path(path))[0]
+
+
+def _folder_kind(path: Path) -> tuple[Literal["ours", "foreign", "none"], str]:
+    """:func:`export_folder_kind` of ``path``, and for ``"foreign"`` why the file that decided is no pipekit export's
+    manifest (an empty text otherwise)."""
     if not path.is_dir():
-        return "none"
+        return "none", ""
     for name in ("manifest.json", REPLACING_MARKER):  # a manifest.json, when there, decides
         if _lexists(path / name):
-            return "ours" if _pipekit_manifest(path / name) else "foreign"
-    return "none"
+            why = _manifest_problem(path / name)
+            return ("ours", "") if why is None else ("foreign", why)
+    return "none", ""
 
 
 def is_export_folder(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder a pipekit export was written into (:func:`export_folder_kind` says ``"ours"``).
-    Such a folder is read as the file it stands for.
+    """Whether ``path`` is a folder to hand to ``load`` as the file it stands for (:func:`export_folder_kind` is not
+    ``"none"``): a pipekit export written into it, or a folder whose manifest.json (or marker of an export stopped
+    part-way) is no pipekit export's, of which ``load`` then says what is wrong. Any other folder is no model file.
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -892,8 +904,11 @@ def is_export_folder(path: str | os.PathLike) -> bool:
     >>> folder = Path(tempfile.mkdtemp())
     >>> is_export_folder(write_archive(folder / "model", "component", {"n": 1})), is_export_folder(folder)
     (True, False)
+    >>> _ = (folder / "manifest.json").write_text('{"name": "a web app"}')  # load says it is not pipekit's
+    >>> is_export_folder(folder)
+    True
     """
-    return export_folder_kind(path) == "ours"
+    return export_folder_kind(path) != "none"
 
 
 def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
@@ -930,7 +945,7 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
                           f"(e.g. {path / 'model'}) or to a file (e.g. {path}.pipekit)")
     ours = kind == "ours"  # a pipekit export, or one killed part-way: its files are pipekit's
     if path.is_dir() and not ours:
-        taken = [k for k in sorted(files) if (path / k).exists() or (path / k).is_symlink()]
+        taken = [k for k in sorted(files) if _lexists(path / k)]
         if taken:
             raise ExportError(f"cannot export to {path}: it holds no pipekit export, yet it holds {taken}, which the "
                               "export would overwrite; export into another folder (e.g. "
@@ -941,7 +956,7 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
     written: list[Path] = []
     try:
         if ours:
-            if manifest.exists() or manifest.is_symlink():
+            if _lexists(manifest):
                 # until a manifest is written again, the folder is no export load accepts; the marker says whose
                 # files are left, should this process be killed before then
                 os.replace(manifest, marker)
@@ -967,19 +982,6 @@ def _write_folder(path: Path, files: dict[str, bytes]) -> Path:
     with suppress(OSError):  # the new manifest is in place
         marker.unlink(missing_ok=True)
     return path
-
-
-def _marker_problem(path: Path) -> str:
-    """Why the marker :data:`REPLACING_MARKER` in the folder ``path``, when there, says nothing of an export: an
-    empty text when it is not there."""
-    marker = path / REPLACING_MARKER
-    if not path.is_dir() or not _lexists(marker):
-        return ""
-    try:
-        read_file(marker, f"its {REPLACING_MARKER!r}")
-    except (ExportError, OSError) as e:
-        return f" ({e})"
-    return f" (its {REPLACING_MARKER!r} is not a pipekit export's manifest)"
 
 
 def _pickled(where: str, sign: str) -> ExportError:
@@ -1042,13 +1044,13 @@ def read_pipekit(path: str | os.PathLike) -> Archive:
         files = read_archive(path, limit, where)
     if "manifest.json" not in files:
         old = "recipe.json" in files or any(k.endswith(".npy") for k in files)
+        folder, why = _folder_kind(path)  # without manifest.json, the marker decides
         raise ExportError(f"{where} was written by pipekit 0.1 (file format 1); this pipekit reads formats {MIN_VERSION} to {VERSION}. "
                           "Train and export the model again with this version (learn.export(path) or "
                           "model.export(path)), or load it with pipekit 0.1." if old else
                           f"{where} has no manifest.json: an export into this folder was stopped before it finished "
-                          "(its files are left incomplete); export the model into it again" if path.is_dir() and
-                          export_folder_kind(path) == "ours" else
-                          f"{where} has no manifest.json; it is not a pipekit file{_marker_problem(path)}")
+                          "(its files are left incomplete); export the model into it again" if folder == "ours" else
+                          f"{where} has no manifest.json; it is not a pipekit file{f' ({why})' if why else ''}")
     manifest = parse_json(files["manifest.json"], f"{where}: manifest.json")
     if not _describes_pipekit(manifest):
         raise ExportError(f"{where}: manifest.json does not describe a pipekit file")
@@ -1127,27 +1129,14 @@ def _pipekit_part(obj: Any, name: str, depth: int = 0) -> str | None:
 
 
 def _saved_instead(obj: Any) -> str:
-    """What writes ``obj`` when ``pipekit.save`` cannot: ``save_pickle`` (or ``Tabular.save``) for a processed table,
-    a pandas or Polars frame or series and a NumPy array (those ``save_pickle`` writes back as they are; for the
-    others, ``save_pickle``'s own fix), or the pipekit estimator a scikit-learn Pipeline or search holds."""
-    from pipekit.core.errors import ParameterError
-    from pipekit.tabular.core import Tabular
-    from pipekit.tabular.saving import _check_saveable, _frame_kind
+    """What writes ``obj`` when ``pipekit.save`` cannot: what ``save_pickle`` says of a processed table, a pandas or
+    Polars frame or series and a NumPy array (how it writes one back as it is, or its own fix for one it refuses), or
+    the pipekit estimator a scikit-learn Pipeline or search holds."""
+    from pipekit.tabular.saving import save_pickle_hint
 
-    if isinstance(obj, Tabular):
-        return ("; write a processed table with to.save(path) (a path ending in .parquet; Tabular.load(path) reads it "
-                "back) or pipekit.tabular.save_pickle(path, to) (load_pickle(path) reads it back): its rows go to that "
-                "file and its fitted processing to a .pipekit file beside it")
-    kind = _frame_kind(obj)
-    if kind is not None or isinstance(obj, np.ndarray):
-        try:
-            _check_saveable(obj)
-        except ParameterError as e:  # save_pickle would refuse it too: its own fix
-            return f"; nor can pipekit.tabular.save_pickle write it: {str(e).removeprefix('save_pickle: ')}"
-        var, what = (("arr", "written in NumPy's .npy format") if kind is None else
-                     ("s" if kind.endswith("Series") else "df", "written as a Parquet file"))
-        return (f"; write it with pipekit.tabular.save_pickle(path, {var}) (e.g. path 'xs.pkl'; {what}), which "
-                f"pipekit.tabular.load_pickle(path) reads back as a {kind or 'NumPy array'}")
+    hint = save_pickle_hint(obj)
+    if hint is not None:
+        return f"; {hint}"
     if not type(obj).__module__.startswith("sklearn"):
         return ""
     var = "pipe" if isinstance(getattr(obj, "steps", None), list) else "search"

@@ -106,25 +106,44 @@ def save_pickle(fn: str | os.PathLike, obj: Any) -> Path:
                          "other objects in a format of their own (json.dump for plain values)")
 
 
-def _check_saveable(obj: Any) -> None:
-    """Raise the :class:`~pipekit.core.errors.ParameterError` :func:`save_pickle` raises for a pandas or Polars frame
-    or series, or a NumPy array, that it cannot write so that it comes back as it was (naming the fix); nothing is
-    written.
+#: the rows of a frame or series :func:`save_pickle_hint` checks, so that a message about a large one is made quickly
+_HINT_ROWS = 1000
+
+
+def save_pickle_hint(obj: Any) -> str | None:
+    """What :func:`save_pickle` says of ``obj``, for the message of a function that cannot write it: for a processed
+    table, a pandas or Polars frame or series, or a NumPy array, how ``save_pickle`` writes it and what reads it back,
+    or, for one it refuses, the fix its refusal names; None for any other object. Nothing is written; of a frame or
+    series, the first 1,000 rows are checked (those after them are checked by ``save_pickle`` itself).
 
     >>> import numpy as np
-    >>> from pipekit.core import ParameterError
-    >>> _check_saveable(np.arange(3.0))  # written as it is
-    >>> try:
-    ...     _check_saveable(np.array([{"a": 1}], dtype=object))
-    ... except ParameterError as e:
-    ...     print(str(e)[:61])
-    save_pickle: a NumPy array of object values cannot be written
+    >>> save_pickle_hint(np.arange(3.0))[:55]
+    'write it with pipekit.tabular.save_pickle(path, arr) (e'
+    >>> save_pickle_hint(np.array([{"a": 1}], dtype=object))[:86]
+    'nor can pipekit.tabular.save_pickle write it: a NumPy array of object values cannot be'
+    >>> save_pickle_hint({"n": 2}) is None
+    True
     """
+    from pipekit.tabular.core import Tabular
+
+    if isinstance(obj, Tabular):
+        return ("write a processed table with to.save(path) (a path ending in .parquet; Tabular.load(path) reads it "
+                "back) or pipekit.tabular.save_pickle(path, to) (load_pickle(path) reads it back): its rows go to that "
+                "file and its fitted processing to a .pipekit file beside it")
     kind = _frame_kind(obj)
-    if kind is not None:
-        _saved_table(obj, kind)
-    elif isinstance(obj, np.ndarray):
-        _check_array(obj)
+    if kind is None and not isinstance(obj, np.ndarray):
+        return None
+    try:
+        if kind is None:
+            _check_array(obj)
+        else:  # what its first rows would give back
+            _saved_table(obj.iloc[:_HINT_ROWS] if kind.startswith("pandas") else obj.head(_HINT_ROWS), kind)
+    except ParameterError as e:
+        return f"nor can pipekit.tabular.save_pickle write it: {str(e).removeprefix('save_pickle: ')}"
+    var, what = (("arr", "written in NumPy's .npy format") if kind is None else
+                 ("s" if kind.endswith("Series") else "df", "written as a Parquet file"))
+    return (f"write it with pipekit.tabular.save_pickle(path, {var}) (e.g. path 'xs.pkl'; {what}), which "
+            f"pipekit.tabular.load_pickle(path) reads back as a {kind or 'NumPy array'}")
 
 
 def _saved_table(obj: Any, kind: str) -> Any:
@@ -296,12 +315,12 @@ def load_pickle(fn: str | os.PathLike) -> Any:
     ...     print(type(e).__name__)
     ExportError
     """
-    from pipekit.core.archive import MAX_TOTAL_BYTES, array_from_npy, export_folder_kind, load, read_file
+    from pipekit.core.archive import MAX_TOTAL_BYTES, array_from_npy, is_export_folder, load, read_file
 
     p = Path(fn)
     # a model or learner saved to a name without an extension; load says what is wrong with a folder whose
     # manifest.json (or the marker of an export stopped part-way) is no pipekit export's
-    if export_folder_kind(p) != "none":
+    if is_export_folder(p):
         return load(p)
     if not p.is_file():
         if p.exists() and not p.is_dir():  # a pipe, a device (a link to /dev/zero): reading one may never end

@@ -27,8 +27,8 @@ from tokenizers import Regex, pre_tokenizers
 
 from pipekit.data.lists import coll_repr  # its home is pipekit.data.lists (fastai's L prints with it)
 from pipekit.data.runtime import defaults
-from pipekit.text.tokenize import (_CONTRACTIONS, _PIECE_PATTERN, BOS, EOS, HTML_FIXES, SPECIAL_TOKENS, TK_MAJ, TK_REP,
-                                   TK_UP, TK_WREP, _unescape_entities)
+from pipekit.text.tokenize import (_PIECE_PATTERN, BOS, EOS, HTML_FIXES, SPECIAL_TOKENS, TK_MAJ, TK_REP, TK_UP, TK_WREP,
+                                   _case_marker, _unescape_entities)
 
 __all__ = ["coll_repr", "defaults", "fix_html", "lowercase", "replace_all_caps", "replace_maj", "replace_rep",
            "replace_wrep", "split_pieces"]
@@ -75,12 +75,6 @@ def split_pieces(t: str) -> str:
     return _each_token(t, lambda c: " ".join(p for p, _ in _PIECES.pre_tokenize_str(c)))
 
 
-def _cased_word(p: str) -> bool:
-    """Whether a case marker may go before token ``p``: two characters or more, a letter first, and not a
-    contraction (``N'T`` is the end of the word before it, which carries the marker)."""
-    return len(p) > 1 and p[0].isalpha() and p.lower() not in _CONTRACTIONS
-
-
 def replace_all_caps(t: str) -> str:
     """A token of two characters or more, a letter first, in capitals -> ``xxup`` and the token in lower case; a
     contraction (``N'T``) is left for ``lowercase``, as the word before it has the marker.
@@ -88,7 +82,7 @@ def replace_all_caps(t: str) -> str:
     >>> replace_all_caps("this is SO GREAT , I think , DO N'T")
     "this is xxup so xxup great , I think , xxup do N'T"
     """
-    return _each_token(t, lambda p: f"{TK_UP} {p.lower()}" if _cased_word(p) and p.isupper() else p)
+    return _each_token(t, lambda p: f"{TK_UP} {p.lower()}" if _case_marker(p) == TK_UP else p)
 
 
 def replace_maj(t: str) -> str:
@@ -97,8 +91,7 @@ def replace_maj(t: str) -> str:
     >>> replace_maj("Hello World , I am McDonald")
     'xxmaj hello xxmaj world , I am McDonald'
     """
-    return _each_token(t, lambda p: f"{TK_MAJ} {p.lower()}"
-                       if _cased_word(p) and p[0].isupper() and p[1:] == p[1:].lower() else p)
+    return _each_token(t, lambda p: f"{TK_MAJ} {p.lower()}" if _case_marker(p, caps=False) == TK_MAJ else p)
 
 
 def lowercase(t: str, add_bos: bool = True, add_eos: bool = False) -> str:

@@ -413,20 +413,30 @@ def _split_reps(tok: str) -> list[str]:
     return [p for p in out if p]
 
 
+def _case_marker(piece: str, caps: bool = True) -> str | None:
+    """The case marker that goes before the pre-token ``piece``, if any: ``xxup`` for one of two characters or more,
+    a letter first, in capitals; else ``xxmaj`` for such a one Capitalised. A contraction (``n't``, ``'s``...) takes
+    none: it is the end of the word before it, which carries the marker (``DON'T`` is ``xxup do n't``). With
+    ``caps=False`` only ``xxmaj`` is given, as ``replace_maj`` alone gives it (``A1`` too, which is ``xxup`` else).
+
+    >>> _case_marker("WOW"), _case_marker("Hello"), _case_marker("McDonald"), _case_marker("I"), _case_marker("N'T")
+    ('xxup', 'xxmaj', None, None, None)
+    """
+    if len(piece) < 2 or not piece[0].isalpha() or piece.lower() in _CONTRACTIONS:
+        return None
+    if caps and piece.isupper():
+        return TK_UP
+    return TK_MAJ if piece[0].isupper() and piece[1:] == piece[1:].lower() else None
+
+
 def apply_rules(piece: str) -> list[str]:
-    """Case markers, lower-casing and repetition for one pre-token. A contraction (``n't``, ``'s``...) takes no
-    case marker: it is the end of the word before it, which carries the marker (``DON'T`` is ``xxup do n't``).
+    """Case markers (:func:`_case_marker`), lower-casing and repetition for one pre-token.
 
     >>> apply_rules("Hello"), apply_rules("WOW"), apply_rules("!!!!"), apply_rules("I"), apply_rules("N'T")
     (['xxmaj', 'hello'], ['xxup', 'wow'], ['xxrep', '4', '!'], ['i'], ["n't"])
     """
-    out = []
-    if len(piece) > 1 and piece[0].isalpha() and piece.lower() not in _CONTRACTIONS:
-        if piece.isupper():
-            out.append(TK_UP)
-        elif piece[0].isupper() and piece[1:] == piece[1:].lower():
-            out.append(TK_MAJ)
-    return out + _split_reps(piece.lower())
+    marker = _case_marker(piece)
+    return ([marker] if marker else []) + _split_reps(piece.lower())
 
 
 def _is_panic(e: BaseException) -> bool:

@@ -86,13 +86,13 @@ def _torch_load_error(path: Path, e: Exception) -> DataError:
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    from pipekit.core.archive import export_folder_kind
+    from pipekit.core.archive import is_export_folder
 
     if not path.exists():
         raise FileNotFoundError(f"pretrained={str(path)!r}: no such file; give a .pipekit (written by learn.save), "
                                 ".safetensors or .pth weights file")
     if path.is_dir():
-        if export_folder_kind(path) != "none":  # an export to a name without an extension (load says what is wrong)
+        if is_export_folder(path):  # an export to a name without an extension (load says what is wrong)
             return model_weights(path)
         raise DataError(f"pretrained={str(path)!r} is a folder holding no pipekit export; {_GIVE}")
     if path.suffix == ".safetensors":
