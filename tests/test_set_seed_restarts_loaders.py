@@ -66,7 +66,7 @@ def test_vision_two_learners_after_set_seed_see_the_same_augmentation():
                        splitter=GrandparentSplitter(), get_y=parent_label, batch_tfms=aug_transforms())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the test/ folder is in neither subset
-        dls = dblock.dataloaders(D.path("mnist_tiny"), bs=16, seed=0, device="cpu")
+        dls = dblock.dataloaders(D.path("mnist_tiny"), bs=16, device="cpu")  # its seed drawn from NumPy's
     list(dls.train)
     # the augmented first batch after set_seed(1), again after another set_seed(1), and after set_seed(2)
     set_seed(1)
@@ -82,24 +82,44 @@ def test_vision_two_learners_after_set_seed_see_the_same_augmentation():
 
 def test_another_seed_gives_other_first_epoch_batches():
     set_seed(0)
-    for dl in (DataLoader(list(range(40)), bs=8, shuffle=True),  # seed drawn from NumPy's generator
-               DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)):
-        orders = {}
-        for s in (0, 1, 2):  # a sweep over seeds on one loader
-            set_seed(s)
-            orders[s] = _order(dl)
-            assert dl.epoch == 1
-        assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
-        set_seed(1)
-        assert _order(dl) == orders[1]
-        assert all(sorted(sum(o, [])) == list(range(40)) for o in orders.values())
+    dl = DataLoader(list(range(40)), bs=8, shuffle=True)  # its seed drawn from NumPy's generator
+    orders = {}
+    for s in (0, 1, 2):  # a sweep over seeds on one loader
+        set_seed(s)
+        orders[s] = _order(dl)
+        assert dl.epoch == 1
+    assert orders[0] != orders[1] and orders[1] != orders[2] and orders[0] != orders[2]
+    set_seed(1)
+    assert _order(dl) == orders[1]
+    assert all(sorted(sum(o, [])) == list(range(40)) for o in orders.values())
+    # a loader given seed= keeps the batches that seed gives, whatever set_seed restarts it with
+    dl = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
+    first = _order(dl)
+    _order(dl)
+    for s in (0, 1, 2):
+        set_seed(s)
+        assert _order(dl) == first
+
+
+def test_loaders_built_together_from_a_drawn_seed_follow_set_seed_together():
+    set_seed(3)
+    items = [(torch.tensor([float(i)]), torch.tensor(i)) for i in range(40)]
+    dls = DataLoaders.from_dsets(items, items[:8], bs=8)  # no seed: one drawn for both
+
+    def order():
+        return [b[1].tolist() for b in dls.train]
+    first = order()
+    set_seed(3)
+    assert order() == first
+    set_seed(4)
+    assert order() != first
 
 
 def test_set_seed_each_epoch_in_a_callback():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 3, generator=g)
     y = torch.arange(64).float()[:, None]  # each item's own number, to see the order
-    dls = DataLoaders(DataLoader(list(zip(x, y)), bs=8, shuffle=True, seed=0),
+    dls = DataLoaders(DataLoader(list(zip(x, y)), bs=8, shuffle=True),
                       DataLoader(list(zip(x[:8], y[:8])), bs=8), device="cpu")
 
     class Reseed(Callback):
@@ -193,7 +213,6 @@ def test_subclass_with_slots_copies_and_pickles():
 
 
 def test_set_seed_mid_epoch_finishes_the_epoch_then_restarts():
-    set_seed(1)  # the value in force as the loaders are built: set_seed(0) below starts them on another stream
     dl = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
     twin = DataLoader(list(range(40)), bs=8, shuffle=True, seed=5)
     epochs = [_order(dl) for _ in range(3)]
@@ -202,7 +221,7 @@ def test_set_seed_mid_epoch_finishes_the_epoch_then_restarts():
     got = [next(it).tolist()]
     set_seed(0)  # the epoch under way is epoch 1's to its end
     got += [b.tolist() for b in it]
-    assert got == epochs[1] and _order(dl) == _order(twin) != epochs[0]
+    assert got == epochs[1] and _order(dl) == _order(twin) == epochs[0]  # then epoch 0 of its own seed again
 
 
 def test_seeded_block_leaves_the_loaders_where_they_were():

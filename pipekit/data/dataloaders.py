@@ -1152,7 +1152,8 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
     training items than ``bs`` with ``drop_last`` are refused where the loader then has no batch (``keep_a_batch``:
     their last partial batch is kept instead): a loader of items batches ``bs`` of them, a language model's
     (``LMDataLoader``) windows of ``bs`` streams cut from all of them."""
-    seed = loader_seed(None, dl_type.__name__) if seed is None else seed  # NumPy's generator, as each loader's own
+    drawn = seed is None
+    seed = loader_seed(seed, dl_type.__name__)  # None: NumPy's generator, as each loader's own
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     train_dl = dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common)
     if keep_a_batch and drop_last and not len(train_dl):
@@ -1171,10 +1172,19 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
             valid_dl = DataLoader(valid if callable(getattr(valid, "gather", None)) else ItemsDataset([]),
                                   bs=val_bs or bs, shuffle=False, seed=seed + 1, augment=False, allow_empty=True,
                                   **common)
-            return train_dl, valid_dl
+            return _drawn(drawn, train_dl, valid_dl)
         raise DataError(f"the validation set ({len(valid)} items, bs={val_bs or bs}): {e}; for the validation set "
                         f"alone, pass val_bs=... to dataloaders()") from None
-    return train_dl, valid_dl
+    return _drawn(drawn, train_dl, valid_dl)
+
+
+def _drawn(drawn: bool, *loaders: DataLoader) -> Any:
+    """``loaders``, each marked as drawing from a seed drawn from NumPy's generator when ``drawn`` (see
+    :meth:`DataLoader.seed_was_drawn`)."""
+    if drawn:
+        for dl in loaders:
+            dl.seed_was_drawn()
+    return loaders
 
 
 #: what ``test_dl`` of loaders rebuilt from an export (a loaded learner's) takes beside ``with_labels`` and ``bs``:

@@ -179,10 +179,10 @@ def loader_seed(seed: Any, who: str) -> int:
     return int(plain_number(seed))
 
 
-def _reseed_record(base: int | None) -> tuple[str, int, int | None, int | None]:
+def _reseed_record(base: int | None, drawn: bool = False) -> tuple[str, int, int | None, int | None, bool]:
     """A loader's record of the ``set_seed`` calls it has seen (see ``DataLoader._reseeded``), taken now, for a
-    loader drawing from seed ``base``."""
-    return (PROCESS_MARK, *reseed_generation(), base)
+    loader drawing from seed ``base``, given by the user or ``drawn`` from NumPy's generator."""
+    return (PROCESS_MARK, *reseed_generation(), base, drawn)
 
 
 class DataLoader:
@@ -190,10 +190,10 @@ class DataLoader:
 
     ``seed`` fixes the shuffling and the per-batch RNG handed to batch transforms, so the same seed
     gives the same batches and the same augmentation, epoch by epoch; a later :func:`~pipekit.data.set_seed` starts
-    it afresh at epoch 0, on its own seed when the value is the one in force as it was built, else on a stream made
-    of both. Without one, the loader draws its seed from
+    it afresh at epoch 0 of that seed. Without one, the loader draws its seed from
     NumPy's global generator as it is built, so :func:`~pipekit.data.set_seed` repeats it (``torch.manual_seed``
-    alone does not: torch's generator is left to the model's weights).
+    alone does not: torch's generator is left to the model's weights); a later ``set_seed`` with another value than
+    the one in force then starts it afresh on a stream made of both.
 
     ``dataset`` is a pipekit dataset, a list of items (``list(zip(x, y))``, ``range(15)``), or any map-style
     dataset, an object with ``__len__`` and ``__getitem__`` (a ``torch.utils.data.Dataset`` subclass, the book's own
@@ -290,9 +290,9 @@ class DataLoader:
         if len(dataset) == 0 and not allow_empty:  # a loader of new items (test_dl) may hold none: no batch
             raise ParameterError("DataLoader: the dataset is empty; check the items and the split")
         self.dataset, self.bs, self.shuffle, self.drop_last = dataset, int(bs), shuffle, drop_last
-        seed = loader_seed(seed, "DataLoader")
+        drawn, seed = seed is None, loader_seed(seed, "DataLoader")
         # the seed and epoch the next pass draws with, and the set_seed call seen last (see _follow_set_seed)
-        self.__dict__.update(seed=seed, epoch=0, _reseeded=_reseed_record(seed))
+        self.__dict__.update(seed=seed, epoch=0, _reseeded=_reseed_record(seed, drawn))
         self.device = torch.device(device) if device is not None else default_device()
         self.batch_tfms = (batch_tfms if isinstance(batch_tfms, BatchPipeline)
                            else BatchPipeline(batch_tfms or []))
@@ -328,18 +328,18 @@ class DataLoader:
     def __getattr__(self, name: str) -> Any:
         return table_attribute(self, name)
 
-    #: ``(mark, n, born, base)``: the process that recorded it (:data:`~pipekit.data.seed.PROCESS_MARK`), the
+    #: ``(mark, n, born, base, drawn)``: the process that recorded it (:data:`~pipekit.data.seed.PROCESS_MARK`), the
     #: :func:`~pipekit.data.seed.reseed_generation` count seen last and the ``set_seed`` value in force when the loader
-    #: was built (None: none yet), and the seed it was built with (or given since), which a later ``set_seed`` starts
-    #: it afresh from; copies carry it
-    _reseeded: tuple[str, int, int | None, int | None] | None = None
+    #: was built (None: none yet), the seed it was built with (or given since), which a later ``set_seed`` starts it
+    #: afresh from, and whether that seed was drawn from NumPy's generator (no ``seed=`` given); copies carry it
+    _reseeded: tuple[str, int, int | None, int | None, bool] | None = None
 
     def _follow_set_seed(self) -> None:
-        """Start afresh if :func:`~pipekit.data.set_seed` was called since this loader last looked: epoch 0, drawn
-        with its own seed when the value given is the one in force as it was built (re-running a learner's cell after
-        ``set_seed`` as the loaders' cell began), else with a stream made of its own seed and the value given (see
-        :func:`~pipekit.data.seed.reseeded_stream`): the same call gives the same batches and augmentation, another
-        call other ones. Read as the next epoch's number or seed is (``dl.epoch``, ``dl.seed``); a loader unpickled
+        """Start afresh if :func:`~pipekit.data.set_seed` was called since this loader last looked: epoch 0 of its own
+        seed when it was given one (``seed=``: that seed fixes its batches), or when the value given is the one in
+        force as its seed was drawn (re-running a learner's cell after ``set_seed`` as the loaders' cell began);
+        else a stream made of its drawn seed and the value given (see :func:`~pipekit.data.seed.reseeded_stream`):
+        the same call gives the same batches and augmentation, another call other ones. Read as the next epoch's number or seed is (``dl.epoch``, ``dl.seed``); a loader unpickled
         from another process (or an older pipekit) reads as its seed alone says until the next ``set_seed``."""
         state = self.__dict__
         n, given = reseed_generation()
@@ -347,11 +347,17 @@ class DataLoader:
         if seen is None or seen[0] != PROCESS_MARK:
             state["_reseeded"] = _reseed_record(state.get("seed"))
         elif seen[1] != n:
-            _, _, born, base = seen
-            state["_reseeded"] = (PROCESS_MARK, n, born, base)
+            _, _, born, base, drawn = seen
+            state["_reseeded"] = (PROCESS_MARK, n, born, base, drawn)
             if base is not None and given is not None:
-                state["seed"] = base if given == born else reseeded_stream(base, given)
+                state["seed"] = reseeded_stream(base, given) if drawn and given != born else base
             state["epoch"] = 0
+
+    def seed_was_drawn(self) -> None:
+        """Mark this loader's seed as drawn from NumPy's generator (loaders built together from one drawn seed), so a
+        later ``set_seed`` with another value than the one in force then gives it other batches (see
+        :meth:`_follow_set_seed`)."""
+        self.__dict__["_reseeded"] = _reseed_record(self.__dict__["seed"], drawn=True)
 
     @property
     def epoch(self) -> int:
