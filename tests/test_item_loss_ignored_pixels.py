@@ -312,6 +312,36 @@ def test_mixing_with_an_items_own_weight_one_is_the_losss_own_mean(make, mixer):
     assert torch.allclose(unreduced, per_item, atol=1e-5)
 
 
+
+@pytest.mark.parametrize("mixer", [MixUp, CutMix])
+def test_mixing_label_smoothing_with_class_weights_is_the_losss_own_mean(mixer):
+    """LabelSmoothingCrossEntropy with ``weight``: its two terms divide by different sums (the kept pixels, their
+    weights), so with no mixing the batch's loss is still the loss's own mean, not the items' losses weighted by one
+    sum; unreduced, each item's loss is the one ``get_preds`` gives."""
+    torch.manual_seed(0)
+    make = functools.partial(LabelSmoothingCrossEntropy, eps=0.5, weight=[1.0, 5.0, 0.5])
+    loss_func = make()
+    learn, out, y = _synthetic(loss_func, void=-100)
+    y[4] = 1  # an item all of the heavily weighted class
+    mix = mixer()
+    mix.learn = learn
+    mix.before_train()
+    try:
+        perm = torch.arange(8).roll(1)
+        mix.perm, mix.yb_other = perm, (y[perm],)
+        mix.lam = torch.ones(8)
+        assert float(mix._mixed_loss(out, y)) == pytest.approx(float(make()(out, y)), rel=1e-6)
+        mix.lam = torch.zeros(8)
+        assert float(mix._mixed_loss(out, y)) == pytest.approx(float(make()(out, y[perm])), rel=1e-6)
+        mix.lam = torch.ones(8)
+        loss_func.reduction = "none"
+        unreduced = mix._mixed_loss(out, y)
+        loss_func.reduction = "mean"
+    finally:
+        mix.after_train()
+    assert torch.allclose(unreduced, _batch_of_one(make(), out, y), atol=1e-5)
+
+
 def test_mixup_trains_a_segmentation_with_void_pixels():
     learn, _, _ = _synthetic(CrossEntropyLossFlat(axis=1, ignore_index=255), all_void=True)
     before = [p.detach().clone() for p in learn.model.parameters()]

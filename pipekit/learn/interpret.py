@@ -23,7 +23,7 @@ from pipekit.data.loader import DataLoader, item_positions
 from pipekit.data.plotting import draw_image, get_pyplot, grid_shape, savefig_or_show, show_table, tensor_image
 from pipekit.data.show import are_table_rows, rows_table, show_items, title_chars, title_text
 from pipekit.learn.inference import decoded_by_loader, label_scores, loss_methods, shown_predictions
-from pipekit.learn.losses import MSELossFlat, ignore_index
+from pipekit.learn.losses import MSELossFlat, kept_positions
 
 if TYPE_CHECKING:
     from pipekit.learn.learner import Learner
@@ -269,9 +269,9 @@ class Interpretation:
         ``ncols`` and ``figsize`` shape grids of pictures only). A segmentation model's items are laid out as
         fastai lays them out, a row per item: the input, the target and the prediction, the masks drawn over the
         input as ``learn.show_results`` draws them, the prediction titled with the share of pixels predicted right
-        (of those the loss reads: pixels of its ``ignore_index``, a void class, left out) and the loss (``figsize``
-        sizes the figure; the grid is always ``k`` rows of 3, so ``nrows`` and ``ncols`` change nothing there, as
-        in fastai). ``k`` and ``largest`` come first, as in fastai's
+        (of those the loss reads: pixels of its ``ignore_index``, a void class, or of a class weighted 0 left
+        out) and the loss (``figsize`` sizes the figure; the grid is always ``k`` rows of 3, so ``nrows`` and
+        ``ncols`` change nothing there, as in fastai). ``k`` and ``largest`` come first, as in fastai's
         ``plot_top_losses(k, largest)``; the rest are keywords (``path=``: the PNG file, when headless). As in
         fastai, ``k`` may also be the ranks to show, a list or range of them: ``plot_top_losses(range(9, 18))`` shows
         the 10th to 18th largest losses."""
@@ -552,12 +552,13 @@ class ClassificationInterpretation(Interpretation):
         # reads it); a multi-label model's label sets, a mask's share of pixels predicted right
         if self.multi_label:
             return f"{self._labels(self.decoded[i])}/{self._labels(self.targs[i])} / {loss:.2f}"
-        if self.per_pixel:  # the share of the pixels the loss reads: its ignore_index (void pixels) left out
-            right, void = self.decoded[i] == self.targs[i], ignore_index(self.learn.loss_func)
-            kept = self.targs[i] != void if void is not None else torch.ones_like(right)
-            if not kept.any():
+        if self.per_pixel:  # the share of the pixels the loss reads (kept_positions: void pixels left out)
+            right, kept = self.decoded[i] == self.targs[i], kept_positions(self.learn.loss_func, self.targs[i])
+            if kept is not None:
+                right = right[kept]
+            if not right.numel():
                 return f"no pixel kept / {loss:.2f}"
-            return f"{float(right[kept].float().mean()):.0%} of pixels / {loss:.2f}"
+            return f"{float(right.float().mean()):.0%} of pixels / {loss:.2f}"
         v = self.vocab
         actual, predicted = int(self.targs[i]), int(self.decoded[i])
         return f"{v[predicted]}/{v[actual]} / {loss:.2f} / {float(self.preds[i, predicted]):.2f}"

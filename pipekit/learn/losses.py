@@ -33,7 +33,7 @@ from pipekit.metrics.base import TARGET_KINDS, describe_target, target_fix, targ
 __all__ = [
     "BaseLoss", "CrossEntropyLossFlat", "FocalLossFlat", "FocalLoss", "BCEWithLogitsLossFlat", "MSELossFlat",
     "L1LossFlat", "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "DiceLoss", "loss_from_kind",
-    "Reducible", "item_losses",
+    "Reducible", "item_losses", "item_terms",
 ]
 
 _REDUCTION = Options("mean", "sum", "none")
@@ -90,6 +90,16 @@ def _as_index(value: Any) -> int | None:
     return None
 
 
+def _kept_weights(targ: torch.Tensor, keep: torch.Tensor, weight: torch.Tensor | None,
+                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of class indices ``targ`` (one per position, integers) of which ``keep`` are kept (not ``ignore_index``): the
+    indices with 0 in place of those left out (each a class to look up), and each position's weight in ``dtype``, its
+    class's ``weight`` (one per class, on ``targ``'s device; 1 with none) and 0 where left out."""
+    safe = torch.where(keep, targ, torch.zeros_like(targ))
+    kept = keep.to(dtype)
+    return safe, kept if weight is None else weight.to(dtype)[safe] * kept
+
+
 def _class_weights_of_positions(targ: Any, unreduced: torch.Tensor, ignore_index: Any, weight: Any,
                                 float_indices: bool = False) -> torch.Tensor | None:
     """What each position of ``unreduced`` (a loss over class indices with ``reduction='none'``) counts for in the
@@ -100,15 +110,26 @@ def _class_weights_of_positions(targ: Any, unreduced: torch.Tensor, ignore_index
     if (not isinstance(targ, torch.Tensor) or targ.is_complex() or targ.dtype == torch.bool
             or targ.numel() != unreduced.numel() or (targ.is_floating_point() and not float_indices)):
         return None
-    targ = targ.reshape(-1).to(unreduced.device)
-    if targ.is_floating_point():
-        targ = targ.long()
+    targ = targ.reshape(-1).to(unreduced.device).long()
     ignore = _as_index(ignore_index)
     keep = targ != ignore if ignore is not None else torch.ones_like(targ, dtype=torch.bool)
     if not isinstance(weight, torch.Tensor) or weight.ndim != 1 or not len(weight):
         return keep.to(unreduced.dtype)
-    safe = torch.where(keep, targ, torch.zeros_like(targ)).long().clamp(0, len(weight) - 1)
-    return weight.to(device=unreduced.device, dtype=unreduced.dtype)[safe] * keep.to(unreduced.dtype)
+    return _kept_weights(targ.clamp(0, len(weight) - 1), keep, weight.to(unreduced.device), unreduced.dtype)[1]
+
+
+#: one term of the items' losses (:meth:`BaseLoss.item_terms`): its factor, each item's sum of its losses per position
+#: and the total of their weights (the item's loss is the factor times their ratio, 0 where the total is 0)
+ItemTerm = tuple[float, torch.Tensor, torch.Tensor]
+
+
+def _item_term(unreduced: torch.Tensor, bs: int, weights: torch.Tensor | None, factor: float = 1.0) -> ItemTerm:
+    """``unreduced``'s term over ``bs`` items, times ``factor``: each item's sum of its positions weighted by
+    ``weights`` and the total of their weights; with no ``weights`` (a plain mean) each item's mean, of total 1."""
+    if weights is None:
+        means = unreduced.reshape(bs, -1).mean(1)
+        return factor, means, torch.ones_like(means)
+    return factor, unreduced.reshape(bs, -1).sum(1), weights.reshape(bs, -1).sum(1)
 
 
 def _mean_per_item(unreduced: torch.Tensor, bs: int, weights: torch.Tensor | None) -> torch.Tensor:
@@ -118,6 +139,18 @@ def _mean_per_item(unreduced: torch.Tensor, bs: int, weights: torch.Tensor | Non
         return unreduced.reshape(bs, -1).mean(1)
     total, kept = unreduced.reshape(bs, -1).sum(1), weights.reshape(bs, -1).sum(1)
     return torch.where(kept > 0, total / kept.clamp_min(torch.finfo(kept.dtype).tiny), 0.0)
+
+
+def _reduce_terms(terms: list[ItemTerm], bs: int, reduction: str = "none") -> torch.Tensor:
+    """The loss of ``bs`` items from their terms (:data:`ItemTerm`): one loss per item (``'none'``), their sum, or
+    the mean over the batch that weighs the items by their totals, term by term, as the loss's own ``'mean'``."""
+    if reduction == "mean":
+        means = [factor * sums.sum() / totals.sum().clamp_min(torch.finfo(totals.dtype).tiny)
+                 for factor, sums, totals in terms]
+        return functools.reduce(operator.add, means)
+    losses = functools.reduce(operator.add, [factor * _mean_per_item(sums, bs, totals)
+                                             for factor, sums, totals in terms])
+    return losses.sum() if reduction == "sum" else losses
 
 
 #: the largest weight of a class a loss takes: the loss multiplies each item's loss by its class's weight and sums
@@ -239,7 +272,7 @@ class BaseLoss(nn.Module, Component):
         text's tokens, from ``reduction='none'`` on outputs ``pred`` and targets ``targ``): this loss's own mean
         over that item alone, the mean of its positions weighted by :meth:`position_weights` (0 for an item whose
         positions all weigh 0, such as a mask all ``ignore_index``, where torch's mean is NaN). Losses that already
-        give one per item are returned as they are. ``get_preds(with_loss=True)`` and ``MixUp`` read it.
+        give one per item are returned as they are. ``get_preds(with_loss=True)`` reads it, from :meth:`item_terms`.
 
         >>> import torch
         >>> from pipekit.learn import CrossEntropyLossFlat
@@ -248,9 +281,24 @@ class BaseLoss(nn.Module, Component):
         >>> [round(v, 4) for v in loss.item_losses(loss(out, targ), 2, targ).tolist()]   # log(3): void left out
         [1.0986, 1.0986]
         """
-        if unreduced.numel() == bs:
-            return unreduced.reshape(bs)
-        return _mean_per_item(unreduced, bs, self.position_weights(targ, unreduced))
+        return _reduce_terms(self.item_terms(unreduced, bs, targ, pred), bs)
+
+    def item_terms(self, unreduced: torch.Tensor, bs: int, targ: Any = None,
+                   pred: torch.Tensor | None = None) -> list[ItemTerm]:
+        """The terms :meth:`item_losses` adds up, each ``(factor, sums, totals)``: each item's sum of its losses per
+        position, weighted by :meth:`position_weights`, and the total of their weights (a plain mean: each item's
+        mean, of total 1); the item's loss is the sum of ``factor * sums / totals``. A loss whose terms divide by
+        different weights has one term each, so that ``MixUp`` mixes two items' terms and weighs the batch's mean by
+        their totals, as the loss's own ``'mean'`` does.
+
+        >>> import torch
+        >>> from pipekit.learn import CrossEntropyLossFlat
+        >>> loss = CrossEntropyLossFlat(axis=1, ignore_index=255, reduction="none")
+        >>> out, targ = torch.zeros(2, 3, 1, 4), torch.tensor([[[0, 1, 255, 255]], [[2, 2, 2, 2]]])
+        >>> [(f, s.tolist(), n.tolist()) for f, s, n in loss.item_terms(loss(out, targ), 2, targ)]  # 2 and 4 kept
+        [(1.0, [2.1972246170043945, 4.394449234008789], [2.0, 4.0])]
+        """
+        return [_item_term(unreduced, bs, None if unreduced.numel() == bs else self.position_weights(targ, unreduced))]
 
 
 class CrossEntropyLossFlat(BaseLoss):
@@ -285,6 +333,13 @@ class CrossEntropyLossFlat(BaseLoss):
 
     def position_weights(self, targ: Any, unreduced: torch.Tensor) -> torch.Tensor | None:
         return _class_weights_of_positions(targ, unreduced, self.ignore_index, self.weight, float_indices=True)
+
+    def _log_preds(self, inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The log-probabilities of outputs ``inp`` (one row per position, the class axis last), the targets as class
+        indices (one per position) and which of them are kept (not ``ignore_index``)."""
+        inp, targ = self._prep(inp, targ)
+        targ = targ.long()
+        return F.log_softmax(inp, dim=-1), targ, targ != self.ignore_index
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
         return F.softmax(x, dim=self.class_axis(x))
@@ -321,15 +376,10 @@ class FocalLossFlat(CrossEntropyLossFlat):
         super().__init__(axis=axis, weight=weight, ignore_index=ignore_index, reduction=reduction)
 
     def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        inp, targ = self._prep(inp, targ)
-        targ = targ.long()
-        keep = targ != self.ignore_index
-        safe = torch.where(keep, targ, torch.zeros_like(targ))
-        logp = F.log_softmax(inp.float(), dim=-1).gather(1, safe[:, None])[:, 0]
-        loss = -((1 - logp.exp()) ** self.gamma) * logp
-        w = self.weight[safe].to(loss.dtype) if self.weight is not None else torch.ones_like(loss)
-        w = w * keep.to(loss.dtype)
-        loss = loss * w
+        log_preds, targ, keep = self._log_preds(inp.float(), targ)
+        safe, w = _kept_weights(targ, keep, self.weight, log_preds.dtype)
+        logp = log_preds.gather(1, safe[:, None])[:, 0]
+        loss = -((1 - logp.exp()) ** self.gamma) * logp * w
         if self.reduction == "mean":
             return loss.sum() / w.sum()
         return loss.sum() if self.reduction == "sum" else loss
@@ -472,39 +522,30 @@ class LabelSmoothingCrossEntropyFlat(CrossEntropyLossFlat):
         super().__init__(axis=axis, weight=weight, label_smoothing=eps, reduction=reduction)
 
     def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-        inp, targ = self._prep(inp, targ)
-        targ = targ.long()
-        log_preds = F.log_softmax(inp, dim=-1)
+        log_preds, targ, keep = self._log_preds(inp, targ)
         nll = F.nll_loss(log_preds, targ, weight=self.weight, ignore_index=self.ignore_index, reduction=self.reduction)
-        keep = targ != self.ignore_index
         smooth = (-log_preds.sum(dim=-1)).masked_fill(~keep, 0)
         if self.reduction == "mean":
             smooth = smooth.sum() / keep.sum()
         elif self.reduction == "sum":
             smooth = smooth.sum()
-        return smooth * (self.eps / inp.shape[-1]) + (1 - self.eps) * nll
+        return smooth * (self.eps / log_preds.shape[-1]) + (1 - self.eps) * nll
 
-    def item_losses(self, unreduced: torch.Tensor, bs: int, targ: Any = None,
-                    pred: torch.Tensor | None = None) -> torch.Tensor:
-        """Each item's loss as this loss's own mean over it alone. With ``weight`` its two terms divide by different
-        sums (the smoothing term by the kept positions, the ``nll`` term by their weights), which the summed losses
-        per position cannot tell apart: each term is taken again from the outputs ``pred``; without them, the
-        mean over the kept positions."""
-        weights = self.position_weights(targ, unreduced)
-        if unreduced.numel() == bs or self.weight is None or weights is None:
-            return super().item_losses(unreduced, bs, targ, pred)
+    def item_terms(self, unreduced: torch.Tensor, bs: int, targ: Any = None,
+                   pred: torch.Tensor | None = None) -> list[ItemTerm]:
+        """With ``weight`` its two terms divide by different sums (the smoothing term by the kept positions, the
+        ``nll`` term by their weights), which the summed losses per position cannot tell apart: each term is taken
+        again from the outputs ``pred``; without them, one term, the mean over the kept positions."""
+        weights = None if unreduced.numel() == bs or self.weight is None else self.position_weights(targ, unreduced)
+        if weights is None:
+            return super().item_terms(unreduced, bs, targ, pred)
         if pred is None:
-            return _mean_per_item(unreduced, bs, (weights > 0).to(unreduced.dtype))
-        inp, t = self._prep(pred, targ)
-        t = t.long().to(inp.device)
-        log_preds = F.log_softmax(inp, dim=-1)
-        keep = t != self.ignore_index
-        safe = torch.where(keep, t, torch.zeros_like(t))
-        nll = -log_preds.gather(1, safe[:, None])[:, 0]
-        smooth = -log_preds.sum(dim=-1)
-        w = weights.to(nll.device, nll.dtype)
-        return (_mean_per_item(smooth * keep, bs, keep.to(smooth.dtype)) * (self.eps / inp.shape[-1])
-                + (1 - self.eps) * _mean_per_item(nll * w, bs, w))
+            return [_item_term(unreduced, bs, (weights > 0).to(unreduced.dtype))]
+        log_preds, t, keep = self._log_preds(pred, targ.to(pred.device))
+        safe, w = _kept_weights(t, keep, self.weight, log_preds.dtype)
+        nll, smooth = -log_preds.gather(1, safe[:, None])[:, 0], (-log_preds.sum(dim=-1)).masked_fill(~keep, 0)
+        return [_item_term(smooth, bs, keep.to(smooth.dtype), self.eps / log_preds.shape[-1]),
+                _item_term(nll * w, bs, w, 1 - self.eps)]
 
 
 class LabelSmoothingCrossEntropy(LabelSmoothingCrossEntropyFlat):
@@ -724,6 +765,21 @@ def position_weights(loss_func: Any, targ: Any, unreduced: torch.Tensor) -> torc
     return None if options is None else _class_weights_of_positions(targ, unreduced, *options)
 
 
+
+def kept_positions(loss_func: Any, targ: torch.Tensor) -> torch.Tensor | None:
+    """Which positions of targets ``targ`` count in ``loss_func``'s ``'mean'``, of ``targ``'s shape: those
+    :func:`position_weights` gives a weight above 0 (False where the target is ``ignore_index``, such as a mask's void
+    pixels, or of a class weighted 0); None where all count.
+
+    >>> import torch
+    >>> kept_positions(CrossEntropyLossFlat(axis=1, ignore_index=255), torch.tensor([[0, 255], [2, 1]])).tolist()
+    [[True, False], [True, True]]
+    >>> kept_positions(MSELossFlat(), torch.tensor([0.5, 2.0])) is None
+    True
+    """
+    weights = position_weights(loss_func, targ, torch.zeros((), device=targ.device).expand(targ.shape))
+    return None if weights is None else (weights > 0).reshape(targ.shape)
+
 def item_losses(loss_func: Any, unreduced: torch.Tensor, bs: int, targ: Any = None,
                 pred: torch.Tensor | None = None) -> torch.Tensor:
     """One loss for each of the ``bs`` items from ``loss_func``'s losses per position with ``reduction='none'``
@@ -741,27 +797,16 @@ def item_losses(loss_func: Any, unreduced: torch.Tensor, bs: int, targ: Any = No
     >>> [round(v, 4) for v in item_losses(nn.MSELoss(), loss, 2, targ).tolist()]    # a plain mean
     [0.5493, 1.0986]
     """
-    fn = _unwrapped(loss_func)
-    if isinstance(fn, BaseLoss):
-        return fn.item_losses(unreduced, bs, targ, pred)
-    if unreduced.numel() == bs:
-        return unreduced.reshape(bs)
-    return _mean_per_item(unreduced, bs, position_weights(fn, targ, unreduced))
+    return _reduce_terms(item_terms(loss_func, unreduced, bs, targ, pred), bs)
 
 
-def ignore_index(loss_func: Any) -> int | None:
-    """The ``ignore_index`` of a loss over class indices (pipekit's :class:`CrossEntropyLossFlat` and its
-    subclasses, PyTorch's as :func:`position_weights` lists them): the target its ``'mean'`` leaves out (a mask's
-    void pixels); None for any other loss.
-
-    >>> from torch import nn
-    >>> ignore_index(CrossEntropyLossFlat(axis=1, ignore_index=255)), ignore_index(nn.CrossEntropyLoss())
-    (255, -100)
-    >>> ignore_index(MSELossFlat()) is None
-    True
+def item_terms(loss_func: Any, unreduced: torch.Tensor, bs: int, targ: Any = None,
+               pred: torch.Tensor | None = None) -> list[ItemTerm]:
+    """The terms :func:`item_losses` adds up (a pipekit loss's :meth:`BaseLoss.item_terms`; for any other loss one
+    term, each item's sum weighted by :func:`position_weights` and the total of its weights), which ``MixUp`` mixes.
     """
     fn = _unwrapped(loss_func)
-    if isinstance(fn, CrossEntropyLossFlat):
-        return _as_index(fn.ignore_index)
-    options = _class_index_options(fn)
-    return None if options is None else _as_index(options[0])
+    if isinstance(fn, BaseLoss):
+        return fn.item_terms(unreduced, bs, targ, pred)
+    return [_item_term(unreduced, bs, None if unreduced.numel() == bs else position_weights(fn, targ, unreduced))]
+

@@ -14,7 +14,7 @@ import torch
 from pipekit.core.errors import ParameterError, warn
 from pipekit.core.validate import POSITIVE
 from pipekit.learn.callbacks.core import Callback
-from pipekit.learn.losses import Reducible, item_losses, position_weights
+from pipekit.learn.losses import Reducible, _reduce_terms, item_terms
 
 __all__ = ["MixUp", "CutMix"]
 
@@ -111,21 +111,12 @@ class MixUp(Callback):
             lf.reduction = old
         bs, lam = pred.shape[0], self.lam.to(l1.dtype)
         t1, t2 = (yb[0], self.yb_other[0]) if len(yb) == 1 else (None, None)
-        i1, i2 = item_losses(self._orig_loss, l1, bs, t1, pred), item_losses(self._orig_loss, l2, bs, t2, pred)
-        w1 = position_weights(self._orig_loss, t1, l1) if l1.numel() != bs else None
-        w2 = position_weights(self._orig_loss, t2, l2) if w1 is not None else None
-        if w1 is None or w2 is None:
-            loss = torch.lerp(i2, i1, lam)
-            return loss.mean() if old == "mean" else loss.sum() if old == "sum" else loss
-        # a loss per position that leaves some out or weighs them (a mask's void pixels, class weights): each item
-        # mixes the two losses' sums over its positions and their weights, and the batch's mean weighs the items by
-        # them, so with lam=1 it is the loss's own mean
-        n1, n2 = w1.reshape(bs, -1).sum(1), w2.reshape(bs, -1).sum(1)
-        n, tiny = torch.lerp(n2, n1, lam), torch.finfo(l1.dtype).tiny
-        loss = torch.where(n > 0, torch.lerp(i2 * n2, i1 * n1, lam) / n.clamp_min(tiny), 0.0)
-        if old == "mean":
-            return (loss * n).sum() / n.sum().clamp_min(tiny)
-        return loss.sum() if old == "sum" else loss
+        # each item mixes the two losses' terms (item_terms): their sums over its positions and the totals of their
+        # weights (a mask's void pixels left out, class weights); the batch's mean weighs the items by them, term by
+        # term, so with lam=1 it is the loss's own mean
+        mixed = [(factor, torch.lerp(s2, s1, lam), torch.lerp(n2, n1, lam)) for (factor, s1, n1), (_, s2, n2)
+                 in zip(item_terms(self._orig_loss, l1, bs, t1, pred), item_terms(self._orig_loss, l2, bs, t2, pred))]
+        return _reduce_terms(mixed, bs, old)
 
 
 class CutMix(MixUp):
