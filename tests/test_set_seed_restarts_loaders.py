@@ -273,3 +273,21 @@ def test_a_loader_pickled_in_another_process_reads_as_its_seed_says_until_the_ne
     assert state.epoch == 2 and _order(state) == fresh_orders[2] == epochs[2]
     set_seed(3)  # the value in force when it was read: its own seed again, from epoch 0
     assert state.epoch == 0 and _order(state) == fresh_orders[0]
+
+
+def test_a_drawn_loader_unpickled_in_another_process_still_follows_set_seed():
+    set_seed(3)
+    dl = DataLoader(list(range(40)), bs=8, shuffle=True)  # its seed drawn from NumPy's generator
+    back = pickle.loads(pickle.dumps(dl))
+    mark, *rest = back.__dict__["_reseeded"]
+    back.__dict__["_reseeded"] = ("another process", *rest)
+    set_seed(1)
+    one = _order(back)
+    set_seed(2)
+    assert _order(back) != one
+    # a seed put back (learn.load restoring a checkpoint's) keeps the loader following set_seed
+    back.seed = 12345
+    set_seed(8)
+    eight = _order(back)
+    set_seed(9)
+    assert _order(back) != eight

@@ -344,8 +344,8 @@ class DataLoader:
         state = self.__dict__
         n, given = reseed_generation()
         seen = state.get("_reseeded")
-        if seen is None or seen[0] != PROCESS_MARK:
-            state["_reseeded"] = _reseed_record(state.get("seed"))
+        if seen is None or seen[0] != PROCESS_MARK:  # its seed drawn or given, as recorded (none: its own)
+            state["_reseeded"] = _reseed_record(state.get("seed"), seen is not None and bool(seen[-1]))
         elif seen[1] != n:
             _, _, born, base, drawn = seen
             state["_reseeded"] = (PROCESS_MARK, n, born, base, drawn)
@@ -382,8 +382,9 @@ class DataLoader:
     def seed(self, value: int) -> None:
         self._follow_set_seed()
         state = self.__dict__
-        if value != state.get("seed"):  # a seed of one's own: a later set_seed starts from it
-            state["_reseeded"] = _reseed_record(value)
+        if value != state.get("seed"):  # a later set_seed starts from it, drawn or given as the loader's was
+            seen = state.get("_reseeded")
+            state["_reseeded"] = _reseed_record(value, bool(seen and seen[-1]))
         state["seed"] = value
 
     def _stream_seed(self) -> int:

@@ -113,7 +113,8 @@ class MixUp(Callback):
         t1, t2 = (yb[0], self.yb_other[0]) if len(yb) == 1 else (None, None)
         # each item mixes the two losses' terms (item_terms): their sums over its positions and the totals of their
         # weights (a mask's void pixels left out, class weights); the batch's mean weighs the items by them, term by
-        # term, so with lam=1 it is the loss's own mean
+        # term, so with lam=1 a loss over positions (a mask's pixels) gives its own mean; one loss per item (a
+        # classifier's) is averaged over the items, as fastai's MixUp does, class weights or not
         mixed = [(factor, torch.lerp(s2, s1, lam), torch.lerp(n2, n1, lam)) for (factor, s1, n1), (_, s2, n2)
                  in zip(item_terms(self._orig_loss, l1, bs, t1, pred), item_terms(self._orig_loss, l2, bs, t2, pred))]
         return _reduce_terms(mixed, bs, old)
