@@ -1153,7 +1153,8 @@ def _loaders(dl_type: Callable[..., DataLoader], train: Any, valid: Any, bs: int
     their last partial batch is kept instead): a loader of items batches ``bs`` of them, a language model's
     (``LMDataLoader``) windows of ``bs`` streams cut from all of them."""
     drawn = seed is None
-    seed = loader_seed(seed, dl_type.__name__)  # None: NumPy's generator, as each loader's own
+    if seed is None:  # NumPy's generator, as each loader's own
+        seed = loader_seed(None, getattr(dl_type, "__name__", "DataLoader"))
     common = dict(device=device, batch_tfms=batch_tfms, num_workers=num_workers)
     train_dl = dl_type(train, bs=bs, shuffle=shuffle, drop_last=drop_last, seed=seed, augment=True, **common)
     if keep_a_batch and drop_last and not len(train_dl):

@@ -804,6 +804,14 @@ def item_terms(loss_func: Any, unreduced: torch.Tensor, bs: int, targ: Any = Non
                pred: torch.Tensor | None = None) -> list[ItemTerm]:
     """The terms :func:`item_losses` adds up (a pipekit loss's :meth:`BaseLoss.item_terms`; for any other loss one
     term, each item's sum weighted by :func:`position_weights` and the total of its weights), which ``MixUp`` mixes.
+
+    >>> import torch, torch.nn.functional as F
+    >>> from torch import nn
+    >>> out, targ = torch.zeros(2, 3, 4), torch.tensor([[0, 1, 255, 255], [2, 2, 2, 2]])
+    >>> loss = F.cross_entropy(out, targ, ignore_index=255, reduction="none")
+    >>> [(factor, sums.shape, totals.tolist()) for factor, sums, totals in
+    ...  item_terms(nn.CrossEntropyLoss(ignore_index=255), loss, 2, targ)]   # 2 and 4 pixels kept
+    [(1.0, torch.Size([2]), [2.0, 4.0])]
     """
     fn = _unwrapped(loss_func)
     if isinstance(fn, BaseLoss):
