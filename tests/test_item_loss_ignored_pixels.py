@@ -281,6 +281,28 @@ def test_a_numpy_integer_ignore_index(make):
 # --- MixUp and CutMix reduce each item as the loss does -----------------------------------------------------------
 
 
+def _mixed_at_weights_one_and_zero(mixer, make, loss_func, learn, out, y, rel):
+    """Check that MixUp's or CutMix's loss with every item's own weight 1 is the loss's own mean over the batch, and
+    with weight 0 the paired targets'; give its unreduced loss at weight 1."""
+    mix = mixer()
+    mix.learn = learn
+    mix.before_train()
+    try:
+        perm = torch.arange(8).roll(1)
+        mix.perm, mix.yb_other = perm, (y[perm],)
+        mix.lam = torch.ones(8)
+        assert float(mix._mixed_loss(out, y)) == pytest.approx(float(make()(out, y)), rel=rel)
+        mix.lam = torch.zeros(8)
+        assert float(mix._mixed_loss(out, y)) == pytest.approx(float(make()(out, y[perm])), rel=rel)
+        mix.lam = torch.ones(8)
+        loss_func.reduction = "none"
+        unreduced = mix._mixed_loss(out, y)
+        loss_func.reduction = "mean"
+    finally:
+        mix.after_train()
+    return unreduced
+
+
 @pytest.mark.parametrize("mixer", [MixUp, CutMix])
 @pytest.mark.parametrize("make", [
     lambda: CrossEntropyLossFlat(axis=1, ignore_index=255),
@@ -292,25 +314,9 @@ def test_mixing_with_an_items_own_weight_one_is_the_losss_own_mean(make, mixer):
     and, unreduced, each item's loss is the one ``get_preds`` gives; with weight 0 it is the paired targets'."""
     loss_func = make()
     learn, out, y = _synthetic(loss_func)
-    mix = mixer()
-    mix.learn = learn
-    mix.before_train()
-    try:
-        perm = torch.arange(8).roll(1)
-        mix.perm, mix.yb_other = perm, (y[perm],)
-        mix.lam = torch.ones(8)
-        assert float(mix._mixed_loss(out, y)) == pytest.approx(float(make()(out, y)), rel=1e-5)
-        mix.lam = torch.zeros(8)
-        assert float(mix._mixed_loss(out, y)) == pytest.approx(float(make()(out, y[perm])), rel=1e-5)
-        mix.lam = torch.ones(8)
-        loss_func.reduction = "none"
-        unreduced = mix._mixed_loss(out, y)
-        loss_func.reduction = "mean"
-    finally:
-        mix.after_train()
+    unreduced = _mixed_at_weights_one_and_zero(mixer, make, loss_func, learn, out, y, rel=1e-5)
     _, _, per_item = learn.get_preds(with_loss=True)
     assert torch.allclose(unreduced, per_item, atol=1e-5)
-
 
 
 @pytest.mark.parametrize("mixer", [MixUp, CutMix])
@@ -323,22 +329,7 @@ def test_mixing_label_smoothing_with_class_weights_is_the_losss_own_mean(mixer):
     loss_func = make()
     learn, out, y = _synthetic(loss_func, void=-100)
     y[4] = 1  # an item all of the heavily weighted class
-    mix = mixer()
-    mix.learn = learn
-    mix.before_train()
-    try:
-        perm = torch.arange(8).roll(1)
-        mix.perm, mix.yb_other = perm, (y[perm],)
-        mix.lam = torch.ones(8)
-        assert float(mix._mixed_loss(out, y)) == pytest.approx(float(make()(out, y)), rel=1e-6)
-        mix.lam = torch.zeros(8)
-        assert float(mix._mixed_loss(out, y)) == pytest.approx(float(make()(out, y[perm])), rel=1e-6)
-        mix.lam = torch.ones(8)
-        loss_func.reduction = "none"
-        unreduced = mix._mixed_loss(out, y)
-        loss_func.reduction = "mean"
-    finally:
-        mix.after_train()
+    unreduced = _mixed_at_weights_one_and_zero(mixer, make, loss_func, learn, out, y, rel=1e-6)
     assert torch.allclose(unreduced, _batch_of_one(make(), out, y), atol=1e-5)
 
 
