@@ -339,8 +339,9 @@ class DataLoader:
         seed when it was given one (``seed=``: that seed fixes its batches), or when the value given is the one in
         force as its seed was drawn (re-running a learner's cell after ``set_seed`` as the loaders' cell began);
         else a stream made of its drawn seed and the value given (see :func:`~pipekit.data.seed.reseeded_stream`):
-        the same call gives the same batches and augmentation, another call other ones. Read as the next epoch's number or seed is (``dl.epoch``, ``dl.seed``); a loader unpickled
-        from another process (or an older pipekit) reads as its seed alone says until the next ``set_seed``."""
+        the same call gives the same batches and augmentation, another call other ones. Read as the next epoch's
+        number or seed is (``dl.epoch``, ``dl.seed``); a loader unpickled from another process (or an older pipekit)
+        reads as its seed alone says until the next ``set_seed``."""
         state = self.__dict__
         n, given = reseed_generation()
         seen = state.get("_reseeded")
